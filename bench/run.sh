@@ -1,0 +1,98 @@
+#!/bin/bash
+# Berth vs Docker, side by side in one run, on the same busybox image (made offline from busybox-static).
+#
+#   bench/run.sh [N]        # N repetitions for latency medians (default 30)
+#
+# Measures: `run --rm img true` latency, `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS per running
+# container (the shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
+# (apt-get install docker.io), on its own socket and data root. Prints medians and the Berth/Docker ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-30}
+WORK=/tmp/berth-bench
+B_SOCK=$WORK/berth.sock
+D_SOCK=/run/peer-docker.sock
+mkdir -p "$WORK"
+
+cargo build --release --locked -q
+BIN=$PWD/target/release
+
+now_ns() { date +%s%N; }
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+cleanup() {
+    [ -n "${BERTHD_PID:-}" ] && { DOCKER_HOST=unix://$B_SOCK "$BIN/berth" rm -f $(DOCKER_HOST=unix://$B_SOCK "$BIN/berth" ps -aq) >/dev/null 2>&1 || true; kill "$BERTHD_PID" 2>/dev/null || true; }
+    [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=unix://$D_SOCK docker rm -f $(DOCKER_HOST=unix://$D_SOCK docker ps -aq) >/dev/null 2>&1 || true; kill "$DOCKERD_PID" 2>/dev/null || true; }
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+"$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$WORK/run" --log-level warn >"$WORK/berthd.log" 2>&1 &
+BERTHD_PID=$!
+for _ in $(seq 100); do [ -S "$B_SOCK" ] && break; sleep 0.05; done
+
+engines=(berth)
+if command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1; then
+    dockerd --host "unix://$D_SOCK" --data-root /var/lib/peer-docker --exec-root /run/peer-docker \
+        --pidfile /run/peer-docker.pid >"$WORK/dockerd.log" 2>&1 &
+    DOCKERD_PID=$!
+    for _ in $(seq 200); do DOCKER_HOST=unix://$D_SOCK docker version >/dev/null 2>&1 && break; sleep 0.1; done
+    engines+=(docker)
+else
+    echo "note: dockerd is not installed (apt-get install docker.io): Docker's column is left empty"
+fi
+
+cli() { # engine args...
+    local e=$1; shift
+    if [ "$e" = berth ]; then DOCKER_HOST=unix://$B_SOCK "$BIN/berth" "$@"; else DOCKER_HOST=unix://$D_SOCK docker "$@"; fi
+}
+
+declare -A R
+for e in "${engines[@]}"; do
+    cli "$e" image inspect busybox:latest >/dev/null 2>&1 || \
+        BERTH=$([ "$e" = berth ] && echo "$BIN/berth" || echo docker) \
+        DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
+    cli "$e" run --rm busybox true   # warm-up
+
+    R[$e,run]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm --network none busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+    R[$e,runnet]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+
+    cli "$e" run -d --name bench-exec busybox sleep 600 >/dev/null
+    R[$e,exec]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" exec bench-exec true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+    cli "$e" rm -f bench-exec >/dev/null
+
+    s=$(now_ns)
+    ids=$(for _ in $(seq 50); do cli "$e" run -d busybox sleep 600; done)
+    R[$e,fifty]=$(( ($(now_ns) - s) / 1000000 ))
+    pid=$([ "$e" = berth ] && echo "$BERTHD_PID" || echo "$DOCKERD_PID")
+    if [ "$e" = berth ]; then
+        shims=$(pgrep -f "berth-shim start $WORK/run" || true)
+    else
+        shims=$(pgrep -f containerd-shim || true)
+    fi
+    total=0; count=0
+    for p in $shims; do total=$((total + $(rss_kib "$p"))); count=$((count + 1)); done
+    R[$e,shim]=$([ "$count" -gt 0 ] && echo $((total / count)) || echo n/a)
+    cli "$e" rm -f $ids >/dev/null
+    sleep 1
+    daemon_rss=$(rss_kib "$pid")
+    if [ "$e" = docker ]; then
+        cpid=$(pgrep -x containerd | head -1 || true)
+        [ -n "$cpid" ] && daemon_rss=$((daemon_rss + $(rss_kib "$cpid")))
+    fi
+    R[$e,rss]=$daemon_rss
+done
+
+row() { # label key unit
+    local b=${R[berth,$2]:-n/a} d=${R[docker,$2]:-n/a} ratio=n/a
+    if [[ "$b" =~ ^[0-9.]+$ && "$d" =~ ^[0-9.]+$ && "$d" != 0 ]]; then ratio=$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.3f", b/d}'); fi
+    printf "%-44s %12s %12s %8s\n" "$1 ($3)" "$b" "$d" "$ratio"
+}
+printf "%-44s %12s %12s %8s\n" "metric" "berth" "docker" "ratio"
+row "run --rm --network none busybox true, median" run us
+row "run --rm busybox true (default net), median" runnet us
+row "exec true, median" exec us
+row "50 x run -d, total" fifty ms
+row "daemon idle RSS (dockerd+containerd)" rss KiB
+row "RSS per running container's shim" shim KiB

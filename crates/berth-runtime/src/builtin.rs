@@ -1,0 +1,333 @@
+//! Berth's own runtime: the container's init is cloned straight into its new namespaces by the calling shim, sets up
+//! its root file system, and waits on a pipe until `start`; `exec` joins a running container with `setns`.
+//!
+//! The handshake between parent (the shim) and child (the container's init), over two close-on-exec pipes:
+//! parent → child `c` once the child is in its cgroup, child → parent `R` once set up, parent → child `s` to start;
+//! then the child's end of the second pipe closes on a successful `execve` (the parent reads EOF), or the child writes
+//! `E` + message and exits 127.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::process::{Prepared, cloexec_from_3};
+use crate::sys::{Forked, clone_fork};
+use crate::{Created, Error, Result, Runtime, Stdio, load_spec, mounts, sys};
+
+/// Berth's built-in runtime.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Builtin;
+
+fn pipe() -> Result<(std::fs::File, std::fs::File)> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
+    Ok((std::fs::File::from(r), std::fs::File::from(w)))
+}
+
+/// The cgroup path of a spec, relative to the cgroup root (`berth/<id>` unless the spec says otherwise).
+pub fn cgroup_path(spec: &Spec, id: &str) -> String {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().trim_start_matches('/').to_string())
+        .unwrap_or_else(|| format!("berth/{id}"))
+}
+
+fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
+    CloneFlags::from_bits_truncate(t as i32)
+}
+
+/// Joins the namespace at `path` (a `/proc/<pid>/ns/<type>` file or a bind mount of one).
+fn join_namespace(path: &Path, t: LinuxNamespaceType) -> Result<()> {
+    let f = std::fs::File::open(path).map_err(Error::io(format!("open namespace {}", path.display())))?;
+    nix::sched::setns(f.as_fd(), ns_flag(t)).map_err(Error::sys(format!("setns {}", path.display())))
+}
+
+/// Sends an error to the parent and ends the child. Never returns.
+fn fail_child(mut to_parent: std::fs::File, err: &Error) -> ! {
+    let _ = to_parent.write_all(format!("E{err}").as_bytes());
+    // SAFETY: _exit ends the forked child at once, without running the parent's atexit handlers or destructors.
+    unsafe { libc::_exit(127) }
+}
+
+fn read_byte(f: &mut std::fs::File) -> Result<Option<u8>> {
+    let mut b = [0u8; 1];
+    match f.read(&mut b).map_err(Error::io("read from sync pipe"))? {
+        0 => Ok(None),
+        _ => Ok(Some(b[0])),
+    }
+}
+
+/// Reads the rest of an error sent by the child after its `E`, then reaps it.
+fn child_error(from_child: &mut std::fs::File, pid: Pid) -> Error {
+    let mut msg = String::new();
+    let _ = from_child.read_to_string(&mut msg);
+    let _ = waitpid(pid, None);
+    Error::Start(if msg.is_empty() { "container init exited during setup".into() } else { msg })
+}
+
+fn dup_stdio(stdio: &Stdio) -> Result<()> {
+    for (fd, target) in [(stdio.stdin.as_raw_fd(), 0), (stdio.stdout.as_raw_fd(), 1), (stdio.stderr.as_raw_fd(), 2)] {
+        if fd != target {
+            // SAFETY: dup2 on two descriptor numbers: `fd` is owned by `stdio`, which outlives this call; `target` is a
+            // standard stream number that the child replaces on purpose.
+            if unsafe { libc::dup2(fd, target) } == -1 {
+                return Err(Error::Sys { what: format!("dup2 {fd} -> {target}"), source: nix::Error::last() });
+            }
+        }
+    }
+    Ok(())
+}
+
+struct InitArgs<'a> {
+    spec: &'a Spec,
+    rootfs: &'a Path,
+    stdio: &'a Stdio,
+    console: Option<PathBuf>,
+    join: &'a [(LinuxNamespaceType, PathBuf)],
+    new_cgroup_ns: bool,
+    new_uts_ns: bool,
+    prepared: &'a Prepared,
+    cgroup_v2: bool,
+}
+
+/// The container's init, between clone and execve. Returns only an error.
+fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
+    let run = || -> Result<()> {
+        dup_stdio(a.stdio)?;
+        cloexec_from_3();
+        if read_byte(from_parent)? != Some(b'c') {
+            return Err(Error::Start("shim went away during container setup".into()));
+        }
+        for (t, path) in a.join {
+            if *t != LinuxNamespaceType::Pid {
+                join_namespace(path, *t)?;
+            }
+        }
+        if a.new_cgroup_ns {
+            nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(Error::sys("unshare cgroup namespace"))?;
+        }
+        nix::unistd::setsid().map_err(Error::sys("setsid"))?;
+        if a.console.is_some() {
+            sys::set_controlling_tty(std::io::stdin().as_fd())?;
+        }
+        if a.new_uts_ns {
+            if let Some(h) = a.spec.hostname() {
+                nix::unistd::sethostname(h).map_err(Error::sys(format!("sethostname {h}")))?;
+            }
+        }
+        mounts::setup_rootfs(a.spec, a.rootfs, a.console.as_deref(), a.cgroup_v2)?;
+        if let Some(sysctl) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
+            for (k, v) in sysctl {
+                let path = format!("/proc/sys/{}", k.replace('.', "/"));
+                std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
+            }
+        }
+        to_parent.write_all(b"R").map_err(Error::io("write to sync pipe"))?;
+        Ok(())
+    };
+    if let Err(e) = run() {
+        return e;
+    }
+    a.prepared.exec(|| match read_byte(from_parent)? {
+        Some(b's') => Ok(()),
+        _ => Err(Error::Start("container was not started".into())),
+    })
+}
+
+struct BuiltinCreated {
+    pid: Pid,
+    to_child: std::fs::File,
+    from_child: std::fs::File,
+}
+
+impl Created for BuiltinCreated {
+    fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    fn start(mut self: Box<Self>) -> Result<()> {
+        self.to_child.write_all(b"s").map_err(Error::io("start container"))?;
+        match read_byte(&mut self.from_child)? {
+            None => Ok(()),
+            Some(_) => Err(child_error(&mut self.from_child, self.pid)),
+        }
+    }
+}
+
+impl Runtime for Builtin {
+    fn name(&self) -> &str {
+        "berth"
+    }
+
+    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Box<dyn Created>> {
+        let spec = load_spec(bundle)?;
+        let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
+        let rootfs = if root.is_absolute() { root } else { bundle.join(root) };
+        let process = spec.process().as_ref().ok_or_else(|| Error::Bundle {
+            path: bundle.display().to_string(),
+            reason: "no process".into(),
+        })?;
+        let linux = spec.linux().as_ref();
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()))?;
+        let console = if process.terminal().unwrap_or(false) {
+            let link = format!("/proc/self/fd/{}", stdio.stdin.as_raw_fd());
+            Some(std::fs::read_link(&link).map_err(Error::io(format!("readlink {link}")))?)
+        } else {
+            None
+        };
+        let mut flags = 0;
+        let mut join = Vec::new();
+        let (mut new_cgroup_ns, mut new_uts_ns) = (false, false);
+        for ns in linux.and_then(|l| l.namespaces().as_deref()).unwrap_or_default() {
+            match ns.path() {
+                Some(p) => join.push((ns.typ(), p.clone())),
+                None if ns.typ() == LinuxNamespaceType::Cgroup => new_cgroup_ns = true,
+                None => {
+                    new_uts_ns |= ns.typ() == LinuxNamespaceType::Uts;
+                    flags |= ns.typ() as i32;
+                }
+            }
+        }
+        if let Some((t, p)) = join.iter().find(|(t, _)| *t == LinuxNamespaceType::Pid) {
+            // A PID namespace applies to the children of the caller only: join it here, before the clone.
+            join_namespace(p, *t)?;
+        }
+        let cgroup = Cgroup::create(&cgroup_path(&spec, id), linux.and_then(|l| l.resources().as_ref()))?;
+        let cgroup_v2 = crate::cgroups::is_unified();
+        let (mut from_parent, mut to_child) = pipe()?;
+        let (mut from_child, mut to_parent) = pipe()?;
+        match clone_fork(flags) {
+            Err(e) => {
+                let _ = cgroup.destroy();
+                Err(e)
+            }
+            Ok(Forked::Child) => {
+                drop(to_child);
+                drop(from_child);
+                let args = InitArgs {
+                    spec: &spec,
+                    rootfs: &rootfs,
+                    stdio: &stdio,
+                    console,
+                    join: &join,
+                    new_cgroup_ns,
+                    new_uts_ns,
+                    prepared: &prepared,
+                    cgroup_v2,
+                };
+                let err = init_child(args, &mut from_parent, &mut to_parent);
+                fail_child(to_parent, &err)
+            }
+            Ok(Forked::Parent(pid)) => {
+                drop(from_parent);
+                drop(to_parent);
+                let setup = || -> Result<()> {
+                    cgroup.add_pid(pid.as_raw())?;
+                    if let Some(adj) = process.oom_score_adj() {
+                        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+                            .map_err(Error::io("write oom_score_adj"))?;
+                    }
+                    to_child.write_all(b"c").map_err(Error::io("write to sync pipe"))
+                };
+                let ready = setup().and_then(|()| read_byte(&mut from_child));
+                match ready {
+                    Ok(Some(b'R')) => Ok(Box::new(BuiltinCreated { pid, to_child, from_child })),
+                    Ok(_) => {
+                        let e = child_error(&mut from_child, pid);
+                        let _ = cgroup.destroy();
+                        Err(e)
+                    }
+                    Err(e) => {
+                        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                        let _ = waitpid(pid, None);
+                        let _ = cgroup.destroy();
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    fn exec(&self, id: &str, bundle: &Path, init_pid: Pid, process: &Process, stdio: Stdio) -> Result<Pid> {
+        let spec = load_spec(bundle)?;
+        let linux = spec.linux().as_ref();
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()))?;
+        // Open every namespace of the container before joining any: after joining its mount namespace, /proc is the
+        // container's.
+        let order = [
+            LinuxNamespaceType::Ipc,
+            LinuxNamespaceType::Uts,
+            LinuxNamespaceType::Network,
+            LinuxNamespaceType::Pid,
+            LinuxNamespaceType::Cgroup,
+            LinuxNamespaceType::Mount,
+        ];
+        let mut ns_files = Vec::new();
+        for t in order {
+            let path = format!("/proc/{init_pid}/ns/{t}");
+            let f = std::fs::File::open(&path).map_err(Error::io(format!("open {path}")))?;
+            ns_files.push((t, f));
+        }
+        Cgroup::open(&cgroup_path(&spec, id))?.add_pid(nix::unistd::getpid().as_raw())?;
+        for (t, f) in &ns_files {
+            nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("setns {t}")))?;
+        }
+        let (mut from_child, mut to_parent) = pipe()?;
+        match clone_fork(0)? {
+            Forked::Child => {
+                drop(from_child);
+                let run = || -> Result<()> {
+                    dup_stdio(&stdio)?;
+                    cloexec_from_3();
+                    nix::unistd::setsid().map_err(Error::sys("setsid"))?;
+                    if process.terminal().unwrap_or(false) {
+                        sys::set_controlling_tty(std::io::stdin().as_fd())?;
+                    }
+                    Ok(())
+                };
+                let err = match run() {
+                    Ok(()) => prepared.exec(|| Ok(())),
+                    Err(e) => e,
+                };
+                let _ = to_parent.write_all(format!("E{err}").as_bytes());
+                // SAFETY: _exit ends the forked child at once, without running destructors of the parent's state.
+                unsafe { libc::_exit(127) }
+            }
+            Forked::Parent(pid) => {
+                drop(to_parent);
+                match read_byte(&mut from_child)? {
+                    None => Ok(pid),
+                    Some(_) => Err(child_error(&mut from_child, pid)),
+                }
+            }
+        }
+    }
+
+    fn pause(&self, id: &str, bundle: &Path) -> Result<()> {
+        let spec = load_spec(bundle)?;
+        Ok(Cgroup::open(&cgroup_path(&spec, id))?.freeze()?)
+    }
+
+    fn resume(&self, id: &str, bundle: &Path) -> Result<()> {
+        let spec = load_spec(bundle)?;
+        Ok(Cgroup::open(&cgroup_path(&spec, id))?.thaw()?)
+    }
+
+    fn delete(&self, id: &str, bundle: &Path) -> Result<()> {
+        let path = match load_spec(bundle) {
+            Ok(spec) => cgroup_path(&spec, id),
+            Err(_) => format!("berth/{id}"),
+        };
+        match Cgroup::open(&path) {
+            Ok(cg) => Ok(cg.destroy()?),
+            Err(_) => Ok(()),
+        }
+    }
+}

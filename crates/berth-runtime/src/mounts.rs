@@ -1,0 +1,367 @@
+//! The container's filesystem view, built inside its new mount namespace: the OCI `mounts`, device nodes, `pivot_root`,
+//! masked and read-only paths. Everything here runs in the container's init process before it execs.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
+
+use crate::{Error, Result, sys};
+
+/// Flags and data parsed from fstab-style mount options.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    /// Flags for the mount call itself.
+    pub flags: MsFlags,
+    /// Propagation flags, applied by a separate mount call.
+    pub propagation: MsFlags,
+    /// File-system specific options (`size=65536k,mode=755`).
+    pub data: String,
+}
+
+impl MountOptions {
+    /// Whether this is a bind mount.
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// Parses mount options as runc does: known words become flags, the rest is file-system data.
+pub fn parse_options(options: &[String]) -> MountOptions {
+    let mut out = MountOptions::default();
+    let mut data = Vec::new();
+    for o in options {
+        let (clear, flag) = match o.as_str() {
+            "ro" => (false, MsFlags::MS_RDONLY),
+            "rw" => (true, MsFlags::MS_RDONLY),
+            "nosuid" => (false, MsFlags::MS_NOSUID),
+            "suid" => (true, MsFlags::MS_NOSUID),
+            "nodev" => (false, MsFlags::MS_NODEV),
+            "dev" => (true, MsFlags::MS_NODEV),
+            "noexec" => (false, MsFlags::MS_NOEXEC),
+            "exec" => (true, MsFlags::MS_NOEXEC),
+            "sync" => (false, MsFlags::MS_SYNCHRONOUS),
+            "async" => (true, MsFlags::MS_SYNCHRONOUS),
+            "dirsync" => (false, MsFlags::MS_DIRSYNC),
+            "remount" => (false, MsFlags::MS_REMOUNT),
+            "mand" => (false, MsFlags::MS_MANDLOCK),
+            "nomand" => (true, MsFlags::MS_MANDLOCK),
+            "atime" => (true, MsFlags::MS_NOATIME),
+            "noatime" => (false, MsFlags::MS_NOATIME),
+            "diratime" => (true, MsFlags::MS_NODIRATIME),
+            "nodiratime" => (false, MsFlags::MS_NODIRATIME),
+            "relatime" => (false, MsFlags::MS_RELATIME),
+            "norelatime" => (true, MsFlags::MS_RELATIME),
+            "strictatime" => (false, MsFlags::MS_STRICTATIME),
+            "nostrictatime" => (true, MsFlags::MS_STRICTATIME),
+            "bind" => (false, MsFlags::MS_BIND),
+            "rbind" => (false, MsFlags::MS_BIND | MsFlags::MS_REC),
+            "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
+                let mut p = match o.trim_start_matches('r') {
+                    "private" => MsFlags::MS_PRIVATE,
+                    "shared" => MsFlags::MS_SHARED,
+                    "slave" => MsFlags::MS_SLAVE,
+                    _ => MsFlags::MS_UNBINDABLE,
+                };
+                if o.starts_with('r') && o != "rw" {
+                    p |= MsFlags::MS_REC;
+                }
+                out.propagation |= p;
+                continue;
+            }
+            _ => {
+                data.push(o.as_str());
+                continue;
+            }
+        };
+        if clear {
+            out.flags.remove(flag);
+        } else {
+            out.flags.insert(flag);
+        }
+    }
+    out.data = data.join(",");
+    out
+}
+
+/// Resolves `unsafe_path` inside `root` the way the kernel would after a chroot to `root`: symlinks (absolute or
+/// relative) are followed but can never lead outside `root`, and `..` stops at `root`. Missing components are kept
+/// as they are, so the result may not exist yet.
+pub fn secure_join(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
+    let mut pending: Vec<std::ffi::OsString> =
+        unsafe_path.components().rev().filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        }).collect();
+    let mut resolved: Vec<std::ffi::OsString> = Vec::new();
+    let mut links = 0;
+    while let Some(part) = pending.pop() {
+        if part == ".." {
+            resolved.pop();
+            continue;
+        }
+        let mut candidate = root.to_path_buf();
+        candidate.extend(&resolved);
+        candidate.push(&part);
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 255 {
+                    return Err(Error::Start(format!("too many levels of symbolic links in {}", unsafe_path.display())));
+                }
+                let target = std::fs::read_link(&candidate).map_err(Error::io(format!("readlink {}", candidate.display())))?;
+                if target.is_absolute() {
+                    resolved.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push(n.to_os_string()),
+                        Component::ParentDir => pending.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => resolved.push(part),
+        }
+    }
+    let mut out = root.to_path_buf();
+    out.extend(&resolved);
+    Ok(out)
+}
+
+fn do_mount(source: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: &str) -> Result<()> {
+    let data = if data.is_empty() { None } else { Some(data) };
+    mount(source, target, fstype, flags, data).map_err(|e| Error::Sys {
+        what: format!(
+            "mount {} on {} ({})",
+            source.map(|s| s.display().to_string()).unwrap_or_default(),
+            target.display(),
+            fstype.unwrap_or("bind")
+        ),
+        source: e,
+    })
+}
+
+/// Creates `path` as a directory (with parents) or as an empty file, for use as a mount point.
+fn create_mount_point(path: &Path, is_dir: bool) -> Result<()> {
+    if is_dir {
+        std::fs::create_dir_all(path).map_err(Error::io(format!("mkdir {}", path.display())))
+    } else {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(Error::io(format!("mkdir {}", parent.display())))?;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => Ok(()),
+            Err(_) => std::fs::File::create(path).map(drop).map_err(Error::io(format!("create {}", path.display()))),
+        }
+    }
+}
+
+/// Mounts one OCI mount under `rootfs`.
+fn mount_one(rootfs: &Path, m: &Mount, cgroup_v2: bool) -> Result<()> {
+    let dest = secure_join(rootfs, m.destination())?;
+    let opts = parse_options(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    if opts.is_bind() || typ == "bind" {
+        let source = m.source().as_deref().unwrap_or(Path::new(""));
+        let meta = std::fs::metadata(source).map_err(Error::io(format!("bind source {}", source.display())))?;
+        create_mount_point(&dest, meta.is_dir())?;
+        let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
+        do_mount(Some(source), &dest, None, bind, "")?;
+        let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+        if !extra.is_empty() {
+            do_mount(None, &dest, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra, "")?;
+        }
+    } else if typ == "cgroup" || typ == "cgroup2" {
+        create_mount_point(&dest, true)?;
+        if cgroup_v2 {
+            do_mount(Some(Path::new("cgroup2")), &dest, Some("cgroup2"), opts.flags, "")?;
+        } else {
+            // cgroup v1 hierarchies are not mounted into the container yet: an empty read-only tmpfs stands in, so
+            // that nothing of the host's cgroup tree is visible.
+            do_mount(Some(Path::new("tmpfs")), &dest, Some("tmpfs"), MsFlags::MS_RDONLY | opts.flags, "mode=755")?;
+        }
+    } else {
+        create_mount_point(&dest, true)?;
+        let source = m.source().as_deref().unwrap_or(Path::new(typ));
+        do_mount(Some(source), &dest, Some(typ), opts.flags, &opts.data)?;
+    }
+    if !opts.propagation.is_empty() {
+        do_mount(None, &dest, None, opts.propagation, "")?;
+    }
+    Ok(())
+}
+
+/// The device nodes every container gets, whatever its spec says (as runc does).
+fn default_devices() -> Vec<(&'static str, u64, u64)> {
+    vec![("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
+}
+
+fn make_device(rootfs: &Path, path: &Path, kind: SFlag, major: u64, minor: u64, mode: u32, uid: u32, gid: u32) -> Result<()> {
+    let dest = secure_join(rootfs, path)?;
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).map_err(Error::io(format!("mkdir {}", parent.display())))?;
+    }
+    let _ = std::fs::remove_file(&dest);
+    mknod(&dest, kind, Mode::from_bits_truncate(mode), makedev(major, minor))
+        .map_err(Error::sys(format!("mknod {}", dest.display())))?;
+    // mknod is subject to the umask: set the mode exactly.
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
+        .map_err(Error::io(format!("chmod {}", dest.display())))?;
+    nix::unistd::chown(&dest, Some(uid.into()), Some(gid.into())).map_err(Error::sys(format!("chown {}", dest.display())))
+}
+
+fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
+    for (path, major, minor) in default_devices() {
+        if !devices.iter().any(|d| d.path() == Path::new(path)) {
+            make_device(rootfs, Path::new(path), SFlag::S_IFCHR, major, minor, 0o666, 0, 0)?;
+        }
+    }
+    for d in devices {
+        let kind = match d.typ() {
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            _ => SFlag::S_IFCHR,
+        };
+        make_device(
+            rootfs,
+            d.path(),
+            kind,
+            d.major() as u64,
+            d.minor() as u64,
+            d.file_mode().unwrap_or(0o666),
+            d.uid().unwrap_or(0),
+            d.gid().unwrap_or(0),
+        )?;
+    }
+    let dev = rootfs.join("dev");
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        let p = dev.join(link);
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink(target, &p).map_err(Error::io(format!("symlink {}", p.display())))?;
+    }
+    if Path::new("/proc/kcore").exists() {
+        let p = dev.join("core");
+        let _ = std::fs::remove_file(&p);
+        std::os::unix::fs::symlink("/proc/kcore", &p).map_err(Error::io(format!("symlink {}", p.display())))?;
+    }
+    Ok(())
+}
+
+/// Bind-mounts the terminal `console` (a pty slave path on the host) onto `/dev/console`.
+fn setup_console(rootfs: &Path, console: &Path) -> Result<()> {
+    let dest = rootfs.join("dev/console");
+    create_mount_point(&dest, false)?;
+    do_mount(Some(console), &dest, None, MsFlags::MS_BIND, "")
+}
+
+fn mask_path(path: &str) -> Result<()> {
+    let p = Path::new(path);
+    match std::fs::metadata(p) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => do_mount(Some(Path::new("tmpfs")), p, Some("tmpfs"), MsFlags::MS_RDONLY, ""),
+        Ok(_) => do_mount(Some(Path::new("/dev/null")), p, None, MsFlags::MS_BIND, ""),
+    }
+}
+
+fn readonly_path(path: &str) -> Result<()> {
+    let p = Path::new(path);
+    if std::fs::symlink_metadata(p).is_err() {
+        return Ok(());
+    }
+    do_mount(Some(p), p, None, MsFlags::MS_BIND | MsFlags::MS_REC, "")?;
+    do_mount(None, p, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC, "")
+}
+
+/// Whether `path` is a character device (used to check for `/dev/null` before masking).
+pub fn is_char_device(path: &Path) -> bool {
+    std::fs::metadata(path).map(|m| m.file_type().is_char_device()).unwrap_or(false)
+}
+
+/// Builds the container's root: mounts, devices, console, `pivot_root`, masked and read-only paths, read-only root.
+/// Runs in the init process, inside its new mount namespace, before any privilege is dropped.
+pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>, cgroup_v2: bool) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) => parse_options(&[p.to_string()]).propagation,
+        None => MsFlags::MS_REC | MsFlags::MS_SLAVE,
+    };
+    do_mount(None, Path::new("/"), None, propagation, "")?;
+    do_mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, "")?;
+    let mut dev_is_tmpfs = false;
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs") {
+            dev_is_tmpfs = true;
+        }
+        mount_one(rootfs, m, cgroup_v2)?;
+    }
+    if dev_is_tmpfs {
+        create_devices(rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
+    }
+    if let Some(console) = console {
+        setup_console(rootfs, console)?;
+    }
+    // pivot_root(".", ".") then detaching the old root (stacked on top) avoids needing a put_old directory.
+    nix::unistd::chdir(rootfs).map_err(Error::sys(format!("chdir {}", rootfs.display())))?;
+    sys::pivot_root(".", ".")?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(Error::sys("unmount old root"))?;
+    nix::unistd::chdir("/").map_err(Error::sys("chdir /"))?;
+    if let Some(linux) = linux {
+        for p in linux.masked_paths().as_deref().unwrap_or_default() {
+            mask_path(p)?;
+        }
+        for p in linux.readonly_paths().as_deref().unwrap_or_default() {
+            readonly_path(p)?;
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        do_mount(None, Path::new("/"), None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, "")?;
+    }
+    Ok(())
+}
+
+/// The owner of `path` (for tests and checks).
+pub fn owner(path: &Path) -> Option<(u32, u32)> {
+    std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_become_flags_and_data() {
+        let o = parse_options(&["nosuid".into(), "strictatime".into(), "mode=755".into(), "size=65536k".into()]);
+        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(o.data, "mode=755,size=65536k");
+        let o = parse_options(&["rbind".into(), "ro".into(), "rprivate".into()]);
+        assert!(o.is_bind());
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        let o = parse_options(&["ro".into(), "rw".into()]);
+        assert!(o.flags.is_empty());
+    }
+
+    #[test]
+    fn secure_join_stays_inside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::os::unix::fs::symlink("/", root.join("escape")).expect("symlink");
+        std::os::unix::fs::symlink("../../../../tmp", root.join("etc/up")).expect("symlink");
+        assert_eq!(secure_join(root, Path::new("/escape/etc/passwd")).expect("join"), root.join("etc/passwd"));
+        assert_eq!(secure_join(root, Path::new("/etc/up/x")).expect("join"), root.join("tmp/x"));
+        assert_eq!(secure_join(root, Path::new("/../../a")).expect("join"), root.join("a"));
+        std::os::unix::fs::symlink("loop", root.join("loop")).expect("symlink");
+        assert!(secure_join(root, Path::new("/loop")).is_err());
+    }
+}

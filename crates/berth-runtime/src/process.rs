@@ -1,0 +1,243 @@
+//! The last steps of every container process, init or exec'd: rlimits, user and groups, capabilities, no_new_privs,
+//! seccomp, working directory, then `execve`. [`Prepared`] is built in the parent (allocation and filter compilation
+//! happen before the fork); [`Prepared::exec`] runs in the child.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use nix::sys::resource::{Resource, setrlimit};
+use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
+use oci_spec::runtime::{Capabilities, LinuxSeccomp, PosixRlimitType, Process};
+
+use crate::seccomp::Filter;
+use crate::{Error, Result, sys};
+
+/// A process ready to be started: everything that allocates or may fail for reasons of the host is done here.
+pub struct Prepared {
+    args: Vec<CString>,
+    env: Vec<CString>,
+    path_dirs: Vec<String>,
+    cwd: PathBuf,
+    uid: u32,
+    gid: u32,
+    additional_gids: Vec<u32>,
+    umask: Option<u32>,
+    rlimits: Vec<(Resource, u64, u64)>,
+    no_new_privs: bool,
+    caps: CapSets,
+    filter: Option<Filter>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("args", &self.args).field("uid", &self.uid).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct CapSets {
+    bounding: Option<HashSet<caps::Capability>>,
+    effective: HashSet<caps::Capability>,
+    permitted: HashSet<caps::Capability>,
+    inheritable: HashSet<caps::Capability>,
+    ambient: HashSet<caps::Capability>,
+}
+
+fn convert_caps(set: &Option<Capabilities>) -> HashSet<caps::Capability> {
+    set.iter()
+        .flatten()
+        .filter_map(|c| {
+            let name = serde_json::to_value(c).ok()?;
+            caps::Capability::from_str(name.as_str()?).ok()
+        })
+        .collect()
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> Resource {
+    match t {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::Start(format!("{what} contains a NUL byte: {s:?}")))
+}
+
+impl Prepared {
+    /// Prepares `process`, compiling `seccomp` if given.
+    pub fn new(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prepared> {
+        let args: Vec<CString> =
+            process.args().as_deref().unwrap_or_default().iter().map(|a| cstring(a, "argument")).collect::<Result<_>>()?;
+        if args.is_empty() {
+            return Err(Error::Start("no command specified".into()));
+        }
+        let env_list = process.env().as_deref().unwrap_or_default();
+        let env: Vec<CString> = env_list.iter().map(|e| cstring(e, "environment variable")).collect::<Result<_>>()?;
+        let path = env_list
+            .iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        let user = process.user();
+        let caps = match process.capabilities() {
+            Some(c) => CapSets {
+                bounding: Some(convert_caps(c.bounding())),
+                effective: convert_caps(c.effective()),
+                permitted: convert_caps(c.permitted()),
+                inheritable: convert_caps(c.inheritable()),
+                ambient: convert_caps(c.ambient()),
+            },
+            None => CapSets::default(),
+        };
+        Ok(Prepared {
+            args,
+            env,
+            path_dirs: path.split(':').map(str::to_string).collect(),
+            cwd: process.cwd().clone(),
+            uid: user.uid(),
+            gid: user.gid(),
+            additional_gids: user.additional_gids().clone().unwrap_or_default(),
+            umask: user.umask(),
+            rlimits: process
+                .rlimits()
+                .iter()
+                .flatten()
+                .map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard()))
+                .collect(),
+            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            caps,
+            filter: seccomp.map(Filter::compile).transpose()?,
+        })
+    }
+
+    /// Finds the program in the container's view of the file system, like Go's `exec.LookPath` with the process's
+    /// own `PATH`. Errors read like Docker's.
+    pub fn resolve_program(&self) -> Result<CString> {
+        let prog = self.args[0].to_string_lossy().into_owned();
+        let is_exec = |p: &Path| std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+        if prog.contains('/') {
+            return match is_exec(Path::new(&prog)) {
+                Ok(true) => Ok(self.args[0].clone()),
+                Ok(false) => Err(Error::Start(format!("exec: {prog:?}: permission denied"))),
+                Err(_) => Err(Error::Start(format!("exec: {prog:?}: stat {prog}: no such file or directory"))),
+            };
+        }
+        for dir in &self.path_dirs {
+            let dir = if dir.is_empty() { "." } else { dir.as_str() };
+            let candidate = Path::new(dir).join(&prog);
+            if let Ok(true) = is_exec(&candidate) {
+                return CString::new(candidate.as_os_str().as_bytes())
+                    .map_err(|_| Error::Start(format!("exec: {prog:?}: invalid path")));
+            }
+        }
+        Err(Error::Start(format!("exec: {prog:?}: executable file not found in $PATH")))
+    }
+
+    /// Applies rlimits, the working directory, user, capabilities, no_new_privs and seccomp to the calling process,
+    /// in runc's order. Called in the child, after the root file system is in place. `wait_start` runs just before
+    /// the program is looked up and executed (the init process blocks there until the container is started).
+    pub fn exec(&self, wait_start: impl FnOnce() -> Result<()>) -> Error {
+        match self.finalize(wait_start) {
+            Ok(program) => {
+                let errno = sys::execve(&program, &self.args, &self.env);
+                let prog = self.args[0].to_string_lossy();
+                match errno {
+                    nix::Error::EACCES => Error::Start(format!("exec: {prog:?}: permission denied")),
+                    nix::Error::ENOENT => Error::Start(format!("exec: {prog:?}: no such file or directory")),
+                    e => Error::Start(format!("exec {prog:?}: {}", e.desc().to_lowercase())),
+                }
+            }
+            Err(e) => e,
+        }
+    }
+
+    fn finalize(&self, wait_start: impl FnOnce() -> Result<()>) -> Result<CString> {
+        for &(res, soft, hard) in &self.rlimits {
+            setrlimit(res, soft, hard).map_err(Error::sys(format!("setrlimit {res:?}")))?;
+        }
+        // Seccomp without no_new_privs needs CAP_SYS_ADMIN, so it is loaded while we still are root.
+        if !self.no_new_privs {
+            if let Some(f) = &self.filter {
+                f.load()?;
+            }
+        }
+        if let Some(bounding) = &self.caps.bounding {
+            for cap in caps::all() {
+                if !bounding.contains(&cap) {
+                    // Capabilities unknown to this kernel fail with EINVAL: nothing to drop.
+                    let _ = caps::drop(None, caps::CapSet::Bounding, cap);
+                }
+            }
+        }
+        let switch_user = self.uid != 0 || self.gid != 0;
+        sys::set_keep_caps(true)?;
+        let groups: Vec<Gid> = self.additional_gids.iter().map(|g| Gid::from_raw(*g)).collect();
+        setgroups(&groups).map_err(Error::sys("setgroups"))?;
+        setgid(Gid::from_raw(self.gid)).map_err(Error::sys(format!("setgid {}", self.gid)))?;
+        setuid(Uid::from_raw(self.uid)).map_err(Error::sys(format!("setuid {}", self.uid)))?;
+        sys::set_keep_caps(false)?;
+        if self.caps.bounding.is_some() || switch_user {
+            let err = |e: caps::errors::CapsError| Error::Start(format!("apply capabilities: {e}"));
+            caps::set(None, caps::CapSet::Effective, &self.caps.effective.intersection(&self.caps.permitted).copied().collect()).map_err(err)?;
+            caps::set(None, caps::CapSet::Inheritable, &self.caps.inheritable).map_err(err)?;
+            caps::set(None, caps::CapSet::Permitted, &self.caps.permitted).map_err(err)?;
+            caps::set(None, caps::CapSet::Effective, &self.caps.effective).map_err(err)?;
+            for cap in &self.caps.ambient {
+                // Raising an ambient capability fails unless it is permitted and inheritable: tolerated, like runc.
+                let _ = caps::raise(None, caps::CapSet::Ambient, *cap);
+            }
+        }
+        if let Some(mask) = self.umask {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+        }
+        let cwd = if self.cwd.as_os_str().is_empty() { Path::new("/") } else { self.cwd.as_path() };
+        nix::unistd::chdir(cwd).map_err(|e| {
+            Error::Start(format!("chdir to cwd ({:?}) set in config.json failed: {}", cwd.display().to_string(), e.desc().to_lowercase()))
+        })?;
+        let program = self.resolve_program()?;
+        wait_start()?;
+        if self.no_new_privs {
+            sys::set_no_new_privs()?;
+            if let Some(f) = &self.filter {
+                f.load()?;
+            }
+        }
+        Ok(program)
+    }
+}
+
+/// Marks every descriptor above 2 close-on-exec, so that nothing of the shim leaks into the container.
+pub fn cloexec_from_3() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors; it reads no memory.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    if ret != 0 {
+        // Kernels before 5.11: walk /proc/self/fd instead.
+        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
+            let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+            for fd in fds.into_iter().filter(|fd| *fd > 2) {
+                // SAFETY: fcntl(F_SETFD) on a descriptor number only changes its flags; a stale number yields EBADF.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+    }
+}

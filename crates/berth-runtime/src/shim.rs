@@ -1,0 +1,136 @@
+//! The protocol between `berthd` and `berth-shim`.
+//!
+//! `berthd` writes the OCI bundle (`config.json`) and [`ShimConfig`] (`shim.json`) into the container's bundle
+//! directory and runs `berth-shim start <bundle>` with a pipe as its stdout. The shim detaches, mounts the root file
+//! system in a private mount namespace, creates the container (stopped before exec), listens on `<bundle>/shim.sock`,
+//! and writes one [`Response`] line on the pipe (`Created` or `Error`).
+//!
+//! Each connection to `shim.sock` starts with one [`Request`] line. `Attach` turns the connection into a stream:
+//! the shim writes the container's output framed with Docker's 8-byte multiplexed headers (stream 1 stdout, 2 stderr,
+//! even for a TTY) and reads raw stdin bytes; a half-close from the client ends that client's stdin. Every other
+//! request gets one [`Response`] line; `Wait` gets it when the container has exited.
+//!
+//! When the container exits, the shim writes [`ExitRecord`] to `exit_path` (atomically) before anything else, so a
+//! daemon that was down learns the exit from the file.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// File names inside a bundle directory.
+pub const CONFIG_FILE: &str = "shim.json";
+/// The shim's control socket inside the bundle.
+pub const SOCKET_FILE: &str = "shim.sock";
+/// The shim's own PID.
+pub const SHIM_PID_FILE: &str = "shim.pid";
+/// The container init's host PID.
+pub const INIT_PID_FILE: &str = "init.pid";
+
+/// How the shim assembles the root file system: an overlay of read-only layers under a writable upper directory,
+/// mounted on `<bundle>/rootfs` inside the shim's private mount namespace (so it can never leak onto the host).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RootfsLayers {
+    /// Read-only layers, top first (overlay's `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+}
+
+/// What the shim needs besides the OCI spec.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ShimConfig {
+    pub id: String,
+    /// `berth` for the built-in runtime, else an OCI runtime binary.
+    pub runtime: String,
+    /// State directory for external runtimes.
+    pub runtime_root: PathBuf,
+    pub rootfs: RootfsLayers,
+    pub tty: bool,
+    pub open_stdin: bool,
+    /// Close the container's stdin when the first attached client that sent stdin goes away.
+    pub stdin_once: bool,
+    /// Docker json-file log (`<id>-json.log`).
+    pub log_path: PathBuf,
+    /// Where the shim records the exit.
+    pub exit_path: PathBuf,
+    /// Docker's `-u` value; resolved by the shim against the container's `/etc/passwd` and `/etc/group`.
+    pub user: String,
+    /// Initial terminal size (rows, columns).
+    pub console_size: Option<(u16, u16)>,
+}
+
+/// A request on the control socket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Let the created container exec its program.
+    Start,
+    /// Become a stream of the container's output (and input).
+    Attach { stdin: bool, stdout: bool, stderr: bool },
+    /// Answer once the container has exited.
+    Wait,
+    /// Send a signal to the container's init (killing PID 1 of the container's PID namespace ends every process in it).
+    Kill { signal: i32 },
+    /// Resize the container's terminal.
+    Resize { height: u16, width: u16 },
+    /// Close the container's stdin.
+    CloseStdin,
+    Pause,
+    Resume,
+    /// Report the init's PID.
+    State,
+}
+
+/// A reply from the shim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Response {
+    Ok,
+    Created { pid: i32 },
+    State { pid: i32, paused: bool },
+    Exited(ExitRecord),
+    Error { message: String },
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExitRecord {
+    /// The exit code, or 128 + signal number.
+    pub exit_code: i32,
+    /// RFC 3339 time of the exit.
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+    /// Set when the container never ran its program (the start failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// An exec request for `berth-shim exec <bundle> <file>`: the OCI process, plus Docker's `-u` to resolve inside the
+/// container. The helper reports on descriptor 3 one [`Response`] line (`Created` with the PID, or `Error`) and then
+/// exits with the process's exit code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub process: oci_spec::runtime::Process,
+    pub user: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_format() {
+        let r: Request = serde_json::from_str(r#"{"op":"attach","stdin":true,"stdout":true,"stderr":false}"#).expect("parse");
+        assert_eq!(r, Request::Attach { stdin: true, stdout: true, stderr: false });
+        let s = serde_json::to_string(&Response::Exited(ExitRecord {
+            exit_code: 3,
+            finished_at: "x".into(),
+            oom_killed: false,
+            error: None,
+        }))
+        .expect("json");
+        assert_eq!(s, r#"{"status":"exited","exit_code":3,"finished_at":"x","oom_killed":false}"#);
+        assert_eq!(serde_json::to_string(&Request::Kill { signal: 15 }).expect("json"), r#"{"op":"kill","signal":15}"#);
+    }
+}

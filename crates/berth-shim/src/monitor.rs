@@ -1,0 +1,575 @@
+//! The container monitor: `berth-shim start <bundle>`.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use berth_runtime::shim::{self, ExitRecord, Request, Response, ShimConfig};
+use berth_runtime::{Created, Runtime, Stdio};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::mount::{MsFlags, mount};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use crate::log::JsonLog;
+
+/// Output queued for one slow attach client beyond which it is dropped (Docker drops slow log readers too).
+const MAX_CLIENT_BACKLOG: usize = 8 << 20;
+
+pub fn run(bundle: PathBuf) -> Result<()> {
+    let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
+    // Detach from berthd: the parent returns at once, the child carries on in its own session and is re-parented to
+    // init (or the nearest subreaper) so that the container outlives the daemon.
+    match berth_runtime::sys::clone_fork(0)? {
+        berth_runtime::sys::Forked::Parent(_) => std::process::exit(0),
+        berth_runtime::sys::Forked::Child => {}
+    }
+    nix::unistd::setsid().context("setsid")?;
+    let mut report = std::fs::File::from(dup_fd(std::io::stdout().as_fd())?);
+    redirect_stdout_to_null();
+    let mut monitor = match Monitor::create(bundle, cfg) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = writeln!(report, "{}", json(&Response::Error { message: format!("{e:#}") }));
+            return Ok(());
+        }
+    };
+    let _ = writeln!(report, "{}", json(&Response::Created { pid: monitor.pid.as_raw() }));
+    drop(report);
+    monitor.run()
+}
+
+fn json(r: &Response) -> String {
+    serde_json::to_string(r).unwrap_or_else(|_| r#"{"status":"error","message":"encoding"}"#.into())
+}
+
+fn dup_fd(fd: BorrowedFd<'_>) -> Result<OwnedFd> {
+    fd.try_clone_to_owned().context("dup")
+}
+
+fn redirect_stdout_to_null() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 of a descriptor we own onto the standard output number, which we replace on purpose.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("fcntl")?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).context("fcntl")?;
+    Ok(())
+}
+
+/// Mounts the overlay root file system on `<bundle>/rootfs` in a private mount namespace of the shim's own.
+fn mount_rootfs(bundle: &Path, cfg: &ShimConfig) -> Result<PathBuf> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare mount namespace")?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .context("make mounts private")?;
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(&rootfs).with_context(|| format!("mkdir {}", rootfs.display()))?;
+    let lower: Vec<String> = cfg.rootfs.lower.iter().map(|p| p.display().to_string()).collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        cfg.rootfs.upper.display(),
+        cfg.rootfs.work.display()
+    );
+    mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+        .with_context(|| format!("mount overlay on {}", rootfs.display()))?;
+    Ok(rootfs)
+}
+
+enum ClientKind {
+    /// Waiting for its request line.
+    New(Vec<u8>),
+    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Waiter,
+    /// Answered; to be closed once its output is written.
+    Done,
+}
+
+struct Client {
+    sock: UnixStream,
+    kind: ClientKind,
+    out: VecDeque<u8>,
+    read_closed: bool,
+}
+
+struct Monitor {
+    bundle: PathBuf,
+    cfg: ShimConfig,
+    runtime: Box<dyn Runtime>,
+    pid: Pid,
+    created: Option<Box<dyn Created>>,
+    listener: UnixListener,
+    sigchld: SignalFd,
+    /// stdout (or the pty master) and stderr of the container.
+    outputs: Vec<(u8, std::fs::File)>,
+    /// Where attach clients' stdin goes; `None` once closed.
+    stdin: Option<std::fs::File>,
+    stdin_buf: VecDeque<u8>,
+    pty_master: Option<OwnedFd>,
+    log: JsonLog,
+    clients: Vec<Client>,
+    exit: Option<ExitRecord>,
+    paused: bool,
+}
+
+impl Monitor {
+    fn create(bundle: PathBuf, cfg: ShimConfig) -> Result<Monitor> {
+        berth_runtime::sys::set_child_subreaper()?;
+        std::fs::write(bundle.join(shim::SHIM_PID_FILE), std::process::id().to_string()).context("write shim.pid")?;
+        // SIGCHLD goes to a signalfd, read in the poll loop.
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.add(Signal::SIGPIPE);
+        mask.thread_block().context("block signals")?;
+        let mut chld = SigSet::empty();
+        chld.add(Signal::SIGCHLD);
+        let sigchld = SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+
+        let rootfs = mount_rootfs(&bundle, &cfg)?;
+        let mut spec = berth_runtime::load_spec(&bundle)?;
+        if let Some(p) = spec.process_mut() {
+            crate::apply_user(p, &rootfs, &cfg.user)?;
+        }
+        berth_runtime::save_spec(&bundle, &spec)?;
+
+        let log = JsonLog::open(&cfg.log_path).with_context(|| format!("open log {}", cfg.log_path.display()))?;
+        let runtime = berth_runtime::by_name(&cfg.runtime, &cfg.runtime_root);
+        let (stdio, outputs, stdin, pty_master) = if cfg.tty {
+            let pty = nix::pty::openpty(None, None).context("openpty")?;
+            if let Some((rows, cols)) = cfg.console_size {
+                let _ = berth_runtime::sys::set_winsize(pty.master.as_fd(), rows, cols);
+            }
+            let stdio = Stdio { stdin: dup_fd(pty.slave.as_fd())?, stdout: dup_fd(pty.slave.as_fd())?, stderr: pty.slave };
+            let master_out = std::fs::File::from(dup_fd(pty.master.as_fd())?);
+            let master_in = cfg.open_stdin.then(|| dup_fd(pty.master.as_fd()).map(std::fs::File::from)).transpose()?;
+            (stdio, vec![(1u8, master_out)], master_in, Some(pty.master))
+        } else {
+            let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+            let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+            let (stdin_fd, stdin_w) = if cfg.open_stdin {
+                let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
+                (r, Some(std::fs::File::from(w)))
+            } else {
+                (OwnedFd::from(std::fs::File::open("/dev/null").context("open /dev/null")?), None)
+            };
+            let stdio = Stdio { stdin: stdin_fd, stdout: out_w, stderr: err_w };
+            (stdio, vec![(1u8, std::fs::File::from(out_r)), (2u8, std::fs::File::from(err_r))], stdin_w, None)
+        };
+        for (_, f) in &outputs {
+            set_nonblocking(f.as_fd())?;
+        }
+        if let Some(f) = &stdin {
+            set_nonblocking(f.as_fd())?;
+        }
+        let sock_path = bundle.join(shim::SOCKET_FILE);
+        let _ = std::fs::remove_file(&sock_path);
+        let listener = UnixListener::bind(&sock_path).with_context(|| format!("listen on {}", sock_path.display()))?;
+        listener.set_nonblocking(true).context("listener")?;
+        let created = runtime.create(&cfg.id, &bundle, stdio).map_err(|e| {
+            let _ = std::fs::remove_file(&sock_path);
+            e
+        })?;
+        let pid = created.pid();
+        std::fs::write(bundle.join(shim::INIT_PID_FILE), pid.to_string()).context("write init.pid")?;
+        Ok(Monitor {
+            bundle,
+            cfg,
+            runtime,
+            pid,
+            created: Some(created),
+            listener,
+            sigchld,
+            outputs,
+            stdin,
+            stdin_buf: VecDeque::new(),
+            pty_master,
+            log,
+            clients: Vec::new(),
+            exit: None,
+            paused: false,
+        })
+    }
+
+    fn run(&mut self) -> Result<()> {
+        let mut exited_at: Option<std::time::Instant> = None;
+        loop {
+            if self.exit.is_some() {
+                let since = *exited_at.get_or_insert_with(std::time::Instant::now);
+                // Output is drained until every writer has closed it; a descendant that escaped the container's PID
+                // namespace cannot hold the shim open for more than two seconds.
+                if self.outputs.is_empty() || since.elapsed() > std::time::Duration::from_secs(2) {
+                    break;
+                }
+            }
+            self.poll_once()?;
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn poll_once(&mut self) -> Result<()> {
+        // Order of descriptors: listener, signalfd, outputs, stdin (when it has a backlog), clients.
+        let mut fds: Vec<PollFd<'_>> = Vec::new();
+        fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN));
+        for (_, f) in &self.outputs {
+            fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
+        }
+        let stdin_slot = match (&self.stdin, self.stdin_buf.is_empty()) {
+            (Some(f), false) => {
+                fds.push(PollFd::new(f.as_fd(), PollFlags::POLLOUT));
+                true
+            }
+            _ => false,
+        };
+        for c in &self.clients {
+            let mut ev = PollFlags::empty();
+            if !c.read_closed {
+                ev |= PollFlags::POLLIN;
+            }
+            if !c.out.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            fds.push(PollFd::new(c.sock.as_fd(), ev));
+        }
+        let timeout = if self.exit.is_some() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
+        match poll(&mut fds, timeout) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => return Ok(()),
+            Err(e) => return Err(e).context("poll"),
+        }
+        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
+        let listener_ready = ready(&fds[0]);
+        let sig_ready = ready(&fds[1]);
+        let n_out = self.outputs.len();
+        let outputs_ready: Vec<bool> = fds[2..2 + n_out].iter().map(ready).collect();
+        let base = 2 + n_out + usize::from(stdin_slot);
+        let stdin_ready = stdin_slot && ready(&fds[2 + n_out]);
+        let clients_ready: Vec<bool> = fds[base..].iter().map(ready).collect();
+        drop(fds);
+
+        if sig_ready {
+            self.reap();
+        }
+        for (i, r) in outputs_ready.iter().enumerate().rev() {
+            if *r {
+                self.read_output(i);
+            }
+        }
+        if stdin_ready {
+            self.flush_stdin();
+        }
+        for (i, r) in clients_ready.iter().enumerate().rev() {
+            if *r {
+                self.service_client(i);
+            }
+        }
+        self.clients.retain(|c| !(matches!(c.kind, ClientKind::Done) && c.out.is_empty()) && !(c.read_closed && c.out.is_empty() && matches!(c.kind, ClientKind::New(_))));
+        if listener_ready {
+            while let Ok((sock, _)) = self.listener.accept() {
+                if sock.set_nonblocking(true).is_ok() {
+                    self.clients.push(Client { sock, kind: ClientKind::New(Vec::new()), out: VecDeque::new(), read_closed: false });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reap(&mut self) {
+        while let Ok(Some(_)) = self.sigchld.read_signal() {}
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.pid => self.record_exit(code, None),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.pid => self.record_exit(128 + sig as i32, None),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+
+    fn record_exit(&mut self, exit_code: i32, error: Option<String>) {
+        if self.exit.is_none() {
+            self.exit = Some(ExitRecord { exit_code, finished_at: berth_api::time::now(), oom_killed: false, error });
+        }
+    }
+
+    fn read_output(&mut self, idx: usize) {
+        let mut buf = [0u8; 32 * 1024];
+        let (stream, file) = &mut self.outputs[idx];
+        let stream = *stream;
+        match file.read(&mut buf) {
+            Ok(0) => {
+                self.outputs.remove(idx);
+            }
+            Ok(n) => {
+                let data = &buf[..n];
+                self.log.write(stream, data);
+                let header = berth_api::stream::frame_header(stream, n);
+                for c in &mut self.clients {
+                    if let ClientKind::Attach { stdout, stderr, .. } = c.kind {
+                        if (stream == 1 && stdout) || (stream == 2 && stderr) {
+                            c.out.extend(header);
+                            c.out.extend(data);
+                        }
+                    }
+                }
+                for c in &mut self.clients {
+                    if c.out.len() > MAX_CLIENT_BACKLOG {
+                        c.kind = ClientKind::Done;
+                        c.out.clear();
+                        let _ = c.sock.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EIO on a pty master: the slave side is closed.
+            Err(_) => {
+                self.outputs.remove(idx);
+            }
+        }
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(f) = &mut self.stdin else { return };
+        let (a, _) = self.stdin_buf.as_slices();
+        match f.write(a) {
+            Ok(n) => {
+                self.stdin_buf.drain(..n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                self.stdin = None;
+                self.stdin_buf.clear();
+            }
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        if self.pty_master.is_none() {
+            // Whatever is still queued goes first, then the pipe closes.
+            if let Some(f) = &mut self.stdin {
+                let _ = set_blocking(f.as_fd());
+                let (a, b) = self.stdin_buf.as_slices();
+                let _ = f.write_all(a).and_then(|()| f.write_all(b));
+            }
+            self.stdin = None;
+            self.stdin_buf.clear();
+        } else if let Some(f) = &mut self.stdin {
+            // A terminal has no half-close: send the EOF character, as typing ^D would.
+            self.stdin_buf.push_back(4);
+            let _ = f;
+        }
+    }
+
+    fn service_client(&mut self, idx: usize) {
+        // Write pending output first.
+        {
+            let c = &mut self.clients[idx];
+            while !c.out.is_empty() {
+                let (a, _) = c.out.as_slices();
+                match c.sock.write(a) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        c.out.drain(..n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        c.out.clear();
+                        c.kind = ClientKind::Done;
+                        c.read_closed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if self.clients[idx].read_closed {
+            return;
+        }
+        let mut buf = [0u8; 32 * 1024];
+        let n = match self.clients[idx].sock.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => 0,
+        };
+        let data = &buf[..n];
+        if n == 0 {
+            self.clients[idx].read_closed = true;
+            let kind = std::mem::replace(&mut self.clients[idx].kind, ClientKind::Done);
+            match kind {
+                ClientKind::Attach { stdin: true, stdout, stderr } => {
+                    if self.cfg.stdin_once {
+                        self.close_stdin();
+                    }
+                    // Output keeps flowing to a client that only closed its sending side.
+                    self.clients[idx].kind = ClientKind::Attach { stdin: false, stdout, stderr };
+                }
+                ClientKind::Attach { .. } | ClientKind::Waiter => self.clients[idx].kind = kind,
+                ClientKind::New(_) | ClientKind::Done => {}
+            }
+            return;
+        }
+        let kind = std::mem::replace(&mut self.clients[idx].kind, ClientKind::Done);
+        match kind {
+            ClientKind::Attach { stdin, .. } => {
+                if stdin && self.stdin.is_some() {
+                    self.stdin_buf.extend(data);
+                    self.flush_stdin();
+                }
+                self.clients[idx].kind = kind;
+            }
+            ClientKind::New(mut pending) => {
+                pending.extend_from_slice(data);
+                match pending.iter().position(|b| *b == b'\n') {
+                    None => self.clients[idx].kind = ClientKind::New(pending),
+                    Some(pos) => {
+                        let rest = pending[pos + 1..].to_vec();
+                        let req: Result<Request, _> = serde_json::from_slice(&pending[..pos]);
+                        match req {
+                            Ok(r) => self.handle(idx, r, rest),
+                            Err(e) => self.reply(idx, &Response::Error { message: format!("bad request: {e}") }),
+                        }
+                    }
+                }
+            }
+            other => self.clients[idx].kind = other,
+        }
+    }
+
+    fn reply(&mut self, idx: usize, r: &Response) {
+        let c = &mut self.clients[idx];
+        c.out.extend(json(r).as_bytes());
+        c.out.push_back(b'\n');
+        c.kind = ClientKind::Done;
+        self.service_write(idx);
+    }
+
+    fn service_write(&mut self, idx: usize) {
+        let c = &mut self.clients[idx];
+        while !c.out.is_empty() {
+            let (a, _) = c.out.as_slices();
+            match c.sock.write(a) {
+                Ok(n) if n > 0 => {
+                    c.out.drain(..n);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn handle(&mut self, idx: usize, req: Request, rest: Vec<u8>) {
+        match req {
+            Request::Start => {
+                let res = match self.created.take() {
+                    Some(c) => c.start().map_err(|e| e.to_string()),
+                    None => Err("container already started".into()),
+                };
+                match res {
+                    Ok(()) => self.reply(idx, &Response::Ok),
+                    Err(message) => {
+                        let code = if message.contains("permission denied") { 126 } else { 127 };
+                        self.record_exit(code, Some(message.clone()));
+                        self.reply(idx, &Response::Error { message });
+                    }
+                }
+            }
+            Request::Attach { stdin, stdout, stderr } => {
+                self.clients[idx].kind = ClientKind::Attach { stdin, stdout, stderr };
+                // One acknowledgement line, then the stream.
+                self.clients[idx].out.extend(json(&Response::Ok).as_bytes());
+                self.clients[idx].out.push_back(b'\n');
+                self.service_write(idx);
+                if stdin && !rest.is_empty() && self.stdin.is_some() {
+                    self.stdin_buf.extend(rest);
+                    self.flush_stdin();
+                }
+            }
+            // Answered in `finish`, once the output is drained.
+            Request::Wait => self.clients[idx].kind = ClientKind::Waiter,
+            Request::Kill { signal } => {
+                let r = match Signal::try_from(signal) {
+                    Ok(sig) if self.exit.is_none() => match nix::sys::signal::kill(self.pid, sig) {
+                        Ok(()) => Response::Ok,
+                        Err(e) => Response::Error { message: format!("kill: {e}") },
+                    },
+                    Ok(_) => Response::Ok,
+                    Err(_) => Response::Error { message: format!("invalid signal: {signal}") },
+                };
+                self.reply(idx, &r);
+            }
+            Request::Resize { height, width } => {
+                let r = match &self.pty_master {
+                    Some(m) => match berth_runtime::sys::set_winsize(m.as_fd(), height, width) {
+                        Ok(()) => Response::Ok,
+                        Err(e) => Response::Error { message: e.to_string() },
+                    },
+                    None => Response::Ok,
+                };
+                self.reply(idx, &r);
+            }
+            Request::CloseStdin => {
+                self.close_stdin();
+                self.reply(idx, &Response::Ok);
+            }
+            Request::Pause | Request::Resume => {
+                let pause = req == Request::Pause;
+                let res = if pause {
+                    self.runtime.pause(&self.cfg.id, &self.bundle)
+                } else {
+                    self.runtime.resume(&self.cfg.id, &self.bundle)
+                };
+                let r = match res {
+                    Ok(()) => {
+                        self.paused = pause;
+                        Response::Ok
+                    }
+                    Err(e) => Response::Error { message: e.to_string() },
+                };
+                self.reply(idx, &r);
+            }
+            Request::State => {
+                let r = Response::State { pid: self.pid.as_raw(), paused: self.paused };
+                self.reply(idx, &r);
+            }
+        }
+    }
+
+    /// The container is gone and its output drained: record the exit, tell every waiter, release the runtime's
+    /// resources and go.
+    fn finish(&mut self) {
+        self.log.flush();
+        let exit = self.exit.clone().unwrap_or(ExitRecord { exit_code: 255, finished_at: berth_api::time::now(), oom_killed: false, error: None });
+        if let Ok(data) = serde_json::to_vec(&exit) {
+            let _ = berth_runtime::sys::write_atomic(&self.cfg.exit_path, &data);
+        }
+        let _ = std::fs::remove_file(self.bundle.join(shim::SOCKET_FILE));
+        let _ = self.runtime.delete(&self.cfg.id, &self.bundle);
+        let msg = json(&Response::Exited(exit));
+        for c in &mut self.clients {
+            let _ = set_blocking(c.sock.as_fd());
+            let _ = c.sock.set_write_timeout(Some(std::time::Duration::from_secs(2)));
+            let (a, b) = c.out.as_slices();
+            let _ = c.sock.write_all(a).and_then(|()| c.sock.write_all(b));
+            if let ClientKind::Waiter = c.kind {
+                let _ = writeln!(c.sock, "{msg}");
+            }
+            let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        }
+        let _ = std::fs::remove_file(self.bundle.join(shim::SHIM_PID_FILE));
+    }
+}
+
+fn set_blocking(fd: BorrowedFd<'_>) -> Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).context("fcntl")?);
+    fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).context("fcntl")?;
+    Ok(())
+}
+

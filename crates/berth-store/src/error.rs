@@ -1,0 +1,58 @@
+//! The one error type of the store, and helpers that attach context to system errors.
+
+use std::io;
+
+/// Everything a store operation can fail with. `NotFound`, `Conflict` and `InvalidArgument`
+/// carry a message fit to show a user as is (the daemon maps them to 404, 409 and 400).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The named object does not exist (e.g. `No such image: busybox:latest`).
+    #[error("{0}")]
+    NotFound(String),
+    /// The operation clashes with existing state (a name in use, an image still referenced).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is malformed: a bad reference, a corrupt tar, an unknown change command.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The data on disk is inconsistent (a missing blob, an unparsable stored config).
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// A system call failed; `context` says what the store was doing.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, e.g. `creating /var/lib/berth/layers`.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The metadata database failed.
+    #[error("metadata database: {0}")]
+    Db(#[from] rusqlite::Error),
+}
+
+/// Result with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// An `Io` error with `context`.
+    pub fn io(context: impl Into<String>, source: io::Error) -> StoreError {
+        StoreError::Io { context: context.into(), source }
+    }
+
+    /// True for `NotFound`.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound(_))
+    }
+}
+
+/// `map_err` helper: turns an `io::Error` into `StoreError::Io` with a lazily built context.
+pub(crate) fn io_ctx<F: FnOnce() -> String>(f: F) -> impl FnOnce(io::Error) -> StoreError {
+    move |e| StoreError::io(f(), e)
+}
+
+/// `map_err` helper for `nix` errors.
+pub(crate) fn nix_ctx<F: FnOnce() -> String>(f: F) -> impl FnOnce(nix::Error) -> StoreError {
+    move |e| StoreError::io(f(), io::Error::from(e))
+}

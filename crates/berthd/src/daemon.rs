@@ -1,0 +1,107 @@
+//! The daemon's state: paths, the store, the containers and exec instances it knows; start-up reconciliation.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use berth_api::Error;
+use berth_store::Store;
+
+use crate::containers::Container;
+use crate::exec::ExecInstance;
+
+/// Where things live and which programs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub runtime: String,
+    pub shim: PathBuf,
+}
+
+/// The daemon.
+pub struct Daemon {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub containers: RwLock<HashMap<String, Arc<Container>>>,
+    pub execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
+    pub started: SystemTime,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Maps a store error to its API class.
+pub fn store_error(e: berth_store::StoreError) -> Error {
+    use berth_store::StoreError as S;
+    match e {
+        S::NotFound(m) => Error::NotFound(m),
+        S::Conflict(m) => Error::Conflict(m),
+        S::InvalidArgument(m) => Error::InvalidArgument(m),
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// Runs blocking store work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, Error> + Send + 'static,
+) -> std::result::Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+}
+
+impl Daemon {
+    /// Opens the data root, loads every container and reconciles it with what is actually running.
+    pub async fn open(config: Config) -> Result<Arc<Daemon>> {
+        for d in [config.data_root.join("containers"), config.exec_root.join("containers")] {
+            std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+        }
+        let root = config.data_root.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&root))
+            .await
+            .context("open store")?
+            .with_context(|| format!("open the store in {}", config.data_root.display()))?;
+        let daemon = Arc::new(Daemon {
+            config,
+            store: Arc::new(store),
+            containers: RwLock::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            started: SystemTime::now(),
+        });
+        crate::containers::load_all(&daemon).await?;
+        Ok(daemon)
+    }
+
+    /// Every container, in no particular order.
+    pub fn all_containers(&self) -> Vec<Arc<Container>> {
+        self.containers.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Finds a container by full ID, name (with or without the leading `/`) or unique ID prefix, as Docker does.
+    pub fn container(&self, name_or_id: &str) -> std::result::Result<Arc<Container>, Error> {
+        let not_found = || Error::NotFound(format!("No such container: {name_or_id}"));
+        if name_or_id.is_empty() {
+            return Err(not_found());
+        }
+        let map = self.containers.read().map_err(|_| Error::Internal("container table poisoned".into()))?;
+        if let Some(c) = map.get(name_or_id) {
+            return Ok(c.clone());
+        }
+        let name = name_or_id.trim_start_matches('/');
+        if let Some(c) = map.values().find(|c| c.name() == name) {
+            return Ok(c.clone());
+        }
+        let mut matches = map.values().filter(|c| c.id.starts_with(name_or_id));
+        match (matches.next(), matches.next()) {
+            (Some(c), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(Error::NotFound(format!(
+                "No such container: {name_or_id} (multiple IDs found with provided prefix)"
+            ))),
+            _ => Err(not_found()),
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! Exec instances: `POST /containers/{id}/exec` creates one, `POST /exec/{id}/start` runs it through a
+//! `berth-shim exec` helper whose stdio is the exec's stdio, `GET /exec/{id}/json` reports it.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use berth_api::Error;
+use berth_api::models::ExecConfig;
+use berth_runtime::shim::{ExecRequest, Response};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+
+use crate::containers::{self, Container, Status};
+use crate::daemon::Daemon;
+
+/// The state of one exec.
+#[derive(Debug, Default)]
+pub struct ExecState {
+    pub running: bool,
+    pub started: bool,
+    pub exit_code: Option<i64>,
+    pub pid: i64,
+    /// The pty master of a TTY exec, for resizes.
+    pub pty: Option<OwnedFd>,
+}
+
+/// An exec instance.
+#[derive(Debug)]
+pub struct ExecInstance {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    pub state: Mutex<ExecState>,
+}
+
+impl ExecInstance {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ExecState> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+}
+
+/// Creates an exec instance in a running container.
+pub fn create(d: &Daemon, c: &Container, config: ExecConfig) -> Result<String, Error> {
+    match c.status() {
+        Status::Running => {}
+        Status::Paused => {
+            return Err(Error::Conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+        }
+        _ => return Err(Error::Conflict(format!("Container {} is not running", c.id))),
+    }
+    if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
+        return Err(Error::InvalidArgument("No exec command specified".into()));
+    }
+    if let Some(u) = config.user.as_deref().filter(|u| !u.is_empty()) {
+        berth_runtime::user::validate_spec(u).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    }
+    for e in config.env.iter().flatten() {
+        if e.is_empty() || e.starts_with('=') {
+            return Err(Error::InvalidArgument(format!("invalid environment variable: {e:?}")));
+        }
+    }
+    let id = crate::names::new_id()?;
+    let inst = Arc::new(ExecInstance {
+        id: id.clone(),
+        container_id: c.id.clone(),
+        config,
+        state: Mutex::new(ExecState::default()),
+    });
+    d.execs.lock().map_err(|_| Error::Internal("exec table poisoned".into()))?.insert(id.clone(), inst);
+    Ok(id)
+}
+
+/// Finds an exec instance.
+pub fn get(d: &Daemon, id: &str) -> Result<Arc<ExecInstance>, Error> {
+    d.execs
+        .lock()
+        .ok()
+        .and_then(|m| m.get(id).cloned())
+        .ok_or_else(|| Error::NotFound(format!("No such exec instance: {id}")))
+}
+
+/// Builds the OCI process of an exec from the container's spec.
+fn process(d: &Daemon, c: &Container, cfg: &ExecConfig) -> Result<ExecRequest, Error> {
+    let bundle = containers::bundle_dir(d, &c.id);
+    let spec = berth_runtime::load_spec(&bundle).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut p = spec.process().clone().ok_or_else(|| Error::Internal("container spec has no process".into()))?;
+    let rec = c.record();
+    p.set_args(cfg.cmd.clone());
+    p.set_terminal(Some(cfg.tty.unwrap_or(false)));
+    let mut env: Vec<String> =
+        p.env().clone().unwrap_or_default().into_iter().filter(|e| !e.starts_with("HOME=")).collect();
+    for e in cfg.env.iter().flatten() {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    if cfg.tty.unwrap_or(false) && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    p.set_env(Some(env));
+    if let Some(w) = cfg.working_dir.as_deref().filter(|w| !w.is_empty()) {
+        p.set_cwd(w.into());
+    }
+    if cfg.privileged.unwrap_or(false) {
+        let host = berth_api::models::HostConfig { privileged: Some(true), ..Default::default() };
+        let all = crate::spec::capabilities(&host)?;
+        let caps: serde_json::Value = json!({"bounding": all, "effective": all, "permitted": all});
+        p.set_capabilities(serde_json::from_value(caps).ok());
+    }
+    let user = cfg.user.clone().filter(|u| !u.is_empty()).or(rec.config.user.clone()).unwrap_or_default();
+    Ok(ExecRequest { process: p, user })
+}
+
+/// The streams of a started exec.
+pub enum Io {
+    Tty(tokio::fs::File),
+    Pipes {
+        stdin: Option<tokio::process::ChildStdin>,
+        stdout: tokio::process::ChildStdout,
+        stderr: tokio::process::ChildStderr,
+    },
+    Detached,
+}
+
+/// Starts an exec. Returns its streams and the helper process, or the start error (already recorded).
+pub async fn start(
+    d: &Arc<Daemon>,
+    inst: &Arc<ExecInstance>,
+    detach: bool,
+) -> Result<(Io, tokio::process::Child), Error> {
+    {
+        let mut st = inst.lock();
+        if st.started {
+            return Err(Error::Conflict(format!("Exec {} has already been started", inst.id)));
+        }
+        st.started = true;
+        st.running = true;
+    }
+    let c = d.container(&inst.container_id)?;
+    if c.status() != Status::Running {
+        inst.lock().running = false;
+        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+    }
+    let req = process(d, &c, &inst.config)?;
+    let bundle = containers::bundle_dir(d, &c.id);
+    let req_path = bundle.join(format!("exec-{}.json", inst.id));
+    let data = serde_json::to_vec(&req).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::write(&req_path, data).map_err(|e| Error::Internal(format!("write {}: {e}", req_path.display())))?;
+
+    let tty = inst.config.tty.unwrap_or(false);
+    let mut cmd = tokio::process::Command::new(&d.config.shim);
+    cmd.arg("exec").arg(&bundle).arg(&req_path).kill_on_drop(false);
+    let mut pty_master = None;
+    if detach {
+        cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    } else if tty {
+        let pty = nix::pty::openpty(None, None).map_err(|e| Error::Internal(format!("openpty: {e}")))?;
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::Internal(format!("dup: {e}")));
+        cmd.stdin(dup(&pty.slave)?).stdout(dup(&pty.slave)?).stderr(pty.slave);
+        pty_master = Some(pty.master);
+    } else {
+        let stdin = if inst.config.attach_stdin.unwrap_or(false) { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        cmd.stdin(stdin).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    }
+    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| Error::Internal(format!("pipe: {e}")))?;
+    let report_fd = report_w.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and calls only dup2, which is async-signal-safe; it
+    // moves the report pipe to descriptor 3 (dup2 clears close-on-exec on the copy).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(report_fd, 3) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("run {}: {e}", d.config.shim.display())))?;
+    drop(report_w);
+    let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r)
+        .map_err(|e| Error::Internal(format!("report pipe: {e}")))?;
+    let mut line = String::new();
+    let _ = BufReader::new(report).read_line(&mut line).await;
+    let _ = std::fs::remove_file(&req_path);
+    match serde_json::from_str::<Response>(&line) {
+        Ok(Response::Created { pid }) => {
+            inst.lock().pid = i64::from(pid);
+        }
+        Ok(Response::Error { message }) => {
+            let status = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(126);
+            let mut st = inst.lock();
+            st.running = false;
+            st.exit_code = Some(i64::from(status));
+            return Err(Error::InvalidArgument(format!(
+                "OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"
+            )));
+        }
+        _ => {
+            let _ = child.kill().await;
+            let mut st = inst.lock();
+            st.running = false;
+            st.exit_code = Some(126);
+            return Err(Error::Internal(format!("exec helper failed (it said {:?})", line.trim())));
+        }
+    }
+    let io = if detach {
+        Io::Detached
+    } else if let Some(master) = pty_master {
+        let file = master.try_clone().map_err(|e| Error::Internal(format!("dup: {e}")))?;
+        inst.lock().pty = Some(master);
+        Io::Tty(tokio::fs::File::from_std(std::fs::File::from(file)))
+    } else {
+        let stdout = child.stdout.take().ok_or_else(|| Error::Internal("exec stdout".into()))?;
+        let stderr = child.stderr.take().ok_or_else(|| Error::Internal("exec stderr".into()))?;
+        Io::Pipes { stdin: child.stdin.take(), stdout, stderr }
+    };
+    Ok((io, child))
+}
+
+/// Waits for the helper and records the exit code.
+pub async fn finish(inst: &ExecInstance, mut child: tokio::process::Child) -> i64 {
+    let code = match child.wait().await {
+        Ok(s) => i64::from(s.code().unwrap_or(255)),
+        Err(_) => 255,
+    };
+    let mut st = inst.lock();
+    st.running = false;
+    st.exit_code = Some(code);
+    st.pty = None;
+    code
+}
+
+/// Relays a started exec's streams over a hijacked connection until its output ends.
+pub async fn relay(io: Io, conn: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, stdin_wanted: bool) {
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    match io {
+        Io::Detached => {}
+        Io::Tty(master) => {
+            let (mut mr, mut mw) = tokio::io::split(master);
+            let input = async move {
+                if stdin_wanted {
+                    let _ = tokio::io::copy(&mut rd, &mut mw).await;
+                }
+            };
+            let output = async move {
+                // EIO from the master once the slave side closes is the end of the output.
+                let _ = tokio::io::copy(&mut mr, &mut wr).await;
+                let _ = wr.shutdown().await;
+            };
+            tokio::select! {
+                _ = output => {}
+                _ = async { input.await; std::future::pending::<()>().await } => {}
+            }
+        }
+        Io::Pipes { stdin, stdout, stderr } => {
+            let input = async move {
+                if let Some(mut s) = stdin {
+                    let _ = tokio::io::copy(&mut rd, &mut s).await;
+                    let _ = s.shutdown().await;
+                }
+                std::future::pending::<()>().await
+            };
+            let output = async move {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(16);
+                let pump = |stream: u8, mut r: Box<dyn AsyncRead + Unpin + Send>, tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>| async move {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match tokio::io::AsyncReadExt::read(&mut r, &mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if tx.send((stream, buf[..n].to_vec())).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                };
+                let a = tokio::spawn(pump(1, Box::new(stdout), tx.clone()));
+                let b = tokio::spawn(pump(2, Box::new(stderr), tx));
+                while let Some((stream, data)) = rx.recv().await {
+                    let mut frame = berth_api::stream::frame_header(stream, data.len()).to_vec();
+                    frame.extend(data);
+                    if wr.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = a.await;
+                let _ = b.await;
+                let _ = wr.shutdown().await;
+            };
+            tokio::select! {
+                _ = output => {}
+                _ = input => {}
+            }
+        }
+    }
+}
+
+/// Resizes a TTY exec.
+pub fn resize(inst: &ExecInstance, h: u16, w: u16) -> Result<(), Error> {
+    let st = inst.lock();
+    match &st.pty {
+        Some(m) => berth_runtime::sys::set_winsize(m.as_fd(), h, w).map_err(|e| Error::Internal(e.to_string())),
+        None if inst.config.tty.unwrap_or(false) => Ok(()),
+        None => Err(Error::InvalidArgument("exec is not a TTY".into())),
+    }
+}
+
+/// `GET /exec/{id}/json`.
+pub fn inspect(inst: &ExecInstance) -> Value {
+    let st = inst.lock();
+    let cmd = inst.config.cmd.clone().unwrap_or_default();
+    json!({
+        "ID": inst.id,
+        "Running": st.running,
+        "ExitCode": st.exit_code,
+        "ProcessConfig": {
+            "tty": inst.config.tty.unwrap_or(false),
+            "entrypoint": cmd.first().cloned().unwrap_or_default(),
+            "arguments": cmd.get(1..).unwrap_or_default(),
+            "privileged": inst.config.privileged.unwrap_or(false),
+            "user": inst.config.user.clone().unwrap_or_default(),
+        },
+        "OpenStdin": inst.config.attach_stdin.unwrap_or(false),
+        "OpenStderr": inst.config.attach_stderr.unwrap_or(false),
+        "OpenStdout": inst.config.attach_stdout.unwrap_or(false),
+        "CanRemove": false,
+        "ContainerID": inst.container_id,
+        "DetachKeys": inst.config.detach_keys.clone().unwrap_or_default(),
+        "Pid": st.pid,
+    })
+}

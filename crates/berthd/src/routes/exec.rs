@@ -1,0 +1,79 @@
+//! `/containers/{id}/exec` and `/exec/...`.
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::Path;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_api::Error;
+use berth_api::models::{ExecConfig, ExecStartConfig};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::{Daemonic, Query, json_body};
+use crate::exec;
+use crate::server::ApiResult;
+
+pub async fn create(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+    let c = d.container(&id)?;
+    let cfg: ExecConfig = json_body(&body)?;
+    let id = exec::create(&d, &c, cfg)?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
+}
+
+pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) -> ApiResult<Response> {
+    let inst = exec::get(&d, &id)?;
+    let body = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("read body: {e}")))?;
+    let cfg: ExecStartConfig = json_body(&body)?;
+    let detach = cfg.detach.unwrap_or(false);
+    let tty = cfg.tty.unwrap_or(inst.config.tty.unwrap_or(false));
+    if detach {
+        let (_, child) = exec::start(&d, &inst, true).await?;
+        tokio::spawn(async move {
+            exec::finish(&inst, child).await;
+        });
+        return Ok(StatusCode::OK.into_response());
+    }
+    let (resp, on_upgrade) = crate::hijack::upgrade(&mut req, tty)?;
+    let d = d.0.clone();
+    tokio::spawn(async move {
+        let Ok(conn) = on_upgrade.await else { return };
+        let mut conn = hyper_util::rt::TokioIo::new(conn);
+        match exec::start(&d, &inst, false).await {
+            Ok((io, child)) => {
+                let stdin = inst.config.attach_stdin.unwrap_or(false);
+                exec::relay(io, conn, stdin).await;
+                exec::finish(&inst, child).await;
+            }
+            Err(e) => {
+                let msg = format!("{e}\r\n");
+                let data = if tty {
+                    msg.into_bytes()
+                } else {
+                    let mut v = berth_api::stream::frame_header(berth_api::stream::STDOUT, msg.len()).to_vec();
+                    v.extend(msg.into_bytes());
+                    v
+                };
+                let _ = conn.write_all(&data).await;
+                let _ = conn.shutdown().await;
+            }
+        }
+    });
+    Ok(resp)
+}
+
+pub async fn resize(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
+    let inst = exec::get(&d, &id)?;
+    let dim = |k: &str| -> Result<u16, Error> {
+        q.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::InvalidArgument(format!("invalid or missing {k}")))
+    };
+    exec::resize(&inst, dim("h")?, dim("w")?)?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn inspect(d: Daemonic, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let inst = exec::get(&d, &id)?;
+    Ok(Json(exec::inspect(&inst)))
+}

@@ -1,0 +1,343 @@
+//! `/images/...`: list, inspect, history, tag, remove, and `POST /images/create?fromSrc=` (import).
+
+use std::io::Read;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use berth_api::Error;
+use berth_store::Image;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+use super::{Daemonic, Query, filters, flag};
+use crate::daemon::{Daemon, blocking, store_error};
+use crate::server::ApiResult;
+
+fn created_unix(i: &Image) -> i64 {
+    i.config["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0)
+}
+
+fn labels(i: &Image) -> Value {
+    match &i.config["config"]["Labels"] {
+        Value::Null => json!({}),
+        v => v.clone(),
+    }
+}
+
+fn short(id: &str) -> &str {
+    let hex = id.trim_start_matches("sha256:");
+    &hex[..hex.len().min(12)]
+}
+
+/// Matches Docker's `reference` filter: a glob on the familiar `repo[:tag]`.
+fn reference_matches(pattern: &str, tags: &[String]) -> bool {
+    tags.iter().any(|t| {
+        let repo = t.rsplit_once(':').map(|(r, _)| r).unwrap_or(t);
+        glob(pattern, t) || glob(pattern, repo)
+    })
+}
+
+/// `*` and `?` glob, `*` not crossing `/` (like Go's path.Match).
+fn glob(p: &str, s: &str) -> bool {
+    fn m(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
+            (Some(b'?'), Some(c)) if *c != b'/' => m(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    m(p.as_bytes(), s.as_bytes())
+}
+
+pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+    let f = filters(&q)?;
+    let store = d.store.clone();
+    let mut images = blocking(move || store.list_images().map_err(store_error)).await?;
+    images.sort_by_key(|i| std::cmp::Reverse(created_unix(i)));
+    let all = flag(&q, "all");
+    let users = |id: &str| d.all_containers().iter().filter(|c| c.record().image_id == id).count() as i64;
+    let mut out = Vec::new();
+    for i in &images {
+        let id = i.id.to_string();
+        let mut keep = true;
+        for (k, vals) in &f {
+            keep &= match k.as_str() {
+                "dangling" => vals.iter().all(|v| (v == "true" || v == "1") == i.repo_tags.is_empty()),
+                "reference" => vals.iter().any(|v| reference_matches(v, &i.repo_tags)),
+                "label" => vals.iter().all(|v| {
+                    let l = labels(i);
+                    match v.split_once('=') {
+                        Some((k, val)) => l[k] == json!(val),
+                        None => !l[v.as_str()].is_null(),
+                    }
+                }),
+                "before" | "since" | "until" => true,
+                other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'")).into()),
+            };
+        }
+        if !keep || (!all && i.repo_tags.is_empty() && !f.contains_key("dangling") && users(&id) > 0) {
+            continue;
+        }
+        out.push(json!({
+            "Id": id,
+            "ParentId": "",
+            "RepoTags": i.repo_tags,
+            "RepoDigests": i.repo_digests,
+            "Created": created_unix(i),
+            "Size": i.size,
+            "SharedSize": -1,
+            "VirtualSize": i.size,
+            "Labels": labels(i),
+            "Containers": -1,
+        }));
+    }
+    Ok(Json(out))
+}
+
+async fn resolve(d: &Daemon, name: &str) -> Result<Image, Error> {
+    let store = d.store.clone();
+    let name = name.to_string();
+    blocking(move || store.resolve_image(&name).map_err(store_error)).await
+}
+
+fn inspect_json(i: &Image) -> Value {
+    let lower: Vec<String> = i.lower_dirs().iter().map(|p| p.display().to_string()).collect();
+    let cfg = &i.config;
+    json!({
+        "Id": i.id.to_string(),
+        "RepoTags": i.repo_tags,
+        "RepoDigests": i.repo_digests,
+        "Parent": "",
+        "Comment": cfg["comment"].as_str().unwrap_or(""),
+        "Created": cfg["created"].as_str().unwrap_or(berth_api::time::ZERO),
+        "DockerVersion": cfg["docker_version"].as_str().unwrap_or(""),
+        "Author": cfg["author"].as_str().unwrap_or(""),
+        "Config": cfg["config"],
+        "Architecture": cfg["architecture"].as_str().unwrap_or("amd64"),
+        "Variant": cfg["variant"],
+        "Os": cfg["os"].as_str().unwrap_or("linux"),
+        "Size": i.size,
+        "VirtualSize": i.size,
+        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower.join(":")}},
+        "RootFS": {"Type": "layers", "Layers": cfg["rootfs"]["diff_ids"]},
+        "Metadata": {"LastTagTime": berth_api::time::ZERO},
+    })
+}
+
+pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Response> {
+    if let Some(name) = path.strip_suffix("/json") {
+        let i = resolve(&d, name).await?;
+        return Ok(Json(inspect_json(&i)).into_response());
+    }
+    if let Some(name) = path.strip_suffix("/history") {
+        let i = resolve(&d, name).await?;
+        let history = i.config["history"].as_array().cloned().unwrap_or_default();
+        let n = history.len();
+        let out: Vec<Value> = history
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(idx, h)| {
+                json!({
+                    "Id": if idx + 1 == n { i.id.to_string() } else { "<missing>".to_string() },
+                    "Created": h["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0),
+                    "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+                    "Tags": if idx + 1 == n { json!(i.repo_tags) } else { Value::Null },
+                    "Size": if h["empty_layer"].as_bool().unwrap_or(false) { 0 } else if idx + 1 == n { i.size } else { 0 },
+                    "Comment": h["comment"].as_str().unwrap_or(""),
+                })
+            })
+            .collect();
+        return Ok(Json(out).into_response());
+    }
+    Err(Error::NotFound(format!("page not found: /images/{path}")).into())
+}
+
+pub async fn by_name_post(d: Daemonic, Path(path): Path<String>, q: Query) -> ApiResult<Response> {
+    if let Some(name) = path.strip_suffix("/tag") {
+        let i = resolve(&d, name).await?;
+        let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| Error::InvalidArgument("repository name must have at least one component".into()))?;
+        let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{repo}:{t}"),
+            None => repo.clone(),
+        };
+        let store = d.store.clone();
+        let id = i.id.clone();
+        blocking(move || store.tag(&id, &reference).map_err(store_error)).await?;
+        return Ok(StatusCode::CREATED.into_response());
+    }
+    if path.ends_with("/push") {
+        return Err(Error::InvalidArgument("berth cannot push images to registries yet".into()).into());
+    }
+    Err(Error::NotFound(format!("page not found: /images/{path}")).into())
+}
+
+pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResult<Json<Vec<Value>>> {
+    let force = flag(&q, "force");
+    let i = resolve(&d, &name).await?;
+    let id = i.id.to_string();
+    // Removing by a tag while other tags remain only untags.
+    let by_tag = !id.trim_start_matches("sha256:").starts_with(name.trim_start_matches("sha256:"));
+    let users: Vec<_> = d.all_containers().into_iter().filter(|c| c.record().image_id == id).collect();
+    if let Some(running) = users.iter().find(|c| c.is_running()) {
+        if !by_tag || i.repo_tags.len() <= 1 {
+            return Err(Error::Conflict(format!(
+                "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                short(&id),
+                short(&running.id)
+            ))
+            .into());
+        }
+    }
+    let store = d.store.clone();
+    if by_tag && (i.repo_tags.len() > 1 || (!users.is_empty() && force)) {
+        let tag = familiar_tag(&name);
+        let t2 = tag.clone();
+        blocking(move || store.untag(&t2).map_err(store_error)).await?;
+        return Ok(Json(vec![json!({"Untagged": tag})]));
+    }
+    if let Some(user) = users.first() {
+        if !force {
+            return Err(Error::Conflict(if by_tag {
+                format!(
+                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
+                    short(&user.id),
+                    short(&id)
+                )
+            } else {
+                format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                    short(&id),
+                    short(&user.id)
+                )
+            })
+            .into());
+        }
+        // Forced while containers use it: untag everything, keep the layers those containers run on.
+        let tags = i.repo_tags.clone();
+        let out = tags.iter().map(|t| json!({"Untagged": t})).collect();
+        blocking(move || {
+            for t in &tags {
+                store.untag(t).map_err(store_error)?;
+            }
+            Ok(())
+        })
+        .await?;
+        return Ok(Json(out));
+    }
+    if !by_tag && i.repo_tags.len() > 1 && !force {
+        return Err(Error::Conflict(format!(
+            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+            short(&id)
+        ))
+        .into());
+    }
+    let mut out: Vec<Value> = i.repo_tags.iter().map(|t| json!({"Untagged": t})).collect();
+    let iid = i.id.clone();
+    let deleted = blocking(move || store.remove_image(&iid).map_err(store_error)).await?;
+    out.extend(deleted.into_iter().map(|d| json!({"Deleted": d})));
+    Ok(Json(out))
+}
+
+/// `busybox` → `busybox:latest` (the form tags are listed in).
+fn familiar_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") }
+}
+
+/// A blocking reader over an HTTP body, for the store's synchronous import.
+struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
+    buf: bytes::Bytes,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf = self.buf.slice(n..);
+        Ok(n)
+    }
+}
+
+pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
+    if let Some(image) = q.get("fromImage").filter(|i| !i.is_empty()) {
+        let tag = q.get("tag").filter(|t| !t.is_empty()).map(|t| format!(":{t}")).unwrap_or_default();
+        return Err(Error::NotFound(format!(
+            "pull access denied for {image}{tag}: berth cannot pull from registries yet; use `berth import` (see the README)"
+        ))
+        .into());
+    }
+    let Some(src) = q.get("fromSrc") else {
+        return Err(Error::InvalidArgument("one of fromImage or fromSrc is required".into()).into());
+    };
+    if src != "-" {
+        return Err(Error::InvalidArgument(format!("importing from a URL ({src}) is not supported; send the tar as the request body")).into());
+    }
+    let repo = q.get("repo").cloned().filter(|r| !r.is_empty());
+    let reference = repo.map(|r| match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{r}:{t}"),
+        None => r,
+    });
+    if let Some(r) = &reference {
+        berth_store::reference::Reference::parse(r).map_err(store_error)?;
+    }
+    let changes: Vec<String> = q.get("changes").map(|c| c.split('\n').filter(|l| !l.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    let opts = berth_store::ImportOptions {
+        changes,
+        message: q.get("message").cloned().filter(|m| !m.is_empty()),
+        ..Default::default()
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut body = req.into_body().into_data_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(|e| e.to_string());
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let store = d.store.clone();
+    let id = blocking(move || {
+        let reader = BodyReader { rx, buf: bytes::Bytes::new() };
+        let id = store.import_image(reader, opts).map_err(store_error)?;
+        if let Some(r) = reference {
+            store.tag(&id, &r).map_err(store_error)?;
+        }
+        Ok(id)
+    })
+    .await?;
+    let body = format!("{}\r\n", json!({"status": id.to_string()}));
+    Ok(([("content-type", "application/json")], body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_and_tags() {
+        assert!(glob("busy*", "busybox"));
+        assert!(!glob("busy*", "a/busybox"));
+        assert!(glob("*/app", "me/app"));
+        assert!(reference_matches("busybox", &["busybox:latest".into()]));
+        assert!(reference_matches("busybox:1*", &["busybox:1.36".into()]));
+        assert_eq!(familiar_tag("busybox"), "busybox:latest");
+        assert_eq!(familiar_tag("localhost:5000/a"), "localhost:5000/a:latest");
+        assert_eq!(familiar_tag("a:v1"), "a:v1");
+    }
+}

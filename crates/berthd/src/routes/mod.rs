@@ -1,0 +1,109 @@
+//! The Engine API routes. Each handler parses its request into a typed call on a manager and turns the result into
+//! Docker's response.
+
+mod containers;
+mod exec;
+mod images;
+mod system;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, head, post};
+use berth_api::Error;
+use serde::de::DeserializeOwned;
+
+use crate::daemon::Daemon;
+
+/// Shared handler state.
+pub type Daemonic = axum::extract::State<Arc<Daemon>>;
+/// Query parameters, as Docker sends them.
+pub type Query = axum::extract::Query<HashMap<String, String>>;
+
+/// Every route of the API.
+pub fn router(d: Arc<Daemon>) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping).head(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/system/df", get(system::df))
+        .route("/events", get(system::events))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/{*name}", get(images::by_name).post(images::by_name_post).delete(images::remove))
+        .route("/session", head(system::no_session).post(system::no_session))
+        .fallback(system::not_found)
+        .with_state(d)
+}
+
+/// Docker's boolean query values: `1`, `true`, `True` (anything else but `0`/`false` counts as true too).
+pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False" | "FALSE"))
+}
+
+/// Parses a JSON body, with Docker's message for bad input.
+pub fn json_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Error> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))
+}
+
+/// Docker's `filters` query parameter: `{"status":["running"]}` or the old `{"status":{"running":true}}`.
+pub fn filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String>>, Error> {
+    let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else { return Ok(HashMap::new()) };
+    let v: serde_json::Value =
+        serde_json::from_str(raw).map_err(|e| Error::InvalidArgument(format!("invalid filter: {e}")))?;
+    let mut out = HashMap::new();
+    let obj = v.as_object().ok_or_else(|| Error::InvalidArgument("invalid filter: not an object".into()))?;
+    for (k, vals) in obj {
+        let list: Vec<String> = match vals {
+            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            serde_json::Value::Object(m) => m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_both_forms() {
+        let mut q = HashMap::new();
+        q.insert("filters".to_string(), r#"{"status":{"running":true},"name":["web"]}"#.to_string());
+        let f = filters(&q).expect("filters");
+        assert_eq!(f["status"], vec!["running".to_string()]);
+        assert_eq!(f["name"], vec!["web".to_string()]);
+        q.insert("filters".to_string(), "{".to_string());
+        assert!(filters(&q).is_err());
+        q.insert("all".to_string(), "1".to_string());
+        assert!(flag(&q, "all"));
+        assert!(!flag(&q, "size"));
+    }
+}

@@ -1,0 +1,332 @@
+//! The OCI runtime spec of a container, built from its Docker configuration with Docker's defaults: capabilities,
+//! mounts, masked and read-only paths, device rules, namespaces, resources and the default seccomp profile.
+
+use std::path::Path;
+
+use berth_api::Error;
+use berth_api::models::{ContainerConfig, HostConfig};
+use oci_spec::runtime::Spec;
+use serde_json::{Value, json};
+
+/// Docker's default capabilities.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Every capability the kernel knows, for `--privileged` and `--cap-add ALL`.
+fn all_caps() -> Vec<String> {
+    caps_names().iter().map(|c| c.to_string()).collect()
+}
+
+fn caps_names() -> &'static [&'static str] {
+    &[
+        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
+        "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    ]
+}
+
+fn normalize_cap(c: &str) -> Result<String, Error> {
+    let up = c.to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    if caps_names().contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(Error::InvalidArgument(format!("unknown capability: {c:?}")))
+    }
+}
+
+/// The capability set of a container: Docker's defaults, `--privileged`, `--cap-add`, `--cap-drop`.
+pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, Error> {
+    if host.privileged.unwrap_or(false) {
+        return Ok(all_caps());
+    }
+    let add: Vec<String> = host.cap_add.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
+        all_caps()
+    } else {
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
+    };
+    for c in add.into_iter().filter(|c| c != "ALL") {
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    if drop.iter().any(|c| c == "ALL") {
+        caps.clear();
+    } else {
+        caps.retain(|c| !drop.contains(c));
+    }
+    Ok(caps)
+}
+
+/// Docker's default device cgroup rules: deny everything, then allow the usual nodes.
+fn device_rules(privileged: bool) -> Value {
+    if privileged {
+        return json!([{"allow": true, "access": "rwm"}]);
+    }
+    let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+    for (typ, major, minor, access) in [
+        ("c", None, None, "m"),
+        ("b", None, None, "m"),
+        ("c", Some(1), Some(3), "rwm"),
+        ("c", Some(1), Some(8), "rwm"),
+        ("c", Some(1), Some(7), "rwm"),
+        ("c", Some(5), Some(0), "rwm"),
+        ("c", Some(1), Some(5), "rwm"),
+        ("c", Some(1), Some(9), "rwm"),
+        ("c", Some(5), Some(1), "rwm"),
+        ("c", Some(136), None, "rwm"),
+        ("c", Some(5), Some(2), "rwm"),
+        ("c", Some(10), Some(200), "rwm"),
+    ] {
+        let mut r = json!({"allow": true, "type": typ, "access": access});
+        if let Some(m) = major {
+            r["major"] = json!(m);
+        }
+        if let Some(m) = minor {
+            r["minor"] = json!(m);
+        }
+        rules.push(r);
+    }
+    Value::Array(rules)
+}
+
+fn ulimit_name(name: &str) -> Result<String, Error> {
+    const KNOWN: &[&str] = &[
+        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
+        "rttime", "sigpending", "stack", "as",
+    ];
+    if KNOWN.contains(&name) {
+        Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
+    } else {
+        Err(Error::InvalidArgument(format!("invalid ulimit type: {name}")))
+    }
+}
+
+/// Inputs to [`build`] besides the container's configuration.
+pub struct SpecInputs<'a> {
+    pub id: &'a str,
+    pub args: Vec<String>,
+    /// Directory with the container's `hostname`, `hosts`, `resolv.conf`.
+    pub container_dir: &'a Path,
+    /// Whether the host's network namespace is shared (`--network host`).
+    pub host_network: bool,
+    /// Whether this host uses cgroup v2.
+    pub cgroup_v2: bool,
+}
+
+/// Builds the OCI spec for a container.
+pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) -> Result<Spec, Error> {
+    let privileged = host.privileged.unwrap_or(false);
+    let caps = capabilities(host)?;
+    let tty = config.tty.unwrap_or(false);
+    let mut env = config.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    }
+    let hostname = config.hostname.clone().unwrap_or_default();
+    if !inp.host_network {
+        env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
+    }
+    if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let cwd = match config.working_dir.as_deref() {
+        Some(w) if !w.is_empty() => w.to_string(),
+        _ => "/".to_string(),
+    };
+    let security: Vec<String> = host.security_opt.clone().unwrap_or_default();
+    let no_new_privs = security.iter().any(|s| s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true");
+    let unconfined = privileged || security.iter().any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined");
+    let mut rlimits = Vec::new();
+    for u in host.ulimits.iter().flatten() {
+        let name = u.name.clone().unwrap_or_default();
+        rlimits.push(json!({"type": ulimit_name(&name)?, "soft": u.soft.unwrap_or(0), "hard": u.hard.unwrap_or(0)}));
+    }
+    let dev_opts = if privileged { "rw" } else { "ro" };
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", dev_opts]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+    ];
+    let shm = host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
+    mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+    for f in ["resolv.conf", "hostname", "hosts"] {
+        mounts.push(json!({
+            "destination": format!("/etc/{f}"),
+            "type": "bind",
+            "source": inp.container_dir.join(f),
+            "options": ["rbind", "rprivate"],
+        }));
+    }
+    for (dest, opts) in host.tmpfs.iter().flatten() {
+        let mut o = vec!["nosuid".to_string(), "nodev".to_string(), "noexec".to_string()];
+        o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+        if !dest.starts_with('/') {
+            return Err(Error::InvalidArgument(format!("invalid mount path: '{dest}' mount path must be absolute")));
+        }
+        mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
+    }
+    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    if !inp.host_network {
+        namespaces.push(json!({"type": "network"}));
+    }
+    if inp.cgroup_v2 {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    let mut resources = json!({"devices": device_rules(privileged)});
+    if let Some(m) = host.memory.filter(|m| *m > 0) {
+        resources["memory"] = json!({"limit": m});
+        if let Some(s) = host.memory_swap.filter(|s| *s != 0) {
+            resources["memory"]["swap"] = json!(s);
+        }
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n / 10_000));
+    }
+    if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = host.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = host.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = host.pids_limit.filter(|p| *p != 0) {
+        resources["pids"] = json!({"limit": p});
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": format!("/berth/{}", inp.id),
+        "sysctl": host.sysctls.clone().unwrap_or_default(),
+    });
+    if !privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    if !unconfined {
+        let seccomp = berth_runtime::seccomp::docker_default(&caps)
+            .map_err(|e| Error::Internal(format!("seccomp profile: {e}")))?;
+        linux["seccomp"] = serde_json::to_value(seccomp).map_err(|e| Error::Internal(e.to_string()))?;
+    }
+    let caps_json = json!(caps);
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": tty,
+            "user": {"uid": 0, "gid": 0},
+            "args": inp.args,
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps_json, "effective": caps_json, "permitted": caps_json},
+            "rlimits": rlimits,
+            "noNewPrivileges": no_new_privs,
+            "oomScoreAdj": host.oom_score_adj.unwrap_or(0),
+        },
+        "root": {"path": "rootfs", "readonly": host.readonly_rootfs.unwrap_or(false)},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    });
+    serde_json::from_value(spec).map_err(|e| Error::Internal(format!("building the OCI spec: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_add_drop_privileged() {
+        let mut h = HostConfig::default();
+        assert_eq!(capabilities(&h).expect("caps").len(), DEFAULT_CAPS.len());
+        h.cap_add = Some(vec!["SYS_ADMIN".into()]);
+        h.cap_drop = Some(vec!["net_raw".into(), "CAP_MKNOD".into()]);
+        let c = capabilities(&h).expect("caps");
+        assert!(c.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!c.contains(&"CAP_NET_RAW".to_string()) && !c.contains(&"CAP_MKNOD".to_string()));
+        h.cap_drop = Some(vec!["ALL".into()]);
+        assert!(capabilities(&h).expect("caps").is_empty());
+        h.cap_add = Some(vec!["NOPE".into()]);
+        assert!(capabilities(&h).is_err());
+        let p = HostConfig { privileged: Some(true), ..Default::default() };
+        assert!(capabilities(&p).expect("caps").len() > 30);
+    }
+
+    #[test]
+    fn spec_has_docker_defaults() {
+        let config = ContainerConfig {
+            env: Some(vec!["A=1".into()]),
+            hostname: Some("abc".into()),
+            tty: Some(true),
+            ..Default::default()
+        };
+        let inp = SpecInputs {
+            id: "abc",
+            args: vec!["sh".into()],
+            container_dir: Path::new("/c"),
+            host_network: false,
+            cgroup_v2: false,
+        };
+        let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
+        let spec = build(&config, &host, &inp).expect("spec");
+        let p = spec.process().as_ref().expect("process");
+        let env = p.env().clone().unwrap_or_default();
+        assert!(env.contains(&"TERM=xterm".to_string()) && env.contains(&"HOSTNAME=abc".to_string()));
+        assert!(env[0].starts_with("PATH="));
+        assert_eq!(spec.hostname().as_deref(), Some("abc"));
+        let linux = spec.linux().as_ref().expect("linux");
+        assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
+        assert!(linux.seccomp().is_none());
+        assert_eq!(spec.mounts().as_ref().map(|m| m.len()), Some(10));
+    }
+}

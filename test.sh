@@ -1,0 +1,8 @@
+#!/bin/sh
+# Runs the whole test suite (as root): unit tests, then integration tests that start private daemons.
+set -eu
+cd "$(dirname "$0")"
+. ./contrib/deps.sh
+install_deps
+cargo build --workspace --locked
+cargo test --workspace --locked -- --test-threads="${BERTH_TEST_THREADS:-4}"

@@ -1,0 +1,126 @@
+//! The compatibility tier: the real `docker` CLI drives berthd. Skipped, loudly, where the docker CLI is absent.
+#![allow(clippy::unwrap_used)]
+
+use berth_integration::*;
+
+fn setup() -> Option<Berthd> {
+    if !can_run() {
+        return None;
+    }
+    docker_cli()?;
+    let d = Berthd::start();
+    // Import with the docker CLI itself.
+    let out = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
+        .env("BERTH", docker_cli().unwrap())
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker import failed: {}", stderr(&out));
+    Some(d)
+}
+
+fn docker_ok(d: &Berthd, args: &[&str]) -> String {
+    let out = d.docker(args).unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out),
+        tail(&d.log(), 40)
+    );
+    stdout(&out)
+}
+
+#[test]
+fn docker_cli_version_info_images() {
+    let Some(d) = setup() else { return };
+    let v = docker_ok(&d, &["version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"]);
+    assert!(v.starts_with("0.1.0 1."), "{v}");
+    let info = docker_ok(&d, &["info", "--format", "{{.Driver}} {{.CgroupVersion}} {{.Images}}"]);
+    assert!(info.starts_with("overlay2 ") && info.trim().ends_with(" 1"), "{info}");
+    let images = docker_ok(&d, &["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert_eq!(images, "busybox:latest\n");
+    docker_ok(&d, &["tag", "busybox", "other:1"]);
+    assert!(docker_ok(&d, &["rmi", "other:1"]).contains("Untagged: other:1"));
+    let out = d.docker(&["image", "inspect", "nosuch"]).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such image"), "{}", stderr(&out));
+}
+
+#[test]
+fn docker_cli_run_exit_codes_and_streams() {
+    let Some(d) = setup() else { return };
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"]).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "to-out\n");
+    assert_eq!(stderr(&out), "to-err\n");
+    let out = d.docker(&["run", "--rm", "busybox", "nope"]).unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("executable file not found"), "{}", stderr(&out));
+    let id = docker_ok(&d, &["run", "-d", "--name", "bg", "-e", "GREETING=hi", "busybox", "sh", "-c", "echo $GREETING; sleep 300"]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(d.eventually(5, || docker_ok(&d, &["logs", "bg"]) == "hi\n"));
+    let ps = docker_ok(&d, &["ps"]);
+    assert!(ps.contains("bg") && ps.contains("Up "), "{ps}");
+    assert_eq!(docker_ok(&d, &["exec", "bg", "sh", "-c", "echo $GREETING from exec"]), "hi from exec\n");
+    let out = d.docker(&["exec", "bg", "sh", "-c", "exit 9"]).unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    docker_ok(&d, &["pause", "bg"]);
+    assert_eq!(docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "bg"]), "paused\n");
+    docker_ok(&d, &["unpause", "bg"]);
+    docker_ok(&d, &["stop", "-t", "1", "bg"]);
+    assert_eq!(docker_ok(&d, &["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "bg"]), "exited 137\n");
+    docker_ok(&d, &["rename", "bg", "bg2"]);
+    docker_ok(&d, &["rm", "bg2"]);
+    let out = d.docker(&["rm", "bg2"]).unwrap();
+    assert!(stderr(&out).contains("No such container: bg2"), "{}", stderr(&out));
+}
+
+#[test]
+fn docker_cli_create_start_attach_wait() {
+    let Some(d) = setup() else { return };
+    docker_ok(&d, &["create", "--name", "c1", "busybox", "sh", "-c", "echo created-then-started; exit 5"]);
+    assert_eq!(docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "c1"]), "created\n");
+    let out = d.docker(&["start", "-a", "c1"]).unwrap();
+    assert_eq!(stdout(&out), "created-then-started\n");
+    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(docker_ok(&d, &["wait", "c1"]), "5\n");
+    let out = d.docker(&["run", "--name", "c1", "busybox", "true"]).unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("is already in use"), "{}", stderr(&out));
+}
+
+#[test]
+fn docker_cli_tty_exec_and_run() {
+    let Some(d) = setup() else { return };
+    if which("script").is_none() {
+        eprintln!("SKIPPED: `script` (bsdutils) is needed to give the docker CLI a terminal");
+        return;
+    }
+    docker_ok(&d, &["run", "-d", "--name", "t", "busybox", "sleep", "300"]);
+    let docker = docker_cli().unwrap();
+    let cmd = format!("{} exec -it t sh -c 'tty; echo cols=$(stty size)'", docker.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("/dev/pts/"), "{text} / {}", stderr(&out));
+    let cmd = format!("{} run --rm -it busybox sh -c 'tty; exit 2'", docker.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("/dev/pts/0"), "{} / {}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn which(p: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|d| d.join(p)).find(|f| f.is_file()))
+}

@@ -1,0 +1,326 @@
+//! The engine spine, end to end through the `berth` CLI against private daemons.
+#![allow(clippy::unwrap_used)]
+
+use berth_integration::*;
+
+fn daemon_with_busybox() -> Option<Berthd> {
+    if !can_run() {
+        return None;
+    }
+    let d = Berthd::start();
+    d.busybox();
+    Some(d)
+}
+
+#[test]
+fn run_streams_output_and_propagates_exit_codes() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
+    assert_eq!(stdout(&out), "out\n");
+    assert_eq!(stderr(&out), "err\n");
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "echo", "hello"]), "hello\n");
+    // A program that does not exist: Docker's message and exit code 127.
+    let out = d.berth(&["run", "--name", "nope", "busybox", "nope"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("executable file not found"), "{}", stderr(&out));
+    assert_eq!(d.inspect("nope", "{{.State.Status}} {{.State.ExitCode}}"), "created 127");
+    // The image's default command and the container's hostname.
+    let id = d.ok(&["run", "-d", "busybox", "hostname"]).trim().to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(d.ok(&["wait", &id]).trim(), "0");
+    assert_eq!(d.ok(&["logs", &id]).trim(), &id[..12]);
+}
+
+#[test]
+fn entrypoint_and_cmd_like_docker() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let tar = d.dir.join("rootfs.tar");
+    // Re-export busybox's rootfs as a new image with ENTRYPOINT + CMD set by --change.
+    d.ok(&["create", "--name", "src", "busybox", "true"]);
+    let rootfs = d.dir.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    for a in ["sh", "echo"] {
+        std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(a)).unwrap();
+    }
+    let st = std::process::Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap();
+    assert!(st.success());
+    d.ok(&["import", "-c", "ENTRYPOINT [\"echo\"]", "-c", "CMD [\"Hello from CMD\"]", tar.to_str().unwrap(), "greeter"]);
+    assert_eq!(d.ok(&["run", "--rm", "greeter"]), "Hello from CMD\n");
+    assert_eq!(d.ok(&["run", "--rm", "greeter", "Hi there"]), "Hi there\n");
+    assert_eq!(d.ok(&["run", "--rm", "--entrypoint", "sh", "greeter", "-c", "echo via sh"]), "via sh\n");
+    assert_eq!(d.inspect("greeter", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}"), "[\"echo\"] [\"Hello from CMD\"]");
+}
+
+#[test]
+fn env_workdir_user_hostname() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let env_file = d.dir.join("env.list");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n\nB=from-file\n").unwrap();
+    let out = d.ok(&[
+        "run", "--rm", "-e", "A=1", "--env", "B=2", "--env-file", env_file.to_str().unwrap(), "-w", "/tmp/work",
+        "-u", "1000:1000", "--hostname", "box", "busybox", "sh", "-c", "echo $A $B $FROM_FILE; pwd; id -u; id -g; hostname",
+    ]);
+    assert_eq!(out, "1 2 yes\n/tmp/work\n1000\n1000\nbox\n");
+    assert_eq!(d.ok(&["run", "--rm", "-u", "www-data", "busybox", "sh", "-c", "id -un; echo $HOME"]), "www-data\n/var/www\n");
+    let out = d.berth(&["run", "--rm", "-u", "nobody-here", "busybox", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("unable to find user nobody-here"), "{}", stderr(&out));
+    let out = d.berth(&["run", "--rm", "-w", "relative", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("absolute path"), "{}", stderr(&out));
+}
+
+#[test]
+fn lifecycle_states_and_writable_layer() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["create", "--name", "life", "busybox", "sh", "-c", "echo started >> /data.txt; trap 'exit 0' TERM; while true; do sleep 0.1; done"]);
+    assert_eq!(d.inspect("life", "{{.State.Status}}"), "created");
+    d.ok(&["start", "life"]);
+    assert_eq!(d.inspect("life", "{{.State.Status}} {{.State.Running}}"), "running true");
+    let pid: i32 = d.inspect("life", "{{.State.Pid}}").parse().unwrap();
+    assert!(pid > 0 && std::path::Path::new(&format!("/proc/{pid}")).exists());
+    d.ok(&["pause", "life"]);
+    assert_eq!(d.inspect("life", "{{.State.Status}} {{.State.Paused}}"), "paused true");
+    assert!(d.ok(&["ps"]).contains("(Paused)"));
+    let out = d.berth(&["pause", "life"]);
+    assert!(stderr(&out).contains("is already paused"), "{}", stderr(&out));
+    d.ok(&["unpause", "life"]);
+    assert_eq!(d.inspect("life", "{{.State.Status}}"), "running");
+    let out = d.berth(&["rm", "life"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("You cannot remove a running container"), "{}", stderr(&out));
+    d.ok(&["stop", "life"]);
+    assert_eq!(d.inspect("life", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
+    assert!(d.inspect("life", "{{.State.FinishedAt}}") > d.inspect("life", "{{.State.StartedAt}}"));
+    d.ok(&["restart", "life"]);
+    assert_eq!(d.inspect("life", "{{.State.Status}}"), "running");
+    // The writable layer survived the stop: the file has both lines.
+    assert_eq!(d.ok(&["exec", "life", "cat", "/data.txt"]), "started\nstarted\n");
+    d.ok(&["kill", "-s", "KILL", "life"]);
+    assert!(d.eventually(10, || d.inspect("life", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"));
+    d.ok(&["rename", "life", "life2"]);
+    assert_eq!(d.inspect("life2", "{{.Name}}"), "/life2");
+    d.ok(&["rm", "life2"]);
+    let out = d.berth(&["inspect", "life2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No such object: life2") || stderr(&out).contains("No such container"), "{}", stderr(&out));
+}
+
+#[test]
+fn stop_escalates_to_sigkill() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]);
+    let t = std::time::Instant::now();
+    d.ok(&["stop", "-t", "1", "stubborn"]);
+    assert!(t.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(d.inspect("stubborn", "{{.State.ExitCode}}"), "137");
+}
+
+#[test]
+fn logs_tail_timestamps_follow() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "--name", "talk", "busybox", "sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2"]);
+    assert_eq!(d.ok(&["logs", "talk"]), "line1\nline2\nline3\nline4\nline5\n");
+    let out = d.berth(&["logs", "--tail", "2", "talk"]);
+    assert_eq!(stdout(&out), "line5\n");
+    assert_eq!(stderr(&out), "oops\n");
+    let ts = d.ok(&["logs", "-t", "--tail", "1", "talk"]);
+    assert!(ts.is_empty() || ts.contains('T'), "{ts}");
+    let ts = stderr(&d.berth(&["logs", "-t", "talk"]));
+    assert!(ts.ends_with("Z oops\n") && ts.starts_with("20"), "{ts}");
+    // Follow a running container until it exits.
+    d.ok(&["run", "-d", "--name", "slow", "busybox", "sh", "-c", "for i in 1 2 3; do echo tick$i; sleep 0.2; done"]);
+    assert_eq!(d.ok(&["logs", "-f", "slow"]), "tick1\ntick2\ntick3\n");
+    assert_eq!(d.ok(&["logs", "--since", "1h", "slow"]), "tick1\ntick2\ntick3\n");
+}
+
+#[test]
+fn exec_codes_env_workdir_user() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "-d", "--name", "host", "-e", "FROM_RUN=1", "busybox", "sleep", "300"]);
+    let out = d.berth(&["exec", "host", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(d.ok(&["exec", "-e", "X=42", "-w", "/tmp", "-u", "65534", "host", "sh", "-c", "echo $X $FROM_RUN; pwd; id -u"]), "42 1\n/tmp\n65534\n");
+    let out = d.berth(&["exec", "host", "nope"]);
+    assert_eq!(out.status.code(), Some(127), "stdout {} stderr {}", stdout(&out), stderr(&out));
+    assert!(format!("{}{}", stdout(&out), stderr(&out)).contains("executable file not found"));
+    // The exec runs inside the container's namespaces: it sees the container's PID 1.
+    assert_eq!(d.ok(&["exec", "host", "cat", "/proc/1/cmdline"]), "sleep\u{0}300\u{0}");
+    let out = d.berth_input(&["exec", "-i", "host", "cat"], b"piped in\n");
+    assert_eq!(stdout(&out), "piped in\n");
+    let out = d.berth(&["exec", "missing", "true"]);
+    assert!(stderr(&out).contains("No such container: missing"), "{}", stderr(&out));
+    d.ok(&["stop", "-t", "0", "host"]);
+    let out = d.berth(&["exec", "host", "true"]);
+    assert!(stderr(&out).contains("is not running"), "{}", stderr(&out));
+}
+
+#[test]
+fn stdin_pipes_into_run() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let out = d.berth_input(&["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"], b"shout\n");
+    assert_eq!(stdout(&out), "SHOUT\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn ps_filters_and_quiet() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "-d", "--name", "up1", "-l", "tier=web", "busybox", "sleep", "300"]);
+    d.ok(&["run", "--name", "done1", "busybox", "true"]);
+    let ps = d.ok(&["ps"]);
+    assert!(ps.starts_with("CONTAINER ID   IMAGE     COMMAND"), "{ps}");
+    assert!(ps.contains("up1") && !ps.contains("done1"));
+    assert!(d.ok(&["ps", "-a"]).contains("done1"));
+    let q = d.ok(&["ps", "-aq"]);
+    assert_eq!(q.lines().count(), 2);
+    assert!(q.lines().all(|l| l.len() == 12));
+    assert_eq!(d.ok(&["ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}"]), "done1\n");
+    assert_eq!(d.ok(&["ps", "--filter", "label=tier=web", "--format", "{{.Names}}"]), "up1\n");
+    assert_eq!(d.ok(&["ps", "-a", "--filter", "name=done", "--format", "{{.Names}}"]), "done1\n");
+}
+
+#[test]
+fn bad_input_is_refused_cleanly() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let out = d.berth(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("nosuchimage"), "{}", stderr(&out));
+    d.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let out = d.berth(&["create", "--name", "taken", "busybox", "true"]);
+    assert!(stderr(&out).contains("is already in use"), "{}", stderr(&out));
+    let out = d.berth(&["create", "--name", "bad name", "busybox"]);
+    assert!(stderr(&out).contains("Invalid container name"), "{}", stderr(&out));
+    let out = d.berth(&["start", "ghost"]);
+    assert!(stderr(&out).contains("No such container: ghost"), "{}", stderr(&out));
+    // Malformed JSON straight to the API: 400 with Docker's error body.
+    let (status, body) = raw_http(&d, "POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{nope");
+    assert_eq!(status, 400, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["message"].as_str().unwrap().contains("invalid JSON"));
+    let (status, _) = raw_http(&d, "GET /v1.99/version HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status, 400);
+    let (status, body) = raw_http(&d, "GET /v1.41/containers/ghost/json HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!((status, body.as_str()), (404, "{\"message\":\"No such container: ghost\"}"));
+    // Nothing half-made: only the one good container exists.
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1);
+}
+
+/// One raw HTTP/1.1 request over the daemon's socket; returns (status, body).
+fn raw_http(d: &Berthd, req: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let req = if req.contains("Connection:") { req.to_string() } else { req.replacen("\r\n", "\r\nConnection: close\r\n", 1) };
+    s.write_all(req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let body = if resp.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body.lines().nth(1).unwrap_or("").to_string()
+    } else {
+        body
+    };
+    (status, body)
+}
+
+#[test]
+fn images_import_tag_rmi_and_corrupt_tar() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let images = d.ok(&["images"]);
+    assert!(images.starts_with("REPOSITORY   TAG       IMAGE ID"), "{images}");
+    assert!(images.contains("busybox      latest"), "{images}");
+    d.ok(&["tag", "busybox", "mybox:v1"]);
+    assert_eq!(d.inspect("mybox:v1", "{{.Id}}"), d.inspect("busybox", "{{.Id}}"));
+    assert!(d.ok(&["rmi", "mybox:v1"]).contains("Untagged: mybox:v1"));
+    // A truncated tar is refused and leaves no image behind.
+    let tar = d.dir.join("good.tar");
+    let st = std::process::Command::new("tar").args(["-C", "/usr/share/doc", "-cf"]).arg(&tar).arg(".").status().unwrap();
+    assert!(st.success());
+    let data = std::fs::read(&tar).unwrap();
+    let cut = d.dir.join("cut.tar");
+    std::fs::write(&cut, &data[..data.len() / 2 + 100]).unwrap();
+    let before = d.ok(&["images", "-q"]);
+    let out = d.berth(&["import", cut.to_str().unwrap(), "broken:latest"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(d.ok(&["images", "-q"]), before);
+    let out = d.berth(&["image", "inspect", "broken"]);
+    assert!(stderr(&out).contains("No such image"), "{}", stderr(&out));
+    // An image in use cannot be removed without force.
+    d.ok(&["create", "--name", "user", "busybox", "true"]);
+    let out = d.berth(&["rmi", "busybox"]);
+    assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
+}
+
+#[test]
+fn network_none_and_host() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let ifaces = d.ok(&["run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(ifaces, "lo\n");
+    let host_ifaces: Vec<String> = std::fs::read_dir("/sys/class/net").unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let seen = d.ok(&["run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"]);
+    for i in host_ifaces {
+        assert!(seen.contains(&i), "{i} missing from {seen}");
+    }
+}
+
+#[test]
+fn security_defaults() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let status = d.ok(&["run", "--rm", "busybox", "sh", "-c", "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status"]);
+    assert!(status.contains("CapEff:\t00000000a80425fb"), "{status}");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    // Masked and read-only paths.
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "sh", "-c", "cat /proc/kcore | wc -c"]).trim(), "0");
+    let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/kernel/domainname"]);
+    assert_ne!(out.status.code(), Some(0));
+    // Seccomp denies what Docker's profile denies (unshare of a user namespace needs CAP_SYS_ADMIN).
+    let out = d.berth(&["run", "--rm", "busybox", "unshare", "-m", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    // The container is PID 1 in its own PID namespace.
+    assert_eq!(d.ok(&["run", "--rm", "busybox", "sh", "-c", "echo $$"]), "1\n");
+}
+
+#[test]
+fn daemon_kill9_keeps_containers_and_catches_up() {
+    let Some(mut d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "-d", "--name", "survivor", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo n$i; sleep 0.1; done"]);
+    d.ok(&["run", "-d", "--name", "shortlived", "busybox", "sh", "-c", "sleep 1; exit 4"]);
+    let pid = d.inspect("survivor", "{{.State.Pid}}");
+    d.kill9();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "container died with berthd");
+    d.restart();
+    assert_eq!(d.inspect("survivor", "{{.State.Status}}"), "running");
+    assert_eq!(d.inspect("survivor", "{{.State.Pid}}"), pid);
+    // The container that ended while berthd was down has its exit recorded.
+    assert!(d.eventually(5, || d.inspect("shortlived", "{{.State.Status}} {{.State.ExitCode}}") == "exited 4"));
+    // No log line lost: the numbers are consecutive.
+    d.ok(&["stop", "-t", "1", "survivor"]);
+    let logs = d.ok(&["logs", "survivor"]);
+    let nums: Vec<u64> = logs.lines().map(|l| l.trim_start_matches('n').parse().unwrap()).collect();
+    assert!(nums.len() > 10);
+    assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "gap in {nums:?}");
+    assert_eq!(d.inspect("survivor", "{{.State.Status}}"), "exited");
+}
+
+#[test]
+fn nothing_leaks_after_containers_go() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let mut ids = Vec::new();
+    ids.push(d.ok(&["run", "-d", "busybox", "sleep", "300"]).trim().to_string());
+    ids.push(d.ok(&["run", "-d", "busybox", "true"]).trim().to_string());
+    d.ok(&["run", "--rm", "busybox", "true"]);
+    let _ = d.berth(&["run", "--rm", "busybox", "nope"]);
+    d.ok(&["exec", &ids[0], "true"]);
+    for id in &ids {
+        d.ok(&["rm", "-f", id]);
+    }
+    assert!(d.eventually(5, || d.ok(&["ps", "-aq"]).trim().is_empty()));
+    assert!(d.eventually(5, || mounts_under(&d.dir).is_empty()), "mounts left: {:?}", mounts_under(&d.dir));
+    assert!(d.eventually(5, || processes_with(&format!("{}/run", d.dir.display())).is_empty()), "shims left");
+    assert!(cgroups_left(&ids).is_empty(), "cgroups left: {:?}", cgroups_left(&ids));
+    assert!(std::fs::read_dir(d.dir.join("run/containers")).unwrap().next().is_none(), "bundles left");
+}

@@ -1,0 +1,287 @@
+//! The integration-test harness: each test starts its own `berthd` on a private data root, exec root and socket,
+//! drives it with the `berth` CLI (or the real `docker` CLI), and cleans up after itself even when it fails.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The directory with the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/debug/deps/<test> → target/debug
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(p.is_file(), "{} is not built: run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// Whether the suite can run here (root is needed for namespaces, mounts and cgroups).
+pub fn can_run() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("SKIPPED: integration tests need root");
+    false
+}
+
+/// A private berthd.
+pub struct Berthd {
+    pub dir: PathBuf,
+    pub sock: PathBuf,
+    child: Option<Child>,
+    args: Vec<String>,
+}
+
+impl Berthd {
+    pub fn start() -> Berthd {
+        Berthd::start_with(&[])
+    }
+
+    /// Starts berthd with extra arguments (e.g. `--runtime runc`).
+    pub fn start_with(extra: &[&str]) -> Berthd {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = PathBuf::from(format!("/tmp/bt-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("berth.sock");
+        let mut d = Berthd { dir, sock, child: None, args: extra.iter().map(|s| s.to_string()).collect() };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("berthd.log")).unwrap();
+        let child = Command::new(bin("berthd"))
+            .arg("--host")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(self.dir.join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.join("run"))
+            .arg("--log-level")
+            .arg("debug")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("berthd did not come up; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// The PID of the daemon.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap()
+    }
+
+    /// `kill -9` the daemon (containers must keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the daemon again on the same roots.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn berth_cmd(&self) -> Command {
+        let mut c = Command::new(bin("berth"));
+        c.env("DOCKER_HOST", self.host()).env_remove("BERTH_HOST").stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the berth CLI.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_cmd().args(args).output().unwrap()
+    }
+
+    /// Runs the berth CLI with `input` on stdin.
+    pub fn berth_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self.berth_cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input).unwrap();
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs the berth CLI, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.berth(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log(), 40)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `inspect -f FORMAT NAME` (trimmed).
+    pub fn inspect(&self, name: &str, format: &str) -> String {
+        self.ok(&["inspect", "-f", format, name]).trim().to_string()
+    }
+
+    /// The real docker CLI pointed at this daemon, when it is installed.
+    pub fn docker(&self, args: &[&str]) -> Option<Output> {
+        let docker = docker_cli()?;
+        Some(
+            Command::new(docker)
+                .args(args)
+                .env("DOCKER_HOST", self.host())
+                .env("DOCKER_CLI_HINTS", "false")
+                .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+                .stdin(Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    }
+
+    /// Imports `busybox:latest` with `contrib/mkimage-busybox.sh`.
+    pub fn busybox(&self) {
+        let out = Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
+            .env("BERTH", bin("berth"))
+            .env("DOCKER_HOST", self.host())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mkimage-busybox failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Polls `cond` for up to `secs` seconds.
+    pub fn eventually(&self, secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+/// The last `n` lines of `s`.
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The real docker CLI, if installed (else a loud note).
+pub fn docker_cli() -> Option<PathBuf> {
+    for p in ["/usr/local/bin/docker", "/usr/bin/docker"] {
+        if Path::new(p).is_file() {
+            return Some(PathBuf::from(p));
+        }
+    }
+    eprintln!("SKIPPED: the docker CLI is not installed; the docker-CLI compatibility tier did not run");
+    None
+}
+
+/// Mount points under `dir` (from /proc/self/mountinfo).
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.display().to_string();
+    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).map(str::to_string).collect()
+}
+
+/// Processes whose command line mentions `needle`.
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Berth cgroups of the given container IDs that still exist.
+pub fn cgroups_left(ids: &[String]) -> Vec<String> {
+    let mut left = Vec::new();
+    for id in ids {
+        for root in ["/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/freezer", "/sys/fs/cgroup"] {
+            let p = Path::new(root).join("berth").join(id);
+            if p.exists() {
+                left.push(p.display().to_string());
+            }
+        }
+    }
+    left
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            if let Ok(out) = self.berth_cmd().args(["ps", "-aq", "--no-trunc"]).output() {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = self.berth_cmd().args(["rm", "-f", id]).output();
+                }
+            }
+            if let Some(mut c) = self.child.take() {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = c.wait();
+            }
+        }
+        // Shims still running for this daemon (a test that failed half-way): end them by PID.
+        for pid in processes_with(&self.dir.display().to_string()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        for m in mounts_under(&self.dir).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        if std::env::var_os("BERTH_KEEP_TEST_DIRS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// stdout of an output as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr of an output as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
