@@ -1,6 +1,6 @@
 # Installs what building and testing Berth needs from Debian's packages (sourced by setup.sh and test.sh).
 install_deps() {
-    pkgs="build-essential pkg-config libseccomp-dev libsqlite3-dev busybox-static runc iptables procps curl ca-certificates"
+    pkgs="build-essential pkg-config libseccomp-dev busybox-static runc iptables procps curl ca-certificates"
     missing=""
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

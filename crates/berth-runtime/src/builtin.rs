@@ -7,7 +7,7 @@
 //! `E` + message and exits 127.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -99,7 +99,7 @@ struct InitArgs<'a> {
 
 /// The container's init, between clone and execve. Returns only an error.
 fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
-    let run = || -> Result<()> {
+    let mut run = || -> Result<()> {
         dup_stdio(a.stdio)?;
         cloexec_from_3();
         if read_byte(from_parent)? != Some(b'c') {
@@ -228,7 +228,7 @@ impl Runtime for Builtin {
             Ok(Forked::Parent(pid)) => {
                 drop(from_parent);
                 drop(to_parent);
-                let setup = || -> Result<()> {
+                let mut setup = || -> Result<()> {
                     cgroup.add_pid(pid.as_raw())?;
                     if let Some(adj) = process.oom_score_adj() {
                         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())

@@ -11,7 +11,7 @@ use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use crate::{Error, Result, sys};
 
 /// Flags and data parsed from fstab-style mount options.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct MountOptions {
     /// Flags for the mount call itself.
     pub flags: MsFlags,
@@ -19,6 +19,12 @@ pub struct MountOptions {
     pub propagation: MsFlags,
     /// File-system specific options (`size=65536k,mode=755`).
     pub data: String,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions { flags: MsFlags::empty(), propagation: MsFlags::empty(), data: String::new() }
+    }
 }
 
 impl MountOptions {

@@ -51,8 +51,3 @@ impl StoreError {
 pub(crate) fn io_ctx<F: FnOnce() -> String>(f: F) -> impl FnOnce(io::Error) -> StoreError {
     move |e| StoreError::io(f(), e)
 }
-
-/// `map_err` helper for `nix` errors.
-pub(crate) fn nix_ctx<F: FnOnce() -> String>(f: F) -> impl FnOnce(nix::Error) -> StoreError {
-    move |e| StoreError::io(f(), io::Error::from(e))
-}

@@ -1,7 +1,7 @@
 //! `GET /containers/{id}/logs`: reads the json-file log that the shim writes, filters it and streams it in Docker's
 //! format (multiplexed frames, or raw for a TTY), following the file while the container runs.
 
-use std::io::{BufRead, Seek};
+use std::io::BufRead;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 

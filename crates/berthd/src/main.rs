@@ -4,6 +4,8 @@
 //! `berth-store`); the managers never see HTTP. Containers are run by one `berth-shim` per container, so they outlive
 //! this process.
 
+#![recursion_limit = "256"]
+
 mod containers;
 mod daemon;
 mod exec;

@@ -16,17 +16,6 @@ use super::{Daemonic, Query, filters, flag};
 use crate::daemon::{Daemon, blocking, store_error};
 use crate::server::ApiResult;
 
-fn created_unix(i: &Image) -> i64 {
-    i.config["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0)
-}
-
-fn labels(i: &Image) -> Value {
-    match &i.config["config"]["Labels"] {
-        Value::Null => json!({}),
-        v => v.clone(),
-    }
-}
-
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
@@ -58,7 +47,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;
     let store = d.store.clone();
     let mut images = blocking(move || store.list_images().map_err(store_error)).await?;
-    images.sort_by_key(|i| std::cmp::Reverse(created_unix(i)));
+    images.sort_by_key(|i| std::cmp::Reverse(i.created_unix()));
     let all = flag(&q, "all");
     let users = |id: &str| d.all_containers().iter().filter(|c| c.record().image_id == id).count() as i64;
     let mut out = Vec::new();
@@ -70,7 +59,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
                 "dangling" => vals.iter().all(|v| (v == "true" || v == "1") == i.repo_tags.is_empty()),
                 "reference" => vals.iter().any(|v| reference_matches(v, &i.repo_tags)),
                 "label" => vals.iter().all(|v| {
-                    let l = labels(i);
+                    let l = i.labels();
                     match v.split_once('=') {
                         Some((k, val)) => l[k] == json!(val),
                         None => !l[v.as_str()].is_null(),
@@ -88,11 +77,11 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
             "ParentId": "",
             "RepoTags": i.repo_tags,
             "RepoDigests": i.repo_digests,
-            "Created": created_unix(i),
+            "Created": i.created_unix(),
             "Size": i.size,
             "SharedSize": -1,
             "VirtualSize": i.size,
-            "Labels": labels(i),
+            "Labels": i.labels(),
             "Containers": -1,
         }));
     }

@@ -1,0 +1,83 @@
+//! Store tests that span modules: import, resolve, tag, remove and garbage collection.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+/// A tar with one file `hello` holding `text`.
+fn tar_with(text: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(nix::unistd::getuid().as_raw() as u64);
+    h.set_gid(nix::unistd::getgid().as_raw() as u64);
+    h.set_cksum();
+    b.append_data(&mut h, "hello", text.as_bytes()).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Store::open(tmp.path()).unwrap();
+    (tmp, s)
+}
+
+#[test]
+fn import_resolve_tag_untag() {
+    let (_tmp, s) = store();
+    let opts = ImportOptions { changes: vec!["CMD [\"sh\"]".into()], ..Default::default() };
+    let id = s.import_image(&tar_with("hi")[..], opts).unwrap();
+    s.tag(&id, "busybox").unwrap();
+    let img = s.resolve_image("busybox:latest").unwrap();
+    assert_eq!(img.id, id);
+    assert_eq!(img.repo_tags, vec!["busybox:latest".to_string()]);
+    assert_eq!(img.config["config"]["Cmd"], serde_json::json!(["sh"]));
+    assert_eq!(img.size, 2);
+    assert_eq!(img.lower_dirs().len(), 1);
+    assert_eq!(std::fs::read_to_string(img.lower_dirs()[0].join("hello")).unwrap(), "hi");
+    // By full id, bare hex and a prefix.
+    assert_eq!(s.resolve_image(id.as_str()).unwrap().id, id);
+    assert_eq!(s.resolve_image(id.hex()).unwrap().id, id);
+    assert_eq!(s.resolve_image(&id.hex()[..6]).unwrap().id, id);
+    assert_eq!(s.resolve_image("docker.io/library/busybox").unwrap().id, id);
+    let err = s.resolve_image("nosuch").unwrap_err();
+    assert_eq!(err.to_string(), "No such image: nosuch:latest");
+    s.tag(&id, "other:v1").unwrap();
+    assert_eq!(s.list_images().unwrap()[0].repo_tags.len(), 2);
+    s.untag("other:v1").unwrap();
+    assert!(s.untag("other:v1").unwrap_err().is_not_found());
+    assert!(matches!(s.tag(&id, "Bad:x"), Err(StoreError::InvalidArgument(_))));
+}
+
+#[test]
+fn remove_collects_unused_layers_and_blobs() {
+    let (tmp, s) = store();
+    let a = s.import_image(&tar_with("a")[..], ImportOptions::default()).unwrap();
+    let b = s.import_image(&tar_with("a")[..], ImportOptions { message: Some("again".into()), ..Default::default() }).unwrap();
+    assert_ne!(a, b, "different configs give different ids");
+    let layer = s.resolve_image(a.as_str()).unwrap().layers[0].clone();
+    let deleted = s.remove_image(&a).unwrap();
+    assert_eq!(deleted, vec![a.to_string()], "the layer is shared with b and stays");
+    assert!(s.layer_dir(&layer).is_dir());
+    let deleted = s.remove_image(&b).unwrap();
+    assert_eq!(deleted, vec![b.to_string(), layer.to_string()]);
+    assert!(!s.layer_dir(&layer).exists());
+    assert!(s.list_images().unwrap().is_empty());
+    assert!(!s.content().contains(b.digest()));
+    // Reopening finds a consistent, empty store.
+    drop(s);
+    let s = Store::open(tmp.path()).unwrap();
+    assert!(s.list_layers().unwrap().is_empty());
+}
+
+#[test]
+fn truncated_import_leaves_nothing() {
+    let (tmp, s) = store();
+    let data = tar_with(&"x".repeat(10_000));
+    assert!(s.import_image(&data[..3000], ImportOptions::default()).is_err());
+    assert!(s.list_images().unwrap().is_empty());
+    assert!(s.list_layers().unwrap().is_empty());
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("layers")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(leftovers, vec![std::ffi::OsString::from("empty")]);
+    assert_eq!(s.content().total_size().unwrap(), 0);
+}
