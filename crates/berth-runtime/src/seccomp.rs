@@ -1,0 +1,689 @@
+//! Seccomp: Docker's default profile, resolved for a container's capabilities and for the host the way moby's
+//! `profiles/seccomp` does it, and [`Filter`]s compiled with libseccomp.
+//!
+//! A filter is compiled in the parent, before the fork: libseccomp builds the BPF program, which is exported into
+//! memory. The forked child then only hands that program to the kernel ([`Filter::load`]), which allocates nothing.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::OnceLock;
+
+use libseccomp::error::SeccompError;
+use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use oci_spec::runtime::{
+    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator, LinuxSyscall,
+};
+use serde::Deserialize;
+
+/// Docker's default seccomp profile (moby's `profiles/seccomp/default.json`, Apache-2.0), the source of
+/// [`docker_default`].
+const DEFAULT_PROFILE: &str = include_str!("seccomp-default.json");
+
+/// The errno of `SCMP_ACT_ERRNO` and `SCMP_ACT_TRACE` when the profile gives none.
+const DEFAULT_ERRNO: u32 = libc::EPERM as u32;
+
+/// Errors of seccomp.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The built-in default profile does not parse (a build defect).
+    #[error("seccomp: parse the default profile: {0}")]
+    Profile(#[source] serde_json::Error),
+    /// The host's kernel version could not be read, and the profile has rules that depend on it.
+    #[error("seccomp: read the kernel version: {0}")]
+    KernelVersion(String),
+    /// The profile asks for something Berth does not implement.
+    #[error("seccomp: {0} is not supported")]
+    Unsupported(String),
+    /// The profile is invalid.
+    #[error("seccomp: invalid profile: {0}")]
+    Invalid(String),
+    /// libseccomp refused an operation.
+    #[error("seccomp: {what}: {source}")]
+    Libseccomp { what: String, source: SeccompError },
+    /// Exporting the compiled program failed.
+    #[error("seccomp: export the bpf program: {0}")]
+    Export(#[source] std::io::Error),
+    /// The kernel refused the filter.
+    #[error("seccomp: load the filter: {0}")]
+    Load(#[source] nix::Error),
+}
+
+fn libseccomp_err(what: impl Into<String>) -> impl FnOnce(SeccompError) -> Error {
+    let what = what.into();
+    move |source| Error::Libseccomp { what, source }
+}
+
+// ---- Docker's default profile -------------------------------------------------------------------------------------
+
+/// The on-disk shape of a Docker seccomp profile (moby's `types.Seccomp`), as far as the default profile uses it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Profile {
+    default_action: LinuxSeccompAction,
+    #[serde(default)]
+    default_errno_ret: Option<u32>,
+    #[serde(default)]
+    arch_map: Vec<ArchMapEntry>,
+    #[serde(default)]
+    syscalls: Vec<ProfileSyscall>,
+}
+
+/// An architecture and the sub-architectures a process of it may also use (x86_64 runs x86 and x32 code).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchMapEntry {
+    architecture: String,
+    #[serde(default)]
+    sub_architectures: Option<Vec<String>>,
+}
+
+/// One rule group of a profile, with the conditions under which it applies.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProfileSyscall {
+    names: Vec<String>,
+    action: LinuxSeccompAction,
+    #[serde(default)]
+    errno_ret: Option<u32>,
+    #[serde(default)]
+    args: Option<Vec<LinuxSeccompArg>>,
+    #[serde(default)]
+    includes: Conditions,
+    #[serde(default)]
+    excludes: Conditions,
+}
+
+/// `includes` / `excludes` of a rule group.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Conditions {
+    #[serde(default)]
+    caps: Vec<String>,
+    #[serde(default)]
+    arches: Vec<String>,
+    #[serde(default)]
+    min_kernel: Option<String>,
+}
+
+/// The host as a profile sees it: the architecture's name in `includes.arches` (Go's names, as moby's `goToNative`
+/// maps them: `amd64`, `arm64`, ...), its libseccomp name (`SCMP_ARCH_X86_64`), and the kernel's `major.minor`.
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    arch: &'static str,
+    seccomp_arch: &'static str,
+    kernel: Option<(u32, u32)>,
+}
+
+/// The architecture this binary runs on, named as moby names it; `None` for ones the profile does not know.
+fn native_arch() -> Option<(&'static str, &'static str)> {
+    Some(match std::env::consts::ARCH {
+        "x86_64" => ("amd64", "SCMP_ARCH_X86_64"),
+        "x86" => ("x86", "SCMP_ARCH_X86"),
+        "aarch64" => ("arm64", "SCMP_ARCH_AARCH64"),
+        "arm" => ("arm", "SCMP_ARCH_ARM"),
+        "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", "SCMP_ARCH_PPC64LE"),
+        "powerpc64" => ("ppc64", "SCMP_ARCH_PPC64"),
+        "s390x" => ("s390x", "SCMP_ARCH_S390X"),
+        "riscv64" => ("riscv64", "SCMP_ARCH_RISCV64"),
+        "loongarch64" => ("loong64", "SCMP_ARCH_LOONGARCH64"),
+        "mips64" if cfg!(target_endian = "little") => ("mipsel64", "SCMP_ARCH_MIPSEL64"),
+        "mips64" => ("mips64", "SCMP_ARCH_MIPS64"),
+        _ => return None,
+    })
+}
+
+/// `major.minor` of a kernel release such as `6.8.0-45-generic` (moby compares only these two).
+fn parse_kernel_release(release: &str) -> Option<(u32, u32)> {
+    let mut parts = release.trim().splitn(3, '.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts.next()?.chars().take_while(char::is_ascii_digit).collect();
+    Some((major, minor.parse().ok()?))
+}
+
+/// The running kernel's `major.minor`, read once.
+fn host_kernel() -> Result<(u32, u32), Error> {
+    static KERNEL: OnceLock<Result<(u32, u32), String>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| {
+            let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_err(|e| format!("read /proc/sys/kernel/osrelease: {e}"))?;
+            parse_kernel_release(&release).ok_or_else(|| format!("unrecognised kernel release {:?}", release.trim()))
+        })
+        .clone()
+        .map_err(Error::KernelVersion)
+}
+
+/// `CAP_SYS_ADMIN` for `sys_admin`, `SYS_ADMIN` or `CAP_SYS_ADMIN`.
+fn normalize_cap(cap: &str) -> String {
+    let cap = cap.to_ascii_uppercase();
+    if cap.starts_with("CAP_") { cap } else { format!("CAP_{cap}") }
+}
+
+fn parse_arch(name: &str) -> Result<Arch, Error> {
+    serde_json::from_value(serde_json::Value::String(name.to_string()))
+        .map_err(|_| Error::Invalid(format!("unknown architecture {name:?}")))
+}
+
+/// Whether kernel `have` is at least `min` (`"4.8"`).
+fn kernel_at_least(have: Option<(u32, u32)>, min: &str) -> Result<bool, Error> {
+    let want = parse_kernel_release(min).ok_or_else(|| Error::Invalid(format!("invalid minKernel {min:?}")))?;
+    let have = have.ok_or_else(|| Error::KernelVersion("unknown kernel version".into()))?;
+    Ok(have >= want)
+}
+
+/// Whether a rule group applies, as moby's `setupSeccomp` decides: every excluded item must be absent and every
+/// included one present (capabilities are those of the container's bounding set).
+fn applies(rule: &ProfileSyscall, caps: &[String], host: &Host) -> Result<bool, Error> {
+    let (inc, exc) = (&rule.includes, &rule.excludes);
+    if exc.arches.iter().any(|a| a == host.arch) {
+        return Ok(false);
+    }
+    if exc.caps.iter().any(|c| caps.contains(&normalize_cap(c))) {
+        return Ok(false);
+    }
+    if let Some(min) = &exc.min_kernel
+        && kernel_at_least(host.kernel, min)?
+    {
+        return Ok(false);
+    }
+    if !inc.arches.is_empty() && !inc.arches.iter().any(|a| a == host.arch) {
+        return Ok(false);
+    }
+    if !inc.caps.iter().all(|c| caps.contains(&normalize_cap(c))) {
+        return Ok(false);
+    }
+    if let Some(min) = &inc.min_kernel
+        && !kernel_at_least(host.kernel, min)?
+    {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Resolves `profile` for a container with capabilities `caps` on `host`.
+fn resolve(profile: &Profile, caps: &[String], host: &Host) -> Result<LinuxSeccomp, Error> {
+    let caps: Vec<String> = caps.iter().map(|c| normalize_cap(c)).collect();
+    let mut architectures = Vec::new();
+    if let Some(entry) = profile.arch_map.iter().find(|e| e.architecture == host.seccomp_arch) {
+        architectures.push(parse_arch(&entry.architecture)?);
+        for sub in entry.sub_architectures.iter().flatten() {
+            architectures.push(parse_arch(sub)?);
+        }
+    }
+    let mut syscalls = Vec::new();
+    for rule in &profile.syscalls {
+        if !applies(rule, &caps, host)? {
+            continue;
+        }
+        let mut call = LinuxSyscall::default();
+        call.set_names(rule.names.clone()).set_action(rule.action).set_errno_ret(rule.errno_ret);
+        call.set_args(rule.args.clone().filter(|a| !a.is_empty()));
+        syscalls.push(call);
+    }
+    let mut seccomp = LinuxSeccomp::default();
+    seccomp
+        .set_default_action(profile.default_action)
+        .set_default_errno_ret(profile.default_errno_ret)
+        .set_architectures((!architectures.is_empty()).then_some(architectures))
+        .set_syscalls(Some(syscalls));
+    Ok(seccomp)
+}
+
+/// Docker's default profile for a container whose bounding set is `caps` (`CAP_SYS_ADMIN` style names), resolved
+/// like moby does for this host: the host's architecture and its sub-architectures, and only the rule groups whose
+/// `includes` / `excludes` (capabilities, architectures, minimum kernel) match.
+pub fn docker_default(caps: &[String]) -> Result<LinuxSeccomp, Error> {
+    let profile: Profile = serde_json::from_str(DEFAULT_PROFILE).map_err(Error::Profile)?;
+    let (arch, seccomp_arch) = native_arch().unwrap_or(("", ""));
+    let needs_kernel =
+        profile.syscalls.iter().any(|s| s.includes.min_kernel.is_some() || s.excludes.min_kernel.is_some());
+    let kernel = if needs_kernel { Some(host_kernel()?) } else { None };
+    resolve(&profile, caps, &Host { arch, seccomp_arch, kernel })
+}
+
+// ---- Compiled filters ---------------------------------------------------------------------------------------------
+
+/// A seccomp filter compiled to a BPF program, ready to be loaded into the calling process.
+pub struct Filter {
+    /// The program, one `struct sock_filter` per instruction (properly aligned for the kernel).
+    program: Vec<libc::sock_filter>,
+    /// Its length, checked at compile time to fit the kernel's limit.
+    len: u16,
+    /// `SECCOMP_FILTER_FLAG_*` bits for seccomp(2); 0 loads through prctl(2).
+    flags: libc::c_ulong,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter").field("instructions", &self.len).field("flags", &self.flags).finish()
+    }
+}
+
+/// The libseccomp action for an OCI one; `errno` is the rule's `errnoRet` (EPERM when absent).
+fn scmp_action(action: LinuxSeccompAction, errno: Option<u32>) -> Result<ScmpAction, Error> {
+    let errno = errno.unwrap_or(DEFAULT_ERRNO);
+    let errno16 =
+        u16::try_from(errno).map_err(|_| Error::Invalid(format!("errno {errno} of {action} is out of range")))?;
+    Ok(match action {
+        LinuxSeccompAction::ScmpActAllow => ScmpAction::Allow,
+        LinuxSeccompAction::ScmpActLog => ScmpAction::Log,
+        LinuxSeccompAction::ScmpActErrno => ScmpAction::Errno(i32::from(errno16)),
+        LinuxSeccompAction::ScmpActTrace => ScmpAction::Trace(errno16),
+        LinuxSeccompAction::ScmpActTrap => ScmpAction::Trap,
+        // SCMP_ACT_KILL is the historical name of SCMP_ACT_KILL_THREAD.
+        LinuxSeccompAction::ScmpActKill | LinuxSeccompAction::ScmpActKillThread => ScmpAction::KillThread,
+        LinuxSeccompAction::ScmpActKillProcess => ScmpAction::KillProcess,
+        LinuxSeccompAction::ScmpActNotify => {
+            return Err(Error::Unsupported("SCMP_ACT_NOTIFY (seccomp user notification)".into()));
+        }
+    })
+}
+
+fn scmp_arch(arch: Arch) -> Result<ScmpArch, Error> {
+    let name = serde_json::to_value(arch).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    name.parse().map_err(|_| Error::Unsupported(format!("architecture {name}")))
+}
+
+fn scmp_condition(arg: &LinuxSeccompArg) -> Result<ScmpArgCompare, Error> {
+    let index = u32::try_from(arg.index())
+        .ok()
+        .filter(|i| *i < 6)
+        .ok_or_else(|| Error::Invalid(format!("syscall argument index {} is out of range", arg.index())))?;
+    let (op, datum) = match arg.op() {
+        LinuxSeccompOperator::ScmpCmpNe => (ScmpCompareOp::NotEqual, arg.value()),
+        LinuxSeccompOperator::ScmpCmpLt => (ScmpCompareOp::Less, arg.value()),
+        LinuxSeccompOperator::ScmpCmpLe => (ScmpCompareOp::LessOrEqual, arg.value()),
+        LinuxSeccompOperator::ScmpCmpEq => (ScmpCompareOp::Equal, arg.value()),
+        LinuxSeccompOperator::ScmpCmpGe => (ScmpCompareOp::GreaterEqual, arg.value()),
+        LinuxSeccompOperator::ScmpCmpGt => (ScmpCompareOp::Greater, arg.value()),
+        // As in runc: `value` is the mask, `valueTwo` the value the masked argument must equal.
+        LinuxSeccompOperator::ScmpCmpMaskedEq => {
+            (ScmpCompareOp::MaskedEqual(arg.value()), arg.value_two().unwrap_or(0))
+        }
+    };
+    Ok(ScmpArgCompare::new(index, op, datum))
+}
+
+fn filter_flag(flag: LinuxSeccompFilterFlag) -> Result<libc::c_ulong, Error> {
+    Ok(match flag {
+        LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+        LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+        LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+        LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => {
+            return Err(Error::Unsupported(
+                "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (seccomp user notification)".into(),
+            ));
+        }
+    })
+}
+
+/// Writes the context's BPF program into a memfd and reads it back.
+fn export_bpf(ctx: &ScmpFilterContext) -> Result<Vec<u8>, Error> {
+    let fd = memfd_create("berth-seccomp", MFdFlags::MFD_CLOEXEC)
+        .map_err(|e| Error::Export(std::io::Error::from_raw_os_error(e as i32)))?;
+    ctx.export_bpf(&fd).map_err(libseccomp_err("export the bpf program"))?;
+    let mut file = File::from(fd);
+    file.seek(SeekFrom::Start(0)).map_err(Error::Export)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(Error::Export)?;
+    Ok(bytes)
+}
+
+/// Turns exported bytes into instructions: `struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; }` in native byte
+/// order, 8 bytes each.
+fn to_program(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, Error> {
+    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+    if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) {
+        return Err(Error::Invalid(format!("libseccomp exported {} bytes, not a bpf program", bytes.len())));
+    }
+    Ok(bytes
+        .chunks_exact(INSN)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
+
+impl Filter {
+    /// Compiles `seccomp` with libseccomp: default action, architectures, one rule per syscall name and argument
+    /// conditions. Syscalls unknown to this libseccomp are skipped (as runc does: the kernel cannot have them either),
+    /// and so are rules whose action is the default one. `SCMP_ACT_NOTIFY` and listener sockets are refused.
+    /// Runs in the parent, before the fork.
+    pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter, Error> {
+        if seccomp.listener_path().is_some() {
+            return Err(Error::Unsupported("a seccomp listener (listenerPath)".into()));
+        }
+        let default = scmp_action(seccomp.default_action(), seccomp.default_errno_ret())?;
+        let mut ctx = ScmpFilterContext::new(default).map_err(libseccomp_err("create the filter"))?;
+        for arch in seccomp.architectures().iter().flatten() {
+            ctx.add_arch(scmp_arch(*arch)?).map_err(libseccomp_err(format!("add architecture {arch}")))?;
+        }
+        let mut flags = 0;
+        for flag in seccomp.flags().iter().flatten() {
+            flags |= filter_flag(*flag)?;
+        }
+        for call in seccomp.syscalls().iter().flatten() {
+            let action = scmp_action(call.action(), call.errno_ret())?;
+            if action == default {
+                // libseccomp refuses rules that repeat the default action; they would change nothing anyway.
+                continue;
+            }
+            let args = call.args().as_deref().unwrap_or_default();
+            let conditions = args.iter().map(scmp_condition).collect::<Result<Vec<_>, _>>()?;
+            // libseccomp ANDs the conditions of one rule, but cannot compare one argument twice in a rule: then each
+            // condition becomes a rule of its own (ORed), as runc does.
+            let mut indices: Vec<usize> = args.iter().map(|a| a.index()).collect();
+            indices.sort_unstable();
+            let repeated = indices.windows(2).any(|w| w[0] == w[1]);
+            for name in call.names() {
+                let Ok(syscall) = ScmpSyscall::from_name(name) else {
+                    tracing::debug!("seccomp: syscall {name:?} unknown to libseccomp, rule skipped");
+                    continue;
+                };
+                let err = |source| Error::Libseccomp { what: format!("add a rule for {name}"), source };
+                if conditions.is_empty() {
+                    ctx.add_rule(action, syscall).map_err(err)?;
+                } else if repeated {
+                    for c in &conditions {
+                        ctx.add_rule_conditional(action, syscall, std::slice::from_ref(c)).map_err(err)?;
+                    }
+                } else {
+                    ctx.add_rule_conditional(action, syscall, &conditions).map_err(err)?;
+                }
+            }
+        }
+        // The program is loaded by `load`, not by libseccomp, so libseccomp's no_new_privs attribute plays no part:
+        // the caller decides about no_new_privs.
+        let program = to_program(&export_bpf(&ctx)?)?;
+        let len =
+            u16::try_from(program.len()).ok().filter(|n| i32::from(*n) <= libc::BPF_MAXINSNS).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the filter has {} instructions, the kernel takes {} at most",
+                    program.len(),
+                    libc::BPF_MAXINSNS
+                ))
+            })?;
+        Ok(Filter { program, len, flags })
+    }
+
+    /// Loads the filter into the calling thread (and, with `SECCOMP_FILTER_FLAG_TSYNC`, its siblings). Allocates
+    /// nothing: safe between fork and exec. Needs no_new_privs or CAP_SYS_ADMIN.
+    pub fn load(&self) -> Result<(), Error> {
+        let prog = libc::sock_fprog { len: self.len, filter: self.program.as_ptr().cast_mut() };
+        let loaded =
+            if self.flags == 0 { prctl_set_seccomp(&prog) } else { seccomp_set_mode_filter(&prog, self.flags) };
+        loaded.map_err(Error::Load)
+    }
+}
+
+/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)`.
+fn prctl_set_seccomp(prog: &libc::sock_fprog) -> Result<(), nix::Error> {
+    let mode = libc::c_ulong::from(libc::SECCOMP_MODE_FILTER);
+    // SAFETY: the kernel reads `prog` (a live `sock_fprog`) and the `len` instructions it points at, which live in
+    // the `Filter`'s vector borrowed for the duration of the call; it copies them and keeps no pointer.
+    let ret = unsafe { libc::prctl(libc::PR_SET_SECCOMP, mode, prog as *const libc::sock_fprog, 0, 0) };
+    if ret == -1 { Err(nix::Error::last()) } else { Ok(()) }
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`, for filters with flags.
+fn seccomp_set_mode_filter(prog: &libc::sock_fprog, flags: libc::c_ulong) -> Result<(), nix::Error> {
+    let op = libc::c_ulong::from(libc::SECCOMP_SET_MODE_FILTER);
+    // SAFETY: as in `prctl_set_seccomp`: the kernel copies the program `prog` describes, which outlives the call.
+    let ret = unsafe { libc::syscall(libc::SYS_seccomp, op, flags, prog as *const libc::sock_fprog) };
+    if ret == -1 { Err(nix::Error::last()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Docker's default capabilities.
+    fn default_caps() -> Vec<String> {
+        [
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE",
+        ]
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+    }
+
+    fn rules_for<'a>(s: &'a LinuxSeccomp, name: &str) -> Vec<&'a LinuxSyscall> {
+        s.syscalls().iter().flatten().filter(|c| c.names().iter().any(|n| n == name)).collect()
+    }
+
+    fn allowed_unconditionally(s: &LinuxSeccomp, name: &str) -> bool {
+        rules_for(s, name).iter().any(|c| c.action() == LinuxSeccompAction::ScmpActAllow && c.args().is_none())
+    }
+
+    fn x86_64_host() -> Host {
+        Host { arch: "amd64", seccomp_arch: "SCMP_ARCH_X86_64", kernel: Some((6, 8)) }
+    }
+
+    fn profile() -> Profile {
+        serde_json::from_str(DEFAULT_PROFILE).expect("default profile parses")
+    }
+
+    #[test]
+    fn default_profile_parses_with_every_arch() {
+        let p = profile();
+        for e in &p.arch_map {
+            parse_arch(&e.architecture).expect("arch");
+            for s in e.sub_architectures.iter().flatten() {
+                parse_arch(s).expect("sub-arch");
+            }
+        }
+        assert_eq!(p.default_action, LinuxSeccompAction::ScmpActErrno);
+    }
+
+    #[test]
+    fn default_caps_profile() {
+        let s = resolve(&profile(), &default_caps(), &x86_64_host()).expect("resolve");
+        assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(s.default_errno_ret(), Some(1));
+        assert_eq!(
+            s.architectures().as_deref(),
+            Some(&[Arch::ScmpArchX86_64, Arch::ScmpArchX86, Arch::ScmpArchX32][..])
+        );
+        for name in ["read", "write", "execve", "exit_group", "arch_prctl", "modify_ldt", "chroot"] {
+            assert!(allowed_unconditionally(&s, name), "{name} should be allowed");
+        }
+        for name in ["mount", "umount2", "setns", "unshare", "bpf", "reboot", "riscv_flush_icache"] {
+            assert!(rules_for(&s, name).is_empty(), "{name} should not be in the profile");
+        }
+        // ptrace is allowed from kernel 4.8 on.
+        assert!(allowed_unconditionally(&s, "ptrace"));
+        // clone only without namespace flags; clone3 fails with ENOSYS so that libc falls back to clone.
+        let clone = rules_for(&s, "clone");
+        assert_eq!(clone.len(), 1);
+        let arg = clone[0].args().as_ref().expect("clone args")[0];
+        assert_eq!((arg.index(), arg.value(), arg.op()), (0, 2114060288, LinuxSeccompOperator::ScmpCmpMaskedEq));
+        let clone3 = rules_for(&s, "clone3");
+        assert_eq!(clone3.len(), 1);
+        assert_eq!((clone3[0].action(), clone3[0].errno_ret()), (LinuxSeccompAction::ScmpActErrno, Some(38)));
+        // The personality values Docker allows.
+        assert_eq!(rules_for(&s, "personality").len(), 5);
+    }
+
+    #[test]
+    fn sys_admin_profile() {
+        let mut caps = default_caps();
+        caps.push("CAP_SYS_ADMIN".into());
+        let s = resolve(&profile(), &caps, &x86_64_host()).expect("resolve");
+        for name in ["mount", "umount2", "setns", "unshare", "clone", "clone3", "sethostname"] {
+            assert!(allowed_unconditionally(&s, name), "{name} should be allowed");
+        }
+        // The conditional clone and the clone3 ENOSYS rule are for containers without CAP_SYS_ADMIN only.
+        assert!(rules_for(&s, "clone").iter().all(|c| c.args().is_none()));
+        assert!(rules_for(&s, "clone3").iter().all(|c| c.action() == LinuxSeccompAction::ScmpActAllow));
+        // Capability names without the prefix work too.
+        let s = resolve(&profile(), &["sys_admin".to_string()], &x86_64_host()).expect("resolve");
+        assert!(allowed_unconditionally(&s, "mount"));
+    }
+
+    #[test]
+    fn arch_and_kernel_conditions() {
+        let arm = Host { arch: "arm64", seccomp_arch: "SCMP_ARCH_AARCH64", kernel: Some((4, 4)) };
+        let s = resolve(&profile(), &default_caps(), &arm).expect("resolve");
+        assert_eq!(s.architectures().as_deref(), Some(&[Arch::ScmpArchAarch64, Arch::ScmpArchArm][..]));
+        assert!(rules_for(&s, "arch_prctl").is_empty());
+        assert!(allowed_unconditionally(&s, "set_tls"));
+        // Kernel 4.4 is older than ptrace's minKernel 4.8.
+        assert!(rules_for(&s, "ptrace").is_empty());
+        assert_eq!(parse_kernel_release("6.18.44-fc-v1045"), Some((6, 18)));
+        assert_eq!(parse_kernel_release("3.12-1-amd64"), Some((3, 12)));
+        assert_eq!(parse_kernel_release("garbage"), None);
+    }
+
+    #[test]
+    fn docker_default_serializes_like_oci() {
+        let s = docker_default(&default_caps()).expect("docker_default");
+        let v = serde_json::to_value(&s).expect("json");
+        assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+        assert_eq!(v["defaultErrnoRet"], 1);
+        let back: LinuxSeccomp = serde_json::from_value(v).expect("round trip");
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn compile_default_profile() {
+        let s = docker_default(&default_caps()).expect("docker_default");
+        let f = Filter::compile(&s).expect("compile");
+        assert!(f.len > 0);
+        assert_eq!(f.flags, 0);
+        let mut caps = default_caps();
+        caps.push("CAP_SYS_ADMIN".into());
+        Filter::compile(&docker_default(&caps).expect("docker_default")).expect("compile");
+    }
+
+    #[test]
+    fn exported_bpf_is_sock_filters() {
+        let mut ctx = ScmpFilterContext::new(ScmpAction::Allow).expect("ctx");
+        ctx.add_rule(ScmpAction::Errno(1), ScmpSyscall::from_name("getppid").expect("getppid")).expect("rule");
+        let bytes = export_bpf(&ctx).expect("export");
+        assert!(!bytes.is_empty());
+        assert_eq!(bytes.len() % 8, 0);
+        let program = to_program(&bytes).expect("program");
+        assert_eq!(program.len(), bytes.len() / 8);
+        // The last instruction is a return (BPF_RET | BPF_K = 0x06).
+        assert_eq!(program[program.len() - 1].code, 0x06);
+        assert!(to_program(&bytes[..7]).is_err());
+    }
+
+    #[test]
+    fn actions_and_refusals() {
+        assert_eq!(scmp_action(LinuxSeccompAction::ScmpActErrno, None).expect("errno"), ScmpAction::Errno(1));
+        assert_eq!(scmp_action(LinuxSeccompAction::ScmpActErrno, Some(38)).expect("errno"), ScmpAction::Errno(38));
+        assert_eq!(scmp_action(LinuxSeccompAction::ScmpActTrace, Some(7)).expect("trace"), ScmpAction::Trace(7));
+        assert_eq!(scmp_action(LinuxSeccompAction::ScmpActKill, None).expect("kill"), ScmpAction::KillThread);
+        assert_eq!(scmp_action(LinuxSeccompAction::ScmpActKillProcess, None).expect("kill"), ScmpAction::KillProcess);
+        assert_eq!(scmp_action(LinuxSeccompAction::ScmpActLog, None).expect("log"), ScmpAction::Log);
+        assert!(matches!(scmp_action(LinuxSeccompAction::ScmpActNotify, None), Err(Error::Unsupported(_))));
+        assert!(scmp_action(LinuxSeccompAction::ScmpActErrno, Some(70000)).is_err());
+
+        let mut s = LinuxSeccomp::default();
+        s.set_default_action(LinuxSeccompAction::ScmpActAllow);
+        let mut call = LinuxSyscall::default();
+        call.set_names(vec!["getppid".into()]).set_action(LinuxSeccompAction::ScmpActNotify);
+        s.set_syscalls(Some(vec![call]));
+        let err = Filter::compile(&s).expect_err("notify is refused");
+        assert_eq!(err.to_string(), "seccomp: SCMP_ACT_NOTIFY (seccomp user notification) is not supported");
+    }
+
+    #[test]
+    fn unknown_syscalls_are_skipped_and_flags_kept() {
+        let mut s = LinuxSeccomp::default();
+        s.set_default_action(LinuxSeccompAction::ScmpActAllow)
+            .set_flags(Some(vec![LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow]));
+        let mut call = LinuxSyscall::default();
+        call.set_names(vec!["no_such_syscall_at_all".into(), "getppid".into()])
+            .set_action(LinuxSeccompAction::ScmpActErrno);
+        s.set_syscalls(Some(vec![call]));
+        let f = Filter::compile(&s).expect("compile");
+        assert_eq!(f.flags, libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW);
+    }
+
+    /// Runs `probe` in a forked child after loading `filter` (with no_new_privs, so without privileges) and returns
+    /// the child's exit code: `probe`'s result, or 100 when the filter could not be loaded.
+    fn in_filtered_child(filter: &Filter, probe: fn() -> i32) -> i32 {
+        // SAFETY: the child only makes system calls (prctl, the probe's) and leaves with _exit, all
+        // async-signal-safe, so the other threads of the test harness do not matter.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: prctl with integer arguments.
+                let nnp = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) };
+                let code = if nnp != 0 || filter.load().is_err() { 100 } else { probe() };
+                // SAFETY: _exit ends the forked child without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None).expect("waitpid") {
+                nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                other => panic!("child ended with {other:?}"),
+            },
+        }
+    }
+
+    /// The errno of a failed raw syscall result, 0 on success.
+    fn errno_of(ret: libc::c_long) -> i32 {
+        if ret == -1 { nix::Error::last() as i32 } else { 0 }
+    }
+
+    #[test]
+    fn default_profile_in_forked_child() {
+        let filter = Filter::compile(&docker_default(&default_caps()).expect("profile")).expect("compile");
+        // Allowed: getpid. Denied with EPERM: unshare (CAP_SYS_ADMIN only). ENOSYS: clone3, so that libc falls back.
+        let code = in_filtered_child(&filter, || {
+            // SAFETY: raw syscalls with integer arguments; unshare(0) changes nothing, clone3 with a null argument
+            // fails before doing anything, even without the filter.
+            let (getpid, unshare, clone3) = unsafe {
+                (
+                    errno_of(libc::syscall(libc::SYS_getpid)),
+                    errno_of(libc::syscall(libc::SYS_unshare, 0)),
+                    errno_of(libc::syscall(libc::SYS_clone3, 0usize, 0usize)),
+                )
+            };
+            match (getpid, unshare, clone3) {
+                (0, libc::EPERM, libc::ENOSYS) => 0,
+                (0, _, _) => 2,
+                _ => 1,
+            }
+        });
+        assert_eq!(code, 0);
+    }
+
+    /// Loads a filter that makes getppid fail with errno 42 in a forked child; the test process itself stays
+    /// unfiltered.
+    #[test]
+    fn load_in_forked_child() {
+        let mut s = LinuxSeccomp::default();
+        s.set_default_action(LinuxSeccompAction::ScmpActAllow);
+        let mut call = LinuxSyscall::default();
+        call.set_names(vec!["getppid".into()]).set_action(LinuxSeccompAction::ScmpActErrno).set_errno_ret(Some(42));
+        s.set_syscalls(Some(vec![call]));
+        let filter = Filter::compile(&s).expect("compile");
+        let code = in_filtered_child(&filter, || {
+            // SAFETY: getppid takes no arguments.
+            let ret = unsafe { libc::syscall(libc::SYS_getppid) };
+            if errno_of(ret) == 42 { 0 } else { 1 }
+        });
+        assert_eq!(code, 0);
+        // The parent is unaffected.
+        assert!(nix::unistd::getppid().as_raw() > 0);
+    }
+}
