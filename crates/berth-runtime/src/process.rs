@@ -171,6 +171,10 @@ impl Prepared {
     }
 
     fn finalize(&self, wait_start: impl FnOnce() -> Result<()>) -> Result<CString> {
+        // Docker creates a missing working directory (`-w /new/dir`), owned by root, before dropping privileges.
+        if !self.cwd.as_os_str().is_empty() && !self.cwd.exists() {
+            let _ = std::fs::create_dir_all(&self.cwd);
+        }
         for &(res, soft, hard) in &self.rlimits {
             setrlimit(res, soft, hard).map_err(Error::sys(format!("setrlimit {res:?}")))?;
         }
@@ -213,8 +217,11 @@ impl Prepared {
         nix::unistd::chdir(cwd).map_err(|e| {
             Error::Start(format!("chdir to cwd ({:?}) set in config.json failed: {}", cwd.display().to_string(), e.desc().to_lowercase()))
         })?;
-        let program = self.resolve_program()?;
+        // A program that cannot be found is reported when the container is started (as Docker does), not during
+        // its creation.
+        let program = self.resolve_program();
         wait_start()?;
+        let program = program?;
         if self.no_new_privs {
             sys::set_no_new_privs()?;
             if let Some(f) = &self.filter {

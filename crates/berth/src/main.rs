@@ -1,1 +1,427 @@
-fn main() {}
+//! `berth`: the Berth command-line client, a drop-in for the `docker` CLI (`alias docker=berth`). It speaks the
+//! Docker Engine API to `berthd` (or any Docker-compatible daemon) over a Unix socket.
+//!
+//! `main.rs` holds the command line (clap) and the dispatch; the commands live in [`commands`], the HTTP client
+//! in [`client`], stream handling in [`stream`], Go templates in [`template`], lists in [`formatter`] and
+//! [`table`], and docker's units in [`units`].
+
+/// `print!` for the program's output: when stdout is a closed pipe the program ends as a Go program does (by
+/// `SIGPIPE`), instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` with [`out!`]'s behaviour.
+macro_rules! outln {
+    () => { $crate::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => {{ $crate::write_stdout(format_args!($($t)*)); $crate::write_stdout(format_args!("\n")) }};
+}
+
+mod client;
+mod commands;
+mod formatter;
+mod stream;
+mod table;
+mod template;
+mod units;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::client::Client;
+use crate::commands::{container, exec, image, inspect, logs, ps, run, system};
+
+/// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
+/// that everything was printed already.
+#[derive(Debug)]
+pub struct StatusError {
+    /// The exit status.
+    pub code: i32,
+    /// What to print on stderr.
+    pub message: String,
+}
+
+impl std::fmt::Display for StatusError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StatusError {}
+
+impl StatusError {
+    /// Exit with `code`, printing `message` (if any).
+    pub fn exit(code: i32, message: impl Into<String>) -> anyhow::Error {
+        StatusError { code, message: message.into() }.into()
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "A self-sufficient runtime for containers",
+    override_usage = "berth [OPTIONS] COMMAND",
+    disable_version_flag = true,
+    after_help = "Run 'berth COMMAND --help' for more information on a command."
+)]
+struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    host: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long)]
+    debug: bool,
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Location of client config files
+    #[arg(long, value_name = "DIR")]
+    config: Option<String>,
+    /// Name of the context to use to connect to the daemon
+    #[arg(short = 'c', long, value_name = "NAME")]
+    context: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// List images
+    Images(image::ImagesArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(image::ImportArgs),
+    /// Display system-wide information
+    Info(system::InfoArgs),
+    /// Show the Berth version information
+    Version(system::VersionArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
+    /// Create a new container
+    Create(run::CreateArgs),
+    /// Show the history of an image
+    History(image::HistoryArgs),
+    /// Return low-level information on Berth objects
+    Inspect(inspect::InspectArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Pause all processes within one or more containers
+    Pause(container::Targets),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Remove one or more images
+    Rmi(image::RmiArgs),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(image::TagArgs),
+    /// Display the running processes of a container
+    Top(container::TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(container::Targets),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::Targets),
+    /// Manage containers
+    #[command(arg_required_else_help = true)]
+    Container {
+        #[command(subcommand)]
+        cmd: ContainerCmd,
+    },
+    /// Manage images
+    #[command(arg_required_else_help = true)]
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+    /// Manage Berth
+    #[command(arg_required_else_help = true)]
+    System {
+        #[command(subcommand)]
+        cmd: SystemCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerCmd {
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
+    /// Create a new container
+    Create(run::CreateArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Display detailed information on one or more containers
+    Inspect(inspect::TypedInspectArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// List containers
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(ps::PsArgs),
+    /// Pause all processes within one or more containers
+    Pause(container::Targets),
+    /// Rename a container
+    Rename(container::RenameArgs),
+    /// Restart one or more containers
+    Restart(container::StopArgs),
+    /// Remove one or more containers
+    #[command(visible_aliases = ["remove"])]
+    Rm(container::RmArgs),
+    /// Create and run a new container from an image
+    Run(run::RunArgs),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Display the running processes of a container
+    Top(container::TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(container::Targets),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::Targets),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    /// Show the history of an image
+    History(image::HistoryArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(image::ImportArgs),
+    /// Display detailed information on one or more images
+    Inspect(inspect::TypedInspectArgs),
+    /// List images
+    #[command(visible_aliases = ["list"])]
+    Ls(image::ImagesArgs),
+    /// Remove one or more images
+    #[command(visible_aliases = ["remove"])]
+    Rm(image::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(image::TagArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemCmd {
+    /// Show berth disk usage
+    Df(system::DfArgs),
+    /// Display system-wide information
+    Info(system::InfoArgs),
+}
+
+/// Exit status of clap's usage errors, as docker's for a bad flag.
+const USAGE_EXIT: i32 = 125;
+
+fn parse_cli() -> Cli {
+    match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    out!("{}", e.render());
+                    std::process::exit(0);
+                }
+                // docker: a missing argument is a plain error (1), a bad flag a usage error (125).
+                ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::MissingSubcommand => 1,
+                _ => USAGE_EXIT,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    }
+}
+
+fn main() {
+    let cli = parse_cli();
+    if cli.version {
+        outln!("Berth version {}, build berth", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let Some(cmd) = cli.cmd else {
+        let _ = Cli::command().print_help();
+        outln!();
+        return;
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = rt.block_on(async move {
+        match dispatch(cli.host, cmd).await {
+            Ok(code) => code,
+            Err(e) => report(&e),
+        }
+    });
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // Exit at once: a blocking read of stdin may still be pending in the runtime.
+    std::process::exit(code);
+}
+
+/// Writes to stdout; a closed pipe ends the program with `SIGPIPE` (what `head` expects of a producer).
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // SAFETY: restoring the default disposition and raising the signal has no memory-safety preconditions.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                libc::raise(libc::SIGPIPE);
+            }
+        }
+        std::process::exit(1);
+    }
+}
+
+/// Prints an error docker's way and returns the exit status.
+fn report(e: &anyhow::Error) -> i32 {
+    if let Some(s) = e.downcast_ref::<StatusError>() {
+        if !s.message.is_empty() {
+            eprintln!("{}", s.message);
+        }
+        return s.code;
+    }
+    eprintln!("{e:#}");
+    1
+}
+
+async fn connect(host: Option<String>) -> anyhow::Result<Client> {
+    let mut c = Client::new(host)?;
+    c.negotiate().await?;
+    Ok(c)
+}
+
+async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
+    // `version` prints the client's part even without a daemon.
+    if let Cmd::Version(a) = cmd {
+        let mut c = Client::new(host)?;
+        let reachable = c.negotiate().await;
+        return system::version(&c, reachable, a).await;
+    }
+    let c = connect(host).await?;
+    match cmd {
+        Cmd::Run(a) => run::run(&c, a).await,
+        Cmd::Exec(a) => exec::exec(&c, a).await,
+        Cmd::Ps(a) => ps::ps(&c, a).await,
+        Cmd::Images(a) => image::images(&c, a).await,
+        Cmd::Import(a) => image::import(&c, a).await,
+        Cmd::Info(a) => system::info(&c, a).await,
+        Cmd::Version(_) => Ok(0),
+        Cmd::Attach(a) => container::attach(&c, a).await,
+        Cmd::Create(a) => run::create(&c, a).await,
+        Cmd::History(a) => image::history(&c, a).await,
+        Cmd::Inspect(a) => inspect::inspect(&c, a).await,
+        Cmd::Kill(a) => container::kill(&c, a).await,
+        Cmd::Logs(a) => logs::logs(&c, a).await,
+        Cmd::Pause(a) => container::pause(&c, a, true).await,
+        Cmd::Rename(a) => container::rename(&c, a).await,
+        Cmd::Restart(a) => container::restart(&c, a).await,
+        Cmd::Rm(a) => container::rm(&c, a).await,
+        Cmd::Rmi(a) => image::rmi(&c, a).await,
+        Cmd::Start(a) => container::start(&c, a).await,
+        Cmd::Stop(a) => container::stop(&c, a).await,
+        Cmd::Tag(a) => image::tag(&c, a).await,
+        Cmd::Top(a) => container::top(&c, a).await,
+        Cmd::Unpause(a) => container::pause(&c, a, false).await,
+        Cmd::Wait(a) => container::wait(&c, a).await,
+        Cmd::Container { cmd } => match cmd {
+            ContainerCmd::Attach(a) => container::attach(&c, a).await,
+            ContainerCmd::Create(a) => run::create(&c, a).await,
+            ContainerCmd::Exec(a) => exec::exec(&c, a).await,
+            ContainerCmd::Inspect(a) => inspect::inspect(&c, a.with_type("container")).await,
+            ContainerCmd::Kill(a) => container::kill(&c, a).await,
+            ContainerCmd::Logs(a) => logs::logs(&c, a).await,
+            ContainerCmd::Ls(a) => ps::ps(&c, a).await,
+            ContainerCmd::Pause(a) => container::pause(&c, a, true).await,
+            ContainerCmd::Rename(a) => container::rename(&c, a).await,
+            ContainerCmd::Restart(a) => container::restart(&c, a).await,
+            ContainerCmd::Rm(a) => container::rm(&c, a).await,
+            ContainerCmd::Run(a) => run::run(&c, a).await,
+            ContainerCmd::Start(a) => container::start(&c, a).await,
+            ContainerCmd::Stop(a) => container::stop(&c, a).await,
+            ContainerCmd::Top(a) => container::top(&c, a).await,
+            ContainerCmd::Unpause(a) => container::pause(&c, a, false).await,
+            ContainerCmd::Wait(a) => container::wait(&c, a).await,
+        },
+        Cmd::Image { cmd } => match cmd {
+            ImageCmd::History(a) => image::history(&c, a).await,
+            ImageCmd::Import(a) => image::import(&c, a).await,
+            ImageCmd::Inspect(a) => inspect::inspect(&c, a.with_type("image")).await,
+            ImageCmd::Ls(a) => image::images(&c, a).await,
+            ImageCmd::Rm(a) => image::rmi(&c, a).await,
+            ImageCmd::Tag(a) => image::tag(&c, a).await,
+        },
+        Cmd::System { cmd } => match cmd {
+            SystemCmd::Df(a) => system::df(&c, a).await,
+            SystemCmd::Info(a) => system::info(&c, a).await,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        match Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())) {
+            Ok(c) => c,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn run_stops_parsing_at_the_image() {
+        let Some(Cmd::Run(r)) = parse(&["run", "--rm", "-e", "A=1", "-it", "busybox", "sh", "-c", "echo -e x", "--rm"]).cmd else {
+            panic!("not run")
+        };
+        assert!(r.opts.rm && r.opts.interactive && r.opts.tty);
+        assert_eq!(r.opts.env, vec!["A=1"]);
+        assert_eq!(r.args, vec!["busybox", "sh", "-c", "echo -e x", "--rm"]);
+        let Some(Cmd::Run(r)) = parse(&["run", "busybox", "-e", "X"]).cmd else { panic!("not run") };
+        assert!(r.opts.env.is_empty());
+        assert_eq!(r.args, vec!["busybox", "-e", "X"]);
+    }
+
+    #[test]
+    fn exec_and_flags() {
+        let Some(Cmd::Exec(e)) = parse(&["exec", "-i", "-e", "X=1", "-w", "/tmp", "-u", "65534", "host", "sh", "-c", "exit 7"]).cmd else {
+            panic!("not exec")
+        };
+        assert_eq!(e.args, vec!["host", "sh", "-c", "exit 7"]);
+        assert!(e.interactive);
+        let Some(Cmd::Ps(p)) = parse(&["ps", "-aq", "--filter", "status=exited", "-f", "name=x"]).cmd else { panic!("not ps") };
+        assert!(p.all && p.quiet);
+        assert_eq!(p.filter.len(), 2);
+        let Some(Cmd::Stop(s)) = parse(&["stop", "-t", "1", "a", "b"]).cmd else { panic!("not stop") };
+        assert_eq!(s.time, Some(1));
+        assert_eq!(s.containers, vec!["a", "b"]);
+        let Some(Cmd::Run(r)) = parse(&["run", "-h", "box", "--sig-proxy=false", "-m", "512m", "busybox"]).cmd else { panic!("not run") };
+        assert_eq!(r.opts.hostname.as_deref(), Some("box"));
+        assert!(!r.sig_proxy);
+        let Some(Cmd::Import(i)) = parse(&["import", "-c", "CMD [\"sh\"]", "-", "busybox:latest"]).cmd else { panic!("not import") };
+        assert_eq!(i.source, "-");
+        let Some(Cmd::Container { cmd: ContainerCmd::Ls(_) }) = parse(&["container", "ps"]).cmd else { panic!("not ls") };
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,340 @@
+//! Container lifecycle commands: `start`, `stop`, `restart`, `kill`, `rm`, `pause`/`unpause`, `wait`, `rename`,
+//! `top`, `attach`.
+
+use anyhow::{Context as _, Result, bail};
+use clap::{ArgAction, Args};
+use serde_json::Value;
+
+use super::run::{Session, StartFailed, session};
+use super::{container_path, for_each};
+use crate::StatusError;
+use crate::client::{Client, query};
+use crate::stream;
+use crate::table::TabWriter;
+
+/// One or more containers.
+#[derive(Args, Debug)]
+pub struct Targets {
+    /// CONTAINER...
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `start`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth start [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short = 'a', long = "attach")]
+    pub attach: bool,
+    /// Attach container's STDIN
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// CONTAINER...
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `stop` and `restart`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth stop [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct StopArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal", value_name = "SIGNAL")]
+    pub signal: Option<String>,
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "timeout", visible_alias = "time", value_name = "SECONDS", allow_hyphen_values = true)]
+    pub time: Option<i64>,
+    /// CONTAINER...
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `kill`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth kill [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short = 's', long = "signal", value_name = "SIGNAL")]
+    pub signal: Option<String>,
+    /// CONTAINER...
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `rm`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth rm [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Remove the specified link
+    #[arg(short = 'l', long = "link")]
+    pub link: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short = 'v', long = "volumes")]
+    pub volumes: bool,
+    /// CONTAINER...
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `rename`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth rename CONTAINER NEW_NAME")]
+pub struct RenameArgs {
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// NEW_NAME
+    #[arg(value_name = "NEW_NAME")]
+    pub new_name: String,
+}
+
+/// `top`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth top CONTAINER [ps OPTIONS]")]
+pub struct TopArgs {
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// ps OPTIONS
+    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `attach`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth attach [OPTIONS] CONTAINER")]
+pub struct AttachArgs {
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "KEYS")]
+    pub detach_keys: Option<String>,
+    /// Do not attach STDIN
+    #[arg(long = "no-stdin")]
+    pub no_stdin: bool,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", value_name = "BOOL", default_value = "true", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", action = ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// What an attached session needs to know about a container.
+struct Facts {
+    id: String,
+    tty: bool,
+    open_stdin: bool,
+    auto_remove: bool,
+    status: String,
+}
+
+async fn facts(c: &Client, name: &str) -> Result<Facts> {
+    let v: Value = c.get_json(&format!("{}/json", container_path(name))).await?;
+    Ok(Facts {
+        id: v["Id"].as_str().unwrap_or(name).to_string(),
+        tty: v.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false),
+        open_stdin: v.pointer("/Config/OpenStdin").and_then(Value::as_bool).unwrap_or(false),
+        auto_remove: v.pointer("/HostConfig/AutoRemove").and_then(Value::as_bool).unwrap_or(false),
+        status: v.pointer("/State/Status").and_then(Value::as_str).unwrap_or("").to_string(),
+    })
+}
+
+/// `berth start`.
+pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
+    if a.attach || a.interactive {
+        if a.containers.len() > 1 {
+            bail!("you cannot start and attach multiple containers at once");
+        }
+        let f = facts(c, &a.containers[0]).await?;
+        let stdin = a.interactive && f.open_stdin;
+        if f.tty && stdin && !stream::stdin_is_terminal() {
+            bail!("the input device is not a TTY");
+        }
+        let s = Session {
+            id: f.id,
+            tty: f.tty,
+            stdin,
+            stdout: true,
+            stderr: true,
+            start: true,
+            condition: if f.auto_remove { "removed" } else { "next-exit" },
+            sig_proxy: true,
+            auto_remove: f.auto_remove,
+        };
+        return match session(c, s).await {
+            Ok(code) => Ok(code),
+            Err(e) => match e.downcast::<StartFailed>() {
+                Ok(StartFailed(e)) => Err(e),
+                Err(e) => Err(e),
+            },
+        };
+    }
+    let mut failed = Vec::new();
+    let mut errors = Vec::new();
+    for name in &a.containers {
+        match c.post(&format!("{}/start", container_path(name))).await {
+            Ok(_) => outln!("{name}"),
+            Err(e) => {
+                errors.push(format!("{e:#}"));
+                failed.push(name.clone());
+            }
+        }
+    }
+    if errors.is_empty() {
+        return Ok(0);
+    }
+    errors.push(format!("Error: failed to start containers: {}", failed.join(", ")));
+    Err(StatusError::exit(1, errors.join("\n")))
+}
+
+fn stop_query(a: &StopArgs) -> String {
+    let mut q = Vec::new();
+    if let Some(t) = a.time {
+        q.push(("t", t.to_string()));
+    }
+    if let Some(s) = &a.signal {
+        q.push(("signal", s.clone()));
+    }
+    query(&q)
+}
+
+/// `berth stop`.
+pub async fn stop(c: &Client, a: StopArgs) -> Result<i32> {
+    let q = stop_query(&a);
+    for_each(&a.containers, |name| {
+        let path = format!("{}/stop{q}", container_path(&name));
+        async move { c.post(&path).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `berth restart`.
+pub async fn restart(c: &Client, a: StopArgs) -> Result<i32> {
+    let q = stop_query(&a);
+    for_each(&a.containers, |name| {
+        let path = format!("{}/restart{q}", container_path(&name));
+        async move { c.post(&path).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `berth kill`.
+pub async fn kill(c: &Client, a: KillArgs) -> Result<i32> {
+    let q = query(&a.signal.iter().map(|s| ("signal", s.clone())).collect::<Vec<_>>());
+    for_each(&a.containers, |name| {
+        let path = format!("{}/kill{q}", container_path(&name));
+        async move { c.post(&path).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `berth rm`.
+pub async fn rm(c: &Client, a: RmArgs) -> Result<i32> {
+    let mut q = Vec::new();
+    if a.force {
+        q.push(("force", "1".to_string()));
+    }
+    if a.volumes {
+        q.push(("v", "1".to_string()));
+    }
+    if a.link {
+        q.push(("link", "1".to_string()));
+    }
+    let q = query(&q);
+    for_each(&a.containers, |name| {
+        let path = format!("{}{q}", container_path(&name));
+        async move { c.delete(&path).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `berth pause` / `berth unpause`.
+pub async fn pause(c: &Client, a: Targets, pause: bool) -> Result<i32> {
+    let verb = if pause { "pause" } else { "unpause" };
+    for_each(&a.containers, |name| {
+        let path = format!("{}/{verb}", container_path(&name));
+        async move { c.post(&path).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// `berth wait`: prints each container's exit code.
+pub async fn wait(c: &Client, a: Targets) -> Result<i32> {
+    let mut errors = Vec::new();
+    for name in &a.containers {
+        let r = async {
+            let body = c.post(&format!("{}/wait", container_path(name))).await?;
+            let v: Value = serde_json::from_slice(&body).context("decode the wait answer")?;
+            anyhow::Ok(v["StatusCode"].as_i64().unwrap_or(0))
+        }
+        .await;
+        match r {
+            Ok(code) => outln!("{code}"),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if errors.is_empty() { Ok(0) } else { Err(StatusError::exit(1, errors.join("\n"))) }
+}
+
+/// `berth rename`.
+pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
+    let new = a.new_name.trim();
+    if new.is_empty() || a.container.trim().is_empty() {
+        bail!("Error: Neither old nor new names may be empty");
+    }
+    c.post(&format!("{}/rename{}", container_path(&a.container), query(&[("name", new.to_string())])))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}\nError: failed to rename container named {}", a.container))?;
+    Ok(0)
+}
+
+/// `berth top`.
+pub async fn top(c: &Client, a: TopArgs) -> Result<i32> {
+    let q = if a.ps_args.is_empty() { String::new() } else { query(&[("ps_args", a.ps_args.join(" "))]) };
+    let v: Value = c.get_json(&format!("{}/top{q}", container_path(&a.container))).await?;
+    let mut tw = TabWriter::new(20, 3);
+    let titles: Vec<String> = v["Titles"].as_array().map(|t| t.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+    tw.push(&titles.join("\t"));
+    tw.push("\n");
+    for p in v["Processes"].as_array().into_iter().flatten() {
+        let cells: Vec<String> = p.as_array().map(|r| r.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+        tw.push(&cells.join("\t"));
+        tw.push("\n");
+    }
+    out!("{}", tw.finish());
+    Ok(0)
+}
+
+/// `berth attach`.
+pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
+    let f = facts(c, &a.container).await?;
+    match f.status.as_str() {
+        "running" => {}
+        "paused" => bail!("You cannot attach to a paused container, unpause it first"),
+        "restarting" => bail!("You cannot attach to a restarting container, wait until it is running"),
+        _ => bail!("You cannot attach to a stopped container, start it first"),
+    }
+    let stdin = !a.no_stdin && f.open_stdin;
+    if f.tty && stdin && !stream::stdin_is_terminal() {
+        bail!("the input device is not a TTY");
+    }
+    let s = Session {
+        id: f.id,
+        tty: f.tty,
+        stdin,
+        stdout: true,
+        stderr: true,
+        start: false,
+        condition: "not-running",
+        sig_proxy: a.sig_proxy,
+        auto_remove: false,
+    };
+    session(c, s).await
+}

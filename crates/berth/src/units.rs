@@ -1,0 +1,378 @@
+//! Docker's units and times, as the docker CLI prints and parses them: `4.26MB` (go-units `HumanSizeWithPrecision`),
+//! `7.6GiB` (`BytesSize`), `512m` (`RAMInBytes`), Go durations (`1h30m`), `--since`/`--until` timestamps, and Go's
+//! `time.Time.String()` for `CreatedAt` columns.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, anyhow, bail};
+
+const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+
+/// Go's `%.<prec>g`: shortest of `%e`/`%f` with `prec` significant digits, trailing zeros removed.
+pub fn format_g(x: f64, prec: usize) -> String {
+    let prec = prec.max(1);
+    if x == 0.0 {
+        return "0".into();
+    }
+    if !x.is_finite() {
+        return if x.is_nan() { "NaN".into() } else if x > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    let e = format!("{:.*e}", prec - 1, x);
+    let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= prec as i32 {
+        let m = strip_zeros(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        strip_zeros(&format!("{x:.decimals$}"))
+    }
+}
+
+fn strip_zeros(s: &str) -> String {
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
+}
+
+fn custom_size(size: f64, prec: usize, base: f64, units: &[&str]) -> String {
+    let mut size = size;
+    let mut i = 0;
+    while size >= base && i < units.len() - 1 {
+        size /= base;
+        i += 1;
+    }
+    format!("{}{}", format_g(size, prec), units[i])
+}
+
+/// go-units `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits (`4.26MB`, `1.2kB`, `0B`).
+pub fn human_size(size: f64) -> String {
+    custom_size(size, 3, 1000.0, &DECIMAL)
+}
+
+/// go-units `HumanSize`: decimal units, 4 significant digits.
+pub fn human_size4(size: f64) -> String {
+    custom_size(size, 4, 1000.0, &DECIMAL)
+}
+
+/// go-units `BytesSize`: binary units, 4 significant digits (`7.672GiB`).
+pub fn bytes_size(size: f64) -> String {
+    custom_size(size, 4, 1024.0, &BINARY)
+}
+
+/// go-units `RAMInBytes`: `512m`, `1g`, `1.5GB`, `100` (bytes); binary multipliers.
+pub fn ram_in_bytes(s: &str) -> Result<i64> {
+    let bad = || anyhow!("invalid size: '{s}'");
+    let t = s.trim();
+    let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_end);
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
+        return Err(bad());
+    }
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.strip_prefix(' ').unwrap_or(unit).to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let mult: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024f64.powi(2),
+        "g" => 1024f64.powi(3),
+        "t" => 1024f64.powi(4),
+        "p" => 1024f64.powi(5),
+        _ => return Err(bad()),
+    };
+    Ok((value * mult) as i64)
+}
+
+/// Go's `time.ParseDuration`: `300ms`, `1.5h`, `2h45m`, `10s`; `0` alone.
+pub fn go_duration(s: &str) -> Result<Duration> {
+    let bad = || anyhow!("time: invalid duration {:?}", s);
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    if rest.starts_with('-') {
+        bail!(bad());
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        bail!(bad());
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if n == 0 {
+            bail!(bad());
+        }
+        let v: f64 = rest[..n].parse().map_err(|_| bad())?;
+        rest = &rest[n..];
+        let u = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit = &rest[..u];
+        rest = &rest[u..];
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(anyhow!("time: missing unit in duration {:?}", s)),
+            _ => return Err(anyhow!("time: unknown unit {:?} in duration {:?}", unit, s)),
+        };
+        total += v * scale;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// The local time zone's offset from UTC, in seconds, at `unix` (from the C library).
+fn local_offset(unix: i64) -> (i64, String) {
+    let t = unix as libc::time_t;
+    // SAFETY: `tm` is plain old data that localtime_r fills in; both pointers are valid for the call.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: see above; localtime_r is thread-safe.
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return (0, "UTC".into());
+    }
+    let zone = if tm.tm_zone.is_null() {
+        String::new()
+    } else {
+        // SAFETY: tm_zone points at a NUL-terminated static string owned by the C library.
+        unsafe { std::ffi::CStr::from_ptr(tm.tm_zone) }.to_string_lossy().into_owned()
+    };
+    (tm.tm_gmtoff, zone)
+}
+
+/// Parses the timestamp forms docker's `--since`/`--until` take (RFC 3339 with or without fraction, zone, time
+/// or seconds; local time when no zone is given) into a Unix time.
+fn parse_rfc3339ish(s: &str) -> Option<(i64, u32)> {
+    let b = s.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let mut rest = &s[10..];
+    let (mut h, mut mi, mut sec, mut nanos) = (0, 0, 0, 0u32);
+    if let Some(t) = rest.strip_prefix('T') {
+        let digits = |x: &str| x.get(..2).and_then(|v| v.parse::<i64>().ok());
+        h = digits(t)?;
+        rest = &t[2..];
+        if let Some(t) = rest.strip_prefix(':') {
+            mi = digits(t)?;
+            rest = &t[2..];
+            if let Some(t) = rest.strip_prefix(':') {
+                sec = digits(t)?;
+                rest = &t[2..];
+                if let Some(t) = rest.strip_prefix('.') {
+                    let n = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+                    let frac = &t[..n];
+                    let padded = format!("{frac:0<9}");
+                    nanos = padded.get(..9)?.parse().ok()?;
+                    rest = &t[n..];
+                }
+            }
+        }
+    }
+    let days = days_from_civil(y, mo, d);
+    let naive = days * 86400 + h * 3600 + mi * 60 + sec;
+    let offset = match rest {
+        "Z" | "z" => 0,
+        "" => local_offset(naive).0,
+        z if (z.starts_with('+') || z.starts_with('-')) && z.len() == 6 && &z[3..4] == ":" => {
+            let hh: i64 = z[1..3].parse().ok()?;
+            let mm: i64 = z[4..6].parse().ok()?;
+            let o = hh * 3600 + mm * 60;
+            if z.starts_with('-') { -o } else { o }
+        }
+        _ => return None,
+    };
+    Some((naive - offset, nanos))
+}
+
+/// Docker's `GetTimestamp`: a Go duration (relative to `now`), an RFC 3339 date, or a Unix timestamp, as the
+/// `seconds[.nanoseconds]` string the API's `since`/`until` expect.
+pub fn api_timestamp(value: &str, now: SystemTime) -> Result<String> {
+    if value.is_empty() {
+        return Ok(String::new());
+    }
+    if value != "0"
+        && let Ok(d) = go_duration(value) {
+            let t = now.checked_sub(d).unwrap_or(UNIX_EPOCH);
+            let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            return Ok(secs.to_string());
+        }
+    if value.contains('-') && value.len() >= 10 && value.as_bytes()[4] == b'-' {
+        return match parse_rfc3339ish(value) {
+            Some((secs, nanos)) => Ok(format!("{secs}.{nanos:09}")),
+            None => bail!("invalid value for \"since/until\": failed to parse value as time or duration: {value:?}"),
+        };
+    }
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    if secs.parse::<i64>().is_err() || (!frac.is_empty() && frac.parse::<u64>().is_err()) {
+        bail!("invalid value for \"since/until\": failed to parse value as time or duration: {value:?}");
+    }
+    Ok(value.to_string())
+}
+
+/// Go's `time.Unix(secs, 0).String()` in local time: `2024-03-01 10:11:12 +0100 CET`.
+pub fn go_time_string(secs: i64) -> String {
+    let (offset, zone) = local_offset(secs);
+    let local = secs + offset;
+    let days = local.div_euclid(86400);
+    let tod = local.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    let sign = if offset < 0 { '-' } else { '+' };
+    let o = offset.abs();
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} {sign}{:02}{:02} {zone}",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60,
+        o / 3600,
+        o % 3600 / 60
+    )
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = if z >= 0 { z } else { z - 146096 } / 146097;
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// go-units `HumanDuration`: `Less than a second`, `About a minute`, `3 hours`, `2 weeks` (seconds and minutes
+/// truncated, hours rounded, as go-units does).
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let minutes = secs / 60;
+    let hours = (d.as_secs_f64() / 3600.0 + 0.5) as u64;
+    if secs < 1 {
+        "Less than a second".into()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if minutes == 1 {
+        "About a minute".into()
+    } else if minutes < 60 {
+        format!("{minutes} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", secs / 3600 / 24 / 365)
+    }
+}
+
+/// `5 minutes ago` for a Unix time (docker's `RunningFor` / `CreatedSince`).
+pub fn ago(unix: i64, now: SystemTime) -> String {
+    let then = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    let d = now.duration_since(then).unwrap_or(Duration::ZERO);
+    format!("{} ago", human_duration(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_go_units() {
+        assert_eq!(human_size(0.0), "0B");
+        assert_eq!(human_size(123.0), "123B");
+        assert_eq!(human_size(1200.0), "1.2kB");
+        assert_eq!(human_size(4_260_000.0), "4.26MB");
+        assert_eq!(human_size(4_264_123.0), "4.26MB");
+        assert_eq!(human_size(1_000_000.0), "1MB");
+        assert_eq!(human_size(999.6), "1e+03B");
+        assert_eq!(bytes_size(8_238_166_016.0), "7.672GiB");
+        assert_eq!(human_size4(1_234_567.0), "1.235MB");
+        assert_eq!(format_g(0.0001234, 3), "0.000123");
+        assert_eq!(format_g(0.00001234, 3), "1.23e-05");
+        assert_eq!(format_g(12.5, 3), "12.5");
+    }
+
+    #[test]
+    fn ram_sizes() {
+        assert_eq!(ram_in_bytes("512m").ok(), Some(512 * 1024 * 1024));
+        assert_eq!(ram_in_bytes("1g").ok(), Some(1 << 30));
+        assert_eq!(ram_in_bytes("1GB").ok(), Some(1 << 30));
+        assert_eq!(ram_in_bytes("1.5k").ok(), Some(1536));
+        assert_eq!(ram_in_bytes("100").ok(), Some(100));
+        assert_eq!(ram_in_bytes("64 MiB").ok(), Some(64 << 20));
+        assert!(ram_in_bytes("12x").is_err());
+        assert!(ram_in_bytes("").is_err());
+        assert_eq!(ram_in_bytes("bad").map_err(|e| e.to_string()).err().as_deref(), Some("invalid size: 'bad'"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(go_duration("1h").ok(), Some(Duration::from_secs(3600)));
+        assert_eq!(go_duration("1h30m").ok(), Some(Duration::from_secs(5400)));
+        assert_eq!(go_duration("1.5s").ok(), Some(Duration::from_millis(1500)));
+        assert_eq!(go_duration("300ms").ok(), Some(Duration::from_millis(300)));
+        assert!(go_duration("10").is_err());
+        assert!(go_duration("x").is_err());
+    }
+
+    #[test]
+    fn timestamps() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(api_timestamp("1h", now).ok().as_deref(), Some("1699996400"));
+        assert_eq!(api_timestamp("1700000000", now).ok().as_deref(), Some("1700000000"));
+        assert_eq!(api_timestamp("1700000000.5", now).ok().as_deref(), Some("1700000000.5"));
+        assert_eq!(api_timestamp("2023-11-14T22:13:20Z", now).ok().as_deref(), Some("1700000000.000000000"));
+        assert_eq!(api_timestamp("2023-11-14T23:13:20.5+01:00", now).ok().as_deref(), Some("1700000000.500000000"));
+        assert!(api_timestamp("yesterday", now).is_err());
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(19675), (2023, 11, 14));
+    }
+
+    #[test]
+    fn human_durations_like_go_units() {
+        let d = |s: u64| human_duration(Duration::from_secs(s));
+        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(d(1), "1 second");
+        assert_eq!(d(45), "45 seconds");
+        assert_eq!(d(113), "About a minute");
+        assert_eq!(d(120), "2 minutes");
+        assert_eq!(d(3599), "59 minutes");
+        assert_eq!(d(5399), "About an hour");
+        assert_eq!(d(5400), "2 hours");
+        assert_eq!(d(3 * 86400), "3 days");
+        assert_eq!(d(20 * 86400), "2 weeks");
+        assert_eq!(d(90 * 86400), "3 months");
+        assert_eq!(d(3 * 365 * 86400), "3 years");
+    }
+
+    #[test]
+    fn go_time_strings() {
+        let s = go_time_string(1_700_000_000);
+        assert!(s.len() >= "2023-11-14 22:13:20 +0000".len(), "{s}");
+        assert!(s.starts_with("2023-11-1"), "{s}");
+    }
+}
