@@ -5,4 +5,4 @@ cd "$(dirname "$0")"
 . ./contrib/deps.sh
 install_deps
 cargo build --workspace --locked
-cargo test --workspace --locked -- --test-threads="${BERTH_TEST_THREADS:-4}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}"

@@ -11,7 +11,22 @@ fn conformance(runtime: &str) {
     let d = Berthd::start_with(&["--runtime", runtime]);
     d.busybox();
     // Output, exit code, environment, working directory, user, hostname, PID 1.
-    let out = d.berth(&["run", "--rm", "-e", "K=v", "-w", "/tmp", "-u", "1000:1000", "--hostname", "conf", "busybox", "sh", "-c", "echo $K $(pwd) $(id -u) $(hostname) $$; exit 6"]);
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "-e",
+        "K=v",
+        "-w",
+        "/tmp",
+        "-u",
+        "1000:1000",
+        "--hostname",
+        "conf",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $K $(pwd) $(id -u) $(hostname) $$; exit 6",
+    ]);
     assert_eq!(stdout(&out), "v /tmp 1000 conf 1\n", "{runtime}: {}", stderr(&out));
     assert_eq!(out.status.code(), Some(6));
     // Exec, pause and resume, stop.

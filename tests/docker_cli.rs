@@ -59,7 +59,10 @@ fn docker_cli_run_exit_codes_and_streams() {
     let out = d.docker(&["run", "--rm", "busybox", "nope"]).unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
     assert!(stderr(&out).contains("executable file not found"), "{}", stderr(&out));
-    let id = docker_ok(&d, &["run", "-d", "--name", "bg", "-e", "GREETING=hi", "busybox", "sh", "-c", "echo $GREETING; sleep 300"]);
+    let id = docker_ok(
+        &d,
+        &["run", "-d", "--name", "bg", "-e", "GREETING=hi", "busybox", "sh", "-c", "echo $GREETING; sleep 300"],
+    );
     assert_eq!(id.trim().len(), 64);
     assert!(d.eventually(5, || docker_ok(&d, &["logs", "bg"]) == "hi\n"));
     let ps = docker_ok(&d, &["ps"]);
@@ -99,9 +102,9 @@ fn docker_cli_tty_exec_and_run() {
         eprintln!("SKIPPED: `script` (bsdutils) is needed to give the docker CLI a terminal");
         return;
     }
-    docker_ok(&d, &["run", "-d", "--name", "t", "busybox", "sleep", "300"]);
+    docker_ok(&d, &["run", "-d", "--name", "tty1", "busybox", "sleep", "300"]);
     let docker = docker_cli().unwrap();
-    let cmd = format!("{} exec -it t sh -c 'tty; echo cols=$(stty size)'", docker.display());
+    let cmd = format!("{} exec -it tty1 sh -c 'tty; echo cols=$(stty size)'", docker.display());
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env("DOCKER_HOST", d.host())

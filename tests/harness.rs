@@ -129,7 +129,14 @@ impl Berthd {
 
     /// Runs the berth CLI with `input` on stdin.
     pub fn berth_input(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self.berth_cmd().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = self
+            .berth_cmd()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         {
             use std::io::Write;
             let mut stdin = child.stdin.take().unwrap();
@@ -259,7 +266,10 @@ impl Drop for Berthd {
                 }
             }
             if let Some(mut c) = self.child.take() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(c.id() as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
                 let _ = c.wait();
             }
         }

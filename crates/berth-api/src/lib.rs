@@ -127,8 +127,12 @@ mod tests {
     fn negotiation_bounds() {
         assert_eq!(negotiate(None), Ok(API_VERSION));
         assert_eq!(negotiate(ApiVersion::parse("1.41")), Ok(ApiVersion { major: 1, minor: 41 }));
-        assert!(matches!(negotiate(ApiVersion::parse("1.99")), Err(Error::InvalidArgument(m)) if m.contains("too new")));
-        assert!(matches!(negotiate(ApiVersion::parse("1.12")), Err(Error::InvalidArgument(m)) if m.contains("too old")));
+        assert!(
+            matches!(negotiate(ApiVersion::parse("1.99")), Err(Error::InvalidArgument(m)) if m.contains("too new"))
+        );
+        assert!(
+            matches!(negotiate(ApiVersion::parse("1.12")), Err(Error::InvalidArgument(m)) if m.contains("too old"))
+        );
         assert_eq!(ApiVersion::parse("x.1"), None);
     }
 

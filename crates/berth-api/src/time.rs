@@ -45,8 +45,9 @@ pub fn parse_since(s: &str, now: SystemTime) -> Option<SystemTime> {
 /// Go-units' `HumanDuration`, as Docker prints ages: `Less than a second`, `About a minute`, `3 hours`, `2 weeks`.
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs();
-    let minutes = (d.as_secs_f64() / 60.0).round() as u64;
-    let hours = (d.as_secs_f64() / 3600.0).round() as u64;
+    // Minutes truncate, hours round, as in go-units.
+    let minutes = secs / 60;
+    let hours = (d.as_secs_f64() / 3600.0 + 0.5) as u64;
     match () {
         _ if d.as_secs_f64() < 1.0 => "Less than a second".into(),
         _ if secs == 1 => "1 second".into(),
@@ -58,7 +59,7 @@ pub fn human_duration(d: Duration) -> String {
         _ if hours < 24 * 7 * 2 => format!("{} days", hours / 24),
         _ if hours < 24 * 30 * 2 => format!("{} weeks", hours / 24 / 7),
         _ if hours < 24 * 365 * 2 => format!("{} months", hours / 24 / 30),
-        _ => format!("{} years", hours / 24 / 365),
+        _ => format!("{} years", secs / 3600 / 24 / 365),
     }
 }
 
@@ -79,7 +80,26 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
         assert_eq!(human_duration(Duration::from_secs(45)), "45 seconds");
         assert_eq!(human_duration(Duration::from_secs(80)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(113)), "About a minute");
+        assert_eq!(human_duration(Duration::from_secs(59 * 60 + 59)), "59 minutes");
         assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
         assert_eq!(human_duration(Duration::from_secs(20 * 86400)), "2 weeks");
+    }
+
+    #[test]
+    fn human_durations_like_go_units() {
+        let d = |s: u64| human_duration(Duration::from_secs(s));
+        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
+        assert_eq!(d(1), "1 second");
+        assert_eq!(d(45), "45 seconds");
+        assert_eq!(d(113), "About a minute");
+        assert_eq!(d(120), "2 minutes");
+        assert_eq!(d(3599), "59 minutes");
+        assert_eq!(d(5399), "About an hour");
+        assert_eq!(d(5400), "2 hours");
+        assert_eq!(d(3 * 86400), "3 days");
+        assert_eq!(d(20 * 86400), "2 weeks");
+        assert_eq!(d(90 * 86400), "3 months");
+        assert_eq!(d(3 * 365 * 86400), "3 years");
     }
 }

@@ -5,9 +5,12 @@
 //! parent → child `c` once the child is in its cgroup, child → parent `R` once set up, parent → child `s` to start;
 //! then the child's end of the second pipe closes on a successful `execve` (the parent reads EOF), or the child writes
 //! `E` + message and exits 127.
+//!
+//! With [`Stdio::Console`], a Unix socketpair carries the terminal's master from the child (which opens it from the
+//! container's `/dev/ptmx` once its root is in place) to the parent, before `R` (init) or before `execve` (exec).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -19,7 +22,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use crate::cgroups::Cgroup;
 use crate::process::{Prepared, cloexec_from_3};
 use crate::sys::{Forked, clone_fork};
-use crate::{Created, Error, Result, Runtime, Stdio, load_spec, mounts, sys};
+use crate::{Created, Error, Result, Runtime, Stdio, console, load_spec, mounts, sys};
 
 /// Berth's built-in runtime.
 #[derive(Debug, Default, Clone, Copy)]
@@ -72,24 +75,39 @@ fn child_error(from_child: &mut std::fs::File, pid: Pid) -> Error {
     Error::Start(if msg.is_empty() { "container init exited during setup".into() } else { msg })
 }
 
+/// Makes the descriptors of `stdio` the standard streams (nothing to do for a console, made later in the container).
 fn dup_stdio(stdio: &Stdio) -> Result<()> {
-    for (fd, target) in [(stdio.stdin.as_raw_fd(), 0), (stdio.stdout.as_raw_fd(), 1), (stdio.stderr.as_raw_fd(), 2)] {
-        if fd != target {
-            // SAFETY: dup2 on two descriptor numbers: `fd` is owned by `stdio`, which outlives this call; `target` is a
-            // standard stream number that the child replaces on purpose.
-            if unsafe { libc::dup2(fd, target) } == -1 {
-                return Err(Error::Sys { what: format!("dup2 {fd} -> {target}"), source: nix::Error::last() });
-            }
-        }
+    if let Stdio::Fds { stdin, stdout, stderr } = stdio {
+        sys::dup2(stdin.as_fd(), 0)?;
+        sys::dup2(stdout.as_fd(), 1)?;
+        sys::dup2(stderr.as_fd(), 2)?;
     }
     Ok(())
+}
+
+/// The socketpair that carries a terminal's master from child to parent, when `stdio` asks for a console:
+/// `(parent's end, child's end)`.
+fn console_socket(stdio: &Stdio) -> Result<Option<(OwnedFd, OwnedFd)>> {
+    if !stdio.is_console() {
+        return Ok(None);
+    }
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map(Some)
+        .map_err(Error::sys("socketpair"))
+}
+
+/// Takes the master the child sent (it did so before reporting success, so it is queued already).
+fn receive_console(sock: Option<OwnedFd>) -> Result<Option<OwnedFd>> {
+    sock.map(|s| sys::recv_fd(s.as_fd(), true)).transpose()
 }
 
 struct InitArgs<'a> {
     spec: &'a Spec,
     rootfs: &'a Path,
     stdio: &'a Stdio,
-    console: Option<PathBuf>,
+    /// The child's end of the console socket, with [`Stdio::Console`].
+    console: Option<OwnedFd>,
     join: &'a [(LinuxNamespaceType, PathBuf)],
     new_cgroup_ns: bool,
     new_uts_ns: bool,
@@ -114,15 +132,15 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
             nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(Error::sys("unshare cgroup namespace"))?;
         }
         nix::unistd::setsid().map_err(Error::sys("setsid"))?;
-        if a.console.is_some() {
-            sys::set_controlling_tty(std::io::stdin().as_fd())?;
-        }
         if a.new_uts_ns {
             if let Some(h) = a.spec.hostname() {
                 nix::unistd::sethostname(h).map_err(Error::sys(format!("sethostname {h}")))?;
             }
         }
-        mounts::setup_rootfs(a.spec, a.rootfs, a.console.as_deref(), a.cgroup_v2)?;
+        let pty = mounts::setup_rootfs(a.spec, a.rootfs, a.console.is_some(), a.cgroup_v2)?;
+        if let (Some(pty), Some(sock)) = (pty, &a.console) {
+            console::attach(pty, sock)?;
+        }
         if let Some(sysctl) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
             for (k, v) in sysctl {
                 let path = format!("/proc/sys/{}", k.replace('.', "/"));
@@ -145,11 +163,16 @@ struct BuiltinCreated {
     pid: Pid,
     to_child: std::fs::File,
     from_child: std::fs::File,
+    console: Option<OwnedFd>,
 }
 
 impl Created for BuiltinCreated {
     fn pid(&self) -> Pid {
         self.pid
+    }
+
+    fn console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     fn start(mut self: Box<Self>) -> Result<()> {
@@ -170,18 +193,13 @@ impl Runtime for Builtin {
         let spec = load_spec(bundle)?;
         let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if root.is_absolute() { root } else { bundle.join(root) };
-        let process = spec.process().as_ref().ok_or_else(|| Error::Bundle {
-            path: bundle.display().to_string(),
-            reason: "no process".into(),
-        })?;
+        let process = spec
+            .process()
+            .as_ref()
+            .ok_or_else(|| Error::Bundle { path: bundle.display().to_string(), reason: "no process".into() })?;
         let linux = spec.linux().as_ref();
         let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()))?;
-        let console = if process.terminal().unwrap_or(false) {
-            let link = format!("/proc/self/fd/{}", stdio.stdin.as_raw_fd());
-            Some(std::fs::read_link(&link).map_err(Error::io(format!("readlink {link}")))?)
-        } else {
-            None
-        };
+        stdio.check(process)?;
         let mut flags = 0;
         let mut join = Vec::new();
         let (mut new_cgroup_ns, mut new_uts_ns) = (false, false);
@@ -203,6 +221,7 @@ impl Runtime for Builtin {
         let cgroup_v2 = crate::cgroups::is_unified();
         let (mut from_parent, mut to_child) = pipe()?;
         let (mut from_child, mut to_parent) = pipe()?;
+        let (console_parent, console_child) = console_socket(&stdio)?.unzip();
         match clone_fork(flags) {
             Err(e) => {
                 let _ = cgroup.destroy();
@@ -211,11 +230,12 @@ impl Runtime for Builtin {
             Ok(Forked::Child) => {
                 drop(to_child);
                 drop(from_child);
+                drop(console_parent);
                 let args = InitArgs {
                     spec: &spec,
                     rootfs: &rootfs,
                     stdio: &stdio,
-                    console,
+                    console: console_child,
                     join: &join,
                     new_cgroup_ns,
                     new_uts_ns,
@@ -228,6 +248,7 @@ impl Runtime for Builtin {
             Ok(Forked::Parent(pid)) => {
                 drop(from_parent);
                 drop(to_parent);
+                drop(console_child);
                 let mut setup = || -> Result<()> {
                     cgroup.add_pid(pid.as_raw())?;
                     if let Some(adj) = process.oom_score_adj() {
@@ -237,8 +258,12 @@ impl Runtime for Builtin {
                     to_child.write_all(b"c").map_err(Error::io("write to sync pipe"))
                 };
                 let ready = setup().and_then(|()| read_byte(&mut from_child));
+                let ready = match ready {
+                    Ok(Some(b'R')) => receive_console(console_parent).map(|c| (Some(b'R'), c)),
+                    other => other.map(|r| (r, None)),
+                };
                 match ready {
-                    Ok(Some(b'R')) => Ok(Box::new(BuiltinCreated { pid, to_child, from_child })),
+                    Ok((Some(b'R'), console)) => Ok(Box::new(BuiltinCreated { pid, to_child, from_child, console })),
                     Ok(_) => {
                         let e = child_error(&mut from_child, pid);
                         let _ = cgroup.destroy();
@@ -255,7 +280,15 @@ impl Runtime for Builtin {
         }
     }
 
-    fn exec(&self, id: &str, bundle: &Path, init_pid: Pid, process: &Process, stdio: Stdio) -> Result<Pid> {
+    fn exec(
+        &self,
+        id: &str,
+        bundle: &Path,
+        init_pid: Pid,
+        process: &Process,
+        stdio: Stdio,
+    ) -> Result<(Pid, Option<OwnedFd>)> {
+        stdio.check(process)?;
         let spec = load_spec(bundle)?;
         let linux = spec.linux().as_ref();
         let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()))?;
@@ -280,15 +313,18 @@ impl Runtime for Builtin {
             nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("setns {t}")))?;
         }
         let (mut from_child, mut to_parent) = pipe()?;
+        let (console_parent, console_child) = console_socket(&stdio)?.unzip();
         match clone_fork(0)? {
             Forked::Child => {
                 drop(from_child);
+                drop(console_parent);
                 let run = || -> Result<()> {
                     dup_stdio(&stdio)?;
                     cloexec_from_3();
                     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
-                    if process.terminal().unwrap_or(false) {
-                        sys::set_controlling_tty(std::io::stdin().as_fd())?;
+                    if let Some(sock) = &console_child {
+                        // In the container's mount namespace already: /dev/ptmx is the container's.
+                        console::attach(console::open_pty(process)?, sock)?;
                     }
                     Ok(())
                 };
@@ -302,8 +338,9 @@ impl Runtime for Builtin {
             }
             Forked::Parent(pid) => {
                 drop(to_parent);
+                drop(console_child);
                 match read_byte(&mut from_child)? {
-                    None => Ok(pid),
+                    None => Ok((pid, receive_console(console_parent)?)),
                     Some(_) => Err(child_error(&mut from_child, pid)),
                 }
             }

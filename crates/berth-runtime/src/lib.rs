@@ -9,6 +9,7 @@
 
 pub mod builtin;
 pub mod cgroups;
+pub mod console;
 pub mod external;
 pub mod mounts;
 pub mod process;
@@ -67,19 +68,45 @@ impl Error {
 /// Result of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The three standard streams a container process gets. With `process.terminal` set, all three are the same pty slave,
-/// which becomes the process's controlling terminal.
+/// The standard streams a container process gets.
 #[derive(Debug)]
-pub struct Stdio {
-    pub stdin: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+pub enum Stdio {
+    /// These descriptors (pipes, `/dev/null`, ...) become its stdin, stdout and stderr. For a process whose
+    /// `terminal` flag is false.
+    Fds { stdin: OwnedFd, stdout: OwnedFd, stderr: OwnedFd },
+    /// A new terminal is created inside the container, as runc does: a pty of the container's devpts instance, whose
+    /// slave (`/dev/pts/N`, also bind-mounted on `/dev/console` for a container's init) becomes the process's stdin,
+    /// stdout, stderr and controlling terminal. Its master is handed back ([`Created::console`], [`Runtime::exec`]).
+    /// For a process whose `terminal` flag is true.
+    Console,
+}
+
+impl Stdio {
+    /// Whether this asks for a terminal.
+    pub fn is_console(&self) -> bool {
+        matches!(self, Stdio::Console)
+    }
+
+    /// Checks that the process's `terminal` flag agrees with the kind of stdio.
+    pub(crate) fn check(&self, process: &Process) -> Result<()> {
+        if process.terminal().unwrap_or(false) != self.is_console() {
+            return Err(Error::Start(format!(
+                "process.terminal is {} but the stdio given {} a console",
+                process.terminal().unwrap_or(false),
+                if self.is_console() { "asks for" } else { "is not" }
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// A container whose init process exists, fully set up, and waits to exec the user's program.
 pub trait Created {
     /// The host PID of the container's init process.
     fn pid(&self) -> Pid;
+    /// The master of the container's terminal, when it was created with [`Stdio::Console`]; `None` afterwards or
+    /// without a terminal.
+    fn console(&mut self) -> Option<OwnedFd>;
     /// Lets init exec the user's program. Fails with [`Error::Start`] when the program cannot be executed.
     fn start(self: Box<Self>) -> Result<()>;
 }
@@ -92,9 +119,16 @@ pub trait Runtime {
     /// single-threaded process (the shim): the built-in runtime forks. The init process becomes a child of the caller
     /// (or, for external runtimes, of the nearest subreaper, which the shim makes itself).
     fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Box<dyn Created>>;
-    /// Runs `process` inside the running container `id`, whose init is `init_pid`. Returns the new process's PID;
-    /// it is a child of the caller, which must be single-threaded.
-    fn exec(&self, id: &str, bundle: &Path, init_pid: Pid, process: &Process, stdio: Stdio) -> Result<Pid>;
+    /// Runs `process` inside the running container `id`, whose init is `init_pid`. Returns the new process's PID
+    /// (a child of the caller, which must be single-threaded) and, with [`Stdio::Console`], its terminal's master.
+    fn exec(
+        &self,
+        id: &str,
+        bundle: &Path,
+        init_pid: Pid,
+        process: &Process,
+        stdio: Stdio,
+    ) -> Result<(Pid, Option<OwnedFd>)>;
     /// Freezes every process of the container.
     fn pause(&self, id: &str, bundle: &Path) -> Result<()>;
     /// Thaws a paused container.

@@ -8,6 +8,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::stat::{Mode, SFlag, makedev, mknod};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
+use crate::console::{self, Console};
 use crate::{Error, Result, sys};
 
 /// Flags and data parsed from fstab-style mount options.
@@ -96,12 +97,15 @@ pub fn parse_options(options: &[String]) -> MountOptions {
 /// relative) are followed but can never lead outside `root`, and `..` stops at `root`. Missing components are kept
 /// as they are, so the result may not exist yet.
 pub fn secure_join(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
-    let mut pending: Vec<std::ffi::OsString> =
-        unsafe_path.components().rev().filter_map(|c| match c {
+    let mut pending: Vec<std::ffi::OsString> = unsafe_path
+        .components()
+        .rev()
+        .filter_map(|c| match c {
             Component::Normal(n) => Some(n.to_os_string()),
             Component::ParentDir => Some("..".into()),
             _ => None,
-        }).collect();
+        })
+        .collect();
     let mut resolved: Vec<std::ffi::OsString> = Vec::new();
     let mut links = 0;
     while let Some(part) = pending.pop() {
@@ -116,9 +120,13 @@ pub fn secure_join(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 255 {
-                    return Err(Error::Start(format!("too many levels of symbolic links in {}", unsafe_path.display())));
+                    return Err(Error::Start(format!(
+                        "too many levels of symbolic links in {}",
+                        unsafe_path.display()
+                    )));
                 }
-                let target = std::fs::read_link(&candidate).map_err(Error::io(format!("readlink {}", candidate.display())))?;
+                let target =
+                    std::fs::read_link(&candidate).map_err(Error::io(format!("readlink {}", candidate.display())))?;
                 if target.is_absolute() {
                     resolved.clear();
                 }
@@ -203,10 +211,26 @@ fn mount_one(rootfs: &Path, m: &Mount, cgroup_v2: bool) -> Result<()> {
 
 /// The device nodes every container gets, whatever its spec says (as runc does).
 fn default_devices() -> Vec<(&'static str, u64, u64)> {
-    vec![("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
+    vec![
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
 }
 
-fn make_device(rootfs: &Path, path: &Path, kind: SFlag, major: u64, minor: u64, mode: u32, uid: u32, gid: u32) -> Result<()> {
+fn make_device(
+    rootfs: &Path,
+    path: &Path,
+    kind: SFlag,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<()> {
     let dest = secure_join(rootfs, path)?;
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).map_err(Error::io(format!("mkdir {}", parent.display())))?;
@@ -217,7 +241,8 @@ fn make_device(rootfs: &Path, path: &Path, kind: SFlag, major: u64, minor: u64, 
     // mknod is subject to the umask: set the mode exactly.
     std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
         .map_err(Error::io(format!("chmod {}", dest.display())))?;
-    nix::unistd::chown(&dest, Some(uid.into()), Some(gid.into())).map_err(Error::sys(format!("chown {}", dest.display())))
+    nix::unistd::chown(&dest, Some(uid.into()), Some(gid.into()))
+        .map_err(Error::sys(format!("chown {}", dest.display())))
 }
 
 fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
@@ -263,11 +288,12 @@ fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
     Ok(())
 }
 
-/// Bind-mounts the terminal `console` (a pty slave path on the host) onto `/dev/console`.
-fn setup_console(rootfs: &Path, console: &Path) -> Result<()> {
-    let dest = rootfs.join("dev/console");
-    create_mount_point(&dest, false)?;
-    do_mount(Some(console), &dest, None, MsFlags::MS_BIND, "")
+/// Bind-mounts the terminal at `slave` (a `/dev/pts/N` of the container) onto `/dev/console`, as runc does. Runs after
+/// `pivot_root`.
+fn mount_console(slave: &str) -> Result<()> {
+    let dest = Path::new("/dev/console");
+    create_mount_point(dest, false)?;
+    do_mount(Some(Path::new(slave)), dest, None, MsFlags::MS_BIND, "")
 }
 
 fn mask_path(path: &str) -> Result<()> {
@@ -293,9 +319,11 @@ pub fn is_char_device(path: &Path) -> bool {
     std::fs::metadata(path).map(|m| m.file_type().is_char_device()).unwrap_or(false)
 }
 
-/// Builds the container's root: mounts, devices, console, `pivot_root`, masked and read-only paths, read-only root.
-/// Runs in the init process, inside its new mount namespace, before any privilege is dropped.
-pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>, cgroup_v2: bool) -> Result<()> {
+/// Builds the container's root: mounts, devices, `pivot_root`, the console, masked and read-only paths, read-only root.
+/// With `console`, a terminal for the spec's process is opened from the container's `/dev/ptmx` once the root is in
+/// place, mounted on `/dev/console` and returned. Runs in the init process, inside its new mount namespace, before any
+/// privilege is dropped.
+pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) -> Result<Option<Console>> {
     let linux = spec.linux().as_ref();
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => parse_options(&[p.to_string()]).propagation,
@@ -313,14 +341,19 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>, cgroup_v
     if dev_is_tmpfs {
         create_devices(rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
     }
-    if let Some(console) = console {
-        setup_console(rootfs, console)?;
-    }
     // pivot_root(".", ".") then detaching the old root (stacked on top) avoids needing a put_old directory.
     nix::unistd::chdir(rootfs).map_err(Error::sys(format!("chdir {}", rootfs.display())))?;
     sys::pivot_root(".", ".")?;
     umount2(".", MntFlags::MNT_DETACH).map_err(Error::sys("unmount old root"))?;
     nix::unistd::chdir("/").map_err(Error::sys("chdir /"))?;
+    let console = match spec.process() {
+        Some(process) if console => {
+            let c = console::open_pty(process)?;
+            mount_console(&c.path)?;
+            Some(c)
+        }
+        _ => None,
+    };
     if let Some(linux) = linux {
         for p in linux.masked_paths().as_deref().unwrap_or_default() {
             mask_path(p)?;
@@ -332,7 +365,7 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: Option<&Path>, cgroup_v
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         do_mount(None, Path::new("/"), None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, "")?;
     }
-    Ok(())
+    Ok(console)
 }
 
 /// The owner of `path` (for tests and checks).

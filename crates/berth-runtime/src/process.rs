@@ -85,8 +85,13 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
 impl Prepared {
     /// Prepares `process`, compiling `seccomp` if given.
     pub fn new(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prepared> {
-        let args: Vec<CString> =
-            process.args().as_deref().unwrap_or_default().iter().map(|a| cstring(a, "argument")).collect::<Result<_>>()?;
+        let args: Vec<CString> = process
+            .args()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| cstring(a, "argument"))
+            .collect::<Result<_>>()?;
         if args.is_empty() {
             return Err(Error::Start("no command specified".into()));
         }
@@ -201,7 +206,12 @@ impl Prepared {
         sys::set_keep_caps(false)?;
         if self.caps.bounding.is_some() || switch_user {
             let err = |e: caps::errors::CapsError| Error::Start(format!("apply capabilities: {e}"));
-            caps::set(None, caps::CapSet::Effective, &self.caps.effective.intersection(&self.caps.permitted).copied().collect()).map_err(err)?;
+            caps::set(
+                None,
+                caps::CapSet::Effective,
+                &self.caps.effective.intersection(&self.caps.permitted).copied().collect(),
+            )
+            .map_err(err)?;
             caps::set(None, caps::CapSet::Inheritable, &self.caps.inheritable).map_err(err)?;
             caps::set(None, caps::CapSet::Permitted, &self.caps.permitted).map_err(err)?;
             caps::set(None, caps::CapSet::Effective, &self.caps.effective).map_err(err)?;
@@ -215,7 +225,11 @@ impl Prepared {
         }
         let cwd = if self.cwd.as_os_str().is_empty() { Path::new("/") } else { self.cwd.as_path() };
         nix::unistd::chdir(cwd).map_err(|e| {
-            Error::Start(format!("chdir to cwd ({:?}) set in config.json failed: {}", cwd.display().to_string(), e.desc().to_lowercase()))
+            Error::Start(format!(
+                "chdir to cwd ({:?}) set in config.json failed: {}",
+                cwd.display().to_string(),
+                e.desc().to_lowercase()
+            ))
         })?;
         // A program that cannot be found is reported when the container is started (as Docker does), not during
         // its creation.
@@ -236,7 +250,8 @@ impl Prepared {
 pub fn cloexec_from_3() {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors; it reads no memory.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
     if ret != 0 {
         // Kernels before 5.11: walk /proc/self/fd instead.
         if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {

@@ -66,13 +66,22 @@ pub enum Request {
     /// Let the created container exec its program.
     Start,
     /// Become a stream of the container's output (and input).
-    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
     /// Answer once the container has exited.
     Wait,
     /// Send a signal to the container's init (killing PID 1 of the container's PID namespace ends every process in it).
-    Kill { signal: i32 },
+    Kill {
+        signal: i32,
+    },
     /// Resize the container's terminal.
-    Resize { height: u16, width: u16 },
+    Resize {
+        height: u16,
+        width: u16,
+    },
     /// Close the container's stdin.
     CloseStdin,
     Pause,
@@ -108,7 +117,9 @@ pub struct ExitRecord {
 
 /// An exec request for `berth-shim exec <bundle> <file>`: the OCI process, plus Docker's `-u` to resolve inside the
 /// container. The helper reports on descriptor 3 one [`Response`] line (`Created` with the PID, or `Error`) and then
-/// exits with the process's exit code.
+/// exits with the process's exit code. With `process.terminal`, the terminal is created inside the container and the
+/// helper sends its master (`SCM_RIGHTS`) on descriptor 4, a Unix socket berthd gives an attached exec, before it
+/// reports; a detached exec's helper keeps the master and discards its output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecRequest {
     pub process: oci_spec::runtime::Process,
@@ -121,7 +132,8 @@ mod tests {
 
     #[test]
     fn wire_format() {
-        let r: Request = serde_json::from_str(r#"{"op":"attach","stdin":true,"stdout":true,"stderr":false}"#).expect("parse");
+        let r: Request =
+            serde_json::from_str(r#"{"op":"attach","stdin":true,"stdout":true,"stderr":false}"#).expect("parse");
         assert_eq!(r, Request::Attach { stdin: true, stdout: true, stderr: false });
         let s = serde_json::to_string(&Response::Exited(ExitRecord {
             exit_code: 3,

@@ -1,9 +1,11 @@
 //! Thin wrappers over the system calls that `nix` does not cover, each unsafe block small and justified; plus file helpers.
 
 use std::ffi::CString;
-use std::io::Write;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::io::{IoSlice, IoSliceMut, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
+
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 
 use nix::unistd::Pid;
 
@@ -62,6 +64,20 @@ pub fn set_keep_caps(keep: bool) -> Result<()> {
     Ok(())
 }
 
+/// `dup2(fd, target)`: makes descriptor number `target` a copy of `fd` (without close-on-exec). `target` is a number
+/// the caller means to replace (a standard stream).
+pub fn dup2(fd: BorrowedFd<'_>, target: libc::c_int) -> Result<()> {
+    if fd.as_raw_fd() == target {
+        return Ok(());
+    }
+    // SAFETY: dup2 on two descriptor numbers: `fd` is borrowed, hence open for this call; whatever `target` was is
+    // replaced on purpose, as the caller asked.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } == -1 {
+        return Err(Error::Sys { what: format!("dup2 {} -> {target}", fd.as_raw_fd()), source: nix::Error::last() });
+    }
+    Ok(())
+}
+
 /// Makes `fd` (a terminal) the controlling terminal of the calling session leader.
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and reads no memory of ours.
@@ -81,6 +97,55 @@ pub fn set_winsize(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
         return Err(Error::Sys { what: "ioctl(TIOCSWINSZ)".into(), source: nix::Error::last() });
     }
     Ok(())
+}
+
+/// Sends the descriptor `fd` over the Unix stream socket `sock` (one data byte carrying an `SCM_RIGHTS` message), as
+/// the OCI console-socket protocol does. Allocates nothing, so that a forked child may call it.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let cmsgs = [ControlMessage::ScmRights(&fds)];
+    let iov = [IoSlice::new(b"t")];
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => return Ok(()),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::Sys { what: "send terminal master".into(), source: e }),
+        }
+    }
+}
+
+/// Receives one descriptor sent with `SCM_RIGHTS` on the Unix stream socket `sock` (close-on-exec). Any data that comes
+/// with it (runc sends the terminal's name) is discarded. `nonblocking`: fail with `EAGAIN` rather than wait.
+pub fn recv_fd(sock: BorrowedFd<'_>, nonblocking: bool) -> Result<OwnedFd> {
+    let mut data = [0u8; 256];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let mut flags = MsgFlags::MSG_CMSG_CLOEXEC;
+    if nonblocking {
+        flags |= MsgFlags::MSG_DONTWAIT;
+    }
+    let err = |source| Error::Sys { what: "receive terminal master".into(), source };
+    let mut iov = [IoSliceMut::new(&mut data)];
+    let msg = loop {
+        match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), flags) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other.map_err(err)?,
+        }
+    };
+    let mut received: Vec<OwnedFd> = Vec::new();
+    for cmsg in msg.cmsgs().map_err(err)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: the kernel has just installed this descriptor in our table for this message: nothing else
+                // in the process knows or owns its number.
+                received.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    // Extra descriptors, if any, are closed on drop.
+    received
+        .into_iter()
+        .next()
+        .ok_or(Error::Sys { what: "receive terminal master: no descriptor".into(), source: nix::Error::EBADMSG })
 }
 
 /// `pivot_root(new_root, put_old)`.

@@ -105,9 +105,9 @@ fn resolve_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
     if let Some(g) = group_part {
         gid = match groups.iter().find(|e| e.name == g) {
             Some(e) => e.gid,
-            None => g.parse().map_err(|_| {
-                Error::User(format!("unable to find group {g}: no matching entries in group file"))
-            })?,
+            None => g
+                .parse()
+                .map_err(|_| Error::User(format!("unable to find group {g}: no matching entries in group file")))?,
         };
     }
     let additional_gids = match (&name, group_part) {

@@ -1,27 +1,34 @@
 //! The exec helper: `berth-shim exec <bundle> <request.json>`.
 //!
-//! Started by `berthd` for each exec with the exec's stdio as its own (pipes or a pty slave) and a report pipe on
-//! descriptor 3. It joins the container through the runtime, reports the new process's PID (or the error) on
+//! Started by `berthd` for each exec with a report pipe on descriptor 3 and, without a terminal, the exec's stdio as
+//! its own (pipes). It joins the container through the runtime, reports the new process's PID (or the error) on
 //! descriptor 3, waits for the process and exits with its exit code.
+//!
+//! With a terminal (`process.terminal`), the runtime creates it inside the container and returns its master: the helper
+//! sends it (`SCM_RIGHTS`) on descriptor 4, a Unix socket given by berthd for an attached exec, before it reports;
+//! without that socket (a detached exec) the helper keeps the master open and discards what it reads while it waits.
+//! (No thread for that: after `setns` into a PID namespace, a process cannot create threads.)
 
-use std::io::Write;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use berth_runtime::shim::{self, ExecRequest, Response, ShimConfig};
 use berth_runtime::Stdio;
-use nix::sys::wait::{WaitStatus, waitpid};
+use berth_runtime::shim::{self, ExecRequest, Response, ShimConfig};
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 pub fn run(bundle: PathBuf, request: PathBuf) -> Result<()> {
     // SAFETY: berthd hands the helper a report pipe on descriptor 3; nothing else in this process owns that number.
     let mut report = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(3) });
     let code = match start(&bundle, &request) {
-        Ok(pid) => {
+        Ok((pid, master)) => {
             let _ = writeln!(report, "{}", serde_json::to_string(&Response::Created { pid: pid.as_raw() })?);
             drop(report);
-            wait_for(pid)
+            wait_for(pid, master)
         }
         Err(e) => {
             let message = format!("{e:#}");
@@ -32,7 +39,42 @@ pub fn run(bundle: PathBuf, request: PathBuf) -> Result<()> {
     std::process::exit(code)
 }
 
-fn start(bundle: &Path, request: &Path) -> Result<Pid> {
+/// The descriptor on which berthd wants a terminal's master.
+const CONSOLE_SOCKET_FD: i32 = 4;
+
+/// Descriptor 4 when it is a socket berthd gave us.
+fn console_socket() -> Option<OwnedFd> {
+    // SAFETY: fstat on a descriptor number only fills the local `stat`; a closed number yields EBADF.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(CONSOLE_SOCKET_FD, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    };
+    // SAFETY: berthd hands the helper the console socket on descriptor 4 (checked to be a socket); nothing else in
+    // this process owns that number.
+    let sock = is_socket.then(|| unsafe { OwnedFd::from_raw_fd(CONSOLE_SOCKET_FD) })?;
+    // Not for the runtime's children (an external runtime's command).
+    let _ = nix::fcntl::fcntl(&sock, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+    Some(sock)
+}
+
+/// Hands the terminal's master to berthd; without a console socket (a detached exec), returns it to be drained.
+fn hand_over(master: OwnedFd, socket: Option<OwnedFd>) -> Result<Option<std::fs::File>> {
+    match socket {
+        Some(sock) => {
+            berth_runtime::sys::send_fd(sock.as_fd(), master.as_fd())?;
+            Ok(None)
+        }
+        None => {
+            let f = std::fs::File::from(master);
+            let flags = OFlag::from_bits_truncate(fcntl(&f, FcntlArg::F_GETFL)?);
+            fcntl(&f, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+            Ok(Some(f))
+        }
+    }
+}
+
+/// Starts the exec; returns its PID and, for a detached exec with a terminal, the master to drain.
+fn start(bundle: &Path, request: &Path) -> Result<(Pid, Option<std::fs::File>)> {
     let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
     let mut req: ExecRequest = crate::read_json(request)?;
     let pid_text = std::fs::read_to_string(bundle.join(shim::INIT_PID_FILE)).context("container is not running")?;
@@ -40,19 +82,51 @@ fn start(bundle: &Path, request: &Path) -> Result<Pid> {
     crate::apply_user(&mut req.process, &PathBuf::from(format!("/proc/{init_pid}/root")), &req.user)?;
     berth_runtime::sys::set_child_subreaper()?;
     let runtime = berth_runtime::by_name(&cfg.runtime, &cfg.runtime_root);
-    let dup = |fd: std::os::fd::BorrowedFd<'_>| fd.try_clone_to_owned().context("dup stdio");
-    let stdio = Stdio {
-        stdin: dup(std::io::stdin().as_fd())?,
-        stdout: dup(std::io::stdout().as_fd())?,
-        stderr: dup(std::io::stderr().as_fd())?,
+    let terminal = req.process.terminal().unwrap_or(false);
+    let socket = if terminal { console_socket() } else { None };
+    let stdio = if terminal {
+        Stdio::Console
+    } else {
+        let dup = |fd: BorrowedFd<'_>| fd.try_clone_to_owned().context("dup stdio");
+        Stdio::Fds {
+            stdin: dup(std::io::stdin().as_fd())?,
+            stdout: dup(std::io::stdout().as_fd())?,
+            stderr: dup(std::io::stderr().as_fd())?,
+        }
     };
-    Ok(runtime.exec(&cfg.id, bundle, init_pid, &req.process, stdio)?)
+    let (pid, master) = runtime.exec(&cfg.id, bundle, init_pid, &req.process, stdio)?;
+    let drain = match master {
+        Some(master) => hand_over(master, socket).context("hand over the terminal")?,
+        None => None,
+    };
+    Ok((pid, drain))
 }
 
 /// Waits for `pid` (our child, or an orphan re-parented to us as subreaper) and returns Docker's exit code for it.
-fn wait_for(pid: Pid) -> i32 {
+/// Meanwhile, discards the output of a detached exec's terminal (`drain`, non-blocking), so that it never blocks.
+fn wait_for(pid: Pid, mut drain: Option<std::fs::File>) -> i32 {
     loop {
-        match waitpid(Pid::from_raw(-1), None) {
+        let mut flags = None;
+        if let Some(f) = &mut drain {
+            let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(200u16));
+            let mut buf = [0u8; 4096];
+            let open = loop {
+                match f.read(&mut buf) {
+                    Ok(n) if n > 0 => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // EOF, or EIO once every process has closed the terminal.
+                    _ => break false,
+                }
+            };
+            if !open {
+                drain = None;
+            }
+            flags = Some(WaitPidFlag::WNOHANG);
+        }
+        match waitpid(Pid::from_raw(-1), flags) {
+            Ok(WaitStatus::StillAlive) => continue,
             Ok(WaitStatus::Exited(p, code)) if p == pid => return code,
             Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return 128 + sig as i32,
             Ok(_) => continue,

@@ -73,7 +73,6 @@ fn encode(out: &mut Vec<u8>, line: &[u8], stream: u8, time: &str) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

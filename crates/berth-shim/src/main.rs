@@ -9,8 +9,8 @@
 //! The protocol is documented in `berth_runtime::shim`.
 
 mod exec;
-mod monitor;
 mod log;
+mod monitor;
 
 use std::path::PathBuf;
 

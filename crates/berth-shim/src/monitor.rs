@@ -88,7 +88,11 @@ fn mount_rootfs(bundle: &Path, cfg: &ShimConfig) -> Result<PathBuf> {
 enum ClientKind {
     /// Waiting for its request line.
     New(Vec<u8>),
-    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
     Waiter,
     /// Answered; to be closed once its output is written.
     Done,
@@ -132,7 +136,8 @@ impl Monitor {
         mask.thread_block().context("block signals")?;
         let mut chld = SigSet::empty();
         chld.add(Signal::SIGCHLD);
-        let sigchld = SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
+        let sigchld =
+            SignalFd::with_flags(&chld, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).context("signalfd")?;
 
         let rootfs = mount_rootfs(&bundle, &cfg)?;
         let mut spec = berth_runtime::load_spec(&bundle)?;
@@ -143,15 +148,10 @@ impl Monitor {
 
         let log = JsonLog::open(&cfg.log_path).with_context(|| format!("open log {}", cfg.log_path.display()))?;
         let runtime = berth_runtime::by_name(&cfg.runtime, &cfg.runtime_root);
-        let (stdio, outputs, stdin, pty_master) = if cfg.tty {
-            let pty = nix::pty::openpty(None, None).context("openpty")?;
-            if let Some((rows, cols)) = cfg.console_size {
-                let _ = berth_runtime::sys::set_winsize(pty.master.as_fd(), rows, cols);
-            }
-            let stdio = Stdio { stdin: dup_fd(pty.slave.as_fd())?, stdout: dup_fd(pty.slave.as_fd())?, stderr: pty.slave };
-            let master_out = std::fs::File::from(dup_fd(pty.master.as_fd())?);
-            let master_in = cfg.open_stdin.then(|| dup_fd(pty.master.as_fd()).map(std::fs::File::from)).transpose()?;
-            (stdio, vec![(1u8, master_out)], master_in, Some(pty.master))
+        // Without a terminal: pipes, kept by the shim's ends. With one: the runtime creates it inside the container
+        // (as runc does) and hands back the master, taken once the container exists.
+        let (stdio, pipes) = if cfg.tty {
+            (Stdio::Console, None)
         } else {
             let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
             let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).context("pipe")?;
@@ -161,8 +161,29 @@ impl Monitor {
             } else {
                 (OwnedFd::from(std::fs::File::open("/dev/null").context("open /dev/null")?), None)
             };
-            let stdio = Stdio { stdin: stdin_fd, stdout: out_w, stderr: err_w };
-            (stdio, vec![(1u8, std::fs::File::from(out_r)), (2u8, std::fs::File::from(err_r))], stdin_w, None)
+            let stdio = Stdio::Fds { stdin: stdin_fd, stdout: out_w, stderr: err_w };
+            (stdio, Some((vec![(1u8, std::fs::File::from(out_r)), (2u8, std::fs::File::from(err_r))], stdin_w)))
+        };
+        let sock_path = bundle.join(shim::SOCKET_FILE);
+        let _ = std::fs::remove_file(&sock_path);
+        let listener = UnixListener::bind(&sock_path).with_context(|| format!("listen on {}", sock_path.display()))?;
+        listener.set_nonblocking(true).context("listener")?;
+        let mut created = runtime.create(&cfg.id, &bundle, stdio).map_err(|e| {
+            let _ = std::fs::remove_file(&sock_path);
+            e
+        })?;
+        let pid = created.pid();
+        let (outputs, stdin, pty_master) = match pipes {
+            Some((outputs, stdin)) => (outputs, stdin, None),
+            None => {
+                let master = created.console().context("the runtime returned no terminal")?;
+                if let Some((rows, cols)) = cfg.console_size {
+                    let _ = berth_runtime::sys::set_winsize(master.as_fd(), rows, cols);
+                }
+                let out = std::fs::File::from(dup_fd(master.as_fd())?);
+                let stdin = cfg.open_stdin.then(|| dup_fd(master.as_fd()).map(std::fs::File::from)).transpose()?;
+                (vec![(1u8, out)], stdin, Some(master))
+            }
         };
         for (_, f) in &outputs {
             set_nonblocking(f.as_fd())?;
@@ -170,15 +191,6 @@ impl Monitor {
         if let Some(f) = &stdin {
             set_nonblocking(f.as_fd())?;
         }
-        let sock_path = bundle.join(shim::SOCKET_FILE);
-        let _ = std::fs::remove_file(&sock_path);
-        let listener = UnixListener::bind(&sock_path).with_context(|| format!("listen on {}", sock_path.display()))?;
-        listener.set_nonblocking(true).context("listener")?;
-        let created = runtime.create(&cfg.id, &bundle, stdio).map_err(|e| {
-            let _ = std::fs::remove_file(&sock_path);
-            e
-        })?;
-        let pid = created.pid();
         std::fs::write(bundle.join(shim::INIT_PID_FILE), pid.to_string()).context("write init.pid")?;
         Ok(Monitor {
             bundle,
@@ -273,11 +285,19 @@ impl Monitor {
                 self.service_client(i);
             }
         }
-        self.clients.retain(|c| !(matches!(c.kind, ClientKind::Done) && c.out.is_empty()) && !(c.read_closed && c.out.is_empty() && matches!(c.kind, ClientKind::New(_))));
+        self.clients.retain(|c| {
+            !(matches!(c.kind, ClientKind::Done) && c.out.is_empty())
+                && !(c.read_closed && c.out.is_empty() && matches!(c.kind, ClientKind::New(_)))
+        });
         if listener_ready {
             while let Ok((sock, _)) = self.listener.accept() {
                 if sock.set_nonblocking(true).is_ok() {
-                    self.clients.push(Client { sock, kind: ClientKind::New(Vec::new()), out: VecDeque::new(), read_closed: false });
+                    self.clients.push(Client {
+                        sock,
+                        kind: ClientKind::New(Vec::new()),
+                        out: VecDeque::new(),
+                        read_closed: false,
+                    });
                 }
             }
         }
@@ -546,7 +566,12 @@ impl Monitor {
     /// resources and go.
     fn finish(&mut self) {
         self.log.flush();
-        let exit = self.exit.clone().unwrap_or(ExitRecord { exit_code: 255, finished_at: berth_api::time::now(), oom_killed: false, error: None });
+        let exit = self.exit.clone().unwrap_or(ExitRecord {
+            exit_code: 255,
+            finished_at: berth_api::time::now(),
+            oom_killed: false,
+            error: None,
+        });
         if let Ok(data) = serde_json::to_vec(&exit) {
             let _ = berth_runtime::sys::write_atomic(&self.cfg.exit_path, &data);
         }
@@ -572,4 +597,3 @@ fn set_blocking(fd: BorrowedFd<'_>) -> Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK)).context("fcntl")?;
     Ok(())
 }
-

@@ -67,9 +67,7 @@ impl ContentStore {
     /// Reads a whole blob and checks its digest (a mismatch is `Corrupt`).
     pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
-        self.open_blob(digest)?
-            .read_to_end(&mut buf)
-            .map_err(io_ctx(|| format!("reading blob {digest}")))?;
+        self.open_blob(digest)?.read_to_end(&mut buf).map_err(io_ctx(|| format!("reading blob {digest}")))?;
         if Digest::of(&buf) != *digest {
             return Err(StoreError::Corrupt(format!("blob {digest} does not match its digest")));
         }
@@ -241,9 +239,7 @@ impl Drop for PendingBlob {
 
 /// fsyncs a directory so renames and unlinks in it are durable.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_ctx(|| format!("syncing directory {}", dir.display())))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_ctx(|| format!("syncing directory {}", dir.display())))
 }
 
 /// `n` random bytes as hex, for temporary names.

@@ -105,10 +105,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Inserts or replaces a document; a name held by another id of the same kind is `Conflict`.

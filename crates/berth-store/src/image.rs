@@ -104,7 +104,9 @@ fn diff_ids(config: &Value) -> Result<Vec<DiffId>> {
     };
     ids.iter()
         .map(|v| {
-            let s = v.as_str().ok_or_else(|| StoreError::InvalidArgument("image config: a diff id is not a string".into()))?;
+            let s = v
+                .as_str()
+                .ok_or_else(|| StoreError::InvalidArgument("image config: a diff id is not a string".into()))?;
             DiffId::parse(s)
         })
         .collect()
@@ -156,7 +158,8 @@ impl Store {
         let written = self.content.write(config_json)?;
         debug_assert_eq!(written.as_str(), id.as_str());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let exists = tx.query_row("SELECT 1 FROM images WHERE id = ?1", params![id.as_str()], |_| Ok(())).optional()?.is_some();
+        let exists =
+            tx.query_row("SELECT 1 FROM images WHERE id = ?1", params![id.as_str()], |_| Ok(())).optional()?.is_some();
         if !exists {
             tx.execute(
                 "INSERT INTO images (id, size, created) VALUES (?1, ?2, ?3)",
@@ -181,7 +184,9 @@ impl Store {
     pub fn tag(&self, id: &ImageId, name: &str) -> Result<()> {
         let r = Reference::parse(name)?;
         if r.digest().is_some() {
-            return Err(StoreError::InvalidArgument(format!("refusing to create a tag with a digest reference: {name}")));
+            return Err(StoreError::InvalidArgument(format!(
+                "refusing to create a tag with a digest reference: {name}"
+            )));
         }
         let full = r.with_default_tag().to_string();
         let conn = self.db.lock();
@@ -214,10 +219,13 @@ impl Store {
             Ok(AnyReference::Digest(d)) => ImageId::parse(&d).ok(),
             Ok(AnyReference::Named(r)) => {
                 let full = if r.digest().is_some() { r.to_string() } else { r.clone().with_default_tag().to_string() };
-                let by_ref: Option<String> =
-                    conn.query_row("SELECT image_id FROM refs WHERE name = ?1", params![full], |r| r.get(0)).optional()?;
+                let by_ref: Option<String> = conn
+                    .query_row("SELECT image_id FROM refs WHERE name = ?1", params![full], |r| r.get(0))
+                    .optional()?;
                 match by_ref {
-                    Some(i) => Some(ImageId::parse(&i).map_err(|e| StoreError::Corrupt(format!("reference {full}: {e}")))?),
+                    Some(i) => {
+                        Some(ImageId::parse(&i).map_err(|e| StoreError::Corrupt(format!("reference {full}: {e}")))?)
+                    }
                     None if r.tag().is_none() && r.digest().is_none() => by_prefix(&conn, s)?,
                     None => None,
                 }
@@ -275,7 +283,8 @@ impl Store {
         let config: Value =
             serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(format!("config of image {id}: {e}")))?;
         let layers: Vec<ChainId> = {
-            let mut stmt = conn.prepare_cached("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY position")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY position")?;
             let rows = stmt.query_map(params![id.as_str()], |r| r.get::<_, String>(0))?;
             let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
             rows.iter()

@@ -344,9 +344,7 @@ impl Extractor {
                 let tcomps = clean_path(&target);
                 let tshown = String::from_utf8_lossy(&target).into_owned();
                 let Some((tname, tparent)) = tcomps.split_last() else {
-                    return Err(StoreError::InvalidArgument(format!(
-                        "hardlink {shown:?} points at the layer root"
-                    )));
+                    return Err(StoreError::InvalidArgument(format!("hardlink {shown:?} points at the layer root")));
                 };
                 if tcomps == comps {
                     return Ok(());
@@ -450,9 +448,8 @@ impl Extractor {
         let rel: &[u8] = if rel.is_empty() { b"." } else { rel };
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         if OPENAT2_OK.load(Ordering::Relaxed) {
-            let how = OpenHow::new()
-                .flags(flags)
-                .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            let how =
+                OpenHow::new().flags(flags).resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
             let mut attempts = 0;
             loop {
                 match openat2(&self.root, rel, how) {
@@ -524,12 +521,8 @@ impl Extractor {
 
 /// Recursively removes the directory `name` inside `dir` without following symlinks.
 fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
-    let fd = openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
+    let fd =
+        openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
     let child = fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
     let mut d = nix::dir::Dir::from_fd(fd)?;
     let mut names: Vec<(Vec<u8>, bool)> = Vec::new();
@@ -559,7 +552,9 @@ fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
 
 /// Reads mode, owner, mtime (with PAX sub-second precision) and `SCHILY.xattr.*` records.
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta> {
-    let bad = |what: &str, e: io::Error| StoreError::InvalidArgument(format!("invalid {what} in tar header of {shown:?}: {e}"));
+    let bad = |what: &str, e: io::Error| {
+        StoreError::InvalidArgument(format!("invalid {what} in tar header of {shown:?}: {e}"))
+    };
     let header = entry.header();
     let mode = header.mode().map_err(|e| bad("mode", e))? & 0o7777;
     let uid = header.uid().map_err(|e| bad("uid", e))?;
@@ -608,11 +603,8 @@ fn parse_pax_time(v: &[u8]) -> Option<TimeSpec> {
         }
         nanos += i64::from(c - b'0') * 10i64.pow(8 - i as u32);
     }
-    let (secs, nanos) = if neg {
-        if nanos > 0 { (-secs - 1, 1_000_000_000 - nanos) } else { (-secs, 0) }
-    } else {
-        (secs, nanos)
-    };
+    let (secs, nanos) =
+        if neg { if nanos > 0 { (-secs - 1, 1_000_000_000 - nanos) } else { (-secs, 0) } } else { (secs, nanos) };
     Some(TimeSpec::new(secs as libc::time_t, nanos as _))
 }
 
@@ -640,8 +632,15 @@ fn join(comps: &[Vec<u8>]) -> Vec<u8> {
 /// the rest (ENOSPC, EIO, EPERM…) are `Io`.
 fn sys_err(e: Errno, what: &str, shown: &str) -> StoreError {
     match e {
-        Errno::ENOTDIR | Errno::ELOOP | Errno::EEXIST | Errno::EISDIR | Errno::ENAMETOOLONG | Errno::ENOENT
-        | Errno::EXDEV | Errno::EMLINK | Errno::EINVAL => {
+        Errno::ENOTDIR
+        | Errno::ELOOP
+        | Errno::EEXIST
+        | Errno::EISDIR
+        | Errno::ENAMETOOLONG
+        | Errno::ENOENT
+        | Errno::EXDEV
+        | Errno::EMLINK
+        | Errno::EINVAL => {
             StoreError::InvalidArgument(format!("invalid layer archive: {what} {shown:?}: {}", e.desc()))
         }
         e => StoreError::io(format!("{what} {shown:?}"), e.into()),
@@ -707,7 +706,11 @@ mod tests {
     #[test]
     fn clean_paths_stay_inside() {
         let s = |p: &str| {
-            clean_path(p.as_bytes()).iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect::<Vec<_>>().join("/")
+            clean_path(p.as_bytes())
+                .iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join("/")
         };
         assert_eq!(s("../evil"), "evil");
         assert_eq!(s("/abs/x"), "abs/x");

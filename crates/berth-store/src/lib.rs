@@ -146,7 +146,12 @@ impl Store {
     /// Like [`Store::import_layer`] for a layer whose diff id is known in advance (a pull):
     /// returns at once if it exists, and fails with `InvalidArgument` if the stream does not
     /// hash to `expected`.
-    pub fn import_layer_verified(&self, reader: impl Read, parent: Option<&ChainId>, expected: &DiffId) -> Result<Layer> {
+    pub fn import_layer_verified(
+        &self,
+        reader: impl Read,
+        parent: Option<&ChainId>,
+        expected: &DiffId,
+    ) -> Result<Layer> {
         let chain = ChainId::compute(parent, expected);
         if let Some(l) = self.layer(&chain)?
             && self.layers.join(chain.hex()).is_dir()
@@ -157,7 +162,12 @@ impl Store {
         self.import_layer_inner(reader, parent, Some(expected))
     }
 
-    fn import_layer_inner(&self, reader: impl Read, parent: Option<&ChainId>, expected: Option<&DiffId>) -> Result<Layer> {
+    fn import_layer_inner(
+        &self,
+        reader: impl Read,
+        parent: Option<&ChainId>,
+        expected: Option<&DiffId>,
+    ) -> Result<Layer> {
         if let Some(p) = parent
             && self.layer(p)?.is_none()
         {

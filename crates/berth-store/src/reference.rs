@@ -527,11 +527,7 @@ mod tests {
         for (input, name, tagged) in cases {
             let r = Reference::parse(input).ok();
             assert_eq!(r.as_ref().map(|r| r.familiar_name()).as_deref(), Some(*name), "input {input}");
-            assert_eq!(
-                r.map(|r| r.with_default_tag().familiar_string()).as_deref(),
-                Some(*tagged),
-                "input {input}"
-            );
+            assert_eq!(r.map(|r| r.with_default_tag().familiar_string()).as_deref(), Some(*tagged), "input {input}");
         }
     }
 

@@ -53,7 +53,9 @@ fn import_resolve_tag_untag() {
 fn remove_collects_unused_layers_and_blobs() {
     let (tmp, s) = store();
     let a = s.import_image(&tar_with("a")[..], ImportOptions::default()).unwrap();
-    let b = s.import_image(&tar_with("a")[..], ImportOptions { message: Some("again".into()), ..Default::default() }).unwrap();
+    let b = s
+        .import_image(&tar_with("a")[..], ImportOptions { message: Some("again".into()), ..Default::default() })
+        .unwrap();
     assert_ne!(a, b, "different configs give different ids");
     let layer = s.resolve_image(a.as_str()).unwrap().layers[0].clone();
     let deleted = s.remove_image(&a).unwrap();
@@ -77,7 +79,8 @@ fn truncated_import_leaves_nothing() {
     assert!(s.import_image(&data[..3000], ImportOptions::default()).is_err());
     assert!(s.list_images().unwrap().is_empty());
     assert!(s.list_layers().unwrap().is_empty());
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path().join("layers")).unwrap().flatten().map(|e| e.file_name()).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(tmp.path().join("layers")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("empty")]);
     assert_eq!(s.content().total_size().unwrap(), 0);
 }

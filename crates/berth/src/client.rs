@@ -59,7 +59,9 @@ pub struct ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.permission {
-            Some(e) => write!(f, "permission denied while trying to connect to the Berth daemon socket at {}: {e}", self.host),
+            Some(e) => {
+                write!(f, "permission denied while trying to connect to the Berth daemon socket at {}: {e}", self.host)
+            }
             None => write!(f, "Cannot connect to the Berth daemon at {}. Is the berth daemon running?", self.host),
         }
     }
@@ -132,7 +134,10 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
@@ -154,7 +159,11 @@ impl Client {
             PathBuf::from(p)
         } else if host.starts_with('/') {
             PathBuf::from(&host)
-        } else if host.starts_with("tcp://") || host.starts_with("ssh://") || host.starts_with("npipe://") || host.starts_with("fd://") {
+        } else if host.starts_with("tcp://")
+            || host.starts_with("ssh://")
+            || host.starts_with("npipe://")
+            || host.starts_with("fd://")
+        {
             bail!("unsupported host {host:?}: berth only speaks to a daemon over a Unix socket (unix:///path)");
         } else {
             bail!("unable to parse docker host `{host}`");
@@ -166,11 +175,8 @@ impl Client {
     /// Asks `/_ping` for the daemon's API version and settles on min(its, ours).
     pub async fn negotiate(&mut self) -> Result<()> {
         let resp = self.send(Method::GET, "/_ping", empty(), &[]).await?;
-        let server = resp
-            .headers()
-            .get("api-version")
-            .and_then(|v| v.to_str().ok())
-            .and_then(berth_api::ApiVersion::parse);
+        let server =
+            resp.headers().get("api-version").and_then(|v| v.to_str().ok()).and_then(berth_api::ApiVersion::parse);
         let ours = berth_api::API_VERSION;
         let v = match server {
             Some(s) if s < ours => s,
@@ -193,7 +199,8 @@ impl Client {
             }
             Err(_) => return Err(ConnectError { host: self.host.clone(), permission: None }.into()),
         };
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -205,7 +212,13 @@ impl Client {
     }
 
     /// Sends one request; the response's status is not checked.
-    pub async fn send(&self, method: Method, path: &str, body: ReqBody, headers: &[(&str, &str)]) -> Result<Response<Incoming>> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: ReqBody,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Incoming>> {
         let mut sender = self.connect().await?;
         let mut req = Request::builder()
             .method(method)
@@ -283,12 +296,10 @@ pub async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
         return Ok(resp);
     }
     let body = read_body(resp).await.unwrap_or_default();
-    let message = serde_json::from_slice::<berth_api::ErrorBody>(&body)
-        .map(|b| b.message)
-        .unwrap_or_else(|_| {
-            let text = String::from_utf8_lossy(&body).trim().to_string();
-            if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text }
-        });
+    let message = serde_json::from_slice::<berth_api::ErrorBody>(&body).map(|b| b.message).unwrap_or_else(|_| {
+        let text = String::from_utf8_lossy(&body).trim().to_string();
+        if text.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { text }
+    });
     Err(ApiError { status: status.as_u16(), message }.into())
 }
 
@@ -326,7 +337,11 @@ impl BodyReader {
 }
 
 impl tokio::io::AsyncRead for BodyReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         loop {
             if !self.buf.is_empty() {
                 let n = self.buf.len().min(out.remaining());
@@ -366,7 +381,10 @@ mod tests {
         assert_eq!(c.host, "unix:///tmp/x.sock");
         assert!(Client::new(Some("tcp://1.2.3.4:2375".into())).is_err());
         let e = ConnectError { host: DEFAULT_HOST.into(), permission: None };
-        assert_eq!(e.to_string(), "Cannot connect to the Berth daemon at unix:///run/berth/berth.sock. Is the berth daemon running?");
+        assert_eq!(
+            e.to_string(),
+            "Cannot connect to the Berth daemon at unix:///run/berth/berth.sock. Is the berth daemon running?"
+        );
         let a = ApiError { status: 404, message: "No such container: x".into() };
         assert_eq!(a.to_string(), "Error response from daemon: No such container: x");
     }

@@ -54,7 +54,8 @@ pub fn render(format: &str, default_table: &str, headers: Headers, rows: &[Value
     }
     if let Some(rest) = format.strip_prefix("table") {
         let tmpl = parse(&prepare(rest))?;
-        let header = Value::Object(headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect());
+        let header =
+            Value::Object(headers.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect());
         let mut tw = TabWriter::docker();
         tw.push(&tmpl.execute_with(&header, &method_header)?);
         tw.push("\n");
@@ -86,13 +87,22 @@ mod tests {
         let t = render("", "table {{.ID}}\t{{.Names}}", H, &rows).expect("table");
         assert_eq!(t, "CONTAINER ID   NAMES\n0123456789ab   web\nba9876543210   db\n");
         assert_eq!(render("{{.Names}}", "", H, &rows).expect("plain"), "web\ndb\n");
-        assert_eq!(render("{{.ID}}\\t{{.Names}}", "", H, &rows).expect("escapes"), "0123456789ab\tweb\nba9876543210\tdb\n");
+        assert_eq!(
+            render("{{.ID}}\\t{{.Names}}", "", H, &rows).expect("escapes"),
+            "0123456789ab\tweb\nba9876543210\tdb\n"
+        );
         assert_eq!(render("json", "", H, &rows[..1]).expect("json"), "{\"ID\":\"0123456789ab\",\"Names\":\"web\"}\n");
         assert_eq!(render("table {{.Names}}", "", H, &[]).expect("empty"), "NAMES\n");
         let labelled = vec![json!({"Names": "web", "Label": {"com.x.tier": "front"}})];
-        assert_eq!(render("table {{.Names}}\t{{.Label \"com.x.tier\"}}", "", H, &labelled).expect("label"), "NAMES     tier\nweb       front\n");
+        assert_eq!(
+            render("table {{.Names}}\t{{.Label \"com.x.tier\"}}", "", H, &labelled).expect("label"),
+            "NAMES     tier\nweb       front\n"
+        );
         assert_eq!(render("json", "", H, &labelled).expect("json"), "{\"Names\":\"web\"}\n");
-        assert_eq!(render("json", "", H, &[json!({"Tag": "<none>"})]).expect("json"), "{\"Tag\":\"\\u003cnone\\u003e\"}\n");
+        assert_eq!(
+            render("json", "", H, &[json!({"Tag": "<none>"})]).expect("json"),
+            "{\"Tag\":\"\\u003cnone\\u003e\"}\n"
+        );
         assert!(render("{{.Names", "", H, &rows).expect_err("bad").to_string().starts_with("template parsing error"));
     }
 }

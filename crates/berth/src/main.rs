@@ -231,7 +231,9 @@ fn parse_cli() -> Cli {
         Err(e) => {
             use clap::error::ErrorKind;
             let code = match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     out!("{}", e.render());
                     std::process::exit(0);
                 }
@@ -388,7 +390,9 @@ mod tests {
 
     #[test]
     fn run_stops_parsing_at_the_image() {
-        let Some(Cmd::Run(r)) = parse(&["run", "--rm", "-e", "A=1", "-it", "busybox", "sh", "-c", "echo -e x", "--rm"]).cmd else {
+        let Some(Cmd::Run(r)) =
+            parse(&["run", "--rm", "-e", "A=1", "-it", "busybox", "sh", "-c", "echo -e x", "--rm"]).cmd
+        else {
             panic!("not run")
         };
         assert!(r.opts.rm && r.opts.interactive && r.opts.tty);
@@ -401,23 +405,33 @@ mod tests {
 
     #[test]
     fn exec_and_flags() {
-        let Some(Cmd::Exec(e)) = parse(&["exec", "-i", "-e", "X=1", "-w", "/tmp", "-u", "65534", "host", "sh", "-c", "exit 7"]).cmd else {
+        let Some(Cmd::Exec(e)) =
+            parse(&["exec", "-i", "-e", "X=1", "-w", "/tmp", "-u", "65534", "host", "sh", "-c", "exit 7"]).cmd
+        else {
             panic!("not exec")
         };
         assert_eq!(e.args, vec!["host", "sh", "-c", "exit 7"]);
         assert!(e.interactive);
-        let Some(Cmd::Ps(p)) = parse(&["ps", "-aq", "--filter", "status=exited", "-f", "name=x"]).cmd else { panic!("not ps") };
+        let Some(Cmd::Ps(p)) = parse(&["ps", "-aq", "--filter", "status=exited", "-f", "name=x"]).cmd else {
+            panic!("not ps")
+        };
         assert!(p.all && p.quiet);
         assert_eq!(p.filter.len(), 2);
         let Some(Cmd::Stop(s)) = parse(&["stop", "-t", "1", "a", "b"]).cmd else { panic!("not stop") };
         assert_eq!(s.time, Some(1));
         assert_eq!(s.containers, vec!["a", "b"]);
-        let Some(Cmd::Run(r)) = parse(&["run", "-h", "box", "--sig-proxy=false", "-m", "512m", "busybox"]).cmd else { panic!("not run") };
+        let Some(Cmd::Run(r)) = parse(&["run", "-h", "box", "--sig-proxy=false", "-m", "512m", "busybox"]).cmd else {
+            panic!("not run")
+        };
         assert_eq!(r.opts.hostname.as_deref(), Some("box"));
         assert!(!r.sig_proxy);
-        let Some(Cmd::Import(i)) = parse(&["import", "-c", "CMD [\"sh\"]", "-", "busybox:latest"]).cmd else { panic!("not import") };
+        let Some(Cmd::Import(i)) = parse(&["import", "-c", "CMD [\"sh\"]", "-", "busybox:latest"]).cmd else {
+            panic!("not import")
+        };
         assert_eq!(i.source, "-");
-        let Some(Cmd::Container { cmd: ContainerCmd::Ls(_) }) = parse(&["container", "ps"]).cmd else { panic!("not ls") };
+        let Some(Cmd::Container { cmd: ContainerCmd::Ls(_) }) = parse(&["container", "ps"]).cmd else {
+            panic!("not ls")
+        };
     }
 
     #[test]

@@ -14,7 +14,11 @@ use crate::client::{Client, Hijacked, query};
 const SYSTEMERR: u8 = 3;
 
 /// Splits a multiplexed stream into `stdout` and `stderr` until its end.
-pub async fn demux(mut from: impl AsyncRead + Unpin, mut stdout: impl AsyncWrite + Unpin, mut stderr: impl AsyncWrite + Unpin) -> Result<()> {
+pub async fn demux(
+    mut from: impl AsyncRead + Unpin,
+    mut stdout: impl AsyncWrite + Unpin,
+    mut stderr: impl AsyncWrite + Unpin,
+) -> Result<()> {
     let mut header = [0u8; 8];
     let mut buf = vec![0u8; 32 * 1024];
     loop {
@@ -107,7 +111,11 @@ pub async fn pump(conn: Hijacked, tty: bool, stdin: bool) -> Result<()> {
 /// A connection the daemon reset or closed under us after the container's end is just the end of the session.
 fn ended(e: anyhow::Error) -> Result<()> {
     match e.downcast_ref::<std::io::Error>().map(std::io::Error::kind) {
-        Some(std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionAborted) => Ok(()),
+        Some(
+            std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionAborted,
+        ) => Ok(()),
         _ => Err(e),
     }
 }
@@ -170,7 +178,9 @@ pub fn monitor_size(client: &Client, resize_path: String) {
             }
         };
         send(client.clone(), resize_path.clone()).await;
-        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else { return };
+        let Ok(mut winch) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change()) else {
+            return;
+        };
         while winch.recv().await.is_some() {
             send(client.clone(), resize_path.clone()).await;
         }
@@ -192,7 +202,8 @@ pub fn proxy_signals(client: &Client, id: &str) {
     for (kind, name) in kinds {
         let Ok(mut s) = signal(kind) else { continue };
         let client = client.clone();
-        let path = format!("/containers/{}/kill{}", crate::client::encode_path(id), query(&[("signal", name.to_string())]));
+        let path =
+            format!("/containers/{}/kill{}", crate::client::encode_path(id), query(&[("signal", name.to_string())]));
         tokio::spawn(async move {
             while s.recv().await.is_some() {
                 let _ = client.post(&path).await;

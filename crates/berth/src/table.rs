@@ -54,7 +54,15 @@ pub fn align(text: &str, minwidth: usize, padding: usize) -> String {
     out
 }
 
-fn format(lines: &[Vec<Cell>], widths: &mut Vec<usize>, line0: usize, line1: usize, minwidth: usize, padding: usize, out: &mut String) {
+fn format(
+    lines: &[Vec<Cell>],
+    widths: &mut Vec<usize>,
+    line0: usize,
+    line1: usize,
+    minwidth: usize,
+    padding: usize,
+    out: &mut String,
+) {
     let column = widths.len();
     let mut line0 = line0;
     let mut this = line0;

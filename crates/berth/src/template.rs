@@ -237,7 +237,8 @@ fn lex_action(s: &str, line: usize) -> Result<(Vec<Tok>, usize, bool)> {
                 let mut chars = rest.char_indices();
                 let (ch, len) = match chars.next() {
                     Some((_, '\\')) => {
-                        let (_, e) = chars.next().ok_or_else(|| Error(format!("template: :{line}: bad character constant")))?;
+                        let (_, e) =
+                            chars.next().ok_or_else(|| Error(format!("template: :{line}: bad character constant")))?;
                         (unescape_char(e).unwrap_or(e), 1 + e.len_utf8())
                     }
                     Some((_, ch)) => (ch, ch.len_utf8()),
@@ -313,7 +314,10 @@ fn lex_number(s: &str) -> usize {
     }
     while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
         // exponent signs
-        if (b[i] == b'e' || b[i] == b'E') && matches!(b.get(i + 1), Some(b'-') | Some(b'+')) && !s[..i].starts_with("0x") {
+        if (b[i] == b'e' || b[i] == b'E')
+            && matches!(b.get(i + 1), Some(b'-') | Some(b'+'))
+            && !s[..i].starts_with("0x")
+        {
             i += 2;
             continue;
         }
@@ -363,7 +367,8 @@ fn lex_quoted(s: &str, line: usize) -> Result<(String, usize)> {
                                 None => return err(line, "unterminated quoted string"),
                             }
                         }
-                        let v = u32::from_str_radix(&hex, 16).map_err(|_| Error(format!("template: :{line}: bad escape")))?;
+                        let v = u32::from_str_radix(&hex, 16)
+                            .map_err(|_| Error(format!("template: :{line}: bad escape")))?;
                         out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
                     }
                     e => match unescape_char(e) {
@@ -462,10 +467,14 @@ impl Parser {
                                     self.expect_end(end, l)?;
                                     o
                                 }
-                                Closer::Else(l, toks) if keyword == "with" && toks.first() == Some(&Tok::Ident("with".into())) => {
+                                Closer::Else(l, toks)
+                                    if keyword == "with" && toks.first() == Some(&Tok::Ident("with".into())) =>
+                                {
                                     vec![self.parse_with_chain(trim_space(toks[1..].to_vec()), l)?]
                                 }
-                                Closer::Else(l, _) => return err(l, format!("unexpected tokens after else in {keyword}")),
+                                Closer::Else(l, _) => {
+                                    return err(l, format!("unexpected tokens after else in {keyword}"));
+                                }
                                 Closer::Eof => return err(line, format!("unexpected EOF in {keyword}")),
                             };
                             nodes.push(if keyword == "range" {
@@ -476,7 +485,9 @@ impl Parser {
                         }
                         "break" => nodes.push(Node::Break),
                         "continue" => nodes.push(Node::Continue),
-                        "define" | "template" | "block" => return err(line, format!("{{{{{keyword}}}}} is not supported")),
+                        "define" | "template" | "block" => {
+                            return err(line, format!("{{{{{keyword}}}}} is not supported"));
+                        }
                         "nil" if toks.len() == 1 => return err(line, "nil is not a command"),
                         _ => nodes.push(Node::Action(parse_pipeline(&toks, line, false)?)),
                     }
@@ -603,9 +614,10 @@ fn parse_cmds(toks: &[Tok], line: usize, nested: bool) -> Result<(Vec<Cmd>, usiz
                 args.push(op);
                 i += n;
                 if let Some(t) = toks.get(i)
-                    && !matches!(t, Tok::Space | Tok::Pipe | Tok::RParen) {
-                        return err(line, format!("unexpected {t:?} in operand"));
-                    }
+                    && !matches!(t, Tok::Space | Tok::Pipe | Tok::RParen)
+                {
+                    return err(line, format!("unexpected {t:?} in operand"));
+                }
             }
         }
     }
@@ -628,7 +640,9 @@ fn parse_operand(toks: &[Tok], line: usize) -> Result<(Operand, usize)> {
         }
         Tok::Var(v) => Term::Var(v.clone()),
         Tok::Str(s) => Term::Lit(Value::String(s.clone())),
-        Tok::Num(n) => Term::Lit(parse_number(n).ok_or_else(|| Error(format!("template: :{line}: bad number syntax: {n:?}")))?),
+        Tok::Num(n) => {
+            Term::Lit(parse_number(n).ok_or_else(|| Error(format!("template: :{line}: bad number syntax: {n:?}")))?)
+        }
         Tok::Ident(id) => match id.as_str() {
             "true" => Term::Lit(Value::Bool(true)),
             "false" => Term::Lit(Value::Bool(false)),
@@ -772,11 +786,10 @@ impl Exec<'_> {
     }
 
     fn set_var(&mut self, name: &str, v: Value, declare: bool) {
-        if !declare
-            && let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-                slot.1 = v;
-                return;
-            }
+        if !declare && let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            slot.1 = v;
+            return;
+        }
         self.vars.push((name.to_string(), v));
     }
 
@@ -798,14 +811,15 @@ impl Exec<'_> {
     fn command(&mut self, c: &Cmd, dot: &Value, prev: Option<Value>, line: usize) -> Result<Value> {
         let first = &c.args[0];
         if let Term::Func(name) = &first.term
-            && first.fields.is_empty() {
-                let mut args = Vec::new();
-                for a in &c.args[1..] {
-                    args.push(self.operand(a, dot, line)?);
-                }
-                args.extend(prev);
-                return call(name, args, line);
+            && first.fields.is_empty()
+        {
+            let mut args = Vec::new();
+            for a in &c.args[1..] {
+                args.push(self.operand(a, dot, line)?);
             }
+            args.extend(prev);
+            return call(name, args, line);
+        }
         let v = self.operand(first, dot, line)?;
         let has_args = c.args.len() > 1 || prev.is_some();
         if !has_args {
@@ -821,9 +835,10 @@ impl Exec<'_> {
         }
         args.extend(prev);
         if let Some(name) = first.fields.last()
-            && let Some(v) = (self.methods)(name, &args) {
-                return Ok(v);
-            }
+            && let Some(v) = (self.methods)(name, &args)
+        {
+            return Ok(v);
+        }
         match &v {
             Value::Object(m) => {
                 let key = args.first().map(str_arg).unwrap_or_default();
@@ -951,11 +966,7 @@ fn fmt_number(n: &Number) -> String {
         return u.to_string();
     }
     let f = n.as_f64().unwrap_or(0.0);
-    if f.fract() == 0.0 && f.abs() < 1e21 {
-        format!("{f:.0}")
-    } else {
-        f.to_string()
-    }
+    if f.fract() == 0.0 && f.abs() < 1e21 { format!("{f:.0}") } else { f.to_string() }
 }
 
 fn as_f64(v: &Value) -> Option<f64> {
@@ -1056,7 +1067,9 @@ fn call(name: &str, args: Vec<Value>, line: usize) -> Result<Value> {
                         }
                     }
                     Value::Null => return err(line, "error calling index: index of untyped nil"),
-                    other => return err(line, format!("error calling index: can't index item of type {}", go_type(&other))),
+                    other => {
+                        return err(line, format!("error calling index: can't index item of type {}", go_type(&other)));
+                    }
                 };
             }
             v
@@ -1163,10 +1176,20 @@ fn call(name: &str, args: Vec<Value>, line: usize) -> Result<Value> {
             Value::String(format!("{}{}{}", " ".repeat(before), str_arg(&args[0]), " ".repeat(after)))
         }
         "html" => Value::String(
-            go_sprint(&args).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&#34;").replace('\'', "&#39;"),
+            go_sprint(&args)
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&#34;")
+                .replace('\'', "&#39;"),
         ),
         "js" => Value::String(
-            go_sprint(&args).replace('\\', "\\\\").replace('\'', "\\'").replace('"', "\\\"").replace('<', "\\u003C").replace('>', "\\u003E"),
+            go_sprint(&args)
+                .replace('\\', "\\\\")
+                .replace('\'', "\\'")
+                .replace('"', "\\\"")
+                .replace('<', "\\u003C")
+                .replace('>', "\\u003E"),
         ),
         "urlquery" => Value::String(crate::client::encode_component(&go_sprint(&args))),
         _ => return err(line, format!("function {name:?} not defined")),
@@ -1271,7 +1294,9 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 }
                 s
             }
-            ('c', Value::Number(n)) => n.as_u64().and_then(|u| char::from_u32(u as u32)).map(String::from).unwrap_or_default(),
+            ('c', Value::Number(n)) => {
+                n.as_u64().and_then(|u| char::from_u32(u as u32)).map(String::from).unwrap_or_default()
+            }
             ('x' | 'X', Value::Number(n)) if n.as_i64().is_some() => {
                 let i = n.as_i64().unwrap_or(0);
                 let s = if verb == 'x' { format!("{:x}", i.unsigned_abs()) } else { format!("{:X}", i.unsigned_abs()) };
@@ -1424,14 +1449,20 @@ mod tests {
     fn functions() {
         let d = inspect_data();
         assert_eq!(r("{{join .Config.Env \",\"}}", &d), "A=1,PATH=/bin");
-        assert_eq!(r("{{lower \"ABC\"}} {{upper .State.Status}} {{title \"hello world\"}}", &d), "abc EXITED Hello World");
+        assert_eq!(
+            r("{{lower \"ABC\"}} {{upper .State.Status}} {{title \"hello world\"}}", &d),
+            "abc EXITED Hello World"
+        );
         assert_eq!(r("{{truncate .Id 3}}", &d), "abc");
         assert_eq!(r("{{len .Config.Env}} {{len .Name}}", &d), "2 6");
         assert_eq!(r("{{index .Config.Labels \"a\"}}", &d), "1");
         assert_eq!(r("{{index .Config.Labels \"zz\"}}", &d), "<no value>");
         assert_eq!(r("{{println .Name}}", &d), "/life2\n");
         assert_eq!(r("{{print 1 2 \"a\" \"b\" 3}}", &d), "1 2ab3");
-        assert_eq!(r("{{printf \"%d-%s-%v-%5s|%-4s|%03d|%q\" 7 \"x\" .Config.Env \"ab\" \"c\" 5 \"q\"}}", &d), "7-x-[A=1 PATH=/bin]-   ab|c   |005|\"q\"");
+        assert_eq!(
+            r("{{printf \"%d-%s-%v-%5s|%-4s|%03d|%q\" 7 \"x\" .Config.Env \"ab\" \"c\" 5 \"q\"}}", &d),
+            "7-x-[A=1 PATH=/bin]-   ab|c   |005|\"q\""
+        );
         assert_eq!(r("{{pad \"x\" 1 2}}|", &d), " x  |");
         assert_eq!(r("{{eq .State.Status \"exited\"}} {{ne 1 2}} {{lt 1 2}} {{ge 2 3}}", &d), "true true true false");
         assert_eq!(r("{{eq .State.ExitCode 1 137}}", &d), "true");

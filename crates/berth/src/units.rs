@@ -16,7 +16,13 @@ pub fn format_g(x: f64, prec: usize) -> String {
         return "0".into();
     }
     if !x.is_finite() {
-        return if x.is_nan() { "NaN".into() } else if x > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if x.is_nan() {
+            "NaN".into()
+        } else if x > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let e = format!("{:.*e}", prec - 1, x);
     let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
@@ -208,11 +214,12 @@ pub fn api_timestamp(value: &str, now: SystemTime) -> Result<String> {
         return Ok(String::new());
     }
     if value != "0"
-        && let Ok(d) = go_duration(value) {
-            let t = now.checked_sub(d).unwrap_or(UNIX_EPOCH);
-            let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-            return Ok(secs.to_string());
-        }
+        && let Ok(d) = go_duration(value)
+    {
+        let t = now.checked_sub(d).unwrap_or(UNIX_EPOCH);
+        let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        return Ok(secs.to_string());
+    }
     if value.contains('-') && value.len() >= 10 && value.as_bytes()[4] == b'-' {
         return match parse_rfc3339ish(value) {
             Some((secs, nanos)) => Ok(format!("{secs}.{nanos:09}")),
@@ -258,36 +265,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// go-units `HumanDuration`: `Less than a second`, `About a minute`, `3 hours`, `2 weeks` (seconds and minutes
-/// truncated, hours rounded, as go-units does).
-pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    let minutes = secs / 60;
-    let hours = (d.as_secs_f64() / 3600.0 + 0.5) as u64;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", secs / 3600 / 24 / 365)
-    }
-}
+pub use berth_api::time::human_duration;
 
 /// `5 minutes ago` for a Unix time (docker's `RunningFor` / `CreatedSince`).
 pub fn ago(unix: i64, now: SystemTime) -> String {
@@ -350,23 +328,6 @@ mod tests {
         assert!(api_timestamp("yesterday", now).is_err());
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(civil_from_days(19675), (2023, 11, 14));
-    }
-
-    #[test]
-    fn human_durations_like_go_units() {
-        let d = |s: u64| human_duration(Duration::from_secs(s));
-        assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
-        assert_eq!(d(1), "1 second");
-        assert_eq!(d(45), "45 seconds");
-        assert_eq!(d(113), "About a minute");
-        assert_eq!(d(120), "2 minutes");
-        assert_eq!(d(3599), "59 minutes");
-        assert_eq!(d(5399), "About an hour");
-        assert_eq!(d(5400), "2 hours");
-        assert_eq!(d(3 * 86400), "3 days");
-        assert_eq!(d(20 * 86400), "2 weeks");
-        assert_eq!(d(90 * 86400), "3 months");
-        assert_eq!(d(3 * 365 * 86400), "3 years");
     }
 
     #[test]

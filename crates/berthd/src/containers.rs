@@ -228,8 +228,9 @@ fn read_exit(d: &Daemon, id: &str) -> Option<ExitRecord> {
 /// Merges the image's configuration under the user's, as Docker does.
 fn merge_config(user: &mut ContainerConfig, image: &Value) -> Result<(), Error> {
     let img: ContainerConfig = match image.get("config") {
-        Some(c) if !c.is_null() => serde_json::from_value(c.clone())
-            .map_err(|e| Error::Internal(format!("invalid image config: {e}")))?,
+        Some(c) if !c.is_null() => {
+            serde_json::from_value(c.clone()).map_err(|e| Error::Internal(format!("invalid image config: {e}")))?
+        }
         _ => ContainerConfig::default(),
     };
     // Env: image first, the user's entries replace those with the same name.
@@ -339,7 +340,8 @@ fn default_host_config(mut host: HostConfig) -> HostConfig {
         host.network_mode = Some("default".into());
     }
     if host.restart_policy.is_none() {
-        host.restart_policy = Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: Some(0) });
+        host.restart_policy =
+            Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: Some(0) });
     }
     if host.log_config.is_none() {
         host.log_config = Some(berth_api::models::HostConfigLogConfig {
@@ -364,9 +366,11 @@ fn host_files(dir: &Path, hostname: &str, mode: NetMode) -> std::io::Result<()> 
 
 /// Creates a container. Returns its ID.
 pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreateBody) -> Result<String, Error> {
-    let image_name = body.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
-        Error::InvalidArgument("config cannot be empty in order to create a container".into())
-    })?;
+    let image_name = body
+        .image
+        .clone()
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| Error::InvalidArgument("config cannot be empty in order to create a container".into()))?;
     let host = default_host_config(body.host_config.clone().unwrap_or_default());
     refuse_unsupported(&host)?;
     let mode = net_mode(host.network_mode.as_deref().unwrap_or(""))?;
@@ -694,6 +698,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         Err(e) => Some(e),
     };
     if let Some(e) = failure {
+        let _ = std::fs::remove_dir_all(&bundle);
         record_start_failure(d, c, &e).await;
         return Err(e);
     }
@@ -713,7 +718,12 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
     Ok(())
 }
 
-async fn record_start_failure(d: &Daemon, c: &Container, e: &Error) {
+/// Records a failed start: the exit code Docker gives it, attach clients waiting for the start are let go, and a
+/// `--rm` container is removed (as Docker does).
+async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
+    if let Ok(mut p) = c.pending_attach.lock() {
+        p.clear();
+    }
     let code = match e {
         Error::InvalidArgument(m) if m.contains("permission denied") => 126,
         Error::InvalidArgument(_) => 127,
@@ -730,6 +740,19 @@ async fn record_start_failure(d: &Daemon, c: &Container, e: &Error) {
     if let Err(e) = persist(d, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
+    if rec.host_config.auto_remove.unwrap_or(false) {
+        spawn_remove(d, c);
+    }
+}
+
+/// Removes a container in the background (its lifecycle lock may be held by the caller).
+fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
+    let (d, c) = (d.clone(), c.clone());
+    tokio::spawn(async move {
+        if let Err(e) = remove(&d, &c, true).await {
+            tracing::warn!("auto-remove {}: {e}", &c.id[..12]);
+        }
+    });
 }
 
 /// Watches a running container's shim and records the exit when it comes.
@@ -781,12 +804,7 @@ async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     if rec.host_config.auto_remove.unwrap_or(false) {
-        let (d, c) = (d.clone(), c.clone());
-        tokio::spawn(async move {
-            if let Err(e) = remove(&d, &c, true).await {
-                tracing::warn!("auto-remove {}: {e}", &c.id[..12]);
-            }
-        });
+        spawn_remove(d, c);
         return;
     }
     let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
@@ -794,8 +812,7 @@ async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
         && match policy.name {
             Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
             Some(RestartPolicyNameEnum::ON_FAILURE) => {
-                exit.exit_code != 0
-                    && policy.maximum_retry_count.is_none_or(|m| m == 0 || rec.restart_count < m)
+                exit.exit_code != 0 && policy.maximum_retry_count.is_none_or(|m| m == 0 || rec.restart_count < m)
             }
             _ => false,
         };
@@ -849,12 +866,22 @@ async fn wait_until_not_running(c: &Container, timeout: Option<Duration>) -> boo
 }
 
 /// Stops a container: its stop signal, then SIGKILL after `timeout` seconds (negative: wait forever).
-pub async fn stop(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<String>) -> Result<(), Error> {
+pub async fn stop(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+    signal: Option<String>,
+) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
     stop_locked(d, c, timeout, signal).await
 }
 
-async fn stop_locked(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<String>) -> Result<(), Error> {
+async fn stop_locked(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+    signal: Option<String>,
+) -> Result<(), Error> {
     let rec = c.record();
     if !c.is_running() {
         return Err(Error::NotModified("container already stopped".into()));
@@ -902,7 +929,12 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
 }
 
 /// Stops (if running) and starts again.
-pub async fn restart(d: &Arc<Daemon>, c: &Arc<Container>, timeout: Option<i64>, signal: Option<String>) -> Result<(), Error> {
+pub async fn restart(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+    signal: Option<String>,
+) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
     if c.is_running() {
         stop_locked(d, c, timeout, signal).await?;
@@ -1142,7 +1174,8 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
 
 /// One entry of `GET /containers/json`.
 pub fn summary(rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value {
-    let command = std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    let command =
+        std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let mut v = json!({
         "Id": rec.id,
         "Names": [format!("/{}", rec.name)],
@@ -1191,7 +1224,8 @@ pub async fn top(c: &Arc<Container>, ps_args: &str) -> Result<Value, Error> {
     let cg = berth_runtime::cgroups::Cgroup::open(&format!("berth/{}", c.id))
         .map_err(|e| Error::Internal(format!("cgroup: {e}")))?;
     let pids: Vec<i32> = cg.procs().map_err(|e| Error::Internal(format!("cgroup: {e}")))?;
-    let args: Vec<String> = if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(str::to_string).collect() };
+    let args: Vec<String> =
+        if ps_args.is_empty() { vec!["-ef".into()] } else { ps_args.split_whitespace().map(str::to_string).collect() };
     let out = tokio::process::Command::new("ps")
         .args(&args)
         .output()
@@ -1204,9 +1238,10 @@ pub async fn top(c: &Arc<Container>, ps_args: &str) -> Result<Value, Error> {
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
     let titles: Vec<&str> = header.split_whitespace().collect();
-    let pid_col = titles.iter().position(|t| *t == "PID").ok_or_else(|| {
-        Error::InvalidArgument("Couldn't find PID field in ps output".into())
-    })?;
+    let pid_col = titles
+        .iter()
+        .position(|t| *t == "PID")
+        .ok_or_else(|| Error::InvalidArgument("Couldn't find PID field in ps output".into()))?;
     let mut procs = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split_whitespace().collect();

@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use berth_api::Error;
@@ -27,7 +26,6 @@ pub struct Daemon {
     pub store: Arc<Store>,
     pub containers: RwLock<HashMap<String, Arc<Container>>>,
     pub execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
-    pub started: SystemTime,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -70,7 +68,6 @@ impl Daemon {
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
-            started: SystemTime::now(),
         });
         crate::containers::load_all(&daemon).await?;
         Ok(daemon)

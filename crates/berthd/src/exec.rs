@@ -90,6 +90,8 @@ fn process(d: &Daemon, c: &Container, cfg: &ExecConfig) -> Result<ExecRequest, E
     let rec = c.record();
     p.set_args(cfg.cmd.clone());
     p.set_terminal(Some(cfg.tty.unwrap_or(false)));
+    let size = crate::spec::console_size(cfg.tty.unwrap_or(false), cfg.console_size.as_deref());
+    p.set_console_size(size.and_then(|v| serde_json::from_value(v).ok()));
     let mut env: Vec<String> =
         p.env().clone().unwrap_or_default().into_iter().filter(|e| !e.starts_with("HOME=")).collect();
     for e in cfg.env.iter().flatten() {
@@ -153,26 +155,38 @@ pub async fn start(
     let tty = inst.config.tty.unwrap_or(false);
     let mut cmd = tokio::process::Command::new(&d.config.shim);
     cmd.arg("exec").arg(&bundle).arg(&req_path).kill_on_drop(false);
-    let mut pty_master = None;
-    if detach {
+    // With a terminal, the helper sends its master (created inside the container) on descriptor 4 before it reports.
+    let mut console_socket = None;
+    if detach || tty {
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
-    } else if tty {
-        let pty = nix::pty::openpty(None, None).map_err(|e| Error::Internal(format!("openpty: {e}")))?;
-        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| Error::Internal(format!("dup: {e}")));
-        cmd.stdin(dup(&pty.slave)?).stdout(dup(&pty.slave)?).stderr(pty.slave);
-        pty_master = Some(pty.master);
+        if tty && !detach {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+            let pair = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+                .map_err(|e| Error::Internal(format!("socketpair: {e}")))?;
+            console_socket = Some(pair);
+        }
     } else {
-        let stdin = if inst.config.attach_stdin.unwrap_or(false) { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        let stdin = if inst.config.attach_stdin.unwrap_or(false) {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        };
         cmd.stdin(stdin).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     }
-    let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| Error::Internal(format!("pipe: {e}")))?;
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Internal(format!("pipe: {e}")))?;
     let report_fd = report_w.as_raw_fd();
-    // SAFETY: the closure runs in the forked child before exec and calls only dup2, which is async-signal-safe; it
-    // moves the report pipe to descriptor 3 (dup2 clears close-on-exec on the copy).
+    let console_fd = console_socket.as_ref().map_or(-1, |(_, theirs): &(OwnedFd, OwnedFd)| theirs.as_raw_fd());
+    // SAFETY: the closure runs in the forked child before exec and calls only fcntl and dup2, which are
+    // async-signal-safe; it moves the report pipe to descriptor 3 and the console socket, if any, to 4 (first out of
+    // the way of 3, then dup2, which clears close-on-exec on the copies). Both descriptors outlive the spawn.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(report_fd, 3) == -1 {
+            let console = if console_fd >= 0 { libc::fcntl(console_fd, libc::F_DUPFD_CLOEXEC, 5) } else { -1 };
+            if (console_fd >= 0 && console == -1)
+                || libc::dup2(report_fd, 3) == -1
+                || (console >= 0 && libc::dup2(console, 4) == -1)
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -180,6 +194,7 @@ pub async fn start(
     }
     let mut child = cmd.spawn().map_err(|e| Error::Internal(format!("run {}: {e}", d.config.shim.display())))?;
     drop(report_w);
+    let console_socket = console_socket.map(|(ours, _theirs)| ours);
     let report = tokio::net::unix::pipe::Receiver::from_owned_fd(report_r)
         .map_err(|e| Error::Internal(format!("report pipe: {e}")))?;
     let mut line = String::new();
@@ -206,6 +221,20 @@ pub async fn start(
             return Err(Error::Internal(format!("exec helper failed (it said {:?})", line.trim())));
         }
     }
+    // The helper sent the master before it reported: it is queued already.
+    let pty_master = match console_socket {
+        Some(sock) => match berth_runtime::sys::recv_fd(sock.as_fd(), true) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let _ = child.kill().await;
+                let mut st = inst.lock();
+                st.running = false;
+                st.exit_code = Some(126);
+                return Err(Error::Internal(format!("exec terminal: {e}")));
+            }
+        },
+        None => None,
+    };
     let io = if detach {
         Io::Detached
     } else if let Some(master) = pty_master {
@@ -265,7 +294,9 @@ pub async fn relay(io: Io, conn: impl AsyncRead + AsyncWrite + Unpin + Send + 's
             };
             let output = async move {
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(16);
-                let pump = |stream: u8, mut r: Box<dyn AsyncRead + Unpin + Send>, tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>| async move {
+                let pump = |stream: u8,
+                            mut r: Box<dyn AsyncRead + Unpin + Send>,
+                            tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>| async move {
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
                         match tokio::io::AsyncReadExt::read(&mut r, &mut buf).await {

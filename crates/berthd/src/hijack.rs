@@ -4,19 +4,12 @@
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode};
 use berth_api::Error;
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// The upgraded connection.
-pub type Upgraded = TokioIo<hyper::upgrade::Upgraded>;
 
 /// Answers a hijack request with 101 and returns the future that yields the raw connection.
 pub fn upgrade(req: &mut Request<Body>, tty: bool) -> Result<(Response<Body>, hyper::upgrade::OnUpgrade), Error> {
-    let wants_upgrade = req
-        .headers()
-        .get("upgrade")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let wants_upgrade =
+        req.headers().get("upgrade").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
     if !wants_upgrade {
         return Err(Error::InvalidArgument("this endpoint needs an HTTP upgrade (Upgrade: tcp)".into()));
     }

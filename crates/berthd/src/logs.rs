@@ -147,7 +147,16 @@ mod tests {
     use super::*;
 
     fn opts() -> LogOptions {
-        LogOptions { stdout: true, stderr: true, follow: false, since: None, until: None, timestamps: false, tail: None, raw: false }
+        LogOptions {
+            stdout: true,
+            stderr: true,
+            follow: false,
+            since: None,
+            until: None,
+            timestamps: false,
+            tail: None,
+            raw: false,
+        }
     }
 
     #[test]

@@ -45,11 +45,7 @@ impl From<berth_store::StoreError> for ApiError {
 /// Result of a handler.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
 
-/// The API version of a request (from its `/vX.Y` prefix), put into the request's extensions.
-#[derive(Debug, Clone, Copy)]
-pub struct Version(pub ApiVersion);
-
-/// Strips a `/vX.Y` prefix, checks the version, and records it in the request.
+/// Strips a `/vX.Y` prefix and checks the version.
 fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Result<(), berth_api::Error> {
     let path = req.uri().path();
     let mut requested = None;
@@ -70,9 +66,7 @@ fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Resul
             }
         }
     }
-    let v = berth_api::negotiate(requested)?;
-    req.extensions_mut().insert(Version(v));
-    Ok(())
+    berth_api::negotiate(requested).map(drop)
 }
 
 fn add_headers(resp: &mut Response) {
@@ -96,11 +90,15 @@ pub async fn serve(daemon: Arc<Daemon>, socket: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     let _ = std::fs::remove_file(socket);
-    let listener =
-        tokio::net::UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
+    let listener = tokio::net::UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
     std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))
         .with_context(|| format!("chmod {}", socket.display()))?;
-    tracing::info!("berthd {} serving the Engine API {} on {}", berth_api::BERTH_VERSION, API_VERSION, socket.display());
+    tracing::info!(
+        "berthd {} serving the Engine API {} on {}",
+        berth_api::BERTH_VERSION,
+        API_VERSION,
+        socket.display()
+    );
     let router = crate::routes::router(daemon.clone());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("signal")?;
     loop {

@@ -41,8 +41,7 @@ const MASKED_PATHS: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// Every capability the kernel knows, for `--privileged` and `--cap-add ALL`.
 fn all_caps() -> Vec<String> {
@@ -51,13 +50,47 @@ fn all_caps() -> Vec<String> {
 
 fn caps_names() -> &'static [&'static str] {
     &[
-        "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-        "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
     ]
 }
 
@@ -81,11 +114,8 @@ pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, Error> {
     }
     let add: Vec<String> = host.cap_add.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
     let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
-    let mut caps: Vec<String> = if add.iter().any(|c| c == "ALL") {
-        all_caps()
-    } else {
-        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
-    };
+    let mut caps: Vec<String> =
+        if add.iter().any(|c| c == "ALL") { all_caps() } else { DEFAULT_CAPS.iter().map(|c| c.to_string()).collect() };
     for c in add.into_iter().filter(|c| c != "ALL") {
         if !caps.contains(&c) {
             caps.push(c);
@@ -133,8 +163,22 @@ fn device_rules(privileged: bool) -> Value {
 
 fn ulimit_name(name: &str) -> Result<String, Error> {
     const KNOWN: &[&str] = &[
-        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc", "rss", "rtprio",
-        "rttime", "sigpending", "stack", "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
     ];
     if KNOWN.contains(&name) {
         Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
@@ -176,7 +220,9 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         _ => "/".to_string(),
     };
     let security: Vec<String> = host.security_opt.clone().unwrap_or_default();
-    let no_new_privs = security.iter().any(|s| s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true");
+    let no_new_privs = security
+        .iter()
+        .any(|s| s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true");
     let unconfined = privileged || security.iter().any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined");
     let mut rlimits = Vec::new();
     for u in host.ulimits.iter().flatten() {
@@ -210,7 +256,8 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces =
+        vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
     if !inp.host_network {
         namespaces.push(json!({"type": "network"}));
     }
@@ -278,7 +325,19 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         "mounts": mounts,
         "linux": linux,
     });
+    let mut spec = spec;
+    if let Some(size) = console_size(tty, host.console_size.as_deref()) {
+        spec["process"]["consoleSize"] = size;
+    }
     serde_json::from_value(spec).map_err(|e| Error::Internal(format!("building the OCI spec: {e}")))
+}
+
+/// Docker's `ConsoleSize` (`[height, width]`) as the OCI `process.consoleSize`, for a terminal of a known size.
+pub fn console_size(tty: bool, size: Option<&[usize]>) -> Option<Value> {
+    match size {
+        Some(&[height, width]) if tty && height > 0 && width > 0 => Some(json!({"height": height, "width": width})),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -166,7 +166,6 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
             start: true,
             condition: if f.auto_remove { "removed" } else { "next-exit" },
             sig_proxy: true,
-            auto_remove: f.auto_remove,
         };
         return match session(c, s).await {
             Ok(code) => Ok(code),
@@ -300,11 +299,15 @@ pub async fn top(c: &Client, a: TopArgs) -> Result<i32> {
     let q = if a.ps_args.is_empty() { String::new() } else { query(&[("ps_args", a.ps_args.join(" "))]) };
     let v: Value = c.get_json(&format!("{}/top{q}", container_path(&a.container))).await?;
     let mut tw = TabWriter::new(20, 3);
-    let titles: Vec<String> = v["Titles"].as_array().map(|t| t.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+    let titles: Vec<String> = v["Titles"]
+        .as_array()
+        .map(|t| t.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect())
+        .unwrap_or_default();
     tw.push(&titles.join("\t"));
     tw.push("\n");
     for p in v["Processes"].as_array().into_iter().flatten() {
-        let cells: Vec<String> = p.as_array().map(|r| r.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
+        let cells: Vec<String> =
+            p.as_array().map(|r| r.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect()).unwrap_or_default();
         tw.push(&cells.join("\t"));
         tw.push("\n");
     }
@@ -334,7 +337,6 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         start: false,
         condition: "not-running",
         sig_proxy: a.sig_proxy,
-        auto_remove: false,
     };
     session(c, s).await
 }

@@ -108,9 +108,10 @@ async fn exit_code(c: &Client, exec_path: &str) -> Result<i32> {
     for _ in 0..100 {
         let v: Value = c.get_json(&format!("{exec_path}/json")).await?;
         if !v["Running"].as_bool().unwrap_or(false)
-            && let Some(code) = v["ExitCode"].as_i64() {
-                return Ok(code as i32);
-            }
+            && let Some(code) = v["ExitCode"].as_i64()
+        {
+            return Ok(code as i32);
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(0)

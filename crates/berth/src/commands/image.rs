@@ -145,7 +145,8 @@ fn image_rows(i: &Value, trunc: bool, now: SystemTime) -> Vec<Value> {
     let id = i["Id"].as_str().unwrap_or("");
     let created = i["Created"].as_i64().unwrap_or(0);
     let size = i["Size"].as_f64().unwrap_or(0.0);
-    let digests: Vec<String> = i["RepoDigests"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
+    let digests: Vec<String> =
+        i["RepoDigests"].as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect();
     let digest_of = |repo: &str| -> String {
         digests
             .iter()
@@ -167,7 +168,14 @@ fn image_rows(i: &Value, trunc: bool, now: SystemTime) -> Vec<Value> {
             "Containers": match i["Containers"].as_i64() { Some(n) if n >= 0 => n.to_string(), _ => "N/A".into() },
         })
     };
-    let tags: Vec<String> = i["RepoTags"].as_array().into_iter().flatten().filter_map(Value::as_str).filter(|t| *t != "<none>:<none>").map(str::to_string).collect();
+    let tags: Vec<String> = i["RepoTags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|t| *t != "<none>:<none>")
+        .map(str::to_string)
+        .collect();
     let mut rows = Vec::new();
     for t in &tags {
         let (repo, tag) = split_tag(t);
@@ -285,7 +293,12 @@ pub async fn import(c: &Client, a: ImportArgs) -> Result<i32> {
     let mut id = None;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let v: Value = serde_json::from_str(line).with_context(|| format!("decode the import progress {line:?}"))?;
-        if let Some(e) = v.get("errorDetail").and_then(|d| d.get("message")).and_then(Value::as_str).or(v.get("error").and_then(Value::as_str)) {
+        if let Some(e) = v
+            .get("errorDetail")
+            .and_then(|d| d.get("message"))
+            .and_then(Value::as_str)
+            .or(v.get("error").and_then(Value::as_str))
+        {
             return Err(StatusError::exit(1, e.to_string()));
         }
         if let Some(s) = v.get("status").and_then(Value::as_str) {

@@ -132,7 +132,10 @@ mod tests {
     #[test]
     fn indented_like_docker() {
         let v = vec![json!({"Id": "x", "Args": [], "State": {"Pid": 1}})];
-        assert_eq!(indent(&v).expect("indent"), "[\n    {\n        \"Args\": [],\n        \"Id\": \"x\",\n        \"State\": {\n            \"Pid\": 1\n        }\n    }\n]");
+        assert_eq!(
+            indent(&v).expect("indent"),
+            "[\n    {\n        \"Args\": [],\n        \"Id\": \"x\",\n        \"State\": {\n            \"Pid\": 1\n        }\n    }\n]"
+        );
         assert_eq!(indent(&Vec::<Value>::new()).expect("indent"), "[]");
     }
 }

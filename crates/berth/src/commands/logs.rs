@@ -61,7 +61,8 @@ pub async fn logs(c: &Client, a: LogsArgs) -> Result<i32> {
         q.push(("details", "1".into()));
     }
     q.push(("tail", a.tail.clone()));
-    let resp = c.call(Method::GET, &format!("{}/logs{}", container_path(&a.container), query(&q)), empty(), false).await?;
+    let resp =
+        c.call(Method::GET, &format!("{}/logs{}", container_path(&a.container), query(&q)), empty(), false).await?;
     stream::copy_output(BodyReader::new(resp.into_body()), tty).await?;
     Ok(0)
 }

@@ -107,7 +107,9 @@ pub fn restart_policy(s: &str) -> Result<RestartPolicy> {
         "always" => RestartPolicyNameEnum::ALWAYS,
         "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
         "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
-        other => bail!("invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"),
+        other => bail!(
+            "invalid restart policy: unknown policy '{other}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'"
+        ),
     };
     let maximum_retry_count = match count {
         None => None,
@@ -115,7 +117,10 @@ pub fn restart_policy(s: &str) -> Result<RestartPolicy> {
             if name != "on-failure" {
                 bail!("invalid restart policy: maximum retry count can only be used with 'on-failure'");
             }
-            Some(c.parse::<i64>().map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?)
+            Some(
+                c.parse::<i64>()
+                    .map_err(|_| anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+            )
         }
     };
     Ok(RestartPolicy { name: Some(name_enum), maximum_retry_count })
@@ -142,7 +147,9 @@ pub fn tmpfs(s: &str) -> Result<(String, String)> {
 
 /// `--sysctl net.ipv4.ip_forward=1`.
 pub fn sysctl(s: &str) -> Result<(String, String)> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| anyhow!("invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not allowed"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| anyhow!("invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not allowed"))
 }
 
 /// Published ports (`-p [ip:][hostPort:]containerPort[/proto]`, ranges too) and `--expose`: the exposed-port set
@@ -183,9 +190,11 @@ pub fn ports(publish: &[String], expose: &[String]) -> Result<(Vec<String>, Port
         let (c0, c1) = range(&container, "containerPort")?;
         let host_range = if host.is_empty() { None } else { Some(range(&host, "hostPort")?) };
         if let Some((h0, h1)) = host_range
-            && h1 - h0 != c1 - c0 && h0 != h1 {
-                bail!("invalid ranges specified for container and host Ports: {container} and {host}");
-            }
+            && h1 - h0 != c1 - c0
+            && h0 != h1
+        {
+            bail!("invalid ranges specified for container and host Ports: {container} and {host}");
+        }
         for (i, port) in (c0..=c1).enumerate() {
             let key = format!("{port}/{proto}");
             if !exposed.contains(&key) {
@@ -196,10 +205,11 @@ pub fn ports(publish: &[String], expose: &[String]) -> Result<(Vec<String>, Port
                 Some((h0, h1)) if h0 == h1 && c0 != c1 => h0.to_string(),
                 Some((h0, _)) => (h0 + i as u32).to_string(),
             };
-            bindings.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(PortBinding {
-                host_ip: Some(ip.clone()),
-                host_port: Some(host_port),
-            });
+            bindings
+                .entry(key)
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_with(Vec::new)
+                .push(PortBinding { host_ip: Some(ip.clone()), host_port: Some(host_port) });
         }
     }
     for e in expose {
@@ -335,7 +345,8 @@ mod tests {
         assert_eq!(env_value("BERTH_TEST_UNSET_Y"), "BERTH_TEST_UNSET_Y");
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("env.list");
-        std::fs::write(&f, "# comment\nFROM_FILE=yes\n\n  B=from-file \nBERTH_TEST_ENV_X\nBERTH_TEST_UNSET_Y\n").expect("write");
+        std::fs::write(&f, "# comment\nFROM_FILE=yes\n\n  B=from-file \nBERTH_TEST_ENV_X\nBERTH_TEST_UNSET_Y\n")
+            .expect("write");
         let path = f.display().to_string();
         let list = env_list(std::slice::from_ref(&path), &["B=2".into()]).expect("env");
         assert_eq!(list, vec!["FROM_FILE=yes", "B=from-file ", "BERTH_TEST_ENV_X=from-env", "B=2"]);
@@ -364,7 +375,9 @@ mod tests {
 
     #[test]
     fn published_ports() {
-        let (exposed, b) = ports(&["8080:80".into(), "127.0.0.1:53:53/udp".into(), "9000".into()], &["7000-7001".into()]).expect("ports");
+        let (exposed, b) =
+            ports(&["8080:80".into(), "127.0.0.1:53:53/udp".into(), "9000".into()], &["7000-7001".into()])
+                .expect("ports");
         assert_eq!(exposed, vec!["80/tcp", "53/udp", "9000/tcp", "7000/tcp", "7001/tcp"]);
         let pb = b["80/tcp"].as_ref().expect("binding");
         assert_eq!(pb[0].host_port.as_deref(), Some("8080"));
@@ -381,7 +394,12 @@ mod tests {
         let (binds, anon) = volumes(&["/a:/b:ro".into(), "/data".into()]).expect("volumes");
         assert_eq!(binds, vec!["/a:/b:ro"]);
         assert_eq!(anon, vec!["/data"]);
-        assert_eq!(filters(&["status=exited".into(), "status=created".into(), "label=a=b".into()]).expect("filters").as_deref(), Some(r#"{"label":["a=b"],"status":["exited","created"]}"#));
+        assert_eq!(
+            filters(&["status=exited".into(), "status=created".into(), "label=a=b".into()])
+                .expect("filters")
+                .as_deref(),
+            Some(r#"{"label":["a=b"],"status":["exited","created"]}"#)
+        );
         assert!(filters(&["bad".into()]).is_err());
     }
 }

@@ -128,9 +128,14 @@ fn row(c: &Value, trunc: bool, now: SystemTime) -> Value {
             if trunc { ellipsis(name, 15) } else { name.to_string() }
         })
         .collect();
-    let mut networks: Vec<String> = c.pointer("/NetworkSettings/Networks").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut networks: Vec<String> = c
+        .pointer("/NetworkSettings/Networks")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     networks.sort();
-    let local_volumes = c["Mounts"].as_array().into_iter().flatten().filter(|m| m["Driver"].as_str() == Some("local")).count();
+    let local_volumes =
+        c["Mounts"].as_array().into_iter().flatten().filter(|m| m["Driver"].as_str() == Some("local")).count();
     let size = match c["SizeRw"].as_i64() {
         Some(rw) => {
             let srw = human_size(rw as f64);
@@ -221,7 +226,12 @@ mod tests {
         assert!(r["RunningFor"].as_str().is_some_and(|s| s.ends_with("years ago")));
         let out = formatter::render("", DEFAULT, HEADERS, std::slice::from_ref(&r)).expect("render");
         let mut lines = out.lines();
-        assert_eq!(lines.next(), Some("CONTAINER ID   IMAGE     COMMAND                  CREATED        STATUS         PORTS                  NAMES"));
+        assert_eq!(
+            lines.next(),
+            Some(
+                "CONTAINER ID   IMAGE     COMMAND                  CREATED        STATUS         PORTS                  NAMES"
+            )
+        );
         assert!(lines.next().is_some_and(|l| l.starts_with("0123456789ab   busybox   \"sh -c 'echo hello; …\"   ")));
         assert_eq!(formatter::render("{{.Label \"tier\"}}", DEFAULT, HEADERS, &[r]).expect("label"), "web\n");
     }

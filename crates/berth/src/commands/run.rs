@@ -295,7 +295,9 @@ fn streams(o: &ContainerOpts, detach: bool) -> Result<Streams> {
             "stdin" => s.stdin = true,
             "stdout" => s.stdout = true,
             "stderr" => s.stderr = true,
-            _ => bail!("invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"),
+            _ => {
+                bail!("invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR")
+            }
         }
     }
     Ok(s)
@@ -350,7 +352,10 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
     let restart = opts::restart_policy(&o.restart)?;
     let console = if o.tty { stream::terminal_size().map(|(h, w)| vec![h as usize, w as usize]) } else { None };
     let log_config = if o.log_driver.is_some() || !o.log_opt.is_empty() {
-        Some(berth_api::models::HostConfigLogConfig { typ: o.log_driver.clone(), config: kv_map(&o.log_opt, "log-opt")? })
+        Some(berth_api::models::HostConfigLogConfig {
+            typ: o.log_driver.clone(),
+            config: kv_map(&o.log_opt, "log-opt")?,
+        })
     } else {
         None
     };
@@ -459,7 +464,10 @@ fn report(cmd: &str, msg: &str, with_help: bool) {
 
 /// docker's `runStartContainerErr`: 127 when the program is not there, 126 when it cannot be run, else 125.
 fn start_error_code(msg: &str) -> i32 {
-    if msg.contains("executable file not found") || msg.contains("no such file or directory") || msg.contains("system cannot find the file specified") {
+    if msg.contains("executable file not found")
+        || msg.contains("no such file or directory")
+        || msg.contains("system cannot find the file specified")
+    {
         127
     } else if msg.contains("permission denied") || msg.contains("is a directory") {
         126
@@ -475,11 +483,17 @@ fn with_latest(image: &str) -> String {
 }
 
 /// Creates the container; when the image is not here, says so and asks the daemon to pull it (as docker does).
-async fn create_container(c: &Client, body: &ContainerCreateBody, name: Option<&str>, cidfile: Option<&str>) -> Result<String> {
+async fn create_container(
+    c: &Client,
+    body: &ContainerCreateBody,
+    name: Option<&str>,
+    cidfile: Option<&str>,
+) -> Result<String> {
     if let Some(f) = cidfile
-        && std::path::Path::new(f).exists() {
-            bail!("container ID file found, make sure the other container isn't running or delete {f}");
-        }
+        && std::path::Path::new(f).exists()
+    {
+        bail!("container ID file found, make sure the other container isn't running or delete {f}");
+    }
     let path = format!("/containers/create{}", query(&name.map(|n| vec![("name", n.to_string())]).unwrap_or_default()));
     let image = body.image.clone().unwrap_or_default();
     let answer = match c.post_json(&path, body).await {
@@ -507,13 +521,16 @@ async fn pull(c: &Client, image: &str) -> Result<()> {
         Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
         _ => (image.to_string(), "latest".to_string()),
     };
-    let resp = c.call(Method::POST, &format!("/images/create{}", query(&[("fromImage", repo), ("tag", tag)])), empty(), false).await?;
+    let resp = c
+        .call(Method::POST, &format!("/images/create{}", query(&[("fromImage", repo), ("tag", tag)])), empty(), false)
+        .await?;
     let body = read_body(resp).await?;
     for line in String::from_utf8_lossy(&body).lines() {
         if let Ok(v) = serde_json::from_str::<Value>(line)
-            && let Some(e) = v.get("error").and_then(Value::as_str) {
-                bail!("{e}");
-            }
+            && let Some(e) = v.get("error").and_then(Value::as_str)
+        {
+            bail!("{e}");
+        }
     }
     Ok(())
 }
@@ -535,8 +552,6 @@ pub struct Session {
     pub condition: &'static str,
     /// Proxy signals to the container (non-TTY only).
     pub sig_proxy: bool,
-    /// The container removes itself when it exits (`--rm`).
-    pub auto_remove: bool,
 }
 
 /// The error of a failed start inside a [`Session`] (the caller decides how to report it).
@@ -553,10 +568,6 @@ impl std::error::Error for StartFailed {}
 
 /// Removes an auto-remove container whose start failed: the daemon removes such containers when they exit, but
 /// one that never ran is left to the client.
-async fn remove_unstarted(c: &Client, id: &str) {
-    let _ = c.delete(&format!("{}{}", container_path(id), query(&[("force", "1".into())]))).await;
-}
-
 /// Attaches, registers the wait, starts (if asked), pumps the streams and returns the container's exit code.
 pub async fn session(c: &Client, s: Session) -> Result<i32> {
     let raw = if s.tty && s.stdin { stream::RawTerminal::enable() } else { None };
@@ -576,16 +587,21 @@ pub async fn session(c: &Client, s: Session) -> Result<i32> {
     } else {
         None
     };
-    let wait = c.call(Method::POST, &format!("{}/wait{}", container_path(&s.id), query(&[("condition", s.condition.to_string())])), empty(), false).await?;
+    let wait = c
+        .call(
+            Method::POST,
+            &format!("{}/wait{}", container_path(&s.id), query(&[("condition", s.condition.to_string())])),
+            empty(),
+            false,
+        )
+        .await?;
     if s.start
-        && let Err(e) = c.post(&format!("{}/start", container_path(&s.id))).await {
-            drop(conn);
-            drop(raw);
-            if s.auto_remove {
-                remove_unstarted(c, &s.id).await;
-            }
-            return Err(StartFailed(e).into());
-        }
+        && let Err(e) = c.post(&format!("{}/start", container_path(&s.id))).await
+    {
+        drop(conn);
+        drop(raw);
+        return Err(StartFailed(e).into());
+    }
     if s.tty {
         stream::monitor_size(c, format!("{}/resize", container_path(&s.id)));
     } else if s.sig_proxy {
@@ -600,9 +616,10 @@ pub async fn session(c: &Client, s: Session) -> Result<i32> {
     let body = read_body(wait).await?;
     let v: Value = serde_json::from_slice(&body).context("decode the wait answer")?;
     if let Some(msg) = v.pointer("/Error/Message").and_then(Value::as_str).filter(|m| !m.is_empty())
-        && v["StatusCode"].as_i64().unwrap_or(0) == 0 {
-            bail!("{msg}");
-        }
+        && v["StatusCode"].as_i64().unwrap_or(0) == 0
+    {
+        bail!("{msg}");
+    }
     Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
 }
 
@@ -629,10 +646,8 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         }
     };
     if a.detach {
+        // A container that fails to start with --rm is removed by the daemon, as Docker's is.
         if let Err(e) = c.post(&format!("{}/start", container_path(&id))).await {
-            if a.opts.rm {
-                remove_unstarted(c, &id).await;
-            }
             let msg = format!("{e:#}");
             report("run", &msg, false);
             return Err(StatusError::exit(start_error_code(&msg), ""));
@@ -649,7 +664,6 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         start: true,
         condition: if a.opts.rm { "removed" } else { "next-exit" },
         sig_proxy: a.sig_proxy,
-        auto_remove: a.opts.rm,
     };
     match session(c, sess).await {
         Ok(code) => Ok(code),

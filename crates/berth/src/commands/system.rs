@@ -117,8 +117,14 @@ pub async fn version(c: &Client, reachable: Result<()>, a: VersionArgs) -> Resul
                 t.push_str(&format!(" {}:\n", s(&comp["Name"])));
                 if comp["Name"] == "Engine" {
                     t.push_str(&format!("  Version:\t{}\n", s(&comp["Version"])));
-                    t.push_str(&format!("  API version:\t{} (minimum version {})\n", s(&d["ApiVersion"]), s(&d["MinAPIVersion"])));
-                    for (label, key) in [("Go version", "GoVersion"), ("Git commit", "GitCommit"), ("Built", "BuildTime")] {
+                    t.push_str(&format!(
+                        "  API version:\t{} (minimum version {})\n",
+                        s(&d["ApiVersion"]),
+                        s(&d["MinAPIVersion"])
+                    ));
+                    for (label, key) in
+                        [("Go version", "GoVersion"), ("Git commit", "GitCommit"), ("Built", "BuildTime")]
+                    {
                         t.push_str(&format!("  {label}:\t{}\n", s(&d[key])));
                     }
                     t.push_str(&format!("  OS/Arch:\t{}/{}\n", s(&d["Os"]), s(&d["Arch"])));
@@ -152,8 +158,12 @@ pub async fn info(c: &Client, a: InfoArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut o = String::new();
-    o.push_str(&format!("Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n\nServer:\n", env!("CARGO_PKG_VERSION")));
-    let line = |o: &mut String, indent: usize, k: &str, v: String| o.push_str(&format!("{}{k}: {v}\n", " ".repeat(indent)));
+    o.push_str(&format!(
+        "Client:\n Version:    {}\n Context:    default\n Debug Mode: false\n\nServer:\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    let line =
+        |o: &mut String, indent: usize, k: &str, v: String| o.push_str(&format!("{}{k}: {v}\n", " ".repeat(indent)));
     let heading = |o: &mut String, indent: usize, k: &str| o.push_str(&format!("{}{k}:\n", " ".repeat(indent)));
     line(&mut o, 1, "Containers", s(&info["Containers"]));
     line(&mut o, 2, "Running", s(&info["ContainersRunning"]));
@@ -176,7 +186,8 @@ pub async fn info(c: &Client, a: InfoArgs) -> Result<i32> {
         line(&mut o, 2, kind, names.join(" "));
     }
     line(&mut o, 1, "Swarm", s(&info.pointer("/Swarm/LocalNodeState").cloned().unwrap_or(Value::Null)));
-    let mut runtimes: Vec<String> = info["Runtimes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let mut runtimes: Vec<String> =
+        info["Runtimes"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     runtimes.sort();
     line(&mut o, 1, "Runtimes", runtimes.join(" "));
     line(&mut o, 1, "Default Runtime", s(&info["DefaultRuntime"]));
@@ -226,7 +237,13 @@ pub async fn info(c: &Client, a: InfoArgs) -> Result<i32> {
     Ok(0)
 }
 
-const DF_HEADERS: Headers = &[("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"), ("Reclaimable", "RECLAIMABLE")];
+const DF_HEADERS: Headers = &[
+    ("Type", "TYPE"),
+    ("TotalCount", "TOTAL"),
+    ("Active", "ACTIVE"),
+    ("Size", "SIZE"),
+    ("Reclaimable", "RECLAIMABLE"),
+];
 const DF_DEFAULT: &str = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}";
 
 fn reclaimable(r: f64, total: f64) -> String {

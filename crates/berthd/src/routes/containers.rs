@@ -31,7 +31,9 @@ fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error
         let ok = match key.as_str() {
             "status" => {
                 for v in values {
-                    if !["created", "restarting", "running", "removing", "paused", "exited", "dead"].contains(&v.as_str()) {
+                    if !["created", "restarting", "running", "removing", "paused", "exited", "dead"]
+                        .contains(&v.as_str())
+                    {
                         return Err(Error::InvalidArgument(format!("invalid filter 'status={v}'")));
                     }
                 }
@@ -46,10 +48,14 @@ fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error
                     None => labels.contains_key(v.as_str()),
                 }
             }),
-            "exited" => values.iter().any(|v| v.parse::<i64>().ok() == Some(rec.state.exit_code))
-                && rec.state.status == containers::Status::Exited,
+            "exited" => {
+                values.iter().any(|v| v.parse::<i64>().ok() == Some(rec.state.exit_code))
+                    && rec.state.status == containers::Status::Exited
+            }
             "ancestor" => values.iter().any(|v| {
-                rec.image == *v || rec.image_id == *v || rec.image_id.trim_start_matches("sha256:").starts_with(v.as_str())
+                rec.image == *v
+                    || rec.image_id == *v
+                    || rec.image_id.trim_start_matches("sha256:").starts_with(v.as_str())
             }),
             "network" => values.iter().any(|v| rec.host_config.network_mode.as_deref() == Some(v.as_str())),
             other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'"))),
@@ -65,7 +71,8 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;
     let all = flag(&q, "all");
     let size = flag(&q, "size");
-    let limit: Option<usize> = q.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| *l > 0).map(|l| l as usize);
+    let limit: Option<usize> =
+        q.get("limit").and_then(|l| l.parse::<i64>().ok()).filter(|l| *l > 0).map(|l| l as usize);
     let mut recs: Vec<Record> = d.all_containers().iter().map(|c| c.record()).collect();
     recs.sort_by(|a, b| b.created.cmp(&a.created));
     let mut out = Vec::new();
@@ -146,7 +153,8 @@ pub async fn unpause(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCod
 
 pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
-    let name = q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| Error::InvalidArgument("name is required".into()))?;
+    let name =
+        q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| Error::InvalidArgument("name is required".into()))?;
     containers::rename(&d, &c, name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -194,7 +202,11 @@ pub async fn resize(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
     if !c.is_running() {
         return Err(Error::Conflict(format!("Container {} is not running", c.id)).into());
     }
-    let r = containers::shim_request(&containers::bundle_dir(&d, &c.id), &berth_runtime::shim::Request::Resize { height: h, width: w }).await?;
+    let r = containers::shim_request(
+        &containers::bundle_dir(&d, &c.id),
+        &berth_runtime::shim::Request::Resize { height: h, width: w },
+    )
+    .await?;
     if let berth_runtime::shim::Response::Error { message } = r {
         return Err(Error::Internal(message).into());
     }
@@ -219,7 +231,9 @@ pub async fn logs(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
     };
     let tail = match q.get("tail").map(String::as_str) {
         None | Some("") | Some("all") => None,
-        Some(t) => Some(t.parse::<usize>().map_err(|_| Error::InvalidArgument(format!("invalid value for tail: {t}")))?),
+        Some(t) => {
+            Some(t.parse::<usize>().map_err(|_| Error::InvalidArgument(format!("invalid value for tail: {t}")))?)
+        }
     };
     let raw = rec.config.tty.unwrap_or(false);
     let opts = crate::logs::LogOptions {
@@ -233,7 +247,11 @@ pub async fn logs(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
         raw,
     };
     let rx = crate::logs::stream(c.clone(), containers::log_path(&d, &c.id), opts);
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) },
+        );
     let ct = if raw { berth_api::stream::RAW } else { berth_api::stream::MULTIPLEXED };
     Ok(([("content-type", ct)], Body::from_stream(stream)).into_response())
 }
@@ -250,8 +268,10 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
     if !flag(&q, "stream") && !flag(&q, "logs") {
         return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()).into());
     }
-    if !matches!(rec.state.status, containers::Status::Created | containers::Status::Running | containers::Status::Paused)
-        && flag(&q, "stream")
+    if !matches!(
+        rec.state.status,
+        containers::Status::Created | containers::Status::Running | containers::Status::Paused
+    ) && flag(&q, "stream")
     {
         return Err(Error::Conflict(format!("You cannot attach to a stopped container, start it first")).into());
     }

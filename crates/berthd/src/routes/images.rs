@@ -150,7 +150,10 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
 pub async fn by_name_post(d: Daemonic, Path(path): Path<String>, q: Query) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/tag") {
         let i = resolve(&d, name).await?;
-        let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| Error::InvalidArgument("repository name must have at least one component".into()))?;
+        let repo = q
+            .get("repo")
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| Error::InvalidArgument("repository name must have at least one component".into()))?;
         let reference = match q.get("tag").filter(|t| !t.is_empty()) {
             Some(t) => format!("{repo}:{t}"),
             None => repo.clone(),
@@ -273,7 +276,10 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
         return Err(Error::InvalidArgument("one of fromImage or fromSrc is required".into()).into());
     };
     if src != "-" {
-        return Err(Error::InvalidArgument(format!("importing from a URL ({src}) is not supported; send the tar as the request body")).into());
+        return Err(Error::InvalidArgument(format!(
+            "importing from a URL ({src}) is not supported; send the tar as the request body"
+        ))
+        .into());
     }
     let repo = q.get("repo").cloned().filter(|r| !r.is_empty());
     let reference = repo.map(|r| match q.get("tag").filter(|t| !t.is_empty()) {
@@ -283,7 +289,15 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     if let Some(r) = &reference {
         berth_store::reference::Reference::parse(r).map_err(store_error)?;
     }
-    let changes: Vec<String> = q.get("changes").map(|c| c.split('\n').filter(|l| !l.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    // `changes` may repeat (the docker CLI sends one per `-c`), and one value may hold several lines.
+    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let changes: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "changes")
+        .flat_map(|(_, v)| v.split('\n'))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
     let opts = berth_store::ImportOptions {
         changes,
         message: q.get("message").cloned().filter(|m| !m.is_empty()),

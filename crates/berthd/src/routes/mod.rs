@@ -80,7 +80,9 @@ pub fn filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String
     for (k, vals) in obj {
         let list: Vec<String> = match vals {
             serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            serde_json::Value::Object(m) => m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect(),
+            serde_json::Value::Object(m) => {
+                m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect()
+            }
             serde_json::Value::String(s) => vec![s.clone()],
             _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
         };

@@ -11,7 +11,12 @@ use crate::server::{ApiError, ApiResult};
 
 pub async fn ping() -> Response {
     (
-        [("builder-version", "1"), ("cache-control", "no-cache, no-store, must-revalidate"), ("pragma", "no-cache"), ("content-type", "text/plain; charset=utf-8")],
+        [
+            ("builder-version", "1"),
+            ("cache-control", "no-cache, no-store, must-revalidate"),
+            ("pragma", "no-cache"),
+            ("content-type", "text/plain; charset=utf-8"),
+        ],
         "OK",
     )
         .into_response()
@@ -54,7 +59,9 @@ fn mem_total() -> u64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|s| {
-            s.lines().find_map(|l| l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
