@@ -16,6 +16,24 @@ use oci_spec::runtime::{Capabilities, LinuxSeccomp, PosixRlimitType, Process};
 use crate::seccomp::Filter;
 use crate::{Error, Result, sys};
 
+/// Docker's default capabilities.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// A process ready to be started: everything that allocates or may fail for reasons of the host is done here.
 pub struct Prepared {
     args: Vec<CString>,

@@ -1,6 +1,8 @@
 //! Store tests that span modules: import, resolve, tag, remove and garbage collection.
 #![allow(clippy::unwrap_used)]
 
+use std::os::fd::AsFd;
+
 use super::*;
 
 /// A tar with one file `hello` holding `text`.
@@ -83,4 +85,47 @@ fn truncated_import_leaves_nothing() {
         std::fs::read_dir(tmp.path().join("layers")).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(leftovers, vec![std::ffi::OsString::from("empty")]);
     assert_eq!(s.content().total_size().unwrap(), 0);
+}
+
+/// A tar of `(path, contents)` regular files.
+fn tar_of(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, text) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(text.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        // Set the name by hand: the tar crate refuses `..`, which is what an evil layer would hold.
+        h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        h.set_cksum();
+        b.append(&h, text.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn whiteouts_become_overlay_whiteouts() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIPPED: whiteouts need root (mknod, trusted xattrs)");
+        return;
+    }
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (_tmp, s) = store();
+    let base = s.import_layer(&tar_of(&[("etc/a", "1"), ("etc/b", "2"), ("keep", "k")])[..], None).unwrap();
+    let top =
+        s.import_layer(&tar_of(&[("etc/.wh..wh..opq", ""), ("etc/c", "3"), (".wh.keep", "")])[..], Some(&base.chain_id))
+            .unwrap();
+    let dir = s.layer_dir(&top.chain_id);
+    let wh = std::fs::symlink_metadata(dir.join("keep")).unwrap();
+    assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "`.wh.keep` is a 0:0 character device");
+    let etc = std::fs::File::open(dir.join("etc")).unwrap();
+    assert_eq!(crate::layer::fgetxattr(etc.as_fd(), c"trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+    assert!(!dir.join("etc/.wh..wh..opq").exists());
+    assert_eq!(std::fs::read_to_string(dir.join("etc/c")).unwrap(), "3");
+    // An entry that climbs out of the layer lands inside it.
+    let evil = s.import_layer(&tar_of(&[("../../escaped", "x")])[..], None).unwrap();
+    assert!(s.layer_dir(&evil.chain_id).join("escaped").is_file());
+    assert!(!s.root().join("escaped").exists() && !s.root().parent().unwrap().join("escaped").exists());
 }

@@ -8,23 +8,7 @@ use berth_api::models::{ContainerConfig, HostConfig};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-/// Docker's default capabilities.
-pub const DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+use berth_runtime::process::DEFAULT_CAPS;
 
 const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
