@@ -403,3 +403,18 @@ fn nothing_leaks_after_containers_go() {
     assert!(cgroups_left(&ids).is_empty(), "cgroups left: {:?}", cgroups_left(&ids));
     assert!(std::fs::read_dir(d.dir.join("run/containers")).unwrap().next().is_none(), "bundles left");
 }
+
+#[test]
+fn removed_containers_stay_removed_after_restart() {
+    let Some(mut d) = daemon_with_busybox() else { return };
+    // `rm -f` kills the container, and its exit is recorded while it is being deleted: that late write must not
+    // bring the container back.
+    for i in 0..5 {
+        let name = format!("gone{i}");
+        d.ok(&["run", "-d", "--name", &name, "busybox", "sleep", "300"]);
+        d.ok(&["rm", "-f", &name]);
+    }
+    d.restart();
+    assert_eq!(d.ok(&["ps", "-aq"]), "");
+    d.ok(&["run", "-d", "--name", "gone0", "busybox", "true"]);
+}

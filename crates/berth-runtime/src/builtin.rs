@@ -25,8 +25,18 @@ use crate::sys::{Forked, clone_fork};
 use crate::{Created, Error, Result, Runtime, Stdio, console, load_spec, mounts, sys};
 
 /// Berth's built-in runtime.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Builtin;
+#[derive(Debug, Default, Clone)]
+pub struct Builtin {
+    /// Where compiled seccomp filters are cached (none: compile every time).
+    filter_cache: Option<PathBuf>,
+}
+
+impl Builtin {
+    /// The built-in runtime keeping its state (a cache of compiled seccomp filters) under `state_root`.
+    pub fn new(state_root: &Path) -> Builtin {
+        Builtin { filter_cache: Some(state_root.join("seccomp")) }
+    }
+}
 
 fn pipe() -> Result<(std::fs::File, std::fs::File)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(Error::sys("pipe"))?;
@@ -198,7 +208,7 @@ impl Runtime for Builtin {
             .as_ref()
             .ok_or_else(|| Error::Bundle { path: bundle.display().to_string(), reason: "no process".into() })?;
         let linux = spec.linux().as_ref();
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()))?;
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
         stdio.check(process)?;
         let mut flags = 0;
         let mut join = Vec::new();
@@ -291,7 +301,7 @@ impl Runtime for Builtin {
         stdio.check(process)?;
         let spec = load_spec(bundle)?;
         let linux = spec.linux().as_ref();
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()))?;
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
         // Open every namespace of the container before joining any: after joining its mount namespace, /proc is the
         // container's.
         let order = [

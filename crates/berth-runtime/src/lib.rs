@@ -155,7 +155,7 @@ pub fn save_spec(bundle: &Path, spec: &Spec) -> Result<()> {
 /// up in `PATH`, or a path) whose state lives under `state_root`.
 pub fn by_name(name: &str, state_root: &Path) -> Box<dyn Runtime> {
     match name {
-        "" | "berth" | "builtin" => Box::new(builtin::Builtin),
+        "" | "berth" | "builtin" => Box::new(builtin::Builtin::new(state_root)),
         other => Box::new(external::External::new(other, state_root)),
     }
 }

@@ -101,8 +101,8 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
 }
 
 impl Prepared {
-    /// Prepares `process`, compiling `seccomp` if given.
-    pub fn new(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prepared> {
+    /// Prepares `process`, compiling `seccomp` if given (through the cache in `filter_cache`, if given).
+    pub fn new(process: &Process, seccomp: Option<&LinuxSeccomp>, filter_cache: Option<&Path>) -> Result<Prepared> {
         let args: Vec<CString> = process
             .args()
             .as_deref()
@@ -148,7 +148,11 @@ impl Prepared {
                 .collect(),
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             caps,
-            filter: seccomp.map(Filter::compile).transpose()?,
+            filter: match (seccomp, filter_cache) {
+                (Some(s), Some(dir)) => Some(Filter::compile_cached(s, dir)?),
+                (Some(s), None) => Some(Filter::compile(s)?),
+                (None, _) => None,
+            },
         })
     }
 

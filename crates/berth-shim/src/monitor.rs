@@ -212,6 +212,7 @@ impl Monitor {
     }
 
     fn run(&mut self) -> Result<()> {
+        berth_runtime::sys::trim_heap();
         let mut exited_at: Option<std::time::Instant> = None;
         loop {
             if self.exit.is_some() {

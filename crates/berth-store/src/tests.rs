@@ -114,9 +114,9 @@ fn whiteouts_become_overlay_whiteouts() {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let (_tmp, s) = store();
     let base = s.import_layer(&tar_of(&[("etc/a", "1"), ("etc/b", "2"), ("keep", "k")])[..], None).unwrap();
-    let top =
-        s.import_layer(&tar_of(&[("etc/.wh..wh..opq", ""), ("etc/c", "3"), (".wh.keep", "")])[..], Some(&base.chain_id))
-            .unwrap();
+    let top = s
+        .import_layer(&tar_of(&[("etc/.wh..wh..opq", ""), ("etc/c", "3"), (".wh.keep", "")])[..], Some(&base.chain_id))
+        .unwrap();
     let dir = s.layer_dir(&top.chain_id);
     let wh = std::fs::symlink_metadata(dir.join("keep")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "`.wh.keep` is a 0:0 character device");

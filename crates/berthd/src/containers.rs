@@ -103,6 +103,8 @@ pub struct Container {
     pending_attach: Mutex<Vec<PendingAttach>>,
     /// Set while the user stops or kills it, so the restart policy leaves it alone.
     stopping: AtomicBool,
+    /// Set once `remove` deletes it: a late state change must not write the document back.
+    removed: Arc<AtomicBool>,
 }
 
 impl Container {
@@ -114,6 +116,7 @@ impl Container {
             changed: watch::channel(0).0,
             pending_attach: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            removed: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -172,11 +175,34 @@ fn exit_path(d: &Daemon, id: &str) -> PathBuf {
     container_dir(d, id).join("exit.json")
 }
 
-async fn persist(d: &Daemon, rec: &Record) -> Result<(), Error> {
+/// Writes a new container's document.
+async fn persist_new(d: &Daemon, rec: &Record) -> Result<(), Error> {
+    write_doc(d, rec, None).await
+}
+
+/// Writes a container's document, unless it has been removed: a state change that races with `remove` (an exit
+/// recorded while the container is being deleted) never writes it back.
+async fn persist(d: &Daemon, c: &Container, rec: &Record) -> Result<(), Error> {
+    write_doc(d, rec, Some(c.removed.clone())).await
+}
+
+async fn write_doc(d: &Daemon, rec: &Record, removed: Option<Arc<AtomicBool>>) -> Result<(), Error> {
     let store = d.store.clone();
     let doc = serde_json::to_value(rec).map_err(|e| Error::Internal(e.to_string()))?;
     let (id, name) = (rec.id.clone(), rec.name.clone());
-    blocking(move || store.put_doc(DOC_KIND, &id, Some(&name), &doc).map_err(crate::daemon::store_error)).await
+    blocking(move || {
+        let gone = || removed.as_ref().is_some_and(|r| r.load(Ordering::SeqCst));
+        if gone() {
+            return Ok(());
+        }
+        store.put_doc(DOC_KIND, &id, Some(&name), &doc).map_err(crate::daemon::store_error)?;
+        // `remove` may have deleted the document between the check and the write.
+        if gone() {
+            store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Loads every container from the store and reconnects to the shims of those that were running.
@@ -451,7 +477,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         let _ = std::fs::remove_dir_all(&dir);
         return Err(Error::Internal(format!("create container directory: {e}")));
     }
-    if let Err(e) = persist(d, &rec).await {
+    if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(match e {
             Error::Conflict(_) => name_conflict(&name, "another container"),
@@ -713,7 +739,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             oom_killed: false,
         };
     });
-    persist(d, &rec).await?;
+    persist(d, c, &rec).await?;
     spawn_monitor(d.clone(), c.clone());
     Ok(())
 }
@@ -737,7 +763,7 @@ async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
             r.state.status = Status::Exited;
         }
     });
-    if let Err(e) = persist(d, &rec).await {
+    if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     if rec.host_config.auto_remove.unwrap_or(false) {
@@ -800,7 +826,7 @@ async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
             r.state.error = e.clone();
         }
     });
-    if let Err(e) = persist(d, &rec).await {
+    if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     if rec.host_config.auto_remove.unwrap_or(false) {
@@ -957,7 +983,7 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
     let bundle = bundle_dir(d, &c.id);
     shim_ok(shim_request(&bundle, if pause { &Request::Pause } else { &Request::Resume }).await?)?;
     let rec = c.update(|r| r.state.status = if pause { Status::Paused } else { Status::Running });
-    persist(d, &rec).await
+    persist(d, c, &rec).await
 }
 
 /// Removes a container (`force`: kill it first if running).
@@ -983,6 +1009,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<
         return Ok(());
     }
     c.update(|r| r.state.status = Status::Removing);
+    c.removed.store(true, Ordering::SeqCst);
     let store = d.store.clone();
     let id = c.id.clone();
     blocking(move || store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)).await?;
@@ -1015,9 +1042,9 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
         return Err(name_conflict(new_name, &other.id));
     }
     let rec = c.update(|r| r.name = new_name.to_string());
-    if let Err(e) = persist(d, &rec).await {
+    if let Err(e) = persist(d, c, &rec).await {
         let rec = c.update(|r| r.name = old);
-        let _ = persist(d, &rec).await;
+        let _ = persist(d, c, &rec).await;
         return Err(e);
     }
     Ok(())
@@ -1196,6 +1223,14 @@ pub fn summary(rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value
         v["SizeRootFs"] = json!(root);
     }
     v
+}
+
+/// A container's sizes as Docker reports them: its writable layer (`SizeRw`) and that plus its image
+/// (`SizeRootFs`). Blocking: walks the writable layer.
+pub fn sizes(d: &Daemon, rec: &Record) -> (u64, u64) {
+    let rw = dir_size(&container_dir(d, &rec.id).join("upper"));
+    let image = d.store.resolve_image(&rec.image_id).map(|i| i.size.max(0) as u64).unwrap_or(0);
+    (rw, rw + image)
 }
 
 /// Bytes used by a directory tree (for `ps -s` and `system df`).

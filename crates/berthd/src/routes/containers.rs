@@ -85,10 +85,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
         if !matches(&r, &f)? {
             continue;
         }
-        let sz = size.then(|| {
-            let rw = containers::dir_size(&containers::container_dir(&d, &r.id).join("upper"));
-            (rw, rw)
-        });
+        let sz = size.then(|| containers::sizes(&d, &r));
         out.push(containers::summary(&r, now, sz));
         if limit.is_some_and(|l| out.len() >= l) {
             break;
@@ -101,9 +98,9 @@ pub async fn inspect(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult
     let c = d.container(&id)?;
     let mut v = containers::inspect(&d, &c);
     if flag(&q, "size") {
-        let rw = containers::dir_size(&containers::container_dir(&d, &c.id).join("upper"));
+        let (rw, root) = containers::sizes(&d, &c.record());
         v["SizeRw"] = json!(rw);
-        v["SizeRootFs"] = json!(rw);
+        v["SizeRootFs"] = json!(root);
     }
     Ok(Json(v))
 }

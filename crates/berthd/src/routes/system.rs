@@ -131,30 +131,39 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
     let recs: Vec<_> = d.all_containers().iter().map(|c| c.record()).collect();
     let dd = d.0.clone();
     let now = std::time::SystemTime::now();
-    let (img_json, ctr_json) = tokio::task::spawn_blocking(move || {
+    let (img_json, ctr_json, layers) = tokio::task::spawn_blocking(move || {
+        // SharedSize: the part of an image held by layers that other images use too.
+        let mut uses: std::collections::HashMap<&berth_store::ChainId, usize> = std::collections::HashMap::new();
+        for l in images.iter().flat_map(|i| &i.layers) {
+            *uses.entry(l).or_default() += 1;
+        }
+        let shared = |i: &berth_store::Image| -> u64 {
+            i.layers
+                .iter()
+                .filter(|l| uses.get(l).is_some_and(|n| *n > 1))
+                .filter_map(|l| dd.store.layer(l).ok().flatten())
+                .map(|l| l.size)
+                .sum()
+        };
         let imgs: Vec<Value> = images
             .iter()
             .map(|i| {
                 let users = recs.iter().filter(|r| r.image_id == i.id.to_string()).count();
                 json!({
                     "Id": i.id.to_string(), "ParentId": "", "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
-                    "Created": i.created_unix(), "Size": i.size, "SharedSize": -1, "VirtualSize": i.size,
+                    "Created": i.created_unix(), "Size": i.size, "SharedSize": shared(i), "VirtualSize": i.size,
                     "Labels": i.labels(), "Containers": users,
                 })
             })
             .collect();
-        let ctrs: Vec<Value> = recs
-            .iter()
-            .map(|r| {
-                let rw = containers::dir_size(&containers::container_dir(&dd, &r.id).join("upper"));
-                containers::summary(r, now, Some((rw, rw)))
-            })
-            .collect();
-        (imgs, ctrs)
+        let ctrs: Vec<Value> =
+            recs.iter().map(|r| containers::summary(r, now, Some(containers::sizes(&dd, r)))).collect();
+        // Every layer once, however many images share it.
+        let layers = dd.store.disk_usage().unwrap_or(0);
+        (imgs, ctrs, layers)
     })
     .await
     .map_err(|e| ApiError(berth_api::Error::Internal(e.to_string())))?;
-    let layers: u64 = img_json.iter().filter_map(|i| i["Size"].as_u64()).sum();
     Ok(Json(json!({
         "LayersSize": layers,
         "Images": img_json,
