@@ -3,15 +3,18 @@
 #
 #   bench/run.sh [N]        # N repetitions for latency medians (default 30)
 #
-# Measures: `run --rm img true` latency, `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS per running
-# container (the shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
+# Measures: `run --rm img true` latency, `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS and PSS per
+# running container (the shim: Berth's berth-shim, Docker's containerd-shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
 # (apt-get install docker.io), on its own socket and data root. Prints medians and the Berth/Docker ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-30}
 WORK=/tmp/berth-bench
+RUN=/run/berth-bench   # the exec root on a tmpfs, as /run/berth is in production
 B_SOCK=$WORK/berth.sock
 D_SOCK=/run/peer-docker.sock
+# A fresh private data root every run (nothing left from an earlier one skews it).
+rm -rf "$WORK" "$RUN"
 mkdir -p "$WORK"
 
 cargo build --release --locked -q
@@ -20,6 +23,8 @@ BIN=$PWD/target/release
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Proportional set size: shared pages (the binary's text, libc) divided among the processes that map them.
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
 cleanup() {
     [ -n "${BERTHD_PID:-}" ] && { DOCKER_HOST=unix://$B_SOCK "$BIN/berth" rm -f $(DOCKER_HOST=unix://$B_SOCK "$BIN/berth" ps -aq) >/dev/null 2>&1 || true; kill "$BERTHD_PID" 2>/dev/null || true; }
@@ -28,7 +33,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$WORK/run" --log-level warn >"$WORK/berthd.log" 2>&1 &
+"$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" --log-level warn >"$WORK/berthd.log" 2>&1 &
 BERTHD_PID=$!
 for _ in $(seq 100); do [ -S "$B_SOCK" ] && break; sleep 0.05; done
 
@@ -67,13 +72,14 @@ for e in "${engines[@]}"; do
     R[$e,fifty]=$(( ($(now_ns) - s) / 1000000 ))
     pid=$([ "$e" = berth ] && echo "$BERTHD_PID" || echo "$DOCKERD_PID")
     if [ "$e" = berth ]; then
-        shims=$(pgrep -f "berth-shim start $WORK/run" || true)
+        shims=$(pgrep -f "berth-shim start $RUN" || true)
     else
         shims=$(pgrep -f containerd-shim || true)
     fi
-    total=0; count=0
-    for p in $shims; do total=$((total + $(rss_kib "$p"))); count=$((count + 1)); done
+    total=0; ptotal=0; count=0
+    for p in $shims; do total=$((total + $(rss_kib "$p"))); ptotal=$((ptotal + $(pss_kib "$p"))); count=$((count + 1)); done
     R[$e,shim]=$([ "$count" -gt 0 ] && echo $((total / count)) || echo n/a)
+    R[$e,shimpss]=$([ "$count" -gt 0 ] && echo $((ptotal / count)) || echo n/a)
     cli "$e" rm -f $ids >/dev/null
     sleep 1
     daemon_rss=$(rss_kib "$pid")
@@ -95,4 +101,5 @@ row "run --rm busybox true (default net), median" runnet us
 row "exec true, median" exec us
 row "50 x run -d, total" fifty ms
 row "daemon idle RSS (dockerd+containerd)" rss KiB
-row "RSS per running container's shim" shim KiB
+row "RSS per running container's shim (50 running)" shim KiB
+row "PSS per running container's shim (50 running)" shimpss KiB

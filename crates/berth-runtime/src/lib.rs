@@ -144,11 +144,11 @@ pub fn load_spec(bundle: &Path) -> Result<Spec> {
     Spec::load(&path).map_err(|e| Error::Bundle { path: path.display().to_string(), reason: e.to_string() })
 }
 
-/// Writes `bundle/config.json` atomically.
+/// Writes `bundle/config.json` atomically. Not synced: a bundle is runtime state, written anew at every start.
 pub fn save_spec(bundle: &Path, spec: &Spec) -> Result<()> {
     let json = serde_json::to_vec(spec)
         .map_err(|e| Error::Bundle { path: bundle.display().to_string(), reason: e.to_string() })?;
-    sys::write_atomic(&bundle.join("config.json"), &json)
+    sys::replace_file(&bundle.join("config.json"), &json, false)
 }
 
 /// Picks the runtime named by `name`: `berth` (or empty) for the built-in one, else an OCI runtime binary (a name looked

@@ -161,13 +161,17 @@ pub fn execve(path: &CString, args: &[CString], env: &[CString]) -> nix::Error {
     }
 }
 
-/// Writes `data` to `path` atomically: a temp file beside it, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+/// Writes `data` to `path` atomically (temp file + rename: readers see the old or the new content, also after a
+/// crash of the process); with `sync`, also durably (fsync before the rename, so that a power loss cannot leave an
+/// empty file either).
+pub fn replace_file(path: &Path, data: &[u8], sync: bool) -> Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)
     };
     write().map_err(|e| {

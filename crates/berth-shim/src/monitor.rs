@@ -574,7 +574,8 @@ impl Monitor {
             error: None,
         });
         if let Ok(data) = serde_json::to_vec(&exit) {
-            let _ = berth_runtime::sys::write_atomic(&self.cfg.exit_path, &data);
+            // Atomic but not synced: a power loss that could lose it has ended the container too.
+            let _ = berth_runtime::sys::replace_file(&self.cfg.exit_path, &data, false);
         }
         let _ = std::fs::remove_file(self.bundle.join(shim::SOCKET_FILE));
         let _ = self.runtime.delete(&self.cfg.id, &self.bundle);

@@ -104,11 +104,35 @@ impl Store {
     // ----- documents -------------------------------------------------------------------
 
     /// Inserts or replaces the document `kind`/`id`. `name`, if given, must be unique among
-    /// documents of that kind (another id holding it is `Conflict`).
+    /// documents of that kind (another id holding it is `Conflict`). The write is on disk when
+    /// this returns.
     pub fn put_doc(&self, kind: &str, id: &str, name: Option<&str>, doc: &Value) -> Result<()> {
+        self.put_doc_with(kind, id, name, doc, true)
+    }
+
+    /// Like [`Store::put_doc`] for changes that a power loss may take back (a container's run
+    /// state, which a power loss ends anyway): committed atomically, but not synced to disk
+    /// until the next durable write or checkpoint (SQLite's `synchronous=NORMAL` in WAL mode).
+    pub fn put_doc_lazy(&self, kind: &str, id: &str, name: Option<&str>, doc: &Value) -> Result<()> {
+        self.put_doc_with(kind, id, name, doc, false)
+    }
+
+    fn put_doc_with(&self, kind: &str, id: &str, name: Option<&str>, doc: &Value, durable: bool) -> Result<()> {
         let text = serde_json::to_string(doc)
             .map_err(|e| StoreError::InvalidArgument(format!("cannot serialise {kind} {id}: {e}")))?;
-        db::put_doc(&mut self.db.lock(), kind, id, name, &text)
+        self.with_sync(durable, |conn| db::put_doc(conn, kind, id, name, &text))
+    }
+
+    /// Runs `f` on the connection; without `durable`, its commits are not synced to disk on their own.
+    fn with_sync<T>(&self, durable: bool, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.db.lock();
+        if durable {
+            return f(&mut conn);
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let res = f(&mut conn);
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        res
     }
 
     /// The document `kind`/`id`, if present.
@@ -126,6 +150,12 @@ impl Store {
     /// Deletes the document `kind`/`id`; deleting a missing document is not an error.
     pub fn delete_doc(&self, kind: &str, id: &str) -> Result<()> {
         db::delete_doc(&self.db.lock(), kind, id).map(drop)
+    }
+
+    /// Like [`Store::delete_doc`], not synced on its own (see [`Store::put_doc_lazy`]): after a power loss the
+    /// document may be back, as a removed Docker container's directory may be.
+    pub fn delete_doc_lazy(&self, kind: &str, id: &str) -> Result<()> {
+        self.with_sync(false, |conn| db::delete_doc(conn, kind, id).map(drop))
     }
 
     /// The id of the `kind` document called `name`.

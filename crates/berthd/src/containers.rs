@@ -175,18 +175,20 @@ fn exit_path(d: &Daemon, id: &str) -> PathBuf {
     container_dir(d, id).join("exit.json")
 }
 
-/// Writes a new container's document.
+/// Writes a new container's document (durably).
 async fn persist_new(d: &Daemon, rec: &Record) -> Result<(), Error> {
-    write_doc(d, rec, None).await
+    write_doc(d, rec, None, true).await
 }
 
-/// Writes a container's document, unless it has been removed: a state change that races with `remove` (an exit
-/// recorded while the container is being deleted) never writes it back.
+/// Writes a container's changed state, unless it has been removed: a state change that races with `remove` (an exit
+/// recorded while the container is being deleted) never writes it back. Run-state changes are not synced to disk
+/// on their own (a power loss that could take them back ends the container anyway): that saves an fsync per start
+/// and exit.
 async fn persist(d: &Daemon, c: &Container, rec: &Record) -> Result<(), Error> {
-    write_doc(d, rec, Some(c.removed.clone())).await
+    write_doc(d, rec, Some(c.removed.clone()), false).await
 }
 
-async fn write_doc(d: &Daemon, rec: &Record, removed: Option<Arc<AtomicBool>>) -> Result<(), Error> {
+async fn write_doc(d: &Daemon, rec: &Record, removed: Option<Arc<AtomicBool>>, durable: bool) -> Result<(), Error> {
     let store = d.store.clone();
     let doc = serde_json::to_value(rec).map_err(|e| Error::Internal(e.to_string()))?;
     let (id, name) = (rec.id.clone(), rec.name.clone());
@@ -195,7 +197,8 @@ async fn write_doc(d: &Daemon, rec: &Record, removed: Option<Arc<AtomicBool>>) -
         if gone() {
             return Ok(());
         }
-        store.put_doc(DOC_KIND, &id, Some(&name), &doc).map_err(crate::daemon::store_error)?;
+        let put = if durable { berth_store::Store::put_doc } else { berth_store::Store::put_doc_lazy };
+        put(&store, DOC_KIND, &id, Some(&name), &doc).map_err(crate::daemon::store_error)?;
         // `remove` may have deleted the document between the check and the write.
         if gone() {
             store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)?;
@@ -1012,7 +1015,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<
     c.removed.store(true, Ordering::SeqCst);
     let store = d.store.clone();
     let id = c.id.clone();
-    blocking(move || store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)).await?;
+    blocking(move || store.delete_doc_lazy(DOC_KIND, &id).map_err(crate::daemon::store_error)).await?;
     if let Ok(mut m) = d.containers.write() {
         m.remove(&c.id);
     }
@@ -1042,9 +1045,9 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
         return Err(name_conflict(new_name, &other.id));
     }
     let rec = c.update(|r| r.name = new_name.to_string());
-    if let Err(e) = persist(d, c, &rec).await {
+    if let Err(e) = write_doc(d, &rec, Some(c.removed.clone()), true).await {
         let rec = c.update(|r| r.name = old);
-        let _ = persist(d, c, &rec).await;
+        let _ = write_doc(d, &rec, Some(c.removed.clone()), true).await;
         return Err(e);
     }
     Ok(())
