@@ -104,7 +104,8 @@ fn docker_cli_tty_exec_and_run() {
     }
     docker_ok(&d, &["run", "-d", "--name", "tty1", "busybox", "sleep", "300"]);
     let docker = docker_cli().unwrap();
-    let cmd = format!("{} exec -it tty1 sh -c 'tty; echo cols=$(stty size)'", docker.display());
+    // script's terminal has no size when its stdin is not a terminal: give it one, which the docker CLI passes on.
+    let cmd = format!("stty rows 30 cols 100; {} exec -it tty1 sh -c 'tty; echo size=$(stty size)'", docker.display());
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .env("DOCKER_HOST", d.host())
@@ -113,6 +114,7 @@ fn docker_cli_tty_exec_and_run() {
         .unwrap();
     let text = stdout(&out);
     assert!(text.contains("/dev/pts/"), "{text} / {}", stderr(&out));
+    assert!(text.contains("size=30 100"), "the terminal size did not reach the exec: {text}");
     let cmd = format!("{} run --rm -it busybox sh -c 'tty; exit 2'", docker.display());
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])

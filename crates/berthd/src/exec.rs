@@ -118,7 +118,12 @@ fn process(d: &Daemon, c: &Container, cfg: &ExecConfig) -> Result<ExecRequest, E
 
 /// The streams of a started exec.
 pub enum Io {
-    Tty(tokio::fs::File),
+    /// The terminal's master, twice: a `tokio::fs::File` serialises its operations and drops read-ahead data when
+    /// it is written to (it seeks back, which a terminal cannot do), so reads and writes each get their own.
+    Tty {
+        read: tokio::fs::File,
+        write: tokio::fs::File,
+    },
     Pipes {
         stdin: Option<tokio::process::ChildStdin>,
         stdout: tokio::process::ChildStdout,
@@ -238,9 +243,11 @@ pub async fn start(
     let io = if detach {
         Io::Detached
     } else if let Some(master) = pty_master {
-        let file = master.try_clone().map_err(|e| Error::Internal(format!("dup: {e}")))?;
+        let dup = || master.try_clone().map_err(|e| Error::Internal(format!("dup: {e}")));
+        let (read, write) = (dup()?, dup()?);
         inst.lock().pty = Some(master);
-        Io::Tty(tokio::fs::File::from_std(std::fs::File::from(file)))
+        let file = |fd: OwnedFd| tokio::fs::File::from_std(std::fs::File::from(fd));
+        Io::Tty { read: file(read), write: file(write) }
     } else {
         let stdout = child.stdout.take().ok_or_else(|| Error::Internal("exec stdout".into()))?;
         let stderr = child.stderr.take().ok_or_else(|| Error::Internal("exec stderr".into()))?;
@@ -267,8 +274,7 @@ pub async fn relay(io: Io, conn: impl AsyncRead + AsyncWrite + Unpin + Send + 's
     let (mut rd, mut wr) = tokio::io::split(conn);
     match io {
         Io::Detached => {}
-        Io::Tty(master) => {
-            let (mut mr, mut mw) = tokio::io::split(master);
+        Io::Tty { read: mut mr, write: mut mw } => {
             let input = async move {
                 if stdin_wanted {
                     let _ = tokio::io::copy(&mut rd, &mut mw).await;
