@@ -2,7 +2,8 @@
 //! its root file system, and waits on a pipe until `start`; `exec` joins a running container with `setns`.
 //!
 //! The handshake between parent (the shim) and child (the container's init), over two close-on-exec pipes:
-//! parent → child `c` once the child is in its cgroup, child → parent `R` once set up, parent → child `s` to start;
+//! parent → child `c` once the child is in its cgroup (waited for before setup when the child makes a cgroup namespace,
+//! after it otherwise), child → parent `R` once set up, parent → child `s` to start;
 //! then the child's end of the second pipe closes on a successful `execve` (the parent reads EOF), or the child writes
 //! `E` + message and exits 127.
 //!
@@ -127,11 +128,20 @@ struct InitArgs<'a> {
 
 /// The container's init, between clone and execve. Returns only an error.
 fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
+    let mut in_cgroup = || -> Result<()> {
+        match read_byte(from_parent)? {
+            Some(b'c') => Ok(()),
+            _ => Err(Error::Start("shim went away during container setup".into())),
+        }
+    };
     let mut run = || -> Result<()> {
         dup_stdio(a.stdio)?;
         cloexec_from_3();
-        if read_byte(from_parent)? != Some(b'c') {
-            return Err(Error::Start("shim went away during container setup".into()));
+        // A new cgroup namespace is rooted at the cgroup we are in: wait until the parent has moved us there. Without
+        // one (cgroup v1), the move (a cgroup v1 attach costs the parent an RCU grace period, ~10 ms) overlaps with
+        // the setup below, which needs no cgroup; the user's program runs only after it.
+        if a.new_cgroup_ns {
+            in_cgroup()?;
         }
         for (t, path) in a.join {
             if *t != LinuxNamespaceType::Pid {
@@ -156,6 +166,9 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
                 let path = format!("/proc/sys/{}", k.replace('.', "/"));
                 std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
             }
+        }
+        if !a.new_cgroup_ns {
+            in_cgroup()?;
         }
         to_parent.write_all(b"R").map_err(Error::io("write to sync pipe"))?;
         Ok(())
