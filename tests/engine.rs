@@ -418,3 +418,20 @@ fn removed_containers_stay_removed_after_restart() {
     assert_eq!(d.ok(&["ps", "-aq"]), "");
     d.ok(&["run", "-d", "--name", "gone0", "busybox", "true"]);
 }
+
+#[test]
+fn attach_top_and_system_df() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 1; echo late; exit 3"]);
+    let top = d.ok(&["top", "late"]);
+    assert!(top.starts_with("UID") && top.contains("sleep 1"), "{top}");
+    // attach follows the running container to its end and takes its exit code.
+    let out = d.berth(&["attach", "late"]);
+    assert_eq!(stdout(&out), "late\n");
+    assert_eq!(out.status.code(), Some(3));
+    let df = d.ok(&["system", "df"]);
+    assert!(df.starts_with("TYPE            TOTAL     ACTIVE    SIZE"), "{df}");
+    assert!(df.contains("Images          1         1"), "{df}");
+    // The one image is in use by a container: nothing of it is reclaimable.
+    assert!(df.lines().nth(1).is_some_and(|l| l.ends_with("0B (0%)")), "{df}");
+}
