@@ -435,3 +435,30 @@ fn attach_top_and_system_df() {
     // The one image is in use by a container: nothing of it is reclaimable.
     assert!(df.lines().nth(1).is_some_and(|l| l.ends_with("0B (0%)")), "{df}");
 }
+
+#[test]
+fn resource_limits_reach_the_cgroup() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["run", "-d", "--name", "limited", "-m", "64m", "--pids-limit", "50", "busybox", "sleep", "300"]);
+    // Docker: a memory limit without --memory-swap allows as much swap again.
+    assert_eq!(d.inspect("limited", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}"), "67108864 134217728");
+    let limits = d.ok(&[
+        "exec",
+        "limited",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>/dev/null || true",
+    ]);
+    let id = d.inspect("limited", "{{.Id}}");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/memory/berth").join(&id);
+    if v1.is_dir() {
+        let mem = std::fs::read_to_string(v1.join("memory.limit_in_bytes")).unwrap();
+        assert_eq!(mem.trim(), "67108864");
+        let pids =
+            std::fs::read_to_string(std::path::Path::new("/sys/fs/cgroup/pids/berth").join(&id).join("pids.max"))
+                .unwrap();
+        assert_eq!(pids.trim(), "50");
+    } else {
+        assert_eq!(limits, "67108864\n50\n", "cgroup v2 limits seen from inside");
+    }
+}

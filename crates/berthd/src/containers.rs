@@ -378,6 +378,12 @@ fn default_host_config(mut host: HostConfig) -> HostConfig {
             config: Some(HashMap::new()),
         });
     }
+    // Docker: a memory limit without a swap limit allows as much swap as memory (memory + swap = twice the limit).
+    if let Some(m) = host.memory.filter(|m| *m > 0)
+        && host.memory_swap.is_none_or(|s| s == 0)
+    {
+        host.memory_swap = Some(m.saturating_mul(2));
+    }
     host
 }
 
