@@ -314,7 +314,27 @@ impl Runtime for Builtin {
         stdio.check(process)?;
         let spec = load_spec(bundle)?;
         let linux = spec.linux().as_ref();
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
+        let cgroup = Cgroup::open(&cgroup_path(&spec, id))?;
+        // Joining a cgroup v1 costs an RCU grace period (~10 ms of waiting): a forked helper moves us there while we
+        // prepare the process. (Not a thread: `setns` into a mount namespace needs a caller that shares its file
+        // system information with no other task, and a joined thread may not have released it yet.)
+        let me = nix::unistd::getpid();
+        let mover = match clone_fork(0)? {
+            Forked::Child => {
+                let code = if cgroup.add_pid(me.as_raw()).is_ok() { 0 } else { 1 };
+                // SAFETY: _exit ends the forked helper at once, without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            Forked::Parent(pid) => pid,
+        };
+        let moved = || -> Result<()> {
+            match waitpid(mover, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+                // Report the real error: try once more here.
+                _ => Ok(cgroup.add_pid(me.as_raw())?),
+            }
+        };
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref());
         // Open every namespace of the container before joining any: after joining its mount namespace, /proc is the
         // container's.
         let order = [
@@ -328,10 +348,17 @@ impl Runtime for Builtin {
         let mut ns_files = Vec::new();
         for t in order {
             let path = format!("/proc/{init_pid}/ns/{t}");
-            let f = std::fs::File::open(&path).map_err(Error::io(format!("open {path}")))?;
-            ns_files.push((t, f));
+            match std::fs::File::open(&path) {
+                Ok(f) => ns_files.push((t, f)),
+                Err(e) => {
+                    let _ = waitpid(mover, None);
+                    return Err(Error::Io { what: format!("open {path}"), source: e });
+                }
+            }
         }
-        Cgroup::open(&cgroup_path(&spec, id))?.add_pid(nix::unistd::getpid().as_raw())?;
+        let moved = moved();
+        let prepared = prepared?;
+        moved?;
         for (t, f) in &ns_files {
             nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("setns {t}")))?;
         }

@@ -269,11 +269,18 @@ pub async fn finish(inst: &ExecInstance, mut child: tokio::process::Child) -> i6
     code
 }
 
-/// Relays a started exec's streams over a hijacked connection until its output ends.
-pub async fn relay(io: Io, conn: impl AsyncRead + AsyncWrite + Unpin + Send + 'static, stdin_wanted: bool) {
+/// Relays a started exec's streams over a hijacked connection until its output ends, then awaits `finished` (which
+/// records the exit code) before it closes the connection: a client that inspects the exec once its stream ends
+/// (the docker CLI does) must find the exit code there.
+pub async fn relay(
+    io: Io,
+    conn: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    stdin_wanted: bool,
+    finished: impl std::future::Future<Output = ()>,
+) {
     let (mut rd, mut wr) = tokio::io::split(conn);
     match io {
-        Io::Detached => {}
+        Io::Detached => finished.await,
         Io::Tty { read: mut mr, write: mut mw } => {
             let input = async move {
                 if stdin_wanted {
@@ -283,6 +290,7 @@ pub async fn relay(io: Io, conn: impl AsyncRead + AsyncWrite + Unpin + Send + 's
             let output = async move {
                 // EIO from the master once the slave side closes is the end of the output.
                 let _ = tokio::io::copy(&mut mr, &mut wr).await;
+                finished.await;
                 let _ = wr.shutdown().await;
             };
             tokio::select! {
@@ -326,6 +334,7 @@ pub async fn relay(io: Io, conn: impl AsyncRead + AsyncWrite + Unpin + Send + 's
                 }
                 let _ = a.await;
                 let _ = b.await;
+                finished.await;
                 let _ = wr.shutdown().await;
             };
             tokio::select! {

@@ -1,8 +1,6 @@
 //! `exec`: create an exec instance, start it on a hijacked connection (or detached), pump the streams, and exit
 //! with the process's exit code.
 
-use std::time::Duration;
-
 use anyhow::{Context as _, Result, bail};
 use berth_api::models::ExecConfig;
 use clap::{ArgAction, Args};
@@ -103,16 +101,8 @@ pub async fn exec(c: &Client, a: ExecArgs) -> Result<i32> {
     exit_code(c, &exec_path).await
 }
 
-/// The exec's exit code, once the daemon has recorded it.
+/// The exec's exit code: the daemon has recorded it when the stream ends (one inspect, as the docker CLI does).
 async fn exit_code(c: &Client, exec_path: &str) -> Result<i32> {
-    for _ in 0..100 {
-        let v: Value = c.get_json(&format!("{exec_path}/json")).await?;
-        if !v["Running"].as_bool().unwrap_or(false)
-            && let Some(code) = v["ExitCode"].as_i64()
-        {
-            return Ok(code as i32);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(0)
+    let v: Value = c.get_json(&format!("{exec_path}/json")).await?;
+    Ok(v["ExitCode"].as_i64().unwrap_or(0) as i32)
 }

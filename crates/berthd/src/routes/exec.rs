@@ -44,8 +44,10 @@ pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) 
         match exec::start(&d, &inst, false).await {
             Ok((io, child)) => {
                 let stdin = inst.config.attach_stdin.unwrap_or(false);
-                exec::relay(io, conn, stdin).await;
-                exec::finish(&inst, child).await;
+                exec::relay(io, conn, stdin, async {
+                    exec::finish(&inst, child).await;
+                })
+                .await;
             }
             Err(e) => {
                 let msg = format!("{e}\r\n");
