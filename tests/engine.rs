@@ -462,3 +462,19 @@ fn resource_limits_reach_the_cgroup() {
         assert_eq!(limits, "67108864\n50\n", "cgroup v2 limits seen from inside");
     }
 }
+
+#[test]
+fn setup_failures_and_exec_workdir_like_docker() {
+    let Some(d) = daemon_with_busybox() else { return };
+    // A failure during the container's setup reaches the user with its own message (not a broken pipe).
+    let out = d.berth(&["run", "--rm", "--sysctl", "net.bogus.key=1", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("sysctl net.bogus.key=1"), "{}", stderr(&out));
+    // run -w creates a missing directory; exec -w does not (Docker's behaviour for both).
+    assert_eq!(d.ok(&["run", "--rm", "-w", "/new/dir", "busybox", "pwd"]), "/new/dir\n");
+    d.ok(&["run", "-d", "--name", "wd", "busybox", "sleep", "300"]);
+    let out = d.berth(&["exec", "-w", "/nonexistent", "wd", "pwd"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(format!("{}{}", stdout(&out), stderr(&out)).contains("chdir"), "{}", stderr(&out));
+    assert_eq!(d.ok(&["ps", "-aq"]).lines().count(), 1, "the failed --rm container is gone");
+}

@@ -273,7 +273,13 @@ impl Drop for Berthd {
                 let _ = c.wait();
             }
         }
-        // Shims still running for this daemon (a test that failed half-way): end them by PID.
+        // Shims of removed containers finish on their own (they release the cgroup last): give them a moment, or
+        // killing them would leave their cgroups behind. Shims still running then (a test that failed half-way):
+        // end them by PID.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline && !processes_with(&self.dir.display().to_string()).is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for pid in processes_with(&self.dir.display().to_string()) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }

@@ -221,7 +221,8 @@ impl Runtime for Builtin {
             .as_ref()
             .ok_or_else(|| Error::Bundle { path: bundle.display().to_string(), reason: "no process".into() })?;
         let linux = spec.linux().as_ref();
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?
+            .creating_cwd();
         stdio.check(process)?;
         let mut flags = 0;
         let mut join = Vec::new();
@@ -296,7 +297,12 @@ impl Runtime for Builtin {
                         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                         let _ = waitpid(pid, None);
                         let _ = cgroup.destroy();
-                        Err(e)
+                        // The child may have failed its setup first (it sets up while we move it into its cgroup):
+                        // then its message, not our broken pipe, is the error.
+                        match read_byte(&mut from_child) {
+                            Ok(Some(b'E')) => Err(child_error(&mut from_child, pid)),
+                            _ => Err(e),
+                        }
                     }
                 }
             }
@@ -413,7 +419,11 @@ impl Runtime for Builtin {
             Err(_) => format!("berth/{id}"),
         };
         match Cgroup::open(&path) {
-            Ok(cg) => Ok(cg.destroy()?),
+            Ok(cg) => {
+                // Processes left behind by the container's init would keep the cgroup busy.
+                let _ = cg.kill_all();
+                Ok(cg.destroy()?)
+            }
             Err(_) => Ok(()),
         }
     }

@@ -47,8 +47,9 @@ const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 /// How long freezing or thawing may take before giving up.
 const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often rmdir is retried while the cgroup is busy (processes that just exited are still being released).
-const RMDIR_ATTEMPTS: u32 = 10;
+/// How often rmdir is retried while the cgroup is busy (processes that just exited are still being released; on a
+/// loaded machine that can take a few seconds): about 3 s in all.
+const RMDIR_ATTEMPTS: u32 = 35;
 
 /// Errors of cgroup management.
 #[derive(Debug, thiserror::Error)]
@@ -786,6 +787,14 @@ impl Cgroup {
             let _ = write_file(&dir.join("cgroup.freeze"), "0");
         }
         Err(Error::Timeout { path: self.path.clone(), state })
+    }
+
+    /// Sends SIGKILL to every process in the cgroup (what is left of a container whose init is gone).
+    pub fn kill_all(&self) -> Result<(), Error> {
+        for pid in self.procs()? {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        Ok(())
     }
 
     /// Removes the cgroup from every hierarchy: only its own directory (and child cgroups inside it), never the

@@ -32,7 +32,11 @@ impl External {
 
     fn command(&self, bundle: &Path) -> Command {
         let mut c = Command::new(&self.binary);
-        c.arg("--root").arg(&self.root).arg("--log").arg(bundle.join("runtime.log")).arg("--log-format").arg("json");
+        c.arg("--root").arg(&self.root);
+        // The log lives in the bundle; a `delete` after the bundle is gone runs without one.
+        if bundle.is_dir() {
+            c.arg("--log").arg(bundle.join("runtime.log")).arg("--log-format").arg("json");
+        }
         c
     }
 

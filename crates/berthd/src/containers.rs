@@ -1026,7 +1026,20 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<
         m.remove(&c.id);
     }
     let dirs = [container_dir(d, &c.id), bundle_dir(d, &c.id)];
+    let (id, runtime, state_root) = (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"));
     let _ = tokio::task::spawn_blocking(move || {
+        // The shim releases the runtime's resources when its container ends; this catches what a shim that died
+        // (or was killed) could not (a cgroup, an external runtime's state). Safe to do twice.
+        if let Err(e) = berth_runtime::by_name(&runtime, &state_root).delete(&id, &dirs[1]) {
+            tracing::debug!("release the runtime's resources of {}: {e}", &id[..12]);
+        }
+        // Whatever the runtime, the container's cgroup is `berth/<id>` (the spec says so).
+        if let Ok(cg) = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")) {
+            let _ = cg.kill_all();
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
+            }
+        }
         for dir in dirs {
             let _ = std::fs::remove_dir_all(dir);
         }
