@@ -288,8 +288,11 @@ pub async fn relay(
                 }
             };
             let output = async move {
-                // EIO from the master once the slave side closes is the end of the output.
-                let _ = tokio::io::copy(&mut mr, &mut wr).await;
+                // EIO from the master once the slave side closes is the end of the output. A client that went away
+                // leaves the rest to be read and dropped, so that the process is not stuck on a full terminal.
+                if tokio::io::copy(&mut mr, &mut wr).await.is_err() {
+                    let _ = tokio::io::copy(&mut mr, &mut tokio::io::sink()).await;
+                }
                 finished.await;
                 let _ = wr.shutdown().await;
             };
@@ -325,12 +328,16 @@ pub async fn relay(
                 };
                 let a = tokio::spawn(pump(1, Box::new(stdout), tx.clone()));
                 let b = tokio::spawn(pump(2, Box::new(stderr), tx));
+                // Output is read to its end even when the client has gone (and dropped then), so that the process is
+                // not stuck on a full pipe and its exit is recorded.
+                let mut client_gone = false;
                 while let Some((stream, data)) = rx.recv().await {
+                    if client_gone {
+                        continue;
+                    }
                     let mut frame = berth_api::stream::frame_header(stream, data.len()).to_vec();
                     frame.extend(data);
-                    if wr.write_all(&frame).await.is_err() {
-                        break;
-                    }
+                    client_gone = wr.write_all(&frame).await.is_err();
                 }
                 let _ = a.await;
                 let _ = b.await;
