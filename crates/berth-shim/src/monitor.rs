@@ -173,25 +173,40 @@ impl Monitor {
             e
         })?;
         let pid = created.pid();
-        let (outputs, stdin, pty_master) = match pipes {
-            Some((outputs, stdin)) => (outputs, stdin, None),
-            None => {
-                let master = created.console().context("the runtime returned no terminal")?;
-                if let Some((rows, cols)) = cfg.console_size {
-                    let _ = berth_runtime::sys::set_winsize(master.as_fd(), rows, cols);
+        let finish_setup = || -> Result<_> {
+            let (outputs, stdin, pty_master) = match pipes {
+                Some((outputs, stdin)) => (outputs, stdin, None),
+                None => {
+                    let master = created.console().context("the runtime returned no terminal")?;
+                    if let Some((rows, cols)) = cfg.console_size {
+                        let _ = berth_runtime::sys::set_winsize(master.as_fd(), rows, cols);
+                    }
+                    let out = std::fs::File::from(dup_fd(master.as_fd())?);
+                    let stdin = cfg.open_stdin.then(|| dup_fd(master.as_fd()).map(std::fs::File::from)).transpose()?;
+                    (vec![(1u8, out)], stdin, Some(master))
                 }
-                let out = std::fs::File::from(dup_fd(master.as_fd())?);
-                let stdin = cfg.open_stdin.then(|| dup_fd(master.as_fd()).map(std::fs::File::from)).transpose()?;
-                (vec![(1u8, out)], stdin, Some(master))
+            };
+            for (_, f) in &outputs {
+                set_nonblocking(f.as_fd())?;
+            }
+            if let Some(f) = &stdin {
+                set_nonblocking(f.as_fd())?;
+            }
+            std::fs::write(bundle.join(shim::INIT_PID_FILE), pid.to_string()).context("write init.pid")?;
+            Ok((outputs, stdin, pty_master))
+        };
+        let (outputs, stdin, pty_master) = match finish_setup() {
+            Ok(v) => v,
+            Err(e) => {
+                // The container exists but cannot be monitored: end it and release what the runtime holds.
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                drop(created);
+                let _ = waitpid(pid, None);
+                let _ = runtime.delete(&cfg.id, &bundle);
+                let _ = std::fs::remove_file(&sock_path);
+                return Err(e);
             }
         };
-        for (_, f) in &outputs {
-            set_nonblocking(f.as_fd())?;
-        }
-        if let Some(f) = &stdin {
-            set_nonblocking(f.as_fd())?;
-        }
-        std::fs::write(bundle.join(shim::INIT_PID_FILE), pid.to_string()).context("write init.pid")?;
         Ok(Monitor {
             bundle,
             cfg,
