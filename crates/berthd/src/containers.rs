@@ -410,6 +410,8 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
     refuse_unsupported(&host)?;
     let mode = net_mode(host.network_mode.as_deref().unwrap_or(""))?;
     let runtime = check_runtime(d, &host)?;
+    // Until the container is in the table (where `rmi` sees it), the image cannot be removed.
+    let _using_image = d.image_use.read().await;
     let store = d.store.clone();
     let lookup = image_name.clone();
     let image = blocking(move || store.resolve_image(&lookup).map_err(crate::daemon::store_error)).await?;

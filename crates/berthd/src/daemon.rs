@@ -26,6 +26,9 @@ pub struct Daemon {
     pub store: Arc<Store>,
     pub containers: RwLock<HashMap<String, Arc<Container>>>,
     pub execs: Mutex<HashMap<String, Arc<ExecInstance>>>,
+    /// Held shared while a container is created from an image, exclusively while an image is removed: a removal
+    /// never deletes layers that a container being created is about to use.
+    pub image_use: tokio::sync::RwLock<()>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -68,6 +71,7 @@ impl Daemon {
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
+            image_use: tokio::sync::RwLock::new(()),
         });
         crate::containers::load_all(&daemon).await?;
         Ok(daemon)

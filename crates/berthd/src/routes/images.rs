@@ -171,6 +171,7 @@ pub async fn by_name_post(d: Daemonic, Path(path): Path<String>, q: Query) -> Ap
 
 pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let force = flag(&q, "force");
+    let _no_new_users = d.image_use.write().await;
     let i = resolve(&d, &name).await?;
     let id = i.id.to_string();
     // Removing by a tag while other tags remain only untags.
