@@ -472,6 +472,7 @@ fn setup_failures_and_exec_workdir_like_docker() {
     assert!(stderr(&out).contains("sysctl net.bogus.key=1"), "{}", stderr(&out));
     // run -w creates a missing directory; exec -w does not (Docker's behaviour for both).
     assert_eq!(d.ok(&["run", "--rm", "-w", "/new/dir", "busybox", "pwd"]), "/new/dir\n");
+    assert_eq!(d.ok(&["run", "--rm", "--read-only", "-w", "/new/dir", "busybox", "pwd"]), "/new/dir\n");
     d.ok(&["run", "-d", "--name", "wd", "busybox", "sleep", "300"]);
     let out = d.berth(&["exec", "-w", "/nonexistent", "wd", "pwd"]);
     assert_ne!(out.status.code(), Some(0));

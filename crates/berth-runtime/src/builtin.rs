@@ -221,8 +221,7 @@ impl Runtime for Builtin {
             .as_ref()
             .ok_or_else(|| Error::Bundle { path: bundle.display().to_string(), reason: "no process".into() })?;
         let linux = spec.linux().as_ref();
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?
-            .creating_cwd();
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
         stdio.check(process)?;
         let mut flags = 0;
         let mut join = Vec::new();

@@ -362,6 +362,11 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) 
             readonly_path(p)?;
         }
     }
+    // Docker creates a missing working directory (`run -w /new/dir`), owned by root, before the root may turn
+    // read-only. (An exec with a missing `-w` fails instead, as with Docker: this runs for a container's init only.)
+    if let Some(cwd) = spec.process().as_ref().map(|p| p.cwd()).filter(|c| !c.as_os_str().is_empty() && !c.exists()) {
+        let _ = std::fs::create_dir_all(cwd);
+    }
     if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         do_mount(None, Path::new("/"), None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY, "")?;
     }

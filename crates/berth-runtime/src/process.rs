@@ -48,8 +48,6 @@ pub struct Prepared {
     no_new_privs: bool,
     caps: CapSets,
     filter: Option<Filter>,
-    /// Create a missing working directory (a container's init, as Docker does; never an exec).
-    create_cwd: bool,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -150,20 +148,12 @@ impl Prepared {
                 .collect(),
             no_new_privs: process.no_new_privileges().unwrap_or(false),
             caps,
-            create_cwd: false,
             filter: match (seccomp, filter_cache) {
                 (Some(s), Some(dir)) => Some(Filter::compile_cached(s, dir)?),
                 (Some(s), None) => Some(Filter::compile(s)?),
                 (None, _) => None,
             },
         })
-    }
-
-    /// Makes the process create its working directory if it is missing (`run -w /new/dir`, as Docker does; an exec
-    /// with a missing `-w` fails instead, as with Docker).
-    pub fn creating_cwd(mut self) -> Prepared {
-        self.create_cwd = true;
-        self
     }
 
     /// Finds the program in the container's view of the file system, like Go's `exec.LookPath` with the process's
@@ -208,10 +198,6 @@ impl Prepared {
     }
 
     fn finalize(&self, wait_start: impl FnOnce() -> Result<()>) -> Result<CString> {
-        // Docker creates a missing working directory (`-w /new/dir`), owned by root, before dropping privileges.
-        if self.create_cwd && !self.cwd.as_os_str().is_empty() && !self.cwd.exists() {
-            let _ = std::fs::create_dir_all(&self.cwd);
-        }
         for &(res, soft, hard) in &self.rlimits {
             setrlimit(res, soft, hard).map_err(Error::sys(format!("setrlimit {res:?}")))?;
         }
