@@ -210,10 +210,11 @@ pub async fn start(
             inst.lock().pid = i64::from(pid);
         }
         Ok(Response::Error { message }) => {
-            let status = child.wait().await.ok().and_then(|s| s.code()).unwrap_or(126);
+            let _ = child.wait().await;
+            let cmd = inst.config.cmd.as_ref().and_then(|c| c.first()).cloned().unwrap_or_default();
             let mut st = inst.lock();
             st.running = false;
-            st.exit_code = Some(i64::from(status));
+            st.exit_code = Some(start_failure_code(&message, &cmd));
             return Err(Error::InvalidArgument(format!(
                 "OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"
             )));
@@ -267,6 +268,20 @@ pub async fn finish(inst: &ExecInstance, mut child: tokio::process::Child) -> i6
     st.exit_code = Some(code);
     st.pty = None;
     code
+}
+
+/// The exit code of an exec that could not start, as moby's `translateContainerdStartErr` gives it: 127 when the
+/// command itself is missing, 126 when it cannot be run (and for any other start failure).
+fn start_failure_code(message: &str, cmd: &str) -> i64 {
+    let m = message.to_lowercase();
+    let missing = m.contains("executable file not found") || m.contains("no such file or directory");
+    if !cmd.is_empty() && m.contains(&cmd.to_lowercase()) && missing {
+        127
+    } else if m.contains("not a directory") && !m.contains("permission denied") {
+        127
+    } else {
+        126
+    }
 }
 
 /// Relays a started exec's streams over a hijacked connection until its output ends, then awaits `finished` (which
@@ -385,4 +400,18 @@ pub fn inspect(inst: &ExecInstance) -> Value {
         "DetachKeys": inst.config.detach_keys.clone().unwrap_or_default(),
         "Pid": st.pid,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_failures_get_docker_exit_codes() {
+        assert_eq!(start_failure_code("exec: \"nope\": executable file not found in $PATH", "nope"), 127);
+        assert_eq!(start_failure_code("exec: \"/x\": stat /x: no such file or directory", "/x"), 127);
+        assert_eq!(start_failure_code("exec: \"/etc\": permission denied", "/etc"), 126);
+        let chdir = "chdir to cwd (\"/nonexistent\") set in config.json failed: no such file or directory";
+        assert_eq!(start_failure_code(chdir, "pwd"), 126);
+    }
 }
