@@ -162,15 +162,7 @@ pub(crate) fn get_layer(conn: &Connection, chain: &ChainId) -> Result<Option<Lay
         .query_row(
             "SELECT chain_id, diff_id, parent, size, tar_size FROM layers WHERE chain_id = ?1",
             params![chain.as_str()],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                ))
-            },
+            read_layer_row,
         )
         .optional()?;
     row.map(layer_from_row).transpose()
@@ -179,20 +171,17 @@ pub(crate) fn get_layer(conn: &Connection, chain: &ChainId) -> Result<Option<Lay
 /// All layer rows.
 pub(crate) fn all_layers(conn: &Connection) -> Result<Vec<Layer>> {
     let mut stmt = conn.prepare_cached("SELECT chain_id, diff_id, parent, size, tar_size FROM layers")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, Option<String>>(2)?,
-            r.get::<_, i64>(3)?,
-            r.get::<_, i64>(4)?,
-        ))
-    })?;
+    let rows = stmt.query_map([], read_layer_row)?;
     let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(layer_from_row).collect()
 }
 
 type LayerRow = (String, String, Option<String>, i64, i64);
+
+/// The columns `chain_id, diff_id, parent, size, tar_size` of a `layers` row.
+fn read_layer_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
 
 fn layer_from_row((chain, diff, parent, size, tar_size): LayerRow) -> Result<Layer> {
     let corrupt = |e: StoreError| StoreError::Corrupt(format!("layer record {chain}: {e}"));
