@@ -4,5 +4,6 @@ set -eu
 cd "$(dirname "$0")"
 . ./contrib/deps.sh
 install_deps
+install_test_deps
 cargo build --workspace --locked
 cargo test --workspace --locked --no-fail-fast -- --test-threads="${BERTH_TEST_THREADS:-4}"
