@@ -104,7 +104,10 @@ impl Firewall {
     /// Replaces Berth's rules with `rules`, atomically.
     pub fn apply(&self, rules: &Rules) -> Result<(), Error> {
         match self.backend {
-            Backend::Nft => run_stdin("nft", &["-f", "-"], &render_nft(&self.table, rules)),
+            Backend::Nft => {
+                run_stdin("nft", &["-f", "-"], &render_nft(&self.table, rules))?;
+                self.iptables_forward_compat(rules)
+            }
             Backend::Iptables => {
                 let chains = IptChains::new(&self.table);
                 run_stdin("iptables-restore", &["--noflush", "-w"], &render_iptables(&chains, rules))?;
@@ -118,7 +121,8 @@ impl Firewall {
     pub fn clear(&self) -> Result<(), Error> {
         match self.backend {
             Backend::Nft => {
-                run_stdin("nft", &["-f", "-"], &format!("table ip {t}\ndelete table ip {t}\n", t = self.table))
+                run_stdin("nft", &["-f", "-"], &format!("table ip {t}\ndelete table ip {t}\n", t = self.table))?;
+                self.iptables_forward_compat(&Rules::default())
             }
             Backend::Iptables => run_stdin(
                 "iptables-restore",
@@ -127,6 +131,49 @@ impl Firewall {
             ),
             Backend::None => Ok(()),
         }
+    }
+}
+
+impl Firewall {
+    /// A base chain's `drop` in another table cannot be overruled from Berth's: where iptables' `FORWARD` chain
+    /// drops by default (Docker sets that policy, and with `br_netfilter` loaded even traffic within one bridge
+    /// passes it), Berth's bridges get an accepting chain there too. Isolation stays in Berth's own table, whose
+    /// drops still apply. Nothing is touched on hosts whose `FORWARD` accepts.
+    fn iptables_forward_compat(&self, rules: &Rules) -> Result<(), Error> {
+        if !which("iptables") {
+            return Ok(());
+        }
+        let chain = format!("{}-ACCEPT", self.table.to_ascii_uppercase());
+        let exists = |args: &[&str]| {
+            Command::new("iptables")
+                .arg("-w")
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let listing = Command::new("iptables").args(["-w", "-S", "FORWARD"]).output();
+        let dropping = listing
+            .as_ref()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "-P FORWARD DROP"));
+        let ours = exists(&["-S", &chain]);
+        if !dropping && !ours {
+            return Ok(());
+        }
+        let mut input = format!("*filter\n:{chain} - [0:0]\n");
+        for n in &rules.networks {
+            input += &format!("-A {chain} -i {b} -j ACCEPT\n-A {chain} -o {b} -j ACCEPT\n", b = n.bridge);
+        }
+        input += "COMMIT\n";
+        run_stdin("iptables-restore", &["--noflush", "-w"], &input)?;
+        if rules.networks.is_empty() {
+            let _ = exists(&["-D", "FORWARD", "-j", &chain]);
+            let _ = exists(&["-X", &chain]);
+        } else if !exists(&["-C", "FORWARD", "-j", &chain]) && !exists(&["-A", "FORWARD", "-j", &chain]) {
+            return Err(Error::Firewall(format!("could not add the jump to {chain} in iptables' FORWARD chain")));
+        }
+        Ok(())
     }
 }
 
@@ -175,15 +222,9 @@ pub fn render_nft(table: &str, r: &Rules) -> String {
         }
         // Published ports reached through 127.0.0.1 leave with a loopback source; give them the bridge's.
         s += &format!("\t\tip saddr 127.0.0.0/8 oifname \"{}\" masquerade\n", n.bridge);
-    }
-    for p in &r.ports {
-        // A container that reaches its own published port through the host (hairpin).
-        s += &format!(
-            "\t\tip saddr {ip} ip daddr {ip} {} dport {} masquerade\n",
-            p.proto.as_str(),
-            p.container_port,
-            ip = p.container_ip
-        );
+        // A container reaching a published port of its own bridge through the host (hairpin): without this the
+        // answer would go straight back over the bridge, past the translation.
+        s += &format!("\t\tip saddr {} oifname \"{}\" ct status dnat masquerade\n", n.subnet, n.bridge);
     }
     s += "\t}\n";
     s += "\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n";
@@ -269,15 +310,7 @@ fn render_iptables(c: &IptChains, r: &Rules) -> String {
             s += &format!("-A {} -s {} ! -o {} -j MASQUERADE\n", c.post, n.subnet, n.bridge);
         }
         s += &format!("-A {} -s 127.0.0.0/8 -o {} -j MASQUERADE\n", c.post, n.bridge);
-    }
-    for p in &r.ports {
-        s += &format!(
-            "-A {} -s {ip}/32 -d {ip}/32 -p {proto} -m {proto} --dport {} -j MASQUERADE\n",
-            c.post,
-            p.container_port,
-            ip = p.container_ip,
-            proto = p.proto.as_str()
-        );
+        s += &format!("-A {} -s {} -o {} -m conntrack --ctstate DNAT -j MASQUERADE\n", c.post, n.subnet, n.bridge);
     }
     s += &format!("COMMIT\n*filter\n:{} - [0:0]\n", c.fwd);
     if !r.networks.is_empty() {
@@ -291,6 +324,10 @@ fn render_iptables(c: &IptChains, r: &Rules) -> String {
                 s += &format!("-A {} -i {} -o {} -j DROP\n", c.fwd, n.bridge, other.bridge);
             }
         }
+    }
+    // What is not dropped is accepted (the FORWARD policy may be DROP, as Docker sets it).
+    for n in &r.networks {
+        s += &format!("-A {} -i {b} -j ACCEPT\n-A {} -o {b} -j ACCEPT\n", c.fwd, c.fwd, b = n.bridge);
     }
     s += "COMMIT\n";
     s
@@ -332,7 +369,8 @@ mod tests {
         assert!(s.starts_with("table ip berth\ndelete table ip berth\ntable ip berth {"));
         assert!(s.contains("ip daddr 127.0.0.1 tcp dport 8080 dnat to 172.18.0.2:80"));
         assert!(s.contains("ip saddr 172.18.0.0/16 oifname != \"berth0\" masquerade"));
-        assert!(!s.contains("ip saddr 10.5.0.0/24 oifname"), "internal networks are not masqueraded");
+        assert!(!s.contains("ip saddr 10.5.0.0/24 oifname !="), "internal networks are not masqueraded");
+        assert!(s.contains("ip saddr 172.18.0.0/16 oifname \"berth0\" ct status dnat masquerade"), "hairpin");
         assert!(s.contains("iifname \"br-1234\" oifname != \"br-1234\" drop"));
         assert!(s.contains("iifname \"berth0\" oifname != \"berth0\" oifname @bridges drop"));
         assert!(s.contains("elements = { \"berth0\", \"br-1234\" }"));

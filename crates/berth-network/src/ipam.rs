@@ -74,6 +74,19 @@ impl fmt::Display for Subnet {
     }
 }
 
+impl serde::Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Subnet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Subnet, D::Error> {
+        let s = String::deserialize(d)?;
+        Subnet::parse(&s, false).map_err(serde::de::Error::custom)
+    }
+}
+
 fn mask(prefix: u8) -> u32 {
     if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
 }

@@ -18,6 +18,7 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub runtime: String,
     pub shim: PathBuf,
+    pub network: crate::networks::NetConfig,
 }
 
 /// The daemon.
@@ -29,6 +30,7 @@ pub struct Daemon {
     /// Held shared while a container is created from an image, exclusively while an image is removed: a removal
     /// never deletes layers that a container being created is about to use.
     pub image_use: tokio::sync::RwLock<()>,
+    pub networks: crate::networks::Networks,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -66,13 +68,16 @@ impl Daemon {
             .await
             .context("open store")?
             .with_context(|| format!("open the store in {}", config.data_root.display()))?;
+        let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
         let daemon = Arc::new(Daemon {
+            networks,
             config,
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         });
+        crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
         Ok(daemon)
     }
