@@ -276,7 +276,9 @@ async fn forward(server: SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>>
             Some(r)
         } else {
             let s = UdpSocket::bind("0.0.0.0:0").await.ok()?;
-            s.send_to(query, server).await.ok()?;
+            // Connected, so that an unreachable server is an immediate error rather than a timeout.
+            s.connect(server).await.ok()?;
+            s.send(query).await.ok()?;
             let mut r = vec![0u8; 4096];
             let n = s.recv(&mut r).await.ok()?;
             r.truncate(n);

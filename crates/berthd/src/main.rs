@@ -54,6 +54,9 @@ struct Args {
     /// Docker's 172.17-31.0.0/16 and 192.168.0.0/16 in /20s).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
+    /// Name servers for containers that set none (repeatable; default: the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<std::net::Ipv4Addr>,
     /// Remove this data root's bridges, firewall rules and network namespaces from the host, then exit (for
     /// uninstalling and tests; its containers must not be running).
     #[arg(long)]
@@ -94,7 +97,7 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
         pools = berth_network::ipam::AddressPool::docker_defaults();
     }
     let table = if default_root { "berth".to_string() } else { format!("berth_{tag}") };
-    Ok(networks::NetConfig { bridge, bip, pools, table })
+    Ok(networks::NetConfig { bridge, bip, pools, table, dns: args.dns.clone() })
 }
 
 fn main() -> Result<()> {

@@ -181,6 +181,8 @@ pub struct NetConfig {
     pub pools: Vec<AddressPool>,
     /// The name of berthd's nftables table (or iptables chain prefix).
     pub table: String,
+    /// Name servers for containers without `--dns` (dockerd's `--dns`); empty: the host's.
+    pub dns: Vec<Ipv4Addr>,
 }
 
 /// The network manager.
@@ -903,7 +905,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
     let hostname = rec.config.hostname.clone().unwrap_or_default();
     match mode(&network_mode) {
         Mode::Host => {
-            write_files(dir, &hostname, &[], rec, None)?;
+            write_files(d, dir, &hostname, &[], rec, None)?;
             return Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }));
         }
         Mode::Container(target) => {
@@ -930,8 +932,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
     }
     let id = rec.id.clone();
     let sandbox = n.netns_path(&id);
-    let upstream: Vec<Ipv4Addr> =
-        rec.host_config.dns.iter().flatten().filter_map(|s| s.parse().ok()).collect::<Vec<_>>();
+    let upstream = upstream_dns(n, rec);
     // Addresses and ports, under the lock.
     let (endpoints, ifaces, ports) = {
         let mut st = lock(&n.state);
@@ -1030,7 +1031,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
         n.refresh_dns();
         let resolver =
             endpoints.iter().find_map(|e| n.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway));
-        write_files(dir, &hostname, &endpoints, rec, resolver)
+        write_files(d, dir, &hostname, &endpoints, rec, resolver)
     };
     if let Err(e) = result.await {
         release(d, &id, &NetState::default()).await;
@@ -1042,6 +1043,13 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
         sandbox: sandbox.display().to_string(),
     };
     Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None }))
+}
+
+/// Where the embedded DNS relays a container's other queries: its `--dns`, else berthd's `--dns`, else (empty) the
+/// host's resolvers.
+fn upstream_dns(n: &Networks, rec: &Record) -> Vec<Ipv4Addr> {
+    let own: Vec<Ipv4Addr> = rec.host_config.dns.iter().flatten().filter_map(|s| s.parse().ok()).collect();
+    if own.is_empty() { n.config.dns.clone() } else { own }
 }
 
 fn hex_id(a: &str, b: &str) -> String {
@@ -1175,6 +1183,7 @@ const LOCALHOST_LINES: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhos
 /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
 /// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
 pub fn write_files(
+    d: &Daemon,
     dir: &Path,
     hostname: &str,
     endpoints: &[Endpoint],
@@ -1212,6 +1221,7 @@ pub fn write_files(
         }
         None => match h.dns.clone().filter(|s| !s.is_empty()) {
             Some(s) => s,
+            None if !d.networks.config.dns.is_empty() => d.networks.config.dns.iter().map(|ip| ip.to_string()).collect(),
             None if host_mode => {
                 return std::fs::write(dir.join("resolv.conf"), host_conf).map_err(io);
             }
@@ -1305,7 +1315,7 @@ pub async fn restore(d: &Arc<Daemon>, running: &[Record]) {
                     sandbox: PathBuf::from(&rec.net.sandbox),
                     endpoints: rec.net.endpoints.clone(),
                     ports,
-                    upstream: rec.host_config.dns.iter().flatten().filter_map(|s| s.parse().ok()).collect(),
+                    upstream: upstream_dns(n, rec),
                 },
             );
         }
