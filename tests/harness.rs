@@ -64,7 +64,13 @@ impl Berthd {
     /// This daemon's address space, so parallel daemons (and parallel test binaries) never pick the same subnet:
     /// a /22 of 10.128.0.0/9 per daemon, its first /24 for the default bridge, /26s for networks it creates.
     fn net_args(&self) -> Vec<String> {
-        let n: u32 = self.dir.file_name().and_then(|f| f.to_str()).and_then(|f| f.rsplit('-').next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let n: u32 = self
+            .dir
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         let block = (std::process::id() % 128) * 64 + n % 64;
         let base = (10u32 << 24) | (128 << 16) | (block << 10);
         let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
