@@ -90,6 +90,9 @@ fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
     let id = d.ok(&["inspect", "-f", "{{.Id}}", "c2"]).trim().to_string();
     let veth = format!("vb{}0", &id[..10]);
     assert!(links().contains(&veth), "host end {veth} exists");
+    // A container started later copies the mount table (with c2's namespace pin) into its shim: stopping c2 must
+    // still destroy c2's namespace and veth while that one runs.
+    d.ok(&["run", "-d", "--name", "c3", "busybox", "sleep", "60"]);
     d.ok(&["stop", "-t", "0", "c2"]);
     assert_eq!(d.inspect("c2", "{{.NetworkSettings.IPAddress}}"), "", "no address when stopped");
     assert!(link_goes(&d, &veth), "the veth goes when the container stops");
