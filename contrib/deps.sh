@@ -1,6 +1,6 @@
 # Installs what building and testing Berth needs from Debian's packages (sourced by setup.sh and test.sh).
 install_deps() {
-    pkgs="build-essential pkg-config libseccomp-dev busybox-static runc iptables procps curl ca-certificates bsdutils"
+    pkgs="build-essential pkg-config libseccomp-dev busybox-static runc nftables iptables iproute2 util-linux procps curl ca-certificates bsdutils"
     missing=""
     for p in $pkgs; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -30,5 +30,10 @@ install_test_deps() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
         if [ -n "$policy" ]; then rm -f "$policy"; fi
+    fi
+    # ... and Debian's docker-compose 1.29 (docker-py) drives it for compose files.
+    if ! command -v docker-compose >/dev/null 2>&1; then
+        echo "installing: docker-compose (for the compatibility tests)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
     fi
 }

@@ -193,3 +193,72 @@ fn docker_cli_networks_names_and_ports() {
     docker_ok(&d, &["rm", "-f", "web"]);
     assert_eq!(docker_ok(&d, &["network", "rm", "dnet"]).trim(), "dnet");
 }
+
+/// Debian's docker-compose 1.29 (docker-py) drives berthd: a project network, a second network, service names that
+/// resolve, a published port, and `down` removing it all.
+#[test]
+fn docker_compose_v1_networks() {
+    if !can_run() {
+        return;
+    }
+    let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_file())
+    else {
+        eprintln!("SKIPPED: docker-compose is not installed; the compose compatibility test did not run");
+        return;
+    };
+    let d = Berthd::start();
+    d.busybox();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let proj = d.dir.join("proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("docker-compose.yml"),
+        format!(
+            "version: \"3.8\"\nservices:\n  db:\n    image: busybox\n    command: sleep 300\n    networks: [back]\n  \
+             web:\n    image: busybox\n    command: sh -c \"mkdir -p /w && echo composed > /w/index.html && exec httpd -f -p 80 -h /w\"\n    \
+             ports: [\"127.0.0.1:{port}:80\"]\n    depends_on: [db]\n    networks: [default, back]\nnetworks:\n  back: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(compose)
+            .args(args)
+            .current_dir(&proj)
+            .env("DOCKER_HOST", d.host())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}{}\n{}",
+            stdout(&out),
+            stderr(&out),
+            tail(&d.log(), 30)
+        );
+        stdout(&out)
+    };
+    run(&["up", "-d"]);
+    let out = run(&["exec", "-T", "web", "nslookup", "-type=a", "db"]);
+    assert!(out.contains("Name:\tdb"), "{out}");
+    let body = run(&["exec", "-T", "db", "sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w3 web 80"]);
+    assert!(body.contains("composed"), "{body}");
+    let from_host = d.eventually(10, || {
+        use std::io::{Read, Write};
+        let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+        let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(3)));
+        let mut body = String::new();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+            && c.read_to_string(&mut body).is_ok()
+            && body.contains("composed")
+    });
+    assert!(from_host, "the published port answers from the host");
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(nets.contains("proj_default") && nets.contains("proj_back"), "{nets}");
+    run(&["down", "-t", "1"]);
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("proj_"), "{nets}");
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+}
