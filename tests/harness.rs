@@ -316,6 +316,7 @@ impl Drop for Berthd {
             .arg("--exec-root")
             .arg(self.dir.join("run"))
             .arg("--remove-networking")
+            .args(&self.args)
             .output();
         for m in mounts_under(&self.dir).iter().rev() {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);

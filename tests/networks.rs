@@ -407,3 +407,60 @@ fn no_leaks_after_many_containers() {
     assert!(left.is_empty(), "{left:?}");
     let _ = Ipv4Addr::LOCALHOST;
 }
+
+/// The iptables backend (hosts without nft): published ports, masquerading and isolation through Berth's own
+/// chains, all gone after the daemon's networking is removed.
+#[test]
+fn iptables_backend_when_there_is_no_nft() {
+    if !can_run() || !std::path::Path::new("/usr/sbin/iptables-restore").exists() {
+        eprintln!("SKIPPED: needs root and iptables");
+        return;
+    }
+    let d = Berthd::start_with(&["--firewall", "iptables"]);
+    d.busybox();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    d.ok(&["network", "create", "ipt"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "ipt",
+        "-e",
+        "BODY=via-iptables",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        WEB,
+    ]);
+    assert_eq!(wait_http(&d, "127.0.0.1", port).trim(), "via-iptables");
+    let gw = gateway(&d, "bridge");
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w3 {gw} {port}"),
+    ]);
+    assert!(out.contains("via-iptables"), "another network reaches the published port: {out}");
+    let ip = ip_on(&d, "web", "ipt");
+    let across = d.berth(&["run", "--rm", "busybox", "ping", "-c1", "-W1", &ip]);
+    assert_ne!(across.status.code(), Some(0), "isolated");
+    let nat = String::from_utf8_lossy(
+        &std::process::Command::new("iptables").args(["-w", "-t", "nat", "-S"]).output().unwrap().stdout,
+    )
+    .to_string();
+    assert!(nat.contains(&format!("--dport {port} -j DNAT --to-destination {ip}:80")), "{nat}");
+    let chain = nat.lines().find(|l| l.starts_with("-N BERTH_") && l.ends_with("-PORTS")).map(|l| l[3..].to_string());
+    let chain = chain.expect("berth's chain");
+    drop(d);
+    let nat = String::from_utf8_lossy(
+        &std::process::Command::new("iptables").args(["-w", "-t", "nat", "-S"]).output().unwrap().stdout,
+    )
+    .to_string();
+    assert!(!nat.contains(&chain), "removed with the daemon's networking: {nat}");
+}

@@ -72,6 +72,16 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// `auto` (nft if installed, else iptables), `nft` or `iptables`.
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s {
+            "auto" => Some(Backend::detect()),
+            "nft" | "nftables" => Some(Backend::Nft),
+            "iptables" => Some(Backend::Iptables),
+            _ => None,
+        }
+    }
+
     pub fn detect() -> Backend {
         if which("nft") {
             Backend::Nft
@@ -97,8 +107,8 @@ pub struct Firewall {
 }
 
 impl Firewall {
-    pub fn new(table: &str) -> Firewall {
-        Firewall { backend: Backend::detect(), table: table.to_string() }
+    pub fn new(table: &str, backend: Backend) -> Firewall {
+        Firewall { backend, table: table.to_string() }
     }
 
     /// Replaces Berth's rules with `rules`, atomically.
@@ -124,11 +134,12 @@ impl Firewall {
                 run_stdin("nft", &["-f", "-"], &format!("table ip {t}\ndelete table ip {t}\n", t = self.table))?;
                 self.iptables_forward_compat(&Rules::default())
             }
-            Backend::Iptables => run_stdin(
-                "iptables-restore",
-                &["--noflush", "-w"],
-                &render_iptables(&IptChains::new(&self.table), &Rules::default()),
-            ),
+            Backend::Iptables => {
+                let chains = IptChains::new(&self.table);
+                run_stdin("iptables-restore", &["--noflush", "-w"], &render_iptables(&chains, &Rules::default()))?;
+                chains.remove();
+                Ok(())
+            }
             Backend::None => Ok(()),
         }
     }
@@ -257,15 +268,33 @@ impl IptChains {
         IptChains { ports: format!("{p}-PORTS"), post: format!("{p}-POSTROUTING"), fwd: format!("{p}-FORWARD") }
     }
 
-    /// The jumps from the built-in chains into Berth's (added once; `iptables -C` tells whether they are there).
-    fn ensure_jumps(&self) -> Result<(), Error> {
-        let jumps: [(&str, &str, Vec<&str>); 4] = [
+    fn jumps(&self) -> [(&'static str, &'static str, Vec<&str>); 4] {
+        [
             ("nat", "PREROUTING", vec!["-m", "addrtype", "--dst-type", "LOCAL", "-j", &self.ports]),
             ("nat", "OUTPUT", vec!["-m", "addrtype", "--dst-type", "LOCAL", "-j", &self.ports]),
             ("nat", "POSTROUTING", vec!["-j", &self.post]),
             ("filter", "FORWARD", vec!["-j", &self.fwd]),
-        ];
-        for (table, chain, rule) in jumps {
+        ]
+    }
+
+    /// Deletes the jumps and the (flushed) chains.
+    fn remove(&self) {
+        let quiet = |args: &[&str]| {
+            let _ = Command::new("iptables").arg("-w").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        };
+        for (table, chain, rule) in self.jumps() {
+            let mut args = vec!["-t", table, "-D", chain];
+            args.extend(rule);
+            quiet(&args);
+        }
+        for (table, chain) in [("nat", &self.ports), ("nat", &self.post), ("filter", &self.fwd)] {
+            quiet(&["-t", table, "-X", chain]);
+        }
+    }
+
+    /// The jumps from the built-in chains into Berth's (added once; `iptables -C` tells whether they are there).
+    fn ensure_jumps(&self) -> Result<(), Error> {
+        for (table, chain, rule) in self.jumps() {
             let check = Command::new("iptables")
                 .args(["-w", "-t", table, "-C", chain])
                 .args(&rule)

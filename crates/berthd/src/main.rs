@@ -54,6 +54,9 @@ struct Args {
     /// Docker's 172.17-31.0.0/16 and 192.168.0.0/16 in /20s).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
+    /// Firewall tool: `auto` (nftables where `nft` is installed, else iptables), `nft` or `iptables`.
+    #[arg(long, default_value = "auto")]
+    firewall: String,
     /// Name servers for containers that set none (repeatable; default: the host's).
     #[arg(long = "dns", value_name = "IP")]
     dns: Vec<std::net::Ipv4Addr>,
@@ -97,7 +100,9 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
         pools = berth_network::ipam::AddressPool::docker_defaults();
     }
     let table = if default_root { "berth".to_string() } else { format!("berth_{tag}") };
-    Ok(networks::NetConfig { bridge, bip, pools, table, dns: args.dns.clone() })
+    let firewall = berth_network::firewall::Backend::parse(&args.firewall)
+        .with_context(|| format!("--firewall {:?}: want auto, nft or iptables", args.firewall))?;
+    Ok(networks::NetConfig { bridge, bip, pools, table, dns: args.dns.clone(), firewall })
 }
 
 fn main() -> Result<()> {
@@ -116,7 +121,7 @@ fn main() -> Result<()> {
     if args.remove_networking {
         let store = berth_store::Store::open(&args.data_root)
             .with_context(|| format!("open the store in {}", args.data_root.display()))?;
-        return networks::remove_everything(&store, &network.table, &args.exec_root.join("netns"));
+        return networks::remove_everything(&store, &network.table, network.firewall, &args.exec_root.join("netns"));
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
     rt.block_on(async move {

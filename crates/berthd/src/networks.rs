@@ -183,6 +183,7 @@ pub struct NetConfig {
     pub table: String,
     /// Name servers for containers without `--dns` (dockerd's `--dns`); empty: the host's.
     pub dns: Vec<Ipv4Addr>,
+    pub firewall: berth_network::firewall::Backend,
 }
 
 /// The network manager.
@@ -215,7 +216,7 @@ fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 impl Networks {
     pub fn new(config: NetConfig, exec_root: &Path) -> Networks {
-        let fw = Firewall::new(&config.table);
+        let fw = Firewall::new(&config.table, config.firewall.clone());
         Networks {
             config,
             state: Mutex::new(State::default()),
@@ -1575,7 +1576,12 @@ pub fn list_ports(rec: &Record) -> Value {
 
 /// Removes berthd's networking from the host: every bridge of its networks, its firewall rules, the pin directory.
 /// For tests and uninstalling (`berthd --remove-networking`); containers must be gone.
-pub fn remove_everything(store: &berth_store::Store, table: &str, netns_dir: &Path) -> anyhow::Result<()> {
+pub fn remove_everything(
+    store: &berth_store::Store,
+    table: &str,
+    backend: berth_network::firewall::Backend,
+    netns_dir: &Path,
+) -> anyhow::Result<()> {
     let mut nl = berth_network::netlink::Netlink::open()?;
     for doc in store.list_docs(DOC_KIND)? {
         if let Ok(rec) = serde_json::from_value::<NetworkRecord>(doc)
@@ -1584,7 +1590,7 @@ pub fn remove_everything(store: &berth_store::Store, table: &str, netns_dir: &Pa
             nl.delete_link_named(&rec.bridge)?;
         }
     }
-    Firewall::new(table).clear()?;
+    Firewall::new(table, backend).clear()?;
     for pin in netns::pinned(netns_dir) {
         let _ = netns::destroy(&pin, &[]);
     }
