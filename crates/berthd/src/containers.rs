@@ -77,6 +77,9 @@ pub struct Record {
     pub runtime: String,
     /// The image's layers, top first, captured at creation.
     pub lower_dirs: Vec<PathBuf>,
+    /// Volumes, binds and tmpfs mounts (`-v`, `--mount`, `--volumes-from`, the image's `VOLUME`s).
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
 }
 
 /// Streams an attach client wants.
@@ -341,16 +344,10 @@ fn validate_env(env: &[String]) -> Result<(), Error> {
 /// Refuses what this version cannot do yet, rather than silently ignoring it.
 fn refuse_unsupported(host: &HostConfig) -> Result<(), Error> {
     let not_yet = |what: &str| Err(Error::InvalidArgument(format!("berth does not support {what} yet")));
-    if host.binds.as_ref().is_some_and(|b| !b.is_empty()) || host.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("volumes and bind mounts (-v, --mount)");
-    }
     if host.port_bindings.as_ref().is_some_and(|p| p.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty())))
         || host.publish_all_ports.unwrap_or(false)
     {
         return not_yet("published ports (-p, -P)");
-    }
-    if host.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return not_yet("--volumes-from");
     }
     Ok(())
 }
@@ -453,6 +450,9 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
     if let Ok(existing) = d.container(&format!("/{name}")) {
         return Err(name_conflict(&name, &existing.id));
     }
+    // Until the container is in the table (where `volume rm` sees it), its volumes cannot be removed.
+    let _using_volumes = d.volumes.lock.lock().await;
+    let planned = crate::mounts::plan(d, &config, &host)?;
     let now = berth_api::time::now();
     let rec = Record {
         id: id.clone(),
@@ -476,6 +476,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         restart_count: 0,
         runtime,
         lower_dirs: image.lower_dirs(),
+        mounts: Vec::new(),
     };
     let dir = container_dir(d, &id);
     let hostname = rec.config.hostname.clone().unwrap_or_default();
@@ -488,8 +489,20 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         let _ = std::fs::remove_dir_all(&dir);
         return Err(Error::Internal(format!("create container directory: {e}")));
     }
+    let mut rec = rec;
+    let created_volumes = match crate::mounts::realize(d, planned, &rec.lower_dirs).await {
+        Ok((mounts, created)) => {
+            rec.mounts = mounts;
+            created
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
+        crate::volumes::remove_anonymous_locked(d, &created_volumes).await;
         return Err(match e {
             Error::Conflict(_) => name_conflict(&name, "another container"),
             e => e,
@@ -683,6 +696,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             container_dir: &dir,
             host_network: mode == NetMode::Host,
             cgroup_v2: berth_runtime::cgroups::is_unified(),
+            mounts: crate::mounts::spec_mounts(&rec.mounts)?,
         },
     )?;
     let shim_cfg = ShimConfig {
@@ -708,6 +722,10 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         Ok(())
     })();
     write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
+    if let Err(e) = crate::volumes::acquire(d, &rec.mounts).await {
+        let _ = std::fs::remove_dir_all(&bundle);
+        return Err(e);
+    }
 
     let pid = match spawn_shim(d, &bundle).await {
         Ok(pid) => pid,
@@ -761,6 +779,7 @@ async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
     if let Ok(mut p) = c.pending_attach.lock() {
         p.clear();
     }
+    crate::volumes::release(d, &c.record().mounts).await;
     let code = match e {
         Error::InvalidArgument(m) if m.contains("permission denied") => 126,
         Error::InvalidArgument(_) => 127,
@@ -786,8 +805,11 @@ async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
 fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
     let (d, c) = (d.clone(), c.clone());
     tokio::spawn(async move {
-        if let Err(e) = remove(&d, &c, true).await {
-            tracing::warn!("auto-remove {}: {e}", &c.id[..12]);
+        // Docker removes the anonymous volumes of a `--rm` container with it.
+        let mounts = c.record().mounts;
+        match remove(&d, &c, true).await {
+            Ok(()) => crate::volumes::remove_anonymous(&d, &mounts).await,
+            Err(e) => tracing::warn!("auto-remove {}: {e}", &c.id[..12]),
         }
     });
 }
@@ -837,6 +859,7 @@ async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
             r.state.error = e.clone();
         }
     });
+    crate::volumes::release(d, &rec.mounts).await;
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
@@ -1217,7 +1240,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
                 "WorkDir": dir.join("work"),
             }
         },
-        "Mounts": [],
+        "Mounts": crate::mounts::view(&rec.mounts),
         "Config": rec.config,
         "NetworkSettings": network_settings(&rec),
     })
@@ -1240,7 +1263,7 @@ pub fn summary(rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value
         "Status": status_text(rec, now),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
         "NetworkSettings": {"Networks": network_settings(rec)["Networks"].clone()},
-        "Mounts": [],
+        "Mounts": crate::mounts::view(&rec.mounts),
     });
     if let Some((rw, root)) = size {
         v["SizeRw"] = json!(rw);

@@ -29,6 +29,7 @@ pub struct Daemon {
     /// Held shared while a container is created from an image, exclusively while an image is removed: a removal
     /// never deletes layers that a container being created is about to use.
     pub image_use: tokio::sync::RwLock<()>,
+    pub volumes: crate::volumes::Volumes,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -67,6 +68,7 @@ impl Daemon {
             .context("open store")?
             .with_context(|| format!("open the store in {}", config.data_root.display()))?;
         let daemon = Arc::new(Daemon {
+            volumes: crate::volumes::Volumes::new(&config.data_root),
             config,
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
@@ -74,6 +76,7 @@ impl Daemon {
             image_use: tokio::sync::RwLock::new(()),
         });
         crate::containers::load_all(&daemon).await?;
+        crate::volumes::reconcile(&daemon).await?;
         Ok(daemon)
     }
 

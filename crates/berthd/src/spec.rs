@@ -181,6 +181,8 @@ pub struct SpecInputs<'a> {
     pub host_network: bool,
     /// Whether this host uses cgroup v2.
     pub cgroup_v2: bool,
+    /// The container's volumes, binds and `--mount` tmpfs mounts, as OCI mounts in mounting order.
+    pub mounts: Vec<Value>,
 }
 
 /// Builds the OCI spec for a container.
@@ -240,6 +242,12 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
+    // The user's mounts come last (in their order); a default mount they cover is left out, as Docker does for
+    // `-v …:/etc/hosts` or `--mount …,target=/dev/shm`.
+    let user_dests: Vec<&str> = inp.mounts.iter().filter_map(|m| m["destination"].as_str()).collect();
+    mounts
+        .retain(|m| m["destination"].as_str().is_none_or(|d| !user_dests.contains(&d) || d == "/proc" || d == "/dev"));
+    mounts.extend(inp.mounts.iter().cloned());
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
     if !inp.host_network {
@@ -359,6 +367,7 @@ mod tests {
             container_dir: Path::new("/c"),
             host_network: false,
             cgroup_v2: false,
+            mounts: Vec::new(),
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");

@@ -158,7 +158,11 @@ pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
 
 pub async fn remove(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    let mounts = c.record().mounts;
     containers::remove(&d, &c, flag(&q, "force")).await?;
+    if flag(&q, "v") {
+        crate::volumes::remove_anonymous(&d, &mounts).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
