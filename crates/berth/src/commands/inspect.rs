@@ -54,10 +54,11 @@ impl TypedInspectArgs {
 /// Fetches one object; `Ok(None)` when no object of the types asked for has that name.
 async fn fetch(c: &Client, name: &str, typ: Option<&str>, size: bool) -> Result<Option<Value>> {
     let kinds: &[&str] = match typ {
-        None => &["container", "image"],
+        None => &["container", "image", "volume"],
         Some("container") => &["container"],
         Some("image") => &["image"],
-        Some(t @ ("network" | "volume" | "node" | "service" | "task" | "secret" | "config" | "plugin")) => {
+        Some("volume") => &["volume"],
+        Some(t @ ("network" | "node" | "service" | "task" | "secret" | "config" | "plugin")) => {
             bail!("Error response from daemon: berth has no {t}s: {name}")
         }
         Some(t) => bail!("\"{t}\" is not a valid value for --type"),
@@ -65,6 +66,7 @@ async fn fetch(c: &Client, name: &str, typ: Option<&str>, size: bool) -> Result<
     for kind in kinds {
         let path = match *kind {
             "container" => format!("{}/json{}", container_path(name), if size { "?size=1" } else { "" }),
+            "volume" => format!("/volumes/{}", crate::client::encode_path(name)),
             _ => format!("{}/json", image_path(name)),
         };
         match c.get_json::<Value>(&path).await {
