@@ -597,6 +597,11 @@ fn volume_commands_filters_and_prune() {
     assert!(fails(&d, &["volume", "ls", "-f", "bogus=1"], 1).contains("invalid filter"));
     assert_eq!(d.ok(&["volume", "inspect", "-f", "{{.Labels.tier}} {{.Scope}}", "labelled"]), "db local\n");
     assert_eq!(d.ok(&["inspect", "-f", "{{.Name}}", "labelled"]), "labelled\n");
+    let holder = d.inspect("holder", "{{.Id}}");
+    assert_eq!(d.ok(&["ps", "-aq", "--no-trunc", "--filter", "volume=plain"]).trim(), holder);
+    assert_eq!(d.ok(&["ps", "-aq", "--filter", "volume=labelled"]), "");
+    let df = d.ok(&["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]);
+    assert!(df.contains("Local Volumes 4 2\n"), "{df}");
     // prune: only unused anonymous volumes by default (Docker 23+), all unused with -a, label filters.
     let anon_of_holder =
         d.inspect("holder", "{{range .Mounts}}{{if eq .Destination \"/anon\"}}{{.Name}}{{end}}{{end}}");

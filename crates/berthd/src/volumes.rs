@@ -221,6 +221,24 @@ pub fn view(d: &Daemon, v: &Volume) -> Value {
     })
 }
 
+/// `Volumes` of `GET /system/df`: each volume with its `UsageData` (bytes held, containers using it).
+pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<Value>, Error> {
+    let vols = list(d).await?;
+    let d2 = d.clone();
+    blocking(move || {
+        Ok(vols
+            .iter()
+            .map(|v| {
+                let mut j = view(&d2, v);
+                let size = crate::containers::dir_size(&d2.volumes.mountpoint(&v.name));
+                j["UsageData"] = json!({"Size": size, "RefCount": users(&d2, &v.name).len()});
+                j
+            })
+            .collect())
+    })
+    .await
+}
+
 /// Removes a volume that no container uses. With `force`, a volume that does not exist is not an error.
 pub async fn remove(d: &Arc<Daemon>, name: &str, force: bool) -> Result<(), Error> {
     let _g = d.volumes.lock.lock().await;

@@ -58,6 +58,7 @@ fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error
                     || rec.image_id.trim_start_matches("sha256:").starts_with(v.as_str())
             }),
             "network" => values.iter().any(|v| rec.host_config.network_mode.as_deref() == Some(v.as_str())),
+            "volume" => values.iter().any(|v| rec.mounts.iter().any(|m| m.name == *v || m.destination == *v)),
             other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'"))),
         };
         if !ok {
