@@ -398,7 +398,7 @@ const PSEUDO_FS: &[i64] = &[
 ];
 
 fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
-    nix::sys::statfs::fstatfs(fd).map(|s| PSEUDO_FS.contains(&(s.filesystem_type().0 as i64))).unwrap_or(false)
+    nix::sys::statfs::fstatfs(fd).map(|s| PSEUDO_FS.contains(&{ s.filesystem_type().0 })).unwrap_or(false)
 }
 
 /// A tar stream of file system objects read through descriptors (never by path).

@@ -107,9 +107,8 @@ pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
         (Some(n), Some(f)) if n != f => {
             return Err(StatusError::exit(
                 1,
-                format!(
-                    "conflicting options: cannot specify a volume-name through both --name and as a positional arg"
-                ),
+                "conflicting options: cannot specify a volume-name through both --name and as a positional arg"
+                    .to_string(),
             ));
         }
         (Some(n), _) | (None, Some(n)) => n.clone(),
