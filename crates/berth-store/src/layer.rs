@@ -792,6 +792,75 @@ mod tests {
         assert!(parse_pax_time(b"x").is_none());
     }
 
+    fn tar_of(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o640);
+            h.set_uid(7);
+            h.set_gid(7);
+            match data {
+                Some(d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(d.len() as u64);
+                    // Raw names: the tar crate refuses to write `..`, hostile archives have them.
+                    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                    h.set_cksum();
+                    b.append(&h, d.as_bytes()).expect("append");
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, name, io::empty()).expect("append");
+                }
+            }
+        }
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn extract_below_a_directory_with_options() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("dest/clash")).expect("mkdir");
+        std::os::unix::fs::symlink("/", dir.path().join("dest/up")).expect("symlink");
+        let open = || {
+            openat(nix::fcntl::AT_FDCWD, dir.path(), OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).expect("open")
+        };
+        let tar = tar_of(&[
+            ("./", None),
+            ("a", Some("one")),
+            ("../../up/escape", Some("x")),
+            ("../../../dotdot", Some("y")),
+            ("sub/b", Some("two")),
+        ]);
+        let opts = ExtractOptions {
+            overlay_whiteouts: false,
+            root_metadata: false,
+            no_overwrite_dir_non_dir: true,
+            owner: Some((1000, 1001)),
+        };
+        assert_eq!(extract(tar.as_slice(), open(), Path::new("dest"), opts).expect("extract"), 8);
+        let dest = dir.path().join("dest");
+        assert_eq!(std::fs::read_to_string(dest.join("a")).expect("a"), "one");
+        assert_eq!(std::fs::read_to_string(dest.join("sub/b")).expect("b"), "two");
+        // `..` stays below the destination; `up` (a symlink to `/`) resolves to the root given, not the host's.
+        assert_eq!(std::fs::read_to_string(dir.path().join("escape")).expect("escape"), "x");
+        assert_eq!(std::fs::read_to_string(dest.join("dotdot")).expect("dotdot"), "y");
+        let meta = std::fs::metadata(dest.join("a")).expect("meta");
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
+        }
+        // The destination's own metadata is not the archive's without `root_metadata`.
+        assert_ne!(std::fs::metadata(&dest).expect("dest").mode() & 0o777, 0o640);
+        let clash = tar_of(&[("clash", Some("file over a directory"))]);
+        let e = extract(clash.as_slice(), open(), Path::new("dest"), opts).expect_err("clash");
+        assert!(e.to_string().contains("cannot overwrite directory"), "{e}");
+        let opts = ExtractOptions { no_overwrite_dir_non_dir: false, ..opts };
+        extract(clash.as_slice(), open(), Path::new("dest"), opts).expect("replace");
+        assert!(dest.join("clash").is_file());
+    }
+
     #[test]
     fn compression_magic() {
         assert_eq!(Compression::detect(&[0x1f, 0x8b, 0x08, 0]), Compression::Gzip);

@@ -384,5 +384,18 @@ mod tests {
         assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
         assert!(linux.seccomp().is_none());
         assert_eq!(spec.mounts().as_ref().map(|m| m.len()), Some(10));
+        // A volume on /etc goes below the container's /etc/hosts; one on /etc/hosts replaces it.
+        let user = vec![
+            json!({"destination": "/etc", "type": "bind", "source": "/v", "options": ["rbind"]}),
+            json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/r", "options": ["rbind"]}),
+        ];
+        let spec = build(&config, &host, &SpecInputs { mounts: user, ..inp }).expect("spec");
+        let dests: Vec<String> =
+            spec.mounts().iter().flatten().map(|m| m.destination().display().to_string()).collect();
+        let pos = |d: &str| dests.iter().position(|x| x == d).expect(d);
+        assert!(pos("/etc") < pos("/etc/hosts"), "{dests:?}");
+        assert_eq!(dests.iter().filter(|d| *d == "/etc/resolv.conf").count(), 1);
+        let resolv = spec.mounts().iter().flatten().find(|m| m.destination().ends_with("resolv.conf")).expect("r");
+        assert_eq!(resolv.source().as_deref(), Some(Path::new("/r")));
     }
 }
