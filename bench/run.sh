@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [N]        # N repetitions for latency medians (default 30)
 #
-# Measures: `run --rm img true` latency, `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS and PSS per
+# Measures: `run --rm img true` latency (--network none and the default bridge, and the difference: what network
+# set-up adds to a start), published-port throughput (1 GiB host -> container nc), `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS and PSS per
 # running container (the shim: Berth's berth-shim, Docker's containerd-shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
 # (apt-get install docker.io), on its own socket and data root. Prints medians and the Berth/Docker ratio.
 set -euo pipefail
@@ -30,6 +31,8 @@ cleanup() {
     [ -n "${BERTHD_PID:-}" ] && { DOCKER_HOST=unix://$B_SOCK "$BIN/berth" rm -f $(DOCKER_HOST=unix://$B_SOCK "$BIN/berth" ps -aq) >/dev/null 2>&1 || true; kill "$BERTHD_PID" 2>/dev/null || true; }
     [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=unix://$D_SOCK docker rm -f $(DOCKER_HOST=unix://$D_SOCK docker ps -aq) >/dev/null 2>&1 || true; kill "$DOCKERD_PID" 2>/dev/null || true; }
     wait 2>/dev/null || true
+    # The benchmark daemon's bridges, firewall table and namespace pins go with it.
+    [ -n "${BERTHD_PID:-}" ] && "$BIN/berthd" --data-root "$WORK/data" --exec-root "$RUN" --remove-networking || true
 }
 trap cleanup EXIT
 
@@ -62,6 +65,29 @@ for e in "${engines[@]}"; do
 
     R[$e,run]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm --network none busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
     R[$e,runnet]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+
+    # Published-port throughput: 1 GiB from the host through 127.0.0.1:PORT into busybox nc in the container.
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    cli "$e" run -d --name bench-nc -p "127.0.0.1:$port:5001" busybox sh -c 'nc -l -p 5001 >/dev/null' >/dev/null
+    R[$e,tput]=$(python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+for _ in range(100):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        break
+    except OSError:
+        time.sleep(0.05)
+chunk = bytes(1 << 20)
+t = time.monotonic()
+for _ in range(1024):
+    s.sendall(chunk)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print(int(1024 / (time.monotonic() - t)))
+PY
+)
+    cli "$e" rm -f bench-nc >/dev/null
 
     cli "$e" run -d --name bench-exec busybox sleep 600 >/dev/null
     R[$e,exec]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" exec bench-exec true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
@@ -98,6 +124,12 @@ row() { # label key unit
 printf "%-44s %12s %12s %8s\n" "metric" "berth" "docker" "ratio"
 row "run --rm --network none busybox true, median" run us
 row "run --rm busybox true (default net), median" runnet us
+for e in "${engines[@]}"; do
+    [[ "${R[$e,runnet]}" =~ ^[0-9.]+$ && "${R[$e,run]}" =~ ^[0-9.]+$ ]] && \
+        R[$e,netcost]=$(awk -v a="${R[$e,runnet]}" -v b="${R[$e,run]}" 'BEGIN {printf "%d", a-b}')
+done
+row "bridge set-up cost (default net - none)" netcost us
+row "published port 127.0.0.1 -> container, 1 GiB" tput MiB/s
 row "exec true, median" exec us
 row "50 x run -d, total" fifty ms
 row "daemon idle RSS (dockerd+containerd)" rss KiB

@@ -61,6 +61,31 @@ impl Berthd {
         d
     }
 
+    /// This daemon's address space, so parallel daemons (and parallel test binaries) never pick the same subnet:
+    /// a /22 of 10.128.0.0/9 per daemon, its first /24 for the default bridge, /26s for networks it creates.
+    fn net_args(&self) -> Vec<String> {
+        let n: u32 = self
+            .dir
+            .file_name()
+            .and_then(|f| f.to_str())
+            .and_then(|f| f.rsplit('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let block = (std::process::id() % 128) * 64 + n % 64;
+        let base = (10u32 << 24) | (128 << 16) | (block << 10);
+        let ip = |v: u32| std::net::Ipv4Addr::from(v).to_string();
+        vec![
+            "--bip".into(),
+            format!("{}/24", ip(base + 1)),
+            "--default-address-pool".into(),
+            format!("base={}/22,size=26", ip(base)),
+            // Containers' lookups of names that are not Berth's never leave the host: they go to the default
+            // bridge's gateway, where nothing answers DNS.
+            "--dns".into(),
+            ip(base + 1),
+        ]
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("berthd.log")).unwrap();
         let child = Command::new(bin("berthd"))
@@ -72,6 +97,7 @@ impl Berthd {
             .arg(self.dir.join("run"))
             .arg("--log-level")
             .arg("debug")
+            .args(self.net_args())
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -283,6 +309,14 @@ impl Drop for Berthd {
         for pid in processes_with(&self.dir.display().to_string()) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
+        // Bridges, firewall rules and network namespaces outlive berthd (as Docker's do): remove this daemon's.
+        let _ = Command::new(bin("berthd"))
+            .arg("--data-root")
+            .arg(self.dir.join("data"))
+            .arg("--exec-root")
+            .arg(self.dir.join("run"))
+            .arg("--remove-networking")
+            .output();
         for m in mounts_under(&self.dir).iter().rev() {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }

@@ -65,6 +65,9 @@ pub enum Error {
     /// 304: already started, already stopped.
     #[error("{0}")]
     NotModified(String),
+    /// 403: an operation the object does not allow (removing a predefined network, overlapping pools).
+    #[error("{0}")]
+    Forbidden(String),
     /// 401: registry credentials refused.
     #[error("{0}")]
     Unauthorized(String),
@@ -82,6 +85,7 @@ impl Error {
             Error::InvalidArgument(_) => 400,
             Error::NotModified(_) => 304,
             Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::Internal(_) => 500,
         }
     }

@@ -80,6 +80,9 @@ pub struct Record {
     /// Volumes, binds and tmpfs mounts (`-v`, `--mount`, `--volumes-from`, the image's `VOLUME`s).
     #[serde(default)]
     pub mounts: Vec<crate::mounts::MountPoint>,
+    /// Its networks (and, while it runs, its addresses and published ports).
+    #[serde(default)]
+    pub net: crate::networks::NetState,
 }
 
 /// Streams an attach client wants.
@@ -215,6 +218,7 @@ async fn write_doc(d: &Daemon, rec: &Record, removed: Option<Arc<AtomicBool>>, d
 pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let store = d.store.clone();
     let docs = tokio::task::spawn_blocking(move || store.list_docs(DOC_KIND)).await??;
+    let mut running = Vec::new();
     for doc in docs {
         let rec: Record = match serde_json::from_value(doc) {
             Ok(r) => r,
@@ -231,6 +235,7 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
             let bundle = bundle_dir(d, &rec.id);
             if UnixStream::connect(bundle.join(shim::SOCKET_FILE)).await.is_ok() {
                 tracing::info!("container {} is still running; monitoring it again", &rec.id[..12]);
+                running.push(rec.clone());
                 spawn_monitor(d.clone(), c);
             } else {
                 tracing::info!("container {} ended while berthd was down", &rec.id[..12]);
@@ -246,6 +251,7 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(bundle_dir(d, &rec.id));
         }
     }
+    crate::networks::restore(d, &running).await;
     Ok(())
 }
 
@@ -313,23 +319,44 @@ fn merge_config(user: &mut ContainerConfig, image: &Value) -> Result<(), Error> 
     Ok(())
 }
 
-/// What a network mode means for a container in this version of Berth.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetMode {
-    /// Own network namespace with loopback only (`none`, and — until bridge networking lands — the default).
-    Isolated,
-    Host,
+/// Docker's refusals of options that contradict the network mode.
+fn check_network_options(
+    body: &ContainerCreateBody,
+    host: &HostConfig,
+    mode: &crate::networks::Mode,
+) -> Result<(), Error> {
+    use crate::networks::Mode;
+    let publishes =
+        host.port_bindings.as_ref().is_some_and(|p| p.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty())))
+            || host.publish_all_ports.unwrap_or(false);
+    if let Mode::Container(_) = mode {
+        if body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
+            return Err(Error::InvalidArgument("conflicting options: hostname and the network mode".into()));
+        }
+        if host.dns.as_ref().is_some_and(|v| !v.is_empty()) || host.extra_hosts.as_ref().is_some_and(|v| !v.is_empty())
+        {
+            return Err(Error::InvalidArgument("conflicting options: dns and the network mode".into()));
+        }
+        if publishes || body.exposed_ports.as_ref().is_some_and(|e| !e.is_empty()) {
+            return Err(Error::InvalidArgument(
+                "conflicting options: port publishing and the container type network mode".into(),
+            ));
+        }
+    }
+    for key in host.port_bindings.iter().flat_map(|p| p.keys()) {
+        crate::networks::parse_port_key(key)?;
+    }
+    Ok(())
 }
 
-pub fn net_mode(mode: &str) -> Result<NetMode, Error> {
-    match mode {
-        "" | "default" | "bridge" | "none" => Ok(NetMode::Isolated),
-        "host" => Ok(NetMode::Host),
-        m if m.starts_with("container:") => {
-            Err(Error::InvalidArgument(format!("network mode {m:?} is not supported by berth yet")))
-        }
-        m => Err(Error::NotFound(format!("network {m} not found"))),
-    }
+/// Changes a container's list of networks (`network connect`/`disconnect`) and saves it.
+pub async fn set_endpoints(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    f: impl FnOnce(&mut Vec<crate::networks::Endpoint>),
+) -> Result<(), Error> {
+    let rec = c.update(|r| f(&mut r.net.endpoints));
+    write_doc(d, &rec, Some(c.removed.clone()), true).await
 }
 
 fn validate_env(env: &[String]) -> Result<(), Error> {
@@ -337,17 +364,6 @@ fn validate_env(env: &[String]) -> Result<(), Error> {
         if e.is_empty() || e.starts_with('=') || e.contains('\0') {
             return Err(Error::InvalidArgument(format!("invalid environment variable: {e:?}")));
         }
-    }
-    Ok(())
-}
-
-/// Refuses what this version cannot do yet, rather than silently ignoring it.
-fn refuse_unsupported(host: &HostConfig) -> Result<(), Error> {
-    let not_yet = |what: &str| Err(Error::InvalidArgument(format!("berth does not support {what} yet")));
-    if host.port_bindings.as_ref().is_some_and(|p| p.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty())))
-        || host.publish_all_ports.unwrap_or(false)
-    {
-        return not_yet("published ports (-p, -P)");
     }
     Ok(())
 }
@@ -384,18 +400,6 @@ fn default_host_config(mut host: HostConfig) -> HostConfig {
     host
 }
 
-fn host_files(dir: &Path, hostname: &str, mode: NetMode) -> std::io::Result<()> {
-    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    let hosts = match mode {
-        NetMode::Host => std::fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        NetMode::Isolated => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
-                               ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n"
-            .to_string(),
-    };
-    std::fs::write(dir.join("hosts"), hosts)?;
-    std::fs::write(dir.join("resolv.conf"), std::fs::read("/etc/resolv.conf").unwrap_or_default())
-}
-
 /// Creates a container. Returns its ID.
 pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreateBody) -> Result<String, Error> {
     let image_name = body
@@ -404,8 +408,11 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         .filter(|i| !i.is_empty())
         .ok_or_else(|| Error::InvalidArgument("config cannot be empty in order to create a container".into()))?;
     let host = default_host_config(body.host_config.clone().unwrap_or_default());
-    refuse_unsupported(&host)?;
-    let mode = net_mode(host.network_mode.as_deref().unwrap_or(""))?;
+    let network_mode = host.network_mode.clone().unwrap_or_default();
+    let mode = crate::networks::mode(&network_mode);
+    check_network_options(&body, &host, &mode)?;
+    let endpoint_configs = body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default();
+    let endpoints = crate::networks::endpoints_at_create(d, &network_mode, &endpoint_configs)?;
     let runtime = check_runtime(d, &host)?;
     // Until the container is in the table (where `rmi` sees it), the image cannot be removed.
     let _using_image = d.image_use.read().await;
@@ -432,7 +439,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
     }
     let id = crate::names::new_id()?;
     if config.hostname.as_deref().is_none_or(str::is_empty) {
-        config.hostname = Some(if mode == NetMode::Host {
+        config.hostname = Some(if mode == crate::networks::Mode::Host {
             nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
         } else {
             id[..12].to_string()
@@ -477,17 +484,19 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         runtime,
         lower_dirs: image.lower_dirs(),
         mounts: Vec::new(),
+        net: crate::networks::NetState { endpoints, ..Default::default() },
     };
     let dir = container_dir(d, &id);
     let hostname = rec.config.hostname.clone().unwrap_or_default();
-    let setup = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(dir.join("upper"))?;
-        std::fs::create_dir_all(dir.join("work"))?;
-        host_files(&dir, &hostname, mode)
+    let setup = (|| -> Result<(), Error> {
+        let io = |e: std::io::Error| Error::Internal(format!("create container directory: {e}"));
+        std::fs::create_dir_all(dir.join("upper")).map_err(io)?;
+        std::fs::create_dir_all(dir.join("work")).map_err(io)?;
+        crate::networks::write_files(d, &dir, &hostname, &[], &rec, None)
     })();
     if let Err(e) = setup {
         let _ = std::fs::remove_dir_all(&dir);
-        return Err(Error::Internal(format!("create container directory: {e}")));
+        return Err(e);
     }
     let mut rec = rec;
     let created_volumes = match crate::mounts::realize(d, planned, &rec.lower_dirs).await {
@@ -686,19 +695,36 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
     c.stopping.store(false, Ordering::SeqCst);
     let bundle = bundle_dir(d, &rec.id);
     let dir = container_dir(d, &rec.id);
-    let mode = net_mode(rec.host_config.network_mode.as_deref().unwrap_or(""))?;
+    let (net, sandbox) = match crate::networks::attach(d, &rec, &dir).await {
+        Ok(x) => x,
+        Err(e) => {
+            record_start_failure(d, c, &e).await;
+            return Err(e);
+        }
+    };
+    let mut config = rec.config.clone();
+    if let Some(h) = &sandbox.hostname {
+        config.hostname = Some(h.clone());
+    }
     let spec = crate::spec::build(
-        &rec.config,
+        &config,
         &rec.host_config,
         &crate::spec::SpecInputs {
             id: &rec.id,
             args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
-            container_dir: &dir,
-            host_network: mode == NetMode::Host,
+            container_dir: &sandbox.files_dir,
+            netns: sandbox.netns.as_deref(),
             cgroup_v2: berth_runtime::cgroups::is_unified(),
             mounts: crate::mounts::spec_mounts(&rec.mounts)?,
         },
-    )?;
+    );
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => {
+            crate::networks::release(d, &rec.id, &net).await;
+            return Err(e);
+        }
+    };
     let shim_cfg = ShimConfig {
         id: rec.id.clone(),
         runtime: rec.runtime.clone(),
@@ -721,9 +747,13 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         let _ = std::fs::remove_file(exit_path(d, &rec.id));
         Ok(())
     })();
-    write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
+    if let Err(e) = write {
+        crate::networks::release(d, &rec.id, &net).await;
+        return Err(Error::Internal(format!("write bundle {}: {e}", bundle.display())));
+    }
     if let Err(e) = crate::volumes::acquire(d, &rec.mounts).await {
         let _ = std::fs::remove_dir_all(&bundle);
+        crate::networks::release(d, &rec.id, &net).await;
         return Err(e);
     }
 
@@ -731,6 +761,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
+            crate::networks::release(d, &rec.id, &net).await;
             record_start_failure(d, c, &e).await;
             return Err(e);
         }
@@ -754,10 +785,12 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
     };
     if let Some(e) = failure {
         let _ = std::fs::remove_dir_all(&bundle);
+        crate::networks::release(d, &rec.id, &net).await;
         record_start_failure(d, c, &e).await;
         return Err(e);
     }
     let rec = c.update(|r| {
+        r.net = net;
         r.state = State {
             status: Status::Running,
             pid: i64::from(pid),
@@ -849,7 +882,21 @@ fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 /// Records an exit; applies `--rm` and the restart policy.
 async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
+    crate::networks::release(d, &c.id, &c.record().net).await;
     let rec = c.update(|r| {
+        r.net.ports.clear();
+        r.net.sandbox.clear();
+        for e in &mut r.net.endpoints {
+            let keep = crate::networks::Endpoint {
+                network: e.network.clone(),
+                network_id: e.network_id.clone(),
+                aliases: e.aliases.clone(),
+                requested_ip: e.requested_ip,
+                links: e.links.clone(),
+                ..Default::default()
+            };
+            *e = keep;
+        }
         r.state.status = Status::Exited;
         r.state.pid = 0;
         r.state.exit_code = i64::from(exit.exit_code);
@@ -1050,6 +1097,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<
     if let Ok(mut m) = d.containers.write() {
         m.remove(&c.id);
     }
+    crate::networks::release(d, &c.id, &c.record().net).await;
     let dirs = [container_dir(d, &c.id), bundle_dir(d, &c.id)];
     let (id, runtime, state_root) = (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"));
     let _ = tokio::task::spawn_blocking(move || {
@@ -1094,6 +1142,7 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
         let _ = write_doc(d, &rec, Some(c.removed.clone()), true).await;
         return Err(e);
     }
+    crate::networks::renamed(d, &c.id, new_name);
     Ok(())
 }
 
@@ -1156,37 +1205,6 @@ pub fn status_text(rec: &Record, now: SystemTime) -> String {
     }
 }
 
-fn network_settings(rec: &Record) -> Value {
-    let mode = rec.host_config.network_mode.clone().unwrap_or_default();
-    let net_name = if mode == "host" { "host" } else { "none" };
-    json!({
-        "Bridge": "",
-        "SandboxID": "",
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {},
-        "SandboxKey": if rec.state.pid > 0 { format!("/proc/{}/ns/net", rec.state.pid) } else { String::new() },
-        "SecondaryIPAddresses": null,
-        "SecondaryIPv6Addresses": null,
-        "EndpointID": "",
-        "Gateway": "",
-        "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0,
-        "IPAddress": "",
-        "IPPrefixLen": 0,
-        "IPv6Gateway": "",
-        "MacAddress": "",
-        "Networks": {
-            net_name: {
-                "IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": "", "EndpointID": "",
-                "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null
-            }
-        }
-    })
-}
-
 /// `GET /containers/{id}/json`.
 pub fn inspect(d: &Daemon, c: &Container) -> Value {
     let rec = c.record();
@@ -1242,12 +1260,12 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
         },
         "Mounts": crate::mounts::view(&rec.mounts),
         "Config": rec.config,
-        "NetworkSettings": network_settings(&rec),
+        "NetworkSettings": crate::networks::settings(d, &rec),
     })
 }
 
 /// One entry of `GET /containers/json`.
-pub fn summary(rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value {
+pub fn summary(d: &Daemon, rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value {
     let command =
         std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
     let mut v = json!({
@@ -1257,12 +1275,12 @@ pub fn summary(rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value
         "ImageID": rec.image_id,
         "Command": command,
         "Created": berth_api::time::parse(&rec.created).map(berth_api::time::unix).unwrap_or(0),
-        "Ports": [],
+        "Ports": crate::networks::list_ports(rec),
         "Labels": rec.config.labels.clone().unwrap_or_default(),
         "State": rec.state.status.as_str(),
         "Status": status_text(rec, now),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
-        "NetworkSettings": {"Networks": network_settings(rec)["Networks"].clone()},
+        "NetworkSettings": {"Networks": crate::networks::settings(d, rec)["Networks"].clone()},
         "Mounts": crate::mounts::view(&rec.mounts),
     });
     if let Some((rw, root)) = size {

@@ -18,6 +18,7 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub runtime: String,
     pub shim: PathBuf,
+    pub network: crate::networks::NetConfig,
 }
 
 /// The daemon.
@@ -30,6 +31,7 @@ pub struct Daemon {
     /// never deletes layers that a container being created is about to use.
     pub image_use: tokio::sync::RwLock<()>,
     pub volumes: crate::volumes::Volumes,
+    pub networks: crate::networks::Networks,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -67,7 +69,9 @@ impl Daemon {
             .await
             .context("open store")?
             .with_context(|| format!("open the store in {}", config.data_root.display()))?;
+        let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
         let daemon = Arc::new(Daemon {
+            networks,
             volumes: crate::volumes::Volumes::new(&config.data_root),
             config,
             store: Arc::new(store),
@@ -75,6 +79,7 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         });
+        crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
         crate::volumes::reconcile(&daemon).await?;
         Ok(daemon)

@@ -14,6 +14,7 @@ mod hijack;
 mod logs;
 mod mounts;
 mod names;
+mod networks;
 mod routes;
 mod server;
 mod spec;
@@ -46,6 +47,60 @@ struct Args {
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
+    /// The Linux bridge of the default `bridge` network (default: `berth0`; another data root gets its own name).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// The default bridge's address and subnet, e.g. `10.99.0.1/24` (default: the first free Docker default pool).
+    #[arg(long)]
+    bip: Option<String>,
+    /// Where networks get subnets when none is given, as `base=10.10.0.0/16,size=24` (repeatable; default:
+    /// Docker's 172.17-31.0.0/16 and 192.168.0.0/16 in /20s).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
+    /// Name servers for containers that set none (repeatable; default: the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<std::net::Ipv4Addr>,
+    /// Remove this data root's bridges, firewall rules and network namespaces from the host, then exit (for
+    /// uninstalling and tests; its containers must not be running).
+    #[arg(long)]
+    remove_networking: bool,
+}
+
+/// The networking configuration: names derived from the data root, so that several daemons never share a bridge or
+/// a firewall table.
+fn net_config(args: &Args) -> Result<networks::NetConfig> {
+    let default_root = args.data_root == std::path::Path::new("/var/lib/berth");
+    let tag = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        args.data_root.hash(&mut h);
+        format!("{:08x}", h.finish() as u32)
+    };
+    let bridge = match &args.bridge {
+        Some(b) => b.clone(),
+        None if default_root => "berth0".into(),
+        None => format!("bb{tag}"),
+    };
+    let bip = match &args.bip {
+        Some(s) => {
+            let (ip, prefix) = s.split_once('/').with_context(|| format!("--bip {s:?}: want address/prefix"))?;
+            Some((
+                ip.parse().with_context(|| format!("--bip {s:?}"))?,
+                prefix.parse().with_context(|| format!("--bip {s:?}"))?,
+            ))
+        }
+        None => None,
+    };
+    let mut pools = Vec::new();
+    for p in &args.default_address_pool {
+        pools
+            .push(berth_network::ipam::AddressPool::parse(p).with_context(|| format!("--default-address-pool {p:?}"))?);
+    }
+    if pools.is_empty() {
+        pools = berth_network::ipam::AddressPool::docker_defaults();
+    }
+    let table = if default_root { "berth".to_string() } else { format!("berth_{tag}") };
+    Ok(networks::NetConfig { bridge, bip, pools, table, dns: args.dns.clone() })
 }
 
 fn main() -> Result<()> {
@@ -56,10 +111,16 @@ fn main() -> Result<()> {
         .strip_prefix("unix://")
         .map(PathBuf::from)
         .with_context(|| format!("unsupported --host {:?}: only unix:// sockets are served", args.host))?;
+    let network = net_config(&args)?;
     let shim = match args.shim {
         Some(p) => p,
         None => default_shim()?,
     };
+    if args.remove_networking {
+        let store = berth_store::Store::open(&args.data_root)
+            .with_context(|| format!("open the store in {}", args.data_root.display()))?;
+        return networks::remove_everything(&store, &network.table, &args.exec_root.join("netns"));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
     rt.block_on(async move {
         let daemon = daemon::Daemon::open(daemon::Config {
@@ -67,6 +128,7 @@ fn main() -> Result<()> {
             exec_root: args.exec_root,
             runtime: args.runtime,
             shim,
+            network,
         })
         .await?;
         server::serve(daemon, &socket).await

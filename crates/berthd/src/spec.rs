@@ -177,8 +177,8 @@ pub struct SpecInputs<'a> {
     pub args: Vec<String>,
     /// Directory with the container's `hostname`, `hosts`, `resolv.conf`.
     pub container_dir: &'a Path,
-    /// Whether the host's network namespace is shared (`--network host`).
-    pub host_network: bool,
+    /// The network namespace to join; `None`: the host's (`--network host`).
+    pub netns: Option<&'a Path>,
     /// Whether this host uses cgroup v2.
     pub cgroup_v2: bool,
     /// The container's volumes, binds and `--mount` tmpfs mounts, as OCI mounts in mounting order.
@@ -195,7 +195,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
     let hostname = config.hostname.clone().unwrap_or_default();
-    if !inp.host_network {
+    if inp.netns.is_some() {
         env.insert(1.min(env.len()), format!("HOSTNAME={hostname}"));
     }
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
@@ -254,8 +254,8 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     mounts[sorted_from..].sort_by_key(|m| m["destination"].as_str().map(|d| d.matches('/').count()).unwrap_or(0));
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
-    if !inp.host_network {
-        namespaces.push(json!({"type": "network"}));
+    if let Some(ns) = inp.netns {
+        namespaces.push(json!({"type": "network", "path": ns}));
     }
     if inp.cgroup_v2 {
         namespaces.push(json!({"type": "cgroup"}));
@@ -369,7 +369,7 @@ mod tests {
             id: "abc",
             args: vec!["sh".into()],
             container_dir: Path::new("/c"),
-            host_network: false,
+            netns: Some(Path::new("/run/berth/netns/abc")),
             cgroup_v2: false,
             mounts: Vec::new(),
         };

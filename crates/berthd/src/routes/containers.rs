@@ -57,7 +57,10 @@ fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error
                     || rec.image_id == *v
                     || rec.image_id.trim_start_matches("sha256:").starts_with(v.as_str())
             }),
-            "network" => values.iter().any(|v| rec.host_config.network_mode.as_deref() == Some(v.as_str())),
+            "network" => values.iter().any(|v| {
+                rec.host_config.network_mode.as_deref() == Some(v.as_str())
+                    || rec.net.endpoints.iter().any(|e| e.network == *v || e.network_id.starts_with(v.as_str()))
+            }),
             "volume" => values.iter().any(|v| rec.mounts.iter().any(|m| m.name == *v || m.destination == *v)),
             other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'"))),
         };
@@ -87,7 +90,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
             continue;
         }
         let sz = size.then(|| containers::sizes(&d, &r));
-        out.push(containers::summary(&r, now, sz));
+        out.push(containers::summary(&d, &r, now, sz));
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }

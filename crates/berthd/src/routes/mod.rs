@@ -5,6 +5,7 @@ mod archive;
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 mod volumes;
 
@@ -59,6 +60,12 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/{*name}", get(images::by_name).post(images::by_name_post).delete(images::remove))
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/session", head(system::no_session).post(system::no_session))
         .fallback(system::not_found)
         .with_state(d)

@@ -1,0 +1,413 @@
+//! The embedded DNS server of user-defined networks. It listens on each such network's gateway address (UDP and TCP
+//! port 53; containers get it as their `nameserver`), answers for the names of the containers that share a network
+//! with the asker — container name, short ID, aliases — and relays every other query to the host's resolvers (or
+//! the container's `--dns` servers).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use simple_dns::rdata::{A, PTR, RData};
+use simple_dns::{CLASS, Name, Packet, PacketFlag, QTYPE, RCODE, ResourceRecord, TYPE};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+use crate::Error;
+
+const TTL: u32 = 600;
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// One container's presence on one network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub network: String,
+    /// The network's name (for `name.network` lookups).
+    pub network_name: String,
+    pub container: String,
+    pub ip: Ipv4Addr,
+    /// Names it answers to on this network, first the canonical one (used for reverse lookups).
+    pub names: Vec<String>,
+    /// The container's own `--dns` servers (queries it asks that are not for containers go there).
+    pub upstream: Vec<Ipv4Addr>,
+}
+
+/// The names of every network, replaced as containers come and go.
+#[derive(Debug, Default)]
+pub struct Table {
+    entries: Vec<Entry>,
+    /// Gateway address → network ID, for queries from addresses that are not containers.
+    gateways: HashMap<Ipv4Addr, String>,
+}
+
+/// What a lookup found.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Addresses(Vec<Ipv4Addr>),
+    Name(String),
+    /// Not a container name: ask upstream.
+    Forward(Vec<Ipv4Addr>),
+}
+
+impl Table {
+    /// The networks a query may see: those of the container asking, else the one whose gateway it reached.
+    fn scope(&self, server: Ipv4Addr, client: Ipv4Addr) -> (Vec<&str>, Vec<Ipv4Addr>) {
+        let asker: Vec<&Entry> = self.entries.iter().filter(|e| e.ip == client).collect();
+        if let Some(first) = asker.first() {
+            let nets = self.entries.iter().filter(|e| e.container == first.container).map(|e| e.network.as_str());
+            return (nets.collect(), first.upstream.clone());
+        }
+        (self.gateways.get(&server).map(|n| vec![n.as_str()]).unwrap_or_default(), Vec::new())
+    }
+
+    fn lookup(&self, server: Ipv4Addr, client: Ipv4Addr, qname: &str, qtype: QTYPE) -> Answer {
+        let (nets, upstream) = self.scope(server, client);
+        let name = qname.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(ip) = reverse_name(&name) {
+            if let Some(e) = self.entries.iter().find(|e| e.ip == ip && nets.contains(&e.network.as_str())) {
+                return Answer::Name(e.names.first().cloned().unwrap_or_default());
+            }
+            return Answer::Forward(upstream);
+        }
+        let mut ips = Vec::new();
+        for e in self.entries.iter().filter(|e| nets.contains(&e.network.as_str())) {
+            let hit = e.names.iter().any(|n| {
+                let n = n.to_ascii_lowercase();
+                name == n || name == format!("{n}.{}", e.network_name.to_ascii_lowercase())
+            });
+            if hit && !ips.contains(&e.ip) {
+                ips.push(e.ip);
+            }
+        }
+        if ips.is_empty() {
+            return Answer::Forward(upstream);
+        }
+        match qtype {
+            QTYPE::TYPE(TYPE::A) | QTYPE::ANY => Answer::Addresses(ips),
+            // A known name has no other records (AAAA, MX, …): an empty answer, not NXDOMAIN.
+            _ => Answer::Addresses(Vec::new()),
+        }
+    }
+}
+
+fn reverse_name(name: &str) -> Option<Ipv4Addr> {
+    let rest = name.strip_suffix(".in-addr.arpa")?;
+    let mut o: Vec<u8> = rest.split('.').map(|p| p.parse::<u8>().ok()).collect::<Option<_>>()?;
+    if o.len() != 4 {
+        return None;
+    }
+    o.reverse();
+    Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+}
+
+/// The DNS service: the name table and one listener pair per network gateway.
+#[derive(Clone, Default)]
+pub struct Dns {
+    table: Arc<RwLock<Table>>,
+    listeners: Arc<std::sync::Mutex<HashMap<Ipv4Addr, Vec<JoinHandle<()>>>>>,
+}
+
+impl Dns {
+    pub fn new() -> Dns {
+        Dns::default()
+    }
+
+    /// Replaces the names (called after every change of containers on networks).
+    pub fn set_entries(&self, entries: Vec<Entry>) {
+        if let Ok(mut t) = self.table.write() {
+            t.entries = entries;
+        }
+    }
+
+    /// Serves network `network` on `gateway:53` (UDP and TCP). Must run inside a tokio runtime.
+    pub fn listen(&self, network: &str, gateway: Ipv4Addr) -> Result<(), Error> {
+        if let Ok(mut t) = self.table.write() {
+            t.gateways.insert(gateway, network.to_string());
+        }
+        let mut ls = self.listeners.lock().map_err(|_| Error::Netlink("dns lock poisoned".into()))?;
+        if ls.contains_key(&gateway) {
+            return Ok(());
+        }
+        let addr = SocketAddr::V4(SocketAddrV4::new(gateway, 53));
+        let udp = bind_udp(addr)?;
+        let tcp = bind_tcp(addr)?;
+        let (t1, t2) = (self.table.clone(), self.table.clone());
+        let u = tokio::spawn(serve_udp(udp, gateway, t1));
+        let t = tokio::spawn(serve_tcp(tcp, gateway, t2));
+        ls.insert(gateway, vec![u, t]);
+        Ok(())
+    }
+
+    /// Stops serving a gateway (its network was removed).
+    pub fn stop(&self, gateway: Ipv4Addr) {
+        if let Ok(mut t) = self.table.write() {
+            t.gateways.remove(&gateway);
+        }
+        if let Ok(mut ls) = self.listeners.lock()
+            && let Some(tasks) = ls.remove(&gateway)
+        {
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
+}
+
+fn sock2(addr: SocketAddr, ty: socket2::Type) -> Result<socket2::Socket, Error> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, ty, None)
+        .map_err(|e| Error::Os(format!("dns socket {addr}"), e))?;
+    s.set_reuse_address(true).map_err(|e| Error::Os("SO_REUSEADDR".into(), e))?;
+    // The gateway address may still be on its way onto the bridge.
+    s.set_freebind_v4(true).map_err(|e| Error::Os("IP_FREEBIND".into(), e))?;
+    s.set_nonblocking(true).map_err(|e| Error::Os("O_NONBLOCK".into(), e))?;
+    s.bind(&addr.into()).map_err(|e| Error::Os(format!("bind the DNS server to {addr}"), e))?;
+    Ok(s)
+}
+
+fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, Error> {
+    let s = sock2(addr, socket2::Type::DGRAM)?;
+    UdpSocket::from_std(s.into()).map_err(|e| Error::Os("dns udp".into(), e))
+}
+
+fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
+    let s = sock2(addr, socket2::Type::STREAM)?;
+    s.listen(128).map_err(|e| Error::Os(format!("listen on {addr}"), e))?;
+    TcpListener::from_std(s.into()).map_err(|e| Error::Os("dns tcp".into(), e))
+}
+
+async fn serve_udp(sock: UdpSocket, server: Ipv4Addr, table: Arc<RwLock<Table>>) {
+    let sock = Arc::new(sock);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
+        let query = buf[..n].to_vec();
+        let (sock, table) = (sock.clone(), table.clone());
+        tokio::spawn(async move {
+            if let Some(reply) = respond(&table, server, peer, &query, false).await {
+                let _ = sock.send_to(&reply, peer).await;
+            }
+        });
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, server: Ipv4Addr, table: Arc<RwLock<Table>>) {
+    loop {
+        let Ok((mut conn, peer)) = listener.accept().await else { continue };
+        let table = table.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok(len) = conn.read_u16().await else { return };
+                let mut query = vec![0u8; usize::from(len)];
+                if conn.read_exact(&mut query).await.is_err() {
+                    return;
+                }
+                let Some(reply) = respond(&table, server, peer, &query, true).await else { return };
+                let Ok(rlen) = u16::try_from(reply.len()) else { return };
+                if conn.write_u16(rlen).await.is_err() || conn.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+/// Answers one query (wire format in, wire format out).
+async fn respond(
+    table: &RwLock<Table>,
+    server: Ipv4Addr,
+    peer: SocketAddr,
+    query: &[u8],
+    tcp: bool,
+) -> Option<Vec<u8>> {
+    let packet = Packet::parse(query).ok()?;
+    let q = packet.questions.first()?;
+    let client = match peer.ip() {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    };
+    let answer = {
+        let t = table.read().ok()?;
+        t.lookup(server, client, &q.qname.to_string(), q.qtype)
+    };
+    let mut reply = Packet::new_reply(packet.id());
+    reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
+    if packet.has_flags(PacketFlag::RECURSION_DESIRED) {
+        reply.set_flags(PacketFlag::RECURSION_DESIRED);
+    }
+    reply.questions.push(q.clone());
+    match answer {
+        Answer::Addresses(ips) => {
+            for ip in ips {
+                reply.answers.push(ResourceRecord::new(
+                    q.qname.clone(),
+                    CLASS::IN,
+                    TTL,
+                    RData::A(A { address: u32::from(ip) }),
+                ));
+            }
+        }
+        Answer::Name(n) => {
+            let target = Name::new(&n).ok()?.into_owned();
+            reply.answers.push(ResourceRecord::new(q.qname.clone(), CLASS::IN, TTL, RData::PTR(PTR(target))));
+        }
+        Answer::Forward(upstream) => {
+            let servers = if upstream.is_empty() { host_resolvers() } else { upstream };
+            for s in servers {
+                if let Some(r) = forward(SocketAddr::V4(SocketAddrV4::new(s, 53)), query, tcp).await {
+                    return Some(r);
+                }
+            }
+            *reply.rcode_mut() = RCODE::ServerFailure;
+        }
+    }
+    reply.build_bytes_vec().ok()
+}
+
+async fn forward(server: SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
+    let work = async {
+        if tcp {
+            let mut c = tokio::net::TcpStream::connect(server).await.ok()?;
+            c.write_u16(u16::try_from(query.len()).ok()?).await.ok()?;
+            c.write_all(query).await.ok()?;
+            let len = c.read_u16().await.ok()?;
+            let mut r = vec![0u8; usize::from(len)];
+            c.read_exact(&mut r).await.ok()?;
+            Some(r)
+        } else {
+            let s = UdpSocket::bind("0.0.0.0:0").await.ok()?;
+            // Connected, so that an unreachable server is an immediate error rather than a timeout.
+            s.connect(server).await.ok()?;
+            s.send(query).await.ok()?;
+            let mut r = vec![0u8; 4096];
+            let n = s.recv(&mut r).await.ok()?;
+            r.truncate(n);
+            Some(r)
+        }
+    };
+    tokio::time::timeout(UPSTREAM_TIMEOUT, work).await.ok().flatten()
+}
+
+/// The host's IPv4 name servers (`/etc/resolv.conf`).
+pub fn host_resolvers() -> Vec<Ipv4Addr> {
+    parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()).nameservers
+}
+
+/// The parts of a resolv.conf that matter to containers.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ResolvConf {
+    pub nameservers: Vec<Ipv4Addr>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
+}
+
+pub fn parse_resolv_conf(text: &str) -> ResolvConf {
+    let mut r = ResolvConf::default();
+    for line in text.lines() {
+        let mut f = line.split_whitespace();
+        match f.next() {
+            Some("nameserver") => {
+                if let Some(Ok(ip)) = f.next().map(str::parse::<Ipv4Addr>) {
+                    r.nameservers.push(ip);
+                }
+            }
+            Some("search") | Some("domain") => r.search = f.map(str::to_string).collect(),
+            Some("options") => r.options.extend(f.map(str::to_string)),
+            _ => {}
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(net: &str, c: &str, ip: [u8; 4], names: &[&str]) -> Entry {
+        Entry {
+            network: net.into(),
+            network_name: format!("{net}-name"),
+            container: c.into(),
+            ip: ip.into(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            upstream: Vec::new(),
+        }
+    }
+
+    fn table() -> Table {
+        let mut t = Table::default();
+        t.entries = vec![
+            entry("n1", "web", [10, 1, 0, 2], &["web", "abcdef123456", "frontend"]),
+            entry("n1", "db", [10, 1, 0, 3], &["db"]),
+            entry("n2", "db", [10, 2, 0, 2], &["db", "database"]),
+            entry("n2", "other", [10, 2, 0, 3], &["other"]),
+        ];
+        t.gateways.insert([10, 1, 0, 1].into(), "n1".into());
+        t.gateways.insert([10, 2, 0, 1].into(), "n2".into());
+        t
+    }
+
+    const A_Q: QTYPE = QTYPE::TYPE(TYPE::A);
+
+    #[test]
+    fn names_resolve_within_shared_networks_only() {
+        let t = table();
+        let gw1: Ipv4Addr = [10, 1, 0, 1].into();
+        let web: Ipv4Addr = [10, 1, 0, 2].into();
+        assert_eq!(t.lookup(gw1, web, "db.", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
+        assert_eq!(t.lookup(gw1, web, "FRONTEND", A_Q), Answer::Addresses(vec![web]));
+        assert_eq!(t.lookup(gw1, web, "abcdef123456", A_Q), Answer::Addresses(vec![web]));
+        assert_eq!(t.lookup(gw1, web, "db.n1-name", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
+        // `other` is on n2 only: web must not see it.
+        assert_eq!(t.lookup(gw1, web, "other", A_Q), Answer::Forward(vec![]));
+        // db is on both networks and sees both.
+        let db: Ipv4Addr = [10, 1, 0, 3].into();
+        assert_eq!(t.lookup(gw1, db, "other", A_Q), Answer::Addresses(vec![[10, 2, 0, 3].into()]));
+        assert_eq!(t.lookup(gw1, db, "database", A_Q), Answer::Addresses(vec![[10, 2, 0, 2].into()]));
+        // Known names have no AAAA records.
+        assert_eq!(t.lookup(gw1, web, "db", QTYPE::TYPE(TYPE::AAAA)), Answer::Addresses(vec![]));
+        // The host asking through a gateway sees that network.
+        assert_eq!(t.lookup(gw1, Ipv4Addr::LOCALHOST, "web", A_Q), Answer::Addresses(vec![web]));
+    }
+
+    #[test]
+    fn reverse_lookups() {
+        let t = table();
+        let gw1: Ipv4Addr = [10, 1, 0, 1].into();
+        let web: Ipv4Addr = [10, 1, 0, 2].into();
+        assert_eq!(t.lookup(gw1, web, "3.0.1.10.in-addr.arpa.", QTYPE::TYPE(TYPE::PTR)), Answer::Name("db".into()));
+        assert_eq!(t.lookup(gw1, web, "3.0.2.10.in-addr.arpa", QTYPE::TYPE(TYPE::PTR)), Answer::Forward(vec![]));
+    }
+
+    #[test]
+    fn resolv_conf() {
+        let r = parse_resolv_conf(
+            "# x\nnameserver 10.0.0.1\nnameserver ::1\nsearch a.example b.example\noptions ndots:2\n",
+        );
+        assert_eq!(r.nameservers, vec![Ipv4Addr::new(10, 0, 0, 1)]);
+        assert_eq!(r.search, vec!["a.example", "b.example"]);
+        assert_eq!(r.options, vec!["ndots:2"]);
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_wire() {
+        let table = RwLock::new(table());
+        let mut q = Packet::new_query(7);
+        q.set_flags(PacketFlag::RECURSION_DESIRED);
+        q.questions.push(simple_dns::Question::new(
+            Name::new("db").expect("name"),
+            A_Q,
+            simple_dns::QCLASS::CLASS(CLASS::IN),
+            false,
+        ));
+        let wire = q.build_bytes_vec().expect("wire");
+        let peer = SocketAddr::V4(SocketAddrV4::new([10, 1, 0, 2].into(), 5353));
+        let r = respond(&table, [10, 1, 0, 1].into(), peer, &wire, false).await.expect("reply");
+        let p = Packet::parse(&r).expect("parse");
+        assert_eq!(p.id(), 7);
+        assert_eq!(p.answers.len(), 1);
+        assert!(
+            matches!(p.answers[0].rdata, RData::A(A { address }) if address == u32::from(Ipv4Addr::new(10, 1, 0, 3)))
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! Network namespaces kept alive by a bind mount (`<exec-root>/netns/<container id>`, like `ip netns add`), and the
+//! interfaces inside them. Each operation runs on a short-lived thread of its own: `unshare`/`setns` change the
+//! calling thread's namespace, which must never happen to a thread of the async runtime.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+
+use crate::Error;
+use crate::netlink::Netlink;
+
+/// One interface to create in a container's namespace.
+#[derive(Debug, Clone)]
+pub struct Interface {
+    /// The host end's name (`vb…`), enslaved to `bridge`.
+    pub host_name: String,
+    pub bridge: String,
+    /// The name inside (`eth0`, `eth1`, …).
+    pub name: String,
+    pub ip: Ipv4Addr,
+    pub prefix: u8,
+    pub mac: [u8; 6],
+    /// The default route goes through this gateway (only on one interface).
+    pub default_gateway: Option<Ipv4Addr>,
+    pub mtu: Option<u32>,
+}
+
+fn os(what: impl Into<String>) -> impl FnOnce(nix::Error) -> Error {
+    let what = what.into();
+    move |e| Error::Os(what, std::io::Error::from(e))
+}
+
+/// Runs `f` on a new thread (which may change its namespaces) and returns its result.
+fn on_own_thread<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    std::thread::Builder::new()
+        .name("berth-netns".into())
+        .spawn(f)
+        .map_err(|e| Error::Os("spawn a thread".into(), e))?
+        .join()
+        .map_err(|_| Error::Netlink("network namespace thread panicked".into()))?
+}
+
+/// Creates a network namespace pinned at `path` with loopback up and `ifaces` configured. On failure nothing is
+/// left: the namespace (and with it every interface created inside) is released.
+pub fn create(path: &Path, ifaces: Vec<Interface>) -> Result<(), Error> {
+    let path = path.to_path_buf();
+    on_own_thread(move || {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Os(format!("create {}", dir.display()), e))?;
+        }
+        release_pin(&path);
+        // The host's netlink socket, opened before the thread leaves the host's namespace.
+        let mut host = Netlink::open()?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWNET).map_err(os("unshare the network namespace"))?;
+        File::create(&path).map_err(|e| Error::Os(format!("create {}", path.display()), e))?;
+        let pinned =
+            nix::mount::mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+        if let Err(e) = pinned {
+            let _ = std::fs::remove_file(&path);
+            return Err(os(format!("pin the network namespace at {}", path.display()))(e));
+        }
+        let r = configure(&mut host, &ifaces, true);
+        if r.is_err() {
+            for i in &ifaces {
+                let _ = host.delete_link_named(&i.host_name);
+            }
+            release_pin(&path);
+        }
+        r
+    })
+}
+
+/// Adds interfaces to an existing namespace (`network connect` on a running container).
+pub fn add(path: &Path, ifaces: Vec<Interface>) -> Result<(), Error> {
+    let path = path.to_path_buf();
+    on_own_thread(move || {
+        let mut host = Netlink::open()?;
+        let ns = File::open(&path).map_err(|e| Error::Os(format!("open {}", path.display()), e))?;
+        nix::sched::setns(&ns, CloneFlags::CLONE_NEWNET).map_err(os("join the network namespace"))?;
+        let r = configure(&mut host, &ifaces, false);
+        if r.is_err() {
+            for i in &ifaces {
+                let _ = host.delete_link_named(&i.host_name);
+            }
+        }
+        r
+    })
+}
+
+/// In the thread that is in the container's namespace: creates the veths from the host side (peer straight into
+/// this namespace) and sets addresses and routes from the inside.
+fn configure(host: &mut Netlink, ifaces: &[Interface], new_ns: bool) -> Result<(), Error> {
+    let mut inner = Netlink::open()?;
+    if new_ns {
+        // Loopback is always index 1 in a new namespace.
+        inner.set_up(1)?;
+    }
+    if ifaces.is_empty() {
+        return Ok(());
+    }
+    let me = File::open("/proc/thread-self/ns/net").map_err(|e| Error::Os("open own network namespace".into(), e))?;
+    for i in ifaces {
+        let bridge =
+            host.link_index(&i.bridge)?.ok_or_else(|| Error::Netlink(format!("bridge {} does not exist", i.bridge)))?;
+        host.create_veth(&i.host_name, bridge, &i.name, me.as_raw_fd(), i.mac, i.mtu)?;
+        let idx = inner
+            .link_index(&i.name)?
+            .ok_or_else(|| Error::Netlink(format!("{} did not appear in the container", i.name)))?;
+        inner.add_address(idx, i.ip, i.prefix)?;
+        inner.set_up(idx)?;
+        if let Some(gw) = i.default_gateway {
+            inner.add_default_route(idx, gw)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes interfaces from a namespace by their host ends (`network disconnect`); deleting one end of a veth pair
+/// deletes both.
+pub fn remove_interfaces(host_names: &[String]) -> Result<(), Error> {
+    let mut host = Netlink::open()?;
+    for n in host_names {
+        host.delete_link_named(n)?;
+    }
+    Ok(())
+}
+
+fn release_pin(path: &Path) {
+    let _ = nix::mount::umount2(path, MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_file(path);
+}
+
+/// Deletes a container's namespace: its veths first (so the host ends vanish now, not when the kernel gets round to
+/// destroying the namespace), then the pin. Safe to call for a namespace that is gone.
+pub fn destroy(path: &Path, host_names: &[String]) -> Result<(), Error> {
+    let r = remove_interfaces(host_names);
+    release_pin(path);
+    r
+}
+
+/// Makes `dir` (where the pins live) a mount point of its own with shared propagation, as `ip netns` does with
+/// `/run/netns`: a process that copied the mount table (a shim's private mount namespace, made a slave of the
+/// host's) then sees a pin disappear when berthd removes it, instead of keeping the namespace alive.
+pub fn prepare_dir(dir: &Path) -> Result<(), Error> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::Os(format!("create {}", dir.display()), e))?;
+    let canon = dir.canonicalize().map_err(|e| Error::Os(format!("resolve {}", dir.display()), e))?;
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let is_mount = info.lines().any(|l| l.split(' ').nth(4) == Some(canon.to_string_lossy().as_ref()));
+    if !is_mount {
+        nix::mount::mount(Some(&canon), &canon, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(os(format!("bind {} onto itself", canon.display())))?;
+    }
+    nix::mount::mount(None::<&str>, &canon, None::<&str>, MsFlags::MS_SHARED, None::<&str>)
+        .map_err(os(format!("make {} shared", canon.display())))
+}
+
+/// The pinned namespaces under `dir` (file name = container ID).
+pub fn pinned(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As root: a bridge, a pinned namespace with a veth on it, addresses and routes inside; then all gone.
+    #[test]
+    fn pinned_namespace_with_a_veth() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let tag = std::process::id() % 100_000;
+        let bridge = format!("btst{tag}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare_dir(dir.path()).expect("prepare");
+        let mut nl = Netlink::open().expect("netlink");
+        let br = nl.ensure_bridge(&bridge).expect("bridge");
+        nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address");
+        nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address again is fine");
+        assert_eq!(nl.addresses(br).expect("addrs"), vec![(Ipv4Addr::new(10, 213, 7, 1), 24)]);
+        let ns = dir.path().join("c1");
+        let iface = Interface {
+            host_name: format!("vbt{tag}"),
+            bridge: bridge.clone(),
+            name: "eth0".into(),
+            ip: Ipv4Addr::new(10, 213, 7, 2),
+            prefix: 24,
+            mac: crate::ipam::mac_for(Ipv4Addr::new(10, 213, 7, 2)),
+            default_gateway: Some(Ipv4Addr::new(10, 213, 7, 1)),
+            mtu: None,
+        };
+        let r = create(&ns, vec![iface.clone()]);
+        let inside = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["ip", "-o", "-4", "addr"])
+            .output();
+        let route =
+            std::process::Command::new("nsenter").arg(format!("--net={}", ns.display())).args(["ip", "route"]).output();
+        let host_end = nl.link_index(&iface.host_name).expect("lookup");
+        // Creating it again fails (the host end exists) and must not destroy the first.
+        let again = create(&dir.path().join("c2"), vec![iface.clone()]);
+        let destroyed = destroy(&ns, &[iface.host_name.clone()]);
+        let gone = nl.link_index(&iface.host_name).expect("lookup");
+        let _ = nl.delete_link(br);
+        let _ = nix::mount::umount2(dir.path(), MntFlags::MNT_DETACH);
+        r.expect("create");
+        destroyed.expect("destroy");
+        assert!(again.is_err());
+        let inside = String::from_utf8_lossy(&inside.expect("nsenter").stdout).to_string();
+        assert!(inside.contains("lo") && inside.contains("10.213.7.2/24") && inside.contains("eth0"), "{inside}");
+        let route = String::from_utf8_lossy(&route.expect("nsenter").stdout).to_string();
+        assert!(route.contains("default via 10.213.7.1 dev eth0"), "{route}");
+        assert!(host_end.is_some());
+        assert!(gone.is_none(), "the veth is gone with the namespace");
+        assert!(!ns.exists() && !dir.path().join("c2").exists());
+    }
+}

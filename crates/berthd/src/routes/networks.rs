@@ -1,0 +1,65 @@
+//! `/networks/...`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use berth_api::Error;
+use berth_api::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
+use serde_json::{Value, json};
+
+use super::{Daemonic, Query, filters};
+use crate::networks;
+use crate::server::ApiResult;
+
+pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+    let f = filters(&q)?;
+    let mut recs = d.networks.all();
+    recs.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    for r in recs {
+        if networks::list_filter(&d, &r, &f)? {
+            out.push(networks::inspect(&d, &r, false));
+        }
+    }
+    Ok(Json(out))
+}
+
+pub async fn inspect(d: Daemonic, Path(id): Path<String>, _q: Query) -> ApiResult<Json<Value>> {
+    let rec = d.networks.find(&id)?;
+    Ok(Json(networks::inspect(&d, &rec, true)))
+}
+
+pub async fn create(d: Daemonic, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
+    let req: NetworkCreateRequest =
+        serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+    let id = networks::create(&d, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warning": ""}))))
+}
+
+pub async fn remove(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    networks::remove(&d, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn connect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let req: NetworkConnectRequest =
+        serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+    let c = d.container(&req.container)?;
+    networks::connect(&d, &c, &id, req.endpoint_config).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn disconnect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<StatusCode> {
+    let req: NetworkDisconnectRequest =
+        serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
+    let c = d.container(&req.container)?;
+    networks::disconnect(&d, &c, &id, req.force.unwrap_or(false)).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
+    let f = filters(&q)?;
+    let removed = networks::prune(&d, &f).await?;
+    Ok(Json(json!({"NetworksDeleted": removed})))
+}

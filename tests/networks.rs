@@ -1,0 +1,400 @@
+//! Networking end to end: the default bridge, user-defined networks with name resolution, isolation, live
+//! connect/disconnect, published ports reached with real TCP requests, the other network modes, and no leaks after
+//! removal, failed starts and daemon restarts. Traffic stays on loopback and Berth's own bridges; names that are not
+//! Berth's go to the daemon's `--dns` (the default bridge's gateway, where nothing answers), never off the host.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use berth_integration::*;
+
+fn daemon() -> Option<Berthd> {
+    if !can_run() {
+        return None;
+    }
+    let d = Berthd::start();
+    d.busybox();
+    Some(d)
+}
+
+/// A container serving `body` over HTTP on port 80 (busybox httpd).
+const WEB: &str = "mkdir -p /www && echo \"$BODY\" > /www/index.html && exec httpd -f -p 80 -h /www";
+
+fn gateway(d: &Berthd, net: &str) -> String {
+    d.ok(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", net]).trim().to_string()
+}
+
+fn ip_on(d: &Berthd, c: &str, net: &str) -> String {
+    d.inspect(c, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"))
+}
+
+/// An HTTP GET from the host; the body, or the error.
+fn http_get(addr: &str, port: u16) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&format!("{addr}:{port}").parse().unwrap(), Duration::from_secs(3))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// Waits until a published port answers.
+fn wait_http(d: &Berthd, addr: &str, port: u16) -> String {
+    let mut last = String::new();
+    d.eventually(10, || match http_get(addr, port) {
+        Ok(b) => {
+            last = b;
+            true
+        }
+        Err(e) => {
+            last = e;
+            false
+        }
+    });
+    last
+}
+
+fn links() -> String {
+    String::from_utf8_lossy(&std::process::Command::new("ip").args(["-o", "link"]).output().unwrap().stdout).to_string()
+}
+
+#[test]
+fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
+    let Some(d) = daemon() else { return };
+    let gw = gateway(&d, "bridge");
+    assert!(gw.starts_with("10.1"), "the harness's --bip is used: {gw}");
+    let out = d.ok(&["run", "--rm", "--name", "c1", "-h", "box1", "busybox", "sh", "-c",
+        "ip -o -4 addr show eth0; ip route; cat /etc/hosts /etc/resolv.conf; ping -c1 -W2 $(ip route | awk '/default/{print $3}') >/dev/null && echo gateway-ok"]);
+    let prefix: String = gw.rsplitn(2, '.').nth(1).unwrap().to_string();
+    assert!(out.contains(&format!("inet {prefix}.")), "{out}");
+    assert!(out.contains(&format!("default via {gw} dev eth0")), "{out}");
+    assert!(out.contains("\tbox1\n") && out.contains("127.0.0.1\tlocalhost"), "{out}");
+    assert!(out.contains(&format!("nameserver {gw}")), "the daemon's --dns: {out}");
+    assert!(out.contains("gateway-ok"), "{out}");
+    // inspect reports the address while it runs, and MAC as Docker derives it.
+    d.ok(&["run", "-d", "--name", "c2", "busybox", "sleep", "60"]);
+    let ip = d.inspect("c2", "{{.NetworkSettings.IPAddress}}");
+    let mac = d.inspect("c2", "{{.NetworkSettings.MacAddress}}");
+    assert!(ip.starts_with(&prefix), "{ip}");
+    let o: Vec<u8> = ip.split('.').map(|x| x.parse().unwrap()).collect();
+    assert_eq!(mac, format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]));
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "c2"]).trim().to_string();
+    let veth = format!("vb{}0", &id[..10]);
+    assert!(links().contains(&veth), "host end {veth} exists");
+    d.ok(&["stop", "-t", "0", "c2"]);
+    assert_eq!(d.inspect("c2", "{{.NetworkSettings.IPAddress}}"), "", "no address when stopped");
+    assert!(!links().contains(&veth), "the veth goes when the container stops");
+    assert!(!d.dir.join("run/netns").join(&id).exists(), "and its namespace");
+    // Restarted, it gets an address again.
+    d.ok(&["start", "c2"]);
+    assert!(d.inspect("c2", "{{.NetworkSettings.IPAddress}}").starts_with(&prefix));
+    d.ok(&["rm", "-f", "c2"]);
+    assert!(!links().contains(&veth));
+}
+
+#[test]
+fn user_networks_resolve_names_and_stay_isolated() {
+    let Some(d) = daemon() else { return };
+    d.ok(&["network", "create", "app1"]);
+    d.ok(&["network", "create", "--subnet", "10.231.5.0/24", "--label", "tier=back", "app2"]);
+    d.ok(&["run", "-d", "--name", "db", "--network", "app1", "--network-alias", "database", "busybox", "sleep", "300"]);
+    let db_ip = ip_on(&d, "db", "app1");
+    let db_id = d.inspect("db", "{{.Id}}");
+    let look =
+        |net: &str, name: &str| d.berth(&["run", "--rm", "--network", net, "busybox", "nslookup", "-type=a", name]);
+    for name in ["db", "database", &db_id[..12], "db.app1"] {
+        let out = look("app1", name);
+        assert!(stdout(&out).contains(&format!("Address: {db_ip}")), "{name}: {}{}", stdout(&out), stderr(&out));
+    }
+    // Not from another network.
+    let out = look("app2", "db");
+    assert!(!stdout(&out).contains(&db_ip), "{}", stdout(&out));
+    // A container that comes later is found too, and one that is gone is not.
+    d.ok(&["run", "-d", "--name", "cache", "--network", "app1", "busybox", "sleep", "300"]);
+    let cache_ip = ip_on(&d, "cache", "app1");
+    assert!(stdout(&look("app1", "cache")).contains(&cache_ip));
+    d.ok(&["rm", "-f", "cache"]);
+    assert!(!stdout(&look("app1", "cache")).contains(&cache_ip));
+    // Reachable by name on the same network, not across networks.
+    d.ok(&["run", "--rm", "--network", "app1", "busybox", "ping", "-c1", "-W2", "db"]);
+    let across = d.berth(&["run", "--rm", "--network", "app2", "busybox", "ping", "-c1", "-W1", &db_ip]);
+    assert_ne!(across.status.code(), Some(0), "networks are isolated");
+    let on_default = d.berth(&["run", "--rm", "busybox", "ping", "-c1", "-W1", &db_ip]);
+    assert_ne!(on_default.status.code(), Some(0), "the default bridge is isolated from app1");
+    // The fixed address and the subnet of app2.
+    d.ok(&["run", "-d", "--name", "fixed", "--network", "app2", "--ip", "10.231.5.77", "busybox", "sleep", "300"]);
+    assert_eq!(ip_on(&d, "fixed", "app2"), "10.231.5.77");
+    let taken = d.berth(&["run", "--rm", "--network", "app2", "--ip", "10.231.5.77", "busybox", "true"]);
+    assert_ne!(taken.status.code(), Some(0));
+    assert!(stderr(&taken).contains("Address already in use"), "{}", stderr(&taken));
+    // Network inspect lists the running containers.
+    let json = d.ok(&["network", "inspect", "app1"]);
+    assert!(json.contains(&db_id) && json.contains(&format!("{db_ip}/")), "{json}");
+    // Filters.
+    assert_eq!(d.ok(&["network", "ls", "-q", "--filter", "label=tier=back"]).lines().count(), 1);
+    assert!(d.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == "bridge"));
+}
+
+#[test]
+fn connect_and_disconnect_running_containers() {
+    let Some(d) = daemon() else { return };
+    d.ok(&["network", "create", "front"]);
+    d.ok(&["network", "create", "back"]);
+    d.ok(&["run", "-d", "--name", "api", "--network", "front", "busybox", "sleep", "300"]);
+    d.ok(&["network", "connect", "--alias", "apiback", "back", "api"]);
+    let ip_back = ip_on(&d, "api", "back");
+    assert!(!ip_back.is_empty());
+    let ifs = d.ok(&["exec", "api", "ip", "-o", "-4", "addr"]);
+    assert!(ifs.contains("eth0") && ifs.contains("eth1") && ifs.contains(&ip_back), "{ifs}");
+    let out = d.ok(&["run", "--rm", "--network", "back", "busybox", "nslookup", "-type=a", "apiback"]);
+    assert!(out.contains(&ip_back), "{out}");
+    // Connected twice: refused.
+    assert_ne!(d.berth(&["network", "connect", "back", "api"]).status.code(), Some(0));
+    d.ok(&["network", "disconnect", "back", "api"]);
+    let ifs = d.ok(&["exec", "api", "ip", "-o", "-4", "addr"]);
+    assert!(!ifs.contains("eth1"), "{ifs}");
+    let out = d.berth(&["run", "--rm", "--network", "back", "busybox", "nslookup", "-type=a", "apiback"]);
+    assert!(!stdout(&out).contains(&ip_back));
+    // A stopped container: connect is remembered and applied at start.
+    d.ok(&["create", "--name", "later", "busybox", "sleep", "300"]);
+    d.ok(&["network", "connect", "back", "later"]);
+    d.ok(&["start", "later"]);
+    assert!(!ip_on(&d, "later", "back").is_empty());
+    assert!(!ip_on(&d, "later", "bridge").is_empty());
+}
+
+#[test]
+fn published_ports_reach_the_container() {
+    let Some(d) = daemon() else { return };
+    // Free ports chosen by the kernel, then released for the container.
+    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (p1, p2) = (free(), free());
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-e",
+        "BODY=hello-web",
+        "-p",
+        &format!("{p1}:80"),
+        "-p",
+        &format!("127.0.0.1:{p2}:80"),
+        "-p",
+        "80",
+        "busybox",
+        "sh",
+        "-c",
+        WEB,
+    ]);
+    assert_eq!(wait_http(&d, "127.0.0.1", p1).trim(), "hello-web");
+    assert_eq!(http_get("127.0.0.1", p2).unwrap().trim(), "hello-web");
+    // Through one of the host's own (non-loopback) addresses: the default bridge's gateway is one.
+    let gw = gateway(&d, "bridge");
+    assert_eq!(http_get(&gw, p1).unwrap().trim(), "hello-web");
+    assert!(http_get(&gw, p2).is_err(), "bound to 127.0.0.1 only");
+    // The random one, reported by `port` and inspect.
+    let port_out = d.ok(&["port", "web"]);
+    assert!(port_out.contains(&format!("80/tcp -> 0.0.0.0:{p1}")), "{port_out}");
+    assert!(port_out.contains(&format!("80/tcp -> 127.0.0.1:{p2}")), "{port_out}");
+    let random: u16 = d
+        .inspect("web", "{{range (index .NetworkSettings.Ports \"80/tcp\")}}{{.HostIp}}:{{.HostPort}} {{end}}")
+        .split_whitespace()
+        .filter_map(|b| b.strip_prefix("0.0.0.0:"))
+        .map(|p| p.parse().unwrap())
+        .find(|p| *p != p1)
+        .expect("a random host port");
+    assert_eq!(http_get("127.0.0.1", random).unwrap().trim(), "hello-web");
+    let ps = d.ok(&["ps", "--format", "{{.Ports}}", "-f", "name=web"]);
+    assert!(ps.contains(&format!("0.0.0.0:{p1}->80/tcp")), "{ps}");
+    // From other containers, on the same bridge (hairpin) and on another network.
+    d.ok(&["network", "create", "other"]);
+    for net in ["bridge", "other"] {
+        let out = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            net,
+            "busybox",
+            "sh",
+            "-c",
+            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w3 {gw} {p1}"),
+        ]);
+        assert!(out.contains("hello-web"), "from {net}: {out}");
+    }
+    // A port another container holds: Docker's error, exit 125, nothing left behind.
+    let out = d.berth(&["run", "--name", "clash", "-p", &format!("{p1}:80"), "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("port is already allocated"), "{}", stderr(&out));
+    let clash_id = d.inspect("clash", "{{.Id}}");
+    assert!(!d.dir.join("run/netns").join(&clash_id).exists());
+    assert!(!links().contains(&format!("vb{}0", &clash_id[..10])));
+    // A port a host program holds.
+    let holder = TcpListener::bind("0.0.0.0:0").unwrap();
+    let held = holder.local_addr().unwrap().port();
+    let out = d.berth(&["run", "--rm", "-p", &format!("{held}:80"), "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(stderr(&out).contains("address already in use"), "{}", stderr(&out));
+    // Stopped: the ports are free again.
+    d.ok(&["stop", "-t", "0", "web"]);
+    assert!(http_get("127.0.0.1", p1).is_err());
+    TcpListener::bind(("0.0.0.0", p1)).expect("the port is released");
+    // -P publishes the exposed ports.
+    d.ok(&["run", "-d", "--name", "web2", "-e", "BODY=two", "--expose", "80", "-P", "busybox", "sh", "-c", WEB]);
+    let hp = d.inspect("web2", "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}");
+    assert_eq!(wait_http(&d, "127.0.0.1", hp.parse().unwrap()).trim(), "two");
+}
+
+#[test]
+fn internal_networks_have_no_way_out() {
+    let Some(d) = daemon() else { return };
+    d.ok(&["network", "create", "--internal", "sealed"]);
+    d.ok(&["run", "-d", "--name", "outside", "busybox", "sleep", "300"]);
+    let outside_ip = d.inspect("outside", "{{.NetworkSettings.IPAddress}}");
+    d.ok(&["run", "-d", "--name", "inner", "--network", "sealed", "busybox", "sleep", "300"]);
+    let routes = d.ok(&["exec", "inner", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    let out = d.berth(&["exec", "inner", "ping", "-c1", "-W1", &outside_ip]);
+    assert_ne!(out.status.code(), Some(0));
+    // Names still resolve inside.
+    d.ok(&["run", "--rm", "--network", "sealed", "busybox", "ping", "-c1", "-W2", "inner"]);
+    assert_eq!(d.ok(&["network", "inspect", "-f", "{{.Internal}}", "sealed"]).trim(), "true");
+}
+
+#[test]
+fn none_host_and_container_modes() {
+    let Some(d) = daemon() else { return };
+    let out = d.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(out.contains("lo:") && out.contains("UP"), "loopback is up: {out}");
+    let bridge = d.ok(&["network", "inspect", "-f", "{{index .Options \"com.docker.network.bridge.name\"}}", "bridge"]);
+    let out = d.ok(&["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
+    assert!(out.contains(bridge.trim()), "the host's interfaces: {out}");
+    // A sidecar in another container's namespace: same address, and localhost between them.
+    d.ok(&["run", "-d", "--name", "app", "-e", "BODY=sidecar-ok", "busybox", "sh", "-c", WEB]);
+    let ip = d.inspect("app", "{{.NetworkSettings.IPAddress}}");
+    let out = d.ok(&["run", "--rm", "--network", "container:app", "busybox", "sh", "-c",
+        "ip -o -4 addr show eth0; for i in 1 2 3 4 5; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w2 127.0.0.1 80 && break; sleep 0.2; done"]);
+    assert!(out.contains(&ip) && out.contains("sidecar-ok"), "{out}");
+    let out = d.berth(&["run", "--rm", "--network", "container:nothere", "busybox", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("No such container: nothere"), "{}", stderr(&out));
+}
+
+#[test]
+fn network_rules_and_refusals() {
+    let Some(d) = daemon() else { return };
+    d.ok(&["network", "create", "--subnet", "10.232.0.0/24", "a"]);
+    let out = d.berth(&["network", "create", "--subnet", "10.232.0.128/25", "b"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("overlaps"), "{}", stderr(&out));
+    let out = d.berth(&["network", "create", "a"]);
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = d.berth(&["network", "create", "--subnet", "nonsense", "c"]);
+    assert!(stderr(&out).contains("invalid"), "{}", stderr(&out));
+    let out = d.berth(&["network", "rm", "bridge"]);
+    assert!(stderr(&out).contains("pre-defined network"), "{}", stderr(&out));
+    d.ok(&["run", "-d", "--name", "user", "--network", "a", "busybox", "sleep", "300"]);
+    let out = d.berth(&["network", "rm", "a"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("active endpoints"), "{}", stderr(&out));
+    let out = d.berth(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("network nosuchnet not found"), "{}", stderr(&out));
+    let out = d.berth(&["run", "--rm", "--network-alias", "x", "busybox", "true"]);
+    assert!(stderr(&out).contains("user defined networks"), "{}", stderr(&out));
+    // Prune leaves networks in use and the predefined ones.
+    d.ok(&["network", "create", "unused"]);
+    let bridge_of = |n: &str| format!("br-{}", &d.ok(&["network", "inspect", "-f", "{{.Id}}", n]).trim()[..12]);
+    let unused_bridge = bridge_of("unused");
+    assert!(links().contains(&unused_bridge));
+    let out = d.ok(&["network", "prune", "-f"]);
+    assert!(out.contains("unused") && !out.contains("bridge\n"), "{out}");
+    assert!(!links().contains(&unused_bridge), "its bridge is deleted");
+    let names = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(names.contains("a\n") && names.contains("bridge") && names.contains("host") && names.contains("none"));
+    d.ok(&["rm", "-f", "user"]);
+    d.ok(&["network", "rm", "a"]);
+}
+
+#[test]
+fn restarted_daemon_keeps_connectivity_and_cleans_up() {
+    let Some(mut d) = daemon() else { return };
+    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    d.ok(&["network", "create", "keep"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "--network",
+        "keep",
+        "-e",
+        "BODY=still-here",
+        "-p",
+        &format!("127.0.0.1:{free}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        WEB,
+    ]);
+    assert_eq!(wait_http(&d, "127.0.0.1", free).trim(), "still-here");
+    let ip = ip_on(&d, "svc", "keep");
+    d.ok(&["run", "-d", "--name", "gone-soon", "--network", "keep", "busybox", "sleep", "300"]);
+    let gone_id = d.inspect("gone-soon", "{{.Id}}");
+    d.kill9();
+    // While berthd is down one container ends for good.
+    let pid = std::fs::read_to_string(d.dir.join("run/containers").join(&gone_id).join("shim.pid")).ok();
+    let _ = pid;
+    for p in processes_with(&gone_id) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.restart();
+    // The survivor keeps its address, its name and its port; a new container does not get its address.
+    assert_eq!(wait_http(&d, "127.0.0.1", free).trim(), "still-here");
+    assert_eq!(ip_on(&d, "svc", "keep"), ip);
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "keep",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup -type=a svc; ip -o -4 addr show eth0",
+    ]);
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    assert_eq!(out.matches(&format!("{ip}/")).count(), 0, "its address is not handed out again: {out}");
+    // What belonged to the container that died meanwhile is gone.
+    assert!(d.eventually(10, || !d.dir.join("run/netns").join(&gone_id).exists()));
+    assert!(!links().contains(&format!("vb{}0", &gone_id[..10])));
+    d.ok(&["rm", "-f", "svc", "gone-soon"]);
+    assert!(http_get("127.0.0.1", free).is_err());
+    let left: Vec<_> = std::fs::read_dir(d.dir.join("run/netns")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "no namespace pins left: {left:?}");
+}
+
+#[test]
+fn no_leaks_after_many_containers() {
+    let Some(d) = daemon() else { return };
+    d.ok(&["network", "create", "busy"]);
+    for i in 0..6 {
+        let net = if i % 2 == 0 { "busy" } else { "bridge" };
+        d.ok(&["run", "--rm", "--network", net, "-p", "80", "busybox", "true"]);
+    }
+    let ids: Vec<String> = (0..4)
+        .map(|_| d.ok(&["run", "-d", "--network", "busy", "busybox", "sleep", "300"]).trim().to_string())
+        .collect();
+    d.ok(&["rm", "-f", &ids[0], &ids[1], &ids[2], &ids[3]]);
+    let l = links();
+    for id in &ids {
+        assert!(!l.contains(&format!("vb{}", &id[..10])), "{l}");
+    }
+    let left: Vec<_> = std::fs::read_dir(d.dir.join("run/netns")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    let _ = Ipv4Addr::LOCALHOST;
+}
