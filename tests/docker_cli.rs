@@ -129,3 +129,67 @@ fn docker_cli_tty_exec_and_run() {
 fn which(p: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|d| d.join(p)).find(|f| f.is_file()))
 }
+
+#[test]
+fn docker_cli_networks_names_and_ports() {
+    let Some(d) = setup() else { return };
+    let id = docker_ok(&d, &["network", "create", "--subnet", "10.233.1.0/24", "--label", "k=v", "dnet"]);
+    assert_eq!(id.trim().len(), 64);
+    let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
+    for want in ["bridge bridge local", "host host local", "none null local", "dnet bridge local"] {
+        assert!(ls.contains(want), "{ls}");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "--network",
+            "dnet",
+            "--network-alias",
+            "www",
+            "--ip",
+            "10.233.1.50",
+            "-p",
+            &format!("127.0.0.1:{port}:80"),
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /w && echo via-docker > /w/index.html && exec httpd -f -p 80 -h /w",
+        ],
+    );
+    let out = docker_ok(&d, &["run", "--rm", "--network", "dnet", "busybox", "nslookup", "-type=a", "www"]);
+    assert!(out.contains("Address: 10.233.1.50"), "{out}");
+    let out = docker_ok(&d, &["port", "web", "80"]);
+    assert_eq!(out.trim(), format!("127.0.0.1:{port}"));
+    let ps = docker_ok(&d, &["ps", "--format", "{{.Ports}}"]);
+    assert!(ps.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ps}");
+    let body = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "dnet",
+            "busybox",
+            "sh",
+            "-c",
+            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w3 web 80",
+        ],
+    );
+    assert!(body.contains("via-docker"), "{body}");
+    let inspect =
+        docker_ok(&d, &["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "dnet"]);
+    assert_eq!(inspect.trim(), "web 10.233.1.50/24");
+    docker_ok(&d, &["network", "connect", "bridge", "web"]);
+    let nets = docker_ok(&d, &["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "web"]);
+    assert_eq!(nets.trim(), "bridge dnet");
+    docker_ok(&d, &["network", "disconnect", "bridge", "web"]);
+    let out = d.docker(&["network", "rm", "dnet"]).unwrap();
+    assert_ne!(out.status.code(), Some(0), "in use");
+    docker_ok(&d, &["rm", "-f", "web"]);
+    assert_eq!(docker_ok(&d, &["network", "rm", "dnet"]).trim(), "dnet");
+}

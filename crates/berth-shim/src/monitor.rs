@@ -66,11 +66,14 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Mounts the overlay root file system on `<bundle>/rootfs` in a private mount namespace of the shim's own.
+/// Mounts the overlay root file system on `<bundle>/rootfs` in a mount namespace of the shim's own.
 fn mount_rootfs(bundle: &Path, cfg: &ShimConfig) -> Result<PathBuf> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("unshare mount namespace")?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .context("make mounts private")?;
+    // A slave, not private: nothing mounted here reaches the host, but what berthd unmounts on the host (another
+    // container's network namespace pin, under a shared mount) goes from this copy of the mount table too, instead of
+    // keeping that namespace alive for as long as this shim runs.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
+        .context("make mounts slaves of the host's")?;
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("mkdir {}", rootfs.display()))?;
     let lower: Vec<String> = cfg.rootfs.lower.iter().map(|p| p.display().to_string()).collect();

@@ -74,10 +74,59 @@ pub fn render(format: &str, default_table: &str, headers: Headers, rows: &[Value
     Ok(out)
 }
 
+/// The order of Go's `sortorder.NaturalLess`, which docker sorts lists with: runs of digits compare by value
+/// (fewer leading zeros first on a tie), digits sort before other bytes, the rest bytewise.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            return if da { Ordering::Less } else { Ordering::Greater };
+        }
+        if !da {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (nz_a, nz_b) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let ord = (i - nz_a).cmp(&(j - nz_b)).then_with(|| a[nz_a..i].cmp(&b[nz_b..j])).then(nz_a.cmp(&nz_b));
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["net10", "bridge", "net9", "Host", "net09", "a", "80/tcp -> x", "9/tcp -> x", ""];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, vec!["", "9/tcp -> x", "80/tcp -> x", "Host", "a", "bridge", "net9", "net09", "net10"]);
+        assert_eq!(natural_cmp("abc", "abc"), std::cmp::Ordering::Equal);
+        assert_eq!(natural_cmp("ab", "abc"), std::cmp::Ordering::Less);
+    }
 
     const H: Headers = &[("ID", "CONTAINER ID"), ("Names", "NAMES")];
 

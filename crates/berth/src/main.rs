@@ -28,7 +28,7 @@ mod units;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
-use crate::commands::{container, cp, exec, image, inspect, logs, ps, run, system, volume};
+use crate::commands::{container, cp, exec, image, inspect, logs, network, ps, run, system, volume};
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
 /// that everything was printed already.
@@ -118,6 +118,8 @@ enum Cmd {
     Logs(logs::LogsArgs),
     /// Pause all processes within one or more containers
     Pause(container::Targets),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
     /// Rename a container
     Rename(container::RenameArgs),
     /// Restart one or more containers
@@ -149,6 +151,12 @@ enum Cmd {
     Image {
         #[command(subcommand)]
         cmd: ImageCmd,
+    },
+    /// Manage networks
+    #[command(arg_required_else_help = true)]
+    Network {
+        #[command(subcommand)]
+        cmd: NetworkCmd,
     },
     /// Manage Berth
     #[command(arg_required_else_help = true)]
@@ -185,6 +193,8 @@ enum ContainerCmd {
     Ls(ps::PsArgs),
     /// Pause all processes within one or more containers
     Pause(container::Targets),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
     /// Rename a container
     Rename(container::RenameArgs),
     /// Restart one or more containers
@@ -225,6 +235,26 @@ enum ImageCmd {
 }
 
 #[derive(Subcommand, Debug)]
+enum NetworkCmd {
+    /// Connect a container to a network
+    Connect(network::ConnectArgs),
+    /// Create a network
+    Create(network::CreateArgs),
+    /// Disconnect a container from a network
+    Disconnect(network::DisconnectArgs),
+    /// Display detailed information on one or more networks
+    Inspect(network::InspectArgs),
+    /// List networks
+    #[command(visible_aliases = ["list"])]
+    Ls(network::LsArgs),
+    /// Remove all unused networks
+    Prune(network::PruneArgs),
+    /// Remove one or more networks
+    #[command(visible_aliases = ["remove"])]
+    Rm(network::RmArgs),
+}
+
+#[derive(Subcommand, Debug)]
 enum VolumeCmd {
     /// Create a volume
     Create(volume::CreateArgs),
@@ -249,6 +279,15 @@ enum SystemCmd {
 /// Exit status of clap's usage errors, as docker's for a bad flag.
 const USAGE_EXIT: i32 = 125;
 
+/// Whether clap's "unexpected argument" is a flag (docker: 125) rather than one argument too many (docker: 1).
+fn unknown_is_flag(e: &clap::Error) -> bool {
+    use clap::error::{ContextKind, ContextValue};
+    match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(a)) => a.starts_with('-'),
+        _ => true,
+    }
+}
+
 fn parse_cli() -> Cli {
     match Cli::try_parse() {
         Ok(c) => c,
@@ -261,8 +300,9 @@ fn parse_cli() -> Cli {
                     out!("{}", e.render());
                     std::process::exit(0);
                 }
-                // docker: a missing argument is a plain error (1), a bad flag a usage error (125).
+                // docker: a wrong number of arguments is a plain error (1), a bad flag a usage error (125).
                 ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::MissingSubcommand => 1,
+                ErrorKind::UnknownArgument if !unknown_is_flag(&e) => 1,
                 _ => USAGE_EXIT,
             };
             let _ = e.print();
@@ -358,6 +398,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Kill(a) => container::kill(&c, a).await,
         Cmd::Logs(a) => logs::logs(&c, a).await,
         Cmd::Pause(a) => container::pause(&c, a, true).await,
+        Cmd::Port(a) => container::port(&c, a).await,
         Cmd::Rename(a) => container::rename(&c, a).await,
         Cmd::Restart(a) => container::restart(&c, a).await,
         Cmd::Rm(a) => container::rm(&c, a).await,
@@ -378,6 +419,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ContainerCmd::Logs(a) => logs::logs(&c, a).await,
             ContainerCmd::Ls(a) => ps::ps(&c, a).await,
             ContainerCmd::Pause(a) => container::pause(&c, a, true).await,
+            ContainerCmd::Port(a) => container::port(&c, a).await,
             ContainerCmd::Rename(a) => container::rename(&c, a).await,
             ContainerCmd::Restart(a) => container::restart(&c, a).await,
             ContainerCmd::Rm(a) => container::rm(&c, a).await,
@@ -395,6 +437,15 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ImageCmd::Ls(a) => image::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,
             ImageCmd::Tag(a) => image::tag(&c, a).await,
+        },
+        Cmd::Network { cmd } => match cmd {
+            NetworkCmd::Connect(a) => network::connect(&c, a).await,
+            NetworkCmd::Create(a) => network::create(&c, a).await,
+            NetworkCmd::Disconnect(a) => network::disconnect(&c, a).await,
+            NetworkCmd::Inspect(a) => inspect::inspect(&c, a.into_inspect()).await,
+            NetworkCmd::Ls(a) => network::ls(&c, a).await,
+            NetworkCmd::Prune(a) => network::prune(&c, a).await,
+            NetworkCmd::Rm(a) => network::rm(&c, a).await,
         },
         Cmd::Volume { cmd } => match cmd {
             VolumeCmd::Create(a) => volume::create(&c, a).await,
@@ -465,6 +516,95 @@ mod tests {
         let Some(Cmd::Container { cmd: ContainerCmd::Ls(_) }) = parse(&["container", "ps"]).cmd else {
             panic!("not ls")
         };
+    }
+
+    #[test]
+    fn network_commands() {
+        let Some(Cmd::Network { cmd: NetworkCmd::Create(n) }) = parse(&[
+            "network",
+            "create",
+            "-d",
+            "bridge",
+            "--subnet",
+            "10.0.0.0/8,fd00::/64",
+            "--gateway",
+            "10.0.0.1",
+            "--label",
+            "a=1",
+            "--label",
+            "b",
+            "-o",
+            "x=y",
+            "--internal",
+            "--ipv6",
+            "net",
+        ])
+        .cmd
+        else {
+            panic!("not network create")
+        };
+        assert_eq!(n.subnet, vec!["10.0.0.0/8", "fd00::/64"]);
+        assert_eq!((n.label.len(), n.internal, n.ipv6, n.ipv4), (2, true, Some(true), None));
+        assert_eq!((n.driver.as_str(), n.ipam_driver.as_str(), n.name.as_str()), ("bridge", "default", "net"));
+        let Some(Cmd::Network { cmd: NetworkCmd::Create(n) }) = parse(&["network", "create", "--ipv4=false", "n"]).cmd
+        else {
+            panic!("not network create")
+        };
+        assert_eq!(n.ipv4, Some(false));
+        assert!(Cli::try_parse_from(["berth", "network", "create", "--label", "=x", "n"]).is_err());
+        let Some(Cmd::Network { cmd: NetworkCmd::Connect(c) }) =
+            parse(&["network", "connect", "--alias", "a,b", "--alias", "c", "--ip", "10.0.0.5", "net", "web"]).cmd
+        else {
+            panic!("not network connect")
+        };
+        assert_eq!(c.alias, vec!["a", "b", "c"]);
+        assert_eq!((c.network.as_str(), c.container.as_str()), ("net", "web"));
+        let Some(Cmd::Network { cmd: NetworkCmd::Ls(l) }) =
+            parse(&["network", "list", "-q", "-f", "driver=bridge"]).cmd
+        else {
+            panic!("not network ls")
+        };
+        assert!(l.quiet && l.filter == vec!["driver=bridge"]);
+        let Some(Cmd::Network { cmd: NetworkCmd::Rm(r) }) = parse(&["network", "remove", "-f", "a", "b"]).cmd else {
+            panic!("not network rm")
+        };
+        assert!(r.force && r.networks == vec!["a", "b"]);
+        let Some(Cmd::Network { cmd: NetworkCmd::Prune(p) }) =
+            parse(&["network", "prune", "-f", "--filter", "until=1h"]).cmd
+        else {
+            panic!("not network prune")
+        };
+        assert!(p.force && p.filter == vec!["until=1h"]);
+        assert!(Cli::try_parse_from(["berth", "network", "prune", "extra"]).is_err());
+        let Some(Cmd::Network { cmd: NetworkCmd::Inspect(i) }) = parse(&["network", "inspect", "-v", "a", "b"]).cmd
+        else {
+            panic!("not network inspect")
+        };
+        let i = i.into_inspect();
+        assert!(i.verbose && i.typ.as_deref() == Some("network") && i.names.len() == 2);
+        let Some(Cmd::Network { cmd: NetworkCmd::Disconnect(d) }) =
+            parse(&["network", "disconnect", "-f", "n", "c"]).cmd
+        else {
+            panic!("not network disconnect")
+        };
+        assert!(d.force);
+        let Some(Cmd::Port(p)) = parse(&["port", "web", "80/udp"]).cmd else { panic!("not port") };
+        assert_eq!((p.container.as_str(), p.port.as_deref()), ("web", Some("80/udp")));
+        let Some(Cmd::Container { cmd: ContainerCmd::Port(p) }) = parse(&["container", "port", "web"]).cmd else {
+            panic!("not container port")
+        };
+        assert!(p.port.is_none());
+    }
+
+    #[test]
+    fn extra_arguments_are_not_bad_flags() {
+        let err = |args: &[&str]| match Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied())) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(e) => e,
+        };
+        assert!(!unknown_is_flag(&err(&["network", "create", "a", "b"])));
+        assert!(!unknown_is_flag(&err(&["network", "prune", "extra"])));
+        assert!(unknown_is_flag(&err(&["network", "ls", "--bogus"])));
     }
 
     #[test]

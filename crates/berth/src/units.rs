@@ -252,6 +252,49 @@ pub fn go_time_string(secs: i64) -> String {
     )
 }
 
+/// Go's `Time.String()` of an RFC 3339 time as the API sends it (`Created` of a network): the wall clock as
+/// written, the fraction without trailing zeros, then the zone (`+0000 UTC` for `Z`; an offset is named after
+/// the local zone when that zone has it then, as Go's parser does). Unparsable text gives Go's zero time.
+pub fn go_time_string_of(rfc3339: &str) -> String {
+    const ZERO: &str = "0001-01-01 00:00:00 +0000 UTC";
+    let b = rfc3339.as_bytes();
+    let shape = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't')
+        && b[13] == b':'
+        && b[16] == b':'
+        && [0..4, 5..7, 8..10, 11..13, 14..16, 17..19].iter().all(|r| b[r.clone()].iter().all(u8::is_ascii_digit));
+    if !shape {
+        return ZERO.to_string();
+    }
+    let mut rest = &rfc3339[19..];
+    let mut frac = "";
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len());
+        frac = r[..n].trim_end_matches('0');
+        rest = &r[n..];
+    }
+    let zone = match rest {
+        "Z" | "z" => "+0000 UTC".to_string(),
+        z if z.len() == 6 && (z.starts_with('+') || z.starts_with('-')) && &z[3..4] == ":" => {
+            let (Ok(hh), Ok(mm)) = (z[1..3].parse::<i64>(), z[4..6].parse::<i64>()) else {
+                return ZERO.to_string();
+            };
+            let offset = (hh * 3600 + mm * 60) * if z.starts_with('-') { -1 } else { 1 };
+            let numeric = format!("{}{}{}", &z[..1], &z[1..3], &z[4..6]);
+            let local = parse_rfc3339ish(rfc3339).map(|(secs, _)| local_offset(secs));
+            match local {
+                Some((o, name)) if o == offset && !name.is_empty() => format!("{numeric} {name}"),
+                _ => format!("{numeric} {numeric}"),
+            }
+        }
+        _ => return ZERO.to_string(),
+    };
+    let dot = if frac.is_empty() { "" } else { "." };
+    format!("{} {}{dot}{frac} {zone}", &rfc3339[..10], &rfc3339[11..19])
+}
+
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719468;
     let era = if z >= 0 { z } else { z - 146096 } / 146097;
@@ -292,6 +335,17 @@ mod tests {
         assert_eq!(format_g(0.0001234, 3), "0.000123");
         assert_eq!(format_g(0.00001234, 3), "1.23e-05");
         assert_eq!(format_g(12.5, 3), "12.5");
+    }
+
+    #[test]
+    fn go_time_of_rfc3339() {
+        assert_eq!(go_time_string_of("2026-11-30T10:00:00.123456789Z"), "2026-11-30 10:00:00.123456789 +0000 UTC");
+        assert_eq!(go_time_string_of("2026-11-30T10:00:00.500Z"), "2026-11-30 10:00:00.5 +0000 UTC");
+        assert_eq!(go_time_string_of("2026-11-30T10:00:00.000Z"), "2026-11-30 10:00:00 +0000 UTC");
+        assert_eq!(go_time_string_of("0001-01-01T00:00:00Z"), "0001-01-01 00:00:00 +0000 UTC");
+        assert_eq!(go_time_string_of(""), "0001-01-01 00:00:00 +0000 UTC");
+        // No time zone is 3h17 ahead of UTC.
+        assert_eq!(go_time_string_of("2026-11-30T10:00:00+03:17"), "2026-11-30 10:00:00 +0317 +0317");
     }
 
     #[test]

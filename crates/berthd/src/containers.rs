@@ -721,7 +721,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
     let spec = match spec {
         Ok(s) => s,
         Err(e) => {
-            crate::networks::release(d, &rec.id, &net).await;
+            crate::networks::release(d, &rec.id).await;
             return Err(e);
         }
     };
@@ -748,12 +748,12 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         Ok(())
     })();
     if let Err(e) = write {
-        crate::networks::release(d, &rec.id, &net).await;
+        crate::networks::release(d, &rec.id).await;
         return Err(Error::Internal(format!("write bundle {}: {e}", bundle.display())));
     }
     if let Err(e) = crate::volumes::acquire(d, &rec.mounts).await {
         let _ = std::fs::remove_dir_all(&bundle);
-        crate::networks::release(d, &rec.id, &net).await;
+        crate::networks::release(d, &rec.id).await;
         return Err(e);
     }
 
@@ -761,7 +761,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
-            crate::networks::release(d, &rec.id, &net).await;
+            crate::networks::release(d, &rec.id).await;
             record_start_failure(d, c, &e).await;
             return Err(e);
         }
@@ -785,7 +785,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
     };
     if let Some(e) = failure {
         let _ = std::fs::remove_dir_all(&bundle);
-        crate::networks::release(d, &rec.id, &net).await;
+        crate::networks::release(d, &rec.id).await;
         record_start_failure(d, c, &e).await;
         return Err(e);
     }
@@ -882,7 +882,7 @@ fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 /// Records an exit; applies `--rm` and the restart policy.
 async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
-    crate::networks::release(d, &c.id, &c.record().net).await;
+    crate::networks::release(d, &c.id).await;
     let rec = c.update(|r| {
         r.net.ports.clear();
         r.net.sandbox.clear();
@@ -1097,7 +1097,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<
     if let Ok(mut m) = d.containers.write() {
         m.remove(&c.id);
     }
-    crate::networks::release(d, &c.id, &c.record().net).await;
+    crate::networks::release(d, &c.id).await;
     let dirs = [container_dir(d, &c.id), bundle_dir(d, &c.id)];
     let (id, runtime, state_root) = (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"));
     let _ = tokio::task::spawn_blocking(move || {

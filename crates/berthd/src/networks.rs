@@ -1034,7 +1034,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
         write_files(d, dir, &hostname, &endpoints, rec, resolver)
     };
     if let Err(e) = result.await {
-        release(d, &id, &NetState::default()).await;
+        release(d, &id).await;
         return Err(e);
     }
     let state = NetState {
@@ -1250,23 +1250,19 @@ pub fn write_files(
 }
 
 /// Releases a container's networking (after it exits, a failed start, or removal): addresses, ports, DNS names,
-/// firewall rules, veths and namespace. `recorded` is what its record says, for containers berthd did not see
-/// running (it was down when they ended). Safe to call more than once.
-pub async fn release(d: &Arc<Daemon>, id: &str, recorded: &NetState) {
+/// firewall rules, and its namespace (whose veths the kernel then destroys with it). Safe to call more than once,
+/// and for containers berthd did not see running (it was down when they ended).
+pub async fn release(d: &Arc<Daemon>, id: &str) {
     let n = &d.networks;
-    let (sandbox, host_names, had_ports) = {
+    let (sandbox, had_ports) = {
         let mut st = lock(&n.state);
         match st.attached.remove(id) {
             Some(a) => {
                 free_addresses(&mut st, &a.endpoints);
                 st.held.retain(|_, (cid, _)| cid != id);
-                (a.sandbox, a.endpoints.iter().map(|e| e.host_ifname.clone()).collect::<Vec<_>>(), !a.ports.is_empty())
+                (a.sandbox, !a.ports.is_empty())
             }
-            None => (
-                n.netns_path(id),
-                recorded.endpoints.iter().map(|e| e.host_ifname.clone()).filter(|h| !h.is_empty()).collect(),
-                false,
-            ),
+            None => (n.netns_path(id), false),
         }
     };
     n.refresh_dns();
@@ -1274,9 +1270,7 @@ pub async fn release(d: &Arc<Daemon>, id: &str, recorded: &NetState) {
         tracing::warn!("firewall after {} ended: {e}", &id[..12]);
     }
     let _ = blocking(move || {
-        if let Err(e) = netns::destroy(&sandbox, &host_names) {
-            tracing::warn!("remove the network namespace {}: {e}", sandbox.display());
-        }
+        netns::unpin(&sandbox);
         Ok(())
     })
     .await;

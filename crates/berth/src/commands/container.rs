@@ -1,5 +1,5 @@
 //! Container lifecycle commands: `start`, `stop`, `restart`, `kill`, `rm`, `pause`/`unpause`, `wait`, `rename`,
-//! `top`, `attach`.
+//! `top`, `attach`, `port`.
 
 use anyhow::{Context as _, Result, bail};
 use clap::{ArgAction, Args};
@@ -9,6 +9,7 @@ use super::run::{Session, StartFailed, session};
 use super::{container_path, for_each};
 use crate::StatusError;
 use crate::client::{Client, query};
+use crate::formatter::natural_cmp;
 use crate::stream;
 use crate::table::TabWriter;
 
@@ -124,6 +125,18 @@ pub struct AttachArgs {
     /// CONTAINER
     #[arg(value_name = "CONTAINER")]
     pub container: String,
+}
+
+/// `port`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth port CONTAINER [PRIVATE_PORT[/PROTO]]")]
+pub struct PortArgs {
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// PRIVATE_PORT[/PROTO]
+    #[arg(value_name = "PRIVATE_PORT[/PROTO]")]
+    pub port: Option<String>,
 }
 
 /// What an attached session needs to know about a container.
@@ -339,4 +352,86 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         sig_proxy: a.sig_proxy,
     };
     session(c, s).await
+}
+
+/// Go's `net.JoinHostPort`: an IPv6 host in brackets.
+fn join_host_port(host: &str, port: &str) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// docker's `port` output for a container's `NetworkSettings.Ports`: every binding as `80/tcp -> 0.0.0.0:8080`,
+/// or the host addresses of one private port; in docker's natural order.
+fn port_lines(ports: &Value, wanted: Option<&str>, container: &str) -> Result<Vec<String>> {
+    let bindings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|b| join_host_port(b["HostIp"].as_str().unwrap_or(""), b["HostPort"].as_str().unwrap_or("")))
+            .collect()
+    };
+    let mut out = Vec::new();
+    match wanted {
+        Some(w) => {
+            let (port, proto) = w.split_once('/').unwrap_or((w, ""));
+            let proto = if proto.is_empty() { "tcp" } else { proto };
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("Error: invalid port ({port}): strconv.ParseUint: parsing {port:?}: invalid syntax");
+            }
+            if port.parse::<u16>().is_err() {
+                bail!("Error: invalid port ({port}): strconv.ParseUint: parsing {port:?}: value out of range");
+            }
+            out = bindings(&ports[format!("{port}/{proto}")]);
+            if out.is_empty() {
+                bail!("Error: No public port '{w}' published for {container}");
+            }
+        }
+        None => {
+            for (from, list) in ports.as_object().into_iter().flatten() {
+                out.extend(bindings(list).into_iter().map(|b| format!("{from} -> {b}")));
+            }
+        }
+    }
+    out.sort_by(|a, b| natural_cmp(a, b));
+    Ok(out)
+}
+
+/// `berth port`.
+pub async fn port(c: &Client, a: PortArgs) -> Result<i32> {
+    let v: Value = c.get_json(&format!("{}/json", container_path(&a.container))).await?;
+    let lines = port_lines(&v["NetworkSettings"]["Ports"], a.port.as_deref(), &a.container)?;
+    if !lines.is_empty() {
+        outln!("{}", lines.join("\n"));
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ports_like_docker() {
+        let ports = json!({
+            "80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}, {"HostIp": "::", "HostPort": "8080"}],
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": "5353"}],
+            "9/tcp": [{"HostIp": "0.0.0.0", "HostPort": "10000"}],
+            "443/tcp": null,
+            "81/tcp": [],
+        });
+        assert_eq!(
+            port_lines(&ports, None, "web").expect("all"),
+            vec!["9/tcp -> 0.0.0.0:10000", "53/udp -> 127.0.0.1:5353", "80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080"]
+        );
+        assert_eq!(port_lines(&ports, Some("80"), "web").expect("80"), vec!["0.0.0.0:8080", "[::]:8080"]);
+        assert_eq!(port_lines(&ports, Some("80/"), "web").expect("80/"), vec!["0.0.0.0:8080", "[::]:8080"]);
+        assert_eq!(port_lines(&ports, Some("53/udp"), "web").expect("udp"), vec!["127.0.0.1:5353"]);
+        let e = |p: &str| port_lines(&ports, Some(p), "web").expect_err(p).to_string();
+        assert_eq!(e("53"), "Error: No public port '53' published for web");
+        assert_eq!(e("443"), "Error: No public port '443' published for web");
+        assert_eq!(e("81/tcp"), "Error: No public port '81/tcp' published for web");
+        assert_eq!(e("abc"), "Error: invalid port (abc): strconv.ParseUint: parsing \"abc\": invalid syntax");
+        assert_eq!(e("70000"), "Error: invalid port (70000): strconv.ParseUint: parsing \"70000\": value out of range");
+        assert!(port_lines(&Value::Null, None, "web").expect("none").is_empty());
+    }
 }

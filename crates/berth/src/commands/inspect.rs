@@ -1,4 +1,4 @@
-//! `inspect` (containers and images, or one `--type`): the daemon's JSON as an indented array, or each object
+//! `inspect` (containers, images and networks, or one `--type`): the daemon's JSON as an indented array, or each object
 //! through a Go template.
 
 use anyhow::{Result, bail};
@@ -6,7 +6,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{container_path, image_path};
+use super::{container_path, image_path, network_path};
 use crate::StatusError;
 use crate::client::{ApiError, Client};
 use crate::formatter;
@@ -27,6 +27,9 @@ pub struct InspectArgs {
     /// NAME|ID...
     #[arg(value_name = "NAME|ID", required = true)]
     pub names: Vec<String>,
+    /// `network inspect -v`: ask for the verbose form.
+    #[arg(skip)]
+    pub verbose: bool,
 }
 
 /// `berth container inspect` / `berth image inspect`.
@@ -47,25 +50,34 @@ pub struct TypedInspectArgs {
 impl TypedInspectArgs {
     /// The same request as `inspect --type TYPE`.
     pub fn with_type(self, typ: &str) -> InspectArgs {
-        InspectArgs { format: self.format, size: self.size, typ: Some(typ.to_string()), names: self.names }
+        InspectArgs {
+            format: self.format,
+            size: self.size,
+            typ: Some(typ.to_string()),
+            names: self.names,
+            verbose: false,
+        }
     }
 }
 
 /// Fetches one object; `Ok(None)` when no object of the types asked for has that name.
-async fn fetch(c: &Client, name: &str, typ: Option<&str>, size: bool) -> Result<Option<Value>> {
+async fn fetch(c: &Client, name: &str, a: &InspectArgs) -> Result<Option<Value>> {
+    let typ = a.typ.as_deref();
     let kinds: &[&str] = match typ {
-        None => &["container", "image", "volume"],
+        None => &["container", "image", "network", "volume"],
         Some("container") => &["container"],
         Some("image") => &["image"],
+        Some("network") => &["network"],
         Some("volume") => &["volume"],
-        Some(t @ ("network" | "node" | "service" | "task" | "secret" | "config" | "plugin")) => {
+        Some(t @ ("node" | "service" | "task" | "secret" | "config" | "plugin")) => {
             bail!("Error response from daemon: berth has no {t}s: {name}")
         }
         Some(t) => bail!("\"{t}\" is not a valid value for --type"),
     };
     for kind in kinds {
         let path = match *kind {
-            "container" => format!("{}/json{}", container_path(name), if size { "?size=1" } else { "" }),
+            "container" => format!("{}/json{}", container_path(name), if a.size { "?size=1" } else { "" }),
+            "network" => format!("{}{}", network_path(name), if a.verbose { "?verbose=true" } else { "" }),
             "volume" => format!("/volumes/{}", crate::client::encode_path(name)),
             _ => format!("{}/json", image_path(name)),
         };
@@ -97,7 +109,8 @@ pub fn print(objects: &[Value], format: Option<&str>) -> Result<()> {
         None => outln!("{}", indent(&objects)?),
         Some(f) => {
             let text = if f == "json" { "{{json .}}" } else { f };
-            let tmpl = formatter::parse(text)?;
+            // docker ends a bad inspect template with status 64.
+            let tmpl = formatter::parse(text).map_err(|e| StatusError::exit(64, e.to_string()))?;
             let mut out = String::new();
             for o in objects {
                 out.push_str(&tmpl.execute(o)?);
@@ -114,7 +127,7 @@ pub async fn inspect(c: &Client, a: InspectArgs) -> Result<i32> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &a.names {
-        match fetch(c, name, a.typ.as_deref(), a.size).await {
+        match fetch(c, name, &a).await {
             Ok(Some(v)) => found.push(v),
             Ok(None) => errors.push(format!("Error: No such object: {name}")),
             Err(e) => errors.push(format!("{e:#}")),

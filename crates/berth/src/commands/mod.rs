@@ -6,6 +6,7 @@ pub mod exec;
 pub mod image;
 pub mod inspect;
 pub mod logs;
+pub mod network;
 pub mod opts;
 pub mod ps;
 pub mod run;
@@ -27,6 +28,23 @@ pub fn container_path(name: &str) -> String {
 /// `/images/{name}` for a reference or ID.
 pub fn image_path(name: &str) -> String {
     format!("/images/{}", encode_path(name))
+}
+
+/// `/networks/{name}` for a name or ID.
+pub fn network_path(name: &str) -> String {
+    format!("/networks/{}", encode_path(name))
+}
+
+/// docker's `PromptForConfirmation`: prints `message [y/N] ` on stdout and reads one line of stdin; only `y`
+/// (any case) confirms, end of input does not.
+pub async fn prompt_for_confirmation(message: &str) -> Result<bool> {
+    use tokio::io::AsyncBufReadExt;
+    out!("{message} [y/N] ");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let mut line = String::new();
+    tokio::io::BufReader::new(tokio::io::stdin()).read_line(&mut line).await?;
+    Ok(line.trim().eq_ignore_ascii_case("y"))
 }
 
 /// Runs `f` for each target like docker's multi-target commands: prints each target that succeeded, then all

@@ -344,6 +344,136 @@ pub fn filter_flag(s: &str) -> std::result::Result<String, String> {
     if s.contains('=') { Ok(s.to_string()) } else { Err("bad format of filter (expected name=value)".into()) }
 }
 
+/// One `--network` value, as docker's `NetworkAttachmentOpts`: a name, or the long form
+/// `name=N,alias=A,ip=X,ip6=Y,mac-address=M,link-local-ip=L,driver-opt=k=v,gw-priority=P`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    pub target: String,
+    pub aliases: Vec<String>,
+    pub ipv4: String,
+    pub ipv6: String,
+    pub mac: String,
+    pub link_local_ips: Vec<String>,
+    pub links: Vec<String>,
+    pub driver_opts: HashMap<String, String>,
+    pub gw_priority: i64,
+}
+
+/// Splits one CSV record as Go's `encoding/csv` does for a flag value (quoted fields, `""` inside quotes).
+fn csv_fields(s: &str) -> Result<Vec<String>> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                chars.next();
+                cur.push('"');
+            }
+            '"' if quoted => quoted = false,
+            '"' if at_start => quoted = true,
+            ',' if !quoted => {
+                fields.push(std::mem::take(&mut cur));
+                at_start = true;
+                continue;
+            }
+            c => cur.push(c),
+        }
+        at_start = false;
+    }
+    if quoted {
+        bail!("parse error on line 1, column {}: extraneous or missing \" in quoted-field", s.len() + 1);
+    }
+    fields.push(cur);
+    Ok(fields)
+}
+
+/// Parses a `--network` value the way docker's `NetworkOpt.Set` does (the long form when the value has a
+/// `word=word` in it; keys and values are lower-cased, as docker does).
+pub fn network_attachment(value: &str) -> Result<NetworkAttachment> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let b = value.as_bytes();
+    let long = (1..b.len().saturating_sub(1)).any(|i| b[i] == b'=' && word(b[i - 1]) && word(b[i + 1]));
+    if !long {
+        return Ok(NetworkAttachment { target: value.to_string(), ..Default::default() });
+    }
+    let mut n = NetworkAttachment::default();
+    for field in csv_fields(value)? {
+        let lower = field.to_lowercase();
+        let (key, val) = match lower.split_once('=') {
+            Some((k, v)) if !k.is_empty() => (k.trim(), v.trim().to_string()),
+            _ => bail!("invalid field {field}"),
+        };
+        match key {
+            "name" => n.target = val,
+            "alias" => n.aliases.push(val),
+            "ip" => n.ipv4 = val,
+            "ip6" => n.ipv6 = val,
+            "mac-address" => n.mac = val,
+            "link-local-ip" => n.link_local_ips.push(val),
+            "driver-opt" => match val.split_once('=') {
+                Some((k, v)) if !k.is_empty() => {
+                    n.driver_opts.insert(k.trim().to_string(), v.trim().to_string());
+                }
+                _ => bail!("invalid key value pair format in driver options"),
+            },
+            "gw-priority" => {
+                n.gw_priority = val
+                    .parse()
+                    .map_err(|_| anyhow!("invalid gw-priority: strconv.Atoi: parsing {val:?}: invalid syntax"))?;
+            }
+            other => bail!("invalid field key {other}"),
+        }
+    }
+    if n.target.is_empty() {
+        bail!("network name/id is not specified");
+    }
+    Ok(n)
+}
+
+/// Whether a network mode names a user-defined network (not `default`, `bridge`, `host`, `none`, `container:…`).
+pub fn is_user_defined_network(mode: &str) -> bool {
+    !matches!(mode, "default" | "bridge" | "host" | "none") && !mode.starts_with("container:")
+}
+
+/// Go's `net.ParseMAC` for the forms people write: 6, 8 or 20 octets as `xx:xx:…` / `xx-xx-…`, or `xxxx.xxxx.…`.
+pub fn valid_mac(s: &str) -> bool {
+    let hex = |g: &str, n: usize| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit());
+    for sep in [':', '-'] {
+        let groups: Vec<&str> = s.split(sep).collect();
+        if matches!(groups.len(), 6 | 8 | 20) && groups.iter().all(|g| hex(g, 2)) {
+            return true;
+        }
+    }
+    let groups: Vec<&str> = s.split('.').collect();
+    matches!(groups.len(), 3 | 4 | 10) && groups.iter().all(|g| hex(g, 4))
+}
+
+/// docker's `ValidateLabel` (for clap's `value_parser`): a name before any `=`, without whitespace.
+pub fn label_flag(s: &str) -> std::result::Result<String, String> {
+    let key = s.split_once('=').map_or(s, |(k, _)| k);
+    if key.is_empty() {
+        return Err(format!("invalid label '{s}': empty name"));
+    }
+    if key.contains(char::is_whitespace) {
+        return Err(format!("label '{key}' contains whitespaces"));
+    }
+    Ok(s.to_string())
+}
+
+/// docker's `ValidateLink` (for clap's `value_parser`): `container[:alias]`.
+pub fn link_flag(s: &str) -> std::result::Result<String, String> {
+    if s.is_empty() {
+        return Err("empty string specified for links".into());
+    }
+    if s.split(':').count() > 2 {
+        return Err(format!("bad format for links: {s}"));
+    }
+    Ok(s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +528,29 @@ mod tests {
     }
 
     #[test]
+    fn network_values() {
+        assert_eq!(network_attachment("foo").expect("short").target, "foo");
+        assert_eq!(network_attachment("container:web").expect("short").target, "container:web");
+        let n = network_attachment("name=Foo,alias=A,alias=b,ip=1.2.3.4,driver-opt=K=v,gw-priority=5").expect("long");
+        assert_eq!(n.target, "foo");
+        assert_eq!(n.aliases, vec!["a", "b"]);
+        assert_eq!(n.ipv4, "1.2.3.4");
+        assert_eq!(n.driver_opts["k"], "v");
+        assert_eq!(n.gw_priority, 5);
+        let quoted = network_attachment("\"name=x\",\"alias=y\"").expect("quoted");
+        assert_eq!((quoted.target.as_str(), quoted.aliases.len()), ("x", 1));
+        let e = |v: &str| network_attachment(v).expect_err(v).to_string();
+        assert_eq!(e("name=foo,bogus=1"), "invalid field key bogus");
+        assert_eq!(e("alias=x"), "network name/id is not specified");
+        assert_eq!(e("name=foo,x"), "invalid field x");
+        assert_eq!(e("name=foo,driver-opt=x"), "invalid key value pair format in driver options");
+        assert!(is_user_defined_network("foo") && !is_user_defined_network("container:x"));
+        assert!(!is_user_defined_network("default") && !is_user_defined_network("bridge"));
+        assert!(valid_mac("92:d0:c6:0a:29:33") && valid_mac("92-D0-C6-0A-29-33") && valid_mac("92d0.c60a.2933"));
+        assert!(!valid_mac("zz") && !valid_mac("92:d0:c6:0a:29"));
+    }
+
+    #[test]
     fn mounts_and_filters() {
         let m = mount("type=bind,source=/a,target=/b,readonly").expect("mount");
         assert_eq!(m.target.as_deref(), Some("/b"));
@@ -416,5 +569,11 @@ mod tests {
             Some(r#"{"label":["a=b"],"status":["exited","created"]}"#)
         );
         assert!(filters(&["bad".into()]).is_err());
+        assert_eq!(label_flag("a=1").as_deref(), Ok("a=1"));
+        assert_eq!(label_flag("flag").as_deref(), Ok("flag"));
+        assert_eq!(label_flag("=x"), Err("invalid label '=x': empty name".to_string()));
+        assert_eq!(label_flag("a b=1"), Err("label 'a b' contains whitespaces".to_string()));
+        assert!(link_flag("db:alias").is_ok() && link_flag("db").is_ok());
+        assert_eq!(link_flag("a:b:c"), Err("bad format for links: a:b:c".to_string()));
     }
 }

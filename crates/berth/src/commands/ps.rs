@@ -74,24 +74,67 @@ pub fn ellipsis(s: &str, max: usize) -> String {
     out
 }
 
-/// docker's `DisplayablePorts`: `0.0.0.0:8080->80/tcp, 53/udp`.
+/// docker's `DisplayablePorts`: ports sorted (private port, IP, public port, protocol); bindings to the same port
+/// number and unpublished ports grouped into ranges per IP and protocol (`0.0.0.0:80-81->80-81/tcp`,
+/// `:::80->80/tcp`, `53/udp`), then bindings to another port (`0.0.0.0:8080->80/tcp`, `[::]:8080->80/tcp`).
 fn ports(list: &Value) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for p in list.as_array().into_iter().flatten() {
-        let private = p["PrivatePort"].as_i64().unwrap_or(0);
-        let typ = p["Type"].as_str().unwrap_or("tcp");
-        let s = match (p["IP"].as_str().filter(|i| !i.is_empty()), p["PublicPort"].as_i64().filter(|x| *x > 0)) {
-            (Some(ip), Some(public)) if ip.contains(':') => format!("[{ip}]:{public}->{private}/{typ}"),
-            (Some(ip), Some(public)) => format!("{ip}:{public}->{private}/{typ}"),
-            (None, Some(public)) => format!("{public}->{private}/{typ}"),
-            _ => format!("{private}/{typ}"),
+    struct Port<'a> {
+        ip: &'a str,
+        private: i64,
+        public: i64,
+        typ: &'a str,
+    }
+    let mut ports: Vec<Port> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| Port {
+            ip: p["IP"].as_str().unwrap_or(""),
+            private: p["PrivatePort"].as_i64().unwrap_or(0),
+            public: p["PublicPort"].as_i64().unwrap_or(0),
+            typ: p["Type"].as_str().unwrap_or(""),
+        })
+        .collect();
+    ports.sort_by(|a, b| (a.private, a.ip, a.public, a.typ).cmp(&(b.private, b.ip, b.public, b.typ)));
+    let form = |key: &str, first: i64, last: i64| {
+        let (ip, typ) = match key.rsplit_once('/') {
+            Some((ip, typ)) => (ip, typ),
+            None => ("", key),
         };
-        if !out.contains(&s) {
-            out.push(s);
+        let mut group = first.to_string();
+        if first != last {
+            group = format!("{group}-{last}");
+        }
+        if !ip.is_empty() {
+            group = format!("{ip}:{group}->{group}");
+        }
+        format!("{group}/{typ}")
+    };
+    let mut groups: Vec<(String, i64, i64)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    for p in &ports {
+        let key = if p.ip.is_empty() {
+            p.typ.to_string()
+        } else if p.public != p.private {
+            let host = if p.ip.contains(':') { format!("[{}]", p.ip) } else { p.ip.to_string() };
+            mappings.push(format!("{host}:{}->{}/{}", p.public, p.private, p.typ));
+            continue;
+        } else {
+            format!("{}/{}", p.ip, p.typ)
+        };
+        match groups.iter_mut().find(|g| g.0 == key) {
+            None => groups.push((key, p.private, p.private)),
+            Some(g) if p.private == g.2 + 1 => g.2 = p.private,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                (g.1, g.2) = (p.private, p.private);
+            }
         }
     }
-    out.sort();
-    out.join(", ")
+    result.extend(groups.iter().map(|(k, a, b)| form(k, *a, *b)));
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// One `ps` row with docker's formatter fields.
@@ -234,5 +277,35 @@ mod tests {
         );
         assert!(lines.next().is_some_and(|l| l.starts_with("0123456789ab   busybox   \"sh -c 'echo hello; …\"   ")));
         assert_eq!(formatter::render("{{.Label \"tier\"}}", DEFAULT, HEADERS, &[r]).expect("label"), "web\n");
+    }
+
+    #[test]
+    fn ports_like_docker() {
+        let p = |ip: &str, private: i64, public: i64, typ: &str| {
+            let mut v = json!({"PrivatePort": private, "Type": typ});
+            if !ip.is_empty() {
+                v["IP"] = json!(ip);
+                v["PublicPort"] = json!(public);
+            }
+            v
+        };
+        let list = json!([
+            p("0.0.0.0", 80, 8080, "tcp"),
+            p("::", 80, 8080, "tcp"),
+            p("", 53, 0, "udp"),
+            p("0.0.0.0", 9000, 9000, "tcp"),
+            p("0.0.0.0", 9001, 9001, "tcp"),
+            p("::", 9000, 9000, "tcp"),
+            p("", 7000, 0, "tcp"),
+            p("", 7001, 0, "tcp"),
+            p("", 7003, 0, "tcp"),
+        ]);
+        assert_eq!(
+            ports(&list),
+            "7000-7001/tcp, 53/udp, 7003/tcp, 0.0.0.0:9000-9001->9000-9001/tcp, :::9000->9000/tcp, \
+             0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
+        assert_eq!(ports(&json!([])), "");
+        assert_eq!(ports(&Value::Null), "");
     }
 }

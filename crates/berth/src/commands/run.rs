@@ -5,11 +5,14 @@
 use std::collections::HashMap;
 
 use anyhow::{Context as _, Result, anyhow, bail};
-use berth_api::models::{ContainerCreateBody, ContainerCreateResponse, HostConfig};
+use berth_api::models::{
+    ContainerCreateBody, ContainerCreateResponse, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+};
 use clap::{ArgAction, Args};
 use hyper::Method;
 use serde_json::Value;
 
+use super::opts::NetworkAttachment;
 use super::{container_path, opts};
 use crate::StatusError;
 use crate::client::{ApiError, Client, empty, query, read_body};
@@ -134,10 +137,25 @@ pub struct ContainerOpts {
     pub name: Option<String>,
     /// Connect a container to a network
     #[arg(long = "network", visible_alias = "net", value_name = "NETWORK")]
-    pub network: Option<String>,
+    pub network: Vec<String>,
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", value_name = "ALIAS")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "IP")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33)
+    #[arg(long = "ip6", value_name = "IP")]
+    pub ip6: Option<String>,
+    /// Add link to another container
+    #[arg(long = "link", value_name = "CONTAINER[:ALIAS]", value_parser = opts::link_flag)]
+    pub link: Vec<String>,
+    /// Container IPv4/IPv6 link-local addresses
+    #[arg(long = "link-local-ip", value_name = "IP")]
+    pub link_local_ip: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub mac_address: Option<String>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
@@ -319,6 +337,125 @@ fn kv_map(list: &[String], what: &str) -> Result<Option<HashMap<String, String>>
     Ok(Some(m))
 }
 
+/// docker's `applyContainerOptions`: the plain flags (`--network-alias`, `--link`, `--ip`, `--ip6`,
+/// `--mac-address`, `--link-local-ip`) go to the first network, unless its long form says the same.
+fn apply_container_options(n: &mut NetworkAttachment, o: &ContainerOpts) -> Result<()> {
+    let given = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    let conflict =
+        |what: &str, per: &str| anyhow!("conflicting options: cannot specify both {what} and per-network {per}");
+    if !n.aliases.is_empty() && !o.network_alias.is_empty() {
+        return Err(conflict("--network-alias", "alias"));
+    }
+    if !n.links.is_empty() && !o.link.is_empty() {
+        return Err(conflict("--link", "links"));
+    }
+    if !n.ipv4.is_empty() && given(&o.ip) {
+        return Err(conflict("--ip", "IPv4 address"));
+    }
+    if !n.ipv6.is_empty() && given(&o.ip6) {
+        return Err(conflict("--ip6", "IPv6 address"));
+    }
+    if !n.mac.is_empty() && given(&o.mac_address) {
+        return Err(conflict("--mac-address", "MAC address"));
+    }
+    if !n.link_local_ips.is_empty() && !o.link_local_ip.is_empty() {
+        return Err(conflict("--link-local-ip", "link-local IP addresses"));
+    }
+    if !o.network_alias.is_empty() {
+        n.aliases = o.network_alias.clone();
+    }
+    // On a user-defined network a link is an alias of the endpoint; on the default bridge a legacy link.
+    if opts::is_user_defined_network(&n.target) && !o.link.is_empty() {
+        n.links = o.link.clone();
+    }
+    for (dst, src) in [(&mut n.ipv4, &o.ip), (&mut n.ipv6, &o.ip6), (&mut n.mac, &o.mac_address)] {
+        if let Some(v) = src.as_deref().filter(|v| !v.is_empty()) {
+            *dst = v.to_string();
+        }
+    }
+    if !o.link_local_ip.is_empty() {
+        n.link_local_ips = o.link_local_ip.clone();
+    }
+    Ok(())
+}
+
+/// docker's `parseNetworkAttachmentOpt`: one network's endpoint settings.
+fn endpoint(n: &NetworkAttachment) -> Result<EndpointSettings> {
+    if n.target.trim().is_empty() {
+        bail!("no name set for network");
+    }
+    if !opts::is_user_defined_network(&n.target) {
+        if !n.aliases.is_empty() {
+            bail!("network-scoped aliases are only supported for user-defined networks");
+        }
+        if !n.links.is_empty() {
+            bail!("links are only supported for user-defined networks");
+        }
+    }
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let ipam = (!n.ipv4.is_empty() || !n.ipv6.is_empty() || !n.link_local_ips.is_empty()).then(|| EndpointIpamConfig {
+        ipv4_address: text(&n.ipv4),
+        ipv6_address: text(&n.ipv6),
+        link_local_ips: some_vec(n.link_local_ips.clone()),
+    });
+    if !n.mac.is_empty() && !opts::valid_mac(n.mac.trim()) {
+        bail!("{} is not a valid mac address", n.mac);
+    }
+    Ok(EndpointSettings {
+        ipam_config: ipam,
+        links: some_vec(n.links.clone()),
+        mac_address: text(&n.mac),
+        aliases: some_vec(n.aliases.clone()),
+        driver_opts: (!n.driver_opts.is_empty()).then(|| n.driver_opts.clone()),
+        gw_priority: (n.gw_priority != 0).then_some(n.gw_priority),
+        ..Default::default()
+    })
+}
+
+/// docker's `parseNetworkOpts`: the network mode (the first `--network`, else `default`) and the endpoints of
+/// the create request, keyed by the name given (`default` without `--network`).
+fn networking(o: &ContainerOpts) -> Result<(String, HashMap<String, EndpointSettings>)> {
+    let nets = o
+        .network
+        .iter()
+        .map(|v| {
+            opts::network_attachment(v).map_err(|e| anyhow!("invalid argument \"{v}\" for \"--network\" flag: {e}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mode = nets.first().map_or_else(|| "default".to_string(), |n| n.target.clone());
+    let mut endpoints = HashMap::new();
+    if nets.is_empty() {
+        let mut n = NetworkAttachment { target: "default".into(), ..Default::default() };
+        apply_container_options(&mut n, o)?;
+        endpoints.insert("default".to_string(), endpoint(&n)?);
+    }
+    let count = nets.len();
+    let (mut user_defined, mut other) = (false, false);
+    for (i, mut n) in nets.into_iter().enumerate() {
+        if opts::is_user_defined_network(&n.target) {
+            user_defined = true;
+        } else {
+            other = true;
+        }
+        if i == 0 {
+            apply_container_options(&mut n, o)?;
+        }
+        let ep = endpoint(&n)?;
+        if endpoints.contains_key(&n.target) {
+            bail!("network {} is specified multiple times", crate::template::go_quote(&n.target));
+        }
+        // A single network without settings sends no endpoint (the daemon makes one), as docker does.
+        if i == 0 && count == 1 && ep == EndpointSettings::default() {
+            continue;
+        }
+        endpoints.insert(n.target, ep);
+    }
+    if user_defined && other {
+        bail!("conflicting options: cannot attach both user-defined and non-user-defined network-modes");
+    }
+    Ok((mode, endpoints))
+}
+
 /// Builds the create request from docker's options (errors are docker's option errors).
 fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Result<ContainerCreateBody> {
     let s = streams(o, detach)?;
@@ -328,6 +465,7 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
     let env = opts::env_list(&o.env_file, &o.env)?;
     let labels = opts::labels(&o.label_file, &o.label)?;
     let (exposed, bindings) = opts::ports(&o.publish, &o.expose)?;
+    let (network_mode, endpoints) = networking(o)?;
     let (binds, anonymous) = opts::volumes(&o.volume)?;
     let mounts = o.mount.iter().map(|m| opts::mount(m)).collect::<Result<Vec<_>>>()?;
     let ulimits = o.ulimit.iter().map(|u| opts::ulimit(u)).collect::<Result<Vec<_>>>()?;
@@ -366,7 +504,8 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         volume_driver: o.volume_driver.clone(),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
         publish_all_ports: o.publish_all.then_some(true),
-        network_mode: Some(o.network.clone().unwrap_or_else(|| "default".into())),
+        links: if opts::is_user_defined_network(&network_mode) { None } else { some_vec(o.link.clone()) },
+        network_mode: Some(network_mode),
         auto_remove: o.rm.then_some(true),
         restart_policy: Some(restart),
         privileged: o.privileged.then_some(true),
@@ -432,6 +571,7 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         stop_signal: o.stop_signal.clone(),
         stop_timeout: o.stop_timeout,
         host_config: Some(host),
+        networking_config: Some(NetworkingConfig { endpoints_config: Some(endpoints) }),
         ..Default::default()
     })
 }
@@ -725,6 +865,82 @@ mod tests {
         assert!(config(&bad, "x", &[], false).is_err());
         let det = ContainerOpts { attach: vec!["stdout".into()], restart: "no".into(), ..Default::default() };
         assert!(config(&det, "x", &[], true).is_err());
+    }
+
+    fn endpoints_of(args: &[&str]) -> Result<Value> {
+        let o = ContainerOpts {
+            network: args.iter().filter_map(|a| a.strip_prefix("--network=")).map(str::to_string).collect(),
+            network_alias: args.iter().filter_map(|a| a.strip_prefix("--network-alias=")).map(str::to_string).collect(),
+            ip: args.iter().find_map(|a| a.strip_prefix("--ip=")).map(str::to_string),
+            mac_address: args.iter().find_map(|a| a.strip_prefix("--mac-address=")).map(str::to_string),
+            link: args.iter().filter_map(|a| a.strip_prefix("--link=")).map(str::to_string).collect(),
+            restart: "no".into(),
+            ..Default::default()
+        };
+        let b = config(&o, "busybox", &[], false)?;
+        let h = b.host_config.unwrap_or_default();
+        Ok(serde_json::json!({
+            "mode": h.network_mode,
+            "links": h.links,
+            "endpoints": b.networking_config.and_then(|n| n.endpoints_config),
+        }))
+    }
+
+    #[test]
+    fn networks_like_the_docker_cli() {
+        use serde_json::json;
+        let ok = |args: &[&str]| endpoints_of(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        let err = |args: &[&str]| endpoints_of(args).expect_err("an error").to_string();
+        assert_eq!(ok(&[]), json!({"mode": "default", "links": null, "endpoints": {"default": {}}}));
+        assert_eq!(ok(&["--network=foo"]), json!({"mode": "foo", "links": null, "endpoints": {}}));
+        assert_eq!(
+            ok(&["--network=foo", "--ip=10.1.2.3", "--network-alias=a", "--network-alias=b,c"])["endpoints"],
+            json!({"foo": {"IPAMConfig": {"IPv4Address": "10.1.2.3"}, "Aliases": ["a", "b,c"]}})
+        );
+        assert_eq!(
+            ok(&["--ip=10.1.2.3"])["endpoints"],
+            json!({"default": {"IPAMConfig": {"IPv4Address": "10.1.2.3"}}})
+        );
+        assert_eq!(
+            ok(&["--network=foo", "--network=bar", "--network-alias=a"])["endpoints"],
+            json!({"foo": {"Aliases": ["a"]}, "bar": {}})
+        );
+        assert_eq!(
+            ok(&["--network=name=foo,alias=A,ip=1.2.3.4", "--network=bar"]),
+            json!({"mode": "foo", "links": null,
+                   "endpoints": {"foo": {"IPAMConfig": {"IPv4Address": "1.2.3.4"}, "Aliases": ["a"]}, "bar": {}}})
+        );
+        assert_eq!(ok(&["--link=db:db"]), json!({"mode": "default", "links": ["db:db"], "endpoints": {"default": {}}}));
+        assert_eq!(
+            ok(&["--network=foo", "--link=db:db"]),
+            json!({"mode": "foo", "links": null, "endpoints": {"foo": {"Links": ["db:db"]}}})
+        );
+        assert_eq!(
+            ok(&["--mac-address=92:d0:c6:0a:29:33"])["endpoints"],
+            json!({"default": {"MacAddress": "92:d0:c6:0a:29:33"}})
+        );
+        assert_eq!(ok(&["--network=container:x"])["endpoints"], json!({}));
+        assert_eq!(ok(&["--network=host", "--network=bridge"])["endpoints"], json!({"host": {}, "bridge": {}}));
+        assert_eq!(err(&["--mac-address=zz"]), "zz is not a valid mac address");
+        assert_eq!(err(&["--network-alias=x"]), "network-scoped aliases are only supported for user-defined networks");
+        assert_eq!(
+            err(&["--network=bridge", "--network-alias=x"]),
+            "network-scoped aliases are only supported for user-defined networks"
+        );
+        assert_eq!(
+            err(&["--network=foo", "--network=host"]),
+            "conflicting options: cannot attach both user-defined and non-user-defined network-modes"
+        );
+        assert_eq!(err(&["--network=foo", "--network=foo"]), "network \"foo\" is specified multiple times");
+        assert_eq!(
+            err(&["--network=name=foo,alias=a", "--network-alias=b"]),
+            "conflicting options: cannot specify both --network-alias and per-network alias"
+        );
+        assert_eq!(err(&["--network="]), "no name set for network");
+        assert_eq!(
+            err(&["--network=name=foo,bogus=1"]),
+            "invalid argument \"name=foo,bogus=1\" for \"--network\" flag: invalid field key bogus"
+        );
     }
 
     #[test]
