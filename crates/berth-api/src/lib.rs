@@ -5,6 +5,7 @@
 
 pub use bollard_stubs::models;
 
+pub mod base64;
 pub mod time;
 
 /// The newest Engine API version Berth serves (the version of `shared/specs/docker-engine-api-v1.53.yaml`).

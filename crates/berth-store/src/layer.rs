@@ -121,9 +121,9 @@ pub(crate) fn unpack<'r, R: Read + 'r>(mut reader: R, blob: BlobWriter, dest: &P
         }
     };
     let state = TeeState::default();
-    let tee = Tee { inner: decoded, blob, state: &state };
+    let tee = Tee { inner: decoded, blob: Some(blob), state: &state };
     let mut archive = tar::Archive::new(tee);
-    let mut ex = Extractor::open(dest)?;
+    let mut ex = Extractor::open(dest, ExtractOptions::LAYER)?;
     let res = ex.run(&mut archive, &state);
     let mut tee = archive.into_inner();
     res?;
@@ -138,8 +138,43 @@ pub(crate) fn unpack<'r, R: Read + 'r>(mut reader: R, blob: BlobWriter, dest: &P
         }
     }
     ex.finish()?;
-    let blob = tee.blob.finish()?;
+    let blob = tee.blob.take().ok_or_else(|| StoreError::InvalidArgument("layer blob missing".into()))?.finish()?;
     Ok(Unpacked { blob, size: ex.size })
+}
+
+/// How [`extract`] treats an archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtractOptions {
+    /// Docker whiteouts (`.wh.*`) become overlay whiteouts (layers); otherwise they are ordinary files.
+    pub overlay_whiteouts: bool,
+    /// An entry for the destination itself (`.`) sets its owner, mode and times (layers, volume copy-up); otherwise
+    /// the existing destination keeps them (as `docker cp` does).
+    pub root_metadata: bool,
+    /// Refuse to replace a directory with a non-directory or the other way round (`noOverwriteDirNonDir`).
+    pub no_overwrite_dir_non_dir: bool,
+    /// Owner of everything extracted, instead of the archive's (`copyUIDGID`).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl ExtractOptions {
+    /// Image layers: overlay whiteouts, the root's metadata from the archive.
+    pub const LAYER: ExtractOptions =
+        ExtractOptions { overlay_whiteouts: true, root_metadata: true, no_overwrite_dir_non_dir: false, owner: None };
+}
+
+/// Extracts a plain tar below the directory `dest` (a path relative to `root`, which must exist), with the same
+/// guarantees as layer import: every path is resolved with `openat2(RESOLVE_IN_ROOT)` against `root`, so symlinks in
+/// the tree or in the archive resolve as if `root` were `/` and nothing is written outside it. Returns the bytes of
+/// file data written.
+pub fn extract<R: Read>(reader: R, root: OwnedFd, dest: &Path, opts: ExtractOptions) -> Result<u64> {
+    let state = TeeState::default();
+    let tee = Tee { inner: Box::new(reader), blob: None, state: &state };
+    let mut archive = tar::Archive::new(tee);
+    let prefix = clean_path(dest.as_os_str().as_encoded_bytes());
+    let mut ex = Extractor::with_root(root, prefix, opts);
+    ex.run(&mut archive, &state)?;
+    ex.finish()?;
+    Ok(ex.size)
 }
 
 /// Shared between the tee and the extractor: bytes read so far and a failed blob write.
@@ -162,7 +197,7 @@ impl TeeState {
 /// Reads the decompressed stream and copies every byte into the blob (which hashes it).
 struct Tee<'s, 'r> {
     inner: Box<dyn Read + 'r>,
-    blob: BlobWriter,
+    blob: Option<BlobWriter>,
     state: &'s TeeState,
 }
 
@@ -170,7 +205,9 @@ impl Read for Tee<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            if let Err(e) = self.blob.write_all(&buf[..n]) {
+            if let Some(blob) = self.blob.as_mut()
+                && let Err(e) = blob.write_all(&buf[..n])
+            {
                 *self.state.write_error.borrow_mut() = Some(e);
                 return Err(io::Error::other("cannot write the layer blob"));
             }
@@ -195,6 +232,9 @@ struct Meta {
 /// Unpacks entries below `root`.
 struct Extractor {
     root: OwnedFd,
+    /// Where the archive's root lands, relative to `root`.
+    prefix: Vec<Vec<u8>>,
+    opts: ExtractOptions,
     chown: bool,
     dir_times: Vec<(Vec<Vec<u8>>, TimeSpec)>,
     size: u64,
@@ -202,7 +242,7 @@ struct Extractor {
 }
 
 impl Extractor {
-    fn open(dest: &Path) -> Result<Extractor> {
+    fn open(dest: &Path, opts: ExtractOptions) -> Result<Extractor> {
         let root = openat(
             nix::fcntl::AT_FDCWD,
             dest,
@@ -210,13 +250,19 @@ impl Extractor {
             Mode::empty(),
         )
         .map_err(|e| StoreError::io(format!("opening {}", dest.display()), e.into()))?;
-        Ok(Extractor {
+        Ok(Extractor::with_root(root, Vec::new(), opts))
+    }
+
+    fn with_root(root: OwnedFd, prefix: Vec<Vec<u8>>, opts: ExtractOptions) -> Extractor {
+        Extractor {
             root,
+            prefix,
+            opts,
             chown: nix::unistd::geteuid().is_root(),
             dir_times: Vec::new(),
             size: 0,
             buf: vec![0u8; 128 * 1024],
-        })
+        }
     }
 
     fn run<R: Read>(&mut self, archive: &mut tar::Archive<R>, state: &TeeState) -> Result<()> {
@@ -235,22 +281,31 @@ impl Extractor {
         }
         let raw_path = entry.path_bytes().into_owned();
         let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        let comps = clean_path(&raw_path);
-        let meta = read_meta(&mut entry, &shown)?;
+        let rel = clean_path(&raw_path);
+        let mut meta = read_meta(&mut entry, &shown)?;
+        if let Some((uid, gid)) = self.opts.owner {
+            (meta.uid, meta.gid) = (uid, gid);
+        }
 
-        let Some((name, parent)) = comps.split_last() else {
+        if rel.is_empty() {
             if kind.is_dir() {
-                let root = self.root.try_clone().map_err(io_ctx(|| "duplicating the layer root fd".into()))?;
-                self.apply_dir_meta(&root, &meta, &shown)?;
-                self.dir_times.push((Vec::new(), meta.mtime));
+                if self.opts.root_metadata {
+                    let root = self.resolve(&join(&self.prefix)).map_err(|e| sys_err(e, "opening", &shown))?;
+                    self.apply_dir_meta(&root, &meta, &shown)?;
+                    self.dir_times.push((self.prefix.clone(), meta.mtime));
+                }
             } else {
                 tracing::warn!(path = %shown, "skipping a layer tar entry that names the layer root");
             }
             return Ok(());
-        };
+        }
+        let comps: Vec<Vec<u8>> = self.prefix.iter().cloned().chain(rel).collect();
+        let Some((name, parent)) = comps.split_last() else { return Ok(()) };
 
         // Whiteouts.
-        if let Some(target) = name.strip_prefix(b".wh.") {
+        if self.opts.overlay_whiteouts
+            && let Some(target) = name.strip_prefix(b".wh.")
+        {
             if name.as_slice() == b".wh..wh..opq" {
                 let dir = self.ensure_dir(parent, &shown)?;
                 return fsetxattr(dir.as_fd(), c"trusted.overlay.opaque", b"y")
@@ -341,7 +396,7 @@ impl Extractor {
                     .link_name_bytes()
                     .map(|c| c.into_owned())
                     .ok_or_else(|| StoreError::InvalidArgument(format!("hardlink {shown:?} has no target")))?;
-                let tcomps = clean_path(&target);
+                let tcomps: Vec<Vec<u8>> = self.prefix.iter().cloned().chain(clean_path(&target)).collect();
                 let tshown = String::from_utf8_lossy(&target).into_owned();
                 let Some((tname, tparent)) = tcomps.split_last() else {
                     return Err(StoreError::InvalidArgument(format!("hardlink {shown:?} points at the layer root")));
@@ -500,22 +555,30 @@ impl Extractor {
     /// Removes whatever is at `name` in `dir` so a new entry can take its place (later
     /// entries win). With `keep_dir`, an existing directory stays and `true` is returned.
     fn remove_existing(&self, dir: &OwnedFd, name: &[u8], keep_dir: bool, shown: &str) -> Result<bool> {
-        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-            Err(Errno::ENOENT) => Ok(false),
-            Err(e) => Err(sys_err(e, "inspecting existing entry", shown)),
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-                if keep_dir {
-                    return Ok(true);
-                }
-                remove_tree_at(dir.as_fd(), name).map_err(|e| sys_err(e, "removing existing directory", shown))?;
-                Ok(false)
-            }
-            Ok(_) => {
-                unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
-                    .map_err(|e| sys_err(e, "removing existing entry", shown))?;
-                Ok(false)
-            }
+        let existing = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Err(Errno::ENOENT) => return Ok(false),
+            Err(e) => return Err(sys_err(e, "inspecting existing entry", shown)),
+            Ok(st) => st,
+        };
+        let is_dir = existing.st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if self.opts.no_overwrite_dir_non_dir && is_dir != keep_dir {
+            let what = String::from_utf8_lossy(name);
+            return Err(StoreError::InvalidArgument(if is_dir {
+                format!("cannot overwrite directory {what:?} with non-directory {shown:?}")
+            } else {
+                format!("cannot overwrite non-directory {what:?} with directory {shown:?}")
+            }));
         }
+        if is_dir {
+            if keep_dir {
+                return Ok(true);
+            }
+            remove_tree_at(dir.as_fd(), name).map_err(|e| sys_err(e, "removing existing directory", shown))?;
+        } else {
+            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                .map_err(|e| sys_err(e, "removing existing entry", shown))?;
+        }
+        Ok(false)
     }
 }
 
@@ -727,6 +790,75 @@ mod tests {
         let t = parse_pax_time(b"-1.25").map(|t| (t.tv_sec(), t.tv_nsec()));
         assert_eq!(t, Some((-2, 750_000_000)));
         assert!(parse_pax_time(b"x").is_none());
+    }
+
+    fn tar_of(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o640);
+            h.set_uid(7);
+            h.set_gid(7);
+            match data {
+                Some(d) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(d.len() as u64);
+                    // Raw names: the tar crate refuses to write `..`, hostile archives have them.
+                    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+                    h.set_cksum();
+                    b.append(&h, d.as_bytes()).expect("append");
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    b.append_data(&mut h, name, io::empty()).expect("append");
+                }
+            }
+        }
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn extract_below_a_directory_with_options() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("dest/clash")).expect("mkdir");
+        std::os::unix::fs::symlink("/", dir.path().join("dest/up")).expect("symlink");
+        let open = || {
+            openat(nix::fcntl::AT_FDCWD, dir.path(), OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty()).expect("open")
+        };
+        let tar = tar_of(&[
+            ("./", None),
+            ("a", Some("one")),
+            ("../../up/escape", Some("x")),
+            ("../../../dotdot", Some("y")),
+            ("sub/b", Some("two")),
+        ]);
+        let opts = ExtractOptions {
+            overlay_whiteouts: false,
+            root_metadata: false,
+            no_overwrite_dir_non_dir: true,
+            owner: Some((1000, 1001)),
+        };
+        assert_eq!(extract(tar.as_slice(), open(), Path::new("dest"), opts).expect("extract"), 8);
+        let dest = dir.path().join("dest");
+        assert_eq!(std::fs::read_to_string(dest.join("a")).expect("a"), "one");
+        assert_eq!(std::fs::read_to_string(dest.join("sub/b")).expect("b"), "two");
+        // `..` stays below the destination; `up` (a symlink to `/`) resolves to the root given, not the host's.
+        assert_eq!(std::fs::read_to_string(dir.path().join("escape")).expect("escape"), "x");
+        assert_eq!(std::fs::read_to_string(dest.join("dotdot")).expect("dotdot"), "y");
+        let meta = std::fs::metadata(dest.join("a")).expect("meta");
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!((meta.uid(), meta.gid()), (1000, 1001));
+        }
+        // The destination's own metadata is not the archive's without `root_metadata`.
+        assert_ne!(std::fs::metadata(&dest).expect("dest").mode() & 0o777, 0o640);
+        let clash = tar_of(&[("clash", Some("file over a directory"))]);
+        let e = extract(clash.as_slice(), open(), Path::new("dest"), opts).expect_err("clash");
+        assert!(e.to_string().contains("cannot overwrite directory"), "{e}");
+        let opts = ExtractOptions { no_overwrite_dir_non_dir: false, ..opts };
+        extract(clash.as_slice(), open(), Path::new("dest"), opts).expect("replace");
+        assert!(dest.join("clash").is_file());
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod units;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
-use crate::commands::{container, exec, image, inspect, logs, network, ps, run, system};
+use crate::commands::{container, cp, exec, image, inspect, logs, network, ps, run, system, volume};
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
 /// that everything was printed already.
@@ -104,6 +104,8 @@ enum Cmd {
     Version(system::VersionArgs),
     /// Attach local standard input, output, and error streams to a running container
     Attach(container::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Create a new container
     Create(run::CreateArgs),
     /// Show the history of an image
@@ -162,12 +164,20 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SystemCmd,
     },
+    /// Manage volumes
+    #[command(arg_required_else_help = true)]
+    Volume {
+        #[command(subcommand)]
+        cmd: VolumeCmd,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 enum ContainerCmd {
     /// Attach local standard input, output, and error streams to a running container
     Attach(container::AttachArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
     /// Create a new container
     Create(run::CreateArgs),
     /// Execute a command in a running container
@@ -242,6 +252,20 @@ enum NetworkCmd {
     /// Remove one or more networks
     #[command(visible_aliases = ["remove"])]
     Rm(network::RmArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeCmd {
+    /// Create a volume
+    Create(volume::CreateArgs),
+    /// Display detailed information on one or more volumes
+    Inspect(volume::InspectArgs),
+    /// List volumes
+    Ls(volume::LsArgs),
+    /// Remove unused local volumes
+    Prune(volume::PruneArgs),
+    /// Remove one or more volumes
+    Rm(volume::RmArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -367,6 +391,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Info(a) => system::info(&c, a).await,
         Cmd::Version(_) => Ok(0),
         Cmd::Attach(a) => container::attach(&c, a).await,
+        Cmd::Cp(a) => cp::cp(&c, a).await,
         Cmd::Create(a) => run::create(&c, a).await,
         Cmd::History(a) => image::history(&c, a).await,
         Cmd::Inspect(a) => inspect::inspect(&c, a).await,
@@ -386,6 +411,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Wait(a) => container::wait(&c, a).await,
         Cmd::Container { cmd } => match cmd {
             ContainerCmd::Attach(a) => container::attach(&c, a).await,
+            ContainerCmd::Cp(a) => cp::cp(&c, a).await,
             ContainerCmd::Create(a) => run::create(&c, a).await,
             ContainerCmd::Exec(a) => exec::exec(&c, a).await,
             ContainerCmd::Inspect(a) => inspect::inspect(&c, a.with_type("container")).await,
@@ -420,6 +446,13 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             NetworkCmd::Ls(a) => network::ls(&c, a).await,
             NetworkCmd::Prune(a) => network::prune(&c, a).await,
             NetworkCmd::Rm(a) => network::rm(&c, a).await,
+        },
+        Cmd::Volume { cmd } => match cmd {
+            VolumeCmd::Create(a) => volume::create(&c, a).await,
+            VolumeCmd::Inspect(a) => volume::inspect(&c, a).await,
+            VolumeCmd::Ls(a) => volume::ls(&c, a).await,
+            VolumeCmd::Prune(a) => volume::prune(&c, a).await,
+            VolumeCmd::Rm(a) => volume::rm(&c, a).await,
         },
         Cmd::System { cmd } => match cmd {
             SystemCmd::Df(a) => system::df(&c, a).await,

@@ -77,6 +77,9 @@ pub struct Record {
     pub runtime: String,
     /// The image's layers, top first, captured at creation.
     pub lower_dirs: Vec<PathBuf>,
+    /// Volumes, binds and tmpfs mounts (`-v`, `--mount`, `--volumes-from`, the image's `VOLUME`s).
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
     /// Its networks (and, while it runs, its addresses and published ports).
     #[serde(default)]
     pub net: crate::networks::NetState,
@@ -365,18 +368,6 @@ fn validate_env(env: &[String]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Refuses what this version cannot do yet, rather than silently ignoring it.
-fn refuse_unsupported(host: &HostConfig) -> Result<(), Error> {
-    let not_yet = |what: &str| Err(Error::InvalidArgument(format!("berth does not support {what} yet")));
-    if host.binds.as_ref().is_some_and(|b| !b.is_empty()) || host.mounts.as_ref().is_some_and(|m| !m.is_empty()) {
-        return not_yet("volumes and bind mounts (-v, --mount)");
-    }
-    if host.volumes_from.as_ref().is_some_and(|v| !v.is_empty()) {
-        return not_yet("--volumes-from");
-    }
-    Ok(())
-}
-
 fn check_runtime(d: &Daemon, host: &HostConfig) -> Result<String, Error> {
     let r = host.runtime.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| d.config.runtime.clone());
     if matches!(r.as_str(), "berth" | "builtin") || berth_runtime::external::available(&r) {
@@ -417,7 +408,6 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         .filter(|i| !i.is_empty())
         .ok_or_else(|| Error::InvalidArgument("config cannot be empty in order to create a container".into()))?;
     let host = default_host_config(body.host_config.clone().unwrap_or_default());
-    refuse_unsupported(&host)?;
     let network_mode = host.network_mode.clone().unwrap_or_default();
     let mode = crate::networks::mode(&network_mode);
     check_network_options(&body, &host, &mode)?;
@@ -467,6 +457,9 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
     if let Ok(existing) = d.container(&format!("/{name}")) {
         return Err(name_conflict(&name, &existing.id));
     }
+    // Until the container is in the table (where `volume rm` sees it), its volumes cannot be removed.
+    let _using_volumes = d.volumes.lock.lock().await;
+    let planned = crate::mounts::plan(d, &config, &host)?;
     let now = berth_api::time::now();
     let rec = Record {
         id: id.clone(),
@@ -490,6 +483,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         restart_count: 0,
         runtime,
         lower_dirs: image.lower_dirs(),
+        mounts: Vec::new(),
         net: crate::networks::NetState { endpoints, ..Default::default() },
     };
     let dir = container_dir(d, &id);
@@ -504,8 +498,20 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
+    let mut rec = rec;
+    let created_volumes = match crate::mounts::realize(d, planned, &rec.lower_dirs).await {
+        Ok((mounts, created)) => {
+            rec.mounts = mounts;
+            created
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
     if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
+        crate::volumes::remove_anonymous_locked(d, &created_volumes).await;
         return Err(match e {
             Error::Conflict(_) => name_conflict(&name, "another container"),
             e => e,
@@ -709,6 +715,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             container_dir: &sandbox.files_dir,
             netns: sandbox.netns.as_deref(),
             cgroup_v2: berth_runtime::cgroups::is_unified(),
+            mounts: crate::mounts::spec_mounts(&rec.mounts)?,
         },
     );
     let spec = match spec {
@@ -743,6 +750,11 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
     if let Err(e) = write {
         crate::networks::release(d, &rec.id).await;
         return Err(Error::Internal(format!("write bundle {}: {e}", bundle.display())));
+    }
+    if let Err(e) = crate::volumes::acquire(d, &rec.mounts).await {
+        let _ = std::fs::remove_dir_all(&bundle);
+        crate::networks::release(d, &rec.id).await;
+        return Err(e);
     }
 
     let pid = match spawn_shim(d, &bundle).await {
@@ -800,6 +812,7 @@ async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
     if let Ok(mut p) = c.pending_attach.lock() {
         p.clear();
     }
+    crate::volumes::release(d, &c.record().mounts).await;
     let code = match e {
         Error::InvalidArgument(m) if m.contains("permission denied") => 126,
         Error::InvalidArgument(_) => 127,
@@ -825,8 +838,11 @@ async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
 fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
     let (d, c) = (d.clone(), c.clone());
     tokio::spawn(async move {
-        if let Err(e) = remove(&d, &c, true).await {
-            tracing::warn!("auto-remove {}: {e}", &c.id[..12]);
+        // Docker removes the anonymous volumes of a `--rm` container with it.
+        let mounts = c.record().mounts;
+        match remove(&d, &c, true).await {
+            Ok(()) => crate::volumes::remove_anonymous(&d, &mounts).await,
+            Err(e) => tracing::warn!("auto-remove {}: {e}", &c.id[..12]),
         }
     });
 }
@@ -890,6 +906,7 @@ async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
             r.state.error = e.clone();
         }
     });
+    crate::volumes::release(d, &rec.mounts).await;
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
@@ -1241,7 +1258,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
                 "WorkDir": dir.join("work"),
             }
         },
-        "Mounts": [],
+        "Mounts": crate::mounts::view(&rec.mounts),
         "Config": rec.config,
         "NetworkSettings": crate::networks::settings(d, &rec),
     })
@@ -1264,7 +1281,7 @@ pub fn summary(d: &Daemon, rec: &Record, now: SystemTime, size: Option<(u64, u64
         "Status": status_text(rec, now),
         "HostConfig": {"NetworkMode": rec.host_config.network_mode.clone().unwrap_or_default()},
         "NetworkSettings": {"Networks": crate::networks::settings(d, rec)["Networks"].clone()},
-        "Mounts": [],
+        "Mounts": crate::mounts::view(&rec.mounts),
     });
     if let Some((rw, root)) = size {
         v["SizeRw"] = json!(rw);

@@ -30,6 +30,7 @@ pub struct Daemon {
     /// Held shared while a container is created from an image, exclusively while an image is removed: a removal
     /// never deletes layers that a container being created is about to use.
     pub image_use: tokio::sync::RwLock<()>,
+    pub volumes: crate::volumes::Volumes,
     pub networks: crate::networks::Networks,
 }
 
@@ -71,6 +72,7 @@ impl Daemon {
         let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
         let daemon = Arc::new(Daemon {
             networks,
+            volumes: crate::volumes::Volumes::new(&config.data_root),
             config,
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
@@ -79,6 +81,7 @@ impl Daemon {
         });
         crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
+        crate::volumes::reconcile(&daemon).await?;
         Ok(daemon)
     }
 

@@ -6,16 +6,19 @@
 
 #![recursion_limit = "256"]
 
+mod archive;
 mod containers;
 mod daemon;
 mod exec;
 mod hijack;
 mod logs;
+mod mounts;
 mod names;
 mod networks;
 mod routes;
 mod server;
 mod spec;
+mod volumes;
 
 use std::path::PathBuf;
 

@@ -181,6 +181,8 @@ pub struct SpecInputs<'a> {
     pub netns: Option<&'a Path>,
     /// Whether this host uses cgroup v2.
     pub cgroup_v2: bool,
+    /// The container's volumes, binds and `--mount` tmpfs mounts, as OCI mounts in mounting order.
+    pub mounts: Vec<Value>,
 }
 
 /// Builds the OCI spec for a container.
@@ -222,6 +224,9 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
     ];
+    // From here on, mounts are ordered by depth with the user's (stable): a volume on `/etc` goes under the
+    // container's `/etc/hosts`, as with Docker.
+    let sorted_from = mounts.len();
     let shm = host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
     mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
     for f in ["resolv.conf", "hostname", "hosts"] {
@@ -240,6 +245,13 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         }
         mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
+    // The user's mounts come last (in their order); a default mount they cover is left out, as Docker does for
+    // `-v …:/etc/hosts` or `--mount …,target=/dev/shm`.
+    let user_dests: Vec<&str> = inp.mounts.iter().filter_map(|m| m["destination"].as_str()).collect();
+    mounts
+        .retain(|m| m["destination"].as_str().is_none_or(|d| !user_dests.contains(&d) || d == "/proc" || d == "/dev"));
+    mounts.extend(inp.mounts.iter().cloned());
+    mounts[sorted_from..].sort_by_key(|m| m["destination"].as_str().map(|d| d.matches('/').count()).unwrap_or(0));
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
     if let Some(ns) = inp.netns {
@@ -359,6 +371,7 @@ mod tests {
             container_dir: Path::new("/c"),
             netns: Some(Path::new("/run/berth/netns/abc")),
             cgroup_v2: false,
+            mounts: Vec::new(),
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -371,5 +384,18 @@ mod tests {
         assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
         assert!(linux.seccomp().is_none());
         assert_eq!(spec.mounts().as_ref().map(|m| m.len()), Some(10));
+        // A volume on /etc goes below the container's /etc/hosts; one on /etc/hosts replaces it.
+        let user = vec![
+            json!({"destination": "/etc", "type": "bind", "source": "/v", "options": ["rbind"]}),
+            json!({"destination": "/etc/resolv.conf", "type": "bind", "source": "/r", "options": ["rbind"]}),
+        ];
+        let spec = build(&config, &host, &SpecInputs { mounts: user, ..inp }).expect("spec");
+        let dests: Vec<String> =
+            spec.mounts().iter().flatten().map(|m| m.destination().display().to_string()).collect();
+        let pos = |d: &str| dests.iter().position(|x| x == d).expect(d);
+        assert!(pos("/etc") < pos("/etc/hosts"), "{dests:?}");
+        assert_eq!(dests.iter().filter(|d| *d == "/etc/resolv.conf").count(), 1);
+        let resolv = spec.mounts().iter().flatten().find(|m| m.destination().ends_with("resolv.conf")).expect("r");
+        assert_eq!(resolv.source().as_deref(), Some(Path::new("/r")));
     }
 }

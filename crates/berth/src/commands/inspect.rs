@@ -64,11 +64,12 @@ impl TypedInspectArgs {
 async fn fetch(c: &Client, name: &str, a: &InspectArgs) -> Result<Option<Value>> {
     let typ = a.typ.as_deref();
     let kinds: &[&str] = match typ {
-        None => &["container", "image", "network"],
+        None => &["container", "image", "network", "volume"],
         Some("container") => &["container"],
         Some("image") => &["image"],
         Some("network") => &["network"],
-        Some(t @ ("volume" | "node" | "service" | "task" | "secret" | "config" | "plugin")) => {
+        Some("volume") => &["volume"],
+        Some(t @ ("node" | "service" | "task" | "secret" | "config" | "plugin")) => {
             bail!("Error response from daemon: berth has no {t}s: {name}")
         }
         Some(t) => bail!("\"{t}\" is not a valid value for --type"),
@@ -77,6 +78,7 @@ async fn fetch(c: &Client, name: &str, a: &InspectArgs) -> Result<Option<Value>>
         let path = match *kind {
             "container" => format!("{}/json{}", container_path(name), if a.size { "?size=1" } else { "" }),
             "network" => format!("{}{}", network_path(name), if a.verbose { "?verbose=true" } else { "" }),
+            "volume" => format!("/volumes/{}", crate::client::encode_path(name)),
             _ => format!("{}/json", image_path(name)),
         };
         match c.get_json::<Value>(&path).await {

@@ -1,6 +1,7 @@
 //! The commands, one module per family. Helpers shared by several commands live here.
 
 pub mod container;
+pub mod cp;
 pub mod exec;
 pub mod image;
 pub mod inspect;
@@ -10,6 +11,7 @@ pub mod opts;
 pub mod ps;
 pub mod run;
 pub mod system;
+pub mod volume;
 
 use std::future::Future;
 

@@ -281,7 +281,19 @@ pub fn mount(s: &str) -> Result<Mount> {
             "bind-propagation" => {
                 bind.insert("Propagation".into(), json!(val()?));
             }
-            "bind-recursive" => {}
+            "bind-recursive" => match val()?.as_str() {
+                "enabled" => {}
+                "disabled" => {
+                    bind.insert("NonRecursive".into(), json!(true));
+                }
+                "writable" => {
+                    bind.insert("ReadOnlyNonRecursive".into(), json!(true));
+                }
+                "readonly" => {
+                    bind.insert("ReadOnlyForceRecursive".into(), json!(true));
+                }
+                other => bail!("invalid value for bind-recursive: {other}"),
+            },
             "volume-nocopy" => {
                 volume.insert("NoCopy".into(), json!(truth(&v)?));
             }
@@ -544,6 +556,9 @@ mod tests {
         assert_eq!(m.target.as_deref(), Some("/b"));
         assert_eq!(m.read_only, Some(true));
         assert!(mount("type=bind,source=/a").is_err());
+        let m = mount("type=bind,src=/a,dst=/b,bind-recursive=disabled").expect("mount");
+        assert_eq!(m.bind_options.and_then(|b| b.non_recursive), Some(true));
+        assert!(mount("type=bind,src=/a,dst=/b,bind-recursive=sideways").is_err());
         let (binds, anon) = volumes(&["/a:/b:ro".into(), "/data".into()]).expect("volumes");
         assert_eq!(binds, vec!["/a:/b:ro"]);
         assert_eq!(anon, vec!["/data"]);

@@ -270,10 +270,16 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
     let running = |c: &Value| matches!(c["State"].as_str(), Some("running") | Some("paused") | Some("restarting"));
     let ctr_size: f64 = containers.iter().filter_map(|c| c["SizeRw"].as_f64()).sum();
     let ctr_reclaim: f64 = containers.iter().filter(|c| !running(c)).filter_map(|c| c["SizeRw"].as_f64()).sum();
+    let volumes = v["Volumes"].as_array().cloned().unwrap_or_default();
+    let vol_bytes = |x: &Value| x["UsageData"]["Size"].as_f64().unwrap_or(0.0).max(0.0);
+    let in_use = |x: &Value| x["UsageData"]["RefCount"].as_i64().unwrap_or(0) > 0;
+    let vol_size: f64 = volumes.iter().map(vol_bytes).sum();
+    let vol_active = volumes.iter().filter(|x| in_use(x)).count();
+    let vol_reclaim: f64 = volumes.iter().filter(|x| !in_use(x)).map(vol_bytes).sum();
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active_images.to_string(), "Size": human_size4(img_size), "Reclaimable": reclaimable(img_reclaim, img_size)}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": containers.iter().filter(|c| running(c)).count().to_string(), "Size": human_size4(ctr_size), "Reclaimable": reclaimable(ctr_reclaim, ctr_size)}),
-        json!({"Type": "Local Volumes", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": vol_active.to_string(), "Size": human_size4(vol_size), "Reclaimable": reclaimable(vol_reclaim, vol_size)}),
         json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
     ];
     let _ = a.verbose;

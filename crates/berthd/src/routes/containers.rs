@@ -61,6 +61,7 @@ fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error
                 rec.host_config.network_mode.as_deref() == Some(v.as_str())
                     || rec.net.endpoints.iter().any(|e| e.network == *v || e.network_id.starts_with(v.as_str()))
             }),
+            "volume" => values.iter().any(|v| rec.mounts.iter().any(|m| m.name == *v || m.destination == *v)),
             other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'"))),
         };
         if !ok {
@@ -161,7 +162,11 @@ pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
 
 pub async fn remove(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    let mounts = c.record().mounts;
     containers::remove(&d, &c, flag(&q, "force")).await?;
+    if flag(&q, "v") {
+        crate::volumes::remove_anonymous(&d, &mounts).await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

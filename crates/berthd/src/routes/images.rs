@@ -1,7 +1,5 @@
 //! `/images/...`: list, inspect, history, tag, remove, and `POST /images/create?fromSrc=` (import).
 
-use std::io::Read;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::Path;
@@ -9,7 +7,6 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::Error;
 use berth_store::Image;
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::{Daemonic, Query, filters, flag};
@@ -243,28 +240,6 @@ fn familiar_tag(name: &str) -> String {
     if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") }
 }
 
-/// A blocking reader over an HTTP body, for the store's synchronous import.
-struct BodyReader {
-    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
-    buf: bytes::Bytes,
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.buf.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.buf = b,
-                Some(Err(e)) => return Err(std::io::Error::other(e)),
-                None => return Ok(0),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        self.buf = self.buf.slice(n..);
-        Ok(n)
-    }
-}
-
 pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
     if let Some(image) = q.get("fromImage").filter(|i| !i.is_empty()) {
         let tag = q.get("tag").filter(|t| !t.is_empty()).map(|t| format!(":{t}")).unwrap_or_default();
@@ -304,20 +279,9 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
         message: q.get("message").cloned().filter(|m| !m.is_empty()),
         ..Default::default()
     };
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let mut body = req.into_body().into_data_stream();
-    tokio::spawn(async move {
-        while let Some(chunk) = body.next().await {
-            let item = chunk.map_err(|e| e.to_string());
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
-                break;
-            }
-        }
-    });
+    let reader = super::body_reader(req.into_body());
     let store = d.store.clone();
     let id = blocking(move || {
-        let reader = BodyReader { rx, buf: bytes::Bytes::new() };
         let id = store.import_image(reader, opts).map_err(store_error)?;
         if let Some(r) = reference {
             store.tag(&id, &r).map_err(store_error)?;

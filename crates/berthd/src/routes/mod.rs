@@ -1,11 +1,13 @@
 //! The Engine API routes. Each handler parses its request into a typed call on a manager and turns the result into
 //! Docker's response.
 
+mod archive;
 mod containers;
 mod exec;
 mod images;
 mod networks;
 mod system;
+mod volumes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +48,11 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/containers/{id}/archive", get(archive::get).head(archive::head).put(archive::put))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
         .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
@@ -62,6 +69,45 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/session", head(system::no_session).post(system::no_session))
         .fallback(system::not_found)
         .with_state(d)
+}
+
+/// A blocking reader over a request body (for the synchronous store and file system work), fed by a task.
+pub struct BodyReader {
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
+    buf: bytes::Bytes,
+}
+
+impl std::io::Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.buf = b,
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf = self.buf.slice(n..);
+        Ok(n)
+    }
+}
+
+/// Streams `body` into a [`BodyReader`].
+pub fn body_reader(body: axum::body::Body) -> BodyReader {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut body = body.into_data_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = body.next().await {
+            let item = chunk.map_err(|e| e.to_string());
+            let stop = item.is_err();
+            if tx.send(item).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    BodyReader { rx, buf: bytes::Bytes::new() }
 }
 
 /// Docker's boolean query values: `1`, `true`, `True` (anything else but `0`/`false` counts as true too).

@@ -164,11 +164,12 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
     })
     .await
     .map_err(|e| ApiError(berth_api::Error::Internal(e.to_string())))?;
+    let volumes = crate::volumes::usage(&d).await?;
     Ok(Json(json!({
         "LayersSize": layers,
         "Images": img_json,
         "Containers": ctr_json,
-        "Volumes": [],
+        "Volumes": volumes,
         "BuildCache": [],
     })))
 }
