@@ -31,14 +31,16 @@ pub struct Entry {
     pub names: Vec<String>,
     /// The container's own `--dns` servers (queries it asks that are not for containers go there).
     pub upstream: Vec<Ipv4Addr>,
+    /// The network is `--internal`: a container on internal networks only gets no answers from outside.
+    pub internal: bool,
 }
 
 /// The names of every network, replaced as containers come and go.
 #[derive(Debug, Default)]
 pub struct Table {
     entries: Vec<Entry>,
-    /// Gateway address → network ID, for queries from addresses that are not containers.
-    gateways: HashMap<Ipv4Addr, String>,
+    /// Gateway address → (network ID, internal), for queries from addresses that are not containers.
+    gateways: HashMap<Ipv4Addr, (String, bool)>,
 }
 
 /// What a lookup found.
@@ -48,27 +50,35 @@ enum Answer {
     Name(String),
     /// Not a container name: ask upstream.
     Forward(Vec<Ipv4Addr>),
+    /// Not a container name, and the asker has no way out (internal networks only).
+    Unknown,
 }
 
 impl Table {
-    /// The networks a query may see: those of the container asking, else the one whose gateway it reached.
-    fn scope(&self, server: Ipv4Addr, client: Ipv4Addr) -> (Vec<&str>, Vec<Ipv4Addr>) {
+    /// The networks a query may see (those of the container asking, else the one whose gateway it reached), where
+    /// other queries go, and whether they may go anywhere.
+    fn scope(&self, server: Ipv4Addr, client: Ipv4Addr) -> (Vec<&str>, Vec<Ipv4Addr>, bool) {
         let asker: Vec<&Entry> = self.entries.iter().filter(|e| e.ip == client).collect();
         if let Some(first) = asker.first() {
-            let nets = self.entries.iter().filter(|e| e.container == first.container).map(|e| e.network.as_str());
-            return (nets.collect(), first.upstream.clone());
+            let mine: Vec<&Entry> = self.entries.iter().filter(|e| e.container == first.container).collect();
+            let out = mine.iter().any(|e| !e.internal);
+            return (mine.iter().map(|e| e.network.as_str()).collect(), first.upstream.clone(), out);
         }
-        (self.gateways.get(&server).map(|n| vec![n.as_str()]).unwrap_or_default(), Vec::new())
+        match self.gateways.get(&server) {
+            Some((n, internal)) => (vec![n.as_str()], Vec::new(), !internal),
+            None => (Vec::new(), Vec::new(), true),
+        }
     }
 
     fn lookup(&self, server: Ipv4Addr, client: Ipv4Addr, qname: &str, qtype: QTYPE) -> Answer {
-        let (nets, upstream) = self.scope(server, client);
+        let (nets, upstream, out) = self.scope(server, client);
+        let forward = |upstream: Vec<Ipv4Addr>| if out { Answer::Forward(upstream) } else { Answer::Unknown };
         let name = qname.trim_end_matches('.').to_ascii_lowercase();
         if let Some(ip) = reverse_name(&name) {
             if let Some(e) = self.entries.iter().find(|e| e.ip == ip && nets.contains(&e.network.as_str())) {
                 return Answer::Name(e.names.first().cloned().unwrap_or_default());
             }
-            return Answer::Forward(upstream);
+            return forward(upstream);
         }
         let mut ips = Vec::new();
         for e in self.entries.iter().filter(|e| nets.contains(&e.network.as_str())) {
@@ -81,7 +91,7 @@ impl Table {
             }
         }
         if ips.is_empty() {
-            return Answer::Forward(upstream);
+            return forward(upstream);
         }
         match qtype {
             QTYPE::TYPE(TYPE::A) | QTYPE::ANY => Answer::Addresses(ips),
@@ -121,9 +131,9 @@ impl Dns {
     }
 
     /// Serves network `network` on `gateway:53` (UDP and TCP). Must run inside a tokio runtime.
-    pub fn listen(&self, network: &str, gateway: Ipv4Addr) -> Result<(), Error> {
+    pub fn listen(&self, network: &str, gateway: Ipv4Addr, internal: bool) -> Result<(), Error> {
         if let Ok(mut t) = self.table.write() {
-            t.gateways.insert(gateway, network.to_string());
+            t.gateways.insert(gateway, (network.to_string(), internal));
         }
         let mut ls = self.listeners.lock().map_err(|_| Error::Netlink("dns lock poisoned".into()))?;
         if ls.contains_key(&gateway) {
@@ -176,30 +186,55 @@ fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::from_std(s.into()).map_err(|e| Error::Os("dns tcp".into(), e))
 }
 
+/// At most this many queries of one network are answered (or relayed) at a time; more are dropped, as a busy
+/// resolver does, instead of taking berthd's file descriptors.
+const IN_FLIGHT: usize = 256;
+/// A TCP client that sends nothing for this long is disconnected.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
 async fn serve_udp(sock: UdpSocket, server: Ipv4Addr, table: Arc<RwLock<Table>>) {
     let sock = Arc::new(sock);
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, peer)) = sock.recv_from(&mut buf).await else { continue };
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
         let query = buf[..n].to_vec();
         let (sock, table) = (sock.clone(), table.clone());
         tokio::spawn(async move {
             if let Some(reply) = respond(&table, server, peer, &query, false).await {
                 let _ = sock.send_to(&reply, peer).await;
             }
+            drop(slot);
         });
     }
 }
 
 async fn serve_tcp(listener: TcpListener, server: Ipv4Addr, table: Arc<RwLock<Table>>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     loop {
-        let Ok((mut conn, peer)) = listener.accept().await else { continue };
+        let (mut conn, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(_) => {
+                // Out of descriptors, say: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
         let table = table.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             loop {
-                let Ok(len) = conn.read_u16().await else { return };
+                let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, conn.read_u16()).await else { return };
                 let mut query = vec![0u8; usize::from(len)];
-                if conn.read_exact(&mut query).await.is_err() {
+                if !matches!(tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut query)).await, Ok(Ok(_))) {
                     return;
                 }
                 let Some(reply) = respond(&table, server, peer, &query, true).await else { return };
@@ -251,6 +286,9 @@ async fn respond(
             let target = Name::new(&n).ok()?.into_owned();
             reply.answers.push(ResourceRecord::new(q.qname.clone(), CLASS::IN, TTL, RData::PTR(PTR(target))));
         }
+        Answer::Unknown => {
+            *reply.rcode_mut() = RCODE::NameError;
+        }
         Answer::Forward(upstream) => {
             let servers = if upstream.is_empty() { host_resolvers() } else { upstream };
             for s in servers {
@@ -261,7 +299,16 @@ async fn respond(
             *reply.rcode_mut() = RCODE::ServerFailure;
         }
     }
-    reply.build_bytes_vec().ok()
+    let wire = reply.build_bytes_vec().ok()?;
+    // Over UDP an answer larger than the client takes (512 bytes, or its EDNS size) is truncated: the client then
+    // asks again over TCP.
+    let limit = packet.opt().map(|o| usize::from(o.udp_packet_size).max(512)).unwrap_or(512);
+    if !tcp && wire.len() > limit {
+        reply.answers.clear();
+        reply.set_flags(PacketFlag::TRUNCATION);
+        return reply.build_bytes_vec().ok();
+    }
+    Some(wire)
 }
 
 async fn forward(server: SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
@@ -279,7 +326,7 @@ async fn forward(server: SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>>
             // Connected, so that an unreachable server is an immediate error rather than a timeout.
             s.connect(server).await.ok()?;
             s.send(query).await.ok()?;
-            let mut r = vec![0u8; 4096];
+            let mut r = vec![0u8; 65535];
             let n = s.recv(&mut r).await.ok()?;
             r.truncate(n);
             Some(r)
@@ -331,6 +378,7 @@ mod tests {
             ip: ip.into(),
             names: names.iter().map(|s| s.to_string()).collect(),
             upstream: Vec::new(),
+            internal: net == "n3",
         }
     }
 
@@ -342,8 +390,10 @@ mod tests {
             entry("n2", "db", [10, 2, 0, 2], &["db", "database"]),
             entry("n2", "other", [10, 2, 0, 3], &["other"]),
         ];
-        t.gateways.insert([10, 1, 0, 1].into(), "n1".into());
-        t.gateways.insert([10, 2, 0, 1].into(), "n2".into());
+        t.entries.push(entry("n3", "sealed", [10, 3, 0, 2], &["sealed"]));
+        t.gateways.insert([10, 1, 0, 1].into(), ("n1".into(), false));
+        t.gateways.insert([10, 2, 0, 1].into(), ("n2".into(), false));
+        t.gateways.insert([10, 3, 0, 1].into(), ("n3".into(), true));
         t
     }
 
@@ -368,6 +418,16 @@ mod tests {
         assert_eq!(t.lookup(gw1, web, "db", QTYPE::TYPE(TYPE::AAAA)), Answer::Addresses(vec![]));
         // The host asking through a gateway sees that network.
         assert_eq!(t.lookup(gw1, Ipv4Addr::LOCALHOST, "web", A_Q), Answer::Addresses(vec![web]));
+    }
+
+    #[test]
+    fn internal_networks_get_no_outside_answers() {
+        let t = table();
+        let sealed: Ipv4Addr = [10, 3, 0, 2].into();
+        let gw3: Ipv4Addr = [10, 3, 0, 1].into();
+        assert_eq!(t.lookup(gw3, sealed, "example.org", A_Q), Answer::Unknown);
+        assert_eq!(t.lookup(gw3, sealed, "sealed", A_Q), Answer::Addresses(vec![sealed]));
+        assert_eq!(t.lookup(gw3, Ipv4Addr::LOCALHOST, "example.org", A_Q), Answer::Unknown);
     }
 
     #[test]

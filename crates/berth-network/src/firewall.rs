@@ -15,6 +15,8 @@ use crate::ipam::Subnet;
 pub struct NetRule {
     pub bridge: String,
     pub subnet: Subnet,
+    /// Where the embedded DNS server listens: never taken by a wildcard published port 53.
+    pub gateway: Ipv4Addr,
     pub internal: bool,
     /// Masquerade traffic leaving through other interfaces (`com.docker.network.bridge.enable_ip_masquerade`).
     pub masquerade: bool,
@@ -120,7 +122,7 @@ impl Firewall {
             }
             Backend::Iptables => {
                 let chains = IptChains::new(&self.table);
-                run_stdin("iptables-restore", &["--noflush", "-w"], &render_iptables(&chains, rules))?;
+                run_stdin("iptables-restore", &["--noflush", "-w", "5"], &render_iptables(&chains, rules))?;
                 chains.ensure_jumps()
             }
             Backend::None => Err(Error::Firewall("neither nft nor iptables-restore is installed".into())),
@@ -136,7 +138,7 @@ impl Firewall {
             }
             Backend::Iptables => {
                 let chains = IptChains::new(&self.table);
-                run_stdin("iptables-restore", &["--noflush", "-w"], &render_iptables(&chains, &Rules::default()))?;
+                run_stdin("iptables-restore", &["--noflush", "-w", "5"], &render_iptables(&chains, &Rules::default()))?;
                 chains.remove();
                 Ok(())
             }
@@ -157,14 +159,14 @@ impl Firewall {
         let chain = format!("{}-ACCEPT", self.table.to_ascii_uppercase());
         let exists = |args: &[&str]| {
             Command::new("iptables")
-                .arg("-w")
+                .args(["-w", "5"])
                 .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        let listing = Command::new("iptables").args(["-w", "-S", "FORWARD"]).output();
+        let listing = Command::new("iptables").args(["-w", "5", "-S", "FORWARD"]).output();
         let dropping = listing
             .as_ref()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "-P FORWARD DROP"));
@@ -177,7 +179,7 @@ impl Firewall {
             input += &format!("-A {chain} -i {b} -j ACCEPT\n-A {chain} -o {b} -j ACCEPT\n", b = n.bridge);
         }
         input += "COMMIT\n";
-        run_stdin("iptables-restore", &["--noflush", "-w"], &input)?;
+        run_stdin("iptables-restore", &["--noflush", "-w", "5"], &input)?;
         if rules.networks.is_empty() {
             let _ = exists(&["-D", "FORWARD", "-j", &chain]);
             let _ = exists(&["-X", &chain]);
@@ -217,10 +219,19 @@ pub fn render_nft(table: &str, r: &Rules) -> String {
     let bridges: Vec<String> = r.networks.iter().map(|n| format!("\"{}\"", n.bridge)).collect();
     if !bridges.is_empty() {
         s += &format!("\tset bridges {{\n\t\ttype ifname\n\t\telements = {{ {} }}\n\t}}\n", bridges.join(", "));
+        let gws: Vec<String> = r.networks.iter().map(|n| n.gateway.to_string()).collect();
+        s += &format!("\tset gateways {{\n\t\ttype ipv4_addr\n\t\telements = {{ {} }}\n\t}}\n", gws.join(", "));
+        // `route_localnet` is on for the bridges (for 127.0.0.1 published ports): a container must still not reach
+        // the host's loopback services by sending to 127.0.0.0/8 itself.
+        s += "\tchain raw {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tiifname @bridges ip daddr 127.0.0.0/8 drop\n\t}\n";
     }
     s += "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tfib daddr type local jump ports\n\t}\n";
     s += "\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tfib daddr type local jump ports\n\t}\n";
     s += "\tchain ports {\n";
+    if !bridges.is_empty() {
+        // The embedded DNS server's own port on the gateways.
+        s += "\t\tip daddr @gateways udp dport 53 return\n\t\tip daddr @gateways tcp dport 53 return\n";
+    }
     for p in &r.ports {
         let daddr = p.host_ip.filter(|ip| !ip.is_unspecified()).map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
         s += &format!("\t\t{daddr}{} dnat to {}:{}\n", port_match(p), p.container_ip, p.container_port);
@@ -242,6 +253,9 @@ pub fn render_nft(table: &str, r: &Rules) -> String {
     if !bridges.is_empty() {
         // Published ports are reachable from every network.
         s += "\t\tct status dnat accept\n";
+        // Nothing else enters a bridge from outside (a host routing to a container subnet reaches no unpublished
+        // port).
+        s += "\t\toifname @bridges iifname != @bridges ct state new drop\n";
         for n in &r.networks {
             if n.internal {
                 s += &format!("\t\tiifname \"{b}\" oifname != \"{b}\" drop\n", b = n.bridge);
@@ -257,6 +271,7 @@ pub fn render_nft(table: &str, r: &Rules) -> String {
 
 /// Chain names of the iptables backend (28 characters at most).
 struct IptChains {
+    raw: String,
     ports: String,
     post: String,
     fwd: String,
@@ -265,11 +280,17 @@ struct IptChains {
 impl IptChains {
     fn new(table: &str) -> IptChains {
         let p = table.to_ascii_uppercase();
-        IptChains { ports: format!("{p}-PORTS"), post: format!("{p}-POSTROUTING"), fwd: format!("{p}-FORWARD") }
+        IptChains {
+            raw: format!("{p}-RAW"),
+            ports: format!("{p}-PORTS"),
+            post: format!("{p}-POSTROUTING"),
+            fwd: format!("{p}-FORWARD"),
+        }
     }
 
-    fn jumps(&self) -> [(&'static str, &'static str, Vec<&str>); 4] {
+    fn jumps(&self) -> [(&'static str, &'static str, Vec<&str>); 5] {
         [
+            ("raw", "PREROUTING", vec!["-j", &self.raw]),
             ("nat", "PREROUTING", vec!["-m", "addrtype", "--dst-type", "LOCAL", "-j", &self.ports]),
             ("nat", "OUTPUT", vec!["-m", "addrtype", "--dst-type", "LOCAL", "-j", &self.ports]),
             ("nat", "POSTROUTING", vec!["-j", &self.post]),
@@ -280,14 +301,19 @@ impl IptChains {
     /// Deletes the jumps and the (flushed) chains.
     fn remove(&self) {
         let quiet = |args: &[&str]| {
-            let _ = Command::new("iptables").arg("-w").args(args).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = Command::new("iptables")
+                .args(["-w", "5"])
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         };
         for (table, chain, rule) in self.jumps() {
             let mut args = vec!["-t", table, "-D", chain];
             args.extend(rule);
             quiet(&args);
         }
-        for (table, chain) in [("nat", &self.ports), ("nat", &self.post), ("filter", &self.fwd)] {
+        for (table, chain) in [("raw", &self.raw), ("nat", &self.ports), ("nat", &self.post), ("filter", &self.fwd)] {
             quiet(&["-t", table, "-X", chain]);
         }
     }
@@ -296,7 +322,7 @@ impl IptChains {
     fn ensure_jumps(&self) -> Result<(), Error> {
         for (table, chain, rule) in self.jumps() {
             let check = Command::new("iptables")
-                .args(["-w", "-t", table, "-C", chain])
+                .args(["-w", "5", "-t", table, "-C", chain])
                 .args(&rule)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -304,7 +330,7 @@ impl IptChains {
                 .map_err(|e| Error::Firewall(format!("run iptables: {e}")))?;
             if !check.success() {
                 let out = Command::new("iptables")
-                    .args(["-w", "-t", table, "-I", chain, "1"])
+                    .args(["-w", "5", "-t", table, "-I", chain, "1"])
                     .args(&rule)
                     .output()
                     .map_err(|e| Error::Firewall(format!("run iptables: {e}")))?;
@@ -322,7 +348,16 @@ impl IptChains {
 
 /// The iptables-restore input: Berth's chains flushed (declaring a chain flushes it) and refilled.
 fn render_iptables(c: &IptChains, r: &Rules) -> String {
-    let mut s = format!("*nat\n:{} - [0:0]\n:{} - [0:0]\n", c.ports, c.post);
+    let mut s = format!("*raw\n:{} - [0:0]\n", c.raw);
+    for n in &r.networks {
+        s += &format!("-A {} -i {} -d 127.0.0.0/8 -j DROP\n", c.raw, n.bridge);
+    }
+    s += &format!("COMMIT\n*nat\n:{} - [0:0]\n:{} - [0:0]\n", c.ports, c.post);
+    for n in &r.networks {
+        for proto in ["udp", "tcp"] {
+            s += &format!("-A {} -d {}/32 -p {proto} -m {proto} --dport 53 -j RETURN\n", c.ports, n.gateway);
+        }
+    }
     for p in &r.ports {
         let daddr = p.host_ip.filter(|ip| !ip.is_unspecified()).map(|ip| format!("-d {ip}/32 ")).unwrap_or_default();
         s += &format!(
@@ -354,6 +389,9 @@ fn render_iptables(c: &IptChains, r: &Rules) -> String {
             }
         }
     }
+    for n in &r.networks {
+        s += &format!("-A {} ! -i {b} -o {b} -m conntrack --ctstate NEW -j DROP\n", c.fwd, b = n.bridge);
+    }
     // What is not dropped is accepted (the FORWARD policy may be DROP, as Docker sets it).
     for n in &r.networks {
         s += &format!("-A {} -i {b} -j ACCEPT\n-A {} -o {b} -j ACCEPT\n", c.fwd, c.fwd, b = n.bridge);
@@ -372,12 +410,14 @@ mod tests {
                 NetRule {
                     bridge: "berth0".into(),
                     subnet: Subnet::parse("172.18.0.0/16", true).expect("subnet"),
+                    gateway: Ipv4Addr::new(172, 18, 0, 1),
                     internal: false,
                     masquerade: true,
                 },
                 NetRule {
                     bridge: "br-1234".into(),
                     subnet: Subnet::parse("10.5.0.0/24", true).expect("subnet"),
+                    gateway: Ipv4Addr::new(10, 5, 0, 1),
                     internal: true,
                     masquerade: true,
                 },
@@ -413,7 +453,7 @@ mod tests {
             "-A BERTH-PORTS -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80"
         ));
         assert!(s.contains("-A BERTH-FORWARD -i berth0 -o br-1234 -j DROP"));
-        assert_eq!(s.matches("COMMIT").count(), 2);
+        assert_eq!(s.matches("COMMIT").count(), 3);
     }
 
     #[test]
@@ -439,6 +479,7 @@ mod nft_check {
             networks: vec![NetRule {
                 bridge: "berth0".into(),
                 subnet: Subnet::parse("172.18.0.0/16", true).expect("subnet"),
+                gateway: Ipv4Addr::new(172, 18, 0, 1),
                 internal: false,
                 masquerade: true,
             }],

@@ -109,8 +109,10 @@ impl Netlink {
             .collect())
     }
 
-    /// Creates a bridge (up), or finds the existing one. Returns its index.
-    pub fn ensure_bridge(&mut self, name: &str) -> Result<u32, Error> {
+    /// Creates a bridge (up), or finds the existing one. Returns its index. Its MAC address is fixed (derived from
+    /// its name): left alone, a bridge takes the lowest MAC of its ports, which changes as containers come and go
+    /// and leaves the containers' ARP entries for their gateway stale.
+    pub fn ensure_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32, Error> {
         if let Some(i) = self.link_index(name)? {
             self.set_up(i)?;
             return Ok(i);
@@ -119,6 +121,10 @@ impl Netlink {
         msg.header.flags = LinkFlags::Up;
         msg.header.change_mask = LinkFlags::Up;
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Address(bridge_mac(name).to_vec()));
+        if let Some(mtu) = mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
         self.request(
             &format!("create bridge {name}"),
@@ -259,4 +265,13 @@ impl Netlink {
         )
         .map(drop)
     }
+}
+
+/// A locally administered unicast MAC address derived from a bridge's name.
+fn bridge_mac(name: &str) -> [u8; 6] {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    let v = h.finish().to_be_bytes();
+    [0x02, v[1], v[2], v[3], v[4], v[5]]
 }

@@ -115,6 +115,9 @@ fn configure(host: &mut Netlink, ifaces: &[Interface], new_ns: bool) -> Result<(
             }
             r => r?,
         }
+        // Hairpin on the bridge port: with br_netfilter loaded a container's traffic to its own published port is
+        // bridged back out of the port it came in through. (The host's sysfs shows the host's interfaces.)
+        let _ = std::fs::write(format!("/sys/class/net/{}/brport/hairpin_mode", i.host_name), "1");
         let idx = inner
             .link_index(&i.name)?
             .ok_or_else(|| Error::Netlink(format!("{} did not appear in the container", i.name)))?;
@@ -194,7 +197,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare_dir(dir.path()).expect("prepare");
         let mut nl = Netlink::open().expect("netlink");
-        let br = nl.ensure_bridge(&bridge).expect("bridge");
+        let br = nl.ensure_bridge(&bridge, None).expect("bridge");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address again is fine");
         assert_eq!(nl.addresses(br).expect("addrs"), vec![(Ipv4Addr::new(10, 213, 7, 1), 24)]);

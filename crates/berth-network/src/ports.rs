@@ -22,6 +22,11 @@ pub fn reserve(proto: Proto, ip: Ipv4Addr, port: u16) -> Result<(u16, Reservatio
     let what = || format!("{}4 {ip}:{port}", proto.as_str());
     let sock = socket2::Socket::new(socket2::Domain::IPV4, ty, None)
         .map_err(|e| Error::Os(format!("socket for {}", what()), e))?;
+    if proto == Proto::Udp {
+        // The embedded DNS server holds UDP port 53 on the gateways with SO_REUSEADDR; `-p 53:53/udp` must still
+        // be able to take the port on the other addresses.
+        sock.set_reuse_address(true).map_err(|e| Error::Os("SO_REUSEADDR".into(), e))?;
+    }
     if let Err(e) = sock.bind(&SocketAddrV4::new(ip, port).into()) {
         return Err(Error::PortInUse(format!(
             "Error starting userland proxy: listen {}: bind: {}",

@@ -155,6 +155,11 @@ impl Container {
         self.changed.subscribe()
     }
 
+    /// Replaces the published ports a running container holds (after `network disconnect` took some away).
+    pub fn update_net_ports(&self, ports: Vec<crate::networks::BoundPort>) {
+        self.update(|r| r.net.ports = ports);
+    }
+
     pub fn status(&self) -> Status {
         self.record().state.status
     }
@@ -219,6 +224,8 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let store = d.store.clone();
     let docs = tokio::task::spawn_blocking(move || store.list_docs(DOC_KIND)).await??;
     let mut running = Vec::new();
+    let mut monitor = Vec::new();
+    let mut ended = Vec::new();
     for doc in docs {
         let rec: Record = match serde_json::from_value(doc) {
             Ok(r) => r,
@@ -236,7 +243,7 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
             if UnixStream::connect(bundle.join(shim::SOCKET_FILE)).await.is_ok() {
                 tracing::info!("container {} is still running; monitoring it again", &rec.id[..12]);
                 running.push(rec.clone());
-                spawn_monitor(d.clone(), c);
+                monitor.push(c);
             } else {
                 tracing::info!("container {} ended while berthd was down", &rec.id[..12]);
                 let exit = read_exit(d, &rec.id).unwrap_or_else(|| ExitRecord {
@@ -245,13 +252,21 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
                     oom_killed: false,
                     error: None,
                 });
-                on_exit(d, &c, exit).await;
+                ended.push((c, exit));
             }
         } else {
             let _ = std::fs::remove_dir_all(bundle_dir(d, &rec.id));
         }
     }
+    // The survivors' addresses and ports are taken back before anything can exit, restart (restart policies of the
+    // containers that ended meanwhile) or start and claim them.
     crate::networks::restore(d, &running).await;
+    for c in monitor {
+        spawn_monitor(d.clone(), c);
+    }
+    for (c, exit) in ended {
+        on_exit(d, &c, exit).await;
+    }
     Ok(())
 }
 
@@ -702,93 +717,81 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             return Err(e);
         }
     };
-    let mut config = rec.config.clone();
-    if let Some(h) = &sandbox.hostname {
-        config.hostname = Some(h.clone());
-    }
-    let spec = crate::spec::build(
-        &config,
-        &rec.host_config,
-        &crate::spec::SpecInputs {
-            id: &rec.id,
-            args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
-            container_dir: &sandbox.files_dir,
-            netns: sandbox.netns.as_deref(),
-            cgroup_v2: berth_runtime::cgroups::is_unified(),
-            mounts: crate::mounts::spec_mounts(&rec.mounts)?,
-        },
-    );
-    let spec = match spec {
-        Ok(s) => s,
-        Err(e) => {
-            crate::networks::release(d, &rec.id).await;
-            return Err(e);
+    // Everything between the network set-up and a running program: one failure path releases all of it.
+    let mut volumes_held = false;
+    let started: Result<i32, Error> = async {
+        let mut config = rec.config.clone();
+        if let Some(h) = &sandbox.hostname {
+            config.hostname = Some(h.clone());
         }
-    };
-    let shim_cfg = ShimConfig {
-        id: rec.id.clone(),
-        runtime: rec.runtime.clone(),
-        runtime_root: d.config.exec_root.join("runtime"),
-        rootfs: RootfsLayers { lower: rec.lower_dirs.clone(), upper: dir.join("upper"), work: dir.join("work") },
-        tty: rec.config.tty.unwrap_or(false),
-        open_stdin: rec.config.open_stdin.unwrap_or(false),
-        stdin_once: rec.config.stdin_once.unwrap_or(false),
-        log_path: log_path(d, &rec.id),
-        exit_path: exit_path(d, &rec.id),
-        user: rec.config.user.clone().unwrap_or_default(),
-        console_size: None,
-    };
-    let write = (|| -> Result<(), String> {
-        let _ = std::fs::remove_dir_all(&bundle);
-        std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
-        berth_runtime::save_spec(&bundle, &spec).map_err(|e| e.to_string())?;
-        let j = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
-        std::fs::write(bundle.join(shim::CONFIG_FILE), j).map_err(|e| e.to_string())?;
-        let _ = std::fs::remove_file(exit_path(d, &rec.id));
-        Ok(())
-    })();
-    if let Err(e) = write {
-        crate::networks::release(d, &rec.id).await;
-        return Err(Error::Internal(format!("write bundle {}: {e}", bundle.display())));
+        let spec = crate::spec::build(
+            &config,
+            &rec.host_config,
+            &crate::spec::SpecInputs {
+                id: &rec.id,
+                args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
+                container_dir: &sandbox.files_dir,
+                netns: sandbox.netns.as_deref(),
+                cgroup_v2: berth_runtime::cgroups::is_unified(),
+                mounts: crate::mounts::spec_mounts(&rec.mounts)?,
+            },
+        )?;
+        let shim_cfg = ShimConfig {
+            id: rec.id.clone(),
+            runtime: rec.runtime.clone(),
+            runtime_root: d.config.exec_root.join("runtime"),
+            rootfs: RootfsLayers { lower: rec.lower_dirs.clone(), upper: dir.join("upper"), work: dir.join("work") },
+            tty: rec.config.tty.unwrap_or(false),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+            log_path: log_path(d, &rec.id),
+            exit_path: exit_path(d, &rec.id),
+            user: rec.config.user.clone().unwrap_or_default(),
+            console_size: None,
+        };
+        let write = (|| -> Result<(), String> {
+            let _ = std::fs::remove_dir_all(&bundle);
+            std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+            berth_runtime::save_spec(&bundle, &spec).map_err(|e| e.to_string())?;
+            let j = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
+            std::fs::write(bundle.join(shim::CONFIG_FILE), j).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_file(exit_path(d, &rec.id));
+            Ok(())
+        })();
+        write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
+        crate::volumes::acquire(d, &rec.mounts).await?;
+        volumes_held = true;
+        let pid = spawn_shim(d, &bundle).await?;
+        // Attach clients that were waiting for the start get their streams before the program runs.
+        let pending: Vec<PendingAttach> =
+            c.pending_attach.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for p in pending {
+            match shim_attach(&bundle, p.streams).await {
+                Ok(s) => {
+                    let _ = p.tx.send(s);
+                }
+                Err(e) => tracing::warn!("attach to {}: {e}", &rec.id[..12]),
+            }
+        }
+        match shim_request(&bundle, &Request::Start).await? {
+            Response::Ok => Ok(pid),
+            Response::Error { message } => Err(start_error(message)),
+            other => Err(Error::Internal(format!("unexpected shim answer {other:?}"))),
+        }
     }
-    if let Err(e) = crate::volumes::acquire(d, &rec.mounts).await {
-        let _ = std::fs::remove_dir_all(&bundle);
-        crate::networks::release(d, &rec.id).await;
-        return Err(e);
-    }
-
-    let pid = match spawn_shim(d, &bundle).await {
+    .await;
+    let pid = match started {
         Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
             crate::networks::release(d, &rec.id).await;
+            if volumes_held {
+                crate::volumes::release(d, &rec.mounts).await;
+            }
             record_start_failure(d, c, &e).await;
             return Err(e);
         }
     };
-    // Attach clients that were waiting for the start get their streams before the program runs.
-    let pending: Vec<PendingAttach> = c.pending_attach.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
-    for p in pending {
-        match shim_attach(&bundle, p.streams).await {
-            Ok(s) => {
-                let _ = p.tx.send(s);
-            }
-            Err(e) => tracing::warn!("attach to {}: {e}", &rec.id[..12]),
-        }
-    }
-    let started = shim_request(&bundle, &Request::Start).await;
-    let failure = match started {
-        Ok(Response::Ok) => None,
-        Ok(Response::Error { message }) => Some(start_error(message)),
-        Ok(other) => Some(Error::Internal(format!("unexpected shim answer {other:?}"))),
-        Err(e) => Some(e),
-    };
-    if let Some(e) = failure {
-        let _ = std::fs::remove_dir_all(&bundle);
-        crate::networks::release(d, &rec.id).await;
-        record_start_failure(d, c, &e).await;
-        return Err(e);
-    }
     let rec = c.update(|r| {
         r.net = net;
         r.state = State {
@@ -812,7 +815,6 @@ async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
     if let Ok(mut p) = c.pending_attach.lock() {
         p.clear();
     }
-    crate::volumes::release(d, &c.record().mounts).await;
     let code = match e {
         Error::InvalidArgument(m) if m.contains("permission denied") => 126,
         Error::InvalidArgument(_) => 127,

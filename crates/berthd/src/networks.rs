@@ -278,6 +278,7 @@ impl Networks {
                 Some(NetRule {
                     bridge: n.rec.bridge.clone(),
                     subnet: n.rec.subnet?,
+                    gateway: n.rec.gateway?,
                     internal: n.rec.internal,
                     masquerade: n.rec.opt_bool("com.docker.network.bridge.enable_ip_masquerade", true),
                 })
@@ -301,6 +302,10 @@ impl Networks {
 
     /// Renders and applies the firewall rules.
     async fn apply_firewall(&self) -> Result<(), Error> {
+        if self.fw.backend == berth_network::firewall::Backend::None {
+            tracing::warn!("neither nft nor iptables is installed: no masquerading, isolation or published ports");
+            return Ok(());
+        }
         let _g = self.fw_lock.lock().await;
         let rules = self.rules();
         let fw = self.fw.clone();
@@ -327,6 +332,7 @@ impl Networks {
                     ip,
                     names,
                     upstream: a.upstream.clone(),
+                    internal: net.rec.internal,
                 });
             }
         }
@@ -350,8 +356,7 @@ async fn bring_up(n: &Networks, rec: &NetworkRecord) -> Result<(), Error> {
     let (bridge, mtu) = (rec.bridge.clone(), rec.mtu());
     blocking(move || {
         let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
-        let idx = nl.ensure_bridge(&bridge).map_err(net_error)?;
-        let _ = mtu;
+        let idx = nl.ensure_bridge(&bridge, mtu).map_err(net_error)?;
         nl.add_address(idx, gw, subnet.prefix()).map_err(net_error)?;
         // Published ports reached through 127.0.0.1 are routed out of the bridge.
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1");
@@ -362,7 +367,7 @@ async fn bring_up(n: &Networks, rec: &NetworkRecord) -> Result<(), Error> {
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
     }
     if !rec.is_default() {
-        n.dns.listen(&rec.id, gw).map_err(net_error)?;
+        n.dns.listen(&rec.id, gw, rec.internal).map_err(net_error)?;
     }
     Ok(())
 }
@@ -414,9 +419,8 @@ pub async fn load(d: &Arc<Daemon>) -> anyhow::Result<()> {
             tracing::warn!("network {}: {e}", rec.name);
         }
     }
-    if let Err(e) = n.apply_firewall().await {
-        tracing::warn!("firewall: {e}");
-    }
+    // The firewall is applied by `restore`, once the running containers' published ports are known again: applying
+    // it here would take their port rules away for a moment.
     Ok(())
 }
 
@@ -645,14 +649,18 @@ pub async fn remove(d: &Arc<Daemon>, key: &str) -> Result<(), Error> {
     if matches!(rec.name.as_str(), "bridge" | "host" | "none") {
         return Err(Error::Forbidden(format!("{} is a pre-defined network and cannot be removed", rec.name)));
     }
-    let users = n.users(&rec.id);
-    if !users.is_empty() {
-        return Err(Error::Conflict(format!(
-            "error while removing network: network {} id {} has active endpoints",
-            rec.name, rec.id
-        )));
+    {
+        // The check and the removal under one lock: no container can attach in between.
+        let mut st = lock(&n.state);
+        let in_use = st.attached.values().any(|a| a.endpoints.iter().any(|e| e.network_id == rec.id));
+        if in_use {
+            return Err(Error::Conflict(format!(
+                "error while removing network: network {} id {} has active endpoints",
+                rec.name, rec.id
+            )));
+        }
+        st.nets.remove(&rec.id);
     }
-    lock(&n.state).nets.remove(&rec.id);
     let store = d.store.clone();
     let id = rec.id.clone();
     if let Err(e) = blocking(move || store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)).await {
@@ -1092,19 +1100,9 @@ fn bind_ports(st: &mut State, rec: &Record, endpoints: &[Endpoint]) -> Result<Ve
             }
         }
     }
-    if wanted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(container_ip) = endpoints.first().and_then(|e| e.ip) else { return Ok(Vec::new()) };
-    let mut bound: Vec<(BoundPort, Ipv4Addr)> = Vec::new();
-    let mut keys_taken: Vec<(Proto, Ipv4Addr, u16)> = Vec::new();
-    let undo = |st: &mut State, keys: &[(Proto, Ipv4Addr, u16)]| {
-        for k in keys {
-            st.held.remove(k);
-        }
-    };
+    // Every host port is parsed before any is reserved, so bad input holds nothing.
+    let mut plan: Vec<(Proto, u16, Option<Ipv4Addr>, Vec<u16>)> = Vec::new();
     for (proto, cport, ip, host_port) in wanted {
-        let host_ip = ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
         let candidates: Vec<u16> = match host_port.as_str() {
             "" | "0" => vec![0],
             hp => match hp.split_once('-') {
@@ -1118,6 +1116,33 @@ fn bind_ports(st: &mut State, rec: &Record, endpoints: &[Endpoint]) -> Result<Ve
                 None => vec![parse_host_port(hp)?],
             },
         };
+        plan.push((proto, cport, ip, candidates));
+    }
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let Some(first) = endpoints.first() else { return Ok(Vec::new()) };
+    // Docker publishes nothing for a container whose network is internal.
+    if st.nets.get(&first.network_id).is_some_and(|n| n.rec.internal) {
+        return Ok(Vec::new());
+    }
+    let Some(container_ip) = first.ip else { return Ok(Vec::new()) };
+    let mut bound: Vec<(BoundPort, Ipv4Addr)> = Vec::new();
+    let mut keys_taken: Vec<(Proto, Ipv4Addr, u16)> = Vec::new();
+    let undo = |st: &mut State, keys: &[(Proto, Ipv4Addr, u16)]| {
+        for k in keys {
+            st.held.remove(k);
+        }
+    };
+    // The network's `com.docker.network.bridge.host_binding_ipv4` is the address for ports given without one.
+    let default_ip = endpoints
+        .first()
+        .and_then(|e| st.nets.get(&e.network_id))
+        .and_then(|n| n.rec.options.get("com.docker.network.bridge.host_binding_ipv4"))
+        .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    for (proto, cport, ip, candidates) in plan {
+        let host_ip = ip.unwrap_or(default_ip);
         let mut last_err = None;
         let mut done = None;
         for hp in &candidates {
@@ -1255,22 +1280,38 @@ pub fn write_files(
 /// and for containers berthd did not see running (it was down when they ended).
 pub async fn release(d: &Arc<Daemon>, id: &str) {
     let n = &d.networks;
-    let (sandbox, had_ports) = {
+    let (sandbox, had_ports, name, host_names) = {
         let mut st = lock(&n.state);
         match st.attached.remove(id) {
             Some(a) => {
                 free_addresses(&mut st, &a.endpoints);
                 st.held.retain(|_, (cid, _)| cid != id);
-                (a.sandbox, !a.ports.is_empty())
+                let hosts: Vec<String> = a.endpoints.iter().map(|e| e.host_ifname.clone()).collect();
+                (a.sandbox, !a.ports.is_empty(), a.name, hosts)
             }
-            None => (n.netns_path(id), false),
+            None => (n.netns_path(id), false, String::new(), Vec::new()),
         }
     };
+    // A container that joined this one's namespace (`container:`) keeps it alive: its interfaces, whose addresses
+    // are free again now, must go at once rather than with the namespace.
+    let shared = !host_names.is_empty()
+        && d.all_containers().iter().any(|c| {
+            let r = c.record();
+            let m = r.host_config.network_mode.unwrap_or_default();
+            r.id != id
+                && c.is_running()
+                && (m == format!("container:{id}")
+                    || (!name.is_empty() && m == format!("container:{name}"))
+                    || m.strip_prefix("container:").is_some_and(|t| t.len() >= 12 && id.starts_with(t)))
+        });
     n.refresh_dns();
     if had_ports && let Err(e) = n.apply_firewall().await {
         tracing::warn!("firewall after {} ended: {e}", &id[..12]);
     }
     let _ = blocking(move || {
+        if shared && let Err(e) = netns::remove_interfaces(&host_names) {
+            tracing::warn!("remove the interfaces of a shared namespace: {e}");
+        }
         netns::unpin(&sandbox);
         Ok(())
     })
@@ -1321,7 +1362,8 @@ pub async fn restore(d: &Arc<Daemon>, running: &[Record]) {
     if let Err(e) = n.apply_firewall().await {
         tracing::warn!("firewall: {e}");
     }
-    let keep: BTreeSet<String> = running.iter().map(|r| r.id.clone()).collect();
+    let mut keep: BTreeSet<String> = running.iter().map(|r| r.id.clone()).collect();
+    keep.extend(lock(&n.state).attached.keys().cloned());
     let dir = n.netns_dir.clone();
     let _ = blocking(move || {
         for pin in netns::pinned(&dir) {
@@ -1420,8 +1462,16 @@ pub async fn connect(
         free_addresses(&mut st, std::slice::from_ref(&ep));
         return Err(e);
     }
-    if let Some(a) = lock(&n.state).attached.get_mut(&id) {
-        a.endpoints.push(ep.clone());
+    {
+        let mut st = lock(&n.state);
+        match st.attached.get_mut(&id) {
+            Some(a) => a.endpoints.push(ep.clone()),
+            None => {
+                // It ended meanwhile (its namespace, and the new interface, are gone with it).
+                free_addresses(&mut st, std::slice::from_ref(&ep));
+                return Err(Error::Conflict(format!("container {id} is not running")));
+            }
+        }
     }
     n.refresh_dns();
     let ip = ep.ip;
@@ -1448,14 +1498,37 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<Container>, key: &str, _force: 
     if c.is_running() {
         let host = ep.host_ifname.clone();
         blocking(move || netns::remove_interfaces(&[host]).map_err(net_error)).await?;
-        {
+        let ports_dropped = {
             let mut st = lock(&n.state);
-            free_addresses(&mut st, std::slice::from_ref(&ep));
-            if let Some(a) = st.attached.get_mut(&rec.id) {
-                a.endpoints.retain(|e| e.network_id != net.id);
+            // Only what the attachment still has is freed (an exit may have released it all already).
+            let live = st.attached.get_mut(&rec.id).and_then(|a| {
+                let i = a.endpoints.iter().position(|e| e.network_id == net.id)?;
+                let gone = a.endpoints.remove(i);
+                let before = a.ports.len();
+                let dropped: Vec<BoundPort> =
+                    a.ports.iter().filter(|(_, ip)| Some(*ip) == gone.ip).map(|(p, _)| p.clone()).collect();
+                a.ports.retain(|(_, ip)| Some(*ip) != gone.ip);
+                Some((gone, dropped, before))
+            });
+            match live {
+                Some((gone, dropped, _)) => {
+                    free_addresses(&mut st, std::slice::from_ref(&gone));
+                    for p in &dropped {
+                        st.held.remove(&(p.proto, p.host_ip, p.host_port));
+                    }
+                    dropped
+                }
+                None => Vec::new(),
             }
-        }
+        };
         n.refresh_dns();
+        if !ports_dropped.is_empty() {
+            // Its published ports pointed at the address it just gave up.
+            n.apply_firewall().await?;
+            let keep: Vec<BoundPort> =
+                c.record().net.ports.into_iter().filter(|p| !ports_dropped.contains(p)).collect();
+            c.update_net_ports(keep);
+        }
     }
     crate::containers::set_endpoints(d, c, |eps| eps.retain(|e| e.network_id != net.id)).await
 }
