@@ -97,11 +97,12 @@ fn fails(d: &Berthd, args: &[&str], code: i32) -> String {
     stderr(&out)
 }
 
-/// Mounts of this daemon on the host, but for the directory where the network manager pins namespaces (a shared
-/// mount point of the daemon's own, kept while it runs).
+/// Mounts of this daemon on the host, but for the directories where the network manager pins namespaces and
+/// volumes live (shared mount points of the daemon's own, kept while it runs).
 fn leftover_mounts(d: &Berthd) -> Vec<String> {
     let pins = d.dir.join("run/netns");
-    mounts_under(&d.dir).into_iter().filter(|m| Path::new(m) != pins).collect()
+    let volumes = d.dir.join("data/volumes");
+    mounts_under(&d.dir).into_iter().filter(|m| Path::new(m) != pins && Path::new(m) != volumes).collect()
 }
 
 /// Removes every container and checks that no mount of this daemon is left on the host.

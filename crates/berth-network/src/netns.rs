@@ -160,10 +160,10 @@ pub fn destroy(path: &Path, host_names: &[String]) -> Result<(), Error> {
     r
 }
 
-/// Makes `dir` (where the pins live) a mount point of its own with shared propagation, as `ip netns` does with
-/// `/run/netns`: a process that copied the mount table (a shim's private mount namespace, made a slave of the
-/// host's) then sees a pin disappear when berthd removes it, instead of keeping the namespace alive.
-pub fn prepare_dir(dir: &Path) -> Result<(), Error> {
+/// Makes `dir` a mount point of its own with shared propagation, as `ip netns` does with `/run/netns`: a process
+/// that copied the mount table (a shim's mount namespace, a slave of the host's) then sees what berthd unmounts
+/// below it (a namespace pin, a volume's file system) disappear too, instead of keeping it alive.
+pub fn shared_mount_point(dir: &Path) -> Result<(), Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::Os(format!("create {}", dir.display()), e))?;
     let canon = dir.canonicalize().map_err(|e| Error::Os(format!("resolve {}", dir.display()), e))?;
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -195,7 +195,7 @@ mod tests {
         let tag = std::process::id() % 100_000;
         let bridge = format!("btst{tag}");
         let dir = tempfile::tempdir().expect("tempdir");
-        prepare_dir(dir.path()).expect("prepare");
+        shared_mount_point(dir.path()).expect("prepare");
         let mut nl = Netlink::open().expect("netlink");
         let br = nl.ensure_bridge(&bridge, None).expect("bridge");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address");

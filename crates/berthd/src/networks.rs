@@ -378,7 +378,7 @@ pub async fn load(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let n = &d.networks;
     blocking({
         let dir = n.netns_dir.clone();
-        move || netns::prepare_dir(&dir).map_err(net_error)
+        move || netns::shared_mount_point(&dir).map_err(net_error)
     })
     .await?;
     let store = d.store.clone();

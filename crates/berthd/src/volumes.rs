@@ -466,6 +466,12 @@ pub async fn release(d: &Daemon, mounts: &[MountPoint]) {
 /// Start-up: counts the running containers of every volume with a mount, and unmounts those nobody uses (a daemon
 /// killed with `kill -9` may have left them mounted).
 pub async fn reconcile(d: &Arc<Daemon>) -> Result<(), Error> {
+    // Volumes' file systems are unmounted from shims' copies of the mount table too (see `shared_mount_point`).
+    let root = d.volumes.root.clone();
+    blocking(move || {
+        berth_network::netns::shared_mount_point(&root).map_err(|e| Error::Internal(format!("volumes: {e}")))
+    })
+    .await?;
     let mut counts: HashMap<String, usize> = HashMap::new();
     for c in d.all_containers() {
         if c.is_running() {
