@@ -766,3 +766,50 @@ fn docker_cli_volumes_mounts_and_cp() {
     assert!(stderr(&out).contains("mount path must be absolute"), "{}", stderr(&out));
     assert_no_leaked_mounts(&d);
 }
+
+/// Review findings: the image's VOLUMEs stay when the user adds anonymous volumes; `--tmpfs /` and relative tmpfs
+/// paths are refused at creation; `cp` out of a container keeps hard links inside the destination and replaces a
+/// symlink in the way instead of following it; `copyUIDGID`/`-u` never read the host's files through an absolute
+/// symlink in the image.
+#[test]
+fn review_fixes_volumes_tmpfs_cp_links() {
+    let Some(d) = daemon_with_busybox() else { return };
+    image(&d, "vols", &["VOLUME /data"], |root| {
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        std::fs::write(root.join("data/a"), "a\n").unwrap();
+        std::fs::hard_link(root.join("data/a"), root.join("data/b")).unwrap();
+    });
+    d.ok(&["create", "--name", "both", "-v", "/cache", "vols", "true"]);
+    let dests = d.inspect("both", "{{range .Mounts}}{{.Destination}} {{end}}");
+    assert!(dests.contains("/data") && dests.contains("/cache"), "{dests}");
+    let err = fails(&d, &["create", "--tmpfs", "/", "busybox"], 1);
+    assert!(err.contains("destination can't be '/'"), "{err}");
+    let err = fails(&d, &["create", "--tmpfs", "rel", "busybox"], 125);
+    assert!(err.contains("must be absolute"), "{err}");
+    // cp of a directory with hard links, into a destination where `data` is a symlink to elsewhere.
+    let out = d.dir.join("cp-out");
+    let elsewhere = d.dir.join("elsewhere");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("data")).unwrap();
+    d.ok(&["create", "--name", "src", "vols", "true"]);
+    d.ok(&["cp", "src:/data", out.to_str().unwrap()]);
+    assert!(std::fs::symlink_metadata(out.join("data")).unwrap().is_dir(), "the symlink was replaced");
+    assert_eq!(std::fs::read_to_string(out.join("data/b")).unwrap(), "a\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(out.join("data/a")).unwrap().ino(),
+        std::fs::metadata(out.join("data/b")).unwrap().ino(),
+        "still one file, linked twice"
+    );
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none(), "nothing was written through the symlink");
+    // A user database that is an absolute symlink resolves inside the image (here: to nothing), not on the host:
+    // the host has a user `daemon`, the image none.
+    image(&d, "evil", &[], |root| {
+        std::fs::remove_file(root.join("etc/passwd")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("etc/passwd")).unwrap();
+    });
+    let out = d.berth(&["run", "--rm", "-u", "daemon", "evil", "id", "-u"]);
+    assert_ne!(out.status.code(), Some(0), "user daemon came from the host's /etc/passwd: {}", stdout(&out));
+    assert_eq!(d.ok(&["run", "--rm", "-u", "0", "evil", "id", "-u"]), "0\n");
+}

@@ -77,9 +77,32 @@ pub fn validate_spec(spec: &str) -> Result<()> {
 /// Resolves `spec` (Docker's `user[:group]`, names or numbers; empty means root) using the files under `root`
 /// (`root/etc/passwd`, `root/etc/group`). Missing files are treated as empty, like Docker.
 pub fn resolve(root: &Path, spec: &str) -> Result<User> {
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap_or_default();
-    let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let passwd = read_in_root(root, "etc/passwd");
+    let group = read_in_root(root, "etc/group");
     resolve_in(&passwd, &group, spec)
+}
+
+/// Reads a small regular file of a container's root file system: symlinks resolve inside `root` (never to the
+/// host's files), and anything that is not a regular file of at most 4 MiB (a FIFO, `/dev/zero`) reads as empty.
+fn read_in_root(root: &Path, rel: &str) -> String {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat2};
+    use std::io::Read;
+    let Ok(dir) = open(root, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
+    else {
+        return String::new();
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let Ok(fd) = openat2(&dir, rel, how) else { return String::new() };
+    let file = std::fs::File::from(fd);
+    match file.metadata() {
+        Ok(m) if m.is_file() && m.len() <= 4 << 20 => {}
+        _ => return String::new(),
+    }
+    let mut text = String::new();
+    let _ = file.take(4 << 20).read_to_string(&mut text);
+    text
 }
 
 fn resolve_in(passwd: &str, group: &str, spec: &str) -> Result<User> {

@@ -429,8 +429,23 @@ impl Extractor {
                 mknodat(&dir, name.as_slice(), sflag, perm, makedev(u64::from(major), u64::from(minor)))
                     .map_err(|e| sys_err(e, "creating device node", &shown))?;
                 self.chown_at(&dir, name, &meta, &shown)?;
-                fchmodat(&dir, name.as_slice(), Mode::from_bits_truncate(meta.mode), FchmodatFlags::FollowSymlink)
-                    .map_err(|e| sys_err(e, "changing mode", &shown))?;
+                // By descriptor, not by name: in a running container's root the node could be swapped for a
+                // symlink (to a host file) between mknodat and the chmod.
+                let node =
+                    openat(&dir, name.as_slice(), OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+                        .map_err(|e| sys_err(e, "opening device node", &shown))?;
+                let st = nix::sys::stat::fstat(&node).map_err(|e| sys_err(e, "stat device node", &shown))?;
+                if SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) != sflag {
+                    return Err(sys_err(nix::errno::Errno::EEXIST, "creating device node", &shown));
+                }
+                let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&node));
+                fchmodat(
+                    nix::fcntl::AT_FDCWD,
+                    via.as_str(),
+                    Mode::from_bits_truncate(meta.mode),
+                    FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| sys_err(e, "changing mode", &shown))?;
                 if !meta.xattrs.is_empty() {
                     let p = openat(
                         &dir,

@@ -261,11 +261,14 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     // The survivors' addresses and ports are taken back before anything can exit, restart (restart policies of the
     // containers that ended meanwhile) or start and claim them.
     crate::networks::restore(d, &running).await;
+    // Volume mounts are counted from the survivors too, before any exit or restart changes the counts.
+    crate::volumes::reconcile(d, &running).await?;
     for c in monitor {
         spawn_monitor(d.clone(), c);
     }
     for (c, exit) in ended {
-        on_exit(d, &c, exit).await;
+        // Its volumes were never counted in this daemon's life (it was not running at start-up).
+        on_exit(d, &c, exit, false).await;
     }
     Ok(())
 }
@@ -325,8 +328,11 @@ fn merge_config(user: &mut ContainerConfig, image: &Value) -> Result<(), Error> 
     if !exposed.is_empty() {
         user.exposed_ports = Some(exposed);
     }
-    if user.volumes.is_none() {
-        user.volumes = img.volumes.clone();
+    // The image's VOLUMEs and the user's anonymous volumes together, as moby merges them.
+    if let Some(img_vols) = img.volumes.clone() {
+        let mut v = user.volumes.clone().unwrap_or_default();
+        v.extend(img_vols);
+        user.volumes = Some(v);
     }
     if user.on_build.is_none() {
         user.on_build = img.on_build.clone();
@@ -360,6 +366,19 @@ fn check_network_options(
     }
     for key in host.port_bindings.iter().flat_map(|p| p.keys()) {
         crate::networks::parse_port_key(key)?;
+    }
+    Ok(())
+}
+
+/// `--tmpfs` destinations, checked at creation as Docker does.
+fn check_tmpfs(host: &HostConfig) -> Result<(), Error> {
+    for dest in host.tmpfs.iter().flat_map(|t| t.keys()) {
+        if !dest.starts_with('/') {
+            return Err(Error::InvalidArgument(format!("invalid mount path: '{dest}' mount path must be absolute")));
+        }
+        if dest.trim_end_matches('/').is_empty() {
+            return Err(Error::InvalidArgument("invalid tmpfs mount: destination can't be '/'".into()));
+        }
     }
     Ok(())
 }
@@ -426,6 +445,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
     let network_mode = host.network_mode.clone().unwrap_or_default();
     let mode = crate::networks::mode(&network_mode);
     check_network_options(&body, &host, &mode)?;
+    check_tmpfs(&host)?;
     let endpoint_configs = body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default();
     let endpoints = crate::networks::endpoints_at_create(d, &network_mode, &endpoint_configs)?;
     let runtime = check_runtime(d, &host)?;
@@ -877,12 +897,14 @@ fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
                 })
             }
         };
-        on_exit(&d, &c, exit).await;
+        on_exit(&d, &c, exit, true).await;
     });
 }
 
 /// Records an exit; applies `--rm` and the restart policy.
-async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
+/// `counted`: its volume mounts were counted when it started (not so for a container that ended while berthd was
+/// down).
+async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool) {
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
     let rec = c.update(|r| {
@@ -908,7 +930,9 @@ async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord) {
             r.state.error = e.clone();
         }
     });
-    crate::volumes::release(d, &rec.mounts).await;
+    if counted {
+        crate::volumes::release(d, &rec.mounts).await;
+    }
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }

@@ -81,7 +81,6 @@ impl Daemon {
         });
         crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
-        crate::volumes::reconcile(&daemon).await?;
         Ok(daemon)
     }
 

@@ -109,7 +109,20 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // Real paths: mounts are recognised in /proc/self/mountinfo by path, which a symlink or a relative path in
+    // --data-root/--exec-root would defeat.
+    for dir in [&mut args.data_root, &mut args.exec_root] {
+        std::fs::create_dir_all(&*dir).with_context(|| format!("create {}", dir.display()))?;
+        *dir = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
+    }
+    // Not for other users to walk into: setuid programs and device nodes that containers write to their layers and
+    // volumes live below it (Docker's CVE-2021-41091).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&args.data_root, std::fs::Permissions::from_mode(0o710))
+            .with_context(|| format!("chmod {}", args.data_root.display()))?;
+    }
     tracing_subscriber::fmt().with_max_level(args.log_level).with_writer(std::io::stderr).init();
     let socket = args
         .host

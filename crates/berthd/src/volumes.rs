@@ -53,6 +53,9 @@ pub struct Volumes {
     active: std::sync::Mutex<HashMap<String, usize>>,
     /// Set once start-up reconciliation has counted the containers that kept running.
     ready: AtomicBool,
+    /// Held while a volume's users are counted and its file system mounted or unmounted, so that a start never
+    /// finds the count up but the file system not there yet (or being taken away).
+    mounting: tokio::sync::Mutex<()>,
 }
 
 impl Volumes {
@@ -62,6 +65,7 @@ impl Volumes {
             lock: tokio::sync::Mutex::new(()),
             active: std::sync::Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
+            mounting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -402,6 +406,7 @@ async fn mounted_volumes(d: &Daemon, mounts: &[MountPoint]) -> Vec<Volume> {
 /// A container is starting: mounts the file systems of its volumes that are not mounted yet (Docker's local driver
 /// mounts on first use and counts users).
 pub async fn acquire(d: &Daemon, mounts: &[MountPoint]) -> Result<(), Error> {
+    let _mounting = d.volumes.mounting.lock().await;
     let vols = mounted_volumes(d, mounts).await;
     let mut done: Vec<String> = Vec::new();
     for v in vols {
@@ -459,25 +464,30 @@ pub async fn release(d: &Daemon, mounts: &[MountPoint]) {
     if !d.volumes.ready.load(Ordering::SeqCst) {
         return;
     }
+    let _mounting = d.volumes.mounting.lock().await;
     let names: Vec<String> = mounted_volumes(d, mounts).await.into_iter().map(|v| v.name).collect();
     release_names(d, &names);
 }
 
 /// Start-up: counts the running containers of every volume with a mount, and unmounts those nobody uses (a daemon
 /// killed with `kill -9` may have left them mounted).
-pub async fn reconcile(d: &Arc<Daemon>) -> Result<(), Error> {
+pub async fn reconcile(d: &Arc<Daemon>, survivors: &[crate::containers::Record]) -> Result<(), Error> {
     // Volumes' file systems are unmounted from shims' copies of the mount table too (see `shared_mount_point`).
     let root = d.volumes.root.clone();
     blocking(move || {
         berth_network::netns::shared_mount_point(&root).map_err(|e| Error::Internal(format!("volumes: {e}")))
     })
     .await?;
+    let _mounting = d.volumes.mounting.lock().await;
+    // Each running container counts once per volume, as `acquire` counts it.
     let mut counts: HashMap<String, usize> = HashMap::new();
-    for c in d.all_containers() {
-        if c.is_running() {
-            for m in c.record().mounts.iter().filter(|m| m.typ == Kind::Volume) {
-                *counts.entry(m.name.clone()).or_insert(0) += 1;
-            }
+    for rec in survivors {
+        let mut names: Vec<String> =
+            rec.mounts.iter().filter(|m| m.typ == Kind::Volume).map(|m| m.name.clone()).collect();
+        names.sort();
+        names.dedup();
+        for n in names {
+            *counts.entry(n).or_insert(0) += 1;
         }
     }
     let vols = list(d).await?;

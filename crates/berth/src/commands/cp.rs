@@ -162,15 +162,33 @@ fn extract_local(tar: impl Read, dir: &Path, from: &str, to: &str, owners: bool)
                 bail!("archive entry {} would be written outside {}", name.display(), root.display());
             }
         }
-        if entry.header().entry_type().is_dir() && target.is_dir() {
-            entry.unpack(&target).map(drop).with_context(|| format!("extract {}", target.display()))?;
-            continue;
-        }
-        if let Ok(m) = std::fs::symlink_metadata(&target)
-            && (m.is_dir() != entry.header().entry_type().is_dir())
-        {
-            if m.is_dir() { std::fs::remove_dir_all(&target) } else { std::fs::remove_file(&target) }
+        let kind = entry.header().entry_type();
+        // What is there already, not following a symlink: a directory entry over a symlink to a directory must
+        // replace the link, not change the directory it points at.
+        if let Ok(m) = std::fs::symlink_metadata(&target) {
+            let real_dir = m.file_type().is_dir();
+            if kind.is_dir() && real_dir {
+                entry.unpack(&target).map(drop).with_context(|| format!("extract {}", target.display()))?;
+                continue;
+            }
+            if real_dir { std::fs::remove_dir_all(&target) } else { std::fs::remove_file(&target) }
                 .with_context(|| format!("replace {}", target.display()))?;
+        }
+        if kind.is_hard_link() {
+            // The link's target is another entry of the same archive: renamed like the entries, inside `root`.
+            let link = entry.link_name().context("read the archive")?.unwrap_or_default().into_owned();
+            let rel_link = rebase(&link, from, to);
+            if rel_link.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+                bail!("invalid hard link {} in the archive", link.display());
+            }
+            let source = root.join(&rel_link);
+            let inside = source.parent().and_then(|p| p.canonicalize().ok()).is_some_and(|p| p.starts_with(&root));
+            if !inside {
+                bail!("hard link {} would point outside {}", link.display(), root.display());
+            }
+            std::fs::hard_link(&source, &target)
+                .with_context(|| format!("link {} to {}", target.display(), source.display()))?;
+            continue;
         }
         entry.unpack(&target).with_context(|| format!("extract {}", target.display()))?;
     }
