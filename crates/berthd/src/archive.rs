@@ -169,7 +169,10 @@ fn mount_stopped(d: &Daemon, rec: &Record, target: &Path) -> Result<(), Error> {
     points.sort_by_key(|p| p.destination.matches('/').count());
     for p in points {
         let source = Path::new(&p.source);
-        let Ok(meta) = std::fs::metadata(source) else { continue };
+        // A source that is gone would have `cp` write into the layer under the mount point, hidden at the next
+        // start: refuse instead.
+        let meta = std::fs::metadata(source)
+            .map_err(|e| Error::Conflict(format!("mount source {} of {}: {e}", source.display(), p.destination)))?;
         let dest = berth_runtime::mounts::secure_join(target, Path::new(&p.destination))
             .map_err(|e| Error::Internal(e.to_string()))?;
         let made = if meta.is_dir() {

@@ -378,13 +378,18 @@ pub fn mount_options(options: &HashMap<String, String>, target: &Path) -> Result
         ))
     })?;
     if parsed.flags.contains(MsFlags::MS_BIND) && parsed.flags.contains(MsFlags::MS_RDONLY) {
-        let _ = nix::mount::mount(
+        // A read-only bind needs a second pass; if that fails the volume must not stay mounted writable.
+        let ro = nix::mount::mount(
             None::<&str>,
             target,
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
             None::<&str>,
         );
+        if let Err(e) = ro {
+            let _ = nix::mount::umount2(target, nix::mount::MntFlags::MNT_DETACH);
+            return Err(Error::Internal(format!("make volume '{}' read-only: {e}", target.display())));
+        }
     }
     Ok(())
 }
