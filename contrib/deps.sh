@@ -31,6 +31,19 @@ install_test_deps() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
         if [ -n "$policy" ]; then rm -f "$policy"; fi
     fi
+    # Registry tests push to and pull from Debian's docker-registry (distribution 2.8.2), started by each test on a
+    # loopback port (the package's own service is not used).
+    if ! command -v docker-registry >/dev/null 2>&1; then
+        echo "installing: docker-registry (for the registry tests)"
+        policy=""
+        if [ ! -e /usr/sbin/policy-rc.d ]; then
+            policy=/usr/sbin/policy-rc.d
+            printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+        fi
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+        if [ -n "$policy" ]; then rm -f "$policy"; fi
+    fi
     # ... and Debian's docker-compose 1.29 (docker-py) drives it for compose files.
     if ! command -v docker-compose >/dev/null 2>&1; then
         echo "installing: docker-compose (for the compatibility tests)"

@@ -144,7 +144,10 @@ impl Berthd {
 
     pub fn berth_cmd(&self) -> Command {
         let mut c = Command::new(bin("berth"));
-        c.env("DOCKER_HOST", self.host()).env_remove("BERTH_HOST").stdin(Stdio::null());
+        c.env("DOCKER_HOST", self.host())
+            .env_remove("BERTH_HOST")
+            .env("DOCKER_CONFIG", self.dir.join("docker-config"))
+            .stdin(Stdio::null());
         c
     }
 

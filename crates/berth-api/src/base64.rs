@@ -20,13 +20,19 @@ pub fn encode(data: &[u8]) -> String {
     out
 }
 
-/// Decodes `text` (padding optional); `None` for anything that is not base64.
+/// Decodes `text` (padding optional; the URL-safe alphabet's `-` and `_` are accepted too, as in `X-Registry-Auth`);
+/// `None` for anything that is not base64.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let text = text.trim_end_matches('=');
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
     for c in text.bytes() {
+        let c = match c {
+            b'-' => b'+',
+            b'_' => b'/',
+            c => c,
+        };
         let v = ALPHABET.iter().position(|a| *a == c)? as u32;
         acc = (acc << 6) | v;
         bits += 6;

@@ -5,6 +5,7 @@
 
 pub use bollard_stubs::models;
 
+pub mod auth;
 pub mod base64;
 pub mod time;
 

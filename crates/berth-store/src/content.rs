@@ -41,6 +41,11 @@ impl ContentStore {
         self.blobs.join(digest.hex())
     }
 
+    /// The ingest directory (cleared when the store opens): scratch space for work that must not survive a crash.
+    pub(crate) fn ingest_dir(&self) -> &Path {
+        &self.ingest
+    }
+
     /// True if the blob is present.
     pub fn contains(&self, digest: &Digest) -> bool {
         fs::symlink_metadata(self.blob_path(digest)).map(|m| m.is_file()).unwrap_or(false)

@@ -201,6 +201,25 @@ impl Store {
         Ok(())
     }
 
+    /// Records the digest reference `name` (`localhost:5000/app@sha256:...`, the manifest an image was pulled or
+    /// pushed as) for image `id`: one of its `RepoDigests`.
+    pub fn add_repo_digest(&self, id: &ImageId, name: &str) -> Result<()> {
+        let r = Reference::parse(name)?;
+        if r.digest().is_none() {
+            return Err(StoreError::InvalidArgument(format!("not a digest reference: {name}")));
+        }
+        let conn = self.db.lock();
+        if load_row(&conn, id)?.is_none() {
+            return Err(no_such_image(id.as_str()));
+        }
+        conn.execute(
+            "INSERT INTO refs (name, image_id, kind, created) VALUES (?1, ?2, 'digest', ?3)
+             ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
+            params![r.to_string(), id.as_str(), now_unix()],
+        )?;
+        Ok(())
+    }
+
     /// Removes the reference `name`. The image stays (untagged) even if this was its last reference.
     pub fn untag(&self, name: &str) -> Result<()> {
         let r = Reference::parse(name)?;

@@ -30,6 +30,7 @@ mod error;
 pub mod image;
 pub mod layer;
 pub mod reference;
+pub mod save;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

@@ -28,7 +28,9 @@ mod units;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
-use crate::commands::{container, cp, exec, image, inspect, logs, network, ps, run, system, volume};
+use crate::commands::{
+    container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
+};
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
 /// that everything was printed already.
@@ -98,6 +100,20 @@ enum Cmd {
     Images(image::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(image::ImportArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(transfer::ExportArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Authenticate to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
     /// Show the Berth version information
@@ -182,6 +198,8 @@ enum ContainerCmd {
     Create(run::CreateArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(transfer::ExportArgs),
     /// Display detailed information on one or more containers
     Inspect(inspect::TypedInspectArgs),
     /// Kill one or more running containers
@@ -222,6 +240,14 @@ enum ImageCmd {
     History(image::HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(image::ImportArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(transfer::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(transfer::SaveArgs),
+    /// Download an image from a registry
+    Pull(registry::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
     /// Display detailed information on one or more images
     Inspect(inspect::TypedInspectArgs),
     /// List images
@@ -381,6 +407,10 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         let reachable = c.negotiate().await;
         return system::version(&c, reachable, a).await;
     }
+    // `logout` only edits the client's configuration.
+    if let Cmd::Logout(a) = cmd {
+        return registry::logout(a).await;
+    }
     let c = connect(host).await?;
     match cmd {
         Cmd::Run(a) => run::run(&c, a).await,
@@ -388,6 +418,13 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Ps(a) => ps::ps(&c, a).await,
         Cmd::Images(a) => image::images(&c, a).await,
         Cmd::Import(a) => image::import(&c, a).await,
+        Cmd::Save(a) => transfer::save(&c, a).await,
+        Cmd::Load(a) => transfer::load(&c, a).await,
+        Cmd::Export(a) => transfer::export(&c, a).await,
+        Cmd::Pull(a) => registry::pull(&c, a).await,
+        Cmd::Push(a) => registry::push(&c, a).await,
+        Cmd::Login(a) => registry::login(&c, a).await,
+        Cmd::Logout(_) => Ok(0),
         Cmd::Info(a) => system::info(&c, a).await,
         Cmd::Version(_) => Ok(0),
         Cmd::Attach(a) => container::attach(&c, a).await,
@@ -414,6 +451,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ContainerCmd::Cp(a) => cp::cp(&c, a).await,
             ContainerCmd::Create(a) => run::create(&c, a).await,
             ContainerCmd::Exec(a) => exec::exec(&c, a).await,
+            ContainerCmd::Export(a) => transfer::export(&c, a).await,
             ContainerCmd::Inspect(a) => inspect::inspect(&c, a.with_type("container")).await,
             ContainerCmd::Kill(a) => container::kill(&c, a).await,
             ContainerCmd::Logs(a) => logs::logs(&c, a).await,
@@ -433,6 +471,10 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Image { cmd } => match cmd {
             ImageCmd::History(a) => image::history(&c, a).await,
             ImageCmd::Import(a) => image::import(&c, a).await,
+            ImageCmd::Load(a) => transfer::load(&c, a).await,
+            ImageCmd::Save(a) => transfer::save(&c, a).await,
+            ImageCmd::Pull(a) => registry::pull(&c, a).await,
+            ImageCmd::Push(a) => registry::push(&c, a).await,
             ImageCmd::Inspect(a) => inspect::inspect(&c, a.with_type("image")).await,
             ImageCmd::Ls(a) => image::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,

@@ -253,6 +253,33 @@ pub async fn with_fs<T: Send + 'static>(
     r
 }
 
+/// `GET /containers/{id}/export`: a tar of the container's root file system as `docker export` writes it: its image
+/// layers under its writable layer (no volumes, binds or pseudo file systems), entries named without a leading `./`.
+/// The layers are mounted as one read-only overlay in a private namespace, also while the container runs.
+pub async fn export(d: &Arc<Daemon>, c: &Arc<Container>, out: impl Write + Send + 'static) -> Result<(), Error> {
+    let rec = c.record();
+    let mut lower = vec![container_dir(d, &rec.id).join("upper")];
+    lower.extend(rec.lower_dirs.iter().cloned());
+    let tmp = d.config.exec_root.join("tmp");
+    crate::daemon::blocking(move || {
+        in_private_namespace(move || {
+            let dir = temp_dir(&tmp)?;
+            let result = (|| {
+                mount_overlay(&lower, None, &dir)?;
+                let root = openat(nix::fcntl::AT_FDCWD, &dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
+                    .map_err(sys("open the container's root"))?;
+                let mut w = TarWriter::new(out);
+                w.add_children(root, "")?;
+                w.finish()
+            })();
+            let _ = umount2(&dir, MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir(&dir);
+            result
+        })
+    })
+    .await
+}
+
 /// Where a request's path points: `/dir/.` and `/dir/` name the directory itself (its content, for `docker cp`).
 struct Target {
     /// Cleaned absolute path.
@@ -476,22 +503,7 @@ impl<W: Write> TarWriter<W> {
                 if is_pseudo_fs(fd.as_fd()) {
                     return Ok(());
                 }
-                let child = fd.try_clone().map_err(io_err("dup"))?;
-                let mut names: Vec<OsString> = Vec::new();
-                let mut it = nix::dir::Dir::from_fd(fd).map_err(sys("read directory"))?;
-                for e in it.iter() {
-                    let e = e.map_err(sys("read directory"))?;
-                    let n = e.file_name().to_bytes();
-                    if n != b"." && n != b".." {
-                        names.push(OsStr::from_bytes(n).to_os_string());
-                    }
-                }
-                names.sort();
-                for n in names {
-                    let Ok(cst) = fstatat(&child, n.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else { continue };
-                    let sub = format!("{}/{}", tar_name.trim_end_matches('/'), n.to_string_lossy());
-                    self.add(child.as_fd(), &n, &cst, sub)?;
-                }
+                self.add_children(fd, tar_name.trim_end_matches('/'))?;
             }
             libc::S_IFREG => {
                 let key = (st.st_dev, st.st_ino);
@@ -530,6 +542,31 @@ impl<W: Write> TarWriter<W> {
             }
             // Sockets cannot be archived (Go's tar refuses them too).
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Adds what is in the directory `fd`, each entry named `<prefix>/<name>` (just `<name>` for an empty prefix).
+    fn add_children(&mut self, fd: OwnedFd, prefix: &str) -> Result<(), Error> {
+        let child = fd.try_clone().map_err(io_err("dup"))?;
+        let mut names: Vec<OsString> = Vec::new();
+        let mut it = nix::dir::Dir::from_fd(fd).map_err(sys("read directory"))?;
+        for e in it.iter() {
+            let e = e.map_err(sys("read directory"))?;
+            let n = e.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(OsStr::from_bytes(n).to_os_string());
+            }
+        }
+        names.sort();
+        for n in names {
+            let Ok(cst) = fstatat(&child, n.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else { continue };
+            let sub = if prefix.is_empty() {
+                n.to_string_lossy().into_owned()
+            } else {
+                format!("{prefix}/{}", n.to_string_lossy())
+            };
+            self.add(child.as_fd(), &n, &cst, sub)?;
         }
         Ok(())
     }

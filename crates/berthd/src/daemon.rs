@@ -19,6 +19,8 @@ pub struct Config {
     pub runtime: String,
     pub shim: PathBuf,
     pub network: crate::networks::NetConfig,
+    /// Registries reached over plain HTTP (besides loopback ones).
+    pub insecure_registries: Vec<String>,
 }
 
 /// The daemon.

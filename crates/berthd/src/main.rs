@@ -67,6 +67,9 @@ struct Args {
     /// uninstalling and tests; its containers must not be running).
     #[arg(long)]
     remove_networking: bool,
+    /// A registry (`host:port`) to reach over plain HTTP (repeatable); loopback registries always are
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    insecure_registry: Vec<String>,
 }
 
 /// The networking configuration: names derived from the data root, so that several daemons never share a bridge or
@@ -147,6 +150,7 @@ fn main() -> Result<()> {
             runtime: args.runtime,
             shim,
             network,
+            insecure_registries: args.insecure_registry,
         })
         .await?;
         server::serve(daemon, &socket).await

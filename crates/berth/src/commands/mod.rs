@@ -9,8 +9,10 @@ pub mod logs;
 pub mod network;
 pub mod opts;
 pub mod ps;
+pub mod registry;
 pub mod run;
 pub mod system;
+pub mod transfer;
 pub mod volume;
 
 use std::future::Future;

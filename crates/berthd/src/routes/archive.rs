@@ -34,7 +34,7 @@ pub async fn head(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
 }
 
 /// A writer that sends what it is given as body chunks (blocking; for the archive thread).
-struct ChannelWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
+pub(super) struct ChannelWriter(pub(super) tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
 
 impl std::io::Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -93,4 +93,26 @@ pub async fn put(d: Daemonic, Path(id): Path<String>, q: Query, req: Request<Bod
     let body = super::body_reader(req.into_body());
     archive::with_fs(&d, &c, move |fs| fs.extract(&path, &id, opts, body)).await?;
     Ok(StatusCode::OK)
+}
+
+/// A streamed response body fed by a blocking writer: the writer and the body.
+pub(super) fn streamed_body() -> (std::io::BufWriter<ChannelWriter>, Body) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    (std::io::BufWriter::with_capacity(64 * 1024, ChannelWriter(tx)), Body::from_stream(stream))
+}
+
+/// `GET /containers/{id}/export`.
+pub async fn export(d: Daemonic, Path(id): Path<String>) -> ApiResult<Response> {
+    let c = d.container(&id)?;
+    let (out, body) = streamed_body();
+    let tx = out.get_ref().0.clone();
+    let d2 = d.0.clone();
+    tokio::spawn(async move {
+        if let Err(e) = archive::export(&d2, &c, out).await {
+            tracing::warn!("export of {id}: {e}");
+            let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    Ok(([("content-type", "application/x-tar")], body).into_response())
 }

@@ -116,6 +116,9 @@ fn inspect_json(i: &Image) -> Value {
 }
 
 pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Response> {
+    if let Some(name) = path.strip_suffix("/get") {
+        return save_names(&d, vec![name.to_string()]).await;
+    }
     if let Some(name) = path.strip_suffix("/json") {
         let i = resolve(&d, name).await?;
         return Ok(Json(inspect_json(&i)).into_response());
@@ -144,7 +147,12 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
     Err(Error::NotFound(format!("page not found: /images/{path}")).into())
 }
 
-pub async fn by_name_post(d: Daemonic, Path(path): Path<String>, q: Query) -> ApiResult<Response> {
+pub async fn by_name_post(
+    d: Daemonic,
+    Path(path): Path<String>,
+    q: Query,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/tag") {
         let i = resolve(&d, name).await?;
         let repo = q
@@ -160,8 +168,8 @@ pub async fn by_name_post(d: Daemonic, Path(path): Path<String>, q: Query) -> Ap
         blocking(move || store.tag(&id, &reference).map_err(store_error)).await?;
         return Ok(StatusCode::CREATED.into_response());
     }
-    if path.ends_with("/push") {
-        return Err(Error::InvalidArgument("berth cannot push images to registries yet".into()).into());
+    if let Some(name) = path.strip_suffix("/push") {
+        return super::registry::push(d, name.to_string(), q, headers).await;
     }
     Err(Error::NotFound(format!("page not found: /images/{path}")).into())
 }
@@ -241,12 +249,9 @@ fn familiar_tag(name: &str) -> String {
 }
 
 pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
-    if let Some(image) = q.get("fromImage").filter(|i| !i.is_empty()) {
-        let tag = q.get("tag").filter(|t| !t.is_empty()).map(|t| format!(":{t}")).unwrap_or_default();
-        return Err(Error::NotFound(format!(
-            "pull access denied for {image}{tag}: berth cannot pull from registries yet; use `berth import` (see the README)"
-        ))
-        .into());
+    if q.get("fromImage").is_some_and(|i| !i.is_empty()) {
+        let headers = req.headers().clone();
+        return super::registry::pull(d, q, headers).await;
     }
     let Some(src) = q.get("fromSrc") else {
         return Err(Error::InvalidArgument("one of fromImage or fromSrc is required".into()).into());
@@ -290,6 +295,51 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     })
     .await?;
     let body = format!("{}\r\n", json!({"status": id.to_string()}));
+    Ok(([("content-type", "application/json")], body).into_response())
+}
+
+/// `GET /images/get?names=a&names=b`: docker's `save` format.
+pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
+    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let names: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
+    if names.is_empty() {
+        return Err(Error::InvalidArgument("no images given: names is required".into()).into());
+    }
+    save_names(&d, names).await
+}
+
+async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
+    // Unknown names are a 404 before any byte of the archive goes out.
+    for n in &names {
+        resolve(d, n).await?;
+    }
+    let (out, body) = super::archive::streamed_body();
+    let tx = out.get_ref().0.clone();
+    let store = d.store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.save(&names, out) {
+            tracing::warn!("save: {e}");
+            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    Ok(([("content-type", "application/x-tar")], body).into_response())
+}
+
+/// `POST /images/load`: a tar from `docker save` or an OCI layout.
+pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
+    let reader = super::body_reader(req.into_body());
+    let store = d.store.clone();
+    let lines = blocking(move || {
+        let mut lines = Vec::new();
+        store.load(reader, &mut |l| lines.push(l)).map_err(store_error)?;
+        Ok(lines)
+    })
+    .await?;
+    let mut body = String::new();
+    for l in lines {
+        body.push_str(&json!({"stream": format!("{l}\n")}).to_string());
+        body.push_str("\r\n");
+    }
     Ok(([("content-type", "application/json")], body).into_response())
 }
 

@@ -6,6 +6,7 @@ mod containers;
 mod exec;
 mod images;
 mod networks;
+mod registry;
 mod system;
 mod volumes;
 
@@ -48,6 +49,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/containers/{id}/export", get(archive::export))
         .route("/containers/{id}/archive", get(archive::get).head(archive::head).put(archive::put))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
@@ -59,6 +61,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/images/get", get(images::save))
+        .route("/images/load", post(images::load))
         .route("/images/{*name}", get(images::by_name).post(images::by_name_post).delete(images::remove))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
@@ -66,6 +70,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/networks/{id}", get(networks::inspect).delete(networks::remove))
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/auth", post(registry::auth))
         .route("/session", head(system::no_session).post(system::no_session))
         .fallback(system::not_found)
         .with_state(d)

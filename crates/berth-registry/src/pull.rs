@@ -1,0 +1,599 @@
+//! Pulling an image: manifest (Docker schema 2 or OCI; a manifest list or image index is resolved to one platform),
+//! config, then the layers, downloaded concurrently and unpacked in order as they arrive.
+//!
+//! Every blob is verified against its digest. Downloads go to `<data root>/downloads/<hex>.partial` and are renamed
+//! to `<hex>` when complete and verified; an interrupted pull resumes a partial download with a `Range` request and
+//! does not download a finished one again. Layers the store has are not downloaded at all. The image is recorded
+//! (and tagged) only once every layer is in the store, so a failed pull leaves no half image.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_store::digest::Digester;
+use berth_store::save::{media, pick_platform};
+use berth_store::{ChainId, DiffId, Digest, ImageId, Reference, Store};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::{Body, Registry, discard, error_text, next_chunk, read_all};
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// How many layers download at once (as Docker).
+pub const CONCURRENT_DOWNLOADS: usize = 3;
+
+/// What a manifest request accepts.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// An OS/architecture(/variant) to pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    /// `linux`.
+    pub os: String,
+    /// `amd64`, `arm64`...
+    pub architecture: String,
+    /// `v7`, `v8`...
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// The host's platform.
+    pub fn host() -> Platform {
+        Platform { os: "linux".into(), architecture: berth_store::image::host_architecture().into(), variant: None }
+    }
+
+    /// Parses `os[/arch[/variant]]` (`linux/arm64/v8`).
+    pub fn parse(s: &str) -> Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let host = Platform::host();
+        let bad =
+            || Error::InvalidArgument(format!("\"{s}\": unknown operating system or architecture: invalid argument"));
+        match parts.as_slice() {
+            [os] if !os.is_empty() => Ok(Platform { os: os.to_lowercase(), ..host }),
+            [os, arch] if !os.is_empty() && !arch.is_empty() => {
+                Ok(Platform { os: os.to_lowercase(), architecture: normalize_arch(arch), variant: None })
+            }
+            [os, arch, v] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.to_lowercase(),
+                architecture: normalize_arch(arch),
+                variant: Some(v.to_string()).filter(|v| !v.is_empty()),
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+fn normalize_arch(a: &str) -> String {
+    match a.to_lowercase().as_str() {
+        "x86_64" | "x86-64" => "amd64".into(),
+        "aarch64" => "arm64".into(),
+        other => other.to_string(),
+    }
+}
+
+/// One layer of a manifest.
+#[derive(Debug, Clone)]
+pub struct LayerDesc {
+    /// The compressed blob's digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type.
+    pub media_type: String,
+    /// The uncompressed tar's digest (from the config).
+    pub diff_id: DiffId,
+}
+
+/// A resolved image: manifest, config and layers, fetched and verified, nothing stored yet.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The reference as pulled (normalised, with the default tag if it had neither tag nor digest).
+    pub reference: Reference,
+    /// The digest of the manifest (or index) the reference named: the `RepoDigest`.
+    pub digest: Digest,
+    /// The config blob, byte for byte (its digest is the image id).
+    pub config: Vec<u8>,
+    /// The layers, bottom first.
+    pub layers: Vec<LayerDesc>,
+}
+
+/// `repository:<path>:pull`.
+pub fn pull_scope(r: &Reference) -> String {
+    format!("repository:{}:pull", r.path())
+}
+
+/// Fetches and verifies a manifest by tag or digest: (bytes, media type, digest).
+pub async fn get_manifest(reg: &Registry, r: &Reference, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
+    let url = reg.url(&format!("{}/manifests/{reference}", r.path()));
+    let resp = reg.send(Method::GET, url.clone(), &[("accept", ACCEPT.to_string())], Body::Empty).await?;
+    let status = resp.status();
+    let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let header_digest = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let body = read_all(resp).await?;
+    let shown = r.familiar_string();
+    match status {
+        s if s.is_success() => {}
+        StatusCode::NOT_FOUND => {
+            return Err(Error::NotFound(format!(
+                "manifest for {shown} not found: {}",
+                error_text(&body).unwrap_or_else(|| "manifest unknown: manifest unknown".into())
+            )));
+        }
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            return Err(Error::Unauthorized(format!(
+                "pull access denied for {}, repository does not exist or may require 'docker login': {}",
+                r.familiar_name(),
+                error_text(&body).unwrap_or_else(|| "denied: requested access to the resource is denied".into())
+            )));
+        }
+        s => {
+            return Err(Error::Unavailable(format!(
+                "GET {url}: unexpected status {s}{}",
+                error_text(&body).map(|t| format!(": {t}")).unwrap_or_default()
+            )));
+        }
+    }
+    let digest = Digest::of(&body);
+    if let Ok(expected) = Digest::parse(reference) {
+        if expected != digest {
+            return Err(Error::Invalid(format!("manifest verification failed for digest {expected}")));
+        }
+    } else if let Some(h) = header_digest.and_then(|h| Digest::parse(&h).ok())
+        && h != digest
+    {
+        return Err(Error::Invalid(format!("manifest verification failed for digest {h}")));
+    }
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("malformed manifest for {shown}: {e}")))?;
+    let media_type = v["mediaType"].as_str().map(str::to_string).unwrap_or_else(|| {
+        let c = ctype.split(';').next().unwrap_or("").trim().to_string();
+        if !c.is_empty() && c != "application/json" {
+            c
+        } else if v["manifests"].is_array() {
+            media::OCI_INDEX.to_string()
+        } else {
+            media::OCI_MANIFEST.to_string()
+        }
+    });
+    Ok((body, media_type, digest))
+}
+
+/// Fetches a small blob (a config) and verifies it.
+pub async fn get_small_blob(reg: &Registry, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
+    let url = reg.url(&format!("{}/blobs/{digest}", r.path()));
+    let resp = reg.send(Method::GET, url.clone(), &[], Body::Empty).await?;
+    let status = resp.status();
+    let body = read_all(resp).await?;
+    if status == StatusCode::NOT_FOUND {
+        return Err(Error::NotFound(format!("blob {digest} not found: {}", error_text(&body).unwrap_or_default())));
+    }
+    if !status.is_success() {
+        return Err(Error::Unavailable(format!("GET {url}: unexpected status {status}")));
+    }
+    if Digest::of(&body) != *digest {
+        return Err(Error::Invalid(format!("image config verification failed for digest {digest}")));
+    }
+    Ok(body)
+}
+
+/// Resolves `r` on its registry to one image for `platform`: manifest, config, layers. Nothing is stored.
+pub async fn resolve(reg: &Registry, r: &Reference, platform: &Platform) -> Result<Resolved> {
+    let r = if r.tag().is_none() && r.digest().is_none() { r.clone().with_default_tag() } else { r.clone() };
+    let wanted = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+    let (mut body, mut mt, top_digest) = get_manifest(reg, &r, &wanted).await?;
+    let mut hops = 0;
+    while mt == media::OCI_INDEX || mt == media::DOCKER_LIST {
+        hops += 1;
+        if hops > 4 {
+            return Err(Error::Invalid("manifest lists nested too deeply".into()));
+        }
+        let index: Value =
+            serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("malformed manifest list: {e}")))?;
+        let desc = pick_platform(&index, &platform.architecture, &platform.os, platform.variant.as_deref())
+            .ok_or_else(|| {
+                Error::NotFound(format!("no matching manifest for {platform} in the manifest list entries"))
+            })?;
+        let d = desc["digest"].as_str().unwrap_or("");
+        Digest::parse(d).map_err(|_| Error::Invalid(format!("malformed manifest list: bad digest {d:?}")))?;
+        (body, mt, _) = get_manifest(reg, &r, d).await?;
+    }
+    if mt.contains("manifest.v1") {
+        return Err(Error::Invalid(format!(
+            "{}: Docker Image manifest version 2, schema 1 is not supported; the image must be pushed again in a newer format",
+            r.familiar_string()
+        )));
+    }
+    if mt != media::OCI_MANIFEST && mt != media::DOCKER_MANIFEST {
+        return Err(Error::Invalid(format!("unsupported manifest media type {mt}")));
+    }
+    let m: Value = serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("malformed manifest: {e}")))?;
+    let cfg_digest =
+        m["config"]["digest"].as_str().ok_or_else(|| Error::Invalid("malformed manifest: no config".into()))?;
+    let cfg_digest =
+        Digest::parse(cfg_digest).map_err(|_| Error::Invalid("malformed manifest: bad config digest".into()))?;
+    let config = get_small_blob(reg, &r, &cfg_digest).await?;
+    let cv: Value =
+        serde_json::from_slice(&config).map_err(|e| Error::Invalid(format!("malformed image config: {e}")))?;
+    let diff_ids: Vec<DiffId> = cv["rootfs"]["diff_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            DiffId::parse(d.as_str().unwrap_or(""))
+                .map_err(|_| Error::Invalid("malformed image config: bad diff id".into()))
+        })
+        .collect::<Result<_>>()?;
+    let layers_v = m["layers"].as_array().cloned().unwrap_or_default();
+    if layers_v.len() != diff_ids.len() {
+        return Err(Error::Invalid(format!(
+            "malformed manifest: {} layers, but the image config lists {}",
+            layers_v.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut layers = Vec::new();
+    for (l, diff_id) in layers_v.iter().zip(diff_ids) {
+        let media_type = l["mediaType"].as_str().unwrap_or("").to_string();
+        let supported = media_type.ends_with(".tar.gzip")
+            || media_type.ends_with(".tar+gzip")
+            || media_type.ends_with("layer.v1.tar")
+            || media_type.ends_with("rootfs.diff.tar");
+        if !supported {
+            return Err(Error::Invalid(format!(
+                "unsupported layer media type {media_type:?} (berth pulls tar and gzip layers)"
+            )));
+        }
+        let digest = Digest::parse(l["digest"].as_str().unwrap_or(""))
+            .map_err(|_| Error::Invalid("malformed manifest: bad layer digest".into()))?;
+        let size = l["size"].as_u64().unwrap_or(0);
+        layers.push(LayerDesc { digest, size, media_type, diff_id });
+    }
+    Ok(Resolved { reference: r, digest: top_digest, config, layers })
+}
+
+/// Downloads one blob to `dir/<hex>` (resuming `dir/<hex>.partial`), verifying its digest.
+async fn download(
+    reg: Arc<Registry>,
+    r: Reference,
+    l: LayerDesc,
+    dir: PathBuf,
+    p: Progress,
+    id: String,
+) -> Result<PathBuf> {
+    let done = dir.join(l.digest.hex());
+    if tokio::fs::metadata(&done).await.is_ok() {
+        p.item(&id, "Download complete");
+        return Ok(done);
+    }
+    let part = dir.join(format!("{}.partial", l.digest.hex()));
+    let io = |what: &str, e: std::io::Error| Error::Io(format!("{what} {}", part.display()), e);
+    let mut have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+    let mut hasher = Digester::new();
+    if have > 0 {
+        let path = part.clone();
+        let (h, n) = tokio::task::spawn_blocking(move || -> std::io::Result<(Digester, u64)> {
+            use std::io::Read;
+            let mut f = std::fs::File::open(&path)?;
+            let mut h = Digester::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut n = 0u64;
+            loop {
+                let k = f.read(&mut buf)?;
+                if k == 0 {
+                    return Ok((h, n));
+                }
+                h.update(&buf[..k]);
+                n += k as u64;
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .map_err(|e| io("reading", e))?;
+        hasher = h;
+        have = n;
+    }
+    let headers: Vec<(&str, String)> = if have > 0 { vec![("range", format!("bytes={have}-"))] } else { Vec::new() };
+    let url = reg.url(&format!("{}/blobs/{}", r.path(), l.digest));
+    let resp = reg.send(Method::GET, url.clone(), &headers, Body::Empty).await?;
+    let status = resp.status();
+    let mut file = match status {
+        StatusCode::PARTIAL_CONTENT if have > 0 => {
+            tokio::fs::OpenOptions::new().append(true).open(&part).await.map_err(|e| io("opening", e))?
+        }
+        StatusCode::OK => {
+            have = 0;
+            hasher = Digester::new();
+            tokio::fs::File::create(&part).await.map_err(|e| io("creating", e))?
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+            discard(resp).await;
+            // The partial file may hold the whole blob already, or garbage: start over if it does not verify.
+            let file = tokio::fs::OpenOptions::new().append(true).open(&part).await.map_err(|e| io("opening", e))?;
+            return finish(file, hasher, &l, &part, &done, &p, &id).await;
+        }
+        StatusCode::NOT_FOUND => {
+            let body = read_all(resp).await.unwrap_or_default();
+            return Err(Error::NotFound(format!(
+                "blob {} not found: {}",
+                l.digest,
+                error_text(&body).unwrap_or_else(|| "blob unknown: blob unknown to registry".into())
+            )));
+        }
+        s => {
+            let body = read_all(resp).await.unwrap_or_default();
+            return Err(Error::Unavailable(format!(
+                "GET {url}: unexpected status {s}{}",
+                error_text(&body).map(|t| format!(": {t}")).unwrap_or_default()
+            )));
+        }
+    };
+    let mut body = resp.into_body();
+    let mut last = std::time::Instant::now();
+    p.bytes(&id, "Downloading", have, l.size);
+    while let Some(chunk) = next_chunk(&mut body).await? {
+        have += chunk.len() as u64;
+        if l.size > 0 && have > l.size {
+            drop(file);
+            let _ = tokio::fs::remove_file(&part).await;
+            return Err(Error::Invalid(format!(
+                "filesystem layer verification failed for digest {}: more data than its size",
+                l.digest
+            )));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
+        if last.elapsed() >= std::time::Duration::from_millis(100) {
+            p.bytes(&id, "Downloading", have, l.size);
+            last = std::time::Instant::now();
+        }
+    }
+    finish(file, hasher, &l, &part, &done, &p, &id).await
+}
+
+async fn finish(
+    mut file: tokio::fs::File,
+    hasher: Digester,
+    l: &LayerDesc,
+    part: &Path,
+    done: &Path,
+    p: &Progress,
+    id: &str,
+) -> Result<PathBuf> {
+    p.item(id, "Verifying Checksum");
+    file.flush().await.map_err(|e| Error::Io(format!("writing {}", part.display()), e))?;
+    if hasher.finish() != l.digest {
+        drop(file);
+        let _ = tokio::fs::remove_file(part).await;
+        return Err(Error::Invalid(format!("filesystem layer verification failed for digest {}", l.digest)));
+    }
+    file.sync_all().await.map_err(|e| Error::Io(format!("syncing {}", part.display()), e))?;
+    tokio::fs::rename(part, done).await.map_err(|e| Error::Io(format!("renaming {}", part.display()), e))?;
+    p.item(id, "Download complete");
+    Ok(done.to_path_buf())
+}
+
+/// Counts what is read and reports it as `Extracting` progress.
+struct Counting<R> {
+    inner: R,
+    read: u64,
+    total: u64,
+    last: std::time::Instant,
+    p: Progress,
+    id: String,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.last.elapsed() >= std::time::Duration::from_millis(100) {
+            self.p.bytes(&self.id, "Extracting", self.read, self.total);
+            self.last = std::time::Instant::now();
+        }
+        Ok(n)
+    }
+}
+
+/// Where a store keeps its downloads.
+pub fn downloads_dir(store: &Store) -> PathBuf {
+    store.root().join("downloads")
+}
+
+/// Downloads and unpacks what `res` needs, records the image, tags it and records its digest reference. Returns the
+/// image id and whether anything new was stored.
+pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Progress) -> Result<(ImageId, bool)> {
+    let dir = downloads_dir(&store);
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+    let diff_ids: Vec<DiffId> = res.layers.iter().map(|l| l.diff_id.clone()).collect();
+    let chains = ChainId::chain(&diff_ids);
+    let image_id = ImageId::from(Digest::of(&res.config));
+    let before = {
+        let s = store.clone();
+        let name = res.reference.to_string();
+        tokio::task::spawn_blocking(move || s.resolve_image(&name).ok().map(|i| i.id))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+    };
+    let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
+    let mut tasks: Vec<Option<tokio::task::JoinHandle<Result<PathBuf>>>> = Vec::new();
+    for (l, chain) in res.layers.iter().zip(&chains) {
+        let id = l.digest.hex()[..12].to_string();
+        let exists = {
+            let s = store.clone();
+            let c = chain.clone();
+            tokio::task::spawn_blocking(move || s.layer(&c).ok().flatten().is_some() && s.layer_dir(&c).is_dir())
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+        };
+        if exists {
+            p.item(&id, "Already exists");
+            tasks.push(None);
+            continue;
+        }
+        p.item(&id, "Pulling fs layer");
+        let (reg, r, l, dir, p, sem) =
+            (reg.clone(), res.reference.clone(), l.clone(), dir.clone(), p.clone(), sem.clone());
+        tasks.push(Some(tokio::spawn(async move {
+            if sem.available_permits() == 0 {
+                p.item(&id, "Waiting");
+            }
+            let _permit = sem.acquire_owned().await.map_err(|e| Error::Internal(e.to_string()))?;
+            download(reg, r, l, dir, p, id).await
+        })));
+    }
+    let mut parent: Option<ChainId> = None;
+    let mut new = false;
+    let mut failure = None;
+    for (i, task) in tasks.iter_mut().enumerate() {
+        let l = &res.layers[i];
+        let Some(task) = task.take() else {
+            parent = Some(chains[i].clone());
+            continue;
+        };
+        if failure.is_some() {
+            // Let the other downloads finish (they resume next time) but unpack nothing more.
+            let _ = task.await;
+            continue;
+        }
+        let path = match task.await.map_err(|e| Error::Internal(e.to_string())).and_then(|r| r) {
+            Ok(p) => p,
+            Err(e) => {
+                failure = Some(e);
+                continue;
+            }
+        };
+        let id = l.digest.hex()[..12].to_string();
+        let (s, diff, par, pp, size) = (store.clone(), l.diff_id.clone(), parent.clone(), p.clone(), l.size);
+        let path2 = path.clone();
+        let imported = tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path2).map_err(|e| Error::Io(format!("opening {}", path2.display()), e))?;
+            let reader = Counting { inner: f, read: 0, total: size, last: std::time::Instant::now(), p: pp, id };
+            s.import_layer_verified(reader, par.as_ref(), &diff).map_err(Error::from)
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))
+        .and_then(|r| r);
+        match imported {
+            Ok(layer) => {
+                let _ = tokio::fs::remove_file(&path).await;
+                p.item(&l.digest.hex()[..12], "Pull complete");
+                parent = Some(layer.chain_id);
+                new = true;
+            }
+            Err(e) => {
+                // A download that does not unpack to its diff id is useless: drop it so the next pull fetches it.
+                let _ = tokio::fs::remove_file(&path).await;
+                failure = Some(match e {
+                    Error::Store(berth_store::StoreError::InvalidArgument(m)) => {
+                        Error::Invalid(format!("failed to register layer {}: {m}", l.digest))
+                    }
+                    e => e,
+                });
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let (s, config, r, digest) = (store.clone(), res.config.clone(), res.reference.clone(), res.digest.clone());
+    let sources: Vec<(DiffId, Value)> = res
+        .layers
+        .iter()
+        .map(|l| {
+            (
+                l.diff_id.clone(),
+                json!({"registry": reg.name, "repository": r.path(), "digest": l.digest.as_str(),
+                "size": l.size, "mediaType": l.media_type}),
+            )
+        })
+        .collect();
+    let id = tokio::task::spawn_blocking(move || -> Result<ImageId> {
+        let id = s.create_image(&config)?;
+        if r.tag().is_some() {
+            s.tag(&id, &r.to_string())?;
+        }
+        s.add_repo_digest(&id, &format!("{}@{digest}", r.name()))?;
+        for (diff, src) in sources {
+            record_source(&s, &diff, src)?;
+        }
+        Ok(id)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))??;
+    debug_assert_eq!(id, image_id);
+    Ok((id, new || before.as_ref() != Some(&image_id)))
+}
+
+/// Remembers that the layer `diff` exists as a compressed blob on a registry (pushes skip or mount it).
+pub fn record_source(store: &Store, diff: &DiffId, src: Value) -> Result<()> {
+    let mut doc = store.get_doc("layer-source", diff.as_str())?.unwrap_or_else(|| json!({"sources": []}));
+    let list = doc["sources"].as_array_mut().ok_or_else(|| Error::Internal("bad layer-source document".into()))?;
+    if !list.contains(&src) {
+        list.push(src);
+        if list.len() > 32 {
+            list.remove(0);
+        }
+        store.put_doc_lazy("layer-source", diff.as_str(), None, &doc)?;
+    }
+    Ok(())
+}
+
+/// The messages docker prints after a pull.
+pub fn final_status(p: &Progress, res: &Resolved, new: bool) {
+    p.status(format!("Digest: {}", res.digest));
+    let shown = res.reference.familiar_string();
+    if new {
+        p.status(format!("Status: Downloaded newer image for {shown}"));
+    } else {
+        p.status(format!("Status: Image is up to date for {shown}"));
+    }
+}
+
+/// Lists a repository's tags (`pull -a`).
+pub async fn list_tags(reg: &Registry, r: &Reference) -> Result<Vec<String>> {
+    let url = reg.url(&format!("{}/tags/list", r.path()));
+    let resp = reg.send(Method::GET, url.clone(), &[], Body::Empty).await?;
+    let status = resp.status();
+    let body = read_all(resp).await?;
+    if status == StatusCode::NOT_FOUND {
+        return Err(Error::NotFound(format!(
+            "repository {} not found: {}",
+            r.familiar_name(),
+            error_text(&body).unwrap_or_else(|| "name unknown".into())
+        )));
+    }
+    if !status.is_success() {
+        return Err(Error::Unavailable(format!("GET {url}: unexpected status {status}")));
+    }
+    let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("malformed tag list: {e}")))?;
+    Ok(v["tags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms() {
+        let p = Platform::parse("linux/arm64/v8").expect("p");
+        assert_eq!((p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()), ("linux", "arm64", Some("v8")));
+        assert_eq!(Platform::parse("linux/x86_64").expect("p").architecture, "amd64");
+        assert!(Platform::parse("").is_err());
+        assert_eq!(Platform::parse("linux/amd64").expect("p").to_string(), "linux/amd64");
+    }
+}
