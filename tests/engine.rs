@@ -3,15 +3,6 @@
 
 use berth_integration::*;
 
-fn daemon_with_busybox() -> Option<Berthd> {
-    if !can_run() {
-        return None;
-    }
-    let d = Berthd::start();
-    d.busybox();
-    Some(d)
-}
-
 #[test]
 fn run_streams_output_and_propagates_exit_codes() {
     let Some(d) = daemon_with_busybox() else { return };

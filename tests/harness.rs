@@ -36,6 +36,16 @@ pub fn can_run() -> bool {
     false
 }
 
+/// A private berthd with the busybox image, or `None` where the suite cannot run (not root).
+pub fn daemon_with_busybox() -> Option<Berthd> {
+    if !can_run() {
+        return None;
+    }
+    let d = Berthd::start();
+    d.busybox();
+    Some(d)
+}
+
 /// A private berthd.
 pub struct Berthd {
     pub dir: PathBuf,

@@ -5,19 +5,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use berth_integration::*;
-
-fn daemon() -> Option<Berthd> {
-    if !can_run() {
-        return None;
-    }
-    let d = Berthd::start();
-    d.busybox();
-    Some(d)
-}
 
 /// A container serving `body` over HTTP on port 80 (busybox httpd).
 const WEB: &str = "mkdir -p /www && echo \"$BODY\" > /www/index.html && exec httpd -f -p 80 -h /www";
@@ -69,7 +60,7 @@ fn links() -> String {
 
 #[test]
 fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     let gw = gateway(&d, "bridge");
     let octets: Vec<u8> = gw.split('.').map(|o| o.parse().unwrap()).collect();
     assert!(octets[0] == 10 && octets[1] >= 128 && octets[3] == 1, "the harness's --bip is used: {gw}");
@@ -107,7 +98,7 @@ fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
 
 #[test]
 fn user_networks_resolve_names_and_stay_isolated() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     d.ok(&["network", "create", "app1"]);
     d.ok(&["network", "create", "--subnet", "10.231.5.0/24", "--label", "tier=back", "app2"]);
     d.ok(&["run", "-d", "--name", "db", "--network", "app1", "--network-alias", "database", "busybox", "sleep", "300"]);
@@ -150,7 +141,7 @@ fn user_networks_resolve_names_and_stay_isolated() {
 
 #[test]
 fn connect_and_disconnect_running_containers() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     d.ok(&["network", "create", "front"]);
     d.ok(&["network", "create", "back"]);
     d.ok(&["run", "-d", "--name", "api", "--network", "front", "busybox", "sleep", "300"]);
@@ -178,7 +169,7 @@ fn connect_and_disconnect_running_containers() {
 
 #[test]
 fn published_ports_reach_the_container() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     // Free ports chosen by the kernel, then released for the container.
     let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (p1, p2) = (free(), free());
@@ -260,7 +251,7 @@ fn published_ports_reach_the_container() {
 
 #[test]
 fn internal_networks_have_no_way_out() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     d.ok(&["network", "create", "--internal", "sealed"]);
     d.ok(&["run", "-d", "--name", "outside", "busybox", "sleep", "300"]);
     let outside_ip = d.inspect("outside", "{{.NetworkSettings.IPAddress}}");
@@ -279,7 +270,7 @@ fn internal_networks_have_no_way_out() {
 
 #[test]
 fn none_host_and_container_modes() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     let out = d.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("lo:") && out.contains("UP"), "loopback is up: {out}");
@@ -299,7 +290,7 @@ fn none_host_and_container_modes() {
 
 #[test]
 fn network_rules_and_refusals() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     d.ok(&["network", "create", "--subnet", "10.232.0.0/24", "a"]);
     let out = d.berth(&["network", "create", "--subnet", "10.232.0.128/25", "b"]);
     assert_ne!(out.status.code(), Some(0));
@@ -336,7 +327,7 @@ fn network_rules_and_refusals() {
 
 #[test]
 fn restarted_daemon_keeps_connectivity_and_cleans_up() {
-    let Some(mut d) = daemon() else { return };
+    let Some(mut d) = daemon_with_busybox() else { return };
     let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     d.ok(&["network", "create", "keep"]);
     d.ok(&[
@@ -394,7 +385,7 @@ fn restarted_daemon_keeps_connectivity_and_cleans_up() {
 
 #[test]
 fn no_leaks_after_many_containers() {
-    let Some(d) = daemon() else { return };
+    let Some(d) = daemon_with_busybox() else { return };
     d.ok(&["network", "create", "busy"]);
     for i in 0..6 {
         let net = if i % 2 == 0 { "busy" } else { "bridge" };
@@ -409,7 +400,6 @@ fn no_leaks_after_many_containers() {
     }
     let left: Vec<_> = std::fs::read_dir(d.dir.join("run/netns")).unwrap().flatten().collect();
     assert!(left.is_empty(), "{left:?}");
-    let _ = Ipv4Addr::LOCALHOST;
 }
 
 /// The iptables backend (hosts without nft): published ports, masquerading and isolation through Berth's own

@@ -10,15 +10,6 @@ use std::process::Command;
 
 use berth_integration::*;
 
-fn daemon_with_busybox() -> Option<Berthd> {
-    if !can_run() {
-        return None;
-    }
-    let d = Berthd::start();
-    d.busybox();
-    Some(d)
-}
-
 /// Builds and imports an image: busybox with its applets, a user `app` (1000:1000), whatever `extra` adds, and the
 /// `--change`s given.
 fn image(d: &Berthd, name: &str, changes: &[&str], extra: impl FnOnce(&Path)) {

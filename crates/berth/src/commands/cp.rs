@@ -282,26 +282,7 @@ async fn to_container(c: &Client, a: &CpArgs, container: &str, path: &str) -> Re
     let (tx, body) = ChannelBody::channel();
     if a.src == "-" {
         // A tar on stdin goes into the destination directory as it is.
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut stdin = tokio::io::stdin();
-            loop {
-                let mut buf = vec![0u8; 256 * 1024];
-                match stdin.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
-                }
-            }
-        });
+        tokio::spawn(super::transfer::pump(Box::new(tokio::io::stdin()), tx));
         let resp = c.send(Method::PUT, &archive_path(container, path, &flags), body, &[]).await?;
         check(resp).await?;
         return Ok(0);

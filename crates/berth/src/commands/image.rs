@@ -3,11 +3,9 @@
 use std::time::SystemTime;
 
 use anyhow::{Context as _, Result, bail};
-use bytes::Bytes;
 use clap::Args;
 use hyper::Method;
 use serde_json::{Value, json};
-use tokio::io::AsyncReadExt;
 
 use super::{image_path, opts, short_id};
 use crate::StatusError;
@@ -262,25 +260,7 @@ pub async fn import(c: &Client, a: ImportArgs) -> Result<i32> {
         } else {
             Box::new(tokio::fs::File::open(&source).await.with_context(|| format!("open {source}"))?)
         };
-        tokio::spawn(async move {
-            let mut reader = reader;
-            loop {
-                let mut buf = vec![0u8; 256 * 1024];
-                match reader.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
-                }
-            }
-        });
+        tokio::spawn(super::transfer::pump(reader, tx));
     } else {
         drop(tx);
     }

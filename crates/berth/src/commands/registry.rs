@@ -213,17 +213,23 @@ async fn follow(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Re
     }
 }
 
-pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
-    let (repo, mut tag) = split_reference(&a.name);
-    if a.all_tags && tag.is_some() {
+/// The repository and tag of a `pull`/`push` argument: docker's `latest` when none is given (and not `-a`).
+fn repo_and_tag(name: &str, all_tags: bool, quiet: bool) -> Result<(String, Option<String>)> {
+    let (repo, tag) = split_reference(name);
+    if all_tags && tag.is_some() {
         return Err(StatusError::exit(1, "tag can't be used with --all-tags/-a"));
     }
-    if tag.is_none() && !a.all_tags {
-        if !a.quiet {
+    if tag.is_none() && !all_tags {
+        if !quiet {
             outln!("Using default tag: latest");
         }
-        tag = Some("latest".into());
+        return Ok((repo, Some("latest".into())));
     }
+    Ok((repo, tag))
+}
+
+pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
+    let (repo, tag) = repo_and_tag(&a.name, a.all_tags, a.quiet)?;
     let mut q = vec![("fromImage", repo.clone())];
     if let Some(t) = &tag {
         q.push(("tag", t.clone()));
@@ -244,16 +250,7 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
 }
 
 pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
-    let (repo, mut tag) = split_reference(&a.name);
-    if a.all_tags && tag.is_some() {
-        return Err(StatusError::exit(1, "tag can't be used with --all-tags/-a"));
-    }
-    if tag.is_none() && !a.all_tags {
-        if !a.quiet {
-            outln!("Using default tag: latest");
-        }
-        tag = Some("latest".into());
-    }
+    let (repo, tag) = repo_and_tag(&a.name, a.all_tags, a.quiet)?;
     let q: Vec<(&str, String)> = tag.iter().map(|t| ("tag", t.clone())).collect();
     let auth = auth_header(&registry_of(&repo))?;
     let path = format!("{}/push{}", image_path(&repo), query(&q));
