@@ -323,7 +323,7 @@ impl Drop for Berthd {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         // Bridges, firewall rules and network namespaces outlive berthd (as Docker's do): remove this daemon's.
-        let _ = Command::new(bin("berthd"))
+        let removed = Command::new(bin("berthd"))
             .arg("--data-root")
             .arg(self.dir.join("data"))
             .arg("--exec-root")
@@ -331,6 +331,11 @@ impl Drop for Berthd {
             .arg("--remove-networking")
             .args(&self.args)
             .output();
+        match removed {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("berthd --remove-networking for {}: {}", self.dir.display(), stderr(&o)),
+            Err(e) => eprintln!("berthd --remove-networking for {}: {e}", self.dir.display()),
+        }
         for m in mounts_under(&self.dir).iter().rev() {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }

@@ -861,10 +861,8 @@ fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
     let (d, c) = (d.clone(), c.clone());
     tokio::spawn(async move {
         // Docker removes the anonymous volumes of a `--rm` container with it.
-        let mounts = c.record().mounts;
-        match remove(&d, &c, true).await {
-            Ok(()) => crate::volumes::remove_anonymous(&d, &mounts).await,
-            Err(e) => tracing::warn!("auto-remove {}: {e}", &c.id[..12]),
+        if let Err(e) = remove(&d, &c, true, true).await {
+            tracing::warn!("auto-remove {}: {e}", &c.id[..12]);
         }
     });
 }
@@ -1094,7 +1092,8 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
 }
 
 /// Removes a container (`force`: kill it first if running).
-pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<(), Error> {
+/// `volumes`: its anonymous volumes go too (`rm -v`, `--rm`), before a `removed` waiter is let go.
+pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
     if c.is_running() {
         if !force {
@@ -1144,6 +1143,9 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool) -> Result<
         }
     })
     .await;
+    if volumes {
+        crate::volumes::remove_anonymous(d, &c.record().mounts).await;
+    }
     if let Ok(mut p) = c.pending_attach.lock() {
         p.clear();
     }

@@ -162,11 +162,7 @@ pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
 
 pub async fn remove(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
-    let mounts = c.record().mounts;
-    containers::remove(&d, &c, flag(&q, "force")).await?;
-    if flag(&q, "v") {
-        crate::volumes::remove_anonymous(&d, &mounts).await;
-    }
+    containers::remove(&d, &c, flag(&q, "force"), flag(&q, "v")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
