@@ -8,6 +8,7 @@ pub use bollard_stubs::models;
 pub mod auth;
 pub mod base64;
 pub mod time;
+pub mod units;
 
 /// The newest Engine API version Berth serves (the version of `shared/specs/docker-engine-api-v1.53.yaml`).
 pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 53 };

@@ -1,0 +1,627 @@
+//! Loading a project: finding the files (`compose.yaml`, `compose.yml`, `docker-compose.yml`,
+//! `docker-compose.yaml`, in the working directory or its parents, plus an `override` file next to it), the
+//! project directory and name (`-p`, `COMPOSE_PROJECT_NAME`, `name:`, the directory's name; normalised as Compose
+//! does), the `.env` or `--env-file` variables, and per file: YAML (anchors and `<<` merge keys applied),
+//! interpolation, validation against the specification, normalisation; then the merge, the profiles, the names
+//! of networks and volumes, `env_file`s, and the checks of references and `depends_on` cycles.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::model::{Resource, Service};
+use crate::{dotenv, interpolate, normalize, schema};
+
+/// The default file names, in Compose's order of preference.
+pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+
+/// The override files that are loaded after a default file found in the same directory.
+pub const OVERRIDE_NAMES: [&str; 4] =
+    ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"];
+
+/// What the command line said.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `-f` (none: `COMPOSE_FILE`, else the default names).
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--project-directory`.
+    pub project_directory: Option<PathBuf>,
+    /// `--env-file` (none: `<project dir>/.env` if it exists).
+    pub env_files: Vec<PathBuf>,
+    /// `--profile` (none: `COMPOSE_PROFILES`).
+    pub profiles: Vec<String>,
+    /// Services named on the command line: they are enabled whatever their profiles.
+    pub services: Vec<String>,
+    /// The directory to search from (normally the current one).
+    pub working_dir: PathBuf,
+    /// The process's environment.
+    pub environment: BTreeMap<String, String>,
+}
+
+/// A loaded project.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project's name.
+    pub name: String,
+    /// The project directory (absolute).
+    pub working_dir: PathBuf,
+    /// The files, absolute, in order.
+    pub config_files: Vec<PathBuf>,
+    /// The `.env` files that were read.
+    pub env_files: Vec<PathBuf>,
+    /// The variables interpolation used (the process's environment over the `.env` files).
+    pub environment: BTreeMap<String, String>,
+    /// The active profiles.
+    pub profiles: Vec<String>,
+    /// The enabled services.
+    pub services: BTreeMap<String, Service>,
+    /// Services that are defined but disabled by their profiles.
+    pub disabled: BTreeMap<String, Service>,
+    /// Top-level networks (with `default` when a service uses it), engine names filled in.
+    pub networks: BTreeMap<String, Resource>,
+    /// Top-level volumes, engine names filled in.
+    pub volumes: BTreeMap<String, Resource>,
+    /// The normalised model of the enabled services, as `config` prints it; the hashes are computed from it.
+    pub model: Value,
+    /// Variables that were used without being set (Compose warns about each).
+    pub unset: Vec<String>,
+}
+
+/// Compose's normalisation of a project name: lower case, only `a-z 0-9 _ -`, starting with a letter or digit.
+pub fn normalize_project_name(s: &str) -> String {
+    let lower: String =
+        s.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
+    lower.trim_start_matches(['_', '-']).to_string()
+}
+
+/// Whether `s` is a valid project name as given explicitly (`-p`, `COMPOSE_PROJECT_NAME`, `name:`).
+pub fn is_valid_project_name(s: &str) -> bool {
+    !s.is_empty() && normalize_project_name(s) == s
+}
+
+/// Finds the default file in `dir` or its parents; returns it and the override file next to it, if any.
+pub fn find_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut d = Some(dir);
+    while let Some(cur) = d {
+        if let Some(f) = FILE_NAMES.iter().map(|n| cur.join(n)).find(|p| p.is_file()) {
+            let mut files = vec![f];
+            if let Some(o) = OVERRIDE_NAMES.iter().map(|n| cur.join(n)).find(|p| p.is_file()) {
+                files.push(o);
+            }
+            return Ok(files);
+        }
+        d = cur.parent();
+    }
+    Err(Error::NoFile { dir: dir.display().to_string() })
+}
+
+/// The variables of the environment over those of the `.env` files.
+struct Env<'a> {
+    os: &'a BTreeMap<String, String>,
+    dotenv: &'a BTreeMap<String, String>,
+}
+
+impl interpolate::Lookup for Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.os.get(name).or_else(|| self.dotenv.get(name)).cloned()
+    }
+}
+
+/// Parses YAML into JSON values (anchors, aliases and `<<` merge keys applied by serde-saphyr).
+pub fn parse_yaml(file: &str, text: &str) -> Result<Value> {
+    let v: Value =
+        serde_saphyr::from_str(text).map_err(|e| Error::Yaml { file: file.to_string(), message: e.to_string() })?;
+    match v {
+        Value::Null => Ok(json!({})),
+        Value::Object(_) => Ok(v),
+        other => Err(Error::Invalid {
+            file: file.to_string(),
+            path: String::new(),
+            message: format!("expected a mapping at the top level, got {other}"),
+        }),
+    }
+}
+
+/// Loads, validates and normalises a project.
+pub fn load(opts: &Options) -> Result<Project> {
+    let os = &opts.environment;
+    let files: Vec<PathBuf> = if !opts.files.is_empty() {
+        opts.files.iter().map(|f| opts.working_dir.join(f)).collect()
+    } else if let Some(cf) = os.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
+        let sep = os.get("COMPOSE_PATH_SEPARATOR").and_then(|s| s.chars().next()).unwrap_or(':');
+        cf.split(sep).filter(|s| !s.is_empty()).map(|f| opts.working_dir.join(f)).collect()
+    } else {
+        let start = opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
+        find_files(&start)?
+    };
+    let files: Vec<PathBuf> = files.iter().map(|f| PathBuf::from(normalize::absolute(Path::new("/"), &f.display().to_string()))).collect();
+    let working_dir = match &opts.project_directory {
+        Some(p) => PathBuf::from(normalize::absolute(&opts.working_dir, &p.display().to_string())),
+        None => files.first().and_then(|f| f.parent()).map(Path::to_path_buf).unwrap_or(opts.working_dir.clone()),
+    };
+    // `.env` (or --env-file), with the environment visible to its own interpolation.
+    let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
+        let dot = working_dir.join(".env");
+        if dot.is_file() { vec![dot] } else { Vec::new() }
+    } else {
+        opts.env_files.iter().map(|f| opts.working_dir.join(f)).collect()
+    };
+    let mut dotenv_vars = BTreeMap::new();
+    for f in &env_files {
+        let vars = dotenv::read(f, os)?;
+        dotenv_vars.extend(vars);
+    }
+    let env = Env { os, dotenv: &dotenv_vars };
+    let mut unset = BTreeSet::new();
+    let mut merged = json!({});
+    for f in &files {
+        let shown = display_name(f, &opts.working_dir);
+        let text = std::fs::read_to_string(f).map_err(|source| Error::Read { file: shown.clone(), source })?;
+        let mut doc = parse_yaml(&shown, &text)?;
+        interpolate::interpolate_file(&shown, &mut doc, &env, &mut |n| {
+            unset.insert(n.to_string());
+        })?;
+        schema::validate(&doc).map_err(|v| Error::Invalid { file: shown.clone(), path: v.path, message: v.message })?;
+        normalize::file(&shown, &mut doc, &working_dir)?;
+        normalize::merge(&mut merged, doc);
+    }
+    let environment: BTreeMap<String, String> =
+        dotenv_vars.iter().chain(os.iter()).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let first = files.first().map(|f| display_name(f, &opts.working_dir)).unwrap_or_default();
+    let name = project_name(opts, &environment, &merged, &working_dir, &first)?;
+    let profiles: Vec<String> = if !opts.profiles.is_empty() {
+        opts.profiles.clone()
+    } else {
+        environment.get("COMPOSE_PROFILES").map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+    };
+    let mut project = build_project(name, working_dir, files, env_files, environment, profiles, merged, &opts.services)?;
+    project.unset = unset.into_iter().collect();
+    Ok(project)
+}
+
+fn display_name(f: &Path, cwd: &Path) -> String {
+    f.strip_prefix(cwd).map(|p| p.display().to_string()).unwrap_or_else(|_| f.display().to_string())
+}
+
+fn project_name(
+    opts: &Options,
+    env: &BTreeMap<String, String>,
+    merged: &Value,
+    working_dir: &Path,
+    first: &str,
+) -> Result<String> {
+    let explicit = opts
+        .project_name
+        .clone()
+        .filter(|s| !s.is_empty())
+        .map(|n| (n, "the project name (-p)"))
+        .or_else(|| env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()).map(|n| (n.clone(), "COMPOSE_PROJECT_NAME")))
+        .or_else(|| merged.get("name").and_then(normalize::scalar_string).filter(|s| !s.is_empty()).map(|n| (n, "name")));
+    if let Some((n, source)) = explicit {
+        if !is_valid_project_name(&n) {
+            let message = format!(
+                "invalid project name {n:?} (from {source}): must consist only of lowercase alphanumeric characters, hyphens, and underscores as well as start with a letter or number"
+            );
+            return Err(if source == "name" {
+                Error::Invalid { file: first.to_string(), path: "name".into(), message }
+            } else {
+                Error::Project(message)
+            });
+        }
+        return Ok(n);
+    }
+    let base = working_dir.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let n = normalize_project_name(&base);
+    if n.is_empty() {
+        return Err(Error::Project(format!(
+            "project name {base:?} (the directory's name) is empty once normalised: name the project with -p or name:"
+        )));
+    }
+    Ok(n)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_project(
+    name: String,
+    working_dir: PathBuf,
+    config_files: Vec<PathBuf>,
+    env_files: Vec<PathBuf>,
+    environment: BTreeMap<String, String>,
+    profiles: Vec<String>,
+    mut merged: Value,
+    targeted: &[String],
+) -> Result<Project> {
+    let empty = Map::new();
+    let all = merged.get("services").and_then(Value::as_object).unwrap_or(&empty).clone();
+    for t in targeted {
+        if !all.contains_key(t) {
+            return Err(Error::Project(format!("no such service: {t}")));
+        }
+    }
+    // Profiles: a service with profiles runs only when one of them is active (or it is named).
+    let enabled_by_profile = |svc: &Value, n: &str| -> bool {
+        let ps: Vec<&str> =
+            svc.get("profiles").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        ps.is_empty() || targeted.iter().any(|t| t == n) || profiles.iter().any(|p| p == "*" || ps.contains(&p.as_str()))
+    };
+    let mut enabled: BTreeSet<String> = all.iter().filter(|(n, s)| enabled_by_profile(s, n)).map(|(n, _)| n.clone()).collect();
+    // The dependencies of named services are enabled too.
+    let mut stack: Vec<String> = targeted.to_vec();
+    while let Some(n) = stack.pop() {
+        if let Some(deps) = all.get(&n).and_then(|s| s.get("depends_on")).and_then(Value::as_object) {
+            for d in deps.keys() {
+                if all.contains_key(d) && enabled.insert(d.clone()) {
+                    stack.push(d.clone());
+                }
+            }
+        }
+    }
+    let mut services = BTreeMap::new();
+    let mut disabled = BTreeMap::new();
+    for (n, v) in &all {
+        let mut svc: Service = serde_json::from_value(v.clone()).map_err(|e| Error::Invalid {
+            file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+            path: format!("services.{n}"),
+            message: e.to_string(),
+        })?;
+        svc.name = n.clone();
+        // env_file entries go into the environment (the service's own `environment` wins).
+        if let Some(Value::Array(efs)) = v.get("env_file") {
+            let mut from_files = BTreeMap::new();
+            for ef in efs {
+                let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
+                let required = ef.get("required").and_then(Value::as_bool).unwrap_or(true);
+                if !Path::new(path).exists() && !required {
+                    continue;
+                }
+                from_files.extend(dotenv::read(Path::new(path), &environment)?);
+            }
+            for (k, val) in from_files {
+                svc.environment.entry(k).or_insert(Some(val));
+            }
+        }
+        // A bare `KEY` takes the variable's value; an unset one is left out.
+        svc.environment = std::mem::take(&mut svc.environment)
+            .into_iter()
+            .filter_map(|(k, val)| match val {
+                Some(v) => Some((k, Some(v))),
+                None => environment.get(&k).map(|v| (k, Some(v.clone()))),
+            })
+            .collect();
+        if svc.image.is_none() && svc.build.is_none() {
+            return Err(Error::Invalid {
+                file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+                path: format!("services.{n}"),
+                message: "has neither an image nor a build context specified: at least one must be provided".into(),
+            });
+        }
+        if enabled.contains(n) { services.insert(n.clone(), svc) } else { disabled.insert(n.clone(), svc) };
+    }
+    // References.
+    for s in services.values() {
+        for (d, dep) in &s.depends_on {
+            if !services.contains_key(d) && dep.required.unwrap_or(true) {
+                let why = if disabled.contains_key(d) { "disabled by its profiles" } else { "undefined" };
+                return Err(Error::Project(format!("service {:?} depends on {why} service {d:?}", s.name)));
+            }
+        }
+    }
+    check_cycles(&services)?;
+    let resources = |key: &str| -> Result<BTreeMap<String, Resource>> {
+        let mut out = BTreeMap::new();
+        if let Some(m) = merged.get(key).and_then(Value::as_object) {
+            for (k, v) in m {
+                let mut r: Resource = serde_json::from_value(v.clone()).map_err(|e| Error::Invalid {
+                    file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+                    path: format!("{key}.{k}"),
+                    message: e.to_string(),
+                })?;
+                let given = v.get("name").and_then(Value::as_str).map(str::to_string);
+                r.name = match given {
+                    Some(n) => n,
+                    None if r.is_external() => k.clone(),
+                    None => format!("{name}_{k}"),
+                };
+                out.insert(k.clone(), r);
+            }
+        }
+        Ok(out)
+    };
+    let mut networks = resources("networks")?;
+    let mut volumes = resources("volumes")?;
+    let uses_default = services.values().any(|s| s.network_list().iter().any(|(n, _)| n == "default"));
+    if uses_default && !networks.contains_key("default") {
+        networks.insert("default".into(), Resource { name: format!("{name}_default"), ..Resource::default() });
+    }
+    for s in services.values() {
+        for (n, _) in s.network_list() {
+            if !networks.contains_key(&n) {
+                return Err(Error::Project(format!("service {:?} refers to undefined network {n}: invalid compose project", s.name)));
+            }
+        }
+        for v in &s.volumes {
+            if v.typ == "volume"
+                && let Some(src) = &v.source
+                && !volumes.contains_key(src)
+            {
+                return Err(Error::Project(format!("service {:?} refers to undefined volume {src}: invalid compose project", s.name)));
+            }
+        }
+    }
+    // The model `config` prints: the enabled services, environment resolved, names filled in.
+    if let Some(m) = merged.as_object_mut() {
+        m.insert("name".into(), json!(name));
+        if let Some(svcs) = m.get_mut("services").and_then(Value::as_object_mut) {
+            svcs.retain(|k, _| services.contains_key(k));
+            for (k, v) in svcs.iter_mut() {
+                if let (Some(obj), Some(s)) = (v.as_object_mut(), services.get(k)) {
+                    if !s.environment.is_empty() || obj.contains_key("environment") {
+                        obj.insert("environment".into(), json!(s.environment));
+                    }
+                    if s.networks.is_none() && s.network_mode.is_none() {
+                        obj.insert("networks".into(), json!({"default": null}));
+                    }
+                }
+            }
+        }
+        let mut nets = m.get("networks").and_then(Value::as_object).cloned().unwrap_or_default();
+        for (k, r) in &networks {
+            let e = nets.entry(k.clone()).or_insert(json!({}));
+            if let Some(o) = e.as_object_mut() {
+                o.insert("name".into(), json!(r.name));
+            }
+        }
+        if !nets.is_empty() {
+            m.insert("networks".into(), Value::Object(nets));
+        }
+        if let Some(vols) = m.get_mut("volumes").and_then(Value::as_object_mut) {
+            for (k, r) in &volumes {
+                if let Some(o) = vols.get_mut(k).and_then(Value::as_object_mut) {
+                    o.insert("name".into(), json!(r.name));
+                }
+            }
+        }
+    }
+    // Keep only what the enabled services use of the networks Compose added.
+    networks.retain(|k, _| k != "default" || uses_default);
+    volumes.retain(|_, _| true);
+    Ok(Project {
+        name,
+        working_dir,
+        config_files,
+        env_files,
+        environment,
+        profiles,
+        services,
+        disabled,
+        networks,
+        volumes,
+        model: merged,
+        unset: Vec::new(),
+    })
+}
+
+/// Fails on a cycle in `depends_on`, naming it.
+pub fn check_cycles(services: &BTreeMap<String, Service>) -> Result<()> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit(
+        n: &str,
+        services: &BTreeMap<String, Service>,
+        marks: &mut BTreeMap<String, Mark>,
+        stack: &mut Vec<String>,
+    ) -> Result<()> {
+        match marks.get(n) {
+            Some(Mark::Done) => return Ok(()),
+            Some(Mark::Visiting) => {
+                let start = stack.iter().position(|s| s == n).unwrap_or(0);
+                let mut cycle: Vec<String> = stack[start..].to_vec();
+                cycle.push(n.to_string());
+                return Err(Error::Project(format!("dependency cycle detected: {}", cycle.join(" -> "))));
+            }
+            None => {}
+        }
+        marks.insert(n.to_string(), Mark::Visiting);
+        stack.push(n.to_string());
+        if let Some(s) = services.get(n) {
+            for d in s.depends_on.keys() {
+                visit(d, services, marks, stack)?;
+            }
+        }
+        stack.pop();
+        marks.insert(n.to_string(), Mark::Done);
+        Ok(())
+    }
+    let mut marks = BTreeMap::new();
+    for n in services.keys() {
+        visit(n, services, &mut marks, &mut Vec::new())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::Builder::new().prefix("My_App.1").tempdir().expect("tempdir");
+        for (name, text) in files {
+            let p = d.path().join(name);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).expect("mkdir");
+            }
+            std::fs::write(p, text).expect("write");
+        }
+        d
+    }
+
+    fn opts(d: &Path) -> Options {
+        Options { working_dir: d.to_path_buf(), ..Options::default() }
+    }
+
+    fn load_err(o: &Options) -> String {
+        match load(o) {
+            Ok(_) => panic!("loaded"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const APP: &str = r#"
+x-common: &common
+  restart: unless-stopped
+  labels:
+    team: core
+services:
+  web:
+    <<: *common
+    build: ./web
+    ports: ["${WEB_PORT:-8080}:80", {target: 443, published: "8443"}]
+    environment:
+      DB_HOST: db
+      GREETING: ${GREETING:?set GREETING in .env}
+    depends_on:
+      db: {condition: service_healthy}
+      redis:
+        condition: service_started
+  db:
+    <<: *common
+    image: busybox
+    volumes: [dbdata:/data]
+    healthcheck: {test: "test -f /data/ready", interval: 1s, retries: 30}
+  redis:
+    image: busybox
+    command: sh -c 'echo redis'
+  debug:
+    image: busybox
+    profiles: [debug]
+volumes:
+  dbdata:
+  shared: {external: true}
+"#;
+
+    #[test]
+    fn a_realistic_project() {
+        let d = dir_with(&[("compose.yaml", APP), (".env", "GREETING=hello\nWEB_PORT=9090\n")]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        // The directory's name, normalised (lower case, no dots).
+        assert!(p.name.starts_with("my_app1"), "{}", p.name);
+        let web = &p.services["web"];
+        assert_eq!(web.restart.as_deref(), Some("unless-stopped"));
+        assert_eq!(web.labels["team"].as_deref(), Some("core"));
+        assert_eq!(web.ports[0].published.as_deref(), Some("9090"));
+        assert_eq!(web.ports[1].target, 443);
+        assert_eq!(web.environment["GREETING"].as_deref(), Some("hello"));
+        assert_eq!(web.build.as_ref().map(|b| b.context.clone()), Some(d.path().join("web").display().to_string()));
+        assert_eq!(web.depends_on["db"].condition, "service_healthy");
+        assert_eq!(p.services["redis"].command, Some(vec!["sh".into(), "-c".into(), "echo redis".into()]));
+        assert!(!p.services.contains_key("debug") && p.disabled.contains_key("debug"));
+        assert_eq!(p.volumes["dbdata"].name, format!("{}_dbdata", p.name));
+        assert_eq!(p.volumes["shared"].name, "shared");
+        assert_eq!(p.networks["default"].name, format!("{}_default", p.name));
+        assert_eq!(crate::plan::start_order(&p, None), vec!["db", "redis", "web"]);
+        // `config`'s model has the names and the long forms.
+        assert_eq!(p.model["networks"]["default"]["name"], format!("{}_default", p.name));
+        assert_eq!(p.model["services"]["db"]["volumes"][0]["type"], "volume");
+        assert!(p.model.get("x-common").is_some());
+    }
+
+    #[test]
+    fn project_names() {
+        let d = dir_with(&[("compose.yaml", "name: fromfile\nservices: {a: {image: busybox}}\n")]);
+        assert_eq!(load(&opts(d.path())).map(|p| p.name).ok().as_deref(), Some("fromfile"));
+        let mut o = opts(d.path());
+        o.environment.insert("COMPOSE_PROJECT_NAME".into(), "fromenv".into());
+        assert_eq!(load(&o).map(|p| p.name).ok().as_deref(), Some("fromenv"));
+        o.project_name = Some("flag".into());
+        assert_eq!(load(&o).map(|p| p.name).ok().as_deref(), Some("flag"));
+        o.project_name = Some("Bad Name".into());
+        assert!(load_err(&o).contains("invalid project name \"Bad Name\""));
+        assert_eq!(normalize_project_name("-My.App_2"), "myapp_2");
+    }
+
+    #[test]
+    fn file_discovery_overrides_and_several_files() {
+        let d = dir_with(&[
+            ("docker-compose.yml", "services: {a: {image: one, dns: [1.1.1.1]}}\n"),
+            ("docker-compose.override.yml", "services: {a: {image: two, dns: [8.8.8.8]}}\n"),
+            ("extra.yaml", "services: {b: {image: three}}\n"),
+            ("sub/dir/.keep", ""),
+        ]);
+        // Found from a subdirectory too (the search goes up).
+        let p = load(&opts(&d.path().join("sub/dir"))).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["a"].image.as_deref(), Some("two"));
+        assert_eq!(p.services["a"].dns, vec!["1.1.1.1", "8.8.8.8"]);
+        assert_eq!(p.config_files.len(), 2);
+        let mut o = opts(d.path());
+        o.files = vec!["docker-compose.yml".into(), "extra.yaml".into()];
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["a"].image.as_deref(), Some("one"));
+        assert!(p.services.contains_key("b"));
+        let empty = tempfile::tempdir().expect("tempdir");
+        assert!(load_err(&opts(empty.path())).starts_with("no configuration file provided"));
+    }
+
+    #[test]
+    fn env_files_and_profiles() {
+        let d = dir_with(&[
+            ("compose.yaml", "services:\n  a: {image: \"busybox:${TAG}\", env_file: [a.env]}\n  b: {image: busybox, profiles: [dev]}\n"),
+            (".env", "TAG=default\n"),
+            ("other.env", "TAG=other\nCOMPOSE_PROFILES=dev\n"),
+            ("a.env", "FROM_FILE=1\n"),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["a"].image.as_deref(), Some("busybox:default"));
+        assert_eq!(p.services["a"].environment["FROM_FILE"].as_deref(), Some("1"));
+        assert!(!p.services.contains_key("b"));
+        let mut o = opts(d.path());
+        o.env_files = vec!["other.env".into()];
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["a"].image.as_deref(), Some("busybox:other"));
+        assert!(p.services.contains_key("b"));
+        // The environment wins over .env.
+        let mut o = opts(d.path());
+        o.environment.insert("TAG".into(), "env".into());
+        o.profiles = vec!["dev".into()];
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["a"].image.as_deref(), Some("busybox:env"));
+        assert!(p.services.contains_key("b"));
+        // A named service is enabled whatever its profiles.
+        let mut o = opts(d.path());
+        o.services = vec!["b".into()];
+        assert!(load(&o).is_ok_and(|p| p.services.contains_key("b")));
+    }
+
+    #[test]
+    fn bad_input_names_file_key_and_expectation() {
+        let case = |text: &str| {
+            let d = dir_with(&[("compose.yaml", text)]);
+            load_err(&opts(d.path()))
+        };
+        assert_eq!(
+            case("services:\n  web:\n    image: busybox\n    ports: [true]\n"),
+            "compose.yaml: services.web.ports.0: expected a number or a string or a mapping, got a boolean"
+        );
+        assert!(case("services:\n  web:\n    image: busybox\n    imgae: x\n").starts_with("compose.yaml: services.web.imgae: unknown key \"imgae\""));
+        assert_eq!(
+            case("services:\n  web:\n    image: ${IMAGE:?IMAGE must be set}\n"),
+            "compose.yaml: services.web.image: required variable IMAGE is missing a value: IMAGE must be set"
+        );
+        assert_eq!(
+            case("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n"),
+            "dependency cycle detected: a -> b -> c -> a"
+        );
+        assert_eq!(case("services:\n  a: {image: x, depends_on: [nope]}\n"), "service \"a\" depends on undefined service \"nope\"");
+        assert!(case("services:\n  a: {image: x, volumes: [\"data:/d\"]}\n").contains("undefined volume data"));
+        assert!(case("services:\n  a: {}\n").contains("neither an image nor a build context"));
+        assert!(case("services: [a]\n").starts_with("compose.yaml: services: expected a mapping, got a list"));
+        assert!(case("services:\n  a: {image: x\n").starts_with("compose.yaml: "));
+        assert!(case("services:\n  a: {image: x, ports: [\"1:2:3:4\"]}\n").starts_with("compose.yaml: services.a.ports.0: invalid port"));
+    }
+}

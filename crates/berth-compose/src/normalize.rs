@@ -1,0 +1,579 @@
+//! Normalisation of one parsed, interpolated and validated file to the long forms (`ports`, `volumes`,
+//! `environment`, `depends_on`, `networks`, `command`, ...), as `docker compose config` prints them, and the merge
+//! of several normalised files by Compose's rules: mappings merged key by key, sequences appended, `command`,
+//! `entrypoint` and `healthcheck.test` replaced, and the unique resources (`ports`, `volumes`) merged by their key.
+
+use std::path::Path;
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+
+/// Splits a shell-like command line into words (quotes and backslashes as a POSIX shell does; no expansion).
+pub fn shell_split(s: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(ch) => cur.push(ch),
+                        None => return Err(format!("unterminated quote in {s:?}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(ch @ ('"' | '\\' | '$' | '`')) => cur.push(ch),
+                            Some(ch) => {
+                                cur.push('\\');
+                                cur.push(ch);
+                            }
+                            None => return Err(format!("unterminated quote in {s:?}")),
+                        },
+                        Some(ch) => cur.push(ch),
+                        None => return Err(format!("unterminated quote in {s:?}")),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                if let Some(ch) = chars.next() {
+                    cur.push(ch);
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// A scalar as a string (numbers and booleans as YAML wrote them).
+pub fn scalar_string(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `["A=1", "B"]` or `{A: 1, B: null}` as a mapping of strings (`null` for a bare key).
+pub fn list_or_dict(v: &Value, sep: char) -> Map<String, Value> {
+    let mut out = Map::new();
+    match v {
+        Value::Array(items) => {
+            for item in items.iter().filter_map(scalar_string) {
+                match item.split_once(sep) {
+                    Some((k, val)) => out.insert(k.trim().to_string(), Value::String(val.to_string())),
+                    None => out.insert(item.trim().to_string(), Value::Null),
+                };
+            }
+        }
+        Value::Object(m) => {
+            for (k, val) in m {
+                out.insert(k.clone(), scalar_string(val).map(Value::String).unwrap_or(Value::Null));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn string_list(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => Value::Array(items.iter().filter_map(scalar_string).map(Value::String).collect()),
+        other => match scalar_string(other) {
+            Some(s) => json!([s]),
+            None => json!([]),
+        },
+    }
+}
+
+/// Makes `p` absolute against `base` (`~` is the home directory).
+pub fn absolute(base: &Path, p: &str) -> String {
+    if let Some(rest) = p.strip_prefix("~/").or(if p == "~" { Some("") } else { None })
+        && let Ok(home) = std::env::var("HOME")
+    {
+        return Path::new(&home).join(rest).display().to_string();
+    }
+    let joined = if Path::new(p).is_absolute() { Path::new(p).to_path_buf() } else { base.join(p) };
+    // Lexical clean-up of `.` and `..` (as Go's filepath.Clean).
+    let mut parts: Vec<std::path::Component<'_>> = Vec::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                if matches!(parts.last(), Some(std::path::Component::Normal(_))) {
+                    parts.pop();
+                }
+            }
+            o => parts.push(o),
+        }
+    }
+    parts.iter().collect::<std::path::PathBuf>().display().to_string()
+}
+
+/// One port of the short syntax `[[ip:]published:]target[/protocol]`, ranges expanded.
+pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, String> {
+    let (spec, proto) = match s.rsplit_once('/') {
+        Some((a, p)) => (a, p),
+        None => (s, "tcp"),
+    };
+    let parts: Vec<&str> = if spec.starts_with('[') {
+        // [::1]:8080:80
+        let end = spec.find(']').ok_or_else(|| format!("invalid port {s:?}"))?;
+        let ip = &spec[1..end];
+        let rest: Vec<&str> = spec[end + 1..].trim_start_matches(':').split(':').collect();
+        std::iter::once(ip).chain(rest).collect()
+    } else {
+        spec.split(':').collect()
+    };
+    let (ip, published, target) = match parts.as_slice() {
+        [t] => ("", "", *t),
+        [p, t] => ("", *p, *t),
+        [ip, p, t] => (*ip, *p, *t),
+        _ => return Err(format!("invalid port {s:?}: expected [[ip:]published:]target[/protocol]")),
+    };
+    let range = |r: &str| -> std::result::Result<(u16, u16), String> {
+        let (a, b) = r.split_once('-').unwrap_or((r, r));
+        let a: u16 = a.parse().map_err(|_| format!("invalid port {s:?}: {r:?} is not a port number"))?;
+        let b: u16 = b.parse().map_err(|_| format!("invalid port {s:?}: {r:?} is not a port number"))?;
+        if b < a {
+            return Err(format!("invalid port range {r:?}"));
+        }
+        Ok((a, b))
+    };
+    let (t0, t1) = range(target)?;
+    let pubs = if published.is_empty() { None } else { Some(range(published)?) };
+    let mut out = Vec::new();
+    for (i, t) in (t0..=t1).enumerate() {
+        let mut m = Map::new();
+        m.insert("mode".into(), json!("ingress"));
+        if !ip.is_empty() {
+            m.insert("host_ip".into(), json!(ip));
+        }
+        m.insert("target".into(), json!(t));
+        match pubs {
+            Some((p0, p1)) if p0 == p1 || t0 == t1 => {
+                let p = if p0 == p1 { p0.to_string() } else { format!("{p0}-{p1}") };
+                m.insert("published".into(), json!(p));
+            }
+            Some((p0, p1)) => {
+                let p = u32::from(p0) + u32::try_from(i).unwrap_or(0);
+                if p > u32::from(p1) {
+                    return Err(format!("invalid port {s:?}: the ranges differ in size"));
+                }
+                m.insert("published".into(), json!(p.to_string()));
+            }
+            None => {}
+        }
+        m.insert("protocol".into(), json!(proto));
+        out.push(Value::Object(m));
+    }
+    Ok(out)
+}
+
+/// One volume of the short syntax `[source:]target[:mode]`.
+pub fn parse_volume(s: &str, base: &Path) -> std::result::Result<Value, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [t] => ("", *t, ""),
+        [a, b] if b.starts_with('/') || !a.starts_with('/') && !b.contains(',') && !is_mode(b) => (*a, *b, ""),
+        [t, m] => ("", *t, *m),
+        [a, b, m] => (*a, *b, *m),
+        _ => return Err(format!("invalid volume {s:?}: expected [source:]target[:mode]")),
+    };
+    if target.is_empty() {
+        return Err(format!("invalid volume {s:?}: no target"));
+    }
+    let mut m = Map::new();
+    let is_path = source.starts_with('.') || source.starts_with('/') || source.starts_with('~');
+    let typ = if source.is_empty() || !is_path { "volume" } else { "bind" };
+    m.insert("type".into(), json!(typ));
+    if !source.is_empty() {
+        let src = if typ == "bind" { absolute(base, source) } else { source.to_string() };
+        m.insert("source".into(), json!(src));
+    }
+    m.insert("target".into(), json!(target));
+    let modes: Vec<&str> = mode.split(',').filter(|x| !x.is_empty()).collect();
+    if modes.contains(&"ro") {
+        m.insert("read_only".into(), json!(true));
+    }
+    if typ == "bind" {
+        let mut b = Map::new();
+        b.insert("create_host_path".into(), json!(true));
+        if let Some(p) = modes.iter().find(|x| x.contains("private") || x.contains("shared") || x.contains("slave")) {
+            b.insert("propagation".into(), json!(p));
+        }
+        if let Some(z) = modes.iter().find(|x| **x == "z" || **x == "Z") {
+            b.insert("selinux".into(), json!(z));
+        }
+        m.insert("bind".into(), Value::Object(b));
+    } else if modes.contains(&"nocopy") {
+        m.insert("volume".into(), json!({"nocopy": true}));
+    } else {
+        m.insert("volume".into(), json!({}));
+    }
+    Ok(Value::Object(m))
+}
+
+fn is_mode(s: &str) -> bool {
+    s.split(',').all(|m| {
+        matches!(
+            m,
+            "ro" | "rw" | "z" | "Z" | "nocopy" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+        )
+    })
+}
+
+/// Normalises one service in place. `base` resolves relative paths; `file` and the path prefix go into errors.
+pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path) -> Result<()> {
+    let bad = |key: &str, message: String| Error::Invalid {
+        file: file.to_string(),
+        path: format!("services.{name}.{key}"),
+        message,
+    };
+    if let Some(b) = svc.get_mut("build") {
+        if let Some(ctx) = b.as_str().map(str::to_string) {
+            *b = json!({"context": ctx});
+        }
+        if let Some(bm) = b.as_object_mut() {
+            let ctx = bm.get("context").and_then(Value::as_str).unwrap_or(".").to_string();
+            let is_url = ctx.contains("://") || ctx.starts_with("git@");
+            bm.insert("context".into(), json!(if is_url { ctx } else { absolute(base, &ctx) }));
+            if !bm.contains_key("dockerfile") && !bm.contains_key("dockerfile_inline") {
+                bm.insert("dockerfile".into(), json!("Dockerfile"));
+            }
+            for key in ["args", "labels"] {
+                if let Some(v) = bm.get(key) {
+                    let m = list_or_dict(v, '=');
+                    bm.insert(key.into(), Value::Object(m));
+                }
+            }
+        }
+    }
+    for key in ["command", "entrypoint"] {
+        if let Some(Value::String(s)) = svc.get(key) {
+            let words = shell_split(s).map_err(|e| bad(key, e))?;
+            svc.insert(key.into(), json!(words));
+        }
+    }
+    for key in ["environment", "labels", "sysctls", "annotations"] {
+        if let Some(v) = svc.get(key) {
+            let m = list_or_dict(v, '=');
+            svc.insert(key.into(), Value::Object(m));
+        }
+    }
+    if let Some(v) = svc.get("extra_hosts") {
+        let list: Vec<Value> = match v {
+            Value::Object(m) => m
+                .iter()
+                .flat_map(|(k, v)| match v {
+                    Value::Array(ips) => ips.iter().filter_map(scalar_string).map(|ip| json!(format!("{k}={ip}"))).collect(),
+                    o => vec![json!(format!("{k}={}", scalar_string(o).unwrap_or_default()))],
+                })
+                .collect(),
+            Value::Array(items) => items.iter().filter_map(scalar_string).map(|s| json!(s.replacen(':', "=", 1))).collect(),
+            _ => Vec::new(),
+        };
+        svc.insert("extra_hosts".into(), Value::Array(list));
+    }
+    for key in ["dns", "dns_search", "dns_opt", "tmpfs", "env_file", "cap_add", "cap_drop", "expose", "security_opt"] {
+        if let Some(v) = svc.get(key) {
+            let l = string_list(v);
+            svc.insert(key.into(), l);
+        }
+    }
+    if let Some(Value::Array(files)) = svc.get("env_file").cloned() {
+        let l: Vec<Value> = files
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|f| json!({"path": absolute(base, f), "required": true}))
+            .collect();
+        svc.insert("env_file".into(), Value::Array(l));
+    }
+    if let Some(Value::Array(ports)) = svc.get("ports").cloned() {
+        let mut out = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            match p {
+                Value::Object(m) => {
+                    let mut m = m.clone();
+                    if let Some(t) = m.get("target").and_then(scalar_string) {
+                        let t: u16 = t.parse().map_err(|_| bad(&format!("ports.{i}.target"), format!("expected a port number, got {t:?}")))?;
+                        m.insert("target".into(), json!(t));
+                    }
+                    if let Some(pb) = m.get("published").and_then(scalar_string) {
+                        m.insert("published".into(), json!(pb));
+                    }
+                    m.entry("protocol").or_insert(json!("tcp"));
+                    m.entry("mode").or_insert(json!("ingress"));
+                    out.push(Value::Object(m));
+                }
+                other => {
+                    let s = scalar_string(other).unwrap_or_default();
+                    out.extend(parse_port(&s).map_err(|e| bad(&format!("ports.{i}"), e))?);
+                }
+            }
+        }
+        svc.insert("ports".into(), Value::Array(out));
+    }
+    if let Some(Value::Array(vols)) = svc.get("volumes").cloned() {
+        let mut out = Vec::new();
+        for (i, v) in vols.iter().enumerate() {
+            match v {
+                Value::String(s) => out.push(parse_volume(s, base).map_err(|e| bad(&format!("volumes.{i}"), e))?),
+                Value::Object(m) => {
+                    let mut m = m.clone();
+                    if m.get("type").and_then(Value::as_str) == Some("bind")
+                        && let Some(src) = m.get("source").and_then(Value::as_str)
+                    {
+                        let abs = absolute(base, src);
+                        m.insert("source".into(), json!(abs));
+                    }
+                    out.push(Value::Object(m));
+                }
+                _ => {}
+            }
+        }
+        svc.insert("volumes".into(), Value::Array(out));
+    }
+    if let Some(v) = svc.get("depends_on").cloned() {
+        let mut m = Map::new();
+        match v {
+            Value::Array(names) => {
+                for n in names.iter().filter_map(Value::as_str) {
+                    m.insert(n.into(), json!({"condition": "service_started", "required": true}));
+                }
+            }
+            Value::Object(o) => {
+                for (n, d) in o {
+                    let mut d = d.as_object().cloned().unwrap_or_default();
+                    d.entry("condition").or_insert(json!("service_started"));
+                    d.entry("required").or_insert(json!(true));
+                    m.insert(n, Value::Object(d));
+                }
+            }
+            _ => {}
+        }
+        svc.insert("depends_on".into(), Value::Object(m));
+    }
+    if let Some(Value::Array(nets)) = svc.get("networks").cloned() {
+        let m: Map<String, Value> = nets.iter().filter_map(Value::as_str).map(|n| (n.to_string(), Value::Null)).collect();
+        svc.insert("networks".into(), Value::Object(m));
+    }
+    if let Some(hc) = svc.get_mut("healthcheck").and_then(Value::as_object_mut)
+        && let Some(Value::String(t)) = hc.get("test").cloned()
+    {
+        hc.insert("test".into(), json!(["CMD-SHELL", t]));
+    }
+    Ok(())
+}
+
+/// Normalises a whole file (after validation): its services, and the `external`/`name` of volumes and networks.
+pub fn file(file: &str, doc: &mut Value, base: &Path) -> Result<()> {
+    if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
+        for (name, svc) in services.iter_mut() {
+            if svc.is_null() {
+                *svc = json!({});
+            }
+            if let Some(m) = svc.as_object_mut() {
+                service(file, name, m, base)?;
+            }
+        }
+    }
+    for key in ["networks", "volumes", "secrets", "configs"] {
+        if let Some(items) = doc.get_mut(key).and_then(Value::as_object_mut) {
+            for item in items.values_mut() {
+                if item.is_null() {
+                    *item = json!({});
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keys whose value an overriding file replaces instead of merging.
+fn replaced(path: &[&str]) -> bool {
+    matches!(path, ["services", _, "command" | "entrypoint"] | ["services", _, "healthcheck", "test"])
+}
+
+/// The unique key of an entry of a service's `ports` or `volumes` (Compose's "unique resources").
+fn unique_key(path: &[&str], v: &Value) -> Option<String> {
+    match path {
+        ["services", _, "ports"] => Some(format!(
+            "{}:{}:{}/{}",
+            v.get("host_ip").and_then(Value::as_str).unwrap_or(""),
+            v.get("target").map(Value::to_string).unwrap_or_default(),
+            v.get("published").and_then(Value::as_str).unwrap_or(""),
+            v.get("protocol").and_then(Value::as_str).unwrap_or("tcp")
+        )),
+        ["services", _, "volumes"] => v.get("target").and_then(Value::as_str).map(str::to_string),
+        ["services", _, "secrets" | "configs"] => match v {
+            Value::String(s) => Some(s.clone()),
+            o => o.get("target").or_else(|| o.get("source")).and_then(Value::as_str).map(str::to_string),
+        },
+        _ => None,
+    }
+}
+
+/// Merges the normalised `over` into `base` by Compose's rules.
+pub fn merge(base: &mut Value, over: Value) {
+    merge_at(base, over, &mut Vec::new());
+}
+
+fn merge_at(base: &mut Value, over: Value, path: &mut Vec<String>) {
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    if replaced(&p) {
+        *base = over;
+        return;
+    }
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                path.push(k.clone());
+                match b.get_mut(&k) {
+                    Some(existing) if !existing.is_null() => merge_at(existing, v, path),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+                path.pop();
+            }
+        }
+        (Value::Array(b), Value::Array(o)) => {
+            for item in o {
+                match unique_key(&p, &item) {
+                    Some(key) => {
+                        if let Some(slot) = b.iter_mut().find(|e| unique_key(&p, e).as_deref() == Some(key.as_str())) {
+                            *slot = item;
+                        } else {
+                            b.push(item);
+                        }
+                    }
+                    None => {
+                        if !b.contains(&item) {
+                            b.push(item);
+                        }
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words() {
+        assert_eq!(shell_split(r#"sh -c 'echo "a b"' x\ y "q\"t""#), Ok(vec![
+            "sh".to_string(),
+            "-c".into(),
+            "echo \"a b\"".into(),
+            "x y".into(),
+            "q\"t".into()
+        ]));
+        assert!(shell_split("'open").is_err());
+        assert_eq!(shell_split("  "), Ok(vec![]));
+    }
+
+    #[test]
+    fn ports_short_syntax() {
+        let p = |s: &str| parse_port(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(p("80"), vec![json!({"mode": "ingress", "target": 80, "protocol": "tcp"})]);
+        assert_eq!(p("8080:80/udp"), vec![json!({"mode": "ingress", "target": 80, "published": "8080", "protocol": "udp"})]);
+        assert_eq!(
+            p("127.0.0.1:8080:80"),
+            vec![json!({"mode": "ingress", "host_ip": "127.0.0.1", "target": 80, "published": "8080", "protocol": "tcp"})]
+        );
+        let r = p("9000-9001:80-81");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[1]["published"], "9001");
+        assert_eq!(r[1]["target"], 81);
+        assert!(parse_port("a:b").is_err());
+        assert!(parse_port("1:2:3:4").is_err());
+    }
+
+    #[test]
+    fn volumes_short_syntax() {
+        let base = Path::new("/proj");
+        let v = |s: &str| parse_volume(s, base).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(v("data:/var/lib/db"), json!({"type": "volume", "source": "data", "target": "/var/lib/db", "volume": {}}));
+        assert_eq!(
+            v("./conf:/etc/conf:ro"),
+            json!({"type": "bind", "source": "/proj/conf", "target": "/etc/conf", "read_only": true, "bind": {"create_host_path": true}})
+        );
+        assert_eq!(v("/anon"), json!({"type": "volume", "target": "/anon", "volume": {}}));
+        assert_eq!(v("/anon:ro")["read_only"], true);
+        assert_eq!(v("../up/x:/x")["source"], "/up/x");
+    }
+
+    #[test]
+    fn merge_rules() {
+        let mut base = json!({"services": {"web": {
+            "image": "a", "command": ["x", "y"], "dns": ["1.1.1.1"],
+            "environment": {"A": "1", "B": "2"},
+            "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}],
+            "volumes": [{"type": "volume", "source": "a", "target": "/data"}]
+        }}});
+        merge(&mut base, json!({"services": {"web": {
+            "image": "b", "command": ["z"], "dns": ["8.8.8.8"],
+            "environment": {"B": "3"},
+            "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}, {"target": 81, "protocol": "tcp"}],
+            "volumes": [{"type": "volume", "source": "b", "target": "/data"}]
+        }, "db": {"image": "c"}}}));
+        let w = &base["services"]["web"];
+        assert_eq!(w["image"], "b");
+        assert_eq!(w["command"], json!(["z"]));
+        assert_eq!(w["dns"], json!(["1.1.1.1", "8.8.8.8"]));
+        assert_eq!(w["environment"], json!({"A": "1", "B": "3"}));
+        assert_eq!(w["ports"].as_array().map(Vec::len), Some(2));
+        assert_eq!(w["volumes"], json!([{"type": "volume", "source": "b", "target": "/data"}]));
+        assert_eq!(base["services"]["db"]["image"], "c");
+    }
+
+    #[test]
+    fn services_to_long_form() {
+        let mut doc = json!({"services": {"web": {
+            "build": "./app", "command": "sh -c 'echo hi'", "environment": ["A=1", "B"],
+            "depends_on": ["db"], "networks": ["front"], "healthcheck": {"test": "true"},
+            "extra_hosts": ["h:10.0.0.1"], "dns": "1.1.1.1", "ports": ["80"]
+        }, "db": null}});
+        file("compose.yaml", &mut doc, Path::new("/p")).expect("normalise");
+        let w = &doc["services"]["web"];
+        assert_eq!(w["build"], json!({"context": "/p/app", "dockerfile": "Dockerfile"}));
+        assert_eq!(w["command"], json!(["sh", "-c", "echo hi"]));
+        assert_eq!(w["environment"], json!({"A": "1", "B": null}));
+        assert_eq!(w["depends_on"], json!({"db": {"condition": "service_started", "required": true}}));
+        assert_eq!(w["networks"], json!({"front": null}));
+        assert_eq!(w["healthcheck"]["test"], json!(["CMD-SHELL", "true"]));
+        assert_eq!(w["extra_hosts"], json!(["h=10.0.0.1"]));
+        assert_eq!(w["dns"], json!(["1.1.1.1"]));
+        assert_eq!(doc["services"]["db"], json!({}));
+    }
+}

@@ -1,0 +1,620 @@
+//! The Engine API objects of a project: names (`<project>-<service>-<n>`, `<project>_<network>`), the
+//! `com.docker.compose.*` labels exactly as Compose v2 sets them, the configuration hash that decides recreation,
+//! the dependency order, and the create bodies of containers, networks and volumes (Engine API JSON).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use berth_api::units::{go_duration, ram_in_bytes};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::load::Project;
+use crate::model::Service;
+
+/// The Compose version Berth's labels claim (the `com.docker.compose.version` label; tools read it).
+pub const COMPOSE_VERSION: &str = "2.29.7";
+
+/// `com.docker.compose.project`.
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+/// `com.docker.compose.service`.
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+/// `com.docker.compose.container-number`.
+pub const LABEL_NUMBER: &str = "com.docker.compose.container-number";
+/// `com.docker.compose.oneoff` (`True` for `run`).
+pub const LABEL_ONEOFF: &str = "com.docker.compose.oneoff";
+/// `com.docker.compose.config-hash`.
+pub const LABEL_CONFIG_HASH: &str = "com.docker.compose.config-hash";
+/// `com.docker.compose.image` (the image's ID when the container was made).
+pub const LABEL_IMAGE: &str = "com.docker.compose.image";
+/// `com.docker.compose.depends_on`.
+pub const LABEL_DEPENDS_ON: &str = "com.docker.compose.depends_on";
+/// `com.docker.compose.project.config_files`.
+pub const LABEL_CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+/// `com.docker.compose.project.working_dir`.
+pub const LABEL_WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+/// `com.docker.compose.project.environment_file`.
+pub const LABEL_ENV_FILE: &str = "com.docker.compose.project.environment_file";
+/// `com.docker.compose.version`.
+pub const LABEL_VERSION: &str = "com.docker.compose.version";
+/// `com.docker.compose.network`.
+pub const LABEL_NETWORK: &str = "com.docker.compose.network";
+/// `com.docker.compose.volume`.
+pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
+/// `com.docker.compose.slug` (one-off containers).
+pub const LABEL_SLUG: &str = "com.docker.compose.slug";
+/// `com.docker.compose.replace` (the container a recreated one replaces).
+pub const LABEL_REPLACE: &str = "com.docker.compose.replace";
+
+/// The container name of replica `n` (`container_name:` for a service that has one).
+pub fn container_name(project: &str, svc: &Service, n: u64) -> String {
+    match &svc.container_name {
+        Some(c) => c.clone(),
+        None => format!("{project}-{}-{n}", svc.name),
+    }
+}
+
+/// The image a service runs: `image:`, else `<project>-<service>` for one that is built.
+pub fn image_name(project: &str, svc: &Service) -> String {
+    match &svc.image {
+        Some(i) => i.clone(),
+        None => format!("{project}-{}", svc.name),
+    }
+}
+
+/// The hash of a service's configuration (`com.docker.compose.config-hash`): SHA-256 of its normalised model
+/// without what does not change a container (build, pull policy, scale, replicas, profiles, dependencies).
+pub fn config_hash(project: &Project, service: &str) -> String {
+    let mut v = project.model.get("services").and_then(|s| s.get(service)).cloned().unwrap_or(Value::Null);
+    if let Some(m) = v.as_object_mut() {
+        for k in ["build", "pull_policy", "scale", "profiles", "depends_on"] {
+            m.remove(k);
+        }
+        if let Some(d) = m.get_mut("deploy").and_then(Value::as_object_mut) {
+            d.remove("replicas");
+        }
+    }
+    // serde_json's maps are sorted, so the text is canonical.
+    hex::encode(Sha256::digest(v.to_string().as_bytes()))
+}
+
+/// The services in the order `up` starts them (dependencies first; ties by name). `subset` limits the result
+/// (`None`: all).
+pub fn start_order(project: &Project, subset: Option<&BTreeSet<String>>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut done = BTreeSet::new();
+    fn visit(n: &str, p: &Project, done: &mut BTreeSet<String>, out: &mut Vec<String>) {
+        if !done.insert(n.to_string()) {
+            return;
+        }
+        if let Some(s) = p.services.get(n) {
+            for d in s.depends_on.keys() {
+                visit(d, p, done, out);
+            }
+            out.push(n.to_string());
+        }
+    }
+    for n in project.services.keys() {
+        visit(n, project, &mut done, &mut out);
+    }
+    match subset {
+        Some(s) => out.into_iter().filter(|n| s.contains(n)).collect(),
+        None => out,
+    }
+}
+
+/// The named services plus everything they depend on, transitively.
+pub fn with_dependencies(project: &Project, names: &[String]) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    let mut stack: Vec<String> = names.to_vec();
+    while let Some(n) = stack.pop() {
+        if set.insert(n.clone())
+            && let Some(s) = project.services.get(&n)
+        {
+            stack.extend(s.depends_on.keys().cloned());
+        }
+    }
+    set
+}
+
+fn project_labels(project: &Project) -> Map<String, Value> {
+    let mut l = Map::new();
+    l.insert(LABEL_PROJECT.into(), json!(project.name));
+    l.insert(LABEL_VERSION.into(), json!(COMPOSE_VERSION));
+    l
+}
+
+/// The create body (`POST /networks/create`) of a project network.
+pub fn network_body(project: &Project, key: &str) -> Option<Value> {
+    let r = project.networks.get(key)?;
+    let mut labels = project_labels(project);
+    labels.insert(LABEL_NETWORK.into(), json!(key));
+    for (k, v) in &r.labels {
+        labels.insert(k.clone(), json!(v.clone().unwrap_or_default()));
+    }
+    let mut body = json!({
+        "Name": r.name,
+        "Driver": r.driver.clone().unwrap_or_else(|| "bridge".into()),
+        "Labels": labels,
+        "Options": r.driver_opts.iter().map(|(k, v)| (k.clone(), json!(v.clone().unwrap_or_default()))).collect::<Map<_, _>>(),
+    });
+    if let Some(o) = body.as_object_mut() {
+        if let Some(i) = r.internal {
+            o.insert("Internal".into(), json!(i));
+        }
+        if let Some(a) = r.attachable {
+            o.insert("Attachable".into(), json!(a));
+        }
+        if let Some(v6) = r.enable_ipv6 {
+            o.insert("EnableIPv6".into(), json!(v6));
+        }
+        if let Some(ipam) = &r.ipam {
+            let config: Vec<Value> = ipam
+                .config
+                .iter()
+                .map(|c| {
+                    let mut m = Map::new();
+                    if let Some(s) = &c.subnet {
+                        m.insert("Subnet".into(), json!(s));
+                    }
+                    if let Some(s) = &c.ip_range {
+                        m.insert("IPRange".into(), json!(s));
+                    }
+                    if let Some(s) = &c.gateway {
+                        m.insert("Gateway".into(), json!(s));
+                    }
+                    Value::Object(m)
+                })
+                .collect();
+            o.insert("IPAM".into(), json!({"Driver": ipam.driver.clone().unwrap_or_else(|| "default".into()), "Config": config}));
+        }
+    }
+    Some(body)
+}
+
+/// The create body (`POST /volumes/create`) of a project volume.
+pub fn volume_body(project: &Project, key: &str) -> Option<Value> {
+    let r = project.volumes.get(key)?;
+    let mut labels = project_labels(project);
+    labels.insert(LABEL_VOLUME.into(), json!(key));
+    for (k, v) in &r.labels {
+        labels.insert(k.clone(), json!(v.clone().unwrap_or_default()));
+    }
+    Some(json!({
+        "Name": r.name,
+        "Driver": r.driver.clone().unwrap_or_else(|| "local".into()),
+        "DriverOpts": r.driver_opts.iter().map(|(k, v)| (k.clone(), json!(v.clone().unwrap_or_default()))).collect::<Map<_, _>>(),
+        "Labels": labels,
+    }))
+}
+
+fn nanos(file_key: &str, s: &Option<String>) -> Result<Option<i64>> {
+    match s {
+        None => Ok(None),
+        Some(s) => go_duration(s)
+            .map(|d| Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+            .map_err(|e| Error::Project(format!("{file_key}: {e}"))),
+    }
+}
+
+fn bytes(key: &str, s: &Option<String>) -> Result<Option<i64>> {
+    match s {
+        None => Ok(None),
+        Some(s) => ram_in_bytes(s).map(Some).map_err(|e| Error::Project(format!("{key}: {e}"))),
+    }
+}
+
+/// The stop timeout of a service (`stop_grace_period`), for `stop` and recreation.
+pub fn stop_timeout(svc: &Service) -> Option<Duration> {
+    svc.stop_grace_period.as_deref().and_then(|s| go_duration(s).ok())
+}
+
+/// What one container of a service is made with.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    /// Its replica number.
+    pub number: u64,
+    /// `run`'s one-off container (`oneoff=True`, a slug, no published ports unless asked).
+    pub oneoff: Option<String>,
+    /// The image's ID (the `com.docker.compose.image` label); empty when unknown.
+    pub image_id: String,
+    /// `run`: replace the command.
+    pub command: Option<Vec<String>>,
+    /// `run --entrypoint`.
+    pub entrypoint: Option<Vec<String>>,
+    /// `run -e`: more variables.
+    pub env: Vec<String>,
+    /// `run`: keep the service's ports (`--service-ports`).
+    pub service_ports: bool,
+    /// `run -i`/`-t`.
+    pub tty: Option<bool>,
+    /// `run`: keep stdin open.
+    pub stdin_open: Option<bool>,
+    /// `run -u`.
+    pub user: Option<String>,
+    /// `run -w`.
+    pub working_dir: Option<String>,
+    /// `run --rm`: remove when it exits.
+    pub auto_remove: bool,
+    /// `run --name`.
+    pub name: Option<String>,
+}
+
+/// The create body (`POST /containers/create`) of one container of `svc`, and its name.
+pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) -> Result<(String, Value)> {
+    let key = |k: &str| format!("services.{}.{k}", svc.name);
+    let name = match (&spec.name, &spec.oneoff) {
+        (Some(n), _) => n.clone(),
+        (None, Some(slug)) => format!("{}-{}-run-{}", project.name, svc.name, &slug[..slug.len().min(12)]),
+        (None, None) => container_name(&project.name, svc, spec.number),
+    };
+    // Labels: the service's, then Compose's.
+    let mut labels = Map::new();
+    for (k, v) in &svc.labels {
+        labels.insert(k.clone(), json!(v.clone().unwrap_or_default()));
+    }
+    labels.extend(project_labels(project));
+    labels.insert(LABEL_SERVICE.into(), json!(svc.name));
+    labels.insert(LABEL_NUMBER.into(), json!(spec.number.to_string()));
+    labels.insert(LABEL_ONEOFF.into(), json!(if spec.oneoff.is_some() { "True" } else { "False" }));
+    labels.insert(LABEL_CONFIG_HASH.into(), json!(config_hash(project, &svc.name)));
+    labels.insert(
+        LABEL_CONFIG_FILES.into(),
+        json!(project.config_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(",")),
+    );
+    labels.insert(LABEL_WORKING_DIR.into(), json!(project.working_dir.display().to_string()));
+    if !project.env_files.is_empty() {
+        labels.insert(
+            LABEL_ENV_FILE.into(),
+            json!(project.env_files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(",")),
+        );
+    }
+    let deps: Vec<String> = svc
+        .depends_on
+        .iter()
+        .map(|(d, dep)| format!("{d}:{}:{}", dep.condition, dep.restart.unwrap_or(false)))
+        .collect();
+    labels.insert(LABEL_DEPENDS_ON.into(), json!(deps.join(",")));
+    if !spec.image_id.is_empty() {
+        labels.insert(LABEL_IMAGE.into(), json!(spec.image_id));
+    }
+    if let Some(slug) = &spec.oneoff {
+        labels.insert(LABEL_SLUG.into(), json!(slug));
+    }
+    let mut env: Vec<String> =
+        svc.environment.iter().map(|(k, v)| format!("{k}={}", v.clone().unwrap_or_default())).collect();
+    env.extend(spec.env.iter().cloned());
+
+    let mut host = Map::new();
+    let mut body = Map::new();
+    body.insert("Image".into(), json!(image_name(&project.name, svc)));
+    body.insert("Labels".into(), Value::Object(labels));
+    body.insert("Env".into(), json!(env));
+    if let Some(c) = spec.command.as_ref().or(svc.command.as_ref()) {
+        body.insert("Cmd".into(), json!(c));
+    }
+    if let Some(e) = spec.entrypoint.as_ref().or(svc.entrypoint.as_ref()) {
+        body.insert("Entrypoint".into(), json!(e));
+    }
+    let opt_str = |body: &mut Map<String, Value>, k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            body.insert(k.into(), json!(v));
+        }
+    };
+    opt_str(&mut body, "User", &spec.user.clone().or(svc.user.clone()));
+    opt_str(&mut body, "WorkingDir", &spec.working_dir.clone().or(svc.working_dir.clone()));
+    opt_str(&mut body, "Hostname", &svc.hostname);
+    opt_str(&mut body, "Domainname", &svc.domainname);
+    opt_str(&mut body, "StopSignal", &svc.stop_signal);
+    opt_str(&mut body, "MacAddress", &svc.mac_address);
+    if let Some(t) = stop_timeout(svc) {
+        body.insert("StopTimeout".into(), json!(t.as_secs()));
+    }
+    let tty = spec.tty.or(svc.tty).unwrap_or(false);
+    let stdin = spec.stdin_open.or(svc.stdin_open).unwrap_or(false);
+    body.insert("Tty".into(), json!(tty));
+    body.insert("OpenStdin".into(), json!(stdin));
+    body.insert("AttachStdin".into(), json!(stdin && spec.oneoff.is_some()));
+    body.insert("AttachStdout".into(), json!(true));
+    body.insert("AttachStderr".into(), json!(true));
+    if let Some(h) = &svc.healthcheck {
+        let mut hc = Map::new();
+        if h.disable.unwrap_or(false) {
+            hc.insert("Test".into(), json!(["NONE"]));
+        } else {
+            if !h.test.is_empty() {
+                hc.insert("Test".into(), json!(h.test));
+            }
+            for (k, v) in [("Interval", &h.interval), ("Timeout", &h.timeout), ("StartPeriod", &h.start_period), ("StartInterval", &h.start_interval)] {
+                if let Some(n) = nanos(&key("healthcheck"), v)? {
+                    hc.insert(k.into(), json!(n));
+                }
+            }
+            if let Some(r) = h.retries {
+                hc.insert("Retries".into(), json!(r));
+            }
+        }
+        body.insert("Healthcheck".into(), Value::Object(hc));
+    }
+    // Ports.
+    let mut exposed = Map::new();
+    for e in &svc.expose {
+        let p = if e.contains('/') { e.clone() } else { format!("{e}/tcp") };
+        exposed.insert(p, json!({}));
+    }
+    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    if spec.oneoff.is_none() || spec.service_ports {
+        for p in &svc.ports {
+            let proto = p.protocol.clone().unwrap_or_else(|| "tcp".into());
+            let k = format!("{}/{proto}", p.target);
+            exposed.insert(k.clone(), json!({}));
+            bindings.entry(k).or_default().push(json!({
+                "HostIp": p.host_ip.clone().unwrap_or_default(),
+                "HostPort": p.published.clone().unwrap_or_default(),
+            }));
+        }
+    }
+    if !exposed.is_empty() {
+        body.insert("ExposedPorts".into(), Value::Object(exposed));
+    }
+    if !bindings.is_empty() {
+        host.insert("PortBindings".into(), json!(bindings));
+    }
+    // Mounts.
+    let mut mounts = Vec::new();
+    for v in &svc.volumes {
+        let mut m = Map::new();
+        m.insert("Type".into(), json!(v.typ));
+        m.insert("Target".into(), json!(v.target));
+        let source = match (v.typ.as_str(), &v.source) {
+            ("volume", Some(s)) => project.volumes.get(s).map(|r| r.name.clone()).unwrap_or(s.clone()),
+            (_, Some(s)) => s.clone(),
+            (_, None) => String::new(),
+        };
+        if !source.is_empty() {
+            m.insert("Source".into(), json!(source));
+        }
+        if v.read_only.unwrap_or(false) {
+            m.insert("ReadOnly".into(), json!(true));
+        }
+        match v.typ.as_str() {
+            "bind" => {
+                let mut b = Map::new();
+                if let Some(p) = v.bind.as_ref().and_then(|b| b.propagation.clone()) {
+                    b.insert("Propagation".into(), json!(p));
+                }
+                // The short syntax creates a missing host directory (the long one only when asked).
+                if v.bind.as_ref().and_then(|b| b.create_host_path).unwrap_or(false) {
+                    b.insert("CreateMountpoint".into(), json!(true));
+                }
+                if !b.is_empty() {
+                    m.insert("BindOptions".into(), Value::Object(b));
+                }
+            }
+            "volume" => {
+                let mut o = Map::new();
+                if v.volume.as_ref().and_then(|o| o.nocopy).unwrap_or(false) {
+                    o.insert("NoCopy".into(), json!(true));
+                }
+                if let Some(sp) = v.volume.as_ref().and_then(|o| o.subpath.clone()) {
+                    o.insert("Subpath".into(), json!(sp));
+                }
+                if let Some(s) = &v.source
+                    && let Some(r) = project.volumes.get(s)
+                {
+                    let mut l = Map::new();
+                    l.insert(LABEL_PROJECT.into(), json!(project.name));
+                    l.insert(LABEL_VOLUME.into(), json!(s));
+                    l.insert(LABEL_VERSION.into(), json!(COMPOSE_VERSION));
+                    if !r.is_external() {
+                        o.insert("Labels".into(), Value::Object(l));
+                    }
+                }
+                if !o.is_empty() {
+                    m.insert("VolumeOptions".into(), Value::Object(o));
+                }
+            }
+            "tmpfs" => {
+                let mut o = Map::new();
+                if let Some(sz) = bytes(&key("volumes"), &v.tmpfs.as_ref().and_then(|t| t.size.clone()))? {
+                    o.insert("SizeBytes".into(), json!(sz));
+                }
+                if let Some(mode) = v.tmpfs.as_ref().and_then(|t| t.mode) {
+                    o.insert("Mode".into(), json!(mode));
+                }
+                if !o.is_empty() {
+                    m.insert("TmpfsOptions".into(), Value::Object(o));
+                }
+            }
+            _ => {}
+        }
+        mounts.push(Value::Object(m));
+    }
+    if !mounts.is_empty() {
+        host.insert("Mounts".into(), json!(mounts));
+    }
+    if !svc.tmpfs.is_empty() {
+        let t: Map<String, Value> = svc
+            .tmpfs
+            .iter()
+            .map(|t| match t.split_once(':') {
+                Some((p, o)) => (p.to_string(), json!(o)),
+                None => (t.clone(), json!("")),
+            })
+            .collect();
+        host.insert("Tmpfs".into(), Value::Object(t));
+    }
+    // Restart policy: `restart:`, else `deploy.restart_policy`.
+    let restart = svc.restart.clone().or_else(|| {
+        svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()).and_then(|r| r.condition.clone()).map(|c| match c.as_str() {
+            "any" => "always".to_string(),
+            "none" => "no".to_string(),
+            o => o.to_string(),
+        })
+    });
+    if spec.oneoff.is_none()
+        && let Some(r) = restart
+    {
+        let (name, count) = match r.split_once(':') {
+            Some((n, c)) => (n.to_string(), c.parse::<i64>().unwrap_or(0)),
+            None => (r.clone(), 0),
+        };
+        if !["no", "always", "unless-stopped", "on-failure"].contains(&name.as_str()) {
+            return Err(Error::Project(format!("{}: invalid restart policy {r:?}", key("restart"))));
+        }
+        host.insert("RestartPolicy".into(), json!({"Name": name, "MaximumRetryCount": count}));
+    }
+    if spec.auto_remove {
+        host.insert("AutoRemove".into(), json!(true));
+    }
+    let list = |host: &mut Map<String, Value>, k: &str, v: &[String]| {
+        if !v.is_empty() {
+            host.insert(k.into(), json!(v));
+        }
+    };
+    list(&mut host, "CapAdd", &svc.cap_add);
+    list(&mut host, "CapDrop", &svc.cap_drop);
+    list(&mut host, "Dns", &svc.dns);
+    list(&mut host, "DnsSearch", &svc.dns_search);
+    list(&mut host, "DnsOptions", &svc.dns_opt);
+    list(&mut host, "SecurityOpt", &svc.security_opt);
+    list(&mut host, "VolumesFrom", &volumes_from(project, svc));
+    let hosts: Vec<String> = svc.extra_hosts.iter().map(|h| h.replacen('=', ":", 1)).collect();
+    list(&mut host, "ExtraHosts", &hosts);
+    for (k, v) in [("ReadonlyRootfs", svc.read_only), ("Privileged", svc.privileged), ("Init", svc.init)] {
+        if let Some(v) = v {
+            host.insert(k.into(), json!(v));
+        }
+    }
+    if !svc.sysctls.is_empty() {
+        host.insert("Sysctls".into(), json!(svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect::<BTreeMap<_, _>>()));
+    }
+    if !svc.ulimits.is_empty() {
+        let u: Vec<Value> = svc
+            .ulimits
+            .iter()
+            .map(|(n, l)| match l {
+                crate::model::Ulimit::Single(v) => json!({"Name": n, "Soft": v, "Hard": v}),
+                crate::model::Ulimit::Pair { soft, hard } => json!({"Name": n, "Soft": soft, "Hard": hard}),
+            })
+            .collect();
+        host.insert("Ulimits".into(), json!(u));
+    }
+    // Resources: the service's keys, else `deploy.resources.limits`.
+    let limits = svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
+    let reservations =
+        svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.reservations.clone()).unwrap_or_default();
+    if let Some(m) = bytes(&key("mem_limit"), &svc.mem_limit.clone().or(limits.memory))? {
+        host.insert("Memory".into(), json!(m));
+    }
+    if let Some(m) = bytes(&key("mem_reservation"), &svc.mem_reservation.clone().or(reservations.memory))? {
+        host.insert("MemoryReservation".into(), json!(m));
+    }
+    if let Some(m) = &svc.memswap_limit {
+        let v = if m == "-1" { -1 } else { bytes(&key("memswap_limit"), &Some(m.clone()))?.unwrap_or(0) };
+        host.insert("MemorySwap".into(), json!(v));
+    }
+    if let Some(c) = svc.cpus.clone().or(limits.cpus) {
+        let f: f64 = c.trim().parse().map_err(|_| Error::Project(format!("{}: invalid number of CPUs {c:?}", key("cpus"))))?;
+        if f > 0.0 {
+            host.insert("NanoCpus".into(), json!((f * 1e9) as i64));
+        }
+    }
+    if let Some(s) = svc.cpu_shares {
+        host.insert("CpuShares".into(), json!(s));
+    }
+    if let Some(p) = svc.pids_limit.or(limits.pids) {
+        host.insert("PidsLimit".into(), json!(p));
+    }
+    if let Some(s) = bytes(&key("shm_size"), &svc.shm_size)? {
+        host.insert("ShmSize".into(), json!(s));
+    }
+    if let Some(p) = &svc.pid {
+        host.insert("PidMode".into(), json!(p));
+    }
+    if let Some(p) = &svc.ipc {
+        host.insert("IpcMode".into(), json!(p));
+    }
+    if let Some(r) = &svc.runtime {
+        host.insert("Runtime".into(), json!(r));
+    }
+    if let Some(l) = &svc.logging {
+        host.insert(
+            "LogConfig".into(),
+            json!({"Type": l.driver.clone().unwrap_or_default(), "Config": l.options.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect::<BTreeMap<_, _>>()}),
+        );
+    }
+    // Networks: every endpoint in the create body (API ≥ 1.44); the service name and its aliases resolve.
+    let nets = svc.network_list();
+    let mode = match &svc.network_mode {
+        Some(m) => m.clone(),
+        None => nets.first().and_then(|(k, _)| project.networks.get(k)).map(|r| r.name.clone()).unwrap_or_else(|| "default".into()),
+    };
+    let mode = match mode.strip_prefix("service:") {
+        Some(other) => format!("container:{}", container_name(&project.name, project.services.get(other).unwrap_or(svc), 1)),
+        None => mode,
+    };
+    host.insert("NetworkMode".into(), json!(mode));
+    let mut endpoints = Map::new();
+    if svc.network_mode.is_none() {
+        for (k, n) in &nets {
+            let Some(r) = project.networks.get(k) else { continue };
+            let mut aliases = vec![svc.name.clone()];
+            if spec.oneoff.is_none() {
+                aliases.extend(n.aliases.iter().cloned());
+            }
+            let mut ep = Map::new();
+            ep.insert("Aliases".into(), json!(aliases));
+            let mut ipam = Map::new();
+            if let Some(a) = &n.ipv4_address {
+                ipam.insert("IPv4Address".into(), json!(a));
+            }
+            if let Some(a) = &n.ipv6_address {
+                ipam.insert("IPv6Address".into(), json!(a));
+            }
+            if !ipam.is_empty() {
+                ep.insert("IPAMConfig".into(), Value::Object(ipam));
+            }
+            if let Some(m) = &n.mac_address {
+                ep.insert("MacAddress".into(), json!(m));
+            }
+            endpoints.insert(r.name.clone(), Value::Object(ep));
+        }
+    }
+    body.insert("HostConfig".into(), Value::Object(host));
+    if !endpoints.is_empty() {
+        body.insert("NetworkingConfig".into(), json!({"EndpointsConfig": endpoints}));
+    }
+    Ok((name, Value::Object(body)))
+}
+
+fn volumes_from(project: &Project, svc: &Service) -> Vec<String> {
+    svc.volumes_from
+        .iter()
+        .map(|v| {
+            let (src, mode) = match v.rsplit_once(':') {
+                Some((s, m)) if m == "ro" || m == "rw" => (s.to_string(), Some(m)),
+                _ => (v.clone(), None),
+            };
+            let target = match src.strip_prefix("container:") {
+                Some(c) => c.to_string(),
+                None => match project.services.get(&src) {
+                    Some(s) => container_name(&project.name, s, 1),
+                    None => src.clone(),
+                },
+            };
+            match mode {
+                Some(m) => format!("{target}:{m}"),
+                None => target,
+            }
+        })
+        .collect()
+}
+
+/// A random slug for a one-off container (hex of the time and the process, 64 bits; no crate needed).
+pub fn slug() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let seed = format!("{t}-{}", std::process::id());
+    hex::encode(Sha256::digest(seed.as_bytes()))
+}
