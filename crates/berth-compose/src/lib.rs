@@ -18,3 +18,8 @@ pub mod normalize;
 
 pub use load::{Options, Project, load};
 pub mod plan;
+
+/// Renders a model as YAML (what `config` prints).
+pub fn to_yaml(v: &serde_json::Value) -> Result<String> {
+    serde_saphyr::to_string(v).map_err(|e| Error::Project(format!("render YAML: {e}")))
+}

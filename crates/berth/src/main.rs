@@ -29,7 +29,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
+    compose, container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -156,6 +156,9 @@ enum Cmd {
     Unpause(container::Targets),
     /// Block until one or more containers stop, then print their exit codes
     Wait(container::Targets),
+    /// Define and run multi-container applications
+    #[command(arg_required_else_help = true)]
+    Compose(compose::ComposeArgs),
     /// Manage containers
     #[command(arg_required_else_help = true)]
     Container {
@@ -411,6 +414,11 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     if let Cmd::Logout(a) = cmd {
         return registry::logout(a).await;
     }
+    // `compose config` and `compose version` need no daemon.
+    let cmd = match cmd {
+        Cmd::Compose(a) if a.is_offline() => return compose::offline(a),
+        other => other,
+    };
     let c = connect(host).await?;
     match cmd {
         Cmd::Run(a) => run::run(&c, a).await,
@@ -446,6 +454,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Top(a) => container::top(&c, a).await,
         Cmd::Unpause(a) => container::pause(&c, a, false).await,
         Cmd::Wait(a) => container::wait(&c, a).await,
+        Cmd::Compose(a) => compose::compose(&c, a).await,
         Cmd::Container { cmd } => match cmd {
             ContainerCmd::Attach(a) => container::attach(&c, a).await,
             ContainerCmd::Cp(a) => cp::cp(&c, a).await,

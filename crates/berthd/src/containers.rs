@@ -57,6 +57,9 @@ pub struct State {
     pub started_at: String,
     pub finished_at: String,
     pub oom_killed: bool,
+    /// The healthcheck's state while a container with one runs (Docker's `State.Health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
 }
 
 /// Everything berthd keeps about a container (one document in the store).
@@ -136,6 +139,11 @@ impl Container {
 
     pub fn name(&self) -> String {
         self.record().name
+    }
+
+    /// Changes the record in memory only (the healthcheck's results, which Docker does not need on disk either).
+    pub fn update_volatile(&self, f: impl FnOnce(&mut Record)) -> Record {
+        self.update(f)
     }
 
     fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
@@ -514,6 +522,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
             started_at: berth_api::time::ZERO.into(),
             finished_at: berth_api::time::ZERO.into(),
             oom_killed: false,
+            health: None,
         },
         restart_count: 0,
         runtime,
@@ -822,10 +831,12 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             started_at: berth_api::time::now(),
             finished_at: r.state.finished_at.clone(),
             oom_killed: false,
+            health: crate::health::initial(&r.config),
         };
     });
     persist(d, c, &rec).await?;
     spawn_monitor(d.clone(), c.clone());
+    crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
     Ok(())
 }
 
@@ -1221,8 +1232,14 @@ pub fn status_text(rec: &Record, now: SystemTime) -> String {
             .map(berth_api::time::human_duration)
             .unwrap_or_else(|| "Less than a second".into())
     };
+    let health = match rec.state.health.as_ref().map(|h| h.status.as_str()) {
+        Some("starting") => " (health: starting)",
+        Some("healthy") => " (healthy)",
+        Some("unhealthy") => " (unhealthy)",
+        _ => "",
+    };
     match rec.state.status {
-        Status::Running => format!("Up {}", since(&rec.state.started_at)),
+        Status::Running => format!("Up {}{health}", since(&rec.state.started_at)),
         Status::Paused => format!("Up {} (Paused)", since(&rec.state.started_at)),
         Status::Restarting => format!("Restarting ({}) {} ago", rec.state.exit_code, since(&rec.state.finished_at)),
         Status::Removing => "Removal In Progress".into(),
@@ -1262,6 +1279,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
             "Error": s.error,
             "StartedAt": s.started_at,
             "FinishedAt": s.finished_at,
+            "Health": s.health,
         },
         "Image": rec.image_id,
         "ResolvConfPath": dir.join("resolv.conf"),

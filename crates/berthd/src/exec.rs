@@ -82,6 +82,13 @@ pub fn get(d: &Daemon, id: &str) -> Result<Arc<ExecInstance>, Error> {
         .ok_or_else(|| Error::NotFound(format!("No such exec instance: {id}")))
 }
 
+/// Drops an exec instance from the table (the daemon's own execs, such as healthchecks, once they are done).
+pub fn forget(d: &Daemon, id: &str) {
+    if let Ok(mut m) = d.execs.lock() {
+        m.remove(id);
+    }
+}
+
 /// Builds the OCI process of an exec from the container's spec.
 fn process(d: &Daemon, c: &Container, cfg: &ExecConfig) -> Result<ExecRequest, Error> {
     let bundle = containers::bundle_dir(d, &c.id);

@@ -10,6 +10,7 @@ mod archive;
 mod containers;
 mod daemon;
 mod exec;
+mod health;
 mod hijack;
 mod logs;
 mod mounts;

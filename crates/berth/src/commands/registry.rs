@@ -230,18 +230,7 @@ fn repo_and_tag(name: &str, all_tags: bool, quiet: bool) -> Result<(String, Opti
 
 pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
     let (repo, tag) = repo_and_tag(&a.name, a.all_tags, a.quiet)?;
-    let mut q = vec![("fromImage", repo.clone())];
-    if let Some(t) = &tag {
-        q.push(("tag", t.clone()));
-    }
-    if let Some(p) = &a.platform {
-        q.push(("platform", p.clone()));
-    }
-    let auth = auth_header(&registry_of(&repo))?;
-    let resp =
-        c.send(Method::POST, &format!("/images/create{}", query(&q)), empty(), &[("x-registry-auth", &auth)]).await?;
-    let resp = check(resp).await?;
-    follow(resp, a.quiet).await?;
+    pull_request(c, &repo, tag.as_deref(), a.platform.as_deref(), a.quiet).await?;
     match &tag {
         Some(t) => outln!("{}", qualified(&repo, t)),
         None => outln!("{}", qualified(&repo, "").trim_end_matches(':')),
@@ -249,14 +238,47 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
     Ok(0)
 }
 
-pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
-    let (repo, tag) = repo_and_tag(&a.name, a.all_tags, a.quiet)?;
-    let q: Vec<(&str, String)> = tag.iter().map(|t| ("tag", t.clone())).collect();
-    let auth = auth_header(&registry_of(&repo))?;
-    let path = format!("{}/push{}", image_path(&repo), query(&q));
+/// `POST /images/create` with the registry's credentials, its progress shown (unless `quiet`).
+async fn pull_request(c: &Client, repo: &str, tag: Option<&str>, platform: Option<&str>, quiet: bool) -> Result<()> {
+    let mut q = vec![("fromImage", repo.to_string())];
+    if let Some(t) = tag {
+        q.push(("tag", t.to_string()));
+    }
+    if let Some(p) = platform {
+        q.push(("platform", p.to_string()));
+    }
+    let auth = auth_header(&registry_of(repo))?;
+    let resp =
+        c.send(Method::POST, &format!("/images/create{}", query(&q)), empty(), &[("x-registry-auth", &auth)]).await?;
+    let resp = check(resp).await?;
+    follow(resp, quiet).await
+}
+
+/// Pulls `image` (`latest` when it has no tag) for other commands (compose), printing only the progress.
+pub async fn pull_quietly(c: &Client, image: &str, quiet: bool) -> Result<()> {
+    let (repo, tag) = split_reference(image);
+    pull_request(c, &repo, Some(tag.as_deref().unwrap_or("latest")), None, quiet).await
+}
+
+/// `POST /images/{name}/push` with the registry's credentials, its progress shown (unless `quiet`).
+async fn push_request(c: &Client, repo: &str, tag: Option<&str>, quiet: bool) -> Result<()> {
+    let q: Vec<(&str, String)> = tag.iter().map(|t| ("tag", t.to_string())).collect();
+    let auth = auth_header(&registry_of(repo))?;
+    let path = format!("{}/push{}", image_path(repo), query(&q));
     let resp = c.send(Method::POST, &path, empty(), &[("x-registry-auth", &auth)]).await?;
     let resp = check(resp).await?;
-    follow(resp, a.quiet).await?;
+    follow(resp, quiet).await
+}
+
+/// Pushes `image` (`latest` when it has no tag) for other commands (compose).
+pub async fn push_quietly(c: &Client, image: &str, quiet: bool) -> Result<()> {
+    let (repo, tag) = split_reference(image);
+    push_request(c, &repo, Some(tag.as_deref().unwrap_or("latest")), quiet).await
+}
+
+pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
+    let (repo, tag) = repo_and_tag(&a.name, a.all_tags, a.quiet)?;
+    push_request(c, &repo, tag.as_deref(), a.quiet).await?;
     if a.quiet {
         outln!("{}", a.name);
     }
