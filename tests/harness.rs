@@ -2,6 +2,7 @@
 //! drives it with the `berth` CLI (or the real `docker` CLI), and cleans up after itself even when it fails.
 #![allow(clippy::unwrap_used)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -353,4 +354,65 @@ pub fn stdout(o: &Output) -> String {
 /// stderr of an output as a string.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Builds and imports an image: busybox with its applets, a user `app` (1000:1000), whatever `extra` adds, and the
+/// `--change`s given.
+pub fn image(d: &Berthd, name: &str, changes: &[&str], extra: impl FnOnce(&Path)) {
+    let root = d.dir.join(format!("rootfs-{name}"));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+        if applet != "busybox" {
+            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
+        }
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
+        .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
+    extra(&root);
+    let tar = d.dir.join(format!("{name}.tar"));
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "--xattrs", "-C"])
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut args: Vec<String> = vec!["import".into()];
+    for c in changes {
+        args.push("-c".into());
+        args.push(c.to_string());
+    }
+    args.push(tar.display().to_string());
+    args.push(name.into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    d.ok(&args);
+}
+
+/// An Engine API request over the daemon's socket: (status, headers, body).
+pub fn api(d: &Berthd, method: &str, path: &str, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, out[split + 4..].to_vec())
 }
