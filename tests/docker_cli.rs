@@ -195,7 +195,8 @@ fn docker_cli_networks_names_and_ports() {
 }
 
 /// Debian's docker-compose 1.29 (docker-py) drives berthd: a project network, a second network, service names that
-/// resolve, a published port, and `down` removing it all.
+/// resolve, a published port, a named volume, a `service_healthy` dependency (berthd runs the healthcheck), and
+/// `down -v` removing it all; `berth compose` sees the same project through the labels.
 #[test]
 fn docker_compose_v1_networks() {
     if !can_run() {
@@ -217,9 +218,11 @@ fn docker_compose_v1_networks() {
     std::fs::write(
         proj.join("docker-compose.yml"),
         format!(
-            "version: \"3.8\"\nservices:\n  db:\n    image: busybox\n    command: sleep 300\n    networks: [back]\n  \
+            "services:\n  db:\n    image: busybox\n    command: sh -c \"echo kept > /data/v; sleep 300\"\n    networks: [back]\n    \
+             volumes: [\"dbdata:/data\"]\n    healthcheck: {{test: [\"CMD-SHELL\", \"test -f /data/v\"], interval: 1s, retries: 30}}\n  \
              web:\n    image: busybox\n    command: sh -c \"mkdir -p /w && echo composed > /w/index.html && exec httpd -f -p 80 -h /w\"\n    \
-             ports: [\"127.0.0.1:{port}:80\"]\n    depends_on: [db]\n    networks: [default, back]\nnetworks:\n  back: {{}}\n"
+             ports: [\"127.0.0.1:{port}:80\"]\n    depends_on: {{db: {{condition: service_healthy}}}}\n    networks: [default, back]\n\
+             networks:\n  back: {{}}\nvolumes:\n  dbdata: {{}}\n"
         ),
     )
     .unwrap();
@@ -257,7 +260,12 @@ fn docker_compose_v1_networks() {
     assert!(from_host, "the published port answers from the host");
     let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(nets.contains("proj_default") && nets.contains("proj_back"), "{nets}");
-    run(&["down", "-t", "1"]);
+    assert_eq!(d.inspect("proj_db_1", "{{.State.Health.Status}}"), "healthy");
+    // `berth compose` finds docker-compose's project by its labels.
+    let out = d.berth_cmd().current_dir(&proj).args(["compose", "ps", "--format", "{{.Service}} {{.State}}"]).output().unwrap();
+    assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), vec!["db running", "web running"], "{}", stderr(&out));
+    run(&["down", "-v", "-t", "1"]);
+    assert!(!d.ok(&["volume", "ls", "-q"]).contains("proj_dbdata"));
     let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!nets.contains("proj_"), "{nets}");
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
