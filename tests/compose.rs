@@ -97,12 +97,17 @@ fn service_images(d: &Berthd) {
         .unwrap();
         std::fs::set_permissions(cgi.join("count"), std::fs::Permissions::from_mode(0o755)).unwrap();
     });
-    image(d, "e2e-redis:1", &["CMD [\"sh\", \"-c\", \"echo redis ready; exec httpd -f -vv -p 6379 -h /srv\"]"], |root| {
-        let cgi = root.join("srv/cgi-bin");
-        std::fs::create_dir_all(&cgi).unwrap();
-        std::fs::write(cgi.join("ping"), "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho PONG\n").unwrap();
-        std::fs::set_permissions(cgi.join("ping"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    });
+    image(
+        d,
+        "e2e-redis:1",
+        &["CMD [\"sh\", \"-c\", \"echo redis ready; exec httpd -f -vv -p 6379 -h /srv\"]"],
+        |root| {
+            let cgi = root.join("srv/cgi-bin");
+            std::fs::create_dir_all(&cgi).unwrap();
+            std::fs::write(cgi.join("ping"), "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho PONG\n").unwrap();
+            std::fs::set_permissions(cgi.join("ping"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        },
+    );
 }
 
 /// The web service's CGI: asks db and redis by name.
@@ -281,7 +286,26 @@ fn compose_recreate_scale_orphans_and_commands() {
     assert_eq!(p.ok(&["ps", "-q", "app"]).lines().count(), 3);
     let names = p.ok(&["ps", "--format", "{{.Name}}", "app"]);
     assert_eq!(names.lines().collect::<Vec<_>>(), vec!["demoapp-app-1", "demoapp-app-2", "demoapp-app-3"]);
-    assert_eq!(p.ok(&["exec", "-T", "--index", "2", "-e", "X=2", "-w", "/tmp", "-u", "65534", "app", "sh", "-c", "echo $X $(pwd) $(id -u)"]).trim(), "2 /tmp 65534");
+    assert_eq!(
+        p.ok(&[
+            "exec",
+            "-T",
+            "--index",
+            "2",
+            "-e",
+            "X=2",
+            "-w",
+            "/tmp",
+            "-u",
+            "65534",
+            "app",
+            "sh",
+            "-c",
+            "echo $X $(pwd) $(id -u)"
+        ])
+        .trim(),
+        "2 /tmp 65534"
+    );
     p.ok(&["up", "-d", "--scale", "app=1", "--no-recreate"]);
     assert_eq!(p.ok(&["ps", "-q", "app"]).lines().count(), 1);
     // One-off runs: oneoff labels, removed with --rm, dependencies untouched with --no-deps.
@@ -332,10 +356,22 @@ fn compose_bad_input_and_failed_starts() {
     let Some(d) = daemon_with_busybox() else { return };
     let cases: &[(&str, &str)] = &[
         ("services:\n  web:\n    image: busybox\n    ports: [true]\n", "compose.yaml: services.web.ports.0: expected"),
-        ("services:\n  web:\n    image: busybox\n    restrat: always\n", "compose.yaml: services.web.restrat: unknown key"),
-        ("services:\n  a: {image: busybox, depends_on: [b]}\n  b: {image: busybox, depends_on: [a]}\n", "dependency cycle detected: a -> b -> a"),
-        ("services:\n  web:\n    image: \"${IMAGE:?IMAGE is required}\"\n", "compose.yaml: services.web.image: required variable IMAGE is missing a value: IMAGE is required"),
-        ("services:\n  web:\n    image: busybox\n    depends_on:\n      db: {condition: sometimes}\n", "services.web.depends_on.db.condition: expected one of"),
+        (
+            "services:\n  web:\n    image: busybox\n    restrat: always\n",
+            "compose.yaml: services.web.restrat: unknown key",
+        ),
+        (
+            "services:\n  a: {image: busybox, depends_on: [b]}\n  b: {image: busybox, depends_on: [a]}\n",
+            "dependency cycle detected: a -> b -> a",
+        ),
+        (
+            "services:\n  web:\n    image: \"${IMAGE:?IMAGE is required}\"\n",
+            "compose.yaml: services.web.image: required variable IMAGE is missing a value: IMAGE is required",
+        ),
+        (
+            "services:\n  web:\n    image: busybox\n    depends_on:\n      db: {condition: sometimes}\n",
+            "services.web.depends_on.db.condition: expected one of",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let p = Project::new(&d, &format!("bad{i}"), &[("compose.yaml", text)]);
@@ -351,7 +387,10 @@ fn compose_bad_input_and_failed_starts() {
     let p = Project::new(
         &d,
         "broken",
-        &[("compose.yaml", "services:\n  ok:\n    image: busybox\n    command: sleep 1000\n  broken:\n    image: busybox\n    command: /no/such/program\n    depends_on: [ok]\n")],
+        &[(
+            "compose.yaml",
+            "services:\n  ok:\n    image: busybox\n    command: sleep 1000\n  broken:\n    image: busybox\n    command: /no/such/program\n    depends_on: [ok]\n",
+        )],
     );
     let err = p.fails(&["up", "-d"]);
     assert!(err.contains("service \"broken\" failed to start") && err.contains("broken-broken-1"), "{err}");
@@ -362,7 +401,10 @@ fn compose_bad_input_and_failed_starts() {
     let p = Project::new(
         &d,
         "sick",
-        &[("compose.yaml", "services:\n  db:\n    image: busybox\n    command: sleep 1000\n    healthcheck: {test: [\"CMD\", \"false\"], interval: 200ms, retries: 2}\n  web:\n    image: busybox\n    command: sleep 1000\n    depends_on: {db: {condition: service_healthy}}\n")],
+        &[(
+            "compose.yaml",
+            "services:\n  db:\n    image: busybox\n    command: sleep 1000\n    healthcheck: {test: [\"CMD\", \"false\"], interval: 200ms, retries: 2}\n  web:\n    image: busybox\n    command: sleep 1000\n    depends_on: {db: {condition: service_healthy}}\n",
+        )],
     );
     let err = p.fails(&["up", "-d"]);
     assert!(err.contains("dependency failed to start: container sick-db-1 is unhealthy"), "{err}");
@@ -377,12 +419,29 @@ fn compose_config_merges_and_normalises() {
         &d,
         "cfg",
         &[
-            ("base.yaml", "services:\n  web:\n    image: busybox\n    ports: [\"8080:80\"]\n    environment: {A: \"1\"}\n"),
+            (
+                "base.yaml",
+                "services:\n  web:\n    image: busybox\n    ports: [\"8080:80\"]\n    environment: {A: \"1\"}\n",
+            ),
             ("override.yaml", "services:\n  web:\n    environment: {B: \"${B_VALUE}\"}\n    profiles: [x]\n"),
             ("vars.env", "B_VALUE=two\n"),
         ],
     );
-    let out = p.ok(&["-f", "base.yaml", "-f", "override.yaml", "--env-file", "vars.env", "--profile", "x", "-p", "named", "config", "--format", "json"]);
+    let out = p.ok(&[
+        "-f",
+        "base.yaml",
+        "-f",
+        "override.yaml",
+        "--env-file",
+        "vars.env",
+        "--profile",
+        "x",
+        "-p",
+        "named",
+        "config",
+        "--format",
+        "json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["name"], "named");
     assert_eq!(v["services"]["web"]["environment"], serde_json::json!({"A": "1", "B": "two"}));

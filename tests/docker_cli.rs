@@ -262,7 +262,12 @@ fn docker_compose_v1_networks() {
     assert!(nets.contains("proj_default") && nets.contains("proj_back"), "{nets}");
     assert_eq!(d.inspect("proj_db_1", "{{.State.Health.Status}}"), "healthy");
     // `berth compose` finds docker-compose's project by its labels.
-    let out = d.berth_cmd().current_dir(&proj).args(["compose", "ps", "--format", "{{.Service}} {{.State}}"]).output().unwrap();
+    let out = d
+        .berth_cmd()
+        .current_dir(&proj)
+        .args(["compose", "ps", "--format", "{{.Service}} {{.State}}"])
+        .output()
+        .unwrap();
     assert_eq!(stdout(&out).lines().collect::<Vec<_>>(), vec!["db running", "web running"], "{}", stderr(&out));
     run(&["down", "-v", "-t", "1"]);
     assert!(!d.ok(&["volume", "ls", "-q"]).contains("proj_dbdata"));

@@ -65,4 +65,3 @@ pub fn go_duration(s: &str) -> Result<Duration, String> {
     }
     Ok(Duration::from_secs_f64(total))
 }
-

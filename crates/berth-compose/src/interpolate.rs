@@ -175,10 +175,8 @@ pub fn interpolate_value(
     unset: &mut dyn FnMut(&str),
 ) -> Result<(), (String, TemplateError)> {
     match v {
-        Value::String(s) => {
-            if s.contains('$') {
-                *s = substitute(s, env, unset).map_err(|e| (path.join("."), e))?;
-            }
+        Value::String(s) if s.contains('$') => {
+            *s = substitute(s, env, unset).map_err(|e| (path.join("."), e))?;
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -201,8 +199,11 @@ pub fn interpolate_value(
 
 /// Interpolates a whole file, turning a failure into an [`Error`] that names the file and the key.
 pub fn interpolate_file(file: &str, v: &mut Value, env: &dyn Lookup, unset: &mut dyn FnMut(&str)) -> Result<(), Error> {
-    interpolate_value(v, &mut Vec::new(), env, unset)
-        .map_err(|(path, e)| Error::Invalid { file: file.to_string(), path, message: e.to_string() })
+    interpolate_value(v, &mut Vec::new(), env, unset).map_err(|(path, e)| Error::Invalid {
+        file: file.to_string(),
+        path,
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

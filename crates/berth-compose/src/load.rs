@@ -73,8 +73,11 @@ pub struct Project {
 
 /// Compose's normalisation of a project name: lower case, only `a-z 0-9 _ -`, starting with a letter or digit.
 pub fn normalize_project_name(s: &str) -> String {
-    let lower: String =
-        s.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
+    let lower: String = s
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
     lower.trim_start_matches(['_', '-']).to_string()
 }
 
@@ -135,10 +138,12 @@ pub fn load(opts: &Options) -> Result<Project> {
         let sep = os.get("COMPOSE_PATH_SEPARATOR").and_then(|s| s.chars().next()).unwrap_or(':');
         cf.split(sep).filter(|s| !s.is_empty()).map(|f| opts.working_dir.join(f)).collect()
     } else {
-        let start = opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
+        let start =
+            opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
         find_files(&start)?
     };
-    let files: Vec<PathBuf> = files.iter().map(|f| PathBuf::from(normalize::absolute(Path::new("/"), &f.display().to_string()))).collect();
+    let files: Vec<PathBuf> =
+        files.iter().map(|f| PathBuf::from(normalize::absolute(Path::new("/"), &f.display().to_string()))).collect();
     let working_dir = match &opts.project_directory {
         Some(p) => PathBuf::from(normalize::absolute(&opts.working_dir, &p.display().to_string())),
         None => files.first().and_then(|f| f.parent()).map(Path::to_path_buf).unwrap_or(opts.working_dir.clone()),
@@ -176,9 +181,13 @@ pub fn load(opts: &Options) -> Result<Project> {
     let profiles: Vec<String> = if !opts.profiles.is_empty() {
         opts.profiles.clone()
     } else {
-        environment.get("COMPOSE_PROFILES").map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+        environment
+            .get("COMPOSE_PROFILES")
+            .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default()
     };
-    let mut project = build_project(name, working_dir, files, env_files, environment, profiles, merged, &opts.services)?;
+    let mut project =
+        build_project(name, working_dir, files, env_files, environment, profiles, merged, &opts.services)?;
     project.unset = unset.into_iter().collect();
     Ok(project)
 }
@@ -199,8 +208,12 @@ fn project_name(
         .clone()
         .filter(|s| !s.is_empty())
         .map(|n| (n, "the project name (-p)"))
-        .or_else(|| env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()).map(|n| (n.clone(), "COMPOSE_PROJECT_NAME")))
-        .or_else(|| merged.get("name").and_then(normalize::scalar_string).filter(|s| !s.is_empty()).map(|n| (n, "name")));
+        .or_else(|| {
+            env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()).map(|n| (n.clone(), "COMPOSE_PROJECT_NAME"))
+        })
+        .or_else(|| {
+            merged.get("name").and_then(normalize::scalar_string).filter(|s| !s.is_empty()).map(|n| (n, "name"))
+        });
     if let Some((n, source)) = explicit {
         if !is_valid_project_name(&n) {
             let message = format!(
@@ -244,11 +257,17 @@ fn build_project(
     }
     // Profiles: a service with profiles runs only when one of them is active (or it is named).
     let enabled_by_profile = |svc: &Value, n: &str| -> bool {
-        let ps: Vec<&str> =
-            svc.get("profiles").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-        ps.is_empty() || targeted.iter().any(|t| t == n) || profiles.iter().any(|p| p == "*" || ps.contains(&p.as_str()))
+        let ps: Vec<&str> = svc
+            .get("profiles")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        ps.is_empty()
+            || targeted.iter().any(|t| t == n)
+            || profiles.iter().any(|p| p == "*" || ps.contains(&p.as_str()))
     };
-    let mut enabled: BTreeSet<String> = all.iter().filter(|(n, s)| enabled_by_profile(s, n)).map(|(n, _)| n.clone()).collect();
+    let mut enabled: BTreeSet<String> =
+        all.iter().filter(|(n, s)| enabled_by_profile(s, n)).map(|(n, _)| n.clone()).collect();
     // The dependencies of named services are enabled too.
     let mut stack: Vec<String> = targeted.to_vec();
     while let Some(n) = stack.pop() {
@@ -299,7 +318,11 @@ fn build_project(
                 message: "has neither an image nor a build context specified: at least one must be provided".into(),
             });
         }
-        if enabled.contains(n) { services.insert(n.clone(), svc) } else { disabled.insert(n.clone(), svc) };
+        if enabled.contains(n) {
+            services.insert(n.clone(), svc)
+        } else {
+            disabled.insert(n.clone(), svc)
+        };
     }
     // References.
     for s in services.values() {
@@ -340,7 +363,10 @@ fn build_project(
     for s in services.values() {
         for (n, _) in s.network_list() {
             if !networks.contains_key(&n) {
-                return Err(Error::Project(format!("service {:?} refers to undefined network {n}: invalid compose project", s.name)));
+                return Err(Error::Project(format!(
+                    "service {:?} refers to undefined network {n}: invalid compose project",
+                    s.name
+                )));
             }
         }
         for v in &s.volumes {
@@ -348,7 +374,10 @@ fn build_project(
                 && let Some(src) = &v.source
                 && !volumes.contains_key(src)
             {
-                return Err(Error::Project(format!("service {:?} refers to undefined volume {src}: invalid compose project", s.name)));
+                return Err(Error::Project(format!(
+                    "service {:?} refers to undefined volume {src}: invalid compose project",
+                    s.name
+                )));
             }
         }
     }
@@ -571,7 +600,10 @@ volumes:
     #[test]
     fn env_files_and_profiles() {
         let d = dir_with(&[
-            ("compose.yaml", "services:\n  a: {image: \"busybox:${TAG}\", env_file: [a.env]}\n  b: {image: busybox, profiles: [dev]}\n"),
+            (
+                "compose.yaml",
+                "services:\n  a: {image: \"busybox:${TAG}\", env_file: [a.env]}\n  b: {image: busybox, profiles: [dev]}\n",
+            ),
             (".env", "TAG=default\n"),
             ("other.env", "TAG=other\nCOMPOSE_PROFILES=dev\n"),
             ("a.env", "FROM_FILE=1\n"),
@@ -608,20 +640,31 @@ volumes:
             case("services:\n  web:\n    image: busybox\n    ports: [true]\n"),
             "compose.yaml: services.web.ports.0: expected a number or a string or a mapping, got a boolean"
         );
-        assert!(case("services:\n  web:\n    image: busybox\n    imgae: x\n").starts_with("compose.yaml: services.web.imgae: unknown key \"imgae\""));
+        assert!(
+            case("services:\n  web:\n    image: busybox\n    imgae: x\n")
+                .starts_with("compose.yaml: services.web.imgae: unknown key \"imgae\"")
+        );
         assert_eq!(
             case("services:\n  web:\n    image: ${IMAGE:?IMAGE must be set}\n"),
             "compose.yaml: services.web.image: required variable IMAGE is missing a value: IMAGE must be set"
         );
         assert_eq!(
-            case("services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n"),
+            case(
+                "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: [c]}\n  c: {image: x, depends_on: [a]}\n"
+            ),
             "dependency cycle detected: a -> b -> c -> a"
         );
-        assert_eq!(case("services:\n  a: {image: x, depends_on: [nope]}\n"), "service \"a\" depends on undefined service \"nope\"");
+        assert_eq!(
+            case("services:\n  a: {image: x, depends_on: [nope]}\n"),
+            "service \"a\" depends on undefined service \"nope\""
+        );
         assert!(case("services:\n  a: {image: x, volumes: [\"data:/d\"]}\n").contains("undefined volume data"));
         assert!(case("services:\n  a: {}\n").contains("neither an image nor a build context"));
         assert!(case("services: [a]\n").starts_with("compose.yaml: services: expected a mapping, got a list"));
         assert!(case("services:\n  a: {image: x\n").starts_with("compose.yaml: "));
-        assert!(case("services:\n  a: {image: x, ports: [\"1:2:3:4\"]}\n").starts_with("compose.yaml: services.a.ports.0: invalid port"));
+        assert!(
+            case("services:\n  a: {image: x, ports: [\"1:2:3:4\"]}\n")
+                .starts_with("compose.yaml: services.a.ports.0: invalid port")
+        );
     }
 }

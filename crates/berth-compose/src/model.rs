@@ -32,8 +32,12 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error>
     let v = Value::deserialize(d)?;
     match &v {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_u64().map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected a count, got {n}"))),
-        Value::String(s) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected a count, got {s:?}"))),
+        Value::Number(n) => {
+            n.as_u64().map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected a count, got {n}")))
+        }
+        Value::String(s) => {
+            s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected a count, got {s:?}")))
+        }
         o => Err(serde::de::Error::custom(format!("expected a count, got {o}"))),
     }
 }
@@ -42,8 +46,12 @@ fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     let v = Value::deserialize(d)?;
     match &v {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}"))),
-        Value::String(s) => s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected an integer, got {s:?}"))),
+        Value::Number(n) => {
+            n.as_i64().map(Some).ok_or_else(|| serde::de::Error::custom(format!("expected an integer, got {n}")))
+        }
+        Value::String(s) => {
+            s.trim().parse().map(Some).map_err(|_| serde::de::Error::custom(format!("expected an integer, got {s:?}")))
+        }
         o => Err(serde::de::Error::custom(format!("expected an integer, got {o}"))),
     }
 }

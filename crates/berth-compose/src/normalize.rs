@@ -291,11 +291,15 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
             Value::Object(m) => m
                 .iter()
                 .flat_map(|(k, v)| match v {
-                    Value::Array(ips) => ips.iter().filter_map(scalar_string).map(|ip| json!(format!("{k}={ip}"))).collect(),
+                    Value::Array(ips) => {
+                        ips.iter().filter_map(scalar_string).map(|ip| json!(format!("{k}={ip}"))).collect()
+                    }
                     o => vec![json!(format!("{k}={}", scalar_string(o).unwrap_or_default()))],
                 })
                 .collect(),
-            Value::Array(items) => items.iter().filter_map(scalar_string).map(|s| json!(s.replacen(':', "=", 1))).collect(),
+            Value::Array(items) => {
+                items.iter().filter_map(scalar_string).map(|s| json!(s.replacen(':', "=", 1))).collect()
+            }
             _ => Vec::new(),
         };
         svc.insert("extra_hosts".into(), Value::Array(list));
@@ -321,7 +325,9 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
                 Value::Object(m) => {
                     let mut m = m.clone();
                     if let Some(t) = m.get("target").and_then(scalar_string) {
-                        let t: u16 = t.parse().map_err(|_| bad(&format!("ports.{i}.target"), format!("expected a port number, got {t:?}")))?;
+                        let t: u16 = t.parse().map_err(|_| {
+                            bad(&format!("ports.{i}.target"), format!("expected a port number, got {t:?}"))
+                        })?;
                         m.insert("target".into(), json!(t));
                     }
                     if let Some(pb) = m.get("published").and_then(scalar_string) {
@@ -380,7 +386,8 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
         svc.insert("depends_on".into(), Value::Object(m));
     }
     if let Some(Value::Array(nets)) = svc.get("networks").cloned() {
-        let m: Map<String, Value> = nets.iter().filter_map(Value::as_str).map(|n| (n.to_string(), Value::Null)).collect();
+        let m: Map<String, Value> =
+            nets.iter().filter_map(Value::as_str).map(|n| (n.to_string(), Value::Null)).collect();
         svc.insert("networks".into(), Value::Object(m));
     }
     if let Some(hc) = svc.get_mut("healthcheck").and_then(Value::as_object_mut)
@@ -491,13 +498,10 @@ mod tests {
 
     #[test]
     fn words() {
-        assert_eq!(shell_split(r#"sh -c 'echo "a b"' x\ y "q\"t""#), Ok(vec![
-            "sh".to_string(),
-            "-c".into(),
-            "echo \"a b\"".into(),
-            "x y".into(),
-            "q\"t".into()
-        ]));
+        assert_eq!(
+            shell_split(r#"sh -c 'echo "a b"' x\ y "q\"t""#),
+            Ok(vec!["sh".to_string(), "-c".into(), "echo \"a b\"".into(), "x y".into(), "q\"t".into()])
+        );
         assert!(shell_split("'open").is_err());
         assert_eq!(shell_split("  "), Ok(vec![]));
     }
@@ -506,10 +510,15 @@ mod tests {
     fn ports_short_syntax() {
         let p = |s: &str| parse_port(s).unwrap_or_else(|e| panic!("{s}: {e}"));
         assert_eq!(p("80"), vec![json!({"mode": "ingress", "target": 80, "protocol": "tcp"})]);
-        assert_eq!(p("8080:80/udp"), vec![json!({"mode": "ingress", "target": 80, "published": "8080", "protocol": "udp"})]);
+        assert_eq!(
+            p("8080:80/udp"),
+            vec![json!({"mode": "ingress", "target": 80, "published": "8080", "protocol": "udp"})]
+        );
         assert_eq!(
             p("127.0.0.1:8080:80"),
-            vec![json!({"mode": "ingress", "host_ip": "127.0.0.1", "target": 80, "published": "8080", "protocol": "tcp"})]
+            vec![
+                json!({"mode": "ingress", "host_ip": "127.0.0.1", "target": 80, "published": "8080", "protocol": "tcp"})
+            ]
         );
         let r = p("9000-9001:80-81");
         assert_eq!(r.len(), 2);
@@ -523,7 +532,10 @@ mod tests {
     fn volumes_short_syntax() {
         let base = Path::new("/proj");
         let v = |s: &str| parse_volume(s, base).unwrap_or_else(|e| panic!("{s}: {e}"));
-        assert_eq!(v("data:/var/lib/db"), json!({"type": "volume", "source": "data", "target": "/var/lib/db", "volume": {}}));
+        assert_eq!(
+            v("data:/var/lib/db"),
+            json!({"type": "volume", "source": "data", "target": "/var/lib/db", "volume": {}})
+        );
         assert_eq!(
             v("./conf:/etc/conf:ro"),
             json!({"type": "bind", "source": "/proj/conf", "target": "/etc/conf", "read_only": true, "bind": {"create_host_path": true}})
@@ -541,12 +553,15 @@ mod tests {
             "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}],
             "volumes": [{"type": "volume", "source": "a", "target": "/data"}]
         }}});
-        merge(&mut base, json!({"services": {"web": {
+        merge(
+            &mut base,
+            json!({"services": {"web": {
             "image": "b", "command": ["z"], "dns": ["8.8.8.8"],
             "environment": {"B": "3"},
             "ports": [{"target": 80, "published": "8080", "protocol": "tcp"}, {"target": 81, "protocol": "tcp"}],
             "volumes": [{"type": "volume", "source": "b", "target": "/data"}]
-        }, "db": {"image": "c"}}}));
+        }, "db": {"image": "c"}}}),
+        );
         let w = &base["services"]["web"];
         assert_eq!(w["image"], "b");
         assert_eq!(w["command"], json!(["z"]));

@@ -167,7 +167,10 @@ pub fn network_body(project: &Project, key: &str) -> Option<Value> {
                     Value::Object(m)
                 })
                 .collect();
-            o.insert("IPAM".into(), json!({"Driver": ipam.driver.clone().unwrap_or_else(|| "default".into()), "Config": config}));
+            o.insert(
+                "IPAM".into(),
+                json!({"Driver": ipam.driver.clone().unwrap_or_else(|| "default".into()), "Config": config}),
+            );
         }
     }
     Some(body)
@@ -326,7 +329,12 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
             if !h.test.is_empty() {
                 hc.insert("Test".into(), json!(h.test));
             }
-            for (k, v) in [("Interval", &h.interval), ("Timeout", &h.timeout), ("StartPeriod", &h.start_period), ("StartInterval", &h.start_interval)] {
+            for (k, v) in [
+                ("Interval", &h.interval),
+                ("Timeout", &h.timeout),
+                ("StartPeriod", &h.start_period),
+                ("StartInterval", &h.start_interval),
+            ] {
                 if let Some(n) = nanos(&key("healthcheck"), v)? {
                     hc.insert(k.into(), json!(n));
                 }
@@ -447,10 +455,12 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     }
     // Restart policy: `restart:`, else `deploy.restart_policy`.
     let restart = svc.restart.clone().or_else(|| {
-        svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()).and_then(|r| r.condition.clone()).map(|c| match c.as_str() {
-            "any" => "always".to_string(),
-            "none" => "no".to_string(),
-            o => o.to_string(),
+        svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()).and_then(|r| r.condition.clone()).map(|c| {
+            match c.as_str() {
+                "any" => "always".to_string(),
+                "none" => "no".to_string(),
+                o => o.to_string(),
+            }
         })
     });
     if spec.oneoff.is_none()
@@ -488,7 +498,12 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
         }
     }
     if !svc.sysctls.is_empty() {
-        host.insert("Sysctls".into(), json!(svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect::<BTreeMap<_, _>>()));
+        host.insert(
+            "Sysctls".into(),
+            json!(
+                svc.sysctls.iter().map(|(k, v)| (k.clone(), v.clone().unwrap_or_default())).collect::<BTreeMap<_, _>>()
+            ),
+        );
     }
     if !svc.ulimits.is_empty() {
         let u: Vec<Value> = svc
@@ -502,7 +517,8 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
         host.insert("Ulimits".into(), json!(u));
     }
     // Resources: the service's keys, else `deploy.resources.limits`.
-    let limits = svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
+    let limits =
+        svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
     let reservations =
         svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.reservations.clone()).unwrap_or_default();
     if let Some(m) = bytes(&key("mem_limit"), &svc.mem_limit.clone().or(limits.memory))? {
@@ -516,7 +532,8 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
         host.insert("MemorySwap".into(), json!(v));
     }
     if let Some(c) = svc.cpus.clone().or(limits.cpus) {
-        let f: f64 = c.trim().parse().map_err(|_| Error::Project(format!("{}: invalid number of CPUs {c:?}", key("cpus"))))?;
+        let f: f64 =
+            c.trim().parse().map_err(|_| Error::Project(format!("{}: invalid number of CPUs {c:?}", key("cpus"))))?;
         if f > 0.0 {
             host.insert("NanoCpus".into(), json!((f * 1e9) as i64));
         }
@@ -549,10 +566,16 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     let nets = svc.network_list();
     let mode = match &svc.network_mode {
         Some(m) => m.clone(),
-        None => nets.first().and_then(|(k, _)| project.networks.get(k)).map(|r| r.name.clone()).unwrap_or_else(|| "default".into()),
+        None => nets
+            .first()
+            .and_then(|(k, _)| project.networks.get(k))
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| "default".into()),
     };
     let mode = match mode.strip_prefix("service:") {
-        Some(other) => format!("container:{}", container_name(&project.name, project.services.get(other).unwrap_or(svc), 1)),
+        Some(other) => {
+            format!("container:{}", container_name(&project.name, project.services.get(other).unwrap_or(svc), 1))
+        }
         None => mode,
     };
     host.insert("NetworkMode".into(), json!(mode));
@@ -617,4 +640,122 @@ pub fn slug() -> String {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let seed = format!("{t}-{}", std::process::id());
     hex::encode(Sha256::digest(seed.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::load::{Options, load};
+
+    fn project(text: &str) -> Project {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("compose.yaml"), text).expect("write");
+        let o = Options {
+            working_dir: d.path().to_path_buf(),
+            project_name: Some("p".into()),
+            environment: BTreeMap::new(),
+            ..Options::default()
+        };
+        load(&o).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const FILE: &str = r#"
+services:
+  web:
+    image: busybox
+    command: ["httpd", "-f"]
+    ports: ["127.0.0.1:8080:80", "9000/udp"]
+    volumes: ["data:/data:ro", "/host:/host", {type: tmpfs, target: /t, tmpfs: {size: 1m}}]
+    environment: {A: "1"}
+    labels: {team: core}
+    networks:
+      back: {aliases: [www], ipv4_address: 10.5.0.9}
+      default: {}
+    depends_on: {db: {condition: service_healthy, restart: true}}
+    healthcheck: {test: ["CMD", "true"], interval: 1m30s, retries: 4}
+    restart: on-failure:3
+    deploy: {resources: {limits: {memory: 64m, cpus: "0.5", pids: 100}}}
+    cap_add: [NET_ADMIN]
+    read_only: true
+    init: true
+    extra_hosts: ["h:10.0.0.1"]
+    stop_grace_period: 3s
+    user: "1000"
+  db:
+    image: busybox
+networks:
+  back: {ipam: {config: [{subnet: 10.5.0.0/24}]}}
+volumes:
+  data: {name: shared-data}
+"#;
+
+    #[test]
+    fn container_bodies() {
+        let p = project(FILE);
+        let web = &p.services["web"];
+        let spec = ContainerSpec { number: 2, image_id: "sha256:abc".into(), ..ContainerSpec::default() };
+        let (name, b) = container_body(&p, web, &spec).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(name, "p-web-2");
+        let l = &b["Labels"];
+        assert_eq!(l[LABEL_PROJECT], "p");
+        assert_eq!(l[LABEL_SERVICE], "web");
+        assert_eq!(l[LABEL_NUMBER], "2");
+        assert_eq!(l[LABEL_ONEOFF], "False");
+        assert_eq!(l[LABEL_DEPENDS_ON], "db:service_healthy:true");
+        assert_eq!(l[LABEL_IMAGE], "sha256:abc");
+        assert_eq!(l[LABEL_CONFIG_HASH], config_hash(&p, "web"));
+        assert_eq!(l["team"], "core");
+        assert_eq!(b["Cmd"], json!(["httpd", "-f"]));
+        assert_eq!(b["Env"], json!(["A=1"]));
+        assert_eq!(b["User"], "1000");
+        assert_eq!(b["StopTimeout"], 3);
+        assert_eq!(b["Healthcheck"], json!({"Test": ["CMD", "true"], "Interval": 90_000_000_000i64, "Retries": 4}));
+        let h = &b["HostConfig"];
+        assert_eq!(h["PortBindings"]["80/tcp"], json!([{"HostIp": "127.0.0.1", "HostPort": "8080"}]));
+        assert_eq!(h["PortBindings"]["9000/udp"], json!([{"HostIp": "", "HostPort": ""}]));
+        assert_eq!(h["Mounts"][0]["Source"], "shared-data");
+        assert_eq!(h["Mounts"][0]["ReadOnly"], true);
+        assert_eq!(
+            h["Mounts"][1],
+            json!({"Type": "bind", "Source": "/host", "Target": "/host", "BindOptions": {"CreateMountpoint": true}})
+        );
+        assert_eq!(h["Mounts"][2]["TmpfsOptions"]["SizeBytes"], 1_048_576);
+        assert_eq!(h["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        assert_eq!(h["Memory"], 67_108_864);
+        assert_eq!(h["NanoCpus"], 500_000_000);
+        assert_eq!(h["PidsLimit"], 100);
+        assert_eq!(h["ExtraHosts"], json!(["h:10.0.0.1"]));
+        assert_eq!((h["ReadonlyRootfs"].clone(), h["Init"].clone()), (json!(true), json!(true)));
+        let eps = &b["NetworkingConfig"]["EndpointsConfig"];
+        assert_eq!(eps["p_back"]["Aliases"], json!(["web", "www"]));
+        assert_eq!(eps["p_back"]["IPAMConfig"]["IPv4Address"], "10.5.0.9");
+        assert_eq!(eps["p_default"]["Aliases"], json!(["web"]));
+        // One-off: no ports, no restart, its own name and labels.
+        let spec = ContainerSpec { oneoff: Some("0123456789abcdef".into()), ..ContainerSpec::default() };
+        let (name, b) = container_body(&p, web, &spec).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(name, "p-web-run-0123456789ab");
+        assert_eq!(b["Labels"][LABEL_ONEOFF], "True");
+        assert!(b["HostConfig"].get("PortBindings").is_none() && b["HostConfig"].get("RestartPolicy").is_none());
+    }
+
+    #[test]
+    fn networks_volumes_order_and_hash() {
+        let p = project(FILE);
+        let n = network_body(&p, "back").expect("network");
+        assert_eq!(n["Name"], "p_back");
+        assert_eq!(n["Labels"][LABEL_NETWORK], "back");
+        assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.5.0.0/24");
+        let v = volume_body(&p, "data").expect("volume");
+        assert_eq!((v["Name"].clone(), v["Labels"][LABEL_VOLUME].clone()), (json!("shared-data"), json!("data")));
+        assert_eq!(start_order(&p, None), vec!["db", "web"]);
+        assert_eq!(with_dependencies(&p, &["web".into()]).len(), 2);
+        // The hash ignores replicas, but not the environment.
+        let h = config_hash(&p, "web");
+        let p2 = project(&FILE.replace("deploy: {", "deploy: {replicas: 3, "));
+        assert_eq!(config_hash(&p2, "web"), h);
+        let p3 = project(&FILE.replace("A: \"1\"", "A: \"2\""));
+        assert_ne!(config_hash(&p3, "web"), h);
+    }
 }

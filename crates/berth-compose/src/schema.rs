@@ -169,10 +169,10 @@ fn check(root: &Value, schema: &Value, v: &Value, path: &mut Vec<String>) -> Res
     Ok(())
 }
 
-fn one_of(root: &Value, s: &Value, alts: &[Value], v: &Value, path: &mut Vec<String>) -> Result<(), Violation> {
+fn one_of(root: &Value, s: &Value, alts: &[Value], v: &Value, path: &[String]) -> Result<(), Violation> {
     let mut errors = Vec::new();
     for a in alts {
-        match check(root, a, v, &mut path.clone()) {
+        match check(root, a, v, &mut path.to_vec()) {
             Ok(()) => return Ok(()),
             Err(e) => {
                 let mut ts = Vec::new();
@@ -239,7 +239,8 @@ fn check_object(
         if !known {
             match obj.get("additionalProperties") {
                 Some(Value::Bool(false)) => {
-                    let mut names: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let mut names: Vec<&str> =
+                        props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
                     names.sort_unstable();
                     let hint = if names.is_empty() {
                         String::new()

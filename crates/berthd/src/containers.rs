@@ -272,6 +272,8 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     // Volume mounts are counted from the survivors too, before any exit or restart changes the counts.
     crate::volumes::reconcile(d, &running).await?;
     for c in monitor {
+        // A healthcheck starts over after a daemon restart (as moby's does).
+        crate::health::spawn(d.clone(), c.clone(), c.record().state.started_at);
         spawn_monitor(d.clone(), c);
     }
     for (c, exit) in ended {
@@ -1262,7 +1264,7 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
         .map(|m| m.values().filter(|e| e.container_id == rec.id).map(|e| e.id.clone()).collect())
         .unwrap_or_default();
     let lower: Vec<String> = rec.lower_dirs.iter().map(|p| p.display().to_string()).collect();
-    json!({
+    let mut v = json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.path,
@@ -1307,7 +1309,14 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
         "Mounts": crate::mounts::view(&rec.mounts),
         "Config": rec.config,
         "NetworkSettings": crate::networks::settings(d, &rec),
-    })
+    });
+    // Docker has `State.Health` only for a container with a healthcheck.
+    if s.health.is_none()
+        && let Some(state) = v.get_mut("State").and_then(Value::as_object_mut)
+    {
+        state.remove("Health");
+    }
+    v
 }
 
 /// One entry of `GET /containers/json`.

@@ -180,7 +180,9 @@ fn context_tar(dir: &Path, keep: &[String], extra: Option<(&str, &[u8])>) -> Res
             let ft = e.file_type().with_context(|| format!("stat {rs}"))?;
             if excluded(&rules, &rs) && !always {
                 // An exception below an excluded directory still needs the walk.
-                if !(ft.is_dir() && rules.iter().any(|x| x.exclusion && x.parts.first().is_some_and(|p| rs.starts_with(p.as_str())))) {
+                if !(ft.is_dir()
+                    && rules.iter().any(|x| x.exclusion && x.parts.first().is_some_and(|p| rs.starts_with(p.as_str()))))
+                {
                     continue;
                 }
                 stack.push(r);
@@ -223,15 +225,19 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
             .await
             .map_err(|e| anyhow!("build context: {e}"))??
     };
-    let mut args: Map<String, Value> =
-        build.args.iter().filter_map(|(k, v)| v.clone().or_else(|| project.environment.get(k).cloned()).map(|v| (k.clone(), json!(v)))).collect();
+    let mut args: Map<String, Value> = build
+        .args
+        .iter()
+        .filter_map(|(k, v)| v.clone().or_else(|| project.environment.get(k).cloned()).map(|v| (k.clone(), json!(v))))
+        .collect();
     for a in &opts.args {
         match a.split_once('=') {
             Some((k, v)) => args.insert(k.to_string(), json!(v)),
             None => args.insert(a.clone(), json!(std::env::var(a).unwrap_or_default())),
         };
     }
-    let labels: Map<String, Value> = build.labels.iter().map(|(k, v)| (k.clone(), json!(v.clone().unwrap_or_default()))).collect();
+    let labels: Map<String, Value> =
+        build.labels.iter().map(|(k, v)| (k.clone(), json!(v.clone().unwrap_or_default()))).collect();
     let mut q: Vec<(&str, String)> = vec![("t", image.clone())];
     for t in &build.tags {
         q.push(("t", t.clone()));
@@ -262,7 +268,12 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
     q.push(("version", "1".into()));
     let body = Full::new(Bytes::from(tar)).map_err(|never| match never {}).boxed();
     let resp = c
-        .send(Method::POST, &format!("/build{}", query(&q)), body, &[("content-type", "application/x-tar"), ("x-registry-config", "e30=")])
+        .send(
+            Method::POST,
+            &format!("/build{}", query(&q)),
+            body,
+            &[("content-type", "application/x-tar"), ("x-registry-config", "e30=")],
+        )
         .await?;
     if resp.status().as_u16() == 404 {
         return Err(StatusError::exit(
@@ -321,7 +332,14 @@ mod tests {
     #[test]
     fn the_context_honours_dockerignore() {
         let d = tempfile::tempdir().expect("tempdir");
-        for (f, t) in [("Dockerfile", "FROM busybox\n"), (".dockerignore", "*.log\nDockerfile\ntmp\n"), ("a.txt", "a"), ("x.log", "x"), ("tmp/y", "y"), ("src/z", "z")] {
+        for (f, t) in [
+            ("Dockerfile", "FROM busybox\n"),
+            (".dockerignore", "*.log\nDockerfile\ntmp\n"),
+            ("a.txt", "a"),
+            ("x.log", "x"),
+            ("tmp/y", "y"),
+            ("src/z", "z"),
+        ] {
             let p = d.path().join(f);
             std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
             std::fs::write(p, t).expect("write");
@@ -329,8 +347,11 @@ mod tests {
         let keep = vec!["Dockerfile".to_string(), ".dockerignore".to_string()];
         let tar = context_tar(d.path(), &keep, Some(("inline.Dockerfile", b"FROM x\n"))).expect("tar");
         let mut a = tar::Archive::new(&tar[..]);
-        let mut names: Vec<String> =
-            a.entries().expect("entries").map(|e| e.expect("entry").path().expect("path").display().to_string()).collect();
+        let mut names: Vec<String> = a
+            .entries()
+            .expect("entries")
+            .map(|e| e.expect("entry").path().expect("path").display().to_string())
+            .collect();
         names.sort();
         assert_eq!(names, vec![".dockerignore", "Dockerfile", "a.txt", "inline.Dockerfile", "src", "src/z"]);
     }

@@ -142,7 +142,13 @@ pub enum OneOff {
 }
 
 /// A project's containers (`GET /containers/json` by label), sorted by service and number.
-pub async fn containers(c: &Client, project: &str, services: &[String], oneoff: OneOff, all: bool) -> Result<Vec<Value>> {
+pub async fn containers(
+    c: &Client,
+    project: &str,
+    services: &[String],
+    oneoff: OneOff,
+    all: bool,
+) -> Result<Vec<Value>> {
     let mut labels = vec![format!("{LABEL_PROJECT}={project}")];
     match oneoff {
         OneOff::Exclude => labels.push(format!("{LABEL_ONEOFF}=False")),
@@ -217,7 +223,11 @@ pub fn offline(a: ComposeArgs) -> Result<i32> {
     match a.cmd {
         ComposeCmd::Config(x) => ops::config(&a.project, x),
         _ => {
-            outln!("Docker Compose version v{} (berth {})", berth_compose::plan::COMPOSE_VERSION, env!("CARGO_PKG_VERSION"));
+            outln!(
+                "Docker Compose version v{} (berth {})",
+                berth_compose::plan::COMPOSE_VERSION,
+                env!("CARGO_PKG_VERSION")
+            );
             Ok(0)
         }
     }

@@ -63,15 +63,19 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     } else if a.volumes {
         lines(project.volumes.keys().cloned())
     } else if a.profiles {
-        let mut ps: Vec<String> = project.services.values().chain(project.disabled.values()).flat_map(|s| s.profiles.clone()).collect();
+        let mut ps: Vec<String> =
+            project.services.values().chain(project.disabled.values()).flat_map(|s| s.profiles.clone()).collect();
         ps.sort();
         ps.dedup();
         lines(ps.into_iter())
     } else if a.images {
         lines(project.services.values().map(|s| plan::image_name(&project.name, s)))
     } else if let Some(h) = &a.hash {
-        let names: Vec<String> =
-            if h == "*" { project.services.keys().cloned().collect() } else { h.split(',').map(str::to_string).collect() };
+        let names: Vec<String> = if h == "*" {
+            project.services.keys().cloned().collect()
+        } else {
+            h.split(',').map(str::to_string).collect()
+        };
         lines(names.iter().map(|n| format!("{n} {}", plan::config_hash(&project, n))))
     } else {
         let mut model = project.model.clone();
@@ -83,7 +87,19 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
         }
         match a.format.as_str() {
             "json" => format!("{}\n", serde_json::to_string_pretty(&model)?),
-            "yaml" => berth_compose::to_yaml(&model)?,
+            "yaml" => {
+                // Compose's order of the top-level keys (a JSON map would sort them).
+                let mut text = String::new();
+                let order = ["name", "services", "networks", "volumes", "secrets", "configs"];
+                let obj = model.as_object().cloned().unwrap_or_default();
+                let rest = obj.keys().filter(|k| !order.contains(&k.as_str())).cloned();
+                for k in order.iter().map(|s| s.to_string()).chain(rest) {
+                    if let Some(v) = obj.get(&k) {
+                        text.push_str(&berth_compose::to_yaml(&json!({ k: v }))?);
+                    }
+                }
+                text
+            }
             f => bail!("unsupported format {f:?}: expected yaml or json"),
         }
     };
@@ -106,7 +122,10 @@ fn project_or_name(p: &ProjectArgs, services: &[String]) -> Result<(Option<Proje
             Ok((Some(pr), n))
         }
         Err(e) => match super::project_name_only(p) {
-            Some(n) if e.downcast_ref::<berth_compose::Error>().is_some_and(|e| matches!(e, berth_compose::Error::NoFile { .. })) => {
+            Some(n)
+                if e.downcast_ref::<berth_compose::Error>()
+                    .is_some_and(|e| matches!(e, berth_compose::Error::NoFile { .. })) =>
+            {
                 Ok((None, n))
             }
             _ => Err(e),
@@ -321,23 +340,38 @@ fn prefix_of(v: &Value, project: &str) -> String {
     }
 }
 
+/// How [`follow_logs`] shows the logs.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    /// Coloured prefixes.
+    pub color: bool,
+    /// Prefixes at all.
+    pub prefix: bool,
+    /// Docker's timestamps.
+    pub timestamps: bool,
+    /// `--tail`.
+    pub tail: String,
+    /// Follow the streams until they end.
+    pub follow: bool,
+    /// Only this replica.
+    pub index: Option<u64>,
+    /// Return when the first stream ends (`up --abort-on-container-exit`).
+    pub abort_on_exit: bool,
+    /// Only output since this UNIX time (`up` shows this run's output, not the previous runs').
+    pub since: Option<String>,
+}
+
 /// Streams the logs of the project's containers (of `services`), each line prefixed; with `follow` until every
-/// stream ends (the containers stopped).
-#[allow(clippy::too_many_arguments)]
-pub async fn follow_logs(
-    c: &Client,
-    project: &str,
-    services: &[String],
-    color: bool,
-    with_prefix: bool,
-    timestamps: bool,
-    tail: &str,
-    follow: bool,
-) -> Result<()> {
-    let list = containers(c, project, services, OneOff::Exclude, true).await?;
+/// stream ends (the containers stopped), or the first one with `abort_on_exit`.
+pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &LogOptions) -> Result<()> {
+    let (color, with_prefix, timestamps, tail, follow) = (o.color, o.prefix, o.timestamps, o.tail.as_str(), o.follow);
+    let mut list = containers(c, project, services, OneOff::Exclude, true).await?;
+    if let Some(i) = o.index {
+        list.retain(|v| number(v) == i);
+    }
     let width = list.iter().map(|v| prefix_of(v, project).len()).max().unwrap_or(0);
     let lock = Arc::new(Mutex::new(()));
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for (i, v) in list.iter().enumerate() {
         let p = prefix_of(v, project);
         let prefix = if !with_prefix {
@@ -359,10 +393,13 @@ pub async fn follow_logs(
         if timestamps {
             q.push(("timestamps", "1".into()));
         }
+        if let Some(t) = &o.since {
+            q.push(("since", t.clone()));
+        }
         let path = format!("{}/logs{}", container_path(&id(v)), query(&q));
         let c = c.clone();
         let lock = lock.clone();
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let resp = c.call(Method::GET, &path, empty(), false).await?;
             let reader = BodyReader::new(resp.into_body());
             let mut outw = Prefixed { prefix: prefix.clone(), buf: Vec::new(), lock: lock.clone() };
@@ -375,10 +412,14 @@ pub async fn follow_logs(
             }
             outw.emit(true);
             anyhow::Ok(())
-        }));
+        });
     }
-    for t in tasks {
-        t.await.map_err(|e| anyhow!("log task: {e}"))??;
+    while let Some(t) = tasks.join_next().await {
+        t.map_err(|e| anyhow!("log task: {e}"))??;
+        if o.abort_on_exit {
+            tasks.abort_all();
+            break;
+        }
     }
     Ok(())
 }
@@ -386,8 +427,17 @@ pub async fn follow_logs(
 /// `berth compose logs`.
 pub async fn logs(c: &Client, p: &ProjectArgs, a: LogsArgs) -> Result<i32> {
     let (_, pname) = project_or_name(p, &[])?;
-    let color = !a.no_color && super::colors(p);
-    follow_logs(c, &pname, &a.services, color, !a.no_log_prefix, a.timestamps, &a.tail, a.follow).await?;
+    let opts = LogOptions {
+        color: !a.no_color && super::colors(p),
+        prefix: !a.no_log_prefix,
+        timestamps: a.timestamps,
+        tail: a.tail.clone(),
+        follow: a.follow,
+        index: a.index,
+        abort_on_exit: false,
+        since: None,
+    };
+    follow_logs(c, &pname, &a.services, &opts).await?;
     Ok(0)
 }
 
@@ -423,9 +473,9 @@ pub struct ExecArgs {
 /// The running container of `service` with replica number `index`.
 async fn service_container(c: &Client, project: &str, service: &str, index: u64) -> Result<Value> {
     let list = containers(c, project, &[service.to_string()], OneOff::Exclude, false).await?;
-    list.into_iter().find(|v| number(v) == index).ok_or_else(|| {
-        StatusError::exit(1, format!("service {service:?} is not running container #{index}"))
-    })
+    list.into_iter()
+        .find(|v| number(v) == index)
+        .ok_or_else(|| StatusError::exit(1, format!("service {service:?} is not running container #{index}")))
 }
 
 /// `berth compose exec`.
@@ -616,16 +666,24 @@ pub struct KillArgs {
 /// Services in start order (all of the project's when none are named), for commands that walk them.
 fn ordered(project: &Option<Project>, services: &[String]) -> Option<Vec<String>> {
     let pr = project.as_ref()?;
-    let set = if services.is_empty() { pr.services.keys().cloned().collect() } else { services.iter().cloned().collect() };
+    let set =
+        if services.is_empty() { pr.services.keys().cloned().collect() } else { services.iter().cloned().collect() };
     Some(plan::start_order(pr, Some(&set)))
 }
 
 /// Containers of the services in dependency order (reverse: dependents first).
-async fn in_order(c: &Client, p: &ProjectArgs, services: &[String], reverse: bool, all: bool) -> Result<(Option<Project>, Vec<Value>)> {
+async fn in_order(
+    c: &Client,
+    p: &ProjectArgs,
+    services: &[String],
+    reverse: bool,
+    all: bool,
+) -> Result<(Option<Project>, Vec<Value>)> {
     let (project, pname) = project_or_name(p, &[])?;
     let mut list = containers(c, &pname, services, OneOff::Exclude, all).await?;
     if let Some(order) = ordered(&project, services) {
-        let rank = |v: &Value| label(v, LABEL_SERVICE).and_then(|s| order.iter().position(|o| o == s)).unwrap_or(usize::MAX);
+        let rank =
+            |v: &Value| label(v, LABEL_SERVICE).and_then(|s| order.iter().position(|o| o == s)).unwrap_or(usize::MAX);
         list.sort_by_key(|v| (rank(v), number(v)));
     }
     if reverse {
@@ -735,10 +793,12 @@ pub async fn top(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> {
         let t: Value = c.get_json(&format!("{}/top", container_path(&id(v)))).await?;
         outln!("{}", name(v));
         let mut tw = crate::table::TabWriter::docker();
-        let titles: Vec<&str> = t["Titles"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let titles: Vec<&str> =
+            t["Titles"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
         tw.push(&format!("{}\n", titles.join("\t")));
         for row in t["Processes"].as_array().into_iter().flatten() {
-            let cells: Vec<&str> = row.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            let cells: Vec<&str> =
+                row.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
             tw.push(&format!("{}\n", cells.join("\t")));
         }
         out!("{}", tw.finish());
@@ -761,8 +821,13 @@ pub struct ImagesArgs {
     pub services: Vec<String>,
 }
 
-const IMAGES_HEADERS: formatter::Headers =
-    &[("ContainerName", "CONTAINER"), ("Repository", "REPOSITORY"), ("Tag", "TAG"), ("ID", "IMAGE ID"), ("Size", "SIZE")];
+const IMAGES_HEADERS: formatter::Headers = &[
+    ("ContainerName", "CONTAINER"),
+    ("Repository", "REPOSITORY"),
+    ("Tag", "TAG"),
+    ("ID", "IMAGE ID"),
+    ("Size", "SIZE"),
+];
 
 /// `berth compose images`.
 pub async fn images(c: &Client, p: &ProjectArgs, a: ImagesArgs) -> Result<i32> {
@@ -818,7 +883,12 @@ pub async fn port(c: &Client, p: &ProjectArgs, a: PortArgs) -> Result<i32> {
     let ctr = service_container(c, &pname, &a.service, a.index).await?;
     let v: Value = c.get_json(&format!("{}/json", container_path(&id(&ctr)))).await?;
     let key = format!("{}/{}", a.port, a.protocol);
-    let binding = v.pointer("/NetworkSettings/Ports").and_then(|ps| ps.get(&key)).and_then(Value::as_array).and_then(|b| b.first()).cloned();
+    let binding = v
+        .pointer("/NetworkSettings/Ports")
+        .and_then(|ps| ps.get(&key))
+        .and_then(Value::as_array)
+        .and_then(|b| b.first())
+        .cloned();
     match binding {
         Some(b) => {
             let ip = b["HostIp"].as_str().unwrap_or("0.0.0.0");
@@ -897,7 +967,8 @@ mod tests {
     fn prefixes() {
         let v = json!({"Names": ["/app-web-2"], "Labels": {LABEL_SERVICE: "web", "com.docker.compose.container-number": "2"}});
         assert_eq!(prefix_of(&v, "app"), "web-2");
-        let v = json!({"Names": ["/custom"], "Labels": {LABEL_SERVICE: "web", "com.docker.compose.container-number": "1"}});
+        let v =
+            json!({"Names": ["/custom"], "Labels": {LABEL_SERVICE: "web", "com.docker.compose.container-number": "1"}});
         assert_eq!(prefix_of(&v, "app"), "custom");
     }
 }

@@ -216,7 +216,9 @@ pub async fn ensure_images(
             super::build::build_service(c, project, s, &super::build::BuildOptions::default()).await?;
             have = image_id(c, &image).await?;
         } else if s.build.is_none() && (have.is_none() && policy != "never" || policy == "always") {
-            super::ops::pull_image(c, &image, false).await.with_context(|| format!("service {:?}: pull {image}", s.name))?;
+            super::ops::pull_image(c, &image, false)
+                .await
+                .with_context(|| format!("service {:?}: pull {image}", s.name))?;
             have = image_id(c, &image).await?;
         }
         match have {
@@ -357,7 +359,13 @@ pub async fn converge(
 }
 
 /// Waits for `dep`'s `condition` (`service_started`, `service_healthy`, `service_completed_successfully`).
-pub async fn wait_condition(c: &Client, project: &Project, dep: &str, condition: &str, timeout: Duration) -> Result<()> {
+pub async fn wait_condition(
+    c: &Client,
+    project: &Project,
+    dep: &str,
+    condition: &str,
+    timeout: Duration,
+) -> Result<()> {
     if condition == "service_started" {
         return Ok(());
     }
@@ -372,22 +380,40 @@ pub async fn wait_condition(c: &Client, project: &Project, dep: &str, condition:
             match condition {
                 "service_healthy" => {
                     let Some(status) = state.pointer("/Health/Status").and_then(Value::as_str) else {
-                        let configured = v.pointer("/Config/Healthcheck/Test").and_then(Value::as_array).is_some_and(|t| t.first().and_then(Value::as_str) != Some("NONE"));
+                        let configured = v
+                            .pointer("/Config/Healthcheck/Test")
+                            .and_then(Value::as_array)
+                            .is_some_and(|t| t.first().and_then(Value::as_str) != Some("NONE"));
                         if !configured {
                             bail!("dependency failed to start: container {cname} has no healthcheck configured");
                         }
-                        bail!("dependency failed to start: container {cname} has a healthcheck, but the daemon reports no health status (does it run healthchecks?)");
+                        bail!(
+                            "dependency failed to start: container {cname} has a healthcheck, but the daemon reports no health status (does it run healthchecks?)"
+                        );
                     };
                     match status {
                         "healthy" => break,
                         "unhealthy" => {
-                            let log = state.pointer("/Health/Log").and_then(Value::as_array).and_then(|l| l.last()).and_then(|l| l["Output"].as_str()).unwrap_or("").trim().to_string();
-                            bail!("dependency failed to start: container {cname} is unhealthy{}", if log.is_empty() { String::new() } else { format!(" (last check: {log})") });
+                            let log = state
+                                .pointer("/Health/Log")
+                                .and_then(Value::as_array)
+                                .and_then(|l| l.last())
+                                .and_then(|l| l["Output"].as_str())
+                                .unwrap_or("")
+                                .trim()
+                                .to_string();
+                            bail!(
+                                "dependency failed to start: container {cname} is unhealthy{}",
+                                if log.is_empty() { String::new() } else { format!(" (last check: {log})") }
+                            );
                         }
                         s => s.clone_into(&mut last),
                     }
                     if state["Running"].as_bool() == Some(false) {
-                        bail!("dependency failed to start: container {cname} exited ({}) before it became healthy", state["ExitCode"]);
+                        bail!(
+                            "dependency failed to start: container {cname} exited ({}) before it became healthy",
+                            state["ExitCode"]
+                        );
                     }
                 }
                 _ => {
@@ -481,7 +507,7 @@ async fn create_project(
         let Some(svc) = project.services.get(&s) else { continue };
         if how.start {
             for (dep, d) in &svc.depends_on {
-                if targets.contains(dep) || project.services.contains_key(dep) {
+                if targets.contains(dep) {
                     wait_condition(c, project, dep, &d.condition, wait_timeout).await?;
                 }
             }
@@ -500,10 +526,26 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         bail!("--abort-on-container-exit and --detach are incompatible options");
     }
     let project = super::load(p, &a.services)?;
-    let how = Converge { force_recreate: a.force_recreate, no_recreate: a.no_recreate, start: !a.no_start, timeout: a.timeout };
+    let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let how = Converge {
+        force_recreate: a.force_recreate,
+        no_recreate: a.no_recreate,
+        start: !a.no_start,
+        timeout: a.timeout,
+    };
     let timeout = Duration::from_secs(a.wait_timeout);
     let ids = create_project(
-        c, &project, &a.services, a.no_deps, a.build, a.no_build, &a.pull, &a.scale, how, a.remove_orphans, timeout,
+        c,
+        &project,
+        &a.services,
+        a.no_deps,
+        a.build,
+        a.no_build,
+        &a.pull,
+        &a.scale,
+        how,
+        a.remove_orphans,
+        timeout,
     )
     .await?;
     if a.no_start {
@@ -512,9 +554,19 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     if a.wait {
         let targets = targets(&project, &a.services, a.no_deps)?;
         for s in plan::start_order(&project, Some(&targets)) {
-            let has_hc = project.services.get(&s).and_then(|x| x.healthcheck.as_ref()).is_some_and(|h| !h.disable.unwrap_or(false));
+            let has_hc = project
+                .services
+                .get(&s)
+                .and_then(|x| x.healthcheck.as_ref())
+                .is_some_and(|h| !h.disable.unwrap_or(false));
             if has_hc {
                 wait_condition(c, &project, &s, "service_healthy", timeout).await?;
+            } else {
+                for ctr in containers(c, &project.name, std::slice::from_ref(&s), OneOff::Exclude, true).await? {
+                    if ctr.get("State").and_then(Value::as_str) != Some("running") {
+                        bail!("container {} is not running ({})", name(&ctr), ctr["Status"].as_str().unwrap_or(""));
+                    }
+                }
             }
         }
         return Ok(0);
@@ -525,10 +577,28 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     // Attached: follow every container's output until all have stopped; Ctrl-C stops them.
     let names: Vec<String> = a.services.clone();
     let color = !a.no_color && super::colors(p);
-    let follow = super::ops::follow_logs(c, &project.name, &names, color, !a.no_log_prefix, false, "all", true);
+    let opts = super::ops::LogOptions {
+        color,
+        prefix: !a.no_log_prefix,
+        timestamps: false,
+        tail: "all".into(),
+        follow: true,
+        index: None,
+        abort_on_exit: a.abort_on_container_exit,
+        since: Some(format!("{}.{:09}", began.as_secs(), began.subsec_nanos())),
+    };
+    let follow = super::ops::follow_logs(c, &project.name, &names, &opts);
     tokio::pin!(follow);
     tokio::select! {
-        r = &mut follow => { r?; }
+        r = &mut follow => {
+            r?;
+            if a.abort_on_container_exit {
+                eprintln!("Aborting on container exit...");
+                for cid in ids.iter().rev() {
+                    stop_container(c, None, cid, a.timeout).await?;
+                }
+            }
+        }
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             for cid in ids.iter().rev() {
@@ -544,7 +614,16 @@ pub async fn create(c: &Client, p: &ProjectArgs, a: CreateArgs) -> Result<i32> {
     let project = super::load(p, &a.services)?;
     let how = Converge { force_recreate: a.force_recreate, no_recreate: a.no_recreate, start: false, timeout: None };
     create_project(
-        c, &project, &a.services, false, a.build, a.no_build, "missing", &a.scale, how, a.remove_orphans,
+        c,
+        &project,
+        &a.services,
+        false,
+        a.build,
+        a.no_build,
+        "missing",
+        &a.scale,
+        how,
+        a.remove_orphans,
         Duration::from_secs(300),
     )
     .await?;
@@ -557,7 +636,12 @@ pub async fn down(c: &Client, p: &ProjectArgs, a: DownArgs) -> Result<i32> {
     let project = match super::load(p, &[]) {
         Ok(pr) => Some(pr),
         Err(e) => match super::project_name_only(p) {
-            Some(_) if e.downcast_ref::<berth_compose::Error>().is_some_and(|e| matches!(e, berth_compose::Error::NoFile { .. })) => None,
+            Some(_)
+                if e.downcast_ref::<berth_compose::Error>()
+                    .is_some_and(|e| matches!(e, berth_compose::Error::NoFile { .. })) =>
+            {
+                None
+            }
             _ => return Err(e),
         },
     };
@@ -571,14 +655,18 @@ pub async fn down(c: &Client, p: &ProjectArgs, a: DownArgs) -> Result<i32> {
         Some(pr) => plan::start_order(pr, None),
         None => Vec::new(),
     };
-    let rank = |v: &Value| label(v, LABEL_SERVICE).and_then(|s| order.iter().position(|o| o == s)).map(|i| i + 1).unwrap_or(usize::MAX);
+    let rank = |v: &Value| {
+        label(v, LABEL_SERVICE).and_then(|s| order.iter().position(|o| o == s)).map(|i| i + 1).unwrap_or(usize::MAX)
+    };
     let mut sorted: Vec<&Value> = all.iter().collect();
     sorted.sort_by_key(|v| std::cmp::Reverse(rank(v)));
-    let known: BTreeSet<String> = project.as_ref().map(|pr| pr.services.keys().chain(pr.disabled.keys()).cloned().collect()).unwrap_or_default();
+    let known: BTreeSet<String> =
+        project.as_ref().map(|pr| pr.services.keys().chain(pr.disabled.keys()).cloned().collect()).unwrap_or_default();
     let mut orphans = Vec::new();
     for ctr in sorted {
         let svc_name = label(ctr, LABEL_SERVICE).unwrap_or("");
-        let is_orphan = project.is_some() && !known.contains(svc_name) && label(ctr, plan::LABEL_ONEOFF) != Some("True");
+        let is_orphan =
+            project.is_some() && !known.contains(svc_name) && label(ctr, plan::LABEL_ONEOFF) != Some("True");
         if is_orphan && !a.remove_orphans {
             orphans.push(name(ctr));
             continue;
@@ -651,5 +739,8 @@ async fn labelled(c: &Client, what: &str, project: &str) -> Result<Vec<String>> 
     let filters = json!({"label": [format!("{}={project}", plan::LABEL_PROJECT)]}).to_string();
     let v: Value = c.get_json(&format!("{what}{}", query(&[("filters", filters)]))).await?;
     let list = if what == "/volumes" { v["Volumes"].clone() } else { v };
-    Ok(list.as_array().map(|a| a.iter().filter_map(|x| x["Name"].as_str().map(str::to_string)).collect()).unwrap_or_default())
+    Ok(list
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["Name"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default())
 }
