@@ -451,3 +451,100 @@ fn compose_config_merges_and_normalises() {
     assert!(yaml.contains("name: cfg") && yaml.contains("target: 80"), "{yaml}");
     assert_eq!(p.ok(&["-f", "base.yaml", "-f", "override.yaml", "config", "--services"]).trim(), "");
 }
+
+/// The service keys of the issue reach the container as the Engine API has them.
+#[test]
+fn compose_service_options_reach_the_container() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let p = Project::new(
+        &d,
+        "opts",
+        &[(
+            "compose.yaml",
+            r#"
+services:
+  app:
+    image: busybox
+    entrypoint: ["sh", "-c"]
+    command: ["echo started; exec sleep 1000"]
+    container_name: opts-custom
+    hostname: apphost
+    user: "65534"
+    working_dir: /tmp
+    labels: [tier=back]
+    extra_hosts: ["gateway.test:10.9.9.9"]
+    dns: [10.9.9.53]
+    cap_add: [NET_ADMIN]
+    cap_drop: [MKNOD]
+    read_only: true
+    tmpfs: [/run/x]
+    stop_signal: SIGINT
+    stop_grace_period: 2s
+    init: true
+    restart: unless-stopped
+    expose: ["7000"]
+    ports:
+      - target: 8000
+        published: "0"
+        host_ip: 127.0.0.1
+        protocol: tcp
+    volumes:
+      - type: volume
+        source: cache
+        target: /cache
+      - type: tmpfs
+        target: /scratch
+    networks:
+      front:
+        aliases: [api]
+        ipv4_address: 10.77.0.10
+    deploy:
+      resources:
+        limits: {memory: 64m, cpus: "0.5", pids: 50}
+  probe:
+    image: busybox
+    command: sleep 1000
+    networks: [front]
+networks:
+  front:
+    ipam:
+      config: [{subnet: 10.77.0.0/24}]
+volumes:
+  cache:
+    external: false
+"#,
+        )],
+    );
+    p.ok(&["up", "-d"]);
+    let i = |f: &str| d.inspect("opts-custom", f);
+    assert_eq!(i("{{.Config.Hostname}} {{.Config.User}} {{.Config.WorkingDir}}"), "apphost 65534 /tmp");
+    assert_eq!(i("{{index .Config.Labels \"tier\"}}"), "back");
+    assert_eq!(i("{{json .HostConfig.ExtraHosts}}"), "[\"gateway.test:10.9.9.9\"]");
+    assert_eq!(i("{{json .HostConfig.Dns}}"), "[\"10.9.9.53\"]");
+    assert_eq!(i("{{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}}"), "[\"NET_ADMIN\"] [\"MKNOD\"]");
+    assert_eq!(i("{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Init}}"), "true true");
+    assert_eq!(i("{{.Config.StopSignal}} {{.Config.StopTimeout}}"), "SIGINT 2");
+    assert_eq!(i("{{.HostConfig.RestartPolicy.Name}}"), "unless-stopped");
+    assert_eq!(i("{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}"), "67108864 500000000 50");
+    assert!(i("{{json .HostConfig.Tmpfs}}").contains("/run/x"));
+    let mounts = i("{{range .Mounts}}{{.Type}}:{{.Destination}} {{end}}");
+    assert!(mounts.contains("volume:/cache") && mounts.contains("tmpfs:/scratch"), "{mounts}");
+    assert_eq!(i("{{(index .NetworkSettings.Networks \"opts_front\").IPAddress}}"), "10.77.0.10");
+    // The service name and the alias resolve from the other service; the read-only root holds.
+    for name in ["app", "api", "opts-custom"] {
+        let out = p.ok(&["exec", "-T", "probe", "nslookup", name]);
+        assert!(out.contains("10.77.0.10"), "{name}: {out}");
+    }
+    let out = p.compose(&["exec", "-T", "app", "touch", "/nope"]);
+    assert!(!out.status.success(), "the root is writable");
+    assert_eq!(
+        p.ok(&["exec", "-T", "app", "cat", "/etc/hosts"]).lines().filter(|l| l.contains("gateway.test")).count(),
+        1
+    );
+    let port = p.ok(&["port", "app", "8000"]);
+    assert!(port.trim().starts_with("127.0.0.1:"), "{port}");
+    let logs = p.ok(&["logs", "--no-log-prefix", "app"]);
+    assert_eq!(logs.trim(), "started");
+    p.ok(&["down", "-v"]);
+    assert!(!d.ok(&["volume", "ls", "-q"]).contains("opts_cache"));
+}

@@ -41,7 +41,9 @@ impl std::fmt::Display for TemplateError {
             TemplateError::Required { var, message } => {
                 write!(f, "required variable {var} is missing a value: {message}")
             }
-            TemplateError::Invalid(t) => write!(f, "invalid interpolation format for {t:?}"),
+            TemplateError::Invalid(t) => {
+                write!(f, "invalid template {t:?} (a literal $ is written $$)")
+            }
         }
     }
 }

@@ -164,14 +164,12 @@ pub fn load(opts: &Options) -> Result<Project> {
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
     for f in &files {
-        let shown = display_name(f, &opts.working_dir);
-        let text = std::fs::read_to_string(f).map_err(|source| Error::Read { file: shown.clone(), source })?;
-        let mut doc = parse_yaml(&shown, &text)?;
-        interpolate::interpolate_file(&shown, &mut doc, &env, &mut |n| {
-            unset.insert(n.to_string());
-        })?;
-        schema::validate(&doc).map_err(|v| Error::Invalid { file: shown.clone(), path: v.path, message: v.message })?;
-        normalize::file(&shown, &mut doc, &working_dir)?;
+        let mut reader = FileReader { env: &env, unset: &mut unset, cwd: &opts.working_dir };
+        let mut doc = reader.read(f, &working_dir)?;
+        resolve_extends(&mut reader, &mut doc, f)?;
+        for inc in includes(&mut reader, &mut doc, f, &mut Vec::new())? {
+            normalize::merge(&mut merged, inc);
+        }
         normalize::merge(&mut merged, doc);
     }
     let environment: BTreeMap<String, String> =
@@ -190,6 +188,146 @@ pub fn load(opts: &Options) -> Result<Project> {
         build_project(name, working_dir, files, env_files, environment, profiles, merged, &opts.services)?;
     project.unset = unset.into_iter().collect();
     Ok(project)
+}
+
+/// Reads files the way the project's files are read: parsed, interpolated, validated, normalised.
+struct FileReader<'a> {
+    env: &'a dyn interpolate::Lookup,
+    unset: &'a mut BTreeSet<String>,
+    cwd: &'a Path,
+}
+
+impl FileReader<'_> {
+    /// One file; relative paths in it resolve against `base`.
+    fn read(&mut self, f: &Path, base: &Path) -> Result<Value> {
+        let shown = display_name(f, self.cwd);
+        let text = std::fs::read_to_string(f).map_err(|source| Error::Read { file: shown.clone(), source })?;
+        let mut doc = parse_yaml(&shown, &text)?;
+        let unset = &mut *self.unset;
+        interpolate::interpolate_file(&shown, &mut doc, self.env, &mut |n| {
+            unset.insert(n.to_string());
+        })?;
+        schema::validate(&doc).map_err(|v| Error::Invalid { file: shown.clone(), path: v.path, message: v.message })?;
+        normalize::file(&shown, &mut doc, base)?;
+        Ok(doc)
+    }
+}
+
+/// Replaces every service's `extends` by the service it extends (from this file or another, recursively), with
+/// the service's own keys merged over it by the usual rules.
+fn resolve_extends(reader: &mut FileReader<'_>, doc: &mut Value, file: &Path) -> Result<()> {
+    let names: Vec<String> =
+        doc.get("services").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let snapshot = doc.clone();
+    for n in names {
+        let resolved = extended(reader, &snapshot, file, &n, &mut Vec::new())?;
+        if let Some(slot) = doc.get_mut("services").and_then(|s| s.get_mut(&n)) {
+            *slot = resolved;
+        }
+    }
+    Ok(())
+}
+
+fn extended(
+    reader: &mut FileReader<'_>,
+    doc: &Value,
+    file: &Path,
+    name: &str,
+    stack: &mut Vec<String>,
+) -> Result<Value> {
+    let shown = display_name(file, reader.cwd);
+    let svc = doc.get("services").and_then(|s| s.get(name)).cloned().ok_or_else(|| Error::Invalid {
+        file: shown.clone(),
+        path: format!("services.{name}"),
+        message: "no such service to extend".into(),
+    })?;
+    let Some(ext) = svc.get("extends").cloned() else { return Ok(svc) };
+    let key = format!("{}:{name}", file.display());
+    if stack.contains(&key) {
+        stack.push(key);
+        return Err(Error::Project(format!("circular reference with extends: {}", stack.join(" -> "))));
+    }
+    stack.push(key);
+    let (base_name, base_file) = match &ext {
+        Value::String(s) => (s.clone(), None),
+        o => (
+            o.get("service").and_then(Value::as_str).unwrap_or_default().to_string(),
+            o.get("file").and_then(Value::as_str).map(str::to_string),
+        ),
+    };
+    let base = match base_file {
+        Some(f) => {
+            let dir = file.parent().unwrap_or(Path::new("/"));
+            let path = PathBuf::from(normalize::absolute(dir, &f));
+            let other_dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let other = reader.read(&path, &other_dir)?;
+            extended(reader, &other, &path, &base_name, stack)?
+        }
+        None => extended(reader, doc, file, &base_name, stack)?,
+    };
+    stack.pop();
+    let mut own = svc;
+    if let Some(m) = own.as_object_mut() {
+        m.remove("extends");
+    }
+    let mut merged = json!({"services": {name: base}});
+    normalize::merge(&mut merged, json!({"services": {name: own}}));
+    Ok(merged["services"][name].take())
+}
+
+/// The files a file's `include:` names (each read relative to its own directory or `project_directory`, its own
+/// `extends` and `include`s resolved), taken out of `doc`; a service both included and defined is an error, as in
+/// Compose.
+fn includes(reader: &mut FileReader<'_>, doc: &mut Value, file: &Path, stack: &mut Vec<PathBuf>) -> Result<Vec<Value>> {
+    let Some(list) = doc.as_object_mut().and_then(|m| m.remove("include")) else { return Ok(Vec::new()) };
+    let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    stack.push(file.to_path_buf());
+    let mut out = Vec::new();
+    for item in list.as_array().into_iter().flatten() {
+        let (paths, project_dir): (Vec<String>, Option<String>) = match item {
+            Value::String(p) => (vec![p.clone()], None),
+            o => {
+                let paths = match o.get("path") {
+                    Some(Value::String(p)) => vec![p.clone()],
+                    Some(Value::Array(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                    _ => Vec::new(),
+                };
+                (paths, o.get("project_directory").and_then(Value::as_str).map(str::to_string))
+            }
+        };
+        for p in paths {
+            let path = PathBuf::from(normalize::absolute(&dir, &p));
+            if stack.contains(&path) {
+                return Err(Error::Project(format!("include cycle: {} includes {}", file.display(), path.display())));
+            }
+            let base = match &project_dir {
+                Some(pd) => PathBuf::from(normalize::absolute(&dir, pd)),
+                None => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
+            };
+            let mut inc = reader.read(&path, &base)?;
+            resolve_extends(reader, &mut inc, &path)?;
+            let nested = includes(reader, &mut inc, &path, stack)?;
+            for n in nested {
+                out.push(n);
+            }
+            if let (Some(theirs), Some(ours)) =
+                (inc.get("services").and_then(Value::as_object), doc.get("services").and_then(Value::as_object))
+                && let Some(clash) = theirs.keys().find(|k| ours.contains_key(*k))
+            {
+                return Err(Error::Invalid {
+                    file: display_name(file, reader.cwd),
+                    path: format!("services.{clash}"),
+                    message: format!(
+                        "conflicts with the service {clash:?} imported from {}",
+                        display_name(&path, reader.cwd)
+                    ),
+                });
+            }
+            out.push(inc);
+        }
+    }
+    stack.pop();
+    Ok(out)
 }
 
 fn display_name(f: &Path, cwd: &Path) -> String {
@@ -628,6 +766,54 @@ volumes:
         let mut o = opts(d.path());
         o.services = vec!["b".into()];
         assert!(load(&o).is_ok_and(|p| p.services.contains_key("b")));
+    }
+
+    #[test]
+    fn extends_in_the_file_and_from_another() {
+        let d = dir_with(&[
+            (
+                "compose.yaml",
+                "services:\n  base: {image: busybox, environment: {A: \"1\", B: \"1\"}, ports: [\"80\"]}\n  web:\n    extends: base\n    environment: {B: \"2\"}\n  api:\n    extends: {file: lib/common.yaml, service: common}\n    command: [\"own\"]\n",
+            ),
+            (
+                "lib/common.yaml",
+                "services:\n  common: {image: alpine, command: [\"theirs\"], volumes: [\"./data:/data\"]}\n",
+            ),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        let web = &p.services["web"];
+        assert_eq!(web.image.as_deref(), Some("busybox"));
+        assert_eq!(web.environment["A"].as_deref(), Some("1"));
+        assert_eq!(web.environment["B"].as_deref(), Some("2"));
+        assert_eq!(web.ports.len(), 1);
+        let api = &p.services["api"];
+        assert_eq!((api.image.as_deref(), api.command.clone()), (Some("alpine"), Some(vec!["own".to_string()])));
+        // A relative path of the extended file is relative to that file.
+        assert_eq!(api.volumes[0].source.as_deref(), Some(d.path().join("lib/data").display().to_string().as_str()));
+        let d = dir_with(&[("compose.yaml", "services:\n  a: {image: x, extends: b}\n  b: {image: x, extends: a}\n")]);
+        assert!(load_err(&opts(d.path())).starts_with("circular reference with extends"));
+    }
+
+    #[test]
+    fn include_other_projects() {
+        let d = dir_with(&[
+            ("compose.yaml", "include:\n  - db/compose.yaml\nservices:\n  web: {image: busybox, depends_on: [db]}\n"),
+            ("db/compose.yaml", "services:\n  db: {image: busybox, volumes: [\"./init:/init\"]}\n"),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            p.services["db"].volumes[0].source.as_deref(),
+            Some(d.path().join("db/init").display().to_string().as_str())
+        );
+        assert!(p.model.get("include").is_none());
+        let d = dir_with(&[
+            ("compose.yaml", "include: [other.yaml]\nservices:\n  db: {image: busybox}\n"),
+            ("other.yaml", "services:\n  db: {image: busybox}\n"),
+        ]);
+        assert!(
+            load_err(&opts(d.path()))
+                .contains("services.db: conflicts with the service \"db\" imported from other.yaml")
+        );
     }
 
     #[test]

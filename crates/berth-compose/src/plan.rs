@@ -240,8 +240,10 @@ pub struct ContainerSpec {
     pub working_dir: Option<String>,
     /// `run --rm`: remove when it exits.
     pub auto_remove: bool,
-    /// `run --name`.
+    /// `run --name`, or the temporary name of a replacement.
     pub name: Option<String>,
+    /// The ID of the container this one replaces (`com.docker.compose.replace`).
+    pub replace: Option<String>,
 }
 
 /// The create body (`POST /containers/create`) of one container of `svc`, and its name.
@@ -284,6 +286,9 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     }
     if let Some(slug) = &spec.oneoff {
         labels.insert(LABEL_SLUG.into(), json!(slug));
+    }
+    if let Some(r) = &spec.replace {
+        labels.insert(LABEL_REPLACE.into(), json!(r));
     }
     let mut env: Vec<String> =
         svc.environment.iter().map(|(k, v)| format!("{k}={}", v.clone().unwrap_or_default())).collect();

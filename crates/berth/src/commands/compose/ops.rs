@@ -586,6 +586,7 @@ pub async fn run(c: &Client, p: &ProjectArgs, a: RunArgs) -> Result<i32> {
         working_dir: a.workdir.clone(),
         auto_remove: false,
         name: a.name.clone(),
+        replace: None,
     };
     let (cname, body) = plan::container_body(&project, svc, &spec)?;
     let resp = c.post_json(&format!("/containers/create{}", query(&[("name", cname.clone())])), &body).await?;

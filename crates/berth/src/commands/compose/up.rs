@@ -323,11 +323,24 @@ pub async fn converge(
         let recreate = how.force_recreate || (!how.no_recreate && changed);
         let cname = name(ctr);
         if recreate {
+            // As Compose v2: the replacement is created first under a temporary name (so a bad configuration
+            // leaves the old container in place), then the old one goes and the new one takes its name.
             progress(&format!("Container {cname}"), "Recreate");
-            stop_container(c, Some(svc), &id(ctr), how.timeout).await?;
-            remove_container(c, &id(ctr), false).await?;
-            let spec = ContainerSpec { number: n, image_id: image_id.to_string(), ..ContainerSpec::default() };
+            let old = id(ctr);
+            let temp = format!("{}_{cname}", old.chars().take(12).collect::<String>());
+            let spec = ContainerSpec {
+                number: n,
+                image_id: image_id.to_string(),
+                name: Some(temp.clone()),
+                replace: Some(old.clone()),
+                ..ContainerSpec::default()
+            };
             let new = create_container(c, project, svc, &spec).await?;
+            stop_container(c, Some(svc), &old, how.timeout).await?;
+            remove_container(c, &old, false).await?;
+            c.post(&format!("{}/rename{}", container_path(&new), query(&[("name", cname.clone())])))
+                .await
+                .with_context(|| format!("rename {temp} to {cname}"))?;
             if how.start {
                 start_container(c, svc, &new, &cname).await?;
             }
