@@ -548,3 +548,31 @@ volumes:
     p.ok(&["down", "-v"]);
     assert!(!d.ok(&["volume", "ls", "-q"]).contains("opts_cache"));
 }
+
+/// Attached `up` shows the run's output and ends with the containers; `--abort-on-container-exit` stops the rest
+/// when one ends; `run` starts the dependencies first.
+#[test]
+fn compose_up_attached_and_run_with_dependencies() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let p = Project::new(
+        &d,
+        "att",
+        &[(
+            "compose.yaml",
+            "services:\n  quick:\n    image: busybox\n    command: sh -c 'sleep 1; echo quick says hi'\n  slow:\n    image: busybox\n    command: sh -c 'echo slow starts; exec sleep 30'\n    stop_signal: SIGKILL\n  job:\n    image: busybox\n    command: \"true\"\n    depends_on:\n      quick: {condition: service_completed_successfully}\n",
+        )],
+    );
+    let out = p.ok(&["up", "--no-color", "quick"]);
+    assert!(out.lines().any(|l| l.starts_with("quick-1") && l.ends_with("| quick says hi")), "{out}");
+    let started = std::time::Instant::now();
+    let out = p.ok(&["up", "--no-color", "--abort-on-container-exit", "quick", "slow"]);
+    assert!(started.elapsed() < Duration::from_secs(20), "did not abort when quick exited");
+    assert!(out.contains("slow starts"), "{out}");
+    // This run's output only: the first run's line is not repeated.
+    assert_eq!(out.matches("quick says hi").count(), 1, "{out}");
+    assert_eq!(d.inspect("att-slow-1", "{{.State.Status}}"), "exited");
+    // run waits for the dependency's completion first.
+    p.ok(&["run", "--rm", "-T", "job"]);
+    assert_eq!(d.inspect("att-quick-1", "{{.State.ExitCode}}"), "0");
+    p.ok(&["down"]);
+}

@@ -659,6 +659,44 @@ mod tests {
     }
 
     #[test]
+    fn compose_flags_before_and_after_the_command() {
+        let Some(Cmd::Compose(c)) = parse(&[
+            "compose",
+            "-f",
+            "a.yaml",
+            "-f",
+            "b.yaml",
+            "-p",
+            "x",
+            "--profile",
+            "dev",
+            "logs",
+            "-f",
+            "-t",
+            "web",
+        ])
+        .cmd
+        else {
+            panic!("not compose")
+        };
+        assert_eq!(c.project.file.len(), 2);
+        assert_eq!(c.project.project_name.as_deref(), Some("x"));
+        let compose::ComposeCmd::Logs(l) = c.cmd else { panic!("not logs") };
+        assert!(l.follow && l.timestamps && l.services == vec!["web"]);
+        let Some(Cmd::Compose(c)) =
+            parse(&["compose", "exec", "-T", "--index", "2", "web", "sh", "-c", "echo -e x"]).cmd
+        else {
+            panic!("not compose")
+        };
+        let compose::ComposeCmd::Exec(e) = c.cmd else { panic!("not exec") };
+        assert!(e.no_tty && e.index == 2 && e.args == vec!["web", "sh", "-c", "echo -e x"]);
+        let Some(Cmd::Compose(c)) = parse(&["compose", "up", "-d", "--scale", "web=3", "--wait", "web"]).cmd else {
+            panic!("not compose")
+        };
+        assert!(!c.is_offline() && matches!(c.cmd, compose::ComposeCmd::Up(ref u) if u.detach && u.wait));
+    }
+
+    #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
     }

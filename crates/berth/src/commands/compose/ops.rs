@@ -359,6 +359,8 @@ pub struct LogOptions {
     pub abort_on_exit: bool,
     /// Only output since this UNIX time (`up` shows this run's output, not the previous runs').
     pub since: Option<String>,
+    /// The stop timeout for `abort_on_exit`.
+    pub stop_timeout: Option<i64>,
 }
 
 /// Streams the logs of the project's containers (of `services`), each line prefixed; with `follow` until every
@@ -414,11 +416,16 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
             anyhow::Ok(())
         });
     }
+    let mut aborted = false;
     while let Some(t) = tasks.join_next().await {
         t.map_err(|e| anyhow!("log task: {e}"))??;
-        if o.abort_on_exit {
-            tasks.abort_all();
-            break;
+        if o.abort_on_exit && !aborted {
+            // One container ended: the others are stopped, and their streams drained to their end.
+            aborted = true;
+            eprintln!("Aborting on container exit...");
+            for v in list.iter().rev() {
+                super::up::stop_container(c, None, &id(v), o.stop_timeout).await?;
+            }
         }
     }
     Ok(())
@@ -436,6 +443,7 @@ pub async fn logs(c: &Client, p: &ProjectArgs, a: LogsArgs) -> Result<i32> {
         index: a.index,
         abort_on_exit: false,
         since: None,
+        stop_timeout: None,
     };
     follow_logs(c, &pname, &a.services, &opts).await?;
     Ok(0)

@@ -599,19 +599,12 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         index: None,
         abort_on_exit: a.abort_on_container_exit,
         since: Some(format!("{}.{:09}", began.as_secs(), began.subsec_nanos())),
+        stop_timeout: a.timeout,
     };
     let follow = super::ops::follow_logs(c, &project.name, &names, &opts);
     tokio::pin!(follow);
     tokio::select! {
-        r = &mut follow => {
-            r?;
-            if a.abort_on_container_exit {
-                eprintln!("Aborting on container exit...");
-                for cid in ids.iter().rev() {
-                    stop_container(c, None, cid, a.timeout).await?;
-                }
-            }
-        }
+        r = &mut follow => r?,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             for cid in ids.iter().rev() {
