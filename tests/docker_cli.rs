@@ -275,3 +275,83 @@ fn docker_compose_v1_networks() {
     assert!(!nets.contains("proj_"), "{nets}");
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
 }
+
+/// Healthchecks that the docker CLI asks for (`--health-*`) run in berthd: `State.Health` goes from `starting` to
+/// `healthy` or `unhealthy` (after `retries` failures), keeps the last five results, shows in `ps`, and starts over
+/// after a daemon restart.
+#[test]
+fn docker_cli_healthchecks() {
+    let Some(mut d) = setup() else { return };
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "good",
+            "--health-cmd",
+            "test -f /tmp/ok",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "3",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; touch /tmp/ok; exec sleep 100",
+        ],
+    );
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bad",
+            "--health-cmd",
+            "echo failing; exit 1",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sleep",
+            "100",
+        ],
+    );
+    docker_ok(&d, &["run", "-d", "--name", "none", "busybox", "sleep", "100"]);
+    fn status(d: &Berthd, n: &str) -> String {
+        docker_ok(d, &["inspect", "-f", "{{.State.Health.Status}}", n]).trim().to_string()
+    }
+    assert_eq!(status(&d, "good"), "starting");
+    assert!(d.eventually(10, || status(&d, "good") == "healthy"), "good: {}", status(&d, "good"));
+    assert!(d.eventually(10, || status(&d, "bad") == "unhealthy"), "bad: {}", status(&d, "bad"));
+    let log = docker_ok(
+        &d,
+        &[
+            "inspect",
+            "-f",
+            "{{len .State.Health.Log}} {{.State.Health.FailingStreak}} {{(index .State.Health.Log 0).Output}}",
+            "bad",
+        ],
+    );
+    assert!(
+        d.eventually(10, || docker_ok(&d, &["inspect", "-f", "{{len .State.Health.Log}}", "bad"]).trim() == "5"),
+        "{log}"
+    );
+    assert!(log.contains("failing"), "{log}");
+    assert_eq!(docker_ok(&d, &["inspect", "-f", "{{json .State.Health}}", "none"]).trim(), "null");
+    let ps = docker_ok(&d, &["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(ps.lines().any(|l| l.starts_with("good ") && l.ends_with("(healthy)")), "{ps}");
+    assert!(ps.lines().any(|l| l.starts_with("bad ") && l.ends_with("(unhealthy)")), "{ps}");
+    // After a restart of the daemon the checks go on (results are kept in memory: they start over).
+    d.kill9();
+    d.restart();
+    let streak = |n: &str| docker_ok(&d, &["inspect", "-f", "{{.State.Health.FailingStreak}}", n]).trim().to_string();
+    assert!(d.eventually(10, || status(&d, "good") == "healthy"), "good after restart: {}", status(&d, "good"));
+    assert!(
+        d.eventually(10, || streak("bad").parse::<i64>().unwrap_or(0) >= 2),
+        "no healthcheck ran after the restart"
+    );
+    assert_eq!(status(&d, "bad"), "unhealthy");
+}
