@@ -1319,10 +1319,26 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
     v
 }
 
+/// The `Command` of a list entry as moby writes it: the path, then the arguments, each one that holds a space in
+/// single quotes (`sh -c 'echo hi'`).
+fn list_command(path: &str, args: &[String]) -> String {
+    let mut out = path.to_string();
+    for a in args {
+        out.push(' ');
+        if a.contains(' ') {
+            out.push('\'');
+            out.push_str(a);
+            out.push('\'');
+        } else {
+            out.push_str(a);
+        }
+    }
+    out
+}
+
 /// One entry of `GET /containers/json`.
 pub fn summary(d: &Daemon, rec: &Record, now: SystemTime, size: Option<(u64, u64)>) -> Value {
-    let command =
-        std::iter::once(rec.path.as_str()).chain(rec.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+    let command = list_command(&rec.path, &rec.args);
     let mut v = json!({
         "Id": rec.id,
         "Names": [format!("/{}", rec.name)],
@@ -1412,4 +1428,16 @@ pub async fn top(c: &Arc<Container>, ps_args: &str) -> Result<Value, Error> {
         procs.push(row);
     }
     Ok(json!({"Titles": titles, "Processes": procs}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_commands_quote_arguments_with_spaces() {
+        assert_eq!(list_command("sh", &["-c".into(), "echo hi; sleep 1".into()]), "sh -c 'echo hi; sleep 1'");
+        assert_eq!(list_command("sleep", &["100".into()]), "sleep 100");
+        assert_eq!(list_command("true", &[]), "true");
+    }
 }
