@@ -459,9 +459,10 @@ fn compose_service_options_reach_the_container() {
     let p = Project::new(
         &d,
         "opts",
-        &[(
-            "compose.yaml",
-            r#"
+        &[
+            (
+                "compose.yaml",
+                r#"
 services:
   app:
     image: busybox
@@ -501,6 +502,7 @@ services:
     deploy:
       resources:
         limits: {memory: 64m, cpus: "0.5", pids: 50}
+    secrets: [token]
   probe:
     image: busybox
     command: sleep 1000
@@ -512,8 +514,13 @@ networks:
 volumes:
   cache:
     external: false
+secrets:
+  token:
+    file: ./token.txt
 "#,
-        )],
+            ),
+            ("token.txt", "s3cret"),
+        ],
     );
     p.ok(&["up", "-d"]);
     let i = |f: &str| d.inspect("opts-custom", f);
@@ -543,6 +550,7 @@ volumes:
     );
     let port = p.ok(&["port", "app", "8000"]);
     assert!(port.trim().starts_with("127.0.0.1:"), "{port}");
+    assert_eq!(p.ok(&["exec", "-T", "app", "cat", "/run/secrets/token"]), "s3cret");
     let logs = p.ok(&["logs", "--no-log-prefix", "app"]);
     assert_eq!(logs.trim(), "started");
     p.ok(&["down", "-v"]);

@@ -507,6 +507,17 @@ fn build_project(
                 )));
             }
         }
+        for (kind, list) in [("secret", &s.secrets), ("config", &s.configs)] {
+            for item in list {
+                let src = item.as_str().or_else(|| item.get("source").and_then(Value::as_str)).unwrap_or_default();
+                if merged.get(format!("{kind}s")).and_then(|m| m.get(src)).is_none() {
+                    return Err(Error::Project(format!(
+                        "service {:?} refers to undefined {kind} {src}: invalid compose project",
+                        s.name
+                    )));
+                }
+            }
+        }
         for v in &s.volumes {
             if v.typ == "volume"
                 && let Some(src) = &v.source

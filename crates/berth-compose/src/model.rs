@@ -369,6 +369,8 @@ pub struct Service {
     pub mac_address: Option<String>,
     pub group_add: Vec<Value>,
     pub devices: Vec<Value>,
+    pub secrets: Vec<Value>,
+    pub configs: Vec<Value>,
 }
 
 impl Service {

@@ -416,6 +416,12 @@ pub fn file(file: &str, doc: &mut Value, base: &Path) -> Result<()> {
                 if item.is_null() {
                     *item = json!({});
                 }
+                // A secret's or config's `file` is relative to the project.
+                if let Some(m) = item.as_object_mut()
+                    && let Some(f) = m.get("file").and_then(Value::as_str).map(str::to_string)
+                {
+                    m.insert("file".into(), json!(absolute(base, &f)));
+                }
             }
         }
     }

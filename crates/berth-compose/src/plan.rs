@@ -444,6 +444,7 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
         }
         mounts.push(Value::Object(m));
     }
+    mounts.extend(file_mounts(project, svc)?);
     if !mounts.is_empty() {
         host.insert("Mounts".into(), json!(mounts));
     }
@@ -617,6 +618,43 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     Ok((name, Value::Object(body)))
 }
 
+/// `secrets:` and `configs:` of a service, as Compose does without Swarm: each file bind-mounted read-only, a
+/// secret at `/run/secrets/<target>`, a config at `/<source>` or its absolute `target`.
+fn file_mounts(project: &Project, svc: &Service) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for (kind, list) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
+        for (i, item) in list.iter().enumerate() {
+            let (source, target) = match item {
+                Value::String(s) => (s.clone(), None),
+                o => (
+                    o.get("source").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    o.get("target").and_then(Value::as_str).map(str::to_string),
+                ),
+            };
+            let key = format!("services.{}.{kind}.{i}", svc.name);
+            let def = project.model.get(kind).and_then(|m| m.get(&source));
+            let Some(def) = def else {
+                return Err(Error::Project(format!("{key}: undefined {} {source:?}", &kind[..kind.len() - 1])));
+            };
+            let Some(file) = def.get("file").and_then(Value::as_str) else {
+                return Err(Error::Project(format!(
+                    "{key}: only file-based {kind} are supported (\"{source}\" has no file:)"
+                )));
+            };
+            let target = match (kind, target) {
+                ("secrets", Some(t)) if t.starts_with('/') => t,
+                ("secrets", Some(t)) => format!("/run/secrets/{t}"),
+                ("secrets", None) => format!("/run/secrets/{source}"),
+                (_, Some(t)) if t.starts_with('/') => t,
+                (_, Some(t)) => format!("/{t}"),
+                (_, None) => format!("/{source}"),
+            };
+            out.push(json!({"Type": "bind", "Source": file, "Target": target, "ReadOnly": true}));
+        }
+    }
+    Ok(out)
+}
+
 fn volumes_from(project: &Project, svc: &Service) -> Vec<String> {
     svc.volumes_from
         .iter()
@@ -743,6 +781,26 @@ volumes:
         assert_eq!(name, "p-web-run-0123456789ab");
         assert_eq!(b["Labels"][LABEL_ONEOFF], "True");
         assert!(b["HostConfig"].get("PortBindings").is_none() && b["HostConfig"].get("RestartPolicy").is_none());
+    }
+
+    #[test]
+    fn secrets_and_configs_are_read_only_binds() {
+        let p = project(
+            "services:\n  a:\n    image: x\n    secrets: [pw, {source: pw, target: other}]\n    configs: [{source: conf, target: /etc/app.conf}]\nsecrets:\n  pw: {file: ./pw.txt}\nconfigs:\n  conf: {file: /abs/app.conf}\n",
+        );
+        let (_, b) = container_body(&p, &p.services["a"], &ContainerSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+        let m = &b["HostConfig"]["Mounts"];
+        assert_eq!(m[0]["Target"], "/run/secrets/pw");
+        assert!(m[0]["Source"].as_str().is_some_and(|s| s.ends_with("/pw.txt") && s.starts_with('/')));
+        assert_eq!(m[1]["Target"], "/run/secrets/other");
+        assert_eq!(
+            (m[2]["Source"].clone(), m[2]["Target"].clone(), m[2]["ReadOnly"].clone()),
+            (json!("/abs/app.conf"), json!("/etc/app.conf"), json!(true))
+        );
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join("compose.yaml"), "services:\n  a: {image: x, secrets: [nope]}\n").expect("write");
+        let o = Options { working_dir: d.path().to_path_buf(), ..Options::default() };
+        assert!(load(&o).is_err_and(|e| e.to_string().contains("undefined secret nope")));
     }
 
     #[test]
