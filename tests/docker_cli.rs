@@ -344,7 +344,7 @@ fn docker_cli_healthchecks() {
     let ps = docker_ok(&d, &["ps", "--format", "{{.Names}} {{.Status}}"]);
     assert!(ps.lines().any(|l| l.starts_with("good ") && l.ends_with("(healthy)")), "{ps}");
     assert!(ps.lines().any(|l| l.starts_with("bad ") && l.ends_with("(unhealthy)")), "{ps}");
-    // After a restart of the daemon the checks go on (results are kept in memory: they start over).
+    // After a restart of the daemon the checks go on.
     d.kill9();
     d.restart();
     let streak = |n: &str| docker_ok(&d, &["inspect", "-f", "{{.State.Health.FailingStreak}}", n]).trim().to_string();

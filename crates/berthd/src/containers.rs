@@ -199,6 +199,14 @@ async fn persist_new(d: &Daemon, rec: &Record) -> Result<(), Error> {
     write_doc(d, rec, None, true).await
 }
 
+/// Writes a container's current record (the healthcheck persists a change of its status this way).
+pub async fn save_record(d: &Daemon, c: &Container) {
+    let rec = c.record();
+    if let Err(e) = persist(d, c, &rec).await {
+        tracing::warn!("persist {}: {e}", &rec.id[..12]);
+    }
+}
+
 /// Writes a container's changed state, unless it has been removed: a state change that races with `remove` (an exit
 /// recorded while the container is being deleted) never writes it back. Run-state changes are not synced to disk
 /// on their own (a power loss that could take them back ends the container anyway): that saves an fsync per start

@@ -2,6 +2,7 @@
 //! test runs as an exec every interval (the start interval during the start period); the result goes into
 //! `State.Health` as moby keeps it: `starting` until the first success, `healthy`, or `unhealthy` after
 //! `retries` consecutive failures (failures within the start period do not count), the last five results in `Log`.
+//! The results live in the container's record in memory; a change of the status is persisted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,7 +95,8 @@ pub fn spawn(d: Arc<Daemon>, c: Arc<Container>, started_at: String) {
             }
             let probe = run_probe(&d, &c, &cmd, timeout).await;
             let in_start = began.elapsed() < start_period;
-            c.update_volatile(|r| {
+            let before = c.record().state.health.map(|h| h.status);
+            let rec = c.update_volatile(|r| {
                 if r.state.started_at != started_at {
                     return;
                 }
@@ -118,6 +120,10 @@ pub fn spawn(d: Arc<Daemon>, c: Arc<Container>, started_at: String) {
                     h.log.drain(..extra);
                 }
             });
+            // A change of the status is written down (a restarted daemon shows it until the next check).
+            if rec.state.health.map(|h| h.status) != before {
+                crate::containers::save_record(&d, &c).await;
+            }
         }
     });
 }
