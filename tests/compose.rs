@@ -265,6 +265,11 @@ fn compose_recreate_scale_orphans_and_commands() {
     assert!(l["com.docker.compose.image"].as_str().unwrap().starts_with("sha256:"));
     let hash = p.ok(&["config", "--hash", "app"]);
     assert_eq!(hash.split_whitespace().nth(1), l["com.docker.compose.config-hash"].as_str());
+    let ls = p.ok(&["ls"]);
+    assert!(
+        ls.lines().any(|l| l.starts_with("demoapp") && l.contains("running(2)") && l.contains("compose.yaml")),
+        "{ls}"
+    );
     let net = d.inspect("demoapp_default", "{{json .Labels}}");
     assert!(net.contains("\"com.docker.compose.network\":\"default\""), "{net}");
     // Unchanged: kept. Changed: recreated. Forced: recreated. --no-recreate: kept.

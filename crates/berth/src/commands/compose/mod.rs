@@ -99,6 +99,8 @@ pub enum ComposeCmd {
     Images(ops::ImagesArgs),
     /// Print the public port for a port binding
     Port(ops::PortArgs),
+    /// List running compose projects
+    Ls(ops::LsArgs),
     /// Show the Docker Compose version information
     Version,
 }
@@ -258,5 +260,6 @@ pub async fn compose(c: &Client, a: ComposeArgs) -> Result<i32> {
         ComposeCmd::Top(x) => ops::top(c, p, x).await,
         ComposeCmd::Images(x) => ops::images(c, p, x).await,
         ComposeCmd::Port(x) => ops::port(c, p, x).await,
+        ComposeCmd::Ls(x) => ops::ls(c, x).await,
     }
 }

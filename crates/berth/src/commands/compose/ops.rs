@@ -909,6 +909,55 @@ pub async fn port(c: &Client, p: &ProjectArgs, a: PortArgs) -> Result<i32> {
     }
 }
 
+/// `ls` flags.
+#[derive(Args, Debug)]
+pub struct LsArgs {
+    /// Show all stopped Compose projects
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Only display project names
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Format the output. Values: [table | json]
+    #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
+    pub format: String,
+}
+
+const LS_HEADERS: formatter::Headers = &[("Name", "NAME"), ("Status", "STATUS"), ("ConfigFiles", "CONFIG FILES")];
+
+/// `berth compose ls`: the projects the daemon's containers belong to (by their labels), with their states.
+pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
+    let filters = json!({"label": [plan::LABEL_PROJECT]}).to_string();
+    let list: Vec<Value> =
+        c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", filters)]))).await?;
+    let mut projects: std::collections::BTreeMap<String, (std::collections::BTreeMap<String, usize>, String)> =
+        std::collections::BTreeMap::new();
+    for v in &list {
+        let Some(p) = label(v, plan::LABEL_PROJECT) else { continue };
+        let e = projects.entry(p.to_string()).or_default();
+        *e.0.entry(v["State"].as_str().unwrap_or("unknown").to_string()).or_default() += 1;
+        if e.1.is_empty() {
+            e.1 = label(v, plan::LABEL_CONFIG_FILES).unwrap_or("").to_string();
+        }
+    }
+    let rows: Vec<Value> = projects
+        .iter()
+        .filter(|(_, (states, _))| a.all || states.contains_key("running"))
+        .map(|(name, (states, files))| {
+            let status: Vec<String> = states.iter().map(|(s, n)| format!("{s}({n})")).collect();
+            json!({"Name": name, "Status": status.join(", "), "ConfigFiles": files})
+        })
+        .collect();
+    if a.quiet {
+        for r in &rows {
+            outln!("{}", r["Name"].as_str().unwrap_or(""));
+        }
+        return Ok(0);
+    }
+    out!("{}", formatter::render(&a.format, "table {{.Name}}\t{{.Status}}\t{{.ConfigFiles}}", LS_HEADERS, &rows)?);
+    Ok(0)
+}
+
 /// `pull`/`push` flags.
 #[derive(Args, Debug)]
 pub struct ImageArgs {
