@@ -132,9 +132,17 @@ pub fn parse_yaml(file: &str, text: &str) -> Result<Value> {
 /// Loads, validates and normalises a project.
 pub fn load(opts: &Options) -> Result<Project> {
     let os = &opts.environment;
+    // COMPOSE_FILE may also come from the `.env` of the directory Compose starts in.
+    let start_dir =
+        opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
+    let early_env = match start_dir.join(".env") {
+        p if opts.files.is_empty() && !os.contains_key("COMPOSE_FILE") && p.is_file() => dotenv::read(&p, os)?,
+        _ => BTreeMap::new(),
+    };
+    let compose_file = os.get("COMPOSE_FILE").or_else(|| early_env.get("COMPOSE_FILE"));
     let files: Vec<PathBuf> = if !opts.files.is_empty() {
         opts.files.iter().map(|f| opts.working_dir.join(f)).collect()
-    } else if let Some(cf) = os.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
+    } else if let Some(cf) = compose_file.filter(|s| !s.is_empty()) {
         let sep = os.get("COMPOSE_PATH_SEPARATOR").and_then(|s| s.chars().next()).unwrap_or(':');
         cf.split(sep).filter(|s| !s.is_empty()).map(|f| opts.working_dir.join(f)).collect()
     } else {
@@ -773,6 +781,9 @@ volumes:
         let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.services["a"].image.as_deref(), Some("busybox:env"));
         assert!(p.services.contains_key("b"));
+        // COMPOSE_FILE from the environment or the .env.
+        let d2 = dir_with(&[("x.yaml", "services: {x: {image: busybox}}\n"), (".env", "COMPOSE_FILE=x.yaml\n")]);
+        assert!(load(&opts(d2.path())).is_ok_and(|p| p.services.contains_key("x")));
         // A named service is enabled whatever its profiles.
         let mut o = opts(d.path());
         o.services = vec!["b".into()];
