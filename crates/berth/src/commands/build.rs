@@ -13,7 +13,7 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::StatusError;
-use crate::client::{ChannelBody, Client, next_chunk, query};
+use crate::client::{ChannelBody, Client, query};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
@@ -140,16 +140,22 @@ fn pack(dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Resul
     let keep = [dockerfile_rel, ".dockerignore"];
     walk(&mut b, dir, "", pats.as_ref(), &keep)?;
     if let Some((name, data)) = extra {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o600);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_entry_type(tar::EntryType::Regular);
+        let mut h = file_header(data.len());
         b.append_data(&mut h, name, data).context("archive the Dockerfile")?;
     }
     b.into_inner().context("archive the context")
+}
+
+/// A tar entry for a file of `len` bytes that the client makes up (a Dockerfile from elsewhere).
+fn file_header(len: usize) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(len as u64);
+    h.set_mode(0o600);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
 }
 
 fn random_name() -> String {
@@ -168,13 +174,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         } else {
             // A lone Dockerfile: a context with nothing else.
             let mut b = tar::Builder::new(Vec::new());
-            let mut h = tar::Header::new_gnu();
-            h.set_size(input.len() as u64);
-            h.set_mode(0o600);
-            h.set_mtime(0);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_entry_type(tar::EntryType::Regular);
+            let mut h = file_header(input.len());
             b.append_data(&mut h, "Dockerfile", &input[..]).context("archive the Dockerfile")?;
             (b.into_inner().context("archive the Dockerfile")?, "Dockerfile".to_string())
         }
@@ -267,35 +267,21 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
     };
     let mode = if a.quiet { Mode::Quiet } else { mode };
     let mut view = View::new(mode);
-    let mut body = resp.into_body();
-    let mut pending = String::new();
     let mut image_id = None;
     let mut failure = None;
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = pending.find('\n') {
-            let line: String = pending.drain(..=i).collect();
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let v: Value = serde_json::from_str(line).with_context(|| format!("decode the build output {line:?}"))?;
-            if let Some(e) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
-                failure = Some(e.to_string());
-                continue;
-            }
-            if let Some(id) = v["aux"]["ID"].as_str() {
-                image_id = Some(id.to_string());
-                continue;
-            }
-            if let Some(s) = v["stream"].as_str() {
-                view.stream(s);
-            } else if let Some(s) = v["status"].as_str() {
-                let id = v["id"].as_str().map(|i| format!("{i}: ")).unwrap_or_default();
-                view.stream(&format!("{id}{s}\n"));
-            }
+    crate::client::json_messages(resp, |v| {
+        if let Some(e) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
+            failure = Some(e.to_string());
+        } else if let Some(id) = v["aux"]["ID"].as_str() {
+            image_id = Some(id.to_string());
+        } else if let Some(s) = v["stream"].as_str() {
+            view.stream(s);
+        } else if let Some(s) = v["status"].as_str() {
+            let id = v["id"].as_str().map(|i| format!("{i}: ")).unwrap_or_default();
+            view.stream(&format!("{id}{s}\n"));
         }
-    }
+    })
+    .await?;
     if let Some(e) = failure {
         view.fail();
         return Err(StatusError::exit(1, e));

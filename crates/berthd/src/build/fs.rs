@@ -42,19 +42,7 @@ pub fn clean_in_root(path: &str) -> Option<String> {
 }
 
 /// Lexically cleans a path, `..` above the root staying at the root (as Go's `filepath.Clean("/" + p)`).
-pub fn clean_abs(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
+pub use crate::mounts::clean as clean_abs;
 
 /// Go's `filepath.Match` for one path component: `*`, `?`, `[a-z]`, `[^x]`, `\` escapes.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
