@@ -162,8 +162,10 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
     let file_name = if opts.dockerfile.is_empty() { "Dockerfile".to_string() } else { opts.dockerfile.clone() };
     let (ctx2, name) = (ctx.clone(), file_name.clone());
     let guard = WsGuard(Some(ws.clone()));
+    let t0 = std::time::Instant::now();
     let (text, ignore) = blocking(move || {
         fs::receive_context(body, &ctx2)?;
+        tracing::debug!("build context received in {:?}", t0.elapsed());
         let rel = fs::clean_in_root(&name)
             .ok_or_else(|| bad(format!("the Dockerfile ({name}) must be within the build context")))?;
         let path = berth_runtime::mounts::secure_join(&ctx2, Path::new(&rel))
@@ -185,6 +187,7 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         let ctx2 = ctx.clone();
         blocking(move || fs::apply_ignore(&ctx2, &|p| pats.matches(p), &|p| pats.may_contain_included(p))).await?;
     }
+    tracing::debug!("build context ready in {:?}", t0.elapsed());
     let shown = Path::new(&file_name).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let df = berth_build::parse(&text).map_err(|e| bad(format!("{shown}:{}: {}", e.line, e.message)))?;
     if df.stages.is_empty() {
@@ -652,7 +655,9 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
         }
         let n = cx.step.fetch_add(1, Ordering::SeqCst) + 1;
         cx.out.stream(format!("Step {n}/{} : {}\n", cx.total, i.original));
+        let t0 = std::time::Instant::now();
         step(cx, &mut st, i, index).await?;
+        tracing::debug!("step {n} ({}) took {:?}", i.original, t0.elapsed());
         cx.out.stream(format!(" ---> {}\n", &st.key[..12]));
     }
     Ok(Arc::new(Built { img: st.img, chains: st.chains, key: st.key }))
