@@ -6,11 +6,18 @@
 pub(crate) enum Tok {
     Lit(char),
     /// `?`: one character; `/` only when `slash`.
-    One { slash: bool },
+    One {
+        slash: bool,
+    },
     /// `*`: any run of characters; `/` only when `slash`.
-    Star { slash: bool },
+    Star {
+        slash: bool,
+    },
     /// `[...]`.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// patternmatcher's `**` inside a pattern, the regexp `(.*/)?`: nothing, or anything that ends with `/`.
     AnyDirs,
     /// patternmatcher's `**` at the end of a pattern, the regexp `.*`.
@@ -95,7 +102,8 @@ fn match_at(toks: &[Tok], s: &[char], ti: usize, si: usize, memo: &mut Vec<Optio
         }
         Tok::AnyTail => (si..=n).any(|j| match_at(toks, s, ti + 1, j, memo)),
         Tok::AnyDirs => {
-            match_at(toks, s, ti + 1, si, memo) || (si..n).any(|j| s[j] == '/' && match_at(toks, s, ti + 1, j + 1, memo))
+            match_at(toks, s, ti + 1, si, memo)
+                || (si..n).any(|j| s[j] == '/' && match_at(toks, s, ti + 1, j + 1, memo))
         }
     };
     memo[key] = Some(result);

@@ -269,19 +269,13 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         "label" => node.args = name_vals(rest, "LABEL", escape)?,
         "expose" | "from" => node.args = whitespace_list(rest),
         "healthcheck" => (node.args, node.json) = health_config(rest)?,
-        "maintainer" | "stopsignal" | "user" | "workdir" => {
-            if !rest.is_empty() {
-                node.args = vec![rest.to_owned()];
-            }
+        "maintainer" | "stopsignal" | "user" | "workdir" if !rest.is_empty() => node.args = vec![rest.to_owned()],
+        "onbuild" if !rest.is_empty() => {
+            let sub = node_from_line(rest, escape)?;
+            node.args = std::iter::once(sub.cmd.clone()).chain(sub.args.iter().cloned()).collect();
+            node.sub = Some(Box::new(sub));
         }
-        "onbuild" => {
-            if !rest.is_empty() {
-                let sub = node_from_line(rest, escape)?;
-                node.args = std::iter::once(sub.cmd.clone()).chain(sub.args.iter().cloned()).collect();
-                node.sub = Some(Box::new(sub));
-            }
-        }
-        // Unknown instructions are refused one level up, with their name.
+        // No arguments, or an unknown instruction (refused one level up, with its name).
         _ => {}
     }
     Ok(node)

@@ -363,7 +363,7 @@ fn pairs(args: &[String], command: &str) -> Result<Vec<(String, String)>, String
     if args.is_empty() {
         return Err(at_least_one(command));
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(format!("Bad input to {command}, too many arguments"));
     }
     args.chunks(2)
