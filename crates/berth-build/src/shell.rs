@@ -383,36 +383,37 @@ impl<'a> Scanner<'a> {
                 None if self.lex.skip_unset => format!("${{{name}}}"),
                 None => String::new(),
             }),
-            Some(op @ ('-' | '+' | '?')) => {
-                let word = self.brace_word(false)?;
-                self.apply(&name, value, op, false, word)
-            }
-            Some(':') => {
-                let modifier = self.next();
-                let word = self.brace_word(false)?;
-                match modifier {
-                    Some(m @ ('-' | '+' | '?')) => self.apply(&name, value, m, true, word),
-                    Some(m) => Err(format!("unsupported modifier ({m}) in substitution")),
-                    None => Err("syntax error: missing '}'".to_owned()),
-                }
-            }
-            Some(op @ ('#' | '%')) => {
-                let longest = self.peek() == Some(op);
-                if longest {
-                    self.pos += 1;
-                }
-                let pattern = self.brace_word(true)?;
-                let value = match value {
-                    Some(value) => value,
-                    None if self.lex.skip_unset => {
-                        let op = if longest { format!("{op}{op}") } else { op.to_string() };
-                        return Ok(format!("${{{name}{op}{pattern}}}"));
-                    }
-                    None => String::new(),
+            Some(first @ (':' | '+' | '-' | '?' | '#' | '%')) => {
+                let colon = first == ':';
+                let op = if colon { self.next() } else { Some(first) };
+                let spelled = match (colon, op) {
+                    (true, Some(op)) => format!(":{op}"),
+                    (true, None) => ":".to_owned(),
+                    (false, _) => first.to_string(),
                 };
-                let toks = glob::compile_shell(&pattern, self.lex.escape)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
-                Ok(trim_match(&value, &toks, op == '#', longest))
+                // Patterns keep their escapes, for the pattern compiler.
+                let pattern_op = matches!(op, Some('#' | '%'));
+                if colon && pattern_op {
+                    return Err(format!("unsupported modifier ({spelled}) in substitution"));
+                }
+                let word = self.brace_word(pattern_op)?;
+                if value.is_none() && self.lex.skip_unset {
+                    return Ok(format!("${{{name}{spelled}{word}}}"));
+                }
+                match op {
+                    Some(op @ ('-' | '+' | '?')) => self.apply(&name, value, op, colon, word),
+                    Some(op @ ('#' | '%')) => {
+                        // `#`/`%` remove the shortest match, `##`/`%%` the longest.
+                        let (longest, pattern) = match word.strip_prefix(op) {
+                            Some(rest) => (true, rest),
+                            None => (false, word.as_str()),
+                        };
+                        let toks = glob::compile_shell(pattern)
+                            .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                        Ok(trim_match(&value.unwrap_or_default(), &toks, op == '#', longest))
+                    }
+                    _ => Err(format!("unsupported modifier ({spelled}) in substitution")),
+                }
             }
             Some('/') => {
                 let all = self.peek() == Some('/');
@@ -421,23 +422,20 @@ impl<'a> Scanner<'a> {
                 }
                 let pattern = match self.process_stop_on(Some('/'), true) {
                     Ok((pattern, _)) => pattern,
-                    Err(_) => return Err("syntax error: missing '/' in ${} substitution".to_owned()),
+                    Err(_) if self.peek().is_none() => return Err("syntax error: missing '/' in ${}".to_owned()),
+                    Err(e) => return Err(e),
                 };
-                let replacement = self.brace_word(false)?;
-                let value = match value {
-                    Some(value) => value,
-                    None if self.lex.skip_unset => {
-                        let op = if all { "//" } else { "/" };
-                        return Ok(format!("${{{name}{op}{pattern}/{replacement}}}"));
-                    }
-                    None => String::new(),
-                };
-                let toks = glob::compile_shell(&pattern, self.lex.escape)
+                let replacement = self.brace_word(true)?;
+                if value.is_none() && self.lex.skip_unset {
+                    return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+                }
+                let toks = glob::compile_shell(&pattern)
                     .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
-                Ok(replace_matches(&value, &toks, &replacement, all))
+                Ok(replace_matches(&value.unwrap_or_default(), &toks, &replacement, all))
             }
+            // BuildKit says "unsupported modifier (\u{fffd})" here; the missing brace is the real problem.
             None => Err("syntax error: missing '}'".to_owned()),
-            Some(_) => Err("missing ':' in substitution".to_owned()),
+            Some(other) => Err(format!("unsupported modifier ({other}) in substitution")),
         }
     }
 

@@ -42,7 +42,7 @@ impl Flags {
         let mut flags = Flags::default();
         for arg in given {
             let Some(arg) = arg.strip_prefix("--") else {
-                return Err(format!("Arg should start with -- : {arg}"));
+                return Err(format!("arg should start with -- : {arg}"));
             };
             if arg.is_empty() {
                 break;
@@ -52,19 +52,19 @@ impl Flags {
                 None => (arg, None),
             };
             let Some(&(_, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
-                return Err(format!("unknown flag: {name}"));
+                return Err(format!("unknown flag: --{name}"));
             };
             if kind != FlagType::Strings && flags.values.contains_key(name) {
-                return Err(format!("Duplicate flag specified: {name}"));
+                return Err(format!("duplicate flag specified: --{name}"));
             }
             let value = match (kind, value) {
                 (FlagType::Bool, None) => "true".to_owned(),
-                (FlagType::Bool, Some("")) => return Err(format!("Missing a value on flag: {name}")),
+                (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: --{name}")),
                 (FlagType::Bool, Some(v)) => match v.to_lowercase().as_str() {
                     lower @ ("true" | "false") => lower.to_owned(),
-                    _ => return Err(format!("Expecting boolean value for flag {name}, not: {v}")),
+                    _ => return Err(format!("expecting boolean value for flag --{name}, not: {v}")),
                 },
-                (_, None) => return Err(format!("Missing a value on flag: {name}")),
+                (_, None) => return Err(format!("missing a value on flag: --{name}")),
                 (_, Some(v)) => v.to_owned(),
             };
             flags.values.entry(name.to_owned()).or_default().push(value);
@@ -211,6 +211,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
                     ("keep-git-dir", FlagType::Bool),
                     ("checksum", FlagType::Str),
                     ("exclude", FlagType::Strings),
+                    ("unpack", FlagType::Bool),
                 ]
             };
             let flags = Flags::parse(&node.flags, allowed)?;
@@ -228,6 +229,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
                 exclude: flags.strings("exclude"),
                 checksum: flags.non_empty("checksum"),
                 keep_git_dir: flags.bool("keep-git-dir"),
+                unpack: flags.string("unpack").map(|v| v == "true"),
                 ..CopyArgs::default()
             };
             for source in sources {

@@ -158,6 +158,8 @@ pub struct CopyArgs {
     pub checksum: Option<String>,
     /// `ADD --keep-git-dir`.
     pub keep_git_dir: bool,
+    /// `ADD --unpack[=bool]`: `None` when not given (BuildKit then unpacks local archives, not remote ones).
+    pub unpack: Option<bool>,
     /// Inline sources (`COPY <<EOF /file`): each becomes a file named after its delimiter.
     pub heredocs: Vec<Heredoc>,
 }
