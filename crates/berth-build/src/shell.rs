@@ -96,18 +96,35 @@ pub struct Lex {
     raw_escapes: bool,
     /// Leave references to unset variables as they are written.
     skip_unset: bool,
+    /// Quotes are ordinary characters (BuildKit's `SkipProcessQuotes`, for heredoc bodies).
+    skip_quotes: bool,
+    /// `<<` takes the blanks after it into the same word (`<< EOF` is one heredoc marker).
+    heredoc_markers: bool,
 }
 
 impl Lex {
     /// A lexer for Dockerfiles whose escape character is `escape`.
     pub fn new(escape: char) -> Lex {
-        Lex { escape, raw_quotes: false, raw_escapes: false, skip_unset: false }
+        Lex {
+            escape,
+            raw_quotes: false,
+            raw_escapes: false,
+            skip_unset: false,
+            skip_quotes: false,
+            heredoc_markers: false,
+        }
     }
 
     /// The lexer BuildKit uses to find heredoc markers in an instruction line: quotes and escapes kept, unset
     /// variables left alone.
     pub(crate) fn heredoc_finder() -> Lex {
-        Lex { escape: '\\', raw_quotes: true, raw_escapes: true, skip_unset: true }
+        Lex { raw_quotes: true, raw_escapes: true, skip_unset: true, heredoc_markers: true, ..Lex::new('\\') }
+    }
+
+    /// The lexer BuildKit expands an unquoted `COPY`/`ADD` heredoc body with: `\\` escapes and `$` are processed,
+    /// quotes are left alone.
+    pub(crate) fn heredoc_body() -> Lex {
+        Lex { skip_quotes: true, ..Lex::new('\\') }
     }
 
     pub(crate) fn with_raw_quotes(&self, raw_quotes: bool) -> Lex {
@@ -247,15 +264,29 @@ impl<'a> Scanner<'a> {
                     result.push_str(&value);
                     words.add_string(&value);
                 }
-                '\'' => {
+                '\'' if !self.lex.skip_quotes => {
                     let value = self.process_single_quote()?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
                 }
-                '"' => {
+                '"' if !self.lex.skip_quotes => {
                     let value = self.process_double_quote()?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
+                }
+                '<' if self.lex.heredoc_markers => {
+                    self.pos += 1;
+                    let mut marker = String::from("<");
+                    if self.peek() == Some('<') {
+                        self.pos += 1;
+                        marker.push('<');
+                        while let Some(blank) = self.peek().filter(|c| c.is_whitespace()) {
+                            marker.push(blank);
+                            self.pos += 1;
+                        }
+                    }
+                    result.push_str(&marker);
+                    words.add_raw_string(&marker);
                 }
                 c if c == self.lex.escape => {
                     self.pos += 1;

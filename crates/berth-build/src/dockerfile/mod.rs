@@ -103,6 +103,15 @@ pub struct Heredoc {
     pub chomp: bool,
 }
 
+impl Heredoc {
+    /// The body as a `COPY`/`ADD` writes it: with `$VAR`s expanded (BuildKit's raw expansion: `\\` escapes and
+    /// `$` are processed, quotes are left as they are) when the delimiter was unquoted, else as it is. `RUN`
+    /// heredocs are not expanded by the builder (the shell does it).
+    pub fn expanded_content(&self, env: &dyn Env) -> Result<String, crate::shell::ExpandError> {
+        if self.expand { Lex::heredoc_body().process_word(&self.content, env) } else { Ok(self.content.clone()) }
+    }
+}
+
 /// `RUN --mount=type=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {

@@ -411,6 +411,42 @@ fn copy_heredocs() {
 }
 
 #[test]
+fn heredoc_marker_forms() {
+    // Blanks after `<<` are allowed.
+    let (cmd, h) = run_parts(one("RUN <<  EOF\nx\nEOF"));
+    assert_eq!(h, vec![hd("EOF", "x\n", true, false)]);
+    assert_eq!(run_line(&cmd, &h), RunLine::Shell(s("x\n")));
+    // Partly quoted delimiters do not expand; an escaped quote is just a character.
+    let (_, h) = run_parts(one("RUN <<eo'f'\nx\neof"));
+    assert_eq!(h, vec![hd("eof", "x\n", false, false)]);
+    let (_, h) = run_parts(one("RUN <<eo\\'f\nx\neo'f"));
+    assert_eq!(h, vec![hd("eo'f", "x\n", true, false)]);
+    let (_, h) = run_parts(one("RUN <<'one two'\nx\none two"));
+    assert_eq!(h, vec![hd("one two", "x\n", false, false)]);
+    // Unset variables stay in the delimiter.
+    let (_, h) = run_parts(one("RUN <<$EOF\nx\n$EOF"));
+    assert_eq!(h[0].name, "$EOF");
+    assert_eq!(
+        ast::parse_heredoc_word("<<'EOF"),
+        Err(s("unexpected end of statement while looking for matching single-quote"))
+    );
+    for not in ["", "EOF", "<<", "<<-", "<EOF", "<<<EOF"] {
+        assert_eq!(ast::parse_heredoc_word(not), Ok(None), "{not:?}");
+    }
+    for yes in ["<<EOF", "<<'EOF'", "<<\"EOF\"", "<<-EOF", "<<-'EOF'", "<<-\"EOF\"", "9<<EOF"] {
+        assert_eq!(ast::parse_heredoc_word(yes).expect("ok").map(|h| h.0), Some(s("EOF")), "{yes:?}");
+    }
+}
+
+#[test]
+fn heredoc_body_expansion() {
+    let Command::Copy(c) = one("COPY <<EOF <<'RAW' /d/\necho \"$A\" '${B:-b}' \\$C\nEOF\n$A\nRAW") else { panic!() };
+    let e = env(&[("A", "a"), ("C", "c")]);
+    assert_eq!(c.heredocs[0].expanded_content(&e).expect("ok"), "echo \"a\" 'b' $C\n");
+    assert_eq!(c.heredocs[1].expanded_content(&e).expect("ok"), "$A\n");
+}
+
+#[test]
 fn heredoc_markers_only_for_run_copy_add() {
     // USER does not take heredocs: the next line is an instruction of its own (here an unknown one).
     assert_eq!(err("FROM busybox\nUSER <<INVALID\nINVALID\n"), (3, s("unknown instruction: INVALID")));
@@ -489,6 +525,16 @@ fn args() {
     assert_eq!(
         expanded("ARG v=\"${base:-x} y\"", &[]),
         Command::Arg(vec![ArgDecl { name: s("v"), default: Some(s("x y")) }])
+    );
+    // Each default sees the earlier ones; names are not expanded.
+    assert_eq!(
+        expanded("ARG a=1 b=${a}2 $c=x d=$z", &[("a", "0"), ("c", "C"), ("z", "Z")]),
+        Command::Arg(vec![
+            ArgDecl { name: s("a"), default: Some(s("1")) },
+            ArgDecl { name: s("b"), default: Some(s("12")) },
+            ArgDecl { name: s("$c"), default: Some(s("x")) },
+            ArgDecl { name: s("d"), default: Some(s("Z")) },
+        ])
     );
     assert_eq!(err("FROM busybox\nARG\n").1, "ARG requires at least one argument");
     assert_eq!(err("FROM busybox\nARG =x\n").1, "ARG names can not be blank");
