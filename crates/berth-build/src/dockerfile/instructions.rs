@@ -170,13 +170,13 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             if let Some(n) = &network
                 && !matches!(n.as_str(), "default" | "none" | "host")
             {
-                return Err(format!("unsupported network mode {n:?}"));
+                return Err(format!("invalid network mode {n:?}"));
             }
             let security = flags.string("security");
             if let Some(s) = &security
                 && !matches!(s.as_str(), "sandbox" | "insecure")
             {
-                return Err(format!("unsupported security mode {s:?}"));
+                return Err(format!("security {s:?} is not valid"));
             }
             Command::Run {
                 cmd: form(node),
