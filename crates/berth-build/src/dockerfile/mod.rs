@@ -1,6 +1,7 @@
 //! The Dockerfile: parsing text into stages of typed instructions, as BuildKit's `frontend/dockerfile/parser`
-//! (lines, directives, continuations, heredocs: [`ast`]) and `frontend/dockerfile/instructions` (flags, arguments,
-//! validation: [`instructions`]) do it, and expanding an instruction's variables where Docker's builder does.
+//! (lines, directives, continuations, heredocs: `ast.rs`) and `frontend/dockerfile/instructions` (flags, arguments,
+//! validation: `instructions.rs`, `mount.rs`) do it, and expanding an instruction's variables where Docker's builder
+//! does (`expand.rs`).
 
 mod ast;
 mod duration;
