@@ -141,6 +141,29 @@ fn comments_and_continuations() {
 }
 
 #[test]
+fn continuation_lines_keep_their_indentation() {
+    // Only an instruction's first line is left-trimmed; tabs after the instruction word separate like spaces.
+    let i = ins("FROM\tbusybox\nRUN\tapt-get install \\\n\tcurl \\\n\t--yes\nENV\tPATH\t/bin:$PATH\n");
+    assert_eq!(
+        i[0].command,
+        Command::Run {
+            cmd: Form::Shell(s("apt-get install \tcurl \t--yes")),
+            mounts: vec![],
+            network: None,
+            security: None,
+            heredocs: vec![]
+        }
+    );
+    assert_eq!(i[1].command, Command::Env(vec![(s("PATH"), s("/bin:$PATH"))]));
+    // A directive may be indented; a comment line inside a continuation does not end it.
+    let d = df("  # escape = `\nFROM busybox\nENV a `\nENV b c\n");
+    assert_eq!(d.stages[0].instructions[0].command, Command::Env(vec![(s("a"), s("ENV b c"))]));
+    let i = ins("FROM busybox\nRUN echo a \\\n# comment\nRUN echo b\n");
+    assert_eq!(i.len(), 1);
+    assert_eq!(i[0].original, "RUN echo a RUN echo b");
+}
+
+#[test]
 fn instructions_are_case_insensitive() {
     let i = ins("from busybox\nrun echo hi\nWorkDir /app\ncMd [\"sh\"]\n");
     assert_eq!(
