@@ -31,7 +31,9 @@ enum FlagType {
     Strings,
 }
 
-/// The flags an instruction was given, checked against the ones it allows (BuildKit's `BFlags`).
+/// The flags an instruction was given, checked against the ones it allows (BuildKit's `BFlags`). Messages name the
+/// flag without its dashes (`unknown flag: foo`), as BuildKit did until 2024 and as Berth's build tests expect;
+/// current BuildKit writes `unknown flag: --foo`.
 #[derive(Default)]
 struct Flags {
     values: HashMap<String, Vec<String>>,
@@ -52,19 +54,19 @@ impl Flags {
                 None => (arg, None),
             };
             let Some(&(_, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
-                return Err(format!("unknown flag: --{name}"));
+                return Err(format!("unknown flag: {name}"));
             };
             if kind != FlagType::Strings && flags.values.contains_key(name) {
-                return Err(format!("duplicate flag specified: --{name}"));
+                return Err(format!("duplicate flag specified: {name}"));
             }
             let value = match (kind, value) {
                 (FlagType::Bool, None) => "true".to_owned(),
-                (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: --{name}")),
+                (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: {name}")),
                 (FlagType::Bool, Some(v)) => match v.to_lowercase().as_str() {
                     lower @ ("true" | "false") => lower.to_owned(),
-                    _ => return Err(format!("expecting boolean value for flag --{name}, not: {v}")),
+                    _ => return Err(format!("expecting boolean value for flag {name}, not: {v}")),
                 },
-                (_, None) => return Err(format!("missing a value on flag: --{name}")),
+                (_, None) => return Err(format!("missing a value on flag: {name}")),
                 (_, Some(v)) => v.to_owned(),
             };
             flags.values.entry(name.to_owned()).or_default().push(value);
