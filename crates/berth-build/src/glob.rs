@@ -6,24 +6,29 @@
 pub(crate) enum Tok {
     Lit(char),
     /// `?`: one character; `/` only when `slash`.
-    One { slash: bool },
+    One {
+        slash: bool,
+    },
     /// `*`: any run of characters; `/` only when `slash`.
-    Star { slash: bool },
+    Star {
+        slash: bool,
+    },
     /// `[...]`.
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// patternmatcher's `**` inside a pattern, the regexp `(.*/)?`: nothing, or anything that ends with `/`.
     AnyDirs,
     /// patternmatcher's `**` at the end of a pattern, the regexp `.*`.
     AnyTail,
 }
 
-/// Parses a character class as Go's `filepath.Match` does; `i` points just after the `[` and is left after the `]`.
-/// `bang` also accepts `!` for negation (shell patterns). `None` for a malformed class.
-pub(crate) fn parse_class(chars: &[char], i: &mut usize, escape: Option<char>, bang: bool) -> Option<Tok> {
+/// Parses a character class as Go's `filepath.Match` does (`[^a-z]` negates, `\\` escapes); `i` points just after
+/// the `[` and is left after the `]`. `None` for a malformed class.
+pub(crate) fn parse_class(chars: &[char], i: &mut usize) -> Option<Tok> {
     let mut negated = false;
-    if let Some(&c) = chars.get(*i)
-        && (c == '^' || (bang && c == '!'))
-    {
+    if chars.get(*i) == Some(&'^') {
         negated = true;
         *i += 1;
     }
@@ -34,22 +39,22 @@ pub(crate) fn parse_class(chars: &[char], i: &mut usize, escape: Option<char>, b
             *i += 1;
             return Some(Tok::Class { negated, ranges });
         }
-        let lo = class_char(chars, i, escape)?;
+        let lo = class_char(chars, i)?;
         let mut hi = lo;
         if chars.get(*i) == Some(&'-') {
             *i += 1;
-            hi = class_char(chars, i, escape)?;
+            hi = class_char(chars, i)?;
         }
         ranges.push((lo, hi));
     }
 }
 
-fn class_char(chars: &[char], i: &mut usize, escape: Option<char>) -> Option<char> {
+fn class_char(chars: &[char], i: &mut usize) -> Option<char> {
     let mut c = *chars.get(*i)?;
     if c == '-' || c == ']' {
         return None;
     }
-    if Some(c) == escape {
+    if c == '\\' {
         *i += 1;
         c = *chars.get(*i)?;
     }
@@ -95,16 +100,18 @@ fn match_at(toks: &[Tok], s: &[char], ti: usize, si: usize, memo: &mut Vec<Optio
         }
         Tok::AnyTail => (si..=n).any(|j| match_at(toks, s, ti + 1, j, memo)),
         Tok::AnyDirs => {
-            match_at(toks, s, ti + 1, si, memo) || (si..n).any(|j| s[j] == '/' && match_at(toks, s, ti + 1, j + 1, memo))
+            match_at(toks, s, ti + 1, si, memo)
+                || (si..n).any(|j| s[j] == '/' && match_at(toks, s, ti + 1, j + 1, memo))
         }
     };
     memo[key] = Some(result);
     result
 }
 
-/// Compiles a shell pattern (`*` and `?` match any character, `/` included; `[...]`; the escape character quotes the
-/// next one) as used by `${VAR#pattern}`, `${VAR%pattern}` and `${VAR/pattern/replacement}`.
-pub(crate) fn compile_shell(pattern: &str, escape: char) -> Result<Vec<Tok>, String> {
+/// Compiles a pattern of `${VAR#pattern}`, `${VAR%pattern}` or `${VAR/pattern/replacement}` as BuildKit's
+/// `convertShellPatternToRegex`: `*` matches any run of characters (`/` included), `?` any one character, brackets are
+/// literal; `\*`, `\?` and `\\` are literal, `\}` and `\/` are `}` and `/`, any other escape is an error.
+pub(crate) fn compile_shell(pattern: &str) -> Result<Vec<Tok>, String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut toks = Vec::new();
     let mut i = 0;
@@ -114,22 +121,14 @@ pub(crate) fn compile_shell(pattern: &str, escape: char) -> Result<Vec<Tok>, Str
         match c {
             '*' => toks.push(Tok::Star { slash: true }),
             '?' => toks.push(Tok::One { slash: true }),
-            '[' => {
-                let mut j = i;
-                match parse_class(&chars, &mut j, Some(escape), true) {
-                    Some(class) => {
-                        toks.push(class);
-                        i = j;
-                    }
-                    None => return Err("unterminated or malformed character class".to_owned()),
-                }
-            }
-            c if c == escape => match chars.get(i) {
-                Some(&next) => {
+            '\\' => match chars.get(i) {
+                Some('}' | '/') => {}
+                Some(&next @ ('*' | '?' | '\\')) => {
                     toks.push(Tok::Lit(next));
                     i += 1;
                 }
-                None => toks.push(Tok::Lit(c)),
+                Some(next) => return Err(format!("invalid escape '\\{next}'")),
+                None => return Err("invalid escape '\\'".to_owned()),
             },
             c => toks.push(Tok::Lit(c)),
         }
@@ -142,7 +141,7 @@ mod tests {
     use super::*;
 
     fn m(pattern: &str, s: &str) -> bool {
-        let toks = compile_shell(pattern, '\\').expect("pattern");
+        let toks = compile_shell(pattern).expect("pattern");
         matches(&toks, &s.chars().collect::<Vec<_>>())
     }
 
@@ -152,11 +151,12 @@ mod tests {
         assert!(m("a*c", "a/c"));
         assert!(m("a?c", "abc"));
         assert!(!m("a?c", "ac"));
-        assert!(m("[a-c]x", "bx"));
-        assert!(!m("[!a-c]x", "bx"));
-        assert!(m("[!a-c]x", "dx"));
+        // Brackets are literal in BuildKit's substitution patterns.
+        assert!(m("[a]x", "[a]x"));
+        assert!(!m("[a]x", "ax"));
         assert!(m("\\*", "*"));
         assert!(!m("\\*", "a"));
-        assert!(compile_shell("[a", '\\').is_err());
+        assert!(m("a\\/b", "a/b"));
+        assert_eq!(compile_shell("\\q"), Err("invalid escape '\\q'".to_owned()));
     }
 }

@@ -224,7 +224,7 @@ fn compile(pattern: &str) -> Option<Kind> {
                 None => return None,
             },
             '[' => {
-                toks.push(glob::parse_class(&chars, &mut i, Some('\\'), false)?);
+                toks.push(glob::parse_class(&chars, &mut i)?);
                 glob = true;
             }
             c => toks.push(Tok::Lit(c)),

@@ -96,18 +96,35 @@ pub struct Lex {
     raw_escapes: bool,
     /// Leave references to unset variables as they are written.
     skip_unset: bool,
+    /// Quotes are ordinary characters (BuildKit's `SkipProcessQuotes`, for heredoc bodies).
+    skip_quotes: bool,
+    /// `<<` takes the blanks after it into the same word (`<< EOF` is one heredoc marker).
+    heredoc_markers: bool,
 }
 
 impl Lex {
     /// A lexer for Dockerfiles whose escape character is `escape`.
     pub fn new(escape: char) -> Lex {
-        Lex { escape, raw_quotes: false, raw_escapes: false, skip_unset: false }
+        Lex {
+            escape,
+            raw_quotes: false,
+            raw_escapes: false,
+            skip_unset: false,
+            skip_quotes: false,
+            heredoc_markers: false,
+        }
     }
 
     /// The lexer BuildKit uses to find heredoc markers in an instruction line: quotes and escapes kept, unset
     /// variables left alone.
     pub(crate) fn heredoc_finder() -> Lex {
-        Lex { escape: '\\', raw_quotes: true, raw_escapes: true, skip_unset: true }
+        Lex { raw_quotes: true, raw_escapes: true, skip_unset: true, heredoc_markers: true, ..Lex::new('\\') }
+    }
+
+    /// The lexer BuildKit expands an unquoted `COPY`/`ADD` heredoc body with: `\\` escapes and `$` are processed,
+    /// quotes are left alone.
+    pub(crate) fn heredoc_body() -> Lex {
+        Lex { skip_quotes: true, ..Lex::new('\\') }
     }
 
     pub(crate) fn with_raw_quotes(&self, raw_quotes: bool) -> Lex {
@@ -247,15 +264,29 @@ impl<'a> Scanner<'a> {
                     result.push_str(&value);
                     words.add_string(&value);
                 }
-                '\'' => {
+                '\'' if !self.lex.skip_quotes => {
                     let value = self.process_single_quote()?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
                 }
-                '"' => {
+                '"' if !self.lex.skip_quotes => {
                     let value = self.process_double_quote()?;
                     result.push_str(&value);
                     words.add_raw_string(&value);
+                }
+                '<' if self.lex.heredoc_markers => {
+                    self.pos += 1;
+                    let mut marker = String::from("<");
+                    if self.peek() == Some('<') {
+                        self.pos += 1;
+                        marker.push('<');
+                        while let Some(blank) = self.peek().filter(|c| c.is_whitespace()) {
+                            marker.push(blank);
+                            self.pos += 1;
+                        }
+                    }
+                    result.push_str(&marker);
+                    words.add_raw_string(&marker);
                 }
                 c if c == self.lex.escape => {
                     self.pos += 1;
@@ -383,36 +414,37 @@ impl<'a> Scanner<'a> {
                 None if self.lex.skip_unset => format!("${{{name}}}"),
                 None => String::new(),
             }),
-            Some(op @ ('-' | '+' | '?')) => {
-                let word = self.brace_word(false)?;
-                self.apply(&name, value, op, false, word)
-            }
-            Some(':') => {
-                let modifier = self.next();
-                let word = self.brace_word(false)?;
-                match modifier {
-                    Some(m @ ('-' | '+' | '?')) => self.apply(&name, value, m, true, word),
-                    Some(m) => Err(format!("unsupported modifier ({m}) in substitution")),
-                    None => Err("syntax error: missing '}'".to_owned()),
-                }
-            }
-            Some(op @ ('#' | '%')) => {
-                let longest = self.peek() == Some(op);
-                if longest {
-                    self.pos += 1;
-                }
-                let pattern = self.brace_word(true)?;
-                let value = match value {
-                    Some(value) => value,
-                    None if self.lex.skip_unset => {
-                        let op = if longest { format!("{op}{op}") } else { op.to_string() };
-                        return Ok(format!("${{{name}{op}{pattern}}}"));
-                    }
-                    None => String::new(),
+            Some(first @ (':' | '+' | '-' | '?' | '#' | '%')) => {
+                let colon = first == ':';
+                let op = if colon { self.next() } else { Some(first) };
+                let spelled = match (colon, op) {
+                    (true, Some(op)) => format!(":{op}"),
+                    (true, None) => ":".to_owned(),
+                    (false, _) => first.to_string(),
                 };
-                let toks = glob::compile_shell(&pattern, self.lex.escape)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
-                Ok(trim_match(&value, &toks, op == '#', longest))
+                // Patterns keep their escapes, for the pattern compiler.
+                let pattern_op = matches!(op, Some('#' | '%'));
+                if colon && pattern_op {
+                    return Err(format!("unsupported modifier ({spelled}) in substitution"));
+                }
+                let word = self.brace_word(pattern_op)?;
+                if value.is_none() && self.lex.skip_unset {
+                    return Ok(format!("${{{name}{spelled}{word}}}"));
+                }
+                match op {
+                    Some(op @ ('-' | '+' | '?')) => self.apply(&name, value, op, colon, word),
+                    Some(op @ ('#' | '%')) => {
+                        // `#`/`%` remove the shortest match, `##`/`%%` the longest.
+                        let (longest, pattern) = match word.strip_prefix(op) {
+                            Some(rest) => (true, rest),
+                            None => (false, word.as_str()),
+                        };
+                        let toks = glob::compile_shell(pattern)
+                            .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                        Ok(trim_match(&value.unwrap_or_default(), &toks, op == '#', longest))
+                    }
+                    _ => Err(format!("unsupported modifier ({spelled}) in substitution")),
+                }
             }
             Some('/') => {
                 let all = self.peek() == Some('/');
@@ -421,23 +453,20 @@ impl<'a> Scanner<'a> {
                 }
                 let pattern = match self.process_stop_on(Some('/'), true) {
                     Ok((pattern, _)) => pattern,
-                    Err(_) => return Err("syntax error: missing '/' in ${} substitution".to_owned()),
+                    Err(_) if self.peek().is_none() => return Err("syntax error: missing '/' in ${}".to_owned()),
+                    Err(e) => return Err(e),
                 };
-                let replacement = self.brace_word(false)?;
-                let value = match value {
-                    Some(value) => value,
-                    None if self.lex.skip_unset => {
-                        let op = if all { "//" } else { "/" };
-                        return Ok(format!("${{{name}{op}{pattern}/{replacement}}}"));
-                    }
-                    None => String::new(),
-                };
-                let toks = glob::compile_shell(&pattern, self.lex.escape)
+                let replacement = self.brace_word(true)?;
+                if value.is_none() && self.lex.skip_unset {
+                    return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+                }
+                let toks = glob::compile_shell(&pattern)
                     .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
-                Ok(replace_matches(&value, &toks, &replacement, all))
+                Ok(replace_matches(&value.unwrap_or_default(), &toks, &replacement, all))
             }
+            // BuildKit says "unsupported modifier (\u{fffd})" here; the missing brace is the real problem.
             None => Err("syntax error: missing '}'".to_owned()),
-            Some(_) => Err("missing ':' in substitution".to_owned()),
+            Some(other) => Err(format!("unsupported modifier ({other}) in substitution")),
         }
     }
 

@@ -227,6 +227,8 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<(String, bool, boo
         Some(rest) => (true, rest),
         None => (false, rest),
     };
+    // Blanks between `<<` and the word are allowed (`<< EOF`).
+    let rest = rest.trim_start();
     if rest.is_empty() || rest.contains('<') {
         return Ok(None);
     }
@@ -236,8 +238,12 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<(String, bool, boo
         return Ok(None);
     };
     let raw = lex.with_raw_quotes(true).process_words(rest, &()).map_err(|e| e.0)?;
+    let [raw] = raw.as_slice() else {
+        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+    };
+    // A quote that did something (not an escaped one) makes the raw word longer in quotes: then no expansion.
     let quotes = |s: &str| s.chars().filter(|c| *c == '"' || *c == '\'').count();
-    let expand = raw.len() == 1 && quotes(name) == quotes(&raw[0]);
+    let expand = quotes(name) == quotes(raw);
     Ok(Some((name.clone(), expand, chomp)))
 }
 
@@ -269,19 +275,13 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         "label" => node.args = name_vals(rest, "LABEL", escape)?,
         "expose" | "from" => node.args = whitespace_list(rest),
         "healthcheck" => (node.args, node.json) = health_config(rest)?,
-        "maintainer" | "stopsignal" | "user" | "workdir" => {
-            if !rest.is_empty() {
-                node.args = vec![rest.to_owned()];
-            }
+        "maintainer" | "stopsignal" | "user" | "workdir" if !rest.is_empty() => node.args = vec![rest.to_owned()],
+        "onbuild" if !rest.is_empty() => {
+            let sub = node_from_line(rest, escape)?;
+            node.args = std::iter::once(sub.cmd.clone()).chain(sub.args.iter().cloned()).collect();
+            node.sub = Some(Box::new(sub));
         }
-        "onbuild" => {
-            if !rest.is_empty() {
-                let sub = node_from_line(rest, escape)?;
-                node.args = std::iter::once(sub.cmd.clone()).chain(sub.args.iter().cloned()).collect();
-                node.sub = Some(Box::new(sub));
-            }
-        }
-        // Unknown instructions are refused one level up, with their name.
+        // No arguments, or an unknown instruction (refused one level up, with its name).
         _ => {}
     }
     Ok(node)

@@ -1,22 +1,22 @@
 //! Environment replacement: which parts of which instruction Docker's builder expands.
 
-use crate::shell::{Env, ExpandError, Lex};
+use crate::shell::{Env, ExpandError, Layered, Lex};
 
 use super::{ArgDecl, Command, CopyArgs, Instruction, RunMount};
 
 impl Instruction {
     /// A copy with variables expanded where Docker's builder expands them: `ADD` and `COPY` (sources, destination,
-    /// `--from`, `--chown`, `--chmod`, `--checksum`, `--exclude`), `ENV` and `LABEL` (keys and values), `ARG` (names
-    /// and defaults), `EXPOSE`, `STOPSIGNAL`, `USER`, `VOLUME`, `WORKDIR`, and the fields of `RUN --mount`
+    /// `--from`, `--chown`, `--chmod`, `--checksum`, `--exclude`), `ENV` and `LABEL` (keys and values), `ARG`
+    /// defaults, `EXPOSE`, `STOPSIGNAL`, `USER`, `VOLUME`, `WORKDIR`, and the fields of `RUN --mount`
     /// (`target`, `source`, `from`, `id`). Quotes and escapes are processed there too (`ENV a="b c"` → `b c`).
     /// Not expanded: the commands of `RUN`, `CMD`, `ENTRYPOINT`, `SHELL`, `HEALTHCHECK` (the shell does it at run
-    /// time), `ONBUILD`, `MAINTAINER`, and heredoc bodies (the executor expands a `COPY` heredoc whose `expand` is
-    /// set).
+    /// time), `ONBUILD`, `MAINTAINER`, and heredoc bodies (see [`super::Heredoc::expanded_content`]).
     ///
     /// Every word of one instruction sees the environment as it was before the instruction, as in BuildKit: after
-    /// `ENV abc=hello`, `ENV abc=bye def=$abc` sets `def` to `hello`. (Meta args before the first `FROM` are
-    /// different: BuildKit expands each one with the meta args before it; the executor does that with
-    /// [`Lex::process_word`] on each [`ArgDecl::default`].)
+    /// `ENV abc=hello`, `ENV abc=bye def=$abc` sets `def` to `hello`. `ARG` is the exception, as in BuildKit's
+    /// `dispatchArg`: names are not expanded and each default sees the earlier ones (`ARG a=1 b=$a` gives `b=1`).
+    /// A `--build-arg` value replaces a default unexpanded, and an `ARG` without default inherits the meta arg of
+    /// that name: both are the executor's business (as are meta args, expanded the same way one after the other).
     pub fn expand(&self, lex: &Lex, env: &dyn Env) -> Result<Instruction, ExpandError> {
         let word = |w: &String| lex.process_word(w, env);
         let opt = |w: &Option<String>| w.as_ref().map(|w| lex.process_word(w, env)).transpose();
@@ -60,12 +60,22 @@ impl Instruction {
             Command::Workdir(w) => Command::Workdir(word(w)?),
             Command::Env(ps) => Command::Env(pairs(ps)?),
             Command::Label(ps) => Command::Label(pairs(ps)?),
-            Command::Arg(decls) => Command::Arg(
-                decls
-                    .iter()
-                    .map(|d| Ok(ArgDecl { name: word(&d.name)?, default: opt(&d.default)? }))
-                    .collect::<Result<Vec<_>, ExpandError>>()?,
-            ),
+            Command::Arg(decls) => {
+                // As BuildKit's dispatchArg: names as written, each default sees the ones before it.
+                let mut seen: Vec<(String, String)> = Vec::new();
+                let mut out = Vec::new();
+                for d in decls {
+                    let default = match &d.default {
+                        Some(v) => Some(lex.process_word(v, &Layered(&seen, env))?),
+                        None => None,
+                    };
+                    if let Some(v) = &default {
+                        seen.push((d.name.clone(), v.clone()));
+                    }
+                    out.push(ArgDecl { name: d.name.clone(), default });
+                }
+                Command::Arg(out)
+            }
             Command::Expose(ports) => {
                 let mut out = Vec::new();
                 for p in ports {

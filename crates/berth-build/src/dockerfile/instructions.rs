@@ -31,7 +31,9 @@ enum FlagType {
     Strings,
 }
 
-/// The flags an instruction was given, checked against the ones it allows (BuildKit's `BFlags`).
+/// The flags an instruction was given, checked against the ones it allows (BuildKit's `BFlags`). Messages name the
+/// flag without its dashes (`unknown flag: foo`), as BuildKit did until 2024 and as Berth's build tests expect;
+/// current BuildKit writes `unknown flag: --foo`.
 #[derive(Default)]
 struct Flags {
     values: HashMap<String, Vec<String>>,
@@ -42,7 +44,7 @@ impl Flags {
         let mut flags = Flags::default();
         for arg in given {
             let Some(arg) = arg.strip_prefix("--") else {
-                return Err(format!("Arg should start with -- : {arg}"));
+                return Err(format!("arg should start with -- : {arg}"));
             };
             if arg.is_empty() {
                 break;
@@ -55,16 +57,16 @@ impl Flags {
                 return Err(format!("unknown flag: {name}"));
             };
             if kind != FlagType::Strings && flags.values.contains_key(name) {
-                return Err(format!("Duplicate flag specified: {name}"));
+                return Err(format!("duplicate flag specified: {name}"));
             }
             let value = match (kind, value) {
                 (FlagType::Bool, None) => "true".to_owned(),
-                (FlagType::Bool, Some("")) => return Err(format!("Missing a value on flag: {name}")),
+                (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: {name}")),
                 (FlagType::Bool, Some(v)) => match v.to_lowercase().as_str() {
                     lower @ ("true" | "false") => lower.to_owned(),
-                    _ => return Err(format!("Expecting boolean value for flag {name}, not: {v}")),
+                    _ => return Err(format!("expecting boolean value for flag {name}, not: {v}")),
                 },
-                (_, None) => return Err(format!("Missing a value on flag: {name}")),
+                (_, None) => return Err(format!("missing a value on flag: {name}")),
                 (_, Some(v)) => v.to_owned(),
             };
             flags.values.entry(name.to_owned()).or_default().push(value);
@@ -170,13 +172,13 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             if let Some(n) = &network
                 && !matches!(n.as_str(), "default" | "none" | "host")
             {
-                return Err(format!("unsupported network mode {n:?}"));
+                return Err(format!("invalid network mode {n:?}"));
             }
             let security = flags.string("security");
             if let Some(s) = &security
                 && !matches!(s.as_str(), "sandbox" | "insecure")
             {
-                return Err(format!("unsupported security mode {s:?}"));
+                return Err(format!("security {s:?} is not valid"));
             }
             Command::Run {
                 cmd: form(node),
@@ -211,6 +213,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
                     ("keep-git-dir", FlagType::Bool),
                     ("checksum", FlagType::Str),
                     ("exclude", FlagType::Strings),
+                    ("unpack", FlagType::Bool),
                 ]
             };
             let flags = Flags::parse(&node.flags, allowed)?;
@@ -228,6 +231,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
                 exclude: flags.strings("exclude"),
                 checksum: flags.non_empty("checksum"),
                 keep_git_dir: flags.bool("keep-git-dir"),
+                unpack: flags.string("unpack").map(|v| v == "true"),
                 ..CopyArgs::default()
             };
             for source in sources {
@@ -363,7 +367,7 @@ fn pairs(args: &[String], command: &str) -> Result<Vec<(String, String)>, String
     if args.is_empty() {
         return Err(at_least_one(command));
     }
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(format!("Bad input to {command}, too many arguments"));
     }
     args.chunks(2)

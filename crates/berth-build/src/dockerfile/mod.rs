@@ -1,6 +1,7 @@
 //! The Dockerfile: parsing text into stages of typed instructions, as BuildKit's `frontend/dockerfile/parser`
-//! (lines, directives, continuations, heredocs: [`ast`]) and `frontend/dockerfile/instructions` (flags, arguments,
-//! validation: [`instructions`]) do it, and expanding an instruction's variables where Docker's builder does.
+//! (lines, directives, continuations, heredocs: `ast.rs`) and `frontend/dockerfile/instructions` (flags, arguments,
+//! validation: `instructions.rs`, `mount.rs`) do it, and expanding an instruction's variables where Docker's builder
+//! does (`expand.rs`).
 
 mod ast;
 mod duration;
@@ -103,6 +104,15 @@ pub struct Heredoc {
     pub chomp: bool,
 }
 
+impl Heredoc {
+    /// The body as a `COPY`/`ADD` writes it: with `$VAR`s expanded (BuildKit's raw expansion: `\\` escapes and
+    /// `$` are processed, quotes are left as they are) when the delimiter was unquoted, else as it is. `RUN`
+    /// heredocs are not expanded by the builder (the shell does it).
+    pub fn expanded_content(&self, env: &dyn Env) -> Result<String, crate::shell::ExpandError> {
+        if self.expand { Lex::heredoc_body().process_word(&self.content, env) } else { Ok(self.content.clone()) }
+    }
+}
+
 /// `RUN --mount=type=…`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MountKind {
@@ -158,6 +168,8 @@ pub struct CopyArgs {
     pub checksum: Option<String>,
     /// `ADD --keep-git-dir`.
     pub keep_git_dir: bool,
+    /// `ADD --unpack[=bool]`: `None` when not given (BuildKit then unpacks local archives, not remote ones).
+    pub unpack: Option<bool>,
     /// Inline sources (`COPY <<EOF /file`): each becomes a file named after its delimiter.
     pub heredocs: Vec<Heredoc>,
 }

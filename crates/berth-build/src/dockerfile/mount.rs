@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn every_key() {
-        let m = ok("type=cache,id=go,destination=/go,sharing=LOCKED,mode=0755,uid=1000,gid=1001,from=builder,src=/x,rw");
+        let m =
+            ok("type=cache,id=go,destination=/go,sharing=LOCKED,mode=0755,uid=1000,gid=1001,from=builder,src=/x,rw");
         assert_eq!(m.id.as_deref(), Some("go"));
         assert_eq!(m.target, "/go");
         assert_eq!(m.sharing, "locked");

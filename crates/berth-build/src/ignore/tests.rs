@@ -6,7 +6,8 @@ fn p(text: &str) -> Patterns {
 
 #[test]
 fn reading_the_file() {
-    let pats = p("\u{feff}# comment\n\n  node_modules  \n/abs\n./dot\ntrailing/\n!  ./keep/me \n a/../b\n  # not a comment\n");
+    let pats =
+        p("\u{feff}# comment\n\n  node_modules  \n/abs\n./dot\ntrailing/\n!  ./keep/me \n a/../b\n  # not a comment\n");
     assert_eq!(pats.lines(), ["node_modules", "abs", "dot", "trailing", "!keep/me", "b", "# not a comment"]);
     assert!(pats.has_exclusions());
     assert!(!pats.is_empty());

@@ -81,8 +81,12 @@ fn syntax_errors() {
     assert_eq!(err("${:a}", &[]), "syntax error: bad substitution");
     assert_eq!(err("${A", &[]), "syntax error: missing '}'");
     assert_eq!(err("${A:-x", &[]), "syntax error: missing '}'");
-    assert_eq!(err("${A:=x}", &[("A", "1")]), "unsupported modifier (=) in substitution");
-    assert_eq!(err("${A b}", &[]), "missing ':' in substitution");
+    assert_eq!(err("${A:=x}", &[("A", "1")]), "unsupported modifier (:=) in substitution");
+    assert_eq!(err("${A=x}", &[("A", "1")]), "unsupported modifier (=) in substitution");
+    assert_eq!(err("${A:#x}", &[("A", "1")]), "unsupported modifier (:#) in substitution");
+    assert_eq!(err("${A b}", &[]), "unsupported modifier ( ) in substitution");
+    assert_eq!(err("${A/x", &[("A", "1")]), "syntax error: missing '/' in ${}");
+    assert_eq!(err("${A#\\q}", &[("A", "1")]), "invalid pattern (\\q) in substitution: invalid escape '\\q'");
     assert_eq!(err("'abc", &[]), "unexpected end of statement while looking for matching single-quote");
     assert_eq!(err("\"abc", &[]), "unexpected end of statement while looking for matching double-quote");
 }
@@ -150,6 +154,11 @@ fn pattern_operators() {
     assert_eq!(word("${P/t*l/X}", &e), "/usr/local/bin/X.tar.gz");
     assert_eq!(word("${UNSET#x}", &e), "");
     assert_eq!(word("${P#\\*}", &e), "/usr/local/bin/tool.tar.gz");
+    assert_eq!(word("${S#\\*}", &[("S", "*x")]), "x");
+    assert_eq!(word("${S%\\}}", &[("S", "a}")]), "a");
+    assert_eq!(word("${S#[ab]}", &[("S", "[ab]c")]), "c");
+    assert_eq!(word("${S%?}", &[("S", "abc")]), "ab");
+    assert_eq!(word("${S//?/x}", &[("S", "abc")]), "xxx");
 }
 
 #[test]

@@ -1226,11 +1226,9 @@ async fn copy_step(
     let mut files = Vec::new();
     let mut file_keys = Vec::new();
     for (n, h) in args.heredocs.iter().enumerate() {
-        let content = if h.expand {
+        let content = {
             let vars = st.vars();
-            Lex::new(cx.prep.df.escape).process_word(&h.content, &vars).unwrap_or_else(|_| h.content.clone())
-        } else {
-            h.content.clone()
+            h.expanded_content(&vars).map_err(|e| bad(format!("{at}: {}", e.0)))?
         };
         let p = dirs.src.parent().unwrap_or(Path::new("/")).join(format!("heredoc-{n}"));
         std::fs::write(&p, &content).map_err(|e| Error::Internal(format!("write {}: {e}", p.display())))?;
