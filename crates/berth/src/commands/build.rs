@@ -96,7 +96,7 @@ fn pairs(items: &[String], from_env: bool) -> serde_json::Map<String, Value> {
 
 /// Packs the context directory into a tar: `.dockerignore` applied, the Dockerfile added under `extra` when it
 /// lives elsewhere.
-fn pack(dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Result<Vec<u8>> {
+fn pack<W: Write>(out: W, dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Result<W> {
     let ignore_text = std::fs::read_to_string(dir.join(format!("{dockerfile_rel}.dockerignore")))
         .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
         .ok();
@@ -104,10 +104,10 @@ fn pack(dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Resul
         Some(t) => Some(berth_build::ignore::Patterns::parse(t).map_err(|e| anyhow::anyhow!(".dockerignore: {e}"))?),
         None => None,
     };
-    let mut b = tar::Builder::new(Vec::new());
+    let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
-    fn walk(
-        b: &mut tar::Builder<Vec<u8>>,
+    fn walk<W: Write>(
+        b: &mut tar::Builder<W>,
         base: &Path,
         rel: &str,
         pats: Option<&berth_build::ignore::Patterns>,
@@ -146,6 +146,38 @@ fn pack(dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Resul
     b.into_inner().context("archive the context")
 }
 
+/// Where the context comes from: a tar as it is, or a directory to archive.
+enum Source {
+    Tar(Vec<u8>),
+    Dir { dir: PathBuf, rel: String, extra: Option<(String, Vec<u8>)> },
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Sends what is written as request body chunks.
+struct ChanWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the daemon stopped reading the context"))
+    }
+}
+
 /// A tar entry for a file of `len` bytes that the client makes up (a Dockerfile from elsewhere).
 fn file_header(len: usize) -> tar::Header {
     let mut h = tar::Header::new_gnu();
@@ -165,18 +197,18 @@ fn random_name() -> String {
 }
 
 pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
-    let (context_tar, dockerfile) = if a.context == "-" {
+    let (source, dockerfile) = if a.context == "-" {
         let mut input = Vec::new();
         std::io::stdin().read_to_end(&mut input).context("read the context from STDIN")?;
         let is_tar = input.len() >= 262 && &input[257..262] == b"ustar" || input.starts_with(&[0x1f, 0x8b]);
         if is_tar {
-            (input, a.file.clone().unwrap_or_default())
+            (Source::Tar(input), a.file.clone().unwrap_or_default())
         } else {
             // A lone Dockerfile: a context with nothing else.
             let mut b = tar::Builder::new(Vec::new());
             let mut h = file_header(input.len());
             b.append_data(&mut h, "Dockerfile", &input[..]).context("archive the Dockerfile")?;
-            (b.into_inner().context("archive the Dockerfile")?, "Dockerfile".to_string())
+            (Source::Tar(b.into_inner().context("archive the Dockerfile")?), "Dockerfile".to_string())
         }
     } else {
         let dir = PathBuf::from(&a.context);
@@ -188,7 +220,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
                 let mut text = Vec::new();
                 std::io::stdin().read_to_end(&mut text).context("read the Dockerfile from STDIN")?;
                 let name = format!(".dockerfile.{}", random_name());
-                (pack(&dir, &name, Some((&name, &text)))?, name)
+                (Source::Dir { dir, rel: name.clone(), extra: Some((name.clone(), text)) }, name)
             }
             Some(f) => {
                 let path = PathBuf::from(f);
@@ -199,12 +231,12 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
                 match canon.strip_prefix(&canon_dir) {
                     Ok(rel) => {
                         let rel = rel.display().to_string();
-                        (pack(&dir, &rel, None)?, rel)
+                        (Source::Dir { dir, rel: rel.clone(), extra: None }, rel)
                     }
                     Err(_) => {
                         let text = std::fs::read(&canon).with_context(|| format!("read {f}"))?;
                         let name = format!(".dockerfile.{}", random_name());
-                        (pack(&dir, &name, Some((&name, &text)))?, name)
+                        (Source::Dir { dir, rel: name.clone(), extra: Some((name.clone(), text)) }, name)
                     }
                 }
             }
@@ -215,7 +247,7 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
                         format!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", dir.join("Dockerfile").display()),
                     ));
                 }
-                (pack(&dir, "Dockerfile", None)?, "Dockerfile".to_string())
+                (Source::Dir { dir, rel: "Dockerfile".into(), extra: None }, "Dockerfile".to_string())
             }
         }
     };
@@ -249,14 +281,22 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
     }
     q.push(("rm", "1".into()));
     let (tx, body) = ChannelBody::channel();
-    tokio::spawn(async move {
-        for chunk in context_tar.chunks(256 * 1024) {
-            if tx.send(Ok(bytes::Bytes::copy_from_slice(chunk))).await.is_err() {
-                break;
+    // The context is archived while it is sent.
+    let packing = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        match source {
+            Source::Tar(t) => w.write_all(&t).context("send the context")?,
+            Source::Dir { dir, rel, extra } => {
+                w = pack(w, &dir, &rel, extra.as_ref().map(|(n, d)| (n.as_str(), d.as_slice())))?;
             }
         }
+        w.flush().context("send the context")
     });
-    let resp = c.call(Method::POST, &format!("/build{}", query(&q)), body, false).await?;
+    let resp = c.call(Method::POST, &format!("/build{}", query(&q)), body, false).await;
+    if let Ok(Err(e)) = packing.await {
+        return Err(e);
+    }
+    let resp = resp?;
     let mode = match a.progress.as_str() {
         "auto" if std::io::stderr().is_terminal() => Mode::Tty,
         "auto" | "plain" => Mode::Plain,

@@ -692,7 +692,8 @@ pub fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], extra: &[String]) {
     }
 }
 
-/// Turns a step's writable layer into a layer of the store on top of `parent`; `None` when the step changed nothing.
+/// Turns a step's writable layer into a layer of the store on top of `parent` (the directory itself moves into the
+/// store); `None` when the step changed nothing.
 pub fn commit(store: &Store, upper: &Path, parent: Option<&ChainId>) -> Result<Option<Layer>, Error> {
     let upper_fd = open_dir(upper)?;
     if list_dir(upper_fd.as_fd())?.is_empty() {
@@ -704,7 +705,7 @@ pub fn commit(store: &Store, upper: &Path, parent: Option<&ChainId>) -> Result<O
             t.add_children(upper_fd, "")?;
             t.finish()
         },
-        |r| store.import_layer(r, parent).map(Some).map_err(crate::daemon::store_error),
+        |r| store.adopt_layer(upper, r, parent).map(Some).map_err(crate::daemon::store_error),
     )
 }
 

@@ -101,6 +101,8 @@ impl Out {
 /// A parsed build, ready to run: the context is unpacked and the Dockerfile read.
 pub struct Prepared {
     ws: PathBuf,
+    /// The context: below the exec root (a tmpfs in production), so that unpacking thousands of small files costs
+    /// no disk writes.
     ctx: PathBuf,
     file_name: String,
     df: Dockerfile,
@@ -109,6 +111,9 @@ pub struct Prepared {
 impl Drop for Prepared {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.ws);
+        if let Some(parent) = self.ctx.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
     }
 }
 
@@ -119,12 +124,13 @@ pub fn build_root(d: &Daemon) -> PathBuf {
 
 /// Removes what a build that was cut short (berthd killed) left: its workspace, including stale mounts.
 pub fn clean_leftovers(d: &Daemon) {
-    let root = build_root(d);
-    let Ok(entries) = std::fs::read_dir(&root) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("ws-") {
-            let _ = std::fs::remove_dir_all(e.path());
+    for root in [build_root(d), d.config.exec_root.join("build")] {
+        let Ok(entries) = std::fs::read_dir(&root) else { continue };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("ws-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
 }
@@ -150,9 +156,12 @@ fn bad(m: impl Into<String>) -> Error {
 
 /// Receives the context and parses the Dockerfile: errors here are the request's.
 pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyReader) -> Result<Prepared, Error> {
-    let ws = build_root(d).join(format!("ws-{}", &crate::names::new_id()?[..16]));
-    let ctx = ws.join("context");
-    std::fs::create_dir_all(&ctx).map_err(|e| Error::Internal(format!("mkdir {}: {e}", ctx.display())))?;
+    let name = format!("ws-{}", &crate::names::new_id()?[..16]);
+    let ws = build_root(d).join(&name);
+    let ctx = d.config.exec_root.join("build").join(&name).join("context");
+    for dir in [&ws, &ctx] {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("mkdir {}: {e}", dir.display())))?;
+    }
     if let Some(p) = opts.platform.as_deref() {
         let host = format!("linux/{}", berth_store::image::host_architecture());
         if p != host && p != "linux" && !p.starts_with(&format!("{host}/")) {
@@ -161,7 +170,7 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
     }
     let file_name = if opts.dockerfile.is_empty() { "Dockerfile".to_string() } else { opts.dockerfile.clone() };
     let (ctx2, name) = (ctx.clone(), file_name.clone());
-    let guard = WsGuard(Some(ws.clone()));
+    let guard = WsGuard(Some(ws.clone()), ctx.parent().map(Path::to_path_buf));
     let t0 = std::time::Instant::now();
     let (text, ignore) = blocking(move || {
         fs::receive_context(body, &ctx2)?;
@@ -195,15 +204,16 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
     }
     let mut guard = guard;
     guard.0 = None;
+    guard.1 = None;
     Ok(Prepared { ws, ctx, file_name: shown, df })
 }
 
-/// Removes a workspace unless disarmed.
-struct WsGuard(Option<PathBuf>);
+/// Removes a workspace (and its context directory) unless disarmed.
+struct WsGuard(Option<PathBuf>, Option<PathBuf>);
 
 impl Drop for WsGuard {
     fn drop(&mut self) {
-        if let Some(p) = &self.0 {
+        for p in [&self.0, &self.1].into_iter().flatten() {
             let _ = std::fs::remove_dir_all(p);
         }
     }
