@@ -178,10 +178,19 @@ fn cache_hits_and_every_changed_input_misses() {
     // --no-cache rebuilds everything.
     let log = build_ok(&d, &dir, &["-t", "c", "--no-cache"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
-    // builder prune empties the cache.
+    // builder prune empties the cache, and so does system prune (which keeps tagged images).
     d.ok(&["builder", "prune", "-f"]);
     let log = build_ok(&d, &dir, &["-t", "c2"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
+    d.ok(&["run", "--name", "stopped", "busybox", "true"]);
+    let out = d.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:") && out.contains("Total reclaimed space"), "{out}");
+    assert!(d.berth(&["inspect", "stopped"]).status.code() != Some(0));
+    let log = build_ok(&d, &dir, &["-t", "c2"]);
+    assert_eq!(log.matches("CACHED").count(), 0, "{log}");
+    // image prune -a removes what no container uses.
+    d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(!d.berth(&["image", "inspect", "c"]).status.success());
     assert_clean(&d);
 }
 

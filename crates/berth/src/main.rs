@@ -234,6 +234,8 @@ enum ContainerCmd {
     /// Remove one or more containers
     #[command(visible_aliases = ["remove"])]
     Rm(container::RmArgs),
+    /// Remove all stopped containers
+    Prune(system::ContainerPruneArgs),
     /// Create and run a new container from an image
     Run(run::RunArgs),
     /// Start one or more stopped containers
@@ -272,6 +274,8 @@ enum ImageCmd {
     /// Remove one or more images
     #[command(visible_aliases = ["remove"])]
     Rm(image::RmiArgs),
+    /// Remove unused images
+    Prune(system::ImagePruneArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(image::TagArgs),
 }
@@ -314,6 +318,8 @@ enum VolumeCmd {
 enum SystemCmd {
     /// Show berth disk usage
     Df(system::DfArgs),
+    /// Remove unused data
+    Prune(system::SystemPruneArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
 }
@@ -479,6 +485,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ContainerCmd::Rename(a) => container::rename(&c, a).await,
             ContainerCmd::Restart(a) => container::restart(&c, a).await,
             ContainerCmd::Rm(a) => container::rm(&c, a).await,
+            ContainerCmd::Prune(a) => system::container_prune(&c, a).await,
             ContainerCmd::Run(a) => run::run(&c, a).await,
             ContainerCmd::Start(a) => container::start(&c, a).await,
             ContainerCmd::Stop(a) => container::stop(&c, a).await,
@@ -497,6 +504,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ImageCmd::Inspect(a) => inspect::inspect(&c, a.with_type("image")).await,
             ImageCmd::Ls(a) => image::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,
+            ImageCmd::Prune(a) => system::image_prune(&c, a).await,
             ImageCmd::Tag(a) => image::tag(&c, a).await,
         },
         Cmd::Network { cmd } => match cmd {
@@ -517,6 +525,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         },
         Cmd::System { cmd } => match cmd {
             SystemCmd::Df(a) => system::df(&c, a).await,
+            SystemCmd::Prune(a) => system::system_prune(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
         },
     }

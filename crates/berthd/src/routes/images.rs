@@ -377,3 +377,35 @@ mod tests {
         assert_eq!(familiar_tag("a:v1"), "a:v1");
     }
 }
+
+/// `POST /images/prune`: removes dangling images (untagged), or with `dangling=false` every image no container uses.
+pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
+    let f = filters(&q)?;
+    let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "false" | "0")));
+    let _no_new_users = d.image_use.write().await;
+    let store = d.store.clone();
+    let used: std::collections::HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
+    let (deleted, reclaimed) = blocking(move || {
+        let mut out = Vec::new();
+        let mut reclaimed: i64 = 0;
+        for i in store.list_images().map_err(store_error)? {
+            if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
+                continue;
+            }
+            for t in &i.repo_tags {
+                out.push(json!({"Untagged": t}));
+            }
+            let removed = store.remove_image(&i.id).map_err(store_error)?;
+            if !removed.is_empty() {
+                reclaimed += i.size;
+            }
+            out.extend(removed.into_iter().map(|r| json!({"Deleted": r})));
+        }
+        Ok((out, reclaimed))
+    })
+    .await?;
+    Ok(Json(json!({
+        "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+        "SpaceReclaimed": reclaimed,
+    })))
+}
