@@ -325,3 +325,201 @@ fn corrupt_blob_is_refused_and_pulls_resume() {
     assert_eq!(d2.ok(&["run", "--rm", &name, "echo", "resumed"]), "resumed\n");
     assert!(!downloads.join(format!("{hex}.partial")).exists());
 }
+
+/// `berth registry serve` on a free loopback port, stopped by its PID.
+struct BerthRegistry {
+    child: Child,
+    addr: String,
+    root: PathBuf,
+}
+
+impl BerthRegistry {
+    fn start(tag: &str) -> BerthRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let root = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(bin("berth"))
+            .args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(&root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "berth registry did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        BerthRegistry { child, addr, root }
+    }
+
+    /// `curl -s -i` against the registry: (status, headers + body).
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let out = Command::new("curl").args(["-s", "-i"]).args(args).output().unwrap();
+        let text = stdout(&out);
+        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for BerthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn header(text: &str, name: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    stdout(&child.wait_with_output().unwrap()).split_whitespace().next().unwrap().to_string()
+}
+
+#[test]
+fn berth_registry_serves_the_distribution_api() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: curl is not installed");
+        return;
+    }
+    let r = BerthRegistry::start("api");
+    let (s, text) = r.curl(&[&r.url("/v2/")]);
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(header(&text, "docker-distribution-api-version"), "registry/2.0");
+
+    // Chunked upload: POST, two PATCHes, PUT with the digest.
+    let data = b"hello, chunked blob";
+    let hex = sha256_hex(data);
+    let (s, text) = r.curl(&["-X", "POST", &r.url("/v2/a/b/blobs/uploads/")]);
+    assert_eq!(s, 202, "{text}");
+    let loc = header(&text, "location");
+    let (s, text) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 0-4", "--data-binary", "hello", &r.url(&loc)]);
+    assert_eq!((s, header(&text, "range")), (202, "0-4".to_string()), "{text}");
+    // A chunk that does not continue the upload is refused.
+    let (s, _) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 2-3", "--data-binary", "xx", &r.url(&loc)]);
+    assert_eq!(s, 416);
+    let (s, _) = r.curl(&["-X", "PATCH", "--data-binary", ", chunked blob", &r.url(&loc)]);
+    assert_eq!(s, 202);
+    let (s, text) = r.curl(&["-X", "PUT", &r.url(&format!("{loc}?digest=sha256:{hex}"))]);
+    assert_eq!(s, 201, "{text}");
+    assert_eq!(header(&text, "docker-content-digest"), format!("sha256:{hex}"));
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/blobs/sha256:{hex}"))]);
+    assert!(s == 200 && text.ends_with("hello, chunked blob"), "{text}");
+    let (s, text) = r.curl(&["-H", "Range: bytes=7-", &r.url(&format!("/v2/a/b/blobs/sha256:{hex}"))]);
+    assert!(s == 206 && text.ends_with("chunked blob"), "{text}");
+    // Not linked into another repository.
+    let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 404);
+    // Cross-repository mount.
+    let (s, _) = r.curl(&["-X", "POST", &r.url(&format!("/v2/other/blobs/uploads/?mount=sha256:{hex}&from=a/b"))]);
+    assert_eq!(s, 201);
+    let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 200);
+
+    // Monolithic upload with a wrong digest: refused, nothing stored.
+    let wrong = "0".repeat(64);
+    let (s, text) = r.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        "other content",
+        &r.url(&format!("/v2/a/b/blobs/uploads/?digest=sha256:{wrong}")),
+    ]);
+    assert!(s == 400 && text.contains("DIGEST_INVALID"), "{text}");
+    assert!(!r.root.join("blobs/sha256").join(&wrong).exists());
+
+    // Manifests: blobs must be there; tags list with pagination; catalog.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{hex}","size":19}},"layers":[]}}"#
+    );
+    let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
+    for tag in ["v1", "v2", "v3"] {
+        let (s, text) =
+            r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url(&format!("/v2/a/b/manifests/{tag}"))]);
+        assert_eq!(s, 201, "{text}");
+    }
+    let missing = manifest.replace(&hex, &"1".repeat(64));
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &missing, &r.url("/v2/a/b/manifests/bad")]);
+    assert!(s == 400 && text.contains("MANIFEST_BLOB_UNKNOWN"), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/a/b/manifests/v1")]);
+    assert!(s == 200 && text.contains("\"schemaVersion\":2"), "{text}");
+    assert_eq!(header(&text, "content-type"), "application/vnd.oci.image.manifest.v1+json");
+    let (s, text) = r.curl(&[&r.url("/v2/a/b/manifests/nosuch")]);
+    assert!(s == 404 && text.contains("MANIFEST_UNKNOWN"), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=2")]);
+    assert!(text.contains(r#"{"name":"a/b","tags":["v1","v2"]}"#), "{text}");
+    assert!(header(&text, "link").contains("last=v2"), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=2&last=v2")]);
+    assert!(text.contains(r#""tags":["v3"]"#), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/_catalog")]);
+    assert!(text.contains(r#"{"repositories":["a/b"]}"#), "{text}");
+    let (s, _) = r.curl(&[&r.url("/v2/NOT..valid/tags/list")]);
+    assert_eq!(s, 400);
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url("/v2/a/b/manifests/v3")]);
+    assert_eq!(s, 202);
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list")]);
+    assert!(text.contains(r#""tags":["v1","v2"]"#), "{text}");
+}
+
+#[test]
+fn push_and_pull_with_berth_registry() {
+    if !can_run() {
+        return;
+    }
+    let r = BerthRegistry::start("images");
+    let d1 = Berthd::start();
+    d1.busybox();
+    let d2 = Berthd::start();
+    // Two daemons push the same image at once: concurrent uploads of the same blobs are safe.
+    let names: Vec<String> = (0..2).map(|i| format!("{}/team/app:v{i}", r.addr)).collect();
+    d1.ok(&["tag", "busybox", &names[0]]);
+    let tar = d1.dir.join("bb.tar");
+    d1.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    d2.ok(&["load", "-i", tar.to_str().unwrap()]);
+    d2.ok(&["tag", "busybox", &names[1]]);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| d1.berth(&["push", &names[0]]));
+        let b = s.spawn(|| d2.berth(&["push", &names[1]]));
+        for out in [a.join().unwrap(), b.join().unwrap()] {
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+    });
+    let d3 = Berthd::start();
+    for n in &names {
+        assert!(d3.ok(&["pull", n]).contains("Downloaded newer image") || d3.ok(&["pull", n]).contains("up to date"));
+    }
+    assert_eq!(d3.ok(&["run", "--rm", &names[1], "echo", "from berth registry"]), "from berth registry\n");
+    // The docker CLI through berthd, both ways.
+    if docker_cli().is_some() {
+        let n = format!("{}/team/docker:v1", r.addr);
+        d1.ok(&["tag", "busybox", &n]);
+        let out = d1.docker(&["push", &n]).unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = d3.docker(&["pull", &n]).unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = fails(&d3, &["pull", &format!("{}/team/app:nosuch", r.addr)]);
+    assert!(out.contains("manifest unknown"), "{out}");
+    // Garbage collection keeps what manifests reference.
+    let gc = Command::new(bin("berth")).args(["registry", "gc", "--root"]).arg(&r.root).output().unwrap();
+    assert!(gc.status.success(), "{}", stderr(&gc));
+    assert!(d3.ok(&["pull", &names[0]]).contains("up to date"));
+}

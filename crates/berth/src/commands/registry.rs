@@ -82,6 +82,52 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
+/// `berth registry`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Serve a registry (the OCI distribution API) from a directory, in the foreground
+    Serve(ServeArgs),
+    /// Delete the blobs no manifest references (run it while the registry is stopped)
+    Gc(GcArgs),
+}
+
+/// `berth registry serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long = "addr", value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Directory that holds the registry's content
+    #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
+    pub root: std::path::PathBuf,
+}
+
+/// `berth registry gc`.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Directory that holds the registry's content
+    #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
+    pub root: std::path::PathBuf,
+}
+
+pub async fn registry(cmd: RegistryCmd) -> Result<i32> {
+    match cmd {
+        RegistryCmd::Serve(a) => {
+            eprintln!("berth registry: serving {} on http://{}", a.root.display(), a.addr);
+            berth_registry::server::serve(&a.addr, &a.root)
+                .await
+                .map_err(|e| StatusError::exit(1, format!("registry: {}: {e}", a.addr)))?;
+            Ok(0)
+        }
+        RegistryCmd::Gc(a) => {
+            let n = berth_registry::server::garbage_collect(&a.root)
+                .map_err(|e| StatusError::exit(1, format!("registry gc: {}: {e}", a.root.display())))?;
+            outln!("{n} blobs removed");
+            Ok(0)
+        }
+    }
+}
+
 /// The registry a reference names (`localhost:5000/a` → `localhost:5000`; `busybox` → `docker.io`).
 pub fn registry_of(name: &str) -> String {
     match name.split_once('/') {
@@ -247,6 +293,16 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
         None => outln!("{}", qualified(&repo, "").trim_end_matches(':')),
     }
     Ok(0)
+}
+
+/// Pulls `image` (with `:latest` when it names no tag) without showing progress (`run`, `create`).
+pub async fn pull_quietly(c: &Client, image: &str) -> Result<()> {
+    let (repo, tag) = split_reference(image);
+    let q = vec![("fromImage", repo.clone()), ("tag", tag.unwrap_or_else(|| "latest".into()))];
+    let auth = auth_header(&registry_of(&repo))?;
+    let resp =
+        c.send(Method::POST, &format!("/images/create{}", query(&q)), empty(), &[("x-registry-auth", &auth)]).await?;
+    follow(check(resp).await?, true).await
 }
 
 pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
