@@ -100,6 +100,18 @@ pub struct ServeArgs {
     /// Directory that holds the registry's content
     #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
     pub root: std::path::PathBuf,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key)
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require basic auth against this htpasswd file (bcrypt entries: `htpasswd -B`)
+    #[arg(long = "htpasswd", value_name = "FILE")]
+    pub htpasswd: Option<std::path::PathBuf>,
+    /// Realm of the basic-auth challenge
+    #[arg(long = "realm", value_name = "REALM", default_value = "berth-registry")]
+    pub realm: String,
 }
 
 /// `berth registry gc`.
@@ -108,21 +120,38 @@ pub struct GcArgs {
     /// Directory that holds the registry's content
     #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
     pub root: std::path::PathBuf,
+    /// Keep blobs, links and uploads younger than this (pushes in progress); 0s: the registry must be stopped
+    #[arg(long = "grace", value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+    /// Only report what would be removed
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }
 
 pub async fn registry(cmd: RegistryCmd) -> Result<i32> {
     match cmd {
         RegistryCmd::Serve(a) => {
-            eprintln!("berth registry: serving {} on http://{}", a.root.display(), a.addr);
-            berth_registry::server::serve(&a.addr, &a.root)
+            let config = berth_registry::server::Config {
+                addr: a.addr.clone(),
+                root: a.root.clone(),
+                tls: a.tls_cert.zip(a.tls_key),
+                htpasswd: a.htpasswd,
+                realm: a.realm,
+            };
+            let server = berth_registry::server::Server::bind(&config)
                 .await
-                .map_err(|e| StatusError::exit(1, format!("registry: {}: {e}", a.addr)))?;
+                .map_err(|e| StatusError::exit(1, format!("registry: {e}")))?;
+            let scheme = if server.is_tls() { "https" } else { "http" };
+            let addr = server.local_addr().map(|a| a.to_string()).unwrap_or(a.addr);
+            eprintln!("berth registry: serving {} on {scheme}://{addr}", a.root.display());
+            server.run().await.map_err(|e| StatusError::exit(1, format!("registry: {addr}: {e}")))?;
             Ok(0)
         }
         RegistryCmd::Gc(a) => {
-            let n = berth_registry::server::garbage_collect(&a.root)
+            let r = berth_registry::server::garbage_collect(&a.root, a.grace, a.dry_run)
                 .map_err(|e| StatusError::exit(1, format!("registry gc: {}: {e}", a.root.display())))?;
-            outln!("{n} blobs removed");
+            let verb = if a.dry_run { "would remove" } else { "removed" };
+            outln!("{verb} {} blobs ({} bytes), {} abandoned uploads", r.blobs, r.bytes, r.uploads);
             Ok(0)
         }
     }

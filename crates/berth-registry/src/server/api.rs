@@ -1,16 +1,4 @@
-//! Berth's registry server (`berth registry serve`): the OCI distribution spec's HTTP API over plain files.
-//!
-//! ```text
-//! <root>/blobs/sha256/<hex>                          content (layers, configs, manifests), immutable
-//! <root>/repositories/<name>/_layers/<hex>           the blob is part of the repository (empty marker)
-//! <root>/repositories/<name>/_manifests/<hex>        a manifest of the repository (holds its media type)
-//! <root>/repositories/<name>/_tags/<tag>             the digest a tag points at
-//! <root>/uploads/<uuid>, <uuid>.repo                 blob uploads in progress and the repository they are for
-//! ```
-//!
-//! Every file is written aside and renamed into place, a blob only after its content matched the digest the client
-//! named, so concurrent pushes of the same blob (each with its own upload) are safe and a crash leaves whole files
-//! or uploads that a later upload never reuses. Repository names and tags are validated before they become paths.
+//! The distribution API's endpoints over the storage directory (layout in the parent module's doc).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +20,7 @@ const MAX_MANIFEST: usize = 4 << 20;
 
 /// A distribution error: status, code, message.
 #[derive(Debug)]
-struct DistError(StatusCode, &'static str, String);
+pub struct DistError(pub StatusCode, pub &'static str, pub String);
 
 impl IntoResponse for DistError {
     fn into_response(self) -> Response {
@@ -63,22 +51,39 @@ fn digest_invalid(m: impl Into<String>) -> DistError {
     DistError(StatusCode::BAD_REQUEST, "DIGEST_INVALID", m.into())
 }
 
-/// The distribution spec's repository name grammar: lowercase components of `[a-z0-9]` joined by `.`, `_`, `__`
-/// or runs of `-`, separated by `/`.
+/// The distribution spec's repository name grammar: components `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`.
 pub fn valid_name(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 255
-        && n.split('/').all(|c| {
-            let b = c.as_bytes();
-            !b.is_empty()
-                && b[0].is_ascii_alphanumeric()
-                && b[b.len() - 1].is_ascii_alphanumeric()
-                && b.iter().all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"._-".contains(x))
-                && !c.contains("..")
-                && !c.contains("___")
-                && !c.contains("._")
-                && !c.contains("_.")
-        })
+    n.len() <= 255 && n.split('/').all(valid_component)
+}
+
+fn valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: &u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    let mut i = 0;
+    loop {
+        // A run of alphanumerics...
+        let start = i;
+        while i < b.len() && alnum(&b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        // ...then one separator: `.`, `_`, `__` or a run of `-`.
+        match b[i] {
+            b'.' => i += 1,
+            b'_' => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
@@ -121,7 +126,7 @@ impl Registry {
     }
 
     fn blob(&self, hex: &str) -> PathBuf {
-        self.root.join("blobs/sha256").join(hex)
+        super::blob_path(&self.root, hex)
     }
 
     fn repo(&self, name: &str) -> PathBuf {
@@ -132,14 +137,25 @@ impl Registry {
         self.root.join("uploads").join(uuid)
     }
 
-    /// Writes `data` to `dest` atomically.
+    /// Writes `data` to `dest` atomically and durably (written aside, fsynced, renamed into place).
     async fn write_atomic(&self, dest: &Path, data: &[u8]) -> Res<()> {
-        if let Some(p) = dest.parent() {
-            tokio::fs::create_dir_all(p).await.map_err(internal)?;
-        }
         let tmp = self.root.join("tmp").join(random_id());
-        tokio::fs::write(&tmp, data).await.map_err(internal)?;
-        tokio::fs::rename(&tmp, dest).await.map_err(internal)
+        let (dest, data) = (dest.to_path_buf(), data.to_vec());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            use std::io::Write as _;
+            if let Some(p) = dest.parent() {
+                std::fs::create_dir_all(p)?;
+            }
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &dest).inspect_err(|_| {
+                let _ = std::fs::remove_file(&tmp);
+            })
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)
     }
 
     fn linked(&self, name: &str, hex: &str) -> bool {
@@ -160,25 +176,15 @@ fn random_id() -> String {
     hex::encode(b)
 }
 
-/// The router of the registry API.
-pub fn router(reg: Arc<Registry>) -> Router {
+/// The registry API's routes.
+pub fn routes(reg: Arc<Registry>) -> Router {
     Router::new()
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/_catalog", get(catalog))
         .route("/v2/{*rest}", any(dispatch))
+        .fallback(|| async { DistError(StatusCode::NOT_FOUND, "NOT_FOUND", "not a registry API path".into()) })
         .with_state(reg)
-        .layer(axum::middleware::map_response(|mut r: Response| async move {
-            r.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
-            r
-        }))
-}
-
-/// Serves the registry on `addr` until the process ends.
-pub async fn serve(addr: &str, root: &Path) -> std::io::Result<()> {
-    let reg = Registry::open(root)?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    axum::serve(listener, router(reg)).await
 }
 
 async fn base() -> Response {
@@ -186,26 +192,44 @@ async fn base() -> Response {
 }
 
 /// `n` and `last` of a paginated list.
-fn pagination(q: &Option<String>) -> (Option<usize>, Option<String>) {
-    let mut n = None;
-    let mut last = None;
-    for kv in q.as_deref().unwrap_or("").split('&') {
-        match kv.split_once('=') {
-            Some(("n", v)) => n = v.parse().ok(),
-            Some(("last", v)) => last = Some(v.to_string()),
-            _ => {}
-        }
-    }
-    (n, last)
+fn pagination(q: &Option<String>) -> Res<(Option<usize>, Option<String>)> {
+    let n = match query_value(q, "n") {
+        None => None,
+        Some(v) if v.is_empty() => None,
+        Some(v) => Some(v.parse::<usize>().map_err(|_| {
+            DistError(StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID", format!("invalid number of results: {v}"))
+        })?),
+    };
+    Ok((n, query_value(q, "last").filter(|l| !l.is_empty())))
 }
 
-/// Applies pagination to a sorted list; returns the page and whether more follow.
+/// Applies pagination to a sorted list; returns the page and whether more follow. `n=0` is an empty page.
 fn page(all: Vec<String>, n: Option<usize>, last: Option<&str>) -> (Vec<String>, bool) {
-    let start: Vec<String> = all.into_iter().filter(|x| last.is_none_or(|l| x.as_str() > l)).collect();
+    let rest: Vec<String> = all.into_iter().filter(|x| last.is_none_or(|l| x.as_str() > l)).collect();
     match n {
-        Some(n) if start.len() > n => (start[..n].to_vec(), true),
-        _ => (start, false),
+        Some(n) if rest.len() > n => (rest[..n].to_vec(), n > 0),
+        _ => (rest, false),
     }
+}
+
+/// A paginated JSON list, with the `Link` to the next page when there is one.
+fn paged(path: &str, body: Value, n: Option<usize>, last: Option<&String>, more: bool) -> Response {
+    let mut resp = ([("content-type", "application/json")], body.to_string()).into_response();
+    if more && let (Some(n), Some(l)) = (n, last) {
+        let link = format!("<{path}?n={n}&last={}>; rel=\"next\"", percent_encode(l));
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            resp.headers_mut().insert("link", v);
+        }
+    }
+    resp
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+        })
+        .collect()
 }
 
 async fn catalog(State(reg): State<Arc<Registry>>, RawQuery(q): RawQuery) -> Res<Response> {
@@ -218,19 +242,12 @@ async fn catalog(State(reg): State<Arc<Registry>>, RawQuery(q): RawQuery) -> Res
     })
     .await
     .map_err(internal)?;
-    let (n, last) = pagination(&q);
+    let (n, last) = pagination(&q)?;
     let (repos, more) = page(names, n, last.as_deref());
-    let mut resp = ([("content-type", "application/json")], json!({"repositories": repos}).to_string()).into_response();
-    if more && let (Some(n), Some(l)) = (n, repos.last()) {
-        let link = format!("</v2/_catalog?n={n}&last={l}>; rel=\"next\"");
-        if let Ok(v) = HeaderValue::from_str(&link) {
-            resp.headers_mut().insert("link", v);
-        }
-    }
-    Ok(resp)
+    Ok(paged("/v2/_catalog", json!({"repositories": repos}), n, repos.last(), more))
 }
 
-fn walk_repos(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+pub(super) fn walk_repos(dir: &Path, prefix: &str, out: &mut Vec<String>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -390,16 +407,9 @@ async fn tags(reg: &Registry, n: &str, q: &Option<String>) -> Res<Response> {
         }
     }
     all.sort();
-    let (num, last) = pagination(q);
+    let (num, last) = pagination(q)?;
     let (list, more) = page(all, num, last.as_deref());
-    let mut resp =
-        ([("content-type", "application/json")], json!({"name": n, "tags": list}).to_string()).into_response();
-    if more && let (Some(num), Some(l)) = (num, list.last()) {
-        if let Ok(v) = HeaderValue::from_str(&format!("</v2/{n}/tags/list?n={num}&last={l}>; rel=\"next\"")) {
-            resp.headers_mut().insert("link", v);
-        }
-    }
-    Ok(resp)
+    Ok(paged(&format!("/v2/{n}/tags/list"), json!({"name": n, "tags": list}), num, list.last(), more))
 }
 
 /// The digest hex a manifest reference (tag or digest) names in a repository.
@@ -536,23 +546,21 @@ async fn get_blob(reg: &Registry, n: &str, d: &str, headers: &HeaderMap, head: b
     let path = reg.blob(&hex);
     let mut f = tokio::fs::File::open(&path).await.map_err(|_| blob_unknown())?;
     let size = f.metadata().await.map_err(internal)?.len();
-    let range = headers
-        .get("range")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|r| r.strip_prefix("bytes="))
-        .and_then(|r| r.split_once('-'))
-        .and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok())));
+    let range = match headers.get("range").and_then(|v| v.to_str().ok()) {
+        Some(r) => parse_range(r, size),
+        None => Ok(None),
+    };
     let digest = format!("sha256:{hex}");
     let (status, start, end) = match range {
-        Some((a, _)) if a >= size => {
+        Err(()) => {
             let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 resp.headers_mut().insert("content-range", v);
             }
             return Ok(resp);
         }
-        Some((a, b)) => (StatusCode::PARTIAL_CONTENT, a, b.map(|b| b.min(size - 1)).unwrap_or(size - 1)),
-        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+        Ok(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b),
+        Ok(None) => (StatusCode::OK, 0, size.saturating_sub(1)),
     };
     let len = if size == 0 { 0 } else { end + 1 - start };
     let mut h = vec![
@@ -590,6 +598,32 @@ async fn get_blob(reg: &Registry, n: &str, d: &str, headers: &HeaderMap, head: b
         }
     }
     Ok(resp)
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a blob of `size` bytes; `Ok(None)` for a header this
+/// does not understand (several ranges: the whole blob is sent), `Err` for an unsatisfiable one.
+fn parse_range(h: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = h.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (size.saturating_sub(n), size.saturating_sub(1))
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+        (start, end)
+    };
+    if start >= size || end < start {
+        return Err(());
+    }
+    Ok(Some((start, end)))
 }
 
 async fn delete_blob(reg: &Registry, n: &str, d: &str) -> Res<Response> {
@@ -779,13 +813,21 @@ async fn referrers(reg: &Registry, n: &str, d: &str, q: &Option<String>) -> Res<
             if v["subject"]["digest"].as_str() != Some(subject.as_str()) {
                 continue;
             }
-            let artifact = v["artifactType"].as_str().or(v["config"]["mediaType"].as_str()).unwrap_or("").to_string();
-            if filter.as_ref().is_some_and(|f| f != &artifact) {
+            // The manifest's artifactType, else (for an image manifest, not an index) its config's media type.
+            let artifact = v["artifactType"]
+                .as_str()
+                .filter(|a| !a.is_empty())
+                .or(v["config"]["mediaType"].as_str())
+                .map(str::to_string);
+            if filter.is_some() && filter != artifact {
                 continue;
             }
-            let mut desc = json!({"mediaType": v["mediaType"], "digest": format!("sha256:{hex}"), "size": data.len(),
-                "artifactType": artifact});
-            if !v["annotations"].is_null() {
+            let media = tokio::fs::read_to_string(e.path()).await.unwrap_or_default();
+            let mut desc = json!({"mediaType": media.trim(), "digest": format!("sha256:{hex}"), "size": data.len()});
+            if let Some(a) = artifact {
+                desc["artifactType"] = json!(a);
+            }
+            if v["annotations"].is_object() {
                 desc["annotations"] = v["annotations"].clone();
             }
             manifests.push(desc);
@@ -800,54 +842,6 @@ async fn referrers(reg: &Registry, n: &str, d: &str, q: &Option<String>) -> Res<
     Ok(resp)
 }
 
-/// Deletes blobs no manifest of any repository references (and repository links to them). Returns how many blobs
-/// went. Run it while the server is stopped: an upload that is being linked meanwhile could lose its blob.
-pub fn garbage_collect(root: &Path) -> std::io::Result<usize> {
-    let mut keep = std::collections::HashSet::new();
-    let mut repos = Vec::new();
-    walk_repos(&root.join("repositories"), "", &mut repos);
-    for r in &repos {
-        let dir = root.join("repositories").join(r).join("_manifests");
-        for e in std::fs::read_dir(&dir)?.flatten() {
-            let hex = e.file_name().to_string_lossy().into_owned();
-            keep.insert(hex.clone());
-            if let Ok(data) = std::fs::read(root.join("blobs/sha256").join(&hex))
-                && let Ok(v) = serde_json::from_slice::<Value>(&data)
-            {
-                let mut add = |d: &Value| {
-                    if let Some(h) = d.as_str().and_then(|s| s.strip_prefix("sha256:")) {
-                        keep.insert(h.to_string());
-                    }
-                };
-                add(&v["config"]["digest"]);
-                for l in v["layers"].as_array().into_iter().flatten() {
-                    add(&l["digest"]);
-                }
-                for m in v["manifests"].as_array().into_iter().flatten() {
-                    add(&m["digest"]);
-                }
-            }
-        }
-    }
-    let mut removed = 0;
-    for e in std::fs::read_dir(root.join("blobs/sha256"))?.flatten() {
-        let hex = e.file_name().to_string_lossy().into_owned();
-        if !keep.contains(&hex) {
-            std::fs::remove_file(e.path())?;
-            removed += 1;
-        }
-    }
-    for r in &repos {
-        let dir = root.join("repositories").join(r).join("_layers");
-        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if !keep.contains(&e.file_name().to_string_lossy().into_owned()) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -860,6 +854,9 @@ mod tests {
         assert!(!valid_name("a//b"));
         assert!(!valid_name("Upper"));
         assert!(!valid_name("a/.hidden"));
+        assert!(!valid_name("a.-b") && !valid_name("a_-b") && !valid_name("a___b") && !valid_name("a-"));
+        assert!(valid_name("a---b") && valid_name("a__b") && valid_name("a.b_c"));
+        assert!(!valid_name("") && !valid_name("a/") && !valid_name("_a"));
         assert!(valid_tag("v1.0_rc-1"));
         assert!(!valid_tag(".x"));
         assert!(!valid_tag("a/b"));
@@ -872,6 +869,20 @@ mod tests {
     fn pages() {
         let all: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
         assert_eq!(page(all.clone(), Some(2), None), (vec!["a".into(), "b".into()], true));
-        assert_eq!(page(all, Some(2), Some("b")), (vec!["c".into()], false));
+        assert_eq!(page(all.clone(), Some(2), Some("b")), (vec!["c".into()], false));
+        assert_eq!(page(all.clone(), Some(0), None), (vec![], false));
+        assert_eq!(page(all, None, Some("a")), (vec!["b".into(), "c".into()], false));
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-", 10), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=2-4", 10), Ok(Some((2, 4))));
+        assert_eq!(parse_range("bytes=5-100", 10), Ok(Some((5, 9))));
+        assert_eq!(parse_range("bytes=-3", 10), Ok(Some((7, 9))));
+        assert_eq!(parse_range("bytes=10-", 10), Err(()));
+        assert_eq!(parse_range("bytes=4-2", 10), Err(()));
+        assert_eq!(parse_range("bytes=0-1,3-4", 10), Ok(None));
+        assert_eq!(parse_range("items=0-1", 10), Ok(None));
     }
 }
