@@ -261,30 +261,49 @@ fn login_and_basic_auth() {
         return;
     }
     let Some(reg) = DockerRegistry::start("auth", Some(("alice", "s3cret"))) else { return };
+    auth_flow(&reg.addr);
+}
+
+#[test]
+fn login_and_basic_auth_with_berth_registry() {
+    if !can_run() {
+        return;
+    }
+    let r = BerthRegistry::start("auth", &RegOpts { user: Some(("alice", "s3cret")), tls: false });
+    auth_flow(&r.addr);
+}
+
+/// Push refused without credentials, login (wrong, right), push, pull (berth and the docker CLI), logout.
+fn auth_flow(addr: &str) {
     let d = Berthd::start();
     d.busybox();
-    let name = format!("{}/private/bb:v1", reg.addr);
+    let name = format!("{addr}/private/bb:v1");
     d.ok(&["tag", "busybox", &name]);
     let out = fails(&d, &["push", &name]);
     assert!(out.contains("unauthorized") || out.contains("authentication required"), "{out}");
-    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", &reg.addr], b"wrong\n");
+    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", addr], b"wrong\n");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("401 Unauthorized"), "{}", stderr(&out));
-    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", &reg.addr], b"s3cret\n");
+    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", addr], b"s3cret\n");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Login Succeeded"));
     let cfg = std::fs::read_to_string(d.dir.join("docker-config/config.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
-    assert_eq!(v["auths"][&reg.addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
+    assert_eq!(v["auths"][addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
     assert!(d.ok(&["push", &name]).contains("v1: digest:"));
     d.ok(&["rmi", &name]);
     assert!(d.ok(&["pull", &name]).contains("Downloaded newer image"));
+    // run pulls a missing image with the credentials of config.json too.
+    d.ok(&["rmi", &name]);
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled by run"]), "pulled by run\n");
     // The docker CLI reads the same file.
     if docker_cli().is_some() {
+        d.ok(&["rmi", &name]);
         let out = d.docker(&["pull", &name]).unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    assert!(d.ok(&["logout", &reg.addr]).contains("Removing login credentials"));
+    assert!(d.ok(&["logout", addr]).contains("Removing login credentials"));
+    d.ok(&["rmi", &name]);
     let out = fails(&d, &["pull", &name]);
     assert!(out.contains("unauthorized") || out.contains("pull access denied"), "{out}");
 }
@@ -326,45 +345,101 @@ fn corrupt_blob_is_refused_and_pulls_resume() {
     assert!(!downloads.join(format!("{hex}.partial")).exists());
 }
 
+/// How to start a [`BerthRegistry`].
+#[derive(Default)]
+struct RegOpts<'a> {
+    /// htpasswd basic auth with this user.
+    user: Option<(&'a str, &'a str)>,
+    /// HTTPS with a fresh self-signed certificate for 127.0.0.1 (`root/../cert.pem`).
+    tls: bool,
+}
+
 /// `berth registry serve` on a free loopback port, stopped by its PID.
 struct BerthRegistry {
     child: Child,
     addr: String,
+    /// `<dir>/root` is the registry's storage; the certificate and htpasswd files live beside it.
+    dir: PathBuf,
     root: PathBuf,
+    scheme: &'static str,
 }
 
 impl BerthRegistry {
-    fn start(tag: &str) -> BerthRegistry {
+    fn start(tag: &str, o: &RegOpts) -> BerthRegistry {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let root = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+        let dir = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root");
         let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(bin("berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(&root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(bin("berth"));
+        cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
+        if let Some((u, p)) = o.user {
+            let hash = Command::new("python3")
+                .args([
+                    "-W",
+                    "ignore",
+                    "-c",
+                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                    p,
+                ])
+                .output()
+                .unwrap();
+            assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
+            std::fs::write(dir.join("htpasswd"), format!("# test users\n{u}:{}\n", stdout(&hash).trim())).unwrap();
+            cmd.arg("--htpasswd").arg(dir.join("htpasswd"));
+        }
+        if o.tls {
+            let out = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+                .args(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+                .arg("-keyout")
+                .arg(dir.join("key.pem"))
+                .arg("-out")
+                .arg(dir.join("cert.pem"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl: {}", stderr(&out));
+            cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
+        }
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let r = BerthRegistry { child, addr, dir, root, scheme: if o.tls { "https" } else { "http" } };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up");
+        while std::net::TcpStream::connect(&r.addr).is_err() {
+            assert!(Instant::now() < deadline, "berth registry did not come up: {}", r.log());
             std::thread::sleep(Duration::from_millis(20));
         }
-        BerthRegistry { child, addr, root }
+        r
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
     }
 
     /// `curl -s -i` against the registry: (status, headers + body).
     fn curl(&self, args: &[&str]) -> (u16, String) {
-        let out = Command::new("curl").args(["-s", "-i"]).args(args).output().unwrap();
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-i", "-g", "-H", "Expect:"]);
+        if self.scheme == "https" {
+            cmd.arg("--cacert").arg(self.dir.join("cert.pem"));
+        }
+        let out = cmd.args(args).output().unwrap();
         let text = stdout(&out);
         let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
         (status, text)
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// `berth registry gc` on its storage.
+    fn gc(&self, args: &[&str]) -> String {
+        let out =
+            Command::new(bin("berth")).args(["registry", "gc", "--root"]).arg(&self.root).args(args).output().unwrap();
+        assert!(out.status.success(), "gc: {}", stderr(&out));
+        stdout(&out)
     }
 }
 
@@ -372,12 +447,13 @@ impl Drop for BerthRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.root);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 fn header(text: &str, name: &str) -> String {
     text.lines()
+        .take_while(|l| !l.trim().is_empty())
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
@@ -386,53 +462,79 @@ fn header(text: &str, name: &str) -> String {
 }
 
 fn sha256_hex(data: &[u8]) -> String {
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    {
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(data).unwrap();
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn have_curl() -> bool {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: curl is not installed");
+        return false;
     }
-    stdout(&child.wait_with_output().unwrap()).split_whitespace().next().unwrap().to_string()
+    true
 }
 
 #[test]
 fn berth_registry_serves_the_distribution_api() {
-    if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: curl is not installed");
+    if !have_curl() {
         return;
     }
-    let r = BerthRegistry::start("api");
+    let r = BerthRegistry::start("api", &RegOpts::default());
     let (s, text) = r.curl(&[&r.url("/v2/")]);
     assert_eq!(s, 200, "{text}");
     assert_eq!(header(&text, "docker-distribution-api-version"), "registry/2.0");
 
-    // Chunked upload: POST, two PATCHes, PUT with the digest.
+    // Chunked upload: POST, PATCHes, status, PUT with the digest.
     let data = b"hello, chunked blob";
     let hex = sha256_hex(data);
     let (s, text) = r.curl(&["-X", "POST", &r.url("/v2/a/b/blobs/uploads/")]);
     assert_eq!(s, 202, "{text}");
     let loc = header(&text, "location");
+    assert!(loc.starts_with("/v2/a/b/blobs/uploads/"), "{text}");
     let (s, text) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 0-4", "--data-binary", "hello", &r.url(&loc)]);
     assert_eq!((s, header(&text, "range")), (202, "0-4".to_string()), "{text}");
     // A chunk that does not continue the upload is refused.
-    let (s, _) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 2-3", "--data-binary", "xx", &r.url(&loc)]);
-    assert_eq!(s, 416);
+    let (s, text) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 2-3", "--data-binary", "xx", &r.url(&loc)]);
+    assert_eq!((s, header(&text, "range")), (416, "0-4".to_string()), "{text}");
+    let (s, text) = r.curl(&[&r.url(&loc)]);
+    assert_eq!((s, header(&text, "range")), (204, "0-4".to_string()), "{text}");
     let (s, _) = r.curl(&["-X", "PATCH", "--data-binary", ", chunked blob", &r.url(&loc)]);
     assert_eq!(s, 202);
+    // An upload belongs to its repository.
+    let other_loc = loc.replace("/v2/a/b/", "/v2/c/");
+    let (s, text) = r.curl(&[&r.url(&other_loc)]);
+    assert!(s == 404 && text.contains("BLOB_UPLOAD_UNKNOWN"), "{text}");
     let (s, text) = r.curl(&["-X", "PUT", &r.url(&format!("{loc}?digest=sha256:{hex}"))]);
     assert_eq!(s, 201, "{text}");
     assert_eq!(header(&text, "docker-content-digest"), format!("sha256:{hex}"));
-    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/blobs/sha256:{hex}"))]);
+    assert_eq!(header(&text, "location"), format!("/v2/a/b/blobs/sha256:{hex}"));
+    let (s, _) = r.curl(&[&r.url(&loc)]);
+    assert_eq!(s, 404, "a finished upload is gone");
+    let blob = r.url(&format!("/v2/a/b/blobs/sha256:{hex}"));
+    let (s, text) = r.curl(&[&blob]);
     assert!(s == 200 && text.ends_with("hello, chunked blob"), "{text}");
-    let (s, text) = r.curl(&["-H", "Range: bytes=7-", &r.url(&format!("/v2/a/b/blobs/sha256:{hex}"))]);
+    let (s, text) = r.curl(&["-I", &blob]);
+    assert_eq!((s, header(&text, "content-length")), (200, data.len().to_string()), "{text}");
+    let (s, text) = r.curl(&["-H", "Range: bytes=7-", &blob]);
     assert!(s == 206 && text.ends_with("chunked blob"), "{text}");
+    assert_eq!(header(&text, "content-range"), format!("bytes 7-18/{}", data.len()));
+    let (s, _) = r.curl(&["-H", "Range: bytes=99-", &blob]);
+    assert_eq!(s, 416);
     // Not linked into another repository.
     let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
     assert_eq!(s, 404);
-    // Cross-repository mount.
-    let (s, _) = r.curl(&["-X", "POST", &r.url(&format!("/v2/other/blobs/uploads/?mount=sha256:{hex}&from=a/b"))]);
-    assert_eq!(s, 201);
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert!(s == 404 && text.contains(r#""code":"BLOB_UNKNOWN""#), "{text}");
+    // Cross-repository mount; a mount of something unknown opens an upload instead.
+    let (s, text) = r.curl(&["-X", "POST", &r.url(&format!("/v2/other/blobs/uploads/?mount=sha256:{hex}&from=a/b"))]);
+    assert_eq!((s, header(&text, "location")), (201, format!("/v2/other/blobs/sha256:{hex}")), "{text}");
     let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
     assert_eq!(s, 200);
+    let (s, text) =
+        r.curl(&["-X", "POST", &r.url(&format!("/v2/third/blobs/uploads/?mount=sha256:{}&from=a/b", "e".repeat(64)))]);
+    assert!(s == 202 && header(&text, "location").starts_with("/v2/third/blobs/uploads/"), "{text}");
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&header(&text, "location"))]);
+    assert_eq!(s, 204);
 
     // Monolithic upload with a wrong digest: refused, nothing stored.
     let wrong = "0".repeat(64);
@@ -445,38 +547,223 @@ fn berth_registry_serves_the_distribution_api() {
     ]);
     assert!(s == 400 && text.contains("DIGEST_INVALID"), "{text}");
     assert!(!r.root.join("blobs/sha256").join(&wrong).exists());
+    assert_eq!(std::fs::read_dir(r.root.join("uploads")).unwrap().count(), 0, "the refused upload is gone");
+    let (s, text) = r.curl(&["-X", "POST", "--data-binary", "x", &r.url("/v2/a/b/blobs/uploads/?digest=md5:00")]);
+    assert!(s == 400 && text.contains("errors"), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/a/b/blobs/sha256:nothex")]);
+    assert!(s == 400 && text.contains("DIGEST_INVALID"), "{text}");
 
     // Manifests: blobs must be there; tags list with pagination; catalog.
     let manifest = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{hex}","size":19}},"layers":[]}}"#
     );
+    let mdigest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
     let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
     for tag in ["v1", "v2", "v3"] {
         let (s, text) =
             r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url(&format!("/v2/a/b/manifests/{tag}"))]);
         assert_eq!(s, 201, "{text}");
+        assert_eq!(header(&text, "docker-content-digest"), mdigest);
     }
     let missing = manifest.replace(&hex, &"1".repeat(64));
     let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &missing, &r.url("/v2/a/b/manifests/bad")]);
     assert!(s == 400 && text.contains("MANIFEST_BLOB_UNKNOWN"), "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", "{not json", &r.url("/v2/a/b/manifests/bad")]);
+    assert!(s == 400 && text.contains("MANIFEST_INVALID"), "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url("/v2/a/b/manifests/sha256:{}")]);
+    assert!(s == 400, "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url("/v2/a/b/manifests/-bad-tag")]);
+    assert!(s == 400 && text.contains("TAG_INVALID"), "{text}");
     let (s, text) = r.curl(&[&r.url("/v2/a/b/manifests/v1")]);
-    assert!(s == 200 && text.contains("\"schemaVersion\":2"), "{text}");
+    assert!(s == 200 && text.ends_with(&manifest), "stored byte for byte: {text}");
     assert_eq!(header(&text, "content-type"), "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(header(&text, "docker-content-digest"), mdigest);
+    let (s, text) = r.curl(&["-I", &r.url(&format!("/v2/a/b/manifests/{mdigest}"))]);
+    assert_eq!((s, header(&text, "content-length")), (200, manifest.len().to_string()), "{text}");
     let (s, text) = r.curl(&[&r.url("/v2/a/b/manifests/nosuch")]);
     assert!(s == 404 && text.contains("MANIFEST_UNKNOWN"), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/nosuch/manifests/v1")]);
+    assert!(s == 404 && text.contains("NAME_UNKNOWN"), "{text}");
     let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=2")]);
     assert!(text.contains(r#"{"name":"a/b","tags":["v1","v2"]}"#), "{text}");
-    assert!(header(&text, "link").contains("last=v2"), "{text}");
+    assert_eq!(header(&text, "link"), r#"</v2/a/b/tags/list?n=2&last=v2>; rel="next""#, "{text}");
     let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=2&last=v2")]);
-    assert!(text.contains(r#""tags":["v3"]"#), "{text}");
-    let (_, text) = r.curl(&[&r.url("/v2/_catalog")]);
-    assert!(text.contains(r#"{"repositories":["a/b"]}"#), "{text}");
+    assert!(text.contains(r#""tags":["v3"]"#) && header(&text, "link").is_empty(), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=0")]);
+    assert!(text.contains(r#""tags":[]"#) && header(&text, "link").is_empty(), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?last=v1")]);
+    assert!(text.contains(r#""tags":["v2","v3"]"#), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/nosuch/tags/list")]);
+    assert!(s == 404 && text.contains("NAME_UNKNOWN"), "{text}");
+
+    // Referrers: a manifest whose subject is v1's.
+    let sbom = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:{hex}","size":19}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{mdigest}","size":{}}},"annotations":{{"k":"v"}}}}"#,
+        manifest.len()
+    );
+    let sdigest = format!("sha256:{}", sha256_hex(sbom.as_bytes()));
+    let (s, text) =
+        r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &sbom, &r.url(&format!("/v2/a/b/manifests/{sdigest}"))]);
+    assert_eq!((s, header(&text, "oci-subject")), (201, mdigest.clone()), "{text}");
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/referrers/{mdigest}"))]);
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(header(&text, "content-type"), "application/vnd.oci.image.index.v1+json");
+    let body: serde_json::Value = serde_json::from_str(text.rsplit("\r\n\r\n").next().unwrap()).unwrap();
+    assert_eq!(body["manifests"][0]["digest"], sdigest.as_str(), "{body}");
+    assert_eq!(body["manifests"][0]["artifactType"], "application/vnd.example.sbom");
+    assert_eq!(body["manifests"][0]["annotations"]["k"], "v");
+    assert_eq!(body["manifests"][0]["size"], sbom.len());
+    let (_, text) = r.curl(&[&r.url(&format!("/v2/a/b/referrers/{mdigest}?artifactType=other"))]);
+    assert!(text.contains(r#""manifests":[]"#) && header(&text, "oci-filters-applied") == "artifactType", "{text}");
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/referrers/sha256:{}", "9".repeat(64)))]);
+    assert!(s == 200 && text.contains(r#""manifests":[]"#), "{text}");
+    let (s, _) = r.curl(&[&r.url("/v2/a/b/referrers/notadigest")]);
+    assert_eq!(s, 400);
+
+    let (s, text) = r.curl(&[&r.url("/v2/_catalog")]);
+    assert!(s == 200 && text.contains(r#"{"repositories":["a/b"]}"#), "{text}");
     let (s, _) = r.curl(&[&r.url("/v2/NOT..valid/tags/list")]);
     assert_eq!(s, 400);
+    let (s, text) = r.curl(&[&r.url("/v2/a/../../etc/tags/list")]);
+    assert!(s == 400 || s == 404, "{text}");
+
+    // Deletes: a tag, a manifest by digest (and the tags on it), a blob link.
     let (s, _) = r.curl(&["-X", "DELETE", &r.url("/v2/a/b/manifests/v3")]);
     assert_eq!(s, 202);
     let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list")]);
     assert!(text.contains(r#""tags":["v1","v2"]"#), "{text}");
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&format!("/v2/a/b/manifests/{mdigest}"))]);
+    assert_eq!(s, 202);
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list")]);
+    assert!(text.contains(r#""tags":[]"#), "{text}");
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/manifests/{mdigest}"))]);
+    assert!(s == 404 && text.contains("MANIFEST_UNKNOWN"), "{text}");
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 202);
+    let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 404);
+
+    // gc: the sbom still references the blob; within the grace period nothing goes; then the sbom goes too.
+    assert!(r.gc(&[]).contains("removed 0 blobs"));
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&format!("/v2/a/b/manifests/{sdigest}"))]);
+    assert_eq!(s, 202);
+    let out = r.gc(&["--grace", "0s", "--dry-run"]);
+    assert!(out.contains("would remove 3 blobs"), "{out}");
+    assert!(r.root.join("blobs/sha256").join(&hex).exists());
+    let out = r.gc(&["--grace", "0s"]);
+    assert!(out.contains("removed 3 blobs"), "{out}");
+    assert!(!r.root.join("blobs/sha256").join(&hex).exists());
+    let (s, _) = r.curl(&["-I", &blob]);
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn berth_registry_concurrent_identical_uploads() {
+    if !have_curl() {
+        return;
+    }
+    let r = BerthRegistry::start("concurrent", &RegOpts::default());
+    // 4 MiB that do not compress, uploaded by 6 clients at once, half monolithic, half in one PATCH.
+    let mut data = vec![0u8; 4 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let hex = sha256_hex(&data);
+    let file = r.dir.join("blob");
+    std::fs::write(&file, &data).unwrap();
+    let body = format!("@{}", file.display());
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|i| {
+                let (r, body, hex) = (&r, &body, &hex);
+                s.spawn(move || {
+                    let repo = format!("/v2/c{}/blobs/uploads/", i % 2);
+                    if i % 2 == 0 {
+                        let url = r.url(&format!("{repo}?digest=sha256:{hex}"));
+                        r.curl(&[
+                            "-X",
+                            "POST",
+                            "-H",
+                            "Content-Type: application/octet-stream",
+                            "--data-binary",
+                            body,
+                            &url,
+                        ])
+                    } else {
+                        let (_, text) = r.curl(&["-X", "POST", &r.url(&repo)]);
+                        let loc = header(&text, "location");
+                        let (s, text) = r.curl(&["-X", "PATCH", "--data-binary", body, &r.url(&loc)]);
+                        assert_eq!(s, 202, "{text}");
+                        r.curl(&["-X", "PUT", &r.url(&format!("{loc}?digest=sha256:{hex}"))])
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            let (s, text) = h.join().unwrap();
+            assert_eq!(s, 201, "{text}");
+        }
+    });
+    assert_eq!(std::fs::read(r.root.join("blobs/sha256").join(&hex)).unwrap(), data);
+    assert_eq!(std::fs::read_dir(r.root.join("uploads")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(r.root.join("tmp")).unwrap().count(), 0);
+    let out = Command::new("curl").args(["-s", &r.url(&format!("/v2/c1/blobs/sha256:{hex}"))]).output().unwrap();
+    assert_eq!(sha256_hex(&out.stdout), hex);
+}
+
+#[test]
+fn berth_registry_tls_and_auth() {
+    if !have_curl() {
+        return;
+    }
+    let r = BerthRegistry::start("tls", &RegOpts { user: Some(("alice", "s3cret")), tls: true });
+    let (s, text) = r.curl(&[&r.url("/v2/")]);
+    assert_eq!(s, 401, "{text}");
+    assert_eq!(header(&text, "www-authenticate"), r#"Basic realm="berth-registry""#);
+    assert!(text.contains(r#""code":"UNAUTHORIZED""#), "{text}");
+    let (s, _) = r.curl(&["-u", "alice:wrong", &r.url("/v2/")]);
+    assert_eq!(s, 401);
+    let (s, _) = r.curl(&["-u", "bob:s3cret", &r.url("/v2/_catalog")]);
+    assert_eq!(s, 401);
+    for _ in 0..2 {
+        let (s, text) = r.curl(&["-u", "alice:s3cret", &r.url("/v2/_catalog")]);
+        assert_eq!(s, 200, "{text}");
+    }
+    let data = "tls blob";
+    let hex = sha256_hex(data.as_bytes());
+    let url = r.url(&format!("/v2/t/blobs/uploads/?digest=sha256:{hex}"));
+    let (s, text) = r.curl(&["-u", "alice:s3cret", "-X", "POST", "--data-binary", data, &url]);
+    assert_eq!(s, 201, "{text}");
+    // Plain HTTP to the TLS port is not answered as HTTP.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/v2/", r.addr)])
+        .output()
+        .unwrap();
+    assert_ne!(stdout(&out), "200");
+    // Unusable certificate or htpasswd files: the server does not start, and says why.
+    let bad = Command::new(bin("berth"))
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(r.dir.join("root2"))
+        .arg("--tls-cert")
+        .arg(r.dir.join("htpasswd"))
+        .arg("--tls-key")
+        .arg(r.dir.join("key.pem"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && stderr(&bad).contains("no certificate"), "{}", stderr(&bad));
+    std::fs::write(r.dir.join("plain"), "alice:{SHA}abc\n").unwrap();
+    let bad = Command::new(bin("berth"))
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(r.dir.join("root2"))
+        .arg("--htpasswd")
+        .arg(r.dir.join("plain"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && stderr(&bad).contains("htpasswd -B"), "{}", stderr(&bad));
 }
 
 #[test]
@@ -484,7 +771,7 @@ fn push_and_pull_with_berth_registry() {
     if !can_run() {
         return;
     }
-    let r = BerthRegistry::start("images");
+    let r = BerthRegistry::start("images", &RegOpts::default());
     let d1 = Berthd::start();
     d1.busybox();
     let d2 = Berthd::start();
@@ -504,9 +791,15 @@ fn push_and_pull_with_berth_registry() {
     });
     let d3 = Berthd::start();
     for n in &names {
-        assert!(d3.ok(&["pull", n]).contains("Downloaded newer image") || d3.ok(&["pull", n]).contains("up to date"));
+        let out = d3.ok(&["pull", n]);
+        assert!(out.contains("Downloaded newer image") || out.contains("up to date"), "{out}");
     }
     assert_eq!(d3.ok(&["run", "--rm", &names[1], "echo", "from berth registry"]), "from berth registry\n");
+    // Another repository of the same registry: the layer is mounted, not uploaded.
+    let other = format!("{}/elsewhere/app:v1", r.addr);
+    d1.ok(&["tag", "busybox", &other]);
+    let out = d1.ok(&["push", &other]);
+    assert!(out.contains("Mounted from") || out.contains("Layer already exists"), "{out}");
     // The docker CLI through berthd, both ways.
     if docker_cli().is_some() {
         let n = format!("{}/team/docker:v1", r.addr);
@@ -515,11 +808,16 @@ fn push_and_pull_with_berth_registry() {
         assert!(out.status.success(), "{}", stderr(&out));
         let out = d3.docker(&["pull", &n]).unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        let out = d3.docker(&["pull", &format!("{}/team/docker:nosuch", r.addr)]).unwrap();
+        assert!(!out.status.success() && stderr(&out).contains("manifest unknown"), "{}", stderr(&out));
     }
     let out = fails(&d3, &["pull", &format!("{}/team/app:nosuch", r.addr)]);
     assert!(out.contains("manifest unknown"), "{out}");
     // Garbage collection keeps what manifests reference.
-    let gc = Command::new(bin("berth")).args(["registry", "gc", "--root"]).arg(&r.root).output().unwrap();
-    assert!(gc.status.success(), "{}", stderr(&gc));
-    assert!(d3.ok(&["pull", &names[0]]).contains("up to date"));
+    r.gc(&["--grace", "0s"]);
+    d3.ok(&["rmi", &names[0]]);
+    d3.ok(&["rmi", &names[1]]);
+    let out = d3.ok(&["pull", &names[0]]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d3.ok(&["run", "--rm", &names[0], "echo", "after gc"]), "after gc\n");
 }

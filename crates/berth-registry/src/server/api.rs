@@ -227,7 +227,11 @@ fn paged(path: &str, body: Value, n: Option<usize>, last: Option<&String>, more:
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }
+            if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
         })
         .collect()
 }
@@ -301,16 +305,17 @@ fn query_value(q: &Option<String>, key: &str) -> Option<String> {
 }
 
 fn percent_decode(s: &str) -> String {
+    let hexval = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && let (Some(h), Some(l)) = (b.get(i + 1).and_then(|&c| hexval(c)), b.get(i + 2).and_then(|&c| hexval(c)))
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -617,7 +622,11 @@ fn parse_range(h: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
         (size.saturating_sub(n), size.saturating_sub(1))
     } else {
         let start: u64 = a.parse().map_err(|_| ())?;
-        let end = if b.is_empty() { size.saturating_sub(1) } else { b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1)) };
+        let end = if b.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.min(size.saturating_sub(1))
+        };
         (start, end)
     };
     if start >= size || end < start {
@@ -863,6 +872,8 @@ mod tests {
         assert!(digest_hex("sha256:abc").is_err());
         assert!(digest_hex(&format!("sha256:{}", "a".repeat(64))).is_ok());
         assert_eq!(percent_decode("sha256%3Aab"), "sha256:ab");
+        assert_eq!(percent_decode("%a\u{e9}%"), "%a\u{e9}%");
+        assert_eq!(percent_encode("a/b c"), "a/b%20c");
     }
 
     #[test]

@@ -106,8 +106,9 @@ impl Server {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
-        let listener =
-            tokio::net::TcpListener::bind(&c.addr).await.map_err(|e| ServerError::Io(format!("listen {}", c.addr), e))?;
+        let listener = tokio::net::TcpListener::bind(&c.addr)
+            .await
+            .map_err(|e| ServerError::Io(format!("listen {}", c.addr), e))?;
         Ok(Server { listener, app: router(reg, auth), tls })
     }
 
@@ -154,9 +155,8 @@ async fn serve_connection<I>(io: I, app: Router)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        app.clone().oneshot(req.map(Body::new))
-    });
+    let svc =
+        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| app.clone().oneshot(req.map(Body::new)));
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HANDSHAKE_TIMEOUT)
