@@ -821,3 +821,133 @@ fn push_and_pull_with_berth_registry() {
     assert!(out.contains("Downloaded newer image"), "{out}");
     assert_eq!(d3.ok(&["run", "--rm", &names[0], "echo", "after gc"]), "after gc\n");
 }
+
+/// A real dockerd (20.10, Debian's docker.io) on private paths, without a bridge or firewall rules; stopped by its
+/// PID. Docker treats registries on 127.0.0.0/8 as insecure, so it speaks plain HTTP to ours.
+struct PeerDockerd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl PeerDockerd {
+    fn start() -> Option<PeerDockerd> {
+        if !Path::new("/usr/sbin/dockerd").exists() || docker_cli().is_none() {
+            eprintln!("SKIPPED: no dockerd (apt-get install docker.io): the real-Docker interop test did not run");
+            return None;
+        }
+        let dir = PathBuf::from(format!("/tmp/bt-pd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--host")
+            .arg(format!("unix://{}/docker.sock", dir.display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false", "--storage-driver", "overlay2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = PeerDockerd { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.docker(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "dockerd did not come up: {}", d.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(d)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_cli().unwrap());
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}/docker.sock", self.dir.display()))
+            .env("DOCKER_CONFIG", self.dir.join("config"))
+            .env("DOCKER_CLI_HINTS", "false");
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for PeerDockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop its containerd; SIGKILL if it takes too long.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for m in mounts_under(&self.dir).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn real_docker_pushes_and_pulls_with_berth_registry() {
+    if !can_run() {
+        return;
+    }
+    let Some(peer) = PeerDockerd::start() else { return };
+    let r = BerthRegistry::start("peer", &RegOpts { user: Some(("alice", "s3cret")), tls: false });
+    let d = Berthd::start();
+    d.busybox();
+    let tar = d.dir.join("bb.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    peer.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let name = format!("{}/peer/bb:v1", r.addr);
+    peer.ok(&["tag", "busybox", &name]);
+    let out = peer.docker(&["push", &name]);
+    assert!(!out.status.success(), "a push without credentials must fail");
+    let mut login = peer.cmd(&["login", "-u", "alice", "--password-stdin", &r.addr]);
+    let mut child = login.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && stdout(&out).contains("Login Succeeded"), "{}", stderr(&out));
+    let out = peer.ok(&["push", &name]);
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    // Docker's own gzip layers, pulled by Berth (with the same credentials, in Berth's config) and run.
+    let cfg = std::fs::read_to_string(peer.dir.join("config/config.json")).unwrap();
+    std::fs::create_dir_all(d.dir.join("docker-config")).unwrap();
+    std::fs::write(d.dir.join("docker-config/config.json"), cfg).unwrap();
+    d.ok(&["rmi", "busybox"]);
+    assert!(d.ok(&["pull", &name]).contains("Downloaded newer image"));
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pushed by docker"]), "pushed by docker\n");
+    // Berth's push, pulled by Docker.
+    let berth_name = format!("{}/peer/from-berth:v1", r.addr);
+    d.ok(&["tag", &name, &berth_name]);
+    d.ok(&["push", &berth_name]);
+    peer.ok(&["rmi", &name, "busybox"]);
+    let out = peer.ok(&["pull", &berth_name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    peer.ok(&["pull", &name]);
+    let out = peer.docker(&["pull", &format!("{}/peer/bb:nosuch", r.addr)]);
+    assert!(!out.status.success() && stderr(&out).contains("manifest unknown"), "{}", stderr(&out));
+}
