@@ -269,7 +269,7 @@ fn login_and_basic_auth_with_berth_registry() {
     if !can_run() {
         return;
     }
-    let r = BerthRegistry::start("auth", &RegOpts { user: Some(("alice", "s3cret")), tls: false });
+    let r = BerthRegistry::start("auth", &RegOpts { user: Some(("alice", "s3cret")), ..Default::default() });
     auth_flow(&r.addr);
 }
 
@@ -350,8 +350,10 @@ fn corrupt_blob_is_refused_and_pulls_resume() {
 struct RegOpts<'a> {
     /// htpasswd basic auth with this user.
     user: Option<(&'a str, &'a str)>,
-    /// HTTPS with a fresh self-signed certificate for 127.0.0.1 (`root/../cert.pem`).
+    /// HTTPS with a fresh self-signed certificate for 127.0.0.1 and `host` (`root/../cert.pem`).
     tls: bool,
+    /// Listen on this address instead of 127.0.0.1.
+    host: Option<String>,
 }
 
 /// `berth registry serve` on a free loopback port, stopped by its PID.
@@ -371,7 +373,8 @@ impl BerthRegistry {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let root = dir.join("root");
-        let addr = format!("127.0.0.1:{port}");
+        let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let addr = format!("{host}:{port}");
         let mut cmd = Command::new(bin("berth"));
         cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
         if let Some((u, p)) = o.user {
@@ -390,16 +393,18 @@ impl BerthRegistry {
             cmd.arg("--htpasswd").arg(dir.join("htpasswd"));
         }
         if o.tls {
-            let out = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-                .args(["-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
-                .arg("-keyout")
-                .arg(dir.join("key.pem"))
-                .arg("-out")
-                .arg(dir.join("cert.pem"))
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "openssl: {}", stderr(&out));
+            // A CA (ca.pem) and a server certificate it signed (cert.pem, key.pem), as a real deployment has.
+            let openssl = |args: &str| {
+                let out = Command::new("openssl").current_dir(&dir).args(args.split_whitespace()).output().unwrap();
+                assert!(out.status.success(), "openssl {args}: {}", stderr(&out));
+            };
+            let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+            openssl(&format!("req -x509 {ec} -days 2 -subj /CN=testCA -keyout ca-key.pem -out ca.pem"));
+            openssl(&format!("req {ec} -subj /CN=registry -keyout key.pem -out cert.csr"));
+            std::fs::write(dir.join("san.ext"), format!("subjectAltName=IP:127.0.0.1,IP:{host}\n")).unwrap();
+            openssl(
+                "x509 -req -in cert.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out cert.pem",
+            );
             cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
         }
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
@@ -422,7 +427,7 @@ impl BerthRegistry {
         let mut cmd = Command::new("curl");
         cmd.args(["-s", "-i", "-g", "-H", "Expect:"]);
         if self.scheme == "https" {
-            cmd.arg("--cacert").arg(self.dir.join("cert.pem"));
+            cmd.arg("--cacert").arg(self.dir.join("ca.pem"));
         }
         let out = cmd.args(args).output().unwrap();
         let text = stdout(&out);
@@ -720,7 +725,7 @@ fn berth_registry_tls_and_auth() {
     if !have_curl() {
         return;
     }
-    let r = BerthRegistry::start("tls", &RegOpts { user: Some(("alice", "s3cret")), tls: true });
+    let r = BerthRegistry::start("tls", &RegOpts { user: Some(("alice", "s3cret")), tls: true, host: None });
     let (s, text) = r.curl(&[&r.url("/v2/")]);
     assert_eq!(s, 401, "{text}");
     assert_eq!(header(&text, "www-authenticate"), r#"Basic realm="berth-registry""#);
@@ -913,7 +918,7 @@ fn real_docker_pushes_and_pulls_with_berth_registry() {
         return;
     }
     let Some(peer) = PeerDockerd::start() else { return };
-    let r = BerthRegistry::start("peer", &RegOpts { user: Some(("alice", "s3cret")), tls: false });
+    let r = BerthRegistry::start("peer", &RegOpts { user: Some(("alice", "s3cret")), ..Default::default() });
     let d = Berthd::start();
     d.busybox();
     let tar = d.dir.join("bb.tar");
@@ -950,4 +955,60 @@ fn real_docker_pushes_and_pulls_with_berth_registry() {
     peer.ok(&["pull", &name]);
     let out = peer.docker(&["pull", &format!("{}/peer/bb:nosuch", r.addr)]);
     assert!(!out.status.success() && stderr(&out).contains("manifest unknown"), "{}", stderr(&out));
+}
+
+/// A non-loopback IPv4 address of this host, for a registry that must be reached with verified TLS.
+fn host_ipv4() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    stdout(&out)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(str::to_string)
+}
+
+#[test]
+fn berth_pushes_and_pulls_over_tls() {
+    if !can_run() {
+        return;
+    }
+    // On loopback (insecure, as Docker treats it): HTTPS without verification, with basic auth.
+    let r = BerthRegistry::start("tls-lo", &RegOpts { user: Some(("alice", "s3cret")), tls: true, host: None });
+    let d = Berthd::start();
+    d.busybox();
+    let name = format!("{}/tls/bb:v1", r.addr);
+    d.ok(&["tag", "busybox", &name]);
+    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", &r.addr], b"s3cret\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.ok(&["push", &name]);
+    d.ok(&["rmi", &name]);
+    assert!(d.ok(&["pull", &name]).contains("Downloaded newer image"));
+
+    // Elsewhere: verified against the CA in <certs dir>/<host:port>/ca.crt; refused without it.
+    let Some(ip) = host_ipv4() else {
+        eprintln!("SKIPPED: no non-loopback IPv4 address: verified TLS not tested");
+        return;
+    };
+    let r = BerthRegistry::start("tls-ip", &RegOpts { user: None, tls: true, host: Some(ip) });
+    let certs = r.dir.join("certs.d");
+    std::fs::create_dir_all(certs.join(&r.addr)).unwrap();
+    std::fs::copy(r.dir.join("ca.pem"), certs.join(&r.addr).join("ca.crt")).unwrap();
+    let trusting = Berthd::start_with(&["--registry-certs-dir", certs.to_str().unwrap()]);
+    let tar = d.dir.join("bb.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    trusting.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let name = format!("{}/verified/bb:v1", r.addr);
+    trusting.ok(&["tag", "busybox", &name]);
+    trusting.ok(&["push", &name]);
+    trusting.ok(&["rmi", &name]);
+    assert!(trusting.ok(&["pull", &name]).contains("Downloaded newer image"));
+    let out = fails(&d, &["pull", &name]);
+    assert!(out.contains("certificate"), "an unknown CA must be refused: {out}");
+    // Plain HTTP is never tried for a registry that is not insecure.
+    let plain = BerthRegistry::start("plain-ip", &RegOpts { user: None, tls: false, host: host_ipv4() });
+    let out = fails(&d, &["pull", &format!("{}/x/y:v1", plain.addr)]);
+    assert!(out.contains("tls"), "{out}");
+    // Unless it is named insecure.
+    let insecure = Berthd::start_with(&["--insecure-registry", &plain.addr]);
+    let out = insecure.berth(&["pull", &format!("{}/x/y:v1", plain.addr)]);
+    assert!(stderr(&out).contains("manifest unknown") || stderr(&out).contains("not found"), "{}", stderr(&out));
 }

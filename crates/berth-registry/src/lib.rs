@@ -15,6 +15,7 @@ pub mod pull;
 pub mod push;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod tls;
 
 pub use crate::auth::{Credentials, DockerConfig};
 pub use crate::client::Registry;
