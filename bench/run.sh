@@ -21,6 +21,14 @@ WORK=/tmp/berth-bench
 RUN=/run/berth-bench   # the exec root on a tmpfs, as /run/berth is in production
 B_SOCK=$WORK/berth.sock
 D_SOCK=/run/peer-docker.sock
+# One run at a time on a machine: the paths above (and Docker's) are fixed, and a second run's clean-up would pull
+# the first one's data root from under it.
+exec 9>/tmp/berth-bench.lock
+flock -n 9 || { echo "bench/run.sh: another run holds /tmp/berth-bench.lock; try again when it is done" >&2; exit 1; }
+if pgrep -f "data-root $WORK/data" >/dev/null || { [ -S "$D_SOCK" ] && DOCKER_HOST=unix://$D_SOCK docker version >/dev/null 2>&1; }; then
+    echo "bench/run.sh: a berthd on $WORK or a dockerd on $D_SOCK is running (another bench?): not touching them" >&2
+    exit 1
+fi
 # A fresh private data root every run (nothing left from an earlier one skews it).
 rm -rf "$WORK" "$RUN"
 mkdir -p "$WORK"
