@@ -29,7 +29,10 @@ if pgrep -f "data-root $WORK/data" >/dev/null || { [ -S "$D_SOCK" ] && DOCKER_HO
     echo "bench/run.sh: a berthd on $WORK or a dockerd on $D_SOCK is running (another bench?): not touching them" >&2
     exit 1
 fi
+# Mounts a berthd leaves under its data and exec roots (the volumes directory's own bind mount).
+unmount_under() { awk -v p="$1" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; }
 # A fresh private data root every run (nothing left from an earlier one skews it).
+unmount_under "$WORK"; unmount_under "$RUN"
 rm -rf "$WORK" "$RUN"
 mkdir -p "$WORK"
 
@@ -51,6 +54,7 @@ cleanup() {
     wait 2>/dev/null || true
     # The benchmark daemon's bridges, firewall table and namespace pins go with it.
     [ -n "${BERTHD_PID:-}" ] && "$BIN/berthd" --data-root "$WORK/data" --exec-root "$RUN" --remove-networking || true
+    unmount_under "$WORK" || true; unmount_under "$RUN" || true
 }
 trap cleanup EXIT
 

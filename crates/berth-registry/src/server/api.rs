@@ -36,6 +36,7 @@ fn name_invalid(n: &str) -> DistError {
 }
 
 fn internal(e: impl std::fmt::Display) -> DistError {
+    tracing::error!("{e}");
     DistError(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", e.to_string())
 }
 

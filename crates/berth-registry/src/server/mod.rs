@@ -79,6 +79,16 @@ pub fn router(reg: Arc<api::Registry>, auth: Option<Arc<Htpasswd>>) -> Router {
         r.headers_mut().insert("docker-distribution-api-version", HeaderValue::from_static("registry/2.0"));
         r
     }))
+    .layer(axum::middleware::from_fn(access_log))
+}
+
+/// One `info` line per request: method, path, status, milliseconds (the body may still be streaming).
+async fn access_log(req: Request<Body>, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::info!(target: "berth_registry::access", "{method} {path} {} {}ms", resp.status().as_u16(), start.elapsed().as_millis());
+    resp
 }
 
 /// A bound server, ready to run.

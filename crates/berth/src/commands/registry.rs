@@ -112,6 +112,9 @@ pub struct ServeArgs {
     /// Realm of the basic-auth challenge
     #[arg(long = "realm", value_name = "REALM", default_value = "berth-registry")]
     pub realm: String,
+    /// What goes to stderr: error, warn, info (one line per request), debug
+    #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
 }
 
 /// `berth registry gc`.
@@ -131,6 +134,10 @@ pub struct GcArgs {
 pub async fn registry(cmd: RegistryCmd) -> Result<i32> {
     match cmd {
         RegistryCmd::Serve(a) => {
+            let level = a.log_level.parse::<tracing_subscriber::filter::LevelFilter>().map_err(|_| {
+                StatusError::exit(125, format!("invalid --log-level {:?} (error, warn, info, debug)", a.log_level))
+            })?;
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(false).init();
             let config = berth_registry::server::Config {
                 addr: a.addr.clone(),
                 root: a.root.clone(),
