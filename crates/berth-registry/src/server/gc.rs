@@ -31,7 +31,7 @@ pub fn garbage_collect(root: &Path, grace: Duration, dry_run: bool) -> std::io::
     let cutoff = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
     let mut keep = HashSet::new();
     let mut repos = Vec::new();
-    super::api::walk_repos(&root.join("repositories"), "", &mut repos);
+    super::storage::walk_repos(&root.join("repositories"), "", &mut repos);
     for r in &repos {
         let dir = root.join("repositories").join(r);
         for e in std::fs::read_dir(dir.join("_manifests")).into_iter().flatten().flatten() {

@@ -13,11 +13,13 @@
 //! named, so concurrent pushes of the same blob (each with its own upload) are safe and a crash leaves whole files
 //! or uploads that a later upload never reuses. Repository names and tags are validated before they become paths.
 //!
-//! Modules: `api` (the endpoints), `auth` (htpasswd basic auth), `tls` (rustls), `gc` (garbage collection).
+//! Modules: `storage` (the files, typed calls and errors), `api` (the endpoints: HTTP in, storage calls, the spec's
+//! error JSON out), `auth` (htpasswd basic auth), `tls` (rustls), `gc` (garbage collection).
 
 mod api;
 mod auth;
 mod gc;
+mod storage;
 mod tls;
 
 use std::net::SocketAddr;
@@ -33,9 +35,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 
-pub use api::{valid_name, valid_tag};
 pub use auth::Htpasswd;
 pub use gc::{GcReport, garbage_collect};
+pub use storage::{Storage, StorageError, valid_name, valid_tag};
 
 /// What `berth registry serve` was asked for.
 #[derive(Debug, Clone)]
@@ -70,7 +72,7 @@ pub enum ServerError {
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The router of the registry API, with the authentication layer when `auth` is given.
-pub fn router(reg: Arc<api::Registry>, auth: Option<Arc<Htpasswd>>) -> Router {
+pub fn router(reg: Arc<Storage>, auth: Option<Arc<Htpasswd>>) -> Router {
     let mut r = api::routes(reg);
     if let Some(a) = auth {
         r = r.layer(axum::middleware::from_fn_with_state(a, auth::require));
@@ -107,7 +109,7 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Opens the storage, reads the certificate and htpasswd files and binds the address.
     pub async fn bind(c: &Config) -> Result<Server, ServerError> {
-        let reg = api::Registry::open(&c.root).map_err(|e| ServerError::Io(c.root.display().to_string(), e))?;
+        let reg = Arc::new(Storage::open(&c.root).map_err(|e| ServerError::Io(c.root.display().to_string(), e))?);
         let auth = match &c.htpasswd {
             Some(p) => Some(Arc::new(Htpasswd::load(p, &c.realm)?)),
             None => None,
