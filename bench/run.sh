@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [N]        # N repetitions for latency medians (default 30)
 #
-# Measures: `run --rm img true` latency (--network none and the default bridge, and the difference: what network
+# Measures: builds (cold, cached, one file changed), `run --rm img true` latency (--network none and the default bridge, and the difference: what network
 # set-up adds to a start), published-port throughput (1 GiB host -> container nc), `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS and PSS per
 # running container (the shim: Berth's berth-shim, Docker's containerd-shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
 # (apt-get install docker.io), on its own socket and data root. Prints medians and the Berth/Docker ratio.
@@ -137,6 +137,33 @@ PY
         [ -n "$cpid" ] && daemon_rss=$((daemon_rss + $(rss_kib "$cpid")))
     fi
     R[$e,rss]=$daemon_rss
+
+    # Builds: ~8 steps, a context of 2,000 small files and one 50 MB file; cold, fully cached, one file changed.
+    # Docker's column is its classic builder (what the docker CLI uses without buildx).
+    ctx=$WORK/build-ctx-$e
+    rm -rf "$ctx"; mkdir -p "$ctx/small"
+    for i in $(seq 2000); do echo "file $i" > "$ctx/small/f$i"; done
+    head -c 50000000 /dev/urandom > "$ctx/big.bin"
+    cat > "$ctx/Dockerfile" <<'DF'
+FROM busybox
+ENV APP=/app
+WORKDIR /app
+COPY big.bin /app/big.bin
+RUN echo prepared > /app/prepared
+COPY small/ /app/small/
+RUN ls /app/small | wc -l > /app/count
+CMD ["cat", "/app/count"]
+DF
+    tag=bench-build-$e
+    bcli() { if [ "$e" = berth ]; then cli "$e" build --progress=plain -q "$@"; else DOCKER_BUILDKIT=0 cli "$e" build -q "$@"; fi; }
+    bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1   # warm-up (the base image's first use)
+    cli "$e" rmi "$tag" >/dev/null 2>&1
+    s=$(now_ns); bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcold]=$(( ($(now_ns) - s) / 1000000 ))
+    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcached]=$(( ($(now_ns) - s) / 1000000 ))
+    echo changed > "$ctx/small/f1000"
+    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bchange]=$(( ($(now_ns) - s) / 1000000 ))
+    cli "$e" rmi "$tag" >/dev/null 2>&1
+    rm -rf "$ctx"
 done
 
 if [ "$ONLY" != engine ]; then
@@ -211,5 +238,8 @@ row "50 x run -d, total" fifty ms
 row "daemon idle RSS (dockerd+containerd)" rss KiB
 row "RSS per running container's shim (50 running)" shim KiB
 row "PSS per running container's shim (50 running)" shimpss KiB
+row "build, cold (8 steps, 2,000 files + 50 MB)" bcold ms
+row "build, fully cached rebuild" bcached ms
+row "build, one file changed" bchange ms
 row "push 300 MB in 3 layers to a loopback registry" push MB/s
 row "pull 300 MB in 3 layers (rmi, then pull)" pull MB/s

@@ -22,6 +22,7 @@
 //! single SQLite transactions. Files are created before the rows that point to them and
 //! deleted after, so a crash leaves at worst unreferenced files, which [`Store::open`] removes.
 
+pub mod cache;
 pub mod change;
 pub mod content;
 mod db;
@@ -418,6 +419,9 @@ impl Store {
                 tracing::error!(layer = %l.chain_id, "layer directory is missing; images using it cannot run");
             }
         }
+        // Children first: a layer is in use while a layer above it exists, so one pass from the top frees a chain.
+        let depth = layer_depths(&layers);
+        candidates.sort_by_key(|c| std::cmp::Reverse(depth.get(c).copied().unwrap_or(0)));
         let tx = conn.transaction()?;
         let deleted = self.gc_in_tx(&tx, &candidates, &[])?;
         tx.commit()?;
@@ -431,6 +435,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Each layer's distance from the bottom of its chain.
+fn layer_depths(layers: &[Layer]) -> HashMap<ChainId, usize> {
+    let parents: HashMap<&ChainId, Option<&ChainId>> = layers.iter().map(|l| (&l.chain_id, l.parent.as_ref())).collect();
+    let mut depth = HashMap::new();
+    for l in layers {
+        let (mut n, mut cur) = (0, l.parent.as_ref());
+        while let Some(p) = cur {
+            n += 1;
+            if n > 4096 {
+                break;
+            }
+            cur = parents.get(p).copied().flatten();
+        }
+        depth.insert(l.chain_id.clone(), n);
+    }
+    depth
 }
 
 fn parse_doc(kind: &str, text: &str) -> Result<Value> {

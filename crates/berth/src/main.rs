@@ -29,7 +29,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
+    build, container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -92,6 +92,8 @@ struct Cli {
 enum Cmd {
     /// Create and run a new container from an image
     Run(run::RunArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
     /// List containers
@@ -191,6 +193,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: VolumeCmd,
     },
+    /// Manage builds
+    #[command(arg_required_else_help = true)]
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BuilderCmd {
+    /// Remove build cache
+    Prune(build::PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -241,6 +255,8 @@ enum ContainerCmd {
 
 #[derive(Subcommand, Debug)]
 enum ImageCmd {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Show the history of an image
     History(image::HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -423,6 +439,8 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     let c = connect(host).await?;
     match cmd {
         Cmd::Run(a) => run::run(&c, a).await,
+        Cmd::Build(a) => build::build(&c, a).await,
+        Cmd::Builder { cmd: BuilderCmd::Prune(a) } => build::prune(&c, a).await,
         Cmd::Exec(a) => exec::exec(&c, a).await,
         Cmd::Ps(a) => ps::ps(&c, a).await,
         Cmd::Images(a) => image::images(&c, a).await,
@@ -479,6 +497,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         },
         Cmd::Image { cmd } => match cmd {
             ImageCmd::History(a) => image::history(&c, a).await,
+            ImageCmd::Build(a) => build::build(&c, a).await,
             ImageCmd::Import(a) => image::import(&c, a).await,
             ImageCmd::Load(a) => transfer::load(&c, a).await,
             ImageCmd::Save(a) => transfer::save(&c, a).await,

@@ -83,8 +83,10 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         });
+        crate::build::clean_leftovers(&daemon);
         crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
+        crate::build::remove_step_containers(&daemon).await;
         Ok(daemon)
     }
 

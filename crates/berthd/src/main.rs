@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod build;
 mod containers;
 mod daemon;
 mod exec;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::image_path;
 use crate::StatusError;
-use crate::client::{Client, check, empty, json_body, next_chunk, query};
+use crate::client::{Client, check, empty, json_body, query};
 
 /// `berth pull`.
 #[derive(Args, Debug)]
@@ -265,30 +265,14 @@ impl Renderer {
 
 /// Reads a JSON message stream to its end.
 async fn follow(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Result<()> {
-    let mut body = resp.into_body();
     let mut r = Renderer { tty: std::io::stdout().is_terminal(), quiet, ids: Vec::new() };
-    let mut pending = String::new();
     let mut failure = None;
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = pending.find('\n') {
-            let line: String = pending.drain(..=i).collect();
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("decode the daemon's progress {line:?}"))?;
-            if let Some(e) = r.show(&v) {
-                failure = Some(e);
-            }
+    crate::client::json_messages(resp, |v| {
+        if let Some(e) = r.show(v) {
+            failure = Some(e);
         }
-    }
-    if let Ok(v) = serde_json::from_str::<Value>(pending.trim())
-        && let Some(e) = r.show(&v)
-    {
-        failure = Some(e);
-    }
+    })
+    .await?;
     match failure {
         Some(e) => Err(StatusError::exit(1, e)),
         None => Ok(()),

@@ -127,6 +127,24 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
         let i = resolve(&d, name).await?;
         let history = i.config["history"].as_array().cloned().unwrap_or_default();
         let n = history.len();
+        // Each entry that made a layer has the next layer's size.
+        let store = d.store.clone();
+        let chains = i.layers.clone();
+        let layer_sizes: Vec<i64> = blocking(move || {
+            Ok(chains.iter().map(|c| store.layer(c).ok().flatten().map(|l| l.size as i64).unwrap_or(0)).collect())
+        })
+        .await?;
+        let mut next = 0;
+        let sizes: Vec<i64> = history
+            .iter()
+            .map(|h| {
+                if h["empty_layer"].as_bool().unwrap_or(false) {
+                    return 0;
+                }
+                next += 1;
+                layer_sizes.get(next - 1).copied().unwrap_or(0)
+            })
+            .collect();
         let out: Vec<Value> = history
             .iter()
             .enumerate()
@@ -137,7 +155,7 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
                     "Created": h["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0),
                     "CreatedBy": h["created_by"].as_str().unwrap_or(""),
                     "Tags": if idx + 1 == n { json!(i.repo_tags) } else { Value::Null },
-                    "Size": if h["empty_layer"].as_bool().unwrap_or(false) { 0 } else if idx + 1 == n { i.size } else { 0 },
+                    "Size": sizes[idx],
                     "Comment": h["comment"].as_str().unwrap_or(""),
                 })
             })

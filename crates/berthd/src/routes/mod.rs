@@ -2,6 +2,7 @@
 //! Docker's response.
 
 mod archive;
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -71,6 +72,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/auth", post(registry::auth))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/session", head(system::no_session).post(system::no_session))
         .fallback(system::not_found)
         .with_state(d)
