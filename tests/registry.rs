@@ -955,6 +955,14 @@ fn real_docker_pushes_and_pulls_with_berth_registry() {
     peer.ok(&["pull", &name]);
     let out = peer.docker(&["pull", &format!("{}/peer/bb:nosuch", r.addr)]);
     assert!(!out.status.success() && stderr(&out).contains("manifest unknown"), "{}", stderr(&out));
+    // Over TLS: Docker speaks HTTPS (unverified, 127.0.0.1 being insecure to it) to a TLS registry.
+    let t = BerthRegistry::start("peer-tls", &RegOpts { user: None, tls: true, host: None });
+    let tls_name = format!("{}/peer/tls:v1", t.addr);
+    peer.ok(&["tag", &name, &tls_name]);
+    peer.ok(&["push", &tls_name]);
+    peer.ok(&["rmi", &tls_name]);
+    peer.ok(&["pull", &tls_name]);
+    assert!(t.log().contains("PUT /v2/peer/tls/manifests/v1 201"), "{}", t.log());
 }
 
 /// A non-loopback IPv4 address of this host, for a registry that must be reached with verified TLS.
