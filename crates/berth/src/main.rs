@@ -116,6 +116,11 @@ enum Cmd {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
+    /// Run Berth's own registry server
+    Registry {
+        #[command(subcommand)]
+        cmd: registry::RegistryCmd,
+    },
     /// Display system-wide information
     Info(system::InfoArgs),
     /// Show the Berth version information
@@ -433,6 +438,10 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     if let Cmd::Logout(a) = cmd {
         return registry::logout(a).await;
     }
+    // `registry` is a server of its own, no daemon involved.
+    if let Cmd::Registry { cmd } = cmd {
+        return registry::registry(cmd).await;
+    }
     let c = connect(host).await?;
     match cmd {
         Cmd::Run(a) => run::run(&c, a).await,
@@ -448,7 +457,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Pull(a) => registry::pull(&c, a).await,
         Cmd::Push(a) => registry::push(&c, a).await,
         Cmd::Login(a) => registry::login(&c, a).await,
-        Cmd::Logout(_) => Ok(0),
+        Cmd::Logout(_) | Cmd::Registry { .. } => Ok(0),
         Cmd::Info(a) => system::info(&c, a).await,
         Cmd::Version(_) => Ok(0),
         Cmd::Attach(a) => container::attach(&c, a).await,

@@ -21,6 +21,8 @@ pub struct Config {
     pub network: crate::networks::NetConfig,
     /// Registries reached over plain HTTP (besides loopback ones).
     pub insecure_registries: Vec<String>,
+    /// Docker's `certs.d` layout: CA certificates per registry.
+    pub registry_certs_dir: PathBuf,
 }
 
 /// The daemon.

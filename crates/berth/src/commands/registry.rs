@@ -82,6 +82,88 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
+/// `berth registry`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Serve a registry (the OCI distribution API) from a directory, in the foreground
+    Serve(ServeArgs),
+    /// Delete the blobs no manifest references (run it while the registry is stopped)
+    Gc(GcArgs),
+}
+
+/// `berth registry serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long = "addr", value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Directory that holds the registry's content
+    #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
+    pub root: std::path::PathBuf,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key)
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require basic auth against this htpasswd file (bcrypt entries: `htpasswd -B`)
+    #[arg(long = "htpasswd", value_name = "FILE")]
+    pub htpasswd: Option<std::path::PathBuf>,
+    /// Realm of the basic-auth challenge
+    #[arg(long = "realm", value_name = "REALM", default_value = "berth-registry")]
+    pub realm: String,
+    /// What goes to stderr: error, warn, info (one line per request), debug
+    #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// `berth registry gc`.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Directory that holds the registry's content
+    #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
+    pub root: std::path::PathBuf,
+    /// Keep blobs, links and uploads younger than this (pushes in progress); 0s: the registry must be stopped
+    #[arg(long = "grace", value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+    /// Only report what would be removed
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+pub async fn registry(cmd: RegistryCmd) -> Result<i32> {
+    match cmd {
+        RegistryCmd::Serve(a) => {
+            let level = a.log_level.parse::<tracing_subscriber::filter::LevelFilter>().map_err(|_| {
+                StatusError::exit(125, format!("invalid --log-level {:?} (error, warn, info, debug)", a.log_level))
+            })?;
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(false).init();
+            let config = berth_registry::server::Config {
+                addr: a.addr.clone(),
+                root: a.root.clone(),
+                tls: a.tls_cert.zip(a.tls_key),
+                htpasswd: a.htpasswd,
+                realm: a.realm,
+            };
+            let server = berth_registry::server::Server::bind(&config)
+                .await
+                .map_err(|e| StatusError::exit(1, format!("registry: {e}")))?;
+            let scheme = if server.is_tls() { "https" } else { "http" };
+            let addr = server.local_addr().map(|a| a.to_string()).unwrap_or(a.addr);
+            eprintln!("berth registry: serving {} on {scheme}://{addr}", a.root.display());
+            server.run().await.map_err(|e| StatusError::exit(1, format!("registry: {addr}: {e}")))?;
+            Ok(0)
+        }
+        RegistryCmd::Gc(a) => {
+            let r = berth_registry::server::garbage_collect(&a.root, a.grace, a.dry_run)
+                .map_err(|e| StatusError::exit(1, format!("registry gc: {}: {e}", a.root.display())))?;
+            let verb = if a.dry_run { "would remove" } else { "removed" };
+            outln!("{verb} {} blobs ({} bytes), {} abandoned uploads", r.blobs, r.bytes, r.uploads);
+            Ok(0)
+        }
+    }
+}
+
 /// The registry a reference names (`localhost:5000/a` → `localhost:5000`; `busybox` → `docker.io`).
 pub fn registry_of(name: &str) -> String {
     match name.split_once('/') {
@@ -231,6 +313,16 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
         None => outln!("{}", qualified(&repo, "").trim_end_matches(':')),
     }
     Ok(0)
+}
+
+/// Pulls `image` (with `:latest` when it names no tag) without showing progress (`run`, `create`).
+pub async fn pull_quietly(c: &Client, image: &str) -> Result<()> {
+    let (repo, tag) = split_reference(image);
+    let q = vec![("fromImage", repo.clone()), ("tag", tag.unwrap_or_else(|| "latest".into()))];
+    let auth = auth_header(&registry_of(&repo))?;
+    let resp =
+        c.send(Method::POST, &format!("/images/create{}", query(&q)), empty(), &[("x-registry-auth", &auth)]).await?;
+    follow(check(resp).await?, true).await
 }
 
 pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
