@@ -279,3 +279,42 @@ fn docker_cli_classic_builder() {
     assert_eq!(d.ok(&["run", "--rm", "outside", "cat", "/copied"]), "hi from docker build\n");
     assert_clean(&d);
 }
+
+#[test]
+fn add_fetches_urls() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let served = d.dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("remote.txt"), "fetched over http\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        .current_dir(&served)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap());
+    assert!(d.eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let df = format!("FROM busybox\nADD http://127.0.0.1:{port}/remote.txt /fetched/\nADD http://127.0.0.1:{port}/remote.txt /renamed.txt\n");
+    let dir = context(&d, "url", &[("Dockerfile", &df)]);
+    build_ok(&d, &dir, &["-t", "url"]);
+    let out = d.ok(&["run", "--rm", "url", "sh", "-c", "cat /fetched/remote.txt /renamed.txt; stat -c %a /renamed.txt"]);
+    assert_eq!(out, "fetched over http\nfetched over http\n600\n");
+    // A changed remote file is a cache miss.
+    std::fs::write(served.join("remote.txt"), "changed\n").unwrap();
+    let log = build_ok(&d, &dir, &["-t", "url"]);
+    assert_eq!(log.matches("CACHED").count(), 0, "{log}");
+    // Missing: a clear error naming the line.
+    let dir = context(&d, "url404", &[("Dockerfile", &format!("FROM busybox\nADD http://127.0.0.1:{port}/nope /x\n"))]);
+    let out = build(&d, &dir, &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Dockerfile:2") && stderr(&out).contains("404"), "{}", stderr(&out));
+    assert_clean(&d);
+}
