@@ -202,14 +202,14 @@ fn multi_stage_target_and_copy_from() {
         "multi",
         &[(
             "Dockerfile",
-            "FROM busybox AS build\nRUN mkdir /out && echo built > /out/artifact\n\nFROM busybox AS other\nRUN echo other > /other\n\nFROM busybox AS unused\nRUN exit 1\n\nFROM scratch\nCOPY --from=build /out/artifact /artifact\nCOPY --from=1 /other /other\nCOPY --from=busybox /bin/busybox /bin/busybox\nCMD [\"/bin/busybox\", \"cat\", \"/artifact\", \"/other\"]\n",
+            "FROM busybox AS build\nRUN mkdir /out && echo built > /out/artifact\n\nFROM busybox AS other\nRUN echo other > /other\n\nFROM busybox AS unused\nRUN exit 1\n\nFROM busybox AS mounter\nRUN --mount=type=bind,from=build,source=/out,target=/in cat /in/artifact > /seen\n\nFROM scratch\nCOPY --from=build /out/artifact /artifact\nCOPY --from=1 /other /other\nCOPY --from=mounter /seen /seen\nCOPY --from=busybox /bin/busybox /bin/busybox\nCMD [\"/bin/busybox\", \"cat\", \"/artifact\", \"/other\", \"/seen\"]\n",
         )],
     );
     // The failing stage is not needed, so not built.
     build_ok(&d, &dir, &["-t", "final"]);
-    assert_eq!(d.ok(&["run", "--rm", "final"]), "built\nother\n");
+    assert_eq!(d.ok(&["run", "--rm", "final"]), "built\nother\nbuilt\n");
     let layers = d.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "final"]);
-    assert_eq!(layers.trim(), "3");
+    assert_eq!(layers.trim(), "4");
     // --target stops at a stage.
     build_ok(&d, &dir, &["-t", "stage1", "--target", "build"]);
     assert_eq!(d.ok(&["run", "--rm", "stage1", "cat", "/out/artifact"]), "built\n");

@@ -129,6 +129,12 @@ pub fn clean_leftovers(d: &Daemon) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with("ws-") {
+                // A killed build's `--mount=from=` roots are still mounted there.
+                if let Ok(mounts) = std::fs::read_dir(e.path().join("mounts")) {
+                    for m in mounts.flatten() {
+                        let _ = nix::mount::umount2(&m.path(), nix::mount::MntFlags::MNT_DETACH);
+                    }
+                }
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -933,7 +939,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             if security.as_deref().is_some_and(|s| s != "sandbox") {
                 return Err(bad(format!("{at}: RUN --security={} is not supported", security.as_deref().unwrap_or(""))));
             }
-            run_step(cx, st, raw, &at, key, cmd, mounts, network.as_deref(), heredocs).await
+            run_step(cx, st, raw, &at, key, cmd, mounts, network.as_deref(), heredocs, stage).await
         }
         Command::Copy(args) => copy_step(cx, st, raw, &at, key, args, false, stage).await,
         Command::Add(args) => copy_step(cx, st, raw, &at, key, args, true, stage).await,
@@ -969,6 +975,7 @@ async fn run_step(
     mounts: &[berth_build::RunMount],
     network: Option<&str>,
     heredocs: &[berth_build::Heredoc],
+    stage: usize,
 ) -> Result<(), Error> {
     let mut script_bind = None;
     let argv = match berth_build::run_line(cmd, heredocs) {
@@ -1014,6 +1021,7 @@ async fn run_step(
     };
     // Mounts: cache directories kept by the builder, binds of the context, tmpfs.
     let mut binds: Vec<String> = script_bind.into_iter().collect();
+    let mut host_mounts = HostMounts(Vec::new());
     let mut tmpfs = HashMap::new();
     let mut targets = Vec::new();
     let mut mount_desc = Vec::new();
@@ -1034,10 +1042,33 @@ async fn run_step(
                 mount_desc.push(json!(["cache", id, target, m.readonly]));
             }
             berth_build::MountKind::Bind => {
-                if m.from.is_some() {
-                    return Err(bad(format!("{at}: RUN --mount=type=bind,from=... is not supported yet (bind the context, or COPY --from)")));
-                }
                 let src = m.source.clone().unwrap_or_else(|| "/".into());
+                if let Some(from) = m.from.as_deref().filter(|f| !f.is_empty()) {
+                    // Another stage's or an image's root, mounted read-only on the host for the step's time.
+                    let (layers, from_key) = match cx.prep.df.stage(from) {
+                        Some(i) if i < stage => {
+                            let b = stage_result(cx, i).await?;
+                            (b.lower_dirs(&cx.d.store), json!(["stage", b.key]))
+                        }
+                        Some(_) => return Err(bad(format!("{at}: --mount from={from}: a stage cannot mount itself or a later stage"))),
+                        None => {
+                            let image = image_by_name(cx, from, false).await.map_err(|e| bad(format!("{at}: --mount from={from}: {e}")))?;
+                            (image.lower_dirs(), json!(["image", image.id.as_str()]))
+                        }
+                    };
+                    let mnt = cx.prep.ws.join("mounts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
+                    std::fs::create_dir_all(&mnt).map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
+                    crate::archive::mount_overlay(&layers, None, &mnt)?;
+                    host_mounts.0.push(mnt.clone());
+                    let host = berth_runtime::mounts::secure_join(&mnt, Path::new(&src))
+                        .map_err(|e| Error::Internal(format!("resolve {src}: {e}")))?;
+                    if std::fs::symlink_metadata(&host).is_err() {
+                        return Err(bad(format!("{at}: mount source {src} is not in {from}")));
+                    }
+                    binds.push(format!("{}:{target}:ro", host.display()));
+                    mount_desc.push(json!(["bind-from", from_key, src, target]));
+                    continue;
+                }
                 let rel = fs::clean_in_root(&src)
                     .ok_or_else(|| bad(format!("{at}: mount source {src} is outside the build context")))?;
                 let host = berth_runtime::mounts::secure_join(&cx.prep.ctx, Path::new(&rel))
@@ -1131,6 +1162,19 @@ async fn run_step(
     }
     cx.out.stream(format!(" ---> Removed intermediate container {}\n", &id[..12]));
     committed
+}
+
+/// Mounts a step made on the host (`RUN --mount=type=bind,from=`), unmounted when the step ends.
+struct HostMounts(Vec<PathBuf>);
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            if let Err(e) = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::warn!("unmount {}: {e}", m.display());
+            }
+        }
+    }
 }
 
 /// Starts a step's container, streams its output, returns its exit code.
