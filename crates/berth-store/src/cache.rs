@@ -75,6 +75,20 @@ impl Store {
         Ok(())
     }
 
+    /// Every entry: (key, the unpacked size of its layer when only the cache holds it, created, last used; Unix
+    /// seconds), for `system df`.
+    pub fn cache_list(&self) -> Result<Vec<(String, u64, i64, i64)>> {
+        let conn = self.db.lock();
+        let mut stmt = conn.prepare(
+            "SELECT c.key, COALESCE(CASE WHEN c.chain_id IN (SELECT chain_id FROM image_layers) THEN 0 ELSE l.size END, 0),
+                    c.created, c.last_used
+             FROM build_cache c LEFT JOIN layers l ON l.chain_id = c.chain_id ORDER BY c.created",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.into_iter().map(|(k, s, c, u)| (k, s.max(0) as u64, c, u)).collect())
+    }
+
     /// Number of entries and the unpacked bytes of the layers only the cache holds (for `system df`).
     pub fn cache_usage(&self) -> Result<(u64, u64)> {
         let conn = self.db.lock();
@@ -176,6 +190,7 @@ mod tests {
         let store = Store::open(tmp.path())?;
         assert!(store.layer(&base.chain_id)?.is_some() && store.layer(&top.chain_id)?.is_some());
         assert_eq!(store.cache_usage()?.0, 2);
+        assert_eq!(store.cache_list()?.len(), 2);
         let pruned = store.cache_prune(None)?;
         assert_eq!(pruned.entries.len(), 2);
         assert_eq!(pruned.reclaimed, base.size + top.size);
