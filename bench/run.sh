@@ -3,10 +3,17 @@
 #
 #   bench/run.sh [N]        # N repetitions for latency medians (default 30)
 #
-# Measures: `run --rm img true` latency (--network none and the default bridge, and the difference: what network
+# Measures: builds (cold, cached, one file changed), `run --rm img true` latency (--network none and the default bridge, and the difference: what network
 # set-up adds to a start), published-port throughput (1 GiB host -> container nc), `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS and PSS per
 # running container (the shim: Berth's berth-shim, Docker's containerd-shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
 # (apt-get install docker.io), on its own socket and data root. Prints medians and the Berth/Docker ratio.
+#
+# Registry rows: push and pull of an image with 300 MB of incompressible data in 3 layers (made by this script,
+# loaded into each engine) against a registry on 127.0.0.1: Berth's own (`berth registry serve`, release build) or,
+# with BENCH_REGISTRY=distribution, Debian's docker-registry. Pull = `rmi` then `pull` (download, verify, unpack).
+#
+#   BENCH_ONLY=registry bench/run.sh    # only the registry rows (BENCH_ONLY=engine: only the others)
+#   CARGO=/tmp/cargo-locked bench/run.sh  # build through a wrapper (a shared machine's build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-30}
@@ -14,12 +21,24 @@ WORK=/tmp/berth-bench
 RUN=/run/berth-bench   # the exec root on a tmpfs, as /run/berth is in production
 B_SOCK=$WORK/berth.sock
 D_SOCK=/run/peer-docker.sock
+# One run at a time on a machine: the paths above (and Docker's) are fixed, and a second run's clean-up would pull
+# the first one's data root from under it.
+exec 9>/tmp/berth-bench.lock
+flock -n 9 || { echo "bench/run.sh: another run holds /tmp/berth-bench.lock; try again when it is done" >&2; exit 1; }
+if pgrep -f "data-root $WORK/data" >/dev/null || { [ -S "$D_SOCK" ] && DOCKER_HOST=unix://$D_SOCK docker version >/dev/null 2>&1; }; then
+    echo "bench/run.sh: a berthd on $WORK or a dockerd on $D_SOCK is running (another bench?): not touching them" >&2
+    exit 1
+fi
+# Mounts a berthd leaves under its data and exec roots (the volumes directory's own bind mount).
+unmount_under() { awk -v p="$1" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; }
 # A fresh private data root every run (nothing left from an earlier one skews it).
+unmount_under "$WORK"; unmount_under "$RUN"
 rm -rf "$WORK" "$RUN"
 mkdir -p "$WORK"
 
-cargo build --release --locked -q
-BIN=$PWD/target/release
+ONLY=${BENCH_ONLY:-all}
+${CARGO:-cargo} build --release --locked -q
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
@@ -29,10 +48,13 @@ pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo
 
 cleanup() {
     [ -n "${BERTHD_PID:-}" ] && { DOCKER_HOST=unix://$B_SOCK "$BIN/berth" rm -f $(DOCKER_HOST=unix://$B_SOCK "$BIN/berth" ps -aq) >/dev/null 2>&1 || true; kill "$BERTHD_PID" 2>/dev/null || true; }
+    [ -n "${REG_PID:-}" ] && kill "$REG_PID" 2>/dev/null || true
+    [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=unix://$D_SOCK docker rmi -f bench-big:v1 "${REG_ADDR:-none}/bench/docker:v1" >/dev/null 2>&1 || true; }
     [ -n "${DOCKERD_PID:-}" ] && { DOCKER_HOST=unix://$D_SOCK docker rm -f $(DOCKER_HOST=unix://$D_SOCK docker ps -aq) >/dev/null 2>&1 || true; kill "$DOCKERD_PID" 2>/dev/null || true; }
     wait 2>/dev/null || true
     # The benchmark daemon's bridges, firewall table and namespace pins go with it.
     [ -n "${BERTHD_PID:-}" ] && "$BIN/berthd" --data-root "$WORK/data" --exec-root "$RUN" --remove-networking || true
+    unmount_under "$WORK" || true; unmount_under "$RUN" || true
 }
 trap cleanup EXIT
 
@@ -58,6 +80,7 @@ cli() { # engine args...
 
 declare -A R
 for e in "${engines[@]}"; do
+    [ "$ONLY" = registry ] && break
     cli "$e" image inspect busybox:latest >/dev/null 2>&1 || \
         BERTH=$([ "$e" = berth ] && echo "$BIN/berth" || echo docker) \
         DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
@@ -114,9 +137,89 @@ PY
         [ -n "$cpid" ] && daemon_rss=$((daemon_rss + $(rss_kib "$cpid")))
     fi
     R[$e,rss]=$daemon_rss
+
+    # Builds: ~8 steps, a context of 2,000 small files and one 50 MB file; cold, fully cached, one file changed.
+    # Docker's column is its classic builder (what the docker CLI uses without buildx).
+    ctx=$WORK/build-ctx-$e
+    rm -rf "$ctx"; mkdir -p "$ctx/small"
+    for i in $(seq 2000); do echo "file $i" > "$ctx/small/f$i"; done
+    head -c 50000000 /dev/urandom > "$ctx/big.bin"
+    cat > "$ctx/Dockerfile" <<'DF'
+FROM busybox
+ENV APP=/app
+WORKDIR /app
+COPY big.bin /app/big.bin
+RUN echo prepared > /app/prepared
+COPY small/ /app/small/
+RUN ls /app/small | wc -l > /app/count
+CMD ["cat", "/app/count"]
+DF
+    tag=bench-build-$e
+    bcli() { if [ "$e" = berth ]; then cli "$e" build --progress=plain -q "$@"; else DOCKER_BUILDKIT=0 cli "$e" build -q "$@"; fi; }
+    bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1   # warm-up (the base image's first use)
+    cli "$e" rmi "$tag" >/dev/null 2>&1
+    s=$(now_ns); bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcold]=$(( ($(now_ns) - s) / 1000000 ))
+    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcached]=$(( ($(now_ns) - s) / 1000000 ))
+    echo changed > "$ctx/small/f1000"
+    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bchange]=$(( ($(now_ns) - s) / 1000000 ))
+    cli "$e" rmi "$tag" >/dev/null 2>&1
+    rm -rf "$ctx"
 done
 
+if [ "$ONLY" != engine ]; then
+    # The image: 3 layers of 100 MB from /dev/urandom, in docker's save format, loaded into every engine.
+    python3 - "$WORK/big.tar" <<'PY'
+import hashlib, io, json, os, sys, tarfile
+out = tarfile.open(sys.argv[1], "w")
+diff_ids, layers = [], []
+for i in range(3):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        data = os.urandom(100 * 1000 * 1000)
+        ti = tarfile.TarInfo(f"data{i}.bin"); ti.size = len(data); ti.mode = 0o644
+        t.addfile(ti, io.BytesIO(data))
+    b = buf.getvalue()
+    h = hashlib.sha256(b).hexdigest()
+    ti = tarfile.TarInfo(f"{h}/layer.tar"); ti.size = len(b)
+    out.addfile(ti, io.BytesIO(b))
+    diff_ids.append("sha256:" + h); layers.append(f"{h}/layer.tar")
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/data0.bin"]},
+                     "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": [{"created_by": "bench"}] * 3}).encode()
+ch = hashlib.sha256(config).hexdigest()
+for name, data in [(f"{ch}.json", config),
+                   ("manifest.json", json.dumps([{"Config": f"{ch}.json", "RepoTags": ["bench-big:v1"], "Layers": layers}]).encode())]:
+    ti = tarfile.TarInfo(name); ti.size = len(data); out.addfile(ti, io.BytesIO(data))
+out.close()
+PY
+    REG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    REG_ADDR=127.0.0.1:$REG_PORT
+    if [ "${BENCH_REGISTRY:-berth}" = distribution ]; then
+        printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+            "$WORK/registry" "$REG_ADDR" >"$WORK/registry.yml"
+        /usr/bin/docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
+    else
+        "$BIN/berth" registry serve --addr "$REG_ADDR" --root "$WORK/registry" >"$WORK/registry.log" 2>&1 &
+    fi
+    REG_PID=$!
+    for _ in $(seq 100); do curl -sf "http://$REG_ADDR/v2/" >/dev/null && break; sleep 0.05; done
+    MB=300
+    secs() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN {printf "%.3f", (b-a)/1e9}'; }
+    for e in "${engines[@]}"; do
+        ref=$REG_ADDR/bench/$e:v1
+        cli "$e" rmi -f "$ref" bench-big:v1 >/dev/null 2>&1 || true
+        cli "$e" load -i "$WORK/big.tar" >/dev/null
+        cli "$e" tag bench-big:v1 "$ref"
+        s=$(now_ns); cli "$e" push "$ref" >/dev/null; t=$(secs "$s")
+        R[$e,push]=$(awk -v t="$t" -v m=$MB 'BEGIN {printf "%.1f", m/t}')
+        cli "$e" rmi -f "$ref" bench-big:v1 >/dev/null
+        s=$(now_ns); cli "$e" pull "$ref" >/dev/null; t=$(secs "$s")
+        R[$e,pull]=$(awk -v t="$t" -v m=$MB 'BEGIN {printf "%.1f", m/t}')
+        cli "$e" rmi -f "$ref" >/dev/null
+    done
+fi
+
 row() { # label key unit
+    [ -z "${R[berth,$2]:-}${R[docker,$2]:-}" ] && return
     local b=${R[berth,$2]:-n/a} d=${R[docker,$2]:-n/a} ratio=n/a
     if [[ "$b" =~ ^[0-9.]+$ && "$d" =~ ^[0-9.]+$ && "$d" != 0 ]]; then ratio=$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.3f", b/d}'); fi
     printf "%-44s %12s %12s %8s\n" "$1 ($3)" "$b" "$d" "$ratio"
@@ -125,7 +228,7 @@ printf "%-44s %12s %12s %8s\n" "metric" "berth" "docker" "ratio"
 row "run --rm --network none busybox true, median" run us
 row "run --rm busybox true (default net), median" runnet us
 for e in "${engines[@]}"; do
-    [[ "${R[$e,runnet]}" =~ ^[0-9.]+$ && "${R[$e,run]}" =~ ^[0-9.]+$ ]] && \
+    [[ "${R[$e,runnet]:-}" =~ ^[0-9.]+$ && "${R[$e,run]:-}" =~ ^[0-9.]+$ ]] && \
         R[$e,netcost]=$(awk -v a="${R[$e,runnet]}" -v b="${R[$e,run]}" 'BEGIN {printf "%d", a-b}')
 done
 row "bridge set-up cost (default net - none)" netcost us
@@ -135,3 +238,8 @@ row "50 x run -d, total" fifty ms
 row "daemon idle RSS (dockerd+containerd)" rss KiB
 row "RSS per running container's shim (50 running)" shim KiB
 row "PSS per running container's shim (50 running)" shimpss KiB
+row "build, cold (8 steps, 2,000 files + 50 MB)" bcold ms
+row "build, fully cached rebuild" bcached ms
+row "build, one file changed" bchange ms
+row "push 300 MB in 3 layers to a loopback registry" push MB/s
+row "pull 300 MB in 3 layers (rmi, then pull)" pull MB/s

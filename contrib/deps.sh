@@ -30,9 +30,10 @@ install_deps() {
 
 # What only the tests use: the real docker CLI for the compatibility tier (Debian's docker.io where no docker CLI is
 # installed; its daemon is not started), Debian's docker-compose 1.29 and docker-registry (distribution 2.8.2,
-# started by each registry test on a loopback port), python3 (bcrypt for the registry's htpasswd).
+# started by each registry test on a loopback port), python3 (bcrypt for the registry's htpasswd), openssl (the TLS
+# tests' certificates); with docker.io, a real dockerd pushes to and pulls from Berth's registry in the tests.
 install_test_deps() {
-    pkgs="docker-compose docker-registry python3"
+    pkgs="docker-compose docker-registry python3 openssl"
     if ! command -v docker >/dev/null 2>&1 && [ ! -x /usr/local/bin/docker ]; then
         pkgs="docker.io $pkgs"
     fi

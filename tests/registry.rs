@@ -261,30 +261,49 @@ fn login_and_basic_auth() {
         return;
     }
     let Some(reg) = DockerRegistry::start("auth", Some(("alice", "s3cret"))) else { return };
+    auth_flow(&reg.addr);
+}
+
+#[test]
+fn login_and_basic_auth_with_berth_registry() {
+    if !can_run() {
+        return;
+    }
+    let r = BerthRegistry::start("auth", &RegOpts { user: Some(("alice", "s3cret")), ..Default::default() });
+    auth_flow(&r.addr);
+}
+
+/// Push refused without credentials, login (wrong, right), push, pull (berth and the docker CLI), logout.
+fn auth_flow(addr: &str) {
     let d = Berthd::start();
     d.busybox();
-    let name = format!("{}/private/bb:v1", reg.addr);
+    let name = format!("{addr}/private/bb:v1");
     d.ok(&["tag", "busybox", &name]);
     let out = fails(&d, &["push", &name]);
     assert!(out.contains("unauthorized") || out.contains("authentication required"), "{out}");
-    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", &reg.addr], b"wrong\n");
+    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", addr], b"wrong\n");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("401 Unauthorized"), "{}", stderr(&out));
-    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", &reg.addr], b"s3cret\n");
+    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", addr], b"s3cret\n");
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("Login Succeeded"));
     let cfg = std::fs::read_to_string(d.dir.join("docker-config/config.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
-    assert_eq!(v["auths"][&reg.addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
+    assert_eq!(v["auths"][addr]["auth"], "YWxpY2U6czNjcmV0", "{cfg}");
     assert!(d.ok(&["push", &name]).contains("v1: digest:"));
     d.ok(&["rmi", &name]);
     assert!(d.ok(&["pull", &name]).contains("Downloaded newer image"));
+    // run pulls a missing image with the credentials of config.json too.
+    d.ok(&["rmi", &name]);
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pulled by run"]), "pulled by run\n");
     // The docker CLI reads the same file.
     if docker_cli().is_some() {
+        d.ok(&["rmi", &name]);
         let out = d.docker(&["pull", &name]).unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    assert!(d.ok(&["logout", &reg.addr]).contains("Removing login credentials"));
+    assert!(d.ok(&["logout", addr]).contains("Removing login credentials"));
+    d.ok(&["rmi", &name]);
     let out = fails(&d, &["pull", &name]);
     assert!(out.contains("unauthorized") || out.contains("pull access denied"), "{out}");
 }
@@ -324,4 +343,680 @@ fn corrupt_blob_is_refused_and_pulls_resume() {
     assert!(out.contains("Pull complete"), "{out}");
     assert_eq!(d2.ok(&["run", "--rm", &name, "echo", "resumed"]), "resumed\n");
     assert!(!downloads.join(format!("{hex}.partial")).exists());
+}
+
+/// How to start a [`BerthRegistry`].
+#[derive(Default)]
+struct RegOpts<'a> {
+    /// htpasswd basic auth with this user.
+    user: Option<(&'a str, &'a str)>,
+    /// HTTPS with a fresh self-signed certificate for 127.0.0.1 and `host` (`root/../cert.pem`).
+    tls: bool,
+    /// Listen on this address instead of 127.0.0.1.
+    host: Option<String>,
+}
+
+/// `berth registry serve` on a free loopback port, stopped by its PID.
+struct BerthRegistry {
+    child: Child,
+    addr: String,
+    /// `<dir>/root` is the registry's storage; the certificate and htpasswd files live beside it.
+    dir: PathBuf,
+    root: PathBuf,
+    scheme: &'static str,
+}
+
+impl BerthRegistry {
+    fn start(tag: &str, o: &RegOpts) -> BerthRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root");
+        let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let addr = format!("{host}:{port}");
+        let mut cmd = Command::new(bin("berth"));
+        cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
+        if let Some((u, p)) = o.user {
+            let hash = Command::new("python3")
+                .args([
+                    "-W",
+                    "ignore",
+                    "-c",
+                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+                    p,
+                ])
+                .output()
+                .unwrap();
+            assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
+            std::fs::write(dir.join("htpasswd"), format!("# test users\n{u}:{}\n", stdout(&hash).trim())).unwrap();
+            cmd.arg("--htpasswd").arg(dir.join("htpasswd"));
+        }
+        if o.tls {
+            // A CA (ca.pem) and a server certificate it signed (cert.pem, key.pem), as a real deployment has.
+            let openssl = |args: &str| {
+                let out = Command::new("openssl").current_dir(&dir).args(args.split_whitespace()).output().unwrap();
+                assert!(out.status.success(), "openssl {args}: {}", stderr(&out));
+            };
+            let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+            openssl(&format!("req -x509 {ec} -days 2 -subj /CN=testCA -keyout ca-key.pem -out ca.pem"));
+            openssl(&format!("req {ec} -subj /CN=registry -keyout key.pem -out cert.csr"));
+            std::fs::write(dir.join("san.ext"), format!("subjectAltName=IP:127.0.0.1,IP:{host}\n")).unwrap();
+            openssl(
+                "x509 -req -in cert.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out cert.pem",
+            );
+            cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
+        }
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let r = BerthRegistry { child, addr, dir, root, scheme: if o.tls { "https" } else { "http" } };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&r.addr).is_err() {
+            assert!(Instant::now() < deadline, "berth registry did not come up: {}", r.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        r
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+
+    /// `curl -s -i` against the registry: (status, headers + body).
+    fn curl(&self, args: &[&str]) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-i", "-g", "-H", "Expect:"]);
+        if self.scheme == "https" {
+            cmd.arg("--cacert").arg(self.dir.join("ca.pem"));
+        }
+        let out = cmd.args(args).output().unwrap();
+        let text = stdout(&out);
+        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// `berth registry gc` on its storage.
+    fn gc(&self, args: &[&str]) -> String {
+        let out =
+            Command::new(bin("berth")).args(["registry", "gc", "--root"]).arg(&self.root).args(args).output().unwrap();
+        assert!(out.status.success(), "gc: {}", stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for BerthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn header(text: &str, name: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn have_curl() -> bool {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: curl is not installed");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn berth_registry_serves_the_distribution_api() {
+    if !have_curl() {
+        return;
+    }
+    let r = BerthRegistry::start("api", &RegOpts::default());
+    let (s, text) = r.curl(&[&r.url("/v2/")]);
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(header(&text, "docker-distribution-api-version"), "registry/2.0");
+
+    // Chunked upload: POST, PATCHes, status, PUT with the digest.
+    let data = b"hello, chunked blob";
+    let hex = sha256_hex(data);
+    let (s, text) = r.curl(&["-X", "POST", &r.url("/v2/a/b/blobs/uploads/")]);
+    assert_eq!(s, 202, "{text}");
+    let loc = header(&text, "location");
+    assert!(loc.starts_with("/v2/a/b/blobs/uploads/"), "{text}");
+    let (s, text) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 0-4", "--data-binary", "hello", &r.url(&loc)]);
+    assert_eq!((s, header(&text, "range")), (202, "0-4".to_string()), "{text}");
+    // A chunk that does not continue the upload is refused.
+    let (s, text) = r.curl(&["-X", "PATCH", "-H", "Content-Range: 2-3", "--data-binary", "xx", &r.url(&loc)]);
+    assert_eq!((s, header(&text, "range")), (416, "0-4".to_string()), "{text}");
+    let (s, text) = r.curl(&[&r.url(&loc)]);
+    assert_eq!((s, header(&text, "range")), (204, "0-4".to_string()), "{text}");
+    let (s, _) = r.curl(&["-X", "PATCH", "--data-binary", ", chunked blob", &r.url(&loc)]);
+    assert_eq!(s, 202);
+    // An upload belongs to its repository.
+    let other_loc = loc.replace("/v2/a/b/", "/v2/c/");
+    let (s, text) = r.curl(&[&r.url(&other_loc)]);
+    assert!(s == 404 && text.contains("BLOB_UPLOAD_UNKNOWN"), "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", &r.url(&format!("{loc}?digest=sha256:{hex}"))]);
+    assert_eq!(s, 201, "{text}");
+    assert_eq!(header(&text, "docker-content-digest"), format!("sha256:{hex}"));
+    assert_eq!(header(&text, "location"), format!("/v2/a/b/blobs/sha256:{hex}"));
+    let (s, _) = r.curl(&[&r.url(&loc)]);
+    assert_eq!(s, 404, "a finished upload is gone");
+    let blob = r.url(&format!("/v2/a/b/blobs/sha256:{hex}"));
+    let (s, text) = r.curl(&[&blob]);
+    assert!(s == 200 && text.ends_with("hello, chunked blob"), "{text}");
+    let (s, text) = r.curl(&["-I", &blob]);
+    assert_eq!((s, header(&text, "content-length")), (200, data.len().to_string()), "{text}");
+    let (s, text) = r.curl(&["-H", "Range: bytes=7-", &blob]);
+    assert!(s == 206 && text.ends_with("chunked blob"), "{text}");
+    assert_eq!(header(&text, "content-range"), format!("bytes 7-18/{}", data.len()));
+    let (s, _) = r.curl(&["-H", "Range: bytes=99-", &blob]);
+    assert_eq!(s, 416);
+    // Not linked into another repository.
+    let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 404);
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert!(s == 404 && text.contains(r#""code":"BLOB_UNKNOWN""#), "{text}");
+    // Cross-repository mount; a mount of something unknown opens an upload instead.
+    let (s, text) = r.curl(&["-X", "POST", &r.url(&format!("/v2/other/blobs/uploads/?mount=sha256:{hex}&from=a/b"))]);
+    assert_eq!((s, header(&text, "location")), (201, format!("/v2/other/blobs/sha256:{hex}")), "{text}");
+    let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 200);
+    let (s, text) =
+        r.curl(&["-X", "POST", &r.url(&format!("/v2/third/blobs/uploads/?mount=sha256:{}&from=a/b", "e".repeat(64)))]);
+    assert!(s == 202 && header(&text, "location").starts_with("/v2/third/blobs/uploads/"), "{text}");
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&header(&text, "location"))]);
+    assert_eq!(s, 204);
+
+    // Monolithic upload with a wrong digest: refused, nothing stored.
+    let wrong = "0".repeat(64);
+    let (s, text) = r.curl(&[
+        "-X",
+        "POST",
+        "--data-binary",
+        "other content",
+        &r.url(&format!("/v2/a/b/blobs/uploads/?digest=sha256:{wrong}")),
+    ]);
+    assert!(s == 400 && text.contains("DIGEST_INVALID"), "{text}");
+    assert!(!r.root.join("blobs/sha256").join(&wrong).exists());
+    assert_eq!(std::fs::read_dir(r.root.join("uploads")).unwrap().count(), 0, "the refused upload is gone");
+    let (s, text) = r.curl(&["-X", "POST", "--data-binary", "x", &r.url("/v2/a/b/blobs/uploads/?digest=md5:00")]);
+    assert!(s == 400 && text.contains("errors"), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/a/b/blobs/sha256:nothex")]);
+    assert!(s == 400 && text.contains("DIGEST_INVALID"), "{text}");
+
+    // Manifests: blobs must be there; tags list with pagination; catalog.
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{hex}","size":19}},"layers":[]}}"#
+    );
+    let mdigest = format!("sha256:{}", sha256_hex(manifest.as_bytes()));
+    let ct = "Content-Type: application/vnd.oci.image.manifest.v1+json";
+    for tag in ["v1", "v2", "v3"] {
+        let (s, text) =
+            r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url(&format!("/v2/a/b/manifests/{tag}"))]);
+        assert_eq!(s, 201, "{text}");
+        assert_eq!(header(&text, "docker-content-digest"), mdigest);
+    }
+    let missing = manifest.replace(&hex, &"1".repeat(64));
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &missing, &r.url("/v2/a/b/manifests/bad")]);
+    assert!(s == 400 && text.contains("MANIFEST_BLOB_UNKNOWN"), "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", "{not json", &r.url("/v2/a/b/manifests/bad")]);
+    assert!(s == 400 && text.contains("MANIFEST_INVALID"), "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url("/v2/a/b/manifests/sha256:{}")]);
+    assert!(s == 400, "{text}");
+    let (s, text) = r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &manifest, &r.url("/v2/a/b/manifests/-bad-tag")]);
+    assert!(s == 400 && text.contains("TAG_INVALID"), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/a/b/manifests/v1")]);
+    assert!(s == 200 && text.ends_with(&manifest), "stored byte for byte: {text}");
+    assert_eq!(header(&text, "content-type"), "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(header(&text, "docker-content-digest"), mdigest);
+    let (s, text) = r.curl(&["-I", &r.url(&format!("/v2/a/b/manifests/{mdigest}"))]);
+    assert_eq!((s, header(&text, "content-length")), (200, manifest.len().to_string()), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/a/b/manifests/nosuch")]);
+    assert!(s == 404 && text.contains("MANIFEST_UNKNOWN"), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/nosuch/manifests/v1")]);
+    assert!(s == 404 && text.contains("NAME_UNKNOWN"), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=2")]);
+    assert!(text.contains(r#"{"name":"a/b","tags":["v1","v2"]}"#), "{text}");
+    assert_eq!(header(&text, "link"), r#"</v2/a/b/tags/list?n=2&last=v2>; rel="next""#, "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=2&last=v2")]);
+    assert!(text.contains(r#""tags":["v3"]"#) && header(&text, "link").is_empty(), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?n=0")]);
+    assert!(text.contains(r#""tags":[]"#) && header(&text, "link").is_empty(), "{text}");
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list?last=v1")]);
+    assert!(text.contains(r#""tags":["v2","v3"]"#), "{text}");
+    let (s, text) = r.curl(&[&r.url("/v2/nosuch/tags/list")]);
+    assert!(s == 404 && text.contains("NAME_UNKNOWN"), "{text}");
+
+    // Referrers: a manifest whose subject is v1's.
+    let sbom = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:{hex}","size":19}},"layers":[],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{mdigest}","size":{}}},"annotations":{{"k":"v"}}}}"#,
+        manifest.len()
+    );
+    let sdigest = format!("sha256:{}", sha256_hex(sbom.as_bytes()));
+    let (s, text) =
+        r.curl(&["-X", "PUT", "-H", ct, "--data-binary", &sbom, &r.url(&format!("/v2/a/b/manifests/{sdigest}"))]);
+    assert_eq!((s, header(&text, "oci-subject")), (201, mdigest.clone()), "{text}");
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/referrers/{mdigest}"))]);
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(header(&text, "content-type"), "application/vnd.oci.image.index.v1+json");
+    let body: serde_json::Value = serde_json::from_str(text.rsplit("\r\n\r\n").next().unwrap()).unwrap();
+    assert_eq!(body["manifests"][0]["digest"], sdigest.as_str(), "{body}");
+    assert_eq!(body["manifests"][0]["artifactType"], "application/vnd.example.sbom");
+    assert_eq!(body["manifests"][0]["annotations"]["k"], "v");
+    assert_eq!(body["manifests"][0]["size"], sbom.len());
+    let (_, text) = r.curl(&[&r.url(&format!("/v2/a/b/referrers/{mdigest}?artifactType=other"))]);
+    assert!(text.contains(r#""manifests":[]"#) && header(&text, "oci-filters-applied") == "artifactType", "{text}");
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/referrers/sha256:{}", "9".repeat(64)))]);
+    assert!(s == 200 && text.contains(r#""manifests":[]"#), "{text}");
+    let (s, _) = r.curl(&[&r.url("/v2/a/b/referrers/notadigest")]);
+    assert_eq!(s, 400);
+
+    let (s, text) = r.curl(&[&r.url("/v2/_catalog")]);
+    assert!(s == 200 && text.contains(r#"{"repositories":["a/b"]}"#), "{text}");
+    let (s, _) = r.curl(&[&r.url("/v2/NOT..valid/tags/list")]);
+    assert_eq!(s, 400);
+    let (s, text) = r.curl(&[&r.url("/v2/a/../../etc/tags/list")]);
+    assert!(s == 400 || s == 404, "{text}");
+
+    // Deletes: a tag, a manifest by digest (and the tags on it), a blob link.
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url("/v2/a/b/manifests/v3")]);
+    assert_eq!(s, 202);
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list")]);
+    assert!(text.contains(r#""tags":["v1","v2"]"#), "{text}");
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&format!("/v2/a/b/manifests/{mdigest}"))]);
+    assert_eq!(s, 202);
+    let (_, text) = r.curl(&[&r.url("/v2/a/b/tags/list")]);
+    assert!(text.contains(r#""tags":[]"#), "{text}");
+    let (s, text) = r.curl(&[&r.url(&format!("/v2/a/b/manifests/{mdigest}"))]);
+    assert!(s == 404 && text.contains("MANIFEST_UNKNOWN"), "{text}");
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 202);
+    let (s, _) = r.curl(&["-I", &r.url(&format!("/v2/other/blobs/sha256:{hex}"))]);
+    assert_eq!(s, 404);
+
+    // gc: the sbom still references the blob; within the grace period nothing goes; then the sbom goes too.
+    assert!(r.gc(&[]).contains("removed 0 blobs"));
+    let (s, _) = r.curl(&["-X", "DELETE", &r.url(&format!("/v2/a/b/manifests/{sdigest}"))]);
+    assert_eq!(s, 202);
+    let out = r.gc(&["--grace", "0s", "--dry-run"]);
+    assert!(out.contains("would remove 3 blobs"), "{out}");
+    assert!(r.root.join("blobs/sha256").join(&hex).exists());
+    let out = r.gc(&["--grace", "0s"]);
+    assert!(out.contains("removed 3 blobs"), "{out}");
+    assert!(!r.root.join("blobs/sha256").join(&hex).exists());
+    let (s, _) = r.curl(&["-I", &blob]);
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn berth_registry_concurrent_identical_uploads() {
+    if !have_curl() {
+        return;
+    }
+    let r = BerthRegistry::start("concurrent", &RegOpts::default());
+    // 4 MiB that do not compress, uploaded by 6 clients at once, half monolithic, half in one PATCH.
+    let mut data = vec![0u8; 4 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let hex = sha256_hex(&data);
+    let file = r.dir.join("blob");
+    std::fs::write(&file, &data).unwrap();
+    let body = format!("@{}", file.display());
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..6)
+            .map(|i| {
+                let (r, body, hex) = (&r, &body, &hex);
+                s.spawn(move || {
+                    let repo = format!("/v2/c{}/blobs/uploads/", i % 2);
+                    if i % 2 == 0 {
+                        let url = r.url(&format!("{repo}?digest=sha256:{hex}"));
+                        r.curl(&[
+                            "-X",
+                            "POST",
+                            "-H",
+                            "Content-Type: application/octet-stream",
+                            "--data-binary",
+                            body,
+                            &url,
+                        ])
+                    } else {
+                        let (_, text) = r.curl(&["-X", "POST", &r.url(&repo)]);
+                        let loc = header(&text, "location");
+                        let (s, text) = r.curl(&["-X", "PATCH", "--data-binary", body, &r.url(&loc)]);
+                        assert_eq!(s, 202, "{text}");
+                        r.curl(&["-X", "PUT", &r.url(&format!("{loc}?digest=sha256:{hex}"))])
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            let (s, text) = h.join().unwrap();
+            assert_eq!(s, 201, "{text}");
+        }
+    });
+    assert_eq!(std::fs::read(r.root.join("blobs/sha256").join(&hex)).unwrap(), data);
+    assert_eq!(std::fs::read_dir(r.root.join("uploads")).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(r.root.join("tmp")).unwrap().count(), 0);
+    let out = Command::new("curl").args(["-s", &r.url(&format!("/v2/c1/blobs/sha256:{hex}"))]).output().unwrap();
+    assert_eq!(sha256_hex(&out.stdout), hex);
+}
+
+#[test]
+fn berth_registry_tls_and_auth() {
+    if !have_curl() {
+        return;
+    }
+    let r = BerthRegistry::start("tls", &RegOpts { user: Some(("alice", "s3cret")), tls: true, host: None });
+    let (s, text) = r.curl(&[&r.url("/v2/")]);
+    assert_eq!(s, 401, "{text}");
+    assert_eq!(header(&text, "www-authenticate"), r#"Basic realm="berth-registry""#);
+    assert!(text.contains(r#""code":"UNAUTHORIZED""#), "{text}");
+    let (s, _) = r.curl(&["-u", "alice:wrong", &r.url("/v2/")]);
+    assert_eq!(s, 401);
+    let (s, _) = r.curl(&["-u", "bob:s3cret", &r.url("/v2/_catalog")]);
+    assert_eq!(s, 401);
+    for _ in 0..2 {
+        let (s, text) = r.curl(&["-u", "alice:s3cret", &r.url("/v2/_catalog")]);
+        assert_eq!(s, 200, "{text}");
+    }
+    let data = "tls blob";
+    let hex = sha256_hex(data.as_bytes());
+    let url = r.url(&format!("/v2/t/blobs/uploads/?digest=sha256:{hex}"));
+    let (s, text) = r.curl(&["-u", "alice:s3cret", "-X", "POST", "--data-binary", data, &url]);
+    assert_eq!(s, 201, "{text}");
+    // Plain HTTP to the TLS port is not answered as HTTP.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/v2/", r.addr)])
+        .output()
+        .unwrap();
+    assert_ne!(stdout(&out), "200");
+    // Unusable certificate or htpasswd files: the server does not start, and says why.
+    let bad = Command::new(bin("berth"))
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(r.dir.join("root2"))
+        .arg("--tls-cert")
+        .arg(r.dir.join("htpasswd"))
+        .arg("--tls-key")
+        .arg(r.dir.join("key.pem"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && stderr(&bad).contains("no certificate"), "{}", stderr(&bad));
+    std::fs::write(r.dir.join("plain"), "alice:{SHA}abc\n").unwrap();
+    let bad = Command::new(bin("berth"))
+        .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+        .arg(r.dir.join("root2"))
+        .arg("--htpasswd")
+        .arg(r.dir.join("plain"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && stderr(&bad).contains("htpasswd -B"), "{}", stderr(&bad));
+}
+
+#[test]
+fn push_and_pull_with_berth_registry() {
+    if !can_run() {
+        return;
+    }
+    let r = BerthRegistry::start("images", &RegOpts::default());
+    let d1 = Berthd::start();
+    d1.busybox();
+    let d2 = Berthd::start();
+    // Two daemons push the same image at once: concurrent uploads of the same blobs are safe.
+    let names: Vec<String> = (0..2).map(|i| format!("{}/team/app:v{i}", r.addr)).collect();
+    d1.ok(&["tag", "busybox", &names[0]]);
+    let tar = d1.dir.join("bb.tar");
+    d1.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    d2.ok(&["load", "-i", tar.to_str().unwrap()]);
+    d2.ok(&["tag", "busybox", &names[1]]);
+    std::thread::scope(|s| {
+        let a = s.spawn(|| d1.berth(&["push", &names[0]]));
+        let b = s.spawn(|| d2.berth(&["push", &names[1]]));
+        for out in [a.join().unwrap(), b.join().unwrap()] {
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+    });
+    let d3 = Berthd::start();
+    for n in &names {
+        let out = d3.ok(&["pull", n]);
+        assert!(out.contains("Downloaded newer image") || out.contains("up to date"), "{out}");
+    }
+    assert_eq!(d3.ok(&["run", "--rm", &names[1], "echo", "from berth registry"]), "from berth registry\n");
+    // Another repository of the same registry: the layer is mounted, not uploaded.
+    let other = format!("{}/elsewhere/app:v1", r.addr);
+    d1.ok(&["tag", "busybox", &other]);
+    let out = d1.ok(&["push", &other]);
+    assert!(out.contains("Mounted from") || out.contains("Layer already exists"), "{out}");
+    // The docker CLI through berthd, both ways.
+    if docker_cli().is_some() {
+        let n = format!("{}/team/docker:v1", r.addr);
+        d1.ok(&["tag", "busybox", &n]);
+        let out = d1.docker(&["push", &n]).unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = d3.docker(&["pull", &n]).unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = d3.docker(&["pull", &format!("{}/team/docker:nosuch", r.addr)]).unwrap();
+        assert!(!out.status.success() && stderr(&out).contains("manifest unknown"), "{}", stderr(&out));
+    }
+    let out = fails(&d3, &["pull", &format!("{}/team/app:nosuch", r.addr)]);
+    assert!(out.contains("manifest unknown"), "{out}");
+    // Garbage collection keeps what manifests reference.
+    r.gc(&["--grace", "0s"]);
+    d3.ok(&["rmi", &names[0]]);
+    d3.ok(&["rmi", &names[1]]);
+    let out = d3.ok(&["pull", &names[0]]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    assert_eq!(d3.ok(&["run", "--rm", &names[0], "echo", "after gc"]), "after gc\n");
+}
+
+/// A real dockerd (20.10, Debian's docker.io) on private paths, without a bridge or firewall rules; stopped by its
+/// PID. Docker treats registries on 127.0.0.0/8 as insecure, so it speaks plain HTTP to ours.
+struct PeerDockerd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl PeerDockerd {
+    fn start() -> Option<PeerDockerd> {
+        if !Path::new("/usr/sbin/dockerd").exists() || docker_cli().is_none() {
+            eprintln!("SKIPPED: no dockerd (apt-get install docker.io): the real-Docker interop test did not run");
+            return None;
+        }
+        let dir = PathBuf::from(format!("/tmp/bt-pd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--host")
+            .arg(format!("unix://{}/docker.sock", dir.display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false", "--storage-driver", "overlay2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = PeerDockerd { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.docker(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "dockerd did not come up: {}", d.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(d)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_cli().unwrap());
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}/docker.sock", self.dir.display()))
+            .env("DOCKER_CONFIG", self.dir.join("config"))
+            .env("DOCKER_CLI_HINTS", "false");
+        c
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for PeerDockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop its containerd; SIGKILL if it takes too long.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for m in mounts_under(&self.dir).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn real_docker_pushes_and_pulls_with_berth_registry() {
+    if !can_run() {
+        return;
+    }
+    let Some(peer) = PeerDockerd::start() else { return };
+    let r = BerthRegistry::start("peer", &RegOpts { user: Some(("alice", "s3cret")), ..Default::default() });
+    let d = Berthd::start();
+    d.busybox();
+    let tar = d.dir.join("bb.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    peer.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let name = format!("{}/peer/bb:v1", r.addr);
+    peer.ok(&["tag", "busybox", &name]);
+    let out = peer.docker(&["push", &name]);
+    assert!(!out.status.success(), "a push without credentials must fail");
+    let mut login = peer.cmd(&["login", "-u", "alice", "--password-stdin", &r.addr]);
+    let mut child = login.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() && stdout(&out).contains("Login Succeeded"), "{}", stderr(&out));
+    let out = peer.ok(&["push", &name]);
+    assert!(out.contains("v1: digest: sha256:"), "{out}");
+    // Docker's own gzip layers, pulled by Berth (with the same credentials, in Berth's config) and run.
+    let cfg = std::fs::read_to_string(peer.dir.join("config/config.json")).unwrap();
+    std::fs::create_dir_all(d.dir.join("docker-config")).unwrap();
+    std::fs::write(d.dir.join("docker-config/config.json"), cfg).unwrap();
+    d.ok(&["rmi", "busybox"]);
+    assert!(d.ok(&["pull", &name]).contains("Downloaded newer image"));
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "pushed by docker"]), "pushed by docker\n");
+    // Berth's push, pulled by Docker.
+    let berth_name = format!("{}/peer/from-berth:v1", r.addr);
+    d.ok(&["tag", &name, &berth_name]);
+    d.ok(&["push", &berth_name]);
+    peer.ok(&["rmi", &name, "busybox"]);
+    let out = peer.ok(&["pull", &berth_name]);
+    assert!(out.contains("Downloaded newer image"), "{out}");
+    peer.ok(&["pull", &name]);
+    let out = peer.docker(&["pull", &format!("{}/peer/bb:nosuch", r.addr)]);
+    assert!(!out.status.success() && stderr(&out).contains("manifest unknown"), "{}", stderr(&out));
+    // Over TLS: Docker speaks HTTPS (unverified, 127.0.0.1 being insecure to it) to a TLS registry.
+    let t = BerthRegistry::start("peer-tls", &RegOpts { user: None, tls: true, host: None });
+    let tls_name = format!("{}/peer/tls:v1", t.addr);
+    peer.ok(&["tag", &name, &tls_name]);
+    peer.ok(&["push", &tls_name]);
+    peer.ok(&["rmi", &tls_name]);
+    peer.ok(&["pull", &tls_name]);
+    assert!(t.log().contains("PUT /v2/peer/tls/manifests/v1 201"), "{}", t.log());
+}
+
+/// A non-loopback IPv4 address of this host, for a registry that must be reached with verified TLS.
+fn host_ipv4() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    stdout(&out)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(str::to_string)
+}
+
+#[test]
+fn berth_pushes_and_pulls_over_tls() {
+    if !can_run() {
+        return;
+    }
+    // On loopback (insecure, as Docker treats it): HTTPS without verification, with basic auth.
+    let r = BerthRegistry::start("tls-lo", &RegOpts { user: Some(("alice", "s3cret")), tls: true, host: None });
+    let d = Berthd::start();
+    d.busybox();
+    let name = format!("{}/tls/bb:v1", r.addr);
+    d.ok(&["tag", "busybox", &name]);
+    let out = d.berth_input(&["login", "-u", "alice", "--password-stdin", &r.addr], b"s3cret\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.ok(&["push", &name]);
+    d.ok(&["rmi", &name]);
+    assert!(d.ok(&["pull", &name]).contains("Downloaded newer image"));
+
+    // Elsewhere: verified against the CA in <certs dir>/<host:port>/ca.crt; refused without it.
+    let Some(ip) = host_ipv4() else {
+        eprintln!("SKIPPED: no non-loopback IPv4 address: verified TLS not tested");
+        return;
+    };
+    let r = BerthRegistry::start("tls-ip", &RegOpts { user: None, tls: true, host: Some(ip) });
+    let certs = r.dir.join("certs.d");
+    std::fs::create_dir_all(certs.join(&r.addr)).unwrap();
+    std::fs::copy(r.dir.join("ca.pem"), certs.join(&r.addr).join("ca.crt")).unwrap();
+    let trusting = Berthd::start_with(&["--registry-certs-dir", certs.to_str().unwrap()]);
+    let tar = d.dir.join("bb.tar");
+    d.ok(&["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    trusting.ok(&["load", "-i", tar.to_str().unwrap()]);
+    let name = format!("{}/verified/bb:v1", r.addr);
+    trusting.ok(&["tag", "busybox", &name]);
+    trusting.ok(&["push", &name]);
+    trusting.ok(&["rmi", &name]);
+    assert!(trusting.ok(&["pull", &name]).contains("Downloaded newer image"));
+    let out = fails(&d, &["pull", &name]);
+    assert!(out.contains("certificate"), "an unknown CA must be refused: {out}");
+    // Plain HTTP is never tried for a registry that is not insecure.
+    let plain = BerthRegistry::start("plain-ip", &RegOpts { user: None, tls: false, host: host_ipv4() });
+    let out = fails(&d, &["pull", &format!("{}/x/y:v1", plain.addr)]);
+    assert!(out.contains("tls"), "{out}");
+    // Unless it is named insecure.
+    let insecure = Berthd::start_with(&["--insecure-registry", &plain.addr]);
+    let out = insecure.berth(&["pull", &format!("{}/x/y:v1", plain.addr)]);
+    assert!(stderr(&out).contains("manifest unknown") || stderr(&out).contains("not found"), "{}", stderr(&out));
 }

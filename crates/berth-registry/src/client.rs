@@ -1,8 +1,13 @@
 //! The distribution protocol's HTTP side: one [`Registry`] per registry and repository operation, holding its
 //! credentials and the bearer token it earned. Requests go over HTTP/1.1 on a fresh TCP connection each (hyper's
 //! client connection, no pool); `WWW-Authenticate` challenges (bearer token and basic) and redirects are followed;
-//! every connection and response has a timeout, so an unreachable registry is an error, never a hang.
+//! every connection and response has a timeout, so an unreachable registry is an error, never a hang. HTTPS through
+//! rustls with Docker's trust rules (`crate::tls`); plain HTTP only to loopback and `--insecure-registry` hosts, after
+//! HTTPS failed there.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +16,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 use crate::auth::{Credentials, parse_challenge};
 use crate::error::{Error, Result};
@@ -171,6 +176,18 @@ pub fn encode_query(s: &str) -> String {
     out
 }
 
+/// An HTTP/1.1 client connection on `io`, driven by a task of its own.
+async fn handshake<I>(io: I) -> hyper::Result<hyper::client::conn::http1::SendRequest<BoxBody<Bytes, std::io::Error>>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
 /// A client for one registry, for operations on the repositories in `scopes`.
 #[derive(Debug)]
 pub struct Registry {
@@ -180,6 +197,14 @@ pub struct Registry {
     creds: Credentials,
     scopes: Vec<String>,
     authorization: tokio::sync::Mutex<Option<String>>,
+    /// Plain HTTP is allowed (loopback, `--insecure-registry`): HTTPS is tried unverified, then HTTP.
+    insecure: bool,
+    /// Set once HTTPS failed on an insecure registry: the rest of the operation speaks HTTP.
+    plain: AtomicBool,
+    /// Docker's `certs.d` directory: `<dir>/<host[:port]>/*.crt` are trusted for that registry.
+    certs_dir: Option<PathBuf>,
+    /// The TLS configuration for the registry's own host, made on first use.
+    tls: OnceLock<Arc<rustls::ClientConfig>>,
 }
 
 /// The distribution spec's error body: `{"errors":[{"code":"MANIFEST_UNKNOWN","message":"..."}]}`.
@@ -200,19 +225,45 @@ pub fn error_text(body: &[u8]) -> Option<String> {
 }
 
 impl Registry {
-    /// A client for `registry`. Plain HTTP is used for loopback hosts and those in `insecure`; any other registry
-    /// needs TLS.
+    /// A client for `registry`. HTTPS, verified against the system's CAs and Docker's `certs.d` directory; for
+    /// loopback hosts and those in `insecure`, HTTPS without verification and then plain HTTP, as Docker does.
     pub fn new(registry: &str, insecure: &[String], creds: Credentials, scopes: Vec<String>) -> Result<Registry> {
         let host = endpoint_host(registry);
-        let plain = is_loopback(host) || insecure.iter().any(|i| i == registry || i == host);
-        if !plain {
-            return Err(Error::Unavailable(format!(
-                "Get \"https://{host}/v2/\": berth speaks TLS to registries not yet; only loopback registries and those \
-                 given with --insecure-registry (plain HTTP) can be used"
-            )));
+        let insecure = is_loopback(host) || insecure.iter().any(|i| i == registry || i == host);
+        let base = Url { scheme: "https".into(), authority: host.to_string(), path: "/".into() };
+        Ok(Registry {
+            name: registry.to_string(),
+            base,
+            creds,
+            scopes,
+            authorization: tokio::sync::Mutex::new(None),
+            insecure,
+            plain: AtomicBool::new(false),
+            certs_dir: Some(PathBuf::from(crate::tls::DEFAULT_CERTS_DIR)),
+            tls: OnceLock::new(),
+        })
+    }
+
+    /// Trusts `<dir>/<host[:port]>/*.crt` instead of Docker's `/etc/docker/certs.d` (`None`: only the system's CAs).
+    pub fn with_certs_dir(mut self, dir: Option<PathBuf>) -> Registry {
+        self.certs_dir = dir;
+        self
+    }
+
+    /// The TLS configuration for `authority`.
+    fn tls_config(&self, authority: &str) -> Result<Arc<rustls::ClientConfig>> {
+        if authority != self.base.authority {
+            return crate::tls::verifying(None, authority);
         }
-        let base = Url { scheme: "http".into(), authority: host.to_string(), path: "/".into() };
-        Ok(Registry { name: registry.to_string(), base, creds, scopes, authorization: tokio::sync::Mutex::new(None) })
+        if let Some(c) = self.tls.get() {
+            return Ok(c.clone());
+        }
+        let c = if self.insecure {
+            crate::tls::unverified()?
+        } else {
+            crate::tls::verifying(self.certs_dir.as_deref(), authority)?
+        };
+        Ok(self.tls.get_or_init(|| c).clone())
     }
 
     /// `http://host/v2/<rest>`.
@@ -229,23 +280,42 @@ impl Registry {
         body: Body,
         auth: Option<&str>,
     ) -> Result<Response<Incoming>> {
-        if url.scheme != "http" {
-            return Err(Error::Unavailable(format!(
-                "{method} {url}: berth speaks TLS to registries not yet (only plain HTTP to loopback and --insecure-registry hosts)"
-            )));
+        let own = url.authority == self.base.authority;
+        let mut url = url.clone();
+        if own && self.plain.load(Ordering::Relaxed) {
+            url.scheme = "http".into();
         }
-        let what = || format!("{method} \"{url}\"");
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(url.addr()))
-            .await
-            .map_err(|_| Error::Unavailable(format!("{}: dial tcp {}: i/o timeout", what(), url.addr())))?
-            .map_err(|e| Error::Unavailable(format!("{}: dial tcp {}: {e}", what(), url.addr())))?;
+        let what = |url: &Url| format!("{method} \"{url}\"");
+        let connect = |url: Url| async move {
+            let addr = url.addr();
+            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+                .await
+                .map_err(|_| Error::Unavailable(format!("{}: dial tcp {addr}: i/o timeout", what(&url))))?
+                .map_err(|e| Error::Unavailable(format!("{}: dial tcp {addr}: {e}", what(&url))))
+        };
+        let stream = connect(url.clone()).await?;
         let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| Error::Unavailable(format!("{}: {e}", what())))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = if url.scheme == "http" {
+            handshake(stream).await
+        } else {
+            let connector = tokio_rustls::TlsConnector::from(self.tls_config(&url.authority)?);
+            let name = crate::tls::server_name(&url.authority)?;
+            match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
+                Ok(Ok(tls)) => handshake(tls).await,
+                // An insecure registry that does not speak TLS: HTTP from now on.
+                Ok(Err(_)) if own && self.insecure => {
+                    self.plain.store(true, Ordering::Relaxed);
+                    url.scheme = "http".into();
+                    let stream = connect(url.clone()).await?;
+                    let _ = stream.set_nodelay(true);
+                    handshake(stream).await
+                }
+                Ok(Err(e)) => return Err(Error::Unavailable(format!("{}: tls: {e}", what(&url)))),
+                Err(_) => return Err(Error::Unavailable(format!("{}: tls handshake timeout", what(&url)))),
+            }
+        }
+        .map_err(|e| Error::Unavailable(format!("{}: {e}", what(&url))))?;
+        let what = || what(&url);
         let len = body.len();
         let has_body = !matches!(body, Body::Empty) || matches!(*method, Method::PUT | Method::POST | Method::PATCH);
         let mut req = Request::builder()

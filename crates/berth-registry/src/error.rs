@@ -25,6 +25,7 @@ pub enum Error {
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
     /// The local store failed.
+    #[cfg(feature = "client")]
     #[error(transparent)]
     Store(#[from] berth_store::StoreError),
     /// Anything else.

@@ -15,7 +15,7 @@ use crate::error::{Result, StoreError};
 use crate::layer::Layer;
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE docs (
@@ -59,6 +59,19 @@ CREATE TABLE blob_deletes (
 );
 ";
 
+/// Version 2: the builder's cache. A step's result (its layer, if it made one) keyed by the hash of everything it
+/// depended on; its layer counts as used while the entry exists.
+const SCHEMA_V2: &str = "
+CREATE TABLE build_cache (
+    key       TEXT PRIMARY KEY,
+    chain_id  TEXT REFERENCES layers (chain_id),
+    record    TEXT NOT NULL,
+    created   INTEGER NOT NULL,
+    last_used INTEGER NOT NULL
+);
+CREATE INDEX build_cache_chain_id ON build_cache (chain_id);
+";
+
 /// The connection, serialised behind a mutex (the store is shared between threads).
 pub(crate) struct Db {
     conn: Mutex<Connection>,
@@ -89,9 +102,12 @@ impl Db {
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     match version {
-        0 => {
+        0 | 1 => {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute_batch(SCHEMA_V1)?;
+            if version == 0 {
+                tx.execute_batch(SCHEMA_V1)?;
+            }
+            tx.execute_batch(SCHEMA_V2)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
             Ok(())
@@ -211,10 +227,16 @@ pub(crate) fn insert_layer(conn: &Connection, l: &Layer) -> Result<()> {
     Ok(())
 }
 
-/// True if some image uses the layer.
+/// True if the layer is in use: by an image, by a build cache entry, or as the parent of another layer.
 pub(crate) fn layer_referenced(conn: &Connection, chain: &str) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM image_layers WHERE chain_id = ?1 LIMIT 1", params![chain], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM image_layers WHERE chain_id = ?1
+             UNION ALL SELECT 1 FROM build_cache WHERE chain_id = ?1
+             UNION ALL SELECT 1 FROM layers WHERE parent = ?1 LIMIT 1",
+            params![chain],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }

@@ -22,6 +22,7 @@
 //! single SQLite transactions. Files are created before the rows that point to them and
 //! deleted after, so a crash leaves at worst unreferenced files, which [`Store::open`] removes.
 
+pub mod cache;
 pub mod change;
 pub mod content;
 mod db;
@@ -34,7 +35,7 @@ pub mod save;
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -208,6 +209,37 @@ impl Store {
         let diff_dir = tmp.path.join("diff");
         fs::create_dir(&diff_dir).map_err(io_ctx(|| format!("creating {}", diff_dir.display())))?;
         let unpacked = layer::unpack(reader, self.content.writer()?, &diff_dir)?;
+        self.commit_layer(tmp, unpacked, parent, expected)
+    }
+
+    /// Makes the directory `dir` (an overlay upper directory: overlay whiteouts, opaque directories) a layer on top
+    /// of `parent`, without unpacking anything: `tar` is its content as a layer tar (stored as the blob, its digest
+    /// the diff id). `dir` must be on the store's file system; it is moved into place (or removed, when the layer
+    /// exists already). A builder's step: its writable layer becomes the image's layer as it is.
+    pub fn adopt_layer(&self, dir: &Path, tar: &mut dyn Read, parent: Option<&ChainId>) -> Result<Layer> {
+        if let Some(p) = parent
+            && self.layer(p)?.is_none()
+        {
+            return Err(StoreError::NotFound(format!("parent layer {p} not found")));
+        }
+        let mut blob = self.content.writer()?;
+        io::copy(tar, &mut blob).map_err(|e| StoreError::io("writing the layer blob", e))?;
+        let blob = blob.finish()?;
+        let size = tree_size(dir);
+        let tmp = TempDir::create(&self.layers)?;
+        fs::rename(dir, tmp.path.join("diff"))
+            .map_err(io_ctx(|| format!("moving {} into the store", dir.display())))?;
+        self.commit_layer(tmp, layer::Unpacked { blob, size }, parent, None)
+    }
+
+    /// Records an unpacked layer (in `tmp/diff`) and its blob, or returns the existing layer of that chain id.
+    fn commit_layer(
+        &self,
+        tmp: TempDir,
+        unpacked: layer::Unpacked,
+        parent: Option<&ChainId>,
+        expected: Option<&DiffId>,
+    ) -> Result<Layer> {
         let diff_id = DiffId::from(unpacked.blob.digest().clone());
         if let Some(e) = expected
             && *e != diff_id
@@ -418,6 +450,9 @@ impl Store {
                 tracing::error!(layer = %l.chain_id, "layer directory is missing; images using it cannot run");
             }
         }
+        // Children first: a layer is in use while a layer above it exists, so one pass from the top frees a chain.
+        let depth = layer_depths(&layers);
+        candidates.sort_by_key(|c| std::cmp::Reverse(depth.get(c).copied().unwrap_or(0)));
         let tx = conn.transaction()?;
         let deleted = self.gc_in_tx(&tx, &candidates, &[])?;
         tx.commit()?;
@@ -431,6 +466,39 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Bytes of the regular files below `dir` (a layer's unpacked size).
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    for e in entries.flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => total += tree_size(&e.path()),
+            Ok(m) if m.is_file() => total += m.len(),
+            _ => {}
+        }
+    }
+    total
+}
+
+/// Each layer's distance from the bottom of its chain.
+fn layer_depths(layers: &[Layer]) -> HashMap<ChainId, usize> {
+    let parents: HashMap<&ChainId, Option<&ChainId>> =
+        layers.iter().map(|l| (&l.chain_id, l.parent.as_ref())).collect();
+    let mut depth = HashMap::new();
+    for l in layers {
+        let (mut n, mut cur) = (0, l.parent.as_ref());
+        while let Some(p) = cur {
+            n += 1;
+            if n > 4096 {
+                break;
+            }
+            cur = parents.get(p).copied().flatten();
+        }
+        depth.insert(l.chain_id.clone(), n);
+    }
+    depth
 }
 
 fn parse_doc(kind: &str, text: &str) -> Result<Value> {

@@ -323,6 +323,29 @@ pub async fn next_chunk(body: &mut Incoming) -> Result<Option<Bytes>> {
     }
 }
 
+/// Reads a JSON message stream (docker's progress: one object per line) to its end, giving each message to `f`.
+pub async fn json_messages(resp: Response<Incoming>, mut f: impl FnMut(&serde_json::Value)) -> Result<()> {
+    let mut body = resp.into_body();
+    let mut pending = String::new();
+    while let Some(chunk) = next_chunk(&mut body).await? {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = pending.find('\n') {
+            let line: String = pending.drain(..=i).collect();
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let v: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("decode the daemon's progress {line:?}"))?;
+            f(&v);
+        }
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(pending.trim()) {
+        f(&v);
+    }
+    Ok(())
+}
+
 /// A response body as an [`tokio::io::AsyncRead`] (for streamed answers such as logs).
 pub struct BodyReader {
     body: Incoming,

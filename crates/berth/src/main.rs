@@ -29,7 +29,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    compose, container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
+    build, compose, container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -92,6 +92,8 @@ struct Cli {
 enum Cmd {
     /// Create and run a new container from an image
     Run(run::RunArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
     /// List containers
@@ -114,6 +116,11 @@ enum Cmd {
     Login(registry::LoginArgs),
     /// Log out from a registry
     Logout(registry::LogoutArgs),
+    /// Run Berth's own registry server
+    Registry {
+        #[command(subcommand)]
+        cmd: registry::RegistryCmd,
+    },
     /// Display system-wide information
     Info(system::InfoArgs),
     /// Show the Berth version information
@@ -189,6 +196,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: VolumeCmd,
     },
+    /// Manage builds
+    #[command(arg_required_else_help = true)]
+    Builder {
+        #[command(subcommand)]
+        cmd: BuilderCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BuilderCmd {
+    /// Remove build cache
+    Prune(build::PruneArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,6 +242,8 @@ enum ContainerCmd {
     /// Remove one or more containers
     #[command(visible_aliases = ["remove"])]
     Rm(container::RmArgs),
+    /// Remove all stopped containers
+    Prune(system::ContainerPruneArgs),
     /// Create and run a new container from an image
     Run(run::RunArgs),
     /// Start one or more stopped containers
@@ -239,6 +260,8 @@ enum ContainerCmd {
 
 #[derive(Subcommand, Debug)]
 enum ImageCmd {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Show the history of an image
     History(image::HistoryArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -259,6 +282,8 @@ enum ImageCmd {
     /// Remove one or more images
     #[command(visible_aliases = ["remove"])]
     Rm(image::RmiArgs),
+    /// Remove unused images
+    Prune(system::ImagePruneArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(image::TagArgs),
 }
@@ -301,6 +326,8 @@ enum VolumeCmd {
 enum SystemCmd {
     /// Show berth disk usage
     Df(system::DfArgs),
+    /// Remove unused data
+    Prune(system::SystemPruneArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
 }
@@ -414,6 +441,10 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     if let Cmd::Logout(a) = cmd {
         return registry::logout(a).await;
     }
+    // `registry` is a server of its own, no daemon involved.
+    if let Cmd::Registry { cmd } = cmd {
+        return registry::registry(cmd).await;
+    }
     // `compose config` and `compose version` need no daemon.
     let cmd = match cmd {
         Cmd::Compose(a) if a.is_offline() => return compose::offline(a),
@@ -422,6 +453,8 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
     let c = connect(host).await?;
     match cmd {
         Cmd::Run(a) => run::run(&c, a).await,
+        Cmd::Build(a) => build::build(&c, a).await,
+        Cmd::Builder { cmd: BuilderCmd::Prune(a) } => build::prune(&c, a).await,
         Cmd::Exec(a) => exec::exec(&c, a).await,
         Cmd::Ps(a) => ps::ps(&c, a).await,
         Cmd::Images(a) => image::images(&c, a).await,
@@ -432,7 +465,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Pull(a) => registry::pull(&c, a).await,
         Cmd::Push(a) => registry::push(&c, a).await,
         Cmd::Login(a) => registry::login(&c, a).await,
-        Cmd::Logout(_) => Ok(0),
+        Cmd::Logout(_) | Cmd::Registry { .. } => Ok(0),
         Cmd::Info(a) => system::info(&c, a).await,
         Cmd::Version(_) => Ok(0),
         Cmd::Attach(a) => container::attach(&c, a).await,
@@ -470,6 +503,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ContainerCmd::Rename(a) => container::rename(&c, a).await,
             ContainerCmd::Restart(a) => container::restart(&c, a).await,
             ContainerCmd::Rm(a) => container::rm(&c, a).await,
+            ContainerCmd::Prune(a) => system::container_prune(&c, a).await,
             ContainerCmd::Run(a) => run::run(&c, a).await,
             ContainerCmd::Start(a) => container::start(&c, a).await,
             ContainerCmd::Stop(a) => container::stop(&c, a).await,
@@ -479,6 +513,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         },
         Cmd::Image { cmd } => match cmd {
             ImageCmd::History(a) => image::history(&c, a).await,
+            ImageCmd::Build(a) => build::build(&c, a).await,
             ImageCmd::Import(a) => image::import(&c, a).await,
             ImageCmd::Load(a) => transfer::load(&c, a).await,
             ImageCmd::Save(a) => transfer::save(&c, a).await,
@@ -487,6 +522,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             ImageCmd::Inspect(a) => inspect::inspect(&c, a.with_type("image")).await,
             ImageCmd::Ls(a) => image::images(&c, a).await,
             ImageCmd::Rm(a) => image::rmi(&c, a).await,
+            ImageCmd::Prune(a) => system::image_prune(&c, a).await,
             ImageCmd::Tag(a) => image::tag(&c, a).await,
         },
         Cmd::Network { cmd } => match cmd {
@@ -507,6 +543,7 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         },
         Cmd::System { cmd } => match cmd {
             SystemCmd::Df(a) => system::df(&c, a).await,
+            SystemCmd::Prune(a) => system::system_prune(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
         },
     }

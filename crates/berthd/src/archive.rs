@@ -79,7 +79,7 @@ fn mtime(st: &FileStat) -> std::time::SystemTime {
     UNIX_EPOCH + secs
 }
 
-fn sys(what: &str) -> impl FnOnce(Errno) -> Error + '_ {
+pub(crate) fn sys(what: &str) -> impl FnOnce(Errno) -> Error + '_ {
     move |e| Error::Internal(format!("{what}: {}", e.desc()))
 }
 
@@ -96,7 +96,7 @@ pub struct Fs {
 }
 
 /// Opens `path` (absolute or relative, in the container) below `root` as the kernel would after a chroot.
-fn open_in_root(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+pub(crate) fn open_in_root(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "." } else { rel };
     let how = OpenHow::new()
@@ -112,7 +112,9 @@ fn open_in_root(root: BorrowedFd<'_>, path: &str, flags: OFlag) -> nix::Result<O
 }
 
 /// Runs `f` on a new thread in a private mount namespace of its own (mounts made there vanish with the thread).
-fn in_private_namespace<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+pub(crate) fn in_private_namespace<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     std::thread::Builder::new()
         .name("berth-fs".into())
         .spawn(move || {
@@ -128,7 +130,7 @@ fn in_private_namespace<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> 
 }
 
 /// A fresh empty directory under `base` to mount on.
-fn temp_dir(base: &Path) -> Result<PathBuf, Error> {
+pub(crate) fn temp_dir(base: &Path) -> Result<PathBuf, Error> {
     let mut r = [0u8; 8];
     getrandom::fill(&mut r).map_err(|e| Error::Internal(format!("random: {e}")))?;
     let dir = base.join(hex::encode(r));
@@ -137,7 +139,7 @@ fn temp_dir(base: &Path) -> Result<PathBuf, Error> {
 }
 
 /// Mounts the overlay of `lower` (top first) with `upper` (writable when `work` is given) on `target`.
-fn mount_overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> Result<(), Error> {
+pub(crate) fn mount_overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> Result<(), Error> {
     let joined: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
     let opts = match upper {
         Some((u, w)) => format!("lowerdir={},upperdir={},workdir={}", joined.join(":"), u.display(), w.display()),
@@ -432,10 +434,25 @@ fn is_pseudo_fs(fd: BorrowedFd<'_>) -> bool {
 }
 
 /// A tar stream of file system objects read through descriptors (never by path).
-struct TarWriter<W: Write> {
+pub(crate) struct TarWriter<W: Write> {
     b: tar::Builder<W>,
     /// (device, inode) of files with several links → the first name they were archived under.
     links: HashMap<(u64, u64), String>,
+    opts: TarOptions,
+}
+
+/// How a [`TarWriter`] records what it reads.
+#[derive(Default)]
+pub(crate) struct TarOptions {
+    /// Owner of every entry instead of the file's (`COPY --chown`; without it a build's copies belong to root).
+    pub owner: Option<(u32, u32)>,
+    /// Permission bits of every entry instead of the file's (`COPY --chmod`).
+    pub mode: Option<u32>,
+    /// The tree is an overlay upper directory: its whiteouts (0/0 character devices) and opaque directories become
+    /// the `.wh.` entries of an image layer.
+    pub overlay_diff: bool,
+    /// Entries (by archive name) left out, with everything below them.
+    pub skip: Option<Box<dyn Fn(&str, &FileStat) -> bool + Send>>,
 }
 
 /// Reads exactly `left` bytes: a file that shrinks while it is archived is padded with zeros, one that grows is cut.
@@ -468,23 +485,48 @@ fn io_err(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 impl<W: Write> TarWriter<W> {
     fn new(out: W) -> TarWriter<W> {
-        let mut b = tar::Builder::new(out);
-        b.follow_symlinks(false);
-        TarWriter { b, links: HashMap::new() }
+        TarWriter::with_options(out, TarOptions::default())
     }
 
-    fn finish(self) -> Result<(), Error> {
+    pub(crate) fn with_options(out: W, opts: TarOptions) -> TarWriter<W> {
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        TarWriter { b, links: HashMap::new(), opts }
+    }
+
+    pub(crate) fn finish(self) -> Result<(), Error> {
         self.b.into_inner().map(drop).map_err(io_err("write archive"))
     }
 
     /// Adds the object `name` of `dir` (empty `name`: `dir` itself) as `tar_name`, and what is below a directory.
-    fn add(&mut self, dir: BorrowedFd<'_>, name: &OsStr, st: &FileStat, tar_name: String) -> Result<(), Error> {
+    pub(crate) fn add(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        name: &OsStr,
+        st: &FileStat,
+        tar_name: String,
+    ) -> Result<(), Error> {
+        if self.opts.skip.as_ref().is_some_and(|skip| skip(&tar_name, st)) {
+            return Ok(());
+        }
         let mut h = tar::Header::new_gnu();
-        h.set_mode(st.st_mode & 0o7777);
-        h.set_uid(u64::from(st.st_uid));
-        h.set_gid(u64::from(st.st_gid));
+        let (uid, gid) = self.opts.owner.unwrap_or((st.st_uid, st.st_gid));
+        h.set_mode(self.opts.mode.unwrap_or(st.st_mode & 0o7777));
+        h.set_uid(u64::from(uid));
+        h.set_gid(u64::from(gid));
         h.set_mtime(st.st_mtime.max(0) as u64);
         h.set_size(0);
+        if self.opts.overlay_diff && st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0 {
+            // A whiteout: the name is deleted from the layers below.
+            let (parent, base) = match tar_name.rsplit_once('/') {
+                Some((p, b)) => (format!("{p}/"), b),
+                None => (String::new(), tar_name.as_str()),
+            };
+            h.set_mode(0o600);
+            h.set_entry_type(tar::EntryType::Regular);
+            let wh = format!("{parent}.wh.{base}");
+            return self.b.append_data(&mut h, &wh, std::io::empty()).map_err(io_err("write archive"));
+        }
         let open = |flags: OFlag| -> Result<OwnedFd, Error> {
             let r = if name.is_empty() {
                 openat(dir, ".", flags | OFlag::O_CLOEXEC, Mode::empty())
@@ -502,6 +544,20 @@ impl<W: Write> TarWriter<W> {
                 self.b.append_data(&mut h, &shown, std::io::empty()).map_err(io_err("write archive"))?;
                 if is_pseudo_fs(fd.as_fd()) {
                     return Ok(());
+                }
+                if self.opts.overlay_diff
+                    && xattr_value(fd.as_fd(), c"trusted.overlay.opaque").is_some_and(|v| v.as_slice() == b"y")
+                {
+                    // An opaque directory hides everything the layers below have in it.
+                    let mut o = tar::Header::new_gnu();
+                    o.set_mode(0o600);
+                    o.set_uid(0);
+                    o.set_gid(0);
+                    o.set_mtime(st.st_mtime.max(0) as u64);
+                    o.set_size(0);
+                    o.set_entry_type(tar::EntryType::Regular);
+                    let name = format!("{shown}.wh..wh..opq");
+                    self.b.append_data(&mut o, &name, std::io::empty()).map_err(io_err("write archive"))?;
                 }
                 self.add_children(fd, tar_name.trim_end_matches('/'))?;
             }
@@ -547,7 +603,7 @@ impl<W: Write> TarWriter<W> {
     }
 
     /// Adds what is in the directory `fd`, each entry named `<prefix>/<name>` (just `<name>` for an empty prefix).
-    fn add_children(&mut self, fd: OwnedFd, prefix: &str) -> Result<(), Error> {
+    pub(crate) fn add_children(&mut self, fd: OwnedFd, prefix: &str) -> Result<(), Error> {
         let child = fd.try_clone().map_err(io_err("dup"))?;
         let mut names: Vec<OsString> = Vec::new();
         let mut it = nix::dir::Dir::from_fd(fd).map_err(sys("read directory"))?;
@@ -609,7 +665,7 @@ fn xattr_names(fd: BorrowedFd<'_>) -> Vec<CString> {
 }
 
 /// `fgetxattr(2)` of one attribute.
-fn xattr_value(fd: BorrowedFd<'_>, name: &CString) -> Option<Vec<u8>> {
+fn xattr_value(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 64 * 1024];
     // SAFETY: `fd` is open, `name` is NUL-terminated and `buf` is writable for `buf.len()` bytes.
     let n = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };

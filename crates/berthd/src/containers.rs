@@ -454,6 +454,26 @@ fn default_host_config(mut host: HostConfig) -> HostConfig {
 
 /// Creates a container. Returns its ID.
 pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreateBody) -> Result<String, Error> {
+    create_with(d, name, body, None).await
+}
+
+/// An image that is not (or not yet) in the store: a build step's state.
+#[derive(Debug, Clone)]
+pub struct BuildImage {
+    pub id: String,
+    /// The image config (`config`, `rootfs`, ...).
+    pub config: Value,
+    /// Its layers, top first.
+    pub lower_dirs: Vec<PathBuf>,
+}
+
+/// [`create`], from `image` instead of the store's image that `body.image` names.
+pub async fn create_with(
+    d: &Arc<Daemon>,
+    name: Option<String>,
+    body: ContainerCreateBody,
+    image: Option<BuildImage>,
+) -> Result<String, Error> {
     let image_name = body
         .image
         .clone()
@@ -469,9 +489,15 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
     let runtime = check_runtime(d, &host)?;
     // Until the container is in the table (where `rmi` sees it), the image cannot be removed.
     let _using_image = d.image_use.read().await;
-    let store = d.store.clone();
-    let lookup = image_name.clone();
-    let image = blocking(move || store.resolve_image(&lookup).map_err(crate::daemon::store_error)).await?;
+    let image = match image {
+        Some(i) => i,
+        None => {
+            let store = d.store.clone();
+            let lookup = image_name.clone();
+            let i = blocking(move || store.resolve_image(&lookup).map_err(crate::daemon::store_error)).await?;
+            BuildImage { id: i.id.to_string(), lower_dirs: i.lower_dirs(), config: i.config }
+        }
+    };
     let mut config = container_config(&body);
     merge_config(&mut config, &image.config)?;
     validate_env(config.env.as_deref().unwrap_or_default())?;
@@ -519,7 +545,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         name: name.clone(),
         created: now,
         image: image_name,
-        image_id: image.id.to_string(),
+        image_id: image.id.clone(),
         path: argv[0].clone(),
         args: argv[1..].to_vec(),
         config,
@@ -536,7 +562,7 @@ pub async fn create(d: &Arc<Daemon>, name: Option<String>, body: ContainerCreate
         },
         restart_count: 0,
         runtime,
-        lower_dirs: image.lower_dirs(),
+        lower_dirs: image.lower_dirs.clone(),
         mounts: Vec::new(),
         net: crate::networks::NetState { endpoints, ..Default::default() },
     };
@@ -671,6 +697,15 @@ pub async fn shim_attach(bundle: &Path, streams: AttachStreams) -> Result<UnixSt
         ack.push(b);
     }
     Ok(s)
+}
+
+/// Attaches to a created container once it starts (registered now, so that a start right after finds it).
+pub fn attach_at_start(c: &Container, streams: AttachStreams) -> tokio::sync::oneshot::Receiver<UnixStream> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if let Ok(mut p) = c.pending_attach.lock() {
+        p.push(PendingAttach { streams, tx });
+    }
+    rx
 }
 
 /// Waits for a container to be started (if it is only created) and attaches to it.

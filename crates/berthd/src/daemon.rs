@@ -21,6 +21,8 @@ pub struct Config {
     pub network: crate::networks::NetConfig,
     /// Registries reached over plain HTTP (besides loopback ones).
     pub insecure_registries: Vec<String>,
+    /// Docker's `certs.d` layout: CA certificates per registry.
+    pub registry_certs_dir: PathBuf,
 }
 
 /// The daemon.
@@ -81,8 +83,10 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         });
+        crate::build::clean_leftovers(&daemon);
         crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
+        crate::build::remove_step_containers(&daemon).await;
         Ok(daemon)
     }
 

@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod build;
 mod containers;
 mod daemon;
 mod exec;
@@ -71,6 +72,9 @@ struct Args {
     /// A registry (`host:port`) to reach over plain HTTP (repeatable); loopback registries always are
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure_registry: Vec<String>,
+    /// Per-registry CA certificates: `<DIR>/<host[:port]>/*.crt` (Docker's layout), trusted besides the system's
+    #[arg(long = "registry-certs-dir", value_name = "DIR", default_value = berth_registry::tls::DEFAULT_CERTS_DIR)]
+    registry_certs_dir: PathBuf,
 }
 
 /// The networking configuration: names derived from the data root, so that several daemons never share a bridge or
@@ -152,6 +156,7 @@ fn main() -> Result<()> {
             shim,
             network,
             insecure_registries: args.insecure_registry,
+            registry_certs_dir: args.registry_certs_dir,
         })
         .await?;
         server::serve(daemon, &socket).await

@@ -1,5 +1,6 @@
 //! The commands, one module per family. Helpers shared by several commands live here.
 
+pub mod build;
 pub mod compose;
 pub mod container;
 pub mod cp;

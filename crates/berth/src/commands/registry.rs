@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::image_path;
 use crate::StatusError;
-use crate::client::{Client, check, empty, json_body, next_chunk, query};
+use crate::client::{Client, check, empty, json_body, query};
 
 /// `berth pull`.
 #[derive(Args, Debug)]
@@ -80,6 +80,88 @@ pub struct LogoutArgs {
     /// SERVER
     #[arg(value_name = "SERVER")]
     pub server: Option<String>,
+}
+
+/// `berth registry`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Serve a registry (the OCI distribution API) from a directory, in the foreground
+    Serve(ServeArgs),
+    /// Delete the blobs no manifest references (run it while the registry is stopped)
+    Gc(GcArgs),
+}
+
+/// `berth registry serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long = "addr", value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Directory that holds the registry's content
+    #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
+    pub root: std::path::PathBuf,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key)
+    #[arg(long = "tls-cert", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert
+    #[arg(long = "tls-key", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Require basic auth against this htpasswd file (bcrypt entries: `htpasswd -B`)
+    #[arg(long = "htpasswd", value_name = "FILE")]
+    pub htpasswd: Option<std::path::PathBuf>,
+    /// Realm of the basic-auth challenge
+    #[arg(long = "realm", value_name = "REALM", default_value = "berth-registry")]
+    pub realm: String,
+    /// What goes to stderr: error, warn, info (one line per request), debug
+    #[arg(long = "log-level", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// `berth registry gc`.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Directory that holds the registry's content
+    #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
+    pub root: std::path::PathBuf,
+    /// Keep blobs, links and uploads younger than this (pushes in progress); 0s: the registry must be stopped
+    #[arg(long = "grace", value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub grace: std::time::Duration,
+    /// Only report what would be removed
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+}
+
+pub async fn registry(cmd: RegistryCmd) -> Result<i32> {
+    match cmd {
+        RegistryCmd::Serve(a) => {
+            let level = a.log_level.parse::<tracing_subscriber::filter::LevelFilter>().map_err(|_| {
+                StatusError::exit(125, format!("invalid --log-level {:?} (error, warn, info, debug)", a.log_level))
+            })?;
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(false).init();
+            let config = berth_registry::server::Config {
+                addr: a.addr.clone(),
+                root: a.root.clone(),
+                tls: a.tls_cert.zip(a.tls_key),
+                htpasswd: a.htpasswd,
+                realm: a.realm,
+            };
+            let server = berth_registry::server::Server::bind(&config)
+                .await
+                .map_err(|e| StatusError::exit(1, format!("registry: {e}")))?;
+            let scheme = if server.is_tls() { "https" } else { "http" };
+            let addr = server.local_addr().map(|a| a.to_string()).unwrap_or(a.addr);
+            eprintln!("berth registry: serving {} on {scheme}://{addr}", a.root.display());
+            server.run().await.map_err(|e| StatusError::exit(1, format!("registry: {addr}: {e}")))?;
+            Ok(0)
+        }
+        RegistryCmd::Gc(a) => {
+            let r = berth_registry::server::garbage_collect(&a.root, a.grace, a.dry_run)
+                .map_err(|e| StatusError::exit(1, format!("registry gc: {}: {e}", a.root.display())))?;
+            let verb = if a.dry_run { "would remove" } else { "removed" };
+            outln!("{verb} {} blobs ({} bytes), {} abandoned uploads", r.blobs, r.bytes, r.uploads);
+            Ok(0)
+        }
+    }
 }
 
 /// The registry a reference names (`localhost:5000/a` → `localhost:5000`; `busybox` → `docker.io`).
@@ -183,30 +265,14 @@ impl Renderer {
 
 /// Reads a JSON message stream to its end.
 async fn follow(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Result<()> {
-    let mut body = resp.into_body();
     let mut r = Renderer { tty: std::io::stdout().is_terminal(), quiet, ids: Vec::new() };
-    let mut pending = String::new();
     let mut failure = None;
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = pending.find('\n') {
-            let line: String = pending.drain(..=i).collect();
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let v: Value =
-                serde_json::from_str(line).with_context(|| format!("decode the daemon's progress {line:?}"))?;
-            if let Some(e) = r.show(&v) {
-                failure = Some(e);
-            }
+    crate::client::json_messages(resp, |v| {
+        if let Some(e) = r.show(v) {
+            failure = Some(e);
         }
-    }
-    if let Ok(v) = serde_json::from_str::<Value>(pending.trim())
-        && let Some(e) = r.show(&v)
-    {
-        failure = Some(e);
-    }
+    })
+    .await?;
     match failure {
         Some(e) => Err(StatusError::exit(1, e)),
         None => Ok(()),
@@ -254,10 +320,15 @@ async fn pull_request(c: &Client, repo: &str, tag: Option<&str>, platform: Optio
     follow(resp, quiet).await
 }
 
-/// Pulls `image` (`latest` when it has no tag) for other commands (compose), printing only the progress.
-pub async fn pull_quietly(c: &Client, image: &str, quiet: bool) -> Result<()> {
+/// Pulls `image` (`latest` when it has no tag) for compose, showing the progress unless `quiet`.
+pub async fn pull_with_progress(c: &Client, image: &str, quiet: bool) -> Result<()> {
     let (repo, tag) = split_reference(image);
     pull_request(c, &repo, Some(tag.as_deref().unwrap_or("latest")), None, quiet).await
+}
+
+/// Pulls `image` (with `:latest` when it names no tag) without showing progress (`run`, `create`).
+pub async fn pull_quietly(c: &Client, image: &str) -> Result<()> {
+    pull_with_progress(c, image, true).await
 }
 
 /// `POST /images/{name}/push` with the registry's credentials, its progress shown (unless `quiet`).
@@ -270,8 +341,8 @@ async fn push_request(c: &Client, repo: &str, tag: Option<&str>, quiet: bool) ->
     follow(resp, quiet).await
 }
 
-/// Pushes `image` (`latest` when it has no tag) for other commands (compose).
-pub async fn push_quietly(c: &Client, image: &str, quiet: bool) -> Result<()> {
+/// Pushes `image` (`latest` when it has no tag) for compose, showing the progress unless `quiet`.
+pub async fn push_with_progress(c: &Client, image: &str, quiet: bool) -> Result<()> {
     let (repo, tag) = split_reference(image);
     push_request(c, &repo, Some(tag.as_deref().unwrap_or("latest")), quiet).await
 }

@@ -655,24 +655,9 @@ async fn create_container(
     Ok(resp.id)
 }
 
-/// `POST /images/create?fromImage=`: fails on a daemon without a registry client, with its message.
+/// `POST /images/create?fromImage=` with the credentials of `config.json`; the daemon's error ends the pull.
 async fn pull(c: &Client, image: &str) -> Result<()> {
-    let (repo, tag) = match image.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-        _ => (image.to_string(), "latest".to_string()),
-    };
-    let resp = c
-        .call(Method::POST, &format!("/images/create{}", query(&[("fromImage", repo), ("tag", tag)])), empty(), false)
-        .await?;
-    let body = read_body(resp).await?;
-    for line in String::from_utf8_lossy(&body).lines() {
-        if let Ok(v) = serde_json::from_str::<Value>(line)
-            && let Some(e) = v.get("error").and_then(Value::as_str)
-        {
-            bail!("{e}");
-        }
-    }
-    Ok(())
+    super::registry::pull_quietly(c, image).await
 }
 
 /// What an attached session does around the streams.

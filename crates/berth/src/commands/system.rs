@@ -276,13 +276,153 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
     let vol_size: f64 = volumes.iter().map(vol_bytes).sum();
     let vol_active = volumes.iter().filter(|x| in_use(x)).count();
     let vol_reclaim: f64 = volumes.iter().filter(|x| !in_use(x)).map(vol_bytes).sum();
+    // docker: the build cache's size counts entries that are not shared; what is not in use is reclaimable.
+    let cache = v["BuildCache"].as_array().cloned().unwrap_or_default();
+    let unshared = |x: &&Value| !x["Shared"].as_bool().unwrap_or(false);
+    let cache_size: f64 = cache.iter().filter(unshared).filter_map(|x| x["Size"].as_f64()).sum();
+    let cache_active = cache.iter().filter(|x| x["InUse"].as_bool().unwrap_or(false)).count();
     let rows = vec![
         json!({"Type": "Images", "TotalCount": images.len().to_string(), "Active": active_images.to_string(), "Size": human_size4(img_size), "Reclaimable": reclaimable(img_reclaim, img_size)}),
         json!({"Type": "Containers", "TotalCount": containers.len().to_string(), "Active": containers.iter().filter(|c| running(c)).count().to_string(), "Size": human_size4(ctr_size), "Reclaimable": reclaimable(ctr_reclaim, ctr_size)}),
         json!({"Type": "Local Volumes", "TotalCount": volumes.len().to_string(), "Active": vol_active.to_string(), "Size": human_size4(vol_size), "Reclaimable": reclaimable(vol_reclaim, vol_size)}),
-        json!({"Type": "Build Cache", "TotalCount": "0", "Active": "0", "Size": "0B", "Reclaimable": "0B"}),
+        json!({"Type": "Build Cache", "TotalCount": cache.len().to_string(), "Active": cache_active.to_string(), "Size": human_size4(cache_size), "Reclaimable": human_size4(cache_size)}),
     ];
     let _ = a.verbose;
     out!("{}", formatter::render(a.format.as_deref().unwrap_or(""), DF_DEFAULT, DF_HEADERS, &rows)?);
+    Ok(0)
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerPruneArgs {
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "FILTER", value_parser = crate::commands::opts::filter_flag)]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImagePruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Provide filter values (e.g. "until=<timestamp>")
+    #[arg(long = "filter", value_name = "FILTER", value_parser = crate::commands::opts::filter_flag)]
+    pub filter: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SystemPruneArgs {
+    /// Remove all unused images not just dangling ones
+    #[arg(short = 'a', long = "all")]
+    pub all: bool,
+    /// Prune anonymous volumes
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+}
+
+/// POSTs a prune and prints what went, as docker does; returns the bytes reclaimed.
+async fn prune_call(c: &Client, path: &str, filters: &[String], key: &str, title: &str) -> Result<u64> {
+    let mut q = Vec::new();
+    if let Some(f) = crate::commands::opts::filters(filters)? {
+        q.push(("filters", f));
+    }
+    let answer = c.post(&format!("{path}{}", crate::client::query(&q))).await?;
+    let v: Value = serde_json::from_slice(&answer).map_err(|e| anyhow::anyhow!("decode the answer: {e}"))?;
+    let items: Vec<String> = v[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| match x {
+                    Value::String(s) => s.clone(),
+                    Value::Object(o) => {
+                        o.iter().map(|(k, v)| format!("{}: {}", k.to_lowercase(), v.as_str().unwrap_or(""))).collect()
+                    }
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !items.is_empty() {
+        println!("{title}");
+        for i in items {
+            println!("{i}");
+        }
+        println!();
+    }
+    Ok(v["SpaceReclaimed"].as_u64().unwrap_or(0))
+}
+
+fn reclaimed(n: u64) {
+    println!("Total reclaimed space: {}", crate::units::human_size(n as f64));
+}
+
+pub async fn container_prune(c: &Client, a: ContainerPruneArgs) -> Result<i32> {
+    if !a.force
+        && !crate::commands::volume::confirm(
+            "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(0);
+    }
+    reclaimed(prune_call(c, "/containers/prune", &a.filter, "ContainersDeleted", "Deleted Containers:").await?);
+    Ok(0)
+}
+
+pub async fn image_prune(c: &Client, a: ImagePruneArgs) -> Result<i32> {
+    let warning = if a.all {
+        "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
+    } else {
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
+    };
+    if !a.force && !crate::commands::volume::confirm(warning) {
+        return Ok(0);
+    }
+    let mut filters = a.filter.clone();
+    if a.all {
+        filters.push("dangling=false".into());
+    }
+    reclaimed(prune_call(c, "/images/prune", &filters, "ImagesDeleted", "Deleted Images:").await?);
+    Ok(0)
+}
+
+/// `system prune`: stopped containers, unused networks, dangling (or, with `-a`, unused) images, the build cache,
+/// and with `--volumes` anonymous volumes.
+pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
+    if !a.force {
+        let mut what = vec!["all stopped containers", "all networks not used by at least one container"];
+        if a.volumes {
+            what.push("all anonymous volumes not used by at least one container");
+        }
+        what.push(if a.all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        });
+        what.push(if a.all { "all build cache" } else { "unused build cache" });
+        let list: String = what.iter().map(|w| format!("  - {w}\n")).collect();
+        if !crate::commands::volume::confirm(&format!(
+            "WARNING! This will remove:\n{list}\nAre you sure you want to continue?"
+        )) {
+            return Ok(0);
+        }
+    }
+    let mut total = prune_call(c, "/containers/prune", &[], "ContainersDeleted", "Deleted Containers:").await?;
+    total += prune_call(c, "/networks/prune", &[], "NetworksDeleted", "Deleted Networks:").await?;
+    if a.volumes {
+        total += prune_call(c, "/volumes/prune", &[], "VolumesDeleted", "Deleted Volumes:").await?;
+    }
+    let images: Vec<String> = if a.all { vec!["dangling=false".into()] } else { Vec::new() };
+    total += prune_call(c, "/images/prune", &images, "ImagesDeleted", "Deleted Images:").await?;
+    let all = if a.all { "?all=1" } else { "" };
+    total += prune_call(c, &format!("/build/prune{all}"), &[], "CachesDeleted", "Deleted build cache objects:").await?;
+    reclaimed(total);
     Ok(0)
 }

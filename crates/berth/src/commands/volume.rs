@@ -201,7 +201,7 @@ pub async fn rm(c: &Client, a: RmArgs) -> Result<i32> {
 }
 
 /// Asks docker's question on stderr and reads the answer from stdin.
-fn confirm(question: &str) -> bool {
+pub fn confirm(question: &str) -> bool {
     eprint!("{question} [y/N] ");
     let mut line = String::new();
     if std::io::stdin().lock().read_line(&mut line).is_err() {

@@ -324,3 +324,43 @@ pub async fn top(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Jso
     let c = d.container(&id)?;
     Ok(Json(containers::top(&c, q.get("ps_args").map(String::as_str).unwrap_or("")).await?))
 }
+
+/// `POST /containers/prune`: removes every stopped container (filters `label`, `label!`, `until`).
+pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> {
+    let f = super::filters(&q)?;
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0u64;
+    for c in d.all_containers() {
+        let rec = c.record();
+        if c.is_running() || rec.state.status == containers::Status::Removing {
+            continue;
+        }
+        let labels = rec.config.labels.clone().unwrap_or_default();
+        let has = |l: &String| match l.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(l),
+        };
+        if !f.get("label").is_none_or(|ls| ls.iter().all(has)) || f.get("label!").is_some_and(|ls| ls.iter().any(has)) {
+            continue;
+        }
+        if let Some(us) = f.get("until") {
+            let created = berth_api::time::parse(&rec.created);
+            let older = us.iter().all(|u| {
+                let limit = berth_api::time::parse_since(u, SystemTime::now());
+                matches!((created, limit), (Some(c), Some(l)) if c < l)
+            });
+            if !older {
+                continue;
+            }
+        }
+        let size = containers::sizes(&d, &rec).0;
+        if containers::remove(&d, &c, false, false).await.is_ok() {
+            deleted.push(rec.id.clone());
+            reclaimed += size;
+        }
+    }
+    Ok(Json(serde_json::json!({
+        "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { serde_json::json!(deleted) },
+        "SpaceReclaimed": reclaimed,
+    })))
+}

@@ -127,6 +127,24 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
         let i = resolve(&d, name).await?;
         let history = i.config["history"].as_array().cloned().unwrap_or_default();
         let n = history.len();
+        // Each entry that made a layer has the next layer's size.
+        let store = d.store.clone();
+        let chains = i.layers.clone();
+        let layer_sizes: Vec<i64> = blocking(move || {
+            Ok(chains.iter().map(|c| store.layer(c).ok().flatten().map(|l| l.size as i64).unwrap_or(0)).collect())
+        })
+        .await?;
+        let mut next = 0;
+        let sizes: Vec<i64> = history
+            .iter()
+            .map(|h| {
+                if h["empty_layer"].as_bool().unwrap_or(false) {
+                    return 0;
+                }
+                next += 1;
+                layer_sizes.get(next - 1).copied().unwrap_or(0)
+            })
+            .collect();
         let out: Vec<Value> = history
             .iter()
             .enumerate()
@@ -137,7 +155,7 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
                     "Created": h["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0),
                     "CreatedBy": h["created_by"].as_str().unwrap_or(""),
                     "Tags": if idx + 1 == n { json!(i.repo_tags) } else { Value::Null },
-                    "Size": if h["empty_layer"].as_bool().unwrap_or(false) { 0 } else if idx + 1 == n { i.size } else { 0 },
+                    "Size": sizes[idx],
                     "Comment": h["comment"].as_str().unwrap_or(""),
                 })
             })
@@ -358,4 +376,36 @@ mod tests {
         assert_eq!(familiar_tag("localhost:5000/a"), "localhost:5000/a:latest");
         assert_eq!(familiar_tag("a:v1"), "a:v1");
     }
+}
+
+/// `POST /images/prune`: removes dangling images (untagged), or with `dangling=false` every image no container uses.
+pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
+    let f = filters(&q)?;
+    let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "false" | "0")));
+    let _no_new_users = d.image_use.write().await;
+    let store = d.store.clone();
+    let used: std::collections::HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
+    let (deleted, reclaimed) = blocking(move || {
+        let mut out = Vec::new();
+        let mut reclaimed: i64 = 0;
+        for i in store.list_images().map_err(store_error)? {
+            if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
+                continue;
+            }
+            for t in &i.repo_tags {
+                out.push(json!({"Untagged": t}));
+            }
+            let removed = store.remove_image(&i.id).map_err(store_error)?;
+            if !removed.is_empty() {
+                reclaimed += i.size;
+            }
+            out.extend(removed.into_iter().map(|r| json!({"Deleted": r})));
+        }
+        Ok((out, reclaimed))
+    })
+    .await?;
+    Ok(Json(json!({
+        "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+        "SpaceReclaimed": reclaimed,
+    })))
 }

@@ -2,6 +2,7 @@
 //! Docker's response.
 
 mod archive;
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -35,6 +36,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/events", get(system::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
         .route("/containers/{id}/json", get(containers::inspect))
         .route("/containers/{id}/start", post(containers::start))
         .route("/containers/{id}/stop", post(containers::stop))
@@ -63,6 +65,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/images/create", post(images::create))
         .route("/images/get", get(images::save))
         .route("/images/load", post(images::load))
+        .route("/images/prune", post(images::prune))
         .route("/images/{*name}", get(images::by_name).post(images::by_name_post).delete(images::remove))
         .route("/networks", get(networks::list))
         .route("/networks/create", post(networks::create))
@@ -71,6 +74,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/auth", post(registry::auth))
+        .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/session", head(system::no_session).post(system::no_session))
         .fallback(system::not_found)
         .with_state(d)

@@ -70,6 +70,7 @@ pub async fn pull(d: Daemonic, q: Query, headers: HeaderMap) -> ApiResult<Respon
     };
     let creds = credentials(&headers)?;
     let reg = Registry::new(r.domain(), &d.config.insecure_registries, creds, vec![pull::pull_scope(&r)])
+        .map(|r| r.with_certs_dir(Some(d.config.registry_certs_dir.clone())))
         .map_err(registry_error)?;
     let reg = Arc::new(reg);
     let refs: Vec<Reference> = if all_tags {
@@ -122,7 +123,9 @@ pub async fn auth(d: Daemonic, body: axum::body::Bytes) -> ApiResult<Json<Value>
     let v: Value = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     let creds = Credentials::from_json(&v);
     let server = berth_registry::auth::normalize_server(&creds.server_address);
-    let reg = Registry::new(&server, &d.config.insecure_registries, creds, Vec::new()).map_err(registry_error)?;
+    let reg = Registry::new(&server, &d.config.insecure_registries, creds, Vec::new())
+        .map(|r| r.with_certs_dir(Some(d.config.registry_certs_dir.clone())))
+        .map_err(registry_error)?;
     reg.ping().await.map_err(|e| match e {
         berth_registry::Error::Unauthorized(m) => Error::Unauthorized(format!(
             "login attempt to http://{}/v2/ failed with status: 401 Unauthorized ({m})",
@@ -183,8 +186,11 @@ pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> Ap
             }
         }
     }
-    let reg =
-        Arc::new(Registry::new(r.domain(), &d.config.insecure_registries, creds, scopes).map_err(registry_error)?);
+    let reg = Arc::new(
+        Registry::new(r.domain(), &d.config.insecure_registries, creds, scopes)
+            .map(|r| r.with_certs_dir(Some(d.config.registry_certs_dir.clone())))
+            .map_err(registry_error)?,
+    );
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let p = Progress::new(tx);
     tokio::spawn(async move {

@@ -165,12 +165,27 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
     .await
     .map_err(|e| ApiError(berth_api::Error::Internal(e.to_string())))?;
     let volumes = crate::volumes::usage(&d).await?;
+    let store = d.store.clone();
+    let cache = crate::daemon::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
+    let rfc = |t: i64| {
+        berth_api::time::rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
+    };
+    let build_cache: Vec<Value> = cache
+        .iter()
+        .map(|(key, size, created, used)| {
+            json!({
+                "ID": &key[..key.len().min(25)], "Parents": [], "Type": "regular", "Description": "build step",
+                "InUse": false, "Shared": *size == 0, "Size": size, "CreatedAt": rfc(*created),
+                "LastUsedAt": rfc(*used), "UsageCount": 1,
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "LayersSize": layers,
         "Images": img_json,
         "Containers": ctr_json,
         "Volumes": volumes,
-        "BuildCache": [],
+        "BuildCache": build_cache,
     })))
 }
 

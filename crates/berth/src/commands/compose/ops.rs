@@ -974,7 +974,7 @@ pub struct ImageArgs {
 
 /// Pulls one image with the CLI's progress display.
 pub async fn pull_image(c: &Client, image: &str, quiet: bool) -> Result<()> {
-    crate::commands::registry::pull_quietly(c, image, quiet).await
+    crate::commands::registry::pull_with_progress(c, image, quiet).await
 }
 
 /// `berth compose pull`.
@@ -1002,7 +1002,7 @@ pub async fn push(c: &Client, p: &ProjectArgs, a: ImageArgs) -> Result<i32> {
             continue;
         }
         let image = plan::image_name(&project.name, s);
-        match crate::commands::registry::push_quietly(c, &image, a.quiet).await {
+        match crate::commands::registry::push_with_progress(c, &image, a.quiet).await {
             Ok(()) => progress(&format!("{} ", s.name), "Pushed"),
             Err(e) if a.ignore_failures => eprintln!("WARN[0000] {}: {e:#}", s.name),
             Err(e) => return Err(e.context(format!("service {:?}", s.name))),

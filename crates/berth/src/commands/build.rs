@@ -1,0 +1,507 @@
+//! `build` and `builder prune`: the context is packed here (minus what `.dockerignore` excludes) and sent to
+//! `POST /build` as docker's CLI does with the classic builder; the daemon's message stream is shown the way BuildKit
+//! shows a build (`--progress=plain`: numbered steps with their output, `CACHED`, `DONE 0.3s`; `tty`: one line per
+//! step, redrawn as it runs, its output shown only when it fails), or as the classic stream with `--progress=classic`.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use hyper::Method;
+use serde_json::Value;
+
+use crate::StatusError;
+use crate::client::{ChannelBody, Client, query};
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short = 't', long = "tag")]
+    pub tags: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"; "-" reads it from STDIN)
+    #[arg(short = 'f', long = "file")]
+    pub file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg")]
+    pub build_args: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Set metadata for an image
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
+    /// Suppress the build output and print image ID on success
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set the networking mode for the RUN instructions during build
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Write the image ID to the file
+    #[arg(long)]
+    pub iidfile: Option<PathBuf>,
+    /// Set type of progress output ("auto", "plain", "tty", "classic")
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
+    /// Remove intermediate containers after a successful build (always done)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub rm: bool,
+    /// Always remove intermediate containers (always done)
+    #[arg(long)]
+    pub force_rm: bool,
+    /// Build context: a directory, or "-" for a tar (or a lone Dockerfile) on STDIN
+    pub context: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// `key=value` pairs; a lone `key` takes the value from the environment (docker's rule for `--build-arg`).
+fn pairs(items: &[String], from_env: bool) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    for i in items {
+        match i.split_once('=') {
+            Some((k, v)) => {
+                m.insert(k.to_string(), Value::String(v.to_string()));
+            }
+            None if from_env => {
+                if let Ok(v) = std::env::var(i) {
+                    m.insert(i.clone(), Value::String(v));
+                }
+            }
+            None => {
+                m.insert(i.clone(), Value::String(String::new()));
+            }
+        }
+    }
+    m
+}
+
+/// Packs the context directory into a tar: `.dockerignore` applied, the Dockerfile added under `extra` when it
+/// lives elsewhere (also `compose build`'s context).
+pub(crate) fn pack<W: Write>(out: W, dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Result<W> {
+    let ignore_text = std::fs::read_to_string(dir.join(format!("{dockerfile_rel}.dockerignore")))
+        .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
+        .ok();
+    let pats = match &ignore_text {
+        Some(t) => Some(berth_build::ignore::Patterns::parse(t).map_err(|e| anyhow::anyhow!(".dockerignore: {e}"))?),
+        None => None,
+    };
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    fn walk<W: Write>(
+        b: &mut tar::Builder<W>,
+        base: &Path,
+        rel: &str,
+        pats: Option<&berth_build::ignore::Patterns>,
+        keep: &[&str],
+    ) -> Result<()> {
+        let here = if rel.is_empty() { base.to_path_buf() } else { base.join(rel) };
+        let mut entries: Vec<_> = std::fs::read_dir(&here)
+            .with_context(|| format!("read {}", here.display()))?
+            .collect::<std::io::Result<Vec<_>>>()
+            .with_context(|| format!("read {}", here.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let sub = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let ft = e.file_type().with_context(|| format!("stat {sub}"))?;
+            let excluded = pats.is_some_and(|p| p.matches(&sub)) && !keep.contains(&sub.as_str());
+            if excluded && !(ft.is_dir() && pats.is_some_and(|p| p.may_contain_included(&sub))) {
+                continue;
+            }
+            if !excluded {
+                b.append_path_with_name(e.path(), &sub).with_context(|| format!("archive {sub}"))?;
+            }
+            if ft.is_dir() {
+                walk(b, base, &sub, pats, keep)?;
+            }
+        }
+        Ok(())
+    }
+    // The Dockerfile and .dockerignore always go (the daemon needs them; it keeps them out of COPY if excluded).
+    let keep = [dockerfile_rel, ".dockerignore"];
+    walk(&mut b, dir, "", pats.as_ref(), &keep)?;
+    if let Some((name, data)) = extra {
+        let mut h = file_header(data.len());
+        b.append_data(&mut h, name, data).context("archive the Dockerfile")?;
+    }
+    b.into_inner().context("archive the context")
+}
+
+/// Where the context comes from: a tar as it is, or a directory to archive.
+enum Source {
+    Tar(Vec<u8>),
+    Dir { dir: PathBuf, rel: String, extra: Option<(String, Vec<u8>)> },
+}
+
+const CHUNK: usize = 256 * 1024;
+
+/// Sends what is written as request body chunks.
+struct ChanWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl Write for ChanWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the daemon stopped reading the context"))
+    }
+}
+
+/// A tar entry for a file of `len` bytes that the client makes up (a Dockerfile from elsewhere).
+fn file_header(len: usize) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(len as u64);
+    h.set_mode(0o600);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+fn random_name() -> String {
+    let mut r = [0u8; 6];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r));
+    r.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
+    let (source, dockerfile) = if a.context == "-" {
+        let mut input = Vec::new();
+        std::io::stdin().read_to_end(&mut input).context("read the context from STDIN")?;
+        let is_tar = input.len() >= 262 && &input[257..262] == b"ustar" || input.starts_with(&[0x1f, 0x8b]);
+        if is_tar {
+            (Source::Tar(input), a.file.clone().unwrap_or_default())
+        } else {
+            // A lone Dockerfile: a context with nothing else.
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = file_header(input.len());
+            b.append_data(&mut h, "Dockerfile", &input[..]).context("archive the Dockerfile")?;
+            (Source::Tar(b.into_inner().context("archive the Dockerfile")?), "Dockerfile".to_string())
+        }
+    } else {
+        let dir = PathBuf::from(&a.context);
+        if !dir.is_dir() {
+            return Err(StatusError::exit(1, format!("unable to prepare context: path {:?} not found", a.context)));
+        }
+        match a.file.as_deref() {
+            Some("-") => {
+                let mut text = Vec::new();
+                std::io::stdin().read_to_end(&mut text).context("read the Dockerfile from STDIN")?;
+                let name = format!(".dockerfile.{}", random_name());
+                (Source::Dir { dir, rel: name.clone(), extra: Some((name.clone(), text)) }, name)
+            }
+            Some(f) => {
+                let path = PathBuf::from(f);
+                let canon_dir = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
+                let canon = path.canonicalize().map_err(|_| {
+                    StatusError::exit(1, format!("unable to prepare context: the Dockerfile {f} cannot be read"))
+                })?;
+                match canon.strip_prefix(&canon_dir) {
+                    Ok(rel) => {
+                        let rel = rel.display().to_string();
+                        (Source::Dir { dir, rel: rel.clone(), extra: None }, rel)
+                    }
+                    Err(_) => {
+                        let text = std::fs::read(&canon).with_context(|| format!("read {f}"))?;
+                        let name = format!(".dockerfile.{}", random_name());
+                        (Source::Dir { dir, rel: name.clone(), extra: Some((name.clone(), text)) }, name)
+                    }
+                }
+            }
+            None => {
+                if !dir.join("Dockerfile").exists() {
+                    return Err(StatusError::exit(
+                        1,
+                        format!(
+                            "unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory",
+                            dir.join("Dockerfile").display()
+                        ),
+                    ));
+                }
+                (Source::Dir { dir, rel: "Dockerfile".into(), extra: None }, "Dockerfile".to_string())
+            }
+        }
+    };
+    let mut q: Vec<(&str, String)> = a.tags.iter().map(|t| ("t", t.clone())).collect();
+    if !dockerfile.is_empty() {
+        q.push(("dockerfile", dockerfile));
+    }
+    if !a.build_args.is_empty() {
+        q.push(("buildargs", Value::Object(pairs(&a.build_args, true)).to_string()));
+    }
+    if !a.labels.is_empty() {
+        q.push(("labels", Value::Object(pairs(&a.labels, false)).to_string()));
+    }
+    if let Some(t) = &a.target {
+        q.push(("target", t.clone()));
+    }
+    if a.no_cache {
+        q.push(("nocache", "1".into()));
+    }
+    if a.pull {
+        q.push(("pull", "1".into()));
+    }
+    if a.quiet {
+        q.push(("q", "1".into()));
+    }
+    if a.network != "default" {
+        q.push(("networkmode", a.network.clone()));
+    }
+    if let Some(p) = &a.platform {
+        q.push(("platform", p.clone()));
+    }
+    q.push(("rm", "1".into()));
+    let (tx, body) = ChannelBody::channel();
+    // The context is archived while it is sent.
+    let packing = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        match source {
+            Source::Tar(t) => w.write_all(&t).context("send the context")?,
+            Source::Dir { dir, rel, extra } => {
+                w = pack(w, &dir, &rel, extra.as_ref().map(|(n, d)| (n.as_str(), d.as_slice())))?;
+            }
+        }
+        w.flush().context("send the context")
+    });
+    let resp = c.call(Method::POST, &format!("/build{}", query(&q)), body, false).await;
+    if let Ok(Err(e)) = packing.await {
+        return Err(e);
+    }
+    let resp = resp?;
+    let mode = match a.progress.as_str() {
+        "auto" if std::io::stderr().is_terminal() => Mode::Tty,
+        "auto" | "plain" => Mode::Plain,
+        "tty" => Mode::Tty,
+        "classic" => Mode::Classic,
+        "quiet" => Mode::Quiet,
+        other => {
+            return Err(StatusError::exit(
+                1,
+                format!("invalid progress mode {other:?}: want auto, plain, tty or classic"),
+            ));
+        }
+    };
+    let mode = if a.quiet { Mode::Quiet } else { mode };
+    let mut view = View::new(mode);
+    let mut image_id = None;
+    let mut failure = None;
+    crate::client::json_messages(resp, |v| {
+        if let Some(e) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
+            failure = Some(e.to_string());
+        } else if let Some(id) = v["aux"]["ID"].as_str() {
+            image_id = Some(id.to_string());
+        } else if let Some(s) = v["stream"].as_str() {
+            view.stream(s);
+        } else if let Some(s) = v["status"].as_str() {
+            let id = v["id"].as_str().map(|i| format!("{i}: ")).unwrap_or_default();
+            view.stream(&format!("{id}{s}\n"));
+        }
+    })
+    .await?;
+    if let Some(e) = failure {
+        view.fail();
+        return Err(StatusError::exit(1, e));
+    }
+    view.finish();
+    let Some(id) = image_id else {
+        return Err(StatusError::exit(1, "the build ended without an image"));
+    };
+    if a.quiet {
+        println!("{id}");
+    }
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, &id).with_context(|| format!("write {}", f.display()))?;
+    }
+    Ok(0)
+}
+
+pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {
+    if !a.force && std::io::stdin().is_terminal() {
+        eprint!("WARNING! This will remove all dangling build cache.\nAre you sure you want to continue? [y/N] ");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).context("read the answer")?;
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Ok(0);
+        }
+    }
+    let q = if a.all { "?all=1" } else { "" };
+    let out = c.post(&format!("/build/prune{q}")).await?;
+    let v: Value = serde_json::from_slice(&out).context("decode the prune answer")?;
+    if let Some(ids) = v["CachesDeleted"].as_array().filter(|a| !a.is_empty()) {
+        println!("Deleted build cache objects:");
+        for id in ids {
+            println!("{}", id.as_str().unwrap_or(""));
+        }
+        println!();
+    }
+    let bytes = v["SpaceReclaimed"].as_u64().unwrap_or(0);
+    println!("Total reclaimed space: {}", crate::units::human_size(bytes as f64));
+    Ok(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    Plain,
+    Tty,
+    Classic,
+    Quiet,
+}
+
+/// The BuildKit-like display of the classic stream.
+struct View {
+    mode: Mode,
+    start: Instant,
+    /// Current step: number, title, start, whether it came from the cache, its output.
+    step: Option<(usize, String, Instant, bool, Vec<String>)>,
+    partial: String,
+}
+
+impl View {
+    fn new(mode: Mode) -> View {
+        View { mode, start: Instant::now(), step: None, partial: String::new() }
+    }
+
+    fn stream(&mut self, s: &str) {
+        if self.mode == Mode::Classic {
+            print!("{s}");
+            let _ = std::io::stdout().flush();
+            return;
+        }
+        if self.mode == Mode::Quiet {
+            return;
+        }
+        self.partial.push_str(s);
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            self.line(line.trim_end_matches('\n'));
+        }
+    }
+
+    fn end_step(&mut self, failed: bool) {
+        let Some((n, title, t0, cached, out)) = self.step.take() else { return };
+        let secs = t0.elapsed().as_secs_f64();
+        let mut e = std::io::stderr();
+        match self.mode {
+            Mode::Plain => {
+                if cached {
+                    let _ = writeln!(e, "#{n} CACHED");
+                } else if failed {
+                    let _ = writeln!(e, "#{n} ERROR {secs:.1}s");
+                } else {
+                    let _ = writeln!(e, "#{n} DONE {secs:.1}s");
+                }
+                let _ = writeln!(e);
+            }
+            Mode::Tty => {
+                let status = if cached {
+                    "CACHED".to_string()
+                } else if failed {
+                    "ERROR".into()
+                } else {
+                    format!("{secs:.1}s")
+                };
+                let _ = writeln!(e, "\r\x1b[2K => {title:<60} {status}");
+                if failed {
+                    for l in out {
+                        let _ = writeln!(e, "    {l}");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let mut e = std::io::stderr();
+        // "Step 3/8 : RUN make" starts a step.
+        if let Some(rest) = line.strip_prefix("Step ")
+            && let Some((nm, text)) = rest.split_once(" : ")
+        {
+            self.end_step(false);
+            let n = nm.split('/').next().and_then(|x| x.parse().ok()).unwrap_or(0);
+            let title = format!("[{nm}] {text}");
+            if self.mode == Mode::Plain {
+                let _ = writeln!(e, "#{n} {title}");
+            } else {
+                let _ = write!(e, "\r\x1b[2K => {title}");
+            }
+            self.step = Some((n, title, Instant::now(), false, Vec::new()));
+            return;
+        }
+        if line == " ---> Using cache" {
+            if let Some(s) = &mut self.step {
+                s.3 = true;
+            }
+            return;
+        }
+        if line.starts_with(" ---> ") || line.starts_with("Removing intermediate container") {
+            return;
+        }
+        if line.starts_with("Successfully built") || line.starts_with("Successfully tagged") {
+            self.end_step(false);
+            let secs = self.start.elapsed().as_secs_f64();
+            if self.mode == Mode::Plain {
+                let _ = writeln!(e, "#{} {line}", "-");
+            } else {
+                let _ = writeln!(e, " => {line:<60} {secs:.1}s");
+            }
+            return;
+        }
+        match &mut self.step {
+            Some((n, _, t0, _, out)) => {
+                if self.mode == Mode::Plain {
+                    let _ = writeln!(e, "#{n} {:.3} {line}", t0.elapsed().as_secs_f64());
+                } else {
+                    out.push(line.to_string());
+                }
+            }
+            None => {
+                let _ = writeln!(e, "{line}");
+            }
+        }
+    }
+
+    fn fail(&mut self) {
+        if !self.partial.is_empty() {
+            let p = std::mem::take(&mut self.partial);
+            self.line(&p);
+        }
+        self.end_step(true);
+    }
+
+    fn finish(&mut self) {
+        self.end_step(false);
+    }
+}
