@@ -109,15 +109,16 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
         .map_err(|e| Error::Internal(format!("open {}: {}", path.display(), e.desc())))
 }
 
-fn list_dir(fd: BorrowedFd<'_>) -> Result<Vec<String>, Error> {
+fn list_dir(fd: BorrowedFd<'_>) -> Result<Vec<std::ffi::OsString>, Error> {
+    use std::os::unix::ffi::OsStrExt;
     let dup = fd.try_clone_to_owned().map_err(io("dup"))?;
     let mut dir = nix::dir::Dir::from_fd(dup).map_err(sys("read directory"))?;
     let mut names = Vec::new();
     for e in dir.iter() {
         let e = e.map_err(sys("read directory"))?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n != "." && n != ".." {
-            names.push(n);
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(std::ffi::OsStr::from_bytes(n).to_os_string());
         }
     }
     names.sort();
@@ -140,7 +141,8 @@ pub fn expand_source(root: BorrowedFd<'_>, src: &str) -> Result<Vec<String>, Err
             }
             let dir = if base.is_empty() { "/" } else { base.as_str() };
             let Ok(fd) = open_in_root(root, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else { continue };
-            for name in list_dir(fd.as_fd())? {
+            // Names that are not UTF-8 cannot match a pattern of the Dockerfile (which is text).
+            for name in list_dir(fd.as_fd())?.into_iter().filter_map(|n| n.into_string().ok()) {
                 if glob_match(comp, &name) {
                     next.push(format!("{base}/{name}"));
                 }
@@ -232,12 +234,21 @@ impl HashCache {
     /// Feeds `h` with what a copy of `loc` depends on: names, types, permission bits, sizes, contents and link
     /// targets of everything below it (not owners, which a copy replaces, nor times).
     pub fn hash_tree(&self, loc: &Located, h: &mut Sha256) -> Result<(), Error> {
-        self.hash_entry(loc.dir.as_fd(), &loc.name, &loc.st, "", h)
+        self.hash_entry(loc.dir.as_fd(), std::ffi::OsStr::new(&loc.name), &loc.st, b"", h)
     }
 
-    fn hash_entry(&self, dir: BorrowedFd<'_>, name: &str, st: &FileStat, rel: &str, h: &mut Sha256) -> Result<(), Error> {
+    fn hash_entry(
+        &self,
+        dir: BorrowedFd<'_>,
+        name: &std::ffi::OsStr,
+        st: &FileStat,
+        rel: &[u8],
+        h: &mut Sha256,
+    ) -> Result<(), Error> {
+        use std::os::unix::ffi::OsStrExt;
         let kind = st.st_mode & libc::S_IFMT;
-        h.update(format!("{rel}\0{:o}\0{:o}\0", kind, st.st_mode & 0o7777).as_bytes());
+        h.update(rel);
+        h.update(format!("\0{:o}\0{:o}\0", kind, st.st_mode & 0o7777).as_bytes());
         match kind {
             libc::S_IFREG => {
                 let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
@@ -256,8 +267,11 @@ impl HashCache {
                         .map_err(sys("open"))?
                 };
                 for child in list_dir(fd.as_fd())? {
-                    let Ok(cst) = fstatat(&fd, child.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else { continue };
-                    self.hash_entry(fd.as_fd(), &child, &cst, &format!("{rel}/{child}"), h)?;
+                    let cst = fstatat(&fd, child.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys("stat"))?;
+                    let mut sub = rel.to_vec();
+                    sub.push(b'/');
+                    sub.extend_from_slice(child.as_bytes());
+                    self.hash_entry(fd.as_fd(), &child, &cst, &sub, h)?;
                 }
             }
             _ => h.update(format!("{}", st.st_rdev).as_bytes()),
@@ -269,6 +283,27 @@ impl HashCache {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The context
+
+/// Reads a text file of the context (the Dockerfile, `.dockerignore`): resolved inside `ctx` (symlinks cannot lead
+/// out of it), a regular file of at most 16 MiB. `None` when there is none.
+pub fn read_small(ctx: &Path, rel: &str) -> Result<Option<String>, String> {
+    let root = open_dir(ctx).map_err(|e| e.to_string())?;
+    let fd = match open_in_root(root.as_fd(), rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(e.desc().to_string()),
+    };
+    let st = fstat(&fd).map_err(|e| e.desc().to_string())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("not a regular file".into());
+    }
+    if st.st_size > 16 << 20 {
+        return Err("larger than 16 MiB".into());
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd).take(16 << 20).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok(Some(text))
+}
 
 /// A tar stream completed to whole blocks and an end-of-archive marker: the docker CLI's context with a Dockerfile
 /// from outside the context (Go's `ReplaceFileTarWrapper`) ends right after the last file's data.

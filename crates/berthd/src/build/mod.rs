@@ -183,17 +183,17 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         tracing::debug!("build context received in {:?}", t0.elapsed());
         let rel = fs::clean_in_root(&name)
             .ok_or_else(|| bad(format!("the Dockerfile ({name}) must be within the build context")))?;
-        let path = berth_runtime::mounts::secure_join(&ctx2, Path::new(&rel))
-            .map_err(|e| Error::Internal(format!("resolve {name}: {e}")))?;
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => bad(format!("Cannot locate specified Dockerfile: {name}")),
-            _ => bad(format!("read the Dockerfile {name}: {e}")),
-        })?;
-        let own = path.with_file_name(format!(
-            "{}.dockerignore",
-            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
-        ));
-        let ignore = std::fs::read_to_string(&own).or_else(|_| std::fs::read_to_string(ctx2.join(".dockerignore"))).ok();
+        let text = fs::read_small(&ctx2, &rel)
+            .map_err(|e| bad(format!("Cannot locate specified Dockerfile: {name}: {e}")))?
+            .ok_or_else(|| bad(format!("Cannot locate specified Dockerfile: {name}")))?;
+        let ignore = match fs::read_small(&ctx2, &format!("{rel}.dockerignore")).map_err(|e| bad(format!("{name}.dockerignore: {e}")))? {
+            Some(t) => Some(t),
+            None => fs::read_small(&ctx2, ".dockerignore").map_err(|e| bad(format!(".dockerignore: {e}")))?,
+        };
+        // A Dockerfile the client added to the context (`-f -`, `-f` outside it) is not part of it.
+        if Path::new(&rel).file_name().is_some_and(|f| f.to_string_lossy().starts_with(".dockerfile.")) {
+            let _ = std::fs::remove_file(ctx2.join(rel.trim_start_matches('/')));
+        }
         Ok((text, ignore))
     })
     .await?;
@@ -259,6 +259,8 @@ struct Ctx {
     step: AtomicUsize,
     total: usize,
     results: Vec<tokio::sync::watch::Sender<StageResult>>,
+    /// The stages this build runs (a stage outside it is never waited for).
+    needed: BTreeSet<usize>,
     seq: AtomicUsize,
 }
 
@@ -366,15 +368,19 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         step: AtomicUsize::new(0),
         total,
         results,
+        needed: needed.clone(),
         seq: AtomicUsize::new(0),
     });
     let mut tasks = Vec::new();
     for &s in &needed {
         let cx2 = cx.clone();
         tasks.push(tokio::spawn(async move {
+            // Whatever happens to the task (a panic included), the stages waiting for this one hear of it.
+            let guard = Published(cx2.clone(), s);
             let r = build_stage(&cx2, s).await;
             let shared = r.as_ref().map(|b| b.clone()).map_err(|e| e.to_string());
             cx2.results[s].send_replace(Some(shared));
+            drop(guard);
             r
         }));
     }
@@ -458,8 +464,30 @@ fn unreachable_config() -> ! {
     panic!("image config is not an object")
 }
 
+/// Tells a stage's waiters that it ended without a result, unless it published one.
+struct Published(Arc<Ctx>, usize);
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.0.results[self.1].send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(Err("the stage's task ended".into()));
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
 /// Waits for an earlier stage.
 async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
+    if !cx.needed.contains(&i) {
+        return Err(bad(format!(
+            "stage {} is used in a way the build could not plan (a variable from the stage's own ENV or ARG in --from?): name stages by constants or meta ARGs",
+            cx.prep.df.stages[i].name.clone().unwrap_or_else(|| i.to_string())
+        )));
+    }
     let mut rx = cx.results[i].subscribe();
     loop {
         if let Some(r) = rx.borrow().clone() {
@@ -632,7 +660,7 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
             "history": [],
         });
         (img, Vec::new(), fs::key_of(&json!(["FROM", "scratch"])))
-    } else if let Some(i) = cx.prep.df.stage(&base).filter(|&i| i < index) {
+    } else if let Some(i) = cx.prep.df.stages[..index].iter().position(|st| st.name.as_deref() == Some(&base.to_ascii_lowercase())) {
         let b = stage_result(cx, i).await?;
         (b.img.clone(), b.chains.clone(), fs::key_of(&json!(["FROM", "stage", b.key])))
     } else {
@@ -684,6 +712,11 @@ fn record(created: &str, created_by: &str, empty: bool, layer: Option<&DiffId>) 
     json!({"created": created, "created_by": created_by, "empty_layer": empty, "diff_id": layer.map(|l| l.as_str())})
 }
 
+/// The layer a step's layer sits on, as its cache record names it.
+fn parent_of(st: &State) -> Value {
+    json!(st.chains.last().map(|c| c.as_str().to_string()))
+}
+
 /// Looks a step up in the cache (unless `--no-cache`).
 async fn cached(cx: &Ctx, key: &str) -> Result<Option<berth_store::cache::CacheEntry>, Error> {
     if cx.opts.no_cache {
@@ -727,6 +760,10 @@ async fn from_cache(cx: &Ctx, st: &mut State, key: &str) -> Result<bool, Error> 
     let created = e.record["created"].as_str().map(str::to_string).unwrap_or_else(now);
     let by = e.record["created_by"].as_str().unwrap_or("").to_string();
     let diff = e.record["diff_id"].as_str().map(DiffId::parse).transpose().ok().flatten();
+    // A layer made on another parent (an entry rewritten by a `--no-cache` build, or two builds racing) is a miss.
+    if e.chain.is_some() && e.record["parent"] != parent_of(st) {
+        return Ok(false);
+    }
     match (e.chain, diff) {
         (Some(c), Some(d)) => {
             st.push_layer(c, &d);
@@ -748,7 +785,9 @@ async fn finish_layer_step(cx: &Ctx, st: &mut State, key: String, created_by: St
     let created = now();
     match layer {
         Some(l) => {
-            remember(cx, &key, Some(l.chain_id.clone()), record(&created, &created_by, false, Some(&l.diff_id))).await?;
+            let mut rec = record(&created, &created_by, false, Some(&l.diff_id));
+            rec["parent"] = parent_of(st);
+            remember(cx, &key, Some(l.chain_id.clone()), rec).await?;
             st.push_layer(l.chain_id.clone(), &l.diff_id);
             st.push_history(&created, &created_by, false);
         }
@@ -985,7 +1024,11 @@ async fn run_step(
             // A heredoc with a `#!` line runs as a program of its own, from a read-only file (as BuildKit does).
             let dir = cx.prep.ws.join("scripts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
             std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("mkdir {}: {e}", dir.display())))?;
-            let file = dir.join(&name);
+            // The delimiter names the file inside the container only: never a host path.
+            if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+                return Err(bad(format!("{at}: invalid here-document name {name:?} for a script")));
+            }
+            let file = dir.join("script");
             std::fs::write(&file, &content).map_err(|e| Error::Internal(format!("write {}: {e}", file.display())))?;
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755));
@@ -1160,7 +1203,7 @@ async fn run_step(
             tracing::warn!("remove build container {}: {e}", &id[..12]);
         }
     }
-    cx.out.stream(format!(" ---> Removed intermediate container {}\n", &id[..12]));
+    cx.out.stream(format!("Removing intermediate container {}\n", &id[..12]));
     committed
 }
 
@@ -1218,6 +1261,12 @@ async fn copy_step(
     stage: usize,
 ) -> Result<(), Error> {
     let what = if add { "ADD" } else { "COPY" };
+    if !args.exclude.is_empty() {
+        return Err(bad(format!("{at}: {what} --exclude is not supported yet")));
+    }
+    if args.parents {
+        return Err(bad(format!("{at}: {what} --parents is not supported yet")));
+    }
     let wd = st.config()["WorkingDir"].as_str().unwrap_or("").to_string();
     let dest = if args.dest.starts_with('/') {
         args.dest.clone()
@@ -1291,11 +1340,24 @@ async fn copy_step(
         file_keys.push(json!([h.name, content]));
         files.push((p, h.name.clone()));
     }
+    if let Some(sum) = args.checksum.as_deref().filter(|c| !c.is_empty()) {
+        if urls.len() != 1 || !sources.is_empty() {
+            return Err(bad(format!("{at}: checksum can't be specified for multiple sources or non-HTTP(S) sources")));
+        }
+        if !sum.starts_with("sha256:") {
+            return Err(bad(format!("{at}: unsupported checksum {sum}: only sha256: is supported")));
+        }
+    }
     for (n, u) in urls.iter().enumerate() {
         let dest_dir = dirs.src.parent().unwrap_or(Path::new("/")).join(format!("url-{n}"));
         let (path, name, digest) = download(&dest_dir, u, &cx.d.config.registry_certs_dir)
             .await
             .map_err(|e| bad(format!("{at}: ADD {u}: {e}")))?;
+        if let Some(sum) = args.checksum.as_deref().filter(|c| !c.is_empty())
+            && sum.strip_prefix("sha256:") != Some(digest.as_str())
+        {
+            return Err(bad(format!("{at}: ADD {u}: digest mismatch: expected {sum}, got sha256:{digest}")));
+        }
         file_keys.push(json!([u, digest]));
         files.push((path, name));
     }
@@ -1312,7 +1374,7 @@ async fn copy_step(
         dest,
         chown: args.chown.clone(),
         chmod,
-        unpack_archives: add,
+        unpack_archives: add && args.unpack != Some(false),
         what,
         from_context,
     };
