@@ -243,6 +243,11 @@ fn bad_input_names_the_line_and_tags_nothing() {
         ("FROM nosuchimage:1\n", "nosuchimage"),
         ("RUN true\n", "Dockerfile:1"),
         ("FROM busybox\nCOPY link /x\n", "link"),
+        // A here-document's name never becomes a host path.
+        ("FROM busybox\nRUN <</tmp/berth-heredoc-escape\n#!/bin/sh\necho x\n/tmp/berth-heredoc-escape\n", "invalid here-document name"),
+        // A --from the plan cannot see (a stage-local variable) fails at once instead of waiting.
+        ("FROM busybox AS a\nRUN true\nFROM busybox\nARG SRC=a\nCOPY --from=$SRC /bin/sh /x\n", "could not plan"),
+        ("FROM busybox\nFROM 0\n", "0"),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
         let dir = context(&d, &format!("bad{i}"), &[("Dockerfile", df)]);
@@ -258,6 +263,29 @@ fn bad_input_names_the_line_and_tags_nothing() {
         let tagged = d.berth(&["image", "inspect", "bad:1"]);
         assert!(!tagged.status.success(), "{df:?} tagged an image");
     }
+    assert!(!Path::new("/tmp/berth-heredoc-escape").exists());
+    // A .dockerignore that points outside the context is not followed there.
+    let dir = context(&d, "ignore-link", &[("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"), ("a.txt", "a\n")]);
+    std::os::unix::fs::symlink("/etc/passwd", dir.join(".dockerignore")).unwrap();
+    build_ok(&d, &dir, &["-t", "ignore-link"]);
+    assert_eq!(d.ok(&["run", "--rm", "ignore-link", "cat", "/ctx/a.txt"]), "a\n");
+    assert_clean(&d);
+}
+
+#[test]
+fn dockerfile_from_stdin_is_not_in_the_context() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let dir = context(&d, "stdin", &[("a.txt", "a\n")]);
+    let p = dir.display().to_string();
+    let df = b"FROM busybox\nCOPY . /ctx/\n";
+    for round in 0..2 {
+        let out = d.berth_input(&["build", "--progress=plain", "-t", "stdin", "-f", "-", &p], df);
+        assert!(out.status.success(), "{}", stderr(&out));
+        if round == 1 {
+            assert_eq!(stderr(&out).matches("CACHED").count(), 1, "{}", stderr(&out));
+        }
+    }
+    assert_eq!(d.ok(&["run", "--rm", "stdin", "ls", "-A", "/ctx"]), "a.txt\n");
     assert_clean(&d);
 }
 

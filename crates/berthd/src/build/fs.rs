@@ -109,15 +109,16 @@ pub fn open_dir(path: &Path) -> Result<OwnedFd, Error> {
         .map_err(|e| Error::Internal(format!("open {}: {}", path.display(), e.desc())))
 }
 
-fn list_dir(fd: BorrowedFd<'_>) -> Result<Vec<String>, Error> {
+fn list_dir(fd: BorrowedFd<'_>) -> Result<Vec<std::ffi::OsString>, Error> {
+    use std::os::unix::ffi::OsStrExt;
     let dup = fd.try_clone_to_owned().map_err(io("dup"))?;
     let mut dir = nix::dir::Dir::from_fd(dup).map_err(sys("read directory"))?;
     let mut names = Vec::new();
     for e in dir.iter() {
         let e = e.map_err(sys("read directory"))?;
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n != "." && n != ".." {
-            names.push(n);
+        let n = e.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(std::ffi::OsStr::from_bytes(n).to_os_string());
         }
     }
     names.sort();
@@ -140,7 +141,8 @@ pub fn expand_source(root: BorrowedFd<'_>, src: &str) -> Result<Vec<String>, Err
             }
             let dir = if base.is_empty() { "/" } else { base.as_str() };
             let Ok(fd) = open_in_root(root, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else { continue };
-            for name in list_dir(fd.as_fd())? {
+            // Names that are not UTF-8 cannot match a pattern of the Dockerfile (which is text).
+            for name in list_dir(fd.as_fd())?.into_iter().filter_map(|n| n.into_string().ok()) {
                 if glob_match(comp, &name) {
                     next.push(format!("{base}/{name}"));
                 }
@@ -188,13 +190,8 @@ pub fn locate(root: BorrowedFd<'_>, root_path: &Path, path: &str) -> Result<Opti
     let Ok(dir) = open_in_root(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else { return Ok(None) };
     match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-            let fd = openat(
-                &dir,
-                name,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(sys("open"))?;
+            let fd = openat(&dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(sys("open"))?;
             Ok(Some(Located { dir: fd, name: String::new(), st }))
         }
         Ok(st) => Ok(Some(Located { dir, name: name.to_string(), st })),
@@ -213,13 +210,7 @@ pub struct HashCache {
 
 impl HashCache {
     fn file(&self, fd: OwnedFd, st: &FileStat) -> Result<String, Error> {
-        let key = (
-            st.st_dev,
-            st.st_ino,
-            st.st_size,
-            st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-            st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
-        );
+        let key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime * 1_000_000_000 + st.st_mtime_nsec, st.st_ctime * 1_000_000_000 + st.st_ctime_nsec);
         if let Some(d) = self.files.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(d);
         }
@@ -243,19 +234,21 @@ impl HashCache {
     /// Feeds `h` with what a copy of `loc` depends on: names, types, permission bits, sizes, contents and link
     /// targets of everything below it (not owners, which a copy replaces, nor times).
     pub fn hash_tree(&self, loc: &Located, h: &mut Sha256) -> Result<(), Error> {
-        self.hash_entry(loc.dir.as_fd(), &loc.name, &loc.st, "", h)
+        self.hash_entry(loc.dir.as_fd(), std::ffi::OsStr::new(&loc.name), &loc.st, b"", h)
     }
 
     fn hash_entry(
         &self,
         dir: BorrowedFd<'_>,
-        name: &str,
+        name: &std::ffi::OsStr,
         st: &FileStat,
-        rel: &str,
+        rel: &[u8],
         h: &mut Sha256,
     ) -> Result<(), Error> {
+        use std::os::unix::ffi::OsStrExt;
         let kind = st.st_mode & libc::S_IFMT;
-        h.update(format!("{rel}\0{:o}\0{:o}\0", kind, st.st_mode & 0o7777).as_bytes());
+        h.update(rel);
+        h.update(format!("\0{:o}\0{:o}\0", kind, st.st_mode & 0o7777).as_bytes());
         match kind {
             libc::S_IFREG => {
                 let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
@@ -270,17 +263,15 @@ impl HashCache {
                 let fd = if name.is_empty() {
                     dir.try_clone_to_owned().map_err(io("dup"))?
                 } else {
-                    openat(
-                        dir,
-                        name,
-                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .map_err(sys("open"))?
+                    openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+                        .map_err(sys("open"))?
                 };
                 for child in list_dir(fd.as_fd())? {
-                    let Ok(cst) = fstatat(&fd, child.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else { continue };
-                    self.hash_entry(fd.as_fd(), &child, &cst, &format!("{rel}/{child}"), h)?;
+                    let cst = fstatat(&fd, child.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys("stat"))?;
+                    let mut sub = rel.to_vec();
+                    sub.push(b'/');
+                    sub.extend_from_slice(child.as_bytes());
+                    self.hash_entry(fd.as_fd(), &child, &cst, &sub, h)?;
                 }
             }
             _ => h.update(format!("{}", st.st_rdev).as_bytes()),
@@ -292,6 +283,27 @@ impl HashCache {
 
 // ---------------------------------------------------------------------------------------------------------------
 // The context
+
+/// Reads a text file of the context (the Dockerfile, `.dockerignore`): resolved inside `ctx` (symlinks cannot lead
+/// out of it), a regular file of at most 16 MiB. `None` when there is none.
+pub fn read_small(ctx: &Path, rel: &str) -> Result<Option<String>, String> {
+    let root = open_dir(ctx).map_err(|e| e.to_string())?;
+    let fd = match open_in_root(root.as_fd(), rel, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => return Ok(None),
+        Err(e) => return Err(e.desc().to_string()),
+    };
+    let st = fstat(&fd).map_err(|e| e.desc().to_string())?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("not a regular file".into());
+    }
+    if st.st_size > 16 << 20 {
+        return Err("larger than 16 MiB".into());
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd).take(16 << 20).read_to_string(&mut text).map_err(|e| e.to_string())?;
+    Ok(Some(text))
+}
 
 /// A tar stream completed to whole blocks and an end-of-archive marker: the docker CLI's context with a Dockerfile
 /// from outside the context (Go's `ReplaceFileTarWrapper`) ends right after the last file's data.
@@ -356,12 +368,13 @@ pub fn receive_context(body: impl Read, dir: &Path) -> Result<(), Error> {
 
 /// Removes what `excluded` says of the context below `dir`; `keep` names stay (the Dockerfile is read already, but
 /// a `COPY .` must not see it when it is excluded, so nothing is kept by default).
-pub fn apply_ignore(
-    dir: &Path,
-    excluded: &dyn Fn(&str) -> bool,
-    may_contain_included: &dyn Fn(&str) -> bool,
-) -> Result<(), Error> {
-    fn walk(base: &Path, rel: &str, excluded: &dyn Fn(&str) -> bool, inc: &dyn Fn(&str) -> bool) -> Result<(), Error> {
+pub fn apply_ignore(dir: &Path, excluded: &dyn Fn(&str) -> bool, may_contain_included: &dyn Fn(&str) -> bool) -> Result<(), Error> {
+    fn walk(
+        base: &Path,
+        rel: &str,
+        excluded: &dyn Fn(&str) -> bool,
+        inc: &dyn Fn(&str) -> bool,
+    ) -> Result<(), Error> {
         let here = if rel.is_empty() { base.to_path_buf() } else { base.join(rel) };
         let entries = std::fs::read_dir(&here).map_err(io(format!("read {}", here.display())))?;
         for e in entries {
@@ -433,12 +446,7 @@ pub struct StepDirs {
 
 impl StepDirs {
     pub fn create(base: &Path) -> Result<StepDirs, Error> {
-        let dirs = StepDirs {
-            upper: base.join("upper"),
-            work: base.join("work"),
-            mnt: base.join("mnt"),
-            src: base.join("src"),
-        };
+        let dirs = StepDirs { upper: base.join("upper"), work: base.join("work"), mnt: base.join("mnt"), src: base.join("src") };
         for d in [&dirs.upper, &dirs.work, &dirs.mnt, &dirs.src] {
             std::fs::create_dir_all(d).map_err(io(format!("mkdir {}", d.display())))?;
         }
@@ -497,9 +505,7 @@ fn archive_kind(fd: BorrowedFd<'_>) -> Option<berth_store::Compression> {
     }
     match berth_store::Compression::detect(&head[..n]) {
         berth_store::Compression::Gzip => Some(berth_store::Compression::Gzip),
-        berth_store::Compression::None if n >= 262 && &head[257..262] == b"ustar" => {
-            Some(berth_store::Compression::None)
-        }
+        berth_store::Compression::None if n >= 262 && &head[257..262] == b"ustar" => Some(berth_store::Compression::None),
         _ => None,
     }
 }
@@ -545,20 +551,11 @@ pub fn copy(lower: Vec<PathBuf>, dirs: &StepDirs, job: CopyJob) -> Result<(), Er
     })
 }
 
-fn copy_in(
-    job: &CopyJob,
-    root: BorrowedFd<'_>,
-    root_path: &Path,
-    src: BorrowedFd<'_>,
-    src_path: &Path,
-) -> Result<(), Error> {
+fn copy_in(job: &CopyJob, root: BorrowedFd<'_>, root_path: &Path, src: BorrowedFd<'_>, src_path: &Path) -> Result<(), Error> {
     let owner = match job.chown.as_deref().filter(|c| !c.is_empty()) {
         Some(spec) => {
             let u = berth_runtime::user::resolve(root_path, spec).map_err(|e| {
-                Error::InvalidArgument(format!(
-                    "{} failed: unable to convert uid/gid chown string to host mapping: {e}",
-                    job.what
-                ))
+                Error::InvalidArgument(format!("{} failed: unable to convert uid/gid chown string to host mapping: {e}", job.what))
             })?;
             (u.uid, u.gid)
         }
@@ -631,13 +628,8 @@ fn copy_in(
         }
         let base = p.rsplit('/').next().unwrap_or("").to_string();
         if job.unpack_archives && loc.st.st_mode & libc::S_IFMT == libc::S_IFREG {
-            let fd = openat(
-                &loc.dir,
-                loc.name.as_str(),
-                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(sys("open"))?;
+            let fd = openat(&loc.dir, loc.name.as_str(), OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(sys("open"))?;
             if let Some(kind) = archive_kind(fd.as_fd()) {
                 let f = std::fs::File::from(fd);
                 let mut r: Box<dyn Read> = match kind {
@@ -758,11 +750,7 @@ pub fn key_of(parts: &serde_json::Value) -> String {
 }
 
 /// Hashes the sources of a copy from the context (for its cache key): each source's matches, in order.
-pub fn hash_context_sources(
-    ctx: &Path,
-    sources: &[String],
-    cache: &HashCache,
-) -> Result<BTreeMap<String, String>, Error> {
+pub fn hash_context_sources(ctx: &Path, sources: &[String], cache: &HashCache) -> Result<BTreeMap<String, String>, Error> {
     let root = open_dir(ctx)?;
     let mut out = BTreeMap::new();
     for s in sources {

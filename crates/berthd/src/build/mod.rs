@@ -34,16 +34,8 @@ use crate::daemon::{Daemon, blocking};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "ALL_PROXY",
-    "all_proxy",
+    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
+    "ALL_PROXY", "all_proxy",
 ];
 
 /// The query of `POST /build`.
@@ -191,18 +183,17 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         tracing::debug!("build context received in {:?}", t0.elapsed());
         let rel = fs::clean_in_root(&name)
             .ok_or_else(|| bad(format!("the Dockerfile ({name}) must be within the build context")))?;
-        let path = berth_runtime::mounts::secure_join(&ctx2, Path::new(&rel))
-            .map_err(|e| Error::Internal(format!("resolve {name}: {e}")))?;
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => bad(format!("Cannot locate specified Dockerfile: {name}")),
-            _ => bad(format!("read the Dockerfile {name}: {e}")),
-        })?;
-        let own = path.with_file_name(format!(
-            "{}.dockerignore",
-            path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
-        ));
-        let ignore =
-            std::fs::read_to_string(&own).or_else(|_| std::fs::read_to_string(ctx2.join(".dockerignore"))).ok();
+        let text = fs::read_small(&ctx2, &rel)
+            .map_err(|e| bad(format!("Cannot locate specified Dockerfile: {name}: {e}")))?
+            .ok_or_else(|| bad(format!("Cannot locate specified Dockerfile: {name}")))?;
+        let ignore = match fs::read_small(&ctx2, &format!("{rel}.dockerignore")).map_err(|e| bad(format!("{name}.dockerignore: {e}")))? {
+            Some(t) => Some(t),
+            None => fs::read_small(&ctx2, ".dockerignore").map_err(|e| bad(format!(".dockerignore: {e}")))?,
+        };
+        // A Dockerfile the client added to the context (`-f -`, `-f` outside it) is not part of it.
+        if Path::new(&rel).file_name().is_some_and(|f| f.to_string_lossy().starts_with(".dockerfile.")) {
+            let _ = std::fs::remove_file(ctx2.join(rel.trim_start_matches('/')));
+        }
         Ok((text, ignore))
     })
     .await?;
@@ -268,6 +259,8 @@ struct Ctx {
     step: AtomicUsize,
     total: usize,
     results: Vec<tokio::sync::watch::Sender<StageResult>>,
+    /// The stages this build runs (a stage outside it is never waited for).
+    needed: BTreeSet<usize>,
     seq: AtomicUsize,
 }
 
@@ -375,15 +368,19 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         step: AtomicUsize::new(0),
         total,
         results,
+        needed: needed.clone(),
         seq: AtomicUsize::new(0),
     });
     let mut tasks = Vec::new();
     for &s in &needed {
         let cx2 = cx.clone();
         tasks.push(tokio::spawn(async move {
+            // Whatever happens to the task (a panic included), the stages waiting for this one hear of it.
+            let guard = Published(cx2.clone(), s);
             let r = build_stage(&cx2, s).await;
             let shared = r.as_ref().map(|b| b.clone()).map_err(|e| e.to_string());
             cx2.results[s].send_replace(Some(shared));
+            drop(guard);
             r
         }));
     }
@@ -419,9 +416,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         cx.opts
             .build_args
             .keys()
-            .filter(|k| {
-                !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !cx.meta.iter().any(|(m, _)| m == *k)
-            })
+            .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !cx.meta.iter().any(|(m, _)| m == *k))
             .cloned()
             .collect()
     };
@@ -469,8 +464,30 @@ fn unreachable_config() -> ! {
     panic!("image config is not an object")
 }
 
+/// Tells a stage's waiters that it ended without a result, unless it published one.
+struct Published(Arc<Ctx>, usize);
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.0.results[self.1].send_if_modified(|r| {
+            if r.is_none() {
+                *r = Some(Err("the stage's task ended".into()));
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
 /// Waits for an earlier stage.
 async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
+    if !cx.needed.contains(&i) {
+        return Err(bad(format!(
+            "stage {} is used in a way the build could not plan (a variable from the stage's own ENV or ARG in --from?): name stages by constants or meta ARGs",
+            cx.prep.df.stages[i].name.clone().unwrap_or_else(|| i.to_string())
+        )));
+    }
     let mut rx = cx.results[i].subscribe();
     loop {
         if let Some(r) = rx.borrow().clone() {
@@ -534,9 +551,7 @@ async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::
             Ok(i) if pull => Ok(i),
             _ => Err(match e {
                 berth_registry::Error::NotFound(m) => Error::NotFound(m),
-                e => Error::NotFound(format!(
-                    "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
-                )),
+                e => Error::NotFound(format!("pull access denied for {name}, repository does not exist or may require 'docker login': {e}")),
             }),
         },
     }
@@ -633,10 +648,7 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
         let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.0))?;
         let host = format!("linux/{}", berth_store::image::host_architecture());
         if !p.is_empty() && p != host && p != "linux" && !p.starts_with(&format!("{host}/")) {
-            return Err(bad(format!(
-                "{}: platform {p} is not supported: this builder builds for {host}",
-                where_(cx, stage.line)
-            )));
+            return Err(bad(format!("{}: platform {p} is not supported: this builder builds for {host}", where_(cx, stage.line))));
         }
     }
     let (img, chains, key) = if base.eq_ignore_ascii_case("scratch") {
@@ -648,7 +660,7 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
             "history": [],
         });
         (img, Vec::new(), fs::key_of(&json!(["FROM", "scratch"])))
-    } else if let Some(i) = cx.prep.df.stage(&base).filter(|&i| i < index) {
+    } else if let Some(i) = cx.prep.df.stages[..index].iter().position(|st| st.name.as_deref() == Some(&base.to_ascii_lowercase())) {
         let b = stage_result(cx, i).await?;
         (b.img.clone(), b.chains.clone(), fs::key_of(&json!(["FROM", "stage", b.key])))
     } else {
@@ -667,11 +679,7 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
         .unwrap_or_default();
     let mut instructions: Vec<Instruction> = Vec::new();
     if !triggers.is_empty() {
-        cx.out.stream(format!(
-            "# Executing {} build trigger{}\n",
-            triggers.len(),
-            if triggers.len() == 1 { "" } else { "s" }
-        ));
+        cx.out.stream(format!("# Executing {} build trigger{}\n", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
         for t in &triggers {
             let parsed = berth_build::parse(&format!("FROM scratch\n{t}"))
                 .map_err(|e| bad(format!("ONBUILD trigger {t:?}: {}", e.message)))?;
@@ -702,6 +710,11 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
 /// The cache record of a step.
 fn record(created: &str, created_by: &str, empty: bool, layer: Option<&DiffId>) -> Value {
     json!({"created": created, "created_by": created_by, "empty_layer": empty, "diff_id": layer.map(|l| l.as_str())})
+}
+
+/// The layer a step's layer sits on, as its cache record names it.
+fn parent_of(st: &State) -> Value {
+    json!(st.chains.last().map(|c| c.as_str().to_string()))
 }
 
 /// Looks a step up in the cache (unless `--no-cache`).
@@ -747,6 +760,10 @@ async fn from_cache(cx: &Ctx, st: &mut State, key: &str) -> Result<bool, Error> 
     let created = e.record["created"].as_str().map(str::to_string).unwrap_or_else(now);
     let by = e.record["created_by"].as_str().unwrap_or("").to_string();
     let diff = e.record["diff_id"].as_str().map(DiffId::parse).transpose().ok().flatten();
+    // A layer made on another parent (an entry rewritten by a `--no-cache` build, or two builds racing) is a miss.
+    if e.chain.is_some() && e.record["parent"] != parent_of(st) {
+        return Ok(false);
+    }
     match (e.chain, diff) {
         (Some(c), Some(d)) => {
             st.push_layer(c, &d);
@@ -761,21 +778,16 @@ async fn from_cache(cx: &Ctx, st: &mut State, key: &str) -> Result<bool, Error> 
 }
 
 /// Commits a step's writable layer, records it in the cache and in the state.
-async fn finish_layer_step(
-    cx: &Ctx,
-    st: &mut State,
-    key: String,
-    created_by: String,
-    upper: PathBuf,
-) -> Result<(), Error> {
+async fn finish_layer_step(cx: &Ctx, st: &mut State, key: String, created_by: String, upper: PathBuf) -> Result<(), Error> {
     let store = cx.d.store.clone();
     let parent = st.chains.last().cloned();
     let layer = blocking(move || fs::commit(&store, &upper, parent.as_ref())).await?;
     let created = now();
     match layer {
         Some(l) => {
-            remember(cx, &key, Some(l.chain_id.clone()), record(&created, &created_by, false, Some(&l.diff_id)))
-                .await?;
+            let mut rec = record(&created, &created_by, false, Some(&l.diff_id));
+            rec["parent"] = parent_of(st);
+            remember(cx, &key, Some(l.chain_id.clone()), rec).await?;
             st.push_layer(l.chain_id.clone(), &l.diff_id);
             st.push_history(&created, &created_by, false);
         }
@@ -823,9 +835,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             let mut shown = Vec::new();
             for a in decls {
                 let given = cx.opts.build_args.get(&a.name).cloned().flatten();
-                if given.is_some()
-                    && let Ok(mut u) = cx.used_args.lock()
-                {
+                if given.is_some() && let Ok(mut u) = cx.used_args.lock() {
                     u.insert(a.name.clone());
                 }
                 let value = given
@@ -921,12 +931,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
                         Form::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                     };
                     let mut v = json!({"Test": test});
-                    for (k, d) in [
-                        ("Interval", interval),
-                        ("Timeout", timeout),
-                        ("StartPeriod", start_period),
-                        ("StartInterval", start_interval),
-                    ] {
+                    for (k, d) in [("Interval", interval), ("Timeout", timeout), ("StartPeriod", start_period), ("StartInterval", start_interval)] {
                         if let Some(d) = d {
                             v[k] = json!(go_duration(*d));
                         }
@@ -965,21 +970,13 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             let lower = st.lower_dirs(&cx.d.store);
             let user = st.config()["User"].as_str().map(str::to_string);
             let p2 = path.clone();
-            let dirs2 = fs::StepDirs {
-                upper: dirs.upper.clone(),
-                work: dirs.work.clone(),
-                mnt: dirs.mnt.clone(),
-                src: dirs.src.clone(),
-            };
+            let dirs2 = fs::StepDirs { upper: dirs.upper.clone(), work: dirs.work.clone(), mnt: dirs.mnt.clone(), src: dirs.src.clone() };
             blocking(move || fs::ensure_dir(lower, &dirs2, p2, user)).await?;
             finish_layer_step(cx, st, key, created_by, dirs.upper).await
         }
         Command::Run { cmd, mounts, network, security, heredocs } => {
             if security.as_deref().is_some_and(|s| s != "sandbox") {
-                return Err(bad(format!(
-                    "{at}: RUN --security={} is not supported",
-                    security.as_deref().unwrap_or("")
-                )));
+                return Err(bad(format!("{at}: RUN --security={} is not supported", security.as_deref().unwrap_or(""))));
             }
             run_step(cx, st, raw, &at, key, cmd, mounts, network.as_deref(), heredocs, stage).await
         }
@@ -1027,7 +1024,11 @@ async fn run_step(
             // A heredoc with a `#!` line runs as a program of its own, from a read-only file (as BuildKit does).
             let dir = cx.prep.ws.join("scripts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
             std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("mkdir {}: {e}", dir.display())))?;
-            let file = dir.join(&name);
+            // The delimiter names the file inside the container only: never a host path.
+            if name.is_empty() || name.contains(['/', '\0']) || name == "." || name == ".." {
+                return Err(bad(format!("{at}: invalid here-document name {name:?} for a script")));
+            }
+            let file = dir.join("script");
             std::fs::write(&file, &content).map_err(|e| Error::Internal(format!("write {}: {e}", file.display())))?;
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755));
@@ -1079,8 +1080,7 @@ async fn run_step(
             berth_build::MountKind::Cache => {
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
                 let dir = build_root(&cx.d).join("cache-mounts").join(&fs::key_of(&json!(["cache", id]))[..32]);
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| Error::Internal(format!("cache mount {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("cache mount {}: {e}", dir.display())))?;
                 binds.push(format!("{}:{target}{}", dir.display(), if m.readonly { ":ro" } else { "" }));
                 mount_desc.push(json!(["cache", id, target, m.readonly]));
             }
@@ -1093,21 +1093,14 @@ async fn run_step(
                             let b = stage_result(cx, i).await?;
                             (b.lower_dirs(&cx.d.store), json!(["stage", b.key]))
                         }
-                        Some(_) => {
-                            return Err(bad(format!(
-                                "{at}: --mount from={from}: a stage cannot mount itself or a later stage"
-                            )));
-                        }
+                        Some(_) => return Err(bad(format!("{at}: --mount from={from}: a stage cannot mount itself or a later stage"))),
                         None => {
-                            let image = image_by_name(cx, from, false)
-                                .await
-                                .map_err(|e| bad(format!("{at}: --mount from={from}: {e}")))?;
+                            let image = image_by_name(cx, from, false).await.map_err(|e| bad(format!("{at}: --mount from={from}: {e}")))?;
                             (image.lower_dirs(), json!(["image", image.id.as_str()]))
                         }
                     };
                     let mnt = cx.prep.ws.join("mounts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
-                    std::fs::create_dir_all(&mnt)
-                        .map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
+                    std::fs::create_dir_all(&mnt).map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
                     crate::archive::mount_overlay(&layers, None, &mnt)?;
                     host_mounts.0.push(mnt.clone());
                     let host = berth_runtime::mounts::secure_join(&mnt, Path::new(&src))
@@ -1146,15 +1139,12 @@ async fn run_step(
                 mount_desc.push(json!(["tmpfs", target, m.size]));
             }
             berth_build::MountKind::Secret | berth_build::MountKind::Ssh => {
-                return Err(bad(format!(
-                    "{at}: RUN --mount=type=secret and type=ssh are not supported (they need BuildKit's session)"
-                )));
+                return Err(bad(format!("{at}: RUN --mount=type=secret and type=ssh are not supported (they need BuildKit's session)")));
             }
         }
     }
     let key = fs::key_of(&json!([key, argv, arg_env, network_mode, mount_desc]));
-    let shown_args =
-        if arg_env.is_empty() { String::new() } else { format!("|{} {} ", arg_env.len(), arg_env.join(" ")) };
+    let shown_args = if arg_env.is_empty() { String::new() } else { format!("|{} {} ", arg_env.len(), arg_env.join(" ")) };
     let created_by = match cmd {
         Form::Shell(_) => format!("RUN {shown_args}{} # buildkit", argv.join(" ").trim_end()),
         Form::Exec(v) => format!("RUN {shown_args}{} # buildkit", json_words(v)),
@@ -1202,7 +1192,10 @@ async fn run_step(
             .await;
             finish_layer_step(cx, st, key, created_by, upper).await
         }
-        Ok(code) => Err(bad(format!("{at}: The command '{}' returned a non-zero code: {code}", argv.join(" ")))),
+        Ok(code) => Err(bad(format!(
+            "{at}: The command '{}' returned a non-zero code: {code}",
+            argv.join(" ")
+        ))),
         Err(e) => Err(e),
     };
     if let Ok(c) = c {
@@ -1210,7 +1203,7 @@ async fn run_step(
             tracing::warn!("remove build container {}: {e}", &id[..12]);
         }
     }
-    cx.out.stream(format!(" ---> Removed intermediate container {}\n", &id[..12]));
+    cx.out.stream(format!("Removing intermediate container {}\n", &id[..12]));
     committed
 }
 
@@ -1268,6 +1261,12 @@ async fn copy_step(
     stage: usize,
 ) -> Result<(), Error> {
     let what = if add { "ADD" } else { "COPY" };
+    if !args.exclude.is_empty() {
+        return Err(bad(format!("{at}: {what} --exclude is not supported yet")));
+    }
+    if args.parents {
+        return Err(bad(format!("{at}: {what} --parents is not supported yet")));
+    }
     let wd = st.config()["WorkingDir"].as_str().unwrap_or("").to_string();
     let dest = if args.dest.starts_with('/') {
         args.dest.clone()
@@ -1306,12 +1305,9 @@ async fn copy_step(
                 let b = stage_result(cx, i).await?;
                 (fs::SourceRoot::Layers(b.lower_dirs(&cx.d.store)), json!(["stage", b.key]), false)
             }
-            Some(_) => {
-                return Err(bad(format!("{at}: {what} --from={f}: a stage cannot copy from itself or a later stage")));
-            }
+            Some(_) => return Err(bad(format!("{at}: {what} --from={f}: a stage cannot copy from itself or a later stage"))),
             None => {
-                let image =
-                    image_by_name(cx, f, false).await.map_err(|e| bad(format!("{at}: {what} --from={f}: {e}")))?;
+                let image = image_by_name(cx, f, false).await.map_err(|e| bad(format!("{at}: {what} --from={f}: {e}")))?;
                 (fs::SourceRoot::Layers(image.lower_dirs()), json!(["image", image.id.as_str()]), false)
             }
         },
@@ -1344,11 +1340,24 @@ async fn copy_step(
         file_keys.push(json!([h.name, content]));
         files.push((p, h.name.clone()));
     }
+    if let Some(sum) = args.checksum.as_deref().filter(|c| !c.is_empty()) {
+        if urls.len() != 1 || !sources.is_empty() {
+            return Err(bad(format!("{at}: checksum can't be specified for multiple sources or non-HTTP(S) sources")));
+        }
+        if !sum.starts_with("sha256:") {
+            return Err(bad(format!("{at}: unsupported checksum {sum}: only sha256: is supported")));
+        }
+    }
     for (n, u) in urls.iter().enumerate() {
         let dest_dir = dirs.src.parent().unwrap_or(Path::new("/")).join(format!("url-{n}"));
         let (path, name, digest) = download(&dest_dir, u, &cx.d.config.registry_certs_dir)
             .await
             .map_err(|e| bad(format!("{at}: ADD {u}: {e}")))?;
+        if let Some(sum) = args.checksum.as_deref().filter(|c| !c.is_empty())
+            && sum.strip_prefix("sha256:") != Some(digest.as_str())
+        {
+            return Err(bad(format!("{at}: ADD {u}: digest mismatch: expected {sum}, got sha256:{digest}")));
+        }
         file_keys.push(json!([u, digest]));
         files.push((path, name));
     }
@@ -1365,7 +1374,7 @@ async fn copy_step(
         dest,
         chown: args.chown.clone(),
         chmod,
-        unpack_archives: add,
+        unpack_archives: add && args.unpack != Some(false),
         what,
         from_context,
     };
@@ -1405,10 +1414,7 @@ async fn download(dir: &Path, url: &str, certs_dir: &Path) -> Result<(PathBuf, S
         let resp = if tls {
             let config = berth_registry::tls::verifying(Some(certs_dir), &authority).map_err(|e| e.to_string())?;
             let name = berth_registry::tls::server_name(&authority).map_err(|e| e.to_string())?;
-            let s = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("tls: {e}"))?;
+            let s = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.map_err(|e| format!("tls: {e}"))?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
                 .await
                 .map_err(|e| format!("http: {e}"))?;
