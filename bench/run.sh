@@ -92,6 +92,8 @@ for e in "${engines[@]}"; do
     # Published-port throughput: 1 GiB from the host through 127.0.0.1:PORT into busybox nc in the container.
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     cli "$e" run -d --name bench-nc -p "127.0.0.1:$port:5001" busybox sh -c 'nc -l -p 5001 >/dev/null' >/dev/null
+    # Docker's userland proxy accepts at once and resets the connection while nothing listens behind it yet.
+    sleep 1
     R[$e,tput]=$(python3 - "$port" <<'PY'
 import socket, sys, time
 port = int(sys.argv[1])

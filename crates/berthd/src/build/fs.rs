@@ -305,6 +305,57 @@ pub fn read_small(ctx: &Path, rel: &str) -> Result<Option<String>, String> {
     Ok(Some(text))
 }
 
+/// Receives the context: the body is spooled to `ws/context.tar` (one sequential write), then unpacked into a tmpfs
+/// mounted on `mem` (thousands of small files cost no disk writes), or, when that fails (the tmpfs is full), into
+/// `ws/context` on the data root's disk. Returns the context directory.
+pub fn receive_context_spooled(body: impl Read, ws: &Path, mem: &Path) -> Result<PathBuf, Error> {
+    let spool = ws.join("context.tar");
+    {
+        let f = std::fs::File::create(&spool).map_err(io(format!("create {}", spool.display())))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        std::io::copy(&mut { body }, &mut w).map_err(|e| Error::InvalidArgument(format!("read the build context: {e}")))?;
+        w.flush().map_err(io(format!("write {}", spool.display())))?;
+    }
+    let open = || std::fs::File::open(&spool).map_err(io(format!("open {}", spool.display())));
+    let in_memory = nix::mount::mount(
+        Some("tmpfs"),
+        mem,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+        Some("mode=0700"),
+    );
+    let got = match in_memory {
+        Ok(()) => {
+            let ctx = mem.join("context");
+            match std::fs::create_dir(&ctx).map_err(io("mkdir context")).and_then(|()| receive_context(open()?, &ctx)) {
+                Ok(()) => Ok(ctx),
+                Err(Error::InvalidArgument(m)) => Err(Error::InvalidArgument(m)),
+                Err(e) => {
+                    tracing::info!("build context does not fit in memory ({e}); unpacking it on disk");
+                    let _ = nix::mount::umount2(mem, nix::mount::MntFlags::MNT_DETACH);
+                    let ctx = ws.join("context");
+                    std::fs::create_dir_all(&ctx).map_err(io("mkdir context"))?;
+                    receive_context(open()?, &ctx).map(|()| ctx)
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!("no tmpfs for the build context ({e}); unpacking it on disk");
+            let ctx = ws.join("context");
+            std::fs::create_dir_all(&ctx).map_err(io("mkdir context"))?;
+            receive_context(open()?, &ctx).map(|()| ctx)
+        }
+    };
+    let _ = std::fs::remove_file(&spool);
+    got
+}
+
+/// Removes a context directory below the exec root, unmounting its tmpfs first.
+pub fn remove_context_dir(mem: &Path) {
+    let _ = nix::mount::umount2(mem, nix::mount::MntFlags::MNT_DETACH);
+    let _ = std::fs::remove_dir_all(mem);
+}
+
 /// A tar stream completed to whole blocks and an end-of-archive marker: the docker CLI's context with a Dockerfile
 /// from outside the context (Go's `ReplaceFileTarWrapper`) ends right after the last file's data.
 struct Padded<R> {

@@ -104,6 +104,8 @@ pub struct Prepared {
     /// The context: below the exec root (a tmpfs in production), so that unpacking thousands of small files costs
     /// no disk writes.
     ctx: PathBuf,
+    /// The directory below the exec root that a tmpfs for the context is mounted on.
+    mem: PathBuf,
     file_name: String,
     df: Dockerfile,
 }
@@ -111,9 +113,7 @@ pub struct Prepared {
 impl Drop for Prepared {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.ws);
-        if let Some(parent) = self.ctx.parent() {
-            let _ = std::fs::remove_dir_all(parent);
-        }
+        fs::remove_context_dir(&self.mem);
     }
 }
 
@@ -135,7 +135,8 @@ pub fn clean_leftovers(d: &Daemon) {
                         let _ = nix::mount::umount2(&m.path(), nix::mount::MntFlags::MNT_DETACH);
                     }
                 }
-                let _ = std::fs::remove_dir_all(e.path());
+                // And its context's tmpfs.
+                fs::remove_context_dir(&e.path());
             }
         }
     }
@@ -164,8 +165,8 @@ fn bad(m: impl Into<String>) -> Error {
 pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyReader) -> Result<Prepared, Error> {
     let name = format!("ws-{}", &crate::names::new_id()?[..16]);
     let ws = build_root(d).join(&name);
-    let ctx = d.config.exec_root.join("build").join(&name).join("context");
-    for dir in [&ws, &ctx] {
+    let mem = d.config.exec_root.join("build").join(&name);
+    for dir in [&ws, &mem] {
         std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("mkdir {}: {e}", dir.display())))?;
     }
     if let Some(p) = opts.platform.as_deref() {
@@ -175,12 +176,13 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         }
     }
     let file_name = if opts.dockerfile.is_empty() { "Dockerfile".to_string() } else { opts.dockerfile.clone() };
-    let (ctx2, name) = (ctx.clone(), file_name.clone());
-    let guard = WsGuard(Some(ws.clone()), ctx.parent().map(Path::to_path_buf));
+    let name = file_name.clone();
+    let guard = WsGuard(Some(ws.clone()), Some(mem.clone()));
     let t0 = std::time::Instant::now();
-    let (text, ignore) = blocking(move || {
-        fs::receive_context(body, &ctx2)?;
-        tracing::debug!("build context received in {:?}", t0.elapsed());
+    let (ws2, mem2) = (ws.clone(), mem.clone());
+    let (ctx, text, ignore) = blocking(move || {
+        let ctx2 = fs::receive_context_spooled(body, &ws2, &mem2)?;
+        tracing::debug!("build context received in {:?} into {}", t0.elapsed(), ctx2.display());
         let rel = fs::clean_in_root(&name)
             .ok_or_else(|| bad(format!("the Dockerfile ({name}) must be within the build context")))?;
         let text = fs::read_small(&ctx2, &rel)
@@ -194,7 +196,7 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         if Path::new(&rel).file_name().is_some_and(|f| f.to_string_lossy().starts_with(".dockerfile.")) {
             let _ = std::fs::remove_file(ctx2.join(rel.trim_start_matches('/')));
         }
-        Ok((text, ignore))
+        Ok((ctx2, text, ignore))
     })
     .await?;
     if let Some(ignore) = ignore {
@@ -211,7 +213,7 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
     let mut guard = guard;
     guard.0 = None;
     guard.1 = None;
-    Ok(Prepared { ws, ctx, file_name: shown, df })
+    Ok(Prepared { ws, ctx, mem, file_name: shown, df })
 }
 
 /// Removes a workspace (and its context directory) unless disarmed.
@@ -219,8 +221,11 @@ struct WsGuard(Option<PathBuf>, Option<PathBuf>);
 
 impl Drop for WsGuard {
     fn drop(&mut self) {
-        for p in [&self.0, &self.1].into_iter().flatten() {
+        if let Some(p) = &self.0 {
             let _ = std::fs::remove_dir_all(p);
+        }
+        if let Some(p) = &self.1 {
+            fs::remove_context_dir(p);
         }
     }
 }
