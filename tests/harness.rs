@@ -317,10 +317,12 @@ impl Drop for Berthd {
         // killing them would leave their cgroups behind. Shims still running then (a test that failed half-way):
         // end them by PID.
         let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline && !processes_with(&self.dir.display().to_string()).is_empty() {
+        // The directory with its slash: `/tmp/bt-1-1` must not match `/tmp/bt-1-13`'s processes.
+        let mine = format!("{}/", self.dir.display());
+        while Instant::now() < deadline && !processes_with(&mine).is_empty() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        for pid in processes_with(&self.dir.display().to_string()) {
+        for pid in processes_with(&mine) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
         // Bridges, firewall rules and network namespaces outlive berthd (as Docker's do): remove this daemon's.

@@ -98,7 +98,7 @@ fn data_survives_kill_9_of_everything() {
     // Everything dies at once: the daemon, the shim, the container.
     let pid: i32 = d.inspect(&id, "{{.State.Pid}}").parse().unwrap();
     d.kill9();
-    for p in processes_with(&d.dir.display().to_string()).into_iter().chain([pid]) {
+    for p in processes_with(&format!("{}/", d.dir.display())).into_iter().chain([pid]) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
