@@ -473,7 +473,7 @@ impl View {
             self.end_step(false);
             let secs = self.start.elapsed().as_secs_f64();
             if self.mode == Mode::Plain {
-                let _ = writeln!(e, "#{} {line}", "-");
+                let _ = writeln!(e, "#- {line}");
             } else {
                 let _ = writeln!(e, " => {line:<60} {secs:.1}s");
             }

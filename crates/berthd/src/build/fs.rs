@@ -202,10 +202,13 @@ pub fn locate(root: BorrowedFd<'_>, root_path: &Path, path: &str) -> Result<Opti
 // ---------------------------------------------------------------------------------------------------------------
 // Content hashes (cache keys)
 
-/// Digests of files already read in this build, by (device, inode, size, mtime, ctime).
+/// (device, inode, size, mtime, ctime) of a file: while they stay, so does its content.
+type FileIdentity = (u64, u64, i64, i64, i64);
+
+/// Digests of files already read in this build, by identity.
 #[derive(Default)]
 pub struct HashCache {
-    files: Mutex<HashMap<(u64, u64, i64, i64, i64), String>>,
+    files: Mutex<HashMap<FileIdentity, String>>,
 }
 
 impl HashCache {

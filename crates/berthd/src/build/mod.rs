@@ -146,10 +146,10 @@ pub fn clean_leftovers(d: &Daemon) {
 pub async fn remove_step_containers(d: &Arc<Daemon>) {
     for c in d.all_containers() {
         let rec = c.record();
-        if rec.config.labels.as_ref().is_some_and(|l| l.contains_key(STEP_LABEL)) {
-            if let Err(e) = containers::remove(d, &c, true, true).await {
-                tracing::warn!("remove build container {}: {e}", &c.id[..12]);
-            }
+        if rec.config.labels.as_ref().is_some_and(|l| l.contains_key(STEP_LABEL))
+            && let Err(e) = containers::remove(d, &c, true, true).await
+        {
+            tracing::warn!("remove build container {}: {e}", &c.id[..12]);
         }
     }
 }
@@ -951,7 +951,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             meta_step(cx, st, key, format!("HEALTHCHECK {v}")).await
         }
         Command::Onbuild(inner) => {
-            let text = raw.original.splitn(2, char::is_whitespace).nth(1).unwrap_or("").trim().to_string();
+            let text = raw.original.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim().to_string();
             let _ = inner;
             let cfg = config_mut(&mut st.img);
             let mut list = cfg.get("OnBuild").and_then(Value::as_array).cloned().unwrap_or_default();
@@ -1124,17 +1124,13 @@ async fn run_step(
                 if std::fs::symlink_metadata(&host).is_err() {
                     return Err(bad(format!("{at}: mount source {src} is not in the build context")));
                 }
-                // The context is the build's own copy: a read-write bind's writes are thrown away with it.
-                binds.push(format!("{}:{target}{}", host.display(), ":ro"));
+                // Read-only, also with `rw`: the context is shared by the build's steps.
+                binds.push(format!("{}:{target}:ro", host.display()));
                 let hashes = {
                     let ctx = cx.prep.ctx.clone();
-                    let h = blocking({
-                        let cxc = cx.clone();
-                        let r = rel.clone();
-                        move || fs::hash_context_sources(&ctx, &[r], &cxc.hashes)
-                    })
-                    .await?;
-                    h
+                    let cxc = cx.clone();
+                    let r = rel.clone();
+                    blocking(move || fs::hash_context_sources(&ctx, &[r], &cxc.hashes)).await?
                 };
                 mount_desc.push(json!(["bind", rel, target, hashes]));
             }
@@ -1203,10 +1199,10 @@ async fn run_step(
         ))),
         Err(e) => Err(e),
     };
-    if let Ok(c) = c {
-        if let Err(e) = containers::remove(&cx.d, &c, true, true).await {
-            tracing::warn!("remove build container {}: {e}", &id[..12]);
-        }
+    if let Ok(c) = c
+        && let Err(e) = containers::remove(&cx.d, &c, true, true).await
+    {
+        tracing::warn!("remove build container {}: {e}", &id[..12]);
     }
     cx.out.stream(format!("Removing intermediate container {}\n", &id[..12]));
     committed
@@ -1367,7 +1363,7 @@ async fn copy_step(
         files.push((path, name));
     }
     let key = fs::key_of(&json!([key, from_key, file_keys, dest]));
-    let shown = raw.original.splitn(2, char::is_whitespace).nth(1).unwrap_or("").trim().to_string();
+    let shown = raw.original.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim().to_string();
     let created_by = format!("{what} {shown} # buildkit");
     if from_cache(cx, st, &key).await? {
         return Ok(());
