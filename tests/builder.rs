@@ -244,7 +244,10 @@ fn bad_input_names_the_line_and_tags_nothing() {
         ("RUN true\n", "Dockerfile:1"),
         ("FROM busybox\nCOPY link /x\n", "link"),
         // A here-document's name never becomes a host path.
-        ("FROM busybox\nRUN <</tmp/berth-heredoc-escape\n#!/bin/sh\necho x\n/tmp/berth-heredoc-escape\n", "invalid here-document name"),
+        (
+            "FROM busybox\nRUN <</tmp/berth-heredoc-escape\n#!/bin/sh\necho x\n/tmp/berth-heredoc-escape\n",
+            "invalid here-document name",
+        ),
         // A --from the plan cannot see (a stage-local variable) fails at once instead of waiting.
         ("FROM busybox AS a\nRUN true\nFROM busybox\nARG SRC=a\nCOPY --from=$SRC /bin/sh /x\n", "could not plan"),
         ("FROM busybox\nFROM 0\n", "0"),

@@ -190,8 +190,13 @@ pub fn locate(root: BorrowedFd<'_>, root_path: &Path, path: &str) -> Result<Opti
     let Ok(dir) = open_in_root(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY) else { return Ok(None) };
     match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
-            let fd = openat(&dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(sys("open"))?;
+            let fd = openat(
+                &dir,
+                name,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(sys("open"))?;
             Ok(Some(Located { dir: fd, name: String::new(), st }))
         }
         Ok(st) => Ok(Some(Located { dir, name: name.to_string(), st })),
@@ -213,7 +218,13 @@ pub struct HashCache {
 
 impl HashCache {
     fn file(&self, fd: OwnedFd, st: &FileStat) -> Result<String, Error> {
-        let key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime * 1_000_000_000 + st.st_mtime_nsec, st.st_ctime * 1_000_000_000 + st.st_ctime_nsec);
+        let key = (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+            st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+        );
         if let Some(d) = self.files.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(d);
         }
@@ -266,8 +277,13 @@ impl HashCache {
                 let fd = if name.is_empty() {
                     dir.try_clone_to_owned().map_err(io("dup"))?
                 } else {
-                    openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                        .map_err(sys("open"))?
+                    openat(
+                        dir,
+                        name,
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(sys("open"))?
                 };
                 for child in list_dir(fd.as_fd())? {
                     let cst = fstatat(&fd, child.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys("stat"))?;
@@ -316,7 +332,8 @@ pub fn receive_context_spooled(body: impl Read, ws: &Path, mem: &Path) -> Result
     {
         let f = std::fs::File::create(&spool).map_err(io(format!("create {}", spool.display())))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-        std::io::copy(&mut { body }, &mut w).map_err(|e| Error::InvalidArgument(format!("read the build context: {e}")))?;
+        std::io::copy(&mut { body }, &mut w)
+            .map_err(|e| Error::InvalidArgument(format!("read the build context: {e}")))?;
         w.flush().map_err(io(format!("write {}", spool.display())))?;
     }
     let open = || std::fs::File::open(&spool).map_err(io(format!("open {}", spool.display())));
@@ -422,13 +439,12 @@ pub fn receive_context(body: impl Read, dir: &Path) -> Result<(), Error> {
 
 /// Removes what `excluded` says of the context below `dir`; `keep` names stay (the Dockerfile is read already, but
 /// a `COPY .` must not see it when it is excluded, so nothing is kept by default).
-pub fn apply_ignore(dir: &Path, excluded: &dyn Fn(&str) -> bool, may_contain_included: &dyn Fn(&str) -> bool) -> Result<(), Error> {
-    fn walk(
-        base: &Path,
-        rel: &str,
-        excluded: &dyn Fn(&str) -> bool,
-        inc: &dyn Fn(&str) -> bool,
-    ) -> Result<(), Error> {
+pub fn apply_ignore(
+    dir: &Path,
+    excluded: &dyn Fn(&str) -> bool,
+    may_contain_included: &dyn Fn(&str) -> bool,
+) -> Result<(), Error> {
+    fn walk(base: &Path, rel: &str, excluded: &dyn Fn(&str) -> bool, inc: &dyn Fn(&str) -> bool) -> Result<(), Error> {
         let here = if rel.is_empty() { base.to_path_buf() } else { base.join(rel) };
         let entries = std::fs::read_dir(&here).map_err(io(format!("read {}", here.display())))?;
         for e in entries {
@@ -500,7 +516,12 @@ pub struct StepDirs {
 
 impl StepDirs {
     pub fn create(base: &Path) -> Result<StepDirs, Error> {
-        let dirs = StepDirs { upper: base.join("upper"), work: base.join("work"), mnt: base.join("mnt"), src: base.join("src") };
+        let dirs = StepDirs {
+            upper: base.join("upper"),
+            work: base.join("work"),
+            mnt: base.join("mnt"),
+            src: base.join("src"),
+        };
         for d in [&dirs.upper, &dirs.work, &dirs.mnt, &dirs.src] {
             std::fs::create_dir_all(d).map_err(io(format!("mkdir {}", d.display())))?;
         }
@@ -559,7 +580,9 @@ fn archive_kind(fd: BorrowedFd<'_>) -> Option<berth_store::Compression> {
     }
     match berth_store::Compression::detect(&head[..n]) {
         berth_store::Compression::Gzip => Some(berth_store::Compression::Gzip),
-        berth_store::Compression::None if n >= 262 && &head[257..262] == b"ustar" => Some(berth_store::Compression::None),
+        berth_store::Compression::None if n >= 262 && &head[257..262] == b"ustar" => {
+            Some(berth_store::Compression::None)
+        }
         _ => None,
     }
 }
@@ -605,11 +628,20 @@ pub fn copy(lower: Vec<PathBuf>, dirs: &StepDirs, job: CopyJob) -> Result<(), Er
     })
 }
 
-fn copy_in(job: &CopyJob, root: BorrowedFd<'_>, root_path: &Path, src: BorrowedFd<'_>, src_path: &Path) -> Result<(), Error> {
+fn copy_in(
+    job: &CopyJob,
+    root: BorrowedFd<'_>,
+    root_path: &Path,
+    src: BorrowedFd<'_>,
+    src_path: &Path,
+) -> Result<(), Error> {
     let owner = match job.chown.as_deref().filter(|c| !c.is_empty()) {
         Some(spec) => {
             let u = berth_runtime::user::resolve(root_path, spec).map_err(|e| {
-                Error::InvalidArgument(format!("{} failed: unable to convert uid/gid chown string to host mapping: {e}", job.what))
+                Error::InvalidArgument(format!(
+                    "{} failed: unable to convert uid/gid chown string to host mapping: {e}",
+                    job.what
+                ))
             })?;
             (u.uid, u.gid)
         }
@@ -682,8 +714,13 @@ fn copy_in(job: &CopyJob, root: BorrowedFd<'_>, root_path: &Path, src: BorrowedF
         }
         let base = p.rsplit('/').next().unwrap_or("").to_string();
         if job.unpack_archives && loc.st.st_mode & libc::S_IFMT == libc::S_IFREG {
-            let fd = openat(&loc.dir, loc.name.as_str(), OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(sys("open"))?;
+            let fd = openat(
+                &loc.dir,
+                loc.name.as_str(),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(sys("open"))?;
             if let Some(kind) = archive_kind(fd.as_fd()) {
                 let f = std::fs::File::from(fd);
                 let mut r: Box<dyn Read> = match kind {
@@ -804,7 +841,11 @@ pub fn key_of(parts: &serde_json::Value) -> String {
 }
 
 /// Hashes the sources of a copy from the context (for its cache key): each source's matches, in order.
-pub fn hash_context_sources(ctx: &Path, sources: &[String], cache: &HashCache) -> Result<BTreeMap<String, String>, Error> {
+pub fn hash_context_sources(
+    ctx: &Path,
+    sources: &[String],
+    cache: &HashCache,
+) -> Result<BTreeMap<String, String>, Error> {
     let root = open_dir(ctx)?;
     let mut out = BTreeMap::new();
     for s in sources {

@@ -34,8 +34,16 @@ use crate::daemon::{Daemon, blocking};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROXY_ARGS: &[&str] = &[
-    "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-    "ALL_PROXY", "all_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
 ];
 
 /// The query of `POST /build`.
@@ -188,7 +196,9 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         let text = fs::read_small(&ctx2, &rel)
             .map_err(|e| bad(format!("Cannot locate specified Dockerfile: {name}: {e}")))?
             .ok_or_else(|| bad(format!("Cannot locate specified Dockerfile: {name}")))?;
-        let ignore = match fs::read_small(&ctx2, &format!("{rel}.dockerignore")).map_err(|e| bad(format!("{name}.dockerignore: {e}")))? {
+        let ignore = match fs::read_small(&ctx2, &format!("{rel}.dockerignore"))
+            .map_err(|e| bad(format!("{name}.dockerignore: {e}")))?
+        {
             Some(t) => Some(t),
             None => fs::read_small(&ctx2, ".dockerignore").map_err(|e| bad(format!(".dockerignore: {e}")))?,
         };
@@ -421,7 +431,9 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         cx.opts
             .build_args
             .keys()
-            .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !cx.meta.iter().any(|(m, _)| m == *k))
+            .filter(|k| {
+                !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !cx.meta.iter().any(|(m, _)| m == *k)
+            })
             .cloned()
             .collect()
     };
@@ -556,7 +568,9 @@ async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::
             Ok(i) if pull => Ok(i),
             _ => Err(match e {
                 berth_registry::Error::NotFound(m) => Error::NotFound(m),
-                e => Error::NotFound(format!("pull access denied for {name}, repository does not exist or may require 'docker login': {e}")),
+                e => Error::NotFound(format!(
+                    "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
+                )),
             }),
         },
     }
@@ -653,7 +667,10 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
         let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.0))?;
         let host = format!("linux/{}", berth_store::image::host_architecture());
         if !p.is_empty() && p != host && p != "linux" && !p.starts_with(&format!("{host}/")) {
-            return Err(bad(format!("{}: platform {p} is not supported: this builder builds for {host}", where_(cx, stage.line))));
+            return Err(bad(format!(
+                "{}: platform {p} is not supported: this builder builds for {host}",
+                where_(cx, stage.line)
+            )));
         }
     }
     let (img, chains, key) = if base.eq_ignore_ascii_case("scratch") {
@@ -665,7 +682,9 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
             "history": [],
         });
         (img, Vec::new(), fs::key_of(&json!(["FROM", "scratch"])))
-    } else if let Some(i) = cx.prep.df.stages[..index].iter().position(|st| st.name.as_deref() == Some(&base.to_ascii_lowercase())) {
+    } else if let Some(i) =
+        cx.prep.df.stages[..index].iter().position(|st| st.name.as_deref() == Some(&base.to_ascii_lowercase()))
+    {
         let b = stage_result(cx, i).await?;
         (b.img.clone(), b.chains.clone(), fs::key_of(&json!(["FROM", "stage", b.key])))
     } else {
@@ -684,7 +703,11 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
         .unwrap_or_default();
     let mut instructions: Vec<Instruction> = Vec::new();
     if !triggers.is_empty() {
-        cx.out.stream(format!("# Executing {} build trigger{}\n", triggers.len(), if triggers.len() == 1 { "" } else { "s" }));
+        cx.out.stream(format!(
+            "# Executing {} build trigger{}\n",
+            triggers.len(),
+            if triggers.len() == 1 { "" } else { "s" }
+        ));
         for t in &triggers {
             let parsed = berth_build::parse(&format!("FROM scratch\n{t}"))
                 .map_err(|e| bad(format!("ONBUILD trigger {t:?}: {}", e.message)))?;
@@ -783,7 +806,13 @@ async fn from_cache(cx: &Ctx, st: &mut State, key: &str) -> Result<bool, Error> 
 }
 
 /// Commits a step's writable layer, records it in the cache and in the state.
-async fn finish_layer_step(cx: &Ctx, st: &mut State, key: String, created_by: String, upper: PathBuf) -> Result<(), Error> {
+async fn finish_layer_step(
+    cx: &Ctx,
+    st: &mut State,
+    key: String,
+    created_by: String,
+    upper: PathBuf,
+) -> Result<(), Error> {
     let store = cx.d.store.clone();
     let parent = st.chains.last().cloned();
     let layer = blocking(move || fs::commit(&store, &upper, parent.as_ref())).await?;
@@ -840,7 +869,9 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             let mut shown = Vec::new();
             for a in decls {
                 let given = cx.opts.build_args.get(&a.name).cloned().flatten();
-                if given.is_some() && let Ok(mut u) = cx.used_args.lock() {
+                if given.is_some()
+                    && let Ok(mut u) = cx.used_args.lock()
+                {
                     u.insert(a.name.clone());
                 }
                 let value = given
@@ -936,7 +967,12 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
                         Form::Shell(s) => vec!["CMD-SHELL".to_string(), s.clone()],
                     };
                     let mut v = json!({"Test": test});
-                    for (k, d) in [("Interval", interval), ("Timeout", timeout), ("StartPeriod", start_period), ("StartInterval", start_interval)] {
+                    for (k, d) in [
+                        ("Interval", interval),
+                        ("Timeout", timeout),
+                        ("StartPeriod", start_period),
+                        ("StartInterval", start_interval),
+                    ] {
                         if let Some(d) = d {
                             v[k] = json!(go_duration(*d));
                         }
@@ -975,13 +1011,21 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             let lower = st.lower_dirs(&cx.d.store);
             let user = st.config()["User"].as_str().map(str::to_string);
             let p2 = path.clone();
-            let dirs2 = fs::StepDirs { upper: dirs.upper.clone(), work: dirs.work.clone(), mnt: dirs.mnt.clone(), src: dirs.src.clone() };
+            let dirs2 = fs::StepDirs {
+                upper: dirs.upper.clone(),
+                work: dirs.work.clone(),
+                mnt: dirs.mnt.clone(),
+                src: dirs.src.clone(),
+            };
             blocking(move || fs::ensure_dir(lower, &dirs2, p2, user)).await?;
             finish_layer_step(cx, st, key, created_by, dirs.upper).await
         }
         Command::Run { cmd, mounts, network, security, heredocs } => {
             if security.as_deref().is_some_and(|s| s != "sandbox") {
-                return Err(bad(format!("{at}: RUN --security={} is not supported", security.as_deref().unwrap_or(""))));
+                return Err(bad(format!(
+                    "{at}: RUN --security={} is not supported",
+                    security.as_deref().unwrap_or("")
+                )));
             }
             run_step(cx, st, raw, &at, key, cmd, mounts, network.as_deref(), heredocs, stage).await
         }
@@ -1085,7 +1129,8 @@ async fn run_step(
             berth_build::MountKind::Cache => {
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
                 let dir = build_root(&cx.d).join("cache-mounts").join(&fs::key_of(&json!(["cache", id]))[..32]);
-                std::fs::create_dir_all(&dir).map_err(|e| Error::Internal(format!("cache mount {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| Error::Internal(format!("cache mount {}: {e}", dir.display())))?;
                 binds.push(format!("{}:{target}{}", dir.display(), if m.readonly { ":ro" } else { "" }));
                 mount_desc.push(json!(["cache", id, target, m.readonly]));
             }
@@ -1098,14 +1143,21 @@ async fn run_step(
                             let b = stage_result(cx, i).await?;
                             (b.lower_dirs(&cx.d.store), json!(["stage", b.key]))
                         }
-                        Some(_) => return Err(bad(format!("{at}: --mount from={from}: a stage cannot mount itself or a later stage"))),
+                        Some(_) => {
+                            return Err(bad(format!(
+                                "{at}: --mount from={from}: a stage cannot mount itself or a later stage"
+                            )));
+                        }
                         None => {
-                            let image = image_by_name(cx, from, false).await.map_err(|e| bad(format!("{at}: --mount from={from}: {e}")))?;
+                            let image = image_by_name(cx, from, false)
+                                .await
+                                .map_err(|e| bad(format!("{at}: --mount from={from}: {e}")))?;
                             (image.lower_dirs(), json!(["image", image.id.as_str()]))
                         }
                     };
                     let mnt = cx.prep.ws.join("mounts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
-                    std::fs::create_dir_all(&mnt).map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
+                    std::fs::create_dir_all(&mnt)
+                        .map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
                     crate::archive::mount_overlay(&layers, None, &mnt)?;
                     host_mounts.0.push(mnt.clone());
                     let host = berth_runtime::mounts::secure_join(&mnt, Path::new(&src))
@@ -1140,12 +1192,15 @@ async fn run_step(
                 mount_desc.push(json!(["tmpfs", target, m.size]));
             }
             berth_build::MountKind::Secret | berth_build::MountKind::Ssh => {
-                return Err(bad(format!("{at}: RUN --mount=type=secret and type=ssh are not supported (they need BuildKit's session)")));
+                return Err(bad(format!(
+                    "{at}: RUN --mount=type=secret and type=ssh are not supported (they need BuildKit's session)"
+                )));
             }
         }
     }
     let key = fs::key_of(&json!([key, argv, arg_env, network_mode, mount_desc]));
-    let shown_args = if arg_env.is_empty() { String::new() } else { format!("|{} {} ", arg_env.len(), arg_env.join(" ")) };
+    let shown_args =
+        if arg_env.is_empty() { String::new() } else { format!("|{} {} ", arg_env.len(), arg_env.join(" ")) };
     let created_by = match cmd {
         Form::Shell(_) => format!("RUN {shown_args}{} # buildkit", argv.join(" ").trim_end()),
         Form::Exec(v) => format!("RUN {shown_args}{} # buildkit", json_words(v)),
@@ -1193,10 +1248,7 @@ async fn run_step(
             .await;
             finish_layer_step(cx, st, key, created_by, upper).await
         }
-        Ok(code) => Err(bad(format!(
-            "{at}: The command '{}' returned a non-zero code: {code}",
-            argv.join(" ")
-        ))),
+        Ok(code) => Err(bad(format!("{at}: The command '{}' returned a non-zero code: {code}", argv.join(" ")))),
         Err(e) => Err(e),
     };
     if let Ok(c) = c
@@ -1306,9 +1358,12 @@ async fn copy_step(
                 let b = stage_result(cx, i).await?;
                 (fs::SourceRoot::Layers(b.lower_dirs(&cx.d.store)), json!(["stage", b.key]), false)
             }
-            Some(_) => return Err(bad(format!("{at}: {what} --from={f}: a stage cannot copy from itself or a later stage"))),
+            Some(_) => {
+                return Err(bad(format!("{at}: {what} --from={f}: a stage cannot copy from itself or a later stage")));
+            }
             None => {
-                let image = image_by_name(cx, f, false).await.map_err(|e| bad(format!("{at}: {what} --from={f}: {e}")))?;
+                let image =
+                    image_by_name(cx, f, false).await.map_err(|e| bad(format!("{at}: {what} --from={f}: {e}")))?;
                 (fs::SourceRoot::Layers(image.lower_dirs()), json!(["image", image.id.as_str()]), false)
             }
         },
@@ -1415,7 +1470,10 @@ async fn download(dir: &Path, url: &str, certs_dir: &Path) -> Result<(PathBuf, S
         let resp = if tls {
             let config = berth_registry::tls::verifying(Some(certs_dir), &authority).map_err(|e| e.to_string())?;
             let name = berth_registry::tls::server_name(&authority).map_err(|e| e.to_string())?;
-            let s = tokio_rustls::TlsConnector::from(config).connect(name, stream).await.map_err(|e| format!("tls: {e}"))?;
+            let s = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("tls: {e}"))?;
             let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
                 .await
                 .map_err(|e| format!("http: {e}"))?;
