@@ -21,20 +21,21 @@ apt_install() {
 
 install_deps() {
     apt_install build-essential pkg-config libseccomp-dev busybox-static runc nftables iptables iproute2 \
-        util-linux procps tar curl ca-certificates bsdutils
+        util-linux procps tar curl ca-certificates bsdutils hostname
     if ! command -v cargo >/dev/null 2>&1; then
         [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
     fi
     command -v cargo >/dev/null 2>&1 || { echo "cargo (Rust 1.95+) is required: https://rustup.rs" >&2; exit 1; }
 }
 
-# What only the tests use: the real docker CLI for the compatibility tier (Debian's docker.io where no docker CLI is
-# installed; its daemon is not started), Debian's docker-compose 1.29 and docker-registry (distribution 2.8.2,
+# What only the tests use: the real docker CLI and dockerd for the compatibility tier (Debian's docker.io where no
+# dockerd is installed; its daemon is not started by the installation), Debian's docker-compose 1.29 and docker-registry (distribution 2.8.2,
 # started by each registry test on a loopback port), python3 (bcrypt for the registry's htpasswd), openssl (the TLS
 # tests' certificates); with docker.io, a real dockerd pushes to and pulls from Berth's registry in the tests.
 install_test_deps() {
     pkgs="docker-compose docker-registry python3 openssl"
-    if ! command -v docker >/dev/null 2>&1 && [ ! -x /usr/local/bin/docker ]; then
+    # docker.io also where a docker CLI is installed but no dockerd: the registry's interop test runs a real dockerd.
+    if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"
     fi
     apt_install $pkgs
