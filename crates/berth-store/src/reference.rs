@@ -284,8 +284,8 @@ fn match_reference(s: &str) -> Option<Reference> {
     Some(Reference { domain, path, tag: tag.map(str::to_string), digest: digest.map(str::to_string) })
 }
 
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-fn is_path_component(c: &str) -> bool {
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`: one component of a repository path.
+pub fn is_path_component(c: &str) -> bool {
     let b = c.as_bytes();
     let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
     let mut i = 0;

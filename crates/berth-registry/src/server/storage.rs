@@ -69,46 +69,12 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> StorageErr
 
 /// The distribution spec's repository name grammar: components `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*` joined by `/`.
 pub fn valid_name(n: &str) -> bool {
-    n.len() <= 255 && n.split('/').all(valid_component)
-}
-
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: &u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    let mut i = 0;
-    loop {
-        // A run of alphanumerics...
-        let start = i;
-        while i < b.len() && alnum(&b[i]) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i == b.len() {
-            return true;
-        }
-        // ...then one separator: `.`, `_`, `__` or a run of `-`.
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
-            b'-' => {
-                while b.get(i) == Some(&b'-') {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-    }
+    n.len() <= 255 && n.split('/').all(berth_store::reference::is_path_component)
 }
 
 /// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn valid_tag(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|x| x.is_ascii_alphanumeric() || b"._-".contains(x))
+    berth_store::reference::is_tag(t)
 }
 
 /// The hex of a `sha256:<64 hex>` digest.
