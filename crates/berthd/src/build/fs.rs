@@ -337,14 +337,13 @@ pub fn receive_context_spooled(body: impl Read, ws: &Path, mem: &Path) -> Result
         w.flush().map_err(io(format!("write {}", spool.display())))?;
     }
     let open = || std::fs::File::open(&spool).map_err(io(format!("open {}", spool.display())));
-    let in_memory = nix::mount::mount(
-        Some("tmpfs"),
-        mem,
-        Some("tmpfs"),
-        nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
-        Some("mode=0700"),
-    );
-    let got = match in_memory {
+    let on_disk = || {
+        let ctx = ws.join("context");
+        std::fs::create_dir_all(&ctx).map_err(io("mkdir context"))?;
+        receive_context(open()?, &ctx).map(|()| ctx)
+    };
+    let flags = nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV;
+    let got = match nix::mount::mount(Some("tmpfs"), mem, Some("tmpfs"), flags, Some("mode=0700")) {
         Ok(()) => {
             let ctx = mem.join("context");
             match std::fs::create_dir(&ctx).map_err(io("mkdir context")).and_then(|()| receive_context(open()?, &ctx)) {
@@ -353,17 +352,13 @@ pub fn receive_context_spooled(body: impl Read, ws: &Path, mem: &Path) -> Result
                 Err(e) => {
                     tracing::info!("build context does not fit in memory ({e}); unpacking it on disk");
                     let _ = nix::mount::umount2(mem, nix::mount::MntFlags::MNT_DETACH);
-                    let ctx = ws.join("context");
-                    std::fs::create_dir_all(&ctx).map_err(io("mkdir context"))?;
-                    receive_context(open()?, &ctx).map(|()| ctx)
+                    on_disk()
                 }
             }
         }
         Err(e) => {
             tracing::debug!("no tmpfs for the build context ({e}); unpacking it on disk");
-            let ctx = ws.join("context");
-            std::fs::create_dir_all(&ctx).map_err(io("mkdir context"))?;
-            receive_context(open()?, &ctx).map(|()| ctx)
+            on_disk()
         }
     };
     let _ = std::fs::remove_file(&spool);

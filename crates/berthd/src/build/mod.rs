@@ -165,6 +165,15 @@ pub async fn remove_step_containers(d: &Arc<Daemon>) {
 /// The label of a build step's container.
 const STEP_LABEL: &str = "com.berth.build.step";
 
+/// Refuses a platform other than the host's (the only one this builder builds for).
+fn check_platform(p: &str) -> Result<(), Error> {
+    let host = format!("linux/{}", berth_store::image::host_architecture());
+    if p.is_empty() || p == host || p == "linux" || p.starts_with(&format!("{host}/")) {
+        return Ok(());
+    }
+    Err(bad(format!("platform {p} is not supported: this builder builds for {host}")))
+}
+
 fn bad(m: impl Into<String>) -> Error {
     Error::InvalidArgument(m.into())
 }
@@ -178,10 +187,7 @@ pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyR
         std::fs::create_dir_all(dir).map_err(|e| Error::Internal(format!("mkdir {}: {e}", dir.display())))?;
     }
     if let Some(p) = opts.platform.as_deref() {
-        let host = format!("linux/{}", berth_store::image::host_architecture());
-        if p != host && p != "linux" && !p.starts_with(&format!("{host}/")) {
-            return Err(bad(format!("platform {p} is not supported: this builder builds for {host}")));
-        }
+        check_platform(p)?;
     }
     let file_name = if opts.dockerfile.is_empty() { "Dockerfile".to_string() } else { opts.dockerfile.clone() };
     let name = file_name.clone();
@@ -254,11 +260,16 @@ struct Built {
 
 impl Built {
     fn lower_dirs(&self, store: &berth_store::Store) -> Vec<PathBuf> {
-        if self.chains.is_empty() {
-            return vec![store.empty_layer_dir()];
-        }
-        self.chains.iter().rev().map(|c| store.layer_dir(c)).collect()
+        lower_dirs(store, &self.chains)
     }
+}
+
+/// The overlay lowerdirs of a layer chain (bottom first), top first; an empty directory for no layers.
+fn lower_dirs(store: &berth_store::Store, chains: &[ChainId]) -> Vec<PathBuf> {
+    if chains.is_empty() {
+        return vec![store.empty_layer_dir()];
+    }
+    chains.iter().rev().map(|c| store.layer_dir(c)).collect()
 }
 
 type StageResult = Option<Result<Arc<Built>, String>>;
@@ -516,16 +527,21 @@ async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
     }
 }
 
-/// An image by name, pulled when it is missing (or always with `--pull`).
-async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::Image, Error> {
+/// An image of the store by name.
+async fn local_image(cx: &Ctx, name: &str) -> Result<berth_store::Image, Error> {
     let store = cx.d.store.clone();
     let n = name.to_string();
-    let local = blocking(move || store.resolve_image(&n).map_err(crate::daemon::store_error)).await;
-    match local {
+    blocking(move || store.resolve_image(&n).map_err(crate::daemon::store_error)).await
+}
+
+/// An image by name, pulled when it is missing (or always with `--pull`).
+async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::Image, Error> {
+    let local = match local_image(cx, name).await {
         Ok(i) if !pull => return Ok(i),
-        Err(Error::NotFound(_)) | Ok(_) => {}
+        Ok(i) => Some(i),
+        Err(Error::NotFound(_)) => None,
         Err(e) => return Err(e),
-    }
+    };
     let r = berth_store::Reference::parse(name).map_err(crate::daemon::store_error)?.with_default_tag();
     let reg = berth_registry::Registry::new(
         r.domain(),
@@ -551,28 +567,14 @@ async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::
         r
     }
     .await;
-    match pulled {
-        Ok(_) => {
-            let store = cx.d.store.clone();
-            let n = r.to_string();
-            blocking(move || store.resolve_image(&n).map_err(crate::daemon::store_error)).await
-        }
-        Err(e) => match blocking({
-            let store = cx.d.store.clone();
-            let n = name.to_string();
-            move || store.resolve_image(&n).map_err(crate::daemon::store_error)
-        })
-        .await
-        {
-            // `--pull` with the registry out of reach: the local image will do, as Docker's classic builder does.
-            Ok(i) if pull => Ok(i),
-            _ => Err(match e {
-                berth_registry::Error::NotFound(m) => Error::NotFound(m),
-                e => Error::NotFound(format!(
-                    "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
-                )),
-            }),
-        },
+    match (pulled, local) {
+        (Ok(_), _) => local_image(cx, &r.to_string()).await,
+        // `--pull` with the registry out of reach: the local image will do, as Docker's classic builder does.
+        (Err(_), Some(i)) => Ok(i),
+        (Err(berth_registry::Error::NotFound(m)), None) => Err(Error::NotFound(m)),
+        (Err(e), None) => Err(Error::NotFound(format!(
+            "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
+        ))),
     }
 }
 
@@ -641,10 +643,7 @@ impl State {
     }
 
     fn lower_dirs(&self, store: &berth_store::Store) -> Vec<PathBuf> {
-        if self.chains.is_empty() {
-            return vec![store.empty_layer_dir()];
-        }
-        self.chains.iter().rev().map(|c| store.layer_dir(c)).collect()
+        lower_dirs(store, &self.chains)
     }
 }
 
@@ -665,13 +664,7 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
     }
     if let Some(p) = stage.platform.as_deref() {
         let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.0))?;
-        let host = format!("linux/{}", berth_store::image::host_architecture());
-        if !p.is_empty() && p != host && p != "linux" && !p.starts_with(&format!("{host}/")) {
-            return Err(bad(format!(
-                "{}: platform {p} is not supported: this builder builds for {host}",
-                where_(cx, stage.line)
-            )));
-        }
+        check_platform(&p).map_err(|e| bad(format!("{}: {e}", where_(cx, stage.line))))?;
     }
     let (img, chains, key) = if base.eq_ignore_ascii_case("scratch") {
         let img = json!({
@@ -986,9 +979,8 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
             config_mut(&mut st.img).insert("Healthcheck".into(), v.clone());
             meta_step(cx, st, key, format!("HEALTHCHECK {v}")).await
         }
-        Command::Onbuild(inner) => {
+        Command::Onbuild(_) => {
             let text = raw.original.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim().to_string();
-            let _ = inner;
             let cfg = config_mut(&mut st.img);
             let mut list = cfg.get("OnBuild").and_then(Value::as_array).cloned().unwrap_or_default();
             list.push(json!(text));
@@ -1205,7 +1197,6 @@ async fn run_step(
         Form::Shell(_) => format!("RUN {shown_args}{} # buildkit", argv.join(" ").trim_end()),
         Form::Exec(v) => format!("RUN {shown_args}{} # buildkit", json_words(v)),
     };
-    let _ = raw;
     if from_cache(cx, st, &key).await? {
         return Ok(());
     }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::http::Request;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use berth_api::Error;
 use serde_json::Value;
 
@@ -58,13 +58,7 @@ pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Respo
             out.error(&e.to_string());
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let v = rx.recv().await?;
-        let mut line = v.to_string();
-        line.push_str("\r\n");
-        Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)), rx))
-    });
-    Ok(([("content-type", "application/json")], Body::from_stream(stream)).into_response())
+    Ok(super::json_stream(rx))
 }
 
 /// `POST /build/prune`.

@@ -120,6 +120,20 @@ pub fn body_reader(body: axum::body::Body) -> BodyReader {
     BodyReader { rx, buf: bytes::Bytes::new() }
 }
 
+/// A JSON-lines body fed by a channel of messages.
+pub fn json_stream(rx: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>) -> axum::response::Response {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        let v = rx.recv().await?;
+        let mut line = v.to_string();
+        line.push_str("\r\n");
+        Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)), rx))
+    });
+    axum::response::IntoResponse::into_response((
+        [("content-type", "application/json")],
+        axum::body::Body::from_stream(stream),
+    ))
+}
+
 /// Docker's boolean query values: `1`, `true`, `True` (anything else but `0`/`false` counts as true too).
 pub fn flag(q: &HashMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| !matches!(v.as_str(), "" | "0" | "false" | "False" | "FALSE"))

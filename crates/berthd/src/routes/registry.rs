@@ -8,9 +8,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Body;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use berth_api::Error;
 use berth_registry::pull::{self, Platform};
 use berth_registry::{Credentials, Registry, progress::Progress};
@@ -40,17 +39,6 @@ pub fn credentials(headers: &HeaderMap) -> Result<Credentials, Error> {
         Some(h) => Credentials::from_header(h),
         None => Ok(Credentials::default()),
     }
-}
-
-/// A JSON-lines body fed by a channel of messages.
-fn json_stream(rx: tokio::sync::mpsc::UnboundedReceiver<Value>) -> Response {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let v = rx.recv().await?;
-        let mut line = v.to_string();
-        line.push_str("\r\n");
-        Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)), rx))
-    });
-    ([("content-type", "application/json")], Body::from_stream(stream)).into_response()
 }
 
 /// `POST /images/create?fromImage=NAME[&tag=TAG|DIGEST][&platform=P]`; no tag means every tag (`pull -a`).
@@ -115,7 +103,7 @@ pub async fn pull(d: Daemonic, q: Query, headers: HeaderMap) -> ApiResult<Respon
             }
         }
     });
-    Ok(json_stream(rx))
+    Ok(super::json_stream(rx))
 }
 
 /// `POST /auth`: checks credentials against the registry (`docker login`).
@@ -202,5 +190,5 @@ pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> Ap
             }
         }
     });
-    Ok(json_stream(rx))
+    Ok(super::json_stream(rx))
 }
