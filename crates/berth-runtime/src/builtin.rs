@@ -21,8 +21,8 @@ use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::cgroups::Cgroup;
-use crate::process::{Prepared, cloexec_from_3};
-use crate::sys::{Forked, clone_fork};
+use crate::process::Prepared;
+use crate::sys::{CloseMode, Forked, clone_fork, close_from};
 use crate::{Created, Error, Result, Runtime, Stdio, console, load_spec, mounts, sys};
 
 /// Berth's built-in runtime.
@@ -136,7 +136,7 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
     };
     let mut run = || -> Result<()> {
         dup_stdio(a.stdio)?;
-        cloexec_from_3();
+        close_from(3, CloseMode::CloseOnExec);
         // A new cgroup namespace is rooted at the cgroup we are in: wait until the parent has moved us there. Without
         // one (cgroup v1), the move (a cgroup v1 attach costs the parent an RCU grace period, ~10 ms) overlaps with
         // the setup below, which needs no cgroup; the user's program runs only after it.
@@ -221,7 +221,8 @@ impl Runtime for Builtin {
             .as_ref()
             .ok_or_else(|| Error::Bundle { path: bundle.display().to_string(), reason: "no process".into() })?;
         let linux = spec.linux().as_ref();
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?
+            .kill_on_parent_death();
         stdio.check(process)?;
         let mut flags = 0;
         let mut join = Vec::new();
@@ -375,7 +376,7 @@ impl Runtime for Builtin {
                 drop(console_parent);
                 let run = || -> Result<()> {
                     dup_stdio(&stdio)?;
-                    cloexec_from_3();
+                    close_from(3, CloseMode::CloseOnExec);
                     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
                     if let Some(sock) = &console_child {
                         // In the container's mount namespace already: /dev/ptmx is the container's.

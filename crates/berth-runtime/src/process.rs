@@ -48,6 +48,8 @@ pub struct Prepared {
     no_new_privs: bool,
     caps: CapSets,
     filter: Option<Filter>,
+    /// SIGKILL when the parent goes (a container's init, whose parent is its shim).
+    kill_on_parent_death: bool,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -153,7 +155,17 @@ impl Prepared {
                 (Some(s), None) => Some(Filter::compile(s)?),
                 (None, _) => None,
             },
+            kill_on_parent_death: false,
         })
+    }
+
+    /// Makes the process die (SIGKILL) when its parent does: for a container's init, so that it cannot outlive a
+    /// killed shim. A second line only (berthd kills what is left in the container's cgroup when it loses a shim): the
+    /// signal follows the parent *thread* (the shim is single-threaded), is lost if the parent dies before it is set,
+    /// and an `execve` of a set-user-ID program clears it.
+    pub fn kill_on_parent_death(mut self) -> Prepared {
+        self.kill_on_parent_death = true;
+        self
     }
 
     /// Finds the program in the container's view of the file system, like Go's `exec.LookPath` with the process's
@@ -185,6 +197,15 @@ impl Prepared {
     pub fn exec(&self, wait_start: impl FnOnce() -> Result<()>) -> Error {
         match self.finalize(wait_start) {
             Ok(program) => {
+                // After the user switch, which would clear it.
+                if self.kill_on_parent_death {
+                    if let Err(e) = sys::kill_on_parent_death() {
+                        return e;
+                    }
+                }
+                // Last, just before execve: nothing of the shim's signal state (an ignored SIGHUP or SIGPIPE, a
+                // blocked SIGCHLD) may reach the program.
+                sys::reset_signals();
                 let errno = sys::execve(&program, &self.args, &self.env);
                 let prog = self.args[0].to_string_lossy();
                 match errno {
@@ -261,23 +282,5 @@ impl Prepared {
             }
         }
         Ok(program)
-    }
-}
-
-/// Marks every descriptor above 2 close-on-exec, so that nothing of the shim leaks into the container.
-pub fn cloexec_from_3() {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets flags on descriptors; it reads no memory.
-    let ret =
-        unsafe { libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
-    if ret != 0 {
-        // Kernels before 5.11: walk /proc/self/fd instead.
-        if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-            let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
-            for fd in fds.into_iter().filter(|fd| *fd > 2) {
-                // SAFETY: fcntl(F_SETFD) on a descriptor number only changes its flags; a stale number yields EBADF.
-                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            }
-        }
     }
 }

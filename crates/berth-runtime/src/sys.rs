@@ -78,6 +78,82 @@ pub fn dup2(fd: BorrowedFd<'_>, target: libc::c_int) -> Result<()> {
     Ok(())
 }
 
+/// What [`close_from`] does to the descriptors it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseMode {
+    /// Close them now.
+    Close,
+    /// Mark them close-on-exec: they stay usable here, but no program this process executes gets them.
+    CloseOnExec,
+}
+
+/// Closes (or marks close-on-exec) every descriptor from `first` up: `close_range(2)`, or on kernels before 5.11 a
+/// walk of `/proc/self/fd`. A process started by someone else calls it first thing, so that descriptors its parent
+/// leaked (a pipe of whoever started berthd) go no further.
+pub fn close_from(first: u32, mode: CloseMode) {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    let flags = match mode {
+        CloseMode::Close => 0,
+        CloseMode::CloseOnExec => CLOSE_RANGE_CLOEXEC,
+    };
+    // SAFETY: close_range on a range of descriptor numbers reads no memory; the caller owns (and gives up, with
+    // `Close`) every descriptor from `first` up.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, flags) };
+    if ret == 0 {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    // Collected first: the walk's own descriptor is among them.
+    let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    for fd in fds.into_iter().filter(|fd| *fd >= first as i32) {
+        // SAFETY: fcntl(F_SETFD) or close on a descriptor number, which the caller gave up; a stale number (the
+        // walk's own, closed by now) yields EBADF.
+        unsafe {
+            match mode {
+                CloseMode::Close => libc::close(fd),
+                CloseMode::CloseOnExec => libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC),
+            };
+        }
+    }
+}
+
+/// Gives the calling process the signal state a freshly started program expects, as runc does before `execve`: every
+/// disposition back to the default (an ignored SIGHUP or SIGPIPE would otherwise be inherited from the shim, and from
+/// however berthd was started, e.g. `nohup`) and no signal blocked (the shim blocks SIGCHLD for its signalfd).
+/// Allocates nothing, so that a forked child may call it.
+pub fn reset_signals() {
+    // SAFETY: sigaction with a zeroed `sigaction` (handler SIG_DFL, no flags, empty mask) that lives on the stack for
+    // the call; signals that cannot be changed (SIGKILL, SIGSTOP, glibc's internal ones) fail with EINVAL, harmlessly.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut sa.sa_mask);
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &sa, std::ptr::null_mut());
+            }
+        }
+    }
+    // SAFETY: sigprocmask with an empty set built on the stack; it only changes this thread's mask.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// Asks the kernel to send SIGKILL to the calling process when its parent (thread) exits: a container's init dies
+/// with its shim instead of running on untracked. Changes of credentials and the execve of a set-user-ID program clear
+/// it, so it is set after the user switch, just before `execve`.
+pub fn kill_on_parent_death() -> Result<()> {
+    // SAFETY: prctl with PR_SET_PDEATHSIG takes a signal number and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    if ret == -1 {
+        return Err(Error::Sys { what: "prctl(PR_SET_PDEATHSIG)".into(), source: nix::Error::last() });
+    }
+    Ok(())
+}
+
 /// Makes `fd` (a terminal) the controlling terminal of the calling session leader.
 pub fn set_controlling_tty(fd: BorrowedFd<'_>) -> Result<()> {
     // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal) and reads no memory of ours.

@@ -18,6 +18,8 @@ use berth_runtime::Stdio;
 use berth_runtime::shim::{self, ExecRequest, Response, ShimConfig};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -41,6 +43,8 @@ pub fn run(bundle: PathBuf, request: PathBuf) -> Result<()> {
 
 /// The descriptor on which berthd wants a terminal's master.
 const CONSOLE_SOCKET_FD: i32 = 4;
+/// Descriptors from here up are none of berthd's handing: closed at start.
+pub const FIRST_UNUSED_FD: u32 = 5;
 
 /// Descriptor 4 when it is a socket berthd gave us.
 fn console_socket() -> Option<OwnedFd> {
@@ -103,35 +107,54 @@ fn start(bundle: &Path, request: &Path) -> Result<(Pid, Option<std::fs::File>)> 
 }
 
 /// Waits for `pid` (our child, or an orphan re-parented to us as subreaper) and returns Docker's exit code for it.
-/// Meanwhile, discards the output of a detached exec's terminal (`drain`, non-blocking), so that it never blocks.
+/// Meanwhile, discards the output of a detached exec's terminal (`drain`, non-blocking), so that it never blocks: one
+/// `poll` on the terminal and a signalfd for SIGCHLD, with no timeout, so an idle exec costs no CPU.
 fn wait_for(pid: Pid, mut drain: Option<std::fs::File>) -> i32 {
+    // SIGCHLD is blocked before the first non-blocking wait: an exit after it stays pending for the signalfd.
+    let sigchld = drain.as_ref().and_then(|_| {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.thread_block().ok()?;
+        SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).ok()
+    });
     loop {
-        let mut flags = None;
-        if let Some(f) = &mut drain {
-            let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(200u16));
-            let mut buf = [0u8; 4096];
-            let open = loop {
-                match f.read(&mut buf) {
-                    Ok(n) if n > 0 => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    // EOF, or EIO once every process has closed the terminal.
-                    _ => break false,
-                }
-            };
-            if !open {
-                drain = None;
-            }
-            flags = Some(WaitPidFlag::WNOHANG);
-        }
+        let flags = drain.is_some().then_some(WaitPidFlag::WNOHANG);
         match waitpid(Pid::from_raw(-1), flags) {
-            Ok(WaitStatus::StillAlive) => continue,
+            Ok(WaitStatus::StillAlive) => {}
             Ok(WaitStatus::Exited(p, code)) if p == pid => return code,
             Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return 128 + sig as i32,
-            Ok(_) => continue,
-            Err(nix::Error::EINTR) => continue,
+            // Another child (reaped as subreaper), or an interruption: wait again before sleeping.
+            Ok(_) | Err(nix::Error::EINTR) => continue,
             Err(_) => return 255,
+        }
+        // Only without a child to reap, and with a terminal to drain: sleep until it has output or a child exits.
+        let Some(f) = &mut drain else { continue };
+        let mut fds = vec![PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+        if let Some(sfd) = &sigchld {
+            fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        }
+        // Without a signalfd (it could not be made), a bounded sleep instead.
+        let timeout = if sigchld.is_some() { PollTimeout::NONE } else { PollTimeout::from(200u16) };
+        let _ = poll(&mut fds, timeout);
+        drop(fds);
+        if let Some(sfd) = &sigchld {
+            while let Ok(Some(_)) = sfd.read_signal() {}
+        }
+        if !drain_terminal(f) {
+            drain = None;
+        }
+    }
+}
+
+/// Reads and discards what the terminal has; false once it is closed (EOF, or EIO once every process has closed it).
+fn drain_terminal(f: &mut std::fs::File) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match f.read(&mut buf) {
+            Ok(n) if n > 0 => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => return false,
         }
     }
 }

@@ -17,7 +17,14 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 
 fn main() {
+    use berth_runtime::sys::{CloseMode, close_from};
     let args: Vec<String> = std::env::args().collect();
+    // Nothing but what berthd means to give: stdio, and for an exec its report pipe (3) and console socket (4).
+    // Whatever else berthd (or whoever started berthd) left open would live as long as the container.
+    match args.get(1).map(String::as_str) {
+        Some("exec") => close_from(exec::FIRST_UNUSED_FD, CloseMode::Close),
+        _ => close_from(3, CloseMode::Close),
+    }
     let result = match args.get(1).map(String::as_str) {
         Some("start") if args.len() == 3 => monitor::run(PathBuf::from(&args[2])),
         Some("exec") if args.len() == 4 => exec::run(PathBuf::from(&args[2]), PathBuf::from(&args[3])),

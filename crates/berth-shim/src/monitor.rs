@@ -286,6 +286,12 @@ impl Monitor {
         let base = 2 + n_out + usize::from(stdin_slot);
         let stdin_ready = stdin_slot && ready(&fds[2 + n_out]);
         let clients_ready: Vec<bool> = fds[base..].iter().map(ready).collect();
+        // POLLHUP on a Unix stream socket: the peer has closed it entirely (a client's half-close gives no POLLHUP),
+        // so nothing more can reach it. A client in that state with nothing left to read is dropped: left in the set
+        // with no events asked for, it would make every poll return at once, forever (the shims of a killed berthd).
+        let hangup = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        let clients_gone: Vec<bool> =
+            fds[base..].iter().map(|f| f.revents().is_some_and(|r| r.intersects(hangup))).collect();
         drop(fds);
 
         if sig_ready {
@@ -304,8 +310,13 @@ impl Monitor {
                 self.service_client(i);
             }
         }
+        // Servicing reads what a gone client still had queued (its last request, its stdin's end); once that is read
+        // to the end, it goes.
+        let mut gone = clients_gone.into_iter();
         self.clients.retain(|c| {
-            !(matches!(c.kind, ClientKind::Done) && c.out.is_empty())
+            let hung_up = gone.next().unwrap_or(false) && c.read_closed;
+            !hung_up
+                && !(matches!(c.kind, ClientKind::Done) && c.out.is_empty())
                 && !(c.read_closed && c.out.is_empty() && matches!(c.kind, ClientKind::New(_)))
         });
         if listener_ready {

@@ -262,12 +262,19 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
                 monitor.push(c);
             } else {
                 tracing::info!("container {} ended while berthd was down", &rec.id[..12]);
-                let exit = read_exit(d, &rec.id).unwrap_or_else(|| ExitRecord {
-                    exit_code: 255,
-                    finished_at: berth_api::time::now(),
-                    oom_killed: false,
-                    error: None,
-                });
+                let exit = match read_exit(d, &rec.id) {
+                    Some(e) => e,
+                    None => {
+                        // Its shim died without recording an exit: what it ran must not run on untracked.
+                        kill_orphaned(d, &c).await;
+                        ExitRecord {
+                            exit_code: 255,
+                            finished_at: berth_api::time::now(),
+                            oom_killed: false,
+                            error: Some("berth-shim exited unexpectedly".into()),
+                        }
+                    }
+                };
                 ended.push((c, exit));
             }
         } else {
@@ -927,9 +934,17 @@ fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
 fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
     tokio::spawn(async move {
         let bundle = bundle_dir(&d, &c.id);
-        let exit = match shim_request(&bundle, &Request::Wait).await {
-            Ok(Response::Exited(e)) => Some(e),
-            _ => None,
+        let exit = loop {
+            match shim_request(&bundle, &Request::Wait).await {
+                Ok(Response::Exited(e)) => break Some(e),
+                // No answer: the exit file tells if the shim recorded one (it writes it before it goes).
+                _ => match read_exit(&d, &c.id) {
+                    Some(e) => break Some(e),
+                    // The shim is still there (it dropped this connection): ask again, a second later.
+                    None if shim_alive(&bundle) => tokio::time::sleep(Duration::from_secs(1)).await,
+                    None => break None,
+                },
+            }
         };
         // Without an answer (the shim died or was gone already) the exit file tells; wait briefly for it.
         let exit = match exit {
@@ -943,16 +958,70 @@ fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                found.unwrap_or(ExitRecord {
-                    exit_code: 255,
-                    finished_at: berth_api::time::now(),
-                    oom_killed: false,
-                    error: Some("berth-shim exited unexpectedly".into()),
-                })
+                match found {
+                    Some(e) => e,
+                    None => {
+                        // The shim died without recording an exit (`kill -9`): its container must not run on
+                        // untracked, nor beside the copy a restart policy starts.
+                        kill_orphaned(&d, &c).await;
+                        ExitRecord {
+                            exit_code: 255,
+                            finished_at: berth_api::time::now(),
+                            oom_killed: false,
+                            error: Some("berth-shim exited unexpectedly".into()),
+                        }
+                    }
+                }
             }
         };
         on_exit(&d, &c, exit, true).await;
     });
+}
+
+/// Whether the shim of `bundle` is running: its PID file names a live `berth-shim` of this bundle (not a process that
+/// reused the number).
+fn shim_alive(bundle: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(pid) =
+        std::fs::read_to_string(bundle.join(shim::SHIM_PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok())
+    else {
+        return false;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    cmdline.split(|b| *b == 0).any(|arg| arg == bundle.as_os_str().as_bytes())
+}
+
+/// Ends what is left of a container whose shim is gone without recording an exit: every process in its cgroup
+/// (`berth/<id>`, whatever the runtime) is killed and waited for, up to ten seconds, and the runtime's resources are
+/// released, so that neither an untracked copy keeps running nor a restart starts a second one beside it.
+async fn kill_orphaned(d: &Daemon, c: &Container) {
+    let (id, runtime, state_root, bundle) =
+        (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"), bundle_dir(d, &c.id));
+    let _ = tokio::task::spawn_blocking(move || {
+        let Ok(cg) = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")) else { return };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            // A frozen (paused) process takes its SIGKILL only once thawed; a fork racing with the kill is caught
+            // by the next round.
+            let _ = cg.thaw();
+            let _ = cg.kill_all();
+            match cg.procs() {
+                Ok(p) if p.is_empty() => break,
+                Err(_) => break,
+                Ok(p) if std::time::Instant::now() >= deadline => {
+                    tracing::warn!("processes {p:?} of {} survive SIGKILL", &id[..12]);
+                    break;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+        tracing::info!("container {}: its shim died; its processes were killed", &id[..12]);
+        if let Err(e) = berth_runtime::by_name(&runtime, &state_root).delete(&id, &bundle) {
+            tracing::debug!("release the runtime's resources of {}: {e}", &id[..12]);
+        }
+        let _ = cg.destroy();
+    })
+    .await;
 }
 
 /// Records an exit; applies `--rm` and the restart policy.

@@ -117,6 +117,9 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
 }
 
 fn main() -> Result<()> {
+    // Descriptors inherited from whoever started us (a pipe of a service manager or a shell) must not reach the shims
+    // and the containers through every spawn: close-on-exec from here on.
+    berth_runtime::sys::close_from(3, berth_runtime::sys::CloseMode::CloseOnExec);
     let mut args = Args::parse();
     // Real paths: mounts are recognised in /proc/self/mountinfo by path, which a symlink or a relative path in
     // --data-root/--exec-root would defeat.
