@@ -122,16 +122,9 @@ pub fn close_from(first: u32, mode: CloseMode) {
 /// however berthd was started, e.g. `nohup`) and no signal blocked (the shim blocks SIGCHLD for its signalfd).
 /// Allocates nothing, so that a forked child may call it.
 pub fn reset_signals() {
-    // SAFETY: sigaction with a zeroed `sigaction` (handler SIG_DFL, no flags, empty mask) that lives on the stack for
-    // the call; signals that cannot be changed (SIGKILL, SIGSTOP, glibc's internal ones) fail with EINVAL, harmlessly.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = libc::SIG_DFL;
-        libc::sigemptyset(&mut sa.sa_mask);
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaction(sig, &sa, std::ptr::null_mut());
-            }
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            set_default_disposition(sig);
         }
     }
     // SAFETY: sigprocmask with an empty set built on the stack; it only changes this thread's mask.
@@ -139,6 +132,44 @@ pub fn reset_signals() {
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+    }
+}
+
+/// The kernel's `struct sigaction` where it has `sa_restorer` (x86-64, arm64).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[repr(C)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// SIG_DFL for `sig`. Through the system call itself where we know its structure: glibc's `sigaction` refuses its
+/// internal signals (32 and 33), which its `posix_spawn` hands to the child *ignored* (Rust's `Command` spawns
+/// berthd's and the shim's children that way), and which must not reach the container so.
+fn set_default_disposition(sig: libc::c_int) {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let sa = KernelSigaction { handler: libc::SIG_DFL, flags: 0, restorer: 0, mask: 0 };
+        // SAFETY: rt_sigaction reads the `KernelSigaction` (the kernel's layout on this architecture, SIG_DFL, no
+        // flags, empty mask) that lives on the stack for the call, with the kernel's sigset size (8 bytes); no old
+        // action is written. A signal that cannot be changed fails with EINVAL, harmlessly.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &sa as *const KernelSigaction,
+                std::ptr::null_mut::<u8>(),
+                8usize,
+            )
+        };
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    // SAFETY: sigaction with a zeroed `sigaction` (SIG_DFL, no flags, empty mask) on the stack for the call.
+    unsafe {
+        let sa: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, &sa, std::ptr::null_mut());
     }
 }
 
