@@ -224,6 +224,10 @@ fn container_processes_start_with_default_signals() {
     assert!(d.ok(&["logs", "hup"]).contains("got-hup"));
 }
 
+fn is_exec_helper(pid: i32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(b"exec"))
+}
+
 /// The descriptors of a process: number → link target.
 fn fds_of(pid: i32) -> HashMap<i32, String> {
     let mut out = HashMap::new();
@@ -275,7 +279,12 @@ fn only_the_descriptors_they_need() {
         background(&d, &["exec", "fds", "sleep", "1000"]),
         background(&d, &["exec", "-t", "fdt", "sleep", "1000"]),
     ];
-    assert!(d.eventually(20, || shim_processes(&d).len() == 4), "exec helpers did not start: {:?}", shim_processes(&d));
+    // Each helper has reported (its report pipe, descriptor 3, closed) and only waits now.
+    let reported = || {
+        let pids = shim_processes(&d);
+        pids.len() == 4 && pids.iter().all(|p| !is_exec_helper(*p) || !fds_of(*p).contains_key(&3))
+    };
+    assert!(d.eventually(20, reported), "exec helpers did not start: {:?}", shim_processes(&d));
 
     for pid in shim_processes(&d) {
         let fds = fds_of(pid);
@@ -368,7 +377,11 @@ fn a_killed_shim_leaves_nothing_running() {
     );
     assert_eq!(d.inspect("plain", "{{.State.ExitCode}}"), "255");
     d.ok(&["rm", "plain"]);
-    assert!(d.eventually(5, || cgroups_left(&[id.clone()]).is_empty()), "{:?}", cgroups_left(&[id.clone()]));
+    assert!(
+        d.eventually(5, || cgroups_left(std::slice::from_ref(&id)).is_empty()),
+        "{:?}",
+        cgroups_left(std::slice::from_ref(&id))
+    );
 
     // With `--restart always`: exactly one new copy, in a cgroup of its own process alone.
     let t = token(2);
@@ -382,7 +395,11 @@ fn a_killed_shim_leaves_nothing_running() {
     assert_eq!(cgroup_procs(&id).map(|p| p.len()), Some(1), "{:?}", cgroup_procs(&id));
     d.ok(&["rm", "-f", "always"]);
     assert!(d.eventually(5, || processes_with(&t).is_empty()), "{:?}", processes_with(&t));
-    assert!(d.eventually(5, || cgroups_left(&[id.clone()]).is_empty()), "{:?}", cgroups_left(&[id.clone()]));
+    assert!(
+        d.eventually(5, || cgroups_left(std::slice::from_ref(&id)).is_empty()),
+        "{:?}",
+        cgroups_left(std::slice::from_ref(&id))
+    );
 
     // A killed container init: one restart, one copy, and rm works.
     let t = token(3);
@@ -410,5 +427,9 @@ fn a_killed_shim_leaves_nothing_running() {
     assert_eq!(cgroup_procs(&id).map(|p| p.len()), Some(1), "{:?}", cgroup_procs(&id));
     d.ok(&["rm", "-f", "down"]);
     assert!(d.eventually(5, || processes_with(&t).is_empty()), "{:?}", processes_with(&t));
-    assert!(d.eventually(5, || cgroups_left(&[id.clone()]).is_empty()), "{:?}", cgroups_left(&[id.clone()]));
+    assert!(
+        d.eventually(5, || cgroups_left(std::slice::from_ref(&id)).is_empty()),
+        "{:?}",
+        cgroups_left(std::slice::from_ref(&id))
+    );
 }

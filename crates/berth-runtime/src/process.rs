@@ -197,11 +197,10 @@ impl Prepared {
     pub fn exec(&self, wait_start: impl FnOnce() -> Result<()>) -> Error {
         match self.finalize(wait_start) {
             Ok(program) => {
-                // After the user switch, which would clear it.
+                // After the user switch, which would clear it. Best effort: a second line only (see
+                // `kill_on_parent_death`), not worth failing a start for (a custom seccomp profile may deny prctl).
                 if self.kill_on_parent_death {
-                    if let Err(e) = sys::kill_on_parent_death() {
-                        return e;
-                    }
+                    let _ = sys::kill_on_parent_death();
                 }
                 // Last, just before execve: nothing of the shim's signal state (an ignored SIGHUP or SIGPIPE, a
                 // blocked SIGCHLD) may reach the program.

@@ -315,9 +315,9 @@ impl Monitor {
         let mut gone = clients_gone.into_iter();
         self.clients.retain(|c| {
             let hung_up = gone.next().unwrap_or(false) && c.read_closed;
-            !hung_up
-                && !(matches!(c.kind, ClientKind::Done) && c.out.is_empty())
-                && !(c.read_closed && c.out.is_empty() && matches!(c.kind, ClientKind::New(_)))
+            let answered = matches!(c.kind, ClientKind::Done) && c.out.is_empty();
+            let left_unasked = c.read_closed && c.out.is_empty() && matches!(c.kind, ClientKind::New(_));
+            !(hung_up || answered || left_unasked)
         });
         if listener_ready {
             while let Ok((sock, _)) = self.listener.accept() {
