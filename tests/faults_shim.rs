@@ -383,6 +383,21 @@ fn a_killed_shim_leaves_nothing_running() {
         cgroups_left(std::slice::from_ref(&id))
     );
 
+    // A paused container: its frozen processes take their SIGKILL once thawed.
+    let t = token(5);
+    d.ok(&["run", "-d", "--name", "paused", "busybox", "sleep", &t]);
+    let id = id_of(&d, "paused");
+    d.ok(&["pause", "paused"]);
+    kill9(shim_pid(&d, &id));
+    assert!(
+        d.eventually(15, || d.inspect("paused", "{{.State.Status}}") == "exited" && processes_with(&t).is_empty()),
+        "after the paused container's shim's kill: {} with processes {:?}",
+        d.inspect("paused", "{{.State.Status}}"),
+        processes_with(&t)
+    );
+    d.ok(&["rm", "paused"]);
+    assert!(d.eventually(5, || cgroups_left(std::slice::from_ref(&id)).is_empty()));
+
     // With `--restart always`: exactly one new copy, in a cgroup of its own process alone.
     let t = token(2);
     d.ok(&["run", "-d", "--restart", "always", "--name", "always", "busybox", "sleep", &t]);

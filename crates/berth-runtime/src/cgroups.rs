@@ -789,11 +789,14 @@ impl Cgroup {
         Err(Error::Timeout { path: self.path.clone(), state })
     }
 
-    /// Sends SIGKILL to every process in the cgroup (what is left of a container whose init is gone).
+    /// Sends SIGKILL to every process in the cgroup (what is left of a container whose init is gone), then thaws it:
+    /// a frozen (paused) process takes its SIGKILL only once thawed.
     pub fn kill_all(&self) -> Result<(), Error> {
         for pid in self.procs()? {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         }
+        // Without a freezer there is nothing to thaw.
+        let _ = self.thaw();
         Ok(())
     }
 

@@ -1001,9 +1001,7 @@ async fn kill_orphaned(d: &Daemon, c: &Container) {
         let Ok(cg) = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")) else { return };
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            // A frozen (paused) process takes its SIGKILL only once thawed; a fork racing with the kill is caught
-            // by the next round.
-            let _ = cg.thaw();
+            // (Thawed too, if paused.) A fork racing with the kill is caught by the next round.
             let _ = cg.kill_all();
             match cg.procs() {
                 Ok(p) if p.is_empty() => break,
