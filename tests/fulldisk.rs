@@ -371,7 +371,7 @@ fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
     let free = fs.avail();
     let out = bounded(
         &d,
-        &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/fill bs=64k 2>/dev/null; echo filled"],
+        &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/fill bs=64k 2>/dev/null; dd if=/dev/zero of=/fill2 bs=4k 2>/dev/null; echo filled"],
         120,
     );
     assert!(out.status.success(), "{}{}\n{}", stdout(&out), stderr(&out), tail(&d.log(), 40));
