@@ -335,6 +335,14 @@ fn full_disk_errors_are_clear_and_cost_nothing() {
     let ingest: Vec<_> =
         std::fs::read_dir(fs.mnt.join("content/ingest")).unwrap().flatten().map(|e| e.path()).collect();
     assert!(ingest.is_empty(), "half-written blobs are left: {ingest:?}");
+    let layers = std::fs::read_dir(fs.mnt.join("layers")).unwrap().flatten().map(|e| e.file_name());
+    // `layers/empty` is the store's own (the lower directory of an image without layers).
+    let odd: Vec<_> = layers
+        .filter(|n| n != "empty" && (n.len() != 64 || !n.to_string_lossy().bytes().all(|b| b.is_ascii_hexdigit())))
+        .collect();
+    assert!(odd.is_empty(), "half-unpacked layers are left: {odd:?}");
+    // The failed operations recorded no layer: busybox's is all there is.
+    assert_eq!(std::fs::read_dir(fs.mnt.join("layers")).unwrap().count(), 2);
 
     // The same operations succeed now.
     assert_eq!(ok_bounded(&d, &["run", "--rm", "busybox", "echo", "runs"]), "runs\n");
@@ -356,7 +364,17 @@ fn full_disk_errors_are_clear_and_cost_nothing() {
     let before = lines(&d);
     assert!(d.eventually(10, || lines(&d) > before + 5), "the logger's log stopped at {before} lines");
     same_daemon(&d, pid);
+    database_intact(&fs);
     drop(reg);
+}
+
+/// SQLite's own check of berthd's database, where the sqlite3 CLI is installed.
+fn database_intact(fs: &SmallFs) {
+    let Ok(out) = Command::new("sqlite3").arg(fs.mnt.join("berth.db")).arg("PRAGMA integrity_check").output() else {
+        eprintln!("SKIPPED: the sqlite3 CLI is not installed; the database's integrity was not checked");
+        return;
+    };
+    assert_eq!(stdout(&out).trim(), "ok", "{}", stderr(&out));
 }
 
 #[test]
@@ -371,7 +389,14 @@ fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
     let free = fs.avail();
     let out = bounded(
         &d,
-        &["run", "--rm", "busybox", "sh", "-c", "dd if=/dev/zero of=/fill bs=64k 2>/dev/null; dd if=/dev/zero of=/fill2 bs=4k 2>/dev/null; echo filled"],
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/fill bs=64k 2>/dev/null; dd if=/dev/zero of=/fill2 bs=4k 2>/dev/null; echo filled",
+        ],
         120,
     );
     assert!(out.status.success(), "{}{}\n{}", stdout(&out), stderr(&out), tail(&d.log(), 40));
@@ -382,6 +407,16 @@ fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
     assert!(left.is_empty(), "container directories left: {left:?}");
     assert!(fs.avail() + (1 << 20) >= free, "space not freed: {} of {free} bytes free", fs.avail());
 
+    // A filler that stopped, removed by `system prune` while the disk is full.
+    fill(&d, &fs, "stopped");
+    let id = container_id(&d, "stopped");
+    ok_bounded(&d, &["kill", "stopped"]);
+    ok_bounded(&d, &["system", "prune", "-af"]);
+    assert_gone(&d, &fs, &id);
+    assert_eq!(d.ok(&["images", "-q"]), "", "prune -a removes the image too");
+    assert!(fs.avail() >= free, "space not freed: {} of {free} bytes free", fs.avail());
+    d.busybox();
+
     // A filler removed with `rm -f` while the disk is full: the same.
     fill(&d, &fs, "fill");
     let id = container_id(&d, "fill");
@@ -389,4 +424,5 @@ fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
     assert_gone(&d, &fs, &id);
     assert_eq!(ok_bounded(&d, &["run", "--rm", "busybox", "echo", "runs"]), "runs\n");
     same_daemon(&d, pid);
+    database_intact(&fs);
 }
