@@ -156,6 +156,7 @@ fn fill(d: &Berthd, fs: &SmallFs, name: &str) {
 
 /// A file of `n` pseudo-random bytes (incompressible, so no layer of it is small).
 fn random_file(path: &Path, n: usize) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut data = Vec::with_capacity(n);
     while data.len() < n {
@@ -300,9 +301,16 @@ fn full_disk_errors_are_clear_and_cost_nothing() {
     fails_full(&d, &["build", "-t", "built:v1", ctx.to_str().unwrap()]);
     fails_full(&d, &["pull", &remote]);
     fails_full(&d, &["cp", d.dir.join("big").to_str().unwrap(), "keeper:/big"]);
+    // For the docker CLI a body bigger than the socket's buffers too: it is still sending when berthd fails.
+    random_file(&d.dir.join("rootfs-huge/huge"), 32 << 20);
+    let huge = d.dir.join("huge.tar");
+    let tar = Command::new("tar").arg("-C").arg(d.dir.join("rootfs-huge")).arg("-cf").arg(&huge).arg(".").status();
+    assert!(tar.unwrap().success());
     for args in [
         vec!["load", "-i", saved.to_str().unwrap()],
+        vec!["load", "-i", huge.to_str().unwrap()],
         vec!["import", second_tar.to_str().unwrap(), "imported:v1"],
+        vec!["import", huge.to_str().unwrap(), "huge:v1"],
         vec!["pull", &remote],
         vec!["cp", d.dir.join("big").to_str().unwrap(), "keeper:/big"],
         vec!["build", "-t", "built:v1", ctx.to_str().unwrap()],
