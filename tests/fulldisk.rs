@@ -391,7 +391,7 @@ fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
         return;
     }
     let Some(fs) = SmallFs::make("rm") else { return };
-    let d = Berthd::start_on(Some(&fs.mnt), &[]);
+    let mut d = Berthd::start_on(Some(&fs.mnt), &[]);
     let pid = d.pid();
     d.busybox();
     let free = fs.avail();
@@ -423,14 +423,17 @@ fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
     assert_gone(&d, &fs, &id);
     assert_eq!(d.ok(&["images", "-q"]), "", "prune -a removes the image too");
     assert!(fs.avail() >= free, "space not freed: {} of {free} bytes free", fs.avail());
+    same_daemon(&d, pid);
     d.busybox();
 
-    // A filler removed with `rm -f` while the disk is full: the same.
+    // A filler removed with `rm -f` while the disk is full: the same, also after berthd restarted on the full disk
+    // (it comes up, and finds the filler still running).
     fill(&d, &fs, "fill");
     let id = container_id(&d, "fill");
+    d.restart();
+    assert_eq!(d.inspect("fill", "{{.State.Status}}"), "running");
     ok_bounded(&d, &["rm", "-f", "fill"]);
     assert_gone(&d, &fs, &id);
     assert_eq!(ok_bounded(&d, &["run", "--rm", "busybox", "echo", "runs"]), "runs\n");
-    same_daemon(&d, pid);
     database_intact(&fs);
 }
