@@ -53,6 +53,8 @@ pub struct Berthd {
     pub sock: PathBuf,
     child: Option<Child>,
     args: Vec<String>,
+    /// The data root: `dir/data` unless the test gave its own ([`Berthd::start_on`]).
+    data: PathBuf,
 }
 
 impl Berthd {
@@ -62,12 +64,19 @@ impl Berthd {
 
     /// Starts berthd with extra arguments (e.g. `--runtime runc`).
     pub fn start_with(extra: &[&str]) -> Berthd {
+        Berthd::start_on(None, extra)
+    }
+
+    /// Starts berthd on the data root `data` (a directory the test prepared, e.g. a small file system), or on its own
+    /// `dir/data`.
+    pub fn start_on(data: Option<&Path>, extra: &[&str]) -> Berthd {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(format!("/tmp/bt-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("berth.sock");
-        let mut d = Berthd { dir, sock, child: None, args: extra.iter().map(|s| s.to_string()).collect() };
+        let data = data.map(Path::to_path_buf).unwrap_or_else(|| dir.join("data"));
+        let mut d = Berthd { dir, sock, child: None, args: extra.iter().map(|s| s.to_string()).collect(), data };
         d.spawn();
         d
     }
@@ -103,7 +112,7 @@ impl Berthd {
             .arg("--host")
             .arg(self.host())
             .arg("--data-root")
-            .arg(self.dir.join("data"))
+            .arg(&self.data)
             .arg("--exec-root")
             .arg(self.dir.join("run"))
             .arg("--log-level")
@@ -328,7 +337,7 @@ impl Drop for Berthd {
         // Bridges, firewall rules and network namespaces outlive berthd (as Docker's do): remove this daemon's.
         let removed = Command::new(bin("berthd"))
             .arg("--data-root")
-            .arg(self.dir.join("data"))
+            .arg(&self.data)
             .arg("--exec-root")
             .arg(self.dir.join("run"))
             .arg("--remove-networking")

@@ -44,7 +44,7 @@ impl JsonLog {
         }
         self.partial[idx] = rest.to_vec();
         if !out.is_empty() {
-            let _ = self.file.write_all(&out);
+            append(&mut self.file, &out);
         }
     }
 
@@ -59,11 +59,40 @@ impl JsonLog {
             }
         }
         if !out.is_empty() {
-            let _ = self.file.write_all(&out);
+            append(&mut self.file, &out);
         }
         // Not synced, like Docker's json-file driver: the lines are in the kernel once written, which is what a
         // reader (and a restarted berthd) needs; an fsync here cost every container exit a disk flush.
     }
+}
+
+/// Appends whole lines to the log. A write that fails (a full disk) drops those lines, takes back a part that was
+/// written (no half line is left), and is reported on the shim's standard error (berthd's log) once until writes
+/// succeed again; the container and the shim go on.
+fn append(file: &mut std::fs::File, out: &[u8]) {
+    static FAILING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let mut done = 0;
+    while done < out.len() {
+        match file.write(&out[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                if done > 0
+                    && let Ok(m) = file.metadata()
+                {
+                    let _ = file.set_len(m.len().saturating_sub(done as u64));
+                }
+                if !FAILING.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!(
+                        "berth-shim: writing the container's log: {e}; its output is dropped until it can be written"
+                    );
+                }
+                return;
+            }
+        }
+    }
+    FAILING.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn encode(out: &mut Vec<u8>, line: &[u8], stream: u8, time: &str) {

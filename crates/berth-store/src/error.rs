@@ -27,9 +27,18 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    /// The metadata database failed.
-    #[error("metadata database: {0}")]
+    /// The metadata database failed (a full disk says so in the words of the file system: `no space left on
+    /// device`).
+    #[error("metadata database: {}", db_message(.0))]
     Db(#[from] rusqlite::Error),
+}
+
+fn db_message(e: &rusqlite::Error) -> String {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        format!("no space left on device ({e})")
+    } else {
+        e.to_string()
+    }
 }
 
 /// Result with [`StoreError`].
@@ -50,4 +59,9 @@ impl StoreError {
 /// `map_err` helper: turns an `io::Error` into `StoreError::Io` with a lazily built context.
 pub(crate) fn io_ctx<F: FnOnce() -> String>(f: F) -> impl FnOnce(io::Error) -> StoreError {
     move |e| StoreError::io(f(), e)
+}
+
+/// True for the errors of a full file system (no space, or the quota used up).
+pub(crate) fn full_disk(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::digest::{ChainId, DiffId, Digest, ImageId};
-use crate::error::{Result, StoreError, io_ctx};
+use crate::error::{Result, StoreError, full_disk, io_ctx};
 use crate::image::host_architecture;
 use crate::reference::{AnyReference, Reference};
 use crate::{Image, Store};
@@ -310,15 +310,17 @@ impl TempTree {
             match kind {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     let dest = self.path.join(&name);
+                    // A full disk is the host's fault, not the archive's.
+                    let fail = |what: &str, e: io::Error| match full_disk(&e) {
+                        true => StoreError::io(format!("writing {name}"), e),
+                        false => bad(format!("invalid archive: {what}{name}: {e}")),
+                    };
                     if let Some(p) = dest.parent() {
-                        fs::create_dir_all(p).map_err(|e| bad(format!("invalid archive: {name}: {e}")))?;
+                        fs::create_dir_all(p).map_err(|e| fail("", e))?;
                     }
-                    let mut f = fs::OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .open(&dest)
-                        .map_err(|e| bad(format!("invalid archive: {name}: {e}")))?;
-                    io::copy(&mut entry, &mut f).map_err(|e| bad(format!("invalid archive: reading {name}: {e}")))?;
+                    let mut f =
+                        fs::OpenOptions::new().write(true).create_new(true).open(&dest).map_err(|e| fail("", e))?;
+                    io::copy(&mut entry, &mut f).map_err(|e| fail("reading ", e))?;
                     tree.files.insert(name);
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {

@@ -1234,21 +1234,43 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
             return Err(Error::Internal(format!("could not kill running container {}, cannot remove", c.id)));
         }
     }
-    if c.status() == Status::Removing {
+    if c.removed.load(Ordering::SeqCst) {
+        // An earlier call removed it (its caller held this object before it left the table).
         return Ok(());
     }
     c.update(|r| r.state.status = Status::Removing);
+    // The writable layer goes first: on a full disk it is what frees the space the store needs to delete the record.
+    // A failure from here on leaves the container listed as `Dead` (it cannot start again) and `rm` can be retried.
+    if let Err(e) = release_files(d, c).await {
+        return Err(removal_failed(c, e));
+    }
     c.removed.store(true, Ordering::SeqCst);
     let store = d.store.clone();
     let id = c.id.clone();
-    blocking(move || store.delete_doc_lazy(DOC_KIND, &id).map_err(crate::daemon::store_error)).await?;
+    if let Err(e) = blocking(move || store.delete_doc_lazy(DOC_KIND, &id).map_err(crate::daemon::store_error)).await {
+        c.removed.store(false, Ordering::SeqCst);
+        return Err(removal_failed(c, e));
+    }
     if let Ok(mut m) = d.containers.write() {
         m.remove(&c.id);
     }
     crate::networks::release(d, &c.id).await;
+    if volumes {
+        crate::volumes::remove_anonymous(d, &c.record().mounts).await;
+    }
+    if let Ok(mut p) = c.pending_attach.lock() {
+        p.clear();
+    }
+    c.changed.send_replace(u64::MAX);
+    Ok(())
+}
+
+/// Releases what a stopped container holds outside the store: the runtime's state, its cgroup, its directories (the
+/// writable layer, logs, the bundle). Safe to run again after a failure.
+async fn release_files(d: &Daemon, c: &Container) -> Result<(), Error> {
     let dirs = [container_dir(d, &c.id), bundle_dir(d, &c.id)];
     let (id, runtime, state_root) = (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"));
-    let _ = tokio::task::spawn_blocking(move || {
+    blocking(move || {
         // The shim releases the runtime's resources when its container ends; this catches what a shim that died
         // (or was killed) could not (a cgroup, an external runtime's state). Safe to do twice.
         if let Err(e) = berth_runtime::by_name(&runtime, &state_root).delete(&id, &dirs[1]) {
@@ -1262,18 +1284,28 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
             }
         }
         for dir in dirs {
-            let _ = std::fs::remove_dir_all(dir);
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Internal(format!("remove {}: {e}", dir.display())));
+                }
+                _ => {}
+            }
         }
+        Ok(())
     })
-    .await;
-    if volumes {
-        crate::volumes::remove_anonymous(d, &c.record().mounts).await;
-    }
-    if let Ok(mut p) = c.pending_attach.lock() {
-        p.clear();
-    }
-    c.changed.send_replace(u64::MAX);
-    Ok(())
+    .await
+}
+
+/// Records a removal that failed half-way: the container is `Dead` with the reason as its error, and waiters for its
+/// removal (`run --rm`) are told instead of waiting forever.
+fn removal_failed(c: &Container, e: Error) -> Error {
+    let e = Error::Internal(format!("unable to remove container {}: {e}", c.id));
+    tracing::warn!("{e}");
+    c.update(|r| {
+        r.state.status = Status::Dead;
+        r.state.error = e.to_string();
+    });
+    e
 }
 
 /// Renames a container.
@@ -1324,7 +1356,8 @@ pub async fn wait(c: &Arc<Container>, cond: WaitCondition) -> (i64, Option<Strin
         let running = c.is_running();
         seen_running |= running;
         match cond {
-            WaitCondition::Removed if removed => return result(c),
+            // A removal that failed leaves it `Dead`, with the reason as its error.
+            WaitCondition::Removed if removed || c.status() == Status::Dead => return result(c),
             WaitCondition::NotRunning if !running => return result(c),
             WaitCondition::NextExit if seen_running && !running && c.status() != Status::Created => return result(c),
             WaitCondition::NextExit if removed => return result(c),

@@ -90,8 +90,8 @@ pub async fn put(d: Daemonic, Path(id): Path<String>, q: Query, req: Request<Bod
         no_overwrite_dir_non_dir: flag(&q, "noOverwriteDirNonDir"),
         copy_uid_gid: flag(&q, "copyUIDGID"),
     };
-    let body = super::body_reader(req.into_body());
-    archive::with_fs(&d, &c, move |fs| fs.extract(&path, &id, opts, body)).await?;
+    let (body, drained) = super::body_reader(req.into_body());
+    drained.then(archive::with_fs(&d, &c, move |fs| fs.extract(&path, &id, opts, body)).await).await?;
     Ok(StatusCode::OK)
 }
 

@@ -48,8 +48,8 @@ pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Respo
         network: q.get("networkmode").cloned().filter(|n| !n.is_empty()),
         platform: q.get("platform").cloned().filter(|p| !p.is_empty()),
     };
-    let body = super::body_reader(req.into_body());
-    let prep = build::prepare(&d, &opts, body).await?;
+    let (body, drained) = super::body_reader(req.into_body());
+    let prep = drained.then(build::prepare(&d, &opts, body).await).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let out = build::Out::new(tx, opts.quiet);
     let d2 = d.0.clone();

@@ -302,16 +302,20 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
         message: q.get("message").cloned().filter(|m| !m.is_empty()),
         ..Default::default()
     };
-    let reader = super::body_reader(req.into_body());
+    let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
-    let id = blocking(move || {
-        let id = store.import_image(reader, opts).map_err(store_error)?;
-        if let Some(r) = reference {
-            store.tag(&id, &r).map_err(store_error)?;
-        }
-        Ok(id)
-    })
-    .await?;
+    let id = drained
+        .then(
+            blocking(move || {
+                let id = store.import_image(reader, opts).map_err(store_error)?;
+                if let Some(r) = reference {
+                    store.tag(&id, &r).map_err(store_error)?;
+                }
+                Ok(id)
+            })
+            .await,
+        )
+        .await?;
     let body = format!("{}\r\n", json!({"status": id.to_string()}));
     Ok(([("content-type", "application/json")], body).into_response())
 }
@@ -345,14 +349,18 @@ async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
 
 /// `POST /images/load`: a tar from `docker save` or an OCI layout.
 pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
-    let reader = super::body_reader(req.into_body());
+    let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
-    let lines = blocking(move || {
-        let mut lines = Vec::new();
-        store.load(reader, &mut |l| lines.push(l)).map_err(store_error)?;
-        Ok(lines)
-    })
-    .await?;
+    let lines = drained
+        .then(
+            blocking(move || {
+                let mut lines = Vec::new();
+                store.load(reader, &mut |l| lines.push(l)).map_err(store_error)?;
+                Ok(lines)
+            })
+            .await,
+        )
+        .await?;
     let mut body = String::new();
     for l in lines {
         body.push_str(&json!({"stream": format!("{l}\n")}).to_string());

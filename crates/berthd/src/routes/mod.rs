@@ -103,21 +103,41 @@ impl std::io::Read for BodyReader {
     }
 }
 
-/// Streams `body` into a [`BodyReader`].
-pub fn body_reader(body: axum::body::Body) -> BodyReader {
+/// Streams `body` into a [`BodyReader`]. If the reader goes away before the end (the work failed: a bad tar, a full
+/// disk), the rest of the body is read and dropped, so that the client, still sending, gets the error as the answer
+/// instead of a broken pipe; [`Drained`] waits for that.
+pub fn body_reader(body: axum::body::Body) -> (BodyReader, Drained) {
     use futures_util::StreamExt;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     let mut body = body.into_data_stream();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Some(chunk) = body.next().await {
             let item = chunk.map_err(|e| e.to_string());
-            let stop = item.is_err();
-            if tx.send(item).await.is_err() || stop {
+            if item.is_err() {
+                // The client went away: nothing left to read.
+                let _ = tx.send(item).await;
+                return;
+            }
+            if tx.send(item).await.is_err() {
                 break;
             }
         }
+        while let Some(Ok(_)) = body.next().await {}
     });
-    BodyReader { rx, buf: bytes::Bytes::new() }
+    (BodyReader { rx, buf: bytes::Bytes::new() }, Drained(task))
+}
+
+/// The end of a request body read by a [`BodyReader`].
+pub struct Drained(tokio::task::JoinHandle<()>);
+
+impl Drained {
+    /// Passes `res` on; an error only once the client has sent its whole body (see [`body_reader`]).
+    pub async fn then<T>(self, res: Result<T, Error>) -> Result<T, Error> {
+        if res.is_err() {
+            let _ = self.0.await;
+        }
+        res
+    }
 }
 
 /// A JSON-lines body fed by a channel of messages.
