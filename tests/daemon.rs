@@ -5,14 +5,15 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_integration::*;
 
-/// Runs another berthd on the given roots (it is expected to refuse before it touches anything).
+/// Runs another berthd on the given roots. It is expected to refuse at once; one that starts serving instead is
+/// ended (by its PID) after 10 s, and its output returned with its status, so the assertions tell what went wrong.
 fn other_berthd(data: &Path, exec: &Path, host: &str, extra: &[&str]) -> Output {
-    Command::new(bin("berthd"))
+    let mut child = Command::new(bin("berthd"))
         .arg("--host")
         .arg(host)
         .arg("--data-root")
@@ -21,8 +22,22 @@ fn other_berthd(data: &Path, exec: &Path, host: &str, extra: &[&str]) -> Output 
         .arg(exec)
         .args(extra)
         .env("RUST_BACKTRACE", "0")
-        .output()
-        .unwrap()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// The Linux bridge of the daemon's default network (`bb<tag>`; its firewall table is `berth_<tag>`).
@@ -319,10 +334,12 @@ fn restarts_under_load_lose_no_container_and_no_log_line() {
     let Some(mut d) = daemon_with_busybox() else { return };
     const WRITERS: usize = 5;
     const TOTAL: usize = 50;
-    // Writers: numbered lines as fast as the shell goes, in bursts of 100 with a 10 ms pause, until /stop exists.
+    // Writers: numbered lines in bursts of 20 as fast as the shell goes, a 20 ms pause between bursts (up to
+    // 1,000 lines a second each, and a log that `logs` still reads quickly in a debug build), until /stop exists.
     let writer = "i=0; while [ ! -e /stop ]; do echo \"line $i\"; i=$((i+1)); \
-                  [ $((i % 100)) = 0 ] && usleep 10000; done; echo \"end $i\"; sleep 100000";
+                  [ $((i % 20)) = 0 ] && usleep 20000; done; echo \"end $i\"; sleep 100000";
     let mut names = Vec::new();
+    let t0 = Instant::now();
     for i in 0..TOTAL {
         let name = format!("w{i}");
         if i < WRITERS {
@@ -337,6 +354,7 @@ fn restarts_under_load_lose_no_container_and_no_log_line() {
         args.extend(names.iter().map(String::as_str));
         d.ok(&args)
     };
+    eprintln!("{TOTAL} containers started in {:.1} s", t0.elapsed().as_secs_f64());
     let before = states(&d);
     assert_eq!(before.matches(" running ").count(), TOTAL, "{before}");
     assert!(d.eventually(10, || d.ok(&["logs", "--tail", "1", "w0"]).starts_with("line ")), "the writers write");
@@ -380,6 +398,7 @@ fn restarts_under_load_lose_no_container_and_no_log_line() {
     }
 
     // Stop the writers, then every numbered line must be in the logs exactly once.
+    let t0 = Instant::now();
     for name in &names[..WRITERS] {
         d.ok(&["exec", name, "touch", "/stop"]);
     }
@@ -389,6 +408,37 @@ fn restarts_under_load_lose_no_container_and_no_log_line() {
         assert!(ended, "{name} did not end: {}", d.ok(&["logs", "--tail", "3", name]));
         total += check_numbered(name, &d.ok(&["logs", name]));
     }
-    eprintln!("{total} numbered log lines from {WRITERS} writers, none lost or duplicated across both restarts");
+    eprintln!(
+        "{total} numbered log lines from {WRITERS} writers, none lost or duplicated across both restarts (checked in \
+         {:.1} s)",
+        t0.elapsed().as_secs_f64()
+    );
     assert_eq!(states(&d), before);
+}
+
+#[test]
+fn the_socket_belongs_to_the_group() {
+    if !can_run() {
+        return;
+    }
+    // Debian's `nogroup` stands in for `berth` (which a test must not create on the host).
+    let Some(group) = nix::unistd::Group::from_name("nogroup").unwrap() else {
+        eprintln!("SKIPPED: no group `nogroup` on this host");
+        return;
+    };
+    let d = Berthd::start_with(&["--group", "nogroup"]);
+    let meta = std::fs::metadata(&d.sock).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!((meta.uid(), meta.gid()), (0, group.gid.as_raw()));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    // A group that does not exist is an error, not a silently root-only socket.
+    let o = other_berthd(
+        &d.dir.join("data-x"),
+        &d.dir.join("run-x"),
+        &format!("unix://{}", d.dir.join("x.sock").display()),
+        &["--group", "no-such-group-here"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--group \"no-such-group-here\": no such group"), "{}", stderr(&o));
+    assert!(!d.dir.join("x.sock").exists());
 }
