@@ -32,10 +32,8 @@ fn other_berthd(data: &Path, exec: &Path, host: &str, extra: &[&str]) -> Output 
         std::thread::sleep(Duration::from_millis(20));
     }
     if child.try_wait().unwrap().is_none() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        let _ =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
     }
     child.wait_with_output().unwrap()
 }
@@ -88,10 +86,7 @@ fn a_second_daemon_on_the_same_roots_refuses_and_the_first_keeps_working() {
     let o = other_berthd(&data, &d.dir.join("run2"), &d.host(), &[]);
     assert!(!o.status.success(), "a second berthd on {} started", data.display());
     let e = stderr(&o);
-    assert!(
-        e.contains(&format!("another berthd (PID {pid}) is running on the data root {}", data.display())),
-        "{e}"
-    );
+    assert!(e.contains(&format!("another berthd (PID {pid}) is running on the data root {}", data.display())), "{e}");
     // Only the exec root shared.
     let sock2 = d.dir.join("other.sock");
     let o = other_berthd(&d.dir.join("data2"), &run, &format!("unix://{}", sock2.display()), &[]);

@@ -161,7 +161,7 @@ fn main() -> Result<()> {
     }
     let group = socket_group(args.group.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let daemon = daemon::Daemon::open(daemon::Config {
             data_root: args.data_root,
             exec_root: args.exec_root,
@@ -173,7 +173,11 @@ fn main() -> Result<()> {
         })
         .await?;
         server::serve(daemon, &socket, group).await
-    })
+    });
+    // SIGTERM: requests in flight end with the runtime; blocking work (an unpack, a store write) gets a moment to
+    // finish, but never holds the exit up for long (containers are not ours to wait for: they keep running).
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    served
 }
 
 /// The API socket's group: `--group NAME` (which must exist), else `berth` where it exists, else none.
