@@ -39,7 +39,8 @@ struct Args {
     /// where that group exists, else none (root only).
     #[arg(short = 'G', long, value_name = "NAME")]
     group: Option<String>,
-    /// Where images, containers and the database live.
+    /// Where images, containers and the database live (one berthd per data root and per exec root: another one
+    /// refuses to start).
     #[arg(long, default_value = "/var/lib/berth")]
     data_root: PathBuf,
     /// Where runtime state lives (bundles, shim sockets); normally on a tmpfs.
