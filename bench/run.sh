@@ -5,7 +5,9 @@
 #
 # Measures: builds (cold, cached, one file changed), `run --rm img true` latency (--network none and the default bridge, and the difference: what network
 # set-up adds to a start), published-port throughput (1 GiB host -> container nc), `exec` latency, 50 x `run -d` then `rm -f`, idle daemon RSS, RSS and PSS per
-# running container (the shim: Berth's berth-shim, Docker's containerd-shim). Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
+# running container (the shim: Berth's berth-shim, Docker's containerd-shim), and (Berth only: Docker keeps running
+# containers across a restart only with --live-restore) how long a berthd started after a kill -9 takes until its API
+# answers, with 50 containers running. Berth runs a private release-built berthd; Docker runs only when `dockerd` is installed
 # (apt-get install docker.io), on its own socket and data root. Prints medians and the Berth/Docker ratio.
 #
 # Registry rows: push and pull of an image with 300 MB of incompressible data in 3 layers (made by this script,
@@ -58,8 +60,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" --log-level warn >"$WORK/berthd.log" 2>&1 &
-BERTHD_PID=$!
+start_berthd() {
+    "$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" --log-level warn >>"$WORK/berthd.log" 2>&1 &
+    BERTHD_PID=$!
+}
+start_berthd
 for _ in $(seq 100); do [ -S "$B_SOCK" ] && break; sleep 0.05; done
 
 engines=(berth)
@@ -166,6 +171,17 @@ DF
     s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bchange]=$(( ($(now_ns) - s) / 1000000 ))
     cli "$e" rmi "$tag" >/dev/null 2>&1
     rm -rf "$ctx"
+
+    if [ "$e" = berth ]; then
+        # A daemon restart with 50 containers running: kill -9, start, until the API answers (which it does once
+        # every container is reconciled). Last, so that the rows above measure one daemon's life.
+        ids=$(for _ in $(seq 50); do cli "$e" run -d busybox sleep 600; done)
+        kill -9 "$BERTHD_PID"; wait "$BERTHD_PID" 2>/dev/null || true
+        s=$(now_ns); start_berthd
+        for _ in $(seq 2000); do cli "$e" version >/dev/null 2>&1 && break; sleep 0.005; done
+        R[$e,restart]=$(( ($(now_ns) - s) / 1000000 ))
+        cli "$e" rm -f $ids >/dev/null
+    fi
 done
 
 if [ "$ONLY" != engine ]; then
@@ -237,6 +253,7 @@ row "bridge set-up cost (default net - none)" netcost us
 row "published port 127.0.0.1 -> container, 1 GiB" tput MiB/s
 row "exec true, median" exec us
 row "50 x run -d, total" fifty ms
+row "daemon restart, 50 running: kill -9 -> API answers" restart ms
 row "daemon idle RSS (dockerd+containerd)" rss KiB
 row "RSS per running container's shim (50 running)" shim KiB
 row "PSS per running container's shim (50 running)" shimpss KiB

@@ -156,6 +156,23 @@ impl Berthd {
         }
     }
 
+    /// A clean stop (`SIGTERM`, as systemd sends): waits up to 20 s for the daemon to exit and returns its status and
+    /// how long it took. Containers must keep running; `restart` brings the daemon back.
+    pub fn sigterm(&mut self) -> (std::process::ExitStatus, Duration) {
+        let mut c = self.child.take().unwrap();
+        let t = Instant::now();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        while t.elapsed() < Duration::from_secs(20) {
+            if let Some(st) = c.try_wait().unwrap() {
+                return (st, t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        panic!("berthd did not exit within 20 s of SIGTERM; log:\n{}", tail(&self.log(), 40));
+    }
+
     /// Starts the daemon again on the same roots.
     pub fn restart(&mut self) {
         self.kill9();

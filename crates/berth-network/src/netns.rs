@@ -176,6 +176,39 @@ pub fn shared_mount_point(dir: &Path) -> Result<(), Error> {
         .map_err(os(format!("make {} shared", canon.display())))
 }
 
+/// Undoes [`shared_mount_point`] (uninstalling: `berthd --remove-networking`): unmounts `dir` (and whatever is still
+/// mounted below it) if its top mount is a bind of the directory onto itself, which is what `shared_mount_point`
+/// makes. A file system that someone else mounted there is left alone. Returns whether it unmounted.
+pub fn release_shared_mount_point(dir: &Path) -> Result<bool, Error> {
+    let Ok(canon) = dir.canonicalize() else { return Ok(false) };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| Error::Os("read mountinfo".into(), e))?;
+    if !is_bind_onto_itself(&info, &canon) {
+        return Ok(false);
+    }
+    nix::mount::umount2(&canon, MntFlags::MNT_DETACH).map_err(os(format!("unmount {}", canon.display())))?;
+    Ok(true)
+}
+
+/// Whether the top mount at `path` in `mountinfo` is a bind of `path` onto itself: same device as the mount it
+/// covers, and the same directory of that device (mountinfo's `root` field).
+fn is_bind_onto_itself(mountinfo: &str, path: &Path) -> bool {
+    // id, parent id, major:minor, root, mount point
+    let lines: Vec<Vec<String>> = mountinfo
+        .lines()
+        .map(|l| l.split(' ').take(5).map(unescape_mountinfo).collect::<Vec<_>>())
+        .filter(|f| f.len() == 5)
+        .collect();
+    let Some(top) = lines.iter().rev().find(|f| Path::new(&f[4]) == path) else { return false };
+    let Some(below) = lines.iter().find(|f| f[0] == top[1]) else { return false };
+    let Ok(rel) = path.strip_prefix(&below[4]) else { return false };
+    top[2] == below[2] && Path::new(&top[3]) == Path::new(&below[3]).join(rel)
+}
+
+/// A path field of `/proc/self/mountinfo`: spaces, tabs, newlines and backslashes are octal escapes there.
+pub fn unescape_mountinfo(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
 /// The pinned namespaces under `dir` (file name = container ID).
 pub fn pinned(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default()
@@ -184,6 +217,22 @@ pub fn pinned(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_onto_itself() {
+        let info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                    25 22 0:21 / /run rw - tmpfs tmpfs rw\n\
+                    90 22 8:1 /var/lib/b\\040x/volumes /var/lib/b\\040x/volumes rw shared:5 - ext4 /dev/sda1 rw\n\
+                    91 25 0:21 /b/netns /run/b/netns rw shared:6 - tmpfs tmpfs rw\n\
+                    92 22 8:17 / /srv/disk rw - ext4 /dev/sdb1 rw\n\
+                    93 22 8:1 /elsewhere /srv/other rw - ext4 /dev/sda1 rw\n";
+        assert!(is_bind_onto_itself(info, Path::new("/var/lib/b x/volumes")));
+        assert!(is_bind_onto_itself(info, Path::new("/run/b/netns")));
+        assert!(!is_bind_onto_itself(info, Path::new("/srv/disk")), "another file system mounted there");
+        assert!(!is_bind_onto_itself(info, Path::new("/srv/other")), "a bind of another directory");
+        assert!(!is_bind_onto_itself(info, Path::new("/var/lib")), "not a mount point");
+        assert!(!is_bind_onto_itself(info, Path::new("/")), "the root covers nothing");
+    }
 
     /// As root: a bridge, a pinned namespace with a veth on it, addresses and routes inside; then all gone.
     #[test]

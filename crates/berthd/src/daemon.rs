@@ -83,7 +83,7 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         });
-        crate::build::clean_leftovers(&daemon);
+        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
         crate::networks::load(&daemon).await?;
         crate::containers::load_all(&daemon).await?;
         crate::build::remove_step_containers(&daemon).await;

@@ -13,6 +13,7 @@ mod daemon;
 mod exec;
 mod health;
 mod hijack;
+mod lock;
 mod logs;
 mod mounts;
 mod names;
@@ -34,7 +35,12 @@ struct Args {
     /// Socket to serve the Engine API on.
     #[arg(short = 'H', long, default_value = "unix:///run/berth/berth.sock")]
     host: String,
-    /// Where images, containers and the database live.
+    /// The group that owns the API socket (mode 0660; its members can do anything root can). Default: `berth`
+    /// where that group exists, else none (root only).
+    #[arg(short = 'G', long, value_name = "NAME")]
+    group: Option<String>,
+    /// Where images, containers and the database live (one berthd per data root and per exec root: another one
+    /// refuses to start).
     #[arg(long, default_value = "/var/lib/berth")]
     data_root: PathBuf,
     /// Where runtime state lives (bundles, shim sockets); normally on a tmpfs.
@@ -65,8 +71,9 @@ struct Args {
     /// Name servers for containers that set none (repeatable; default: the host's).
     #[arg(long = "dns", value_name = "IP")]
     dns: Vec<std::net::Ipv4Addr>,
-    /// Remove this data root's bridges, firewall rules and network namespaces from the host, then exit (for
-    /// uninstalling and tests; its containers must not be running).
+    /// Remove this data root's bridges, firewall rules, network namespaces and host mounts (volumes, builds) from
+    /// the host, then exit (for uninstalling and tests; refused while a berthd runs on the root; its containers
+    /// must not be running).
     #[arg(long)]
     remove_networking: bool,
     /// A registry (`host:port`) to reach over plain HTTP (repeatable); loopback registries always are
@@ -127,6 +134,9 @@ fn main() -> Result<()> {
         std::fs::create_dir_all(&*dir).with_context(|| format!("create {}", dir.display()))?;
         *dir = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
     }
+    // One daemon per root, taken before anything else touches the roots (the socket, the store, the networking);
+    // held until the process ends.
+    let _locks = lock::lock_roots(&[("data root", &args.data_root), ("exec root", &args.exec_root)])?;
     // Not for other users to walk into: setuid programs and device nodes that containers write to their layers and
     // volumes live below it (Docker's CVE-2021-41091).
     {
@@ -148,10 +158,14 @@ fn main() -> Result<()> {
     if args.remove_networking {
         let store = berth_store::Store::open(&args.data_root)
             .with_context(|| format!("open the store in {}", args.data_root.display()))?;
-        return networks::remove_everything(&store, &network.table, network.firewall, &args.exec_root.join("netns"));
+        networks::remove_everything(&store, &network.table, network.firewall, &args.exec_root.join("netns"))?;
+        volumes::remove_host_mounts(&store, &args.data_root)?;
+        build::clean_leftovers(&args.data_root, &args.exec_root);
+        return Ok(());
     }
+    let group = socket_group(args.group.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let daemon = daemon::Daemon::open(daemon::Config {
             data_root: args.data_root,
             exec_root: args.exec_root,
@@ -162,8 +176,22 @@ fn main() -> Result<()> {
             registry_certs_dir: args.registry_certs_dir,
         })
         .await?;
-        server::serve(daemon, &socket).await
-    })
+        server::serve(daemon, &socket, group).await
+    });
+    // SIGTERM: requests in flight end with the runtime; blocking work (an unpack, a store write) gets a moment to
+    // finish, but never holds the exit up for long (containers are not ours to wait for: they keep running).
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    served
+}
+
+/// The API socket's group: `--group NAME` (which must exist), else `berth` where it exists, else none.
+fn socket_group(name: Option<&str>) -> Result<Option<nix::unistd::Gid>> {
+    let wanted = name.unwrap_or("berth");
+    match nix::unistd::Group::from_name(wanted).with_context(|| format!("look up group {wanted:?}"))? {
+        Some(g) => Ok(Some(g.gid)),
+        None if name.is_some() => anyhow::bail!("--group {wanted:?}: no such group"),
+        None => Ok(None),
+    }
 }
 
 /// `berth-shim` beside our own executable, else from `PATH`.

@@ -1667,6 +1667,6 @@ pub fn remove_everything(
     for pin in netns::pinned(netns_dir) {
         let _ = netns::destroy(&pin, &[]);
     }
-    let _ = nix::mount::umount2(netns_dir, nix::mount::MntFlags::MNT_DETACH);
+    netns::release_shared_mount_point(netns_dir)?;
     Ok(())
 }

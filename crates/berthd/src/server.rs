@@ -84,8 +84,9 @@ fn api_version_str() -> &'static str {
     S.get_or_init(|| API_VERSION.to_string())
 }
 
-/// Serves the Engine API on `socket` until SIGINT or SIGTERM. Containers keep running when the daemon stops.
-pub async fn serve(daemon: Arc<Daemon>, socket: &Path) -> Result<()> {
+/// Serves the Engine API on `socket` (mode 0660, owned by root and `group`) until SIGINT or SIGTERM. Containers
+/// keep running when the daemon stops.
+pub async fn serve(daemon: Arc<Daemon>, socket: &Path, group: Option<nix::unistd::Gid>) -> Result<()> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
@@ -93,6 +94,9 @@ pub async fn serve(daemon: Arc<Daemon>, socket: &Path) -> Result<()> {
     let listener = tokio::net::UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
     std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))
         .with_context(|| format!("chmod {}", socket.display()))?;
+    if let Some(gid) = group {
+        nix::unistd::chown(socket, None, Some(gid)).with_context(|| format!("chown {}", socket.display()))?;
+    }
     tracing::info!(
         "berthd {} serving the Engine API {} on {}",
         berth_api::BERTH_VERSION,

@@ -343,12 +343,7 @@ pub fn label_matches(labels: &HashMap<String, String>, filter: &str) -> bool {
 pub fn is_mounted(path: &Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let want = path.display().to_string();
-    info.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| unescape_mountinfo(m) == want)
-}
-
-/// mountinfo escapes spaces, tabs, newlines and backslashes as octal.
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    info.lines().filter_map(|l| l.split(' ').nth(4)).any(|m| berth_network::netns::unescape_mountinfo(m) == want)
 }
 
 fn unmount(path: &Path) -> Result<(), Error> {
@@ -474,6 +469,22 @@ pub async fn release(d: &Daemon, mounts: &[MountPoint]) {
     release_names(d, &names);
 }
 
+/// Uninstalling (`berthd --remove-networking`, no daemon running): unmounts what berthd mounted on the host under
+/// `<data-root>/volumes` — the local driver's file systems of the volumes in the store, then the bind of the
+/// directory onto itself that makes it a shared mount point (see `reconcile`) — so the data root can be removed.
+pub fn remove_host_mounts(store: &berth_store::Store, data_root: &Path) -> anyhow::Result<()> {
+    let volumes = Volumes::new(data_root);
+    for doc in store.list_docs(DOC_KIND)? {
+        let Ok(v) = serde_json::from_value::<Volume>(doc) else { continue };
+        let data = volumes.mountpoint(&v.name);
+        if v.needs_mount() && is_mounted(&data) {
+            unmount(&data)?;
+        }
+    }
+    berth_network::netns::release_shared_mount_point(&volumes.root)?;
+    Ok(())
+}
+
 /// Start-up: counts the running containers of every volume with a mount, and unmounts those nobody uses (a daemon
 /// killed with `kill -9` may have left them mounted).
 pub async fn reconcile(d: &Arc<Daemon>, survivors: &[crate::containers::Record]) -> Result<(), Error> {
@@ -536,7 +547,7 @@ mod tests {
         assert!(validate_options(&opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")])).is_ok());
         assert!(validate_options(&opts(&[("type", "tmpfs")])).is_err());
         assert!(validate_options(&opts(&[("bogus", "1")])).is_err());
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+        assert_eq!(berth_network::netns::unescape_mountinfo("/a\\040b"), "/a b");
     }
 
     #[test]

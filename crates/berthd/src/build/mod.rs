@@ -130,9 +130,10 @@ pub fn build_root(d: &Daemon) -> PathBuf {
     d.config.data_root.join("build")
 }
 
-/// Removes what a build that was cut short (berthd killed) left: its workspace, including stale mounts.
-pub fn clean_leftovers(d: &Daemon) {
-    for root in [build_root(d), d.config.exec_root.join("build")] {
+/// Removes what a build that was cut short (berthd killed) left: its workspace, including stale mounts. At start-up,
+/// and when uninstalling (`berthd --remove-networking`).
+pub fn clean_leftovers(data_root: &Path, exec_root: &Path) {
+    for root in [data_root.join("build"), exec_root.join("build")] {
         let Ok(entries) = std::fs::read_dir(&root) else { continue };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
