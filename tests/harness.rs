@@ -67,7 +67,12 @@ impl Berthd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("berth.sock");
-        let mut d = Berthd { dir, sock, child: None, args: extra.iter().map(|s| s.to_string()).collect() };
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // The host's /etc/berth/daemon.json is not this daemon's.
+        if !args.iter().any(|a| a == "--config-file") {
+            args.extend(["--config-file".into(), "/dev/null".into()]);
+        }
+        let mut d = Berthd { dir, sock, child: None, args };
         d.spawn();
         d
     }

@@ -5,7 +5,8 @@
 //! rotated (`<log>.<n-1>` removed, `<log>.1` … shifted up, `<log>` renamed to `<log>.1`, a new `<log>` opened), so a
 //! file holds at most `max-size` plus one entry. With `compress`, `<log>.1` is then gzipped into `<log>.1.gz` on a
 //! thread of its own (the gzip header's extra field holds `{"lastTime": ...}`, the time of its last entry, as Docker
-//! writes it); the next rotation waits for it. Readers (berthd) look for the plain file first, then the `.gz`, and the
+//! writes it, and `sourceInode`, the plain file's inode, for readers that were following it); the next rotation
+//! waits for it. Readers (berthd) look for the plain file first, then the `.gz`, and the
 //! plain file goes only once the `.gz` is complete.
 //!
 //! A write that fails (a full disk) drops its entries and cuts the file back to its last complete line; the shim
@@ -33,8 +34,9 @@ pub struct JsonLog {
     /// The file may end in a piece of an entry that could not be cut off: the next write starts a new line.
     broken: bool,
     partial: [Vec<u8>; 2],
-    /// Time of the last entry written (the `lastTime` of a compressed file).
+    /// Time of the last entry written (the `lastTime` of a compressed file), and of the last one waiting in `out`.
     last_time: String,
+    out_time: String,
     compressor: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -79,6 +81,7 @@ impl JsonLog {
             broken: false,
             partial: [Vec::new(), Vec::new()],
             last_time: String::new(),
+            out_time: String::new(),
             compressor: None,
             policy,
         };
@@ -162,7 +165,7 @@ impl JsonLog {
             self.rotate();
         }
         encode(out, line, stream, time);
-        time.clone_into(&mut self.last_time);
+        time.clone_into(&mut self.out_time);
     }
 
     /// Writes `out` (whole entries) and empties it. On failure the entries are dropped and the file is cut back to
@@ -192,7 +195,10 @@ impl JsonLog {
             self.broken = false;
         }
         match file.write_all(out) {
-            Ok(()) => self.size += out.len() as u64,
+            Ok(()) => {
+                self.size += out.len() as u64;
+                self.last_time.clone_from(&self.out_time);
+            }
             Err(_) => {
                 // Part of it may be there: cut it off, or failing that, start the next write on a new line.
                 if file.set_len(self.size).is_err() {
@@ -245,7 +251,7 @@ impl JsonLog {
 }
 
 /// Gzips `src` into `<src>.gz` and removes `src` once the copy is complete (a reader finds one or the other). The
-/// gzip header's extra field is Docker's `{"lastTime": ...}`.
+/// gzip header's extra field is Docker's `{"lastTime": ...}` with the plain file's `sourceInode`.
 fn compress(src: &Path, last_time: &str) -> std::io::Result<()> {
     let mut input = File::open(src)?;
     let mut dest = src.as_os_str().to_owned();
@@ -253,10 +259,13 @@ fn compress(src: &Path, last_time: &str) -> std::io::Result<()> {
     let dest = PathBuf::from(dest);
     let result = (|| -> std::io::Result<()> {
         let out = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(MODE).open(&dest)?;
-        let mut extra = Vec::new();
+        // Docker's `lastTime`, and the plain file's inode: a reader that was following that file finds its
+        // compressed copy by it (Docker's readers ignore the field).
+        let mut meta = serde_json::json!({ "sourceInode": std::os::unix::fs::MetadataExt::ino(&input.metadata()?) });
         if !last_time.is_empty() {
-            serde_json::to_writer(&mut extra, &serde_json::json!({ "lastTime": last_time }))?;
+            meta["lastTime"] = last_time.into();
         }
+        let extra = serde_json::to_vec(&meta)?;
         let mut gz = flate2::GzBuilder::new().extra(extra).write(out, flate2::Compression::default());
         std::io::copy(&mut input, &mut gz)?;
         gz.finish()?;

@@ -57,7 +57,8 @@ fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
     let Value::Object(map) = doc else {
         return Err(format!("want a JSON object, got {}", kind(&doc)));
     };
-    let mut unknown: Vec<&str> = map.keys().map(String::as_str).filter(|k| !KEYS.iter().any(|(n, ..)| n == k)).collect();
+    let mut unknown: Vec<&str> =
+        map.keys().map(String::as_str).filter(|k| !KEYS.iter().any(|(n, ..)| n == k)).collect();
     if !unknown.is_empty() {
         unknown.sort_unstable();
         let known: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();

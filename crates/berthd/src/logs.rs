@@ -124,7 +124,8 @@ pub fn policy(driver: &str, opts: &HashMap<String, String>) -> Result<LogPolicy,
         // moby's local driver: 20 MiB, 5 files, compressed, unless told otherwise.
         let mut p = LogPolicy { disabled: false, max_size: Some(20 << 20), max_files: 5, compress: true };
         if let Some(v) = opts.get("max-size") {
-            let n = berth_api::units::from_human_size(v).map_err(|e| init(format!("invalid value for max-size: {v}: {e}")))?;
+            let n = berth_api::units::from_human_size(v)
+                .map_err(|e| init(format!("invalid value for max-size: {v}: {e}")))?;
             p.max_size = Some(n.max(0) as u64);
         }
         if let Some(v) = opts.get("max-file") {

@@ -106,7 +106,11 @@ fn resolve_args() -> Result<Args> {
         .map(|d| {
             let flag: Vec<String> =
                 matches.get_raw(d.id).into_iter().flatten().map(|v| v.to_string_lossy().into_owned()).collect();
-            let flag = if d.value.is_array() || d.value.is_object() { format!("[{}]", flag.join(" ")) } else { flag.join(" ") };
+            let flag = if d.value.is_array() || d.value.is_object() {
+                format!("[{}]", flag.join(" "))
+            } else {
+                flag.join(" ")
+            };
             format!("{}: (from flag: {flag}, from file: {})", d.key, config_file::go_format(&d.value))
         })
         .collect();
@@ -182,6 +186,7 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
 
 fn main() -> Result<()> {
     let mut args = resolve_args()?;
+    let log = log_config(&args)?;
     // Real paths: mounts are recognised in /proc/self/mountinfo by path, which a symlink or a relative path in
     // --data-root/--exec-root would defeat.
     for dir in [&mut args.data_root, &mut args.exec_root] {
@@ -202,7 +207,6 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .with_context(|| format!("unsupported --host {:?}: only unix:// sockets are served", args.host))?;
     let network = net_config(&args)?;
-    let log = log_config(&args)?;
     let shim = match args.shim {
         Some(p) => p,
         None => default_shim()?,
