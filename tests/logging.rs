@@ -565,3 +565,39 @@ fn a_full_disk_drops_log_lines_but_not_the_container_or_its_clients() {
     nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH).unwrap();
     d.ok(&["rm", "chatty"]);
 }
+
+#[test]
+fn docker_cli_sees_dockers_answers() {
+    let Some(d) = daemon_with_busybox() else { return };
+    let Some(out) = d.docker(&["run", "--log-driver", "asdf", "busybox", "true"]) else { return };
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("logger: no log driver named 'asdf' is registered"), "{}", stderr(&out));
+    let out = d
+        .docker(&[
+            "run",
+            "--name",
+            "rot",
+            "--log-opt",
+            "max-size=10k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "sh",
+            "-c",
+            &numbered(1000),
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(log_files(&d, &d.inspect("rot", "{{.Id}}")).len(), 2);
+    let logs = d.docker(&["logs", "--tail", "3", "rot"]).unwrap();
+    assert_eq!(numbers(&stdout(&logs)), [998, 999, 1000]);
+    let out = d.docker(&["run", "--name", "mute", "--log-driver", "none", "busybox", "true"]).unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.docker(&["logs", "mute"]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Error response from daemon: configured logging driver does not support reading"),
+        "{}",
+        stderr(&out)
+    );
+}
