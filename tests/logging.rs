@@ -406,7 +406,9 @@ fn bad_configuration_files_stop_berthd_with_the_key_named() {
     if !can_run() {
         return;
     }
-    let cases: &[(&str, Option<&str>, &[&str], &[&str])] = &[
+    // (name, file, extra flags, what the message must hold)
+    type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+    let cases: &[Case] = &[
         (
             "type",
             Some(r#"{"log-opts": {"max-file": 3}}"#),

@@ -417,11 +417,11 @@ fn snapshot(path: &Path, max_files: u32) -> (Vec<Part>, Option<Part>) {
         let mut seen: Vec<(u64, u64)> = current.iter().map(|p| (p.dev, p.ino)).collect();
         let mut rotated = Vec::new();
         for n in 1..max_files.max(1) {
-            if let Some(p) = Part::rotated(path, n) {
-                if !seen.contains(&(p.dev, p.ino)) {
-                    seen.push((p.dev, p.ino));
-                    rotated.push(p);
-                }
+            if let Some(p) = Part::rotated(path, n)
+                && !seen.contains(&(p.dev, p.ino))
+            {
+                seen.push((p.dev, p.ino));
+                rotated.push(p);
             }
         }
         rotated.reverse();
