@@ -273,6 +273,9 @@ fn daemon_default_log_config_from_the_configuration_file() {
     let files = log_files(&d, &id);
     assert_eq!(files.len(), 3, "{files:?}");
     assert_run(&numbers(&d.ok(&["logs", &id])), n);
+    let (_, _, info) = api(&d, "GET", "/info", b"");
+    let info: serde_json::Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(info["LoggingDriver"], "local");
     // An empty type is the daemon's default driver.
     let body = r#"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"LogConfig": {"Type": "", "Config": {}}}}"#;
     let (status, _, created) = api(&d, "POST", "/containers/create", body.as_bytes());
