@@ -427,9 +427,12 @@ fn snapshot(path: &Path, max_files: u32) -> (Vec<Part>, Option<Part>) {
         rotated.reverse();
         let now = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
         attempt += 1;
-        if now == current.as_ref().map(|c| (c.dev, c.ino)) || attempt >= 8 {
+        // Rotated files without a current one: between the rename and the new file of a rotation.
+        let between = current.is_none() && !rotated.is_empty();
+        if (now == current.as_ref().map(|c| (c.dev, c.ino)) && !between) || attempt >= 8 {
             return (rotated, current);
         }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -503,13 +506,12 @@ pub fn stream(c: Arc<Container>, path: PathBuf, policy: &LogPolicy, o: LogOption
                 }
                 None => {
                     // No file yet (a container not started): it appears at the start.
-                    let (rotated, cur) = snapshot(&path, max_files);
-                    for p in &rotated {
-                        if !p.each_line(|l| sink.line(l)) {
-                            return;
+                    if let (rotated, Some(part)) = snapshot(&path, max_files) {
+                        for p in &rotated {
+                            if !p.each_line(|l| sink.line(l)) {
+                                return;
+                            }
                         }
-                    }
-                    if let Some(part) = cur {
                         current = Some(Current { part, offset: 0 });
                         progressed = true;
                     }
@@ -530,7 +532,11 @@ pub fn stream(c: Arc<Container>, path: PathBuf, policy: &LogPolicy, o: LogOption
 /// `None` when the reading is over.
 fn first_pass(path: &Path, max_files: u32, sink: &mut Sink) -> Option<Option<Current>> {
     let (rotated, current) = snapshot(path, max_files);
-    let len = current.as_ref().and_then(|p| p.file.metadata().ok()).map(|m| m.len()).unwrap_or(0);
+    let Some(current) = current else {
+        // Not started yet: nothing to read.
+        return Some(None);
+    };
+    let len = current.file.metadata().map(|m| m.len()).unwrap_or(0);
     match sink.o.tail {
         None => {
             let since = sink.o.since;
@@ -539,22 +545,17 @@ fn first_pass(path: &Path, max_files: u32, sink: &mut Sink) -> Option<Option<Cur
                     return None;
                 }
             }
-            let Some(part) = current else { return Some(None) };
-            let mut cur = Current { part, offset: 0 };
+            let mut cur = Current { part: current, offset: 0 };
             let (_, wanted) = cur.drain(sink);
             wanted.then_some(Some(cur))
         }
         Some(n) => {
             // Newest first: the current file backwards, then the rotated ones until there are enough.
             let mut pieces: Vec<Vec<Vec<u8>>> = Vec::new();
-            let mut offset = 0;
             let mut need = n;
-            if let Some(part) = &current {
-                let (lines, end) = last_lines(&part.file, len, need);
-                offset = end;
-                need -= lines.len();
-                pieces.push(lines);
-            }
+            let (lines, offset) = last_lines(&current.file, len, need);
+            need -= lines.len();
+            pieces.push(lines);
             for p in rotated.iter().rev() {
                 if need == 0 {
                     break;
@@ -568,7 +569,7 @@ fn first_pass(path: &Path, max_files: u32, sink: &mut Sink) -> Option<Option<Cur
                     return None;
                 }
             }
-            Some(current.map(|part| Current { part, offset }))
+            Some(Some(Current { part: current, offset }))
         }
     }
 }
