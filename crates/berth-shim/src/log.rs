@@ -47,8 +47,13 @@ struct Entry<'a> {
     time: &'a str,
 }
 
+/// Opens (creates) a log file for appending; `truncate` empties it (std refuses `O_APPEND | O_TRUNC`).
 fn open_file(path: &Path, truncate: bool) -> std::io::Result<File> {
-    std::fs::OpenOptions::new().create(true).append(true).truncate(truncate).mode(MODE).open(path)
+    let f = std::fs::OpenOptions::new().create(true).append(true).mode(MODE).open(path)?;
+    if truncate {
+        f.set_len(0)?;
+    }
+    Ok(f)
 }
 
 /// `<log>.<n>` (and `<log>.<n>.gz`).
