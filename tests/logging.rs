@@ -204,6 +204,11 @@ fn compressed_rotations_are_gzip_files_that_logs_reads() {
     let since = numbers(&d.ok(&["logs", "--since", ts, &id]));
     let since_first = assert_run(&since, n);
     assert!(since_first > first && since_first <= mid_n, "--since {ts} started at {since_first} (line {mid_n})");
+    // --until the same time: the log up to that line (and the others of its write), from the oldest kept.
+    let until = numbers(&d.ok(&["logs", "--until", ts, &id]));
+    let until_last = *until.last().unwrap();
+    assert_eq!(assert_run(&until, until_last), first);
+    assert!(until_last >= mid_n && until_last < n, "--until {ts} ended at {until_last} (line {mid_n})");
     d.ok(&["rm", &id]);
 }
 
