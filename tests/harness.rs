@@ -76,7 +76,12 @@ impl Berthd {
         std::fs::create_dir_all(&dir).unwrap();
         let sock = dir.join("berth.sock");
         let data = data.map(Path::to_path_buf).unwrap_or_else(|| dir.join("data"));
-        let mut d = Berthd { dir, sock, child: None, args: extra.iter().map(|s| s.to_string()).collect(), data };
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        // The host's /etc/berth/daemon.json is not this daemon's.
+        if !args.iter().any(|a| a == "--config-file") {
+            args.extend(["--config-file".into(), "/dev/null".into()]);
+        }
+        let mut d = Berthd { dir, sock, child: None, args, data };
         d.spawn();
         d
     }

@@ -76,6 +76,9 @@ pub enum Error {
     /// 500: a real fault of the server or the host.
     #[error("{0}")]
     Internal(String),
+    /// 501: the object cannot do this (the logs of a container whose log driver cannot be read).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl Error {
@@ -89,6 +92,7 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::Internal(_) => 500,
+            Error::NotImplemented(_) => 501,
         }
     }
 

@@ -31,9 +31,14 @@ pub fn unix(t: SystemTime) -> i64 {
 /// Parses the `since`/`until` forms Docker accepts: a Unix timestamp (`1700000000`, `1700000000.5`), an RFC 3339 date,
 /// or a duration relative to `now` (`10m`, `1h30m`, `45s`).
 pub fn parse_since(s: &str, now: SystemTime) -> Option<SystemTime> {
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs >= 0.0 {
-            return Some(UNIX_EPOCH + Duration::from_secs_f64(secs));
+    // `seconds[.fraction]`, exactly (the docker CLI sends `1700000000.123456789`; a float would lose the nanoseconds).
+    if let Some((secs, frac)) = s.split_once('.').or(Some((s, ""))) {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if digits(secs) && (frac.is_empty() || digits(frac)) {
+            let secs: u64 = secs.parse().ok()?;
+            let frac = &frac[..frac.len().min(9)];
+            let nanos: u32 = if frac.is_empty() { 0 } else { format!("{frac:0<9}").parse().ok()? };
+            return Some(UNIX_EPOCH + Duration::new(secs, nanos));
         }
     }
     if let Some(t) = parse(s) {
@@ -76,6 +81,9 @@ mod tests {
         assert_eq!(parse(ZERO), None);
         assert_eq!(parse_since("1700000000", SystemTime::now()), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
         assert_eq!(parse_since("10m", t), Some(t - Duration::from_secs(600)));
+        let exact = UNIX_EPOCH + Duration::new(1_700_000_000, 1);
+        assert_eq!(parse_since("1700000000.000000001", t), Some(exact));
+        assert_eq!(parse_since("1700000000.5", t), Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000)));
         assert_eq!(parse_since("garbage", t), None);
         assert_eq!(human_duration(Duration::from_millis(300)), "Less than a second");
         assert_eq!(human_duration(Duration::from_secs(45)), "45 seconds");

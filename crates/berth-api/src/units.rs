@@ -1,9 +1,20 @@
-//! Docker's units that both the CLI and the compose planner parse: go-units `RAMInBytes` sizes and Go durations.
+//! Docker's units that the CLI, the compose planner and berthd parse: go-units `RAMInBytes` and `FromHumanSize`
+//! sizes and Go durations.
 
 use std::time::Duration;
 
 /// go-units `RAMInBytes`: `512m`, `1g`, `1.5GB`, `100` (bytes); binary multipliers.
 pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
+    parse_size(s, 1024.0)
+}
+
+/// go-units `FromHumanSize`: the same forms with decimal multipliers (`1k` = 1000, `10m` = 10,000,000), as the
+/// json-file log driver's `max-size` takes them.
+pub fn from_human_size(s: &str) -> Result<i64, String> {
+    parse_size(s, 1000.0)
+}
+
+fn parse_size(s: &str, base: f64) -> Result<i64, String> {
     let bad = || format!("invalid size: '{s}'");
     let t = s.trim();
     let num_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
@@ -17,11 +28,11 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
     let unit = unit.strip_suffix('i').unwrap_or(unit);
     let mult: f64 = match unit {
         "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024f64.powi(2),
-        "g" => 1024f64.powi(3),
-        "t" => 1024f64.powi(4),
-        "p" => 1024f64.powi(5),
+        "k" => base,
+        "m" => base.powi(2),
+        "g" => base.powi(3),
+        "t" => base.powi(4),
+        "p" => base.powi(5),
         _ => return Err(bad()),
     };
     Ok((value * mult) as i64)
@@ -64,4 +75,20 @@ pub fn go_duration(s: &str) -> Result<Duration, String> {
         total += v * scale;
     }
     Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_and_binary_sizes() {
+        assert_eq!(from_human_size("1k"), Ok(1000));
+        assert_eq!(from_human_size("10m"), Ok(10_000_000));
+        assert_eq!(from_human_size("1g"), Ok(1_000_000_000));
+        assert_eq!(from_human_size("1MiB"), Ok(1_000_000));
+        assert_eq!(from_human_size("123"), Ok(123));
+        assert_eq!(from_human_size("abc"), Err("invalid size: 'abc'".into()));
+        assert_eq!(ram_in_bytes("1m"), Ok(1 << 20));
+    }
 }

@@ -51,12 +51,33 @@ pub struct ShimConfig {
     pub stdin_once: bool,
     /// Docker json-file log (`<id>-json.log`).
     pub log_path: PathBuf,
+    /// How that log is kept (rotation, compression, or no log at all).
+    #[serde(default)]
+    pub log: LogPolicy,
     /// Where the shim records the exit.
     pub exit_path: PathBuf,
     /// Docker's `-u` value; resolved by the shim against the container's `/etc/passwd` and `/etc/group`.
     pub user: String,
     /// Initial terminal size (rows, columns).
     pub console_size: Option<(u16, u16)>,
+}
+
+/// How the shim keeps a container's log: Docker's json-file driver's `max-size`, `max-file` and `compress` (the
+/// `local` driver is the same writer with other defaults), or nothing at all (`none`). berthd validates the options.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogPolicy {
+    /// No log file (`--log-driver none`).
+    #[serde(default)]
+    pub disabled: bool,
+    /// Rotate before writing an entry once the file has this many bytes; `None`: never.
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// Files kept, the one being written included (`<log>`, `<log>.1`, ... `<log>.<max_files - 1>`); 0 counts as 1.
+    #[serde(default)]
+    pub max_files: u32,
+    /// Rotated files are gzip-compressed (`<log>.1.gz`, ...).
+    #[serde(default)]
+    pub compress: bool,
 }
 
 /// A request on the control socket.

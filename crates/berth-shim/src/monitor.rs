@@ -149,7 +149,8 @@ impl Monitor {
         }
         berth_runtime::save_spec(&bundle, &spec)?;
 
-        let log = JsonLog::open(&cfg.log_path).with_context(|| format!("open log {}", cfg.log_path.display()))?;
+        let log = JsonLog::open(&cfg.log_path, cfg.log.clone())
+            .with_context(|| format!("open log {}", cfg.log_path.display()))?;
         let runtime = berth_runtime::by_name(&cfg.runtime, &cfg.runtime_root);
         // Without a terminal: pipes, kept by the shim's ends. With one: the runtime creates it inside the container
         // (as runc does) and hands back the master, taken once the container exists.

@@ -1,7 +1,6 @@
 //! The container manager: create, start, stop, kill, pause, remove, rename, wait; the record of each container in the
 //! store; the conversation with its shim; and reconciliation with the shims that kept running while berthd was down.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -444,12 +443,6 @@ fn default_host_config(mut host: HostConfig) -> HostConfig {
         host.restart_policy =
             Some(RestartPolicy { name: Some(RestartPolicyNameEnum::NO), maximum_retry_count: Some(0) });
     }
-    if host.log_config.is_none() {
-        host.log_config = Some(berth_api::models::HostConfigLogConfig {
-            typ: Some("json-file".into()),
-            config: Some(HashMap::new()),
-        });
-    }
     // Docker: a memory limit without a swap limit allows as much swap as memory (memory + swap = twice the limit).
     if let Some(m) = host.memory.filter(|m| *m > 0)
         && host.memory_swap.is_none_or(|s| s == 0)
@@ -486,7 +479,8 @@ pub async fn create_with(
         .clone()
         .filter(|i| !i.is_empty())
         .ok_or_else(|| Error::InvalidArgument("config cannot be empty in order to create a container".into()))?;
-    let host = default_host_config(body.host_config.clone().unwrap_or_default());
+    let mut host = default_host_config(body.host_config.clone().unwrap_or_default());
+    crate::logs::merge_and_verify(&d.config.log, &mut host)?;
     let network_mode = host.network_mode.clone().unwrap_or_default();
     let mode = crate::networks::mode(&network_mode);
     check_network_options(&body, &host, &mode)?;
@@ -826,6 +820,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
             log_path: log_path(d, &rec.id),
+            log: crate::logs::policy_of(&rec.host_config)?,
             exit_path: exit_path(d, &rec.id),
             user: rec.config.user.clone().unwrap_or_default(),
             console_size: None,
@@ -1430,7 +1425,8 @@ pub fn inspect(d: &Daemon, c: &Container) -> Value {
         "ResolvConfPath": dir.join("resolv.conf"),
         "HostnamePath": dir.join("hostname"),
         "HostsPath": dir.join("hosts"),
-        "LogPath": log_path(d, &rec.id),
+        // Docker shows it for json-file only.
+        "LogPath": if crate::logs::is_json_file(&rec.host_config) { log_path(d, &rec.id) } else { PathBuf::new() },
         "Name": format!("/{}", rec.name),
         "RestartCount": rec.restart_count,
         "Driver": "overlay2",

@@ -23,6 +23,8 @@ pub struct Config {
     pub insecure_registries: Vec<String>,
     /// Docker's `certs.d` layout: CA certificates per registry.
     pub registry_certs_dir: PathBuf,
+    /// The default log driver and options of containers created without their own.
+    pub log: crate::logs::LogConfig,
 }
 
 /// The daemon.

@@ -1,14 +1,213 @@
-//! `GET /containers/{id}/logs`: reads the json-file log that the shim writes, filters it and streams it in Docker's
-//! format (multiplexed frames, or raw for a TTY), following the file while the container runs.
+//! Containers' logs on berthd's side.
+//!
+//! * The log configuration (`HostConfig.LogConfig`): the drivers Berth has (`json-file`, `local`, `none`), their
+//!   options checked as Docker checks them, the daemon's default driver and options merged in at create as dockerd's
+//!   `mergeAndVerifyLogConfig` does, and the [`LogPolicy`] the shim applies (rotation, compression).
+//! * `GET /containers/{id}/logs`: reads the json-file log that the shim writes — with the rotated files
+//!   (`<log>.N`, `<log>.N.gz`) — filters it and streams it in Docker's format (multiplexed frames, or raw for a TTY),
+//!   following the file across rotations while the container runs.
 
-use std::io::BufRead;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use berth_api::Error;
+use berth_api::models::{HostConfig, HostConfigLogConfig};
+use berth_runtime::shim::LogPolicy;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::containers::Container;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Configuration
+
+pub const JSON_FILE: &str = "json-file";
+pub const LOCAL: &str = "local";
+pub const NONE: &str = "none";
+/// Docker's built-in drivers that Berth does not have: refused with a message that says so.
+const NOT_IN_BERTH: &[&str] =
+    &["syslog", "journald", "gelf", "fluentd", "awslogs", "splunk", "etwlogs", "gcplogs", "logentries"];
+/// Options every driver takes (moby's `builtInLogOpts`).
+const BUILT_IN: &[&str] = &["mode", "max-buffer-size"];
+/// Options of Docker's file drivers that add attributes to each entry: not implemented.
+const ATTRIBUTES: &[&str] = &["labels", "labels-regex", "env", "env-regex", "tag"];
+
+/// The daemon's default log driver and options (`--log-driver`, `--log-opt`, `log-driver`/`log-opts` of the
+/// configuration file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub driver: String,
+    pub opts: HashMap<String, String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig { driver: JSON_FILE.into(), opts: HashMap::new() }
+    }
+}
+
+impl LogConfig {
+    /// Checked as a container's would be (dockerd refuses to start with bad defaults too).
+    pub fn new(driver: &str, opts: HashMap<String, String>) -> Result<LogConfig, String> {
+        let driver = if driver.is_empty() { JSON_FILE } else { driver };
+        policy(driver, &opts).map_err(|e| format!("failed to set log opts: {e}"))?;
+        Ok(LogConfig { driver: driver.into(), opts })
+    }
+}
+
+/// Go's `strconv.Atoi`, with its error text.
+fn go_atoi(s: &str) -> Result<i64, String> {
+    s.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
+            _ => "invalid syntax",
+        };
+        format!("strconv.Atoi: parsing {s:?}: {why}")
+    })
+}
+
+/// Go's `strconv.ParseBool`, with its error text.
+fn go_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!("strconv.ParseBool: parsing {s:?}: invalid syntax")),
+    }
+}
+
+/// Checks a driver and its options as Docker does (moby's `ValidateLogOpts`, then the driver's own parsing of the
+/// values, which Docker does at start and Berth already at create) and gives what the shim applies.
+pub fn policy(driver: &str, opts: &HashMap<String, String>) -> Result<LogPolicy, String> {
+    if driver == NONE {
+        // Docker checks nothing for `none`.
+        return Ok(LogPolicy { disabled: true, ..LogPolicy::default() });
+    }
+    let mode = opts.get("mode").map(String::as_str).unwrap_or("");
+    if !matches!(mode, "" | "blocking" | "non-blocking") {
+        return Err(format!("logger: logging mode not supported: {mode}"));
+    }
+    if let Some(s) = opts.get("max-buffer-size") {
+        if mode != "non-blocking" {
+            return Err("logger: max-buffer-size option is only supported with 'mode=non-blocking'".into());
+        }
+        berth_api::units::ram_in_bytes(s).map_err(|e| format!("error parsing option max-buffer-size: {e}"))?;
+    }
+    let local = match driver {
+        JSON_FILE => false,
+        LOCAL => true,
+        d if NOT_IN_BERTH.contains(&d) => {
+            return Err(format!(
+                "logger: the '{d}' log driver is not supported by Berth (its log drivers are json-file, local and none)"
+            ));
+        }
+        d => return Err(format!("logger: no log driver named '{d}' is registered")),
+    };
+    let mut keys: Vec<&str> = opts.keys().map(String::as_str).filter(|k| !BUILT_IN.contains(k)).collect();
+    keys.sort_unstable();
+    for k in keys {
+        match k {
+            "max-size" | "max-file" | "compress" => {}
+            _ if ATTRIBUTES.contains(&k) => {
+                return Err(format!("log opt '{k}' is not supported by Berth (its log entries carry no attributes)"));
+            }
+            _ if local => return Err(format!("unknown log opt '{k}' for log driver local")),
+            _ => return Err(format!("unknown log opt '{k}' for json-file log driver")),
+        }
+    }
+    let init = |e: String| format!("failed to initialize logging driver: {e}");
+    if local {
+        // moby's local driver: 20 MiB, 5 files, compressed, unless told otherwise.
+        let mut p = LogPolicy { disabled: false, max_size: Some(20 << 20), max_files: 5, compress: true };
+        if let Some(v) = opts.get("max-size") {
+            let n = berth_api::units::from_human_size(v)
+                .map_err(|e| init(format!("invalid value for max-size: {v}: {e}")))?;
+            p.max_size = Some(n.max(0) as u64);
+        }
+        if let Some(v) = opts.get("max-file") {
+            let n = go_atoi(v).map_err(|e| init(format!("invalid value for max-file: {v}: {e}")))?;
+            if n < 0 {
+                return Err(init("max-file must not be negative".into()));
+            }
+            p.max_files = u32::try_from(n).unwrap_or(u32::MAX);
+        }
+        if let Some(v) = opts.get("compress") {
+            p.compress = go_bool(v).map_err(|e| init(format!("invalid boolean value for compress: {e}")))?;
+        }
+        if p.compress && p.max_files <= 1 {
+            return Err(init("compression cannot be enabled when max file count is 1".into()));
+        }
+        return Ok(p);
+    }
+    // moby's json-file driver.
+    let mut p = LogPolicy { disabled: false, max_size: None, max_files: 1, compress: false };
+    if let Some(v) = opts.get("max-size") {
+        let n = berth_api::units::from_human_size(v).map_err(init)?;
+        if n <= 0 {
+            return Err(init("max-size must be a positive number".into()));
+        }
+        p.max_size = Some(n as u64);
+    }
+    if let Some(v) = opts.get("max-file") {
+        let n = go_atoi(v).map_err(init)?;
+        if n < 1 {
+            return Err(init("max-file cannot be less than 1".into()));
+        }
+        p.max_files = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    if let Some(v) = opts.get("compress") {
+        p.compress = go_bool(v).map_err(init)?;
+        if p.compress && (p.max_files == 1 || p.max_size.is_none()) {
+            return Err(init("compress cannot be true when max-file is less than 2 or max-size is not set".into()));
+        }
+    }
+    Ok(p)
+}
+
+/// dockerd's `mergeAndVerifyLogConfig`, at create: an empty type is the daemon's default driver, whose default
+/// options fill in those not given; then everything is checked. The host config keeps the result (what `inspect`
+/// shows).
+pub fn merge_and_verify(default: &LogConfig, host: &mut HostConfig) -> Result<LogPolicy, Error> {
+    let lc = host.log_config.get_or_insert_with(HostConfigLogConfig::default);
+    let driver = lc.typ.clone().filter(|t| !t.is_empty()).unwrap_or_else(|| default.driver.clone());
+    let mut opts = lc.config.clone().unwrap_or_default();
+    if driver == default.driver {
+        for (k, v) in &default.opts {
+            opts.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    let p = policy(&driver, &opts).map_err(Error::InvalidArgument)?;
+    lc.typ = Some(driver);
+    lc.config = Some(opts);
+    Ok(p)
+}
+
+/// The policy of a created container (its options were checked at create).
+pub fn policy_of(host: &HostConfig) -> Result<LogPolicy, Error> {
+    let lc = host.log_config.clone().unwrap_or_default();
+    let driver = lc.typ.filter(|t| !t.is_empty()).unwrap_or_else(|| JSON_FILE.into());
+    policy(&driver, &lc.config.unwrap_or_default()).map_err(Error::InvalidArgument)
+}
+
+/// Whether the container's driver is json-file (whose file `inspect` shows as `LogPath`).
+pub fn is_json_file(host: &HostConfig) -> bool {
+    host.log_config.as_ref().and_then(|l| l.typ.as_deref()).is_none_or(|t| t.is_empty() || t == JSON_FILE)
+}
+
+/// Whether `logs` can read what the container's driver keeps (Docker: not for `none`, 501).
+pub fn check_readable(host: &HostConfig) -> Result<(), Error> {
+    if host.log_config.as_ref().and_then(|l| l.typ.as_deref()) == Some(NONE) {
+        return Err(Error::NotImplemented("configured logging driver does not support reading".into()));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading
 
 /// What the client asked for.
 #[derive(Debug, Clone)]
@@ -32,18 +231,14 @@ struct Entry {
     time: String,
 }
 
-/// Encodes one log entry; `None` when filtered out.
-fn encode(line: &str, o: &LogOptions) -> Option<Bytes> {
-    let e: Entry = serde_json::from_str(line).ok()?;
+/// Encodes one log entry; `None` when filtered out (by stream or `since`; `until` ends the reading, see [`Sink`]).
+fn encode(e: &Entry, t: Option<SystemTime>, o: &LogOptions) -> Option<Bytes> {
     let stream = if e.stream == "stderr" { 2 } else { 1 };
     if (stream == 1 && !o.stdout) || (stream == 2 && !o.stderr) {
         return None;
     }
-    if o.since.is_some() || o.until.is_some() {
-        let t = berth_api::time::parse(&e.time)?;
-        if o.since.is_some_and(|s| t < s) || o.until.is_some_and(|u| t > u) {
-            return None;
-        }
+    if o.since.is_some_and(|s| t.is_none_or(|t| t < s)) {
+        return None;
     }
     let mut payload = Vec::with_capacity(e.log.len() + 40);
     if o.timestamps {
@@ -60,78 +255,269 @@ fn encode(line: &str, o: &LogOptions) -> Option<Bytes> {
     Some(Bytes::from(out))
 }
 
-/// Streams the log of `c` from `path` into a channel.
-pub fn stream(c: Arc<Container>, path: std::path::PathBuf, o: LogOptions) -> mpsc::Receiver<Bytes> {
-    let (tx, rx) = mpsc::channel(64);
-    tokio::task::spawn_blocking(move || {
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => Some(f),
-            Err(_) if o.follow && c.is_running() => None,
-            Err(_) => return,
+/// Where entries go: the client's channel, with the filters.
+struct Sink {
+    tx: mpsc::Sender<Bytes>,
+    o: LogOptions,
+}
+
+impl Sink {
+    /// Sends one line of the log; false once the reading is over (the client went away, or past `until`).
+    fn line(&mut self, line: &[u8]) -> bool {
+        let Ok(e) = serde_json::from_slice::<Entry>(line) else { return true };
+        let t = berth_api::time::parse(&e.time);
+        if self.o.until.is_some_and(|u| t.is_some_and(|t| t > u)) {
+            return false;
+        }
+        match encode(&e, t, &self.o) {
+            Some(b) => self.tx.blocking_send(b).is_ok(),
+            None => true,
+        }
+    }
+}
+
+/// One of the log's files, open: the current one, a rotated one, or a compressed rotated one.
+struct Part {
+    file: File,
+    gz: bool,
+    dev: u64,
+    ino: u64,
+}
+
+impl Part {
+    fn open(path: &Path, gz: bool) -> Option<Part> {
+        let file = File::open(path).ok()?;
+        let m = file.metadata().ok()?;
+        Some(Part { file, gz, dev: m.dev(), ino: m.ino() })
+    }
+
+    /// `<log>.N`, else `<log>.N.gz` (a compression removes the plain file only once the `.gz` is complete).
+    fn rotated(path: &Path, n: u32) -> Option<Part> {
+        let name = |gz: bool| {
+            let mut s = path.as_os_str().to_owned();
+            s.push(format!(".{n}{}", if gz { ".gz" } else { "" }));
+            PathBuf::from(s)
         };
-        let mut reader = file.map(std::io::BufReader::new);
-        // The first pass: everything there now, honouring --tail.
-        if let Some(r) = reader.as_mut() {
-            let mut lines: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match r.read_line(&mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if !line.ends_with('\n') => {
-                        // A line being written right now: read it again on the next pass.
-                        let back = line.len() as i64;
-                        let _ = r.seek_relative(-back);
-                        break;
+        Part::open(&name(false), false).or_else(|| Part::open(&name(true), true))
+    }
+
+    /// The gzip header's extra field: Docker's `{"lastTime": ...}`, plus the shim's `sourceInode` (the inode of the
+    /// plain file it was made from).
+    fn gz_meta(&self) -> Option<serde_json::Value> {
+        let mut head = [0u8; 12];
+        self.file.read_exact_at(&mut head, 0).ok()?;
+        if head[..2] != [0x1f, 0x8b] || head[3] & 4 == 0 {
+            return None;
+        }
+        let mut extra = vec![0u8; usize::from(u16::from_le_bytes([head[10], head[11]]))];
+        self.file.read_exact_at(&mut extra, 12).ok()?;
+        serde_json::from_slice(&extra).ok()
+    }
+
+    /// Whether this is (the compressed copy of) the plain file `dev`/`ino`.
+    fn is(&self, dev: u64, ino: u64) -> bool {
+        if self.gz {
+            self.gz_meta().and_then(|m| m["sourceInode"].as_u64()) == Some(ino)
+        } else {
+            (self.dev, self.ino) == (dev, ino)
+        }
+    }
+
+    /// Whether every entry of this compressed file is older than `since` (the header says so).
+    fn all_before(&self, since: Option<SystemTime>) -> bool {
+        let (Some(since), true) = (since, self.gz) else { return false };
+        let last = self.gz_meta().and_then(|m| m["lastTime"].as_str().and_then(berth_api::time::parse));
+        last.is_some_and(|t| t < since)
+    }
+
+    /// Every line of a rotated file, in order.
+    fn each_line(&self, mut f: impl FnMut(&[u8]) -> bool) -> bool {
+        let mut reader: Box<dyn BufRead + '_> = if self.gz {
+            Box::new(BufReader::new(flate2::read::GzDecoder::new(&self.file)))
+        } else {
+            Box::new(BufReader::new(&self.file))
+        };
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {
+                    if !f(&line) {
+                        return false;
                     }
-                    Ok(_) => {}
-                }
-                if let Some(b) = encode(&line, &o) {
-                    lines.push_back(b);
-                    if o.tail.is_some_and(|t| lines.len() > t) {
-                        lines.pop_front();
-                    }
-                }
-            }
-            if o.tail == Some(0) {
-                lines.clear();
-            }
-            for b in lines {
-                if tx.blocking_send(b).is_err() {
-                    return;
                 }
             }
         }
-        if !o.follow {
+    }
+
+    /// The last `n` lines of a rotated file.
+    fn last_lines(&self, n: usize) -> Vec<Vec<u8>> {
+        if self.gz {
+            let mut ring = VecDeque::new();
+            self.each_line(|l| {
+                ring.push_back(l.to_vec());
+                if ring.len() > n {
+                    ring.pop_front();
+                }
+                true
+            });
+            return ring.into();
+        }
+        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        last_lines(&self.file, len, n).0
+    }
+}
+
+/// The last `n` complete lines of the first `len` bytes of `f` (read backwards, as Docker's tail does), and where
+/// the complete lines end (a line being written is not complete).
+fn last_lines(f: &File, len: u64, n: usize) -> (Vec<Vec<u8>>, u64) {
+    const CHUNK: u64 = 64 << 10;
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    let mut pos = len;
+    let mut newlines = 0usize;
+    let mut tail_partial: Option<usize> = None;
+    // n lines need n newlines after the one that ends the line before them (or the start of the file).
+    while pos > 0 && newlines <= n {
+        let step = CHUNK.min(pos);
+        pos -= step;
+        let mut chunk = vec![0u8; step as usize];
+        if f.read_exact_at(&mut chunk, pos).is_err() {
+            break;
+        }
+        newlines += chunk.iter().filter(|b| **b == b'\n').count();
+        if tail_partial.is_none() && newlines > 0 {
+            // Bytes after the last newline of the file: an entry being written.
+            let after: usize = chunks.iter().map(Vec::len).sum();
+            let in_chunk = chunk.len() - 1 - chunk.iter().rposition(|b| *b == b'\n').unwrap_or(0);
+            tail_partial = Some(after + in_chunk);
+        }
+        chunks.push(chunk);
+    }
+    let partial = tail_partial.unwrap_or_else(|| chunks.iter().map(Vec::len).sum());
+    let data: Vec<u8> = chunks.into_iter().rev().flatten().collect();
+    let complete = &data[..data.len() - partial];
+    let mut lines: Vec<Vec<u8>> = complete.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    if pos > 0 && !lines.is_empty() {
+        // The first piece starts in the middle of a line.
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    (lines.split_off(skip), len - partial as u64)
+}
+
+/// The log's files, oldest first, and the current one (if there is one), taken with no rotation in between. The
+/// current file is opened first and the numbered ones from the newest: a rotation only moves files to higher numbers,
+/// so none is missed, and one met twice (same inode) is kept once. If the current file changed meanwhile, it is done
+/// again (a few times at most: a rotation takes a writer at least `max-size` bytes).
+fn snapshot(path: &Path, max_files: u32) -> (Vec<Part>, Option<Part>) {
+    let mut attempt = 0;
+    loop {
+        let current = Part::open(path, false);
+        let mut seen: Vec<(u64, u64)> = current.iter().map(|p| (p.dev, p.ino)).collect();
+        let mut rotated = Vec::new();
+        for n in 1..max_files.max(1) {
+            if let Some(p) = Part::rotated(path, n)
+                && !seen.contains(&(p.dev, p.ino))
+            {
+                seen.push((p.dev, p.ino));
+                rotated.push(p);
+            }
+        }
+        rotated.reverse();
+        let now = std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        attempt += 1;
+        // Rotated files without a current one: between the rename and the new file of a rotation.
+        let between = current.is_none() && !rotated.is_empty();
+        if (now == current.as_ref().map(|c| (c.dev, c.ino)) && !between) || attempt >= 8 {
+            return (rotated, current);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The file being written, read up to its last complete line.
+struct Current {
+    part: Part,
+    offset: u64,
+}
+
+impl Current {
+    /// Sends the complete lines after `offset`. Returns (progressed, still wanted).
+    fn drain(&mut self, sink: &mut Sink) -> (bool, bool) {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut progressed = false;
+        loop {
+            let n = match self.part.file.read_at(&mut buf, self.offset) {
+                Ok(0) | Err(_) => return (progressed, true),
+                Ok(n) => n,
+            };
+            let Some(last) = buf[..n].iter().rposition(|b| *b == b'\n') else {
+                if n == buf.len() {
+                    // One line longer than the buffer.
+                    buf.resize(buf.len() * 2, 0);
+                    continue;
+                }
+                return (progressed, true);
+            };
+            for line in buf[..=last].split_inclusive(|b| *b == b'\n') {
+                if !sink.line(line) {
+                    return (true, false);
+                }
+            }
+            self.offset += last as u64 + 1;
+            progressed = true;
+        }
+    }
+}
+
+/// Streams the log of `c` from `path` (its rotated files included) into a channel.
+pub fn stream(c: Arc<Container>, path: PathBuf, policy: &LogPolicy, o: LogOptions) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel(64);
+    let max_files = policy.max_files.max(1);
+    tokio::task::spawn_blocking(move || {
+        let follow = o.follow;
+        let until = o.until;
+        let mut sink = Sink { tx, o };
+        let Some(mut current) = first_pass(&path, max_files, &mut sink) else { return };
+        if !follow {
             return;
         }
-        let mut line = String::new();
         loop {
-            if reader.is_none() {
-                reader = std::fs::File::open(&path).ok().map(std::io::BufReader::new);
-            }
             let running = c.is_running();
             let mut progressed = false;
-            if let Some(r) = reader.as_mut() {
-                loop {
-                    line.clear();
-                    match r.read_line(&mut line) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) if !line.ends_with('\n') => {
-                            let _ = r.seek_relative(-(n as i64));
-                            break;
-                        }
-                        Ok(_) => {}
+            match current.as_mut() {
+                Some(cur) => {
+                    let (p, wanted) = cur.drain(&mut sink);
+                    if !wanted {
+                        return;
                     }
-                    progressed = true;
-                    if let Some(b) = encode(&line, &o) {
-                        if tx.blocking_send(b).is_err() {
-                            return;
+                    progressed = p;
+                    if !p {
+                        match follow_rotation(&path, max_files, cur, &mut sink) {
+                            Some(Some(next)) => {
+                                *cur = next;
+                                progressed = true;
+                            }
+                            Some(None) => {}
+                            None => return,
                         }
                     }
                 }
+                None => {
+                    // No file yet (a container not started): it appears at the start.
+                    if let (rotated, Some(part)) = snapshot(&path, max_files) {
+                        for p in &rotated {
+                            if !p.each_line(|l| sink.line(l)) {
+                                return;
+                            }
+                        }
+                        current = Some(Current { part, offset: 0 });
+                        progressed = true;
+                    }
+                }
             }
-            if o.until.is_some_and(|u| SystemTime::now() > u) || (!running && !progressed) || tx.is_closed() {
+            if until.is_some_and(|u| SystemTime::now() > u) || (!running && !progressed) || sink.tx.is_closed() {
                 return;
             }
             if !progressed {
@@ -140,6 +526,75 @@ pub fn stream(c: Arc<Container>, path: std::path::PathBuf, o: LogOptions) -> mps
         }
     });
     rx
+}
+
+/// Everything there now (or its last `tail` lines). Returns the current file to follow (`Some(None)`: none yet), or
+/// `None` when the reading is over.
+fn first_pass(path: &Path, max_files: u32, sink: &mut Sink) -> Option<Option<Current>> {
+    let (rotated, current) = snapshot(path, max_files);
+    let Some(current) = current else {
+        // Not started yet: nothing to read.
+        return Some(None);
+    };
+    let len = current.file.metadata().map(|m| m.len()).unwrap_or(0);
+    match sink.o.tail {
+        None => {
+            let since = sink.o.since;
+            for p in rotated.iter().filter(|p| !p.all_before(since)) {
+                if !p.each_line(|l| sink.line(l)) {
+                    return None;
+                }
+            }
+            let mut cur = Current { part: current, offset: 0 };
+            let (_, wanted) = cur.drain(sink);
+            wanted.then_some(Some(cur))
+        }
+        Some(n) => {
+            // Newest first: the current file backwards, then the rotated ones until there are enough.
+            let mut pieces: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut need = n;
+            let (lines, offset) = last_lines(&current.file, len, need);
+            need -= lines.len();
+            pieces.push(lines);
+            for p in rotated.iter().rev() {
+                if need == 0 {
+                    break;
+                }
+                let lines = p.last_lines(need);
+                need -= lines.len();
+                pieces.push(lines);
+            }
+            for line in pieces.iter().rev().flatten() {
+                if !sink.line(line) {
+                    return None;
+                }
+            }
+            Some(Some(Current { part: current, offset }))
+        }
+    }
+}
+
+/// When the current file has been rotated (its name is another file now): the rest of it, then the files written
+/// since (found after it among the rotated ones; all of them if it is gone), and the new current file to follow.
+/// `Some(None)`: no rotation; `None`: the reading is over.
+fn follow_rotation(path: &Path, max_files: u32, cur: &mut Current, sink: &mut Sink) -> Option<Option<Current>> {
+    // Missing for a moment while a single file (`max-file` 1) is replaced.
+    let Ok(now) = std::fs::metadata(path) else { return Some(None) };
+    if (now.dev(), now.ino()) == (cur.part.dev, cur.part.ino) {
+        return Some(None);
+    }
+    // Its writer has moved on: what is in it now is all there will be.
+    if !cur.drain(sink).1 {
+        return None;
+    }
+    let (rotated, current) = snapshot(path, max_files);
+    let start = rotated.iter().rposition(|p| p.is(cur.part.dev, cur.part.ino)).map_or(0, |i| i + 1);
+    for p in &rotated[start..] {
+        if !p.each_line(|l| sink.line(l)) {
+            return None;
+        }
+    }
+    Some(current.map(|part| Current { part, offset: 0 }))
 }
 
 #[cfg(test)]
@@ -159,16 +614,69 @@ mod tests {
         }
     }
 
+    fn entry(line: &str) -> (Entry, Option<SystemTime>) {
+        let e: Entry = serde_json::from_str(line).expect("entry");
+        let t = berth_api::time::parse(&e.time);
+        (e, t)
+    }
+
     #[test]
     fn encodes_frames_and_filters() {
-        let line = r#"{"log":"hi\n","stream":"stderr","time":"2026-11-22T10:00:00.000000001Z"}"#;
-        let b = encode(line, &opts()).expect("entry");
+        let (e, t) = entry(r#"{"log":"hi\n","stream":"stderr","time":"2026-11-22T10:00:00.000000001Z"}"#);
+        let b = encode(&e, t, &opts()).expect("entry");
         assert_eq!(&b[..8], &[2, 0, 0, 0, 0, 0, 0, 3]);
         assert_eq!(&b[8..], b"hi\n");
-        let raw = encode(line, &LogOptions { raw: true, timestamps: true, ..opts() }).expect("entry");
+        let raw = encode(&e, t, &LogOptions { raw: true, timestamps: true, ..opts() }).expect("entry");
         assert_eq!(&raw[..], b"2026-11-22T10:00:00.000000001Z hi\n");
-        assert!(encode(line, &LogOptions { stderr: false, ..opts() }).is_none());
+        assert!(encode(&e, t, &LogOptions { stderr: false, ..opts() }).is_none());
         let later = berth_api::time::parse("2026-11-22T11:00:00Z");
-        assert!(encode(line, &LogOptions { since: later, ..opts() }).is_none());
+        assert!(encode(&e, t, &LogOptions { since: later, ..opts() }).is_none());
+    }
+
+    #[test]
+    fn last_lines_backwards() {
+        let dir = std::env::temp_dir().join(format!("berthd-logs-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("f");
+        let mut text = String::new();
+        for i in 0..20000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        text.push_str("partial");
+        std::fs::write(&path, &text).expect("write");
+        let f = File::open(&path).expect("open");
+        let len = text.len() as u64;
+        let (lines, end) = last_lines(&f, len, 3);
+        assert_eq!(lines, vec![b"line 19997\n".to_vec(), b"line 19998\n".to_vec(), b"line 19999\n".to_vec()]);
+        assert_eq!(end, len - "partial".len() as u64);
+        let (all, _) = last_lines(&f, len, 1_000_000);
+        assert_eq!(all.len(), 20000);
+        assert_eq!(all[0], b"line 0\n".to_vec());
+        assert!(last_lines(&f, len, 0).0.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn options_as_docker_checks_them() {
+        let o = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let p = policy(JSON_FILE, &o(&[("max-size", "1m"), ("max-file", "2")])).expect("valid");
+        assert_eq!((p.max_size, p.max_files, p.compress), (Some(1_000_000), 2, false));
+        assert_eq!(policy("asdf", &o(&[])).err().as_deref(), Some("logger: no log driver named 'asdf' is registered"));
+        assert_eq!(
+            policy(JSON_FILE, &o(&[("foo", "1")])).err().as_deref(),
+            Some("unknown log opt 'foo' for json-file log driver")
+        );
+        assert_eq!(
+            policy(JSON_FILE, &o(&[("max-size", "abc")])).err().as_deref(),
+            Some("failed to initialize logging driver: invalid size: 'abc'")
+        );
+        assert!(policy(JSON_FILE, &o(&[("max-file", "0")])).is_err());
+        assert!(policy(JSON_FILE, &o(&[("compress", "true"), ("max-file", "3")])).is_err());
+        let local = policy(LOCAL, &o(&[])).expect("local");
+        assert_eq!((local.max_size, local.max_files, local.compress), (Some(20 << 20), 5, true));
+        assert!(policy(LOCAL, &o(&[("max-file", "1")])).is_err());
+        assert!(policy(NONE, &o(&[("anything", "x")])).expect("none").disabled);
+        assert!(policy("syslog", &o(&[])).err().is_some_and(|e| e.contains("not supported by Berth")));
+        assert!(policy(JSON_FILE, &o(&[("mode", "fast")])).is_err());
     }
 }

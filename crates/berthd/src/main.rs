@@ -8,6 +8,7 @@
 
 mod archive;
 mod build;
+mod config_file;
 mod containers;
 mod daemon;
 mod exec;
@@ -26,10 +27,9 @@ mod volumes;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 
 /// The Berth daemon: a Docker-compatible container engine.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "berthd", version, about)]
 struct Args {
     /// Socket to serve the Engine API on.
@@ -82,6 +82,74 @@ struct Args {
     /// Per-registry CA certificates: `<DIR>/<host[:port]>/*.crt` (Docker's layout), trusted besides the system's
     #[arg(long = "registry-certs-dir", value_name = "DIR", default_value = berth_registry::tls::DEFAULT_CERTS_DIR)]
     registry_certs_dir: PathBuf,
+    /// Default log driver of containers: json-file, local or none.
+    #[arg(long, default_value = "json-file")]
+    log_driver: String,
+    /// Default option of that driver (repeatable): max-size=10m, max-file=3, compress=true
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    log_opt: Vec<String>,
+    /// Daemon configuration file with Docker's daemon.json keys (see the README); a missing default file is fine
+    #[arg(long, value_name = "PATH", default_value = "/etc/berth/daemon.json")]
+    config_file: PathBuf,
+}
+
+/// The flags, with the configuration file's directives under them (each one becomes the flag it stands for; one
+/// given both ways is refused, as dockerd refuses it).
+fn resolve_args() -> Result<Args> {
+    use clap::{CommandFactory, FromArgMatches, Parser, parser::ValueSource};
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Args::command().get_matches_from(&argv);
+    let args = Args::from_arg_matches(&matches)?;
+    let explicit = matches.value_source("config_file") == Some(ValueSource::CommandLine);
+    let file = args.config_file.display().to_string();
+    let fail = |e: String| anyhow::anyhow!("unable to configure the daemon with file {file}: {e}");
+    let directives = config_file::read(&args.config_file, explicit).map_err(fail)?;
+    if directives.is_empty() {
+        return Ok(args);
+    }
+    let conflicts: Vec<String> = directives
+        .iter()
+        .filter(|d| !d.id.is_empty() && matches.value_source(d.id) == Some(ValueSource::CommandLine))
+        .map(|d| {
+            let flag: Vec<String> =
+                matches.get_raw(d.id).into_iter().flatten().map(|v| v.to_string_lossy().into_owned()).collect();
+            let flag = if d.value.is_array() || d.value.is_object() {
+                format!("[{}]", flag.join(" "))
+            } else {
+                flag.join(" ")
+            };
+            format!("{}: (from flag: {flag}, from file: {})", d.key, config_file::go_format(&d.value))
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(fail(format!(
+            "the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        )));
+    }
+    let program = argv.first().cloned().unwrap_or_else(|| "berthd".into());
+    // Each directive alone first, so that a bad value names its key.
+    for d in &directives {
+        if let Err(e) = Args::try_parse_from(std::iter::once(program.clone()).chain(d.args.iter().map(Into::into))) {
+            let msg = e.to_string();
+            let first = msg.lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+            return Err(fail(format!("{}: {first}", d.key)));
+        }
+    }
+    let all = std::iter::once(program)
+        .chain(directives.iter().flat_map(|d| d.args.iter().map(Into::into)))
+        .chain(argv.iter().skip(1).cloned());
+    Ok(Args::try_parse_from(all)?)
+}
+
+/// The default log driver and options, checked as a container's are.
+fn log_config(args: &Args) -> Result<logs::LogConfig> {
+    let mut opts = std::collections::HashMap::new();
+    for o in &args.log_opt {
+        let (k, v) = o.split_once('=').with_context(|| format!("--log-opt {o:?}: want key=value"))?;
+        opts.insert(k.to_string(), v.to_string());
+    }
+    logs::LogConfig::new(&args.log_driver, opts).map_err(anyhow::Error::msg)
 }
 
 /// The networking configuration: names derived from the data root, so that several daemons never share a bridge or
@@ -127,7 +195,8 @@ fn main() -> Result<()> {
     // Descriptors inherited from whoever started us (a pipe of a service manager or a shell) must not reach the shims
     // and the containers through every spawn: close-on-exec from here on.
     berth_runtime::sys::close_from(3, berth_runtime::sys::CloseMode::CloseOnExec);
-    let mut args = Args::parse();
+    let mut args = resolve_args()?;
+    let log = log_config(&args)?;
     // Real paths: mounts are recognised in /proc/self/mountinfo by path, which a symlink or a relative path in
     // --data-root/--exec-root would defeat.
     for dir in [&mut args.data_root, &mut args.exec_root] {
@@ -174,6 +243,7 @@ fn main() -> Result<()> {
             network,
             insecure_registries: args.insecure_registry,
             registry_certs_dir: args.registry_certs_dir,
+            log,
         })
         .await?;
         server::serve(daemon, &socket, group).await

@@ -221,6 +221,7 @@ pub async fn logs(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
     if !stdout && !stderr {
         return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()).into());
     }
+    crate::logs::check_readable(&rec.host_config)?;
     let now = SystemTime::now();
     let time_param = |k: &str| -> Result<Option<SystemTime>, Error> {
         match q.get(k).filter(|v| !v.is_empty() && *v != "0") {
@@ -247,7 +248,8 @@ pub async fn logs(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
         tail,
         raw,
     };
-    let rx = crate::logs::stream(c.clone(), containers::log_path(&d, &c.id), opts);
+    let policy = crate::logs::policy_of(&rec.host_config)?;
+    let rx = crate::logs::stream(c.clone(), containers::log_path(&d, &c.id), &policy, opts);
     let stream =
         futures_util::stream::unfold(
             rx,

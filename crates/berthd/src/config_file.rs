@@ -1,0 +1,199 @@
+//! The daemon configuration file: `/etc/berth/daemon.json` by default (`--config-file`), with dockerd's
+//! `daemon.json` keys where Berth has the setting. Each key becomes the command-line arguments of the flag it stands
+//! for, so that `main.rs` resolves flags and file in one place, with the same checks (clap's); a key given both ways
+//! is refused there, as dockerd refuses it.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// The keys Berth reads: the key, the clap id of its flag (empty: no flag) and the flag.
+const KEYS: &[(&str, &str, &str)] = &[
+    ("bip", "bip", "--bip"),
+    ("bridge", "bridge", "--bridge"),
+    ("data-root", "data_root", "--data-root"),
+    ("default-address-pools", "default_address_pool", "--default-address-pool"),
+    ("default-runtime", "runtime", "--runtime"),
+    ("dns", "dns", "--dns"),
+    ("exec-root", "exec_root", "--exec-root"),
+    ("hosts", "host", "--host"),
+    ("insecure-registries", "insecure_registry", "--insecure-registry"),
+    ("live-restore", "", ""),
+    ("log-driver", "log_driver", "--log-driver"),
+    ("log-level", "log_level", "--log-level"),
+    ("log-opts", "log_opt", "--log-opt"),
+    ("registry-mirrors", "", ""),
+];
+
+/// One key of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Directive {
+    pub key: String,
+    /// The clap id of the flag it stands for (empty when there is none).
+    pub id: &'static str,
+    /// The value in the file (for messages).
+    pub value: Value,
+    /// The command-line arguments it stands for.
+    pub args: Vec<String>,
+}
+
+/// Reads the file: no directives when it is missing and was not asked for (`explicit`), or empty. The errors name
+/// the key (the caller names the file).
+pub fn read(path: &Path, explicit: bool) -> Result<Vec<Directive>, String> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Vec::new()),
+        Err(e) => return Err(format!("open {}: {e}", path.display())),
+    };
+    parse(&data)
+}
+
+fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    if data.trim_ascii().is_empty() {
+        return Ok(Vec::new());
+    }
+    let doc: Value = serde_json::from_slice(data).map_err(|e| format!("invalid JSON: {e}"))?;
+    let Value::Object(map) = doc else {
+        return Err(format!("want a JSON object, got {}", kind(&doc)));
+    };
+    let mut unknown: Vec<&str> =
+        map.keys().map(String::as_str).filter(|k| !KEYS.iter().any(|(n, ..)| n == k)).collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        let known: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();
+        return Err(format!(
+            "the following directives don't match any configuration option: {} (Berth reads {})",
+            unknown.join(", "),
+            known.join(", ")
+        ));
+    }
+    let mut out = Vec::new();
+    for (key, id, flag) in KEYS {
+        let Some(value) = map.get(*key) else { continue };
+        let bad = |want: &str| format!("{key}: want {want}, got {}", kind(value));
+        let strings = || -> Result<Vec<String>, String> {
+            let Value::Array(items) = value else { return Err(bad("a list of strings")) };
+            items.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad("a list of strings"))).collect()
+        };
+        let values: Vec<String> = match *key {
+            "live-restore" => {
+                // Always on in Berth: containers outlive the daemon whatever the file says.
+                value.as_bool().ok_or_else(|| bad("a boolean"))?;
+                Vec::new()
+            }
+            "registry-mirrors" => {
+                if !strings()?.is_empty() {
+                    return Err(format!(
+                        "{key}: Berth has no registry mirrors (images are pulled from the registry their name gives)"
+                    ));
+                }
+                Vec::new()
+            }
+            "dns" | "insecure-registries" => strings()?,
+            "hosts" => {
+                let hosts = strings()?;
+                if hosts.len() > 1 {
+                    return Err(format!("{key}: Berth serves the API on one socket, got {}", hosts.len()));
+                }
+                hosts
+            }
+            "log-opts" => {
+                let Value::Object(opts) = value else { return Err(bad("an object of strings")) };
+                let mut pairs = Vec::new();
+                for (k, v) in opts {
+                    let v = v.as_str().ok_or_else(|| format!("{key}: {k}: want a string, got {}", kind(v)))?;
+                    pairs.push(format!("{k}={v}"));
+                }
+                pairs
+            }
+            "default-address-pools" => {
+                let Value::Array(pools) = value else { return Err(bad("a list of {\"base\": ..., \"size\": ...}")) };
+                let mut list = Vec::new();
+                for p in pools {
+                    let base = p.get("base").and_then(Value::as_str);
+                    let size = p.get("size").and_then(Value::as_u64);
+                    let extra = p.as_object().is_some_and(|o| o.keys().any(|k| k != "base" && k != "size"));
+                    match (base, size, extra) {
+                        (Some(b), Some(s), false) => list.push(format!("base={b},size={s}")),
+                        _ => return Err(format!("{key}: want {{\"base\": \"CIDR\", \"size\": N}}, got {p}")),
+                    }
+                }
+                list
+            }
+            _ => vec![value.as_str().ok_or_else(|| bad("a string"))?.to_string()],
+        };
+        let args = values.into_iter().flat_map(|v| [flag.to_string(), v]).collect();
+        out.push(Directive { key: key.to_string(), id, value: value.clone(), args });
+    }
+    Ok(out)
+}
+
+/// What a JSON value is, for messages.
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("a boolean ({b})"),
+        Value::Number(n) => format!("a number ({n})"),
+        Value::String(s) => format!("a string ({s:?})"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// A value as dockerd prints it in its conflict message (Go's `%v`).
+pub fn go_format(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => format!("[{}]", items.iter().map(go_format).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k}:{}", go_format(v))).collect();
+            pairs.sort();
+            format!("map[{}]", pairs.join(" "))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_become_flags() {
+        let d = parse(
+            br#"{"log-driver": "local", "log-opts": {"max-size": "1m"}, "dns": ["10.0.0.1", "10.0.0.2"],
+                 "default-address-pools": [{"base": "10.10.0.0/16", "size": 24}], "live-restore": true,
+                 "registry-mirrors": []}"#,
+        )
+        .expect("valid");
+        let args: Vec<String> = d.iter().flat_map(|d| d.args.clone()).collect();
+        assert_eq!(
+            args,
+            [
+                "--default-address-pool",
+                "base=10.10.0.0/16,size=24",
+                "--dns",
+                "10.0.0.1",
+                "--dns",
+                "10.0.0.2",
+                "--log-driver",
+                "local",
+                "--log-opt",
+                "max-size=1m"
+            ]
+        );
+        assert!(parse(b"  \n").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let err = |s: &str| parse(s.as_bytes()).expect_err("refused");
+        assert!(err(r#"{"log-opts": {"max-file": 3}}"#).starts_with("log-opts: max-file: want a string"));
+        assert!(err(r#"{"log-driver": 1}"#).starts_with("log-driver: want a string"));
+        assert!(err(r#"{"storage-driver": "x"}"#).contains("don't match any configuration option: storage-driver"));
+        assert!(err(r#"{"registry-mirrors": ["https://m"]}"#).contains("no registry mirrors"));
+        assert!(err("{").starts_with("invalid JSON"));
+        assert_eq!(go_format(&serde_json::json!({"b": "2", "a": "1"})), "map[a:1 b:2]");
+    }
+}
