@@ -120,6 +120,7 @@ impl Store {
         let mut cfg = Map::new();
         change::apply_changes(&mut cfg, &opts.changes, &os)?;
         let layer = self.import_layer(reader, None)?;
+        crate::fault::point("import.after-layer");
         let created = now_rfc3339();
         let comment = opts.message.clone().unwrap_or_else(|| "Imported from -".into());
         let mut config = json!({

@@ -192,7 +192,9 @@ impl Store {
                 let f = tree.open(path)?;
                 let layer = self.import_layer_verified(f, parent.as_ref(), diff)?;
                 parent = Some(layer.chain_id);
+                crate::fault::point("load.after-layer");
             }
+            crate::fault::point("load.before-image");
             let id = self.create_image(&img.config)?;
             let mut tagged = false;
             for t in &img.tags {

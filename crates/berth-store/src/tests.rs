@@ -129,3 +129,25 @@ fn whiteouts_become_overlay_whiteouts() {
     assert!(s.layer_dir(&evil.chain_id).join("escaped").is_file());
     assert!(!s.root().join("escaped").exists() && !s.root().parent().unwrap().join("escaped").exists());
 }
+
+/// What a crash between a pull's layers and its image row leaves (a chain of layers no image uses, a config blob
+/// without its image) is gone when the store opens again; a complete image stays.
+#[test]
+fn reopening_collects_a_chain_of_unused_layers_and_orphan_blobs() {
+    let (tmp, s) = store();
+    let kept = s.import_image(&tar_with("kept")[..], ImportOptions::default()).unwrap();
+    let bottom = s.import_layer(&tar_with("one")[..], None).unwrap();
+    let top = s.import_layer(&tar_with("two")[..], Some(&bottom.chain_id)).unwrap();
+    let config = s.content().write(b"{\"config blob\": \"of an image never recorded\"}").unwrap();
+    drop(s);
+    let s = Store::open(tmp.path()).unwrap();
+    for l in [&bottom, &top] {
+        assert!(s.layer(&l.chain_id).unwrap().is_none(), "layer {} is still recorded", l.chain_id);
+        assert!(!s.layer_dir(&l.chain_id).exists());
+        assert!(!s.content().contains(l.diff_id.digest()));
+    }
+    assert!(!s.content().contains(&config));
+    let img = s.resolve_image(kept.as_str()).unwrap();
+    assert!(s.layer_dir(&img.layers[0]).is_dir());
+    assert!(s.content().contains(kept.digest()));
+}

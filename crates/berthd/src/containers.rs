@@ -578,6 +578,7 @@ pub async fn create_with(
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
+    berth_store::fault::point("create.after-dir");
     let mut rec = rec;
     let created_volumes = match crate::mounts::realize(d, planned, &rec.lower_dirs).await {
         Ok((mounts, created)) => {
@@ -597,6 +598,7 @@ pub async fn create_with(
             e => e,
         });
     }
+    berth_store::fault::point("create.after-record");
     if let Ok(mut m) = d.containers.write() {
         m.insert(id.clone(), Container::new(rec));
     }
@@ -791,6 +793,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             return Err(e);
         }
     };
+    berth_store::fault::point("start.after-network");
     // Everything between the network set-up and a running program: one failure path releases all of it.
     let mut volumes_held = false;
     let started: Result<i32, Error> = async {
@@ -836,6 +839,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         crate::volumes::acquire(d, &rec.mounts).await?;
         volumes_held = true;
         let pid = spawn_shim(d, &bundle).await?;
+        berth_store::fault::point("start.after-shim");
         // Attach clients that were waiting for the start get their streams before the program runs.
         let pending: Vec<PendingAttach> =
             c.pending_attach.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
@@ -866,6 +870,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             return Err(e);
         }
     };
+    berth_store::fault::point("start.before-record");
     let rec = c.update(|r| {
         r.net = net;
         r.state = State {
@@ -1175,6 +1180,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     let store = d.store.clone();
     let id = c.id.clone();
     blocking(move || store.delete_doc_lazy(DOC_KIND, &id).map_err(crate::daemon::store_error)).await?;
+    berth_store::fault::point("rm.after-record");
     if let Ok(mut m) = d.containers.write() {
         m.remove(&c.id);
     }
@@ -1194,6 +1200,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
                 tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
             }
         }
+        berth_store::fault::point("rm.after-cgroup");
         for dir in dirs {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -85,8 +85,11 @@ impl Daemon {
         });
         crate::build::clean_leftovers(&daemon);
         crate::networks::load(&daemon).await?;
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
         crate::containers::load_all(&daemon).await?;
         crate::build::remove_step_containers(&daemon).await;
+        crate::recover::orphans(&daemon).await;
         Ok(daemon)
     }
 

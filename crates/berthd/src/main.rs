@@ -17,6 +17,7 @@ mod logs;
 mod mounts;
 mod names;
 mod networks;
+mod recover;
 mod routes;
 mod server;
 mod spec;

@@ -162,6 +162,7 @@ pub async fn create_locked(d: &Arc<Daemon>, mut o: CreateOptions) -> Result<Volu
     let name = vol.name.clone();
     blocking(move || {
         std::fs::create_dir_all(&data).map_err(|e| Error::Internal(format!("create {}: {e}", data.display())))?;
+        berth_store::fault::point("volume.create-after-dir");
         store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(store_error)
     })
     .await?;
@@ -271,6 +272,7 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
         }
         let size = if mounted { 0 } else { crate::containers::dir_size(&data) };
         store.delete_doc(DOC_KIND, &name).map_err(store_error)?;
+        berth_store::fault::point("volume.rm-after-record");
         // Never follow a mount that is still there into the host's files: only plain directories are deleted.
         if is_mounted(&data) {
             return Err(Error::Internal(format!("{} is still mounted", data.display())));
