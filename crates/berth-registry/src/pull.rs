@@ -522,11 +522,8 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
         .collect();
     berth_store::fault::point("pull.before-image");
     let id = tokio::task::spawn_blocking(move || -> Result<ImageId> {
-        let id = s.create_image(&config)?;
-        if r.tag().is_some() {
-            s.tag(&id, &r.to_string())?;
-        }
-        s.add_repo_digest(&id, &format!("{}@{digest}", r.name()))?;
+        let tags: Vec<String> = r.tag().map(|_| r.to_string()).into_iter().collect();
+        let id = s.create_image_named(&config, &tags, &[format!("{}@{digest}", r.name())])?;
         for (diff, src) in sources {
             record_source(&s, &diff, src)?;
         }

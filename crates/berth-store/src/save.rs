@@ -195,10 +195,9 @@ impl Store {
                 crate::fault::point("load.after-layer");
             }
             crate::fault::point("load.before-image");
-            let id = self.create_image(&img.config)?;
+            let id = self.create_image_named(&img.config, &img.tags, &[])?;
             let mut tagged = false;
             for t in &img.tags {
-                self.tag(&id, t)?;
                 let shown = Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone());
                 progress(format!("Loaded image: {shown}"));
                 tagged = true;

@@ -151,3 +151,22 @@ fn reopening_collects_a_chain_of_unused_layers_and_orphan_blobs() {
     assert!(s.layer_dir(&img.layers[0]).is_dir());
     assert!(s.content().contains(kept.digest()));
 }
+
+/// An image and its names are one transaction: a bad name records nothing, good ones are there with the image.
+#[test]
+fn an_image_is_recorded_with_its_names_or_not_at_all() {
+    let (_tmp, s) = store();
+    let layer = s.import_layer(&tar_with("named")[..], None).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.as_str()]},
+    }))
+    .unwrap();
+    let bad = s.create_image_named(&config, &["ok:1".into(), "Bad:x".into()], &[]);
+    assert!(matches!(bad, Err(StoreError::InvalidArgument(_))), "{bad:?}");
+    assert!(s.list_images().unwrap().is_empty());
+    let digest = format!("localhost:5000/app@{}", Digest::of(b"a manifest"));
+    let id = s.create_image_named(&config, &["ok:1".into()], std::slice::from_ref(&digest)).unwrap();
+    let img = s.resolve_image("ok:1").unwrap();
+    assert_eq!(img.id, id);
+    assert_eq!(s.resolve_image(&digest).unwrap().id, id);
+}

@@ -456,11 +456,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     let tags = cx.opts.tags.clone();
     berth_store::fault::point("build.before-image");
     let id = blocking(move || {
-        let id = store.create_image(&bytes).map_err(crate::daemon::store_error)?;
-        for t in &tags {
-            store.tag(&id, t).map_err(crate::daemon::store_error)?;
-        }
-        Ok(id)
+        store.create_image_named(&bytes, &tags, &[]).map_err(crate::daemon::store_error)
     })
     .await?;
     out.raw(json!({"aux": {"ID": id.to_string()}}));
