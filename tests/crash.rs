@@ -88,9 +88,17 @@ impl Scene {
         }
         // Directories: a container directory per record, a bundle per running container, nothing else.
         let data_dirs = names_in(&self.path("data/containers"));
-        assert!(data_dirs.is_subset(&all), "{point}: container directories without a record: {:?}", diff(&data_dirs, &all));
+        assert!(
+            data_dirs.is_subset(&all),
+            "{point}: container directories without a record: {:?}",
+            diff(&data_dirs, &all)
+        );
         let bundles = names_in(&self.path("run/containers"));
-        assert!(bundles.is_subset(&running), "{point}: bundles of containers not running: {:?}", diff(&bundles, &running));
+        assert!(
+            bundles.is_subset(&running),
+            "{point}: bundles of containers not running: {:?}",
+            diff(&bundles, &running)
+        );
         // Shims: one per running container.
         let prefix = format!("{}/", self.path("run/containers").display());
         let mut shims: Vec<String> = processes_with(&prefix)
@@ -136,7 +144,11 @@ impl Scene {
         // Volumes: a directory per record.
         let vols: BTreeSet<String> = d.ok(&["volume", "ls", "-q"]).split_whitespace().map(str::to_string).collect();
         let vol_dirs = names_in(&self.path("data/volumes"));
-        assert!(vol_dirs.is_subset(&vols), "{point}: volume directories without a record: {:?}", diff(&vol_dirs, &vols));
+        assert!(
+            vol_dirs.is_subset(&vols),
+            "{point}: volume directories without a record: {:?}",
+            diff(&vol_dirs, &vols)
+        );
         self.check_images(point);
     }
 

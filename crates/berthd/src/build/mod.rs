@@ -455,10 +455,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     let store = d.store.clone();
     let tags = cx.opts.tags.clone();
     berth_store::fault::point("build.before-image");
-    let id = blocking(move || {
-        store.create_image_named(&bytes, &tags, &[]).map_err(crate::daemon::store_error)
-    })
-    .await?;
+    let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(crate::daemon::store_error)).await?;
     out.raw(json!({"aux": {"ID": id.to_string()}}));
     if cx.opts.quiet {
         let _ = out.tx.send(json!({"stream": format!("{id}\n")}));
