@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::daemon::{Daemon, blocking};
 
-const DOC_KIND: &str = "container";
+pub(crate) const DOC_KIND: &str = "container";
 
 /// Lifecycle status, as Docker names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

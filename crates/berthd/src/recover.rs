@@ -22,7 +22,7 @@ use crate::daemon::Daemon;
 /// Kills the shims (and their containers) whose record does not say running; removes the bundles of containers that
 /// have no record. Runs before the records are loaded, so that nothing started by a cut-short `start` survives.
 pub fn stray_shims(d: &Daemon) {
-    let docs = match d.store.list_docs("container") {
+    let docs = match d.store.list_docs(crate::containers::DOC_KIND) {
         Ok(docs) => docs,
         Err(e) => {
             tracing::warn!("recovery: cannot read the container records: {e}");
@@ -36,7 +36,9 @@ pub fn stray_shims(d: &Daemon) {
         .collect();
     for (id, bundle) in container_entries(&d.config.exec_root.join("containers")) {
         let rec = records.get(&id);
-        if rec.is_some_and(|r| matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting)) {
+        if rec.is_some_and(|r| matches!(r.state.status, Status::Running | Status::Paused | Status::Restarting))
+            || (rec.is_none() && !unrecorded(d, &id))
+        {
             continue;
         }
         let runtime = rec.map(|r| r.runtime.clone()).unwrap_or_else(|| d.config.runtime.clone());
@@ -74,18 +76,11 @@ pub async fn orphans(d: &Arc<Daemon>) {
     let d2 = d.clone();
     let known: HashSet<String> = containers.iter().map(|c| c.id.clone()).collect();
     let running: Vec<Record> = containers.iter().filter(|c| c.is_running()).map(|c| c.record()).collect();
-    let volumes: HashSet<String> = match crate::volumes::list(d).await {
-        Ok(v) => v.into_iter().map(|v| v.name).collect(),
-        Err(e) => {
-            tracing::warn!("recovery: cannot list volumes: {e}");
-            return;
-        }
-    };
     let _ = tokio::task::spawn_blocking(move || {
         let d = &d2;
         for root in [d.config.data_root.join("containers"), d.config.exec_root.join("containers")] {
             for (id, dir) in container_entries(&root) {
-                if known.contains(&id) {
+                if known.contains(&id) || !unrecorded(d, &id) {
                     continue;
                 }
                 tracing::info!("recovery: removing {} (no container record)", dir.display());
@@ -93,7 +88,7 @@ pub async fn orphans(d: &Arc<Daemon>) {
                 remove_dir(&dir);
             }
         }
-        orphan_volumes(&d.config.data_root.join("volumes"), &volumes);
+        orphan_volumes(d);
         push_scratch_files(&berth_registry::pull::downloads_dir(&d.store));
         let stale: Vec<String> = running.iter().flat_map(crate::networks::unrecorded_interfaces).collect();
         if !stale.is_empty() {
@@ -104,6 +99,11 @@ pub async fn orphans(d: &Arc<Daemon>) {
         }
     })
     .await;
+}
+
+/// Whether the store has no document at all for container `id`: one it has but could not read is left alone.
+fn unrecorded(d: &Daemon, id: &str) -> bool {
+    matches!(d.store.get_doc(crate::containers::DOC_KIND, id), Ok(None))
 }
 
 /// The `<id>` entries (64 hex digits, nothing else) of a `containers` directory.
@@ -151,12 +151,15 @@ fn release_runtime(d: &Daemon, id: &str, bundle: &Path, runtime: &str) {
 
 /// Volume directories without a record: a `volume create` or `volume rm` cut short. One with anything mounted below
 /// it is left alone (never follow a mount into another file system).
-fn orphan_volumes(root: &Path, known: &HashSet<String>) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+fn orphan_volumes(d: &Daemon) {
+    let Ok(entries) = std::fs::read_dir(d.config.data_root.join("volumes")) else { return };
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if known.contains(&name) || crate::volumes::validate_name(&name).is_err() {
+        // A volume whose record is there (readable or not) is not an orphan.
+        if crate::volumes::validate_name(&name).is_err()
+            || !matches!(d.store.get_doc(crate::volumes::DOC_KIND, &name), Ok(None))
+        {
             continue;
         }
         let dir = e.path();

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::daemon::{Daemon, blocking, store_error};
 use crate::mounts::{Kind, MountPoint};
 
-const DOC_KIND: &str = "volume";
+pub(crate) const DOC_KIND: &str = "volume";
 /// The label Docker puts on anonymous volumes (`volume prune` without `--all` removes only those).
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 const LOCAL: &str = "local";
