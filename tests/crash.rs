@@ -143,6 +143,11 @@ impl Scene {
             };
             assert_eq!(mine.len(), expected, "{point}: veths of {}: {mine:?}", &id[..12]);
         }
+        // No build workspace outlives its build.
+        for rel in ["data/build", "run/build"] {
+            let ws: Vec<String> = names_in_any(&self.path(rel)).into_iter().filter(|n| n.starts_with("ws-")).collect();
+            assert!(ws.is_empty(), "{point}: build workspaces left in {rel}: {ws:?}");
+        }
         // Volumes: a directory per record.
         let vols: BTreeSet<String> = d.ok(&["volume", "ls", "-q"]).split_whitespace().map(str::to_string).collect();
         let vol_dirs = names_in(&self.path("data/volumes"));
