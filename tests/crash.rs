@@ -444,4 +444,20 @@ fn crash_during_image_operations() {
         s.check(&format!("{point}, pulled again"));
         s.d.ok(&["rmi", &name]);
     }
+
+    // Downloads: a push's scratch file and a download abandoned two days ago go at start-up, a recent partial
+    // download stays for the next pull to resume.
+    let dl = s.path("data/downloads");
+    let scratch = dl.join("push-abc-1.gz");
+    let old = dl.join(format!("{}.partial", "a".repeat(64)));
+    let recent = dl.join(format!("{}.partial", "b".repeat(64)));
+    for f in [&scratch, &old, &recent] {
+        std::fs::write(f, b"partial").unwrap();
+    }
+    let st = Command::new("touch").args(["-d", "2 days ago"]).arg(&old).status().unwrap();
+    assert!(st.success());
+    s.d.restart();
+    assert!(!scratch.exists() && !old.exists(), "scratch or abandoned downloads stayed");
+    assert!(recent.exists(), "a recent partial download was removed");
+    std::fs::remove_file(&recent).unwrap();
 }

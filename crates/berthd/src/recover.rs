@@ -6,13 +6,14 @@
 //!   crash between spawning the shim and recording the start, or a record that is gone) is killed with its
 //!   container's cgroup, so the start can be run again and nothing runs untracked;
 //! - [`orphans`] (after): container directories and bundles without a record (a crash during `create` or `rm`),
-//!   their cgroups, volume directories without a record (a crash during `volume create`/`rm`), push scratch files,
-//!   veths of running containers that their records do not list (a crash during `network connect`), and endpoints
+//!   their cgroups, volume directories without a record (a crash during `volume create`/`rm`), push scratch files
+//!   and downloads no pull touched for a day, veths of running containers that their records do not list (a crash during `network connect`), and endpoints
 //!   in running containers' records whose veth is gone (a crash during `network disconnect`: completed).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use berth_runtime::shim;
 
@@ -89,7 +90,7 @@ pub async fn orphans(d: &Arc<Daemon>) {
             }
         }
         orphan_volumes(d);
-        push_scratch_files(&berth_registry::pull::downloads_dir(&d.store));
+        downloads(&berth_registry::pull::downloads_dir(&d.store));
         let stale: Vec<String> = running.iter().flat_map(crate::networks::unrecorded_interfaces).collect();
         if !stale.is_empty() {
             tracing::info!("recovery: removing interfaces no record lists: {}", stale.join(" "));
@@ -173,12 +174,22 @@ fn orphan_volumes(d: &Daemon) {
     }
 }
 
-/// A push's compressed layers (`downloads/push-*`): scratch files that only a push in progress uses.
-fn push_scratch_files(dir: &Path) {
+/// How long a download that no pull finished is kept for a later pull to resume.
+const ABANDONED_DOWNLOAD: Duration = Duration::from_secs(24 * 3600);
+
+/// In `downloads/`: a push's compressed layers (`push-*`, scratch files only a push in progress uses) and downloads
+/// untouched for [`ABANDONED_DOWNLOAD`] (younger ones stay: the next pull of the blob resumes them).
+fn downloads(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let now = SystemTime::now();
     for e in entries.flatten() {
-        if e.file_name().to_string_lossy().starts_with("push-") {
-            let _ = std::fs::remove_file(e.path());
+        let scratch = e.file_name().to_string_lossy().starts_with("push-");
+        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| now.duration_since(t).ok());
+        if scratch || age.is_some_and(|a| a > ABANDONED_DOWNLOAD) {
+            tracing::info!("recovery: removing {}", e.path().display());
+            if let Err(err) = std::fs::remove_file(e.path()) {
+                tracing::warn!("recovery: remove {}: {err}", e.path().display());
+            }
         }
     }
 }
