@@ -55,6 +55,8 @@ pub struct Berthd {
     args: Vec<String>,
     /// The data root: `dir/data` unless the test gave its own ([`Berthd::start_on`]).
     data: PathBuf,
+    /// Environment variables for the next (re)start of the daemon (`BERTH_FAULT`).
+    env: Vec<(String, String)>,
 }
 
 impl Berthd {
@@ -81,7 +83,7 @@ impl Berthd {
         if !args.iter().any(|a| a == "--config-file") {
             args.extend(["--config-file".into(), "/dev/null".into()]);
         }
-        let mut d = Berthd { dir, sock, child: None, args, data };
+        let mut d = Berthd { dir, sock, child: None, args, data, env: Vec::new() };
         d.spawn();
         d
     }
@@ -124,6 +126,7 @@ impl Berthd {
             .arg("debug")
             .args(self.net_args())
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -176,6 +179,27 @@ impl Berthd {
         let _ = c.kill();
         let _ = c.wait();
         panic!("berthd did not exit within 20 s of SIGTERM; log:\n{}", tail(&self.log(), 40));
+    }
+
+    /// Sets (`Some`) or unsets (`None`) an environment variable of the daemon from its next (re)start on.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_string(), v.to_string()));
+        }
+    }
+
+    /// Waits up to `secs` seconds for the daemon to exit on its own; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                self.child = None;
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// Starts the daemon again on the same roots.

@@ -487,6 +487,7 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
         .and_then(|r| r);
         match imported {
             Ok(layer) => {
+                berth_store::fault::point("pull.after-layer");
                 let _ = tokio::fs::remove_file(&path).await;
                 p.item(&l.digest.hex()[..12], "Pull complete");
                 parent = Some(layer.chain_id);
@@ -519,12 +520,10 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
             )
         })
         .collect();
+    berth_store::fault::point("pull.before-image");
     let id = tokio::task::spawn_blocking(move || -> Result<ImageId> {
-        let id = s.create_image(&config)?;
-        if r.tag().is_some() {
-            s.tag(&id, &r.to_string())?;
-        }
-        s.add_repo_digest(&id, &format!("{}@{digest}", r.name()))?;
+        let tags: Vec<String> = r.tag().map(|_| r.to_string()).into_iter().collect();
+        let id = s.create_image_named(&config, &tags, &[format!("{}@{digest}", r.name())])?;
         for (diff, src) in sources {
             record_source(&s, &diff, src)?;
         }

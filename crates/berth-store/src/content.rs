@@ -116,6 +116,19 @@ impl ContentStore {
         }
     }
 
+    /// The digests of every stored blob (files that are not named by a digest are skipped).
+    pub(crate) fn list(&self) -> Result<Vec<Digest>> {
+        let entries = fs::read_dir(&self.blobs).map_err(io_ctx(|| format!("reading {}", self.blobs.display())))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io_ctx(|| format!("reading {}", self.blobs.display())))?;
+            if let Ok(d) = Digest::parse(&format!("sha256:{}", entry.file_name().to_string_lossy())) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// The total size of all blobs in bytes.
     pub fn total_size(&self) -> Result<u64> {
         let mut total = 0;

@@ -70,6 +70,8 @@ pub struct ImportOptions {
     pub os: Option<String>,
     /// The image's architecture (default: the host's, in Go's naming).
     pub architecture: Option<String>,
+    /// References to point at the image, recorded with it.
+    pub tags: Vec<String>,
 }
 
 /// The host architecture in Go's naming (what image configs use).
@@ -93,6 +95,35 @@ fn now_rfc3339() -> String {
 fn no_such_image(s: &str) -> StoreError {
     let shown = AnyReference::parse(s).map(|r| r.familiar_string_with_default_tag()).unwrap_or_else(|_| s.to_string());
     StoreError::NotFound(format!("No such image: {shown}"))
+}
+
+/// The stored form of a tag (`busybox` → `docker.io/library/busybox:latest`); a digest reference is refused.
+fn tag_name(name: &str) -> Result<String> {
+    let r = Reference::parse(name)?;
+    if r.digest().is_some() {
+        return Err(StoreError::InvalidArgument(format!("refusing to create a tag with a digest reference: {name}")));
+    }
+    Ok(r.with_default_tag().to_string())
+}
+
+/// The stored form of a digest reference (`name@sha256:...`); anything else is refused.
+fn digest_name(name: &str) -> Result<String> {
+    let r = Reference::parse(name)?;
+    if r.digest().is_none() {
+        return Err(StoreError::InvalidArgument(format!("not a digest reference: {name}")));
+    }
+    Ok(r.to_string())
+}
+
+/// Points the reference `name` (stored form) of `kind` (`tag`, `digest`) at image `id`, moving it from the image it
+/// pointed at before.
+fn insert_ref(conn: &Connection, name: &str, id: &ImageId, kind: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO refs (name, image_id, kind, created) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
+        params![name, id.as_str(), kind, now_unix()],
+    )?;
+    Ok(())
 }
 
 /// The diff ids an image config names.
@@ -120,6 +151,7 @@ impl Store {
         let mut cfg = Map::new();
         change::apply_changes(&mut cfg, &opts.changes, &os)?;
         let layer = self.import_layer(reader, None)?;
+        crate::fault::point("import.after-layer");
         let created = now_rfc3339();
         let comment = opts.message.clone().unwrap_or_else(|| "Imported from -".into());
         let mut config = json!({
@@ -135,12 +167,23 @@ impl Store {
         }
         let bytes = serde_json::to_vec(&config)
             .map_err(|e| StoreError::InvalidArgument(format!("cannot serialise the image config: {e}")))?;
-        self.create_image(&bytes)
+        self.create_image_named(&bytes, &opts.tags, &[])
     }
 
     /// Records an image from its config JSON, whose layers must already be in the store. Returns its id; creating an
     /// image that exists is not an error.
     pub fn create_image(&self, config_json: &[u8]) -> Result<ImageId> {
+        self.create_image_named(config_json, &[], &[])
+    }
+
+    /// [`Store::create_image`] with the tags and digest references (see [`Store::tag`], [`Store::add_repo_digest`])
+    /// to point at it, in the same transaction: a crash leaves either no image or the image with all its names.
+    pub fn create_image_named(&self, config_json: &[u8], tags: &[String], digests: &[String]) -> Result<ImageId> {
+        let refs: Vec<(String, &str)> = tags
+            .iter()
+            .map(|t| tag_name(t).map(|n| (n, "tag")))
+            .chain(digests.iter().map(|d| digest_name(d).map(|n| (n, "digest"))))
+            .collect::<Result<_>>()?;
         let config: Value = serde_json::from_slice(config_json)
             .map_err(|e| StoreError::InvalidArgument(format!("invalid image config: {e}")))?;
         if !config.is_object() {
@@ -173,6 +216,9 @@ impl Store {
             }
         }
         tx.execute("DELETE FROM blob_deletes WHERE digest = ?1", params![id.as_str()])?;
+        for (name, kind) in &refs {
+            insert_ref(&tx, name, &id, kind)?;
+        }
         tx.commit()?;
         drop(conn);
         self.unpin(&chains);
@@ -182,42 +228,23 @@ impl Store {
     /// Points the reference `name` (`busybox`, `busybox:1`, `localhost:5000/a/b:v1`) at image `id`, moving it from
     /// the image it pointed at before.
     pub fn tag(&self, id: &ImageId, name: &str) -> Result<()> {
-        let r = Reference::parse(name)?;
-        if r.digest().is_some() {
-            return Err(StoreError::InvalidArgument(format!(
-                "refusing to create a tag with a digest reference: {name}"
-            )));
-        }
-        let full = r.with_default_tag().to_string();
+        let full = tag_name(name)?;
         let conn = self.db.lock();
         if load_row(&conn, id)?.is_none() {
             return Err(no_such_image(id.as_str()));
         }
-        conn.execute(
-            "INSERT INTO refs (name, image_id, kind, created) VALUES (?1, ?2, 'tag', ?3)
-             ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
-            params![full, id.as_str(), now_unix()],
-        )?;
-        Ok(())
+        insert_ref(&conn, &full, id, "tag")
     }
 
     /// Records the digest reference `name` (`localhost:5000/app@sha256:...`, the manifest an image was pulled or
     /// pushed as) for image `id`: one of its `RepoDigests`.
     pub fn add_repo_digest(&self, id: &ImageId, name: &str) -> Result<()> {
-        let r = Reference::parse(name)?;
-        if r.digest().is_none() {
-            return Err(StoreError::InvalidArgument(format!("not a digest reference: {name}")));
-        }
+        let full = digest_name(name)?;
         let conn = self.db.lock();
         if load_row(&conn, id)?.is_none() {
             return Err(no_such_image(id.as_str()));
         }
-        conn.execute(
-            "INSERT INTO refs (name, image_id, kind, created) VALUES (?1, ?2, 'digest', ?3)
-             ON CONFLICT (name) DO UPDATE SET image_id = excluded.image_id, created = excluded.created",
-            params![r.to_string(), id.as_str(), now_unix()],
-        )?;
-        Ok(())
+        insert_ref(&conn, &full, id, "digest")
     }
 
     /// Removes the reference `name`. The image stays (untagged) even if this was its last reference.

@@ -28,6 +28,7 @@ pub mod content;
 mod db;
 pub mod digest;
 mod error;
+pub mod fault;
 pub mod image;
 pub mod layer;
 pub mod reference;
@@ -80,7 +81,7 @@ impl Store {
     /// Opens the store in `root` (created if missing): creates the layout, opens and migrates
     /// the database, and repairs what a crash can leave behind (unfinished ingests and layer
     /// directories, layer directories without records, queued blob deletions, layers no
-    /// image uses).
+    /// image or build-cache entry uses, blobs no layer or image uses).
     pub fn open(root: &Path) -> Result<Store> {
         let layers = root.join("layers");
         for d in [root.to_path_buf(), layers.clone(), layers.join("empty")] {
@@ -441,12 +442,12 @@ impl Store {
             tracing::info!(dir = %dir.display(), "removing layer directory without a record");
             remove_dir_logged(&dir);
         }
+        // Every layer is a candidate: one used only by layers above it that nothing uses (a pull cut short after
+        // several layers) is free once they are gone.
         let mut candidates = Vec::new();
         for l in &layers {
-            let referenced = db::layer_referenced(&conn, l.chain_id.as_str())?;
-            if !referenced {
-                candidates.push(l.chain_id.clone());
-            } else if !dirs.contains(l.chain_id.hex()) {
+            candidates.push(l.chain_id.clone());
+            if !dirs.contains(l.chain_id.hex()) && db::layer_referenced(&conn, l.chain_id.as_str())? {
                 tracing::error!(layer = %l.chain_id, "layer directory is missing; images using it cannot run");
             }
         }
@@ -460,6 +461,18 @@ impl Store {
             tracing::info!(count = deleted.len(), "removed layers no image uses");
         }
         let aside = self.finish_gc(&conn, &deleted)?;
+        // Blobs no layer or image refers to: a config written just before a crash took its image row's
+        // transaction away, or a layer tar stored just before its layer row.
+        let mut orphans = 0;
+        for blob in self.content.list()? {
+            if !db::blob_referenced(&conn, blob.as_str())? {
+                self.content.remove(&blob)?;
+                orphans += 1;
+            }
+        }
+        if orphans > 0 {
+            tracing::info!(count = orphans, "removed blobs no layer or image uses");
+        }
         drop(conn);
         for d in aside {
             remove_dir_logged(&d);

@@ -192,11 +192,12 @@ impl Store {
                 let f = tree.open(path)?;
                 let layer = self.import_layer_verified(f, parent.as_ref(), diff)?;
                 parent = Some(layer.chain_id);
+                crate::fault::point("load.after-layer");
             }
-            let id = self.create_image(&img.config)?;
+            crate::fault::point("load.before-image");
+            let id = self.create_image_named(&img.config, &img.tags, &[])?;
             let mut tagged = false;
             for t in &img.tags {
-                self.tag(&id, t)?;
                 let shown = Reference::parse(t).map(|r| r.familiar_string()).unwrap_or_else(|_| t.clone());
                 progress(format!("Loaded image: {shown}"));
                 tagged = true;

@@ -129,3 +129,44 @@ fn whiteouts_become_overlay_whiteouts() {
     assert!(s.layer_dir(&evil.chain_id).join("escaped").is_file());
     assert!(!s.root().join("escaped").exists() && !s.root().parent().unwrap().join("escaped").exists());
 }
+
+/// What a crash between a pull's layers and its image row leaves (a chain of layers no image uses, a config blob
+/// without its image) is gone when the store opens again; a complete image stays.
+#[test]
+fn reopening_collects_a_chain_of_unused_layers_and_orphan_blobs() {
+    let (tmp, s) = store();
+    let kept = s.import_image(&tar_with("kept")[..], ImportOptions::default()).unwrap();
+    let bottom = s.import_layer(&tar_with("one")[..], None).unwrap();
+    let top = s.import_layer(&tar_with("two")[..], Some(&bottom.chain_id)).unwrap();
+    let config = s.content().write(b"{\"config blob\": \"of an image never recorded\"}").unwrap();
+    drop(s);
+    let s = Store::open(tmp.path()).unwrap();
+    for l in [&bottom, &top] {
+        assert!(s.layer(&l.chain_id).unwrap().is_none(), "layer {} is still recorded", l.chain_id);
+        assert!(!s.layer_dir(&l.chain_id).exists());
+        assert!(!s.content().contains(l.diff_id.digest()));
+    }
+    assert!(!s.content().contains(&config));
+    let img = s.resolve_image(kept.as_str()).unwrap();
+    assert!(s.layer_dir(&img.layers[0]).is_dir());
+    assert!(s.content().contains(kept.digest()));
+}
+
+/// An image and its names are one transaction: a bad name records nothing, good ones are there with the image.
+#[test]
+fn an_image_is_recorded_with_its_names_or_not_at_all() {
+    let (_tmp, s) = store();
+    let layer = s.import_layer(&tar_with("named")[..], None).unwrap();
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.as_str()]},
+    }))
+    .unwrap();
+    let bad = s.create_image_named(&config, &["ok:1".into(), "Bad:x".into()], &[]);
+    assert!(matches!(bad, Err(StoreError::InvalidArgument(_))), "{bad:?}");
+    assert!(s.list_images().unwrap().is_empty());
+    let digest = format!("localhost:5000/app@{}", Digest::of(b"a manifest"));
+    let id = s.create_image_named(&config, &["ok:1".into()], std::slice::from_ref(&digest)).unwrap();
+    let img = s.resolve_image("ok:1").unwrap();
+    assert_eq!(img.id, id);
+    assert_eq!(s.resolve_image(&digest).unwrap().id, id);
+}

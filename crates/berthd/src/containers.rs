@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use crate::daemon::{Daemon, blocking};
 
-const DOC_KIND: &str = "container";
+pub(crate) const DOC_KIND: &str = "container";
 
 /// Lifecycle status, as Docker names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -579,6 +579,7 @@ pub async fn create_with(
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
+    berth_store::fault::point("create.after-dir");
     let mut rec = rec;
     let created_volumes = match crate::mounts::realize(d, planned, &rec.lower_dirs).await {
         Ok((mounts, created)) => {
@@ -598,6 +599,7 @@ pub async fn create_with(
             e => e,
         });
     }
+    berth_store::fault::point("create.after-record");
     if let Ok(mut m) = d.containers.write() {
         m.insert(id.clone(), Container::new(rec));
     }
@@ -792,6 +794,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             return Err(e);
         }
     };
+    berth_store::fault::point("start.after-network");
     // Everything between the network set-up and a running program: one failure path releases all of it.
     let mut volumes_held = false;
     let started: Result<i32, Error> = async {
@@ -838,6 +841,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         crate::volumes::acquire(d, &rec.mounts).await?;
         volumes_held = true;
         let pid = spawn_shim(d, &bundle).await?;
+        berth_store::fault::point("start.after-shim");
         // Attach clients that were waiting for the start get their streams before the program runs.
         let pending: Vec<PendingAttach> =
             c.pending_attach.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
@@ -868,6 +872,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             return Err(e);
         }
     };
+    berth_store::fault::point("start.before-record");
     let rec = c.update(|r| {
         r.net = net;
         r.state = State {
@@ -1246,6 +1251,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         c.removed.store(false, Ordering::SeqCst);
         return Err(removal_failed(c, e));
     }
+    berth_store::fault::point("rm.after-record");
     if let Ok(mut m) = d.containers.write() {
         m.remove(&c.id);
     }
@@ -1278,6 +1284,7 @@ async fn release_files(d: &Daemon, c: &Container) -> Result<(), Error> {
                 tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
             }
         }
+        berth_store::fault::point("rm.after-cgroup");
         for dir in dirs {
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -87,8 +87,11 @@ impl Daemon {
         });
         crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
         crate::networks::load(&daemon).await?;
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
         crate::containers::load_all(&daemon).await?;
         crate::build::remove_step_containers(&daemon).await;
+        crate::recover::orphans(&daemon).await;
         Ok(daemon)
     }
 

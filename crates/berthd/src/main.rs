@@ -19,6 +19,7 @@ mod logs;
 mod mounts;
 mod names;
 mod networks;
+mod recover;
 mod routes;
 mod server;
 mod spec;

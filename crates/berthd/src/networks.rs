@@ -905,6 +905,16 @@ fn slot_names(id: &str, slot: usize) -> (String, String) {
     (format!("eth{slot}"), format!("vb{}{slot:x}", &id[..10]))
 }
 
+/// The host ends of a running container's veths that exist but that its record does not list: a `network connect`
+/// cut short by a crash between making the veth and recording the endpoint.
+pub fn unrecorded_interfaces(rec: &Record) -> Vec<String> {
+    (0..8)
+        .map(|s| slot_names(&rec.id, s).1)
+        .filter(|h| !rec.net.endpoints.iter().any(|e| &e.host_ifname == h))
+        .filter(|h| Path::new("/sys/class/net").join(h).exists())
+        .collect()
+}
+
 /// Sets up a container's networking before it starts: allocates addresses, binds published ports, creates its
 /// namespace and veths, writes its `hosts` and `resolv.conf`, updates DNS and the firewall. On failure nothing is
 /// left behind. Returns the record's new network state and the sandbox to give the runtime.
@@ -1462,6 +1472,7 @@ pub async fn connect(
         free_addresses(&mut st, std::slice::from_ref(&ep));
         return Err(e);
     }
+    berth_store::fault::point("network.connect-after-veth");
     {
         let mut st = lock(&n.state);
         match st.attached.get_mut(&id) {
@@ -1498,6 +1509,7 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<Container>, key: &str, _force: 
     if c.is_running() {
         let host = ep.host_ifname.clone();
         blocking(move || netns::remove_interfaces(&[host]).map_err(net_error)).await?;
+        berth_store::fault::point("network.disconnect-after-veth");
         let ports_dropped = {
             let mut st = lock(&n.state);
             // Only what the attachment still has is freed (an exit may have released it all already).

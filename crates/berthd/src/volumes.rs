@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::daemon::{Daemon, blocking, store_error};
 use crate::mounts::{Kind, MountPoint};
 
-const DOC_KIND: &str = "volume";
+pub(crate) const DOC_KIND: &str = "volume";
 /// The label Docker puts on anonymous volumes (`volume prune` without `--all` removes only those).
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
 const LOCAL: &str = "local";
@@ -162,6 +162,7 @@ pub async fn create_locked(d: &Arc<Daemon>, mut o: CreateOptions) -> Result<Volu
     let name = vol.name.clone();
     blocking(move || {
         std::fs::create_dir_all(&data).map_err(|e| Error::Internal(format!("create {}: {e}", data.display())))?;
+        berth_store::fault::point("volume.create-after-dir");
         store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(store_error)
     })
     .await?;
@@ -271,6 +272,7 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
         }
         let size = if mounted { 0 } else { crate::containers::dir_size(&data) };
         store.delete_doc(DOC_KIND, &name).map_err(store_error)?;
+        berth_store::fault::point("volume.rm-after-record");
         // Never follow a mount that is still there into the host's files: only plain directories are deleted.
         if is_mounted(&data) {
             return Err(Error::Internal(format!("{} is still mounted", data.display())));

@@ -455,14 +455,8 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     let bytes = serde_json::to_vec(&img).map_err(|e| Error::Internal(format!("image config: {e}")))?;
     let store = d.store.clone();
     let tags = cx.opts.tags.clone();
-    let id = blocking(move || {
-        let id = store.create_image(&bytes).map_err(crate::daemon::store_error)?;
-        for t in &tags {
-            store.tag(&id, t).map_err(crate::daemon::store_error)?;
-        }
-        Ok(id)
-    })
-    .await?;
+    berth_store::fault::point("build.before-image");
+    let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(crate::daemon::store_error)).await?;
     out.raw(json!({"aux": {"ID": id.to_string()}}));
     if cx.opts.quiet {
         let _ = out.tx.send(json!({"stream": format!("{id}\n")}));
@@ -723,6 +717,7 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
         cx.out.stream(format!("Step {n}/{} : {}\n", cx.total, i.original));
         let t0 = std::time::Instant::now();
         step(cx, &mut st, i, index).await?;
+        berth_store::fault::point("build.after-step");
         tracing::debug!("step {n} ({}) took {:?}", i.original, t0.elapsed());
         cx.out.stream(format!(" ---> {}\n", &st.key[..12]));
     }

@@ -300,22 +300,12 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     let opts = berth_store::ImportOptions {
         changes,
         message: q.get("message").cloned().filter(|m| !m.is_empty()),
+        tags: reference.into_iter().collect(),
         ..Default::default()
     };
     let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
-    let id = drained
-        .then(
-            blocking(move || {
-                let id = store.import_image(reader, opts).map_err(store_error)?;
-                if let Some(r) = reference {
-                    store.tag(&id, &r).map_err(store_error)?;
-                }
-                Ok(id)
-            })
-            .await,
-        )
-        .await?;
+    let id = drained.then(blocking(move || store.import_image(reader, opts).map_err(store_error)).await).await?;
     let body = format!("{}\r\n", json!({"status": id.to_string()}));
     Ok(([("content-type", "application/json")], body).into_response())
 }
