@@ -282,15 +282,19 @@ fn crash_during_container_network_and_volume_operations() {
     s.d.ok(&["network", "disconnect", "crashnet", "web"]);
     s.check("network.disconnect, again");
 
-    // rm: after the record is deleted (before the directories go), and after the cgroup is killed.
+    // rm: after the cgroup is killed (before the directories go), and after the record is deleted (the last step).
     s.crash("rm.after-record", |d| d.berth(&["rm", "-f", "web"]));
     s.check("rm.after-record");
     let out = s.d.berth(&["rm", "-f", "web"]);
     assert!(out.status.success() || stderr(&out).contains("No such container"), "rm again: {}", stderr(&out));
     s.d.ok(&["run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sleep", "1000"]);
+    // The writable layer goes before the record (a full disk needs its space to delete the record): cut short here,
+    // the container is still listed, stopped, and removing it again finishes the job.
     s.crash("rm.after-cgroup", |d| d.berth(&["rm", "-f", "web"]));
     s.check("rm.after-cgroup");
     assert!(!nft_rules().contains(&format!("dport {port} ")), "rm.after-cgroup: the port's rule stayed");
+    assert_eq!(s.d.inspect("web", "{{.State.Running}}"), "false", "rm.after-cgroup: web must not run");
+    s.d.ok(&["rm", "-f", "web"]);
     s.d.ok(&["run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sleep", "1000"]);
     s.d.ok(&["rm", "-f", "web"]);
 
