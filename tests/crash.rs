@@ -8,8 +8,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use berth_integration::*;
 use sha2::{Digest, Sha256};
@@ -335,44 +334,6 @@ fn which(prog: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().is_ok_and(|o| o.status.success())
 }
 
-/// `berth registry serve` on a free loopback port, stopped by its PID.
-struct Registry {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-}
-
-impl Registry {
-    fn start(parent: &Path) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = parent.join("registry");
-        std::fs::create_dir_all(&dir).unwrap();
-        let addr = format!("127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new(bin("berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(dir.join("root"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Registry { child, addr, dir }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[test]
 fn crash_during_image_operations() {
@@ -431,7 +392,7 @@ fn crash_during_image_operations() {
     }
 
     // pull from Berth's own registry on loopback: after a layer, before the image.
-    let reg = Registry::start(&s.d.dir);
+    let reg = LocalRegistry::start(s.d.dir.join("registry"));
     let name = format!("{}/crash/built:1", reg.addr);
     s.d.ok(&["load", "-i", two.to_str().unwrap()]);
     s.d.ok(&["tag", "built:1", &name]);

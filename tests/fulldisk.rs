@@ -169,43 +169,6 @@ fn random_file(path: &Path, n: usize) {
     std::fs::write(path, data).unwrap();
 }
 
-/// `berth registry serve` on a free loopback port, stopped by its PID.
-struct Registry {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-}
-
-impl Registry {
-    fn start(dir: PathBuf) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new(bin("berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(dir.join("root"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Registry { child, addr, dir }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// berthd is alive (not exited, not a zombie) and still the process the test started.
 fn same_daemon(d: &Berthd, pid: i32) {
@@ -254,7 +217,7 @@ fn full_disk_errors_are_clear_and_cost_nothing() {
     let second_tar = d.dir.join("second.tar");
     let saved = d.dir.join("second-saved.tar");
     d.ok(&["save", "-o", saved.to_str().unwrap(), "second"]);
-    let reg = Registry::start(fs.dir.join("registry"));
+    let reg = LocalRegistry::start(fs.dir.join("registry"));
     let remote = format!("{}/second:v1", reg.addr);
     d.ok(&["tag", "second", &remote]);
     d.ok(&["push", &remote]);

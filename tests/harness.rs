@@ -473,3 +473,42 @@ pub fn api(d: &Berthd, method: &str, path: &str, body: &[u8]) -> (u16, Vec<(Stri
         .collect();
     (status, headers, out[split + 4..].to_vec())
 }
+
+/// `berth registry serve` on a free loopback port with its root in `dir`; stopped (by its PID) and its directory
+/// removed on drop.
+pub struct LocalRegistry {
+    child: Child,
+    pub addr: String,
+    dir: PathBuf,
+}
+
+impl LocalRegistry {
+    pub fn start(dir: PathBuf) -> LocalRegistry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let child = Command::new(bin("berth"))
+            .args(["registry", "serve", "--addr", &addr, "--root"])
+            .arg(dir.join("root"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "berth registry did not come up");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        LocalRegistry { child, addr, dir }
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
