@@ -246,7 +246,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         shared_mount_point(dir.path()).expect("prepare");
         let mut nl = Netlink::open().expect("netlink");
-        let br = nl.ensure_bridge(&bridge, None).expect("bridge");
+        let (br, _) = nl.ensure_bridge(&bridge, None, crate::netlink::BridgeUse::New).expect("bridge");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address again is fine");
         assert_eq!(nl.addresses(br).expect("addrs"), vec![(Ipv4Addr::new(10, 213, 7, 1), 24)]);

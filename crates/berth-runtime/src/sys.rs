@@ -270,11 +270,14 @@ pub fn execve(path: &CString, args: &[CString], env: &[CString]) -> nix::Error {
 
 /// Writes `data` to `path` atomically (temp file + rename: readers see the old or the new content, also after a
 /// crash of the process); with `sync`, also durably (fsync before the rename, so that a power loss cannot leave an
-/// empty file either).
+/// empty file either). The file is readable by its owner (root) only, whatever the umask: bundles hold secrets.
 pub fn replace_file(path: &Path, data: &[u8], sync: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A leftover temp file would keep its own mode.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(data)?;
         if sync {
             f.sync_all()?;

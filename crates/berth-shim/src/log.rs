@@ -20,7 +20,9 @@ struct Entry<'a> {
 
 impl JsonLog {
     pub fn open(path: &std::path::Path) -> std::io::Result<JsonLog> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Logs hold what containers print (secrets too): root only, as the rest of the container's directory.
+        let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
         Ok(JsonLog { file, partial: [Vec::new(), Vec::new()] })
     }
 
