@@ -2,39 +2,49 @@
 //! `bridge.name`, `berthd --bridge`, records whose bridge was replaced), refuses subnets over loopback, other networks
 //! and the host's own addresses, and keeps containers' secrets (bundles, logs, shim sockets) from local users.
 //!
-//! Interfaces are the test's own (`ip link add bt<pid><x> type dummy|bridge`, deleted by a guard), never the machine's
+//! Interfaces are the test's own (`ip link add bt<pid><x> type veth|bridge`, deleted by a guard), never the machine's
 //! `lo` or `eth0`: a faulty build would reconfigure or delete them.
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_integration::*;
+
+/// The kind of the non-bridge interfaces the test creates: a veth (the `dummy` module is not everywhere; veths are,
+/// since Berth needs them).
+const NOT_A_BRIDGE: &str = "veth";
 
 /// A link the test created; deleted on drop.
 struct Link(String);
 
 impl Link {
-    /// `ip link add NAME type KIND` (up), or `None` (and says so) where that is impossible.
-    fn add(name: String, kind: &str) -> Option<Link> {
+    /// `ip link add NAME type KIND` (up). A `veth`'s peer gets a name of its own (deleting one end deletes both).
+    /// Berth itself needs veths and bridges: a host where they cannot be made fails the test rather than skip it.
+    fn add(name: String, kind: &str) -> Link {
+        static PEERS: AtomicUsize = AtomicUsize::new(0);
         let _ = Command::new("ip").args(["link", "del", &name]).output();
-        let out = Command::new("ip").args(["link", "add", &name, "type", kind]).output().unwrap();
-        if !out.status.success() {
-            eprintln!("SKIPPED: cannot create a {kind} interface: {}", stderr(&out));
-            return None;
+        let mut args = vec!["link".to_string(), "add".into(), name.clone(), "type".into(), kind.into()];
+        if kind == "veth" {
+            let peer = link_name(&format!("p{}", PEERS.fetch_add(1, Ordering::SeqCst)));
+            let _ = Command::new("ip").args(["link", "del", &peer]).output();
+            args.extend(["peer".into(), "name".into(), peer]);
         }
+        let out = Command::new("ip").args(&args).output().unwrap();
+        assert!(out.status.success(), "cannot create a {kind} interface: {}", stderr(&out));
         let l = Link(name);
         assert!(Command::new("ip").args(["link", "set", &l.0, "up"]).status().unwrap().success());
-        Some(l)
+        l
     }
 
     fn exists(&self) -> bool {
         Command::new("ip").args(["link", "show", &self.0]).output().unwrap().status.success()
     }
 
-    /// `ip -o link` details of the link: its kind (`dummy`, `bridge`) among them.
+    /// `ip -o link` details of the link: its kind (`veth`, `bridge`) among them.
     fn kind(&self) -> String {
         let out = Command::new("ip").args(["-d", "-o", "link", "show", &self.0]).output().unwrap();
         stdout(&out)
@@ -110,18 +120,18 @@ fn network_create_refuses_existing_interfaces_and_leaves_them_alone() {
     if !can_run() {
         return;
     }
-    let Some(dummy) = Link::add(link_name("d"), "dummy") else { return };
-    let Some(foreign) = Link::add(link_name("b"), "bridge") else { return };
+    let iface = Link::add(link_name("d"), NOT_A_BRIDGE);
+    let foreign = Link::add(link_name("b"), "bridge");
     let d = Berthd::start();
 
     let (status, body) = create_network(
         &d,
-        &format!(r#"{{"Name":"takeover","Options":{{"com.docker.network.bridge.name":"{}"}}}}"#, dummy.0),
+        &format!(r#"{{"Name":"takeover","Options":{{"com.docker.network.bridge.name":"{}"}}}}"#, iface.0),
     );
     assert_eq!(status, 409, "{body}");
-    assert!(body.contains(&format!("existing interface {} is not a bridge", dummy.0)), "{body}");
+    assert!(body.contains(&format!("existing interface {} is not a bridge", iface.0)), "{body}");
     // The CLI path too (docker's `-o`).
-    let out = d.berth(&["network", "create", "-o", &format!("com.docker.network.bridge.name={}", dummy.0), "t2"]);
+    let out = d.berth(&["network", "create", "-o", &format!("com.docker.network.bridge.name={}", iface.0), "t2"]);
     assert!(!out.status.success() && stderr(&out).contains("is not a bridge"), "{}", stderr(&out));
 
     // A bridge that exists but that this daemon did not create (the host's, another daemon's): refused as well.
@@ -134,7 +144,7 @@ fn network_create_refuses_existing_interfaces_and_leaves_them_alone() {
 
     let names = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!names.contains("takeover") && !names.contains("t2"), "{names}");
-    dummy.assert_untouched("dummy", &d);
+    iface.assert_untouched(NOT_A_BRIDGE, &d);
     foreign.assert_untouched("bridge", &d);
 
     // The daemon's own networks still come and go, and neither their removal nor an uninstall touches the links.
@@ -144,7 +154,7 @@ fn network_create_refuses_existing_interfaces_and_leaves_them_alone() {
     let mut d = d;
     d.sigterm();
     remove_networking(&data, &run, &[]);
-    dummy.assert_untouched("dummy", &d);
+    iface.assert_untouched(NOT_A_BRIDGE, &d);
     foreign.assert_untouched("bridge", &d);
 }
 
@@ -161,12 +171,12 @@ fn a_replaced_bridge_is_neither_configured_nor_deleted() {
     let bridge = format!("br-{}", &id[..12]);
     d.sigterm();
     assert!(Command::new("ip").args(["link", "del", &bridge]).status().unwrap().success());
-    let Some(impostor) = Link::add(bridge.clone(), "dummy") else { return };
+    let impostor = Link::add(bridge.clone(), NOT_A_BRIDGE);
     d.restart();
     assert!(d.log().contains(&format!("existing interface {bridge} is not a bridge")), "{}", tail(&d.log(), 30));
-    impostor.assert_untouched("dummy", &d);
+    impostor.assert_untouched(NOT_A_BRIDGE, &d);
     d.ok(&["network", "rm", "replaced"]);
-    impostor.assert_untouched("dummy", &d);
+    impostor.assert_untouched(NOT_A_BRIDGE, &d);
 
     // A record of a network whose bridge is not a bridge, left for the uninstall.
     d.ok(&["network", "create", "replaced2"]);
@@ -174,10 +184,10 @@ fn a_replaced_bridge_is_neither_configured_nor_deleted() {
     let bridge2 = format!("br-{}", &id[..12]);
     d.sigterm();
     assert!(Command::new("ip").args(["link", "del", &bridge2]).status().unwrap().success());
-    let Some(impostor2) = Link::add(bridge2, "dummy") else { return };
+    let impostor2 = Link::add(bridge2, NOT_A_BRIDGE);
     remove_networking(&d.dir.join("data"), &d.dir.join("run"), &[]);
-    impostor2.assert_untouched("dummy", &d);
-    impostor.assert_untouched("dummy", &d);
+    impostor2.assert_untouched(NOT_A_BRIDGE, &d);
+    impostor.assert_untouched(NOT_A_BRIDGE, &d);
 }
 
 /// `berthd --bridge NAME`: a non-bridge refuses the start untouched; a bridge Berth did not create is used (as dockerd
@@ -187,7 +197,7 @@ fn berthd_bridge_flag_never_takes_or_deletes_a_foreign_interface() {
     if !can_run() {
         return;
     }
-    let Some(dummy) = Link::add(link_name("e"), "dummy") else { return };
+    let iface = Link::add(link_name("e"), NOT_A_BRIDGE);
     let dir = PathBuf::from(format!("/tmp/bt-secnet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -199,7 +209,7 @@ fn berthd_bridge_flag_never_takes_or_deletes_a_foreign_interface() {
         .arg(&data)
         .arg("--exec-root")
         .arg(&run)
-        .args(["--bip", "10.127.254.1/24", "--bridge", &dummy.0])
+        .args(["--bip", "10.127.254.1/24", "--bridge", &iface.0])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -220,20 +230,20 @@ fn berthd_bridge_flag_never_takes_or_deletes_a_foreign_interface() {
     };
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-    remove_networking(&data, &run, &["--bridge", &dummy.0]);
+    remove_networking(&data, &run, &["--bridge", &iface.0]);
     for m in mounts_under(&dir).iter().rev() {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let status = status.expect("berthd --bridge <dummy> kept running");
-    assert!(!status.success(), "berthd started on a dummy interface as its bridge: {err}");
-    assert!(err.contains(&format!("existing interface {} is not a bridge", dummy.0)), "{err}");
-    assert!(dummy.exists() && dummy.addresses().is_empty() && dummy.route_localnet() == "0");
-    assert!(!firewall_rules().contains(&dummy.0));
+    let status = status.expect("berthd --bridge <a veth> kept running");
+    assert!(!status.success(), "berthd started on a veth as its bridge: {err}");
+    assert!(err.contains(&format!("existing interface {} is not a bridge", iface.0)), "{err}");
+    assert!(iface.exists() && iface.addresses().is_empty() && iface.route_localnet() == "0");
+    assert!(!firewall_rules().contains(&iface.0));
 
     // A bridge that exists: used, then left in place by the daemon's stop and its uninstall (the harness's drop
     // runs `--remove-networking --bridge NAME`).
-    let Some(given) = Link::add(link_name("g"), "bridge") else { return };
+    let given = Link::add(link_name("g"), "bridge");
     let d = Berthd::start_with(&["--bridge", &given.0]);
     assert!(!given.addresses().is_empty(), "the default network's gateway goes on the given bridge");
     d.ok(&["network", "create", "other"]);
@@ -265,9 +275,9 @@ fn subnets_over_loopback_other_networks_or_host_addresses_are_refused() {
         assert!(body.contains("Pool overlaps with other one on this address space"), "{body}");
     }
 
-    // A gateway that is one of the host's own addresses (on the test's dummy, in TEST-NET-1: no traffic).
-    let Some(dummy) = Link::add(link_name("h"), "dummy") else { return };
-    assert!(Command::new("ip").args(["addr", "add", "192.0.2.1/32", "dev", &dummy.0]).status().unwrap().success());
+    // A gateway that is one of the host's own addresses (on the test's veth, in TEST-NET-1: no traffic).
+    let iface = Link::add(link_name("h"), NOT_A_BRIDGE);
+    assert!(Command::new("ip").args(["addr", "add", "192.0.2.1/32", "dev", &iface.0]).status().unwrap().success());
     let (status, body) = create_network(
         &d,
         r#"{"Name":"hostaddr","IPAM":{"Config":[{"Subnet":"192.0.2.0/29","Gateway":"192.0.2.1"}]}}"#,
