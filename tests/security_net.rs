@@ -297,7 +297,11 @@ fn mode_of(p: &Path) -> u32 {
 
 /// Runs `args` as `nobody` (65534, no supplementary groups).
 fn as_nobody(args: &[&str]) -> std::process::Output {
-    Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).args(args).output().unwrap()
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// Connects to a Unix socket with perl; the exit code says whether it worked.
@@ -330,7 +334,9 @@ fn local_users_cannot_read_container_secrets() {
 
     // Modes: the exec root only passable (the API socket lives there), everything below root's only.
     assert_eq!(mode_of(&run), 0o711);
-    assert_eq!(mode_of(&run.join("containers")), 0o700);
+    for sub in ["containers", "runtime", "build", "tmp"] {
+        assert_eq!(mode_of(&run.join(sub)), 0o700, "{sub}");
+    }
     assert_eq!(mode_of(&d.dir.join("data").join("containers")), 0o700);
     assert_eq!(mode_of(&bundle), 0o700);
     for f in ["config.json", "shim.json", "shim.sock"] {

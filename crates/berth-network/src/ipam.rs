@@ -324,7 +324,7 @@ mod tests {
         assert!(AddressPool::parse("base=10.9.0.0/16,size=8").is_err());
         assert!(pick_subnet(&[p], &[s("10.0.0.0/8")]).is_err());
         let lo = AddressPool::parse("base=126.0.0.0/7,size=8").expect("pool");
-        assert_eq!(pick_subnet(&[lo.clone()], &[]).expect("subnet").to_string(), "126.0.0.0/8");
+        assert_eq!(pick_subnet(std::slice::from_ref(&lo), &[]).expect("subnet").to_string(), "126.0.0.0/8");
         assert!(pick_subnet(&[lo], &[s("126.0.0.0/8")]).is_err(), "127.0.0.0/8 is loopback");
         assert!(check_not_loopback(&s("127.3.0.0/16")).is_err() && check_not_loopback(&s("120.0.0.0/5")).is_err());
         assert!(check_not_loopback(&s("126.0.0.0/8")).is_ok());

@@ -107,16 +107,24 @@ impl Netlink {
 
     /// The index of a link by name and whether it is a Linux bridge.
     pub fn link_info(&mut self, name: &str) -> Result<Option<(u32, bool)>, Error> {
+        Ok(self.link_kind(name)?.map(|(i, kind)| (i, kind == Some(InfoKind::Bridge))))
+    }
+
+    /// The index of a link by name and its kind (`None` for a link without one, such as `lo` or a physical NIC).
+    fn link_kind(&mut self, name: &str) -> Result<Option<(u32, Option<InfoKind>)>, Error> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_string()));
         match self.request(&format!("find link {name}"), RouteNetlinkMessage::GetLink(msg), NLM_F_ACK) {
             Ok(answers) => Ok(answers.into_iter().find_map(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => {
-                    let bridge = l.attributes.iter().any(|a| match a {
-                        LinkAttribute::LinkInfo(infos) => infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))),
-                        _ => false,
+                    let kind = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                            LinkInfo::Kind(k) => Some(k.clone()),
+                            _ => None,
+                        }),
+                        _ => None,
                     });
-                    Some((l.header.index, bridge))
+                    Some((l.header.index, kind))
                 }
                 _ => None,
             })),
@@ -178,7 +186,8 @@ impl Netlink {
             Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => return Err(exists_not_ours()),
             r => r?,
         };
-        let i = self.link_index(name)?.ok_or_else(|| Error::Netlink(format!("bridge {name} vanished after creation")))?;
+        let i =
+            self.link_index(name)?.ok_or_else(|| Error::Netlink(format!("bridge {name} vanished after creation")))?;
         Ok((i, true))
     }
 
@@ -196,26 +205,24 @@ impl Netlink {
         self.request("delete link", RouteNetlinkMessage::DelLink(msg), NLM_F_ACK).map(drop)
     }
 
-    /// Deletes a link by name; a link that is gone already is fine.
-    pub fn delete_link_named(&mut self, name: &str) -> Result<(), Error> {
-        match self.link_index(name)? {
-            Some(i) => match self.delete_link(i) {
-                Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
-                r => r,
-            },
-            None => Ok(()),
-        }
-    }
-
     /// Deletes a bridge by name; a link that is gone already is fine, a link of that name that is not a bridge is
     /// left alone (refused).
     pub fn delete_bridge_named(&mut self, name: &str) -> Result<(), Error> {
-        match self.link_info(name)? {
-            Some((i, true)) => match self.delete_link(i) {
+        self.delete_named_if(name, InfoKind::Bridge, "bridge")
+    }
+
+    /// Deletes (the host end of) a veth pair by name, as [`Netlink::delete_bridge_named`] a bridge.
+    pub fn delete_veth_named(&mut self, name: &str) -> Result<(), Error> {
+        self.delete_named_if(name, InfoKind::Veth, "veth")
+    }
+
+    fn delete_named_if(&mut self, name: &str, want: InfoKind, what: &str) -> Result<(), Error> {
+        match self.link_kind(name)? {
+            Some((i, Some(k))) if k == want => match self.delete_link(i) {
                 Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
                 r => r,
             },
-            Some((_, false)) => Err(Error::Conflict(format!("interface {name} is not a bridge: not deleting it"))),
+            Some(_) => Err(Error::Conflict(format!("interface {name} is not a {what}: not deleting it"))),
             None => Ok(()),
         }
     }

@@ -56,6 +56,8 @@ struct Args {
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
     /// The Linux bridge of the default `bridge` network (default: `berth0`; another data root gets its own name).
+    /// Created if missing; an existing bridge Berth did not create is used and never deleted; any other interface
+    /// refuses the start.
     #[arg(short = 'b', long)]
     bridge: Option<String>,
     /// The default bridge's address and subnet, e.g. `10.99.0.1/24` (default: the first free Docker default pool).

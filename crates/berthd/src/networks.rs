@@ -464,17 +464,19 @@ async fn default_bridge(d: &Arc<Daemon>) -> anyhow::Result<()> {
     // refused.
     let link = {
         let name = n.config.bridge.clone();
-        blocking(move || berth_network::netlink::Netlink::open().and_then(|mut nl| nl.link_info(&name)).map_err(net_error))
-            .await?
+        blocking(move || {
+            berth_network::netlink::Netlink::open().and_then(|mut nl| nl.link_info(&name)).map_err(net_error)
+        })
+        .await?
     };
     let created = match link {
         None => true,
         Some((_, false)) => {
             anyhow::bail!("--bridge {0}: existing interface {0} is not a bridge", n.config.bridge)
         }
-        Some((_, true)) => existing.as_ref().is_some_and(|r| {
-            r.bridge == n.config.bridge && r.bridge_created.unwrap_or(!n.config.bridge_from_flag)
-        }),
+        Some((_, true)) => existing
+            .as_ref()
+            .is_some_and(|r| r.bridge == n.config.bridge && r.bridge_created.unwrap_or(!n.config.bridge_from_flag)),
     };
     if let Some(rec) = &existing {
         let same_bridge = rec.bridge == n.config.bridge && rec.bridge_created == Some(created);
