@@ -175,6 +175,19 @@ fn a_replaced_bridge_is_neither_configured_nor_deleted() {
     d.restart();
     assert!(d.log().contains(&format!("existing interface {bridge} is not a bridge")), "{}", tail(&d.log(), 30));
     impostor.assert_untouched(NOT_A_BRIDGE, &d);
+    // No container joins it either (its veth would be enslaved to the impostor).
+    d.busybox();
+    let out = d.berth(&["run", "--rm", "--network", "replaced", "busybox", "true"]);
+    assert!(!out.status.success() && stderr(&out).contains("unusable"), "{}", stderr(&out));
+    d.ok(&["create", "--name", "later", "busybox", "true"]);
+    let out = d.berth(&["network", "connect", "replaced", "later"]);
+    assert!(out.status.success(), "connecting a stopped container only records it: {}", stderr(&out));
+    d.ok(&["rm", "later"]);
+    let running = d.ok(&["run", "-d", "busybox", "sleep", "60"]).trim().to_string();
+    let out = d.berth(&["network", "connect", "replaced", &running]);
+    assert!(!out.status.success() && stderr(&out).contains("unusable"), "{}", stderr(&out));
+    d.ok(&["rm", "-f", &running]);
+    impostor.assert_untouched(NOT_A_BRIDGE, &d);
     d.ok(&["network", "rm", "replaced"]);
     impostor.assert_untouched(NOT_A_BRIDGE, &d);
 

@@ -359,6 +359,14 @@ impl Networks {
     }
 }
 
+/// Why a container cannot join a network whose bridge could not be brought up.
+fn down_error(rec: &NetworkRecord) -> Error {
+    Error::Conflict(format!(
+        "network {} is unusable: its bridge {} could not be brought up (see berthd's log); remove and recreate it",
+        rec.name, rec.bridge
+    ))
+}
+
 /// The bridge name Berth gives a user-defined network: Docker's `br-<12 hex of the ID>`.
 fn bridge_name(id: &str) -> String {
     format!("br-{}", &id[..12])
@@ -1032,6 +1040,10 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                 failure = Some(Error::NotFound(format!("network {} not found", want.network)));
                 break;
             };
+            if net.down {
+                failure = Some(down_error(&net.rec));
+                break;
+            }
             let (Some(pool), Some(subnet)) = (net.pool.clone(), net.rec.subnet) else {
                 failure = Some(Error::Internal(format!("network {} has no address pool", net.rec.name)));
                 break;
@@ -1505,6 +1517,9 @@ pub async fn connect(
         let Some(nn) = st.nets.get_mut(&net.id) else {
             return Err(Error::NotFound(format!("network {key} not found")));
         };
+        if nn.down {
+            return Err(down_error(&nn.rec));
+        }
         let pool = nn.pool.clone().ok_or_else(|| Error::Internal("network without a pool".into()))?;
         let ip = match ep.requested_ip {
             Some(ip) => pool.claim(&mut nn.used, ip),
