@@ -205,7 +205,7 @@ pub fn pick_subnet(pools: &[AddressPool], taken: &[Subnet]) -> Result<Subnet, Er
         let mut n = start;
         while n <= end {
             let candidate = Subnet::new(Ipv4Addr::from(n as u32), p.size)?;
-            if !taken.iter().any(|t| t.overlaps(&candidate)) {
+            if !taken.iter().any(|t| t.overlaps(&candidate)) && !candidate.overlaps(&LOOPBACK) {
                 return Ok(candidate);
             }
             n += step;
@@ -215,6 +215,17 @@ pub fn pick_subnet(pools: &[AddressPool], taken: &[Subnet]) -> Result<Subnet, Er
         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network"
             .into(),
     ))
+}
+
+/// The loopback network, 127.0.0.0/8: never a network's subnet.
+pub const LOOPBACK: Subnet = Subnet { addr: Ipv4Addr::new(127, 0, 0, 0), prefix: 8 };
+
+/// Refuses a subnet that overlaps loopback: the host's own traffic to 127.0.0.0/8 would be routed to the bridge.
+pub fn check_not_loopback(s: &Subnet) -> Result<(), Error> {
+    if s.overlaps(&LOOPBACK) {
+        return Err(Error::InvalidArgument(format!("invalid subnet {s}: it overlaps the loopback network {LOOPBACK}")));
+    }
+    Ok(())
 }
 
 /// The IPv4 destinations of the host's routes (except the default route), from `/proc/net/route`.
@@ -312,6 +323,11 @@ mod tests {
         assert_eq!(pick_subnet(&[p.clone()], &[s("10.9.0.0/24")]).expect("subnet").to_string(), "10.9.1.0/24");
         assert!(AddressPool::parse("base=10.9.0.0/16,size=8").is_err());
         assert!(pick_subnet(&[p], &[s("10.0.0.0/8")]).is_err());
+        let lo = AddressPool::parse("base=126.0.0.0/7,size=8").expect("pool");
+        assert_eq!(pick_subnet(std::slice::from_ref(&lo), &[]).expect("subnet").to_string(), "126.0.0.0/8");
+        assert!(pick_subnet(&[lo], &[s("126.0.0.0/8")]).is_err(), "127.0.0.0/8 is loopback");
+        assert!(check_not_loopback(&s("127.3.0.0/16")).is_err() && check_not_loopback(&s("120.0.0.0/5")).is_err());
+        assert!(check_not_loopback(&s("126.0.0.0/8")).is_ok());
     }
 
     #[test]

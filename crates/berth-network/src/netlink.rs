@@ -17,6 +17,17 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::Error;
 
+/// Which bridge [`Netlink::ensure_bridge`] may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeUse {
+    /// Only a bridge that exists (one Berth did not create, such as `berthd --bridge`'s: never created or deleted).
+    Existing,
+    /// The existing bridge Berth's records say it created, or a new one.
+    Own,
+    /// Only a new one: any existing link of the name is refused (`network create`).
+    New,
+}
+
 /// One rtnetlink socket, bound to the network namespace of the thread that opened it.
 pub struct Netlink {
     sock: Socket,
@@ -94,6 +105,34 @@ impl Netlink {
         }
     }
 
+    /// The index of a link by name and whether it is a Linux bridge.
+    pub fn link_info(&mut self, name: &str) -> Result<Option<(u32, bool)>, Error> {
+        Ok(self.link_kind(name)?.map(|(i, kind)| (i, kind == Some(InfoKind::Bridge))))
+    }
+
+    /// The index of a link by name and its kind (`None` for a link without one, such as `lo` or a physical NIC).
+    fn link_kind(&mut self, name: &str) -> Result<Option<(u32, Option<InfoKind>)>, Error> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        match self.request(&format!("find link {name}"), RouteNetlinkMessage::GetLink(msg), NLM_F_ACK) {
+            Ok(answers) => Ok(answers.into_iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => {
+                    let kind = l.attributes.iter().find_map(|a| match a {
+                        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|i| match i {
+                            LinkInfo::Kind(k) => Some(k.clone()),
+                            _ => None,
+                        }),
+                        _ => None,
+                    });
+                    Some((l.header.index, kind))
+                }
+                _ => None,
+            })),
+            Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every link's name and index.
     pub fn links(&mut self) -> Result<Vec<(String, u32)>, Error> {
         let answers = self.request("list links", RouteNetlinkMessage::GetLink(LinkMessage::default()), NLM_F_DUMP)?;
@@ -109,13 +148,25 @@ impl Netlink {
             .collect())
     }
 
-    /// Creates a bridge (up), or finds the existing one. Returns its index. Its MAC address is fixed (derived from
-    /// its name): left alone, a bridge takes the lowest MAC of its ports, which changes as containers come and go
-    /// and leaves the containers' ARP entries for their gateway stale.
-    pub fn ensure_bridge(&mut self, name: &str, mtu: Option<u32>) -> Result<u32, Error> {
-        if let Some(i) = self.link_index(name)? {
-            self.set_up(i)?;
-            return Ok(i);
+    /// Brings up a bridge as `want` allows: an existing one, or a new one (created up). Returns its index and
+    /// whether it was created now. An existing link that is not a bridge is always refused (never configured). A
+    /// new bridge's MAC address is fixed (derived from its name): left alone, a bridge takes the lowest MAC of its
+    /// ports, which changes as containers come and go and leaves the containers' ARP entries for their gateway stale.
+    pub fn ensure_bridge(&mut self, name: &str, mtu: Option<u32>, want: BridgeUse) -> Result<(u32, bool), Error> {
+        let exists_not_ours = || {
+            Error::Conflict(format!(
+                "bridge {name} already exists and was not created by berth: berth does not take over interfaces it did not create"
+            ))
+        };
+        match (self.link_info(name)?, want) {
+            (Some((_, false)), _) => return Err(Error::Conflict(format!("existing interface {name} is not a bridge"))),
+            (Some(_), BridgeUse::New) => return Err(exists_not_ours()),
+            (Some((i, true)), _) => {
+                self.set_up(i)?;
+                return Ok((i, false));
+            }
+            (None, BridgeUse::Existing) => return Err(Error::InvalidArgument(format!("bridge {name} not found"))),
+            (None, _) => {}
         }
         let mut msg = LinkMessage::default();
         msg.header.flags = LinkFlags::Up;
@@ -126,12 +177,18 @@ impl Netlink {
             msg.attributes.push(LinkAttribute::Mtu(mtu));
         }
         msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
-        self.request(
+        match self.request(
             &format!("create bridge {name}"),
             RouteNetlinkMessage::NewLink(msg),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-        )?;
-        self.link_index(name)?.ok_or_else(|| Error::Netlink(format!("bridge {name} vanished after creation")))
+        ) {
+            // Someone else's, created in between.
+            Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => return Err(exists_not_ours()),
+            r => r?,
+        };
+        let i =
+            self.link_index(name)?.ok_or_else(|| Error::Netlink(format!("bridge {name} vanished after creation")))?;
+        Ok((i, true))
     }
 
     pub fn set_up(&mut self, index: u32) -> Result<(), Error> {
@@ -148,13 +205,24 @@ impl Netlink {
         self.request("delete link", RouteNetlinkMessage::DelLink(msg), NLM_F_ACK).map(drop)
     }
 
-    /// Deletes a link by name; a link that is gone already is fine.
-    pub fn delete_link_named(&mut self, name: &str) -> Result<(), Error> {
-        match self.link_index(name)? {
-            Some(i) => match self.delete_link(i) {
+    /// Deletes a bridge by name; a link that is gone already is fine, a link of that name that is not a bridge is
+    /// left alone (refused).
+    pub fn delete_bridge_named(&mut self, name: &str) -> Result<(), Error> {
+        self.delete_named_if(name, InfoKind::Bridge, "bridge")
+    }
+
+    /// Deletes (the host end of) a veth pair by name, as [`Netlink::delete_bridge_named`] a bridge.
+    pub fn delete_veth_named(&mut self, name: &str) -> Result<(), Error> {
+        self.delete_named_if(name, InfoKind::Veth, "veth")
+    }
+
+    fn delete_named_if(&mut self, name: &str, want: InfoKind, what: &str) -> Result<(), Error> {
+        match self.link_kind(name)? {
+            Some((i, Some(k))) if k == want => match self.delete_link(i) {
                 Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
                 r => r,
             },
+            Some(_) => Err(Error::Conflict(format!("interface {name} is not a {what}: not deleting it"))),
             None => Ok(()),
         }
     }
@@ -198,19 +266,24 @@ impl Netlink {
 
     /// The IPv4 addresses (with prefix lengths) of a link.
     pub fn addresses(&mut self, index: u32) -> Result<Vec<(Ipv4Addr, u8)>, Error> {
+        Ok(self.all_addresses()?.into_iter().filter(|(i, _, _)| *i == index).map(|(_, ip, p)| (ip, p)).collect())
+    }
+
+    /// Every IPv4 address of this namespace: (link index, address, prefix length).
+    pub fn all_addresses(&mut self) -> Result<Vec<(u32, Ipv4Addr, u8)>, Error> {
         let mut msg = AddressMessage::default();
         msg.header.family = AddressFamily::Inet;
         let answers = self.request("list addresses", RouteNetlinkMessage::GetAddress(msg), NLM_F_DUMP)?;
         Ok(answers
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewAddress(a) if a.header.index == index => {
-                    a.attributes.iter().find_map(|at| match at {
-                        AddressAttribute::Local(std::net::IpAddr::V4(ip))
-                        | AddressAttribute::Address(std::net::IpAddr::V4(ip)) => Some((*ip, a.header.prefix_len)),
-                        _ => None,
-                    })
-                }
+                RouteNetlinkMessage::NewAddress(a) => a.attributes.iter().find_map(|at| match at {
+                    AddressAttribute::Local(std::net::IpAddr::V4(ip))
+                    | AddressAttribute::Address(std::net::IpAddr::V4(ip)) => {
+                        Some((a.header.index, *ip, a.header.prefix_len))
+                    }
+                    _ => None,
+                }),
                 _ => None,
             })
             .collect())

@@ -66,7 +66,7 @@ pub fn create(path: &Path, ifaces: Vec<Interface>) -> Result<(), Error> {
         let r = configure(&mut host, &ifaces, true);
         if r.is_err() {
             for i in &ifaces {
-                let _ = host.delete_link_named(&i.host_name);
+                let _ = host.delete_veth_named(&i.host_name);
             }
             release_pin(&path);
         }
@@ -84,7 +84,7 @@ pub fn add(path: &Path, ifaces: Vec<Interface>) -> Result<(), Error> {
         let r = configure(&mut host, &ifaces, false);
         if r.is_err() {
             for i in &ifaces {
-                let _ = host.delete_link_named(&i.host_name);
+                let _ = host.delete_veth_named(&i.host_name);
             }
         }
         r
@@ -110,7 +110,7 @@ fn configure(host: &mut Netlink, ifaces: &[Interface], new_ns: bool) -> Result<(
             // The host end of this container's previous veth, in a namespace the kernel has not finished
             // destroying yet (a quick restart): delete it now and try again.
             Err(Error::Os(_, e)) if e.raw_os_error() == Some(libc::EEXIST) => {
-                host.delete_link_named(&i.host_name)?;
+                host.delete_veth_named(&i.host_name)?;
                 host.create_veth(&i.host_name, bridge, &i.name, me.as_raw_fd(), i.mac, i.mtu)?;
             }
             r => r?,
@@ -135,7 +135,7 @@ fn configure(host: &mut Netlink, ifaces: &[Interface], new_ns: bool) -> Result<(
 pub fn remove_interfaces(host_names: &[String]) -> Result<(), Error> {
     let mut host = Netlink::open()?;
     for n in host_names {
-        host.delete_link_named(n)?;
+        host.delete_veth_named(n)?;
     }
     Ok(())
 }
@@ -246,7 +246,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         shared_mount_point(dir.path()).expect("prepare");
         let mut nl = Netlink::open().expect("netlink");
-        let br = nl.ensure_bridge(&bridge, None).expect("bridge");
+        let (br, _) = nl.ensure_bridge(&bridge, None, crate::netlink::BridgeUse::New).expect("bridge");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address");
         nl.add_address(br, Ipv4Addr::new(10, 213, 7, 1), 24).expect("address again is fine");
         assert_eq!(nl.addresses(br).expect("addrs"), vec![(Ipv4Addr::new(10, 213, 7, 1), 24)]);

@@ -195,7 +195,8 @@ impl Runtime for External {
         let pid_file = bundle.join(format!("exec-{n}.pid"));
         let json = serde_json::to_vec(&process)
             .map_err(|e| Error::Bundle { path: process_file.display().to_string(), reason: e.to_string() })?;
-        std::fs::write(&process_file, json).map_err(Error::io(format!("write {}", process_file.display())))?;
+        // Root only (0600): the process holds its environment.
+        crate::sys::replace_file(&process_file, &json, false)?;
         let mut c = self.command(bundle);
         c.arg("exec").arg("--process").arg(&process_file).arg("--pid-file").arg(&pid_file).arg("--detach");
         let res = set_stdio(&mut c, stdio).and_then(|sock| {

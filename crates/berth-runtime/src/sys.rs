@@ -270,11 +270,14 @@ pub fn execve(path: &CString, args: &[CString], env: &[CString]) -> nix::Error {
 
 /// Writes `data` to `path` atomically (temp file + rename: readers see the old or the new content, also after a
 /// crash of the process); with `sync`, also durably (fsync before the rename, so that a power loss cannot leave an
-/// empty file either).
+/// empty file either). The file is readable by its owner (root) only, whatever the umask: bundles hold secrets.
 pub fn replace_file(path: &Path, data: &[u8], sync: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        // A leftover temp file would keep its own mode.
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(data)?;
         if sync {
             f.sync_all()?;
@@ -295,5 +298,27 @@ pub fn trim_heap() {
     // ours and is safe to call at any time in a single-threaded process.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn replaced_files_are_the_owners_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, b"old").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        // A leftover temp file of an earlier attempt with a looser mode must not pass its mode on.
+        let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, b"stale").expect("write");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+        super::replace_file(&path, b"SECRET=1", false).expect("replace");
+        let meta = std::fs::metadata(&path).expect("stat");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), b"SECRET=1");
+        assert!(!tmp.exists());
     }
 }

@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use berth_runtime::shim::LogPolicy;
 
 const MAX_LINE: usize = 16 * 1024;
-/// Docker's mode for log files.
-const MODE: u32 = 0o640;
+/// Logs hold what containers print (secrets too): root's only, as the rest of the container's directory (Docker's
+/// 0640 with group root amounts to the same).
+const MODE: u32 = 0o600;
 
 /// The json-file writer for one container, with a partial-line buffer per stream.
 pub struct JsonLog {

@@ -171,6 +171,9 @@ impl Monitor {
         let sock_path = bundle.join(shim::SOCKET_FILE);
         let _ = std::fs::remove_file(&sock_path);
         let listener = UnixListener::bind(&sock_path).with_context(|| format!("listen on {}", sock_path.display()))?;
+        // Only root may connect (the bundle directory is root's only as well).
+        std::fs::set_permissions(&sock_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("chmod {}", sock_path.display()))?;
         listener.set_nonblocking(true).context("listener")?;
         let mut created = runtime.create(&cfg.id, &bundle, stdio).map_err(|e| {
             let _ = std::fs::remove_file(&sock_path);

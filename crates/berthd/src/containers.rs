@@ -830,10 +830,13 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         };
         let write = (|| -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&bundle);
-            std::fs::create_dir_all(&bundle).map_err(|e| e.to_string())?;
+            // Root's only (0700 directory, 0600 files): the spec and the shim's config hold the environment.
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                .create(&bundle)
+                .map_err(|e| e.to_string())?;
             berth_runtime::save_spec(&bundle, &spec).map_err(|e| e.to_string())?;
             let j = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
-            std::fs::write(bundle.join(shim::CONFIG_FILE), j).map_err(|e| e.to_string())?;
+            berth_runtime::sys::replace_file(&bundle.join(shim::CONFIG_FILE), &j, false).map_err(|e| e.to_string())?;
             let _ = std::fs::remove_file(exit_path(d, &rec.id));
             Ok(())
         })();

@@ -67,8 +67,19 @@ pub async fn blocking<T: Send + 'static>(
 impl Daemon {
     /// Opens the data root, loads every container and reconciles it with what is actually running.
     pub async fn open(config: Config) -> Result<Arc<Daemon>> {
-        for d in [config.data_root.join("containers"), config.exec_root.join("containers")] {
+        // Containers' directories (logs, bundles with their environment, shim sockets), builds' and copies' scratch
+        // space are root's only.
+        let private = [
+            config.data_root.join("containers"),
+            config.exec_root.join("containers"),
+            config.exec_root.join("runtime"),
+            config.exec_root.join("build"),
+            config.exec_root.join("tmp"),
+        ];
+        for d in private {
             std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
+            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .with_context(|| format!("chmod {}", d.display()))?;
         }
         let root = config.data_root.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&root))

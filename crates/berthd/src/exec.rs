@@ -162,7 +162,8 @@ pub async fn start(
     let bundle = containers::bundle_dir(d, &c.id);
     let req_path = bundle.join(format!("exec-{}.json", inst.id));
     let data = serde_json::to_vec(&req).map_err(|e| Error::Internal(e.to_string()))?;
-    std::fs::write(&req_path, data).map_err(|e| Error::Internal(format!("write {}: {e}", req_path.display())))?;
+    // Root only (0600): the request holds the process's environment.
+    berth_runtime::sys::replace_file(&req_path, &data, false).map_err(|e| Error::Internal(e.to_string()))?;
 
     let tty = inst.config.tty.unwrap_or(false);
     let mut cmd = tokio::process::Command::new(&d.config.shim);

@@ -57,6 +57,8 @@ struct Args {
     #[arg(long, default_value = "info")]
     log_level: tracing::Level,
     /// The Linux bridge of the default `bridge` network (default: `berth0`; another data root gets its own name).
+    /// Created if missing; an existing bridge Berth did not create is used and never deleted; any other interface
+    /// refuses the start.
     #[arg(short = 'b', long)]
     bridge: Option<String>,
     /// The default bridge's address and subnet, e.g. `10.99.0.1/24` (default: the first free Docker default pool).
@@ -189,7 +191,8 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
     let table = if default_root { "berth".to_string() } else { format!("berth_{tag}") };
     let firewall = berth_network::firewall::Backend::parse(&args.firewall)
         .with_context(|| format!("--firewall {:?}: want auto, nft or iptables", args.firewall))?;
-    Ok(networks::NetConfig { bridge, bip, pools, table, dns: args.dns.clone(), firewall })
+    let bridge_from_flag = args.bridge.is_some();
+    Ok(networks::NetConfig { bridge, bridge_from_flag, bip, pools, table, dns: args.dns.clone(), firewall })
 }
 
 fn main() -> Result<()> {
@@ -213,6 +216,10 @@ fn main() -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&args.data_root, std::fs::Permissions::from_mode(0o710))
             .with_context(|| format!("chmod {}", args.data_root.display()))?;
+        // Others may pass through (to the API socket, whose own mode and group decide) but not list it; what is
+        // below is root's only (containers' bundles and sockets).
+        std::fs::set_permissions(&args.exec_root, std::fs::Permissions::from_mode(0o711))
+            .with_context(|| format!("chmod {}", args.exec_root.display()))?;
     }
     tracing_subscriber::fmt().with_max_level(args.log_level).with_writer(std::io::stderr).init();
     let socket = args

@@ -13,6 +13,7 @@ use berth_api::models::{EndpointSettings, NetworkCreateRequest};
 use berth_network::dns::{Dns, Entry};
 use berth_network::firewall::{Firewall, NetRule, PortRule, Proto, Rules};
 use berth_network::ipam::{self, AddressPool, Pool, Subnet};
+use berth_network::netlink::BridgeUse;
 use berth_network::netns::{self, Interface};
 use berth_network::ports::{self, Reservation};
 use serde::{Deserialize, Serialize};
@@ -55,6 +56,10 @@ pub struct NetworkRecord {
     /// The Linux bridge.
     #[serde(default)]
     pub bridge: String,
+    /// Whether Berth created `bridge` (only then may it delete it). Unset in records written before this was
+    /// recorded: then only a bridge named as Berth names a network's own (`br-<id>`) counts as Berth's.
+    #[serde(default)]
+    pub bridge_created: Option<bool>,
 }
 
 impl NetworkRecord {
@@ -72,6 +77,11 @@ impl NetworkRecord {
 
     fn opt_bool(&self, key: &str, default: bool) -> bool {
         self.options.get(key).map(|v| v == "true" || v == "1").unwrap_or(default)
+    }
+
+    /// Whether Berth created this network's bridge, so that it may configure and delete it.
+    fn owns_bridge(&self) -> bool {
+        !self.bridge.is_empty() && self.bridge_created.unwrap_or_else(|| self.bridge == bridge_name(&self.id))
     }
 
     fn mtu(&self) -> Option<u32> {
@@ -161,6 +171,8 @@ struct Net {
     rec: NetworkRecord,
     pool: Option<Pool>,
     used: BTreeSet<Ipv4Addr>,
+    /// Its bridge could not be brought up (e.g. a host interface of that name is no bridge): left out of the firewall.
+    down: bool,
 }
 
 #[derive(Default)]
@@ -176,6 +188,8 @@ struct State {
 pub struct NetConfig {
     /// The Linux bridge of the default network.
     pub bridge: String,
+    /// Whether `bridge` was given (`--bridge`) rather than derived from the data root.
+    pub bridge_from_flag: bool,
     /// The default bridge's gateway address and prefix (`--bip`), else picked from the pools.
     pub bip: Option<(Ipv4Addr, u8)>,
     pub pools: Vec<AddressPool>,
@@ -273,7 +287,7 @@ impl Networks {
         let networks = st
             .nets
             .values()
-            .filter(|n| n.rec.is_bridge())
+            .filter(|n| n.rec.is_bridge() && !n.down)
             .filter_map(|n| {
                 Some(NetRule {
                     bridge: n.rec.bridge.clone(),
@@ -341,8 +355,16 @@ impl Networks {
 
     fn insert_net(&self, rec: NetworkRecord) {
         let pool = rec.pool();
-        lock(&self.state).nets.insert(rec.id.clone(), Net { rec, pool, used: BTreeSet::new() });
+        lock(&self.state).nets.insert(rec.id.clone(), Net { rec, pool, used: BTreeSet::new(), down: false });
     }
+}
+
+/// Why a container cannot join a network whose bridge could not be brought up.
+fn down_error(rec: &NetworkRecord) -> Error {
+    Error::Conflict(format!(
+        "network {} is unusable: its bridge {} could not be brought up (see berthd's log); remove and recreate it",
+        rec.name, rec.bridge
+    ))
 }
 
 /// The bridge name Berth gives a user-defined network: Docker's `br-<12 hex of the ID>`.
@@ -350,14 +372,21 @@ fn bridge_name(id: &str) -> String {
     format!("br-{}", &id[..12])
 }
 
-/// Creates the bridge of a network with its gateway address, and serves DNS on it (user-defined networks).
-async fn bring_up(n: &Networks, rec: &NetworkRecord) -> Result<(), Error> {
+/// Creates (or, once Berth has created it, finds) the bridge of a network with its gateway address, and serves DNS
+/// on it (user-defined networks). `want`: which bridge may be used; a host interface that is not a bridge never is.
+/// On failure a bridge created here is deleted again.
+async fn bring_up(n: &Networks, rec: &NetworkRecord, want: BridgeUse) -> Result<(), Error> {
     let (Some(subnet), Some(gw)) = (rec.subnet, rec.gateway) else { return Ok(()) };
     let (bridge, mtu) = (rec.bridge.clone(), rec.mtu());
     blocking(move || {
         let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
-        let idx = nl.ensure_bridge(&bridge, mtu).map_err(net_error)?;
-        nl.add_address(idx, gw, subnet.prefix()).map_err(net_error)?;
+        let (idx, created) = nl.ensure_bridge(&bridge, mtu, want).map_err(net_error)?;
+        if let Err(e) = nl.add_address(idx, gw, subnet.prefix()) {
+            if created {
+                let _ = nl.delete_bridge_named(&bridge);
+            }
+            return Err(net_error(e));
+        }
         // Published ports reached through 127.0.0.1 are routed out of the bridge.
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1");
         Ok(())
@@ -406,6 +435,7 @@ pub async fn load(d: &Arc<Daemon>) -> anyhow::Result<()> {
                 options: HashMap::new(),
                 ipam_options: HashMap::new(),
                 bridge: String::new(),
+                bridge_created: None,
             };
             save(d, &rec).await?;
             n.insert_net(rec);
@@ -413,10 +443,14 @@ pub async fn load(d: &Arc<Daemon>) -> anyhow::Result<()> {
     }
     default_bridge(d).await?;
     for rec in n.all() {
+        let want = if rec.owns_bridge() { BridgeUse::Own } else { BridgeUse::Existing };
         if rec.is_bridge()
-            && let Err(e) = bring_up(n, &rec).await
+            && let Err(e) = bring_up(n, &rec, want).await
         {
             tracing::warn!("network {}: {e}", rec.name);
+            if let Some(net) = lock(&n.state).nets.get_mut(&rec.id) {
+                net.down = true;
+            }
         }
     }
     // The firewall is applied by `restore`, once the running containers' published ports are known again: applying
@@ -430,8 +464,30 @@ async fn default_bridge(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let n = &d.networks;
     let existing = n.find(DEFAULT_BRIDGE).ok();
     let wanted_subnet = n.config.bip.map(|(ip, p)| Subnet::new(ip, p)).transpose()?;
+    if let Some(s) = &wanted_subnet {
+        ipam::check_not_loopback(s).map_err(|e| anyhow::anyhow!("--bip: {e}"))?;
+    }
+    // Who made the bridge: Berth creates a missing one (and may delete it later); a bridge that exists and that the
+    // record does not say Berth created is used as dockerd uses `-b`'s, never deleted; any other interface is
+    // refused.
+    let link = {
+        let name = n.config.bridge.clone();
+        blocking(move || {
+            berth_network::netlink::Netlink::open().and_then(|mut nl| nl.link_info(&name)).map_err(net_error)
+        })
+        .await?
+    };
+    let created = match link {
+        None => true,
+        Some((_, false)) => {
+            anyhow::bail!("--bridge {0}: existing interface {0} is not a bridge", n.config.bridge)
+        }
+        Some((_, true)) => existing
+            .as_ref()
+            .is_some_and(|r| r.bridge == n.config.bridge && r.bridge_created.unwrap_or(!n.config.bridge_from_flag)),
+    };
     if let Some(rec) = &existing {
-        let same_bridge = rec.bridge == n.config.bridge;
+        let same_bridge = rec.bridge == n.config.bridge && rec.bridge_created == Some(created);
         let same_subnet = wanted_subnet.is_none_or(|s| Some(s) == rec.subnet);
         if same_bridge && same_subnet {
             return Ok(());
@@ -472,6 +528,7 @@ async fn default_bridge(d: &Arc<Daemon>) -> anyhow::Result<()> {
         options,
         ipam_options: HashMap::new(),
         bridge: n.config.bridge.clone(),
+        bridge_created: Some(created),
     };
     save(d, &rec).await?;
     n.insert_net(rec);
@@ -554,6 +611,11 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
     if bridge.is_empty() || bridge.len() > 15 || bridge.contains('/') || bridge.contains(char::is_whitespace) {
         return Err(Error::InvalidArgument(format!("invalid bridge name {bridge:?}")));
     }
+    let host_addresses: Vec<Ipv4Addr> = blocking(|| {
+        let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
+        Ok(nl.all_addresses().map_err(net_error)?.into_iter().map(|(_, ip, _)| ip).collect())
+    })
+    .await?;
     // Subnet choice and the overlap check happen under the state lock, so two creates cannot take the same one.
     let rec = {
         let mut taken: Vec<Subnet> = ipam::host_routes();
@@ -565,6 +627,7 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
         let subnet = match user_subnet {
             Some(s) => {
                 let s = Subnet::parse(s, true).map_err(net_error)?;
+                ipam::check_not_loopback(&s).map_err(net_error)?;
                 if ours.iter().any(|o| o.overlaps(&s)) {
                     return Err(Error::Forbidden("Pool overlaps with other one on this address space".into()));
                 }
@@ -584,6 +647,12 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
             None => None,
         };
         let pool = Pool::new(subnet, range, gateway).map_err(net_error)?;
+        if host_addresses.contains(&pool.gateway) {
+            return Err(Error::InvalidArgument(format!(
+                "gateway {} is an address of a host interface: berth does not take over the host's addresses",
+                pool.gateway
+            )));
+        }
         let rec = NetworkRecord {
             id: id.clone(),
             name: name.clone(),
@@ -599,6 +668,7 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
             options,
             ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()).unwrap_or_default(),
             bridge,
+            bridge_created: Some(true),
         };
         drop(st);
         n.insert_net(rec.clone());
@@ -614,13 +684,16 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
             e => e,
         });
     }
-    let up = async {
-        bring_up(n, &rec).await?;
-        n.apply_firewall().await
+    // A new bridge only: an existing interface of that name (the host's, another daemon's) is refused untouched.
+    let up = match bring_up(n, &rec, BridgeUse::New).await {
+        Ok(()) => n.apply_firewall().await.map_err(|e| (e, true)),
+        Err(e) => Err((e, false)),
     };
-    if let Err(e) = up.await {
+    if let Err((e, made)) = up {
         undo(n);
-        teardown_bridge(n, &rec).await;
+        if made {
+            teardown_bridge(n, &rec).await;
+        }
         let store = d.store.clone();
         let id = rec.id.clone();
         let _ = blocking(move || store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)).await;
@@ -630,16 +703,23 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
     Ok(id)
 }
 
+/// Stops a network's DNS server and deletes its bridge if Berth created it (and it still is a bridge).
 async fn teardown_bridge(n: &Networks, rec: &NetworkRecord) {
     if let Some(gw) = rec.gateway {
         n.dns.stop(gw);
     }
+    if !rec.owns_bridge() {
+        return;
+    }
     let bridge = rec.bridge.clone();
-    let _ = blocking(move || {
+    if let Err(e) = blocking(move || {
         let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
-        nl.delete_link_named(&bridge).map_err(net_error)
+        nl.delete_bridge_named(&bridge).map_err(net_error)
     })
-    .await;
+    .await
+    {
+        tracing::warn!("network {}: {e}", rec.name);
+    }
 }
 
 /// Removes a user-defined network; refused while running containers use it.
@@ -970,6 +1050,10 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                 failure = Some(Error::NotFound(format!("network {} not found", want.network)));
                 break;
             };
+            if net.down {
+                failure = Some(down_error(&net.rec));
+                break;
+            }
             let (Some(pool), Some(subnet)) = (net.pool.clone(), net.rec.subnet) else {
                 failure = Some(Error::Internal(format!("network {} has no address pool", net.rec.name)));
                 break;
@@ -1216,6 +1300,14 @@ pub fn parse_port_key(key: &str) -> Result<(u16, Proto), Error> {
 const LOCALHOST_LINES: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
                                ff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n";
 
+/// Writes one of a container's `/etc` files, mode 0644 whatever berthd's umask: the container's non-root users read
+/// it through its bind mount (the directory around it stays root's only).
+fn write_etc_file(path: PathBuf, data: impl AsRef<[u8]>) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(&path, data)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+}
+
 /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
 /// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
 pub fn write_files(
@@ -1228,7 +1320,7 @@ pub fn write_files(
 ) -> Result<(), Error> {
     let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
     let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
-    std::fs::write(dir.join("hostname"), format!("{hostname}\n")).map_err(io)?;
+    write_etc_file(dir.join("hostname"), format!("{hostname}\n")).map_err(io)?;
     let mut hosts =
         if host_mode { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { LOCALHOST_LINES.to_string() };
     for h in rec.host_config.extra_hosts.iter().flatten() {
@@ -1242,7 +1334,7 @@ pub fn write_files(
             }
         }
     }
-    std::fs::write(dir.join("hosts"), hosts).map_err(io)?;
+    write_etc_file(dir.join("hosts"), hosts).map_err(io)?;
     let host_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let parsed = berth_network::dns::parse_resolv_conf(&host_conf);
     let h = &rec.host_config;
@@ -1261,7 +1353,7 @@ pub fn write_files(
                 d.networks.config.dns.iter().map(|ip| ip.to_string()).collect()
             }
             None if host_mode => {
-                return std::fs::write(dir.join("resolv.conf"), host_conf).map_err(io);
+                return write_etc_file(dir.join("resolv.conf"), host_conf).map_err(io);
             }
             None => {
                 // Docker drops the host's loopback resolvers (unreachable from the container) and falls back to
@@ -1282,7 +1374,7 @@ pub fn write_files(
     if !options.is_empty() {
         text += &format!("options {}\n", options.join(" "));
     }
-    std::fs::write(dir.join("resolv.conf"), text).map_err(io)
+    write_etc_file(dir.join("resolv.conf"), text).map_err(io)
 }
 
 /// Releases a container's networking (after it exits, a failed start, or removal): addresses, ports, DNS names,
@@ -1435,6 +1527,9 @@ pub async fn connect(
         let Some(nn) = st.nets.get_mut(&net.id) else {
             return Err(Error::NotFound(format!("network {key} not found")));
         };
+        if nn.down {
+            return Err(down_error(&nn.rec));
+        }
         let pool = nn.pool.clone().ok_or_else(|| Error::Internal("network without a pool".into()))?;
         let ip = match ep.requested_ip {
             Some(ip) => pool.claim(&mut nn.used, ip),
@@ -1669,10 +1764,12 @@ pub fn remove_everything(
 ) -> anyhow::Result<()> {
     let mut nl = berth_network::netlink::Netlink::open()?;
     for doc in store.list_docs(DOC_KIND)? {
+        // Only the bridges Berth created: never a host interface or a bridge it was given (`--bridge`).
         if let Ok(rec) = serde_json::from_value::<NetworkRecord>(doc)
-            && !rec.bridge.is_empty()
+            && rec.owns_bridge()
+            && let Err(e) = nl.delete_bridge_named(&rec.bridge)
         {
-            nl.delete_link_named(&rec.bridge)?;
+            tracing::warn!("network {}: {e}", rec.name);
         }
     }
     Firewall::new(table, backend).clear()?;
