@@ -19,6 +19,7 @@ mod mounts;
 mod names;
 mod networks;
 mod routes;
+mod security;
 mod server;
 mod spec;
 mod volumes;
