@@ -648,6 +648,34 @@ mod tests {
     }
 
     #[test]
+    fn custom_profiles() {
+        let caps = default_caps();
+        // moby: neither a default action nor syscalls means no filter.
+        assert!(custom("{}", &caps).expect("empty").is_none());
+        let p = r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO","errnoRet":28},
+                        {"names":["mount"],"action":"SCMP_ACT_ERRNO","excludes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
+        let s = custom(p, &caps).expect("profile").expect("a filter");
+        assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActAllow);
+        assert_eq!(rules_for(&s, "mkdir")[0].errno_ret(), Some(28));
+        assert_eq!(rules_for(&s, "mount").len(), 1);
+        let mut admin = caps.clone();
+        admin.push("CAP_SYS_ADMIN".into());
+        assert!(rules_for(&custom(p, &admin).expect("p").expect("f"), "mount").is_empty());
+        // The whole default profile is a valid custom one, resolving to the same filter.
+        assert_eq!(custom(DEFAULT_PROFILE, &caps).expect("default").expect("f"), docker_default(&caps).expect("d"));
+        for (bad, want) in [
+            ("/etc/passwd", "Decoding seccomp profile failed"),
+            (r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "Decoding seccomp profile failed"),
+            (r#"{"syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#, "no defaultAction"),
+            (r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x"}"#, "listenerPath"),
+        ] {
+            let e = custom(bad, &caps).expect_err(bad).to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn docker_default_serializes_like_oci() {
         let s = docker_default(&default_caps()).expect("docker_default");
         let v = serde_json::to_value(&s).expect("json");
