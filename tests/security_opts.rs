@@ -113,6 +113,28 @@ fn custom_seccomp_profiles_are_applied() {
     // The berth CLI reads the file as the docker CLI does.
     let out = d.berth(&["run", "--rm", "--security-opt", "seccomp=/etc/passwd", "busybox", "true"]);
     assert!(stderr(&out).contains("compacting json for seccomp profile (/etc/passwd) failed"), "{}", stderr(&out));
+
+    // The real docker CLI sends the profile's JSON; berthd applies it the same way.
+    match d.docker(&["run", "--rm", "--security-opt", &opt, "busybox", "mkdir", "/tmp/x"]) {
+        Some(out) => {
+            assert!(!out.status.success(), "mkdir succeeded through the docker CLI");
+            assert!(stderr(&out).contains("Operation not permitted"), "{}", stderr(&out));
+            let out = d
+                .docker(&[
+                    "run",
+                    "--rm",
+                    "--security-opt",
+                    "systempaths=unconfined",
+                    "busybox",
+                    "cat",
+                    "/proc/self/mountinfo",
+                ])
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            assert!(!stdout(&out).contains(" /proc/keys "), "{}", stdout(&out));
+        }
+        None => eprintln!("SKIPPED (docker CLI part): no docker CLI installed"),
+    }
 }
 
 #[test]
@@ -255,6 +277,11 @@ fn bad_create_values_are_refused_with_dockers_messages() {
         (json!({"PortBindings": {"80/tcp": [{"HostPort": "8x"}]}}), "invalid port specification: \"8x\"".into()),
         (json!({"PortBindings": {"99999/tcp": [{"HostPort": "80"}]}}), "invalid port".into()),
         (json!({"Binds": [format!("{}:/data", "v".repeat(300))]}), "volume name is too long (300 characters".into()),
+        (json!({"LogConfig": {"Type": "bogus", "Config": {}}}), "no log driver named 'bogus' is registered".into()),
+        (
+            json!({"LogConfig": {"Type": "json-file", "Config": {"max-sise": "1m"}}}),
+            "unknown log opt 'max-sise' for json-file log driver".into(),
+        ),
     ];
     for (host_config, want) in cases {
         refused(&d, host_config, &want);

@@ -360,8 +360,47 @@ pub fn parse_device_cgroup_rule(rule: &str) -> Result<serde_json::Value, Error> 
     Ok(r)
 }
 
+/// Docker's built-in log drivers.
+const LOG_DRIVERS: &[&str] = &[
+    "json-file",
+    "local",
+    "none",
+    "syslog",
+    "journald",
+    "gelf",
+    "fluentd",
+    "awslogs",
+    "splunk",
+    "etwlogs",
+    "gcplogs",
+    "logentries",
+];
+
+/// The options of the json-file driver (moby's `jsonfilelog.ValidateLogOpt`).
+const JSON_FILE_OPTS: &[&str] =
+    &["max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"];
+
+/// `LogConfig`: a driver Docker knows, and for json-file (the one Berth writes) only its options.
+fn check_log_config(host: &HostConfig) -> Result<(), Error> {
+    let Some(log) = &host.log_config else { return Ok(()) };
+    let driver = log.typ.as_deref().filter(|t| !t.is_empty()).unwrap_or("json-file");
+    if !LOG_DRIVERS.contains(&driver) {
+        return Err(Error::InvalidArgument(format!(
+            "failed to get logging factory: logger: no log driver named '{driver}' is registered"
+        )));
+    }
+    if driver == "json-file" {
+        for key in log.config.iter().flat_map(|c| c.keys()) {
+            if !JSON_FILE_OPTS.contains(&key.as_str()) {
+                return Err(Error::InvalidArgument(format!("unknown log opt '{key}' for json-file log driver")));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Everything Docker refuses at create about the host configuration: security options (an invalid seccomp
-/// profile included), capabilities, sysctls, resources, host ports and device cgroup rules. Runs before anything
+/// profile included), capabilities, sysctls, resources, host ports, log options and device cgroup rules. Runs before anything
 /// is written.
 pub fn check(host: &HostConfig) -> Result<(), Error> {
     let opts = security_opts(host.security_opt.as_deref().unwrap_or_default())?;
@@ -373,6 +412,7 @@ pub fn check(host: &HostConfig) -> Result<(), Error> {
     check_sysctls(host)?;
     check_resources(host)?;
     check_host_ports(host)?;
+    check_log_config(host)?;
     for rule in host.device_cgroup_rules.iter().flatten() {
         parse_device_cgroup_rule(rule)?;
     }
