@@ -236,9 +236,12 @@ fn check_cpuset(value: Option<&str>, cpus: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// The number of CPUs this host has (for `NanoCpus`).
+/// The number of CPUs berthd may run on (for `NanoCpus`), counted like Go's `runtime.NumCPU` (the affinity mask, not
+/// a cgroup quota).
 fn num_cpus() -> i64 {
-    std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1)
+    let Ok(set) = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)) else { return 1 };
+    let n = (0..nix::sched::CpuSet::count()).filter(|&i| set.is_set(i).unwrap_or(false)).count();
+    i64::try_from(n).unwrap_or(1).max(1)
 }
 
 /// Resource values, with moby's messages.
