@@ -366,6 +366,11 @@ fn capabilities_all_and_unavailable_ones() {
     assert_eq!(cap_eff(&["--privileged"]), host);
     assert_eq!(cap_eff(&["--cap-drop", "ALL", "--cap-add", "NET_RAW"]), NET_RAW, "drop ALL keeps only the added");
     assert_eq!(cap_eff(&["--cap-add", "ALL", "--cap-drop", "NET_RAW"]), host & !NET_RAW);
+    // `exec --privileged` gets the same set.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "30"]).trim().to_string();
+    let line = d.ok(&["exec", "--privileged", &id, "grep", "CapEff:", "/proc/self/status"]);
+    assert_eq!(u64::from_str_radix(line.trim().trim_start_matches("CapEff:").trim(), 16).unwrap(), host);
+    d.ok(&["rm", "-f", &id]);
     if host & SYS_RESOURCE != 0 {
         assert_ne!(cap_eff(&["--cap-add", "SYS_RESOURCE"]) & SYS_RESOURCE, 0);
         // With CAP_SYS_RESOURCE, raising a hard limit above the container's works.
