@@ -434,4 +434,38 @@ mod tests {
         let resolv = spec.mounts().iter().flatten().find(|m| m.destination().ends_with("resolv.conf")).expect("r");
         assert_eq!(resolv.source().as_deref(), Some(Path::new("/r")));
     }
+
+    #[test]
+    fn systempaths_device_rules_and_custom_seccomp() {
+        let config = ContainerConfig::default();
+        let inp = SpecInputs {
+            id: "abc",
+            args: vec!["sh".into()],
+            container_dir: Path::new("/c"),
+            netns: None,
+            cgroup_v2: false,
+            mounts: Vec::new(),
+        };
+        let host = HostConfig {
+            masked_paths: Some(Vec::new()),
+            readonly_paths: Some(Vec::new()),
+            device_cgroup_rules: Some(vec!["c 10:229 rwm".into()]),
+            security_opt: Some(vec![
+                r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#
+                    .into(),
+                "no-new-privileges=true".into(),
+            ]),
+            ..Default::default()
+        };
+        let spec = build(&config, &host, &inp).expect("spec");
+        let linux = spec.linux().as_ref().expect("linux");
+        assert_eq!(linux.masked_paths().as_deref(), Some(&[][..]));
+        assert_eq!(linux.readonly_paths().as_deref(), Some(&[][..]));
+        let devices = linux.resources().as_ref().and_then(|r| r.devices().clone()).expect("devices");
+        let last = devices.last().expect("rule");
+        assert_eq!((last.major(), last.minor(), last.access().as_deref()), (Some(10), Some(229), Some("rwm")));
+        let seccomp = linux.seccomp().as_ref().expect("seccomp");
+        assert_eq!(seccomp.default_action(), oci_spec::runtime::LinuxSeccompAction::ScmpActAllow);
+        assert_eq!(spec.process().as_ref().and_then(|p| p.no_new_privileges()), Some(true));
+    }
 }
