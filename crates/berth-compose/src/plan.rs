@@ -494,7 +494,12 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     list(&mut host, "Dns", &svc.dns);
     list(&mut host, "DnsSearch", &svc.dns_search);
     list(&mut host, "DnsOptions", &svc.dns_opt);
-    list(&mut host, "SecurityOpt", &svc.security_opt);
+    let (security_opt, unconfined_paths) = security_opts(project, &svc.security_opt)?;
+    list(&mut host, "SecurityOpt", &security_opt);
+    if unconfined_paths {
+        host.insert("MaskedPaths".into(), json!([]));
+        host.insert("ReadonlyPaths".into(), json!([]));
+    }
     list(&mut host, "VolumesFrom", &volumes_from(project, svc));
     let hosts: Vec<String> = svc.extra_hosts.iter().map(|h| h.replacen('=', ":", 1)).collect();
     list(&mut host, "ExtraHosts", &hosts);
@@ -653,6 +658,31 @@ fn file_mounts(project: &Project, svc: &Service) -> Result<Vec<Value>> {
         }
     }
     Ok(out)
+}
+
+/// `security_opt` as Compose sends it: `seccomp:FILE` (relative to the project directory) becomes the file's
+/// compact JSON, and `systempaths=unconfined` turns into empty masked and read-only path lists (returned as `true`).
+fn security_opts(project: &Project, opts: &[String]) -> Result<(Vec<String>, bool)> {
+    let mut out = Vec::new();
+    let mut unconfined_paths = false;
+    for opt in opts {
+        if opt == "systempaths=unconfined" {
+            unconfined_paths = true;
+            continue;
+        }
+        let (key, value) = opt.split_once('=').or_else(|| opt.split_once(':')).unwrap_or((opt, ""));
+        if key == "seccomp" && !matches!(value, "unconfined" | "builtin" | "") {
+            let path = project.working_dir.join(value);
+            let text = std::fs::read(&path)
+                .map_err(|e| Error::Project(format!("opening seccomp profile ({value}) failed: {e}")))?;
+            let json: Value = serde_json::from_slice(&text)
+                .map_err(|e| Error::Project(format!("compacting json for seccomp profile ({value}) failed: {e}")))?;
+            out.push(format!("seccomp={json}"));
+        } else {
+            out.push(opt.clone());
+        }
+    }
+    Ok((out, unconfined_paths))
 }
 
 fn volumes_from(project: &Project, svc: &Service) -> Vec<String> {
@@ -820,5 +850,23 @@ volumes:
         assert_eq!(config_hash(&p2, "web"), h);
         let p3 = project(&FILE.replace("A: \"1\"", "A: \"2\""));
         assert_ne!(config_hash(&p3, "web"), h);
+    }
+
+    #[test]
+    fn seccomp_files_are_sent_as_json() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let text = "services:\n  web:\n    image: busybox\n    security_opt: [\"seccomp:p.json\", \"systempaths=unconfined\", \"no-new-privileges\"]\n";
+        std::fs::write(d.path().join("compose.yaml"), text).expect("write");
+        std::fs::write(d.path().join("p.json"), "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n").expect("write");
+        let o = Options { working_dir: d.path().to_path_buf(), project_name: Some("p".into()), ..Options::default() };
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let web = &p.services["web"];
+        let (_, b) = container_body(&p, web, &ContainerSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+        let h = &b["HostConfig"];
+        assert_eq!(h["SecurityOpt"], json!([r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW"}"#, "no-new-privileges"]));
+        assert_eq!((&h["MaskedPaths"], &h["ReadonlyPaths"]), (&json!([]), &json!([])));
+        std::fs::write(d.path().join("p.json"), "not json").expect("write");
+        let e = container_body(&p, web, &ContainerSpec::default()).expect_err("not json").to_string();
+        assert!(e.contains("compacting json for seccomp profile (p.json) failed"), "{e}");
     }
 }

@@ -161,12 +161,6 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
         if let (Some(pty), Some(sock)) = (pty, &a.console) {
             console::attach(pty, sock)?;
         }
-        if let Some(sysctl) = a.spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) {
-            for (k, v) in sysctl {
-                let path = format!("/proc/sys/{}", k.replace('.', "/"));
-                std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
-            }
-        }
         if !a.new_cgroup_ns {
             in_cgroup()?;
         }

@@ -355,6 +355,12 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) 
         _ => None,
     };
     if let Some(linux) = linux {
+        // Sysctls go through the container's own /proc, so they reach its network and IPC namespaces; before
+        // /proc/sys turns read-only below (as runc orders it).
+        for (k, v) in linux.sysctl().iter().flatten() {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
+        }
         for p in linux.masked_paths().as_deref().unwrap_or_default() {
             mask_path(p)?;
         }

@@ -31,6 +31,9 @@ pub enum Error {
     /// The built-in default profile does not parse (a build defect).
     #[error("seccomp: parse the default profile: {0}")]
     Profile(#[source] serde_json::Error),
+    /// A user's profile is not a profile (moby's message).
+    #[error("Decoding seccomp profile failed: {0}")]
+    Decode(#[source] serde_json::Error),
     /// The host's kernel version could not be read, and the profile has rules that depend on it.
     #[error("seccomp: read the kernel version: {0}")]
     KernelVersion(String),
@@ -58,15 +61,24 @@ fn libseccomp_err(what: impl Into<String>) -> impl FnOnce(SeccompError) -> Error
 
 // ---- Docker's default profile -------------------------------------------------------------------------------------
 
-/// The on-disk shape of a Docker seccomp profile (moby's `types.Seccomp`), as far as the default profile uses it.
+/// The on-disk shape of a Docker seccomp profile (moby's `types.Seccomp`): the default profile and the ones users
+/// give with `--security-opt seccomp=<json>`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Profile {
-    default_action: LinuxSeccompAction,
+    #[serde(default)]
+    default_action: Option<LinuxSeccompAction>,
     #[serde(default)]
     default_errno_ret: Option<u32>,
+    /// Architectures as given (exclusive with `archMap`).
+    #[serde(default)]
+    architectures: Vec<Arch>,
     #[serde(default)]
     arch_map: Vec<ArchMapEntry>,
+    #[serde(default)]
+    flags: Option<Vec<LinuxSeccompFilterFlag>>,
+    #[serde(default)]
+    listener_path: Option<String>,
     #[serde(default)]
     syscalls: Vec<ProfileSyscall>,
 }
@@ -84,6 +96,10 @@ struct ArchMapEntry {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProfileSyscall {
+    /// The older single-name form (exclusive with `names`).
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
     names: Vec<String>,
     action: LinuxSeccompAction,
     #[serde(default)]
@@ -203,10 +219,24 @@ fn applies(rule: &ProfileSyscall, caps: &[String], host: &Host) -> Result<bool, 
     Ok(true)
 }
 
-/// Resolves `profile` for a container with capabilities `caps` on `host`.
+/// Resolves `profile` for a container with capabilities `caps` on `host`, as moby's `setupSeccomp` does (with its
+/// refusals of contradictory profiles).
 fn resolve(profile: &Profile, caps: &[String], host: &Host) -> Result<LinuxSeccomp, Error> {
     let caps: Vec<String> = caps.iter().map(|c| normalize_cap(c)).collect();
-    let mut architectures = Vec::new();
+    if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
+        return Err(Error::Invalid(
+            "'architectures' and 'archMap' were specified in the seccomp profile, use either 'architectures' or \
+             'archMap'"
+                .into(),
+        ));
+    }
+    if profile.listener_path.as_deref().is_some_and(|p| !p.is_empty()) {
+        return Err(Error::Unsupported("a seccomp listener (listenerPath, SCMP_ACT_NOTIFY)".into()));
+    }
+    let default_action = profile
+        .default_action
+        .ok_or_else(|| Error::Invalid("the profile lists syscalls but has no defaultAction".into()))?;
+    let mut architectures = profile.architectures.clone();
     if let Some(entry) = profile.arch_map.iter().find(|e| e.architecture == host.seccomp_arch) {
         architectures.push(parse_arch(&entry.architecture)?);
         for sub in entry.sub_architectures.iter().flatten() {
@@ -218,18 +248,37 @@ fn resolve(profile: &Profile, caps: &[String], host: &Host) -> Result<LinuxSecco
         if !applies(rule, &caps, host)? {
             continue;
         }
+        let names = match (&rule.name, rule.names.is_empty()) {
+            (Some(_), false) => {
+                return Err(Error::Invalid(
+                    "'name' and 'names' were specified in the seccomp profile, use either 'name' or 'names'".into(),
+                ));
+            }
+            (Some(name), true) => vec![name.clone()],
+            (None, _) => rule.names.clone(),
+        };
         let mut call = LinuxSyscall::default();
-        call.set_names(rule.names.clone()).set_action(rule.action).set_errno_ret(rule.errno_ret);
+        call.set_names(names).set_action(rule.action).set_errno_ret(rule.errno_ret);
         call.set_args(rule.args.clone().filter(|a| !a.is_empty()));
         syscalls.push(call);
     }
     let mut seccomp = LinuxSeccomp::default();
     seccomp
-        .set_default_action(profile.default_action)
+        .set_default_action(default_action)
         .set_default_errno_ret(profile.default_errno_ret)
         .set_architectures((!architectures.is_empty()).then_some(architectures))
+        .set_flags(profile.flags.clone().filter(|f| !f.is_empty()))
         .set_syscalls(Some(syscalls));
     Ok(seccomp)
+}
+
+/// The host this process runs on, with its kernel version when `profile` has rules that depend on it.
+fn this_host(profile: &Profile) -> Result<Host, Error> {
+    let (arch, seccomp_arch) = native_arch().unwrap_or(("", ""));
+    let needs_kernel =
+        profile.syscalls.iter().any(|s| s.includes.min_kernel.is_some() || s.excludes.min_kernel.is_some());
+    let kernel = if needs_kernel { Some(host_kernel()?) } else { None };
+    Ok(Host { arch, seccomp_arch, kernel })
 }
 
 /// Docker's default profile for a container whose bounding set is `caps` (`CAP_SYS_ADMIN` style names), resolved
@@ -237,11 +286,21 @@ fn resolve(profile: &Profile, caps: &[String], host: &Host) -> Result<LinuxSecco
 /// `includes` / `excludes` (capabilities, architectures, minimum kernel) match.
 pub fn docker_default(caps: &[String]) -> Result<LinuxSeccomp, Error> {
     let profile: Profile = serde_json::from_str(DEFAULT_PROFILE).map_err(Error::Profile)?;
-    let (arch, seccomp_arch) = native_arch().unwrap_or(("", ""));
-    let needs_kernel =
-        profile.syscalls.iter().any(|s| s.includes.min_kernel.is_some() || s.excludes.min_kernel.is_some());
-    let kernel = if needs_kernel { Some(host_kernel()?) } else { None };
-    resolve(&profile, caps, &Host { arch, seccomp_arch, kernel })
+    resolve(&profile, caps, &this_host(&profile)?)
+}
+
+/// A user's profile (the JSON of `--security-opt seccomp=<json>`, Docker's format) resolved for a container whose
+/// bounding set is `caps`, as [`docker_default`] resolves the default one. `None` for a profile with neither a
+/// default action nor syscalls (`{}`), which moby takes as "no filter". Checked by compiling it, so that an invalid
+/// profile is refused when the container is created rather than when it starts.
+pub fn custom(json: &str, caps: &[String]) -> Result<Option<LinuxSeccomp>, Error> {
+    let profile: Profile = serde_json::from_str(json).map_err(Error::Decode)?;
+    if profile.default_action.is_none() && profile.syscalls.is_empty() {
+        return Ok(None);
+    }
+    let seccomp = resolve(&profile, caps, &this_host(&profile)?)?;
+    Filter::compile(&seccomp)?;
+    Ok(Some(seccomp))
 }
 
 // ---- Compiled filters ---------------------------------------------------------------------------------------------
@@ -526,7 +585,7 @@ mod tests {
                 parse_arch(s).expect("sub-arch");
             }
         }
-        assert_eq!(p.default_action, LinuxSeccompAction::ScmpActErrno);
+        assert_eq!(p.default_action, Some(LinuxSeccompAction::ScmpActErrno));
     }
 
     #[test]
@@ -586,6 +645,34 @@ mod tests {
         assert_eq!(parse_kernel_release("6.18.44-fc-v1045"), Some((6, 18)));
         assert_eq!(parse_kernel_release("3.12-1-amd64"), Some((3, 12)));
         assert_eq!(parse_kernel_release("garbage"), None);
+    }
+
+    #[test]
+    fn custom_profiles() {
+        let caps = default_caps();
+        // moby: neither a default action nor syscalls means no filter.
+        assert!(custom("{}", &caps).expect("empty").is_none());
+        let p = r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "syscalls":[{"name":"mkdir","action":"SCMP_ACT_ERRNO","errnoRet":28},
+                        {"names":["mount"],"action":"SCMP_ACT_ERRNO","excludes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
+        let s = custom(p, &caps).expect("profile").expect("a filter");
+        assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActAllow);
+        assert_eq!(rules_for(&s, "mkdir")[0].errno_ret(), Some(28));
+        assert_eq!(rules_for(&s, "mount").len(), 1);
+        let mut admin = caps.clone();
+        admin.push("CAP_SYS_ADMIN".into());
+        assert!(rules_for(&custom(p, &admin).expect("p").expect("f"), "mount").is_empty());
+        // The whole default profile is a valid custom one, resolving to the same filter.
+        assert_eq!(custom(DEFAULT_PROFILE, &caps).expect("default").expect("f"), docker_default(&caps).expect("d"));
+        for (bad, want) in [
+            ("/etc/passwd", "Decoding seccomp profile failed"),
+            (r#"{"defaultAction":"SCMP_ACT_NOPE"}"#, "Decoding seccomp profile failed"),
+            (r#"{"syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#, "no defaultAction"),
+            (r#"{"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/x"}"#, "listenerPath"),
+        ] {
+            let e = custom(bad, &caps).expect_err(bad).to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -485,6 +485,7 @@ pub async fn create_with(
     let mode = crate::networks::mode(&network_mode);
     check_network_options(&body, &host, &mode)?;
     check_tmpfs(&host)?;
+    crate::security::check(&host)?;
     let endpoint_configs = body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default();
     let endpoints = crate::networks::endpoints_at_create(d, &network_mode, &endpoint_configs)?;
     let runtime = check_runtime(d, &host)?;

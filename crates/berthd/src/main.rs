@@ -21,6 +21,7 @@ mod names;
 mod networks;
 mod recover;
 mod routes;
+mod security;
 mod server;
 mod spec;
 mod volumes;

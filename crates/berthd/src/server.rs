@@ -69,6 +69,23 @@ fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Resul
     berth_api::negotiate(requested).map(drop)
 }
 
+/// Errors that axum's extractors answer in plain text (a body over the size limit: 413, a malformed query: 400)
+/// get Docker's `{"message": ...}` body, as every other error.
+async fn json_errors(resp: Response) -> Response {
+    let plain =
+        resp.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"));
+    if !(resp.status().is_client_error() || resp.status().is_server_error()) || !plain {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 << 10).await.unwrap_or_default();
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let json = serde_json::json!({ "message": message }).to_string();
+    parts.headers.insert("content-type", HeaderValue::from_static("application/json"));
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, axum::body::Body::from(json))
+}
+
 fn add_headers(resp: &mut Response) {
     let h = resp.headers_mut();
     h.insert("api-version", HeaderValue::from_static(api_version_str()));
@@ -121,7 +138,7 @@ pub async fn serve(daemon: Arc<Daemon>, socket: &Path, group: Option<nix::unistd
                 async move {
                     let mut resp = match route_version(&mut req) {
                         Ok(()) => match router.call(req.map(axum::body::Body::new)).await {
-                            Ok(r) => r,
+                            Ok(r) => json_errors(r).await,
                             Err(never) => match never {},
                         },
                         Err(e) => ApiError(e).into_response(),

@@ -27,9 +27,25 @@ const MASKED_PATHS: &[&str] = &[
 
 const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// Every capability the kernel knows, for `--privileged` and `--cap-add ALL`.
+/// Every capability available here (in berthd's effective set, as moby's `GetAllCapabilities`), for `--privileged`
+/// and `--cap-add ALL`.
 fn all_caps() -> Vec<String> {
-    caps_names().iter().map(|c| c.to_string()).collect()
+    caps_names().iter().filter(|c| cap_available(c)).map(|c| c.to_string()).collect()
+}
+
+/// Whether berthd holds capability `name` (a container cannot get one outside the bounding set of the process that
+/// starts it: capset fails). Read once from `/proc/self/status`; if it cannot be read, every capability counts.
+fn cap_available(name: &str) -> bool {
+    static EFFECTIVE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let eff = EFFECTIVE.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+        u64::from_str_radix(line.trim(), 16).ok()
+    });
+    match (eff, caps_names().iter().position(|c| *c == name)) {
+        (Some(bits), Some(i)) => bits & (1u64 << i) != 0,
+        _ => true,
+    }
 }
 
 fn caps_names() -> &'static [&'static str] {
@@ -78,37 +94,48 @@ fn caps_names() -> &'static [&'static str] {
     ]
 }
 
+/// `CAP_NET_ADMIN` for `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN`; `ALL` stays; moby's refusals of unknown and
+/// unavailable capabilities.
 fn normalize_cap(c: &str) -> Result<String, Error> {
     let up = c.to_ascii_uppercase();
     if up == "ALL" {
         return Ok(up);
     }
     let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
-    if caps_names().contains(&name.as_str()) {
-        Ok(name)
-    } else {
-        Err(Error::InvalidArgument(format!("unknown capability: {c:?}")))
+    if !caps_names().contains(&name.as_str()) {
+        return Err(Error::InvalidArgument(format!("unknown capability: {name:?}")));
     }
+    if !cap_available(&name) {
+        return Err(Error::InvalidArgument(format!(
+            "capability not supported by your kernel or not available in the current environment: {name:?}"
+        )));
+    }
+    Ok(name)
 }
 
-/// The capability set of a container: Docker's defaults, `--privileged`, `--cap-add`, `--cap-drop`.
+/// The capability set of a container: Docker's defaults, `--privileged`, `--cap-add`, `--cap-drop`, combined as
+/// moby's `TweakCapabilities` does (`--cap-add ALL` minus the dropped ones; `--cap-drop ALL` keeps only the added
+/// ones).
 pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, Error> {
     if host.privileged.unwrap_or(false) {
         return Ok(all_caps());
     }
     let add: Vec<String> = host.cap_add.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
     let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
-    let mut caps: Vec<String> =
-        if add.iter().any(|c| c == "ALL") { all_caps() } else { DEFAULT_CAPS.iter().map(|c| c.to_string()).collect() };
-    for c in add.into_iter().filter(|c| c != "ALL") {
-        if !caps.contains(&c) {
-            caps.push(c);
-        }
-    }
-    if drop.iter().any(|c| c == "ALL") {
-        caps.clear();
+    let all = |v: &[String]| v.iter().any(|c| c == "ALL");
+    let mut caps: Vec<String> = if all(&add) {
+        all_caps().into_iter().filter(|c| !drop.contains(c)).collect()
+    } else if all(&drop) {
+        Vec::new()
     } else {
-        caps.retain(|c| !drop.contains(c));
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).filter(|c| !drop.contains(c) && cap_available(c)).collect()
+    };
+    if !all(&add) {
+        for c in add {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
     }
     Ok(caps)
 }
@@ -145,7 +172,7 @@ fn device_rules(privileged: bool) -> Value {
     Value::Array(rules)
 }
 
-fn ulimit_name(name: &str) -> Result<String, Error> {
+pub fn ulimit_name(name: &str) -> Result<String, Error> {
     const KNOWN: &[&str] = &[
         "core",
         "cpu",
@@ -205,11 +232,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         Some(w) if !w.is_empty() => w.to_string(),
         _ => "/".to_string(),
     };
-    let security: Vec<String> = host.security_opt.clone().unwrap_or_default();
-    let no_new_privs = security
-        .iter()
-        .any(|s| s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true");
-    let unconfined = privileged || security.iter().any(|s| s == "seccomp=unconfined" || s == "seccomp:unconfined");
+    let security = crate::security::security_opts(host.security_opt.as_deref().unwrap_or_default())?;
     let mut rlimits = Vec::new();
     for u in host.ulimits.iter().flatten() {
         let name = u.name.clone().unwrap_or_default();
@@ -260,7 +283,13 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if inp.cgroup_v2 {
         namespaces.push(json!({"type": "cgroup"}));
     }
-    let mut resources = json!({"devices": device_rules(privileged)});
+    let mut devices = device_rules(privileged);
+    if let Value::Array(rules) = &mut devices {
+        for rule in host.device_cgroup_rules.iter().flatten() {
+            rules.push(crate::security::parse_device_cgroup_rule(rule)?);
+        }
+    }
+    let mut resources = json!({"devices": devices});
     if let Some(m) = host.memory.filter(|m| *m > 0) {
         resources["memory"] = json!({"limit": m});
         if let Some(s) = host.memory_swap.filter(|s| *s != 0) {
@@ -293,13 +322,13 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         "cgroupsPath": format!("/berth/{}", inp.id),
         "sysctl": host.sysctls.clone().unwrap_or_default(),
     });
+    // `MaskedPaths` / `ReadonlyPaths` given (the CLI's `--security-opt systempaths=unconfined` sends them empty)
+    // replace Docker's defaults.
     if !privileged {
-        linux["maskedPaths"] = json!(MASKED_PATHS);
-        linux["readonlyPaths"] = json!(READONLY_PATHS);
+        linux["maskedPaths"] = host.masked_paths.as_ref().map_or_else(|| json!(MASKED_PATHS), |p| json!(p));
+        linux["readonlyPaths"] = host.readonly_paths.as_ref().map_or_else(|| json!(READONLY_PATHS), |p| json!(p));
     }
-    if !unconfined {
-        let seccomp = berth_runtime::seccomp::docker_default(&caps)
-            .map_err(|e| Error::Internal(format!("seccomp profile: {e}")))?;
+    if let Some(seccomp) = crate::security::seccomp_profile(&security, host, &caps)? {
         linux["seccomp"] = serde_json::to_value(seccomp).map_err(|e| Error::Internal(e.to_string()))?;
     }
     let caps_json = json!(caps);
@@ -313,7 +342,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
             "cwd": cwd,
             "capabilities": {"bounding": caps_json, "effective": caps_json, "permitted": caps_json},
             "rlimits": rlimits,
-            "noNewPrivileges": no_new_privs,
+            "noNewPrivileges": security.no_new_privileges,
             "oomScoreAdj": host.oom_score_adj.unwrap_or(0),
         },
         "root": {"path": "rootfs", "readonly": host.readonly_rootfs.unwrap_or(false)},
@@ -349,10 +378,17 @@ mod tests {
         let c = capabilities(&h).expect("caps");
         assert!(c.contains(&"CAP_SYS_ADMIN".to_string()));
         assert!(!c.contains(&"CAP_NET_RAW".to_string()) && !c.contains(&"CAP_MKNOD".to_string()));
+        // As moby: dropping ALL keeps only the added ones; adding ALL keeps all but the dropped ones.
         h.cap_drop = Some(vec!["ALL".into()]);
+        assert_eq!(capabilities(&h).expect("caps"), vec!["CAP_SYS_ADMIN".to_string()]);
+        h.cap_add = None;
         assert!(capabilities(&h).expect("caps").is_empty());
+        h.cap_add = Some(vec!["ALL".into()]);
+        h.cap_drop = Some(vec!["MKNOD".into()]);
+        let c = capabilities(&h).expect("caps");
+        assert!(c.contains(&"CAP_SYS_ADMIN".to_string()) && !c.contains(&"CAP_MKNOD".to_string()));
         h.cap_add = Some(vec!["NOPE".into()]);
-        assert!(capabilities(&h).is_err());
+        assert_eq!(capabilities(&h).expect_err("unknown").to_string(), r#"unknown capability: "CAP_NOPE""#);
         let p = HostConfig { privileged: Some(true), ..Default::default() };
         assert!(capabilities(&p).expect("caps").len() > 30);
     }
@@ -397,5 +433,39 @@ mod tests {
         assert_eq!(dests.iter().filter(|d| *d == "/etc/resolv.conf").count(), 1);
         let resolv = spec.mounts().iter().flatten().find(|m| m.destination().ends_with("resolv.conf")).expect("r");
         assert_eq!(resolv.source().as_deref(), Some(Path::new("/r")));
+    }
+
+    #[test]
+    fn systempaths_device_rules_and_custom_seccomp() {
+        let config = ContainerConfig::default();
+        let inp = SpecInputs {
+            id: "abc",
+            args: vec!["sh".into()],
+            container_dir: Path::new("/c"),
+            netns: None,
+            cgroup_v2: false,
+            mounts: Vec::new(),
+        };
+        let host = HostConfig {
+            masked_paths: Some(Vec::new()),
+            readonly_paths: Some(Vec::new()),
+            device_cgroup_rules: Some(vec!["c 10:229 rwm".into()]),
+            security_opt: Some(vec![
+                r#"seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#
+                    .into(),
+                "no-new-privileges=true".into(),
+            ]),
+            ..Default::default()
+        };
+        let spec = build(&config, &host, &inp).expect("spec");
+        let linux = spec.linux().as_ref().expect("linux");
+        assert_eq!(linux.masked_paths().as_deref(), Some(&[][..]));
+        assert_eq!(linux.readonly_paths().as_deref(), Some(&[][..]));
+        let devices = linux.resources().as_ref().and_then(|r| r.devices().clone()).expect("devices");
+        let last = devices.last().expect("rule");
+        assert_eq!((last.major(), last.minor(), last.access().as_deref()), (Some(10), Some(229), Some("rwm")));
+        let seccomp = linux.seccomp().as_ref().expect("seccomp");
+        assert_eq!(seccomp.default_action(), oci_spec::runtime::LinuxSeccompAction::ScmpActAllow);
+        assert_eq!(spec.process().as_ref().and_then(|p| p.no_new_privileges()), Some(true));
     }
 }

@@ -77,6 +77,13 @@ impl Volumes {
 
 /// Docker's restricted name pattern for local volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<(), Error> {
+    // The name is a directory of the data root: longer than a file name may be, it would fail with ENAMETOOLONG.
+    if name.len() > 255 {
+        return Err(Error::InvalidArgument(format!(
+            "create {name}: volume name is too long ({} characters, at most 255)",
+            name.len()
+        )));
+    }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
     let rest: Vec<char> = chars.collect();

@@ -66,6 +66,9 @@ pub struct ContainerOpts {
     /// Add a host device to the container
     #[arg(long = "device", value_name = "DEVICE")]
     pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
     /// Set custom DNS servers
     #[arg(long = "dns", value_name = "IP")]
     pub dns: Vec<String>,
@@ -474,6 +477,7 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         let (dir, options) = opts::tmpfs(t)?;
         tmpfs.insert(dir, options);
     }
+    let (security_opt, unconfined_paths) = opts::security_opts(&o.security_opt)?;
     let mut sysctls = HashMap::new();
     for s in &o.sysctl {
         let (k, v) = opts::sysctl(s)?;
@@ -512,7 +516,10 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         readonly_rootfs: o.read_only.then_some(true),
         cap_add: some_vec(o.cap_add.clone()),
         cap_drop: some_vec(o.cap_drop.clone()),
-        security_opt: some_vec(o.security_opt.clone()),
+        security_opt: some_vec(security_opt),
+        masked_paths: unconfined_paths.then(Vec::new),
+        readonly_paths: unconfined_paths.then(Vec::new),
+        device_cgroup_rules: some_vec(o.device_cgroup_rule.clone()),
         memory: size(&o.memory)?,
         memory_reservation: size(&o.memory_reservation)?,
         memory_swap,
