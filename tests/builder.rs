@@ -253,6 +253,15 @@ fn bad_input_names_the_line_and_tags_nothing() {
         ("FROM busybox\nFROM 0\n", "0"),
     ];
     for (i, (df, want)) in cases.iter().enumerate() {
+        // `FROM 0` must not name stage 0; but "0" is also a short image ID when a local image's ID starts with 0
+        // (Docker resolves short IDs too), and then it rightly builds: that case only holds without such an image.
+        if df.ends_with("FROM 0\n") {
+            let ids = d.ok(&["images", "-aq", "--no-trunc"]);
+            if let Some(id) = ids.split_whitespace().find(|id| id.trim_start_matches("sha256:").starts_with('0')) {
+                eprintln!("NOTE: the `FROM 0` case is not checked: image {id} is named by the prefix 0");
+                continue;
+            }
+        }
         let dir = context(&d, &format!("bad{i}"), &[("Dockerfile", df)]);
         // A symlink that points outside the context resolves inside it (and so names nothing).
         std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
