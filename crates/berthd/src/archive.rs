@@ -216,6 +216,35 @@ fn volume_options(d: &Daemon, name: &str) -> Option<HashMap<String, String>> {
     v.options.filter(|o| o.contains_key("type") || o.contains_key("device"))
 }
 
+/// Opens the root of a running container through `/proc/<pid>/root` without trusting the number: the process is
+/// pinned first (a pidfd names it and no other, even once the PID is free again), it must be in the container's
+/// cgroup, and it must still be alive once the root is open — so the `/proc/<pid>` that was opened was its own, not
+/// that of a process that got the PID after the container exited.
+fn running_root(id: &str, pid: i64) -> Result<(OwnedFd, PathBuf), Error> {
+    let gone = |why: String| Error::Conflict(format!("container {id} is not running: {why}"));
+    let pid = i32::try_from(pid).ok().filter(|p| *p > 0).ok_or_else(|| gone(format!("no process ({pid})")))?;
+    let pidfd = berth_runtime::sys::pidfd_open(pid).map_err(|e| gone(e.desc().to_string()))?;
+    let root_path = PathBuf::from(format!("/proc/{pid}/root"));
+    let root = openat(
+        nix::fcntl::AT_FDCWD,
+        &root_path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| gone(e.desc().to_string()))?;
+    let member = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}"))
+        .and_then(|cg| cg.procs())
+        .map(|procs| procs.contains(&pid))
+        .unwrap_or(false);
+    // A pidfd turns readable when its process exits: alive now means `/proc/<pid>` was this process all along.
+    let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let exited = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).map_err(sys("poll pidfd"))? > 0;
+    if !member || exited {
+        return Err(gone(format!("process {pid} is no longer the container's")));
+    }
+    Ok((root, root_path))
+}
+
 /// Runs `f` with the container's file system. A running container is used as it is; a stopped one is mounted for
 /// the time of `f` (and its lifecycle lock held, so it cannot start meanwhile).
 pub async fn with_fs<T: Send + 'static>(
@@ -226,10 +255,7 @@ pub async fn with_fs<T: Send + 'static>(
     let guard = c.lifecycle.lock().await;
     let rec = c.record();
     if c.is_running() {
-        let pid = rec.state.pid;
-        let root_path = PathBuf::from(format!("/proc/{pid}/root"));
-        let root = openat(nix::fcntl::AT_FDCWD, &root_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
-            .map_err(|e| Error::Conflict(format!("container {} is not running: {}", c.id, e.desc())))?;
+        let (root, root_path) = running_root(&c.id, rec.state.pid)?;
         drop(guard);
         return crate::daemon::blocking(move || f(&Fs { root, root_path, rec })).await;
     }
