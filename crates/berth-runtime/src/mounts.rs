@@ -653,6 +653,37 @@ mod tests {
     }
 
     #[test]
+    fn targets_resolve_inside_the_root_and_are_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root_path = dir.path();
+        std::fs::create_dir_all(root_path.join("tmp")).expect("mkdir");
+        std::os::unix::fs::symlink("/tmp", root_path.join("t")).expect("symlink");
+        std::os::unix::fs::symlink("../../../tmp/deep", root_path.join("tmp/up")).expect("symlink");
+        std::os::unix::fs::symlink("/", root_path.join("escape")).expect("symlink");
+        let root = Root::open(root_path).expect("open");
+        let t = root.open_target(Path::new("/t/x/y"), Create::Dir).expect("resolve");
+        assert_eq!(t.resolved, Path::new("tmp/x/y"));
+        assert!(root_path.join("tmp/x/y").is_dir());
+        let t = root.open_target(Path::new("/tmp/up/f"), Create::File).expect("resolve");
+        assert_eq!(t.resolved, Path::new("tmp/deep/f"));
+        assert!(root_path.join("tmp/deep/f").is_file());
+        let t = root.open_target(Path::new("/escape/../../etc/hosts"), Create::File).expect("resolve");
+        assert_eq!(t.resolved, Path::new("etc/hosts"));
+        assert!(root_path.join("etc/hosts").is_file());
+        assert!(root.open_target(Path::new("/nope"), Create::Nothing).is_err());
+        std::os::unix::fs::symlink("loop", root_path.join("loop")).expect("symlink");
+        assert!(root.open_target(Path::new("/loop/x"), Create::Dir).is_err());
+    }
+
+    #[test]
+    fn recursive_options() {
+        let o = parse_options(&["rbind".into(), "ro".into(), "rro".into(), "rnosuid".into()]);
+        assert_eq!(o.recursive_attrs, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert!(o.data.is_empty());
+    }
+
+    #[test]
     fn secure_join_stays_inside() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();

@@ -780,6 +780,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_process_outside_the_containers_cgroup_is_not_its_root() {
+        // This test's own PID is alive but in no container's cgroup: a PID recycled by another process is refused.
+        let id = "0".repeat(64);
+        match running_root(&id, i64::from(std::process::id())) {
+            Err(Error::Conflict(m)) => assert!(m.contains("is no longer the container's"), "{m}"),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a process outside the container's cgroup was taken for it"),
+        }
+        assert!(matches!(running_root("x", 0), Err(Error::Conflict(_))));
+    }
+
+    #[test]
     fn go_modes() {
         assert_eq!(go_mode(libc::S_IFDIR | 0o755), (1 << 31) | 0o755);
         assert_eq!(go_mode(libc::S_IFREG | 0o4644), (1 << 23) | 0o644);
