@@ -382,3 +382,31 @@ fn symlinks_of_the_image_still_lead_mounts_inside_the_root() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/v/link is a symbolic link inside a mount"), "{}", stderr(&out));
 }
+
+#[test]
+fn cp_into_a_stopped_container_resolves_its_mount_points_by_descriptor() {
+    let Some(d) = daemon_with_busybox() else { return };
+    d.ok(&["volume", "create", "outer"]);
+    d.ok(&["volume", "create", "inner"]);
+    d.ok(&["create", "--name", "stopped", "-v", "outer:/v", "-v", "inner:/v/sub", "busybox", "true"]);
+    let local = d.dir.join("payload");
+    std::fs::write(&local, "payload\n").unwrap();
+    // The nested volume's mount point exists (created by the first cp), and the copy lands in the inner volume.
+    d.ok(&["cp", local.to_str().unwrap(), "stopped:/v/sub/"]);
+    assert!(d.dir.join("data/volumes/inner/_data/payload").is_file());
+    // Another container sharing `outer` swaps the mount point for a symlink to a host path: cp refuses the mount
+    // point instead of following the link (which would create it on the host).
+    let outer = d.dir.join("data/volumes/outer/_data");
+    let host_target = d.dir.join("host-target");
+    std::fs::remove_dir(outer.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&host_target, outer.join("sub")).unwrap();
+    let out = d.berth(&["cp", local.to_str().unwrap(), "stopped:/v/"]);
+    assert!(!out.status.success());
+    let tar = tar_of(&[("f", b'0', 0o644, "x\n")]);
+    let (status, _, body) = api(&d, "PUT", "/containers/stopped/archive?path=/v", &tar);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("/v/sub is a symbolic link inside a mount"), "{body}");
+    assert!(!host_target.exists(), "a mount point was created on the host");
+    assert!(mounts_under(&d.dir).iter().all(|m| !m.contains("host-target")));
+}

@@ -192,7 +192,7 @@ fn create_mount_point(path: &Path, is_dir: bool) -> Result<()> {
 
 /// What [`Root::open_target`] creates when the mount target is missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Create {
+pub enum Create {
     Nothing,
     Dir,
     File,
@@ -201,8 +201,8 @@ enum Create {
 /// The container's root file system, opened once its bind mount is in place: every mount target is resolved from
 /// this descriptor, one component at a time, and mounted on by descriptor (`/proc/self/fd/N`, as runc does). Nothing
 /// is looked up by path twice, so a directory swapped for a symlink (by another container sharing a volume, say)
-/// cannot redirect a mount.
-struct Root {
+/// cannot redirect a mount. berthd uses it too, to mount a stopped container's volumes for `cp`.
+pub struct Root {
     fd: OwnedFd,
     /// The root's mount: symbolic links are followed only on it (the image's own file system).
     mnt_id: u64,
@@ -210,17 +210,19 @@ struct Root {
 }
 
 /// A resolved mount target: its descriptor (`O_PATH`) and where it is, relative to the root (symlinks resolved).
-struct Target {
-    fd: OwnedFd,
-    resolved: PathBuf,
+pub struct Target {
+    pub fd: OwnedFd,
+    pub resolved: PathBuf,
 }
 
-fn proc_fd(fd: &OwnedFd) -> PathBuf {
+/// `/proc/self/fd/N` for a descriptor: a path that names exactly what the descriptor does (mount on it).
+pub fn proc_fd(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 impl Root {
-    fn open(rootfs: &Path) -> Result<Root> {
+    /// Opens the directory `rootfs` (already mounted) as the root mount targets are resolved in.
+    pub fn open(rootfs: &Path) -> Result<Root> {
         let fd = openat(AT_FDCWD, rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(Error::sys(format!("open {}", rootfs.display())))?;
         let mnt_id = sys::mount_id(fd.as_fd()).map_err(Error::sys(format!("statx {}", rootfs.display())))?;
@@ -234,7 +236,7 @@ impl Root {
     /// descriptor of its parent. A symbolic link is followed only where it lives on the root's own mount (the image):
     /// one inside a volume, a bind or a tmpfs — which other containers or the host can change while this one starts
     /// — makes the mount fail instead.
-    fn open_target(&self, dest: &Path, create: Create) -> Result<Target> {
+    pub fn open_target(&self, dest: &Path, create: Create) -> Result<Target> {
         let shown = dest.display();
         let fail = |what: String| Error::Start(format!("mount target {shown}: {what}"));
         let mut pending: Vec<std::ffi::OsString> = components(dest);
@@ -318,7 +320,7 @@ impl Root {
 
     /// After a mount on `target`: opens the new mount's root the same way and checks that it is a mount at the place
     /// the target was resolved to (it is not if the directory was moved away meanwhile).
-    fn open_mounted(&self, dest: &Path, target: &Target) -> Result<OwnedFd> {
+    pub fn open_mounted(&self, dest: &Path, target: &Target) -> Result<OwnedFd> {
         let moved = || {
             Error::Start(format!(
                 "mount target {} was moved or replaced while it was being mounted (another container sharing a \

@@ -169,36 +169,53 @@ fn mount_stopped(d: &Daemon, rec: &Record, target: &Path) -> Result<(), Error> {
     mount_overlay(&rec.lower_dirs, Some((&upper, &work)), target)?;
     let mut points: Vec<&MountPoint> = rec.mounts.iter().filter(|m| m.typ != Kind::Tmpfs).collect();
     points.sort_by_key(|p| p.destination.matches('/').count());
+    // Targets are resolved and mounted on by descriptor, as the runtime does at start: a symlink another container
+    // swaps into a shared volume can neither redirect a mount nor have a mount point created outside the root.
+    use berth_runtime::mounts::{Create, Root, proc_fd};
+    let rt = |e: berth_runtime::Error| Error::Conflict(e.to_string());
+    let root = Root::open(target).map_err(rt)?;
     for p in points {
         let source = Path::new(&p.source);
         // A source that is gone would have `cp` write into the layer under the mount point, hidden at the next
         // start: refuse instead.
         let meta = std::fs::metadata(source)
             .map_err(|e| Error::Conflict(format!("mount source {} of {}: {e}", source.display(), p.destination)))?;
-        let dest = berth_runtime::mounts::secure_join(target, Path::new(&p.destination))
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let made = if meta.is_dir() {
-            std::fs::create_dir_all(&dest)
-        } else {
-            dest.parent().map(std::fs::create_dir_all).transpose().map(drop).and_then(|()| {
-                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&dest).map(drop)
-            })
-        };
-        made.map_err(|e| Error::Internal(format!("mount point {}: {e}", p.destination)))?;
+        let dest = Path::new(&p.destination);
+        let at = root.open_target(dest, if meta.is_dir() { Create::Dir } else { Create::File }).map_err(rt)?;
         let volume_fs = if p.typ == Kind::Volume && !crate::volumes::is_mounted(source) {
             volume_options(d, &p.name)
         } else {
             None
         };
         match volume_fs {
-            Some(opts) => crate::volumes::mount_options(&opts, &dest)?,
-            None => mount(Some(source), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(sys("bind mount"))?,
+            // The volume's own file system, mounted on a directory of berthd's first (its options may need a second
+            // pass by path), then bound onto the target.
+            Some(opts) => {
+                let staging = temp_dir(&d.config.exec_root.join("tmp"))?;
+                let mounted = crate::volumes::mount_options(&opts, &staging).and_then(|()| {
+                    mount(
+                        Some(&staging),
+                        &proc_fd(&at.fd),
+                        None::<&str>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&str>,
+                    )
+                    .map_err(sys("bind mount"))
+                });
+                let _ = umount2(&staging, MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir(&staging);
+                mounted?;
+            }
+            None => {
+                mount(Some(source), &proc_fd(&at.fd), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    .map_err(sys("bind mount"))?
+            }
         }
+        let top = root.open_mounted(dest, &at).map_err(rt)?;
         if !p.rw {
             mount(
                 None::<&str>,
-                &dest,
+                &proc_fd(&top),
                 None::<&str>,
                 MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
                 None::<&str>,
