@@ -1,11 +1,15 @@
 //! The container's filesystem view, built inside its new mount namespace: the OCI `mounts`, device nodes, `pivot_root`,
 //! masked and read-only paths. Everything here runs in the container's init process before it execs.
 
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, OFlag, openat, readlinkat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat, mknod};
+use nix::sys::statvfs::{FsFlags, fstatvfs};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
 use crate::console::{self, Console};
@@ -20,11 +24,14 @@ pub struct MountOptions {
     pub propagation: MsFlags,
     /// File-system specific options (`size=65536k,mode=755`).
     pub data: String,
+    /// Mount attributes for the mount and every mount below it (`rro`, `rnosuid`, `rnodev`, `rnoexec`, as runc):
+    /// `MOUNT_ATTR_*` bits, applied with `mount_setattr(AT_RECURSIVE)`.
+    pub recursive_attrs: u64,
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { flags: MsFlags::empty(), propagation: MsFlags::empty(), data: String::new() }
+        MountOptions { flags: MsFlags::empty(), propagation: MsFlags::empty(), data: String::new(), recursive_attrs: 0 }
     }
 }
 
@@ -63,6 +70,15 @@ pub fn parse_options(options: &[String]) -> MountOptions {
             "norelatime" => (true, MsFlags::MS_RELATIME),
             "strictatime" => (false, MsFlags::MS_STRICTATIME),
             "nostrictatime" => (true, MsFlags::MS_STRICTATIME),
+            "rro" | "rnosuid" | "rnodev" | "rnoexec" => {
+                out.recursive_attrs |= match o.as_str() {
+                    "rro" => libc::MOUNT_ATTR_RDONLY,
+                    "rnosuid" => libc::MOUNT_ATTR_NOSUID,
+                    "rnodev" => libc::MOUNT_ATTR_NODEV,
+                    _ => libc::MOUNT_ATTR_NOEXEC,
+                };
+                continue;
+            }
             "bind" => (false, MsFlags::MS_BIND),
             "rbind" => (false, MsFlags::MS_BIND | MsFlags::MS_REC),
             "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave" | "unbindable" | "runbindable" => {
@@ -174,37 +190,278 @@ fn create_mount_point(path: &Path, is_dir: bool) -> Result<()> {
     }
 }
 
-/// Mounts one OCI mount under `rootfs`.
-fn mount_one(rootfs: &Path, m: &Mount, cgroup_v2: bool) -> Result<()> {
-    let dest = secure_join(rootfs, m.destination())?;
+/// What [`Root::open_target`] creates when the mount target is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    Nothing,
+    Dir,
+    File,
+}
+
+/// The container's root file system, opened once its bind mount is in place: every mount target is resolved from
+/// this descriptor, one component at a time, and mounted on by descriptor (`/proc/self/fd/N`, as runc does). Nothing
+/// is looked up by path twice, so a directory swapped for a symlink (by another container sharing a volume, say)
+/// cannot redirect a mount. berthd uses it too, to mount a stopped container's volumes for `cp`.
+pub struct Root {
+    fd: OwnedFd,
+    /// The root's mount: symbolic links are followed only on it (the image's own file system).
+    mnt_id: u64,
+    path: PathBuf,
+}
+
+/// A resolved mount target: its descriptor (`O_PATH`) and where it is, relative to the root (symlinks resolved).
+pub struct Target {
+    pub fd: OwnedFd,
+    pub resolved: PathBuf,
+}
+
+/// `/proc/self/fd/N` for a descriptor: a path that names exactly what the descriptor does (mount on it).
+pub fn proc_fd(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+impl Root {
+    /// Opens the directory `rootfs` (already mounted) as the root mount targets are resolved in.
+    pub fn open(rootfs: &Path) -> Result<Root> {
+        let fd = openat(AT_FDCWD, rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(Error::sys(format!("open {}", rootfs.display())))?;
+        let mnt_id = sys::mount_id(fd.as_fd()).map_err(Error::sys(format!("statx {}", rootfs.display())))?;
+        // The canonical path, as `/proc/self/fd/N` links show it.
+        let path = std::fs::read_link(proc_fd(&fd)).map_err(Error::io(format!("readlink {}", rootfs.display())))?;
+        Ok(Root { fd, mnt_id, path })
+    }
+
+    /// Resolves `dest` inside the root as the kernel would after a chroot (`..` stops at the root, absolute links
+    /// start again from it), creating what is missing. Each component is opened with `O_NOFOLLOW` below the
+    /// descriptor of its parent. A symbolic link is followed only where it lives on the root's own mount (the image):
+    /// one inside a volume, a bind or a tmpfs — which other containers or the host can change while this one starts
+    /// — makes the mount fail instead.
+    pub fn open_target(&self, dest: &Path, create: Create) -> Result<Target> {
+        let shown = dest.display();
+        let fail = |what: String| Error::Start(format!("mount target {shown}: {what}"));
+        let mut pending: Vec<std::ffi::OsString> = components(dest);
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(Error::io("dup"));
+        let mut stack: Vec<(OwnedFd, std::ffi::OsString)> = Vec::new();
+        let mut links = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                stack.pop();
+                continue;
+            }
+            let cur = match stack.last() {
+                Some((fd, _)) => dup(fd)?,
+                None => dup(&self.fd)?,
+            };
+            let last = pending.is_empty();
+            let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = match openat(&cur, part.as_os_str(), flags, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) if create != Create::Nothing => {
+                    let made = if last && create == Create::File {
+                        openat(
+                            &cur,
+                            part.as_os_str(),
+                            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                            Mode::from_bits_truncate(0o644),
+                        )
+                        .map(drop)
+                    } else {
+                        mkdirat(&cur, part.as_os_str(), Mode::from_bits_truncate(0o755))
+                    };
+                    match made {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(fail(format!("create {}: {}", part.display(), e.desc()))),
+                    }
+                    openat(&cur, part.as_os_str(), flags, Mode::empty()).map_err(|e| {
+                        fail(format!(
+                            "{} was moved or replaced as it was created (another container sharing a volume?): {}",
+                            part.display(),
+                            e.desc()
+                        ))
+                    })?
+                }
+                Err(e) => return Err(fail(format!("open {}: {}", part.display(), e.desc()))),
+            };
+            let st = fstat(&fd).map_err(|e| fail(format!("stat {}: {}", part.display(), e.desc())))?;
+            match st.st_mode & libc::S_IFMT {
+                libc::S_IFLNK => {
+                    let here: PathBuf = stack.iter().map(|(_, n)| n.as_os_str()).chain([part.as_os_str()]).collect();
+                    let on = sys::mount_id(fd.as_fd()).map_err(|e| fail(format!("statx: {}", e.desc())))?;
+                    if on != self.mnt_id {
+                        return Err(fail(format!(
+                            "/{} is a symbolic link inside a mount (a volume, bind or tmpfs): refusing to follow it, \
+                             another container or the host may have swapped it in",
+                            here.display()
+                        )));
+                    }
+                    links += 1;
+                    if links > 40 {
+                        return Err(fail("too many levels of symbolic links".into()));
+                    }
+                    let target = readlinkat(&cur, part.as_os_str())
+                        .map_err(|e| fail(format!("readlink /{}: {}", here.display(), e.desc())))?;
+                    if Path::new(&target).is_absolute() {
+                        stack.clear();
+                    }
+                    pending.extend(components(Path::new(&target)));
+                }
+                libc::S_IFDIR => stack.push((fd, part)),
+                _ if last => stack.push((fd, part)),
+                _ => return Err(fail(format!("{} is not a directory", part.display()))),
+            }
+        }
+        let resolved: PathBuf = stack.iter().map(|(_, n)| n.as_os_str()).collect();
+        let fd = match stack.pop() {
+            Some((fd, _)) => fd,
+            None => dup(&self.fd)?,
+        };
+        Ok(Target { fd, resolved })
+    }
+
+    /// After a mount on `target`: opens the new mount's root the same way and checks that it is a mount at the place
+    /// the target was resolved to (it is not if the directory was moved away meanwhile).
+    pub fn open_mounted(&self, dest: &Path, target: &Target) -> Result<OwnedFd> {
+        let moved = || {
+            Error::Start(format!(
+                "mount target {} was moved or replaced while it was being mounted (another container sharing a \
+                 volume?)",
+                dest.display()
+            ))
+        };
+        let top = self.open_target(dest, Create::Nothing).map_err(|_| moved())?;
+        if top.resolved != target.resolved {
+            return Err(moved());
+        }
+        let below = sys::mount_id(target.fd.as_fd()).map_err(Error::sys("statx"))?;
+        let above = sys::mount_id(top.fd.as_fd()).map_err(Error::sys("statx"))?;
+        let link = std::fs::read_link(proc_fd(&top.fd)).map_err(Error::io("readlink"))?;
+        if below == above || link != self.path.join(&target.resolved) {
+            return Err(moved());
+        }
+        Ok(top.fd)
+    }
+}
+
+/// Mounts on a resolved target by its descriptor. The directory may have been deleted since it was resolved (by
+/// another container sharing its volume): that fails the mount with a message that says so.
+fn mount_on(
+    target: &Target,
+    dest: &Path,
+    source: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: &str,
+) -> Result<()> {
+    match do_mount(Some(source), &proc_fd(&target.fd), fstype, flags, data) {
+        Err(Error::Sys { source: Errno::ENOENT, .. }) => Err(Error::Start(format!(
+            "mount target {} was moved or replaced while it was being mounted (another container sharing a volume?)",
+            dest.display()
+        ))),
+        r => r,
+    }
+}
+
+/// A path's components as a stack to pop from (first component last); `.` and the root vanish.
+fn components(p: &Path) -> Vec<std::ffi::OsString> {
+    p.components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The mount attributes `mount_setattr` can set for these flags, and the flags it cannot.
+fn mount_attrs(flags: MsFlags) -> (u64, MsFlags) {
+    let mut attrs = 0;
+    let mut rest = flags;
+    for (f, a) in [
+        (MsFlags::MS_RDONLY, libc::MOUNT_ATTR_RDONLY),
+        (MsFlags::MS_NOSUID, libc::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, libc::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, libc::MOUNT_ATTR_NOEXEC),
+    ] {
+        if flags.contains(f) {
+            attrs |= a;
+            rest.remove(f);
+        }
+    }
+    (attrs, rest)
+}
+
+/// Applies a bind mount's flags to its mount (`top`, the new mount's root). `mount_setattr` only adds the attributes
+/// asked for, so what the source has (`nosuid`, `nodev`, `noexec`, read-only) stays; where it cannot be used, a
+/// remount carries those flags of the source along. `recursive` attributes go to every mount below too.
+fn apply_bind_flags(top: &OwnedFd, dest: &Path, flags: MsFlags, recursive: u64) -> Result<()> {
+    let (attrs, rest) = mount_attrs(flags);
+    let mut done = attrs == 0;
+    if attrs != 0 && rest.is_empty() {
+        match sys::mount_setattr(top.as_fd(), false, attrs) {
+            Ok(()) => done = true,
+            Err(Errno::ENOSYS) => {}
+            Err(e) => return Err(Error::Sys { what: format!("mount_setattr {}", dest.display()), source: e }),
+        }
+    }
+    if !done || !rest.is_empty() {
+        let st = fstatvfs(top).map_err(Error::sys(format!("statvfs {}", dest.display())))?;
+        let mut kept = MsFlags::empty();
+        for (s, m) in [
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        ] {
+            if st.flags().contains(s) {
+                kept |= m;
+            }
+        }
+        do_mount(None, &proc_fd(top), None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | kept, "")?;
+    }
+    if recursive != 0 {
+        sys::mount_setattr(top.as_fd(), true, recursive).map_err(|e| {
+            let why = if e == Errno::ENOSYS { " (needs Linux 5.12 or later)" } else { "" };
+            Error::Start(format!("cannot make {} recursively read-only{why}: {}", dest.display(), e.desc()))
+        })?;
+    }
+    Ok(())
+}
+
+/// Mounts one OCI mount inside the root.
+fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool) -> Result<()> {
+    let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
-    if opts.is_bind() || typ == "bind" {
+    let top = if opts.is_bind() || typ == "bind" {
         let source = m.source().as_deref().unwrap_or(Path::new(""));
         let meta = std::fs::metadata(source).map_err(Error::io(format!("bind source {}", source.display())))?;
-        create_mount_point(&dest, meta.is_dir())?;
+        let target = root.open_target(dest, if meta.is_dir() { Create::Dir } else { Create::File })?;
         let bind = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        do_mount(Some(source), &dest, None, bind, "")?;
+        mount_on(&target, dest, source, None, bind, "")?;
+        let top = root.open_mounted(dest, &target)?;
         let extra = opts.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
-        if !extra.is_empty() {
-            do_mount(None, &dest, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | extra, "")?;
-        }
-    } else if typ == "cgroup" || typ == "cgroup2" {
-        create_mount_point(&dest, true)?;
-        if cgroup_v2 {
-            do_mount(Some(Path::new("cgroup2")), &dest, Some("cgroup2"), opts.flags, "")?;
-        } else {
-            // cgroup v1 hierarchies are not mounted into the container yet: an empty read-only tmpfs stands in, so
-            // that nothing of the host's cgroup tree is visible.
-            do_mount(Some(Path::new("tmpfs")), &dest, Some("tmpfs"), MsFlags::MS_RDONLY | opts.flags, "mode=755")?;
-        }
+        apply_bind_flags(&top, dest, extra, opts.recursive_attrs)?;
+        top
     } else {
-        create_mount_point(&dest, true)?;
-        let source = m.source().as_deref().unwrap_or(Path::new(typ));
-        do_mount(Some(source), &dest, Some(typ), opts.flags, &opts.data)?;
-    }
+        let target = root.open_target(dest, Create::Dir)?;
+        if typ == "cgroup" || typ == "cgroup2" {
+            if cgroup_v2 {
+                mount_on(&target, dest, Path::new("cgroup2"), Some("cgroup2"), opts.flags, "")?;
+            } else {
+                // cgroup v1 hierarchies are not mounted into the container yet: an empty read-only tmpfs stands in,
+                // so that nothing of the host's cgroup tree is visible.
+                let flags = MsFlags::MS_RDONLY | opts.flags;
+                mount_on(&target, dest, Path::new("tmpfs"), Some("tmpfs"), flags, "mode=755")?;
+            }
+        } else {
+            let source = m.source().as_deref().unwrap_or(Path::new(typ));
+            mount_on(&target, dest, source, Some(typ), opts.flags, &opts.data)?;
+        }
+        root.open_mounted(dest, &target)?
+    };
     if !opts.propagation.is_empty() {
-        do_mount(None, &dest, None, opts.propagation, "")?;
+        do_mount(None, &proc_fd(&top), None, opts.propagation, "")?;
     }
     Ok(())
 }
@@ -331,13 +588,15 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) 
     };
     do_mount(None, Path::new("/"), None, propagation, "")?;
     do_mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, "")?;
+    let root = Root::open(rootfs)?;
     let mut dev_is_tmpfs = false;
     for m in spec.mounts().as_deref().unwrap_or_default() {
         if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs") {
             dev_is_tmpfs = true;
         }
-        mount_one(rootfs, m, cgroup_v2)?;
+        mount_one(&root, m, cgroup_v2)?;
     }
+    drop(root);
     if dev_is_tmpfs {
         create_devices(rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
     }
@@ -399,6 +658,37 @@ mod tests {
         assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
         let o = parse_options(&["ro".into(), "rw".into()]);
         assert!(o.flags.is_empty());
+    }
+
+    #[test]
+    fn targets_resolve_inside_the_root_and_are_created() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root_path = dir.path();
+        std::fs::create_dir_all(root_path.join("tmp")).expect("mkdir");
+        std::os::unix::fs::symlink("/tmp", root_path.join("t")).expect("symlink");
+        std::os::unix::fs::symlink("../../../tmp/deep", root_path.join("tmp/up")).expect("symlink");
+        std::os::unix::fs::symlink("/", root_path.join("escape")).expect("symlink");
+        let root = Root::open(root_path).expect("open");
+        let t = root.open_target(Path::new("/t/x/y"), Create::Dir).expect("resolve");
+        assert_eq!(t.resolved, Path::new("tmp/x/y"));
+        assert!(root_path.join("tmp/x/y").is_dir());
+        let t = root.open_target(Path::new("/tmp/up/f"), Create::File).expect("resolve");
+        assert_eq!(t.resolved, Path::new("tmp/deep/f"));
+        assert!(root_path.join("tmp/deep/f").is_file());
+        let t = root.open_target(Path::new("/escape/../../etc/hosts"), Create::File).expect("resolve");
+        assert_eq!(t.resolved, Path::new("etc/hosts"));
+        assert!(root_path.join("etc/hosts").is_file());
+        assert!(root.open_target(Path::new("/nope"), Create::Nothing).is_err());
+        std::os::unix::fs::symlink("loop", root_path.join("loop")).expect("symlink");
+        assert!(root.open_target(Path::new("/loop/x"), Create::Dir).is_err());
+    }
+
+    #[test]
+    fn recursive_options() {
+        let o = parse_options(&["rbind".into(), "ro".into(), "rro".into(), "rnosuid".into()]);
+        assert_eq!(o.recursive_attrs, libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID);
+        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
+        assert!(o.data.is_empty());
     }
 
     #[test]

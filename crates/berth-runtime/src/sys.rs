@@ -260,6 +260,62 @@ pub fn pivot_root(new_root: &str, put_old: &str) -> Result<()> {
     nix::unistd::pivot_root(new_root, put_old).map_err(Error::sys("pivot_root"))
 }
 
+/// The ID of the mount `fd` (any descriptor, `O_PATH` included) lives on (`statx(STATX_MNT_ID)`, Linux 5.8).
+pub fn mount_id(fd: BorrowedFd<'_>) -> nix::Result<u64> {
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: statx writes at most one `struct statx` into the buffer we own; the path is a static empty C string and
+    // AT_EMPTY_PATH makes the call describe `fd` itself.
+    let ret = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            stx.as_mut_ptr(),
+        )
+    };
+    if ret == -1 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: statx succeeded, so the structure is initialised (it was zeroed before in any case).
+    let stx = unsafe { stx.assume_init() };
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(nix::Error::ENOSYS);
+    }
+    Ok(stx.stx_mnt_id)
+}
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE])` setting the `MOUNT_ATTR_*` bits `set` (Linux 5.12): the
+/// mount's other attributes stay as they are.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64) -> nix::Result<()> {
+    let attr = libc::mount_attr { attr_set: set, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint | if recursive { libc::AT_RECURSIVE as libc::c_uint } else { 0 };
+    // SAFETY: the kernel reads `size_of::<mount_attr>()` bytes from `attr`, which lives on our stack for the call; the
+    // path is a static empty C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if ret == -1 { Err(nix::Error::last()) } else { Ok(()) }
+}
+
+/// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that names this process and no other, even after its PID is reused.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes two integers and returns a new descriptor, which we own from here on.
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if ret < 0 {
+        return Err(nix::Error::last());
+    }
+    // SAFETY: a non-negative return is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
+}
+
 /// Replaces the process image; returns only on failure, with the errno.
 pub fn execve(path: &CString, args: &[CString], env: &[CString]) -> nix::Error {
     match nix::unistd::execve(path, args, env) {

@@ -88,6 +88,30 @@ impl Compression {
     }
 }
 
+/// The tar inside a plain or gzip-compressed stream (what every archive Berth unpacks may be: layers, `import`,
+/// `load`, `ADD`, `cp`); other compressions are refused.
+fn decompressed<'r, R: Read + 'r>(mut reader: R) -> Result<Box<dyn Read + 'r>> {
+    let mut head = [0u8; 6];
+    let mut n = 0;
+    while n < head.len() {
+        match reader.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StoreError::InvalidArgument(format!("reading the archive: {e}"))),
+        }
+    }
+    let source = io::Cursor::new(head[..n].to_vec()).chain(reader);
+    match Compression::detect(&head[..n]) {
+        Compression::None => Ok(Box::new(BufReader::with_capacity(256 * 1024, source))),
+        Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(source))),
+        other => Err(StoreError::InvalidArgument(format!(
+            "unsupported compression: {} (berth accepts plain and gzip-compressed tars)",
+            other.name()
+        ))),
+    }
+}
+
 /// What [`unpack`] produced: the uncompressed tar as a synced, uncommitted blob, and the
 /// unpacked size.
 pub(crate) struct Unpacked {
@@ -98,28 +122,8 @@ pub(crate) struct Unpacked {
 /// Reads the layer stream once: decompresses, hashes and stores the tar through `blob`, and
 /// extracts it into the existing empty directory `dest`. Any malformed input is
 /// `InvalidArgument`; the caller removes `dest` on error (the blob removes itself).
-pub(crate) fn unpack<'r, R: Read + 'r>(mut reader: R, blob: BlobWriter, dest: &Path) -> Result<Unpacked> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match reader.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(StoreError::InvalidArgument(format!("reading the layer stream: {e}"))),
-        }
-    }
-    let source = io::Cursor::new(head[..n].to_vec()).chain(reader);
-    let decoded: Box<dyn Read + 'r> = match Compression::detect(&head[..n]) {
-        Compression::None => Box::new(BufReader::with_capacity(256 * 1024, source)),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(source)),
-        other => {
-            return Err(StoreError::InvalidArgument(format!(
-                "unsupported compression: {} (berth accepts plain and gzip-compressed tars)",
-                other.name()
-            )));
-        }
-    };
+pub(crate) fn unpack<'r, R: Read + 'r>(reader: R, blob: BlobWriter, dest: &Path) -> Result<Unpacked> {
+    let decoded = decompressed(reader)?;
     let state = TeeState::default();
     let tee = Tee { inner: decoded, blob: Some(blob), state: &state };
     let mut archive = tar::Archive::new(tee);
@@ -162,13 +166,13 @@ impl ExtractOptions {
         ExtractOptions { overlay_whiteouts: true, root_metadata: true, no_overwrite_dir_non_dir: false, owner: None };
 }
 
-/// Extracts a plain tar below the directory `dest` (a path relative to `root`, which must exist), with the same
+/// Extracts a tar (plain or gzip-compressed) below the directory `dest` (a path relative to `root`, which must exist), with the same
 /// guarantees as layer import: every path is resolved with `openat2(RESOLVE_IN_ROOT)` against `root`, so symlinks in
 /// the tree or in the archive resolve as if `root` were `/` and nothing is written outside it. Returns the bytes of
 /// file data written.
 pub fn extract<R: Read>(reader: R, root: OwnedFd, dest: &Path, opts: ExtractOptions) -> Result<u64> {
     let state = TeeState::default();
-    let tee = Tee { inner: Box::new(reader), blob: None, state: &state };
+    let tee = Tee { inner: decompressed(reader)?, blob: None, state: &state };
     let mut archive = tar::Archive::new(tee);
     let prefix = clean_path(dest.as_os_str().as_encoded_bytes());
     let mut ex = Extractor::with_root(root, prefix, opts);

@@ -169,36 +169,53 @@ fn mount_stopped(d: &Daemon, rec: &Record, target: &Path) -> Result<(), Error> {
     mount_overlay(&rec.lower_dirs, Some((&upper, &work)), target)?;
     let mut points: Vec<&MountPoint> = rec.mounts.iter().filter(|m| m.typ != Kind::Tmpfs).collect();
     points.sort_by_key(|p| p.destination.matches('/').count());
+    // Targets are resolved and mounted on by descriptor, as the runtime does at start: a symlink another container
+    // swaps into a shared volume can neither redirect a mount nor have a mount point created outside the root.
+    use berth_runtime::mounts::{Create, Root, proc_fd};
+    let rt = |e: berth_runtime::Error| Error::Conflict(e.to_string());
+    let root = Root::open(target).map_err(rt)?;
     for p in points {
         let source = Path::new(&p.source);
         // A source that is gone would have `cp` write into the layer under the mount point, hidden at the next
         // start: refuse instead.
         let meta = std::fs::metadata(source)
             .map_err(|e| Error::Conflict(format!("mount source {} of {}: {e}", source.display(), p.destination)))?;
-        let dest = berth_runtime::mounts::secure_join(target, Path::new(&p.destination))
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let made = if meta.is_dir() {
-            std::fs::create_dir_all(&dest)
-        } else {
-            dest.parent().map(std::fs::create_dir_all).transpose().map(drop).and_then(|()| {
-                std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&dest).map(drop)
-            })
-        };
-        made.map_err(|e| Error::Internal(format!("mount point {}: {e}", p.destination)))?;
+        let dest = Path::new(&p.destination);
+        let at = root.open_target(dest, if meta.is_dir() { Create::Dir } else { Create::File }).map_err(rt)?;
         let volume_fs = if p.typ == Kind::Volume && !crate::volumes::is_mounted(source) {
             volume_options(d, &p.name)
         } else {
             None
         };
         match volume_fs {
-            Some(opts) => crate::volumes::mount_options(&opts, &dest)?,
-            None => mount(Some(source), &dest, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(sys("bind mount"))?,
+            // The volume's own file system, mounted on a directory of berthd's first (its options may need a second
+            // pass by path), then bound onto the target.
+            Some(opts) => {
+                let staging = temp_dir(&d.config.exec_root.join("tmp"))?;
+                let mounted = crate::volumes::mount_options(&opts, &staging).and_then(|()| {
+                    mount(
+                        Some(&staging),
+                        &proc_fd(&at.fd),
+                        None::<&str>,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None::<&str>,
+                    )
+                    .map_err(sys("bind mount"))
+                });
+                let _ = umount2(&staging, MntFlags::MNT_DETACH);
+                let _ = std::fs::remove_dir(&staging);
+                mounted?;
+            }
+            None => {
+                mount(Some(source), &proc_fd(&at.fd), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                    .map_err(sys("bind mount"))?
+            }
         }
+        let top = root.open_mounted(dest, &at).map_err(rt)?;
         if !p.rw {
             mount(
                 None::<&str>,
-                &dest,
+                &proc_fd(&top),
                 None::<&str>,
                 MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
                 None::<&str>,
@@ -216,6 +233,35 @@ fn volume_options(d: &Daemon, name: &str) -> Option<HashMap<String, String>> {
     v.options.filter(|o| o.contains_key("type") || o.contains_key("device"))
 }
 
+/// Opens the root of a running container through `/proc/<pid>/root` without trusting the number: the process is
+/// pinned first (a pidfd names it and no other, even once the PID is free again), it must be in the container's
+/// cgroup, and it must still be alive once the root is open — so the `/proc/<pid>` that was opened was its own, not
+/// that of a process that got the PID after the container exited.
+fn running_root(id: &str, pid: i64) -> Result<(OwnedFd, PathBuf), Error> {
+    let gone = |why: String| Error::Conflict(format!("container {id} is not running: {why}"));
+    let pid = i32::try_from(pid).ok().filter(|p| *p > 0).ok_or_else(|| gone(format!("no process ({pid})")))?;
+    let pidfd = berth_runtime::sys::pidfd_open(pid).map_err(|e| gone(e.desc().to_string()))?;
+    let root_path = PathBuf::from(format!("/proc/{pid}/root"));
+    let root = openat(
+        nix::fcntl::AT_FDCWD,
+        &root_path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| gone(e.desc().to_string()))?;
+    let member = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}"))
+        .and_then(|cg| cg.procs())
+        .map(|procs| procs.contains(&pid))
+        .unwrap_or(false);
+    // A pidfd turns readable when its process exits: alive now means `/proc/<pid>` was this process all along.
+    let mut fds = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let exited = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).map_err(sys("poll pidfd"))? > 0;
+    if !member || exited {
+        return Err(gone(format!("process {pid} is no longer the container's")));
+    }
+    Ok((root, root_path))
+}
+
 /// Runs `f` with the container's file system. A running container is used as it is; a stopped one is mounted for
 /// the time of `f` (and its lifecycle lock held, so it cannot start meanwhile).
 pub async fn with_fs<T: Send + 'static>(
@@ -226,10 +272,7 @@ pub async fn with_fs<T: Send + 'static>(
     let guard = c.lifecycle.lock().await;
     let rec = c.record();
     if c.is_running() {
-        let pid = rec.state.pid;
-        let root_path = PathBuf::from(format!("/proc/{pid}/root"));
-        let root = openat(nix::fcntl::AT_FDCWD, &root_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
-            .map_err(|e| Error::Conflict(format!("container {} is not running: {}", c.id, e.desc())))?;
+        let (root, root_path) = running_root(&c.id, rec.state.pid)?;
         drop(guard);
         return crate::daemon::blocking(move || f(&Fs { root, root_path, rec })).await;
     }
@@ -752,6 +795,18 @@ fn copy_one(root: BorrowedFd<'_>, dest: &str, data: &Path, options: &HashMap<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_outside_the_containers_cgroup_is_not_its_root() {
+        // This test's own PID is alive but in no container's cgroup: a PID recycled by another process is refused.
+        let id = "0".repeat(64);
+        match running_root(&id, i64::from(std::process::id())) {
+            Err(Error::Conflict(m)) => assert!(m.contains("is no longer the container's"), "{m}"),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("a process outside the container's cgroup was taken for it"),
+        }
+        assert!(matches!(running_root("x", 0), Err(Error::Conflict(_))));
+    }
 
     #[test]
     fn go_modes() {

@@ -58,6 +58,8 @@ pub struct MountPoint {
     pub create_source: bool,
     /// `bind-recursive=disabled`: a plain bind without the mounts below the source.
     pub non_recursive: bool,
+    /// `bind-recursive=readonly` (`ReadOnlyForceRecursive`): the mounts below the source are read-only too.
+    pub recursive_ro: bool,
     /// Mount options of a `--mount type=tmpfs`.
     pub tmpfs_options: String,
     /// Options and labels for a volume that does not exist yet (`--mount` volume options).
@@ -207,6 +209,34 @@ fn parse_mount(m: &Mount, volume_driver: &str) -> Result<MountPoint, Error> {
                 Some(p) => p.to_string(),
             };
             mp.non_recursive = m.bind_options.as_ref().and_then(|b| b.non_recursive).unwrap_or(false);
+            mp.recursive_ro = m.bind_options.as_ref().and_then(|b| b.read_only_force_recursive).unwrap_or(false);
+            let ro_non_recursive = m.bind_options.as_ref().and_then(|b| b.read_only_non_recursive).unwrap_or(false);
+            if mp.recursive_ro {
+                if !ro {
+                    return Err(mount_config_error(&tname, "option ReadOnlyForceRecursive requires ReadOnly"));
+                }
+                if ro_non_recursive {
+                    return Err(mount_config_error(
+                        &tname,
+                        "option ReadOnlyForceRecursive conflicts with ReadOnlyNonRecursive",
+                    ));
+                }
+                if mp.non_recursive {
+                    return Err(mount_config_error(
+                        &tname,
+                        "option ReadOnlyForceRecursive conflicts with NonRecursive",
+                    ));
+                }
+                if mp.propagation != "rprivate" {
+                    return Err(mount_config_error(
+                        &tname,
+                        "option ReadOnlyForceRecursive requires propagation to be rprivate",
+                    ));
+                }
+            }
+            if ro_non_recursive && !ro {
+                return Err(mount_config_error(&tname, "option ReadOnlyNonRecursive requires ReadOnly"));
+            }
         }
         MountType::VOLUME => {
             if m.bind_options.is_some() {
@@ -436,6 +466,9 @@ pub fn spec_mounts(points: &[MountPoint]) -> Result<Vec<Value>, Error> {
                 let mut o = vec![if p.non_recursive { "bind" } else { "rbind" }.to_string()];
                 if !p.rw {
                     o.push("ro".into());
+                }
+                if p.recursive_ro {
+                    o.push("rro".into());
                 }
                 o.push(if p.propagation.is_empty() { "rprivate".into() } else { p.propagation.clone() });
                 out.push(json!({"destination": p.destination, "type": "bind", "source": p.source, "options": o}));

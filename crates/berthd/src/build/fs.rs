@@ -560,25 +560,24 @@ fn mkdir_all(root: BorrowedFd<'_>, path: &str, owner: (u32, u32)) -> Result<(), 
     Ok(())
 }
 
-/// True if the file starts like a tar archive (plain or gzip-compressed).
-fn archive_kind(fd: BorrowedFd<'_>) -> Option<berth_store::Compression> {
+/// Whether an `ADD` source is an archive to unpack: a file that starts like a tar, plain or gzip-compressed. Read
+/// with `pread` at offset 0, so the descriptor's offset stays at the start for the extraction.
+fn is_archive(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::FileExt;
     let mut head = [0u8; 512];
-    let f = fd.try_clone_to_owned().ok()?;
-    let mut f = std::fs::File::from(f);
     let mut n = 0;
     while n < head.len() {
-        match f.read(&mut head[n..]) {
+        match file.read_at(&mut head[n..], n as u64) {
             Ok(0) => break,
             Ok(k) => n += k,
-            Err(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
         }
     }
     match berth_store::Compression::detect(&head[..n]) {
-        berth_store::Compression::Gzip => Some(berth_store::Compression::Gzip),
-        berth_store::Compression::None if n >= 262 && &head[257..262] == b"ustar" => {
-            Some(berth_store::Compression::None)
-        }
-        _ => None,
+        berth_store::Compression::Gzip => true,
+        berth_store::Compression::None => n >= 262 && &head[257..262] == b"ustar",
+        _ => false,
     }
 }
 
@@ -716,17 +715,14 @@ fn copy_in(
                 Mode::empty(),
             )
             .map_err(sys("open"))?;
-            if let Some(kind) = archive_kind(fd.as_fd()) {
-                let f = std::fs::File::from(fd);
-                let mut r: Box<dyn Read> = match kind {
-                    berth_store::Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
-                    _ => Box::new(f),
-                };
-                // An archive's content lands in the destination directory with the archive's owners.
+            let f = std::fs::File::from(fd);
+            if is_archive(&f) {
+                // An archive's content lands in the destination directory with the archive's owners, unpacked by
+                // the store's extractor as `import`, `load` and `cp` do.
                 mkdir_all(root, &dest, owner)?;
                 let rootfd = root.try_clone_to_owned().map_err(io("dup"))?;
                 let opts = berth_store::ExtractOptions { owner: None, ..extract_opts };
-                berth_store::extract(&mut r, rootfd, Path::new(dest.trim_start_matches('/')), opts)
+                berth_store::extract(f, rootfd, Path::new(dest.trim_start_matches('/')), opts)
                     .map_err(|e| Error::InvalidArgument(format!("ADD failed: unpack {}: {e}", base)))?;
                 continue;
             }
