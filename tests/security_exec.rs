@@ -244,3 +244,34 @@ fn shims_run_from_a_sealed_copy_with_an_empty_environment() {
     assert!(names.iter().all(|n| n == "PATH"), "the shim's environment: {names:?}");
     d.ok(&["rm", "-f", &id]);
 }
+
+#[test]
+fn no_new_privileges_processes_get_the_filter_and_the_user() {
+    let Some(d) = daemon_with_busybox() else { return };
+    // The filter is loaded before the user switch when it allows it (Docker's default profile does): init and exec,
+    // as root and as another user, start with no_new_privs and the filter.
+    let id = d.ok(&["run", "-d", "--security-opt", "no-new-privileges", "-u", "65534", "busybox", "sleep", "600"]);
+    let id = id.trim();
+    let status = |args: &[&str]| {
+        let mut a = vec!["exec"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[id, "sh", "-c", "grep -E '^(Uid|NoNewPrivs|Seccomp):' /proc/self/status; id -u"]);
+        d.ok(&a)
+    };
+    for (args, uid) in [(&[][..], "65534"), (&["-u", "0"][..], "0"), (&["-u", "1000"][..], "1000")] {
+        let out = status(args);
+        assert!(out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"), "{args:?}: {out}");
+        assert!(
+            out.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")) && out.ends_with(&format!("{uid}\n")),
+            "{out}"
+        );
+    }
+    let init = d.inspect(id, "{{.State.Pid}}");
+    let init = std::fs::read_to_string(format!("/proc/{}/status", init.trim())).unwrap();
+    assert!(init.contains("NoNewPrivs:\t1") && init.contains("Seccomp:\t2"), "{init}");
+    // Forbidden by the profile, as root too.
+    let out = d.berth(&["exec", "-u", "0", id, "unshare", "-U", "true"]);
+    assert!(!out.status.success(), "unshare ran under the default profile");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Operation not permitted"), "{out:?}");
+    d.ok(&["rm", "-f", id]);
+}
