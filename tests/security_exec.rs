@@ -242,6 +242,21 @@ fn shims_run_from_a_sealed_copy_with_an_empty_environment() {
         .map(|v| String::from_utf8_lossy(v).split('=').next().unwrap_or("").to_string())
         .collect();
     assert!(names.iter().all(|n| n == "PATH"), "the shim's environment: {names:?}");
+    // The same for an exec's helper (whose environment its child had inside the container until its execve).
+    d.ok(&["exec", "-d", &id, "sleep", "30"]);
+    let helpers: Vec<i32> = processes_with(&id)
+        .into_iter()
+        .filter(|p| std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.windows(5).any(|w| w == b"exec\0")))
+        .collect();
+    assert_eq!(helpers.len(), 1, "one exec helper: {helpers:?}");
+    let env = std::fs::read(format!("/proc/{}/environ", helpers[0])).unwrap();
+    assert!(
+        env.split(|b| *b == 0).filter(|v| !v.is_empty()).all(|v| v.starts_with(b"PATH=")),
+        "the helper's environment: {}",
+        String::from_utf8_lossy(&env)
+    );
+    let exe = std::fs::read_link(format!("/proc/{}/exe", helpers[0])).unwrap();
+    assert!(exe.as_os_str().as_bytes().starts_with(b"/memfd:berth-shim"), "the helper runs {}", exe.display());
     d.ok(&["rm", "-f", &id]);
 }
 

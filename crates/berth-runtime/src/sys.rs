@@ -364,3 +364,74 @@ pub fn trim_heap() {
         libc::malloc_trim(0);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `f` in a forked child (it changes process-wide state: descriptors, dumpability) and returns its exit code.
+    fn in_child(f: impl FnOnce() -> i32) -> i32 {
+        match clone_fork(0).expect("fork") {
+            Forked::Child => {
+                let code = f();
+                // SAFETY: _exit ends the forked child at once, without running the test harness's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            Forked::Parent(pid) => match nix::sys::wait::waitpid(pid, None).expect("wait") {
+                nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                other => panic!("child: {other:?}"),
+            },
+        }
+    }
+
+    fn is_open(fd: i32) -> bool {
+        // SAFETY: F_GETFD on a descriptor number reads no memory; a closed one yields EBADF.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    #[test]
+    fn close_except_keeps_only_what_is_asked() {
+        // Opened here: the child of a multi-threaded test process only makes system calls.
+        let files: Vec<std::fs::File> = (0..6).map(|_| std::fs::File::open("/dev/null").expect("open")).collect();
+        let fds: Vec<i32> = files.iter().map(AsRawFd::as_raw_fd).collect();
+        let code = in_child(|| {
+            close_except(3, &[fds[1], fds[4], -1]);
+            let expected = [false, true, false, false, true, false];
+            let right = (0..3).all(is_open) && fds.iter().zip(expected).all(|(fd, open)| is_open(*fd) == open);
+            i32::from(!right)
+        });
+        assert_eq!(code, 0);
+        assert!(fds.iter().all(|fd| is_open(*fd)), "the parent's descriptors are its own");
+    }
+
+    #[test]
+    fn dumpability_is_inherited_by_a_fork() {
+        let code = in_child(|| {
+            if set_dumpable(false).is_err() || is_dumpable() {
+                return 1;
+            }
+            let inner = in_child(|| i32::from(is_dumpable()));
+            if inner != 0 {
+                return 2;
+            }
+            i32::from(set_dumpable(true).is_err() || !is_dumpable()) * 3
+        });
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn sealed_copies_cannot_be_written() {
+        let exe = std::env::current_exe().expect("exe");
+        let copy = sealed_copy(&exe, "test-copy").expect("copy");
+        let mut f = std::fs::File::from(copy);
+        let len = f.metadata().expect("stat").len();
+        assert_eq!(len, std::fs::metadata(&exe).expect("stat").len());
+        assert!(f.write_all(b"x").is_err());
+        assert!(f.set_len(1).is_err());
+        assert!(f.set_len(len + 1).is_err());
+        let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let mut again = std::fs::OpenOptions::new().write(true).open(path).expect("reopen");
+        let err = again.write_all(b"x").expect_err("a write went through");
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    }
+}
