@@ -11,7 +11,7 @@
 //! container's `/dev/ptmx` once its root is in place) to the parent, before `R` (init) or before `execve` (exec).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
@@ -22,7 +22,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::cgroups::Cgroup;
 use crate::process::Prepared;
-use crate::sys::{CloseMode, Forked, clone_fork, close_from};
+use crate::sys::{Forked, clone_fork, close_except};
 use crate::{Created, Error, Result, Runtime, Stdio, console, load_spec, mounts, sys};
 
 /// Berth's built-in runtime.
@@ -128,6 +128,8 @@ struct InitArgs<'a> {
 
 /// The container's init, between clone and execve. Returns only an error.
 fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
+    // Nothing of the shim's beyond the handshake (and the console socket): see `exec`.
+    let keep = [from_parent.as_raw_fd(), to_parent.as_raw_fd(), a.console.as_ref().map_or(-1, |c| c.as_raw_fd())];
     let mut in_cgroup = || -> Result<()> {
         match read_byte(from_parent)? {
             Some(b'c') => Ok(()),
@@ -136,7 +138,7 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
     };
     let mut run = || -> Result<()> {
         dup_stdio(a.stdio)?;
-        close_from(3, CloseMode::CloseOnExec);
+        close_except(3, &keep);
         // A new cgroup namespace is rooted at the cgroup we are in: wait until the parent has moved us there. Without
         // one (cgroup v1), the move (a cgroup v1 attach costs the parent an RCU grace period, ~10 ms) overlaps with
         // the setup below, which needs no cgroup; the user's program runs only after it.
@@ -215,6 +217,9 @@ impl Runtime for Builtin {
             .as_ref()
             .ok_or_else(|| Error::Bundle { path: bundle.display().to_string(), reason: "no process".into() })?;
         let linux = spec.linux().as_ref();
+        // Non-dumpable before anything enters the container, until the init's `execve`: see `exec`. The shim stays
+        // so (nothing needs to trace it).
+        sys::set_dumpable(false)?;
         let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?
             .kill_on_parent_death();
         stdio.check(process)?;
@@ -312,6 +317,11 @@ impl Runtime for Builtin {
         stdio: Stdio,
     ) -> Result<(Pid, Option<OwnedFd>)> {
         stdio.check(process)?;
+        // First, as runc does (CVE-2016-9962): the process that enters the container (our child, forked into its PID
+        // namespace) is non-dumpable from its first instruction there until its `execve`, so container root, watching
+        // /proc, cannot open its `exe`, `fd/*`, `environ`, `mem` or `root`, nor ptrace it, while it is still this
+        // helper (the host's binary, the host's descriptors and memory).
+        sys::set_dumpable(false)?;
         let spec = load_spec(bundle)?;
         let linux = spec.linux().as_ref();
         let cgroup = Cgroup::open(&cgroup_path(&spec, id))?;
@@ -370,7 +380,11 @@ impl Runtime for Builtin {
                 drop(console_parent);
                 let run = || -> Result<()> {
                     dup_stdio(&stdio)?;
-                    close_from(3, CloseMode::CloseOnExec);
+                    // Only our sync pipe and console socket stay: not the caller's (berthd's report pipe and console
+                    // socket, the namespace files), which would otherwise sit in our table inside the container
+                    // until `execve`.
+                    let keep = [to_parent.as_raw_fd(), console_child.as_ref().map_or(-1, |c| c.as_raw_fd())];
+                    close_except(3, &keep);
                     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
                     if let Some(sock) = &console_child {
                         // In the container's mount namespace already: /dev/ptmx is the container's.

@@ -48,6 +48,8 @@ pub struct Prepared {
     no_new_privs: bool,
     caps: CapSets,
     filter: Option<Filter>,
+    /// Load the filter first (before the user switch), not just before `execve`: see [`Prepared::finalize`].
+    filter_early: bool,
     /// SIGKILL when the parent goes (a container's init, whose parent is its shim).
     kill_on_parent_death: bool,
 }
@@ -102,6 +104,45 @@ fn cstring(s: &str, what: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::Start(format!("{what} contains a NUL byte: {s:?}")))
 }
 
+fn uid_gid(process: &Process) -> (u32, u32) {
+    (process.user().uid(), process.user().gid())
+}
+
+/// The system calls [`Prepared::finalize`] and [`Prepared::exec`] make after an early filter load, with the
+/// arguments a filter may look at (pointers as 0): the bounding set, the user switch, capabilities, umask, cwd, the
+/// program's lookup, allocations, the signal reset, `execve`, and an error's report and exit.
+fn after_early_filter((uid, gid): (u32, u32)) -> Vec<(i64, [u64; 6])> {
+    let prctl = |op: libc::c_int| (libc::SYS_prctl, [op as u64, 0, 0, 0, 0, 0]);
+    let mut calls = vec![
+        prctl(libc::PR_CAPBSET_DROP),
+        prctl(libc::PR_SET_KEEPCAPS),
+        prctl(libc::PR_CAP_AMBIENT),
+        prctl(libc::PR_SET_PDEATHSIG),
+        (libc::SYS_setgroups, [0; 6]),
+        (libc::SYS_setgid, [u64::from(gid), 0, 0, 0, 0, 0]),
+        (libc::SYS_setuid, [u64::from(uid), 0, 0, 0, 0, 0]),
+    ];
+    for nr in [
+        libc::SYS_capget,
+        libc::SYS_capset,
+        libc::SYS_umask,
+        libc::SYS_chdir,
+        libc::SYS_statx,
+        libc::SYS_newfstatat,
+        libc::SYS_brk,
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_rt_sigaction,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_execve,
+        libc::SYS_write,
+        libc::SYS_exit_group,
+    ] {
+        calls.push((nr, [0; 6]));
+    }
+    calls
+}
+
 impl Prepared {
     /// Prepares `process`, compiling `seccomp` if given (through the cache in `filter_cache`, if given).
     pub fn new(process: &Process, seccomp: Option<&LinuxSeccomp>, filter_cache: Option<&Path>) -> Result<Prepared> {
@@ -133,6 +174,14 @@ impl Prepared {
             },
             None => CapSets::default(),
         };
+        let no_new_privs = process.no_new_privileges().unwrap_or(false);
+        let filter = match (seccomp, filter_cache) {
+            (Some(s), Some(dir)) => Some(Filter::compile_cached(s, dir)?),
+            (Some(s), None) => Some(Filter::compile(s)?),
+            (None, _) => None,
+        };
+        let filter_early =
+            filter.as_ref().is_some_and(|f| !no_new_privs || f.allows_all(&after_early_filter(uid_gid(process))));
         Ok(Prepared {
             args,
             env,
@@ -148,13 +197,10 @@ impl Prepared {
                 .flatten()
                 .map(|r| (rlimit_resource(r.typ()), r.soft(), r.hard()))
                 .collect(),
-            no_new_privs: process.no_new_privileges().unwrap_or(false),
+            no_new_privs,
             caps,
-            filter: match (seccomp, filter_cache) {
-                (Some(s), Some(dir)) => Some(Filter::compile_cached(s, dir)?),
-                (Some(s), None) => Some(Filter::compile(s)?),
-                (None, _) => None,
-            },
+            filter,
+            filter_early,
             kill_on_parent_death: false,
         })
     }
@@ -221,11 +267,15 @@ impl Prepared {
         for &(res, soft, hard) in &self.rlimits {
             setrlimit(res, soft, hard).map_err(Error::sys(format!("setrlimit {res:?}")))?;
         }
-        // Seccomp without no_new_privs needs CAP_SYS_ADMIN, so it is loaded while we still are root.
-        if !self.no_new_privs {
-            if let Some(f) = &self.filter {
-                f.load()?;
+        // Seccomp without no_new_privs needs CAP_SYS_ADMIN, so it is loaded while we still are root. With
+        // no_new_privs it is loaded here too (the sooner the better: the process is in the container already) when
+        // the filter lets through every system call made from here to `execve`; else last, as runc does, so that a
+        // profile need not allow the user switch (the process is not dumpable meanwhile: nothing can trace it).
+        if let Some(f) = self.filter.as_ref().filter(|_| self.filter_early) {
+            if self.no_new_privs {
+                sys::set_no_new_privs()?;
             }
+            f.load()?;
         }
         if let Some(bounding) = &self.caps.bounding {
             for cap in caps::all() {
@@ -274,7 +324,7 @@ impl Prepared {
         let program = self.resolve_program();
         wait_start()?;
         let program = program?;
-        if self.no_new_privs {
+        if self.no_new_privs && !self.filter_early {
             sys::set_no_new_privs()?;
             if let Some(f) = &self.filter {
                 f.load()?;

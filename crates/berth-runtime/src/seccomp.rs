@@ -534,6 +534,98 @@ impl Filter {
     }
 }
 
+/// The kernel's `AUDIT_ARCH_*` of this build, as a filter sees it in `seccomp_data.arch`.
+fn audit_arch() -> Option<u32> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(0xC000_003E),
+        "aarch64" => Some(0xC000_00B7),
+        _ => None,
+    }
+}
+
+impl Filter {
+    /// Runs the program on a system call as the kernel would (classic BPF over `struct seccomp_data`: number,
+    /// architecture, instruction pointer 0, `args`) and returns its action (`SECCOMP_RET_*` with its data), or `None`
+    /// for an architecture or instruction this does not know, or a program that does not end properly.
+    fn verdict(&self, arch: u32, nr: i64, args: &[u64; 6]) -> Option<u32> {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&i32::try_from(nr).ok()?.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
+        }
+        let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+        loop {
+            let ins = self.program.get(pc)?;
+            let k = ins.k;
+            pc += 1;
+            match ins.code {
+                0x20 => {
+                    // BPF_LD | BPF_W | BPF_ABS
+                    let off = usize::try_from(k).ok().filter(|o| o % 4 == 0 && *o + 4 <= data.len())?;
+                    a = u32::from_ne_bytes(data[off..off + 4].try_into().ok()?);
+                }
+                0x00 => a = k,                                       // BPF_LD | BPF_IMM
+                0x01 => x = k,                                       // BPF_LDX | BPF_IMM
+                0x60 => a = *mem.get(usize::try_from(k).ok()?)?,     // BPF_LD | BPF_MEM
+                0x61 => x = *mem.get(usize::try_from(k).ok()?)?,     // BPF_LDX | BPF_MEM
+                0x02 => *mem.get_mut(usize::try_from(k).ok()?)? = a, // BPF_ST
+                0x03 => *mem.get_mut(usize::try_from(k).ok()?)? = x, // BPF_STX
+                0x07 => x = a,                                       // BPF_MISC | BPF_TAX
+                0x87 => a = x,                                       // BPF_MISC | BPF_TXA
+                0x06 => return Some(k),                              // BPF_RET | BPF_K
+                0x16 => return Some(a),                              // BPF_RET | BPF_A
+                code if code & 0x07 == 0x04 => {
+                    // BPF_ALU, with K or X
+                    let v = if code & 0x08 != 0 { x } else { k };
+                    a = match code & 0xf0 {
+                        0x00 => a.wrapping_add(v),
+                        0x10 => a.wrapping_sub(v),
+                        0x20 => a.wrapping_mul(v),
+                        0x30 => a.checked_div(v)?,
+                        0x40 => a | v,
+                        0x50 => a & v,
+                        0x60 => a.checked_shl(v).unwrap_or(0),
+                        0x70 => a.checked_shr(v).unwrap_or(0),
+                        0x80 => a.wrapping_neg(),
+                        0x90 => a.checked_rem(v)?,
+                        0xa0 => a ^ v,
+                        _ => return None,
+                    };
+                }
+                code if code & 0x07 == 0x05 => {
+                    // BPF_JMP
+                    let v = if code & 0x08 != 0 { x } else { k };
+                    let taken = match code & 0xf0 {
+                        0x00 => {
+                            pc = pc.checked_add(usize::try_from(k).ok()?)?;
+                            continue;
+                        }
+                        0x10 => a == v,
+                        0x20 => a > v,
+                        0x30 => a >= v,
+                        0x40 => a & v != 0,
+                        _ => return None,
+                    };
+                    pc += usize::from(if taken { ins.jt } else { ins.jf });
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Whether the filter lets every one of `calls` (system call number and arguments) through unchanged
+    /// (`SECCOMP_RET_ALLOW`) on this machine's architecture. False when it cannot tell.
+    pub fn allows_all(&self, calls: &[(i64, [u64; 6])]) -> bool {
+        const SECCOMP_RET_ACTION_FULL: u32 = 0xffff_0000;
+        const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
+        let Some(arch) = audit_arch() else { return false };
+        calls.iter().all(|(nr, args)| {
+            self.verdict(arch, *nr, args).is_some_and(|v| v & SECCOMP_RET_ACTION_FULL == SECCOMP_RET_ALLOW)
+        })
+    }
+}
+
 /// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)`.
 fn prctl_set_seccomp(prog: &libc::sock_fprog) -> Result<(), nix::Error> {
     let mode = libc::c_ulong::from(libc::SECCOMP_MODE_FILTER);
@@ -683,6 +775,30 @@ mod tests {
         assert_eq!(v["defaultErrnoRet"], 1);
         let back: LinuxSeccomp = serde_json::from_value(v).expect("round trip");
         assert_eq!(back, s);
+    }
+
+    #[test]
+    fn filters_are_evaluated_like_the_kernel() {
+        let s = docker_default(&default_caps()).expect("docker_default");
+        let f = Filter::compile(&s).expect("compile");
+        let none = [0u64; 6];
+        let calls = [(libc::SYS_setuid, [1000, 0, 0, 0, 0, 0]), (libc::SYS_capset, none), (libc::SYS_execve, none)];
+        assert!(f.allows_all(&calls));
+        // Refused by Docker's profile without CAP_SYS_ADMIN.
+        assert!(!f.allows_all(&[(libc::SYS_mount, none)]));
+        assert!(!f.allows_all(&[(libc::SYS_keyctl, none)]));
+        // Argument rules: personality(0) is allowed, personality(0x4242) not.
+        assert!(f.allows_all(&[(libc::SYS_personality, none)]));
+        assert!(!f.allows_all(&[(libc::SYS_personality, [0x4242, 0, 0, 0, 0, 0])]));
+        // A profile that refuses setuid.
+        let mut deny = LinuxSeccomp::default();
+        deny.set_default_action(LinuxSeccompAction::ScmpActAllow);
+        let mut call = LinuxSyscall::default();
+        call.set_names(vec!["setuid".into()]).set_action(LinuxSeccompAction::ScmpActErrno);
+        deny.set_syscalls(Some(vec![call]));
+        let f = Filter::compile(&deny).expect("compile");
+        assert!(f.allows_all(&[(libc::SYS_capset, none)]));
+        assert!(!f.allows_all(&calls));
     }
 
     #[test]

@@ -78,6 +78,68 @@ pub fn dup2(fd: BorrowedFd<'_>, target: libc::c_int) -> Result<()> {
     Ok(())
 }
 
+/// Makes the calling process (and what it forks) non-dumpable, or dumpable again. A non-dumpable process's
+/// `/proc/<pid>/{exe,fd,environ,mem,root,...}` are reachable only with `CAP_SYS_PTRACE`, and it cannot be ptraced by
+/// another process of the same user: what runc does before a process enters a container (CVE-2016-9962), so that
+/// container root cannot reach the host's binary, descriptors or memory through it. The `execve` of the user's program
+/// makes it dumpable again as the kernel decides (not for a set-user-ID or unreadable program).
+pub fn set_dumpable(dumpable: bool) -> Result<()> {
+    // SAFETY: prctl with PR_SET_DUMPABLE takes an integer flag and touches no memory of ours.
+    let ret = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, dumpable as libc::c_ulong, 0, 0, 0) };
+    if ret == -1 {
+        return Err(Error::Sys { what: "prctl(PR_SET_DUMPABLE)".into(), source: nix::Error::last() });
+    }
+    Ok(())
+}
+
+/// Whether the calling process is dumpable (`PR_GET_DUMPABLE` is 1).
+pub fn is_dumpable() -> bool {
+    // SAFETY: prctl with PR_GET_DUMPABLE takes no argument and touches no memory of ours.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 1 }
+}
+
+/// Closes every descriptor from `first` up except those in `keep`. For a forked child about to enter a container:
+/// whatever its parent held (berthd's report pipe, namespace files, sockets) must not be in its descriptor table
+/// there, close-on-exec or not. Allocates nothing unless `close_range(2)` is missing (kernels before 5.9).
+pub fn close_except(first: u32, keep: &[std::os::fd::RawFd]) {
+    let mut lo = first;
+    loop {
+        // The lowest kept descriptor at or above `lo` bounds the next range to close.
+        let next = keep.iter().filter_map(|k| u32::try_from(*k).ok()).filter(|k| *k >= lo).min();
+        match next {
+            Some(k) => {
+                if k > lo {
+                    close_between(lo, k - 1, CloseMode::Close);
+                }
+                match k.checked_add(1) {
+                    Some(n) => lo = n,
+                    None => return,
+                }
+            }
+            None => {
+                close_between(lo, libc::c_uint::MAX, CloseMode::Close);
+                return;
+            }
+        }
+    }
+}
+
+/// A read-only, sealed in-memory copy of the executable at `path` (a memfd named `name`, close-on-exec), to run
+/// instead of the file: a process executing it that a container gets hold of (its `/proc/<pid>/exe`) can never write
+/// to the host's binary (runc's CVE-2019-5736). Made once and executed through `/proc/self/fd/N` by its holder.
+pub fn sealed_copy(path: &Path, name: &str) -> Result<OwnedFd> {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    use nix::sys::memfd::{MFdFlags, memfd_create};
+    let mut src = std::fs::File::open(path).map_err(Error::io(format!("open {}", path.display())))?;
+    let fd =
+        memfd_create(name, MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING).map_err(Error::sys("memfd_create"))?;
+    let mut dst = std::fs::File::from(fd);
+    std::io::copy(&mut src, &mut dst).map_err(Error::io(format!("copy {}", path.display())))?;
+    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
+    fcntl(&dst, FcntlArg::F_ADD_SEALS(seals)).map_err(Error::sys("seal the copy"))?;
+    Ok(OwnedFd::from(dst))
+}
+
 /// What [`close_from`] does to the descriptors it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseMode {
@@ -91,6 +153,11 @@ pub enum CloseMode {
 /// walk of `/proc/self/fd`. A process started by someone else calls it first thing, so that descriptors its parent
 /// leaked (a pipe of whoever started berthd) go no further.
 pub fn close_from(first: u32, mode: CloseMode) {
+    close_between(first, libc::c_uint::MAX, mode);
+}
+
+/// [`close_from`] for the descriptors `first..=last`.
+fn close_between(first: u32, last: u32, mode: CloseMode) {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     let flags = match mode {
         CloseMode::Close => 0,
@@ -98,14 +165,14 @@ pub fn close_from(first: u32, mode: CloseMode) {
     };
     // SAFETY: close_range on a range of descriptor numbers reads no memory; the caller owns (and gives up, with
     // `Close`) every descriptor from `first` up.
-    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, flags) };
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first as libc::c_uint, last as libc::c_uint, flags) };
     if ret == 0 {
         return;
     }
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
     // Collected first: the walk's own descriptor is among them.
     let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
-    for fd in fds.into_iter().filter(|fd| *fd >= first as i32) {
+    for fd in fds.into_iter().filter(|fd| *fd >= first as i32 && i64::from(*fd) <= i64::from(last)) {
         // SAFETY: fcntl(F_SETFD) or close on a descriptor number, which the caller gave up; a stale number (the
         // walk's own, closed by now) yields EBADF.
         unsafe {
@@ -360,6 +427,74 @@ pub fn trim_heap() {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Runs `f` in a forked child (it changes process-wide state: descriptors, dumpability) and returns its exit code.
+    fn in_child(f: impl FnOnce() -> i32) -> i32 {
+        match clone_fork(0).expect("fork") {
+            Forked::Child => {
+                let code = f();
+                // SAFETY: _exit ends the forked child at once, without running the test harness's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            Forked::Parent(pid) => match nix::sys::wait::waitpid(pid, None).expect("wait") {
+                nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                other => panic!("child: {other:?}"),
+            },
+        }
+    }
+
+    fn is_open(fd: i32) -> bool {
+        // SAFETY: F_GETFD on a descriptor number reads no memory; a closed one yields EBADF.
+        unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+    }
+
+    #[test]
+    fn close_except_keeps_only_what_is_asked() {
+        // Opened here: the child of a multi-threaded test process only makes system calls.
+        let files: Vec<std::fs::File> = (0..6).map(|_| std::fs::File::open("/dev/null").expect("open")).collect();
+        let fds: Vec<i32> = files.iter().map(AsRawFd::as_raw_fd).collect();
+        let code = in_child(|| {
+            close_except(3, &[fds[1], fds[4], -1]);
+            let expected = [false, true, false, false, true, false];
+            let right = (0..3).all(is_open) && fds.iter().zip(expected).all(|(fd, open)| is_open(*fd) == open);
+            i32::from(!right)
+        });
+        assert_eq!(code, 0);
+        assert!(fds.iter().all(|fd| is_open(*fd)), "the parent's descriptors are its own");
+    }
+
+    #[test]
+    fn dumpability_is_inherited_by_a_fork() {
+        let code = in_child(|| {
+            if set_dumpable(false).is_err() || is_dumpable() {
+                return 1;
+            }
+            let inner = in_child(|| i32::from(is_dumpable()));
+            if inner != 0 {
+                return 2;
+            }
+            i32::from(set_dumpable(true).is_err() || !is_dumpable()) * 3
+        });
+        assert_eq!(code, 0);
+    }
+
+    #[test]
+    fn sealed_copies_cannot_be_written() {
+        let exe = std::env::current_exe().expect("exe");
+        let copy = sealed_copy(&exe, "test-copy").expect("copy");
+        let mut f = std::fs::File::from(copy);
+        let len = f.metadata().expect("stat").len();
+        assert_eq!(len, std::fs::metadata(&exe).expect("stat").len());
+        assert!(f.write_all(b"x").is_err());
+        assert!(f.set_len(1).is_err());
+        assert!(f.set_len(len + 1).is_err());
+        let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let mut again = std::fs::OpenOptions::new().write(true).open(path).expect("reopen");
+        let err = again.write_all(b"x").expect_err("a write went through");
+        assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    }
 
     #[test]
     fn replaced_files_are_the_owners_only() {

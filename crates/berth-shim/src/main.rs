@@ -19,6 +19,8 @@ use anyhow::{Context, Result, bail};
 fn main() {
     use berth_runtime::sys::{CloseMode, close_from};
     let args: Vec<String> = std::env::args().collect();
+    // berthd runs us from a sealed copy through `/proc/self/fd/N`, which names the process `N`: `berth-shim` in `ps`.
+    let _ = nix::sys::prctl::set_name(c"berth-shim");
     // Nothing but what berthd means to give: stdio, and for an exec its report pipe (3) and console socket (4).
     // Whatever else berthd (or whoever started berthd) left open would live as long as the container.
     match args.get(1).map(String::as_str) {

@@ -730,7 +730,8 @@ pub async fn attach(d: &Arc<Daemon>, c: &Arc<Container>, streams: AttachStreams)
 
 /// Spawns the shim for a container whose bundle is written, and returns the init PID.
 async fn spawn_shim(d: &Daemon, bundle: &Path) -> Result<i32, Error> {
-    let mut child = tokio::process::Command::new(&d.config.shim)
+    let mut child = d
+        .shim_command()
         .arg("start")
         .arg(bundle)
         .stdin(std::process::Stdio::null())

@@ -38,6 +38,10 @@ pub struct Daemon {
     pub image_use: tokio::sync::RwLock<()>,
     pub volumes: crate::volumes::Volumes,
     pub networks: crate::networks::Networks,
+    /// A sealed, read-only in-memory copy of `config.shim`, made once at start: every shim and exec helper runs from
+    /// it, so that a container that gets hold of one's `/proc/<pid>/exe` can never write to the host's binary (runc's
+    /// CVE-2019-5736). `None` where the kernel has no memfd (the binary is run from its file then).
+    shim_image: Option<std::os::fd::OwnedFd>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -87,7 +91,19 @@ impl Daemon {
             .context("open store")?
             .with_context(|| format!("open the store in {}", config.data_root.display()))?;
         let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
+        let started = std::time::Instant::now();
+        let shim_image = match berth_runtime::sys::sealed_copy(&config.shim, "berth-shim") {
+            Ok(fd) => {
+                tracing::debug!(took = ?started.elapsed(), "sealed copy of {}", config.shim.display());
+                Some(fd)
+            }
+            Err(e) => {
+                tracing::warn!("no sealed copy of {} (shims run from the file): {e}", config.shim.display());
+                None
+            }
+        };
         let daemon = Arc::new(Daemon {
+            shim_image,
             networks,
             volumes: crate::volumes::Volumes::new(&config.data_root),
             config,
@@ -104,6 +120,28 @@ impl Daemon {
         crate::build::remove_step_containers(&daemon).await;
         crate::recover::orphans(&daemon).await;
         Ok(daemon)
+    }
+
+    /// A command that runs `berth-shim`: from the sealed copy (`shim_image`; `argv[0]` is still the shim's path),
+    /// with an empty environment but `PATH` (where an external runtime is looked up). Nothing of berthd's
+    /// environment goes into a shim, and so into the container processes it forks.
+    pub fn shim_command(&self) -> tokio::process::Command {
+        let mut cmd = match &self.shim_image {
+            Some(fd) => {
+                use std::os::fd::AsRawFd;
+                // The child resolves this path in its own table, where the descriptor is (close-on-exec only takes
+                // effect once `execve` has opened the file).
+                let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                cmd.arg0(&self.config.shim);
+                cmd
+            }
+            None => tokio::process::Command::new(&self.config.shim),
+        };
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd
     }
 
     /// Every container, in no particular order.

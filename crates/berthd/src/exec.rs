@@ -166,7 +166,7 @@ pub async fn start(
     berth_runtime::sys::replace_file(&req_path, &data, false).map_err(|e| Error::Internal(e.to_string()))?;
 
     let tty = inst.config.tty.unwrap_or(false);
-    let mut cmd = tokio::process::Command::new(&d.config.shim);
+    let mut cmd = d.shim_command();
     cmd.arg("exec").arg(&bundle).arg(&req_path).kill_on_drop(false);
     // With a terminal, the helper sends its master (created inside the container) on descriptor 4 before it reports.
     let mut console_socket = None;
@@ -213,8 +213,13 @@ pub async fn start(
     let mut line = String::new();
     let _ = BufReader::new(report).read_line(&mut line).await;
     let _ = std::fs::remove_file(&req_path);
+    let helper = child.id();
     match serde_json::from_str::<Response>(&line) {
-        Ok(Response::Created { pid }) => {
+        // Only the helper holds the report pipe (the process it starts in the container closes its copy before
+        // anything else, and is not dumpable meanwhile). A second line: what it reports is its own child (or, for an
+        // external runtime, an orphan re-parented to it as subreaper), unless that has already exited and been
+        // reaped (the helper reaps it right after reporting).
+        Ok(Response::Created { pid }) if pid > 0 && parent_of(pid).is_none_or(|p| Some(p) == helper) => {
             inst.lock().pid = i64::from(pid);
         }
         Ok(Response::Error { message }) => {
@@ -263,6 +268,13 @@ pub async fn start(
         Io::Pipes { stdin: child.stdin.take(), stdout, stderr }
     };
     Ok((io, child))
+}
+
+/// The parent PID of process `pid`, from `/proc/<pid>/stat` (after the command, which may hold spaces and parentheses:
+/// the state, then the parent).
+fn parent_of(pid: i32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Waits for the helper and records the exit code.
