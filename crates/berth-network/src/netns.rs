@@ -134,10 +134,14 @@ fn configure(host: &mut Netlink, ifaces: &[Interface], new_ns: bool) -> Result<(
 /// deletes both.
 pub fn remove_interfaces(host_names: &[String]) -> Result<(), Error> {
     let mut host = Netlink::open()?;
+    // Every one is tried: one that cannot go must not keep the others.
+    let mut first_error = None;
     for n in host_names {
-        host.delete_veth_named(n)?;
+        if let Err(e) = host.delete_veth_named(n) {
+            first_error.get_or_insert(e);
+        }
     }
-    Ok(())
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Releases a container's namespace once its processes are gone: the pin goes now, and the kernel destroys the

@@ -135,7 +135,9 @@ fn after_early_filter((uid, gid): (u32, u32)) -> Vec<(i64, [u64; 6])> {
         libc::SYS_rt_sigaction,
         libc::SYS_rt_sigprocmask,
         libc::SYS_execve,
+        libc::SYS_read,
         libc::SYS_write,
+        libc::SYS_close,
         libc::SYS_exit_group,
     ] {
         calls.push((nr, [0; 6]));
@@ -243,14 +245,6 @@ impl Prepared {
     pub fn exec(&self, wait_start: impl FnOnce() -> Result<()>) -> Error {
         match self.finalize(wait_start) {
             Ok(program) => {
-                // After the user switch, which would clear it. Best effort: a second line only (see
-                // `kill_on_parent_death`), not worth failing a start for (a custom seccomp profile may deny prctl).
-                if self.kill_on_parent_death {
-                    let _ = sys::kill_on_parent_death();
-                }
-                // Last, just before execve: nothing of the shim's signal state (an ignored SIGHUP or SIGPIPE, a
-                // blocked SIGCHLD) may reach the program.
-                sys::reset_signals();
                 let errno = sys::execve(&program, &self.args, &self.env);
                 let prog = self.args[0].to_string_lossy();
                 match errno {
@@ -324,6 +318,14 @@ impl Prepared {
         let program = self.resolve_program();
         wait_start()?;
         let program = program?;
+        // After the user switch, which would clear it. Best effort: a second line only (see `kill_on_parent_death`),
+        // not worth failing a start for.
+        if self.kill_on_parent_death {
+            let _ = sys::kill_on_parent_death();
+        }
+        // Just before execve, and before a late filter (whose profile need not allow `rt_sigaction`): nothing of the
+        // shim's signal state (an ignored SIGHUP or SIGPIPE, a blocked SIGCHLD) may reach the program.
+        sys::reset_signals();
         if self.no_new_privs && !self.filter_early {
             sys::set_no_new_privs()?;
             if let Some(f) = &self.filter {

@@ -104,12 +104,17 @@ impl JsonLog {
             log.broken = file.read_exact_at(&mut last, log.size - 1).is_err() || last[0] != b'\n';
         }
         log.file = Some(file);
-        // A compression that a previous shim did not finish (it died, or the disk was full).
-        let first = numbered(path, 1, false);
-        if log.compresses() && first.exists() {
-            log.start_compression(first);
-        }
         Ok(log)
+    }
+
+    /// Finishes, in the background, a compression that a previous shim left undone (it died, or the disk was full).
+    /// Called once the container exists: the thread it starts must not be running when the shim clones the
+    /// container's init (a fork of a multi-threaded process may inherit a lock that no thread will release).
+    pub fn resume_compression(&mut self) {
+        let first = numbered(&self.path, 1, false);
+        if !self.policy.disabled && self.compresses() && first.exists() {
+            self.start_compression(first);
+        }
     }
 
     fn max_files(&self) -> u32 {
@@ -212,8 +217,10 @@ impl JsonLog {
             Err(e) => {
                 if !self.failing {
                     self.failing = true;
-                    // The shim's stderr is berthd's log: said once per failing spell, not once per line.
-                    eprintln!(
+                    // The shim's stderr is the log of the berthd that started it (gone, perhaps, after a restart:
+                    // never `eprintln!`, which panics when stderr cannot be written). Once per failing spell.
+                    let _ = writeln!(
+                        std::io::stderr(),
                         "berth-shim: writing the container's log: {e}; its output is dropped until it can be written"
                     );
                 }

@@ -12,6 +12,7 @@ mod exec;
 mod log;
 mod monitor;
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -33,7 +34,8 @@ fn main() {
         _ => usage(),
     };
     if let Err(e) = result {
-        eprintln!("berth-shim: {e:#}");
+        // Not `eprintln!`: it panics when stderr (berthd's log, maybe gone) cannot be written.
+        let _ = writeln!(std::io::stderr(), "berth-shim: {e:#}");
         std::process::exit(1);
     }
 }

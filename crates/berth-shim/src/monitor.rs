@@ -149,7 +149,7 @@ impl Monitor {
         }
         berth_runtime::save_spec(&bundle, &spec)?;
 
-        let log = JsonLog::open(&cfg.log_path, cfg.log.clone())
+        let mut log = JsonLog::open(&cfg.log_path, cfg.log.clone())
             .with_context(|| format!("open log {}", cfg.log_path.display()))?;
         let runtime = berth_runtime::by_name(&cfg.runtime, &cfg.runtime_root);
         // Without a terminal: pipes, kept by the shim's ends. With one: the runtime creates it inside the container
@@ -180,6 +180,8 @@ impl Monitor {
             e
         })?;
         let pid = created.pid();
+        // Threads only from here on: the init is cloned.
+        log.resume_compression();
         let finish_setup = || -> Result<_> {
             let (outputs, stdin, pty_master) = match pipes {
                 Some((outputs, stdin)) => (outputs, stdin, None),

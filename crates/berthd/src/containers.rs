@@ -939,14 +939,22 @@ fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
 fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
     tokio::spawn(async move {
         let bundle = bundle_dir(&d, &c.id);
+        let mut tries = 0u32;
         let exit = loop {
             match shim_request(&bundle, &Request::Wait).await {
                 Ok(Response::Exited(e)) => break Some(e),
                 // No answer: the exit file tells if the shim recorded one (it writes it before it goes).
                 _ => match read_exit(&d, &c.id) {
                     Some(e) => break Some(e),
-                    // The shim is still there (it dropped this connection): ask again, a second later.
-                    None if shim_alive(&bundle) => tokio::time::sleep(Duration::from_secs(1)).await,
+                    // The shim is still there (it dropped this connection): ask again, a second later; one that
+                    // keeps refusing is said once and asked every ten seconds from then on.
+                    None if shim_pid(&bundle).is_some() => {
+                        tries += 1;
+                        if tries == 30 {
+                            tracing::warn!("the shim of {} keeps dropping its connection; still watching", &c.id[..12]);
+                        }
+                        tokio::time::sleep(Duration::from_secs(if tries < 30 { 1 } else { 10 })).await;
+                    }
                     None => break None,
                 },
             }
@@ -983,30 +991,40 @@ fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
     });
 }
 
-/// Whether the shim of `bundle` is running: its PID file names a live `berth-shim` of this bundle (not a process that
+/// The PID of the shim of `bundle`, while its PID file names a live `berth-shim` of this bundle (not a process that
 /// reused the number).
-fn shim_alive(bundle: &Path) -> bool {
+pub(crate) fn shim_pid(bundle: &Path) -> Option<i32> {
     use std::os::unix::ffi::OsStrExt;
-    let Some(pid) =
-        std::fs::read_to_string(bundle.join(shim::SHIM_PID_FILE)).ok().and_then(|p| p.trim().parse::<i32>().ok())
-    else {
-        return false;
-    };
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    cmdline.split(|b| *b == 0).any(|arg| arg == bundle.as_os_str().as_bytes())
+    let pid = std::fs::read_to_string(bundle.join(shim::SHIM_PID_FILE)).ok()?.trim().parse::<i32>().ok()?;
+    if pid <= 1 {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    cmdline.split(|b| *b == 0).any(|arg| arg == bundle.as_os_str().as_bytes()).then_some(pid)
 }
 
-/// Ends what is left of a container whose shim is gone without recording an exit: every process in its cgroup
-/// (`berth/<id>`, whatever the runtime) is killed and waited for, up to ten seconds, and the runtime's resources are
-/// released, so that neither an untracked copy keeps running nor a restart starts a second one beside it.
+/// Ends what is left of a container whose shim is gone without recording an exit, so that neither an untracked copy
+/// keeps running nor a restart starts a second one beside it.
 async fn kill_orphaned(d: &Daemon, c: &Container) {
     let (id, runtime, state_root, bundle) =
         (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"), bundle_dir(d, &c.id));
     let _ = tokio::task::spawn_blocking(move || {
-        let Ok(cg) = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")) else { return };
+        end_leftovers(&id, &runtime, &state_root, &bundle);
+        tracing::info!("container {}: its shim died; its processes were killed", &id[..12]);
+    })
+    .await;
+}
+
+/// Ends whatever of a container runs or is held outside its shim (one that died, a start or removal cut short):
+/// every process in its cgroup (`berth/<id>`, whatever the runtime; thawed if frozen) is killed and waited for, up to
+/// ten seconds; then the runtime's resources are released (an external runtime's state) and the cgroup removed.
+/// Safe to run again, and for a container that has none of them. Blocking.
+pub(crate) fn end_leftovers(id: &str, runtime: &str, state_root: &Path, bundle: &Path) {
+    let cgroup = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")).ok();
+    if let Some(cg) = &cgroup {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            // (Thawed too, if paused.) A fork racing with the kill is caught by the next round.
+            // A fork racing with the kill is caught by the next round.
             let _ = cg.kill_all();
             match cg.procs() {
                 Ok(p) if p.is_empty() => break,
@@ -1018,13 +1036,15 @@ async fn kill_orphaned(d: &Daemon, c: &Container) {
                 Ok(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-        tracing::info!("container {}: its shim died; its processes were killed", &id[..12]);
-        if let Err(e) = berth_runtime::by_name(&runtime, &state_root).delete(&id, &bundle) {
-            tracing::debug!("release the runtime's resources of {}: {e}", &id[..12]);
+    }
+    if let Err(e) = berth_runtime::by_name(runtime, state_root).delete(id, bundle) {
+        tracing::debug!("release the runtime's resources of {}: {e}", &id[..12]);
+    }
+    if let Some(cg) = &cgroup {
+        if let Err(e) = cg.destroy() {
+            tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
         }
-        let _ = cg.destroy();
-    })
-    .await;
+    }
 }
 
 /// Records an exit; applies `--rm` and the restart policy.
@@ -1243,7 +1263,15 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         // An earlier call removed it (its caller held this object before it left the table).
         return Ok(());
     }
-    c.update(|r| r.state.status = Status::Removing);
+    let rec = c.update(|r| r.state.status = Status::Removing);
+    // On disk it is `Dead` from here on: should berthd stop half-way (a crash, a full disk), the container comes back
+    // as one that cannot start and that `rm` finishes removing, never as a stopped container with half a writable
+    // layer. Best effort: on a full disk this write may fail, and the removal goes on to free the space.
+    let mut dead = rec;
+    dead.state.status = Status::Dead;
+    if let Err(e) = persist(d, c, &dead).await {
+        tracing::debug!("mark {} dead on disk: {e}", &c.id[..12]);
+    }
     // The writable layer goes first: on a full disk it is what frees the space the store needs to delete the record.
     // A failure from here on leaves the container listed as `Dead` (it cannot start again) and `rm` can be retried.
     if let Err(e) = release_files(d, c).await {
@@ -1278,17 +1306,8 @@ async fn release_files(d: &Daemon, c: &Container) -> Result<(), Error> {
     let (id, runtime, state_root) = (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"));
     blocking(move || {
         // The shim releases the runtime's resources when its container ends; this catches what a shim that died
-        // (or was killed) could not (a cgroup, an external runtime's state). Safe to do twice.
-        if let Err(e) = berth_runtime::by_name(&runtime, &state_root).delete(&id, &dirs[1]) {
-            tracing::debug!("release the runtime's resources of {}: {e}", &id[..12]);
-        }
-        // Whatever the runtime, the container's cgroup is `berth/<id>` (the spec says so).
-        if let Ok(cg) = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")) {
-            let _ = cg.kill_all();
-            if let Err(e) = cg.destroy() {
-                tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
-            }
-        }
+        // (or was killed) could not.
+        end_leftovers(&id, &runtime, &state_root, &dirs[1]);
         berth_store::fault::point("rm.after-cgroup");
         for dir in dirs {
             match std::fs::remove_dir_all(&dir) {

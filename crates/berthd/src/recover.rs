@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_runtime::shim;
 
 use crate::containers::{Record, Status};
 use crate::daemon::Daemon;
@@ -119,35 +118,16 @@ fn container_entries(root: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// SIGKILLs the shim whose PID its bundle records, if that process is still this bundle's shim (its command line
-/// names the bundle: a reused PID is left alone). True when one was killed.
+/// SIGKILLs the shim whose PID its bundle records, if that process is still this bundle's shim (a reused PID is left
+/// alone). True when one was killed.
 fn kill_shim(bundle: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(bundle.join(shim::SHIM_PID_FILE)) else { return false };
-    let Ok(pid) = text.trim().parse::<i32>() else { return false };
-    if pid <= 1 {
-        return false;
-    }
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    let want = bundle.display().to_string();
-    if !cmdline.split(|b| *b == 0).any(|arg| arg == want.as_bytes()) {
-        return false;
-    }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
+    crate::containers::shim_pid(bundle)
+        .is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok())
 }
 
-/// Kills what is left in a container's cgroup and releases the runtime's resources (the cgroup `berth/<id>`, an
-/// external runtime's state). Safe for a container that has none of them.
+/// Ends what is left of a container (its cgroup's processes, the runtime's resources, the cgroup `berth/<id>`).
 fn release_runtime(d: &Daemon, id: &str, bundle: &Path, runtime: &str) {
-    let state_root = d.config.exec_root.join("runtime");
-    if let Err(e) = berth_runtime::by_name(runtime, &state_root).delete(id, bundle) {
-        tracing::debug!("recovery: release the runtime's resources of {}: {e}", &id[..12]);
-    }
-    if let Ok(cg) = berth_runtime::cgroups::Cgroup::open(&format!("berth/{id}")) {
-        let _ = cg.kill_all();
-        if let Err(e) = cg.destroy() {
-            tracing::warn!("recovery: remove the cgroup of {}: {e}", &id[..12]);
-        }
-    }
+    crate::containers::end_leftovers(id, runtime, &d.config.exec_root.join("runtime"), bundle);
 }
 
 /// Volume directories without a record: a `volume create` or `volume rm` cut short. One with anything mounted below
