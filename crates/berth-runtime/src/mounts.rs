@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{AT_FDCWD, OFlag, openat, readlinkat};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat, mknod};
+use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
@@ -478,8 +478,13 @@ fn default_devices() -> Vec<(&'static str, u64, u64)> {
     ]
 }
 
+/// Makes a device node at `path` inside the root, by descriptor: the parent directory is resolved as mount targets
+/// are ([`Root::open_target`]: a symlink swapped into a shared volume cannot redirect it), the node is made with
+/// `mknodat` below that descriptor and then opened (`O_PATH | O_NOFOLLOW`, checked to be the device just made), and its
+/// mode and owner are set on that descriptor, never by path.
+#[allow(clippy::too_many_arguments)]
 fn make_device(
-    rootfs: &Path,
+    root: &Root,
     path: &Path,
     kind: SFlag,
     major: u64,
@@ -488,24 +493,30 @@ fn make_device(
     uid: u32,
     gid: u32,
 ) -> Result<()> {
-    let dest = secure_join(rootfs, path)?;
-    if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(Error::io(format!("mkdir {}", parent.display())))?;
+    let shown = path.display();
+    let name = path.file_name().ok_or_else(|| Error::Start(format!("device {shown}: not a file path")))?;
+    let parent = root.open_target(path.parent().unwrap_or(Path::new("/")), Create::Dir)?;
+    let _ = nix::unistd::unlinkat(&parent.fd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::sys::stat::mknodat(&parent.fd, name, kind, Mode::from_bits_truncate(mode), makedev(major, minor))
+        .map_err(Error::sys(format!("mknod {shown}")))?;
+    let node = openat(&parent.fd, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(Error::sys(format!("open {shown}")))?;
+    let st = fstat(&node).map_err(Error::sys(format!("stat {shown}")))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != kind || st.st_rdev != makedev(major, minor) {
+        return Err(Error::Start(format!("device {shown} was replaced while it was made")));
     }
-    let _ = std::fs::remove_file(&dest);
-    mknod(&dest, kind, Mode::from_bits_truncate(mode), makedev(major, minor))
-        .map_err(Error::sys(format!("mknod {}", dest.display())))?;
-    // mknod is subject to the umask: set the mode exactly.
-    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(mode))
-        .map_err(Error::io(format!("chmod {}", dest.display())))?;
-    nix::unistd::chown(&dest, Some(uid.into()), Some(gid.into()))
-        .map_err(Error::sys(format!("chown {}", dest.display())))
+    // mknod is subject to the umask: set the mode exactly, on the node the descriptor holds (`/proc/self/fd/N` of an
+    // O_PATH descriptor names that inode; chmod does not follow it anywhere else).
+    std::fs::set_permissions(proc_fd(&node), std::fs::Permissions::from_mode(mode))
+        .map_err(Error::io(format!("chmod {shown}")))?;
+    nix::unistd::fchownat(&node, "", Some(uid.into()), Some(gid.into()), nix::fcntl::AtFlags::AT_EMPTY_PATH)
+        .map_err(Error::sys(format!("chown {shown}")))
 }
 
-fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
+fn create_devices(root: &Root, devices: &[LinuxDevice]) -> Result<()> {
     for (path, major, minor) in default_devices() {
         if !devices.iter().any(|d| d.path() == Path::new(path)) {
-            make_device(rootfs, Path::new(path), SFlag::S_IFCHR, major, minor, 0o666, 0, 0)?;
+            make_device(root, Path::new(path), SFlag::S_IFCHR, major, minor, 0o666, 0, 0)?;
         }
     }
     for d in devices {
@@ -515,7 +526,7 @@ fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
             _ => SFlag::S_IFCHR,
         };
         make_device(
-            rootfs,
+            root,
             d.path(),
             kind,
             d.major() as u64,
@@ -525,22 +536,21 @@ fn create_devices(rootfs: &Path, devices: &[LinuxDevice]) -> Result<()> {
             d.gid().unwrap_or(0),
         )?;
     }
-    let dev = rootfs.join("dev");
-    for (link, target) in [
+    // The links too, below the descriptor of the container's /dev.
+    let dev = root.open_target(Path::new("/dev"), Create::Dir)?;
+    let mut links = vec![
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
         ("ptmx", "pts/ptmx"),
-    ] {
-        let p = dev.join(link);
-        let _ = std::fs::remove_file(&p);
-        std::os::unix::fs::symlink(target, &p).map_err(Error::io(format!("symlink {}", p.display())))?;
-    }
+    ];
     if Path::new("/proc/kcore").exists() {
-        let p = dev.join("core");
-        let _ = std::fs::remove_file(&p);
-        std::os::unix::fs::symlink("/proc/kcore", &p).map_err(Error::io(format!("symlink {}", p.display())))?;
+        links.push(("core", "/proc/kcore"));
+    }
+    for (link, target) in links {
+        let _ = nix::unistd::unlinkat(&dev.fd, link, nix::unistd::UnlinkatFlags::NoRemoveDir);
+        nix::unistd::symlinkat(target, &dev.fd, link).map_err(Error::sys(format!("symlink /dev/{link}")))?;
     }
     Ok(())
 }
@@ -596,10 +606,10 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) 
         }
         mount_one(&root, m, cgroup_v2)?;
     }
-    drop(root);
     if dev_is_tmpfs {
-        create_devices(rootfs, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
+        create_devices(&root, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;
     }
+    drop(root);
     // pivot_root(".", ".") then detaching the old root (stacked on top) avoids needing a put_old directory.
     nix::unistd::chdir(rootfs).map_err(Error::sys(format!("chdir {}", rootfs.display())))?;
     sys::pivot_root(".", ".")?;
