@@ -494,7 +494,8 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     list(&mut host, "Dns", &svc.dns);
     list(&mut host, "DnsSearch", &svc.dns_search);
     list(&mut host, "DnsOptions", &svc.dns_opt);
-    let (security_opt, unconfined_paths) = security_opts(project, &svc.security_opt)?;
+    let (security_opt, unconfined_paths) =
+        berth_api::security_opt::resolve(&svc.security_opt, &project.working_dir).map_err(Error::Project)?;
     list(&mut host, "SecurityOpt", &security_opt);
     if unconfined_paths {
         host.insert("MaskedPaths".into(), json!([]));
@@ -658,31 +659,6 @@ fn file_mounts(project: &Project, svc: &Service) -> Result<Vec<Value>> {
         }
     }
     Ok(out)
-}
-
-/// `security_opt` as Compose sends it: `seccomp:FILE` (relative to the project directory) becomes the file's
-/// compact JSON, and `systempaths=unconfined` turns into empty masked and read-only path lists (returned as `true`).
-fn security_opts(project: &Project, opts: &[String]) -> Result<(Vec<String>, bool)> {
-    let mut out = Vec::new();
-    let mut unconfined_paths = false;
-    for opt in opts {
-        if opt == "systempaths=unconfined" {
-            unconfined_paths = true;
-            continue;
-        }
-        let (key, value) = opt.split_once('=').or_else(|| opt.split_once(':')).unwrap_or((opt, ""));
-        if key == "seccomp" && !matches!(value, "unconfined" | "builtin" | "") {
-            let path = project.working_dir.join(value);
-            let text = std::fs::read(&path)
-                .map_err(|e| Error::Project(format!("opening seccomp profile ({value}) failed: {e}")))?;
-            let json: Value = serde_json::from_slice(&text)
-                .map_err(|e| Error::Project(format!("compacting json for seccomp profile ({value}) failed: {e}")))?;
-            out.push(format!("seccomp={json}"));
-        } else {
-            out.push(opt.clone());
-        }
-    }
-    Ok((out, unconfined_paths))
 }
 
 fn volumes_from(project: &Project, svc: &Service) -> Vec<String> {

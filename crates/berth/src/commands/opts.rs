@@ -152,33 +152,6 @@ pub fn sysctl(s: &str) -> Result<(String, String)> {
         .ok_or_else(|| anyhow!("invalid argument \"{s}\" for \"--sysctl\" flag: sysctl '{s}' is not allowed"))
 }
 
-/// `--security-opt` as the docker CLI sends it: `seccomp=FILE` becomes `seccomp=<the file's compact JSON>`
-/// (`unconfined` and `builtin` are names, not files), and `systempaths=unconfined` is not sent but turns into empty
-/// `MaskedPaths` and `ReadonlyPaths` (returned as `true`).
-pub fn security_opts(opts: &[String]) -> Result<(Vec<String>, bool)> {
-    let mut out = Vec::new();
-    let mut unconfined_paths = false;
-    for opt in opts {
-        if opt == "systempaths=unconfined" {
-            unconfined_paths = true;
-            continue;
-        }
-        let (key, value) = opt.split_once('=').or_else(|| opt.split_once(':')).unwrap_or((opt, ""));
-        if value.is_empty() && key != "no-new-privileges" {
-            bail!("invalid --security-opt: {opt:?}");
-        }
-        if key == "seccomp" && !matches!(value, "unconfined" | "builtin") {
-            let text = std::fs::read(value).map_err(|e| anyhow!("opening seccomp profile ({value}) failed: {e}"))?;
-            let json: Value = serde_json::from_slice(&text)
-                .map_err(|e| anyhow!("compacting json for seccomp profile ({value}) failed: {e}"))?;
-            out.push(format!("seccomp={json}"));
-        } else {
-            out.push(opt.clone());
-        }
-    }
-    Ok((out, unconfined_paths))
-}
-
 /// Published ports (`-p [ip:][hostPort:]containerPort[/proto]`, ranges too) and `--expose`: the exposed-port set
 /// and the port bindings of the create request.
 pub fn ports(publish: &[String], expose: &[String]) -> Result<(Vec<String>, PortMap)> {

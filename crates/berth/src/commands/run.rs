@@ -477,7 +477,8 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         let (dir, options) = opts::tmpfs(t)?;
         tmpfs.insert(dir, options);
     }
-    let (security_opt, unconfined_paths) = opts::security_opts(&o.security_opt)?;
+    let (security_opt, unconfined_paths) =
+        berth_api::security_opt::resolve(&o.security_opt, std::path::Path::new(".")).map_err(anyhow::Error::msg)?;
     let mut sysctls = HashMap::new();
     for s in &o.sysctl {
         let (k, v) = opts::sysctl(s)?;
