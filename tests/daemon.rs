@@ -5,37 +5,22 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_integration::*;
 
 /// Runs another berthd on the given roots. It is expected to refuse at once; one that starts serving instead is
 /// ended (by its PID) after 10 s, and its output returned with its status, so the assertions tell what went wrong.
-fn other_berthd(data: &Path, exec: &Path, host: &str, extra: &[&str]) -> Output {
-    let mut child = Command::new(bin("berthd"))
-        .arg("--host")
-        .arg(host)
-        .arg("--data-root")
-        .arg(data)
-        .arg("--exec-root")
-        .arg(exec)
-        .args(extra)
-        .env("RUST_BACKTRACE", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if child.try_wait().unwrap().is_none() {
-        let _ =
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
-    }
-    child.wait_with_output().unwrap()
+/// A second berthd on these roots: whether it refused (exited with an error; one still running after ten seconds did
+/// not), and its stderr.
+fn other_berthd(data: &Path, exec: &Path, host: &str, extra: &[&str]) -> (bool, String) {
+    let mut args: Vec<std::ffi::OsString> = vec!["--host".into(), host.into(), "--data-root".into()];
+    args.extend([data.as_os_str().into(), "--exec-root".into(), exec.as_os_str().into()]);
+    args.extend(extra.iter().map(Into::into));
+    // A refusal comes before anything else berthd does; ten seconds is far more than that takes.
+    let (status, err) = berthd_refusing(args, 10);
+    (status.is_some_and(|s| !s.success()), err)
 }
 
 /// The Linux bridge of the daemon's default network (`bb<tag>`; its firewall table is `berth_<tag>`).
@@ -83,15 +68,13 @@ fn a_second_daemon_on_the_same_roots_refuses_and_the_first_keeps_working() {
     assert_eq!(std::fs::read_to_string(run.join("berthd.lock")).unwrap(), format!("{pid}\n"));
 
     // The same data root and the same socket (what used to take the socket over): refused, naming the PID and root.
-    let o = other_berthd(&data, &d.dir.join("run2"), &d.host(), &[]);
-    assert!(!o.status.success(), "a second berthd on {} started", data.display());
-    let e = stderr(&o);
+    let (refused, e) = other_berthd(&data, &d.dir.join("run2"), &d.host(), &[]);
+    assert!(refused, "a second berthd on {} started", data.display());
     assert!(e.contains(&format!("another berthd (PID {pid}) is running on the data root {}", data.display())), "{e}");
     // Only the exec root shared.
     let sock2 = d.dir.join("other.sock");
-    let o = other_berthd(&d.dir.join("data2"), &run, &format!("unix://{}", sock2.display()), &[]);
-    assert!(!o.status.success(), "a second berthd on the exec root {} started", run.display());
-    let e = stderr(&o);
+    let (refused, e) = other_berthd(&d.dir.join("data2"), &run, &format!("unix://{}", sock2.display()), &[]);
+    assert!(refused, "a second berthd on the exec root {} started", run.display());
     assert!(e.contains(&format!("another berthd (PID {pid}) is running on the exec root {}", run.display())), "{e}");
     assert!(!sock2.exists(), "the refused daemon made its socket");
     // The store of the refused daemon's data root was never opened.
@@ -101,9 +84,9 @@ fn a_second_daemon_on_the_same_roots_refuses_and_the_first_keeps_working() {
     let bridge = default_bridge(&d);
     let table = format!("berth_{}", bridge.trim_start_matches("bb"));
     let rules_before = nft_table(&table);
-    let o = other_berthd(&data, &run, &d.host(), &["--remove-networking"]);
-    assert!(!o.status.success(), "--remove-networking ran under a live daemon");
-    assert!(stderr(&o).contains(&format!("another berthd (PID {pid})")), "{}", stderr(&o));
+    let (refused, e) = other_berthd(&data, &run, &d.host(), &["--remove-networking"]);
+    assert!(refused, "--remove-networking ran under a live daemon");
+    assert!(e.contains(&format!("another berthd (PID {pid})")), "{e}");
     assert!(link_exists(&bridge), "the bridge {bridge} is gone");
     assert_eq!(nft_table(&table), rules_before, "the firewall table changed");
     assert!(mounts_under(&run).contains(&run.join("netns").display().to_string()));
@@ -431,13 +414,13 @@ fn the_socket_belongs_to_the_group() {
     assert_eq!((meta.uid(), meta.gid()), (0, group.gid.as_raw()));
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
     // A group that does not exist is an error, not a silently root-only socket.
-    let o = other_berthd(
+    let (refused, e) = other_berthd(
         &d.dir.join("data-x"),
         &d.dir.join("run-x"),
         &format!("unix://{}", d.dir.join("x.sock").display()),
         &["--group", "no-such-group-here"],
     );
-    assert!(!o.status.success());
-    assert!(stderr(&o).contains("--group \"no-such-group-here\": no such group"), "{}", stderr(&o));
+    assert!(refused, "a berthd with an unknown --group started");
+    assert!(e.contains("--group \"no-such-group-here\": no such group"), "{e}");
     assert!(!d.dir.join("x.sock").exists());
 }

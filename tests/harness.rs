@@ -512,3 +512,35 @@ impl Drop for LocalRegistry {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Runs a berthd that is expected to refuse to start (a bad flag or configuration, a root another daemon holds):
+/// waits up to `secs` seconds for it to exit; returns its exit status (`None`: it was still running then, and has
+/// been stopped by its PID) and its stderr.
+pub fn berthd_refusing<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    secs: u64,
+) -> (Option<std::process::ExitStatus>, String) {
+    let mut child = Command::new(bin("berthd"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status, err)
+}

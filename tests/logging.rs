@@ -373,37 +373,17 @@ fn berthd_with_config(name: &str, config: Option<&str>, extra: &[&str]) -> (Opti
     if let Some(c) = config {
         std::fs::write(&file, c).unwrap();
     }
-    let mut child = Command::new(bin("berthd"))
-        .arg("--config-file")
-        .arg(&file)
-        .arg("--data-root")
-        .arg(dir.join("data"))
-        .arg("--exec-root")
-        .arg(dir.join("run"))
-        .arg("--host")
-        .arg(format!("unix://{}", dir.join("s.sock").display()))
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut args: Vec<std::ffi::OsString> = vec!["--config-file".into(), file.into_os_string()];
+    args.extend(["--data-root".into(), dir.join("data").into_os_string(), "--exec-root".into()]);
+    args.extend([dir.join("run").into_os_string(), "--host".into()]);
+    args.push(format!("unix://{}", dir.join("s.sock").display()).into());
+    args.extend(extra.iter().map(Into::into));
     // A bad file stops berthd before it does anything; ten seconds is far more than that takes.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-            panic!("berthd kept running with the configuration {config:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let (status, err) = berthd_refusing(args, 10);
+    let Some(status) = status else {
+        let _ = std::fs::remove_dir_all(&dir);
+        panic!("berthd kept running with the configuration {config:?}");
     };
-    let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(!dir.join("data").exists(), "berthd created its data root before refusing its configuration");
     let _ = std::fs::remove_dir_all(&dir);
     (status.code(), err.replace(&format!("{}/", dir.display()), "DIR/"))

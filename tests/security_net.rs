@@ -8,9 +8,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use berth_integration::*;
 
@@ -215,34 +214,17 @@ fn berthd_bridge_flag_never_takes_or_deletes_a_foreign_interface() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (data, run) = (dir.join("data"), dir.join("run"));
-    let mut child = Command::new(bin("berthd"))
-        .arg("--host")
-        .arg(format!("unix://{}", dir.join("s.sock").display()))
-        .arg("--data-root")
-        .arg(&data)
-        .arg("--exec-root")
-        .arg(&run)
-        .args(["--bip", "10.127.254.1/24", "--bridge", &iface.0])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut args: Vec<std::ffi::OsString> = vec!["--host".into()];
+    args.push(format!("unix://{}", dir.join("s.sock").display()).into());
+    args.extend([
+        "--data-root".into(),
+        data.clone().into_os_string(),
+        "--exec-root".into(),
+        run.clone().into_os_string(),
+    ]);
+    args.extend(["--bip", "10.127.254.1/24", "--bridge", &iface.0].map(Into::into));
     // It refuses while loading its networks, long before 20 s.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let (status, err) = berthd_refusing(args, 20);
     remove_networking(&data, &run, &["--bridge", &iface.0]);
     for m in mounts_under(&dir).iter().rev() {
         let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);

@@ -40,8 +40,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-secopt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("p.json"), "{\n  \"defaultAction\": \"SCMP_ACT_ALLOW\"\n}\n").expect("write");
-        let opts: Vec<String> =
-            ["seccomp=p.json", "no-new-privileges", "systempaths=unconfined", "seccomp:unconfined"].map(String::from).into();
+        let opts: Vec<String> = ["seccomp=p.json", "no-new-privileges", "systempaths=unconfined", "seccomp:unconfined"]
+            .map(String::from)
+            .into();
         let (out, unconfined) = resolve(&opts, &dir).expect("resolve");
         assert_eq!(out, ["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\"}", "no-new-privileges", "seccomp:unconfined"]);
         assert!(unconfined);

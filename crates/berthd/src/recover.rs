@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-
 use crate::containers::{Record, Status};
 use crate::daemon::Daemon;
 
@@ -121,8 +120,9 @@ fn container_entries(root: &Path) -> Vec<(String, PathBuf)> {
 /// SIGKILLs the shim whose PID its bundle records, if that process is still this bundle's shim (a reused PID is left
 /// alone). True when one was killed.
 fn kill_shim(bundle: &Path) -> bool {
-    crate::containers::shim_pid(bundle)
-        .is_some_and(|pid| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok())
+    crate::containers::shim_pid(bundle).is_some_and(|pid| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
+    })
 }
 
 /// Ends what is left of a container (its cgroup's processes, the runtime's resources, the cgroup `berth/<id>`).
