@@ -219,7 +219,7 @@ pub async fn start(
         // anything else, and is not dumpable meanwhile). A second line: what it reports is its own child (or, for an
         // external runtime, an orphan re-parented to it as subreaper), unless that has already exited and been
         // reaped (the helper reaps it right after reporting).
-        Ok(Response::Created { pid }) if pid > 0 && parent_of(pid).is_none_or(|p| Some(p) == helper) => {
+        Ok(Response::Created { pid }) if pid > 0 && reported_pid_plausible(pid, helper, &inst.container_id) => {
             inst.lock().pid = i64::from(pid);
         }
         Ok(Response::Error { message }) => {
@@ -268,6 +268,26 @@ pub async fn start(
         Io::Pipes { stdin: child.stdin.take(), stdout, stderr }
     };
     Ok((io, child))
+}
+
+/// Whether an exec's reported PID can be its process: the helper's own child (or, for an external runtime, an orphan
+/// re-parented to it as subreaper), or gone already (the helper reaps it right after reporting), or — should the
+/// parent read differently (a PID recycled on a host with a small `pid_max`) — a process of the container's cgroup.
+/// Only the helper holds the report pipe; this is a second line, and must never fail a genuine exec.
+fn reported_pid_plausible(pid: i32, helper: Option<u32>, container: &str) -> bool {
+    match parent_of(pid) {
+        None => true,
+        Some(p) if Some(p) == helper => true,
+        Some(p) => {
+            let member = berth_runtime::cgroups::Cgroup::open(&format!("berth/{container}"))
+                .and_then(|cg| cg.procs())
+                .is_ok_and(|procs| procs.contains(&pid));
+            if !member {
+                tracing::warn!("exec helper {helper:?} reported PID {pid}, whose parent is {p}, outside the container");
+            }
+            member
+        }
+    }
 }
 
 /// The parent PID of process `pid`, from `/proc/<pid>/stat` (after the command, which may hold spaces and parentheses:
