@@ -396,7 +396,7 @@ async fn bring_up(n: &Networks, rec: &NetworkRecord, want: BridgeUse) -> Result<
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
     }
     if !rec.is_default() {
-        n.dns.listen(&rec.id, gw, rec.internal).map_err(net_error)?;
+        n.dns.listen(&rec.id, gw, &rec.bridge).map_err(net_error)?;
     }
     Ok(())
 }
