@@ -245,13 +245,7 @@ async fn serve_tcp(listener: TcpListener, network: String, table: Arc<RwLock<Tab
 }
 
 /// Answers one query (wire format in, wire format out) that reached the server of `network`.
-async fn respond(
-    table: &RwLock<Table>,
-    network: &str,
-    peer: SocketAddr,
-    query: &[u8],
-    tcp: bool,
-) -> Option<Vec<u8>> {
+async fn respond(table: &RwLock<Table>, network: &str, peer: SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
     let packet = Packet::parse(query).ok()?;
     let q = packet.questions.first()?;
     let client = match peer.ip() {

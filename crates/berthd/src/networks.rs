@@ -294,6 +294,7 @@ impl Networks {
                     subnet: n.rec.subnet?,
                     gateway: n.rec.gateway?,
                     internal: n.rec.internal,
+                    dns: !n.rec.is_default(),
                     masquerade: n.rec.opt_bool("com.docker.network.bridge.enable_ip_masquerade", true),
                 })
             })
