@@ -377,15 +377,15 @@ mod tests {
     }
 
     fn table() -> Table {
-        let mut t = Table::default();
-        t.entries = vec![
-            entry("n1", "web", [10, 1, 0, 2], &["web", "abcdef123456", "frontend"]),
-            entry("n1", "db", [10, 1, 0, 3], &["db"]),
-            entry("n2", "db", [10, 2, 0, 2], &["db", "database"]),
-            entry("n2", "other", [10, 2, 0, 3], &["other"]),
-        ];
-        t.entries.push(entry("n3", "sealed", [10, 3, 0, 2], &["sealed"]));
-        t
+        Table {
+            entries: vec![
+                entry("n1", "web", [10, 1, 0, 2], &["web", "abcdef123456", "frontend"]),
+                entry("n1", "db", [10, 1, 0, 3], &["db"]),
+                entry("n2", "db", [10, 2, 0, 2], &["db", "database"]),
+                entry("n2", "other", [10, 2, 0, 3], &["other"]),
+                entry("n3", "sealed", [10, 3, 0, 2], &["sealed"]),
+            ],
+        }
     }
 
     const A_Q: QTYPE = QTYPE::TYPE(TYPE::A);
