@@ -1,7 +1,11 @@
 //! The embedded DNS server of user-defined networks. It listens on each such network's gateway address (UDP and TCP
-//! port 53; containers get it as their `nameserver`), answers for the names of the containers that share a network
-//! with the asker — container name, short ID, aliases — and relays every other query to the host's resolvers (or
-//! the container's `--dns` servers).
+//! port 53; containers get it as their `nameserver`), with its sockets bound to that network's bridge
+//! (`SO_BINDTODEVICE`): the kernel delivers them only what arrived on that bridge, so neither a container of another
+//! network (its packets arrive on its own bridge) nor a host process (its packets arrive on `lo`) reaches them.
+//! A query is answered only when its source is a container's address on that very network; then it sees the names of
+//! the containers that share a network with the asker — container name, short ID, aliases, `name.network` — and
+//! every other query is relayed to the container's `--dns` servers (or berthd's, or the host's resolvers). Anything
+//! else gets REFUSED: no names, no relay.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -39,8 +43,6 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Table {
     entries: Vec<Entry>,
-    /// Gateway address → (network ID, internal), for queries from addresses that are not containers.
-    gateways: HashMap<Ipv4Addr, (String, bool)>,
 }
 
 /// What a lookup found.
@@ -52,26 +54,23 @@ enum Answer {
     Forward(Vec<Ipv4Addr>),
     /// Not a container name, and the asker has no way out (internal networks only).
     Unknown,
+    /// The asker is not a container on the network whose server it reached: nothing is answered or relayed.
+    Refused,
 }
 
 impl Table {
-    /// The networks a query may see (those of the container asking, else the one whose gateway it reached), where
-    /// other queries go, and whether they may go anywhere.
-    fn scope(&self, server: Ipv4Addr, client: Ipv4Addr) -> (Vec<&str>, Vec<Ipv4Addr>, bool) {
-        let asker: Vec<&Entry> = self.entries.iter().filter(|e| e.ip == client).collect();
-        if let Some(first) = asker.first() {
-            let mine: Vec<&Entry> = self.entries.iter().filter(|e| e.container == first.container).collect();
-            let out = mine.iter().any(|e| !e.internal);
-            return (mine.iter().map(|e| e.network.as_str()).collect(), first.upstream.clone(), out);
-        }
-        match self.gateways.get(&server) {
-            Some((n, internal)) => (vec![n.as_str()], Vec::new(), !internal),
-            None => (Vec::new(), Vec::new(), true),
-        }
+    /// The container asking: the one whose address on `network` (the network whose server the query reached,
+    /// through that network's bridge) is `client`. Then the networks it may see (all it is on), where its other
+    /// queries go, and whether they may go anywhere. `None`: not a container of that network.
+    fn scope(&self, network: &str, client: Ipv4Addr) -> Option<(Vec<&str>, Vec<Ipv4Addr>, bool)> {
+        let asker = self.entries.iter().find(|e| e.ip == client && e.network == network)?;
+        let mine: Vec<&Entry> = self.entries.iter().filter(|e| e.container == asker.container).collect();
+        let out = mine.iter().any(|e| !e.internal);
+        Some((mine.iter().map(|e| e.network.as_str()).collect(), asker.upstream.clone(), out))
     }
 
-    fn lookup(&self, server: Ipv4Addr, client: Ipv4Addr, qname: &str, qtype: QTYPE) -> Answer {
-        let (nets, upstream, out) = self.scope(server, client);
+    fn lookup(&self, network: &str, client: Ipv4Addr, qname: &str, qtype: QTYPE) -> Answer {
+        let Some((nets, upstream, out)) = self.scope(network, client) else { return Answer::Refused };
         let forward = |upstream: Vec<Ipv4Addr>| if out { Answer::Forward(upstream) } else { Answer::Unknown };
         let name = qname.trim_end_matches('.').to_ascii_lowercase();
         if let Some(ip) = reverse_name(&name) {
@@ -130,30 +129,25 @@ impl Dns {
         }
     }
 
-    /// Serves network `network` on `gateway:53` (UDP and TCP). Must run inside a tokio runtime.
-    pub fn listen(&self, network: &str, gateway: Ipv4Addr, internal: bool) -> Result<(), Error> {
-        if let Ok(mut t) = self.table.write() {
-            t.gateways.insert(gateway, (network.to_string(), internal));
-        }
+    /// Serves network `network` on `gateway:53` (UDP and TCP) to what arrives on its bridge `bridge` only. Must
+    /// run inside a tokio runtime.
+    pub fn listen(&self, network: &str, gateway: Ipv4Addr, bridge: &str) -> Result<(), Error> {
         let mut ls = self.listeners.lock().map_err(|_| Error::Netlink("dns lock poisoned".into()))?;
         if ls.contains_key(&gateway) {
             return Ok(());
         }
         let addr = SocketAddr::V4(SocketAddrV4::new(gateway, 53));
-        let udp = bind_udp(addr)?;
-        let tcp = bind_tcp(addr)?;
+        let udp = bind_udp(addr, bridge)?;
+        let tcp = bind_tcp(addr, bridge)?;
         let (t1, t2) = (self.table.clone(), self.table.clone());
-        let u = tokio::spawn(serve_udp(udp, gateway, t1));
-        let t = tokio::spawn(serve_tcp(tcp, gateway, t2));
+        let u = tokio::spawn(serve_udp(udp, network.to_string(), t1));
+        let t = tokio::spawn(serve_tcp(tcp, network.to_string(), t2));
         ls.insert(gateway, vec![u, t]);
         Ok(())
     }
 
     /// Stops serving a gateway (its network was removed).
     pub fn stop(&self, gateway: Ipv4Addr) {
-        if let Ok(mut t) = self.table.write() {
-            t.gateways.remove(&gateway);
-        }
         if let Ok(mut ls) = self.listeners.lock()
             && let Some(tasks) = ls.remove(&gateway)
         {
@@ -164,10 +158,13 @@ impl Dns {
     }
 }
 
-fn sock2(addr: SocketAddr, ty: socket2::Type) -> Result<socket2::Socket, Error> {
+fn sock2(addr: SocketAddr, bridge: &str, ty: socket2::Type) -> Result<socket2::Socket, Error> {
     let s = socket2::Socket::new(socket2::Domain::IPV4, ty, None)
         .map_err(|e| Error::Os(format!("dns socket {addr}"), e))?;
     s.set_reuse_address(true).map_err(|e| Error::Os("SO_REUSEADDR".into(), e))?;
+    // Only what arrives on the network's own bridge: not other bridges' containers, not the host (`lo`).
+    s.bind_device(Some(bridge.as_bytes()))
+        .map_err(|e| Error::Os(format!("bind the DNS server of {addr} to {bridge} (SO_BINDTODEVICE)"), e))?;
     // The gateway address may still be on its way onto the bridge.
     s.set_freebind_v4(true).map_err(|e| Error::Os("IP_FREEBIND".into(), e))?;
     s.set_nonblocking(true).map_err(|e| Error::Os("O_NONBLOCK".into(), e))?;
@@ -175,13 +172,13 @@ fn sock2(addr: SocketAddr, ty: socket2::Type) -> Result<socket2::Socket, Error> 
     Ok(s)
 }
 
-fn bind_udp(addr: SocketAddr) -> Result<UdpSocket, Error> {
-    let s = sock2(addr, socket2::Type::DGRAM)?;
+fn bind_udp(addr: SocketAddr, bridge: &str) -> Result<UdpSocket, Error> {
+    let s = sock2(addr, bridge, socket2::Type::DGRAM)?;
     UdpSocket::from_std(s.into()).map_err(|e| Error::Os("dns udp".into(), e))
 }
 
-fn bind_tcp(addr: SocketAddr) -> Result<TcpListener, Error> {
-    let s = sock2(addr, socket2::Type::STREAM)?;
+fn bind_tcp(addr: SocketAddr, bridge: &str) -> Result<TcpListener, Error> {
+    let s = sock2(addr, bridge, socket2::Type::STREAM)?;
     s.listen(128).map_err(|e| Error::Os(format!("listen on {addr}"), e))?;
     TcpListener::from_std(s.into()).map_err(|e| Error::Os("dns tcp".into(), e))
 }
@@ -192,7 +189,7 @@ const IN_FLIGHT: usize = 256;
 /// A TCP client that sends nothing for this long is disconnected.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
-async fn serve_udp(sock: UdpSocket, server: Ipv4Addr, table: Arc<RwLock<Table>>) {
+async fn serve_udp(sock: UdpSocket, network: String, table: Arc<RwLock<Table>>) {
     let sock = Arc::new(sock);
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let mut buf = vec![0u8; 4096];
@@ -206,9 +203,9 @@ async fn serve_udp(sock: UdpSocket, server: Ipv4Addr, table: Arc<RwLock<Table>>)
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
         let query = buf[..n].to_vec();
-        let (sock, table) = (sock.clone(), table.clone());
+        let (sock, table, network) = (sock.clone(), table.clone(), network.clone());
         tokio::spawn(async move {
-            if let Some(reply) = respond(&table, server, peer, &query, false).await {
+            if let Some(reply) = respond(&table, &network, peer, &query, false).await {
                 let _ = sock.send_to(&reply, peer).await;
             }
             drop(slot);
@@ -216,7 +213,7 @@ async fn serve_udp(sock: UdpSocket, server: Ipv4Addr, table: Arc<RwLock<Table>>)
     }
 }
 
-async fn serve_tcp(listener: TcpListener, server: Ipv4Addr, table: Arc<RwLock<Table>>) {
+async fn serve_tcp(listener: TcpListener, network: String, table: Arc<RwLock<Table>>) {
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     loop {
         let (mut conn, peer) = match listener.accept().await {
@@ -228,7 +225,7 @@ async fn serve_tcp(listener: TcpListener, server: Ipv4Addr, table: Arc<RwLock<Ta
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
-        let table = table.clone();
+        let (table, network) = (table.clone(), network.clone());
         tokio::spawn(async move {
             let _slot = slot;
             loop {
@@ -237,7 +234,7 @@ async fn serve_tcp(listener: TcpListener, server: Ipv4Addr, table: Arc<RwLock<Ta
                 if !matches!(tokio::time::timeout(TCP_IDLE, conn.read_exact(&mut query)).await, Ok(Ok(_))) {
                     return;
                 }
-                let Some(reply) = respond(&table, server, peer, &query, true).await else { return };
+                let Some(reply) = respond(&table, &network, peer, &query, true).await else { return };
                 let Ok(rlen) = u16::try_from(reply.len()) else { return };
                 if conn.write_u16(rlen).await.is_err() || conn.write_all(&reply).await.is_err() {
                     return;
@@ -247,14 +244,8 @@ async fn serve_tcp(listener: TcpListener, server: Ipv4Addr, table: Arc<RwLock<Ta
     }
 }
 
-/// Answers one query (wire format in, wire format out).
-async fn respond(
-    table: &RwLock<Table>,
-    server: Ipv4Addr,
-    peer: SocketAddr,
-    query: &[u8],
-    tcp: bool,
-) -> Option<Vec<u8>> {
+/// Answers one query (wire format in, wire format out) that reached the server of `network`.
+async fn respond(table: &RwLock<Table>, network: &str, peer: SocketAddr, query: &[u8], tcp: bool) -> Option<Vec<u8>> {
     let packet = Packet::parse(query).ok()?;
     let q = packet.questions.first()?;
     let client = match peer.ip() {
@@ -263,7 +254,7 @@ async fn respond(
     };
     let answer = {
         let t = table.read().ok()?;
-        t.lookup(server, client, &q.qname.to_string(), q.qtype)
+        t.lookup(network, client, &q.qname.to_string(), q.qtype)
     };
     let mut reply = Packet::new_reply(packet.id());
     reply.set_flags(PacketFlag::RECURSION_AVAILABLE);
@@ -288,6 +279,9 @@ async fn respond(
         }
         Answer::Unknown => {
             *reply.rcode_mut() = RCODE::NameError;
+        }
+        Answer::Refused => {
+            *reply.rcode_mut() = RCODE::Refused;
         }
         Answer::Forward(upstream) => {
             let servers = if upstream.is_empty() { host_resolvers() } else { upstream };
@@ -383,18 +377,15 @@ mod tests {
     }
 
     fn table() -> Table {
-        let mut t = Table::default();
-        t.entries = vec![
-            entry("n1", "web", [10, 1, 0, 2], &["web", "abcdef123456", "frontend"]),
-            entry("n1", "db", [10, 1, 0, 3], &["db"]),
-            entry("n2", "db", [10, 2, 0, 2], &["db", "database"]),
-            entry("n2", "other", [10, 2, 0, 3], &["other"]),
-        ];
-        t.entries.push(entry("n3", "sealed", [10, 3, 0, 2], &["sealed"]));
-        t.gateways.insert([10, 1, 0, 1].into(), ("n1".into(), false));
-        t.gateways.insert([10, 2, 0, 1].into(), ("n2".into(), false));
-        t.gateways.insert([10, 3, 0, 1].into(), ("n3".into(), true));
-        t
+        Table {
+            entries: vec![
+                entry("n1", "web", [10, 1, 0, 2], &["web", "abcdef123456", "frontend"]),
+                entry("n1", "db", [10, 1, 0, 3], &["db"]),
+                entry("n2", "db", [10, 2, 0, 2], &["db", "database"]),
+                entry("n2", "other", [10, 2, 0, 3], &["other"]),
+                entry("n3", "sealed", [10, 3, 0, 2], &["sealed"]),
+            ],
+        }
     }
 
     const A_Q: QTYPE = QTYPE::TYPE(TYPE::A);
@@ -402,41 +393,54 @@ mod tests {
     #[test]
     fn names_resolve_within_shared_networks_only() {
         let t = table();
-        let gw1: Ipv4Addr = [10, 1, 0, 1].into();
         let web: Ipv4Addr = [10, 1, 0, 2].into();
-        assert_eq!(t.lookup(gw1, web, "db.", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
-        assert_eq!(t.lookup(gw1, web, "FRONTEND", A_Q), Answer::Addresses(vec![web]));
-        assert_eq!(t.lookup(gw1, web, "abcdef123456", A_Q), Answer::Addresses(vec![web]));
-        assert_eq!(t.lookup(gw1, web, "db.n1-name", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
+        assert_eq!(t.lookup("n1", web, "db.", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
+        assert_eq!(t.lookup("n1", web, "FRONTEND", A_Q), Answer::Addresses(vec![web]));
+        assert_eq!(t.lookup("n1", web, "abcdef123456", A_Q), Answer::Addresses(vec![web]));
+        assert_eq!(t.lookup("n1", web, "db.n1-name", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
         // `other` is on n2 only: web must not see it.
-        assert_eq!(t.lookup(gw1, web, "other", A_Q), Answer::Forward(vec![]));
+        assert_eq!(t.lookup("n1", web, "other", A_Q), Answer::Forward(vec![]));
         // db is on both networks and sees both.
         let db: Ipv4Addr = [10, 1, 0, 3].into();
-        assert_eq!(t.lookup(gw1, db, "other", A_Q), Answer::Addresses(vec![[10, 2, 0, 3].into()]));
-        assert_eq!(t.lookup(gw1, db, "database", A_Q), Answer::Addresses(vec![[10, 2, 0, 2].into()]));
+        assert_eq!(t.lookup("n1", db, "other", A_Q), Answer::Addresses(vec![[10, 2, 0, 3].into()]));
+        assert_eq!(t.lookup("n1", db, "database", A_Q), Answer::Addresses(vec![[10, 2, 0, 2].into()]));
+        // And through its other network's server, from its address there.
+        assert_eq!(t.lookup("n2", [10, 2, 0, 2].into(), "web", A_Q), Answer::Addresses(vec![web]));
         // Known names have no AAAA records.
-        assert_eq!(t.lookup(gw1, web, "db", QTYPE::TYPE(TYPE::AAAA)), Answer::Addresses(vec![]));
-        // The host asking through a gateway sees that network.
-        assert_eq!(t.lookup(gw1, Ipv4Addr::LOCALHOST, "web", A_Q), Answer::Addresses(vec![web]));
+        assert_eq!(t.lookup("n1", web, "db", QTYPE::TYPE(TYPE::AAAA)), Answer::Addresses(vec![]));
+    }
+
+    #[test]
+    fn only_containers_of_the_servers_network_are_answered() {
+        let t = table();
+        let web: Ipv4Addr = [10, 1, 0, 2].into();
+        // Not the host (loopback, a gateway), not an address of no container: no names, no relay.
+        for client in [Ipv4Addr::LOCALHOST, [10, 1, 0, 1].into(), [10, 9, 0, 2].into()] {
+            assert_eq!(t.lookup("n1", client, "web", A_Q), Answer::Refused, "{client}");
+            assert_eq!(t.lookup("n1", client, "example.org", A_Q), Answer::Refused, "{client}");
+        }
+        // A container asking the server of a network it is not on, even with its own address (its packets would
+        // arrive on another bridge).
+        assert_eq!(t.lookup("n2", web, "other", A_Q), Answer::Refused);
+        assert_eq!(t.lookup("n2", web, "example.org", A_Q), Answer::Refused);
+        assert_eq!(t.lookup("n1", [10, 2, 0, 3].into(), "web", A_Q), Answer::Refused);
     }
 
     #[test]
     fn internal_networks_get_no_outside_answers() {
         let t = table();
         let sealed: Ipv4Addr = [10, 3, 0, 2].into();
-        let gw3: Ipv4Addr = [10, 3, 0, 1].into();
-        assert_eq!(t.lookup(gw3, sealed, "example.org", A_Q), Answer::Unknown);
-        assert_eq!(t.lookup(gw3, sealed, "sealed", A_Q), Answer::Addresses(vec![sealed]));
-        assert_eq!(t.lookup(gw3, Ipv4Addr::LOCALHOST, "example.org", A_Q), Answer::Unknown);
+        assert_eq!(t.lookup("n3", sealed, "example.org", A_Q), Answer::Unknown);
+        assert_eq!(t.lookup("n3", sealed, "sealed", A_Q), Answer::Addresses(vec![sealed]));
+        assert_eq!(t.lookup("n3", Ipv4Addr::LOCALHOST, "example.org", A_Q), Answer::Refused);
     }
 
     #[test]
     fn reverse_lookups() {
         let t = table();
-        let gw1: Ipv4Addr = [10, 1, 0, 1].into();
         let web: Ipv4Addr = [10, 1, 0, 2].into();
-        assert_eq!(t.lookup(gw1, web, "3.0.1.10.in-addr.arpa.", QTYPE::TYPE(TYPE::PTR)), Answer::Name("db".into()));
-        assert_eq!(t.lookup(gw1, web, "3.0.2.10.in-addr.arpa", QTYPE::TYPE(TYPE::PTR)), Answer::Forward(vec![]));
+        assert_eq!(t.lookup("n1", web, "3.0.1.10.in-addr.arpa.", QTYPE::TYPE(TYPE::PTR)), Answer::Name("db".into()));
+        assert_eq!(t.lookup("n1", web, "3.0.2.10.in-addr.arpa", QTYPE::TYPE(TYPE::PTR)), Answer::Forward(vec![]));
     }
 
     #[test]
@@ -462,12 +466,18 @@ mod tests {
         ));
         let wire = q.build_bytes_vec().expect("wire");
         let peer = SocketAddr::V4(SocketAddrV4::new([10, 1, 0, 2].into(), 5353));
-        let r = respond(&table, [10, 1, 0, 1].into(), peer, &wire, false).await.expect("reply");
+        let r = respond(&table, "n1", peer, &wire, false).await.expect("reply");
         let p = Packet::parse(&r).expect("parse");
         assert_eq!(p.id(), 7);
         assert_eq!(p.answers.len(), 1);
         assert!(
             matches!(p.answers[0].rdata, RData::A(A { address }) if address == u32::from(Ipv4Addr::new(10, 1, 0, 3)))
         );
+        // The host gets REFUSED, with no answer.
+        let host = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 5353));
+        let r = respond(&table, "n1", host, &wire, false).await.expect("reply");
+        let p = Packet::parse(&r).expect("parse");
+        assert_eq!(p.rcode(), RCODE::Refused);
+        assert!(p.answers.is_empty());
     }
 }

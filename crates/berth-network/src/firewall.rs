@@ -18,6 +18,9 @@ pub struct NetRule {
     /// Where the embedded DNS server listens: never taken by a wildcard published port 53.
     pub gateway: Ipv4Addr,
     pub internal: bool,
+    /// The embedded DNS server serves this network (user-defined networks): its gateway's port 53 is dropped for
+    /// packets from the other bridges.
+    pub dns: bool,
     /// Masquerade traffic leaving through other interfaces (`com.docker.network.bridge.enable_ip_masquerade`).
     pub masquerade: bool,
 }
@@ -223,7 +226,15 @@ pub fn render_nft(table: &str, r: &Rules) -> String {
         s += &format!("\tset gateways {{\n\t\ttype ipv4_addr\n\t\telements = {{ {} }}\n\t}}\n", gws.join(", "));
         // `route_localnet` is on for the bridges (for 127.0.0.1 published ports): a container must still not reach
         // the host's loopback services by sending to 127.0.0.0/8 itself.
-        s += "\tchain raw {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tiifname @bridges ip daddr 127.0.0.0/8 drop\n\t}\n";
+        s += "\tchain raw {\n\t\ttype filter hook prerouting priority raw; policy accept;\n\t\tiifname @bridges ip daddr 127.0.0.0/8 drop\n";
+        // A network's DNS server is for its own bridge only (its sockets are bound to it as well).
+        for n in r.networks.iter().filter(|n| n.dns) {
+            s += &format!(
+                "\t\tiifname @bridges iifname != \"{}\" ip daddr {} meta l4proto {{ tcp, udp }} th dport 53 drop\n",
+                n.bridge, n.gateway
+            );
+        }
+        s += "\t}\n";
     }
     s += "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tfib daddr type local jump ports\n\t}\n";
     s += "\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n\t\tfib daddr type local jump ports\n\t}\n";
@@ -352,6 +363,16 @@ fn render_iptables(c: &IptChains, r: &Rules) -> String {
     for n in &r.networks {
         s += &format!("-A {} -i {} -d 127.0.0.0/8 -j DROP\n", c.raw, n.bridge);
     }
+    for n in r.networks.iter().filter(|n| n.dns) {
+        for other in r.networks.iter().filter(|o| o.bridge != n.bridge) {
+            for proto in ["udp", "tcp"] {
+                s += &format!(
+                    "-A {} -i {} -d {}/32 -p {proto} -m {proto} --dport 53 -j DROP\n",
+                    c.raw, other.bridge, n.gateway
+                );
+            }
+        }
+    }
     s += &format!("COMMIT\n*nat\n:{} - [0:0]\n:{} - [0:0]\n", c.ports, c.post);
     for n in &r.networks {
         for proto in ["udp", "tcp"] {
@@ -412,6 +433,7 @@ mod tests {
                     subnet: Subnet::parse("172.18.0.0/16", true).expect("subnet"),
                     gateway: Ipv4Addr::new(172, 18, 0, 1),
                     internal: false,
+                    dns: false,
                     masquerade: true,
                 },
                 NetRule {
@@ -419,6 +441,7 @@ mod tests {
                     subnet: Subnet::parse("10.5.0.0/24", true).expect("subnet"),
                     gateway: Ipv4Addr::new(10, 5, 0, 1),
                     internal: true,
+                    dns: true,
                     masquerade: true,
                 },
             ],
@@ -443,6 +466,11 @@ mod tests {
         assert!(s.contains("iifname \"br-1234\" oifname != \"br-1234\" drop"));
         assert!(s.contains("iifname \"berth0\" oifname != \"berth0\" oifname @bridges drop"));
         assert!(s.contains("elements = { \"berth0\", \"br-1234\" }"));
+        // The user network's DNS port is dropped from other bridges; the default bridge's gateway has no server.
+        assert!(s.contains(
+            "iifname @bridges iifname != \"br-1234\" ip daddr 10.5.0.1 meta l4proto { tcp, udp } th dport 53 drop"
+        ));
+        assert!(!s.contains("ip daddr 172.18.0.1 meta l4proto"));
     }
 
     #[test]
@@ -453,6 +481,9 @@ mod tests {
             "-A BERTH-PORTS -d 127.0.0.1/32 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80"
         ));
         assert!(s.contains("-A BERTH-FORWARD -i berth0 -o br-1234 -j DROP"));
+        assert!(s.contains("-A BERTH-RAW -i berth0 -d 10.5.0.1/32 -p udp -m udp --dport 53 -j DROP"));
+        assert!(s.contains("-A BERTH-RAW -i berth0 -d 10.5.0.1/32 -p tcp -m tcp --dport 53 -j DROP"));
+        assert!(!s.contains("-d 172.18.0.1/32 -p udp -m udp --dport 53 -j DROP"));
         assert_eq!(s.matches("COMMIT").count(), 3);
     }
 
@@ -481,6 +512,7 @@ mod nft_check {
                 subnet: Subnet::parse("172.18.0.0/16", true).expect("subnet"),
                 gateway: Ipv4Addr::new(172, 18, 0, 1),
                 internal: false,
+                dns: true,
                 masquerade: true,
             }],
             ports: vec![PortRule {

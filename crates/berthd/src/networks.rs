@@ -294,6 +294,7 @@ impl Networks {
                     subnet: n.rec.subnet?,
                     gateway: n.rec.gateway?,
                     internal: n.rec.internal,
+                    dns: !n.rec.is_default(),
                     masquerade: n.rec.opt_bool("com.docker.network.bridge.enable_ip_masquerade", true),
                 })
             })
@@ -396,7 +397,7 @@ async fn bring_up(n: &Networks, rec: &NetworkRecord, want: BridgeUse) -> Result<
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
     }
     if !rec.is_default() {
-        n.dns.listen(&rec.id, gw, rec.internal).map_err(net_error)?;
+        n.dns.listen(&rec.id, gw, &rec.bridge).map_err(net_error)?;
     }
     Ok(())
 }
