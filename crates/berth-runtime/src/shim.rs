@@ -34,6 +34,26 @@ pub struct RootfsLayers {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// With `berthd --userns-remap`: the layers are mounted idmapped, so that what is owned by `n` on disk appears
+    /// owned by the host ID `n` maps to (the container's root is `uid`:`gid` on the host); the upper directory holds
+    /// host IDs.
+    #[serde(default)]
+    pub idmap: Option<IdMap>,
+}
+
+/// A container's ID range on the host: container IDs `0..size` are host IDs `uid..uid+size` (`gid..gid+size`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdMap {
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+impl IdMap {
+    /// The `uid_map` and `gid_map` lines of this range.
+    pub fn maps(&self) -> (String, String) {
+        (format!("0 {} {}\n", self.uid, self.size), format!("0 {} {}\n", self.gid, self.size))
+    }
 }
 
 /// What the shim needs besides the OCI spec.

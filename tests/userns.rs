@@ -1,0 +1,165 @@
+//! `berthd --userns-remap`: container root is a subordinate ID of the host. A private daemon remaps to a user this
+//! test creates (with its own range in /etc/subuid and /etc/subgid, removed again on drop).
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use berth_integration::*;
+
+/// A user with a subordinate ID range of 65536, and the files' previous contents to put back.
+struct RemapUser {
+    name: String,
+    start: u32,
+    saved: Vec<(&'static str, Option<String>)>,
+}
+
+impl RemapUser {
+    fn create() -> RemapUser {
+        let name = format!("bun{}", std::process::id() % 100000);
+        let out = Command::new("useradd")
+            .args(["--system", "--user-group", "--no-create-home", "--shell", "/bin/false", &name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "useradd: {}", String::from_utf8_lossy(&out.stderr));
+        let mut saved = Vec::new();
+        let mut start = 300_000u32;
+        for f in ["/etc/subuid", "/etc/subgid"] {
+            let old = std::fs::read_to_string(f).ok();
+            for l in old.iter().flat_map(|t| t.lines()) {
+                let v: Vec<&str> = l.split(':').collect();
+                if let [_, s, c] = v[..] {
+                    if let (Ok(s), Ok(c)) = (s.parse::<u32>(), c.parse::<u32>()) {
+                        start = start.max(s + c);
+                    }
+                }
+            }
+            saved.push((f, old));
+        }
+        let mut u = RemapUser { name, start, saved };
+        for (f, old) in &u.saved {
+            let mut text = old.clone().unwrap_or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&format!("{}:{}:65536\n", u.name, u.start));
+            std::fs::write(f, text).unwrap();
+        }
+        u.saved.shrink_to_fit();
+        u
+    }
+}
+
+impl Drop for RemapUser {
+    fn drop(&mut self) {
+        for (f, old) in &self.saved {
+            match old {
+                Some(t) => {
+                    let _ = std::fs::write(f, t);
+                }
+                None => {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+        }
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// `Uid:` of /proc/<pid>/status: real, effective, saved, file system.
+fn host_uids(pid: &str) -> Vec<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = s.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().skip(1).map(|u| u.parse().unwrap()).collect()
+}
+
+#[test]
+fn remapped_root_is_not_host_root() {
+    if !can_run() {
+        return;
+    }
+    if !Path::new("/usr/sbin/useradd").exists() {
+        eprintln!("SKIPPED: no useradd to create the remapped user");
+        return;
+    }
+    let user = RemapUser::create();
+    let start = user.start;
+    let d = Berthd::start_with(&["--userns-remap", &user.name]);
+    d.busybox();
+
+    // Root inside, the range in uid_map.
+    let out = d.ok(&["run", "--rm", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map /proc/self/gid_map"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["0"], "{out}");
+    assert_eq!(lines[1], ["0", &start.to_string(), "65536"], "{out}");
+    assert_eq!(lines[2], ["0", &start.to_string(), "65536"], "{out}");
+
+    // Image files are root's inside (idmapped layers), and writable by container root (the upper layer too).
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c '%u:%g' /bin/busybox /etc/passwd / && echo x > /etc/new && stat -c '%u:%g' /etc/new",
+    ]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0:0"; 4], "{out}");
+
+    // A root-only host file bound in: unreadable by remapped root, readable with --userns host.
+    let secret = d.dir.join("secret");
+    std::fs::write(&secret, "top secret\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bind = format!("{}:/secret", secret.display());
+    let out = d.berth(&["run", "--rm", "-v", &bind, "busybox", "cat", "/secret"]);
+    assert!(!out.status.success(), "remapped root read a root-only host file: {}", stdout(&out));
+    assert!(
+        stderr(&out).contains("Permission denied") || stdout(&out).contains("Permission denied"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(d.ok(&["run", "--rm", "--userns", "host", "-v", &bind, "busybox", "cat", "/secret"]), "top secret\n");
+
+    // --privileged needs --userns host.
+    let out = d.berth(&["run", "--rm", "--privileged", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("privileged mode is incompatible with user namespaces"), "{}", stderr(&out));
+    d.ok(&["run", "--rm", "--privileged", "--userns", "host", "busybox", "true"]);
+
+    // A named volume written by container root holds the subordinate ID on the host.
+    d.ok(&["run", "--rm", "-v", "unsvol:/data", "busybox", "sh", "-c", "echo hi > /data/f && mkdir /data/d"]);
+    let data = d.dir.join("data/volumes/unsvol/_data");
+    for p in [data.clone(), data.join("f"), data.join("d")] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid()), (start, start), "{}", p.display());
+    }
+    // Copied up from the image: shifted, so root's inside.
+    let out = d.ok(&["run", "--rm", "-v", "unsetc:/etc", "busybox", "stat", "-c", "%u", "/etc/passwd"]);
+    assert_eq!(out.trim(), "0");
+    assert_eq!(std::fs::metadata(d.dir.join("data/volumes/unsetc/_data/passwd")).unwrap().uid(), start);
+
+    // A running container: its processes run as the subordinate ID on the host; exec joins its user namespace.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "300"]).trim().to_string();
+    let pid = d.inspect(&id, "{{.State.Pid}}");
+    assert_eq!(host_uids(&pid), [start; 4]);
+    let out = d.ok(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map; ls /proc/1/root >/dev/null && echo ok"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines, [vec!["0"], vec!["0", &start.to_string(), "65536"], vec!["ok"]], "{out}");
+    // /proc, /sys, /dev and the network work inside.
+    // (/sys is the container's network namespace's: no host interface in it.)
+    let out =
+        d.ok(&["exec", &id, "sh", "-c", "ls /sys/class/net; echo > /dev/null && ip addr show eth0 | grep -c 'inet '"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo", "1"], "{out}");
+    // Logs and cp.
+    d.ok(&["exec", &id, "sh", "-c", "echo from-exec > /tmp/f"]);
+    let host_copy = d.dir.join("copied");
+    d.ok(&["cp", &format!("{id}:/tmp/f"), host_copy.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&host_copy).unwrap(), "from-exec\n");
+    d.ok(&["rm", "-f", &id]);
+    let id = d.ok(&["run", "-d", "busybox", "sh", "-c", "echo logged; id -u"]).trim().to_string();
+    assert_eq!(d.ok(&["wait", &id]).trim(), "0");
+    assert_eq!(d.ok(&["logs", &id]), "logged\n0\n");
+    d.ok(&["rm", "-f", &id]);
+    drop(d);
+    drop(user);
+}
