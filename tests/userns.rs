@@ -155,7 +155,27 @@ fn remapped_root_is_not_host_root() {
     let host_copy = d.dir.join("copied");
     d.ok(&["cp", &format!("{id}:/tmp/f"), host_copy.to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(&host_copy).unwrap(), "from-exec\n");
+    // cp in: owned by container root inside, by the subordinate ID on the host.
+    let host_file = d.dir.join("to-copy");
+    std::fs::write(&host_file, "in\n").unwrap();
+    d.ok(&["cp", host_file.to_str().unwrap(), &format!("{id}:/tmp/in")]);
+    assert_eq!(d.ok(&["exec", &id, "stat", "-c", "%u:%g", "/tmp/in"]).trim(), "0:0");
+    // export: the container's IDs in the archive, never the host's.
+    let tar = d.dir.join("export.tar");
+    d.ok(&["export", "-o", tar.to_str().unwrap(), &id]);
+    let listing = Command::new("tar").args(["--numeric-owner", "-tvf"]).arg(&tar).output().unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+    assert!(listing.contains(" 0/0 ") && listing.contains("tmp/in"), "{listing}");
+    assert!(!listing.contains(&start.to_string()), "host IDs in the export: {listing}");
     d.ok(&["rm", "-f", &id]);
+
+    // A build's RUN runs remapped; its layer holds the container's IDs.
+    let out =
+        d.berth_input(&["build", "-q", "-t", "remapbuilt", "-"], b"FROM busybox\nRUN touch /made && id -u > /who\n");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.ok(&["run", "--rm", "--userns", "host", "remapbuilt", "sh", "-c", "stat -c %u:%g /made; cat /who"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0:0", "0"], "{out}");
+
     let id = d.ok(&["run", "-d", "busybox", "sh", "-c", "echo logged; id -u"]).trim().to_string();
     assert_eq!(d.ok(&["wait", &id]).trim(), "0");
     assert_eq!(d.ok(&["logs", &id]), "logged\n0\n");

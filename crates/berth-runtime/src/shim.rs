@@ -50,6 +50,18 @@ pub struct IdMap {
 }
 
 impl IdMap {
+    /// The host IDs of container IDs (IDs outside the range are kept).
+    pub fn to_host(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let shift = |id: u32, base: u32| if id < self.size { base.saturating_add(id) } else { id };
+        (shift(uid, self.uid), shift(gid, self.gid))
+    }
+
+    /// The container IDs of host IDs of the range (others are kept).
+    pub fn to_container(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let back = |id: u32, base: u32| if id >= base && id - base < self.size { id - base } else { id };
+        (back(uid, self.uid), back(gid, self.gid))
+    }
+
     /// The `uid_map` and `gid_map` lines of this range.
     pub fn maps(&self) -> (String, String) {
         (format!("0 {} {}\n", self.uid, self.size), format!("0 {} {}\n", self.gid, self.size))

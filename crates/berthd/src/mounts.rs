@@ -434,17 +434,8 @@ async fn copy_up(d: &Arc<Daemon>, points: &[MountPoint], lower_dirs: &[std::path
     let lower = lower_dirs.to_vec();
     let tmp = d.config.exec_root.join("tmp");
     let remap = d.config.userns_remap;
-    blocking(move || {
-        crate::archive::copy_image_content(&tmp, &lower, &jobs)?;
-        if let Some(m) = remap {
-            // The image's owners are container IDs: on the host, a volume holds the remapped ones.
-            for (_, data, _) in &jobs {
-                crate::userns::shift_owners(data, m)?;
-            }
-        }
-        Ok(())
-    })
-    .await
+    // The image's owners are container IDs: on the host, a volume holds the remapped ones.
+    blocking(move || crate::archive::copy_image_content(&tmp, &lower, &jobs, remap)).await
 }
 
 /// The OCI mounts of a container's mount points (bind mounts of host paths, tmpfs mounts), in mounting order: a

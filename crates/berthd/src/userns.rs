@@ -142,20 +142,18 @@ pub fn own_root_dir(dir: &Path, remap: IdMap) -> Result<(), Error> {
     Ok(())
 }
 
-/// Maps the owners of a tree just copied from an image (container IDs below `remap.size`) to the host IDs of the
-/// range; symlinks are not followed, IDs already outside `0..size` are left alone.
-pub fn shift_owners(dir: &Path, remap: IdMap) -> Result<(), Error> {
+/// Changes the owners of every entry of a tree (symlinks not followed) by `map`, keeping setuid/setgid bits.
+pub fn chown_tree(dir: &Path, map: impl Fn(u32, u32) -> (u32, u32)) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
     let io = |p: &Path, e: std::io::Error| Error::Internal(format!("chown {}: {e}", p.display()));
     let mut stack = vec![dir.to_path_buf()];
     while let Some(p) = stack.pop() {
         let meta = std::fs::symlink_metadata(&p).map_err(|e| io(&p, e))?;
-        let shift = |id: u32, base: u32| (id < remap.size).then(|| base + id);
-        let (uid, gid) = (shift(meta.uid(), remap.uid), shift(meta.gid(), remap.gid));
-        if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::lchown(&p, uid, gid).map_err(|e| io(&p, e))?;
+        let (uid, gid) = map(meta.uid(), meta.gid());
+        if (uid, gid) != (meta.uid(), meta.gid()) {
+            std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| io(&p, e))?;
             if meta.mode() & 0o6000 != 0 && !meta.file_type().is_symlink() {
-                // chown clears setuid/setgid bits: put them back.
+                // chown clears setuid and setgid bits: put them back.
                 std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(meta.mode() & 0o7777))
                     .map_err(|e| io(&p, e))?;
             }

@@ -801,10 +801,11 @@ async fn finish_layer_step(
     key: String,
     created_by: String,
     upper: PathBuf,
+    unshift: Option<berth_runtime::shim::IdMap>,
 ) -> Result<(), Error> {
     let store = cx.d.store.clone();
     let parent = st.chains.last().cloned();
-    let layer = blocking(move || fs::commit(&store, &upper, parent.as_ref())).await?;
+    let layer = blocking(move || fs::commit(&store, &upper, parent.as_ref(), unshift)).await?;
     let created = now();
     match layer {
         Some(l) => {
@@ -1006,7 +1007,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
                 src: dirs.src.clone(),
             };
             blocking(move || fs::ensure_dir(lower, &dirs2, p2, user)).await?;
-            finish_layer_step(cx, st, key, created_by, dirs.upper).await
+            finish_layer_step(cx, st, key, created_by, dirs.upper, None).await
         }
         Command::Run { cmd, mounts, network, security, heredocs } => {
             if security.as_deref().is_some_and(|s| s != "sandbox") {
@@ -1233,7 +1234,8 @@ async fn run_step(
                 Ok(())
             })
             .await;
-            finish_layer_step(cx, st, key, created_by, upper).await
+            // A RUN container is remapped with the daemon (`--userns-remap`): its upper directory holds host IDs.
+            finish_layer_step(cx, st, key, created_by, upper, cx.d.config.userns_remap).await
         }
         Ok(code) => Err(bad(format!("{at}: The command '{}' returned a non-zero code: {code}", argv.join(" ")))),
         Err(e) => Err(e),
@@ -1425,7 +1427,7 @@ async fn copy_step(
     let upper = dirs.upper.clone();
     let at2 = at.to_string();
     blocking(move || fs::copy(lower, &dirs, job).map_err(|e| bad(format!("{at2}: {e}")))).await?;
-    finish_layer_step(cx, st, key, created_by, upper).await
+    finish_layer_step(cx, st, key, created_by, upper, None).await
 }
 
 /// `ADD <url>`: fetches an `http://` or `https://` URL (TLS verified against the system's CAs and `certs_dir`, as
