@@ -120,6 +120,21 @@ fn remapped_root_is_not_host_root() {
     );
     assert_eq!(d.ok(&["run", "--rm", "--userns", "host", "-v", &bind, "busybox", "cat", "/secret"]), "top secret\n");
 
+    // Namespaced sysctls still apply (the network's are written from outside the user namespace).
+    let out = d.ok(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "--sysctl",
+        "kernel.shmmni=1234",
+        "busybox",
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/shmmni",
+    ]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1", "1234"], "{out}");
+
     // --privileged needs --userns host.
     let out = d.berth(&["run", "--rm", "--privileged", "busybox", "true"]);
     assert!(!out.status.success());

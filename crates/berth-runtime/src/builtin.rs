@@ -53,6 +53,21 @@ pub fn cgroup_path(spec: &Spec, id: &str) -> String {
         .unwrap_or_else(|| format!("berth/{id}"))
 }
 
+/// Whether the spec asks for a new user namespace.
+fn spec_has_new_user_ns(spec: &Spec) -> bool {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
+    namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
+}
+
+/// Takes the `net.*` sysctls out of the spec.
+fn take_net_sysctls(spec: &mut Spec) -> Vec<(String, String)> {
+    let Some(sysctl) = spec.linux_mut().as_mut().and_then(|l| l.sysctl_mut().as_mut()) else {
+        return Vec::new();
+    };
+    let keys: Vec<String> = sysctl.keys().filter(|k| k.starts_with("net.")).cloned().collect();
+    keys.into_iter().filter_map(|k| sysctl.remove(&k).map(|v| (k, v))).collect()
+}
+
 /// Mounts a read-only sysfs of our network namespace on `<bundle>/sysfs`.
 fn mount_sysfs(bundle: &Path) -> Result<PathBuf> {
     use nix::mount::MsFlags;
@@ -246,7 +261,10 @@ impl Runtime for Builtin {
     }
 
     fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Box<dyn Created>> {
-        let spec = load_spec(bundle)?;
+        let mut spec = load_spec(bundle)?;
+        // In a new user namespace, the child cannot write the sysctls of the network namespace berthd made: we do,
+        // in that namespace, before the clone.
+        let net_sysctls = if spec_has_new_user_ns(&spec) { take_net_sysctls(&mut spec) } else { Vec::new() };
         let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if root.is_absolute() { root } else { bundle.join(root) };
         let process = spec
@@ -285,6 +303,9 @@ impl Runtime for Builtin {
         // namespace belongs to the host's user namespace): it is born in them instead. We join them for the clone and
         // return to ours after it.
         let mut restore = Vec::new();
+        if !net_sysctls.is_empty() && !join.iter().any(|(t, _)| *t == LinuxNamespaceType::Network) {
+            return Err(Error::Start("network sysctls need the container's own network namespace".into()));
+        }
         if new_user_ns {
             for (t, p) in join.iter().filter(|(t, _)| *t != LinuxNamespaceType::Pid) {
                 let own = format!("/proc/self/ns/{t}");
@@ -297,6 +318,10 @@ impl Runtime for Builtin {
         // Nor can it mount a sysfs (tagged with the network namespace): we do, here in the shim's own mount namespace
         // and the container's network namespace, for the child to bind.
         let sysfs = if new_user_ns { Some(mount_sysfs(bundle)?) } else { None };
+        for (k, v) in &net_sysctls {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
+        }
         let cgroup = Cgroup::create(&cgroup_path(&spec, id), linux.and_then(|l| l.resources().as_ref()))?;
         let cgroup_v2 = crate::cgroups::is_unified();
         let (mut from_parent, mut to_child) = pipe()?;
@@ -419,11 +444,7 @@ impl Runtime for Builtin {
         // container's.
         // A container's user namespace is joined last: its network namespace belongs to the host's user namespace
         // (berthd made it), and joining that takes the host privilege that entering the user namespace gives up.
-        let own_user_ns = linux
-            .and_then(|l| l.namespaces().as_deref())
-            .unwrap_or_default()
-            .iter()
-            .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+        let own_user_ns = spec_has_new_user_ns(&spec);
         let mut order = vec![
             LinuxNamespaceType::Ipc,
             LinuxNamespaceType::Uts,
