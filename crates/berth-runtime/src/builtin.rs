@@ -368,6 +368,11 @@ impl Runtime for Builtin {
                     if new_user_ns {
                         let (uid_map, gid_map) = id_maps(&spec);
                         sys::write_id_maps(pid.as_raw(), &uid_map, &gid_map)?;
+                        // Its root may manage its own cgroup (v2), as with runc.
+                        let root = |m: &str| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+                        if let (Some(uid), Some(gid)) = (root(&uid_map), root(&gid_map)) {
+                            cgroup.delegate(uid, gid)?;
+                        }
                     }
                     if let Some(adj) = process.oom_score_adj() {
                         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
