@@ -8,6 +8,9 @@ use std::process::Command;
 
 use berth_integration::*;
 
+/// The tests edit /etc/passwd, /etc/subuid and /etc/subgid: one at a time.
+static HOST_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A user with a subordinate ID range of 65536, and the files' previous contents to put back.
 struct RemapUser {
     name: String,
@@ -83,6 +86,7 @@ fn remapped_root_is_not_host_root() {
         eprintln!("SKIPPED: no useradd to create the remapped user");
         return;
     }
+    let _serial = HOST_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let user = RemapUser::create();
     let start = user.start;
     let d = Berthd::start_with(&["--userns-remap", &user.name]);
@@ -195,6 +199,74 @@ fn remapped_root_is_not_host_root() {
     assert_eq!(d.ok(&["wait", &id]).trim(), "0");
     assert_eq!(d.ok(&["logs", &id]), "logged\n0\n");
     d.ok(&["rm", "-f", &id]);
+    // Nothing of the idmapped layers or the sysfs the shims mounted reaches the host.
+    let (pins, volumes) = (d.dir.join("run/netns"), d.dir.join("data/volumes"));
+    let left: Vec<String> =
+        mounts_under(&d.dir).into_iter().filter(|m| Path::new(m) != pins && Path::new(m) != volumes).collect();
+    assert!(left.is_empty(), "mounts left on the host: {left:?}");
     drop(d);
     drop(user);
+}
+
+/// Saves files to put back on drop, and removes the user `berthremap` if the test made it.
+struct HostFiles {
+    saved: Vec<(&'static str, Option<String>)>,
+    user_existed: bool,
+}
+
+impl Drop for HostFiles {
+    fn drop(&mut self) {
+        for (f, old) in &self.saved {
+            match old {
+                Some(t) => {
+                    let _ = std::fs::write(f, t);
+                }
+                None => {
+                    let _ = std::fs::remove_file(f);
+                }
+            }
+        }
+        if !self.user_existed {
+            let _ = Command::new("userdel").arg("berthremap").output();
+        }
+    }
+}
+
+#[test]
+fn default_remap_creates_berthremap_with_a_range() {
+    if !can_run() {
+        return;
+    }
+    if !Path::new("/usr/sbin/useradd").exists() {
+        eprintln!("SKIPPED: no useradd for berthd to create berthremap");
+        return;
+    }
+    let _serial = HOST_FILES.lock().unwrap_or_else(|e| e.into_inner());
+    let user_existed = Command::new("id").arg("berthremap").output().unwrap().status.success();
+    let saved = ["/etc/subuid", "/etc/subgid"].into_iter().map(|f| (f, std::fs::read_to_string(f).ok())).collect();
+    let _restore = HostFiles { saved, user_existed };
+    let d = Berthd::start_with(&["--userns-remap", "default"]);
+    d.busybox();
+    let line = |f: &str| {
+        let text = std::fs::read_to_string(f).unwrap();
+        text.lines().find(|l| l.starts_with("berthremap:")).map(str::to_string).unwrap_or_default()
+    };
+    let (subuid, subgid) = (line("/etc/subuid"), line("/etc/subgid"));
+    let fields: Vec<&str> = subuid.split(':').collect();
+    assert_eq!(fields.len(), 3, "/etc/subuid: {subuid:?}");
+    assert_eq!(fields[2], "65536");
+    assert!(fields[1].parse::<u32>().unwrap() >= 100_000);
+    assert!(Command::new("id").arg("berthremap").output().unwrap().status.success());
+    let out = d.ok(&["run", "--rm", "busybox", "cat", "/proc/self/uid_map", "/proc/self/gid_map"]);
+    let want = |l: &str| format!("0 {}", l.split(':').skip(1).collect::<Vec<_>>().join(" "));
+    let got: Vec<String> = out.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(got, [want(&subuid), want(&subgid)], "{out}");
+    // A second start finds the user and its ranges: no second line.
+    drop(d);
+    let d = Berthd::start_with(&["--userns-remap", "default"]);
+    for f in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert_eq!(text.lines().filter(|l| l.starts_with("berthremap:")).count(), 1, "{f}: {text}");
+    }
+    drop(d);
 }
