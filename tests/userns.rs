@@ -32,15 +32,15 @@ impl RemapUser {
             let old = std::fs::read_to_string(f).ok();
             for l in old.iter().flat_map(|t| t.lines()) {
                 let v: Vec<&str> = l.split(':').collect();
-                if let [_, s, c] = v[..] {
-                    if let (Ok(s), Ok(c)) = (s.parse::<u32>(), c.parse::<u32>()) {
-                        start = start.max(s + c);
-                    }
+                if let [_, s, c] = v[..]
+                    && let (Ok(s), Ok(c)) = (s.parse::<u32>(), c.parse::<u32>())
+                {
+                    start = start.max(s + c);
                 }
             }
             saved.push((f, old));
         }
-        let mut u = RemapUser { name, start, saved };
+        let u = RemapUser { name, start, saved };
         for (f, old) in &u.saved {
             let mut text = old.clone().unwrap_or_default();
             if !text.is_empty() && !text.ends_with('\n') {
@@ -49,7 +49,6 @@ impl RemapUser {
             text.push_str(&format!("{}:{}:65536\n", u.name, u.start));
             std::fs::write(f, text).unwrap();
         }
-        u.saved.shrink_to_fit();
         u
     }
 }
@@ -194,6 +193,13 @@ fn remapped_root_is_not_host_root() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = d.ok(&["run", "--rm", "--userns", "host", "remapbuilt", "sh", "-c", "stat -c %u:%g /made; cat /who"]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0:0", "0"], "{out}");
+    // Its cache mounts are writable by its root.
+    let out = d.berth_input(
+        &["build", "-q", "-t", "remapcache", "-"],
+        b"FROM busybox\nRUN --mount=type=cache,target=/c touch /c/x && stat -c %u /c/x > /cached\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.ok(&["run", "--rm", "remapcache", "cat", "/cached"]).trim(), "0");
 
     let id = d.ok(&["run", "-d", "busybox", "sh", "-c", "echo logged; id -u"]).trim().to_string();
     assert_eq!(d.ok(&["wait", &id]).trim(), "0");

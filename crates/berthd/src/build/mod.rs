@@ -1120,6 +1120,13 @@ async fn run_step(
                 let dir = build_root(&cx.d).join("cache-mounts").join(&fs::key_of(&json!(["cache", id]))[..32]);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| Error::Internal(format!("cache mount {}: {e}", dir.display())))?;
+                if let Some(m) = cx.d.config.userns_remap {
+                    // The remapped RUN's root passes through to the cache and owns a new one.
+                    let cache_root = build_root(&cx.d).join("cache-mounts");
+                    crate::userns::let_through(&build_root(&cx.d), m)?;
+                    crate::userns::let_through(&cache_root, m)?;
+                    crate::userns::own_root_dir(&dir, m)?;
+                }
                 binds.push(format!("{}:{target}{}", dir.display(), if m.readonly { ":ro" } else { "" }));
                 mount_desc.push(json!(["cache", id, target, m.readonly]));
             }
