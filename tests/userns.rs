@@ -168,6 +168,11 @@ fn remapped_root_is_not_host_root() {
     let out =
         d.ok(&["exec", &id, "sh", "-c", "ls /sys/class/net; echo > /dev/null && ip addr show eth0 | grep -c 'inet '"]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo", "1"], "{out}");
+    // Another remapped container in its network namespace, and one in the host's.
+    let out = d.ok(&["run", "--rm", "--network", &format!("container:{id}"), "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["eth0", "lo"], "{out}");
+    let out = d.ok(&["run", "--rm", "--network", "host", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0", &start.to_string(), "65536"], "{out}");
     // Logs and cp.
     d.ok(&["exec", &id, "sh", "-c", "echo from-exec > /tmp/f"]);
     let host_copy = d.dir.join("copied");

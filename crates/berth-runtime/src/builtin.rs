@@ -328,10 +328,17 @@ impl Runtime for Builtin {
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
         let forked = clone_fork(flags);
-        if let Ok(Forked::Parent(_)) | Err(_) = &forked {
-            for (t, f) in &restore {
-                nix::sched::setns(f.as_fd(), ns_flag(*t))
-                    .map_err(Error::sys(format!("return to own {t} namespace")))?;
+        if !matches!(forked, Ok(Forked::Child)) {
+            let back = restore.iter().try_for_each(|(t, f)| {
+                nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("return to own {t} namespace")))
+            });
+            if let Err(e) = back {
+                if let Ok(Forked::Parent(pid)) = forked {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+                let _ = cgroup.destroy();
+                return Err(e);
             }
         }
         match forked {

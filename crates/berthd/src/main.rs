@@ -239,9 +239,12 @@ fn main() -> Result<()> {
         Some(v) => Some(userns::resolve(v).map_err(|e| anyhow::anyhow!("--userns-remap: {e}"))?),
         None => None,
     };
-    if let Some(m) = userns_remap {
+    match userns_remap {
         // The remapped root passes through the roots to its containers' files (rootfs, hosts, volumes).
-        userns::let_through(&args.data_root, m)?;
+        Some(m) => userns::let_through(&args.data_root, m)?,
+        // And no longer once the remapping is off.
+        None => std::os::unix::fs::chown(&args.data_root, None, Some(0))
+            .with_context(|| format!("chgrp {}", args.data_root.display()))?,
     }
     let shim = match args.shim {
         Some(p) => p,
