@@ -138,6 +138,11 @@ fn remapped_root_is_not_host_root() {
     ]);
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["1", "1234"], "{out}");
 
+    // External runtimes are refused for remapped containers (they could not mount /sys), allowed with --userns host.
+    let out = d.berth(&["create", "--runtime", "runc", "busybox", "true"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot run a container with --userns-remap"), "{}", stderr(&out));
+
     // --privileged needs --userns host.
     let out = d.berth(&["run", "--rm", "--privileged", "busybox", "true"]);
     assert!(!out.status.success());

@@ -486,10 +486,10 @@ pub async fn create_with(
     check_network_options(&body, &host, &mode)?;
     check_tmpfs(&host)?;
     crate::security::check(&host)?;
-    crate::userns::check_create(d.config.userns_remap, host.userns_mode.as_deref(), host.privileged.unwrap_or(false))?;
     let endpoint_configs = body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default();
     let endpoints = crate::networks::endpoints_at_create(d, &network_mode, &endpoint_configs)?;
     let runtime = check_runtime(d, &host)?;
+    crate::userns::check_create(d.config.userns_remap, &host, &runtime)?;
     // Until the container is in the table (where `rmi` sees it), the image cannot be removed.
     let _using_image = d.image_use.read().await;
     let image = match image {

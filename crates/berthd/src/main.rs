@@ -235,6 +235,9 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .with_context(|| format!("unsupported --host {:?}: only unix:// sockets are served", args.host))?;
     let network = net_config(&args)?;
+    if args.userns_remap.is_some() && args.runtime != "berth" {
+        anyhow::bail!("--userns-remap needs the built-in runtime (--runtime berth), not {}", args.runtime);
+    }
     let userns_remap = match &args.userns_remap {
         Some(v) => Some(userns::resolve(v).map_err(|e| anyhow::anyhow!("--userns-remap: {e}"))?),
         None => None,

@@ -10,6 +10,7 @@ use std::path::Path;
 use berth_runtime::shim::IdMap;
 
 use berth_api::Error;
+use berth_api::models::HostConfig;
 
 /// The user (and group) `default` stands for.
 pub const DEFAULT_USER: &str = "berthremap";
@@ -106,8 +107,10 @@ pub fn of_container(remap: Option<IdMap>, userns_mode: Option<&str>) -> Option<I
     remap.filter(|_| userns_mode != Some("host"))
 }
 
-/// Checks `--userns` and `--privileged` at create, as Docker does.
-pub fn check_create(remap: Option<IdMap>, userns_mode: Option<&str>, privileged: bool) -> Result<(), Error> {
+/// Checks `--userns`, `--privileged` and the runtime at create, as Docker does (the runtime: Berth's own only).
+pub fn check_create(remap: Option<IdMap>, host: &HostConfig, runtime: &str) -> Result<(), Error> {
+    let userns_mode = host.userns_mode.as_deref();
+    let privileged = host.privileged.unwrap_or(false);
     match userns_mode {
         None | Some("") | Some("host") => {}
         Some(m) => return Err(Error::InvalidArgument(format!("invalid USER mode: {m}"))),
@@ -118,6 +121,13 @@ pub fn check_create(remap: Option<IdMap>, userns_mode: Option<&str>, privileged:
              when running privileged mode"
                 .into(),
         ));
+    }
+    if runtime != "berth" && of_container(remap, userns_mode).is_some() {
+        // An external runtime cannot mount /sys in a user namespace that does not own the network namespace
+        // berthd made; the built-in runtime binds one the shim mounts there.
+        return Err(Error::InvalidArgument(format!(
+            "runtime {runtime} cannot run a container with --userns-remap: use the built-in runtime or --userns host"
+        )));
     }
     Ok(())
 }
@@ -180,9 +190,17 @@ mod tests {
     #[test]
     fn privileged_needs_userns_host() {
         let m = Some(IdMap { uid: 100000, gid: 100000, size: 65536 });
-        assert!(check_create(m, None, true).is_err());
-        assert!(check_create(m, Some("host"), true).is_ok());
-        assert!(check_create(None, None, true).is_ok());
-        assert!(check_create(m, Some("bogus"), false).is_err());
+        let host = |mode: Option<&str>, privileged: bool| HostConfig {
+            userns_mode: mode.map(str::to_string),
+            privileged: Some(privileged),
+            ..Default::default()
+        };
+        assert!(check_create(m, &host(None, true), "berth").is_err());
+        assert!(check_create(m, &host(Some("host"), true), "berth").is_ok());
+        assert!(check_create(None, &host(None, true), "berth").is_ok());
+        assert!(check_create(m, &host(Some("bogus"), false), "berth").is_err());
+        assert!(check_create(m, &host(None, false), "runc").is_err());
+        assert!(check_create(m, &host(Some("host"), false), "runc").is_ok());
+        assert!(check_create(None, &host(None, false), "runc").is_ok());
     }
 }
