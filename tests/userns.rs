@@ -88,7 +88,7 @@ fn remapped_root_is_not_host_root() {
     let _serial = HOST_FILES.lock().unwrap_or_else(|e| e.into_inner());
     let user = RemapUser::create();
     let start = user.start;
-    let d = Berthd::start_with(&["--userns-remap", &user.name]);
+    let mut d = Berthd::start_with(&["--userns-remap", &user.name]);
     d.busybox();
 
     // Root inside, the range in uid_map.
@@ -210,6 +210,13 @@ fn remapped_root_is_not_host_root() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(d.ok(&["run", "--rm", "remapcache", "cat", "/cached"]).trim(), "0");
+
+    // A daemon restart (kill -9) keeps a running remapped container reachable.
+    let id = d.ok(&["run", "-d", "busybox", "sleep", "300"]).trim().to_string();
+    d.restart();
+    let out = d.ok(&["exec", &id, "sh", "-c", "id -u; cat /proc/self/uid_map"]);
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["0", "0", &start.to_string(), "65536"], "{out}");
+    d.ok(&["rm", "-f", &id]);
 
     let id = d.ok(&["run", "-d", "busybox", "sh", "-c", "echo logged; id -u"]).trim().to_string();
     assert_eq!(d.ok(&["wait", &id]).trim(), "0");
