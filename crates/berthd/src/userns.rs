@@ -2,8 +2,8 @@
 //!
 //! `default` is the user and group `berthremap` (dockerd's `dockremap`), created with a range of 65536 subordinate IDs
 //! in `/etc/subuid` and `/etc/subgid` when missing; `USER[:GROUP]` uses that user's (and group's) first ranges.
-//! Container ID `n` is host ID `start + n`; the rootfs is mounted idmapped by the shim, volumes are owned by the
-//! remapped root, bind mounts are left as they are (so container root is not host root on them).
+//! Container ID `n` is host ID `start + n`; the image layers are mounted idmapped by the shim, volumes are owned by
+//! the remapped root, bind mounts are left as they are (so container root is not host root on them).
 
 use std::path::Path;
 
