@@ -53,6 +53,49 @@ pub fn cgroup_path(spec: &Spec, id: &str) -> String {
         .unwrap_or_else(|| format!("berth/{id}"))
 }
 
+/// Whether the spec asks for a new user namespace.
+fn spec_has_new_user_ns(spec: &Spec) -> bool {
+    let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().as_deref()).unwrap_or_default();
+    namespaces.iter().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
+}
+
+/// Takes the `net.*` sysctls out of the spec.
+fn take_net_sysctls(spec: &mut Spec) -> Vec<(String, String)> {
+    let Some(sysctl) = spec.linux_mut().as_mut().and_then(|l| l.sysctl_mut().as_mut()) else {
+        return Vec::new();
+    };
+    let keys: Vec<String> = sysctl.keys().filter(|k| k.starts_with("net.")).cloned().collect();
+    keys.into_iter().filter_map(|k| sysctl.remove(&k).map(|v| (k, v))).collect()
+}
+
+/// Mounts a read-only sysfs of our network namespace on `<bundle>/sysfs`.
+fn mount_sysfs(bundle: &Path) -> Result<PathBuf> {
+    use nix::mount::MsFlags;
+    let path = bundle.join("sysfs");
+    std::fs::create_dir_all(&path).map_err(Error::io(format!("mkdir {}", path.display())))?;
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(Some("sysfs"), &path, Some("sysfs"), flags, None::<&str>)
+        .map_err(Error::sys(format!("mount sysfs on {}", path.display())))?;
+    Ok(path)
+}
+
+/// Root (0) of the user namespace we are in, with no supplementary groups.
+fn become_root() -> Result<()> {
+    nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(Error::sys("setresgid 0"))?;
+    nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(Error::sys("setresuid 0"))?;
+    nix::unistd::setgroups(&[]).map_err(Error::sys("setgroups"))
+}
+
+/// The spec's `uidMappings` and `gidMappings` in `uid_map`/`gid_map` form (`container host size` lines).
+fn id_maps(spec: &Spec) -> (String, String) {
+    let linux = spec.linux().as_ref();
+    let fmt = |m: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        m.map(|v| v.iter().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect())
+            .unwrap_or_default()
+    };
+    (fmt(linux.and_then(|l| l.uid_mappings().as_ref())), fmt(linux.and_then(|l| l.gid_mappings().as_ref())))
+}
+
 fn ns_flag(t: LinuxNamespaceType) -> CloneFlags {
     CloneFlags::from_bits_truncate(t as i32)
 }
@@ -122,6 +165,10 @@ struct InitArgs<'a> {
     join: &'a [(LinuxNamespaceType, PathBuf)],
     new_cgroup_ns: bool,
     new_uts_ns: bool,
+    /// Born in a new user namespace: waits for the parent to write its ID maps, then becomes its root.
+    new_user_ns: bool,
+    /// A sysfs of the container's network namespace, mounted by the parent (see `mounts::setup_rootfs`).
+    sysfs: Option<PathBuf>,
     prepared: &'a Prepared,
     cgroup_v2: bool,
 }
@@ -142,8 +189,13 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
         // A new cgroup namespace is rooted at the cgroup we are in: wait until the parent has moved us there. Without
         // one (cgroup v1), the move (a cgroup v1 attach costs the parent an RCU grace period, ~10 ms) overlaps with
         // the setup below, which needs no cgroup; the user's program runs only after it.
-        if a.new_cgroup_ns {
+        if a.new_cgroup_ns || a.new_user_ns {
             in_cgroup()?;
+        }
+        if a.new_user_ns {
+            // Our maps are written (before `c`): become the namespace's root (the host's root is not mapped in it,
+            // so files we create would otherwise have no owner).
+            become_root()?;
         }
         for (t, path) in a.join {
             if *t != LinuxNamespaceType::Pid {
@@ -159,11 +211,11 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
                 nix::unistd::sethostname(h).map_err(Error::sys(format!("sethostname {h}")))?;
             }
         }
-        let pty = mounts::setup_rootfs(a.spec, a.rootfs, a.console.is_some(), a.cgroup_v2)?;
+        let pty = mounts::setup_rootfs(a.spec, a.rootfs, a.console.is_some(), a.cgroup_v2, a.sysfs.as_deref())?;
         if let (Some(pty), Some(sock)) = (pty, &a.console) {
             console::attach(pty, sock)?;
         }
-        if !a.new_cgroup_ns {
+        if !a.new_cgroup_ns && !a.new_user_ns {
             in_cgroup()?;
         }
         to_parent.write_all(b"R").map_err(Error::io("write to sync pipe"))?;
@@ -209,7 +261,10 @@ impl Runtime for Builtin {
     }
 
     fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Box<dyn Created>> {
-        let spec = load_spec(bundle)?;
+        let mut spec = load_spec(bundle)?;
+        // In a new user namespace, the child cannot write the sysctls of the network namespace berthd made: we do,
+        // in that namespace, before the clone.
+        let net_sysctls = if spec_has_new_user_ns(&spec) { take_net_sysctls(&mut spec) } else { Vec::new() };
         let root = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_else(|| PathBuf::from("rootfs"));
         let rootfs = if root.is_absolute() { root } else { bundle.join(root) };
         let process = spec
@@ -236,16 +291,57 @@ impl Runtime for Builtin {
                 }
             }
         }
+        if join.iter().any(|(t, _)| *t == LinuxNamespaceType::User) {
+            return Err(Error::Start("joining another container's user namespace is not supported".into()));
+        }
+        let new_user_ns = flags & libc::CLONE_NEWUSER != 0;
         if let Some((t, p)) = join.iter().find(|(t, _)| *t == LinuxNamespaceType::Pid) {
             // A PID namespace applies to the children of the caller only: join it here, before the clone.
             join_namespace(p, *t)?;
+        }
+        // A child born in a new user namespace has no privilege over the namespaces berthd made (its network
+        // namespace belongs to the host's user namespace): it is born in them instead. We join them for the clone and
+        // return to ours after it.
+        let mut restore = Vec::new();
+        if !net_sysctls.is_empty() && !join.iter().any(|(t, _)| *t == LinuxNamespaceType::Network) {
+            return Err(Error::Start("network sysctls need the container's own network namespace".into()));
+        }
+        if new_user_ns {
+            for (t, p) in join.iter().filter(|(t, _)| *t != LinuxNamespaceType::Pid) {
+                let own = format!("/proc/self/ns/{t}");
+                let f = std::fs::File::open(&own).map_err(Error::io(format!("open {own}")))?;
+                restore.push((*t, f));
+                join_namespace(p, *t)?;
+            }
+            join.retain(|(t, _)| *t == LinuxNamespaceType::Pid);
+        }
+        // Nor can it mount a sysfs (tagged with the network namespace): we do, here in the shim's own mount namespace
+        // and the container's network namespace, for the child to bind.
+        let sysfs = if new_user_ns { Some(mount_sysfs(bundle)?) } else { None };
+        for (k, v) in &net_sysctls {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
         }
         let cgroup = Cgroup::create(&cgroup_path(&spec, id), linux.and_then(|l| l.resources().as_ref()))?;
         let cgroup_v2 = crate::cgroups::is_unified();
         let (mut from_parent, mut to_child) = pipe()?;
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
-        match clone_fork(flags) {
+        let forked = clone_fork(flags);
+        if !matches!(forked, Ok(Forked::Child)) {
+            let back = restore.iter().try_for_each(|(t, f)| {
+                nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("return to own {t} namespace")))
+            });
+            if let Err(e) = back {
+                if let Ok(Forked::Parent(pid)) = forked {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    let _ = waitpid(pid, None);
+                }
+                let _ = cgroup.destroy();
+                return Err(e);
+            }
+        }
+        match forked {
             Err(e) => {
                 let _ = cgroup.destroy();
                 Err(e)
@@ -262,6 +358,8 @@ impl Runtime for Builtin {
                     join: &join,
                     new_cgroup_ns,
                     new_uts_ns,
+                    new_user_ns,
+                    sysfs,
                     prepared: &prepared,
                     cgroup_v2,
                 };
@@ -274,6 +372,15 @@ impl Runtime for Builtin {
                 drop(console_child);
                 let mut setup = || -> Result<()> {
                     cgroup.add_pid(pid.as_raw())?;
+                    if new_user_ns {
+                        let (uid_map, gid_map) = id_maps(&spec);
+                        sys::write_id_maps(pid.as_raw(), &uid_map, &gid_map)?;
+                        // Its root may manage its own cgroup (v2), as with runc.
+                        let root = |m: &str| m.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+                        if let (Some(uid), Some(gid)) = (root(&uid_map), root(&gid_map)) {
+                            cgroup.delegate(uid, gid)?;
+                        }
+                    }
                     if let Some(adj) = process.oom_score_adj() {
                         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
                             .map_err(Error::io("write oom_score_adj"))?;
@@ -347,7 +454,10 @@ impl Runtime for Builtin {
         let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref());
         // Open every namespace of the container before joining any: after joining its mount namespace, /proc is the
         // container's.
-        let order = [
+        // A container's user namespace is joined last: its network namespace belongs to the host's user namespace
+        // (berthd made it), and joining that takes the host privilege that entering the user namespace gives up.
+        let own_user_ns = spec_has_new_user_ns(&spec);
+        let mut order = vec![
             LinuxNamespaceType::Ipc,
             LinuxNamespaceType::Uts,
             LinuxNamespaceType::Network,
@@ -355,6 +465,9 @@ impl Runtime for Builtin {
             LinuxNamespaceType::Cgroup,
             LinuxNamespaceType::Mount,
         ];
+        if own_user_ns {
+            order.push(LinuxNamespaceType::User);
+        }
         let mut ns_files = Vec::new();
         for t in order {
             let path = format!("/proc/{init_pid}/ns/{t}");
@@ -386,6 +499,9 @@ impl Runtime for Builtin {
                     let keep = [to_parent.as_raw_fd(), console_child.as_ref().map_or(-1, |c| c.as_raw_fd())];
                     close_except(3, &keep);
                     nix::unistd::setsid().map_err(Error::sys("setsid"))?;
+                    if own_user_ns {
+                        become_root()?;
+                    }
                     if let Some(sock) = &console_child {
                         // In the container's mount namespace already: /dev/ptmx is the container's.
                         console::attach(console::open_pty(process)?, sock)?;

@@ -84,6 +84,9 @@ pub enum Error {
     /// A cgroup directory could not be removed.
     #[error("remove {}: {source}", .path.display())]
     Remove { path: PathBuf, source: std::io::Error },
+    /// A cgroup could not be delegated (its owner changed).
+    #[error("chown {}: {source}", .path.display())]
+    Chown { path: PathBuf, source: std::io::Error },
     /// Freezing or thawing did not complete in time.
     #[error("cgroup {path}: timed out waiting for the {state} state")]
     Timeout { path: String, state: &'static str },
@@ -707,6 +710,24 @@ impl Cgroup {
         Ok(())
     }
 
+    /// cgroup v2: delegates the cgroup to `uid`:`gid` (a container's root in its user namespace), as systemd
+    /// delegates: the directory and its `cgroup.procs`, `cgroup.threads` and `cgroup.subtree_control`. Nothing on v1.
+    pub fn delegate(&self, uid: u32, gid: u32) -> Result<(), Error> {
+        if self.version != Version::V2 {
+            return Ok(());
+        }
+        for d in &self.dirs {
+            let files = ["", "cgroup.procs", "cgroup.threads", "cgroup.subtree_control"];
+            for p in files.iter().map(|f| if f.is_empty() { d.path.clone() } else { d.path.join(f) }) {
+                match std::os::unix::fs::chown(&p, Some(uid), Some(gid)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    r => r.map_err(|source| Error::Chown { path: p.clone(), source })?,
+                }
+            }
+        }
+        Ok(())
+    }
+
     // ---- Processes ----
 
     /// Moves process `pid` into the cgroup, in every hierarchy.
@@ -1188,6 +1209,31 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
         assert_eq!(read(leaf.join("cgroup.freeze")), "1");
         assert!(Cgroup::open_in(&layout, "berth/c1").is_ok());
         assert!(matches!(Cgroup::open_in(&layout, "berth/c9"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn v2_delegation_chowns_the_leaf_and_its_files() {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: chown needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        touch(root, &[("cgroup.controllers", "pids\n"), ("cgroup.subtree_control", "")]);
+        touch(&root.join("berth"), &[("cgroup.controllers", "pids\n"), ("cgroup.subtree_control", "")]);
+        let leaf = root.join("berth/c1");
+        touch(&leaf, &[("cgroup.procs", ""), ("cgroup.subtree_control", ""), ("memory.max", "")]);
+        let layout = Layout::V2 { root: root.to_path_buf() };
+        let cg = Cgroup::create_in(&layout, "berth/c1", None).expect("create");
+        cg.delegate(100000, 100001).expect("delegate");
+        for p in [leaf.clone(), leaf.join("cgroup.procs"), leaf.join("cgroup.subtree_control")] {
+            let m = std::fs::metadata(&p).expect("stat");
+            assert_eq!((m.uid(), m.gid()), (100000, 100001), "{}", p.display());
+        }
+        // Limits stay root's; the parent is not delegated.
+        assert_eq!(std::fs::metadata(leaf.join("memory.max")).expect("stat").uid(), 0);
+        assert_eq!(std::fs::metadata(root.join("berth")).expect("stat").uid(), 0);
     }
 
     /// Runs the real thing on this host: create with limits, add a process, freeze, thaw, destroy.

@@ -429,7 +429,7 @@ fn apply_bind_flags(top: &OwnedFd, dest: &Path, flags: MsFlags, recursive: u64) 
 }
 
 /// Mounts one OCI mount inside the root.
-fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool) -> Result<()> {
+fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool, sysfs: Option<&Path>) -> Result<()> {
     let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -456,7 +456,16 @@ fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool) -> Result<()> {
             }
         } else {
             let source = m.source().as_deref().unwrap_or(Path::new(typ));
-            mount_on(&target, dest, source, Some(typ), opts.flags, &opts.data)?;
+            match (mount_on(&target, dest, source, Some(typ), opts.flags, &opts.data), sysfs) {
+                // In a user namespace that does not own the network namespace (berthd made it), sysfs cannot be
+                // mounted: the one the parent mounted for us in that network namespace is bound instead, read-only.
+                (Err(Error::Sys { source: nix::Error::EPERM, .. }), Some(sysfs)) if typ == "sysfs" => {
+                    mount_on(&target, dest, sysfs, None, MsFlags::MS_BIND, "")?;
+                    let top = root.open_mounted(dest, &target)?;
+                    apply_bind_flags(&top, dest, opts.flags, libc::MOUNT_ATTR_RDONLY)?;
+                }
+                (other, _) => other?,
+            }
         }
         root.open_mounted(dest, &target)?
     };
@@ -497,8 +506,22 @@ fn make_device(
     let name = path.file_name().ok_or_else(|| Error::Start(format!("device {shown}: not a file path")))?;
     let parent = root.open_target(path.parent().unwrap_or(Path::new("/")), Create::Dir)?;
     let _ = nix::unistd::unlinkat(&parent.fd, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
-    nix::sys::stat::mknodat(&parent.fd, name, kind, Mode::from_bits_truncate(mode), makedev(major, minor))
-        .map_err(Error::sys(format!("mknod {shown}")))?;
+    match nix::sys::stat::mknodat(&parent.fd, name, kind, Mode::from_bits_truncate(mode), makedev(major, minor)) {
+        Ok(()) => {}
+        // In a user namespace no device node can be made: the host's is bound on an empty file (as runc does), with
+        // the host's mode and owner. The file is made and mounted on by descriptor too.
+        Err(nix::Error::EPERM) => {
+            let file = openat(
+                &parent.fd,
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+            .map_err(Error::sys(format!("create {shown}")))?;
+            return do_mount(Some(path), &proc_fd(&file), None, MsFlags::MS_BIND, "");
+        }
+        Err(e) => return Err(Error::Sys { what: format!("mknod {shown}"), source: e }),
+    }
     let node = openat(&parent.fd, name, OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(Error::sys(format!("open {shown}")))?;
     let st = fstat(&node).map_err(Error::sys(format!("stat {shown}")))?;
@@ -590,7 +613,15 @@ pub fn is_char_device(path: &Path) -> bool {
 /// With `console`, a terminal for the spec's process is opened from the container's `/dev/ptmx` once the root is in
 /// place, mounted on `/dev/console` and returned. Runs in the init process, inside its new mount namespace, before any
 /// privilege is dropped.
-pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) -> Result<Option<Console>> {
+/// `sysfs`: a sysfs of the container's network namespace that the parent mounted, bound where the container cannot
+/// mount its own (in a user namespace that does not own its network namespace).
+pub fn setup_rootfs(
+    spec: &Spec,
+    rootfs: &Path,
+    console: bool,
+    cgroup_v2: bool,
+    sysfs: Option<&Path>,
+) -> Result<Option<Console>> {
     let linux = spec.linux().as_ref();
     let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) => parse_options(&[p.to_string()]).propagation,
@@ -604,7 +635,7 @@ pub fn setup_rootfs(spec: &Spec, rootfs: &Path, console: bool, cgroup_v2: bool) 
         if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs") {
             dev_is_tmpfs = true;
         }
-        mount_one(&root, m, cgroup_v2)?;
+        mount_one(&root, m, cgroup_v2, sysfs)?;
     }
     if dev_is_tmpfs {
         create_devices(&root, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;

@@ -34,6 +34,38 @@ pub struct RootfsLayers {
     pub lower: Vec<PathBuf>,
     pub upper: PathBuf,
     pub work: PathBuf,
+    /// With `berthd --userns-remap`: the layers are mounted idmapped, so that what is owned by `n` on disk appears
+    /// owned by the host ID `n` maps to (the container's root is `uid`:`gid` on the host); the upper directory holds
+    /// host IDs.
+    #[serde(default)]
+    pub idmap: Option<IdMap>,
+}
+
+/// A container's ID range on the host: container IDs `0..size` are host IDs `uid..uid+size` (`gid..gid+size`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdMap {
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+impl IdMap {
+    /// The host IDs of container IDs (IDs outside the range are kept).
+    pub fn to_host(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let shift = |id: u32, base: u32| if id < self.size { base.saturating_add(id) } else { id };
+        (shift(uid, self.uid), shift(gid, self.gid))
+    }
+
+    /// The container IDs of host IDs of the range (others are kept).
+    pub fn to_container(&self, uid: u32, gid: u32) -> (u32, u32) {
+        let back = |id: u32, base: u32| if id >= base && id - base < self.size { id - base } else { id };
+        (back(uid, self.uid), back(gid, self.gid))
+    }
+
+    /// The `uid_map` and `gid_map` lines of this range.
+    pub fn maps(&self) -> (String, String) {
+        (format!("0 {} {}\n", self.uid, self.size), format!("0 {} {}\n", self.gid, self.size))
+    }
 }
 
 /// What the shim needs besides the OCI spec.

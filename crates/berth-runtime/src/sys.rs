@@ -372,6 +372,104 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64) -> nix::Resu
     if ret == -1 { Err(nix::Error::last()) } else { Ok(()) }
 }
 
+/// Writes a process's `uid_map` and `gid_map` (`container host size` lines): the parent does it for a child in a new
+/// user namespace, as runc does (the child, non-dumpable and unprivileged on the host, could not).
+pub fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
+    for (file, map) in [("uid_map", uid_map), ("gid_map", gid_map)] {
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, map).map_err(|e| Error::Io { what: format!("write {path}"), source: e })?;
+    }
+    Ok(())
+}
+
+/// A user namespace with these maps, for idmapped mounts: a helper child makes it, the maps are written, and its
+/// descriptor outlives the helper (reaped before returning).
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Sys { what: "pipe".into(), source: e })?;
+    match clone_fork(libc::CLONE_NEWUSER)? {
+        Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            // Waits until the parent has what it needs (EOF), then ends.
+            let _ = nix::unistd::read(&r, &mut b);
+            // SAFETY: _exit ends the forked helper at once, without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Parent(pid) => {
+            drop(r);
+            let fd = write_id_maps(pid.as_raw(), uid_map, gid_map).and_then(|()| {
+                let path = format!("/proc/{pid}/ns/user");
+                std::fs::File::open(&path)
+                    .map(OwnedFd::from)
+                    .map_err(|e| Error::Io { what: format!("open {path}"), source: e })
+            });
+            drop(w);
+            let _ = nix::sys::wait::waitpid(pid, None);
+            fd
+        }
+    }
+}
+
+/// Mounts an idmapped copy of the directory `source` (through the user namespace `userns`: a file owned by `n` on disk
+/// appears owned by the host ID that `n` maps to) on `target`, with `open_tree(OPEN_TREE_CLONE)`,
+/// `mount_setattr(MOUNT_ATTR_IDMAP)` and `move_mount` (Linux 5.12).
+pub fn idmapped_bind(source: &Path, target: &Path, userns: BorrowedFd<'_>) -> Result<()> {
+    let what = |op: &str| format!("{op} {}", source.display());
+    let src = CString::new(source.as_os_str().as_encoded_bytes()).map_err(|_| Error::Start(what("nul in")))?;
+    let dst = CString::new(target.as_os_str().as_encoded_bytes()).map_err(|_| Error::Start(what("nul in")))?;
+    // SAFETY: open_tree reads a NUL-terminated path that lives for the call and returns a new descriptor.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            (libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC) as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::Sys { what: what("open_tree"), source: nix::Error::last() });
+    }
+    // SAFETY: a non-negative return is a new descriptor that nothing else owns.
+    let tree = unsafe { OwnedFd::from_raw_fd(ret as i32) };
+    let attr = libc::mount_attr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    // SAFETY: the kernel reads `size_of::<mount_attr>()` bytes from `attr`, on our stack for the call; the path is a
+    // static empty C string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as libc::c_uint,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if ret == -1 {
+        return Err(Error::Sys { what: what("idmap (mount_setattr)"), source: nix::Error::last() });
+    }
+    // SAFETY: move_mount reads two NUL-terminated paths that live for the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::MOVE_MOUNT_F_EMPTY_PATH as libc::c_uint,
+        )
+    };
+    if ret == -1 {
+        return Err(Error::Sys { what: what("move_mount"), source: nix::Error::last() });
+    }
+    Ok(())
+}
+
 /// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that names this process and no other, even after its PID is reused.
 pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new descriptor, which we own from here on.

@@ -76,15 +76,35 @@ fn mount_rootfs(bundle: &Path, cfg: &ShimConfig) -> Result<PathBuf> {
         .context("make mounts slaves of the host's")?;
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(&rootfs).with_context(|| format!("mkdir {}", rootfs.display()))?;
-    let lower: Vec<String> = cfg.rootfs.lower.iter().map(|p| p.display().to_string()).collect();
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        cfg.rootfs.upper.display(),
-        cfg.rootfs.work.display()
-    );
+    let mut lower = cfg.rootfs.lower.clone();
+    let (upper, work) = (&cfg.rootfs.upper, &cfg.rootfs.work);
+    let mut staged = Vec::new();
+    if let Some(idmap) = &cfg.rootfs.idmap {
+        // Idmapped copies of the (shared) layers, here in the shim's namespace only; the overlay keeps its own
+        // references to them, so they go once it is mounted. The upper directory is the container's own and holds
+        // host IDs (a copy-up keeps the owner seen through the lower mount): the overlay, mounted by host root,
+        // could not create its work directory on an idmapped mount, where host root has no ID.
+        let (uid_map, gid_map) = idmap.maps();
+        let userns = berth_runtime::sys::userns_with_maps(&uid_map, &gid_map)?;
+        let stage = bundle.join("idmap");
+        let mut bind = |source: &Path, name: String| -> Result<PathBuf> {
+            let target = stage.join(name);
+            std::fs::create_dir_all(&target).with_context(|| format!("mkdir {}", target.display()))?;
+            berth_runtime::sys::idmapped_bind(source, &target, userns.as_fd())?;
+            staged.push(target.clone());
+            Ok(target)
+        };
+        for (i, l) in lower.iter_mut().enumerate() {
+            *l = bind(l, format!("l{i}"))?;
+        }
+    }
+    let lower: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
+    let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
     mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
         .with_context(|| format!("mount overlay on {}", rootfs.display()))?;
+    for s in staged {
+        let _ = nix::mount::umount2(&s, nix::mount::MntFlags::MNT_DETACH);
+    }
     Ok(rootfs)
 }
 

@@ -158,12 +158,20 @@ pub struct ExtractOptions {
     pub no_overwrite_dir_non_dir: bool,
     /// Owner of everything extracted, instead of the archive's (`copyUIDGID`).
     pub owner: Option<(u32, u32)>,
+    /// `(uid, gid, size)`: the archive's (or `owner`'s) IDs below `size` become `uid + n` / `gid + n` on disk (into
+    /// the file system of a container whose IDs are remapped, `berthd --userns-remap`).
+    pub host_ids: Option<(u32, u32, u32)>,
 }
 
 impl ExtractOptions {
     /// Image layers: overlay whiteouts, the root's metadata from the archive.
-    pub const LAYER: ExtractOptions =
-        ExtractOptions { overlay_whiteouts: true, root_metadata: true, no_overwrite_dir_non_dir: false, owner: None };
+    pub const LAYER: ExtractOptions = ExtractOptions {
+        overlay_whiteouts: true,
+        root_metadata: true,
+        no_overwrite_dir_non_dir: false,
+        owner: None,
+        host_ids: None,
+    };
 }
 
 /// Extracts a tar (plain or gzip-compressed) below the directory `dest` (a path relative to `root`, which must exist), with the same
@@ -289,6 +297,10 @@ impl Extractor {
         let mut meta = read_meta(&mut entry, &shown)?;
         if let Some((uid, gid)) = self.opts.owner {
             (meta.uid, meta.gid) = (uid, gid);
+        }
+        if let Some((uid, gid, size)) = self.opts.host_ids {
+            let shift = |id: u32, base: u32| if id < size { base.saturating_add(id) } else { id };
+            (meta.uid, meta.gid) = (shift(meta.uid, uid), shift(meta.gid, gid));
         }
 
         if rel.is_empty() {
@@ -858,6 +870,7 @@ mod tests {
             root_metadata: false,
             no_overwrite_dir_non_dir: true,
             owner: Some((1000, 1001)),
+            host_ids: None,
         };
         assert_eq!(extract(tar.as_slice(), open(), Path::new("dest"), opts).expect("extract"), 8);
         let dest = dir.path().join("dest");

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use berth_api::Error;
+use berth_runtime::shim::IdMap;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -93,6 +94,8 @@ pub struct Fs {
     /// A path that shows the same root (for information only: never used to open what is written or read).
     root_path: PathBuf,
     rec: Record,
+    /// The container's IDs are remapped: what it reads and writes is translated to and from the host's IDs.
+    idmap: Option<IdMap>,
 }
 
 /// Opens `path` (absolute or relative, in the container) below `root` as the kernel would after a chroot.
@@ -274,7 +277,8 @@ pub async fn with_fs<T: Send + 'static>(
     if c.is_running() {
         let (root, root_path) = running_root(&c.id, rec.state.pid)?;
         drop(guard);
-        return crate::daemon::blocking(move || f(&Fs { root, root_path, rec })).await;
+        let idmap = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
+        return crate::daemon::blocking(move || f(&Fs { root, root_path, rec, idmap })).await;
     }
     let d2 = d.clone();
     let tmp = d.config.exec_root.join("tmp");
@@ -285,7 +289,8 @@ pub async fn with_fs<T: Send + 'static>(
                 mount_stopped(&d2, &rec, &dir)?;
                 let root = openat(nix::fcntl::AT_FDCWD, &dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
                     .map_err(sys("open the container's root"))?;
-                let fs = Fs { root, root_path: dir.clone(), rec };
+                let idmap = crate::userns::of_container(d2.config.userns_remap, rec.host_config.userns_mode.as_deref());
+                let fs = Fs { root, root_path: dir.clone(), rec, idmap };
                 f(&fs)
             })();
             let _ = umount2(&dir, MntFlags::MNT_DETACH);
@@ -303,6 +308,7 @@ pub async fn with_fs<T: Send + 'static>(
 /// The layers are mounted as one read-only overlay in a private namespace, also while the container runs.
 pub async fn export(d: &Arc<Daemon>, c: &Arc<Container>, out: impl Write + Send + 'static) -> Result<(), Error> {
     let rec = c.record();
+    let unshift = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
     let mut lower = vec![container_dir(d, &rec.id).join("upper")];
     lower.extend(rec.lower_dirs.iter().cloned());
     let tmp = d.config.exec_root.join("tmp");
@@ -313,7 +319,7 @@ pub async fn export(d: &Arc<Daemon>, c: &Arc<Container>, out: impl Write + Send 
                 mount_overlay(&lower, None, &dir)?;
                 let root = openat(nix::fcntl::AT_FDCWD, &dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
                     .map_err(sys("open the container's root"))?;
-                let mut w = TarWriter::new(out);
+                let mut w = TarWriter::with_options(out, TarOptions { unshift, ..Default::default() });
                 w.add_children(root, "")?;
                 w.finish()
             })();
@@ -402,7 +408,7 @@ impl Fs {
     pub fn archive(&self, path: &str, container: &str, out: impl Write) -> Result<(), Error> {
         let t = target(path);
         let (dir, name, st) = self.locate(&t, path, container)?;
-        let mut w = TarWriter::new(out);
+        let mut w = TarWriter::with_options(out, TarOptions { unshift: self.idmap, ..Default::default() });
         let prefix = if t.base == "/" { ".".to_string() } else { t.base.clone() };
         w.add(dir.as_fd(), &name, &st, prefix)?;
         w.finish()
@@ -442,6 +448,7 @@ impl Fs {
             root_metadata: false,
             no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
             owner,
+            host_ids: self.idmap.map(|m| (m.uid, m.gid, m.size)),
         };
         berth_store::extract(body, root, Path::new(&resolved), eo).map(drop).map_err(crate::daemon::store_error)
     }
@@ -494,6 +501,8 @@ pub(crate) struct TarOptions {
     /// The tree is an overlay upper directory: its whiteouts (0/0 character devices) and opaque directories become
     /// the `.wh.` entries of an image layer.
     pub overlay_diff: bool,
+    /// The tree holds host IDs of a remapped container (`--userns-remap`): entries get the container's.
+    pub unshift: Option<IdMap>,
     /// Entries (by archive name) left out, with everything below them.
     pub skip: Option<Box<dyn Fn(&str, &FileStat) -> bool + Send>>,
 }
@@ -553,7 +562,11 @@ impl<W: Write> TarWriter<W> {
             return Ok(());
         }
         let mut h = tar::Header::new_gnu();
-        let (uid, gid) = self.opts.owner.unwrap_or((st.st_uid, st.st_gid));
+        let (uid, gid) = match (self.opts.owner, self.opts.unshift) {
+            (Some(o), _) => o,
+            (None, Some(m)) => m.to_container(st.st_uid, st.st_gid),
+            (None, None) => (st.st_uid, st.st_gid),
+        };
         h.set_mode(self.opts.mode.unwrap_or(st.st_mode & 0o7777));
         h.set_uid(u64::from(uid));
         h.set_gid(u64::from(gid));
@@ -729,6 +742,7 @@ pub fn copy_image_content(
     tmp: &Path,
     lower: &[PathBuf],
     jobs: &[(String, PathBuf, HashMap<String, String>)],
+    host_ids: Option<IdMap>,
 ) -> Result<(), Error> {
     let (tmp, lower, jobs) = (tmp.to_path_buf(), lower.to_vec(), jobs.to_vec());
     in_private_namespace(move || {
@@ -738,7 +752,7 @@ pub fn copy_image_content(
             let root = openat(nix::fcntl::AT_FDCWD, &dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY, Mode::empty())
                 .map_err(sys("open the image's root"))?;
             for (dest, data, options) in &jobs {
-                copy_one(root.as_fd(), dest, data, options)?;
+                copy_one(root.as_fd(), dest, data, options, host_ids)?;
             }
             Ok(())
         })();
@@ -748,7 +762,14 @@ pub fn copy_image_content(
     })
 }
 
-fn copy_one(root: BorrowedFd<'_>, dest: &str, data: &Path, options: &HashMap<String, String>) -> Result<(), Error> {
+/// `host_ids`: the volume is a remapped container's (`--userns-remap`); the image's IDs become the host's.
+fn copy_one(
+    root: BorrowedFd<'_>,
+    dest: &str,
+    data: &Path,
+    options: &HashMap<String, String>,
+    host_ids: Option<IdMap>,
+) -> Result<(), Error> {
     let src = match open_in_root(root, dest, OFlag::O_PATH) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
@@ -785,6 +806,7 @@ fn copy_one(root: BorrowedFd<'_>, dest: &str, data: &Path, options: &HashMap<Str
         root_metadata: true,
         no_overwrite_dir_non_dir: false,
         owner: None,
+        host_ids: host_ids.map(|m| (m.uid, m.gid, m.size)),
     };
     let extracted = berth_store::extract(reader, dst, Path::new(""), opts).map_err(crate::daemon::store_error);
     let produced = producer.join().map_err(|_| Error::Internal("copy thread panicked".into()))?;

@@ -23,6 +23,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("log-level", "log_level", "--log-level"),
     ("log-opts", "log_opt", "--log-opt"),
     ("registry-mirrors", "", ""),
+    ("userns-remap", "userns_remap", "--userns-remap"),
 ];
 
 /// One key of the file.

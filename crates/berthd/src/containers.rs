@@ -489,6 +489,7 @@ pub async fn create_with(
     let endpoint_configs = body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default();
     let endpoints = crate::networks::endpoints_at_create(d, &network_mode, &endpoint_configs)?;
     let runtime = check_runtime(d, &host)?;
+    crate::userns::check_create(d.config.userns_remap, &host, &runtime)?;
     // Until the container is in the table (where `rmi` sees it), the image cannot be removed.
     let _using_image = d.image_use.read().await;
     let image = match image {
@@ -804,6 +805,7 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
         if let Some(h) = &sandbox.hostname {
             config.hostname = Some(h.clone());
         }
+        let idmap = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
         let spec = crate::spec::build(
             &config,
             &rec.host_config,
@@ -814,13 +816,19 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
                 netns: sandbox.netns.as_deref(),
                 cgroup_v2: berth_runtime::cgroups::is_unified(),
                 mounts: crate::mounts::spec_mounts(&rec.mounts)?,
+                idmap,
             },
         )?;
         let shim_cfg = ShimConfig {
             id: rec.id.clone(),
             runtime: rec.runtime.clone(),
             runtime_root: d.config.exec_root.join("runtime"),
-            rootfs: RootfsLayers { lower: rec.lower_dirs.clone(), upper: dir.join("upper"), work: dir.join("work") },
+            rootfs: RootfsLayers {
+                lower: rec.lower_dirs.clone(),
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+                idmap,
+            },
             tty: rec.config.tty.unwrap_or(false),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
             stdin_once: rec.config.stdin_once.unwrap_or(false),
@@ -836,6 +844,14 @@ async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> 
             std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
                 .create(&bundle)
                 .map_err(|e| e.to_string())?;
+            if let Some(m) = idmap {
+                // The remapped root walks to its rootfs and its files (hosts, resolv.conf) through these.
+                for p in [&bundle, &dir] {
+                    crate::userns::let_through(p, m).map_err(|e| e.to_string())?;
+                }
+                // The upper directory holds host IDs: its root is the container's `/`.
+                crate::userns::own_root_dir(&dir.join("upper"), m).map_err(|e| e.to_string())?;
+            }
             berth_runtime::save_spec(&bundle, &spec).map_err(|e| e.to_string())?;
             let j = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
             berth_runtime::sys::replace_file(&bundle.join(shim::CONFIG_FILE), &j, false).map_err(|e| e.to_string())?;

@@ -25,6 +25,8 @@ pub struct Config {
     pub registry_certs_dir: PathBuf,
     /// The default log driver and options of containers created without their own.
     pub log: crate::logs::LogConfig,
+    /// `--userns-remap`: the ID range of containers' users on the host.
+    pub userns_remap: Option<berth_runtime::shim::IdMap>,
 }
 
 /// The daemon.
@@ -84,6 +86,12 @@ impl Daemon {
             std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
             std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
                 .with_context(|| format!("chmod {}", d.display()))?;
+        }
+        if let Some(m) = config.userns_remap {
+            // Passable (not listable) by remapped containers' root, on the way to their rootfs, files and volumes.
+            for d in [config.data_root.join("containers"), config.exec_root.join("containers")] {
+                crate::userns::let_through(&d, m)?;
+            }
         }
         let root = config.data_root.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&root))

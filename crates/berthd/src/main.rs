@@ -24,6 +24,7 @@ mod routes;
 mod security;
 mod server;
 mod spec;
+mod userns;
 mod volumes;
 
 use std::path::PathBuf;
@@ -95,6 +96,11 @@ struct Args {
     /// Daemon configuration file with Docker's daemon.json keys (see the README); a missing default file is fine
     #[arg(long, value_name = "PATH", default_value = "/etc/berth/daemon.json")]
     config_file: PathBuf,
+    /// Run containers in user namespaces: `default` (the user `berthremap`, created with a subordinate ID range if
+    /// missing) or USER[:GROUP], whose first ranges in /etc/subuid and /etc/subgid map container IDs from 0
+    /// (`run --userns host` opts out)
+    #[arg(long = "userns-remap", value_name = "default|USER[:GROUP]")]
+    userns_remap: Option<String>,
 }
 
 /// The flags, with the configuration file's directives under them (each one becomes the flag it stands for; one
@@ -229,6 +235,20 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .with_context(|| format!("unsupported --host {:?}: only unix:// sockets are served", args.host))?;
     let network = net_config(&args)?;
+    if args.userns_remap.is_some() && args.runtime != "berth" {
+        anyhow::bail!("--userns-remap needs the built-in runtime (--runtime berth), not {}", args.runtime);
+    }
+    let userns_remap = match &args.userns_remap {
+        Some(v) => Some(userns::resolve(v).map_err(|e| anyhow::anyhow!("--userns-remap: {e}"))?),
+        None => None,
+    };
+    match userns_remap {
+        // The remapped root passes through the roots to its containers' files (rootfs, hosts, volumes).
+        Some(m) => userns::let_through(&args.data_root, m)?,
+        // And no longer once the remapping is off.
+        None => std::os::unix::fs::chown(&args.data_root, None, Some(0))
+            .with_context(|| format!("chgrp {}", args.data_root.display()))?,
+    }
     let shim = match args.shim {
         Some(p) => p,
         None => default_shim()?,
@@ -253,6 +273,7 @@ fn main() -> Result<()> {
             insecure_registries: args.insecure_registry,
             registry_certs_dir: args.registry_certs_dir,
             log,
+            userns_remap,
         })
         .await?;
         server::serve(daemon, &socket, group).await

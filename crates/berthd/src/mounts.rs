@@ -433,7 +433,9 @@ async fn copy_up(d: &Arc<Daemon>, points: &[MountPoint], lower_dirs: &[std::path
     }
     let lower = lower_dirs.to_vec();
     let tmp = d.config.exec_root.join("tmp");
-    blocking(move || crate::archive::copy_image_content(&tmp, &lower, &jobs)).await
+    let remap = d.config.userns_remap;
+    // The image's owners are container IDs: on the host, a volume holds the remapped ones.
+    blocking(move || crate::archive::copy_image_content(&tmp, &lower, &jobs, remap)).await
 }
 
 /// The OCI mounts of a container's mount points (bind mounts of host paths, tmpfs mounts), in mounting order: a

@@ -210,6 +210,8 @@ pub struct SpecInputs<'a> {
     pub cgroup_v2: bool,
     /// The container's volumes, binds and `--mount` tmpfs mounts, as OCI mounts in mounting order.
     pub mounts: Vec<Value>,
+    /// `--userns-remap`: a user namespace mapping the container's IDs from 0 to this range.
+    pub idmap: Option<berth_runtime::shim::IdMap>,
 }
 
 /// Builds the OCI spec for a container.
@@ -283,6 +285,9 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if inp.cgroup_v2 {
         namespaces.push(json!({"type": "cgroup"}));
     }
+    if inp.idmap.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
     let mut devices = device_rules(privileged);
     if let Value::Array(rules) = &mut devices {
         for rule in host.device_cgroup_rules.iter().flatten() {
@@ -322,6 +327,10 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         "cgroupsPath": format!("/berth/{}", inp.id),
         "sysctl": host.sysctls.clone().unwrap_or_default(),
     });
+    if let Some(m) = inp.idmap {
+        linux["uidMappings"] = json!([{"containerID": 0, "hostID": m.uid, "size": m.size}]);
+        linux["gidMappings"] = json!([{"containerID": 0, "hostID": m.gid, "size": m.size}]);
+    }
     // `MaskedPaths` / `ReadonlyPaths` given (the CLI's `--security-opt systempaths=unconfined` sends them empty)
     // replace Docker's defaults.
     if !privileged {
@@ -408,6 +417,7 @@ mod tests {
             netns: Some(Path::new("/run/berth/netns/abc")),
             cgroup_v2: false,
             mounts: Vec::new(),
+            idmap: None,
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -445,6 +455,7 @@ mod tests {
             netns: None,
             cgroup_v2: false,
             mounts: Vec::new(),
+            idmap: None,
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),

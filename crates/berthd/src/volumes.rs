@@ -167,8 +167,14 @@ pub async fn create_locked(d: &Arc<Daemon>, mut o: CreateOptions) -> Result<Volu
     let doc = serde_json::to_value(&vol).map_err(|e| Error::Internal(e.to_string()))?;
     let store = d.store.clone();
     let name = vol.name.clone();
+    let remap = d.config.userns_remap;
     blocking(move || {
         std::fs::create_dir_all(&data).map_err(|e| Error::Internal(format!("create {}: {e}", data.display())))?;
+        if let Some(m) = remap {
+            // Owned by the containers' root, as with dockerd's `--userns-remap`.
+            std::os::unix::fs::chown(&data, Some(m.uid), Some(m.gid))
+                .map_err(|e| Error::Internal(format!("chown {}: {e}", data.display())))?;
+        }
         berth_store::fault::point("volume.create-after-dir");
         store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(store_error)
     })

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use berth_api::Error;
+use berth_runtime::shim::IdMap;
 use berth_store::{ChainId, Layer, Store};
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
@@ -425,6 +426,7 @@ pub fn receive_context(body: impl Read, dir: &Path) -> Result<(), Error> {
         root_metadata: false,
         no_overwrite_dir_non_dir: false,
         owner: None,
+        host_ids: None,
     };
     berth_store::extract(reader, root, Path::new("."), opts).map(drop).map_err(|e| match e {
         berth_store::StoreError::InvalidArgument(m) => Error::InvalidArgument(format!("build context: {m}")),
@@ -685,6 +687,7 @@ fn copy_in(
         root_metadata: false,
         no_overwrite_dir_non_dir: false,
         owner: Some(owner),
+        host_ids: None,
     };
     let extract_into = |r: &mut dyn Read, dir: &str| -> Result<(), Error> {
         let rootfd = root.try_clone_to_owned().map_err(io("dup"))?;
@@ -811,10 +814,20 @@ pub fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], extra: &[String]) {
 
 /// Turns a step's writable layer into a layer of the store on top of `parent` (the directory itself moves into the
 /// store); `None` when the step changed nothing.
-pub fn commit(store: &Store, upper: &Path, parent: Option<&ChainId>) -> Result<Option<Layer>, Error> {
+/// `unshift`: the step ran in a remapped container, whose upper directory holds host IDs; they become the
+/// container's before the directory becomes the layer.
+pub fn commit(
+    store: &Store,
+    upper: &Path,
+    parent: Option<&ChainId>,
+    unshift: Option<IdMap>,
+) -> Result<Option<Layer>, Error> {
     let upper_fd = open_dir(upper)?;
     if list_dir(upper_fd.as_fd())?.is_empty() {
         return Ok(None);
+    }
+    if let Some(m) = unshift {
+        crate::userns::chown_tree(upper, |u, g| m.to_container(u, g))?;
     }
     piped(
         |w| {

@@ -801,10 +801,11 @@ async fn finish_layer_step(
     key: String,
     created_by: String,
     upper: PathBuf,
+    unshift: Option<berth_runtime::shim::IdMap>,
 ) -> Result<(), Error> {
     let store = cx.d.store.clone();
     let parent = st.chains.last().cloned();
-    let layer = blocking(move || fs::commit(&store, &upper, parent.as_ref())).await?;
+    let layer = blocking(move || fs::commit(&store, &upper, parent.as_ref(), unshift)).await?;
     let created = now();
     match layer {
         Some(l) => {
@@ -1006,7 +1007,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
                 src: dirs.src.clone(),
             };
             blocking(move || fs::ensure_dir(lower, &dirs2, p2, user)).await?;
-            finish_layer_step(cx, st, key, created_by, dirs.upper).await
+            finish_layer_step(cx, st, key, created_by, dirs.upper, None).await
         }
         Command::Run { cmd, mounts, network, security, heredocs } => {
             if security.as_deref().is_some_and(|s| s != "sandbox") {
@@ -1119,6 +1120,13 @@ async fn run_step(
                 let dir = build_root(&cx.d).join("cache-mounts").join(&fs::key_of(&json!(["cache", id]))[..32]);
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| Error::Internal(format!("cache mount {}: {e}", dir.display())))?;
+                if let Some(m) = cx.d.config.userns_remap {
+                    // The remapped RUN's root passes through to the cache and owns a new one.
+                    let cache_root = build_root(&cx.d).join("cache-mounts");
+                    crate::userns::let_through(&build_root(&cx.d), m)?;
+                    crate::userns::let_through(&cache_root, m)?;
+                    crate::userns::own_root_dir(&dir, m)?;
+                }
                 binds.push(format!("{}:{target}{}", dir.display(), if m.readonly { ":ro" } else { "" }));
                 mount_desc.push(json!(["cache", id, target, m.readonly]));
             }
@@ -1233,7 +1241,8 @@ async fn run_step(
                 Ok(())
             })
             .await;
-            finish_layer_step(cx, st, key, created_by, upper).await
+            // A RUN container is remapped with the daemon (`--userns-remap`): its upper directory holds host IDs.
+            finish_layer_step(cx, st, key, created_by, upper, cx.d.config.userns_remap).await
         }
         Ok(code) => Err(bad(format!("{at}: The command '{}' returned a non-zero code: {code}", argv.join(" ")))),
         Err(e) => Err(e),
@@ -1425,7 +1434,7 @@ async fn copy_step(
     let upper = dirs.upper.clone();
     let at2 = at.to_string();
     blocking(move || fs::copy(lower, &dirs, job).map_err(|e| bad(format!("{at2}: {e}")))).await?;
-    finish_layer_step(cx, st, key, created_by, upper).await
+    finish_layer_step(cx, st, key, created_by, upper, None).await
 }
 
 /// `ADD <url>`: fetches an `http://` or `https://` URL (TLS verified against the system's CAs and `certs_dir`, as

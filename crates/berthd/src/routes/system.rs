@@ -120,7 +120,11 @@ pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
         "LiveRestoreEnabled": true,
         "Isolation": "",
         "InitBinary": "",
-        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "SecurityOptions": if d.config.userns_remap.is_some() {
+            json!(["name=seccomp,profile=builtin", "name=userns"])
+        } else {
+            json!(["name=seccomp,profile=builtin"])
+        },
         "Warnings": [],
     })))
 }
