@@ -334,7 +334,6 @@ fn which(prog: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().is_ok_and(|o| o.status.success())
 }
 
-
 #[test]
 fn crash_during_image_operations() {
     let Some(mut s) = Scene::new() else { return };

@@ -169,7 +169,6 @@ fn random_file(path: &Path, n: usize) {
     std::fs::write(path, data).unwrap();
 }
 
-
 /// berthd is alive (not exited, not a zombie) and still the process the test started.
 fn same_daemon(d: &Berthd, pid: i32) {
     assert_eq!(d.pid(), pid);
