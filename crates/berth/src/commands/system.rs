@@ -426,3 +426,16 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
     reclaimed(total);
     Ok(0)
 }
+
+/// `system dial-stdio`: copies stdin to a connection to the daemon and the daemon's answers to stdout, until both
+/// directions end (the end of stdin half-closes the connection). What an `ssh://` client runs on this host.
+pub async fn dial_stdio(c: &Client) -> Result<i32> {
+    let mut conn = c.dial().await?;
+    let mut stdio = tokio::io::join(tokio::io::stdin(), tokio::io::stdout());
+    match tokio::io::copy_bidirectional(&mut stdio, &mut conn).await {
+        Ok(_) => Ok(0),
+        // The other side went away mid-stream (the ssh session ended): nothing more to relay.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset) => Ok(0),
+        Err(e) => Err(anyhow::anyhow!("dial-stdio: {e}")),
+    }
+}
