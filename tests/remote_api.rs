@@ -88,17 +88,8 @@ fn tls_daemon(ca: &Path) -> (Berthd, String) {
     let tcp = format!("tcp://127.0.0.1:{port}");
     let file = |n: &str| ca.join(n).display().to_string();
     let (cacert, cert, key) = (file("ca.pem"), file("server-cert.pem"), file("server-key.pem"));
-    let d = Berthd::start_with(&[
-        "-H",
-        &tcp,
-        "--tlsverify",
-        "--tlscacert",
-        &cacert,
-        "--tlscert",
-        &cert,
-        "--tlskey",
-        &key,
-    ]);
+    let d =
+        Berthd::start_with(&["-H", &tcp, "--tlsverify", "--tlscacert", &cacert, "--tlscert", &cert, "--tlskey", &key]);
     wait_port(&d, port);
     d.busybox();
     (d, tcp)
@@ -138,8 +129,7 @@ fn berth_cli_over_mutual_tls() {
     let (d, tcp) = tls_daemon(&ca);
     let file = |n: &str| ca.join(n).display().to_string();
     let (cacert, cert, key) = (file("ca.pem"), file("client-cert.pem"), file("client-key.pem"));
-    let tls: Vec<&str> =
-        vec!["-H", &tcp, "--tlsverify", "--tlscacert", &cacert, "--tlscert", &cert, "--tlskey", &key];
+    let tls: Vec<&str> = vec!["-H", &tcp, "--tlsverify", "--tlscacert", &cacert, "--tlscert", &cert, "--tlskey", &key];
     let with = |args: &[&str]| berth_remote(&d, &[tls.as_slice(), args].concat());
 
     let v = ok(&d, &with(&["version", "--format", "{{.Server.Version}}"]), "version over TLS");
@@ -233,7 +223,8 @@ fn clients_without_a_certificate_of_the_ca_are_refused() {
     let (d, tcp) = tls_daemon(&ca);
     let cacert = ca.join("ca.pem").display().to_string();
     let refused = |extra: &[&str], what: &str| {
-        let o = berth_remote(&d, &[&["-H", tcp.as_str(), "--tlsverify", "--tlscacert", &cacert], extra, &["ps"]].concat());
+        let o =
+            berth_remote(&d, &[&["-H", tcp.as_str(), "--tlsverify", "--tlscacert", &cacert], extra, &["ps"]].concat());
         assert!(!o.status.success(), "{what}: accepted: {}", stdout(&o));
         let e = stderr(&o);
         // rustls reports the server's alert at the handshake or at the first read after it (TLS 1.3 sends the
@@ -328,7 +319,11 @@ fn plain_tcp_needs_the_explicit_opt_in() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(!o.status.success() && stderr(&o).contains("refusing"), "daemon.json tls without tlsverify: {}", stderr(&o));
+    assert!(
+        !o.status.success() && stderr(&o).contains("refusing"),
+        "daemon.json tls without tlsverify: {}",
+        stderr(&o)
+    );
 
     // With the opt-in: served in plain HTTP, with a loud warning.
     let port = free_port();

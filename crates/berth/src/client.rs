@@ -5,8 +5,8 @@
 //! dial-stdio` (`ssh://`, as docker does).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -86,7 +86,10 @@ pub struct Client {
 enum Transport {
     Unix(PathBuf),
     /// `host:port`, with TLS (the configuration and the name the server's certificate must carry) or plain.
-    Tcp { addr: String, tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)> },
+    Tcp {
+        addr: String,
+        tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    },
     /// The arguments of `ssh` (the remote command included).
     Ssh(Vec<String>),
 }
@@ -112,9 +115,10 @@ impl TlsOptions {
         if !(self.tls || verify) {
             return Ok(None);
         }
-        let dir = std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()).map(PathBuf::from).unwrap_or_else(
-            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"),
-        );
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".docker"));
         let pick = |given: &Option<PathBuf>, name: &str| -> Option<PathBuf> {
             match given {
                 Some(p) => Some(p.clone()),
@@ -382,14 +386,21 @@ impl Client {
         self.version.trim_start_matches('v').to_string()
     }
 
-    async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<ReqBody>> {
+    /// An HTTP connection, and where the connection's first I/O error is kept: a TLS alert of the server refusing
+    /// our certificate arrives on the first read after a TLS 1.3 handshake that looked complete, and hyper may then
+    /// report only that the request was canceled.
+    async fn connect(
+        &self,
+    ) -> Result<(hyper::client::conn::http1::SendRequest<ReqBody>, Arc<std::sync::Mutex<Option<String>>>)> {
         let stream = self.dial().await?;
+        let first_error = Arc::new(std::sync::Mutex::new(None));
+        let stream = Recorded { inner: stream, error: first_error.clone() };
         let (sender, conn) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
-        Ok(sender)
+        Ok((sender, first_error))
     }
 
     fn url(&self, path: &str) -> String {
@@ -404,7 +415,7 @@ impl Client {
         body: ReqBody,
         headers: &[(&str, &str)],
     ) -> Result<Response<Incoming>> {
-        let mut sender = self.connect().await?;
+        let (mut sender, io_error) = self.connect().await?;
         let mut req = Request::builder()
             .method(method)
             .uri(self.url(path))
@@ -414,7 +425,14 @@ impl Client {
             req = req.header(*k, *v);
         }
         let req = req.body(body).context("build request")?;
-        sender.send_request(req).await.map_err(|e| anyhow!("error during connect: {e}"))
+        match sender.send_request(req).await {
+            Ok(resp) => Ok(resp),
+            // The request's error says little ("operation was canceled") when the connection failed under it.
+            Err(e) => match io_error.lock().ok().and_then(|mut g| g.take()) {
+                Some(cause) => Err(anyhow!("error during connect: {cause}")),
+                None => Err(anyhow!("error during connect: {e}")),
+            },
+        }
     }
 
     /// Sends a request and turns error statuses into [`ApiError`]s; returns the response with its body unread.
@@ -471,6 +489,52 @@ impl Client {
         }
         let upgraded = hyper::upgrade::on(resp).await.context("connection upgrade")?;
         Ok(TokioIo::new(upgraded))
+    }
+}
+
+/// A connection that keeps its first I/O error (see [`Client::connect`]).
+struct Recorded {
+    inner: Box<dyn Conn>,
+    error: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Recorded {
+    fn note<T>(&self, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &r
+            && let Ok(mut g) = self.error.lock()
+            && g.is_none()
+        {
+            *g = Some(e.to_string());
+        }
+        r
+    }
+}
+
+impl tokio::io::AsyncRead for Recorded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.note(r)
+    }
+}
+
+impl tokio::io::AsyncWrite for Recorded {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.note(r)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.note(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.note(r)
     }
 }
 
