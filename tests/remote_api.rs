@@ -388,3 +388,48 @@ fn berth_cli_over_ssh() {
     );
     ok(&d, &ssh(&["rm", "-f", "sbox"]), "rm over ssh");
 }
+
+#[test]
+fn contexts_in_the_docker_cli_layout() {
+    if !can_run() {
+        return;
+    }
+    let t = TestDir::new("ctx");
+    let (ca, _) = pki(&t.0);
+    let (d, tcp) = tls_daemon(&ca);
+    let file = |n: &str| ca.join(n).display().to_string();
+    let endpoint =
+        format!("host={tcp},ca={},cert={},key={}", file("ca.pem"), file("client-cert.pem"), file("client-key.pem"));
+    let config = t.0.join("docker-config");
+    let berth = |args: &[&str]| {
+        d.berth_cmd().env_remove("DOCKER_HOST").env("DOCKER_CONFIG", &config).args(args).output().unwrap()
+    };
+    ok(&d, &berth(&["context", "create", "remote", "--description", "over TLS", "--docker", &endpoint]), "create");
+    // docker's layout: meta.json under the name's sha256, the TLS files beside.
+    let meta = std::fs::read_dir(config.join("contexts/meta")).unwrap().count();
+    assert_eq!(meta, 1);
+    assert_eq!(ok(&d, &berth(&["--context", "remote", "ps", "--format", "{{.Names}}"]), "ps --context"), "");
+    ok(&d, &berth(&["context", "use", "remote"]), "context use");
+    let ls = ok(&d, &berth(&["context", "ls"]), "context ls");
+    assert!(ls.lines().any(|l| l.starts_with("remote *") && l.contains(&tcp)), "{ls}");
+    assert_eq!(ok(&d, &berth(&["run", "--rm", "busybox", "echo", "ctx"]), "run in the context"), "ctx\n");
+    // The docker CLI reads the same context.
+    if let Some(docker) = docker_cli() {
+        let o = Command::new(docker)
+            .args(["ps", "-a", "--format", "{{.Names}}"])
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", &config)
+            .env("DOCKER_CLI_HINTS", "false")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        ok(&d, &o, "docker ps in berth's context");
+    }
+    let inspect = ok(&d, &berth(&["context", "inspect", "-f", "{{.Endpoints.docker.Host}}", "remote"]), "inspect");
+    assert_eq!(inspect.trim(), tcp);
+    let o = berth(&["context", "rm", "remote"]);
+    assert!(!o.status.success(), "removed the context in use");
+    ok(&d, &berth(&["context", "use", "default"]), "use default");
+    ok(&d, &berth(&["context", "rm", "remote"]), "rm");
+    assert_eq!(std::fs::read_dir(config.join("contexts/meta")).unwrap().count(), 0);
+}

@@ -29,7 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
+    build, compose, container, context, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer,
+    volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -204,6 +205,12 @@ enum Cmd {
     System {
         #[command(subcommand)]
         cmd: SystemCmd,
+    },
+    /// Manage contexts (shared with the docker CLI)
+    #[command(arg_required_else_help = true)]
+    Context {
+        #[command(subcommand)]
+        cmd: context::ContextCmd,
     },
     /// Manage volumes
     #[command(arg_required_else_help = true)]
@@ -411,7 +418,14 @@ fn main() {
         key: cli.tlskey,
     };
     let code = rt.block_on(async move {
-        match dispatch(cli.host, &tls, cmd).await {
+        if let Cmd::Context { cmd } = cmd {
+            return context::run(cmd, cli.context.as_deref()).unwrap_or_else(|e| report(&e));
+        }
+        let (host, tls) = match endpoint(cli.host, cli.context.as_deref(), tls) {
+            Ok(ht) => ht,
+            Err(e) => return report(&e),
+        };
+        match dispatch(host, &tls, cmd).await {
             Ok(code) => code,
             Err(e) => report(&e),
         }
@@ -447,6 +461,26 @@ fn report(e: &anyhow::Error) -> i32 {
     }
     eprintln!("{e:#}");
     1
+}
+
+/// The daemon to speak to: `-H`, else `DOCKER_HOST`, else the context's (`--context`, `DOCKER_CONTEXT`,
+/// `currentContext`), with the flags' TLS options or the context's.
+fn endpoint(
+    host: Option<String>,
+    ctx: Option<&str>,
+    tls: client::TlsOptions,
+) -> anyhow::Result<(Option<String>, client::TlsOptions)> {
+    if host.is_some() && ctx.is_some() {
+        anyhow::bail!("conflicting options: cannot specify both --host and --context");
+    }
+    let env_host = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    if host.is_some() || (env_host && ctx.is_none()) {
+        return Ok((host, tls));
+    }
+    match context::endpoint(&context::current(ctx))? {
+        Some((h, t)) => Ok((Some(h), t)),
+        None => Ok((host, tls)),
+    }
 }
 
 async fn connect(host: Option<String>, tls: &client::TlsOptions) -> anyhow::Result<Client> {
@@ -570,6 +604,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
             VolumeCmd::Prune(a) => volume::prune(&c, a).await,
             VolumeCmd::Rm(a) => volume::rm(&c, a).await,
         },
+        Cmd::Context { .. } => Ok(0),
         Cmd::System { cmd } => match cmd {
             SystemCmd::Df(a) => system::df(&c, a).await,
             SystemCmd::Prune(a) => system::system_prune(&c, a).await,
