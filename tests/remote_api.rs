@@ -359,8 +359,14 @@ fn berth_cli_over_ssh() {
     let Some(d) = berth_integration::daemon_with_busybox() else { return };
     let log = t.0.join("ssh.log");
     let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
+    // Each command bounded (60 s, far above the second it takes): a relay that does not end when the daemon's side
+    // does would otherwise hang the test instead of failing it.
     let ssh = |args: &[&str]| {
-        d.berth_cmd()
+        Command::new("timeout")
+            .arg("60")
+            .arg(bin("berth"))
+            .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+            .stdin(Stdio::null())
             .env("DOCKER_HOST", "ssh://alice@remote.example:2222")
             .env("PATH", &path)
             .env("FAKE_SSH_LOG", &log)
