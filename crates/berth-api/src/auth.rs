@@ -197,6 +197,28 @@ impl DockerConfig {
         !other.is_empty()
     }
 
+    /// The context the CLI uses (`currentContext`; `None`: the default).
+    pub fn current_context(&self) -> Option<String> {
+        self.doc["currentContext"].as_str().filter(|c| !c.is_empty()).map(String::from)
+    }
+
+    /// Sets the current context (`None` or `default`: the key is removed).
+    pub fn set_current_context(&mut self, name: Option<&str>) {
+        if !self.doc.is_object() {
+            self.doc = json!({});
+        }
+        if let Some(o) = self.doc.as_object_mut() {
+            match name.filter(|n| *n != "default") {
+                Some(n) => {
+                    o.insert("currentContext".into(), json!(n));
+                }
+                None => {
+                    o.remove("currentContext");
+                }
+            }
+        }
+    }
+
     /// Writes the file atomically (a temporary file beside it, mode 0600, renamed into place).
     pub fn save(&self) -> Result<()> {
         use std::io::Write;

@@ -2,14 +2,18 @@
 //! `*.crt` files of `<certs.d>/<host[:port]>/` (Docker's `/etc/docker/certs.d` by default). Registries that may be
 //! spoken to in plain HTTP (loopback, `--insecure-registry`) are tried in HTTPS first without verification, as Docker
 //! does, and fall back to HTTP when the handshake fails.
+//!
+//! Also the one place PEM files become rustls configurations for the rest of Berth: the registry server's
+//! certificate, and the Engine API over TCP with mutual TLS (berthd's `--tlsverify` server side, the CLI's
+//! `--tls*` client side).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
 use crate::error::{Error, Result};
 
@@ -77,6 +81,86 @@ pub fn unverified() -> Result<Arc<ClientConfig>> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate(p)))
         .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// The certificates of a PEM file (a chain: leaf first); an empty file is an error.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Invalid(format!("{}: no certificate in the file", path.display())));
+    }
+    Ok(certs)
+}
+
+/// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))
+}
+
+/// The CA certificates of a PEM file as a root store.
+fn read_roots(ca: &Path) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(read_certs(ca)?);
+    if added == 0 {
+        return Err(Error::Invalid(format!("{}: no usable CA certificate", ca.display())));
+    }
+    Ok(roots)
+}
+
+/// A server configuration for `cert` (PEM chain) and `key`; with `client_ca`, every client must present a
+/// certificate signed by that CA (mutual TLS: dockerd's `--tlsverify`), else the handshake fails. HTTP/1.1 only.
+pub fn server(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>> {
+    let certs = read_certs(cert)?;
+    let key = read_key(key)?;
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("tls: {e}")))?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(read_roots(ca)?), provider())
+                    .build()
+                    .map_err(|e| Error::Invalid(format!("{}: {e}", ca.display())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config =
+        builder.with_single_cert(certs, key).map_err(|e| Error::Invalid(format!("certificate and key: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client configuration for the Engine API (the docker CLI's `--tls*` rules): with `verify`, the server must
+/// present a certificate of `ca` (the system's CAs without one); without, any certificate is accepted (`--tls`
+/// alone). `identity` (certificate, key) is presented when the server asks for one.
+pub fn api_client(ca: Option<&Path>, identity: Option<(&Path, &Path)>, verify: bool) -> Result<Arc<ClientConfig>> {
+    let p = provider();
+    let builder = ClientConfig::builder_with_provider(p.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("tls: {e}")))?;
+    let builder = if verify {
+        let roots = match ca {
+            Some(ca) => read_roots(ca)?,
+            None => {
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(system_roots().iter().cloned());
+                roots
+            }
+        };
+        builder.with_root_certificates(roots)
+    } else {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyCertificate(p)))
+    };
+    let config = match identity {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+            .map_err(|e| Error::Invalid(format!("{} and {}: {e}", cert.display(), key.display())))?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
 }
 

@@ -29,7 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer, volume,
+    build, compose, container, context, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer,
+    volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -66,9 +67,24 @@ impl StatusError {
     after_help = "Run 'berth COMMAND --help' for more information on a command."
 )]
 struct Cli {
-    /// Daemon socket to connect to
+    /// Daemon socket to connect to: unix:///path, tcp://host:port or ssh://[user@]host[:port]
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     host: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long)]
+    tls: bool,
+    /// Use TLS and verify the remote (also DOCKER_TLS_VERIFY)
+    #[arg(long)]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA (default: $DOCKER_CERT_PATH or ~/.docker, ca.pem)
+    #[arg(long, value_name = "PATH")]
+    tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file (default: $DOCKER_CERT_PATH or ~/.docker, cert.pem)
+    #[arg(long, value_name = "PATH")]
+    tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file (default: $DOCKER_CERT_PATH or ~/.docker, key.pem)
+    #[arg(long, value_name = "PATH")]
+    tlskey: Option<std::path::PathBuf>,
     /// Enable debug mode
     #[arg(short = 'D', long)]
     debug: bool,
@@ -189,6 +205,12 @@ enum Cmd {
     System {
         #[command(subcommand)]
         cmd: SystemCmd,
+    },
+    /// Manage contexts (shared with the docker CLI)
+    #[command(arg_required_else_help = true)]
+    Context {
+        #[command(subcommand)]
+        cmd: context::ContextCmd,
     },
     /// Manage volumes
     #[command(arg_required_else_help = true)]
@@ -330,6 +352,9 @@ enum SystemCmd {
     Prune(system::SystemPruneArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
+    /// Proxy the stdio stream to the daemon connection (what `ssh://` hosts run on the remote side)
+    #[command(name = "dial-stdio")]
+    DialStdio,
 }
 
 /// Exit status of clap's usage errors, as docker's for a bad flag.
@@ -385,8 +410,22 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let tls = client::TlsOptions {
+        tls: cli.tls,
+        verify: cli.tlsverify,
+        ca: cli.tlscacert,
+        cert: cli.tlscert,
+        key: cli.tlskey,
+    };
     let code = rt.block_on(async move {
-        match dispatch(cli.host, cmd).await {
+        if let Cmd::Context { cmd } = cmd {
+            return context::run(cmd, cli.context.as_deref()).unwrap_or_else(|e| report(&e));
+        }
+        let (host, tls) = match endpoint(cli.host, cli.context.as_deref(), tls) {
+            Ok(ht) => ht,
+            Err(e) => return report(&e),
+        };
+        match dispatch(host, &tls, cmd).await {
             Ok(code) => code,
             Err(e) => report(&e),
         }
@@ -424,16 +463,36 @@ fn report(e: &anyhow::Error) -> i32 {
     1
 }
 
-async fn connect(host: Option<String>) -> anyhow::Result<Client> {
-    let mut c = Client::new(host)?;
+/// The daemon to speak to: `-H`, else `DOCKER_HOST`, else the context's (`--context`, `DOCKER_CONTEXT`,
+/// `currentContext`), with the flags' TLS options or the context's.
+fn endpoint(
+    host: Option<String>,
+    ctx: Option<&str>,
+    tls: client::TlsOptions,
+) -> anyhow::Result<(Option<String>, client::TlsOptions)> {
+    if host.is_some() && ctx.is_some() {
+        anyhow::bail!("conflicting options: cannot specify both --host and --context");
+    }
+    let env_host = std::env::var_os("DOCKER_HOST").is_some_and(|h| !h.is_empty());
+    if host.is_some() || (env_host && ctx.is_none()) {
+        return Ok((host, tls));
+    }
+    match context::endpoint(&context::current(ctx))? {
+        Some((h, t)) => Ok((Some(h), t)),
+        None => Ok((host, tls)),
+    }
+}
+
+async fn connect(host: Option<String>, tls: &client::TlsOptions) -> anyhow::Result<Client> {
+    let mut c = Client::new(host, tls)?;
     c.negotiate().await?;
     Ok(c)
 }
 
-async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
+async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> anyhow::Result<i32> {
     // `version` prints the client's part even without a daemon.
     if let Cmd::Version(a) = cmd {
-        let mut c = Client::new(host)?;
+        let mut c = Client::new(host, tls)?;
         let reachable = c.negotiate().await;
         return system::version(&c, reachable, a).await;
     }
@@ -450,7 +509,11 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
         Cmd::Compose(a) if a.is_offline() => return compose::offline(a),
         other => other,
     };
-    let c = connect(host).await?;
+    // `system dial-stdio` relays bytes; HTTP is the caller's (an `ssh://` client on another host).
+    if let Cmd::System { cmd: SystemCmd::DialStdio } = cmd {
+        return system::dial_stdio(&Client::new(host, tls)?).await;
+    }
+    let c = connect(host, tls).await?;
     match cmd {
         Cmd::Run(a) => run::run(&c, a).await,
         Cmd::Build(a) => build::build(&c, a).await,
@@ -541,10 +604,12 @@ async fn dispatch(host: Option<String>, cmd: Cmd) -> anyhow::Result<i32> {
             VolumeCmd::Prune(a) => volume::prune(&c, a).await,
             VolumeCmd::Rm(a) => volume::rm(&c, a).await,
         },
+        Cmd::Context { .. } => Ok(0),
         Cmd::System { cmd } => match cmd {
             SystemCmd::Df(a) => system::df(&c, a).await,
             SystemCmd::Prune(a) => system::system_prune(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
+            SystemCmd::DialStdio => Ok(0),
         },
     }
 }

@@ -23,6 +23,11 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("log-level", "log_level", "--log-level"),
     ("log-opts", "log_opt", "--log-opt"),
     ("registry-mirrors", "", ""),
+    ("tls", "tls", "--tls"),
+    ("tlscacert", "tlscacert", "--tlscacert"),
+    ("tlscert", "tlscert", "--tlscert"),
+    ("tlskey", "tlskey", "--tlskey"),
+    ("tlsverify", "tlsverify", "--tlsverify"),
     ("userns-remap", "userns_remap", "--userns-remap"),
 ];
 
@@ -91,13 +96,13 @@ fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
                 }
                 Vec::new()
             }
-            "dns" | "insecure-registries" => strings()?,
-            "hosts" => {
-                let hosts = strings()?;
-                if hosts.len() > 1 {
-                    return Err(format!("{key}: Berth serves the API on one socket, got {}", hosts.len()));
-                }
-                hosts
+            "dns" | "insecure-registries" | "hosts" => strings()?,
+            "tls" | "tlsverify" => {
+                // A switch: `true` is the bare flag, `false` leaves it off.
+                let on = value.as_bool().ok_or_else(|| bad("a boolean"))?;
+                let args = if on { vec![flag.to_string()] } else { Vec::new() };
+                out.push(Directive { key: key.to_string(), id, value: value.clone(), args });
+                continue;
             }
             "log-opts" => {
                 let Value::Object(opts) = value else { return Err(bad("an object of strings")) };
@@ -185,6 +190,24 @@ mod tests {
             ]
         );
         assert!(parse(b"  \n").expect("empty").is_empty());
+        let d = parse(
+            br#"{"hosts": ["unix:///run/b.sock", "tcp://127.0.0.1:2376"], "tlsverify": true, "tls": false,
+                 "tlscacert": "/c/ca.pem"}"#,
+        )
+        .expect("valid");
+        let args: Vec<String> = d.iter().flat_map(|d| d.args.clone()).collect();
+        assert_eq!(
+            args,
+            [
+                "--host",
+                "unix:///run/b.sock",
+                "--host",
+                "tcp://127.0.0.1:2376",
+                "--tlscacert",
+                "/c/ca.pem",
+                "--tlsverify"
+            ]
+        );
     }
 
     #[test]

@@ -35,9 +35,28 @@ use anyhow::{Context, Result};
 #[derive(Debug, clap::Parser)]
 #[command(name = "berthd", version, about)]
 struct Args {
-    /// Socket to serve the Engine API on.
+    /// Where to serve the Engine API (repeatable): `unix:///path` or `tcp://IP:PORT` (TCP needs --tlsverify).
     #[arg(short = 'H', long, default_value = "unix:///run/berth/berth.sock")]
-    host: String,
+    host: Vec<String>,
+    /// Use TLS on tcp:// hosts (implied by --tlsverify); without --tlsverify only with --insecure-tcp-for-tests
+    #[arg(long)]
+    tls: bool,
+    /// Use TLS on tcp:// hosts and require client certificates signed by --tlscacert (mutual TLS)
+    #[arg(long)]
+    tlsverify: bool,
+    /// CA that client certificates must be signed by (default: $DOCKER_CERT_PATH or ~/.docker, ca.pem)
+    #[arg(long, value_name = "PEM")]
+    tlscacert: Option<PathBuf>,
+    /// The server's certificate (default: $DOCKER_CERT_PATH or ~/.docker, cert.pem)
+    #[arg(long, value_name = "PEM")]
+    tlscert: Option<PathBuf>,
+    /// The server's private key (default: $DOCKER_CERT_PATH or ~/.docker, key.pem)
+    #[arg(long, value_name = "PEM")]
+    tlskey: Option<PathBuf>,
+    /// Allow tcp:// hosts without --tlsverify: anyone who can reach the port then controls the host as root.
+    /// For tests only.
+    #[arg(long)]
+    insecure_tcp_for_tests: bool,
     /// The group that owns the API socket (mode 0660; its members can do anything root can). Default: `berth`
     /// where that group exists, else none (root only).
     #[arg(short = 'G', long, value_name = "NAME")]
@@ -208,6 +227,8 @@ fn main() -> Result<()> {
     berth_runtime::sys::close_from(3, berth_runtime::sys::CloseMode::CloseOnExec);
     let mut args = resolve_args()?;
     let log = log_config(&args)?;
+    // Before anything is touched: a TCP endpoint without client authentication is refused here.
+    let endpoints = endpoints(&args)?;
     // Real paths: mounts are recognised in /proc/self/mountinfo by path, which a symlink or a relative path in
     // --data-root/--exec-root would defeat.
     for dir in [&mut args.data_root, &mut args.exec_root] {
@@ -229,11 +250,6 @@ fn main() -> Result<()> {
             .with_context(|| format!("chmod {}", args.exec_root.display()))?;
     }
     tracing_subscriber::fmt().with_max_level(args.log_level).with_writer(std::io::stderr).init();
-    let socket = args
-        .host
-        .strip_prefix("unix://")
-        .map(PathBuf::from)
-        .with_context(|| format!("unsupported --host {:?}: only unix:// sockets are served", args.host))?;
     let network = net_config(&args)?;
     if args.userns_remap.is_some() && args.runtime != "berth" {
         anyhow::bail!("--userns-remap needs the built-in runtime (--runtime berth), not {}", args.runtime);
@@ -276,12 +292,91 @@ fn main() -> Result<()> {
             userns_remap,
         })
         .await?;
-        server::serve(daemon, &socket, group).await
+        server::serve(daemon, &endpoints, group).await
     });
     // SIGTERM: requests in flight end with the runtime; blocking work (an unpack, a store write) gets a moment to
     // finish, but never holds the exit up for long (containers are not ours to wait for: they keep running).
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     served
+}
+
+/// Where the TLS files are by default: `$DOCKER_CERT_PATH`, else `~/.docker` (dockerd's defaults).
+fn default_cert_dir() -> PathBuf {
+    match std::env::var_os("DOCKER_CERT_PATH").filter(|p| !p.is_empty()) {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".docker"),
+    }
+}
+
+/// The `-H` endpoints. A `tcp://` one needs `--tlsverify` (TLS with client certificates of `--tlscacert`): the API
+/// is root on this host, so it is never served to whoever can reach a port unless `--insecure-tcp-for-tests` says
+/// so, and then with a loud warning.
+fn endpoints(args: &Args) -> Result<Vec<server::Endpoint>> {
+    let mut out = Vec::new();
+    let mut tcp = Vec::new();
+    for h in &args.host {
+        if let Some(p) = h.strip_prefix("unix://") {
+            anyhow::ensure!(!p.is_empty(), "--host {h:?}: want unix:///path");
+            out.push(server::Endpoint::Unix(PathBuf::from(p)));
+        } else if let Some(rest) = h.strip_prefix("tcp://") {
+            let rest = rest.trim_end_matches('/');
+            let default_port = if args.tlsverify || args.tls { 2376 } else { 2375 };
+            let with_port = if rest.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+                rest.to_string()
+            } else {
+                format!("{rest}:{default_port}")
+            };
+            let with_port = if with_port.starts_with(':') { format!("0.0.0.0{with_port}") } else { with_port };
+            use std::net::ToSocketAddrs;
+            let addr = with_port
+                .to_socket_addrs()
+                .with_context(|| format!("--host {h:?}: want tcp://IP:PORT"))?
+                .next()
+                .with_context(|| format!("--host {h:?}: no address"))?;
+            tcp.push((h.clone(), addr));
+        } else {
+            anyhow::bail!("unsupported --host {h:?}: want unix:///path or tcp://IP:PORT");
+        }
+    }
+    if tcp.is_empty() {
+        return Ok(out);
+    }
+    if !args.tlsverify && !args.insecure_tcp_for_tests {
+        anyhow::bail!(
+            "refusing to serve the Engine API on {} without --tlsverify: whoever can reach that port could run \
+             privileged containers, i.e. would be root on this host. Give --tlsverify --tlscacert CA.pem --tlscert \
+             CERT.pem --tlskey KEY.pem (clients then need a certificate signed by that CA)",
+            tcp.iter().map(|(h, _)| h.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let tls = if args.tlsverify || args.tls {
+        let dir = default_cert_dir();
+        let file = |f: &Option<PathBuf>, name: &str| f.clone().unwrap_or_else(|| dir.join(name));
+        let ca = args.tlsverify.then(|| file(&args.tlscacert, "ca.pem"));
+        let config = berth_registry::tls::server(
+            &file(&args.tlscert, "cert.pem"),
+            &file(&args.tlskey, "key.pem"),
+            ca.as_deref(),
+        )
+        .context("TLS for the tcp:// hosts")?;
+        Some(config)
+    } else {
+        None
+    };
+    if !args.tlsverify {
+        let what = if tls.is_some() { "TLS WITHOUT client certificates" } else { "PLAIN HTTP" };
+        for (h, _) in &tcp {
+            eprintln!(
+                "WARNING: --insecure-tcp-for-tests: serving the Engine API on {h} over {what}.\n\
+                 WARNING: ANYONE WHO CAN REACH THIS PORT IS ROOT ON THIS HOST. Never use this outside tests; \
+                 use --tlsverify."
+            );
+        }
+    }
+    for (_, addr) in tcp {
+        out.push(server::Endpoint::Tcp { addr, tls: tls.clone(), client_auth: args.tlsverify });
+    }
+    Ok(out)
 }
 
 /// The API socket's group: `--group NAME` (which must exist), else `berth` where it exists, else none.

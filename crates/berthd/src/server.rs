@@ -1,7 +1,7 @@
-//! The HTTP side: the Unix socket, API version handling, Docker's headers and error bodies.
+//! The HTTP side: the Unix sockets and TCP (TLS) endpoints, API version handling, Docker's headers and error bodies.
 
 use std::convert::Infallible;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -101,61 +101,156 @@ fn api_version_str() -> &'static str {
     S.get_or_init(|| API_VERSION.to_string())
 }
 
-/// Serves the Engine API on `socket` (mode 0660, owned by root and `group`) until SIGINT or SIGTERM. Containers
-/// keep running when the daemon stops.
-pub async fn serve(daemon: Arc<Daemon>, socket: &Path, group: Option<nix::unistd::Gid>) -> Result<()> {
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    let _ = std::fs::remove_file(socket);
-    let listener = tokio::net::UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
-    std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))
-        .with_context(|| format!("chmod {}", socket.display()))?;
-    if let Some(gid) = group {
-        nix::unistd::chown(socket, None, Some(gid)).with_context(|| format!("chown {}", socket.display()))?;
-    }
-    tracing::info!(
-        "berthd {} serving the Engine API {} on {}",
-        berth_api::BERTH_VERSION,
-        API_VERSION,
-        socket.display()
-    );
-    let router = crate::routes::router(daemon.clone());
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("signal")?;
-    loop {
-        let (stream, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(s) => s,
-                Err(e) => { tracing::warn!("accept: {e}"); continue; }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        };
-        let router = router.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                let mut router = router.clone();
-                async move {
-                    let mut resp = match route_version(&mut req) {
-                        Ok(()) => match router.call(req.map(axum::body::Body::new)).await {
-                            Ok(r) => json_errors(r).await,
-                            Err(never) => match never {},
-                        },
-                        Err(e) => ApiError(e).into_response(),
-                    };
-                    add_headers(&mut resp);
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            if let Err(e) = conn.await {
-                tracing::debug!("connection: {e}");
+/// Where the Engine API is served: a Unix socket, or a TCP address (with TLS, mutual where the configuration asks
+/// for client certificates; plain only with `--insecure-tcp-for-tests`).
+pub enum Endpoint {
+    Unix(PathBuf),
+    /// `client_auth`: the TLS configuration requires and verifies client certificates.
+    Tcp {
+        addr: std::net::SocketAddr,
+        tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+        client_auth: bool,
+    },
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
+            Endpoint::Tcp { addr, tls: Some(_), client_auth: true } => {
+                write!(f, "tcp://{addr} (TLS, client certificates verified)")
             }
-        });
+            Endpoint::Tcp { addr, tls: Some(_), .. } => write!(f, "tcp://{addr} (TLS, NO client authentication)"),
+            Endpoint::Tcp { addr, tls: None, .. } => write!(f, "tcp://{addr} (plain HTTP, NO authentication)"),
+        }
     }
+}
+
+/// A bound endpoint.
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
+}
+
+/// How long a TCP client has to finish its TLS handshake (a silent peer must not hold a task forever).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn bind(endpoint: &Endpoint, group: Option<nix::unistd::Gid>) -> Result<Listener> {
+    match endpoint {
+        Endpoint::Unix(socket) => {
+            if let Some(dir) = socket.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            }
+            let _ = std::fs::remove_file(socket);
+            let listener =
+                tokio::net::UnixListener::bind(socket).with_context(|| format!("listen on {}", socket.display()))?;
+            std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+                .with_context(|| format!("chmod {}", socket.display()))?;
+            if let Some(gid) = group {
+                nix::unistd::chown(socket, None, Some(gid)).with_context(|| format!("chown {}", socket.display()))?;
+            }
+            Ok(Listener::Unix(listener))
+        }
+        Endpoint::Tcp { addr, tls, .. } => {
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listen on tcp://{addr}"))?;
+            Ok(Listener::Tcp(listener, tls.clone().map(tokio_rustls::TlsAcceptor::from)))
+        }
+    }
+}
+
+/// Serves the Engine API on every endpoint (Unix sockets mode 0660, owned by root and `group`) until SIGINT or
+/// SIGTERM. Containers keep running when the daemon stops.
+pub async fn serve(daemon: Arc<Daemon>, endpoints: &[Endpoint], group: Option<nix::unistd::Gid>) -> Result<()> {
+    let mut listeners = Vec::new();
+    for e in endpoints {
+        listeners.push(bind(e, group).await?);
+    }
+    for e in endpoints {
+        tracing::info!("berthd {} serving the Engine API {} on {e}", berth_api::BERTH_VERSION, API_VERSION);
+        if matches!(e, Endpoint::Tcp { client_auth: false, .. }) {
+            tracing::warn!(
+                "{e}: anyone who can reach this port controls the host as root (--insecure-tcp-for-tests: for tests only)"
+            );
+        }
+    }
+    let router = crate::routes::router(daemon.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        tasks.spawn(accept_loop(l, router.clone()));
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("signal")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tasks.abort_all();
     tracing::info!("shutting down; containers keep running");
-    let _ = std::fs::remove_file(socket);
+    for e in endpoints {
+        if let Endpoint::Unix(socket) = e {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
     Ok(())
+}
+
+/// Accepts connections on one endpoint for as long as the daemon runs.
+async fn accept_loop(listener: Listener, router: axum::Router) {
+    loop {
+        match &listener {
+            Listener::Unix(l) => match l.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_connection(stream, router.clone()));
+                }
+                Err(e) => tracing::warn!("accept: {e}"),
+            },
+            Listener::Tcp(l, tls) => match l.accept().await {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let router = router.clone();
+                    match tls.clone() {
+                        None => {
+                            tokio::spawn(serve_connection(stream, router));
+                        }
+                        Some(acceptor) => {
+                            tokio::spawn(async move {
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(tls)) => serve_connection(tls, router).await,
+                                    Ok(Err(e)) => tracing::info!("TLS handshake with {peer} refused: {e}"),
+                                    Err(_) => tracing::info!("TLS handshake with {peer}: timed out"),
+                                }
+                            });
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("accept: {e}"),
+            },
+        }
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades, for attach and exec) on one connection, whatever carries it.
+async fn serve_connection<S>(stream: S, router: axum::Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        let mut router = router.clone();
+        async move {
+            let mut resp = match route_version(&mut req) {
+                Ok(()) => match router.call(req.map(axum::body::Body::new)).await {
+                    Ok(r) => json_errors(r).await,
+                    Err(never) => match never {},
+                },
+                Err(e) => ApiError(e).into_response(),
+            };
+            add_headers(&mut resp);
+            Ok::<_, Infallible>(resp)
+        }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!("connection: {e}");
+    }
 }

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod compose;
 pub mod container;
+pub mod context;
 pub mod cp;
 pub mod exec;
 pub mod image;

@@ -426,3 +426,38 @@ pub async fn system_prune(c: &Client, a: SystemPruneArgs) -> Result<i32> {
     reclaimed(total);
     Ok(0)
 }
+
+/// `system dial-stdio`: copies stdin to a connection to the daemon and the daemon's answers to stdout. The end of
+/// stdin half-closes the connection (the daemon's answers still come); the end of the daemon's side ends the relay at
+/// once, as docker's does (a client's stdin may never end: a hijacked attach keeps it open). What an `ssh://`
+/// client runs on this host.
+pub async fn dial_stdio(c: &Client) -> Result<i32> {
+    use tokio::io::AsyncWriteExt;
+    let conn = c.dial().await?;
+    let (mut from_daemon, mut to_daemon) = tokio::io::split(conn);
+    let upstream = async {
+        tokio::io::copy(&mut tokio::io::stdin(), &mut to_daemon).await?;
+        to_daemon.shutdown().await
+    };
+    let downstream = async {
+        let mut stdout = tokio::io::stdout();
+        tokio::io::copy(&mut from_daemon, &mut stdout).await?;
+        stdout.flush().await
+    };
+    tokio::pin!(upstream, downstream);
+    let gone =
+        |e: &std::io::Error| matches!(e.kind(), std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset);
+    let result = tokio::select! {
+        r = &mut upstream => match r {
+            Ok(()) => downstream.await,
+            Err(e) => Err(e),
+        },
+        r = &mut downstream => r,
+    };
+    match result {
+        Ok(()) => Ok(0),
+        // The other side went away mid-stream (the ssh session ended): nothing more to relay.
+        Err(e) if gone(&e) => Ok(0),
+        Err(e) => Err(anyhow::anyhow!("dial-stdio: {e}")),
+    }
+}
