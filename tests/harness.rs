@@ -329,10 +329,10 @@ pub fn processes_with(needle: &str) -> Vec<i32> {
         if pid == std::process::id() as i32 {
             continue;
         }
-        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-            if String::from_utf8_lossy(&cmd).contains(needle) {
-                out.push(pid);
-            }
+        if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline"))
+            && String::from_utf8_lossy(&cmd).contains(needle)
+        {
+            out.push(pid);
         }
     }
     out

@@ -66,7 +66,7 @@ fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
     assert!(octets[0] == 10 && octets[1] >= 128 && octets[3] == 1, "the harness's --bip is used: {gw}");
     let out = d.ok(&["run", "--rm", "--name", "c1", "-h", "box1", "busybox", "sh", "-c",
         "ip -o -4 addr show eth0; ip route; cat /etc/hosts /etc/resolv.conf; ping -c1 -W2 $(ip route | awk '/default/{print $3}') >/dev/null && echo gateway-ok"]);
-    let prefix: String = gw.rsplitn(2, '.').nth(1).unwrap().to_string();
+    let prefix: String = gw.rsplit_once('.').unwrap().0.to_string();
     assert!(out.contains(&format!("inet {prefix}.")), "{out}");
     assert!(out.contains(&format!("default via {gw} dev eth0")), "{out}");
     assert!(out.contains("\tbox1\n") && out.contains("127.0.0.1\tlocalhost"), "{out}");

@@ -206,10 +206,10 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
             nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).map_err(Error::sys("unshare cgroup namespace"))?;
         }
         nix::unistd::setsid().map_err(Error::sys("setsid"))?;
-        if a.new_uts_ns {
-            if let Some(h) = a.spec.hostname() {
-                nix::unistd::sethostname(h).map_err(Error::sys(format!("sethostname {h}")))?;
-            }
+        if a.new_uts_ns
+            && let Some(h) = a.spec.hostname()
+        {
+            nix::unistd::sethostname(h).map_err(Error::sys(format!("sethostname {h}")))?;
         }
         let pty = mounts::setup_rootfs(a.spec, a.rootfs, a.console.is_some(), a.cgroup_v2, a.sysfs.as_deref())?;
         if let (Some(pty), Some(sock)) = (pty, &a.console) {

@@ -500,7 +500,7 @@ impl Filter {
         let mut out = Vec::with_capacity(16 + key.len() + self.program.len() * 8);
         out.extend((key.len() as u64).to_le_bytes());
         out.extend(key);
-        out.extend(u64::from(self.flags).to_le_bytes());
+        out.extend(self.flags.to_le_bytes());
         for i in &self.program {
             out.extend(i.code.to_ne_bytes());
             out.extend([i.jt, i.jf]);

@@ -195,9 +195,8 @@ impl Monitor {
         std::fs::set_permissions(&sock_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .with_context(|| format!("chmod {}", sock_path.display()))?;
         listener.set_nonblocking(true).context("listener")?;
-        let mut created = runtime.create(&cfg.id, &bundle, stdio).map_err(|e| {
+        let mut created = runtime.create(&cfg.id, &bundle, stdio).inspect_err(|_| {
             let _ = std::fs::remove_file(&sock_path);
-            e
         })?;
         let pid = created.pid();
         // Threads only from here on: the init is cloned.
@@ -391,11 +390,11 @@ impl Monitor {
                 self.log.write(stream, data);
                 let header = berth_api::stream::frame_header(stream, n);
                 for c in &mut self.clients {
-                    if let ClientKind::Attach { stdout, stderr, .. } = c.kind {
-                        if (stream == 1 && stdout) || (stream == 2 && stderr) {
-                            c.out.extend(header);
-                            c.out.extend(data);
-                        }
+                    if let ClientKind::Attach { stdout, stderr, .. } = c.kind
+                        && ((stream == 1 && stdout) || (stream == 2 && stderr))
+                    {
+                        c.out.extend(header);
+                        c.out.extend(data);
                     }
                 }
                 for c in &mut self.clients {

@@ -504,12 +504,12 @@ pub async fn create_with(
     let mut config = container_config(&body);
     merge_config(&mut config, &image.config)?;
     validate_env(config.env.as_deref().unwrap_or_default())?;
-    if let Some(w) = config.working_dir.as_deref().filter(|w| !w.is_empty()) {
-        if !w.starts_with('/') {
-            return Err(Error::InvalidArgument(format!(
-                "the working directory '{w}' is invalid, it needs to be an absolute path"
-            )));
-        }
+    if let Some(w) = config.working_dir.as_deref().filter(|w| !w.is_empty())
+        && !w.starts_with('/')
+    {
+        return Err(Error::InvalidArgument(format!(
+            "the working directory '{w}' is invalid, it needs to be an absolute path"
+        )));
     }
     if let Some(u) = config.user.as_deref().filter(|u| !u.is_empty()) {
         berth_runtime::user::validate_spec(u).map_err(|e| Error::InvalidArgument(e.to_string()))?;
@@ -1056,10 +1056,10 @@ pub(crate) fn end_leftovers(id: &str, runtime: &str, state_root: &Path, bundle: 
     if let Err(e) = berth_runtime::by_name(runtime, state_root).delete(id, bundle) {
         tracing::debug!("release the runtime's resources of {}: {e}", &id[..12]);
     }
-    if let Some(cg) = &cgroup {
-        if let Err(e) = cg.destroy() {
-            tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
-        }
+    if let Some(cg) = &cgroup
+        && let Err(e) = cg.destroy()
+    {
+        tracing::warn!("remove the cgroup of {}: {e}", &id[..12]);
     }
 }
 

@@ -806,7 +806,7 @@ pub fn list_filter(d: &Daemon, rec: &NetworkRecord, f: &HashMap<String, Vec<Stri
         }
         let builtin = matches!(rec.name.as_str(), "bridge" | "host" | "none");
         let ok = match k.as_str() {
-            "driver" => vals.iter().any(|v| *v == rec.driver),
+            "driver" => vals.contains(&rec.driver),
             "id" => vals.iter().any(|v| rec.id.starts_with(v.as_str())),
             "name" => vals.iter().any(|v| rec.name.contains(v.as_str())),
             "label" => vals.iter().all(|v| label_match(&rec.labels, v)),
@@ -1504,9 +1504,7 @@ pub async fn connect(
     match mode(rec.host_config.network_mode.as_deref().unwrap_or("")) {
         Mode::Bridge => {}
         Mode::None | Mode::Host | Mode::Container(_) => {
-            return Err(Error::Forbidden(format!(
-                "container sharing network namespace with another container or host cannot be connected to any other network"
-            )));
+            return Err(Error::Forbidden("container sharing network namespace with another container or host cannot be connected to any other network".to_string()));
         }
     }
     if rec.net.endpoints.iter().any(|e| e.network_id == net.id) {

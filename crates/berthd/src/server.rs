@@ -49,21 +49,20 @@ pub type ApiResult<T> = std::result::Result<T, ApiError>;
 fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Result<(), berth_api::Error> {
     let path = req.uri().path();
     let mut requested = None;
-    if let Some(rest) = path.strip_prefix("/v") {
-        if let Some((ver, tail)) = rest.split_once('/') {
-            if let Some(v) = ApiVersion::parse(ver) {
-                requested = Some(v);
-                let new_path = format!("/{tail}");
-                let pq = match req.uri().query() {
-                    Some(q) => format!("{new_path}?{q}"),
-                    None => new_path,
-                };
-                let mut parts = req.uri().clone().into_parts();
-                parts.path_and_query = pq.parse().ok();
-                if let Ok(uri) = Uri::from_parts(parts) {
-                    *req.uri_mut() = uri;
-                }
-            }
+    if let Some(rest) = path.strip_prefix("/v")
+        && let Some((ver, tail)) = rest.split_once('/')
+        && let Some(v) = ApiVersion::parse(ver)
+    {
+        requested = Some(v);
+        let new_path = format!("/{tail}");
+        let pq = match req.uri().query() {
+            Some(q) => format!("{new_path}?{q}"),
+            None => new_path,
+        };
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = pq.parse().ok();
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
         }
     }
     berth_api::negotiate(requested).map(drop)

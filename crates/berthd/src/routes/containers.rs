@@ -276,7 +276,7 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
         containers::Status::Created | containers::Status::Running | containers::Status::Paused
     ) && flag(&q, "stream")
     {
-        return Err(Error::Conflict(format!("You cannot attach to a stopped container, start it first")).into());
+        return Err(Error::Conflict("You cannot attach to a stopped container, start it first".to_string()).into());
     }
     let (resp, on_upgrade) = crate::hijack::upgrade(&mut req, tty)?;
     let d = d.0.clone();

@@ -200,15 +200,15 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
     // Removing by a tag while other tags remain only untags.
     let by_tag = !id.trim_start_matches("sha256:").starts_with(name.trim_start_matches("sha256:"));
     let users: Vec<_> = d.all_containers().into_iter().filter(|c| c.record().image_id == id).collect();
-    if let Some(running) = users.iter().find(|c| c.is_running()) {
-        if !by_tag || i.repo_tags.len() <= 1 {
-            return Err(Error::Conflict(format!(
-                "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
-                short(&id),
-                short(&running.id)
-            ))
-            .into());
-        }
+    if let Some(running) = users.iter().find(|c| c.is_running())
+        && (!by_tag || i.repo_tags.len() <= 1)
+    {
+        return Err(Error::Conflict(format!(
+            "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+            short(&id),
+            short(&running.id)
+        ))
+        .into());
     }
     let store = d.store.clone();
     if by_tag && (i.repo_tags.len() > 1 || (!users.is_empty() && force)) {
@@ -359,23 +359,6 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
     Ok(([("content-type", "application/json")], body).into_response())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_and_tags() {
-        assert!(glob("busy*", "busybox"));
-        assert!(!glob("busy*", "a/busybox"));
-        assert!(glob("*/app", "me/app"));
-        assert!(reference_matches("busybox", &["busybox:latest".into()]));
-        assert!(reference_matches("busybox:1*", &["busybox:1.36".into()]));
-        assert_eq!(familiar_tag("busybox"), "busybox:latest");
-        assert_eq!(familiar_tag("localhost:5000/a"), "localhost:5000/a:latest");
-        assert_eq!(familiar_tag("a:v1"), "a:v1");
-    }
-}
-
 /// `POST /images/prune`: removes dangling images (untagged), or with `dangling=false` every image no container uses.
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
     let f = filters(&q)?;
@@ -406,4 +389,21 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
         "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
         "SpaceReclaimed": reclaimed,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_and_tags() {
+        assert!(glob("busy*", "busybox"));
+        assert!(!glob("busy*", "a/busybox"));
+        assert!(glob("*/app", "me/app"));
+        assert!(reference_matches("busybox", &["busybox:latest".into()]));
+        assert!(reference_matches("busybox:1*", &["busybox:1.36".into()]));
+        assert_eq!(familiar_tag("busybox"), "busybox:latest");
+        assert_eq!(familiar_tag("localhost:5000/a"), "localhost:5000/a:latest");
+        assert_eq!(familiar_tag("a:v1"), "a:v1");
+    }
 }
