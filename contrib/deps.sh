@@ -31,9 +31,13 @@ install_deps() {
 # What only the tests use: the real docker CLI and dockerd for the compatibility tier (Debian's docker.io where no
 # dockerd is installed; its daemon is not started by the installation), Debian's docker-compose 1.29 and docker-registry (distribution 2.8.2,
 # started by each registry test on a loopback port), python3 (bcrypt for the registry's htpasswd), openssl (the TLS
-# tests' certificates); with docker.io, a real dockerd pushes to and pulls from Berth's registry in the tests.
+# tests' and the remote API's certificates); with docker.io, a real dockerd pushes to and pulls from Berth's registry
+# in the tests.
 install_test_deps() {
-    pkgs="docker-compose docker-registry python3 openssl"
+    # sqlite3: the full-disk test's integrity check of berthd's database; e2fsprogs and mount (mkfs.ext4, losetup):
+    # its small loop-mounted file system; passwd (useradd) and util-linux (setpriv): the user-namespace and file-mode
+    # tests' users.
+    pkgs="docker-compose docker-registry python3 openssl sqlite3 e2fsprogs mount passwd util-linux"
     # docker.io also where a docker CLI is installed but no dockerd: the registry's interop test runs a real dockerd.
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"
