@@ -544,3 +544,35 @@ pub fn berthd_refusing<S: AsRef<std::ffi::OsStr>>(
     child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     (status, err)
 }
+
+/// One tar entry: (name as written, type flag, mode, data or link target).
+pub type TarEntry<'a> = (&'a str, u8, u32, &'a str);
+
+/// A ustar archive with the entries written exactly as given (names unchecked: `../x`, `/abs`).
+pub fn tar_of(entries: &[TarEntry<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, mode, body) in entries {
+        let mut h = [0u8; 512];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(format!("{mode:07o}").as_bytes());
+        h[108..115].copy_from_slice(b"0000000");
+        h[116..123].copy_from_slice(b"0000000");
+        let data = if *kind == b'0' { body.as_bytes() } else { b"" };
+        h[124..135].copy_from_slice(format!("{:011o}", data.len()).as_bytes());
+        h[136..147].copy_from_slice(format!("{:011o}", 1_600_000_000u64).as_bytes());
+        h[156] = *kind;
+        if *kind == b'1' || *kind == b'2' {
+            h[157..157 + body.len()].copy_from_slice(body.as_bytes());
+        }
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        out.extend_from_slice(&h);
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
+    out.resize(out.len() + 1024, 0);
+    out
+}
