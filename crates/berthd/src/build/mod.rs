@@ -522,55 +522,21 @@ async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
     }
 }
 
-/// An image of the store by name.
-async fn local_image(cx: &Ctx, name: &str) -> Result<berth_store::Image, Error> {
-    let store = cx.d.store.clone();
-    let n = name.to_string();
-    blocking(move || store.resolve_image(&n).map_err(crate::daemon::store_error)).await
-}
-
-/// An image by name, pulled when it is missing (or always with `--pull`).
+/// An image by name, pulled through the images manager when it is missing (or always with `--pull`), with the
+/// daemon's registry settings; the pull's progress goes to the build's output.
 async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::Image, Error> {
-    let local = match local_image(cx, name).await {
-        Ok(i) if !pull => return Ok(i),
-        Ok(i) => Some(i),
-        Err(Error::NotFound(_)) => None,
-        Err(e) => return Err(e),
-    };
-    let r = berth_store::Reference::parse(name).map_err(crate::daemon::store_error)?.with_default_tag();
-    let reg = berth_registry::Registry::new(
-        r.domain(),
-        &cx.d.config.insecure_registries,
-        berth_registry::auth::Credentials::default(),
-        vec![berth_registry::pull::pull_scope(&r)],
-    )
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    let reg = Arc::new(reg);
-    let pulled = async {
-        let res = berth_registry::pull::resolve(&reg, &r, &berth_registry::pull::Platform::host()).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let p = berth_registry::progress::Progress::new(tx);
-        let out = cx.out.clone();
-        let fwd = tokio::spawn(async move {
-            while let Some(v) = rx.recv().await {
-                out.raw(v);
-            }
-        });
-        let r = berth_registry::pull::fetch(cx.d.store.clone(), reg.clone(), &res, &p).await;
-        drop(p);
-        let _ = fwd.await;
-        r
-    }
-    .await;
-    match (pulled, local) {
-        (Ok(_), _) => local_image(cx, &r.to_string()).await,
-        // `--pull` with the registry out of reach: the local image will do, as Docker's classic builder does.
-        (Err(_), Some(i)) => Ok(i),
-        (Err(berth_registry::Error::NotFound(m)), None) => Err(Error::NotFound(m)),
-        (Err(e), None) => Err(Error::NotFound(format!(
-            "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
-        ))),
-    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let p = berth_registry::progress::Progress::new(tx);
+    let out = cx.out.clone();
+    let fwd = tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            out.raw(v);
+        }
+    });
+    let r = crate::images::pull::ensure(&cx.d, name, pull, &p).await;
+    drop(p);
+    let _ = fwd.await;
+    r
 }
 
 /// The per-stage state while its instructions run.
