@@ -3,9 +3,9 @@
 //! unknown keys refused) through the Engine API.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 use berth_integration::*;
 
@@ -19,73 +19,12 @@ fn host_ipv4() -> Option<String> {
         .map(str::to_string)
 }
 
-/// `berth registry serve` over HTTPS on `ip`, with a certificate of a private CA (`dir/ca.pem`); stopped by its PID
-/// and its directory removed on drop.
-struct TlsRegistry {
-    child: Child,
-    addr: String,
-    dir: PathBuf,
-}
-
-impl TlsRegistry {
-    fn start(dir: PathBuf, ip: &str) -> TlsRegistry {
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let openssl = |args: &str| {
-            let out = Command::new("openssl").current_dir(&dir).args(args.split_whitespace()).output().unwrap();
-            assert!(out.status.success(), "openssl {args}: {}", stderr(&out));
-        };
-        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-        openssl(&format!("req -x509 {ec} -days 2 -subj /CN=privateCA -keyout ca-key.pem -out ca.pem"));
-        openssl(&format!("req {ec} -subj /CN=registry -keyout key.pem -out cert.csr"));
-        std::fs::write(dir.join("san.ext"), format!("subjectAltName=IP:{ip}\n")).unwrap();
-        openssl(
-            "x509 -req -in cert.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out cert.pem",
-        );
-        let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
-        let addr = format!("{ip}:{port}");
-        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new(bin("berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(dir.join("root"))
-            .arg("--tls-cert")
-            .arg(dir.join("cert.pem"))
-            .arg("--tls-key")
-            .arg(dir.join("key.pem"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let r = TlsRegistry { child, addr, dir };
-        // Bounded: the registry binds at once; 20 s covers a loaded machine.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&r.addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up: {}", r.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        r
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
-    }
-
-    /// A `certs.d` directory that trusts the registry's CA.
-    fn certs_dir(&self) -> PathBuf {
-        let certs = self.dir.join("certs.d");
-        std::fs::create_dir_all(certs.join(&self.addr)).unwrap();
-        std::fs::copy(self.dir.join("ca.pem"), certs.join(&self.addr).join("ca.crt")).unwrap();
-        certs
-    }
-}
-
-impl Drop for TlsRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A `certs.d` directory in `dir` that trusts the CA of `r`.
+fn certs_dir(r: &LocalRegistry, dir: &Path) -> PathBuf {
+    let certs = dir.join("certs.d");
+    std::fs::create_dir_all(certs.join(&r.addr)).unwrap();
+    std::fs::copy(dir.join("ca.pem"), certs.join(&r.addr).join("ca.crt")).unwrap();
+    certs
 }
 
 fn build(d: &Berthd, name: &str, dockerfile: &str, extra: &[&str]) -> std::process::Output {
@@ -108,8 +47,9 @@ fn from_pulls_from_a_tls_registry_with_a_private_ca_in_the_certs_dir() {
         eprintln!("SKIPPED: no non-loopback IPv4 address: a verified TLS registry cannot be tested here");
         return;
     };
-    let r = TlsRegistry::start(PathBuf::from(format!("/tmp/bt-imgmgr-{}", std::process::id())), &ip);
-    let certs = r.certs_dir();
+    let dir = PathBuf::from(format!("/tmp/bt-imgmgr-{}", std::process::id()));
+    let r = LocalRegistry::start_on(dir.clone(), &ip, true);
+    let certs = certs_dir(&r, &dir);
     let d = Berthd::start_with(&["--registry-certs-dir", certs.to_str().unwrap()]);
     d.busybox();
     let base = format!("{}/base/bb:v1", r.addr);
