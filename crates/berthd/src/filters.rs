@@ -77,16 +77,6 @@ impl Filters {
         self.fields.get(key).map(Vec::as_slice).unwrap_or(&[])
     }
 
-    /// The keys given.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.fields.keys().map(String::as_str)
-    }
-
-    /// No filter at all.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
-    }
-
     /// True when the key has no value or `pred` holds for one of its values (Docker's "any of" filters: `name`,
     /// `id`, `driver`, ...).
     pub fn any(&self, key: &str, pred: impl Fn(&str) -> bool) -> bool {
