@@ -515,6 +515,16 @@ impl LocalRegistry {
     }
 }
 
+/// The host's first non-loopback IPv4 address (`hostname -I`): a registry there is not "insecure" (loopback ones
+/// are, as in Docker), so berthd verifies its certificate.
+pub fn host_ipv4() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    stdout(&out)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(str::to_string)
+}
+
 /// A private CA (`dir/ca.pem`, `dir/ca-key.pem`) and a server certificate it signed for the IP addresses `ips`
 /// (`dir/cert.pem`, `dir/key.pem`), made with openssl, as a real deployment has them.
 pub fn tls_certificates(dir: &Path, ips: &[&str]) {

@@ -4,20 +4,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use berth_integration::*;
-
-/// The host's first non-loopback IPv4 address: a registry there is not "insecure" (loopback ones are, as in
-/// Docker), so berthd verifies its certificate.
-fn host_ipv4() -> Option<String> {
-    let out = Command::new("hostname").arg("-I").output().ok()?;
-    stdout(&out)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .map(str::to_string)
-}
 
 /// A `certs.d` directory in `dir` that trusts the CA of `r`.
 fn certs_dir(r: &LocalRegistry, dir: &Path) -> PathBuf {

@@ -954,15 +954,6 @@ fn real_docker_pushes_and_pulls_with_berth_registry() {
     assert!(t.log().contains("PUT /v2/peer/tls/manifests/v1 201"), "{}", t.log());
 }
 
-/// A non-loopback IPv4 address of this host, for a registry that must be reached with verified TLS.
-fn host_ipv4() -> Option<String> {
-    let out = Command::new("hostname").arg("-I").output().ok()?;
-    stdout(&out)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .map(str::to_string)
-}
-
 #[test]
 fn berth_pushes_and_pulls_over_tls() {
     if !can_run() {
