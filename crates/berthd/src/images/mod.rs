@@ -1,12 +1,14 @@
 //! The images manager: what the image endpoints and the builder ask of the store beyond plain reads — listing with
-//! Docker's filters, Docker's removal rules (what `rmi` untags, deletes or refuses), prune, and pulls
-//! ([`pull`]: the `POST /images/create?fromImage=` route and the builder's `FROM` go through the same code, with the
-//! daemon's registry settings).
+//! Docker's filters, Docker's removal rules (what `rmi` untags, deletes or refuses), prune, and the registry side:
+//! [`pull`] (the `POST /images/create?fromImage=` route and the builder's `FROM` go through the same code), [`push`],
+//! and [`registry`] (the one way to make a registry client, with the daemon's trust settings; `login`).
 //!
 //! Removals and prunes hold `Daemon::image_use` exclusively, so a container being created never loses the layers it
 //! is about to use.
 
 pub mod pull;
+pub mod push;
+pub mod registry;
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};

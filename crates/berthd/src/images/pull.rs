@@ -1,5 +1,5 @@
-//! Pulls, for `POST /images/create?fromImage=` and the builder's `FROM` (and `--from=<image>`): one way to make a
-//! registry client (the daemon's `--registry-certs-dir` and `--insecure-registry`), one way to pull.
+//! Pulls, for `POST /images/create?fromImage=` and the builder's `FROM` (and `--from=<image>`): one way to pull,
+//! through [`super::registry::registry`] (the daemon's `--registry-certs-dir` and `--insecure-registry`).
 //!
 //! A pull resolves its first manifest and config before anything is streamed ([`start`]), so an unknown image,
 //! refused credentials or an unreachable registry are the caller's errors; [`Pull::run`] then downloads, reporting
@@ -14,27 +14,8 @@ use berth_registry::{Credentials, Registry};
 use berth_store::{Image, Reference};
 use serde_json::json;
 
+use super::registry::{registry, registry_error};
 use crate::daemon::{Daemon, store_error};
-
-/// Maps a registry error to its API class.
-pub fn registry_error(e: berth_registry::Error) -> Error {
-    use berth_registry::Error as R;
-    match e {
-        R::NotFound(m) => Error::NotFound(m),
-        R::Unauthorized(m) => Error::Unauthorized(m),
-        R::Denied(m) => Error::Forbidden(m),
-        R::InvalidArgument(m) => Error::InvalidArgument(m),
-        R::Store(s) => store_error(s),
-        other => Error::Internal(other.to_string()),
-    }
-}
-
-/// A client for `registry` with the daemon's trust settings: its certificates directory and insecure registries.
-pub fn registry(d: &Daemon, registry: &str, creds: Credentials, scopes: Vec<String>) -> Result<Registry, Error> {
-    Registry::new(registry, &d.config.insecure_registries, creds, scopes)
-        .map(|r| r.with_certs_dir(Some(d.config.registry_certs_dir.clone())))
-        .map_err(registry_error)
-}
 
 /// What `POST /images/create?fromImage=` asks for.
 #[derive(Debug, Clone, Default)]
