@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_runtime::shim::IdMap;
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
@@ -450,7 +450,7 @@ impl Fs {
             owner,
             host_ids: self.idmap.map(|m| (m.uid, m.gid, m.size)),
         };
-        berth_store::extract(body, root, Path::new(&resolved), eo).map(drop).map_err(crate::daemon::store_error)
+        berth_store::extract(body, root, Path::new(&resolved), eo).map(drop).map_err(Error::from)
     }
 }
 
@@ -808,7 +808,7 @@ fn copy_one(
         owner: None,
         host_ids: host_ids.map(|m| (m.uid, m.gid, m.size)),
     };
-    let extracted = berth_store::extract(reader, dst, Path::new(""), opts).map_err(crate::daemon::store_error);
+    let extracted = berth_store::extract(reader, dst, Path::new(""), opts).map_err(Error::from);
     let produced = producer.join().map_err(|_| Error::Internal("copy thread panicked".into()))?;
     extracted?;
     produced

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use berth_runtime::shim::{self, ExitRecord, Request, Response, RootfsLayers, ShimConfig};
 use serde::{Deserialize, Serialize};
@@ -224,10 +224,10 @@ async fn write_doc(d: &Daemon, rec: &Record, removed: Option<Arc<AtomicBool>>, d
             return Ok(());
         }
         let put = if durable { berth_store::Store::put_doc } else { berth_store::Store::put_doc_lazy };
-        put(&store, DOC_KIND, &id, Some(&name), &doc).map_err(crate::daemon::store_error)?;
+        put(&store, DOC_KIND, &id, Some(&name), &doc).map_err(Error::from)?;
         // `remove` may have deleted the document between the check and the write.
         if gone() {
-            store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)?;
+            store.delete_doc(DOC_KIND, &id).map_err(Error::from)?;
         }
         Ok(())
     })
@@ -497,7 +497,7 @@ pub async fn create_with(
         None => {
             let store = d.store.clone();
             let lookup = image_name.clone();
-            let i = blocking(move || store.resolve_image(&lookup).map_err(crate::daemon::store_error)).await?;
+            let i = blocking(move || store.resolve_image(&lookup).map_err(Error::from)).await?;
             BuildImage { id: i.id.to_string(), lower_dirs: i.lower_dirs(), config: i.config }
         }
     };
@@ -596,10 +596,7 @@ pub async fn create_with(
     if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
         crate::volumes::remove_anonymous_locked(d, &created_volumes).await;
-        return Err(match e {
-            Error::Conflict(_) => name_conflict(&name, "another container"),
-            e => e,
-        });
+        return Err(if e.is_conflict() { name_conflict(&name, "another container") } else { e });
     }
     berth_store::fault::point("create.after-record");
     if let Ok(mut m) = d.containers.write() {
@@ -1296,7 +1293,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     c.removed.store(true, Ordering::SeqCst);
     let store = d.store.clone();
     let id = c.id.clone();
-    if let Err(e) = blocking(move || store.delete_doc_lazy(DOC_KIND, &id).map_err(crate::daemon::store_error)).await {
+    if let Err(e) = blocking(move || store.delete_doc_lazy(DOC_KIND, &id).map_err(Error::from)).await {
         c.removed.store(false, Ordering::SeqCst);
         return Err(removal_failed(c, e));
     }

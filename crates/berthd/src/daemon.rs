@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::error::Error;
 use anyhow::{Context, Result};
-use berth_api::Error;
 use berth_store::Store;
 
 use crate::containers::Container;
@@ -52,15 +52,9 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-/// Maps a store error to its API class.
+/// A store error as a domain error (where `?` cannot convert it, as in a `map_err` of a closure).
 pub fn store_error(e: berth_store::StoreError) -> Error {
-    use berth_store::StoreError as S;
-    match e {
-        S::NotFound(m) => Error::NotFound(m),
-        S::Conflict(m) => Error::Conflict(m),
-        S::InvalidArgument(m) => Error::InvalidArgument(m),
-        other => Error::Internal(other.to_string()),
-    }
+    Error::Store(e)
 }
 
 /// Runs blocking store work off the async threads.

@@ -4,7 +4,7 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::ExecConfig;
 use berth_runtime::shim::{ExecRequest, Response};
 use serde_json::{Value, json};

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{HostConfig, HostConfigLogConfig};
 use berth_runtime::shim::LogPolicy;
 use bytes::Bytes;

@@ -11,6 +11,7 @@ mod build;
 mod config_file;
 mod containers;
 mod daemon;
+mod error;
 mod exec;
 mod health;
 mod hijack;

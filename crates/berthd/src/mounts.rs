@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig, Mount, MountBindOptionsPropagationEnum, MountType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{EndpointSettings, NetworkCreateRequest};
 use berth_network::dns::{Dns, Entry};
 use berth_network::firewall::{Firewall, NetRule, PortRule, Proto, Rules};
@@ -211,16 +211,6 @@ pub struct Networks {
     netns_dir: PathBuf,
 }
 
-fn net_error(e: berth_network::Error) -> Error {
-    use berth_network::Error as N;
-    match e {
-        N::InvalidArgument(m) => Error::InvalidArgument(m),
-        N::Conflict(m) => Error::Conflict(m),
-        N::Exhausted(m) => Error::Forbidden(m),
-        other => Error::Internal(other.to_string()),
-    }
-}
-
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     match m.lock() {
         Ok(g) => g,
@@ -380,13 +370,13 @@ async fn bring_up(n: &Networks, rec: &NetworkRecord, want: BridgeUse) -> Result<
     let (Some(subnet), Some(gw)) = (rec.subnet, rec.gateway) else { return Ok(()) };
     let (bridge, mtu) = (rec.bridge.clone(), rec.mtu());
     blocking(move || {
-        let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
-        let (idx, created) = nl.ensure_bridge(&bridge, mtu, want).map_err(net_error)?;
+        let mut nl = berth_network::netlink::Netlink::open().map_err(Error::from)?;
+        let (idx, created) = nl.ensure_bridge(&bridge, mtu, want).map_err(Error::from)?;
         if let Err(e) = nl.add_address(idx, gw, subnet.prefix()) {
             if created {
                 let _ = nl.delete_bridge_named(&bridge);
             }
-            return Err(net_error(e));
+            return Err(Error::from(e));
         }
         // Published ports reached through 127.0.0.1 are routed out of the bridge.
         let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1");
@@ -397,7 +387,7 @@ async fn bring_up(n: &Networks, rec: &NetworkRecord, want: BridgeUse) -> Result<
         let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
     }
     if !rec.is_default() {
-        n.dns.listen(&rec.id, gw, &rec.bridge).map_err(net_error)?;
+        n.dns.listen(&rec.id, gw, &rec.bridge).map_err(Error::from)?;
     }
     Ok(())
 }
@@ -408,7 +398,7 @@ pub async fn load(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let n = &d.networks;
     blocking({
         let dir = n.netns_dir.clone();
-        move || netns::shared_mount_point(&dir).map_err(net_error)
+        move || netns::shared_mount_point(&dir).map_err(Error::from)
     })
     .await?;
     let store = d.store.clone();
@@ -474,7 +464,7 @@ async fn default_bridge(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let link = {
         let name = n.config.bridge.clone();
         blocking(move || {
-            berth_network::netlink::Netlink::open().and_then(|mut nl| nl.link_info(&name)).map_err(net_error)
+            berth_network::netlink::Netlink::open().and_then(|mut nl| nl.link_info(&name)).map_err(Error::from)
         })
         .await?
     };
@@ -540,7 +530,7 @@ async fn save(d: &Daemon, rec: &NetworkRecord) -> Result<(), Error> {
     let store = d.store.clone();
     let doc = serde_json::to_value(rec).map_err(|e| Error::Internal(e.to_string()))?;
     let (id, name) = (rec.id.clone(), rec.name.clone());
-    blocking(move || store.put_doc(DOC_KIND, &id, Some(&name), &doc).map_err(crate::daemon::store_error)).await
+    blocking(move || store.put_doc(DOC_KIND, &id, Some(&name), &doc).map_err(Error::from)).await
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -613,8 +603,8 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
         return Err(Error::InvalidArgument(format!("invalid bridge name {bridge:?}")));
     }
     let host_addresses: Vec<Ipv4Addr> = blocking(|| {
-        let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
-        Ok(nl.all_addresses().map_err(net_error)?.into_iter().map(|(_, ip, _)| ip).collect())
+        let mut nl = berth_network::netlink::Netlink::open().map_err(Error::from)?;
+        Ok(nl.all_addresses().map_err(Error::from)?.into_iter().map(|(_, ip, _)| ip).collect())
     })
     .await?;
     // Subnet choice and the overlap check happen under the state lock, so two creates cannot take the same one.
@@ -627,8 +617,8 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
         }
         let subnet = match user_subnet {
             Some(s) => {
-                let s = Subnet::parse(s, true).map_err(net_error)?;
-                ipam::check_not_loopback(&s).map_err(net_error)?;
+                let s = Subnet::parse(s, true).map_err(Error::from)?;
+                ipam::check_not_loopback(&s).map_err(Error::from)?;
                 if ours.iter().any(|o| o.overlaps(&s)) {
                     return Err(Error::Forbidden("Pool overlaps with other one on this address space".into()));
                 }
@@ -636,7 +626,7 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
             }
             None => {
                 taken.extend(ours);
-                ipam::pick_subnet(&n.config.pools, &taken).map_err(net_error)?
+                ipam::pick_subnet(&n.config.pools, &taken).map_err(Error::from)?
             }
         };
         let gateway = match c.gateway.as_deref().filter(|g| !g.is_empty()) {
@@ -644,10 +634,10 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
             None => None,
         };
         let range = match c.ip_range.as_deref().filter(|r| !r.is_empty()) {
-            Some(r) => Some(Subnet::parse(r, false).map_err(net_error)?),
+            Some(r) => Some(Subnet::parse(r, false).map_err(Error::from)?),
             None => None,
         };
-        let pool = Pool::new(subnet, range, gateway).map_err(net_error)?;
+        let pool = Pool::new(subnet, range, gateway).map_err(Error::from)?;
         if host_addresses.contains(&pool.gateway) {
             return Err(Error::InvalidArgument(format!(
                 "gateway {} is an address of a host interface: berth does not take over the host's addresses",
@@ -697,7 +687,7 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
         }
         let store = d.store.clone();
         let id = rec.id.clone();
-        let _ = blocking(move || store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)).await;
+        let _ = blocking(move || store.delete_doc(DOC_KIND, &id).map_err(Error::from)).await;
         let _ = n.apply_firewall().await;
         return Err(e);
     }
@@ -714,8 +704,8 @@ async fn teardown_bridge(n: &Networks, rec: &NetworkRecord) {
     }
     let bridge = rec.bridge.clone();
     if let Err(e) = blocking(move || {
-        let mut nl = berth_network::netlink::Netlink::open().map_err(net_error)?;
-        nl.delete_bridge_named(&bridge).map_err(net_error)
+        let mut nl = berth_network::netlink::Netlink::open().map_err(Error::from)?;
+        nl.delete_bridge_named(&bridge).map_err(Error::from)
     })
     .await
     {
@@ -744,7 +734,7 @@ pub async fn remove(d: &Arc<Daemon>, key: &str) -> Result<(), Error> {
     }
     let store = d.store.clone();
     let id = rec.id.clone();
-    if let Err(e) = blocking(move || store.delete_doc(DOC_KIND, &id).map_err(crate::daemon::store_error)).await {
+    if let Err(e) = blocking(move || store.delete_doc(DOC_KIND, &id).map_err(Error::from)).await {
         n.insert_net(rec);
         return Err(e);
     }
@@ -912,7 +902,7 @@ pub fn endpoint_for(rec: &NetworkRecord, cfg: Option<&EndpointSettings>) -> Resu
         rec.pool()
             .ok_or_else(|| Error::Internal("network without a pool".into()))?
             .claim(&mut BTreeSet::new(), ip)
-            .map_err(net_error)?;
+            .map_err(Error::from)?;
     }
     Ok(Endpoint {
         network: rec.name.clone(),
@@ -1066,7 +1056,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
             let ip = match ip {
                 Ok(ip) => ip,
                 Err(e) => {
-                    failure = Some(net_error(e));
+                    failure = Some(Error::from(e));
                     break;
                 }
             };
@@ -1125,7 +1115,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
     };
     let made = {
         let sandbox = sandbox.clone();
-        blocking(move || netns::create(&sandbox, ifaces).map_err(net_error)).await
+        blocking(move || netns::create(&sandbox, ifaces).map_err(Error::from)).await
     };
     let result = async {
         made?;
@@ -1534,7 +1524,7 @@ pub async fn connect(
             Some(ip) => pool.claim(&mut nn.used, ip),
             None => pool.allocate(&mut nn.used),
         }
-        .map_err(net_error)?;
+        .map_err(Error::from)?;
         let prefix = net.subnet.map(|s| s.prefix()).unwrap_or(16);
         let mac = ipam::mac_for(ip);
         ep.endpoint_id = hex_id(&id, &net.id);
@@ -1559,7 +1549,7 @@ pub async fn connect(
     let sandbox = n.netns_path(&id);
     let added = {
         let sandbox = sandbox.clone();
-        blocking(move || netns::add(&sandbox, vec![iface]).map_err(net_error)).await
+        blocking(move || netns::add(&sandbox, vec![iface]).map_err(Error::from)).await
     };
     if let Err(e) = added {
         let mut st = lock(&n.state);
@@ -1602,7 +1592,7 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<Container>, key: &str, _force: 
     };
     if c.is_running() {
         let host = ep.host_ifname.clone();
-        blocking(move || netns::remove_interfaces(&[host]).map_err(net_error)).await?;
+        blocking(move || netns::remove_interfaces(&[host]).map_err(Error::from)).await?;
         berth_store::fault::point("network.disconnect-after-veth");
         let ports_dropped = {
             let mut st = lock(&n.state);

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::HostConfig;
 
 /// Docker's smallest memory limit (and reservation): 6 MiB.

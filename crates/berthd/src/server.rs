@@ -36,9 +36,15 @@ impl From<berth_api::Error> for ApiError {
     }
 }
 
+impl From<crate::error::Error> for ApiError {
+    fn from(e: crate::error::Error) -> Self {
+        ApiError(e.into())
+    }
+}
+
 impl From<berth_store::StoreError> for ApiError {
     fn from(e: berth_store::StoreError) -> Self {
-        ApiError(crate::daemon::store_error(e))
+        ApiError(crate::daemon::store_error(e).into())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};

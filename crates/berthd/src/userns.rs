@@ -9,7 +9,7 @@ use std::path::Path;
 
 use berth_runtime::shim::IdMap;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::HostConfig;
 
 /// The user (and group) `default` stands for.

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_api::Error;
+use crate::error::Error;
 use nix::mount::{MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::daemon::{Daemon, blocking, store_error};
+use crate::daemon::{Daemon, blocking};
 use crate::mounts::{Kind, MountPoint};
 
 pub(crate) const DOC_KIND: &str = "volume";
@@ -176,7 +176,7 @@ pub async fn create_locked(d: &Arc<Daemon>, mut o: CreateOptions) -> Result<Volu
                 .map_err(|e| Error::Internal(format!("chown {}: {e}", data.display())))?;
         }
         berth_store::fault::point("volume.create-after-dir");
-        store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(store_error)
+        store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(Error::from)
     })
     .await?;
     Ok(vol)
@@ -200,7 +200,7 @@ fn created_now() -> String {
 async fn find(d: &Daemon, name: &str) -> Result<Option<Volume>, Error> {
     let store = d.store.clone();
     let name = name.to_string();
-    let doc = blocking(move || store.get_doc(DOC_KIND, &name).map_err(store_error)).await?;
+    let doc = blocking(move || store.get_doc(DOC_KIND, &name).map_err(Error::from)).await?;
     doc.map(|v| serde_json::from_value(v).map_err(|e| Error::Internal(format!("invalid volume record: {e}"))))
         .transpose()
 }
@@ -213,7 +213,7 @@ pub async fn get(d: &Daemon, name: &str) -> Result<Volume, Error> {
 /// Every volume.
 pub async fn list(d: &Daemon) -> Result<Vec<Volume>, Error> {
     let store = d.store.clone();
-    let docs = blocking(move || store.list_docs(DOC_KIND).map_err(store_error)).await?;
+    let docs = blocking(move || store.list_docs(DOC_KIND).map_err(Error::from)).await?;
     Ok(docs.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect())
 }
 
@@ -284,7 +284,7 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
             unmount(&data)?;
         }
         let size = if mounted { 0 } else { crate::containers::dir_size(&data) };
-        store.delete_doc(DOC_KIND, &name).map_err(store_error)?;
+        store.delete_doc(DOC_KIND, &name).map_err(Error::from)?;
         berth_store::fault::point("volume.rm-after-record");
         // Never follow a mount that is still there into the host's files: only plain directories are deleted.
         if is_mounted(&data) {
@@ -307,7 +307,7 @@ pub async fn remove_anonymous_locked(d: &Arc<Daemon>, mounts: &[MountPoint]) {
     for m in mounts.iter().filter(|m| m.typ == Kind::Volume && !m.named) {
         match remove_locked(d, &m.name, true).await {
             Ok(_) => {}
-            Err(Error::Conflict(_)) => {}
+            Err(e) if e.is_conflict() => {}
             Err(e) => tracing::warn!("remove volume {}: {e}", m.name),
         }
     }
@@ -334,7 +334,7 @@ pub async fn prune(d: &Arc<Daemon>, all: bool, labels: &[String], not_labels: &[
                 reclaimed += n;
                 deleted.push(v.name);
             }
-            Err(Error::Conflict(_)) => {}
+            Err(e) if e.is_conflict() => {}
             Err(e) => return Err(e),
         }
     }
@@ -557,7 +557,7 @@ mod tests {
         let e = validate_name("./x").expect_err("relative path");
         assert!(e.to_string().contains("includes invalid characters for a local volume name"), "{e}");
         assert!(validate_name("-x").is_err() && validate_name("a/b").is_err());
-        assert_eq!(validate_driver("v", "nope").expect_err("driver").status(), 404);
+        assert_eq!(berth_api::Error::from(validate_driver("v", "nope").expect_err("driver")).status(), 404);
         let opts = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert!(validate_options(&opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")])).is_ok());
         assert!(validate_options(&opts(&[("type", "tmpfs")])).is_err());

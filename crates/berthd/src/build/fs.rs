@@ -14,7 +14,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_runtime::shim::IdMap;
 use berth_store::{ChainId, Layer, Store};
 use nix::fcntl::{AtFlags, OFlag, openat};
@@ -835,7 +835,7 @@ pub fn commit(
             t.add_children(upper_fd, "")?;
             t.finish()
         },
-        |r| store.adopt_layer(upper, r, parent).map(Some).map_err(crate::daemon::store_error),
+        |r| store.adopt_layer(upper, r, parent).map(Some).map_err(Error::from),
     )
 }
 

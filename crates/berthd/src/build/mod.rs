@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerCreateBody, HostConfig};
 use berth_build::shell::Lex;
 use berth_build::{Command, Dockerfile, Form, Instruction};
@@ -456,7 +456,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     let store = d.store.clone();
     let tags = cx.opts.tags.clone();
     berth_store::fault::point("build.before-image");
-    let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(crate::daemon::store_error)).await?;
+    let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(Error::from)).await?;
     out.raw(json!({"aux": {"ID": id.to_string()}}));
     if cx.opts.quiet {
         let _ = out.tx.send(json!({"stream": format!("{id}\n")}));
@@ -526,7 +526,7 @@ async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
 async fn local_image(cx: &Ctx, name: &str) -> Result<berth_store::Image, Error> {
     let store = cx.d.store.clone();
     let n = name.to_string();
-    blocking(move || store.resolve_image(&n).map_err(crate::daemon::store_error)).await
+    blocking(move || store.resolve_image(&n).map_err(Error::from)).await
 }
 
 /// An image by name, pulled when it is missing (or always with `--pull`).
@@ -534,10 +534,10 @@ async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::
     let local = match local_image(cx, name).await {
         Ok(i) if !pull => return Ok(i),
         Ok(i) => Some(i),
-        Err(Error::NotFound(_)) => None,
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e),
     };
-    let r = berth_store::Reference::parse(name).map_err(crate::daemon::store_error)?.with_default_tag();
+    let r = berth_store::Reference::parse(name).map_err(Error::from)?.with_default_tag();
     let reg = berth_registry::Registry::new(
         r.domain(),
         &cx.d.config.insecure_registries,
@@ -741,16 +741,14 @@ async fn cached(cx: &Ctx, key: &str) -> Result<Option<berth_store::cache::CacheE
     }
     let store = cx.d.store.clone();
     let k = key.to_string();
-    blocking(move || store.cache_get(&k).map_err(crate::daemon::store_error)).await
+    blocking(move || store.cache_get(&k).map_err(Error::from)).await
 }
 
 async fn remember(cx: &Ctx, key: &str, chain: Option<ChainId>, rec: Value) -> Result<(), Error> {
     let store = cx.d.store.clone();
     let k = key.to_string();
-    blocking(move || {
-        store.cache_put(&k, &berth_store::cache::CacheEntry { chain, record: rec }).map_err(crate::daemon::store_error)
-    })
-    .await
+    blocking(move || store.cache_put(&k, &berth_store::cache::CacheEntry { chain, record: rec }).map_err(Error::from))
+        .await
 }
 
 /// A config-only step: cached for its history time only (the change itself is recomputed).
@@ -1511,7 +1509,7 @@ async fn download(dir: &Path, url: &str, certs_dir: &Path) -> Result<(PathBuf, S
 /// `POST /build/prune`.
 pub async fn prune(d: &Arc<Daemon>, all: bool) -> Result<Value, Error> {
     let store = d.store.clone();
-    let pruned = blocking(move || store.cache_prune(None).map_err(crate::daemon::store_error)).await?;
+    let pruned = blocking(move || store.cache_prune(None).map_err(Error::from)).await?;
     if all {
         let _ = std::fs::remove_dir_all(build_root(d).join("cache-mounts"));
     }

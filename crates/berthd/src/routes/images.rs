@@ -88,7 +88,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
 async fn resolve(d: &Daemon, name: &str) -> Result<Image, Error> {
     let store = d.store.clone();
     let name = name.to_string();
-    blocking(move || store.resolve_image(&name).map_err(store_error)).await
+    Ok(blocking(move || store.resolve_image(&name).map_err(store_error)).await?)
 }
 
 fn inspect_json(i: &Image) -> Value {

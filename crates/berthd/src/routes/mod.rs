@@ -132,11 +132,11 @@ pub struct Drained(tokio::task::JoinHandle<()>);
 
 impl Drained {
     /// Passes `res` on; an error only once the client has sent its whole body (see [`body_reader`]).
-    pub async fn then<T>(self, res: Result<T, Error>) -> Result<T, Error> {
+    pub async fn then<T>(self, res: Result<T, impl Into<Error>>) -> Result<T, Error> {
         if res.is_err() {
             let _ = self.0.await;
         }
-        res
+        res.map_err(Into::into)
     }
 }
 

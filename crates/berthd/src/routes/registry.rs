@@ -28,7 +28,7 @@ pub fn registry_error(e: berth_registry::Error) -> Error {
         R::Unauthorized(m) => Error::Unauthorized(m),
         R::Denied(m) => Error::Forbidden(m),
         R::InvalidArgument(m) => Error::InvalidArgument(m),
-        R::Store(s) => store_error(s),
+        R::Store(s) => store_error(s).into(),
         other => Error::Internal(other.to_string()),
     }
 }
@@ -150,7 +150,7 @@ pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> Ap
         let image = crate::daemon::blocking(move || s.resolve_image(&n).map_err(store_error)).await;
         match image {
             Ok(i) => work.push((t.clone(), i)),
-            Err(Error::NotFound(_)) => {
+            Err(e) if e.is_not_found() => {
                 return Err(Error::NotFound(format!(
                     "An image does not exist locally with the tag: {}",
                     t.familiar_string()
