@@ -1,0 +1,241 @@
+//! A container's record (its document in the store), its live state, and where its files are.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+use berth_api::models::{ContainerConfig, HostConfig};
+use berth_runtime::shim::ExitRecord;
+use serde::{Deserialize, Serialize};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+
+use crate::daemon::{Daemon, blocking};
+
+pub(crate) const DOC_KIND: &str = "container";
+
+/// Lifecycle status, as Docker names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// A container's state, persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// The healthcheck's state while a container with one runs (Docker's `State.Health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Health>,
+}
+
+/// Everything berthd keeps about a container (one document in the store).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    pub restart_count: i64,
+    pub runtime: String,
+    /// The image's layers, top first, captured at creation.
+    pub lower_dirs: Vec<PathBuf>,
+    /// Volumes, binds and tmpfs mounts (`-v`, `--mount`, `--volumes-from`, the image's `VOLUME`s).
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::MountPoint>,
+    /// Its networks (and, while it runs, its addresses and published ports).
+    #[serde(default)]
+    pub net: crate::networks::NetState,
+}
+
+/// Streams an attach client wants.
+#[derive(Debug, Clone, Copy)]
+pub struct AttachStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub(super) struct PendingAttach {
+    pub(super) streams: AttachStreams,
+    pub(super) tx: tokio::sync::oneshot::Sender<UnixStream>,
+}
+
+/// A container known to the daemon.
+pub struct Container {
+    pub id: String,
+    pub(super) rec: Mutex<Record>,
+    /// Serialises start, stop, restart, pause, remove.
+    pub lifecycle: tokio::sync::Mutex<()>,
+    /// Bumped on every state change (and set to `u64::MAX` when the container is removed).
+    pub(super) changed: watch::Sender<u64>,
+    pub(super) pending_attach: Mutex<Vec<PendingAttach>>,
+    /// Set while the user stops or kills it, so the restart policy leaves it alone.
+    pub(super) stopping: AtomicBool,
+    /// Set once `remove` deletes it: a late state change must not write the document back.
+    pub(super) removed: Arc<AtomicBool>,
+}
+
+impl Container {
+    pub(super) fn new(rec: Record) -> Arc<Container> {
+        Arc::new(Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            lifecycle: tokio::sync::Mutex::new(()),
+            changed: watch::channel(0).0,
+            pending_attach: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            removed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        match self.rec.lock() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.record().name
+    }
+
+    /// Changes the record in memory only (the healthcheck's results, which Docker does not need on disk either).
+    pub fn update_volatile(&self, f: impl FnOnce(&mut Record)) -> Record {
+        self.update(f)
+    }
+
+    pub(super) fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
+        let mut g = match self.rec.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g);
+        let r = g.clone();
+        drop(g);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1).min(u64::MAX - 1));
+        r
+    }
+
+    /// Subscribes to state changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Replaces the published ports a running container holds (after `network disconnect` took some away).
+    pub fn update_net_ports(&self, ports: Vec<crate::networks::BoundPort>) {
+        self.update(|r| r.net.ports = ports);
+    }
+
+    pub fn status(&self) -> Status {
+        self.record().state.status
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.status(), Status::Running | Status::Paused)
+    }
+}
+
+/// Paths of a container.
+pub fn container_dir(d: &Daemon, id: &str) -> PathBuf {
+    d.config.data_root.join("containers").join(id)
+}
+
+pub fn bundle_dir(d: &Daemon, id: &str) -> PathBuf {
+    d.config.exec_root.join("containers").join(id)
+}
+
+pub fn log_path(d: &Daemon, id: &str) -> PathBuf {
+    container_dir(d, id).join(format!("{id}-json.log"))
+}
+
+pub(super) fn exit_path(d: &Daemon, id: &str) -> PathBuf {
+    container_dir(d, id).join("exit.json")
+}
+
+/// Writes a new container's document (durably).
+pub(super) async fn persist_new(d: &Daemon, rec: &Record) -> Result<(), Error> {
+    write_doc(d, rec, None, true).await
+}
+
+/// Writes a container's current record (the healthcheck persists a change of its status this way).
+pub async fn save_record(d: &Daemon, c: &Container) {
+    let rec = c.record();
+    if let Err(e) = persist(d, c, &rec).await {
+        tracing::warn!("persist {}: {e}", &rec.id[..12]);
+    }
+}
+
+/// Writes a container's changed state, unless it has been removed: a state change that races with `remove` (an exit
+/// recorded while the container is being deleted) never writes it back. Run-state changes are not synced to disk
+/// on their own (a power loss that could take them back ends the container anyway): that saves an fsync per start
+/// and exit.
+pub(super) async fn persist(d: &Daemon, c: &Container, rec: &Record) -> Result<(), Error> {
+    write_doc(d, rec, Some(c.removed.clone()), false).await
+}
+
+pub(super) async fn write_doc(
+    d: &Daemon,
+    rec: &Record,
+    removed: Option<Arc<AtomicBool>>,
+    durable: bool,
+) -> Result<(), Error> {
+    let store = d.store.clone();
+    let doc = serde_json::to_value(rec).map_err(|e| Error::Internal(e.to_string()))?;
+    let (id, name) = (rec.id.clone(), rec.name.clone());
+    blocking(move || {
+        let gone = || removed.as_ref().is_some_and(|r| r.load(Ordering::SeqCst));
+        if gone() {
+            return Ok(());
+        }
+        let put = if durable { berth_store::Store::put_doc } else { berth_store::Store::put_doc_lazy };
+        put(&store, DOC_KIND, &id, Some(&name), &doc).map_err(Error::from)?;
+        // `remove` may have deleted the document between the check and the write.
+        if gone() {
+            store.delete_doc(DOC_KIND, &id).map_err(Error::from)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub(super) fn read_exit(d: &Daemon, id: &str) -> Option<ExitRecord> {
+    let data = std::fs::read(exit_path(d, id)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
