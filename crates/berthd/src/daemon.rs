@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::Error;
-use anyhow::{Context, Result};
 use berth_store::Store;
 
-use crate::containers::Container;
-use crate::exec::ExecInstance;
+use crate::containers::record::Container;
+use crate::exec::record::ExecInstance;
 
 /// Where things live and which programs to run.
 #[derive(Debug, Clone)]
@@ -18,7 +17,7 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub runtime: String,
     pub shim: PathBuf,
-    pub network: crate::networks::NetConfig,
+    pub network: crate::networks::state::NetConfig,
     /// Registries reached over plain HTTP (besides loopback ones).
     pub insecure_registries: Vec<String>,
     /// Docker's `certs.d` layout: CA certificates per registry.
@@ -38,8 +37,8 @@ pub struct Daemon {
     /// Held shared while a container is created from an image, exclusively while an image is removed: a removal
     /// never deletes layers that a container being created is about to use.
     pub image_use: tokio::sync::RwLock<()>,
-    pub volumes: crate::volumes::Volumes,
-    pub networks: crate::networks::Networks,
+    pub volumes: crate::volumes::state::Volumes,
+    pub networks: crate::networks::state::Networks,
     /// A sealed, read-only in-memory copy of `config.shim`, made once at start: every shim and exec helper runs from
     /// it, so that a container that gets hold of one's `/proc/<pid>/exe` can never write to the host's binary (runc's
     /// CVE-2019-5736). `None` where the kernel has no memfd (the binary is run from its file then).
@@ -57,42 +56,11 @@ pub fn store_error(e: berth_store::StoreError) -> Error {
     Error::Store(e)
 }
 
-/// Runs blocking store work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, Error> + Send + 'static,
-) -> std::result::Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
-}
-
 impl Daemon {
-    /// Opens the data root, loads every container and reconciles it with what is actually running.
-    pub async fn open(config: Config) -> Result<Arc<Daemon>> {
-        // Containers' directories (logs, bundles with their environment, shim sockets), builds' and copies' scratch
-        // space are root's only.
-        let private = [
-            config.data_root.join("containers"),
-            config.exec_root.join("containers"),
-            config.exec_root.join("runtime"),
-            config.exec_root.join("build"),
-            config.exec_root.join("tmp"),
-        ];
-        for d in private {
-            std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
-            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .with_context(|| format!("chmod {}", d.display()))?;
-        }
-        if let Some(m) = config.userns_remap {
-            // Passable (not listable) by remapped containers' root, on the way to their rootfs, files and volumes.
-            for d in [config.data_root.join("containers"), config.exec_root.join("containers")] {
-                crate::userns::let_through(&d, m)?;
-            }
-        }
-        let root = config.data_root.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&root))
-            .await
-            .context("open store")?
-            .with_context(|| format!("open the store in {}", config.data_root.display()))?;
-        let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
+    /// Assembles the daemon's state over an opened store: its (empty) tables, the network and volume state, and the
+    /// sealed copy of the shim. Nothing is loaded or reconciled here (see `boot::open`).
+    pub fn assemble(config: Config, store: Store) -> Arc<Daemon> {
+        let networks = crate::networks::state::Networks::new(config.network.clone(), &config.exec_root);
         let started = std::time::Instant::now();
         let shim_image = match berth_runtime::sys::sealed_copy(&config.shim, "berth-shim") {
             Ok(fd) => {
@@ -104,24 +72,16 @@ impl Daemon {
                 None
             }
         };
-        let daemon = Arc::new(Daemon {
+        Arc::new(Daemon {
             shim_image,
             networks,
-            volumes: crate::volumes::Volumes::new(&config.data_root),
+            volumes: crate::volumes::state::Volumes::new(&config.data_root),
             config,
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
-        });
-        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
-        crate::networks::load(&daemon).await?;
-        let d = daemon.clone();
-        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
-        crate::containers::load_all(&daemon).await?;
-        crate::build::remove_step_containers(&daemon).await;
-        crate::recover::orphans(&daemon).await;
-        Ok(daemon)
+        })
     }
 
     /// A command that runs `berth-shim`: from the sealed copy (`shim_image`; `argv[0]` is still the shim's path),

@@ -21,7 +21,7 @@ use berth_runtime::shim::LogPolicy;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::containers::Container;
+use crate::containers::record::Container;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration

@@ -7,14 +7,18 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod boot;
 mod build;
 mod config_file;
 mod containers;
 mod daemon;
+mod disk;
 mod error;
 mod exec;
 mod health;
 mod hijack;
+#[cfg(test)]
+mod layering;
 mod lock;
 mod logs;
 mod mounts;
@@ -25,6 +29,7 @@ mod routes;
 mod security;
 mod server;
 mod spec;
+mod task;
 mod userns;
 mod volumes;
 
@@ -281,7 +286,7 @@ fn main() -> Result<()> {
     let group = socket_group(args.group.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
     let served = rt.block_on(async move {
-        let daemon = daemon::Daemon::open(daemon::Config {
+        let daemon = boot::open(daemon::Config {
             data_root: args.data_root,
             exec_root: args.exec_root,
             runtime: args.runtime,

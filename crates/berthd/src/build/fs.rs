@@ -21,7 +21,7 @@ use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::{TarOptions, TarWriter, in_private_namespace, mount_overlay, open_in_root, sys};
+use crate::archive::primitives::{TarOptions, TarWriter, in_private_namespace, mount_overlay, open_in_root, sys};
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::Internal(format!("{what}: {e}"))

@@ -30,7 +30,8 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::containers::{self, AttachStreams, BuildImage, WaitCondition};
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROXY_ARGS: &[&str] = &[
@@ -180,7 +181,11 @@ fn bad(m: impl Into<String>) -> Error {
 }
 
 /// Receives the context and parses the Dockerfile: errors here are the request's.
-pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyReader) -> Result<Prepared, Error> {
+pub async fn prepare(
+    d: &Arc<Daemon>,
+    opts: &Options,
+    body: impl std::io::Read + Send + 'static,
+) -> Result<Prepared, Error> {
     let name = format!("ws-{}", &crate::names::new_id()?[..16]);
     let ws = build_root(d).join(&name);
     let mem = d.config.exec_root.join("build").join(&name);
@@ -1152,7 +1157,7 @@ async fn run_step(
                     let mnt = cx.prep.ws.join("mounts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
                     std::fs::create_dir_all(&mnt)
                         .map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
-                    crate::archive::mount_overlay(&layers, None, &mnt)?;
+                    crate::archive::primitives::mount_overlay(&layers, None, &mnt)?;
                     host_mounts.0.push(mnt.clone());
                     let host = berth_runtime::mounts::secure_join(&mnt, Path::new(&src))
                         .map_err(|e| Error::Internal(format!("resolve {src}: {e}")))?;

@@ -7,7 +7,8 @@ use crate::error::Error;
 use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
 use serde_json::Value;
 
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 use super::*;
 
@@ -111,16 +112,6 @@ pub(super) fn check_tmpfs(host: &HostConfig) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Changes a container's list of networks (`network connect`/`disconnect`) and saves it.
-pub async fn set_endpoints(
-    d: &Arc<Daemon>,
-    c: &Arc<Container>,
-    f: impl FnOnce(&mut Vec<crate::networks::Endpoint>),
-) -> Result<(), Error> {
-    let rec = c.update(|r| f(&mut r.net.endpoints));
-    write_doc(d, &rec, Some(c.removed.clone()), true).await
 }
 
 pub(super) fn validate_env(env: &[String]) -> Result<(), Error> {

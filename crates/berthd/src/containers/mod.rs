@@ -6,13 +6,15 @@
 
 mod create;
 mod lifecycle;
-mod record;
+pub mod persist;
+pub mod record;
 mod remove;
 mod shim;
 mod view;
 
 pub use create::*;
 pub use lifecycle::*;
+pub use persist::*;
 pub use record::*;
 pub use remove::*;
 pub use shim::*;

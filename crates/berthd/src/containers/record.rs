@@ -1,17 +1,13 @@
 //! A container's record (its document in the store), its live state, and where its files are.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig};
-use berth_runtime::shim::ExitRecord;
 use serde::{Deserialize, Serialize};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
-
-use crate::daemon::{Daemon, blocking};
 
 pub(crate) const DOC_KIND: &str = "container";
 
@@ -54,7 +50,7 @@ pub struct State {
     pub oom_killed: bool,
     /// The healthcheck's state while a container with one runs (Docker's `State.Health`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<crate::health::Health>,
+    pub health: Option<Health>,
 }
 
 /// Everything berthd keeps about a container (one document in the store).
@@ -77,10 +73,10 @@ pub struct Record {
     pub lower_dirs: Vec<PathBuf>,
     /// Volumes, binds and tmpfs mounts (`-v`, `--mount`, `--volumes-from`, the image's `VOLUME`s).
     #[serde(default)]
-    pub mounts: Vec<crate::mounts::MountPoint>,
+    pub mounts: Vec<crate::mounts::point::MountPoint>,
     /// Its networks (and, while it runs, its addresses and published ports).
     #[serde(default)]
-    pub net: crate::networks::NetState,
+    pub net: crate::networks::state::NetState,
 }
 
 /// Streams an attach client wants.
@@ -159,7 +155,7 @@ impl Container {
     }
 
     /// Replaces the published ports a running container holds (after `network disconnect` took some away).
-    pub fn update_net_ports(&self, ports: Vec<crate::networks::BoundPort>) {
+    pub fn update_net_ports(&self, ports: Vec<crate::networks::state::BoundPort>) {
         self.update(|r| r.net.ports = ports);
     }
 
@@ -172,70 +168,24 @@ impl Container {
     }
 }
 
-/// Paths of a container.
-pub fn container_dir(d: &Daemon, id: &str) -> PathBuf {
-    d.config.data_root.join("containers").join(id)
+/// `State.Health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy`, `unhealthy`.
+    pub status: String,
+    /// Consecutive failures.
+    pub failing_streak: i64,
+    /// The last results.
+    pub log: Vec<Probe>,
 }
 
-pub fn bundle_dir(d: &Daemon, id: &str) -> PathBuf {
-    d.config.exec_root.join("containers").join(id)
-}
-
-pub fn log_path(d: &Daemon, id: &str) -> PathBuf {
-    container_dir(d, id).join(format!("{id}-json.log"))
-}
-
-pub(super) fn exit_path(d: &Daemon, id: &str) -> PathBuf {
-    container_dir(d, id).join("exit.json")
-}
-
-/// Writes a new container's document (durably).
-pub(super) async fn persist_new(d: &Daemon, rec: &Record) -> Result<(), Error> {
-    write_doc(d, rec, None, true).await
-}
-
-/// Writes a container's current record (the healthcheck persists a change of its status this way).
-pub async fn save_record(d: &Daemon, c: &Container) {
-    let rec = c.record();
-    if let Err(e) = persist(d, c, &rec).await {
-        tracing::warn!("persist {}: {e}", &rec.id[..12]);
-    }
-}
-
-/// Writes a container's changed state, unless it has been removed: a state change that races with `remove` (an exit
-/// recorded while the container is being deleted) never writes it back. Run-state changes are not synced to disk
-/// on their own (a power loss that could take them back ends the container anyway): that saves an fsync per start
-/// and exit.
-pub(super) async fn persist(d: &Daemon, c: &Container, rec: &Record) -> Result<(), Error> {
-    write_doc(d, rec, Some(c.removed.clone()), false).await
-}
-
-pub(super) async fn write_doc(
-    d: &Daemon,
-    rec: &Record,
-    removed: Option<Arc<AtomicBool>>,
-    durable: bool,
-) -> Result<(), Error> {
-    let store = d.store.clone();
-    let doc = serde_json::to_value(rec).map_err(|e| Error::Internal(e.to_string()))?;
-    let (id, name) = (rec.id.clone(), rec.name.clone());
-    blocking(move || {
-        let gone = || removed.as_ref().is_some_and(|r| r.load(Ordering::SeqCst));
-        if gone() {
-            return Ok(());
-        }
-        let put = if durable { berth_store::Store::put_doc } else { berth_store::Store::put_doc_lazy };
-        put(&store, DOC_KIND, &id, Some(&name), &doc).map_err(Error::from)?;
-        // `remove` may have deleted the document between the check and the write.
-        if gone() {
-            store.delete_doc(DOC_KIND, &id).map_err(Error::from)?;
-        }
-        Ok(())
-    })
-    .await
-}
-
-pub(super) fn read_exit(d: &Daemon, id: &str) -> Option<ExitRecord> {
-    let data = std::fs::read(exit_path(d, id)).ok()?;
-    serde_json::from_slice(&data).ok()
+/// One result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Probe {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
 }

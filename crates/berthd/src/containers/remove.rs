@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::error::Error;
 use berth_runtime::shim::Request;
 
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 use super::*;
 

@@ -12,8 +12,9 @@ use berth_network::ipam::{self};
 use berth_network::netns::{self, Interface};
 use berth_network::ports::{self};
 
-use crate::containers::Record;
-use crate::daemon::{Daemon, blocking};
+use crate::containers::record::Record;
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 use super::*;
 
@@ -160,7 +161,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                 NetState::default(),
                 Sandbox {
                     netns: (!host_ns).then_some(ns),
-                    files_dir: crate::containers::container_dir(d, &orec.id),
+                    files_dir: crate::containers::persist::container_dir(d, &orec.id),
                     hostname: orec.config.hostname.clone(),
                 },
             ));

@@ -10,8 +10,9 @@ use berth_network::ipam::{self};
 use berth_network::netns::{self, Interface};
 use berth_network::ports::{self};
 
-use crate::containers::{Container, Record};
-use crate::daemon::{Daemon, blocking};
+use crate::containers::record::{Container, Record};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 use super::*;
 
@@ -152,7 +153,7 @@ pub async fn connect(
     }
     let mut ep = endpoint_for(&net, cfg.as_ref())?;
     if !c.is_running() {
-        crate::containers::set_endpoints(d, c, |eps| eps.push(ep)).await?;
+        crate::containers::persist::set_endpoints(d, c, |eps| eps.push(ep)).await?;
         return Ok(());
     }
     let id = rec.id.clone();
@@ -217,10 +218,10 @@ pub async fn connect(
     }
     n.refresh_dns();
     let ip = ep.ip;
-    crate::containers::set_endpoints(d, c, |eps| eps.push(ep)).await?;
+    crate::containers::persist::set_endpoints(d, c, |eps| eps.push(ep)).await?;
     // The container's own entry for the new address, as Docker adds it.
     if let Some(ip) = ip {
-        let hosts = crate::containers::container_dir(d, &id).join("hosts");
+        let hosts = crate::containers::persist::container_dir(d, &id).join("hosts");
         let mut text = std::fs::read_to_string(&hosts).unwrap_or_default();
         text += &format!("{ip}\t{}\n", rec.config.hostname.clone().unwrap_or_default());
         let _ = std::fs::write(&hosts, text);
@@ -273,5 +274,5 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<Container>, key: &str, _force: 
             c.update_net_ports(keep);
         }
     }
-    crate::containers::set_endpoints(d, c, |eps| eps.retain(|e| e.network_id != net.id)).await
+    crate::containers::persist::set_endpoints(d, c, |eps| eps.retain(|e| e.network_id != net.id)).await
 }

@@ -12,7 +12,8 @@ use berth_network::ipam::{self, Pool, Subnet};
 use berth_network::netlink::BridgeUse;
 use berth_network::netns::{self};
 
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 use super::*;
 

@@ -9,7 +9,7 @@
 mod attach;
 mod connect;
 mod manage;
-mod state;
+pub mod state;
 mod view;
 
 pub use attach::*;

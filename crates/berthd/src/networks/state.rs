@@ -13,7 +13,7 @@ use berth_network::netlink::BridgeUse;
 use berth_network::ports::Reservation;
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::blocking;
+use crate::task::blocking;
 
 pub(super) const DOC_KIND: &str = "network";
 /// The name of the default bridge network, as in Docker.

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Daemonic, Query, filters, flag, json_body};
 use crate::containers::{self, AttachStreams, Record, WaitCondition};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 
 pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
     let body: ContainerCreateBody = json_body(&body)?;

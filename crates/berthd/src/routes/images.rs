@@ -10,8 +10,9 @@ use berth_store::Image;
 use serde_json::{Value, json};
 
 use super::{Daemonic, Query, filters, flag};
-use crate::daemon::{Daemon, blocking, store_error};
-use crate::server::ApiResult;
+use crate::daemon::{Daemon, store_error};
+use crate::routes::ApiResult;
+use crate::task::blocking;
 
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");

@@ -4,6 +4,7 @@
 mod archive;
 mod build;
 mod containers;
+mod error;
 mod exec;
 mod images;
 mod networks;
@@ -20,6 +21,7 @@ use berth_api::Error;
 use serde::de::DeserializeOwned;
 
 use crate::daemon::Daemon;
+pub use error::{ApiError, ApiResult};
 
 /// Shared handler state.
 pub type Daemonic = axum::extract::State<Arc<Daemon>>;

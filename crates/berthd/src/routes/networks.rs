@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::{Daemonic, Query, filters};
 use crate::networks;
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 
 pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;

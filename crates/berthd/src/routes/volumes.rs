@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Daemonic, Query, filters, flag, json_body};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 use crate::volumes::{self, CreateOptions, label_matches};
 
 /// The body of `POST /volumes/create`.

@@ -9,63 +9,14 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig, Mount, MountBindOptionsPropagationEnum, MountType};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 use crate::volumes::{self, CreateOptions};
 
-/// What is mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    #[default]
-    Volume,
-    Bind,
-    Tmpfs,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Volume => "volume",
-            Kind::Bind => "bind",
-            Kind::Tmpfs => "tmpfs",
-        }
-    }
-}
-
-/// One mount of a container, as recorded (Docker's `MountPoint`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct MountPoint {
-    #[serde(rename = "type")]
-    pub typ: Kind,
-    /// The volume's name.
-    pub name: String,
-    /// A bind's host path, or the volume's `_data` directory.
-    pub source: String,
-    pub destination: String,
-    pub driver: String,
-    pub mode: String,
-    pub rw: bool,
-    pub propagation: String,
-    /// Copy the image's content into the volume when it is empty (not `nocopy`).
-    pub copy_data: bool,
-    /// A volume the user named (`-v name:/x`, `--mount source=name`): `rm -v` keeps it.
-    pub named: bool,
-    /// A bind source created when missing at start (`-v`; `--mount` refuses a missing source instead).
-    pub create_source: bool,
-    /// `bind-recursive=disabled`: a plain bind without the mounts below the source.
-    pub non_recursive: bool,
-    /// `bind-recursive=readonly` (`ReadOnlyForceRecursive`): the mounts below the source are read-only too.
-    pub recursive_ro: bool,
-    /// Mount options of a `--mount type=tmpfs`.
-    pub tmpfs_options: String,
-    /// Options and labels for a volume that does not exist yet (`--mount` volume options).
-    #[serde(skip)]
-    pub create: Option<CreateOptions>,
-}
+pub mod point;
+pub use point::*;
 
 fn bad(m: impl Into<String>) -> Error {
     Error::InvalidArgument(m.into())
@@ -435,7 +386,7 @@ async fn copy_up(d: &Arc<Daemon>, points: &[MountPoint], lower_dirs: &[std::path
     let tmp = d.config.exec_root.join("tmp");
     let remap = d.config.userns_remap;
     // The image's owners are container IDs: on the host, a volume holds the remapped ones.
-    blocking(move || crate::archive::copy_image_content(&tmp, &lower, &jobs, remap)).await
+    blocking(move || crate::archive::primitives::copy_image_content(&tmp, &lower, &jobs, remap)).await
 }
 
 /// The OCI mounts of a container's mount points (bind mounts of host paths, tmpfs mounts), in mounting order: a

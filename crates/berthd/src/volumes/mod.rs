@@ -4,76 +4,20 @@
 //! from the containers' records, so it cannot drift.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
+pub mod state;
+pub use state::*;
 
 use crate::error::Error;
 use nix::mount::{MntFlags, MsFlags};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::daemon::{Daemon, blocking};
-use crate::mounts::{Kind, MountPoint};
-
-pub(crate) const DOC_KIND: &str = "volume";
-/// The label Docker puts on anonymous volumes (`volume prune` without `--all` removes only those).
-pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
-const LOCAL: &str = "local";
-
-/// A volume, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Volume {
-    pub name: String,
-    pub driver: String,
-    pub created_at: String,
-    pub labels: Option<HashMap<String, String>>,
-    /// The local driver's options (`type`, `device`, `o`).
-    pub options: Option<HashMap<String, String>>,
-}
-
-impl Volume {
-    pub fn is_anonymous(&self) -> bool {
-        self.labels.as_ref().is_some_and(|l| l.contains_key(ANONYMOUS_LABEL))
-    }
-
-    /// Whether the local driver mounts something at `_data` (Docker: a `type` or a `device` option).
-    fn needs_mount(&self) -> bool {
-        self.options.as_ref().is_some_and(|o| o.contains_key("type") || o.contains_key("device"))
-    }
-}
-
-/// The daemon's volume manager.
-pub struct Volumes {
-    root: PathBuf,
-    /// Serialises volume creation and removal with container creation and removal, so that a volume is never removed
-    /// while a container that is being created is about to use it.
-    pub lock: tokio::sync::Mutex<()>,
-    /// Running containers per volume whose file system the daemon mounts at `_data`.
-    active: std::sync::Mutex<HashMap<String, usize>>,
-    /// Set once start-up reconciliation has counted the containers that kept running.
-    ready: AtomicBool,
-    /// Held while a volume's users are counted and its file system mounted or unmounted, so that a start never
-    /// finds the count up but the file system not there yet (or being taken away).
-    mounting: tokio::sync::Mutex<()>,
-}
-
-impl Volumes {
-    pub fn new(data_root: &Path) -> Volumes {
-        Volumes {
-            root: data_root.join("volumes"),
-            lock: tokio::sync::Mutex::new(()),
-            active: std::sync::Mutex::new(HashMap::new()),
-            ready: AtomicBool::new(false),
-            mounting: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// `<data-root>/volumes/<name>/_data`.
-    pub fn mountpoint(&self, name: &str) -> PathBuf {
-        self.root.join(name).join("_data")
-    }
-}
+use crate::daemon::Daemon;
+use crate::mounts::point::{Kind, MountPoint};
+use crate::task::blocking;
 
 /// Docker's restricted name pattern for local volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<(), Error> {
@@ -127,15 +71,6 @@ fn validate_options(opts: &HashMap<String, String>) -> Result<(), Error> {
 
 fn no_such_volume(name: &str) -> Error {
     Error::NotFound(format!("get {name}: no such volume"))
-}
-
-/// What a new volume is made of.
-#[derive(Debug, Default, Clone)]
-pub struct CreateOptions {
-    pub name: String,
-    pub driver: String,
-    pub options: HashMap<String, String>,
-    pub labels: Option<HashMap<String, String>>,
 }
 
 /// Checks a volume creation without doing it.
@@ -248,7 +183,7 @@ pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<Value>, Error> {
             .iter()
             .map(|v| {
                 let mut j = view(&d2, v);
-                let size = crate::containers::dir_size(&d2.volumes.mountpoint(&v.name));
+                let size = crate::disk::dir_size(&d2.volumes.mountpoint(&v.name));
                 j["UsageData"] = json!({"Size": size, "RefCount": users(&d2, &v.name).len()});
                 j
             })
@@ -283,7 +218,7 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
         if mounted && is_mounted(&data) {
             unmount(&data)?;
         }
-        let size = if mounted { 0 } else { crate::containers::dir_size(&data) };
+        let size = if mounted { 0 } else { crate::disk::dir_size(&data) };
         store.delete_doc(DOC_KIND, &name).map_err(Error::from)?;
         berth_store::fault::point("volume.rm-after-record");
         // Never follow a mount that is still there into the host's files: only plain directories are deleted.
@@ -502,7 +437,7 @@ pub fn remove_host_mounts(store: &berth_store::Store, data_root: &Path) -> anyho
 
 /// Start-up: counts the running containers of every volume with a mount, and unmounts those nobody uses (a daemon
 /// killed with `kill -9` may have left them mounted).
-pub async fn reconcile(d: &Arc<Daemon>, survivors: &[crate::containers::Record]) -> Result<(), Error> {
+pub async fn reconcile(d: &Arc<Daemon>, survivors: &[crate::containers::record::Record]) -> Result<(), Error> {
     // Volumes' file systems are unmounted from shims' copies of the mount table too (see `shared_mount_point`).
     let root = d.volumes.root.clone();
     blocking(move || {
