@@ -366,6 +366,8 @@ struct BerthRegistry {
 
 impl BerthRegistry {
     fn start(tag: &str, o: &RegOpts) -> BerthRegistry {
+        // Before the directory is made: a missing binary must not leave it behind.
+        let berth = bin("berth");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -373,7 +375,7 @@ impl BerthRegistry {
         let root = dir.join("root");
         let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
         let addr = format!("{host}:{port}");
-        let mut cmd = Command::new(bin("berth"));
+        let mut cmd = Command::new(berth);
         cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
         if let Some((u, p)) = o.user {
             let hash = Command::new("python3")
