@@ -146,7 +146,7 @@ pub fn policy(driver: &str, opts: &HashMap<String, String>) -> Result<LogPolicy,
     // moby's json-file driver.
     let mut p = LogPolicy { disabled: false, max_size: None, max_files: 1, compress: false };
     if let Some(v) = opts.get("max-size") {
-        let n = berth_api::units::from_human_size(v).map_err(init)?;
+        let n = berth_api::units::from_human_size(v).map_err(|e| init(e.0))?;
         if n <= 0 {
             return Err(init("max-size must be a positive number".into()));
         }

@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use berth_api::units::go_duration_nanos;
+
 use super::ast::{self, Node, RawHeredoc};
-use super::duration::parse_go_duration;
 use super::mount::parse_mount;
 use super::{ArgDecl, Command, CopyArgs, Form, Healthcheck, Heredoc, Instruction, ParseError, Stage};
 
@@ -434,14 +435,12 @@ fn interval(flags: &Flags, name: &str) -> Result<Option<Duration>, String> {
     let Some(value) = flags.non_empty(name) else {
         return Ok(None);
     };
-    let negative = value.starts_with('-');
-    let d = parse_go_duration(value.strip_prefix('-').unwrap_or(&value))
-        .map_err(|e| if negative { e.replacen(&value[1..], &value, 1) } else { e })?;
-    if d.is_zero() {
+    let nanos = go_duration_nanos(&value).map_err(|e| e.0)?;
+    if nanos == 0 {
         return Ok(None);
     }
-    if negative || d < Duration::from_millis(1) {
-        return Err(format!("Interval {name:?} cannot be less than 1ms"));
+    match u64::try_from(nanos) {
+        Ok(nanos) if nanos >= 1_000_000 => Ok(Some(Duration::from_nanos(nanos))),
+        _ => Err(format!("Interval {name:?} cannot be less than 1ms")),
     }
-    Ok(Some(d))
 }

@@ -4,7 +4,6 @@
 //! does (`expand.rs`).
 
 mod ast;
-mod duration;
 mod expand;
 mod instructions;
 mod mount;
@@ -143,8 +142,8 @@ pub struct RunMount {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    /// tmpfs size in bytes.
-    pub size: Option<u64>,
+    /// tmpfs size in bytes (go-units `RAMInBytes`, an int64 as in Docker).
+    pub size: Option<i64>,
     /// secret and ssh: fail when the secret or agent is not provided.
     pub required: bool,
 }

@@ -1,6 +1,7 @@
 //! `RUN --mount=type=cache,target=/root/.cache,…`: the CSV value parsed as BuildKit's `parseMount`.
 
-use super::duration::parse_ram_bytes;
+use berth_api::units::ram_in_bytes;
+
 use super::{MountKind, RunMount};
 
 /// One CSV record, as Go's `encoding/csv` reads it (quoted fields with `""` for a quote).
@@ -157,7 +158,7 @@ pub(crate) fn parse_mount(value: &str) -> Result<RunMount, String> {
             "mode" => m.mode = Some(u32::from_str_radix(&val, 8).map_err(|_| format!("invalid value {val} for mode"))?),
             "uid" => m.uid = Some(val.parse().map_err(|_| format!("invalid value {val} for uid"))?),
             "gid" => m.gid = Some(val.parse().map_err(|_| format!("invalid value {val} for gid"))?),
-            "size" if m.kind == MountKind::Tmpfs => m.size = Some(parse_ram_bytes(&val)?),
+            "size" if m.kind == MountKind::Tmpfs => m.size = Some(ram_in_bytes(&val).map_err(|e| e.0)?),
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
