@@ -243,7 +243,8 @@ fn crash_during_container_network_and_volume_operations() {
     // create: after the container directory is made, before the record; and after the record.
     s.crash("create.after-dir", |d| d.berth(&["create", "--name", "c1", "busybox", "sleep", "1000"]));
     s.check("create.after-dir");
-    assert!(s.d.berth(&["inspect", "c1"]).status.code() != Some(0), "c1 must not exist");
+    let out = s.d.berth(&["inspect", "c1"]);
+    assert!(out.status.code() != Some(0), "c1 must not exist: {}", stdout(&out));
     s.d.ok(&["create", "--name", "c1", "busybox", "sleep", "1000"]);
     s.d.ok(&["rm", "c1"]);
     s.crash("create.after-record", |d| d.berth(&["create", "--name", "c1", "busybox", "sleep", "1000"]));
