@@ -443,6 +443,14 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
     persist(d, c, &rec).await
 }
 
+/// Resizes a running container's terminal (`POST /containers/{id}/resize`).
+pub async fn resize(d: &Daemon, c: &Container, height: u16, width: u16) -> Result<(), Error> {
+    if !c.is_running() {
+        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+    }
+    shim_ok(shim_request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)
+}
+
 /// Renames a container.
 pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Result<(), Error> {
     let new_name = new_name.trim_start_matches('/');

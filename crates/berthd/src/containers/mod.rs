@@ -2,13 +2,14 @@
 //! store; the conversation with its shim; and reconciliation with the shims that kept running while berthd was down.
 //!
 //! One module per concern: `record` (the leaf: types, paths, persistence), `create`, `shim`, `lifecycle`, `remove`,
-//! `view`. Everything public is re-exported here, so callers name `crate::containers::X`.
+//! `size`, `view`. Everything public is re-exported here, so callers name `crate::containers::X`.
 
 mod create;
 mod lifecycle;
 mod record;
 mod remove;
 mod shim;
+mod size;
 mod view;
 
 pub use create::*;
@@ -16,4 +17,5 @@ pub use lifecycle::*;
 pub use record::*;
 pub use remove::*;
 pub use shim::*;
+pub use size::*;
 pub use view::*;

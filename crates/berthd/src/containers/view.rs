@@ -1,6 +1,6 @@
 //! The container as the API shows it (inspect, list, top) and its sizes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -145,32 +145,6 @@ pub fn summary(d: &Daemon, rec: &Record, now: SystemTime, size: Option<(u64, u64
         v["SizeRootFs"] = json!(root);
     }
     v
-}
-
-/// A container's sizes as Docker reports them: its writable layer (`SizeRw`) and that plus its image
-/// (`SizeRootFs`). Blocking: walks the writable layer.
-pub fn sizes(d: &Daemon, rec: &Record) -> (u64, u64) {
-    let rw = dir_size(&container_dir(d, &rec.id).join("upper"));
-    let image = d.store.resolve_image(&rec.image_id).map(|i| i.size.max(0) as u64).unwrap_or(0);
-    (rw, rw + image)
-}
-
-/// Bytes used by a directory tree (for `ps -s` and `system df`).
-pub fn dir_size(path: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&p) else { continue };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.len();
-            }
-        }
-    }
-    total
 }
 
 /// `GET /containers/{id}/top`: `ps` output for the container's processes.

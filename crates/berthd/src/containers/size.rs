@@ -1,0 +1,40 @@
+//! A container's disk use: its writable layer and its image (`ps -s`, `inspect --size`, `system df`, prune).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::daemon::Daemon;
+
+use super::*;
+
+/// A container's sizes as Docker reports them: its writable layer (`SizeRw`) and that plus its image
+/// (`SizeRootFs`). The walk of the writable layer runs off the async threads.
+pub async fn sizes(d: &Arc<Daemon>, rec: &Record) -> (u64, u64) {
+    let (d, rec) = (d.clone(), rec.clone());
+    tokio::task::spawn_blocking(move || sizes_blocking(&d, &rec)).await.unwrap_or((0, 0))
+}
+
+/// [`sizes`], for a caller that is off the async threads already. Blocking: walks the writable layer.
+pub fn sizes_blocking(d: &Daemon, rec: &Record) -> (u64, u64) {
+    let rw = dir_size(&container_dir(d, &rec.id).join("upper"));
+    let image = d.store.resolve_image(&rec.image_id).map(|i| i.size.max(0) as u64).unwrap_or(0);
+    (rw, rw + image)
+}
+
+/// Bytes used by a directory tree (for `ps -s` and `system df`). Blocking.
+pub fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&p) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
