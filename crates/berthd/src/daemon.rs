@@ -8,7 +8,7 @@ use crate::error::Error;
 use anyhow::{Context, Result};
 use berth_store::Store;
 
-use crate::containers::Container;
+use crate::containers::{BerthShim, Container, ShimClient};
 use crate::exec::ExecInstance;
 
 /// Where things live and which programs to run.
@@ -40,10 +40,8 @@ pub struct Daemon {
     pub image_use: tokio::sync::RwLock<()>,
     pub volumes: crate::volumes::Volumes,
     pub networks: crate::networks::Networks,
-    /// A sealed, read-only in-memory copy of `config.shim`, made once at start: every shim and exec helper runs from
-    /// it, so that a container that gets hold of one's `/proc/<pid>/exe` can never write to the host's binary (runc's
-    /// CVE-2019-5736). `None` where the kernel has no memfd (the binary is run from its file then).
-    shim_image: Option<std::os::fd::OwnedFd>,
+    /// The containers' shims (the `berth-shim` binary; an in-memory fake in unit tests).
+    pub shims: Arc<dyn ShimClient>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -67,6 +65,26 @@ pub async fn blocking<T: Send + 'static>(
 impl Daemon {
     /// Opens the data root, loads every container and reconciles it with what is actually running.
     pub async fn open(config: Config) -> Result<Arc<Daemon>> {
+        let shims = Arc::new(BerthShim::new(&config.shim));
+        Daemon::open_with(config, shims).await
+    }
+
+    /// [`Daemon::open`] with the given shims.
+    pub async fn open_with(config: Config, shims: Arc<dyn ShimClient>) -> Result<Arc<Daemon>> {
+        let daemon = Daemon::new(config, shims).await?;
+        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
+        crate::networks::load(&daemon).await?;
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
+        crate::containers::load_all(&daemon).await?;
+        crate::build::remove_step_containers(&daemon).await;
+        crate::recover::orphans(&daemon).await;
+        Ok(daemon)
+    }
+
+    /// A daemon on its data root with nothing loaded or reconciled yet: what [`Daemon::open_with`] starts from, and
+    /// what unit tests run on (loading the networks and counting the volumes' users mount things on the host).
+    pub(crate) async fn new(config: Config, shims: Arc<dyn ShimClient>) -> Result<Arc<Daemon>> {
         // Containers' directories (logs, bundles with their environment, shim sockets), builds' and copies' scratch
         // space are root's only.
         let private = [
@@ -93,19 +111,8 @@ impl Daemon {
             .context("open store")?
             .with_context(|| format!("open the store in {}", config.data_root.display()))?;
         let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
-        let started = std::time::Instant::now();
-        let shim_image = match berth_runtime::sys::sealed_copy(&config.shim, "berth-shim") {
-            Ok(fd) => {
-                tracing::debug!(took = ?started.elapsed(), "sealed copy of {}", config.shim.display());
-                Some(fd)
-            }
-            Err(e) => {
-                tracing::warn!("no sealed copy of {} (shims run from the file): {e}", config.shim.display());
-                None
-            }
-        };
         let daemon = Arc::new(Daemon {
-            shim_image,
+            shims,
             networks,
             volumes: crate::volumes::Volumes::new(&config.data_root),
             config,
@@ -114,36 +121,7 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         });
-        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
-        crate::networks::load(&daemon).await?;
-        let d = daemon.clone();
-        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
-        crate::containers::load_all(&daemon).await?;
-        crate::build::remove_step_containers(&daemon).await;
-        crate::recover::orphans(&daemon).await;
         Ok(daemon)
-    }
-
-    /// A command that runs `berth-shim`: from the sealed copy (`shim_image`; `argv[0]` is still the shim's path),
-    /// with an empty environment but `PATH` (where an external runtime is looked up). Nothing of berthd's
-    /// environment goes into a shim, and so into the container processes it forks.
-    pub fn shim_command(&self) -> tokio::process::Command {
-        let mut cmd = match &self.shim_image {
-            Some(fd) => {
-                use std::os::fd::AsRawFd;
-                // The child resolves this path in its own table, where the descriptor is (close-on-exec only takes
-                // effect once `execve` has opened the file).
-                let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-                cmd.arg0(&self.config.shim);
-                cmd
-            }
-            None => tokio::process::Command::new(&self.config.shim),
-        };
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd
     }
 
     /// Every container, in no particular order.
