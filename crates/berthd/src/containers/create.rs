@@ -302,7 +302,13 @@ pub async fn create_with(
     if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
         crate::volumes::remove_anonymous_locked(d, &created_volumes).await;
-        return Err(if e.is_conflict() { name_conflict(&name, "another container") } else { e });
+        if !e.is_conflict() {
+            return Err(e);
+        }
+        // A concurrent create took the name first: Docker's message names the container that has it.
+        let (store, taken) = (d.store.clone(), name.clone());
+        let owner = blocking(move || store.id_by_name(DOC_KIND, &taken).map_err(Error::from)).await.ok().flatten();
+        return Err(name_conflict(&name, owner.as_deref().unwrap_or("another container")));
     }
     berth_store::fault::point("create.after-record");
     if let Ok(mut m) = d.containers.write() {
