@@ -5,11 +5,15 @@
 //! `size`, `view`. Everything public is re-exported here, so callers name `crate::containers::X`.
 
 mod create;
+#[cfg(test)]
+pub(crate) mod fake_shim;
 mod lifecycle;
 mod record;
 mod remove;
 mod shim;
 mod size;
+#[cfg(test)]
+mod tests;
 mod view;
 
 pub use create::*;
