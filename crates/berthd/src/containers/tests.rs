@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::models::{ContainerCreateBody, HostConfig, RestartPolicy, RestartPolicyNameEnum};
+use berth_api::models::{
+    ContainerCreateBody, HostConfig, Mount, MountType, MountVolumeOptions, RestartPolicy, RestartPolicyNameEnum,
+};
 
 use super::fake_shim::{FakeShims, FakeState};
 use super::*;
@@ -73,17 +75,24 @@ impl Env {
         self.create_with(name, Vec::new(), host).await
     }
 
-    /// Creates a container with anonymous volumes at `volumes` (`-v /path`).
+    /// Creates a container with anonymous volumes at `volumes` (`--mount type=volume,dst=PATH,volume-nocopy`: the
+    /// copy of the image's content into a new volume mounts the image's layers, which needs root).
     async fn create_with(
         &self,
         name: Option<&str>,
         volumes: Vec<&str>,
-        host: HostConfig,
+        mut host: HostConfig,
     ) -> Result<Arc<Container>, Error> {
+        let anonymous = volumes.into_iter().map(|dst| Mount {
+            target: Some(dst.into()),
+            typ: Some(MountType::VOLUME),
+            volume_options: Some(MountVolumeOptions { no_copy: Some(true), ..Default::default() }),
+            ..Default::default()
+        });
+        host.mounts.get_or_insert_default().extend(anonymous);
         let body = ContainerCreateBody {
             image: Some("test".into()),
             cmd: Some(vec!["sh".into(), "-c".into(), "exit 0".into()]),
-            volumes: Some(volumes.into_iter().map(str::to_string).collect()),
             host_config: Some(host),
             ..Default::default()
         };
@@ -278,7 +287,7 @@ async fn auto_remove_removes_the_container_and_its_anonymous_volumes_on_exit() {
     let t = env().await;
     let h = host(|h| {
         h.auto_remove = Some(true);
-        h.binds = Some(vec!["named:/named".into()]);
+        h.binds = Some(vec!["named:/named:nocopy".into()]);
     });
     let c = t.create_with(None, vec!["/anon"], h).await.unwrap();
     let anon = c.record().mounts.iter().find(|m| m.destination == "/anon").unwrap().name.clone();
@@ -387,7 +396,7 @@ async fn rename_moves_the_name() {
 #[tokio::test(start_paused = true)]
 async fn a_volume_is_in_use_while_a_container_has_it() {
     let t = env().await;
-    let bind = |h: &mut HostConfig| h.binds = Some(vec!["data:/data".into()]);
+    let bind = |h: &mut HostConfig| h.binds = Some(vec!["data:/data:nocopy".into()]);
     let a = t.create(None, host(bind)).await.unwrap();
     let b = t.create(None, host(bind)).await.unwrap();
     assert_eq!(crate::volumes::users(&t.d, "data").len(), 2);
