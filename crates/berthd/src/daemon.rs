@@ -8,7 +8,8 @@ use crate::error::Error;
 use anyhow::{Context, Result};
 use berth_store::Store;
 
-use crate::containers::{BerthShim, Container, ShimClient};
+use crate::containers::Container;
+use crate::containers::shim_client::{BerthShim, ShimClient};
 use crate::exec::ExecInstance;
 
 /// Where things live and which programs to run.
@@ -71,20 +72,6 @@ impl Daemon {
 
     /// [`Daemon::open`] with the given shims.
     pub async fn open_with(config: Config, shims: Arc<dyn ShimClient>) -> Result<Arc<Daemon>> {
-        let daemon = Daemon::new(config, shims).await?;
-        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
-        crate::networks::load(&daemon).await?;
-        let d = daemon.clone();
-        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
-        crate::containers::load_all(&daemon).await?;
-        crate::build::remove_step_containers(&daemon).await;
-        crate::recover::orphans(&daemon).await;
-        Ok(daemon)
-    }
-
-    /// A daemon on its data root with nothing loaded or reconciled yet: what [`Daemon::open_with`] starts from, and
-    /// what unit tests run on (loading the networks and counting the volumes' users mount things on the host).
-    pub(crate) async fn new(config: Config, shims: Arc<dyn ShimClient>) -> Result<Arc<Daemon>> {
         // Containers' directories (logs, bundles with their environment, shim sockets), builds' and copies' scratch
         // space are root's only.
         let private = [
@@ -110,8 +97,23 @@ impl Daemon {
             .await
             .context("open store")?
             .with_context(|| format!("open the store in {}", config.data_root.display()))?;
+        let daemon = Daemon::assemble(config, store, shims);
+        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
+        crate::networks::load(&daemon).await?;
+        let d = daemon.clone();
+        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
+        crate::containers::load_all(&daemon).await?;
+        crate::build::remove_step_containers(&daemon).await;
+        crate::recover::orphans(&daemon).await;
+        Ok(daemon)
+    }
+
+    /// Assembles the daemon's state over an opened store: its (empty) tables, the network and volume state, and the
+    /// shims. Nothing is loaded or reconciled here: unit tests run on this (loading the networks and counting the
+    /// volumes' users mount things on the host).
+    pub fn assemble(config: Config, store: Store, shims: Arc<dyn ShimClient>) -> Arc<Daemon> {
         let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
-        let daemon = Arc::new(Daemon {
+        Arc::new(Daemon {
             shims,
             networks,
             volumes: crate::volumes::Volumes::new(&config.data_root),
@@ -120,8 +122,7 @@ impl Daemon {
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
-        });
-        Ok(daemon)
+        })
     }
 
     /// Every container, in no particular order.

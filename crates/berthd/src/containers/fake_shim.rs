@@ -19,7 +19,8 @@ use futures_util::future::BoxFuture;
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 
-use super::{AttachStreams, ShimClient, start_error};
+use super::record::AttachStreams;
+use super::shim_client::{ShimClient, start_error};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

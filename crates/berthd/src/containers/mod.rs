@@ -1,8 +1,9 @@
 //! The container manager: create, start, stop, kill, pause, remove, rename, wait; the record of each container in the
 //! store; the conversation with its shim; and reconciliation with the shims that kept running while berthd was down.
 //!
-//! One module per concern: `record` (the leaf: types, paths, persistence), `create`, `shim`, `lifecycle`, `remove`,
-//! `size`, `view`. Everything public is re-exported here, so callers name `crate::containers::X`.
+//! One module per concern: `record` (the leaf: types, paths, persistence), `shim_client` (the leaf seam in front of
+//! the shims), `create`, `shim`, `lifecycle`, `remove`, `size`, `view`; unit tests in `tests` on the in-memory
+//! `fake_shim`. Everything public is re-exported here, so callers name `crate::containers::X`.
 
 mod create;
 #[cfg(test)]
@@ -11,6 +12,7 @@ mod lifecycle;
 mod record;
 mod remove;
 mod shim;
+pub mod shim_client;
 mod size;
 #[cfg(test)]
 mod tests;
@@ -21,5 +23,6 @@ pub use lifecycle::*;
 pub use record::*;
 pub use remove::*;
 pub use shim::*;
+pub use shim_client::*;
 pub use size::*;
 pub use view::*;

@@ -45,7 +45,8 @@ async fn env() -> Env {
         userns_remap: None,
     };
     let shims = Arc::new(FakeShims::default());
-    let d = Daemon::new(config, shims.clone()).await.unwrap();
+    let store = berth_store::Store::open(&config.data_root).unwrap();
+    let d = Daemon::assemble(config, store, shims.clone());
     let mut tar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(2);
