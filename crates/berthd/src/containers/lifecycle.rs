@@ -465,7 +465,8 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
     if let Err(e) = write_doc(d, &rec, Some(c.removed.clone()), true).await {
         let rec = c.update(|r| r.name = old);
         let _ = write_doc(d, &rec, Some(c.removed.clone()), true).await;
-        return Err(e);
+        // A concurrent create or rename may have taken the name first.
+        return Err(if e.is_conflict() { name_taken(d, new_name).await } else { e });
     }
     crate::networks::renamed(d, &c.id, new_name);
     Ok(())

@@ -380,6 +380,24 @@ async fn concurrent_creates_with_one_name_one_wins() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_name_recorded_by_a_create_in_flight_is_refused_with_dockers_message() {
+    let t = env().await;
+    // A create between writing its record and entering the table: its name is taken in the store only.
+    let other = "f".repeat(64);
+    t.d.store.put_doc(DOC_KIND, &other, Some("web"), &serde_json::json!({})).unwrap();
+    let conflict = format!(
+        "Conflict. The container name \"/web\" is already in use by container \"{other}\". You have to remove (or \
+         rename) that container to be able to reuse that name."
+    );
+    let e = t.create(Some("web"), host(|_| {})).await.err().expect("a conflict");
+    assert_eq!(e.to_string(), conflict);
+    let c = t.create(Some("c1"), host(|_| {})).await.unwrap();
+    let e = rename(&t.d, &c, "web").await.unwrap_err();
+    assert_eq!(e.to_string(), conflict);
+    assert_eq!((c.name(), t.doc(&c.id).unwrap()["name"].as_str().unwrap()), ("c1".to_string(), "c1"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn rename_moves_the_name() {
     let t = env().await;
     let a = t.create(Some("a1"), host(|_| {})).await.unwrap();
