@@ -449,3 +449,17 @@ async fn an_anonymous_volume_shared_with_volumes_from_outlives_the_first_rm() {
     remove(&t.d, &b, false, true).await.unwrap();
     assert!(crate::volumes::get(&t.d, &anon).await.is_err(), "gone with its last container");
 }
+
+#[tokio::test(start_paused = true)]
+async fn sizes_count_the_writable_layer_and_the_image() {
+    let t = env().await;
+    let c = t.create(None, host(|_| {})).await.unwrap();
+    let image = t.d.store.resolve_image("test").unwrap().size as u64;
+    assert_eq!(image, 2);
+    assert_eq!(sizes(&t.d, &c.record()).await, (0, image));
+    let upper = container_dir(&t.d, &c.id).join("upper");
+    std::fs::create_dir_all(upper.join("a/b")).unwrap();
+    std::fs::write(upper.join("a/b/f"), [0u8; 1000]).unwrap();
+    std::fs::write(upper.join("g"), [0u8; 24]).unwrap();
+    assert_eq!(sizes(&t.d, &c.record()).await, (1024, 1024 + image));
+}
