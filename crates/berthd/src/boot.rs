@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use berth_store::Store;
 
+use crate::containers::shim_client::BerthShim;
 use crate::daemon::{Config, Daemon};
 
 /// Opens the data root, loads every container and reconciles it with what is actually running.
@@ -35,7 +36,8 @@ pub async fn open(config: Config) -> Result<Arc<Daemon>> {
         .await
         .context("open store")?
         .with_context(|| format!("open the store in {}", config.data_root.display()))?;
-    let daemon = Daemon::assemble(config, store);
+    let shims = Arc::new(BerthShim::new(&config.shim));
+    let daemon = Daemon::assemble(config, store, shims);
     crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
     crate::networks::load(&daemon).await?;
     let d = daemon.clone();

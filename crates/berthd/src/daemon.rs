@@ -8,6 +8,7 @@ use crate::error::Error;
 use berth_store::Store;
 
 use crate::containers::record::Container;
+use crate::containers::shim_client::ShimClient;
 use crate::exec::record::ExecInstance;
 
 /// Where things live and which programs to run.
@@ -39,10 +40,8 @@ pub struct Daemon {
     pub image_use: tokio::sync::RwLock<()>,
     pub volumes: crate::volumes::state::Volumes,
     pub networks: crate::networks::state::Networks,
-    /// A sealed, read-only in-memory copy of `config.shim`, made once at start: every shim and exec helper runs from
-    /// it, so that a container that gets hold of one's `/proc/<pid>/exe` can never write to the host's binary (runc's
-    /// CVE-2019-5736). `None` where the kernel has no memfd (the binary is run from its file then).
-    shim_image: Option<std::os::fd::OwnedFd>,
+    /// The containers' shims (the `berth-shim` binary; an in-memory fake in unit tests).
+    pub shims: Arc<dyn ShimClient>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -57,23 +56,12 @@ pub fn store_error(e: berth_store::StoreError) -> Error {
 }
 
 impl Daemon {
-    /// Assembles the daemon's state over an opened store: its (empty) tables, the network and volume state, and the
-    /// sealed copy of the shim. Nothing is loaded or reconciled here (see `boot::open`).
-    pub fn assemble(config: Config, store: Store) -> Arc<Daemon> {
+    /// Assembles the daemon's state over an opened store: its (empty) tables and the network and volume state, with
+    /// the given shims. Nothing is loaded or reconciled here (see `boot::open`).
+    pub fn assemble(config: Config, store: Store, shims: Arc<dyn ShimClient>) -> Arc<Daemon> {
         let networks = crate::networks::state::Networks::new(config.network.clone(), &config.exec_root);
-        let started = std::time::Instant::now();
-        let shim_image = match berth_runtime::sys::sealed_copy(&config.shim, "berth-shim") {
-            Ok(fd) => {
-                tracing::debug!(took = ?started.elapsed(), "sealed copy of {}", config.shim.display());
-                Some(fd)
-            }
-            Err(e) => {
-                tracing::warn!("no sealed copy of {} (shims run from the file): {e}", config.shim.display());
-                None
-            }
-        };
         Arc::new(Daemon {
-            shim_image,
+            shims,
             networks,
             volumes: crate::volumes::state::Volumes::new(&config.data_root),
             config,
@@ -82,28 +70,6 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         })
-    }
-
-    /// A command that runs `berth-shim`: from the sealed copy (`shim_image`; `argv[0]` is still the shim's path),
-    /// with an empty environment but `PATH` (where an external runtime is looked up). Nothing of berthd's
-    /// environment goes into a shim, and so into the container processes it forks.
-    pub fn shim_command(&self) -> tokio::process::Command {
-        let mut cmd = match &self.shim_image {
-            Some(fd) => {
-                use std::os::fd::AsRawFd;
-                // The child resolves this path in its own table, where the descriptor is (close-on-exec only takes
-                // effect once `execve` has opened the file).
-                let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-                cmd.arg0(&self.config.shim);
-                cmd
-            }
-            None => tokio::process::Command::new(&self.config.shim),
-        };
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd
     }
 
     /// Every container, in no particular order.

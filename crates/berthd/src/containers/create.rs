@@ -293,7 +293,8 @@ pub async fn create_with(
     if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
         crate::volumes::remove_anonymous_locked(d, &created_volumes).await;
-        return Err(if e.is_conflict() { name_conflict(&name, "another container") } else { e });
+        // A concurrent create may have taken the name first.
+        return Err(if e.is_conflict() { name_taken(d, &name).await } else { e });
     }
     berth_store::fault::point("create.after-record");
     if let Ok(mut m) = d.containers.write() {
@@ -306,6 +307,14 @@ pub(super) fn name_conflict(name: &str, id: &str) -> Error {
     Error::Conflict(format!(
         "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
     ))
+}
+
+/// [`name_conflict`] for a name the store refused (a concurrent create or rename took it first): Docker's message
+/// names the container that holds it.
+pub(super) async fn name_taken(d: &Daemon, name: &str) -> Error {
+    let (store, taken) = (d.store.clone(), name.to_string());
+    let owner = blocking(move || store.id_by_name(DOC_KIND, &taken).map_err(Error::from)).await.ok().flatten();
+    name_conflict(name, owner.as_deref().unwrap_or("another container"))
 }
 
 pub(super) fn generate_name(d: &Daemon) -> Result<String, Error> {

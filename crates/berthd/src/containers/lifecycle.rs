@@ -7,7 +7,6 @@ use std::time::Duration;
 use crate::error::Error;
 use berth_api::models::RestartPolicyNameEnum;
 use berth_runtime::shim::{self, ExitRecord, Request, Response, RootfsLayers, ShimConfig};
-use tokio::net::UnixStream;
 
 use crate::daemon::Daemon;
 
@@ -105,20 +104,20 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
         crate::volumes::acquire(d, &rec.mounts).await?;
         volumes_held = true;
-        let pid = spawn_shim(d, &bundle).await?;
+        let pid = d.shims.spawn(&bundle).await?;
         berth_store::fault::point("start.after-shim");
         // Attach clients that were waiting for the start get their streams before the program runs.
         let pending: Vec<PendingAttach> =
             c.pending_attach.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
         for p in pending {
-            match shim_attach(&bundle, p.streams).await {
+            match d.shims.attach(&bundle, p.streams).await {
                 Ok(s) => {
                     let _ = p.tx.send(s);
                 }
                 Err(e) => tracing::warn!("attach to {}: {e}", &rec.id[..12]),
             }
         }
-        match shim_request(&bundle, &Request::Start).await? {
+        match d.shims.request(&bundle, &Request::Start).await? {
             Response::Ok => Ok(pid),
             Response::Error { message } => Err(start_error(message)),
             other => Err(Error::Internal(format!("unexpected shim answer {other:?}"))),
@@ -201,14 +200,14 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
         let bundle = bundle_dir(&d, &c.id);
         let mut tries = 0u32;
         let exit = loop {
-            match shim_request(&bundle, &Request::Wait).await {
+            match d.shims.request(&bundle, &Request::Wait).await {
                 Ok(Response::Exited(e)) => break Some(e),
                 // No answer: the exit file tells if the shim recorded one (it writes it before it goes).
                 _ => match read_exit(&d, &c.id) {
                     Some(e) => break Some(e),
                     // The shim is still there (it dropped this connection): ask again, a second later; one that
                     // keeps refusing is said once and asked every ten seconds from then on.
-                    None if shim_pid(&bundle).is_some() => {
+                    None if d.shims.shim_pid(&bundle).is_some() => {
                         tries += 1;
                         if tries == 30 {
                             tracing::warn!("the shim of {} keeps dropping its connection; still watching", &c.id[..12]);
@@ -377,12 +376,12 @@ pub(super) async fn stop_locked(
     };
     let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
     if rec.state.status == Status::Paused {
-        let _ = shim_request(&bundle, &Request::Resume).await;
+        let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
-    let _ = shim_request(&bundle, &Request::Kill { signal: sig }).await;
+    let _ = d.shims.request(&bundle, &Request::Kill { signal: sig }).await;
     let limit = (secs >= 0).then(|| Duration::from_secs(secs as u64));
     if !wait_until_not_running(c, limit).await {
-        let _ = shim_request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
+        let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
     Ok(())
@@ -402,9 +401,9 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
     }
     let bundle = bundle_dir(d, &c.id);
     if c.status() == Status::Paused && sig == libc::SIGKILL {
-        let _ = shim_request(&bundle, &Request::Resume).await;
+        let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
-    shim_ok(shim_request(&bundle, &Request::Kill { signal: sig }).await?)?;
+    shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
     if sig == libc::SIGKILL {
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
@@ -438,9 +437,17 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
         _ => {}
     }
     let bundle = bundle_dir(d, &c.id);
-    shim_ok(shim_request(&bundle, if pause { &Request::Pause } else { &Request::Resume }).await?)?;
+    shim_ok(d.shims.request(&bundle, if pause { &Request::Pause } else { &Request::Resume }).await?)?;
     let rec = c.update(|r| r.state.status = if pause { Status::Paused } else { Status::Running });
     persist(d, c, &rec).await
+}
+
+/// Resizes a running container's terminal (`POST /containers/{id}/resize`).
+pub async fn resize(d: &Daemon, c: &Container, height: u16, width: u16) -> Result<(), Error> {
+    if !c.is_running() {
+        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+    }
+    shim_ok(d.shims.request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)
 }
 
 /// Renames a container.
@@ -458,7 +465,8 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
     if let Err(e) = write_doc(d, &rec, Some(c.removed.clone()), true).await {
         let rec = c.update(|r| r.name = old);
         let _ = write_doc(d, &rec, Some(c.removed.clone()), true).await;
-        return Err(e);
+        // A concurrent create or rename may have taken the name first.
+        return Err(if e.is_conflict() { name_taken(d, new_name).await } else { e });
     }
     crate::networks::renamed(d, &c.id, new_name);
     Ok(())
@@ -522,7 +530,7 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
         }
         if matches!(rec.state.status, Status::Running | Status::Paused | Status::Restarting) {
             let bundle = bundle_dir(d, &rec.id);
-            if UnixStream::connect(bundle.join(shim::SOCKET_FILE)).await.is_ok() {
+            if d.shims.reachable(&bundle).await {
                 tracing::info!("container {} is still running; monitoring it again", &rec.id[..12]);
                 running.push(rec.clone());
                 monitor.push(c);

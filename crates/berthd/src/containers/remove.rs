@@ -26,8 +26,8 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         }
         c.stopping.store(true, Ordering::SeqCst);
         let bundle = bundle_dir(d, &c.id);
-        let _ = shim_request(&bundle, &Request::Resume).await;
-        let _ = shim_request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
+        let _ = d.shims.request(&bundle, &Request::Resume).await;
+        let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
         if !wait_until_not_running(c, Some(Duration::from_secs(30))).await {
             return Err(Error::Internal(format!("could not kill running container {}, cannot remove", c.id)));
         }
@@ -77,10 +77,11 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
 pub(super) async fn release_files(d: &Daemon, c: &Container) -> Result<(), Error> {
     let dirs = [container_dir(d, &c.id), bundle_dir(d, &c.id)];
     let (id, runtime, state_root) = (c.id.clone(), c.record().runtime, d.config.exec_root.join("runtime"));
+    let shims = d.shims.clone();
     blocking(move || {
         // The shim releases the runtime's resources when its container ends; this catches what a shim that died
         // (or was killed) could not.
-        end_leftovers(&id, &runtime, &state_root, &dirs[1]);
+        shims.end_leftovers(&id, &runtime, &state_root, &dirs[1]);
         berth_store::fault::point("rm.after-cgroup");
         for dir in dirs {
             match std::fs::remove_dir_all(&dir) {

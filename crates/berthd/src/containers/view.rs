@@ -147,14 +147,6 @@ pub fn summary(d: &Daemon, rec: &Record, now: SystemTime, size: Option<(u64, u64
     v
 }
 
-/// A container's sizes as Docker reports them: its writable layer (`SizeRw`) and that plus its image
-/// (`SizeRootFs`). Blocking: walks the writable layer.
-pub fn sizes(d: &Daemon, rec: &Record) -> (u64, u64) {
-    let rw = crate::disk::dir_size(&container_dir(d, &rec.id).join("upper"));
-    let image = d.store.resolve_image(&rec.image_id).map(|i| i.size.max(0) as u64).unwrap_or(0);
-    (rw, rw + image)
-}
-
 /// `GET /containers/{id}/top`: `ps` output for the container's processes.
 pub async fn top(c: &Arc<Container>, ps_args: &str) -> Result<Value, Error> {
     if !c.is_running() {

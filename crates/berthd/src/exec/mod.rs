@@ -141,7 +141,7 @@ pub async fn start(
     berth_runtime::sys::replace_file(&req_path, &data, false).map_err(|e| Error::Internal(e.to_string()))?;
 
     let tty = inst.config.tty.unwrap_or(false);
-    let mut cmd = d.shim_command();
+    let mut cmd = d.shims.command();
     cmd.arg("exec").arg(&bundle).arg(&req_path).kill_on_drop(false);
     // With a terminal, the helper sends its master (created inside the container) on descriptor 4 before it reports.
     let mut console_socket = None;

@@ -161,7 +161,7 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
             })
             .collect();
         let ctrs: Vec<Value> =
-            recs.iter().map(|r| containers::summary(&dd, r, now, Some(containers::sizes(&dd, r)))).collect();
+            recs.iter().map(|r| containers::summary(&dd, r, now, Some(containers::sizes_blocking(&dd, r)))).collect();
         // Every layer once, however many images share it.
         let layers = dd.store.disk_usage().unwrap_or(0);
         (imgs, ctrs, layers)
