@@ -67,7 +67,9 @@ pub async fn orphans(d: &Arc<Daemon>) {
             .collect();
         for net in gone {
             tracing::info!("recovery: completing the disconnect of {} from network {net}", &c.id[..12]);
-            if let Err(e) = crate::networks::disconnect(d, c, &net, true).await {
+            if let Err(e) =
+                crate::networks::disconnect(d, c, &net, true, |edit| crate::containers::set_endpoints(d, c, edit)).await
+            {
                 tracing::warn!("recovery: disconnect {} from {net}: {e}", &c.id[..12]);
             }
         }

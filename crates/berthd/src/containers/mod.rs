@@ -6,7 +6,7 @@
 
 mod create;
 mod lifecycle;
-mod record;
+pub mod record;
 mod remove;
 mod shim;
 mod view;

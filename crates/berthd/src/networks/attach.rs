@@ -12,7 +12,7 @@ use berth_network::ipam::{self};
 use berth_network::netns::{self, Interface};
 use berth_network::ports::{self};
 
-use crate::containers::Record;
+use crate::containers::record::{Record, container_dir};
 use crate::daemon::{Daemon, blocking};
 
 use super::*;
@@ -160,7 +160,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                 NetState::default(),
                 Sandbox {
                     netns: (!host_ns).then_some(ns),
-                    files_dir: crate::containers::container_dir(d, &orec.id),
+                    files_dir: container_dir(d, &orec.id),
                     hostname: orec.config.hostname.clone(),
                 },
             ));

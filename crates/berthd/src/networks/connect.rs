@@ -10,7 +10,7 @@ use berth_network::ipam::{self};
 use berth_network::netns::{self, Interface};
 use berth_network::ports::{self};
 
-use crate::containers::{Container, Record};
+use crate::containers::record::{Container, Record, container_dir};
 use crate::daemon::{Daemon, blocking};
 
 use super::*;
@@ -127,13 +127,22 @@ pub fn renamed(d: &Daemon, id: &str, name: &str) {
     d.networks.refresh_dns();
 }
 
-/// `network connect`: adds an endpoint to a container; a running one gets the interface at once.
-pub async fn connect(
+/// A change to a container's stored list of networks.
+pub type EndpointEdit = Box<dyn FnOnce(&mut Vec<Endpoint>) + Send>;
+
+/// `network connect`: adds an endpoint to a container; a running one gets the interface at once. `save` changes and
+/// stores the container's list of networks (the container manager's `set_endpoints`: networks import no manager).
+pub async fn connect<S, F>(
     d: &Arc<Daemon>,
     c: &Arc<Container>,
     key: &str,
     cfg: Option<EndpointSettings>,
-) -> Result<(), Error> {
+    save: S,
+) -> Result<(), Error>
+where
+    S: FnOnce(EndpointEdit) -> F,
+    F: Future<Output = Result<(), Error>>,
+{
     let n = &d.networks;
     let net = n.find(key)?;
     let _guard = c.lifecycle.lock().await;
@@ -152,7 +161,7 @@ pub async fn connect(
     }
     let mut ep = endpoint_for(&net, cfg.as_ref())?;
     if !c.is_running() {
-        crate::containers::set_endpoints(d, c, |eps| eps.push(ep)).await?;
+        save(Box::new(|eps| eps.push(ep))).await?;
         return Ok(());
     }
     let id = rec.id.clone();
@@ -217,10 +226,10 @@ pub async fn connect(
     }
     n.refresh_dns();
     let ip = ep.ip;
-    crate::containers::set_endpoints(d, c, |eps| eps.push(ep)).await?;
+    save(Box::new(|eps| eps.push(ep))).await?;
     // The container's own entry for the new address, as Docker adds it.
     if let Some(ip) = ip {
-        let hosts = crate::containers::container_dir(d, &id).join("hosts");
+        let hosts = container_dir(d, &id).join("hosts");
         let mut text = std::fs::read_to_string(&hosts).unwrap_or_default();
         text += &format!("{ip}\t{}\n", rec.config.hostname.clone().unwrap_or_default());
         let _ = std::fs::write(&hosts, text);
@@ -228,8 +237,18 @@ pub async fn connect(
     Ok(())
 }
 
-/// `network disconnect`.
-pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<Container>, key: &str, _force: bool) -> Result<(), Error> {
+/// `network disconnect`. `save` as for [`connect`].
+pub async fn disconnect<S, F>(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    key: &str,
+    _force: bool,
+    save: S,
+) -> Result<(), Error>
+where
+    S: FnOnce(EndpointEdit) -> F,
+    F: Future<Output = Result<(), Error>>,
+{
     let n = &d.networks;
     let net = n.find(key)?;
     let _guard = c.lifecycle.lock().await;
@@ -273,5 +292,6 @@ pub async fn disconnect(d: &Arc<Daemon>, c: &Arc<Container>, key: &str, _force: 
             c.update_net_ports(keep);
         }
     }
-    crate::containers::set_endpoints(d, c, |eps| eps.retain(|e| e.network_id != net.id)).await
+    let net_id = net.id.clone();
+    save(Box::new(move |eps| eps.retain(|e| e.network_id != net_id))).await
 }
