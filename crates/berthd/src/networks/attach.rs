@@ -145,7 +145,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
         Mode::Host => {
             let hostname = rec.config.hostname.clone().unwrap_or_default();
             d.networks.write_files(dir, &hostname, &[], rec, None)?;
-            return Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }));
+            Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }))
         }
         Mode::Container(target) => {
             let other = d.container(&target)?;
@@ -158,14 +158,14 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                 s => PathBuf::from(s),
             };
             let host_ns = mode(orec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
-            return Ok((
+            Ok((
                 NetState::default(),
                 Sandbox {
                     netns: (!host_ns).then_some(ns),
                     files_dir: container_dir(d, &orec.id),
                     hostname: orec.config.hostname.clone(),
                 },
-            ));
+            ))
         }
         Mode::None | Mode::Bridge => d.networks.attach(rec, dir).await,
     }
