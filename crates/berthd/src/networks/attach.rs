@@ -11,7 +11,7 @@ use berth_network::firewall::Proto;
 use berth_network::ipam::{self};
 use berth_network::netns::Interface;
 
-use super::kernel::Kernel;
+use berth_network::kernel::Kernel;
 
 use crate::containers::record::{Record, container_dir};
 use crate::daemon::Daemon;

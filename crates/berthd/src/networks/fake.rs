@@ -16,7 +16,7 @@ use berth_network::ipam::Subnet;
 use berth_network::netlink::BridgeUse;
 use berth_network::netns::Interface;
 
-use super::kernel::{Kernel, PortHold};
+use berth_network::kernel::{Kernel, PortHold};
 
 /// An operation the fake can be told to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

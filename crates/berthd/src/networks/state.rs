@@ -12,7 +12,7 @@ use berth_network::ipam::{AddressPool, Pool, Subnet};
 use berth_network::netlink::BridgeUse;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{Host, Kernel, PortHold};
+use berth_network::kernel::{Host, Kernel, PortHold};
 
 use crate::daemon::blocking;
 

@@ -13,10 +13,10 @@ use berth_network::ipam::{AddressPool, Subnet};
 use berth_store::Store;
 
 use super::fake::{Fake, Op};
-use super::kernel::Kernel;
 use super::*;
 use crate::containers::record::{Record, State as RunState, Status};
 use crate::error::Error;
+use berth_network::kernel::Kernel;
 
 struct Env {
     dir: tempfile::TempDir,

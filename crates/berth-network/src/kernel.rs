@@ -1,18 +1,18 @@
-//! The seam between the network manager and the host: everything `networks/` does to the kernel (network
-//! namespaces, links, addresses, routes, the firewall, the DNS servers' sockets, held host ports) goes through
-//! [`Kernel`], in the style of youki's `Syscall` trait. [`Host`] does it with `berth_network`; the unit tests' fake
-//! (`fake.rs`) records it in memory and can be told to fail.
+//! The seam between berthd's network manager and the host: everything it does to the kernel (network namespaces,
+//! links, addresses, routes, the firewall, the DNS servers' sockets, held host ports) goes through [`Kernel`], in the
+//! style of youki's `Syscall` trait. [`Host`] does it with this crate's modules; berthd's unit tests use an in-memory
+//! fake that records what was asked and can be told to fail.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use berth_network::Error;
-use berth_network::dns::{Dns, Entry};
-use berth_network::firewall::{Backend, Firewall, Proto, Rules};
-use berth_network::ipam::{self, Subnet};
-use berth_network::netlink::{BridgeUse, Netlink};
-use berth_network::netns::{self, Interface};
-use berth_network::ports;
+use crate::Error;
+use crate::dns::{Dns, Entry};
+use crate::firewall::{Backend, Firewall, Proto, Rules};
+use crate::ipam::{self, Subnet};
+use crate::netlink::{BridgeUse, Netlink};
+use crate::netns::{self, Interface};
+use crate::ports;
 
 /// A held host port: dropping it frees the port.
 pub type PortHold = Box<dyn Send>;
@@ -73,7 +73,7 @@ pub trait Kernel: Send + Sync {
     fn reserve_port(&self, proto: Proto, ip: Ipv4Addr, port: u16) -> Result<(u16, PortHold), Error>;
 }
 
-/// The real host: `berth_network`.
+/// The real host.
 pub struct Host {
     fw: Firewall,
     dns: Dns,
