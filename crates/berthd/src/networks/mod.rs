@@ -17,11 +17,11 @@ mod manage;
 mod state;
 mod view;
 
-#[cfg(test)]
-mod tests;
-
 pub use attach::*;
 pub use connect::*;
 pub use manage::*;
 pub use state::*;
 pub use view::*;
+
+#[cfg(test)]
+mod tests;
