@@ -111,6 +111,7 @@ pub fn endpoints_at_create(
 }
 
 /// Where a started container's namespace and `/etc` files come from.
+#[derive(Debug)]
 pub struct Sandbox {
     /// The network namespace to join (`None`: the host's).
     pub netns: Option<PathBuf>,

@@ -134,10 +134,17 @@ impl Networks {
 
 /// Renames a container's DNS names.
 pub fn renamed(d: &Daemon, id: &str, name: &str) {
-    if let Some(a) = lock(&d.networks.state).attached.get_mut(id) {
-        a.name = name.to_string();
+    d.networks.renamed(id, name)
+}
+
+impl Networks {
+    /// See [`renamed`].
+    pub fn renamed(&self, id: &str, name: &str) {
+        if let Some(a) = lock(&self.state).attached.get_mut(id) {
+            a.name = name.to_string();
+        }
+        self.refresh_dns();
     }
-    d.networks.refresh_dns();
 }
 
 /// A change to a container's stored list of networks.

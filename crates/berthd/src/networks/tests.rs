@@ -521,3 +521,40 @@ async fn release_removes_at_once_the_veths_of_a_namespace_another_container_join
     assert_eq!(e.fake.recorded().removed_interfaces, vec![veth]);
     assert!(e.used().is_empty());
 }
+
+#[tokio::test]
+async fn a_network_whose_bridge_became_a_host_interface_stays_down() {
+    let e = env().await;
+    let net = e.create("app", None).await.expect("created");
+    // While berthd is down, someone deletes the bridge and makes an interface of that name that is no bridge.
+    e.fake.recorded().bridges.remove(&net.bridge);
+    e.fake.host_link(&net.bridge, false);
+    let n = e.restarted().await;
+    let dir = e.dir.path().join("c3");
+    std::fs::create_dir_all(&dir).expect("test files");
+    let a = on(&n, 1, "one", &[("app", None)]);
+    let (code, msg) = status(n.attach(&a, &dir).await.expect_err("refused"));
+    assert_eq!(code, 409);
+    assert!(msg.starts_with("network app is unusable"), "{msg}");
+    assert!(lock(&n.state).nets.values().all(|x| x.used.is_empty()));
+    assert_eq!(e.fake.recorded().host_links.get(&net.bridge), Some(&false), "left alone");
+    // It stays out of the firewall; removing the network leaves the host's interface alone too.
+    n.restore(&[]).await;
+    assert!(!e.fake.recorded().last_rules().networks.iter().any(|r| r.bridge == net.bridge));
+    n.remove(&e.store, "app").await.expect("removed");
+    assert_eq!(e.fake.recorded().host_links.get(&net.bridge), Some(&false), "still left alone");
+}
+
+#[tokio::test]
+async fn a_renamed_container_answers_to_its_new_name() {
+    let e = env().await;
+    e.create("app", None).await.expect("created");
+    let a = on(&e.n, 1, "old", &[("app", None)]);
+    e.attach(&a).await.expect("attached");
+    assert_eq!(dns_names(&e)[0].2[0], "old");
+    e.n.renamed(&a.id, "new");
+    assert_eq!(dns_names(&e)[0].2, vec!["new".to_string(), a.id[..12].to_string()]);
+    // Once it ends, no name is left.
+    e.n.release(&a.id, Vec::new).await;
+    assert!(dns_names(&e).is_empty());
+}
