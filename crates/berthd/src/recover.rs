@@ -67,7 +67,9 @@ pub async fn orphans(d: &Arc<Daemon>) {
             .collect();
         for net in gone {
             tracing::info!("recovery: completing the disconnect of {} from network {net}", &c.id[..12]);
-            if let Err(e) = crate::networks::disconnect(d, c, &net, true).await {
+            if let Err(e) =
+                crate::networks::disconnect(d, c, &net, true, |edit| crate::containers::set_endpoints(d, c, edit)).await
+            {
                 tracing::warn!("recovery: disconnect {} from {net}: {e}", &c.id[..12]);
             }
         }
@@ -89,7 +91,7 @@ pub async fn orphans(d: &Arc<Daemon>) {
         }
         orphan_volumes(d);
         downloads(&berth_registry::pull::downloads_dir(&d.store));
-        let stale: Vec<String> = running.iter().flat_map(crate::networks::unrecorded_interfaces).collect();
+        let stale: Vec<String> = running.iter().flat_map(|r| d.networks.unrecorded_interfaces(r)).collect();
         if !stale.is_empty() {
             tracing::info!("recovery: removing interfaces no record lists: {}", stale.join(" "));
             if let Err(e) = berth_network::netns::remove_interfaces(&stale) {

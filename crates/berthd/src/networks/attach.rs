@@ -9,12 +9,13 @@ use crate::error::Error;
 use berth_api::models::EndpointSettings;
 use berth_network::firewall::Proto;
 use berth_network::ipam::{self};
-use berth_network::netns::{self, Interface};
-use berth_network::ports::{self};
+use berth_network::netns::Interface;
 
+use berth_network::kernel::Kernel;
+
+use crate::containers::persist::container_dir;
 use crate::containers::record::Record;
 use crate::daemon::Daemon;
-use crate::task::blocking;
 
 use super::*;
 
@@ -111,6 +112,7 @@ pub fn endpoints_at_create(
 }
 
 /// Where a started container's namespace and `/etc` files come from.
+#[derive(Debug)]
 pub struct Sandbox {
     /// The network namespace to join (`None`: the host's).
     pub netns: Option<PathBuf>,
@@ -124,27 +126,28 @@ pub(super) fn slot_names(id: &str, slot: usize) -> (String, String) {
     (format!("eth{slot}"), format!("vb{}{slot:x}", &id[..10]))
 }
 
-/// The host ends of a running container's veths that exist but that its record does not list: a `network connect`
-/// cut short by a crash between making the veth and recording the endpoint.
-pub fn unrecorded_interfaces(rec: &Record) -> Vec<String> {
-    (0..8)
-        .map(|s| slot_names(&rec.id, s).1)
-        .filter(|h| !rec.net.endpoints.iter().any(|e| &e.host_ifname == h))
-        .filter(|h| Path::new("/sys/class/net").join(h).exists())
-        .collect()
+impl Networks {
+    /// The host ends of a running container's veths that exist but that its record does not list: a `network
+    /// connect` cut short by a crash between making the veth and recording the endpoint.
+    pub fn unrecorded_interfaces(&self, rec: &Record) -> Vec<String> {
+        (0..8)
+            .map(|s| slot_names(&rec.id, s).1)
+            .filter(|h| !rec.net.endpoints.iter().any(|e| &e.host_ifname == h))
+            .filter(|h| self.kernel.link_exists(h))
+            .collect()
+    }
 }
 
 /// Sets up a container's networking before it starts: allocates addresses, binds published ports, creates its
 /// namespace and veths, writes its `hosts` and `resolv.conf`, updates DNS and the firewall. On failure nothing is
 /// left behind. Returns the record's new network state and the sandbox to give the runtime.
 pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetState, Sandbox), Error> {
-    let n = &d.networks;
     let network_mode = rec.host_config.network_mode.clone().unwrap_or_default();
-    let hostname = rec.config.hostname.clone().unwrap_or_default();
     match mode(&network_mode) {
         Mode::Host => {
-            write_files(d, dir, &hostname, &[], rec, None)?;
-            return Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }));
+            let hostname = rec.config.hostname.clone().unwrap_or_default();
+            d.networks.write_files(dir, &hostname, &[], rec, None)?;
+            Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }))
         }
         Mode::Container(target) => {
             let other = d.container(&target)?;
@@ -157,134 +160,143 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                 s => PathBuf::from(s),
             };
             let host_ns = mode(orec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
-            return Ok((
+            Ok((
                 NetState::default(),
                 Sandbox {
                     netns: (!host_ns).then_some(ns),
-                    files_dir: crate::containers::persist::container_dir(d, &orec.id),
+                    files_dir: container_dir(d, &orec.id),
                     hostname: orec.config.hostname.clone(),
                 },
-            ));
+            ))
         }
-        Mode::None | Mode::Bridge => {}
+        Mode::None | Mode::Bridge => d.networks.attach(rec, dir).await,
     }
-    let id = rec.id.clone();
-    let sandbox = n.netns_path(&id);
-    let upstream = upstream_dns(n, rec);
-    // Addresses and ports, under the lock.
-    let (endpoints, ifaces, ports) = {
-        let mut st = lock(&n.state);
-        let mut endpoints = Vec::new();
-        let mut ifaces = Vec::new();
-        let mut failure = None;
-        let mut gateway_set = false;
-        for (slot, want) in rec.net.endpoints.iter().enumerate() {
-            // By ID; else by name (the network was created after the container, or recreated since).
-            let key = if st.nets.contains_key(&want.network_id) {
-                Some(want.network_id.clone())
-            } else {
-                st.nets.values().find(|n| n.rec.name == want.network).map(|n| n.rec.id.clone())
-            };
-            let Some(net) = key.and_then(|k| st.nets.get_mut(&k)) else {
-                failure = Some(Error::NotFound(format!("network {} not found", want.network)));
-                break;
-            };
-            if net.down {
-                failure = Some(down_error(&net.rec));
-                break;
-            }
-            let (Some(pool), Some(subnet)) = (net.pool.clone(), net.rec.subnet) else {
-                failure = Some(Error::Internal(format!("network {} has no address pool", net.rec.name)));
-                break;
-            };
-            let ip = match want.requested_ip {
-                Some(ip) => pool.claim(&mut net.used, ip),
-                None => pool.allocate(&mut net.used),
-            };
-            let ip = match ip {
-                Ok(ip) => ip,
-                Err(e) => {
-                    failure = Some(Error::from(e));
+}
+
+impl Networks {
+    /// [`attach`] of a container with a namespace of its own (network mode `none` or bridge networks).
+    pub async fn attach(&self, rec: &Record, dir: &Path) -> Result<(NetState, Sandbox), Error> {
+        let n = self;
+        let hostname = rec.config.hostname.clone().unwrap_or_default();
+        let id = rec.id.clone();
+        let sandbox = n.netns_path(&id);
+        let upstream = upstream_dns(n, rec);
+        // Addresses and ports, under the lock.
+        let (endpoints, ifaces, ports) = {
+            let mut st = lock(&n.state);
+            let mut endpoints = Vec::new();
+            let mut ifaces = Vec::new();
+            let mut failure = None;
+            let mut gateway_set = false;
+            for (slot, want) in rec.net.endpoints.iter().enumerate() {
+                // By ID; else by name (the network was created after the container, or recreated since).
+                let key = if st.nets.contains_key(&want.network_id) {
+                    Some(want.network_id.clone())
+                } else {
+                    st.nets.values().find(|n| n.rec.name == want.network).map(|n| n.rec.id.clone())
+                };
+                let Some(net) = key.and_then(|k| st.nets.get_mut(&k)) else {
+                    failure = Some(Error::NotFound(format!("network {} not found", want.network)));
+                    break;
+                };
+                if net.down {
+                    failure = Some(down_error(&net.rec));
                     break;
                 }
+                let (Some(pool), Some(subnet)) = (net.pool.clone(), net.rec.subnet) else {
+                    failure = Some(Error::Internal(format!("network {} has no address pool", net.rec.name)));
+                    break;
+                };
+                let ip = match want.requested_ip {
+                    Some(ip) => pool.claim(&mut net.used, ip),
+                    None => pool.allocate(&mut net.used),
+                };
+                let ip = match ip {
+                    Ok(ip) => ip,
+                    Err(e) => {
+                        failure = Some(Error::from(e));
+                        break;
+                    }
+                };
+                let (ifname, host_ifname) = slot_names(&id, slot);
+                let mac = ipam::mac_for(ip);
+                let default_gateway = (!net.rec.internal && !gateway_set).then_some(pool.gateway);
+                gateway_set |= default_gateway.is_some();
+                ifaces.push(Interface {
+                    host_name: host_ifname.clone(),
+                    bridge: net.rec.bridge.clone(),
+                    name: ifname.clone(),
+                    ip,
+                    prefix: subnet.prefix(),
+                    mac,
+                    default_gateway,
+                    mtu: net.rec.mtu(),
+                });
+                let mut ep = want.clone();
+                ep.network = net.rec.name.clone();
+                ep.network_id = net.rec.id.clone();
+                ep.endpoint_id = hex_id(&id, &net.rec.id);
+                ep.ip = Some(ip);
+                ep.prefix = subnet.prefix();
+                ep.gateway = Some(pool.gateway);
+                ep.mac = ipam::mac_string(&mac);
+                ep.ifname = ifname;
+                ep.host_ifname = host_ifname;
+                endpoints.push(ep);
+            }
+            let ports = match failure {
+                None => match bind_ports(&*n.kernel, &mut st, rec, &endpoints) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        failure = Some(e);
+                        None
+                    }
+                },
+                Some(_) => None,
             };
-            let (ifname, host_ifname) = slot_names(&id, slot);
-            let mac = ipam::mac_for(ip);
-            let default_gateway = (!net.rec.internal && !gateway_set).then_some(pool.gateway);
-            gateway_set |= default_gateway.is_some();
-            ifaces.push(Interface {
-                host_name: host_ifname.clone(),
-                bridge: net.rec.bridge.clone(),
-                name: ifname.clone(),
-                ip,
-                prefix: subnet.prefix(),
-                mac,
-                default_gateway,
-                mtu: net.rec.mtu(),
-            });
-            let mut ep = want.clone();
-            ep.network = net.rec.name.clone();
-            ep.network_id = net.rec.id.clone();
-            ep.endpoint_id = hex_id(&id, &net.rec.id);
-            ep.ip = Some(ip);
-            ep.prefix = subnet.prefix();
-            ep.gateway = Some(pool.gateway);
-            ep.mac = ipam::mac_string(&mac);
-            ep.ifname = ifname;
-            ep.host_ifname = host_ifname;
-            endpoints.push(ep);
-        }
-        let ports = match failure {
-            None => match bind_ports(&mut st, rec, &endpoints) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    failure = Some(e);
-                    None
-                }
-            },
-            Some(_) => None,
+            if let Some(e) = failure {
+                free_addresses(&mut st, &endpoints);
+                return Err(e);
+            }
+            let ports = ports.unwrap_or_default();
+            st.attached.insert(
+                id.clone(),
+                Attachment {
+                    name: rec.name.clone(),
+                    sandbox: sandbox.clone(),
+                    endpoints: endpoints.clone(),
+                    ports: ports.clone(),
+                    upstream: upstream.clone(),
+                },
+            );
+            (endpoints, ifaces, ports)
         };
-        if let Some(e) = failure {
-            free_addresses(&mut st, &endpoints);
+        let made = {
+            let sandbox = sandbox.clone();
+            n.on_host(move |k| k.create_namespace(&sandbox, ifaces)).await
+        };
+        let result = async {
+            made?;
+            if !ports.is_empty() {
+                n.apply_firewall().await?;
+            }
+            n.refresh_dns();
+            let resolver =
+                endpoints.iter().find_map(|e| n.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway));
+            n.write_files(dir, &hostname, &endpoints, rec, resolver)
+        };
+        if let Err(e) = result.await {
+            // No other container can have joined a namespace that is only being made.
+            n.release(&id, Vec::new).await;
             return Err(e);
         }
-        let ports = ports.unwrap_or_default();
-        st.attached.insert(
-            id.clone(),
-            Attachment {
-                name: rec.name.clone(),
-                sandbox: sandbox.clone(),
-                endpoints: endpoints.clone(),
-                ports: ports.clone(),
-                upstream: upstream.clone(),
-            },
-        );
-        (endpoints, ifaces, ports)
-    };
-    let made = {
-        let sandbox = sandbox.clone();
-        blocking(move || netns::create(&sandbox, ifaces).map_err(Error::from)).await
-    };
-    let result = async {
-        made?;
-        if !ports.is_empty() {
-            n.apply_firewall().await?;
-        }
-        n.refresh_dns();
-        let resolver =
-            endpoints.iter().find_map(|e| n.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway));
-        write_files(d, dir, &hostname, &endpoints, rec, resolver)
-    };
-    if let Err(e) = result.await {
-        release(d, &id).await;
-        return Err(e);
+        let state = NetState {
+            endpoints,
+            ports: ports.into_iter().map(|(p, _)| p).collect(),
+            sandbox: sandbox.display().to_string(),
+        };
+        Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None }))
     }
-    let state = NetState {
-        endpoints,
-        ports: ports.into_iter().map(|(p, _)| p).collect(),
-        sandbox: sandbox.display().to_string(),
-    };
-    Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None }))
 }
 
 /// Where the embedded DNS relays a container's other queries: its `--dns`, else berthd's `--dns`, else (empty) the
@@ -311,6 +323,7 @@ pub(super) fn free_addresses(st: &mut State, endpoints: &[Endpoint]) {
 
 /// Binds the container's published ports (`-p`, and `-P` for its exposed ports) on the host. All or nothing.
 pub(super) fn bind_ports(
+    kernel: &dyn Kernel,
     st: &mut State,
     rec: &Record,
     endpoints: &[Endpoint],
@@ -395,7 +408,7 @@ pub(super) fn bind_ports(
                 )));
                 continue;
             }
-            match ports::reserve(proto, host_ip, *hp) {
+            match kernel.reserve_port(proto, host_ip, *hp) {
                 Ok((port, res)) => {
                     done = Some((port, res));
                     break;
@@ -451,8 +464,7 @@ pub(super) fn write_etc_file(path: PathBuf, data: impl AsRef<[u8]>) -> std::io::
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
 }
 
-/// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
-/// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
+/// Writes the container's `hostname`, `hosts` and `resolv.conf` (see [`Networks::write_files`]).
 pub fn write_files(
     d: &Daemon,
     dir: &Path,
@@ -461,61 +473,78 @@ pub fn write_files(
     rec: &Record,
     resolver: Option<Ipv4Addr>,
 ) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
-    let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
-    write_etc_file(dir.join("hostname"), format!("{hostname}\n")).map_err(io)?;
-    let mut hosts =
-        if host_mode { std::fs::read_to_string("/etc/hosts").unwrap_or_default() } else { LOCALHOST_LINES.to_string() };
-    for h in rec.host_config.extra_hosts.iter().flatten() {
-        let (name, ip) = h.split_once(':').or_else(|| h.split_once('=')).unwrap_or((h.as_str(), ""));
-        hosts += &format!("{ip}\t{name}\n");
-    }
-    if !host_mode {
-        for e in endpoints {
-            if let Some(ip) = e.ip {
-                hosts += &format!("{ip}\t{hostname}\n");
+    d.networks.write_files(dir, hostname, endpoints, rec, resolver)
+}
+
+impl Networks {
+    /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
+    /// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
+    pub fn write_files(
+        &self,
+        dir: &Path,
+        hostname: &str,
+        endpoints: &[Endpoint],
+        rec: &Record,
+        resolver: Option<Ipv4Addr>,
+    ) -> Result<(), Error> {
+        let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
+        let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
+        write_etc_file(dir.join("hostname"), format!("{hostname}\n")).map_err(io)?;
+        let mut hosts = if host_mode {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            LOCALHOST_LINES.to_string()
+        };
+        for h in rec.host_config.extra_hosts.iter().flatten() {
+            let (name, ip) = h.split_once(':').or_else(|| h.split_once('=')).unwrap_or((h.as_str(), ""));
+            hosts += &format!("{ip}\t{name}\n");
+        }
+        if !host_mode {
+            for e in endpoints {
+                if let Some(ip) = e.ip {
+                    hosts += &format!("{ip}\t{hostname}\n");
+                }
             }
         }
-    }
-    write_etc_file(dir.join("hosts"), hosts).map_err(io)?;
-    let host_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let parsed = berth_network::dns::parse_resolv_conf(&host_conf);
-    let h = &rec.host_config;
-    let search: Vec<String> = h.dns_search.clone().filter(|s| !s.is_empty()).unwrap_or(parsed.search.clone());
-    let mut options: Vec<String> = h.dns_options.clone().filter(|s| !s.is_empty()).unwrap_or(parsed.options.clone());
-    let servers: Vec<String> = match resolver {
-        Some(gw) => {
-            if !options.iter().any(|o| o.starts_with("ndots:")) {
-                options.push("ndots:0".into());
+        write_etc_file(dir.join("hosts"), hosts).map_err(io)?;
+        let host_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let parsed = berth_network::dns::parse_resolv_conf(&host_conf);
+        let h = &rec.host_config;
+        let search: Vec<String> = h.dns_search.clone().filter(|s| !s.is_empty()).unwrap_or(parsed.search.clone());
+        let mut options: Vec<String> =
+            h.dns_options.clone().filter(|s| !s.is_empty()).unwrap_or(parsed.options.clone());
+        let servers: Vec<String> = match resolver {
+            Some(gw) => {
+                if !options.iter().any(|o| o.starts_with("ndots:")) {
+                    options.push("ndots:0".into());
+                }
+                vec![gw.to_string()]
             }
-            vec![gw.to_string()]
+            None => match h.dns.clone().filter(|s| !s.is_empty()) {
+                Some(s) => s,
+                None if !self.config.dns.is_empty() => self.config.dns.iter().map(|ip| ip.to_string()).collect(),
+                None if host_mode => {
+                    return write_etc_file(dir.join("resolv.conf"), host_conf).map_err(io);
+                }
+                None => {
+                    // Docker drops the host's loopback resolvers (unreachable from the container) and falls back to
+                    // public ones when nothing is left.
+                    let s: Vec<String> =
+                        parsed.nameservers.iter().filter(|ip| !ip.is_loopback()).map(|ip| ip.to_string()).collect();
+                    if s.is_empty() { vec!["8.8.8.8".into(), "8.8.4.4".into()] } else { s }
+                }
+            },
+        };
+        let mut text = String::new();
+        for s in servers {
+            text += &format!("nameserver {s}\n");
         }
-        None => match h.dns.clone().filter(|s| !s.is_empty()) {
-            Some(s) => s,
-            None if !d.networks.config.dns.is_empty() => {
-                d.networks.config.dns.iter().map(|ip| ip.to_string()).collect()
-            }
-            None if host_mode => {
-                return write_etc_file(dir.join("resolv.conf"), host_conf).map_err(io);
-            }
-            None => {
-                // Docker drops the host's loopback resolvers (unreachable from the container) and falls back to
-                // public ones when nothing is left.
-                let s: Vec<String> =
-                    parsed.nameservers.iter().filter(|ip| !ip.is_loopback()).map(|ip| ip.to_string()).collect();
-                if s.is_empty() { vec!["8.8.8.8".into(), "8.8.4.4".into()] } else { s }
-            }
-        },
-    };
-    let mut text = String::new();
-    for s in servers {
-        text += &format!("nameserver {s}\n");
+        if !search.is_empty() {
+            text += &format!("search {}\n", search.join(" "));
+        }
+        if !options.is_empty() {
+            text += &format!("options {}\n", options.join(" "));
+        }
+        write_etc_file(dir.join("resolv.conf"), text).map_err(io)
     }
-    if !search.is_empty() {
-        text += &format!("search {}\n", search.join(" "));
-    }
-    if !options.is_empty() {
-        text += &format!("options {}\n", options.join(" "));
-    }
-    write_etc_file(dir.join("resolv.conf"), text).map_err(io)
 }

@@ -3,15 +3,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
-use berth_network::dns::{Dns, Entry};
-use berth_network::firewall::{Firewall, NetRule, PortRule, Proto, Rules};
+use berth_network::dns::Entry;
+use berth_network::firewall::{NetRule, PortRule, Proto, Rules};
 use berth_network::ipam::{AddressPool, Pool, Subnet};
 use berth_network::netlink::BridgeUse;
-use berth_network::ports::Reservation;
 use serde::{Deserialize, Serialize};
+
+use berth_network::kernel::{Host, Kernel, PortHold};
 
 use crate::task::blocking;
 
@@ -173,7 +174,7 @@ pub(super) struct State {
     pub(super) nets: BTreeMap<String, Net>,
     pub(super) attached: HashMap<String, Attachment>,
     /// Held host ports: (protocol, host address, port) → reservation.
-    pub(super) held: BTreeMap<(Proto, Ipv4Addr, u16), (String, Reservation)>,
+    pub(super) held: BTreeMap<(Proto, Ipv4Addr, u16), (String, PortHold)>,
 }
 
 /// How berthd's networking is configured.
@@ -197,8 +198,8 @@ pub struct NetConfig {
 pub struct Networks {
     pub(super) config: NetConfig,
     pub(super) state: Mutex<State>,
-    pub(super) dns: Dns,
-    pub(super) fw: Firewall,
+    /// Everything done to the host's kernel goes through it.
+    pub(super) kernel: Arc<dyn Kernel>,
     /// Serialises firewall updates, so that the last one applied renders the latest state.
     pub(super) fw_lock: tokio::sync::Mutex<()>,
     pub(super) netns_dir: PathBuf,
@@ -212,16 +213,30 @@ pub(super) fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Networks {
+    /// The network manager of the host (`berth_network`).
     pub fn new(config: NetConfig, exec_root: &Path) -> Networks {
-        let fw = Firewall::new(&config.table, config.firewall.clone());
+        let host = Host::new(&config.table, config.firewall.clone());
+        Networks::with_kernel(config, exec_root, Arc::new(host))
+    }
+
+    /// The network manager with another kernel (the unit tests' fake).
+    pub fn with_kernel(config: NetConfig, exec_root: &Path, kernel: Arc<dyn Kernel>) -> Networks {
         Networks {
             config,
             state: Mutex::new(State::default()),
-            dns: Dns::new(),
-            fw,
+            kernel,
             fw_lock: tokio::sync::Mutex::new(()),
             netns_dir: exec_root.join("netns"),
         }
+    }
+
+    /// Runs a kernel operation off the async threads.
+    pub(super) async fn on_host<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Kernel) -> Result<T, berth_network::Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let kernel = self.kernel.clone();
+        blocking(move || f(&*kernel).map_err(Error::from)).await
     }
 
     pub fn netns_path(&self, id: &str) -> PathBuf {
@@ -300,14 +315,14 @@ impl Networks {
 
     /// Renders and applies the firewall rules.
     pub(super) async fn apply_firewall(&self) -> Result<(), Error> {
-        if self.fw.backend == berth_network::firewall::Backend::None {
+        if !self.kernel.has_firewall() {
             tracing::warn!("neither nft nor iptables is installed: no masquerading, isolation or published ports");
             return Ok(());
         }
         let _g = self.fw_lock.lock().await;
         let rules = self.rules();
-        let fw = self.fw.clone();
-        blocking(move || fw.apply(&rules).map_err(|e| Error::Internal(e.to_string()))).await
+        let kernel = self.kernel.clone();
+        blocking(move || kernel.apply_rules(&rules).map_err(|e| Error::Internal(e.to_string()))).await
     }
 
     /// Rebuilds the DNS names from the attachments.
@@ -334,7 +349,7 @@ impl Networks {
                 });
             }
         }
-        self.dns.set_entries(entries);
+        self.kernel.dns_set_entries(entries);
     }
 
     pub(super) fn insert_net(&self, rec: NetworkRecord) {
@@ -362,25 +377,12 @@ pub(super) fn bridge_name(id: &str) -> String {
 pub(super) async fn bring_up(n: &Networks, rec: &NetworkRecord, want: BridgeUse) -> Result<(), Error> {
     let (Some(subnet), Some(gw)) = (rec.subnet, rec.gateway) else { return Ok(()) };
     let (bridge, mtu) = (rec.bridge.clone(), rec.mtu());
-    blocking(move || {
-        let mut nl = berth_network::netlink::Netlink::open().map_err(Error::from)?;
-        let (idx, created) = nl.ensure_bridge(&bridge, mtu, want).map_err(Error::from)?;
-        if let Err(e) = nl.add_address(idx, gw, subnet.prefix()) {
-            if created {
-                let _ = nl.delete_bridge_named(&bridge);
-            }
-            return Err(Error::from(e));
-        }
-        // Published ports reached through 127.0.0.1 are routed out of the bridge.
-        let _ = std::fs::write(format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1");
-        Ok(())
-    })
-    .await?;
+    n.on_host(move |k| k.bring_up_bridge(&bridge, mtu, want, gw, subnet.prefix())).await?;
     if !rec.internal {
-        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+        n.kernel.enable_forwarding();
     }
     if !rec.is_default() {
-        n.dns.listen(&rec.id, gw, &rec.bridge).map_err(Error::from)?;
+        n.kernel.dns_listen(&rec.id, gw, &rec.bridge).map_err(Error::from)?;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use crate::containers::record::Record;
+use crate::containers::record::{Record, Status};
 use crate::daemon::Daemon;
 
 use super::*;
@@ -58,10 +58,7 @@ pub fn inspect(d: &Daemon, rec: &NetworkRecord, with_containers: bool) -> Value 
 
 /// `NetworkSettings` of a container, as Docker shows it.
 pub fn settings(d: &Daemon, rec: &Record) -> Value {
-    let running = matches!(
-        rec.state.status,
-        crate::containers::record::Status::Running | crate::containers::record::Status::Paused
-    );
+    let running = matches!(rec.state.status, Status::Running | Status::Paused);
     let mut networks = serde_json::Map::new();
     let network_mode = rec.host_config.network_mode.clone().unwrap_or_default();
     let mut primary = json!({"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""});
@@ -153,10 +150,7 @@ pub fn settings(d: &Daemon, rec: &Record) -> Value {
 
 /// The `Ports` of a container in `GET /containers/json`.
 pub fn list_ports(rec: &Record) -> Value {
-    let running = matches!(
-        rec.state.status,
-        crate::containers::record::Status::Running | crate::containers::record::Status::Paused
-    );
+    let running = matches!(rec.state.status, Status::Running | Status::Paused);
     let mut v = Vec::new();
     let mut published = BTreeSet::new();
     if running {
