@@ -1,4 +1,5 @@
-//! The daemon's state: paths, the store, the containers and exec instances it knows; start-up reconciliation.
+//! The daemon's state: paths, the store, the shims, the containers and exec instances it knows, the network and volume
+//! state; looking a container up by name or ID. Assembled by `boot.rs`; every manager takes it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

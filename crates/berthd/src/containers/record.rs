@@ -1,4 +1,5 @@
-//! A container's record (its document in the store), its live state, and where its files are.
+//! A container's record (its document in the store), its live state (`Container`), and its health: the leaf types the
+//! daemon, the network manager and the others name without the container manager.
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
