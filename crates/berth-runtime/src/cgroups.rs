@@ -54,9 +54,10 @@ const RMDIR_ATTEMPTS: u32 = 35;
 /// Errors of cgroup management.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The mount table could not be read.
+    /// The mount table could not be read. (The cause is in the message, so not also a `source`: the shim prints
+    /// error chains.)
     #[error("read the mount table: {0}")]
-    Mounts(#[source] MountTableError),
+    Mounts(MountTableError),
     /// A v1 host without a single mounted v1 hierarchy.
     #[error("no cgroup v1 hierarchy is mounted")]
     NoHierarchy,
@@ -98,7 +99,6 @@ pub enum Error {
 #[error("/proc/self/mountinfo: {mountinfo}; /proc/mounts: {mounts}")]
 pub struct MountTableError {
     mountinfo: Arc<std::io::Error>,
-    #[source]
     mounts: Arc<std::io::Error>,
 }
 

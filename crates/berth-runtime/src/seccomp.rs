@@ -35,8 +35,9 @@ pub enum Error {
     #[error("Decoding seccomp profile failed: {0}")]
     Decode(#[source] serde_json::Error),
     /// The host's kernel version could not be read, and the profile has rules that depend on it.
+    /// (The cause is in the message, so not also a `source`: the shim prints error chains.)
     #[error("seccomp: read the kernel version: {0}")]
-    KernelVersion(#[source] KernelVersionError),
+    KernelVersion(KernelVersionError),
     /// The profile asks for something Berth does not implement.
     #[error("seccomp: {0} is not supported")]
     Unsupported(String),
@@ -59,7 +60,7 @@ pub enum Error {
 pub enum KernelVersionError {
     /// `/proc/sys/kernel/osrelease` could not be read.
     #[error("read /proc/sys/kernel/osrelease: {0}")]
-    Read(#[source] Arc<std::io::Error>),
+    Read(Arc<std::io::Error>),
     /// The release is not `major.minor…`.
     #[error("unrecognised kernel release {0:?}")]
     Unrecognised(String),
