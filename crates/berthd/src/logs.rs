@@ -108,14 +108,12 @@ pub enum DriverOptError {
 /// Go's `strconv` errors, in Go's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StrconvError {
-    /// `strconv.Atoi`.
-    #[error("strconv.Atoi: parsing {value:?}: {}", if *.out_of_range { "value out of range" } else { "invalid syntax" })]
-    Atoi {
-        /// As given.
-        value: String,
-        /// A number, but too large or too small for an int.
-        out_of_range: bool,
-    },
+    /// `strconv.Atoi` of a word that is not a number.
+    #[error("strconv.Atoi: parsing {0:?}: invalid syntax")]
+    AtoiSyntax(String),
+    /// `strconv.Atoi` of a number too large or too small for an int.
+    #[error("strconv.Atoi: parsing {0:?}: value out of range")]
+    AtoiRange(String),
     /// `strconv.ParseBool`.
     #[error("strconv.ParseBool: parsing {0:?}: invalid syntax")]
     ParseBool(String),
@@ -151,9 +149,11 @@ impl LogConfig {
 
 /// Go's `strconv.Atoi`.
 fn go_atoi(s: &str) -> Result<i64, StrconvError> {
-    s.parse::<i64>().map_err(|e| StrconvError::Atoi {
-        value: s.to_string(),
-        out_of_range: matches!(e.kind(), std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow),
+    s.parse::<i64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            StrconvError::AtoiRange(s.to_string())
+        }
+        _ => StrconvError::AtoiSyntax(s.to_string()),
     })
 }
 
@@ -746,79 +746,71 @@ mod tests {
         let o = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let p = policy(JSON_FILE, &o(&[("max-size", "1m"), ("max-file", "2")])).expect("valid");
         assert_eq!((p.max_size, p.max_files, p.compress), (Some(1_000_000), 2, false));
-        let err = |driver: &str, pairs: &[(&str, &str)]| policy(driver, &o(pairs)).err().map(|e| e.to_string());
-        let is = |text: &str| Some(text.to_string());
-        assert_eq!(err("asdf", &[]), is("logger: no log driver named 'asdf' is registered"));
-        assert_eq!(err(JSON_FILE, &[("foo", "1")]), is("unknown log opt 'foo' for json-file log driver"));
-        assert_eq!(err(LOCAL, &[("foo", "1")]), is("unknown log opt 'foo' for log driver local"));
-        assert_eq!(
-            err(JSON_FILE, &[("tag", "x")]),
-            is("log opt 'tag' is not supported by Berth (its log entries carry no attributes)")
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("max-size", "abc")]),
-            is("failed to initialize logging driver: invalid size: 'abc'")
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("max-file", "x")]),
-            is("failed to initialize logging driver: strconv.Atoi: parsing \"x\": invalid syntax")
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("max-file", "99999999999999999999")]),
-            is(
-                "failed to initialize logging driver: strconv.Atoi: parsing \"99999999999999999999\": value out of range"
-            )
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("max-file", "0")]),
-            is("failed to initialize logging driver: max-file cannot be less than 1")
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("compress", "true"), ("max-file", "3")]),
-            is(
-                "failed to initialize logging driver: compress cannot be true when max-file is less than 2 or max-size is \
-                not set"
-            )
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("compress", "yes")]),
-            is("failed to initialize logging driver: strconv.ParseBool: parsing \"yes\": invalid syntax")
-        );
+        let init = "failed to initialize logging driver";
+        let refused: &[(&str, &[(&str, &str)], String)] = &[
+            ("asdf", &[], "logger: no log driver named 'asdf' is registered".into()),
+            (JSON_FILE, &[("foo", "1")], "unknown log opt 'foo' for json-file log driver".into()),
+            (LOCAL, &[("foo", "1")], "unknown log opt 'foo' for log driver local".into()),
+            (
+                JSON_FILE,
+                &[("tag", "x")],
+                "log opt 'tag' is not supported by Berth (its log entries carry no attributes)".into(),
+            ),
+            (JSON_FILE, &[("max-size", "abc")], format!("{init}: invalid size: 'abc'")),
+            (JSON_FILE, &[("max-file", "x")], format!("{init}: strconv.Atoi: parsing \"x\": invalid syntax")),
+            (
+                JSON_FILE,
+                &[("max-file", "99999999999999999999")],
+                format!("{init}: strconv.Atoi: parsing \"99999999999999999999\": value out of range"),
+            ),
+            (JSON_FILE, &[("max-file", "0")], format!("{init}: max-file cannot be less than 1")),
+            (
+                JSON_FILE,
+                &[("compress", "true"), ("max-file", "3")],
+                format!("{init}: compress cannot be true when max-file is less than 2 or max-size is not set"),
+            ),
+            (JSON_FILE, &[("compress", "yes")], format!("{init}: strconv.ParseBool: parsing \"yes\": invalid syntax")),
+            (LOCAL, &[("max-file", "1")], format!("{init}: compression cannot be enabled when max file count is 1")),
+            (LOCAL, &[("max-size", "x")], format!("{init}: invalid value for max-size: x: invalid size: 'x'")),
+            (
+                LOCAL,
+                &[("max-file", "x")],
+                format!("{init}: invalid value for max-file: x: strconv.Atoi: parsing \"x\": invalid syntax"),
+            ),
+            (
+                LOCAL,
+                &[("compress", "x")],
+                format!("{init}: invalid boolean value for compress: strconv.ParseBool: parsing \"x\": invalid syntax"),
+            ),
+            (
+                "syslog",
+                &[],
+                "logger: the 'syslog' log driver is not supported by Berth (its log drivers are json-file, local and \
+                 none)"
+                    .into(),
+            ),
+            (JSON_FILE, &[("mode", "fast")], "logger: logging mode not supported: fast".into()),
+            (
+                JSON_FILE,
+                &[("max-buffer-size", "1m")],
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'".into(),
+            ),
+            (
+                JSON_FILE,
+                &[("mode", "non-blocking"), ("max-buffer-size", "x")],
+                "error parsing option max-buffer-size: invalid size: 'x'".into(),
+            ),
+        ];
+        for (driver, pairs, want) in refused {
+            assert_eq!(
+                policy(driver, &o(pairs)).map_err(|e| e.to_string()).err().as_ref(),
+                Some(want),
+                "{driver} {pairs:?}"
+            );
+        }
         let local = policy(LOCAL, &o(&[])).expect("local");
         assert_eq!((local.max_size, local.max_files, local.compress), (Some(20 << 20), 5, true));
-        assert_eq!(
-            err(LOCAL, &[("max-file", "1")]),
-            is("failed to initialize logging driver: compression cannot be enabled when max file count is 1")
-        );
-        assert_eq!(
-            err(LOCAL, &[("max-size", "x")]),
-            is("failed to initialize logging driver: invalid value for max-size: x: invalid size: 'x'")
-        );
-        assert_eq!(
-            err(LOCAL, &[("max-file", "x")]),
-            is("failed to initialize logging driver: invalid value for max-file: x: strconv.Atoi: parsing \"x\": \
-                invalid syntax")
-        );
-        assert_eq!(
-            err(LOCAL, &[("compress", "x")]),
-            is("failed to initialize logging driver: invalid boolean value for compress: strconv.ParseBool: parsing \
-                \"x\": invalid syntax")
-        );
         assert!(policy(NONE, &o(&[("anything", "x")])).expect("none").disabled);
-        assert_eq!(
-            err("syslog", &[]),
-            is("logger: the 'syslog' log driver is not supported by Berth (its log drivers are json-file, local and \
-                none)")
-        );
-        assert_eq!(err(JSON_FILE, &[("mode", "fast")]), is("logger: logging mode not supported: fast"));
-        assert_eq!(
-            err(JSON_FILE, &[("max-buffer-size", "1m")]),
-            is("logger: max-buffer-size option is only supported with 'mode=non-blocking'")
-        );
-        assert_eq!(
-            err(JSON_FILE, &[("mode", "non-blocking"), ("max-buffer-size", "x")]),
-            is("error parsing option max-buffer-size: invalid size: 'x'")
-        );
         assert_eq!(
             LogConfig::new("asdf", HashMap::new()).map_err(|e| e.to_string()),
             Err("failed to set log opts: logger: no log driver named 'asdf' is registered".to_string())
