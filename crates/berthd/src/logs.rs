@@ -747,7 +747,9 @@ mod tests {
         let p = policy(JSON_FILE, &o(&[("max-size", "1m"), ("max-file", "2")])).expect("valid");
         assert_eq!((p.max_size, p.max_files, p.compress), (Some(1_000_000), 2, false));
         let init = "failed to initialize logging driver";
-        let refused: &[(&str, &[(&str, &str)], String)] = &[
+        // Driver, options, Docker's message.
+        type Case = (&'static str, &'static [(&'static str, &'static str)], String);
+        let refused: &[Case] = &[
             ("asdf", &[], "logger: no log driver named 'asdf' is registered".into()),
             (JSON_FILE, &[("foo", "1")], "unknown log opt 'foo' for json-file log driver".into()),
             (LOCAL, &[("foo", "1")], "unknown log opt 'foo' for log driver local".into()),
