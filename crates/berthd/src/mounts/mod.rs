@@ -37,7 +37,7 @@ pub fn clean(p: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
-fn mount_config_error(typ: &str, e: impl std::fmt::Display) -> Error {
+fn mount_config_error(typ: &str, e: &str) -> Error {
     bad(format!("invalid mount config for type {typ:?}: {e}"))
 }
 
@@ -141,7 +141,7 @@ fn parse_mount(m: &Mount, volume_driver: &str) -> Result<MountPoint, Error> {
     let tname = typ.to_string();
     let target = m.target.clone().unwrap_or_default();
     let source = m.source.clone().unwrap_or_default();
-    check_target(&target).map_err(|e| mount_config_error(&tname, e))?;
+    check_target(&target).map_err(|e| mount_config_error(&tname, &e.to_string()))?;
     let ro = m.read_only.unwrap_or(false);
     let mut mp = MountPoint { destination: clean(&target), rw: !ro, ..Default::default() };
     match typ {
@@ -322,7 +322,7 @@ pub fn plan(d: &Daemon, config: &ContainerConfig, host: &HostConfig) -> Result<V
     let mut anonymous: Vec<&String> = config.volumes.iter().flatten().collect();
     anonymous.sort();
     for dest in anonymous {
-        check_target(dest).map_err(|e| mount_config_error("volume", e))?;
+        check_target(dest).map_err(|e| mount_config_error("volume", &e.to_string()))?;
         let dest = clean(dest);
         if points.iter().any(|p| p.destination == dest) || tmpfs.contains(&dest) {
             continue;
