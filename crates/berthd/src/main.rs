@@ -138,7 +138,7 @@ fn resolve_args() -> Result<Args> {
     let explicit = matches.value_source("config_file") == Some(ValueSource::CommandLine);
     let file = args.config_file.display().to_string();
     let fail = |e: String| anyhow::anyhow!("unable to configure the daemon with file {file}: {e}");
-    let directives = config_file::read(&args.config_file, explicit).map_err(fail)?;
+    let directives = config_file::read(&args.config_file, explicit).map_err(|e| fail(e.to_string()))?;
     if directives.is_empty() {
         return Ok(args);
     }

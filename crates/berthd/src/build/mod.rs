@@ -360,7 +360,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         let value = match given {
             Some(v) => Some(v),
             None => match &a.default {
-                Some(def) => Some(lex.process_word(def, &MetaVars(&meta)).map_err(|e| bad(e.0))?),
+                Some(def) => Some(lex.process_word(def, &MetaVars(&meta)).map_err(|e| bad(e.to_string()))?),
                 None => None,
             },
         };
@@ -658,12 +658,12 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
     cx.out.stream(format!("Step {n}/{} : {}\n", cx.total, stage.original));
     let base = lex
         .process_word(&stage.base, &MetaVars(&cx.meta))
-        .map_err(|e| bad(format!("{}: {}", where_(cx, stage.line), e.0)))?;
+        .map_err(|e| bad(format!("{}: {e}", where_(cx, stage.line))))?;
     if base.is_empty() {
         return Err(bad(format!("{}: base name ({}) should not be blank", where_(cx, stage.line), stage.base)));
     }
     if let Some(p) = stage.platform.as_deref() {
-        let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.0))?;
+        let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.to_string()))?;
         check_platform(&p).map_err(|e| bad(format!("{}: {e}", where_(cx, stage.line))))?;
     }
     let (img, chains, key) = if base.eq_ignore_ascii_case("scratch") {
@@ -845,7 +845,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
     let at = where_(cx, raw.line);
     let inst = {
         let vars = st.vars();
-        raw.expand(&lex, &vars).map_err(|e| bad(format!("{at}: {}", e.0)))?
+        raw.expand(&lex, &vars).map_err(|e| bad(format!("{at}: {e}")))?
     };
     let desc = format!("{:?}", inst.command);
     let key = fs::key_of(&json!([st.key, desc]));
@@ -1386,7 +1386,7 @@ async fn copy_step(
     for (n, h) in args.heredocs.iter().enumerate() {
         let content = {
             let vars = st.vars();
-            h.expanded_content(&vars).map_err(|e| bad(format!("{at}: {}", e.0)))?
+            h.expanded_content(&vars).map_err(|e| bad(format!("{at}: {e}")))?
         };
         let p = dirs.src.parent().unwrap_or(Path::new("/")).join(format!("heredoc-{n}"));
         std::fs::write(&p, &content).map_err(|e| Error::Internal(format!("write {}: {e}", p.display())))?;

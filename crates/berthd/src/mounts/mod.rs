@@ -41,16 +41,27 @@ fn mount_config_error(typ: &str, e: &str) -> Error {
     bad(format!("invalid mount config for type {typ:?}: {e}"))
 }
 
+/// A mount target moby refuses, in its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TargetError {
+    #[error("field Target must not be empty")]
+    Empty,
+    #[error("invalid specification: destination can't be '/'")]
+    Root,
+    #[error("invalid mount path: '{0}' mount path must be absolute")]
+    Relative(String),
+}
+
 /// moby's target checks: present, not `/`, absolute.
-fn check_target(target: &str) -> Result<(), String> {
+fn check_target(target: &str) -> Result<(), TargetError> {
     if target.is_empty() {
-        return Err("field Target must not be empty".into());
+        return Err(TargetError::Empty);
     }
     if target.starts_with('/') && clean(target) == "/" {
-        return Err("invalid specification: destination can't be '/'".into());
+        return Err(TargetError::Root);
     }
     if !target.starts_with('/') {
-        return Err(format!("invalid mount path: '{target}' mount path must be absolute"));
+        return Err(TargetError::Relative(target.to_string()));
     }
     Ok(())
 }
@@ -130,7 +141,7 @@ fn parse_mount(m: &Mount, volume_driver: &str) -> Result<MountPoint, Error> {
     let tname = typ.to_string();
     let target = m.target.clone().unwrap_or_default();
     let source = m.source.clone().unwrap_or_default();
-    check_target(&target).map_err(|e| mount_config_error(&tname, &e))?;
+    check_target(&target).map_err(|e| mount_config_error(&tname, &e.to_string()))?;
     let ro = m.read_only.unwrap_or(false);
     let mut mp = MountPoint { destination: clean(&target), rw: !ro, ..Default::default() };
     match typ {
@@ -311,7 +322,7 @@ pub fn plan(d: &Daemon, config: &ContainerConfig, host: &HostConfig) -> Result<V
     let mut anonymous: Vec<&String> = config.volumes.iter().flatten().collect();
     anonymous.sort();
     for dest in anonymous {
-        check_target(dest).map_err(|e| mount_config_error("volume", &e))?;
+        check_target(dest).map_err(|e| mount_config_error("volume", &e.to_string()))?;
         let dest = clean(dest);
         if points.iter().any(|p| p.destination == dest) || tmpfs.contains(&dest) {
             continue;
