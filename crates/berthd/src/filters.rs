@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use berth_api::Error;
+use crate::error::Error;
 use serde_json::Value;
 
 /// Parsed `filters`: each key with its values (in the order given, without repeats).

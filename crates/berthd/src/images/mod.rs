@@ -6,6 +6,7 @@
 //! Removals and prunes hold `Daemon::image_use` exclusively, so a container being created never loses the layers it
 //! is about to use.
 
+pub mod local;
 pub mod pull;
 pub mod push;
 pub mod registry;
@@ -13,11 +14,12 @@ pub mod registry;
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_store::Image;
 
-use crate::daemon::{Daemon, blocking, store_error};
+use crate::daemon::Daemon;
 use crate::filters::{Filters, path_match};
+use crate::task::blocking;
 
 /// The filters `GET /images/json` accepts (Docker's).
 pub const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "label!", "reference", "since", "until"];
@@ -45,13 +47,6 @@ pub struct Pruned {
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
     &hex[..hex.len().min(12)]
-}
-
-/// An image of the store by name, ID or ID prefix (404 `No such image: ...`).
-pub async fn resolve(d: &Daemon, name: &str) -> Result<Image, Error> {
-    let store = d.store.clone();
-    let name = name.to_string();
-    blocking(move || store.resolve_image(&name).map_err(store_error)).await
 }
 
 /// When the image was created (the epoch when its config does not say).
@@ -152,16 +147,16 @@ pub async fn list(d: &Daemon, f: &Filters, all: bool) -> Result<Vec<Image>, Erro
     };
     // With several values the last one counts, as in Docker's walk over them.
     for name in f.get("before") {
-        lf.before = Some(created(&resolve(d, name).await?));
+        lf.before = Some(created(&local::resolve(d, name).await?));
     }
     for name in f.get("since") {
-        lf.since = Some(created(&resolve(d, name).await?));
+        lf.since = Some(created(&local::resolve(d, name).await?));
     }
     for p in f.get("reference") {
         path_match(p, "")?;
     }
     let store = d.store.clone();
-    let mut images = blocking(move || store.list_images().map_err(store_error)).await?;
+    let mut images = blocking(move || store.list_images().map_err(Error::from)).await?;
     images.sort_by_key(|i| std::cmp::Reverse(i.created_unix()));
     let used: HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
     let mut out = Vec::new();
@@ -180,7 +175,7 @@ pub async fn list(d: &Daemon, f: &Filters, all: bool) -> Result<Vec<Image>, Erro
 /// (which then untags and keeps the layers the containers run on).
 pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>, Error> {
     let _no_new_users = d.image_use.write().await;
-    let i = resolve(d, name).await?;
+    let i = local::resolve(d, name).await?;
     let id = i.id.to_string();
     // Removing by a tag while other tags remain only untags.
     let by_tag = !id.trim_start_matches("sha256:").starts_with(name.trim_start_matches("sha256:"));
@@ -198,7 +193,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
     if by_tag && (i.repo_tags.len() > 1 || (!users.is_empty() && force)) {
         let tag = familiar_tag(name);
         let t2 = tag.clone();
-        blocking(move || store.untag(&t2).map_err(store_error)).await?;
+        blocking(move || store.untag(&t2).map_err(Error::from)).await?;
         return Ok(vec![Removed::Untagged(tag)]);
     }
     if let Some(user) = users.first() {
@@ -222,7 +217,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
         let out = tags.iter().cloned().map(Removed::Untagged).collect();
         blocking(move || {
             for t in &tags {
-                store.untag(t).map_err(store_error)?;
+                store.untag(t).map_err(Error::from)?;
             }
             Ok(())
         })
@@ -237,7 +232,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
     }
     let mut out: Vec<Removed> = i.repo_tags.iter().cloned().map(Removed::Untagged).collect();
     let iid = i.id.clone();
-    let deleted = blocking(move || store.remove_image(&iid).map_err(store_error)).await?;
+    let deleted = blocking(move || store.remove_image(&iid).map_err(Error::from)).await?;
     out.extend(deleted.into_iter().map(Removed::Deleted));
     Ok(out)
 }
@@ -260,7 +255,7 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
     let used: HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
     blocking(move || {
         let mut out = Pruned::default();
-        for i in store.list_images().map_err(store_error)? {
+        for i in store.list_images().map_err(Error::from)? {
             if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
                 continue;
             }
@@ -268,7 +263,7 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
                 continue;
             }
             out.removed.extend(i.repo_tags.iter().cloned().map(Removed::Untagged));
-            let removed = store.remove_image(&i.id).map_err(store_error)?;
+            let removed = store.remove_image(&i.id).map_err(Error::from)?;
             if !removed.is_empty() {
                 out.reclaimed += i.size;
             }

@@ -7,15 +7,15 @@
 
 use std::sync::Arc;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_registry::progress::{Progress, error_message};
 use berth_registry::pull::{self, Platform, Resolved};
 use berth_registry::{Credentials, Registry};
 use berth_store::{Image, Reference};
 use serde_json::json;
 
-use super::registry::{registry, registry_error};
-use crate::daemon::{Daemon, store_error};
+use super::registry::registry;
+use crate::daemon::Daemon;
 
 /// What `POST /images/create?fromImage=` asks for.
 #[derive(Debug, Clone, Default)]
@@ -47,21 +47,21 @@ pub async fn start(d: &Daemon, req: PullRequest) -> Result<Pull, Error> {
         Some(t) => format!("{}:{t}", req.image),
         None => req.image.clone(),
     };
-    let r = Reference::parse(&name).map_err(store_error)?;
+    let r = Reference::parse(&name).map_err(Error::from)?;
     let all_tags = req.tag.is_none() && r.tag().is_none() && r.digest().is_none();
     let platform = match req.platform.as_deref().filter(|p| !p.is_empty()) {
-        Some(p) => Platform::parse(p).map_err(registry_error)?,
+        Some(p) => Platform::parse(p).map_err(Error::from)?,
         None => Platform::host(),
     };
     let reg = Arc::new(registry(d, r.domain(), req.creds, vec![pull::pull_scope(&r)])?);
     let refs: Vec<Reference> = if all_tags {
-        let tags = pull::list_tags(&reg, &r).await.map_err(registry_error)?;
+        let tags = pull::list_tags(&reg, &r).await.map_err(Error::from)?;
         tags.iter().filter_map(|t| r.with_tag(t).ok()).collect()
     } else {
         vec![r.clone()]
     };
     let first = match refs.first() {
-        Some(f) => pull::resolve(&reg, f, &platform).await.map_err(registry_error)?,
+        Some(f) => pull::resolve(&reg, f, &platform).await.map_err(Error::from)?,
         None => return Err(Error::NotFound(format!("no tags in repository {}", r.familiar_name()))),
     };
     Ok(Pull { reg, reference: r, refs, first, platform, all_tags })
@@ -105,13 +105,13 @@ impl Pull {
 /// platform, progress on `p`) when it is missing, or always with `always` (`--pull`), in which case a registry out
 /// of reach leaves the local image, as Docker's classic builder does.
 pub async fn ensure(d: &Daemon, name: &str, always: bool, p: &Progress) -> Result<Image, Error> {
-    let local = match super::resolve(d, name).await {
+    let local = match super::local::resolve(d, name).await {
         Ok(i) if !always => return Ok(i),
         Ok(i) => Some(i),
-        Err(Error::NotFound(_)) => None,
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e),
     };
-    let r = Reference::parse(name).map_err(store_error)?.with_default_tag();
+    let r = Reference::parse(name).map_err(Error::from)?.with_default_tag();
     let reg = Arc::new(registry(d, r.domain(), Credentials::default(), vec![pull::pull_scope(&r)])?);
     let pulled = async {
         let res = pull::resolve(&reg, &r, &Platform::host()).await?;
@@ -119,7 +119,7 @@ pub async fn ensure(d: &Daemon, name: &str, always: bool, p: &Progress) -> Resul
     }
     .await;
     match (pulled, local) {
-        (Ok(_), _) => super::resolve(d, &r.to_string()).await,
+        (Ok(_), _) => super::local::resolve(d, &r.to_string()).await,
         (Err(_), Some(i)) => Ok(i),
         (Err(berth_registry::Error::NotFound(m)), None) => Err(Error::NotFound(m)),
         (Err(e), None) => Err(Error::NotFound(format!(

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_registry::progress::{Progress, error_message};
 use berth_registry::{Credentials, Registry};
 use berth_store::{Image, Reference};
 
 use super::registry::registry;
-use crate::daemon::{Daemon, blocking, store_error};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 /// A push whose images are known; [`Push::run`] sends them.
 #[derive(Debug)]
@@ -22,13 +23,13 @@ pub struct Push {
 /// Resolves what `name` (with `tag`; neither: every local tag of the repository, `push -a`) names to local images:
 /// a missing one is Docker's 404 `An image does not exist locally with the tag: ...`.
 pub async fn start(d: &Daemon, name: &str, tag: Option<String>, creds: Credentials) -> Result<Push, Error> {
-    let r = Reference::parse(name).map_err(store_error)?;
+    let r = Reference::parse(name).map_err(Error::from)?;
     let store = d.store.clone();
     let targets: Vec<Reference> = match tag.as_deref().or(r.tag()) {
-        Some(t) => vec![r.with_tag(t).map_err(store_error)?],
+        Some(t) => vec![r.with_tag(t).map_err(Error::from)?],
         None => {
             let s = store.clone();
-            let images = blocking(move || s.list_images().map_err(store_error)).await?;
+            let images = blocking(move || s.list_images().map_err(Error::from)).await?;
             let mut v: Vec<Reference> = images
                 .iter()
                 .flat_map(|i| i.repo_tags.iter())
@@ -43,9 +44,9 @@ pub async fn start(d: &Daemon, name: &str, tag: Option<String>, creds: Credentia
     let mut work = Vec::new();
     for t in &targets {
         let (s, n) = (store.clone(), t.to_string());
-        match blocking(move || s.resolve_image(&n).map_err(store_error)).await {
+        match blocking(move || s.resolve_image(&n).map_err(Error::from)).await {
             Ok(i) => work.push((t.clone(), i)),
-            Err(Error::NotFound(_)) => return Err(missing(t.familiar_string())),
+            Err(e) if e.is_not_found() => return Err(missing(t.familiar_string())),
             Err(e) => return Err(e),
         }
     }

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Daemonic, Query, filters, flag, json_body};
 use crate::containers::{self, AttachStreams, Record, WaitCondition};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 
 pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
     let body: ContainerCreateBody = json_body(&body)?;
@@ -89,7 +89,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
         if !matches(&r, &f)? {
             continue;
         }
-        let sz = size.then(|| containers::sizes(&d, &r));
+        let sz = if size { Some(containers::sizes(&d, &r).await) } else { None };
         out.push(containers::summary(&d, &r, now, sz));
         if limit.is_some_and(|l| out.len() >= l) {
             break;
@@ -102,7 +102,7 @@ pub async fn inspect(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult
     let c = d.container(&id)?;
     let mut v = containers::inspect(&d, &c);
     if flag(&q, "size") {
-        let (rw, root) = containers::sizes(&d, &c.record());
+        let (rw, root) = containers::sizes(&d, &c.record()).await;
         v["SizeRw"] = json!(rw);
         v["SizeRootFs"] = json!(root);
     }
@@ -199,18 +199,7 @@ pub async fn resize(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
     let dim = |k: &str| -> Result<u16, Error> {
         q.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::InvalidArgument(format!("invalid or missing {k}")))
     };
-    let (h, w) = (dim("h")?, dim("w")?);
-    if !c.is_running() {
-        return Err(Error::Conflict(format!("Container {} is not running", c.id)).into());
-    }
-    let r = containers::shim_request(
-        &containers::bundle_dir(&d, &c.id),
-        &berth_runtime::shim::Request::Resize { height: h, width: w },
-    )
-    .await?;
-    if let berth_runtime::shim::Response::Error { message } = r {
-        return Err(Error::Internal(message).into());
-    }
+    containers::resize(&d, &c, dim("h")?, dim("w")?).await?;
     Ok(StatusCode::OK)
 }
 
@@ -355,7 +344,7 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
                 continue;
             }
         }
-        let size = containers::sizes(&d, &rec).0;
+        let size = containers::sizes(&d, &rec).await.0;
         if containers::remove(&d, &c, false, false).await.is_ok() {
             deleted.push(rec.id.clone());
             reclaimed += size;

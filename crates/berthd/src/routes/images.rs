@@ -10,10 +10,11 @@ use berth_store::Image;
 use serde_json::{Value, json};
 
 use super::{Daemonic, Query, flag};
-use crate::daemon::{Daemon, blocking, store_error};
+use crate::daemon::{Daemon, store_error};
 use crate::filters::Filters;
 use crate::images::{self, Removed};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
+use crate::task::blocking;
 
 pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = Filters::from_query(&q)?;
@@ -78,11 +79,11 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
         return save_names(&d, vec![name.to_string()]).await;
     }
     if let Some(name) = path.strip_suffix("/json") {
-        let i = images::resolve(&d, name).await?;
+        let i = crate::images::local::resolve(&d, name).await?;
         return Ok(Json(inspect_json(&i)).into_response());
     }
     if let Some(name) = path.strip_suffix("/history") {
-        let i = images::resolve(&d, name).await?;
+        let i = crate::images::local::resolve(&d, name).await?;
         let history = i.config["history"].as_array().cloned().unwrap_or_default();
         let n = history.len();
         // Each entry that made a layer has the next layer's size.
@@ -130,7 +131,7 @@ pub async fn by_name_post(
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/tag") {
-        let i = images::resolve(&d, name).await?;
+        let i = crate::images::local::resolve(&d, name).await?;
         let repo = q
             .get("repo")
             .filter(|r| !r.is_empty())
@@ -212,7 +213,7 @@ pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
 async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
     // Unknown names are a 404 before any byte of the archive goes out.
     for n in &names {
-        images::resolve(d, n).await?;
+        crate::images::local::resolve(d, n).await?;
     }
     let (out, body) = super::archive::streamed_body();
     let tx = out.get_ref().0.clone();

@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use super::{Daemonic, Query};
 use crate::daemon::Daemon;
-use crate::images::{self, pull::PullRequest};
-use crate::server::ApiResult;
+use crate::images::pull::PullRequest;
+use crate::routes::ApiResult;
 
 /// The credentials of the `X-Registry-Auth` header (anonymous without one).
 pub fn credentials(headers: &HeaderMap) -> Result<Credentials, Error> {
@@ -37,7 +37,7 @@ pub async fn pull(d: Daemonic, q: Query, headers: HeaderMap) -> ApiResult<Respon
         creds: credentials(&headers)?,
     };
     // The first image is resolved before answering: its errors are HTTP statuses.
-    let pull = images::pull::start(&d, req).await?;
+    let pull = crate::images::pull::start(&d, req).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let p = Progress::new(tx);
     let d2: Arc<Daemon> = d.0.clone();
@@ -48,14 +48,14 @@ pub async fn pull(d: Daemonic, q: Query, headers: HeaderMap) -> ApiResult<Respon
 /// `POST /auth`: checks credentials against the registry (`docker login`).
 pub async fn auth(d: Daemonic, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     let v: Value = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
-    images::registry::login(&d, Credentials::from_json(&v)).await?;
+    crate::images::registry::login(&d, Credentials::from_json(&v)).await?;
     Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})))
 }
 
 /// `POST /images/{name}/push?tag=TAG`; no tag means every local tag of the repository (`push -a`).
 pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> ApiResult<Response> {
     let tag = q.get("tag").cloned().filter(|t| !t.is_empty());
-    let push = images::push::start(&d, &name, tag, credentials(&headers)?).await?;
+    let push = crate::images::push::start(&d, &name, tag, credentials(&headers)?).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let p = Progress::new(tx);
     let d2: Arc<Daemon> = d.0.clone();

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::Daemonic;
 use crate::containers::{self, Status};
-use crate::server::{ApiError, ApiResult};
+use crate::routes::{ApiError, ApiResult};
 
 pub async fn ping() -> Response {
     (
@@ -71,7 +71,7 @@ pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
     let all = d.all_containers();
     let count = |s: &[Status]| all.iter().filter(|c| s.contains(&c.status())).count();
     let store = d.store.clone();
-    let images = crate::daemon::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
+    let images = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
     let v2 = berth_runtime::cgroups::is_unified();
     let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
     Ok(Json(json!({
@@ -131,7 +131,7 @@ pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
 
 pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
     let store = d.store.clone();
-    let images = crate::daemon::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
+    let images = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
     let recs: Vec<_> = d.all_containers().iter().map(|c| c.record()).collect();
     let dd = d.0.clone();
     let now = std::time::SystemTime::now();
@@ -161,7 +161,7 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
             })
             .collect();
         let ctrs: Vec<Value> =
-            recs.iter().map(|r| containers::summary(&dd, r, now, Some(containers::sizes(&dd, r)))).collect();
+            recs.iter().map(|r| containers::summary(&dd, r, now, Some(containers::sizes_blocking(&dd, r)))).collect();
         // Every layer once, however many images share it.
         let layers = dd.store.disk_usage().unwrap_or(0);
         (imgs, ctrs, layers)
@@ -170,7 +170,7 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
     .map_err(|e| ApiError(berth_api::Error::Internal(e.to_string())))?;
     let volumes = crate::volumes::usage(&d).await?;
     let store = d.store.clone();
-    let cache = crate::daemon::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
+    let cache = crate::task::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
     let rfc = |t: i64| {
         berth_api::time::rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
     };

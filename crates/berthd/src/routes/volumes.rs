@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Daemonic, Query, flag, json_body};
 use crate::filters::Filters;
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 use crate::volumes::{self, CreateOptions};
 
 /// The body of `POST /volumes/create`.
