@@ -14,6 +14,7 @@ use berth_network::netns::{self};
 use berth_store::Store;
 
 use crate::daemon::Daemon;
+use crate::filters::Filters;
 use crate::task::blocking;
 
 use super::*;
@@ -374,14 +375,22 @@ pub(super) async fn teardown_bridge(n: &Networks, rec: &NetworkRecord) {
     }
 }
 
+/// The filters `GET /networks` accepts (Docker's).
+pub const LIST_FILTERS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
+/// The filters `POST /networks/prune` accepts (Docker's).
+pub const PRUNE_FILTERS: &[&str] = &["label", "label!", "until"];
+
 /// Removes every user-defined network no running container uses (and that matches the filters).
-pub async fn prune(d: &Arc<Daemon>, filters: &HashMap<String, Vec<String>>) -> Result<Vec<String>, Error> {
+pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<Vec<String>, Error> {
+    f.accept(PRUNE_FILTERS)?;
+    let until = f.time("until", std::time::SystemTime::now())?;
     let mut removed = Vec::new();
     for rec in d.networks.all() {
         if matches!(rec.name.as_str(), "bridge" | "host" | "none") || !d.networks.users(&rec.id).is_empty() {
             continue;
         }
-        if !prune_filter(&rec, filters)? {
+        let created = berth_api::time::parse(&rec.created);
+        if !f.match_labels(&rec.labels) || until.is_some_and(|u| created.is_none_or(|c| c >= u)) {
             continue;
         }
         match remove(d, &rec.id).await {
@@ -392,64 +401,28 @@ pub async fn prune(d: &Arc<Daemon>, filters: &HashMap<String, Vec<String>>) -> R
     Ok(removed)
 }
 
-pub(super) fn label_match(labels: &HashMap<String, String>, v: &str) -> bool {
-    match v.split_once('=') {
-        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-        None => labels.contains_key(v),
-    }
-}
-
-pub(super) fn prune_filter(rec: &NetworkRecord, f: &HashMap<String, Vec<String>>) -> Result<bool, Error> {
-    for (k, vals) in f {
-        let ok = match k.as_str() {
-            "label" => vals.iter().all(|v| label_match(&rec.labels, v)),
-            "label!" => !vals.iter().any(|v| label_match(&rec.labels, v)),
-            "until" => {
-                let created = berth_api::time::parse(&rec.created);
-                vals.iter().all(|v| {
-                    let limit = berth_api::time::parse_since(v, std::time::SystemTime::now());
-                    matches!((created, limit), (Some(c), Some(l)) if c < l)
-                })
-            }
-            other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'"))),
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Whether a network matches `network ls` filters.
-pub fn list_filter(d: &Daemon, rec: &NetworkRecord, f: &HashMap<String, Vec<String>>) -> Result<bool, Error> {
-    for (k, vals) in f {
-        if vals.is_empty() {
-            continue;
-        }
+/// The networks `network ls` lists, by name: `driver`, `id` (a prefix), `name` (a part), `label`, `scope` (`local`),
+/// `type` (`custom`/`builtin`), `dangling` (a user-defined network no container uses).
+pub fn list(d: &Daemon, f: &Filters) -> Result<Vec<NetworkRecord>, Error> {
+    f.accept(LIST_FILTERS)?;
+    let dangling = f.bool("dangling")?;
+    let mut recs = d.networks.all();
+    recs.sort_by(|a, b| a.name.cmp(&b.name));
+    recs.retain(|rec| {
         let builtin = matches!(rec.name.as_str(), "bridge" | "host" | "none");
-        let ok = match k.as_str() {
-            "driver" => vals.contains(&rec.driver),
-            "id" => vals.iter().any(|v| rec.id.starts_with(v.as_str())),
-            "name" => vals.iter().any(|v| rec.name.contains(v.as_str())),
-            "label" => vals.iter().all(|v| label_match(&rec.labels, v)),
-            "scope" => vals.iter().any(|v| v == "local"),
-            "type" => vals.iter().any(|v| match v.as_str() {
+        f.any("driver", |v| v == rec.driver)
+            && f.any("id", |v| rec.id.starts_with(v))
+            && f.any("name", |v| rec.name.contains(v))
+            && f.match_kv("label", &rec.labels)
+            && f.any("scope", |v| v == "local")
+            && f.any("type", |v| match v {
                 "custom" => !builtin,
                 "builtin" => builtin,
                 _ => false,
-            }),
-            "dangling" => {
-                let want = vals.iter().any(|v| v == "true" || v == "1");
-                let dangling = !builtin && d.networks.users(&rec.id).is_empty();
-                want == dangling
-            }
-            other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'"))),
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+            })
+            && dangling.is_none_or(|want| want == (!builtin && d.networks.users(&rec.id).is_empty()))
+    });
+    Ok(recs)
 }
 
 /// Removes berthd's networking from the host: every bridge of its networks, its firewall rules, the pin directory.

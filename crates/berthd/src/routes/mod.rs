@@ -169,40 +169,13 @@ pub fn json_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Error>
     serde_json::from_slice(body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))
 }
 
-/// Docker's `filters` query parameter: `{"status":["running"]}` or the old `{"status":{"running":true}}`.
-pub fn filters(q: &HashMap<String, String>) -> Result<HashMap<String, Vec<String>>, Error> {
-    let Some(raw) = q.get("filters").filter(|s| !s.is_empty()) else { return Ok(HashMap::new()) };
-    let v: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| Error::InvalidArgument(format!("invalid filter: {e}")))?;
-    let mut out = HashMap::new();
-    let obj = v.as_object().ok_or_else(|| Error::InvalidArgument("invalid filter: not an object".into()))?;
-    for (k, vals) in obj {
-        let list: Vec<String> = match vals {
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-            serde_json::Value::Object(m) => {
-                m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(k, _)| k.clone()).collect()
-            }
-            serde_json::Value::String(s) => vec![s.clone()],
-            _ => return Err(Error::InvalidArgument(format!("invalid filter '{k}'"))),
-        };
-        out.insert(k.clone(), list);
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn filters_both_forms() {
+    fn flags() {
         let mut q = HashMap::new();
-        q.insert("filters".to_string(), r#"{"status":{"running":true},"name":["web"]}"#.to_string());
-        let f = filters(&q).expect("filters");
-        assert_eq!(f["status"], vec!["running".to_string()]);
-        assert_eq!(f["name"], vec!["web".to_string()]);
-        q.insert("filters".to_string(), "{".to_string());
-        assert!(filters(&q).is_err());
         q.insert("all".to_string(), "1".to_string());
         assert!(flag(&q, "all"));
         assert!(!flag(&q, "size"));

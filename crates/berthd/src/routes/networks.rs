@@ -8,21 +8,14 @@ use berth_api::Error;
 use berth_api::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use serde_json::{Value, json};
 
-use super::{Daemonic, Query, filters};
+use super::{Daemonic, Query};
+use crate::filters::Filters;
 use crate::networks;
 use crate::routes::ApiResult;
 
 pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
-    let f = filters(&q)?;
-    let mut recs = d.networks.all();
-    recs.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut out = Vec::new();
-    for r in recs {
-        if networks::list_filter(&d, &r, &f)? {
-            out.push(networks::inspect(&d, &r, false));
-        }
-    }
-    Ok(Json(out))
+    let recs = networks::list(&d, &Filters::from_query(&q)?)?;
+    Ok(Json(recs.iter().map(|r| networks::inspect(&d, r, false)).collect()))
 }
 
 pub async fn inspect(d: Daemonic, Path(id): Path<String>, _q: Query) -> ApiResult<Json<Value>> {
@@ -60,7 +53,6 @@ pub async fn disconnect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> Api
 }
 
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
-    let f = filters(&q)?;
-    let removed = networks::prune(&d, &f).await?;
+    let removed = networks::prune(&d, &Filters::from_query(&q)?).await?;
     Ok(Json(json!({"NetworksDeleted": removed})))
 }
