@@ -1,6 +1,7 @@
 //! The images manager end to end: the builder's `FROM` pulls through the same code as `pull` (so it trusts the CA of
-//! `--registry-certs-dir`), and the image list's filters (`before`, `since`, `reference`, `dangling`, `label`,
-//! unknown keys refused) through the Engine API.
+//! `--registry-certs-dir`), the image list's filters (`before`, `since`, `reference`, `dangling`, `label`, unknown
+//! keys refused) through the Engine API, and `ADD <url>` through the registry client, streamed to disk (measured by
+//! berthd's peak RSS).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -131,4 +132,49 @@ fn image_list_filters() {
     // Prune refuses list-only filters, as Docker.
     let (status, _, body) = api(&d, "POST", "/images/prune?filters=%7B%22reference%22%3A%5B%22x%22%5D%7D", b"");
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmHWM:`: the peak resident set).
+fn status_kib(pid: i32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap()
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn add_url_streams_to_disk() {
+    let d = daemon_with_busybox();
+    // A 96 MiB file served on loopback: held in memory, it would raise berthd's peak RSS by at least that much.
+    let served = d.dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let big = served.join("big.bin");
+    let f = std::fs::File::create(&big).unwrap();
+    f.set_len(96 << 20).unwrap();
+    drop(f);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+            .current_dir(&served)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Bounded: python's server listens within a second or two.
+    assert!(d.eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let peak_before = status_kib(d.pid(), "VmHWM:");
+    let out = build(&d, "bigadd", &format!("FROM busybox\nADD http://127.0.0.1:{port}/big.bin /big.bin\n"), &[]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(d.ok(&["run", "--rm", "bigadd", "stat", "-c", "%s", "/big.bin"]).trim(), (96u64 << 20).to_string());
+    let grew = status_kib(d.pid(), "VmHWM:").saturating_sub(peak_before);
+    // Generous: the build's own buffers and the run count too, but not the file.
+    assert!(grew < 48 << 10, "berthd's peak RSS grew by {grew} KiB during an ADD of 96 MiB");
 }
