@@ -347,24 +347,8 @@ fn add_fetches_urls() {
     let served = d.dir.join("served");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::write(served.join("remote.txt"), "fetched over http\n").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Kill(
-        std::process::Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
-            .current_dir(&served)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    assert!(d.eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let server = HttpServer::start(&served);
+    let port = server.port;
     let df = format!(
         "FROM busybox\nADD http://127.0.0.1:{port}/remote.txt /fetched/\nADD http://127.0.0.1:{port}/remote.txt /renamed.txt\n"
     );

@@ -191,12 +191,6 @@ fn footprint(d: &Berthd, table: &str, bridges: &[String], container_ids: &[Strin
     }
 }
 
-fn status_kib(pid: i32, key: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = s.lines().find(|l| l.starts_with(key)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// What berthd's descriptors point to (for the message of a failure).
 fn fd_targets(pid: i32) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };

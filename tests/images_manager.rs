@@ -134,12 +134,6 @@ fn image_list_filters() {
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 }
 
-/// A field of `/proc/<pid>/status` in KiB (`VmHWM:`: the peak resident set).
-fn status_kib(pid: i32, field: &str) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines().find_map(|l| l.strip_prefix(field)).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap()
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn add_url_streams_to_disk() {
@@ -151,25 +145,8 @@ fn add_url_streams_to_disk() {
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(96 << 20).unwrap();
     drop(f);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Kill(
-        std::process::Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
-            .current_dir(&served)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Bounded: python's server listens within a second or two.
-    assert!(d.eventually(10, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()));
+    let server = HttpServer::start(&served);
+    let port = server.port;
     let peak_before = status_kib(d.pid(), "VmHWM:");
     let out = build(&d, "bigadd", &format!("FROM busybox\nADD http://127.0.0.1:{port}/big.bin /big.bin\n"), &[]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
