@@ -2,12 +2,14 @@
 //! store; the conversation with its shim; and reconciliation with the shims that kept running while berthd was down.
 //!
 //! One module per concern: `record` (the leaf types), `persist` (paths and the record in the store), `shim_client`
-//! (the leaf seam in front of the shims), `create`, `shim`, `lifecycle`, `remove`, `size`, `view`; unit tests in
-//! `tests` on the in-memory `fake_shim`. Everything public is re-exported here, so callers name `crate::containers::X`.
+//! (the leaf seam in front of the shims), `create`, `shim`, `lifecycle`, `remove`, `size`, `view`, `filter` (the list
+//! and prune filters); unit tests in `tests` on the in-memory `fake_shim`. Everything public is re-exported here, so
+//! callers name `crate::containers::X`.
 
 mod create;
 #[cfg(test)]
 pub(crate) mod fake_shim;
+pub mod filter;
 mod lifecycle;
 pub mod persist;
 pub mod record;
