@@ -25,6 +25,7 @@ mod security;
 mod server;
 mod spec;
 mod userns;
+mod views;
 mod volumes;
 
 use std::path::PathBuf;

@@ -45,7 +45,8 @@ impl From<berth_store::StoreError> for ApiError {
 /// Result of a handler.
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
 
-/// Strips a `/vX.Y` prefix and checks the version.
+/// Strips a `/vX.Y` prefix and checks the version; the negotiated version goes into the request's extensions, where
+/// routes find it (`routes::Version`) to render the response as that version of the API does.
 fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Result<(), berth_api::Error> {
     let path = req.uri().path();
     let mut requested = None;
@@ -65,7 +66,9 @@ fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Resul
             *req.uri_mut() = uri;
         }
     }
-    berth_api::negotiate(requested).map(drop)
+    let version = berth_api::negotiate(requested)?;
+    req.extensions_mut().insert(version);
+    Ok(())
 }
 
 /// Errors that axum's extractors answer in plain text (a body over the size limit: 413, a malformed query: 400)

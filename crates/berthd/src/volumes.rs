@@ -226,31 +226,16 @@ pub fn users(d: &Daemon, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The API view of a volume.
-pub fn view(d: &Daemon, v: &Volume) -> Value {
-    json!({
-        "CreatedAt": v.created_at,
-        "Driver": v.driver,
-        "Labels": v.labels,
-        "Mountpoint": d.volumes.mountpoint(&v.name),
-        "Name": v.name,
-        "Options": v.options,
-        "Scope": "local",
-    })
-}
-
-/// `Volumes` of `GET /system/df`: each volume with its `UsageData` (bytes held, containers using it).
-pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<Value>, Error> {
+/// For `GET /system/df`: each volume with the bytes it holds and the number of containers using it.
+pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<(Volume, u64, usize)>, Error> {
     let vols = list(d).await?;
     let d2 = d.clone();
     blocking(move || {
         Ok(vols
             .iter()
             .map(|v| {
-                let mut j = view(&d2, v);
                 let size = crate::containers::dir_size(&d2.volumes.mountpoint(&v.name));
-                j["UsageData"] = json!({"Size": size, "RefCount": users(&d2, &v.name).len()});
-                j
+                (v.clone(), size, users(&d2, &v.name).len())
             })
             .collect())
     })

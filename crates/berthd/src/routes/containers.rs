@@ -10,17 +10,18 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::Error;
 use berth_api::models::ContainerCreateBody;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::{Daemonic, Query, filters, flag, json_body};
+use super::{Daemonic, Query, Version, filters, flag, json_body};
 use crate::containers::{self, AttachStreams, Record, WaitCondition};
 use crate::server::ApiResult;
+use crate::views;
 
 pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
     let body: ContainerCreateBody = json_body(&body)?;
     let id = containers::create(&d, q.get("name").cloned(), body).await?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": []}))).into_response())
+    Ok((StatusCode::CREATED, Json(views::container::created(id, Vec::new()))).into_response())
 }
 
 fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error> {
@@ -71,7 +72,7 @@ fn matches(rec: &Record, f: &HashMap<String, Vec<String>>) -> Result<bool, Error
     Ok(true)
 }
 
-pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;
     let all = flag(&q, "all");
     let size = flag(&q, "size");
@@ -90,7 +91,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
             continue;
         }
         let sz = size.then(|| containers::sizes(&d, &r));
-        out.push(containers::summary(&d, &r, now, sz));
+        out.push(views::container::summary(&r, &views::container::Facts::of(&d, &r), now, sz, v));
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
@@ -98,15 +99,11 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
     Ok(Json(out))
 }
 
-pub async fn inspect(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
+pub async fn inspect(d: Daemonic, Version(v): Version, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
-    let mut v = containers::inspect(&d, &c);
-    if flag(&q, "size") {
-        let (rw, root) = containers::sizes(&d, &c.record());
-        v["SizeRw"] = json!(rw);
-        v["SizeRootFs"] = json!(root);
-    }
-    Ok(Json(v))
+    let rec = c.record();
+    let size = flag(&q, "size").then(|| containers::sizes(&d, &rec));
+    Ok(Json(views::container::inspect(&rec, &views::container::Facts::of(&d, &rec), size, v)))
 }
 
 pub async fn start(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -178,11 +175,7 @@ pub async fn wait(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
     };
     let stream = async_stream(async move {
         let (code, err) = containers::wait(&c, cond).await;
-        let mut v = json!({"StatusCode": code});
-        if let Some(e) = err {
-            v["Error"] = json!({"Message": e});
-        }
-        format!("{v}\n")
+        format!("{}\n", views::container::waited(code, err))
     });
     Ok(([("content-type", "application/json")], Body::from_stream(stream)).into_response())
 }

@@ -9,9 +9,10 @@ use berth_api::Error;
 use berth_store::Image;
 use serde_json::{Value, json};
 
-use super::{Daemonic, Query, filters, flag};
+use super::{Daemonic, Query, Version, filters, flag};
 use crate::daemon::{Daemon, blocking, store_error};
 use crate::server::ApiResult;
+use crate::views;
 
 fn short(id: &str) -> &str {
     let hex = id.trim_start_matches("sha256:");
@@ -40,7 +41,7 @@ fn glob(p: &str, s: &str) -> bool {
     m(p.as_bytes(), s.as_bytes())
 }
 
-pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;
     let store = d.store.clone();
     let mut images = blocking(move || store.list_images().map_err(store_error)).await?;
@@ -66,21 +67,11 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
                 other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'")).into()),
             };
         }
-        if !keep || (!all && i.repo_tags.is_empty() && !f.contains_key("dangling") && users(&id) > 0) {
+        let n = users(&id);
+        if !keep || (!all && i.repo_tags.is_empty() && !f.contains_key("dangling") && n > 0) {
             continue;
         }
-        out.push(json!({
-            "Id": id,
-            "ParentId": "",
-            "RepoTags": i.repo_tags,
-            "RepoDigests": i.repo_digests,
-            "Created": i.created_unix(),
-            "Size": i.size,
-            "SharedSize": -1,
-            "VirtualSize": i.size,
-            "Labels": i.labels(),
-            "Containers": -1,
-        }));
+        out.push(views::image::summary(i, n, v));
     }
     Ok(Json(out))
 }
@@ -91,76 +82,23 @@ async fn resolve(d: &Daemon, name: &str) -> Result<Image, Error> {
     blocking(move || store.resolve_image(&name).map_err(store_error)).await
 }
 
-fn inspect_json(i: &Image) -> Value {
-    let lower: Vec<String> = i.lower_dirs().iter().map(|p| p.display().to_string()).collect();
-    let cfg = &i.config;
-    json!({
-        "Id": i.id.to_string(),
-        "RepoTags": i.repo_tags,
-        "RepoDigests": i.repo_digests,
-        "Parent": "",
-        "Comment": cfg["comment"].as_str().unwrap_or(""),
-        "Created": cfg["created"].as_str().unwrap_or(berth_api::time::ZERO),
-        "DockerVersion": cfg["docker_version"].as_str().unwrap_or(""),
-        "Author": cfg["author"].as_str().unwrap_or(""),
-        "Config": cfg["config"],
-        "Architecture": cfg["architecture"].as_str().unwrap_or("amd64"),
-        "Variant": cfg["variant"],
-        "Os": cfg["os"].as_str().unwrap_or("linux"),
-        "Size": i.size,
-        "VirtualSize": i.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower.join(":")}},
-        "RootFS": {"Type": "layers", "Layers": cfg["rootfs"]["diff_ids"]},
-        "Metadata": {"LastTagTime": berth_api::time::ZERO},
-    })
-}
-
-pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Response> {
+pub async fn by_name(d: Daemonic, Version(v): Version, Path(path): Path<String>) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/get") {
         return save_names(&d, vec![name.to_string()]).await;
     }
     if let Some(name) = path.strip_suffix("/json") {
         let i = resolve(&d, name).await?;
-        return Ok(Json(inspect_json(&i)).into_response());
+        return Ok(Json(views::image::inspect(&i, v)).into_response());
     }
     if let Some(name) = path.strip_suffix("/history") {
         let i = resolve(&d, name).await?;
-        let history = i.config["history"].as_array().cloned().unwrap_or_default();
-        let n = history.len();
-        // Each entry that made a layer has the next layer's size.
         let store = d.store.clone();
         let chains = i.layers.clone();
         let layer_sizes: Vec<i64> = blocking(move || {
             Ok(chains.iter().map(|c| store.layer(c).ok().flatten().map(|l| l.size as i64).unwrap_or(0)).collect())
         })
         .await?;
-        let mut next = 0;
-        let sizes: Vec<i64> = history
-            .iter()
-            .map(|h| {
-                if h["empty_layer"].as_bool().unwrap_or(false) {
-                    return 0;
-                }
-                next += 1;
-                layer_sizes.get(next - 1).copied().unwrap_or(0)
-            })
-            .collect();
-        let out: Vec<Value> = history
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(idx, h)| {
-                json!({
-                    "Id": if idx + 1 == n { i.id.to_string() } else { "<missing>".to_string() },
-                    "Created": h["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0),
-                    "CreatedBy": h["created_by"].as_str().unwrap_or(""),
-                    "Tags": if idx + 1 == n { json!(i.repo_tags) } else { Value::Null },
-                    "Size": sizes[idx],
-                    "Comment": h["comment"].as_str().unwrap_or(""),
-                })
-            })
-            .collect();
-        return Ok(Json(out).into_response());
+        return Ok(Json(views::image::history(&i, &layer_sizes)).into_response());
     }
     Err(Error::NotFound(format!("page not found: /images/{path}")).into())
 }

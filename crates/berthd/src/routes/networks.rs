@@ -8,26 +8,27 @@ use berth_api::Error;
 use berth_api::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use serde_json::{Value, json};
 
-use super::{Daemonic, Query, filters};
+use super::{Daemonic, Query, Version, filters};
 use crate::networks;
 use crate::server::ApiResult;
+use crate::views;
 
-pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;
     let mut recs = d.networks.all();
     recs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
     for r in recs {
         if networks::list_filter(&d, &r, &f)? {
-            out.push(networks::inspect(&d, &r, false));
+            out.push(views::network::inspect(&r, &[], v));
         }
     }
     Ok(Json(out))
 }
 
-pub async fn inspect(d: Daemonic, Path(id): Path<String>, _q: Query) -> ApiResult<Json<Value>> {
+pub async fn inspect(d: Daemonic, Version(v): Version, Path(id): Path<String>, _q: Query) -> ApiResult<Json<Value>> {
     let rec = d.networks.find(&id)?;
-    Ok(Json(networks::inspect(&d, &rec, true)))
+    Ok(Json(views::network::inspect(&rec, &d.networks.users(&rec.id), v)))
 }
 
 pub async fn create(d: Daemonic, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {

@@ -9,10 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use berth_api::Error;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Daemonic, Query, filters, flag, json_body};
 use crate::server::ApiResult;
+use crate::views;
 use crate::volumes::{self, CreateOptions, label_matches};
 
 /// The body of `POST /volumes/create`.
@@ -40,7 +41,7 @@ pub async fn create(d: Daemonic, body: Bytes) -> ApiResult<Response> {
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(volumes::view(&d, &v))).into_response())
+    Ok((StatusCode::CREATED, Json(views::volume::volume(&v, &d.volumes.mountpoint(&v.name), None))).into_response())
 }
 
 fn truth(key: &str, v: &str) -> Result<bool, Error> {
@@ -75,15 +76,15 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
             && f.get("label").is_none_or(|vals| vals.iter().all(|l| label_matches(&labels, l)))
             && dangling.is_none_or(|want| volumes::users(&d, &v.name).is_empty() == want);
         if keep {
-            out.push(volumes::view(&d, &v));
+            out.push(views::volume::volume(&v, &d.volumes.mountpoint(&v.name), None));
         }
     }
-    Ok(Json(json!({"Volumes": out, "Warnings": []})))
+    Ok(Json(views::volume::list(out)))
 }
 
 pub async fn inspect(d: Daemonic, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let v = volumes::get(&d, &name).await?;
-    Ok(Json(volumes::view(&d, &v)))
+    Ok(Json(views::volume::volume(&v, &d.volumes.mountpoint(&v.name), None)))
 }
 
 pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResult<StatusCode> {

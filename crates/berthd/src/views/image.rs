@@ -1,0 +1,262 @@
+//! Images: `GET /images/{name}/json`, the entries of `GET /images/json`, `GET /images/{name}/history`.
+
+use std::collections::HashMap;
+
+use berth_api::ApiVersion;
+use berth_api::models::{
+    ContainerConfig, DriverData, ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
+    ImageSummary,
+};
+use berth_store::Image;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Nulls, api, merge, render};
+
+/// The image config's `config` (or `container_config`) as a container `Config` with every key Docker sends: the
+/// unset ones `""`, `false` or `null` (clients read `Config["OnBuild"]`, `Config["Env"]` without checking).
+fn full_config(v: &Value) -> Value {
+    let c: ContainerConfig = serde_json::from_value(v.clone()).unwrap_or_default();
+    render(&super::container::config(&c), &[(&[], CONFIG_NULLS)])
+}
+
+/// Fields of an image's `Config` Docker sends as `null` when unset.
+const CONFIG_NULLS: &[&str] = &["Env", "Cmd", "Volumes", "Entrypoint", "OnBuild", "Labels"];
+
+/// Fields the v1.53 model does not have: `Parent` and `DockerVersion` (Docker sends them still, empty for pulled
+/// images), and before 1.45 `Container` and `ContainerConfig`, before 1.44 `VirtualSize`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Legacy {
+    parent: String,
+    docker_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container_config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    virtual_size: Option<i64>,
+}
+
+/// `GET /images/{name}/json`.
+pub fn inspect(i: &Image, version: ApiVersion) -> Value {
+    let cfg = &i.config;
+    let str_of = |k: &str, default: &str| cfg[k].as_str().unwrap_or(default).to_string();
+    let lower: Vec<String> = i.lower_dirs().iter().map(|p| p.display().to_string()).collect();
+    let layers: Vec<String> = cfg["rootfs"]["diff_ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(String::from))
+        .collect();
+    let model = ImageInspect {
+        id: Some(i.id.to_string()),
+        repo_tags: Some(i.repo_tags.clone()),
+        repo_digests: Some(i.repo_digests.clone()),
+        comment: Some(str_of("comment", "")),
+        created: Some(str_of("created", berth_api::time::ZERO)),
+        author: Some(str_of("author", "")),
+        config: None,
+        architecture: Some(str_of("architecture", "amd64")),
+        variant: cfg["variant"].as_str().filter(|v| !v.is_empty()).map(String::from),
+        os: Some(str_of("os", "linux")),
+        os_version: cfg["os.version"].as_str().filter(|v| !v.is_empty()).map(String::from),
+        size: Some(i.size),
+        graph_driver: Some(DriverData {
+            name: "overlay2".into(),
+            data: HashMap::from([("LowerDir".to_string(), lower.join(":"))]),
+        }),
+        root_fs: Some(ImageInspectRootFs { typ: "layers".into(), layers: Some(layers) }),
+        metadata: Some(ImageInspectMetadata { last_tag_time: Some(berth_api::time::ZERO.into()) }),
+        ..Default::default()
+    };
+    let mut v = render(&model, &[]);
+    if let Value::Object(m) = &mut v {
+        m.insert("Config".into(), full_config(&cfg["config"]));
+    }
+    let legacy = Legacy {
+        parent: String::new(),
+        docker_version: str_of("docker_version", ""),
+        container: (version < api(45)).then(|| str_of("container", "")),
+        container_config: (version < api(45)).then(|| full_config(&cfg["container_config"])),
+        virtual_size: (version < api(44)).then_some(i.size),
+    };
+    merge(&mut v, &[], &legacy);
+    v
+}
+
+/// Before 1.44 the list has `VirtualSize`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListLegacy {
+    virtual_size: i64,
+}
+
+/// One entry of `GET /images/json`; `containers`: how many containers use it (Docker counts them from 1.51 on,
+/// sent -1 before).
+pub fn summary(i: &Image, containers: i64, version: ApiVersion) -> Value {
+    let labels: HashMap<String, String> = serde_json::from_value(i.labels()).unwrap_or_default();
+    let model = ImageSummary {
+        id: i.id.to_string(),
+        parent_id: String::new(),
+        repo_tags: i.repo_tags.clone(),
+        repo_digests: i.repo_digests.clone(),
+        created: i.created_unix(),
+        size: i.size,
+        shared_size: -1,
+        labels,
+        containers: if version >= api(51) { containers } else { -1 },
+        manifests: None,
+        descriptor: None,
+    };
+    let mut v = render(&model, &[]);
+    if version < api(44) {
+        merge(&mut v, &[], &ListLegacy { virtual_size: i.size });
+    }
+    v
+}
+
+/// `GET /images/{name}/history`, newest first; `layer_sizes`: the size of each of the image's layers, bottom first.
+pub fn history(i: &Image, layer_sizes: &[i64]) -> Value {
+    let entries = i.config["history"].as_array().cloned().unwrap_or_default();
+    let n = entries.len();
+    // Each entry that made a layer has the next layer's size.
+    let mut next = 0;
+    let sizes: Vec<i64> = entries
+        .iter()
+        .map(|h| {
+            if h["empty_layer"].as_bool().unwrap_or(false) {
+                return 0;
+            }
+            next += 1;
+            layer_sizes.get(next - 1).copied().unwrap_or(0)
+        })
+        .collect();
+    let items: Vec<ImageHistoryResponseItem> = entries
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(idx, h)| {
+            let top = idx + 1 == n;
+            ImageHistoryResponseItem {
+                id: if top { i.id.to_string() } else { "<missing>".to_string() },
+                created: h["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0),
+                created_by: h["created_by"].as_str().unwrap_or("").to_string(),
+                tags: if top { i.repo_tags.clone() } else { Vec::new() },
+                size: sizes[idx],
+                comment: h["comment"].as_str().unwrap_or("").to_string(),
+            }
+        })
+        .collect();
+    // Docker sends `Tags: null` for the entries below the top one (bollard's model has a plain list).
+    const NULLS: Nulls = &[];
+    let mut v = render(&items, NULLS);
+    if let Value::Array(a) = &mut v {
+        for (e, item) in a.iter_mut().zip(&items) {
+            if item.id == "<missing>" {
+                e["Tags"] = Value::Null;
+            }
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::views::check::{has, lacks};
+
+    /// An image as `docker import` makes one: a config with `Cmd` only, one layer.
+    fn image(store: &berth_store::Store) -> Image {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        h.set_uid(nix::unistd::getuid().as_raw() as u64);
+        h.set_gid(nix::unistd::getgid().as_raw() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, "f", &b"hi"[..]).expect("tar");
+        let tar = b.into_inner().expect("tar");
+        let opts = berth_store::ImportOptions { changes: vec!["CMD [\"sh\"]".into()], ..Default::default() };
+        let id = store.import_image(&tar[..], opts).expect("import");
+        store.tag(&id, "busybox").expect("tag");
+        store.resolve_image("busybox:latest").expect("image")
+    }
+
+    #[test]
+    fn inspect_has_every_config_key_and_per_version_fields() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = berth_store::Store::open(tmp.path()).expect("store");
+        let i = image(&store);
+        let v = inspect(&i, api(53));
+        has(
+            &v,
+            &[
+                ("Id", "s"),
+                ("RepoTags", "a"),
+                ("RepoDigests", "a"),
+                ("Parent", "s"),
+                ("Comment", "s"),
+                ("Created", "s"),
+                ("DockerVersion", "s"),
+                ("Author", "s"),
+                ("Architecture", "s"),
+                ("Os", "s"),
+                ("Size", "n"),
+                ("GraphDriver/Name", "s"),
+                ("GraphDriver/Data/LowerDir", "s"),
+                ("RootFS/Type", "s"),
+                ("RootFS/Layers", "a"),
+                ("Metadata/LastTagTime", "s"),
+                ("Config/Hostname", "s"),
+                ("Config/Domainname", "s"),
+                ("Config/User", "s"),
+                ("Config/AttachStdin", "b"),
+                ("Config/AttachStdout", "b"),
+                ("Config/AttachStderr", "b"),
+                ("Config/Tty", "b"),
+                ("Config/OpenStdin", "b"),
+                ("Config/StdinOnce", "b"),
+                ("Config/Env", "0"),
+                ("Config/Cmd", "a"),
+                ("Config/Image", "s"),
+                ("Config/Volumes", "0"),
+                ("Config/WorkingDir", "s"),
+                ("Config/Entrypoint", "0"),
+                ("Config/OnBuild", "0"),
+                ("Config/Labels", "0"),
+            ],
+        );
+        lacks(&v, &["Container", "ContainerConfig", "VirtualSize"]);
+        let v44 = inspect(&i, api(44));
+        has(&v44, &[("Container", "s"), ("ContainerConfig/OnBuild", "0"), ("ContainerConfig/Hostname", "s")]);
+        lacks(&v44, &["VirtualSize"]);
+        has(&inspect(&i, api(43)), &[("VirtualSize", "n")]);
+
+        let s = summary(&i, 2, api(53));
+        has(
+            &s,
+            &[
+                ("Id", "s"),
+                ("ParentId", "s"),
+                ("RepoTags", "a"),
+                ("RepoDigests", "a"),
+                ("Created", "n"),
+                ("Size", "n"),
+                ("SharedSize", "n"),
+                ("Labels", "o"),
+                ("Containers", "n"),
+            ],
+        );
+        assert_eq!(s["Containers"], 2);
+        lacks(&s, &["VirtualSize"]);
+        let old = summary(&i, 2, api(43));
+        assert_eq!((old["Containers"].as_i64(), old["VirtualSize"].as_i64()), (Some(-1), Some(i.size)));
+
+        let h = history(&i, &[7]);
+        has(
+            &h[0],
+            &[("Id", "s"), ("Created", "n"), ("CreatedBy", "s"), ("Tags", "a"), ("Size", "n"), ("Comment", "s")],
+        );
+    }
+}
