@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use berth_api::Error;
 use nix::mount::{MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::daemon::{Daemon, blocking, store_error};
 use crate::mounts::{Kind, MountPoint};
@@ -299,7 +298,13 @@ pub async fn remove_anonymous_locked(d: &Arc<Daemon>, mounts: &[MountPoint]) {
 }
 
 /// `POST /volumes/prune`: removes unused volumes — anonymous ones only unless `all` — that match the label filters.
-pub async fn prune(d: &Arc<Daemon>, all: bool, labels: &[String], not_labels: &[String]) -> Result<Value, Error> {
+/// Returns the names removed and the bytes they held.
+pub async fn prune(
+    d: &Arc<Daemon>,
+    all: bool,
+    labels: &[String],
+    not_labels: &[String],
+) -> Result<(Vec<String>, u64), Error> {
     let _g = d.volumes.lock.lock().await;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
@@ -323,9 +328,7 @@ pub async fn prune(d: &Arc<Daemon>, all: bool, labels: &[String], not_labels: &[
             Err(e) => return Err(e),
         }
     }
-    Ok(
-        json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
-    )
+    Ok((deleted, reclaimed))
 }
 
 /// Docker's label filter: `key` (present) or `key=value`.

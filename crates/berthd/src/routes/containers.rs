@@ -354,8 +354,5 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
             reclaimed += size;
         }
     }
-    Ok(Json(serde_json::json!({
-        "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { serde_json::json!(deleted) },
-        "SpaceReclaimed": reclaimed,
-    })))
+    Ok(Json(views::container::pruned(deleted, reclaimed)))
 }

@@ -153,7 +153,7 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
         let tag = familiar_tag(&name);
         let t2 = tag.clone();
         blocking(move || store.untag(&t2).map_err(store_error)).await?;
-        return Ok(Json(vec![json!({"Untagged": tag})]));
+        return Ok(Json(vec![views::image::untagged(&tag)]));
     }
     if let Some(user) = users.first() {
         if !force {
@@ -174,7 +174,7 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
         }
         // Forced while containers use it: untag everything, keep the layers those containers run on.
         let tags = i.repo_tags.clone();
-        let out = tags.iter().map(|t| json!({"Untagged": t})).collect();
+        let out = tags.iter().map(|t| views::image::untagged(t)).collect();
         blocking(move || {
             for t in &tags {
                 store.untag(t).map_err(store_error)?;
@@ -191,10 +191,10 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
         ))
         .into());
     }
-    let mut out: Vec<Value> = i.repo_tags.iter().map(|t| json!({"Untagged": t})).collect();
+    let mut out: Vec<Value> = i.repo_tags.iter().map(|t| views::image::untagged(t)).collect();
     let iid = i.id.clone();
     let deleted = blocking(move || store.remove_image(&iid).map_err(store_error)).await?;
-    out.extend(deleted.into_iter().map(|d| json!({"Deleted": d})));
+    out.extend(deleted.iter().map(|d| views::image::deleted(d)));
     Ok(Json(out))
 }
 
@@ -312,21 +312,18 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
                 continue;
             }
             for t in &i.repo_tags {
-                out.push(json!({"Untagged": t}));
+                out.push(views::image::untagged(t));
             }
             let removed = store.remove_image(&i.id).map_err(store_error)?;
             if !removed.is_empty() {
                 reclaimed += i.size;
             }
-            out.extend(removed.into_iter().map(|r| json!({"Deleted": r})));
+            out.extend(removed.iter().map(|r| views::image::deleted(r)));
         }
         Ok((out, reclaimed))
     })
     .await?;
-    Ok(Json(json!({
-        "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
-        "SpaceReclaimed": reclaimed,
-    })))
+    Ok(Json(views::image::pruned(deleted, reclaimed)))
 }
 
 #[cfg(test)]

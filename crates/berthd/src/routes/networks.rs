@@ -6,7 +6,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use berth_api::Error;
 use berth_api::models::{NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Daemonic, Query, Version, filters};
 use crate::networks;
@@ -35,7 +35,7 @@ pub async fn create(d: Daemonic, body: Bytes) -> ApiResult<(StatusCode, Json<Val
     let req: NetworkCreateRequest =
         serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     let id = networks::create(&d, req).await?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warning": ""}))))
+    Ok((StatusCode::CREATED, Json(views::network::created(id))))
 }
 
 pub async fn remove(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -62,5 +62,5 @@ pub async fn disconnect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> Api
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
     let f = filters(&q)?;
     let removed = networks::prune(&d, &f).await?;
-    Ok(Json(json!({"NetworksDeleted": removed})))
+    Ok(Json(views::network::pruned(removed)))
 }

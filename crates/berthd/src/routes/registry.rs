@@ -121,7 +121,7 @@ pub async fn auth(d: Daemonic, body: axum::body::Bytes) -> ApiResult<Json<Value>
         )),
         e => registry_error(e),
     })?;
-    Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})))
+    Ok(Json(crate::views::system::logged_in()))
 }
 
 /// `POST /images/{name}/push?tag=TAG`; no tag means every local tag of the repository (`push -a`).

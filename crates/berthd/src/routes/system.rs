@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Daemonic, Version};
 use crate::containers::{self, Status};
@@ -72,13 +72,7 @@ pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
             .iter()
             .map(|i| {
                 let users = recs.iter().filter(|r| r.image_id == i.id.to_string()).count();
-                // `system df` counts the containers and the shared size in every version.
-                let mut j = views::image::summary(i, users as i64, views::api(53));
-                j["SharedSize"] = json!(shared(i));
-                if v < views::api(44) {
-                    j["VirtualSize"] = json!(i.size);
-                }
-                j
+                views::image::usage(i, users as i64, shared(i) as i64, v)
             })
             .collect();
         let ctrs: Vec<Value> = recs
@@ -101,26 +95,11 @@ pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
         .collect();
     let store = d.store.clone();
     let cache = crate::daemon::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
-    let rfc = |t: i64| {
-        berth_api::time::rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
-    };
     let build_cache: Vec<Value> = cache
         .iter()
-        .map(|(key, size, created, used)| {
-            json!({
-                "ID": &key[..key.len().min(25)], "Parents": [], "Type": "regular", "Description": "build step",
-                "InUse": false, "Shared": *size == 0, "Size": size, "CreatedAt": rfc(*created),
-                "LastUsedAt": rfc(*used), "UsageCount": 1,
-            })
-        })
+        .map(|(key, size, created, used)| views::system::cache_entry(key, *size, *created, *used))
         .collect();
-    Ok(Json(json!({
-        "LayersSize": layers,
-        "Images": img_json,
-        "Containers": ctr_json,
-        "Volumes": volumes,
-        "BuildCache": build_cache,
-    })))
+    Ok(Json(views::system::df(layers, img_json, ctr_json, volumes, build_cache)))
 }
 
 /// `GET /events`: no events are published yet; the stream stays open (as Docker's does) until the client leaves.

@@ -107,5 +107,6 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
         }
     }
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    Ok(Json(volumes::prune(&d, all, &get("label"), &get("label!")).await?))
+    let (deleted, reclaimed) = volumes::prune(&d, all, &get("label"), &get("label!")).await?;
+    Ok(Json(views::volume::pruned(deleted, reclaimed)))
 }

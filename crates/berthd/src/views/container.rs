@@ -370,6 +370,15 @@ pub fn waited(code: i64, error: Option<String>) -> Value {
     render(&ContainerWaitResponse { status_code: code, error }, &[])
 }
 
+/// `POST /containers/prune`: `ContainersDeleted` is `null` when none was.
+pub fn pruned(deleted: Vec<String>, reclaimed: u64) -> Value {
+    let model = berth_api::models::ContainerPruneResponse {
+        containers_deleted: (!deleted.is_empty()).then_some(deleted),
+        space_reclaimed: Some(reclaimed as i64),
+    };
+    render(&model, &[(&[], &["ContainersDeleted"])])
+}
+
 /// `GET /containers/{id}/top`.
 pub fn top(titles: Vec<String>, processes: Vec<Vec<String>>) -> Value {
     render(&ContainerTopResponse { titles: Some(titles), processes: Some(processes) }, &[])
@@ -598,5 +607,7 @@ pub(crate) mod tests {
         assert_eq!(waited(1, None), serde_json::json!({"StatusCode": 1}));
         assert_eq!(waited(1, Some("e".into())), serde_json::json!({"StatusCode": 1, "Error": {"Message": "e"}}));
         assert_eq!(top(vec!["PID".into()], vec![]), serde_json::json!({"Titles": ["PID"], "Processes": []}));
+        assert_eq!(pruned(vec![], 0), serde_json::json!({"ContainersDeleted": null, "SpaceReclaimed": 0}));
+        assert_eq!(pruned(vec!["a".into()], 5), serde_json::json!({"ContainersDeleted": ["a"], "SpaceReclaimed": 5}));
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use berth_api::ApiVersion;
 use berth_api::models::{
-    ContainerConfig, DriverData, ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata, ImageInspectRootFs,
-    ImageSummary,
+    ContainerConfig, DriverData, ImageDeleteResponseItem, ImageHistoryResponseItem, ImageInspect, ImageInspectMetadata,
+    ImageInspectRootFs, ImagePruneResponse, ImageSummary,
 };
 use berth_store::Image;
 use serde::Serialize;
@@ -95,6 +95,15 @@ struct ListLegacy {
 /// One entry of `GET /images/json`; `containers`: how many containers use it (Docker counts them from 1.51 on,
 /// sent -1 before).
 pub fn summary(i: &Image, containers: i64, version: ApiVersion) -> Value {
+    entry(i, if version >= api(51) { containers } else { -1 }, -1, version)
+}
+
+/// One image of `GET /system/df`: with the containers using it and the bytes it shares with other images.
+pub fn usage(i: &Image, containers: i64, shared_size: i64, version: ApiVersion) -> Value {
+    entry(i, containers, shared_size, version)
+}
+
+fn entry(i: &Image, containers: i64, shared_size: i64, version: ApiVersion) -> Value {
     let labels: HashMap<String, String> = serde_json::from_value(i.labels()).unwrap_or_default();
     let model = ImageSummary {
         id: i.id.to_string(),
@@ -103,9 +112,9 @@ pub fn summary(i: &Image, containers: i64, version: ApiVersion) -> Value {
         repo_digests: i.repo_digests.clone(),
         created: i.created_unix(),
         size: i.size,
-        shared_size: -1,
+        shared_size,
         labels,
-        containers: if version >= api(51) { containers } else { -1 },
+        containers,
         manifests: None,
         descriptor: None,
     };
@@ -158,6 +167,23 @@ pub fn history(i: &Image, layer_sizes: &[i64]) -> Value {
             }
         }
     }
+    v
+}
+
+/// One entry of `DELETE /images/{name}` and of `POST /images/prune`: a tag removed.
+pub fn untagged(tag: &str) -> Value {
+    render(&ImageDeleteResponseItem { untagged: Some(tag.to_string()), deleted: None }, &[])
+}
+
+/// One entry of `DELETE /images/{name}` and of `POST /images/prune`: an image or layer deleted.
+pub fn deleted(id: &str) -> Value {
+    render(&ImageDeleteResponseItem { untagged: None, deleted: Some(id.to_string()) }, &[])
+}
+
+/// `POST /images/prune` (`entries` from [`untagged`] and [`deleted`]): `ImagesDeleted` is `null` when none was.
+pub fn pruned(entries: Vec<Value>, reclaimed: i64) -> Value {
+    let mut v = render(&ImagePruneResponse { images_deleted: None, space_reclaimed: Some(reclaimed) }, &[]);
+    v["ImagesDeleted"] = if entries.is_empty() { Value::Null } else { Value::Array(entries) };
     v
 }
 
@@ -253,6 +279,17 @@ mod tests {
         let old = summary(&i, 2, api(43));
         assert_eq!((old["Containers"].as_i64(), old["VirtualSize"].as_i64()), (Some(-1), Some(i.size)));
 
+        let p = pruned(vec![untagged("a:b"), deleted("sha256:x")], 3);
+        assert_eq!(
+            p,
+            serde_json::json!({"ImagesDeleted": [{"Untagged": "a:b"}, {"Deleted": "sha256:x"}], "SpaceReclaimed": 3})
+        );
+        assert_eq!(pruned(vec![], 0), serde_json::json!({"ImagesDeleted": null, "SpaceReclaimed": 0}));
+        let u = usage(&i, 1, 5, api(41));
+        assert_eq!(
+            (u["Containers"].as_i64(), u["SharedSize"].as_i64(), u["VirtualSize"].as_i64()),
+            (Some(1), Some(5), Some(i.size))
+        );
         let h = history(&i, &[7]);
         has(
             &h[0],

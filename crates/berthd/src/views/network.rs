@@ -71,6 +71,16 @@ pub fn inspect(rec: &NetworkRecord, users: &[User], _version: ApiVersion) -> Val
     render(&n, NETWORK_NULLS)
 }
 
+/// `POST /networks/create`.
+pub fn created(id: String) -> Value {
+    render(&berth_api::models::NetworkCreateResponse { id, warning: String::new() }, &[])
+}
+
+/// `POST /networks/prune`.
+pub fn pruned(deleted: Vec<String>) -> Value {
+    render(&berth_api::models::NetworkPruneResponse { networks_deleted: Some(deleted) }, &[])
+}
+
 /// The per-network entries of `NetworkSettings.Networks`. `special` maps `host`/`none` to their network IDs.
 fn endpoints(
     rec: &Record,
@@ -320,6 +330,12 @@ mod tests {
         );
         assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.9.0.0/24");
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.9.0.2/24");
+    }
+
+    #[test]
+    fn small_responses() {
+        assert_eq!(created("n".into()), serde_json::json!({"Id": "n", "Warning": ""}));
+        assert_eq!(pruned(vec![]), serde_json::json!({"NetworksDeleted": []}));
     }
 
     #[test]

@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use berth_api::models::{
-    IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, Runtime, SwarmInfo, SystemInfo,
-    SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemInfoIsolationEnum, SystemVersion,
+    BuildCache, BuildCacheTypeEnum, IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, Runtime, SwarmInfo,
+    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemInfoIsolationEnum, SystemVersion,
     SystemVersionComponents, SystemVersionPlatform,
 };
+use serde::Serialize;
 use serde_json::Value;
 
 use super::{Nulls, render};
@@ -218,6 +219,55 @@ pub fn info(counts: Counts, host: &Host, s: &Settings) -> Value {
     render(&model, NULLS)
 }
 
+/// `POST /auth`.
+pub fn logged_in() -> Value {
+    let model =
+        berth_api::models::AuthResponse { status: "Login Succeeded".into(), identity_token: Some(String::new()) };
+    render(&model, &[])
+}
+
+/// One build cache record of `GET /system/df`: its key, size, and creation and last use (Unix seconds).
+pub fn cache_entry(key: &str, size: u64, created: i64, used: i64) -> Value {
+    let rfc = |t: i64| {
+        berth_api::time::rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
+    };
+    let model = BuildCache {
+        id: Some(key[..key.len().min(25)].to_string()),
+        parents: Some(Vec::new()),
+        typ: Some(BuildCacheTypeEnum::REGULAR),
+        description: Some("build step".into()),
+        in_use: Some(false),
+        shared: Some(size == 0),
+        size: Some(size as i64),
+        created_at: Some(rfc(created)),
+        last_used_at: Some(rfc(used)),
+        usage_count: Some(1),
+    };
+    render(&model, &[])
+}
+
+/// `GET /system/df` in the form Docker sends (v1.53's model describes a newer form no client asks for yet).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct DiskUsage {
+    layers_size: u64,
+    images: Vec<Value>,
+    containers: Vec<Value>,
+    volumes: Vec<Value>,
+    build_cache: Vec<Value>,
+}
+
+/// `GET /system/df`: the bytes of all layers, and the entries of images, containers, volumes and the build cache.
+pub fn df(
+    layers_size: u64,
+    images: Vec<Value>,
+    containers: Vec<Value>,
+    volumes: Vec<Value>,
+    cache: Vec<Value>,
+) -> Value {
+    render(&DiskUsage { layers_size, images, containers, volumes, build_cache: cache }, &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,5 +355,9 @@ mod tests {
             ],
         );
         assert_eq!(i["CgroupVersion"], "1");
+        let c = cache_entry("0123456789012345678901234567890", 0, 0, 1);
+        has(&c, &[("ID", "s"), ("Parents", "a"), ("Type", "s"), ("InUse", "b"), ("Shared", "b"), ("CreatedAt", "s")]);
+        let d = df(1, vec![], vec![], vec![], vec![c]);
+        has(&d, &[("LayersSize", "n"), ("Images", "a"), ("Containers", "a"), ("Volumes", "a"), ("BuildCache", "a")]);
     }
 }

@@ -37,6 +37,15 @@ pub fn list(volumes: Vec<Value>) -> Value {
     serde_json::json!({"Volumes": volumes, "Warnings": Vec::<String>::new()})
 }
 
+/// `POST /volumes/prune`: `VolumesDeleted` is `null` when none was.
+pub fn pruned(deleted: Vec<String>, reclaimed: u64) -> Value {
+    let model = berth_api::models::VolumePruneResponse {
+        volumes_deleted: (!deleted.is_empty()).then_some(deleted),
+        space_reclaimed: Some(reclaimed as i64),
+    };
+    render(&model, &[(&[], &["VolumesDeleted"])])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +77,6 @@ mod tests {
         let j = volume(&v, Path::new("/x"), Some((5, 1)));
         assert_eq!(j["UsageData"], serde_json::json!({"Size": 5, "RefCount": 1}));
         has(&list(vec![j]), &[("Volumes", "a"), ("Warnings", "a")]);
+        assert_eq!(pruned(vec![], 0), serde_json::json!({"VolumesDeleted": null, "SpaceReclaimed": 0}));
     }
 }
