@@ -116,6 +116,28 @@ pub(crate) mod check {
         }
     }
 
+    /// The keys of a container's `Config` Docker always sends (an image's `Config` too, and its `ContainerConfig`
+    /// before 1.45); `Cmd` is an array or null.
+    pub const CONFIG_KEYS: &[(&str, &str)] = &[
+        ("Hostname", "s"),
+        ("Domainname", "s"),
+        ("User", "s"),
+        ("AttachStdin", "b"),
+        ("AttachStdout", "b"),
+        ("AttachStderr", "b"),
+        ("Tty", "b"),
+        ("OpenStdin", "b"),
+        ("StdinOnce", "b"),
+        ("Env", "a0"),
+        ("Cmd", "a0"),
+        ("Image", "s"),
+        ("Volumes", "o0"),
+        ("WorkingDir", "s"),
+        ("Entrypoint", "a0"),
+        ("OnBuild", "a0"),
+        ("Labels", "o0"),
+    ];
+
     /// Asserts that none of `keys` is at the top level of `v`.
     pub fn lacks(v: &Value, keys: &[&str]) {
         for k in keys {
