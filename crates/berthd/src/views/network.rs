@@ -2,11 +2,13 @@
 //! inspect, `Ports` and `NetworkSettings` of the container list).
 
 use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 
 use berth_api::ApiVersion;
 use berth_api::models::{
-    ConfigReference, EndpointIpamConfig, EndpointResource, EndpointSettings, Ipam, IpamConfig, NetworkInspect,
-    NetworkSettings, PortBinding, PortMap, PortSummary, PortSummaryTypeEnum,
+    ConfigReference, EndpointIpamConfig, EndpointResource, EndpointSettings, Ipam, IpamConfig, IpamStatus,
+    NetworkInspect, NetworkSettings, NetworkStatus, PortBinding, PortMap, PortSummary, PortSummaryTypeEnum,
+    SubnetStatus,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -20,9 +22,38 @@ pub type User = (String, String, Endpoint);
 
 const NETWORK_NULLS: Nulls = &[(&["IPAM"], &["Options"])];
 
-/// `GET /networks/{id}` (with `users`, the containers attached) and an entry of `GET /networks` (`users` empty:
-/// Docker lists networks with `Containers: {}`).
-pub fn inspect(rec: &NetworkRecord, users: &[User], _version: ApiVersion) -> Value {
+/// An entry of `GET /networks` (Docker lists networks with `Containers: {}`).
+pub fn summary(rec: &NetworkRecord) -> Value {
+    network(rec, &[], None)
+}
+
+/// `GET /networks/{id}`, with `users`, the containers attached (and from 1.52 the `Status` of its addresses).
+pub fn inspect(rec: &NetworkRecord, users: &[User], version: ApiVersion) -> Value {
+    network(rec, users, if version >= api(52) { status(rec, users) } else { None })
+}
+
+/// The `Status` of a network's subnet, counted as libnetwork's address bitmap does: the network and broadcast
+/// addresses reserved, the gateway and each attached endpoint's address in use; what is left of the range (the
+/// subnet without `--ip-range`) is available.
+fn status(rec: &NetworkRecord, users: &[User]) -> Option<NetworkStatus> {
+    let subnet = rec.subnet?;
+    let range = rec.ip_range.unwrap_or(subnet);
+    let mut used: BTreeSet<Ipv4Addr> = users.iter().filter_map(|(_, _, e)| e.ip).collect();
+    used.extend(rec.gateway);
+    if subnet.prefix() < 31 {
+        used.extend([subnet.network(), subnet.broadcast()]);
+    }
+    used.retain(|ip| subnet.contains(*ip));
+    let range_size = 1u64 << (32 - u32::from(range.prefix()));
+    let in_range = used.iter().filter(|ip| range.contains(**ip)).count() as u64;
+    let s = SubnetStatus {
+        ips_in_use: Some(used.len() as u64),
+        dynamic_ips_available: Some(range_size.saturating_sub(in_range)),
+    };
+    Some(NetworkStatus { ipam: Some(IpamStatus { subnets: Some(HashMap::from([(subnet.to_string(), s)])) }) })
+}
+
+fn network(rec: &NetworkRecord, users: &[User], status: Option<NetworkStatus>) -> Value {
     let containers = users
         .iter()
         .map(|(cid, name, e)| {
@@ -66,6 +97,7 @@ pub fn inspect(rec: &NetworkRecord, users: &[User], _version: ApiVersion) -> Val
         containers: Some(containers),
         options: Some(rec.options.clone()),
         labels: Some(rec.labels.clone()),
+        status,
         ..Default::default()
     };
     render(&n, NETWORK_NULLS)
@@ -330,6 +362,12 @@ mod tests {
         );
         assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "10.9.0.0/24");
         assert_eq!(v["Containers"]["c1"]["IPv4Address"], "10.9.0.2/24");
+        // 1.52 added Status: network, broadcast, gateway and the one endpoint.
+        let subnet = &v["Status"]["IPAM"]["Subnets"]["10.9.0.0/24"];
+        assert_eq!((subnet["IPsInUse"].as_u64(), subnet["DynamicIPsAvailable"].as_u64()), (Some(4), Some(252)));
+        assert!(inspect(&rec, &[], api(51)).get("Status").is_none());
+        let s = summary(&rec);
+        assert!(s.get("Status").is_none() && s["Containers"] == serde_json::json!({}), "{s}");
     }
 
     #[test]
