@@ -244,7 +244,7 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
     let id = drained.then(blocking(move || store.import_image(reader, opts).map_err(store_error)).await).await?;
-    let body = format!("{}\r\n", json!({"status": id.to_string()}));
+    let body = format!("{}\r\n", views::image::progress_status(&id.to_string()));
     Ok(([("content-type", "application/json")], body).into_response())
 }
 
@@ -291,7 +291,7 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
         .await?;
     let mut body = String::new();
     for l in lines {
-        body.push_str(&json!({"stream": format!("{l}\n")}).to_string());
+        body.push_str(&views::image::progress_stream(&format!("{l}\n")).to_string());
         body.push_str("\r\n");
     }
     Ok(([("content-type", "application/json")], body).into_response())

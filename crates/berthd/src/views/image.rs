@@ -170,6 +170,22 @@ pub fn history(i: &Image, layer_sizes: &[i64]) -> Value {
     v
 }
 
+/// A `{"status": ...}` line of a JSON progress stream (import).
+pub fn progress_status(status: &str) -> Value {
+    render(&berth_api::models::CreateImageInfo { status: Some(status.to_string()), ..Default::default() }, &[])
+}
+
+/// A `{"stream": ...}` line of a JSON progress stream (load); bollard's `BuildInfo` has it but cannot be serialized.
+#[derive(Serialize)]
+struct Stream<'a> {
+    stream: &'a str,
+}
+
+/// A `{"stream": ...}` line of a JSON progress stream (load).
+pub fn progress_stream(text: &str) -> Value {
+    render(&Stream { stream: text }, &[])
+}
+
 /// One entry of `DELETE /images/{name}` and of `POST /images/prune`: a tag removed.
 pub fn untagged(tag: &str) -> Value {
     render(&ImageDeleteResponseItem { untagged: Some(tag.to_string()), deleted: None }, &[])
@@ -273,6 +289,8 @@ mod tests {
             p,
             serde_json::json!({"ImagesDeleted": [{"Untagged": "a:b"}, {"Deleted": "sha256:x"}], "SpaceReclaimed": 3})
         );
+        assert_eq!(progress_status("s"), serde_json::json!({"status": "s"}));
+        assert_eq!(progress_stream("l\n"), serde_json::json!({"stream": "l\n"}));
         assert_eq!(pruned(vec![], 0), serde_json::json!({"ImagesDeleted": null, "SpaceReclaimed": 0}));
         let u = usage(&i, 1, 5, api(41));
         assert_eq!(
