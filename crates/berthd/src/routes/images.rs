@@ -67,11 +67,10 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
                 other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'")).into()),
             };
         }
-        let n = users(&id);
-        if !keep || (!all && i.repo_tags.is_empty() && !f.contains_key("dangling") && n > 0) {
+        if !keep || (!all && i.repo_tags.is_empty() && !f.contains_key("dangling") && users(&id) > 0) {
             continue;
         }
-        out.push(views::image::summary(i, n, v));
+        out.push(views::image::summary(i, v));
     }
     Ok(Json(out))
 }

@@ -92,10 +92,9 @@ struct ListLegacy {
     virtual_size: i64,
 }
 
-/// One entry of `GET /images/json`; `containers`: how many containers use it (Docker counts them from 1.51 on,
-/// sent -1 before).
-pub fn summary(i: &Image, containers: i64, version: ApiVersion) -> Value {
-    entry(i, if version >= api(51) { containers } else { -1 }, -1, version)
+/// One entry of `GET /images/json` (`Containers` and `SharedSize` -1: not counted, as Docker's list by default).
+pub fn summary(i: &Image, version: ApiVersion) -> Value {
+    entry(i, -1, -1, version)
 }
 
 /// One image of `GET /system/df`: with the containers using it and the bytes it shares with other images.
@@ -264,7 +263,7 @@ mod tests {
         lacks(&v44, &["VirtualSize"]);
         has(&inspect(&i, api(43)), &[("VirtualSize", "n")]);
 
-        let s = summary(&i, 2, api(53));
+        let s = summary(&i, api(53));
         has(
             &s,
             &[
@@ -279,9 +278,9 @@ mod tests {
                 ("Containers", "n"),
             ],
         );
-        assert_eq!(s["Containers"], 2);
+        assert_eq!(s["Containers"], -1);
         lacks(&s, &["VirtualSize"]);
-        let old = summary(&i, 2, api(43));
+        let old = summary(&i, api(43));
         assert_eq!((old["Containers"].as_i64(), old["VirtualSize"].as_i64()), (Some(-1), Some(i.size)));
 
         let p = pruned(vec![untagged("a:b"), deleted("sha256:x")], 3);
