@@ -13,14 +13,14 @@ use crate::networks;
 use crate::server::ApiResult;
 use crate::views;
 
-pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = filters(&q)?;
     let mut recs = d.networks.all();
     recs.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = Vec::new();
     for r in recs {
         if networks::list_filter(&d, &r, &f)? {
-            out.push(views::network::summary(&r));
+            out.push(views::network::summary(&r, v));
         }
     }
     Ok(Json(out))

@@ -23,13 +23,13 @@ pub type User = (String, String, Endpoint);
 const NETWORK_NULLS: Nulls = &[(&["IPAM"], &["Options"])];
 
 /// An entry of `GET /networks` (Docker lists networks with `Containers: {}`).
-pub fn summary(rec: &NetworkRecord) -> Value {
-    network(rec, &[], None)
+pub fn summary(rec: &NetworkRecord, version: ApiVersion) -> Value {
+    network(rec, &[], None, version)
 }
 
 /// `GET /networks/{id}`, with `users`, the containers attached (and from 1.52 the `Status` of its addresses).
 pub fn inspect(rec: &NetworkRecord, users: &[User], version: ApiVersion) -> Value {
-    network(rec, users, if version >= api(52) { status(rec, users) } else { None })
+    network(rec, users, if version >= api(52) { status(rec, users) } else { None }, version)
 }
 
 /// The `Status` of a network's subnet, counted as libnetwork's address bitmap does: the network and broadcast
@@ -53,7 +53,7 @@ fn status(rec: &NetworkRecord, users: &[User]) -> Option<NetworkStatus> {
     Some(NetworkStatus { ipam: Some(IpamStatus { subnets: Some(HashMap::from([(subnet.to_string(), s)])) }) })
 }
 
-fn network(rec: &NetworkRecord, users: &[User], status: Option<NetworkStatus>) -> Value {
+fn network(rec: &NetworkRecord, users: &[User], status: Option<NetworkStatus>, version: ApiVersion) -> Value {
     let containers = users
         .iter()
         .map(|(cid, name, e)| {
@@ -82,7 +82,8 @@ fn network(rec: &NetworkRecord, users: &[User], status: Option<NetworkStatus>) -
         created: Some(rec.created.clone()),
         scope: Some("local".into()),
         driver: Some(rec.driver.clone()),
-        enable_ipv4: Some(true),
+        // 1.47 added EnableIPv4.
+        enable_ipv4: (version >= api(47)).then_some(true),
         enable_ipv6: Some(false),
         ipam: Some(Ipam {
             driver: Some("default".into()),
@@ -146,7 +147,8 @@ fn endpoints(
                 let live = running && e.ip.is_some();
                 let s = |v: String| if live { v } else { String::new() };
                 let mut aliases = e.aliases.clone();
-                let dns_names = (e.network != DEFAULT_BRIDGE).then(|| {
+                // 1.44 added DNSNames.
+                let dns_names = (e.network != DEFAULT_BRIDGE && version >= api(44)).then(|| {
                     let mut v = vec![rec.name.clone(), short(&rec.id).to_string()];
                     v.extend(e.aliases.iter().cloned());
                     v
@@ -366,7 +368,8 @@ mod tests {
         let subnet = &v["Status"]["IPAM"]["Subnets"]["10.9.0.0/24"];
         assert_eq!((subnet["IPsInUse"].as_u64(), subnet["DynamicIPsAvailable"].as_u64()), (Some(4), Some(252)));
         assert!(inspect(&rec, &[], api(51)).get("Status").is_none());
-        let s = summary(&rec);
+        assert!(inspect(&rec, &[], api(46)).get("EnableIPv4").is_none());
+        let s = summary(&rec, api(53));
         assert!(s.get("Status").is_none() && s["Containers"] == serde_json::json!({}), "{s}");
     }
 
@@ -409,6 +412,9 @@ mod tests {
         let old = settings(&rec, &special, api(41));
         assert!(old["Networks"]["none"].get("DNSNames").is_none(), "1.44 added DNSNames");
         assert!(old["Networks"]["none"].get("GwPriority").is_none(), "1.48 added GwPriority");
+        let mut user = record();
+        user.net.endpoints = vec![Endpoint { network: "front".into(), network_id: "n1".into(), ..Default::default() }];
+        assert!(settings(&user, &special, api(43))["Networks"]["front"].get("DNSNames").is_none());
     }
 
     #[test]
