@@ -27,7 +27,7 @@ pub async fn version() -> Json<Value> {
     Json(views::system::version(&views::system::Host::read()))
 }
 
-pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
+pub async fn info(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
     let all = d.all_containers();
     let count = |s: &[Status]| all.iter().filter(|c| s.contains(&c.status())).count();
     let store = d.store.clone();
@@ -45,7 +45,7 @@ pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
         default_runtime: d.config.runtime.clone(),
         userns_remap: d.config.userns_remap.is_some(),
     };
-    Ok(Json(views::system::info(counts, &views::system::Host::read(), &settings)))
+    Ok(Json(views::system::info(counts, &views::system::Host::read(), &settings, v)))
 }
 
 pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
@@ -99,7 +99,7 @@ pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
         .iter()
         .map(|(key, size, created, used)| views::system::cache_entry(key, *size, *created, *used))
         .collect();
-    Ok(Json(views::system::df(layers, img_json, ctr_json, volumes, build_cache)))
+    Ok(Json(views::system::df(layers, img_json, ctr_json, volumes, build_cache, v)))
 }
 
 /// `GET /events`: no events are published yet; the stream stays open (as Docker's does) until the client leaves.

@@ -3,15 +3,16 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use berth_api::ApiVersion;
 use berth_api::models::{
-    BuildCache, BuildCacheTypeEnum, IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, Runtime, SwarmInfo,
-    SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemInfoIsolationEnum, SystemVersion,
-    SystemVersionComponents, SystemVersionPlatform,
+    BuildCache, BuildCacheTypeEnum, Commit, IndexInfo, LocalNodeState, PluginsInfo, RegistryServiceConfig, Runtime,
+    SwarmInfo, SystemInfo, SystemInfoCgroupDriverEnum, SystemInfoCgroupVersionEnum, SystemInfoIsolationEnum,
+    SystemVersion, SystemVersionComponents, SystemVersionPlatform,
 };
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Nulls, render};
+use super::{Nulls, api, merge, render};
 
 /// What `/version` and `/info` report of the host.
 #[derive(Debug, Clone, Default)]
@@ -119,8 +120,32 @@ pub struct Settings {
     pub userns_remap: bool,
 }
 
+/// Fields of `/info` that v1.53's model no longer has: before 1.42 `KernelMemory` and `KernelMemoryTCP`; before
+/// 1.50 the bridge netfilter flags (always false once deprecated); before 1.49 the registry's
+/// `AllowNondistributableArtifacts*` lists (in `RegistryConfig`).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InfoLegacy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kernel_memory: Option<bool>,
+    #[serde(rename = "KernelMemoryTCP", skip_serializing_if = "Option::is_none")]
+    kernel_memory_tcp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bridge_nf_iptables: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bridge_nf_ip6tables: Option<bool>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RegistryLegacy {
+    #[serde(rename = "AllowNondistributableArtifactsCIDRs")]
+    allow_nondistributable_artifacts_cidrs: Vec<String>,
+    allow_nondistributable_artifacts_hostnames: Vec<String>,
+}
+
 /// `GET /info`.
-pub fn info(counts: Counts, host: &Host, s: &Settings) -> Value {
+pub fn info(counts: Counts, host: &Host, s: &Settings, version: ApiVersion) -> Value {
     let runtime = |p: &str| Runtime { path: Some(p.into()), ..Default::default() };
     let mut security = vec!["name=seccomp,profile=builtin".to_string()];
     if s.userns_remap {
@@ -211,12 +236,33 @@ pub fn info(counts: Counts, host: &Host, s: &Settings) -> Value {
         live_restore_enabled: Some(true),
         isolation: Some(SystemInfoIsolationEnum::EMPTY),
         init_binary: Some(String::new()),
+        containerd_commit: Some(Commit { id: Some(String::new()) }),
+        runc_commit: Some(Commit { id: Some(String::new()) }),
+        init_commit: Some(Commit { id: Some(String::new()) }),
         security_options: Some(security),
         warnings: Some(Vec::new()),
         ..Default::default()
     };
-    const NULLS: Nulls = &[(&["Plugins"], &["Authorization"]), (&["Swarm"], &["RemoteManagers"])];
-    render(&model, NULLS)
+    const NULLS: Nulls =
+        &[(&[], &["GenericResources"]), (&["Plugins"], &["Authorization"]), (&["Swarm"], &["RemoteManagers"])];
+    let mut v = render(&model, NULLS);
+    let old_kernel = version < api(42);
+    let bridge_nf = version < api(50);
+    let legacy = InfoLegacy {
+        kernel_memory: old_kernel.then_some(false),
+        kernel_memory_tcp: old_kernel.then_some(false),
+        bridge_nf_iptables: bridge_nf.then_some(false),
+        bridge_nf_ip6tables: bridge_nf.then_some(false),
+    };
+    merge(&mut v, &[], &legacy);
+    if version < api(49) {
+        let registry = RegistryLegacy {
+            allow_nondistributable_artifacts_cidrs: Vec::new(),
+            allow_nondistributable_artifacts_hostnames: Vec::new(),
+        };
+        merge(&mut v, &["RegistryConfig"], &registry);
+    }
+    v
 }
 
 /// `POST /auth`.
@@ -246,11 +292,14 @@ pub fn cache_entry(key: &str, size: u64, created: i64, used: i64) -> Value {
     render(&model, &[])
 }
 
-/// `GET /system/df` in the form Docker sends (v1.53's model describes a newer form no client asks for yet).
+/// `GET /system/df` in the form Docker sends (v1.53's model describes a newer form no client asks for yet);
+/// `BuilderSize` before 1.42.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct DiskUsage {
     layers_size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    builder_size: Option<u64>,
     images: Vec<Value>,
     containers: Vec<Value>,
     volumes: Vec<Value>,
@@ -264,8 +313,10 @@ pub fn df(
     containers: Vec<Value>,
     volumes: Vec<Value>,
     cache: Vec<Value>,
+    version: ApiVersion,
 ) -> Value {
-    render(&DiskUsage { layers_size, images, containers, volumes, build_cache: cache }, &[])
+    let builder_size = (version < api(42)).then_some(0);
+    render(&DiskUsage { layers_size, builder_size, images, containers, volumes, build_cache: cache }, &[])
 }
 
 #[cfg(test)]
@@ -294,7 +345,7 @@ mod tests {
             ],
         );
         assert_eq!(v["Components"][0]["Details"]["ApiVersion"], berth_api::API_VERSION.to_string());
-        let i = info(Counts { containers: 3, running: 1, ..Default::default() }, &host, &Settings::default());
+        let i = info(Counts { containers: 3, running: 1, ..Default::default() }, &host, &Settings::default(), api(53));
         has(
             &i,
             &[
@@ -355,9 +406,27 @@ mod tests {
             ],
         );
         assert_eq!(i["CgroupVersion"], "1");
+        for k in ["KernelMemory", "BridgeNfIptables"] {
+            assert!(i.get(k).is_none(), "{k} at 1.53");
+        }
+        let old = info(Counts::default(), &host, &Settings::default(), api(41));
+        has(
+            &old,
+            &[
+                ("KernelMemory", "b"),
+                ("KernelMemoryTCP", "b"),
+                ("BridgeNfIptables", "b"),
+                ("BridgeNfIp6tables", "b"),
+                ("ContainerdCommit/ID", "s"),
+                ("GenericResources", "0"),
+                ("RegistryConfig/AllowNondistributableArtifactsCIDRs", "a"),
+            ],
+        );
         let c = cache_entry("0123456789012345678901234567890", 0, 0, 1);
         has(&c, &[("ID", "s"), ("Parents", "a"), ("Type", "s"), ("InUse", "b"), ("Shared", "b"), ("CreatedAt", "s")]);
-        let d = df(1, vec![], vec![], vec![], vec![c]);
+        let d = df(1, vec![], vec![], vec![], vec![c], api(53));
+        assert!(d.get("BuilderSize").is_none());
+        has(&df(1, vec![], vec![], vec![], vec![], api(41)), &[("BuilderSize", "n")]);
         has(&d, &[("LayersSize", "n"), ("Images", "a"), ("Containers", "a"), ("Volumes", "a"), ("BuildCache", "a")]);
     }
 }
