@@ -172,11 +172,15 @@ fn docker_cli_templates_read_the_fields() {
     assert!(matches!(docker(&["info", "-f", "{{.CgroupVersion}}"]).as_str(), "1" | "2"));
 }
 
-/// Keys of the objects at `paths` (`/`-separated; `*` the first value of a map) of `v`.
+/// Keys of the object at `path` of `v` (`/`-separated; `*` the first value of a map, a number an element of a list).
 fn keys(v: &Value, path: &str) -> BTreeSet<String> {
     let mut at = v;
     for k in path.split('/').filter(|k| !k.is_empty()) {
-        at = if k == "*" { at.as_object().and_then(|m| m.values().next()).unwrap_or(&Value::Null) } else { &at[k] };
+        at = match (k, k.parse::<usize>()) {
+            ("*", _) => at.as_object().and_then(|m| m.values().next()).unwrap_or(&Value::Null),
+            (_, Ok(n)) => &at[n],
+            _ => &at[k],
+        };
     }
     at.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
 }
@@ -229,6 +233,10 @@ fn key_sets_match_a_real_dockerd() {
         (format!("{v}/networks/{tag}-n"), vec!["", "IPAM", "Containers/*"]),
         (format!("{v}/volumes/{tag}-v"), vec![""]),
         (format!("{v}/version"), vec![""]),
+        (
+            format!("{v}/containers/json?all=1&filters=%7B%22name%22%3A%5B%22{tag}-c%22%5D%7D"),
+            vec!["0", "0/HostConfig", "0/NetworkSettings/Networks/*", "0/Mounts/0"],
+        ),
         (format!("{v}/info"), vec!["", "Plugins", "RegistryConfig", "Swarm"]),
         (format!("{v}/system/df"), vec![""]),
     ];
