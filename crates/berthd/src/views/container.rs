@@ -585,6 +585,31 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn health_in_inspect_and_list() {
+        let mut rec = record();
+        rec.state.status = Status::Running;
+        rec.state.health = Some(crate::health::Health {
+            status: "unhealthy".into(),
+            failing_streak: 3,
+            log: vec![crate::health::Probe {
+                start: "2026-12-06T12:00:00Z".into(),
+                end: "2026-12-06T12:00:01Z".into(),
+                exit_code: 1,
+                output: "no".into(),
+            }],
+        });
+        let v = inspect(&rec, &facts(), None, api(53));
+        assert_eq!(v["State"]["Health"]["Status"], "unhealthy");
+        assert_eq!(v["State"]["Health"]["FailingStreak"], 3);
+        has(&v["State"]["Health"]["Log"][0], &[("Start", "s"), ("End", "s"), ("ExitCode", "n"), ("Output", "s")]);
+        let s = summary(&rec, &facts(), SystemTime::now(), None, api(53));
+        assert_eq!(
+            (s["Health"]["Status"].as_str(), s["Health"]["FailingStreak"].as_i64()),
+            (Some("unhealthy"), Some(3))
+        );
+    }
+
+    #[test]
     fn list_commands_quote_arguments_with_spaces() {
         assert_eq!(list_command("sh", &["-c".into(), "echo hi; sleep 1".into()]), "sh -c 'echo hi; sleep 1'");
         assert_eq!(list_command("sleep", &["100".into()]), "sleep 100");
