@@ -57,8 +57,9 @@ fn assert_clean(d: &Berthd) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn instructions_config_and_history() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let dir = context(
         &d,
         "all",
@@ -129,8 +130,9 @@ fn instructions_config_and_history() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn cache_hits_and_every_changed_input_misses() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let dir = context(
         &d,
         "cache",
@@ -203,8 +205,9 @@ fn cache_hits_and_every_changed_input_misses() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn multi_stage_target_and_copy_from() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let dir = context(
         &d,
         "multi",
@@ -232,8 +235,9 @@ fn multi_stage_target_and_copy_from() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn bad_input_names_the_line_and_tags_nothing() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let cases: &[(&str, &str)] = &[
         ("FROM busybox\nRUNN echo\n", "Dockerfile:2: unknown instruction: RUNN"),
         ("FROM busybox\nCOPY missing.txt /\n", "missing.txt"),
@@ -285,8 +289,9 @@ fn bad_input_names_the_line_and_tags_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn dockerfile_from_stdin_is_not_in_the_context() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let dir = context(&d, "stdin", &[("a.txt", "a\n")]);
     let p = dir.display().to_string();
     let df = b"FROM busybox\nCOPY . /ctx/\n";
@@ -302,8 +307,9 @@ fn dockerfile_from_stdin_is_not_in_the_context() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_classic_builder() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let dir = context(
         &d,
         "docker",
@@ -335,8 +341,9 @@ fn docker_cli_classic_builder() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn add_fetches_urls() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let served = d.dir.join("served");
     std::fs::create_dir_all(&served).unwrap();
     std::fs::write(served.join("remote.txt"), "fetched over http\n").unwrap();

@@ -205,23 +205,20 @@ fn run_e2e(p: &Project<'_>) {
 
 /// The issue's end-to-end case, with `web` on the busybox image and its CGI bind-mounted from the project.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_end_to_end() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     service_images(&d);
     let web = "    image: busybox\n    volumes: [\"./web:/www:ro\"]";
     let p = Project::new(&d, "shop", &[("compose.yaml", &e2e_compose(web)), ("web/cgi-bin/index", WEB_CGI)]);
     run_e2e(&p);
 }
 
-/// The same with `web` built from a Dockerfile in the project (skipped while the daemon has no builder).
+/// The same with `web` built from a Dockerfile in the project.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_end_to_end_with_build() {
-    let Some(d) = daemon_with_busybox() else { return };
-    let (status, _, _) = api(&d, "POST", "/build", b"");
-    if status == 404 {
-        eprintln!("SKIPPED: the daemon has no POST /build yet (404); compose_end_to_end_with_build did not run");
-        return;
-    }
+    let d = daemon_with_busybox();
     service_images(&d);
     let web = "    build:\n      context: ./web\n      args: {GREETING_DEFAULT: hi}";
     let p = Project::new(
@@ -242,8 +239,9 @@ fn compose_end_to_end_with_build() {
 /// Labels as Compose v2 sets them, recreation only on a changed configuration, scale, orphans, one-off runs and
 /// the per-container commands.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_recreate_scale_orphans_and_commands() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let file = |extra: &str| {
         format!(
             "services:\n  app:\n    image: busybox\n    command: sleep 1000\n    stop_grace_period: 1s\n    environment:\n      - MODE=${{MODE:-a}}\n{extra}  side:\n    image: busybox\n    command: sleep 1000\n    init: true\n"
@@ -357,8 +355,9 @@ fn compose_recreate_scale_orphans_and_commands() {
 /// Invalid projects are refused with the file, the key and what was expected, before anything is created; a
 /// service that cannot start is named, and `down` cleans up what was made.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_bad_input_and_failed_starts() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let cases: &[(&str, &str)] = &[
         ("services:\n  web:\n    image: busybox\n    ports: [true]\n", "compose.yaml: services.web.ports.0: expected"),
         (
@@ -418,8 +417,9 @@ fn compose_bad_input_and_failed_starts() {
 
 /// `config` prints the normalised model: the merge of several files, interpolation, long forms, names.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_config_merges_and_normalises() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let p = Project::new(
         &d,
         "cfg",
@@ -459,8 +459,9 @@ fn compose_config_merges_and_normalises() {
 
 /// The service keys of the issue reach the container as the Engine API has them.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_service_options_reach_the_container() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let p = Project::new(
         &d,
         "opts",
@@ -565,8 +566,9 @@ secrets:
 /// Attached `up` shows the run's output and ends with the containers; `--abort-on-container-exit` stops the rest
 /// when one ends; `run` starts the dependencies first.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_up_attached_and_run_with_dependencies() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let p = Project::new(
         &d,
         "att",

@@ -5,9 +5,6 @@
 use berth_integration::*;
 
 fn conformance(runtime: &str) {
-    if !can_run() {
-        return;
-    }
     let d = Berthd::start_with(&["--runtime", runtime]);
     d.busybox();
     // Output, exit code, environment, working directory, user, hostname, PID 1.
@@ -46,14 +43,17 @@ fn conformance(runtime: &str) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn builtin_runtime_conforms() {
     conformance("berth");
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn runc_conforms() {
+    require_root();
     if !berth_runtime_available("runc") {
-        eprintln!("SKIPPED: runc is not installed; the external-runtime conformance run did not happen");
+        skip_missing_tool("runc is not installed; the external-runtime conformance run did not happen");
         return;
     }
     conformance("runc");

@@ -39,7 +39,7 @@ fn nft_table(table: &str) -> Option<String> {
         Ok(o) if o.status.success() => Some(stdout(&o)),
         Ok(o) => panic!("nft list table ip {table}: {}", stderr(&o)),
         Err(_) => {
-            eprintln!("SKIPPED (part): nft is not installed; the firewall rules are not compared");
+            skip_missing_tool("nft is not installed; the firewall rules are not compared (this part only)");
             None
         }
     }
@@ -57,8 +57,9 @@ fn wait_gone(pid: &str, secs: u64) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn a_second_daemon_on_the_same_roots_refuses_and_the_first_keeps_working() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["run", "-d", "--name", "keep", "busybox", "sleep", "300"]);
     let keep_pid = d.inspect("keep", "{{.State.Pid}}");
     let pid = d.pid();
@@ -98,8 +99,9 @@ fn a_second_daemon_on_the_same_roots_refuses_and_the_first_keeps_working() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn remove_networking_leaves_no_mounts_behind() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     d.ok(&["volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "scratch"]);
     d.ok(&["run", "-d", "--name", "c1", "-v", "scratch:/s", "-v", "named:/n", "busybox", "sleep", "300"]);
     d.ok(&["run", "--rm", "-v", "named:/n", "busybox", "true"]);
@@ -224,8 +226,9 @@ const TERMINABLE: &str = "trap 'exit 0' TERM; sleep 600 & wait";
 /// network, anonymous, named, tmpfs-backed and read-only volumes, a tmpfs), exec, stop, rm -v, and every 25th a
 /// network of its own: about a minute on the 2-core development machine, two while other tests run.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn hundreds_of_container_cycles_leak_nothing() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let cycles: usize = std::env::var("BERTH_LEAK_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(250);
     let pid = d.pid();
     let mut ids: Vec<String> = Vec::new();
@@ -332,8 +335,9 @@ fn check_numbered(name: &str, logs: &str) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn restarts_under_load_lose_no_container_and_no_log_line() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     const WRITERS: usize = 5;
     const TOTAL: usize = 50;
     // Writers: numbered lines in bursts of 20 as fast as the shell goes, a 20 ms pause between bursts (up to
@@ -419,13 +423,12 @@ fn restarts_under_load_lose_no_container_and_no_log_line() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn the_socket_belongs_to_the_group() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     // Debian's `nogroup` stands in for `berth` (which a test must not create on the host).
     let Some(group) = nix::unistd::Group::from_name("nogroup").unwrap() else {
-        eprintln!("SKIPPED: no group `nogroup` on this host");
+        skip("no group `nogroup` on this host");
         return;
     };
     let d = Berthd::start_with(&["--group", "nogroup"]);

@@ -4,9 +4,7 @@
 use berth_integration::*;
 
 fn setup() -> Option<Berthd> {
-    if !can_run() {
-        return None;
-    }
+    require_root();
     docker_cli()?;
     let d = Berthd::start();
     // Import with the docker CLI itself.
@@ -34,6 +32,7 @@ fn docker_ok(d: &Berthd, args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_version_info_images() {
     let Some(d) = setup() else { return };
     let v = docker_ok(&d, &["version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"]);
@@ -50,6 +49,7 @@ fn docker_cli_version_info_images() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_run_exit_codes_and_streams() {
     let Some(d) = setup() else { return };
     let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"]).unwrap();
@@ -82,6 +82,7 @@ fn docker_cli_run_exit_codes_and_streams() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_create_start_attach_wait() {
     let Some(d) = setup() else { return };
     docker_ok(&d, &["create", "--name", "c1", "busybox", "sh", "-c", "echo created-then-started; exit 5"]);
@@ -96,10 +97,11 @@ fn docker_cli_create_start_attach_wait() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_tty_exec_and_run() {
     let Some(d) = setup() else { return };
     if which("script").is_none() {
-        eprintln!("SKIPPED: `script` (bsdutils) is needed to give the docker CLI a terminal");
+        skip_missing_tool("`script` (bsdutils) is needed to give the docker CLI a terminal");
         return;
     }
     docker_ok(&d, &["run", "-d", "--name", "tty1", "busybox", "sleep", "300"]);
@@ -131,6 +133,7 @@ fn which(p: &str) -> Option<std::path::PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_networks_names_and_ports() {
     let Some(d) = setup() else { return };
     let id = docker_ok(&d, &["network", "create", "--subnet", "10.233.1.0/24", "--label", "k=v", "dnet"]);
@@ -198,16 +201,15 @@ fn docker_cli_networks_names_and_ports() {
 /// resolve, a published port, a named volume, a `service_healthy` dependency (berthd runs the healthcheck), and
 /// `down -v` removing it all; `berth compose` sees the same project through the labels.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_compose_v1_networks() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
         .iter()
         .map(std::path::Path::new)
         .find(|p| p.is_file())
     else {
-        eprintln!("SKIPPED: docker-compose is not installed; the compose compatibility test did not run");
+        skip_missing_tool("docker-compose is not installed; the compose compatibility test did not run");
         return;
     };
     let d = Berthd::start();
@@ -280,6 +282,7 @@ fn docker_compose_v1_networks() {
 /// `healthy` or `unhealthy` (after `retries` failures), keeps the last five results, shows in `ps`, and starts over
 /// after a daemon restart.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_healthchecks() {
     let Some(mut d) = setup() else { return };
     docker_ok(

@@ -4,8 +4,9 @@
 use berth_integration::*;
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn run_streams_output_and_propagates_exit_codes() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let out = d.berth(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "stderr: {}", stderr(&out));
     assert_eq!(stdout(&out), "out\n");
@@ -24,8 +25,9 @@ fn run_streams_output_and_propagates_exit_codes() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn entrypoint_and_cmd_like_docker() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let tar = d.dir.join("rootfs.tar");
     // Re-export busybox's rootfs as a new image with ENTRYPOINT + CMD set by --change.
     d.ok(&["create", "--name", "src", "busybox", "true"]);
@@ -56,8 +58,9 @@ fn entrypoint_and_cmd_like_docker() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn env_workdir_user_hostname() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let env_file = d.dir.join("env.list");
     std::fs::write(&env_file, "# comment\nFROM_FILE=yes\n\nB=from-file\n").unwrap();
     let out = d.ok(&[
@@ -94,8 +97,9 @@ fn env_workdir_user_hostname() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn lifecycle_states_and_writable_layer() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&[
         "create",
         "--name",
@@ -142,8 +146,9 @@ fn lifecycle_states_and_writable_layer() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn stop_escalates_to_sigkill() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["run", "-d", "--name", "stubborn", "busybox", "sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"]);
     let t = std::time::Instant::now();
     d.ok(&["stop", "-t", "1", "stubborn"]);
@@ -152,8 +157,9 @@ fn stop_escalates_to_sigkill() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn logs_tail_timestamps_follow() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // stdout and stderr are separate pipes (as with Docker): the pause makes their order in the log certain.
     d.ok(&[
         "run",
@@ -179,8 +185,9 @@ fn logs_tail_timestamps_follow() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn exec_codes_env_workdir_user() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["run", "-d", "--name", "host", "-e", "FROM_RUN=1", "busybox", "sleep", "300"]);
     let out = d.berth(&["exec", "host", "sh", "-c", "exit 7"]);
     assert_eq!(out.status.code(), Some(7));
@@ -203,16 +210,18 @@ fn exec_codes_env_workdir_user() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn stdin_pipes_into_run() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let out = d.berth_input(&["run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z"], b"shout\n");
     assert_eq!(stdout(&out), "SHOUT\n");
     assert_eq!(out.status.code(), Some(0));
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn ps_filters_and_quiet() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["run", "-d", "--name", "up1", "-l", "tier=web", "busybox", "sleep", "300"]);
     d.ok(&["run", "--name", "done1", "busybox", "true"]);
     let ps = d.ok(&["ps"]);
@@ -228,8 +237,9 @@ fn ps_filters_and_quiet() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn bad_input_is_refused_cleanly() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let out = d.berth(&["run", "--rm", "nosuchimage"]);
     assert_eq!(out.status.code(), Some(125));
     assert!(stderr(&out).contains("nosuchimage"), "{}", stderr(&out));
@@ -279,8 +289,9 @@ fn raw_http(d: &Berthd, req: &str) -> (u16, String) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn images_import_tag_rmi_and_corrupt_tar() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let images = d.ok(&["images"]);
     assert!(images.starts_with("REPOSITORY   TAG       IMAGE ID"), "{images}");
     assert!(images.contains("busybox      latest"), "{images}");
@@ -308,8 +319,9 @@ fn images_import_tag_rmi_and_corrupt_tar() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn network_none_and_host() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let ifaces = d.ok(&["run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"]);
     assert_eq!(ifaces, "lo\n");
     // Other tests' bridges and veths come and go meanwhile: only the host's own interfaces count.
@@ -325,8 +337,9 @@ fn network_none_and_host() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn security_defaults() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let status =
         d.ok(&["run", "--rm", "busybox", "sh", "-c", "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status"]);
     assert!(status.contains("CapEff:\t00000000a80425fb"), "{status}");
@@ -343,8 +356,9 @@ fn security_defaults() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn daemon_kill9_keeps_containers_and_catches_up() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     d.ok(&[
         "run",
         "-d",
@@ -375,11 +389,13 @@ fn daemon_kill9_keeps_containers_and_catches_up() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn nothing_leaks_after_containers_go() {
-    let Some(d) = daemon_with_busybox() else { return };
-    let mut ids = Vec::new();
-    ids.push(d.ok(&["run", "-d", "busybox", "sleep", "300"]).trim().to_string());
-    ids.push(d.ok(&["run", "-d", "busybox", "true"]).trim().to_string());
+    let d = daemon_with_busybox();
+    let ids = vec![
+        d.ok(&["run", "-d", "busybox", "sleep", "300"]).trim().to_string(),
+        d.ok(&["run", "-d", "busybox", "true"]).trim().to_string(),
+    ];
     d.ok(&["run", "--rm", "busybox", "true"]);
     let _ = d.berth(&["run", "--rm", "busybox", "nope"]);
     d.ok(&["exec", &ids[0], "true"]);
@@ -403,8 +419,9 @@ fn nothing_leaks_after_containers_go() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn removed_containers_stay_removed_after_restart() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     // `rm -f` kills the container, and its exit is recorded while it is being deleted: that late write must not
     // bring the container back.
     for i in 0..5 {
@@ -418,8 +435,9 @@ fn removed_containers_stay_removed_after_restart() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn attach_top_and_system_df() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 1; echo late; exit 3"]);
     let top = d.ok(&["top", "late"]);
     assert!(top.starts_with("UID") && top.contains("sleep 1"), "{top}");
@@ -435,8 +453,9 @@ fn attach_top_and_system_df() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn resource_limits_reach_the_cgroup() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["run", "-d", "--name", "limited", "-m", "64m", "--pids-limit", "50", "busybox", "sleep", "300"]);
     // Docker: a memory limit without --memory-swap allows as much swap again.
     assert_eq!(d.inspect("limited", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}}"), "67108864 134217728");
@@ -462,8 +481,9 @@ fn resource_limits_reach_the_cgroup() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn setup_failures_and_exec_workdir_like_docker() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // A failure during the container's setup reaches the user with its own message (not a broken pipe).
     let out = d.berth(&["run", "--rm", "--sysctl", "net.bogus.key=1", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));

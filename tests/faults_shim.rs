@@ -41,14 +41,12 @@ fn hostile_parent() -> u64 {
 }
 
 /// A daemon with busybox, started by the hostile parent.
-fn daemon() -> Option<(Berthd, u64)> {
-    if !can_run() {
-        return None;
-    }
+fn daemon() -> (Berthd, u64) {
+    require_root();
     let inode = hostile_parent();
     let d = Berthd::start();
     d.busybox();
-    Some((d, inode))
+    (d, inode)
 }
 
 fn id_of(d: &Berthd, name: &str) -> String {
@@ -166,8 +164,9 @@ fn token(k: u32) -> String {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn container_processes_start_with_default_signals() {
-    let Some((d, _)) = daemon() else { return };
+    let (d, _) = daemon();
     // The daemon really has SIGHUP ignored (inherited from this process), as under nohup.
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     let ign = status.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
@@ -241,8 +240,9 @@ fn fds_of(pid: i32) -> HashMap<i32, String> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn only_the_descriptors_they_need() {
-    let Some((d, inode)) = daemon() else { return };
+    let (d, inode) = daemon();
     let leaked = format!("pipe:[{inode}]");
     // berthd inherited the pipe (this process gave it) but keeps it to itself: close-on-exec.
     let info = std::fs::read_to_string(format!("/proc/{}/fdinfo/{LEAKED_FD}", d.pid())).unwrap();
@@ -301,8 +301,9 @@ fn only_the_descriptors_they_need() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn shims_stay_idle_when_berthd_is_killed() {
-    let Some((mut d, _)) = daemon() else { return };
+    let (mut d, _) = daemon();
     let talk = "while :; do echo x; sleep 1; done";
     d.ok(&["run", "-d", "--name", "loop", "busybox", "sh", "-c", talk]);
     d.ok(&["run", "-d", "-t", "--name", "tty", "busybox", "sh", "-c", talk]);
@@ -361,8 +362,9 @@ fn restarted(d: &Berthd, name: &str, n: u32, old: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn a_killed_shim_leaves_nothing_running() {
-    let Some((mut d, _)) = daemon() else { return };
+    let (mut d, _) = daemon();
     // Without a restart policy: the container's processes go with the shim, and the exit is recorded.
     let t = token(1);
     d.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", &t]);

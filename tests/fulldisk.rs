@@ -37,7 +37,7 @@ impl SmallFs {
         let loopdev = match made {
             Ok(dev) => dev,
             Err(e) => {
-                eprintln!("SKIPPED: no loop-mounted file system here: {e}");
+                skip(&format!("no loop-mounted file system here: {e}"));
                 let _ = std::fs::remove_dir_all(&dir);
                 return None;
             }
@@ -198,10 +198,9 @@ fn assert_gone(d: &Berthd, fs: &SmallFs, id: &str) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn full_disk_errors_are_clear_and_cost_nothing() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(fs) = SmallFs::make("ops") else { return };
     let d = Berthd::start_on(Some(&fs.mnt), &[]);
     let pid = d.pid();
@@ -341,17 +340,16 @@ fn full_disk_errors_are_clear_and_cost_nothing() {
 /// SQLite's own check of berthd's database, where the sqlite3 CLI is installed.
 fn database_intact(fs: &SmallFs) {
     let Ok(out) = Command::new("sqlite3").arg(fs.mnt.join("berth.db")).arg("PRAGMA integrity_check").output() else {
-        eprintln!("SKIPPED: the sqlite3 CLI is not installed; the database's integrity was not checked");
+        skip_missing_tool("the sqlite3 CLI is not installed; the database's integrity was not checked");
         return;
     };
     assert_eq!(stdout(&out).trim(), "ok", "{}", stderr(&out));
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn run_rm_of_a_container_that_fills_the_disk_ends_and_removes_it() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(fs) = SmallFs::make("rm") else { return };
     let mut d = Berthd::start_on(Some(&fs.mnt), &[]);
     let pid = d.pid();

@@ -28,23 +28,39 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Whether the suite can run here (root is needed for namespaces, mounts and cgroups).
-pub fn can_run() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("SKIPPED: integration tests need root");
-    false
+/// Fails the test unless it runs as root: tests that need root carry
+/// `#[cfg_attr(not(berth_root), ignore = "needs root")]` (`build.rs` sets `berth_root` when root builds them), so this
+/// fails only where such a test runs anyway without root (`--ignored`, or a binary that root built, run by another
+/// user): loudly, never as a pass.
+pub fn require_root() {
+    let uid = nix::unistd::geteuid();
+    assert!(
+        uid.is_root(),
+        "this test needs root (namespaces, mounts, cgroups) but runs as uid {uid}: run it as root (a build by another \
+         user marks it ignored, \"needs root\")"
+    );
 }
 
-/// A private berthd with the busybox image, or `None` where the suite cannot run (not root).
-pub fn daemon_with_busybox() -> Option<Berthd> {
-    if !can_run() {
-        return None;
-    }
+/// A test, or a part of one, that cannot run here for a reason of the machine (no cgroup v1 devices controller, no
+/// non-loopback address): says so on stderr (`SKIPPED: <reason>`, shown with `--nocapture` or when the test fails).
+pub fn skip(reason: &str) {
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// A test, or a part of one, that cannot run because a tool is not installed (`reason` names it and says what did not
+/// run): [`skip`], except with `BERTH_TESTS_STRICT=1` (set by `test.sh`, which installs every tool the tests use),
+/// where it fails the test instead, so that no run that claims to be complete passes a test that did not run.
+pub fn skip_missing_tool(reason: &str) {
+    let strict = std::env::var_os("BERTH_TESTS_STRICT").is_some_and(|v| v == "1");
+    assert!(!strict, "{reason} (BERTH_TESTS_STRICT=1: every tool the tests use must be installed)");
+    skip(reason);
+}
+
+/// A private berthd with the busybox image.
+pub fn daemon_with_busybox() -> Berthd {
     let d = Berthd::start();
     d.busybox();
-    Some(d)
+    d
 }
 
 /// A private berthd.
@@ -72,6 +88,7 @@ impl Berthd {
     /// Starts berthd on the data root `data` (a directory the test prepared, e.g. a small file system), or on its own
     /// `dir/data`.
     pub fn start_on(data: Option<&Path>, extra: &[&str]) -> Berthd {
+        require_root();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = PathBuf::from(format!("/tmp/bt-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -303,14 +320,14 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The real docker CLI, if installed (else a loud note).
+/// The real docker CLI, if installed (else [`skip_missing_tool`]).
 pub fn docker_cli() -> Option<PathBuf> {
     for p in ["/usr/local/bin/docker", "/usr/bin/docker"] {
         if Path::new(p).is_file() {
             return Some(PathBuf::from(p));
         }
     }
-    eprintln!("SKIPPED: the docker CLI is not installed; the docker-CLI compatibility tier did not run");
+    skip_missing_tool("the docker CLI is not installed; the docker-CLI compatibility tier did not run");
     None
 }
 
@@ -520,6 +537,7 @@ pub fn berthd_refusing<S: AsRef<std::ffi::OsStr>>(
     args: impl IntoIterator<Item = S>,
     secs: u64,
 ) -> (Option<std::process::ExitStatus>, String) {
+    require_root();
     let mut child = Command::new(bin("berthd"))
         .args(args)
         .env("RUST_BACKTRACE", "0")

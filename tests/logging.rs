@@ -75,8 +75,9 @@ fn api_message(d: &Berthd, method: &str, path: &str, body: &str) -> (u16, String
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn rotation_bounds_disk_use_and_logs_read_across_files() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // About 14 MB of output; kept: two files of 1,000,000 bytes (Docker's decimal `m`) plus at most one entry.
     let n = 130_000;
     let id = d.ok(&[
@@ -120,7 +121,7 @@ fn rotation_bounds_disk_use_and_logs_read_across_files() {
 
 /// `logs -f` started before the output begins sees every line once, in order, through about fifty rotations.
 fn follow_sees_every_line(compress: bool) {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let n = 60_000;
     let mut args = vec!["run", "-d", "--log-opt", "max-size=200k", "--log-opt", "max-file=100"];
     if compress {
@@ -157,18 +158,21 @@ fn follow_sees_every_line(compress: bool) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn follow_across_rotations_loses_and_repeats_nothing() {
     follow_sees_every_line(false);
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn follow_across_compressed_rotations_loses_and_repeats_nothing() {
     follow_sees_every_line(true);
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compressed_rotations_are_gzip_files_that_logs_reads() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let n = 20_000;
     let opts = ["--log-opt", "max-size=100k", "--log-opt", "max-file=4", "--log-opt", "compress=true"];
     let mut args = vec!["run", "-d"];
@@ -213,10 +217,8 @@ fn compressed_rotations_are_gzip_files_that_logs_reads() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn daemon_default_log_options_from_flags() {
-    if !can_run() {
-        return;
-    }
     let d = Berthd::start_with(&["--log-opt", "max-size=10k", "--log-opt", "max-file=2"]);
     d.busybox();
     let n = 2000;
@@ -254,10 +256,9 @@ fn daemon_default_log_options_from_flags() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn daemon_default_log_config_from_the_configuration_file() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let cfg_dir = PathBuf::from(format!("/tmp/bt-logcfg-{}", std::process::id()));
     std::fs::create_dir_all(&cfg_dir).unwrap();
     let cfg = cfg_dir.join("daemon.json");
@@ -293,8 +294,9 @@ fn daemon_default_log_config_from_the_configuration_file() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn none_keeps_no_log_and_logs_says_so() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // Attached output does not need a log.
     assert_eq!(d.ok(&["run", "--log-driver", "none", "--name", "quiet", "busybox", "echo", "hello"]).trim(), "hello");
     let id = d.inspect("quiet", "{{.Id}}");
@@ -309,8 +311,9 @@ fn none_keeps_no_log_and_logs_says_so() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn bad_drivers_and_options_are_refused_at_create() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let create = |log_config: &str| {
         let body = format!(r#"{{"Image": "busybox", "Cmd": ["true"], "HostConfig": {{"LogConfig": {log_config}}}}}"#);
         api_message(&d, "POST", "/containers/create", &body)
@@ -390,10 +393,9 @@ fn berthd_with_config(name: &str, config: Option<&str>, extra: &[&str]) -> (Opti
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn bad_configuration_files_stop_berthd_with_the_key_named() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     // (name, file, extra flags, what the message must hold)
     type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
     let cases: &[Case] = &[
@@ -451,8 +453,9 @@ fn logged_numbers(path: &Path) -> Vec<u64> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn a_full_disk_drops_log_lines_but_not_the_container_or_its_clients() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // 200 lines a second, forever.
     let id = d.ok(&[
         "create",
@@ -557,8 +560,9 @@ fn a_full_disk_drops_log_lines_but_not_the_container_or_its_clients() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_sees_dockers_answers() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let Some(out) = d.docker(&["run", "--log-driver", "asdf", "busybox", "true"]) else { return };
     assert!(!out.status.success());
     assert!(stderr(&out).contains("logger: no log driver named 'asdf' is registered"), "{}", stderr(&out));

@@ -59,8 +59,9 @@ fn links() -> String {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let gw = gateway(&d, "bridge");
     let octets: Vec<u8> = gw.split('.').map(|o| o.parse().unwrap()).collect();
     assert!(octets[0] == 10 && octets[1] >= 128 && octets[3] == 1, "the harness's --bip is used: {gw}");
@@ -97,8 +98,9 @@ fn default_bridge_gives_an_address_a_route_and_hosts_entries() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn user_networks_resolve_names_and_stay_isolated() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["network", "create", "app1"]);
     d.ok(&["network", "create", "--subnet", "10.231.5.0/24", "--label", "tier=back", "app2"]);
     d.ok(&["run", "-d", "--name", "db", "--network", "app1", "--network-alias", "database", "busybox", "sleep", "300"]);
@@ -140,8 +142,9 @@ fn user_networks_resolve_names_and_stay_isolated() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn connect_and_disconnect_running_containers() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["network", "create", "front"]);
     d.ok(&["network", "create", "back"]);
     d.ok(&["run", "-d", "--name", "api", "--network", "front", "busybox", "sleep", "300"]);
@@ -168,8 +171,9 @@ fn connect_and_disconnect_running_containers() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn published_ports_reach_the_container() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // Free ports chosen by the kernel, then released for the container.
     let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let (p1, p2) = (free(), free());
@@ -250,8 +254,9 @@ fn published_ports_reach_the_container() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn internal_networks_have_no_way_out() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["network", "create", "--internal", "sealed"]);
     d.ok(&["run", "-d", "--name", "outside", "busybox", "sleep", "300"]);
     let outside_ip = d.inspect("outside", "{{.NetworkSettings.IPAddress}}");
@@ -269,8 +274,9 @@ fn internal_networks_have_no_way_out() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn none_host_and_container_modes() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let out = d.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
     assert_eq!(out.lines().count(), 1, "{out}");
     assert!(out.contains("lo:") && out.contains("UP"), "loopback is up: {out}");
@@ -289,8 +295,9 @@ fn none_host_and_container_modes() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn network_rules_and_refusals() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["network", "create", "--subnet", "10.232.0.0/24", "a"]);
     let out = d.berth(&["network", "create", "--subnet", "10.232.0.128/25", "b"]);
     assert_ne!(out.status.code(), Some(0));
@@ -326,8 +333,9 @@ fn network_rules_and_refusals() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn restarted_daemon_keeps_connectivity_and_cleans_up() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     d.ok(&["network", "create", "keep"]);
     d.ok(&[
@@ -384,8 +392,9 @@ fn restarted_daemon_keeps_connectivity_and_cleans_up() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn no_leaks_after_many_containers() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["network", "create", "busy"]);
     for i in 0..6 {
         let net = if i % 2 == 0 { "busy" } else { "bridge" };
@@ -405,9 +414,11 @@ fn no_leaks_after_many_containers() {
 /// The iptables backend (hosts without nft): published ports, masquerading and isolation through Berth's own
 /// chains, all gone after the daemon's networking is removed.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn iptables_backend_when_there_is_no_nft() {
-    if !can_run() || !std::path::Path::new("/usr/sbin/iptables-restore").exists() {
-        eprintln!("SKIPPED: needs root and iptables");
+    require_root();
+    if !std::path::Path::new("/usr/sbin/iptables-restore").exists() {
+        skip_missing_tool("iptables is not installed; the iptables backend was not tried");
         return;
     }
     let d = Berthd::start_with(&["--firewall", "iptables"]);

@@ -19,7 +19,7 @@ impl DockerRegistry {
     /// Starts one, with htpasswd basic auth when `user` is given; `None` (loudly) where it is not installed.
     fn start(tag: &str, user: Option<(&str, &str)>) -> Option<DockerRegistry> {
         if !Path::new("/usr/bin/docker-registry").exists() {
-            eprintln!("SKIPPED: docker-registry is not installed (apt-get install docker-registry)");
+            skip_missing_tool("docker-registry is not installed (apt-get install docker-registry)");
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -92,10 +92,8 @@ fn fails(d: &Berthd, args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn save_load_and_export() {
-    if !can_run() {
-        return;
-    }
     let d1 = Berthd::start();
     d1.busybox();
     d1.ok(&["tag", "busybox", "other:v1"]);
@@ -160,8 +158,10 @@ fn save_load_and_export() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_save_and_load() {
-    if !can_run() || docker_cli().is_none() {
+    require_root();
+    if docker_cli().is_none() {
         return;
     }
     let d1 = Berthd::start();
@@ -178,10 +178,9 @@ fn docker_cli_save_and_load() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn push_and_pull_with_docker_registry() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(reg) = DockerRegistry::start("plain", None) else { return };
     let d1 = Berthd::start();
     d1.busybox();
@@ -233,8 +232,10 @@ fn push_and_pull_with_docker_registry() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_pushes_and_pulls_through_berthd() {
-    if !can_run() || docker_cli().is_none() {
+    require_root();
+    if docker_cli().is_none() {
         return;
     }
     let Some(reg) = DockerRegistry::start("cli", None) else { return };
@@ -256,19 +257,17 @@ fn docker_cli_pushes_and_pulls_through_berthd() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn login_and_basic_auth() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(reg) = DockerRegistry::start("auth", Some(("alice", "s3cret"))) else { return };
     auth_flow(&reg.addr);
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn login_and_basic_auth_with_berth_registry() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let r = BerthRegistry::start("auth", &RegOpts { user: Some(("alice", "s3cret")), ..Default::default() });
     auth_flow(&r.addr);
 }
@@ -309,10 +308,9 @@ fn auth_flow(addr: &str) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn corrupt_blob_is_refused_and_pulls_resume() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(reg) = DockerRegistry::start("corrupt", None) else { return };
     let d1 = Berthd::start();
     d1.busybox();
@@ -368,6 +366,8 @@ struct BerthRegistry {
 
 impl BerthRegistry {
     fn start(tag: &str, o: &RegOpts) -> BerthRegistry {
+        // Before the directory is made: a missing binary must not leave it behind.
+        let berth = bin("berth");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -375,7 +375,7 @@ impl BerthRegistry {
         let root = dir.join("root");
         let host = o.host.clone().unwrap_or_else(|| "127.0.0.1".into());
         let addr = format!("{host}:{port}");
-        let mut cmd = Command::new(bin("berth"));
+        let mut cmd = Command::new(berth);
         cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
         if let Some((u, p)) = o.user {
             let hash = Command::new("python3")
@@ -473,7 +473,7 @@ fn sha256_hex(data: &[u8]) -> String {
 
 fn have_curl() -> bool {
     if Command::new("curl").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: curl is not installed");
+        skip_missing_tool("curl is not installed");
         return false;
     }
     true
@@ -772,10 +772,9 @@ fn berth_registry_tls_and_auth() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn push_and_pull_with_berth_registry() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let r = BerthRegistry::start("images", &RegOpts::default());
     let d1 = Berthd::start();
     d1.busybox();
@@ -837,7 +836,7 @@ struct PeerDockerd {
 impl PeerDockerd {
     fn start() -> Option<PeerDockerd> {
         if !Path::new("/usr/sbin/dockerd").exists() || docker_cli().is_none() {
-            eprintln!("SKIPPED: no dockerd (apt-get install docker.io): the real-Docker interop test did not run");
+            skip_missing_tool("no dockerd (apt-get install docker.io): the real-Docker interop test did not run");
             return None;
         }
         let dir = PathBuf::from(format!("/tmp/bt-pd-{}", std::process::id()));
@@ -913,10 +912,9 @@ impl Drop for PeerDockerd {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn real_docker_pushes_and_pulls_with_berth_registry() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(peer) = PeerDockerd::start() else { return };
     let r = BerthRegistry::start("peer", &RegOpts { user: Some(("alice", "s3cret")), ..Default::default() });
     let d = Berthd::start();
@@ -975,10 +973,9 @@ fn host_ipv4() -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn berth_pushes_and_pulls_over_tls() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     // On loopback (insecure, as Docker treats it): HTTPS without verification, with basic auth.
     let r = BerthRegistry::start("tls-lo", &RegOpts { user: Some(("alice", "s3cret")), tls: true, host: None });
     let d = Berthd::start();
@@ -993,7 +990,7 @@ fn berth_pushes_and_pulls_over_tls() {
 
     // Elsewhere: verified against the CA in <certs dir>/<host:port>/ca.crt; refused without it.
     let Some(ip) = host_ipv4() else {
-        eprintln!("SKIPPED: no non-loopback IPv4 address: verified TLS not tested");
+        skip("no non-loopback IPv4 address: verified TLS not tested");
         return;
     };
     let r = BerthRegistry::start("tls-ip", &RegOpts { user: None, tls: true, host: Some(ip) });

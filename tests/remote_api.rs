@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_integration::{Berthd, bin, can_run, docker_cli, processes_with, stderr, stdout, tail};
+use berth_integration::{
+    Berthd, bin, docker_cli, processes_with, require_root, skip_missing_tool, stderr, stdout, tail,
+};
 
 /// A directory of the test's own (certificates, shims), removed at the end.
 struct TestDir(PathBuf);
@@ -120,10 +122,9 @@ fn ok(d: &Berthd, o: &Output, what: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn berth_cli_over_mutual_tls() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let t = TestDir::new("cli");
     let (ca, _) = pki(&t.0);
     let (d, tcp) = tls_daemon(&ca);
@@ -182,10 +183,9 @@ fn berth_cli_over_mutual_tls() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_over_mutual_tls() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(docker) = docker_cli() else { return };
     let t = TestDir::new("docker");
     let (ca, _) = pki(&t.0);
@@ -214,10 +214,9 @@ fn docker_cli_over_mutual_tls() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn clients_without_a_certificate_of_the_ca_are_refused() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let t = TestDir::new("refused");
     let (ca, other) = pki(&t.0);
     let (d, tcp) = tls_daemon(&ca);
@@ -248,7 +247,7 @@ fn clients_without_a_certificate_of_the_ca_are_refused() {
         assert!(!o.status.success(), "curl without a certificate got {}", stdout(&o));
         assert_eq!(stdout(&o), "000", "an HTTP status came back without a client certificate");
     } else {
-        eprintln!("SKIPPED: the curl part (curl is not installed)");
+        skip_missing_tool("curl is not installed; the curl part did not run");
     }
     // The daemon is still serving its clients.
     let file = |n: &str| ca.join(n).display().to_string();
@@ -271,10 +270,9 @@ fn clients_without_a_certificate_of_the_ca_are_refused() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn plain_tcp_needs_the_explicit_opt_in() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let t = TestDir::new("plain");
     let port = free_port();
     let tcp = format!("tcp://127.0.0.1:{port}");
@@ -346,17 +344,16 @@ DOCKER_HOST="$FAKE_SSH_REMOTE_HOST" exec "$@"
 "#;
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn berth_cli_over_ssh() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let t = TestDir::new("ssh");
     let shims = t.0.join("bin");
     std::fs::create_dir_all(&shims).unwrap();
     std::fs::write(shims.join("ssh"), FAKE_SSH).unwrap();
     std::fs::set_permissions(shims.join("ssh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::os::unix::fs::symlink(bin("berth"), shims.join("berth")).unwrap();
-    let Some(d) = berth_integration::daemon_with_busybox() else { return };
+    let d = berth_integration::daemon_with_busybox();
     let log = t.0.join("ssh.log");
     let path = format!("{}:{}", shims.display(), std::env::var("PATH").unwrap_or_default());
     // Each command bounded (60 s, far above the second it takes): a relay that does not end when the daemon's side
@@ -396,10 +393,9 @@ fn berth_cli_over_ssh() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn contexts_in_the_docker_cli_layout() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let t = TestDir::new("ctx");
     let (ca, _) = pki(&t.0);
     let (d, tcp) = tls_daemon(&ca);

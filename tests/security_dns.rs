@@ -229,10 +229,9 @@ fn resolved(out: &str, ip: &str) -> bool {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn containers_resolve_only_names_of_networks_they_share() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let up = Upstream::start();
     let d = Berthd::start();
     d.busybox();
@@ -292,10 +291,9 @@ fn containers_resolve_only_names_of_networks_they_share() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn host_users_get_no_names_and_no_relay() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let up = Upstream::start();
     // berthd's own --dns is the fake upstream: whatever it relayed would end there (the harness's first --dns, the
     // default bridge's gateway, has no server).

@@ -75,8 +75,9 @@ fn stray_files(dir: &Path, names: &[&str]) -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn add_of_a_local_tar_unpacks_as_import_does() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let tar = tar_of(&[
         ("d/", b'5', 0o750, ""),
         ("d/f", b'0', 0o640, "hello\n"),
@@ -182,8 +183,9 @@ fn race(d: &Berthd, runs: usize, names: &[&str], exact: bool) -> (usize, usize) 
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn mount_targets_cannot_be_raced_through_a_shared_volume() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["volume", "create", "shared"]);
     let vol = d.dir.join("data/volumes/shared/_data");
 
@@ -264,8 +266,9 @@ fn mount_tmpfs(at: &Path, flags: nix::mount::MsFlags) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn read_only_binds_keep_source_flags_and_can_be_recursive() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     use nix::mount::MsFlags;
     let host = d.dir.join("hostdir");
     let sub = host.join("sub");
@@ -324,8 +327,9 @@ fn read_only_binds_keep_source_flags_and_can_be_recursive() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn symlinks_of_the_image_still_lead_mounts_inside_the_root() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     image(&d, "links", &[], |root| {
         std::os::unix::fs::symlink("/tmp", root.join("t")).unwrap();
         std::os::unix::fs::symlink("../../tmp/deep", root.join("up")).unwrap();
@@ -358,8 +362,9 @@ fn symlinks_of_the_image_still_lead_mounts_inside_the_root() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn cp_into_a_stopped_container_resolves_its_mount_points_by_descriptor() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["volume", "create", "outer"]);
     d.ok(&["volume", "create", "inner"]);
     d.ok(&["create", "--name", "stopped", "-v", "outer:/v", "-v", "inner:/v/sub", "busybox", "true"]);

@@ -115,10 +115,9 @@ fn remove_networking(data: &Path, run: &Path, extra: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn network_create_refuses_existing_interfaces_and_leaves_them_alone() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let iface = Link::add(link_name("d"), NOT_A_BRIDGE);
     let foreign = Link::add(link_name("b"), "bridge");
     let d = Berthd::start();
@@ -160,10 +159,8 @@ fn network_create_refuses_existing_interfaces_and_leaves_them_alone() {
 /// A network's bridge deleted while berthd was down and replaced by some other interface of the same name: the
 /// restarted daemon neither configures it, nor deletes it on `network rm` or `--remove-networking`.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn a_replaced_bridge_is_neither_configured_nor_deleted() {
-    if !can_run() {
-        return;
-    }
     let mut d = Berthd::start();
     d.ok(&["network", "create", "replaced"]);
     let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", "replaced"]).trim().to_string();
@@ -205,10 +202,9 @@ fn a_replaced_bridge_is_neither_configured_nor_deleted() {
 /// `berthd --bridge NAME`: a non-bridge refuses the start untouched; a bridge Berth did not create is used (as dockerd
 /// uses `-b`'s) and never deleted.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn berthd_bridge_flag_never_takes_or_deletes_a_foreign_interface() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let iface = Link::add(link_name("e"), NOT_A_BRIDGE);
     let dir = PathBuf::from(format!("/tmp/bt-secnet-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -247,10 +243,8 @@ fn berthd_bridge_flag_never_takes_or_deletes_a_foreign_interface() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn subnets_over_loopback_other_networks_or_host_addresses_are_refused() {
-    if !can_run() {
-        return;
-    }
     let d = Berthd::start();
     let (status, body) = create_network(&d, r#"{"Name":"lo1","IPAM":{"Config":[{"Subnet":"127.5.0.0/16"}]}}"#);
     assert_eq!(status, 400, "{body}");
@@ -311,10 +305,11 @@ fn connect_cmd(sock: &Path) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn local_users_cannot_read_container_secrets() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     if Command::new("setpriv").arg("--version").output().is_err() || Command::new("perl").arg("-v").output().is_err() {
-        eprintln!("SKIPPED: needs setpriv and perl");
+        skip_missing_tool("setpriv or perl is not installed");
         return;
     }
     let id = d

@@ -77,12 +77,11 @@ fn host_uids(pid: &str) -> Vec<u32> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn remapped_root_is_not_host_root() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     if !Path::new("/usr/sbin/useradd").exists() {
-        eprintln!("SKIPPED: no useradd to create the remapped user");
+        skip_missing_tool("no useradd to create the remapped user");
         return;
     }
     let _serial = HOST_FILES.lock().unwrap_or_else(|e| e.into_inner());
@@ -256,12 +255,11 @@ impl Drop for HostFiles {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn default_remap_creates_berthremap_with_a_range() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     if !Path::new("/usr/sbin/useradd").exists() {
-        eprintln!("SKIPPED: no useradd for berthd to create berthremap");
+        skip_missing_tool("no useradd for berthd to create berthremap");
         return;
     }
     let _serial = HOST_FILES.lock().unwrap_or_else(|e| e.into_inner());

@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use berth_integration::{api, daemon_with_busybox, docker_cli, repo_root, stderr, stdout};
+use berth_integration::{
+    api, daemon_with_busybox, docker_cli, repo_root, require_root, skip, skip_missing_tool, stderr, stdout,
+};
 use serde_json::Value;
 
 /// Objects the tests inspect: a created container with a published port, a label and a volume (on `network`, else
@@ -84,17 +86,19 @@ print(json.dumps(out))
 fn python_docker() -> bool {
     let ok = Command::new("python3").args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: the docker-py SDK (python3-docker) is not installed");
+        skip_missing_tool("the docker-py SDK (python3-docker) is not installed: the docker-py views test did not run");
     }
     ok
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_reads_every_field_docker_sends() {
-    let Some(d) = daemon_with_busybox() else { return };
+    require_root();
     if !python_docker() {
         return;
     }
+    let d = daemon_with_busybox();
     objects(&|args| d.berth(args), "busybox", "views", None);
     let out = Command::new("python3").args(["-c", DOCKER_PY, "views"]).env("DOCKER_HOST", d.host()).output().unwrap();
     assert!(out.status.success(), "docker-py: {}", stderr(&out));
@@ -141,11 +145,13 @@ fn docker_py_reads_every_field_docker_sends() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_templates_read_the_fields() {
-    let Some(d) = daemon_with_busybox() else { return };
+    require_root();
     if docker_cli().is_none() {
         return;
     }
+    let d = daemon_with_busybox();
     let docker = |args: &[&str]| {
         let out = d.docker(args).unwrap();
         assert!(out.status.success(), "docker {args:?}: {}", stderr(&out));
@@ -195,16 +201,21 @@ fn get(sock: &Path, path: &str) -> Value {
 /// The same objects on Berth and on a real dockerd, through API 1.41 (dockerd 20.10's): every key Docker sends, Berth
 /// sends too.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn key_sets_match_a_real_dockerd() {
+    require_root();
     let Some(peer) = std::env::var_os("BERTH_PEER_DOCKER_SOCK").map(std::path::PathBuf::from) else {
-        eprintln!("SKIPPED: no real dockerd to compare with (set BERTH_PEER_DOCKER_SOCK to its socket)");
+        skip("no real dockerd to compare with (set BERTH_PEER_DOCKER_SOCK to its socket): key sets not compared");
         return;
     };
     if !peer.exists() || docker_cli().is_none() {
-        eprintln!("SKIPPED: BERTH_PEER_DOCKER_SOCK={} is not a socket, or no docker CLI", peer.display());
+        skip(&format!(
+            "BERTH_PEER_DOCKER_SOCK={} is not a socket, or no docker CLI: key sets not compared",
+            peer.display()
+        ));
         return;
     }
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let tag = format!("berth-views-{}", std::process::id());
     let image = format!("{tag}:latest");
     let peer_host = format!("unix://{}", peer.display());

@@ -42,8 +42,9 @@ fn assert_no_leaked_mounts(d: &Berthd) {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn named_volumes_outlive_containers_and_daemon_restarts() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     d.ok(&["run", "--name", "writer", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"]);
     let mounts = d.inspect("writer", "{{json .Mounts}}");
     let m: serde_json::Value = serde_json::from_str(&mounts).unwrap();
@@ -74,8 +75,9 @@ fn named_volumes_outlive_containers_and_daemon_restarts() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn data_survives_kill_9_of_everything() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     d.ok(&["volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=4m", "scratch"]);
     let id = d
         .ok(&[
@@ -111,8 +113,9 @@ fn data_survives_kill_9_of_everything() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn copy_up_keeps_ownership_and_modes_and_nocopy_disables_it() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     image(&d, "withdata", &["VOLUME /data"], |root| {
         let data = root.join("data");
         std::fs::create_dir_all(data.join("sub")).unwrap();
@@ -178,8 +181,9 @@ fn copy_up_keeps_ownership_and_modes_and_nocopy_disables_it() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn read_only_mounts_refuse_writes() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let host = d.dir.join("hostdir");
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("h"), "host file\n").unwrap();
@@ -229,8 +233,9 @@ impl InspectMode for Berthd {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn binds_tmpfs_and_volumes_from() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let host = d.dir.join("share");
     std::fs::create_dir_all(&host).unwrap();
     let hs = host.display().to_string();
@@ -276,8 +281,9 @@ fn binds_tmpfs_and_volumes_from() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn bad_input_is_refused_with_dockers_errors_and_creates_nothing() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let containers = || d.ok(&["ps", "-aq"]);
     let (c0, v0) = (containers(), volume_names(&d));
     let cases: &[(&[&str], &str)] = &[
@@ -348,8 +354,9 @@ fn bad_input_is_refused_with_dockers_errors_and_creates_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn symlinks_in_the_rootfs_cannot_move_mounts_or_copies_outside() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let outside = PathBuf::from(format!("/tmp/berth-escape-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&outside);
     let target = format!("../../../../../../../../..{}", outside.display());
@@ -402,8 +409,9 @@ fn tar_with(files: &[(&str, &str)]) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn cp_both_ways_running_and_stopped() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     let local = d.dir.join("local");
     std::fs::create_dir_all(local.join("tree/sub")).unwrap();
     std::fs::write(local.join("tree/sub/file"), "nested\n").unwrap();
@@ -490,8 +498,9 @@ fn decode_base64(s: &str) -> Vec<u8> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn volume_commands_filters_and_prune() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     d.ok(&["volume", "create", "--label", "tier=db", "--label", "keep", "labelled"]);
     d.ok(&["volume", "create", "plain"]);
     let generated = d.ok(&["volume", "create"]).trim().to_string();
@@ -549,8 +558,9 @@ fn volume_commands_filters_and_prune() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn local_driver_options_mount_on_first_use() {
-    let Some(mut d) = daemon_with_busybox() else { return };
+    let mut d = daemon_with_busybox();
     d.ok(&["volume", "create", "-d", "local", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=2m", "fast"]);
     let host = d.dir.join("bound");
     std::fs::create_dir_all(&host).unwrap();
@@ -582,13 +592,12 @@ fn local_driver_options_mount_on_first_use() {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn volumes_with_runc() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let runc = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("runc").is_file()));
     if !runc {
-        eprintln!("SKIPPED: runc is not installed; volumes were not tried with it");
+        skip_missing_tool("runc is not installed; volumes were not tried with it");
         return;
     }
     let d = Berthd::start_with(&["--runtime", "runc"]);
@@ -615,8 +624,10 @@ fn docker_ok(d: &Berthd, args: &[&str]) -> String {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_volumes_mounts_and_cp() {
-    if !can_run() || docker_cli().is_none() {
+    require_root();
+    if docker_cli().is_none() {
         return;
     }
     let d = Berthd::start();
@@ -681,8 +692,9 @@ fn docker_cli_volumes_mounts_and_cp() {
 /// symlink in the way instead of following it; `copyUIDGID`/`-u` never read the host's files through an absolute
 /// symlink in the image.
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn review_fixes_volumes_tmpfs_cp_links() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     image(&d, "vols", &["VOLUME /data"], |root| {
         std::fs::create_dir_all(root.join("data")).unwrap();
         std::fs::write(root.join("data/a"), "a\n").unwrap();

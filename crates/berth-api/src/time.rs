@@ -44,7 +44,7 @@ pub fn parse_since(s: &str, now: SystemTime) -> Option<SystemTime> {
     if let Some(t) = parse(s) {
         return Some(t);
     }
-    humantime::parse_duration(s).ok().and_then(|d| now.checked_sub(d))
+    crate::units::go_duration(s).ok().and_then(|d| now.checked_sub(d))
 }
 
 /// Go-units' `HumanDuration`, as Docker prints ages: `Less than a second`, `About a minute`, `3 hours`, `2 weeks`.
@@ -81,6 +81,7 @@ mod tests {
         assert_eq!(parse(ZERO), None);
         assert_eq!(parse_since("1700000000", SystemTime::now()), Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
         assert_eq!(parse_since("10m", t), Some(t - Duration::from_secs(600)));
+        assert_eq!(parse_since("1.5h", t), Some(t - Duration::from_secs(5400)));
         let exact = UNIX_EPOCH + Duration::new(1_700_000_000, 1);
         assert_eq!(parse_since("1700000000.000000001", t), Some(exact));
         assert_eq!(parse_since("1700000000.5", t), Some(UNIX_EPOCH + Duration::new(1_700_000_000, 500_000_000)));

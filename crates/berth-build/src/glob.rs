@@ -108,10 +108,21 @@ fn match_at(toks: &[Tok], s: &[char], ti: usize, si: usize, memo: &mut Vec<Optio
     result
 }
 
+/// A substitution pattern with an escape BuildKit does not allow.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    /// `\q`: only `*`, `?`, `\`, `}` and `/` may be escaped.
+    #[error("invalid escape '\\{0}'")]
+    InvalidEscape(char),
+    /// A `\` at the end of the pattern.
+    #[error("invalid escape '\\'")]
+    TrailingEscape,
+}
+
 /// Compiles a pattern of `${VAR#pattern}`, `${VAR%pattern}` or `${VAR/pattern/replacement}` as BuildKit's
 /// `convertShellPatternToRegex`: `*` matches any run of characters (`/` included), `?` any one character, brackets are
 /// literal; `\*`, `\?` and `\\` are literal, `\}` and `\/` are `}` and `/`, any other escape is an error.
-pub(crate) fn compile_shell(pattern: &str) -> Result<Vec<Tok>, String> {
+pub(crate) fn compile_shell(pattern: &str) -> Result<Vec<Tok>, PatternError> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut toks = Vec::new();
     let mut i = 0;
@@ -127,8 +138,8 @@ pub(crate) fn compile_shell(pattern: &str) -> Result<Vec<Tok>, String> {
                     toks.push(Tok::Lit(next));
                     i += 1;
                 }
-                Some(next) => return Err(format!("invalid escape '\\{next}'")),
-                None => return Err("invalid escape '\\'".to_owned()),
+                Some(&next) => return Err(PatternError::InvalidEscape(next)),
+                None => return Err(PatternError::TrailingEscape),
             },
             c => toks.push(Tok::Lit(c)),
         }
@@ -157,6 +168,7 @@ mod tests {
         assert!(m("\\*", "*"));
         assert!(!m("\\*", "a"));
         assert!(m("a\\/b", "a/b"));
-        assert_eq!(compile_shell("\\q"), Err("invalid escape '\\q'".to_owned()));
+        assert_eq!(compile_shell("\\q").map_err(|e| e.to_string()), Err("invalid escape '\\q'".to_owned()));
+        assert_eq!(compile_shell("a\\").map_err(|e| e.to_string()), Err("invalid escape '\\'".to_owned()));
     }
 }

@@ -19,6 +19,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
 use crate::glob;
+pub use crate::glob::PatternError;
 
 /// Where expansion looks variables up.
 pub trait Env {
@@ -83,8 +84,47 @@ impl Env for Layered<'_> {
 /// Why a word could not be expanded, in BuildKit's words (`A: is not allowed to be unset`, `syntax error: bad
 /// substitution`, …). BuildKit prints it after `failed to process "<word>": `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ExpandError(pub String);
+pub enum ExpandError {
+    /// The end of the word came before the closing `}` or `/` of a `${…}`.
+    #[error("unexpected end of statement while looking for matching {0}")]
+    Unterminated(char),
+    /// A `'` that is not closed.
+    #[error("unexpected end of statement while looking for matching single-quote")]
+    UnterminatedSingleQuote,
+    /// A `"` that is not closed.
+    #[error("unexpected end of statement while looking for matching double-quote")]
+    UnterminatedDoubleQuote,
+    /// `${` without its `}`.
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    /// `${V/pattern` without the `/` before the replacement.
+    #[error("syntax error: missing '/' in ${{}}")]
+    MissingSlash,
+    /// `${}`, `${{`, `${:…}`.
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    /// An operator BuildKit does not have (`${V:#p}`, `${V!}`), as written.
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    /// The pattern of `${V#p}`, `${V%p}` or `${V/p/r}` is invalid.
+    #[error("invalid pattern ({pattern}) in substitution: {source}")]
+    Pattern {
+        /// The pattern, as written.
+        pattern: String,
+        /// What is wrong with it.
+        #[source]
+        source: PatternError,
+    },
+    /// `${V?message}` / `${V:?message}` with `V` unset (or empty); the message is BuildKit's default when none is
+    /// given.
+    #[error("{name}: {message}")]
+    Required {
+        /// The variable.
+        name: String,
+        /// The word after `?`, or `is not allowed to be unset` / `is not allowed to be empty`.
+        message: String,
+    },
+}
 
 /// The expander, configured with the Dockerfile's escape character (`\` or `` ` ``).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,14 +183,14 @@ impl Lex {
     /// Expands `word` into one string: quotes removed, escapes applied, variables substituted; whitespace kept.
     pub fn process_word(&self, word: &str, env: &dyn Env) -> Result<String, ExpandError> {
         let mut scanner = Scanner::new(self, word, env);
-        scanner.process_stop_on(None, false).map(|(word, _)| word).map_err(ExpandError)
+        scanner.process_stop_on(None, false).map(|(word, _)| word)
     }
 
     /// Expands `word` and splits the result on unquoted, unescaped whitespace (also whitespace that came out of a
     /// variable's value), as BuildKit's `ProcessWords`. Empty words (`""`) are dropped.
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ExpandError> {
         let mut scanner = Scanner::new(self, word, env);
-        scanner.process_stop_on(None, false).map(|(_, words)| words).map_err(ExpandError)
+        scanner.process_stop_on(None, false).map(|(_, words)| words)
     }
 
     /// The names of the variables `word` refers to, each once, in order of appearance (including those only
@@ -250,7 +290,11 @@ impl<'a> Scanner<'a> {
     }
 
     /// Processes up to `stop` (consumed) or the end. `keep_escapes` keeps escape characters (for patterns).
-    fn process_stop_on(&mut self, stop: Option<char>, keep_escapes: bool) -> Result<(String, Vec<String>), String> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        keep_escapes: bool,
+    ) -> Result<(String, Vec<String>), ExpandError> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(c) = self.peek() {
@@ -307,13 +351,13 @@ impl<'a> Scanner<'a> {
             }
         }
         match stop {
-            Some(stop) => Err(format!("unexpected end of statement while looking for matching {stop}")),
+            Some(stop) => Err(ExpandError::Unterminated(stop)),
             None => Ok((result, words.finish())),
         }
     }
 
     /// Everything up to the closing `'` is literal; a single quote cannot be escaped inside.
-    fn process_single_quote(&mut self) -> Result<String, String> {
+    fn process_single_quote(&mut self) -> Result<String, ExpandError> {
         let mut result = String::new();
         self.pos += 1;
         if self.lex.raw_quotes {
@@ -321,7 +365,7 @@ impl<'a> Scanner<'a> {
         }
         loop {
             match self.next() {
-                None => return Err("unexpected end of statement while looking for matching single-quote".to_owned()),
+                None => return Err(ExpandError::UnterminatedSingleQuote),
                 Some('\'') => {
                     if self.lex.raw_quotes {
                         result.push('\'');
@@ -334,7 +378,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Variables are expanded; the escape character only escapes `"`, `$` and itself (else it stays).
-    fn process_double_quote(&mut self) -> Result<String, String> {
+    fn process_double_quote(&mut self) -> Result<String, ExpandError> {
         let mut result = String::new();
         self.pos += 1;
         if self.lex.raw_quotes {
@@ -342,7 +386,7 @@ impl<'a> Scanner<'a> {
         }
         loop {
             match self.peek() {
-                None => return Err("unexpected end of statement while looking for matching double-quote".to_owned()),
+                None => return Err(ExpandError::UnterminatedDoubleQuote),
                 Some('"') => {
                     self.pos += 1;
                     if self.lex.raw_quotes {
@@ -378,15 +422,15 @@ impl<'a> Scanner<'a> {
     }
 
     /// A `${…}` operand: processed up to the closing brace.
-    fn brace_word(&mut self, keep_escapes: bool) -> Result<String, String> {
+    fn brace_word(&mut self, keep_escapes: bool) -> Result<String, ExpandError> {
         match self.process_stop_on(Some('}'), keep_escapes) {
             Ok((word, _)) => Ok(word),
-            Err(_) if self.peek().is_none() => Err("syntax error: missing '}'".to_owned()),
+            Err(_) if self.peek().is_none() => Err(ExpandError::MissingBrace),
             Err(e) => Err(e),
         }
     }
 
-    fn process_dollar(&mut self) -> Result<String, String> {
+    fn process_dollar(&mut self) -> Result<String, ExpandError> {
         self.pos += 1;
         if self.peek() != Some('{') {
             let name = self.process_name();
@@ -401,8 +445,8 @@ impl<'a> Scanner<'a> {
         }
         self.pos += 1;
         match self.peek() {
-            None => return Err("syntax error: missing '}'".to_owned()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".to_owned()),
+            None => return Err(ExpandError::MissingBrace),
+            Some('{' | '}' | ':') => return Err(ExpandError::BadSubstitution),
             Some(_) => {}
         }
         let name = self.process_name();
@@ -425,7 +469,7 @@ impl<'a> Scanner<'a> {
                 // Patterns keep their escapes, for the pattern compiler.
                 let pattern_op = matches!(op, Some('#' | '%'));
                 if colon && pattern_op {
-                    return Err(format!("unsupported modifier ({spelled}) in substitution"));
+                    return Err(ExpandError::UnsupportedModifier(spelled));
                 }
                 let word = self.brace_word(pattern_op)?;
                 if value.is_none() && self.lex.skip_unset {
@@ -440,10 +484,10 @@ impl<'a> Scanner<'a> {
                             None => (false, word.as_str()),
                         };
                         let toks = glob::compile_shell(pattern)
-                            .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                            .map_err(|source| ExpandError::Pattern { pattern: pattern.to_owned(), source })?;
                         Ok(trim_match(&value.unwrap_or_default(), &toks, op == '#', longest))
                     }
-                    _ => Err(format!("unsupported modifier ({spelled}) in substitution")),
+                    _ => Err(ExpandError::UnsupportedModifier(spelled)),
                 }
             }
             Some('/') => {
@@ -453,7 +497,7 @@ impl<'a> Scanner<'a> {
                 }
                 let pattern = match self.process_stop_on(Some('/'), true) {
                     Ok((pattern, _)) => pattern,
-                    Err(_) if self.peek().is_none() => return Err("syntax error: missing '/' in ${}".to_owned()),
+                    Err(_) if self.peek().is_none() => return Err(ExpandError::MissingSlash),
                     Err(e) => return Err(e),
                 };
                 let replacement = self.brace_word(true)?;
@@ -461,17 +505,24 @@ impl<'a> Scanner<'a> {
                     return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
                 }
                 let toks = glob::compile_shell(&pattern)
-                    .map_err(|e| format!("invalid pattern ({pattern}) in substitution: {e}"))?;
+                    .map_err(|source| ExpandError::Pattern { pattern: pattern.clone(), source })?;
                 Ok(replace_matches(&value.unwrap_or_default(), &toks, &replacement, all))
             }
             // BuildKit says "unsupported modifier (\u{fffd})" here; the missing brace is the real problem.
-            None => Err("syntax error: missing '}'".to_owned()),
-            Some(other) => Err(format!("unsupported modifier ({other}) in substitution")),
+            None => Err(ExpandError::MissingBrace),
+            Some(other) => Err(ExpandError::UnsupportedModifier(other.to_string())),
         }
     }
 
     /// `${name<op>word}`; with `colon`, an empty value counts as unset.
-    fn apply(&self, name: &str, value: Option<String>, op: char, colon: bool, word: String) -> Result<String, String> {
+    fn apply(
+        &self,
+        name: &str,
+        value: Option<String>,
+        op: char,
+        colon: bool,
+        word: String,
+    ) -> Result<String, ExpandError> {
         if value.is_none() && self.lex.skip_unset {
             let colon = if colon { ":" } else { "" };
             return Ok(format!("${{{name}{colon}{op}{word}}}"));
@@ -492,7 +543,7 @@ impl<'a> Scanner<'a> {
                     (true, None) => "is not allowed to be unset".to_owned(),
                     (true, Some(_)) => "is not allowed to be empty".to_owned(),
                 };
-                Err(format!("{name}: {message}"))
+                Err(ExpandError::Required { name: name.to_owned(), message })
             }
         }
     }

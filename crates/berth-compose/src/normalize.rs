@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SyntaxError};
 
 /// Splits a shell-like command line into words (quotes and backslashes as a POSIX shell does; no expansion).
-pub fn shell_split(s: &str) -> std::result::Result<Vec<String>, String> {
+pub fn shell_split(s: &str) -> std::result::Result<Vec<String>, SyntaxError> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -23,7 +23,7 @@ pub fn shell_split(s: &str) -> std::result::Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(ch) => cur.push(ch),
-                        None => return Err(format!("unterminated quote in {s:?}")),
+                        None => return Err(SyntaxError::UnterminatedQuote(s.to_string())),
                     }
                 }
             }
@@ -38,10 +38,10 @@ pub fn shell_split(s: &str) -> std::result::Result<Vec<String>, String> {
                                 cur.push('\\');
                                 cur.push(ch);
                             }
-                            None => return Err(format!("unterminated quote in {s:?}")),
+                            None => return Err(SyntaxError::UnterminatedQuote(s.to_string())),
                         },
                         Some(ch) => cur.push(ch),
-                        None => return Err(format!("unterminated quote in {s:?}")),
+                        None => return Err(SyntaxError::UnterminatedQuote(s.to_string())),
                     }
                 }
             }
@@ -136,14 +136,14 @@ pub fn absolute(base: &Path, p: &str) -> String {
 }
 
 /// One port of the short syntax `[[ip:]published:]target[/protocol]`, ranges expanded.
-pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, String> {
+pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, SyntaxError> {
     let (spec, proto) = match s.rsplit_once('/') {
         Some((a, p)) => (a, p),
         None => (s, "tcp"),
     };
     let parts: Vec<&str> = if spec.starts_with('[') {
         // [::1]:8080:80
-        let end = spec.find(']').ok_or_else(|| format!("invalid port {s:?}"))?;
+        let end = spec.find(']').ok_or_else(|| SyntaxError::Port(s.to_string()))?;
         let ip = &spec[1..end];
         let rest: Vec<&str> = spec[end + 1..].trim_start_matches(':').split(':').collect();
         std::iter::once(ip).chain(rest).collect()
@@ -154,14 +154,16 @@ pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, String> {
         [t] => ("", "", *t),
         [p, t] => ("", *p, *t),
         [ip, p, t] => (*ip, *p, *t),
-        _ => return Err(format!("invalid port {s:?}: expected [[ip:]published:]target[/protocol]")),
+        _ => return Err(SyntaxError::PortParts(s.to_string())),
     };
-    let range = |r: &str| -> std::result::Result<(u16, u16), String> {
+    let range = |r: &str| -> std::result::Result<(u16, u16), SyntaxError> {
         let (a, b) = r.split_once('-').unwrap_or((r, r));
-        let a: u16 = a.parse().map_err(|_| format!("invalid port {s:?}: {r:?} is not a port number"))?;
-        let b: u16 = b.parse().map_err(|_| format!("invalid port {s:?}: {r:?} is not a port number"))?;
+        let number = |n: &str| -> std::result::Result<u16, SyntaxError> {
+            n.parse().map_err(|_| SyntaxError::PortNumber { port: s.to_string(), number: r.to_string() })
+        };
+        let (a, b) = (number(a)?, number(b)?);
         if b < a {
-            return Err(format!("invalid port range {r:?}"));
+            return Err(SyntaxError::PortRange(r.to_string()));
         }
         Ok((a, b))
     };
@@ -183,7 +185,7 @@ pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, String> {
             Some((p0, p1)) => {
                 let p = u32::from(p0) + u32::try_from(i).unwrap_or(0);
                 if p > u32::from(p1) {
-                    return Err(format!("invalid port {s:?}: the ranges differ in size"));
+                    return Err(SyntaxError::PortRangeSizes(s.to_string()));
                 }
                 m.insert("published".into(), json!(p.to_string()));
             }
@@ -196,17 +198,17 @@ pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, String> {
 }
 
 /// One volume of the short syntax `[source:]target[:mode]`.
-pub fn parse_volume(s: &str, base: &Path) -> std::result::Result<Value, String> {
+pub fn parse_volume(s: &str, base: &Path) -> std::result::Result<Value, SyntaxError> {
     let parts: Vec<&str> = s.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
         [t] => ("", *t, ""),
         [a, b] if b.starts_with('/') || !a.starts_with('/') && !b.contains(',') && !is_mode(b) => (*a, *b, ""),
         [t, m] => ("", *t, *m),
         [a, b, m] => (*a, *b, *m),
-        _ => return Err(format!("invalid volume {s:?}: expected [source:]target[:mode]")),
+        _ => return Err(SyntaxError::VolumeParts(s.to_string())),
     };
     if target.is_empty() {
-        return Err(format!("invalid volume {s:?}: no target"));
+        return Err(SyntaxError::VolumeTarget(s.to_string()));
     }
     let mut m = Map::new();
     let is_path = source.starts_with('.') || source.starts_with('/') || source.starts_with('~');
@@ -276,7 +278,7 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
     }
     for key in ["command", "entrypoint"] {
         if let Some(Value::String(s)) = svc.get(key) {
-            let words = shell_split(s).map_err(|e| bad(key, e))?;
+            let words = shell_split(s).map_err(|e| bad(key, e.to_string()))?;
             svc.insert(key.into(), json!(words));
         }
     }
@@ -339,7 +341,7 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
                 }
                 other => {
                     let s = scalar_string(other).unwrap_or_default();
-                    out.extend(parse_port(&s).map_err(|e| bad(&format!("ports.{i}"), e))?);
+                    out.extend(parse_port(&s).map_err(|e| bad(&format!("ports.{i}"), e.to_string()))?);
                 }
             }
         }
@@ -349,7 +351,9 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
         let mut out = Vec::new();
         for (i, v) in vols.iter().enumerate() {
             match v {
-                Value::String(s) => out.push(parse_volume(s, base).map_err(|e| bad(&format!("volumes.{i}"), e))?),
+                Value::String(s) => {
+                    out.push(parse_volume(s, base).map_err(|e| bad(&format!("volumes.{i}"), e.to_string()))?)
+                }
                 Value::Object(m) => {
                     let mut m = m.clone();
                     if m.get("type").and_then(Value::as_str) == Some("bind")
@@ -549,6 +553,24 @@ mod tests {
         assert_eq!(v("/anon"), json!({"type": "volume", "target": "/anon", "volume": {}}));
         assert_eq!(v("/anon:ro")["read_only"], true);
         assert_eq!(v("../up/x:/x")["source"], "/up/x");
+    }
+
+    #[test]
+    fn short_syntax_messages() {
+        let port = |s: &str| parse_port(s).map(drop).map_err(|e| e.to_string());
+        assert_eq!(port("[::1:80"), Err("invalid port \"[::1:80\"".into()));
+        assert_eq!(
+            port("1:2:3:4"),
+            Err("invalid port \"1:2:3:4\": expected [[ip:]published:]target[/protocol]".into())
+        );
+        assert_eq!(port("a:80"), Err("invalid port \"a:80\": \"a\" is not a port number".into()));
+        assert_eq!(port("80-x"), Err("invalid port \"80-x\": \"80-x\" is not a port number".into()));
+        assert_eq!(port("81-80"), Err("invalid port range \"81-80\"".into()));
+        assert_eq!(port("1-2:1-3"), Err("invalid port \"1-2:1-3\": the ranges differ in size".into()));
+        let volume = |s: &str| parse_volume(s, Path::new("/p")).map(drop).map_err(|e| e.to_string());
+        assert_eq!(volume("a:b:c:d"), Err("invalid volume \"a:b:c:d\": expected [source:]target[:mode]".into()));
+        assert_eq!(volume("a:"), Err("invalid volume \"a:\": no target".into()));
+        assert_eq!(shell_split("a 'b").map_err(|e| e.to_string()), Err("unterminated quote in \"a 'b\"".into()));
     }
 
     #[test]

@@ -494,8 +494,8 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     list(&mut host, "Dns", &svc.dns);
     list(&mut host, "DnsSearch", &svc.dns_search);
     list(&mut host, "DnsOptions", &svc.dns_opt);
-    let (security_opt, unconfined_paths) =
-        berth_api::security_opt::resolve(&svc.security_opt, &project.working_dir).map_err(Error::Project)?;
+    let (security_opt, unconfined_paths) = berth_api::security_opt::resolve(&svc.security_opt, &project.working_dir)
+        .map_err(|e| Error::Project(e.to_string()))?;
     list(&mut host, "SecurityOpt", &security_opt);
     if unconfined_paths {
         host.insert("MaskedPaths".into(), json!([]));

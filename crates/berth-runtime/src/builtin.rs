@@ -327,7 +327,10 @@ impl Runtime for Builtin {
         let (mut from_parent, mut to_child) = pipe()?;
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
-        let forked = clone_fork(flags);
+        // SAFETY: the builtin runtime runs only in the shim (berthd reaches it through the shim), which creates the
+        // container before it starts any thread (its only one, the log compressor, comes later), so the child
+        // inherits no lock another thread holds.
+        let forked = unsafe { clone_fork(flags) };
         if !matches!(forked, Ok(Forked::Child)) {
             let back = restore.iter().try_for_each(|(t, f)| {
                 nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("return to own {t} namespace")))
@@ -436,7 +439,8 @@ impl Runtime for Builtin {
         // prepare the process. (Not a thread: `setns` into a mount namespace needs a caller that shares its file
         // system information with no other task, and a joined thread may not have released it yet.)
         let me = nix::unistd::getpid();
-        let mover = match clone_fork(0)? {
+        // SAFETY: exec runs in its own `berth-shim exec` process, which starts no thread.
+        let mover = match unsafe { clone_fork(0) }? {
             Forked::Child => {
                 let code = if cgroup.add_pid(me.as_raw()).is_ok() { 0 } else { 1 };
                 // SAFETY: _exit ends the forked helper at once, without running the parent's destructors.
@@ -487,7 +491,8 @@ impl Runtime for Builtin {
         }
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
-        match clone_fork(0)? {
+        // SAFETY: exec runs in its own `berth-shim exec` process, which starts no thread.
+        match unsafe { clone_fork(0) }? {
             Forked::Child => {
                 drop(from_child);
                 drop(console_parent);

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libseccomp::error::SeccompError;
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
@@ -35,8 +35,9 @@ pub enum Error {
     #[error("Decoding seccomp profile failed: {0}")]
     Decode(#[source] serde_json::Error),
     /// The host's kernel version could not be read, and the profile has rules that depend on it.
+    /// (The cause is in the message, so not also a `source`: the shim prints error chains.)
     #[error("seccomp: read the kernel version: {0}")]
-    KernelVersion(String),
+    KernelVersion(KernelVersionError),
     /// The profile asks for something Berth does not implement.
     #[error("seccomp: {0} is not supported")]
     Unsupported(String),
@@ -52,6 +53,20 @@ pub enum Error {
     /// The kernel refused the filter.
     #[error("seccomp: load the filter: {0}")]
     Load(#[source] nix::Error),
+}
+
+/// Why the running kernel's version is not known. Cloneable, since it is read once and kept.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KernelVersionError {
+    /// `/proc/sys/kernel/osrelease` could not be read.
+    #[error("read /proc/sys/kernel/osrelease: {0}")]
+    Read(Arc<std::io::Error>),
+    /// The release is not `major.minor…`.
+    #[error("unrecognised kernel release {0:?}")]
+    Unrecognised(String),
+    /// A rule depends on the kernel version, which was not read (a defect: it is read when a rule needs it).
+    #[error("unknown kernel version")]
+    Unknown,
 }
 
 fn libseccomp_err(what: impl Into<String>) -> impl FnOnce(SeccompError) -> Error {
@@ -161,12 +176,12 @@ fn parse_kernel_release(release: &str) -> Option<(u32, u32)> {
 
 /// The running kernel's `major.minor`, read once.
 fn host_kernel() -> Result<(u32, u32), Error> {
-    static KERNEL: OnceLock<Result<(u32, u32), String>> = OnceLock::new();
+    static KERNEL: OnceLock<Result<(u32, u32), KernelVersionError>> = OnceLock::new();
     KERNEL
         .get_or_init(|| {
             let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .map_err(|e| format!("read /proc/sys/kernel/osrelease: {e}"))?;
-            parse_kernel_release(&release).ok_or_else(|| format!("unrecognised kernel release {:?}", release.trim()))
+                .map_err(|e| KernelVersionError::Read(Arc::new(e)))?;
+            parse_kernel_release(&release).ok_or_else(|| KernelVersionError::Unrecognised(release.trim().to_string()))
         })
         .clone()
         .map_err(Error::KernelVersion)
@@ -186,7 +201,7 @@ fn parse_arch(name: &str) -> Result<Arch, Error> {
 /// Whether kernel `have` is at least `min` (`"4.8"`).
 fn kernel_at_least(have: Option<(u32, u32)>, min: &str) -> Result<bool, Error> {
     let want = parse_kernel_release(min).ok_or_else(|| Error::Invalid(format!("invalid minKernel {min:?}")))?;
-    let have = have.ok_or_else(|| Error::KernelVersion("unknown kernel version".into()))?;
+    let have = have.ok_or(Error::KernelVersion(KernelVersionError::Unknown))?;
     Ok(have >= want)
 }
 

@@ -20,11 +20,18 @@ pub enum Forked {
 
 /// `clone(2)` with fork semantics (no new stack: the child continues on a copy of the caller's stack) and extra
 /// `CLONE_NEW*` flags, so that the child is born in new namespaces (PID 1 of a new PID namespace, for instance).
-/// The caller must be single-threaded.
-pub fn clone_fork(namespace_flags: libc::c_int) -> Result<Forked> {
+///
+/// # Safety
+///
+/// As for `fork(2)` (and nix's `unsafe fn fork`): only the calling thread exists in the child, so a lock another
+/// thread held at the fork (the allocator's, stdio's, the environment's) stays locked there forever. The caller must
+/// be single-threaded (the shim is), or the child must call only async-signal-safe functions until it `execve`s or
+/// `_exit`s.
+pub unsafe fn clone_fork(namespace_flags: libc::c_int) -> Result<Forked> {
     let flags = (namespace_flags | libc::SIGCHLD) as libc::c_ulong;
     // SAFETY: with a null stack pointer, clone behaves like fork(2): the child gets a copy-on-write copy of the address
-    // space, including the stack. The caller is single-threaded (the shim), so no lock can be held by another thread.
+    // space, including the stack, and no memory of ours is passed. What the child may do then is the caller's
+    // contract (see `# Safety`).
     let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     match ret {
         -1 => Err(Error::Sys { what: "clone".into(), source: nix::Error::last() }),
@@ -387,7 +394,8 @@ pub fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<()> {
 pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> Result<OwnedFd> {
     let (r, w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::Sys { what: "pipe".into(), source: e })?;
-    match clone_fork(libc::CLONE_NEWUSER)? {
+    // SAFETY: the child only reads a pipe and `_exit`s (async-signal-safe), so a multi-threaded caller is fine too.
+    match unsafe { clone_fork(libc::CLONE_NEWUSER) }? {
         Forked::Child => {
             drop(w);
             let mut b = [0u8; 1];
@@ -530,7 +538,9 @@ mod tests {
 
     /// Runs `f` in a forked child (it changes process-wide state: descriptors, dumpability) and returns its exit code.
     fn in_child(f: impl FnOnce() -> i32) -> i32 {
-        match clone_fork(0).expect("fork") {
+        // SAFETY: the test harness is multi-threaded; the tests' closures only make syscalls and plain computations
+        // (no allocation, no locks another thread could hold), then `_exit`.
+        match unsafe { clone_fork(0) }.expect("fork") {
             Forked::Child => {
                 let code = f();
                 // SAFETY: _exit ends the forked child at once, without running the test harness's destructors.

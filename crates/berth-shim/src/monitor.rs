@@ -26,7 +26,8 @@ pub fn run(bundle: PathBuf) -> Result<()> {
     let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
     // Detach from berthd: the parent returns at once, the child carries on in its own session and is re-parented to
     // init (or the nearest subreaper) so that the container outlives the daemon.
-    match berth_runtime::sys::clone_fork(0)? {
+    // SAFETY: no thread has been started yet (the log compressor starts only once the container runs).
+    match unsafe { berth_runtime::sys::clone_fork(0) }? {
         berth_runtime::sys::Forked::Parent(_) => std::process::exit(0),
         berth_runtime::sys::Forked::Child => {}
     }

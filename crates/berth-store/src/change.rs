@@ -680,7 +680,7 @@ fn healthcheck(rest: &str) -> Result<Value> {
             }
             continue;
         }
-        let ns = parse_go_duration(&value)?;
+        let ns = berth_api::units::go_duration_nanos(&value).map_err(|e| invalid(e.0))?;
         if ns < 0 {
             return Err(invalid(format!("Interval {name:?} cannot be negative")));
         }
@@ -698,62 +698,6 @@ fn healthcheck(rest: &str) -> Result<Value> {
         }
     }
     Ok(Value::Object(hc))
-}
-
-/// Go's `time.ParseDuration` (`1h30m`, `1.5s`, `100ms`, `0`) in nanoseconds.
-pub fn parse_go_duration(orig: &str) -> Result<i64> {
-    let bad = || invalid(format!("time: invalid duration {orig:?}"));
-    let (neg, mut s) = match orig.as_bytes().first() {
-        Some(b'-') => (true, &orig[1..]),
-        Some(b'+') => (false, &orig[1..]),
-        _ => (false, orig),
-    };
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total: i128 = 0;
-    while !s.is_empty() {
-        let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let int_part = &s[..int_len];
-        s = &s[int_len..];
-        let mut frac_part = "";
-        if let Some(rest) = s.strip_prefix('.') {
-            let n = rest.bytes().take_while(u8::is_ascii_digit).count();
-            frac_part = &rest[..n];
-            s = &rest[n..];
-        }
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(bad());
-        }
-        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
-        let unit = &s[..unit_len];
-        s = &s[unit_len..];
-        let mult: i128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(invalid(format!("time: missing unit in duration {orig:?}"))),
-            u => return Err(invalid(format!("time: unknown unit {u:?} in duration {orig:?}"))),
-        };
-        let int: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
-        total += int * mult;
-        if !frac_part.is_empty() {
-            let digits = frac_part.len().min(18);
-            let frac: i128 = frac_part[..digits].parse().map_err(|_| bad())?;
-            total += frac * mult / 10i128.pow(digits as u32);
-        }
-        if total > i128::from(i64::MAX) {
-            return Err(bad());
-        }
-    }
-    let total = i64::try_from(total).map_err(|_| bad())?;
-    Ok(if neg { -total } else { total })
 }
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
@@ -866,21 +810,19 @@ mod tests {
         assert_eq!(err(&["ONBUILD ONBUILD RUN x"]), "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
         assert_eq!(err(&["ONBUILD FROM x"]), "FROM isn't allowed as an ONBUILD trigger");
         assert_eq!(err(&["HEALTHCHECK --bogus=1 CMD x"]), "Unknown flag: bogus");
+        assert_eq!(err(&["HEALTHCHECK --interval=10 CMD x"]), "time: missing unit in duration \"10\"");
+        assert_eq!(err(&["HEALTHCHECK --timeout=-1s CMD x"]), "Interval \"timeout\" cannot be negative");
+        assert_eq!(err(&["HEALTHCHECK --interval=1us CMD x"]), "Interval \"interval\" cannot be less than 1ms");
         assert_eq!(err(&["HEALTHCHECK NONE x"]), "HEALTHCHECK NONE takes no arguments");
         assert_eq!(err(&["USER"]), "USER requires exactly one argument");
         assert_eq!(err(&["VOLUME \"\""]), "VOLUME specified can not be an empty string");
     }
 
     #[test]
-    fn words_and_durations() -> Result<()> {
+    fn words_and_signals() -> Result<()> {
         let env = vec!["A=x y".to_string(), "E=".to_string()];
         assert_eq!(process_word(r#"'$A' "$A" \$A ${E:-d} ${E-d} ${A:+set}"#, &env)?, "$A x y $A d  set");
         assert_eq!(process_words("$A z", &env)?, vec!["x", "y", "z"]);
-        assert_eq!(parse_go_duration("1h30m")?, 5_400_000_000_000);
-        assert_eq!(parse_go_duration("1.5s")?, 1_500_000_000);
-        assert_eq!(parse_go_duration("100ms")?, 100_000_000);
-        assert!(parse_go_duration("10").is_err());
-        assert!(parse_go_duration("1x").is_err());
         assert!(is_valid_signal("RTMIN+3") && is_valid_signal("9") && is_valid_signal("term"));
         assert!(!is_valid_signal("0") && !is_valid_signal("RTMIN+16"));
         Ok(())

@@ -52,12 +52,12 @@ impl Reference {
     /// (`ParseNormalizedNamed`): `busybox` → `docker.io/library/busybox`. The tag is not
     /// defaulted; see [`Reference::with_default_tag`].
     pub fn parse(s: &str) -> Result<Reference> {
-        parse_normalized_named(s).map_err(StoreError::InvalidArgument)
+        parse_normalized_named(s)
     }
 
     /// Parses without normalisation (`reference.Parse`): the domain is empty unless given.
     pub fn parse_raw(s: &str) -> Result<Reference> {
-        parse(s).map_err(StoreError::InvalidArgument)
+        parse(s)
     }
 
     /// The registry host (with port), e.g. `docker.io`, `localhost:5000`; empty only for
@@ -117,7 +117,7 @@ impl Reference {
         if !is_digest_pat(digest) {
             return Err(StoreError::InvalidArgument("invalid digest format".to_string()));
         }
-        validate_digest(digest).map_err(StoreError::InvalidArgument)?;
+        validate_go_digest(digest)?;
         Ok(Reference { tag: None, digest: Some(digest.to_string()), ..self.trim() })
     }
 
@@ -194,9 +194,9 @@ pub fn is_identifier(s: &str) -> bool {
 }
 
 /// `ParseNormalizedNamed`.
-fn parse_normalized_named(s: &str) -> std::result::Result<Reference, String> {
+fn parse_normalized_named(s: &str) -> Result<Reference> {
     if is_identifier(s) {
-        return Err(format!("invalid repository name ({s}), cannot specify 64-byte hexadecimal strings"));
+        return Err(invalid(format!("invalid repository name ({s}), cannot specify 64-byte hexadecimal strings")));
     }
     let (domain, remainder) = split_docker_domain(s);
     let remote = match remainder.find(':') {
@@ -204,7 +204,7 @@ fn parse_normalized_named(s: &str) -> std::result::Result<Reference, String> {
         None => &remainder[..],
     };
     if remote.to_lowercase() != remote {
-        return Err(format!("invalid reference format: repository name ({remote}) must be lowercase"));
+        return Err(invalid(format!("invalid reference format: repository name ({remote}) must be lowercase")));
     }
     parse(&format!("{domain}/{remainder}"))
 }
@@ -230,22 +230,22 @@ fn split_docker_domain(name: &str) -> (String, String) {
 }
 
 /// `reference.Parse`.
-fn parse(s: &str) -> std::result::Result<Reference, String> {
+fn parse(s: &str) -> Result<Reference> {
     if s.is_empty() {
-        return Err(ERR_NAME_EMPTY.to_string());
+        return Err(invalid(ERR_NAME_EMPTY));
     }
     let Some(r) = match_reference(s) else {
         let lower = s.to_lowercase();
         if lower != s && match_reference(&lower).is_some() {
-            return Err(ERR_NAME_UPPERCASE.to_string());
+            return Err(invalid(ERR_NAME_UPPERCASE));
         }
-        return Err(ERR_INVALID_FORMAT.to_string());
+        return Err(invalid(ERR_INVALID_FORMAT));
     };
     if r.path.len() > NAME_TOTAL_LENGTH_MAX {
-        return Err(format!("repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters"));
+        return Err(invalid(format!("repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters")));
     }
     if let Some(d) = &r.digest {
-        validate_digest(d)?;
+        validate_go_digest(d)?;
     }
     Ok(r)
 }
@@ -380,29 +380,29 @@ fn is_digest_pat(d: &str) -> bool {
     })
 }
 
-/// go-digest's `Validate` for a string that already matched the digest pattern.
-fn validate_digest(d: &str) -> std::result::Result<(), String> {
-    validate_go_digest(d).map_err(str::to_string)
+/// A reference that does not parse, with docker's message.
+fn invalid(message: impl Into<String>) -> StoreError {
+    StoreError::InvalidArgument(message.into())
 }
 
 /// go-digest's `Parse`/`Validate`: registered algorithms only, exact length, lowercase hex.
-fn validate_go_digest(d: &str) -> std::result::Result<(), &'static str> {
+fn validate_go_digest(d: &str) -> Result<()> {
     const FORMAT: &str = "invalid checksum digest format";
-    let Some((alg, enc)) = d.split_once(':') else { return Err(FORMAT) };
+    let Some((alg, enc)) = d.split_once(':') else { return Err(invalid(FORMAT)) };
     if alg.is_empty() || enc.is_empty() {
-        return Err(FORMAT);
+        return Err(invalid(FORMAT));
     }
     let size = match alg {
         "sha256" => 32,
         "sha384" => 48,
         "sha512" => 64,
-        _ => return Err(if is_digest_pat(d) { "unsupported digest algorithm" } else { FORMAT }),
+        _ => return Err(invalid(if is_digest_pat(d) { "unsupported digest algorithm" } else { FORMAT })),
     };
     if enc.len() != size * 2 {
-        return Err("invalid checksum digest length");
+        return Err(invalid("invalid checksum digest length"));
     }
     if !enc.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-        return Err(FORMAT);
+        return Err(invalid(FORMAT));
     }
     Ok(())
 }

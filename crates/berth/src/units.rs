@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 
 const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
@@ -66,15 +66,7 @@ pub fn bytes_size(size: f64) -> String {
     custom_size(size, 4, 1024.0, &BINARY)
 }
 
-/// go-units `RAMInBytes`: `512m`, `1g`, `1.5GB`, `100` (bytes); binary multipliers.
-pub fn ram_in_bytes(s: &str) -> Result<i64> {
-    berth_api::units::ram_in_bytes(s).map_err(|e| anyhow!(e))
-}
-
-/// Go's `time.ParseDuration`: `300ms`, `1.5h`, `2h45m`, `10s`; `0` alone.
-pub fn go_duration(s: &str) -> Result<Duration> {
-    berth_api::units::go_duration(s).map_err(|e| anyhow!(e))
-}
+pub use berth_api::units::{go_duration, ram_in_bytes};
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -292,29 +284,6 @@ mod tests {
         assert_eq!(go_time_string_of(""), "0001-01-01 00:00:00 +0000 UTC");
         // No time zone is 3h17 ahead of UTC.
         assert_eq!(go_time_string_of("2026-11-30T10:00:00+03:17"), "2026-11-30 10:00:00 +0317 +0317");
-    }
-
-    #[test]
-    fn ram_sizes() {
-        assert_eq!(ram_in_bytes("512m").ok(), Some(512 * 1024 * 1024));
-        assert_eq!(ram_in_bytes("1g").ok(), Some(1 << 30));
-        assert_eq!(ram_in_bytes("1GB").ok(), Some(1 << 30));
-        assert_eq!(ram_in_bytes("1.5k").ok(), Some(1536));
-        assert_eq!(ram_in_bytes("100").ok(), Some(100));
-        assert_eq!(ram_in_bytes("64 MiB").ok(), Some(64 << 20));
-        assert!(ram_in_bytes("12x").is_err());
-        assert!(ram_in_bytes("").is_err());
-        assert_eq!(ram_in_bytes("bad").map_err(|e| e.to_string()).err().as_deref(), Some("invalid size: 'bad'"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(go_duration("1h").ok(), Some(Duration::from_secs(3600)));
-        assert_eq!(go_duration("1h30m").ok(), Some(Duration::from_secs(5400)));
-        assert_eq!(go_duration("1.5s").ok(), Some(Duration::from_millis(1500)));
-        assert_eq!(go_duration("300ms").ok(), Some(Duration::from_millis(300)));
-        assert!(go_duration("10").is_err());
-        assert!(go_duration("x").is_err());
     }
 
     #[test]

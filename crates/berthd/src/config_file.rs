@@ -3,7 +3,7 @@
 //! for, so that `main.rs` resolves flags and file in one place, with the same checks (clap's); a key given both ways
 //! is refused there, as dockerd refuses it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -31,6 +31,47 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("userns-remap", "userns_remap", "--userns-remap"),
 ];
 
+/// Why the file is refused; the caller names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    /// The file could not be read.
+    #[error("open {}: {source}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// The file is JSON, but not an object.
+    #[error("want a JSON object, got {0}")]
+    NotObject(String),
+    /// Keys Berth does not read.
+    #[error("the following directives don't match any configuration option: {unknown} (Berth reads {known})")]
+    Unknown {
+        /// The keys, sorted, comma-separated.
+        unknown: String,
+        /// The keys Berth reads, comma-separated.
+        known: String,
+    },
+    /// A key's value has the wrong type or shape.
+    #[error("{key}: want {want}, got {got}")]
+    Want {
+        /// The key (and the option of `log-opts`).
+        key: String,
+        /// What it takes.
+        want: &'static str,
+        /// What it is.
+        got: String,
+    },
+    /// `registry-mirrors` with mirrors.
+    #[error("registry-mirrors: Berth has no registry mirrors (images are pulled from the registry their name gives)")]
+    Mirrors,
+}
+
 /// One key of the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Directive {
@@ -45,40 +86,36 @@ pub struct Directive {
 
 /// Reads the file: no directives when it is missing and was not asked for (`explicit`), or empty. The errors name
 /// the key (the caller names the file).
-pub fn read(path: &Path, explicit: bool) -> Result<Vec<Directive>, String> {
+pub fn read(path: &Path, explicit: bool) -> Result<Vec<Directive>, ConfigFileError> {
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(Vec::new()),
-        Err(e) => return Err(format!("open {}: {e}", path.display())),
+        Err(source) => return Err(ConfigFileError::Open { path: path.to_path_buf(), source }),
     };
     parse(&data)
 }
 
-fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
+fn parse(data: &[u8]) -> Result<Vec<Directive>, ConfigFileError> {
     let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
     if data.trim_ascii().is_empty() {
         return Ok(Vec::new());
     }
-    let doc: Value = serde_json::from_slice(data).map_err(|e| format!("invalid JSON: {e}"))?;
+    let doc: Value = serde_json::from_slice(data).map_err(ConfigFileError::Json)?;
     let Value::Object(map) = doc else {
-        return Err(format!("want a JSON object, got {}", kind(&doc)));
+        return Err(ConfigFileError::NotObject(kind(&doc)));
     };
     let mut unknown: Vec<&str> =
         map.keys().map(String::as_str).filter(|k| !KEYS.iter().any(|(n, ..)| n == k)).collect();
     if !unknown.is_empty() {
         unknown.sort_unstable();
         let known: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();
-        return Err(format!(
-            "the following directives don't match any configuration option: {} (Berth reads {})",
-            unknown.join(", "),
-            known.join(", ")
-        ));
+        return Err(ConfigFileError::Unknown { unknown: unknown.join(", "), known: known.join(", ") });
     }
     let mut out = Vec::new();
     for (key, id, flag) in KEYS {
         let Some(value) = map.get(*key) else { continue };
-        let bad = |want: &str| format!("{key}: want {want}, got {}", kind(value));
-        let strings = || -> Result<Vec<String>, String> {
+        let bad = |want| ConfigFileError::Want { key: key.to_string(), want, got: kind(value) };
+        let strings = || -> Result<Vec<String>, ConfigFileError> {
             let Value::Array(items) = value else { return Err(bad("a list of strings")) };
             items.iter().map(|v| v.as_str().map(String::from).ok_or_else(|| bad("a list of strings"))).collect()
         };
@@ -90,9 +127,7 @@ fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
             }
             "registry-mirrors" => {
                 if !strings()?.is_empty() {
-                    return Err(format!(
-                        "{key}: Berth has no registry mirrors (images are pulled from the registry their name gives)"
-                    ));
+                    return Err(ConfigFileError::Mirrors);
                 }
                 Vec::new()
             }
@@ -108,7 +143,11 @@ fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
                 let Value::Object(opts) = value else { return Err(bad("an object of strings")) };
                 let mut pairs = Vec::new();
                 for (k, v) in opts {
-                    let v = v.as_str().ok_or_else(|| format!("{key}: {k}: want a string, got {}", kind(v)))?;
+                    let v = v.as_str().ok_or_else(|| ConfigFileError::Want {
+                        key: format!("{key}: {k}"),
+                        want: "a string",
+                        got: kind(v),
+                    })?;
                     pairs.push(format!("{k}={v}"));
                 }
                 pairs
@@ -122,7 +161,13 @@ fn parse(data: &[u8]) -> Result<Vec<Directive>, String> {
                     let extra = p.as_object().is_some_and(|o| o.keys().any(|k| k != "base" && k != "size"));
                     match (base, size, extra) {
                         (Some(b), Some(s), false) => list.push(format!("base={b},size={s}")),
-                        _ => return Err(format!("{key}: want {{\"base\": \"CIDR\", \"size\": N}}, got {p}")),
+                        _ => {
+                            return Err(ConfigFileError::Want {
+                                key: key.to_string(),
+                                want: "{\"base\": \"CIDR\", \"size\": N}",
+                                got: p.to_string(),
+                            });
+                        }
                     }
                 }
                 list
@@ -212,12 +257,24 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_key() {
-        let err = |s: &str| parse(s.as_bytes()).expect_err("refused");
+        let err = |s: &str| parse(s.as_bytes()).expect_err("refused").to_string();
         assert!(err(r#"{"log-opts": {"max-file": 3}}"#).starts_with("log-opts: max-file: want a string"));
         assert!(err(r#"{"log-driver": 1}"#).starts_with("log-driver: want a string"));
         assert!(err(r#"{"storage-driver": "x"}"#).contains("don't match any configuration option: storage-driver"));
         assert!(err(r#"{"registry-mirrors": ["https://m"]}"#).contains("no registry mirrors"));
         assert!(err("{").starts_with("invalid JSON"));
+        assert_eq!(err("[1]"), "want a JSON object, got a list");
+        assert_eq!(err(r#"{"log-opts": {"max-file": 3}}"#), "log-opts: max-file: want a string, got a number (3)");
+        assert_eq!(
+            err(r#"{"default-address-pools": [{"base": "10.0.0.0/8"}]}"#),
+            r#"default-address-pools: want {"base": "CIDR", "size": N}, got {"base":"10.0.0.0/8"}"#
+        );
+        assert_eq!(
+            err(r#"{"registry-mirrors": ["https://m"]}"#),
+            "registry-mirrors: Berth has no registry mirrors (images are pulled from the registry their name gives)"
+        );
+        let missing = read(Path::new("/nonexistent-berth-test/daemon.json"), true).expect_err("missing").to_string();
+        assert_eq!(missing, "open /nonexistent-berth-test/daemon.json: No such file or directory (os error 2)");
         assert_eq!(go_format(&serde_json::json!({"b": "2", "a": "1"})), "map[a:1 b:2]");
     }
 }

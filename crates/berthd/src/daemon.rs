@@ -1,15 +1,16 @@
-//! The daemon's state: paths, the store, the containers and exec instances it knows; start-up reconciliation.
+//! The daemon's state: paths, the store, the shims, the containers and exec instances it knows, the network and volume
+//! state; looking a container up by name or ID. Assembled by `boot.rs`; every manager takes it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-use anyhow::{Context, Result};
-use berth_api::Error;
+use crate::error::Error;
 use berth_store::Store;
 
-use crate::containers::Container;
-use crate::exec::ExecInstance;
+use crate::containers::record::Container;
+use crate::containers::shim_client::ShimClient;
+use crate::exec::record::ExecInstance;
 
 /// Where things live and which programs to run.
 #[derive(Debug, Clone)]
@@ -18,7 +19,7 @@ pub struct Config {
     pub exec_root: PathBuf,
     pub runtime: String,
     pub shim: PathBuf,
-    pub network: crate::networks::NetConfig,
+    pub network: crate::networks::state::NetConfig,
     /// Registries reached over plain HTTP (besides loopback ones).
     pub insecure_registries: Vec<String>,
     /// Docker's `certs.d` layout: CA certificates per registry.
@@ -38,12 +39,10 @@ pub struct Daemon {
     /// Held shared while a container is created from an image, exclusively while an image is removed: a removal
     /// never deletes layers that a container being created is about to use.
     pub image_use: tokio::sync::RwLock<()>,
-    pub volumes: crate::volumes::Volumes,
-    pub networks: crate::networks::Networks,
-    /// A sealed, read-only in-memory copy of `config.shim`, made once at start: every shim and exec helper runs from
-    /// it, so that a container that gets hold of one's `/proc/<pid>/exe` can never write to the host's binary (runc's
-    /// CVE-2019-5736). `None` where the kernel has no memfd (the binary is run from its file then).
-    shim_image: Option<std::os::fd::OwnedFd>,
+    pub volumes: crate::volumes::state::Volumes,
+    pub networks: crate::networks::state::Networks,
+    /// The containers' shims (the `berth-shim` binary; an in-memory fake in unit tests).
+    pub shims: Arc<dyn ShimClient>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -52,104 +51,26 @@ impl std::fmt::Debug for Daemon {
     }
 }
 
-/// Maps a store error to its API class.
+/// A store error as a domain error (where `?` cannot convert it, as in a `map_err` of a closure).
 pub fn store_error(e: berth_store::StoreError) -> Error {
-    use berth_store::StoreError as S;
-    match e {
-        S::NotFound(m) => Error::NotFound(m),
-        S::Conflict(m) => Error::Conflict(m),
-        S::InvalidArgument(m) => Error::InvalidArgument(m),
-        other => Error::Internal(other.to_string()),
-    }
-}
-
-/// Runs blocking store work off the async threads.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::result::Result<T, Error> + Send + 'static,
-) -> std::result::Result<T, Error> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+    Error::Store(e)
 }
 
 impl Daemon {
-    /// Opens the data root, loads every container and reconciles it with what is actually running.
-    pub async fn open(config: Config) -> Result<Arc<Daemon>> {
-        // Containers' directories (logs, bundles with their environment, shim sockets), builds' and copies' scratch
-        // space are root's only.
-        let private = [
-            config.data_root.join("containers"),
-            config.exec_root.join("containers"),
-            config.exec_root.join("runtime"),
-            config.exec_root.join("build"),
-            config.exec_root.join("tmp"),
-        ];
-        for d in private {
-            std::fs::create_dir_all(&d).with_context(|| format!("create {}", d.display()))?;
-            std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .with_context(|| format!("chmod {}", d.display()))?;
-        }
-        if let Some(m) = config.userns_remap {
-            // Passable (not listable) by remapped containers' root, on the way to their rootfs, files and volumes.
-            for d in [config.data_root.join("containers"), config.exec_root.join("containers")] {
-                crate::userns::let_through(&d, m)?;
-            }
-        }
-        let root = config.data_root.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&root))
-            .await
-            .context("open store")?
-            .with_context(|| format!("open the store in {}", config.data_root.display()))?;
-        let networks = crate::networks::Networks::new(config.network.clone(), &config.exec_root);
-        let started = std::time::Instant::now();
-        let shim_image = match berth_runtime::sys::sealed_copy(&config.shim, "berth-shim") {
-            Ok(fd) => {
-                tracing::debug!(took = ?started.elapsed(), "sealed copy of {}", config.shim.display());
-                Some(fd)
-            }
-            Err(e) => {
-                tracing::warn!("no sealed copy of {} (shims run from the file): {e}", config.shim.display());
-                None
-            }
-        };
-        let daemon = Arc::new(Daemon {
-            shim_image,
+    /// Assembles the daemon's state over an opened store: its (empty) tables and the network and volume state, with
+    /// the given shims. Nothing is loaded or reconciled here (see `boot::open`).
+    pub fn assemble(config: Config, store: Store, shims: Arc<dyn ShimClient>) -> Arc<Daemon> {
+        let networks = crate::networks::state::Networks::new(config.network.clone(), &config.exec_root);
+        Arc::new(Daemon {
+            shims,
             networks,
-            volumes: crate::volumes::Volumes::new(&config.data_root),
+            volumes: crate::volumes::state::Volumes::new(&config.data_root),
             config,
             store: Arc::new(store),
             containers: RwLock::new(HashMap::new()),
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
-        });
-        crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
-        crate::networks::load(&daemon).await?;
-        let d = daemon.clone();
-        tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
-        crate::containers::load_all(&daemon).await?;
-        crate::build::remove_step_containers(&daemon).await;
-        crate::recover::orphans(&daemon).await;
-        Ok(daemon)
-    }
-
-    /// A command that runs `berth-shim`: from the sealed copy (`shim_image`; `argv[0]` is still the shim's path),
-    /// with an empty environment but `PATH` (where an external runtime is looked up). Nothing of berthd's
-    /// environment goes into a shim, and so into the container processes it forks.
-    pub fn shim_command(&self) -> tokio::process::Command {
-        let mut cmd = match &self.shim_image {
-            Some(fd) => {
-                use std::os::fd::AsRawFd;
-                // The child resolves this path in its own table, where the descriptor is (close-on-exec only takes
-                // effect once `execve` has opened the file).
-                let mut cmd = tokio::process::Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-                cmd.arg0(&self.config.shim);
-                cmd
-            }
-            None => tokio::process::Command::new(&self.config.shim),
-        };
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd
+        })
     }
 
     /// Every container, in no particular order.

@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::models::{ContainerConfig, ExecConfig};
-use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::containers::{Container, Status};
+use crate::containers::record::{Container, Status};
 use crate::daemon::Daemon;
 use crate::exec;
 
@@ -25,27 +24,7 @@ const MAX_OUTPUT: usize = 4096;
 /// Results kept.
 const MAX_LOG: usize = 5;
 
-/// `State.Health`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Health {
-    /// `starting`, `healthy`, `unhealthy`.
-    pub status: String,
-    /// Consecutive failures.
-    pub failing_streak: i64,
-    /// The last results.
-    pub log: Vec<Probe>,
-}
-
-/// One result.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Probe {
-    pub start: String,
-    pub end: String,
-    pub exit_code: i64,
-    pub output: String,
-}
+pub use crate::containers::record::{Health, Probe};
 
 /// The test command of a config, `None` when there is no healthcheck (or `NONE`).
 fn test_command(cfg: &ContainerConfig) -> Option<Vec<String>> {
@@ -122,7 +101,7 @@ pub fn spawn(d: Arc<Daemon>, c: Arc<Container>, started_at: String) {
             });
             // A change of the status is written down (a restarted daemon shows it until the next check).
             if rec.state.health.map(|h| h.status) != before {
-                crate::containers::save_record(&d, &c).await;
+                crate::containers::persist::save_record(&d, &c).await;
             }
         }
     });

@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{HostConfig, HostConfigLogConfig};
+use berth_api::units::UnitError;
 use berth_runtime::shim::LogPolicy;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::containers::Container;
+use crate::containers::record::Container;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Configuration
@@ -36,6 +37,92 @@ const NOT_IN_BERTH: &[&str] =
 const BUILT_IN: &[&str] = &["mode", "max-buffer-size"];
 /// Options of Docker's file drivers that add attributes to each entry: not implemented.
 const ATTRIBUTES: &[&str] = &["labels", "labels-regex", "env", "env-regex", "tag"];
+
+/// A log driver or options Docker (or Berth) refuses, in Docker's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogOptsError {
+    /// `mode` is neither `blocking` nor `non-blocking`.
+    #[error("logger: logging mode not supported: {0}")]
+    Mode(String),
+    /// `max-buffer-size` without `mode=non-blocking`.
+    #[error("logger: max-buffer-size option is only supported with 'mode=non-blocking'")]
+    BufferSizeMode,
+    /// `max-buffer-size` is not a size.
+    #[error("error parsing option max-buffer-size: {0}")]
+    BufferSize(#[source] UnitError),
+    /// One of Docker's drivers that Berth does not have.
+    #[error("logger: the '{0}' log driver is not supported by Berth (its log drivers are json-file, local and none)")]
+    NotInBerth(String),
+    /// A driver Docker does not have either.
+    #[error("logger: no log driver named '{0}' is registered")]
+    UnknownDriver(String),
+    /// An option that adds attributes to each entry.
+    #[error("log opt '{0}' is not supported by Berth (its log entries carry no attributes)")]
+    Attributes(String),
+    /// An option the local driver does not take.
+    #[error("unknown log opt '{0}' for log driver local")]
+    UnknownLocalOpt(String),
+    /// An option the json-file driver does not take.
+    #[error("unknown log opt '{0}' for json-file log driver")]
+    UnknownJsonFileOpt(String),
+    /// The driver refused a value (Docker finds out when it starts the container, Berth at create).
+    #[error("failed to initialize logging driver: {0}")]
+    Driver(#[source] DriverOptError),
+}
+
+/// A value the json-file or local driver refuses, in the words of moby's drivers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverOptError {
+    /// json-file's `max-size` is not a size.
+    #[error("{0}")]
+    Size(#[source] UnitError),
+    /// json-file's `max-file` or `compress` is not a number or a boolean.
+    #[error("{0}")]
+    Value(#[source] StrconvError),
+    /// local's `max-size` is not a size.
+    #[error("invalid value for max-size: {value}: {source}")]
+    LocalMaxSize {
+        /// As given.
+        value: String,
+        /// Why.
+        #[source]
+        source: UnitError,
+    },
+    /// local's `max-file` is not a number.
+    #[error("invalid value for max-file: {value}: {source}")]
+    LocalMaxFile {
+        /// As given.
+        value: String,
+        /// Why.
+        #[source]
+        source: StrconvError,
+    },
+    /// local's `compress` is not a boolean.
+    #[error("invalid boolean value for compress: {0}")]
+    LocalCompress(#[source] StrconvError),
+    /// The values do not go together, or are out of range (`max-file cannot be less than 1`).
+    #[error("{0}")]
+    Invalid(&'static str),
+}
+
+/// Go's `strconv` errors, in Go's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StrconvError {
+    /// `strconv.Atoi` of a word that is not a number.
+    #[error("strconv.Atoi: parsing {0:?}: invalid syntax")]
+    AtoiSyntax(String),
+    /// `strconv.Atoi` of a number too large or too small for an int.
+    #[error("strconv.Atoi: parsing {0:?}: value out of range")]
+    AtoiRange(String),
+    /// `strconv.ParseBool`.
+    #[error("strconv.ParseBool: parsing {0:?}: invalid syntax")]
+    ParseBool(String),
+}
+
+/// The daemon's default driver and options are refused (dockerd refuses to start then).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to set log opts: {0}")]
+pub struct LogConfigError(#[source] pub LogOptsError);
 
 /// The daemon's default log driver and options (`--log-driver`, `--log-opt`, `log-driver`/`log-opts` of the
 /// configuration file).
@@ -53,59 +140,56 @@ impl Default for LogConfig {
 
 impl LogConfig {
     /// Checked as a container's would be (dockerd refuses to start with bad defaults too).
-    pub fn new(driver: &str, opts: HashMap<String, String>) -> Result<LogConfig, String> {
+    pub fn new(driver: &str, opts: HashMap<String, String>) -> Result<LogConfig, LogConfigError> {
         let driver = if driver.is_empty() { JSON_FILE } else { driver };
-        policy(driver, &opts).map_err(|e| format!("failed to set log opts: {e}"))?;
+        policy(driver, &opts).map_err(LogConfigError)?;
         Ok(LogConfig { driver: driver.into(), opts })
     }
 }
 
-/// Go's `strconv.Atoi`, with its error text.
-fn go_atoi(s: &str) -> Result<i64, String> {
-    s.parse::<i64>().map_err(|e| {
-        let why = match e.kind() {
-            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
-            _ => "invalid syntax",
-        };
-        format!("strconv.Atoi: parsing {s:?}: {why}")
+/// Go's `strconv.Atoi`.
+fn go_atoi(s: &str) -> Result<i64, StrconvError> {
+    s.parse::<i64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            StrconvError::AtoiRange(s.to_string())
+        }
+        _ => StrconvError::AtoiSyntax(s.to_string()),
     })
 }
 
-/// Go's `strconv.ParseBool`, with its error text.
-fn go_bool(s: &str) -> Result<bool, String> {
+/// Go's `strconv.ParseBool`.
+fn go_bool(s: &str) -> Result<bool, StrconvError> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("strconv.ParseBool: parsing {s:?}: invalid syntax")),
+        _ => Err(StrconvError::ParseBool(s.to_string())),
     }
 }
 
 /// Checks a driver and its options as Docker does (moby's `ValidateLogOpts`, then the driver's own parsing of the
 /// values, which Docker does at start and Berth already at create) and gives what the shim applies.
-pub fn policy(driver: &str, opts: &HashMap<String, String>) -> Result<LogPolicy, String> {
+pub fn policy(driver: &str, opts: &HashMap<String, String>) -> Result<LogPolicy, LogOptsError> {
     if driver == NONE {
         // Docker checks nothing for `none`.
         return Ok(LogPolicy { disabled: true, ..LogPolicy::default() });
     }
     let mode = opts.get("mode").map(String::as_str).unwrap_or("");
     if !matches!(mode, "" | "blocking" | "non-blocking") {
-        return Err(format!("logger: logging mode not supported: {mode}"));
+        return Err(LogOptsError::Mode(mode.to_string()));
     }
     if let Some(s) = opts.get("max-buffer-size") {
         if mode != "non-blocking" {
-            return Err("logger: max-buffer-size option is only supported with 'mode=non-blocking'".into());
+            return Err(LogOptsError::BufferSizeMode);
         }
-        berth_api::units::ram_in_bytes(s).map_err(|e| format!("error parsing option max-buffer-size: {e}"))?;
+        berth_api::units::ram_in_bytes(s).map_err(LogOptsError::BufferSize)?;
     }
     let local = match driver {
         JSON_FILE => false,
         LOCAL => true,
         d if NOT_IN_BERTH.contains(&d) => {
-            return Err(format!(
-                "logger: the '{d}' log driver is not supported by Berth (its log drivers are json-file, local and none)"
-            ));
+            return Err(LogOptsError::NotInBerth(d.to_string()));
         }
-        d => return Err(format!("logger: no log driver named '{d}' is registered")),
+        d => return Err(LogOptsError::UnknownDriver(d.to_string())),
     };
     let mut keys: Vec<&str> = opts.keys().map(String::as_str).filter(|k| !BUILT_IN.contains(k)).collect();
     keys.sort_unstable();
@@ -113,56 +197,57 @@ pub fn policy(driver: &str, opts: &HashMap<String, String>) -> Result<LogPolicy,
         match k {
             "max-size" | "max-file" | "compress" => {}
             _ if ATTRIBUTES.contains(&k) => {
-                return Err(format!("log opt '{k}' is not supported by Berth (its log entries carry no attributes)"));
+                return Err(LogOptsError::Attributes(k.to_string()));
             }
-            _ if local => return Err(format!("unknown log opt '{k}' for log driver local")),
-            _ => return Err(format!("unknown log opt '{k}' for json-file log driver")),
+            _ if local => return Err(LogOptsError::UnknownLocalOpt(k.to_string())),
+            _ => return Err(LogOptsError::UnknownJsonFileOpt(k.to_string())),
         }
     }
-    let init = |e: String| format!("failed to initialize logging driver: {e}");
+    let init = LogOptsError::Driver;
+    let invalid = |message| LogOptsError::Driver(DriverOptError::Invalid(message));
     if local {
         // moby's local driver: 20 MiB, 5 files, compressed, unless told otherwise.
         let mut p = LogPolicy { disabled: false, max_size: Some(20 << 20), max_files: 5, compress: true };
         if let Some(v) = opts.get("max-size") {
             let n = berth_api::units::from_human_size(v)
-                .map_err(|e| init(format!("invalid value for max-size: {v}: {e}")))?;
+                .map_err(|source| init(DriverOptError::LocalMaxSize { value: v.clone(), source }))?;
             p.max_size = Some(n.max(0) as u64);
         }
         if let Some(v) = opts.get("max-file") {
-            let n = go_atoi(v).map_err(|e| init(format!("invalid value for max-file: {v}: {e}")))?;
+            let n = go_atoi(v).map_err(|source| init(DriverOptError::LocalMaxFile { value: v.clone(), source }))?;
             if n < 0 {
-                return Err(init("max-file must not be negative".into()));
+                return Err(invalid("max-file must not be negative"));
             }
             p.max_files = u32::try_from(n).unwrap_or(u32::MAX);
         }
         if let Some(v) = opts.get("compress") {
-            p.compress = go_bool(v).map_err(|e| init(format!("invalid boolean value for compress: {e}")))?;
+            p.compress = go_bool(v).map_err(|e| init(DriverOptError::LocalCompress(e)))?;
         }
         if p.compress && p.max_files <= 1 {
-            return Err(init("compression cannot be enabled when max file count is 1".into()));
+            return Err(invalid("compression cannot be enabled when max file count is 1"));
         }
         return Ok(p);
     }
     // moby's json-file driver.
     let mut p = LogPolicy { disabled: false, max_size: None, max_files: 1, compress: false };
     if let Some(v) = opts.get("max-size") {
-        let n = berth_api::units::from_human_size(v).map_err(init)?;
+        let n = berth_api::units::from_human_size(v).map_err(|e| init(DriverOptError::Size(e)))?;
         if n <= 0 {
-            return Err(init("max-size must be a positive number".into()));
+            return Err(invalid("max-size must be a positive number"));
         }
         p.max_size = Some(n as u64);
     }
     if let Some(v) = opts.get("max-file") {
-        let n = go_atoi(v).map_err(init)?;
+        let n = go_atoi(v).map_err(|e| init(DriverOptError::Value(e)))?;
         if n < 1 {
-            return Err(init("max-file cannot be less than 1".into()));
+            return Err(invalid("max-file cannot be less than 1"));
         }
         p.max_files = u32::try_from(n).unwrap_or(u32::MAX);
     }
     if let Some(v) = opts.get("compress") {
-        p.compress = go_bool(v).map_err(init)?;
+        p.compress = go_bool(v).map_err(|e| init(DriverOptError::Value(e)))?;
         if p.compress && (p.max_files == 1 || p.max_size.is_none()) {
-            return Err(init("compress cannot be true when max-file is less than 2 or max-size is not set".into()));
+            return Err(invalid("compress cannot be true when max-file is less than 2 or max-size is not set"));
         }
     }
     Ok(p)
@@ -180,7 +265,7 @@ pub fn merge_and_verify(default: &LogConfig, host: &mut HostConfig) -> Result<Lo
             opts.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
-    let p = policy(&driver, &opts).map_err(Error::InvalidArgument)?;
+    let p = policy(&driver, &opts).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     lc.typ = Some(driver);
     lc.config = Some(opts);
     Ok(p)
@@ -190,7 +275,7 @@ pub fn merge_and_verify(default: &LogConfig, host: &mut HostConfig) -> Result<Lo
 pub fn policy_of(host: &HostConfig) -> Result<LogPolicy, Error> {
     let lc = host.log_config.clone().unwrap_or_default();
     let driver = lc.typ.filter(|t| !t.is_empty()).unwrap_or_else(|| JSON_FILE.into());
-    policy(&driver, &lc.config.unwrap_or_default()).map_err(Error::InvalidArgument)
+    policy(&driver, &lc.config.unwrap_or_default()).map_err(|e| Error::InvalidArgument(e.to_string()))
 }
 
 /// Whether the container's driver is json-file (whose file `inspect` shows as `LogPath`).
@@ -661,22 +746,76 @@ mod tests {
         let o = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let p = policy(JSON_FILE, &o(&[("max-size", "1m"), ("max-file", "2")])).expect("valid");
         assert_eq!((p.max_size, p.max_files, p.compress), (Some(1_000_000), 2, false));
-        assert_eq!(policy("asdf", &o(&[])).err().as_deref(), Some("logger: no log driver named 'asdf' is registered"));
-        assert_eq!(
-            policy(JSON_FILE, &o(&[("foo", "1")])).err().as_deref(),
-            Some("unknown log opt 'foo' for json-file log driver")
-        );
-        assert_eq!(
-            policy(JSON_FILE, &o(&[("max-size", "abc")])).err().as_deref(),
-            Some("failed to initialize logging driver: invalid size: 'abc'")
-        );
-        assert!(policy(JSON_FILE, &o(&[("max-file", "0")])).is_err());
-        assert!(policy(JSON_FILE, &o(&[("compress", "true"), ("max-file", "3")])).is_err());
+        let init = "failed to initialize logging driver";
+        // Driver, options, Docker's message.
+        type Case = (&'static str, &'static [(&'static str, &'static str)], String);
+        let refused: &[Case] = &[
+            ("asdf", &[], "logger: no log driver named 'asdf' is registered".into()),
+            (JSON_FILE, &[("foo", "1")], "unknown log opt 'foo' for json-file log driver".into()),
+            (LOCAL, &[("foo", "1")], "unknown log opt 'foo' for log driver local".into()),
+            (
+                JSON_FILE,
+                &[("tag", "x")],
+                "log opt 'tag' is not supported by Berth (its log entries carry no attributes)".into(),
+            ),
+            (JSON_FILE, &[("max-size", "abc")], format!("{init}: invalid size: 'abc'")),
+            (JSON_FILE, &[("max-file", "x")], format!("{init}: strconv.Atoi: parsing \"x\": invalid syntax")),
+            (
+                JSON_FILE,
+                &[("max-file", "99999999999999999999")],
+                format!("{init}: strconv.Atoi: parsing \"99999999999999999999\": value out of range"),
+            ),
+            (JSON_FILE, &[("max-file", "0")], format!("{init}: max-file cannot be less than 1")),
+            (
+                JSON_FILE,
+                &[("compress", "true"), ("max-file", "3")],
+                format!("{init}: compress cannot be true when max-file is less than 2 or max-size is not set"),
+            ),
+            (JSON_FILE, &[("compress", "yes")], format!("{init}: strconv.ParseBool: parsing \"yes\": invalid syntax")),
+            (LOCAL, &[("max-file", "1")], format!("{init}: compression cannot be enabled when max file count is 1")),
+            (LOCAL, &[("max-size", "x")], format!("{init}: invalid value for max-size: x: invalid size: 'x'")),
+            (
+                LOCAL,
+                &[("max-file", "x")],
+                format!("{init}: invalid value for max-file: x: strconv.Atoi: parsing \"x\": invalid syntax"),
+            ),
+            (
+                LOCAL,
+                &[("compress", "x")],
+                format!("{init}: invalid boolean value for compress: strconv.ParseBool: parsing \"x\": invalid syntax"),
+            ),
+            (
+                "syslog",
+                &[],
+                "logger: the 'syslog' log driver is not supported by Berth (its log drivers are json-file, local and \
+                 none)"
+                    .into(),
+            ),
+            (JSON_FILE, &[("mode", "fast")], "logger: logging mode not supported: fast".into()),
+            (
+                JSON_FILE,
+                &[("max-buffer-size", "1m")],
+                "logger: max-buffer-size option is only supported with 'mode=non-blocking'".into(),
+            ),
+            (
+                JSON_FILE,
+                &[("mode", "non-blocking"), ("max-buffer-size", "x")],
+                "error parsing option max-buffer-size: invalid size: 'x'".into(),
+            ),
+        ];
+        for (driver, pairs, want) in refused {
+            assert_eq!(
+                policy(driver, &o(pairs)).map_err(|e| e.to_string()).err().as_ref(),
+                Some(want),
+                "{driver} {pairs:?}"
+            );
+        }
         let local = policy(LOCAL, &o(&[])).expect("local");
         assert_eq!((local.max_size, local.max_files, local.compress), (Some(20 << 20), 5, true));
-        assert!(policy(LOCAL, &o(&[("max-file", "1")])).is_err());
         assert!(policy(NONE, &o(&[("anything", "x")])).expect("none").disabled);
-        assert!(policy("syslog", &o(&[])).err().is_some_and(|e| e.contains("not supported by Berth")));
-        assert!(policy(JSON_FILE, &o(&[("mode", "fast")])).is_err());
+        assert_eq!(
+            LogConfig::new("asdf", HashMap::new()).map_err(|e| e.to_string()),
+            Err("failed to set log opts: logger: no log driver named 'asdf' is registered".to_string())
+        );
     }
 }

@@ -7,13 +7,18 @@
 #![recursion_limit = "256"]
 
 mod archive;
+mod boot;
 mod build;
 mod config_file;
 mod containers;
 mod daemon;
+mod disk;
+mod error;
 mod exec;
 mod health;
 mod hijack;
+#[cfg(test)]
+mod layering;
 mod lock;
 mod logs;
 mod mounts;
@@ -24,6 +29,7 @@ mod routes;
 mod security;
 mod server;
 mod spec;
+mod task;
 mod userns;
 mod views;
 mod volumes;
@@ -133,7 +139,7 @@ fn resolve_args() -> Result<Args> {
     let explicit = matches.value_source("config_file") == Some(ValueSource::CommandLine);
     let file = args.config_file.display().to_string();
     let fail = |e: String| anyhow::anyhow!("unable to configure the daemon with file {file}: {e}");
-    let directives = config_file::read(&args.config_file, explicit).map_err(fail)?;
+    let directives = config_file::read(&args.config_file, explicit).map_err(|e| fail(e.to_string()))?;
     if directives.is_empty() {
         return Ok(args);
     }
@@ -281,7 +287,7 @@ fn main() -> Result<()> {
     let group = socket_group(args.group.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
     let served = rt.block_on(async move {
-        let daemon = daemon::Daemon::open(daemon::Config {
+        let daemon = boot::open(daemon::Config {
             data_root: args.data_root,
             exec_root: args.exec_root,
             runtime: args.runtime,

@@ -1,6 +1,6 @@
 //! Container names: validation and Docker-style generated names (`adjective_scientist`).
 
-use berth_api::Error;
+use crate::error::Error;
 
 const LEFT: &[&str] = &[
     "admiring",

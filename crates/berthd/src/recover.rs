@@ -41,7 +41,7 @@ pub fn stray_shims(d: &Daemon) {
             continue;
         }
         let runtime = rec.map(|r| r.runtime.clone()).unwrap_or_else(|| d.config.runtime.clone());
-        if kill_shim(&bundle) {
+        if d.shims.kill_shim(&bundle) {
             tracing::info!("recovery: killed the shim of {}, whose start was never recorded", &id[..12]);
         }
         release_runtime(d, &id, &bundle, &runtime);
@@ -67,7 +67,9 @@ pub async fn orphans(d: &Arc<Daemon>) {
             .collect();
         for net in gone {
             tracing::info!("recovery: completing the disconnect of {} from network {net}", &c.id[..12]);
-            if let Err(e) = crate::networks::disconnect(d, c, &net, true).await {
+            if let Err(e) =
+                crate::networks::disconnect(d, c, &net, true, |edit| crate::containers::set_endpoints(d, c, edit)).await
+            {
                 tracing::warn!("recovery: disconnect {} from {net}: {e}", &c.id[..12]);
             }
         }
@@ -89,7 +91,7 @@ pub async fn orphans(d: &Arc<Daemon>) {
         }
         orphan_volumes(d);
         downloads(&berth_registry::pull::downloads_dir(&d.store));
-        let stale: Vec<String> = running.iter().flat_map(crate::networks::unrecorded_interfaces).collect();
+        let stale: Vec<String> = running.iter().flat_map(|r| d.networks.unrecorded_interfaces(r)).collect();
         if !stale.is_empty() {
             tracing::info!("recovery: removing interfaces no record lists: {}", stale.join(" "));
             if let Err(e) = berth_network::netns::remove_interfaces(&stale) {
@@ -117,17 +119,9 @@ fn container_entries(root: &Path) -> Vec<(String, PathBuf)> {
         .collect()
 }
 
-/// SIGKILLs the shim whose PID its bundle records, if that process is still this bundle's shim (a reused PID is left
-/// alone). True when one was killed.
-fn kill_shim(bundle: &Path) -> bool {
-    crate::containers::shim_pid(bundle).is_some_and(|pid| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok()
-    })
-}
-
 /// Ends what is left of a container (its cgroup's processes, the runtime's resources, the cgroup `berth/<id>`).
 fn release_runtime(d: &Daemon, id: &str, bundle: &Path, runtime: &str) {
-    crate::containers::end_leftovers(id, runtime, &d.config.exec_root.join("runtime"), bundle);
+    d.shims.end_leftovers(id, runtime, &d.config.exec_root.join("runtime"), bundle);
 }
 
 /// Volume directories without a record: a `volume create` or `volume rm` cut short. One with anything mounted below

@@ -6,8 +6,9 @@
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::HostConfig;
+use berth_runtime::process::DEFAULT_CAPS;
 
 /// Docker's smallest memory limit (and reservation): 6 MiB.
 const MIN_MEMORY: i64 = 6 << 20;
@@ -137,7 +138,8 @@ const IPC_SYSCTLS: &[&str] = &[
 /// of its own (not `--network host`), the IPC keys an IPC namespace of its own (not `--ipc host`),
 /// `kernel.domainname` a UTS namespace of its own; every other key would change the host.
 fn check_sysctls(host: &HostConfig) -> Result<(), Error> {
-    let network_host = crate::networks::mode(host.network_mode.as_deref().unwrap_or("")) == crate::networks::Mode::Host;
+    let network_host =
+        crate::networks::state::mode(host.network_mode.as_deref().unwrap_or("")) == crate::networks::state::Mode::Host;
     let ipc_host = host.ipc_mode.as_deref() == Some("host");
     let uts_host = host.uts_mode.as_deref() == Some("host");
     for key in host.sysctls.iter().flat_map(|s| s.keys()) {
@@ -308,7 +310,7 @@ fn check_resources(host: &HostConfig) -> Result<(), Error> {
     }
     for u in host.ulimits.iter().flatten() {
         let name = u.name.as_deref().unwrap_or_default();
-        crate::spec::ulimit_name(name)?;
+        ulimit_name(name)?;
         let (soft, hard) = (u.soft.unwrap_or(0), u.hard.unwrap_or(0));
         if soft > hard {
             return bad(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"));
@@ -368,7 +370,7 @@ pub fn parse_device_cgroup_rule(rule: &str) -> Result<serde_json::Value, Error> 
 /// `logs::merge_and_verify`'s). Runs before anything is written.
 pub fn check(host: &HostConfig) -> Result<(), Error> {
     let opts = security_opts(host.security_opt.as_deref().unwrap_or_default())?;
-    let caps = crate::spec::capabilities(host)?;
+    let caps = capabilities(host)?;
     // Docker's default profile cannot be invalid: only a user's is resolved and compiled here.
     if let Seccomp::Profile(_) = opts.seccomp {
         seccomp_profile(&opts, host, &caps)?;
@@ -463,5 +465,144 @@ mod tests {
         for bad in ["c 1:3", "x 1:3 r", "c 1-3 r", "c 1:3 rwx", "c a:3 r", ""] {
             assert!(parse_device_cgroup_rule(bad).is_err(), "{bad}");
         }
+    }
+}
+
+/// Every capability available here (in berthd's effective set, as moby's `GetAllCapabilities`), for `--privileged`
+/// and `--cap-add ALL`.
+fn all_caps() -> Vec<String> {
+    caps_names().iter().filter(|c| cap_available(c)).map(|c| c.to_string()).collect()
+}
+
+/// Whether berthd holds capability `name` (a container cannot get one outside the bounding set of the process that
+/// starts it: capset fails). Read once from `/proc/self/status`; if it cannot be read, every capability counts.
+fn cap_available(name: &str) -> bool {
+    static EFFECTIVE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let eff = EFFECTIVE.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+        u64::from_str_radix(line.trim(), 16).ok()
+    });
+    match (eff, caps_names().iter().position(|c| *c == name)) {
+        (Some(bits), Some(i)) => bits & (1u64 << i) != 0,
+        _ => true,
+    }
+}
+
+fn caps_names() -> &'static [&'static str] {
+    &[
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ]
+}
+
+/// `CAP_NET_ADMIN` for `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN`; `ALL` stays; moby's refusals of unknown and
+/// unavailable capabilities.
+fn normalize_cap(c: &str) -> Result<String, Error> {
+    let up = c.to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    if !caps_names().contains(&name.as_str()) {
+        return Err(Error::InvalidArgument(format!("unknown capability: {name:?}")));
+    }
+    if !cap_available(&name) {
+        return Err(Error::InvalidArgument(format!(
+            "capability not supported by your kernel or not available in the current environment: {name:?}"
+        )));
+    }
+    Ok(name)
+}
+
+/// The capability set of a container: Docker's defaults, `--privileged`, `--cap-add`, `--cap-drop`, combined as
+/// moby's `TweakCapabilities` does (`--cap-add ALL` minus the dropped ones; `--cap-drop ALL` keeps only the added
+/// ones).
+pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, Error> {
+    if host.privileged.unwrap_or(false) {
+        return Ok(all_caps());
+    }
+    let add: Vec<String> = host.cap_add.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let all = |v: &[String]| v.iter().any(|c| c == "ALL");
+    let mut caps: Vec<String> = if all(&add) {
+        all_caps().into_iter().filter(|c| !drop.contains(c)).collect()
+    } else if all(&drop) {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).filter(|c| !drop.contains(c) && cap_available(c)).collect()
+    };
+    if !all(&add) {
+        for c in add {
+            if !caps.contains(&c) {
+                caps.push(c);
+            }
+        }
+    }
+    Ok(caps)
+}
+
+pub fn ulimit_name(name: &str) -> Result<String, Error> {
+    const KNOWN: &[&str] = &[
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    if KNOWN.contains(&name) {
+        Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
+    } else {
+        Err(Error::InvalidArgument(format!("invalid ulimit type: {name}")))
     }
 }

@@ -5,45 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use axum::http::{HeaderValue, Request, StatusCode, Uri};
+use axum::http::{HeaderValue, Request, Uri};
 use axum::response::{IntoResponse, Response};
 use berth_api::{API_VERSION, ApiVersion};
 use hyper_util::rt::TokioIo;
 use tower::Service;
 
 use crate::daemon::Daemon;
-
-/// An API error: Docker's status and `{"message": ...}` body.
-#[derive(Debug)]
-pub struct ApiError(pub berth_api::Error);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if status == StatusCode::NOT_MODIFIED {
-            return status.into_response();
-        }
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::warn!("internal error: {}", self.0);
-        }
-        (status, [("content-type", "application/json")], self.0.body()).into_response()
-    }
-}
-
-impl From<berth_api::Error> for ApiError {
-    fn from(e: berth_api::Error) -> Self {
-        ApiError(e)
-    }
-}
-
-impl From<berth_store::StoreError> for ApiError {
-    fn from(e: berth_store::StoreError) -> Self {
-        ApiError(crate::daemon::store_error(e))
-    }
-}
-
-/// Result of a handler.
-pub type ApiResult<T> = std::result::Result<T, ApiError>;
+use crate::routes::ApiError;
 
 /// Strips a `/vX.Y` prefix and checks the version; the negotiated version goes into the request's extensions, where
 /// routes find it (`routes::Version`) to render the response as that version of the API does.

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig};
 use oci_spec::runtime::Spec;
 use serde_json::{Value, json};
 
-use berth_runtime::process::DEFAULT_CAPS;
+use crate::security::{capabilities, ulimit_name};
 
 pub(crate) const MASKED_PATHS: &[&str] = &[
     "/proc/asound",
@@ -26,119 +26,6 @@ pub(crate) const MASKED_PATHS: &[&str] = &[
 ];
 
 pub(crate) const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-
-/// Every capability available here (in berthd's effective set, as moby's `GetAllCapabilities`), for `--privileged`
-/// and `--cap-add ALL`.
-fn all_caps() -> Vec<String> {
-    caps_names().iter().filter(|c| cap_available(c)).map(|c| c.to_string()).collect()
-}
-
-/// Whether berthd holds capability `name` (a container cannot get one outside the bounding set of the process that
-/// starts it: capset fails). Read once from `/proc/self/status`; if it cannot be read, every capability counts.
-fn cap_available(name: &str) -> bool {
-    static EFFECTIVE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    let eff = EFFECTIVE.get_or_init(|| {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-        u64::from_str_radix(line.trim(), 16).ok()
-    });
-    match (eff, caps_names().iter().position(|c| *c == name)) {
-        (Some(bits), Some(i)) => bits & (1u64 << i) != 0,
-        _ => true,
-    }
-}
-
-fn caps_names() -> &'static [&'static str] {
-    &[
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_DAC_READ_SEARCH",
-        "CAP_FOWNER",
-        "CAP_FSETID",
-        "CAP_KILL",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETPCAP",
-        "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_NET_BROADCAST",
-        "CAP_NET_ADMIN",
-        "CAP_NET_RAW",
-        "CAP_IPC_LOCK",
-        "CAP_IPC_OWNER",
-        "CAP_SYS_MODULE",
-        "CAP_SYS_RAWIO",
-        "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE",
-        "CAP_SYS_PACCT",
-        "CAP_SYS_ADMIN",
-        "CAP_SYS_BOOT",
-        "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE",
-        "CAP_SYS_TIME",
-        "CAP_SYS_TTY_CONFIG",
-        "CAP_MKNOD",
-        "CAP_LEASE",
-        "CAP_AUDIT_WRITE",
-        "CAP_AUDIT_CONTROL",
-        "CAP_SETFCAP",
-        "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN",
-        "CAP_SYSLOG",
-        "CAP_WAKE_ALARM",
-        "CAP_BLOCK_SUSPEND",
-        "CAP_AUDIT_READ",
-        "CAP_PERFMON",
-        "CAP_BPF",
-        "CAP_CHECKPOINT_RESTORE",
-    ]
-}
-
-/// `CAP_NET_ADMIN` for `net_admin`, `NET_ADMIN` or `CAP_NET_ADMIN`; `ALL` stays; moby's refusals of unknown and
-/// unavailable capabilities.
-fn normalize_cap(c: &str) -> Result<String, Error> {
-    let up = c.to_ascii_uppercase();
-    if up == "ALL" {
-        return Ok(up);
-    }
-    let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
-    if !caps_names().contains(&name.as_str()) {
-        return Err(Error::InvalidArgument(format!("unknown capability: {name:?}")));
-    }
-    if !cap_available(&name) {
-        return Err(Error::InvalidArgument(format!(
-            "capability not supported by your kernel or not available in the current environment: {name:?}"
-        )));
-    }
-    Ok(name)
-}
-
-/// The capability set of a container: Docker's defaults, `--privileged`, `--cap-add`, `--cap-drop`, combined as
-/// moby's `TweakCapabilities` does (`--cap-add ALL` minus the dropped ones; `--cap-drop ALL` keeps only the added
-/// ones).
-pub fn capabilities(host: &HostConfig) -> Result<Vec<String>, Error> {
-    if host.privileged.unwrap_or(false) {
-        return Ok(all_caps());
-    }
-    let add: Vec<String> = host.cap_add.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
-    let drop: Vec<String> = host.cap_drop.iter().flatten().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
-    let all = |v: &[String]| v.iter().any(|c| c == "ALL");
-    let mut caps: Vec<String> = if all(&add) {
-        all_caps().into_iter().filter(|c| !drop.contains(c)).collect()
-    } else if all(&drop) {
-        Vec::new()
-    } else {
-        DEFAULT_CAPS.iter().map(|c| c.to_string()).filter(|c| !drop.contains(c) && cap_available(c)).collect()
-    };
-    if !all(&add) {
-        for c in add {
-            if !caps.contains(&c) {
-                caps.push(c);
-            }
-        }
-    }
-    Ok(caps)
-}
 
 /// Docker's default device cgroup rules: deny everything, then allow the usual nodes.
 fn device_rules(privileged: bool) -> Value {
@@ -170,32 +57,6 @@ fn device_rules(privileged: bool) -> Value {
         rules.push(r);
     }
     Value::Array(rules)
-}
-
-pub fn ulimit_name(name: &str) -> Result<String, Error> {
-    const KNOWN: &[&str] = &[
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-        "as",
-    ];
-    if KNOWN.contains(&name) {
-        Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
-    } else {
-        Err(Error::InvalidArgument(format!("invalid ulimit type: {name}")))
-    }
 }
 
 /// Inputs to [`build`] besides the container's configuration.
@@ -377,6 +238,7 @@ pub fn console_size(tty: bool, size: Option<&[usize]>) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_runtime::process::DEFAULT_CAPS;
 
     #[test]
     fn caps_add_drop_privileged() {

@@ -5,11 +5,11 @@
 //! Container ID `n` is host ID `start + n`; the image layers are mounted idmapped by the shim, volumes are owned by
 //! the remapped root, bind mounts are left as they are (so container root is not host root on them).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use berth_runtime::shim::IdMap;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::HostConfig;
 
 /// The user (and group) `default` stands for.
@@ -17,8 +17,54 @@ pub const DEFAULT_USER: &str = "berthremap";
 /// The size of the range given to a user created for `default`.
 const DEFAULT_RANGE: u32 = 65536;
 
+/// Why `--userns-remap`'s value cannot be resolved to an ID range.
+#[derive(Debug, thiserror::Error)]
+pub enum RemapError {
+    /// `USER:` or `:GROUP`.
+    #[error("invalid --userns-remap {0:?}: USER[:GROUP]")]
+    Syntax(String),
+    /// `/etc/subuid` or `/etc/subgid` could not be read.
+    #[error("read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The user (or group) has no range in the file.
+    #[error("no subordinate ID range for {name:?} in {}", .path.display())]
+    NoRange {
+        /// The user or group.
+        name: String,
+        /// `/etc/subuid` or `/etc/subgid`.
+        path: PathBuf,
+    },
+    /// `useradd` could not be run.
+    #[error("run useradd: {0}")]
+    RunUseradd(#[source] std::io::Error),
+    /// `useradd` failed; its standard error.
+    #[error("useradd {user}: {stderr}", user = DEFAULT_USER)]
+    Useradd {
+        /// What it said.
+        stderr: String,
+    },
+    /// The range of `berthremap` could not be added to the file.
+    #[error(transparent)]
+    Write(berth_runtime::Error),
+    /// The file could not be made world-readable again.
+    #[error("chmod {}: {source}", .path.display())]
+    Chmod {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Resolves `--userns-remap`'s value to the containers' ID range, creating `berthremap` for `default`.
-pub fn resolve(value: &str) -> Result<IdMap, String> {
+pub fn resolve(value: &str) -> Result<IdMap, RemapError> {
     let (user, group) = match value {
         "default" => {
             ensure_default_user()?;
@@ -26,7 +72,7 @@ pub fn resolve(value: &str) -> Result<IdMap, String> {
         }
         v => match v.split_once(':') {
             Some((u, g)) if !u.is_empty() && !g.is_empty() => (u.to_string(), g.to_string()),
-            Some(_) => return Err(format!("invalid --userns-remap {v:?}: USER[:GROUP]")),
+            Some(_) => return Err(RemapError::Syntax(v.to_string())),
             None => (v.to_string(), v.to_string()),
         },
     };
@@ -44,14 +90,14 @@ fn gid_of(group: &str) -> Option<u32> {
 }
 
 /// The first `start:count` range of `name` (or of its numeric ID) in a subordinate ID file.
-fn first_range(file: &Path, name: &str, id: Option<u32>) -> Result<(u32, u32), String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("read {}: {e}", file.display()))?;
+fn first_range(file: &Path, name: &str, id: Option<u32>) -> Result<(u32, u32), RemapError> {
+    let text = std::fs::read_to_string(file).map_err(|source| RemapError::Read { path: file.into(), source })?;
     parse_ranges(&text)
         .into_iter()
         .find(|(n, _, _)| n == name || id.is_some_and(|i| *n == i.to_string()))
         .map(|(_, s, c)| (s, c))
         .filter(|(_, c)| *c > 0)
-        .ok_or_else(|| format!("no subordinate ID range for {name:?} in {}", file.display()))
+        .ok_or_else(|| RemapError::NoRange { name: name.to_string(), path: file.into() })
 }
 
 /// `name:start:count` lines (others are skipped).
@@ -67,21 +113,21 @@ fn parse_ranges(text: &str) -> Vec<(String, u32, u32)> {
 
 /// Creates the user and group `berthremap` (a system account without a home or shell) and gives it a range in
 /// `/etc/subuid` and `/etc/subgid` after every range there, as dockerd does for `dockremap`.
-fn ensure_default_user() -> Result<(), String> {
+fn ensure_default_user() -> Result<(), RemapError> {
     if uid_of(DEFAULT_USER).is_none() {
         let out = std::process::Command::new("useradd")
             .args(["--system", "--user-group", "--no-create-home", "--shell", "/bin/false", DEFAULT_USER])
             .output()
-            .map_err(|e| format!("run useradd: {e}"))?;
+            .map_err(RemapError::RunUseradd)?;
         if !out.status.success() {
-            return Err(format!("useradd {DEFAULT_USER}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(RemapError::Useradd { stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
         }
     }
     for file in [Path::new("/etc/subuid"), Path::new("/etc/subgid")] {
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(format!("read {}: {e}", file.display())),
+            Err(source) => return Err(RemapError::Read { path: file.into(), source }),
         };
         let ranges = parse_ranges(&text);
         if ranges.iter().any(|(n, _, _)| n == DEFAULT_USER) {
@@ -93,11 +139,11 @@ fn ensure_default_user() -> Result<(), String> {
             text.push('\n');
         }
         text.push_str(&format!("{DEFAULT_USER}:{start}:{DEFAULT_RANGE}\n"));
-        berth_runtime::sys::replace_file(file, text.as_bytes(), true)
-            .map_err(|e| format!("write {}: {e}", file.display()))?;
+        // Its message names the file.
+        berth_runtime::sys::replace_file(file, text.as_bytes(), true).map_err(RemapError::Write)?;
         // replace_file writes 0600: these files are world-readable.
         std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .map_err(|e| format!("chmod {}: {e}", file.display()))?;
+            .map_err(|source| RemapError::Chmod { path: file.into(), source })?;
     }
     Ok(())
 }
@@ -185,6 +231,20 @@ mod tests {
     fn ranges_parse_and_bad_lines_are_skipped() {
         let r = parse_ranges("a:100000:65536\n# x\nb:1:2:3\nbad\nc:x:1\n");
         assert_eq!(r, vec![("a".into(), 100000, 65536), ("b".into(), 1, 2)]);
+    }
+
+    #[test]
+    fn remap_errors_say_what_is_wrong() {
+        let text = |e: RemapError| e.to_string();
+        assert_eq!(resolve("a:").map_err(text).err().as_deref(), Some("invalid --userns-remap \"a:\": USER[:GROUP]"));
+        let missing = Path::new("/nonexistent-berth-test/subuid");
+        assert_eq!(
+            first_range(missing, "a", None).map_err(text).err().as_deref(),
+            Some("read /nonexistent-berth-test/subuid: No such file or directory (os error 2)")
+        );
+        let none = RemapError::NoRange { name: "a".into(), path: "/etc/subuid".into() };
+        assert_eq!(none.to_string(), "no subordinate ID range for \"a\" in /etc/subuid");
+        assert_eq!(RemapError::Useradd { stderr: "no".into() }.to_string(), "useradd berthremap: no");
     }
 
     #[test]

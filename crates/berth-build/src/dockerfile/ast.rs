@@ -4,6 +4,7 @@
 
 use crate::shell::Lex;
 
+use super::InstructionError::{self, Invalid};
 use super::ParseError;
 
 /// One instruction, as the line parsers left it.
@@ -53,7 +54,7 @@ struct Directives {
 impl Directives {
     /// Looks at one line while directives are still possible; the first line that is not a known directive ends
     /// them (a blank line or a plain comment too).
-    fn offer(&mut self, line: &str) -> Result<(), String> {
+    fn offer(&mut self, line: &str) -> Result<(), InstructionError> {
         if self.done {
             return Ok(());
         }
@@ -67,14 +68,14 @@ impl Directives {
             return Ok(());
         }
         if self.seen.contains(&key) {
-            return Err(format!("only one {key} parser directive can be used"));
+            return Err(Invalid(format!("only one {key} parser directive can be used")));
         }
         self.seen.push(key.clone());
         match key.as_str() {
             "escape" => match value.as_str() {
                 "\\" => self.escape = '\\',
                 "`" => self.escape = '`',
-                _ => return Err(format!("invalid escape token '{value}' does not match ` or \\")),
+                _ => return Err(Invalid(format!("invalid escape token '{value}' does not match ` or \\"))),
             },
             "syntax" => self.syntax = Some(value),
             _ => {}
@@ -113,7 +114,7 @@ fn process_line(d: &mut Directives, raw: &str, strip_left: bool, line_no: usize)
     if strip_left {
         token = token.trim_start();
     }
-    d.offer(token).map_err(|e| ParseError::new(line_no, e))?;
+    d.offer(token).map_err(|e| ParseError::new(line_no, e.to_string()))?;
     Ok(if token.starts_with('#') { String::new() } else { token.to_owned() })
 }
 
@@ -157,9 +158,10 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             line.push_str(&part);
             end = part_end;
         }
-        let mut node = node_from_line(&line, d.escape).map_err(|e| ParseError::new(start_line, e))?;
+        let at = |e: InstructionError| ParseError::new(start_line, e.to_string());
+        let mut node = node_from_line(&line, d.escape).map_err(at)?;
         if node.can_contain_heredoc() {
-            for (name, expand, chomp) in heredocs_from_line(&line).map_err(|e| ParseError::new(start_line, e))? {
+            for (name, expand, chomp) in heredocs_from_line(&line).map_err(at)? {
                 let mut content = String::new();
                 let mut terminated = false;
                 while i < lines.len() {
@@ -205,7 +207,7 @@ impl Node {
 
 /// The heredoc markers of an instruction line, as BuildKit's `heredocsFromLine`: the line is split into words with
 /// quotes kept, and every word that looks like `[n]<<[-]WORD` is one.
-fn heredocs_from_line(line: &str) -> Result<Vec<(String, bool, bool)>, String> {
+fn heredocs_from_line(line: &str) -> Result<Vec<(String, bool, bool)>, InstructionError> {
     let words = Lex::heredoc_finder().process_words(line, &()).unwrap_or_default();
     let mut out = Vec::new();
     for word in words {
@@ -218,7 +220,7 @@ fn heredocs_from_line(line: &str) -> Result<Vec<(String, bool, bool)>, String> {
 
 /// `[n]<<[-]WORD` → (name, expand, chomp); `None` when the word is not a heredoc marker. The body is expanded
 /// unless some part of `WORD` is quoted.
-pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<(String, bool, bool)>, String> {
+pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<(String, bool, bool)>, InstructionError> {
     let rest = word.trim_start_matches(|c: char| c.is_ascii_digit());
     let Some(rest) = rest.strip_prefix("<<") else {
         return Ok(None);
@@ -233,13 +235,13 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<(String, bool, boo
         return Ok(None);
     }
     let lex = Lex::new('\\').with_skip_unset(true);
-    let words = lex.process_words(rest, &()).map_err(|e| e.0)?;
+    let words = lex.process_words(rest, &())?;
     let [name] = words.as_slice() else {
         return Ok(None);
     };
-    let raw = lex.with_raw_quotes(true).process_words(rest, &()).map_err(|e| e.0)?;
+    let raw = lex.with_raw_quotes(true).process_words(rest, &())?;
     let [raw] = raw.as_slice() else {
-        return Err(format!("internal lexing of heredoc produced inconsistent results: {rest}"));
+        return Err(Invalid(format!("internal lexing of heredoc produced inconsistent results: {rest}")));
     };
     // A quote that did something (not an escaped one) makes the raw word longer in quotes: then no expansion.
     let quotes = |s: &str| s.chars().filter(|c| *c == '"' || *c == '\'').count();
@@ -248,7 +250,7 @@ pub(crate) fn parse_heredoc_word(word: &str) -> Result<Option<(String, bool, boo
 }
 
 /// BuildKit's `newNodeFromLine`: the instruction word, its flags, and the arguments by the instruction's syntax.
-fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
+fn node_from_line(line: &str, escape: char) -> Result<Node, InstructionError> {
     let trimmed = line.trim();
     let (cmd, rest) = match trimmed.find(is_token_space) {
         Some(i) => (&trimmed[..i], trimmed[i..].trim_start_matches(is_token_space)),
@@ -473,7 +475,7 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
 }
 
 /// `ENV`/`LABEL`: `k=v k2="v 2"` pairs, or the legacy `KEY value with spaces`; the result alternates keys and values.
-fn name_vals(rest: &str, key: &str, escape: char) -> Result<Vec<String>, String> {
+fn name_vals(rest: &str, key: &str, escape: char) -> Result<Vec<String>, InstructionError> {
     let words = parse_words(rest, escape);
     let Some(first) = words.first() else {
         return Ok(Vec::new());
@@ -481,13 +483,13 @@ fn name_vals(rest: &str, key: &str, escape: char) -> Result<Vec<String>, String>
     if !first.contains('=') {
         return match rest.find(is_token_space) {
             Some(i) => Ok(vec![rest[..i].to_owned(), rest[i..].trim_start_matches(is_token_space).to_owned()]),
-            None => Err(format!("{key} must have two arguments")),
+            None => Err(Invalid(format!("{key} must have two arguments"))),
         };
     }
     let mut args = Vec::new();
     for word in words {
         let Some((k, v)) = word.split_once('=') else {
-            return Err(format!("Syntax error - can't find = in {word:?}. Must be of the form: name=value"));
+            return Err(Invalid(format!("Syntax error - can't find = in {word:?}. Must be of the form: name=value")));
         };
         args.push(k.to_owned());
         args.push(v.to_owned());
@@ -497,7 +499,7 @@ fn name_vals(rest: &str, key: &str, escape: char) -> Result<Vec<String>, String>
 
 /// A JSON array of strings: `Ok(None)` when `rest` is not one (so it is the shell form). Only the first JSON value
 /// is read, as Go's `json.Decoder` does.
-fn json_array(rest: &str) -> Result<Option<Vec<String>>, String> {
+fn json_array(rest: &str) -> Result<Option<Vec<String>>, InstructionError> {
     let rest = rest.trim_start();
     if !rest.starts_with('[') {
         return Ok(None);
@@ -510,14 +512,14 @@ fn json_array(rest: &str) -> Result<Option<Vec<String>>, String> {
         .into_iter()
         .map(|item| match item {
             serde_json::Value::String(s) => Ok(s),
-            _ => Err("when using JSON array syntax, arrays must be comprised of strings only".to_owned()),
+            _ => Err(Invalid("when using JSON array syntax, arrays must be comprised of strings only".to_owned())),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
 }
 
 /// `CMD`, `ENTRYPOINT`, `RUN`, `SHELL`: a JSON array, else the whole rest as one argument.
-fn maybe_json(rest: &str) -> Result<(Vec<String>, bool), String> {
+fn maybe_json(rest: &str) -> Result<(Vec<String>, bool), InstructionError> {
     if rest.is_empty() {
         return Ok((Vec::new(), false));
     }
@@ -528,7 +530,7 @@ fn maybe_json(rest: &str) -> Result<(Vec<String>, bool), String> {
 }
 
 /// `ADD`, `COPY`, `VOLUME`: a JSON array, else whitespace-separated words.
-fn maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), String> {
+fn maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), InstructionError> {
     Ok(match json_array(rest)? {
         Some(items) => (items, true),
         None => (whitespace_list(rest), false),
@@ -536,7 +538,7 @@ fn maybe_json_to_list(rest: &str) -> Result<(Vec<String>, bool), String> {
 }
 
 /// `HEALTHCHECK TYPE cmd…`: the type word, then the command as for `CMD`.
-fn health_config(rest: &str) -> Result<(Vec<String>, bool), String> {
+fn health_config(rest: &str) -> Result<(Vec<String>, bool), InstructionError> {
     let Some(first) = rest.split(char::is_whitespace).next().filter(|w| !w.is_empty()) else {
         return Ok((Vec::new(), false));
     };

@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use berth_api::units::go_duration_nanos;
+
+use super::InstructionError::{self, Invalid};
 use super::ast::{self, Node, RawHeredoc};
-use super::duration::parse_go_duration;
 use super::mount::parse_mount;
 use super::{ArgDecl, Command, CopyArgs, Form, Healthcheck, Heredoc, Instruction, ParseError, Stage};
 
@@ -16,12 +18,37 @@ pub(crate) enum Parsed {
 }
 
 pub(crate) fn parse_node(node: &Node) -> Result<Parsed, ParseError> {
-    let at = |message: String| ParseError::new(node.start_line, message);
+    let at = |e: InstructionError| ParseError::new(node.start_line, e.to_string());
     if node.cmd.eq_ignore_ascii_case("from") {
         return parse_from(node).map(Parsed::Stage).map_err(at);
     }
     let command = parse_command(node, &node.heredocs).map_err(at)?;
     Ok(Parsed::Instruction(Instruction { line: node.start_line, original: node.original.trim().to_owned(), command }))
+}
+
+/// A `--flag` an instruction does not take, or a flag's value, in BuildKit's words (`BFlags.Parse`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum FlagError {
+    /// A flag word without its `--` (as written, without the dashes).
+    #[error("arg should start with -- : {0}")]
+    NoDashes(String),
+    /// A flag the instruction does not take.
+    #[error("unknown flag: {0}")]
+    Unknown(String),
+    /// A flag given twice that takes one value.
+    #[error("duplicate flag specified: {0}")]
+    Duplicate(String),
+    /// `--flag` without `=value` (or a boolean with `=`).
+    #[error("missing a value on flag: {0}")]
+    MissingValue(String),
+    /// A boolean flag whose value is neither `true` nor `false`.
+    #[error("expecting boolean value for flag {name}, not: {value}")]
+    NotBool {
+        /// The flag.
+        name: String,
+        /// Its value.
+        value: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -40,11 +67,11 @@ struct Flags {
 }
 
 impl Flags {
-    fn parse(given: &[String], allowed: &[(&str, FlagType)]) -> Result<Flags, String> {
+    fn parse(given: &[String], allowed: &[(&str, FlagType)]) -> Result<Flags, FlagError> {
         let mut flags = Flags::default();
         for arg in given {
             let Some(arg) = arg.strip_prefix("--") else {
-                return Err(format!("arg should start with -- : {arg}"));
+                return Err(FlagError::NoDashes(arg.clone()));
             };
             if arg.is_empty() {
                 break;
@@ -54,19 +81,19 @@ impl Flags {
                 None => (arg, None),
             };
             let Some(&(_, kind)) = allowed.iter().find(|(n, _)| *n == name) else {
-                return Err(format!("unknown flag: {name}"));
+                return Err(FlagError::Unknown(name.to_owned()));
             };
             if kind != FlagType::Strings && flags.values.contains_key(name) {
-                return Err(format!("duplicate flag specified: {name}"));
+                return Err(FlagError::Duplicate(name.to_owned()));
             }
             let value = match (kind, value) {
                 (FlagType::Bool, None) => "true".to_owned(),
-                (FlagType::Bool, Some("")) => return Err(format!("missing a value on flag: {name}")),
+                (FlagType::Bool, Some("")) => return Err(FlagError::MissingValue(name.to_owned())),
                 (FlagType::Bool, Some(v)) => match v.to_lowercase().as_str() {
                     lower @ ("true" | "false") => lower.to_owned(),
-                    _ => return Err(format!("expecting boolean value for flag {name}, not: {v}")),
+                    _ => return Err(FlagError::NotBool { name: name.to_owned(), value: v.to_owned() }),
                 },
-                (_, None) => return Err(format!("missing a value on flag: {name}")),
+                (_, None) => return Err(FlagError::MissingValue(name.to_owned())),
                 (_, Some(v)) => v.to_owned(),
             };
             flags.values.entry(name.to_owned()).or_default().push(value);
@@ -92,18 +119,18 @@ impl Flags {
     }
 }
 
-fn no_flags(node: &Node) -> Result<(), String> {
+fn no_flags(node: &Node) -> Result<(), FlagError> {
     Flags::parse(&node.flags, &[]).map(drop)
 }
 
-fn at_least_one(command: &str) -> String {
-    format!("{command} requires at least one argument")
+fn at_least_one(command: &str) -> InstructionError {
+    Invalid(format!("{command} requires at least one argument"))
 }
 
-fn exactly_one(node: &Node, command: &str) -> Result<String, String> {
+fn exactly_one(node: &Node, command: &str) -> Result<String, InstructionError> {
     match node.args.as_slice() {
         [one] => Ok(one.clone()),
-        _ => Err(format!("{command} requires exactly one argument")),
+        _ => Err(Invalid(format!("{command} requires exactly one argument"))),
     }
 }
 
@@ -126,19 +153,19 @@ fn chomp_tabs(content: &str) -> String {
     content.split_inclusive('\n').map(|line| line.trim_start_matches('\t')).collect()
 }
 
-fn parse_from(node: &Node) -> Result<Stage, String> {
+fn parse_from(node: &Node) -> Result<Stage, InstructionError> {
     let name = match node.args.as_slice() {
         [_, as_, name] if as_.eq_ignore_ascii_case("as") => {
             let lower = name.to_lowercase();
             if !valid_stage_name(&lower) {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "invalid name for build stage: {name:?}, name can't start with a number or contain symbols"
-                ));
+                )));
             }
             Some(lower)
         }
         [_] => None,
-        _ => return Err("FROM requires either one or three arguments".to_owned()),
+        _ => return Err(Invalid("FROM requires either one or three arguments".to_owned())),
     };
     let flags = Flags::parse(&node.flags, &[("platform", FlagType::Str)])?;
     Ok(Stage {
@@ -159,7 +186,7 @@ fn valid_stage_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
-fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String> {
+fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, InstructionError> {
     let cmd = node.cmd.to_lowercase();
     Ok(match cmd.as_str() {
         "run" => {
@@ -172,13 +199,13 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             if let Some(n) = &network
                 && !matches!(n.as_str(), "default" | "none" | "host")
             {
-                return Err(format!("invalid network mode {n:?}"));
+                return Err(Invalid(format!("invalid network mode {n:?}")));
             }
             let security = flags.string("security");
             if let Some(s) = &security
                 && !matches!(s.as_str(), "sandbox" | "insecure")
             {
-                return Err(format!("security {s:?} is not valid"));
+                return Err(Invalid(format!("security {s:?} is not valid")));
             }
             Command::Run {
                 cmd: form(node),
@@ -191,10 +218,10 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
         "copy" | "add" => {
             let upper = cmd.to_uppercase();
             if node.args.len() < 2 {
-                return Err(format!(
+                return Err(Invalid(format!(
                     "{upper} requires at least two arguments, but only one was provided. Destination could not be \
                      determined"
-                ));
+                )));
             }
             let allowed: &[(&str, FlagType)] = if cmd == "copy" {
                 &[
@@ -219,7 +246,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             let flags = Flags::parse(&node.flags, allowed)?;
             let (dest, sources) = node.args.split_last().ok_or_else(|| at_least_one(&upper))?;
             if ast::parse_heredoc_word(dest).ok().flatten().is_some() {
-                return Err(format!("{upper} cannot accept a heredoc as a destination"));
+                return Err(Invalid(format!("{upper} cannot accept a heredoc as a destination")));
             }
             let mut args = CopyArgs {
                 dest: dest.clone(),
@@ -287,7 +314,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             let mut decls = Vec::new();
             for arg in &node.args {
                 decls.push(match arg.split_once('=') {
-                    Some(("", _)) => return Err("ARG names can not be blank".to_owned()),
+                    Some(("", _)) => return Err(Invalid("ARG names can not be blank".to_owned())),
                     Some((name, default)) => ArgDecl { name: name.to_owned(), default: Some(default.to_owned()) },
                     None => ArgDecl { name: arg.clone(), default: None },
                 });
@@ -312,7 +339,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             for v in &node.args {
                 let v = v.trim();
                 if v.is_empty() {
-                    return Err("VOLUME specified can not be an empty string".to_owned());
+                    return Err(Invalid("VOLUME specified can not be an empty string".to_owned()));
                 }
                 volumes.push(v.to_owned());
             }
@@ -332,7 +359,7 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
                 return Err(at_least_one("SHELL"));
             }
             if !node.json {
-                return Err("SHELL requires the arguments to be in JSON form".to_owned());
+                return Err(Invalid("SHELL requires the arguments to be in JSON form".to_owned()));
             }
             Command::Shell(node.args.clone())
         }
@@ -344,8 +371,8 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             no_flags(node)?;
             let trigger = trigger.trim().to_uppercase();
             match trigger.as_str() {
-                "ONBUILD" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_owned()),
-                "MAINTAINER" | "FROM" => return Err(format!("{trigger} isn't allowed as an ONBUILD trigger")),
+                "ONBUILD" => return Err(Invalid("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".to_owned())),
+                "MAINTAINER" | "FROM" => return Err(Invalid(format!("{trigger} isn't allowed as an ONBUILD trigger"))),
                 _ => {}
             }
             let inner = parse_command(sub, heredocs)?;
@@ -358,28 +385,28 @@ fn parse_command(node: &Node, heredocs: &[RawHeredoc]) -> Result<Command, String
             }
             Command::Onbuild(Box::new(Instruction { line: node.start_line, original: expression, command: inner }))
         }
-        _ => return Err(format!("unknown instruction: {}", node.cmd)),
+        _ => return Err(InstructionError::Unknown(node.cmd.clone())),
     })
 }
 
 /// `ENV`/`LABEL` keys and values (BuildKit's `parseKvps`).
-fn pairs(args: &[String], command: &str) -> Result<Vec<(String, String)>, String> {
+fn pairs(args: &[String], command: &str) -> Result<Vec<(String, String)>, InstructionError> {
     if args.is_empty() {
         return Err(at_least_one(command));
     }
     if !args.len().is_multiple_of(2) {
-        return Err(format!("Bad input to {command}, too many arguments"));
+        return Err(Invalid(format!("Bad input to {command}, too many arguments")));
     }
     args.chunks(2)
         .map(|kv| match kv {
-            [k, _] if k.is_empty() => Err(format!("{command} names can not be blank")),
+            [k, _] if k.is_empty() => Err(Invalid(format!("{command} names can not be blank"))),
             [k, v] => Ok((k.clone(), v.clone())),
-            _ => Err(format!("Bad input to {command}, too many arguments")),
+            _ => Err(Invalid(format!("Bad input to {command}, too many arguments"))),
         })
         .collect()
 }
 
-fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
+fn parse_healthcheck(node: &Node) -> Result<Healthcheck, InstructionError> {
     let Some(kind) = node.args.first() else {
         return Err(at_least_one("HEALTHCHECK"));
     };
@@ -388,7 +415,7 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
     if kind == "NONE" {
         // BuildKit does not look at the flags of HEALTHCHECK NONE.
         if !rest.is_empty() {
-            return Err("HEALTHCHECK NONE takes no arguments".to_owned());
+            return Err(Invalid("HEALTHCHECK NONE takes no arguments".to_owned()));
         }
         return Ok(Healthcheck::None);
     }
@@ -403,20 +430,23 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
         ],
     )?;
     if kind != "CMD" {
-        return Err(format!("Unknown type {kind:?} in HEALTHCHECK (try CMD)"));
+        return Err(Invalid(format!("Unknown type {kind:?} in HEALTHCHECK (try CMD)")));
     }
     if rest.is_empty() {
-        return Err("Missing command after HEALTHCHECK CMD".to_owned());
+        return Err(Invalid("Missing command after HEALTHCHECK CMD".to_owned()));
     }
     let test = if node.json { Form::Exec(rest.to_vec()) } else { Form::Shell(rest.join(" ")) };
     let retries = match flags.non_empty("retries") {
         None => None,
         Some(v) => {
-            let n: i64 = v.parse().map_err(|_| format!("strconv.ParseInt: parsing {v:?}: invalid syntax"))?;
+            let n: i64 = v.parse().map_err(|_| Invalid(format!("strconv.ParseInt: parsing {v:?}: invalid syntax")))?;
             if n < 0 {
-                return Err(format!("--retries cannot be negative ({n})"));
+                return Err(Invalid(format!("--retries cannot be negative ({n})")));
             }
-            Some(u32::try_from(n).map_err(|_| format!("strconv.ParseInt: parsing {v:?}: value out of range"))?)
+            Some(
+                u32::try_from(n)
+                    .map_err(|_| Invalid(format!("strconv.ParseInt: parsing {v:?}: value out of range")))?,
+            )
         }
     };
     Ok(Healthcheck::Check {
@@ -430,18 +460,16 @@ fn parse_healthcheck(node: &Node) -> Result<Healthcheck, String> {
 }
 
 /// BuildKit's `parseOptInterval`: absent or zero is `None`; anything else must be at least 1ms.
-fn interval(flags: &Flags, name: &str) -> Result<Option<Duration>, String> {
+fn interval(flags: &Flags, name: &str) -> Result<Option<Duration>, InstructionError> {
     let Some(value) = flags.non_empty(name) else {
         return Ok(None);
     };
-    let negative = value.starts_with('-');
-    let d = parse_go_duration(value.strip_prefix('-').unwrap_or(&value))
-        .map_err(|e| if negative { e.replacen(&value[1..], &value, 1) } else { e })?;
-    if d.is_zero() {
+    let nanos = go_duration_nanos(&value)?;
+    if nanos == 0 {
         return Ok(None);
     }
-    if negative || d < Duration::from_millis(1) {
-        return Err(format!("Interval {name:?} cannot be less than 1ms"));
+    match u64::try_from(nanos) {
+        Ok(nanos) if nanos >= 1_000_000 => Ok(Some(Duration::from_nanos(nanos))),
+        _ => Err(Invalid(format!("Interval {name:?} cannot be less than 1ms"))),
     }
-    Ok(Some(d))
 }

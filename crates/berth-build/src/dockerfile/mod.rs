@@ -4,14 +4,15 @@
 //! does (`expand.rs`).
 
 mod ast;
-mod duration;
 mod expand;
 mod instructions;
 mod mount;
 
 use std::time::Duration;
 
-use crate::shell::{Env, Lex};
+use berth_api::units::UnitError;
+
+use crate::shell::{Env, ExpandError, Lex};
 
 /// A Dockerfile that could not be parsed. `Display` is the message only; callers print
 /// `Dockerfile:{line}: {message}`.
@@ -28,6 +29,26 @@ impl ParseError {
     pub(crate) fn new(line: usize, message: impl Into<String>) -> ParseError {
         ParseError { line, message: message.into() }
     }
+}
+
+/// What is wrong with one instruction (or parser directive), in BuildKit's words; [`ParseError`] adds its line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum InstructionError {
+    /// The message is the whole story (`FROM requires either one or three arguments`).
+    #[error("{0}")]
+    Invalid(String),
+    /// An instruction word BuildKit does not know, as written.
+    #[error("unknown instruction: {0}")]
+    Unknown(String),
+    /// A `--flag` the instruction does not take, or its value.
+    #[error(transparent)]
+    Flag(#[from] instructions::FlagError),
+    /// A heredoc marker that could not be expanded.
+    #[error(transparent)]
+    Expand(#[from] ExpandError),
+    /// A duration (`HEALTHCHECK --interval`) or a size (`RUN --mount=type=tmpfs,size=`), in Go's words.
+    #[error(transparent)]
+    Unit(#[from] UnitError),
 }
 
 /// A parsed Dockerfile.
@@ -143,8 +164,8 @@ pub struct RunMount {
     pub mode: Option<u32>,
     pub uid: Option<u32>,
     pub gid: Option<u32>,
-    /// tmpfs size in bytes.
-    pub size: Option<u64>,
+    /// tmpfs size in bytes (go-units `RAMInBytes`, an int64 as in Docker).
+    pub size: Option<i64>,
     /// secret and ssh: fail when the secret or agent is not provided.
     pub required: bool,
 }

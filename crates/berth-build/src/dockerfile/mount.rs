@@ -1,12 +1,14 @@
 //! `RUN --mount=type=cache,target=/root/.cache,…`: the CSV value parsed as BuildKit's `parseMount`.
 
-use super::duration::parse_ram_bytes;
+use berth_api::units::ram_in_bytes;
+
+use super::InstructionError::{self, Invalid};
 use super::{MountKind, RunMount};
 
 /// One CSV record, as Go's `encoding/csv` reads it (quoted fields with `""` for a quote).
-fn csv_fields(value: &str) -> Result<Vec<String>, String> {
+fn csv_fields(value: &str) -> Result<Vec<String>, InstructionError> {
     if value.is_empty() {
-        return Err("failed to parse csv mounts: EOF".to_owned());
+        return Err(Invalid("failed to parse csv mounts: EOF".to_owned()));
     }
     let chars: Vec<char> = value.chars().collect();
     let mut fields = Vec::new();
@@ -17,7 +19,11 @@ fn csv_fields(value: &str) -> Result<Vec<String>, String> {
             i += 1;
             loop {
                 match chars.get(i) {
-                    None => return Err("failed to parse csv mounts: extraneous or missing \" in quoted-field".into()),
+                    None => {
+                        return Err(Invalid(
+                            "failed to parse csv mounts: extraneous or missing \" in quoted-field".to_owned(),
+                        ));
+                    }
                     Some('"') if chars.get(i + 1) == Some(&'"') => {
                         field.push('"');
                         i += 2;
@@ -33,7 +39,7 @@ fn csv_fields(value: &str) -> Result<Vec<String>, String> {
                 }
             }
             if !matches!(chars.get(i), None | Some(',')) {
-                return Err("failed to parse csv mounts: extraneous or missing \" in quoted-field".into());
+                return Err(Invalid("failed to parse csv mounts: extraneous or missing \" in quoted-field".to_owned()));
             }
         } else {
             while let Some(&c) = chars.get(i) {
@@ -41,7 +47,7 @@ fn csv_fields(value: &str) -> Result<Vec<String>, String> {
                     break;
                 }
                 if c == '"' {
-                    return Err("failed to parse csv mounts: bare \" in non-quoted-field".into());
+                    return Err(Invalid("failed to parse csv mounts: bare \" in non-quoted-field".to_owned()));
                 }
                 field.push(c);
                 i += 1;
@@ -56,12 +62,12 @@ fn csv_fields(value: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+fn parse_bool(key: &str, value: &str) -> Result<bool, InstructionError> {
     // Go's strconv.ParseBool.
     match value {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!("invalid value for {key}: {value}")),
+        _ => Err(Invalid(format!("invalid value for {key}: {value}"))),
     }
 }
 
@@ -76,7 +82,7 @@ fn kind_name(kind: MountKind) -> &'static str {
 }
 
 /// Parses one `--mount` value.
-pub(crate) fn parse_mount(value: &str) -> Result<RunMount, String> {
+pub(crate) fn parse_mount(value: &str) -> Result<RunMount, InstructionError> {
     let mut m = RunMount {
         kind: MountKind::Bind,
         target: String::new(),
@@ -116,9 +122,9 @@ pub(crate) fn parse_mount(value: &str) -> Result<RunMount, String> {
                     continue;
                 }
                 "required" => {
-                    return Err(format!("unexpected key '{key}' for mount type '{}'", kind_name(m.kind)));
+                    return Err(Invalid(format!("unexpected key '{key}' for mount type '{}'", kind_name(m.kind))));
                 }
-                _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
+                _ => return Err(Invalid(format!("invalid field '{field}' must be a key=value pair"))),
             }
         };
         match key.as_str() {
@@ -129,7 +135,7 @@ pub(crate) fn parse_mount(value: &str) -> Result<RunMount, String> {
                     "tmpfs" => MountKind::Tmpfs,
                     "secret" => MountKind::Secret,
                     "ssh" => MountKind::Ssh,
-                    _ => return Err(format!("unsupported mount type {val:?}")),
+                    _ => return Err(Invalid(format!("unsupported mount type {val:?}"))),
                 }
             }
             "from" => m.from = Some(val),
@@ -144,44 +150,49 @@ pub(crate) fn parse_mount(value: &str) -> Result<RunMount, String> {
                 ro_auto = false;
             }
             "required" if secretish => m.required = parse_bool(&key, &val)?,
-            "required" => return Err(format!("unexpected key '{key}' for mount type '{}'", kind_name(m.kind))),
+            "required" => {
+                return Err(Invalid(format!("unexpected key '{key}' for mount type '{}'", kind_name(m.kind))));
+            }
             "id" => m.id = Some(val),
             "sharing" => {
                 let lower = val.to_lowercase();
                 if !matches!(lower.as_str(), "shared" | "private" | "locked") {
-                    return Err(format!("unsupported sharing value {val:?}"));
+                    return Err(Invalid(format!("unsupported sharing value {val:?}")));
                 }
                 m.sharing = lower;
                 sharing_set = true;
             }
-            "mode" => m.mode = Some(u32::from_str_radix(&val, 8).map_err(|_| format!("invalid value {val} for mode"))?),
-            "uid" => m.uid = Some(val.parse().map_err(|_| format!("invalid value {val} for uid"))?),
-            "gid" => m.gid = Some(val.parse().map_err(|_| format!("invalid value {val} for gid"))?),
-            "size" if m.kind == MountKind::Tmpfs => m.size = Some(parse_ram_bytes(&val)?),
-            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+            "mode" => {
+                m.mode =
+                    Some(u32::from_str_radix(&val, 8).map_err(|_| Invalid(format!("invalid value {val} for mode")))?)
+            }
+            "uid" => m.uid = Some(val.parse().map_err(|_| Invalid(format!("invalid value {val} for uid")))?),
+            "gid" => m.gid = Some(val.parse().map_err(|_| Invalid(format!("invalid value {val} for gid")))?),
+            "size" if m.kind == MountKind::Tmpfs => m.size = Some(ram_in_bytes(&val)?),
+            _ => return Err(Invalid(format!("unexpected key '{key}' in '{field}'"))),
         }
     }
     let file_info_allowed = matches!(m.kind, MountKind::Secret | MountKind::Ssh | MountKind::Cache);
     for (name, set) in [("mode", m.mode.is_some()), ("uid", m.uid.is_some()), ("gid", m.gid.is_some())] {
         if set && !file_info_allowed {
-            return Err(format!("{name} not allowed for {:?} type mounts", kind_name(m.kind)));
+            return Err(Invalid(format!("{name} not allowed for {:?} type mounts", kind_name(m.kind))));
         }
     }
     if ro_auto {
         m.readonly = !matches!(m.kind, MountKind::Cache | MountKind::Tmpfs);
     }
     if sharing_set && m.kind != MountKind::Cache {
-        return Err(format!("invalid cache sharing set for {} mount", kind_name(m.kind)));
+        return Err(Invalid(format!("invalid cache sharing set for {} mount", kind_name(m.kind))));
     }
     if m.kind == MountKind::Secret {
         if m.from.is_some() {
-            return Err("secret mount should not have a from".to_owned());
+            return Err(Invalid("secret mount should not have a from".to_owned()));
         }
         if m.source.is_none() && m.target.is_empty() && m.id.is_none() {
-            return Err("invalid secret mount. one of source, target required".to_owned());
+            return Err(Invalid("invalid secret mount. one of source, target required".to_owned()));
         }
         if m.source.is_some() && m.id.is_some() {
-            return Err("both source and id can't be set".to_owned());
+            return Err(Invalid("both source and id can't be set".to_owned()));
         }
     }
     Ok(m)
@@ -196,7 +207,7 @@ mod tests {
     }
 
     fn err(v: &str) -> String {
-        parse_mount(v).expect_err("invalid mount")
+        parse_mount(v).expect_err("invalid mount").to_string()
     }
 
     #[test]

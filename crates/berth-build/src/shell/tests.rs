@@ -15,7 +15,7 @@ fn words(w: &str, e: &[(&str, &str)]) -> Vec<String> {
 }
 
 fn err(w: &str, e: &[(&str, &str)]) -> String {
-    Lex::new('\\').process_word(w, &env(e)).expect_err("fails").0
+    Lex::new('\\').process_word(w, &env(e)).expect_err("fails").to_string()
 }
 
 #[test]

@@ -20,6 +20,25 @@ use super::api::DistError;
 /// Remembered verifications, at most.
 const CACHE_MAX: usize = 4096;
 
+/// What is wrong with the entries of an htpasswd file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HtpasswdError {
+    /// A line without a colon.
+    #[error("line {0}: not user:hash")]
+    NotUserHash(usize),
+    /// An entry whose hash is not bcrypt.
+    #[error("line {line}: {user}: not a bcrypt entry (write it with `htpasswd -B`)")]
+    NotBcrypt {
+        /// 1-based.
+        line: usize,
+        /// The entry's user.
+        user: String,
+    },
+    /// Only comments and blank lines.
+    #[error("no users")]
+    NoUsers,
+}
+
 /// The users of an htpasswd file.
 #[derive(Debug)]
 pub struct Htpasswd {
@@ -31,30 +50,31 @@ pub struct Htpasswd {
 impl Htpasswd {
     /// Reads `path`: `user:hash` lines, `#` comments and blank lines ignored; a non-bcrypt entry is an error.
     pub fn load(path: &Path, realm: &str) -> Result<Htpasswd, ServerError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ServerError::Htpasswd(format!("{}: {e}", path.display())))?;
-        let users = Self::parse(&text).map_err(|e| ServerError::Htpasswd(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ServerError::HtpasswdRead { path: path.to_path_buf(), source })?;
+        let users =
+            Self::parse(&text).map_err(|source| ServerError::HtpasswdEntries { path: path.to_path_buf(), source })?;
         let realm = realm.replace(['"', '\\'], "");
         let challenge = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
-            .map_err(|_| ServerError::Htpasswd(format!("realm {realm:?} is not a valid header value")))?;
+            .map_err(|_| ServerError::Realm(realm.clone()))?;
         Ok(Htpasswd { users, challenge, verified: Mutex::new(HashSet::new()) })
     }
 
-    fn parse(text: &str) -> Result<HashMap<String, String>, String> {
+    fn parse(text: &str) -> Result<HashMap<String, String>, HtpasswdError> {
         let mut users = HashMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (user, hash) = line.split_once(':').ok_or_else(|| format!("line {}: not user:hash", i + 1))?;
+            let (user, hash) = line.split_once(':').ok_or(HtpasswdError::NotUserHash(i + 1))?;
             if !["$2y$", "$2a$", "$2b$"].iter().any(|p| hash.starts_with(p)) {
-                return Err(format!("line {}: {user}: not a bcrypt entry (write it with `htpasswd -B`)", i + 1));
+                return Err(HtpasswdError::NotBcrypt { line: i + 1, user: user.to_string() });
             }
             users.insert(user.to_string(), hash.to_string());
         }
         if users.is_empty() {
-            return Err("no users".into());
+            return Err(HtpasswdError::NoUsers);
         }
         Ok(users)
     }
@@ -119,9 +139,12 @@ mod tests {
     #[test]
     fn entries() {
         assert!(Htpasswd::parse("# c\n\nalice:$2y$05$abc\n").is_ok());
-        assert!(Htpasswd::parse("bob:{SHA}x").is_err_and(|e| e.contains("htpasswd -B")));
-        assert!(Htpasswd::parse("nocolon").is_err());
-        assert!(Htpasswd::parse("").is_err());
+        assert_eq!(
+            Htpasswd::parse("bob:{SHA}x").map_err(|e| e.to_string()),
+            Err("line 1: bob: not a bcrypt entry (write it with `htpasswd -B`)".to_string())
+        );
+        assert_eq!(Htpasswd::parse("#\nnocolon"), Err(HtpasswdError::NotUserHash(2)));
+        assert_eq!(Htpasswd::parse(""), Err(HtpasswdError::NoUsers));
     }
 
     #[test]

@@ -35,7 +35,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tower::ServiceExt as _;
 
-pub use auth::Htpasswd;
+pub use auth::{Htpasswd, HtpasswdError};
 pub use gc::{GcReport, garbage_collect};
 pub use storage::{Storage, StorageError, valid_name, valid_tag};
 
@@ -63,9 +63,27 @@ pub enum ServerError {
     /// The certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(String),
-    /// The htpasswd file is unusable.
-    #[error("htpasswd {0}")]
-    Htpasswd(String),
+    /// The htpasswd file could not be read.
+    #[error("htpasswd {}: {source}", .path.display())]
+    HtpasswdRead {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The htpasswd file's entries are unusable.
+    #[error("htpasswd {}: {source}", .path.display())]
+    HtpasswdEntries {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with them.
+        #[source]
+        source: HtpasswdError,
+    },
+    /// The realm cannot be sent in a `WWW-Authenticate` header.
+    #[error("htpasswd realm {0:?} is not a valid header value")]
+    Realm(String),
 }
 
 /// How long a TLS handshake and a request's head may take.

@@ -124,7 +124,7 @@ pub struct GcArgs {
     #[arg(long = "root", value_name = "DIR", default_value = "/var/lib/berth-registry")]
     pub root: std::path::PathBuf,
     /// Keep blobs, links and uploads younger than this (pushes in progress); 0s: the registry must be stopped
-    #[arg(long = "grace", value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long = "grace", value_name = "DURATION", default_value = "1h", value_parser = berth_api::units::go_duration)]
     pub grace: std::time::Duration,
     /// Only report what would be removed
     #[arg(long = "dry-run")]

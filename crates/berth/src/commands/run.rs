@@ -484,7 +484,8 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         let (k, v) = opts::sysctl(s)?;
         sysctls.insert(k, v);
     }
-    let size = |v: &Option<String>| -> Result<Option<i64>> { v.as_deref().map(crate::units::ram_in_bytes).transpose() };
+    let size =
+        |v: &Option<String>| -> Result<Option<i64>> { Ok(v.as_deref().map(crate::units::ram_in_bytes).transpose()?) };
     let memory_swap = match o.memory_swap.as_deref() {
         None => None,
         Some("-1") => Some(-1),

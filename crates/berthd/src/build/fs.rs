@@ -14,14 +14,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_runtime::shim::IdMap;
 use berth_store::{ChainId, Layer, Store};
 use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::{TarOptions, TarWriter, in_private_namespace, mount_overlay, open_in_root, sys};
+use crate::archive::primitives::{TarOptions, TarWriter, in_private_namespace, mount_overlay, open_in_root, sys};
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::Internal(format!("{what}: {e}"))
@@ -835,7 +835,7 @@ pub fn commit(
             t.add_children(upper_fd, "")?;
             t.finish()
         },
-        |r| store.adopt_layer(upper, r, parent).map(Some).map_err(crate::daemon::store_error),
+        |r| store.adopt_layer(upper, r, parent).map(Some).map_err(Error::from),
     )
 }
 

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerCreateBody, HostConfig};
 use berth_build::shell::Lex;
 use berth_build::{Command, Dockerfile, Form, Instruction};
@@ -30,7 +30,8 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::containers::{self, AttachStreams, BuildImage, WaitCondition};
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROXY_ARGS: &[&str] = &[
@@ -180,7 +181,11 @@ fn bad(m: impl Into<String>) -> Error {
 }
 
 /// Receives the context and parses the Dockerfile: errors here are the request's.
-pub async fn prepare(d: &Arc<Daemon>, opts: &Options, body: crate::routes::BodyReader) -> Result<Prepared, Error> {
+pub async fn prepare(
+    d: &Arc<Daemon>,
+    opts: &Options,
+    body: impl std::io::Read + Send + 'static,
+) -> Result<Prepared, Error> {
     let name = format!("ws-{}", &crate::names::new_id()?[..16]);
     let ws = build_root(d).join(&name);
     let mem = d.config.exec_root.join("build").join(&name);
@@ -355,7 +360,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         let value = match given {
             Some(v) => Some(v),
             None => match &a.default {
-                Some(def) => Some(lex.process_word(def, &MetaVars(&meta)).map_err(|e| bad(e.0))?),
+                Some(def) => Some(lex.process_word(def, &MetaVars(&meta)).map_err(|e| bad(e.to_string()))?),
                 None => None,
             },
         };
@@ -456,7 +461,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     let store = d.store.clone();
     let tags = cx.opts.tags.clone();
     berth_store::fault::point("build.before-image");
-    let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(crate::daemon::store_error)).await?;
+    let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(Error::from)).await?;
     out.raw(json!({"aux": {"ID": id.to_string()}}));
     if cx.opts.quiet {
         let _ = out.tx.send(json!({"stream": format!("{id}\n")}));
@@ -526,7 +531,7 @@ async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
 async fn local_image(cx: &Ctx, name: &str) -> Result<berth_store::Image, Error> {
     let store = cx.d.store.clone();
     let n = name.to_string();
-    blocking(move || store.resolve_image(&n).map_err(crate::daemon::store_error)).await
+    blocking(move || store.resolve_image(&n).map_err(Error::from)).await
 }
 
 /// An image by name, pulled when it is missing (or always with `--pull`).
@@ -534,10 +539,10 @@ async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::
     let local = match local_image(cx, name).await {
         Ok(i) if !pull => return Ok(i),
         Ok(i) => Some(i),
-        Err(Error::NotFound(_)) => None,
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e),
     };
-    let r = berth_store::Reference::parse(name).map_err(crate::daemon::store_error)?.with_default_tag();
+    let r = berth_store::Reference::parse(name).map_err(Error::from)?.with_default_tag();
     let reg = berth_registry::Registry::new(
         r.domain(),
         &cx.d.config.insecure_registries,
@@ -653,12 +658,12 @@ async fn build_stage(cx: &Arc<Ctx>, index: usize) -> Result<Arc<Built>, Error> {
     cx.out.stream(format!("Step {n}/{} : {}\n", cx.total, stage.original));
     let base = lex
         .process_word(&stage.base, &MetaVars(&cx.meta))
-        .map_err(|e| bad(format!("{}: {}", where_(cx, stage.line), e.0)))?;
+        .map_err(|e| bad(format!("{}: {e}", where_(cx, stage.line))))?;
     if base.is_empty() {
         return Err(bad(format!("{}: base name ({}) should not be blank", where_(cx, stage.line), stage.base)));
     }
     if let Some(p) = stage.platform.as_deref() {
-        let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.0))?;
+        let p = lex.process_word(p, &MetaVars(&cx.meta)).map_err(|e| bad(e.to_string()))?;
         check_platform(&p).map_err(|e| bad(format!("{}: {e}", where_(cx, stage.line))))?;
     }
     let (img, chains, key) = if base.eq_ignore_ascii_case("scratch") {
@@ -741,16 +746,14 @@ async fn cached(cx: &Ctx, key: &str) -> Result<Option<berth_store::cache::CacheE
     }
     let store = cx.d.store.clone();
     let k = key.to_string();
-    blocking(move || store.cache_get(&k).map_err(crate::daemon::store_error)).await
+    blocking(move || store.cache_get(&k).map_err(Error::from)).await
 }
 
 async fn remember(cx: &Ctx, key: &str, chain: Option<ChainId>, rec: Value) -> Result<(), Error> {
     let store = cx.d.store.clone();
     let k = key.to_string();
-    blocking(move || {
-        store.cache_put(&k, &berth_store::cache::CacheEntry { chain, record: rec }).map_err(crate::daemon::store_error)
-    })
-    .await
+    blocking(move || store.cache_put(&k, &berth_store::cache::CacheEntry { chain, record: rec }).map_err(Error::from))
+        .await
 }
 
 /// A config-only step: cached for its history time only (the change itself is recomputed).
@@ -842,7 +845,7 @@ async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage: usize) ->
     let at = where_(cx, raw.line);
     let inst = {
         let vars = st.vars();
-        raw.expand(&lex, &vars).map_err(|e| bad(format!("{at}: {}", e.0)))?
+        raw.expand(&lex, &vars).map_err(|e| bad(format!("{at}: {e}")))?
     };
     let desc = format!("{:?}", inst.command);
     let key = fs::key_of(&json!([st.key, desc]));
@@ -1154,7 +1157,7 @@ async fn run_step(
                     let mnt = cx.prep.ws.join("mounts").join(cx.seq.fetch_add(1, Ordering::SeqCst).to_string());
                     std::fs::create_dir_all(&mnt)
                         .map_err(|e| Error::Internal(format!("mkdir {}: {e}", mnt.display())))?;
-                    crate::archive::mount_overlay(&layers, None, &mnt)?;
+                    crate::archive::primitives::mount_overlay(&layers, None, &mnt)?;
                     host_mounts.0.push(mnt.clone());
                     let host = berth_runtime::mounts::secure_join(&mnt, Path::new(&src))
                         .map_err(|e| Error::Internal(format!("resolve {src}: {e}")))?;
@@ -1383,7 +1386,7 @@ async fn copy_step(
     for (n, h) in args.heredocs.iter().enumerate() {
         let content = {
             let vars = st.vars();
-            h.expanded_content(&vars).map_err(|e| bad(format!("{at}: {}", e.0)))?
+            h.expanded_content(&vars).map_err(|e| bad(format!("{at}: {e}")))?
         };
         let p = dirs.src.parent().unwrap_or(Path::new("/")).join(format!("heredoc-{n}"));
         std::fs::write(&p, &content).map_err(|e| Error::Internal(format!("write {}: {e}", p.display())))?;
@@ -1511,7 +1514,7 @@ async fn download(dir: &Path, url: &str, certs_dir: &Path) -> Result<(PathBuf, S
 /// `POST /build/prune`.
 pub async fn prune(d: &Arc<Daemon>, all: bool) -> Result<Value, Error> {
     let store = d.store.clone();
-    let pruned = blocking(move || store.cache_prune(None).map_err(crate::daemon::store_error)).await?;
+    let pruned = blocking(move || store.cache_prune(None).map_err(Error::from)).await?;
     if all {
         let _ = std::fs::remove_dir_all(build_root(d).join("cache-mounts"));
     }

@@ -8,7 +8,7 @@ use berth_api::Error;
 
 use super::{Daemonic, Query, flag};
 use crate::archive::{self, ExtractOptions, PathStat};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 
 const STAT_HEADER: &str = "x-docker-container-path-stat";
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Daemonic, Query, flag};
 use crate::build;
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 
 fn json_map<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<BTreeMap<String, T>, Error> {
     match q.get(key).filter(|v| !v.is_empty()) {

@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Daemonic, Query, Version, filters, flag, json_body};
 use crate::containers::{self, AttachStreams, Record, WaitCondition};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 use crate::views;
 
 pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
@@ -90,7 +90,7 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
         if !matches(&r, &f)? {
             continue;
         }
-        let sz = size.then(|| containers::sizes(&d, &r));
+        let sz = if size { Some(containers::sizes(&d, &r).await) } else { None };
         out.push(views::container::summary(&r, &views::container::Facts::of(&d, &r), now, sz, v));
         if limit.is_some_and(|l| out.len() >= l) {
             break;
@@ -102,7 +102,7 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
 pub async fn inspect(d: Daemonic, Version(v): Version, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
     let rec = c.record();
-    let size = flag(&q, "size").then(|| containers::sizes(&d, &rec));
+    let size = if flag(&q, "size") { Some(containers::sizes(&d, &rec).await) } else { None };
     Ok(Json(views::container::inspect(&rec, &views::container::Facts::of(&d, &rec), size, v)))
 }
 
@@ -192,18 +192,7 @@ pub async fn resize(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
     let dim = |k: &str| -> Result<u16, Error> {
         q.get(k).and_then(|v| v.parse().ok()).ok_or_else(|| Error::InvalidArgument(format!("invalid or missing {k}")))
     };
-    let (h, w) = (dim("h")?, dim("w")?);
-    if !c.is_running() {
-        return Err(Error::Conflict(format!("Container {} is not running", c.id)).into());
-    }
-    let r = containers::shim_request(
-        &containers::bundle_dir(&d, &c.id),
-        &berth_runtime::shim::Request::Resize { height: h, width: w },
-    )
-    .await?;
-    if let berth_runtime::shim::Response::Error { message } = r {
-        return Err(Error::Internal(message).into());
-    }
+    containers::resize(&d, &c, dim("h")?, dim("w")?).await?;
     Ok(StatusCode::OK)
 }
 
@@ -348,7 +337,7 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
                 continue;
             }
         }
-        let size = containers::sizes(&d, &rec).0;
+        let size = containers::sizes(&d, &rec).await.0;
         if containers::remove(&d, &c, false, false).await.is_ok() {
             deleted.push(rec.id.clone());
             reclaimed += size;

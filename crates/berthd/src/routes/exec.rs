@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Daemonic, Query, json_body};
 use crate::exec;
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 use crate::views;
 
 pub async fn create(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {

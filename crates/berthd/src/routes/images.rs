@@ -10,8 +10,9 @@ use berth_store::Image;
 use serde_json::{Value, json};
 
 use super::{Daemonic, Query, Version, filters, flag};
-use crate::daemon::{Daemon, blocking, store_error};
-use crate::server::ApiResult;
+use crate::daemon::{Daemon, store_error};
+use crate::routes::ApiResult;
+use crate::task::blocking;
 use crate::views;
 
 fn short(id: &str) -> &str {
@@ -78,7 +79,7 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
 async fn resolve(d: &Daemon, name: &str) -> Result<Image, Error> {
     let store = d.store.clone();
     let name = name.to_string();
-    blocking(move || store.resolve_image(&name).map_err(store_error)).await
+    Ok(blocking(move || store.resolve_image(&name).map_err(store_error)).await?)
 }
 
 pub async fn by_name(d: Daemonic, Version(v): Version, Path(path): Path<String>) -> ApiResult<Response> {

@@ -4,6 +4,7 @@
 mod archive;
 mod build;
 mod containers;
+mod error;
 mod exec;
 mod images;
 mod networks;
@@ -20,6 +21,7 @@ use berth_api::Error;
 use serde::de::DeserializeOwned;
 
 use crate::daemon::Daemon;
+pub use error::{ApiError, ApiResult};
 
 /// Shared handler state.
 pub type Daemonic = axum::extract::State<Arc<Daemon>>;
@@ -145,11 +147,11 @@ pub struct Drained(tokio::task::JoinHandle<()>);
 
 impl Drained {
     /// Passes `res` on; an error only once the client has sent its whole body (see [`body_reader`]).
-    pub async fn then<T>(self, res: Result<T, Error>) -> Result<T, Error> {
+    pub async fn then<T>(self, res: Result<T, impl Into<Error>>) -> Result<T, Error> {
         if res.is_err() {
             let _ = self.0.await;
         }
-        res
+        res.map_err(Into::into)
     }
 }
 

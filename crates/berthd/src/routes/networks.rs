@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Daemonic, Query, Version, filters};
 use crate::networks;
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 use crate::views;
 
 pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
@@ -47,7 +47,7 @@ pub async fn connect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiRes
     let req: NetworkConnectRequest =
         serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     let c = d.container(&req.container)?;
-    networks::connect(&d, &c, &id, req.endpoint_config).await?;
+    networks::connect(&d, &c, &id, req.endpoint_config, |edit| crate::containers::set_endpoints(&d, &c, edit)).await?;
     Ok(StatusCode::OK)
 }
 
@@ -55,7 +55,8 @@ pub async fn disconnect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> Api
     let req: NetworkDisconnectRequest =
         serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     let c = d.container(&req.container)?;
-    networks::disconnect(&d, &c, &id, req.force.unwrap_or(false)).await?;
+    let force = req.force.unwrap_or(false);
+    networks::disconnect(&d, &c, &id, force, |edit| crate::containers::set_endpoints(&d, &c, edit)).await?;
     Ok(StatusCode::OK)
 }
 

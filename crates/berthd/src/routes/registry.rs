@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{Daemonic, Query};
 use crate::daemon::{Daemon, store_error};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 
 /// Maps a registry error to its API class.
 pub fn registry_error(e: berth_registry::Error) -> Error {
@@ -28,7 +28,7 @@ pub fn registry_error(e: berth_registry::Error) -> Error {
         R::Unauthorized(m) => Error::Unauthorized(m),
         R::Denied(m) => Error::Forbidden(m),
         R::InvalidArgument(m) => Error::InvalidArgument(m),
-        R::Store(s) => store_error(s),
+        R::Store(s) => store_error(s).into(),
         other => Error::Internal(other.to_string()),
     }
 }
@@ -133,7 +133,7 @@ pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> Ap
         Some(t) => vec![r.with_tag(t).map_err(store_error)?],
         None => {
             let s = store.clone();
-            let images = crate::daemon::blocking(move || s.list_images().map_err(store_error)).await?;
+            let images = crate::task::blocking(move || s.list_images().map_err(store_error)).await?;
             let mut v: Vec<Reference> = images
                 .iter()
                 .flat_map(|i| i.repo_tags.iter())
@@ -147,10 +147,10 @@ pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> Ap
     let mut work = Vec::new();
     for t in &targets {
         let (s, n) = (store.clone(), t.to_string());
-        let image = crate::daemon::blocking(move || s.resolve_image(&n).map_err(store_error)).await;
+        let image = crate::task::blocking(move || s.resolve_image(&n).map_err(store_error)).await;
         match image {
             Ok(i) => work.push((t.clone(), i)),
-            Err(Error::NotFound(_)) => {
+            Err(e) if e.is_not_found() => {
                 return Err(Error::NotFound(format!(
                     "An image does not exist locally with the tag: {}",
                     t.familiar_string()

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::{Daemonic, Version};
 use crate::containers::{self, Status};
-use crate::server::{ApiError, ApiResult};
+use crate::routes::{ApiError, ApiResult};
 use crate::views;
 
 pub async fn ping() -> Response {
@@ -31,7 +31,7 @@ pub async fn info(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
     let all = d.all_containers();
     let count = |s: &[Status]| all.iter().filter(|c| s.contains(&c.status())).count();
     let store = d.store.clone();
-    let images = crate::daemon::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
+    let images = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
     let counts = views::system::Counts {
         containers: all.len(),
         running: count(&[Status::Running]),
@@ -50,7 +50,7 @@ pub async fn info(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
 
 pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
     let store = d.store.clone();
-    let images = crate::daemon::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
+    let images = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
     let recs: Vec<_> = d.all_containers().iter().map(|c| c.record()).collect();
     let dd = d.0.clone();
     let now = std::time::SystemTime::now();
@@ -79,7 +79,7 @@ pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
             .iter()
             .map(|r| {
                 let facts = views::container::Facts::of(&dd, r);
-                views::container::summary(r, &facts, now, Some(containers::sizes(&dd, r)), v)
+                views::container::summary(r, &facts, now, Some(containers::sizes_blocking(&dd, r)), v)
             })
             .collect();
         // Every layer once, however many images share it.
@@ -94,7 +94,7 @@ pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
         .map(|(vol, size, refs)| views::volume::volume(vol, &d.volumes.mountpoint(&vol.name), Some((*size, *refs))))
         .collect();
     let store = d.store.clone();
-    let cache = crate::daemon::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
+    let cache = crate::task::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
     let build_cache: Vec<Value> = cache
         .iter()
         .map(|(key, size, created, used)| views::system::cache_entry(key, *size, *created, *used))

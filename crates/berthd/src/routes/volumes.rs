@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Daemonic, Query, filters, flag, json_body};
-use crate::server::ApiResult;
+use crate::routes::ApiResult;
 use crate::views;
 use crate::volumes::{self, CreateOptions, label_matches};
 

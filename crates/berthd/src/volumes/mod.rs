@@ -4,75 +4,19 @@
 //! from the containers' records, so it cannot drift.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use berth_api::Error;
+pub mod state;
+pub use state::*;
+
+use crate::error::Error;
 use nix::mount::{MntFlags, MsFlags};
-use serde::{Deserialize, Serialize};
 
-use crate::daemon::{Daemon, blocking, store_error};
-use crate::mounts::{Kind, MountPoint};
-
-pub(crate) const DOC_KIND: &str = "volume";
-/// The label Docker puts on anonymous volumes (`volume prune` without `--all` removes only those).
-pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
-const LOCAL: &str = "local";
-
-/// A volume, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Volume {
-    pub name: String,
-    pub driver: String,
-    pub created_at: String,
-    pub labels: Option<HashMap<String, String>>,
-    /// The local driver's options (`type`, `device`, `o`).
-    pub options: Option<HashMap<String, String>>,
-}
-
-impl Volume {
-    pub fn is_anonymous(&self) -> bool {
-        self.labels.as_ref().is_some_and(|l| l.contains_key(ANONYMOUS_LABEL))
-    }
-
-    /// Whether the local driver mounts something at `_data` (Docker: a `type` or a `device` option).
-    fn needs_mount(&self) -> bool {
-        self.options.as_ref().is_some_and(|o| o.contains_key("type") || o.contains_key("device"))
-    }
-}
-
-/// The daemon's volume manager.
-pub struct Volumes {
-    root: PathBuf,
-    /// Serialises volume creation and removal with container creation and removal, so that a volume is never removed
-    /// while a container that is being created is about to use it.
-    pub lock: tokio::sync::Mutex<()>,
-    /// Running containers per volume whose file system the daemon mounts at `_data`.
-    active: std::sync::Mutex<HashMap<String, usize>>,
-    /// Set once start-up reconciliation has counted the containers that kept running.
-    ready: AtomicBool,
-    /// Held while a volume's users are counted and its file system mounted or unmounted, so that a start never
-    /// finds the count up but the file system not there yet (or being taken away).
-    mounting: tokio::sync::Mutex<()>,
-}
-
-impl Volumes {
-    pub fn new(data_root: &Path) -> Volumes {
-        Volumes {
-            root: data_root.join("volumes"),
-            lock: tokio::sync::Mutex::new(()),
-            active: std::sync::Mutex::new(HashMap::new()),
-            ready: AtomicBool::new(false),
-            mounting: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// `<data-root>/volumes/<name>/_data`.
-    pub fn mountpoint(&self, name: &str) -> PathBuf {
-        self.root.join(name).join("_data")
-    }
-}
+use crate::daemon::Daemon;
+use crate::mounts::point::{Kind, MountPoint};
+use crate::task::blocking;
 
 /// Docker's restricted name pattern for local volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<(), Error> {
@@ -128,15 +72,6 @@ fn no_such_volume(name: &str) -> Error {
     Error::NotFound(format!("get {name}: no such volume"))
 }
 
-/// What a new volume is made of.
-#[derive(Debug, Default, Clone)]
-pub struct CreateOptions {
-    pub name: String,
-    pub driver: String,
-    pub options: HashMap<String, String>,
-    pub labels: Option<HashMap<String, String>>,
-}
-
 /// Checks a volume creation without doing it.
 pub fn validate(o: &CreateOptions) -> Result<(), Error> {
     validate_driver(&o.name, &o.driver)?;
@@ -175,7 +110,7 @@ pub async fn create_locked(d: &Arc<Daemon>, mut o: CreateOptions) -> Result<Volu
                 .map_err(|e| Error::Internal(format!("chown {}: {e}", data.display())))?;
         }
         berth_store::fault::point("volume.create-after-dir");
-        store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(store_error)
+        store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(Error::from)
     })
     .await?;
     Ok(vol)
@@ -199,7 +134,7 @@ fn created_now() -> String {
 async fn find(d: &Daemon, name: &str) -> Result<Option<Volume>, Error> {
     let store = d.store.clone();
     let name = name.to_string();
-    let doc = blocking(move || store.get_doc(DOC_KIND, &name).map_err(store_error)).await?;
+    let doc = blocking(move || store.get_doc(DOC_KIND, &name).map_err(Error::from)).await?;
     doc.map(|v| serde_json::from_value(v).map_err(|e| Error::Internal(format!("invalid volume record: {e}"))))
         .transpose()
 }
@@ -212,7 +147,7 @@ pub async fn get(d: &Daemon, name: &str) -> Result<Volume, Error> {
 /// Every volume.
 pub async fn list(d: &Daemon) -> Result<Vec<Volume>, Error> {
     let store = d.store.clone();
-    let docs = blocking(move || store.list_docs(DOC_KIND).map_err(store_error)).await?;
+    let docs = blocking(move || store.list_docs(DOC_KIND).map_err(Error::from)).await?;
     Ok(docs.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect())
 }
 
@@ -233,7 +168,7 @@ pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<(Volume, u64, usize)>, Error> 
         Ok(vols
             .iter()
             .map(|v| {
-                let size = crate::containers::dir_size(&d2.volumes.mountpoint(&v.name));
+                let size = crate::disk::dir_size(&d2.volumes.mountpoint(&v.name));
                 (v.clone(), size, users(&d2, &v.name).len())
             })
             .collect())
@@ -267,8 +202,8 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
         if mounted && is_mounted(&data) {
             unmount(&data)?;
         }
-        let size = if mounted { 0 } else { crate::containers::dir_size(&data) };
-        store.delete_doc(DOC_KIND, &name).map_err(store_error)?;
+        let size = if mounted { 0 } else { crate::disk::dir_size(&data) };
+        store.delete_doc(DOC_KIND, &name).map_err(Error::from)?;
         berth_store::fault::point("volume.rm-after-record");
         // Never follow a mount that is still there into the host's files: only plain directories are deleted.
         if is_mounted(&data) {
@@ -291,7 +226,7 @@ pub async fn remove_anonymous_locked(d: &Arc<Daemon>, mounts: &[MountPoint]) {
     for m in mounts.iter().filter(|m| m.typ == Kind::Volume && !m.named) {
         match remove_locked(d, &m.name, true).await {
             Ok(_) => {}
-            Err(Error::Conflict(_)) => {}
+            Err(e) if e.is_conflict() => {}
             Err(e) => tracing::warn!("remove volume {}: {e}", m.name),
         }
     }
@@ -324,7 +259,7 @@ pub async fn prune(
                 reclaimed += n;
                 deleted.push(v.name);
             }
-            Err(Error::Conflict(_)) => {}
+            Err(e) if e.is_conflict() => {}
             Err(e) => return Err(e),
         }
     }
@@ -490,7 +425,7 @@ pub fn remove_host_mounts(store: &berth_store::Store, data_root: &Path) -> anyho
 
 /// Start-up: counts the running containers of every volume with a mount, and unmounts those nobody uses (a daemon
 /// killed with `kill -9` may have left them mounted).
-pub async fn reconcile(d: &Arc<Daemon>, survivors: &[crate::containers::Record]) -> Result<(), Error> {
+pub async fn reconcile(d: &Arc<Daemon>, survivors: &[crate::containers::record::Record]) -> Result<(), Error> {
     // Volumes' file systems are unmounted from shims' copies of the mount table too (see `shared_mount_point`).
     let root = d.volumes.root.clone();
     blocking(move || {
@@ -545,7 +480,7 @@ mod tests {
         let e = validate_name("./x").expect_err("relative path");
         assert!(e.to_string().contains("includes invalid characters for a local volume name"), "{e}");
         assert!(validate_name("-x").is_err() && validate_name("a/b").is_err());
-        assert_eq!(validate_driver("v", "nope").expect_err("driver").status(), 404);
+        assert_eq!(berth_api::Error::from(validate_driver("v", "nope").expect_err("driver")).status(), 404);
         let opts = |kv: &[(&str, &str)]| kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert!(validate_options(&opts(&[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")])).is_ok());
         assert!(validate_options(&opts(&[("type", "tmpfs")])).is_err());

@@ -7,65 +7,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_api::Error;
+use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig, Mount, MountBindOptionsPropagationEnum, MountType};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::daemon::{Daemon, blocking};
+use crate::daemon::Daemon;
+use crate::task::blocking;
 use crate::volumes::{self, CreateOptions};
 
-/// What is mounted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    #[default]
-    Volume,
-    Bind,
-    Tmpfs,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Volume => "volume",
-            Kind::Bind => "bind",
-            Kind::Tmpfs => "tmpfs",
-        }
-    }
-}
-
-/// One mount of a container, as recorded (Docker's `MountPoint`).
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default)]
-pub struct MountPoint {
-    #[serde(rename = "type")]
-    pub typ: Kind,
-    /// The volume's name.
-    pub name: String,
-    /// A bind's host path, or the volume's `_data` directory.
-    pub source: String,
-    pub destination: String,
-    pub driver: String,
-    pub mode: String,
-    pub rw: bool,
-    pub propagation: String,
-    /// Copy the image's content into the volume when it is empty (not `nocopy`).
-    pub copy_data: bool,
-    /// A volume the user named (`-v name:/x`, `--mount source=name`): `rm -v` keeps it.
-    pub named: bool,
-    /// A bind source created when missing at start (`-v`; `--mount` refuses a missing source instead).
-    pub create_source: bool,
-    /// `bind-recursive=disabled`: a plain bind without the mounts below the source.
-    pub non_recursive: bool,
-    /// `bind-recursive=readonly` (`ReadOnlyForceRecursive`): the mounts below the source are read-only too.
-    pub recursive_ro: bool,
-    /// Mount options of a `--mount type=tmpfs`.
-    pub tmpfs_options: String,
-    /// Options and labels for a volume that does not exist yet (`--mount` volume options).
-    #[serde(skip)]
-    pub create: Option<CreateOptions>,
-}
+pub mod point;
+pub use point::*;
 
 fn bad(m: impl Into<String>) -> Error {
     Error::InvalidArgument(m.into())
@@ -90,16 +41,27 @@ fn mount_config_error(typ: &str, e: &str) -> Error {
     bad(format!("invalid mount config for type {typ:?}: {e}"))
 }
 
+/// A mount target moby refuses, in its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum TargetError {
+    #[error("field Target must not be empty")]
+    Empty,
+    #[error("invalid specification: destination can't be '/'")]
+    Root,
+    #[error("invalid mount path: '{0}' mount path must be absolute")]
+    Relative(String),
+}
+
 /// moby's target checks: present, not `/`, absolute.
-fn check_target(target: &str) -> Result<(), String> {
+fn check_target(target: &str) -> Result<(), TargetError> {
     if target.is_empty() {
-        return Err("field Target must not be empty".into());
+        return Err(TargetError::Empty);
     }
     if target.starts_with('/') && clean(target) == "/" {
-        return Err("invalid specification: destination can't be '/'".into());
+        return Err(TargetError::Root);
     }
     if !target.starts_with('/') {
-        return Err(format!("invalid mount path: '{target}' mount path must be absolute"));
+        return Err(TargetError::Relative(target.to_string()));
     }
     Ok(())
 }
@@ -179,7 +141,7 @@ fn parse_mount(m: &Mount, volume_driver: &str) -> Result<MountPoint, Error> {
     let tname = typ.to_string();
     let target = m.target.clone().unwrap_or_default();
     let source = m.source.clone().unwrap_or_default();
-    check_target(&target).map_err(|e| mount_config_error(&tname, &e))?;
+    check_target(&target).map_err(|e| mount_config_error(&tname, &e.to_string()))?;
     let ro = m.read_only.unwrap_or(false);
     let mut mp = MountPoint { destination: clean(&target), rw: !ro, ..Default::default() };
     match typ {
@@ -360,7 +322,7 @@ pub fn plan(d: &Daemon, config: &ContainerConfig, host: &HostConfig) -> Result<V
     let mut anonymous: Vec<&String> = config.volumes.iter().flatten().collect();
     anonymous.sort();
     for dest in anonymous {
-        check_target(dest).map_err(|e| mount_config_error("volume", &e))?;
+        check_target(dest).map_err(|e| mount_config_error("volume", &e.to_string()))?;
         let dest = clean(dest);
         if points.iter().any(|p| p.destination == dest) || tmpfs.contains(&dest) {
             continue;
@@ -435,7 +397,7 @@ async fn copy_up(d: &Arc<Daemon>, points: &[MountPoint], lower_dirs: &[std::path
     let tmp = d.config.exec_root.join("tmp");
     let remap = d.config.userns_remap;
     // The image's owners are container IDs: on the host, a volume holds the remapped ones.
-    blocking(move || crate::archive::copy_image_content(&tmp, &lower, &jobs, remap)).await
+    blocking(move || crate::archive::primitives::copy_image_content(&tmp, &lower, &jobs, remap)).await
 }
 
 /// The OCI mounts of a container's mount points (bind mounts of host paths, tmpfs mounts), in mounting order: a

@@ -4,43 +4,18 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
-use berth_api::Error;
+pub mod record;
+pub use record::*;
+
+use crate::error::Error;
 use berth_api::models::ExecConfig;
 use berth_runtime::shim::{ExecRequest, Response};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-use crate::containers::{self, Container, Status};
+use crate::containers::persist::bundle_dir;
+use crate::containers::record::{Container, Status};
 use crate::daemon::Daemon;
-
-/// The state of one exec.
-#[derive(Debug, Default)]
-pub struct ExecState {
-    pub running: bool,
-    pub started: bool,
-    pub exit_code: Option<i64>,
-    pub pid: i64,
-    /// The pty master of a TTY exec, for resizes.
-    pub pty: Option<OwnedFd>,
-}
-
-/// An exec instance.
-#[derive(Debug)]
-pub struct ExecInstance {
-    pub id: String,
-    pub container_id: String,
-    pub config: ExecConfig,
-    pub state: Mutex<ExecState>,
-}
-
-impl ExecInstance {
-    fn lock(&self) -> std::sync::MutexGuard<'_, ExecState> {
-        match self.state.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-}
 
 /// Creates an exec instance in a running container.
 pub fn create(d: &Daemon, c: &Container, config: ExecConfig) -> Result<String, Error> {
@@ -91,7 +66,7 @@ pub fn forget(d: &Daemon, id: &str) {
 
 /// Builds the OCI process of an exec from the container's spec.
 fn process(d: &Daemon, c: &Container, cfg: &ExecConfig) -> Result<ExecRequest, Error> {
-    let bundle = containers::bundle_dir(d, &c.id);
+    let bundle = bundle_dir(d, &c.id);
     let spec = berth_runtime::load_spec(&bundle).map_err(|e| Error::Internal(e.to_string()))?;
     let mut p = spec.process().clone().ok_or_else(|| Error::Internal("container spec has no process".into()))?;
     let rec = c.record();
@@ -115,7 +90,7 @@ fn process(d: &Daemon, c: &Container, cfg: &ExecConfig) -> Result<ExecRequest, E
     }
     if cfg.privileged.unwrap_or(false) {
         let host = berth_api::models::HostConfig { privileged: Some(true), ..Default::default() };
-        let all = crate::spec::capabilities(&host)?;
+        let all = crate::security::capabilities(&host)?;
         let caps: serde_json::Value = json!({"bounding": all, "effective": all, "permitted": all});
         p.set_capabilities(serde_json::from_value(caps).ok());
     }
@@ -159,14 +134,14 @@ pub async fn start(
         return Err(Error::Conflict(format!("Container {} is not running", c.id)));
     }
     let req = process(d, &c, &inst.config)?;
-    let bundle = containers::bundle_dir(d, &c.id);
+    let bundle = bundle_dir(d, &c.id);
     let req_path = bundle.join(format!("exec-{}.json", inst.id));
     let data = serde_json::to_vec(&req).map_err(|e| Error::Internal(e.to_string()))?;
     // Root only (0600): the request holds the process's environment.
     berth_runtime::sys::replace_file(&req_path, &data, false).map_err(|e| Error::Internal(e.to_string()))?;
 
     let tty = inst.config.tty.unwrap_or(false);
-    let mut cmd = d.shim_command();
+    let mut cmd = d.shims.command();
     cmd.arg("exec").arg(&bundle).arg(&req_path).kill_on_drop(false);
     // With a terminal, the helper sends its master (created inside the container) on descriptor 4 before it reports.
     let mut console_socket = None;

@@ -1,0 +1,573 @@
+//! Start, exit (restart policies, `--rm`), stop, kill, restart, pause, rename, wait; loading at start-up.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::error::Error;
+use berth_api::models::RestartPolicyNameEnum;
+use berth_runtime::shim::{self, ExitRecord, Request, Response, RootfsLayers, ShimConfig};
+
+use crate::daemon::Daemon;
+
+use super::*;
+
+/// Starts a created or exited container.
+pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> {
+    let _guard = c.lifecycle.lock().await;
+    start_locked(d, c).await
+}
+
+pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> {
+    let rec = c.record();
+    match rec.state.status {
+        Status::Running => return Err(Error::NotModified("container already started".into())),
+        Status::Paused => {
+            return Err(Error::Conflict("cannot start a paused container, try unpause instead".into()));
+        }
+        Status::Removing | Status::Dead => {
+            return Err(Error::Conflict(format!("container {} is marked for removal and cannot be started", rec.id)));
+        }
+        _ => {}
+    }
+    c.stopping.store(false, Ordering::SeqCst);
+    let bundle = bundle_dir(d, &rec.id);
+    let dir = container_dir(d, &rec.id);
+    let (net, sandbox) = match crate::networks::attach(d, &rec, &dir).await {
+        Ok(x) => x,
+        Err(e) => {
+            record_start_failure(d, c, &e).await;
+            return Err(e);
+        }
+    };
+    berth_store::fault::point("start.after-network");
+    // Everything between the network set-up and a running program: one failure path releases all of it.
+    let mut volumes_held = false;
+    let started: Result<i32, Error> = async {
+        let mut config = rec.config.clone();
+        if let Some(h) = &sandbox.hostname {
+            config.hostname = Some(h.clone());
+        }
+        let idmap = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
+        let spec = crate::spec::build(
+            &config,
+            &rec.host_config,
+            &crate::spec::SpecInputs {
+                id: &rec.id,
+                args: std::iter::once(rec.path.clone()).chain(rec.args.iter().cloned()).collect(),
+                container_dir: &sandbox.files_dir,
+                netns: sandbox.netns.as_deref(),
+                cgroup_v2: berth_runtime::cgroups::is_unified(),
+                mounts: crate::mounts::spec_mounts(&rec.mounts)?,
+                idmap,
+            },
+        )?;
+        let shim_cfg = ShimConfig {
+            id: rec.id.clone(),
+            runtime: rec.runtime.clone(),
+            runtime_root: d.config.exec_root.join("runtime"),
+            rootfs: RootfsLayers {
+                lower: rec.lower_dirs.clone(),
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+                idmap,
+            },
+            tty: rec.config.tty.unwrap_or(false),
+            open_stdin: rec.config.open_stdin.unwrap_or(false),
+            stdin_once: rec.config.stdin_once.unwrap_or(false),
+            log_path: log_path(d, &rec.id),
+            log: crate::logs::policy_of(&rec.host_config)?,
+            exit_path: exit_path(d, &rec.id),
+            user: rec.config.user.clone().unwrap_or_default(),
+            console_size: None,
+        };
+        let write = (|| -> Result<(), String> {
+            let _ = std::fs::remove_dir_all(&bundle);
+            // Root's only (0700 directory, 0600 files): the spec and the shim's config hold the environment.
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+                .create(&bundle)
+                .map_err(|e| e.to_string())?;
+            if let Some(m) = idmap {
+                // The remapped root walks to its rootfs and its files (hosts, resolv.conf) through these.
+                for p in [&bundle, &dir] {
+                    crate::userns::let_through(p, m).map_err(|e| e.to_string())?;
+                }
+                // The upper directory holds host IDs: its root is the container's `/`.
+                crate::userns::own_root_dir(&dir.join("upper"), m).map_err(|e| e.to_string())?;
+            }
+            berth_runtime::save_spec(&bundle, &spec).map_err(|e| e.to_string())?;
+            let j = serde_json::to_vec(&shim_cfg).map_err(|e| e.to_string())?;
+            berth_runtime::sys::replace_file(&bundle.join(shim::CONFIG_FILE), &j, false).map_err(|e| e.to_string())?;
+            let _ = std::fs::remove_file(exit_path(d, &rec.id));
+            Ok(())
+        })();
+        write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
+        crate::volumes::acquire(d, &rec.mounts).await?;
+        volumes_held = true;
+        let pid = d.shims.spawn(&bundle).await?;
+        berth_store::fault::point("start.after-shim");
+        // Attach clients that were waiting for the start get their streams before the program runs.
+        let pending: Vec<PendingAttach> =
+            c.pending_attach.lock().map(|mut p| std::mem::take(&mut *p)).unwrap_or_default();
+        for p in pending {
+            match d.shims.attach(&bundle, p.streams).await {
+                Ok(s) => {
+                    let _ = p.tx.send(s);
+                }
+                Err(e) => tracing::warn!("attach to {}: {e}", &rec.id[..12]),
+            }
+        }
+        match d.shims.request(&bundle, &Request::Start).await? {
+            Response::Ok => Ok(pid),
+            Response::Error { message } => Err(start_error(message)),
+            other => Err(Error::Internal(format!("unexpected shim answer {other:?}"))),
+        }
+    }
+    .await;
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&bundle);
+            crate::networks::release(d, &rec.id).await;
+            if volumes_held {
+                crate::volumes::release(d, &rec.mounts).await;
+            }
+            record_start_failure(d, c, &e).await;
+            return Err(e);
+        }
+    };
+    berth_store::fault::point("start.before-record");
+    let rec = c.update(|r| {
+        r.net = net;
+        r.state = State {
+            status: Status::Running,
+            pid: i64::from(pid),
+            exit_code: 0,
+            error: String::new(),
+            started_at: berth_api::time::now(),
+            finished_at: r.state.finished_at.clone(),
+            oom_killed: false,
+            health: crate::health::initial(&r.config),
+        };
+    });
+    persist(d, c, &rec).await?;
+    spawn_monitor(d.clone(), c.clone());
+    crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
+    Ok(())
+}
+
+/// Records a failed start: the exit code Docker gives it, attach clients waiting for the start are let go, and a
+/// `--rm` container is removed (as Docker does).
+pub(super) async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e: &Error) {
+    if let Ok(mut p) = c.pending_attach.lock() {
+        p.clear();
+    }
+    let code = match e {
+        Error::InvalidArgument(m) if m.contains("permission denied") => 126,
+        Error::InvalidArgument(_) => 127,
+        _ => 128,
+    };
+    let rec = c.update(|r| {
+        r.state.exit_code = code;
+        r.state.error = e.to_string();
+        r.state.pid = 0;
+        if r.state.status == Status::Running {
+            r.state.status = Status::Exited;
+        }
+    });
+    if let Err(e) = persist(d, c, &rec).await {
+        tracing::warn!("persist {}: {e}", &rec.id[..12]);
+    }
+    if rec.host_config.auto_remove.unwrap_or(false) {
+        spawn_remove(d, c);
+    }
+}
+
+/// Removes a container in the background (its lifecycle lock may be held by the caller).
+pub(super) fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
+    let (d, c) = (d.clone(), c.clone());
+    tokio::spawn(async move {
+        // Docker removes the anonymous volumes of a `--rm` container with it.
+        if let Err(e) = remove(&d, &c, true, true).await {
+            tracing::warn!("auto-remove {}: {e}", &c.id[..12]);
+        }
+    });
+}
+
+/// Watches a running container's shim and records the exit when it comes.
+pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
+    tokio::spawn(async move {
+        let bundle = bundle_dir(&d, &c.id);
+        let mut tries = 0u32;
+        let exit = loop {
+            match d.shims.request(&bundle, &Request::Wait).await {
+                Ok(Response::Exited(e)) => break Some(e),
+                // No answer: the exit file tells if the shim recorded one (it writes it before it goes).
+                _ => match read_exit(&d, &c.id) {
+                    Some(e) => break Some(e),
+                    // The shim is still there (it dropped this connection): ask again, a second later; one that
+                    // keeps refusing is said once and asked every ten seconds from then on.
+                    None if d.shims.shim_pid(&bundle).is_some() => {
+                        tries += 1;
+                        if tries == 30 {
+                            tracing::warn!("the shim of {} keeps dropping its connection; still watching", &c.id[..12]);
+                        }
+                        tokio::time::sleep(Duration::from_secs(if tries < 30 { 1 } else { 10 })).await;
+                    }
+                    None => break None,
+                },
+            }
+        };
+        // Without an answer (the shim died or was gone already) the exit file tells; wait briefly for it.
+        let exit = match exit {
+            Some(e) => e,
+            None => {
+                let mut found = None;
+                for _ in 0..50 {
+                    if let Some(e) = read_exit(&d, &c.id) {
+                        found = Some(e);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                match found {
+                    Some(e) => e,
+                    None => {
+                        // The shim died without recording an exit (`kill -9`): its container must not run on
+                        // untracked, nor beside the copy a restart policy starts.
+                        kill_orphaned(&d, &c).await;
+                        ExitRecord {
+                            exit_code: 255,
+                            finished_at: berth_api::time::now(),
+                            oom_killed: false,
+                            error: Some("berth-shim exited unexpectedly".into()),
+                        }
+                    }
+                }
+            }
+        };
+        on_exit(&d, &c, exit, true).await;
+    });
+}
+
+/// Records an exit; applies `--rm` and the restart policy.
+/// `counted`: its volume mounts were counted when it started (not so for a container that ended while berthd was
+/// down).
+pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool) {
+    let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
+    crate::networks::release(d, &c.id).await;
+    let rec = c.update(|r| {
+        r.net.ports.clear();
+        r.net.sandbox.clear();
+        for e in &mut r.net.endpoints {
+            let keep = crate::networks::Endpoint {
+                network: e.network.clone(),
+                network_id: e.network_id.clone(),
+                aliases: e.aliases.clone(),
+                requested_ip: e.requested_ip,
+                links: e.links.clone(),
+                ..Default::default()
+            };
+            *e = keep;
+        }
+        r.state.status = Status::Exited;
+        r.state.pid = 0;
+        r.state.exit_code = i64::from(exit.exit_code);
+        r.state.finished_at = exit.finished_at.clone();
+        r.state.oom_killed = exit.oom_killed;
+        if let Some(e) = &exit.error {
+            r.state.error = e.clone();
+        }
+    });
+    if counted {
+        crate::volumes::release(d, &rec.mounts).await;
+    }
+    if let Err(e) = persist(d, c, &rec).await {
+        tracing::warn!("persist {}: {e}", &rec.id[..12]);
+    }
+    if rec.host_config.auto_remove.unwrap_or(false) {
+        spawn_remove(d, c);
+        return;
+    }
+    let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
+    let restart = !c.stopping.load(Ordering::SeqCst)
+        && match policy.name {
+            Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
+            Some(RestartPolicyNameEnum::ON_FAILURE) => {
+                exit.exit_code != 0 && policy.maximum_retry_count.is_none_or(|m| m == 0 || rec.restart_count < m)
+            }
+            _ => false,
+        };
+    if restart {
+        let (d, c) = (d.clone(), c.clone());
+        tokio::spawn(async move {
+            // Docker's back-off starts at 100 ms and doubles; a fixed short delay keeps a crash loop cheap.
+            let delay = Duration::from_millis(100 * (1 << c.record().restart_count.clamp(0, 6)));
+            tokio::time::sleep(delay).await;
+            if c.stopping.load(Ordering::SeqCst) || c.status() != Status::Exited {
+                return;
+            }
+            c.update(|r| r.restart_count += 1);
+            if let Err(e) = start(&d, &c).await {
+                tracing::warn!("restart {}: {e}", &c.id[..12]);
+            }
+        });
+    }
+}
+
+/// Parses a signal given as `SIGKILL`, `KILL` or `9`.
+pub fn parse_signal(s: &str) -> Result<i32, Error> {
+    let bad = || Error::InvalidArgument(format!("Invalid signal: {s}"));
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).map(|sig| sig as i32).map_err(|_| bad());
+    }
+    let up = s.to_ascii_uppercase();
+    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
+    name.parse::<nix::sys::signal::Signal>().map(|sig| sig as i32).map_err(|_| bad())
+}
+
+pub(super) async fn wait_until_not_running(c: &Container, timeout: Option<Duration>) -> bool {
+    let mut rx = c.subscribe();
+    let fut = async {
+        loop {
+            if !c.is_running() {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(t, fut).await.is_ok(),
+        None => {
+            fut.await;
+            true
+        }
+    }
+}
+
+/// Stops a container: its stop signal, then SIGKILL after `timeout` seconds (negative: wait forever).
+pub async fn stop(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+    signal: Option<String>,
+) -> Result<(), Error> {
+    let _guard = c.lifecycle.lock().await;
+    stop_locked(d, c, timeout, signal).await
+}
+
+pub(super) async fn stop_locked(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+    signal: Option<String>,
+) -> Result<(), Error> {
+    let rec = c.record();
+    if !c.is_running() {
+        return Err(Error::NotModified("container already stopped".into()));
+    }
+    c.stopping.store(true, Ordering::SeqCst);
+    let bundle = bundle_dir(d, &c.id);
+    let sig = match signal.or(rec.config.stop_signal.clone()) {
+        Some(s) if !s.is_empty() => parse_signal(&s)?,
+        _ => libc::SIGTERM,
+    };
+    let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+    if rec.state.status == Status::Paused {
+        let _ = d.shims.request(&bundle, &Request::Resume).await;
+    }
+    let _ = d.shims.request(&bundle, &Request::Kill { signal: sig }).await;
+    let limit = (secs >= 0).then(|| Duration::from_secs(secs as u64));
+    if !wait_until_not_running(c, limit).await {
+        let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
+        wait_until_not_running(c, Some(Duration::from_secs(30))).await;
+    }
+    Ok(())
+}
+
+/// Sends a signal to a running container.
+pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -> Result<(), Error> {
+    let sig = match signal.as_deref() {
+        Some(s) if !s.is_empty() => parse_signal(s)?,
+        _ => libc::SIGKILL,
+    };
+    if !c.is_running() {
+        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+    }
+    if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
+        c.stopping.store(true, Ordering::SeqCst);
+    }
+    let bundle = bundle_dir(d, &c.id);
+    if c.status() == Status::Paused && sig == libc::SIGKILL {
+        let _ = d.shims.request(&bundle, &Request::Resume).await;
+    }
+    shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
+    if sig == libc::SIGKILL {
+        wait_until_not_running(c, Some(Duration::from_secs(30))).await;
+    }
+    Ok(())
+}
+
+/// Stops (if running) and starts again.
+pub async fn restart(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    timeout: Option<i64>,
+    signal: Option<String>,
+) -> Result<(), Error> {
+    let _guard = c.lifecycle.lock().await;
+    if c.is_running() {
+        stop_locked(d, c, timeout, signal).await?;
+    }
+    start_locked(d, c).await
+}
+
+/// Freezes (`pause = true`) or thaws a running container.
+pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(), Error> {
+    let _guard = c.lifecycle.lock().await;
+    let status = c.status();
+    match (pause, status) {
+        (_, s) if !matches!(s, Status::Running | Status::Paused) => {
+            return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+        }
+        (true, Status::Paused) => return Err(Error::Conflict(format!("Container {} is already paused", c.id))),
+        (false, Status::Running) => return Err(Error::Conflict(format!("Container {} is not paused", c.id))),
+        _ => {}
+    }
+    let bundle = bundle_dir(d, &c.id);
+    shim_ok(d.shims.request(&bundle, if pause { &Request::Pause } else { &Request::Resume }).await?)?;
+    let rec = c.update(|r| r.state.status = if pause { Status::Paused } else { Status::Running });
+    persist(d, c, &rec).await
+}
+
+/// Resizes a running container's terminal (`POST /containers/{id}/resize`).
+pub async fn resize(d: &Daemon, c: &Container, height: u16, width: u16) -> Result<(), Error> {
+    if !c.is_running() {
+        return Err(Error::Conflict(format!("Container {} is not running", c.id)));
+    }
+    shim_ok(d.shims.request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)
+}
+
+/// Renames a container.
+pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Result<(), Error> {
+    let new_name = new_name.trim_start_matches('/');
+    crate::names::validate(new_name)?;
+    let old = c.name();
+    if old == new_name {
+        return Err(Error::InvalidArgument("Renaming a container with the same name as its current name".into()));
+    }
+    if let Ok(other) = d.container(&format!("/{new_name}")) {
+        return Err(name_conflict(new_name, &other.id));
+    }
+    let rec = c.update(|r| r.name = new_name.to_string());
+    if let Err(e) = write_doc(d, &rec, Some(c.removed.clone()), true).await {
+        let rec = c.update(|r| r.name = old);
+        let _ = write_doc(d, &rec, Some(c.removed.clone()), true).await;
+        // A concurrent create or rename may have taken the name first.
+        return Err(if e.is_conflict() { name_taken(d, new_name).await } else { e });
+    }
+    crate::networks::renamed(d, &c.id, new_name);
+    Ok(())
+}
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// Waits for a condition and returns the exit code then.
+pub async fn wait(c: &Arc<Container>, cond: WaitCondition) -> (i64, Option<String>) {
+    let mut rx = c.subscribe();
+    let result = |c: &Container| {
+        let r = c.record();
+        (r.state.exit_code, Some(r.state.error).filter(|e| !e.is_empty()))
+    };
+    if cond == WaitCondition::NotRunning && !c.is_running() {
+        return result(c);
+    }
+    let mut seen_running = c.is_running();
+    loop {
+        if rx.changed().await.is_err() {
+            return result(c);
+        }
+        let removed = *rx.borrow() == u64::MAX;
+        let running = c.is_running();
+        seen_running |= running;
+        match cond {
+            // A removal that failed leaves it `Dead`, with the reason as its error.
+            WaitCondition::Removed if removed || c.status() == Status::Dead => return result(c),
+            WaitCondition::NotRunning if !running => return result(c),
+            WaitCondition::NextExit if seen_running && !running && c.status() != Status::Created => return result(c),
+            WaitCondition::NextExit if removed => return result(c),
+            _ => {}
+        }
+    }
+}
+
+/// Loads every container from the store and reconnects to the shims of those that were running.
+pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
+    let store = d.store.clone();
+    let docs = tokio::task::spawn_blocking(move || store.list_docs(DOC_KIND)).await??;
+    let mut running = Vec::new();
+    let mut monitor = Vec::new();
+    let mut ended = Vec::new();
+    for doc in docs {
+        let rec: Record = match serde_json::from_value(doc) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("skipping an unreadable container record: {e}");
+                continue;
+            }
+        };
+        let c = Container::new(rec.clone());
+        if let Ok(mut m) = d.containers.write() {
+            m.insert(rec.id.clone(), c.clone());
+        }
+        if matches!(rec.state.status, Status::Running | Status::Paused | Status::Restarting) {
+            let bundle = bundle_dir(d, &rec.id);
+            if d.shims.reachable(&bundle).await {
+                tracing::info!("container {} is still running; monitoring it again", &rec.id[..12]);
+                running.push(rec.clone());
+                monitor.push(c);
+            } else {
+                tracing::info!("container {} ended while berthd was down", &rec.id[..12]);
+                let exit = match read_exit(d, &rec.id) {
+                    Some(e) => e,
+                    None => {
+                        // Its shim died without recording an exit: what it ran must not run on untracked.
+                        kill_orphaned(d, &c).await;
+                        ExitRecord {
+                            exit_code: 255,
+                            finished_at: berth_api::time::now(),
+                            oom_killed: false,
+                            error: Some("berth-shim exited unexpectedly".into()),
+                        }
+                    }
+                };
+                ended.push((c, exit));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(bundle_dir(d, &rec.id));
+        }
+    }
+    // The survivors' addresses and ports are taken back before anything can exit, restart (restart policies of the
+    // containers that ended meanwhile) or start and claim them.
+    crate::networks::restore(d, &running).await;
+    // Volume mounts are counted from the survivors too, before any exit or restart changes the counts.
+    crate::volumes::reconcile(d, &running).await?;
+    for c in monitor {
+        // A healthcheck starts over after a daemon restart (as moby's does).
+        crate::health::spawn(d.clone(), c.clone(), c.record().state.started_at);
+        spawn_monitor(d.clone(), c);
+    }
+    for (c, exit) in ended {
+        // Its volumes were never counted in this daemon's life (it was not running at start-up).
+        on_exit(d, &c, exit, false).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! A container's record (its document in the store), its live state (`Container`), and its health: the leaf types the
+//! daemon, the network manager and the others name without the container manager.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use berth_api::models::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+
+pub(crate) const DOC_KIND: &str = "container";
+
+/// Lifecycle status, as Docker names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// A container's state, persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// The healthcheck's state while a container with one runs (Docker's `State.Health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// Everything berthd keeps about a container (one document in the store).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    pub restart_count: i64,
+    pub runtime: String,
+    /// The image's layers, top first, captured at creation.
+    pub lower_dirs: Vec<PathBuf>,
+    /// Volumes, binds and tmpfs mounts (`-v`, `--mount`, `--volumes-from`, the image's `VOLUME`s).
+    #[serde(default)]
+    pub mounts: Vec<crate::mounts::point::MountPoint>,
+    /// Its networks (and, while it runs, its addresses and published ports).
+    #[serde(default)]
+    pub net: crate::networks::state::NetState,
+}
+
+/// Streams an attach client wants.
+#[derive(Debug, Clone, Copy)]
+pub struct AttachStreams {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+pub(super) struct PendingAttach {
+    pub(super) streams: AttachStreams,
+    pub(super) tx: tokio::sync::oneshot::Sender<UnixStream>,
+}
+
+/// A container known to the daemon.
+pub struct Container {
+    pub id: String,
+    pub(super) rec: Mutex<Record>,
+    /// Serialises start, stop, restart, pause, remove.
+    pub lifecycle: tokio::sync::Mutex<()>,
+    /// Bumped on every state change (and set to `u64::MAX` when the container is removed).
+    pub(super) changed: watch::Sender<u64>,
+    pub(super) pending_attach: Mutex<Vec<PendingAttach>>,
+    /// Set while the user stops or kills it, so the restart policy leaves it alone.
+    pub(super) stopping: AtomicBool,
+    /// Set once `remove` deletes it: a late state change must not write the document back.
+    pub(super) removed: Arc<AtomicBool>,
+}
+
+impl Container {
+    pub(super) fn new(rec: Record) -> Arc<Container> {
+        Arc::new(Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            lifecycle: tokio::sync::Mutex::new(()),
+            changed: watch::channel(0).0,
+            pending_attach: Mutex::new(Vec::new()),
+            stopping: AtomicBool::new(false),
+            removed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// A copy of the record.
+    pub fn record(&self) -> Record {
+        match self.rec.lock() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.record().name
+    }
+
+    /// Changes the record in memory only (the healthcheck's results, which Docker does not need on disk either).
+    pub fn update_volatile(&self, f: impl FnOnce(&mut Record)) -> Record {
+        self.update(f)
+    }
+
+    pub(super) fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
+        let mut g = match self.rec.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g);
+        let r = g.clone();
+        drop(g);
+        self.changed.send_modify(|v| *v = v.wrapping_add(1).min(u64::MAX - 1));
+        r
+    }
+
+    /// Subscribes to state changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Replaces the published ports a running container holds (after `network disconnect` took some away).
+    pub fn update_net_ports(&self, ports: Vec<crate::networks::state::BoundPort>) {
+        self.update(|r| r.net.ports = ports);
+    }
+
+    pub fn status(&self) -> Status {
+        self.record().state.status
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.status(), Status::Running | Status::Paused)
+    }
+}
+
+/// `State.Health`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    /// `starting`, `healthy`, `unhealthy`.
+    pub status: String,
+    /// Consecutive failures.
+    pub failing_streak: i64,
+    /// The last results.
+    pub log: Vec<Probe>,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Probe {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
+}
