@@ -306,7 +306,8 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
 
 pub async fn top(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
-    Ok(Json(containers::top(&c, q.get("ps_args").map(String::as_str).unwrap_or("")).await?))
+    let (titles, processes) = containers::top(&c, q.get("ps_args").map(String::as_str).unwrap_or("")).await?;
+    Ok(Json(views::container::top(titles, processes)))
 }
 
 /// `POST /containers/prune`: removes every stopped container (filters `label`, `label!`, `until`).

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::{Daemonic, Query};
 use crate::daemon::{Daemon, store_error};
 use crate::routes::ApiResult;
+use crate::views;
 
 /// Maps a registry error to its API class.
 pub fn registry_error(e: berth_registry::Error) -> Error {
@@ -121,7 +122,7 @@ pub async fn auth(d: Daemonic, body: axum::body::Bytes) -> ApiResult<Json<Value>
         )),
         e => registry_error(e),
     })?;
-    Ok(Json(crate::views::system::logged_in()))
+    Ok(Json(views::system::logged_in()))
 }
 
 /// `POST /images/{name}/push?tag=TAG`; no tag means every local tag of the repository (`push -a`).

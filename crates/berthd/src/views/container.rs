@@ -14,8 +14,8 @@ use berth_api::models::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Nulls, api, merge, or, render};
-use crate::containers::{Record, Status, bundle_dir, container_dir, log_path, status_text};
+use super::render::{Nulls, api, merge, or, render};
+use crate::containers::{Record, Status, bundle_dir, container_dir, log_path};
 use crate::daemon::Daemon;
 use crate::mounts::Kind;
 
@@ -55,6 +55,32 @@ impl Facts {
             special_networks,
             cgroup2: berth_runtime::cgroups::is_unified(),
         }
+    }
+}
+
+/// Docker's human status: `Up 5 minutes`, `Exited (0) 2 seconds ago`, `Created`.
+pub fn status_text(rec: &Record, now: SystemTime) -> String {
+    let since = |t: &str| {
+        berth_api::time::parse(t)
+            .and_then(|t| now.duration_since(t).ok())
+            .map(berth_api::time::human_duration)
+            .unwrap_or_else(|| "Less than a second".into())
+    };
+    let health = match rec.state.health.as_ref().map(|h| h.status.as_str()) {
+        Some("starting") => " (health: starting)",
+        Some("healthy") => " (healthy)",
+        Some("unhealthy") => " (unhealthy)",
+        _ => "",
+    };
+    match rec.state.status {
+        Status::Running => format!("Up {}{health}", since(&rec.state.started_at)),
+        Status::Paused => format!("Up {} (Paused)", since(&rec.state.started_at)),
+        Status::Restarting => format!("Restarting ({}) {} ago", rec.state.exit_code, since(&rec.state.finished_at)),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+        Status::Created => "Created".into(),
+        Status::Exited if rec.state.started_at == berth_api::time::ZERO => "Created".into(),
+        Status::Exited => format!("Exited ({}) {} ago", rec.state.exit_code, since(&rec.state.finished_at)),
     }
 }
 

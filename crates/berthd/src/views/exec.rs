@@ -4,7 +4,7 @@ use berth_api::models::{ExecInspectResponse, ProcessConfig};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Nulls, render};
+use super::render::{Nulls, render};
 use crate::exec::ExecInstance;
 
 /// `GET /exec/{id}/json`.

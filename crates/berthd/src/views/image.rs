@@ -11,7 +11,7 @@ use berth_store::Image;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Nulls, api, merge, render};
+use super::render::{Nulls, api, merge, render};
 
 /// The image config's `config` (or `container_config`) as a container `Config` with every key Docker sends: the
 /// unset ones `""`, `false` or `null` (clients read `Config["OnBuild"]`, `Config["Env"]` without checking).

@@ -13,7 +13,7 @@ use berth_api::models::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Nulls, api, merge, render};
+use super::render::{Nulls, api, merge, render};
 use crate::containers::{Record, Status};
 use crate::networks::{DEFAULT_BRIDGE, Endpoint, Mode, NetworkRecord, mode, parse_port_key};
 

@@ -12,7 +12,7 @@ use berth_api::models::{
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Nulls, api, merge, render};
+use super::render::{Nulls, api, merge, render};
 
 /// What `/version` and `/info` report of the host.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use berth_api::models::{Volume as VolumeModel, VolumeScopeEnum, VolumeUsageData};
 use serde_json::Value;
 
-use super::render;
+use super::render::render;
 use crate::volumes::Volume;
 
 /// A volume; `mountpoint`: its `_data` directory; `usage`: (bytes, containers using it) for `system df`.
