@@ -178,6 +178,28 @@ fn docker_cli_templates_read_the_fields() {
     assert!(matches!(docker(&["info", "-f", "{{.CgroupVersion}}"]).as_str(), "1" | "2"));
 }
 
+/// What the key-set test made in the real dockerd, removed when it ends, failed or not.
+struct PeerObjects {
+    host: String,
+    tag: String,
+}
+
+impl Drop for PeerObjects {
+    fn drop(&mut self) {
+        let t = &self.tag;
+        for args in [
+            vec!["rm".to_string(), "-f".into(), format!("{t}-c"), format!("{t}-r")],
+            vec!["network".into(), "rm".into(), format!("{t}-n")],
+            vec!["volume".into(), "rm".into(), format!("{t}-v")],
+            vec!["rmi".into(), format!("{t}:latest")],
+        ] {
+            if let Some(docker) = docker_cli() {
+                let _ = Command::new(docker).args(&args).env("DOCKER_HOST", &self.host).output();
+            }
+        }
+    }
+}
+
 /// Keys of the object at `path` of `v` (`/`-separated; `*` the first value of a map, a number an element of a list).
 fn keys(v: &Value, path: &str) -> BTreeSet<String> {
     let mut at = v;
@@ -221,6 +243,7 @@ fn key_sets_match_a_real_dockerd() {
     let peer_host = format!("unix://{}", peer.display());
     let peer_docker =
         |args: &[&str]| Command::new(docker_cli().unwrap()).args(args).env("DOCKER_HOST", &peer_host).output().unwrap();
+    let _cleanup = PeerObjects { host: peer_host.clone(), tag: tag.clone() };
     let made = Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
         .arg(&image)
         .env("BERTH", docker_cli().unwrap())
@@ -291,15 +314,6 @@ fn key_sets_match_a_real_dockerd() {
     }
     for k in keys(&ours[0], "").difference(&keys(&theirs[0], "")) {
         eprintln!("berth only: images/json {k}");
-    }
-    for args in [
-        vec!["rm", "-f", &format!("{tag}-c"), &format!("{tag}-r")],
-        vec!["network", "rm", &format!("{tag}-n")],
-        vec!["volume", "rm", &format!("{tag}-v")],
-        vec!["rmi", &image],
-    ] {
-        let args: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
-        let _ = peer_docker(&args);
     }
     // Docker 20.10 fields Berth leaves out on purpose: none.
     assert!(missing.is_empty(), "keys dockerd sends and Berth does not:\n{}", missing.join("\n"));
