@@ -33,6 +33,7 @@ mod server;
 mod spec;
 mod task;
 mod userns;
+mod views;
 mod volumes;
 
 use std::path::PathBuf;

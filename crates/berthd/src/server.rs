@@ -14,7 +14,8 @@ use tower::Service;
 use crate::daemon::Daemon;
 use crate::routes::ApiError;
 
-/// Strips a `/vX.Y` prefix and checks the version.
+/// Strips a `/vX.Y` prefix and checks the version; the negotiated version goes into the request's extensions, where
+/// routes find it (`routes::Version`) to render the response as that version of the API does.
 fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Result<(), berth_api::Error> {
     let path = req.uri().path();
     let mut requested = None;
@@ -34,7 +35,9 @@ fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Resul
             *req.uri_mut() = uri;
         }
     }
-    berth_api::negotiate(requested).map(drop)
+    let version = berth_api::negotiate(requested)?;
+    req.extensions_mut().insert(version);
+    Ok(())
 }
 
 /// Errors that axum's extractors answer in plain text (a body over the size limit: 413, a malformed query: 400)

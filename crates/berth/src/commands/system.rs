@@ -261,7 +261,8 @@ pub async fn df(c: &Client, a: DfArgs) -> Result<i32> {
     let img_used: f64 = images
         .iter()
         .filter(|i| i["Containers"].as_i64().unwrap_or(0) != 0)
-        .filter_map(|i| match (i["VirtualSize"].as_f64(), i["SharedSize"].as_f64()) {
+        // `Size` (API 1.44 dropped `VirtualSize`, which was the same).
+        .filter_map(|i| match (i["Size"].as_f64().or_else(|| i["VirtualSize"].as_f64()), i["SharedSize"].as_f64()) {
             (Some(v), Some(sh)) if v >= 0.0 && sh >= 0.0 => Some(v - sh),
             _ => None,
         })

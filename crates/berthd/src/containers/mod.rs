@@ -2,9 +2,9 @@
 //! store; the conversation with its shim; and reconciliation with the shims that kept running while berthd was down.
 //!
 //! One module per concern: `record` (the leaf types), `persist` (paths and the record in the store), `shim_client`
-//! (the leaf seam in front of the shims), `create`, `shim`, `lifecycle`, `remove`, `size`, `view`, `filter` (the list
-//! and prune filters); unit tests in `tests` on the in-memory `fake_shim`. Everything public is re-exported here, so
-//! callers name `crate::containers::X`.
+//! (the leaf seam in front of the shims), `create`, `shim`, `lifecycle`, `remove`, `size`, `top`, `filter` (the list
+//! and prune filters); how they look to the API is `crate::views`. Unit tests in `tests` on the in-memory
+//! `fake_shim`. Everything public is re-exported here, so callers name `crate::containers::X`.
 
 mod create;
 #[cfg(test)]
@@ -19,7 +19,7 @@ pub mod shim_client;
 mod size;
 #[cfg(test)]
 mod tests;
-mod view;
+mod top;
 
 pub use create::*;
 pub use lifecycle::*;
@@ -29,4 +29,4 @@ pub use remove::*;
 pub use shim::*;
 pub use shim_client::*;
 pub use size::*;
-pub use view::*;
+pub use top::*;

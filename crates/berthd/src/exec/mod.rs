@@ -10,7 +10,7 @@ pub use record::*;
 use crate::error::Error;
 use berth_api::models::ExecConfig;
 use berth_runtime::shim::{ExecRequest, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::containers::persist::bundle_dir;
@@ -390,31 +390,6 @@ pub fn resize(inst: &ExecInstance, h: u16, w: u16) -> Result<(), Error> {
         None if inst.config.tty.unwrap_or(false) => Ok(()),
         None => Err(Error::InvalidArgument("exec is not a TTY".into())),
     }
-}
-
-/// `GET /exec/{id}/json`.
-pub fn inspect(inst: &ExecInstance) -> Value {
-    let st = inst.lock();
-    let cmd = inst.config.cmd.clone().unwrap_or_default();
-    json!({
-        "ID": inst.id,
-        "Running": st.running,
-        "ExitCode": st.exit_code,
-        "ProcessConfig": {
-            "tty": inst.config.tty.unwrap_or(false),
-            "entrypoint": cmd.first().cloned().unwrap_or_default(),
-            "arguments": cmd.get(1..).unwrap_or_default(),
-            "privileged": inst.config.privileged.unwrap_or(false),
-            "user": inst.config.user.clone().unwrap_or_default(),
-        },
-        "OpenStdin": inst.config.attach_stdin.unwrap_or(false),
-        "OpenStderr": inst.config.attach_stderr.unwrap_or(false),
-        "OpenStdout": inst.config.attach_stdout.unwrap_or(false),
-        "CanRemove": false,
-        "ContainerID": inst.container_id,
-        "DetachKeys": inst.config.detach_keys.clone().unwrap_or_default(),
-        "Pid": st.pid,
-    })
 }
 
 #[cfg(test)]

@@ -442,29 +442,6 @@ pub fn spec_mounts(points: &[MountPoint]) -> Result<Vec<Value>, Error> {
     Ok(out)
 }
 
-/// `Mounts` of `docker inspect` (and of the container list).
-pub fn view(points: &[MountPoint]) -> Value {
-    let list: Vec<Value> = points
-        .iter()
-        .map(|p| {
-            let mut v = json!({
-                "Type": p.typ.as_str(),
-                "Source": p.source,
-                "Destination": p.destination,
-                "Mode": p.mode,
-                "RW": p.rw,
-                "Propagation": p.propagation,
-            });
-            if p.typ == Kind::Volume {
-                v["Name"] = json!(p.name);
-                v["Driver"] = json!(p.driver);
-            }
-            v
-        })
-        .collect();
-    Value::Array(list)
-}
-
 /// Whether `path` (absolute, in the container) is on one of the mounts, and whether that mount is writable: the
 /// deepest mount containing the path decides.
 pub fn mount_of<'a>(points: &'a [MountPoint], path: &str) -> Option<&'a MountPoint> {

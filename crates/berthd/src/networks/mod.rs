@@ -3,8 +3,8 @@
 //! rebuilt from the containers' records when berthd starts; and what follows from them: the firewall rule set (one
 //! atomic batch per change) and the embedded DNS names.
 //!
-//! One module per concern: `state` (the leaf: records, endpoints, live attachments), `manage`, `attach`, `connect`,
-//! `view`. Everything public is re-exported here, so callers name `crate::networks::X`. Everything done to the host
+//! One module per concern: `state` (the leaf: records, endpoints, live attachments), `manage`, `attach`, `connect`
+//! (how they look to the API is `crate::views`). Everything public is re-exported here, so callers name `crate::networks::X`. Everything done to the host
 //! (namespaces, links, firewall, DNS sockets, host ports) goes through `berth_network::kernel::Kernel`; `fake` is its
 //! in-memory double for the unit tests (`tests`). The daemon's entry points take the `Daemon`; the work is in
 //! `Networks`' methods, which take what they need of the rest (the store, other containers' records) as parameters.
@@ -15,13 +15,11 @@ mod connect;
 pub mod fake;
 mod manage;
 pub mod state;
-mod view;
 
 pub use attach::*;
 pub use connect::*;
 pub use manage::*;
 pub use state::*;
-pub use view::*;
 
 #[cfg(test)]
 mod tests;

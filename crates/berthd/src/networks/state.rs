@@ -266,7 +266,7 @@ impl Networks {
     }
 
     /// Container IDs attached (running) to a network, with their endpoints.
-    pub(super) fn users(&self, net_id: &str) -> Vec<(String, String, Endpoint)> {
+    pub fn users(&self, net_id: &str) -> Vec<(String, String, Endpoint)> {
         let st = lock(&self.state);
         let mut v = Vec::new();
         for (cid, a) in &st.attached {

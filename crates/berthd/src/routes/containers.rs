@@ -10,21 +10,22 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::Error;
 use berth_api::models::ContainerCreateBody;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use super::{Daemonic, Query, flag, json_body};
+use super::{Daemonic, Query, Version, flag, json_body};
 use crate::containers::{self, AttachStreams, Record, WaitCondition};
 use crate::filters::Filters;
 use crate::routes::ApiResult;
+use crate::views;
 
 pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
     let body: ContainerCreateBody = json_body(&body)?;
     let id = containers::create(&d, q.get("name").cloned(), body).await?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": id, "Warnings": []}))).into_response())
+    Ok((StatusCode::CREATED, Json(views::container::created(id, Vec::new()))).into_response())
 }
 
-pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = Filters::from_query(&q)?;
     f.accept(containers::filter::LIST_FILTERS)?;
     // With several values the last one counts, as in Docker's walk over them.
@@ -53,7 +54,7 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
             continue;
         }
         let sz = if size { Some(containers::sizes(&d, &r).await) } else { None };
-        out.push(containers::summary(&d, &r, now, sz));
+        out.push(views::container::summary(&r, &views::container::Facts::of(&d, &r), now, sz, v));
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
@@ -61,15 +62,11 @@ pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
     Ok(Json(out))
 }
 
-pub async fn inspect(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
+pub async fn inspect(d: Daemonic, Version(v): Version, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
-    let mut v = containers::inspect(&d, &c);
-    if flag(&q, "size") {
-        let (rw, root) = containers::sizes(&d, &c.record()).await;
-        v["SizeRw"] = json!(rw);
-        v["SizeRootFs"] = json!(root);
-    }
-    Ok(Json(v))
+    let rec = c.record();
+    let size = if flag(&q, "size") { Some(containers::sizes(&d, &rec).await) } else { None };
+    Ok(Json(views::container::inspect(&rec, &views::container::Facts::of(&d, &rec), size, v)))
 }
 
 pub async fn start(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -141,11 +138,7 @@ pub async fn wait(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
     };
     let stream = async_stream(async move {
         let (code, err) = containers::wait(&c, cond).await;
-        let mut v = json!({"StatusCode": code});
-        if let Some(e) = err {
-            v["Error"] = json!({"Message": e});
-        }
-        format!("{v}\n")
+        format!("{}\n", views::container::waited(code, err))
     });
     Ok(([("content-type", "application/json")], Body::from_stream(stream)).into_response())
 }
@@ -276,7 +269,8 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
 
 pub async fn top(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
-    Ok(Json(containers::top(&c, q.get("ps_args").map(String::as_str).unwrap_or("")).await?))
+    let (titles, processes) = containers::top(&c, q.get("ps_args").map(String::as_str).unwrap_or("")).await?;
+    Ok(Json(views::container::top(titles, processes)))
 }
 
 /// `POST /containers/prune`: removes every stopped container (filters `label`, `label!`, `until`).
@@ -304,8 +298,5 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
             reclaimed += size;
         }
     }
-    Ok(Json(serde_json::json!({
-        "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { serde_json::json!(deleted) },
-        "SpaceReclaimed": reclaimed,
-    })))
+    Ok(Json(views::container::pruned(deleted, reclaimed)))
 }

@@ -7,18 +7,19 @@ use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::Error;
 use berth_api::models::{ExecConfig, ExecStartConfig};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use super::{Daemonic, Query, json_body};
 use crate::exec;
 use crate::routes::ApiResult;
+use crate::views;
 
 pub async fn create(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
     let c = d.container(&id)?;
     let cfg: ExecConfig = json_body(&body)?;
     let id = exec::create(&d, &c, cfg)?;
-    Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
+    Ok((StatusCode::CREATED, Json(views::exec::created(id))).into_response())
 }
 
 pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) -> ApiResult<Response> {
@@ -77,5 +78,5 @@ pub async fn resize(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
 
 pub async fn inspect(d: Daemonic, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let inst = exec::get(&d, &id)?;
-    Ok(Json(exec::inspect(&inst)))
+    Ok(Json(views::exec::inspect(&inst)))
 }

@@ -6,36 +6,20 @@ use axum::extract::Path;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use berth_api::Error;
-use berth_store::Image;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Daemonic, Query, flag};
+use super::{Daemonic, Query, Version, flag};
 use crate::daemon::{Daemon, store_error};
 use crate::filters::Filters;
 use crate::images::{self, Removed};
 use crate::routes::ApiResult;
 use crate::task::blocking;
+use crate::views;
 
-pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = Filters::from_query(&q)?;
     let images = images::list(&d, &f, flag(&q, "all")).await?;
-    let out = images
-        .iter()
-        .map(|i| {
-            json!({
-                "Id": i.id.to_string(),
-                "ParentId": "",
-                "RepoTags": i.repo_tags,
-                "RepoDigests": i.repo_digests,
-                "Created": i.created_unix(),
-                "Size": i.size,
-                "SharedSize": -1,
-                "VirtualSize": i.size,
-                "Labels": i.labels(),
-                "Containers": -1,
-            })
-        })
-        .collect();
+    let out = images.iter().map(|i| views::image::summary(i, v)).collect();
     Ok(Json(out))
 }
 
@@ -44,82 +28,29 @@ fn removed_json(removed: &[Removed]) -> Vec<Value> {
     removed
         .iter()
         .map(|r| match r {
-            Removed::Untagged(t) => json!({"Untagged": t}),
-            Removed::Deleted(id) => json!({"Deleted": id}),
+            Removed::Untagged(t) => views::image::untagged(t),
+            Removed::Deleted(id) => views::image::deleted(id),
         })
         .collect()
 }
 
-fn inspect_json(i: &Image) -> Value {
-    let lower: Vec<String> = i.lower_dirs().iter().map(|p| p.display().to_string()).collect();
-    let cfg = &i.config;
-    json!({
-        "Id": i.id.to_string(),
-        "RepoTags": i.repo_tags,
-        "RepoDigests": i.repo_digests,
-        "Parent": "",
-        "Comment": cfg["comment"].as_str().unwrap_or(""),
-        "Created": cfg["created"].as_str().unwrap_or(berth_api::time::ZERO),
-        "DockerVersion": cfg["docker_version"].as_str().unwrap_or(""),
-        "Author": cfg["author"].as_str().unwrap_or(""),
-        "Config": cfg["config"],
-        "Architecture": cfg["architecture"].as_str().unwrap_or("amd64"),
-        "Variant": cfg["variant"],
-        "Os": cfg["os"].as_str().unwrap_or("linux"),
-        "Size": i.size,
-        "VirtualSize": i.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {"LowerDir": lower.join(":")}},
-        "RootFS": {"Type": "layers", "Layers": cfg["rootfs"]["diff_ids"]},
-        "Metadata": {"LastTagTime": berth_api::time::ZERO},
-    })
-}
-
-pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Response> {
+pub async fn by_name(d: Daemonic, Version(v): Version, Path(path): Path<String>) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/get") {
         return save_names(&d, vec![name.to_string()]).await;
     }
     if let Some(name) = path.strip_suffix("/json") {
         let i = crate::images::local::resolve(&d, name).await?;
-        return Ok(Json(inspect_json(&i)).into_response());
+        return Ok(Json(views::image::inspect(&i, v)).into_response());
     }
     if let Some(name) = path.strip_suffix("/history") {
         let i = crate::images::local::resolve(&d, name).await?;
-        let history = i.config["history"].as_array().cloned().unwrap_or_default();
-        let n = history.len();
-        // Each entry that made a layer has the next layer's size.
         let store = d.store.clone();
         let chains = i.layers.clone();
         let layer_sizes: Vec<i64> = blocking(move || {
             Ok(chains.iter().map(|c| store.layer(c).ok().flatten().map(|l| l.size as i64).unwrap_or(0)).collect())
         })
         .await?;
-        let mut next = 0;
-        let sizes: Vec<i64> = history
-            .iter()
-            .map(|h| {
-                if h["empty_layer"].as_bool().unwrap_or(false) {
-                    return 0;
-                }
-                next += 1;
-                layer_sizes.get(next - 1).copied().unwrap_or(0)
-            })
-            .collect();
-        let out: Vec<Value> = history
-            .iter()
-            .enumerate()
-            .rev()
-            .map(|(idx, h)| {
-                json!({
-                    "Id": if idx + 1 == n { i.id.to_string() } else { "<missing>".to_string() },
-                    "Created": h["created"].as_str().and_then(berth_api::time::parse).map(berth_api::time::unix).unwrap_or(0),
-                    "CreatedBy": h["created_by"].as_str().unwrap_or(""),
-                    "Tags": if idx + 1 == n { json!(i.repo_tags) } else { Value::Null },
-                    "Size": sizes[idx],
-                    "Comment": h["comment"].as_str().unwrap_or(""),
-                })
-            })
-            .collect();
-        return Ok(Json(out).into_response());
+        return Ok(Json(views::image::history(&i, &layer_sizes)).into_response());
     }
     Err(Error::NotFound(format!("page not found: /images/{path}")).into())
 }
@@ -196,7 +127,7 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
     let id = drained.then(blocking(move || store.import_image(reader, opts).map_err(store_error)).await).await?;
-    let body = format!("{}\r\n", json!({"status": id.to_string()}));
+    let body = format!("{}\r\n", views::image::progress_status(&id.to_string()));
     Ok(([("content-type", "application/json")], body).into_response())
 }
 
@@ -243,7 +174,7 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
         .await?;
     let mut body = String::new();
     for l in lines {
-        body.push_str(&json!({"stream": format!("{l}\n")}).to_string());
+        body.push_str(&views::image::progress_stream(&format!("{l}\n")).to_string());
         body.push_str("\r\n");
     }
     Ok(([("content-type", "application/json")], body).into_response())
@@ -252,8 +183,5 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
 /// `POST /images/prune`: removes dangling images (untagged), or with `dangling=false` every image no container uses.
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
     let pruned = images::prune(&d, &Filters::from_query(&q)?).await?;
-    Ok(Json(json!({
-        "ImagesDeleted": if pruned.removed.is_empty() { Value::Null } else { json!(removed_json(&pruned.removed)) },
-        "SpaceReclaimed": pruned.reclaimed,
-    })))
+    Ok(Json(views::image::pruned(removed_json(&pruned.removed), pruned.reclaimed)))
 }

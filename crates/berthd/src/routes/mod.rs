@@ -28,6 +28,19 @@ pub type Daemonic = axum::extract::State<Arc<Daemon>>;
 /// Query parameters, as Docker sends them.
 pub type Query = axum::extract::Query<HashMap<String, String>>;
 
+/// The API version of the request (negotiated in `server.rs` from its `/vX.Y` prefix; the newest without one), for
+/// the views that render differently per version.
+#[derive(Debug, Clone, Copy)]
+pub struct Version(pub berth_api::ApiVersion);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Version {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Version(parts.extensions.get::<berth_api::ApiVersion>().copied().unwrap_or(berth_api::API_VERSION)))
+    }
+}
+
 /// Every route of the API.
 pub fn router(d: Arc<Daemon>) -> Router {
     Router::new()

@@ -13,12 +13,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use berth_api::Error;
 use berth_registry::{Credentials, progress::Progress};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Daemonic, Query};
 use crate::daemon::Daemon;
 use crate::images::pull::PullRequest;
 use crate::routes::ApiResult;
+use crate::views;
 
 /// The credentials of the `X-Registry-Auth` header (anonymous without one).
 pub fn credentials(headers: &HeaderMap) -> Result<Credentials, Error> {
@@ -49,7 +50,7 @@ pub async fn pull(d: Daemonic, q: Query, headers: HeaderMap) -> ApiResult<Respon
 pub async fn auth(d: Daemonic, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     let v: Value = serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     crate::images::registry::login(&d, Credentials::from_json(&v)).await?;
-    Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})))
+    Ok(Json(views::system::logged_in()))
 }
 
 /// `POST /images/{name}/push?tag=TAG`; no tag means every local tag of the repository (`push -a`).

@@ -3,11 +3,12 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::Daemonic;
+use super::{Daemonic, Version};
 use crate::containers::{self, Status};
 use crate::routes::{ApiError, ApiResult};
+use crate::views;
 
 pub async fn ping() -> Response {
     (
@@ -22,114 +23,32 @@ pub async fn ping() -> Response {
         .into_response()
 }
 
-fn kernel() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
-}
-
 pub async fn version() -> Json<Value> {
-    let v = berth_api::BERTH_VERSION;
-    Json(json!({
-        "Platform": {"Name": "Berth"},
-        "Components": [{"Name": "Engine", "Version": v, "Details": {
-            "ApiVersion": berth_api::API_VERSION.to_string(),
-            "MinAPIVersion": berth_api::MIN_API_VERSION.to_string(),
-            "Os": "linux", "Arch": "amd64", "KernelVersion": kernel(), "GitCommit": "", "GoVersion": "", "BuildTime": "",
-            "Experimental": "false"
-        }}],
-        "Version": v,
-        "ApiVersion": berth_api::API_VERSION.to_string(),
-        "MinAPIVersion": berth_api::MIN_API_VERSION.to_string(),
-        "GitCommit": "",
-        "GoVersion": "",
-        "Os": "linux",
-        "Arch": std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64"),
-        "KernelVersion": kernel(),
-        "BuildTime": "",
-    }))
+    Json(views::system::version(&views::system::Host::read()))
 }
 
-fn os_name() -> String {
-    std::fs::read_to_string("/etc/os-release")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
-        .unwrap_or_else(|| "Linux".into())
-}
-
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
+pub async fn info(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
     let all = d.all_containers();
     let count = |s: &[Status]| all.iter().filter(|c| s.contains(&c.status())).count();
     let store = d.store.clone();
     let images = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
-    let v2 = berth_runtime::cgroups::is_unified();
-    let hostname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(Json(json!({
-        "ID": "",
-        "Containers": all.len(),
-        "ContainersRunning": count(&[Status::Running]),
-        "ContainersPaused": count(&[Status::Paused]),
-        "ContainersStopped": count(&[Status::Exited, Status::Created, Status::Dead]),
-        "Images": images.len(),
-        "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],
-        "DockerRootDir": d.config.data_root,
-        "Plugins": {"Volume": [], "Network": ["host", "null"], "Authorization": null, "Log": ["json-file", "local"]},
-        "MemoryLimit": true,
-        "SwapLimit": true,
-        "CpuCfsPeriod": true,
-        "CpuCfsQuota": true,
-        "CPUShares": true,
-        "CPUSet": true,
-        "PidsLimit": true,
-        "IPv4Forwarding": true,
-        "Debug": false,
-        "NFd": 0,
-        "NGoroutines": 0,
-        "SystemTime": berth_api::time::now(),
-        "LoggingDriver": d.config.log.driver,
-        "CgroupDriver": "cgroupfs",
-        "CgroupVersion": if v2 { "2" } else { "1" },
-        "NEventsListener": 0,
-        "KernelVersion": kernel(),
-        "OperatingSystem": os_name(),
-        "OSVersion": "",
-        "OSType": "linux",
-        "Architecture": std::env::consts::ARCH,
-        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "MemTotal": mem_total(),
-        "IndexServerAddress": "https://index.docker.io/v1/",
-        "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
-        "Name": hostname,
-        "Labels": [],
-        "ExperimentalBuild": false,
-        "ServerVersion": berth_api::BERTH_VERSION,
-        "Runtimes": {"berth": {"path": "berth-shim"}, "runc": {"path": "runc"}, "crun": {"path": "crun"}},
-        "DefaultRuntime": d.config.runtime,
-        "Swarm": {"LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null},
-        "LiveRestoreEnabled": true,
-        "Isolation": "",
-        "InitBinary": "",
-        "SecurityOptions": if d.config.userns_remap.is_some() {
-            json!(["name=seccomp,profile=builtin", "name=userns"])
-        } else {
-            json!(["name=seccomp,profile=builtin"])
-        },
-        "Warnings": [],
-    })))
+    let counts = views::system::Counts {
+        containers: all.len(),
+        running: count(&[Status::Running]),
+        paused: count(&[Status::Paused]),
+        stopped: count(&[Status::Exited, Status::Created, Status::Dead]),
+        images: images.len(),
+    };
+    let settings = views::system::Settings {
+        data_root: d.config.data_root.clone(),
+        log_driver: d.config.log.driver.clone(),
+        default_runtime: d.config.runtime.clone(),
+        userns_remap: d.config.userns_remap.is_some(),
+    };
+    Ok(Json(views::system::info(counts, &views::system::Host::read(), &settings, v)))
 }
 
-pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
+pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
     let store = d.store.clone();
     let images = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
     let recs: Vec<_> = d.all_containers().iter().map(|c| c.record()).collect();
@@ -153,44 +72,34 @@ pub async fn df(d: Daemonic) -> ApiResult<Json<Value>> {
             .iter()
             .map(|i| {
                 let users = recs.iter().filter(|r| r.image_id == i.id.to_string()).count();
-                json!({
-                    "Id": i.id.to_string(), "ParentId": "", "RepoTags": i.repo_tags, "RepoDigests": i.repo_digests,
-                    "Created": i.created_unix(), "Size": i.size, "SharedSize": shared(i), "VirtualSize": i.size,
-                    "Labels": i.labels(), "Containers": users,
-                })
+                views::image::usage(i, users as i64, shared(i) as i64, v)
             })
             .collect();
-        let ctrs: Vec<Value> =
-            recs.iter().map(|r| containers::summary(&dd, r, now, Some(containers::sizes_blocking(&dd, r)))).collect();
+        let ctrs: Vec<Value> = recs
+            .iter()
+            .map(|r| {
+                let facts = views::container::Facts::of(&dd, r);
+                views::container::summary(r, &facts, now, Some(containers::sizes_blocking(&dd, r)), v)
+            })
+            .collect();
         // Every layer once, however many images share it.
         let layers = dd.store.disk_usage().unwrap_or(0);
         (imgs, ctrs, layers)
     })
     .await
     .map_err(|e| ApiError(berth_api::Error::Internal(e.to_string())))?;
-    let volumes = crate::volumes::usage(&d).await?;
+    let volumes: Vec<Value> = crate::volumes::usage(&d)
+        .await?
+        .iter()
+        .map(|(vol, size, refs)| views::volume::volume(vol, &d.volumes.mountpoint(&vol.name), Some((*size, *refs))))
+        .collect();
     let store = d.store.clone();
     let cache = crate::task::blocking(move || store.cache_list().map_err(crate::daemon::store_error)).await?;
-    let rfc = |t: i64| {
-        berth_api::time::rfc3339_nanos(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64))
-    };
     let build_cache: Vec<Value> = cache
         .iter()
-        .map(|(key, size, created, used)| {
-            json!({
-                "ID": &key[..key.len().min(25)], "Parents": [], "Type": "regular", "Description": "build step",
-                "InUse": false, "Shared": *size == 0, "Size": size, "CreatedAt": rfc(*created),
-                "LastUsedAt": rfc(*used), "UsageCount": 1,
-            })
-        })
+        .map(|(key, size, created, used)| views::system::cache_entry(key, *size, *created, *used))
         .collect();
-    Ok(Json(json!({
-        "LayersSize": layers,
-        "Images": img_json,
-        "Containers": ctr_json,
-        "Volumes": volumes,
-        "BuildCache": build_cache,
-    })))
+    Ok(Json(views::system::df(layers, img_json, ctr_json, volumes, build_cache, v)))
 }
 
 /// `GET /events`: no events are published yet; the stream stays open (as Docker's does) until the client leaves.

@@ -8,11 +8,12 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Daemonic, Query, flag, json_body};
 use crate::filters::Filters;
 use crate::routes::ApiResult;
+use crate::views;
 use crate::volumes::{self, CreateOptions};
 
 /// The body of `POST /volumes/create`.
@@ -40,18 +41,18 @@ pub async fn create(d: Daemonic, body: Bytes) -> ApiResult<Response> {
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(volumes::view(&d, &v))).into_response())
+    Ok((StatusCode::CREATED, Json(views::volume::volume(&v, &d.volumes.mountpoint(&v.name), None))).into_response())
 }
 
 pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
     let all = volumes::list_filtered(&d, &Filters::from_query(&q)?).await?;
-    let out: Vec<Value> = all.iter().map(|v| volumes::view(&d, v)).collect();
-    Ok(Json(json!({"Volumes": out, "Warnings": []})))
+    let out = all.iter().map(|v| views::volume::volume(v, &d.volumes.mountpoint(&v.name), None)).collect();
+    Ok(Json(views::volume::list(out)))
 }
 
 pub async fn inspect(d: Daemonic, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let v = volumes::get(&d, &name).await?;
-    Ok(Json(volumes::view(&d, &v)))
+    Ok(Json(views::volume::volume(&v, &d.volumes.mountpoint(&v.name), None)))
 }
 
 pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResult<StatusCode> {
@@ -60,5 +61,6 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
 }
 
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
-    Ok(Json(volumes::prune(&d, &Filters::from_query(&q)?).await?))
+    let (deleted, reclaimed) = volumes::prune(&d, &Filters::from_query(&q)?).await?;
+    Ok(Json(views::volume::pruned(deleted, reclaimed)))
 }

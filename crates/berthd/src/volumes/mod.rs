@@ -13,7 +13,6 @@ pub use state::*;
 
 use crate::error::Error;
 use nix::mount::{MntFlags, MsFlags};
-use serde_json::{Value, json};
 
 use crate::daemon::Daemon;
 use crate::filters::Filters;
@@ -162,31 +161,16 @@ pub fn users(d: &Daemon, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// The API view of a volume.
-pub fn view(d: &Daemon, v: &Volume) -> Value {
-    json!({
-        "CreatedAt": v.created_at,
-        "Driver": v.driver,
-        "Labels": v.labels,
-        "Mountpoint": d.volumes.mountpoint(&v.name),
-        "Name": v.name,
-        "Options": v.options,
-        "Scope": "local",
-    })
-}
-
-/// `Volumes` of `GET /system/df`: each volume with its `UsageData` (bytes held, containers using it).
-pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<Value>, Error> {
+/// For `GET /system/df`: each volume with the bytes it holds and the number of containers using it.
+pub async fn usage(d: &Arc<Daemon>) -> Result<Vec<(Volume, u64, usize)>, Error> {
     let vols = list(d).await?;
     let d2 = d.clone();
     blocking(move || {
         Ok(vols
             .iter()
             .map(|v| {
-                let mut j = view(&d2, v);
                 let size = crate::disk::dir_size(&d2.volumes.mountpoint(&v.name));
-                j["UsageData"] = json!({"Size": size, "RefCount": users(&d2, &v.name).len()});
-                j
+                (v.clone(), size, users(&d2, &v.name).len())
             })
             .collect())
     })
@@ -271,7 +255,8 @@ pub async fn list_filtered(d: &Daemon, f: &Filters) -> Result<Vec<Volume>, Error
 }
 
 /// `POST /volumes/prune`: removes unused volumes — anonymous ones only unless `all` — that match the label filters.
-pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<Value, Error> {
+/// Returns the names removed and the bytes they held.
+pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<(Vec<String>, u64), Error> {
     f.accept(PRUNE_FILTERS)?;
     let all = f.bool("all")?.unwrap_or(false);
     let _g = d.volumes.lock.lock().await;
@@ -296,9 +281,7 @@ pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<Value, Error> {
             Err(e) => return Err(e),
         }
     }
-    Ok(
-        json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
-    )
+    Ok((deleted, reclaimed))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
