@@ -501,18 +501,23 @@ pub struct LocalRegistry {
 
 impl LocalRegistry {
     pub fn start(dir: PathBuf) -> LocalRegistry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr = format!("127.0.0.1:{port}");
+        LocalRegistry::start_on(dir, "127.0.0.1", false)
+    }
+
+    /// Listens on `ip`; with `tls`, HTTPS with a certificate for `ip` of a private CA (`dir/ca.pem`, see
+    /// [`tls_certificates`]).
+    pub fn start_on(dir: PathBuf, ip: &str, tls: bool) -> LocalRegistry {
+        let port = std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+        let addr = format!("{ip}:{port}");
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new(bin("berth"))
-            .args(["registry", "serve", "--addr", &addr, "--root"])
-            .arg(dir.join("root"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let mut cmd = Command::new(bin("berth"));
+        cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(dir.join("root"));
+        if tls {
+            tls_certificates(&dir, &[ip]);
+            cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&addr).is_err() {
             assert!(Instant::now() < deadline, "berth registry did not come up");
@@ -520,6 +525,38 @@ impl LocalRegistry {
         }
         LocalRegistry { child, addr, dir }
     }
+
+    /// The registry's log (its stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("registry.log")).unwrap_or_default()
+    }
+}
+
+/// The host's first non-loopback IPv4 address (`hostname -I`): a registry there is not "insecure" (loopback ones
+/// are, as in Docker), so berthd verifies its certificate.
+pub fn host_ipv4() -> Option<String> {
+    let out = Command::new("hostname").arg("-I").output().ok()?;
+    stdout(&out)
+        .split_whitespace()
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
+        .map(str::to_string)
+}
+
+/// A private CA (`dir/ca.pem`, `dir/ca-key.pem`) and a server certificate it signed for the IP addresses `ips`
+/// (`dir/cert.pem`, `dir/key.pem`), made with openssl, as a real deployment has them.
+pub fn tls_certificates(dir: &Path, ips: &[&str]) {
+    let openssl = |args: &str| {
+        let out = Command::new("openssl").current_dir(dir).args(args.split_whitespace()).output().unwrap();
+        assert!(out.status.success(), "openssl {args}: {}", stderr(&out));
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    openssl(&format!("req -x509 {ec} -days 2 -subj /CN=testCA -keyout ca-key.pem -out ca.pem"));
+    openssl(&format!("req {ec} -subj /CN=registry -keyout key.pem -out cert.csr"));
+    let san: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
+    std::fs::write(dir.join("san.ext"), format!("subjectAltName={}\n", san.join(","))).unwrap();
+    openssl(
+        "x509 -req -in cert.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out cert.pem",
+    );
 }
 
 impl Drop for LocalRegistry {

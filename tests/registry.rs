@@ -393,18 +393,7 @@ impl BerthRegistry {
             cmd.arg("--htpasswd").arg(dir.join("htpasswd"));
         }
         if o.tls {
-            // A CA (ca.pem) and a server certificate it signed (cert.pem, key.pem), as a real deployment has.
-            let openssl = |args: &str| {
-                let out = Command::new("openssl").current_dir(&dir).args(args.split_whitespace()).output().unwrap();
-                assert!(out.status.success(), "openssl {args}: {}", stderr(&out));
-            };
-            let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-            openssl(&format!("req -x509 {ec} -days 2 -subj /CN=testCA -keyout ca-key.pem -out ca.pem"));
-            openssl(&format!("req {ec} -subj /CN=registry -keyout key.pem -out cert.csr"));
-            std::fs::write(dir.join("san.ext"), format!("subjectAltName=IP:127.0.0.1,IP:{host}\n")).unwrap();
-            openssl(
-                "x509 -req -in cert.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 2 -extfile san.ext -out cert.pem",
-            );
+            tls_certificates(&dir, &["127.0.0.1", &host]);
             cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
         }
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
@@ -961,15 +950,6 @@ fn real_docker_pushes_and_pulls_with_berth_registry() {
     peer.ok(&["rmi", &tls_name]);
     peer.ok(&["pull", &tls_name]);
     assert!(t.log().contains("PUT /v2/peer/tls/manifests/v1 201"), "{}", t.log());
-}
-
-/// A non-loopback IPv4 address of this host, for a registry that must be reached with verified TLS.
-fn host_ipv4() -> Option<String> {
-    let out = Command::new("hostname").arg("-I").output().ok()?;
-    stdout(&out)
-        .split_whitespace()
-        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| !ip.is_loopback()))
-        .map(str::to_string)
 }
 
 #[test]

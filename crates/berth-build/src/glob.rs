@@ -147,9 +147,47 @@ pub(crate) fn compile_shell(pattern: &str) -> Result<Vec<Tok>, PatternError> {
     Ok(toks)
 }
 
+/// Go's `path.Match`: `*` and `?` do not cross `/`, `[...]` classes, `\\` escapes; the whole of `name` must match.
+/// A malformed pattern is an error (Go's `ErrBadPattern`), whatever the name. (Docker's `reference` filter of the
+/// image list.)
+pub fn path_match(pattern: &str, name: &str) -> Result<bool, String> {
+    let chars: Vec<char> = pattern.chars().collect();
+    let bad = || format!("syntax error in pattern {pattern:?}");
+    let mut toks = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' => toks.push(Tok::Star { slash: false }),
+            '?' => toks.push(Tok::One { slash: false }),
+            '\\' => {
+                toks.push(Tok::Lit(*chars.get(i).ok_or_else(bad)?));
+                i += 1;
+            }
+            '[' => toks.push(parse_class(&chars, &mut i).ok_or_else(bad)?),
+            c => toks.push(Tok::Lit(c)),
+        }
+    }
+    Ok(matches(&toks, &name.chars().collect::<Vec<_>>()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_path_match() {
+        let m = |p: &str, s: &str| path_match(p, s).expect("pattern");
+        assert!(m("busy*", "busybox") && !m("busy*", "a/busybox") && m("*/app", "me/app"));
+        assert!(m("b?sybox", "busybox") && !m("b?sybox", "b/sybox"));
+        assert!(m("busybox:1.[0-9]*", "busybox:1.36") && !m("busybox:1.[a-z]", "busybox:1.3"));
+        assert!(m("[^a]usybox", "busybox") && !m("[^b]usybox", "busybox"));
+        assert!(m(r"a\*b", "a*b") && !m(r"a\*b", "axb") && m(r"[\]a]", "]"));
+        for bad in ["[", "a[b", r"x\", "[]a]", "[-a]", "[a-]"] {
+            assert!(path_match(bad, "x").is_err(), "{bad}");
+        }
+    }
 
     fn m(pattern: &str, s: &str) -> bool {
         let toks = compile_shell(pattern).expect("pattern");

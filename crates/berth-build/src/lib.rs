@@ -34,6 +34,8 @@ mod glob;
 pub mod ignore;
 pub mod shell;
 
+pub use glob::path_match;
+
 pub use dockerfile::{
     ArgDecl, Command, CopyArgs, Dockerfile, Form, Healthcheck, Heredoc, Instruction, MountKind, ParseError, RunLine,
     RunMount, Stage, StageRef, parse, run_line,

@@ -188,6 +188,139 @@ where
     Ok(sender)
 }
 
+/// A TCP connection to `url`'s host, with the connect timeout (`what` names the request in errors).
+async fn dial(url: &Url, what: &str) -> Result<tokio::net::TcpStream> {
+    let addr = url.addr();
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| Error::Unavailable(format!("{what}: dial tcp {addr}: i/o timeout")))?
+        .map_err(|e| Error::Unavailable(format!("{what}: dial tcp {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// A TLS handshake on `stream` with the handshake timeout: the outer error is the timeout, the inner one the
+/// handshake's (which an insecure registry answers by speaking HTTP).
+async fn tls_connect(
+    config: Arc<rustls::ClientConfig>,
+    url: &Url,
+    stream: tokio::net::TcpStream,
+    what: &str,
+) -> Result<std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+    let name = crate::tls::server_name(&url.authority)?;
+    tokio::time::timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(config).connect(name, stream))
+        .await
+        .map_err(|_| Error::Unavailable(format!("{what}: tls handshake timeout")))
+}
+
+/// Sends one request on a connection, with the timeout on the response's head.
+async fn send_on(
+    mut sender: hyper::client::conn::http1::SendRequest<BoxBody<Bytes, std::io::Error>>,
+    method: &Method,
+    url: &Url,
+    headers: &[(&str, String)],
+    body: Body,
+    auth: Option<&str>,
+) -> Result<Response<Incoming>> {
+    let what = || format!("{method} \"{url}\"");
+    let len = body.len();
+    let has_body = !matches!(body, Body::Empty) || matches!(*method, Method::PUT | Method::POST | Method::PATCH);
+    let mut req = Request::builder()
+        .method(method.clone())
+        .uri(&url.path)
+        .header("host", &url.authority)
+        .header("user-agent", concat!("berth/", env!("CARGO_PKG_VERSION")));
+    if has_body {
+        req = req.header("content-length", len.to_string());
+    }
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, v.as_str());
+    }
+    let req = req.body(body.into_http().await?).map_err(|e| Error::Internal(format!("{}: {e}", what())))?;
+    tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req))
+        .await
+        .map_err(|_| Error::Unavailable(format!("{}: timeout awaiting response headers", what())))?
+        .map_err(|e| Error::Unavailable(format!("{}: {e}", what())))
+}
+
+/// A file fetched by [`download`].
+#[derive(Debug, Clone)]
+pub struct Downloaded {
+    /// The file written.
+    pub path: PathBuf,
+    /// The last non-empty segment of the (final) URL's path, `download` when it has none.
+    pub name: String,
+    /// The hex SHA-256 of the content.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// GETs an `http://` or `https://` URL that is not a registry's (the builder's `ADD <url>`), with the same client as
+/// registries: HTTPS verified against the system's CAs and `<certs_dir>/<host[:port]>/*.crt`, redirects followed,
+/// timeouts on connecting, on the response's head and on every stall of the body. The body is streamed into a file
+/// named after the URL in `dir` (created, mode 0600), never held in memory.
+pub async fn download(url: &str, certs_dir: Option<&std::path::Path>, dir: &std::path::Path) -> Result<Downloaded> {
+    use sha2::Digest as _;
+    use tokio::io::AsyncWriteExt as _;
+    let mut url = Url::parse(url).ok_or_else(|| Error::InvalidArgument(format!("invalid URL {url:?}")))?;
+    for _ in 0..10 {
+        let what = format!("GET \"{url}\"");
+        if url.scheme != "http" && url.scheme != "https" {
+            return Err(Error::InvalidArgument(format!("{what}: only http:// and https:// URLs can be fetched")));
+        }
+        let stream = dial(&url, &what).await?;
+        let sender = match url.scheme.as_str() {
+            "https" => {
+                let tls = tls_connect(crate::tls::verifying(certs_dir, &url.authority)?, &url, stream, &what)
+                    .await?
+                    .map_err(|e| Error::Unavailable(format!("{what}: tls: {e}")))?;
+                handshake(tls).await
+            }
+            _ => handshake(stream).await,
+        }
+        .map_err(|e| Error::Unavailable(format!("{what}: {e}")))?;
+        let resp = send_on(sender, &Method::GET, &url, &[], Body::Empty, None).await?;
+        let status = resp.status();
+        if status.is_redirection()
+            && status != StatusCode::NOT_MODIFIED
+            && let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok())
+        {
+            url = url.join(loc);
+            continue;
+        }
+        if !status.is_success() {
+            return Err(Error::Unavailable(format!("{what}: status {status}")));
+        }
+        let path_only = url.path.split('?').next().unwrap_or("/");
+        let name = path_only.rsplit('/').find(|s| !s.is_empty()).unwrap_or("download").to_string();
+        tokio::fs::create_dir_all(dir).await.map_err(|e| Error::Io(format!("creating {}", dir.display()), e))?;
+        let path = dir.join(&name);
+        let io = |e| Error::Io(format!("writing {}", path.display()), e);
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(io)?;
+        let (mut hasher, mut size) = (sha2::Sha256::new(), 0u64);
+        let mut body = resp.into_body();
+        while let Some(chunk) = next_chunk(&mut body).await? {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        return Ok(Downloaded { path, name, sha256: hex::encode(hasher.finalize()), size });
+    }
+    Err(Error::Unavailable(format!("GET \"{url}\": too many redirects")))
+}
+
 /// A client for one registry, for operations on the repositories in `scopes`.
 #[derive(Debug)]
 pub struct Registry {
@@ -286,57 +419,24 @@ impl Registry {
             url.scheme = "http".into();
         }
         let what = |url: &Url| format!("{method} \"{url}\"");
-        let connect = |url: Url| async move {
-            let addr = url.addr();
-            tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(&addr))
-                .await
-                .map_err(|_| Error::Unavailable(format!("{}: dial tcp {addr}: i/o timeout", what(&url))))?
-                .map_err(|e| Error::Unavailable(format!("{}: dial tcp {addr}: {e}", what(&url))))
-        };
-        let stream = connect(url.clone()).await?;
-        let _ = stream.set_nodelay(true);
-        let mut sender = if url.scheme == "http" {
+        let stream = dial(&url, &what(&url)).await?;
+        let sender = if url.scheme == "http" {
             handshake(stream).await
         } else {
-            let connector = tokio_rustls::TlsConnector::from(self.tls_config(&url.authority)?);
-            let name = crate::tls::server_name(&url.authority)?;
-            match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, stream)).await {
+            match tls_connect(self.tls_config(&url.authority)?, &url, stream, &what(&url)).await {
                 Ok(Ok(tls)) => handshake(tls).await,
                 // An insecure registry that does not speak TLS: HTTP from now on.
                 Ok(Err(_)) if own && self.insecure => {
                     self.plain.store(true, Ordering::Relaxed);
                     url.scheme = "http".into();
-                    let stream = connect(url.clone()).await?;
-                    let _ = stream.set_nodelay(true);
-                    handshake(stream).await
+                    handshake(dial(&url, &what(&url)).await?).await
                 }
                 Ok(Err(e)) => return Err(Error::Unavailable(format!("{}: tls: {e}", what(&url)))),
-                Err(_) => return Err(Error::Unavailable(format!("{}: tls handshake timeout", what(&url)))),
+                Err(e) => return Err(e),
             }
         }
         .map_err(|e| Error::Unavailable(format!("{}: {e}", what(&url))))?;
-        let what = || what(&url);
-        let len = body.len();
-        let has_body = !matches!(body, Body::Empty) || matches!(*method, Method::PUT | Method::POST | Method::PATCH);
-        let mut req = Request::builder()
-            .method(method.clone())
-            .uri(&url.path)
-            .header("host", &url.authority)
-            .header("user-agent", concat!("berth/", env!("CARGO_PKG_VERSION")));
-        if has_body {
-            req = req.header("content-length", len.to_string());
-        }
-        if let Some(a) = auth {
-            req = req.header("authorization", a);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v.as_str());
-        }
-        let req = req.body(body.into_http().await?).map_err(|e| Error::Internal(format!("{}: {e}", what())))?;
-        tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(req))
-            .await
-            .map_err(|_| Error::Unavailable(format!("{}: timeout awaiting response headers", what())))?
-            .map_err(|e| Error::Unavailable(format!("{}: {e}", what())))
+        send_on(sender, method, &url, headers, body, auth).await
     }
 
     /// Sends a request, answering an authentication challenge once and following redirects.
@@ -513,6 +613,47 @@ mod tests {
         assert!(is_loopback("[::1]:5000"));
         assert!(!is_loopback("registry.example.com:5000"));
         assert_eq!(endpoint_host("docker.io"), "registry-1.docker.io");
+    }
+
+    /// A one-shot HTTP server on loopback: answers each of `answers` (raw responses) on one connection each.
+    async fn serve(answers: Vec<Vec<u8>>) -> String {
+        use tokio::io::AsyncWriteExt;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            for a in answers {
+                let Ok((mut c, _)) = l.accept().await else { return };
+                let mut buf = vec![0u8; 4096];
+                let _ = c.read(&mut buf).await;
+                let _ = c.write_all(&a).await;
+                let _ = c.shutdown().await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn downloads_stream_to_a_file_and_follow_redirects() {
+        let body = vec![b'x'; 300_000];
+        let mut ok = b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\nConnection: close\r\n\r\n".to_vec();
+        ok.extend_from_slice(&body);
+        let redirect = b"HTTP/1.1 302 Found\r\nLocation: /files/data.bin?x=1\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let addr = serve(vec![redirect, ok]).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let got = download(&format!("http://{addr}/start"), None, dir.path()).await.expect("download");
+        assert_eq!(got.name, "data.bin");
+        assert_eq!(got.size, 300_000);
+        assert_eq!(std::fs::read(&got.path).expect("file"), body);
+        use sha2::Digest as _;
+        assert_eq!(got.sha256, hex::encode(sha2::Sha256::digest(&body)));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&got.path).expect("meta").permissions().mode() & 0o777, 0o600);
+
+        let addr = serve(vec![b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec()]).await;
+        let e = download(&format!("http://{addr}/nope"), None, dir.path()).await.expect_err("404");
+        assert!(e.to_string().contains("404"), "{e}");
+        let e = download("ftp://example/x", None, dir.path()).await.expect_err("scheme");
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
 
     #[test]

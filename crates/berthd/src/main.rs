@@ -15,10 +15,12 @@ mod daemon;
 mod disk;
 mod error;
 mod exec;
+mod filters;
 mod health;
 mod hijack;
 #[cfg(test)]
 mod layering;
+mod images;
 mod lock;
 mod logs;
 mod mounts;
@@ -110,6 +112,7 @@ struct Args {
     #[arg(long = "insecure-registry", value_name = "HOST")]
     insecure_registry: Vec<String>,
     /// Per-registry CA certificates: `<DIR>/<host[:port]>/*.crt` (Docker's layout), trusted besides the system's
+    /// (pulls, pushes, logins, builds' `FROM` and `ADD <url>`)
     #[arg(long = "registry-certs-dir", value_name = "DIR", default_value = berth_registry::tls::DEFAULT_CERTS_DIR)]
     registry_certs_dir: PathBuf,
     /// Default log driver of containers: json-file, local or none.

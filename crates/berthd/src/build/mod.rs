@@ -527,55 +527,21 @@ async fn stage_result(cx: &Ctx, i: usize) -> Result<Arc<Built>, Error> {
     }
 }
 
-/// An image of the store by name.
-async fn local_image(cx: &Ctx, name: &str) -> Result<berth_store::Image, Error> {
-    let store = cx.d.store.clone();
-    let n = name.to_string();
-    blocking(move || store.resolve_image(&n).map_err(Error::from)).await
-}
-
-/// An image by name, pulled when it is missing (or always with `--pull`).
+/// An image by name, pulled through the images manager when it is missing (or always with `--pull`), with the
+/// daemon's registry settings; the pull's progress goes to the build's output.
 async fn image_by_name(cx: &Ctx, name: &str, pull: bool) -> Result<berth_store::Image, Error> {
-    let local = match local_image(cx, name).await {
-        Ok(i) if !pull => return Ok(i),
-        Ok(i) => Some(i),
-        Err(e) if e.is_not_found() => None,
-        Err(e) => return Err(e),
-    };
-    let r = berth_store::Reference::parse(name).map_err(Error::from)?.with_default_tag();
-    let reg = berth_registry::Registry::new(
-        r.domain(),
-        &cx.d.config.insecure_registries,
-        berth_registry::auth::Credentials::default(),
-        vec![berth_registry::pull::pull_scope(&r)],
-    )
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    let reg = Arc::new(reg);
-    let pulled = async {
-        let res = berth_registry::pull::resolve(&reg, &r, &berth_registry::pull::Platform::host()).await?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let p = berth_registry::progress::Progress::new(tx);
-        let out = cx.out.clone();
-        let fwd = tokio::spawn(async move {
-            while let Some(v) = rx.recv().await {
-                out.raw(v);
-            }
-        });
-        let r = berth_registry::pull::fetch(cx.d.store.clone(), reg.clone(), &res, &p).await;
-        drop(p);
-        let _ = fwd.await;
-        r
-    }
-    .await;
-    match (pulled, local) {
-        (Ok(_), _) => local_image(cx, &r.to_string()).await,
-        // `--pull` with the registry out of reach: the local image will do, as Docker's classic builder does.
-        (Err(_), Some(i)) => Ok(i),
-        (Err(berth_registry::Error::NotFound(m)), None) => Err(Error::NotFound(m)),
-        (Err(e), None) => Err(Error::NotFound(format!(
-            "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
-        ))),
-    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let p = berth_registry::progress::Progress::new(tx);
+    let out = cx.out.clone();
+    let fwd = tokio::spawn(async move {
+        while let Some(v) = rx.recv().await {
+            out.raw(v);
+        }
+    });
+    let r = crate::images::pull::ensure(&cx.d, name, pull, &p).await;
+    drop(p);
+    let _ = fwd.await;
+    r
 }
 
 /// The per-stage state while its instructions run.
@@ -1405,9 +1371,12 @@ async fn copy_step(
     }
     for (n, u) in urls.iter().enumerate() {
         let dest_dir = dirs.src.parent().unwrap_or(Path::new("/")).join(format!("url-{n}"));
-        let (path, name, digest) = download(&dest_dir, u, &cx.d.config.registry_certs_dir)
+        // berth-registry's client: TLS verified as for registries, redirects followed, connect and body timeouts,
+        // the body streamed to the file.
+        let got = berth_registry::client::download(u, Some(&cx.d.config.registry_certs_dir), &dest_dir)
             .await
             .map_err(|e| bad(format!("{at}: ADD {u}: {e}")))?;
+        let (path, name, digest) = (got.path, got.name, got.sha256);
         if let Some(sum) = args.checksum.as_deref().filter(|c| !c.is_empty())
             && sum.strip_prefix("sha256:") != Some(digest.as_str())
         {
@@ -1438,77 +1407,6 @@ async fn copy_step(
     let at2 = at.to_string();
     blocking(move || fs::copy(lower, &dirs, job).map_err(|e| bad(format!("{at2}: {e}")))).await?;
     finish_layer_step(cx, st, key, created_by, upper, None).await
-}
-
-/// `ADD <url>`: fetches an `http://` or `https://` URL (TLS verified against the system's CAs and `certs_dir`, as
-/// for registries; redirects followed) into `dir`; returns (file, name, sha256).
-async fn download(dir: &Path, url: &str, certs_dir: &Path) -> Result<(PathBuf, String, String), String> {
-    use http_body_util::BodyExt;
-    let mut url = url.to_string();
-    for _ in 0..10 {
-        let uri: hyper::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("only http:// and https:// URLs can be fetched".into()),
-        };
-        let host = uri.host().ok_or("the URL has no host")?.to_string();
-        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let authority = uri.authority().map(|a| a.to_string()).unwrap_or_else(|| host.clone());
-        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-        let stream = tokio::time::timeout(std::time::Duration::from_secs(30), connect)
-            .await
-            .map_err(|_| "connect timed out".to_string())?
-            .map_err(|e| format!("connect: {e}"))?;
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
-        let req = hyper::Request::get(path)
-            .header("host", authority.clone())
-            .header("user-agent", "berth")
-            .body(http_body_util::Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = if tls {
-            let config = berth_registry::tls::verifying(Some(certs_dir), &authority).map_err(|e| e.to_string())?;
-            let name = berth_registry::tls::server_name(&authority).map_err(|e| e.to_string())?;
-            let s = tokio_rustls::TlsConnector::from(config)
-                .connect(name, stream)
-                .await
-                .map_err(|e| format!("tls: {e}"))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(s))
-                .await
-                .map_err(|e| format!("http: {e}"))?;
-            tokio::spawn(conn);
-            sender.send_request(req).await.map_err(|e| format!("http: {e}"))?
-        } else {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("http: {e}"))?;
-            tokio::spawn(conn);
-            sender.send_request(req).await.map_err(|e| format!("http: {e}"))?
-        };
-        if resp.status().is_redirection()
-            && let Some(loc) = resp.headers().get("location").and_then(|l| l.to_str().ok())
-        {
-            url = if loc.starts_with("http://") || loc.starts_with("https://") {
-                loc.to_string()
-            } else {
-                format!("{}://{authority}{loc}", if tls { "https" } else { "http" })
-            };
-            continue;
-        }
-        if !resp.status().is_success() {
-            return Err(format!("GET returned {}", resp.status()));
-        }
-        let name = uri.path().rsplit('/').find(|s| !s.is_empty()).unwrap_or("download").to_string();
-        let body = resp.into_body().collect().await.map_err(|e| format!("read: {e}"))?.to_bytes();
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        let path = dir.join(&name);
-        std::fs::write(&path, &body).map_err(|e| e.to_string())?;
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        use sha2::Digest as _;
-        return Ok((path, name, hex::encode(sha2::Sha256::digest(&body))));
-    }
-    Err("too many redirects".into())
 }
 
 /// `POST /build/prune`.

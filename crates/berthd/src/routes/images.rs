@@ -9,87 +9,45 @@ use berth_api::Error;
 use berth_store::Image;
 use serde_json::{Value, json};
 
-use super::{Daemonic, Query, filters, flag};
+use super::{Daemonic, Query, flag};
 use crate::daemon::{Daemon, store_error};
+use crate::filters::Filters;
+use crate::images::{self, Removed};
 use crate::routes::ApiResult;
 use crate::task::blocking;
 
-fn short(id: &str) -> &str {
-    let hex = id.trim_start_matches("sha256:");
-    &hex[..hex.len().min(12)]
-}
-
-/// Matches Docker's `reference` filter: a glob on the familiar `repo[:tag]`.
-fn reference_matches(pattern: &str, tags: &[String]) -> bool {
-    tags.iter().any(|t| {
-        let repo = t.rsplit_once(':').map(|(r, _)| r).unwrap_or(t);
-        glob(pattern, t) || glob(pattern, repo)
-    })
-}
-
-/// `*` and `?` glob, `*` not crossing `/` (like Go's path.Match).
-fn glob(p: &str, s: &str) -> bool {
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => m(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    m(p.as_bytes(), s.as_bytes())
-}
-
 pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Vec<Value>>> {
-    let f = filters(&q)?;
-    let store = d.store.clone();
-    let mut images = blocking(move || store.list_images().map_err(store_error)).await?;
-    images.sort_by_key(|i| std::cmp::Reverse(i.created_unix()));
-    let all = flag(&q, "all");
-    let users = |id: &str| d.all_containers().iter().filter(|c| c.record().image_id == id).count() as i64;
-    let mut out = Vec::new();
-    for i in &images {
-        let id = i.id.to_string();
-        let mut keep = true;
-        for (k, vals) in &f {
-            keep &= match k.as_str() {
-                "dangling" => vals.iter().all(|v| (v == "true" || v == "1") == i.repo_tags.is_empty()),
-                "reference" => vals.iter().any(|v| reference_matches(v, &i.repo_tags)),
-                "label" => vals.iter().all(|v| {
-                    let l = i.labels();
-                    match v.split_once('=') {
-                        Some((k, val)) => l[k] == json!(val),
-                        None => !l[v.as_str()].is_null(),
-                    }
-                }),
-                "before" | "since" | "until" => true,
-                other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'")).into()),
-            };
-        }
-        if !keep || (!all && i.repo_tags.is_empty() && !f.contains_key("dangling") && users(&id) > 0) {
-            continue;
-        }
-        out.push(json!({
-            "Id": id,
-            "ParentId": "",
-            "RepoTags": i.repo_tags,
-            "RepoDigests": i.repo_digests,
-            "Created": i.created_unix(),
-            "Size": i.size,
-            "SharedSize": -1,
-            "VirtualSize": i.size,
-            "Labels": i.labels(),
-            "Containers": -1,
-        }));
-    }
+    let f = Filters::from_query(&q)?;
+    let images = images::list(&d, &f, flag(&q, "all")).await?;
+    let out = images
+        .iter()
+        .map(|i| {
+            json!({
+                "Id": i.id.to_string(),
+                "ParentId": "",
+                "RepoTags": i.repo_tags,
+                "RepoDigests": i.repo_digests,
+                "Created": i.created_unix(),
+                "Size": i.size,
+                "SharedSize": -1,
+                "VirtualSize": i.size,
+                "Labels": i.labels(),
+                "Containers": -1,
+            })
+        })
+        .collect();
     Ok(Json(out))
 }
 
-async fn resolve(d: &Daemon, name: &str) -> Result<Image, Error> {
-    let store = d.store.clone();
-    let name = name.to_string();
-    Ok(blocking(move || store.resolve_image(&name).map_err(store_error)).await?)
+/// The answer of a removal: `[{"Untagged": ...}, {"Deleted": ...}]`.
+fn removed_json(removed: &[Removed]) -> Vec<Value> {
+    removed
+        .iter()
+        .map(|r| match r {
+            Removed::Untagged(t) => json!({"Untagged": t}),
+            Removed::Deleted(id) => json!({"Deleted": id}),
+        })
+        .collect()
 }
 
 fn inspect_json(i: &Image) -> Value {
@@ -121,11 +79,11 @@ pub async fn by_name(d: Daemonic, Path(path): Path<String>) -> ApiResult<Respons
         return save_names(&d, vec![name.to_string()]).await;
     }
     if let Some(name) = path.strip_suffix("/json") {
-        let i = resolve(&d, name).await?;
+        let i = images::resolve(&d, name).await?;
         return Ok(Json(inspect_json(&i)).into_response());
     }
     if let Some(name) = path.strip_suffix("/history") {
-        let i = resolve(&d, name).await?;
+        let i = images::resolve(&d, name).await?;
         let history = i.config["history"].as_array().cloned().unwrap_or_default();
         let n = history.len();
         // Each entry that made a layer has the next layer's size.
@@ -173,7 +131,7 @@ pub async fn by_name_post(
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/tag") {
-        let i = resolve(&d, name).await?;
+        let i = images::resolve(&d, name).await?;
         let repo = q
             .get("repo")
             .filter(|r| !r.is_empty())
@@ -194,77 +152,8 @@ pub async fn by_name_post(
 }
 
 pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResult<Json<Vec<Value>>> {
-    let force = flag(&q, "force");
-    let _no_new_users = d.image_use.write().await;
-    let i = resolve(&d, &name).await?;
-    let id = i.id.to_string();
-    // Removing by a tag while other tags remain only untags.
-    let by_tag = !id.trim_start_matches("sha256:").starts_with(name.trim_start_matches("sha256:"));
-    let users: Vec<_> = d.all_containers().into_iter().filter(|c| c.record().image_id == id).collect();
-    if let Some(running) = users.iter().find(|c| c.is_running())
-        && (!by_tag || i.repo_tags.len() <= 1)
-    {
-        return Err(Error::Conflict(format!(
-            "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
-            short(&id),
-            short(&running.id)
-        ))
-        .into());
-    }
-    let store = d.store.clone();
-    if by_tag && (i.repo_tags.len() > 1 || (!users.is_empty() && force)) {
-        let tag = familiar_tag(&name);
-        let t2 = tag.clone();
-        blocking(move || store.untag(&t2).map_err(store_error)).await?;
-        return Ok(Json(vec![json!({"Untagged": tag})]));
-    }
-    if let Some(user) = users.first() {
-        if !force {
-            return Err(Error::Conflict(if by_tag {
-                format!(
-                    "conflict: unable to remove repository reference \"{name}\" (must force) - container {} is using its referenced image {}",
-                    short(&user.id),
-                    short(&id)
-                )
-            } else {
-                format!(
-                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
-                    short(&id),
-                    short(&user.id)
-                )
-            })
-            .into());
-        }
-        // Forced while containers use it: untag everything, keep the layers those containers run on.
-        let tags = i.repo_tags.clone();
-        let out = tags.iter().map(|t| json!({"Untagged": t})).collect();
-        blocking(move || {
-            for t in &tags {
-                store.untag(t).map_err(store_error)?;
-            }
-            Ok(())
-        })
-        .await?;
-        return Ok(Json(out));
-    }
-    if !by_tag && i.repo_tags.len() > 1 && !force {
-        return Err(Error::Conflict(format!(
-            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
-            short(&id)
-        ))
-        .into());
-    }
-    let mut out: Vec<Value> = i.repo_tags.iter().map(|t| json!({"Untagged": t})).collect();
-    let iid = i.id.clone();
-    let deleted = blocking(move || store.remove_image(&iid).map_err(store_error)).await?;
-    out.extend(deleted.into_iter().map(|d| json!({"Deleted": d})));
-    Ok(Json(out))
-}
-
-/// `busybox` → `busybox:latest` (the form tags are listed in).
-fn familiar_tag(name: &str) -> String {
-    let last = name.rsplit('/').next().unwrap_or(name);
-    if last.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") }
+    let removed = images::remove(&d, &name, flag(&q, "force")).await?;
+    Ok(Json(removed_json(&removed)))
 }
 
 pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
@@ -324,7 +213,7 @@ pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
 async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
     // Unknown names are a 404 before any byte of the archive goes out.
     for n in &names {
-        resolve(d, n).await?;
+        images::resolve(d, n).await?;
     }
     let (out, body) = super::archive::streamed_body();
     let tx = out.get_ref().0.clone();
@@ -362,49 +251,9 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
 
 /// `POST /images/prune`: removes dangling images (untagged), or with `dangling=false` every image no container uses.
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
-    let f = filters(&q)?;
-    let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| matches!(x.as_str(), "false" | "0")));
-    let _no_new_users = d.image_use.write().await;
-    let store = d.store.clone();
-    let used: std::collections::HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
-    let (deleted, reclaimed) = blocking(move || {
-        let mut out = Vec::new();
-        let mut reclaimed: i64 = 0;
-        for i in store.list_images().map_err(store_error)? {
-            if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
-                continue;
-            }
-            for t in &i.repo_tags {
-                out.push(json!({"Untagged": t}));
-            }
-            let removed = store.remove_image(&i.id).map_err(store_error)?;
-            if !removed.is_empty() {
-                reclaimed += i.size;
-            }
-            out.extend(removed.into_iter().map(|r| json!({"Deleted": r})));
-        }
-        Ok((out, reclaimed))
-    })
-    .await?;
+    let pruned = images::prune(&d, &Filters::from_query(&q)?).await?;
     Ok(Json(json!({
-        "ImagesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
-        "SpaceReclaimed": reclaimed,
+        "ImagesDeleted": if pruned.removed.is_empty() { Value::Null } else { json!(removed_json(&pruned.removed)) },
+        "SpaceReclaimed": pruned.reclaimed,
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_and_tags() {
-        assert!(glob("busy*", "busybox"));
-        assert!(!glob("busy*", "a/busybox"));
-        assert!(glob("*/app", "me/app"));
-        assert!(reference_matches("busybox", &["busybox:latest".into()]));
-        assert!(reference_matches("busybox:1*", &["busybox:1.36".into()]));
-        assert_eq!(familiar_tag("busybox"), "busybox:latest");
-        assert_eq!(familiar_tag("localhost:5000/a"), "localhost:5000/a:latest");
-        assert_eq!(familiar_tag("a:v1"), "a:v1");
-    }
 }

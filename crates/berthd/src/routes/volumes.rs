@@ -7,13 +7,13 @@ use axum::body::Bytes;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use berth_api::Error;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Daemonic, Query, filters, flag, json_body};
+use super::{Daemonic, Query, flag, json_body};
+use crate::filters::Filters;
 use crate::routes::ApiResult;
-use crate::volumes::{self, CreateOptions, label_matches};
+use crate::volumes::{self, CreateOptions};
 
 /// The body of `POST /volumes/create`.
 #[derive(Debug, Default, Deserialize)]
@@ -43,41 +43,9 @@ pub async fn create(d: Daemonic, body: Bytes) -> ApiResult<Response> {
     Ok((StatusCode::CREATED, Json(volumes::view(&d, &v))).into_response())
 }
 
-fn truth(key: &str, v: &str) -> Result<bool, Error> {
-    match v {
-        "1" | "true" | "True" => Ok(true),
-        "0" | "false" | "False" => Ok(false),
-        _ => Err(Error::InvalidArgument(format!("invalid filter '{key}={v}'"))),
-    }
-}
-
 pub async fn list(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
-    let f = filters(&q)?;
-    for k in f.keys() {
-        if !matches!(k.as_str(), "dangling" | "driver" | "label" | "name") {
-            return Err(Error::InvalidArgument(format!("invalid filter '{k}'")).into());
-        }
-    }
-    let dangling: Option<bool> = match f.get("dangling").and_then(|v| v.first()) {
-        Some(v) => Some(truth("dangling", v)?),
-        None => None,
-    };
-    let mut out = Vec::new();
-    let mut all = volumes::list(&d).await?;
-    all.sort_by(|a, b| a.name.cmp(&b.name));
-    for v in all {
-        let labels = v.labels.clone().unwrap_or_default();
-        let any = |k: &str, ok: &dyn Fn(&str) -> bool| {
-            f.get(k).is_none_or(|vals| vals.is_empty() || vals.iter().any(|x| ok(x)))
-        };
-        let keep = any("name", &|n| v.name.contains(n))
-            && any("driver", &|x| v.driver == x)
-            && f.get("label").is_none_or(|vals| vals.iter().all(|l| label_matches(&labels, l)))
-            && dangling.is_none_or(|want| volumes::users(&d, &v.name).is_empty() == want);
-        if keep {
-            out.push(volumes::view(&d, &v));
-        }
-    }
+    let all = volumes::list_filtered(&d, &Filters::from_query(&q)?).await?;
+    let out: Vec<Value> = all.iter().map(|v| volumes::view(&d, v)).collect();
     Ok(Json(json!({"Volumes": out, "Warnings": []})))
 }
 
@@ -92,19 +60,5 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
 }
 
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
-    let f = filters(&q)?;
-    let mut all = false;
-    for (k, vals) in &f {
-        match k.as_str() {
-            "label" | "label!" => {}
-            "all" => {
-                for v in vals {
-                    all |= truth("all", v)?;
-                }
-            }
-            other => return Err(Error::InvalidArgument(format!("invalid filter '{other}'")).into()),
-        }
-    }
-    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-    Ok(Json(volumes::prune(&d, all, &get("label"), &get("label!")).await?))
+    Ok(Json(volumes::prune(&d, &Filters::from_query(&q)?).await?))
 }

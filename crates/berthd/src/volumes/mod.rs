@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::daemon::Daemon;
 use crate::mounts::point::{Kind, MountPoint};
 use crate::task::blocking;
+use crate::filters::Filters;
 
 /// Docker's restricted name pattern for local volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<(), Error> {
@@ -248,8 +249,31 @@ pub async fn remove_anonymous_locked(d: &Arc<Daemon>, mounts: &[MountPoint]) {
     }
 }
 
+/// The filters `GET /volumes` accepts (Docker's).
+pub const LIST_FILTERS: &[&str] = &["dangling", "driver", "label", "name"];
+/// The filters `POST /volumes/prune` accepts (Docker's).
+pub const PRUNE_FILTERS: &[&str] = &["all", "label", "label!"];
+
+/// `GET /volumes`: the volumes by name, filtered (`name`: a part of the name, `driver`, `label`, `dangling`: no
+/// container uses it).
+pub async fn list_filtered(d: &Daemon, f: &Filters) -> Result<Vec<Volume>, Error> {
+    f.accept(LIST_FILTERS)?;
+    let dangling = f.bool("dangling")?;
+    let mut all = list(d).await?;
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all.retain(|v| {
+        f.any("name", |n| v.name.contains(n))
+            && f.any("driver", |x| v.driver == x)
+            && f.match_kv("label", v.labels.as_ref().unwrap_or(&HashMap::new()))
+            && dangling.is_none_or(|want| users(d, &v.name).is_empty() == want)
+    });
+    Ok(all)
+}
+
 /// `POST /volumes/prune`: removes unused volumes — anonymous ones only unless `all` — that match the label filters.
-pub async fn prune(d: &Arc<Daemon>, all: bool, labels: &[String], not_labels: &[String]) -> Result<Value, Error> {
+pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<Value, Error> {
+    f.accept(PRUNE_FILTERS)?;
+    let all = f.bool("all")?.unwrap_or(false);
     let _g = d.volumes.lock.lock().await;
     let mut deleted = Vec::new();
     let mut reclaimed = 0u64;
@@ -257,8 +281,7 @@ pub async fn prune(d: &Arc<Daemon>, all: bool, labels: &[String], not_labels: &[
         if !all && !v.is_anonymous() {
             continue;
         }
-        let have = v.labels.clone().unwrap_or_default();
-        if !labels.iter().all(|l| label_matches(&have, l)) || not_labels.iter().any(|l| label_matches(&have, l)) {
+        if !f.match_labels(v.labels.as_ref().unwrap_or(&HashMap::new())) {
             continue;
         }
         if !users(d, &v.name).is_empty() {
@@ -276,14 +299,6 @@ pub async fn prune(d: &Arc<Daemon>, all: bool, labels: &[String], not_labels: &[
     Ok(
         json!({"VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed}),
     )
-}
-
-/// Docker's label filter: `key` (present) or `key=value`.
-pub fn label_matches(labels: &HashMap<String, String>, filter: &str) -> bool {
-    match filter.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(filter),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -498,12 +513,5 @@ mod tests {
         assert!(validate_options(&opts(&[("type", "tmpfs")])).is_err());
         assert!(validate_options(&opts(&[("bogus", "1")])).is_err());
         assert_eq!(berth_network::netns::unescape_mountinfo("/a\\040b"), "/a b");
-    }
-
-    #[test]
-    fn labels() {
-        let l: HashMap<String, String> = [("a".to_string(), "1".to_string())].into_iter().collect();
-        assert!(label_matches(&l, "a") && label_matches(&l, "a=1"));
-        assert!(!label_matches(&l, "a=2") && !label_matches(&l, "b"));
     }
 }
