@@ -34,7 +34,9 @@ fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Resul
             *req.uri_mut() = uri;
         }
     }
-    berth_api::negotiate(requested).map(drop)
+    let v = berth_api::negotiate(requested)?;
+    req.extensions_mut().insert(v);
+    Ok(())
 }
 
 /// Errors that axum's extractors answer in plain text (a body over the size limit: 413, a malformed query: 400)

@@ -151,6 +151,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         };
     });
     persist(d, c, &rec).await?;
+    c.publish(&d.events, "start", &[]);
     spawn_monitor(d.clone(), c.clone());
     crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
     Ok(())
@@ -285,6 +286,10 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
+    if exit.oom_killed {
+        c.publish(&d.events, "oom", &[]);
+    }
+    c.publish(&d.events, "die", &[("exitCode", &exit.exit_code.to_string()), ("execDuration", &exec_duration(&rec))]);
     if rec.host_config.auto_remove.unwrap_or(false) {
         spawn_remove(d, c);
         return;
@@ -313,6 +318,16 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
             }
         });
     }
+}
+
+/// Docker's `execDuration` of a `die` event: whole seconds from the start to the exit.
+fn exec_duration(rec: &Record) -> String {
+    let (start, end) = (berth_api::time::parse(&rec.state.started_at), berth_api::time::parse(&rec.state.finished_at));
+    let secs = match (start, end) {
+        (Some(s), Some(e)) => e.duration_since(s).map(|d| d.as_secs()).unwrap_or(0),
+        _ => 0,
+    };
+    secs.to_string()
 }
 
 /// Parses a signal given as `SIGKILL`, `KILL` or `9`.
@@ -379,11 +394,14 @@ pub(super) async fn stop_locked(
         let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
     let _ = d.shims.request(&bundle, &Request::Kill { signal: sig }).await;
+    c.publish(&d.events, "kill", &[("signal", &sig.to_string())]);
     let limit = (secs >= 0).then(|| Duration::from_secs(secs as u64));
     if !wait_until_not_running(c, limit).await {
         let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
+        c.publish(&d.events, "kill", &[("signal", &libc::SIGKILL.to_string())]);
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
+    c.publish(&d.events, "stop", &[]);
     Ok(())
 }
 
@@ -404,6 +422,7 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
         let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
     shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
+    c.publish(&d.events, "kill", &[("signal", &sig.to_string())]);
     if sig == libc::SIGKILL {
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
@@ -421,7 +440,9 @@ pub async fn restart(
     if c.is_running() {
         stop_locked(d, c, timeout, signal).await?;
     }
-    start_locked(d, c).await
+    start_locked(d, c).await?;
+    c.publish(&d.events, "restart", &[]);
+    Ok(())
 }
 
 /// Freezes (`pause = true`) or thaws a running container.
@@ -439,7 +460,9 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
     let bundle = bundle_dir(d, &c.id);
     shim_ok(d.shims.request(&bundle, if pause { &Request::Pause } else { &Request::Resume }).await?)?;
     let rec = c.update(|r| r.state.status = if pause { Status::Paused } else { Status::Running });
-    persist(d, c, &rec).await
+    persist(d, c, &rec).await?;
+    c.publish(&d.events, if pause { "pause" } else { "unpause" }, &[]);
+    Ok(())
 }
 
 /// Resizes a running container's terminal (`POST /containers/{id}/resize`).
@@ -447,7 +470,9 @@ pub async fn resize(d: &Daemon, c: &Container, height: u16, width: u16) -> Resul
     if !c.is_running() {
         return Err(Error::Conflict(format!("Container {} is not running", c.id)));
     }
-    shim_ok(d.shims.request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)
+    shim_ok(d.shims.request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)?;
+    c.publish(&d.events, "resize", &[("height", &height.to_string()), ("width", &width.to_string())]);
+    Ok(())
 }
 
 /// Renames a container.
@@ -469,6 +494,7 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
         return Err(if e.is_conflict() { name_taken(d, new_name).await } else { e });
     }
     crate::networks::renamed(d, &c.id, new_name);
+    c.publish(&d.events, "rename", &[("oldName", &format!("/{old}"))]);
     Ok(())
 }
 

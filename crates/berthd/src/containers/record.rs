@@ -133,6 +133,16 @@ impl Container {
         self.record().name
     }
 
+    /// Publishes a container event with Docker's attributes (`name`, `image`, the container's labels) and `extra`.
+    pub fn publish(&self, events: &crate::events::Events, action: &str, extra: &[(&str, &str)]) {
+        let r = self.record();
+        let mut a: std::collections::BTreeMap<String, String> = r.config.labels.unwrap_or_default().into_iter().collect();
+        a.insert("name".into(), r.name);
+        a.insert("image".into(), r.image);
+        a.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        events.publish("container", action, &self.id, a);
+    }
+
     /// Changes the record in memory only (the healthcheck's results, which Docker does not need on disk either).
     pub fn update_volatile(&self, f: impl FnOnce(&mut Record)) -> Record {
         self.update(f)
