@@ -104,6 +104,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
         crate::volumes::acquire(d, &rec.mounts).await?;
         volumes_held = true;
+        crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "mount");
         let pid = d.shims.spawn(&bundle).await?;
         berth_store::fault::point("start.after-shim");
         // Attach clients that were waiting for the start get their streams before the program runs.
@@ -283,6 +284,7 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     if counted {
         crate::volumes::release(d, &rec.mounts).await;
     }
+    crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "unmount");
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }

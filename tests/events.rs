@@ -1,0 +1,164 @@
+//! `GET /events` through the real docker CLI and docker-py: container events in order with Docker's attributes,
+//! `--since`/`--until`, filters, an unknown filter refused, and the history surviving a daemon restart.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_integration::*;
+use serde_json::Value;
+
+fn now() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+fn docker_ok(d: &Berthd, args: &[&str]) -> String {
+    let out = d.docker(args).unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
+        stderr(&out),
+        tail(&d.log(), 30)
+    );
+    stdout(&out)
+}
+
+/// `docker events --since .. --until .. [--filter ..] --format '{{json .}}'`, parsed (the stream ends at `until`).
+fn events(d: &Berthd, since: &str, until: &str, filters: &[&str]) -> Vec<Value> {
+    let mut args = vec!["events", "--since", since, "--until", until, "--format", "{{json .}}"];
+    for f in filters {
+        args.extend(["--filter", f]);
+    }
+    docker_ok(d, &args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn actions(evs: &[Value]) -> Vec<String> {
+    evs.iter().map(|e| e["Action"].as_str().unwrap().to_string()).collect()
+}
+
+/// A daemon with busybox, when the docker CLI is there.
+fn setup() -> Option<Berthd> {
+    require_root();
+    docker_cli()?;
+    Some(daemon_with_busybox())
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_cli_sees_container_events_in_order_with_filters() {
+    let Some(d) = setup() else { return };
+    let since = now();
+    let out = d.docker(&["run", "--name", "ev", "-l", "app=x", "busybox", "sh", "-c", "exit 3"]).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let id = d.inspect("ev", "{{.Id}}");
+    docker_ok(&d, &["rm", "ev"]);
+    docker_ok(&d, &["network", "create", "evnet"]);
+    let until = now();
+
+    let all = events(&d, &since, &until, &["container=ev", "event=create", "event=start", "event=die", "event=destroy"]);
+    assert_eq!(actions(&all), ["create", "start", "die", "destroy"], "{all:?}");
+    for e in &all {
+        assert_eq!(e["Type"], "container");
+        assert_eq!(e["Actor"]["ID"], id.as_str());
+        assert_eq!(e["Actor"]["Attributes"]["name"], "ev");
+        assert_eq!(e["Actor"]["Attributes"]["image"], "busybox");
+        assert_eq!(e["Actor"]["Attributes"]["app"], "x");
+        assert_eq!(e["scope"], "local");
+        let (t, tn) = (e["time"].as_i64().unwrap(), e["timeNano"].as_i64().unwrap());
+        assert_eq!(t, tn / 1_000_000_000);
+    }
+    assert_eq!(all[2]["Actor"]["Attributes"]["exitCode"], "3");
+    let nanos: Vec<i64> = all.iter().map(|e| e["timeNano"].as_i64().unwrap()).collect();
+    assert!(nanos.windows(2).all(|w| w[0] <= w[1]), "{nanos:?}");
+
+    // Filters: label, type (one key ORs, different keys AND), by ID.
+    let by_label = events(&d, &since, &until, &["label=app=x", "event=die"]);
+    assert_eq!(actions(&by_label), ["die"]);
+    assert!(events(&d, &since, &until, &["label=app=y"]).is_empty());
+    let nets = events(&d, &since, &until, &["type=network", "event=create"]);
+    assert_eq!(actions(&nets), ["create"]);
+    assert_eq!(nets[0]["Actor"]["Attributes"]["name"], "evnet");
+    let both = events(&d, &since, &until, &["type=network", "type=container", "event=create"]);
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(events(&d, &since, &until, &[&format!("container={}", &id[..12]), "event=die"]).len(), 1);
+
+    // An unknown filter key: Docker's 400.
+    let out = d.docker(&["events", "--since", &since, "--until", &until, "--filter", "bogus=1"]).unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("invalid filter 'bogus'"), "{}", stderr(&out));
+
+    // Live: a stream started before the events sees them (and ends at its `until`).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let host = d.host();
+    let cfg = d.dir.join("docker-config");
+    let start = now();
+    let until_live = format!("{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 6);
+    std::thread::spawn(move || {
+        let out = std::process::Command::new(docker_cli().unwrap())
+            .args(["events", "--since", &start, "--until", &until_live, "--filter", "container=live"])
+            .args(["--format", "{{.Action}}"])
+            .env("DOCKER_HOST", host)
+            .env("DOCKER_CONFIG", cfg)
+            .output()
+            .unwrap();
+        tx.send(stdout(&out)).unwrap();
+    });
+    docker_ok(&d, &["run", "--rm", "--name", "live", "busybox", "true"]);
+    // Bounded by the stream's own `until` (6 s), with margin.
+    let live = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+    let got: Vec<&str> = live.lines().filter(|a| ["create", "start", "die", "destroy"].contains(a)).collect();
+    assert_eq!(got, ["create", "start", "die", "destroy"], "{live}");
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_py_events_since_until() {
+    let Some(d) = setup() else { return };
+    let probe = std::process::Command::new("python3").args(["-c", "import docker"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        skip_missing_tool("python3-docker is not installed");
+        return;
+    }
+    let since = now();
+    docker_ok(&d, &["run", "--name", "py", "busybox", "true"]);
+    docker_ok(&d, &["rm", "py"]);
+    let until = now();
+    let script = format!(
+        "import docker, json\n\
+         c = docker.DockerClient(base_url='{}')\n\
+         for e in c.events(decode=True, since={since}, until={until}, filters={{'container': 'py'}}):\n    \
+         print(json.dumps(e))\n",
+        d.host()
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let evs: Vec<Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let acts: Vec<String> =
+        actions(&evs).into_iter().filter(|a| ["create", "start", "die", "destroy"].contains(&a.as_str())).collect();
+    assert_eq!(acts, ["create", "start", "die", "destroy"], "{evs:?}");
+    assert_eq!(evs.iter().find(|e| e["Action"] == "die").unwrap()["Actor"]["Attributes"]["exitCode"], "0");
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn events_survive_a_daemon_restart() {
+    let Some(mut d) = setup() else { return };
+    let since = now();
+    docker_ok(&d, &["run", "--name", "before", "busybox", "true"]);
+    docker_ok(&d, &["rm", "before"]);
+    // The log is written by a thread of its own, off the request: wait (bounded) for the last line to be on disk.
+    let log = d.dir.join("data/events.jsonl");
+    assert!(
+        d.eventually(5, || std::fs::read_to_string(&log).is_ok_and(|s| s.contains("\"destroy\""))),
+        "no destroy in {}",
+        log.display()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
+    d.restart();
+    let until = now();
+    let evs = events(&d, &since, &until, &["container=before"]);
+    let acts: Vec<String> =
+        actions(&evs).into_iter().filter(|a| ["create", "start", "die", "destroy"].contains(&a.as_str())).collect();
+    assert_eq!(acts, ["create", "start", "die", "destroy"], "{evs:?}");
+}
