@@ -29,7 +29,17 @@ fn events(d: &Berthd, since: &str, until: &str, filters: &[&str]) -> Vec<Value> 
     for f in filters {
         args.extend(["--filter", f]);
     }
-    docker_ok(d, &args).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    // Bounded: a daemon that never ends the stream at `until` fails the test instead of hanging it.
+    let out = std::process::Command::new("timeout")
+        .arg("30")
+        .arg(docker_cli().unwrap())
+        .args(&args)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker {args:?}: {:?} {}", out.status.code(), stderr(&out));
+    stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn actions(evs: &[Value]) -> Vec<String> {
@@ -52,7 +62,7 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let id = d.inspect("ev", "{{.Id}}");
     docker_ok(&d, &["rm", "ev"]);
-    docker_ok(&d, &["network", "create", "evnet"]);
+    docker_ok(&d, &["network", "create", "othernet"]);
     let until = now();
 
     let all = events(&d, &since, &until, &["container=ev", "event=create", "event=start", "event=die", "event=destroy"]);
@@ -77,7 +87,7 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     assert!(events(&d, &since, &until, &["label=app=y"]).is_empty());
     let nets = events(&d, &since, &until, &["type=network", "event=create"]);
     assert_eq!(actions(&nets), ["create"]);
-    assert_eq!(nets[0]["Actor"]["Attributes"]["name"], "evnet");
+    assert_eq!(nets[0]["Actor"]["Attributes"]["name"], "othernet");
     let both = events(&d, &since, &until, &["type=network", "type=container", "event=create"]);
     assert_eq!(both.len(), 2, "{both:?}");
     assert_eq!(events(&d, &since, &until, &[&format!("container={}", &id[..12]), "event=die"]).len(), 1);
