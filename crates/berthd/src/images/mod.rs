@@ -180,6 +180,12 @@ pub async fn list(d: &Daemon, f: &Filters, all: bool) -> Result<Vec<Image>, Erro
 /// container uses cannot be deleted; one a stopped container uses, or that has several tags, only with `force`
 /// (which then untags and keeps the layers the containers run on).
 pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>, Error> {
+    let (id, out) = remove_inner(d, name, force).await?;
+    publish_removed(d, Some(&id), &out);
+    Ok(out)
+}
+
+async fn remove_inner(d: &Daemon, name: &str, force: bool) -> Result<(String, Vec<Removed>), Error> {
     let _no_new_users = d.image_use.write().await;
     let i = resolve(d, name).await?;
     let id = i.id.to_string();
@@ -200,7 +206,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
         let tag = familiar_tag(name);
         let t2 = tag.clone();
         blocking(move || store.untag(&t2).map_err(store_error)).await?;
-        return Ok(vec![Removed::Untagged(tag)]);
+        return Ok((id, vec![Removed::Untagged(tag)]));
     }
     if let Some(user) = users.first() {
         if !force {
@@ -228,7 +234,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
             Ok(())
         })
         .await?;
-        return Ok(out);
+        return Ok((id, out));
     }
     if !by_tag && i.repo_tags.len() > 1 && !force {
         return Err(Error::Conflict(format!(
@@ -240,7 +246,23 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
     let iid = i.id.clone();
     let deleted = blocking(move || store.remove_image(&iid).map_err(store_error)).await?;
     out.extend(deleted.into_iter().map(Removed::Deleted));
-    Ok(out)
+    Ok((id, out))
+}
+
+/// Publishes an image event with Docker's attribute `name`.
+pub fn publish(d: &Daemon, action: &str, id: &str, name: &str) {
+    d.events.publish("image", action, id, crate::events::attrs(&[("name", name)]));
+}
+
+/// The events of a removal, as Docker's: `untag` for each tag, `delete` for each image deleted (both name the image
+/// ID; a prune, which does not keep the IDs of untagged images, names the tag).
+fn publish_removed(d: &Daemon, image_id: Option<&str>, removed: &[Removed]) {
+    for r in removed {
+        match r {
+            Removed::Untagged(t) => publish(d, "untag", image_id.unwrap_or(t), image_id.unwrap_or(t)),
+            Removed::Deleted(id) => publish(d, "delete", id, id),
+        }
+    }
 }
 
 /// `busybox` → `busybox:latest` (the form tags are listed in).
@@ -259,7 +281,7 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
     let _no_new_users = d.image_use.write().await;
     let store = d.store.clone();
     let used: HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
-    blocking(move || {
+    let pruned = blocking(move || {
         let mut out = Pruned::default();
         for i in store.list_images().map_err(store_error)? {
             if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
@@ -277,7 +299,9 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
         }
         Ok(out)
     })
-    .await
+    .await?;
+    publish_removed(d, None, &pruned.removed);
+    Ok(pruned)
 }
 
 #[cfg(test)]

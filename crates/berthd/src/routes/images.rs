@@ -142,7 +142,9 @@ pub async fn by_name_post(
         };
         let store = d.store.clone();
         let id = i.id.clone();
-        blocking(move || store.tag(&id, &reference).map_err(store_error)).await?;
+        let r2 = reference.clone();
+        blocking(move || store.tag(&id, &r2).map_err(store_error)).await?;
+        images::publish(&d, "tag", &i.id.to_string(), &reference);
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = path.strip_suffix("/push") {
@@ -196,6 +198,7 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
     let id = drained.then(blocking(move || store.import_image(reader, opts).map_err(store_error)).await).await?;
+    images::publish(&d, "import", &id.to_string(), &id.to_string());
     let body = format!("{}\r\n", json!({"status": id.to_string()}));
     Ok(([("content-type", "application/json")], body).into_response())
 }
@@ -212,8 +215,12 @@ pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
 
 async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
     // Unknown names are a 404 before any byte of the archive goes out.
+    let mut saved = Vec::new();
     for n in &names {
-        images::resolve(d, n).await?;
+        saved.push(images::resolve(d, n).await?.id.to_string());
+    }
+    for id in saved {
+        images::publish(d, "save", &id, &id);
     }
     let (out, body) = super::archive::streamed_body();
     let tx = out.get_ref().0.clone();
@@ -243,6 +250,9 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
         .await?;
     let mut body = String::new();
     for l in lines {
+        if let Some(name) = l.strip_prefix("Loaded image: ").or_else(|| l.strip_prefix("Loaded image ID: ")) {
+            images::publish(&d, "load", name, name);
+        }
         body.push_str(&json!({"stream": format!("{l}\n")}).to_string());
         body.push_str("\r\n");
     }
