@@ -92,6 +92,18 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     assert_eq!(both.len(), 2, "{both:?}");
     assert_eq!(events(&d, &since, &until, &[&format!("container={}", &id[..12]), "event=die"]).len(), 1);
 
+    // The berth CLI: `events --format '{{json .}}'` and `system events` in the docker CLI's default line.
+    let out = d.ok(&["events", "--since", &since, "--until", &until, "--filter", "container=ev", "--format", "{{json .}}"]);
+    let mine: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(mine.iter().filter(|e| e["Type"] == "container").count(), all.len() + 1, "{out}"); // + the attach
+    let line = d.ok(&["system", "events", "--since", &since, "--until", &until, "-f", "container=ev", "-f", "event=die"]);
+    assert!(
+        line.trim_end().ends_with(&format!(
+            " container die {id} (app=x, execDuration=0, exitCode=3, image=busybox, name=ev)"
+        )),
+        "{line}"
+    );
+
     // An unknown filter key: Docker's 400.
     let out = d.docker(&["events", "--since", &since, "--until", &until, "--filter", "bogus=1"]).unwrap();
     assert!(!out.status.success());
