@@ -65,7 +65,8 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     docker_ok(&d, &["network", "create", "othernet"]);
     let until = now();
 
-    let all = events(&d, &since, &until, &["container=ev", "event=create", "event=start", "event=die", "event=destroy"]);
+    let all =
+        events(&d, &since, &until, &["container=ev", "event=create", "event=start", "event=die", "event=destroy"]);
     assert_eq!(actions(&all), ["create", "start", "die", "destroy"], "{all:?}");
     for e in &all {
         assert_eq!(e["Type"], "container");
@@ -93,14 +94,15 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     assert_eq!(events(&d, &since, &until, &[&format!("container={}", &id[..12]), "event=die"]).len(), 1);
 
     // The berth CLI: `events --format '{{json .}}'` and `system events` in the docker CLI's default line.
-    let out = d.ok(&["events", "--since", &since, "--until", &until, "--filter", "container=ev", "--format", "{{json .}}"]);
+    let out =
+        d.ok(&["events", "--since", &since, "--until", &until, "--filter", "container=ev", "--format", "{{json .}}"]);
     let mine: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(mine.iter().filter(|e| e["Type"] == "container").count(), all.len() + 1, "{out}"); // + the attach
-    let line = d.ok(&["system", "events", "--since", &since, "--until", &until, "-f", "container=ev", "-f", "event=die"]);
+    let line =
+        d.ok(&["system", "events", "--since", &since, "--until", &until, "-f", "container=ev", "-f", "event=die"]);
     assert!(
-        line.trim_end().ends_with(&format!(
-            " container die {id} (app=x, execDuration=0, exitCode=3, image=busybox, name=ev)"
-        )),
+        line.trim_end()
+            .ends_with(&format!(" container die {id} (app=x, execDuration=0, exitCode=3, image=busybox, name=ev)")),
         "{line}"
     );
 
@@ -130,6 +132,73 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     let live = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
     let got: Vec<&str> = live.lines().filter(|a| ["create", "start", "die", "destroy"].contains(a)).collect();
     assert_eq!(got, ["create", "start", "die", "destroy"], "{live}");
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_cli_lifecycle_exec_network_volume_events() {
+    let Some(d) = setup() else { return };
+    let since = now();
+    let id = docker_ok(&d, &["run", "-d", "--name", "lc", "-v", "vol1:/data", "busybox", "sleep", "300"]);
+    let id = id.trim();
+    docker_ok(&d, &["exec", "lc", "true"]);
+    docker_ok(&d, &["network", "create", "n1"]);
+    docker_ok(&d, &["network", "connect", "n1", "lc"]);
+    docker_ok(&d, &["network", "disconnect", "n1", "lc"]);
+    docker_ok(&d, &["pause", "lc"]);
+    docker_ok(&d, &["unpause", "lc"]);
+    docker_ok(&d, &["rename", "lc", "lc2"]);
+    docker_ok(&d, &["stop", "-t", "1", "lc2"]);
+    docker_ok(&d, &["rm", "lc2"]);
+    docker_ok(&d, &["volume", "rm", "vol1"]);
+    docker_ok(&d, &["network", "rm", "n1"]);
+    let until = now();
+
+    let ctr = events(&d, &since, &until, &["type=container", &format!("container={id}")]);
+    let acts = actions(&ctr);
+    assert_eq!(
+        acts,
+        [
+            "create",
+            "start",
+            "exec_create: true",
+            "exec_start: true",
+            "exec_die",
+            "pause",
+            "unpause",
+            "rename",
+            // `sleep` as PID 1 ignores SIGTERM: SIGKILL after the second, as Docker's.
+            "kill",
+            "kill",
+            "die",
+            "stop",
+            "destroy"
+        ],
+        "{ctr:?}"
+    );
+    let attr = |a: &str, k: &str| ctr.iter().find(|e| e["Action"] == a).unwrap()["Actor"]["Attributes"][k].clone();
+    assert_eq!(attr("exec_die", "exitCode"), "0");
+    assert!(attr("exec_die", "execID").as_str().is_some_and(|x| x.len() == 64));
+    assert_eq!(attr("kill", "signal"), "15");
+    assert_eq!(ctr[9]["Actor"]["Attributes"]["signal"], "9");
+    assert_eq!(attr("die", "exitCode"), "137");
+    assert_eq!(attr("rename", "oldName"), "/lc");
+    assert_eq!(attr("rename", "name"), "lc2");
+    // `event=exec_start` matches the action's prefix, as Docker's.
+    assert_eq!(events(&d, &since, &until, &["event=exec_start"]).len(), 1);
+
+    let vol = events(&d, &since, &until, &["volume=vol1"]);
+    assert_eq!(actions(&vol), ["create", "mount", "unmount", "destroy"], "{vol:?}");
+    assert_eq!(vol[1]["Actor"]["Attributes"]["container"], id);
+    assert_eq!(vol[1]["Actor"]["Attributes"]["destination"], "/data");
+
+    let net = events(&d, &since, &until, &["network=n1"]);
+    assert_eq!(actions(&net), ["create", "connect", "disconnect", "destroy"], "{net:?}");
+    for e in &net[1..3] {
+        assert_eq!(e["Actor"]["Attributes"]["container"], id);
+        assert_eq!(e["Actor"]["Attributes"]["name"], "n1");
+        assert_eq!(e["Actor"]["Attributes"]["type"], "bridge");
+    }
 }
 
 #[test]

@@ -19,9 +19,9 @@ mod exec;
 mod filters;
 mod health;
 mod hijack;
+mod images;
 #[cfg(test)]
 mod layering;
-mod images;
 mod lock;
 mod logs;
 mod mounts;

@@ -258,29 +258,41 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool) {
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
-    let rec = c.update(|r| {
-        r.net.ports.clear();
-        r.net.sandbox.clear();
-        for e in &mut r.net.endpoints {
-            let keep = crate::networks::Endpoint {
-                network: e.network.clone(),
-                network_id: e.network_id.clone(),
-                aliases: e.aliases.clone(),
-                requested_ip: e.requested_ip,
-                links: e.links.clone(),
-                ..Default::default()
-            };
-            *e = keep;
-        }
-        r.state.status = Status::Exited;
-        r.state.pid = 0;
-        r.state.exit_code = i64::from(exit.exit_code);
-        r.state.finished_at = exit.finished_at.clone();
-        r.state.oom_killed = exit.oom_killed;
-        if let Some(e) = &exit.error {
-            r.state.error = e.clone();
-        }
-    });
+    let rec = c.update_then(
+        |r| {
+            r.net.ports.clear();
+            r.net.sandbox.clear();
+            for e in &mut r.net.endpoints {
+                let keep = crate::networks::Endpoint {
+                    network: e.network.clone(),
+                    network_id: e.network_id.clone(),
+                    aliases: e.aliases.clone(),
+                    requested_ip: e.requested_ip,
+                    links: e.links.clone(),
+                    ..Default::default()
+                };
+                *e = keep;
+            }
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = i64::from(exit.exit_code);
+            r.state.finished_at = exit.finished_at.clone();
+            r.state.oom_killed = exit.oom_killed;
+            if let Some(e) = &exit.error {
+                r.state.error = e.clone();
+            }
+        },
+        |r| {
+            if exit.oom_killed {
+                c.publish(&d.events, "oom", &[]);
+            }
+            c.publish(
+                &d.events,
+                "die",
+                &[("exitCode", &exit.exit_code.to_string()), ("execDuration", &exec_duration(r))],
+            );
+        },
+    );
     if counted {
         crate::volumes::release(d, &rec.mounts).await;
     }
@@ -288,10 +300,6 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
-    if exit.oom_killed {
-        c.publish(&d.events, "oom", &[]);
-    }
-    c.publish(&d.events, "die", &[("exitCode", &exit.exit_code.to_string()), ("execDuration", &exec_duration(&rec))]);
     if rec.host_config.auto_remove.unwrap_or(false) {
         spawn_remove(d, c);
         return;
@@ -395,12 +403,13 @@ pub(super) async fn stop_locked(
     if rec.state.status == Status::Paused {
         let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
-    let _ = d.shims.request(&bundle, &Request::Kill { signal: sig }).await;
+    // Before the signal: its `die` may come at once, and must come after.
     c.publish(&d.events, "kill", &[("signal", &sig.to_string())]);
+    let _ = d.shims.request(&bundle, &Request::Kill { signal: sig }).await;
     let limit = (secs >= 0).then(|| Duration::from_secs(secs as u64));
     if !wait_until_not_running(c, limit).await {
-        let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
         c.publish(&d.events, "kill", &[("signal", &libc::SIGKILL.to_string())]);
+        let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
     c.publish(&d.events, "stop", &[]);
@@ -423,8 +432,9 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
     if c.status() == Status::Paused && sig == libc::SIGKILL {
         let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
-    shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
+    // Before the signal: its `die` may come at once, and must come after.
     c.publish(&d.events, "kill", &[("signal", &sig.to_string())]);
+    shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
     if sig == libc::SIGKILL {
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }

@@ -7,8 +7,20 @@ use crate::filters::Filters;
 
 /// The keys `GET /events` accepts (Docker's; the swarm ones match no local event).
 pub const KEYS: &[&str] = &[
-    "config", "container", "daemon", "event", "image", "label", "network", "node", "plugin", "scope", "secret",
-    "service", "type", "volume",
+    "config",
+    "container",
+    "daemon",
+    "event",
+    "image",
+    "label",
+    "network",
+    "node",
+    "plugin",
+    "scope",
+    "secret",
+    "service",
+    "type",
+    "volume",
 ];
 
 /// Refuses unknown keys with Docker's 400.
@@ -41,9 +53,11 @@ fn strip_tag(s: &str) -> &str {
 /// Whether `e` passes the filters.
 pub fn matches(f: &Filters, e: &Event) -> bool {
     // Docker matches `health_status`, `exec_create` and `exec_start` as prefixes (their actions carry a suffix).
-    let fuzzy_event = f.get("event").iter().any(|v| ["health_status", "exec_create", "exec_start"].contains(&v.as_str()));
+    let fuzzy_event =
+        f.get("event").iter().any(|v| ["health_status", "exec_create", "exec_start"].contains(&v.as_str()));
     let event = if fuzzy_event { fuzzy(f, "event", &e.action) } else { exact(f, "event", &e.action) };
-    let image_name = e.attributes.get(if e.typ == "image" { "name" } else { "image" }).map(String::as_str).unwrap_or("");
+    let image_name =
+        e.attributes.get(if e.typ == "image" { "name" } else { "image" }).map(String::as_str).unwrap_or("");
     let image = !f.contains("image")
         || [e.id.as_str(), image_name, strip_tag(&e.id), strip_tag(image_name)]
             .iter()

@@ -83,12 +83,7 @@ impl Events {
     #[cfg(test)]
     pub fn in_memory() -> Events {
         let (tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
-        Events {
-            history: Mutex::new(VecDeque::new()),
-            tx,
-            writer: None,
-            dropped: Default::default(),
-        }
+        Events { history: Mutex::new(VecDeque::new()), tx, writer: None, dropped: Default::default() }
     }
 
     /// A bus persisted in `dir/events.jsonl`: the last hour of it is read back (the newest [`HISTORY`] events), then
@@ -111,12 +106,7 @@ impl Events {
         let (wtx, wrx) = std::sync::mpsc::sync_channel(WRITE_QUEUE);
         std::thread::Builder::new().name("events-writer".into()).spawn(move || write_loop(path, file, wrx))?;
         let (tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
-        Ok(Events {
-            history: Mutex::new(history),
-            tx,
-            writer: Some(wtx),
-            dropped: Default::default(),
-        })
+        Ok(Events { history: Mutex::new(history), tx, writer: Some(wtx), dropped: Default::default() })
     }
 
     /// Publishes an event of scope `local`, now.
@@ -169,9 +159,8 @@ pub fn watch(
     let replay_from = since.or(until.map(|_| UNIX_EPOCH));
     let Subscription { past, live } = bus.subscribe(replay_from);
     let until_nano = until.map(nanos);
-    let deadline = until.map(|u| {
-        tokio::time::Instant::now() + u.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
-    });
+    let deadline =
+        until.map(|u| tokio::time::Instant::now() + u.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
     let past: VecDeque<Event> = past.into_iter().filter(|e| until_nano.is_none_or(|u| e.time_nano <= u)).collect();
     futures_util::stream::unfold((past, live, filters), move |(mut past, mut live, filters)| async move {
         while let Some(e) = past.pop_front() {
@@ -210,11 +199,7 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
 /// The events of a file (a damaged line, such as a half line after a crash, is skipped).
 fn read_file(path: &Path) -> Vec<Event> {
     let Ok(f) = std::fs::File::open(path) else { return Vec::new() };
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str(&l).ok())
-        .collect()
+    std::io::BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect()
 }
 
 fn write_loop(path: PathBuf, mut file: std::fs::File, rx: std::sync::mpsc::Receiver<Event>) {

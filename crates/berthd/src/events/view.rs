@@ -82,6 +82,9 @@ mod tests {
         assert_eq!(new["timeNano"], 1_700_000_000_123_456_789i64);
         assert!(new.get("status").is_none());
         let old = render(&e, ApiVersion { major: 1, minor: 41 });
-        assert_eq!((old["status"].as_str(), old["id"].as_str(), old["from"].as_str()), (Some("die"), Some("abc"), Some("busybox")));
+        assert_eq!(
+            (old["status"].as_str(), old["id"].as_str(), old["from"].as_str()),
+            (Some("die"), Some("abc"), Some("busybox"))
+        );
     }
 }

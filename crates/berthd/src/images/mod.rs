@@ -17,8 +17,8 @@ use crate::error::Error;
 use berth_store::Image;
 
 use crate::daemon::{Daemon, store_error};
-use crate::task::blocking;
 use crate::filters::{Filters, path_match};
+use crate::task::blocking;
 
 /// The filters `GET /images/json` accepts (Docker's).
 pub const LIST_FILTERS: &[&str] = &["before", "dangling", "label", "label!", "reference", "since", "until"];

@@ -16,9 +16,9 @@ use nix::mount::{MntFlags, MsFlags};
 use serde_json::{Value, json};
 
 use crate::daemon::Daemon;
+use crate::filters::Filters;
 use crate::mounts::point::{Kind, MountPoint};
 use crate::task::blocking;
-use crate::filters::Filters;
 
 /// Docker's restricted name pattern for local volumes: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
 pub fn validate_name(name: &str) -> Result<(), Error> {
