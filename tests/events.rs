@@ -253,3 +253,41 @@ fn events_survive_a_daemon_restart() {
         actions(&evs).into_iter().filter(|a| ["create", "start", "die", "destroy"].contains(&a.as_str())).collect();
     assert_eq!(acts, ["create", "start", "die", "destroy"], "{evs:?}");
 }
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_cli_image_and_health_events() {
+    let Some(d) = setup() else { return };
+    let since = now();
+    docker_ok(&d, &["tag", "busybox", "other:1"]);
+    docker_ok(&d, &["rmi", "other:1"]);
+    let tar = d.dir.join("img.tar");
+    docker_ok(&d, &["save", "-o", tar.to_str().unwrap(), "busybox"]);
+    docker_ok(&d, &["load", "-i", tar.to_str().unwrap()]);
+    let root = d.dir.join("rootfs");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("hello"), "hi").unwrap();
+    let small = d.dir.join("small.tar");
+    let out = std::process::Command::new("tar").arg("-C").arg(&root).arg("-cf").arg(&small).arg(".").output().unwrap();
+    assert!(out.status.success());
+    let imported = docker_ok(&d, &["import", small.to_str().unwrap(), "small:1"]);
+    docker_ok(&d, &["rmi", "small:1"]);
+    // A healthcheck that passes: `health_status: healthy` (the probe's execs are events too, as Docker's).
+    docker_ok(
+        &d,
+        &["run", "-d", "--name", "hc", "--health-cmd", "true", "--health-interval", "1s", "busybox", "sleep", "60"],
+    );
+    assert!(d.eventually(20, || docker_ok(&d, &["inspect", "-f", "{{.State.Health.Status}}", "hc"]) == "healthy\n"));
+    docker_ok(&d, &["rm", "-f", "hc"]);
+    let until = now();
+
+    let imgs = events(&d, &since, &until, &["type=image"]);
+    assert_eq!(actions(&imgs), ["tag", "untag", "save", "load", "import", "untag", "delete"], "{imgs:?}");
+    assert_eq!(imgs[0]["Actor"]["Attributes"]["name"], "other:1");
+    assert!(imgs[0]["Actor"]["ID"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(imgs[4]["Actor"]["ID"], imported.trim());
+    assert_eq!(imgs[6]["Actor"]["ID"], imported.trim());
+    let health = events(&d, &since, &until, &["event=health_status"]);
+    assert_eq!(actions(&health), ["health_status: healthy"], "{health:?}");
+    assert_eq!(health[0]["Actor"]["Attributes"]["name"], "hc");
+}

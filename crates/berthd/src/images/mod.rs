@@ -181,7 +181,7 @@ pub async fn list(d: &Daemon, f: &Filters, all: bool) -> Result<Vec<Image>, Erro
 /// (which then untags and keeps the layers the containers run on).
 pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>, Error> {
     let (id, out) = remove_inner(d, name, force).await?;
-    publish_removed(d, Some(&id), &out);
+    publish_removed(d, &id, &out);
     Ok(out)
 }
 
@@ -254,13 +254,14 @@ pub fn publish(d: &Daemon, action: &str, id: &str, name: &str) {
     d.events.publish("image", action, id, crate::events::attrs(&[("name", name)]));
 }
 
-/// The events of a removal, as Docker's: `untag` for each tag, `delete` for each image deleted (both name the image
-/// ID; a prune, which does not keep the IDs of untagged images, names the tag).
-fn publish_removed(d: &Daemon, image_id: Option<&str>, removed: &[Removed]) {
+/// The events of removing image `image_id`, as Docker's: `untag` for each tag, then `delete` if the image itself
+/// went (not its layers, which the answer lists too); both name the image ID.
+fn publish_removed(d: &Daemon, image_id: &str, removed: &[Removed]) {
     for r in removed {
         match r {
-            Removed::Untagged(t) => publish(d, "untag", image_id.unwrap_or(t), image_id.unwrap_or(t)),
-            Removed::Deleted(id) => publish(d, "delete", id, id),
+            Removed::Untagged(_) => publish(d, "untag", image_id, image_id),
+            Removed::Deleted(id) if id == image_id => publish(d, "delete", id, id),
+            Removed::Deleted(_) => {}
         }
     }
 }
@@ -283,6 +284,7 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
     let used: HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
     let pruned = blocking(move || {
         let mut out = Pruned::default();
+        let mut events = Vec::new();
         for i in store.list_images().map_err(store_error)? {
             if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
                 continue;
@@ -290,17 +292,22 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
             if until.is_some_and(|u| created(&i) >= u) || !f.match_labels_json(&i.labels()) {
                 continue;
             }
-            out.removed.extend(i.repo_tags.iter().cloned().map(Removed::Untagged));
+            let mut gone: Vec<Removed> = i.repo_tags.iter().cloned().map(Removed::Untagged).collect();
             let removed = store.remove_image(&i.id).map_err(store_error)?;
             if !removed.is_empty() {
                 out.reclaimed += i.size;
             }
-            out.removed.extend(removed.into_iter().map(Removed::Deleted));
+            gone.extend(removed.into_iter().map(Removed::Deleted));
+            events.push((i.id.to_string(), gone.clone()));
+            out.removed.extend(gone);
         }
-        Ok(out)
+        Ok((out, events))
     })
     .await?;
-    publish_removed(d, None, &pruned.removed);
+    let (pruned, events) = pruned;
+    for (id, gone) in &events {
+        publish_removed(d, id, gone);
+    }
     Ok(pruned)
 }
 

@@ -144,7 +144,8 @@ pub async fn by_name_post(
         let id = i.id.clone();
         let r2 = reference.clone();
         blocking(move || store.tag(&id, &r2).map_err(store_error)).await?;
-        images::publish(&d, "tag", &i.id.to_string(), &reference);
+        let familiar = berth_store::Reference::parse(&reference).map(|r| r.familiar_string()).unwrap_or(reference);
+        images::publish(&d, "tag", &i.id.to_string(), &familiar);
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = path.strip_suffix("/push") {
