@@ -192,6 +192,11 @@ fn docker_cli_lifecycle_exec_network_volume_events() {
     assert_eq!(vol[1]["Actor"]["Attributes"]["container"], id);
     assert_eq!(vol[1]["Actor"]["Attributes"]["destination"], "/data");
 
+    // The default bridge: joined at the start, left at the end.
+    let bridge = events(&d, &since, &until, &["network=bridge"]);
+    assert_eq!(actions(&bridge), ["connect", "disconnect"], "{bridge:?}");
+    assert!(bridge.iter().all(|e| e["Actor"]["Attributes"]["container"] == id));
+
     let net = events(&d, &since, &until, &["network=n1"]);
     assert_eq!(actions(&net), ["create", "connect", "disconnect", "destroy"], "{net:?}");
     for e in &net[1..3] {

@@ -40,6 +40,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             return Err(e);
         }
     };
+    crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "connect");
     berth_store::fault::point("start.after-network");
     // Everything between the network set-up and a running program: one failure path releases all of it.
     let mut volumes_held = false;
@@ -130,6 +131,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
             crate::networks::release(d, &rec.id).await;
+            crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "disconnect");
             if volumes_held {
                 crate::volumes::release(d, &rec.mounts).await;
             }
@@ -258,6 +260,7 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool) {
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
+    crate::networks::publish_endpoints(d, &c.id, &c.record().net.endpoints, "disconnect");
     let rec = c.update_then(
         |r| {
             r.net.ports.clear();

@@ -33,6 +33,15 @@ pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String
     Ok(id)
 }
 
+/// Publishes `connect` (a container starts) or `disconnect` (it ended) for each network of `endpoints`, as Docker's.
+pub fn publish_endpoints(d: &Daemon, container: &str, endpoints: &[Endpoint], action: &str) {
+    for e in endpoints {
+        if let Ok(net) = d.networks.find(&e.network_id) {
+            publish(d, &net, action, Some(container));
+        }
+    }
+}
+
 /// Publishes a network event with Docker's attributes (`name`, `type`, and `container` for connect/disconnect).
 pub fn publish(d: &Daemon, net: &NetworkRecord, action: &str, container: Option<&str>) {
     let mut a = crate::events::attrs(&[("name", &net.name), ("type", &net.driver)]);
