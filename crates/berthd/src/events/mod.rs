@@ -56,11 +56,17 @@ fn nanos(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
 }
 
+/// What the writer thread is handed: an event to append, or a request to say when all before it are written.
+enum ToWriter {
+    Event(Event),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
 /// The daemon's event bus.
 pub struct Events {
     history: Mutex<VecDeque<Event>>,
     tx: broadcast::Sender<Event>,
-    writer: Option<std::sync::mpsc::SyncSender<Event>>,
+    writer: Option<std::sync::mpsc::SyncSender<ToWriter>>,
     /// Set once a full write queue has been reported.
     dropped: std::sync::atomic::AtomicBool,
 }
@@ -89,6 +95,11 @@ impl Events {
     /// A bus persisted in `dir/events.jsonl`: the last hour of it is read back (the newest [`HISTORY`] events), then
     /// a writer thread appends what is published.
     pub fn open(dir: &Path) -> std::io::Result<Events> {
+        Events::open_with_limit(dir, FILE_LIMIT)
+    }
+
+    /// [`Events::open`] with another rotation size.
+    fn open_with_limit(dir: &Path, limit: u64) -> std::io::Result<Events> {
         let path = dir.join("events.jsonl");
         let cutoff = nanos(SystemTime::now().checked_sub(FILE_AGE).unwrap_or(UNIX_EPOCH));
         let mut history = VecDeque::new();
@@ -104,7 +115,7 @@ impl Events {
         }
         let file = open_append(&path)?;
         let (wtx, wrx) = std::sync::mpsc::sync_channel(WRITE_QUEUE);
-        std::thread::Builder::new().name("events-writer".into()).spawn(move || write_loop(path, file, wrx))?;
+        std::thread::Builder::new().name("events-writer".into()).spawn(move || write_loop(path, file, wrx, limit))?;
         let (tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
         Ok(Events { history: Mutex::new(history), tx, writer: Some(wtx), dropped: Default::default() })
     }
@@ -130,12 +141,21 @@ impl Events {
         }
         h.push_back(e.clone());
         if let Some(w) = &self.writer
-            && w.try_send(e.clone()).is_err()
+            && w.try_send(ToWriter::Event(e.clone())).is_err()
             && !self.dropped.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tracing::warn!("events: the writer is behind, events are not all written to disk");
         }
         let _ = self.tx.send(e);
+    }
+
+    /// Waits (blocking, at most `timeout`) until the events published so far are written (a clean shutdown).
+    pub fn flush(&self, timeout: Duration) {
+        let Some(w) = &self.writer else { return };
+        let (tx, rx) = std::sync::mpsc::channel();
+        if w.send(ToWriter::Flush(tx)).is_ok() {
+            let _ = rx.recv_timeout(timeout);
+        }
     }
 
     /// Subscribes: the events of the history at or after `since` (all with `None`), then the live ones.
@@ -202,13 +222,20 @@ fn read_file(path: &Path) -> Vec<Event> {
     std::io::BufReader::new(f).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect()
 }
 
-fn write_loop(path: PathBuf, mut file: std::fs::File, rx: std::sync::mpsc::Receiver<Event>) {
+fn write_loop(path: PathBuf, mut file: std::fs::File, rx: std::sync::mpsc::Receiver<ToWriter>, limit: u64) {
     let mut warned = false;
-    while let Ok(e) = rx.recv() {
+    while let Ok(msg) = rx.recv() {
+        let e = match msg {
+            ToWriter::Event(e) => e,
+            ToWriter::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let mut line = serde_json::to_vec(&e).unwrap_or_default();
         line.push(b'\n');
         let res = (|| -> std::io::Result<()> {
-            if file.metadata()?.len() + line.len() as u64 > FILE_LIMIT {
+            if file.metadata()?.len() + line.len() as u64 > limit {
                 std::fs::rename(&path, rotated(&path))?;
                 file = open_append(&path)?;
             }
@@ -289,6 +316,26 @@ mod tests {
     }
 
     #[test]
+    fn the_log_is_rotated_and_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bus = Events::open_with_limit(dir.path(), 1000).expect("open");
+        for i in 0..100 {
+            bus.publish("container", "start", &format!("c{i}"), attrs(&[]));
+        }
+        bus.flush(Duration::from_secs(5));
+        let path = dir.path().join("events.jsonl");
+        let sizes = [std::fs::metadata(&path), std::fs::metadata(rotated(&path))].map(|m| m.expect("file").len());
+        assert!(sizes.iter().all(|s| *s <= 1000), "{sizes:?}");
+        drop(bus);
+        // Read back: the newest events, in order, the oldest gone with the files rotated out.
+        let past = Events::open_with_limit(dir.path(), 1000).expect("reopen").subscribe(Some(UNIX_EPOCH)).past;
+        assert!(past.len() < 100 && past.len() > 5, "{}", past.len());
+        assert_eq!(past.last().expect("some").id, "c99");
+        let n = past.len();
+        assert_eq!(past[0].id, format!("c{}", 100 - n));
+    }
+
+    #[test]
     fn persisted_across_reopen_with_old_events_left_out() {
         let dir = tempfile::tempdir().expect("tempdir");
         let old = SystemTime::now() - Duration::from_secs(7200);
@@ -296,13 +343,10 @@ mod tests {
             let bus = Events::open(dir.path()).expect("open");
             bus.publish_at("container", "create", "old", attrs(&[]), old);
             bus.publish("container", "die", "new", attrs(&[("exitCode", "3")]));
+            bus.flush(Duration::from_secs(5));
+            assert_eq!(read_file(&dir.path().join("events.jsonl")).len(), 2);
         }
-        // The writer thread ends when the bus is dropped; wait for its lines (bounded: it has two lines to write).
         let path = dir.path().join("events.jsonl");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while read_file(&path).len() < 2 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).expect("file").permissions().mode() & 0o777, 0o600);
         let bus = Events::open(dir.path()).expect("reopen");
