@@ -28,12 +28,11 @@ fn build(d: &Berthd, name: &str, dockerfile: &str, extra: &[&str]) -> std::proce
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn from_pulls_from_a_tls_registry_with_a_private_ca_in_the_certs_dir() {
-    if !can_run() {
-        return;
-    }
+    require_root();
     let Some(ip) = host_ipv4() else {
-        eprintln!("SKIPPED: no non-loopback IPv4 address: a verified TLS registry cannot be tested here");
+        skip("no non-loopback IPv4 address: a verified TLS registry cannot be tested here");
         return;
     };
     let dir = PathBuf::from(format!("/tmp/bt-imgmgr-{}", std::process::id()));
@@ -96,8 +95,9 @@ fn tags(v: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
 fn image_list_filters() {
-    let Some(d) = daemon_with_busybox() else { return };
+    let d = daemon_with_busybox();
     // Three images created one after the other (image times have a second's resolution in configs' dates).
     image(&d, "first:v1", &["LABEL tier=db"], |_| {});
     std::thread::sleep(Duration::from_millis(1100));

@@ -111,7 +111,7 @@ pub async fn ensure(d: &Daemon, name: &str, always: bool, p: &Progress) -> Resul
     let local = match super::resolve(d, name).await {
         Ok(i) if !always => return Ok(i),
         Ok(i) => Some(i),
-        Err(Error::NotFound(_)) => None,
+        Err(e) if e.is_not_found() => None,
         Err(e) => return Err(e),
     };
     let r = Reference::parse(name).map_err(store_error)?.with_default_tag();

@@ -46,7 +46,7 @@ pub async fn start(d: &Daemon, name: &str, tag: Option<String>, creds: Credentia
         let (s, n) = (store.clone(), t.to_string());
         match blocking(move || s.resolve_image(&n).map_err(store_error)).await {
             Ok(i) => work.push((t.clone(), i)),
-            Err(Error::NotFound(_)) => return Err(missing(t.familiar_string())),
+            Err(e) if e.is_not_found() => return Err(missing(t.familiar_string())),
             Err(e) => return Err(e),
         }
     }
