@@ -294,3 +294,23 @@ fn docker_cli_image_and_health_events() {
     assert_eq!(actions(&health), ["health_status: healthy"], "{health:?}");
     assert_eq!(health[0]["Actor"]["Attributes"]["name"], "hc");
 }
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn push_and_pull_events() {
+    let Some(d) = setup() else { return };
+    let r = LocalRegistry::start(d.dir.join("registry"));
+    let name = format!("{}/ev/bb:v1", r.addr);
+    docker_ok(&d, &["tag", "busybox", &name]);
+    let since = now();
+    docker_ok(&d, &["push", &name]);
+    docker_ok(&d, &["rmi", &name]);
+    docker_ok(&d, &["pull", &name]);
+    let until = now();
+    let evs = events(&d, &since, &until, &["type=image", "event=push", "event=pull"]);
+    assert_eq!(actions(&evs), ["push", "pull"], "{evs:?}");
+    for e in &evs {
+        assert_eq!(e["Actor"]["ID"], name.as_str());
+        assert_eq!(e["Actor"]["Attributes"]["name"], name.as_str());
+    }
+}
