@@ -111,6 +111,10 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("invalid filter 'bogus'"), "{}", stderr(&out));
 
+    // `until` before `since`: Docker's 400.
+    let out = d.docker(&["events", "--since", &until, "--until", &since]).unwrap();
+    assert!(stderr(&out).contains("cannot be after `until` time"), "{}", stderr(&out));
+
     // Live: a stream started before the events sees them (and ends at its `until`).
     let (tx, rx) = std::sync::mpsc::channel();
     let host = d.host();

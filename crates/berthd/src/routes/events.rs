@@ -24,6 +24,17 @@ pub async fn events(d: Daemonic, q: Query, version: Option<Extension<ApiVersion>
     let f = Filters::from_query(&q)?;
     events::filter::check(&f)?;
     let (since, until) = (time(&q, "since")?, time(&q, "until")?);
+    if let (Some(s), Some(u)) = (since, until)
+        && u < s
+    {
+        let p = |k: &str| q.get(k).cloned().unwrap_or_default();
+        return Err(Error::InvalidArgument(format!(
+            "`since` time ({}) cannot be after `until` time ({})",
+            p("since"),
+            p("until")
+        ))
+        .into());
+    }
     let stream = events::watch(&d.events, since, until, f).map(move |e| {
         let mut line = view::render(&e, version).to_string();
         line.push('\n');
