@@ -122,20 +122,26 @@ impl Events {
 
     /// Publishes an event of scope `local`, now.
     pub fn publish(&self, typ: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
-        self.publish_at(typ, action, id, attributes, SystemTime::now());
+        self.push(typ, action, id, attributes, None);
     }
 
-    /// Publishes an event at a given time (tests; replays).
+    /// Publishes an event of another time (unit tests).
+    #[cfg(test)]
     pub fn publish_at(&self, typ: &str, action: &str, id: &str, attributes: BTreeMap<String, String>, t: SystemTime) {
+        self.push(typ, action, id, attributes, Some(t));
+    }
+
+    fn push(&self, typ: &str, action: &str, id: &str, attributes: BTreeMap<String, String>, t: Option<SystemTime>) {
+        // One lock orders history, subscribers and file alike (and the times: taken under it); nothing under it
+        // waits.
+        let Ok(mut h) = self.history.lock() else { return };
         let e = Event {
             typ: typ.to_string(),
             action: action.to_string(),
             id: id.to_string(),
             attributes,
-            time_nano: nanos(t),
+            time_nano: nanos(t.unwrap_or_else(SystemTime::now)),
         };
-        // One lock orders history, subscribers and file alike; nothing under it waits.
-        let Ok(mut h) = self.history.lock() else { return };
         if h.len() >= HISTORY {
             h.pop_front();
         }
@@ -158,7 +164,7 @@ impl Events {
         }
     }
 
-    /// Subscribes: the events of the history at or after `since` (all with `None`), then the live ones.
+    /// Subscribes: the events of the history at or after `since` (none without it), then the live ones.
     pub fn subscribe(&self, since: Option<SystemTime>) -> Subscription {
         let since = since.map(nanos);
         let h = self.history.lock().unwrap_or_else(|p| p.into_inner());
