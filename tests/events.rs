@@ -318,3 +318,46 @@ fn push_and_pull_events() {
         assert_eq!(e["Actor"]["Attributes"]["name"], name.as_str());
     }
 }
+
+/// Descriptors open in a process.
+fn fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn a_subscriber_that_does_not_read_is_dropped_and_costs_nothing_after() {
+    use std::io::{Read, Write};
+    require_root();
+    let d = daemon_with_busybox();
+    let before = fds(d.pid());
+    // A client that asks for events and then reads nothing.
+    let mut slow = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    slow.write_all(b"GET /events HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n").unwrap();
+    // Let the daemon subscribe it (the bus has no way to be asked; a bounded pause).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Far more events than its backlog (1,024) plus what the socket buffers hold (a few hundred lines): tag and
+    // untag, 2 events a pair. None of these calls may wait for the slow client.
+    let t = std::time::Instant::now();
+    for i in 0..1500 {
+        let (status, _, body) = api(&d, "POST", &format!("/images/busybox/tag?repo=slow&tag=t{i}"), b"");
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let (status, _, _) = api(&d, "DELETE", &format!("/images/slow:t{i}"), b"");
+        assert_eq!(status, 200);
+    }
+    let spent = t.elapsed();
+    // Now it reads: what was buffered, then the end of the stream (the daemon dropped it), not 3,000 events.
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut got = Vec::new();
+    slow.read_to_end(&mut got).expect("the stream ends (a read timeout here means the subscriber was kept)");
+    let text = String::from_utf8_lossy(&got);
+    let lines = text.matches("\"Action\"").count();
+    assert!(lines > 0 && lines < 3000, "{lines} events reached the slow subscriber");
+    drop(slow);
+    // Its connection and subscription are gone: the daemon holds no more descriptors than before (a bounded wait for
+    // the connection task to notice).
+    assert!(d.eventually(5, || fds(d.pid()) <= before), "descriptors: {before} before, {} after", fds(d.pid()));
+    eprintln!(
+        "3,000 image API calls with a stalled subscriber: {spent:?}; it got {lines} events before it was dropped"
+    );
+}
