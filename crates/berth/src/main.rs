@@ -29,8 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, context, cp, exec, image, inspect, logs, network, ps, registry, run, system, transfer,
-    volume,
+    build, compose, container, context, cp, events, exec, image, inspect, logs, network, ps, registry, run, system,
+    transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -139,6 +139,8 @@ enum Cmd {
     },
     /// Display system-wide information
     Info(system::InfoArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Show the Berth version information
     Version(system::VersionArgs),
     /// Attach local standard input, output, and error streams to a running container
@@ -352,6 +354,8 @@ enum SystemCmd {
     Prune(system::SystemPruneArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
+    /// Get real time events from the server
+    Events(events::EventsArgs),
     /// Proxy the stdio stream to the daemon connection (what `ssh://` hosts run on the remote side)
     #[command(name = "dial-stdio")]
     DialStdio,
@@ -530,6 +534,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Login(a) => registry::login(&c, a).await,
         Cmd::Logout(_) | Cmd::Registry { .. } => Ok(0),
         Cmd::Info(a) => system::info(&c, a).await,
+        Cmd::Events(a) => events::events(&c, a).await,
         Cmd::Version(_) => Ok(0),
         Cmd::Attach(a) => container::attach(&c, a).await,
         Cmd::Cp(a) => cp::cp(&c, a).await,
@@ -609,6 +614,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
             SystemCmd::Df(a) => system::df(&c, a).await,
             SystemCmd::Prune(a) => system::system_prune(&c, a).await,
             SystemCmd::Info(a) => system::info(&c, a).await,
+            SystemCmd::Events(a) => events::events(&c, a).await,
             SystemCmd::DialStdio => Ok(0),
         },
     }

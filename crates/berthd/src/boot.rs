@@ -37,7 +37,9 @@ pub async fn open(config: Config) -> Result<Arc<Daemon>> {
         .context("open store")?
         .with_context(|| format!("open the store in {}", config.data_root.display()))?;
     let shims = Arc::new(BerthShim::new(&config.shim));
-    let daemon = Daemon::assemble(config, store, shims);
+    let events = crate::events::Events::open(&config.data_root)
+        .with_context(|| format!("open the event log in {}", config.data_root.display()))?;
+    let daemon = Daemon::assemble(config, store, shims, events);
     crate::build::clean_leftovers(&daemon.config.data_root, &daemon.config.exec_root);
     crate::networks::load(&daemon).await?;
     let d = daemon.clone();

@@ -43,6 +43,8 @@ pub struct Daemon {
     pub networks: crate::networks::state::Networks,
     /// The containers' shims (the `berth-shim` binary; an in-memory fake in unit tests).
     pub shims: Arc<dyn ShimClient>,
+    /// The event bus (`GET /events`); managers publish on it.
+    pub events: crate::events::Events,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -59,10 +61,16 @@ pub fn store_error(e: berth_store::StoreError) -> Error {
 impl Daemon {
     /// Assembles the daemon's state over an opened store: its (empty) tables and the network and volume state, with
     /// the given shims. Nothing is loaded or reconciled here (see `boot::open`).
-    pub fn assemble(config: Config, store: Store, shims: Arc<dyn ShimClient>) -> Arc<Daemon> {
+    pub fn assemble(
+        config: Config,
+        store: Store,
+        shims: Arc<dyn ShimClient>,
+        events: crate::events::Events,
+    ) -> Arc<Daemon> {
         let networks = crate::networks::state::Networks::new(config.network.clone(), &config.exec_root);
         Arc::new(Daemon {
             shims,
+            events,
             networks,
             volumes: crate::volumes::state::Volumes::new(&config.data_root),
             config,

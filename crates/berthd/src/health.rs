@@ -100,8 +100,10 @@ pub fn spawn(d: Arc<Daemon>, c: Arc<Container>, started_at: String) {
                 }
             });
             // A change of the status is written down (a restarted daemon shows it until the next check).
-            if rec.state.health.map(|h| h.status) != before {
+            let status = rec.state.health.map(|h| h.status);
+            if status != before {
                 crate::containers::persist::save_record(&d, &c).await;
+                c.publish(&d.events, &format!("health_status: {}", status.unwrap_or_default()), &[]);
             }
         }
     });
@@ -136,7 +138,7 @@ async fn run_probe(d: &Arc<Daemon>, c: &Arc<Container>, cmd: &[String], timeout:
             output.extend_from_slice(&e);
             output.truncate(MAX_OUTPUT);
         }
-        let code = exec::finish(&inst, child).await;
+        let code = exec::finish(d, &inst, child).await;
         Ok::<_, berth_api::Error>((code, String::from_utf8_lossy(&output).to_string()))
     })
     .await;

@@ -14,6 +14,7 @@ mod containers;
 mod daemon;
 mod disk;
 mod error;
+mod events;
 mod exec;
 mod filters;
 mod health;

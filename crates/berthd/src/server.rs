@@ -157,6 +157,8 @@ pub async fn serve(daemon: Arc<Daemon>, endpoints: &[Endpoint], group: Option<ni
     }
     tasks.abort_all();
     tracing::info!("shutting down; containers keep running");
+    let d = daemon.clone();
+    let _ = tokio::task::spawn_blocking(move || d.events.flush(std::time::Duration::from_secs(2))).await;
     for e in endpoints {
         if let Endpoint::Unix(socket) = e {
             let _ = std::fs::remove_file(socket);

@@ -5,6 +5,7 @@ pub mod compose;
 pub mod container;
 pub mod context;
 pub mod cp;
+pub mod events;
 pub mod exec;
 pub mod image;
 pub mod inspect;

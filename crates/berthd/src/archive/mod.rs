@@ -226,7 +226,9 @@ pub async fn export(d: &Arc<Daemon>, c: &Arc<Container>, out: impl Write + Send 
             result
         })
     })
-    .await
+    .await?;
+    c.publish(&d.events, "export", &[]);
+    Ok(())
 }
 
 /// Where a request's path points: `/dir/.` and `/dir/` name the directory itself (its content, for `docker cp`).

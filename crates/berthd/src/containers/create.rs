@@ -297,9 +297,11 @@ pub async fn create_with(
         return Err(if e.is_conflict() { name_taken(d, &name).await } else { e });
     }
     berth_store::fault::point("create.after-record");
+    let c = Container::new(rec);
     if let Ok(mut m) = d.containers.write() {
-        m.insert(id.clone(), Container::new(rec));
+        m.insert(id.clone(), c.clone());
     }
+    c.publish(&d.events, "create", &[]);
     Ok(id)
 }
 

@@ -40,6 +40,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             return Err(e);
         }
     };
+    crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "connect");
     berth_store::fault::point("start.after-network");
     // Everything between the network set-up and a running program: one failure path releases all of it.
     let mut volumes_held = false;
@@ -104,6 +105,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
         crate::volumes::acquire(d, &rec.mounts).await?;
         volumes_held = true;
+        crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "mount");
         let pid = d.shims.spawn(&bundle).await?;
         berth_store::fault::point("start.after-shim");
         // Attach clients that were waiting for the start get their streams before the program runs.
@@ -129,6 +131,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
             crate::networks::release(d, &rec.id).await;
+            crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "disconnect");
             if volumes_held {
                 crate::volumes::release(d, &rec.mounts).await;
             }
@@ -151,6 +154,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         };
     });
     persist(d, c, &rec).await?;
+    c.publish(&d.events, "start", &[]);
     spawn_monitor(d.clone(), c.clone());
     crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
     Ok(())
@@ -256,32 +260,46 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool) {
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
-    let rec = c.update(|r| {
-        r.net.ports.clear();
-        r.net.sandbox.clear();
-        for e in &mut r.net.endpoints {
-            let keep = crate::networks::Endpoint {
-                network: e.network.clone(),
-                network_id: e.network_id.clone(),
-                aliases: e.aliases.clone(),
-                requested_ip: e.requested_ip,
-                links: e.links.clone(),
-                ..Default::default()
-            };
-            *e = keep;
-        }
-        r.state.status = Status::Exited;
-        r.state.pid = 0;
-        r.state.exit_code = i64::from(exit.exit_code);
-        r.state.finished_at = exit.finished_at.clone();
-        r.state.oom_killed = exit.oom_killed;
-        if let Some(e) = &exit.error {
-            r.state.error = e.clone();
-        }
-    });
+    crate::networks::publish_endpoints(d, &c.id, &c.record().net.endpoints, "disconnect");
+    let rec = c.update_then(
+        |r| {
+            r.net.ports.clear();
+            r.net.sandbox.clear();
+            for e in &mut r.net.endpoints {
+                let keep = crate::networks::Endpoint {
+                    network: e.network.clone(),
+                    network_id: e.network_id.clone(),
+                    aliases: e.aliases.clone(),
+                    requested_ip: e.requested_ip,
+                    links: e.links.clone(),
+                    ..Default::default()
+                };
+                *e = keep;
+            }
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = i64::from(exit.exit_code);
+            r.state.finished_at = exit.finished_at.clone();
+            r.state.oom_killed = exit.oom_killed;
+            if let Some(e) = &exit.error {
+                r.state.error = e.clone();
+            }
+        },
+        |r| {
+            if exit.oom_killed {
+                c.publish(&d.events, "oom", &[]);
+            }
+            c.publish(
+                &d.events,
+                "die",
+                &[("exitCode", &exit.exit_code.to_string()), ("execDuration", &exec_duration(r))],
+            );
+        },
+    );
     if counted {
         crate::volumes::release(d, &rec.mounts).await;
     }
+    crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "unmount");
     if let Err(e) = persist(d, c, &rec).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
@@ -313,6 +331,16 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
             }
         });
     }
+}
+
+/// Docker's `execDuration` of a `die` event: whole seconds from the start to the exit.
+fn exec_duration(rec: &Record) -> String {
+    let (start, end) = (berth_api::time::parse(&rec.state.started_at), berth_api::time::parse(&rec.state.finished_at));
+    let secs = match (start, end) {
+        (Some(s), Some(e)) => e.duration_since(s).map(|d| d.as_secs()).unwrap_or(0),
+        _ => 0,
+    };
+    secs.to_string()
 }
 
 /// Parses a signal given as `SIGKILL`, `KILL` or `9`.
@@ -378,12 +406,16 @@ pub(super) async fn stop_locked(
     if rec.state.status == Status::Paused {
         let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
+    // Before the signal: its `die` may come at once, and must come after.
+    c.publish(&d.events, "kill", &[("signal", &sig.to_string())]);
     let _ = d.shims.request(&bundle, &Request::Kill { signal: sig }).await;
     let limit = (secs >= 0).then(|| Duration::from_secs(secs as u64));
     if !wait_until_not_running(c, limit).await {
+        c.publish(&d.events, "kill", &[("signal", &libc::SIGKILL.to_string())]);
         let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
+    c.publish(&d.events, "stop", &[]);
     Ok(())
 }
 
@@ -403,6 +435,8 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
     if c.status() == Status::Paused && sig == libc::SIGKILL {
         let _ = d.shims.request(&bundle, &Request::Resume).await;
     }
+    // Before the signal: its `die` may come at once, and must come after.
+    c.publish(&d.events, "kill", &[("signal", &sig.to_string())]);
     shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
     if sig == libc::SIGKILL {
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
@@ -421,7 +455,9 @@ pub async fn restart(
     if c.is_running() {
         stop_locked(d, c, timeout, signal).await?;
     }
-    start_locked(d, c).await
+    start_locked(d, c).await?;
+    c.publish(&d.events, "restart", &[]);
+    Ok(())
 }
 
 /// Freezes (`pause = true`) or thaws a running container.
@@ -439,7 +475,9 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
     let bundle = bundle_dir(d, &c.id);
     shim_ok(d.shims.request(&bundle, if pause { &Request::Pause } else { &Request::Resume }).await?)?;
     let rec = c.update(|r| r.state.status = if pause { Status::Paused } else { Status::Running });
-    persist(d, c, &rec).await
+    persist(d, c, &rec).await?;
+    c.publish(&d.events, if pause { "pause" } else { "unpause" }, &[]);
+    Ok(())
 }
 
 /// Resizes a running container's terminal (`POST /containers/{id}/resize`).
@@ -447,7 +485,9 @@ pub async fn resize(d: &Daemon, c: &Container, height: u16, width: u16) -> Resul
     if !c.is_running() {
         return Err(Error::Conflict(format!("Container {} is not running", c.id)));
     }
-    shim_ok(d.shims.request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)
+    shim_ok(d.shims.request(&bundle_dir(d, &c.id), &Request::Resize { height, width }).await?)?;
+    c.publish(&d.events, "resize", &[("height", &height.to_string()), ("width", &width.to_string())]);
+    Ok(())
 }
 
 /// Renames a container.
@@ -469,6 +509,7 @@ pub async fn rename(d: &Arc<Daemon>, c: &Arc<Container>, new_name: &str) -> Resu
         return Err(if e.is_conflict() { name_taken(d, new_name).await } else { e });
     }
     crate::networks::renamed(d, &c.id, new_name);
+    c.publish(&d.events, "rename", &[("oldName", &format!("/{old}"))]);
     Ok(())
 }
 

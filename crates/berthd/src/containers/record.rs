@@ -133,12 +133,29 @@ impl Container {
         self.record().name
     }
 
+    /// Publishes a container event with Docker's attributes (`name`, `image`, the container's labels) and `extra`.
+    pub fn publish(&self, events: &crate::events::Events, action: &str, extra: &[(&str, &str)]) {
+        let r = self.record();
+        let mut a: std::collections::BTreeMap<String, String> =
+            r.config.labels.unwrap_or_default().into_iter().collect();
+        a.insert("name".into(), r.name);
+        a.insert("image".into(), r.image);
+        a.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        events.publish("container", action, &self.id, a);
+    }
+
     /// Changes the record in memory only (the healthcheck's results, which Docker does not need on disk either).
     pub fn update_volatile(&self, f: impl FnOnce(&mut Record)) -> Record {
         self.update(f)
     }
 
     pub(super) fn update(&self, f: impl FnOnce(&mut Record)) -> Record {
+        self.update_then(f, |_| {})
+    }
+
+    /// [`Container::update`], running `after` once the change is visible and before the waiters (`stop`, `wait`)
+    /// wake: events published there keep their order (a `die` before the `stop` that waited for it).
+    pub(super) fn update_then(&self, f: impl FnOnce(&mut Record), after: impl FnOnce(&Record)) -> Record {
         let mut g = match self.rec.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -146,6 +163,7 @@ impl Container {
         f(&mut g);
         let r = g.clone();
         drop(g);
+        after(&r);
         self.changed.send_modify(|v| *v = v.wrapping_add(1).min(u64::MAX - 1));
         r
     }

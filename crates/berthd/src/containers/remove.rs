@@ -68,6 +68,7 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
     if let Ok(mut p) = c.pending_attach.lock() {
         p.clear();
     }
+    c.publish(&d.events, "destroy", &[]);
     c.changed.send_replace(u64::MAX);
     Ok(())
 }

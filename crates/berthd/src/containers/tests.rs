@@ -46,7 +46,7 @@ async fn env() -> Env {
     };
     let shims = Arc::new(FakeShims::default());
     let store = berth_store::Store::open(&config.data_root).unwrap();
-    let d = Daemon::assemble(config, store, shims.clone());
+    let d = Daemon::assemble(config, store, shims.clone(), crate::events::Events::in_memory());
     let mut tar = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
     h.set_size(2);

@@ -44,8 +44,15 @@ pub fn create(d: &Daemon, c: &Container, config: ExecConfig) -> Result<String, E
         config,
         state: Mutex::new(ExecState::default()),
     });
+    let action = format!("exec_create: {}", cmdline(&inst));
     d.execs.lock().map_err(|_| Error::Internal("exec table poisoned".into()))?.insert(id.clone(), inst);
+    c.publish(&d.events, &action, &[("execID", &id)]);
     Ok(id)
+}
+
+/// The command line of an exec as Docker's exec events name it (`exec_start: sh -c true`).
+fn cmdline(inst: &ExecInstance) -> String {
+    inst.config.cmd.as_deref().unwrap_or_default().join(" ")
 }
 
 /// Finds an exec instance.
@@ -229,6 +236,7 @@ pub async fn start(
         },
         None => None,
     };
+    c.publish(&d.events, &format!("exec_start: {}", cmdline(inst)), &[("execID", &inst.id)]);
     let io = if detach {
         Io::Detached
     } else if let Some(master) = pty_master {
@@ -273,7 +281,7 @@ fn parent_of(pid: i32) -> Option<u32> {
 }
 
 /// Waits for the helper and records the exit code.
-pub async fn finish(inst: &ExecInstance, mut child: tokio::process::Child) -> i64 {
+pub async fn finish(d: &Daemon, inst: &ExecInstance, mut child: tokio::process::Child) -> i64 {
     let code = match child.wait().await {
         Ok(s) => i64::from(s.code().unwrap_or(255)),
         Err(_) => 255,
@@ -282,6 +290,10 @@ pub async fn finish(inst: &ExecInstance, mut child: tokio::process::Child) -> i6
     st.running = false;
     st.exit_code = Some(code);
     st.pty = None;
+    drop(st);
+    if let Ok(c) = d.container(&inst.container_id) {
+        c.publish(&d.events, "exec_die", &[("execID", &inst.id), ("exitCode", &code.to_string())]);
+    }
     code
 }
 

@@ -174,6 +174,12 @@ pub async fn list(d: &Daemon, f: &Filters, all: bool) -> Result<Vec<Image>, Erro
 /// container uses cannot be deleted; one a stopped container uses, or that has several tags, only with `force`
 /// (which then untags and keeps the layers the containers run on).
 pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>, Error> {
+    let (id, out) = remove_inner(d, name, force).await?;
+    publish_removed(d, &id, &out);
+    Ok(out)
+}
+
+async fn remove_inner(d: &Daemon, name: &str, force: bool) -> Result<(String, Vec<Removed>), Error> {
     let _no_new_users = d.image_use.write().await;
     let i = local::resolve(d, name).await?;
     let id = i.id.to_string();
@@ -194,7 +200,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
         let tag = familiar_tag(name);
         let t2 = tag.clone();
         blocking(move || store.untag(&t2).map_err(Error::from)).await?;
-        return Ok(vec![Removed::Untagged(tag)]);
+        return Ok((id, vec![Removed::Untagged(tag)]));
     }
     if let Some(user) = users.first() {
         if !force {
@@ -222,7 +228,7 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
             Ok(())
         })
         .await?;
-        return Ok(out);
+        return Ok((id, out));
     }
     if !by_tag && i.repo_tags.len() > 1 && !force {
         return Err(Error::Conflict(format!(
@@ -234,7 +240,24 @@ pub async fn remove(d: &Daemon, name: &str, force: bool) -> Result<Vec<Removed>,
     let iid = i.id.clone();
     let deleted = blocking(move || store.remove_image(&iid).map_err(Error::from)).await?;
     out.extend(deleted.into_iter().map(Removed::Deleted));
-    Ok(out)
+    Ok((id, out))
+}
+
+/// Publishes an image event with Docker's attribute `name`.
+pub fn publish(d: &Daemon, action: &str, id: &str, name: &str) {
+    d.events.publish("image", action, id, crate::events::attrs(&[("name", name)]));
+}
+
+/// The events of removing image `image_id`, as Docker's: `untag` for each tag, then `delete` if the image itself
+/// went (not its layers, which the answer lists too); both name the image ID.
+fn publish_removed(d: &Daemon, image_id: &str, removed: &[Removed]) {
+    for r in removed {
+        match r {
+            Removed::Untagged(_) => publish(d, "untag", image_id, image_id),
+            Removed::Deleted(id) if id == image_id => publish(d, "delete", id, id),
+            Removed::Deleted(_) => {}
+        }
+    }
 }
 
 /// `busybox` → `busybox:latest` (the form tags are listed in).
@@ -253,8 +276,9 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
     let _no_new_users = d.image_use.write().await;
     let store = d.store.clone();
     let used: HashSet<String> = d.all_containers().iter().map(|c| c.record().image_id).collect();
-    blocking(move || {
+    let pruned = blocking(move || {
         let mut out = Pruned::default();
+        let mut events = Vec::new();
         for i in store.list_images().map_err(Error::from)? {
             if used.contains(&i.id.to_string()) || (!all && !i.repo_tags.is_empty()) {
                 continue;
@@ -262,16 +286,23 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
             if until.is_some_and(|u| created(&i) >= u) || !f.match_labels_json(&i.labels()) {
                 continue;
             }
-            out.removed.extend(i.repo_tags.iter().cloned().map(Removed::Untagged));
+            let mut gone: Vec<Removed> = i.repo_tags.iter().cloned().map(Removed::Untagged).collect();
             let removed = store.remove_image(&i.id).map_err(Error::from)?;
             if !removed.is_empty() {
                 out.reclaimed += i.size;
             }
-            out.removed.extend(removed.into_iter().map(Removed::Deleted));
+            gone.extend(removed.into_iter().map(Removed::Deleted));
+            events.push((i.id.to_string(), gone.clone()));
+            out.removed.extend(gone);
         }
-        Ok(out)
+        Ok((out, events))
     })
-    .await
+    .await?;
+    let (pruned, events) = pruned;
+    for (id, gone) in &events {
+        publish_removed(d, id, gone);
+    }
+    Ok(pruned)
 }
 
 #[cfg(test)]

@@ -91,7 +91,10 @@ impl Pull {
                 p.send(json!({"status": format!("Pulling from {}", r.path()), "id": rr.tag().unwrap_or("")}));
             }
             match pull::fetch(d.store.clone(), reg.clone(), &res, p).await {
-                Ok((_, new)) => pull::final_status(p, &res, new),
+                Ok((_, new)) => {
+                    pull::final_status(p, &res, new);
+                    super::publish(d, "pull", &rr.familiar_string(), &rr.familiar_string());
+                }
                 Err(e) => {
                     p.send(error_message(&e.to_string()));
                     return;
@@ -119,7 +122,10 @@ pub async fn ensure(d: &Daemon, name: &str, always: bool, p: &Progress) -> Resul
     }
     .await;
     match (pulled, local) {
-        (Ok(_), _) => super::local::resolve(d, &r.to_string()).await,
+        (Ok(_), _) => {
+            super::publish(d, "pull", &r.familiar_string(), &r.familiar_string());
+            super::local::resolve(d, &r.to_string()).await
+        }
         (Err(_), Some(i)) => Ok(i),
         (Err(berth_registry::Error::NotFound(m)), None) => Err(Error::NotFound(m)),
         (Err(e), None) => Err(Error::NotFound(format!(

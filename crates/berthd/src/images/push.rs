@@ -74,6 +74,7 @@ impl Push {
                 p.send(error_message(&e.to_string()));
                 return;
             }
+            super::publish(d, "push", &t.familiar_string(), &t.familiar_string());
         }
     }
 }

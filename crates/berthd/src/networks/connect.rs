@@ -183,6 +183,7 @@ where
     let ep = endpoint_for(&net, cfg.as_ref())?;
     if !c.is_running() {
         save(Box::new(|eps| eps.push(ep))).await?;
+        super::manage::publish(d, &net, "connect", Some(&rec.id));
         return Ok(());
     }
     let id = rec.id.clone();
@@ -196,6 +197,7 @@ where
         text += &format!("{ip}\t{}\n", rec.config.hostname.clone().unwrap_or_default());
         let _ = std::fs::write(&hosts, text);
     }
+    super::manage::publish(d, &net, "connect", Some(&id));
     Ok(())
 }
 
@@ -227,7 +229,9 @@ where
         }
     }
     let net_id = net.id.clone();
-    save(Box::new(move |eps| eps.retain(|e| e.network_id != net_id))).await
+    save(Box::new(move |eps| eps.retain(|e| e.network_id != net_id))).await?;
+    super::manage::publish(d, &net, "disconnect", Some(&rec.id));
+    Ok(())
 }
 
 impl Networks {

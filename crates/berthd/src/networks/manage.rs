@@ -27,12 +27,37 @@ pub async fn load(d: &Arc<Daemon>) -> anyhow::Result<()> {
 
 /// Creates a user-defined network. Returns its ID.
 pub async fn create(d: &Arc<Daemon>, req: NetworkCreateRequest) -> Result<String, Error> {
-    d.networks.create(&d.store, req).await
+    let id = d.networks.create(&d.store, req).await?;
+    if let Ok(net) = d.networks.find(&id) {
+        publish(d, &net, "create", None);
+    }
+    Ok(id)
+}
+
+/// Publishes `connect` (a container starts) or `disconnect` (it ended) for each network of `endpoints`, as Docker's.
+pub fn publish_endpoints(d: &Daemon, container: &str, endpoints: &[Endpoint], action: &str) {
+    for e in endpoints {
+        if let Ok(net) = d.networks.find(&e.network_id) {
+            publish(d, &net, action, Some(container));
+        }
+    }
+}
+
+/// Publishes a network event with Docker's attributes (`name`, `type`, and `container` for connect/disconnect).
+pub fn publish(d: &Daemon, net: &NetworkRecord, action: &str, container: Option<&str>) {
+    let mut a = crate::events::attrs(&[("name", &net.name), ("type", &net.driver)]);
+    if let Some(c) = container {
+        a.insert("container".into(), c.into());
+    }
+    d.events.publish("network", action, &net.id, a);
 }
 
 /// Removes a user-defined network; refused while running containers use it.
 pub async fn remove(d: &Arc<Daemon>, key: &str) -> Result<(), Error> {
-    d.networks.remove(&d.store, key).await
+    let net = d.networks.find(key)?;
+    d.networks.remove(&d.store, key).await?;
+    publish(d, &net, "destroy", None);
+    Ok(())
 }
 
 impl Networks {

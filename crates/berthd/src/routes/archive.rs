@@ -51,6 +51,7 @@ impl std::io::Write for ChannelWriter {
 
 pub async fn get(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
     let c = d.container(&id)?;
+    let c_events = c.clone();
     let path = path_param(&q)?;
     let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(8);
@@ -78,6 +79,7 @@ pub async fn get(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Res
         Ok(s) => s?,
         Err(_) => return Err(Error::Internal("the archive could not be read".into()).into()),
     };
+    c_events.publish(&d.events, "archive-path", &[]);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let resp = ([("content-type", "application/x-tar")], Body::from_stream(stream)).into_response();
     Ok(with_stat(resp, &stat))
@@ -92,6 +94,7 @@ pub async fn put(d: Daemonic, Path(id): Path<String>, q: Query, req: Request<Bod
     };
     let (body, drained) = super::body_reader(req.into_body());
     drained.then(archive::with_fs(&d, &c, move |fs| fs.extract(&path, &id, opts, body)).await).await?;
+    c.publish(&d.events, "extract-to-dir", &[]);
     Ok(StatusCode::OK)
 }
 

@@ -234,7 +234,10 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
             }
         };
         let shim = match containers::attach(&d, &c, streams).await {
-            Ok(s) => s,
+            Ok(s) => {
+                c.publish(&d.events, "attach", &[]);
+                s
+            }
             Err(e) => {
                 let (_, mut w) = tokio::io::split(client);
                 let _ = w.write_all(format!("{e}\n").as_bytes()).await;
@@ -270,6 +273,7 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
 pub async fn top(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
     let (titles, processes) = containers::top(&c, q.get("ps_args").map(String::as_str).unwrap_or("")).await?;
+    c.publish(&d.events, "top", &[]);
     Ok(Json(views::container::top(titles, processes)))
 }
 

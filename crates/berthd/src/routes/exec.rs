@@ -33,7 +33,7 @@ pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) 
     if detach {
         let (_, child) = exec::start(&d, &inst, true).await?;
         tokio::spawn(async move {
-            exec::finish(&inst, child).await;
+            exec::finish(&d, &inst, child).await;
         });
         return Ok(StatusCode::OK.into_response());
     }
@@ -46,7 +46,7 @@ pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) 
             Ok((io, child)) => {
                 let stdin = inst.config.attach_stdin.unwrap_or(false);
                 exec::relay(io, conn, stdin, async {
-                    exec::finish(&inst, child).await;
+                    exec::finish(&d, &inst, child).await;
                 })
                 .await;
             }

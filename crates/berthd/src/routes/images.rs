@@ -73,7 +73,10 @@ pub async fn by_name_post(
         };
         let store = d.store.clone();
         let id = i.id.clone();
-        blocking(move || store.tag(&id, &reference).map_err(store_error)).await?;
+        let r2 = reference.clone();
+        blocking(move || store.tag(&id, &r2).map_err(store_error)).await?;
+        let familiar = berth_store::Reference::parse(&reference).map(|r| r.familiar_string()).unwrap_or(reference);
+        images::publish(&d, "tag", &i.id.to_string(), &familiar);
         return Ok(StatusCode::CREATED.into_response());
     }
     if let Some(name) = path.strip_suffix("/push") {
@@ -127,6 +130,7 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
     let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
     let id = drained.then(blocking(move || store.import_image(reader, opts).map_err(store_error)).await).await?;
+    images::publish(&d, "import", &id.to_string(), &id.to_string());
     let body = format!("{}\r\n", views::image::progress_status(&id.to_string()));
     Ok(([("content-type", "application/json")], body).into_response())
 }
@@ -143,8 +147,12 @@ pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
 
 async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
     // Unknown names are a 404 before any byte of the archive goes out.
+    let mut saved = Vec::new();
     for n in &names {
-        crate::images::local::resolve(d, n).await?;
+        saved.push(crate::images::local::resolve(d, n).await?.id.to_string());
+    }
+    for id in saved {
+        images::publish(d, "save", &id, &id);
     }
     let (out, body) = super::archive::streamed_body();
     let tx = out.get_ref().0.clone();
@@ -174,6 +182,9 @@ pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
         .await?;
     let mut body = String::new();
     for l in lines {
+        if let Some(name) = l.strip_prefix("Loaded image: ").or_else(|| l.strip_prefix("Loaded image ID: ")) {
+            images::publish(&d, "load", name, name);
+        }
         body.push_str(&views::image::progress_stream(&format!("{l}\n")).to_string());
         body.push_str("\r\n");
     }

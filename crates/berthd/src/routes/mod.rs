@@ -5,6 +5,7 @@ mod archive;
 mod build;
 mod containers;
 mod error;
+mod events;
 mod exec;
 mod images;
 mod networks;
@@ -48,7 +49,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/version", get(system::version))
         .route("/info", get(system::info))
         .route("/system/df", get(system::df))
-        .route("/events", get(system::events))
+        .route("/events", get(events::events))
         .route("/containers/create", post(containers::create))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))

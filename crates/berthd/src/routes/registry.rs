@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::{Daemonic, Query};
 use crate::daemon::Daemon;
-use crate::images::pull::PullRequest;
+use crate::images::{self, pull::PullRequest};
 use crate::routes::ApiResult;
 use crate::views;
 
@@ -56,7 +56,7 @@ pub async fn auth(d: Daemonic, body: axum::body::Bytes) -> ApiResult<Json<Value>
 /// `POST /images/{name}/push?tag=TAG`; no tag means every local tag of the repository (`push -a`).
 pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> ApiResult<Response> {
     let tag = q.get("tag").cloned().filter(|t| !t.is_empty());
-    let push = crate::images::push::start(&d, &name, tag, credentials(&headers)?).await?;
+    let push = images::push::start(&d, &name, tag, credentials(&headers)?).await?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let p = Progress::new(tx);
     let d2: Arc<Daemon> = d.0.clone();

@@ -1,4 +1,4 @@
-//! `/_ping`, `/version`, `/info`, `/system/df`, `/events`.
+//! `/_ping`, `/version`, `/info`, `/system/df`.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -100,12 +100,6 @@ pub async fn df(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
         .map(|(key, size, created, used)| views::system::cache_entry(key, *size, *created, *used))
         .collect();
     Ok(Json(views::system::df(layers, img_json, ctr_json, volumes, build_cache, v)))
-}
-
-/// `GET /events`: no events are published yet; the stream stays open (as Docker's does) until the client leaves.
-pub async fn events() -> Response {
-    let stream = futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>();
-    ([("content-type", "application/json")], axum::body::Body::from_stream(stream)).into_response()
 }
 
 pub async fn no_session() -> Response {

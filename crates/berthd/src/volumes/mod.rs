@@ -114,6 +114,7 @@ pub async fn create_locked(d: &Arc<Daemon>, mut o: CreateOptions) -> Result<Volu
         store.put_doc(DOC_KIND, &name, Some(&name), &doc).map_err(Error::from)
     })
     .await?;
+    d.events.publish("volume", "create", &vol.name, crate::events::attrs(&[("driver", &vol.driver)]));
     Ok(vol)
 }
 
@@ -199,7 +200,7 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
     let store = d.store.clone();
     let name = name.to_string();
     let mounted = vol.needs_mount();
-    blocking(move || {
+    let size = blocking(move || {
         if mounted && is_mounted(&data) {
             unmount(&data)?;
         }
@@ -213,7 +214,22 @@ async fn remove_locked(d: &Arc<Daemon>, name: &str, force: bool) -> Result<u64, 
         std::fs::remove_dir_all(&dir).map_err(|e| Error::Internal(format!("remove {}: {e}", dir.display())))?;
         Ok(size)
     })
-    .await
+    .await?;
+    d.events.publish("volume", "destroy", &vol.name, crate::events::attrs(&[("driver", &vol.driver)]));
+    Ok(size)
+}
+
+/// Publishes `mount` (a container starts) or `unmount` (it ended) for each of its volumes, with Docker's attributes.
+pub fn publish_mounts(d: &Daemon, container: &str, mounts: &[MountPoint], action: &str) {
+    for m in mounts.iter().filter(|m| m.typ == Kind::Volume) {
+        let mut a = crate::events::attrs(&[("container", container), ("driver", &m.driver)]);
+        if action == "mount" {
+            a.insert("destination".into(), m.destination.clone());
+            a.insert("propagation".into(), m.propagation.clone());
+            a.insert("read/write".into(), m.rw.to_string());
+        }
+        d.events.publish("volume", action, &m.name, a);
+    }
 }
 
 /// Removes the anonymous volumes among `mounts` (`rm -v`, `run --rm`); volumes still used elsewhere stay.
