@@ -10,7 +10,6 @@
 //! This module is a leaf: it imports no manager (publishers import it).
 
 pub mod filter;
-pub mod view;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Write};

@@ -6,9 +6,10 @@ use berth_api::{ApiVersion, Error};
 use futures_util::StreamExt;
 
 use super::{Daemonic, Query};
-use crate::events::{self, view};
+use crate::events;
 use crate::filters::Filters;
 use crate::routes::ApiResult;
+use crate::views;
 
 fn time(q: &Query, key: &str) -> Result<Option<std::time::SystemTime>, Error> {
     match q.get(key).filter(|v| !v.is_empty()) {
@@ -36,7 +37,7 @@ pub async fn events(d: Daemonic, q: Query, version: Option<Extension<ApiVersion>
         .into());
     }
     let stream = events::watch(&d.events, since, until, f).map(move |e| {
-        let mut line = view::render(&e, version).to_string();
+        let mut line = views::event::render(&e, version).to_string();
         line.push('\n');
         Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))
     });

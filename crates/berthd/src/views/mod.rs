@@ -12,6 +12,7 @@
 #[cfg(test)]
 pub(crate) mod check;
 pub mod container;
+pub mod event;
 pub mod exec;
 pub mod image;
 pub mod network;

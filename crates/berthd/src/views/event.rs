@@ -6,7 +6,7 @@ use berth_api::ApiVersion;
 use berth_api::models::{EventActor, EventMessage, EventMessageScopeEnum, EventMessageTypeEnum};
 use serde_json::Value;
 
-use super::Event;
+use crate::events::Event;
 
 fn type_enum(t: &str) -> EventMessageTypeEnum {
     use EventMessageTypeEnum as T;
