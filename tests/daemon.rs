@@ -304,8 +304,10 @@ fn hundreds_of_container_cycles_leak_nothing() {
     );
     let cg: Vec<String> = cgroups_left(&ids[1..]);
     assert!(cg.is_empty(), "cgroups left: {cg:?}");
-    // Allocator slack and caches, not a per-container leak (which would be at least a few KiB × cycles).
-    assert!(rss_after < rss_before + 4096, "berthd's RSS grew from {rss_before} to {rss_after} KiB");
+    // Allocator slack and caches, not a per-container leak (which would be at least a few KiB × cycles). The event
+    // history (the last 4,096 events, each well under 1 KiB with its attributes) fills up during the cycles: bounded
+    // by design, so it gets its own 4 MiB on top.
+    assert!(rss_after < rss_before + 4096 + 4096, "berthd's RSS grew from {rss_before} to {rss_after} KiB");
     assert_eq!(d.inspect("anchor", "{{.State.Status}}"), "running");
 }
 
