@@ -272,7 +272,7 @@ pub async fn create_with(
         let io = |e: std::io::Error| Error::Internal(format!("create container directory: {e}"));
         std::fs::create_dir_all(dir.join("upper")).map_err(io)?;
         std::fs::create_dir_all(dir.join("work")).map_err(io)?;
-        crate::networks::write_files(d, &dir, &hostname, &[], &rec, None)
+        d.networks.write_files(&dir, &hostname, &[], &rec, None)
     })();
     if let Err(e) = setup {
         let _ = std::fs::remove_dir_all(&dir);

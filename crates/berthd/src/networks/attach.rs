@@ -464,18 +464,6 @@ pub(super) fn write_etc_file(path: PathBuf, data: impl AsRef<[u8]>) -> std::io::
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
 }
 
-/// Writes the container's `hostname`, `hosts` and `resolv.conf` (see [`Networks::write_files`]).
-pub fn write_files(
-    d: &Daemon,
-    dir: &Path,
-    hostname: &str,
-    endpoints: &[Endpoint],
-    rec: &Record,
-    resolver: Option<Ipv4Addr>,
-) -> Result<(), Error> {
-    d.networks.write_files(dir, hostname, endpoints, rec, resolver)
-}
-
 impl Networks {
     /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
     /// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
