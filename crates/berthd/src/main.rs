@@ -29,6 +29,7 @@ mod routes;
 mod security;
 mod server;
 mod spec;
+mod stats;
 mod task;
 mod userns;
 mod volumes;

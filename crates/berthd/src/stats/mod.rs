@@ -1,0 +1,151 @@
+//! The stats manager: samples of a container's resource usage for `GET /containers/{id}/stats`, as dockerd takes
+//! them. A sample of a running container reads its cgroup `berth/<id>` (cpu, memory, pids, block I/O), the host's
+//! CPU time and online CPUs, and the interfaces of the network namespace of its init process; a container that is not
+//! running has no sample (the view renders Docker's zeros).
+//!
+//! [`samples`] paces a stream (one frame a second, each carrying the previous sample as its `pre`) and ends when the
+//! container stops; [`once`] is `stream=false`: two samples a second apart so that `precpu_stats` is filled, as
+//! dockerd, or one at once with `one-shot`. Nothing here runs in the background: dropping the stream (the client went
+//! away) stops the sampling.
+
+mod view;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use berth_runtime::cgroups::{self, Cgroup, NetStats, Stats};
+use futures_util::Stream;
+
+use crate::containers::Container;
+use crate::error::Error;
+pub use view::{render, to_json};
+
+/// How often a stream samples (dockerd's collector interval).
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// One sample of a running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sample {
+    /// When it was taken.
+    pub read: Option<SystemTime>,
+    pub cgroup: Stats,
+    /// The host's CPU time, nanoseconds (`/proc/stat`, as dockerd counts it).
+    pub system_cpu_usage: u64,
+    pub online_cpus: u32,
+    /// The host's memory, which caps an unlimited `limit` (as dockerd).
+    pub machine_memory: u64,
+    /// Per interface of the container's network namespace (none for `host` networking).
+    pub networks: BTreeMap<String, NetStats>,
+}
+
+/// What one answer object carries: the sample (None: the container is not running) and the one before it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frame {
+    pub sample: Option<Sample>,
+    pub pre: Option<Sample>,
+}
+
+/// Takes one sample of `c`; None when it is not running (or stopped while being read).
+pub async fn sample(c: &Container) -> Result<Option<Sample>, Error> {
+    if !c.is_running() {
+        return Ok(None);
+    }
+    let rec = c.record();
+    let (id, pid) = (c.id.clone(), rec.state.pid);
+    // `host` networking: the host's interfaces are not the container's (dockerd reports none).
+    let net = rec.host_config.network_mode.as_deref() != Some("host");
+    let read = tokio::task::spawn_blocking(move || read_sample(&id, pid, net))
+        .await
+        .map_err(|e| Error::Internal(format!("stats: {e}")))??;
+    // A container that stopped while it was read has no sample (its cgroup may be half gone).
+    Ok(read.filter(|_| c.is_running()))
+}
+
+fn read_sample(id: &str, pid: i64, net: bool) -> Result<Option<Sample>, Error> {
+    let cg = match Cgroup::open(&format!("berth/{id}")) {
+        Ok(cg) => cg,
+        Err(cgroups::Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(berth_runtime::Error::from(e).into()),
+    };
+    let cgroup = cg.stats().map_err(berth_runtime::Error::from)?;
+    let system_cpu_usage = cgroups::system_cpu_usage().map_err(berth_runtime::Error::from)?;
+    let networks = match i32::try_from(pid) {
+        // The process may just have exited: no counters rather than an error.
+        Ok(pid) if pid > 0 && net => cgroups::net_dev(pid).unwrap_or_default(),
+        _ => BTreeMap::new(),
+    };
+    Ok(Some(Sample {
+        read: Some(SystemTime::now()),
+        cgroup,
+        system_cpu_usage,
+        online_cpus: cgroups::online_cpus(),
+        machine_memory: machine_memory(),
+        networks,
+    }))
+}
+
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`), 0 when unknown.
+fn machine_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// `stream=false`: with `one_shot`, one sample at once (no `pre`); without, a first sample to prime the CPU numbers and
+/// a second one [`INTERVAL`] later, as dockerd. A container that is not running answers at once, with no sample.
+pub async fn once(c: &Container, one_shot: bool) -> Result<Frame, Error> {
+    let Some(first) = sample(c).await? else { return Ok(Frame::default()) };
+    if one_shot {
+        return Ok(Frame { sample: Some(first), pre: None });
+    }
+    tokio::time::sleep(INTERVAL).await;
+    match sample(c).await? {
+        Some(s) => Ok(Frame { sample: Some(s), pre: Some(first) }),
+        None => Ok(Frame::default()),
+    }
+}
+
+/// `stream=true`: a frame every [`INTERVAL`], the first with no `pre`, each next with the previous sample. A container
+/// that is not running gets one frame with no sample; the stream ends when the container stops (or a sample cannot be
+/// read, which is logged).
+pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
+    struct State {
+        c: Arc<Container>,
+        pre: Option<Sample>,
+        first: bool,
+        done: bool,
+    }
+    let start = State { c, pre: None, first: true, done: false };
+    futures_util::stream::unfold(start, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        if !st.first {
+            tokio::time::sleep(INTERVAL).await;
+        }
+        let s = match sample(&st.c).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("stats of {}: {e}", &st.c.id[..12.min(st.c.id.len())]);
+                None
+            }
+        };
+        let first = std::mem::replace(&mut st.first, false);
+        match s {
+            Some(s) => {
+                let frame = Frame { sample: Some(s.clone()), pre: st.pre.replace(s) };
+                Some((frame, st))
+            }
+            // Not running from the start: Docker's zeros once; stopped later: the stream ends.
+            None if first => {
+                st.done = true;
+                Some((Frame::default(), st))
+            }
+            None => None,
+        }
+    })
+}
