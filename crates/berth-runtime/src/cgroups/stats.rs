@@ -224,7 +224,10 @@ impl Cgroup {
             if !cfq.is_empty() {
                 return Ok(cfq);
             }
-            Ok(self.optional("blkio", &format!("blkio.throttle.{name}"))?.map(|t| parse_blkio_v1(&t)).unwrap_or_default())
+            Ok(self
+                .optional("blkio", &format!("blkio.throttle.{name}"))?
+                .map(|t| parse_blkio_v1(&t))
+                .unwrap_or_default())
         };
         s.blkio.io_service_bytes_recursive = blkio("io_service_bytes_recursive")?;
         s.blkio.io_serviced_recursive = blkio("io_serviced_recursive")?;

@@ -102,10 +102,10 @@ pub fn cpu_percent(v: &Value) -> f64 {
 /// docker's `calculateMemUsageUnixNoCache`: usage minus `total_inactive_file` (cgroup v1) or `inactive_file` (v2).
 pub fn memory_usage(mem: &Value) -> f64 {
     let usage = u(&mem["usage"]);
-    if let Some(v) = mem["stats"]["total_inactive_file"].as_u64() {
-        if v < usage {
-            return (usage - v) as f64;
-        }
+    if let Some(v) = mem["stats"]["total_inactive_file"].as_u64()
+        && v < usage
+    {
+        return (usage - v) as f64;
     }
     let v = u(&mem["stats"]["inactive_file"]);
     if v < usage { (usage - v) as f64 } else { usage as f64 }
