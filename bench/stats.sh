@@ -42,13 +42,14 @@ BERTH="$BIN/berth" DOCKER_HOST=unix://$SOCK contrib/mkimage-busybox.sh >/dev/nul
 ids=$(for _ in $(seq 50); do cli run -d busybox sleep 3600; done)
 [ "$(cli ps -q | wc -l)" = 50 ] || { echo "bench/stats.sh: 50 containers did not start" >&2; exit 1; }
 
-# berthd's CPU time (user + system) in clock ticks.
-ticks() { awk '{print $14 + $15}' "/proc/$BERTHD_PID/stat"; }
+# berthd's CPU time in clock ticks: user and system.
+ticks() { awk '{print $14, $15}' "/proc/$BERTHD_PID/stat"; }
 tck=$(getconf CLK_TCK)
 window() { # label
     local a b
-    a=$(ticks); sleep "$SECS"; b=$(ticks)
-    awk -v l="$1" -v t=$((b - a)) -v hz="$tck" -v s="$SECS" 'BEGIN {printf "%-40s %6.2f %% of one core (%d ticks in %d s)\n", l, t / hz / s * 100, t, s}'
+    a=($(ticks)); sleep "$SECS"; b=($(ticks))
+    awk -v l="$1" -v u=$((b[0] - a[0])) -v k=$((b[1] - a[1])) -v hz="$tck" -v s="$SECS" \
+        'BEGIN {printf "%-20s %6.2f %% of one core (user %d, system %d ticks in %d s)\n", l, (u + k) / hz / s * 100, u, k, s}'
 }
 sleep 2
 window "idle, 50 running"

@@ -11,13 +11,13 @@
 mod view;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use berth_runtime::cgroups::{self, Cgroup, NetStats, Stats};
 use futures_util::Stream;
 
-use crate::containers::Container;
+use crate::containers::{Container, Status};
 use crate::error::Error;
 pub use view::{render, to_json};
 
@@ -48,25 +48,38 @@ pub struct Frame {
 
 /// Takes one sample of `c`; None when it is not running (or stopped while being read).
 pub async fn sample(c: &Container) -> Result<Option<Sample>, Error> {
-    if !c.is_running() {
+    sample_with(c, &mut None).await
+}
+
+/// [`sample`], keeping the opened cgroup in `cgroup` for the next sample of a stream (its directories are looked up
+/// once, not every second).
+async fn sample_with(c: &Container, cgroup: &mut Option<Arc<Cgroup>>) -> Result<Option<Sample>, Error> {
+    let rec = c.record();
+    if !matches!(rec.state.status, Status::Running | Status::Paused) {
         return Ok(None);
     }
-    let rec = c.record();
     let (id, pid) = (c.id.clone(), rec.state.pid);
     // `host` networking: the host's interfaces are not the container's (dockerd reports none).
     let net = rec.host_config.network_mode.as_deref() != Some("host");
-    let read = tokio::task::spawn_blocking(move || read_sample(&id, pid, net))
+    let cg = cgroup.take();
+    let read = tokio::task::spawn_blocking(move || read_sample(&id, pid, net, cg))
         .await
         .map_err(|e| Error::Internal(format!("stats: {e}")))??;
     // A container that stopped while it was read has no sample (its cgroup may be half gone).
-    Ok(read.filter(|_| c.is_running()))
+    Ok(read.filter(|_| c.is_running()).map(|(s, cg)| {
+        *cgroup = Some(cg);
+        s
+    }))
 }
 
-fn read_sample(id: &str, pid: i64, net: bool) -> Result<Option<Sample>, Error> {
-    let cg = match Cgroup::open(&format!("berth/{id}")) {
-        Ok(cg) => cg,
-        Err(cgroups::Error::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(berth_runtime::Error::from(e).into()),
+fn read_sample(id: &str, pid: i64, net: bool, cg: Option<Arc<Cgroup>>) -> Result<Option<(Sample, Arc<Cgroup>)>, Error> {
+    let cg = match cg {
+        Some(cg) => cg,
+        None => match Cgroup::open(&format!("berth/{id}")) {
+            Ok(cg) => Arc::new(cg),
+            Err(cgroups::Error::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(berth_runtime::Error::from(e).into()),
+        },
     };
     let cgroup = cg.stats().map_err(berth_runtime::Error::from)?;
     let system_cpu_usage = cgroups::system_cpu_usage().map_err(berth_runtime::Error::from)?;
@@ -75,25 +88,29 @@ fn read_sample(id: &str, pid: i64, net: bool) -> Result<Option<Sample>, Error> {
         Ok(pid) if pid > 0 && net => cgroups::net_dev(pid).unwrap_or_default(),
         _ => BTreeMap::new(),
     };
-    Ok(Some(Sample {
+    let sample = Sample {
         read: Some(SystemTime::now()),
         cgroup,
         system_cpu_usage,
         online_cpus: cgroups::online_cpus(),
         machine_memory: machine_memory(),
         networks,
-    }))
+    };
+    Ok(Some((sample, cg)))
 }
 
-/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`), 0 when unknown.
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`, read once, as dockerd), 0 when unknown.
 fn machine_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    static MEMORY: OnceLock<u64> = OnceLock::new();
+    *MEMORY.get_or_init(|| {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .map_or(0, |kb| kb * 1024)
+    })
 }
 
 /// `stream=false`: with `one_shot`, one sample at once (no `pre`); without, a first sample to prime the CPU numbers and
@@ -116,11 +133,12 @@ pub async fn once(c: &Container, one_shot: bool) -> Result<Frame, Error> {
 pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
     struct State {
         c: Arc<Container>,
+        cgroup: Option<Arc<Cgroup>>,
         pre: Option<Sample>,
         first: bool,
         done: bool,
     }
-    let start = State { c, pre: None, first: true, done: false };
+    let start = State { c, cgroup: None, pre: None, first: true, done: false };
     futures_util::stream::unfold(start, |mut st| async move {
         if st.done {
             return None;
@@ -128,7 +146,7 @@ pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
         if !st.first {
             tokio::time::sleep(INTERVAL).await;
         }
-        let s = match sample(&st.c).await {
+        let s = match sample_with(&st.c, &mut st.cgroup).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("stats of {}: {e}", &st.c.id[..12.min(st.c.id.len())]);
