@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
-use berth_runtime::cgroups::{self, Cgroup, NetStats, Stats};
+use berth_runtime::cgroups::{self, Cgroup, NetStats, OpenFiles, Stats};
 use futures_util::Stream;
 
 use crate::containers::{Container, Status};
@@ -51,9 +51,15 @@ pub async fn sample(c: &Container) -> Result<Option<Sample>, Error> {
     sample_with(c, &mut None).await
 }
 
-/// [`sample`], keeping the opened cgroup in `cgroup` for the next sample of a stream (its directories are looked up
-/// once, not every second).
-async fn sample_with(c: &Container, cgroup: &mut Option<Arc<Cgroup>>) -> Result<Option<Sample>, Error> {
+/// What a stream keeps between samples: the opened cgroup and its files, for one run of the container (its init PID).
+struct Reader {
+    pid: i64,
+    cgroup: Cgroup,
+    files: OpenFiles,
+}
+
+/// [`sample`], keeping the cgroup and its open files in `reader` for the next sample of a stream.
+async fn sample_with(c: &Container, reader: &mut Option<Box<Reader>>) -> Result<Option<Sample>, Error> {
     let rec = c.record();
     if !matches!(rec.state.status, Status::Running | Status::Paused) {
         return Ok(None);
@@ -61,30 +67,37 @@ async fn sample_with(c: &Container, cgroup: &mut Option<Arc<Cgroup>>) -> Result<
     let (id, pid) = (c.id.clone(), rec.state.pid);
     // `host` networking: the host's interfaces are not the container's (dockerd reports none).
     let net = rec.host_config.network_mode.as_deref() != Some("host");
-    let cg = cgroup.take();
-    let read = tokio::task::spawn_blocking(move || read_sample(&id, pid, net, cg))
+    // A restarted container has a new cgroup: its files are opened again.
+    let kept = reader.take().filter(|r| r.pid == pid);
+    let read = tokio::task::spawn_blocking(move || read_sample(&id, pid, net, kept))
         .await
         .map_err(|e| Error::Internal(format!("stats: {e}")))??;
     // A container that stopped while it was read has no sample (its cgroup may be half gone).
-    Ok(read.filter(|_| c.is_running()).map(|(s, cg)| {
-        *cgroup = Some(cg);
+    Ok(read.filter(|_| c.is_running()).map(|(s, r)| {
+        *reader = Some(r);
         s
     }))
 }
 
-fn read_sample(id: &str, pid: i64, net: bool, cg: Option<Arc<Cgroup>>) -> Result<Option<(Sample, Arc<Cgroup>)>, Error> {
-    let cg = match cg {
-        Some(cg) => cg,
+fn read_sample(
+    id: &str,
+    pid: i64,
+    net: bool,
+    kept: Option<Box<Reader>>,
+) -> Result<Option<(Sample, Box<Reader>)>, Error> {
+    let mut r = match kept {
+        Some(r) => r,
         None => match Cgroup::open(&format!("berth/{id}")) {
-            Ok(cg) => Arc::new(cg),
+            Ok(cgroup) => Box::new(Reader { pid, cgroup, files: OpenFiles::default() }),
             Err(cgroups::Error::NotFound(_)) => return Ok(None),
             Err(e) => return Err(berth_runtime::Error::from(e).into()),
         },
     };
-    let cgroup = cg.stats().map_err(berth_runtime::Error::from)?;
-    let system_cpu_usage = cgroups::system_cpu_usage().map_err(berth_runtime::Error::from)?;
+    let cgroup = r.cgroup.stats_with(&mut r.files).map_err(berth_runtime::Error::from)?;
+    let system_cpu_usage = cgroups::system_cpu_usage(&mut r.files).map_err(berth_runtime::Error::from)?;
     let networks = match i32::try_from(pid) {
-        // The process may just have exited: no counters rather than an error.
+        // Opened each time: an open `/proc/<pid>/net/dev` would hold the container's network namespace. The process
+        // may just have exited: no counters rather than an error.
         Ok(pid) if pid > 0 && net => cgroups::net_dev(pid).unwrap_or_default(),
         _ => BTreeMap::new(),
     };
@@ -96,7 +109,7 @@ fn read_sample(id: &str, pid: i64, net: bool, cg: Option<Arc<Cgroup>>) -> Result
         machine_memory: machine_memory(),
         networks,
     };
-    Ok(Some((sample, cg)))
+    Ok(Some((sample, r)))
 }
 
 /// The host's memory in bytes (`MemTotal` of `/proc/meminfo`, read once, as dockerd), 0 when unknown.
@@ -133,12 +146,12 @@ pub async fn once(c: &Container, one_shot: bool) -> Result<Frame, Error> {
 pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
     struct State {
         c: Arc<Container>,
-        cgroup: Option<Arc<Cgroup>>,
+        reader: Option<Box<Reader>>,
         pre: Option<Sample>,
         first: bool,
         done: bool,
     }
-    let start = State { c, cgroup: None, pre: None, first: true, done: false };
+    let start = State { c, reader: None, pre: None, first: true, done: false };
     futures_util::stream::unfold(start, |mut st| async move {
         if st.done {
             return None;
@@ -146,7 +159,7 @@ pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
         if !st.first {
             tokio::time::sleep(INTERVAL).await;
         }
-        let s = match sample_with(&st.c, &mut st.cgroup).await {
+        let s = match sample_with(&st.c, &mut st.reader).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("stats of {}: {e}", &st.c.id[..12.min(st.c.id.len())]);
