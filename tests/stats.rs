@@ -170,6 +170,24 @@ fn stats_of_a_busy_container() {
     let row: Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(row["ID"], id.as_str());
 
+    // The live table (not a terminal: one table after another, no screen control), ended by its PID.
+    let mut child = d.berth_cmd().args(["stats"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut headers, mut rows, mut line) = (0, 0, String::new());
+    let t = Instant::now();
+    while headers < 3 && t.elapsed() < Duration::from_secs(20) {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        assert!(!line.contains('\x1b'), "no screen control off a terminal: {line:?}");
+        headers += usize::from(line.starts_with("CONTAINER ID"));
+        rows += usize::from(line.contains(" busy ") && line.contains(" / 64MiB "));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(headers >= 3 && rows >= 1, "{headers} tables, {rows} rows of busy");
+
     // A stream ends when its container stops.
     let mut r = open_stream(&d, "/containers/busy/stats");
     assert!(next_object(&mut r).is_some());
