@@ -55,18 +55,6 @@ fn os_name() -> String {
         .unwrap_or_else(|| "Linux".into())
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
 pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
     let all = d.all_containers();
     let count = |s: &[Status]| all.iter().filter(|c| s.contains(&c.status())).count();
@@ -107,7 +95,7 @@ pub async fn info(d: Daemonic) -> ApiResult<Json<Value>> {
         "OSType": "linux",
         "Architecture": std::env::consts::ARCH,
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "MemTotal": mem_total(),
+        "MemTotal": crate::stats::machine_memory(),
         "IndexServerAddress": "https://index.docker.io/v1/",
         "RegistryConfig": {"IndexConfigs": {}, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "Mirrors": []},
         "Name": hostname,

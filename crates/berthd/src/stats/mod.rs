@@ -112,8 +112,9 @@ fn read_sample(
     Ok(Some((sample, r)))
 }
 
-/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`, read once, as dockerd), 0 when unknown.
-fn machine_memory() -> u64 {
+/// The host's memory in bytes (`MemTotal` of `/proc/meminfo`, read once, as dockerd), 0 when unknown; also `info`'s
+/// `MemTotal`.
+pub fn machine_memory() -> u64 {
     static MEMORY: OnceLock<u64> = OnceLock::new();
     *MEMORY.get_or_init(|| {
         std::fs::read_to_string("/proc/meminfo")
