@@ -1,6 +1,7 @@
 //! `GET /containers/{id}/stats` and `berth stats`: a container with a memory limit and some CPU, memory and network
 //! activity, read through the API (stream=false, one-shot, a stream of several objects), the real docker CLI, the
-//! Docker SDK for Python and the berth CLI; a stopped container's zeros; a stream that ends when its container stops.
+//! Docker SDK for Python and the berth CLI; a stopped container's zeros; streams that go on with zeros once their
+//! container stops and end when it is removed.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -188,25 +189,28 @@ fn stats_of_a_busy_container() {
     let _ = child.wait();
     assert!(headers >= 3 && rows >= 1, "{headers} tables, {rows} rows of busy");
 
-    // A stream ends when its container stops.
+    // A stream goes on with Docker's zeros once its container stops (as dockerd's collector does).
     let mut r = open_stream(&d, "/containers/busy/stats");
-    assert!(next_object(&mut r).is_some());
+    assert_ne!(next_object(&mut r).unwrap()["read"], ZERO);
     d.ok(&["kill", "busy"]);
     let t = Instant::now();
-    while next_object(&mut r).is_some() {
-        assert!(t.elapsed() < Duration::from_secs(10), "the stream went on after the container stopped");
+    loop {
+        let v = next_object(&mut r).expect("the stream goes on after the container stopped");
+        if v["read"] == ZERO {
+            assert_eq!(cpu_total(&v, "cpu_stats"), 0);
+            assert_eq!(v["memory_stats"], serde_json::json!({}));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "still samples of a stopped container");
     }
 
-    // A stopped container: Docker's zeros, at once, with or without stream.
+    // A stopped container: Docker's zeros, at once.
     let v = get_json(&d, "/containers/busy/stats?stream=false");
     assert_eq!(v["read"], ZERO);
     assert_eq!(v["name"], "/busy");
     assert_eq!(cpu_total(&v, "cpu_stats"), 0);
     assert_eq!(v["memory_stats"], serde_json::json!({}));
     assert!(v.get("networks").is_none());
-    let mut r = open_stream(&d, "/containers/busy/stats");
-    assert_eq!(next_object(&mut r).unwrap()["read"], ZERO);
-    assert!(next_object(&mut r).is_none(), "one object for a stopped container, then the end");
     let table = d.ok(&["stats", "--no-stream", "-a"]);
     assert!(table.lines().any(|l| l.contains(" busy ") && l.contains("0.00%")), "{table}");
     assert_eq!(d.ok(&["stats", "--no-stream"]).lines().count(), 1, "no running container: the header only");
@@ -214,6 +218,15 @@ fn stats_of_a_busy_container() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("No such container: nosuch"), "{}", stderr(&out));
 
+    // Removing the container ends its streams (the one still open above, and a new one).
+    let mut r2 = open_stream(&d, "/containers/busy/stats");
+    assert_eq!(next_object(&mut r2).unwrap()["read"], ZERO);
     d.ok(&["rm", "busy"]);
+    for r in [&mut r, &mut r2] {
+        let t = Instant::now();
+        while next_object(r).is_some() {
+            assert!(t.elapsed() < Duration::from_secs(5), "the stream went on after the container was removed");
+        }
+    }
     assert!(cgroups_left(&[id]).is_empty());
 }

@@ -356,7 +356,7 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
     })))
 }
 
-/// `GET /containers/{id}/stats`: `stream` (default true) sends an object a second until the container stops;
+/// `GET /containers/{id}/stats`: `stream` (default true) sends an object a second until the container is removed;
 /// `stream=false` one object with `precpu_stats` filled (a second later), `one-shot=true` one at once.
 pub async fn stats(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
     let c = d.container(&id)?;

@@ -3,8 +3,8 @@
 //! CPU time and online CPUs, and the interfaces of the network namespace of its init process; a container that is not
 //! running has no sample (the view renders Docker's zeros).
 //!
-//! [`samples`] paces a stream (one frame a second, each carrying the previous sample as its `pre`) and ends when the
-//! container stops; [`once`] is `stream=false`: two samples a second apart so that `precpu_stats` is filled, as
+//! [`samples`] paces a stream (one frame a second, each carrying the previous sample as its `pre`; zeros while the
+//! container is not running, as dockerd) and ends when the container is removed; [`once`] is `stream=false`: two samples a second apart so that `precpu_stats` is filled, as
 //! dockerd, or one at once with `one-shot`. Nothing here runs in the background: dropping the stream (the client went
 //! away) stops the sampling.
 
@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use berth_runtime::cgroups::{self, Cgroup, NetStats, OpenFiles, Stats};
 use futures_util::Stream;
+use tokio::sync::watch;
 
 use crate::containers::{Container, Status};
 use crate::error::Error;
@@ -141,24 +142,28 @@ pub async fn once(c: &Container, one_shot: bool) -> Result<Frame, Error> {
     }
 }
 
-/// `stream=true`: a frame every [`INTERVAL`], the first with no `pre`, each next with the previous sample. A container
-/// that is not running gets one frame with no sample; the stream ends when the container stops (or a sample cannot be
-/// read, which is logged).
+/// `stream=true`: a frame every [`INTERVAL`], the first with no `pre`, each next with the previous frame's sample.
+/// As dockerd's collector: while the container is not running (stopped, or a sample failed, which is logged) the
+/// frames carry no sample (Docker's zeros) and the stream goes on, so that a restart shows again; it ends when the
+/// container is removed.
 pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
     struct State {
+        changed: watch::Receiver<u64>,
         c: Arc<Container>,
         reader: Option<Box<Reader>>,
         pre: Option<Sample>,
         first: bool,
-        done: bool,
     }
-    let start = State { c, reader: None, pre: None, first: true, done: false };
+    let start = State { changed: c.subscribe(), c, reader: None, pre: None, first: true };
     futures_util::stream::unfold(start, |mut st| async move {
-        if st.done {
-            return None;
+        if !std::mem::replace(&mut st.first, false) {
+            tokio::select! {
+                _ = tokio::time::sleep(INTERVAL) => {}
+                _ = removed(&mut st.changed) => return None,
+            }
         }
-        if !st.first {
-            tokio::time::sleep(INTERVAL).await;
+        if *st.changed.borrow() == REMOVED {
+            return None;
         }
         let s = match sample_with(&st.c, &mut st.reader).await {
             Ok(s) => s,
@@ -167,18 +172,19 @@ pub fn samples(c: Arc<Container>) -> impl Stream<Item = Frame> + Send {
                 None
             }
         };
-        let first = std::mem::replace(&mut st.first, false);
-        match s {
-            Some(s) => {
-                let frame = Frame { sample: Some(s.clone()), pre: st.pre.replace(s) };
-                Some((frame, st))
-            }
-            // Not running from the start: Docker's zeros once; stopped later: the stream ends.
-            None if first => {
-                st.done = true;
-                Some((Frame::default(), st))
-            }
-            None => None,
-        }
+        let frame = Frame { sample: s.clone(), pre: std::mem::replace(&mut st.pre, s) };
+        Some((frame, st))
     })
+}
+
+/// The value of a container's change counter once it is removed.
+const REMOVED: u64 = u64::MAX;
+
+/// Returns once the container is removed (or its record dropped).
+async fn removed(changed: &mut watch::Receiver<u64>) {
+    while *changed.borrow_and_update() != REMOVED {
+        if changed.changed().await.is_err() {
+            return;
+        }
+    }
 }
