@@ -197,11 +197,14 @@ impl OpenFiles {
             if len == buf.len() {
                 buf.resize(len * 2, 0);
             }
+            let room = buf.len() - len;
             let n = file.read_at(&mut buf[len..], len as u64).map_err(err)?;
-            if n == 0 {
+            len += n;
+            // cgroupfs and procfs files give their whole (regenerated) content to a read with room for it: a short
+            // read is the end, which saves asking again for the 0 of the end of file.
+            if n == 0 || n < room {
                 break;
             }
-            len += n;
         }
         buf.truncate(len);
         String::from_utf8(buf).map(Some).map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
@@ -394,9 +397,11 @@ fn parse_proc_stat(text: &str) -> Option<u64> {
 }
 
 /// The number of online CPUs (`/sys/devices/system/cpu/online`, a range list like `0-3,6`); at least 1.
-pub fn online_cpus() -> u32 {
-    std::fs::read_to_string("/sys/devices/system/cpu/online")
+pub fn online_cpus(files: &mut OpenFiles) -> u32 {
+    files
+        .read(Path::new("/sys/devices/system/cpu/online"))
         .ok()
+        .flatten()
         .and_then(|t| count_cpu_list(&t))
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get() as u32))
         .unwrap_or(1)
@@ -635,6 +640,7 @@ mod tests {
         assert_eq!(cg.stats_with(&mut files).expect("stats"), cg.stats().expect("stats"));
         // /proc/stat through the same cache.
         assert!(system_cpu_usage(&mut files).expect("/proc/stat") > 0);
+        assert!(online_cpus(&mut files) >= 1);
     }
 
     #[test]
