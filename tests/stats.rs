@@ -136,6 +136,29 @@ fn stats_of_a_busy_container() {
             assert!(row["PIDs"].as_str().unwrap().parse::<u64>().unwrap() >= 1, "{row}");
             let table = stdout(&d.docker(&["stats", "--no-stream"]).unwrap());
             assert!(table.starts_with("CONTAINER ID   NAME") && table.contains(" busy "), "{table}");
+            // Streaming: the docker CLI reads the stream and shows a percentage from each object's precpu.
+            let mut child = Command::new(docker_cli().unwrap())
+                .args(["stats", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}}", "busy"])
+                .env("DOCKER_HOST", d.host())
+                .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = BufReader::new(child.stdout.take().unwrap());
+            let (mut seen, mut line) = (0, String::new());
+            let t = Instant::now();
+            while seen < 2 && t.elapsed() < Duration::from_secs(20) {
+                line.clear();
+                if out.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                if line.contains("busy ") && line.contains("% ") && line.contains(" / 64MiB") {
+                    seen += 1;
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(seen >= 2, "docker stats (streaming) showed {seen} rows of busy; last line {line:?}");
         }
     }
 
