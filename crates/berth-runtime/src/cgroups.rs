@@ -1,5 +1,6 @@
 //! Cgroups: a container's cgroup from creation to removal. Creates it (with its resource limits: memory, cpu, cpuset,
-//! pids, device rules), adds processes, lists them, freezes and thaws them, and removes the cgroup.
+//! pids, device rules), adds processes, lists them, freezes and thaws them, reads their usage (`stats`, for
+//! `docker stats`), and removes the cgroup.
 //!
 //! Pure v2 hosts (`/sys/fs/cgroup/cgroup.controllers` exists) use the unified hierarchy. Every other host uses its v1
 //! hierarchies only, found in the mount table: the cgroup2 mount of a hybrid host (`/sys/fs/cgroup/unified`) is
@@ -15,6 +16,12 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemory, LinuxResources};
+
+mod stats;
+pub use stats::{
+    BlkioEntry, BlkioStats, CpuStats, MemoryStats, NetStats, OpenFiles, PidsStats, Stats, Throttling, net_dev,
+    online_cpus, system_cpu_usage,
+};
 
 /// Where the host mounts its cgroup hierarchies (v2: the unified hierarchy itself).
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -38,8 +45,8 @@ const V1_CONTROLLERS: &[&str] = &[
     "debug",
 ];
 
-/// The v2 controllers enabled for a container's cgroup (when the parent offers them).
-const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids"];
+/// The v2 controllers enabled for a container's cgroup (when the parent offers them); io for `docker stats`' block I/O.
+const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids", "io"];
 
 /// v1's `memory.memsw.limit_in_bytes`, present only with swap accounting.
 const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
@@ -1213,7 +1220,7 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
         );
         let layout = Layout::V2 { root: root.to_path_buf() };
         let cg = Cgroup::create_in(&layout, "berth/c1", Some(&resources())).expect("create");
-        assert_eq!(read(root.join("cgroup.subtree_control")), "+cpu +memory +pids +cpuset");
+        assert_eq!(read(root.join("cgroup.subtree_control")), "+cpu +memory +pids +io +cpuset");
         // memory was already enabled in berth/.
         assert_eq!(read(root.join("berth/cgroup.subtree_control")), "+cpu +pids +cpuset");
         assert_eq!(read(leaf.join("memory.max")), (100 << 20).to_string());

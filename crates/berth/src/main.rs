@@ -29,8 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, context, cp, events, exec, image, inspect, logs, network, ps, registry, run, system,
-    transfer, volume,
+    build, compose, container, context, cp, events, exec, image, inspect, logs, network, ps, registry, run, stats,
+    system, transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -114,6 +114,8 @@ enum Cmd {
     Exec(exec::ExecArgs),
     /// List containers
     Ps(ps::PsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
     /// List images
     Images(image::ImagesArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -255,6 +257,8 @@ enum ContainerCmd {
     /// List containers
     #[command(visible_aliases = ["ps", "list"])]
     Ls(ps::PsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
     /// Pause all processes within one or more containers
     Pause(container::Targets),
     /// List port mappings or a specific mapping for the container
@@ -524,6 +528,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Builder { cmd: BuilderCmd::Prune(a) } => build::prune(&c, a).await,
         Cmd::Exec(a) => exec::exec(&c, a).await,
         Cmd::Ps(a) => ps::ps(&c, a).await,
+        Cmd::Stats(a) => stats::stats(&c, a).await,
         Cmd::Images(a) => image::images(&c, a).await,
         Cmd::Import(a) => image::import(&c, a).await,
         Cmd::Save(a) => transfer::save(&c, a).await,
@@ -566,6 +571,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
             ContainerCmd::Kill(a) => container::kill(&c, a).await,
             ContainerCmd::Logs(a) => logs::logs(&c, a).await,
             ContainerCmd::Ls(a) => ps::ps(&c, a).await,
+            ContainerCmd::Stats(a) => stats::stats(&c, a).await,
             ContainerCmd::Pause(a) => container::pause(&c, a, true).await,
             ContainerCmd::Port(a) => container::port(&c, a).await,
             ContainerCmd::Rename(a) => container::rename(&c, a).await,

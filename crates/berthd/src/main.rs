@@ -32,6 +32,7 @@ mod routes;
 mod security;
 mod server;
 mod spec;
+mod stats;
 mod task;
 mod userns;
 mod views;

@@ -15,6 +15,7 @@ pub mod opts;
 pub mod ps;
 pub mod registry;
 pub mod run;
+pub mod stats;
 pub mod system;
 pub mod transfer;
 pub mod volume;

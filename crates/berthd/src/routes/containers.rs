@@ -304,3 +304,25 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
     }
     Ok(Json(views::container::pruned(deleted, reclaimed)))
 }
+
+/// `GET /containers/{id}/stats`: `stream` (default true) sends an object a second until the container is removed;
+/// `stream=false` one object with `precpu_stats` filled (a second later), `one-shot=true` one at once.
+pub async fn stats(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Response> {
+    let c = d.container(&id)?;
+    let stream = q.get("stream").is_none_or(|v| v.is_empty() || flag(&q, "stream"));
+    let one_shot = flag(&q, "one-shot");
+    if stream && one_shot {
+        return Err(Error::InvalidArgument("cannot have stream=true and one-shot=true".into()).into());
+    }
+    let (id, name) = (c.id.clone(), c.name());
+    if !stream {
+        let frame = crate::stats::once(&c, one_shot).await?;
+        return Ok(Json(crate::stats::to_json(&crate::stats::render(&id, &name, &frame))).into_response());
+    }
+    let body = futures_util::StreamExt::map(crate::stats::samples(c), move |frame| {
+        let mut line = crate::stats::to_json(&crate::stats::render(&id, &name, &frame)).to_string();
+        line.push('\n');
+        Ok::<_, std::io::Error>(Bytes::from(line))
+    });
+    Ok(([("content-type", "application/json")], Body::from_stream(body)).into_response())
+}

@@ -66,6 +66,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/containers/{id}/export", get(archive::export))
         .route("/containers/{id}/archive", get(archive::get).head(archive::head).put(archive::put))

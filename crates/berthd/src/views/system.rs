@@ -36,15 +36,7 @@ impl Host {
                 s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
             })
             .unwrap_or_else(|| "Linux".into());
-        let mem_total = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|s| {
-                s.lines().find_map(|l| {
-                    l.strip_prefix("MemTotal:").and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                })
-            })
-            .map(|kb| kb * 1024)
-            .unwrap_or(0);
+        let mem_total = crate::stats::machine_memory();
         Host {
             kernel,
             os_name,
