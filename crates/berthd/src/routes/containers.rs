@@ -317,10 +317,10 @@ pub async fn stats(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<R
     let (id, name) = (c.id.clone(), c.name());
     if !stream {
         let frame = crate::stats::once(&c, one_shot).await?;
-        return Ok(Json(crate::stats::to_json(&crate::stats::render(&id, &name, &frame))).into_response());
+        return Ok(Json(views::stats::to_json(&views::stats::render(&id, &name, &frame))).into_response());
     }
     let body = futures_util::StreamExt::map(crate::stats::samples(c), move |frame| {
-        let mut line = crate::stats::to_json(&crate::stats::render(&id, &name, &frame)).to_string();
+        let mut line = views::stats::to_json(&views::stats::render(&id, &name, &frame)).to_string();
         line.push('\n');
         Ok::<_, std::io::Error>(Bytes::from(line))
     });

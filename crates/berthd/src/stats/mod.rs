@@ -8,8 +8,6 @@
 //! dockerd, or one at once with `one-shot`. Nothing here runs in the background: dropping the stream (the client went
 //! away) stops the sampling.
 
-mod view;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -20,7 +18,6 @@ use tokio::sync::watch;
 
 use crate::containers::{Container, Status};
 use crate::error::Error;
-pub use view::{render, to_json};
 
 /// How often a stream samples (dockerd's collector interval).
 pub const INTERVAL: Duration = Duration::from_secs(1);

@@ -17,5 +17,6 @@ pub mod exec;
 pub mod image;
 pub mod network;
 pub mod render;
+pub mod stats;
 pub mod system;
 pub mod volume;

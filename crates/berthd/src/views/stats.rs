@@ -10,7 +10,7 @@ use berth_api::models::{
 use berth_runtime::cgroups::BlkioEntry;
 use serde_json::Value;
 
-use super::{Frame, Sample};
+use crate::stats::{Frame, Sample};
 
 /// The answer object for container `id` named `name` (without the leading `/`).
 pub fn render(id: &str, name: &str, frame: &Frame) -> ContainerStatsResponse {
