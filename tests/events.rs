@@ -361,3 +361,24 @@ fn a_subscriber_that_does_not_read_is_dropped_and_costs_nothing_after() {
         "3,000 image API calls with a stalled subscriber: {spent:?}; it got {lines} events before it was dropped"
     );
 }
+
+/// A container the kernel's OOM killer ends: `OOMKilled` in inspect, exit 137, and `oom` then `die` (issue 14).
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn an_oom_killed_container_says_so_and_emits_oom_then_die() {
+    let Some(d) = setup() else { return };
+    let since = now();
+    // `tail` of a file without newlines keeps all it reads: 16 MiB of memory and no swap are soon gone.
+    let out = d.berth(&["run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", "busybox", "tail", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(137), "the hog was not killed: {}", stderr(&out));
+    assert_eq!(d.inspect("hog", "{{.State.OOMKilled}}"), "true");
+    let evs = events(&d, &since, &now(), &["container=hog"]);
+    let acts = actions(&evs);
+    let oom = acts.iter().position(|a| a == "oom").unwrap_or_else(|| panic!("no oom event in {acts:?}"));
+    let die = acts.iter().position(|a| a == "die").unwrap_or_else(|| panic!("no die event in {acts:?}"));
+    assert!(oom < die, "oom must come before die: {acts:?}");
+    assert_eq!(evs[die]["Actor"]["Attributes"]["exitCode"], "137");
+    // A container that ends by itself is not taken for an OOM kill.
+    d.ok(&["run", "--name", "fine", "-m", "16m", "busybox", "true"]);
+    assert_eq!(d.inspect("fine", "{{.State.OOMKilled}}"), "false");
+}

@@ -622,12 +622,16 @@ impl Monitor {
     /// resources and go.
     fn finish(&mut self) {
         self.log.flush();
-        let exit = self.exit.clone().unwrap_or(ExitRecord {
+        let mut exit = self.exit.clone().unwrap_or(ExitRecord {
             exit_code: 255,
             finished_at: berth_api::time::now(),
             oom_killed: false,
             error: None,
         });
+        // Docker's `State.OOMKilled`: the kernel's OOM killer ended a process of the container during this run (its
+        // cgroup, made at this start, counts the kills; read before the runtime removes it).
+        exit.oom_killed =
+            berth_runtime::cgroups::Cgroup::open(&format!("berth/{}", self.cfg.id)).is_ok_and(|cg| cg.oom_kills() > 0);
         if let Ok(data) = serde_json::to_vec(&exit) {
             // Atomic but not synced: a power loss that could lose it has ended the container too.
             let _ = berth_runtime::sys::replace_file(&self.cfg.exit_path, &data, false);

@@ -226,6 +226,19 @@ impl Cgroup {
         }
     }
 
+    /// How many processes of the cgroup the kernel's OOM killer has killed since the cgroup was made (v1: the
+    /// `oom_kill` line of `memory.oom_control`, kernel 4.13 and later; v2: `oom_kill` of `memory.events`). 0 when the
+    /// memory controller or the line is missing. A container's cgroup is made at each start, so this counts kills of
+    /// the current run: Docker's `State.OOMKilled`.
+    pub fn oom_kills(&self) -> u64 {
+        let file = match self.version {
+            Version::V1 => "memory.oom_control",
+            Version::V2 => "memory.events",
+        };
+        let Ok(dir) = self.dir_of("memory") else { return 0 };
+        std::fs::read_to_string(dir.join(file)).ok().and_then(|t| flat_keyed(&t).get("oom_kill").copied()).unwrap_or(0)
+    }
+
     /// Reads `file` of the hierarchy with `controller`; None when the controller or the file is missing.
     fn optional(&self, files: &mut OpenFiles, controller: &'static str, file: &str) -> Result<Option<String>, Error> {
         let Ok(dir) = self.dir_of(controller) else { return Ok(None) };
@@ -485,6 +498,7 @@ mod tests {
                 ("memory.max_usage_in_bytes", "20971520\n"),
                 ("memory.limit_in_bytes", "104857600\n"),
                 ("memory.failcnt", "0\n"),
+                ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
                 (
                     "memory.stat",
                     "cache 4096\nrss 8192\nrss_huge 0\nshmem 0\nmapped_file 0\ndirty 0\nwriteback 0\n\
@@ -514,6 +528,7 @@ mod tests {
         let cg = Cgroup::open_in(&v1_tree(tmp.path()), "berth/c1").expect("open");
         let s = cg.stats().expect("stats");
         assert_eq!(s.cpu.total_usage, 3_000_000_000);
+        assert_eq!(cg.oom_kills(), 2, "memory.oom_control's oom_kill");
         assert_eq!(s.cpu.percpu_usage, [1_000_000_000, 2_000_000_000]);
         assert_eq!(s.cpu.usage_in_usermode, 1_500_000_000);
         assert_eq!(s.cpu.usage_in_kernelmode, 500_000_000);
@@ -549,6 +564,7 @@ mod tests {
         assert_eq!(s.cpu, CpuStats::default());
         assert_eq!(s.pids, PidsStats::default());
         assert!(s.blkio.io_service_bytes_recursive.is_empty());
+        assert_eq!(Cgroup::open_in(&layout, "berth/c1").expect("open").oom_kills(), 0, "no oom_control: none counted");
     }
 
     /// A v2 container cgroup with the files of a 6.1 kernel.
@@ -591,7 +607,8 @@ mod tests {
     #[test]
     fn v2_stats() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let s = v2_cgroup(tmp.path(), true).stats().expect("stats");
+        let cg = v2_cgroup(tmp.path(), true);
+        let s = cg.stats().expect("stats");
         assert_eq!(s.cpu.total_usage, 2_500_000_000);
         assert!(s.cpu.percpu_usage.is_empty());
         assert_eq!(s.cpu.usage_in_usermode, 2_000_000_000);
@@ -601,6 +618,7 @@ mod tests {
         assert_eq!(s.memory.limit, u64::MAX, "max: unlimited");
         assert_eq!(s.memory.max_usage, None, "v2 has no max usage");
         assert_eq!(s.memory.failcnt, Some(1), "the oom count");
+        assert_eq!(cg.oom_kills(), 1, "memory.events' oom_kill");
         assert_eq!(s.memory.stats.get("anon"), Some(&(4 << 20)));
         assert_eq!(s.memory.stats.get("inactive_file"), Some(&(1 << 20)));
         assert!(!s.memory.stats.contains_key("kernel"), "not one of Docker's keys");
