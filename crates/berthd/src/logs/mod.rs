@@ -1,8 +1,9 @@
 //! Containers' logs on berthd's side.
 //!
 //! * The log configuration (`config.rs`, re-exported here; `HostConfig.LogConfig`): the drivers Berth has
-//!   (`json-file`, `local`, `none`), their options checked as Docker checks them, the daemon's default driver and options merged in at create as dockerd's
-//!   `mergeAndVerifyLogConfig` does, and the [`LogPolicy`] the shim applies (rotation, compression).
+//!   (`json-file`, `local`, `none`), their options checked as Docker checks them, the daemon's default driver and
+//!   options merged in at create as dockerd's `mergeAndVerifyLogConfig` does, and the [`LogPolicy`] the shim applies
+//!   (rotation, compression).
 //! * `GET /containers/{id}/logs`: reads the json-file log that the shim writes — with the rotated files
 //!   (`<log>.N`, `<log>.N.gz`) — filters it and streams it in Docker's format (multiplexed frames, or raw for a TTY),
 //!   following the file across rotations while the container runs.
