@@ -14,7 +14,8 @@
 # loaded into each engine) against a registry on 127.0.0.1: Berth's own (`berth registry serve`, release build) or,
 # with BENCH_REGISTRY=distribution, Debian's docker-registry. Pull = `rmi` then `pull` (download, verify, unpack).
 #
-#   BENCH_ONLY=registry bench/run.sh    # only the registry rows (BENCH_ONLY=engine: only the others)
+#   BENCH_ONLY=registry bench/run.sh    # only the registry rows (BENCH_ONLY=engine: only the others;
+#                                         BENCH_ONLY=events: only kill -> die event latency)
 #   CARGO=/tmp/cargo-locked bench/run.sh  # build through a wrapper (a shared machine's build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,6 +84,28 @@ cli() { # engine args...
     if [ "$e" = berth ]; then DOCKER_HOST=unix://$B_SOCK "$BIN/berth" "$@"; else DOCKER_HOST=unix://$D_SOCK docker "$@"; fi
 }
 
+# `docker kill` → the `die` event at a subscriber, in µs, one line a run (issue 14's goal: a median under 5 ms). The
+# subscriber (docker-py) is connected before the kill and asks from a second before it (`since`), so it cannot miss
+# the event; the time runs from just before the kill request to the event's arrival.
+kill_die_us() { # engine
+    python3 - "$([ "$1" = berth ] && echo "$B_SOCK" || echo "$D_SOCK")" "$N" <<'PY'
+import sys, time, docker
+c = docker.DockerClient(base_url="unix://" + sys.argv[1], timeout=30)
+for _ in range(int(sys.argv[2])):
+    ctr = c.containers.run("busybox", ["sleep", "600"], detach=True)
+    # Subscribed (the response has begun) before the kill; `since` covers a subscription the daemon has not
+    # registered yet.
+    evs = c.events(decode=True, since=int(time.time()) - 1, filters={"container": ctr.id, "event": "die"})
+    t = time.monotonic_ns()
+    ctr.kill()
+    for ev in evs:
+        print((time.monotonic_ns() - t) // 1000)
+        break
+    evs.close()
+    ctr.remove(force=True)
+PY
+}
+
 declare -A R
 for e in "${engines[@]}"; do
     [ "$ONLY" = registry ] && break
@@ -90,6 +113,7 @@ for e in "${engines[@]}"; do
         BERTH=$([ "$e" = berth ] && echo "$BIN/berth" || echo docker) \
         DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
     cli "$e" run --rm busybox true   # warm-up
+    if [ "$ONLY" = events ]; then R[$e,killdie]=$(kill_die_us "$e" | median); continue; fi
 
     R[$e,run]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm --network none busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
     R[$e,runnet]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
@@ -122,6 +146,8 @@ PY
     cli "$e" run -d --name bench-exec busybox sleep 600 >/dev/null
     R[$e,exec]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" exec bench-exec true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
     cli "$e" rm -f bench-exec >/dev/null
+
+    R[$e,killdie]=$(kill_die_us "$e" | median)
 
     s=$(now_ns)
     ids=$(for _ in $(seq 50); do cli "$e" run -d busybox sleep 600; done)
@@ -184,7 +210,7 @@ DF
     fi
 done
 
-if [ "$ONLY" != engine ]; then
+if [ "$ONLY" != engine ] && [ "$ONLY" != events ]; then
     # The image: 3 layers of 100 MB from /dev/urandom, in docker's save format, loaded into every engine.
     python3 - "$WORK/big.tar" <<'PY'
 import hashlib, io, json, os, sys, tarfile
@@ -252,6 +278,7 @@ done
 row "bridge set-up cost (default net - none)" netcost us
 row "published port 127.0.0.1 -> container, 1 GiB" tput MiB/s
 row "exec true, median" exec us
+row "kill -> die event at a subscriber, median" killdie us
 row "50 x run -d, total" fifty ms
 row "daemon restart, 50 running: kill -9 -> API answers" restart ms
 row "daemon idle RSS (dockerd+containerd)" rss KiB
