@@ -180,11 +180,21 @@ async fn listed(c: &Client, all: bool) -> Result<Vec<String>> {
 
 /// `berth stats`.
 pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
+    stats_of(c, a, |all| listed(c, all)).await
+}
+
+/// `berth stats` over the containers `list(all)` names (by ID) when none is named on the command line (`berth
+/// compose stats` lists a project's).
+pub async fn stats_of<F, Fut>(c: &Client, a: StatsArgs, list: F) -> Result<i32>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>>>,
+{
     let format = a.format.clone().unwrap_or_default();
     formatter::render(&format, DEFAULT, HEADERS, &[])?;
     let trunc = !a.no_trunc;
     if a.no_stream {
-        let targets = if a.containers.is_empty() { listed(c, a.all).await? } else { a.containers.clone() };
+        let targets = if a.containers.is_empty() { list(a.all).await? } else { a.containers.clone() };
         let mut tasks = tokio::task::JoinSet::new();
         for (i, t) in targets.iter().enumerate() {
             let (c, t) = (c.clone(), t.clone());
@@ -222,7 +232,7 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
     let mut order: Vec<String> = Vec::new();
     let tty = std::io::stdout().is_terminal();
     loop {
-        let targets = if a.containers.is_empty() { listed(c, a.all).await? } else { a.containers.clone() };
+        let targets = if a.containers.is_empty() { list(a.all).await? } else { a.containers.clone() };
         // Containers gone from the list stop being streamed; new ones start.
         streams.retain(|t, h| {
             let keep = targets.contains(t);
