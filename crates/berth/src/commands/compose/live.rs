@@ -23,21 +23,11 @@ pub struct EventsArgs {
     pub services: Vec<String>,
 }
 
-/// `stats`' flags (docker's, with services instead of containers).
+/// `stats`' flags: `berth stats`' with services instead of containers.
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// Show all containers (default shows just running)
-    #[arg(short = 'a', long = "all")]
-    pub all: bool,
-    /// Format output using a custom template ('table', 'table TEMPLATE', 'json', 'TEMPLATE')
-    #[arg(long = "format", value_name = "STRING")]
-    pub format: Option<String>,
-    /// Disable streaming stats and only pull the first result
-    #[arg(long = "no-stream")]
-    pub no_stream: bool,
-    /// Do not truncate output
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
+    #[command(flatten)]
+    pub opts: stats::StatsOptions,
     /// Services
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -123,14 +113,7 @@ pub async fn events(c: &crate::client::Client, p: &ProjectArgs, a: EventsArgs) -
 pub async fn stats(c: &crate::client::Client, p: &ProjectArgs, a: StatsArgs) -> Result<i32> {
     let (_, project) = project_or_name(p, &[])?;
     let services = a.services;
-    let args = stats::StatsArgs {
-        all: a.all,
-        format: a.format,
-        no_stream: a.no_stream,
-        no_trunc: a.no_trunc,
-        containers: Vec::new(),
-    };
-    stats::stats_of(c, args, |all| {
+    stats::stats_of(c, a.opts, Vec::new(), |all| {
         let (project, services) = (&project, &services);
         async move { Ok(containers(c, project, services, OneOff::Include, all).await?.iter().map(id).collect()) }
     })
