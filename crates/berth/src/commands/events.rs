@@ -64,19 +64,34 @@ pub async fn events(c: &Client, a: EventsArgs) -> Result<i32> {
         Some("json") => Some(formatter::parse("{{json .}}")?),
         Some(t) => Some(formatter::parse(t)?),
     };
-    let resp = c.call(Method::GET, &format!("/events{}", query(&q)), empty(), false).await?;
+    follow(c, &q, |e| {
+        Ok(Some(match &template {
+            Some(t) => t.execute(e)?,
+            None => default_line(e),
+        }))
+    })
+    .await?;
+    Ok(0)
+}
+
+/// Follows `GET /events` with the query `q` until the stream ends, writing the line `line` makes of each event (if
+/// any) to stdout as it arrives.
+pub async fn follow(
+    c: &Client,
+    q: &[(&str, String)],
+    mut line: impl FnMut(&Value) -> Result<Option<String>>,
+) -> Result<()> {
+    let resp = c.call(Method::GET, &format!("/events{}", query(q)), empty(), false).await?;
     let mut lines = tokio::io::BufReader::new(BodyReader::new(resp.into_body())).lines();
     let mut out = std::io::stdout();
     while let Some(l) = lines.next_line().await? {
         let Ok(e) = serde_json::from_str::<Value>(&l) else { continue };
-        let text = match &template {
-            Some(t) => t.execute(&e)?,
-            None => default_line(&e),
-        };
-        writeln!(out, "{text}")?;
-        out.flush()?;
+        if let Some(text) = line(&e)? {
+            writeln!(out, "{text}")?;
+            out.flush()?;
+        }
     }
-    Ok(0)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -30,6 +30,16 @@ const REFRESH: Duration = Duration::from_millis(500);
 #[derive(Args, Debug)]
 #[command(override_usage = "berth stats [OPTIONS] [CONTAINER...]")]
 pub struct StatsArgs {
+    #[command(flatten)]
+    pub opts: StatsOptions,
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `berth stats`' flags (`berth compose stats` has them too).
+#[derive(Args, Debug, Clone, Default)]
+pub struct StatsOptions {
     /// Show all containers (default shows just running)
     #[arg(short = 'a', long = "all")]
     pub all: bool,
@@ -42,9 +52,6 @@ pub struct StatsArgs {
     /// Do not truncate output
     #[arg(long = "no-trunc")]
     pub no_trunc: bool,
-    /// CONTAINER
-    #[arg(value_name = "CONTAINER")]
-    pub containers: Vec<String>,
 }
 
 const HEADERS: Headers = &[
@@ -180,11 +187,21 @@ async fn listed(c: &Client, all: bool) -> Result<Vec<String>> {
 
 /// `berth stats`.
 pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
+    stats_of(c, a.opts, a.containers, |all| listed(c, all)).await
+}
+
+/// `berth stats` of `containers`, or when none is named, of the containers `list(all)` names (by ID; `berth compose
+/// stats` lists a project's).
+pub async fn stats_of<F, Fut>(c: &Client, a: StatsOptions, containers: Vec<String>, list: F) -> Result<i32>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>>>,
+{
     let format = a.format.clone().unwrap_or_default();
     formatter::render(&format, DEFAULT, HEADERS, &[])?;
     let trunc = !a.no_trunc;
     if a.no_stream {
-        let targets = if a.containers.is_empty() { listed(c, a.all).await? } else { a.containers.clone() };
+        let targets = if containers.is_empty() { list(a.all).await? } else { containers.clone() };
         let mut tasks = tokio::task::JoinSet::new();
         for (i, t) in targets.iter().enumerate() {
             let (c, t) = (c.clone(), t.clone());
@@ -202,7 +219,7 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
             match r {
                 Some(Ok(e)) => rows.push(row(&e, trunc)),
                 // A listed container that went away in between is left out; a named one is an error.
-                Some(Err(e)) if !a.containers.is_empty() => errors.push(format!("{e:#}")),
+                Some(Err(e)) if !containers.is_empty() => errors.push(format!("{e:#}")),
                 Some(Err(_)) => {}
                 None => errors.push(format!("{t}: the stats request failed")),
             }
@@ -214,7 +231,7 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
         return Ok(0);
     }
     // Named containers must exist, as docker checks before streaming.
-    for t in &a.containers {
+    for t in &containers {
         c.get_bytes(&format!("{}/json", container_path(t))).await?;
     }
     let latest: Arc<Mutex<BTreeMap<String, Entry>>> = Arc::default();
@@ -222,7 +239,7 @@ pub async fn stats(c: &Client, a: StatsArgs) -> Result<i32> {
     let mut order: Vec<String> = Vec::new();
     let tty = std::io::stdout().is_terminal();
     loop {
-        let targets = if a.containers.is_empty() { listed(c, a.all).await? } else { a.containers.clone() };
+        let targets = if containers.is_empty() { list(a.all).await? } else { containers.clone() };
         // Containers gone from the list stop being streamed; new ones start.
         streams.retain(|t, h| {
             let keep = targets.contains(t);

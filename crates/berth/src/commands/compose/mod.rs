@@ -1,9 +1,11 @@
 //! `berth compose`: Compose v2's commands on top of `berth-compose` (which loads and plans the project) and the
 //! Engine API (so they drive a real dockerd as well as berthd). `up.rs` converges a project (networks, volumes,
 //! images, containers in dependency order, healthy-waits) and takes it `down`; `ops.rs` holds the commands on a
-//! project's containers (`ps`, `logs`, `exec`, `run`, `start`, `stop`, ...); `build.rs` the classic `POST /build`.
+//! project's containers (`ps`, `logs`, `exec`, `run`, `start`, `stop`, ...); `live.rs` the live view (`events`,
+//! `stats`); `build.rs` the classic `POST /build`.
 
 mod build;
+mod live;
 mod ops;
 mod up;
 
@@ -101,6 +103,10 @@ pub enum ComposeCmd {
     Port(ops::PortArgs),
     /// List running compose projects
     Ls(ops::LsArgs),
+    /// Receive real time events from containers
+    Events(live::EventsArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(live::StatsArgs),
     /// Show the Docker Compose version information
     Version,
 }
@@ -261,5 +267,7 @@ pub async fn compose(c: &Client, a: ComposeArgs) -> Result<i32> {
         ComposeCmd::Images(x) => ops::images(c, p, x).await,
         ComposeCmd::Port(x) => ops::port(c, p, x).await,
         ComposeCmd::Ls(x) => ops::ls(c, x).await,
+        ComposeCmd::Events(x) => live::events(c, p, x).await,
+        ComposeCmd::Stats(x) => live::stats(c, p, x).await,
     }
 }

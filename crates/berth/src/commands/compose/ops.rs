@@ -115,7 +115,7 @@ fn lines(items: impl Iterator<Item = String>) -> String {
 }
 
 /// The project a command acts on: the file's, or just a name (`-p`) when there is no file.
-fn project_or_name(p: &ProjectArgs, services: &[String]) -> Result<(Option<Project>, String)> {
+pub(super) fn project_or_name(p: &ProjectArgs, services: &[String]) -> Result<(Option<Project>, String)> {
     match super::load(p, services) {
         Ok(pr) => {
             let n = pr.name.clone();
