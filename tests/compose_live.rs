@@ -120,9 +120,31 @@ fn compose_events_follows_the_projects_containers() {
     let mut all = spawn(&[]);
     let mut only_db = spawn(&["db"]);
     let (all_rx, db_rx) = (lines_of(&mut all), lines_of(&mut only_db));
-    // The subscriptions are made when the CLI's request is answered, within milliseconds of the start; nothing
-    // tells the test when, so it gives them a second.
-    std::thread::sleep(Duration::from_secs(1));
+    // Nothing tells the test when the two subscriptions are live, so it pauses and unpauses db until both streams
+    // show it (bounded: 15 rounds of at most 2 s each), then drains what the probe left (until 300 ms of silence).
+    let unpaused = |rx: &mpsc::Receiver<String>| {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if serde_json::from_str::<Value>(&l).is_ok_and(|v| v["id"] == db.as_str() && v["action"] == "unpause") {
+                return true;
+            }
+        }
+        false
+    };
+    let mut live = false;
+    for _ in 0..15 {
+        compose(&d, &dir, &["pause", "db"]);
+        compose(&d, &dir, &["unpause", "db"]);
+        let (a, b) = (unpaused(&all_rx), unpaused(&db_rx));
+        if a && b {
+            live = true;
+            break;
+        }
+    }
+    assert!(live, "the compose events processes never showed db's unpause");
+    for rx in [&all_rx, &db_rx] {
+        while rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
+    }
     compose(&d, &dir, &["restart", "-t", "1", "web"]);
     d.ok(&["restart", "-t", "0", "other"]);
     compose(&d, &dir, &["stop", "-t", "1", "db"]);
