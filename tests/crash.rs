@@ -241,16 +241,17 @@ fn crash_during_container_network_and_volume_operations() {
     s.check("before any crash");
 
     // create: after the container directory is made, before the record; and after the record.
-    s.crash("create.after-dir", |d| d.berth(&["create", "--name", "c1", "busybox", "sleep", "1000"]));
+    // `k1`: a name that is no hex prefix, so `inspect` can only find it by name (never an ID that happens to begin so).
+    s.crash("create.after-dir", |d| d.berth(&["create", "--name", "k1", "busybox", "sleep", "1000"]));
     s.check("create.after-dir");
-    let out = s.d.berth(&["inspect", "c1"]);
-    assert!(out.status.code() != Some(0), "c1 must not exist: {}", stdout(&out));
-    s.d.ok(&["create", "--name", "c1", "busybox", "sleep", "1000"]);
-    s.d.ok(&["rm", "c1"]);
-    s.crash("create.after-record", |d| d.berth(&["create", "--name", "c1", "busybox", "sleep", "1000"]));
+    let out = s.d.berth(&["inspect", "k1"]);
+    assert!(out.status.code() != Some(0), "k1 must not exist: {}", stdout(&out));
+    s.d.ok(&["create", "--name", "k1", "busybox", "sleep", "1000"]);
+    s.d.ok(&["rm", "k1"]);
+    s.crash("create.after-record", |d| d.berth(&["create", "--name", "k1", "busybox", "sleep", "1000"]));
     s.check("create.after-record");
-    s.d.ok(&["rm", "-f", "c1"]);
-    s.d.ok(&["create", "--name", "c1", "busybox", "sleep", "1000"]);
+    s.d.ok(&["rm", "-f", "k1"]);
+    s.d.ok(&["create", "--name", "k1", "busybox", "sleep", "1000"]);
 
     // start: after the network is set up, after the shim is spawned, before the record says running. The container
     // publishes a port: its rule must not outlive the crash.
@@ -310,7 +311,7 @@ fn crash_during_container_network_and_volume_operations() {
     let out = s.d.ok(&["run", "--rm", "-v", "vol1:/v", "busybox", "ls", "/v"]);
     assert_eq!(out, "", "a volume re-created after a cut-short rm starts empty");
     s.d.ok(&["volume", "rm", "vol1"]);
-    s.d.ok(&["rm", "-f", "c1"]);
+    s.d.ok(&["rm", "-f", "k1"]);
 
     // Parallel `run -d` (issue 11: a kill -9 then left container directories without records): the third creation
     // to make its directory kills the daemon while the others are anywhere in create or start.
