@@ -671,3 +671,94 @@ pub fn tar_of(entries: &[TarEntry<'_>]) -> Vec<u8> {
     out.resize(out.len() + 1024, 0);
     out
 }
+
+/// A real dockerd (20.10, Debian's docker.io) on private paths, without a bridge or firewall rules; stopped by its
+/// PID. Docker treats registries on 127.0.0.0/8 as insecure, so it speaks plain HTTP to ours.
+pub struct PeerDockerd {
+    child: Child,
+    /// Its socket, data and exec roots, log and the CLI's config (`config/`).
+    pub dir: PathBuf,
+}
+
+impl PeerDockerd {
+    pub fn start() -> Option<PeerDockerd> {
+        if !Path::new("/usr/sbin/dockerd").exists() || docker_cli().is_none() {
+            skip_missing_tool("no dockerd (apt-get install docker.io): the real-Docker interop test did not run");
+            return None;
+        }
+        let dir = PathBuf::from(format!("/tmp/bt-pd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--host")
+            .arg(format!("unix://{}/docker.sock", dir.display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .args(["--bridge", "none", "--iptables=false", "--ip-masq=false", "--storage-driver", "overlay2"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = PeerDockerd { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !d.docker(&["version"]).status.success() {
+            assert!(Instant::now() < deadline, "dockerd did not come up: {}", d.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Some(d)
+    }
+
+    /// Its API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("docker.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default()
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_cli().unwrap());
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}/docker.sock", self.dir.display()))
+            .env("DOCKER_CONFIG", self.dir.join("config"))
+            .env("DOCKER_CLI_HINTS", "false");
+        c
+    }
+
+    pub fn docker(&self, args: &[&str]) -> std::process::Output {
+        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    }
+}
+
+impl Drop for PeerDockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop its containerd; SIGKILL if it takes too long.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for m in mounts_under(&self.dir).iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

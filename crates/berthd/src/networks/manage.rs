@@ -332,9 +332,11 @@ impl Networks {
         };
         if let Err(e) = save(store, &rec).await {
             undo(n);
-            return Err(match e {
-                Error::Conflict(_) => Error::Conflict(format!("network with name {name} already exists")),
-                e => e,
+            // The store's own conflict (a name taken by a create racing this one) arrives wrapped: `is_conflict`.
+            return Err(if e.is_conflict() {
+                Error::Conflict(format!("network with name {name} already exists"))
+            } else {
+                e
             });
         }
         // A new bridge only: an existing interface of that name (the host's, another daemon's) is refused untouched.
