@@ -259,7 +259,9 @@ pub async fn start(
 /// Only the helper holds the report pipe; this is a second line, and must never fail a genuine exec.
 fn reported_pid_plausible(pid: i32, helper: Option<u32>, container: &str) -> bool {
     match parent_of(pid) {
-        None => true,
+        // Parent 0 is what the kernel shows for a process being reaped right now (no longer `pid_alive`): a quick
+        // command the helper has just collected, as seen once in CI. No live process of ours has parent 0.
+        None | Some(0) => true,
         Some(p) if Some(p) == helper => true,
         Some(p) => {
             let member = berth_runtime::cgroups::Cgroup::open(&format!("berth/{container}"))
