@@ -377,8 +377,47 @@ fn an_oom_killed_container_says_so_and_emits_oom_then_die() {
     let oom = acts.iter().position(|a| a == "oom").unwrap_or_else(|| panic!("no oom event in {acts:?}"));
     let die = acts.iter().position(|a| a == "die").unwrap_or_else(|| panic!("no die event in {acts:?}"));
     assert!(oom < die, "oom must come before die: {acts:?}");
+    assert_eq!(acts.iter().filter(|a| *a == "oom").count(), 1, "one oom, from the live watch or the exit: {acts:?}");
     assert_eq!(evs[die]["Actor"]["Attributes"]["exitCode"], "137");
     // A container that ends by itself is not taken for an OOM kill.
     d.ok(&["run", "--name", "fine", "-m", "16m", "busybox", "true"]);
     assert_eq!(d.inspect("fine", "{{.State.OOMKilled}}"), "false");
+}
+
+/// An OOM kill of a process other than the init, while the container keeps running: `oom` is published at once (the
+/// cgroup's OOM notifier, not the exit) and `OOMKilled` shows in inspect while the container still runs; its exit
+/// later does not publish `oom` a second time.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn an_oom_kill_inside_a_running_container_is_reported_live() {
+    let Some(d) = setup() else { return };
+    let since = now();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "-m",
+        "16m",
+        "--memory-swap",
+        "16m",
+        "busybox",
+        "sh",
+        "-c",
+        "tail /dev/zero; exec sleep 1000",
+    ]);
+    // Bounded: the hog fills 16 MiB within a second or two; 20 s is a generous margin on a loaded machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while d.inspect("live", "{{.State.OOMKilled}}") != "true" {
+        assert!(std::time::Instant::now() < deadline, "no OOMKilled while running\n{}", tail(&d.log(), 20));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(d.inspect("live", "{{.State.Status}}"), "running", "the init survives its child's OOM kill");
+    let acts = actions(&events(&d, &since, &now(), &["container=live"]));
+    assert_eq!(acts.iter().filter(|a| *a == "oom").count(), 1, "oom while it runs: {acts:?}");
+    assert!(!acts.iter().any(|a| a == "die"), "it still runs: {acts:?}");
+    d.ok(&["rm", "-f", "live"]);
+    let acts = actions(&events(&d, &since, &now(), &["container=live"]));
+    assert_eq!(acts.iter().filter(|a| *a == "oom").count(), 1, "the exit does not report it again: {acts:?}");
+    assert!(acts.iter().any(|a| a == "die"), "{acts:?}");
 }

@@ -19,8 +19,8 @@ use oci_spec::runtime::{LinuxCpu, LinuxDeviceCgroup, LinuxDeviceType, LinuxMemor
 
 mod stats;
 pub use stats::{
-    BlkioEntry, BlkioStats, CpuStats, MemoryStats, NetStats, OpenFiles, PidsStats, Stats, Throttling, net_dev,
-    online_cpus, system_cpu_usage,
+    BlkioEntry, BlkioStats, CpuStats, MemoryStats, NetStats, OomNotifier, OpenFiles, PidsStats, Stats, Throttling,
+    net_dev, online_cpus, system_cpu_usage,
 };
 
 /// Where the host mounts its cgroup hierarchies (v2: the unified hierarchy itself).

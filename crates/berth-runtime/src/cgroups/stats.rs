@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -239,6 +240,36 @@ impl Cgroup {
         std::fs::read_to_string(dir.join(file)).ok().and_then(|t| flat_keyed(&t).get("oom_kill").copied()).unwrap_or(0)
     }
 
+    /// A descriptor that becomes readable whenever the kernel may have OOM-killed a process of the cgroup, for a
+    /// live `oom` event (Docker's, from containerd's OOM monitor): v1 registers an eventfd on `memory.oom_control`
+    /// through `cgroup.event_control`; v2 watches `memory.events` with inotify. It also wakes when the cgroup is
+    /// removed. Its reader drains it ([`OomNotifier::drain`]), compares [`Cgroup::oom_kills`] with what it saw before,
+    /// and ends once [`OomNotifier::gone`] says the cgroup is no more.
+    pub fn oom_notifier(&self) -> Result<OomNotifier, Error> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let dir = self.dir_of("memory")?.to_path_buf();
+        let sys = |path: &Path, e: nix::Error| Error::Read { path: path.to_path_buf(), source: e.into() };
+        match self.version {
+            Version::V1 => {
+                let control = dir.join("memory.oom_control");
+                let watched = File::open(&control).map_err(|source| Error::Read { path: control.clone(), source })?;
+                let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                    .map_err(|e| sys(&control, e))?;
+                let value = format!("{} {}", efd.as_raw_fd(), watched.as_raw_fd());
+                let path = dir.join("cgroup.event_control");
+                std::fs::write(&path, &value).map_err(|source| Error::Write { path, value, source })?;
+                Ok(OomNotifier { fd: efd.into(), dir, _watched: Some(watched) })
+            }
+            Version::V2 => {
+                let events = dir.join("memory.events");
+                let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(|e| sys(&events, e))?;
+                ino.add_watch(&events, AddWatchFlags::IN_MODIFY).map_err(|e| sys(&events, e))?;
+                Ok(OomNotifier { fd: ino.into(), dir, _watched: None })
+            }
+        }
+    }
+
     /// Reads `file` of the hierarchy with `controller`; None when the controller or the file is missing.
     fn optional(&self, files: &mut OpenFiles, controller: &'static str, file: &str) -> Result<Option<String>, Error> {
         let Ok(dir) = self.dir_of(controller) else { return Ok(None) };
@@ -387,6 +418,42 @@ fn parse_io_stat_v2(text: &str) -> Vec<BlkioEntry> {
         }
     }
     out
+}
+
+/// What [`Cgroup::oom_notifier`] returns: the descriptor to wait on (readable after a possible OOM kill, or the
+/// cgroup's removal), and what keeps the registration alive.
+#[derive(Debug)]
+pub struct OomNotifier {
+    fd: std::os::fd::OwnedFd,
+    /// The cgroup's memory directory: gone once the cgroup is removed.
+    dir: PathBuf,
+    /// v1: `memory.oom_control`, held open as long as its eventfd is registered.
+    _watched: Option<File>,
+}
+
+impl OomNotifier {
+    /// The descriptor to wait on for readability.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Reads what woke the descriptor (an eventfd counter, inotify records) so that it waits again.
+    pub fn drain(&self) {
+        let mut buf = [0u8; 4096];
+        // Non-blocking: ends at EAGAIN (or any error: the next wake-up reads again).
+        while nix::unistd::read(&self.fd, &mut buf).is_ok_and(|n| n > 0) {}
+    }
+
+    /// Whether the cgroup has been removed (the notifier has nothing more to say).
+    pub fn gone(&self) -> bool {
+        !self.dir.exists()
+    }
+}
+
+impl AsRawFd for OomNotifier {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
 }
 
 /// The host's CPU time in nanoseconds, as dockerd computes `system_cpu_usage`: the first seven fields of the `cpu`
@@ -602,6 +669,29 @@ mod tests {
             );
         }
         Cgroup { path: "berth/c1".into(), version: Version::V2, dirs: vec![Dir { controllers: Vec::new(), path: dir }] }
+    }
+
+    /// v2's notifier wakes when `memory.events` changes (a kill counted), and says when the cgroup is gone.
+    #[test]
+    fn v2_oom_notifier_wakes_on_memory_events() {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let cg = v2_cgroup(tmp.path(), false);
+        let n = cg.oom_notifier().expect("notifier");
+        let ready = |n: &OomNotifier| {
+            let mut fds = [PollFd::new(n.fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::ZERO).expect("poll") == 1
+        };
+        assert!(!ready(&n), "nothing happened yet");
+        let events = cg.dir_of("memory").expect("dir").join("memory.events");
+        std::fs::write(&events, "low 0\nhigh 0\nmax 3\noom 2\noom_kill 2\noom_group_kill 0\n").expect("write");
+        assert!(ready(&n), "a change of memory.events wakes it");
+        n.drain();
+        assert!(!ready(&n), "drained");
+        assert_eq!(cg.oom_kills(), 2);
+        assert!(!n.gone());
+        std::fs::remove_dir_all(cg.dir_of("memory").expect("dir")).expect("remove");
+        assert!(n.gone(), "the cgroup is gone");
     }
 
     #[test]

@@ -201,6 +201,7 @@ pub(super) fn spawn_remove(d: &Arc<Daemon>, c: &Arc<Container>) {
 /// Watches a running container's shim and records the exit when it comes.
 pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
     tokio::spawn(async move {
+        let oom = super::oom::watch(&d, &c);
         let bundle = bundle_dir(&d, &c.id);
         let mut tries = 0u32;
         let exit = loop {
@@ -250,6 +251,9 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
                 }
             }
         };
+        if let Some(oom) = oom {
+            oom.abort();
+        }
         on_exit(&d, &c, exit, true).await;
     });
 }
@@ -261,6 +265,8 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
     crate::networks::publish_endpoints(d, &c.id, &c.record().net.endpoints, "disconnect");
+    // An OOM kill the live watch reported already (`oom::watch`) is not reported again.
+    let oom_unreported = std::cell::Cell::new(false);
     let rec = c.update_then(
         |r| {
             r.net.ports.clear();
@@ -280,13 +286,14 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
             r.state.pid = 0;
             r.state.exit_code = i64::from(exit.exit_code);
             r.state.finished_at = exit.finished_at.clone();
-            r.state.oom_killed = exit.oom_killed;
+            oom_unreported.set(exit.oom_killed && !r.state.oom_killed);
+            r.state.oom_killed |= exit.oom_killed;
             if let Some(e) = &exit.error {
                 r.state.error = e.clone();
             }
         },
         |r| {
-            if exit.oom_killed {
+            if oom_unreported.get() {
                 c.publish(&d.events, "oom", &[]);
             }
             c.publish(

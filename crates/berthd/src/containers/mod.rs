@@ -11,6 +11,7 @@ mod create;
 pub(crate) mod fake_shim;
 pub mod filter;
 mod lifecycle;
+mod oom;
 pub mod persist;
 pub mod record;
 mod remove;
