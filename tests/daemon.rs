@@ -443,3 +443,48 @@ fn the_socket_belongs_to_the_group() {
     assert!(e.contains("--group \"no-such-group-here\": no such group"), "{e}");
     assert!(!d.dir.join("x.sock").exists());
 }
+
+/// `SIGHUP` reloads the configuration file as dockerd does: the insecure registries change at once (in `info`), a
+/// `daemon` `reload` event says so, the engine ID stays the same; a file that no longer loads changes nothing and the
+/// daemon keeps serving.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn sighup_reloads_the_configuration_file() {
+    require_root();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"insecure-registries": []}"#).unwrap();
+    let d = Berthd::start_with(&["--config-file", cfg.to_str().unwrap()]);
+    let info =
+        |d: &Berthd| -> serde_json::Value { serde_json::from_str(&d.ok(&["info", "--format", "{{json .}}"])).unwrap() };
+    let before = info(&d);
+    let id = before["ID"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 36, "a UUID: {id:?}");
+    assert!(before["RegistryConfig"]["IndexConfigs"].get("reg.test:5000").is_none());
+    let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs().to_string();
+    std::fs::write(&cfg, r#"{"insecure-registries": ["reg.test:5000", "10.9.0.0/16"]}"#).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), nix::sys::signal::Signal::SIGHUP).unwrap();
+    // Bounded: a reload is a file read; ten seconds is a generous margin.
+    assert!(
+        d.eventually(10, || info(&d)["RegistryConfig"]["IndexConfigs"].get("reg.test:5000").is_some()),
+        "the reload did not take effect\n{}",
+        tail(&d.log(), 20)
+    );
+    let after = info(&d);
+    assert_eq!(after["RegistryConfig"]["IndexConfigs"]["reg.test:5000"]["Secure"], false);
+    assert!(after["RegistryConfig"]["InsecureRegistryCIDRs"].as_array().unwrap().contains(&"10.9.0.0/16".into()));
+    assert_eq!(after["ID"], id.as_str(), "the engine ID is the data root's");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let until = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    let evs = d.ok(&["events", "--since", &t0, "--until", &until, "--filter", "type=daemon", "--format", "{{json .}}"]);
+    let ev: serde_json::Value =
+        serde_json::from_str(evs.lines().next().unwrap_or_else(|| panic!("no event: {evs}"))).unwrap();
+    assert_eq!(ev["Action"], "reload");
+    assert_eq!(ev["Actor"]["ID"], id.as_str());
+    assert_eq!(ev["Actor"]["Attributes"]["insecure-registries"], r#"["reg.test:5000","10.9.0.0/16"]"#);
+    // A file that no longer loads: nothing changes, the daemon stays.
+    std::fs::write(&cfg, r#"{"insecure-registries": "#).unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), nix::sys::signal::Signal::SIGHUP).unwrap();
+    assert!(d.eventually(10, || d.log().contains("reload: the configuration is unchanged")), "{}", tail(&d.log(), 20));
+    assert!(info(&d)["RegistryConfig"]["IndexConfigs"].get("reg.test:5000").is_some());
+}

@@ -20,8 +20,11 @@ pub struct Config {
     pub runtime: String,
     pub shim: PathBuf,
     pub network: crate::networks::state::NetConfig,
-    /// Registries reached over plain HTTP (besides loopback ones).
-    pub insecure_registries: Vec<String>,
+    /// The settings a reload (`SIGHUP`) changes, as at start-up: the daemon reads the current ones from
+    /// [`Daemon::reloadable`].
+    pub reloadable: crate::reload::Reloadable,
+    /// The engine's ID (`/info`'s `ID`, the actor of `daemon` events): made once per data root (`boot::open`).
+    pub engine_id: String,
     /// Docker's `certs.d` layout: CA certificates per registry.
     pub registry_certs_dir: PathBuf,
     /// The default log driver and options of containers created without their own.
@@ -45,6 +48,8 @@ pub struct Daemon {
     pub shims: Arc<dyn ShimClient>,
     /// The event bus (`GET /events`); managers publish on it.
     pub events: crate::events::Events,
+    /// The settings `SIGHUP` reloads (`reload.rs`).
+    reloadable: RwLock<crate::reload::Reloadable>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -69,6 +74,7 @@ impl Daemon {
     ) -> Arc<Daemon> {
         let networks = crate::networks::state::Networks::new(config.network.clone(), &config.exec_root);
         Arc::new(Daemon {
+            reloadable: RwLock::new(config.reloadable.clone()),
             shims,
             events,
             networks,
@@ -79,6 +85,22 @@ impl Daemon {
             execs: Mutex::new(HashMap::new()),
             image_use: tokio::sync::RwLock::new(()),
         })
+    }
+
+    /// The reloadable settings as they are now.
+    pub fn reloadable(&self) -> crate::reload::Reloadable {
+        match self.reloadable.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the reloadable settings (`reload::apply`).
+    pub fn set_reloadable(&self, r: crate::reload::Reloadable) {
+        match self.reloadable.write() {
+            Ok(mut g) => *g = r,
+            Err(p) => *p.into_inner() = r,
+        }
     }
 
     /// Every container, in no particular order.

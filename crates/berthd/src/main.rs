@@ -28,6 +28,7 @@ mod mounts;
 mod names;
 mod networks;
 mod recover;
+mod reload;
 mod routes;
 mod security;
 mod server;
@@ -261,7 +262,17 @@ fn main() -> Result<()> {
         std::fs::set_permissions(&args.exec_root, std::fs::Permissions::from_mode(0o711))
             .with_context(|| format!("chmod {}", args.exec_root.display()))?;
     }
-    tracing_subscriber::fmt().with_max_level(args.log_level).with_writer(std::io::stderr).init();
+    // The level behind a reload handle: `SIGHUP` changes it (`reload.rs`).
+    let (level, level_handle) =
+        tracing_subscriber::reload::Layer::new(tracing_subscriber::filter::LevelFilter::from_level(args.log_level));
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(level)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init();
+    }
     let network = net_config(&args)?;
     if args.userns_remap.is_some() && args.runtime != "berth" {
         anyhow::bail!("--userns-remap needs the built-in runtime (--runtime berth), not {}", args.runtime);
@@ -298,18 +309,50 @@ fn main() -> Result<()> {
             runtime: args.runtime,
             shim,
             network,
-            insecure_registries: args.insecure_registry,
+            reloadable: reload::Reloadable { log_level: args.log_level, insecure_registries: args.insecure_registry },
+            engine_id: String::new(),
             registry_certs_dir: args.registry_certs_dir,
             log,
             userns_remap,
         })
         .await?;
+        reload_on_sighup(&daemon, level_handle)?;
         server::serve(daemon, &endpoints, group).await
     });
     // SIGTERM: requests in flight end with the runtime; blocking work (an unpack, a store write) gets a moment to
     // finish, but never holds the exit up for long (containers are not ours to wait for: they keep running).
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     served
+}
+
+/// Reloads the configuration on every `SIGHUP` (`reload.rs`): the flags and the file resolved again, as at start-up.
+fn reload_on_sighup<S>(
+    daemon: &std::sync::Arc<daemon::Daemon>,
+    level: tracing_subscriber::reload::Handle<tracing_subscriber::filter::LevelFilter, S>,
+) -> Result<()>
+where
+    S: Send + Sync + 'static,
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = signal(SignalKind::hangup()).context("listen for SIGHUP")?;
+    let d = daemon.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match resolve_args() {
+                Ok(a) => {
+                    let set = |l: tracing::Level| {
+                        if let Err(e) = level.reload(tracing_subscriber::filter::LevelFilter::from_level(l)) {
+                            tracing::warn!("reload: set the log level: {e}");
+                        }
+                    };
+                    let new = reload::Reloadable { log_level: a.log_level, insecure_registries: a.insecure_registry };
+                    reload::apply(&d, new, &set);
+                }
+                Err(e) => tracing::error!("reload: the configuration is unchanged: {e:#}"),
+            }
+        }
+    });
+    Ok(())
 }
 
 /// Where the TLS files are by default: `$DOCKER_CERT_PATH`, else `~/.docker` (dockerd's defaults).

@@ -8,7 +8,7 @@ use crate::daemon::Daemon;
 
 /// A client for `registry` with the daemon's trust settings: its certificates directory and insecure registries.
 pub fn registry(d: &Daemon, registry: &str, creds: Credentials, scopes: Vec<String>) -> Result<Registry, Error> {
-    Registry::new(registry, &d.config.insecure_registries, creds, scopes)
+    Registry::new(registry, &d.reloadable().insecure_registries, creds, scopes)
         .map(|r| r.with_certs_dir(Some(d.config.registry_certs_dir.clone())))
         .map_err(Error::from)
 }

@@ -39,7 +39,11 @@ pub async fn info(d: Daemonic, Version(v): Version) -> ApiResult<Json<Value>> {
         stopped: count(&[Status::Exited, Status::Created, Status::Dead]),
         images: images.len(),
     };
+    let live = d.reloadable();
     let settings = views::system::Settings {
+        engine_id: d.config.engine_id.clone(),
+        debug: live.log_level >= tracing::Level::DEBUG,
+        insecure_registries: live.insecure_registries,
         data_root: d.config.data_root.clone(),
         log_driver: d.config.log.driver.clone(),
         default_runtime: d.config.runtime.clone(),

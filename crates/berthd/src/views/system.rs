@@ -106,6 +106,9 @@ pub struct Counts {
 /// The daemon's settings `/info` shows.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
+    pub engine_id: String,
+    pub debug: bool,
+    pub insecure_registries: Vec<String>,
     pub data_root: PathBuf,
     pub log_driver: String,
     pub default_runtime: String,
@@ -136,6 +139,31 @@ struct RegistryLegacy {
     allow_nondistributable_artifacts_hostnames: Vec<String>,
 }
 
+/// `RegistryConfig`: loopback and the `--insecure-registry` CIDRs as `InsecureRegistryCIDRs`, the insecure registries
+/// named by host beside `docker.io` in `IndexConfigs` (not secure), as dockerd lists them.
+fn registry_config(insecure: &[String]) -> RegistryServiceConfig {
+    let index = |name: &str, secure: bool, official: bool| IndexInfo {
+        name: Some(name.into()),
+        mirrors: Some(Vec::new()),
+        secure: Some(secure),
+        official: Some(official),
+    };
+    let mut cidrs = vec!["127.0.0.0/8".to_string()];
+    let mut index_configs = HashMap::from([("docker.io".to_string(), index("docker.io", true, true))]);
+    for r in insecure {
+        if r.contains('/') {
+            cidrs.push(r.clone());
+        } else {
+            index_configs.insert(r.clone(), index(r, false, false));
+        }
+    }
+    RegistryServiceConfig {
+        insecure_registry_cidrs: Some(cidrs),
+        index_configs: Some(index_configs),
+        mirrors: Some(Vec::new()),
+    }
+}
+
 /// `GET /info`.
 pub fn info(counts: Counts, host: &Host, s: &Settings, version: ApiVersion) -> Value {
     let runtime = |p: &str| Runtime { path: Some(p.into()), ..Default::default() };
@@ -144,7 +172,7 @@ pub fn info(counts: Counts, host: &Host, s: &Settings, version: ApiVersion) -> V
         security.push("name=userns".into());
     }
     let model = SystemInfo {
-        id: Some(String::new()),
+        id: Some(s.engine_id.clone()),
         containers: Some(counts.containers as i64),
         containers_running: Some(counts.running as i64),
         containers_paused: Some(counts.paused as i64),
@@ -171,7 +199,7 @@ pub fn info(counts: Counts, host: &Host, s: &Settings, version: ApiVersion) -> V
         pids_limit: Some(true),
         oom_kill_disable: Some(!host.cgroup2),
         ipv4_forwarding: Some(true),
-        debug: Some(false),
+        debug: Some(s.debug),
         nfd: Some(0),
         n_goroutines: Some(0),
         system_time: Some(berth_api::time::now()),
@@ -191,19 +219,7 @@ pub fn info(counts: Counts, host: &Host, s: &Settings, version: ApiVersion) -> V
         ncpu: Some(host.ncpu as i64),
         mem_total: Some(host.mem_total as i64),
         index_server_address: Some("https://index.docker.io/v1/".into()),
-        registry_config: Some(RegistryServiceConfig {
-            insecure_registry_cidrs: Some(vec!["127.0.0.0/8".into()]),
-            index_configs: Some(HashMap::from([(
-                "docker.io".to_string(),
-                IndexInfo {
-                    name: Some("docker.io".into()),
-                    mirrors: Some(Vec::new()),
-                    secure: Some(true),
-                    official: Some(true),
-                },
-            )])),
-            mirrors: Some(Vec::new()),
-        }),
+        registry_config: Some(registry_config(&s.insecure_registries)),
         http_proxy: Some(String::new()),
         https_proxy: Some(String::new()),
         no_proxy: Some(String::new()),
