@@ -48,6 +48,24 @@ pub fn is_loopback(host_port: &str) -> bool {
     host == "localhost" || host.parse::<std::net::IpAddr>().map(|a| a.is_loopback()).unwrap_or(false)
 }
 
+/// Whether `host_port`'s host is an IPv4 address inside `cidr` (`10.0.0.0/8`): dockerd's insecure registries may be
+/// given as networks. Names are not resolved for this (dockerd looks their addresses up; Berth matches literal
+/// addresses only).
+fn in_cidr(host_port: &str, cidr: &str) -> bool {
+    let Some((net, bits)) = cidr.split_once('/') else { return false };
+    let host = host_port.rsplit_once(':').map_or(host_port, |(h, _)| h);
+    let (Ok(net), Ok(bits), Ok(ip)) =
+        (net.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>(), host.parse::<std::net::Ipv4Addr>())
+    else {
+        return false;
+    };
+    if bits > 32 {
+        return false;
+    }
+    let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+    u32::from(ip) & mask == u32::from(net) & mask
+}
+
 /// A request body that can be sent again (after an authentication challenge).
 #[derive(Debug, Clone)]
 pub enum Body {
@@ -362,7 +380,7 @@ impl Registry {
     /// loopback hosts and those in `insecure`, HTTPS without verification and then plain HTTP, as Docker does.
     pub fn new(registry: &str, insecure: &[String], creds: Credentials, scopes: Vec<String>) -> Result<Registry> {
         let host = endpoint_host(registry);
-        let insecure = is_loopback(host) || insecure.iter().any(|i| i == registry || i == host);
+        let insecure = is_loopback(host) || insecure.iter().any(|i| i == registry || i == host || in_cidr(host, i));
         let base = Url { scheme: "https".into(), authority: host.to_string(), path: "/".into() };
         Ok(Registry {
             name: registry.to_string(),
@@ -598,6 +616,17 @@ pub async fn discard(resp: Response<Incoming>) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn insecure_registries_may_be_networks() {
+        assert!(in_cidr("10.9.1.2:5000", "10.9.0.0/16"));
+        assert!(in_cidr("10.9.1.2", "10.9.0.0/16"));
+        assert!(!in_cidr("10.8.1.2:5000", "10.9.0.0/16"));
+        assert!(in_cidr("192.0.2.7", "0.0.0.0/0"));
+        assert!(!in_cidr("reg.example:5000", "10.9.0.0/16"), "names are not resolved");
+        assert!(!in_cidr("10.9.1.2", "10.9.0.0/33"));
+        assert!(!in_cidr("10.9.1.2", "reg.example"));
+    }
     use super::*;
 
     #[test]
