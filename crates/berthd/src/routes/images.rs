@@ -36,7 +36,7 @@ fn removed_json(removed: &[Removed]) -> Vec<Value> {
 
 pub async fn by_name(d: Daemonic, Version(v): Version, Path(path): Path<String>) -> ApiResult<Response> {
     if let Some(name) = path.strip_suffix("/get") {
-        return save_names(&d, vec![name.to_string()]).await;
+        return save_names(&d.0, vec![name.to_string()]).await;
     }
     if let Some(name) = path.strip_suffix("/json") {
         let i = crate::images::local::resolve(&d, name).await?;
@@ -142,26 +142,34 @@ pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
     if names.is_empty() {
         return Err(Error::InvalidArgument("no images given: names is required".into()).into());
     }
-    save_names(&d, names).await
+    save_names(&d.0, names).await
 }
 
-async fn save_names(d: &Daemon, names: Vec<String>) -> ApiResult<Response> {
+async fn save_names(d: &std::sync::Arc<Daemon>, names: Vec<String>) -> ApiResult<Response> {
     // Unknown names are a 404 before any byte of the archive goes out.
     let mut saved = Vec::new();
     for n in &names {
         saved.push(crate::images::local::resolve(d, n).await?.id.to_string());
     }
-    for id in saved {
-        images::publish(d, "save", &id, &id);
-    }
     let (out, body) = super::archive::streamed_body();
     let tx = out.get_ref().0.clone();
-    let store = d.store.clone();
+    let d = d.clone();
     tokio::task::spawn_blocking(move || {
-        if let Err(e) = store.save(&names, out) {
-            tracing::warn!("save: {e}");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+        let mut out = out;
+        match d.store.save(&names, &mut out) {
+            // Published once the archive is written (as dockerd's, after each image), not for one that failed, and
+            // before the stream ends (`out` is dropped after): a client that has read it all finds the event.
+            Ok(()) => {
+                for id in saved {
+                    images::publish(&d, "save", &id, &id);
+                }
+            }
+            Err(e) => {
+                tracing::warn!("save: {e}");
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
         }
+        drop(out);
     });
     Ok(([("content-type", "application/x-tar")], body).into_response())
 }
