@@ -56,7 +56,8 @@ fn ports(key: &str, value: &str, into: &mut HashSet<(u16, String)>) -> Result<()
         None => (value, "tcp"),
     };
     let bad = |e: String| Error::InvalidArgument(format!("error while looking up for {key} {value}: {e}"));
-    let num = |s: &str| s.parse::<u16>().map_err(|_| bad(format!("strconv.ParseUint: parsing \"{s}\": invalid syntax")));
+    let num =
+        |s: &str| s.parse::<u16>().map_err(|_| bad(format!("strconv.ParseUint: parsing \"{s}\": invalid syntax")));
     if range.is_empty() {
         return Err(bad("Empty string specified for ports.".into()));
     }
@@ -152,8 +153,7 @@ pub fn matches(rec: &Record, f: &Filters, ctx: &Context) -> bool {
     let health = rec.state.health.as_ref().map_or("none", |h| h.status.as_str());
     let bare = rec.name.trim_start_matches('/');
     let name_ok = ctx.matches(f, "name", &format!("/{bare}")) || ctx.matches(f, "name", bare);
-    let exited_ok = ctx.exited.is_empty()
-        || (!running && started && ctx.exited.contains(&rec.state.exit_code));
+    let exited_ok = ctx.exited.is_empty() || (!running && started && ctx.exited.contains(&rec.state.exit_code));
     // Volumes by name (a bind by its source) or by destination.
     let volume_ok = f.any("volume", |v| {
         rec.mounts.iter().any(|m| m.destination == v || if m.name.is_empty() { m.source == v } else { m.name == v })
@@ -243,7 +243,11 @@ mod tests {
         assert!(yes(&a, r#"{"health":["none"]}"#) && !yes(&a, r#"{"health":["healthy"]}"#));
         assert!(yes(&a, r#"{"publish":["8080"]}"#) && yes(&a, r#"{"publish":["8000-8100/tcp"]}"#));
         assert!(!yes(&a, r#"{"publish":["80"]}"#) && !yes(&a, r#"{"publish":["8080/udp"]}"#));
-        assert!(yes(&a, r#"{"expose":["80"]}"#) && yes(&a, r#"{"expose":["79-81/tcp"]}"#) && !yes(&b, r#"{"expose":["80"]}"#));
+        assert!(
+            yes(&a, r#"{"expose":["80"]}"#)
+                && yes(&a, r#"{"expose":["79-81/tcp"]}"#)
+                && !yes(&b, r#"{"expose":["80"]}"#)
+        );
         assert!(yes(&a, r#"{"is-task":["false"],"isolation":["default"]}"#) && !yes(&a, r#"{"is-task":["true"]}"#));
         assert!(yes(&a, r#"{"before":["b"]}"#) && !yes(&b, r#"{"before":["b"]}"#));
         assert!(yes(&b, r#"{"since":["a"]}"#) && !yes(&a, r#"{"since":["a"]}"#));

@@ -302,11 +302,8 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
             }
             let mut gone: Vec<Removed> = i.repo_tags.iter().cloned().map(Removed::Untagged).collect();
             // What was freed: the layers that went with it (not those other images still share).
-            let sizes: HashMap<String, u64> = i
-                .layers
-                .iter()
-                .filter_map(|c| Some((c.to_string(), store.layer(c).ok().flatten()?.size)))
-                .collect();
+            let sizes: HashMap<String, u64> =
+                i.layers.iter().filter_map(|c| Some((c.to_string(), store.layer(c).ok().flatten()?.size))).collect();
             let removed = store.remove_image(&i.id).map_err(Error::from)?;
             out.reclaimed += removed.iter().filter_map(|r| sizes.get(r)).sum::<u64>() as i64;
             gone.extend(removed.into_iter().map(Removed::Deleted));

@@ -123,7 +123,10 @@ fn cluster_routes() -> Router<Arc<Daemon>> {
         r = r
             .route(&format!("/{kind}"), get(cluster::list))
             .route(&format!("/{kind}/{{id}}"), get(cluster::object).delete(cluster::object))
-            .route(&format!("/{kind}/{{id}}/update"), post(move |q: Query, b: bytes::Bytes| cluster::update(one, q, b)));
+            .route(
+                &format!("/{kind}/{{id}}/update"),
+                post(move |q: Query, b: bytes::Bytes| cluster::update(one, q, b)),
+            );
         if kind != "nodes" {
             r = r.route(&format!("/{kind}/create"), post(cluster::with_body));
         }

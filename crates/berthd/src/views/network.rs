@@ -380,6 +380,18 @@ mod tests {
     }
 
     #[test]
+    fn a_port_exposed_twice_is_listed_once() {
+        // Records written before exposed ports were merged as a set can hold one twice (the image's and the run's).
+        let mut rec = record();
+        rec.config.exposed_ports = Some(vec!["8000/tcp".into(), "8000/tcp".into(), "53/udp".into()]);
+        let ports: Vec<(u16, String)> = list_ports(&rec)
+            .iter()
+            .map(|p| (p.private_port, p.typ.map(|t| t.to_string()).unwrap_or_default()))
+            .collect();
+        assert_eq!(ports, vec![(8000, "tcp".to_string()), (53, "udp".to_string())]);
+    }
+
+    #[test]
     fn small_responses() {
         assert_eq!(created("n".into()), serde_json::json!({"Id": "n", "Warning": ""}));
         assert_eq!(pruned(vec![]), serde_json::json!({"NetworksDeleted": []}));
