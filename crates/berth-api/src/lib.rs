@@ -80,6 +80,9 @@ pub enum Error {
     /// 501: the object cannot do this (the logs of a container whose log driver cannot be read).
     #[error("{0}")]
     NotImplemented(String),
+    /// 503: a service this daemon does not run (swarm mode: "This node is not a swarm manager...").
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -94,6 +97,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::Internal(_) => 500,
             Error::NotImplemented(_) => 501,
+            Error::Unavailable(_) => 503,
         }
     }
 

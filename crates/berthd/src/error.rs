@@ -29,6 +29,9 @@ pub enum Error {
     /// The object cannot do this (the logs of a container whose log driver cannot be read).
     #[error("{0}")]
     NotImplemented(String),
+    /// A service this daemon does not run (swarm mode).
+    #[error("{0}")]
+    Unavailable(String),
     /// A real fault of the daemon or the host.
     #[error("{0}")]
     Internal(String),
@@ -78,6 +81,7 @@ impl From<berth_api::Error> for Error {
             A::Forbidden(m) => Error::Forbidden(m),
             A::Unauthorized(m) => Error::Unauthorized(m),
             A::NotImplemented(m) => Error::NotImplemented(m),
+            A::Unavailable(m) => Error::Unavailable(m),
             A::Internal(m) => Error::Internal(m),
         }
     }
@@ -95,6 +99,7 @@ impl From<Error> for berth_api::Error {
             Error::Forbidden(m) => A::Forbidden(m),
             Error::Unauthorized(m) => A::Unauthorized(m),
             Error::NotImplemented(m) => A::NotImplemented(m),
+            Error::Unavailable(m) => A::Unavailable(m),
             Error::Internal(m) => A::Internal(m),
             Error::Store(e) => store_class(e),
             Error::Network(e) => {

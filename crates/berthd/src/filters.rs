@@ -67,6 +67,14 @@ impl Filters {
         }
     }
 
+    /// Adds a value to a key, as moby's routes do for older API versions (`volume prune`'s `all=true` before 1.42).
+    pub fn add(&mut self, key: &str, value: &str) {
+        let entry = self.fields.entry(key.to_string()).or_default();
+        if !entry.iter().any(|v| v == value) {
+            entry.push(value.to_string());
+        }
+    }
+
     /// Whether the key was given (even with no value).
     pub fn contains(&self, key: &str) -> bool {
         self.fields.contains_key(key)

@@ -425,5 +425,6 @@ pub async fn prune(d: &Arc<Daemon>, all: bool) -> Result<Value, Error> {
     if all {
         let _ = std::fs::remove_dir_all(build_root(d).join("cache-mounts"));
     }
+    d.events.publish_prune("builder", pruned.reclaimed);
     Ok(json!({"CachesDeleted": pruned.entries, "SpaceReclaimed": pruned.reclaimed}))
 }

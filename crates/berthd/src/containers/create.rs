@@ -54,8 +54,13 @@ pub(super) fn merge_config(user: &mut ContainerConfig, image: &Value) -> Result<
     let mut labels = img.labels.clone().unwrap_or_default();
     labels.extend(user.labels.clone().unwrap_or_default());
     user.labels = Some(labels);
+    // A set in Docker (a map keyed by port): a port both the image and the request expose is there once.
     let mut exposed = img.exposed_ports.clone().unwrap_or_default();
-    exposed.extend(user.exposed_ports.clone().unwrap_or_default());
+    for p in user.exposed_ports.clone().unwrap_or_default() {
+        if !exposed.contains(&p) {
+            exposed.push(p);
+        }
+    }
     if !exposed.is_empty() {
         user.exposed_ports = Some(exposed);
     }

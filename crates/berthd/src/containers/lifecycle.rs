@@ -278,6 +278,8 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
                     aliases: e.aliases.clone(),
                     requested_ip: e.requested_ip,
                     links: e.links.clone(),
+                    driver_opts: e.driver_opts.clone(),
+                    link_local_ips: e.link_local_ips.clone(),
                     ..Default::default()
                 };
                 *e = keep;

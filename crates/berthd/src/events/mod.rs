@@ -124,6 +124,12 @@ impl Events {
         self.push(typ, action, id, attributes, None);
     }
 
+    /// The summary event of a prune (Docker's `prune` of type `container`, `image`, `network`, `volume` or
+    /// `builder`): no actor ID, the bytes freed as `reclaimed` (always `0` for networks).
+    pub fn publish_prune(&self, typ: &str, reclaimed: u64) {
+        self.publish(typ, "prune", "", attrs(&[("reclaimed", &reclaimed.to_string())]));
+    }
+
     /// Publishes an event of another time (unit tests).
     #[cfg(test)]
     pub fn publish_at(&self, typ: &str, action: &str, id: &str, attributes: BTreeMap<String, String>, t: SystemTime) {

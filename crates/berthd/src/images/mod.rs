@@ -11,7 +11,7 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::Error;
@@ -129,6 +129,20 @@ impl ListFilter<'_> {
         }
         Ok(Some((tags, digests)))
     }
+}
+
+/// Docker 20.10's check of a repository a tag is given to: its first component is a registry only with a `.` or
+/// `:` in it or as `localhost`, so an upper-case first component (`UPPER/case`) is a repository name that must be
+/// lower case (newer references read it as a registry host).
+pub fn check_tag_repository(repo: &str) -> Result<(), Error> {
+    if let Some((first, _)) = repo.split_once('/')
+        && !first.contains(['.', ':'])
+        && first != "localhost"
+        && first.to_lowercase() != first
+    {
+        return Err(Error::InvalidArgument("invalid reference format: repository name must be lowercase".into()));
+    }
+    Ok(())
 }
 
 /// `GET /images/json`: the images newest first, filtered as Docker does (`before`/`since`: created before/after the
@@ -287,10 +301,11 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
                 continue;
             }
             let mut gone: Vec<Removed> = i.repo_tags.iter().cloned().map(Removed::Untagged).collect();
+            // What was freed: the layers that went with it (not those other images still share).
+            let sizes: HashMap<String, u64> =
+                i.layers.iter().filter_map(|c| Some((c.to_string(), store.layer(c).ok().flatten()?.size))).collect();
             let removed = store.remove_image(&i.id).map_err(Error::from)?;
-            if !removed.is_empty() {
-                out.reclaimed += i.size;
-            }
+            out.reclaimed += removed.iter().filter_map(|r| sizes.get(r)).sum::<u64>() as i64;
             gone.extend(removed.into_iter().map(Removed::Deleted));
             events.push((i.id.to_string(), gone.clone()));
             out.removed.extend(gone);
@@ -302,6 +317,7 @@ pub async fn prune(d: &Daemon, f: &Filters) -> Result<Pruned, Error> {
     for (id, gone) in &events {
         publish_removed(d, id, gone);
     }
+    d.events.publish_prune("image", pruned.reclaimed.max(0) as u64);
     Ok(pruned)
 }
 

@@ -59,6 +59,11 @@ pub fn endpoint_for(rec: &NetworkRecord, cfg: Option<&EndpointSettings>) -> Resu
         aliases,
         requested_ip: ip,
         links: cfg.and_then(|c| c.links.clone()).unwrap_or_default(),
+        driver_opts: cfg.and_then(|c| c.driver_opts.clone()).unwrap_or_default(),
+        link_local_ips: cfg
+            .and_then(|c| c.ipam_config.as_ref())
+            .and_then(|i| i.link_local_ips.clone())
+            .unwrap_or_default(),
         ..Default::default()
     })
 }

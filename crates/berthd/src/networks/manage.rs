@@ -93,6 +93,7 @@ impl Networks {
                     labels: HashMap::new(),
                     options: HashMap::new(),
                     ipam_options: HashMap::new(),
+                    aux_addresses: HashMap::new(),
                     bridge: String::new(),
                     bridge_created: None,
                 };
@@ -183,6 +184,7 @@ impl Networks {
             labels: HashMap::new(),
             options,
             ipam_options: HashMap::new(),
+            aux_addresses: HashMap::new(),
             bridge: n.config.bridge.clone(),
             bridge_created: Some(created),
         };
@@ -199,10 +201,10 @@ pub(super) async fn save(store: &Arc<Store>, rec: &NetworkRecord) -> Result<(), 
     blocking(move || store.put_doc(DOC_KIND, &id, Some(&name), &doc).map_err(Error::from)).await
 }
 
+/// Docker refuses only what cannot be a name in its API paths: a `/` or a control character (spaces, other
+/// punctuation and non-ASCII letters are accepted; the Linux bridge is named from the ID, never from the name).
 pub(super) fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    !name.contains('/') && !name.chars().any(char::is_control)
 }
 
 impl Networks {
@@ -215,7 +217,7 @@ impl Networks {
         }
         if !valid_name(&name) {
             return Err(Error::InvalidArgument(format!(
-                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+                "invalid network name {name:?}: '/' and control characters are not allowed"
             )));
         }
         let driver = req.driver.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "bridge".into());
@@ -300,6 +302,20 @@ impl Networks {
                 None => None,
             };
             let pool = Pool::new(subnet, range, gateway).map_err(Error::from)?;
+            // Docker's IPAM checks of `AuxiliaryAddresses` (they are then kept out of the addresses given out).
+            let aux = c.auxiliary_addresses.clone().unwrap_or_default();
+            for (k, v) in &aux {
+                let ip: Ipv4Addr = v.parse().map_err(|_| {
+                    Error::InvalidArgument(format!(
+                        "non parsable secondary ip address ({k}:{v}) passed for network {name}"
+                    ))
+                })?;
+                if !subnet.contains(ip) {
+                    return Err(Error::Forbidden(format!(
+                        "auxilairy address: ({k}:{v}) must belong to the master pool: {subnet}"
+                    )));
+                }
+            }
             if host_addresses.contains(&pool.gateway) {
                 return Err(Error::InvalidArgument(format!(
                     "gateway {} is an address of a host interface: berth does not take over the host's addresses",
@@ -320,6 +336,7 @@ impl Networks {
                 labels: req.labels.clone().unwrap_or_default(),
                 options,
                 ipam_options: req.ipam.as_ref().and_then(|i| i.options.clone()).unwrap_or_default(),
+                aux_addresses: aux,
                 bridge,
                 bridge_created: Some(true),
             };
@@ -425,6 +442,7 @@ pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<Vec<String>, Error> {
             Err(e) => tracing::warn!("prune network {}: {e}", rec.name),
         }
     }
+    d.events.publish_prune("network", 0);
     Ok(removed)
 }
 

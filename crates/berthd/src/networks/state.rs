@@ -47,6 +47,9 @@ pub struct NetworkRecord {
     pub options: HashMap<String, String>,
     #[serde(default)]
     pub ipam_options: HashMap<String, String>,
+    /// The IPAM config's `AuxiliaryAddresses` (host name to address, inside the subnet), kept and shown as given.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub aux_addresses: HashMap<String, String>,
     /// The Linux bridge.
     #[serde(default)]
     pub bridge: String,
@@ -108,6 +111,12 @@ pub struct Endpoint {
     pub ifname: String,
     #[serde(default)]
     pub host_ifname: String,
+    /// `DriverOpts` of the endpoint, kept and shown as given.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub driver_opts: HashMap<String, String>,
+    /// `IPAMConfig.LinkLocalIPs`, kept and shown as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
 }
 
 /// A host port bound for a container while it runs.
@@ -354,7 +363,9 @@ impl Networks {
 
     pub(super) fn insert_net(&self, rec: NetworkRecord) {
         let pool = rec.pool();
-        lock(&self.state).nets.insert(rec.id.clone(), Net { rec, pool, used: BTreeSet::new(), down: false });
+        // The auxiliary addresses are reserved: never given to a container.
+        let used = rec.aux_addresses.values().filter_map(|a| a.parse().ok()).collect();
+        lock(&self.state).nets.insert(rec.id.clone(), Net { rec, pool, used, down: false });
     }
 }
 

@@ -226,8 +226,12 @@ async fn create_picks_free_subnets_and_names_are_unique() {
     }
     let err = e.create("a", None).await.expect_err("refused");
     assert_eq!(status(err), (409, "network with name a already exists".into()));
-    let err = e.create("-bad", None).await.expect_err("refused");
-    assert_eq!(status(err).0, 400);
+    // Only `/` and control characters are refused (as Docker): spaces and punctuation are fine.
+    for bad in ["a/b", "tab\there"] {
+        let err = e.create(bad, None).await.expect_err("refused");
+        assert_eq!(status(err).0, 400, "{bad}");
+    }
+    assert_eq!(e.create("my net -1", None).await.expect("a name with spaces").name, "my net -1");
     // Found by name, ID and unique ID prefix.
     assert_eq!(e.n.find(&a.id[..6]).expect("found").name, "a");
     // Persisted: a restart finds both with their subnets.

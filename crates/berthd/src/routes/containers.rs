@@ -28,15 +28,8 @@ pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
 pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Vec<Value>>> {
     let f = Filters::from_query(&q)?;
     f.accept(containers::filter::LIST_FILTERS)?;
-    // With several values the last one counts, as in Docker's walk over them.
-    let created = |name: Option<&String>| -> Result<Option<String>, Error> {
-        Ok(match name {
-            Some(n) => Some(d.container(n)?.record().created),
-            None => None,
-        })
-    };
-    let before = created(f.get("before").last())?;
-    let since = created(f.get("since").last())?;
+    let ancestors = if f.contains("ancestor") { Some(ancestor_ids(&d, f.get("ancestor")).await?) } else { None };
+    let ctx = containers::filter::Context::new(&f, |n| Ok(d.container(n)?.record().created), ancestors)?;
     let all = flag(&q, "all");
     let size = flag(&q, "size");
     let limit: Option<usize> =
@@ -47,10 +40,11 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
     let now = SystemTime::now();
     for r in recs {
         let running = matches!(r.state.status, containers::Status::Running | containers::Status::Paused);
-        if !all && limit.is_none() && !running && !f.contains("status") && !f.contains("exited") {
+        // A `status` filter lists stopped containers too; `exited` alone does not (Docker 20.10).
+        if !all && limit.is_none() && !running && !f.contains("status") {
             continue;
         }
-        if !containers::filter::matches(&r, &f, before.as_deref(), since.as_deref())? {
+        if !containers::filter::matches(&r, &f, &ctx) {
             continue;
         }
         let sz = if size { Some(containers::sizes(&d, &r).await) } else { None };
@@ -60,6 +54,24 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
         }
     }
     Ok(Json(out))
+}
+
+/// The image IDs an `ancestor` filter stands for: each image it names (by name, `name:tag`, ID or digest; one that
+/// does not exist is passed over, as Docker does) and the images built on them.
+async fn ancestor_ids(d: &crate::daemon::Daemon, names: &[String]) -> Result<std::collections::HashSet<String>, Error> {
+    let mut roots = Vec::new();
+    for n in names {
+        if let Ok(i) = crate::images::local::resolve(d, n).await {
+            roots.push((i.id.to_string(), i.layers));
+        }
+    }
+    if roots.is_empty() {
+        return Ok(Default::default());
+    }
+    let store = d.store.clone();
+    let all = crate::task::blocking(move || store.list_images().map_err(crate::daemon::store_error)).await?;
+    let all: Vec<_> = all.into_iter().map(|i| (i.id.to_string(), i.layers)).collect();
+    Ok(containers::filter::descendants(&roots, &all))
 }
 
 pub async fn inspect(d: Daemonic, Version(v): Version, Path(id): Path<String>, q: Query) -> ApiResult<Json<Value>> {
@@ -302,6 +314,7 @@ pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> 
             reclaimed += size;
         }
     }
+    d.events.publish_prune("container", reclaimed);
     Ok(Json(views::container::pruned(deleted, reclaimed)))
 }
 

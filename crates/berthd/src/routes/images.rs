@@ -67,6 +67,7 @@ pub async fn by_name_post(
             .get("repo")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| Error::InvalidArgument("repository name must have at least one component".into()))?;
+        images::check_tag_repository(repo)?;
         let reference = match q.get("tag").filter(|t| !t.is_empty()) {
             Some(t) => format!("{repo}:{t}"),
             None => repo.clone(),
@@ -178,22 +179,25 @@ async fn save_names(d: &std::sync::Arc<Daemon>, names: Vec<String>) -> ApiResult
 pub async fn load(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
     let (reader, drained) = super::body_reader(req.into_body());
     let store = d.store.clone();
-    let lines = drained
-        .then(
-            blocking(move || {
-                let mut lines = Vec::new();
-                store.load(reader, &mut |l| lines.push(l)).map_err(store_error)?;
-                Ok(lines)
-            })
-            .await,
-        )
-        .await?;
+    let (lines, res) = blocking(move || {
+        let mut lines = Vec::new();
+        let res = store.load(reader, &mut |l| lines.push(l)).map_err(store_error);
+        Ok((lines, res))
+    })
+    .await?;
+    // Docker answers 200 whatever happens (for every API version, `quiet` or not): a failure is the stream's last
+    // line, after what was loaded before it.
+    let failed = drained.then(res).await.err();
     let mut body = String::new();
     for l in lines {
         if let Some(name) = l.strip_prefix("Loaded image: ").or_else(|| l.strip_prefix("Loaded image ID: ")) {
             images::publish(&d, "load", name, name);
         }
         body.push_str(&views::image::progress_stream(&format!("{l}\n")).to_string());
+        body.push_str("\r\n");
+    }
+    if let Some(e) = failed {
+        body.push_str(&views::image::progress_error(&e.to_string()).to_string());
         body.push_str("\r\n");
     }
     Ok(([("content-type", "application/json")], body).into_response())

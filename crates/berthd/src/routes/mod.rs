@@ -3,6 +3,7 @@
 
 mod archive;
 mod build;
+mod cluster;
 mod containers;
 mod error;
 mod events;
@@ -94,8 +95,43 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/session", head(system::no_session).post(system::no_session))
+        .merge(cluster_routes())
         .fallback(system::not_found)
         .with_state(d)
+}
+
+/// The swarm's and the plugins' endpoints, answered as by a Docker outside any swarm (see [`cluster`]).
+fn cluster_routes() -> Router<Arc<Daemon>> {
+    let mut r = Router::new()
+        .route("/swarm", get(cluster::object))
+        .route("/swarm/unlockkey", get(cluster::object))
+        .route("/swarm/init", post(cluster::init))
+        .route("/swarm/join", post(cluster::join))
+        .route("/swarm/leave", post(cluster::leave))
+        .route("/swarm/update", post(|q: Query, b: bytes::Bytes| cluster::update("swarm", q, b)))
+        .route("/swarm/unlock", post(cluster::with_body))
+        .route("/services/{id}/logs", get(cluster::logs))
+        .route("/tasks", get(cluster::list))
+        .route("/tasks/{id}", get(cluster::object))
+        .route("/tasks/{id}/logs", get(cluster::logs))
+        .route("/plugins", get(cluster::plugins))
+        .route("/plugins/privileges", get(cluster::install))
+        .route("/plugins/pull", post(cluster::install))
+        .route("/plugins/create", post(cluster::install))
+        .route("/plugins/{*path}", get(cluster::plugin_get).post(cluster::plugin_post).delete(cluster::plugin_delete));
+    for (kind, one) in [("services", "service"), ("nodes", "node"), ("secrets", "secret"), ("configs", "config")] {
+        r = r
+            .route(&format!("/{kind}"), get(cluster::list))
+            .route(&format!("/{kind}/{{id}}"), get(cluster::object).delete(cluster::object))
+            .route(
+                &format!("/{kind}/{{id}}/update"),
+                post(move |q: Query, b: bytes::Bytes| cluster::update(one, q, b)),
+            );
+        if kind != "nodes" {
+            r = r.route(&format!("/{kind}/create"), post(cluster::with_body));
+        }
+    }
+    r
 }
 
 /// A blocking reader over a request body (for the synchronous store and file system work), fed by a task.

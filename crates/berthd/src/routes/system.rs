@@ -114,3 +114,8 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     let _ = StatusCode::NOT_FOUND;
     ApiError(berth_api::Error::NotFound(format!("page not found: {}", uri.path()))).into_response()
 }
+
+/// The fallback's answer from a route that takes a path of any depth (`/plugins/{*path}`).
+pub fn not_found_path<T>(path: &str) -> ApiResult<T> {
+    Err(ApiError(berth_api::Error::NotFound(format!("page not found: {path}"))))
+}

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Daemonic, Query, flag, json_body};
+use super::{Daemonic, Query, Version, flag, json_body};
 use crate::filters::Filters;
 use crate::routes::ApiResult;
 use crate::views;
@@ -60,7 +60,12 @@ pub async fn remove(d: Daemonic, Path(name): Path<String>, q: Query) -> ApiResul
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<Value>> {
-    let (deleted, reclaimed) = volumes::prune(&d, &Filters::from_query(&q)?).await?;
+pub async fn prune(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<Value>> {
+    let mut f = Filters::from_query(&q)?;
+    // Before API 1.42 a prune removes every unused volume, named ones too (moby adds `all=true` for those clients).
+    if v < crate::views::render::api(42) && !f.contains("all") {
+        f.add("all", "true");
+    }
+    let (deleted, reclaimed) = volumes::prune(&d, &f).await?;
     Ok(Json(views::volume::pruned(deleted, reclaimed)))
 }

@@ -185,6 +185,21 @@ pub fn progress_stream(text: &str) -> Value {
     render(&Stream { stream: text }, &[])
 }
 
+/// The error line that ends a JSON progress stream: `{"errorDetail": {"message": ...}, "error": ...}` (docker-py's
+/// `ImageLoadError`, the CLI's "Error response from daemon" after a 200).
+#[derive(Serialize)]
+struct StreamError<'a> {
+    #[serde(rename = "errorDetail")]
+    error_detail: berth_api::models::ErrorDetail,
+    error: &'a str,
+}
+
+/// See [`StreamError`].
+pub fn progress_error(message: &str) -> Value {
+    let detail = berth_api::models::ErrorDetail { message: Some(message.to_string()), code: None };
+    render(&StreamError { error_detail: detail, error: message }, &[])
+}
+
 /// One entry of `DELETE /images/{name}` and of `POST /images/prune`: a tag removed.
 pub fn untagged(tag: &str) -> Value {
     render(&ImageDeleteResponseItem { untagged: Some(tag.to_string()), deleted: None }, &[])

@@ -72,7 +72,7 @@ fn network(rec: &NetworkRecord, users: &[User], status: Option<NetworkStatus>, v
             subnet: Some(s.to_string()),
             gateway: Some(g.to_string()),
             ip_range: rec.ip_range.map(|r| r.to_string()),
-            auxiliary_addresses: None,
+            auxiliary_addresses: (!rec.aux_addresses.is_empty()).then(|| rec.aux_addresses.clone()),
         }],
         _ => Vec::new(),
     };
@@ -162,9 +162,14 @@ fn endpoints(
                     }
                 }
                 let entry = EndpointSettings {
-                    ipam_config: e
-                        .requested_ip
-                        .map(|ip| EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+                    ipam_config: (e.requested_ip.is_some() || !e.link_local_ips.is_empty()).then(|| {
+                        EndpointIpamConfig {
+                            ipv4_address: e.requested_ip.map(|ip| ip.to_string()),
+                            link_local_ips: (!e.link_local_ips.is_empty()).then(|| e.link_local_ips.clone()),
+                            ..Default::default()
+                        }
+                    }),
+                    driver_opts: (!e.driver_opts.is_empty()).then(|| e.driver_opts.clone()),
                     links: (!e.links.is_empty()).then(|| e.links.clone()),
                     aliases: (!aliases.is_empty()).then_some(aliases),
                     mac_address: Some(s(e.mac.clone())),
@@ -305,8 +310,9 @@ pub fn list_ports(rec: &Record) -> Vec<PortSummary> {
         }
     }
     for key in rec.config.exposed_ports.iter().flatten() {
+        // `insert`: a port listed twice (records made before exposed ports were merged as a set) shows once.
         if let Ok((port, proto)) = parse_port_key(key)
-            && !published.contains(&(port, proto))
+            && published.insert((port, proto))
         {
             v.push(PortSummary { ip: None, private_port: port, public_port: None, typ: Some(typ(proto.as_str())) });
         }
@@ -371,6 +377,18 @@ mod tests {
         assert!(inspect(&rec, &[], api(46)).get("EnableIPv4").is_none());
         let s = summary(&rec, api(53));
         assert!(s.get("Status").is_none() && s["Containers"] == serde_json::json!({}), "{s}");
+    }
+
+    #[test]
+    fn a_port_exposed_twice_is_listed_once() {
+        // Records written before exposed ports were merged as a set can hold one twice (the image's and the run's).
+        let mut rec = record();
+        rec.config.exposed_ports = Some(vec!["8000/tcp".into(), "8000/tcp".into(), "53/udp".into()]);
+        let ports: Vec<(u16, String)> = list_ports(&rec)
+            .iter()
+            .map(|p| (p.private_port, p.typ.map(|t| t.to_string()).unwrap_or_default()))
+            .collect();
+        assert_eq!(ports, vec![(8000, "tcp".to_string()), (53, "udp".to_string())]);
     }
 
     #[test]

@@ -297,6 +297,7 @@ pub async fn prune(d: &Arc<Daemon>, f: &Filters) -> Result<(Vec<String>, u64), E
             Err(e) => return Err(e),
         }
     }
+    d.events.publish_prune("volume", reclaimed);
     Ok((deleted, reclaimed))
 }
 
