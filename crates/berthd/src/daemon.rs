@@ -22,7 +22,7 @@ pub struct Config {
     pub network: crate::networks::state::NetConfig,
     /// The settings a reload (`SIGHUP`) changes, as at start-up: the daemon reads the current ones from
     /// [`Daemon::reloadable`].
-    pub reloadable: crate::reload::Reloadable,
+    pub reloadable: Reloadable,
     /// The engine's ID (`/info`'s `ID`, the actor of `daemon` events): made once per data root (`boot::open`).
     pub engine_id: String,
     /// Docker's `certs.d` layout: CA certificates per registry.
@@ -31,6 +31,21 @@ pub struct Config {
     pub log: crate::logs::LogConfig,
     /// `--userns-remap`: the ID range of containers' users on the host.
     pub userns_remap: Option<berth_runtime::shim::IdMap>,
+}
+
+/// The settings a reload (`SIGHUP`, `reload.rs`) changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloadable {
+    /// The log level (`--log-level`, `log-level`).
+    pub log_level: tracing::Level,
+    /// Registries reached over plain HTTP, besides loopback ones (`--insecure-registry`, `insecure-registries`).
+    pub insecure_registries: Vec<String>,
+}
+
+impl Default for Reloadable {
+    fn default() -> Self {
+        Reloadable { log_level: tracing::Level::INFO, insecure_registries: Vec::new() }
+    }
 }
 
 /// The daemon.
@@ -49,7 +64,7 @@ pub struct Daemon {
     /// The event bus (`GET /events`); managers publish on it.
     pub events: crate::events::Events,
     /// The settings `SIGHUP` reloads (`reload.rs`).
-    reloadable: RwLock<crate::reload::Reloadable>,
+    reloadable: RwLock<Reloadable>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -88,7 +103,7 @@ impl Daemon {
     }
 
     /// The reloadable settings as they are now.
-    pub fn reloadable(&self) -> crate::reload::Reloadable {
+    pub fn reloadable(&self) -> Reloadable {
         match self.reloadable.read() {
             Ok(r) => r.clone(),
             Err(p) => p.into_inner().clone(),
@@ -96,7 +111,7 @@ impl Daemon {
     }
 
     /// Replaces the reloadable settings (`reload::apply`).
-    pub fn set_reloadable(&self, r: crate::reload::Reloadable) {
+    pub fn set_reloadable(&self, r: Reloadable) {
         match self.reloadable.write() {
             Ok(mut g) => *g = r,
             Err(p) => *p.into_inner() = r,

@@ -8,20 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::daemon::Daemon;
 
-/// The settings a reload changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reloadable {
-    /// The log level (`--log-level`, `log-level`).
-    pub log_level: tracing::Level,
-    /// Registries reached over plain HTTP, besides loopback ones (`--insecure-registry`, `insecure-registries`).
-    pub insecure_registries: Vec<String>,
-}
-
-impl Default for Reloadable {
-    fn default() -> Self {
-        Reloadable { log_level: tracing::Level::INFO, insecure_registries: Vec::new() }
-    }
-}
+pub use crate::daemon::Reloadable;
 
 /// Applies `new`: the log level through `set_level`, the rest in the daemon's state; publishes `reload`.
 pub fn apply(d: &Daemon, new: Reloadable, set_level: &dyn Fn(tracing::Level)) {

@@ -165,10 +165,10 @@ pub fn matches(rec: &Record, f: &Filters, ctx: &Context) -> bool {
     let ancestor_ok = ctx.ancestors.as_ref().is_none_or(|ids| ids.contains(&rec.image_id));
     // Docker compares against the list's `Ports`: published by host port, exposed by container port.
     let ports_ok = (ctx.publish.is_empty() && ctx.expose.is_empty())
-        || crate::views::network::list_ports(rec).iter().any(|p| {
-            let proto = p.typ.map_or("tcp".to_string(), |t| t.to_string());
-            ctx.publish.contains(&(p.public_port.unwrap_or(0), proto.clone()))
-                || ctx.expose.contains(&(p.private_port, proto))
+        || crate::networks::listed_ports(rec).iter().any(|p| {
+            let proto = p.proto.as_str().to_string();
+            ctx.publish.contains(&(p.host_port.unwrap_or(0), proto.clone()))
+                || ctx.expose.contains(&(p.container_port, proto))
         });
     name_ok
         // An ID prefix (Docker looks it up in its ID index).

@@ -446,6 +446,46 @@ pub(super) fn parse_host_port(s: &str) -> Result<u16, Error> {
     s.parse::<u16>().map_err(|_| Error::InvalidArgument(format!("invalid host port: {s}")))
 }
 
+/// A port of a container as `GET /containers/json` lists it: the host address and port when published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedPort {
+    pub host_ip: Option<std::net::Ipv4Addr>,
+    pub container_port: u16,
+    pub host_port: Option<u16>,
+    pub proto: Proto,
+}
+
+/// The ports of a container in `GET /containers/json` (and its `publish`/`expose` filters): the published ones while
+/// it runs, then the exposed ones not published, each once.
+pub fn listed_ports(rec: &Record) -> Vec<ListedPort> {
+    let running = matches!(
+        rec.state.status,
+        crate::containers::record::Status::Running | crate::containers::record::Status::Paused
+    );
+    let mut v = Vec::new();
+    let mut published = std::collections::BTreeSet::new();
+    if running {
+        for p in &rec.net.ports {
+            published.insert((p.container_port, p.proto));
+            v.push(ListedPort {
+                host_ip: Some(p.host_ip),
+                container_port: p.container_port,
+                host_port: Some(p.host_port),
+                proto: p.proto,
+            });
+        }
+    }
+    for key in rec.config.exposed_ports.iter().flatten() {
+        // `insert`: a port listed twice (records made before exposed ports were merged as a set) shows once.
+        if let Ok((port, proto)) = parse_port_key(key)
+            && published.insert((port, proto))
+        {
+            v.push(ListedPort { host_ip: None, container_port: port, host_port: None, proto });
+        }
+    }
+    v
+}
+
 /// `80/tcp` → (80, tcp).
 pub fn parse_port_key(key: &str) -> Result<(u16, Proto), Error> {
     let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::render::{Nulls, api, merge, render};
 use crate::containers::{Record, Status};
-use crate::networks::{DEFAULT_BRIDGE, Endpoint, Mode, NetworkRecord, mode, parse_port_key};
+use crate::networks::{DEFAULT_BRIDGE, Endpoint, Mode, NetworkRecord, mode};
 
 /// A container attached to a network: its ID, name and endpoint.
 pub type User = (String, String, Endpoint);
@@ -287,37 +287,22 @@ pub fn summary_settings(rec: &Record, special: &HashMap<String, String>, version
     render(&networks, nulls)
 }
 
-/// The `Ports` of a container in `GET /containers/json`: published ports while it runs, then the exposed ones not
-/// published.
+/// The `Ports` of a container in `GET /containers/json` (`networks::listed_ports`).
 pub fn list_ports(rec: &Record) -> Vec<PortSummary> {
-    let running = matches!(rec.state.status, Status::Running | Status::Paused);
     let typ = |p: &str| match p {
         "udp" => PortSummaryTypeEnum::UDP,
         "sctp" => PortSummaryTypeEnum::SCTP,
         _ => PortSummaryTypeEnum::TCP,
     };
-    let mut v = Vec::new();
-    let mut published = BTreeSet::new();
-    if running {
-        for p in &rec.net.ports {
-            published.insert((p.container_port, p.proto));
-            v.push(PortSummary {
-                ip: Some(p.host_ip.to_string()),
-                private_port: p.container_port,
-                public_port: Some(p.host_port),
-                typ: Some(typ(p.proto.as_str())),
-            });
-        }
-    }
-    for key in rec.config.exposed_ports.iter().flatten() {
-        // `insert`: a port listed twice (records made before exposed ports were merged as a set) shows once.
-        if let Ok((port, proto)) = parse_port_key(key)
-            && published.insert((port, proto))
-        {
-            v.push(PortSummary { ip: None, private_port: port, public_port: None, typ: Some(typ(proto.as_str())) });
-        }
-    }
-    v
+    crate::networks::listed_ports(rec)
+        .into_iter()
+        .map(|p| PortSummary {
+            ip: p.host_ip.map(|ip| ip.to_string()),
+            private_port: p.container_port,
+            public_port: p.host_port,
+            typ: Some(typ(p.proto.as_str())),
+        })
+        .collect()
 }
 
 #[cfg(test)]
