@@ -75,6 +75,17 @@ pub struct SpecInputs<'a> {
     pub idmap: Option<berth_runtime::shim::IdMap>,
 }
 
+/// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
+/// (Docker 20.10's defaults: `private` on v2, `host` on v1).
+fn private_cgroupns(host: &HostConfig, cgroup_v2: bool) -> bool {
+    use berth_api::models::HostConfigCgroupnsModeEnum as Mode;
+    match host.cgroupns_mode {
+        Some(Mode::PRIVATE) => true,
+        Some(Mode::HOST) => false,
+        None | Some(Mode::EMPTY) => cgroup_v2,
+    }
+}
+
 /// Builds the OCI spec for a container.
 pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) -> Result<Spec, Error> {
     let privileged = host.privileged.unwrap_or(false);
@@ -107,7 +118,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", dev_opts]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [dev_opts, "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
     ];
     // From here on, mounts are ordered by depth with the user's (stable): a volume on `/etc` goes under the
@@ -143,7 +154,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if let Some(ns) = inp.netns {
         namespaces.push(json!({"type": "network", "path": ns}));
     }
-    if inp.cgroup_v2 {
+    if private_cgroupns(host, inp.cgroup_v2) {
         namespaces.push(json!({"type": "cgroup"}));
     }
     if inp.idmap.is_some() {
@@ -340,5 +351,37 @@ mod tests {
         let seccomp = linux.seccomp().as_ref().expect("seccomp");
         assert_eq!(seccomp.default_action(), oci_spec::runtime::LinuxSeccompAction::ScmpActAllow);
         assert_eq!(spec.process().as_ref().and_then(|p| p.no_new_privileges()), Some(true));
+    }
+
+    #[test]
+    fn cgroup_namespace_and_mount_as_docker() {
+        use berth_api::models::HostConfigCgroupnsModeEnum as Mode;
+        let config = ContainerConfig::default();
+        let inp = |v2| SpecInputs {
+            id: "abc",
+            args: vec!["sh".into()],
+            container_dir: Path::new("/c"),
+            netns: None,
+            cgroup_v2: v2,
+            mounts: Vec::new(),
+            idmap: None,
+        };
+        let has_ns = |host: &HostConfig, v2| {
+            let spec = build(&config, host, &inp(v2)).expect("spec");
+            let linux = spec.linux().clone().expect("linux");
+            linux.namespaces().iter().flatten().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        };
+        let mode = |m| HostConfig { cgroupns_mode: m, ..Default::default() };
+        // Docker 20.10: private by default on v2, host on v1; an explicit mode wins on either.
+        assert!(has_ns(&mode(None), true) && !has_ns(&mode(None), false));
+        assert!(has_ns(&mode(Some(Mode::EMPTY)), true));
+        assert!(has_ns(&mode(Some(Mode::PRIVATE)), false) && !has_ns(&mode(Some(Mode::HOST)), true));
+        let cgroup_opts = |host: &HostConfig| {
+            let spec = build(&config, host, &inp(false)).expect("spec");
+            let m = spec.mounts().iter().flatten().find(|m| m.destination() == Path::new("/sys/fs/cgroup")).cloned();
+            m.and_then(|m| m.options().clone()).unwrap_or_default()
+        };
+        assert_eq!(cgroup_opts(&HostConfig::default())[0], "ro");
+        assert_eq!(cgroup_opts(&HostConfig { privileged: Some(true), ..Default::default() })[0], "rw");
     }
 }

@@ -80,6 +80,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             log: crate::logs::policy_of(&rec.host_config)?,
             exit_path: exit_path(d, &rec.id),
             user: rec.config.user.clone().unwrap_or_default(),
+            group_add: rec.host_config.group_add.clone().unwrap_or_default(),
             console_size: None,
         };
         let write = (|| -> Result<(), String> {

@@ -1,0 +1,97 @@
+//! Issue 15, the runtime's share, through the real docker CLI (and Debian's docker-py for `network.connect`):
+//! supplementary groups (`--group-add`, root's group 0), the container's own cgroup at `/sys/fs/cgroup`
+//! (`--cgroupns`, `--privileged`), MAC addresses, legacy links, and the embedded DNS after `network connect`.
+//! The expected values are what Docker 20.10 gave for the same commands (noted at each test).
+#![allow(clippy::unwrap_used)]
+
+use berth_integration::*;
+
+fn setup() -> Option<Berthd> {
+    require_root();
+    docker_cli()?;
+    let d = Berthd::start();
+    let out = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
+        .env("BERTH", docker_cli().unwrap())
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker import failed: {}", stderr(&out));
+    Some(d)
+}
+
+fn docker_ok(d: &Berthd, args: &[&str]) -> String {
+    let out = d.docker(args).unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
+        out.status.code(),
+        stdout(&out),
+        stderr(&out),
+        tail(&d.log(), 40)
+    );
+    stdout(&out)
+}
+
+/// Supplementary groups as Docker 20.10.24 (runc 1.1.5) gave them with the same busybox image:
+/// `id` → `uid=0(root) gid=0(root) groups=0(root),10(wheel)`; `-u 1000 --group-add wheel --group-add 1234` →
+/// additionalGids `[0, 10, 1234]` for the process and for every exec; an unknown group name fails the start.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn groups_of_root_and_group_add() {
+    let Some(d) = setup() else { return };
+    let id = docker_ok(&d, &["run", "--rm", "busybox", "id"]);
+    assert_eq!(id.trim(), "uid=0(root) gid=0(root) groups=0(root),10(wheel)");
+    let id = docker_ok(&d, &["run", "--rm", "--group-add", "wheel", "--group-add", "1234", "busybox", "id"]);
+    assert_eq!(id.trim(), "uid=0(root) gid=0(root) groups=0(root),10(wheel),1234");
+    let id = docker_ok(&d, &["run", "--rm", "-u", "1000:50", "busybox", "id"]);
+    assert_eq!(id.trim(), "uid=1000 gid=50(staff) groups=50(staff)");
+
+    docker_ok(&d, &["run", "-d", "--name", "g1", "-u", "1000", "--group-add", "wheel", "--group-add", "1234", "busybox", "sleep", "300"]);
+    let status = docker_ok(&d, &["exec", "g1", "grep", "Groups", "/proc/1/status"]);
+    assert_eq!(status.split_whitespace().collect::<Vec<_>>(), ["Groups:", "0", "10", "1234"]);
+    assert_eq!(docker_ok(&d, &["exec", "g1", "id"]).trim(), "uid=1000 gid=0(root) groups=0(root),10(wheel),1234");
+    // An exec as another user keeps the container's added groups, with that user's primary group first.
+    let status = docker_ok(&d, &["exec", "-u", "33", "g1", "grep", "Groups", "/proc/self/status"]);
+    assert_eq!(status.split_whitespace().collect::<Vec<_>>(), ["Groups:", "10", "33", "1234"]);
+    let groups = docker_ok(&d, &["inspect", "-f", "{{json .HostConfig.GroupAdd}}", "g1"]);
+    assert_eq!(groups.trim(), r#"["wheel","1234"]"#);
+
+    let out = d.docker(&["run", "--rm", "--group-add", "nosuch", "busybox", "id"]).unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("Unable to find group nosuch: no matching entries in group file"), "{}", stderr(&out));
+}
+
+/// The container's own cgroup at `/sys/fs/cgroup`, read-only, as Docker 20.10 mounts it on this cgroup v1 host:
+/// a tmpfs with `memory`, `cpu`, ... each the container's directory (`memory.limit_in_bytes` = 268435456 for `-m
+/// 256m`), `touch` refused with "Read-only file system"; `--privileged` writable; `--cgroupns` host by default on v1.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn own_cgroup_at_sys_fs_cgroup() {
+    let Some(d) = setup() else { return };
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let limit = if v2 { "/sys/fs/cgroup/memory.max" } else { "/sys/fs/cgroup/memory/memory.limit_in_bytes" };
+    let out = docker_ok(&d, &["run", "--rm", "-m", "256m", "busybox", "cat", limit]);
+    assert_eq!(out.trim(), "268435456");
+    // Only the container's cgroup: no sibling container, no host cgroup.
+    let procs = if v2 { "/sys/fs/cgroup/cgroup.procs" } else { "/sys/fs/cgroup/memory/cgroup.procs" };
+    let out = docker_ok(&d, &["run", "--rm", "busybox", "sh", "-c", &format!("cat {procs}; ls /sys/fs/cgroup")]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first().copied(), Some("1"), "only the container's own processes: {out}");
+    assert!(!lines.iter().any(|l| *l == "berth" || *l == "unified"), "{out}");
+    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", &format!("touch {}/x", limit.rsplit_once('/').unwrap().0)]).unwrap();
+    assert!(stderr(&out).contains("Read-only file system"), "{}{}", stdout(&out), stderr(&out));
+    // --privileged: writable (Docker clears the read-only flag of /sys and /sys/fs/cgroup).
+    let knob = if v2 { "/sys/fs/cgroup/memory.max" } else { "/sys/fs/cgroup/memory/memory.limit_in_bytes" };
+    let out = docker_ok(&d, &["run", "--rm", "--privileged", "-m", "256m", "busybox", "sh", "-c", &format!("echo 134217728 > {knob} && cat {knob}")]);
+    assert_eq!(out.trim(), "134217728");
+    // The cgroup namespace: Docker 20.10's default is host on v1 and private on v2; both modes can be asked for.
+    let default_mode = docker_ok(&d, &["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", &docker_ok(&d, &["create", "busybox"]).trim().to_string()]);
+    assert_eq!(default_mode.trim(), if v2 { "private" } else { "host" });
+    let own = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup"]);
+    assert!(own.lines().all(|l| l.ends_with(":/")), "a private cgroup namespace is rooted at the container: {own}");
+    let host = docker_ok(&d, &["run", "--rm", "--cgroupns", "host", "busybox", "cat", "/proc/self/cgroup"]);
+    assert!(host.lines().any(|l| l.contains("/berth/")), "the host's cgroup namespace shows the path: {host}");
+    let out = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "-m", "256m", "busybox", "cat", limit]);
+    assert_eq!(out.trim(), "268435456");
+}
