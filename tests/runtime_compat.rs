@@ -95,3 +95,63 @@ fn own_cgroup_at_sys_fs_cgroup() {
     let out = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "-m", "256m", "busybox", "cat", limit]);
     assert_eq!(out.trim(), "268435456");
 }
+
+fn api_json(d: &Berthd, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let (status, _, out) = api(d, method, path, body.as_bytes());
+    (status, serde_json::from_slice(&out).unwrap_or(serde_json::Value::Null))
+}
+
+/// The veth's address inside a running container.
+fn mac_inside(d: &Berthd, name: &str, ifname: &str) -> String {
+    docker_ok(d, &["exec", name, "cat", &format!("/sys/class/net/{ifname}/address")]).trim().to_string()
+}
+
+/// MAC addresses: the docker CLI's `--mac-address` (per endpoint from API 1.44), the legacy `Config.MacAddress` of
+/// older clients (docker-compose 1.29 sends it at 1.38; Docker 20.10 showed it back in `Config.MacAddress` and
+/// the network's `MacAddress`), an endpoint's address on `network connect`; a malformed address is a 400.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn mac_addresses() {
+    let Some(d) = setup() else { return };
+    docker_ok(&d, &["run", "-d", "--name", "m1", "--mac-address", "02:11:22:33:44:55", "busybox", "sleep", "300"]);
+    assert_eq!(mac_inside(&d, "m1", "eth0"), "02:11:22:33:44:55");
+    let shown = docker_ok(&d, &["inspect", "-f", "{{.NetworkSettings.MacAddress}} {{.NetworkSettings.Networks.bridge.MacAddress}}", "m1"]);
+    assert_eq!(shown.trim(), "02:11:22:33:44:55 02:11:22:33:44:55");
+
+    docker_ok(&d, &["network", "create", "macnet"]);
+    docker_ok(&d, &["run", "-d", "--name", "m2", "--network", "macnet", "--mac-address", "02-11-22-33-44-AA", "busybox", "sleep", "300"]);
+    assert_eq!(mac_inside(&d, "m2", "eth0"), "02:11:22:33:44:aa");
+    let shown = docker_ok(&d, &["inspect", "-f", "{{.NetworkSettings.Networks.macnet.MacAddress}}", "m2"]);
+    assert_eq!(shown.trim(), "02:11:22:33:44:aa");
+
+    // An old client's container-wide address goes to the primary network.
+    let (code, v) = api_json(&d, "POST", "/v1.38/containers/create?name=m3", r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02:11:22:33:44:66","HostConfig":{"NetworkMode":"macnet"}}"#);
+    assert_eq!(code, 201, "{v}");
+    docker_ok(&d, &["start", "m3"]);
+    assert_eq!(mac_inside(&d, "m3", "eth0"), "02:11:22:33:44:66");
+    let (_, v) = api_json(&d, "GET", "/v1.38/containers/m3/json", "");
+    assert_eq!(v["Config"]["MacAddress"], "02:11:22:33:44:66");
+    assert_eq!(v["NetworkSettings"]["Networks"]["macnet"]["MacAddress"], "02:11:22:33:44:66");
+
+    // network connect with an endpoint's own address.
+    let (code, v) = api_json(&d, "POST", "/networks/macnet/connect", r#"{"Container":"m1","EndpointConfig":{"MacAddress":"02:11:22:33:44:77"}}"#);
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(mac_inside(&d, "m1", "eth1"), "02:11:22:33:44:77");
+
+    // Malformed addresses: Docker's 400, nothing created.
+    let before = docker_ok(&d, &["ps", "-aq"]).lines().count();
+    for (path, body) in [
+        ("/v1.38/containers/create", r#"{"Image":"busybox","MacAddress":"zz:11"}"#),
+        ("/v1.44/containers/create", r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"macnet":{"MacAddress":"02:11:22:33:44"}}},"HostConfig":{"NetworkMode":"macnet"}}"#),
+    ] {
+        let (code, v) = api_json(&d, "POST", path, body);
+        assert_eq!(code, 400, "{path}: {v}");
+        assert!(v["message"].as_str().unwrap().starts_with("invalid MAC address "), "{v}");
+    }
+    let (code, v) = api_json(&d, "POST", "/v1.44/containers/create", r#"{"Image":"busybox","MacAddress":"02:11:22:33:44:01","NetworkingConfig":{"EndpointsConfig":{"macnet":{"MacAddress":"02:11:22:33:44:02"}}},"HostConfig":{"NetworkMode":"macnet"}}"#);
+    assert_eq!(code, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("must match the endpoint-specific MAC address"), "{v}");
+    let (code, v) = api_json(&d, "POST", "/networks/bridge/connect", r#"{"Container":"m2","EndpointConfig":{"MacAddress":"nope"}}"#);
+    assert_eq!((code, v["message"].as_str()), (400, Some("invalid MAC address nope")));
+    assert_eq!(docker_ok(&d, &["ps", "-aq"]).lines().count(), before);
+}

@@ -26,9 +26,25 @@ pub(super) fn parse_ipv4(s: Option<&str>) -> Result<Option<Ipv4Addr>, Error> {
     }
 }
 
+/// A MAC address asked for, normalised (`02:42:…`); Docker's 400 when it is not one.
+pub(super) fn parse_mac(s: Option<&str>) -> Result<Option<String>, Error> {
+    match s.filter(|s| !s.is_empty()) {
+        Some(s) => ipam::parse_mac(s)
+            .map(|m| Some(ipam::mac_string(&m)))
+            .ok_or_else(|| Error::InvalidArgument(format!("invalid MAC address {s}"))),
+        None => Ok(None),
+    }
+}
+
+/// The MAC address of an endpoint: the one asked for, else one made from its IP address (as Docker's bridge driver).
+pub(super) fn mac_of(ep: &Endpoint, ip: Ipv4Addr) -> [u8; 6] {
+    ep.requested_mac.as_deref().and_then(ipam::parse_mac).unwrap_or_else(|| ipam::mac_for(ip))
+}
+
 /// The endpoint a container asks for on network `rec`, validated as Docker does.
 pub fn endpoint_for(rec: &NetworkRecord, cfg: Option<&EndpointSettings>) -> Result<Endpoint, Error> {
     let aliases: Vec<String> = cfg.and_then(|c| c.aliases.clone()).unwrap_or_default();
+    let requested_mac = parse_mac(cfg.and_then(|c| c.mac_address.as_deref()))?;
     let ip = parse_ipv4(cfg.and_then(|c| c.ipam_config.as_ref()).and_then(|i| i.ipv4_address.as_deref()))?;
     if !rec.is_bridge() {
         return Err(Error::InvalidArgument(format!(
@@ -58,6 +74,7 @@ pub fn endpoint_for(rec: &NetworkRecord, cfg: Option<&EndpointSettings>) -> Resu
         network_id: rec.id.clone(),
         aliases,
         requested_ip: ip,
+        requested_mac,
         links: cfg.and_then(|c| c.links.clone()).unwrap_or_default(),
         ..Default::default()
     })
@@ -219,7 +236,7 @@ impl Networks {
                     }
                 };
                 let (ifname, host_ifname) = slot_names(&id, slot);
-                let mac = ipam::mac_for(ip);
+                let mac = mac_of(want, ip);
                 let default_gateway = (!net.rec.internal && !gateway_set).then_some(pool.gateway);
                 gateway_set |= default_gateway.is_some();
                 ifaces.push(Interface {

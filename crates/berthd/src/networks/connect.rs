@@ -262,7 +262,7 @@ impl Networks {
             }
             .map_err(Error::from)?;
             let prefix = net.subnet.map(|s| s.prefix()).unwrap_or(16);
-            let mac = ipam::mac_for(ip);
+            let mac = mac_of(&ep, ip);
             ep.endpoint_id = hex_id(&id, &net.id);
             ep.ip = Some(ip);
             ep.prefix = prefix;

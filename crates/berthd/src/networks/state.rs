@@ -92,6 +92,10 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub requested_ip: Option<Ipv4Addr>,
+    /// The MAC address asked for (`EndpointSettings.MacAddress`, or the legacy `Config.MacAddress` for the primary
+    /// network), normalised; otherwise one is made from the IP address.
+    #[serde(default)]
+    pub requested_mac: Option<String>,
     #[serde(default)]
     pub links: Vec<String>,
     #[serde(default)]

@@ -19,8 +19,17 @@ use crate::filters::Filters;
 use crate::routes::ApiResult;
 use crate::views;
 
-pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
-    let body: ContainerCreateBody = json_body(&body)?;
+/// The create body's fields that bollard's v1.53 models no longer have.
+#[derive(serde::Deserialize, Default)]
+struct LegacyCreate {
+    #[serde(rename = "MacAddress", default)]
+    mac_address: Option<String>,
+}
+
+pub async fn create(d: Daemonic, Version(v): Version, q: Query, body: Bytes) -> ApiResult<Response> {
+    let legacy: LegacyCreate = serde_json::from_slice(&body).unwrap_or_default();
+    let mut body: ContainerCreateBody = json_body(&body)?;
+    containers::migrate_legacy_mac(&mut body, legacy.mac_address.as_deref(), v)?;
     let id = containers::create(&d, q.get("name").cloned(), body).await?;
     Ok((StatusCode::CREATED, Json(views::container::created(id, Vec::new()))).into_response())
 }
