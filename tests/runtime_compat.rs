@@ -47,7 +47,24 @@ fn groups_of_root_and_group_add() {
     let id = docker_ok(&d, &["run", "--rm", "-u", "1000:50", "busybox", "id"]);
     assert_eq!(id.trim(), "uid=1000 gid=50(staff) groups=50(staff)");
 
-    docker_ok(&d, &["run", "-d", "--name", "g1", "-u", "1000", "--group-add", "wheel", "--group-add", "1234", "busybox", "sleep", "300"]);
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "g1",
+            "-u",
+            "1000",
+            "--group-add",
+            "wheel",
+            "--group-add",
+            "1234",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
     let status = docker_ok(&d, &["exec", "g1", "grep", "Groups", "/proc/1/status"]);
     assert_eq!(status.split_whitespace().collect::<Vec<_>>(), ["Groups:", "0", "10", "1234"]);
     assert_eq!(docker_ok(&d, &["exec", "g1", "id"]).trim(), "uid=1000 gid=0(root) groups=0(root),10(wheel),1234");
@@ -59,7 +76,11 @@ fn groups_of_root_and_group_add() {
 
     let out = d.docker(&["run", "--rm", "--group-add", "nosuch", "busybox", "id"]).unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("Unable to find group nosuch: no matching entries in group file"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Unable to find group nosuch: no matching entries in group file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// The container's own cgroup at `/sys/fs/cgroup`, read-only, as Docker 20.10 mounts it on this cgroup v1 host:
@@ -79,14 +100,32 @@ fn own_cgroup_at_sys_fs_cgroup() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.first().copied(), Some("1"), "only the container's own processes: {out}");
     assert!(!lines.iter().any(|l| *l == "berth" || *l == "unified"), "{out}");
-    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", &format!("touch {}/x", limit.rsplit_once('/').unwrap().0)]).unwrap();
+    let out = d
+        .docker(&["run", "--rm", "busybox", "sh", "-c", &format!("touch {}/x", limit.rsplit_once('/').unwrap().0)])
+        .unwrap();
     assert!(stderr(&out).contains("Read-only file system"), "{}{}", stdout(&out), stderr(&out));
     // --privileged: writable (Docker clears the read-only flag of /sys and /sys/fs/cgroup).
     let knob = if v2 { "/sys/fs/cgroup/memory.max" } else { "/sys/fs/cgroup/memory/memory.limit_in_bytes" };
-    let out = docker_ok(&d, &["run", "--rm", "--privileged", "-m", "256m", "busybox", "sh", "-c", &format!("echo 134217728 > {knob} && cat {knob}")]);
+    let out = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--privileged",
+            "-m",
+            "256m",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo 134217728 > {knob} && cat {knob}"),
+        ],
+    );
     assert_eq!(out.trim(), "134217728");
     // The cgroup namespace: Docker 20.10's default is host on v1 and private on v2; both modes can be asked for.
-    let default_mode = docker_ok(&d, &["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", &docker_ok(&d, &["create", "busybox"]).trim().to_string()]);
+    let default_mode = docker_ok(
+        &d,
+        &["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", &docker_ok(&d, &["create", "busybox"]).trim().to_string()],
+    );
     assert_eq!(default_mode.trim(), if v2 { "private" } else { "host" });
     let own = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup"]);
     assert!(own.lines().all(|l| l.ends_with(":/")), "a private cgroup namespace is rooted at the container: {own}");
@@ -115,17 +154,40 @@ fn mac_addresses() {
     let Some(d) = setup() else { return };
     docker_ok(&d, &["run", "-d", "--name", "m1", "--mac-address", "02:11:22:33:44:55", "busybox", "sleep", "300"]);
     assert_eq!(mac_inside(&d, "m1", "eth0"), "02:11:22:33:44:55");
-    let shown = docker_ok(&d, &["inspect", "-f", "{{.NetworkSettings.MacAddress}} {{.NetworkSettings.Networks.bridge.MacAddress}}", "m1"]);
+    let shown = docker_ok(
+        &d,
+        &["inspect", "-f", "{{.NetworkSettings.MacAddress}} {{.NetworkSettings.Networks.bridge.MacAddress}}", "m1"],
+    );
     assert_eq!(shown.trim(), "02:11:22:33:44:55 02:11:22:33:44:55");
 
     docker_ok(&d, &["network", "create", "macnet"]);
-    docker_ok(&d, &["run", "-d", "--name", "m2", "--network", "macnet", "--mac-address", "02-11-22-33-44-AA", "busybox", "sleep", "300"]);
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "m2",
+            "--network",
+            "macnet",
+            "--mac-address",
+            "02-11-22-33-44-AA",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
     assert_eq!(mac_inside(&d, "m2", "eth0"), "02:11:22:33:44:aa");
     let shown = docker_ok(&d, &["inspect", "-f", "{{.NetworkSettings.Networks.macnet.MacAddress}}", "m2"]);
     assert_eq!(shown.trim(), "02:11:22:33:44:aa");
 
     // An old client's container-wide address goes to the primary network.
-    let (code, v) = api_json(&d, "POST", "/v1.38/containers/create?name=m3", r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02:11:22:33:44:66","HostConfig":{"NetworkMode":"macnet"}}"#);
+    let (code, v) = api_json(
+        &d,
+        "POST",
+        "/v1.38/containers/create?name=m3",
+        r#"{"Image":"busybox","Cmd":["sleep","300"],"MacAddress":"02:11:22:33:44:66","HostConfig":{"NetworkMode":"macnet"}}"#,
+    );
     assert_eq!(code, 201, "{v}");
     docker_ok(&d, &["start", "m3"]);
     assert_eq!(mac_inside(&d, "m3", "eth0"), "02:11:22:33:44:66");
@@ -134,7 +196,12 @@ fn mac_addresses() {
     assert_eq!(v["NetworkSettings"]["Networks"]["macnet"]["MacAddress"], "02:11:22:33:44:66");
 
     // network connect with an endpoint's own address.
-    let (code, v) = api_json(&d, "POST", "/networks/macnet/connect", r#"{"Container":"m1","EndpointConfig":{"MacAddress":"02:11:22:33:44:77"}}"#);
+    let (code, v) = api_json(
+        &d,
+        "POST",
+        "/networks/macnet/connect",
+        r#"{"Container":"m1","EndpointConfig":{"MacAddress":"02:11:22:33:44:77"}}"#,
+    );
     assert_eq!(code, 200, "{v}");
     assert_eq!(mac_inside(&d, "m1", "eth1"), "02:11:22:33:44:77");
 
@@ -142,16 +209,166 @@ fn mac_addresses() {
     let before = docker_ok(&d, &["ps", "-aq"]).lines().count();
     for (path, body) in [
         ("/v1.38/containers/create", r#"{"Image":"busybox","MacAddress":"zz:11"}"#),
-        ("/v1.44/containers/create", r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"macnet":{"MacAddress":"02:11:22:33:44"}}},"HostConfig":{"NetworkMode":"macnet"}}"#),
+        (
+            "/v1.44/containers/create",
+            r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"macnet":{"MacAddress":"02:11:22:33:44"}}},"HostConfig":{"NetworkMode":"macnet"}}"#,
+        ),
     ] {
         let (code, v) = api_json(&d, "POST", path, body);
         assert_eq!(code, 400, "{path}: {v}");
         assert!(v["message"].as_str().unwrap().starts_with("invalid MAC address "), "{v}");
     }
-    let (code, v) = api_json(&d, "POST", "/v1.44/containers/create", r#"{"Image":"busybox","MacAddress":"02:11:22:33:44:01","NetworkingConfig":{"EndpointsConfig":{"macnet":{"MacAddress":"02:11:22:33:44:02"}}},"HostConfig":{"NetworkMode":"macnet"}}"#);
+    let (code, v) = api_json(
+        &d,
+        "POST",
+        "/v1.44/containers/create",
+        r#"{"Image":"busybox","MacAddress":"02:11:22:33:44:01","NetworkingConfig":{"EndpointsConfig":{"macnet":{"MacAddress":"02:11:22:33:44:02"}}},"HostConfig":{"NetworkMode":"macnet"}}"#,
+    );
     assert_eq!(code, 400, "{v}");
     assert!(v["message"].as_str().unwrap().contains("must match the endpoint-specific MAC address"), "{v}");
-    let (code, v) = api_json(&d, "POST", "/networks/bridge/connect", r#"{"Container":"m2","EndpointConfig":{"MacAddress":"nope"}}"#);
+    let (code, v) = api_json(
+        &d,
+        "POST",
+        "/networks/bridge/connect",
+        r#"{"Container":"m2","EndpointConfig":{"MacAddress":"nope"}}"#,
+    );
     assert_eq!((code, v["message"].as_str()), (400, Some("invalid MAC address nope")));
     assert_eq!(docker_ok(&d, &["ps", "-aq"]).lines().count(), before);
+}
+
+fn ip_on(d: &Berthd, name: &str, net: &str) -> String {
+    let f = format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}");
+    docker_ok(d, &["inspect", "-f", &f, name]).trim().to_string()
+}
+
+/// Legacy links on the default bridge, as Docker 20.10 makes them (moby's `links.Link.ToEnv` and libnetwork's
+/// hosts entry `IP alias hostname name`), their checks, `docker rm --link`; on a user-defined network a link is a
+/// DNS alias of the linking container only.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn legacy_links() {
+    let Some(d) = setup() else { return };
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--hostname",
+            "dbhost",
+            "-e",
+            "PGDATA=/pg",
+            "--expose",
+            "5432",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let ip = ip_on(&d, "db", "bridge");
+    let out = docker_ok(
+        &d,
+        &[
+            "run",
+            "--name",
+            "web",
+            "--link",
+            "db:dbalias",
+            "-e",
+            "DBALIAS_NAME=mine",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hosts; env; ping -c 1 -W 2 dbalias >/dev/null && echo reached",
+        ],
+    );
+    assert!(out.contains(&format!("{ip}\tdbalias dbhost db\n")), "{out}");
+    for want in [
+        format!("DBALIAS_PORT=tcp://{ip}:5432"),
+        format!("DBALIAS_PORT_5432_TCP=tcp://{ip}:5432"),
+        format!("DBALIAS_PORT_5432_TCP_ADDR={ip}"),
+        "DBALIAS_PORT_5432_TCP_PORT=5432".into(),
+        "DBALIAS_PORT_5432_TCP_PROTO=tcp".into(),
+        "DBALIAS_ENV_PGDATA=/pg".into(),
+        "reached".into(),
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} missing:\n{out}");
+    }
+    // The container's own variable wins over the link's.
+    assert!(out.lines().any(|l| l == "DBALIAS_NAME=mine") && !out.contains("DBALIAS_NAME=/web/dbalias"), "{out}");
+    assert!(!out.contains("DBALIAS_ENV_PATH") && !out.contains("DBALIAS_ENV_HOME"), "{out}");
+    let links = docker_ok(&d, &["inspect", "-f", "{{json .HostConfig.Links}}", "web"]);
+    assert_eq!(links.trim(), r#"["/db:/web/dbalias"]"#);
+    // A link without alias: name and alias are one, listed once.
+    let out =
+        docker_ok(&d, &["run", "--rm", "--link", "db", "busybox", "sh", "-c", "grep dbhost /etc/hosts; echo $DB_NAME"]);
+    assert!(out.starts_with(&format!("{ip}\tdb dbhost\n")) && out.trim_end().ends_with("/db"), "{out}");
+
+    // Docker's refusals: a missing container at create (400, nothing created), a stopped one at start.
+    let out = d.docker(&["create", "--link", "nosuch:x", "busybox"]).unwrap();
+    assert!(stderr(&out).contains("could not get container for nosuch"), "{}", stderr(&out));
+    docker_ok(&d, &["create", "--name", "stopped", "busybox"]);
+    docker_ok(&d, &["create", "--name", "late", "--link", "stopped:s", "busybox", "true"]);
+    let out = d.docker(&["start", "late"]).unwrap();
+    assert!(stderr(&out).contains("Cannot link to a non running container: /stopped AS /late/s"), "{}", stderr(&out));
+
+    // docker rm --link: the link is forgotten (the next start has neither the entry nor the variables).
+    docker_ok(&d, &["rm", "--link", "/web/dbalias"]);
+    assert_eq!(docker_ok(&d, &["inspect", "-f", "{{json .HostConfig.Links}}", "web"]).trim(), "[]");
+    let out = d.docker(&["rm", "--link", "/web/dbalias"]).unwrap();
+    assert!(stderr(&out).contains("No such container: web/dbalias"), "{}", stderr(&out));
+    let out = d.docker(&["rm", "--link", "web"]).unwrap();
+    assert!(stderr(&out).contains("cannot remove the default link name"), "{}", stderr(&out));
+    docker_ok(&d, &["rm", "--link", "/late/s"]);
+    docker_ok(&d, &["start", "late"]);
+    docker_ok(&d, &["start", "web"]);
+    docker_ok(&d, &["wait", "web"]);
+    let logs = docker_ok(&d, &["logs", "web"]);
+    let second_run = logs.rsplit("127.0.0.1").next().unwrap();
+    assert!(!second_run.contains("dbalias") && second_run.contains("DBALIAS_NAME=mine"), "{logs}");
+
+    // A user-defined network: the alias resolves for the linking container only, to the linked one's address there.
+    docker_ok(&d, &["network", "create", "linknet"]);
+    docker_ok(&d, &["run", "-d", "--name", "db2", "--network", "linknet", "busybox", "sleep", "300"]);
+    let ip2 = ip_on(&d, "db2", "linknet");
+    let out =
+        docker_ok(&d, &["run", "--rm", "--network", "linknet", "--link", "db2:store", "busybox", "nslookup", "store"]);
+    assert!(out.contains(&format!("Address: {ip2}")), "{out}");
+    let out = d.docker(&["run", "--rm", "--network", "linknet", "busybox", "nslookup", "store"]).unwrap();
+    assert!(!stdout(&out).contains(&ip2), "another container resolved the alias: {}", stdout(&out));
+}
+
+/// A container of the default bridge connected to a user-defined network (docker-py 5's `network.connect`, as
+/// Debian's python3-docker) resolves that network's names: its resolv.conf is switched to the embedded DNS server;
+/// disconnecting gives it its previous servers back.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn connect_switches_to_embedded_dns() {
+    let Some(d) = setup() else { return };
+    let probe = std::process::Command::new("/usr/bin/python3").args(["-c", "import docker"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        skip_missing_tool("Debian's python3-docker is not installed (apt-get install -y python3-docker)");
+        return;
+    }
+    docker_ok(&d, &["network", "create", "pynet"]);
+    docker_ok(&d, &["run", "-d", "--name", "target", "--network", "pynet", "busybox", "sleep", "300"]);
+    docker_ok(&d, &["run", "-d", "--name", "plain", "busybox", "sleep", "300"]);
+    let before = docker_ok(&d, &["exec", "plain", "cat", "/etc/resolv.conf"]);
+    let script = format!(
+        "import docker\n\
+         c = docker.DockerClient(base_url='{}', version='1.41')\n\
+         c.networks.get('pynet').connect(c.containers.get('plain'))\n",
+        d.host()
+    );
+    let out = std::process::Command::new("/usr/bin/python3").args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let gw = docker_ok(&d, &["network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "pynet"]);
+    let conf = docker_ok(&d, &["exec", "plain", "cat", "/etc/resolv.conf"]);
+    assert!(conf.starts_with(&format!("nameserver {}\n", gw.trim())) && conf.contains("ndots:0"), "{conf}");
+    let ip = ip_on(&d, "target", "pynet");
+    let out = docker_ok(&d, &["exec", "plain", "nslookup", "target"]);
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    docker_ok(&d, &["network", "disconnect", "pynet", "plain"]);
+    assert_eq!(docker_ok(&d, &["exec", "plain", "cat", "/etc/resolv.conf"]), before);
 }

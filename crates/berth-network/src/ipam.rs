@@ -298,7 +298,15 @@ mod tests {
         assert_eq!(parse_mac("02:42:ac:11:00:0b"), want);
         assert_eq!(parse_mac("02-42-AC-11-00-0B"), want);
         assert_eq!(parse_mac("0242.ac11.000b"), want);
-        for bad in ["", "zz", "02:42:ac:11:00", "02:42:ac:11:00:0b:01", "2:42:ac:11:00:0b", "02:42-ac:11:00:0b", "0g:42:ac:11:00:0b"] {
+        for bad in [
+            "",
+            "zz",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:0b:01",
+            "2:42:ac:11:00:0b",
+            "02:42-ac:11:00:0b",
+            "0g:42:ac:11:00:0b",
+        ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
         assert_eq!(mac_string(&want.unwrap()), "02:42:ac:11:00:0b");

@@ -1171,7 +1171,8 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
                 .into_iter()
                 .map(|(n, d)| (n.to_string(), PathBuf::from(d))),
         );
-        let want_binds = vec![("cpu".into(), "/a".into()), ("cpu,cpuacct".into(), "/b".into()), ("memory".into(), "/d".into())];
+        let want_binds =
+            vec![("cpu".into(), "/a".into()), ("cpu,cpuacct".into(), "/b".into()), ("memory".into(), "/d".into())];
         assert_eq!(fs, CgroupFs::V1 { binds: want_binds, links: vec![("cpuacct".into(), "cpu,cpuacct".into())] });
     }
 

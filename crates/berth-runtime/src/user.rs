@@ -195,7 +195,10 @@ mod tests {
     fn group_add_by_name_or_number() {
         // As Docker 20.10 (`-u 1000 --group-add wheel --group-add 1234` gave additionalGids [0, 10, 1234]).
         let group = "root:x:0:\nwheel:x:10:root\n";
-        assert_eq!(additional_groups(group, &["wheel".into(), "1234".into(), "0".into()]).expect("ok"), vec![10, 1234, 0]);
+        assert_eq!(
+            additional_groups(group, &["wheel".into(), "1234".into(), "0".into()]).expect("ok"),
+            vec![10, 1234, 0]
+        );
         let e = additional_groups(group, &["nosuch".into()]).expect_err("unknown");
         assert_eq!(e.to_string(), "Unable to find group nosuch: no matching entries in group file");
     }

@@ -73,6 +73,8 @@ pub struct SpecInputs<'a> {
     pub mounts: Vec<Value>,
     /// `--userns-remap`: a user namespace mapping the container's IDs from 0 to this range.
     pub idmap: Option<berth_runtime::shim::IdMap>,
+    /// The variables of its legacy links; the container's own variables of the same names win, as in Docker.
+    pub link_env: &'a [String],
 }
 
 /// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
@@ -102,6 +104,11 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let own: std::collections::HashSet<String> = env.iter().map(|e| key(e)).collect();
+    let links: Vec<String> = inp.link_env.iter().filter(|e| !own.contains(&key(e))).cloned().collect();
+    let at = env.iter().position(|e| e.starts_with("HOSTNAME=")).map_or(1.min(env.len()), |p| p + 1);
+    env.splice(at..at, links);
     let cwd = match config.working_dir.as_deref() {
         Some(w) if !w.is_empty() => w.to_string(),
         _ => "/".to_string(),
@@ -291,6 +298,7 @@ mod tests {
             cgroup_v2: false,
             mounts: Vec::new(),
             idmap: None,
+            link_env: &[],
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -329,6 +337,7 @@ mod tests {
             cgroup_v2: false,
             mounts: Vec::new(),
             idmap: None,
+            link_env: &[],
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),
@@ -365,6 +374,7 @@ mod tests {
             cgroup_v2: v2,
             mounts: Vec::new(),
             idmap: None,
+            link_env: &[],
         };
         let has_ns = |host: &HostConfig, v2| {
             let spec = build(&config, host, &inp(v2)).expect("spec");

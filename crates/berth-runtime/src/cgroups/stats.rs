@@ -601,7 +601,11 @@ mod tests {
                 )],
             );
         }
-        Cgroup { path: "berth/c1".into(), version: Version::V2, dirs: vec![Dir { controllers: Vec::new(), path: dir, hierarchy: String::new() }] }
+        Cgroup {
+            path: "berth/c1".into(),
+            version: Version::V2,
+            dirs: vec![Dir { controllers: Vec::new(), path: dir, hierarchy: String::new() }],
+        }
     }
 
     #[test]

@@ -104,7 +104,11 @@ pub(super) fn check_network_options(
 /// The legacy container-wide `Config.MacAddress` (API < 1.44; bollard's models no longer have it), moved to the
 /// endpoint of the container's primary network as dockerd 25 does (`handleMACAddressBC`): before 1.44 it replaces
 /// that endpoint's address; from 1.44 an endpoint's own address must agree with it.
-pub fn migrate_legacy_mac(body: &mut ContainerCreateBody, mac: Option<&str>, v: berth_api::ApiVersion) -> Result<(), Error> {
+pub fn migrate_legacy_mac(
+    body: &mut ContainerCreateBody,
+    mac: Option<&str>,
+    v: berth_api::ApiVersion,
+) -> Result<(), Error> {
     use crate::networks::Mode;
     let Some(mac) = mac.filter(|m| !m.is_empty()) else { return Ok(()) };
     let mode_name = body.host_config.as_ref().and_then(|h| h.network_mode.clone()).unwrap_or_default();
@@ -119,7 +123,11 @@ pub fn migrate_legacy_mac(body: &mut ContainerCreateBody, mac: Option<&str>, v: 
         "" | "default" => crate::networks::DEFAULT_BRIDGE.to_string(),
         m => m.to_string(),
     };
-    let configs = body.networking_config.get_or_insert_with(Default::default).endpoints_config.get_or_insert_with(Default::default);
+    let configs = body
+        .networking_config
+        .get_or_insert_with(Default::default)
+        .endpoints_config
+        .get_or_insert_with(Default::default);
     if v < (berth_api::ApiVersion { major: 1, minor: 44 }) {
         if configs.is_empty() {
             configs.insert(name, Default::default());
@@ -288,6 +296,9 @@ pub async fn create_with(
     if let Ok(existing) = d.container(&format!("/{name}")) {
         return Err(name_conflict(&name, &existing.id));
     }
+    if let Some(links) = host.links.take().filter(|l| !l.is_empty()) {
+        host.links = Some(crate::networks::links::links_at_create(d, &name, &network_mode, &links)?);
+    }
     // Until the container is in the table (where `volume rm` sees it), its volumes cannot be removed.
     let _using_volumes = d.volumes.lock.lock().await;
     let planned = crate::mounts::plan(d, &config, &host)?;
@@ -324,7 +335,7 @@ pub async fn create_with(
         let io = |e: std::io::Error| Error::Internal(format!("create container directory: {e}"));
         std::fs::create_dir_all(dir.join("upper")).map_err(io)?;
         std::fs::create_dir_all(dir.join("work")).map_err(io)?;
-        d.networks.write_files(&dir, &hostname, &[], &rec, None)
+        d.networks.write_files(&dir, &hostname, &[], &rec, None, &[])
     })();
     if let Err(e) = setup {
         let _ = std::fs::remove_dir_all(&dir);

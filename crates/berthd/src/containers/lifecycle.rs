@@ -61,6 +61,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 cgroup_v2: berth_runtime::cgroups::is_unified(),
                 mounts: crate::mounts::spec_mounts(&rec.mounts)?,
                 idmap,
+                link_env: &sandbox.link_env,
             },
         )?;
         let shim_cfg = ShimConfig {

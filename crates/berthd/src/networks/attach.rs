@@ -17,6 +17,8 @@ use crate::containers::persist::container_dir;
 use crate::containers::record::Record;
 use crate::daemon::Daemon;
 
+use super::links::Linked;
+
 use super::*;
 
 pub(super) fn parse_ipv4(s: Option<&str>) -> Result<Option<Ipv4Addr>, Error> {
@@ -137,6 +139,8 @@ pub struct Sandbox {
     pub files_dir: PathBuf,
     /// The hostname (another container's, for `container:`).
     pub hostname: Option<String>,
+    /// The variables of its legacy links (`<ALIAS>_PORT`…), for its environment.
+    pub link_env: Vec<String>,
 }
 
 pub(super) fn slot_names(id: &str, slot: usize) -> (String, String) {
@@ -163,8 +167,11 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
     match mode(&network_mode) {
         Mode::Host => {
             let hostname = rec.config.hostname.clone().unwrap_or_default();
-            d.networks.write_files(dir, &hostname, &[], rec, None)?;
-            Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }))
+            d.networks.write_files(dir, &hostname, &[], rec, None, &[])?;
+            Ok((
+                NetState::default(),
+                Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None, link_env: Vec::new() },
+            ))
         }
         Mode::Container(target) => {
             let other = d.container(&target)?;
@@ -183,16 +190,21 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                     netns: (!host_ns).then_some(ns),
                     files_dir: container_dir(d, &orec.id),
                     hostname: orec.config.hostname.clone(),
+                    link_env: Vec::new(),
                 },
             ))
         }
-        Mode::None | Mode::Bridge => d.networks.attach(rec, dir).await,
+        Mode::None | Mode::Bridge => {
+            let links = super::links::resolve(d, rec)?;
+            d.networks.attach(rec, dir, &links).await
+        }
     }
 }
 
 impl Networks {
-    /// [`attach`] of a container with a namespace of its own (network mode `none` or bridge networks).
-    pub async fn attach(&self, rec: &Record, dir: &Path) -> Result<(NetState, Sandbox), Error> {
+    /// [`attach`] of a container with a namespace of its own (network mode `none` or bridge networks), with its
+    /// legacy links resolved.
+    pub async fn attach(&self, rec: &Record, dir: &Path, links: &[Linked]) -> Result<(NetState, Sandbox), Error> {
         let n = self;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let id = rec.id.clone();
@@ -298,9 +310,7 @@ impl Networks {
                 n.apply_firewall().await?;
             }
             n.refresh_dns();
-            let resolver =
-                endpoints.iter().find_map(|e| n.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway));
-            n.write_files(dir, &hostname, &endpoints, rec, resolver)
+            n.write_files(dir, &hostname, &endpoints, rec, n.resolver(&endpoints), links)
         };
         if let Err(e) = result.await {
             // No other container can have joined a namespace that is only being made.
@@ -312,7 +322,8 @@ impl Networks {
             ports: ports.into_iter().map(|(p, _)| p).collect(),
             sandbox: sandbox.display().to_string(),
         };
-        Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None }))
+        let link_env = links.iter().flat_map(|l| l.env.iter().cloned()).collect();
+        Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None, link_env }))
     }
 }
 
@@ -482,8 +493,9 @@ pub(super) fn write_etc_file(path: PathBuf, data: impl AsRef<[u8]>) -> std::io::
 }
 
 impl Networks {
-    /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
-    /// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
+    /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses, `--add-host` entries and
+    /// legacy links; the embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or
+    /// `--dns`).
     pub fn write_files(
         &self,
         dir: &Path,
@@ -491,6 +503,7 @@ impl Networks {
         endpoints: &[Endpoint],
         rec: &Record,
         resolver: Option<Ipv4Addr>,
+        links: &[Linked],
     ) -> Result<(), Error> {
         let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
         let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
@@ -504,6 +517,9 @@ impl Networks {
             let (name, ip) = h.split_once(':').or_else(|| h.split_once('=')).unwrap_or((h.as_str(), ""));
             hosts += &format!("{ip}\t{name}\n");
         }
+        for l in links {
+            hosts += &l.hosts_line();
+        }
         if !host_mode {
             for e in endpoints {
                 if let Some(ip) = e.ip {
@@ -512,6 +528,20 @@ impl Networks {
             }
         }
         write_etc_file(dir.join("hosts"), hosts).map_err(io)?;
+        self.write_resolv_conf(dir, rec, resolver)
+    }
+
+    /// The embedded DNS server a container with `endpoints` asks: its first user-defined network's gateway (`None`:
+    /// only the default bridge, whose containers ask the host's resolvers, as in Docker).
+    pub fn resolver(&self, endpoints: &[Endpoint]) -> Option<Ipv4Addr> {
+        endpoints.iter().find_map(|e| self.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway))
+    }
+
+    /// Writes the container's `resolv.conf`: the embedded DNS server (`resolver`) on user-defined networks, else
+    /// the host's resolvers (or `--dns`); a running container reads the file in place (its bind mount).
+    pub fn write_resolv_conf(&self, dir: &Path, rec: &Record, resolver: Option<Ipv4Addr>) -> Result<(), Error> {
+        let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
+        let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
         let host_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let parsed = berth_network::dns::parse_resolv_conf(&host_conf);
         let h = &rec.host_config;

@@ -130,8 +130,23 @@ pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
 }
 
 pub async fn remove(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
+    if flag(&q, "link") {
+        containers::remove_link(&d, &id).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let c = d.container(&id)?;
     containers::remove(&d, &c, flag(&q, "force"), flag(&q, "v")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`: `docker rm --link /parent/alias`. Without `link`, the name
+/// `parent/alias` is no container's.
+pub async fn remove_link(d: Daemonic, Path((id, alias)): Path<(String, String)>, q: Query) -> ApiResult<StatusCode> {
+    let name = format!("{id}/{alias}");
+    if !flag(&q, "link") {
+        return Err(Error::NotFound(format!("No such container: {name}")).into());
+    }
+    containers::remove_link(&d, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
