@@ -122,10 +122,8 @@ fn own_cgroup_at_sys_fs_cgroup() {
     );
     assert_eq!(out.trim(), "134217728");
     // The cgroup namespace: Docker 20.10's default is host on v1 and private on v2; both modes can be asked for.
-    let default_mode = docker_ok(
-        &d,
-        &["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", &docker_ok(&d, &["create", "busybox"]).trim().to_string()],
-    );
+    let created = docker_ok(&d, &["create", "busybox"]);
+    let default_mode = docker_ok(&d, &["inspect", "-f", "{{.HostConfig.CgroupnsMode}}", created.trim()]);
     assert_eq!(default_mode.trim(), if v2 { "private" } else { "host" });
     let own = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup"]);
     assert!(own.lines().all(|l| l.ends_with(":/")), "a private cgroup namespace is rooted at the container: {own}");
@@ -133,6 +131,10 @@ fn own_cgroup_at_sys_fs_cgroup() {
     assert!(host.lines().any(|l| l.contains("/berth/")), "the host's cgroup namespace shows the path: {host}");
     let out = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "-m", "256m", "busybox", "cat", limit]);
     assert_eq!(out.trim(), "268435456");
+    // An exec joins the container's cgroup namespace.
+    docker_ok(&d, &["run", "-d", "--name", "ns", "--cgroupns", "private", "busybox", "sleep", "300"]);
+    let own = docker_ok(&d, &["exec", "ns", "cat", "/proc/self/cgroup"]);
+    assert!(own.lines().all(|l| l.ends_with(":/")), "{own}");
 }
 
 fn api_json(d: &Berthd, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {

@@ -294,7 +294,8 @@ mod tests {
 
     #[test]
     fn macs_in_go_forms() {
-        let want = Some([0x02, 0x42, 0xac, 0x11, 0x00, 0x0b]);
+        let mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x0b];
+        let want = Some(mac);
         assert_eq!(parse_mac("02:42:ac:11:00:0b"), want);
         assert_eq!(parse_mac("02-42-AC-11-00-0B"), want);
         assert_eq!(parse_mac("0242.ac11.000b"), want);
@@ -309,7 +310,7 @@ mod tests {
         ] {
             assert_eq!(parse_mac(bad), None, "{bad}");
         }
-        assert_eq!(mac_string(&want.unwrap()), "02:42:ac:11:00:0b");
+        assert_eq!(mac_string(&mac), "02:42:ac:11:00:0b");
     }
 
     fn s(x: &str) -> Subnet {

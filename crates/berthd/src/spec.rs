@@ -307,6 +307,15 @@ mod tests {
         assert!(env.contains(&"TERM=xterm".to_string()) && env.contains(&"HOSTNAME=abc".to_string()));
         assert!(env[0].starts_with("PATH="));
         assert_eq!(spec.hostname().as_deref(), Some("abc"));
+        // Link variables go after HOSTNAME; the container's own variables of the same names win.
+        let links = ["DB_NAME=/abc/db".to_string(), "A=from-link".into()];
+        let with_links =
+            build(&config, &host, &SpecInputs { link_env: &links, args: inp.args.clone(), mounts: Vec::new(), ..inp })
+                .expect("spec");
+        let env = with_links.process().as_ref().and_then(|p| p.env().clone()).unwrap_or_default();
+        let at = env.iter().position(|e| e.starts_with("HOSTNAME=")).expect("HOSTNAME");
+        assert_eq!(env[at + 1], "DB_NAME=/abc/db");
+        assert!(env.contains(&"A=1".to_string()) && !env.contains(&"A=from-link".to_string()), "{env:?}");
         let linux = spec.linux().as_ref().expect("linux");
         assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
         assert!(linux.seccomp().is_none());

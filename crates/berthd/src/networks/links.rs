@@ -127,12 +127,11 @@ pub fn link_env(link_name: &str, ip: Ipv4Addr, ports: &[String], child_env: &[St
     // Runs of three or more consecutive numbers also get _START/_END variables (moby's `nextContiguous`, which
     // looks at the numbers only).
     let next_contiguous = |index: usize| -> usize {
-        let mut value = u32::from(ports[index].0);
-        for (k, p) in ports.iter().enumerate().skip(index + 1) {
+        let values = u32::from(ports[index].0)..;
+        for (value, (k, p)) in values.zip(ports.iter().enumerate().skip(index + 1)) {
             if u32::from(p.0) > value + 1 {
                 return k - 1;
             }
-            value += 1;
         }
         ports.len() - 1
     };
