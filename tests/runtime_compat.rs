@@ -131,6 +131,9 @@ fn own_cgroup_at_sys_fs_cgroup() {
     assert!(host.lines().any(|l| l.contains("/berth/")), "the host's cgroup namespace shows the path: {host}");
     let out = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "-m", "256m", "busybox", "cat", limit]);
     assert_eq!(out.trim(), "268435456");
+    // berth's own flag does the same.
+    let own = d.ok(&["run", "--rm", "--cgroupns", "private", "busybox", "cat", "/proc/self/cgroup"]);
+    assert!(own.lines().all(|l| l.ends_with(":/")), "berth run --cgroupns private: {own}");
     // An exec joins the container's cgroup namespace.
     docker_ok(&d, &["run", "-d", "--name", "ns", "--cgroupns", "private", "busybox", "sleep", "300"]);
     let own = docker_ok(&d, &["exec", "ns", "cat", "/proc/self/cgroup"]);
