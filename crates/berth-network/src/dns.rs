@@ -37,6 +37,9 @@ pub struct Entry {
     pub upstream: Vec<Ipv4Addr>,
     /// The network is `--internal`: a container on internal networks only gets no answers from outside.
     pub internal: bool,
+    /// Its legacy links on this network (`--link name:alias`): (alias, linked container's name). Only this
+    /// container resolves the alias, to what the name resolves to on this network.
+    pub links: Vec<(String, String)>,
 }
 
 /// The names of every network, replaced as containers come and go.
@@ -72,7 +75,27 @@ impl Table {
     fn lookup(&self, network: &str, client: Ipv4Addr, qname: &str, qtype: QTYPE) -> Answer {
         let Some((nets, upstream, out)) = self.scope(network, client) else { return Answer::Refused };
         let forward = |upstream: Vec<Ipv4Addr>| if out { Answer::Forward(upstream) } else { Answer::Unknown };
-        let name = qname.trim_end_matches('.').to_ascii_lowercase();
+        let mut name = qname.trim_end_matches('.').to_ascii_lowercase();
+        // The asker's own link aliases on this network stand for the linked container's name there.
+        let asker = self.entries.iter().find(|e| e.ip == client && e.network == network);
+        if let Some((_, target)) =
+            asker.and_then(|a| a.links.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(&name)))
+        {
+            let target = target.to_ascii_lowercase();
+            let ips: Vec<Ipv4Addr> = self
+                .entries
+                .iter()
+                .filter(|e| e.network == network && e.names.iter().any(|n| n.eq_ignore_ascii_case(&target)))
+                .map(|e| e.ip)
+                .collect();
+            if !ips.is_empty() {
+                return match qtype {
+                    QTYPE::TYPE(TYPE::A) | QTYPE::ANY => Answer::Addresses(ips),
+                    _ => Answer::Addresses(Vec::new()),
+                };
+            }
+            name = target;
+        }
         if let Some(ip) = reverse_name(&name) {
             if let Some(e) = self.entries.iter().find(|e| e.ip == ip && nets.contains(&e.network.as_str())) {
                 return Answer::Name(e.names.first().cloned().unwrap_or_default());
@@ -373,6 +396,7 @@ mod tests {
             names: names.iter().map(|s| s.to_string()).collect(),
             upstream: Vec::new(),
             internal: net == "n3",
+            links: Vec::new(),
         }
     }
 
@@ -389,6 +413,19 @@ mod tests {
     }
 
     const A_Q: QTYPE = QTYPE::TYPE(TYPE::A);
+
+    #[test]
+    fn link_aliases_answer_only_the_linking_container() {
+        let mut t = table();
+        t.entries[0].links = vec![("database".into(), "DB".into())];
+        let web: Ipv4Addr = [10, 1, 0, 2].into();
+        // web's alias is db's address on the network it was asked through (not db's n2 alias `database`).
+        assert_eq!(t.lookup("n1", web, "database", A_Q), Answer::Addresses(vec![[10, 1, 0, 3].into()]));
+        assert_eq!(t.lookup("n1", web, "Database.", QTYPE::TYPE(TYPE::AAAA)), Answer::Addresses(vec![]));
+        // Nobody else has it: db itself gets its own n2 alias, other containers of n1 nothing.
+        t.entries.push(entry("n1", "third", [10, 1, 0, 4], &["third"]));
+        assert_eq!(t.lookup("n1", [10, 1, 0, 4].into(), "database", A_Q), Answer::Forward(vec![]));
+    }
 
     #[test]
     fn names_resolve_within_shared_networks_only() {

@@ -264,9 +264,54 @@ pub fn mac_string(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// An Ethernet (48-bit) address in Go's `net.ParseMAC` forms: `02:42:ac:11:00:02`, `02-42-ac-11-00-02`,
+/// `0242.ac11.0002`. The longer forms Go also reads (EUI-64, InfiniBand) cannot be a veth's address: `None`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut digits = String::new();
+    let sep = s.bytes().find(|b| matches!(b, b':' | b'-' | b'.'))?;
+    let (parts, width) = if sep == b'.' { (3, 4) } else { (6, 2) };
+    let groups: Vec<&str> = s.split(sep as char).collect();
+    if groups.len() != parts {
+        return None;
+    }
+    for g in groups {
+        if !hex(g, width) {
+            return None;
+        }
+        digits.push_str(g);
+    }
+    let mut mac = [0u8; 6];
+    for (i, b) in mac.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&digits[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(mac)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn macs_in_go_forms() {
+        let mac = [0x02, 0x42, 0xac, 0x11, 0x00, 0x0b];
+        let want = Some(mac);
+        assert_eq!(parse_mac("02:42:ac:11:00:0b"), want);
+        assert_eq!(parse_mac("02-42-AC-11-00-0B"), want);
+        assert_eq!(parse_mac("0242.ac11.000b"), want);
+        for bad in [
+            "",
+            "zz",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:0b:01",
+            "2:42:ac:11:00:0b",
+            "02:42-ac:11:00:0b",
+            "0g:42:ac:11:00:0b",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+        assert_eq!(mac_string(&mac), "02:42:ac:11:00:0b");
+    }
 
     fn s(x: &str) -> Subnet {
         Subnet::parse(x, false).expect("subnet")

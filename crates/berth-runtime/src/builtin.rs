@@ -170,7 +170,8 @@ struct InitArgs<'a> {
     /// A sysfs of the container's network namespace, mounted by the parent (see `mounts::setup_rootfs`).
     sysfs: Option<PathBuf>,
     prepared: &'a Prepared,
-    cgroup_v2: bool,
+    /// What the container's cgroup mount shows.
+    cgroup_fs: crate::cgroups::CgroupFs,
 }
 
 /// The container's init, between clone and execve. Returns only an error.
@@ -211,7 +212,7 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
         {
             nix::unistd::sethostname(h).map_err(Error::sys(format!("sethostname {h}")))?;
         }
-        let pty = mounts::setup_rootfs(a.spec, a.rootfs, a.console.is_some(), a.cgroup_v2, a.sysfs.as_deref())?;
+        let pty = mounts::setup_rootfs(a.spec, a.rootfs, a.console.is_some(), &a.cgroup_fs, a.sysfs.as_deref())?;
         if let (Some(pty), Some(sock)) = (pty, &a.console) {
             console::attach(pty, sock)?;
         }
@@ -323,7 +324,7 @@ impl Runtime for Builtin {
             std::fs::write(&path, v).map_err(Error::io(format!("sysctl {k}={v}")))?;
         }
         let cgroup = Cgroup::create(&cgroup_path(&spec, id), linux.and_then(|l| l.resources().as_ref()))?;
-        let cgroup_v2 = crate::cgroups::is_unified();
+        let cgroup_fs = cgroup.fs();
         let (mut from_parent, mut to_child) = pipe()?;
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
@@ -364,7 +365,7 @@ impl Runtime for Builtin {
                     new_user_ns,
                     sysfs,
                     prepared: &prepared,
-                    cgroup_v2,
+                    cgroup_fs,
                 };
                 let err = init_child(args, &mut from_parent, &mut to_parent);
                 fail_child(to_parent, &err)

@@ -398,6 +398,41 @@ enum Version {
 struct Dir {
     controllers: Vec<String>,
     path: PathBuf,
+    /// v1: the name of the hierarchy's mount point (`memory`, `cpu,cpuacct`).
+    hierarchy: String,
+}
+
+/// The last component of a hierarchy's mount point.
+fn hierarchy_name(h: &Hierarchy) -> String {
+    h.mount.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// What a container sees at its cgroup mount (`/sys/fs/cgroup`), as runc mounts it for Docker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupFs {
+    /// v2: a `cgroup2` mount (in the container's cgroup namespace it is rooted at the container's own cgroup).
+    Unified,
+    /// v1: a tmpfs holding, for each hierarchy, the container's own directory bound on the hierarchy's name
+    /// (`memory`, `cpu,cpuacct`), and a symbolic link per controller of a joined hierarchy (`cpu` → `cpu,cpuacct`).
+    V1 { binds: Vec<(String, PathBuf)>, links: Vec<(String, String)> },
+}
+
+/// The v1 [`CgroupFs`] of a cgroup's directories, given as (hierarchy name, directory).
+fn v1_fs(dirs: impl Iterator<Item = (String, PathBuf)>) -> CgroupFs {
+    let mut binds: Vec<(String, PathBuf)> = Vec::new();
+    let mut links = Vec::new();
+    for (name, dir) in dirs {
+        if name.is_empty() || name.contains('/') || binds.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        if name.contains(',') {
+            links.extend(name.split(',').filter(|c| !c.is_empty()).map(|c| (c.to_string(), name.clone())));
+        }
+        binds.push((name, dir));
+    }
+    // A link never stands where a hierarchy of that name is bound.
+    links.retain(|(l, _)| !binds.iter().any(|(n, _)| n == l));
+    CgroupFs::V1 { binds, links }
 }
 
 /// A container's cgroup: its directory in every v1 hierarchy, or in the unified one.
@@ -472,7 +507,7 @@ impl Cgroup {
                             copy_cpuset_from_parent(&parent, &dir)?;
                         }
                     }
-                    self.dirs.push(Dir { controllers: h.controllers.clone(), path: dir });
+                    self.dirs.push(Dir { controllers: h.controllers.clone(), path: dir, hierarchy: hierarchy_name(h) });
                 }
                 self.version = Version::V1;
             }
@@ -491,7 +526,7 @@ impl Cgroup {
                         created.push(dir.clone());
                     }
                 }
-                self.dirs.push(Dir { controllers: Vec::new(), path: dir });
+                self.dirs.push(Dir { controllers: Vec::new(), path: dir, hierarchy: String::new() });
                 self.version = Version::V2;
             }
         }
@@ -504,14 +539,22 @@ impl Cgroup {
             Layout::V1 { hierarchies } => {
                 let dirs: Vec<Dir> = hierarchies
                     .iter()
-                    .map(|h| Dir { controllers: h.controllers.clone(), path: h.mount.join(&rel) })
+                    .map(|h| Dir {
+                        controllers: h.controllers.clone(),
+                        path: h.mount.join(&rel),
+                        hierarchy: hierarchy_name(h),
+                    })
                     .filter(|d| d.path.is_dir())
                     .collect();
                 (Version::V1, dirs)
             }
             Layout::V2 { root } => {
                 let dir = root.join(&rel);
-                let dirs = if dir.is_dir() { vec![Dir { controllers: Vec::new(), path: dir }] } else { Vec::new() };
+                let dirs = if dir.is_dir() {
+                    vec![Dir { controllers: Vec::new(), path: dir, hierarchy: String::new() }]
+                } else {
+                    Vec::new()
+                };
                 (Version::V2, dirs)
             }
         };
@@ -519,6 +562,14 @@ impl Cgroup {
             return Err(Error::NotFound(rel.display().to_string()));
         }
         Ok(Cgroup { path: rel.display().to_string(), version, dirs })
+    }
+
+    /// What the container's `/sys/fs/cgroup` shows of this cgroup (see [`CgroupFs`]).
+    pub fn fs(&self) -> CgroupFs {
+        match self.version {
+            Version::V2 => CgroupFs::Unified,
+            Version::V1 => v1_fs(self.dirs.iter().map(|d| (d.hierarchy.clone(), d.path.clone()))),
+        }
     }
 
     /// The directory of the hierarchy that has `controller` (v2: the cgroup's directory).
@@ -1099,6 +1150,30 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
         touch(&leaf("devices"), &[("devices.allow", ""), ("devices.deny", ""), ("cgroup.procs", "")]);
         touch(&leaf("freezer"), &[("freezer.state", "THAWED\n"), ("cgroup.procs", "")]);
         Layout::V1 { hierarchies }
+    }
+
+    #[test]
+    fn v1_fs_binds_own_dirs_and_links_joined_controllers() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let cg = Cgroup::create_in(&v1_tree(root), "/berth/c1", None).expect("create");
+        let CgroupFs::V1 { binds, links } = cg.fs() else { panic!("v1 tree gave {:?}", cg.fs()) };
+        let names: Vec<&str> = binds.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"memory") && names.contains(&"cpu,cpuacct"), "{names:?}");
+        for (name, dir) in &binds {
+            assert_eq!(*dir, root.join(name).join("berth/c1"), "{name} binds the container's own directory");
+        }
+        assert!(links.contains(&("cpu".into(), "cpu,cpuacct".into())), "{links:?}");
+        assert!(links.contains(&("cpuacct".into(), "cpu,cpuacct".into())), "{links:?}");
+        // A link never hides a hierarchy of that name; odd names are left out.
+        let fs = v1_fs(
+            [("cpu", "/a"), ("cpu,cpuacct", "/b"), ("", "/c"), ("memory", "/d"), ("memory", "/e")]
+                .into_iter()
+                .map(|(n, d)| (n.to_string(), PathBuf::from(d))),
+        );
+        let want_binds =
+            vec![("cpu".into(), "/a".into()), ("cpu,cpuacct".into(), "/b".into()), ("memory".into(), "/d".into())];
+        assert_eq!(fs, CgroupFs::V1 { binds: want_binds, links: vec![("cpuacct".into(), "cpu,cpuacct".into())] });
     }
 
     #[test]

@@ -12,6 +12,7 @@ use nix::sys::stat::{Mode, SFlag, fstat, makedev, mkdirat};
 use nix::sys::statvfs::{FsFlags, fstatvfs};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 
+use crate::cgroups::CgroupFs;
 use crate::console::{self, Console};
 use crate::{Error, Result, sys};
 
@@ -429,7 +430,7 @@ fn apply_bind_flags(top: &OwnedFd, dest: &Path, flags: MsFlags, recursive: u64) 
 }
 
 /// Mounts one OCI mount inside the root.
-fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool, sysfs: Option<&Path>) -> Result<()> {
+fn mount_one(root: &Root, m: &Mount, cgroup: &CgroupFs, sysfs: Option<&Path>) -> Result<()> {
     let dest = m.destination();
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
@@ -446,13 +447,11 @@ fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool, sysfs: Option<&Path>) -> R
     } else {
         let target = root.open_target(dest, Create::Dir)?;
         if typ == "cgroup" || typ == "cgroup2" {
-            if cgroup_v2 {
-                mount_on(&target, dest, Path::new("cgroup2"), Some("cgroup2"), opts.flags, "")?;
-            } else {
-                // cgroup v1 hierarchies are not mounted into the container yet: an empty read-only tmpfs stands in,
-                // so that nothing of the host's cgroup tree is visible.
-                let flags = MsFlags::MS_RDONLY | opts.flags;
-                mount_on(&target, dest, Path::new("tmpfs"), Some("tmpfs"), flags, "mode=755")?;
+            match cgroup {
+                CgroupFs::Unified => {
+                    mount_on(&target, dest, Path::new("cgroup2"), Some("cgroup2"), opts.flags, "")?;
+                }
+                CgroupFs::V1 { binds, links } => mount_cgroup_v1(root, &target, dest, opts.flags, binds, links)?,
             }
         } else {
             let source = m.source().as_deref().unwrap_or(Path::new(typ));
@@ -471,6 +470,35 @@ fn mount_one(root: &Root, m: &Mount, cgroup_v2: bool, sysfs: Option<&Path>) -> R
     };
     if !opts.propagation.is_empty() {
         do_mount(None, &proc_fd(&top), None, opts.propagation, "")?;
+    }
+    Ok(())
+}
+
+/// cgroup v1 as runc mounts it for Docker: a tmpfs (left writable, as runc leaves it) on `dest`, and in it the
+/// container's own directory of each hierarchy (`binds`), with the mount's flags (read-only unless privileged), plus
+/// the links of joined hierarchies (`cpu` → `cpu,cpuacct`). Nothing above the container's cgroup is visible.
+fn mount_cgroup_v1(
+    root: &Root,
+    target: &Target,
+    dest: &Path,
+    flags: MsFlags,
+    binds: &[(String, PathBuf)],
+    links: &[(String, String)],
+) -> Result<()> {
+    let tmpfs_flags = flags - MsFlags::MS_RDONLY;
+    mount_on(target, dest, Path::new("tmpfs"), Some("tmpfs"), tmpfs_flags, "mode=755")?;
+    let top = root.open_mounted(dest, target)?;
+    let bind_flags = flags & (MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    for (name, source) in binds {
+        let sub = dest.join(name);
+        let t = root.open_target(&sub, Create::Dir)?;
+        mount_on(&t, &sub, source, None, MsFlags::MS_BIND | MsFlags::MS_REC, "")?;
+        let sub_top = root.open_mounted(&sub, &t)?;
+        apply_bind_flags(&sub_top, &sub, bind_flags, 0)?;
+    }
+    for (link, to) in links {
+        nix::unistd::symlinkat(to.as_str(), &top, link.as_str())
+            .map_err(Error::sys(format!("symlink {}/{link}", dest.display())))?;
     }
     Ok(())
 }
@@ -619,7 +647,7 @@ pub fn setup_rootfs(
     spec: &Spec,
     rootfs: &Path,
     console: bool,
-    cgroup_v2: bool,
+    cgroup: &CgroupFs,
     sysfs: Option<&Path>,
 ) -> Result<Option<Console>> {
     let linux = spec.linux().as_ref();
@@ -635,7 +663,7 @@ pub fn setup_rootfs(
         if m.destination() == Path::new("/dev") && m.typ().as_deref() == Some("tmpfs") {
             dev_is_tmpfs = true;
         }
-        mount_one(&root, m, cgroup_v2, sysfs)?;
+        mount_one(&root, m, cgroup, sysfs)?;
     }
     if dev_is_tmpfs {
         create_devices(&root, linux.and_then(|l| l.devices().as_deref()).unwrap_or_default())?;

@@ -90,6 +90,10 @@ pub struct ShimConfig {
     pub exit_path: PathBuf,
     /// Docker's `-u` value; resolved by the shim against the container's `/etc/passwd` and `/etc/group`.
     pub user: String,
+    /// `HostConfig.GroupAdd`: supplementary groups (names of the container's `/etc/group`, or numbers) for the init
+    /// and every exec.
+    #[serde(default)]
+    pub group_add: Vec<String>,
     /// Initial terminal size (rows, columns).
     pub console_size: Option<(u16, u16)>,
 }

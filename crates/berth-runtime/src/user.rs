@@ -9,7 +9,8 @@ use crate::{Error, Result};
 pub struct User {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: the groups of `/etc/group` that list the user by name.
+    /// Supplementary groups, as Docker 20.10 gives them: the primary group, the groups of `/etc/group` that list the
+    /// user by name (when `-u` named no group), then `--group-add`'s; each once.
     pub additional_gids: Vec<u32>,
     /// The home directory (`/` when the user has no passwd entry), for a default `HOME`.
     pub home: String,
@@ -75,11 +76,33 @@ pub fn validate_spec(spec: &str) -> Result<()> {
 }
 
 /// Resolves `spec` (Docker's `user[:group]`, names or numbers; empty means root) using the files under `root`
-/// (`root/etc/passwd`, `root/etc/group`). Missing files are treated as empty, like Docker.
-pub fn resolve(root: &Path, spec: &str) -> Result<User> {
+/// (`root/etc/passwd`, `root/etc/group`), adding `group_add` (`HostConfig.GroupAdd`: group names looked up in
+/// `/etc/group`, numbers as they are). Missing files are treated as empty, like Docker.
+pub fn resolve(root: &Path, spec: &str, group_add: &[String]) -> Result<User> {
     let passwd = read_in_root(root, "etc/passwd");
     let group = read_in_root(root, "etc/group");
-    resolve_in(&passwd, &group, spec)
+    let mut user = resolve_in(&passwd, &group, spec)?;
+    for g in additional_groups(&group, group_add)? {
+        if !user.additional_gids.contains(&g) {
+            user.additional_gids.push(g);
+        }
+    }
+    Ok(user)
+}
+
+/// `--group-add` values as runc's `GetAdditionalGroups` resolves them: a name or number of `/etc/group`, else a
+/// number as it is; anything else is Docker's error.
+fn additional_groups(group: &str, names: &[String]) -> Result<Vec<u32>> {
+    let groups = parse_group(group);
+    names
+        .iter()
+        .map(|n| match groups.iter().find(|e| e.name == *n) {
+            Some(e) => Ok(e.gid),
+            None => n
+                .parse::<u32>()
+                .map_err(|_| Error::User(format!("Unable to find group {n}: no matching entries in group file"))),
+        })
+        .collect()
 }
 
 /// Reads a small regular file of a container's root file system: symlinks resolve inside `root` (never to the
@@ -133,15 +156,16 @@ fn resolve_in(passwd: &str, group: &str, spec: &str) -> Result<User> {
                 .map_err(|_| Error::User(format!("unable to find group {g}: no matching entries in group file")))?,
         };
     }
-    let additional_gids = match (&name, group_part) {
-        (Some(n), None) => {
-            let mut v: Vec<u32> =
-                groups.iter().filter(|e| e.members.iter().any(|m| m == n) && e.gid != gid).map(|e| e.gid).collect();
-            v.dedup();
-            v
+    // Docker (20.10.24 and later) puts the primary group first among the supplementary ones, so root's `id` shows
+    // `groups=0(root),…`: a program that drops its primary group keeps its access through it.
+    let mut additional_gids = vec![gid];
+    if let (Some(n), None) = (&name, group_part) {
+        for e in groups.iter().filter(|e| e.members.iter().any(|m| m == n)) {
+            if !additional_gids.contains(&e.gid) {
+                additional_gids.push(e.gid);
+            }
         }
-        _ => Vec::new(),
-    };
+    }
     Ok(User { uid, gid, additional_gids, home })
 }
 
@@ -156,13 +180,27 @@ mod tests {
     fn resolves_names_and_numbers() {
         let u = resolve_in(PASSWD, GROUP, "www").expect("www");
         assert_eq!((u.uid, u.gid, u.home.as_str()), (33, 33, "/var/www"));
-        assert_eq!(u.additional_gids, vec![50, 29]);
+        assert_eq!(u.additional_gids, vec![33, 50, 29]);
         let u = resolve_in(PASSWD, GROUP, "1000:1000").expect("numeric");
         assert_eq!((u.uid, u.gid, u.home.as_str()), (1000, 1000, "/"));
+        assert_eq!(u.additional_gids, vec![1000]);
         let u = resolve_in(PASSWD, GROUP, "33:staff").expect("uid:group");
         assert_eq!((u.uid, u.gid), (33, 50));
-        assert!(u.additional_gids.is_empty());
-        assert_eq!(resolve_in(PASSWD, GROUP, "").expect("root").uid, 0);
+        assert_eq!(u.additional_gids, vec![50]);
+        let root = resolve_in(PASSWD, GROUP, "").expect("root");
+        assert_eq!((root.uid, root.additional_gids), (0, vec![0]));
+    }
+
+    #[test]
+    fn group_add_by_name_or_number() {
+        // As Docker 20.10 (`-u 1000 --group-add wheel --group-add 1234` gave additionalGids [0, 10, 1234]).
+        let group = "root:x:0:\nwheel:x:10:root\n";
+        assert_eq!(
+            additional_groups(group, &["wheel".into(), "1234".into(), "0".into()]).expect("ok"),
+            vec![10, 1234, 0]
+        );
+        let e = additional_groups(group, &["nosuch".into()]).expect_err("unknown");
+        assert_eq!(e.to_string(), "Unable to find group nosuch: no matching entries in group file");
     }
 
     #[test]

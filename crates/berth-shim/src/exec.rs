@@ -83,7 +83,8 @@ fn start(bundle: &Path, request: &Path) -> Result<(Pid, Option<std::fs::File>)> 
     let mut req: ExecRequest = crate::read_json(request)?;
     let pid_text = std::fs::read_to_string(bundle.join(shim::INIT_PID_FILE)).context("container is not running")?;
     let init_pid = Pid::from_raw(pid_text.trim().parse().context("invalid init.pid")?);
-    crate::apply_user(&mut req.process, &PathBuf::from(format!("/proc/{init_pid}/root")), &req.user)?;
+    let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+    crate::apply_user(&mut req.process, &root, &req.user, &cfg.group_add)?;
     berth_runtime::sys::set_child_subreaper()?;
     let runtime = berth_runtime::by_name(&cfg.runtime, &cfg.runtime_root);
     let terminal = req.process.terminal().unwrap_or(false);

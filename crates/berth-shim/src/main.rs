@@ -51,9 +51,14 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T
 }
 
 /// Resolves Docker's `-u` value against the files under `root` and writes the result into `process`
-/// (uid, gid, supplementary groups, and `HOME` when the environment has none).
-fn apply_user(process: &mut oci_spec::runtime::Process, root: &std::path::Path, spec: &str) -> Result<()> {
-    let user = berth_runtime::user::resolve(root, spec)?;
+/// (uid, gid, supplementary groups with `group_add`, and `HOME` when the environment has none).
+fn apply_user(
+    process: &mut oci_spec::runtime::Process,
+    root: &std::path::Path,
+    spec: &str,
+    group_add: &[String],
+) -> Result<()> {
+    let user = berth_runtime::user::resolve(root, spec, group_add)?;
     let u = process.user_mut();
     u.set_uid(user.uid);
     u.set_gid(user.gid);

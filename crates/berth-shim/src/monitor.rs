@@ -166,7 +166,7 @@ impl Monitor {
         let rootfs = mount_rootfs(&bundle, &cfg)?;
         let mut spec = berth_runtime::load_spec(&bundle)?;
         if let Some(p) = spec.process_mut() {
-            crate::apply_user(p, &rootfs, &cfg.user)?;
+            crate::apply_user(p, &rootfs, &cfg.user, &cfg.group_add)?;
         }
         berth_runtime::save_spec(&bundle, &spec)?;
 

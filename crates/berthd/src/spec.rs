@@ -73,6 +73,19 @@ pub struct SpecInputs<'a> {
     pub mounts: Vec<Value>,
     /// `--userns-remap`: a user namespace mapping the container's IDs from 0 to this range.
     pub idmap: Option<berth_runtime::shim::IdMap>,
+    /// The variables of its legacy links; the container's own variables of the same names win, as in Docker.
+    pub link_env: &'a [String],
+}
+
+/// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
+/// (Docker 20.10's defaults: `private` on v2, `host` on v1).
+fn private_cgroupns(host: &HostConfig, cgroup_v2: bool) -> bool {
+    use berth_api::models::HostConfigCgroupnsModeEnum as Mode;
+    match host.cgroupns_mode {
+        Some(Mode::PRIVATE) => true,
+        Some(Mode::HOST) => false,
+        None | Some(Mode::EMPTY) => cgroup_v2,
+    }
 }
 
 /// Builds the OCI spec for a container.
@@ -91,6 +104,11 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if tty && !env.iter().any(|e| e.starts_with("TERM=")) {
         env.push("TERM=xterm".into());
     }
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let own: std::collections::HashSet<String> = env.iter().map(|e| key(e)).collect();
+    let links: Vec<String> = inp.link_env.iter().filter(|e| !own.contains(&key(e))).cloned().collect();
+    let at = env.iter().position(|e| e.starts_with("HOSTNAME=")).map_or(1.min(env.len()), |p| p + 1);
+    env.splice(at..at, links);
     let cwd = match config.working_dir.as_deref() {
         Some(w) if !w.is_empty() => w.to_string(),
         _ => "/".to_string(),
@@ -107,7 +125,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", dev_opts]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro", "nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [dev_opts, "nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
     ];
     // From here on, mounts are ordered by depth with the user's (stable): a volume on `/etc` goes under the
@@ -143,7 +161,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if let Some(ns) = inp.netns {
         namespaces.push(json!({"type": "network", "path": ns}));
     }
-    if inp.cgroup_v2 {
+    if private_cgroupns(host, inp.cgroup_v2) {
         namespaces.push(json!({"type": "cgroup"}));
     }
     if inp.idmap.is_some() {
@@ -280,6 +298,7 @@ mod tests {
             cgroup_v2: false,
             mounts: Vec::new(),
             idmap: None,
+            link_env: &[],
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -288,6 +307,15 @@ mod tests {
         assert!(env.contains(&"TERM=xterm".to_string()) && env.contains(&"HOSTNAME=abc".to_string()));
         assert!(env[0].starts_with("PATH="));
         assert_eq!(spec.hostname().as_deref(), Some("abc"));
+        // Link variables go after HOSTNAME; the container's own variables of the same names win.
+        let links = ["DB_NAME=/abc/db".to_string(), "A=from-link".into()];
+        let with_links =
+            build(&config, &host, &SpecInputs { link_env: &links, args: inp.args.clone(), mounts: Vec::new(), ..inp })
+                .expect("spec");
+        let env = with_links.process().as_ref().and_then(|p| p.env().clone()).unwrap_or_default();
+        let at = env.iter().position(|e| e.starts_with("HOSTNAME=")).expect("HOSTNAME");
+        assert_eq!(env[at + 1], "DB_NAME=/abc/db");
+        assert!(env.contains(&"A=1".to_string()) && !env.contains(&"A=from-link".to_string()), "{env:?}");
         let linux = spec.linux().as_ref().expect("linux");
         assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
         assert!(linux.seccomp().is_none());
@@ -318,6 +346,7 @@ mod tests {
             cgroup_v2: false,
             mounts: Vec::new(),
             idmap: None,
+            link_env: &[],
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),
@@ -340,5 +369,38 @@ mod tests {
         let seccomp = linux.seccomp().as_ref().expect("seccomp");
         assert_eq!(seccomp.default_action(), oci_spec::runtime::LinuxSeccompAction::ScmpActAllow);
         assert_eq!(spec.process().as_ref().and_then(|p| p.no_new_privileges()), Some(true));
+    }
+
+    #[test]
+    fn cgroup_namespace_and_mount_as_docker() {
+        use berth_api::models::HostConfigCgroupnsModeEnum as Mode;
+        let config = ContainerConfig::default();
+        let inp = |v2| SpecInputs {
+            id: "abc",
+            args: vec!["sh".into()],
+            container_dir: Path::new("/c"),
+            netns: None,
+            cgroup_v2: v2,
+            mounts: Vec::new(),
+            idmap: None,
+            link_env: &[],
+        };
+        let has_ns = |host: &HostConfig, v2| {
+            let spec = build(&config, host, &inp(v2)).expect("spec");
+            let linux = spec.linux().clone().expect("linux");
+            linux.namespaces().iter().flatten().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Cgroup)
+        };
+        let mode = |m| HostConfig { cgroupns_mode: m, ..Default::default() };
+        // Docker 20.10: private by default on v2, host on v1; an explicit mode wins on either.
+        assert!(has_ns(&mode(None), true) && !has_ns(&mode(None), false));
+        assert!(has_ns(&mode(Some(Mode::EMPTY)), true));
+        assert!(has_ns(&mode(Some(Mode::PRIVATE)), false) && !has_ns(&mode(Some(Mode::HOST)), true));
+        let cgroup_opts = |host: &HostConfig| {
+            let spec = build(&config, host, &inp(false)).expect("spec");
+            let m = spec.mounts().iter().flatten().find(|m| m.destination() == Path::new("/sys/fs/cgroup")).cloned();
+            m.and_then(|m| m.options().clone()).unwrap_or_default()
+        };
+        assert_eq!(cgroup_opts(&HostConfig::default())[0], "ro");
+        assert_eq!(cgroup_opts(&HostConfig { privileged: Some(true), ..Default::default() })[0], "rw");
     }
 }

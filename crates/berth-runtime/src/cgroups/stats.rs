@@ -668,7 +668,11 @@ mod tests {
                 )],
             );
         }
-        Cgroup { path: "berth/c1".into(), version: Version::V2, dirs: vec![Dir { controllers: Vec::new(), path: dir }] }
+        Cgroup {
+            path: "berth/c1".into(),
+            version: Version::V2,
+            dirs: vec![Dir { controllers: Vec::new(), path: dir, hierarchy: String::new() }],
+        }
     }
 
     /// v2's notifier wakes when `memory.events` changes (a kill counted), and says when the cgroup is gone.

@@ -42,6 +42,9 @@ pub struct ContainerOpts {
     /// Optional parent cgroup for the container
     #[arg(long = "cgroup-parent", value_name = "PATH")]
     pub cgroup_parent: Option<String>,
+    /// Cgroup namespace to use (host|private); empty: the daemon's default (private on cgroup v2, host on v1)
+    #[arg(long = "cgroupns", value_name = "MODE", value_parser = ["", "host", "private"])]
+    pub cgroupns: Option<String>,
     /// Write the container ID to the file
     #[arg(long = "cidfile", value_name = "FILE")]
     pub cidfile: Option<String>,
@@ -543,6 +546,11 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         runtime: o.runtime.clone(),
         init: o.init.then_some(true),
         cgroup_parent: o.cgroup_parent.clone(),
+        cgroupns_mode: match o.cgroupns.as_deref() {
+            Some("host") => Some(berth_api::models::HostConfigCgroupnsModeEnum::HOST),
+            Some("private") => Some(berth_api::models::HostConfigCgroupnsModeEnum::PRIVATE),
+            _ => None,
+        },
         ipc_mode: o.ipc.clone(),
         pid_mode: o.pid.clone(),
         uts_mode: o.uts.clone(),

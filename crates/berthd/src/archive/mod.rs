@@ -336,7 +336,7 @@ impl Fs {
         }
         let owner = match self.rec.config.user.as_deref().filter(|u| opts.copy_uid_gid && !u.is_empty()) {
             Some(u) => {
-                let user = berth_runtime::user::resolve(&self.root_path, u)
+                let user = berth_runtime::user::resolve(&self.root_path, u, &[])
                     .map_err(|e| Error::InvalidArgument(e.to_string()))?;
                 Some((user.uid, user.gid))
             }

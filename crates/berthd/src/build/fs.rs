@@ -467,7 +467,7 @@ fn copy_in(
 ) -> Result<(), Error> {
     let owner = match job.chown.as_deref().filter(|c| !c.is_empty()) {
         Some(spec) => {
-            let u = berth_runtime::user::resolve(root_path, spec).map_err(|e| {
+            let u = berth_runtime::user::resolve(root_path, spec, &[]).map_err(|e| {
                 Error::InvalidArgument(format!(
                     "{} failed: unable to convert uid/gid chown string to host mapping: {e}",
                     job.what
@@ -603,7 +603,7 @@ pub fn ensure_dir(lower: Vec<PathBuf>, dirs: &StepDirs, path: String, owner: Opt
             return Ok(false);
         }
         let owner = match owner.filter(|o| !o.is_empty()) {
-            Some(spec) => berth_runtime::user::resolve(&mnt, &spec).map(|u| (u.uid, u.gid)).unwrap_or((0, 0)),
+            Some(spec) => berth_runtime::user::resolve(&mnt, &spec, &[]).map(|u| (u.uid, u.gid)).unwrap_or((0, 0)),
             None => (0, 0),
         };
         mkdir_all(root.as_fd(), &path, owner)?;

@@ -106,6 +106,66 @@ pub(super) fn check_network_options(
     Ok(())
 }
 
+/// The legacy container-wide `Config.MacAddress` (API < 1.44; bollard's models no longer have it), moved to the
+/// endpoint of the container's primary network as dockerd 25 does (`handleMACAddressBC`): before 1.44 it replaces
+/// that endpoint's address; from 1.44 an endpoint's own address must agree with it.
+pub fn migrate_legacy_mac(
+    body: &mut ContainerCreateBody,
+    mac: Option<&str>,
+    v: berth_api::ApiVersion,
+) -> Result<(), Error> {
+    use crate::networks::Mode;
+    let Some(mac) = mac.filter(|m| !m.is_empty()) else { return Ok(()) };
+    let mode_name = body.host_config.as_ref().and_then(|h| h.network_mode.clone()).unwrap_or_default();
+    match crate::networks::mode(&mode_name) {
+        Mode::Container(_) => {
+            return Err(Error::InvalidArgument("conflicting options: mac-address and the network mode".into()));
+        }
+        Mode::Host | Mode::None => return Ok(()),
+        Mode::Bridge => {}
+    }
+    let name = match mode_name.as_str() {
+        "" | "default" => crate::networks::DEFAULT_BRIDGE.to_string(),
+        m => m.to_string(),
+    };
+    let configs = body
+        .networking_config
+        .get_or_insert_with(Default::default)
+        .endpoints_config
+        .get_or_insert_with(Default::default);
+    if v < (berth_api::ApiVersion { major: 1, minor: 44 }) {
+        if configs.is_empty() {
+            configs.insert(name, Default::default());
+        }
+        for ep in configs.values_mut() {
+            ep.mac_address = Some(mac.to_string());
+        }
+        return Ok(());
+    }
+    if configs.is_empty() {
+        configs.insert(name.clone(), Default::default());
+    }
+    let Some(ep) = configs.get_mut(&name) else {
+        return Err(Error::InvalidArgument(
+            "if a container-wide MAC address is supplied, HostConfig.NetworkMode must match the identity of a network \
+             in NetworkSettings.Networks"
+                .into(),
+        ));
+    };
+    match ep.mac_address.as_deref().filter(|m| !m.is_empty()) {
+        None => ep.mac_address = Some(mac.to_string()),
+        Some(own) if own != mac => {
+            return Err(Error::InvalidArgument(
+                "the container-wide MAC address must match the endpoint-specific MAC address for the main network, or \
+                 be left empty"
+                    .into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
 /// `--tmpfs` destinations, checked at creation as Docker does.
 pub(super) fn check_tmpfs(host: &HostConfig) -> Result<(), Error> {
     for dest in host.tmpfs.iter().flat_map(|t| t.keys()) {
@@ -241,6 +301,9 @@ pub async fn create_with(
     if let Ok(existing) = d.container(&format!("/{name}")) {
         return Err(name_conflict(&name, &existing.id));
     }
+    if let Some(links) = host.links.take().filter(|l| !l.is_empty()) {
+        host.links = Some(crate::networks::links::links_at_create(d, &name, &network_mode, &links)?);
+    }
     // Until the container is in the table (where `volume rm` sees it), its volumes cannot be removed.
     let _using_volumes = d.volumes.lock.lock().await;
     let planned = crate::mounts::plan(d, &config, &host)?;
@@ -277,7 +340,7 @@ pub async fn create_with(
         let io = |e: std::io::Error| Error::Internal(format!("create container directory: {e}"));
         std::fs::create_dir_all(dir.join("upper")).map_err(io)?;
         std::fs::create_dir_all(dir.join("work")).map_err(io)?;
-        d.networks.write_files(&dir, &hostname, &[], &rec, None)
+        d.networks.write_files(&dir, &hostname, &[], &rec, None, &[])
     })();
     if let Err(e) = setup {
         let _ = std::fs::remove_dir_all(&dir);

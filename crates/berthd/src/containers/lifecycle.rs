@@ -61,6 +61,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 cgroup_v2: berth_runtime::cgroups::is_unified(),
                 mounts: crate::mounts::spec_mounts(&rec.mounts)?,
                 idmap,
+                link_env: &sandbox.link_env,
             },
         )?;
         let shim_cfg = ShimConfig {
@@ -80,6 +81,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             log: crate::logs::policy_of(&rec.host_config)?,
             exit_path: exit_path(d, &rec.id),
             user: rec.config.user.clone().unwrap_or_default(),
+            group_add: rec.host_config.group_add.clone().unwrap_or_default(),
             console_size: None,
         };
         let write = (|| -> Result<(), String> {

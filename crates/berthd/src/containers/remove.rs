@@ -108,3 +108,21 @@ pub(super) fn removal_failed(c: &Container, e: Error) -> Error {
     });
     e
 }
+
+/// `docker rm --link /web/db` (`DELETE /containers/web/db?link=1`): forgets the legacy link `db` of container `web`
+/// (its `HostConfig.Links`; a running container keeps what it was started with until its next start, as with
+/// Docker, whose environment cannot change either). `name` without a parent is Docker's 409.
+pub async fn remove_link(d: &Arc<Daemon>, name: &str) -> Result<(), Error> {
+    let name = name.trim_start_matches('/');
+    let not_found = || Error::NotFound(format!("No such container: {name}"));
+    let Some((parent, alias)) = name.split_once('/') else {
+        return Err(Error::Conflict("Conflict, cannot remove the default link name of the container".into()));
+    };
+    let c = d.container(parent).map_err(|_| not_found())?;
+    let _guard = c.lifecycle.lock().await;
+    let rec = c.record();
+    let links = rec.host_config.links.clone().unwrap_or_default();
+    let kept = crate::networks::links::without_link(&links, &format!("{}/{alias}", rec.name)).ok_or_else(not_found)?;
+    let rec = c.update(|r| r.host_config.links = Some(kept));
+    write_doc(d, &rec, Some(c.removed.clone()), true).await
+}

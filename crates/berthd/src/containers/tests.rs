@@ -464,3 +464,46 @@ async fn sizes_count_the_writable_layer_and_the_image() {
     std::fs::write(upper.join("g"), [0u8; 24]).unwrap();
     assert_eq!(sizes(&t.d, &c.record()).await, (1024, 1024 + image));
 }
+
+#[test]
+fn legacy_mac_goes_to_the_primary_endpoint() {
+    use berth_api::ApiVersion;
+    use berth_api::models::{EndpointSettings, NetworkingConfig};
+    let (old, new) = (ApiVersion { major: 1, minor: 38 }, ApiVersion { major: 1, minor: 44 });
+    let body = |mode: &str, ep: Option<(&str, &str)>| ContainerCreateBody {
+        host_config: Some(HostConfig { network_mode: Some(mode.into()), ..Default::default() }),
+        networking_config: ep.map(|(n, m)| NetworkingConfig {
+            endpoints_config: Some(
+                [(n.to_string(), EndpointSettings { mac_address: Some(m.into()), ..Default::default() })].into(),
+            ),
+        }),
+        ..Default::default()
+    };
+    let mac_of = |b: &ContainerCreateBody, n: &str| {
+        b.networking_config
+            .as_ref()
+            .and_then(|c| c.endpoints_config.as_ref())
+            .and_then(|e| e.get(n)?.mac_address.clone())
+    };
+    let mac = Some("02:00:00:00:00:01");
+    // Before 1.44 it replaces the endpoint's; the default network is `bridge`.
+    let mut b = body("", None);
+    migrate_legacy_mac(&mut b, mac, old).unwrap();
+    assert_eq!(mac_of(&b, "bridge").as_deref(), mac);
+    let mut b = body("net", Some(("net", "02:00:00:00:00:02")));
+    migrate_legacy_mac(&mut b, mac, old).unwrap();
+    assert_eq!(mac_of(&b, "net").as_deref(), mac);
+    // From 1.44 an endpoint's own address must agree, and the primary network must be named.
+    let mut b = body("net", Some(("net", "02:00:00:00:00:02")));
+    assert!(matches!(migrate_legacy_mac(&mut b, mac, new), Err(Error::InvalidArgument(m)) if m.contains("must match")));
+    let mut b = body("net", Some(("other", "02:00:00:00:00:02")));
+    assert!(migrate_legacy_mac(&mut b, mac, new).is_err());
+    let mut b = body("net", None);
+    migrate_legacy_mac(&mut b, mac, new).unwrap();
+    assert_eq!(mac_of(&b, "net").as_deref(), mac);
+    // Not with another container's network; nothing to do for host.
+    assert!(migrate_legacy_mac(&mut body("container:x", None), mac, old).is_err());
+    let mut b = body("host", None);
+    migrate_legacy_mac(&mut b, mac, new).unwrap();
+    assert!(b.networking_config.is_none());
+}

@@ -17,6 +17,8 @@ use crate::containers::persist::container_dir;
 use crate::containers::record::Record;
 use crate::daemon::Daemon;
 
+use super::links::Linked;
+
 use super::*;
 
 pub(super) fn parse_ipv4(s: Option<&str>) -> Result<Option<Ipv4Addr>, Error> {
@@ -26,9 +28,25 @@ pub(super) fn parse_ipv4(s: Option<&str>) -> Result<Option<Ipv4Addr>, Error> {
     }
 }
 
+/// A MAC address asked for, normalised (`02:42:…`); Docker's 400 when it is not one.
+pub(super) fn parse_mac(s: Option<&str>) -> Result<Option<String>, Error> {
+    match s.filter(|s| !s.is_empty()) {
+        Some(s) => ipam::parse_mac(s)
+            .map(|m| Some(ipam::mac_string(&m)))
+            .ok_or_else(|| Error::InvalidArgument(format!("invalid MAC address {s}"))),
+        None => Ok(None),
+    }
+}
+
+/// The MAC address of an endpoint: the one asked for, else one made from its IP address (as Docker's bridge driver).
+pub(super) fn mac_of(ep: &Endpoint, ip: Ipv4Addr) -> [u8; 6] {
+    ep.requested_mac.as_deref().and_then(ipam::parse_mac).unwrap_or_else(|| ipam::mac_for(ip))
+}
+
 /// The endpoint a container asks for on network `rec`, validated as Docker does.
 pub fn endpoint_for(rec: &NetworkRecord, cfg: Option<&EndpointSettings>) -> Result<Endpoint, Error> {
     let aliases: Vec<String> = cfg.and_then(|c| c.aliases.clone()).unwrap_or_default();
+    let requested_mac = parse_mac(cfg.and_then(|c| c.mac_address.as_deref()))?;
     let ip = parse_ipv4(cfg.and_then(|c| c.ipam_config.as_ref()).and_then(|i| i.ipv4_address.as_deref()))?;
     if !rec.is_bridge() {
         return Err(Error::InvalidArgument(format!(
@@ -58,6 +76,7 @@ pub fn endpoint_for(rec: &NetworkRecord, cfg: Option<&EndpointSettings>) -> Resu
         network_id: rec.id.clone(),
         aliases,
         requested_ip: ip,
+        requested_mac,
         links: cfg.and_then(|c| c.links.clone()).unwrap_or_default(),
         driver_opts: cfg.and_then(|c| c.driver_opts.clone()).unwrap_or_default(),
         link_local_ips: cfg
@@ -125,6 +144,8 @@ pub struct Sandbox {
     pub files_dir: PathBuf,
     /// The hostname (another container's, for `container:`).
     pub hostname: Option<String>,
+    /// The variables of its legacy links (`<ALIAS>_PORT`…), for its environment.
+    pub link_env: Vec<String>,
 }
 
 pub(super) fn slot_names(id: &str, slot: usize) -> (String, String) {
@@ -151,8 +172,11 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
     match mode(&network_mode) {
         Mode::Host => {
             let hostname = rec.config.hostname.clone().unwrap_or_default();
-            d.networks.write_files(dir, &hostname, &[], rec, None)?;
-            Ok((NetState::default(), Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None }))
+            d.networks.write_files(dir, &hostname, &[], rec, None, &[])?;
+            Ok((
+                NetState::default(),
+                Sandbox { netns: None, files_dir: dir.to_path_buf(), hostname: None, link_env: Vec::new() },
+            ))
         }
         Mode::Container(target) => {
             let other = d.container(&target)?;
@@ -171,16 +195,21 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
                     netns: (!host_ns).then_some(ns),
                     files_dir: container_dir(d, &orec.id),
                     hostname: orec.config.hostname.clone(),
+                    link_env: Vec::new(),
                 },
             ))
         }
-        Mode::None | Mode::Bridge => d.networks.attach(rec, dir).await,
+        Mode::None | Mode::Bridge => {
+            let links = super::links::resolve(d, rec)?;
+            d.networks.attach(rec, dir, &links).await
+        }
     }
 }
 
 impl Networks {
-    /// [`attach`] of a container with a namespace of its own (network mode `none` or bridge networks).
-    pub async fn attach(&self, rec: &Record, dir: &Path) -> Result<(NetState, Sandbox), Error> {
+    /// [`attach`] of a container with a namespace of its own (network mode `none` or bridge networks), with its
+    /// legacy links resolved.
+    pub async fn attach(&self, rec: &Record, dir: &Path, links: &[Linked]) -> Result<(NetState, Sandbox), Error> {
         let n = self;
         let hostname = rec.config.hostname.clone().unwrap_or_default();
         let id = rec.id.clone();
@@ -224,7 +253,7 @@ impl Networks {
                     }
                 };
                 let (ifname, host_ifname) = slot_names(&id, slot);
-                let mac = ipam::mac_for(ip);
+                let mac = mac_of(want, ip);
                 let default_gateway = (!net.rec.internal && !gateway_set).then_some(pool.gateway);
                 gateway_set |= default_gateway.is_some();
                 ifaces.push(Interface {
@@ -286,9 +315,7 @@ impl Networks {
                 n.apply_firewall().await?;
             }
             n.refresh_dns();
-            let resolver =
-                endpoints.iter().find_map(|e| n.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway));
-            n.write_files(dir, &hostname, &endpoints, rec, resolver)
+            n.write_files(dir, &hostname, &endpoints, rec, n.resolver(&endpoints), links)
         };
         if let Err(e) = result.await {
             // No other container can have joined a namespace that is only being made.
@@ -300,7 +327,8 @@ impl Networks {
             ports: ports.into_iter().map(|(p, _)| p).collect(),
             sandbox: sandbox.display().to_string(),
         };
-        Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None }))
+        let link_env = links.iter().flat_map(|l| l.env.iter().cloned()).collect();
+        Ok((state, Sandbox { netns: Some(sandbox), files_dir: dir.to_path_buf(), hostname: None, link_env }))
     }
 }
 
@@ -510,8 +538,9 @@ pub(super) fn write_etc_file(path: PathBuf, data: impl AsRef<[u8]>) -> std::io::
 }
 
 impl Networks {
-    /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses and `--add-host` entries; the
-    /// embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or `--dns`).
+    /// Writes the container's `hostname`, `hosts` and `resolv.conf`: its own addresses, `--add-host` entries and
+    /// legacy links; the embedded DNS server (`resolver`) on user-defined networks, else the host's resolvers (or
+    /// `--dns`).
     pub fn write_files(
         &self,
         dir: &Path,
@@ -519,6 +548,7 @@ impl Networks {
         endpoints: &[Endpoint],
         rec: &Record,
         resolver: Option<Ipv4Addr>,
+        links: &[Linked],
     ) -> Result<(), Error> {
         let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
         let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
@@ -532,6 +562,9 @@ impl Networks {
             let (name, ip) = h.split_once(':').or_else(|| h.split_once('=')).unwrap_or((h.as_str(), ""));
             hosts += &format!("{ip}\t{name}\n");
         }
+        for l in links {
+            hosts += &l.hosts_line();
+        }
         if !host_mode {
             for e in endpoints {
                 if let Some(ip) = e.ip {
@@ -540,6 +573,20 @@ impl Networks {
             }
         }
         write_etc_file(dir.join("hosts"), hosts).map_err(io)?;
+        self.write_resolv_conf(dir, rec, resolver)
+    }
+
+    /// The embedded DNS server a container with `endpoints` asks: its first user-defined network's gateway (`None`:
+    /// only the default bridge, whose containers ask the host's resolvers, as in Docker).
+    pub fn resolver(&self, endpoints: &[Endpoint]) -> Option<Ipv4Addr> {
+        endpoints.iter().find_map(|e| self.find(&e.network_id).ok().filter(|r| !r.is_default()).and(e.gateway))
+    }
+
+    /// Writes the container's `resolv.conf`: the embedded DNS server (`resolver`) on user-defined networks, else
+    /// the host's resolvers (or `--dns`); a running container reads the file in place (its bind mount).
+    pub fn write_resolv_conf(&self, dir: &Path, rec: &Record, resolver: Option<Ipv4Addr>) -> Result<(), Error> {
+        let io = |e: std::io::Error| Error::Internal(format!("write the container's /etc files: {e}"));
+        let host_mode = mode(rec.host_config.network_mode.as_deref().unwrap_or("")) == Mode::Host;
         let host_conf = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let parsed = berth_network::dns::parse_resolv_conf(&host_conf);
         let h = &rec.host_config;

@@ -189,7 +189,18 @@ where
     let id = rec.id.clone();
     let ep = n.connect_running(&rec, &net, ep).await?;
     let ip = ep.ip;
+    let before = n.resolver(&rec.net.endpoints);
+    let mut after_eps = rec.net.endpoints.clone();
+    after_eps.push(ep.clone());
     save(Box::new(|eps| eps.push(ep))).await?;
+    // A container of the default bridge connected to a user-defined network switches to the embedded DNS server,
+    // as Docker does: its `--dns` servers (or berthd's, or the host's) stay its upstreams there.
+    if before.is_none()
+        && let Some(resolver) = n.resolver(&after_eps)
+        && let Err(e) = n.write_resolv_conf(&container_dir(d, &id), &rec, Some(resolver))
+    {
+        tracing::warn!("network connect {}: {e}", &id[..12]);
+    }
     // The container's own entry for the new address, as Docker adds it.
     if let Some(ip) = ip {
         let hosts = container_dir(d, &id).join("hosts");
@@ -229,7 +240,17 @@ where
         }
     }
     let net_id = net.id.clone();
+    let left: Vec<Endpoint> = rec.net.endpoints.iter().filter(|e| e.network_id != net_id).cloned().collect();
     save(Box::new(move |eps| eps.retain(|e| e.network_id != net_id))).await?;
+    // The DNS server it asked may have gone with that network: the next user-defined network's, or the host's
+    // resolvers again.
+    let resolver = n.resolver(&left);
+    if c.is_running()
+        && resolver != n.resolver(&rec.net.endpoints)
+        && let Err(e) = n.write_resolv_conf(&container_dir(d, &rec.id), &rec, resolver)
+    {
+        tracing::warn!("network disconnect {}: {e}", &rec.id[..12]);
+    }
     super::manage::publish(d, &net, "disconnect", Some(&rec.id));
     Ok(())
 }
@@ -262,7 +283,7 @@ impl Networks {
             }
             .map_err(Error::from)?;
             let prefix = net.subnet.map(|s| s.prefix()).unwrap_or(16);
-            let mac = ipam::mac_for(ip);
+            let mac = mac_of(&ep, ip);
             ep.endpoint_id = hex_id(&id, &net.id);
             ep.ip = Some(ip);
             ep.prefix = prefix;

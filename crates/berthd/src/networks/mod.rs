@@ -3,7 +3,8 @@
 //! rebuilt from the containers' records when berthd starts; and what follows from them: the firewall rule set (one
 //! atomic batch per change) and the embedded DNS names.
 //!
-//! One module per concern: `state` (the leaf: records, endpoints, live attachments), `manage`, `attach`, `connect`
+//! One module per concern: `state` (the leaf: records, endpoints, live attachments), `manage`, `attach`, `connect`,
+//! `links` (Docker's legacy links)
 //! (how they look to the API is `crate::views`). Everything public is re-exported here, so callers name `crate::networks::X`. Everything done to the host
 //! (namespaces, links, firewall, DNS sockets, host ports) goes through `berth_network::kernel::Kernel`; `fake` is its
 //! in-memory double for the unit tests (`tests`). The daemon's entry points take the `Daemon`; the work is in
@@ -13,6 +14,7 @@ mod attach;
 mod connect;
 #[cfg(test)]
 pub mod fake;
+pub mod links;
 mod manage;
 pub mod state;
 

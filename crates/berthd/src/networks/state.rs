@@ -95,6 +95,10 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     #[serde(default)]
     pub requested_ip: Option<Ipv4Addr>,
+    /// The MAC address asked for (`EndpointSettings.MacAddress`, or the legacy `Config.MacAddress` for the primary
+    /// network), normalised; otherwise one is made from the IP address.
+    #[serde(default)]
+    pub requested_mac: Option<String>,
     #[serde(default)]
     pub links: Vec<String>,
     #[serde(default)]
@@ -355,6 +359,7 @@ impl Networks {
                     names,
                     upstream: a.upstream.clone(),
                     internal: net.rec.internal,
+                    links: dns_aliases(&e.links),
                 });
             }
         }
@@ -367,6 +372,28 @@ impl Networks {
         let used = rec.aux_addresses.values().filter_map(|a| a.parse().ok()).collect();
         lock(&self.state).nets.insert(rec.id.clone(), Net { rec, pool, used, down: false });
     }
+}
+
+/// `name[:alias]` as moby's `opts.ParseLink`: the alias defaults to the name; a stored link (`/db:/web/alias`)
+/// gives back `db` and `alias`.
+pub fn parse_link(s: &str) -> Result<(String, String), Error> {
+    if s.is_empty() {
+        return Err(Error::InvalidArgument("empty string specified for links".into()));
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        [name] => Ok((name.to_string(), name.to_string())),
+        [name, alias] if name.starts_with('/') => {
+            Ok((name[1..].to_string(), alias.rsplit('/').next().unwrap_or(alias).to_string()))
+        }
+        [name, alias] => Ok((name.to_string(), alias.to_string())),
+        _ => Err(Error::InvalidArgument(format!("bad format for links: {s}"))),
+    }
+}
+
+/// The DNS aliases of an endpoint's links on a user-defined network: (alias, linked container's name).
+pub fn dns_aliases(links: &[String]) -> Vec<(String, String)> {
+    links.iter().filter_map(|l| parse_link(l).ok()).map(|(name, alias)| (alias, name)).collect()
 }
 
 /// Why a container cannot join a network whose bridge could not be brought up.

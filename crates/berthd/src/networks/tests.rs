@@ -69,7 +69,7 @@ impl Env {
     async fn attach(&self, rec: &Record) -> Result<NetState, Error> {
         let dir = self.dir.path().join("c").join(&rec.id);
         std::fs::create_dir_all(&dir).expect("test files");
-        self.n.attach(rec, &dir).await.map(|(s, _)| s)
+        self.n.attach(rec, &dir, &[]).await.map(|(s, _)| s)
     }
 
     /// Every address in use on every network.
@@ -495,12 +495,12 @@ async fn restore_takes_back_the_addresses_and_ports_of_survivors() {
     // Its address is not given again.
     let dir = e.dir.path().join("c2");
     std::fs::create_dir_all(&dir).expect("test files");
-    let (b, _) = n.attach(&on(&n, 2, "two", &[("app", None)]), &dir).await.expect("attached");
+    let (b, _) = n.attach(&on(&n, 2, "two", &[("app", None)]), &dir, &[]).await.expect("attached");
     assert_ne!(b.endpoints[0].ip, a.net.endpoints[0].ip);
     // And its port neither.
     let mut c = on(&n, 3, "three", &[("app", None)]);
     publish(&mut c, "80/tcp", "8080");
-    assert!(n.attach(&c, &dir).await.is_err());
+    assert!(n.attach(&c, &dir, &[]).await.is_err());
     // Once it ends, all of it is free.
     n.release(&a.id, Vec::new).await;
     assert!(e.fake.held_ports().iter().all(|p| p.2 != 8080));
@@ -537,7 +537,7 @@ async fn a_network_whose_bridge_became_a_host_interface_stays_down() {
     let dir = e.dir.path().join("c3");
     std::fs::create_dir_all(&dir).expect("test files");
     let a = on(&n, 1, "one", &[("app", None)]);
-    let (code, msg) = status(n.attach(&a, &dir).await.expect_err("refused"));
+    let (code, msg) = status(n.attach(&a, &dir, &[]).await.expect_err("refused"));
     assert_eq!(code, 409);
     assert!(msg.starts_with("network app is unusable"), "{msg}");
     assert!(lock(&n.state).nets.values().all(|x| x.used.is_empty()));

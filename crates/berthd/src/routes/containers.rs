@@ -19,8 +19,17 @@ use crate::filters::Filters;
 use crate::routes::ApiResult;
 use crate::views;
 
-pub async fn create(d: Daemonic, q: Query, body: Bytes) -> ApiResult<Response> {
-    let body: ContainerCreateBody = json_body(&body)?;
+/// The create body's fields that bollard's v1.53 models no longer have.
+#[derive(serde::Deserialize, Default)]
+struct LegacyCreate {
+    #[serde(rename = "MacAddress", default)]
+    mac_address: Option<String>,
+}
+
+pub async fn create(d: Daemonic, Version(v): Version, q: Query, body: Bytes) -> ApiResult<Response> {
+    let legacy: LegacyCreate = serde_json::from_slice(&body).unwrap_or_default();
+    let mut body: ContainerCreateBody = json_body(&body)?;
+    containers::migrate_legacy_mac(&mut body, legacy.mac_address.as_deref(), v)?;
     let id = containers::create(&d, q.get("name").cloned(), body).await?;
     Ok((StatusCode::CREATED, Json(views::container::created(id, Vec::new()))).into_response())
 }
@@ -133,8 +142,23 @@ pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<
 }
 
 pub async fn remove(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
+    if flag(&q, "link") {
+        containers::remove_link(&d, &id).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     let c = d.container(&id)?;
     containers::remove(&d, &c, flag(&q, "force"), flag(&q, "v")).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /containers/{parent}/{alias}?link=1`: `docker rm --link /parent/alias`. Without `link`, the name
+/// `parent/alias` is no container's.
+pub async fn remove_link(d: Daemonic, Path((id, alias)): Path<(String, String)>, q: Query) -> ApiResult<StatusCode> {
+    let name = format!("{id}/{alias}");
+    if !flag(&q, "link") {
+        return Err(Error::NotFound(format!("No such container: {name}")).into());
+    }
+    containers::remove_link(&d, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

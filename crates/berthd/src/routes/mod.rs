@@ -69,6 +69,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
+        .route("/containers/{id}/{link}", axum::routing::delete(containers::remove_link))
         .route("/containers/{id}/export", get(archive::export))
         .route("/containers/{id}/archive", get(archive::get).head(archive::head).put(archive::put))
         .route("/volumes", get(volumes::list))

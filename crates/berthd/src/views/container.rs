@@ -323,6 +323,12 @@ pub fn inspect(rec: &Record, f: &Facts, size: Option<(u64, u64)>, version: ApiVe
     if version < api(42) {
         merge(&mut v, &["HostConfig"], &KernelMemory { kernel_memory: 0, kernel_memory_tcp: 0 });
     }
+    // Before 1.44 the MAC address asked for is the container-wide `Config.MacAddress` (set only when asked for).
+    if let Some(mac) = rec.net.endpoints.first().and_then(|e| e.requested_mac.clone()).filter(|_| version < api(44))
+        && let Some(Value::Object(c)) = v.get_mut("Config")
+    {
+        c.insert("MacAddress".into(), Value::String(mac));
+    }
     v
 }
 
