@@ -21,9 +21,7 @@ fn json_map<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<BTre
 
 /// `POST /build`: the body is the context (a tar); the answer streams the build's messages.
 pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
-    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
-    let tags: Vec<String> =
-        pairs.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).filter(|t| !t.is_empty()).collect();
+    let tags: Vec<String> = super::query_values(req.uri(), "t").into_iter().filter(|t| !t.is_empty()).collect();
     for t in &tags {
         let r = berth_store::Reference::parse(t).map_err(crate::daemon::store_error)?;
         if r.digest().is_some() {

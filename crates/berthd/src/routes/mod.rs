@@ -26,8 +26,40 @@ pub use error::{ApiError, ApiResult};
 
 /// Shared handler state.
 pub type Daemonic = axum::extract::State<Arc<Daemon>>;
-/// Query parameters, as Docker sends them.
-pub type Query = axum::extract::Query<HashMap<String, String>>;
+/// Query parameters, as Docker reads them: a key given several times counts with its first value (Go's
+/// `FormValue`; docker-py sends `dockerfile` twice for a Dockerfile outside the context). [`query_values`] has them all.
+pub struct Query(pub HashMap<String, String>);
+
+impl std::ops::Deref for Query {
+    type Target = HashMap<String, String>;
+
+    fn deref(&self) -> &HashMap<String, String> {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut q = HashMap::new();
+        for (k, v) in query_pairs(&parts.uri)? {
+            q.entry(k).or_insert(v);
+        }
+        Ok(Query(q))
+    }
+}
+
+fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, Error> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))
+}
+
+/// Every value of the query parameter `key`, in order (`t` of a build, `changes` of an import or commit).
+pub fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
+    query_pairs(uri).unwrap_or_default().into_iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect()
+}
 
 /// The API version of the request (negotiated in `server.rs` from its `/vX.Y` prefix; the newest without one), for
 /// the views that render differently per version.
@@ -66,6 +98,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/commit", post(containers::commit))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/containers/{id}/export", get(archive::export))
@@ -96,6 +130,17 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/session", head(system::no_session).post(system::no_session))
         .fallback(system::not_found)
         .with_state(d)
+}
+
+/// The Dockerfile lines of `changes` (`import -c`, `commit -c`): the parameter may repeat (the docker CLI sends one
+/// per `-c`), and one value may hold several lines.
+pub fn change_lines(uri: &axum::http::Uri) -> Vec<String> {
+    query_values(uri, "changes")
+        .iter()
+        .flat_map(|v| v.split('\n'))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A blocking reader over a request body (for the synchronous store and file system work), fed by a task.

@@ -1,0 +1,285 @@
+//! Issue 15: `docker commit` (`POST /commit`), `docker diff` (`GET /containers/{id}/changes`),
+//! `GET /distribution/{name}/json`, and the classic builder's quirks real clients rely on — through the docker CLI
+//! and the Docker SDK for Python (Debian's `/usr/bin/python3` with python3-docker), compared with a real dockerd
+//! where one is installed.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_integration::*;
+use serde_json::Value;
+
+fn now() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+fn docker_ok(d: &Berthd, args: &[&str]) -> String {
+    let out = d.docker(args).unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
+        stderr(&out),
+        tail(&d.log(), 30)
+    );
+    stdout(&out)
+}
+
+fn setup() -> Option<Berthd> {
+    require_root();
+    if docker_cli().is_none() {
+        skip_missing_tool("no docker CLI at /usr/local/bin/docker");
+        return None;
+    }
+    Some(daemon_with_busybox())
+}
+
+/// Debian's python3 with the Docker SDK, or `None` (said).
+fn python() -> Option<&'static str> {
+    let py = "/usr/bin/python3";
+    let probe = std::process::Command::new(py).args(["-c", "import docker"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        skip_missing_tool("/usr/bin/python3 cannot import docker (apt-get install python3-docker)");
+        return None;
+    }
+    Some(py)
+}
+
+fn py_ok(d: &Berthd, script: &str) -> String {
+    let py = python().unwrap();
+    let full = format!("import docker, json\nc = docker.DockerClient(base_url='{}')\n{script}", d.host());
+    let out = std::process::Command::new(py).args(["-c", &full]).output().unwrap();
+    assert!(out.status.success(), "python: {}\n{}\n--- berthd ---\n{}", stdout(&out), stderr(&out), tail(&d.log(), 30));
+    stdout(&out)
+}
+
+/// What the test container changes: a file added in a new directory, one changed, one deleted, an opaque directory
+/// (removed and made again: overlay marks it opaque), a volume's mount point.
+const CHANGES: &str = "echo hi > /etc/motd && mkdir -p /tmp/a && echo x > /tmp/a/f && echo root2 >> /etc/passwd \
+                       && rm /bin/vi && rm -r /home && mkdir /home && touch /home/new && sleep 1000";
+
+fn diff_lines(out: &str) -> Vec<String> {
+    out.lines().map(str::to_string).collect()
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn diff_and_commit_through_the_docker_cli() {
+    let Some(d) = setup() else { return };
+    docker_ok(&d, &["run", "-d", "--name", "c1", "-e", "KEEP=1", "-v", "/data", "busybox", "sh", "-c", CHANGES]);
+    assert!(d.eventually(10, || d.docker(&["exec", "c1", "test", "-e", "/home/new"]).unwrap().status.success()));
+    let diff = diff_lines(&docker_ok(&d, &["diff", "c1"]));
+    // Docker's order (a walk of the writable layer) and kinds; no /etc/hosts, /proc, /.dockerenv: the start made them.
+    let want = [
+        "C /bin",
+        "D /bin/vi",
+        "A /data",
+        "C /etc",
+        "A /etc/motd",
+        "C /etc/passwd",
+        "C /home",
+        "A /home/new",
+        "C /tmp",
+        "A /tmp/a",
+        "A /tmp/a/f",
+    ];
+    assert_eq!(diff, want, "docker diff");
+    assert_eq!(diff_lines(&d.ok(&["diff", "c1"])), want, "berth diff");
+
+    // Commit a running container (paused meanwhile), with changes, message, author and a tag.
+    let since = now();
+    let id = docker_ok(
+        &d,
+        &[
+            "commit",
+            "-m",
+            "the message",
+            "-a",
+            "someone <s@example.com>",
+            "-c",
+            "ENV ADDED=2",
+            "-c",
+            "CMD [\"cat\", \"/etc/motd\"]",
+            "-c",
+            "EXPOSE 8080",
+            "-c",
+            "LABEL made=commit",
+            "c1",
+            "committed:v1",
+        ],
+    );
+    let until = now();
+    let id = id.trim().to_string();
+    assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
+    assert_eq!(d.inspect("c1", "{{.State.Status}}"), "running", "commit resumes the container");
+    assert_eq!(docker_ok(&d, &["run", "--rm", "committed:v1"]), "hi\n");
+    let out = docker_ok(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "committed:v1",
+            "sh",
+            "-c",
+            "cat /tmp/a/f; tail -1 /etc/passwd; ls /home; test -e /bin/vi || echo novi; echo $KEEP$ADDED",
+        ],
+    );
+    assert_eq!(out, "x\nroot2\nnew\nnovi\n12\n");
+    let cfg: Value = serde_json::from_str(&docker_ok(&d, &["image", "inspect", "committed:v1"])).unwrap();
+    let img = &cfg[0];
+    assert_eq!(img["Id"], id);
+    assert_eq!(img["Author"], "someone <s@example.com>");
+    assert_eq!(img["Config"]["Cmd"], serde_json::json!(["cat", "/etc/motd"]));
+    assert_eq!(img["Config"]["Labels"]["made"], "commit");
+    assert!(img["Config"]["ExposedPorts"]["8080/tcp"].is_object(), "{img}");
+    assert!(img["Config"]["Volumes"]["/data"].is_object(), "the container's volume stays declared: {img}");
+    let env: Vec<String> = serde_json::from_value(img["Config"]["Env"].clone()).unwrap();
+    assert!(env.contains(&"KEEP=1".to_string()) && env.contains(&"ADDED=2".to_string()), "{env:?}");
+    let base: Value = serde_json::from_str(&docker_ok(&d, &["image", "inspect", "busybox"])).unwrap();
+    let layers = |v: &Value| v["RootFS"]["Layers"].as_array().unwrap().len();
+    assert_eq!(layers(img), layers(&base[0]) + 1);
+    // History: the container's command as created_by, the message as comment.
+    let hist = docker_ok(&d, &["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", "committed:v1"]);
+    let first = hist.lines().next().unwrap();
+    assert_eq!(first, format!("sh -c {CHANGES}|the message"));
+
+    // The container's `commit` event, with Docker's attributes, and the image's `tag`.
+    let evs = docker_ok(
+        &d,
+        &["events", "--since", &since, "--until", &until, "--filter", "event=commit", "--format", "{{json .}}"],
+    );
+    let evs: Vec<Value> = evs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    let a = &evs[0]["Actor"]["Attributes"];
+    assert_eq!((a["name"].as_str(), a["comment"].as_str()), (Some("c1"), Some("the message")));
+    assert_eq!((a["imageID"].as_str(), a["imageRef"].as_str()), (Some(id.as_str()), Some("committed:v1")));
+    let tags = docker_ok(
+        &d,
+        &[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &until,
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    assert_eq!(tags, "tag committed:v1\n");
+
+    // Without changes and stopped: an image that runs the container's command; `--pause=false` is accepted.
+    docker_ok(&d, &["create", "--name", "c2", "busybox", "echo", "from c2"]);
+    assert_eq!(docker_ok(&d, &["diff", "c2"]), "", "a new container has no changes");
+    let plain = docker_ok(&d, &["commit", "--pause=false", "c2"]).trim().to_string();
+    assert_eq!(docker_ok(&d, &["run", "--rm", &plain]), "from c2\n");
+    let p: Value = serde_json::from_str(&docker_ok(&d, &["image", "inspect", &plain])).unwrap();
+    assert_eq!(layers(&p[0]), layers(&base[0]), "nothing changed: no layer");
+    assert_eq!(docker_ok(&d, &["image", "ls", "-q", "--filter", "dangling=true"]).lines().count(), 1);
+
+    // Bad input: Docker's statuses.
+    let out = d.docker(&["commit", "-c", "RUN echo no", "c2"]).unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("run is not a valid change command"), "{}", stderr(&out));
+    let out = d.docker(&["commit", "nosuch"]).unwrap();
+    assert!(stderr(&out).contains("No such container: nosuch"), "{}", stderr(&out));
+    let (status, _, body) = api(&d, "POST", "/commit?container=c2&repo=UPPER", b"");
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = api(&d, "GET", "/containers/nosuch/changes", b"");
+    assert_eq!(status, 404);
+    docker_ok(&d, &["rm", "-f", "c1", "c2"]);
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_py_commit_and_diff() {
+    let Some(d) = setup() else { return };
+    if python().is_none() {
+        return;
+    }
+    docker_ok(&d, &["run", "-d", "--name", "py1", "busybox", "sh", "-c", "echo py > /tmp/f && sleep 1000"]);
+    assert!(d.eventually(10, || d.docker(&["exec", "py1", "test", "-e", "/tmp/f"]).unwrap().status.success()));
+    let out = py_ok(
+        &d,
+        "ct = c.containers.get('py1')\n\
+         print(json.dumps(c.api.diff('py1')))\n\
+         img = ct.commit(repository='pyimg', tag='t1', message='m', author='a', changes=['ENV X=1', 'WORKDIR /tmp'], \
+         conf={'Cmd': ['cat', 'f']})\n\
+         print(img.id)\n\
+         print(c.containers.run('pyimg:t1', remove=True).decode(), end='')\n\
+         print(json.dumps(c.api.diff(c.api.create_container('busybox', 'true')['Id'])))\n",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let diff: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(diff, serde_json::json!([{"Path": "/tmp", "Kind": 0}, {"Path": "/tmp/f", "Kind": 1}]));
+    assert!(lines[1].starts_with("sha256:"), "{out}");
+    assert_eq!(lines[2], "py", "the body's Cmd and WORKDIR: {out}");
+    assert_eq!(lines[3], "null", "no changes: Docker's null");
+    assert_eq!(d.inspect("pyimg:t1", "{{.Config.WorkingDir}} {{.Author}}"), "/tmp a");
+    docker_ok(&d, &["rm", "-f", "py1"]);
+}
+
+/// The commit's layer is stored and the daemon dies before the image is: after a restart there is no image, the
+/// layer and its blob are gone, and the commit runs again.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn a_crash_during_commit_leaves_no_half_image() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(mut d) = setup() else { return };
+    d.ok(&["run", "--name", "keep", "busybox", "sh", "-c", "echo data > /kept"]);
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    let layers = d.dir.join("data/layers");
+    let blobs = d.dir.join("data/content/blobs/sha256");
+    let (layers_before, blobs_before) = (names(&layers), names(&blobs));
+    d.set_env("BERTH_FAULT", Some("commit.after-layer"));
+    d.restart();
+    let out = d.berth(&["commit", "keep", "half:1"]);
+    assert!(!out.status.success(), "the commit succeeded although berthd was to die");
+    let st = d.wait_exit(20).expect("berthd did not die");
+    d.set_env("BERTH_FAULT", None);
+    d.restart();
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "berthd ended with {st:?}, not by the fault");
+    assert!(d.berth(&["image", "inspect", "half:1"]).status.code() != Some(0), "half a commit is listed");
+    assert_eq!(names(&layers), layers_before, "layer directories left by the crash");
+    assert_eq!(names(&blobs), blobs_before, "blobs left by the crash");
+    d.ok(&["commit", "keep", "half:1"]);
+    assert_eq!(d.ok(&["run", "--rm", "half:1", "cat", "/kept"]), "data\n");
+}
+
+/// Berth's `diff` lists what a real dockerd lists for the same container on the same image.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn diff_matches_a_real_dockerd() {
+    let Some(d) = setup() else { return };
+    let Some(peer) = PeerDockerd::start() else { return };
+    let out = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
+        .env("BERTH", docker_cli().unwrap())
+        .env("DOCKER_HOST", format!("unix://{}", peer.socket().display()))
+        .env("DOCKER_CONFIG", peer.dir.join("config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = ["run", "-d", "--network", "none", "--name", "same", "-v", "/data", "busybox", "sh", "-c", CHANGES];
+    peer.ok(&run);
+    docker_ok(&d, &run);
+    let ready = |o: std::process::Output| o.status.success();
+    assert!(d.eventually(10, || ready(peer.docker(&["exec", "same", "test", "-e", "/home/new"]))));
+    assert!(d.eventually(10, || ready(d.docker(&["exec", "same", "test", "-e", "/home/new"]).unwrap())));
+    // Sorted: dockerd 20.10's "naive" diff (overlay2 on kernels with redirect_dir) lists in map order.
+    let sorted = |s: String| {
+        let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(docker_ok(&d, &["diff", "same"])), sorted(peer.ok(&["diff", "same"])));
+    peer.ok(&["rm", "-f", "same"]);
+    docker_ok(&d, &["rm", "-f", "same"]);
+}
