@@ -283,3 +283,126 @@ fn diff_matches_a_real_dockerd() {
     peer.ok(&["rm", "-f", "same"]);
     docker_ok(&d, &["rm", "-f", "same"]);
 }
+
+/// Archives `ADD` must unpack, made by GNU tar as users make them: `archive.<ext>` holding `dir/<ext>.txt`.
+fn archives(ctx: &Path) -> Vec<&'static str> {
+    let src = ctx.join("src");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    let mut made = Vec::new();
+    for (ext, flag) in [("tar.gz", "-z"), ("tar.bz2", "-j"), ("tar.xz", "-J"), ("tar.zst", "--zstd")] {
+        std::fs::write(src.join("dir").join(format!("{ext}.txt")), format!("{ext}\n")).unwrap();
+        let out = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .args(["-c", flag, "-f"])
+            .arg(ctx.join(format!("archive.{ext}")))
+            .arg(format!("dir/{ext}.txt"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            made.push(ext);
+        } else {
+            skip_missing_tool(&format!("tar {flag} failed ({}): ADD of .{ext} not tested", stderr(&out).trim()));
+        }
+    }
+    // A GNU sparse file (`tar -S`), which stores only its data.
+    let sparse = std::fs::File::create(src.join("dir/sparse")).unwrap();
+    sparse.set_len(4 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, b"end\n", (4 << 20) - 4).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .args(["-S", "-czf"])
+        .arg(ctx.join("sparse.tar.gz"))
+        .arg("dir/sparse")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A compressed file that is no tar: copied as it is.
+    std::fs::write(src.join("plain"), "not a tar\n").unwrap();
+    let out = std::process::Command::new("gzip").arg("-k").arg(src.join("plain")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::rename(src.join("plain.gz"), ctx.join("plain.gz")).unwrap();
+    std::fs::remove_dir_all(&src).unwrap();
+    made
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn classic_build_api_as_clients_use_it() {
+    let Some(d) = setup() else { return };
+    if python().is_none() {
+        return;
+    }
+    let ctx = d.dir.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let made = archives(&ctx);
+    assert!(made.contains(&"tar.gz"), "GNU tar czf must work here");
+    // The Dockerfile lives outside the context: docker-py sends `dockerfile` twice (a name in the context, then the
+    // text), and Docker reads the first.
+    let outside = d.dir.join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    let mut df = String::from("FROM busybox\n");
+    for ext in &made {
+        df.push_str(&format!("ADD archive.{ext} /x/\n"));
+    }
+    df.push_str("ADD sparse.tar.gz /s/\nADD plain.gz /p/\n");
+    df.push_str("RUN echo to-out; echo to-err >&2\nRUN grep myhost /etc/hosts\n");
+    std::fs::write(outside.join("Dockerfile"), &df).unwrap();
+    let out = py_ok(
+        &d,
+        &format!(
+            "img, logs = c.images.build(path='{}', dockerfile='{}', tag='outside:1', extra_hosts={{'myhost': '10.1.2.3'}})\n\
+             for l in logs:\n    print(json.dumps(l))\n",
+            ctx.display(),
+            outside.join("Dockerfile").display()
+        ),
+    );
+    let msgs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let streams: Vec<&str> = msgs.iter().filter_map(|m| m["stream"].as_str()).collect();
+    assert!(streams.contains(&"to-out\n"), "{streams:?}");
+    assert!(streams.contains(&"\x1b[91mto-err\n\x1b[0m"), "stderr as its own red chunk: {streams:?}");
+    assert!(streams.iter().any(|s| s.contains("10.1.2.3") && s.contains("myhost")), "extrahosts in RUN: {streams:?}");
+    for ext in &made {
+        assert_eq!(
+            docker_ok(&d, &["run", "--rm", "outside:1", "cat", &format!("/x/dir/{ext}.txt")]),
+            format!("{ext}\n")
+        );
+    }
+    let script = "wc -c < /s/dir/sparse; tail -c 4 /s/dir/sparse; gunzip -c /p/plain.gz";
+    assert_eq!(docker_ok(&d, &["run", "--rm", "outside:1", "sh", "-c", script]), "4194304\nend\nnot a tar\n");
+
+    // A failing RUN: the error's detail carries the exit code.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN exit 3\n").unwrap();
+    let out =
+        py_ok(&d, &format!("for l in c.api.build(path='{}', decode=True):\n    print(json.dumps(l))\n", ctx.display()));
+    let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["errorDetail"]["code"], 3, "{out}");
+    assert!(last["error"].as_str().unwrap().contains("returned a non-zero code: 3"), "{out}");
+
+    // cache_from: only the named images are the cache. A source built here, the builder's own cache dropped: the
+    // same Dockerfile with the source as cache gives the same image; with an unrelated source nothing is cached.
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nENV A=1\nRUN echo $A > /a\nCMD [\"cat\", \"/a\"]\n").unwrap();
+    let build = |tag: &str, cache_from: &str| -> (String, String) {
+        let out = py_ok(
+            &d,
+            &format!(
+                "out = ''\n\
+                 for l in c.api.build(path='{}', tag='{tag}', cache_from={cache_from}, decode=True):\n    \
+                 out += l.get('stream', '') + l.get('error', '')\n\
+                 print(json.dumps([c.images.get('{tag}').id, out]))\n",
+                ctx.display()
+            ),
+        );
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let (src_id, _) = build("cachesrc:1", "None");
+    docker_ok(&d, &["builder", "prune", "-af"]);
+    let (id, log) = build("fromcache:1", "['cachesrc:1']");
+    assert_eq!(id, src_id, "the source's steps reused: {log}");
+    assert_eq!(log.matches("Using cache").count(), 3, "{log}");
+    let (id, log) = build("unrelated:1", "['busybox']");
+    assert_ne!(id, src_id);
+    assert!(!log.contains("Using cache"), "the builder's own cache is not used with cache_from: {log}");
+    assert_eq!(docker_ok(&d, &["run", "--rm", "unrelated:1"]), "1\n");
+}

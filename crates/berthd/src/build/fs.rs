@@ -397,25 +397,19 @@ fn mkdir_all(root: BorrowedFd<'_>, path: &str, owner: (u32, u32)) -> Result<(), 
     Ok(())
 }
 
-/// Whether an `ADD` source is an archive to unpack: a file that starts like a tar, plain or gzip-compressed. Read
-/// with `pread` at offset 0, so the descriptor's offset stays at the start for the extraction.
+/// Whether an `ADD` source is an archive to unpack: a file that holds a tar, plain or compressed as `tar` writes it
+/// (gzip, bzip2, xz, zstd); anything else (a compressed file that is no tar included) is copied as it is, as Docker
+/// does. Read with `pread`, so the descriptor's offset stays at the start for the extraction.
 fn is_archive(file: &std::fs::File) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 512];
-    let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+    struct At<'f>(&'f std::fs::File, u64);
+    impl Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = std::os::unix::fs::FileExt::read_at(self.0, buf, self.1)?;
+            self.1 += n as u64;
+            Ok(n)
         }
     }
-    match berth_store::Compression::detect(&head[..n]) {
-        berth_store::Compression::Gzip => true,
-        berth_store::Compression::None => n >= 262 && &head[257..262] == b"ustar",
-        _ => false,
-    }
+    berth_store::is_tar_archive(At(file, 0))
 }
 
 /// Runs a copy into the step's writable layer (`dirs.upper` over `lower`).

@@ -45,6 +45,13 @@ pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Respo
         quiet: flag(&q, "q"),
         network: q.get("networkmode").cloned().filter(|n| !n.is_empty()),
         platform: q.get("platform").cloned().filter(|p| !p.is_empty()),
+        extra_hosts: super::query_values(req.uri(), "extrahosts").into_iter().filter(|h| !h.is_empty()).collect(),
+        cache_from: match q.get("cachefrom").filter(|c| !c.is_empty()) {
+            Some(v) => {
+                serde_json::from_str(v).map_err(|e| Error::InvalidArgument(format!("invalid cachefrom: {e}")))?
+            }
+            None => Vec::new(),
+        },
     };
     let (body, drained) = super::body_reader(req.into_body());
     let prep = drained.then(build::prepare(&d, &opts, body).await).await?;
