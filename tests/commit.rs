@@ -406,3 +406,108 @@ fn classic_build_api_as_clients_use_it() {
     assert!(!log.contains("Using cache"), "the builder's own cache is not used with cache_from: {log}");
     assert_eq!(docker_ok(&d, &["run", "--rm", "unrelated:1"]), "1\n");
 }
+
+/// `GET /distribution/{name}/json` against Berth's own registry on loopback with basic auth: docker-py's
+/// `images.get_registry_data` sees the pushed manifest's digest and platform, nothing is pulled; without
+/// credentials the registry's refusal comes back, a missing tag is a 404.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn distribution_inspect_without_pulling() {
+    let Some(d) = setup() else { return };
+    let Some(py) = python() else { return };
+    let dir = d.dir.join("reg");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = std::process::Command::new(py)
+        .args(["-W", "ignore", "-c", "import crypt; print(crypt.crypt('pw', crypt.mksalt(crypt.METHOD_BLOWFISH)))"])
+        .output()
+        .unwrap();
+    assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
+    std::fs::write(dir.join("htpasswd"), format!("u:{}\n", stdout(&hash).trim())).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut reg = std::process::Command::new(bin("berth"))
+        .args(["registry", "serve", "--addr", &addr, "--root"])
+        .arg(dir.join("root"))
+        .arg("--htpasswd")
+        .arg(dir.join("htpasswd"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Stop<'a>(&'a mut std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(&mut reg);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the registry did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let name = format!("{addr}/dist/busybox:1");
+    docker_ok(&d, &["login", "-u", "u", "-p", "pw", &addr]);
+    docker_ok(&d, &["tag", "busybox", &name]);
+    docker_ok(&d, &["push", &name]);
+    let repo_digest = d.inspect(&name, "{{index .RepoDigests 0}}");
+    let digest = repo_digest.rsplit_once('@').unwrap().1.to_string();
+    docker_ok(&d, &["rmi", &name]);
+    let images_before = docker_ok(&d, &["images", "-q", "--no-trunc"]);
+    let out = py_ok(
+        &d,
+        &format!(
+            "c.login(username='u', password='pw', registry='{addr}')\n\
+             rd = c.images.get_registry_data('{name}')\n\
+             print(json.dumps([rd.id, rd.attrs['Descriptor'], rd.has_platform('linux/{arch}'), rd.attrs['Platforms']]))\n",
+            arch = match std::env::consts::ARCH {
+                "x86_64" => "amd64",
+                "aarch64" => "arm64",
+                a => a,
+            }
+        ),
+    );
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v[0], digest, "{v}");
+    assert_eq!(v[1]["digest"], digest);
+    assert!(v[1]["mediaType"].as_str().unwrap().contains("manifest"), "{v}");
+    assert!(v[1]["size"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v[2], true, "{v}");
+    assert_eq!(v[3][0]["os"], "linux", "{v}");
+    assert_eq!(docker_ok(&d, &["images", "-q", "--no-trunc"]), images_before, "nothing pulled");
+    // No credentials: the registry's refusal; a tag it lacks: Docker's 404.
+    let (status, _, body) = api(&d, "GET", &format!("/distribution/{name}/json"), b"");
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    let auth = berth_api_auth("u", "pw", &addr);
+    let (status, _, body) = api_with(&d, "GET", &format!("/distribution/{addr}/dist/busybox:nope/json"), &auth);
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = api_with(&d, "GET", &format!("/distribution/{name}/json"), &auth);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+/// An `X-Registry-Auth` header value: base64url of the credentials' JSON.
+fn berth_api_auth(user: &str, password: &str, server: &str) -> String {
+    let json = serde_json::json!({"username": user, "password": password, "serveraddress": server}).to_string();
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import base64,sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode())", &json])
+        .output()
+        .unwrap();
+    stdout(&out).trim().to_string()
+}
+
+/// [`api`] with an `X-Registry-Auth` header.
+fn api_with(d: &Berthd, method: &str, path: &str, auth: &str) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&d.sock).unwrap();
+    let head =
+        format!("{method} {path} HTTP/1.0\r\nHost: berth\r\nX-Registry-Auth: {auth}\r\nContent-Length: 0\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, out[split + 4..].to_vec())
+}

@@ -125,6 +125,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/auth", post(registry::auth))
+        .route("/distribution/{*name}", get(registry::distribution))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/session", head(system::no_session).post(system::no_session))
