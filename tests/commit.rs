@@ -280,6 +280,17 @@ fn diff_matches_a_real_dockerd() {
         v
     };
     assert_eq!(sorted(docker_ok(&d, &["diff", "same"])), sorted(peer.ok(&["diff", "same"])));
+    // A commit of the running container: the same events (a pause around it) and the same history entry.
+    let since = now();
+    let commit = ["commit", "-m", "msg", "-c", "ENV Z=1", "same", "peer:1"];
+    peer.ok(&commit);
+    docker_ok(&d, &commit);
+    let until = now();
+    let evs = ["events", "--since", &since, "--until", &until, "--format", "{{.Type}} {{.Action}}"];
+    assert_eq!(docker_ok(&d, &evs), peer.ok(&evs));
+    let hist = ["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}|{{.Size}}", "peer:1"];
+    let first = |s: String| s.lines().next().unwrap_or("").split('|').take(2).collect::<Vec<_>>().join("|");
+    assert_eq!(first(docker_ok(&d, &hist)), first(peer.ok(&hist)));
     peer.ok(&["rm", "-f", "same"]);
     docker_ok(&d, &["rm", "-f", "same"]);
 }

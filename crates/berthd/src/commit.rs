@@ -102,6 +102,30 @@ pub async fn commit(d: &Arc<Daemon>, c: &Arc<Container>, opts: CommitOptions) ->
     if paused {
         containers::pause(d, c, true).await?;
     }
+    let result = make_image(d, c, &rec, &opts, reference, config, container_config, &parent).await;
+    if paused {
+        // The container may have been stopped meanwhile: then there is nothing to resume.
+        if let Err(e) = containers::pause(d, c, false).await
+            && c.status() == Status::Paused
+        {
+            tracing::warn!(container = %c.id, "commit: cannot unpause: {e}");
+        }
+    }
+    result
+}
+
+/// The layer and the image of a commit, with their events.
+#[allow(clippy::too_many_arguments)]
+async fn make_image(
+    d: &Arc<Daemon>,
+    c: &Arc<Container>,
+    rec: &containers::Record,
+    opts: &CommitOptions,
+    reference: Option<berth_store::Reference>,
+    config: Map<String, Value>,
+    container_config: Value,
+    parent: &berth_store::Image,
+) -> Result<String, Error> {
     let store = d.store.clone();
     let upper = upper_of(d, &c.id);
     let lower = rec.lower_dirs.clone();
@@ -136,16 +160,7 @@ pub async fn commit(d: &Arc<Daemon>, c: &Arc<Container>, opts: CommitOptions) ->
         berth_store::fault::point("commit.after-layer");
         Ok(Some(layer))
     })
-    .await;
-    if paused {
-        // The container may have been stopped meanwhile: then there is nothing to resume.
-        if let Err(e) = containers::pause(d, c, false).await
-            && c.status() == Status::Paused
-        {
-            tracing::warn!(container = %c.id, "commit: cannot unpause: {e}");
-        }
-    }
-    let layer = layer?;
+    .await?;
 
     let created = humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string();
     let cmd = rec.config.cmd.clone().unwrap_or_default().join(" ");
@@ -181,10 +196,11 @@ pub async fn commit(d: &Arc<Daemon>, c: &Arc<Container>, opts: CommitOptions) ->
     let id = blocking(move || store.create_image_named(&bytes, &tags, &[]).map_err(Error::from)).await?;
     let id = id.to_string();
     let image_ref = reference.as_ref().map(|r| r.familiar_string()).unwrap_or_default();
-    c.publish(&d.events, "commit", &[("comment", &opts.comment), ("imageID", &id), ("imageRef", &image_ref)]);
+    // Docker's order: the image's tag, then the container's commit (then the unpause).
     if !image_ref.is_empty() {
         crate::images::publish(d, "tag", &id, &image_ref);
     }
+    c.publish(&d.events, "commit", &[("comment", &opts.comment), ("imageID", &id), ("imageRef", &image_ref)]);
     Ok(id)
 }
 
