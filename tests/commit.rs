@@ -5,26 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_integration::*;
 use serde_json::Value;
-
-fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
-
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
-        stderr(&out),
-        tail(&d.log(), 30)
-    );
-    stdout(&out)
-}
 
 fn setup() -> Option<Berthd> {
     require_root();
@@ -88,7 +71,7 @@ fn diff_and_commit_through_the_docker_cli() {
     assert_eq!(diff_lines(&d.ok(&["diff", "c1"])), want, "berth diff");
 
     // Commit a running container (paused meanwhile), with changes, message, author and a tag.
-    let since = now();
+    let since = unix_now();
     let id = docker_ok(
         &d,
         &[
@@ -109,7 +92,7 @@ fn diff_and_commit_through_the_docker_cli() {
             "committed:v1",
         ],
     );
-    let until = now();
+    let until = unix_now();
     let id = id.trim().to_string();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     assert_eq!(d.inspect("c1", "{{.State.Status}}"), "running", "commit resumes the container");
@@ -281,11 +264,11 @@ fn diff_matches_a_real_dockerd() {
     };
     assert_eq!(sorted(docker_ok(&d, &["diff", "same"])), sorted(peer.ok(&["diff", "same"])));
     // A commit of the running container: the same events (a pause around it) and the same history entry.
-    let since = now();
+    let since = unix_now();
     let commit = ["commit", "-m", "msg", "-c", "ENV Z=1", "same", "peer:1"];
     peer.ok(&commit);
     docker_ok(&d, &commit);
-    let until = now();
+    let until = unix_now();
     let evs = ["events", "--since", &since, "--until", &until, "--format", "{{.Type}} {{.Action}}"];
     assert_eq!(docker_ok(&d, &evs), peer.ok(&evs));
     let hist = ["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}|{{.Size}}", "peer:1"];
