@@ -234,6 +234,20 @@ pub fn json_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Error>
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_repeated_query_parameter_counts_with_its_first_value() {
+        use axum::extract::FromRequestParts;
+        let req = axum::http::Request::builder()
+            .uri("/build?dockerfile=.dockerfile.1&t=a&dockerfile=FROM%20x&t=b&changes=ENV%20A%3D1%0ACMD%20x")
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = req.into_parts();
+        let q = Query::from_request_parts(&mut parts, &()).await.expect("query");
+        assert_eq!(q.get("dockerfile").map(String::as_str), Some(".dockerfile.1"));
+        assert_eq!(query_values(&parts.uri, "t"), ["a", "b"]);
+        assert_eq!(change_lines(&parts.uri), ["ENV A=1", "CMD x"]);
+    }
+
     #[test]
     fn flags() {
         let mut q = HashMap::new();
