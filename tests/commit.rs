@@ -70,7 +70,9 @@ fn diff_and_commit_through_the_docker_cli() {
     assert_eq!(diff, want, "docker diff");
     assert_eq!(diff_lines(&d.ok(&["diff", "c1"])), want, "berth diff");
 
-    // Commit a running container (paused meanwhile), with changes, message, author and a tag.
+    // Commit a running container (paused meanwhile), with changes, message, author and a tag. Neither `diff` nor
+    // `commit` mounts anything.
+    let mounts = mounts_under(&d.dir);
     let since = unix_now();
     let id = docker_ok(
         &d,
@@ -96,6 +98,7 @@ fn diff_and_commit_through_the_docker_cli() {
     let id = id.trim().to_string();
     assert!(id.starts_with("sha256:") && id.len() == 71, "{id}");
     assert_eq!(d.inspect("c1", "{{.State.Status}}"), "running", "commit resumes the container");
+    assert_eq!(mounts_under(&d.dir), mounts, "mounts left by commit");
     assert_eq!(docker_ok(&d, &["run", "--rm", "committed:v1"]), "hi\n");
     let out = docker_ok(
         &d,
@@ -269,7 +272,15 @@ fn diff_matches_a_real_dockerd() {
     peer.ok(&commit);
     docker_ok(&d, &commit);
     let until = unix_now();
-    let evs = ["events", "--since", &since, "--until", &until, "--format", "{{.Type}} {{.Action}}"];
+    let evs = [
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--format",
+        "{{.Type}} {{.Action}}{{range $k, $v := .Actor.Attributes}} {{$k}}{{end}}",
+    ];
     assert_eq!(docker_ok(&d, &evs), peer.ok(&evs));
     let hist = ["history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}|{{.Size}}", "peer:1"];
     let first = |s: String| s.lines().next().unwrap_or("").split('|').take(2).collect::<Vec<_>>().join("|");
