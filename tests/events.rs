@@ -7,22 +7,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use berth_integration::*;
 use serde_json::Value;
 
-fn now() -> String {
-    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
-}
-
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
-        stderr(&out),
-        tail(&d.log(), 30)
-    );
-    stdout(&out)
-}
-
 /// `docker events --since .. --until .. [--filter ..] --format '{{json .}}'`, parsed (the stream ends at `until`).
 fn events(d: &Berthd, since: &str, until: &str, filters: &[&str]) -> Vec<Value> {
     let mut args = vec!["events", "--since", since, "--until", until, "--format", "{{json .}}"];
@@ -57,13 +41,13 @@ fn setup() -> Option<Berthd> {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_sees_container_events_in_order_with_filters() {
     let Some(d) = setup() else { return };
-    let since = now();
+    let since = unix_now();
     let out = d.docker(&["run", "--name", "ev", "-l", "app=x", "busybox", "sh", "-c", "exit 3"]).unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let id = d.inspect("ev", "{{.Id}}");
     docker_ok(&d, &["rm", "ev"]);
     docker_ok(&d, &["network", "create", "othernet"]);
-    let until = now();
+    let until = unix_now();
 
     let all =
         events(&d, &since, &until, &["container=ev", "event=create", "event=start", "event=die", "event=destroy"]);
@@ -119,7 +103,7 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
     let (tx, rx) = std::sync::mpsc::channel();
     let host = d.host();
     let cfg = d.dir.join("docker-config");
-    let start = now();
+    let start = unix_now();
     let until_live = format!("{}", SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 6);
     std::thread::spawn(move || {
         let out = std::process::Command::new(docker_cli().unwrap())
@@ -142,7 +126,7 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_lifecycle_exec_network_volume_events() {
     let Some(d) = setup() else { return };
-    let since = now();
+    let since = unix_now();
     let id = docker_ok(&d, &["run", "-d", "--name", "lc", "-v", "vol1:/data", "busybox", "sleep", "300"]);
     let id = id.trim();
     docker_ok(&d, &["exec", "lc", "true"]);
@@ -156,7 +140,7 @@ fn docker_cli_lifecycle_exec_network_volume_events() {
     docker_ok(&d, &["rm", "lc2"]);
     docker_ok(&d, &["volume", "rm", "vol1"]);
     docker_ok(&d, &["network", "rm", "n1"]);
-    let until = now();
+    let until = unix_now();
 
     let ctr = events(&d, &since, &until, &["type=container", &format!("container={id}")]);
     let acts = actions(&ctr);
@@ -219,10 +203,10 @@ fn docker_py_events_since_until() {
         skip_missing_tool("python3-docker is not installed");
         return;
     }
-    let since = now();
+    let since = unix_now();
     docker_ok(&d, &["run", "--name", "py", "busybox", "true"]);
     docker_ok(&d, &["rm", "py"]);
-    let until = now();
+    let until = unix_now();
     let script = format!(
         "import docker, json\n\
          c = docker.DockerClient(base_url='{}')\n\
@@ -243,7 +227,7 @@ fn docker_py_events_since_until() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn events_survive_a_daemon_restart() {
     let Some(mut d) = setup() else { return };
-    let since = now();
+    let since = unix_now();
     docker_ok(&d, &["run", "--name", "before", "busybox", "true"]);
     docker_ok(&d, &["rm", "before"]);
     // A clean stop (SIGTERM, as systemd's) writes what is queued for the disk before berthd exits.
@@ -254,7 +238,7 @@ fn events_survive_a_daemon_restart() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&log).unwrap().permissions().mode() & 0o777, 0o600);
     d.restart();
-    let until = now();
+    let until = unix_now();
     let evs = events(&d, &since, &until, &["container=before"]);
     let acts: Vec<String> =
         actions(&evs).into_iter().filter(|a| ["create", "start", "die", "destroy"].contains(&a.as_str())).collect();
@@ -265,7 +249,7 @@ fn events_survive_a_daemon_restart() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_image_and_health_events() {
     let Some(d) = setup() else { return };
-    let since = now();
+    let since = unix_now();
     docker_ok(&d, &["tag", "busybox", "other:1"]);
     docker_ok(&d, &["rmi", "other:1"]);
     let tar = d.dir.join("img.tar");
@@ -286,7 +270,7 @@ fn docker_cli_image_and_health_events() {
     );
     assert!(d.eventually(20, || docker_ok(&d, &["inspect", "-f", "{{.State.Health.Status}}", "hc"]) == "healthy\n"));
     docker_ok(&d, &["rm", "-f", "hc"]);
-    let until = now();
+    let until = unix_now();
 
     let imgs = events(&d, &since, &until, &["type=image"]);
     assert_eq!(actions(&imgs), ["tag", "untag", "save", "load", "import", "untag", "delete"], "{imgs:?}");
@@ -306,11 +290,11 @@ fn push_and_pull_events() {
     let r = LocalRegistry::start(d.dir.join("registry"));
     let name = format!("{}/ev/bb:v1", r.addr);
     docker_ok(&d, &["tag", "busybox", &name]);
-    let since = now();
+    let since = unix_now();
     docker_ok(&d, &["push", &name]);
     docker_ok(&d, &["rmi", &name]);
     docker_ok(&d, &["pull", &name]);
-    let until = now();
+    let until = unix_now();
     let evs = events(&d, &since, &until, &["type=image", "event=push", "event=pull"]);
     assert_eq!(actions(&evs), ["push", "pull"], "{evs:?}");
     for e in &evs {
@@ -367,12 +351,12 @@ fn a_subscriber_that_does_not_read_is_dropped_and_costs_nothing_after() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn an_oom_killed_container_says_so_and_emits_oom_then_die() {
     let Some(d) = setup() else { return };
-    let since = now();
+    let since = unix_now();
     // `tail` of a file without newlines keeps all it reads: 16 MiB of memory and no swap are soon gone.
     let out = d.berth(&["run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", "busybox", "tail", "/dev/zero"]);
     assert_eq!(out.status.code(), Some(137), "the hog was not killed: {}", stderr(&out));
     assert_eq!(d.inspect("hog", "{{.State.OOMKilled}}"), "true");
-    let evs = events(&d, &since, &now(), &["container=hog"]);
+    let evs = events(&d, &since, &unix_now(), &["container=hog"]);
     let acts = actions(&evs);
     let oom = acts.iter().position(|a| a == "oom").unwrap_or_else(|| panic!("no oom event in {acts:?}"));
     let die = acts.iter().position(|a| a == "die").unwrap_or_else(|| panic!("no die event in {acts:?}"));

@@ -315,6 +315,24 @@ impl Berthd {
 }
 
 /// The last `n` lines of `s`.
+/// Now as Unix seconds with nanoseconds: what `docker events --since/--until` take.
+pub fn unix_now() -> String {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
+}
+
+/// The real docker CLI against `d`, which must succeed (the failure shows berthd's log); its stdout.
+pub fn docker_ok(d: &Berthd, args: &[&str]) -> String {
+    let out = d.docker(args).unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
+        stderr(&out),
+        tail(&d.log(), 30)
+    );
+    stdout(&out)
+}
+
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

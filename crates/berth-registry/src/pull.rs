@@ -169,6 +169,52 @@ pub async fn get_manifest(reg: &Registry, r: &Reference, reference: &str) -> Res
     Ok((body, media_type, digest))
 }
 
+/// What `GET /distribution/{name}/json` shows of a reference without pulling it: the manifest's (or index's)
+/// descriptor and the platforms it serves.
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    /// `architecture`, `os`, `variant`, `os.version`, `os.features` of each (an index's entries, or a manifest's
+    /// config).
+    pub platforms: Vec<Value>,
+}
+
+/// Looks `r` up on its registry (dockerd's `getDistributionInfo`): the manifest by tag (default `latest`) or digest;
+/// an index's platforms from its entries, an image manifest's from its config blob.
+pub async fn distribution(reg: &Registry, r: &Reference) -> Result<Distribution> {
+    let r = if r.tag().is_none() && r.digest().is_none() { r.clone().with_default_tag() } else { r.clone() };
+    let wanted = r.digest().or(r.tag()).unwrap_or("latest").to_string();
+    let (body, media_type, digest) = get_manifest(reg, &r, &wanted).await?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("malformed manifest: {e}")))?;
+    let pick = |p: &Value| {
+        let mut out = serde_json::Map::new();
+        for k in ["architecture", "os", "os.version", "os.features", "variant"] {
+            if let Some(x) = p.get(k).filter(|x| !x.is_null() && x.as_str() != Some("")) {
+                out.insert(k.to_string(), x.clone());
+            }
+        }
+        Value::Object(out)
+    };
+    let platforms = if media_type == media::OCI_INDEX || media_type == media::DOCKER_LIST {
+        v["manifests"].as_array().into_iter().flatten().map(|m| pick(&m["platform"])).collect()
+    } else {
+        match v["config"]["digest"].as_str().map(Digest::parse) {
+            Some(Ok(cd)) => match get_small_blob(reg, &r, &cd).await {
+                Ok(config) => {
+                    let c: Value = serde_json::from_slice(&config).unwrap_or(Value::Null);
+                    let p = pick(&c);
+                    if p.get("os").is_some() || p.get("architecture").is_some() { vec![p] } else { Vec::new() }
+                }
+                Err(_) => Vec::new(),
+            },
+            _ => Vec::new(),
+        }
+    };
+    Ok(Distribution { media_type, digest, size: body.len() as u64, platforms })
+}
+
 /// Fetches a small blob (a config) and verifies it.
 pub async fn get_small_blob(reg: &Registry, r: &Reference, digest: &Digest) -> Result<Vec<u8>> {
     let url = reg.url(&format!("{}/blobs/{digest}", r.path()));

@@ -12,7 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,8 +88,8 @@ impl Compression {
     }
 }
 
-/// The tar inside a plain or gzip-compressed stream (what every archive Berth unpacks may be: layers, `import`,
-/// `load`, `ADD`, `cp`); other compressions are refused.
+/// The tar inside a stream, plain or compressed as `tar` compresses (gzip, bzip2, xz, zstd): what every archive
+/// Berth unpacks may be (layers, `import`, `load`, `ADD`, `cp`), as Docker's `DecompressStream` reads them.
 fn decompressed<'r, R: Read + 'r>(mut reader: R) -> Result<Box<dyn Read + 'r>> {
     let mut head = [0u8; 6];
     let mut n = 0;
@@ -102,14 +102,61 @@ fn decompressed<'r, R: Read + 'r>(mut reader: R) -> Result<Box<dyn Read + 'r>> {
         }
     }
     let source = io::Cursor::new(head[..n].to_vec()).chain(reader);
-    match Compression::detect(&head[..n]) {
-        Compression::None => Ok(Box::new(BufReader::with_capacity(256 * 1024, source))),
-        Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(source))),
-        other => Err(StoreError::InvalidArgument(format!(
-            "unsupported compression: {} (berth accepts plain and gzip-compressed tars)",
-            other.name()
-        ))),
+    Ok(match Compression::detect(&head[..n]) {
+        Compression::None => Box::new(BufReader::with_capacity(256 * 1024, source)),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(source)),
+        Compression::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(source)),
+        Compression::Xz => Box::new(lzma_rust2::XzReader::new(source, true)),
+        Compression::Zstd => Box::new(Zstd { frame: None, inner: Some(BufReader::new(source)) }),
+    })
+}
+
+/// zstd frames one after another (what `zstd` writes for a stream), decoded as one stream.
+struct Zstd<R: BufRead> {
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+    /// The input between frames.
+    inner: Option<R>,
+}
+
+impl<R: BufRead> Read for Zstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(f) = self.frame.as_mut() {
+                let n = f.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.inner = self.frame.take().map(|f| f.into_inner());
+            }
+            let Some(mut inner) = self.inner.take() else { return Ok(0) };
+            if inner.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let frame = ruzstd::decoding::StreamingDecoder::new(inner)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+            self.frame = Some(frame);
+        }
     }
+}
+
+/// Whether `reader` holds a tar archive, plain or compressed: its first header block has a valid checksum (Go's
+/// `tar.Reader.Next` succeeding, which is how Docker's `ADD` tells an archive to unpack from a file to copy).
+pub fn is_tar_archive<R: Read>(reader: R) -> bool {
+    let Ok(mut r) = decompressed(reader) else { return false };
+    let mut block = [0u8; 512];
+    if r.read_exact(&mut block).is_err() {
+        return false;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 =
+        block.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
+    stored == Some(sum)
 }
 
 /// What [`unpack`] produced: the uncompressed tar as a synced, uncommitted blob, and the
@@ -365,7 +412,12 @@ impl Extractor {
                     file.write_all(&self.buf[..n]).map_err(io_ctx(|| format!("writing {shown}")))?;
                     written += n as u64;
                 }
-                if state.count.get() < entry.raw_file_position() + entry.size() {
+                // What the archive holds for it: a GNU sparse file stores only its data, `size()` is the whole.
+                let stored = match kind {
+                    tar::EntryType::GNUSparse => entry.header().entry_size().unwrap_or(0),
+                    _ => entry.size(),
+                };
+                if state.count.get() < entry.raw_file_position() + stored {
                     return Err(StoreError::InvalidArgument(format!(
                         "invalid layer archive: unexpected end of data in {shown:?}"
                     )));

@@ -149,8 +149,12 @@ enum Cmd {
     Attach(container::AttachArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
     /// Create a new container
     Create(run::CreateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::DiffArgs),
     /// Show the history of an image
     History(image::HistoryArgs),
     /// Return low-level information on Berth objects
@@ -242,8 +246,12 @@ enum ContainerCmd {
     Attach(container::AttachArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(cp::CpArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
     /// Create a new container
     Create(run::CreateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(container::DiffArgs),
     /// Execute a command in a running container
     Exec(exec::ExecArgs),
     /// Export a container's filesystem as a tar archive
@@ -558,6 +566,8 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Stop(a) => container::stop(&c, a).await,
         Cmd::Tag(a) => image::tag(&c, a).await,
         Cmd::Top(a) => container::top(&c, a).await,
+        Cmd::Commit(a) => container::commit(&c, a).await,
+        Cmd::Diff(a) => container::diff(&c, a).await,
         Cmd::Unpause(a) => container::pause(&c, a, false).await,
         Cmd::Wait(a) => container::wait(&c, a).await,
         Cmd::Compose(a) => compose::compose(&c, a).await,
@@ -582,6 +592,8 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
             ContainerCmd::Start(a) => container::start(&c, a).await,
             ContainerCmd::Stop(a) => container::stop(&c, a).await,
             ContainerCmd::Top(a) => container::top(&c, a).await,
+            ContainerCmd::Commit(a) => container::commit(&c, a).await,
+            ContainerCmd::Diff(a) => container::diff(&c, a).await,
             ContainerCmd::Unpause(a) => container::pause(&c, a, false).await,
             ContainerCmd::Wait(a) => container::wait(&c, a).await,
         },

@@ -9,6 +9,7 @@
 mod archive;
 mod boot;
 mod build;
+mod commit;
 mod config_file;
 mod containers;
 mod daemon;

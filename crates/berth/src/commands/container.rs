@@ -1,5 +1,5 @@
 //! Container lifecycle commands: `start`, `stop`, `restart`, `kill`, `rm`, `pause`/`unpause`, `wait`, `rename`,
-//! `top`, `attach`, `port`.
+//! `top`, `attach`, `port`, `commit`, `diff`.
 
 use anyhow::{Context as _, Result, bail};
 use clap::{ArgAction, Args};
@@ -434,4 +434,71 @@ mod tests {
         assert_eq!(e("70000"), "Error: invalid port (70000): strconv.ParseUint: parsing \"70000\": value out of range");
         assert!(port_lines(&Value::Null, None, "web").expect("none").is_empty());
     }
+}
+
+/// `commit`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short = 'a', long = "author", value_name = "STRING")]
+    pub author: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub change: Vec<String>,
+    /// Commit message
+    #[arg(short = 'm', long = "message", value_name = "STRING")]
+    pub message: Option<String>,
+    /// Pause container during commit
+    #[arg(short = 'p', long = "pause", default_value = "true", action = ArgAction::Set, num_args = 0..=1,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub pause: bool,
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// REPOSITORY[:TAG]
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
+}
+
+/// `berth commit`: prints the new image's ID.
+pub async fn commit(c: &Client, a: CommitArgs) -> Result<i32> {
+    let mut q = vec![("container", a.container.clone())];
+    if let Some(r) = a.reference.as_deref().filter(|r| !r.is_empty()) {
+        q.push(("repo", r.to_string()));
+    }
+    q.push(("comment", a.message.clone().unwrap_or_default()));
+    q.push(("author", a.author.clone().unwrap_or_default()));
+    q.push(("pause", if a.pause { "1" } else { "0" }.to_string()));
+    for ch in &a.change {
+        q.push(("changes", ch.clone()));
+    }
+    let body = c.post_json(&format!("/commit{}", query(&q)), &Value::Null).await?;
+    let v: Value = serde_json::from_slice(&body).context("reading the answer")?;
+    out!("{}\n", v["Id"].as_str().unwrap_or(""));
+    Ok(0)
+}
+
+/// `diff`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth diff CONTAINER")]
+pub struct DiffArgs {
+    /// CONTAINER
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `berth diff`: one line per change, `C`/`A`/`D` and the path.
+pub async fn diff(c: &Client, a: DiffArgs) -> Result<i32> {
+    let v: Value = c.get_json(&format!("{}/changes", container_path(&a.container))).await?;
+    for ch in v.as_array().into_iter().flatten() {
+        let kind = match ch["Kind"].as_u64() {
+            Some(0) => "C",
+            Some(1) => "A",
+            Some(2) => "D",
+            _ => "?",
+        };
+        out!("{kind} {}\n", ch["Path"].as_str().unwrap_or(""));
+    }
+    Ok(0)
 }

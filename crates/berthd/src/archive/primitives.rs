@@ -472,3 +472,69 @@ pub(crate) fn copy_one(
     extracted?;
     produced
 }
+
+/// Pipes a tar made by `produce` into `consume` (the writer runs on a thread of its own).
+pub(crate) fn piped<T>(
+    produce: impl FnOnce(&mut dyn Write) -> Result<(), Error> + Send,
+    consume: impl FnOnce(&mut dyn Read) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let (mut r, mut w) = std::io::pipe().map_err(io_err("pipe"))?;
+    std::thread::scope(|s| {
+        let writer = s.spawn(move || {
+            let res = produce(&mut w);
+            drop(w);
+            res
+        });
+        let got = consume(&mut r);
+        drop(r);
+        let wrote = writer.join().map_err(|_| Error::Internal("archive writer panicked".into()))?;
+        match (got, wrote) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+        }
+    })
+}
+
+/// Paths a container start creates as mount points when the image lacks them: not the program's work, so not part
+/// of its layer (Docker keeps them in a layer of their own, the container's "init" layer).
+const MOUNT_STUBS: &[&str] = &["etc/hosts", "etc/hostname", "etc/resolv.conf", "proc", "sys", "dev", ".dockerenv"];
+
+/// The empty mount points in the writable layer `upper` that a container's start created (the stubs above and the
+/// targets `extra`), which the layers below (`lower`) do not have: relative paths, deepest first, so that a mount
+/// target's empty parents come after it.
+pub(crate) fn mount_stubs(upper: &Path, lower: &[PathBuf], extra: &[String]) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let extra: Vec<String> = extra.iter().map(|e| e.trim_matches('/').to_string()).collect();
+    let mut stubs: Vec<&str> = MOUNT_STUBS.to_vec();
+    stubs.extend(extra.iter().map(String::as_str));
+    stubs.sort_by_key(|s| std::cmp::Reverse(s.matches('/').count()));
+    let mut found: Vec<String> = Vec::new();
+    for rel in stubs {
+        if rel.is_empty() || found.iter().any(|f| f == rel) {
+            continue;
+        }
+        let p = upper.join(rel);
+        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
+        if lower.iter().any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok()) {
+            continue;
+        }
+        let empty = if meta.is_dir() {
+            // Empty, or holding only stubs found already (deeper ones).
+            std::fs::read_dir(&p)
+                .map(|d| {
+                    d.flatten().all(|e| {
+                        let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+                        found.contains(&child)
+                    })
+                })
+                .unwrap_or(false)
+        } else {
+            meta.is_file() && meta.size() == 0
+        };
+        if empty {
+            found.push(rel.to_string());
+        }
+    }
+    found
+}

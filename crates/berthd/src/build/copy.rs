@@ -133,7 +133,7 @@ pub(super) async fn copy_step(
     let key = fs::key_of(&json!([key, from_key, file_keys, dest]));
     let shown = raw.original.split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim().to_string();
     let created_by = format!("{what} {shown} # buildkit");
-    if from_cache(cx, st, &key).await? {
+    if from_cache(cx, st, &key, &created_by).await? {
         return Ok(());
     }
     let job = fs::CopyJob {

@@ -9,9 +9,8 @@
 //! whiteouts as `.wh.` entries and imported into the store like a pulled layer.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -22,7 +21,9 @@ use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstat, fstatat};
 use sha2::{Digest as _, Sha256};
 
-use crate::archive::primitives::{TarOptions, TarWriter, in_private_namespace, mount_overlay, open_in_root, sys};
+use crate::archive::primitives::{
+    TarOptions, TarWriter, in_private_namespace, mount_overlay, mount_stubs, open_in_root, piped, sys,
+};
 
 pub use super::context::*;
 
@@ -396,48 +397,19 @@ fn mkdir_all(root: BorrowedFd<'_>, path: &str, owner: (u32, u32)) -> Result<(), 
     Ok(())
 }
 
-/// Whether an `ADD` source is an archive to unpack: a file that starts like a tar, plain or gzip-compressed. Read
-/// with `pread` at offset 0, so the descriptor's offset stays at the start for the extraction.
+/// Whether an `ADD` source is an archive to unpack: a file that holds a tar, plain or compressed as `tar` writes it
+/// (gzip, bzip2, xz, zstd); anything else (a compressed file that is no tar included) is copied as it is, as Docker
+/// does. Read with `pread`, so the descriptor's offset stays at the start for the extraction.
 fn is_archive(file: &std::fs::File) -> bool {
-    use std::os::unix::fs::FileExt;
-    let mut head = [0u8; 512];
-    let mut n = 0;
-    while n < head.len() {
-        match file.read_at(&mut head[n..], n as u64) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+    struct At<'f>(&'f std::fs::File, u64);
+    impl Read for At<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = std::os::unix::fs::FileExt::read_at(self.0, buf, self.1)?;
+            self.1 += n as u64;
+            Ok(n)
         }
     }
-    match berth_store::Compression::detect(&head[..n]) {
-        berth_store::Compression::Gzip => true,
-        berth_store::Compression::None => n >= 262 && &head[257..262] == b"ustar",
-        _ => false,
-    }
-}
-
-/// Pipes a tar made by `produce` into `consume` (the writer runs on a thread of its own).
-fn piped<T>(
-    produce: impl FnOnce(&mut dyn Write) -> Result<(), Error> + Send,
-    consume: impl FnOnce(&mut dyn Read) -> Result<T, Error>,
-) -> Result<T, Error> {
-    let (mut r, mut w) = std::io::pipe().map_err(io("pipe"))?;
-    std::thread::scope(|s| {
-        let writer = s.spawn(move || {
-            let res = produce(&mut w);
-            drop(w);
-            res
-        });
-        let got = consume(&mut r);
-        drop(r);
-        let wrote = writer.join().map_err(|_| Error::Internal("archive writer panicked".into()))?;
-        match (got, wrote) {
-            (Ok(v), Ok(())) => Ok(v),
-            (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(e),
-        }
-    })
+    berth_store::is_tar_archive(At(file, 0))
 }
 
 /// Runs a copy into the step's writable layer (`dirs.upper` over `lower`).
@@ -614,35 +586,12 @@ pub fn ensure_dir(lower: Vec<PathBuf>, dirs: &StepDirs, path: String, owner: Opt
 // ---------------------------------------------------------------------------------------------------------------
 // Commits
 
-/// Paths a container start creates as mount points when the image lacks them: not the program's work, so not part
-/// of its layer when they are still empty.
-const MOUNT_STUBS: &[&str] = &["etc/hosts", "etc/hostname", "etc/resolv.conf", "proc", "sys", "dev", ".dockerenv"];
-
 /// Removes from `upper` the empty mount points a step's container got (its mounts' targets among them) that the
 /// layers below do not have.
 pub fn remove_mount_stubs(upper: &Path, lower: &[PathBuf], extra: &[String]) {
-    let extra: Vec<String> = extra.iter().map(|e| e.trim_matches('/').to_string()).collect();
-    let mut stubs: Vec<&str> = MOUNT_STUBS.to_vec();
-    stubs.extend(extra.iter().map(String::as_str));
-    // Deepest first, so that a mount target's empty parents can go after it.
-    stubs.sort_by_key(|s| std::cmp::Reverse(s.matches('/').count()));
-    for rel in stubs {
-        if rel.is_empty() {
-            continue;
-        }
+    for rel in mount_stubs(upper, lower, extra) {
         let p = upper.join(rel);
-        let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
-        if lower.iter().any(|l| std::fs::symlink_metadata(l.join(rel)).is_ok()) {
-            continue;
-        }
-        let empty = if meta.is_dir() {
-            std::fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false)
-        } else {
-            meta.is_file() && meta.size() == 0
-        };
-        if empty {
-            let _ = if meta.is_dir() { std::fs::remove_dir(&p) } else { std::fs::remove_file(&p) };
-        }
+        let _ = if p.is_dir() { std::fs::remove_dir(&p) } else { std::fs::remove_file(&p) };
     }
 }
 

@@ -68,6 +68,10 @@ pub struct Options {
     pub quiet: bool,
     pub network: Option<String>,
     pub platform: Option<String>,
+    /// `extrahosts`: `host:ip` entries for the `RUN` steps' `/etc/hosts` (`--add-host`).
+    pub extra_hosts: Vec<String>,
+    /// `cachefrom`: the images whose history is the only cache (the classic builder's `--cache-from`).
+    pub cache_from: Vec<String>,
 }
 
 /// The JSON message stream to the client.
@@ -77,11 +81,25 @@ pub struct Out {
     quiet: bool,
     /// What a quiet build held back (shown with its error).
     held: Arc<Mutex<String>>,
+    /// The exit code of the `RUN` that failed the build (the error's `errorDetail.code`).
+    code: Arc<Mutex<Option<i64>>>,
 }
 
 impl Out {
     pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Value>, quiet: bool) -> Out {
-        Out { tx, quiet, held: Arc::new(Mutex::new(String::new())) }
+        Out { tx, quiet, held: Arc::new(Mutex::new(String::new())), code: Arc::new(Mutex::new(None)) }
+    }
+
+    /// A `RUN`'s standard error: a message of its own, red on a terminal, as the classic builder sends it.
+    pub fn stderr(&self, s: &str) {
+        self.stream(format!("\x1b[91m{s}\x1b[0m"));
+    }
+
+    /// Records the exit code of the `RUN` that fails the build.
+    fn failed_with(&self, code: i64) {
+        if let Ok(mut c) = self.code.lock() {
+            *c = Some(code);
+        }
     }
 
     pub fn stream(&self, s: impl Into<String>) {
@@ -107,7 +125,11 @@ impl Out {
         {
             text = format!("{}\n{msg}", h.trim_end());
         }
-        let _ = self.tx.send(json!({"errorDetail": {"message": text}, "error": text}));
+        let mut detail = json!({"message": text});
+        if let Some(code) = self.code.lock().ok().and_then(|c| *c) {
+            detail["code"] = json!(code);
+        }
+        let _ = self.tx.send(json!({"errorDetail": detail, "error": text}));
     }
 
     fn closed(&self) -> bool {
@@ -299,6 +321,21 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     }
     let total = needed.iter().map(|&s| 1 + df.stages[s].instructions.len()).sum();
     let results = (0..df.stages.len()).map(|_| tokio::sync::watch::channel(None).0).collect();
+    // `--cache-from`: images not here are skipped, as the classic builder does.
+    let sources = if opts.cache_from.is_empty() {
+        None
+    } else {
+        let mut found = Vec::new();
+        for name in &opts.cache_from {
+            let store = d.store.clone();
+            let n = name.clone();
+            match blocking(move || store.resolve_image(&n).map_err(Error::from)).await {
+                Ok(i) => found.push(i.config),
+                Err(e) => tracing::warn!("build: cache source {name} skipped: {e}"),
+            }
+        }
+        Some(Mutex::new(found))
+    };
     let cx = Arc::new(Ctx {
         d: d.clone(),
         opts,
@@ -312,6 +349,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         results,
         needed: needed.clone(),
         seq: AtomicUsize::new(0),
+        sources,
     });
     let mut tasks = Vec::new();
     for &s in &needed {

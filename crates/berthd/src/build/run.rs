@@ -176,7 +176,7 @@ pub(super) async fn run_step(
         Form::Shell(_) => format!("RUN {shown_args}{} # buildkit", argv.join(" ").trim_end()),
         Form::Exec(v) => format!("RUN {shown_args}{} # buildkit", json_words(v)),
     };
-    if from_cache(cx, st, &key).await? {
+    if from_cache(cx, st, &key, &created_by).await? {
         return Ok(());
     }
     // The step's image: the stage's config without what only a real container uses.
@@ -196,6 +196,7 @@ pub(super) async fn run_step(
         entrypoint: Some(Vec::new()),
         host_config: Some(HostConfig {
             network_mode: Some(network_mode),
+            extra_hosts: Some(cx.opts.extra_hosts.clone()).filter(|h| !h.is_empty()),
             binds: Some(binds),
             tmpfs: Some(tmpfs),
             ..Default::default()
@@ -219,7 +220,10 @@ pub(super) async fn run_step(
             // A RUN container is remapped with the daemon (`--userns-remap`): its upper directory holds host IDs.
             finish_layer_step(cx, st, key, created_by, upper, cx.d.config.userns_remap).await
         }
-        Ok(code) => Err(bad(format!("{at}: The command '{}' returned a non-zero code: {code}", argv.join(" ")))),
+        Ok(code) => {
+            cx.out.failed_with(code);
+            Err(bad(format!("{at}: The command '{}' returned a non-zero code: {code}", argv.join(" "))))
+        }
         Err(e) => Err(e),
     };
     if let Ok(c) = c
@@ -263,7 +267,8 @@ pub(super) async fn run_container(cx: &Arc<Ctx>, id: &str) -> Result<i64, Error>
             if s.read_exact(&mut buf).await.is_err() {
                 break;
             }
-            cx.out.stream(String::from_utf8_lossy(&buf).into_owned());
+            let text = String::from_utf8_lossy(&buf);
+            if header[0] == 2 { cx.out.stderr(&text) } else { cx.out.stream(text.into_owned()) }
         }
     }
     let (code, err) = containers::wait(&c, WaitCondition::NotRunning).await;

@@ -58,6 +58,8 @@ pub(super) struct Ctx {
     /// The stages this build runs (a stage outside it is never waited for).
     pub(super) needed: BTreeSet<usize>,
     pub(super) seq: AtomicUsize,
+    /// `--cache-from`: the configs of the images that are the build's only cache (none: the builder's own cache).
+    pub(super) sources: Option<Mutex<Vec<Value>>>,
 }
 
 /// Variables for expansion: the config's `Env`, then the build arguments in scope.
@@ -311,9 +313,9 @@ pub(super) fn parent_of(st: &State) -> Value {
     json!(st.chains.last().map(|c| c.as_str().to_string()))
 }
 
-/// Looks a step up in the cache (unless `--no-cache`).
+/// Looks a step up in the cache (unless `--no-cache`, or `--cache-from` names the cache).
 pub(super) async fn cached(cx: &Ctx, key: &str) -> Result<Option<berth_store::cache::CacheEntry>, Error> {
-    if cx.opts.no_cache {
+    if cx.opts.no_cache || cx.sources.is_some() {
         return Ok(None);
     }
     let store = cx.d.store.clone();
@@ -328,8 +330,52 @@ pub(super) async fn remember(cx: &Ctx, key: &str, chain: Option<ChainId>, rec: V
         .await
 }
 
+/// The classic builder's `--cache-from` (moby's `ImageCache.GetCache`): the next history entry of a source image
+/// whose history so far is the stage's and whose layers start with the stage's, when the same instruction made it
+/// (and its layer, if it has one). Once a source matched, the build sticks to it.
+fn from_sources(cx: &Ctx, st: &State, created_by: &str) -> Option<(Value, Option<DiffId>)> {
+    if cx.opts.no_cache {
+        return None;
+    }
+    let mut sources = cx.sources.as_ref()?.lock().ok()?;
+    let empty = Vec::new();
+    let hist = st.img["history"].as_array().unwrap_or(&empty);
+    let diffs = st.img["rootfs"]["diff_ids"].as_array().unwrap_or(&empty);
+    let (n, m) = (hist.len(), diffs.len());
+    let mut found = None;
+    for s in sources.iter() {
+        let (Some(sh), Some(sd)) = (s["history"].as_array(), s["rootfs"]["diff_ids"].as_array()) else { continue };
+        if sh.len() <= n || sd.len() < m || sh[..n] != hist[..] || sd[..m] != diffs[..] {
+            continue;
+        }
+        let next = &sh[n];
+        if next["created_by"].as_str() != Some(created_by) {
+            continue;
+        }
+        let diff = if next["empty_layer"].as_bool().unwrap_or(false) {
+            None
+        } else {
+            match sd.get(m).and_then(Value::as_str).map(DiffId::parse) {
+                Some(Ok(d)) => Some(d),
+                _ => continue,
+            }
+        };
+        found = Some((s.clone(), next.clone(), diff));
+        break;
+    }
+    let (source, entry, diff) = found?;
+    *sources = vec![source];
+    Some((entry, diff))
+}
+
 /// A config-only step: cached for its history time only (the change itself is recomputed).
 pub(super) async fn meta_step(cx: &Ctx, st: &mut State, key: String, created_by: String) -> Result<(), Error> {
+    if let Some((entry, None)) = from_sources(cx, st, &created_by) {
+        cx.out.stream(" ---> Using cache\n");
+        st.push_history(entry["created"].as_str().unwrap_or(""), &created_by, true);
+        st.key = key;
+        return Ok(());
+    }
     let created = match cached(cx, &key).await? {
         Some(e) => {
             cx.out.stream(" ---> Using cache\n");
@@ -346,8 +392,27 @@ pub(super) async fn meta_step(cx: &Ctx, st: &mut State, key: String, created_by:
     Ok(())
 }
 
-/// Applies a cached layer step; false when there is no usable entry.
-pub(super) async fn from_cache(cx: &Ctx, st: &mut State, key: &str) -> Result<bool, Error> {
+/// Applies a cached layer step (`created_by`: its history entry's text); false when there is no usable entry.
+pub(super) async fn from_cache(cx: &Ctx, st: &mut State, key: &str, created_by: &str) -> Result<bool, Error> {
+    if let Some((entry, diff)) = from_sources(cx, st, created_by) {
+        let created = entry["created"].as_str().unwrap_or("").to_string();
+        match diff {
+            Some(d) => {
+                let chain = ChainId::compute(st.chains.last(), &d);
+                let store = cx.d.store.clone();
+                let c2 = chain.clone();
+                if blocking(move || store.layer(&c2).map_err(Error::from)).await?.is_none() {
+                    return Ok(false);
+                }
+                st.push_layer(chain, &d);
+                st.push_history(&created, created_by, false);
+            }
+            None => st.push_history(&created, created_by, true),
+        }
+        cx.out.stream(" ---> Using cache\n");
+        st.key = key.to_string();
+        return Ok(true);
+    }
     let Some(e) = cached(cx, key).await? else { return Ok(false) };
     let created = e.record["created"].as_str().map(str::to_string).unwrap_or_else(now);
     let by = e.record["created_by"].as_str().unwrap_or("").to_string();

@@ -168,7 +168,7 @@ pub(super) async fn step(cx: &Arc<Ctx>, st: &mut State, raw: &Instruction, stage
             let path = if w.starts_with('/') { fs::clean_abs(w) } else { fs::clean_abs(&format!("{cur}/{w}")) };
             config_mut(&mut st.img).insert("WorkingDir".into(), json!(path));
             let created_by = format!("WORKDIR {path}");
-            if from_cache(cx, st, &key).await? {
+            if from_cache(cx, st, &key, &created_by).await? {
                 return Ok(());
             }
             let dirs = step_dir(cx)?;

@@ -1,5 +1,5 @@
 //! The daemon's registry clients: one constructor with its trust settings (`--registry-certs-dir`,
-//! `--insecure-registry`) for pulls, pushes and logins, and the check behind `POST /auth`.
+//! `--insecure-registry`) for pulls, pushes and logins, the check behind `POST /auth`, and `GET /distribution`.
 
 use crate::error::Error;
 use berth_registry::{Credentials, Registry};
@@ -24,4 +24,15 @@ pub async fn login(d: &Daemon, creds: Credentials) -> Result<(), Error> {
         )),
         e => Error::from(e),
     })
+}
+
+/// `GET /distribution/{name}/json`: the registry's manifest descriptor and platforms of `name`, nothing pulled.
+pub async fn distribution(
+    d: &Daemon,
+    name: &str,
+    creds: Credentials,
+) -> Result<berth_registry::pull::Distribution, Error> {
+    let r = berth_store::Reference::parse(name).map_err(Error::from)?;
+    let reg = registry(d, r.domain(), creds, vec![berth_registry::pull::pull_scope(&r)])?;
+    berth_registry::pull::distribution(&reg, &r).await.map_err(Error::from)
 }

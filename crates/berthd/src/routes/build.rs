@@ -21,9 +21,7 @@ fn json_map<T: serde::de::DeserializeOwned>(q: &Query, key: &str) -> Result<BTre
 
 /// `POST /build`: the body is the context (a tar); the answer streams the build's messages.
 pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
-    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
-    let tags: Vec<String> =
-        pairs.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).filter(|t| !t.is_empty()).collect();
+    let tags: Vec<String> = super::query_values(req.uri(), "t").into_iter().filter(|t| !t.is_empty()).collect();
     for t in &tags {
         let r = berth_store::Reference::parse(t).map_err(crate::daemon::store_error)?;
         if r.digest().is_some() {
@@ -47,6 +45,13 @@ pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Respo
         quiet: flag(&q, "q"),
         network: q.get("networkmode").cloned().filter(|n| !n.is_empty()),
         platform: q.get("platform").cloned().filter(|p| !p.is_empty()),
+        extra_hosts: super::query_values(req.uri(), "extrahosts").into_iter().filter(|h| !h.is_empty()).collect(),
+        cache_from: match q.get("cachefrom").filter(|c| !c.is_empty()) {
+            Some(v) => {
+                serde_json::from_str(v).map_err(|e| Error::InvalidArgument(format!("invalid cachefrom: {e}")))?
+            }
+            None => Vec::new(),
+        },
     };
     let (body, drained) = super::body_reader(req.into_body());
     let prep = drained.then(build::prepare(&d, &opts, body).await).await?;

@@ -313,6 +313,43 @@ pub async fn top(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Jso
     Ok(Json(views::container::top(titles, processes)))
 }
 
+/// `POST /commit?container=...`: the container's writable layer as a new image (`docker commit`).
+pub async fn commit(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
+    let name = q.get("container").cloned().unwrap_or_default();
+    let c = d.container(&name)?;
+    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{r}:{t}"),
+        None => r.clone(),
+    });
+    // Docker pauses by default from API 1.13 on (older versions are not accepted).
+    let pause = match q.get("pause").map(String::as_str) {
+        None | Some("") => true,
+        Some(_) => flag(&q, "pause"),
+    };
+    let changes = super::change_lines(req.uri());
+    let body = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("reading the body: {e}")))?;
+    let config: Option<Value> = json_body(&body)?;
+    let opts = crate::commit::CommitOptions {
+        reference,
+        author: q.get("author").cloned().unwrap_or_default(),
+        comment: q.get("comment").cloned().unwrap_or_default(),
+        changes,
+        pause,
+        config,
+    };
+    let id = crate::commit::commit(&d, &c, opts).await?;
+    Ok((StatusCode::CREATED, Json(views::container::committed(id))).into_response())
+}
+
+/// `GET /containers/{id}/changes` (`docker diff`).
+pub async fn changes(d: Daemonic, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let c = d.container(&id)?;
+    let list = crate::commit::changes(&d, &c).await?;
+    Ok(Json(views::container::changes(&list)))
+}
+
 /// `POST /containers/prune`: removes every stopped container (filters `label`, `label!`, `until`).
 pub async fn prune(d: Daemonic, q: Query) -> ApiResult<Json<serde_json::Value>> {
     let f = Filters::from_query(&q)?;

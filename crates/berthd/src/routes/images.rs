@@ -114,14 +114,7 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
         berth_store::reference::Reference::parse(r).map_err(store_error)?;
     }
     // `changes` may repeat (the docker CLI sends one per `-c`), and one value may hold several lines.
-    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
-    let changes: Vec<String> = pairs
-        .iter()
-        .filter(|(k, _)| k == "changes")
-        .flat_map(|(_, v)| v.split('\n'))
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let changes = super::change_lines(req.uri());
     let opts = berth_store::ImportOptions {
         changes,
         message: q.get("message").cloned().filter(|m| !m.is_empty()),
@@ -138,8 +131,7 @@ pub async fn create(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Resp
 
 /// `GET /images/get?names=a&names=b`: docker's `save` format.
 pub async fn save(d: Daemonic, req: Request<Body>) -> ApiResult<Response> {
-    let pairs: Vec<(String, String)> = axum::extract::Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
-    let names: Vec<String> = pairs.into_iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
+    let names = super::query_values(req.uri(), "names");
     if names.is_empty() {
         return Err(Error::InvalidArgument("no images given: names is required".into()).into());
     }

@@ -27,8 +27,40 @@ pub use error::{ApiError, ApiResult};
 
 /// Shared handler state.
 pub type Daemonic = axum::extract::State<Arc<Daemon>>;
-/// Query parameters, as Docker sends them.
-pub type Query = axum::extract::Query<HashMap<String, String>>;
+/// Query parameters, as Docker reads them: a key given several times counts with its first value (Go's
+/// `FormValue`; docker-py sends `dockerfile` twice for a Dockerfile outside the context). [`query_values`] has them all.
+pub struct Query(pub HashMap<String, String>);
+
+impl std::ops::Deref for Query {
+    type Target = HashMap<String, String>;
+
+    fn deref(&self) -> &HashMap<String, String> {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut q = HashMap::new();
+        for (k, v) in query_pairs(&parts.uri)? {
+            q.entry(k).or_insert(v);
+        }
+        Ok(Query(q))
+    }
+}
+
+fn query_pairs(uri: &axum::http::Uri) -> Result<Vec<(String, String)>, Error> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| Error::InvalidArgument(format!("invalid query: {e}")))
+}
+
+/// Every value of the query parameter `key`, in order (`t` of a build, `changes` of an import or commit).
+pub fn query_values(uri: &axum::http::Uri, key: &str) -> Vec<String> {
+    query_pairs(uri).unwrap_or_default().into_iter().filter(|(k, _)| k == key).map(|(_, v)| v).collect()
+}
 
 /// The API version of the request (negotiated in `server.rs` from its `/vX.Y` prefix; the newest without one), for
 /// the views that render differently per version.
@@ -67,6 +99,8 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/containers/{id}/logs", get(containers::logs))
         .route("/containers/{id}/attach", post(containers::attach))
         .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/changes", get(containers::changes))
+        .route("/commit", post(containers::commit))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}", axum::routing::delete(containers::remove))
         .route("/containers/{id}/{link}", axum::routing::delete(containers::remove_link))
@@ -93,6 +127,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/networks/{id}/connect", post(networks::connect))
         .route("/networks/{id}/disconnect", post(networks::disconnect))
         .route("/auth", post(registry::auth))
+        .route("/distribution/{*name}", get(registry::distribution))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/session", head(system::no_session).post(system::no_session))
@@ -133,6 +168,17 @@ fn cluster_routes() -> Router<Arc<Daemon>> {
         }
     }
     r
+}
+
+/// The Dockerfile lines of `changes` (`import -c`, `commit -c`): the parameter may repeat (the docker CLI sends one
+/// per `-c`), and one value may hold several lines.
+pub fn change_lines(uri: &axum::http::Uri) -> Vec<String> {
+    query_values(uri, "changes")
+        .iter()
+        .flat_map(|v| v.split('\n'))
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A blocking reader over a request body (for the synchronous store and file system work), fed by a task.
@@ -224,6 +270,20 @@ pub fn json_body<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_repeated_query_parameter_counts_with_its_first_value() {
+        use axum::extract::FromRequestParts;
+        let req = axum::http::Request::builder()
+            .uri("/build?dockerfile=.dockerfile.1&t=a&dockerfile=FROM%20x&t=b&changes=ENV%20A%3D1%0ACMD%20x")
+            .body(())
+            .expect("request");
+        let (mut parts, ()) = req.into_parts();
+        let q = Query::from_request_parts(&mut parts, &()).await.expect("query");
+        assert_eq!(q.get("dockerfile").map(String::as_str), Some(".dockerfile.1"));
+        assert_eq!(query_values(&parts.uri, "t"), ["a", "b"]);
+        assert_eq!(change_lines(&parts.uri), ["ENV A=1", "CMD x"]);
+    }
 
     #[test]
     fn flags() {

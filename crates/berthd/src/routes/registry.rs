@@ -63,3 +63,17 @@ pub async fn push(d: Daemonic, name: String, q: Query, headers: HeaderMap) -> Ap
     tokio::spawn(async move { push.run(&d2, &p).await });
     Ok(super::json_stream(rx))
 }
+
+/// `GET /distribution/{name}/json`: the manifest descriptor and platforms of an image on its registry, without
+/// pulling it (`docker manifest`-like lookups, docker-py's `images.get_registry_data`).
+pub async fn distribution(
+    d: Daemonic,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let Some(name) = path.strip_suffix("/json") else {
+        return Err(Error::NotFound(format!("page not found: /distribution/{path}")).into());
+    };
+    let dist = crate::images::registry::distribution(&d, name, credentials(&headers)?).await?;
+    Ok(Json(views::image::distribution(&dist)))
+}

@@ -1,4 +1,5 @@
-//! Containers: `GET /containers/{id}/json`, the entries of `GET /containers/json`, `top`, `wait`, `create`.
+//! Containers: `GET /containers/{id}/json`, the entries of `GET /containers/json`, `top`, `wait`, `create`, `commit`,
+//! `changes`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -414,6 +415,34 @@ pub fn pruned(deleted: Vec<String>, reclaimed: u64) -> Value {
 /// `GET /containers/{id}/top`.
 pub fn top(titles: Vec<String>, processes: Vec<Vec<String>>) -> Value {
     render(&ContainerTopResponse { titles: Some(titles), processes: Some(processes) }, &[])
+}
+
+/// `POST /commit`: the new image's ID, as `{"Id": ...}` (bollard's `IdResponse` serialises the key as `id`, which
+/// Go's case-blind decoder accepts and docker-py does not).
+pub fn committed(id: String) -> Value {
+    serde_json::json!({ "Id": id })
+}
+
+/// `GET /containers/{id}/changes`: `Kind` 0 modified, 1 added, 2 deleted; `null` when nothing changed (Docker's nil
+/// list).
+pub fn changes(list: &[crate::commit::Change]) -> Value {
+    use crate::commit::ChangeKind;
+    use berth_api::models::{ChangeType, FilesystemChange};
+    if list.is_empty() {
+        return Value::Null;
+    }
+    let models: Vec<FilesystemChange> = list
+        .iter()
+        .map(|c| FilesystemChange {
+            path: c.path.clone(),
+            kind: match c.kind {
+                ChangeKind::Modified => ChangeType::_0,
+                ChangeKind::Added => ChangeType::_1,
+                ChangeKind::Deleted => ChangeType::_2,
+            },
+        })
+        .collect();
+    serde_json::to_value(models).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

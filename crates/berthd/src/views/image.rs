@@ -217,6 +217,23 @@ pub fn pruned(entries: Vec<Value>, reclaimed: i64) -> Value {
     v
 }
 
+/// `GET /distribution/{name}/json`.
+pub fn distribution(dist: &berth_registry::pull::Distribution) -> Value {
+    use berth_api::models::{DistributionInspect, OciDescriptor, OciPlatform};
+    let platforms =
+        dist.platforms.iter().filter_map(|p| serde_json::from_value::<OciPlatform>(p.clone()).ok()).collect();
+    let model = DistributionInspect {
+        descriptor: OciDescriptor {
+            media_type: Some(dist.media_type.clone()),
+            digest: Some(dist.digest.to_string()),
+            size: Some(dist.size as i64),
+            ..Default::default()
+        },
+        platforms,
+    };
+    render(&model, &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
