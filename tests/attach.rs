@@ -41,7 +41,9 @@ fn python_docker() -> bool {
     let ok = Path::new("/usr/bin/python3").is_file()
         && Command::new("/usr/bin/python3").args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success());
     if !ok {
-        skip_missing_tool("/usr/bin/python3 with python3-docker is not installed: the docker-py attach test did not run");
+        skip_missing_tool(
+            "/usr/bin/python3 with python3-docker is not installed: the docker-py attach test did not run",
+        );
     }
     ok
 }
