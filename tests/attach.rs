@@ -48,6 +48,23 @@ fn python_docker() -> bool {
     ok
 }
 
+/// Runs `script` (which prints `ok` at its end and removes its containers) with `/usr/bin/python3` against a new
+/// daemon with busybox, when docker-py is installed; then berthd holds no more descriptors than before it.
+fn python_test(script: &str) {
+    require_root();
+    if !python_docker() {
+        return;
+    }
+    let d = daemon_with_busybox();
+    // A first container opens what berthd keeps open for good (the event log, the store's files).
+    docker_ok(&d, &["run", "--rm", "busybox", "true"]);
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.pid())).unwrap().count();
+    let before = fds();
+    assert_eq!(python(&d, script).trim(), "ok");
+    // Connections and shims' sockets of the removed containers close as their tasks end.
+    assert!(d.eventually(10, || fds() <= before), "berthd had {before} descriptors, now {}", fds());
+}
+
 /// Runs `script` with `/usr/bin/python3` against the daemon (bounded: 120 s); its stdout.
 fn python(d: &Berthd, script: &str) -> String {
     let out = Command::new("timeout")
@@ -134,13 +151,7 @@ fn docker_cli_attaches_before_start() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_attach_logs_and_exec_framing() {
-    require_root();
-    if !python_docker() {
-        return;
-    }
-    let d = daemon_with_busybox();
-    let out = python(
-        &d,
+    python_test(
         r#"
 import docker, os, socket, time
 c = docker.from_env()
@@ -189,7 +200,6 @@ ct.remove(force=True)
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 /// The daemon's detach keys on raw hijacked sockets: on a TTY container the default `ctrl-p,ctrl-q` and a custom
@@ -199,13 +209,7 @@ print("ok")
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn detach_keys_on_attach_and_exec() {
-    require_root();
-    if !python_docker() {
-        return;
-    }
-    let d = daemon_with_busybox();
-    let out = python(
-        &d,
+    python_test(
         r#"
 import docker, json, os, socket, time
 c = docker.from_env()
@@ -282,7 +286,6 @@ plain.remove(force=True)
 print("ok")
 "#,
     );
-    assert_eq!(out.trim(), "ok");
 }
 
 /// The docker CLI on a terminal (`script`): `docker run -it` (StdinOnce) left with ctrl-p ctrl-q keeps running (the
