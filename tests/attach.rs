@@ -205,7 +205,7 @@ print("ok")
 /// The daemon's detach keys on raw hijacked sockets: on a TTY container the default `ctrl-p,ctrl-q` and a custom
 /// `detachKeys` end the attach, leave the container running and publish `detach`; a non-TTY container's input
 /// passes them through (as Docker's); an exec's `DetachKeys` (of its create request) end its stream and leave it
-/// running (`exec_detach`); bad specs get Docker's 400.
+/// running (`exec_detach`); bad specs get Docker's 400, an attach to a paused container Docker's 409.
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn detach_keys_on_attach_and_exec() {
@@ -268,6 +268,13 @@ for spec in ["ctrl-", "ctrl-p,", "ctrl-zz", "CTRL-P"]:
                   params={"stream": 1, "stdout": 1, "detachKeys": spec},
                   headers={"Upgrade": "tcp", "Connection": "Upgrade"})
     assert r.status_code == 400 and r.json()["message"] == "Invalid detach keys (%s) provided" % spec, r.text
+
+tty.pause()
+r = api._post(api._url("/containers/{0}/attach", tty.id), params={"stream": 1, "stdout": 1},
+              headers={"Upgrade": "tcp", "Connection": "Upgrade"})
+assert r.status_code == 409, r.text
+assert r.json()["message"] == "container %s is paused, unpause the container before attach" % tty.id, r.text
+tty.unpause()
 
 since = time.time()
 r = api._post_json(api._url("/containers/{0}/exec", tty.id), data={

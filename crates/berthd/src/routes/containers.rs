@@ -242,8 +242,18 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
     if !stream && !logs {
         return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()).into());
     }
-    if rec.state.status == containers::Status::Paused {
-        return Err(Error::Conflict(format!("container {id} is paused, unpause the container before attach.")).into());
+    match rec.state.status {
+        containers::Status::Paused => {
+            return Err(
+                Error::Conflict(format!("container {id} is paused, unpause the container before attach")).into()
+            );
+        }
+        containers::Status::Restarting => {
+            return Err(
+                Error::Conflict(format!("container {id} is restarting, wait until the container is running")).into()
+            );
+        }
+        _ => {}
     }
     let log_opts = crate::logs::LogOptions {
         stdout: streams.stdout,
@@ -295,8 +305,8 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
             }
         };
         let (shim_r, mut shim_w) = shim.into_split();
-        // Docker watches for the detach sequence on a TTY's input only.
-        let keys = tty.then_some(keys);
+        // Docker watches for the detach sequence in a TTY's attached input only.
+        let keys = (tty && streams.stdin).then_some(keys);
         let input = async move {
             let end = if streams.stdin {
                 crate::hijack::copy_input(&mut cr, &mut shim_w, keys).await
