@@ -149,8 +149,9 @@ fn docker_cli_lifecycle_exec_network_volume_events() {
         [
             "create",
             "start",
-            "exec_create: true",
-            "exec_start: true",
+            // Docker's action: the program, a space, its arguments (none here).
+            "exec_create: true ",
+            "exec_start: true ",
             "exec_die",
             "pause",
             "unpause",

@@ -478,6 +478,28 @@ pub fn idmapped_bind(source: &Path, target: &Path, userns: BorrowedFd<'_>) -> Re
     Ok(())
 }
 
+/// `kill(pid, sig)` for any signal number, the real-time ones included (nix's `Signal` names only the standard ones).
+pub fn send_signal(pid: i32, sig: libc::c_int) -> nix::Result<()> {
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    let ret = unsafe { libc::kill(pid, sig) };
+    if ret == -1 {
+        return Err(nix::Error::last());
+    }
+    Ok(())
+}
+
+/// The bytes written to socket `fd` that its peer has not read yet (`SIOCOUTQ`; for a Unix stream socket, what
+/// waits in the peer's receive queue).
+pub fn unread_output(fd: BorrowedFd<'_>) -> nix::Result<libc::c_int> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: ioctl(SIOCOUTQ) writes one int into `n`, which lives on the stack for the call.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n as *mut libc::c_int) };
+    if ret == -1 {
+        return Err(nix::Error::last());
+    }
+    Ok(n)
+}
+
 /// `pidfd_open(pid, 0)` (Linux 5.3): a descriptor that names this process and no other, even after its PID is reused.
 pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open takes two integers and returns a new descriptor, which we own from here on.

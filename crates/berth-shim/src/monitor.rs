@@ -482,7 +482,9 @@ impl Monitor {
             let kind = std::mem::replace(&mut self.clients[idx].kind, ClientKind::Done);
             match kind {
                 ClientKind::Attach { stdin: true, stdout, stderr } => {
-                    if self.cfg.stdin_once {
+                    // As Docker: the end of an attach closes the stdin of `StdinOnce` containers, never a TTY's (a
+                    // client detaching or going away leaves a terminal session running).
+                    if self.cfg.stdin_once && self.pty_master.is_none() {
                         self.close_stdin();
                     }
                     // Output keeps flowing to a client that only closed its sending side.
@@ -571,13 +573,16 @@ impl Monitor {
             // Answered in `finish`, once the output is drained.
             Request::Wait => self.clients[idx].kind = ClientKind::Waiter,
             Request::Kill { signal } => {
-                let r = match Signal::try_from(signal) {
-                    Ok(sig) if self.exit.is_none() => match nix::sys::signal::kill(self.pid, sig) {
+                // Real-time signals (34..=64) too, which nix's `Signal` does not name.
+                let r = if !(1..=64).contains(&signal) {
+                    Response::Error { message: format!("invalid signal: {signal}") }
+                } else if self.exit.is_some() {
+                    Response::Ok
+                } else {
+                    match berth_runtime::sys::send_signal(self.pid.as_raw(), signal) {
                         Ok(()) => Response::Ok,
                         Err(e) => Response::Error { message: format!("kill: {e}") },
-                    },
-                    Ok(_) => Response::Ok,
-                    Err(_) => Response::Error { message: format!("invalid signal: {signal}") },
+                    }
                 };
                 self.reply(idx, &r);
             }

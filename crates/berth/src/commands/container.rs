@@ -179,6 +179,7 @@ pub async fn start(c: &Client, a: StartArgs) -> Result<i32> {
             start: true,
             condition: if f.auto_remove { "removed" } else { "next-exit" },
             sig_proxy: true,
+            detach_keys: a.detach_keys.clone(),
         };
         return match session(c, s).await {
             Ok(code) => Ok(code),
@@ -350,6 +351,7 @@ pub async fn attach(c: &Client, a: AttachArgs) -> Result<i32> {
         start: false,
         condition: "not-running",
         sig_proxy: a.sig_proxy,
+        detach_keys: a.detach_keys.clone(),
     };
     session(c, s).await
 }

@@ -694,6 +694,8 @@ pub struct Session {
     pub condition: &'static str,
     /// Proxy signals to the container (non-TTY only).
     pub sig_proxy: bool,
+    /// `--detach-keys` (the daemon watches a TTY's input for them; default `ctrl-p,ctrl-q`).
+    pub detach_keys: Option<String>,
 }
 
 /// The error of a failed start inside a [`Session`] (the caller decides how to report it).
@@ -725,6 +727,9 @@ pub async fn session(c: &Client, s: Session) -> Result<i32> {
         if s.stderr {
             q.push(("stderr", "1".into()));
         }
+        if let Some(k) = &s.detach_keys {
+            q.push(("detachKeys", k.clone()));
+        }
         Some(c.hijack(&format!("{}/attach{}", container_path(&s.id), query(&q)), None).await?)
     } else {
         None
@@ -755,7 +760,16 @@ pub async fn session(c: &Client, s: Session) -> Result<i32> {
     };
     drop(raw);
     pumped?;
-    let body = read_body(wait).await?;
+    // On a terminal the daemon ends the stream at the detach keys and the container runs on: when no exit follows
+    // the end of the stream within a second, this was a detach.
+    let body = if s.tty && s.stdin {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), read_body(wait)).await {
+            Ok(body) => body?,
+            Err(_) => return Ok(0),
+        }
+    } else {
+        read_body(wait).await?
+    };
     let v: Value = serde_json::from_slice(&body).context("decode the wait answer")?;
     if let Some(msg) = v.pointer("/Error/Message").and_then(Value::as_str).filter(|m| !m.is_empty())
         && v["StatusCode"].as_i64().unwrap_or(0) == 0
@@ -806,6 +820,7 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
         start: true,
         condition: if a.opts.rm { "removed" } else { "next-exit" },
         sig_proxy: a.sig_proxy,
+        detach_keys: a.detach_keys.clone(),
     };
     match session(c, sess).await {
         Ok(code) => Ok(code),

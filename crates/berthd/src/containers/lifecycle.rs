@@ -354,15 +354,87 @@ fn exec_duration(rec: &Record) -> String {
     secs.to_string()
 }
 
-/// Parses a signal given as `SIGKILL`, `KILL` or `9`.
+/// The first and last real-time signals as Docker's signal table has them (glibc reserves 32 and 33).
+const SIGRTMIN: i32 = 34;
+const SIGRTMAX: i32 = 64;
+
+/// Docker's signal names (Linux's table of moby's `signal.SignalMap`, without the `SIG` prefix), besides the
+/// real-time ones.
+const SIGNAL_NAMES: &[(&str, i32)] = &[
+    ("ABRT", libc::SIGABRT),
+    ("ALRM", libc::SIGALRM),
+    ("BUS", libc::SIGBUS),
+    ("CHLD", libc::SIGCHLD),
+    ("CLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("FPE", libc::SIGFPE),
+    ("HUP", libc::SIGHUP),
+    ("ILL", libc::SIGILL),
+    ("INT", libc::SIGINT),
+    ("IO", libc::SIGIO),
+    ("IOT", libc::SIGIOT),
+    ("KILL", libc::SIGKILL),
+    ("PIPE", libc::SIGPIPE),
+    ("POLL", libc::SIGPOLL),
+    ("PROF", libc::SIGPROF),
+    ("PWR", libc::SIGPWR),
+    ("QUIT", libc::SIGQUIT),
+    ("SEGV", libc::SIGSEGV),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("STOP", libc::SIGSTOP),
+    ("SYS", libc::SIGSYS),
+    ("TERM", libc::SIGTERM),
+    ("TRAP", libc::SIGTRAP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("VTALRM", libc::SIGVTALRM),
+    ("WINCH", libc::SIGWINCH),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+];
+
+/// Parses a signal as Docker does: a number (not 0), or a name in any case with or without `SIG` (`SIGHUP`, `hup`),
+/// `RTMIN`, `RTMIN+1` … `RTMIN+15`, `RTMAX-14` … `RTMAX-1`, `RTMAX`. A number Linux has no signal for (65, 32) is
+/// refused as dockerd refuses it (500, "The linux daemon does not support signal 65").
 pub fn parse_signal(s: &str) -> Result<i32, Error> {
     let bad = || Error::InvalidArgument(format!("Invalid signal: {s}"));
-    if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).map(|sig| sig as i32).map_err(|_| bad());
+    if let Ok(n) = s.parse::<i64>() {
+        if n == 0 {
+            return Err(bad());
+        }
+        return match i32::try_from(n) {
+            Ok(sig) if (1..=31).contains(&sig) || (SIGRTMIN..=SIGRTMAX).contains(&sig) => Ok(sig),
+            // Go's uint64 of the number, as dockerd prints it (-1: 18446744073709551615).
+            _ => Err(Error::Internal(format!("The linux daemon does not support signal {}", n as u64))),
+        };
     }
     let up = s.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") { up } else { format!("SIG{up}") };
-    name.parse::<nix::sys::signal::Signal>().map(|sig| sig as i32).map_err(|_| bad())
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some((_, sig)) = SIGNAL_NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok(*sig);
+    }
+    let offset = |rest: &str, max: i32| -> Option<i32> {
+        let n: i32 = rest.parse().ok().filter(|n| (1..=max).contains(n))?;
+        // Only the plain digits Docker's table names ("RTMIN+01" is not there).
+        (n.to_string() == rest).then_some(n)
+    };
+    match name {
+        "RTMIN" => Ok(SIGRTMIN),
+        "RTMAX" => Ok(SIGRTMAX),
+        _ => {
+            if let Some(n) = name.strip_prefix("RTMIN+").and_then(|r| offset(r, 15)) {
+                Ok(SIGRTMIN + n)
+            } else if let Some(n) = name.strip_prefix("RTMAX-").and_then(|r| offset(r, 14)) {
+                Ok(SIGRTMAX - n)
+            } else {
+                Err(bad())
+            }
+        }
+    }
 }
 
 pub(super) async fn wait_until_not_running(c: &Container, timeout: Option<Duration>) -> bool {

@@ -22,25 +22,43 @@ pub(super) fn shim_ok(r: Response) -> Result<(), Error> {
 pub fn attach_at_start(c: &Container, streams: AttachStreams) -> tokio::sync::oneshot::Receiver<UnixStream> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     if let Ok(mut p) = c.pending_attach.lock() {
+        // Clients that went away before a start are forgotten here rather than attached at it.
+        p.retain(|a| !a.tx.is_closed());
         p.push(PendingAttach { streams, tx });
     }
     rx
 }
 
-/// Waits for a container to be started (if it is only created) and attaches to it.
-pub async fn attach(d: &Arc<Daemon>, c: &Arc<Container>, streams: AttachStreams) -> Result<UnixStream, Error> {
-    let rx = {
-        let rec = c.record();
-        if matches!(rec.state.status, Status::Running | Status::Paused) {
-            return d.shims.attach(&bundle_dir(d, &c.id), streams).await;
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Ok(mut p) = c.pending_attach.lock() {
-            p.push(PendingAttach { streams, tx });
-        }
-        rx
-    };
-    rx.await.map_err(|_| Error::Conflict("container was removed before it started".into()))
+/// Where an attach connects: to the running container, or to its next start (created or stopped: Docker lets a
+/// client attach before `start`, which `docker start -a` and docker-compose's `up` do, and loses nothing between).
+pub enum AttachTarget {
+    Now,
+    AtStart(tokio::sync::oneshot::Receiver<UnixStream>),
+}
+
+/// Decides where an attach connects, registering it for the next start when the container is not running. Under
+/// the lifecycle lock, so that a start in progress (past the point where it takes the waiting attaches) is over
+/// first and the container found running.
+pub async fn attach_target(c: &Container, streams: AttachStreams) -> AttachTarget {
+    if c.is_running() {
+        return AttachTarget::Now;
+    }
+    let _guard = c.lifecycle.lock().await;
+    if c.is_running() { AttachTarget::Now } else { AttachTarget::AtStart(attach_at_start(c, streams)) }
+}
+
+/// Connects an attach to the container's shim: at once, or once the container starts. `None` for an attach that
+/// waited for a start that did not come (the container was removed, or its start failed).
+pub async fn attach(
+    d: &Arc<Daemon>,
+    c: &Container,
+    target: AttachTarget,
+    streams: AttachStreams,
+) -> Result<Option<UnixStream>, Error> {
+    match target {
+        AttachTarget::Now => d.shims.attach(&bundle_dir(d, &c.id), streams).await.map(Some),
+        AttachTarget::AtStart(rx) => Ok(rx.await.ok()),
+    }
 }
 
 /// Ends what is left of a container whose shim is gone without recording an exit, so that neither an untracked copy

@@ -507,3 +507,36 @@ fn legacy_mac_goes_to_the_primary_endpoint() {
     migrate_legacy_mac(&mut b, mac, new).unwrap();
     assert!(b.networking_config.is_none());
 }
+
+#[test]
+fn signals_parse_as_dockers() {
+    for (s, n) in [
+        ("SIGHUP", 1),
+        ("HUP", 1),
+        ("hup", 1),
+        ("sighup", 1),
+        ("1", 1),
+        ("SIGCLD", libc::SIGCHLD),
+        ("IOT", libc::SIGABRT),
+        ("SIGRTMIN", 34),
+        ("RTMIN+3", 37),
+        ("sigrtmin+15", 49),
+        ("SIGRTMAX-14", 50),
+        ("RTMAX", 64),
+        ("64", 64),
+    ] {
+        assert_eq!(parse_signal(s).ok(), Some(n), "{s}");
+    }
+    for s in ["0", "SIGFOO", "SIGRTMIN-1", "SIGRTMAX+1", "RTMIN+16", "RTMIN+03", "1.5", "SIGUNUSED", "SIG"] {
+        assert!(
+            matches!(parse_signal(s), Err(Error::InvalidArgument(m)) if m == format!("Invalid signal: {s}")),
+            "{s}"
+        );
+    }
+    for (s, shown) in [("65", "65"), ("32", "32"), ("-1", "18446744073709551615")] {
+        assert!(
+            matches!(parse_signal(s), Err(Error::Internal(m)) if m == format!("The linux daemon does not support signal {shown}")),
+            "{s}"
+        );
+    }
+}

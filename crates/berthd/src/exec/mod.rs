@@ -32,6 +32,12 @@ pub fn create(d: &Daemon, c: &Container, config: ExecConfig) -> Result<String, E
     if let Some(u) = config.user.as_deref().filter(|u| !u.is_empty()) {
         berth_runtime::user::validate_spec(u).map_err(|e| Error::InvalidArgument(e.to_string()))?;
     }
+    if let Some(k) = config.detach_keys.as_deref()
+        && crate::hijack::parse_detach_keys(k).is_none()
+    {
+        // dockerd 20.10 answers 500 with this message; later ones 400 (an invalid parameter).
+        return Err(Error::InvalidArgument(format!("Invalid escape keys ({k}) provided")));
+    }
     for e in config.env.iter().flatten() {
         if e.is_empty() || e.starts_with('=') {
             return Err(Error::InvalidArgument(format!("invalid environment variable: {e:?}")));
@@ -50,9 +56,13 @@ pub fn create(d: &Daemon, c: &Container, config: ExecConfig) -> Result<String, E
     Ok(id)
 }
 
-/// The command line of an exec as Docker's exec events name it (`exec_start: sh -c true`).
+/// The command line of an exec as Docker's exec events name it: the program, a space and its arguments
+/// (`exec_start: sh -c true`, `exec_start: cat `).
 fn cmdline(inst: &ExecInstance) -> String {
-    inst.config.cmd.as_deref().unwrap_or_default().join(" ")
+    match inst.config.cmd.as_deref().unwrap_or_default() {
+        [] => String::new(),
+        [prog, args @ ..] => format!("{prog} {}", args.join(" ")),
+    }
 }
 
 /// Finds an exec instance.
@@ -206,10 +216,11 @@ pub async fn start(
         }
         Ok(Response::Error { message }) => {
             let _ = child.wait().await;
-            let cmd = inst.config.cmd.as_ref().and_then(|c| c.first()).cloned().unwrap_or_default();
             let mut st = inst.lock();
             st.running = false;
-            st.exit_code = Some(start_failure_code(&message, &cmd));
+            // dockerd 20.10 records 126 for every exec that cannot start (a missing program too, where a
+            // container's start gives 127).
+            st.exit_code = Some(126);
             return Err(Error::InvalidArgument(format!(
                 "OCI runtime exec failed: exec failed: unable to start container process: {message}: unknown"
             )));
@@ -299,53 +310,90 @@ pub async fn finish(d: &Daemon, inst: &ExecInstance, mut child: tokio::process::
     code
 }
 
-/// The exit code of an exec that could not start, as moby's `translateContainerdStartErr` gives it: 127 when the
-/// command itself is missing, 126 when it cannot be run (and for any other start failure).
-fn start_failure_code(message: &str, cmd: &str) -> i64 {
-    let m = message.to_lowercase();
-    let missing = m.contains("executable file not found") || m.contains("no such file or directory");
-    if !cmd.is_empty() && m.contains(&cmd.to_lowercase()) && missing {
-        127
-    } else if m.contains("not a directory") && !m.contains("permission denied") {
-        127
-    } else {
-        126
+/// An exec's output as the client gets it: in stream `stream`'s 8-byte frames, or raw, where only stdout is sent
+/// (Docker's raw exec stream has no stderr).
+fn encode(stream: u8, data: &[u8], raw: bool) -> Option<Vec<u8>> {
+    if raw {
+        return (stream == berth_api::stream::STDOUT).then(|| data.to_vec());
     }
+    let mut frame = berth_api::stream::frame_header(stream, data.len()).to_vec();
+    frame.extend_from_slice(data);
+    Some(frame)
 }
 
 /// Relays a started exec's streams over a hijacked connection until its output ends, then awaits `finished` (which
 /// records the exit code) before it closes the connection: a client that inspects the exec once its stream ends
-/// (the docker CLI does) must find the exit code there.
+/// (the docker CLI does) must find the exit code there. `raw` is the start request's `Tty` (Docker frames the output
+/// whenever it is false, whether the process has a terminal or not). On a terminal, `detach_keys` in the input end
+/// the relay (`on_detach` is called) and leave the process running; its output is then read and dropped.
 pub async fn relay(
     io: Io,
     conn: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
     stdin_wanted: bool,
+    raw: bool,
+    detach_keys: Option<Vec<u8>>,
+    on_detach: impl FnOnce() + Send,
     finished: impl std::future::Future<Output = ()>,
 ) {
-    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (mut rd, wr) = tokio::io::split(conn);
     match io {
         Io::Detached => finished.await,
         Io::Tty { read: mut mr, write: mut mw } => {
+            let (detach_tx, detach_rx) = tokio::sync::oneshot::channel::<()>();
             let input = async move {
                 if stdin_wanted {
-                    let _ = tokio::io::copy(&mut rd, &mut mw).await;
+                    let end = crate::hijack::copy_input(&mut rd, &mut mw, detach_keys).await;
+                    if end.is_ok_and(|e| e == crate::hijack::InputEnd::Detached) {
+                        on_detach();
+                        let _ = detach_tx.send(());
+                    }
                 }
+                std::future::pending::<()>().await
             };
             let output = async move {
-                // EIO from the master once the slave side closes is the end of the output. A client that went away
-                // leaves the rest to be read and dropped, so that the process is not stuck on a full terminal.
-                if tokio::io::copy(&mut mr, &mut wr).await.is_err() {
-                    let _ = tokio::io::copy(&mut mr, &mut tokio::io::sink()).await;
+                let mut client = Some(wr);
+                let mut detach_rx = Some(detach_rx);
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    tokio::select! {
+                        // EIO from the master once the slave side closes is the end of the output. A client that
+                        // went away (or detached) leaves the rest to be read and dropped, so that the process is
+                        // not stuck on a full terminal.
+                        r = tokio::io::AsyncReadExt::read(&mut mr, &mut buf) => match r {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if let (Some(w), Some(data)) = (client.as_mut(), encode(1, &buf[..n], raw))
+                                    && w.write_all(&data).await.is_err()
+                                {
+                                    client = None;
+                                }
+                            }
+                        },
+                        d = async {
+                            match detach_rx.as_mut() {
+                                Some(rx) => rx.await,
+                                None => std::future::pending().await,
+                            }
+                        }, if detach_rx.is_some() => {
+                            detach_rx = None;
+                            if d.is_ok() && let Some(mut w) = client.take() {
+                                let _ = w.shutdown().await;
+                            }
+                        }
+                    }
                 }
                 finished.await;
-                let _ = wr.shutdown().await;
+                if let Some(mut w) = client {
+                    let _ = w.shutdown().await;
+                }
             };
             tokio::select! {
                 _ = output => {}
-                _ = async { input.await; std::future::pending::<()>().await } => {}
+                _ = input => {}
             }
         }
         Io::Pipes { stdin, stdout, stderr } => {
+            let mut wr = wr;
             let input = async move {
                 if let Some(mut s) = stdin {
                     let _ = tokio::io::copy(&mut rd, &mut s).await;
@@ -379,9 +427,9 @@ pub async fn relay(
                     if client_gone {
                         continue;
                     }
-                    let mut frame = berth_api::stream::frame_header(stream, data.len()).to_vec();
-                    frame.extend(data);
-                    client_gone = wr.write_all(&frame).await.is_err();
+                    if let Some(data) = encode(stream, &data, raw) {
+                        client_gone = wr.write_all(&data).await.is_err();
+                    }
                 }
                 let _ = a.await;
                 let _ = b.await;
@@ -411,11 +459,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn start_failures_get_docker_exit_codes() {
-        assert_eq!(start_failure_code("exec: \"nope\": executable file not found in $PATH", "nope"), 127);
-        assert_eq!(start_failure_code("exec: \"/x\": stat /x: no such file or directory", "/x"), 127);
-        assert_eq!(start_failure_code("exec: \"/etc\": permission denied", "/etc"), 126);
-        let chdir = "chdir to cwd (\"/nonexistent\") set in config.json failed: no such file or directory";
-        assert_eq!(start_failure_code(chdir, "pwd"), 126);
+    fn output_is_framed_unless_raw_and_raw_drops_stderr() {
+        assert_eq!(encode(1, b"ab", true), Some(b"ab".to_vec()));
+        assert_eq!(encode(2, b"ab", true), None);
+        let mut framed = berth_api::stream::frame_header(2, 2).to_vec();
+        framed.extend(b"ab");
+        assert_eq!(encode(2, b"ab", false), Some(framed));
+    }
+
+    #[test]
+    fn event_command_lines_are_dockers() {
+        let inst = |cmd: &[&str]| ExecInstance {
+            id: "x".into(),
+            container_id: "c".into(),
+            config: ExecConfig { cmd: Some(cmd.iter().map(|s| s.to_string()).collect()), ..Default::default() },
+            state: Mutex::new(ExecState::default()),
+        };
+        assert_eq!(cmdline(&inst(&["cat"])), "cat ");
+        assert_eq!(cmdline(&inst(&["sh", "-c", "true"])), "sh -c true");
     }
 }

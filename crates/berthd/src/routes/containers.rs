@@ -110,8 +110,25 @@ pub async fn stop(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<St
 }
 
 pub async fn kill(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
-    let c = d.container(&id)?;
-    containers::kill(&d, &c, q.get("signal").cloned()).await?;
+    let signal = q.get("signal").filter(|s| !s.is_empty());
+    if let Some(s) = signal
+        && let Err(e @ crate::error::Error::InvalidArgument(_)) = containers::parse_signal(s)
+    {
+        return Err(e.into());
+    }
+    // dockerd names the container as the client did in every other failure of a kill.
+    let cannot = |e: crate::error::Error| -> crate::error::Error {
+        use crate::error::Error as E;
+        let m = format!("Cannot kill container: {id}: {e}");
+        match e {
+            E::NotFound(_) => E::NotFound(m),
+            E::Conflict(_) => E::Conflict(m),
+            E::InvalidArgument(_) => E::InvalidArgument(m),
+            _ => E::Internal(m),
+        }
+    };
+    let c = d.container(&id).map_err(cannot)?;
+    containers::kill(&d, &c, signal.cloned()).await.map_err(cannot)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -240,7 +257,15 @@ pub async fn logs(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Re
     Ok(([("content-type", ct)], Body::from_stream(stream)).into_response())
 }
 
+/// `POST /containers/{id}/attach`: the hijacked streams of a container. `logs` sends what it wrote so far first;
+/// `stream` then follows it live: at once when it runs, else from its next start (Docker lets clients attach
+/// before `start`). On a TTY, the `detachKeys` sequence (default `ctrl-p,ctrl-q`) in the input ends the attach
+/// and leaves the container running (event `detach`), as Docker's.
 pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Request<Body>) -> ApiResult<Response> {
+    let detach_spec = q.get("detachKeys").map(String::as_str).unwrap_or("");
+    let Some(keys) = crate::hijack::parse_detach_keys(detach_spec) else {
+        return Err(Error::InvalidArgument(format!("Invalid detach keys ({detach_spec}) provided")).into());
+    };
     let c = d.container(&id)?;
     let rec = c.record();
     let tty = rec.config.tty.unwrap_or(false);
@@ -249,58 +274,101 @@ pub async fn attach(d: Daemonic, Path(id): Path<String>, q: Query, mut req: Requ
         stdout: flag(&q, "stdout"),
         stderr: flag(&q, "stderr"),
     };
-    if !flag(&q, "stream") && !flag(&q, "logs") {
+    let (logs, stream) = (flag(&q, "logs"), flag(&q, "stream"));
+    if !stream && !logs {
         return Err(Error::InvalidArgument("Bad parameters: you must choose at least one stream".into()).into());
     }
-    if !matches!(
-        rec.state.status,
-        containers::Status::Created | containers::Status::Running | containers::Status::Paused
-    ) && flag(&q, "stream")
-    {
-        return Err(Error::Conflict("You cannot attach to a stopped container, start it first".to_string()).into());
+    match rec.state.status {
+        containers::Status::Paused => {
+            return Err(
+                Error::Conflict(format!("container {id} is paused, unpause the container before attach")).into()
+            );
+        }
+        containers::Status::Restarting => {
+            return Err(
+                Error::Conflict(format!("container {id} is restarting, wait until the container is running")).into()
+            );
+        }
+        _ => {}
     }
+    let log_opts = crate::logs::LogOptions {
+        stdout: streams.stdout,
+        stderr: streams.stderr,
+        follow: false,
+        since: None,
+        until: None,
+        timestamps: false,
+        tail: None,
+        raw: tty,
+    };
+    let log_policy = crate::logs::policy_of(&rec.host_config)?;
+    let log_readable = crate::logs::check_readable(&rec.host_config).is_ok();
     let (resp, on_upgrade) = crate::hijack::upgrade(&mut req, tty)?;
+    // Registered before the 101 goes out: the client's `start` that follows it must find this attach.
+    let target = if stream { Some(containers::attach_target(&c, streams).await) } else { None };
     let d = d.0.clone();
     tokio::spawn(async move {
         let client = match on_upgrade.await {
-            Ok(u) => hyper_util::rt::TokioIo::new(u),
+            Ok(u) => crate::hijack::settle(u).await,
             Err(e) => {
                 tracing::debug!("attach upgrade: {e}");
                 return;
             }
         };
-        let shim = match containers::attach(&d, &c, streams).await {
-            Ok(s) => {
-                c.publish(&d.events, "attach", &[]);
-                s
+        let (mut cr, mut cw) = tokio::io::split(client);
+        if logs && log_readable && (streams.stdout || streams.stderr) {
+            let mut rx = crate::logs::stream(c.clone(), containers::log_path(&d, &c.id), &log_policy, log_opts);
+            while let Some(chunk) = rx.recv().await {
+                if cw.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(target) = target else {
+            let _ = cw.shutdown().await;
+            return;
+        };
+        c.publish(&d.events, "attach", &[]);
+        let shim = match containers::attach(&d, &c, target, streams).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                let _ = cw.shutdown().await;
+                return;
             }
             Err(e) => {
-                let (_, mut w) = tokio::io::split(client);
-                let _ = w.write_all(format!("{e}\n").as_bytes()).await;
+                let _ = cw.write_all(format!("{e}\n").as_bytes()).await;
                 return;
             }
         };
         let (shim_r, mut shim_w) = shim.into_split();
-        let (mut cr, cw) = tokio::io::split(client);
+        // Docker watches for the detach sequence in a TTY's attached input only.
+        let keys = (tty && streams.stdin).then_some(keys);
         let input = async move {
-            if streams.stdin {
-                let _ = tokio::io::copy(&mut cr, &mut shim_w).await;
+            let end = if streams.stdin {
+                crate::hijack::copy_input(&mut cr, &mut shim_w, keys).await
             } else {
                 // Not forwarding stdin; still notice when the client goes away.
-                let mut sink = tokio::io::sink();
-                let _ = tokio::io::copy(&mut cr, &mut sink).await;
+                crate::hijack::copy_input(&mut cr, &mut tokio::io::sink(), keys).await
+            };
+            if end.is_ok_and(|e| e == crate::hijack::InputEnd::Detached) {
+                // The relay ends here (the shim keeps the container's stdin open: a TTY's stdin is never closed by
+                // an attach ending, as Docker's).
+                return true;
             }
             let _ = shim_w.shutdown().await;
-            std::future::pending::<()>().await
+            std::future::pending::<bool>().await
         };
         let output = async move {
-            let mut cw = cw;
             let _ = crate::hijack::copy_frames(shim_r, &mut cw, tty).await;
             let _ = cw.shutdown().await;
         };
         tokio::select! {
             _ = output => {}
-            _ = input => {}
+            detached = input => {
+                if detached {
+                    c.publish(&d.events, "detach", &[]);
+                }
+            }
         }
     });
     Ok(resp)

@@ -29,7 +29,9 @@ pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) 
         .map_err(|e| Error::InvalidArgument(format!("read body: {e}")))?;
     let cfg: ExecStartConfig = json_body(&body)?;
     let detach = cfg.detach.unwrap_or(false);
-    let tty = cfg.tty.unwrap_or(inst.config.tty.unwrap_or(false));
+    // The start request's `Tty` (absent: false) decides the framing, whatever the process got at create: raw
+    // stdout for true, multiplexed stdout and stderr for false, as dockerd.
+    let tty = cfg.tty.unwrap_or(false);
     if detach {
         let (_, child) = exec::start(&d, &inst, true).await?;
         tokio::spawn(async move {
@@ -45,7 +47,14 @@ pub async fn start(d: Daemonic, Path(id): Path<String>, mut req: Request<Body>) 
         match exec::start(&d, &inst, false).await {
             Ok((io, child)) => {
                 let stdin = inst.config.attach_stdin.unwrap_or(false);
-                exec::relay(io, conn, stdin, async {
+                // The create request's `DetachKeys` (dockerd reads none from the start request); checked at create.
+                let keys = crate::hijack::parse_detach_keys(inst.config.detach_keys.as_deref().unwrap_or(""));
+                let on_detach = || {
+                    if let Ok(c) = d.container(&inst.container_id) {
+                        c.publish(&d.events, "exec_detach", &[("execID", &inst.id)]);
+                    }
+                };
+                exec::relay(io, conn, stdin, tty, keys, on_detach, async {
                     exec::finish(&d, &inst, child).await;
                 })
                 .await;

@@ -614,6 +614,7 @@ pub async fn run(c: &Client, p: &ProjectArgs, a: RunArgs) -> Result<i32> {
         start: true,
         condition: "next-exit",
         sig_proxy: true,
+        detach_keys: None,
     };
     let code = run_cmd::session(c, sess).await;
     if a.rm {
