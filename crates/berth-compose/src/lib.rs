@@ -10,6 +10,7 @@ pub mod dotenv;
 pub mod error;
 pub mod interpolate;
 pub mod schema;
+pub mod yaml;
 
 pub use error::{Error, Result};
 pub mod load;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::model::{Resource, Service};
-use crate::{dotenv, interpolate, normalize, schema};
+use crate::{dotenv, interpolate, normalize, schema, yaml};
 
 /// The default file names, in Compose's order of preference.
 pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
@@ -114,13 +114,13 @@ impl interpolate::Lookup for Env<'_> {
     }
 }
 
-/// Parses YAML into JSON values (anchors, aliases and `<<` merge keys applied by serde-saphyr).
-pub fn parse_yaml(file: &str, text: &str) -> Result<Value> {
-    let v: Value =
-        serde_saphyr::from_str(text).map_err(|e| Error::Yaml { file: file.to_string(), message: e.to_string() })?;
-    match v {
-        Value::Null => Ok(json!({})),
-        Value::Object(_) => Ok(v),
+/// Parses YAML into JSON values as Compose v2 reads it (see [`crate::yaml`]): anchors, aliases and `<<` merge keys
+/// applied, `!reset`/`!override` returned apart.
+pub fn parse_yaml(file: &str, text: &str) -> Result<(Value, Vec<yaml::Reset>)> {
+    let d = yaml::parse(text).map_err(|message| Error::Yaml { file: file.to_string(), message })?;
+    match d.value {
+        Value::Null => Ok((json!({}), d.resets)),
+        v @ Value::Object(_) => Ok((v, d.resets)),
         other => Err(Error::Invalid {
             file: file.to_string(),
             path: String::new(),
@@ -172,12 +172,13 @@ pub fn load(opts: &Options) -> Result<Project> {
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
     for f in &files {
-        let mut reader = FileReader { env: &env, unset: &mut unset, cwd: &opts.working_dir };
+        let mut reader = FileReader { env: &env, unset: &mut unset, cwd: &opts.working_dir, resets: BTreeMap::new() };
         let mut doc = reader.read(f, &working_dir)?;
         resolve_extends(&mut reader, &mut doc, f)?;
         for inc in includes(&mut reader, &mut doc, f, &mut Vec::new())? {
             normalize::merge(&mut merged, inc);
         }
+        normalize::apply_resets(&mut merged, reader.resets.get(f).map(Vec::as_slice).unwrap_or_default());
         normalize::merge(&mut merged, doc);
     }
     let environment: BTreeMap<String, String> =
@@ -203,6 +204,8 @@ struct FileReader<'a> {
     env: &'a dyn interpolate::Lookup,
     unset: &'a mut BTreeSet<String>,
     cwd: &'a Path,
+    /// The `!reset`/`!override` tags of each file read.
+    resets: BTreeMap<PathBuf, Vec<yaml::Reset>>,
 }
 
 impl FileReader<'_> {
@@ -210,7 +213,8 @@ impl FileReader<'_> {
     fn read(&mut self, f: &Path, base: &Path) -> Result<Value> {
         let shown = display_name(f, self.cwd);
         let text = std::fs::read_to_string(f).map_err(|source| Error::Read { file: shown.clone(), source })?;
-        let mut doc = parse_yaml(&shown, &text)?;
+        let (mut doc, resets) = parse_yaml(&shown, &text)?;
+        self.resets.insert(f.to_path_buf(), resets);
         let unset = &mut *self.unset;
         interpolate::interpolate_file(&shown, &mut doc, self.env, &mut |n| {
             unset.insert(n.to_string());
@@ -279,6 +283,16 @@ fn extended(
         m.remove("extends");
     }
     let mut merged = json!({"services": {name: base}});
+    // The service's own `!reset`/`!override` apply to what it extends.
+    let own_resets: Vec<yaml::Reset> = reader
+        .resets
+        .get(file)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.path.len() > 2 && r.path[0] == "services" && r.path[1] == name)
+        .cloned()
+        .collect();
+    normalize::apply_resets(&mut merged, &own_resets);
     normalize::merge(&mut merged, json!({"services": {name: own}}));
     Ok(merged["services"][name].take())
 }

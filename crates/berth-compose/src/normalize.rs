@@ -456,6 +456,18 @@ fn unique_key(path: &[&str], v: &Value) -> Option<String> {
     }
 }
 
+/// Removes from `base` the values at the paths of a file's `!reset` and `!override` tags, before the file is merged
+/// into it: a reset value is then absent, an overriding one replaces instead of merging.
+pub fn apply_resets(base: &mut Value, resets: &[crate::yaml::Reset]) {
+    for r in resets {
+        let Some((last, parents)) = r.path.split_last() else { continue };
+        let pointer: String = parents.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
+        if let Some(m) = base.pointer_mut(&pointer).and_then(Value::as_object_mut) {
+            m.remove(last);
+        }
+    }
+}
+
 /// Merges the normalised `over` into `base` by Compose's rules.
 pub fn merge(base: &mut Value, over: Value) {
     merge_at(base, over, &mut Vec::new());
