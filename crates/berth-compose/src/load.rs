@@ -132,23 +132,35 @@ pub fn parse_yaml(file: &str, text: &str) -> Result<(Value, Vec<yaml::Reset>)> {
 /// Loads, validates and normalises a project.
 pub fn load(opts: &Options) -> Result<Project> {
     let os = &opts.environment;
-    // COMPOSE_FILE may also come from the `.env` of the directory Compose starts in.
+    // The first `.env` files: every `--env-file`, else the `.env` of the directory Compose starts in. They
+    // configure Compose (`COMPOSE_FILE`, `COMPOSE_PROFILES`...) and hold interpolation variables; each is read with
+    // the environment and the files before it visible.
     let start_dir =
         opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
-    let early_env = match start_dir.join(".env") {
-        p if opts.files.is_empty() && !os.contains_key("COMPOSE_FILE") && p.is_file() => dotenv::read(&p, os)?,
-        _ => BTreeMap::new(),
+    let explicit = !opts.env_files.is_empty();
+    let mut env_files: Vec<PathBuf> = if explicit {
+        opts.env_files.iter().map(|f| PathBuf::from(normalize::absolute(&opts.working_dir, &f.display().to_string()))).collect()
+    } else {
+        let dot = PathBuf::from(normalize::absolute(&start_dir, ".env"));
+        if dot.is_file() { vec![dot] } else { Vec::new() }
     };
-    let compose_file = os.get("COMPOSE_FILE").or_else(|| early_env.get("COMPOSE_FILE"));
+    let mut first_vars = BTreeMap::new();
+    for f in &env_files {
+        let vars = dotenv::read(f, &Env { os, dotenv: &first_vars })?;
+        first_vars.extend(vars);
+    }
+    let compose_file = os.get("COMPOSE_FILE").or_else(|| first_vars.get("COMPOSE_FILE"));
     let files: Vec<PathBuf> = if !opts.files.is_empty() {
         opts.files.iter().map(|f| opts.working_dir.join(f)).collect()
     } else if let Some(cf) = compose_file.filter(|s| !s.is_empty()) {
-        let sep = os.get("COMPOSE_PATH_SEPARATOR").and_then(|s| s.chars().next()).unwrap_or(':');
+        let sep = os
+            .get("COMPOSE_PATH_SEPARATOR")
+            .or_else(|| first_vars.get("COMPOSE_PATH_SEPARATOR"))
+            .and_then(|s| s.chars().next())
+            .unwrap_or(':');
         cf.split(sep).filter(|s| !s.is_empty()).map(|f| opts.working_dir.join(f)).collect()
     } else {
-        let start =
-            opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
-        find_files(&start)?
+        find_files(&start_dir)?
     };
     let files: Vec<PathBuf> =
         files.iter().map(|f| PathBuf::from(normalize::absolute(Path::new("/"), &f.display().to_string()))).collect();
@@ -156,18 +168,15 @@ pub fn load(opts: &Options) -> Result<Project> {
         Some(p) => PathBuf::from(normalize::absolute(&opts.working_dir, &p.display().to_string())),
         None => files.first().and_then(|f| f.parent()).map(Path::to_path_buf).unwrap_or(opts.working_dir.clone()),
     };
-    // `.env` (or --env-file), with the environment visible to its own interpolation.
-    let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
-        let dot = working_dir.join(".env");
-        if dot.is_file() { vec![dot] } else { Vec::new() }
-    } else {
-        opts.env_files.iter().map(|f| opts.working_dir.join(f)).collect()
-    };
+    // Without --env-file, the project directory's own `.env` (when the project is elsewhere) is layered under the
+    // first one, as Compose v2 does.
     let mut dotenv_vars = BTreeMap::new();
-    for f in &env_files {
-        let vars = dotenv::read(f, os)?;
-        dotenv_vars.extend(vars);
+    let project_dot = working_dir.join(".env");
+    if !explicit && !env_files.contains(&project_dot) && project_dot.is_file() {
+        dotenv_vars = dotenv::read(&project_dot, &Env { os, dotenv: &first_vars })?;
+        env_files.insert(0, project_dot);
     }
+    dotenv_vars.extend(first_vars);
     let env = Env { os, dotenv: &dotenv_vars };
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
@@ -448,30 +457,45 @@ fn build_project(
             message: e.to_string(),
         })?;
         svc.name = n.clone();
-        // env_file entries go into the environment (the service's own `environment` wins).
+        // env_file entries go into the environment (the service's own `environment` wins); a missing file is an
+        // error unless `required: false`.
         if let Some(Value::Array(efs)) = v.get("env_file") {
             let mut from_files = BTreeMap::new();
             for ef in efs {
                 let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
                 let required = ef.get("required").and_then(Value::as_bool).unwrap_or(true);
-                if !Path::new(path).exists() && !required {
-                    continue;
-                }
-                from_files.extend(dotenv::read(Path::new(path), &environment)?);
+                let format = ef.get("format").and_then(Value::as_str);
+                let text = match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(Error::Project(format!("service {n:?}: env file {path} not found")));
+                    }
+                    Err(e) => return Err(Error::Project(format!("service {n:?}: env file {path}: {e}"))),
+                };
+                let vars = match format {
+                    None => dotenv::parse(path, &text, &environment)?,
+                    Some("raw") => dotenv::parse_raw(&text),
+                    Some(f) => {
+                        return Err(Error::Project(format!(
+                            "service {n:?}: env file {path}: unsupported format {f:?} (expected raw or none)"
+                        )));
+                    }
+                };
+                from_files.extend(vars);
             }
             for (k, val) in from_files {
                 svc.environment.entry(k).or_insert(Some(val));
             }
         }
-        // A bare `KEY` takes the variable's value; an unset one is left out.
-        svc.environment = std::mem::take(&mut svc.environment)
-            .into_iter()
-            .filter_map(|(k, val)| match val {
-                Some(v) => Some((k, Some(v))),
-                None => environment.get(&k).map(|v| (k, Some(v.clone()))),
-            })
-            .collect();
-        if svc.image.is_none() && svc.build.is_none() {
+        // A bare `KEY` takes the variable's value; an unset one stays null (Compose v2 sends `KEY` without `=`,
+        // which removes the image's variable of that name).
+        for (k, val) in svc.environment.iter_mut() {
+            if val.is_none() {
+                *val = environment.get(k).cloned();
+            }
+        }
+        if svc.image.is_none() && svc.build.is_none() && svc.provider.is_none() {
             return Err(Error::Invalid {
                 file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
                 path: format!("services.{n}"),
