@@ -331,7 +331,12 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
                 })
                 .collect(),
             Value::Array(items) => {
-                items.iter().filter_map(scalar_string).map(|s| json!(s.replacen(':', "=", 1))).collect()
+                // `host:ip` becomes `host=ip`; an entry that has its `=` already (config's output) stays.
+                items
+                    .iter()
+                    .filter_map(scalar_string)
+                    .map(|s| json!(if s.contains('=') { s } else { s.replacen(':', "=", 1) }))
+                    .collect()
             }
             _ => Vec::new(),
         };
@@ -359,7 +364,8 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
             let Some(path) = path else { return Err(bad(&key, "expected a path".into())) };
             let required = match required {
                 None | Some(Value::Null) => true,
-                Some(r) => bool_value(r).ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?,
+                Some(r) => bool_value(r)
+                    .ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?,
             };
             let mut e = Map::new();
             e.insert("path".into(), json!(absolute(base, &path)));

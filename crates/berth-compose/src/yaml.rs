@@ -59,9 +59,8 @@ const ALIAS_BUDGET: usize = 1_000_000;
 pub fn parse(text: &str) -> Result<Document, String> {
     let mut events = Vec::new();
     for e in Parser::new_from_str(text) {
-        let (event, span) = e.map_err(|e| {
-            format!("line {} column {}: {}", e.marker().line(), e.marker().col() + 1, e.info())
-        })?;
+        let (event, span) =
+            e.map_err(|e| format!("line {} column {}: {}", e.marker().line(), e.marker().col() + 1, e.info()))?;
         // Comments and the stream's start and end say nothing about the value.
         if matches!(
             event,
@@ -411,9 +410,8 @@ mod tests {
 
     #[test]
     fn anchors_aliases_and_merge_keys() {
-        let v = doc(
-            "x: &base {a: 1, b: 2, l: [1]}\ny: &more {c: 3, a: 9}\nz:\n  <<: [*base, *more]\n  b: own\nw: *base\n",
-        );
+        let v =
+            doc("x: &base {a: 1, b: 2, l: [1]}\ny: &more {c: 3, a: 9}\nz:\n  <<: [*base, *more]\n  b: own\nw: *base\n");
         assert_eq!(v["z"], json!({"a": 1, "b": "own", "c": 3, "l": [1]}));
         assert_eq!(v["w"], v["x"]);
         let e = parse("a: 1\nb: 2\na: 3\n").expect_err("duplicate");

@@ -80,7 +80,9 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     let privileged = host.privileged.unwrap_or(false);
     let caps = capabilities(host)?;
     let tty = config.tty.unwrap_or(false);
-    let mut env = config.env.clone().unwrap_or_default();
+    // A `KEY` without `=` only removed the image's variable at create (Compose sends one for a variable left
+    // unset); the process gets no such entry, as Docker's ReplaceOrAppendEnvValues at start.
+    let mut env: Vec<String> = config.env.clone().unwrap_or_default().into_iter().filter(|e| e.contains('=')).collect();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
@@ -267,7 +269,7 @@ mod tests {
     #[test]
     fn spec_has_docker_defaults() {
         let config = ContainerConfig {
-            env: Some(vec!["A=1".into()]),
+            env: Some(vec!["A=1".into(), "UNSET".into()]),
             hostname: Some("abc".into()),
             tty: Some(true),
             ..Default::default()
@@ -287,6 +289,7 @@ mod tests {
         let env = p.env().clone().unwrap_or_default();
         assert!(env.contains(&"TERM=xterm".to_string()) && env.contains(&"HOSTNAME=abc".to_string()));
         assert!(env[0].starts_with("PATH="));
+        assert!(!env.iter().any(|e| e.starts_with("UNSET")), "{env:?}");
         assert_eq!(spec.hostname().as_deref(), Some("abc"));
         let linux = spec.linux().as_ref().expect("linux");
         assert!(linux.masked_paths().as_ref().is_some_and(|m| m.contains(&"/proc/kcore".to_string())));
