@@ -460,6 +460,10 @@ fn build_project(
             message: e.to_string(),
         })?;
         svc.name = n.clone();
+        // No `networks:` and no `network_mode:` is the default network, in the typed model as in config's.
+        if svc.networks.is_none() && svc.network_mode.is_none() {
+            svc.networks = Some(BTreeMap::from([("default".to_string(), None)]));
+        }
         // env_file entries go into the environment (the service's own `environment` wins); a missing file is an
         // error unless `required: false`.
         if let Some(Value::Array(efs)) = v.get("env_file") {
@@ -589,7 +593,7 @@ fn build_project(
                     if !s.environment.is_empty() || obj.contains_key("environment") {
                         obj.insert("environment".into(), json!(s.environment));
                     }
-                    if s.networks.is_none() && s.network_mode.is_none() {
+                    if !obj.contains_key("networks") && s.network_mode.is_none() {
                         obj.insert("networks".into(), json!({"default": null}));
                     }
                 }
