@@ -1,5 +1,5 @@
-//! Compose files for Berth: finding and loading them ([`load`]), `.env` files ([`dotenv`]), interpolation
-//! ([`interpolate`]), validation against the compose specification ([`schema`]), merging several files and
+//! Compose files for Berth: finding and loading them ([`load`]), YAML as Compose v2 reads it ([`yaml`]), `.env`
+//! files ([`dotenv`]), interpolation ([`interpolate`]), validation against the compose specification ([`schema`]), merging several files and
 //! normalising them to their long forms ([`normalize`]), the typed model ([`model`]), and the plan of the Engine
 //! API objects a project consists of ([`plan`]: names, labels, create bodies, config hashes, dependency order).
 //!
