@@ -997,7 +997,7 @@ volumes:
         let d = dir_with(&[
             (
                 "compose.yaml",
-                "services:\n  a:\n    image: x\n    labels: [a=1]\n    deploy: {labels: [d=1, e]}\n    volumes: [{type: volume, source: v, target: /v, volume: {labels: [vl=1]}}]\n    secrets: [s]\n    build: {context: ., ssh: [default], additional_contexts: [\"base=../base\"], labels: [\"b=2\"]}\nnetworks:\n  default:\n    labels: [com.example.tier=front, bare]\nvolumes:\n  v:\n    labels: [\"com.example.keep=yes\"]\nsecrets:\n  s: {file: ./s.txt, labels: [x=y]}\nconfigs:\n  c: {file: ./c.txt, labels: [x=y]}\n",
+                "services:\n  a:\n    image: x\n    labels: [a=1]\n    deploy: {labels: [d=1, e], resources: {reservations: {devices: [{capabilities: [gpu], options: [virtualization=false]}]}}}\n    gpus: [{driver: nvidia, options: [a=b]}]\n    volumes: [{type: volume, source: v, target: /v, volume: {labels: [vl=1]}}]\n    secrets: [s]\n    build: {context: ., ssh: [default], additional_contexts: [\"base=../base\"], labels: [\"b=2\"]}\nnetworks:\n  default:\n    labels: [com.example.tier=front, bare]\nvolumes:\n  v:\n    labels: [\"com.example.keep=yes\"]\nsecrets:\n  s: {file: ./s.txt, labels: [x=y]}\nconfigs:\n  c: {file: ./c.txt, labels: [x=y]}\n",
             ),
             ("s.txt", "secret\n"),
         ]);
@@ -1009,6 +1009,11 @@ volumes:
         assert_eq!(p.model["configs"]["c"]["labels"], json!({"x": "y"}));
         let a = &p.model["services"]["a"];
         assert_eq!(a["deploy"]["labels"], json!({"d": "1", "e": null}));
+        assert_eq!(
+            a["deploy"]["resources"]["reservations"]["devices"][0]["options"],
+            json!({"virtualization": "false"})
+        );
+        assert_eq!(a["gpus"][0]["options"], json!({"a": "b"}));
         assert_eq!(a["volumes"][0]["volume"]["labels"], json!({"vl": "1"}));
         assert_eq!(a["build"]["ssh"], json!({"default": null}));
         assert_eq!(a["build"]["additional_contexts"], json!({"base": "../base"}));

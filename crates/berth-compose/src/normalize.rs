@@ -396,12 +396,15 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
     // The other list_or_dict keys of a service.
     if let Some(d) = svc.get_mut("deploy").and_then(Value::as_object_mut) {
         dict_at(d, "labels");
+        let devices =
+            d.get_mut("resources").and_then(|r| r.pointer_mut("/reservations/devices")).and_then(Value::as_array_mut);
+        for it in devices.into_iter().flatten().filter_map(Value::as_object_mut) {
+            dict_at(it, "options");
+        }
     }
-    for key in ["devices", "gpus"] {
-        if let Some(Value::Array(items)) = svc.get_mut(key) {
-            for it in items.iter_mut().filter_map(Value::as_object_mut) {
-                dict_at(it, "options");
-            }
+    if let Some(Value::Array(items)) = svc.get_mut("gpus") {
+        for it in items.iter_mut().filter_map(Value::as_object_mut) {
+            dict_at(it, "options");
         }
     }
     if let Some(Value::Array(ports)) = svc.get("ports").cloned() {
