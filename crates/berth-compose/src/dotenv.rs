@@ -83,6 +83,16 @@ pub fn parse(file: &str, text: &str, outer: &dyn Lookup) -> Result<BTreeMap<Stri
     Ok(vars)
 }
 
+/// Parses an `env_file` of `format: raw`: `KEY=VALUE` lines taken as they are (no quotes, escapes or
+/// interpolation); empty lines and `#` comments skipped.
+pub fn parse_raw(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .collect()
+}
+
 /// The index of the closing quote `q` in `s` (backslash-escaped quotes skipped in double quotes).
 fn closing_quote(s: &str, q: char) -> Option<usize> {
     let mut escaped = false;

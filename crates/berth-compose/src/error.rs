@@ -73,6 +73,9 @@ pub enum SyntaxError {
     /// A volume with more than three `:`-separated parts.
     #[error("invalid volume {0:?}: expected [source:]target[:mode]")]
     VolumeParts(String),
+    /// A volume with an empty part before its last `:` (`:/x`, what `${UNSET}:/x` becomes).
+    #[error("invalid volume {0:?}: empty section between colons")]
+    VolumeEmptySection(String),
     /// A volume without a target.
     #[error("invalid volume {0:?}: no target")]
     VolumeTarget(String),

@@ -1,6 +1,7 @@
 //! Variable interpolation with Compose's template syntax: `$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
 //! `${VAR:?error}`, `${VAR?error}`, `${VAR:+replacement}`, `${VAR+replacement}` (defaults and replacements may
-//! themselves hold templates) and `$$` for a literal `$`. Modelled on compose-go's `template` package.
+//! themselves hold templates) and `$$` for a literal `$`; a `$` followed by neither a name, `{` nor `$` is kept
+//! as it is. Modelled on compose-go's `template` package.
 
 use serde_json::Value;
 
@@ -92,7 +93,11 @@ pub fn substitute(s: &str, env: &dyn Lookup, unset: &mut dyn FnMut(&str)) -> Res
                 }
                 i = j;
             }
-            _ => return Err(TemplateError::Invalid(s.to_string())),
+            // A `$` that starts no template (`$(date)`, `$1`, `$@`, `5$`, `$ `) is text, as compose-go keeps it.
+            _ => {
+                out.push('$');
+                i += 1;
+            }
         }
     }
     Ok(out)
@@ -235,6 +240,9 @@ mod tests {
         assert_eq!(ok("${UNSET:-${B}-x} ${UNSET:-${ALSO:-deep}}"), "bee-x deep");
         assert_eq!(ok("${EMPTY?e}"), "");
         assert_eq!(ok("a:b/c ${SET:-with spaces and : colons}"), "a:b/c value");
+        // A `$` that starts no template is text.
+        assert_eq!(ok("echo $(date) $1 $@ 5$ $ x $SET"), "echo $(date) $1 $@ 5$ $ x value");
+        assert_eq!(ok("$"), "$");
     }
 
     #[test]
@@ -247,7 +255,7 @@ mod tests {
         assert!(matches!(sub("${UNSET?}"), Err(TemplateError::Required { .. })));
         assert!(matches!(sub("${SET"), Err(TemplateError::Invalid(_))));
         assert!(matches!(sub("${}"), Err(TemplateError::Invalid(_))));
-        assert!(matches!(sub("$ x"), Err(TemplateError::Invalid(_))));
+        assert!(matches!(sub("${1}"), Err(TemplateError::Invalid(_))));
         assert_eq!(
             TemplateError::Required { var: "X".into(), message: String::new() }.to_string(),
             "required variable X is missing a value"

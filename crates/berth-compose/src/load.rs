@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::model::{Resource, Service};
-use crate::{dotenv, interpolate, normalize, schema};
+use crate::{dotenv, interpolate, normalize, schema, yaml};
 
 /// The default file names, in Compose's order of preference.
 pub const FILE_NAMES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
@@ -114,13 +114,13 @@ impl interpolate::Lookup for Env<'_> {
     }
 }
 
-/// Parses YAML into JSON values (anchors, aliases and `<<` merge keys applied by serde-saphyr).
-pub fn parse_yaml(file: &str, text: &str) -> Result<Value> {
-    let v: Value =
-        serde_saphyr::from_str(text).map_err(|e| Error::Yaml { file: file.to_string(), message: e.to_string() })?;
-    match v {
-        Value::Null => Ok(json!({})),
-        Value::Object(_) => Ok(v),
+/// Parses YAML into JSON values as Compose v2 reads it (see [`crate::yaml`]): anchors, aliases and `<<` merge keys
+/// applied, `!reset`/`!override` returned apart.
+pub fn parse_yaml(file: &str, text: &str) -> Result<(Value, Vec<yaml::Reset>)> {
+    let d = yaml::parse(text).map_err(|message| Error::Yaml { file: file.to_string(), message })?;
+    match d.value {
+        Value::Null => Ok((json!({}), d.resets)),
+        v @ Value::Object(_) => Ok((v, d.resets)),
         other => Err(Error::Invalid {
             file: file.to_string(),
             path: String::new(),
@@ -132,23 +132,38 @@ pub fn parse_yaml(file: &str, text: &str) -> Result<Value> {
 /// Loads, validates and normalises a project.
 pub fn load(opts: &Options) -> Result<Project> {
     let os = &opts.environment;
-    // COMPOSE_FILE may also come from the `.env` of the directory Compose starts in.
+    // The first `.env` files: every `--env-file`, else the `.env` of the directory Compose starts in. They
+    // configure Compose (`COMPOSE_FILE`, `COMPOSE_PROFILES`...) and hold interpolation variables; each is read with
+    // the environment and the files before it visible.
     let start_dir =
         opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
-    let early_env = match start_dir.join(".env") {
-        p if opts.files.is_empty() && !os.contains_key("COMPOSE_FILE") && p.is_file() => dotenv::read(&p, os)?,
-        _ => BTreeMap::new(),
+    let explicit = !opts.env_files.is_empty();
+    let mut env_files: Vec<PathBuf> = if explicit {
+        opts.env_files
+            .iter()
+            .map(|f| PathBuf::from(normalize::absolute(&opts.working_dir, &f.display().to_string())))
+            .collect()
+    } else {
+        let dot = PathBuf::from(normalize::absolute(&start_dir, ".env"));
+        if dot.is_file() { vec![dot] } else { Vec::new() }
     };
-    let compose_file = os.get("COMPOSE_FILE").or_else(|| early_env.get("COMPOSE_FILE"));
+    let mut first_vars = BTreeMap::new();
+    for f in &env_files {
+        let vars = dotenv::read(f, &Env { os, dotenv: &first_vars })?;
+        first_vars.extend(vars);
+    }
+    let compose_file = os.get("COMPOSE_FILE").or_else(|| first_vars.get("COMPOSE_FILE"));
     let files: Vec<PathBuf> = if !opts.files.is_empty() {
         opts.files.iter().map(|f| opts.working_dir.join(f)).collect()
     } else if let Some(cf) = compose_file.filter(|s| !s.is_empty()) {
-        let sep = os.get("COMPOSE_PATH_SEPARATOR").and_then(|s| s.chars().next()).unwrap_or(':');
+        let sep = os
+            .get("COMPOSE_PATH_SEPARATOR")
+            .or_else(|| first_vars.get("COMPOSE_PATH_SEPARATOR"))
+            .and_then(|s| s.chars().next())
+            .unwrap_or(':');
         cf.split(sep).filter(|s| !s.is_empty()).map(|f| opts.working_dir.join(f)).collect()
     } else {
-        let start =
-            opts.project_directory.as_ref().map(|p| opts.working_dir.join(p)).unwrap_or(opts.working_dir.clone());
-        find_files(&start)?
+        find_files(&start_dir)?
     };
     let files: Vec<PathBuf> =
         files.iter().map(|f| PathBuf::from(normalize::absolute(Path::new("/"), &f.display().to_string()))).collect();
@@ -156,28 +171,26 @@ pub fn load(opts: &Options) -> Result<Project> {
         Some(p) => PathBuf::from(normalize::absolute(&opts.working_dir, &p.display().to_string())),
         None => files.first().and_then(|f| f.parent()).map(Path::to_path_buf).unwrap_or(opts.working_dir.clone()),
     };
-    // `.env` (or --env-file), with the environment visible to its own interpolation.
-    let env_files: Vec<PathBuf> = if opts.env_files.is_empty() {
-        let dot = working_dir.join(".env");
-        if dot.is_file() { vec![dot] } else { Vec::new() }
-    } else {
-        opts.env_files.iter().map(|f| opts.working_dir.join(f)).collect()
-    };
+    // Without --env-file, the project directory's own `.env` (when the project is elsewhere) is layered under the
+    // first one, as Compose v2 does.
     let mut dotenv_vars = BTreeMap::new();
-    for f in &env_files {
-        let vars = dotenv::read(f, os)?;
-        dotenv_vars.extend(vars);
+    let project_dot = working_dir.join(".env");
+    if !explicit && !env_files.contains(&project_dot) && project_dot.is_file() {
+        dotenv_vars = dotenv::read(&project_dot, &Env { os, dotenv: &first_vars })?;
+        env_files.insert(0, project_dot);
     }
+    dotenv_vars.extend(first_vars);
     let env = Env { os, dotenv: &dotenv_vars };
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
     for f in &files {
-        let mut reader = FileReader { env: &env, unset: &mut unset, cwd: &opts.working_dir };
+        let mut reader = FileReader { env: &env, unset: &mut unset, cwd: &opts.working_dir, resets: BTreeMap::new() };
         let mut doc = reader.read(f, &working_dir)?;
         resolve_extends(&mut reader, &mut doc, f)?;
         for inc in includes(&mut reader, &mut doc, f, &mut Vec::new())? {
             normalize::merge(&mut merged, inc);
         }
+        normalize::apply_resets(&mut merged, reader.resets.get(f).map(Vec::as_slice).unwrap_or_default());
         normalize::merge(&mut merged, doc);
     }
     let environment: BTreeMap<String, String> =
@@ -203,6 +216,8 @@ struct FileReader<'a> {
     env: &'a dyn interpolate::Lookup,
     unset: &'a mut BTreeSet<String>,
     cwd: &'a Path,
+    /// The `!reset`/`!override` tags of each file read.
+    resets: BTreeMap<PathBuf, Vec<yaml::Reset>>,
 }
 
 impl FileReader<'_> {
@@ -210,7 +225,8 @@ impl FileReader<'_> {
     fn read(&mut self, f: &Path, base: &Path) -> Result<Value> {
         let shown = display_name(f, self.cwd);
         let text = std::fs::read_to_string(f).map_err(|source| Error::Read { file: shown.clone(), source })?;
-        let mut doc = parse_yaml(&shown, &text)?;
+        let (mut doc, resets) = parse_yaml(&shown, &text)?;
+        self.resets.insert(f.to_path_buf(), resets);
         let unset = &mut *self.unset;
         interpolate::interpolate_file(&shown, &mut doc, self.env, &mut |n| {
             unset.insert(n.to_string());
@@ -279,6 +295,16 @@ fn extended(
         m.remove("extends");
     }
     let mut merged = json!({"services": {name: base}});
+    // The service's own `!reset`/`!override` apply to what it extends.
+    let own_resets: Vec<yaml::Reset> = reader
+        .resets
+        .get(file)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.path.len() > 2 && r.path[0] == "services" && r.path[1] == name)
+        .cloned()
+        .collect();
+    normalize::apply_resets(&mut merged, &own_resets);
     normalize::merge(&mut merged, json!({"services": {name: own}}));
     Ok(merged["services"][name].take())
 }
@@ -434,30 +460,49 @@ fn build_project(
             message: e.to_string(),
         })?;
         svc.name = n.clone();
-        // env_file entries go into the environment (the service's own `environment` wins).
+        // No `networks:` and no `network_mode:` is the default network, in the typed model as in config's.
+        if svc.networks.is_none() && svc.network_mode.is_none() {
+            svc.networks = Some(BTreeMap::from([("default".to_string(), None)]));
+        }
+        // env_file entries go into the environment (the service's own `environment` wins); a missing file is an
+        // error unless `required: false`.
         if let Some(Value::Array(efs)) = v.get("env_file") {
             let mut from_files = BTreeMap::new();
             for ef in efs {
                 let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
                 let required = ef.get("required").and_then(Value::as_bool).unwrap_or(true);
-                if !Path::new(path).exists() && !required {
-                    continue;
-                }
-                from_files.extend(dotenv::read(Path::new(path), &environment)?);
+                let format = ef.get("format").and_then(Value::as_str);
+                let text = match std::fs::read_to_string(path) {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(Error::Project(format!("service {n:?}: env file {path} not found")));
+                    }
+                    Err(e) => return Err(Error::Project(format!("service {n:?}: env file {path}: {e}"))),
+                };
+                let vars = match format {
+                    None => dotenv::parse(path, &text, &environment)?,
+                    Some("raw") => dotenv::parse_raw(&text),
+                    Some(f) => {
+                        return Err(Error::Project(format!(
+                            "service {n:?}: env file {path}: unsupported format {f:?} (expected raw or none)"
+                        )));
+                    }
+                };
+                from_files.extend(vars);
             }
             for (k, val) in from_files {
                 svc.environment.entry(k).or_insert(Some(val));
             }
         }
-        // A bare `KEY` takes the variable's value; an unset one is left out.
-        svc.environment = std::mem::take(&mut svc.environment)
-            .into_iter()
-            .filter_map(|(k, val)| match val {
-                Some(v) => Some((k, Some(v))),
-                None => environment.get(&k).map(|v| (k, Some(v.clone()))),
-            })
-            .collect();
-        if svc.image.is_none() && svc.build.is_none() {
+        // A bare `KEY` takes the variable's value; an unset one stays null (Compose v2 sends `KEY` without `=`,
+        // which removes the image's variable of that name).
+        for (k, val) in svc.environment.iter_mut() {
+            if val.is_none() {
+                *val = environment.get(k).cloned();
+            }
+        }
+        if svc.image.is_none() && svc.build.is_none() && svc.provider.is_none() {
             return Err(Error::Invalid {
                 file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
                 path: format!("services.{n}"),
@@ -548,7 +593,7 @@ fn build_project(
                     if !s.environment.is_empty() || obj.contains_key("environment") {
                         obj.insert("environment".into(), json!(s.environment));
                     }
-                    if s.networks.is_none() && s.network_mode.is_none() {
+                    if !obj.contains_key("networks") && s.network_mode.is_none() {
                         obj.insert("networks".into(), json!({"default": null}));
                     }
                 }
@@ -873,6 +918,252 @@ volumes:
         assert!(
             case("services:\n  a: {image: x, ports: [\"1:2:3:4\"]}\n")
                 .starts_with("compose.yaml: services.a.ports.0: invalid port")
+        );
+    }
+
+    fn load_ok(o: &Options) -> Project {
+        load(o).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `config`'s YAML of a project, loaded again from a file next to the first: the same model.
+    fn reloaded(p: &Project, dir: &Path) -> Project {
+        let text = crate::config_text(&p.model, "yaml").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("config.out.yaml"), &text).expect("write");
+        let o =
+            Options { files: vec![dir.join("config.out.yaml")], working_dir: dir.to_path_buf(), ..Options::default() };
+        let again = load(&o).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(again.model, p.model, "{text}");
+        again
+    }
+
+    #[test]
+    fn a_dollar_that_starts_no_variable_is_text() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a:\n    image: busybox\n    command: sh -c 'echo $(date) $1 $@ 5$ $ end'\n    healthcheck:\n      test: [\"CMD-SHELL\", \"test $$(cat /x) = 1 || exit $1\"]\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox\n        RUN echo $(uname) $@ > /x\n",
+        )]);
+        let p = load_ok(&opts(d.path()));
+        let a = &p.services["a"];
+        assert_eq!(a.command.as_ref().map(|c| c[2].as_str()), Some("echo $(date) $1 $@ 5$ $ end"));
+        assert_eq!(a.healthcheck.as_ref().map(|h| h.test[1].as_str()), Some("test $(cat /x) = 1 || exit $1"));
+        assert_eq!(
+            a.build.as_ref().and_then(|b| b.dockerfile_inline.as_deref()),
+            Some("FROM busybox\nRUN echo $(uname) $@ > /x\n")
+        );
+        // config writes every `$` as `$$`, so its output loads to the same values.
+        let text = crate::config_text(&p.model, "yaml").expect("yaml");
+        assert!(text.contains("$$(date) $$1 $$@ 5$$ $$ end"), "{text}");
+        reloaded(&p, d.path());
+        let json = crate::config_text(&p.model, "json").expect("json");
+        assert!(json.contains("test $$(cat /x) = 1 || exit $$1"), "{json}");
+        // A `${` that does not close, or names nothing, is still an error.
+        let d = dir_with(&[("compose.yaml", "services:\n  a: {image: \"x${1}\"}\n")]);
+        assert!(load_err(&opts(d.path())).contains("invalid template"));
+    }
+
+    #[test]
+    fn hooks_and_provider_services() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  web:\n    image: busybox\n    pre_start:\n      - command: echo before\n    post_start:\n      - command: [\"sh\", \"-c\", \"chown 1000 /data\"]\n        user: root\n        privileged: true\n        environment: [A=1, B]\n    pre_stop:\n      - {command: ./flush.sh, working_dir: /app}\n    depends_on: [model]\n  model:\n    provider:\n      type: model\n      options: {model: ai/smollm2, context-size: 1024, flags: [a, b]}\n",
+        )]);
+        let p = load_ok(&opts(d.path()));
+        let web = &p.services["web"];
+        assert_eq!(web.pre_start[0].command, ["echo", "before"]);
+        let post = &web.post_start[0];
+        assert_eq!(post.command, ["sh", "-c", "chown 1000 /data"]);
+        assert_eq!((post.user.as_deref(), post.privileged), (Some("root"), Some(true)));
+        assert_eq!(post.environment, BTreeMap::from([("A".into(), Some("1".into())), ("B".into(), None)]));
+        assert_eq!(web.pre_stop[0].working_dir.as_deref(), Some("/app"));
+        // Kept in config's model.
+        assert_eq!(p.model["services"]["web"]["post_start"][0]["command"], json!(["sh", "-c", "chown 1000 /data"]));
+        let model = &p.services["model"];
+        assert_eq!(model.provider.as_ref().map(|p| p.typ.as_str()), Some("model"));
+        assert_eq!(model.provider.as_ref().map(|p| p.options["context-size"].clone()), Some(json!(1024)));
+        // Not run: refused before anything is created, naming the service.
+        let all: BTreeSet<String> = p.services.keys().cloned().collect();
+        let e = crate::plan::check_supported(&p, &all).expect_err("provider").to_string();
+        assert_eq!(
+            e,
+            "service \"model\" uses provider \"model\": provider services are not supported by berth compose yet"
+        );
+        assert!(crate::plan::check_supported(&p, &BTreeSet::from(["web".to_string()])).is_ok());
+        assert!(crate::plan::container_body(&p, model, &crate::plan::ContainerSpec::default()).is_err());
+        reloaded(&p, d.path());
+    }
+
+    #[test]
+    fn labels_in_list_form_everywhere() {
+        let d = dir_with(&[
+            (
+                "compose.yaml",
+                "services:\n  a:\n    image: x\n    labels: [a=1]\n    deploy: {labels: [d=1, e], resources: {reservations: {devices: [{capabilities: [gpu], options: [virtualization=false]}]}}}\n    gpus: [{driver: nvidia, options: [a=b]}]\n    volumes: [{type: volume, source: v, target: /v, volume: {labels: [vl=1]}}]\n    secrets: [s]\n    build: {context: ., ssh: [default], additional_contexts: [\"base=../base\"], labels: [\"b=2\"]}\nnetworks:\n  default:\n    labels: [com.example.tier=front, bare]\nvolumes:\n  v:\n    labels: [\"com.example.keep=yes\"]\nsecrets:\n  s: {file: ./s.txt, labels: [x=y]}\nconfigs:\n  c: {file: ./c.txt, labels: [x=y]}\n",
+            ),
+            ("s.txt", "secret\n"),
+        ]);
+        let p = load_ok(&opts(d.path()));
+        assert_eq!(p.networks["default"].labels["com.example.tier"].as_deref(), Some("front"));
+        assert_eq!(p.networks["default"].labels["bare"], None);
+        assert_eq!(p.volumes["v"].labels["com.example.keep"].as_deref(), Some("yes"));
+        assert_eq!(p.model["secrets"]["s"]["labels"], json!({"x": "y"}));
+        assert_eq!(p.model["configs"]["c"]["labels"], json!({"x": "y"}));
+        let a = &p.model["services"]["a"];
+        assert_eq!(a["deploy"]["labels"], json!({"d": "1", "e": null}));
+        assert_eq!(
+            a["deploy"]["resources"]["reservations"]["devices"][0]["options"],
+            json!({"virtualization": "false"})
+        );
+        assert_eq!(a["gpus"][0]["options"], json!({"a": "b"}));
+        assert_eq!(a["volumes"][0]["volume"]["labels"], json!({"vl": "1"}));
+        assert_eq!(a["build"]["ssh"], json!({"default": null}));
+        assert_eq!(a["build"]["additional_contexts"], json!({"base": "../base"}));
+        let n = crate::plan::network_body(&p, "default").expect("network");
+        assert_eq!(n["Labels"]["com.example.tier"], "front");
+        reloaded(&p, d.path());
+    }
+
+    #[test]
+    fn env_file_long_syntax() {
+        let d = dir_with(&[
+            (
+                "compose.yaml",
+                "services:\n  a:\n    image: x\n    env_file:\n      - base.env\n      - path: ./raw.env\n        format: raw\n      - path: ./missing.env\n        required: false\n      - {path: over.env, required: \"${OVER_REQUIRED:-true}\"}\n    environment: {KEEP: own}\n",
+            ),
+            ("base.env", "A=1\nQ=\"quoted ${A}\"\nKEEP=from-file\n"),
+            ("raw.env", "# comment\nR='as is' $A\nS=\"x\"\n"),
+            ("over.env", "A=2\n"),
+        ]);
+        let p = load_ok(&opts(d.path()));
+        let env = &p.services["a"].environment;
+        assert_eq!(env["A"].as_deref(), Some("2"));
+        assert_eq!(env["Q"].as_deref(), Some("quoted 1"));
+        assert_eq!(env["R"].as_deref(), Some("'as is' $A"));
+        assert_eq!(env["S"].as_deref(), Some("\"x\""));
+        assert_eq!(env["KEEP"].as_deref(), Some("own"));
+        let ef = &p.model["services"]["a"]["env_file"];
+        assert_eq!(ef[1]["format"], "raw");
+        assert_eq!((ef[2]["required"].clone(), ef[0]["required"].clone()), (json!(false), json!(true)));
+        reloaded(&p, d.path());
+        // A required file that is missing is one error naming the service and the file.
+        std::fs::remove_file(d.path().join("over.env")).expect("rm");
+        let e = load_err(&opts(d.path()));
+        assert!(e.starts_with("service \"a\": env file /") && e.ends_with("/over.env not found"), "{e}");
+        let mut o = opts(d.path());
+        o.environment.insert("OVER_REQUIRED".into(), "false".into());
+        assert_eq!(load_ok(&o).services["a"].environment["A"].as_deref(), Some("1"));
+        std::fs::write(d.path().join("over.env"), "A=3\n").expect("write");
+        let text = std::fs::read_to_string(d.path().join("compose.yaml"))
+            .expect("read")
+            .replace("format: raw", "format: toml");
+        std::fs::write(d.path().join("compose.yaml"), text).expect("write");
+        assert!(load_err(&opts(d.path())).contains("unsupported format \"toml\""));
+    }
+
+    #[test]
+    fn yaml_1_2_scalars_as_compose_v2() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a:\n    image: x\n    environment:\n      YES: yes\n      ON: on\n      N: n\n      BIG: 1e3\n      INF: .inf\n      VERSION: 1.10\n      HALF: 0.5\n      OCT: 0755\n    labels:\n      flag: off\n    networks: [n, y, on]\n    volumes:\n      - {type: bind, source: ./c, target: /c, bind: {create_host_path: true}}\n      - {type: tmpfs, target: /t, tmpfs: {size: 1m, mode: 01777}}\n    configs:\n      - {source: conf, target: /etc/conf, mode: 0440}\n    user: \"0440\"\nnetworks: {n: {}, y: {}, on: {}}\nconfigs:\n  conf: {file: ./c}\n",
+        )]);
+        let p = load_ok(&opts(d.path()));
+        let a = &p.services["a"];
+        let env = |k: &str| a.environment[k].clone().unwrap_or_default();
+        assert_eq!(
+            [env("YES"), env("ON"), env("N"), env("BIG"), env("INF"), env("VERSION"), env("HALF"), env("OCT")],
+            ["yes", "on", "n", "1e3", ".inf", "1.10", "0.5", "493"]
+        );
+        assert_eq!(a.labels["flag"].as_deref(), Some("off"));
+        let nets: Vec<String> = a.network_list().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(nets, ["n", "on", "y"]);
+        assert_eq!(a.volumes[1].tmpfs.as_ref().and_then(|t| t.mode), Some(0o1777));
+        assert_eq!(p.model["services"]["a"]["configs"][0]["mode"], json!(288));
+        assert_eq!(a.user.as_deref(), Some("0440"));
+        reloaded(&p, d.path());
+    }
+
+    #[test]
+    fn reset_and_override_tags() {
+        let d = dir_with(&[
+            (
+                "compose.yaml",
+                "services:\n  base:\n    image: busybox\n    ports: [\"80:80\"]\n    environment: {A: \"1\", B: \"1\"}\n    dns: [1.1.1.1]\n  web:\n    extends: base\n    ports: !reset []\n    environment: !override {C: \"3\"}\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  base:\n    ports: !reset null\n    environment: !override {B: \"2\"}\n    dns: !override [8.8.8.8]\n    command: !reset\n  web:\n    environment: {D: \"4\"}\n",
+            ),
+        ]);
+        let p = load_ok(&opts(d.path()));
+        let base = &p.services["base"];
+        assert!(base.ports.is_empty());
+        assert_eq!(base.environment, BTreeMap::from([("B".into(), Some("2".into()))]));
+        assert_eq!(base.dns, ["8.8.8.8"]);
+        let web = &p.services["web"];
+        assert!(web.ports.is_empty(), "{:?}", web.ports);
+        assert_eq!(web.environment, BTreeMap::from([("C".into(), Some("3".into())), ("D".into(), Some("4".into()))]));
+        assert_eq!(web.dns, ["1.1.1.1"]);
+    }
+
+    #[test]
+    fn an_unset_bare_variable_stays_null() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a:\n    image: x\n    environment:\n      - EMPTY\n      - FROM_ENV\n      - SET=1\n",
+        )]);
+        let mut o = opts(d.path());
+        o.environment.insert("FROM_ENV".into(), "env".into());
+        let p = load_ok(&o);
+        let a = &p.services["a"];
+        assert_eq!(a.environment["EMPTY"], None);
+        assert_eq!(a.environment["FROM_ENV"].as_deref(), Some("env"));
+        assert_eq!(p.model["services"]["a"]["environment"]["EMPTY"], Value::Null);
+        // Sent as `EMPTY` without `=`: the engine removes the image's EMPTY, as Compose v2 asks.
+        let (_, body) = crate::plan::container_body(&p, a, &crate::plan::ContainerSpec::default()).expect("body");
+        assert_eq!(body["Env"], json!(["EMPTY", "FROM_ENV=env", "SET=1"]));
+        let again = reloaded(&p, d.path());
+        assert_eq!(again.services["a"].environment["EMPTY"], None);
+    }
+
+    #[test]
+    fn dotenv_of_the_working_directory_over_the_projects() {
+        let d = dir_with(&[
+            ("proj/compose.yaml", "services:\n  db: {image: \"postgres:${PG}\", labels: {other: \"${OTHER}\"}}\n"),
+            ("proj/.env", "PG=9.2\nOTHER=from-project\n"),
+            ("cwd/.env", "COMPOSE_FILE=../proj/compose.yaml\nPG=9.3\n"),
+            ("cwd/alt.env", "COMPOSE_FILE=../proj/compose.yaml;../proj/extra.yaml\nCOMPOSE_PATH_SEPARATOR=;\nPG=10\n"),
+            ("proj/extra.yaml", "services:\n  extra: {image: busybox}\n"),
+        ]);
+        let p = load_ok(&opts(&d.path().join("cwd")));
+        assert_eq!(p.services["db"].image.as_deref(), Some("postgres:9.3"));
+        assert_eq!(p.services["db"].labels["other"].as_deref(), Some("from-project"));
+        assert_eq!(p.working_dir, d.path().join("proj"));
+        assert_eq!(p.env_files, [d.path().join("proj/.env"), d.path().join("cwd/.env")]);
+        // COMPOSE_FILE from --env-file; the project's .env is then not read.
+        let mut o = opts(&d.path().join("cwd"));
+        o.env_files = vec!["alt.env".into()];
+        let p = load_ok(&o);
+        assert_eq!(p.services["db"].image.as_deref(), Some("postgres:10"));
+        assert!(p.services.contains_key("extra"));
+        assert_eq!(p.services["db"].labels["other"].as_deref(), Some(""));
+        // The environment still wins over both.
+        let mut o = opts(&d.path().join("cwd"));
+        o.environment.insert("PG".into(), "env".into());
+        assert_eq!(load_ok(&o).services["db"].image.as_deref(), Some("postgres:env"));
+    }
+
+    #[test]
+    fn volume_targets_and_empty_sources() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a:\n    image: x\n    volumes: [\"./d:/data/\", \"cache:/cache//\", {type: bind, source: ./e, target: /e/}, \"/:/host\"]\nvolumes: {cache: {}}\n",
+        )]);
+        let p = load_ok(&opts(d.path()));
+        let targets: Vec<&str> = p.services["a"].volumes.iter().map(|v| v.target.as_str()).collect();
+        assert_eq!(targets, ["/data", "/cache", "/e", "/host"]);
+        let d = dir_with(&[("compose.yaml", "services:\n  a: {image: x, volumes: [\"${UNSET}:/x\"]}\n")]);
+        assert_eq!(
+            load_err(&opts(d.path())),
+            "compose.yaml: services.a.volumes.0: invalid volume \":/x\": empty section between colons"
         );
     }
 }

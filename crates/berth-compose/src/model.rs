@@ -292,6 +292,35 @@ pub struct Logging {
     pub options: OptMap,
 }
 
+/// A lifecycle hook (`pre_start`, `post_start`, `pre_stop`): parsed and kept, not run yet.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Hook {
+    /// The command (exec form).
+    pub command: Vec<String>,
+    /// The user to run it as.
+    #[serde(deserialize_with = "lenient_string")]
+    pub user: Option<String>,
+    /// With extended privileges.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub privileged: Option<bool>,
+    /// Its working directory.
+    pub working_dir: Option<String>,
+    /// More variables.
+    pub environment: OptMap,
+}
+
+/// `provider:`: a service managed by an external component instead of a container.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Provider {
+    /// The component (`model`, a plugin's name).
+    #[serde(rename = "type")]
+    pub typ: String,
+    /// Its options.
+    pub options: BTreeMap<String, Value>,
+}
+
 /// One service.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -371,6 +400,10 @@ pub struct Service {
     pub devices: Vec<Value>,
     pub secrets: Vec<Value>,
     pub configs: Vec<Value>,
+    pub pre_start: Vec<Hook>,
+    pub post_start: Vec<Hook>,
+    pub pre_stop: Vec<Hook>,
+    pub provider: Option<Provider>,
 }
 
 impl Service {

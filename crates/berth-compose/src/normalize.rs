@@ -111,6 +111,33 @@ fn string_list(v: &Value) -> Value {
     }
 }
 
+/// Replaces a list_or_dict value at `key` of `m` by its mapping form.
+fn dict_at(m: &mut Map<String, Value>, key: &str) {
+    if let Some(v) = m.get(key) {
+        let d = list_or_dict(v, '=');
+        m.insert(key.into(), Value::Object(d));
+    }
+}
+
+/// A boolean written as YAML or as a string after interpolation (`true`, `"false"`).
+pub fn bool_value(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.as_str() {
+            "true" | "True" | "TRUE" => Some(true),
+            "false" | "False" | "FALSE" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A mount's target without a trailing `/` (`/data/` is `/data`), as Compose cleans it.
+fn clean_target(t: &str) -> String {
+    let trimmed = t.trim_end_matches('/');
+    if trimmed.is_empty() && t.starts_with('/') { "/".to_string() } else { trimmed.to_string() }
+}
+
 /// Makes `p` absolute against `base` (`~` is the home directory).
 pub fn absolute(base: &Path, p: &str) -> String {
     if let Some(rest) = p.strip_prefix("~/").or(if p == "~" { Some("") } else { None })
@@ -200,6 +227,10 @@ pub fn parse_port(s: &str) -> std::result::Result<Vec<Value>, SyntaxError> {
 /// One volume of the short syntax `[source:]target[:mode]`.
 pub fn parse_volume(s: &str, base: &Path) -> std::result::Result<Value, SyntaxError> {
     let parts: Vec<&str> = s.split(':').collect();
+    // `${UNSET}:/x` is `:/x`: an error, not an anonymous volume.
+    if parts.len() > 1 && parts[..parts.len() - 1].iter().any(|p| p.is_empty()) {
+        return Err(SyntaxError::VolumeEmptySection(s.to_string()));
+    }
     let (source, target, mode) = match parts.as_slice() {
         [t] => ("", *t, ""),
         [a, b] if b.starts_with('/') || !a.starts_with('/') && !b.contains(',') && !is_mode(b) => (*a, *b, ""),
@@ -218,7 +249,7 @@ pub fn parse_volume(s: &str, base: &Path) -> std::result::Result<Value, SyntaxEr
         let src = if typ == "bind" { absolute(base, source) } else { source.to_string() };
         m.insert("source".into(), json!(src));
     }
-    m.insert("target".into(), json!(target));
+    m.insert("target".into(), json!(clean_target(target)));
     let modes: Vec<&str> = mode.split(',').filter(|x| !x.is_empty()).collect();
     if modes.contains(&"ro") {
         m.insert("read_only".into(), json!(true));
@@ -268,7 +299,7 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
             if !bm.contains_key("dockerfile") && !bm.contains_key("dockerfile_inline") {
                 bm.insert("dockerfile".into(), json!("Dockerfile"));
             }
-            for key in ["args", "labels"] {
+            for key in ["args", "labels", "ssh", "additional_contexts"] {
                 if let Some(v) = bm.get(key) {
                     let m = list_or_dict(v, '=');
                     bm.insert(key.into(), Value::Object(m));
@@ -300,25 +331,81 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
                 })
                 .collect(),
             Value::Array(items) => {
-                items.iter().filter_map(scalar_string).map(|s| json!(s.replacen(':', "=", 1))).collect()
+                // `host:ip` becomes `host=ip`; an entry that has its `=` already (config's output) stays.
+                items
+                    .iter()
+                    .filter_map(scalar_string)
+                    .map(|s| json!(if s.contains('=') { s } else { s.replacen(':', "=", 1) }))
+                    .collect()
             }
             _ => Vec::new(),
         };
         svc.insert("extra_hosts".into(), Value::Array(list));
     }
-    for key in ["dns", "dns_search", "dns_opt", "tmpfs", "env_file", "cap_add", "cap_drop", "expose", "security_opt"] {
+    for key in ["dns", "dns_search", "dns_opt", "tmpfs", "cap_add", "cap_drop", "expose", "security_opt"] {
         if let Some(v) = svc.get(key) {
             let l = string_list(v);
             svc.insert(key.into(), l);
         }
     }
-    if let Some(Value::Array(files)) = svc.get("env_file").cloned() {
-        let l: Vec<Value> = files
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|f| json!({"path": absolute(base, f), "required": true}))
-            .collect();
+    // `env_file`: a path, a list of paths, or the long syntax (`path`, `required` true by default, `format`).
+    if let Some(v) = svc.get("env_file").cloned() {
+        let items = match v {
+            Value::Array(a) => a,
+            o => vec![o],
+        };
+        let mut l = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let (path, required, format) = match item {
+                Value::Object(m) => (m.get("path").and_then(scalar_string), m.get("required"), m.get("format")),
+                o => (scalar_string(o), None, None),
+            };
+            let key = format!("env_file.{i}");
+            let Some(path) = path else { return Err(bad(&key, "expected a path".into())) };
+            let required = match required {
+                None | Some(Value::Null) => true,
+                Some(r) => bool_value(r)
+                    .ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?,
+            };
+            let mut e = Map::new();
+            e.insert("path".into(), json!(absolute(base, &path)));
+            e.insert("required".into(), json!(required));
+            if let Some(f) = format.and_then(scalar_string) {
+                e.insert("format".into(), json!(f));
+            }
+            l.push(Value::Object(e));
+        }
         svc.insert("env_file".into(), Value::Array(l));
+    }
+    // Lifecycle hooks: the command in exec form, the environment as a mapping.
+    for key in ["pre_start", "post_start", "pre_stop"] {
+        if let Some(Value::Array(hooks)) = svc.get_mut(key) {
+            for (i, h) in hooks.iter_mut().enumerate() {
+                let Some(h) = h.as_object_mut() else { continue };
+                if let Some(Value::String(c)) = h.get("command") {
+                    let words = shell_split(c).map_err(|e| bad(&format!("{key}.{i}.command"), e.to_string()))?;
+                    h.insert("command".into(), json!(words));
+                }
+                if let Some(v) = h.get("environment") {
+                    let m = list_or_dict(v, '=');
+                    h.insert("environment".into(), Value::Object(m));
+                }
+            }
+        }
+    }
+    // The other list_or_dict keys of a service.
+    if let Some(d) = svc.get_mut("deploy").and_then(Value::as_object_mut) {
+        dict_at(d, "labels");
+        let devices =
+            d.get_mut("resources").and_then(|r| r.pointer_mut("/reservations/devices")).and_then(Value::as_array_mut);
+        for it in devices.into_iter().flatten().filter_map(Value::as_object_mut) {
+            dict_at(it, "options");
+        }
+    }
+    if let Some(Value::Array(items)) = svc.get_mut("gpus") {
+        for it in items.iter_mut().filter_map(Value::as_object_mut) {
+            dict_at(it, "options");
+        }
     }
     if let Some(Value::Array(ports)) = svc.get("ports").cloned() {
         let mut out = Vec::new();
@@ -356,6 +443,13 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
                 }
                 Value::Object(m) => {
                     let mut m = m.clone();
+                    if let Some(t) = m.get("target").and_then(Value::as_str) {
+                        let t = clean_target(t);
+                        m.insert("target".into(), json!(t));
+                    }
+                    if let Some(vo) = m.get_mut("volume").and_then(Value::as_object_mut) {
+                        dict_at(vo, "labels");
+                    }
                     if m.get("type").and_then(Value::as_str) == Some("bind")
                         && let Some(src) = m.get("source").and_then(Value::as_str)
                     {
@@ -420,6 +514,9 @@ pub fn file(file: &str, doc: &mut Value, base: &Path) -> Result<()> {
                 if item.is_null() {
                     *item = json!({});
                 }
+                if let Some(m) = item.as_object_mut() {
+                    dict_at(m, "labels");
+                }
                 // A secret's or config's `file` is relative to the project.
                 if let Some(m) = item.as_object_mut()
                     && let Some(f) = m.get("file").and_then(Value::as_str).map(str::to_string)
@@ -453,6 +550,18 @@ fn unique_key(path: &[&str], v: &Value) -> Option<String> {
             o => o.get("target").or_else(|| o.get("source")).and_then(Value::as_str).map(str::to_string),
         },
         _ => None,
+    }
+}
+
+/// Removes from `base` the values at the paths of a file's `!reset` and `!override` tags, before the file is merged
+/// into it: a reset value is then absent, an overriding one replaces instead of merging.
+pub fn apply_resets(base: &mut Value, resets: &[crate::yaml::Reset]) {
+    for r in resets {
+        let Some((last, parents)) = r.path.split_last() else { continue };
+        let pointer: String = parents.iter().map(|k| format!("/{}", k.replace('~', "~0").replace('/', "~1"))).collect();
+        if let Some(m) = base.pointer_mut(&pointer).and_then(Value::as_object_mut) {
+            m.remove(last);
+        }
     }
 }
 

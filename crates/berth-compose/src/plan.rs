@@ -213,6 +213,20 @@ pub fn stop_timeout(svc: &Service) -> Option<Duration> {
     svc.stop_grace_period.as_deref().and_then(|s| go_duration(s).ok())
 }
 
+/// Fails, naming the service, on what the plan cannot create yet: a `provider:` service (managed by an external
+/// component, not a container). `up` and `create` ask before they create anything.
+pub fn check_supported(project: &Project, services: &BTreeSet<String>) -> Result<()> {
+    for s in services.iter().filter_map(|n| project.services.get(n)) {
+        if let Some(p) = &s.provider {
+            return Err(Error::Project(format!(
+                "service {:?} uses provider {:?}: provider services are not supported by berth compose yet",
+                s.name, p.typ
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What one container of a service is made with.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerSpec {
@@ -248,6 +262,7 @@ pub struct ContainerSpec {
 
 /// The create body (`POST /containers/create`) of one container of `svc`, and its name.
 pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) -> Result<(String, Value)> {
+    check_supported(project, &BTreeSet::from([svc.name.clone()]))?;
     let key = |k: &str| format!("services.{}.{k}", svc.name);
     let name = match (&spec.name, &spec.oneoff) {
         (Some(n), _) => n.clone(),
@@ -290,8 +305,15 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     if let Some(r) = &spec.replace {
         labels.insert(LABEL_REPLACE.into(), json!(r));
     }
-    let mut env: Vec<String> =
-        svc.environment.iter().map(|(k, v)| format!("{k}={}", v.clone().unwrap_or_default())).collect();
+    // A variable without a value is sent as `KEY` alone, as Compose v2 does: the engine removes the image's.
+    let mut env: Vec<String> = svc
+        .environment
+        .iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect();
     env.extend(spec.env.iter().cloned());
 
     let mut host = Map::new();

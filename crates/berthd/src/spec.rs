@@ -93,7 +93,9 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     let privileged = host.privileged.unwrap_or(false);
     let caps = capabilities(host)?;
     let tty = config.tty.unwrap_or(false);
-    let mut env = config.env.clone().unwrap_or_default();
+    // A `KEY` without `=` only removed the image's variable at create (Compose sends one for a variable left
+    // unset); the process gets no such entry, as Docker's ReplaceOrAppendEnvValues at start.
+    let mut env: Vec<String> = config.env.clone().unwrap_or_default().into_iter().filter(|e| e.contains('=')).collect();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
     }
@@ -285,7 +287,7 @@ mod tests {
     #[test]
     fn spec_has_docker_defaults() {
         let config = ContainerConfig {
-            env: Some(vec!["A=1".into()]),
+            env: Some(vec!["A=1".into(), "UNSET".into()]),
             hostname: Some("abc".into()),
             tty: Some(true),
             ..Default::default()
@@ -306,6 +308,7 @@ mod tests {
         let env = p.env().clone().unwrap_or_default();
         assert!(env.contains(&"TERM=xterm".to_string()) && env.contains(&"HOSTNAME=abc".to_string()));
         assert!(env[0].starts_with("PATH="));
+        assert!(!env.iter().any(|e| e.starts_with("UNSET")), "{env:?}");
         assert_eq!(spec.hostname().as_deref(), Some("abc"));
         // Link variables go after HOSTNAME; the container's own variables of the same names win.
         let links = ["DB_NAME=/abc/db".to_string(), "A=from-link".into()];

@@ -85,23 +85,7 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
             let keep = plan::with_dependencies(&project, &a.service_names);
             svcs.retain(|k, _| keep.contains(k));
         }
-        match a.format.as_str() {
-            "json" => format!("{}\n", serde_json::to_string_pretty(&model)?),
-            "yaml" => {
-                // Compose's order of the top-level keys (a JSON map would sort them).
-                let mut text = String::new();
-                let order = ["name", "services", "networks", "volumes", "secrets", "configs"];
-                let obj = model.as_object().cloned().unwrap_or_default();
-                let rest = obj.keys().filter(|k| !order.contains(&k.as_str())).cloned();
-                for k in order.iter().map(|s| s.to_string()).chain(rest) {
-                    if let Some(v) = obj.get(&k) {
-                        text.push_str(&berth_compose::to_yaml(&json!({ k: v }))?);
-                    }
-                }
-                text
-            }
-            f => bail!("unsupported format {f:?}: expected yaml or json"),
-        }
+        berth_compose::config_text(&model, &a.format)?
     };
     match &a.output {
         Some(f) => std::fs::write(f, &text).with_context(|| format!("write {f}"))?,

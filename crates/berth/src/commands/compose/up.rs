@@ -511,6 +511,7 @@ async fn create_project(
     wait_timeout: Duration,
 ) -> Result<Vec<String>> {
     let targets = targets(project, services, no_deps)?;
+    plan::check_supported(project, &targets)?;
     let scales = scales(scale, project)?;
     ensure_networks(c, project, &targets).await?;
     ensure_volumes(c, project, &targets).await?;
