@@ -261,6 +261,7 @@ pub async fn create_with(
             health: None,
         },
         restart_count: 0,
+        manually_stopped: false,
         runtime,
         lower_dirs: image.lower_dirs.clone(),
         mounts: Vec::new(),

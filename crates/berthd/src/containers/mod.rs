@@ -14,6 +14,7 @@ mod lifecycle;
 pub mod persist;
 pub mod record;
 mod remove;
+mod restart;
 mod shim;
 pub mod shim_client;
 mod size;

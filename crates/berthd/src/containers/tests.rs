@@ -259,8 +259,10 @@ async fn always_and_unless_stopped_restart_until_stopped() {
         assert!(t.shims.exit(&c.id, 0));
         until(&c, "restarted after a success", |r| r.state.status == Status::Running && r.restart_count == 1).await;
         t.shims.crash(&c.id);
-        let rec = until(&c, "restarted after a lost shim", |r| r.restart_count == 2).await;
-        assert_eq!(rec.state.status, Status::Running);
+        // `RestartCount` counts from the exit (the container is `restarting` until the start), as Docker's.
+        let rec = until(&c, "counted after a lost shim", |r| r.restart_count == 2).await;
+        assert_eq!(rec.state.status, Status::Restarting);
+        until(&c, "restarted after a lost shim", |r| r.state.status == Status::Running).await;
         // An explicit stop (and kill) is final.
         stop(&t.d, &c, Some(1), None).await.unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -46,7 +46,11 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
     let mut out = Vec::new();
     let now = SystemTime::now();
     for r in recs {
-        let running = matches!(r.state.status, containers::Status::Running | containers::Status::Paused);
+        // Docker lists a restarting container with the running ones.
+        let running = matches!(
+            r.state.status,
+            containers::Status::Running | containers::Status::Paused | containers::Status::Restarting
+        );
         if !all && limit.is_none() && !running && !f.contains("status") && !f.contains("exited") {
             continue;
         }

@@ -272,7 +272,8 @@ pub fn inspect(rec: &Record, f: &Facts, size: Option<(u64, u64)>, version: ApiVe
         args: Some(rec.args.clone()),
         state: Some(ContainerState {
             status: Some(state_enum(status)),
-            running: Some(matches!(status, Status::Running | Status::Paused)),
+            // Docker counts a restarting container as running (`Running` and `Restarting` both true).
+            running: Some(matches!(status, Status::Running | Status::Paused | Status::Restarting)),
             paused: Some(status == Status::Paused),
             restarting: Some(status == Status::Restarting),
             oom_killed: Some(s.oom_killed),
