@@ -79,7 +79,8 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
     let out = d.docker(&["rm", "loop"]).unwrap();
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("You cannot remove a restarting container") && stderr(&out).contains("Stop the container"),
+        stderr(&out).contains("You cannot remove a restarting container")
+            && stderr(&out).contains("Stop the container"),
         "{}",
         stderr(&out)
     );
@@ -185,5 +186,183 @@ fn daemon_restart_brings_back_what_its_policy_restarts_and_leaves_the_running_al
     assert_eq!(state("no"), "exited");
     for n in ["al", "us", "us2", "no", "alstop"] {
         docker_ok(&d, &["rm", "-f", n]);
+    }
+}
+
+/// A file of the container's v1 cgroup (this machine: v1 hybrid), or its v2 equivalent.
+fn cgroup_file(id: &str, v1: &str, v2: &str) -> String {
+    let unified = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let p = if unified {
+        format!("/sys/fs/cgroup/berth/{id}/{v2}")
+    } else {
+        format!("/sys/fs/cgroup/{v1}").replace("{id}", id)
+    };
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}")).trim().to_string()
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
+    let Some(d) = setup() else { return };
+    let since = now();
+    docker_ok(&d, &["run", "-d", "--name", "up", "-m", "256m", "busybox", "sleep", "1000"]);
+    let id = dinspect(&d, "up", "{{.Id}}");
+    let out = docker_ok(
+        &d,
+        &[
+            "update",
+            "-m",
+            "300m",
+            "--memory-swap",
+            "600m",
+            "--memory-reservation",
+            "100m",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--pids-limit",
+            "50",
+            "--cpuset-cpus",
+            "0",
+            "--restart",
+            "on-failure:3",
+            "up",
+        ],
+    );
+    assert_eq!(out, "up");
+    // Applied to the running container's cgroup at once.
+    assert_eq!(cgroup_file(&id, "memory/berth/{id}/memory.limit_in_bytes", "memory.max"), (300u64 << 20).to_string());
+    assert_eq!(
+        cgroup_file(&id, "memory/berth/{id}/memory.soft_limit_in_bytes", "memory.low"),
+        (100u64 << 20).to_string()
+    );
+    if std::path::Path::new(&format!("/sys/fs/cgroup/memory/berth/{id}/memory.memsw.limit_in_bytes")).exists() {
+        assert_eq!(cgroup_file(&id, "memory/berth/{id}/memory.memsw.limit_in_bytes", ""), (600u64 << 20).to_string());
+    }
+    assert_eq!(cgroup_file(&id, "cpu/berth/{id}/cpu.cfs_quota_us", "cpu.max").split(' ').next().unwrap(), "50000");
+    assert_eq!(
+        cgroup_file(&id, "cpu/berth/{id}/cpu.shares", "cpu.weight"),
+        if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "20" } else { "512" }
+    );
+    assert_eq!(cgroup_file(&id, "pids/berth/{id}/pids.max", "pids.max"), "50");
+    assert_eq!(cgroup_file(&id, "cpuset/berth/{id}/cpuset.cpus", "cpuset.cpus"), "0");
+    // Stored, and shown by inspect.
+    let h = dinspect(
+        &d,
+        "up",
+        "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}} {{.HostConfig.NanoCpus}} \
+         {{.HostConfig.CpuShares}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpusetCpus}} {{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}",
+    );
+    assert_eq!(h, format!("{} {} {} 500000000 512 50 0 on-failure:3", 300u64 << 20, 600u64 << 20, 100u64 << 20));
+
+    // Docker's refusals: a limit below the reservation (400), a limit over the swap already set (409), CPU quota
+    // against NanoCpus already set (409); nothing changes.
+    let out = d.docker(&["update", "-m", "50m", "--memory-reservation", "60m", "up"]).unwrap();
+    assert!(
+        stderr(&out).contains("Minimum memory limit can not be less than memory reservation limit"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["update", "-m", "1g", "up"]).unwrap();
+    assert!(
+        stderr(&out).contains(&format!(
+            "Cannot update container {id}: Memory limit should be smaller than already set memoryswap limit"
+        )),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["update", "--cpu-quota", "20000", "up"]).unwrap();
+    assert!(
+        stderr(&out).contains("Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set"),
+        "{}",
+        stderr(&out)
+    );
+    let out = d.docker(&["update", "--cpus", "0.5", "--cpu-period", "50000", "up"]).unwrap();
+    assert!(
+        stderr(&out).contains("Conflicting options: Nano CPUs and CPU Period cannot both be set"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(dinspect(&d, "up", "{{.HostConfig.Memory}}"), (300u64 << 20).to_string());
+    // A block I/O weight: applied where the host has a proportional I/O scheduler, else Docker's warning.
+    let out = docker_ok(&d, &["update", "--blkio-weight", "300", "up"]);
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"]
+        .iter()
+        .any(|f| std::path::Path::new(&format!("/sys/fs/cgroup/blkio/{f}")).exists());
+    if !weight_file && !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        assert!(
+            out.contains(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded."
+            ),
+            "{out}"
+        );
+        assert_eq!(dinspect(&d, "up", "{{.HostConfig.BlkioWeight}}"), "0");
+    }
+    let out = d.berth(&["update", "up"]);
+    assert!(stderr(&out).contains("you must provide one or more flags"), "{}", stderr(&out));
+
+    // A stopped container's update is stored and applied at its next start.
+    docker_ok(&d, &["stop", "-t", "0", "up"]);
+    docker_ok(&d, &["update", "--pids-limit", "70", "up"]);
+    docker_ok(&d, &["start", "up"]);
+    assert_eq!(cgroup_file(&id, "pids/berth/{id}/pids.max", "pids.max"), "70");
+    // The berth CLI's `update` too.
+    assert_eq!(d.ok(&["update", "--pids-limit", "-1", "up"]).trim(), "up");
+    assert_eq!(cgroup_file(&id, "pids/berth/{id}/pids.max", "pids.max"), "max");
+    let until = now();
+    let evs: Vec<Value> = events(&d, "up", &since, &until).into_iter().filter(|e| e["Action"] == "update").collect();
+    assert_eq!(evs.len(), 4, "one update event per successful update (4): {evs:?}");
+    assert_eq!(evs[0]["Actor"]["Attributes"]["name"], "up");
+    docker_ok(&d, &["rm", "-f", "up"]);
+}
+
+/// Debian's python3-docker (the SDK CI uses), or a SKIPPED line.
+fn python_docker() -> bool {
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import docker"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_missing_tool("/usr/bin/python3 has no docker module (apt-get install python3-docker)");
+    }
+    ok
+}
+
+const PY_UPDATE: &str = r#"
+import docker, json, sys
+c = docker.from_env(version=sys.argv[1])
+ct = c.containers.run("busybox", ["sleep", "1000"], detach=True, name="pyup")
+r = c.api.update_container(ct.id, mem_limit="64m", memswap_limit=-1, restart_policy={"Name": "always"}, kernel_memory="8m")
+ct.reload()
+hc = ct.attrs["HostConfig"]
+print(json.dumps({"warnings": r["Warnings"], "memory": hc["Memory"], "policy": hc["RestartPolicy"]["Name"],
+                  "count": ct.attrs["RestartCount"], "running": ct.attrs["State"]["Running"]}))
+ct.remove(force=True)
+"#;
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_py_updates_a_container() {
+    let Some(d) = setup() else { return };
+    if !python_docker() {
+        return;
+    }
+    for version in ["1.38", "1.41"] {
+        let out = std::process::Command::new("/usr/bin/python3")
+            .args(["-c", PY_UPDATE, version])
+            .env("DOCKER_HOST", d.host())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{version}: {}", stderr(&out));
+        let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+        assert_eq!(v["memory"], 64 << 20, "{v}");
+        assert_eq!(v["policy"], "always");
+        assert_eq!(v["running"], true);
+        let w: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+        assert!(
+            w.contains(&"Specifying a kernel memory limit is deprecated and will be removed in a future release."),
+            "{w:?}"
+        );
     }
 }

@@ -155,33 +155,8 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
             rules.push(crate::security::parse_device_cgroup_rule(rule)?);
         }
     }
-    let mut resources = json!({"devices": devices});
-    if let Some(m) = host.memory.filter(|m| *m > 0) {
-        resources["memory"] = json!({"limit": m});
-        if let Some(s) = host.memory_swap.filter(|s| *s != 0) {
-            resources["memory"]["swap"] = json!(s);
-        }
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n / 10_000));
-    }
-    if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(q) = host.cpu_quota.filter(|q| *q > 0) {
-        cpu.insert("quota".into(), json!(q));
-    }
-    if let Some(p) = host.cpu_period.filter(|p| *p > 0) {
-        cpu.insert("period".into(), json!(p));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = host.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = resources(host);
+    resources["devices"] = devices;
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
@@ -225,6 +200,56 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         spec["process"]["consoleSize"] = size;
     }
     serde_json::from_value(spec).map_err(|e| Error::Internal(format!("building the OCI spec: {e}")))
+}
+
+/// The OCI `linux.resources` (without device rules) of a host configuration: the create's and `docker update`'s
+/// one translation of Docker's resource fields.
+pub fn resources(host: &HostConfig) -> Value {
+    let mut resources = json!({});
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = host.memory.filter(|m| *m > 0) {
+        memory.insert("limit".into(), json!(m));
+        if let Some(s) = host.memory_swap.filter(|s| *s != 0) {
+            memory.insert("swap".into(), json!(s));
+        }
+    }
+    if let Some(r) = host.memory_reservation.filter(|r| *r > 0) {
+        memory.insert("reservation".into(), json!(r));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n / 10_000));
+    }
+    if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = host.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = host.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = host.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = host.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    // Zero and -1 are both "unlimited" for Docker; "max" is written for them.
+    if let Some(p) = host.pids_limit {
+        resources["pids"] = json!({"limit": if p <= 0 { -1 } else { p }});
+    }
+    if let Some(w) = host.blkio_weight.filter(|w| *w > 0) {
+        resources["blockIO"] = json!({"weight": w});
+    }
+    resources
 }
 
 /// Docker's `ConsoleSize` (`[height, width]`) as the OCI `process.consoleSize`, for a terminal of a known size.

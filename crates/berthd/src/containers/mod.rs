@@ -21,6 +21,7 @@ mod size;
 #[cfg(test)]
 mod tests;
 mod top;
+mod update;
 
 pub use create::*;
 pub use lifecycle::*;
@@ -31,3 +32,4 @@ pub use shim::*;
 pub use shim_client::*;
 pub use size::*;
 pub use top::*;
+pub use update::*;

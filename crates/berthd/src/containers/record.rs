@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::Duration;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_api::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};

@@ -21,7 +21,12 @@ const RESET_AFTER: Duration = Duration::from_secs(10);
 /// Docker's `RestartManager.ShouldRestart`: whether `policy` restarts a container that exited with `exit_code`.
 /// `always` ignores a manual stop here: at run time the stop cancels the restart before (`Container::stopping`), and at
 /// a daemon's start an `always` container comes back even after a manual stop, as with Docker.
-pub(super) fn should_restart(policy: &RestartPolicy, exit_code: i64, manually_stopped: bool, restart_count: i64) -> bool {
+pub(super) fn should_restart(
+    policy: &RestartPolicy,
+    exit_code: i64,
+    manually_stopped: bool,
+    restart_count: i64,
+) -> bool {
     match policy.name {
         Some(RestartPolicyNameEnum::ALWAYS) => true,
         Some(RestartPolicyNameEnum::UNLESS_STOPPED) => !manually_stopped,

@@ -116,6 +116,13 @@ pub async fn unpause(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCod
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub async fn update(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let c = d.container(&id)?;
+    let body: Value = json_body(&body)?;
+    let warnings = containers::update(&d, &c, &body).await?;
+    Ok(Json(views::container::updated(warnings)))
+}
+
 pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
     let name =

@@ -391,6 +391,11 @@ pub fn created(id: String, warnings: Vec<String>) -> Value {
     render(&ContainerCreateResponse { id, warnings }, &[])
 }
 
+/// `POST /containers/{id}/update`: Docker's warnings (what the host could not limit).
+pub fn updated(warnings: Vec<String>) -> Value {
+    render(&berth_api::models::ContainerUpdateResponse { warnings: Some(warnings) }, &[])
+}
+
 /// `POST /containers/{id}/wait`: the exit code, and the error of a container that failed to run.
 pub fn waited(code: i64, error: Option<String>) -> Value {
     let error = error.map(|e| ContainerWaitExitError { message: Some(e) });
