@@ -366,3 +366,123 @@ fn docker_py_updates_a_container() {
         );
     }
 }
+
+/// The command line of the container's PID 1, arguments separated by spaces.
+fn pid1(d: &Berthd, name: &str) -> String {
+    docker_ok(d, &["exec", name, "cat", "/proc/1/cmdline"]).replace('\0', " ").trim().to_string()
+}
+
+/// Zombie processes in the container (`ps` state `Z`).
+fn zombies(d: &Berthd, name: &str) -> usize {
+    docker_ok(d, &["exec", name, "ps", "-o", "stat"]).lines().filter(|l| l.trim().starts_with('Z')).count()
+}
+
+/// Orphans that end after a moment: each inner `sh` exits at once, its `sleep` is reparented to PID 1. Then the
+/// command becomes `sleep`, which never reaps anything.
+const ORPHANS: &str = "for i in 1 2 3 4 5; do sh -c 'sleep 0.2 &'; done; exec sleep 1000";
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn init_is_pid_1_forwards_signals_reaps_zombies_and_passes_the_exit_code() {
+    let Some(d) = setup() else { return };
+    docker_ok(&d, &["run", "-d", "--init", "--name", "in", "busybox", "sleep", "100"]);
+    assert_eq!(pid1(&d, "in"), "/sbin/docker-init -- sleep 100");
+    // Docker shows the command, not the init, and `Init` in the host config.
+    assert_eq!(dinspect(&d, "in", "{{.Path}} {{.Args}} {{.HostConfig.Init}}"), "sleep [100] true");
+    // Read-only, and static: it runs in busybox, which has no dynamic loader.
+    let out = d.docker(&["exec", "in", "sh", "-c", "echo x > /sbin/docker-init"]).unwrap();
+    assert!(!out.status.success(), "the init is mounted read-only");
+    // `stop` ends `sleep` at once: the init forwards SIGTERM (sleep as PID 1 would ignore it until the 10 s timeout).
+    let t = std::time::Instant::now();
+    docker_ok(&d, &["stop", "in"]);
+    let took = t.elapsed();
+    // Generous: the stop itself takes milliseconds; the timeout it would otherwise wait is 10 s.
+    assert!(took < Duration::from_secs(5), "stop took {took:?}");
+    assert_eq!(dinspect(&d, "in", "{{.State.ExitCode}}"), "143");
+
+    // Orphans are reaped by the init; without it they stay zombies under `sleep` (the test can fail).
+    docker_ok(&d, &["run", "-d", "--init", "--name", "reaped", "busybox", "sh", "-c", ORPHANS]);
+    docker_ok(&d, &["run", "-d", "--name", "zombies", "busybox", "sh", "-c", ORPHANS]);
+    // The orphans' `sleep 0.2` are over well within 3 s; reaping follows their exit at once.
+    assert!(d.eventually(10, || zombies(&d, "zombies") == 5), "zombies without init: {}", zombies(&d, "zombies"));
+    assert_eq!(zombies(&d, "reaped"), 0);
+    docker_ok(&d, &["rm", "-f", "reaped", "zombies"]);
+
+    // The command's exit code, or 128 + its signal.
+    let out = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]).unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    let out = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "kill -9 $$"]).unwrap();
+    assert_eq!(out.status.code(), Some(137));
+    // A signal from `docker kill` reaches the command through the init.
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            "trap",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    // The trap is set once the shell runs its loop: give it a moment (bounded by the wait below).
+    std::thread::sleep(Duration::from_millis(500));
+    docker_ok(&d, &["kill", "-s", "USR1", "trap"]);
+    assert_eq!(docker_ok(&d, &["wait", "trap"]), "42");
+    docker_ok(&d, &["rm", "-f", "in", "trap"]);
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
+    require_root();
+    if docker_cli().is_none() {
+        skip_missing_tool("the docker CLI is not installed");
+        return;
+    }
+    // `"init": true` in daemon.json is the daemon's `--init`.
+    let cfg = std::env::temp_dir().join(format!("berth-init-daemon-{}.json", std::process::id()));
+    std::fs::write(&cfg, r#"{"init": true}"#).unwrap();
+    let d = Berthd::start_with(&["--config-file", cfg.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&cfg);
+    d.busybox();
+    let cmdline = |extra: &[&str]| {
+        let mut args = vec!["run", "--rm"];
+        args.extend(extra);
+        args.extend(["busybox", "cat", "/proc/1/cmdline"]);
+        docker_ok(&d, &args).replace('\0', " ").trim().to_string()
+    };
+    assert_eq!(cmdline(&[]), "/sbin/docker-init -- cat /proc/1/cmdline");
+    assert_eq!(cmdline(&["--init=false"]), "cat /proc/1/cmdline");
+
+    // docker-compose 1.29's `init: true` (on a daemon without the default).
+    let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_file())
+    else {
+        skip_missing_tool("docker-compose is not installed; the compose init check did not run");
+        return;
+    };
+    let d = daemon_with_busybox();
+    let proj = d.dir.join("initproj");
+    std::fs::create_dir_all(&proj).unwrap();
+    std::fs::write(
+        proj.join("docker-compose.yml"),
+        "version: '2.4'\nservices:\n  s:\n    image: busybox\n    init: true\n    command: sleep 1000\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(compose)
+        .args(["up", "-d"])
+        .current_dir(&proj)
+        .env("DOCKER_HOST", d.host())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker-compose up: {}", stderr(&out));
+    assert_eq!(pid1(&d, "initproj_s_1"), "/sbin/docker-init -- sleep 1000");
+    docker_ok(&d, &["rm", "-f", "initproj_s_1"]);
+}

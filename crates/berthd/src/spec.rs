@@ -73,7 +73,12 @@ pub struct SpecInputs<'a> {
     pub mounts: Vec<Value>,
     /// `--userns-remap`: a user namespace mapping the container's IDs from 0 to this range.
     pub idmap: Option<berth_runtime::shim::IdMap>,
+    /// `--init`: the init binary, run as PID 1 (at `/sbin/docker-init`, as Docker) with the command as its child.
+    pub init: Option<&'a Path>,
 }
+
+/// Where `--init`'s init is mounted in a container (Docker's path).
+pub const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 /// Builds the OCI spec for a container.
 pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) -> Result<Spec, Error> {
@@ -137,6 +142,12 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     mounts
         .retain(|m| m["destination"].as_str().is_none_or(|d| !user_dests.contains(&d) || d == "/proc" || d == "/dev"));
     mounts.extend(inp.mounts.iter().cloned());
+    let mut args = inp.args.clone();
+    if let Some(init) = inp.init {
+        mounts
+            .push(json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init, "options": ["bind", "ro"]}));
+        args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
+    }
     mounts[sorted_from..].sort_by_key(|m| m["destination"].as_str().map(|d| d.matches('/').count()).unwrap_or(0));
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
@@ -182,7 +193,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         "process": {
             "terminal": tty,
             "user": {"uid": 0, "gid": 0},
-            "args": inp.args,
+            "args": args,
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps_json, "effective": caps_json, "permitted": caps_json},
@@ -305,6 +316,7 @@ mod tests {
             cgroup_v2: false,
             mounts: Vec::new(),
             idmap: None,
+            init: None,
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -343,6 +355,7 @@ mod tests {
             cgroup_v2: false,
             mounts: Vec::new(),
             idmap: None,
+            init: None,
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),

@@ -66,6 +66,8 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 cgroup_v2: berth_runtime::cgroups::is_unified(),
                 mounts: crate::mounts::spec_mounts(&rec.mounts)?,
                 idmap,
+                // Docker: the container's `Init`, else the daemon's `--init`.
+                init: rec.host_config.init.unwrap_or(d.config.init).then_some(d.config.init_path.as_path()),
             },
         )?;
         let shim_cfg = ShimConfig {

@@ -43,6 +43,8 @@ async fn env() -> Env {
         registry_certs_dir: tmp.path().join("certs.d"),
         log: crate::logs::LogConfig::default(),
         userns_remap: None,
+        init_path: PathBuf::from("/nonexistent/berth-init"),
+        init: false,
     };
     let shims = Arc::new(FakeShims::default());
     let store = berth_store::Store::open(&config.data_root).unwrap();
