@@ -144,6 +144,7 @@ pub(super) fn start_at_boot(d: &Arc<Daemon>, containers: Vec<Arc<Container>>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

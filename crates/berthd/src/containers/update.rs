@@ -213,6 +213,7 @@ fn merge(current: &HostConfig, want: &HostConfig) -> Result<HostConfig, String> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use berth_runtime::cgroups::Support;
