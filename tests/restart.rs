@@ -486,3 +486,72 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
     assert_eq!(pid1(&d, "initproj_s_1"), "/sbin/docker-init -- sleep 1000");
     docker_ok(&d, &["rm", "-f", "initproj_s_1"]);
 }
+
+/// The same requests against a real dockerd 20.10 and berthd: a policy restart's events (`die`, `start`, no
+/// `restart`), `RestartCount`, an `update`'s output and the refusal of `rm` of a restarting container.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn policy_restarts_and_updates_match_a_real_dockerd() {
+    let Some(d) = setup() else { return };
+    let Some(peer) = PeerDockerd::start() else { return };
+    let made = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
+        .env("BERTH", docker_cli().unwrap())
+        .env("DOCKER_HOST", format!("unix://{}", peer.socket().display()))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let berth = |args: &[&str]| d.docker(args).unwrap();
+    let docker = |args: &[&str]| peer.docker(args);
+    let mut seen = Vec::new();
+    for run in [&berth as &dyn Fn(&[&str]) -> std::process::Output, &docker] {
+        let ok = |args: &[&str]| {
+            let out = run(args);
+            assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+            stdout(&out).trim().to_string()
+        };
+        let since = now();
+        ok(&[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            "pp",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
+        // 100 + 200 ms of back-off (dockerd's too): both done within 20 s.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "pp"]) != "exited 2" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}",
+                ok(&["inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "pp"])
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let evs =
+            ok(&["events", "--since", &since, "--until", &now(), "--filter", "container=pp", "--format", "{{.Action}}"]);
+        let acts: Vec<String> = evs.lines().map(String::from).collect();
+        let update = ok(&["update", "--cpu-shares", "512", "--restart", "always", "pp"]);
+        let policy = ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.CpuShares}}", "pp"]);
+        // A restarting container cannot be removed without force.
+        ok(&["rm", "-f", "pp"]);
+        ok(&["run", "-d", "--network", "none", "--name", "qq", "--restart", "always", "busybox", "true"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while ok(&["inspect", "-f", "{{.State.Status}}", "qq"]) != "restarting" {
+            assert!(std::time::Instant::now() < deadline, "never restarting");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let rm = run(&["rm", "qq"]);
+        let id = ok(&["inspect", "-f", "{{.Id}}", "qq"]);
+        let rm_err = stderr(&rm).trim().replace(&id, "ID");
+        ok(&["rm", "-f", "qq"]);
+        seen.push((acts, update, policy, rm_err));
+    }
+    assert_eq!(seen[0], seen[1], "berthd (left) and dockerd (right)");
+}
