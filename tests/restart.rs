@@ -534,8 +534,17 @@ fn policy_restarts_and_updates_match_a_real_dockerd() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let evs =
-            ok(&["events", "--since", &since, "--until", &now(), "--filter", "container=pp", "--format", "{{.Action}}"]);
+        let evs = ok(&[
+            "events",
+            "--since",
+            &since,
+            "--until",
+            &now(),
+            "--filter",
+            "container=pp",
+            "--format",
+            "{{.Action}}",
+        ]);
         let acts: Vec<String> = evs.lines().map(String::from).collect();
         let update = ok(&["update", "--cpu-shares", "512", "--restart", "always", "pp"]);
         let policy = ok(&["inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.CpuShares}}", "pp"]);

@@ -364,13 +364,8 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
 /// `berth update`: the same body for every container, as `docker update` (names printed as they succeed, then the
 /// daemon's warnings; the errors at the end).
 pub async fn update(c: &Client, a: UpdateArgs) -> Result<i32> {
-    let size =
-        |v: &Option<String>| -> Result<Option<i64>> { Ok(v.as_deref().map(crate::units::ram_in_bytes).transpose()?) };
-    let memory_swap = match a.memory_swap.as_deref() {
-        None => None,
-        Some("-1") => Some(-1),
-        Some(v) => Some(crate::units::ram_in_bytes(v)?),
-    };
+    let size = super::opts::bytes;
+    let memory_swap = super::opts::memory_swap(&a.memory_swap)?;
     let restart = a.restart.as_deref().map(super::opts::restart_policy).transpose()?;
     let mut body = serde_json::Map::new();
     let mut put = |k: &str, v: Option<Value>| {
