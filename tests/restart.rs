@@ -84,6 +84,10 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
         "{}",
         stderr(&out)
     );
+    let out = d.docker(&["exec", "loop", "true"]).unwrap();
+    assert!(stderr(&out).contains("is restarting, wait until the container is running"), "{}", stderr(&out));
+    let out = d.docker(&["pause", "loop"]).unwrap();
+    assert!(stderr(&out).contains("is restarting, wait until the container is running"), "{}", stderr(&out));
     // `stop` cancels the pending restart: no further start, whatever the back-off was.
     let count = dinspect(&d, "loop", "{{.RestartCount}}");
     docker_ok(&d, &["stop", "loop"]);
