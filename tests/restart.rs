@@ -121,7 +121,10 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
     docker_ok(&d, &["start", "loop"]);
     let c = dinspect(&d, "loop", "{{.RestartCount}}").parse::<i64>().unwrap();
     assert!(c <= 1, "RestartCount after a manual start: {c}");
+    let id = dinspect(&d, "loop", "{{.Id}}");
     docker_ok(&d, &["rm", "-f", "loop"]);
+    // What a crash loop and its cancellation cost is given back: no cgroup is left (bounded by the rmdir retries).
+    assert!(d.eventually(5, || cgroups_left(std::slice::from_ref(&id)).is_empty()));
 }
 
 #[test]
@@ -437,6 +440,9 @@ fn init_is_pid_1_forwards_signals_reaps_zombies_and_passes_the_exit_code() {
     docker_ok(&d, &["kill", "-s", "USR1", "trap"]);
     assert_eq!(docker_ok(&d, &["wait", "trap"]), "42");
     docker_ok(&d, &["rm", "-f", "in", "trap"]);
+    // The init's bind mount lives in the containers' mount namespaces only: nothing of it on the host.
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!host_mounts.contains("docker-init"), "{host_mounts}");
 }
 
 #[test]
