@@ -150,6 +150,22 @@ fn on_failure_counts_and_stops_at_its_maximum() {
 
     // A success ends an on-failure container; `no` never restarts.
     docker_ok(&d, &["run", "--name", "ok", "--restart", "on-failure", "busybox", "true"]);
+    // Docker's create-time checks, through the API (the CLI checks these itself first).
+    let body = br#"{"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}}"#;
+    let (code, _, msg) = api(&d, "POST", "/v1.41/containers/create", body);
+    assert_eq!(
+        (
+            code,
+            String::from_utf8_lossy(&msg).contains("maximum retry count cannot be used with restart policy 'always'")
+        ),
+        (400, true)
+    );
+    let body = br#"{"Image": "busybox", "HostConfig": {"AutoRemove": true, "RestartPolicy": {"Name": "on-failure"}}}"#;
+    let (code, _, msg) = api(&d, "POST", "/v1.41/containers/create", body);
+    assert_eq!(
+        (code, String::from_utf8_lossy(&msg).contains("can't create 'AutoRemove' container with restart policy")),
+        (400, true)
+    );
     let out = d.docker(&["run", "--name", "no", "busybox", "false"]).unwrap();
     assert_eq!(out.status.code(), Some(1));
     std::thread::sleep(Duration::from_secs(1));
