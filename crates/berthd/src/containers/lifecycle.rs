@@ -551,7 +551,8 @@ pub async fn wait(c: &Arc<Container>, cond: WaitCondition) -> (i64, Option<Strin
         let r = c.record();
         (r.state.exit_code, Some(r.state.error).filter(|e| !e.is_empty()))
     };
-    if cond == WaitCondition::NotRunning && !c.is_running() {
+    // A restarting container counts as running (Docker's): its wait ends at its next exit.
+    if cond == WaitCondition::NotRunning && !c.is_running() && c.status() != Status::Restarting {
         return result(c);
     }
     let mut seen_running = c.is_running();
