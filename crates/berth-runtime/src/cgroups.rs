@@ -48,6 +48,46 @@ const V1_CONTROLLERS: &[&str] = &[
 /// The v2 controllers enabled for a container's cgroup (when the parent offers them); io for `docker stats`' block I/O.
 const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids", "io"];
 
+/// What the host's cgroups can limit beyond the basics, as Docker's `sysinfo` finds it (for its warnings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Support {
+    /// A swap limit (v1: swap accounting's `memory.memsw.limit_in_bytes`; v2: the memory controller).
+    pub swap: bool,
+    /// A block I/O weight (a proportional I/O scheduler's weight file; v2: the io controller).
+    pub blkio_weight: bool,
+}
+
+/// The host's [`Support`].
+pub fn support() -> Support {
+    match host_layout() {
+        Ok(l) => support_in(l),
+        Err(_) => Support { swap: false, blkio_weight: false },
+    }
+}
+
+fn support_in(layout: &Layout) -> Support {
+    match layout {
+        Layout::V1 { hierarchies } => {
+            let root = |c: &str| hierarchies.iter().find(|h| h.controllers.iter().any(|x| x == c)).map(|h| &h.mount);
+            Support {
+                swap: root("memory").is_some_and(|m| m.join(MEMSW_LIMIT).exists()),
+                blkio_weight: root("blkio")
+                    .is_some_and(|m| m.join("blkio.weight").exists() || m.join("blkio.bfq.weight").exists()),
+            }
+        }
+        Layout::V2 { root } => {
+            let controllers = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
+            Support { swap: has("memory"), blkio_weight: has("io") }
+        }
+    }
+}
+
+/// A v1 block I/O weight (10 to 1000) as a v2 `io.weight` (1 to 10000), as runc converts it.
+fn blkio_weight_to_v2(w: u16) -> u64 {
+    1 + (u64::from(w).saturating_sub(10)) * 9999 / 990
+}
+
 /// v1's `memory.memsw.limit_in_bytes`, present only with swap accounting.
 const MEMSW_LIMIT: &str = "memory.memsw.limit_in_bytes";
 
@@ -457,6 +497,31 @@ impl Cgroup {
         Cgroup::open_in(host_layout()?, path)
     }
 
+    /// Changes the limits of the existing cgroup `path` in place (`docker update` of a running container): what
+    /// `resources` sets is written, what it leaves out stays as it is. v2: a cpuset needs its controller enabled on
+    /// the way down first (a container created without one has not).
+    pub fn update(path: &str, resources: &LinuxResources) -> Result<Cgroup, Error> {
+        Cgroup::update_in(host_layout()?, path, resources)
+    }
+
+    fn update_in(layout: &Layout, path: &str, r: &LinuxResources) -> Result<Cgroup, Error> {
+        let cg = Cgroup::open_in(layout, path)?;
+        match layout {
+            Layout::V1 { .. } => cg.apply_v1(r)?,
+            Layout::V2 { root } => {
+                if r.cpu().as_ref().is_some_and(|c| c.cpus().is_some() || c.mems().is_some()) {
+                    let mut dir = root.clone();
+                    for c in relative_path(path)?.components() {
+                        enable_controllers(&dir, &["cpuset"])?;
+                        dir.push(c);
+                    }
+                }
+                cg.apply_v2(r)?
+            }
+        }
+        Ok(cg)
+    }
+
     fn create_in(layout: &Layout, path: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, Error> {
         let rel = relative_path(path)?;
         let mut cg = Cgroup { path: rel.display().to_string(), version: Version::V1, dirs: Vec::new() };
@@ -587,7 +652,18 @@ impl Cgroup {
 
     fn warn_unapplied(&self, r: &LinuxResources) {
         let unapplied = [
-            ("blockIO", r.block_io().is_some()),
+            // Only the weight is applied (`set_blkio_weight`).
+            (
+                "blockIO",
+                r.block_io().as_ref().is_some_and(|b| {
+                    b.weight().is_none()
+                        || b.weight_device().is_some()
+                        || b.throttle_read_bps_device().is_some()
+                        || b.throttle_write_bps_device().is_some()
+                        || b.throttle_read_iops_device().is_some()
+                        || b.throttle_write_iops_device().is_some()
+                }),
+            ),
             ("hugepageLimits", r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())),
             ("network", r.network().is_some()),
             ("rdma", r.rdma().as_ref().is_some_and(|m| !m.is_empty())),
@@ -614,6 +690,7 @@ impl Cgroup {
         if let Some(p) = r.pids() {
             write_file(&self.dir_of("pids")?.join("pids.max"), &pids_max(p.limit()))?;
         }
+        self.set_blkio_weight(r)?;
         if let Some(rules) = r.devices() {
             let dir = self.dir_of("devices")?;
             for (file, line) in device_writes(rules) {
@@ -710,6 +787,31 @@ impl Cgroup {
         self.set_cpuset(c)
     }
 
+    /// The block I/O weight (10 to 1000): v1 `blkio.weight` (CFQ) or `blkio.bfq.weight` (BFQ); v2 `io.bfq.weight`
+    /// or, converted as runc does, `io.weight`. Without any of them (no proportional I/O scheduler) it is skipped
+    /// with a warning; the daemon says so to the user before (Docker's "Weight discarded").
+    fn set_blkio_weight(&self, r: &LinuxResources) -> Result<(), Error> {
+        let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()).filter(|w| *w != 0) else { return Ok(()) };
+        let Ok(dir) = self.dir_of(if self.version == Version::V2 { "io" } else { "blkio" }) else {
+            tracing::warn!("cgroup {}: no blkio hierarchy, block I/O weight ignored", self.path);
+            return Ok(());
+        };
+        let candidates: [(&str, u64); 2] = match self.version {
+            Version::V1 => [("blkio.weight", u64::from(w)), ("blkio.bfq.weight", u64::from(w))],
+            Version::V2 => [("io.bfq.weight", u64::from(w)), ("io.weight", blkio_weight_to_v2(w))],
+        };
+        match candidates.iter().find(|(f, _)| dir.join(f).exists()) {
+            Some((file, value)) => write_file(&dir.join(file), &value.to_string()),
+            None => {
+                tracing::warn!(
+                    "cgroup {}: no block I/O weight file (no proportional I/O scheduler), ignored",
+                    self.path
+                );
+                Ok(())
+            }
+        }
+    }
+
     /// `cpuset.cpus` / `cpuset.mems` (both versions).
     fn set_cpuset(&self, c: &LinuxCpu) -> Result<(), Error> {
         let cpus = c.cpus().as_deref().filter(|s| !s.is_empty());
@@ -771,6 +873,7 @@ impl Cgroup {
         if let Some(p) = r.pids() {
             write_file(&dir.join("pids.max"), &pids_max(p.limit()))?;
         }
+        self.set_blkio_weight(r)?;
         // Device rules: cgroup v2 has no devices files; enforcing them takes an eBPF program attached to the
         // cgroup (BPF_CGROUP_DEVICE), which Berth does not do yet. They are ignored here: the container still sees
         // only the device nodes its /dev was given.
@@ -953,7 +1056,9 @@ fn enable_controllers(dir: &Path, wanted: &[&str]) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder};
+    use oci_spec::runtime::{
+        LinuxBlockIoBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
 
     /// This machine's mountinfo: a hybrid host with a cgroup2 mount at /sys/fs/cgroup/unified.
     const HYBRID: &str = "\
@@ -1310,6 +1415,95 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
         assert_eq!(read(leaf.join("cgroup.freeze")), "1");
         assert!(Cgroup::open_in(&layout, "berth/c1").is_ok());
         assert!(matches!(Cgroup::open_in(&layout, "berth/c9"), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn v2_update_in_place() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        touch(
+            root,
+            &[
+                ("cgroup.controllers", "cpuset cpu io memory pids\n"),
+                ("cgroup.subtree_control", "cpu io memory pids\n"),
+            ],
+        );
+        touch(
+            &root.join("berth"),
+            &[
+                ("cgroup.controllers", "cpuset cpu io memory pids\n"),
+                ("cgroup.subtree_control", "cpu io memory pids\n"),
+            ],
+        );
+        let leaf = root.join("berth/c1");
+        let files = [
+            ("memory.max", "max"),
+            ("memory.swap.max", "max"),
+            ("memory.low", "0"),
+            ("cpu.max", "max 100000"),
+            ("cpu.weight", "100"),
+            ("pids.max", "50"),
+            ("cpuset.cpus", ""),
+            ("io.weight", "default 100"),
+        ];
+        touch(&leaf, &files);
+        let layout = Layout::V2 { root: root.to_path_buf() };
+        assert!(matches!(Cgroup::update_in(&layout, "berth/none", &resources()), Err(Error::NotFound(_))));
+        let r = LinuxResourcesBuilder::default()
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(200 << 20)
+                    .swap(300 << 20)
+                    .reservation(100 << 20)
+                    .build()
+                    .expect("memory"),
+            )
+            .cpu(LinuxCpuBuilder::default().cpus("1").build().expect("cpu"))
+            .block_io(LinuxBlockIoBuilder::default().weight(500u16).build().expect("blkio"))
+            .build()
+            .expect("resources");
+        Cgroup::update_in(&layout, "berth/c1", &r).expect("update");
+        assert_eq!(read(leaf.join("memory.max")), (200 << 20).to_string());
+        assert_eq!(read(leaf.join("memory.swap.max")), (100 << 20).to_string(), "v2 swap excludes the memory");
+        assert_eq!(read(leaf.join("memory.low")), (100 << 20).to_string());
+        assert_eq!(read(leaf.join("cpuset.cpus")), "1");
+        assert_eq!(read(leaf.join("io.weight")), blkio_weight_to_v2(500).to_string());
+        // What the update leaves out stays; the cpuset controller is enabled on the way down.
+        assert_eq!(read(leaf.join("pids.max")), "50");
+        assert_eq!(read(leaf.join("cpu.max")), "max 100000");
+        assert_eq!(read(root.join("cgroup.subtree_control")), "+cpuset");
+        assert_eq!(read(root.join("berth/cgroup.subtree_control")), "+cpuset");
+        assert_eq!((blkio_weight_to_v2(10), blkio_weight_to_v2(1000)), (1, 10000));
+        assert_eq!(support_in(&layout), Support { swap: true, blkio_weight: true });
+    }
+
+    #[test]
+    fn v1_update_in_place_and_blkio_weight() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path();
+        let mut layout = v1_tree(root);
+        if let Layout::V1 { hierarchies } = &mut layout {
+            hierarchies.push(Hierarchy { controllers: vec!["blkio".into()], mount: root.join("blkio") });
+        }
+        touch(&root.join("blkio/berth/c1"), &[("blkio.bfq.weight", "100")]);
+        assert_eq!(support_in(&layout), Support { swap: false, blkio_weight: false }, "no file at the roots");
+        touch(&root.join("memory"), &[(MEMSW_LIMIT, "9223372036854771712\n")]);
+        std::fs::write(root.join("memory/berth/c1/memory.limit_in_bytes"), (100 << 20).to_string()).expect("w");
+        std::fs::write(root.join("memory/berth/c1").join(MEMSW_LIMIT), (200 << 20).to_string()).expect("w");
+        let r = LinuxResourcesBuilder::default()
+            .memory(LinuxMemoryBuilder::default().limit(300 << 20).swap(600 << 20).build().expect("memory"))
+            .block_io(LinuxBlockIoBuilder::default().weight(300u16).build().expect("blkio"))
+            .pids(LinuxPidsBuilder::default().limit(-1).build().expect("pids"))
+            .build()
+            .expect("resources");
+        Cgroup::update_in(&layout, "berth/c1", &r).expect("update");
+        let leaf = |c: &str, f: &str| read(root.join(c).join("berth/c1").join(f));
+        assert_eq!(leaf("memory", "memory.limit_in_bytes"), (300 << 20).to_string());
+        assert_eq!(leaf("memory", MEMSW_LIMIT), (600 << 20).to_string());
+        assert_eq!(leaf("blkio", "blkio.bfq.weight"), "300");
+        assert_eq!(leaf("pids", "pids.max"), "max");
+        assert_eq!(leaf("cpuset", "cpuset.cpus"), "", "a cpuset left out is not touched");
+        assert_eq!(support_in(&layout), Support { swap: true, blkio_weight: false });
     }
 
     #[test]

@@ -171,6 +171,8 @@ enum Cmd {
     Rename(container::RenameArgs),
     /// Restart one or more containers
     Restart(container::StopArgs),
+    /// Update configuration of one or more containers
+    Update(container::UpdateArgs),
     /// Remove one or more containers
     Rm(container::RmArgs),
     /// Remove one or more images
@@ -275,6 +277,8 @@ enum ContainerCmd {
     Rename(container::RenameArgs),
     /// Restart one or more containers
     Restart(container::StopArgs),
+    /// Update configuration of one or more containers
+    Update(container::UpdateArgs),
     /// Remove one or more containers
     #[command(visible_aliases = ["remove"])]
     Rm(container::RmArgs),
@@ -560,6 +564,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Port(a) => container::port(&c, a).await,
         Cmd::Rename(a) => container::rename(&c, a).await,
         Cmd::Restart(a) => container::restart(&c, a).await,
+        Cmd::Update(a) => container::update(&c, a).await,
         Cmd::Rm(a) => container::rm(&c, a).await,
         Cmd::Rmi(a) => image::rmi(&c, a).await,
         Cmd::Start(a) => container::start(&c, a).await,
@@ -586,6 +591,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
             ContainerCmd::Port(a) => container::port(&c, a).await,
             ContainerCmd::Rename(a) => container::rename(&c, a).await,
             ContainerCmd::Restart(a) => container::restart(&c, a).await,
+            ContainerCmd::Update(a) => container::update(&c, a).await,
             ContainerCmd::Rm(a) => container::rm(&c, a).await,
             ContainerCmd::Prune(a) => system::container_prune(&c, a).await,
             ContainerCmd::Run(a) => run::run(&c, a).await,

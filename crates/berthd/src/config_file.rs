@@ -17,6 +17,8 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("dns", "dns", "--dns"),
     ("exec-root", "exec_root", "--exec-root"),
     ("hosts", "host", "--host"),
+    ("init", "init", "--init"),
+    ("init-path", "init_path", "--init-path"),
     ("insecure-registries", "insecure_registry", "--insecure-registry"),
     ("live-restore", "", ""),
     ("log-driver", "log_driver", "--log-driver"),
@@ -132,7 +134,7 @@ fn parse(data: &[u8]) -> Result<Vec<Directive>, ConfigFileError> {
                 Vec::new()
             }
             "dns" | "insecure-registries" | "hosts" => strings()?,
-            "tls" | "tlsverify" => {
+            "tls" | "tlsverify" | "init" => {
                 // A switch: `true` is the bare flag, `false` leaves it off.
                 let on = value.as_bool().ok_or_else(|| bad("a boolean"))?;
                 let args = if on { vec![flag.to_string()] } else { Vec::new() };

@@ -31,6 +31,10 @@ pub struct Config {
     pub log: crate::logs::LogConfig,
     /// `--userns-remap`: the ID range of containers' users on the host.
     pub userns_remap: Option<berth_runtime::shim::IdMap>,
+    /// The init run as PID 1 of `--init` containers (bind-mounted read-only at `/sbin/docker-init`).
+    pub init_path: PathBuf,
+    /// `--init`: containers that do not say run the init.
+    pub init: bool,
 }
 
 /// The settings a reload (`SIGHUP`, `reload.rs`) changes.

@@ -21,6 +21,7 @@ mod filters;
 mod health;
 mod hijack;
 mod images;
+mod init;
 #[cfg(test)]
 mod layering;
 mod lock;
@@ -84,6 +85,14 @@ struct Args {
     /// Default runtime: `berth` (built in) or an OCI runtime binary such as `runc` or `crun`.
     #[arg(long, default_value = "berth")]
     runtime: String,
+    /// Run an init (reaping zombies, forwarding signals) as PID 1 of containers that do not say (`--init` per
+    /// container overrides; off by default, as Docker's)
+    #[arg(long)]
+    init: bool,
+    /// The init binary for `--init` containers, mounted at /sbin/docker-init (default: Berth's own static
+    /// `berth-init`, written to the exec root at start)
+    #[arg(long, value_name = "PATH")]
+    init_path: Option<PathBuf>,
     /// The berth-shim binary (default: `berth-shim` next to this binary, else in PATH).
     #[arg(long)]
     shim: Option<PathBuf>,
@@ -301,6 +310,10 @@ fn main() -> Result<()> {
         build::clean_leftovers(&args.data_root, &args.exec_root);
         return Ok(());
     }
+    let init_path = match args.init_path {
+        Some(p) => p.canonicalize().with_context(|| format!("--init-path {}", p.display()))?,
+        None => init::install(&args.exec_root)?,
+    };
     let group = socket_group(args.group.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
     let served = rt.block_on(async move {
@@ -315,6 +328,8 @@ fn main() -> Result<()> {
             registry_certs_dir: args.registry_certs_dir,
             log,
             userns_remap,
+            init_path,
+            init: args.init,
         })
         .await?;
         reload_on_sighup(&daemon, level_handle)?;

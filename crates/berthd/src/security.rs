@@ -246,8 +246,17 @@ fn num_cpus() -> i64 {
     i64::try_from(n).unwrap_or(1).max(1)
 }
 
+/// Resource values of a `docker update`, with moby's messages (as at create, but a swap limit may come alone).
+pub fn check_update_resources(host: &HostConfig) -> Result<(), Error> {
+    check_resources_for(host, true)
+}
+
 /// Resource values, with moby's messages.
 fn check_resources(host: &HostConfig) -> Result<(), Error> {
+    check_resources_for(host, false)
+}
+
+fn check_resources_for(host: &HostConfig, update: bool) -> Result<(), Error> {
     let bad = |m: String| Err(Error::InvalidArgument(m));
     let memory = host.memory.unwrap_or(0);
     let swap = host.memory_swap.unwrap_or(0);
@@ -258,7 +267,7 @@ fn check_resources(host: &HostConfig) -> Result<(), Error> {
     if memory > 0 && swap > 0 && swap < memory {
         return bad("Minimum memoryswap limit should be larger than memory limit, see usage".into());
     }
-    if memory == 0 && swap > 0 {
+    if memory == 0 && swap > 0 && !update {
         return bad("You should always set the Memory limit when using Memoryswap limit, see usage".into());
     }
     if let Some(s) = host.memory_swappiness.filter(|s| *s != -1)

@@ -75,6 +75,8 @@ pub struct SpecInputs<'a> {
     pub idmap: Option<berth_runtime::shim::IdMap>,
     /// The variables of its legacy links; the container's own variables of the same names win, as in Docker.
     pub link_env: &'a [String],
+    /// `--init`: the init binary, run as PID 1 (at `/sbin/docker-init`, as Docker) with the command as its child.
+    pub init: Option<&'a Path>,
 }
 
 /// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
@@ -87,6 +89,9 @@ fn private_cgroupns(host: &HostConfig, cgroup_v2: bool) -> bool {
         None | Some(Mode::EMPTY) => cgroup_v2,
     }
 }
+
+/// Where `--init`'s init is mounted in a container (Docker's path).
+pub const INIT_IN_CONTAINER: &str = "/sbin/docker-init";
 
 /// Builds the OCI spec for a container.
 pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) -> Result<Spec, Error> {
@@ -157,6 +162,12 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     mounts
         .retain(|m| m["destination"].as_str().is_none_or(|d| !user_dests.contains(&d) || d == "/proc" || d == "/dev"));
     mounts.extend(inp.mounts.iter().cloned());
+    let mut args = inp.args.clone();
+    if let Some(init) = inp.init {
+        mounts
+            .push(json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init, "options": ["bind", "ro"]}));
+        args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
+    }
     mounts[sorted_from..].sort_by_key(|m| m["destination"].as_str().map(|d| d.matches('/').count()).unwrap_or(0));
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
@@ -175,33 +186,8 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
             rules.push(crate::security::parse_device_cgroup_rule(rule)?);
         }
     }
-    let mut resources = json!({"devices": devices});
-    if let Some(m) = host.memory.filter(|m| *m > 0) {
-        resources["memory"] = json!({"limit": m});
-        if let Some(s) = host.memory_swap.filter(|s| *s != 0) {
-            resources["memory"]["swap"] = json!(s);
-        }
-    }
-    let mut cpu = serde_json::Map::new();
-    if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
-        cpu.insert("period".into(), json!(100_000));
-        cpu.insert("quota".into(), json!(n / 10_000));
-    }
-    if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
-        cpu.insert("shares".into(), json!(s));
-    }
-    if let Some(q) = host.cpu_quota.filter(|q| *q > 0) {
-        cpu.insert("quota".into(), json!(q));
-    }
-    if let Some(p) = host.cpu_period.filter(|p| *p > 0) {
-        cpu.insert("period".into(), json!(p));
-    }
-    if !cpu.is_empty() {
-        resources["cpu"] = Value::Object(cpu);
-    }
-    if let Some(p) = host.pids_limit.filter(|p| *p != 0) {
-        resources["pids"] = json!({"limit": p});
-    }
+    let mut resources = resources(host);
+    resources["devices"] = devices;
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
@@ -227,7 +213,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         "process": {
             "terminal": tty,
             "user": {"uid": 0, "gid": 0},
-            "args": inp.args,
+            "args": args,
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps_json, "effective": caps_json, "permitted": caps_json},
@@ -245,6 +231,56 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         spec["process"]["consoleSize"] = size;
     }
     serde_json::from_value(spec).map_err(|e| Error::Internal(format!("building the OCI spec: {e}")))
+}
+
+/// The OCI `linux.resources` (without device rules) of a host configuration: the create's and `docker update`'s
+/// one translation of Docker's resource fields.
+pub fn resources(host: &HostConfig) -> Value {
+    let mut resources = json!({});
+    let mut memory = serde_json::Map::new();
+    if let Some(m) = host.memory.filter(|m| *m > 0) {
+        memory.insert("limit".into(), json!(m));
+        if let Some(s) = host.memory_swap.filter(|s| *s != 0) {
+            memory.insert("swap".into(), json!(s));
+        }
+    }
+    if let Some(r) = host.memory_reservation.filter(|r| *r > 0) {
+        memory.insert("reservation".into(), json!(r));
+    }
+    if !memory.is_empty() {
+        resources["memory"] = Value::Object(memory);
+    }
+    let mut cpu = serde_json::Map::new();
+    if let Some(n) = host.nano_cpus.filter(|n| *n > 0) {
+        cpu.insert("period".into(), json!(100_000));
+        cpu.insert("quota".into(), json!(n / 10_000));
+    }
+    if let Some(s) = host.cpu_shares.filter(|s| *s > 0) {
+        cpu.insert("shares".into(), json!(s));
+    }
+    if let Some(q) = host.cpu_quota.filter(|q| *q > 0) {
+        cpu.insert("quota".into(), json!(q));
+    }
+    if let Some(p) = host.cpu_period.filter(|p| *p > 0) {
+        cpu.insert("period".into(), json!(p));
+    }
+    if let Some(c) = host.cpuset_cpus.as_deref().filter(|c| !c.is_empty()) {
+        cpu.insert("cpus".into(), json!(c));
+    }
+    if let Some(m) = host.cpuset_mems.as_deref().filter(|m| !m.is_empty()) {
+        cpu.insert("mems".into(), json!(m));
+    }
+    if !cpu.is_empty() {
+        resources["cpu"] = Value::Object(cpu);
+    }
+    // Zero and -1 are both "unlimited" for Docker; "max" is written for them.
+    if let Some(p) = host.pids_limit {
+        resources["pids"] = json!({"limit": if p <= 0 { -1 } else { p }});
+    }
+    if let Some(w) = host.blkio_weight.filter(|w| *w > 0) {
+        resources["blockIO"] = json!({"weight": w});
+    }
+    resources
 }
 
 /// Docker's `ConsoleSize` (`[height, width]`) as the OCI `process.consoleSize`, for a terminal of a known size.
@@ -301,6 +337,7 @@ mod tests {
             mounts: Vec::new(),
             idmap: None,
             link_env: &[],
+            init: None,
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -350,6 +387,7 @@ mod tests {
             mounts: Vec::new(),
             idmap: None,
             link_env: &[],
+            init: None,
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),
@@ -387,6 +425,7 @@ mod tests {
             mounts: Vec::new(),
             idmap: None,
             link_env: &[],
+            init: None,
         };
         let has_ns = |host: &HostConfig, v2| {
             let spec = build(&config, host, &inp(v2)).expect("spec");

@@ -1,5 +1,5 @@
 //! Container lifecycle commands: `start`, `stop`, `restart`, `kill`, `rm`, `pause`/`unpause`, `wait`, `rename`,
-//! `top`, `attach`, `port`, `commit`, `diff`.
+//! `top`, `attach`, `port`, `commit`, `diff`, `update`.
 
 use anyhow::{Context as _, Result, bail};
 use clap::{ArgAction, Args};
@@ -94,6 +94,60 @@ pub struct RenameArgs {
     /// NEW_NAME
     #[arg(value_name = "NEW_NAME")]
     pub new_name: String,
+}
+
+/// `update`.
+#[derive(Args, Debug)]
+#[command(override_usage = "berth update [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct UpdateArgs {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "INT")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "INT", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Limit the CPU real-time period in microseconds
+    #[arg(long = "cpu-rt-period", value_name = "INT")]
+    pub cpu_rt_period: Option<i64>,
+    /// Limit the CPU real-time runtime in microseconds
+    #[arg(long = "cpu-rt-runtime", value_name = "INT")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "INT")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "DECIMAL")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Kernel memory limit (deprecated: never applied, as on kernels since 5.4 and cgroup v2)
+    #[arg(long = "kernel-memory", value_name = "BYTES")]
+    pub kernel_memory: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "INT", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart", value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// CONTAINER...
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
 }
 
 /// `top`.
@@ -306,6 +360,56 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
         .await
         .map_err(|e| anyhow::anyhow!("{e:#}\nError: failed to rename container named {}", a.container))?;
     Ok(0)
+}
+
+/// `berth update`: the same body for every container, as `docker update` (names printed as they succeed, then the
+/// daemon's warnings; the errors at the end).
+pub async fn update(c: &Client, a: UpdateArgs) -> Result<i32> {
+    let size = super::opts::bytes;
+    let memory_swap = super::opts::memory_swap(&a.memory_swap)?;
+    let restart = a.restart.as_deref().map(super::opts::restart_policy).transpose()?;
+    let mut body = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            body.insert(k.to_string(), v);
+        }
+    };
+    put("BlkioWeight", a.blkio_weight.map(Value::from));
+    put("CpuPeriod", a.cpu_period.map(Value::from));
+    put("CpuQuota", a.cpu_quota.map(Value::from));
+    put("CpuRealtimePeriod", a.cpu_rt_period.map(Value::from));
+    put("CpuRealtimeRuntime", a.cpu_rt_runtime.map(Value::from));
+    put("CpuShares", a.cpu_shares.map(Value::from));
+    put("NanoCpus", a.cpus.as_deref().map(super::opts::nano_cpus).transpose()?.map(Value::from));
+    put("CpusetCpus", a.cpuset_cpus.clone().map(Value::from));
+    put("CpusetMems", a.cpuset_mems.clone().map(Value::from));
+    put("KernelMemory", size(&a.kernel_memory)?.map(Value::from));
+    put("Memory", size(&a.memory)?.map(Value::from));
+    put("MemoryReservation", size(&a.memory_reservation)?.map(Value::from));
+    put("MemorySwap", memory_swap.map(Value::from));
+    put("PidsLimit", a.pids_limit.map(Value::from));
+    put("RestartPolicy", restart.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)));
+    if body.is_empty() {
+        bail!("you must provide one or more flags when using this command");
+    }
+    let body = Value::Object(body);
+    let (mut errors, mut warnings) = (Vec::new(), Vec::new());
+    for name in &a.containers {
+        match c.post_json(&format!("{}/update", container_path(name)), &body).await {
+            Ok(b) => {
+                outln!("{name}");
+                let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                warnings.extend(
+                    v["Warnings"].as_array().into_iter().flatten().filter_map(|w| w.as_str()).map(String::from),
+                );
+            }
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    if !warnings.is_empty() {
+        outln!("{}", warnings.join("\n"));
+    }
+    if errors.is_empty() { Ok(0) } else { Err(StatusError::exit(1, errors.join("\n"))) }
 }
 
 /// `berth top`.

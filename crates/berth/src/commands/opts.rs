@@ -126,6 +126,19 @@ pub fn restart_policy(s: &str) -> Result<RestartPolicy> {
     Ok(RestartPolicy { name: Some(name_enum), maximum_retry_count })
 }
 
+/// A size flag (`-m 256m`, `--memory-reservation`, `--kernel-memory`) in bytes.
+pub fn bytes(v: &Option<String>) -> Result<Option<i64>> {
+    Ok(v.as_deref().map(crate::units::ram_in_bytes).transpose()?)
+}
+
+/// `--memory-swap`: a size, or `-1` for unlimited swap.
+pub fn memory_swap(v: &Option<String>) -> Result<Option<i64>> {
+    match v.as_deref() {
+        Some("-1") => Ok(Some(-1)),
+        _ => bytes(v),
+    }
+}
+
 /// `--cpus 1.5` → nano CPUs.
 pub fn nano_cpus(s: &str) -> Result<i64> {
     let v: f64 = s.parse().map_err(|_| anyhow!("failed to parse {s} as a rational number"))?;

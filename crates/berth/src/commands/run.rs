@@ -487,13 +487,8 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         let (k, v) = opts::sysctl(s)?;
         sysctls.insert(k, v);
     }
-    let size =
-        |v: &Option<String>| -> Result<Option<i64>> { Ok(v.as_deref().map(crate::units::ram_in_bytes).transpose()?) };
-    let memory_swap = match o.memory_swap.as_deref() {
-        None => None,
-        Some("-1") => Some(-1),
-        Some(v) => Some(crate::units::ram_in_bytes(v)?),
-    };
+    let size = opts::bytes;
+    let memory_swap = opts::memory_swap(&o.memory_swap)?;
     // `--entrypoint ""` resets the image's entrypoint: docker sends [""] for that.
     let entrypoint = o.entrypoint.as_ref().map(|e| if e.is_empty() { vec![String::new()] } else { vec![e.clone()] });
     let restart = opts::restart_policy(&o.restart)?;

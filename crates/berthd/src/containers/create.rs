@@ -247,6 +247,12 @@ pub async fn create_with(
     let mode = crate::networks::mode(&network_mode);
     check_network_options(&body, &host, &mode)?;
     check_tmpfs(&host)?;
+    if let Some(p) = &host.restart_policy {
+        super::update::check_restart_policy(p)?;
+        if host.auto_remove.unwrap_or(false) && p.name.is_some_and(|n| n != RestartPolicyNameEnum::NO) {
+            return Err(Error::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+        }
+    }
     crate::security::check(&host)?;
     let endpoint_configs = body.networking_config.clone().and_then(|n| n.endpoints_config).unwrap_or_default();
     let endpoints = crate::networks::endpoints_at_create(d, &network_mode, &endpoint_configs)?;
@@ -329,6 +335,7 @@ pub async fn create_with(
             health: None,
         },
         restart_count: 0,
+        manually_stopped: false,
         runtime,
         lower_dirs: image.lower_dirs.clone(),
         mounts: Vec::new(),

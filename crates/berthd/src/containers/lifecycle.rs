@@ -5,7 +5,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::error::Error;
-use berth_api::models::RestartPolicyNameEnum;
 use berth_runtime::shim::{self, ExitRecord, Request, Response, RootfsLayers, ShimConfig};
 
 use crate::daemon::Daemon;
@@ -15,6 +14,12 @@ use super::*;
 /// Starts a created or exited container.
 pub async fn start(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
+    match c.status() {
+        // Docker counts a restarting container as running.
+        Status::Restarting => return Err(Error::NotModified("container already started".into())),
+        Status::Created | Status::Exited => super::restart::reset_for_manual_start(c),
+        _ => {}
+    }
     start_locked(d, c).await
 }
 
@@ -62,6 +67,8 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 mounts: crate::mounts::spec_mounts(&rec.mounts)?,
                 idmap,
                 link_env: &sandbox.link_env,
+                // Docker: the container's `Init`, else the daemon's `--init`.
+                init: rec.host_config.init.unwrap_or(d.config.init).then_some(d.config.init_path.as_path()),
             },
         )?;
         let shim_cfg = ShimConfig {
@@ -177,7 +184,7 @@ pub(super) async fn record_start_failure(d: &Arc<Daemon>, c: &Arc<Container>, e:
         r.state.exit_code = code;
         r.state.error = e.to_string();
         r.state.pid = 0;
-        if r.state.status == Status::Running {
+        if matches!(r.state.status, Status::Running | Status::Restarting) {
             r.state.status = Status::Exited;
         }
     });
@@ -256,14 +263,16 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
         if let Some(oom) = oom {
             oom.abort();
         }
-        on_exit(&d, &c, exit, true).await;
+        on_exit(&d, &c, exit, true, true).await;
     });
 }
 
-/// Records an exit; applies `--rm` and the restart policy.
+/// Records an exit; applies `--rm` and (`policy`) the restart policy: a container its policy restarts is
+/// `restarting` (with the new `RestartCount`) from its `die` until its next start.
 /// `counted`: its volume mounts were counted when it started (not so for a container that ended while berthd was
-/// down).
-pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool) {
+/// down, whose policy the daemon's start applies instead).
+pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool, policy: bool) {
+    let restart = policy && super::restart::wants_restart(c, &c.record(), i64::from(exit.exit_code));
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
     crate::networks::publish_endpoints(d, &c.id, &c.record().net.endpoints, "disconnect");
@@ -286,7 +295,10 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
                 };
                 *e = keep;
             }
-            r.state.status = Status::Exited;
+            r.state.status = if restart { Status::Restarting } else { Status::Exited };
+            if restart {
+                r.restart_count += 1;
+            }
             r.state.pid = 0;
             r.state.exit_code = i64::from(exit.exit_code);
             r.state.finished_at = exit.finished_at.clone();
@@ -318,29 +330,8 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         spawn_remove(d, c);
         return;
     }
-    let policy = rec.host_config.restart_policy.clone().unwrap_or_default();
-    let restart = !c.stopping.load(Ordering::SeqCst)
-        && match policy.name {
-            Some(RestartPolicyNameEnum::ALWAYS) | Some(RestartPolicyNameEnum::UNLESS_STOPPED) => true,
-            Some(RestartPolicyNameEnum::ON_FAILURE) => {
-                exit.exit_code != 0 && policy.maximum_retry_count.is_none_or(|m| m == 0 || rec.restart_count < m)
-            }
-            _ => false,
-        };
     if restart {
-        let (d, c) = (d.clone(), c.clone());
-        tokio::spawn(async move {
-            // Docker's back-off starts at 100 ms and doubles; a fixed short delay keeps a crash loop cheap.
-            let delay = Duration::from_millis(100 * (1 << c.record().restart_count.clamp(0, 6)));
-            tokio::time::sleep(delay).await;
-            if c.stopping.load(Ordering::SeqCst) || c.status() != Status::Exited {
-                return;
-            }
-            c.update(|r| r.restart_count += 1);
-            if let Err(e) = start(&d, &c).await {
-                tracing::warn!("restart {}: {e}", &c.id[..12]);
-            }
-        });
+        super::restart::schedule(d, c);
     }
 }
 
@@ -476,10 +467,18 @@ pub(super) async fn stop_locked(
     signal: Option<String>,
 ) -> Result<(), Error> {
     let rec = c.record();
+    if rec.state.status == Status::Restarting {
+        // Nothing runs: the pending restart is cancelled and the container stays `exited` (Docker's `stop` of a
+        // restarting container).
+        super::restart::cancel(d, c, true).await;
+        c.publish(&d.events, "stop", &[]);
+        return Ok(());
+    }
     if !c.is_running() {
         return Err(Error::NotModified("container already stopped".into()));
     }
     c.stopping.store(true, Ordering::SeqCst);
+    c.update(|r| r.manually_stopped = true);
     let bundle = bundle_dir(d, &c.id);
     let sig = match signal.or(rec.config.stop_signal.clone()) {
         Some(s) if !s.is_empty() => parse_signal(&s)?,
@@ -508,12 +507,29 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
         Some(s) if !s.is_empty() => parse_signal(s)?,
         _ => libc::SIGKILL,
     };
+    // Docker's `ExitOnNext`: SIGKILL or the stop signal cancels the restart policy until the next manual start.
+    let stop_signal = match c.record().config.stop_signal.as_deref() {
+        Some(s) if !s.is_empty() => parse_signal(s).unwrap_or(libc::SIGTERM),
+        _ => libc::SIGTERM,
+    };
+    let ends = sig == libc::SIGKILL || sig == libc::SIGINT || sig == stop_signal;
+    if c.status() == Status::Restarting {
+        // Nothing runs to signal (and Docker publishes no `kill` then).
+        if ends {
+            let _guard = c.lifecycle.lock().await;
+            if c.status() == Status::Restarting {
+                super::restart::cancel(d, c, true).await;
+            }
+        }
+        return Ok(());
+    }
     if !c.is_running() {
         return Err(Error::Conflict(format!("Container {} is not running", c.id)));
     }
-    if sig == libc::SIGKILL || sig == libc::SIGTERM || sig == libc::SIGINT {
+    if ends {
         c.stopping.store(true, Ordering::SeqCst);
     }
+    c.update(|r| r.manually_stopped = true);
     let bundle = bundle_dir(d, &c.id);
     if c.status() == Status::Paused && sig == libc::SIGKILL {
         let _ = d.shims.request(&bundle, &Request::Resume).await;
@@ -535,9 +551,10 @@ pub async fn restart(
     signal: Option<String>,
 ) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
-    if c.is_running() {
+    if c.is_running() || c.status() == Status::Restarting {
         stop_locked(d, c, timeout, signal).await?;
     }
+    super::restart::reset_for_manual_start(c);
     start_locked(d, c).await?;
     c.publish(&d.events, "restart", &[]);
     Ok(())
@@ -548,6 +565,12 @@ pub async fn pause(d: &Arc<Daemon>, c: &Arc<Container>, pause: bool) -> Result<(
     let _guard = c.lifecycle.lock().await;
     let status = c.status();
     match (pause, status) {
+        (_, Status::Restarting) => {
+            return Err(Error::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            )));
+        }
         (_, s) if !matches!(s, Status::Running | Status::Paused) => {
             return Err(Error::Conflict(format!("Container {} is not running", c.id)));
         }
@@ -611,7 +634,8 @@ pub async fn wait(c: &Arc<Container>, cond: WaitCondition) -> (i64, Option<Strin
         let r = c.record();
         (r.state.exit_code, Some(r.state.error).filter(|e| !e.is_empty()))
     };
-    if cond == WaitCondition::NotRunning && !c.is_running() {
+    // A restarting container counts as running (Docker's): its wait ends at its next exit.
+    if cond == WaitCondition::NotRunning && !c.is_running() && c.status() != Status::Restarting {
         return result(c);
     }
     let mut seen_running = c.is_running();
@@ -652,7 +676,14 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
         if let Ok(mut m) = d.containers.write() {
             m.insert(rec.id.clone(), c.clone());
         }
-        if matches!(rec.state.status, Status::Running | Status::Paused | Status::Restarting) {
+        if rec.state.status == Status::Restarting {
+            // Its exit was recorded (and published) before berthd stopped; the start-up pass below decides.
+            let rec = c.update(|r| r.state.status = Status::Exited);
+            if let Err(e) = persist(d, &c, &rec).await {
+                tracing::warn!("persist {}: {e}", &rec.id[..12]);
+            }
+            let _ = std::fs::remove_dir_all(bundle_dir(d, &rec.id));
+        } else if matches!(rec.state.status, Status::Running | Status::Paused) {
             let bundle = bundle_dir(d, &rec.id);
             if d.shims.reachable(&bundle).await {
                 tracing::info!("container {} is still running; monitoring it again", &rec.id[..12]);
@@ -691,7 +722,9 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     }
     for (c, exit) in ended {
         // Its volumes were never counted in this daemon's life (it was not running at start-up).
-        on_exit(d, &c, exit, false).await;
+        on_exit(d, &c, exit, false, false).await;
     }
+    // Live restore: what still runs is left alone; what stopped comes back as its policy says (also after a boot).
+    super::restart::start_at_boot(d, d.all_containers());
     Ok(())
 }

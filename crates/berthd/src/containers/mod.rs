@@ -15,12 +15,14 @@ mod oom;
 pub mod persist;
 pub mod record;
 mod remove;
+mod restart;
 mod shim;
 pub mod shim_client;
 mod size;
 #[cfg(test)]
 mod tests;
 mod top;
+mod update;
 
 pub use create::*;
 pub use lifecycle::*;
@@ -31,3 +33,4 @@ pub use shim::*;
 pub use shim_client::*;
 pub use size::*;
 pub use top::*;
+pub use update::*;

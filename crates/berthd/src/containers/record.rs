@@ -2,8 +2,9 @@
 //! daemon, the network manager and the others name without the container manager.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use berth_api::models::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,10 @@ pub struct Record {
     pub host_config: HostConfig,
     pub state: State,
     pub restart_count: i64,
+    /// Stopped or killed by the user since its last start (Docker's `HasBeenManuallyStopped`): an `unless-stopped`
+    /// container stays stopped, across daemon restarts too.
+    #[serde(default)]
+    pub manually_stopped: bool,
     pub runtime: String,
     /// The image's layers, top first, captured at creation.
     pub lower_dirs: Vec<PathBuf>,
@@ -102,8 +107,12 @@ pub struct Container {
     /// Bumped on every state change (and set to `u64::MAX` when the container is removed).
     pub(super) changed: watch::Sender<u64>,
     pub(super) pending_attach: Mutex<Vec<PendingAttach>>,
-    /// Set while the user stops or kills it, so the restart policy leaves it alone.
+    /// Set while the user stops or kills it, so the restart policy leaves it alone (Docker's `ExitOnNext`).
     pub(super) stopping: AtomicBool,
+    /// Bumped when a policy restart is scheduled or cancelled: a pending restart runs only if it is still the last.
+    pub(super) restart_gen: AtomicU64,
+    /// The restart policy's current back-off (Docker's restart manager timeout; zero: none yet).
+    pub(super) backoff: Mutex<Duration>,
     /// Set once `remove` deletes it: a late state change must not write the document back.
     pub(super) removed: Arc<AtomicBool>,
 }
@@ -117,6 +126,8 @@ impl Container {
             changed: watch::channel(0).0,
             pending_attach: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            restart_gen: AtomicU64::new(0),
+            backoff: Mutex::new(Duration::ZERO),
             removed: Arc::new(AtomicBool::new(false)),
         })
     }

@@ -16,6 +16,15 @@ use super::*;
 /// `volumes`: its anonymous volumes go too (`rm -v`, `--rm`), before a `removed` waiter is let go.
 pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
+    if c.status() == Status::Restarting {
+        if !force {
+            return Err(Error::Conflict(format!(
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                c.id
+            )));
+        }
+        super::restart::cancel(d, c, true).await;
+    }
     if c.is_running() {
         if !force {
             let what = if c.status() == Status::Paused { "paused" } else { "running" };

@@ -44,6 +44,8 @@ async fn env() -> Env {
         registry_certs_dir: tmp.path().join("certs.d"),
         log: crate::logs::LogConfig::default(),
         userns_remap: None,
+        init_path: PathBuf::from("/nonexistent/berth-init"),
+        init: false,
     };
     let shims = Arc::new(FakeShims::default());
     let store = berth_store::Store::open(&config.data_root).unwrap();
@@ -253,6 +255,33 @@ async fn on_failure_restarts_up_to_its_maximum() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn restarting_is_running_for_wait_stop_and_rm() {
+    let t = env().await;
+    let c = t.run(host(|h| h.restart_policy = policy(RestartPolicyNameEnum::ALWAYS, 0))).await;
+    assert!(t.shims.exit(&c.id, 3));
+    let rec = until(&c, "restarting", |r| r.state.status == Status::Restarting).await;
+    assert_eq!((rec.restart_count, rec.state.exit_code), (1, 3));
+    // `wait` (not-running) of a restarting container ends at its next exit, as Docker's.
+    let w = tokio::spawn({
+        let c = c.clone();
+        async move { wait(&c, WaitCondition::NotRunning).await }
+    });
+    until(&c, "restarted", |r| r.state.status == Status::Running).await;
+    assert!(!w.is_finished());
+    assert!(t.shims.exit(&c.id, 4));
+    assert_eq!(w.await.unwrap().0, 4);
+    // `rm` refuses it; `stop` cancels the pending restart for good.
+    until(&c, "restarting again", |r| r.state.status == Status::Restarting).await;
+    let e = remove(&t.d, &c, false, false).await.unwrap_err().to_string();
+    assert!(e.starts_with("You cannot remove a restarting container"), "{e}");
+    stop(&t.d, &c, Some(1), None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let rec = c.record();
+    assert_eq!((rec.state.status, rec.state.exit_code, rec.manually_stopped), (Status::Exited, 4, true));
+    assert_eq!(t.shims.spawns(&c.id), 2, "no start after the stop");
+}
+
+#[tokio::test(start_paused = true)]
 async fn always_and_unless_stopped_restart_until_stopped() {
     let t = env().await;
     for name in [RestartPolicyNameEnum::ALWAYS, RestartPolicyNameEnum::UNLESS_STOPPED] {
@@ -260,8 +289,10 @@ async fn always_and_unless_stopped_restart_until_stopped() {
         assert!(t.shims.exit(&c.id, 0));
         until(&c, "restarted after a success", |r| r.state.status == Status::Running && r.restart_count == 1).await;
         t.shims.crash(&c.id);
-        let rec = until(&c, "restarted after a lost shim", |r| r.restart_count == 2).await;
-        assert_eq!(rec.state.status, Status::Running);
+        // `RestartCount` counts from the exit (the container is `restarting` until the start), as Docker's.
+        let rec = until(&c, "counted after a lost shim", |r| r.restart_count == 2).await;
+        assert_eq!(rec.state.status, Status::Restarting);
+        until(&c, "restarted after a lost shim", |r| r.state.status == Status::Running).await;
         // An explicit stop (and kill) is final.
         stop(&t.d, &c, Some(1), None).await.unwrap();
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -24,6 +24,12 @@ pub fn create(d: &Daemon, c: &Container, config: ExecConfig) -> Result<String, E
         Status::Paused => {
             return Err(Error::Conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
         }
+        Status::Restarting => {
+            return Err(Error::Conflict(format!(
+                "Container {} is restarting, wait until the container is running",
+                c.id
+            )));
+        }
         _ => return Err(Error::Conflict(format!("Container {} is not running", c.id))),
     }
     if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {

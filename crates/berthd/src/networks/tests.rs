@@ -117,6 +117,7 @@ fn container(n: u8, name: &str) -> Record {
             health: None,
         },
         restart_count: 0,
+        manually_stopped: false,
         runtime: "berth".into(),
         lower_dirs: Vec::new(),
         mounts: Vec::new(),

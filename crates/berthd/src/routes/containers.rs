@@ -48,7 +48,11 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
     let mut out = Vec::new();
     let now = SystemTime::now();
     for r in recs {
-        let running = matches!(r.state.status, containers::Status::Running | containers::Status::Paused);
+        // Docker lists a restarting container with the running ones.
+        let running = matches!(
+            r.state.status,
+            containers::Status::Running | containers::Status::Paused | containers::Status::Restarting
+        );
         // A `status` filter lists stopped containers too; `exited` alone does not (Docker 20.10).
         if !all && limit.is_none() && !running && !f.contains("status") {
             continue;
@@ -148,6 +152,13 @@ pub async fn unpause(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCod
     let c = d.container(&id)?;
     containers::pause(&d, &c, false).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn update(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
+    let c = d.container(&id)?;
+    let body: Value = json_body(&body)?;
+    let warnings = containers::update(&d, &c, &body).await?;
+    Ok(Json(views::container::updated(warnings)))
 }
 
 pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {

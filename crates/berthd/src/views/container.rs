@@ -273,7 +273,8 @@ pub fn inspect(rec: &Record, f: &Facts, size: Option<(u64, u64)>, version: ApiVe
         args: Some(rec.args.clone()),
         state: Some(ContainerState {
             status: Some(state_enum(status)),
-            running: Some(matches!(status, Status::Running | Status::Paused)),
+            // Docker counts a restarting container as running (`Running` and `Restarting` both true).
+            running: Some(matches!(status, Status::Running | Status::Paused | Status::Restarting)),
             paused: Some(status == Status::Paused),
             restarting: Some(status == Status::Restarting),
             oom_killed: Some(s.oom_killed),
@@ -395,6 +396,11 @@ pub fn summary(rec: &Record, f: &Facts, now: SystemTime, size: Option<(u64, u64)
 /// `POST /containers/create`.
 pub fn created(id: String, warnings: Vec<String>) -> Value {
     render(&ContainerCreateResponse { id, warnings }, &[])
+}
+
+/// `POST /containers/{id}/update`: Docker's warnings (what the host could not limit).
+pub fn updated(warnings: Vec<String>) -> Value {
+    render(&berth_api::models::ContainerUpdateResponse { warnings: Some(warnings) }, &[])
 }
 
 /// `POST /containers/{id}/wait`: the exit code, and the error of a container that failed to run.
