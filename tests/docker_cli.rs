@@ -278,6 +278,69 @@ fn docker_compose_v1_networks() {
     assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
 }
 
+/// Debian's docker-compose 1.29 recreates a changed service (issue 15): `up -d --build` after a change of its build
+/// context builds through `POST /build`, recreates that service (it reads the old container's image `ContainerConfig`,
+/// which it needs at API 1.38) and leaves the unchanged one running as it was.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn docker_compose_v1_recreates_a_changed_service() {
+    require_root();
+    let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.is_file())
+    else {
+        skip_missing_tool("docker-compose is not installed; the compose compatibility test did not run");
+        return;
+    };
+    let d = Berthd::start();
+    d.busybox();
+    let proj = d.dir.join("rproj");
+    std::fs::create_dir_all(proj.join("app")).unwrap();
+    std::fs::write(
+        proj.join("docker-compose.yml"),
+        "services:\n  app:\n    build: ./app\n  other:\n    image: busybox\n    command: sleep 300\n",
+    )
+    .unwrap();
+    let dockerfile = |v: &str| {
+        std::fs::write(
+            proj.join("app/Dockerfile"),
+            format!("FROM busybox\nRUN echo {v} > /v\nCMD [\"sleep\", \"300\"]\n"),
+        )
+        .unwrap()
+    };
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(compose)
+            .args(args)
+            .current_dir(&proj)
+            .env("DOCKER_HOST", d.host())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?}: {}{}\n{}",
+            stdout(&out),
+            stderr(&out),
+            tail(&d.log(), 30)
+        );
+        format!("{}{}", stdout(&out), stderr(&out))
+    };
+    dockerfile("one");
+    run(&["up", "-d", "--build"]);
+    let (app1, other1) = (d.inspect("rproj_app_1", "{{.Id}}"), d.inspect("rproj_other_1", "{{.Id}}"));
+    assert_eq!(d.ok(&["exec", "rproj_app_1", "cat", "/v"]).trim(), "one");
+    dockerfile("two");
+    let out = run(&["up", "-d", "--build"]);
+    assert!(!out.contains("KeyError"), "{out}");
+    let app2 = d.inspect("rproj_app_1", "{{.Id}}");
+    assert_ne!(app1, app2, "the changed service is recreated: {out}");
+    assert_eq!(d.ok(&["exec", "rproj_app_1", "cat", "/v"]).trim(), "two");
+    assert_eq!(d.inspect("rproj_other_1", "{{.Id}}"), other1, "the unchanged one is left as it was: {out}");
+    run(&["down", "-t", "1"]);
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+}
+
 /// Healthchecks that the docker CLI asks for (`--health-*`) run in berthd: `State.Health` goes from `starting` to
 /// `healthy` or `unhealthy` (after `retries` failures), keeps the last five results, shows in `ps`, and starts over
 /// after a daemon restart.

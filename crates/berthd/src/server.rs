@@ -35,9 +35,23 @@ fn route_version(req: &mut Request<hyper::body::Incoming>) -> std::result::Resul
             *req.uri_mut() = uri;
         }
     }
-    let version = berth_api::negotiate(requested)?;
+    let mut version = berth_api::negotiate(requested)?;
+    let user_agent = req.headers().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(cap) = legacy_client_cap(user_agent)
+        && version > cap
+    {
+        version = cap;
+    }
     req.extensions_mut().insert(version);
     Ok(())
+}
+
+/// The API version responses are rendered as for a client that asks for the daemon's newest version but was made for
+/// an older engine and breaks on what newer versions dropped: docker-compose 1.x (its docker-py asks for the
+/// server's version, then reads the image's `ContainerConfig` on every recreation and the events' `id`, both gone
+/// from newer versions) is answered as Docker 20.10 (API 1.41), the engine it was made for, would answer it.
+fn legacy_client_cap(user_agent: &str) -> Option<ApiVersion> {
+    user_agent.starts_with("docker-compose/1.").then_some(ApiVersion { major: 1, minor: 41 })
 }
 
 /// Errors that axum's extractors answer in plain text (a body over the size limit: 413, a malformed query: 400)
@@ -225,5 +239,19 @@ where
         hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
     if let Err(e) = conn.await {
         tracing::debug!("connection: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_compose_v1_is_answered_as_api_1_41() {
+        let v141 = ApiVersion { major: 1, minor: 41 };
+        assert_eq!(legacy_client_cap("docker-compose/1.29.2 docker-py/5.0.3 Linux/6.1.0"), Some(v141));
+        assert_eq!(legacy_client_cap("docker-compose/2.29.0"), None, "Compose v2 reads today's fields");
+        assert_eq!(legacy_client_cap("Docker-Client/28.0.0 (linux)"), None);
+        assert_eq!(legacy_client_cap(""), None);
     }
 }
