@@ -376,7 +376,7 @@ fn an_oom_killed_container_says_so_and_emits_oom_then_die() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn an_oom_kill_inside_a_running_container_is_reported_live() {
     let Some(d) = setup() else { return };
-    let since = now();
+    let since = unix_now();
     d.ok(&[
         "run",
         "-d",
@@ -398,11 +398,11 @@ fn an_oom_kill_inside_a_running_container_is_reported_live() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(d.inspect("live", "{{.State.Status}}"), "running", "the init survives its child's OOM kill");
-    let acts = actions(&events(&d, &since, &now(), &["container=live"]));
+    let acts = actions(&events(&d, &since, &unix_now(), &["container=live"]));
     assert_eq!(acts.iter().filter(|a| *a == "oom").count(), 1, "oom while it runs: {acts:?}");
     assert!(!acts.iter().any(|a| a == "die"), "it still runs: {acts:?}");
     d.ok(&["rm", "-f", "live"]);
-    let acts = actions(&events(&d, &since, &now(), &["container=live"]));
+    let acts = actions(&events(&d, &since, &unix_now(), &["container=live"]));
     assert_eq!(acts.iter().filter(|a| *a == "oom").count(), 1, "the exit does not report it again: {acts:?}");
     assert!(acts.iter().any(|a| a == "die"), "{acts:?}");
 }

@@ -365,7 +365,10 @@ mod tests {
         let next = pick_subnet(&pools, &[s("172.17.0.0/16"), s("172.18.1.0/24")]).expect("subnet");
         assert_eq!(next.to_string(), "172.19.0.0/16");
         let p = AddressPool::parse("base=10.9.0.0/16,size=24").expect("pool");
-        assert_eq!(pick_subnet(&[p.clone()], &[s("10.9.0.0/24")]).expect("subnet").to_string(), "10.9.1.0/24");
+        assert_eq!(
+            pick_subnet(std::slice::from_ref(&p), &[s("10.9.0.0/24")]).expect("subnet").to_string(),
+            "10.9.1.0/24"
+        );
         assert!(AddressPool::parse("base=10.9.0.0/16,size=8").is_err());
         assert!(pick_subnet(&[p], &[s("10.0.0.0/8")]).is_err());
         let lo = AddressPool::parse("base=126.0.0.0/7,size=8").expect("pool");

@@ -273,8 +273,8 @@ mod tests {
         // A namespace made with the same host name (a quick restart while the kernel still destroys the old one)
         // replaces the stale host end.
         let again = create(&dir.path().join("c2"), vec![iface.clone()]);
-        let _ = destroy(&dir.path().join("c2"), &[iface.host_name.clone()]);
-        let destroyed = destroy(&ns, &[iface.host_name.clone()]);
+        let _ = destroy(&dir.path().join("c2"), std::slice::from_ref(&iface.host_name));
+        let destroyed = destroy(&ns, std::slice::from_ref(&iface.host_name));
         let gone = nl.link_index(&iface.host_name).expect("lookup");
         let _ = nl.delete_link(br);
         let _ = nix::mount::umount2(dir.path(), MntFlags::MNT_DETACH);

@@ -393,90 +393,6 @@ pub fn check(host: &HostConfig) -> Result<(), Error> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts(v: &[&str]) -> Result<SecurityOpts, Error> {
-        security_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn security_options() {
-        assert!(opts(&["no-new-privileges"]).expect("nnp").no_new_privileges);
-        assert!(opts(&["no-new-privileges=true"]).expect("nnp").no_new_privileges);
-        assert!(opts(&["no-new-privileges:true"]).expect("nnp").no_new_privileges);
-        assert!(!opts(&["no-new-privileges=false"]).expect("nnp").no_new_privileges);
-        assert_eq!(opts(&["seccomp=unconfined"]).expect("s").seccomp, Seccomp::Unconfined);
-        assert_eq!(opts(&["seccomp=builtin"]).expect("s").seccomp, Seccomp::Default);
-        assert_eq!(opts(&["seccomp={}"]).expect("s").seccomp, Seccomp::Profile("{}".into()));
-        assert!(opts(&["apparmor=unconfined", "label=disable", "disable"]).is_ok());
-        let e = opts(&["bogus=1"]).expect_err("bogus");
-        assert_eq!(e.to_string(), r#"invalid --security-opt 2: "bogus=1""#);
-        let e = opts(&["bogus"]).expect_err("bogus");
-        assert_eq!(e.to_string(), r#"invalid --security-opt 1: "bogus""#);
-        assert!(opts(&["no-new-privileges=maybe"]).is_err());
-        assert!(opts(&["systempaths=unconfined"]).is_err(), "the CLI turns it into MaskedPaths/ReadonlyPaths");
-        assert!(opts(&["apparmor=docker-default"]).is_err());
-        assert!(opts(&["label=type:svirt_t"]).is_err());
-    }
-
-    #[test]
-    fn sysctls() {
-        let with = |net: &str, keys: &[&str]| {
-            let mut h = HostConfig { network_mode: Some(net.into()), ..Default::default() };
-            h.sysctls = Some(keys.iter().map(|k| (k.to_string(), "1".to_string())).collect());
-            check_sysctls(&h)
-        };
-        assert!(with("default", &["net.ipv4.ip_forward", "kernel.shmmax", "fs.mqueue.msg_max"]).is_ok());
-        let e = with("host", &["net.ipv4.ip_forward"]).expect_err("host net");
-        assert_eq!(e.to_string(), r#"sysctl "net.ipv4.ip_forward" is not allowed in the hosts network namespace"#);
-        let e = with("default", &["kernel.core_pattern"]).expect_err("core_pattern");
-        assert_eq!(e.to_string(), r#"sysctl "kernel.core_pattern" is not in a separate kernel namespace"#);
-        let mut h = HostConfig { ipc_mode: Some("host".into()), ..Default::default() };
-        h.sysctls = Some([("kernel.shmmax".to_string(), "1".to_string())].into());
-        assert!(check_sysctls(&h).is_err());
-    }
-
-    #[test]
-    fn resources() {
-        let ok = |h: HostConfig| check_resources(&h).map_err(|e| e.to_string());
-        assert_eq!(
-            ok(HostConfig { memory: Some(1), ..Default::default() }).expect_err("1 byte"),
-            "Minimum memory limit allowed is 6MB"
-        );
-        assert!(ok(HostConfig { memory: Some(-5), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { memory: Some(MIN_MEMORY), ..Default::default() }).is_ok());
-        assert!(ok(HostConfig { memory: Some(64 << 20), memory_swap: Some(32 << 20), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { memory: Some(64 << 20), memory_swap: Some(-1), ..Default::default() }).is_ok());
-        assert!(ok(HostConfig { memory_swappiness: Some(-1), ..Default::default() }).is_ok());
-        assert_eq!(
-            ok(HostConfig { memory_swappiness: Some(500), ..Default::default() }).expect_err("500"),
-            "Invalid value: 500, valid memory swappiness range is 0-100"
-        );
-        assert!(ok(HostConfig { nano_cpus: Some(-1), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { cpu_shares: Some(-1), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { shm_size: Some(-1), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { oom_score_adj: Some(1001), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { oom_score_adj: Some(-1000), ..Default::default() }).is_ok());
-        assert!(ok(HostConfig { cpuset_cpus: Some("0-99999".into()), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { cpuset_cpus: Some("0-4294967295".into()), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { cpuset_cpus: Some("x".into()), ..Default::default() }).is_err());
-        assert!(ok(HostConfig { cpuset_cpus: Some("0".into()), ..Default::default() }).is_ok());
-    }
-
-    #[test]
-    fn device_rules() {
-        let r = parse_device_cgroup_rule("c 1:3 rwm").expect("rule");
-        assert_eq!(r, serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}));
-        let r = parse_device_cgroup_rule("a *:* m").expect("rule");
-        assert_eq!(r, serde_json::json!({"allow": true, "type": "a", "access": "m"}));
-        for bad in ["c 1:3", "x 1:3 r", "c 1-3 r", "c 1:3 rwx", "c a:3 r", ""] {
-            assert!(parse_device_cgroup_rule(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 /// Every capability available here (in berthd's effective set, as moby's `GetAllCapabilities`), for `--privileged`
 /// and `--cap-add ALL`.
 fn all_caps() -> Vec<String> {
@@ -613,5 +529,89 @@ pub fn ulimit_name(name: &str) -> Result<String, Error> {
         Ok(format!("RLIMIT_{}", name.to_ascii_uppercase()))
     } else {
         Err(Error::InvalidArgument(format!("invalid ulimit type: {name}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(v: &[&str]) -> Result<SecurityOpts, Error> {
+        security_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn security_options() {
+        assert!(opts(&["no-new-privileges"]).expect("nnp").no_new_privileges);
+        assert!(opts(&["no-new-privileges=true"]).expect("nnp").no_new_privileges);
+        assert!(opts(&["no-new-privileges:true"]).expect("nnp").no_new_privileges);
+        assert!(!opts(&["no-new-privileges=false"]).expect("nnp").no_new_privileges);
+        assert_eq!(opts(&["seccomp=unconfined"]).expect("s").seccomp, Seccomp::Unconfined);
+        assert_eq!(opts(&["seccomp=builtin"]).expect("s").seccomp, Seccomp::Default);
+        assert_eq!(opts(&["seccomp={}"]).expect("s").seccomp, Seccomp::Profile("{}".into()));
+        assert!(opts(&["apparmor=unconfined", "label=disable", "disable"]).is_ok());
+        let e = opts(&["bogus=1"]).expect_err("bogus");
+        assert_eq!(e.to_string(), r#"invalid --security-opt 2: "bogus=1""#);
+        let e = opts(&["bogus"]).expect_err("bogus");
+        assert_eq!(e.to_string(), r#"invalid --security-opt 1: "bogus""#);
+        assert!(opts(&["no-new-privileges=maybe"]).is_err());
+        assert!(opts(&["systempaths=unconfined"]).is_err(), "the CLI turns it into MaskedPaths/ReadonlyPaths");
+        assert!(opts(&["apparmor=docker-default"]).is_err());
+        assert!(opts(&["label=type:svirt_t"]).is_err());
+    }
+
+    #[test]
+    fn sysctls() {
+        let with = |net: &str, keys: &[&str]| {
+            let mut h = HostConfig { network_mode: Some(net.into()), ..Default::default() };
+            h.sysctls = Some(keys.iter().map(|k| (k.to_string(), "1".to_string())).collect());
+            check_sysctls(&h)
+        };
+        assert!(with("default", &["net.ipv4.ip_forward", "kernel.shmmax", "fs.mqueue.msg_max"]).is_ok());
+        let e = with("host", &["net.ipv4.ip_forward"]).expect_err("host net");
+        assert_eq!(e.to_string(), r#"sysctl "net.ipv4.ip_forward" is not allowed in the hosts network namespace"#);
+        let e = with("default", &["kernel.core_pattern"]).expect_err("core_pattern");
+        assert_eq!(e.to_string(), r#"sysctl "kernel.core_pattern" is not in a separate kernel namespace"#);
+        let mut h = HostConfig { ipc_mode: Some("host".into()), ..Default::default() };
+        h.sysctls = Some([("kernel.shmmax".to_string(), "1".to_string())].into());
+        assert!(check_sysctls(&h).is_err());
+    }
+
+    #[test]
+    fn resources() {
+        let ok = |h: HostConfig| check_resources(&h).map_err(|e| e.to_string());
+        assert_eq!(
+            ok(HostConfig { memory: Some(1), ..Default::default() }).expect_err("1 byte"),
+            "Minimum memory limit allowed is 6MB"
+        );
+        assert!(ok(HostConfig { memory: Some(-5), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { memory: Some(MIN_MEMORY), ..Default::default() }).is_ok());
+        assert!(ok(HostConfig { memory: Some(64 << 20), memory_swap: Some(32 << 20), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { memory: Some(64 << 20), memory_swap: Some(-1), ..Default::default() }).is_ok());
+        assert!(ok(HostConfig { memory_swappiness: Some(-1), ..Default::default() }).is_ok());
+        assert_eq!(
+            ok(HostConfig { memory_swappiness: Some(500), ..Default::default() }).expect_err("500"),
+            "Invalid value: 500, valid memory swappiness range is 0-100"
+        );
+        assert!(ok(HostConfig { nano_cpus: Some(-1), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { cpu_shares: Some(-1), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { shm_size: Some(-1), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { oom_score_adj: Some(1001), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { oom_score_adj: Some(-1000), ..Default::default() }).is_ok());
+        assert!(ok(HostConfig { cpuset_cpus: Some("0-99999".into()), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { cpuset_cpus: Some("0-4294967295".into()), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { cpuset_cpus: Some("x".into()), ..Default::default() }).is_err());
+        assert!(ok(HostConfig { cpuset_cpus: Some("0".into()), ..Default::default() }).is_ok());
+    }
+
+    #[test]
+    fn device_rules() {
+        let r = parse_device_cgroup_rule("c 1:3 rwm").expect("rule");
+        assert_eq!(r, serde_json::json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}));
+        let r = parse_device_cgroup_rule("a *:* m").expect("rule");
+        assert_eq!(r, serde_json::json!({"allow": true, "type": "a", "access": "m"}));
+        for bad in ["c 1:3", "x 1:3 r", "c 1-3 r", "c 1:3 rwx", "c a:3 r", ""] {
+            assert!(parse_device_cgroup_rule(bad).is_err(), "{bad}");
+        }
     }
 }

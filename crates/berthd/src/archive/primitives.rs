@@ -163,8 +163,11 @@ pub(crate) struct TarOptions {
     /// The tree holds host IDs of a remapped container (`--userns-remap`): entries get the container's.
     pub unshift: Option<IdMap>,
     /// Entries (by archive name) left out, with everything below them.
-    pub skip: Option<Box<dyn Fn(&str, &FileStat) -> bool + Send>>,
+    pub skip: Option<SkipFn>,
 }
+
+/// Which entries (by archive name) an archive leaves out: see [`TarOptions::skip`].
+pub(crate) type SkipFn = Box<dyn Fn(&str, &FileStat) -> bool + Send>;
 
 /// Reads exactly `left` bytes: a file that shrinks while it is archived is padded with zeros, one that grows is cut.
 pub(crate) struct Exactly<R> {

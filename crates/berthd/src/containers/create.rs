@@ -433,6 +433,5 @@ pub(super) fn container_config(b: &ContainerCreateBody) -> ContainerConfig {
         stop_signal: b.stop_signal.clone(),
         stop_timeout: b.stop_timeout,
         shell: b.shell.clone(),
-        ..Default::default()
     }
 }

@@ -35,6 +35,8 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         }
         _ => {}
     }
+    // A previous run's clean-up (its networking and volumes) finishes first.
+    drop(c.cleanup.lock().await);
     c.stopping.store(false, Ordering::SeqCst);
     let bundle = bundle_dir(d, &rec.id);
     let dir = container_dir(d, &rec.id);
@@ -273,9 +275,10 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 /// down, whose policy the daemon's start applies instead).
 pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool, policy: bool) {
     let restart = policy && super::restart::wants_restart(c, &c.record(), i64::from(exit.exit_code));
-    let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
-    crate::networks::release(d, &c.id).await;
-    crate::networks::publish_endpoints(d, &c.id, &c.record().net.endpoints, "disconnect");
+    // As dockerd: the exit is recorded and `die` published first (a subscriber learns of it at once), then the
+    // clean-up, which a start or a removal waits for.
+    let cleanup = c.cleanup.lock().await;
+    let endpoints = c.record().net.endpoints;
     // An OOM kill the live watch reported already (`oom::watch`) is not reported again.
     let oom_unreported = std::cell::Cell::new(false);
     let rec = c.update_then(
@@ -319,13 +322,18 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
             );
         },
     );
+    let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
+    crate::networks::release(d, &c.id).await;
+    crate::networks::publish_endpoints(d, &c.id, &endpoints, "disconnect");
     if counted {
         crate::volumes::release(d, &rec.mounts).await;
     }
     crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "unmount");
-    if let Err(e) = persist(d, c, &rec).await {
+    // The record as it is now (a `network disconnect` may have changed it meanwhile).
+    if let Err(e) = persist(d, c, &c.record()).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
+    drop(cleanup);
     if rec.host_config.auto_remove.unwrap_or(false) {
         spawn_remove(d, c);
         return;

@@ -104,6 +104,9 @@ pub struct Container {
     pub(super) rec: Mutex<Record>,
     /// Serialises start, stop, restart, pause, remove.
     pub lifecycle: tokio::sync::Mutex<()>,
+    /// Held by the exit's clean-up (networking, volumes, bundle), which follows the `die` as in dockerd: a start or
+    /// a removal waits for it.
+    pub(super) cleanup: tokio::sync::Mutex<()>,
     /// Bumped on every state change (and set to `u64::MAX` when the container is removed).
     pub(super) changed: watch::Sender<u64>,
     pub(super) pending_attach: Mutex<Vec<PendingAttach>>,
@@ -123,6 +126,7 @@ impl Container {
             id: rec.id.clone(),
             rec: Mutex::new(rec),
             lifecycle: tokio::sync::Mutex::new(()),
+            cleanup: tokio::sync::Mutex::new(()),
             changed: watch::channel(0).0,
             pending_attach: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),

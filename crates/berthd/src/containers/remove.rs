@@ -45,6 +45,8 @@ pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: b
         // An earlier call removed it (its caller held this object before it left the table).
         return Ok(());
     }
+    // The exit's clean-up (networking, volumes) finishes before the removal takes the rest.
+    drop(c.cleanup.lock().await);
     let rec = c.update(|r| r.state.status = Status::Removing);
     // On disk it is `Dead` from here on: should berthd stop half-way (a crash, a full disk), the container comes back
     // as one that cannot start and that `rm` finishes removing, never as a stopped container with half a writable
