@@ -2,7 +2,8 @@
 //! (`/usr/bin/python3`, Debian's python3-docker) and docker-compose 1.29: attaching before `start` and to a stopped
 //! container, a non-streaming `attach(logs=True, stream=False)`, detach keys (the daemon's on raw sockets, the CLI's
 //! on a terminal), exec framing chosen by the start request's `Tty`, exec start failures exiting 126, and every form
-//! of `kill --signal` reaching a trapping shell of a daemon started with SIGHUP ignored (as under `nohup`).
+//! of `kill --signal` reaching a trapping shell of a daemon started with SIGUSR1 ignored (as a careless parent leaves
+//! it; SIGHUP, which `nohup` ignores, berthd handles itself, for a reload).
 #![allow(clippy::unwrap_used)]
 
 use std::io::Write;
@@ -358,8 +359,9 @@ fn ignores(pid: i32, sig: i32) -> bool {
 }
 
 /// `docker kill --signal` in every form Docker accepts (`SIGHUP`, `HUP`, `hup`, `1`, `SIGRTMIN+3`, `RTMIN+3`,
-/// `rtmin+3`, `37`, `SIGUSR1`) reaches a busybox shell that traps them, with berthd started with SIGHUP ignored (as
-/// `nohup` leaves it: containers must not inherit that); bad ones get dockerd's messages.
+/// `rtmin+3`, `37`, `SIGUSR1`) reaches a busybox shell that traps them, with berthd started with SIGUSR1 ignored
+/// (containers must not inherit that; a shell cannot trap a signal ignored at its start); bad ones get dockerd's
+/// messages.
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn kill_signals_in_every_form() {
@@ -368,15 +370,15 @@ fn kill_signals_in_every_form() {
         skip_missing_tool("the docker CLI is not installed: the signal test did not run");
         return;
     }
-    // SAFETY: (test) SIG_IGN for SIGHUP in this test process, inherited across the daemon's fork and exec as under
-    // `nohup`; restored at once (this binary's other tests start daemons too, which may inherit it meanwhile).
+    // SAFETY: (test) SIG_IGN for SIGUSR1 in this test process, inherited across the daemon's fork and exec; restored
+    // at once (this binary's other tests start daemons too, which may inherit it meanwhile).
     let d = unsafe {
-        let old = libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        let old = libc::signal(libc::SIGUSR1, libc::SIG_IGN);
         let d = Berthd::start();
-        libc::signal(libc::SIGHUP, old);
+        libc::signal(libc::SIGUSR1, old);
         d
     };
-    assert!(ignores(d.pid(), libc::SIGHUP), "berthd was meant to start with SIGHUP ignored");
+    assert!(ignores(d.pid(), libc::SIGUSR1), "berthd was meant to start with SIGUSR1 ignored");
     d.busybox();
     docker_ok(
         &d,
@@ -394,7 +396,7 @@ fn kill_signals_in_every_form() {
     );
     assert!(d.eventually(10, || docker_ok(&d, &["logs", "trap"]).contains("ready")));
     let shell = d.inspect("trap", "{{.State.Pid}}").parse::<i32>().unwrap();
-    assert!(!ignores(shell, libc::SIGHUP), "the container inherited berthd's ignored SIGHUP");
+    assert!(!ignores(shell, libc::SIGUSR1), "the container inherited berthd's ignored SIGUSR1");
     let mut want = std::collections::HashMap::<&str, usize>::new();
     for (form, line) in [
         ("SIGHUP", "got-1"),

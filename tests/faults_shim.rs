@@ -2,8 +2,9 @@
 //! across a `kill -9` of berthd (measured in CPU time), and a killed shim or container init (nothing left running,
 //! exactly one restarted copy).
 //!
-//! Every daemon here is started the way a careless environment would start it: with SIGHUP ignored (as `nohup`
-//! does) and an extra inherited pipe on descriptor 100 without close-on-exec. Neither may reach a shim or a container.
+//! Every daemon here is started the way a careless environment would start it: with SIGHUP and SIGUSR2 ignored (as
+//! `nohup` does with SIGHUP; berthd handles SIGHUP itself, for a reload, so SIGUSR2 is the one it inherits ignored)
+//! and an extra inherited pipe on descriptor 100 without close-on-exec. Neither may reach a shim or a container.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -23,9 +24,10 @@ const LEAKED_FD: i32 = 100;
 fn hostile_parent() -> u64 {
     static INODE: OnceLock<u64> = OnceLock::new();
     *INODE.get_or_init(|| {
-        // SAFETY: setting SIGHUP's disposition to SIG_IGN in the test process; no handler is involved.
-        unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGHUP, nix::sys::signal::SigHandler::SigIgn) }
-            .unwrap();
+        for sig in [nix::sys::signal::Signal::SIGHUP, nix::sys::signal::Signal::SIGUSR2] {
+            // SAFETY: setting a signal's disposition to SIG_IGN in the test process; no handler is involved.
+            unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) }.unwrap();
+        }
         let (r, w) = nix::unistd::pipe().unwrap();
         // SAFETY: dup2 onto a descriptor number this test process does not use otherwise; the copy has no
         // close-on-exec flag, which is the point. Both ends are leaked on purpose for the life of the process.
@@ -167,11 +169,11 @@ fn token(k: u32) -> String {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn container_processes_start_with_default_signals() {
     let (d, _) = daemon();
-    // The daemon really has SIGHUP ignored (inherited from this process), as under nohup.
+    // The daemon really has SIGUSR2 ignored (inherited from this process; SIGHUP it handles, for a reload).
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
     let ign = status.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
     let ign = u64::from_str_radix(ign.split(':').nth(1).unwrap().trim(), 16).unwrap();
-    assert_ne!(ign & 1, 0, "berthd should have SIGHUP ignored in this test: {ign:x}");
+    assert_ne!(ign & (1 << (libc::SIGUSR2 - 1)), 0, "berthd should have SIGUSR2 ignored in this test: {ign:x}");
 
     let grep = ["busybox", "grep", "-E", "SigIgn|SigBlk", "/proc/self/status"];
     for tty in [false, true] {
