@@ -470,10 +470,11 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
         return;
     }
     // `"init": true` in daemon.json is the daemon's `--init`.
-    let cfg = std::env::temp_dir().join(format!("berth-init-daemon-{}.json", std::process::id()));
+    // The file lives as long as the daemon: its clean-up (`--remove-networking`) reads it again.
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("daemon.json");
     std::fs::write(&cfg, r#"{"init": true}"#).unwrap();
     let d = Berthd::start_with(&["--config-file", cfg.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&cfg);
     d.busybox();
     let cmdline = |extra: &[&str]| {
         let mut args = vec!["run", "--rm"];
