@@ -623,8 +623,9 @@ impl Monitor {
         }
     }
 
-    /// The container is gone and its output drained: record the exit, tell every waiter, release the runtime's
-    /// resources and go.
+    /// The container is gone and its output drained: record the exit, tell every waiter, then release the runtime's
+    /// resources and go. The waiters hear first (berthd publishes `die` on it); berthd's clean-up waits for this
+    /// process to be gone before it touches the bundle or starts the container again.
     fn finish(&mut self) {
         self.log.flush();
         let mut exit = self.exit.clone().unwrap_or(ExitRecord {
@@ -642,7 +643,6 @@ impl Monitor {
             let _ = berth_runtime::sys::replace_file(&self.cfg.exit_path, &data, false);
         }
         let _ = std::fs::remove_file(self.bundle.join(shim::SOCKET_FILE));
-        let _ = self.runtime.delete(&self.cfg.id, &self.bundle);
         let msg = json(&Response::Exited(exit));
         for c in &mut self.clients {
             let _ = set_blocking(c.sock.as_fd());
@@ -654,6 +654,7 @@ impl Monitor {
             }
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
         }
+        let _ = self.runtime.delete(&self.cfg.id, &self.bundle);
         let _ = std::fs::remove_file(self.bundle.join(shim::SHIM_PID_FILE));
     }
 }

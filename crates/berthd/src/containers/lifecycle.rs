@@ -322,6 +322,9 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
             );
         },
     );
+    // The shim answers before it releases the runtime's resources (the rootfs mount, the cgroup): the bundle goes,
+    // and a new run may start, once it is gone.
+    wait_for_shim_gone(d, &bundle_dir(d, &c.id)).await;
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
     crate::networks::publish_endpoints(d, &c.id, &endpoints, "disconnect");
@@ -340,6 +343,18 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     }
     if restart {
         super::restart::schedule(d, c);
+    }
+}
+
+/// Waits (at most ten seconds: a shim's release is a few unmounts and `rmdir`s) until the bundle's shim has exited.
+async fn wait_for_shim_gone(d: &Daemon, bundle: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while d.shims.shim_pid(bundle).is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("the shim of {} is still releasing after 10 s", bundle.display());
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
