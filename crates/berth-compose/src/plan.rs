@@ -301,7 +301,8 @@ pub fn injected_files(project: &Project, svc: &Service) -> Result<(Vec<InjectedF
                 (None, Some(c)) => crate::normalize::scalar_string(c).unwrap_or_default(),
                 (None, None) => {
                     if def.get("file").is_some() && (uid.is_some() || gid.is_some() || mode.is_some()) {
-                        warnings.push(format!("{kind} `uid`, `gid` and `mode` are not supported, they will be ignored"));
+                        warnings
+                            .push(format!("{kind} `uid`, `gid` and `mode` are not supported, they will be ignored"));
                     }
                     continue;
                 }
@@ -967,5 +968,64 @@ volumes:
         std::fs::write(d.path().join("p.json"), "not json").expect("write");
         let e = container_body(&p, web, &ContainerSpec::default()).expect_err("not json").to_string();
         assert!(e.contains("compacting json for seccomp profile (p.json) failed"), "{e}");
+    }
+
+    #[test]
+    fn deploy_resources_and_restart_policy_win_over_the_service_keys() {
+        let p = project(
+            "services:\n  a:\n    image: x\n    mem_limit: 128m\n    cpus: 2\n    pids_limit: 9\n    restart: always\n    deploy:\n      resources:\n        limits: {cpus: '0.5', memory: 64m, pids: 50}\n        reservations: {cpus: '0.25', memory: 32m}\n      restart_policy: {condition: on-failure, max_attempts: 3}\n  b:\n    image: x\n    mem_limit: 128m\n    restart: unless-stopped\n  c:\n    image: x\n    deploy: {restart_policy: {condition: none}}\n  d:\n    image: x\n    deploy: {restart_policy: {max_attempts: 2}}\n",
+        );
+        let body =
+            |s: &str| container_body(&p, &p.services[s], &ContainerSpec::default()).unwrap_or_else(|e| panic!("{e}")).1;
+        let h = &body("a")["HostConfig"];
+        assert_eq!(h["Memory"], 64 << 20);
+        assert_eq!(h["MemoryReservation"], 32 << 20);
+        assert_eq!(h["NanoCpus"], 500_000_000);
+        assert_eq!(h["PidsLimit"], 50);
+        assert_eq!(h["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        let h = &body("b")["HostConfig"];
+        assert_eq!(h["Memory"], 128 << 20);
+        assert_eq!(h["RestartPolicy"], json!({"Name": "unless-stopped", "MaximumRetryCount": 0}));
+        assert_eq!(body("c")["HostConfig"]["RestartPolicy"]["Name"], "no");
+        // The spec's default condition is `any`.
+        assert_eq!(body("d")["HostConfig"]["RestartPolicy"], json!({"Name": "always", "MaximumRetryCount": 2}));
+    }
+
+    #[test]
+    fn secrets_and_configs_from_environment_and_content_are_injected() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  a:\n    image: x\n    secrets: [{source: tok, uid: '1000', gid: '1001', mode: 0o400}, {source: f, mode: 0o400}]\n    configs: [c, {source: c, target: etc/c.conf}, {source: e, mode: 0o600}]\nsecrets:\n  tok: {environment: TOK}\n  f: {file: ./f.txt}\nconfigs:\n  c: {content: 'port=1'}\n  e: {environment: TOK}\n",
+        )
+        .expect("write");
+        let mut o = Options { working_dir: d.path().to_path_buf(), ..Options::default() };
+        o.environment.insert("TOK".into(), "s3cret".into());
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let (files, warnings) = injected_files(&p, &p.services["a"]).unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<(&str, &[u8], u64, u64, u32, bool)> = files
+            .iter()
+            .map(|f| (f.target.as_str(), f.content.as_slice(), f.uid, f.gid, f.mode, f.copy_uid_gid))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/run/secrets/tok", &b"s3cret"[..], 1000, 1001, 0o400, true),
+                ("/c", &b"port=1"[..], 0, 0, 0o444, false),
+                ("/etc/c.conf", &b"port=1"[..], 0, 0, 0o444, false),
+                ("/e", &b"s3cret"[..], 0, 0, 0o600, false),
+            ]
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // Only the file-based one is a bind.
+        let (_, b) = container_body(&p, &p.services["a"], &ContainerSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+        let m = b["HostConfig"]["Mounts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0]["Target"], "/run/secrets/f");
+        // An unset variable is an error naming it.
+        o.environment.clear();
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let e = injected_files(&p, &p.services["a"]).expect_err("unset variable");
+        assert!(e.to_string().contains("environment variable \"TOK\" required by file \"tok\" is not set"), "{e}");
     }
 }

@@ -109,10 +109,12 @@ pub async fn put_archive(c: &Client, cid: &str, dir: &str, tar: Vec<u8>, copy_ui
     }
     let body = Full::new(Bytes::from(tar)).map_err(|never| match never {}).boxed();
     let resp = c
-        .send(Method::PUT, &format!("{}/archive{}", container_path(cid), query(&q)), body, &[(
-            "content-type",
-            "application/x-tar",
-        )])
+        .send(
+            Method::PUT,
+            &format!("{}/archive{}", container_path(cid), query(&q)),
+            body,
+            &[("content-type", "application/x-tar")],
+        )
         .await?;
     check(resp).await?;
     Ok(())

@@ -704,7 +704,8 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
         match c.post(&format!("{}/start", container_path(&id(v)))).await {
             Ok(_) => {
                 progress(&format!("Container {}", name(v)), "Started");
-                if let Some(svc) = project.as_ref().and_then(|pr| label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s)))
+                if let Some(svc) =
+                    project.as_ref().and_then(|pr| label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s)))
                 {
                     super::lifecycle::post_start(c, svc, &id(v)).await?;
                 }

@@ -313,7 +313,12 @@ pub fn restart_dependents(project: &Project, svc: &str, targets: Option<&BTreeSe
 }
 
 /// Stops the running containers of the services that restart with `svc` (before it is recreated or restarted).
-async fn stop_dependents(c: &Client, project: &Project, svc: &Service, targets: Option<&BTreeSet<String>>) -> Result<()> {
+async fn stop_dependents(
+    c: &Client,
+    project: &Project,
+    svc: &Service,
+    targets: Option<&BTreeSet<String>>,
+) -> Result<()> {
     for dep in restart_dependents(project, &svc.name, targets) {
         let dsvc = project.services.get(&dep);
         for ctr in containers(c, &project.name, std::slice::from_ref(&dep), OneOff::Exclude, false).await? {

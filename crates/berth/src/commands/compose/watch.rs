@@ -5,7 +5,8 @@
 //! running containers through the archive API (deleted ones are removed with `rm -rf` by exec), `sync+restart`
 //! restarts the containers after syncing, `sync+exec` runs the rule's command, `restart` restarts, `rebuild`
 //! builds the service's image and recreates its containers. `ignore`/`include` take `.dockerignore` patterns
-//! relative to the rule's path; editors' temporary files and `.git` are always ignored.
+//! relative to the rule's path; the build context's `.dockerignore`, editors' temporary files and `.git` are
+//! always ignored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,7 +90,11 @@ fn check<'a>(project: &'a Project, services: &[String]) -> Result<Vec<&'a Servic
                 bail!("service {:?}: watch rule on {} (sync+exec) has no exec command", s.name, r.path);
             }
             if r.action == "rebuild" && s.build.is_none() {
-                bail!("service {:?}: watch rule on {} is rebuild, but the service has no build section", s.name, r.path);
+                bail!(
+                    "service {:?}: watch rule on {} is rebuild, but the service has no build section",
+                    s.name,
+                    r.path
+                );
             }
         }
     }
@@ -101,10 +106,12 @@ struct Rule<'a> {
     rule: &'a WatchRule,
     ignore: Patterns,
     include: Option<Patterns>,
+    /// The service's build context and its `.dockerignore` ("rules from .dockerignore apply").
+    context: Option<(PathBuf, Patterns)>,
 }
 
 impl Rule<'_> {
-    fn new(rule: &WatchRule) -> Result<Rule<'_>> {
+    fn new<'a>(rule: &'a WatchRule, svc: &Service) -> Result<Rule<'a>> {
         let mut ignore: Vec<String> = ALWAYS_IGNORED.iter().map(|s| s.to_string()).collect();
         ignore.extend(rule.ignore.iter().cloned());
         let ignore = Patterns::from_lines(&ignore).map_err(|e| anyhow!("watch ignore patterns: {e}"))?;
@@ -113,7 +120,17 @@ impl Rule<'_> {
         } else {
             Some(Patterns::from_lines(&rule.include).map_err(|e| anyhow!("watch include patterns: {e}"))?)
         };
-        Ok(Rule { rule, ignore, include })
+        let context = match &svc.build {
+            Some(b) if !b.context.contains("://") => {
+                let dir = PathBuf::from(&b.context);
+                match std::fs::read_to_string(dir.join(".dockerignore")) {
+                    Ok(text) => Some((dir, Patterns::parse(&text).map_err(|e| anyhow!(".dockerignore: {e}"))?)),
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
+        Ok(Rule { rule, ignore, include, context })
     }
 
     /// The path of `changed` relative to the rule's path, when the rule covers it ("" for the path itself).
@@ -121,6 +138,12 @@ impl Rule<'_> {
         let rel = changed.strip_prefix(&self.rule.path).ok()?;
         let rel = rel.to_string_lossy().to_string();
         if !rel.is_empty() && self.ignore.matches(&rel) {
+            return None;
+        }
+        if let Some((dir, pats)) = &self.context
+            && let Ok(in_ctx) = changed.strip_prefix(dir)
+            && pats.matches(&in_ctx.to_string_lossy())
+        {
             return None;
         }
         if let Some(inc) = &self.include
@@ -342,7 +365,12 @@ async fn restart(c: &crate::client::Client, project: &Project, svc: &Service) ->
 
 /// Builds the service's image and recreates its containers; the services that restart with it
 /// (`depends_on.restart`) are stopped by the recreation and started again here.
-async fn rebuild(c: &crate::client::Client, project: &Project, svc: &Service, targets: &BTreeSet<String>) -> Result<()> {
+async fn rebuild(
+    c: &crate::client::Client,
+    project: &Project,
+    svc: &Service,
+    targets: &BTreeSet<String>,
+) -> Result<()> {
     let one: BTreeSet<String> = [svc.name.clone()].into();
     let images = ensure_images(c, project, &one, true, false, "missing").await?;
     let how = Converge { start: true, targets: Some(targets.clone()), ..Converge::default() };
@@ -406,7 +434,7 @@ pub async fn watch(c: &crate::client::Client, project: &Project, services: &[Str
     let targets: BTreeSet<String> = project.services.keys().cloned().collect();
     let mut compiled: BTreeMap<String, Vec<Rule<'_>>> = BTreeMap::new();
     for s in &list {
-        let rules = s.develop.iter().flat_map(|d| &d.watch).map(Rule::new).collect::<Result<Vec<_>>>()?;
+        let rules = s.develop.iter().flat_map(|d| &d.watch).map(|r| Rule::new(r, s)).collect::<Result<Vec<_>>>()?;
         compiled.insert(s.name.clone(), rules);
     }
     let mut w = Watcher::new()?;
@@ -473,7 +501,8 @@ mod tests {
         let a = rule("/p/src", "sync", &["node_modules/", "*.log"]);
         let b = rule("/p/conf", "sync+restart", &[]);
         let c = rule("/p/package.json", "rebuild", &[]);
-        let rules: Vec<Rule<'_>> = [&a, &b, &c].into_iter().map(|r| Rule::new(r).expect("rule")).collect();
+        let svc = Service::default();
+        let rules: Vec<Rule<'_>> = [&a, &b, &c].into_iter().map(|r| Rule::new(r, &svc).expect("rule")).collect();
         let paths = |ps: &[&str]| ps.iter().map(PathBuf::from).collect::<BTreeSet<_>>();
         let p = plan_batch(
             &rules,
