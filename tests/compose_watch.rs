@@ -69,7 +69,7 @@ impl<'a> Project<'a> {
     }
 
     fn inspect(&self, service: &str) -> Value {
-        let id = self.ok(&["ps", "-q", service]).trim().to_string();
+        let id = self.ok(&["ps", "-aq", service]).trim().to_string();
         assert!(!id.is_empty(), "no container of {service}");
         let v: Value = serde_json::from_str(&self.d.ok(&["inspect", &id])).unwrap();
         v[0].clone()
@@ -117,6 +117,15 @@ impl Watch {
         Watch { child, lines }
     }
 
+    /// The CPU time (user + system, in clock ticks) the watch process has used.
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // The fields after the command's `(name)`: state is the first, utime the 12th, stime the 13th.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+
     /// Waits (at most `bound`) for a line of stderr containing `text`; returns the lines seen.
     fn wait_for(&self, text: &str, bound: Duration) -> Vec<String> {
         let deadline = Instant::now() + bound;
@@ -155,6 +164,9 @@ services:
           target: /etc/web
           exec:
             command: ["sh", "-c", "cat /etc/web/x.conf > /tmp/exec-ran"]
+        - path: ./app/settings.ini
+          action: sync+restart
+          target: /etc/settings.ini
         - path: ./app/deps
           action: rebuild
 "#;
@@ -175,6 +187,7 @@ fn compose_watch_syncs_execs_and_rebuilds() {
             ("app/src/old.txt", "old"),
             ("app/conf/x.conf", "v1"),
             ("app/deps/req.txt", "a==1"),
+            ("app/settings.ini", "debug=0"),
         ],
     );
     let w = Watch::start(&p);
@@ -206,6 +219,22 @@ fn compose_watch_syncs_execs_and_rebuilds() {
     eventually(Duration::from_secs(20), "the sync+exec command", || {
         (p.sh("web", "cat /tmp/exec-ran")? == "v2").then_some(())
     });
+
+    // sync+restart on a single file: copied, then the same container restarted.
+    let started = p.inspect("web")["State"]["StartedAt"].as_str().unwrap().to_string();
+    p.write("app/settings.ini", "debug=1");
+    eventually(Duration::from_secs(20), "the restart after the sync", || {
+        let v = p.inspect("web");
+        (v["State"]["StartedAt"] != started.as_str() && v["State"]["Running"] == true).then_some(())
+    });
+    assert_eq!(p.sh("web", "cat /etc/settings.ini").as_deref(), Some("debug=1"));
+    assert_eq!(p.inspect("web")["Id"], first.as_str(), "sync+restart recreated the container");
+
+    // Idle, the watcher costs nothing: it sleeps on inotify, nothing polls (a loose bound: 5 ticks, 50 ms, in 2 s).
+    let before = w.cpu_ticks();
+    std::thread::sleep(Duration::from_secs(2));
+    let used = w.cpu_ticks() - before;
+    assert!(used <= 5, "the idle watcher used {used} ticks of CPU in 2 s");
 
     // rebuild: a new image with the change, a new container under the same name.
     p.write("app/deps/req.txt", "a==2");

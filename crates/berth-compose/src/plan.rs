@@ -1003,17 +1003,21 @@ volumes:
         o.environment.insert("TOK".into(), "s3cret".into());
         let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
         let (files, warnings) = injected_files(&p, &p.services["a"]).unwrap_or_else(|e| panic!("{e}"));
-        let got: Vec<(&str, &[u8], u64, u64, u32, bool)> = files
-            .iter()
-            .map(|f| (f.target.as_str(), f.content.as_slice(), f.uid, f.gid, f.mode, f.copy_uid_gid))
-            .collect();
+        let f = |target: &str, content: &[u8], uid, gid, mode, copy_uid_gid| InjectedFile {
+            target: target.into(),
+            content: content.to_vec(),
+            uid,
+            gid,
+            mode,
+            copy_uid_gid,
+        };
         assert_eq!(
-            got,
+            files,
             vec![
-                ("/run/secrets/tok", &b"s3cret"[..], 1000, 1001, 0o400, true),
-                ("/c", &b"port=1"[..], 0, 0, 0o444, false),
-                ("/etc/c.conf", &b"port=1"[..], 0, 0, 0o444, false),
-                ("/e", &b"s3cret"[..], 0, 0, 0o600, false),
+                f("/run/secrets/tok", b"s3cret", 1000, 1001, 0o400, true),
+                f("/c", b"port=1", 0, 0, 0o444, false),
+                f("/etc/c.conf", b"port=1", 0, 0, 0o444, false),
+                f("/e", b"s3cret", 0, 0, 0o600, false),
             ]
         );
         assert_eq!(warnings.len(), 1, "{warnings:?}");
