@@ -213,6 +213,17 @@ pub fn stop_timeout(svc: &Service) -> Option<Duration> {
     svc.stop_grace_period.as_deref().and_then(|s| go_duration(s).ok())
 }
 
+/// An environment mapping as the Engine's `Env` list: `KEY=value`, or `KEY` alone for a variable without a value
+/// (Compose v2 sends it so; the engine then removes the image's variable of that name).
+pub fn env_list(env: &crate::model::OptMap) -> Vec<String> {
+    env.iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect()
+}
+
 /// The Engine's restart policy of a service (name, maximum retries): `deploy.restart_policy` over `restart:`, its
 /// conditions mapped as Compose v2 maps them (`none` → `no`, `any` → `always`; `max_attempts` the retry count).
 pub fn restart_policy(svc: &Service) -> Option<(String, i64)> {
@@ -421,14 +432,7 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
         labels.insert(LABEL_REPLACE.into(), json!(r));
     }
     // A variable without a value is sent as `KEY` alone, as Compose v2 does: the engine removes the image's.
-    let mut env: Vec<String> = svc
-        .environment
-        .iter()
-        .map(|(k, v)| match v {
-            Some(v) => format!("{k}={v}"),
-            None => k.clone(),
-        })
-        .collect();
+    let mut env = env_list(&svc.environment);
     env.extend(spec.env.iter().cloned());
 
     let mut host = Map::new();

@@ -21,14 +21,7 @@ use crate::commands::container_path;
 /// hook's user, privileges, working directory and environment, started detached, its state polled every 100 ms
 /// (the Engine API has no exec wait); a non-zero exit is an error.
 pub async fn run_hook(c: &Client, svc: &Service, cid: &str, hook: &Hook) -> Result<()> {
-    let env: Vec<String> = hook
-        .environment
-        .iter()
-        .map(|(k, v)| match v {
-            Some(v) => format!("{k}={v}"),
-            None => k.clone(),
-        })
-        .collect();
+    let env = plan::env_list(&hook.environment);
     let mut body = json!({
         "Cmd": hook.command,
         "Env": env,
