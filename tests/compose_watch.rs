@@ -97,10 +97,15 @@ struct Watch {
 
 impl Watch {
     fn start(p: &Project<'_>) -> Watch {
+        Watch::start_with(p, &["watch"])
+    }
+
+    fn start_with(p: &Project<'_>, args: &[&str]) -> Watch {
         let mut child =
             p.d.berth_cmd()
                 .current_dir(&p.dir)
-                .args(["compose", "watch"])
+                .arg("compose")
+                .args(args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -247,6 +252,23 @@ fn compose_watch_syncs_execs_and_rebuilds() {
     assert_ne!(second, first);
     // The old container is gone (recreated, not added).
     assert_eq!(p.ok(&["ps", "-aq"]).lines().count(), 1);
+    drop(w);
+    p.ok(&["down", "-t", "1"]);
+}
+
+/// `up --watch`: the attached `up` watches too (an image service may sync; only rebuild needs a build).
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn compose_up_watch_syncs() {
+    let d = daemon_with_busybox();
+    let file = "services:\n  a:\n    image: busybox\n    command: [sleep, '1000']\n    stop_grace_period: 1s\n    develop:\n      watch:\n        - {path: ./src, action: sync, target: /src, initial_sync: true}\n";
+    let p = Project::new(&d, "upwatch", &[("compose.yaml", file), ("src/one.txt", "1")]);
+    let w = Watch::start_with(&p, &["up", "--watch"]);
+    w.wait_for("Watch enabled", Duration::from_secs(60));
+    // initial_sync copied what was there before watching began.
+    assert_eq!(p.sh("a", "cat /src/one.txt").as_deref(), Some("1"));
+    p.write("src/two.txt", "2");
+    eventually(Duration::from_secs(20), "the synced file", || (p.sh("a", "cat /src/two.txt")? == "2").then_some(()));
     drop(w);
     p.ok(&["down", "-t", "1"]);
 }

@@ -37,9 +37,6 @@ pub struct WatchArgs {
     /// Do not build & start services before watching
     #[arg(long = "no-up")]
     pub no_up: bool,
-    /// hide build output
-    #[arg(long = "quiet")]
-    pub quiet: bool,
     /// Services to watch
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
