@@ -962,6 +962,30 @@ volumes:
     }
 
     #[test]
+    fn develop_watch_rules() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  web:\n    build: ./app\n    develop:\n      watch:\n        - {path: ./app/src, action: sync, target: /app/src, ignore: node_modules/, initial_sync: true}\n        - path: ./app/conf\n          action: sync+exec\n          target: /etc/app\n          include: ['*.conf']\n          exec: {command: kill -HUP 1, user: root, environment: [A=1]}\n        - {path: package.json, action: rebuild}\n",
+        )]);
+        let p = load_ok(&opts(d.path()));
+        let w = &p.services["web"].develop.as_ref().expect("develop").watch;
+        let base = d.path().display().to_string();
+        assert_eq!(w[0].path, format!("{base}/app/src"));
+        assert_eq!((w[0].ignore.clone(), w[0].initial_sync), (vec!["node_modules/".to_string()], Some(true)));
+        assert_eq!(w[1].include, ["*.conf"]);
+        let exec = w[1].exec.as_ref().expect("exec");
+        assert_eq!(exec.command, ["kill", "-HUP", "1"]);
+        assert_eq!(exec.environment.get("A"), Some(&Some("1".to_string())));
+        assert_eq!((w[2].path.clone(), w[2].action.as_str()), (format!("{base}/package.json"), "rebuild"));
+        // An unknown action is the schema's error.
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  web:\n    image: x\n    develop: {watch: [{path: ., action: teleport}]}\n",
+        )]);
+        assert!(load(&opts(d.path())).is_err());
+    }
+
+    #[test]
     fn hooks_and_provider_services() {
         let d = dir_with(&[(
             "compose.yaml",

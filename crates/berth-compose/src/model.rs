@@ -292,7 +292,7 @@ pub struct Logging {
     pub options: OptMap,
 }
 
-/// A lifecycle hook (`pre_start`, `post_start`, `pre_stop`): parsed and kept, not run yet.
+/// A lifecycle hook (`post_start`, `pre_stop`, `sync+exec`): a command run in the container (`pre_start` is kept, not run).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Hook {
@@ -308,6 +308,35 @@ pub struct Hook {
     pub working_dir: Option<String>,
     /// More variables.
     pub environment: OptMap,
+}
+
+/// One `develop.watch` rule.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct WatchRule {
+    /// The host path watched (absolute after loading).
+    pub path: String,
+    /// `sync`, `rebuild`, `restart`, `sync+restart`, `sync+exec`.
+    pub action: String,
+    /// Where `path` goes in the container (sync actions).
+    pub target: Option<String>,
+    /// Patterns (relative to `path`, `.dockerignore` syntax) whose changes are ignored.
+    pub ignore: Vec<String>,
+    /// Patterns a change must match to count (when given).
+    pub include: Vec<String>,
+    /// `sync+exec`'s command.
+    pub exec: Option<Hook>,
+    /// Sync the whole path once when watching begins.
+    #[serde(deserialize_with = "lenient_bool")]
+    pub initial_sync: Option<bool>,
+}
+
+/// `develop:`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Develop {
+    /// The watch rules.
+    pub watch: Vec<WatchRule>,
 }
 
 /// `provider:`: a service managed by an external component instead of a container.
@@ -404,6 +433,7 @@ pub struct Service {
     pub post_start: Vec<Hook>,
     pub pre_stop: Vec<Hook>,
     pub provider: Option<Provider>,
+    pub develop: Option<Develop>,
 }
 
 impl Service {

@@ -378,17 +378,39 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
         svc.insert("env_file".into(), Value::Array(l));
     }
     // Lifecycle hooks: the command in exec form, the environment as a mapping.
+    let hook = |h: &mut Value, at: &str| -> Result<()> {
+        let Some(h) = h.as_object_mut() else { return Ok(()) };
+        if let Some(Value::String(c)) = h.get("command") {
+            let words = shell_split(c).map_err(|e| bad(&format!("{at}.command"), e.to_string()))?;
+            h.insert("command".into(), json!(words));
+        }
+        if let Some(v) = h.get("environment") {
+            let m = list_or_dict(v, '=');
+            h.insert("environment".into(), Value::Object(m));
+        }
+        Ok(())
+    };
     for key in ["pre_start", "post_start", "pre_stop"] {
         if let Some(Value::Array(hooks)) = svc.get_mut(key) {
             for (i, h) in hooks.iter_mut().enumerate() {
-                let Some(h) = h.as_object_mut() else { continue };
-                if let Some(Value::String(c)) = h.get("command") {
-                    let words = shell_split(c).map_err(|e| bad(&format!("{key}.{i}.command"), e.to_string()))?;
-                    h.insert("command".into(), json!(words));
-                }
-                if let Some(v) = h.get("environment") {
-                    let m = list_or_dict(v, '=');
-                    h.insert("environment".into(), Value::Object(m));
+                hook(h, &format!("{key}.{i}"))?;
+            }
+        }
+    }
+    // `develop.watch`: paths relative to the project (as compose-go resolves them), patterns as lists.
+    if let Some(Value::Array(rules)) = svc.get_mut("develop").and_then(|d| d.get_mut("watch")) {
+        for (i, r) in rules.iter_mut().enumerate() {
+            if let Some(e) = r.get_mut("exec") {
+                hook(e, &format!("develop.watch.{i}.exec"))?;
+            }
+            let Some(r) = r.as_object_mut() else { continue };
+            if let Some(p) = r.get("path").and_then(Value::as_str).map(str::to_string) {
+                r.insert("path".into(), json!(absolute(base, &p)));
+            }
+            for k in ["ignore", "include"] {
+                if let Some(Value::String(one)) = r.get(k) {
+                    let one = one.clone();
+                    r.insert(k.into(), json!([one]));
                 }
             }
         }

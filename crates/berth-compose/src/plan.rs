@@ -213,6 +213,132 @@ pub fn stop_timeout(svc: &Service) -> Option<Duration> {
     svc.stop_grace_period.as_deref().and_then(|s| go_duration(s).ok())
 }
 
+/// An environment mapping as the Engine's `Env` list: `KEY=value`, or `KEY` alone for a variable without a value
+/// (Compose v2 sends it so; the engine then removes the image's variable of that name).
+pub fn env_list(env: &crate::model::OptMap) -> Vec<String> {
+    env.iter()
+        .map(|(k, v)| match v {
+            Some(v) => format!("{k}={v}"),
+            None => k.clone(),
+        })
+        .collect()
+}
+
+/// The Engine's restart policy of a service (name, maximum retries): `deploy.restart_policy` over `restart:`, its
+/// conditions mapped as Compose v2 maps them (`none` → `no`, `any` → `always`; `max_attempts` the retry count).
+pub fn restart_policy(svc: &Service) -> Option<(String, i64)> {
+    let map = |c: &str| match c {
+        "none" => "no".to_string(),
+        "any" => "always".to_string(),
+        o => o.to_string(),
+    };
+    if let Some(r) = svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) {
+        return Some((map(r.condition.as_deref().unwrap_or("any")), r.max_attempts.unwrap_or(0)));
+    }
+    svc.restart.as_ref().map(|r| match r.split_once(':') {
+        Some((n, c)) => (map(n), c.trim().parse::<i64>().unwrap_or(0)),
+        None => (map(r), 0),
+    })
+}
+
+/// A secret or config that Compose writes into the container after creating it (from `environment:` or
+/// `content:`), as a tar through the archive API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InjectedFile {
+    /// The absolute path in the container.
+    pub target: String,
+    /// The file's content.
+    pub content: Vec<u8>,
+    /// Its owner (`uid:`, default 0).
+    pub uid: u64,
+    /// Its group (`gid:`, default 0).
+    pub gid: u64,
+    /// Its mode (`mode:`, default 0444).
+    pub mode: u32,
+    /// Whether `uid` or `gid` was given (Compose then asks the engine to keep the ownership: `copyUIDGID`).
+    pub copy_uid_gid: bool,
+}
+
+/// The long syntax of one `secrets:`/`configs:` entry of a service: source, target, uid, gid, mode.
+type FileRef = (String, Option<String>, Option<String>, Option<String>, Option<u32>);
+
+fn file_ref(item: &Value) -> FileRef {
+    match item {
+        Value::String(s) => (s.clone(), None, None, None, None),
+        o => {
+            let text = |k: &str| o.get(k).and_then(crate::normalize::scalar_string);
+            let mode = match o.get("mode") {
+                Some(Value::Number(n)) => n.as_u64().map(|m| m as u32),
+                Some(Value::String(m)) => u32::from_str_radix(m.trim_start_matches("0o"), 8).ok(),
+                _ => None,
+            };
+            (text("source").unwrap_or_default(), text("target"), text("uid"), text("gid"), mode)
+        }
+    }
+}
+
+/// Where a service's secret or config goes: a secret under `/run/secrets/` unless its target is absolute, a
+/// config at `/<source>` or its target.
+fn file_target(kind: &str, source: &str, target: Option<String>) -> String {
+    match (kind, target) {
+        ("secrets", Some(t)) if t.starts_with('/') => t,
+        ("secrets", Some(t)) => format!("/run/secrets/{t}"),
+        ("secrets", None) => format!("/run/secrets/{source}"),
+        (_, Some(t)) if t.starts_with('/') => t,
+        (_, Some(t)) => format!("/{t}"),
+        (_, None) => format!("/{source}"),
+    }
+}
+
+/// The secrets and configs of a service that come from `environment:` or `content:` (Compose v2's
+/// injectSecrets/injectConfigs): their content is the project's variable or the inline text. Also returns the
+/// warnings Compose prints (`uid`/`gid`/`mode` of a file-based secret or config, a bind mount, are ignored).
+pub fn injected_files(project: &Project, svc: &Service) -> Result<(Vec<InjectedFile>, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    for (kind, list) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
+        for item in list {
+            let (source, target, uid, gid, mode) = file_ref(item);
+            let Some(def) = project.model.get(kind).and_then(|m| m.get(&source)) else { continue };
+            let content = match (def.get("environment").and_then(Value::as_str), def.get("content")) {
+                (Some(var), _) => match project.environment.get(var) {
+                    Some(v) => v.clone(),
+                    None => {
+                        return Err(Error::Project(format!(
+                            "environment variable {var:?} required by file {source:?} is not set"
+                        )));
+                    }
+                },
+                (None, Some(c)) => crate::normalize::scalar_string(c).unwrap_or_default(),
+                (None, None) => {
+                    if def.get("file").is_some() && (uid.is_some() || gid.is_some() || mode.is_some()) {
+                        warnings
+                            .push(format!("{kind} `uid`, `gid` and `mode` are not supported, they will be ignored"));
+                    }
+                    continue;
+                }
+            };
+            let id = |v: &Option<String>, what: &str| -> Result<u64> {
+                match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                    None => Ok(0),
+                    Some(v) => v.parse().map_err(|_| {
+                        Error::Project(format!("services.{}.{kind}: {what} {v:?} is not a number", svc.name))
+                    }),
+                }
+            };
+            out.push(InjectedFile {
+                target: file_target(kind, &source, target),
+                content: content.into_bytes(),
+                uid: id(&uid, "uid")?,
+                gid: id(&gid, "gid")?,
+                mode: mode.unwrap_or(0o444),
+                copy_uid_gid: uid.is_some() || gid.is_some(),
+            });
+        }
+    }
+    Ok((out, warnings))
+}
+
 /// Fails, naming the service, on what the plan cannot create yet: a `provider:` service (managed by an external
 /// component, not a container). `up` and `create` ask before they create anything.
 pub fn check_supported(project: &Project, services: &BTreeSet<String>) -> Result<()> {
@@ -306,14 +432,7 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
         labels.insert(LABEL_REPLACE.into(), json!(r));
     }
     // A variable without a value is sent as `KEY` alone, as Compose v2 does: the engine removes the image's.
-    let mut env: Vec<String> = svc
-        .environment
-        .iter()
-        .map(|(k, v)| match v {
-            Some(v) => format!("{k}={v}"),
-            None => k.clone(),
-        })
-        .collect();
+    let mut env = env_list(&svc.environment);
     env.extend(spec.env.iter().cloned());
 
     let mut host = Map::new();
@@ -481,25 +600,12 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
             .collect();
         host.insert("Tmpfs".into(), Value::Object(t));
     }
-    // Restart policy: `restart:`, else `deploy.restart_policy`.
-    let restart = svc.restart.clone().or_else(|| {
-        svc.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()).and_then(|r| r.condition.clone()).map(|c| {
-            match c.as_str() {
-                "any" => "always".to_string(),
-                "none" => "no".to_string(),
-                o => o.to_string(),
-            }
-        })
-    });
+    // Restart policy: `deploy.restart_policy` over `restart:` (as Compose v2's getRestartPolicy).
     if spec.oneoff.is_none()
-        && let Some(r) = restart
+        && let Some((name, count)) = restart_policy(svc)
     {
-        let (name, count) = match r.split_once(':') {
-            Some((n, c)) => (n.to_string(), c.parse::<i64>().unwrap_or(0)),
-            None => (r.clone(), 0),
-        };
         if !["no", "always", "unless-stopped", "on-failure"].contains(&name.as_str()) {
-            return Err(Error::Project(format!("{}: invalid restart policy {r:?}", key("restart"))));
+            return Err(Error::Project(format!("{}: invalid restart policy {name:?}", key("restart"))));
         }
         host.insert("RestartPolicy".into(), json!({"Name": name, "MaximumRetryCount": count}));
     }
@@ -550,32 +656,41 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
             .collect();
         host.insert("Ulimits".into(), json!(u));
     }
-    // Resources: the service's keys, else `deploy.resources.limits`.
+    // Resources: `deploy.resources` over the service's keys, as Compose v2's setLimits/setReservations (a CPU
+    // reservation is a Swarm setting and PIDs are only a limit: both are ignored there).
     let limits =
         svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
     let reservations =
         svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.reservations.clone()).unwrap_or_default();
-    if let Some(m) = bytes(&key("mem_limit"), &svc.mem_limit.clone().or(limits.memory))? {
+    let memory = bytes(&key("deploy.resources.limits.memory"), &limits.memory)?.filter(|m| *m != 0);
+    if let Some(m) = memory.or(bytes(&key("mem_limit"), &svc.mem_limit)?) {
         host.insert("Memory".into(), json!(m));
     }
-    if let Some(m) = bytes(&key("mem_reservation"), &svc.mem_reservation.clone().or(reservations.memory))? {
+    let reserved = bytes(&key("deploy.resources.reservations.memory"), &reservations.memory)?.filter(|m| *m > 0);
+    if let Some(m) = reserved.or(bytes(&key("mem_reservation"), &svc.mem_reservation)?) {
         host.insert("MemoryReservation".into(), json!(m));
     }
     if let Some(m) = &svc.memswap_limit {
         let v = if m == "-1" { -1 } else { bytes(&key("memswap_limit"), &Some(m.clone()))?.unwrap_or(0) };
         host.insert("MemorySwap".into(), json!(v));
     }
-    if let Some(c) = svc.cpus.clone().or(limits.cpus) {
-        let f: f64 =
-            c.trim().parse().map_err(|_| Error::Project(format!("{}: invalid number of CPUs {c:?}", key("cpus"))))?;
-        if f > 0.0 {
-            host.insert("NanoCpus".into(), json!((f * 1e9) as i64));
+    let cpus = |k: &str, c: &Option<String>| -> Result<Option<f64>> {
+        match c {
+            Some(c) => c
+                .trim()
+                .parse::<f64>()
+                .map(|f| Some(f).filter(|f| *f > 0.0))
+                .map_err(|_| Error::Project(format!("{}: invalid number of CPUs {c:?}", key(k)))),
+            None => Ok(None),
         }
+    };
+    if let Some(f) = cpus("deploy.resources.limits.cpus", &limits.cpus)?.or(cpus("cpus", &svc.cpus)?) {
+        host.insert("NanoCpus".into(), json!((f * 1e9) as i64));
     }
     if let Some(s) = svc.cpu_shares {
         host.insert("CpuShares".into(), json!(s));
     }
-    if let Some(p) = svc.pids_limit.or(limits.pids) {
+    if let Some(p) = limits.pids.filter(|p| *p > 0).or(svc.pids_limit.filter(|p| *p != 0)) {
         host.insert("PidsLimit".into(), json!(p));
     }
     if let Some(s) = bytes(&key("shm_size"), &svc.shm_size)? {
@@ -652,31 +767,22 @@ fn file_mounts(project: &Project, svc: &Service) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for (kind, list) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
         for (i, item) in list.iter().enumerate() {
-            let (source, target) = match item {
-                Value::String(s) => (s.clone(), None),
-                o => (
-                    o.get("source").and_then(Value::as_str).unwrap_or_default().to_string(),
-                    o.get("target").and_then(Value::as_str).map(str::to_string),
-                ),
-            };
+            let (source, target, ..) = file_ref(item);
             let key = format!("services.{}.{kind}.{i}", svc.name);
             let def = project.model.get(kind).and_then(|m| m.get(&source));
             let Some(def) = def else {
                 return Err(Error::Project(format!("{key}: undefined {} {source:?}", &kind[..kind.len() - 1])));
             };
+            if def.get("environment").is_some() || def.get("content").is_some() {
+                // Written into the container after it is created (see [`injected_files`]).
+                continue;
+            }
             let Some(file) = def.get("file").and_then(Value::as_str) else {
                 return Err(Error::Project(format!(
-                    "{key}: only file-based {kind} are supported (\"{source}\" has no file:)"
+                    "{key}: {source:?} has no file:, environment: or content: (external {kind} need Swarm)"
                 )));
             };
-            let target = match (kind, target) {
-                ("secrets", Some(t)) if t.starts_with('/') => t,
-                ("secrets", Some(t)) => format!("/run/secrets/{t}"),
-                ("secrets", None) => format!("/run/secrets/{source}"),
-                (_, Some(t)) if t.starts_with('/') => t,
-                (_, Some(t)) => format!("/{t}"),
-                (_, None) => format!("/{source}"),
-            };
+            let target = file_target(kind, &source, target);
             out.push(json!({"Type": "bind", "Source": file, "Target": target, "ReadOnly": true}));
         }
     }
@@ -866,5 +972,68 @@ volumes:
         std::fs::write(d.path().join("p.json"), "not json").expect("write");
         let e = container_body(&p, web, &ContainerSpec::default()).expect_err("not json").to_string();
         assert!(e.contains("compacting json for seccomp profile (p.json) failed"), "{e}");
+    }
+
+    #[test]
+    fn deploy_resources_and_restart_policy_win_over_the_service_keys() {
+        let p = project(
+            "services:\n  a:\n    image: x\n    mem_limit: 128m\n    cpus: 2\n    pids_limit: 9\n    restart: always\n    deploy:\n      resources:\n        limits: {cpus: '0.5', memory: 64m, pids: 50}\n        reservations: {cpus: '0.25', memory: 32m}\n      restart_policy: {condition: on-failure, max_attempts: 3}\n  b:\n    image: x\n    mem_limit: 128m\n    restart: unless-stopped\n  c:\n    image: x\n    deploy: {restart_policy: {condition: none}}\n  d:\n    image: x\n    deploy: {restart_policy: {max_attempts: 2}}\n",
+        );
+        let body =
+            |s: &str| container_body(&p, &p.services[s], &ContainerSpec::default()).unwrap_or_else(|e| panic!("{e}")).1;
+        let h = &body("a")["HostConfig"];
+        assert_eq!(h["Memory"], 64 << 20);
+        assert_eq!(h["MemoryReservation"], 32 << 20);
+        assert_eq!(h["NanoCpus"], 500_000_000);
+        assert_eq!(h["PidsLimit"], 50);
+        assert_eq!(h["RestartPolicy"], json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        let h = &body("b")["HostConfig"];
+        assert_eq!(h["Memory"], 128 << 20);
+        assert_eq!(h["RestartPolicy"], json!({"Name": "unless-stopped", "MaximumRetryCount": 0}));
+        assert_eq!(body("c")["HostConfig"]["RestartPolicy"]["Name"], "no");
+        // The spec's default condition is `any`.
+        assert_eq!(body("d")["HostConfig"]["RestartPolicy"], json!({"Name": "always", "MaximumRetryCount": 2}));
+    }
+
+    #[test]
+    fn secrets_and_configs_from_environment_and_content_are_injected() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            d.path().join("compose.yaml"),
+            "services:\n  a:\n    image: x\n    secrets: [{source: tok, uid: '1000', gid: '1001', mode: 0o400}, {source: f, mode: 0o400}]\n    configs: [c, {source: c, target: etc/c.conf}, {source: e, mode: 0o600}]\nsecrets:\n  tok: {environment: TOK}\n  f: {file: ./f.txt}\nconfigs:\n  c: {content: 'port=1'}\n  e: {environment: TOK}\n",
+        )
+        .expect("write");
+        let mut o = Options { working_dir: d.path().to_path_buf(), ..Options::default() };
+        o.environment.insert("TOK".into(), "s3cret".into());
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let (files, warnings) = injected_files(&p, &p.services["a"]).unwrap_or_else(|e| panic!("{e}"));
+        let f = |target: &str, content: &[u8], uid, gid, mode, copy_uid_gid| InjectedFile {
+            target: target.into(),
+            content: content.to_vec(),
+            uid,
+            gid,
+            mode,
+            copy_uid_gid,
+        };
+        assert_eq!(
+            files,
+            vec![
+                f("/run/secrets/tok", b"s3cret", 1000, 1001, 0o400, true),
+                f("/c", b"port=1", 0, 0, 0o444, false),
+                f("/etc/c.conf", b"port=1", 0, 0, 0o444, false),
+                f("/e", b"s3cret", 0, 0, 0o600, false),
+            ]
+        );
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // Only the file-based one is a bind.
+        let (_, b) = container_body(&p, &p.services["a"], &ContainerSpec::default()).unwrap_or_else(|e| panic!("{e}"));
+        let m = b["HostConfig"]["Mounts"].as_array().cloned().unwrap_or_default();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0]["Target"], "/run/secrets/f");
+        // An unset variable is an error naming it.
+        o.environment.clear();
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let e = injected_files(&p, &p.services["a"]).expect_err("unset variable");
+        assert!(e.to_string().contains("environment variable \"TOK\" required by file \"tok\" is not set"), "{e}");
     }
 }

@@ -2,12 +2,15 @@
 //! Engine API (so they drive a real dockerd as well as berthd). `up.rs` converges a project (networks, volumes,
 //! images, containers in dependency order, healthy-waits) and takes it `down`; `ops.rs` holds the commands on a
 //! project's containers (`ps`, `logs`, `exec`, `run`, `start`, `stop`, ...); `live.rs` the live view (`events`,
-//! `stats`); `build.rs` the classic `POST /build`.
+//! `stats`); `build.rs` the classic `POST /build`; `watch.rs` `develop.watch`; `lifecycle.rs` hooks, injected
+//! secrets/configs and files put into containers.
 
 mod build;
+mod lifecycle;
 mod live;
 mod ops;
 mod up;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -109,6 +112,8 @@ pub enum ComposeCmd {
     Stats(live::StatsArgs),
     /// Show the Docker Compose version information
     Version,
+    /// Watch build context for service and rebuild/refresh containers when files are updated
+    Watch(watch::WatchArgs),
 }
 
 /// The process's environment as a map.
@@ -269,5 +274,6 @@ pub async fn compose(c: &Client, a: ComposeArgs) -> Result<i32> {
         ComposeCmd::Ls(x) => ops::ls(c, x).await,
         ComposeCmd::Events(x) => live::events(c, p, x).await,
         ComposeCmd::Stats(x) => live::stats(c, p, x).await,
+        ComposeCmd::Watch(x) => watch::watch_cmd(c, p, x).await,
     }
 }

@@ -584,6 +584,7 @@ pub async fn run(c: &Client, p: &ProjectArgs, a: RunArgs) -> Result<i32> {
     let resp = c.post_json(&format!("/containers/create{}", query(&[("name", cname.clone())])), &body).await?;
     let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
     let cid = v["Id"].as_str().unwrap_or_default().to_string();
+    super::lifecycle::inject_files(c, &project, svc, &cid).await?;
     if a.detach {
         c.post(&format!("{}/start", container_path(&cid))).await?;
         outln!("{cname}");
@@ -701,7 +702,14 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
             }
         }
         match c.post(&format!("{}/start", container_path(&id(v)))).await {
-            Ok(_) => progress(&format!("Container {}", name(v)), "Started"),
+            Ok(_) => {
+                progress(&format!("Container {}", name(v)), "Started");
+                if let Some(svc) =
+                    project.as_ref().and_then(|pr| label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s)))
+                {
+                    super::lifecycle::post_start(c, svc, &id(v)).await?;
+                }
+            }
             Err(e) if crate::client::ApiError::is(&e, 304) => {}
             Err(e) => return Err(e.context(format!("start {}", name(v)))),
         }
@@ -711,14 +719,36 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
 
 /// `berth compose stop` and `restart`.
 pub async fn stop(c: &Client, p: &ProjectArgs, a: StopArgs, restart: bool) -> Result<i32> {
-    let (project, list) = in_order(c, p, &a.services, !restart, restart).await?;
+    let mut services = a.services.clone();
+    if restart
+        && !services.is_empty()
+        && let Ok((Some(pr), _)) = project_or_name(p, &[])
+    {
+        // As Compose v2: restarting a service restarts the services that depend on it with `restart: true`.
+        let mut i = 0;
+        while i < services.len() {
+            for d in super::up::restart_dependents(&pr, &services[i], None) {
+                if !services.contains(&d) {
+                    services.push(d);
+                }
+            }
+            i += 1;
+        }
+    }
+    let (project, list) = in_order(c, p, &services, !restart, restart).await?;
     for v in &list {
         let svc = project.as_ref().and_then(|pr| label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s)));
         if restart {
+            if let Some(svc) = svc {
+                super::lifecycle::pre_stop(c, svc, &id(v)).await?;
+            }
             let t = a.timeout.or_else(|| svc.and_then(plan::stop_timeout).map(|d| d.as_secs() as i64));
             let q: Vec<(&str, String)> = t.iter().map(|t| ("t", t.to_string())).collect();
             c.post(&format!("{}/restart{}", container_path(&id(v)), query(&q))).await?;
             progress(&format!("Container {}", name(v)), "Started");
+            if let Some(svc) = svc {
+                super::lifecycle::post_start(c, svc, &id(v)).await?;
+            }
         } else {
             super::up::stop_container(c, svc, &id(v), a.timeout).await?;
             progress(&format!("Container {}", name(v)), "Stopped");

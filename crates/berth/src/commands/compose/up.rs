@@ -68,6 +68,9 @@ pub struct UpArgs {
     /// Don't print prefix in logs
     #[arg(long = "no-log-prefix")]
     pub no_log_prefix: bool,
+    /// Watch source code and rebuild/refresh containers when files are updated
+    #[arg(short = 'w', long = "watch")]
+    pub watch: bool,
     /// Services to start
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -234,8 +237,11 @@ pub async fn ensure_images(
     Ok(ids)
 }
 
-/// Stops a container with the service's grace period (or `timeout`).
+/// Stops a container with the service's grace period (or `timeout`), after the service's `pre_stop` hooks.
 pub async fn stop_container(c: &Client, svc: Option<&Service>, cid: &str, timeout: Option<i64>) -> Result<()> {
+    if let Some(svc) = svc {
+        super::lifecycle::pre_stop(c, svc, cid).await?;
+    }
     let t = timeout.or_else(|| svc.and_then(plan::stop_timeout).map(|d| d.as_secs() as i64));
     let q: Vec<(&str, String)> = t.iter().map(|t| ("t", t.to_string())).collect();
     match c.post(&format!("{}/stop{}", container_path(cid), query(&q))).await {
@@ -262,15 +268,17 @@ async fn create_container(c: &Client, project: &Project, svc: &Service, spec: &C
         .await
         .with_context(|| format!("service {:?}: create container {cname}", svc.name))?;
     let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
+    let cid = v["Id"].as_str().unwrap_or_default().to_string();
+    super::lifecycle::inject_files(c, project, svc, &cid).await?;
     progress(&format!("Container {cname}"), "Created");
-    Ok(v["Id"].as_str().unwrap_or_default().to_string())
+    Ok(cid)
 }
 
 async fn start_container(c: &Client, svc: &Service, cid: &str, cname: &str) -> Result<()> {
     match c.post(&format!("{}/start", container_path(cid))).await {
         Ok(_) => {
             progress(&format!("Container {cname}"), "Started");
-            Ok(())
+            super::lifecycle::post_start(c, svc, cid).await
         }
         Err(e) if ApiError::is(&e, 304) => Ok(()),
         Err(e) => Err(anyhow!("service {:?} failed to start: container {cname}: {e:#}", svc.name)),
@@ -278,7 +286,7 @@ async fn start_container(c: &Client, svc: &Service, cid: &str, cname: &str) -> R
 }
 
 /// What convergence may do.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Converge {
     /// Recreate even when nothing changed.
     pub force_recreate: bool,
@@ -288,6 +296,37 @@ pub struct Converge {
     pub start: bool,
     /// Stop timeout for recreation.
     pub timeout: Option<i64>,
+    /// The services this convergence acts on: the dependents (`depends_on.restart: true`) among them are stopped
+    /// when a dependency is recreated, and started again by their own convergence (Compose v2).
+    pub targets: Option<BTreeSet<String>>,
+}
+
+/// The services among `targets` that declare `depends_on: {<svc>: {restart: true}}`.
+pub fn restart_dependents(project: &Project, svc: &str, targets: Option<&BTreeSet<String>>) -> Vec<String> {
+    project
+        .services
+        .values()
+        .filter(|s| targets.is_none_or(|t| t.contains(&s.name)))
+        .filter(|s| s.depends_on.get(svc).is_some_and(|d| d.restart.unwrap_or(false)))
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+/// Stops the running containers of the services that restart with `svc` (before it is recreated or restarted).
+async fn stop_dependents(
+    c: &Client,
+    project: &Project,
+    svc: &Service,
+    targets: Option<&BTreeSet<String>>,
+) -> Result<()> {
+    for dep in restart_dependents(project, &svc.name, targets) {
+        let dsvc = project.services.get(&dep);
+        for ctr in containers(c, &project.name, std::slice::from_ref(&dep), OneOff::Exclude, false).await? {
+            stop_container(c, dsvc, &id(&ctr), None).await?;
+            progress(&format!("Container {}", name(&ctr)), "Stopped");
+        }
+    }
+    Ok(())
 }
 
 /// Brings one service's containers to the wanted number and configuration; returns their IDs.
@@ -297,7 +336,7 @@ pub async fn converge(
     svc: &Service,
     replicas: u64,
     image_id: &str,
-    how: Converge,
+    how: &Converge,
 ) -> Result<Vec<String>> {
     let existing = containers(c, &project.name, std::slice::from_ref(&svc.name), OneOff::Exclude, true).await?;
     let hash = plan::config_hash(project, &svc.name);
@@ -326,6 +365,7 @@ pub async fn converge(
             // As Compose v2: the replacement is created first under a temporary name (so a bad configuration
             // leaves the old container in place), then the old one goes and the new one takes its name.
             progress(&format!("Container {cname}"), "Recreate");
+            stop_dependents(c, project, svc, how.targets.as_ref()).await?;
             let old = id(ctr);
             let temp = format!("{}_{cname}", old.chars().take(12).collect::<String>());
             let spec = ContainerSpec {
@@ -512,6 +552,7 @@ async fn create_project(
 ) -> Result<Vec<String>> {
     let targets = targets(project, services, no_deps)?;
     plan::check_supported(project, &targets)?;
+    let how = Converge { targets: Some(targets.clone()), ..how };
     let scales = scales(scale, project)?;
     ensure_networks(c, project, &targets).await?;
     ensure_volumes(c, project, &targets).await?;
@@ -528,7 +569,7 @@ async fn create_project(
         }
         let n = scales.get(&s).copied().unwrap_or_else(|| svc.replicas());
         let image = images.get(&s).cloned().unwrap_or_default();
-        ids.extend(converge(c, project, svc, n, &image, how).await?);
+        ids.extend(converge(c, project, svc, n, &image, &how).await?);
     }
     orphans(c, project, remove_orphans).await?;
     Ok(ids)
@@ -539,6 +580,9 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     if a.detach && a.abort_on_container_exit {
         bail!("--abort-on-container-exit and --detach are incompatible options");
     }
+    if a.detach && a.watch {
+        bail!("cannot use --watch with --detach");
+    }
     let project = super::load(p, &a.services)?;
     let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let how = Converge {
@@ -546,6 +590,7 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         no_recreate: a.no_recreate,
         start: !a.no_start,
         timeout: a.timeout,
+        targets: None,
     };
     let timeout = Duration::from_secs(a.wait_timeout);
     let ids = create_project(
@@ -604,8 +649,12 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     };
     let follow = super::ops::follow_logs(c, &project.name, &names, &opts);
     tokio::pin!(follow);
+    let watching = async {
+        if a.watch { super::watch::watch(c, &project, &a.services).await } else { std::future::pending().await }
+    };
     tokio::select! {
         r = &mut follow => r?,
+        r = watching => r?,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             for cid in ids.iter().rev() {
@@ -619,7 +668,13 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
 /// `berth compose create`.
 pub async fn create(c: &Client, p: &ProjectArgs, a: CreateArgs) -> Result<i32> {
     let project = super::load(p, &a.services)?;
-    let how = Converge { force_recreate: a.force_recreate, no_recreate: a.no_recreate, start: false, timeout: None };
+    let how = Converge {
+        force_recreate: a.force_recreate,
+        no_recreate: a.no_recreate,
+        start: false,
+        timeout: None,
+        targets: None,
+    };
     create_project(
         c,
         &project,
