@@ -4,6 +4,7 @@
 //! project's containers (`ps`, `logs`, `exec`, `run`, `start`, `stop`, ...); `live.rs` the live view (`events`,
 //! `stats`); `build.rs` the classic `POST /build`.
 
+mod attach;
 mod build;
 mod live;
 mod ops;

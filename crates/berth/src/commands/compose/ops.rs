@@ -316,12 +316,54 @@ impl AsyncWrite for Prefixed {
 }
 
 /// The log prefix of a container: `web-1  | ` (the service and number; padded to `width`).
-fn prefix_of(v: &Value, project: &str) -> String {
+pub(super) fn prefix_of(v: &Value, project: &str) -> String {
     let n = name(v);
     match label(v, LABEL_SERVICE) {
         Some(s) if n == format!("{project}-{s}-{}", number(v)) => format!("{s}-{}", number(v)),
         _ => n,
     }
+}
+
+/// The `i`-th of Compose's prefix colours.
+pub(super) fn color_code(i: usize) -> &'static str {
+    COLORS[i % COLORS.len()]
+}
+
+/// A log line's prefix: `name` padded to `width`, then `  | `, in the `color`-th of Compose's colours if any.
+pub(super) fn prefix_text(name: &str, width: usize, color: Option<usize>) -> String {
+    match color {
+        Some(i) => format!("\x1b[{}m{name:<width$}  |\x1b[0m ", COLORS[i % COLORS.len()]),
+        None => format!("{name:<width$}  | "),
+    }
+}
+
+/// Streams one container's `GET /logs` (query `q`) to stdout, each complete line with `prefix`, writing under `lock`
+/// (so that lines of several containers interleave whole, in arrival order); returns when the stream ends.
+pub(super) async fn stream_logs(
+    c: Client,
+    cid: String,
+    q: Vec<(&'static str, String)>,
+    prefix: String,
+    lock: Arc<Mutex<()>>,
+) -> Result<()> {
+    let tty = c
+        .get_json::<Value>(&format!("{}/json", container_path(&cid)))
+        .await
+        .map(|i| i.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false))
+        .unwrap_or(false);
+    let path = format!("{}/logs{}", container_path(&cid), query(&q));
+    let resp = c.call(Method::GET, &path, empty(), false).await?;
+    let reader = BodyReader::new(resp.into_body());
+    let mut outw = Prefixed { prefix: prefix.clone(), buf: Vec::new(), lock: lock.clone() };
+    if tty {
+        stream::copy_raw(reader, &mut outw).await?;
+    } else {
+        let mut errw = Prefixed { prefix, buf: Vec::new(), lock };
+        stream::demux(reader, &mut outw, &mut errw).await?;
+        errw.emit(true);
+    }
+    outw.emit(true);
+    Ok(())
 }
 
 /// How [`follow_logs`] shows the logs.
@@ -359,19 +401,8 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
     let lock = Arc::new(Mutex::new(()));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, v) in list.iter().enumerate() {
-        let p = prefix_of(v, project);
-        let prefix = if !with_prefix {
-            String::new()
-        } else if color {
-            format!("\x1b[{}m{p:<width$}  |\x1b[0m ", COLORS[i % COLORS.len()])
-        } else {
-            format!("{p:<width$}  | ")
-        };
-        let tty = c
-            .get_json::<Value>(&format!("{}/json", container_path(&id(v))))
-            .await
-            .map(|i| i.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false))
-            .unwrap_or(false);
+        let prefix =
+            if with_prefix { prefix_text(&prefix_of(v, project), width, color.then_some(i)) } else { String::new() };
         let mut q = vec![("stdout", "1".to_string()), ("stderr", "1".to_string()), ("tail", tail.to_string())];
         if follow {
             q.push(("follow", "1".into()));
@@ -382,23 +413,7 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
         if let Some(t) = &o.since {
             q.push(("since", t.clone()));
         }
-        let path = format!("{}/logs{}", container_path(&id(v)), query(&q));
-        let c = c.clone();
-        let lock = lock.clone();
-        tasks.spawn(async move {
-            let resp = c.call(Method::GET, &path, empty(), false).await?;
-            let reader = BodyReader::new(resp.into_body());
-            let mut outw = Prefixed { prefix: prefix.clone(), buf: Vec::new(), lock: lock.clone() };
-            if tty {
-                stream::copy_raw(reader, &mut outw).await?;
-            } else {
-                let mut errw = Prefixed { prefix, buf: Vec::new(), lock };
-                stream::demux(reader, &mut outw, &mut errw).await?;
-                errw.emit(true);
-            }
-            outw.emit(true);
-            anyhow::Ok(())
-        });
+        tasks.spawn(stream_logs(c.clone(), id(v), q, prefix, lock.clone()));
     }
     let mut aborted = false;
     while let Some(t) = tasks.join_next().await {
@@ -472,8 +487,11 @@ async fn service_container(c: &Client, project: &str, service: &str, index: u64)
 
 /// `berth compose exec`.
 pub async fn exec(c: &Client, p: &ProjectArgs, a: ExecArgs) -> Result<i32> {
-    let (_, pname) = project_or_name(p, &[])?;
+    let (project, pname) = project_or_name(p, &[])?;
     let Some((service, cmd)) = a.args.split_first() else { bail!("exec needs a service and a command") };
+    if project.as_ref().is_some_and(|pr| !pr.services.contains_key(service)) {
+        return Err(StatusError::exit(1, format!("no such service: {service}")));
+    }
     if cmd.is_empty() {
         bail!("exec needs a command to run in {service}");
     }
