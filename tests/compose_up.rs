@@ -292,3 +292,143 @@ fn recreation_prints_compose_lines_and_unknown_services_are_named() {
     assert_eq!(stderr(&out).trim(), "no such service: nosuch");
     compose_ok(&d, &dir, &["down", "-t", "0"]);
 }
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn a_pull_that_cannot_reach_a_registry_says_why_and_creates_nothing() {
+    let d = daemon_with_busybox();
+    // Name resolution: `.invalid` never resolves (RFC 2606). Connection: nothing listens on loopback's port 1.
+    for (name, image, why) in
+        [("dns", "registry.invalid/app:1", "lookup"), ("conn", "127.0.0.1:1/app:1", "connection refused")]
+    {
+        let dir = project(&d, name, &format!("services:\n  web:\n    image: {image}\n"));
+        let out = compose(&d, &dir, &["up", "-d"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.to_lowercase().contains(why), "{name}: {err}");
+        assert!(!err.contains("docker login"), "{name}: {err}");
+        let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+        assert!(!nets.contains(&format!("{name}_default")), "{name}: a network was created: {nets}");
+    }
+}
+
+const TOOLS: &str = r#"services:
+  web:
+    image: busybox
+    command: ["sh", "-c", "trap 'echo bye; exit 0' TERM; while :; do sleep 0.2; done"]
+  job:
+    image: busybox
+    command: ["sh", "-c", "sleep 1; exit 7"]
+"#;
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn service_container_commands() {
+    let d = daemon_with_busybox();
+    let dir = project(&d, "tools", TOOLS);
+    compose_ok(&d, &dir, &["up", "-d"]);
+    // wait: the job's status code, as Compose prints it, and exits with it.
+    let job = d.inspect("tools-job-1", "{{.Id}}");
+    let out = compose(&d, &dir, &["wait", "job"]);
+    assert_eq!(stdout(&out), format!("container \"{job}\" exited with status code 7\n"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(7));
+    // cp both ways.
+    std::fs::write(dir.join("note.txt"), "from the host\n").unwrap();
+    compose_ok(&d, &dir, &["cp", "note.txt", "web:/tmp/note.txt"]);
+    assert_eq!(d.ok(&["exec", "tools-web-1", "cat", "/tmp/note.txt"]), "from the host\n");
+    compose_ok(&d, &dir, &["cp", "web:/tmp/note.txt", "back.txt"]);
+    assert_eq!(std::fs::read_to_string(dir.join("back.txt")).unwrap(), "from the host\n");
+    let out = compose(&d, &dir, &["cp", "nosuch:/x", "y"]);
+    assert_eq!(stderr(&out).trim(), "no such service: nosuch");
+    // commit and export.
+    let img = compose_ok(&d, &dir, &["commit", "-a", "me", "-c", "ENV SNAP=1", "web", "tools-snap:1"]);
+    assert!(img.trim().starts_with("sha256:"), "{img}");
+    let meta = d.ok(&["image", "inspect", "-f", "{{.Author}} {{.Config.Env}}", "tools-snap:1"]);
+    assert!(meta.starts_with("me ") && meta.contains("SNAP=1"), "{meta}");
+    compose_ok(&d, &dir, &["export", "-o", "web.tar", "web"]);
+    let list = std::process::Command::new("tar").arg("tf").arg(dir.join("web.tar")).output().unwrap();
+    assert!(stdout(&list).lines().any(|l| l == "tmp/note.txt"), "{}", tail(&stdout(&list), 20));
+    // scale: more replicas, the first one left alone.
+    let first = d.inspect("tools-web-1", "{{.Id}}");
+    compose_ok(&d, &dir, &["scale", "web=3"]);
+    let names = compose_ok(&d, &dir, &["ps", "--format", "{{.Name}}", "web"]);
+    assert_eq!(names, "tools-web-1\ntools-web-2\ntools-web-3\n");
+    assert_eq!(d.inspect("tools-web-1", "{{.Id}}"), first);
+    // ls --filter name=.
+    assert_eq!(compose_ok(&d, &dir, &["ls", "-q", "--filter", "name=tool"]), "tools\n");
+    assert_eq!(compose_ok(&d, &dir, &["ls", "-q", "--filter", "name=^ools"]), "");
+    // attach: the container's output from now on, ending with it.
+    let mut att = Attached::start(&d, &dir, &["attach", "--no-stdin", "--index", "2", "web"]);
+    // The attach connects within milliseconds; 2 s is a wide margin before the stop it must see.
+    std::thread::sleep(Duration::from_secs(2));
+    d.ok(&["stop", "tools-web-2"]);
+    assert_eq!(att.next_out(20), "bye");
+    let (st, _) = att.wait(20);
+    assert!(st.success(), "{}", att.seen.join("\n"));
+    compose_ok(&d, &dir, &["down", "-t", "0"]);
+}
+
+/// `berth compose ARGS` in `dir`, needing no daemon.
+fn offline(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin("berth"))
+        .current_dir(dir)
+        .arg("compose")
+        .args(args)
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env("TAG", "1.2")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn config_flags_and_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "name: cfg\nservices:\n  web:\n    image: \"busybox:${TAG:-latest}\"\n    env_file: [web.env]\n    environment: {OWN: \"${OWN?set it}\"}\n    networks: [front]\n  db:\n    image: \"busybox:${DB_TAG:+pinned}\"\n    volumes: [\"data:/d\"]\nnetworks:\n  front: {}\nvolumes:\n  data: {}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("web.env"), "FROM_FILE=1\n").unwrap();
+    let ok = |args: &[&str]| {
+        let out = offline(dir, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    // --variables: the templates as written, Compose's columns (no value needed for the required one).
+    let vars = ok(&["config", "--variables"]);
+    let rows: Vec<Vec<&str>> = vars.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "REQUIRED", "DEFAULT", "VALUE", "ALTERNATE", "VALUE"], "{vars}");
+    assert_eq!(rows[1..], [vec!["DB_TAG", "false", "pinned"], vec!["OWN", "true"], vec!["TAG", "false", "latest"]]);
+    // --no-interpolate: printed as written, not re-escaped; interpolated, the required variable is missing.
+    let raw = ok(&["config", "--no-interpolate"]);
+    assert!(raw.contains("image: busybox:${TAG:-latest}"), "{raw}");
+    assert!(!offline(dir, &["config"]).status.success());
+    std::fs::write(dir.join(".env"), "OWN=mine\n").unwrap();
+    // --environment: what interpolation used.
+    let env = ok(&["config", "--environment"]);
+    assert!(env.lines().any(|l| l == "OWN=mine") && env.lines().any(|l| l == "TAG=1.2"), "{env}");
+    // --networks, --volumes, --images.
+    assert_eq!(ok(&["config", "--networks"]), "default\nfront\n");
+    assert_eq!(ok(&["config", "--volumes"]), "data\n");
+    assert_eq!(ok(&["config", "--images"]), "busybox:\nbusybox:1.2\n");
+    // --no-env-resolution: env_file stays a reference, not merged into environment.
+    let merged = ok(&["config"]);
+    assert!(merged.contains("FROM_FILE"), "{merged}");
+    let unresolved = ok(&["config", "--no-env-resolution"]);
+    assert!(!unresolved.contains("FROM_FILE") && unresolved.contains("web.env"), "{unresolved}");
+    // --no-consistency: an undefined network is let through.
+    std::fs::write(dir.join("compose.yaml"), "services:\n  a:\n    image: x\n    networks: [nope]\n").unwrap();
+    let err = stderr(&offline(dir, &["config"]));
+    assert!(err.contains("undefined network nope"), "{err}");
+    assert!(ok(&["config", "--no-consistency"]).contains("nope"));
+    // -o writes the file.
+    ok(&["config", "--no-consistency", "-o", "out.yaml"]);
+    assert!(std::fs::read_to_string(dir.join("out.yaml")).unwrap().contains("nope"));
+    // version.
+    let short = ok(&["version", "--short"]);
+    assert!(short.trim().starts_with('2') && !short.contains('v'), "{short}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&["version", "--format", "json"])).unwrap();
+    assert_eq!(json["version"], format!("v{}", short.trim()));
+}

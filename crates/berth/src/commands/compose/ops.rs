@@ -35,6 +35,30 @@ pub struct ConfigArgs {
     /// Print the volume names, one per line
     #[arg(long = "volumes")]
     pub volumes: bool,
+    /// Print the network names, one per line
+    #[arg(long = "networks")]
+    pub networks: bool,
+    /// Print model variables and default values
+    #[arg(long = "variables")]
+    pub variables: bool,
+    /// Print environment used for interpolation
+    #[arg(long = "environment")]
+    pub environment: bool,
+    /// Don't interpolate environment variables
+    #[arg(long = "no-interpolate")]
+    pub no_interpolate: bool,
+    /// Don't check model consistency - warning: may produce invalid Compose output
+    #[arg(long = "no-consistency")]
+    pub no_consistency: bool,
+    /// Don't resolve service env files
+    #[arg(long = "no-env-resolution")]
+    pub no_env_resolution: bool,
+    /// Don't normalize compose model (accepted: the model is always normalised)
+    #[arg(long = "no-normalize", hide = true)]
+    pub no_normalize: bool,
+    /// Don't resolve file paths (accepted: paths are always resolved)
+    #[arg(long = "no-path-resolution", hide = true)]
+    pub no_path_resolution: bool,
     /// Print the profile names, one per line
     #[arg(long = "profiles")]
     pub profiles: bool,
@@ -54,7 +78,12 @@ pub struct ConfigArgs {
 
 /// `berth compose config`.
 pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
-    let project = super::load(p, &a.service_names)?;
+    let mut opts = super::options(p, &a.service_names)?;
+    // `--variables` lists the templates as written.
+    opts.no_interpolate = a.no_interpolate || a.variables;
+    opts.no_consistency = a.no_consistency;
+    opts.no_env_resolution = a.no_env_resolution;
+    let project = super::load_with(&opts)?;
     if a.quiet {
         return Ok(0);
     }
@@ -62,6 +91,12 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
         lines(project.services.keys().cloned())
     } else if a.volumes {
         lines(project.volumes.keys().cloned())
+    } else if a.networks {
+        lines(project.networks.keys().cloned())
+    } else if a.environment {
+        lines(project.environment.iter().map(|(k, v)| format!("{k}={v}")))
+    } else if a.variables {
+        variables_text(&project, &a.format)?
     } else if a.profiles {
         let mut ps: Vec<String> =
             project.services.values().chain(project.disabled.values()).flat_map(|s| s.profiles.clone()).collect();
@@ -85,7 +120,8 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
             let keep = plan::with_dependencies(&project, &a.service_names);
             svcs.retain(|k, _| keep.contains(k));
         }
-        berth_compose::config_text(&model, &a.format)?
+        // Without interpolation the templates are printed as written (not re-escaped), as Compose does.
+        berth_compose::config_text(&model, &a.format, !opts.no_interpolate)?
     };
     match &a.output {
         Some(f) => std::fs::write(f, &text).with_context(|| format!("write {f}"))?,
@@ -93,6 +129,41 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `config --variables`: the variables the files' templates use, with Compose's columns (`--format json`: an
+/// object by name, as compose-go's `Variable`s).
+fn variables_text(project: &Project, format: &str) -> Result<String> {
+    let mut vars = std::collections::BTreeMap::new();
+    for f in &project.config_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
+        let (doc, _) = berth_compose::load::parse_yaml(&f.display().to_string(), &text)?;
+        berth_compose::interpolate::variables(&doc, &mut vars);
+    }
+    let rows: Vec<Value> = vars
+        .iter()
+        .map(|(name, v)| {
+            json!({"Name": name, "Required": v.required, "DefaultValue": v.default, "PresenceValue": v.alternate})
+        })
+        .collect();
+    if format == "json" {
+        let m: serde_json::Map<String, Value> =
+            rows.iter().map(|r| (r["Name"].as_str().unwrap_or("").to_string(), r.clone())).collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&m)?));
+    }
+    Ok(formatter::render(
+        "table",
+        "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
+        VARIABLES_HEADERS,
+        &rows,
+    )?)
+}
+
+const VARIABLES_HEADERS: formatter::Headers = &[
+    ("Name", "NAME"),
+    ("Required", "REQUIRED"),
+    ("DefaultValue", "DEFAULT VALUE"),
+    ("PresenceValue", "ALTERNATE VALUE"),
+];
 
 fn lines(items: impl Iterator<Item = String>) -> String {
     items.map(|s| format!("{s}\n")).collect()
@@ -924,12 +995,42 @@ pub struct LsArgs {
     /// Format the output. Values: [table | json]
     #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
     pub format: String,
+    /// Filter output based on conditions provided (`name=NAME`)
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// `ls --filter`: Compose knows `name` only, matched as Docker's filters match names (the text anywhere in the
+/// name, `^`/`$` anchoring it).
+fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for f in filters {
+        match f.split_once('=') {
+            Some(("name", v)) => names.push(v.to_string()),
+            Some((k, _)) => return Err(StatusError::exit(1, format!("invalid filter '{k}'"))),
+            None => return Err(StatusError::exit(1, format!("bad format of filter (expected name=value): {f}"))),
+        }
+    }
+    Ok(names)
+}
+
+/// Whether a project name matches a `name` filter (a plain text or one anchored with `^`/`$`).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
+        _ if pattern.len() >= 2 && pattern.starts_with('^') && pattern.ends_with('$') => {
+            name == &pattern[1..pattern.len() - 1]
+        }
+        (Some(p), _) => name.starts_with(p),
+        (_, Some(p)) => name.ends_with(p),
+        _ => name.contains(pattern),
+    }
 }
 
 const LS_HEADERS: formatter::Headers = &[("Name", "NAME"), ("Status", "STATUS"), ("ConfigFiles", "CONFIG FILES")];
 
 /// `berth compose ls`: the projects the daemon's containers belong to (by their labels), with their states.
 pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
+    let names = ls_filter(&a.filter)?;
     let filters = json!({"label": [plan::LABEL_PROJECT]}).to_string();
     let list: Vec<Value> =
         c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", filters)]))).await?;
@@ -946,6 +1047,7 @@ pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
     let rows: Vec<Value> = projects
         .iter()
         .filter(|(_, (states, _))| a.all || states.contains_key("running"))
+        .filter(|(name, _)| names.iter().all(|n| name_matches(n, name)))
         .map(|(name, (states, files))| {
             let status: Vec<String> = states.iter().map(|(s, n)| format!("{s}({n})")).collect();
             json!({"Name": name, "Status": status.join(", "), "ConfigFiles": files})
@@ -1022,6 +1124,18 @@ mod tests {
     fn port_columns() {
         let ports = json!([{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}, {"PrivatePort": 53, "Type": "udp"}]);
         assert_eq!(ports_text(&ports), "0.0.0.0:8080->80/tcp, 53/udp");
+    }
+
+    #[test]
+    fn ls_name_filter() {
+        assert_eq!(ls_filter(&["name=web".into()]).expect("ok"), ["web"]);
+        assert!(ls_filter(&["status=running".into()]).is_err());
+        assert!(name_matches("app", "myapp-1"));
+        assert!(name_matches("^my", "myapp"));
+        assert!(!name_matches("^app", "myapp"));
+        assert!(name_matches("app$", "myapp"));
+        assert!(name_matches("^myapp$", "myapp"));
+        assert!(!name_matches("^myapp$", "myapp2"));
     }
 
     #[test]
