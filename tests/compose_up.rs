@@ -432,3 +432,47 @@ fn config_flags_and_version() {
     let json: serde_json::Value = serde_json::from_str(&ok(&["version", "--format", "json"])).unwrap();
     assert_eq!(json["version"], format!("v{}", short.trim()));
 }
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn compose_build_draws_steps_as_berth_build() {
+    let d = daemon_with_busybox();
+    let dir = project(&d, "bld", "services:\n  app:\n    build: .\n    image: bld-app:1\n");
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN echo built-here && sleep 1 && echo after-sleep\n")
+        .unwrap();
+    let mut child = d
+        .berth_cmd()
+        .current_dir(&dir)
+        .args(["compose", "--progress", "plain", "build"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let err = lines(child.stderr.take().unwrap());
+    // The RUN output comes while the step runs: `built-here` before the step's DONE (a second later).
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(l) = err.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.push(l);
+    }
+    assert!(child.wait().unwrap().success(), "{}", seen.join("\n"));
+    let all = seen.join("\n");
+    let pos = |needle: &str| seen.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {all}"));
+    // An output line of step 2: `#2 0.102 built-here`.
+    let out_line = |text: &str| {
+        seen.iter()
+            .position(|l| l.starts_with("#2 ") && l.ends_with(&format!(" {text}")) && !l.contains("RUN"))
+            .unwrap_or_else(|| panic!("{text}: {all}"))
+    };
+    assert!(pos("#2 [app 2/2] RUN echo built-here") < out_line("built-here"), "{all}");
+    assert!(out_line("built-here") < out_line("after-sleep") && out_line("after-sleep") < pos("#2 DONE"), "{all}");
+    let id = d.inspect("bld-app:1", "{{.Id}}");
+    assert!(all.contains(&format!("writing image {id} done")), "{all}");
+    assert!(all.contains("naming to docker.io/library/bld-app:1 done"), "{all}");
+    assert!(all.contains("Service app  Built"), "{all}");
+    assert!(!all.contains("Step 1/2"), "{all}");
+    // quiet: nothing but the result.
+    let out = compose(&d, &dir, &["--progress", "quiet", "build"]);
+    assert!(out.status.success());
+    assert!(!stderr(&out).contains('#'), "{}", stderr(&out));
+}
