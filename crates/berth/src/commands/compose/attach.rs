@@ -229,10 +229,9 @@ async fn follow_all(
             Some(r) = f.tasks.join_next(), if !f.tasks.is_empty() => {
                 let (cid, display, service, r) = r.context("log task")?;
                 f.active.remove(&cid);
-                if let Err(e) = r {
-                    // A stream cut by the container's removal (recreation) is no error of `up`'s.
-                    tracing_ignore(&e);
-                }
+                // A stream cut short (the container removed by a recreation) is no error of `up`'s: what the
+                // container does next is read from its state below.
+                drop(r);
                 f.resume.insert(cid.clone(), now_since());
                 match ended(&f.c, &cid).await {
                     Ended::Running => {
@@ -282,9 +281,6 @@ async fn until_done<T>(h: &mut Option<tokio::task::JoinHandle<T>>) -> Result<T, 
         None => std::future::pending().await,
     }
 }
-
-/// Log-stream errors that end one container's stream are shown nowhere (Compose prints nothing either).
-fn tracing_ignore(_e: &anyhow::Error) {}
 
 /// Stops the targeted services' containers, dependents first, with Compose's progress lines.
 async fn stop_project(c: Client, project: Project, targets: BTreeSet<String>, timeout: Option<i64>) -> Result<()> {
@@ -429,15 +425,15 @@ mod tests {
 
     fn project(yaml: &str) -> Project {
         let dir = std::env::temp_dir().join(format!("berth-attach-{}-{}", std::process::id(), yaml.len()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        std::fs::write(dir.join("compose.yaml"), yaml).expect("the compose file");
         let opts = berth_compose::Options {
             working_dir: dir.clone(),
             project_name: Some("p".into()),
             environment: BTreeMap::new(),
             ..Default::default()
         };
-        let p = berth_compose::load(&opts).unwrap();
+        let p = berth_compose::load(&opts).expect("the project loads");
         let _ = std::fs::remove_dir_all(&dir);
         p
     }

@@ -150,12 +150,12 @@ fn variables_text(project: &Project, format: &str) -> Result<String> {
             rows.iter().map(|r| (r["Name"].as_str().unwrap_or("").to_string(), r.clone())).collect();
         return Ok(format!("{}\n", serde_json::to_string_pretty(&m)?));
     }
-    Ok(formatter::render(
+    formatter::render(
         "table",
         "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
         VARIABLES_HEADERS,
         &rows,
-    )?)
+    )
 }
 
 const VARIABLES_HEADERS: formatter::Headers = &[
@@ -1017,9 +1017,7 @@ fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
 /// Whether a project name matches a `name` filter (a plain text or one anchored with `^`/`$`).
 fn name_matches(pattern: &str, name: &str) -> bool {
     match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
-        _ if pattern.len() >= 2 && pattern.starts_with('^') && pattern.ends_with('$') => {
-            name == &pattern[1..pattern.len() - 1]
-        }
+        (Some(p), _) if p.ends_with('$') && !p.is_empty() => Some(name) == p.strip_suffix('$'),
         (Some(p), _) => name.starts_with(p),
         (_, Some(p)) => name.ends_with(p),
         _ => name.contains(pattern),
