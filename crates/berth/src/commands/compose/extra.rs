@@ -10,16 +10,9 @@ use crate::StatusError;
 use crate::client::Client;
 use crate::commands::{container, cp, transfer};
 
-/// The container of `service` with replica number `index`, running or not (`None`: any state).
+/// The container of `service` with replica number `index`, in any state.
 async fn service_container(c: &Client, p: &ProjectArgs, service: &str, index: u64) -> Result<Value> {
-    let (project, pname) = super::ops::project_or_name(p, &[])?;
-    if project.as_ref().is_some_and(|pr| !pr.services.contains_key(service)) {
-        return Err(StatusError::exit(1, format!("no such service: {service}")));
-    }
-    let list = containers(c, &pname, &[service.to_string()], OneOff::Exclude, true).await?;
-    list.into_iter()
-        .find(|v| number(v) == index)
-        .ok_or_else(|| StatusError::exit(1, format!("service {service:?} has no container #{index}")))
+    super::ops::service_container(c, p, service, index, false).await
 }
 
 /// `attach`'s flags.
@@ -84,19 +77,10 @@ pub struct CpArgs {
     pub dest: String,
 }
 
-/// A `SERVICE:PATH` argument's service and path (the rules of `berth cp`'s `CONTAINER:PATH`).
-fn service_path(arg: &str) -> Option<(&str, &str)> {
-    if arg.starts_with('/') || arg.starts_with('.') {
-        return None;
-    }
-    let (s, path) = arg.split_once(':')?;
-    (!s.is_empty() && !s.contains('/')).then_some((s, path))
-}
-
 /// `berth compose cp`: `berth cp` with the service's container; into a service, into each of its containers (or
 /// the `--index` one), out of one, from its first (or the `--index` one).
 pub async fn cp(c: &Client, p: &ProjectArgs, a: CpArgs) -> Result<i32> {
-    let (service, path, into) = match (service_path(&a.src), service_path(&a.dest)) {
+    let (service, path, into) = match (cp::split_container(&a.src), cp::split_container(&a.dest)) {
         (Some(_), Some(_)) => bail!("copying between services is not supported"),
         (None, None) => bail!("unknown copy direction"),
         (Some((s, path)), None) => (s, path, false),
@@ -262,18 +246,4 @@ pub async fn scale(c: &Client, p: &ProjectArgs, a: ScaleArgs) -> Result<i32> {
         ..super::up::UpArgs::default()
     };
     super::up::up(c, p, up).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_paths() {
-        assert_eq!(service_path("web:/etc/hosts"), Some(("web", "/etc/hosts")));
-        assert_eq!(service_path("./web:x"), None);
-        assert_eq!(service_path("/tmp/a:b"), None);
-        assert_eq!(service_path("dir/web:x"), None);
-        assert_eq!(service_path("file"), None);
-    }
 }

@@ -548,25 +548,33 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
-/// The running container of `service` with replica number `index`.
-async fn service_container(c: &Client, project: &str, service: &str, index: u64) -> Result<Value> {
-    let list = containers(c, project, &[service.to_string()], OneOff::Exclude, false).await?;
-    list.into_iter()
-        .find(|v| number(v) == index)
-        .ok_or_else(|| StatusError::exit(1, format!("service {service:?} is not running container #{index}")))
+/// The container of `service` with replica number `index` (`running`: only a running one), after checking that the
+/// file (if there is one) has the service.
+pub(super) async fn service_container(
+    c: &Client,
+    p: &ProjectArgs,
+    service: &str,
+    index: u64,
+    running: bool,
+) -> Result<Value> {
+    let (project, pname) = project_or_name(p, &[])?;
+    if project.as_ref().is_some_and(|pr| !pr.services.contains_key(service)) {
+        return Err(StatusError::exit(1, format!("no such service: {service}")));
+    }
+    let list = containers(c, &pname, &[service.to_string()], OneOff::Exclude, !running).await?;
+    list.into_iter().find(|v| number(v) == index).ok_or_else(|| {
+        let what = if running { "is not running" } else { "has no" };
+        StatusError::exit(1, format!("service {service:?} {what} container #{index}"))
+    })
 }
 
 /// `berth compose exec`.
 pub async fn exec(c: &Client, p: &ProjectArgs, a: ExecArgs) -> Result<i32> {
-    let (project, pname) = project_or_name(p, &[])?;
     let Some((service, cmd)) = a.args.split_first() else { bail!("exec needs a service and a command") };
-    if project.as_ref().is_some_and(|pr| !pr.services.contains_key(service)) {
-        return Err(StatusError::exit(1, format!("no such service: {service}")));
-    }
     if cmd.is_empty() {
         bail!("exec needs a command to run in {service}");
     }
-    let ctr = service_container(c, &pname, service, a.index).await?;
+    let ctr = service_container(c, p, service, a.index, true).await?;
     let tty = !a.no_tty && stream::stdin_is_terminal();
     let args = exec_cmd::ExecArgs {
         detach: a.detach,
@@ -962,8 +970,7 @@ pub struct PortArgs {
 
 /// `berth compose port`.
 pub async fn port(c: &Client, p: &ProjectArgs, a: PortArgs) -> Result<i32> {
-    let (_, pname) = project_or_name(p, &[])?;
-    let ctr = service_container(c, &pname, &a.service, a.index).await?;
+    let ctr = service_container(c, p, &a.service, a.index, true).await?;
     let v: Value = c.get_json(&format!("{}/json", container_path(&id(&ctr)))).await?;
     let key = format!("{}/{}", a.port, a.protocol);
     let binding = v
