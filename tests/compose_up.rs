@@ -310,6 +310,14 @@ fn a_pull_that_cannot_reach_a_registry_says_why_and_creates_nothing() {
         let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
         assert!(!nets.contains(&format!("{name}_default")), "{name}: a network was created: {nets}");
     }
+    // A build whose FROM cannot be pulled says why too.
+    let dir = project(&d, "from", "services:\n  web:\n    build: .\n");
+    std::fs::write(dir.join("Dockerfile"), "FROM registry.invalid/base:1\n").unwrap();
+    let out = compose(&d, &dir, &["up", "-d"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("registry.invalid") && err.to_lowercase().contains("lookup"), "{err}");
+    assert!(!err.contains("docker login"), "{err}");
 }
 
 const TOOLS: &str = r#"services:
