@@ -484,3 +484,29 @@ fn compose_build_draws_steps_as_berth_build() {
     assert!(out.status.success());
     assert!(!stderr(&out).contains('#'), "{}", stderr(&out));
 }
+
+const FIRST_EXIT: &str = r#"services:
+  job:
+    image: busybox
+    command: ["sh", "-c", "echo job-done; exit 5"]
+  web:
+    image: busybox
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo web-up; while :; do sleep 0.2; done"]
+"#;
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn abort_returns_the_first_exit_or_the_named_services_code() {
+    let d = daemon_with_busybox();
+    let dir = project(&d, "first", FIRST_EXIT);
+    // --abort-on-container-exit: the code of the container that exited first (job's 5); web is stopped.
+    let out = compose(&d, &dir, &["up", "--abort-on-container-exit"]);
+    assert_eq!(out.status.code(), Some(5), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("job-1 exited with code 5"), "{}", stdout(&out));
+    assert_eq!(d.inspect("first-web-1", "{{.State.Running}}"), "false");
+    // --exit-code-from web: web's code (0, stopped by the abort), not job's.
+    let out = compose(&d, &dir, &["up", "--exit-code-from", "web"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("web-1 exited with code 0"), "{}", stdout(&out));
+    compose_ok(&d, &dir, &["down", "-t", "0"]);
+}

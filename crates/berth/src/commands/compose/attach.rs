@@ -180,34 +180,34 @@ async fn start_events(c: Client, project: String, since: String, tx: mpsc::Unbou
     Ok(())
 }
 
-/// How the attached run ended: the exit code (aborting: the first exited container's or `--exit-code-from`'s) and
-/// the abort's stop, still running.
-struct Outcome {
-    code: i32,
-    stopping: Option<tokio::task::JoinHandle<Result<()>>>,
+/// What the start and stop phases tell the followers.
+enum Phase {
+    /// The start phase is over: these attached containers were started by it.
+    Started(Vec<String>),
+    /// The project was stopped: the streams end with what they follow, no restart is awaited.
+    Stopped,
 }
 
-/// Follows the attached containers until all have exited (or, with `abort`, one has: then the others are stopped).
-/// `started` brings the IDs the start phase started, once it is over.
+/// Follows the attached containers until every one the start phase started has been followed and all streams have
+/// ended (nothing restarting). Each exit (not a restart) is reported on `exits` as (service, code).
 async fn follow_all(
     mut f: Followers,
     attached: BTreeSet<String>,
     mut events: mpsc::UnboundedReceiver<Value>,
-    mut started: mpsc::UnboundedReceiver<Vec<String>>,
-    stop_all: impl Fn() -> tokio::task::JoinHandle<Result<()>>,
-) -> Result<Outcome> {
+    mut phases: mpsc::UnboundedReceiver<Phase>,
+    exits: mpsc::UnboundedSender<(String, i64)>,
+) -> Result<()> {
     let mut expected: Option<Vec<String>> = None;
-    let mut stopping = None;
-    let mut code = 0;
+    let mut stopped = false;
     let mut events_open = true;
-    let mut started_open = true;
+    let mut phases_open = true;
     loop {
         if let Some(exp) = &expected
             && f.active.is_empty()
-            && f.restarting.is_empty()
+            && (f.restarting.is_empty() || stopped)
             && exp.iter().all(|i| f.seen.contains(i))
         {
-            return Ok(Outcome { code, stopping });
+            return Ok(());
         }
         tokio::select! {
             e = events.recv(), if events_open => match e {
@@ -216,15 +216,19 @@ async fn follow_all(
                     let attrs = e.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null);
                     let attr = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                     let cid = e.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or("").to_string();
-                    if stopping.is_none() && attr(LABEL_ONEOFF) != "True" && attached.contains(&attr(LABEL_SERVICE)) && !cid.is_empty() {
+                    if attr(LABEL_ONEOFF) != "True" && attached.contains(&attr(LABEL_SERVICE)) && !cid.is_empty() {
                         let v = json!({"Names": [format!("/{}", attr("name"))], "Labels": attrs});
                         f.follow(&cid, &v);
                     }
                 }
             },
-            s = started.recv(), if started_open => match s {
-                None => started_open = false,
-                Some(ids) => expected = Some(ids),
+            p = phases.recv(), if phases_open => match p {
+                None => phases_open = false,
+                Some(Phase::Started(ids)) => expected = Some(ids),
+                Some(Phase::Stopped) => {
+                    stopped = true;
+                    expected.get_or_insert_with(Vec::new);
+                }
             },
             Some(r) = f.tasks.join_next(), if !f.tasks.is_empty() => {
                 let (cid, display, service, r) = r.context("log task")?;
@@ -245,31 +249,10 @@ async fn follow_all(
                         if c >= 0 {
                             f.status(&display, &format!("exited with code {c}"));
                         }
-                        if f.opts.abort {
-                            if stopping.is_none() {
-                                code = c.max(0) as i32;
-                                eprintln!("Aborting on container exit...");
-                                stopping = Some(stop_all());
-                            }
-                            if f.opts.exit_code_from.as_deref() == Some(service.as_str()) {
-                                code = c.max(0) as i32;
-                            }
-                            if f.active.is_empty() {
-                                // Everything attached has ended; the stop finishes before `up` returns.
-                                f.restarting.clear();
-                                expected = Some(Vec::new());
-                            }
-                        }
+                        let _ = exits.send((service, c));
                     }
                 }
             },
-        }
-        if stopping.is_some() {
-            // Aborting: the containers that were never attached do not keep `up` waiting.
-            f.restarting.clear();
-            if f.active.is_empty() {
-                return Ok(Outcome { code, stopping });
-            }
         }
     }
 }
@@ -348,73 +331,96 @@ pub async fn up_attached(
     }
     let (etx, erx) = mpsc::unbounded_channel();
     let events = tokio::spawn(start_events(c.clone(), project.name.clone(), opts.since.clone(), etx));
-    let (stx, srx) = mpsc::unbounded_channel();
-    let stopper = {
-        let (c, project, targets, t) = (c.clone(), project.clone(), targets.clone(), opts.stop_timeout);
-        move || tokio::spawn(stop_project(c.clone(), project.clone(), targets.clone(), t))
-    };
-    let stop_for_abort = stopper.clone();
+    let (ptx, prx) = mpsc::unbounded_channel();
+    let (xtx, mut xrx) = mpsc::unbounded_channel();
     let attached_ids: BTreeSet<String> = list.iter().map(id).collect();
-    let follow = follow_all(f, attached, erx, srx, stop_for_abort);
+    let follow = follow_all(f, attached, erx, prx, xtx);
     tokio::pin!(follow);
     let start = start_services(c, project, targets, wait_timeout);
     tokio::pin!(start);
+    let stopper = || {
+        let (c, project, targets, t) = (c.clone(), project.clone(), targets.clone(), opts.stop_timeout);
+        tokio::spawn(async move {
+            stop_project(c.clone(), project.clone(), targets.clone(), t).await?;
+            // A start that was on its way when the start phase was dropped is stopped too.
+            stop_project(c, project, targets, t).await
+        })
+    };
     let mut starting = true;
     let mut interrupted = false;
+    let mut aborting = false;
+    let mut code = 0;
     let mut stop: Option<tokio::task::JoinHandle<Result<()>>> = None;
-    let outcome = loop {
+    let mut exits_open = true;
+    loop {
         tokio::select! {
-            r = &mut follow => break r?,
+            r = &mut follow => { r?; break; }
             r = &mut start, if starting => {
                 starting = false;
                 // Only the attached containers keep `up` waiting.
                 let mut mine: Vec<String> = r?.into_iter().filter(|i| attached_ids.contains(i)).collect();
                 mine.sort();
-                let _ = stx.send(mine);
+                let _ = ptx.send(Phase::Started(mine));
+                if aborting && stop.is_none() {
+                    stop = Some(stopper());
+                }
             }
+            x = xrx.recv(), if exits_open => match x {
+                None => exits_open = false,
+                Some((service, c)) if opts.abort => {
+                    // As Compose: the code is the first exited container's, or `--exit-code-from`'s.
+                    let from = opts.exit_code_from.as_deref();
+                    if from.is_none_or(|s| s == service) && (!aborting || from.is_some()) {
+                        code = c.max(0) as i32;
+                    }
+                    if !aborting && !interrupted {
+                        aborting = true;
+                        eprintln!("Aborting on container exit...");
+                        // As Compose, the start phase runs to its end (the containers it starts are stopped with
+                        // the others); the stop begins then.
+                        if !starting {
+                            stop = Some(stopper());
+                        }
+                    }
+                }
+                Some(_) => {}
+            },
             r = until_done(&mut stop), if stop.is_some() => {
                 stop = None;
                 r.context("stop task")??;
+                let _ = ptx.send(Phase::Stopped);
                 // Stopped: the streams end with the containers; bounded in case one hangs on.
                 match tokio::time::timeout(Duration::from_secs(10), &mut follow).await {
-                    Ok(r) => { r?; }
+                    Ok(r) => r?,
                     Err(_) => eprintln!("WARN[0000] the containers' output did not end after they stopped"),
                 }
-                break Outcome { code: 130, stopping: None };
+                break;
             }
             _ = sigint.recv() => {
-                if interrupted {
+                if interrupted || aborting {
                     kill_project(c, project, targets).await?;
-                    break Outcome { code: 130, stopping: None };
+                    interrupted = true;
+                    break;
                 }
                 interrupted = true;
                 eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-                if starting {
-                    // Nothing more is started; the followers end with what they follow.
-                    starting = false;
-                    let _ = stx.send(Vec::new());
-                }
+                starting = false;
                 stop = Some(stopper());
             }
         }
-    };
-    // A stop still running (the abort's, or the graceful one when the output ended first) is waited for; a
-    // Ctrl-C meanwhile kills at once.
-    let mut pending = outcome.stopping.or(stop);
-    if pending.is_some() {
+    }
+    // A graceful stop still running when the output ended is waited for; a Ctrl-C meanwhile kills at once.
+    if stop.is_some() {
         tokio::select! {
-            r = until_done(&mut pending) => { r.context("stop task")??; }
+            r = until_done(&mut stop) => { r.context("stop task")??; }
             _ = sigint.recv() => {
-                if !interrupted {
-                    eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-                }
                 interrupted = true;
                 kill_project(c, project, targets).await?;
             }
         }
     }
     events.abort();
-    Ok(if interrupted { 130 } else { outcome.code })
+    Ok(if interrupted { 130 } else { code })
 }
 
 #[cfg(test)]
