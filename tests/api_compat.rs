@@ -9,23 +9,6 @@ use std::process::Command;
 use berth_integration::*;
 use serde_json::Value;
 
-fn setup() -> Option<Berthd> {
-    require_root();
-    docker_cli()?;
-    Some(daemon_with_busybox())
-}
-
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
-        stderr(&out),
-        tail(&d.log(), 30)
-    );
-    stdout(&out).trim().to_string()
-}
-
 /// `docker ARGS` that must fail; its stderr.
 fn docker_err(d: &Berthd, args: &[&str]) -> String {
     let out = d.docker(args).unwrap();
@@ -61,7 +44,7 @@ const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swar
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn swarm_and_plugin_endpoints_answer_as_docker_outside_a_swarm() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     // Status and message of each, as a Docker 20.10 outside any swarm answers them (compared by hand with dockerd
     // 20.10.24).
     let cases: &[(&str, &str, &str, u16, &str)] = &[
@@ -132,9 +115,9 @@ fn swarm_and_plugin_endpoints_answer_as_docker_outside_a_swarm() {
     assert!(docker_err(&d, &["secret", "ls"]).contains(NOT_A_MANAGER));
     assert!(docker_err(&d, &["swarm", "leave"]).contains("This node is not part of a swarm"));
     assert!(docker_err(&d, &["plugin", "inspect", "foo"]).contains("plugin \"foo\" not found"));
-    assert_eq!(docker_ok(&d, &["plugin", "ls", "-q"]), "");
+    assert_eq!(docker_value(&d, &["plugin", "ls", "-q"]), "");
     assert_eq!(
-        docker_ok(&d, &["info", "-f", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]),
+        docker_value(&d, &["info", "-f", "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}"]),
         "inactive false"
     );
 
@@ -155,31 +138,31 @@ fn swarm_and_plugin_endpoints_answer_as_docker_outside_a_swarm() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn ps_filters_as_docker() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     // A descendant image of busybox (one more layer), for `ancestor`.
     let ctx = d.dir.join("child-ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN touch /child\n").unwrap();
-    docker_ok(&d, &["build", "-q", "-t", "child", ctx.to_str().unwrap()]);
-    docker_ok(&d, &["network", "create", "pf-net"]);
-    docker_ok(&d, &["volume", "create", "pf-vol"]);
-    let web = docker_ok(
+    docker_value(&d, &["build", "-q", "-t", "child", ctx.to_str().unwrap()]);
+    docker_value(&d, &["network", "create", "pf-net"]);
+    docker_value(&d, &["volume", "create", "pf-vol"]);
+    let web = docker_value(
         &d,
         &["run", "-d", "--name", "pf-web", "-p", "127.0.0.1:18081:80", "--expose", "90", "busybox", "sleep", "300"],
     );
-    let db = docker_ok(
+    let db = docker_value(
         &d,
         &["run", "-d", "--name", "pf-db", "--network", "pf-net", "-v", "pf-vol:/data", "child", "sleep", "300"],
     );
     let out = d.docker(&["run", "--name", "pf-done", "busybox", "sh", "-c", "exit 3"]).unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    docker_ok(&d, &["create", "--name", "pf-new", "busybox", "true"]);
+    docker_value(&d, &["create", "--name", "pf-new", "busybox", "true"]);
     let ps = |filters: &[&str]| -> Vec<String> {
         let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
         for f in filters {
             args.extend(["--filter", f]);
         }
-        let mut v: Vec<String> = docker_ok(&d, &args).lines().map(str::to_string).collect();
+        let mut v: Vec<String> = docker_value(&d, &args).lines().map(str::to_string).collect();
         v.sort();
         v
     };
@@ -192,7 +175,7 @@ fn ps_filters_as_docker() {
     assert_eq!(ps(&[&format!("id={}", &web[..10])]), names(&["pf-web"]));
     assert!(ps(&[&format!("id={}", &web[2..12])]).is_empty());
     // `ancestor`: by name, name:tag and ID, and images built on it.
-    let bb_id = docker_ok(&d, &["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    let bb_id = docker_value(&d, &["image", "inspect", "-f", "{{.Id}}", "busybox"]);
     assert_eq!(ps(&["ancestor=busybox"]), names(&["pf-db", "pf-done", "pf-new", "pf-web"]));
     assert_eq!(ps(&[&format!("ancestor={}", &bb_id[7..19])]), names(&["pf-db", "pf-done", "pf-new", "pf-web"]));
     assert_eq!(ps(&["ancestor=child:latest"]), names(&["pf-db"]));
@@ -200,7 +183,7 @@ fn ps_filters_as_docker() {
     // `volume` by name or destination, `network` by name or ID prefix.
     assert_eq!(ps(&["volume=pf-vol"]), names(&["pf-db"]));
     assert_eq!(ps(&["volume=/data"]), names(&["pf-db"]));
-    let net_id = docker_ok(&d, &["network", "inspect", "-f", "{{.Id}}", "pf-net"]);
+    let net_id = docker_value(&d, &["network", "inspect", "-f", "{{.Id}}", "pf-net"]);
     assert_eq!(ps(&[&format!("network={}", &net_id[..8])]), names(&["pf-db"]));
     assert_eq!(ps(&["network=pf-net"]), names(&["pf-db"]));
     // `publish` by host port, `expose` by container port, ranges and protocols.
@@ -213,7 +196,7 @@ fn ps_filters_as_docker() {
     assert_eq!(ps(&["before=pf-db"]), names(&["pf-web"]));
     assert_eq!(ps(&["since=pf-done"]), names(&["pf-new"]));
     assert_eq!(ps(&["exited=3"]), names(&["pf-done"]));
-    assert_eq!(docker_ok(&d, &["ps", "-q", "--filter", "exited=3"]), "");
+    assert_eq!(docker_value(&d, &["ps", "-q", "--filter", "exited=3"]), "");
     assert_eq!(ps(&["status=created"]), names(&["pf-new"]));
     assert_eq!(ps(&["is-task=true"]), Vec::<String>::new());
     assert_eq!(ps(&["is-task=false", "isolation=default", "health=none", "name=pf-web"]), names(&["pf-web"]));
@@ -239,7 +222,7 @@ fn ps_filters_as_docker() {
         assert_eq!(api(&d, "GET", &q, b"").0, 400, "{filter}");
     }
     assert!(docker_err(&d, &["ps", "--filter", "before=ghost"]).contains("ghost"));
-    docker_ok(&d, &["rm", "-f", "pf-web", "pf-db", "pf-done", "pf-new"]);
+    docker_value(&d, &["rm", "-f", "pf-web", "pf-db", "pf-done", "pf-new"]);
     let _ = db;
 }
 
@@ -259,15 +242,15 @@ fn percent(s: &str) -> String {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn tags_image_list_and_ps_ports() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     // An upper-case first component is a repository name, which must be lower case (Docker 20.10).
     let err = docker_err(&d, &["tag", "busybox", "UPPER/case:1"]);
     assert!(err.contains("invalid reference format: repository name must be lowercase"), "{err}");
     assert!(docker_err(&d, &["tag", "busybox", "Upper:1"]).contains("must be lowercase"));
-    assert!(!docker_ok(&d, &["images", "--format", "{{.Repository}}"]).to_lowercase().contains("upper"));
-    docker_ok(&d, &["tag", "busybox", "localhost:5000/x:1"]);
+    assert!(!docker_value(&d, &["images", "--format", "{{.Repository}}"]).to_lowercase().contains("upper"));
+    docker_value(&d, &["tag", "busybox", "localhost:5000/x:1"]);
     // One image with two tags: one entry in the API list (RepoTags), one line of `berth images -q`.
-    docker_ok(&d, &["tag", "busybox", "bb2:1"]);
+    docker_value(&d, &["tag", "busybox", "bb2:1"]);
     let (_, _, out) = api(&d, "GET", "/images/json", b"");
     let list = json_of(&out);
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
@@ -278,18 +261,18 @@ fn tags_image_list_and_ps_ports() {
     let ctx = d.dir.join("expose-ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nEXPOSE 8000\n").unwrap();
-    docker_ok(&d, &["build", "-q", "-t", "exposer", ctx.to_str().unwrap()]);
-    docker_ok(&d, &["run", "-d", "--name", "pp", "-p", "127.0.0.1:18082:8000", "exposer", "sleep", "300"]);
-    assert_eq!(docker_ok(&d, &["ps", "--format", "{{.Ports}}", "--filter", "name=pp"]), "127.0.0.1:18082->8000/tcp");
-    assert_eq!(docker_ok(&d, &["inspect", "-f", "{{json .Config.ExposedPorts}}", "pp"]), r#"{"8000/tcp":{}}"#);
-    docker_ok(&d, &["stop", "-t", "0", "pp"]);
-    assert_eq!(docker_ok(&d, &["ps", "-a", "--format", "{{.Ports}}", "--filter", "name=pp"]), "8000/tcp");
+    docker_value(&d, &["build", "-q", "-t", "exposer", ctx.to_str().unwrap()]);
+    docker_value(&d, &["run", "-d", "--name", "pp", "-p", "127.0.0.1:18082:8000", "exposer", "sleep", "300"]);
+    assert_eq!(docker_value(&d, &["ps", "--format", "{{.Ports}}", "--filter", "name=pp"]), "127.0.0.1:18082->8000/tcp");
+    assert_eq!(docker_value(&d, &["inspect", "-f", "{{json .Config.ExposedPorts}}", "pp"]), r#"{"8000/tcp":{}}"#);
+    docker_value(&d, &["stop", "-t", "0", "pp"]);
+    assert_eq!(docker_value(&d, &["ps", "-a", "--format", "{{.Ports}}", "--filter", "name=pp"]), "8000/tcp");
 }
 
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn load_errors_prunes_and_their_events() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     // An invalid archive: 200, the error in the stream (every version, quiet or not).
     for path in ["/v1.41/images/load", "/v1.41/images/load?quiet=1", "/images/load?quiet=0"] {
         let (status, _, out) = api(&d, "POST", path, b"not a tar at all");
@@ -307,9 +290,9 @@ fn load_errors_prunes_and_their_events() {
     let ctx = d.dir.join("big-ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nRUN dd if=/dev/zero of=/big bs=1M count=4\n").unwrap();
-    docker_ok(&d, &["build", "-q", "-t", "big:1", ctx.to_str().unwrap()]);
+    docker_value(&d, &["build", "-q", "-t", "big:1", ctx.to_str().unwrap()]);
     std::fs::write(ctx.join("Dockerfile"), "FROM big:1\nLABEL second=yes\n").unwrap();
-    docker_ok(&d, &["build", "-q", "-t", "big:2", ctx.to_str().unwrap()]);
+    docker_value(&d, &["build", "-q", "-t", "big:2", ctx.to_str().unwrap()]);
     let t0 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let layers = |d: &Berthd| json_of(&api(d, "GET", "/system/df", b"").2)["LayersSize"].as_u64().unwrap();
     let before = layers(&d);
@@ -327,22 +310,22 @@ fn load_errors_prunes_and_their_events() {
     assert_eq!(layers(&d), 0, "{cache}");
     assert_eq!(reclaimed + cache["SpaceReclaimed"].as_u64().unwrap(), before, "{pruned} {cache}");
     assert!(before >= 4 << 20);
-    assert_eq!(docker_ok(&d, &["images", "-q"]), "");
+    assert_eq!(docker_value(&d, &["images", "-q"]), "");
 
     // Volume prune: before API 1.42 named volumes go too; from 1.42 only anonymous ones unless all=true.
     for name in ["pv-old", "pv-new", "pv-all"] {
-        docker_ok(&d, &["volume", "create", name]);
+        docker_value(&d, &["volume", "create", name]);
     }
     let (_, _, out) = api(&d, "POST", "/v1.41/volumes/prune", b"");
     let old = json_of(&out);
     assert_eq!(old["VolumesDeleted"].as_array().map(Vec::len), Some(3), "{old}");
-    docker_ok(&d, &["volume", "create", "pv-named"]);
+    docker_value(&d, &["volume", "create", "pv-named"]);
     let (_, _, out) = api(&d, "POST", "/v1.43/volumes/prune", b"");
     assert!(json_of(&out)["VolumesDeleted"].as_array().is_none_or(Vec::is_empty));
     let (_, _, out) = api(&d, "POST", "/v1.43/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%7D", b"");
     assert_eq!(json_of(&out)["VolumesDeleted"], serde_json::json!(["pv-named"]));
-    docker_ok(&d, &["container", "prune", "-f"]);
-    docker_ok(&d, &["network", "prune", "-f"]);
+    docker_value(&d, &["container", "prune", "-f"]);
+    docker_value(&d, &["network", "prune", "-f"]);
 
     // One `prune` event per prune, with what it freed.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1;
@@ -392,15 +375,15 @@ fn load_errors_prunes_and_their_events() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn networks_keep_names_aux_addresses_driver_opts_and_link_local_ips() {
-    let Some(d) = setup() else { return };
-    let subnet = docker_ok(&d, &["network", "create", "probe-net"]);
+    let Some(d) = docker_cli_daemon() else { return };
+    let subnet = docker_value(&d, &["network", "create", "probe-net"]);
     let _ = subnet;
-    let probe = docker_ok(&d, &["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "probe-net"]);
-    docker_ok(&d, &["network", "rm", "probe-net"]);
+    let probe = docker_value(&d, &["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "probe-net"]);
+    docker_value(&d, &["network", "rm", "probe-net"]);
     // The same (free) subnet, with the first address a container would get (.2) reserved as an auxiliary address.
     let base = probe.split('/').next().unwrap().rsplit_once('.').unwrap().0.to_string();
     let (net, aux) = (format!("{base}.0/26"), format!("{base}.2"));
-    docker_ok(
+    docker_value(
         &d,
         &[
             "network",
@@ -416,7 +399,7 @@ fn networks_keep_names_aux_addresses_driver_opts_and_link_local_ips() {
             "my net",
         ],
     );
-    let ipam = docker_ok(&d, &["network", "inspect", "-f", "{{json .IPAM}}|{{json .Options}}", "my net"]);
+    let ipam = docker_value(&d, &["network", "inspect", "-f", "{{json .IPAM}}|{{json .Options}}", "my net"]);
     let (ipam, opts) = ipam.split_once('|').unwrap();
     let ipam: Value = serde_json::from_str(ipam).unwrap();
     assert_eq!(ipam["Config"][0]["AuxiliaryAddresses"], serde_json::json!({"router": aux}), "{ipam}");
@@ -431,7 +414,7 @@ fn networks_keep_names_aux_addresses_driver_opts_and_link_local_ips() {
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&out));
 
     // Endpoint DriverOpts and LinkLocalIPs kept and shown; the auxiliary address is never given out.
-    docker_ok(
+    docker_value(
         &d,
         &[
             "run",
@@ -448,15 +431,17 @@ fn networks_keep_names_aux_addresses_driver_opts_and_link_local_ips() {
         ],
     );
     let ep: Value =
-        serde_json::from_str(&docker_ok(&d, &["inspect", "-f", "{{json .NetworkSettings.Networks}}", "ll"])).unwrap();
+        serde_json::from_str(&docker_value(&d, &["inspect", "-f", "{{json .NetworkSettings.Networks}}", "ll"]))
+            .unwrap();
     assert_eq!(ep["my net"]["IPAMConfig"]["LinkLocalIPs"], serde_json::json!(["169.254.7.7"]), "{ep}");
     assert_ne!(ep["my net"]["IPAddress"], aux.as_str(), "{ep}");
-    docker_ok(&d, &["create", "--name", "opts", "busybox", "true"]);
+    docker_value(&d, &["create", "--name", "opts", "busybox", "true"]);
     let connect = r#"{"Container":"opts","EndpointConfig":{"DriverOpts":{"k":"v"},"IPAMConfig":{"LinkLocalIPs":["169.254.8.8"]}}}"#;
     let (status, _, out) = api(&d, "POST", "/networks/my%20net/connect", connect.as_bytes());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&out));
     let ep: Value =
-        serde_json::from_str(&docker_ok(&d, &["inspect", "-f", "{{json .NetworkSettings.Networks}}", "opts"])).unwrap();
+        serde_json::from_str(&docker_value(&d, &["inspect", "-f", "{{json .NetworkSettings.Networks}}", "opts"]))
+            .unwrap();
     assert_eq!(ep["my net"]["DriverOpts"], serde_json::json!({"k": "v"}), "{ep}");
     assert_eq!(ep["my net"]["IPAMConfig"]["LinkLocalIPs"], serde_json::json!(["169.254.8.8"]), "{ep}");
     // docker-py sees the network by its name with a space.
@@ -465,6 +450,6 @@ fn networks_keep_names_aux_addresses_driver_opts_and_link_local_ips() {
             py(&d, python, "import docker\nc = docker.from_env(version='1.41')\nprint(c.networks.get('my net').name)");
         assert_eq!(out, "my net");
     }
-    docker_ok(&d, &["rm", "-f", "ll", "opts"]);
-    docker_ok(&d, &["network", "rm", "my net"]);
+    docker_value(&d, &["rm", "-f", "ll", "opts"]);
+    docker_value(&d, &["network", "rm", "my net"]);
 }

@@ -13,12 +13,6 @@ use std::time::Duration;
 
 use berth_integration::*;
 
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}{}\n{}", stdout(&out), stderr(&out), tail(&d.log(), 30));
-    stdout(&out)
-}
-
 /// The docker CLI with `input` on its stdin, bounded by `timeout` (a hung attach fails the test rather than hangs it).
 fn docker_input(d: &Berthd, args: &[&str], input: &[u8]) -> Output {
     let mut child = Command::new("timeout")

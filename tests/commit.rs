@@ -9,15 +9,6 @@ use std::path::Path;
 use berth_integration::*;
 use serde_json::Value;
 
-fn setup() -> Option<Berthd> {
-    require_root();
-    if docker_cli().is_none() {
-        skip_missing_tool("no docker CLI at /usr/local/bin/docker");
-        return None;
-    }
-    Some(daemon_with_busybox())
-}
-
 /// Debian's python3 with the Docker SDK, or `None` (said).
 fn python() -> Option<&'static str> {
     let py = "/usr/bin/python3";
@@ -49,7 +40,7 @@ fn diff_lines(out: &str) -> Vec<String> {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn diff_and_commit_through_the_docker_cli() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     docker_ok(&d, &["run", "-d", "--name", "c1", "-e", "KEEP=1", "-v", "/data", "busybox", "sh", "-c", CHANGES]);
     assert!(d.eventually(10, || d.docker(&["exec", "c1", "test", "-e", "/home/new"]).unwrap().status.success()));
     let diff = diff_lines(&docker_ok(&d, &["diff", "c1"]));
@@ -181,7 +172,7 @@ fn diff_and_commit_through_the_docker_cli() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_commit_and_diff() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     if python().is_none() {
         return;
     }
@@ -213,7 +204,7 @@ fn docker_py_commit_and_diff() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn a_crash_during_commit_leaves_no_half_image() {
     use std::os::unix::process::ExitStatusExt;
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = docker_cli_daemon() else { return };
     d.ok(&["run", "--name", "keep", "busybox", "sh", "-c", "echo data > /kept"]);
     let names = |dir: &Path| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -244,7 +235,7 @@ fn a_crash_during_commit_leaves_no_half_image() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn diff_matches_a_real_dockerd() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let Some(peer) = PeerDockerd::start() else { return };
     let out = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
         .env("BERTH", docker_cli().unwrap())
@@ -335,7 +326,7 @@ fn archives(ctx: &Path) -> Vec<&'static str> {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn classic_build_api_as_clients_use_it() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     if python().is_none() {
         return;
     }
@@ -418,7 +409,7 @@ fn classic_build_api_as_clients_use_it() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn distribution_inspect_without_pulling() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let Some(py) = python() else { return };
     let dir = d.dir.join("reg");
     std::fs::create_dir_all(&dir).unwrap();

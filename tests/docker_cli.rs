@@ -3,21 +3,6 @@
 
 use berth_integration::*;
 
-fn setup() -> Option<Berthd> {
-    require_root();
-    docker_cli()?;
-    let d = Berthd::start();
-    // Import with the docker CLI itself.
-    let out = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
-        .env("BERTH", docker_cli().unwrap())
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker import failed: {}", stderr(&out));
-    Some(d)
-}
-
 fn docker_ok(d: &Berthd, args: &[&str]) -> String {
     let out = d.docker(args).unwrap();
     assert!(
@@ -34,7 +19,7 @@ fn docker_ok(d: &Berthd, args: &[&str]) -> String {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_version_info_images() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     let v = docker_ok(&d, &["version", "--format", "{{.Server.Version}} {{.Server.APIVersion}}"]);
     assert!(v.starts_with("0.1.0 1."), "{v}");
     let info = docker_ok(&d, &["info", "--format", "{{.Driver}} {{.CgroupVersion}} {{.Images}}"]);
@@ -51,7 +36,7 @@ fn docker_cli_version_info_images() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_run_exit_codes_and_streams() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo to-out; echo to-err >&2; exit 3"]).unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(stdout(&out), "to-out\n");
@@ -84,7 +69,7 @@ fn docker_cli_run_exit_codes_and_streams() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_create_start_attach_wait() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     docker_ok(&d, &["create", "--name", "c1", "busybox", "sh", "-c", "echo created-then-started; exit 5"]);
     assert_eq!(docker_ok(&d, &["inspect", "-f", "{{.State.Status}}", "c1"]), "created\n");
     let out = d.docker(&["start", "-a", "c1"]).unwrap();
@@ -99,7 +84,7 @@ fn docker_cli_create_start_attach_wait() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_tty_exec_and_run() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     if which("script").is_none() {
         skip_missing_tool("`script` (bsdutils) is needed to give the docker CLI a terminal");
         return;
@@ -135,7 +120,7 @@ fn which(p: &str) -> Option<std::path::PathBuf> {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_networks_names_and_ports() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     let id = docker_ok(&d, &["network", "create", "--subnet", "10.233.1.0/24", "--label", "k=v", "dnet"]);
     assert_eq!(id.trim().len(), 64);
     let ls = docker_ok(&d, &["network", "ls", "--format", "{{.Name}} {{.Driver}} {{.Scope}}"]);
@@ -347,7 +332,7 @@ fn docker_compose_v1_recreates_a_changed_service() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_healthchecks() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = docker_imported_daemon() else { return };
     docker_ok(
         &d,
         &[

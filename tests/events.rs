@@ -31,16 +31,11 @@ fn actions(evs: &[Value]) -> Vec<String> {
 }
 
 /// A daemon with busybox, when the docker CLI is there.
-fn setup() -> Option<Berthd> {
-    require_root();
-    docker_cli()?;
-    Some(daemon_with_busybox())
-}
 
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_sees_container_events_in_order_with_filters() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = unix_now();
     let out = d.docker(&["run", "--name", "ev", "-l", "app=x", "busybox", "sh", "-c", "exit 3"]).unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
@@ -125,7 +120,7 @@ fn docker_cli_sees_container_events_in_order_with_filters() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_lifecycle_exec_network_volume_events() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = unix_now();
     let id = docker_ok(&d, &["run", "-d", "--name", "lc", "-v", "vol1:/data", "busybox", "sleep", "300"]);
     let id = id.trim();
@@ -198,7 +193,7 @@ fn docker_cli_lifecycle_exec_network_volume_events() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_events_since_until() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let probe = std::process::Command::new("python3").args(["-c", "import docker"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
         skip_missing_tool("python3-docker is not installed");
@@ -227,7 +222,7 @@ fn docker_py_events_since_until() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn events_survive_a_daemon_restart() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = docker_cli_daemon() else { return };
     let since = unix_now();
     docker_ok(&d, &["run", "--name", "before", "busybox", "true"]);
     docker_ok(&d, &["rm", "before"]);
@@ -249,7 +244,7 @@ fn events_survive_a_daemon_restart() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_image_and_health_events() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = unix_now();
     docker_ok(&d, &["tag", "busybox", "other:1"]);
     docker_ok(&d, &["rmi", "other:1"]);
@@ -287,7 +282,7 @@ fn docker_cli_image_and_health_events() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn push_and_pull_events() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let r = LocalRegistry::start(d.dir.join("registry"));
     let name = format!("{}/ev/bb:v1", r.addr);
     docker_ok(&d, &["tag", "busybox", &name]);
@@ -351,7 +346,7 @@ fn a_subscriber_that_does_not_read_is_dropped_and_costs_nothing_after() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn an_oom_killed_container_says_so_and_emits_oom_then_die() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = unix_now();
     // `tail` of a file without newlines keeps all it reads: 16 MiB of memory and no swap are soon gone.
     let out = d.berth(&["run", "--name", "hog", "-m", "16m", "--memory-swap", "16m", "busybox", "tail", "/dev/zero"]);
@@ -375,7 +370,7 @@ fn an_oom_killed_container_says_so_and_emits_oom_then_die() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn an_oom_kill_inside_a_running_container_is_reported_live() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = unix_now();
     d.ok(&[
         "run",

@@ -333,6 +333,34 @@ pub fn docker_ok(d: &Berthd, args: &[&str]) -> String {
     stdout(&out)
 }
 
+/// [`docker_ok`]'s output without the surrounding whitespace: a value (an ID, a state).
+pub fn docker_value(d: &Berthd, args: &[&str]) -> String {
+    docker_ok(d, args).trim().to_string()
+}
+
+/// A daemon whose busybox the docker CLI itself imported (its `import` path under test too); None, said as a skip,
+/// without the docker CLI.
+pub fn docker_imported_daemon() -> Option<Berthd> {
+    require_root();
+    let docker = docker_cli()?;
+    let d = Berthd::start();
+    let out = Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
+        .env("BERTH", docker)
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker import failed: {}", stderr(&out));
+    Some(d)
+}
+
+/// A daemon with busybox for the docker-CLI tier (None, said as a skip, without the docker CLI).
+pub fn docker_cli_daemon() -> Option<Berthd> {
+    require_root();
+    docker_cli()?;
+    Some(daemon_with_busybox())
+}
+
 pub fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

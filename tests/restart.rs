@@ -14,20 +14,9 @@ fn now() -> String {
     format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}\n--- berthd log ---\n{}",
-        stderr(&out),
-        tail(&d.log(), 30)
-    );
-    stdout(&out).trim().to_string()
-}
-
 /// `docker inspect -f FORMAT NAME` through the docker CLI.
 fn dinspect(d: &Berthd, name: &str, format: &str) -> String {
-    docker_ok(d, &["inspect", "-f", format, name])
+    docker_value(d, &["inspect", "-f", format, name])
 }
 
 /// The container's events between `since` and `until` (the stream ends at `until`).
@@ -50,27 +39,18 @@ fn actions(evs: &[Value]) -> Vec<&str> {
     evs.iter().map(|e| e["Action"].as_str().unwrap()).collect()
 }
 
-fn setup() -> Option<Berthd> {
-    require_root();
-    if docker_cli().is_none() {
-        skip_missing_tool("the docker CLI is not installed");
-        return None;
-    }
-    Some(daemon_with_busybox())
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = now();
-    docker_ok(&d, &["run", "-d", "--name", "loop", "--restart", "always", "busybox", "true"]);
+    docker_value(&d, &["run", "-d", "--name", "loop", "--restart", "always", "busybox", "true"]);
     // The back-off doubles from 100 ms (100, 200, 400, 800, 1600 ms, ...): within 20 s the container is seen
     // `restarting` (a window that grows to over a second).
     let seen = d.eventually(20, || dinspect(&d, "loop", "{{.State.Status}}") == "restarting");
     assert!(seen, "never seen restarting; log:\n{}", tail(&d.log(), 30));
     assert_eq!(dinspect(&d, "loop", "{{.State.Running}} {{.State.Restarting}} {{.State.Pid}}"), "true true 0");
-    let ps = docker_ok(&d, &["ps", "--filter", "name=loop", "--format", "{{.Status}}"]);
+    let ps = docker_value(&d, &["ps", "--filter", "name=loop", "--format", "{{.Status}}"]);
     assert!(ps.starts_with("Restarting (0)"), "{ps}");
 
     // Wait until the back-off is over a second, then check the window while restarting.
@@ -90,7 +70,7 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
     assert!(stderr(&out).contains("is restarting, wait until the container is running"), "{}", stderr(&out));
     // `stop` cancels the pending restart: no further start, whatever the back-off was.
     let count = dinspect(&d, "loop", "{{.RestartCount}}");
-    docker_ok(&d, &["stop", "loop"]);
+    docker_value(&d, &["stop", "loop"]);
     let stopped = dinspect(&d, "loop", "{{.State.Status}} {{.State.StartedAt}}");
     assert!(stopped.starts_with("exited "), "{stopped}");
     // Longer than the pending back-off (a few seconds at this count, see above): nothing started meanwhile.
@@ -118,11 +98,11 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
     assert!(gaps[4] >= 1_200_000_000, "fifth back-off {gaps:?}");
     assert!(gaps[4] > 4 * gaps[0], "{gaps:?}");
     // A manual start starts the count over.
-    docker_ok(&d, &["start", "loop"]);
+    docker_value(&d, &["start", "loop"]);
     let c = dinspect(&d, "loop", "{{.RestartCount}}").parse::<i64>().unwrap();
     assert!(c <= 1, "RestartCount after a manual start: {c}");
     let id = dinspect(&d, "loop", "{{.Id}}");
-    docker_ok(&d, &["rm", "-f", "loop"]);
+    docker_value(&d, &["rm", "-f", "loop"]);
     // What a crash loop and its cancellation cost is given back: no cgroup is left (bounded by the rmdir retries).
     assert!(d.eventually(5, || cgroups_left(std::slice::from_ref(&id)).is_empty()));
 }
@@ -130,7 +110,7 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn on_failure_counts_and_stops_at_its_maximum() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = now();
     let out = d.docker(&["run", "--name", "of", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3"]).unwrap();
     // `docker run` attached returns at the first exit, as with Docker.
@@ -149,7 +129,7 @@ fn on_failure_counts_and_stops_at_its_maximum() {
     assert_eq!(die["Actor"]["Attributes"]["exitCode"], "3");
 
     // A success ends an on-failure container; `no` never restarts.
-    docker_ok(&d, &["run", "--name", "ok", "--restart", "on-failure", "busybox", "true"]);
+    docker_value(&d, &["run", "--name", "ok", "--restart", "on-failure", "busybox", "true"]);
     // Docker's create-time checks, through the API (the CLI checks these itself first).
     let body = br#"{"Image": "busybox", "HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 2}}}"#;
     let (code, _, msg) = api(&d, "POST", "/v1.41/containers/create", body);
@@ -181,13 +161,13 @@ fn pid(d: &Berthd, name: &str) -> i32 {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn daemon_restart_brings_back_what_its_policy_restarts_and_leaves_the_running_alone() {
-    let Some(mut d) = setup() else { return };
+    let Some(mut d) = docker_cli_daemon() else { return };
     for (name, policy) in [("al", "always"), ("us", "unless-stopped"), ("us2", "unless-stopped"), ("no", "no")] {
-        docker_ok(&d, &["run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "1000"]);
+        docker_value(&d, &["run", "-d", "--name", name, "--restart", policy, "busybox", "sleep", "1000"]);
     }
-    docker_ok(&d, &["run", "-d", "--name", "alstop", "--restart", "always", "busybox", "sleep", "1000"]);
-    docker_ok(&d, &["stop", "-t", "1", "us2"]);
-    docker_ok(&d, &["stop", "-t", "1", "alstop"]);
+    docker_value(&d, &["run", "-d", "--name", "alstop", "--restart", "always", "busybox", "sleep", "1000"]);
+    docker_value(&d, &["stop", "-t", "1", "us2"]);
+    docker_value(&d, &["stop", "-t", "1", "alstop"]);
     // Live restore: a container still running across a daemon restart keeps its process (not restarted).
     let al_pid = pid(&d, "al");
     // `us` and `no` die while berthd is down (as at a host's boot: nothing of them runs any more).
@@ -208,7 +188,7 @@ fn daemon_restart_brings_back_what_its_policy_restarts_and_leaves_the_running_al
     assert_eq!(state("us2"), "exited", "unless-stopped, stopped by hand, stays stopped");
     assert_eq!(state("no"), "exited");
     for n in ["al", "us", "us2", "no", "alstop"] {
-        docker_ok(&d, &["rm", "-f", n]);
+        docker_value(&d, &["rm", "-f", n]);
     }
 }
 
@@ -226,11 +206,11 @@ fn cgroup_file(id: &str, v1: &str, v2: &str) -> String {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let since = now();
-    docker_ok(&d, &["run", "-d", "--name", "up", "-m", "256m", "busybox", "sleep", "1000"]);
+    docker_value(&d, &["run", "-d", "--name", "up", "-m", "256m", "busybox", "sleep", "1000"]);
     let id = dinspect(&d, "up", "{{.Id}}");
-    let out = docker_ok(
+    let out = docker_value(
         &d,
         &[
             "update",
@@ -309,7 +289,7 @@ fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
     );
     assert_eq!(dinspect(&d, "up", "{{.HostConfig.Memory}}"), (300u64 << 20).to_string());
     // A block I/O weight: applied where the host has a proportional I/O scheduler, else Docker's warning.
-    let out = docker_ok(&d, &["update", "--blkio-weight", "300", "up"]);
+    let out = docker_value(&d, &["update", "--blkio-weight", "300", "up"]);
     let weight_file = ["blkio.weight", "blkio.bfq.weight"]
         .iter()
         .any(|f| std::path::Path::new(&format!("/sys/fs/cgroup/blkio/{f}")).exists());
@@ -326,9 +306,9 @@ fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
     assert!(stderr(&out).contains("you must provide one or more flags"), "{}", stderr(&out));
 
     // A stopped container's update is stored and applied at its next start.
-    docker_ok(&d, &["stop", "-t", "0", "up"]);
-    docker_ok(&d, &["update", "--pids-limit", "70", "up"]);
-    docker_ok(&d, &["start", "up"]);
+    docker_value(&d, &["stop", "-t", "0", "up"]);
+    docker_value(&d, &["update", "--pids-limit", "70", "up"]);
+    docker_value(&d, &["start", "up"]);
     assert_eq!(cgroup_file(&id, "pids/berth/{id}/pids.max", "pids.max"), "70");
     // The berth CLI's `update` too.
     assert_eq!(d.ok(&["update", "--pids-limit", "-1", "up"]).trim(), "up");
@@ -337,7 +317,7 @@ fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
     let evs: Vec<Value> = events(&d, "up", &since, &until).into_iter().filter(|e| e["Action"] == "update").collect();
     assert_eq!(evs.len(), 4, "one update event per successful update (4): {evs:?}");
     assert_eq!(evs[0]["Actor"]["Attributes"]["name"], "up");
-    docker_ok(&d, &["rm", "-f", "up"]);
+    docker_value(&d, &["rm", "-f", "up"]);
 }
 
 /// Debian's python3-docker (the SDK CI uses), or a SKIPPED line.
@@ -367,7 +347,7 @@ ct.remove(force=True)
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_updates_a_container() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     if !python_docker() {
         return;
     }
@@ -392,12 +372,12 @@ fn docker_py_updates_a_container() {
 
 /// The command line of the container's PID 1, arguments separated by spaces.
 fn pid1(d: &Berthd, name: &str) -> String {
-    docker_ok(d, &["exec", name, "cat", "/proc/1/cmdline"]).replace('\0', " ").trim().to_string()
+    docker_value(d, &["exec", name, "cat", "/proc/1/cmdline"]).replace('\0', " ").trim().to_string()
 }
 
 /// Zombie processes in the container (`ps` state `Z`).
 fn zombies(d: &Berthd, name: &str) -> usize {
-    docker_ok(d, &["exec", name, "ps", "-o", "stat"]).lines().filter(|l| l.trim().starts_with('Z')).count()
+    docker_value(d, &["exec", name, "ps", "-o", "stat"]).lines().filter(|l| l.trim().starts_with('Z')).count()
 }
 
 /// Orphans that end after a moment: each inner `sh` exits at once, its `sleep` is reparented to PID 1. Then the
@@ -407,8 +387,8 @@ const ORPHANS: &str = "for i in 1 2 3 4 5; do sh -c 'sleep 0.2 &'; done; exec sl
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn init_is_pid_1_forwards_signals_reaps_zombies_and_passes_the_exit_code() {
-    let Some(d) = setup() else { return };
-    docker_ok(&d, &["run", "-d", "--init", "--name", "in", "busybox", "sleep", "100"]);
+    let Some(d) = docker_cli_daemon() else { return };
+    docker_value(&d, &["run", "-d", "--init", "--name", "in", "busybox", "sleep", "100"]);
     assert_eq!(pid1(&d, "in"), "/sbin/docker-init -- sleep 100");
     // Docker shows the command, not the init, and `Init` in the host config.
     assert_eq!(dinspect(&d, "in", "{{.Path}} {{.Args}} {{.HostConfig.Init}}"), "sleep [100] true");
@@ -417,19 +397,19 @@ fn init_is_pid_1_forwards_signals_reaps_zombies_and_passes_the_exit_code() {
     assert!(!out.status.success(), "the init is mounted read-only");
     // `stop` ends `sleep` at once: the init forwards SIGTERM (sleep as PID 1 would ignore it until the 10 s timeout).
     let t = std::time::Instant::now();
-    docker_ok(&d, &["stop", "in"]);
+    docker_value(&d, &["stop", "in"]);
     let took = t.elapsed();
     // Generous: the stop itself takes milliseconds; the timeout it would otherwise wait is 10 s.
     assert!(took < Duration::from_secs(5), "stop took {took:?}");
     assert_eq!(dinspect(&d, "in", "{{.State.ExitCode}}"), "143");
 
     // Orphans are reaped by the init; without it they stay zombies under `sleep` (the test can fail).
-    docker_ok(&d, &["run", "-d", "--init", "--name", "reaped", "busybox", "sh", "-c", ORPHANS]);
-    docker_ok(&d, &["run", "-d", "--name", "zombies", "busybox", "sh", "-c", ORPHANS]);
+    docker_value(&d, &["run", "-d", "--init", "--name", "reaped", "busybox", "sh", "-c", ORPHANS]);
+    docker_value(&d, &["run", "-d", "--name", "zombies", "busybox", "sh", "-c", ORPHANS]);
     // The orphans' `sleep 0.2` are over well within 3 s; reaping follows their exit at once.
     assert!(d.eventually(10, || zombies(&d, "zombies") == 5), "zombies without init: {}", zombies(&d, "zombies"));
     assert_eq!(zombies(&d, "reaped"), 0);
-    docker_ok(&d, &["rm", "-f", "reaped", "zombies"]);
+    docker_value(&d, &["rm", "-f", "reaped", "zombies"]);
 
     // The command's exit code, or 128 + its signal.
     let out = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "exit 7"]).unwrap();
@@ -437,7 +417,7 @@ fn init_is_pid_1_forwards_signals_reaps_zombies_and_passes_the_exit_code() {
     let out = d.docker(&["run", "--rm", "--init", "busybox", "sh", "-c", "kill -9 $$"]).unwrap();
     assert_eq!(out.status.code(), Some(137));
     // A signal from `docker kill` reaches the command through the init.
-    docker_ok(
+    docker_value(
         &d,
         &[
             "run",
@@ -453,9 +433,9 @@ fn init_is_pid_1_forwards_signals_reaps_zombies_and_passes_the_exit_code() {
     );
     // The trap is set once the shell runs its loop: give it a moment (bounded by the wait below).
     std::thread::sleep(Duration::from_millis(500));
-    docker_ok(&d, &["kill", "-s", "USR1", "trap"]);
-    assert_eq!(docker_ok(&d, &["wait", "trap"]), "42");
-    docker_ok(&d, &["rm", "-f", "in", "trap"]);
+    docker_value(&d, &["kill", "-s", "USR1", "trap"]);
+    assert_eq!(docker_value(&d, &["wait", "trap"]), "42");
+    docker_value(&d, &["rm", "-f", "in", "trap"]);
     // The init's bind mount lives in the containers' mount namespaces only: nothing of it on the host.
     let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!host_mounts.contains("docker-init"), "{host_mounts}");
@@ -480,7 +460,7 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
         let mut args = vec!["run", "--rm"];
         args.extend(extra);
         args.extend(["busybox", "cat", "/proc/1/cmdline"]);
-        docker_ok(&d, &args).replace('\0', " ").trim().to_string()
+        docker_value(&d, &args).replace('\0', " ").trim().to_string()
     };
     assert_eq!(cmdline(&[]), "/sbin/docker-init -- cat /proc/1/cmdline");
     assert_eq!(cmdline(&["--init=false"]), "cat /proc/1/cmdline");
@@ -511,7 +491,7 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
         .unwrap();
     assert!(out.status.success(), "docker-compose up: {}", stderr(&out));
     assert_eq!(pid1(&d, "initproj_s_1"), "/sbin/docker-init -- sleep 1000");
-    docker_ok(&d, &["rm", "-f", "initproj_s_1"]);
+    docker_value(&d, &["rm", "-f", "initproj_s_1"]);
 }
 
 /// The same requests against a real dockerd 20.10 and berthd: a policy restart's events (`die`, `start`, no
@@ -519,7 +499,7 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn policy_restarts_and_updates_match_a_real_dockerd() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_cli_daemon() else { return };
     let Some(peer) = PeerDockerd::start() else { return };
     let made = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
         .env("BERTH", docker_cli().unwrap())

@@ -6,40 +6,13 @@
 
 use berth_integration::*;
 
-fn setup() -> Option<Berthd> {
-    require_root();
-    docker_cli()?;
-    let d = Berthd::start();
-    let out = std::process::Command::new(repo_root().join("contrib/mkimage-busybox.sh"))
-        .env("BERTH", docker_cli().unwrap())
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker import failed: {}", stderr(&out));
-    Some(d)
-}
-
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
-        out.status.code(),
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 40)
-    );
-    stdout(&out)
-}
-
 /// Supplementary groups as Docker 20.10.24 (runc 1.1.5) gave them with the same busybox image:
 /// `id` → `uid=0(root) gid=0(root) groups=0(root),10(wheel)`; `-u 1000 --group-add wheel --group-add 1234` →
 /// additionalGids `[0, 10, 1234]` for the process and for every exec; an unknown group name fails the start.
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn groups_of_root_and_group_add() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     let id = docker_ok(&d, &["run", "--rm", "busybox", "id"]);
     assert_eq!(id.trim(), "uid=0(root) gid=0(root) groups=0(root),10(wheel)");
     let id = docker_ok(&d, &["run", "--rm", "--group-add", "wheel", "--group-add", "1234", "busybox", "id"]);
@@ -89,7 +62,7 @@ fn groups_of_root_and_group_add() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn own_cgroup_at_sys_fs_cgroup() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
     let limit = if v2 { "/sys/fs/cgroup/memory.max" } else { "/sys/fs/cgroup/memory/memory.limit_in_bytes" };
     let out = docker_ok(&d, &["run", "--rm", "-m", "256m", "busybox", "cat", limit]);
@@ -156,7 +129,7 @@ fn mac_inside(d: &Berthd, name: &str, ifname: &str) -> String {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn mac_addresses() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     docker_ok(&d, &["run", "-d", "--name", "m1", "--mac-address", "02:11:22:33:44:55", "busybox", "sleep", "300"]);
     assert_eq!(mac_inside(&d, "m1", "eth0"), "02:11:22:33:44:55");
     let shown = docker_ok(
@@ -252,7 +225,7 @@ fn ip_on(d: &Berthd, name: &str, net: &str) -> String {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn legacy_links() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     docker_ok(
         &d,
         &[
@@ -350,7 +323,7 @@ fn legacy_links() {
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn connect_switches_to_embedded_dns() {
-    let Some(d) = setup() else { return };
+    let Some(d) = docker_imported_daemon() else { return };
     let probe = std::process::Command::new("/usr/bin/python3").args(["-c", "import docker"]).output();
     if !probe.is_ok_and(|o| o.status.success()) {
         skip_missing_tool("Debian's python3-docker is not installed (apt-get install -y python3-docker)");

@@ -174,6 +174,71 @@ fn braced(inner: &str, whole: &str, env: &dyn Lookup, unset: &mut dyn FnMut(&str
     }
 }
 
+/// A variable a file's templates use (`config --variables`), as compose-go's `template.Variable`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Variable {
+    /// `${NAME:?...}` or `${NAME?...}`.
+    pub required: bool,
+    /// `${NAME:-default}` or `${NAME-default}`.
+    pub default: String,
+    /// `${NAME:+alternate}` or `${NAME+alternate}`.
+    pub alternate: String,
+}
+
+/// The variables the templates of every string value in `v` use (nested templates included), by name; the first
+/// use of a name describes it.
+pub fn variables(v: &Value, out: &mut std::collections::BTreeMap<String, Variable>) {
+    match v {
+        Value::String(s) => variables_in(s, out),
+        Value::Array(a) => a.iter().for_each(|x| variables(x, out)),
+        Value::Object(m) => m.values().for_each(|x| variables(x, out)),
+        _ => {}
+    }
+}
+
+fn variables_in(s: &str, out: &mut std::collections::BTreeMap<String, Variable>) {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '$' {
+            i += 1;
+            continue;
+        }
+        match chars.get(i + 1) {
+            Some('$') => i += 2,
+            Some('{') => {
+                let Some(end) = closing_brace(&chars, i + 2) else { return };
+                let inner: String = chars[i + 2..end].iter().collect();
+                let name_len = inner.chars().take_while(|&c| is_name_char(c)).count();
+                let (name, rest) = inner.split_at(name_len);
+                if name.starts_with(is_name_start) {
+                    let rest = rest.strip_prefix(':').unwrap_or(rest);
+                    let arg = rest.get(1..).unwrap_or("").to_string();
+                    let mut var = Variable::default();
+                    match rest.chars().next() {
+                        Some('?') => var.required = true,
+                        Some('-') => var.default = arg.clone(),
+                        Some('+') => var.alternate = arg.clone(),
+                        _ => {}
+                    }
+                    out.entry(name.to_string()).or_insert(var);
+                    variables_in(&arg, out);
+                }
+                i = end + 1;
+            }
+            Some(&n) if is_name_start(n) => {
+                let mut j = i + 1;
+                while j < chars.len() && is_name_char(chars[j]) {
+                    j += 1;
+                }
+                out.entry(chars[i + 1..j].iter().collect()).or_default();
+                i = j;
+            }
+            _ => i += 1,
+        }
+    }
+}
+
 /// Interpolates every string value (not the keys) of a parsed file; errors name the key path.
 pub fn interpolate_value(
     v: &mut Value,
@@ -276,5 +341,29 @@ mod tests {
         let err = interpolate_value(&mut v, &mut Vec::new(), &env(), &mut |_| {});
         let Err((path, _)) = err else { panic!("no error") };
         assert_eq!(path, "services.$web.ports.0");
+    }
+
+    #[test]
+    fn variables_of_templates() {
+        let v =
+            serde_json::json!({"a": ["$A and ${B:-x${C}}", "${D?need} ${E+alt} $$F $1"], "k": {"x": "${A:-other}"}});
+        let mut m = std::collections::BTreeMap::new();
+        variables(&v, &mut m);
+        let var = |required: bool, default: &str, alternate: &str| Variable {
+            required,
+            default: default.into(),
+            alternate: alternate.into(),
+        };
+        let want: std::collections::BTreeMap<String, Variable> = [
+            ("A", var(false, "", "")),
+            ("B", var(false, "x${C}", "")),
+            ("C", var(false, "", "")),
+            ("D", var(true, "", "")),
+            ("E", var(false, "", "alt")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        assert_eq!(m, want);
     }
 }

@@ -38,10 +38,11 @@ pub fn escape_dollars(v: &Value) -> Value {
     }
 }
 
-/// What `config` prints of a model, `yaml` (top-level keys in Compose's order) or `json`; `$` re-escaped as
-/// `$$` as Compose v2 does, so the output loads again to the same model.
-pub fn config_text(model: &Value, format: &str) -> Result<String> {
-    let model = escape_dollars(model);
+/// What `config` prints of a model, `yaml` (top-level keys in Compose's order) or `json`; with `escape`, `$`
+/// re-escaped as `$$` as Compose v2 does, so the output loads again to the same model (not for a model read
+/// without interpolation, whose templates are printed as written).
+pub fn config_text(model: &Value, format: &str, escape: bool) -> Result<String> {
+    let model = if escape { escape_dollars(model) } else { model.clone() };
     match format {
         "json" => serde_json::to_string_pretty(&model)
             .map(|s| format!("{s}\n"))

@@ -40,6 +40,14 @@ pub struct Options {
     pub working_dir: PathBuf,
     /// The process's environment.
     pub environment: BTreeMap<String, String>,
+    /// `config --no-interpolate`: `${...}` is kept as written.
+    pub no_interpolate: bool,
+    /// `config --no-consistency`: references between services, networks, volumes, secrets and configs are not
+    /// checked.
+    pub no_consistency: bool,
+    /// `config --no-env-resolution`: the model keeps `env_file` and `environment` as written (not merged, bare keys
+    /// not looked up).
+    pub no_env_resolution: bool,
 }
 
 /// A loaded project.
@@ -184,7 +192,13 @@ pub fn load(opts: &Options) -> Result<Project> {
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
     for f in &files {
-        let mut reader = FileReader { env: &env, unset: &mut unset, cwd: &opts.working_dir, resets: BTreeMap::new() };
+        let mut reader = FileReader {
+            env: &env,
+            unset: &mut unset,
+            cwd: &opts.working_dir,
+            resets: BTreeMap::new(),
+            interpolate: !opts.no_interpolate,
+        };
         let mut doc = reader.read(f, &working_dir)?;
         resolve_extends(&mut reader, &mut doc, f)?;
         for inc in includes(&mut reader, &mut doc, f, &mut Vec::new())? {
@@ -205,8 +219,7 @@ pub fn load(opts: &Options) -> Result<Project> {
             .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default()
     };
-    let mut project =
-        build_project(name, working_dir, files, env_files, environment, profiles, merged, &opts.services)?;
+    let mut project = build_project(name, working_dir, files, env_files, environment, profiles, merged, opts)?;
     project.unset = unset.into_iter().collect();
     Ok(project)
 }
@@ -218,6 +231,8 @@ struct FileReader<'a> {
     cwd: &'a Path,
     /// The `!reset`/`!override` tags of each file read.
     resets: BTreeMap<PathBuf, Vec<yaml::Reset>>,
+    /// Whether `${...}` is replaced (not with `config --no-interpolate`).
+    interpolate: bool,
 }
 
 impl FileReader<'_> {
@@ -228,9 +243,11 @@ impl FileReader<'_> {
         let (mut doc, resets) = parse_yaml(&shown, &text)?;
         self.resets.insert(f.to_path_buf(), resets);
         let unset = &mut *self.unset;
-        interpolate::interpolate_file(&shown, &mut doc, self.env, &mut |n| {
-            unset.insert(n.to_string());
-        })?;
+        if self.interpolate {
+            interpolate::interpolate_file(&shown, &mut doc, self.env, &mut |n| {
+                unset.insert(n.to_string());
+            })?;
+        }
         schema::validate(&doc).map_err(|v| Error::Invalid { file: shown.clone(), path: v.path, message: v.message })?;
         normalize::file(&shown, &mut doc, base)?;
         Ok(doc)
@@ -418,8 +435,9 @@ fn build_project(
     environment: BTreeMap<String, String>,
     profiles: Vec<String>,
     mut merged: Value,
-    targeted: &[String],
+    opts: &Options,
 ) -> Result<Project> {
+    let targeted = &opts.services;
     let empty = Map::new();
     let all = merged.get("services").and_then(Value::as_object).unwrap_or(&empty).clone();
     for t in targeted {
@@ -466,7 +484,9 @@ fn build_project(
         }
         // env_file entries go into the environment (the service's own `environment` wins); a missing file is an
         // error unless `required: false`.
-        if let Some(Value::Array(efs)) = v.get("env_file") {
+        if !opts.no_env_resolution
+            && let Some(Value::Array(efs)) = v.get("env_file")
+        {
             let mut from_files = BTreeMap::new();
             for ef in efs {
                 let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
@@ -497,7 +517,7 @@ fn build_project(
         }
         // A bare `KEY` takes the variable's value; an unset one stays null (Compose v2 sends `KEY` without `=`,
         // which removes the image's variable of that name).
-        for (k, val) in svc.environment.iter_mut() {
+        for (k, val) in svc.environment.iter_mut().filter(|_| !opts.no_env_resolution) {
             if val.is_none() {
                 *val = environment.get(k).cloned();
             }
@@ -515,8 +535,9 @@ fn build_project(
             disabled.insert(n.clone(), svc)
         };
     }
-    // References.
-    for s in services.values() {
+    // References (not with `--no-consistency`).
+    let consistent = !opts.no_consistency;
+    for s in services.values().filter(|_| consistent) {
         for (d, dep) in &s.depends_on {
             if !services.contains_key(d) && dep.required.unwrap_or(true) {
                 let why = if disabled.contains_key(d) { "disabled by its profiles" } else { "undefined" };
@@ -551,7 +572,7 @@ fn build_project(
     if uses_default && !networks.contains_key("default") {
         networks.insert("default".into(), Resource { name: format!("{name}_default"), ..Resource::default() });
     }
-    for s in services.values() {
+    for s in services.values().filter(|_| consistent) {
         for (n, _) in s.network_list() {
             if !networks.contains_key(&n) {
                 return Err(Error::Project(format!(
@@ -590,7 +611,7 @@ fn build_project(
             svcs.retain(|k, _| services.contains_key(k));
             for (k, v) in svcs.iter_mut() {
                 if let (Some(obj), Some(s)) = (v.as_object_mut(), services.get(k)) {
-                    if !s.environment.is_empty() || obj.contains_key("environment") {
+                    if !opts.no_env_resolution && (!s.environment.is_empty() || obj.contains_key("environment")) {
                         obj.insert("environment".into(), json!(s.environment));
                     }
                     if !obj.contains_key("networks") && s.network_mode.is_none() {
@@ -927,7 +948,7 @@ volumes:
 
     /// `config`'s YAML of a project, loaded again from a file next to the first: the same model.
     fn reloaded(p: &Project, dir: &Path) -> Project {
-        let text = crate::config_text(&p.model, "yaml").unwrap_or_else(|e| panic!("{e}"));
+        let text = crate::config_text(&p.model, "yaml", true).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(dir.join("config.out.yaml"), &text).expect("write");
         let o =
             Options { files: vec![dir.join("config.out.yaml")], working_dir: dir.to_path_buf(), ..Options::default() };
@@ -951,10 +972,10 @@ volumes:
             Some("FROM busybox\nRUN echo $(uname) $@ > /x\n")
         );
         // config writes every `$` as `$$`, so its output loads to the same values.
-        let text = crate::config_text(&p.model, "yaml").expect("yaml");
+        let text = crate::config_text(&p.model, "yaml", true).expect("yaml");
         assert!(text.contains("$$(date) $$1 $$@ 5$$ $$ end"), "{text}");
         reloaded(&p, d.path());
-        let json = crate::config_text(&p.model, "json").expect("json");
+        let json = crate::config_text(&p.model, "json", true).expect("json");
         assert!(json.contains("test $$(cat /x) = 1 || exit $$1"), "{json}");
         // A `${` that does not close, or names nothing, is still an error.
         let d = dir_with(&[("compose.yaml", "services:\n  a: {image: \"x${1}\"}\n")]);

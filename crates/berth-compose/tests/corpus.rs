@@ -33,7 +33,7 @@ fn load_ok(o: &Options) -> Project {
 fn round_trip(p: &Project) {
     let scratch = tempfile::tempdir().expect("tempdir");
     for format in ["yaml", "json"] {
-        let text = config_text(&p.model, format).unwrap_or_else(|e| panic!("{e}"));
+        let text = config_text(&p.model, format, true).unwrap_or_else(|e| panic!("{e}"));
         let f = scratch.path().join(format!("config.{format}"));
         std::fs::write(&f, &text).expect("write");
         let o = Options {

@@ -1,11 +1,9 @@
 //! `build` and `builder prune`: the context is packed here (minus what `.dockerignore` excludes) and sent to
-//! `POST /build` as docker's CLI does with the classic builder; the daemon's message stream is shown the way BuildKit
-//! shows a build (`--progress=plain`: numbered steps with their output, `CACHED`, `DONE 0.3s`; `tty`: one line per
-//! step, redrawn as it runs, its output shown only when it fails), or as the classic stream with `--progress=classic`.
+//! `POST /build` as docker's CLI does with the classic builder; the daemon's message stream is shown by
+//! `build_view` (BuildKit-like steps, or the classic stream with `--progress=classic`).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -14,6 +12,7 @@ use serde_json::Value;
 
 use crate::StatusError;
 use crate::client::{ChannelBody, Client, query};
+use crate::commands::build_view;
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
@@ -50,7 +49,7 @@ pub struct BuildArgs {
     /// Write the image ID to the file
     #[arg(long)]
     pub iidfile: Option<PathBuf>,
-    /// Set type of progress output ("auto", "plain", "tty", "classic")
+    /// Set type of progress output ("auto", "plain", "tty", "quiet", "classic")
     #[arg(long, default_value = "auto")]
     pub progress: String,
     /// Remove intermediate containers after a successful build (always done)
@@ -300,41 +299,15 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         return Err(e);
     }
     let resp = resp?;
-    let mode = match a.progress.as_str() {
-        "auto" if std::io::stderr().is_terminal() => Mode::Tty,
-        "auto" | "plain" => Mode::Plain,
-        "tty" => Mode::Tty,
-        "classic" => Mode::Classic,
-        "quiet" => Mode::Quiet,
-        other => {
-            return Err(StatusError::exit(
-                1,
-                format!("invalid progress mode {other:?}: want auto, plain, tty or classic"),
-            ));
-        }
-    };
-    let mode = if a.quiet { Mode::Quiet } else { mode };
-    let mut view = View::new(mode);
-    let mut image_id = None;
-    let mut failure = None;
-    crate::client::json_messages(resp, |v| {
-        if let Some(e) = v["errorDetail"]["message"].as_str().or(v["error"].as_str()) {
-            failure = Some(e.to_string());
-        } else if let Some(id) = v["aux"]["ID"].as_str() {
-            image_id = Some(id.to_string());
-        } else if let Some(s) = v["stream"].as_str() {
-            view.stream(s);
-        } else if let Some(s) = v["status"].as_str() {
-            let id = v["id"].as_str().map(|i| format!("{i}: ")).unwrap_or_default();
-            view.stream(&format!("{id}{s}\n"));
-        }
-    })
-    .await?;
-    if let Some(e) = failure {
+    let mode = build_view::Mode::parse(&a.progress, a.quiet)?;
+    let mut view = build_view::View::new(mode, None);
+    crate::client::json_messages(resp, |v| view.message(v)).await?;
+    if let Some(e) = view.failure.take() {
         view.fail();
         return Err(StatusError::exit(1, e));
     }
-    view.finish();
+    view.done(&a.tags);
+    let image_id = view.image.take();
     let Some(id) = image_id else {
         return Err(StatusError::exit(1, "the build ended without an image"));
     };
@@ -369,139 +342,4 @@ pub async fn prune(c: &Client, a: PruneArgs) -> Result<i32> {
     let bytes = v["SpaceReclaimed"].as_u64().unwrap_or(0);
     println!("Total reclaimed space: {}", crate::units::human_size(bytes as f64));
     Ok(0)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
-    Plain,
-    Tty,
-    Classic,
-    Quiet,
-}
-
-/// The BuildKit-like display of the classic stream.
-struct View {
-    mode: Mode,
-    start: Instant,
-    /// Current step: number, title, start, whether it came from the cache, its output.
-    step: Option<(usize, String, Instant, bool, Vec<String>)>,
-    partial: String,
-}
-
-impl View {
-    fn new(mode: Mode) -> View {
-        View { mode, start: Instant::now(), step: None, partial: String::new() }
-    }
-
-    fn stream(&mut self, s: &str) {
-        if self.mode == Mode::Classic {
-            print!("{s}");
-            let _ = std::io::stdout().flush();
-            return;
-        }
-        if self.mode == Mode::Quiet {
-            return;
-        }
-        self.partial.push_str(s);
-        while let Some(i) = self.partial.find('\n') {
-            let line: String = self.partial.drain(..=i).collect();
-            self.line(line.trim_end_matches('\n'));
-        }
-    }
-
-    fn end_step(&mut self, failed: bool) {
-        let Some((n, title, t0, cached, out)) = self.step.take() else { return };
-        let secs = t0.elapsed().as_secs_f64();
-        let mut e = std::io::stderr();
-        match self.mode {
-            Mode::Plain => {
-                if cached {
-                    let _ = writeln!(e, "#{n} CACHED");
-                } else if failed {
-                    let _ = writeln!(e, "#{n} ERROR {secs:.1}s");
-                } else {
-                    let _ = writeln!(e, "#{n} DONE {secs:.1}s");
-                }
-                let _ = writeln!(e);
-            }
-            Mode::Tty => {
-                let status = if cached {
-                    "CACHED".to_string()
-                } else if failed {
-                    "ERROR".into()
-                } else {
-                    format!("{secs:.1}s")
-                };
-                let _ = writeln!(e, "\r\x1b[2K => {title:<60} {status}");
-                if failed {
-                    for l in out {
-                        let _ = writeln!(e, "    {l}");
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn line(&mut self, line: &str) {
-        let mut e = std::io::stderr();
-        // "Step 3/8 : RUN make" starts a step.
-        if let Some(rest) = line.strip_prefix("Step ")
-            && let Some((nm, text)) = rest.split_once(" : ")
-        {
-            self.end_step(false);
-            let n = nm.split('/').next().and_then(|x| x.parse().ok()).unwrap_or(0);
-            let title = format!("[{nm}] {text}");
-            if self.mode == Mode::Plain {
-                let _ = writeln!(e, "#{n} {title}");
-            } else {
-                let _ = write!(e, "\r\x1b[2K => {title}");
-            }
-            self.step = Some((n, title, Instant::now(), false, Vec::new()));
-            return;
-        }
-        if line == " ---> Using cache" {
-            if let Some(s) = &mut self.step {
-                s.3 = true;
-            }
-            return;
-        }
-        if line.starts_with(" ---> ") || line.starts_with("Removing intermediate container") {
-            return;
-        }
-        if line.starts_with("Successfully built") || line.starts_with("Successfully tagged") {
-            self.end_step(false);
-            let secs = self.start.elapsed().as_secs_f64();
-            if self.mode == Mode::Plain {
-                let _ = writeln!(e, "#- {line}");
-            } else {
-                let _ = writeln!(e, " => {line:<60} {secs:.1}s");
-            }
-            return;
-        }
-        match &mut self.step {
-            Some((n, _, t0, _, out)) => {
-                if self.mode == Mode::Plain {
-                    let _ = writeln!(e, "#{n} {:.3} {line}", t0.elapsed().as_secs_f64());
-                } else {
-                    out.push(line.to_string());
-                }
-            }
-            None => {
-                let _ = writeln!(e, "{line}");
-            }
-        }
-    }
-
-    fn fail(&mut self) {
-        if !self.partial.is_empty() {
-            let p = std::mem::take(&mut self.partial);
-            self.line(&p);
-        }
-        self.end_step(true);
-    }
-
-    fn finish(&mut self) {
-        self.end_step(false);
-    }
 }

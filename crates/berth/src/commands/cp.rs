@@ -38,9 +38,9 @@ pub struct CpArgs {
     pub dest: String,
 }
 
-/// The container side of a `cp` argument (`name:path`), docker's way: a local path with a `/` before the first
+/// The container side of a `cp` argument (`name:path`; compose's `service:path`), docker's way: a local path with a `/` before the first
 /// colon, or starting with `.`, is not a container reference.
-fn split_container(arg: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_container(arg: &str) -> Option<(&str, &str)> {
     if arg.starts_with('/') || arg.starts_with('.') {
         return None;
     }

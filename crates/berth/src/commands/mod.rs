@@ -1,6 +1,7 @@
 //! The commands, one module per family. Helpers shared by several commands live here.
 
 pub mod build;
+pub mod build_view;
 pub mod compose;
 pub mod container;
 pub mod context;

@@ -128,6 +128,8 @@ pub async fn ensure(d: &Daemon, name: &str, always: bool, p: &Progress) -> Resul
         }
         (Err(_), Some(i)) => Ok(i),
         (Err(berth_registry::Error::NotFound(m)), None) => Err(Error::NotFound(m)),
+        // A registry out of reach says so (name resolution, connection), as Docker's builder does.
+        (Err(e @ berth_registry::Error::Unavailable(_)), None) => Err(Error::Registry(e)),
         (Err(e), None) => Err(Error::NotFound(format!(
             "pull access denied for {name}, repository does not exist or may require 'docker login': {e}"
         ))),

@@ -1,8 +1,8 @@
 //! `build` and the builds `up --build` does: the classic `POST /build` exactly as the docker CLI sends it without
 //! BuildKit (a tar of the context without what `.dockerignore` excludes, packed as `berth build` does, the query parameters `t`, `dockerfile`,
-//! `buildargs`, `target`, `labels`, `pull`, `nocache`, `rm`), the JSON progress stream shown as it comes.
+//! `buildargs`, `target`, `labels`, `pull`, `nocache`, `rm`), the JSON progress stream shown by `build_view` as
+//! `berth build` shows it (`--progress`), steps labelled with the service.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -17,7 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::{ProjectArgs, progress};
 use crate::StatusError;
-use crate::client::{Client, check, next_chunk, query};
+use crate::client::{Client, check, query};
+use crate::commands::build_view;
 
 /// `build`'s flags.
 #[derive(Args, Debug)]
@@ -50,6 +51,8 @@ pub struct BuildOptions {
     pub pull: bool,
     /// `-q`.
     pub quiet: bool,
+    /// `--progress` (`auto` when empty).
+    pub progress: String,
 }
 
 /// `berth compose build`.
@@ -60,7 +63,8 @@ pub async fn build_cmd(c: &Client, p: &ProjectArgs, a: BuildArgs) -> Result<i32>
             bail!("no such service: {s}");
         }
     }
-    let opts = BuildOptions { args: a.build_arg, no_cache: a.no_cache, pull: a.pull, quiet: a.quiet };
+    let progress = p.progress.clone().unwrap_or_default();
+    let opts = BuildOptions { args: a.build_arg, no_cache: a.no_cache, pull: a.pull, quiet: a.quiet, progress };
     for s in project.services.values().filter(|s| a.services.is_empty() || a.services.contains(&s.name)) {
         if s.build.is_some() {
             build_service(c, &project, s, &opts).await?;
@@ -148,29 +152,15 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
         ));
     }
     let resp = check(resp).await.with_context(|| format!("service {:?}: build", svc.name))?;
-    let mut body = resp.into_body();
-    let mut pending = String::new();
-    let show = |line: &str| -> Result<()> {
-        let Ok(v) = serde_json::from_str::<Value>(line) else { return Ok(()) };
-        if let Some(e) = v.get("error").and_then(Value::as_str) {
-            bail!("service {:?} failed to build: {}", svc.name, e.trim());
-        }
-        if !opts.quiet
-            && let Some(s) = v.get("stream").and_then(Value::as_str)
-        {
-            let mut err = std::io::stderr();
-            let _ = err.write_all(s.as_bytes());
-        }
-        Ok(())
-    };
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        pending.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(i) = pending.find('\n') {
-            let line: String = pending.drain(..=i).collect();
-            show(line.trim())?;
-        }
+    let mode = build_view::Mode::parse(&opts.progress, opts.quiet)?;
+    let mut view = build_view::View::new(mode, Some(svc.name.clone()));
+    crate::client::json_messages(resp, |v| view.message(v)).await?;
+    if let Some(e) = view.failure.take() {
+        view.fail();
+        bail!("service {:?} failed to build: {}", svc.name, e.trim());
     }
-    show(pending.trim())?;
+    let tags: Vec<String> = std::iter::once(image).chain(build.tags.iter().cloned()).collect();
+    view.done(&tags);
     progress(&format!("Service {}", svc.name), "Built");
     Ok(())
 }

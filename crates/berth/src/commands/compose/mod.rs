@@ -2,10 +2,13 @@
 //! Engine API (so they drive a real dockerd as well as berthd). `up.rs` converges a project (networks, volumes,
 //! images, containers in dependency order, healthy-waits) and takes it `down`; `ops.rs` holds the commands on a
 //! project's containers (`ps`, `logs`, `exec`, `run`, `start`, `stop`, ...); `live.rs` the live view (`events`,
-//! `stats`); `build.rs` the classic `POST /build`; `watch.rs` `develop.watch`; `lifecycle.rs` hooks, injected
-//! secrets/configs and files put into containers.
+//! `stats`); `attach.rs` the attached `up`; `extra.rs` the commands that are `berth`'s own on a service's container
+//! (`attach`, `cp`, `commit`, `export`), `wait` and `scale`; `build.rs` the classic `POST /build`; `watch.rs`
+//! `develop.watch`; `lifecycle.rs` hooks, injected secrets/configs and files put into containers.
 
+mod attach;
 mod build;
+mod extra;
 mod lifecycle;
 mod live;
 mod ops;
@@ -110,10 +113,33 @@ pub enum ComposeCmd {
     Events(live::EventsArgs),
     /// Display a live stream of container(s) resource usage statistics
     Stats(live::StatsArgs),
+    /// Block until containers of all (or specified) services stop.
+    Wait(extra::WaitArgs),
+    /// Attach local standard input, output, and error streams to a service's running container
+    Attach(extra::AttachArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(extra::CpArgs),
+    /// Scale services
+    Scale(extra::ScaleArgs),
+    /// Create a new image from a service container's changes
+    Commit(extra::CommitArgs),
+    /// Export a service container's filesystem as a tar archive
+    Export(extra::ExportArgs),
     /// Show the Docker Compose version information
-    Version,
+    Version(VersionArgs),
     /// Watch build context for service and rebuild/refresh containers when files are updated
     Watch(watch::WatchArgs),
+}
+
+/// `version`'s flags.
+#[derive(Args, Debug)]
+pub struct VersionArgs {
+    /// Format the output. Values: [pretty | json]. (Default: pretty)
+    #[arg(short = 'f', long = "format", value_name = "FORMAT", default_value = "pretty")]
+    pub format: String,
+    /// Shows only Compose's version number
+    #[arg(long = "short")]
+    pub short: bool,
 }
 
 /// The process's environment as a map.
@@ -121,9 +147,9 @@ fn environ() -> BTreeMap<String, String> {
     std::env::vars().collect()
 }
 
-/// Loads the project the flags describe; `services` are the ones named on the command line.
-pub fn load(p: &ProjectArgs, services: &[String]) -> Result<Project> {
-    let opts = Options {
+/// The loader's options the flags describe; `services` are the ones named on the command line.
+pub fn options(p: &ProjectArgs, services: &[String]) -> Result<Options> {
+    Ok(Options {
         files: p.file.clone(),
         project_name: p.project_name.clone(),
         project_directory: p.project_directory.clone(),
@@ -132,8 +158,18 @@ pub fn load(p: &ProjectArgs, services: &[String]) -> Result<Project> {
         services: services.to_vec(),
         working_dir: std::env::current_dir().context("the current directory")?,
         environment: environ(),
-    };
-    let project = berth_compose::load(&opts)?;
+        ..Options::default()
+    })
+}
+
+/// Loads the project the flags describe; `services` are the ones named on the command line.
+pub fn load(p: &ProjectArgs, services: &[String]) -> Result<Project> {
+    load_with(&options(p, services)?)
+}
+
+/// Loads a project, warning about the variables it uses unset.
+pub fn load_with(opts: &Options) -> Result<Project> {
+    let project = berth_compose::load(opts)?;
     for v in &project.unset {
         eprintln!("WARN[0000] The \"{v}\" variable is not set. Defaulting to a blank string.");
     }
@@ -227,7 +263,7 @@ pub fn progress(what: &str, state: &str) {
 impl ComposeArgs {
     /// Whether the command needs no daemon (`config`, `version`).
     pub fn is_offline(&self) -> bool {
-        matches!(self.cmd, ComposeCmd::Config(_) | ComposeCmd::Version)
+        matches!(self.cmd, ComposeCmd::Config(_) | ComposeCmd::Version(_))
     }
 }
 
@@ -235,14 +271,20 @@ impl ComposeArgs {
 pub fn offline(a: ComposeArgs) -> Result<i32> {
     match a.cmd {
         ComposeCmd::Config(x) => ops::config(&a.project, x),
-        _ => {
-            outln!(
-                "Docker Compose version v{} (berth {})",
-                berth_compose::plan::COMPOSE_VERSION,
-                env!("CARGO_PKG_VERSION")
-            );
+        ComposeCmd::Version(v) => {
+            let version = berth_compose::plan::COMPOSE_VERSION;
+            if v.short {
+                outln!("{version}");
+            } else if v.format == "json" {
+                outln!("{}", json!({"version": format!("v{version}")}));
+            } else if v.format == "pretty" {
+                outln!("Docker Compose version v{version} (berth {})", env!("CARGO_PKG_VERSION"));
+            } else {
+                anyhow::bail!("ERROR: Invalid format type {:?}", v.format);
+            }
             Ok(0)
         }
+        _ => anyhow::bail!("this command needs the daemon"),
     }
 }
 
@@ -250,7 +292,15 @@ pub fn offline(a: ComposeArgs) -> Result<i32> {
 pub async fn compose(c: &Client, a: ComposeArgs) -> Result<i32> {
     let p = &a.project;
     match a.cmd {
-        ComposeCmd::Config(_) | ComposeCmd::Version => offline(ComposeArgs { project: a.project.clone(), cmd: a.cmd }),
+        ComposeCmd::Config(_) | ComposeCmd::Version(_) => {
+            offline(ComposeArgs { project: a.project.clone(), cmd: a.cmd })
+        }
+        ComposeCmd::Wait(x) => extra::wait(c, p, x).await,
+        ComposeCmd::Attach(x) => extra::attach(c, p, x).await,
+        ComposeCmd::Cp(x) => extra::cp(c, p, x).await,
+        ComposeCmd::Scale(x) => extra::scale(c, p, x).await,
+        ComposeCmd::Commit(x) => extra::commit(c, p, x).await,
+        ComposeCmd::Export(x) => extra::export(c, p, x).await,
         ComposeCmd::Up(x) => up::up(c, p, x).await,
         ComposeCmd::Down(x) => up::down(c, p, x).await,
         ComposeCmd::Create(x) => up::create(c, p, x).await,

@@ -35,6 +35,30 @@ pub struct ConfigArgs {
     /// Print the volume names, one per line
     #[arg(long = "volumes")]
     pub volumes: bool,
+    /// Print the network names, one per line
+    #[arg(long = "networks")]
+    pub networks: bool,
+    /// Print model variables and default values
+    #[arg(long = "variables")]
+    pub variables: bool,
+    /// Print environment used for interpolation
+    #[arg(long = "environment")]
+    pub environment: bool,
+    /// Don't interpolate environment variables
+    #[arg(long = "no-interpolate")]
+    pub no_interpolate: bool,
+    /// Don't check model consistency - warning: may produce invalid Compose output
+    #[arg(long = "no-consistency")]
+    pub no_consistency: bool,
+    /// Don't resolve service env files
+    #[arg(long = "no-env-resolution")]
+    pub no_env_resolution: bool,
+    /// Don't normalize compose model (accepted: the model is always normalised)
+    #[arg(long = "no-normalize", hide = true)]
+    pub no_normalize: bool,
+    /// Don't resolve file paths (accepted: paths are always resolved)
+    #[arg(long = "no-path-resolution", hide = true)]
+    pub no_path_resolution: bool,
     /// Print the profile names, one per line
     #[arg(long = "profiles")]
     pub profiles: bool,
@@ -54,7 +78,12 @@ pub struct ConfigArgs {
 
 /// `berth compose config`.
 pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
-    let project = super::load(p, &a.service_names)?;
+    let mut opts = super::options(p, &a.service_names)?;
+    // `--variables` lists the templates as written.
+    opts.no_interpolate = a.no_interpolate || a.variables;
+    opts.no_consistency = a.no_consistency;
+    opts.no_env_resolution = a.no_env_resolution;
+    let project = super::load_with(&opts)?;
     if a.quiet {
         return Ok(0);
     }
@@ -62,6 +91,12 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
         lines(project.services.keys().cloned())
     } else if a.volumes {
         lines(project.volumes.keys().cloned())
+    } else if a.networks {
+        lines(project.networks.keys().cloned())
+    } else if a.environment {
+        lines(project.environment.iter().map(|(k, v)| format!("{k}={v}")))
+    } else if a.variables {
+        variables_text(&project, &a.format)?
     } else if a.profiles {
         let mut ps: Vec<String> =
             project.services.values().chain(project.disabled.values()).flat_map(|s| s.profiles.clone()).collect();
@@ -85,7 +120,8 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
             let keep = plan::with_dependencies(&project, &a.service_names);
             svcs.retain(|k, _| keep.contains(k));
         }
-        berth_compose::config_text(&model, &a.format)?
+        // Without interpolation the templates are printed as written (not re-escaped), as Compose does.
+        berth_compose::config_text(&model, &a.format, !opts.no_interpolate)?
     };
     match &a.output {
         Some(f) => std::fs::write(f, &text).with_context(|| format!("write {f}"))?,
@@ -93,6 +129,41 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     }
     Ok(0)
 }
+
+/// `config --variables`: the variables the files' templates use, with Compose's columns (`--format json`: an
+/// object by name, as compose-go's `Variable`s).
+fn variables_text(project: &Project, format: &str) -> Result<String> {
+    let mut vars = std::collections::BTreeMap::new();
+    for f in &project.config_files {
+        let text = std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
+        let (doc, _) = berth_compose::load::parse_yaml(&f.display().to_string(), &text)?;
+        berth_compose::interpolate::variables(&doc, &mut vars);
+    }
+    let rows: Vec<Value> = vars
+        .iter()
+        .map(|(name, v)| {
+            json!({"Name": name, "Required": v.required, "DefaultValue": v.default, "PresenceValue": v.alternate})
+        })
+        .collect();
+    if format == "json" {
+        let m: serde_json::Map<String, Value> =
+            rows.iter().map(|r| (r["Name"].as_str().unwrap_or("").to_string(), r.clone())).collect();
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&m)?));
+    }
+    formatter::render(
+        "table",
+        "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
+        VARIABLES_HEADERS,
+        &rows,
+    )
+}
+
+const VARIABLES_HEADERS: formatter::Headers = &[
+    ("Name", "NAME"),
+    ("Required", "REQUIRED"),
+    ("DefaultValue", "DEFAULT VALUE"),
+    ("PresenceValue", "ALTERNATE VALUE"),
+];
 
 fn lines(items: impl Iterator<Item = String>) -> String {
     items.map(|s| format!("{s}\n")).collect()
@@ -316,12 +387,54 @@ impl AsyncWrite for Prefixed {
 }
 
 /// The log prefix of a container: `web-1  | ` (the service and number; padded to `width`).
-fn prefix_of(v: &Value, project: &str) -> String {
+pub(super) fn prefix_of(v: &Value, project: &str) -> String {
     let n = name(v);
     match label(v, LABEL_SERVICE) {
         Some(s) if n == format!("{project}-{s}-{}", number(v)) => format!("{s}-{}", number(v)),
         _ => n,
     }
+}
+
+/// The `i`-th of Compose's prefix colours.
+pub(super) fn color_code(i: usize) -> &'static str {
+    COLORS[i % COLORS.len()]
+}
+
+/// A log line's prefix: `name` padded to `width`, then `  | `, in the `color`-th of Compose's colours if any.
+pub(super) fn prefix_text(name: &str, width: usize, color: Option<usize>) -> String {
+    match color {
+        Some(i) => format!("\x1b[{}m{name:<width$}  |\x1b[0m ", COLORS[i % COLORS.len()]),
+        None => format!("{name:<width$}  | "),
+    }
+}
+
+/// Streams one container's `GET /logs` (query `q`) to stdout, each complete line with `prefix`, writing under `lock`
+/// (so that lines of several containers interleave whole, in arrival order); returns when the stream ends.
+pub(super) async fn stream_logs(
+    c: Client,
+    cid: String,
+    q: Vec<(&'static str, String)>,
+    prefix: String,
+    lock: Arc<Mutex<()>>,
+) -> Result<()> {
+    let tty = c
+        .get_json::<Value>(&format!("{}/json", container_path(&cid)))
+        .await
+        .map(|i| i.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false))
+        .unwrap_or(false);
+    let path = format!("{}/logs{}", container_path(&cid), query(&q));
+    let resp = c.call(Method::GET, &path, empty(), false).await?;
+    let reader = BodyReader::new(resp.into_body());
+    let mut outw = Prefixed { prefix: prefix.clone(), buf: Vec::new(), lock: lock.clone() };
+    if tty {
+        stream::copy_raw(reader, &mut outw).await?;
+    } else {
+        let mut errw = Prefixed { prefix, buf: Vec::new(), lock };
+        stream::demux(reader, &mut outw, &mut errw).await?;
+        errw.emit(true);
+    }
+    outw.emit(true);
+    Ok(())
 }
 
 /// How [`follow_logs`] shows the logs.
@@ -359,19 +472,8 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
     let lock = Arc::new(Mutex::new(()));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, v) in list.iter().enumerate() {
-        let p = prefix_of(v, project);
-        let prefix = if !with_prefix {
-            String::new()
-        } else if color {
-            format!("\x1b[{}m{p:<width$}  |\x1b[0m ", COLORS[i % COLORS.len()])
-        } else {
-            format!("{p:<width$}  | ")
-        };
-        let tty = c
-            .get_json::<Value>(&format!("{}/json", container_path(&id(v))))
-            .await
-            .map(|i| i.pointer("/Config/Tty").and_then(Value::as_bool).unwrap_or(false))
-            .unwrap_or(false);
+        let prefix =
+            if with_prefix { prefix_text(&prefix_of(v, project), width, color.then_some(i)) } else { String::new() };
         let mut q = vec![("stdout", "1".to_string()), ("stderr", "1".to_string()), ("tail", tail.to_string())];
         if follow {
             q.push(("follow", "1".into()));
@@ -382,23 +484,7 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
         if let Some(t) = &o.since {
             q.push(("since", t.clone()));
         }
-        let path = format!("{}/logs{}", container_path(&id(v)), query(&q));
-        let c = c.clone();
-        let lock = lock.clone();
-        tasks.spawn(async move {
-            let resp = c.call(Method::GET, &path, empty(), false).await?;
-            let reader = BodyReader::new(resp.into_body());
-            let mut outw = Prefixed { prefix: prefix.clone(), buf: Vec::new(), lock: lock.clone() };
-            if tty {
-                stream::copy_raw(reader, &mut outw).await?;
-            } else {
-                let mut errw = Prefixed { prefix, buf: Vec::new(), lock };
-                stream::demux(reader, &mut outw, &mut errw).await?;
-                errw.emit(true);
-            }
-            outw.emit(true);
-            anyhow::Ok(())
-        });
+        tasks.spawn(stream_logs(c.clone(), id(v), q, prefix, lock.clone()));
     }
     let mut aborted = false;
     while let Some(t) = tasks.join_next().await {
@@ -462,22 +548,33 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
-/// The running container of `service` with replica number `index`.
-async fn service_container(c: &Client, project: &str, service: &str, index: u64) -> Result<Value> {
-    let list = containers(c, project, &[service.to_string()], OneOff::Exclude, false).await?;
-    list.into_iter()
-        .find(|v| number(v) == index)
-        .ok_or_else(|| StatusError::exit(1, format!("service {service:?} is not running container #{index}")))
+/// The container of `service` with replica number `index` (`running`: only a running one), after checking that the
+/// file (if there is one) has the service.
+pub(super) async fn service_container(
+    c: &Client,
+    p: &ProjectArgs,
+    service: &str,
+    index: u64,
+    running: bool,
+) -> Result<Value> {
+    let (project, pname) = project_or_name(p, &[])?;
+    if project.as_ref().is_some_and(|pr| !pr.services.contains_key(service)) {
+        return Err(StatusError::exit(1, format!("no such service: {service}")));
+    }
+    let list = containers(c, &pname, &[service.to_string()], OneOff::Exclude, !running).await?;
+    list.into_iter().find(|v| number(v) == index).ok_or_else(|| {
+        let what = if running { "is not running" } else { "has no" };
+        StatusError::exit(1, format!("service {service:?} {what} container #{index}"))
+    })
 }
 
 /// `berth compose exec`.
 pub async fn exec(c: &Client, p: &ProjectArgs, a: ExecArgs) -> Result<i32> {
-    let (_, pname) = project_or_name(p, &[])?;
     let Some((service, cmd)) = a.args.split_first() else { bail!("exec needs a service and a command") };
     if cmd.is_empty() {
         bail!("exec needs a command to run in {service}");
     }
-    let ctr = service_container(c, &pname, service, a.index).await?;
+    let ctr = service_container(c, p, service, a.index, true).await?;
     let tty = !a.no_tty && stream::stdin_is_terminal();
     let args = exec_cmd::ExecArgs {
         detach: a.detach,
@@ -903,8 +1000,7 @@ pub struct PortArgs {
 
 /// `berth compose port`.
 pub async fn port(c: &Client, p: &ProjectArgs, a: PortArgs) -> Result<i32> {
-    let (_, pname) = project_or_name(p, &[])?;
-    let ctr = service_container(c, &pname, &a.service, a.index).await?;
+    let ctr = service_container(c, p, &a.service, a.index, true).await?;
     let v: Value = c.get_json(&format!("{}/json", container_path(&id(&ctr)))).await?;
     let key = format!("{}/{}", a.port, a.protocol);
     let binding = v
@@ -936,12 +1032,40 @@ pub struct LsArgs {
     /// Format the output. Values: [table | json]
     #[arg(long = "format", value_name = "FORMAT", default_value = "table")]
     pub format: String,
+    /// Filter output based on conditions provided (`name=NAME`)
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// `ls --filter`: Compose knows `name` only, matched as Docker's filters match names (the text anywhere in the
+/// name, `^`/`$` anchoring it).
+fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for f in filters {
+        match f.split_once('=') {
+            Some(("name", v)) => names.push(v.to_string()),
+            Some((k, _)) => return Err(StatusError::exit(1, format!("invalid filter '{k}'"))),
+            None => return Err(StatusError::exit(1, format!("bad format of filter (expected name=value): {f}"))),
+        }
+    }
+    Ok(names)
+}
+
+/// Whether a project name matches a `name` filter (a plain text or one anchored with `^`/`$`).
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
+        (Some(p), _) if p.ends_with('$') && !p.is_empty() => Some(name) == p.strip_suffix('$'),
+        (Some(p), _) => name.starts_with(p),
+        (_, Some(p)) => name.ends_with(p),
+        _ => name.contains(pattern),
+    }
 }
 
 const LS_HEADERS: formatter::Headers = &[("Name", "NAME"), ("Status", "STATUS"), ("ConfigFiles", "CONFIG FILES")];
 
 /// `berth compose ls`: the projects the daemon's containers belong to (by their labels), with their states.
 pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
+    let names = ls_filter(&a.filter)?;
     let filters = json!({"label": [plan::LABEL_PROJECT]}).to_string();
     let list: Vec<Value> =
         c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", filters)]))).await?;
@@ -958,6 +1082,7 @@ pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
     let rows: Vec<Value> = projects
         .iter()
         .filter(|(_, (states, _))| a.all || states.contains_key("running"))
+        .filter(|(name, _)| names.iter().all(|n| name_matches(n, name)))
         .map(|(name, (states, files))| {
             let status: Vec<String> = states.iter().map(|(s, n)| format!("{s}({n})")).collect();
             json!({"Name": name, "Status": status.join(", "), "ConfigFiles": files})
@@ -1034,6 +1159,18 @@ mod tests {
     fn port_columns() {
         let ports = json!([{"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"}, {"PrivatePort": 53, "Type": "udp"}]);
         assert_eq!(ports_text(&ports), "0.0.0.0:8080->80/tcp, 53/udp");
+    }
+
+    #[test]
+    fn ls_name_filter() {
+        assert_eq!(ls_filter(&["name=web".into()]).expect("ok"), ["web"]);
+        assert!(ls_filter(&["status=running".into()]).is_err());
+        assert!(name_matches("app", "myapp-1"));
+        assert!(name_matches("^my", "myapp"));
+        assert!(!name_matches("^app", "myapp"));
+        assert!(name_matches("app$", "myapp"));
+        assert!(name_matches("^myapp$", "myapp"));
+        assert!(!name_matches("^myapp$", "myapp2"));
     }
 
     #[test]

@@ -62,6 +62,21 @@ pub struct UpArgs {
     /// Stops all containers if any container was stopped. Incompatible with -d
     #[arg(long = "abort-on-container-exit")]
     pub abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container. Implies --abort-on-container-exit
+    #[arg(long = "exit-code-from", value_name = "SERVICE")]
+    pub exit_code_from: Option<String>,
+    /// Restrict attaching to the specified services. Incompatible with --attach-dependencies
+    #[arg(long = "attach", value_name = "SERVICE")]
+    pub attach: Vec<String>,
+    /// Do not attach (stream logs) to the specified services
+    #[arg(long = "no-attach", value_name = "SERVICE")]
+    pub no_attach: Vec<String>,
+    /// Automatically attach to log output of dependent services
+    #[arg(long = "attach-dependencies")]
+    pub attach_dependencies: bool,
+    /// Enable interactive shortcuts when running attached. Incompatible with --detach (accepted; Berth has no menu)
+    #[arg(long = "menu", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub menu: Option<bool>,
     /// Produce monochrome output
     #[arg(long = "no-color")]
     pub no_color: bool,
@@ -261,7 +276,14 @@ pub async fn remove_container(c: &Client, cid: &str, volumes: bool) -> Result<()
     }
 }
 
-async fn create_container(c: &Client, project: &Project, svc: &Service, spec: &ContainerSpec) -> Result<String> {
+/// Creates a container; `report` prints Compose's `Created` line (not for a replacement's temporary name).
+async fn create_container(
+    c: &Client,
+    project: &Project,
+    svc: &Service,
+    spec: &ContainerSpec,
+    report: bool,
+) -> Result<String> {
     let (cname, body) = plan::container_body(project, svc, spec)?;
     let resp = c
         .post_json(&format!("/containers/create{}", query(&[("name", cname.clone())])), &body)
@@ -270,7 +292,9 @@ async fn create_container(c: &Client, project: &Project, svc: &Service, spec: &C
     let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
     let cid = v["Id"].as_str().unwrap_or_default().to_string();
     super::lifecycle::inject_files(c, project, svc, &cid).await?;
-    progress(&format!("Container {cname}"), "Created");
+    if report {
+        progress(&format!("Container {cname}"), "Created");
+    }
     Ok(cid)
 }
 
@@ -375,12 +399,13 @@ pub async fn converge(
                 replace: Some(old.clone()),
                 ..ContainerSpec::default()
             };
-            let new = create_container(c, project, svc, &spec).await?;
+            let new = create_container(c, project, svc, &spec, false).await?;
             stop_container(c, Some(svc), &old, how.timeout).await?;
             remove_container(c, &old, false).await?;
             c.post(&format!("{}/rename{}", container_path(&new), query(&[("name", cname.clone())])))
                 .await
                 .with_context(|| format!("rename {temp} to {cname}"))?;
+            progress(&format!("Container {cname}"), "Recreated");
             if how.start {
                 start_container(c, svc, &new, &cname).await?;
             }
@@ -402,7 +427,7 @@ pub async fn converge(
         }
         numbers.insert(next);
         let spec = ContainerSpec { number: next, image_id: image_id.to_string(), ..ContainerSpec::default() };
-        let new = create_container(c, project, svc, &spec).await?;
+        let new = create_container(c, project, svc, &spec, true).await?;
         if how.start {
             start_container(c, svc, &new, &plan::container_name(&project.name, svc, next)).await?;
         }
@@ -535,7 +560,8 @@ async fn orphans(c: &Client, project: &Project, remove: bool) -> Result<()> {
     Ok(())
 }
 
-/// Everything `up` and `create` share; returns the containers of the targeted services.
+/// Everything `up` and `create` share: the networks, volumes, images and containers of the targeted services,
+/// created but not started; returns the targeted services and their containers.
 #[allow(clippy::too_many_arguments)]
 async fn create_project(
     c: &Client,
@@ -548,52 +574,80 @@ async fn create_project(
     scale: &[String],
     how: Converge,
     remove_orphans: bool,
-    wait_timeout: Duration,
-) -> Result<Vec<String>> {
+) -> Result<(BTreeSet<String>, Vec<String>)> {
     let targets = targets(project, services, no_deps)?;
     plan::check_supported(project, &targets)?;
     let how = Converge { targets: Some(targets.clone()), ..how };
     let scales = scales(scale, project)?;
+    // Images first: nothing is created for a project whose images cannot be had.
+    let images = ensure_images(c, project, &targets, build, no_build, pull).await?;
     ensure_networks(c, project, &targets).await?;
     ensure_volumes(c, project, &targets).await?;
-    let images = ensure_images(c, project, &targets, build, no_build, pull).await?;
+    // As Compose v2: every container is created (or recreated) first, then they are started in dependency order,
+    // each service once its dependencies' conditions hold (so that an attached `up` can attach before any starts).
+    let order = plan::start_order(project, Some(&targets));
     let mut ids = Vec::new();
-    for s in plan::start_order(project, Some(&targets)) {
-        let Some(svc) = project.services.get(&s) else { continue };
-        if how.start {
-            for (dep, d) in &svc.depends_on {
-                if targets.contains(dep) {
-                    wait_condition(c, project, dep, &d.condition, wait_timeout).await?;
-                }
-            }
-        }
-        let n = scales.get(&s).copied().unwrap_or_else(|| svc.replicas());
-        let image = images.get(&s).cloned().unwrap_or_default();
-        ids.extend(converge(c, project, svc, n, &image, &how).await?);
+    for s in &order {
+        let Some(svc) = project.services.get(s) else { continue };
+        let n = scales.get(s).copied().unwrap_or_else(|| svc.replicas());
+        let image = images.get(s).cloned().unwrap_or_default();
+        ids.extend(converge(c, project, svc, n, &image, &Converge { start: false, ..how.clone() }).await?);
     }
     orphans(c, project, remove_orphans).await?;
-    Ok(ids)
+    Ok((targets, ids))
+}
+
+/// Starts the targeted services' containers in dependency order, each service once the `depends_on` conditions of
+/// its dependencies hold; returns the IDs of the containers it started.
+pub async fn start_services(
+    c: &Client,
+    project: &Project,
+    targets: &BTreeSet<String>,
+    wait_timeout: Duration,
+) -> Result<Vec<String>> {
+    let mut started = Vec::new();
+    for s in plan::start_order(project, Some(targets)) {
+        let Some(svc) = project.services.get(&s) else { continue };
+        for (dep, d) in &svc.depends_on {
+            if targets.contains(dep) {
+                wait_condition(c, project, dep, &d.condition, wait_timeout).await?;
+            }
+        }
+        for ctr in containers(c, &project.name, std::slice::from_ref(&s), OneOff::Exclude, true).await? {
+            if ctr.get("State").and_then(Value::as_str) != Some("running") {
+                start_container(c, svc, &id(&ctr), &name(&ctr)).await?;
+                started.push(id(&ctr));
+            }
+        }
+    }
+    Ok(started)
 }
 
 /// `berth compose up`.
 pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
-    if a.detach && a.abort_on_container_exit {
+    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
+    if a.detach && abort {
         bail!("--abort-on-container-exit and --detach are incompatible options");
     }
     if a.detach && a.watch {
         bail!("cannot use --watch with --detach");
     }
     let project = super::load(p, &a.services)?;
+    if let Some(s) = &a.exit_code_from
+        && !project.services.contains_key(s)
+    {
+        bail!("no such service: {s}");
+    }
     let began = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let how = Converge {
         force_recreate: a.force_recreate,
         no_recreate: a.no_recreate,
-        start: !a.no_start,
+        start: false,
         timeout: a.timeout,
         targets: None,
     };
     let timeout = Duration::from_secs(a.wait_timeout);
-    let ids = create_project(
+    let (targets, _) = create_project(
         c,
         &project,
         &a.services,
@@ -604,14 +658,15 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         &a.scale,
         how,
         a.remove_orphans,
-        timeout,
     )
     .await?;
     if a.no_start {
         return Ok(0);
     }
+    if a.detach || a.wait {
+        start_services(c, &project, &targets, timeout).await?;
+    }
     if a.wait {
-        let targets = targets(&project, &a.services, a.no_deps)?;
         for s in plan::start_order(&project, Some(&targets)) {
             let has_hc = project
                 .services
@@ -633,36 +688,30 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    // Attached: follow every container's output until all have stopped; Ctrl-C stops them.
-    let names: Vec<String> = a.services.clone();
-    let color = !a.no_color && super::colors(p);
-    let opts = super::ops::LogOptions {
-        color,
+    let attached = super::attach::attached_services(
+        &project,
+        &targets,
+        &a.services,
+        &a.attach,
+        &a.no_attach,
+        a.attach_dependencies,
+    );
+    let opts = super::attach::Options {
+        color: !a.no_color && super::colors(p),
         prefix: !a.no_log_prefix,
-        timestamps: false,
-        tail: "all".into(),
-        follow: true,
-        index: None,
-        abort_on_exit: a.abort_on_container_exit,
-        since: Some(format!("{}.{:09}", began.as_secs(), began.subsec_nanos())),
+        since: format!("{}.{:09}", began.as_secs(), began.subsec_nanos()),
+        abort,
+        exit_code_from: a.exit_code_from.clone(),
         stop_timeout: a.timeout,
     };
-    let follow = super::ops::follow_logs(c, &project.name, &names, &opts);
-    tokio::pin!(follow);
-    let watching = async {
-        if a.watch { super::watch::watch(c, &project, &a.services).await } else { std::future::pending().await }
-    };
-    tokio::select! {
-        r = &mut follow => r?,
-        r = watching => r?,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-            for cid in ids.iter().rev() {
-                stop_container(c, None, cid, a.timeout).await?;
-            }
-        }
+    let attached_up = super::attach::up_attached(c, &project, &targets, attached, opts, timeout);
+    if !a.watch {
+        return attached_up.await;
     }
-    Ok(0)
+    tokio::select! {
+        r = attached_up => r,
+        r = super::watch::watch(c, &project, &a.services) => r.map(|()| 0),
+    }
 }
 
 /// `berth compose create`.
@@ -675,20 +724,8 @@ pub async fn create(c: &Client, p: &ProjectArgs, a: CreateArgs) -> Result<i32> {
         timeout: None,
         targets: None,
     };
-    create_project(
-        c,
-        &project,
-        &a.services,
-        false,
-        a.build,
-        a.no_build,
-        "missing",
-        &a.scale,
-        how,
-        a.remove_orphans,
-        Duration::from_secs(300),
-    )
-    .await?;
+    create_project(c, &project, &a.services, false, a.build, a.no_build, "missing", &a.scale, how, a.remove_orphans)
+        .await?;
     Ok(0)
 }
 
