@@ -125,10 +125,7 @@ fn streams_keep_their_order() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn follow_shows_output_as_it_comes() {
     let d = daemon_with_busybox();
-    let id = d
-        .ok(&["run", "-d", "busybox", "sh", "-c", "echo first; sleep 600"])
-        .trim()
-        .to_string();
+    let id = d.ok(&["run", "-d", "busybox", "sh", "-c", "echo first; sleep 600"]).trim().to_string();
     let mut child = d.berth_cmd().args(["logs", "-f", &id]).stdout(Stdio::piped()).spawn().unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();

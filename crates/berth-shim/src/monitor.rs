@@ -322,8 +322,7 @@ impl Monitor {
             }
             fds.push(PollFd::new(c.sock.as_fd(), ev));
         }
-        let timeout =
-            if self.exit.is_some() || held { PollTimeout::from(100u16) } else { PollTimeout::NONE };
+        let timeout = if self.exit.is_some() || held { PollTimeout::from(100u16) } else { PollTimeout::NONE };
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => return Ok(()),

@@ -853,7 +853,7 @@ mod tests {
 
     /// An entry of line `i` (stdout, or stderr for multiples of 7) at second `i` after 2026-01-01.
     fn entry_line(i: usize) -> String {
-        let stream = if i % 7 == 0 { "stderr" } else { "stdout" };
+        let stream = if i.is_multiple_of(7) { "stderr" } else { "stdout" };
         let t = berth_api::time::rfc3339_nanos(time_of(i));
         let e = serde_json::json!({"log": format!("line {i}\n"), "stream": stream, "time": t});
         format!("{e}\n")
