@@ -119,7 +119,7 @@ ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
 log_rows() { # engine
     local e=$1 s id
     cli "$e" rm -f bench-logs >/dev/null 2>&1 || true
-    s=$(now_ns); id=$(cli "$e" run -d --name bench-logs busybox sh -c "$LOG_WRITER"); cli "$e" wait "$id" >/dev/null
+    s=$(now_ns); id=$(cli "$e" run -d --network none --name bench-logs busybox sh -c "$LOG_WRITER"); cli "$e" wait "$id" >/dev/null
     R[$e,logwrite]=$(ms_since "$s")
     [ "$(cli "$e" logs bench-logs 2>/dev/null | wc -c)" = 100000000 ] || echo "note: $e: logs did not give back 100000000 bytes" >&2
     # The docker CLI against either daemon: the daemon's side of `logs`.
@@ -131,8 +131,8 @@ log_rows() { # engine
     local end; end=$(cli "$e" inspect -f '{{.State.FinishedAt}}' bench-logs)
     R[$e,logssince]=$(for _ in $(seq 10); do s=$(now_ns); cli "$e" logs --since "$end" bench-logs >/dev/null 2>&1; echo $(( ($(now_ns) - s) / 1000 )); done | median)
     cli "$e" rm -f bench-logs >/dev/null
-    s=$(now_ns); cli "$e" run --rm busybox sh -c "$LOG_WRITER" >/dev/null; R[$e,logrun]=$(ms_since "$s")
-    cli "$e" run -d --name bench-logs-exec busybox sleep 600 >/dev/null
+    s=$(now_ns); cli "$e" run --rm --network none busybox sh -c "$LOG_WRITER" >/dev/null; R[$e,logrun]=$(ms_since "$s")
+    cli "$e" run -d --network none --name bench-logs-exec busybox sleep 600 >/dev/null
     s=$(now_ns); cli "$e" exec bench-logs-exec sh -c "$LOG_WRITER" >/dev/null; R[$e,logexec]=$(ms_since "$s")
     cli "$e" rm -f bench-logs-exec >/dev/null
 }
