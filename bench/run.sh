@@ -14,8 +14,14 @@
 # loaded into each engine) against a registry on 127.0.0.1: Berth's own (`berth registry serve`, release build) or,
 # with BENCH_REGISTRY=distribution, Debian's docker-registry. Pull = `rmi` then `pull` (download, verify, unpack).
 #
+# Log rows: a container writes 100 MB of 100-byte lines to stdout (`cat` of a 1 MB file 100 times: ~40 ms of the
+# writer's own); run -d -> exit (the shim writing the json-file log), `run` attached and `exec` with the output
+# to /dev/null (the CLI's output path), `logs` of those 100 MB with the docker CLI and with the engine's own CLI
+# (to /dev/null and through a pipe), `logs --tail 10` and `logs --since <its end>` (finding the start in a large log).
+#
 #   BENCH_ONLY=registry bench/run.sh    # only the registry rows (BENCH_ONLY=engine: only the others;
-#                                         BENCH_ONLY=events: only kill -> die event latency)
+#                                         BENCH_ONLY=events: only kill -> die event latency; BENCH_ONLY=logs: only
+#                                         the log rows)
 #   CARGO=/tmp/cargo-locked bench/run.sh  # build through a wrapper (a shared machine's build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -106,6 +112,31 @@ for _ in range(int(sys.argv[2])):
 PY
 }
 
+# The log rows of engine $1 (see the top). Times in ms.
+LOG_LINE=$(printf '%099d' 0)
+LOG_WRITER="yes $LOG_LINE | head -c 1000000 > /tmp/l; set --; for i in \$(seq 100); do set -- \"\$@\" /tmp/l; done; cat \"\$@\""
+ms_since() { echo $(( ($(now_ns) - $1) / 1000000 )); }
+log_rows() { # engine
+    local e=$1 s id
+    cli "$e" rm -f bench-logs >/dev/null 2>&1 || true
+    s=$(now_ns); id=$(cli "$e" run -d --network none --name bench-logs busybox sh -c "$LOG_WRITER"); cli "$e" wait "$id" >/dev/null
+    R[$e,logwrite]=$(ms_since "$s")
+    [ "$(cli "$e" logs bench-logs 2>/dev/null | wc -c)" = 100000000 ] || echo "note: $e: logs did not give back 100000000 bytes" >&2
+    # The docker CLI against either daemon: the daemon's side of `logs`.
+    s=$(now_ns); DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") docker logs bench-logs >/dev/null 2>&1
+    R[$e,logsdocker]=$(ms_since "$s")
+    s=$(now_ns); cli "$e" logs bench-logs >/dev/null 2>&1; R[$e,logscli]=$(ms_since "$s")
+    s=$(now_ns); cli "$e" logs bench-logs 2>&1 | cat >/dev/null; R[$e,logspipe]=$(ms_since "$s")
+    R[$e,logstail]=$(for _ in $(seq 10); do s=$(now_ns); cli "$e" logs --tail 10 bench-logs >/dev/null 2>&1; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+    local end; end=$(cli "$e" inspect -f '{{.State.FinishedAt}}' bench-logs)
+    R[$e,logssince]=$(for _ in $(seq 10); do s=$(now_ns); cli "$e" logs --since "$end" bench-logs >/dev/null 2>&1; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+    cli "$e" rm -f bench-logs >/dev/null
+    s=$(now_ns); cli "$e" run --rm --network none busybox sh -c "$LOG_WRITER" >/dev/null; R[$e,logrun]=$(ms_since "$s")
+    cli "$e" run -d --network none --name bench-logs-exec busybox sleep 600 >/dev/null
+    s=$(now_ns); cli "$e" exec bench-logs-exec sh -c "$LOG_WRITER" >/dev/null; R[$e,logexec]=$(ms_since "$s")
+    cli "$e" rm -f bench-logs-exec >/dev/null
+}
+
 declare -A R
 for e in "${engines[@]}"; do
     [ "$ONLY" = registry ] && break
@@ -114,6 +145,8 @@ for e in "${engines[@]}"; do
         DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
     cli "$e" run --rm busybox true   # warm-up
     if [ "$ONLY" = events ]; then R[$e,killdie]=$(kill_die_us "$e" | median); continue; fi
+    log_rows "$e"
+    [ "$ONLY" = logs ] && continue
 
     R[$e,run]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm --network none busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
     R[$e,runnet]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
@@ -210,7 +243,7 @@ DF
     fi
 done
 
-if [ "$ONLY" != engine ] && [ "$ONLY" != events ]; then
+if [ "$ONLY" != engine ] && [ "$ONLY" != events ] && [ "$ONLY" != logs ]; then
     # The image: 3 layers of 100 MB from /dev/urandom, in docker's save format, loaded into every engine.
     python3 - "$WORK/big.tar" <<'PY'
 import hashlib, io, json, os, sys, tarfile
@@ -287,5 +320,13 @@ row "PSS per running container's shim (50 running)" shimpss KiB
 row "build, cold (8 steps, 2,000 files + 50 MB)" bcold ms
 row "build, fully cached rebuild" bcached ms
 row "build, one file changed" bchange ms
+row "100 MB to stdout: run -d -> exit (json-file)" logwrite ms
+row "100 MB: run attached, > /dev/null" logrun ms
+row "100 MB: exec, > /dev/null" logexec ms
+row "logs of 100 MB, docker CLI, > /dev/null" logsdocker ms
+row "logs of 100 MB, own CLI, > /dev/null" logscli ms
+row "logs of 100 MB, own CLI, | cat > /dev/null" logspipe ms
+row "logs --tail 10 of 100 MB, median" logstail us
+row "logs --since <end> of 100 MB, median" logssince us
 row "push 300 MB in 3 layers to a loopback registry" push MB/s
 row "pull 300 MB in 3 layers (rmi, then pull)" pull MB/s

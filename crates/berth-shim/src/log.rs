@@ -43,13 +43,6 @@ pub struct JsonLog {
     failing: bool,
 }
 
-#[derive(serde::Serialize)]
-struct Entry<'a> {
-    log: &'a str,
-    stream: &'a str,
-    time: &'a str,
-}
-
 /// Opens (creates) a log file for appending; `truncate` empties it (std refuses `O_APPEND | O_TRUNC`).
 fn open_file(path: &Path, truncate: bool) -> std::io::Result<File> {
     let f = std::fs::OpenOptions::new().create(true).append(true).mode(MODE).open(path)?;
@@ -125,18 +118,20 @@ impl JsonLog {
         self.policy.compress && self.max_files() >= 2
     }
 
-    /// Appends output of `stream` (1 stdout, 2 stderr): complete lines are written at once, the rest is kept.
+    /// Appends output of `stream` (1 stdout, 2 stderr): complete lines are written at once (all of them in one
+    /// `write`), the rest is kept.
     pub fn write(&mut self, stream: u8, data: &[u8]) {
         if self.policy.disabled {
             return;
         }
         let idx = usize::from(stream == 2);
         self.partial[idx].extend_from_slice(data);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.partial[idx].len() * 3 / 2 + 256);
         let time = berth_api::time::now();
+        time.clone_into(&mut self.out_time);
         let buf = std::mem::take(&mut self.partial[idx]);
         let mut rest: &[u8] = &buf;
-        while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
             let (line, tail) = rest.split_at(pos + 1);
             self.entry(&mut out, line, stream, &time);
             rest = tail;
@@ -146,7 +141,10 @@ impl JsonLog {
             self.entry(&mut out, line, stream, &time);
             rest = tail;
         }
-        self.partial[idx] = rest.to_vec();
+        let kept = rest.len();
+        let mut buf = buf;
+        buf.drain(..buf.len() - kept);
+        self.partial[idx] = buf;
         self.write_out(&mut out);
     }
 
@@ -157,6 +155,7 @@ impl JsonLog {
             return;
         }
         let time = berth_api::time::now();
+        time.clone_into(&mut self.out_time);
         let mut out = Vec::new();
         for (idx, stream) in [(0usize, 1u8), (1, 2)] {
             let buf = std::mem::take(&mut self.partial[idx]);
@@ -179,7 +178,6 @@ impl JsonLog {
             self.rotate();
         }
         encode(out, line, stream, time);
-        time.clone_into(&mut self.out_time);
     }
 
     /// Writes `out` (whole entries) and empties it. On failure the entries are dropped and the file is cut back to
@@ -304,12 +302,48 @@ fn compress(src: &Path, last_time: &str) -> std::io::Result<()> {
     }
 }
 
+/// One entry, `{"log":"…","stream":"stdout","time":"…"}` and a newline, appended to `out`: byte for byte what
+/// serde_json writes for it (invalid UTF-8 replaced by U+FFFD), without its per-character machinery.
 fn encode(out: &mut Vec<u8>, line: &[u8], stream: u8, time: &str) {
-    let text = String::from_utf8_lossy(line);
-    let entry = Entry { log: &text, stream: if stream == 2 { "stderr" } else { "stdout" }, time };
-    if serde_json::to_writer(&mut *out, &entry).is_ok() {
-        out.push(b'\n');
+    out.extend_from_slice(br#"{"log":""#);
+    match std::str::from_utf8(line) {
+        Ok(text) => escape(out, text.as_bytes()),
+        Err(_) => escape(out, String::from_utf8_lossy(line).as_bytes()),
     }
+    out.extend_from_slice(if stream == 2 {
+        br#"","stream":"stderr","time":""#
+    } else {
+        br#"","stream":"stdout","time":""#
+    });
+    escape(out, time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// serde_json's escapes: the short ones, `\u00XX` for other control characters, nothing else (UTF-8 as it is).
+fn escape(out: &mut Vec<u8>, text: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut start = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x20.. => continue,
+            b'\n' => b'n',
+            b'\t' => b't',
+            b'\r' => b'r',
+            0x08 => b'b',
+            0x0c => b'f',
+            _ => 0,
+        };
+        out.extend_from_slice(&text[start..i]);
+        if short == 0 {
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        } else {
+            out.extend_from_slice(&[b'\\', short]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&text[start..]);
 }
 
 #[cfg(test)]
@@ -398,6 +432,41 @@ mod tests {
         all.extend(logs_of(&std::fs::read_to_string(&path).expect("current")));
         assert_eq!(all.last().map(String::as_str), Some("line 011\n"));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The entries are serde_json's, byte for byte, whatever the bytes.
+    #[test]
+    fn encodes_as_serde_json() {
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            log: &'a str,
+            stream: &'a str,
+            time: &'a str,
+        }
+        let all: Vec<u8> = (0..=255u8).collect();
+        let cases: Vec<&[u8]> = vec![
+            b"plain line\n",
+            b"",
+            b"quote \" backslash \\ tab \t cr \r bell \x07 del \x7f <html>&\n",
+            "utf-8: é € 😀\n".as_bytes(),
+            b"bad utf-8: \xff\xfe \xc3 end",
+            &all,
+        ];
+        for line in cases {
+            for stream in [1u8, 2] {
+                let mut ours = Vec::new();
+                encode(&mut ours, line, stream, "2026-11-22T10:00:00.000000001Z");
+                let text = String::from_utf8_lossy(line);
+                let e = Entry {
+                    log: &text,
+                    stream: if stream == 2 { "stderr" } else { "stdout" },
+                    time: "2026-11-22T10:00:00.000000001Z",
+                };
+                let mut theirs = serde_json::to_vec(&e).expect("json");
+                theirs.push(b'\n');
+                assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs));
+            }
+        }
     }
 
     #[test]

@@ -19,8 +19,12 @@ use nix::unistd::Pid;
 
 use crate::log::JsonLog;
 
-/// Output queued for one slow attach client beyond which it is dropped (Docker drops slow log readers too).
+/// Output queued for one attach client beyond which the container's output is no longer read until the client has
+/// taken some (the container waits for its attached readers, as with Docker); a client that takes nothing for
+/// [`MAX_CLIENT_STALL`] is dropped then, and so is one past the limit once the container has exited.
 const MAX_CLIENT_BACKLOG: usize = 8 << 20;
+/// How long a full attach client may hold the container's output back.
+const MAX_CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn run(bundle: PathBuf) -> Result<()> {
     let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
@@ -127,6 +131,8 @@ struct Client {
     kind: ClientKind,
     out: VecDeque<u8>,
     read_closed: bool,
+    /// Since when its backlog has been over [`MAX_CLIENT_BACKLOG`].
+    full_since: Option<std::time::Instant>,
 }
 
 struct Monitor {
@@ -278,7 +284,25 @@ impl Monitor {
         let mut fds: Vec<PollFd<'_>> = Vec::new();
         fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
         fds.push(PollFd::new(self.sigchld.as_fd(), PollFlags::POLLIN));
-        for (_, f) in &self.outputs {
+        // While an attach client is full, the container's output waits in its pipes (not after the exit: what is
+        // left there is bounded, and the log must get it).
+        let now = std::time::Instant::now();
+        let mut held = false;
+        for c in &mut self.clients {
+            if c.out.len() <= MAX_CLIENT_BACKLOG {
+                c.full_since = None;
+            } else if self.exit.is_some() || now - *c.full_since.get_or_insert(now) > MAX_CLIENT_STALL {
+                c.kind = ClientKind::Done;
+                c.out.clear();
+                c.full_since = None;
+                let _ = c.sock.shutdown(std::net::Shutdown::Both);
+            } else {
+                held = true;
+            }
+        }
+        // Left out of the poll while held (a closed pipe would report POLLHUP at once, every time).
+        let n_out = if held { 0 } else { self.outputs.len() };
+        for (_, f) in &self.outputs[..n_out] {
             fds.push(PollFd::new(f.as_fd(), PollFlags::POLLIN));
         }
         let stdin_slot = match (&self.stdin, self.stdin_buf.is_empty()) {
@@ -298,7 +322,7 @@ impl Monitor {
             }
             fds.push(PollFd::new(c.sock.as_fd(), ev));
         }
-        let timeout = if self.exit.is_some() { PollTimeout::from(100u16) } else { PollTimeout::NONE };
+        let timeout = if self.exit.is_some() || held { PollTimeout::from(100u16) } else { PollTimeout::NONE };
         match poll(&mut fds, timeout) {
             Ok(_) => {}
             Err(nix::Error::EINTR) => return Ok(()),
@@ -307,7 +331,6 @@ impl Monitor {
         let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
         let listener_ready = ready(&fds[0]);
         let sig_ready = ready(&fds[1]);
-        let n_out = self.outputs.len();
         let outputs_ready: Vec<bool> = fds[2..2 + n_out].iter().map(ready).collect();
         let base = 2 + n_out + usize::from(stdin_slot);
         let stdin_ready = stdin_slot && ready(&fds[2 + n_out]);
@@ -353,6 +376,7 @@ impl Monitor {
                         kind: ClientKind::New(Vec::new()),
                         out: VecDeque::new(),
                         read_closed: false,
+                        full_since: None,
                     });
                 }
             }
@@ -396,13 +420,6 @@ impl Monitor {
                     {
                         c.out.extend(header);
                         c.out.extend(data);
-                    }
-                }
-                for c in &mut self.clients {
-                    if c.out.len() > MAX_CLIENT_BACKLOG {
-                        c.kind = ClientKind::Done;
-                        c.out.clear();
-                        let _ = c.sock.shutdown(std::net::Shutdown::Both);
                     }
                 }
             }

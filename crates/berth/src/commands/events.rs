@@ -1,19 +1,17 @@
 //! `berth events` / `berth system events`: the daemon's events, replayed from `--since` and followed until `--until`
 //! (or interrupted), one line each as the docker CLI prints them, or through `--format`.
 
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use clap::Args;
 use hyper::Method;
 use serde_json::Value;
-use tokio::io::AsyncBufReadExt;
 
 use crate::client::{BodyReader, Client, empty, query};
 use crate::commands::opts;
-use crate::formatter;
 use crate::units::api_timestamp;
+use crate::{formatter, stream};
 
 /// `berth events`.
 #[derive(Args, Debug)]
@@ -75,23 +73,39 @@ pub async fn events(c: &Client, a: EventsArgs) -> Result<i32> {
 }
 
 /// Follows `GET /events` with the query `q` until the stream ends, writing the line `line` makes of each event (if
-/// any) to stdout as it arrives.
+/// any) to stdout; the lines go out as soon as the stream has nothing more ready (through the CLI's one output path,
+/// `stream::StdOutput`).
 pub async fn follow(
     c: &Client,
     q: &[(&str, String)],
     mut line: impl FnMut(&Value) -> Result<Option<String>>,
 ) -> Result<()> {
     let resp = c.call(Method::GET, &format!("/events{}", query(q)), empty(), false).await?;
-    let mut lines = tokio::io::BufReader::new(BodyReader::new(resp.into_body())).lines();
-    let mut out = std::io::stdout();
-    while let Some(l) = lines.next_line().await? {
-        let Ok(e) = serde_json::from_str::<Value>(&l) else { continue };
-        if let Some(text) = line(&e)? {
-            writeln!(out, "{text}")?;
-            out.flush()?;
+    let mut body = BodyReader::new(resp.into_body());
+    let mut out = stream::StdOutput::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let result = async {
+        loop {
+            let n = stream::read_or_flush(&mut body, &mut buf, &mut out).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            pending.extend_from_slice(&buf[..n]);
+            let Some(end) = pending.iter().rposition(|b| *b == b'\n') else { continue };
+            for l in pending[..end].split(|b| *b == b'\n') {
+                let Ok(e) = serde_json::from_slice::<Value>(l) else { continue };
+                if let Some(mut text) = line(&e)? {
+                    text.push('\n');
+                    stream::Output::write(&mut out, 1, text.as_bytes())?;
+                }
+            }
+            pending.drain(..=end);
         }
     }
-    Ok(())
+    .await;
+    stream::Output::flush(&mut out)?;
+    result
 }
 
 #[cfg(test)]

@@ -441,9 +441,9 @@ pub async fn dial_stdio(c: &Client) -> Result<i32> {
         to_daemon.shutdown().await
     };
     let downstream = async {
-        let mut stdout = tokio::io::stdout();
-        tokio::io::copy(&mut from_daemon, &mut stdout).await?;
-        stdout.flush().await
+        crate::stream::copy_raw(&mut from_daemon, &mut crate::stream::StdOutput::new())
+            .await
+            .map_err(|e| e.downcast::<std::io::Error>().unwrap_or_else(std::io::Error::other))
     };
     tokio::pin!(upstream, downstream);
     let gone =

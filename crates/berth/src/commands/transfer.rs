@@ -88,11 +88,11 @@ async fn download(c: &Client, path: &str, output: Option<&str>) -> Result<i32> {
             result?;
         }
         None => {
-            let mut out = tokio::io::stdout();
+            let mut out = crate::stream::StdOutput::new();
             while let Some(chunk) = next_chunk(&mut body).await? {
-                out.write_all(&chunk).await?;
+                crate::stream::Output::write(&mut out, 1, &chunk)?;
             }
-            out.flush().await?;
+            crate::stream::Output::flush(&mut out)?;
         }
     }
     Ok(0)

@@ -141,9 +141,9 @@ impl Followers {
         self.active.insert(cid.to_string());
         self.seen.insert(cid.to_string());
         self.restarting.remove(cid);
-        let (c, lock, cid) = (self.c.clone(), self.lock.clone(), cid.to_string());
+        let (c, cid) = (self.c.clone(), cid.to_string());
         self.tasks.spawn(async move {
-            let r = stream_logs(c, cid.clone(), q, prefix, lock).await;
+            let r = stream_logs(c, cid.clone(), q, prefix).await;
             (cid, display, service, r)
         });
     }

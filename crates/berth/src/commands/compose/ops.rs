@@ -1,18 +1,12 @@
 //! The commands on a project's containers: `config`, `ps`, `logs` (prefixed, coloured, followed), `exec`, `run`,
 //! `start`, `stop`, `restart`, `rm`, `kill`, `pause`, `unpause`, `top`, `images`, `port`, `pull`, `push`.
 
-use std::io::Write as _;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-
 use anyhow::{Context as _, Result, anyhow, bail};
 use berth_compose::Project;
 use berth_compose::plan::{self, ContainerSpec, LABEL_SERVICE};
 use clap::{ArgAction, Args};
 use hyper::Method;
 use serde_json::{Value, json};
-use tokio::io::AsyncWrite;
 
 use super::{OneOff, ProjectArgs, containers, id, label, name, number, progress};
 use crate::StatusError;
@@ -345,44 +339,58 @@ pub struct LogsArgs {
 /// Compose's colours for log prefixes, in its order.
 const COLORS: [&str; 12] = ["36", "33", "32", "35", "34", "31", "96", "93", "92", "95", "94", "91"];
 
-/// Writes complete lines, each with the container's prefix, to stdout (shared by all containers).
+/// One container's output as complete lines, each with the container's prefix, to stdout (stderr's lines too, as
+/// Compose does). Lines gather and go out when the input has nothing more ready, each batch in one write under
+/// stdout's lock, so the lines of several containers never mix.
 struct Prefixed {
     prefix: String,
-    buf: Vec<u8>,
-    lock: Arc<Mutex<()>>,
+    /// The unfinished line of stdout and of stderr.
+    partial: [Vec<u8>; 2],
+    out: Vec<u8>,
 }
 
 impl Prefixed {
-    fn emit(&mut self, all: bool) {
-        let _g = self.lock.lock();
-        let mut out = std::io::stdout().lock();
-        while let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=i).collect();
-            let _ = out.write_all(self.prefix.as_bytes());
-            let _ = out.write_all(&line);
+    fn new(prefix: String) -> Prefixed {
+        Prefixed { prefix, partial: [Vec::new(), Vec::new()], out: Vec::new() }
+    }
+
+    /// The unfinished lines, ended, and out.
+    fn finish(&mut self) -> std::io::Result<()> {
+        for i in 0..2 {
+            if !self.partial[i].is_empty() {
+                self.out.extend_from_slice(self.prefix.as_bytes());
+                self.out.append(&mut self.partial[i]);
+                self.out.push(b'\n');
+            }
         }
-        if all && !self.buf.is_empty() {
-            let _ = out.write_all(self.prefix.as_bytes());
-            let _ = out.write_all(&self.buf);
-            let _ = out.write_all(b"\n");
-            self.buf.clear();
-        }
-        let _ = out.flush();
+        stream::Output::flush(self)
     }
 }
 
-impl AsyncWrite for Prefixed {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.buf.extend_from_slice(data);
-        self.emit(false);
-        Poll::Ready(Ok(data.len()))
+impl stream::Output for Prefixed {
+    fn write(&mut self, s: u8, data: &[u8]) -> std::io::Result<()> {
+        let partial = &mut self.partial[usize::from(s == 2)];
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|b| *b == b'\n') {
+            self.out.extend_from_slice(self.prefix.as_bytes());
+            self.out.append(partial);
+            self.out.extend_from_slice(&rest[..=i]);
+            rest = &rest[i + 1..];
+        }
+        partial.extend_from_slice(rest);
+        if self.out.len() >= 128 * 1024 {
+            return stream::Output::flush(self);
+        }
+        Ok(())
     }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.emit(true);
-        Poll::Ready(Ok(()))
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let r = stream::write_out(1, &self.out);
+        self.out.clear();
+        r
     }
 }
 
@@ -408,15 +416,10 @@ pub(super) fn prefix_text(name: &str, width: usize, color: Option<usize>) -> Str
     }
 }
 
-/// Streams one container's `GET /logs` (query `q`) to stdout, each complete line with `prefix`, writing under `lock`
-/// (so that lines of several containers interleave whole, in arrival order); returns when the stream ends.
-pub(super) async fn stream_logs(
-    c: Client,
-    cid: String,
-    q: Vec<(&'static str, String)>,
-    prefix: String,
-    lock: Arc<Mutex<()>>,
-) -> Result<()> {
+/// Streams one container's `GET /logs` (query `q`) to stdout, each complete line with `prefix` (lines of several
+/// containers interleave whole, in arrival order: [`Prefixed`] writes whole batches of lines); returns when the stream
+/// ends.
+pub(super) async fn stream_logs(c: Client, cid: String, q: Vec<(&'static str, String)>, prefix: String) -> Result<()> {
     let tty = c
         .get_json::<Value>(&format!("{}/json", container_path(&cid)))
         .await
@@ -425,15 +428,10 @@ pub(super) async fn stream_logs(
     let path = format!("{}/logs{}", container_path(&cid), query(&q));
     let resp = c.call(Method::GET, &path, empty(), false).await?;
     let reader = BodyReader::new(resp.into_body());
-    let mut outw = Prefixed { prefix: prefix.clone(), buf: Vec::new(), lock: lock.clone() };
-    if tty {
-        stream::copy_raw(reader, &mut outw).await?;
-    } else {
-        let mut errw = Prefixed { prefix, buf: Vec::new(), lock };
-        stream::demux(reader, &mut outw, &mut errw).await?;
-        errw.emit(true);
-    }
-    outw.emit(true);
+    let mut out = Prefixed::new(prefix);
+    let copied = if tty { stream::copy_raw(reader, &mut out).await } else { stream::demux(reader, &mut out).await };
+    out.finish()?;
+    copied?;
     Ok(())
 }
 
@@ -469,7 +467,6 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
         list.retain(|v| number(v) == i);
     }
     let width = list.iter().map(|v| prefix_of(v, project).len()).max().unwrap_or(0);
-    let lock = Arc::new(Mutex::new(()));
     let mut tasks = tokio::task::JoinSet::new();
     for (i, v) in list.iter().enumerate() {
         let prefix =
@@ -484,7 +481,7 @@ pub async fn follow_logs(c: &Client, project: &str, services: &[String], o: &Log
         if let Some(t) = &o.since {
             q.push(("since", t.clone()));
         }
-        tasks.spawn(stream_logs(c.clone(), id(v), q, prefix, lock.clone()));
+        tasks.spawn(stream_logs(c.clone(), id(v), q, prefix));
     }
     let mut aborted = false;
     while let Some(t) = tasks.join_next().await {
