@@ -170,6 +170,7 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .merge(guarded)
         .route("/login", get(login))
         .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("static/app.js")) }))
+        .route("/favicon.ico", get(|| async { asset("image/svg+xml", include_str!("static/favicon.svg")) }))
         .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("static/app.css")) }))
         .fallback(|| async { UiError::new(StatusCode::NOT_FOUND, "no such page") })
         .layer(axum::middleware::from_fn_with_state(ui.clone(), frame))
@@ -193,8 +194,9 @@ async fn frame(State(ui): State<Arc<Ui>>, req: Request, next: Next) -> Response 
     h.insert("content-security-policy", HeaderValue::from_static(CSP));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    // The login URL carries the token: never sent on as a referrer.
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // The login URL carries the token: never sent to another origin as a referrer. (Not `no-referrer`: browsers then
+    // send `Origin: null` with the pages' own forms, which the CSRF check refuses.)
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
     h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
     if !h.contains_key(header::CACHE_CONTROL) {
