@@ -9,8 +9,9 @@ with a traceback and exit status 1. Every wait has a bound (WAIT seconds) and sa
 
 import os
 import subprocess
+import shutil
 import sys
-import time
+import tempfile
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -25,6 +26,7 @@ def main():
     login, shots = sys.argv[1], sys.argv[2]
     cli = sys.argv[sys.argv.index("--") + 1:]
     os.makedirs(shots, exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="berth-ui-chromium-")
 
     def berth(*args):
         out = subprocess.run(cli + list(args), capture_output=True, text=True, timeout=60)
@@ -36,7 +38,7 @@ def main():
     opts.binary_location = "/usr/bin/chromium"
     for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--window-size=1400,1000", "--no-first-run", "--disable-extensions",
-              f"--user-data-dir={os.path.join(shots, '.profile')}"]:
+              f"--user-data-dir={profile}"]:
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
@@ -153,6 +155,7 @@ def main():
         raise
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 if __name__ == "__main__":

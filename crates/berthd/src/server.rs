@@ -168,7 +168,8 @@ pub async fn serve(
     // The dashboard: nothing of it exists unless asked for.
     let ui = match ui {
         Some(config) => {
-            let endpoint = Endpoint::Tcp { addr: config.addr, tls: config.tls.clone(), client_auth: config.tls.is_some() };
+            let endpoint =
+                Endpoint::Tcp { addr: config.addr, tls: config.tls.clone(), client_auth: config.tls.is_some() };
             let listener = bind(&endpoint, None).await.context("the dashboard (--ui)")?;
             let state = crate::ui::Ui::new(daemon.clone(), config);
             tracing::info!("serving the dashboard on {} (`berth ui` prints a login link)", state.url());

@@ -77,7 +77,14 @@ impl Ui {
             h
         };
         let api = crate::routes::router(daemon.clone());
-        Arc::new(Ui { daemon, api, access: auth::Access::default(), cookie: format!("berth-ui-{}", addr.port()), hosts, config })
+        Arc::new(Ui {
+            daemon,
+            api,
+            access: auth::Access::default(),
+            cookie: format!("berth-ui-{}", addr.port()),
+            hosts,
+            config,
+        })
     }
 
     /// The dashboard's address as `berth ui` prints it.
@@ -169,7 +176,10 @@ pub fn router(ui: Arc<Ui>) -> Router {
     Router::new()
         .merge(guarded)
         .route("/login", get(login))
-        .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", include_str!("static/app.js")) }))
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", include_str!("static/app.js")) }),
+        )
         .route("/favicon.ico", get(|| async { asset("image/svg+xml", include_str!("static/favicon.svg")) }))
         .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", include_str!("static/app.css")) }))
         .fallback(|| async { UiError::new(StatusCode::NOT_FOUND, "no such page") })

@@ -50,7 +50,8 @@ fn short(id: &str) -> &str {
 /// Bytes as `docker` prints sizes (decimal units).
 fn size(n: f64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = n.max(0.0);
+    // (An empty sum is -0.0.)
+    let mut v = if n > 0.0 { n } else { 0.0 };
     let mut u = 0;
     while v >= 1000.0 && u < units.len() - 1 {
         v /= 1000.0;
@@ -122,12 +123,8 @@ async fn rows(ui: &Ui, session: &Session, host: &str) -> Result<String, UiError>
     let host_name = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
     for c in list.as_array().into_iter().flatten() {
         let id = s(c, "Id");
-        let name = c
-            .get("Names")
-            .and_then(|n| n.get(0))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .trim_start_matches('/');
+        let name =
+            c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or_default().trim_start_matches('/');
         let state = s(c, "State");
         // Health and restarts are in the inspect only; a container removed meanwhile shows without them.
         let inspect = ui.api_json(&format!("/containers/{}/json", seg(id))).await.ok();
@@ -245,7 +242,12 @@ fn tree(out: &mut String, v: &Value, depth: usize) {
                     Value::String(s) => format!("\"{s}\""),
                     o => o.to_string(),
                 };
-                let _ = write!(out, "<li><span class=\"k\">{}</span>: <span class=\"v\">{}</span></li>", esc(&k), esc(&text));
+                let _ = write!(
+                    out,
+                    "<li><span class=\"k\">{}</span>: <span class=\"v\">{}</span></li>",
+                    esc(&k),
+                    esc(&text)
+                );
             }
         }
     }
@@ -300,16 +302,19 @@ pub async fn container(
     if state == "running" || state == "paused" {
         match ui.api_json(&format!("/containers/{}/top", seg(&full))).await {
             Ok(top) => {
-                let titles: Vec<&str> =
-                    top.get("Titles").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+                let titles: Vec<&str> = top
+                    .get("Titles")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
                 let rows: Vec<Vec<String>> = top
                     .get("Processes")
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .map(|p| {
-                        p.as_array().into_iter().flatten().map(|x| esc(x.as_str().unwrap_or_default())).collect()
-                    })
+                    .map(|p| p.as_array().into_iter().flatten().map(|x| esc(x.as_str().unwrap_or_default())).collect())
                     .collect();
                 c.push_str("<section><h2>Processes</h2>");
                 table(&mut c, "top", &titles, &rows);
@@ -357,7 +362,10 @@ pub async fn events(Extension(session): Extension<Session>) -> Html<String> {
 }
 
 /// `/system`: version, info, disk usage.
-pub async fn system(State(ui): State<Arc<Ui>>, Extension(session): Extension<Session>) -> Result<Html<String>, UiError> {
+pub async fn system(
+    State(ui): State<Arc<Ui>>,
+    Extension(session): Extension<Session>,
+) -> Result<Html<String>, UiError> {
     let (version, info, df) =
         (ui.api_json("/version").await?, ui.api_json("/info").await?, ui.api_json("/system/df").await?);
     let mut c = String::new();
@@ -393,7 +401,12 @@ pub async fn system(State(ui): State<Arc<Ui>>, Extension(session): Extension<Ses
             volumes.iter().filter(|v| num(v, "/UsageData/RefCount") > 0.0).count(),
             volumes.iter().map(|v| num(v, "/UsageData/Size").max(0.0)).sum(),
         ),
-        ("Build cache", cache.len(), cache.iter().filter(|b| b.get("InUse") == Some(&Value::Bool(true))).count(), cache.iter().map(|b| num(b, "/Size")).sum()),
+        (
+            "Build cache",
+            cache.len(),
+            cache.iter().filter(|b| b.get("InUse") == Some(&Value::Bool(true))).count(),
+            cache.iter().map(|b| num(b, "/Size")).sum(),
+        ),
     ];
     let total: f64 = kinds.iter().map(|k| k.3).sum::<f64>().max(1.0);
     let rows: Vec<Vec<String>> = kinds
@@ -415,7 +428,7 @@ pub async fn system(State(ui): State<Arc<Ui>>, Extension(session): Extension<Ses
     table(&mut c, "system df", &["Type", "Total", "Active", "Size", "Share"], &rows);
     c.push_str("</section><section><h2>Version</h2>");
     let v = pick(&version, &["Version", "ApiVersion", "MinAPIVersion", "Os", "Arch", "KernelVersion", "GitCommit"]);
-    table(&mut c, "version", &["", ""], &v);
+    table(&mut c, "version", &["Setting", "Value"], &v);
     c.push_str("</section><section><h2>Info</h2>");
     let i = pick(
         &info,
@@ -439,13 +452,16 @@ pub async fn system(State(ui): State<Arc<Ui>>, Extension(session): Extension<Ses
             "DockerRootDir",
         ],
     );
-    table(&mut c, "info", &["", ""], &i);
+    table(&mut c, "info", &["Setting", "Value"], &i);
     c.push_str("</section>");
     Ok(page("System", "/system", &session, "system", "", &c))
 }
 
 /// `/images`.
-pub async fn images(State(ui): State<Arc<Ui>>, Extension(session): Extension<Session>) -> Result<Html<String>, UiError> {
+pub async fn images(
+    State(ui): State<Arc<Ui>>,
+    Extension(session): Extension<Session>,
+) -> Result<Html<String>, UiError> {
     let list = ui.api_json("/images/json").await?;
     let rows: Vec<Vec<String>> = list
         .as_array()
@@ -479,7 +495,10 @@ fn unix_time(t: i64) -> String {
 }
 
 /// `/volumes`.
-pub async fn volumes(State(ui): State<Arc<Ui>>, Extension(session): Extension<Session>) -> Result<Html<String>, UiError> {
+pub async fn volumes(
+    State(ui): State<Arc<Ui>>,
+    Extension(session): Extension<Session>,
+) -> Result<Html<String>, UiError> {
     let list = ui.api_json("/volumes").await?;
     let rows: Vec<Vec<String>> = list
         .get("Volumes")
@@ -494,7 +513,10 @@ pub async fn volumes(State(ui): State<Arc<Ui>>, Extension(session): Extension<Se
 }
 
 /// `/networks`: with the containers on each and their addresses.
-pub async fn networks(State(ui): State<Arc<Ui>>, Extension(session): Extension<Session>) -> Result<Html<String>, UiError> {
+pub async fn networks(
+    State(ui): State<Arc<Ui>>,
+    Extension(session): Extension<Session>,
+) -> Result<Html<String>, UiError> {
     let list = ui.api_json("/networks").await?;
     let mut rows = Vec::new();
     for n in list.as_array().into_iter().flatten() {
@@ -538,6 +560,7 @@ mod tests {
         assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(seg("a/b c"), "a%2Fb%20c");
         assert_eq!(size(1234.0), "1.234kB");
+        assert_eq!(size(-0.0), "0B");
         assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
     }
 

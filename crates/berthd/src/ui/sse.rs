@@ -41,12 +41,19 @@ fn respond(messages: impl Stream<Item = Bytes> + Send + 'static) -> Response {
         Some((Bytes::from_static(b": keep-alive\n\n"), ()))
     });
     // The stream ends with its messages (the keep-alives alone do not keep it going).
-    let merged = futures_util::stream::select(messages.map(Some).chain(futures_util::stream::once(async { None })), keepalive.map(Some))
-        .take_while(|m| std::future::ready(m.is_some()))
-        .filter_map(std::future::ready)
-        .map(Ok::<_, std::convert::Infallible>);
+    let merged = futures_util::stream::select(
+        messages.map(Some).chain(futures_util::stream::once(async { None })),
+        keepalive.map(Some),
+    )
+    .take_while(|m| std::future::ready(m.is_some()))
+    .filter_map(std::future::ready)
+    .map(Ok::<_, std::convert::Infallible>);
     (
-        [(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-store"), (header::HeaderName::from_static("x-accel-buffering"), "no")],
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ],
         Body::from_stream(merged),
     )
         .into_response()
@@ -136,10 +143,8 @@ const LOG_TAIL: usize = 500;
 /// `/sse/containers/{id}/logs`: the last lines of the log, then the new ones as they come (the API's `follow`), with
 /// their timestamps; `event: end` when the log ends (the container stopped).
 pub async fn logs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
-    let path = format!(
-        "/containers/{}/logs?stdout=1&stderr=1&follow=1&timestamps=1&tail={LOG_TAIL}",
-        super::pages::seg(&id)
-    );
+    let path =
+        format!("/containers/{}/logs?stdout=1&stderr=1&follow=1&timestamps=1&tail={LOG_TAIL}", super::pages::seg(&id));
     let resp = checked(ui.api(Method::GET, &path).await).await?;
     let raw = resp
         .headers()
@@ -147,27 +152,28 @@ pub async fn logs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<R
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == berth_api::stream::RAW);
     let body = resp.into_body().into_data_stream();
-    let lines = futures_util::stream::unfold((body, Lines::default(), false), move |(mut body, mut lines, done)| async move {
-        if done {
-            return None;
-        }
-        loop {
-            match body.next().await {
-                Some(Ok(chunk)) => {
-                    let out = lines.feed(raw, &chunk);
-                    if !out.is_empty() {
-                        return Some((futures_util::stream::iter(out), (body, lines, false)));
+    let lines =
+        futures_util::stream::unfold((body, Lines::default(), false), move |(mut body, mut lines, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) => {
+                        let out = lines.feed(raw, &chunk);
+                        if !out.is_empty() {
+                            return Some((futures_util::stream::iter(out), (body, lines, false)));
+                        }
+                    }
+                    _ => {
+                        let mut out = lines.finish();
+                        out.push(message("end", ""));
+                        return Some((futures_util::stream::iter(out), (body, lines, true)));
                     }
                 }
-                _ => {
-                    let mut out = lines.finish();
-                    out.push(message("end", ""));
-                    return Some((futures_util::stream::iter(out), (body, lines, true)));
-                }
             }
-        }
-    })
-    .flatten();
+        })
+        .flatten();
     Ok(respond(lines))
 }
 
