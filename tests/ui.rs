@@ -1,6 +1,8 @@
 //! The web dashboard (`berthd --ui`): its access rules over plain HTTP, and the pages in a real browser (Debian's
 //! chromium and chromium-driver, driven by python3-selenium through `tests/ui_browser.py`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -117,7 +119,9 @@ fn access_needs_a_one_time_token_a_session_and_same_origin_csrf() {
     let form = format!("csrf={csrf}&back=%2F");
     let ct = ("Content-Type", "application/x-www-form-urlencoded");
     // Refused: another origin (with a valid session and token), no origin, no token, a wrong token, no session.
-    let cases: [(&str, Vec<(&str, &str)>, String, u16); 5] = [
+    // (what, headers, form, the status wanted)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u16);
+    let cases: [Case; 5] = [
         ("cross-origin", vec![("Cookie", &cookie), ("Origin", "http://evil.example"), ct], form.clone(), 403),
         ("no origin", vec![("Cookie", &cookie), ct], form.clone(), 403),
         ("no CSRF token", vec![("Cookie", &cookie), ("Origin", &origin), ct], "back=%2F".into(), 403),

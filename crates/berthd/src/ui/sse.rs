@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn log_frames_become_lines() {
         let mut l = Lines::default();
-        let mut frame = |which: u8, s: &str| {
+        let frame = |which: u8, s: &str| {
             let mut f = vec![which, 0, 0, 0];
             f.extend_from_slice(&(s.len() as u32).to_be_bytes());
             f.extend_from_slice(s.as_bytes());
