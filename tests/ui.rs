@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use berth_integration::*;
 
@@ -241,7 +241,10 @@ fn the_dashboard_in_chromium() {
     // Kept after the run (the daemon's directory is not), for a person to look at.
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
     let _ = std::fs::remove_dir_all(&shots);
-    let mut child = Command::new("/usr/bin/python3")
+    // Each of its waits is bounded (20 s); the whole run gets 5 minutes on a loaded machine (`timeout`, a last resort:
+    // it would leave the browser to chromedriver's own exit).
+    let run = Command::new("timeout")
+        .args(["300", "/usr/bin/python3"])
         .arg(repo_root().join("tests/ui_browser.py"))
         .arg(&login)
         .arg(&shots)
@@ -249,30 +252,13 @@ fn the_dashboard_in_chromium() {
         .arg(bin("berth"))
         .arg("-H")
         .arg(d.host())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    // Each of its waits is bounded (20 s); the whole run gets 5 minutes on a loaded machine.
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut out = String::new();
-    let mut err = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let (out, err) = (stdout(&run), stderr(&run));
+    let status = run.status;
     eprintln!("screenshots: {}", shots.display());
     assert!(
-        status.is_some_and(|s| s.success()) && out.contains("\nOK"),
+        status.success() && out.contains("\nOK"),
         "the browser run failed ({status:?}; screenshots and failure.html in {}):\n{out}\n{err}\nberthd:\n{}",
         shots.display(),
         tail(&d.log(), 40)
