@@ -112,6 +112,12 @@ def main():
         assert driver.find_elements(By.CSS_SELECTOR, "#logs .stderr"), "stderr lines shown apart"
         text = driver.find_element(By.ID, "logs").text
         assert "line0" in text and "oops0" in text, text[:300]
+        # The resource charts move: samples arrive and the CPU line changes.
+        wait.until(lambda d: int(d.find_element(By.ID, "resources").get_attribute("data-samples")) >= 2, "stats samples")
+        before = driver.find_element(By.CSS_SELECTOR, "#cpu-chart polyline").get_attribute("points")
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#cpu-chart polyline").get_attribute("points") != before,
+                   "the CPU chart to move")
+        assert "%" in driver.find_element(By.ID, "cpu-now").text
         # Processes and the inspect tree are on the page.
         body = driver.find_element(By.TAG_NAME, "main").text
         assert "Processes" in body and "Inspect" in body, body[:500]

@@ -172,6 +172,7 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/sse/containers", get(sse::containers))
         .route("/sse/events", get(sse::events))
         .route("/sse/containers/{id}/logs", get(sse::logs))
+        .route("/sse/containers/{id}/stats", get(sse::stats))
         .route_layer(axum::middleware::from_fn_with_state(ui.clone(), guard));
     Router::new()
         .merge(guarded)

@@ -300,6 +300,20 @@ pub async fn container(
          <pre id=\"logs\" class=\"logs\" tabindex=\"0\" aria-label=\"Container logs\" aria-live=\"off\"></pre></section>",
     );
     if state == "running" || state == "paused" {
+        c.push_str(
+            "<section id=\"resources\" aria-labelledby=\"res-h\" data-samples=\"0\"><h2 id=\"res-h\">Resources \
+             <small>(the last two minutes)</small></h2><div class=\"charts\">\
+             <figure><figcaption>CPU <output id=\"cpu-now\">…</output></figcaption>\
+             <svg id=\"cpu-chart\" class=\"chart\" viewBox=\"0 0 120 40\" preserveAspectRatio=\"none\" role=\"img\" \
+             aria-label=\"CPU use over time\"><polyline points=\"\"></polyline></svg></figure>\
+             <figure><figcaption>Memory <output id=\"mem-now\">…</output></figcaption>\
+             <svg id=\"mem-chart\" class=\"chart\" viewBox=\"0 0 120 40\" preserveAspectRatio=\"none\" role=\"img\" \
+             aria-label=\"Memory use over time\"><polyline points=\"\"></polyline></svg></figure>\
+             <figure><figcaption>Network <output id=\"net-now\">…</output></figcaption>\
+             <svg id=\"net-chart\" class=\"chart\" viewBox=\"0 0 120 40\" preserveAspectRatio=\"none\" role=\"img\" \
+             aria-label=\"Network bytes per second over time\"><polyline points=\"\"></polyline></svg></figure>\
+             </div></section>",
+        );
         match ui.api_json(&format!("/containers/{}/top", seg(&full))).await {
             Ok(top) => {
                 let titles: Vec<&str> = top

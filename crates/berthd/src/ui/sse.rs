@@ -177,9 +177,63 @@ pub async fn logs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<R
     Ok(respond(lines))
 }
 
+/// One stats sample as the charts want it: CPU in percent, memory in use and its limit, network bytes.
+fn sample(v: &serde_json::Value) -> serde_json::Value {
+    let (rx, tx) = v.get("networks").and_then(serde_json::Value::as_object).into_iter().flatten().fold(
+        (0u64, 0u64),
+        |(r, t), (_, n)| {
+            let g = |k: &str| n.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            (r + g("rx_bytes"), t + g("tx_bytes"))
+        },
+    );
+    serde_json::json!({
+        "cpu": berth_api::stats::cpu_percent(v),
+        "mem": berth_api::stats::memory_usage(&v["memory_stats"]),
+        "limit": v.pointer("/memory_stats/limit").and_then(serde_json::Value::as_u64).unwrap_or(0),
+        "rx": rx,
+        "tx": tx,
+    })
+}
+
+/// `/sse/containers/{id}/stats`: the API's stats stream (a sample a second), as the charts' numbers; `event: end`
+/// when it ends.
+pub async fn stats(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
+    let path = format!("/containers/{}/stats?stream=1", super::pages::seg(&id));
+    let resp = checked(ui.api(Method::GET, &path).await).await?;
+    let body = resp.into_body().into_data_stream();
+    let samples = futures_util::stream::unfold((body, Vec::new(), false), |(mut body, mut buf, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            if let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=nl).collect();
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else { continue };
+                return Some((message("stats", &sample(&v).to_string()), (body, buf, false)));
+            }
+            match body.next().await {
+                Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                _ => return Some((message("end", ""), (body, buf, true))),
+            }
+        }
+    });
+    Ok(respond(samples))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stats_sample() {
+        let v = serde_json::json!({
+            "cpu_stats": {"cpu_usage": {"total_usage": 300}, "system_cpu_usage": 2000, "online_cpus": 2},
+            "precpu_stats": {"cpu_usage": {"total_usage": 100}, "system_cpu_usage": 1000},
+            "memory_stats": {"usage": 5000, "limit": 10000, "stats": {"inactive_file": 1000}},
+            "networks": {"eth0": {"rx_bytes": 10, "tx_bytes": 20}, "eth1": {"rx_bytes": 1, "tx_bytes": 2}}
+        });
+        assert_eq!(sample(&v), serde_json::json!({"cpu": 40.0, "mem": 4000.0, "limit": 10000, "rx": 11, "tx": 22}));
+    }
 
     #[test]
     fn messages_split_lines() {

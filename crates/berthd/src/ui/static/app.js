@@ -122,6 +122,57 @@
     });
   }
 
+  // A container's resources: a sample a second from the API's stats stream, drawn as lines over the last 120.
+  function resources() {
+    const section = document.getElementById("resources");
+    if (!section) return;
+    const keep = 120;
+    const series = { cpu: [], mem: [], net: [] };
+    let lastNet = null;
+    function human(n) {
+      const units = ["B", "kB", "MB", "GB", "TB"];
+      let u = 0;
+      while (n >= 1000 && u < units.length - 1) {
+        n /= 1000;
+        u++;
+      }
+      return n.toFixed(u ? 1 : 0) + units[u];
+    }
+    function draw(name, floor) {
+      const values = series[name];
+      const max = Math.max(floor, ...values) * 1.15;
+      const points = values
+        .map(function (v, i) {
+          return (keep - values.length + i).toFixed(0) + "," + (40 - (v / max) * 38).toFixed(2);
+        })
+        .join(" ");
+      document.querySelector("#" + name + "-chart polyline").setAttribute("points", points);
+    }
+    function push(name, v) {
+      series[name].push(v);
+      if (series[name].length > keep) series[name].shift();
+    }
+    const es = new EventSource("/sse/containers/" + encodeURIComponent(body.dataset.id) + "/stats");
+    es.addEventListener("stats", function (e) {
+      const s = JSON.parse(e.data);
+      const net = s.rx + s.tx;
+      push("cpu", s.cpu);
+      push("mem", s.mem);
+      push("net", lastNet === null ? 0 : Math.max(0, net - lastNet));
+      lastNet = net;
+      draw("cpu", 1);
+      draw("mem", 1);
+      draw("net", 1);
+      document.getElementById("cpu-now").textContent = s.cpu.toFixed(2) + "%";
+      document.getElementById("mem-now").textContent = human(s.mem) + (s.limit ? " / " + human(s.limit) : "");
+      document.getElementById("net-now").textContent = human(series.net[series.net.length - 1]) + "/s";
+      section.dataset.samples = String(Number(section.dataset.samples) + 1);
+    });
+    es.addEventListener("end", function () {
+      es.close();
+    });
+  }
+
   // Events: the feed, newest first.
   function events() {
     const tbody = document.querySelector("#events tbody");
@@ -154,6 +205,9 @@
   }
 
   if (page === "containers") containers();
-  else if (page === "container") container();
+  else if (page === "container") {
+    container();
+    resources();
+  }
   else if (page === "events") events();
 })();
