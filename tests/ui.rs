@@ -138,6 +138,21 @@ fn access_needs_a_one_time_token_a_session_and_same_origin_csrf() {
         assert_eq!(a.status, *want, "{what}: {}", a.body);
         assert!(running(), "{what}: the container was killed");
     }
+    // A container's health and restart count are in its row.
+    let body = br#"{"Image": "busybox", "Cmd": ["sleep", "1000"], "Healthcheck": {"Test": ["CMD", "true"], "Interval": 200000000}}"#;
+    let (status, _, out) = api(&d, "POST", "/containers/create?name=checked", body);
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&out));
+    d.ok(&["start", "checked"]);
+    let healthy_row = || {
+        let rows = http(port, "GET", "/fragments/containers", &[("Cookie", &cookie)], "").body;
+        rows.split("<tr").any(|r| r.contains("data-name=\"checked\"") && r.contains("<td>healthy</td>"))
+    };
+    assert!(
+        d.eventually(15, healthy_row),
+        "no healthy row: {}",
+        http(port, "GET", "/", &[("Cookie", &cookie)], "").body
+    );
+
     // The page's own request.
     let a = http(port, "POST", "/containers/target/kill", &[("Cookie", &cookie), ("Origin", &origin), ct], &form);
     assert_eq!(a.status, 303, "{}", a.body);

@@ -126,15 +126,10 @@ async fn rows(ui: &Ui, session: &Session, host: &str) -> Result<String, UiError>
         let name =
             c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or_default().trim_start_matches('/');
         let state = s(c, "State");
-        // Health and restarts are in the inspect only; a container removed meanwhile shows without them.
-        let inspect = ui.api_json(&format!("/containers/{}/json", seg(id))).await.ok();
-        let health = inspect
-            .as_ref()
-            .and_then(|i| i.pointer("/State/Health/Status"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let restarts = inspect.as_ref().and_then(|i| i.get("RestartCount")).and_then(Value::as_i64).unwrap_or(0);
+        // The list has the health (API 1.52 on); the restart count is the record's (the inspect's `RestartCount`), read
+        // directly rather than through an inspect per container; a container removed meanwhile shows 0.
+        let health = c.pointer("/Health/Status").and_then(Value::as_str).filter(|h| *h != "none").unwrap_or("");
+        let restarts = ui.daemon().container(id).map(|c| c.record().restart_count).unwrap_or(0);
         let mut ports = String::new();
         for p in c.get("Ports").and_then(Value::as_array).into_iter().flatten() {
             let private = p.get("PrivatePort").and_then(Value::as_u64).unwrap_or(0);
@@ -171,7 +166,7 @@ async fn rows(ui: &Ui, session: &Session, host: &str) -> Result<String, UiError>
             idq = seg(id),
             sid = esc(short(id)),
             status = esc(s(c, "Status")),
-            health = esc(&health),
+            health = esc(health),
             acts = actions_for(id, state, &session.csrf, "/"),
         );
     }
