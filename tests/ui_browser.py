@@ -75,7 +75,7 @@ def main():
         step("a container started from the CLI appears without a reload")
         # A mark on this page's window: gone if the page were loaded again.
         driver.execute_script("window.__berthMark = 42;")
-        berth("run", "-d", "--name", "web-ui-test", "busybox", "sh", "-c",
+        berth("run", "-d", "--name", "web-ui-test", "-e", "SECRET=hunter2", "busybox", "sh", "-c",
               "i=0; while true; do echo line$i; echo oops$i >&2; i=$((i+1)); sleep 0.2; done")
         wait.until(lambda d: state("web-ui-test") == "running",
                    "the container started from the CLI to appear, running")
@@ -120,7 +120,14 @@ def main():
         assert "%" in driver.find_element(By.ID, "cpu-now").text
         # Processes and the inspect tree are on the page.
         body = driver.find_element(By.TAG_NAME, "main").text
-        assert "Processes" in body and "Inspect" in body, body[:500]
+        for part in ["Processes", "Inspect", "Mounts", "Networks", "Environment"]:
+            assert part in body, f"{part}: {body[:500]}"
+        # The environment's values are hidden until asked for.
+        assert "SECRET" in body and "hunter2" not in driver.page_source.split("<h2>Inspect")[1], \
+            "an environment value in the inspect tree"
+        assert "hunter2" not in body, "an environment value shows unasked"
+        driver.find_element(By.XPATH, "//ul[@class='env']//summary[text()='SECRET']").click()
+        wait.until(lambda d: "hunter2" in d.find_element(By.CSS_SELECTOR, "ul.env").text, "SECRET's value")
         shot("04-container")
 
         step("the events page shows the feed, live")

@@ -334,11 +334,78 @@ pub async fn container(
             }
         }
     }
+    panels(&mut c, &inspect);
+    // The environment's values only where asked for (above), not in the tree.
+    let mut shown = inspect.clone();
+    if let Some(Value::Array(env)) = shown.pointer_mut("/Config/Env") {
+        for e in env.iter_mut() {
+            let key = e.as_str().and_then(|v| v.split_once('=')).map(|(k, _)| k.to_string());
+            if let Some(k) = key {
+                *e = Value::String(format!("{k}=(see Environment)"));
+            }
+        }
+    }
     c.push_str("<section><h2>Inspect</h2>");
-    tree(&mut c, &inspect, 0);
+    tree(&mut c, &shown, 0);
     c.push_str("</section>");
     let title = if name.is_empty() { short(&full).to_string() } else { name };
     Ok(page(&title, "/", &session, "container", &full, &c))
+}
+
+/// A container's mounts, networks and environment (each value hidden until its name is opened).
+fn panels(c: &mut String, inspect: &Value) {
+    let mounts: Vec<Vec<String>> = inspect
+        .get("Mounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = s(m, "Name");
+            let source = if name.is_empty() { s(m, "Source") } else { name };
+            vec![
+                esc(s(m, "Type")),
+                esc(source),
+                esc(s(m, "Destination")),
+                esc(s(m, "Mode")),
+                if m.get("RW") == Some(&Value::Bool(true)) { "rw".into() } else { "ro".into() },
+            ]
+        })
+        .collect();
+    c.push_str("<section><h2>Mounts</h2>");
+    table(c, "mounts", &["Type", "Source", "Destination", "Mode", "Access"], &mounts);
+    let networks: Vec<Vec<String>> = inspect
+        .pointer("/NetworkSettings/Networks")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, n)| {
+            let aliases: Vec<String> = n
+                .get("Aliases")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(esc)
+                .collect();
+            let ip = s(n, "IPAddress");
+            let prefix = n.get("IPPrefixLen").and_then(Value::as_i64).unwrap_or(0);
+            vec![
+                esc(name),
+                if ip.is_empty() { String::new() } else { esc(&format!("{ip}/{prefix}")) },
+                esc(s(n, "Gateway")),
+                esc(s(n, "MacAddress")),
+                aliases.join(", "),
+            ]
+        })
+        .collect();
+    c.push_str("</section><section><h2>Networks</h2>");
+    table(c, "networks", &["Network", "Address", "Gateway", "MAC", "Aliases"], &networks);
+    c.push_str("</section><section><h2>Environment</h2><ul class=\"env\">");
+    for e in inspect.pointer("/Config/Env").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        let _ = write!(c, "<li><details><summary>{}</summary><code>{}</code></details></li>", esc(k), esc(v));
+    }
+    c.push_str("</ul><p class=\"hint\">Values show when a name is opened.</p></section>");
 }
 
 /// `POST /containers/{id}/{action}` (a page's button): the API's call, then back to the page (`back`), or the error.
