@@ -87,6 +87,11 @@ impl Ui {
         })
     }
 
+    /// The daemon this dashboard shows.
+    fn daemon(&self) -> &Arc<Daemon> {
+        &self.daemon
+    }
+
     /// The dashboard's address as `berth ui` prints it.
     pub fn url(&self) -> String {
         let scheme = if self.config.tls.is_some() { "https" } else { "http" };
@@ -346,13 +351,6 @@ pub fn token_route(ui: Arc<Ui>) -> Router {
             }
         }),
     )
-}
-
-/// The daemon this dashboard shows.
-impl Ui {
-    fn daemon(&self) -> &Arc<Daemon> {
-        &self.daemon
-    }
 }
 
 #[cfg(test)]

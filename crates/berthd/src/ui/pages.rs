@@ -423,10 +423,15 @@ pub async fn action(
         other => return Err(UiError::new(StatusCode::NOT_FOUND, format!("no action {other:?}"))),
     };
     checked(ui.api(method, &path).await).await?;
-    let back = form_field(&body, "back").filter(|b| b.starts_with('/') && !b.starts_with("//"));
+    let back = form_field(&body, "back").filter(|b| local_path(b));
     // A removed container's page is gone: back to the list.
     let back = if action == "remove" { "/".to_string() } else { back.unwrap_or_else(|| "/".into()) };
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response())
+}
+
+/// A path of this site, never another's: `//host` and `/\\host` are other hosts to a browser (an open redirect).
+fn local_path(p: &str) -> bool {
+    p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control)
 }
 
 /// `/events`: the live feed.
@@ -630,6 +635,14 @@ pub async fn networks(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_stay_here() {
+        assert!(local_path("/") && local_path("/containers/abc"));
+        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "evil", "", "/\t/evil"] {
+            assert!(!local_path(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn escaping() {
