@@ -153,6 +153,17 @@ fn access_needs_a_one_time_token_a_session_and_same_origin_csrf() {
         http(port, "GET", "/", &[("Cookie", &cookie)], "").body
     );
 
+    // The log, to download: stdout and stderr lines, with timestamps.
+    d.ok(&["run", "--name", "talker", "busybox", "sh", "-c", "echo out-line; echo err-line >&2"]);
+    let log = http(port, "GET", "/containers/talker/logs.txt", &[("Cookie", &cookie)], "");
+    assert_eq!(log.status, 200, "{}", log.body);
+    assert!(log.header("content-disposition").is_some_and(|v| v.starts_with("attachment")));
+    let lines: Vec<&str> = log.body.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", log.body);
+    assert!(lines.iter().any(|l| l.ends_with(" out-line") && l.starts_with("20")), "{}", log.body);
+    assert!(lines.iter().any(|l| l.ends_with(" [stderr] err-line")), "{}", log.body);
+    assert_eq!(http(port, "GET", "/containers/talker/logs.txt", &[], "").status, 401);
+
     // The page's own request.
     let a = http(port, "POST", "/containers/target/kill", &[("Cookie", &cookie), ("Origin", &origin), ct], &form);
     assert_eq!(a.status, 303, "{}", a.body);

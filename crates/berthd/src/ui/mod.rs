@@ -178,6 +178,7 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/sse/events", get(sse::events))
         .route("/sse/containers/{id}/logs", get(sse::logs))
         .route("/sse/containers/{id}/stats", get(sse::stats))
+        .route("/containers/{id}/logs.txt", get(sse::download))
         .route_layer(axum::middleware::from_fn_with_state(ui.clone(), guard));
     Router::new()
         .merge(guarded)

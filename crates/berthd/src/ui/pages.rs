@@ -287,12 +287,15 @@ pub async fn container(
         img = esc(inspect.pointer("/Config/Image").and_then(Value::as_str).unwrap_or_default()),
         acts = actions_for(&full, state, &session.csrf, &back),
     );
-    c.push_str(
+    let _ = write!(
+        c,
         "<section aria-labelledby=\"logs-h\"><h2 id=\"logs-h\">Logs</h2><div class=\"toolbar\">\
          <label><input type=\"checkbox\" id=\"follow\" checked> Follow</label>\
          <label><input type=\"checkbox\" id=\"timestamps\"> Timestamps</label>\
-         <label for=\"logsearch\">Search</label><input id=\"logsearch\" type=\"search\" autocomplete=\"off\"></div>\
+         <label for=\"logsearch\">Search</label><input id=\"logsearch\" type=\"search\" autocomplete=\"off\">\
+         <a id=\"download\" href=\"/containers/{}/logs.txt\" download>Download</a></div>\
          <pre id=\"logs\" class=\"logs\" tabindex=\"0\" aria-label=\"Container logs\" aria-live=\"off\"></pre></section>",
+        seg(&full)
     );
     if state == "running" || state == "paused" {
         c.push_str(

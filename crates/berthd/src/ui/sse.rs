@@ -81,7 +81,19 @@ pub async fn events(State(ui): State<Arc<Ui>>) -> Response {
     respond(stream)
 }
 
-/// Splits a log stream into lines per stream (`out`, `err`).
+/// A line of a container's log.
+pub struct Line {
+    pub stderr: bool,
+    pub text: String,
+}
+
+impl Line {
+    fn message(&self) -> Bytes {
+        message(if self.stderr { "err" } else { "out" }, &self.text)
+    }
+}
+
+/// Splits a log stream into lines per stream (stdout, stderr).
 #[derive(Default)]
 struct Lines {
     frames: Vec<u8>,
@@ -90,7 +102,7 @@ struct Lines {
 
 impl Lines {
     /// Feeds bytes of the API's log body (multiplexed frames, or raw for a TTY); returns the complete lines.
-    fn feed(&mut self, raw: bool, chunk: &[u8]) -> Vec<Bytes> {
+    fn feed(&mut self, raw: bool, chunk: &[u8]) -> Vec<Line> {
         let mut out = Vec::new();
         if raw {
             self.push(0, chunk, &mut out);
@@ -113,28 +125,69 @@ impl Lines {
         out
     }
 
-    fn push(&mut self, which: usize, data: &[u8], out: &mut Vec<Bytes>) {
+    fn push(&mut self, which: usize, data: &[u8], out: &mut Vec<Line>) {
         let buf = &mut self.partial[which];
         buf.extend_from_slice(data);
         while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
             let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-            out.push(message(if which == 0 { "out" } else { "err" }, &text));
+            out.push(Line { stderr: which == 1, text: text.into_owned() });
         }
     }
 
     /// What is left at the end, as lines.
-    fn finish(&mut self) -> Vec<Bytes> {
+    fn finish(&mut self) -> Vec<Line> {
         let mut out = Vec::new();
         for which in 0..2 {
             if !self.partial[which].is_empty() {
                 let text = String::from_utf8_lossy(&self.partial[which]).into_owned();
                 self.partial[which].clear();
-                out.push(message(if which == 0 { "out" } else { "err" }, &text));
+                out.push(Line { stderr: which == 1, text });
             }
         }
         out
     }
+}
+
+/// `/containers/{id}/logs.txt`: the whole log as text (timestamps, stderr lines marked), to download.
+pub async fn download(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
+    let seg = super::pages::seg(&id);
+    let resp =
+        checked(ui.api(Method::GET, &format!("/containers/{seg}/logs?stdout=1&stderr=1&timestamps=1")).await).await?;
+    let raw = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == berth_api::stream::RAW);
+    let body = resp.into_body().into_data_stream();
+    let text =
+        futures_util::stream::unfold((body, Lines::default(), false), move |(mut body, mut lines, done)| async move {
+            if done {
+                return None;
+            }
+            let (found, done) = match body.next().await {
+                Some(Ok(chunk)) => (lines.feed(raw, &chunk), false),
+                _ => (lines.finish(), true),
+            };
+            let mut out = String::new();
+            for l in found {
+                // "<timestamp> [stderr] text"
+                match (l.stderr, l.text.split_once(' ')) {
+                    (true, Some((ts, rest))) => out.push_str(&format!("{ts} [stderr] {rest}\n")),
+                    _ => {
+                        out.push_str(&l.text);
+                        out.push('\n');
+                    }
+                }
+            }
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), (body, lines, done)))
+        });
+    let file = format!("attachment; filename=\"{seg}.log\"");
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, file)],
+        Body::from_stream(text),
+    )
+        .into_response())
 }
 
 /// How many lines of a container's log the page starts with.
@@ -160,13 +213,13 @@ pub async fn logs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<R
             loop {
                 match body.next().await {
                     Some(Ok(chunk)) => {
-                        let out = lines.feed(raw, &chunk);
+                        let out: Vec<Bytes> = lines.feed(raw, &chunk).iter().map(Line::message).collect();
                         if !out.is_empty() {
                             return Some((futures_util::stream::iter(out), (body, lines, false)));
                         }
                     }
                     _ => {
-                        let mut out = lines.finish();
+                        let mut out: Vec<Bytes> = lines.finish().iter().map(Line::message).collect();
                         out.push(message("end", ""));
                         return Some((futures_util::stream::iter(out), (body, lines, true)));
                     }
@@ -257,7 +310,7 @@ mod tests {
         let (a, b) = all.split_at(5);
         let mut out = l.feed(false, a);
         out.extend(l.feed(false, b));
-        let text: Vec<String> = out.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        let text: Vec<String> = out.iter().map(|l| String::from_utf8_lossy(&l.message()).into_owned()).collect();
         assert_eq!(text, ["event: out\ndata: one\n\n", "event: err\ndata: oops\n\n", "event: out\ndata: two\n\n"]);
         assert!(l.feed(true, b"tty line\npart").len() == 1);
         assert_eq!(l.finish().len(), 1);
