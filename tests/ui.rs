@@ -164,6 +164,17 @@ fn access_needs_a_one_time_token_a_session_and_same_origin_csrf() {
     assert!(lines.iter().any(|l| l.ends_with(" [stderr] err-line")), "{}", log.body);
     assert_eq!(http(port, "GET", "/containers/talker/logs.txt", &[], "").status, 401);
 
+    // An image's tag removed from the images page; its users listed.
+    d.ok(&["tag", "busybox", "doomed:1"]);
+    let images = http(port, "GET", "/images", &[("Cookie", &cookie)], "");
+    assert!(images.body.contains("doomed:1") && images.body.contains(">checked</a>"), "{}", images.body);
+    let a = http(port, "POST", "/images/doomed:1/remove", &[("Cookie", &cookie), ("Origin", &origin), ct], &form);
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert!(!d.ok(&["images"]).contains("doomed"), "the tag is still there");
+    // An image in use is refused, as `docker rmi` without -f.
+    let a = http(port, "POST", "/images/busybox/remove", &[("Cookie", &cookie), ("Origin", &origin), ct], &form);
+    assert_eq!(a.status, 409, "{}", a.body);
+
     // The page's own request.
     let a = http(port, "POST", "/containers/target/kill", &[("Cookie", &cookie), ("Origin", &origin), ct], &form);
     assert_eq!(a.status, 303, "{}", a.body);

@@ -171,6 +171,8 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/events", get(pages::events))
         .route("/system", get(pages::system))
         .route("/images", get(pages::images))
+        .route("/images/prune", post(pages::image_prune))
+        .route("/images/{id}/remove", post(pages::image_action))
         .route("/volumes", get(pages::volumes))
         .route("/networks", get(pages::networks))
         .route("/logout", post(logout))

@@ -92,18 +92,26 @@ fn page(title: &str, active: &str, session: &Session, page: &str, id: &str, cont
     ))
 }
 
-/// A button that posts an action on a container.
-fn action_button(id: &str, action: &str, label: &str, csrf: &str, back: &str) -> String {
-    let confirm = if action == "remove" || action == "kill" { " data-confirm=\"1\"" } else { "" };
+/// A button that posts to `action` (a path of the dashboard), then comes `back`.
+fn post_button(action: &str, label: &str, class: &str, aria: &str, csrf: &str, back: &str) -> String {
+    let confirm =
+        if class == "act-remove" || class == "act-kill" || class == "act-prune" { " data-confirm=\"1\"" } else { "" };
     format!(
-        "<form method=\"post\" action=\"/containers/{}/{action}\" class=\"inline\"{confirm}>\
+        "<form method=\"post\" action=\"{}\" class=\"inline\"{confirm}>\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">\
-         <button type=\"submit\" class=\"act-{action}\" aria-label=\"{label} {}\">{label}</button></form>",
-        seg(id),
+         <button type=\"submit\" class=\"{class}\" aria-label=\"{}\">{}</button></form>",
+        esc(action),
         esc(csrf),
         esc(back),
-        esc(short(id)),
+        esc(aria),
+        esc(label),
     )
+}
+
+/// A button that posts an action on a container.
+fn action_button(id: &str, action: &str, label: &str, csrf: &str, back: &str) -> String {
+    let aria = format!("{label} {}", short(id));
+    post_button(&format!("/containers/{}/{action}", seg(id)), label, &format!("act-{action}"), &aria, csrf, back)
 }
 
 fn actions_for(id: &str, state: &str, csrf: &str, back: &str) -> String {
@@ -432,6 +440,18 @@ pub async fn action(
     Ok((StatusCode::SEE_OTHER, [(header::LOCATION, back)]).into_response())
 }
 
+/// `POST /images/{id}/remove` (untag or delete, as `docker rmi` without `-f`: an image in use is refused) and
+/// `POST /images/prune` (dangling images): the API's calls, then back to the images.
+pub async fn image_action(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
+    checked(ui.api(Method::DELETE, &format!("/images/{}", seg(&id))).await).await?;
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/images")]).into_response())
+}
+
+pub async fn image_prune(State(ui): State<Arc<Ui>>) -> Result<Response, UiError> {
+    checked(ui.api(Method::POST, "/images/prune").await).await?;
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, "/images")]).into_response())
+}
+
 /// A path of this site, never another's: `//host` and `/\\host` are other hosts to a browser (an open redirect).
 fn local_path(p: &str) -> bool {
     p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control)
@@ -547,29 +567,64 @@ pub async fn images(
     Extension(session): Extension<Session>,
 ) -> Result<Html<String>, UiError> {
     let list = ui.api_json("/images/json").await?;
+    // Which containers use each image.
+    let containers = ui.api_json("/containers/json?all=1").await?;
+    let mut users: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
+    for c in containers.as_array().into_iter().flatten() {
+        let name = c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or_default();
+        let link = format!("<a href=\"/containers/{}\">{}</a>", seg(s(c, "Id")), esc(name.trim_start_matches('/')));
+        users.entry(s(c, "ImageID")).or_default().push(link);
+    }
     let rows: Vec<Vec<String>> = list
         .as_array()
         .into_iter()
         .flatten()
         .map(|i| {
-            let tags: Vec<String> = i
-                .get("RepoTags")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(esc)
+            let tags: Vec<&str> =
+                i.get("RepoTags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let id = s(i, "Id");
+            // One button per tag (untag), or the image itself when it has none.
+            let targets: Vec<&str> = if tags.is_empty() { vec![id] } else { tags.clone() };
+            let buttons: String = targets
+                .iter()
+                .map(|t| {
+                    let what = if t.starts_with("sha256:") { short(t) } else { t };
+                    let label = if tags.len() > 1 { format!("Remove {what}") } else { "Remove".to_string() };
+                    post_button(
+                        &format!("/images/{}/remove", seg(t)),
+                        &label,
+                        "act-remove",
+                        &format!("Remove {what}"),
+                        &session.csrf,
+                        "/images",
+                    )
+                })
                 .collect();
             vec![
-                if tags.is_empty() { "&lt;none&gt;".into() } else { tags.join("<br>") },
-                format!("<code>{}</code>", esc(short(s(i, "Id")))),
+                if tags.is_empty() {
+                    "&lt;none&gt;".into()
+                } else {
+                    tags.iter().map(|t| esc(t)).collect::<Vec<_>>().join("<br>")
+                },
+                format!("<code>{}</code>", esc(short(id))),
                 esc(&size(i.get("Size").and_then(Value::as_f64).unwrap_or(0.0))),
                 i.get("Created").and_then(Value::as_i64).map(unix_time).unwrap_or_default(),
+                users.get(id).map(|u| u.join(", ")).unwrap_or_default(),
+                buttons,
             ]
         })
         .collect();
-    let mut c = String::new();
-    table(&mut c, "Images", &["Tags", "ID", "Size", "Created"], &rows);
+    let mut c = String::from("<div class=\"toolbar\">");
+    c.push_str(&post_button(
+        "/images/prune",
+        "Prune dangling images",
+        "act-prune",
+        "Remove dangling images",
+        &session.csrf,
+        "/images",
+    ));
+    c.push_str("</div>");
+    table(&mut c, "Images", &["Tags", "ID", "Size", "Created", "Used by", "Actions"], &rows);
     Ok(page("Images", "/images", &session, "images", "", &c))
 }
 

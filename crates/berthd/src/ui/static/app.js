@@ -9,7 +9,7 @@
   // Buttons that destroy ask first.
   document.addEventListener("submit", function (e) {
     const form = e.target;
-    if (form.dataset && form.dataset.confirm && !window.confirm("Really " + form.action.split("/").pop() + "?")) {
+    if (form.dataset && form.dataset.confirm && !window.confirm(form.querySelector("button").getAttribute("aria-label") + "?")) {
       e.preventDefault();
     }
   });
