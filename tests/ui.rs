@@ -164,6 +164,12 @@ fn access_needs_a_one_time_token_a_session_and_same_origin_csrf() {
     assert!(lines.iter().any(|l| l.ends_with(" [stderr] err-line")), "{}", log.body);
     assert_eq!(http(port, "GET", "/containers/talker/logs.txt", &[], "").status, 401);
 
+    // A volume's users listed.
+    d.ok(&["run", "-d", "--name", "mounter", "-v", "uivol:/data", "busybox", "sleep", "1000"]);
+    let vols = http(port, "GET", "/volumes", &[("Cookie", &cookie)], "").body;
+    let row = vols.split("<tr>").find(|r| r.contains("<td>uivol</td>")).unwrap_or_else(|| panic!("{vols}"));
+    assert!(row.contains(">mounter</a>"), "{row}");
+
     // An image's tag removed from the images page; its users listed.
     d.ok(&["tag", "busybox", "doomed:1"]);
     let images = http(port, "GET", "/images", &[("Cookie", &cookie)], "");

@@ -571,9 +571,7 @@ pub async fn images(
     let containers = ui.api_json("/containers/json?all=1").await?;
     let mut users: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
     for c in containers.as_array().into_iter().flatten() {
-        let name = c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or_default();
-        let link = format!("<a href=\"/containers/{}\">{}</a>", seg(s(c, "Id")), esc(name.trim_start_matches('/')));
-        users.entry(s(c, "ImageID")).or_default().push(link);
+        users.entry(s(c, "ImageID")).or_default().push(container_link(c));
     }
     let rows: Vec<Vec<String>> = list
         .as_array()
@@ -633,21 +631,42 @@ fn unix_time(t: i64) -> String {
     esc(&humantime::format_rfc3339_seconds(t).to_string())
 }
 
-/// `/volumes`.
+/// A link to a container's page, from its list entry.
+fn container_link(c: &Value) -> String {
+    let name = c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or_default();
+    format!("<a href=\"/containers/{}\">{}</a>", seg(s(c, "Id")), esc(name.trim_start_matches('/')))
+}
+
+/// `/volumes`: with the containers that mount each.
 pub async fn volumes(
     State(ui): State<Arc<Ui>>,
     Extension(session): Extension<Session>,
 ) -> Result<Html<String>, UiError> {
     let list = ui.api_json("/volumes").await?;
+    let containers = ui.api_json("/containers/json?all=1").await?;
+    let mut users: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
+    for c in containers.as_array().into_iter().flatten() {
+        for m in c.get("Mounts").and_then(Value::as_array).into_iter().flatten().filter(|m| s(m, "Type") == "volume") {
+            users.entry(s(m, "Name")).or_default().push(container_link(c));
+        }
+    }
     let rows: Vec<Vec<String>> = list
         .get("Volumes")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|v| vec![esc(s(v, "Name")), esc(s(v, "Driver")), esc(s(v, "Mountpoint")), esc(s(v, "CreatedAt"))])
+        .map(|v| {
+            vec![
+                esc(s(v, "Name")),
+                esc(s(v, "Driver")),
+                esc(s(v, "Mountpoint")),
+                esc(s(v, "CreatedAt")),
+                users.get(s(v, "Name")).map(|u| u.join(", ")).unwrap_or_default(),
+            ]
+        })
         .collect();
     let mut c = String::new();
-    table(&mut c, "Volumes", &["Name", "Driver", "Mountpoint", "Created"], &rows);
+    table(&mut c, "Volumes", &["Name", "Driver", "Mountpoint", "Created", "Used by"], &rows);
     Ok(page("Volumes", "/volumes", &session, "volumes", "", &c))
 }
 
