@@ -149,40 +149,56 @@ impl Lines {
     }
 }
 
-/// `/containers/{id}/logs.txt`: the whole log as text (timestamps, stderr lines marked), to download.
-pub async fn download(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
-    let seg = super::pages::seg(&id);
-    let resp =
-        checked(ui.api(Method::GET, &format!("/containers/{seg}/logs?stdout=1&stderr=1&timestamps=1")).await).await?;
+/// A container's log from the API (`query` after `stdout=1&stderr=1&timestamps=1`), as batches of lines; the last
+/// batch holds what was left unterminated when the log ended.
+async fn log_lines(
+    ui: &Ui,
+    id: &str,
+    query: &str,
+) -> Result<impl Stream<Item = Vec<Line>> + Send + 'static + use<>, UiError> {
+    let path = format!("/containers/{}/logs?stdout=1&stderr=1&timestamps=1{query}", super::pages::seg(id));
+    let resp = checked(ui.api(Method::GET, &path).await).await?;
     let raw = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == berth_api::stream::RAW);
     let body = resp.into_body().into_data_stream();
-    let text =
-        futures_util::stream::unfold((body, Lines::default(), false), move |(mut body, mut lines, done)| async move {
-            if done {
-                return None;
-            }
-            let (found, done) = match body.next().await {
-                Some(Ok(chunk)) => (lines.feed(raw, &chunk), false),
-                _ => (lines.finish(), true),
-            };
-            let mut out = String::new();
-            for l in found {
-                // "<timestamp> [stderr] text"
-                match (l.stderr, l.text.split_once(' ')) {
-                    (true, Some((ts, rest))) => out.push_str(&format!("{ts} [stderr] {rest}\n")),
-                    _ => {
-                        out.push_str(&l.text);
-                        out.push('\n');
+    Ok(futures_util::stream::unfold((body, Lines::default(), false), move |(mut body, mut lines, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    let found = lines.feed(raw, &chunk);
+                    if !found.is_empty() {
+                        return Some((found, (body, lines, false)));
                     }
                 }
+                _ => return Some((lines.finish(), (body, lines, true))),
             }
-            Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), (body, lines, done)))
-        });
-    let file = format!("attachment; filename=\"{seg}.log\"");
+        }
+    }))
+}
+
+/// `/containers/{id}/logs.txt`: the whole log as text (timestamps, stderr lines marked), to download.
+pub async fn download(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
+    let text = log_lines(&ui, &id, "").await?.map(|batch| {
+        let mut out = String::new();
+        for l in batch {
+            // "<timestamp> [stderr] text"
+            match (l.stderr, l.text.split_once(' ')) {
+                (true, Some((ts, rest))) => out.push_str(&format!("{ts} [stderr] {rest}\n")),
+                _ => {
+                    out.push_str(&l.text);
+                    out.push('\n');
+                }
+            }
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(out))
+    });
+    let file = format!("attachment; filename=\"{}.log\"", super::pages::seg(&id));
     Ok((
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, file)],
         Body::from_stream(text),
@@ -196,37 +212,10 @@ const LOG_TAIL: usize = 500;
 /// `/sse/containers/{id}/logs`: the last lines of the log, then the new ones as they come (the API's `follow`), with
 /// their timestamps; `event: end` when the log ends (the container stopped).
 pub async fn logs(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<Response, UiError> {
-    let path =
-        format!("/containers/{}/logs?stdout=1&stderr=1&follow=1&timestamps=1&tail={LOG_TAIL}", super::pages::seg(&id));
-    let resp = checked(ui.api(Method::GET, &path).await).await?;
-    let raw = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == berth_api::stream::RAW);
-    let body = resp.into_body().into_data_stream();
-    let lines =
-        futures_util::stream::unfold((body, Lines::default(), false), move |(mut body, mut lines, done)| async move {
-            if done {
-                return None;
-            }
-            loop {
-                match body.next().await {
-                    Some(Ok(chunk)) => {
-                        let out: Vec<Bytes> = lines.feed(raw, &chunk).iter().map(Line::message).collect();
-                        if !out.is_empty() {
-                            return Some((futures_util::stream::iter(out), (body, lines, false)));
-                        }
-                    }
-                    _ => {
-                        let mut out: Vec<Bytes> = lines.finish().iter().map(Line::message).collect();
-                        out.push(message("end", ""));
-                        return Some((futures_util::stream::iter(out), (body, lines, true)));
-                    }
-                }
-            }
-        })
-        .flatten();
+    let lines = log_lines(&ui, &id, &format!("&follow=1&tail={LOG_TAIL}"))
+        .await?
+        .flat_map(|batch| futures_util::stream::iter(batch.iter().map(Line::message).collect::<Vec<_>>()))
+        .chain(futures_util::stream::once(async { message("end", "") }));
     Ok(respond(lines))
 }
 
