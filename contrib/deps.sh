@@ -37,7 +37,9 @@ install_test_deps() {
     # sqlite3: the full-disk test's integrity check of berthd's database; e2fsprogs and mount (mkfs.ext4, losetup):
     # its small loop-mounted file system; passwd (useradd) and util-linux (setpriv): the user-namespace and file-mode
     # tests' users; python3-docker: the docker-py SDK of tests/views.rs.
-    pkgs="docker-compose docker-registry python3 python3-docker openssl sqlite3 e2fsprogs mount passwd util-linux"
+    # chromium, chromium-driver and python3-selenium: the dashboard's browser test (tests/ui.rs).
+    pkgs="docker-compose docker-registry python3 python3-docker openssl sqlite3 e2fsprogs mount passwd util-linux
+          chromium chromium-driver python3-selenium"
     # docker.io also where a docker CLI is installed but no dockerd: the registry's interop test runs a real dockerd.
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"

@@ -8,6 +8,7 @@ pub use bollard_stubs::models;
 pub mod auth;
 pub mod base64;
 pub mod security_opt;
+pub mod stats;
 pub mod time;
 pub mod units;
 

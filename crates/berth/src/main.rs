@@ -145,6 +145,8 @@ enum Cmd {
     Events(events::EventsArgs),
     /// Show the Berth version information
     Version(system::VersionArgs),
+    /// Print the web dashboard's address with a one-time login link (berthd --ui)
+    Ui,
     /// Attach local standard input, output, and error streams to a running container
     Attach(container::AttachArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -553,6 +555,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Info(a) => system::info(&c, a).await,
         Cmd::Events(a) => events::events(&c, a).await,
         Cmd::Version(_) => Ok(0),
+        Cmd::Ui => system::ui(&c).await,
         Cmd::Attach(a) => container::attach(&c, a).await,
         Cmd::Cp(a) => cp::cp(&c, a).await,
         Cmd::Create(a) => run::create(&c, a).await,

@@ -30,6 +30,7 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("tlscert", "tlscert", "--tlscert"),
     ("tlskey", "tlskey", "--tlskey"),
     ("tlsverify", "tlsverify", "--tlsverify"),
+    ("ui", "ui", "--ui"),
     ("userns-remap", "userns_remap", "--userns-remap"),
 ];
 

@@ -37,6 +37,7 @@ mod server;
 mod spec;
 mod stats;
 mod task;
+mod ui;
 mod userns;
 mod views;
 mod volumes;
@@ -143,6 +144,10 @@ struct Args {
     /// (`run --userns host` opts out)
     #[arg(long = "userns-remap", value_name = "default|USER[:GROUP]")]
     userns_remap: Option<String>,
+    /// Serve the web dashboard on IP:PORT (off by default), e.g. 127.0.0.1:9090; `berth ui` prints a login link.
+    /// A loopback address only, unless --tlsverify (the dashboard is then behind the same mutual TLS as the API)
+    #[arg(long, value_name = "IP:PORT")]
+    ui: Option<String>,
 }
 
 /// The flags, with the configuration file's directives under them (each one becomes the flag it stands for; one
@@ -252,6 +257,7 @@ fn main() -> Result<()> {
     let log = log_config(&args)?;
     // Before anything is touched: a TCP endpoint without client authentication is refused here.
     let endpoints = endpoints(&args)?;
+    let ui = ui_config(&args)?;
     // Real paths: mounts are recognised in /proc/self/mountinfo by path, which a symlink or a relative path in
     // --data-root/--exec-root would defeat.
     for dir in [&mut args.data_root, &mut args.exec_root] {
@@ -333,7 +339,7 @@ fn main() -> Result<()> {
         })
         .await?;
         reload_on_sighup(&daemon, level_handle)?;
-        server::serve(daemon, &endpoints, group).await
+        server::serve(daemon, &endpoints, group, ui).await
     });
     // SIGTERM: requests in flight end with the runtime; blocking work (an unpack, a store write) gets a moment to
     // finish, but never holds the exit up for long (containers are not ours to wait for: they keep running).
@@ -448,6 +454,35 @@ fn endpoints(args: &Args) -> Result<Vec<server::Endpoint>> {
         out.push(server::Endpoint::Tcp { addr, tls: tls.clone(), client_auth: args.tlsverify });
     }
     Ok(out)
+}
+
+/// The dashboard's address (`--ui`): loopback, plain HTTP (the login token and the session guard it); any other
+/// address only with `--tlsverify`, behind the same mutual TLS as the API, for the same reason the API is.
+fn ui_config(args: &Args) -> Result<Option<ui::Config>> {
+    let Some(spec) = &args.ui else { return Ok(None) };
+    let addr: std::net::SocketAddr =
+        spec.parse().with_context(|| format!("--ui {spec:?}: want IP:PORT, e.g. 127.0.0.1:9090"))?;
+    if addr.ip().is_loopback() {
+        return Ok(Some(ui::Config { addr, tls: None }));
+    }
+    if !args.tlsverify {
+        anyhow::bail!(
+            "refusing to serve the dashboard on {addr} without --tlsverify: it can do what the API can (root on this \
+             host). Use a loopback address (e.g. 127.0.0.1:{port}, through an SSH tunnel from elsewhere), or give \
+             --tlsverify --tlscacert CA.pem --tlscert CERT.pem --tlskey KEY.pem (browsers then need a client \
+             certificate signed by that CA)",
+            port = addr.port()
+        );
+    }
+    let dir = default_cert_dir();
+    let file = |f: &Option<PathBuf>, name: &str| f.clone().unwrap_or_else(|| dir.join(name));
+    let tls = berth_registry::tls::server(
+        &file(&args.tlscert, "cert.pem"),
+        &file(&args.tlskey, "key.pem"),
+        Some(&file(&args.tlscacert, "ca.pem")),
+    )
+    .context("TLS for the dashboard (--ui)")?;
+    Ok(Some(ui::Config { addr, tls: Some(tls) }))
 }
 
 /// The API socket's group: `--group NAME` (which must exist), else `berth` where it exists, else none.

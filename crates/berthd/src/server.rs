@@ -144,13 +144,39 @@ async fn bind(endpoint: &Endpoint, group: Option<nix::unistd::Gid>) -> Result<Li
     }
 }
 
-/// Serves the Engine API on every endpoint (Unix sockets mode 0660, owned by root and `group`) until SIGINT or
-/// SIGTERM. Containers keep running when the daemon stops.
-pub async fn serve(daemon: Arc<Daemon>, endpoints: &[Endpoint], group: Option<nix::unistd::Gid>) -> Result<()> {
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// The Engine API; `unix`: on a Unix socket (where the dashboard's login tokens are given).
+    Api { unix: bool },
+    /// The dashboard (`ui/`): its own routes, none of the API's versioning and headers.
+    Ui,
+}
+
+/// Serves the Engine API on every endpoint (Unix sockets mode 0660, owned by root and `group`), and the dashboard
+/// where `ui` says, until SIGINT or SIGTERM. Containers keep running when the daemon stops.
+pub async fn serve(
+    daemon: Arc<Daemon>,
+    endpoints: &[Endpoint],
+    group: Option<nix::unistd::Gid>,
+    ui: Option<crate::ui::Config>,
+) -> Result<()> {
     let mut listeners = Vec::new();
     for e in endpoints {
         listeners.push(bind(e, group).await?);
     }
+    // The dashboard: nothing of it exists unless asked for.
+    let ui = match ui {
+        Some(config) => {
+            let endpoint =
+                Endpoint::Tcp { addr: config.addr, tls: config.tls.clone(), client_auth: config.tls.is_some() };
+            let listener = bind(&endpoint, None).await.context("the dashboard (--ui)")?;
+            let state = crate::ui::Ui::new(daemon.clone(), config);
+            tracing::info!("serving the dashboard on {} (`berth ui` prints a login link)", state.url());
+            Some((listener, state))
+        }
+        None => None,
+    };
     for e in endpoints {
         tracing::info!("berthd {} serving the Engine API {} on {e}", berth_api::BERTH_VERSION, API_VERSION);
         if matches!(e, Endpoint::Tcp { client_auth: false, .. }) {
@@ -159,10 +185,15 @@ pub async fn serve(daemon: Arc<Daemon>, endpoints: &[Endpoint], group: Option<ni
             );
         }
     }
-    let router = crate::routes::router(daemon.clone());
+    let mut router = crate::routes::router(daemon.clone());
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some((listener, state)) = ui {
+        router = crate::ui::token_route(state.clone()).merge(router);
+        tasks.spawn(accept_loop(listener, crate::ui::router(state), Surface::Ui));
+    }
     for l in listeners {
-        tasks.spawn(accept_loop(l, router.clone()));
+        let surface = Surface::Api { unix: matches!(l, Listener::Unix(_)) };
+        tasks.spawn(accept_loop(l, router.clone(), surface));
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("signal")?;
     tokio::select! {
@@ -182,12 +213,12 @@ pub async fn serve(daemon: Arc<Daemon>, endpoints: &[Endpoint], group: Option<ni
 }
 
 /// Accepts connections on one endpoint for as long as the daemon runs.
-async fn accept_loop(listener: Listener, router: axum::Router) {
+async fn accept_loop(listener: Listener, router: axum::Router, surface: Surface) {
     loop {
         match &listener {
             Listener::Unix(l) => match l.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(stream, router.clone()));
+                    tokio::spawn(serve_connection(stream, router.clone(), surface));
                 }
                 Err(e) => tracing::warn!("accept: {e}"),
             },
@@ -197,12 +228,12 @@ async fn accept_loop(listener: Listener, router: axum::Router) {
                     let router = router.clone();
                     match tls.clone() {
                         None => {
-                            tokio::spawn(serve_connection(stream, router));
+                            tokio::spawn(serve_connection(stream, router, surface));
                         }
                         Some(acceptor) => {
                             tokio::spawn(async move {
                                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                    Ok(Ok(tls)) => serve_connection(tls, router).await,
+                                    Ok(Ok(tls)) => serve_connection(tls, router, surface).await,
                                     Ok(Err(e)) => tracing::info!("TLS handshake with {peer} refused: {e}"),
                                     Err(_) => tracing::info!("TLS handshake with {peer}: timed out"),
                                 }
@@ -217,13 +248,19 @@ async fn accept_loop(listener: Listener, router: axum::Router) {
 }
 
 /// Serves HTTP/1.1 (with upgrades, for attach and exec) on one connection, whatever carries it.
-async fn serve_connection<S>(stream: S, router: axum::Router)
+async fn serve_connection<S>(stream: S, router: axum::Router, surface: Surface)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         let mut router = router.clone();
         async move {
+            if surface == Surface::Ui {
+                return router.call(req.map(axum::body::Body::new)).await;
+            }
+            if surface == (Surface::Api { unix: true }) {
+                req.extensions_mut().insert(crate::ui::UnixSocket);
+            }
             let mut resp = match route_version(&mut req) {
                 Ok(()) => match router.call(req.map(axum::body::Body::new)).await {
                     Ok(r) => json_errors(r).await,

@@ -149,6 +149,29 @@ pub async fn version(c: &Client, reachable: Result<()>, a: VersionArgs) -> Resul
     }
 }
 
+/// `berth ui`: the dashboard's address and a fresh one-time login link (from the daemon's Unix socket,
+/// `POST /berth/ui/token`); opens nothing.
+pub async fn ui(c: &Client) -> Result<i32> {
+    let answer = match c.post("/berth/ui/token").await {
+        Ok(b) => b,
+        Err(e) if crate::client::ApiError::is(&e, 404) => {
+            return Err(StatusError::exit(
+                1,
+                "The dashboard is off: start berthd with --ui 127.0.0.1:9090 (or \"ui\": \"127.0.0.1:9090\" in its \
+                 daemon.json)",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let v: Value = serde_json::from_slice(&answer)?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let secs = v.get("ExpiresInSeconds").and_then(Value::as_u64).unwrap_or(0);
+    println!("Berth dashboard: {}", text("Url"));
+    println!("Log in within {} minutes with this link (it works once):", secs.div_ceil(60));
+    println!("{}", text("Login"));
+    Ok(0)
+}
+
 /// `berth info`.
 pub async fn info(c: &Client, a: InfoArgs) -> Result<i32> {
     let mut info: Value = c.get_json("/info").await?;
