@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use berth_store::digest::Digester;
 use berth_store::{DiffId, Digest, Image, Reference, Store};
@@ -192,8 +194,42 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))?
 }
 
+/// Where a push's time goes, in nanoseconds summed over its layers (which push at the same time): logged after every
+/// push (`push breakdown`), printed by the benchmark.
+#[derive(Debug, Default)]
+struct Breakdown {
+    /// Reading the layer's tar, gzip and the compressed blob's sha256, into the scratch file.
+    compress: AtomicU64,
+    /// Uploading the compressed blob (the registry verifies and stores it before it answers).
+    upload: AtomicU64,
+    /// Compressed bytes uploaded.
+    bytes: AtomicU64,
+}
+
+impl Breakdown {
+    fn summary(&self, wall: std::time::Duration) -> String {
+        let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) / 1_000_000;
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        format!(
+            "{:.1} MB in {} ms ({:.1} MB/s); stage totals (ms, overlapping): gzip+sha256 {}, upload {}",
+            bytes as f64 / 1e6,
+            wall.as_millis(),
+            bytes as f64 / 1e6 / wall.as_secs_f64().max(1e-9),
+            ms(&self.compress),
+            ms(&self.upload)
+        )
+    }
+}
+
 /// Pushes one layer; returns its descriptor in the manifest.
-async fn push_layer(store: Arc<Store>, reg: Arc<Registry>, repo: String, diff: DiffId, p: Progress) -> Result<Value> {
+async fn push_layer(
+    store: Arc<Store>,
+    reg: Arc<Registry>,
+    repo: String,
+    diff: DiffId,
+    p: Progress,
+    bd: Arc<Breakdown>,
+) -> Result<Value> {
     let id = diff.hex()[..12].to_string();
     let known = {
         let (s, d) = (store.clone(), diff.clone());
@@ -221,15 +257,20 @@ async fn push_layer(store: Arc<Store>, reg: Arc<Registry>, repo: String, diff: D
             }
         }
     }
+    let t = Instant::now();
     let (scratch, digest, size) = {
         let (s, d) = (store.clone(), diff.clone());
         blocking(move || compress(&s, &d)).await?
     };
+    bd.compress.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
     if blob_exists(&reg, &repo, &digest).await? {
         p.item(&id, "Layer already exists");
     } else {
         p.bytes(&id, "Pushing", 0, size);
+        let t = Instant::now();
         upload(&reg, &repo, &digest, Body::File { path: scratch.0.clone(), offset: 0, len: size }, session).await?;
+        bd.upload.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        bd.bytes.fetch_add(size, Ordering::Relaxed);
         p.item(&id, "Pushed");
     }
     drop(scratch);
@@ -258,16 +299,19 @@ pub async fn push(
     for d in diff_ids.iter().rev() {
         p.item(&d.hex()[..12], "Preparing");
     }
+    let started = Instant::now();
+    let bd = Arc::new(Breakdown::default());
     let sem = Arc::new(tokio::sync::Semaphore::new(crate::pull::CONCURRENT_DOWNLOADS));
     let mut tasks = Vec::new();
     for d in diff_ids.iter().rev() {
-        let (s, r, repo, d, p, sem) = (store.clone(), reg.clone(), repo.clone(), d.clone(), p.clone(), sem.clone());
+        let (s, r, repo, d, p, sem, bd) =
+            (store.clone(), reg.clone(), repo.clone(), d.clone(), p.clone(), sem.clone(), bd.clone());
         tasks.push(tokio::spawn(async move {
             if sem.available_permits() == 0 {
                 p.item(&d.hex()[..12], "Waiting");
             }
             let _permit = sem.acquire_owned().await.map_err(|e| Error::Internal(e.to_string()))?;
-            push_layer(s, r, repo, d, p).await
+            push_layer(s, r, repo, d, p, bd).await
         }));
     }
     let mut layers = Vec::new();
@@ -280,6 +324,9 @@ pub async fn push(
     }
     if let Some(e) = failure {
         return Err(e);
+    }
+    if bd.bytes.load(Ordering::Relaxed) > 0 {
+        tracing::info!("push breakdown {target}: {}", bd.summary(started.elapsed()));
     }
     layers.reverse();
     let config = {

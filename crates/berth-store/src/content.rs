@@ -182,14 +182,26 @@ impl BlobWriter {
     }
 
     /// Flushes and fsyncs the data; the blob is not visible until [`PendingBlob::commit`].
-    pub fn finish(mut self) -> Result<PendingBlob> {
+    pub fn finish(self) -> Result<PendingBlob> {
+        self.finish_with(true)
+    }
+
+    /// Flushes the data without syncing it: the caller syncs the file system before committing
+    /// ([`PendingBlob::sync_unless_on`]), one `syncfs` for the blob and a layer's files.
+    pub(crate) fn finish_unsynced(self) -> Result<PendingBlob> {
+        self.finish_with(false)
+    }
+
+    fn finish_with(mut self, sync: bool) -> Result<PendingBlob> {
         let Some(file) = self.file.take() else {
             return Err(StoreError::io("finishing blob", io::Error::other("blob writer already finished")));
         };
         let file = file
             .into_inner()
             .map_err(|e| StoreError::io(format!("writing {}", self.temp.display()), e.into_error()))?;
-        file.sync_all().map_err(io_ctx(|| format!("syncing {}", self.temp.display())))?;
+        if sync {
+            file.sync_all().map_err(io_ctx(|| format!("syncing {}", self.temp.display())))?;
+        }
         drop(file);
         let hasher = std::mem::take(&mut self.hasher);
         Ok(PendingBlob {
@@ -235,6 +247,17 @@ impl PendingBlob {
     /// The size of the content in bytes.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// fsyncs the blob's data unless it lives on the file system of `synced` (which the caller has just flushed
+    /// with `syncfs`).
+    pub(crate) fn sync_unless_on(&self, synced: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        if dev(&self.temp).is_some() && dev(&self.temp) == dev(synced) {
+            return Ok(());
+        }
+        File::open(&self.temp).and_then(|f| f.sync_all()).map_err(io_ctx(|| format!("syncing {}", self.temp.display())))
     }
 
     /// Renames the blob into place (replacing an identical existing blob) and syncs the directory.
