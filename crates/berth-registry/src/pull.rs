@@ -1,10 +1,13 @@
 //! Pulling an image: manifest (Docker schema 2 or OCI; a manifest list or image index is resolved to one platform),
-//! config, then the layers, downloaded concurrently and unpacked in order as they arrive.
+//! config, then the layers: up to three at a time, each streamed from the network straight into the store's
+//! unpacker (gzip, zstd or plain tar) while it downloads, so downloads, hashing, inflating and writing overlap.
 //!
-//! Every blob is verified against its digest. Downloads go to `<data root>/downloads/<hex>.partial` and are renamed
-//! to `<hex>` when complete and verified; an interrupted pull resumes a partial download with a `Range` request and
-//! does not download a finished one again. Layers the store has are not downloaded at all. The image is recorded
-//! (and tagged) only once every layer is in the store, so a failed pull leaves no half image.
+//! Every blob is verified against its digest (hashed as it arrives) before its layer is recorded, and every layer
+//! against its diff id. While it streams, a blob is also appended to `<data root>/downloads/<hex>.partial` (not
+//! synced): an interrupted pull resumes from there with a `Range` request, the saved part read back through the
+//! same hash. The file goes once the blob is verified and unpacked. Layers the store has are not downloaded at all.
+//! Layers are recorded bottom first (each on the one below, one `syncfs` each); the image is recorded (and tagged)
+//! only once every layer is in the store, so a failed pull leaves no half image.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -589,11 +592,13 @@ fn unpack_layer(
         let _ = std::fs::remove_file(part);
         return Err(Error::Invalid(format!("filesystem layer verification failed for digest {}", l.digest)));
     }
+    // Verified and unpacked: the download file has served (the layer is in the store's directory now). Removed
+    // before the layer's `syncfs`, so its pages never go to the disk.
+    let _ = std::fs::remove_file(part);
     match unpacked {
         Ok(u) => Ok(u),
         Err(e) => {
             // A blob that does not unpack is useless: the next pull fetches it again.
-            let _ = std::fs::remove_file(part);
             Err(match e {
                 berth_store::StoreError::InvalidArgument(m) => {
                     Error::Invalid(format!("failed to register layer {}: {m}", l.digest))
@@ -690,18 +695,14 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
         .await
         .map_err(|e| Error::Internal(e.to_string()))
         .and_then(|r| r);
-        let part = dir.join(format!("{}.partial", l.digest.hex()));
         match committed {
             Ok(layer) => {
                 berth_store::fault::point("pull.after-layer");
-                let _ = tokio::fs::remove_file(&part).await;
                 p.item(&l.digest.hex()[..12], "Pull complete");
                 parent = Some(layer.chain_id);
                 new = true;
             }
             Err(e) => {
-                // A blob that does not unpack to its diff id is useless: drop it so the next pull fetches it.
-                let _ = tokio::fs::remove_file(&part).await;
                 failure = Some(match e {
                     Error::Store(berth_store::StoreError::InvalidArgument(m)) => {
                         Error::Invalid(format!("failed to register layer {}: {m}", l.digest))

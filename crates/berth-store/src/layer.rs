@@ -27,7 +27,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat};
 
-use crate::content::{BlobWriter, PendingBlob};
+use crate::content::{BlobWriter, PendingBlob, WRITEBACK_EVERY, start_writeback};
 use crate::digest::{ChainId, DiffId};
 use crate::error::{Result, StoreError, io_ctx};
 
@@ -474,7 +474,7 @@ impl Extractor {
                 )
                 .map_err(|e| sys_err(e, "creating file", &shown))?;
                 let mut file = std::fs::File::from(fd);
-                let mut written = 0u64;
+                let (mut written, mut written_back) = (0u64, 0u64);
                 loop {
                     let n = match entry.read(&mut self.buf) {
                         Ok(0) => break,
@@ -484,6 +484,13 @@ impl Extractor {
                     };
                     file.write_all(&self.buf[..n]).map_err(io_ctx(|| format!("writing {shown}")))?;
                     written += n as u64;
+                    if written - written_back >= WRITEBACK_EVERY {
+                        start_writeback(&file, written_back, written - written_back);
+                        written_back = written;
+                    }
+                }
+                if written_back > 0 {
+                    start_writeback(&file, written_back, written - written_back);
                 }
                 // What the archive holds for it: a GNU sparse file stores only its data, `size()` is the whole.
                 let stored = match kind {
