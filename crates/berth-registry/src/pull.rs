@@ -444,20 +444,22 @@ enum Start {
     Fresh(hyper::Response<hyper::body::Incoming>),
 }
 
+/// What every layer of one pull shares.
+struct Pulling {
+    store: Arc<Store>,
+    reg: Arc<Registry>,
+    r: Reference,
+    /// Where downloads are saved.
+    dir: PathBuf,
+    bd: Arc<Breakdown>,
+}
+
 /// Downloads one layer and unpacks it into the store at the same time, without recording it: the blob streams
 /// from the network into the unpacker, hashed as it arrives and appended to `dir/<hex>.partial` (no fsync: the
 /// file only lets an interrupted pull resume with a `Range` request, and is verified again when it is read back).
 /// The blob's digest is checked before the layer is handed back; a blob that fails it is not kept.
-async fn fetch_layer(
-    store: Arc<Store>,
-    reg: Arc<Registry>,
-    r: Reference,
-    l: LayerDesc,
-    dir: PathBuf,
-    p: Progress,
-    id: String,
-    bd: Arc<Breakdown>,
-) -> Result<UnpackedLayer> {
+async fn fetch_layer(pull: Arc<Pulling>, l: LayerDesc, p: Progress, id: String) -> Result<UnpackedLayer> {
+    let Pulling { store, reg, r, dir, bd } = &*pull;
     let part = dir.join(format!("{}.partial", l.digest.hex()));
     let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     let url = reg.url(&format!("{}/blobs/{}", r.path(), l.digest));
@@ -631,6 +633,13 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
     };
     let started = Instant::now();
     let bd = Arc::new(Breakdown::default());
+    let pulling = Arc::new(Pulling {
+        store: store.clone(),
+        reg: reg.clone(),
+        r: res.reference.clone(),
+        dir: dir.clone(),
+        bd: bd.clone(),
+    });
     let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
     let mut tasks: Vec<Option<tokio::task::JoinHandle<Result<UnpackedLayer>>>> = Vec::new();
     for (l, chain) in res.layers.iter().zip(&chains) {
@@ -648,22 +657,13 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
             continue;
         }
         p.item(&id, "Pulling fs layer");
-        let (s, reg, r, l, dir, p, sem, bd) = (
-            store.clone(),
-            reg.clone(),
-            res.reference.clone(),
-            l.clone(),
-            dir.clone(),
-            p.clone(),
-            sem.clone(),
-            bd.clone(),
-        );
+        let (pulling, l, p, sem) = (pulling.clone(), l.clone(), p.clone(), sem.clone());
         tasks.push(Some(tokio::spawn(async move {
             if sem.available_permits() == 0 {
                 p.item(&id, "Waiting");
             }
             let _permit = sem.acquire_owned().await.map_err(|e| Error::Internal(e.to_string()))?;
-            fetch_layer(s, reg, r, l, dir, p, id, bd).await
+            fetch_layer(pulling, l, p, id).await
         })));
     }
     // Layers download and unpack at the same time; they are recorded bottom first, each on the one below.

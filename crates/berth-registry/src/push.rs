@@ -511,7 +511,7 @@ mod tests {
         mixed.extend_from_slice(&text[..1 << 20]);
         mixed.extend_from_slice(&random[..5000]);
         let z = roundtrip(&mixed);
-        assert!(z.len() < random.len() + 1 << 20);
+        assert!(z.len() < random.len() + (1 << 20));
         for d in [&b""[..], b"x", &text[..GZIP_BLOCK], &random[..GZIP_BLOCK]] {
             roundtrip(d);
         }
