@@ -259,7 +259,7 @@ pub async fn resolve(reg: &Registry, r: &Reference, platform: &Platform) -> Resu
         Digest::parse(d).map_err(|_| Error::Invalid(format!("malformed manifest list: bad digest {d:?}")))?;
         (body, mt, _) = get_manifest(reg, &r, d).await?;
     }
-    if mt.contains("manifest.v1") {
+    if mt.starts_with("application/vnd.docker.distribution.manifest.v1") {
         return Err(Error::Invalid(format!(
             "{}: Docker Image manifest version 2, schema 1 is not supported; the image must be pushed again in a newer format",
             r.familiar_string()
