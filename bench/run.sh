@@ -68,7 +68,9 @@ cleanup() {
 trap cleanup EXIT
 
 start_berthd() {
-    "$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" --log-level warn >>"$WORK/berthd.log" 2>&1 &
+    # Registry rows alone: info, for the pull's (and push's) breakdown lines berthd logs.
+    "$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" \
+        --log-level "$([ "$ONLY" = registry ] && echo info || echo warn)" >>"$WORK/berthd.log" 2>&1 &
     BERTHD_PID=$!
 }
 start_berthd
@@ -330,3 +332,7 @@ row "logs --tail 10 of 100 MB, median" logstail us
 row "logs --since <end> of 100 MB, median" logssince us
 row "push 300 MB in 3 layers to a loopback registry" push MB/s
 row "pull 300 MB in 3 layers (rmi, then pull)" pull MB/s
+# Where Berth's push and pull spend their time (berthd logs it at info: BENCH_ONLY=registry).
+if [ "$ONLY" = registry ]; then
+    grep -ho 'p[a-z]* breakdown .*' "$WORK/berthd.log" | sed 's/^/berth /' || echo "berth: no breakdown in $WORK/berthd.log"
+fi

@@ -1,20 +1,25 @@
 //! Pulling an image: manifest (Docker schema 2 or OCI; a manifest list or image index is resolved to one platform),
-//! config, then the layers, downloaded concurrently and unpacked in order as they arrive.
+//! config, then the layers: up to three at a time, each streamed from the network straight into the store's
+//! unpacker (gzip, zstd or plain tar) while it downloads, so downloads, hashing, inflating and writing overlap.
 //!
-//! Every blob is verified against its digest. Downloads go to `<data root>/downloads/<hex>.partial` and are renamed
-//! to `<hex>` when complete and verified; an interrupted pull resumes a partial download with a `Range` request and
-//! does not download a finished one again. Layers the store has are not downloaded at all. The image is recorded
-//! (and tagged) only once every layer is in the store, so a failed pull leaves no half image.
+//! Every blob is verified against its digest (hashed as it arrives) before its layer is recorded, and every layer
+//! against its diff id. While it streams, a blob is also appended to `<data root>/downloads/<hex>.partial` (not
+//! synced): an interrupted pull resumes from there with a `Range` request, the saved part read back through the
+//! same hash. The file goes once the blob is verified and unpacked. Layers the store has are not downloaded at all.
+//! Layers are recorded bottom first (each on the one below, one `syncfs` each); the image is recorded (and tagged)
+//! only once every layer is in the store, so a failed pull leaves no half image.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use berth_store::digest::Digester;
 use berth_store::save::{media, pick_platform};
-use berth_store::{ChainId, DiffId, Digest, ImageId, Reference, Store};
+use berth_store::{ChainId, DiffId, Digest, ImageId, Reference, Store, UnpackTimings, UnpackedLayer};
+use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::client::{Body, Registry, discard, error_text, next_chunk, read_all};
 use crate::error::{Error, Result};
@@ -254,7 +259,7 @@ pub async fn resolve(reg: &Registry, r: &Reference, platform: &Platform) -> Resu
         Digest::parse(d).map_err(|_| Error::Invalid(format!("malformed manifest list: bad digest {d:?}")))?;
         (body, mt, _) = get_manifest(reg, &r, d).await?;
     }
-    if mt.contains("manifest.v1") {
+    if mt.starts_with("application/vnd.docker.distribution.manifest.v1") {
         return Err(Error::Invalid(format!(
             "{}: Docker Image manifest version 2, schema 1 is not supported; the image must be pushed again in a newer format",
             r.familiar_string()
@@ -294,11 +299,12 @@ pub async fn resolve(reg: &Registry, r: &Reference, platform: &Platform) -> Resu
         let media_type = l["mediaType"].as_str().unwrap_or("").to_string();
         let supported = media_type.ends_with(".tar.gzip")
             || media_type.ends_with(".tar+gzip")
+            || media_type.ends_with(".tar+zstd")
             || media_type.ends_with("layer.v1.tar")
             || media_type.ends_with("rootfs.diff.tar");
         if !supported {
             return Err(Error::Invalid(format!(
-                "unsupported layer media type {media_type:?} (berth pulls tar and gzip layers)"
+                "unsupported layer media type {media_type:?} (berth pulls tar, gzip and zstd layers)"
             )));
         }
         let digest = Digest::parse(l["digest"].as_str().unwrap_or(""))
@@ -309,146 +315,299 @@ pub async fn resolve(reg: &Registry, r: &Reference, platform: &Platform) -> Resu
     Ok(Resolved { reference: r, digest: top_digest, config, layers })
 }
 
-/// Downloads one blob to `dir/<hex>` (resuming `dir/<hex>.partial`), verifying its digest.
-async fn download(
+/// Where a pull's time goes, in nanoseconds summed over its layers (which download and unpack at the same time, so
+/// the stages overlap): logged by [`fetch`] after every pull (`pull breakdown`), printed by the benchmark.
+#[derive(Debug, Default)]
+pub struct Breakdown {
+    /// Waiting for the registry's bytes (the network and the registry itself), as the unpacker sees it.
+    pub network: AtomicU64,
+    /// sha256 of the compressed blob, while it arrives.
+    pub hash: AtomicU64,
+    /// Writing the download file (kept until the layer is in the store, so an interrupted pull resumes).
+    pub spool: AtomicU64,
+    /// Inflate, the uncompressed tar's hash and blob, the files, the one `syncfs` per layer.
+    pub unpack: UnpackTimings,
+    /// Compressed bytes received or read back.
+    pub bytes: AtomicU64,
+}
+
+impl Breakdown {
+    /// One line: every stage in milliseconds, the wall time and the throughput.
+    pub fn summary(&self, wall: Duration) -> String {
+        let ms = |c: &AtomicU64| c.load(Ordering::Relaxed) / 1_000_000;
+        let u = &self.unpack;
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        format!(
+            "{:.1} MB in {} ms ({:.1} MB/s); stage totals (ms, overlapping): network wait {}, sha256 {}, download file \
+             {}, inflate {}, tar blob (sha256+write) {}, unpack files {}, syncfs {}",
+            bytes as f64 / 1e6,
+            wall.as_millis(),
+            bytes as f64 / 1e6 / wall.as_secs_f64().max(1e-9),
+            ms(&self.network),
+            ms(&self.hash),
+            ms(&self.spool),
+            ms(&u.inflate),
+            ms(&u.tar_blob),
+            ms(&u.extract),
+            ms(&u.sync),
+        )
+    }
+
+    fn add(counter: &AtomicU64, since: Instant) {
+        counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// What the download side hands the unpacker.
+enum Chunk {
+    Data(Bytes),
+    /// The whole blob was sent (a closed channel without it is an interrupted download).
+    End,
+}
+
+/// The compressed blob as the unpacker reads it: what an earlier, interrupted pull left in the download file, then
+/// the network's chunks, each hashed and appended to the download file as it arrives.
+struct Source {
+    saved: Option<std::fs::File>,
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    chunk: Bytes,
+    spool: Option<std::fs::File>,
+    hasher: Digester,
+    size: u64,
+    ended: bool,
+    bd: Arc<Breakdown>,
+}
+
+impl Source {
+    fn take(&mut self, bytes: &[u8]) {
+        let t = Instant::now();
+        self.hasher.update(bytes);
+        Breakdown::add(&self.bd.hash, t);
+        self.size += bytes.len() as u64;
+        self.bd.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Reads (and hashes) whatever the unpacker left unread, to the end of the blob.
+    fn drain(&mut self) -> std::io::Result<()> {
+        use std::io::Read;
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.read(&mut buf)? > 0 {}
+        Ok(())
+    }
+}
+
+impl std::io::Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(f) = self.saved.as_mut() {
+            let n = f.read(buf)?;
+            if n > 0 {
+                self.take(&buf[..n]);
+                return Ok(n);
+            }
+            self.saved = None;
+        }
+        while self.chunk.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            let t = Instant::now();
+            let next = self.rx.blocking_recv();
+            Breakdown::add(&self.bd.network, t);
+            match next {
+                Some(Chunk::Data(b)) => {
+                    self.take(&b);
+                    if let Some(f) = self.spool.as_mut() {
+                        let t = Instant::now();
+                        std::io::Write::write_all(f, &b)?;
+                        Breakdown::add(&self.bd.spool, t);
+                    }
+                    self.chunk = b;
+                }
+                Some(Chunk::End) => self.ended = true,
+                None => return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "download interrupted")),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk[..n]);
+        bytes::Buf::advance(&mut self.chunk, n);
+        Ok(n)
+    }
+}
+
+/// How a layer's download starts.
+enum Start {
+    /// The download file holds the whole blob (or the registry has nothing past it): no request.
+    Saved,
+    /// The rest of the blob after the download file's bytes (`206`).
+    Resume(hyper::Response<hyper::body::Incoming>),
+    /// The whole blob (`200`): the download file starts over.
+    Fresh(hyper::Response<hyper::body::Incoming>),
+}
+
+/// What every layer of one pull shares.
+struct Pulling {
+    store: Arc<Store>,
     reg: Arc<Registry>,
     r: Reference,
-    l: LayerDesc,
+    /// Where downloads are saved.
     dir: PathBuf,
-    p: Progress,
-    id: String,
-) -> Result<PathBuf> {
-    let done = dir.join(l.digest.hex());
-    if tokio::fs::metadata(&done).await.is_ok() {
-        p.item(&id, "Download complete");
-        return Ok(done);
-    }
+    bd: Arc<Breakdown>,
+}
+
+/// Downloads one layer and unpacks it into the store at the same time, without recording it: the blob streams
+/// from the network into the unpacker, hashed as it arrives and appended to `dir/<hex>.partial` (no fsync: the
+/// file only lets an interrupted pull resume with a `Range` request, and is verified again when it is read back).
+/// The blob's digest is checked before the layer is handed back; a blob that fails it is not kept.
+async fn fetch_layer(pull: Arc<Pulling>, l: LayerDesc, p: Progress, id: String) -> Result<UnpackedLayer> {
+    let Pulling { store, reg, r, dir, bd } = &*pull;
     let part = dir.join(format!("{}.partial", l.digest.hex()));
-    let io = |what: &str, e: std::io::Error| Error::Io(format!("{what} {}", part.display()), e);
-    let mut have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
-    let mut hasher = Digester::new();
-    if have > 0 {
-        let path = part.clone();
-        let (h, n) = tokio::task::spawn_blocking(move || -> std::io::Result<(Digester, u64)> {
-            use std::io::Read;
-            let mut f = std::fs::File::open(&path)?;
-            let mut h = Digester::new();
-            let mut buf = vec![0u8; 256 * 1024];
-            let mut n = 0u64;
-            loop {
-                let k = f.read(&mut buf)?;
-                if k == 0 {
-                    return Ok((h, n));
-                }
-                h.update(&buf[..k]);
-                n += k as u64;
-            }
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(|e| io("reading", e))?;
-        hasher = h;
-        have = n;
-    }
-    let headers: Vec<(&str, String)> = if have > 0 { vec![("range", format!("bytes={have}-"))] } else { Vec::new() };
+    let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     let url = reg.url(&format!("{}/blobs/{}", r.path(), l.digest));
-    let resp = reg.send(Method::GET, url.clone(), &headers, Body::Empty).await?;
-    let status = resp.status();
-    let mut file = match status {
-        StatusCode::PARTIAL_CONTENT if have > 0 => {
-            tokio::fs::OpenOptions::new().append(true).open(&part).await.map_err(|e| io("opening", e))?
-        }
-        StatusCode::OK => {
-            have = 0;
-            hasher = Digester::new();
-            tokio::fs::File::create(&part).await.map_err(|e| io("creating", e))?
-        }
-        StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
-            discard(resp).await;
-            // The partial file may hold the whole blob already, or garbage: start over if it does not verify.
-            let file = tokio::fs::OpenOptions::new().append(true).open(&part).await.map_err(|e| io("opening", e))?;
-            return finish(file, hasher, &l, &part, &done, &p, &id).await;
-        }
-        StatusCode::NOT_FOUND => {
-            let body = read_all(resp).await.unwrap_or_default();
-            return Err(Error::NotFound(format!(
-                "blob {} not found: {}",
-                l.digest,
-                error_text(&body).unwrap_or_else(|| "blob unknown: blob unknown to registry".into())
-            )));
-        }
-        s => {
-            let body = read_all(resp).await.unwrap_or_default();
-            return Err(Error::Unavailable(format!(
-                "GET {url}: unexpected status {s}{}",
-                error_text(&body).map(|t| format!(": {t}")).unwrap_or_default()
-            )));
+    let start = if have > 0 && l.size > 0 && have >= l.size {
+        Start::Saved
+    } else {
+        let headers: Vec<(&str, String)> =
+            if have > 0 { vec![("range", format!("bytes={have}-"))] } else { Vec::new() };
+        let resp = reg.send(Method::GET, url.clone(), &headers, Body::Empty).await?;
+        match resp.status() {
+            StatusCode::PARTIAL_CONTENT if have > 0 => Start::Resume(resp),
+            StatusCode::OK => Start::Fresh(resp),
+            // The download file may hold the whole blob already, or garbage: it is verified like any download.
+            StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {
+                discard(resp).await;
+                Start::Saved
+            }
+            StatusCode::NOT_FOUND => {
+                let body = read_all(resp).await.unwrap_or_default();
+                return Err(Error::NotFound(format!(
+                    "blob {} not found: {}",
+                    l.digest,
+                    error_text(&body).unwrap_or_else(|| "blob unknown: blob unknown to registry".into())
+                )));
+            }
+            s => {
+                let body = read_all(resp).await.unwrap_or_default();
+                return Err(Error::Unavailable(format!(
+                    "GET {url}: unexpected status {s}{}",
+                    error_text(&body).map(|t| format!(": {t}")).unwrap_or_default()
+                )));
+            }
         }
     };
-    let mut body = resp.into_body();
-    let mut last = std::time::Instant::now();
-    p.bytes(&id, "Downloading", have, l.size);
-    while let Some(chunk) = next_chunk(&mut body).await? {
-        have += chunk.len() as u64;
-        if l.size > 0 && have > l.size {
-            drop(file);
-            let _ = tokio::fs::remove_file(&part).await;
-            return Err(Error::Invalid(format!(
-                "filesystem layer verification failed for digest {}: more data than its size",
-                l.digest
-            )));
+    let (resp, from_saved) = match start {
+        Start::Saved => (None, true),
+        Start::Resume(resp) => (Some(resp), true),
+        Start::Fresh(resp) => (Some(resp), false),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(64);
+    let worker = {
+        let (store, part, l, bd) = (store.clone(), part.clone(), l.clone(), bd.clone());
+        let streaming = resp.is_some();
+        tokio::task::spawn_blocking(move || unpack_layer(&store, rx, &part, from_saved, streaming, &l, bd))
+    };
+    let mut received = if from_saved { have } else { 0 };
+    let pumped: Result<()> = async {
+        let Some(resp) = resp else {
+            let _ = tx.send(Chunk::End).await;
+            return Ok(());
+        };
+        let mut body = resp.into_body();
+        let mut last = Instant::now();
+        p.bytes(&id, "Downloading", received, l.size);
+        while let Some(chunk) = next_chunk(&mut body).await? {
+            received += chunk.len() as u64;
+            if l.size > 0 && received > l.size {
+                return Err(Error::Invalid(format!(
+                    "filesystem layer verification failed for digest {}: more data than its size",
+                    l.digest
+                )));
+            }
+            if tx.send(Chunk::Data(chunk)).await.is_err() {
+                // The unpacker stopped (bad data): its error is the one to report.
+                return Ok(());
+            }
+            if last.elapsed() >= Duration::from_millis(100) {
+                p.bytes(&id, "Downloading", received, l.size);
+                last = Instant::now();
+            }
         }
-        hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(|e| io("writing", e))?;
-        if last.elapsed() >= std::time::Duration::from_millis(100) {
-            p.bytes(&id, "Downloading", have, l.size);
-            last = std::time::Instant::now();
+        p.item(&id, "Verifying Checksum");
+        let _ = tx.send(Chunk::End).await;
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let unpacked = worker.await.map_err(|e| Error::Internal(e.to_string()))?;
+    match pumped {
+        Err(e @ Error::Invalid(_)) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            Err(e)
+        }
+        // An interrupted download keeps its file: the next pull resumes it.
+        Err(e) => Err(e),
+        Ok(()) => {
+            let u = unpacked?;
+            p.item(&id, "Download complete");
+            Ok(u)
         }
     }
-    finish(file, hasher, &l, &part, &done, &p, &id).await
 }
 
-async fn finish(
-    mut file: tokio::fs::File,
-    hasher: Digester,
-    l: &LayerDesc,
+/// The unpacking side of [`fetch_layer`], on a blocking thread.
+fn unpack_layer(
+    store: &Store,
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
     part: &Path,
-    done: &Path,
-    p: &Progress,
-    id: &str,
-) -> Result<PathBuf> {
-    p.item(id, "Verifying Checksum");
-    file.flush().await.map_err(|e| Error::Io(format!("writing {}", part.display()), e))?;
-    if hasher.finish() != l.digest {
-        drop(file);
-        let _ = tokio::fs::remove_file(part).await;
+    from_saved: bool,
+    streaming: bool,
+    l: &LayerDesc,
+    bd: Arc<Breakdown>,
+) -> Result<UnpackedLayer> {
+    let io = |what: &str, e: std::io::Error| Error::Io(format!("{what} {}", part.display()), e);
+    let saved = if from_saved { Some(std::fs::File::open(part).map_err(|e| io("opening", e))?) } else { None };
+    let spool = match (streaming, from_saved) {
+        (false, _) => None,
+        (true, true) => Some(std::fs::OpenOptions::new().append(true).open(part).map_err(|e| io("opening", e))?),
+        (true, false) => Some(std::fs::File::create(part).map_err(|e| io("creating", e))?),
+    };
+    let mut src = Source {
+        saved,
+        rx,
+        chunk: Bytes::new(),
+        spool,
+        hasher: Digester::new(),
+        size: 0,
+        ended: false,
+        bd: bd.clone(),
+    };
+    let unpacked = store.unpack_layer(&mut src, Some(&bd.unpack));
+    // The digest covers the whole blob, whatever the unpacker made of it.
+    if let Err(e) = src.drain() {
+        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Unavailable(format!("downloading {}: interrupted", l.digest))
+        } else {
+            io("writing", e)
+        });
+    }
+    let Source { hasher, size, .. } = src;
+    if hasher.finish() != l.digest || (l.size > 0 && size != l.size) {
+        let _ = std::fs::remove_file(part);
         return Err(Error::Invalid(format!("filesystem layer verification failed for digest {}", l.digest)));
     }
-    file.sync_all().await.map_err(|e| Error::Io(format!("syncing {}", part.display()), e))?;
-    tokio::fs::rename(part, done).await.map_err(|e| Error::Io(format!("renaming {}", part.display()), e))?;
-    p.item(id, "Download complete");
-    Ok(done.to_path_buf())
-}
-
-/// Counts what is read and reports it as `Extracting` progress.
-struct Counting<R> {
-    inner: R,
-    read: u64,
-    total: u64,
-    last: std::time::Instant,
-    p: Progress,
-    id: String,
-}
-
-impl<R: std::io::Read> std::io::Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.last.elapsed() >= std::time::Duration::from_millis(100) {
-            self.p.bytes(&self.id, "Extracting", self.read, self.total);
-            self.last = std::time::Instant::now();
+    // Verified and unpacked: the download file has served (the layer is in the store's directory now). Removed
+    // before the layer's `syncfs`, so its pages never go to the disk.
+    let _ = std::fs::remove_file(part);
+    match unpacked {
+        Ok(u) => Ok(u),
+        Err(e) => {
+            // A blob that does not unpack is useless: the next pull fetches it again.
+            Err(match e {
+                berth_store::StoreError::InvalidArgument(m) => {
+                    Error::Invalid(format!("failed to register layer {}: {m}", l.digest))
+                }
+                e => e.into(),
+            })
         }
-        Ok(n)
     }
 }
 
@@ -472,8 +631,17 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
     };
+    let started = Instant::now();
+    let bd = Arc::new(Breakdown::default());
+    let pulling = Arc::new(Pulling {
+        store: store.clone(),
+        reg: reg.clone(),
+        r: res.reference.clone(),
+        dir: dir.clone(),
+        bd: bd.clone(),
+    });
     let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS));
-    let mut tasks: Vec<Option<tokio::task::JoinHandle<Result<PathBuf>>>> = Vec::new();
+    let mut tasks: Vec<Option<tokio::task::JoinHandle<Result<UnpackedLayer>>>> = Vec::new();
     for (l, chain) in res.layers.iter().zip(&chains) {
         let id = l.digest.hex()[..12].to_string();
         let exists = {
@@ -489,16 +657,16 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
             continue;
         }
         p.item(&id, "Pulling fs layer");
-        let (reg, r, l, dir, p, sem) =
-            (reg.clone(), res.reference.clone(), l.clone(), dir.clone(), p.clone(), sem.clone());
+        let (pulling, l, p, sem) = (pulling.clone(), l.clone(), p.clone(), sem.clone());
         tasks.push(Some(tokio::spawn(async move {
             if sem.available_permits() == 0 {
                 p.item(&id, "Waiting");
             }
             let _permit = sem.acquire_owned().await.map_err(|e| Error::Internal(e.to_string()))?;
-            download(reg, r, l, dir, p, id).await
+            fetch_layer(pulling, l, p, id).await
         })));
     }
+    // Layers download and unpack at the same time; they are recorded bottom first, each on the one below.
     let mut parent: Option<ChainId> = None;
     let mut new = false;
     let mut failure = None;
@@ -508,40 +676,33 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
             parent = Some(chains[i].clone());
             continue;
         };
+        let unpacked = task.await.map_err(|e| Error::Internal(e.to_string())).and_then(|r| r);
         if failure.is_some() {
-            // Let the other downloads finish (they resume next time) but unpack nothing more.
-            let _ = task.await;
+            // The other layers finish (an interrupted download resumes next time) but nothing more is recorded.
             continue;
         }
-        let path = match task.await.map_err(|e| Error::Internal(e.to_string())).and_then(|r| r) {
-            Ok(p) => p,
+        let unpacked = match unpacked {
+            Ok(u) => u,
             Err(e) => {
                 failure = Some(e);
                 continue;
             }
         };
-        let id = l.digest.hex()[..12].to_string();
-        let (s, diff, par, pp, size) = (store.clone(), l.diff_id.clone(), parent.clone(), p.clone(), l.size);
-        let path2 = path.clone();
-        let imported = tokio::task::spawn_blocking(move || {
-            let f = std::fs::File::open(&path2).map_err(|e| Error::Io(format!("opening {}", path2.display()), e))?;
-            let reader = Counting { inner: f, read: 0, total: size, last: std::time::Instant::now(), p: pp, id };
-            s.import_layer_verified(reader, par.as_ref(), &diff).map_err(Error::from)
+        let (s, diff, par, bd2) = (store.clone(), l.diff_id.clone(), parent.clone(), bd.clone());
+        let committed = tokio::task::spawn_blocking(move || {
+            s.commit_unpacked(unpacked, par.as_ref(), &diff, Some(&bd2.unpack)).map_err(Error::from)
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))
         .and_then(|r| r);
-        match imported {
+        match committed {
             Ok(layer) => {
                 berth_store::fault::point("pull.after-layer");
-                let _ = tokio::fs::remove_file(&path).await;
                 p.item(&l.digest.hex()[..12], "Pull complete");
                 parent = Some(layer.chain_id);
                 new = true;
             }
             Err(e) => {
-                // A download that does not unpack to its diff id is useless: drop it so the next pull fetches it.
-                let _ = tokio::fs::remove_file(&path).await;
                 failure = Some(match e {
                     Error::Store(berth_store::StoreError::InvalidArgument(m)) => {
                         Error::Invalid(format!("failed to register layer {}: {m}", l.digest))
@@ -550,6 +711,9 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
                 });
             }
         }
+    }
+    if bd.bytes.load(Ordering::Relaxed) > 0 {
+        tracing::info!("pull breakdown {}: {}", res.reference, bd.summary(started.elapsed()));
     }
     if let Some(e) = failure {
         return Err(e);
@@ -632,6 +796,49 @@ pub async fn list_tags(reg: &Registry, r: &Reference) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn source(
+        saved: Option<std::fs::File>,
+        spool: Option<std::fs::File>,
+    ) -> (tokio::sync::mpsc::Sender<Chunk>, Source) {
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        let bd = Arc::new(Breakdown::default());
+        (tx, Source { saved, rx, chunk: Bytes::new(), spool, hasher: Digester::new(), size: 0, ended: false, bd })
+    }
+
+    #[test]
+    fn source_reads_the_saved_part_then_the_network_and_spools_it() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().expect("tmp");
+        let part = dir.path().join("x.partial");
+        std::fs::write(&part, b"hello ").expect("write");
+        let saved = std::fs::File::open(&part).expect("open");
+        let spool = std::fs::OpenOptions::new().append(true).open(&part).expect("open");
+        let (tx, mut src) = source(Some(saved), Some(spool));
+        for c in [&b"wor"[..], b"ld"] {
+            tx.blocking_send(Chunk::Data(Bytes::from_static(c))).expect("send");
+        }
+        tx.blocking_send(Chunk::End).expect("send");
+        let mut out = Vec::new();
+        src.read_to_end(&mut out).expect("read");
+        assert_eq!(out, b"hello world");
+        assert_eq!((src.size, src.bd.bytes.load(Ordering::Relaxed)), (11, 11));
+        assert_eq!(src.hasher.finish(), Digest::of(b"hello world"));
+        // The download file holds the whole blob now: a pull interrupted after this resumes past it.
+        assert_eq!(std::fs::read(&part).expect("read"), b"hello world");
+    }
+
+    #[test]
+    fn source_without_its_end_is_an_interrupted_download() {
+        use std::io::Read;
+        let (tx, mut src) = source(None, None);
+        tx.blocking_send(Chunk::Data(Bytes::from_static(b"half"))).expect("send");
+        drop(tx);
+        let mut out = Vec::new();
+        let e = src.read_to_end(&mut out).expect_err("no end");
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(src.drain().is_err());
+    }
 
     #[test]
     fn platforms() {

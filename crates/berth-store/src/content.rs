@@ -104,6 +104,7 @@ impl ContentStore {
             blobs: self.blobs.clone(),
             hasher: Digester::new(),
             size: 0,
+            written_back: 0,
         })
     }
 
@@ -154,6 +155,8 @@ pub struct BlobWriter {
     blobs: PathBuf,
     hasher: Digester,
     size: u64,
+    /// Bytes whose write-back to the disk was started.
+    written_back: u64,
 }
 
 impl Write for BlobWriter {
@@ -164,6 +167,12 @@ impl Write for BlobWriter {
         let n = file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
+        // What has reached the file (not what the buffer still holds) goes to the disk in the background.
+        let flushed = self.size - file.buffer().len() as u64;
+        if flushed - self.written_back >= WRITEBACK_EVERY {
+            start_writeback(file.get_ref(), self.written_back, flushed - self.written_back);
+            self.written_back = flushed;
+        }
         Ok(n)
     }
 
@@ -182,14 +191,26 @@ impl BlobWriter {
     }
 
     /// Flushes and fsyncs the data; the blob is not visible until [`PendingBlob::commit`].
-    pub fn finish(mut self) -> Result<PendingBlob> {
+    pub fn finish(self) -> Result<PendingBlob> {
+        self.finish_with(true)
+    }
+
+    /// Flushes the data without syncing it: the caller syncs the file system before committing
+    /// ([`PendingBlob::sync_unless_on`]), one `syncfs` for the blob and a layer's files.
+    pub(crate) fn finish_unsynced(self) -> Result<PendingBlob> {
+        self.finish_with(false)
+    }
+
+    fn finish_with(mut self, sync: bool) -> Result<PendingBlob> {
         let Some(file) = self.file.take() else {
             return Err(StoreError::io("finishing blob", io::Error::other("blob writer already finished")));
         };
         let file = file
             .into_inner()
             .map_err(|e| StoreError::io(format!("writing {}", self.temp.display()), e.into_error()))?;
-        file.sync_all().map_err(io_ctx(|| format!("syncing {}", self.temp.display())))?;
+        if sync {
+            file.sync_all().map_err(io_ctx(|| format!("syncing {}", self.temp.display())))?;
+        }
         drop(file);
         let hasher = std::mem::take(&mut self.hasher);
         Ok(PendingBlob {
@@ -237,6 +258,17 @@ impl PendingBlob {
         self.size
     }
 
+    /// fsyncs the blob's data unless it lives on the file system of `synced` (which the caller has just flushed
+    /// with `syncfs`).
+    pub(crate) fn sync_unless_on(&self, synced: &Path) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &Path| fs::metadata(p).map(|m| m.dev()).ok();
+        if dev(&self.temp).is_some() && dev(&self.temp) == dev(synced) {
+            return Ok(());
+        }
+        File::open(&self.temp).and_then(|f| f.sync_all()).map_err(io_ctx(|| format!("syncing {}", self.temp.display())))
+    }
+
     /// Renames the blob into place (replacing an identical existing blob) and syncs the directory.
     pub fn commit(mut self) -> Result<Digest> {
         let dest = self.blobs.join(self.digest.hex());
@@ -253,6 +285,29 @@ impl Drop for PendingBlob {
             let _ = fs::remove_file(&self.temp);
         }
     }
+}
+
+/// Every how many bytes a large file being written has its disk write-back started ([`start_writeback`]).
+pub(crate) const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// Starts writing `len` bytes of `file` at `offset` to the disk without waiting for it (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`: no durability by itself). A layer's data then goes to the disk while the rest of it
+/// downloads and unpacks, and the one `syncfs` before the layer is committed finds little left to write. A failure
+/// costs nothing but that overlap, so it is ignored.
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: a plain syscall on a descriptor `file` owns for the duration of the call; no memory is passed.
+    let _ = unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
 }
 
 /// fsyncs a directory so renames and unlinks in it are durable.

@@ -15,7 +15,8 @@ use std::ffi::{CStr, CString};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat, openat2};
@@ -26,7 +27,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, linkat, symlinkat, unlinkat};
 
-use crate::content::{BlobWriter, PendingBlob};
+use crate::content::{BlobWriter, PendingBlob, WRITEBACK_EVERY, start_writeback};
 use crate::digest::{ChainId, DiffId};
 use crate::error::{Result, StoreError, io_ctx};
 
@@ -159,8 +160,45 @@ pub fn is_tar_archive<R: Read>(reader: R) -> bool {
     stored == Some(sum)
 }
 
-/// What [`unpack`] produced: the uncompressed tar as a synced, uncommitted blob, and the
-/// unpacked size.
+/// Where the time of layer unpacks goes, in nanoseconds, summed over the unpacks given it (which may run at the
+/// same time). Reads of the caller's stream count as `source`; the rest of the decoder's time is `inflate`.
+#[derive(Debug, Default)]
+pub struct UnpackTimings {
+    /// Reading the (compressed) stream the caller gave: network, download file, whatever it does.
+    pub source: AtomicU64,
+    /// Decompressing (gzip, zstd, ...).
+    pub inflate: AtomicU64,
+    /// Hashing the uncompressed tar and writing it as the layer's blob.
+    pub tar_blob: AtomicU64,
+    /// Parsing the tar and writing the files, directories and metadata.
+    pub extract: AtomicU64,
+    /// `syncfs` of the unpacked layer (and its blob), once per layer.
+    pub sync: AtomicU64,
+}
+
+impl UnpackTimings {
+    pub(crate) fn add(counter: &AtomicU64, since: Instant) {
+        counter.fetch_add(since.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Counts the time spent in `inner.read` into `total`.
+struct Timed<'c, R> {
+    inner: R,
+    total: &'c Cell<u64>,
+}
+
+impl<R: Read> Read for Timed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let t = Instant::now();
+        let r = self.inner.read(buf);
+        self.total.set(self.total.get() + t.elapsed().as_nanos() as u64);
+        r
+    }
+}
+
+/// What [`unpack`] produced: the uncompressed tar as a flushed (not yet synced), uncommitted
+/// blob, and the unpacked size.
 pub(crate) struct Unpacked {
     pub blob: PendingBlob,
     pub size: u64,
@@ -168,14 +206,41 @@ pub(crate) struct Unpacked {
 
 /// Reads the layer stream once: decompresses, hashes and stores the tar through `blob`, and
 /// extracts it into the existing empty directory `dest`. Any malformed input is
-/// `InvalidArgument`; the caller removes `dest` on error (the blob removes itself).
-pub(crate) fn unpack<'r, R: Read + 'r>(reader: R, blob: BlobWriter, dest: &Path) -> Result<Unpacked> {
-    let decoded = decompressed(reader)?;
+/// `InvalidArgument`; the caller removes `dest` on error (the blob removes itself). Nothing is
+/// synced: the caller syncs the file system once (`syncfs`) before it commits.
+pub(crate) fn unpack<'r, R: Read + 'r>(
+    reader: R,
+    blob: BlobWriter,
+    dest: &Path,
+    timings: Option<&UnpackTimings>,
+) -> Result<Unpacked> {
+    let start = Instant::now();
+    let (source, decode) = (Cell::new(0u64), Cell::new(0u64));
     let state = TeeState::default();
-    let tee = Tee { inner: decoded, blob: Some(blob), state: &state };
+    let res = unpack_timed(Timed { inner: reader, total: &source }, blob, dest, &state, &decode);
+    if let Some(t) = timings {
+        let (source, decode, blob) = (source.get(), decode.get(), state.blob_nanos.get());
+        let total = start.elapsed().as_nanos() as u64;
+        t.source.fetch_add(source, Ordering::Relaxed);
+        t.inflate.fetch_add(decode.saturating_sub(source), Ordering::Relaxed);
+        t.tar_blob.fetch_add(blob, Ordering::Relaxed);
+        t.extract.fetch_add(total.saturating_sub(decode + blob), Ordering::Relaxed);
+    }
+    res
+}
+
+fn unpack_timed<'r, R: Read + 'r>(
+    reader: R,
+    blob: BlobWriter,
+    dest: &Path,
+    state: &TeeState,
+    decode: &Cell<u64>,
+) -> Result<Unpacked> {
+    let decoded: Box<dyn Read + '_> = Box::new(Timed { inner: decompressed(reader)?, total: decode });
+    let tee = Tee { inner: decoded, blob: Some(blob), state };
     let mut archive = tar::Archive::new(tee);
     let mut ex = Extractor::open(dest, ExtractOptions::LAYER)?;
-    let res = ex.run(&mut archive, &state);
+    let res = ex.run(&mut archive, state);
     let mut tee = archive.into_inner();
     res?;
     // Hash everything after the end-of-archive marker too: the diff id covers the whole stream.
@@ -189,7 +254,10 @@ pub(crate) fn unpack<'r, R: Read + 'r>(reader: R, blob: BlobWriter, dest: &Path)
         }
     }
     ex.finish()?;
-    let blob = tee.blob.take().ok_or_else(|| StoreError::InvalidArgument("layer blob missing".into()))?.finish()?;
+    let t = Instant::now();
+    let blob = tee.blob.take().ok_or_else(|| StoreError::InvalidArgument("layer blob missing".into()))?;
+    let blob = blob.finish_unsynced()?;
+    state.blob_nanos.set(state.blob_nanos.get() + t.elapsed().as_nanos() as u64);
     Ok(Unpacked { blob, size: ex.size })
 }
 
@@ -240,6 +308,8 @@ pub fn extract<R: Read>(reader: R, root: OwnedFd, dest: &Path, opts: ExtractOpti
 #[derive(Default)]
 struct TeeState {
     count: Cell<u64>,
+    /// Time spent writing (and hashing) the blob.
+    blob_nanos: Cell<u64>,
     write_error: RefCell<Option<io::Error>>,
 }
 
@@ -264,11 +334,14 @@ impl Read for Tee<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            if let Some(blob) = self.blob.as_mut()
-                && let Err(e) = blob.write_all(&buf[..n])
-            {
-                *self.state.write_error.borrow_mut() = Some(e);
-                return Err(io::Error::other("cannot write the layer blob"));
+            if let Some(blob) = self.blob.as_mut() {
+                let t = Instant::now();
+                let res = blob.write_all(&buf[..n]);
+                self.state.blob_nanos.set(self.state.blob_nanos.get() + t.elapsed().as_nanos() as u64);
+                if let Err(e) = res {
+                    *self.state.write_error.borrow_mut() = Some(e);
+                    return Err(io::Error::other("cannot write the layer blob"));
+                }
             }
             self.state.count.set(self.state.count.get() + n as u64);
         }
@@ -401,7 +474,7 @@ impl Extractor {
                 )
                 .map_err(|e| sys_err(e, "creating file", &shown))?;
                 let mut file = std::fs::File::from(fd);
-                let mut written = 0u64;
+                let (mut written, mut written_back) = (0u64, 0u64);
                 loop {
                     let n = match entry.read(&mut self.buf) {
                         Ok(0) => break,
@@ -411,6 +484,13 @@ impl Extractor {
                     };
                     file.write_all(&self.buf[..n]).map_err(io_ctx(|| format!("writing {shown}")))?;
                     written += n as u64;
+                    if written - written_back >= WRITEBACK_EVERY {
+                        start_writeback(&file, written_back, written - written_back);
+                        written_back = written;
+                    }
+                }
+                if written_back > 0 {
+                    start_writeback(&file, written_back, written - written_back);
                 }
                 // What the archive holds for it: a GNU sparse file stores only its data, `size()` is the whole.
                 let stored = match kind {

@@ -167,3 +167,39 @@ fn an_image_is_recorded_with_its_names_or_not_at_all() {
     assert_eq!(img.id, id);
     assert_eq!(s.resolve_image(&digest).unwrap().id, id);
 }
+
+#[test]
+fn layers_unpack_out_of_order_and_commit_on_their_parents() {
+    let (_tmp, s) = store();
+    let (lower, upper) = (tar_with("lower"), tar_with("upper"));
+    let (dl, du) = (DiffId::from(Digest::of(&lower)), DiffId::from(Digest::of(&upper)));
+    let timings = UnpackTimings::default();
+    // The upper layer first, while its parent is not in the store yet; gzip like a registry's blob.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &upper).unwrap();
+    let u = s.unpack_layer(&gz.finish().unwrap()[..], Some(&timings)).unwrap();
+    assert_eq!(u.diff_id(), du);
+    let l = s.unpack_layer(&lower[..], Some(&timings)).unwrap();
+    // Not on a parent the store does not have.
+    let missing = ChainId::compute(None, &du);
+    assert!(s.commit_unpacked(s.unpack_layer(&upper[..], None).unwrap(), Some(&missing), &du, None).is_err());
+    // Nor under a diff id it does not hash to: refused, and nothing left behind.
+    let wrong = s.unpack_layer(&upper[..], None).unwrap();
+    assert!(matches!(s.commit_unpacked(wrong, None, &dl, None), Err(StoreError::InvalidArgument(_))));
+    let base = s.commit_unpacked(l, None, &dl, Some(&timings)).unwrap();
+    let top = s.commit_unpacked(u, Some(&base.chain_id), &du, Some(&timings)).unwrap();
+    assert_eq!(top.chain_id, ChainId::compute(Some(&base.chain_id), &du));
+    assert_eq!(std::fs::read_to_string(s.layer_dir(&top.chain_id).join("hello")).unwrap(), "upper");
+    assert!(s.content().contains(du.digest()));
+    // Every temporary directory went with its value.
+    let layers = s.layer_dir(&top.chain_id).parent().unwrap().parent().unwrap().to_path_buf();
+    let temps: Vec<_> = std::fs::read_dir(&layers)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(TMP_PREFIX))
+        .map(|e| e.path())
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(timings.extract.load(Relaxed) > 0 && timings.inflate.load(Relaxed) > 0);
+}
