@@ -459,8 +459,33 @@ struct Pulling {
 /// file only lets an interrupted pull resume with a `Range` request, and is verified again when it is read back).
 /// The blob's digest is checked before the layer is handed back; a blob that fails it is not kept.
 async fn fetch_layer(pull: Arc<Pulling>, l: LayerDesc, p: Progress, id: String) -> Result<UnpackedLayer> {
-    let Pulling { store, reg, r, dir, bd } = &*pull;
-    let part = dir.join(format!("{}.partial", l.digest.hex()));
+    let dir = &pull.dir;
+    // One pull at a time owns a blob's download file (an exclusive `flock`, held until this returns); another pull
+    // of the same blob meanwhile (of this daemon or not) downloads into a private file, removed when it is done, so
+    // that no two writers ever mix their bytes.
+    let shared = dir.join(format!("{}.partial", l.digest.hex()));
+    let owner =
+        std::fs::OpenOptions::new().create(true).append(true).open(&shared).ok().filter(|f| f.try_lock().is_ok());
+    let private = owner.is_none();
+    let part = if private {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        dir.join(format!("{}.partial.{}-{n}", l.digest.hex(), std::process::id()))
+    } else {
+        shared
+    };
+    let result = fetch_into(pull.clone(), &l, &p, &id, &part).await;
+    if private {
+        let _ = tokio::fs::remove_file(&part).await;
+    }
+    drop(owner);
+    result
+}
+
+/// [`fetch_layer`] with its download file chosen.
+async fn fetch_into(pull: Arc<Pulling>, l: &LayerDesc, p: &Progress, id: &str, part: &Path) -> Result<UnpackedLayer> {
+    let Pulling { store, reg, r, bd, .. } = &*pull;
+    let (l, p, id, part) = (l.clone(), p.clone(), id.to_string(), part.to_path_buf());
     let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
     let url = reg.url(&format!("{}/blobs/{}", r.path(), l.digest));
     let start = if have > 0 && l.size > 0 && have >= l.size {
@@ -663,9 +688,19 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
                 p.item(&id, "Waiting");
             }
             let _permit = sem.acquire_owned().await.map_err(|e| Error::Internal(e.to_string()))?;
-            fetch_layer(pulling, l, p, id).await
+            match fetch_layer(pulling.clone(), l.clone(), p.clone(), id.clone()).await {
+                // Once more from the start (the failed download file is gone): what was resumed may have been a
+                // download file left by a crash, not synced, or a registry's hiccup.
+                Err(Error::Invalid(m)) if m.starts_with("filesystem layer verification failed") => {
+                    tracing::warn!("{m}: downloading it once more");
+                    fetch_layer(pulling, l, p, id).await
+                }
+                r => r,
+            }
         })));
     }
+    // A pull whose client goes away (this future dropped) stops its downloads too.
+    let _stop = AbortOnDrop(tasks.iter().flatten().map(|t| t.abort_handle()).collect());
     // Layers download and unpack at the same time; they are recorded bottom first, each on the one below.
     let mut parent: Option<ChainId> = None;
     let mut new = false;
@@ -676,11 +711,13 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
             parent = Some(chains[i].clone());
             continue;
         };
-        let unpacked = task.await.map_err(|e| Error::Internal(e.to_string())).and_then(|r| r);
         if failure.is_some() {
-            // The other layers finish (an interrupted download resumes next time) but nothing more is recorded.
+            // The other layers stop (an interrupted download keeps its file and resumes next time); nothing more
+            // is recorded.
+            task.abort();
             continue;
         }
+        let unpacked = task.await.map_err(|e| Error::Internal(e.to_string())).and_then(|r| r);
         let unpacked = match unpacked {
             Ok(u) => u,
             Err(e) => {
@@ -743,6 +780,17 @@ pub async fn fetch(store: Arc<Store>, reg: Arc<Registry>, res: &Resolved, p: &Pr
     .map_err(|e| Error::Internal(e.to_string()))??;
     debug_assert_eq!(id, image_id);
     Ok((id, new || before.as_ref() != Some(&image_id)))
+}
+
+/// Aborts its tasks when dropped (a finished task's abort does nothing).
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 /// Remembers that the layer `diff` exists as a compressed blob on a registry (pushes skip or mount it).

@@ -661,18 +661,35 @@ impl Monitor {
         }
         let _ = std::fs::remove_file(self.bundle.join(shim::SOCKET_FILE));
         let msg = json(&Response::Exited(exit));
-        for c in &mut self.clients {
+        // The waiters first (berthd publishes `die` on it), then the runtime's resources, then what attach clients
+        // still have queued: a slow reader delays only this process's end, never the release of the cgroup and
+        // mounts that a restart of the container will make again.
+        let send = |c: &mut Client, with_backlog: bool| {
             let _ = set_blocking(c.sock.as_fd());
             let _ = c.sock.set_write_timeout(Some(std::time::Duration::from_secs(2)));
-            let (a, b) = c.out.as_slices();
-            let _ = c.sock.write_all(a).and_then(|()| c.sock.write_all(b));
+            if with_backlog {
+                let (a, b) = c.out.as_slices();
+                let _ = c.sock.write_all(a).and_then(|()| c.sock.write_all(b));
+            }
             if let ClientKind::Waiter = c.kind {
                 let _ = writeln!(c.sock, "{msg}");
             }
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
+        };
+        let (waiters, others): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.clients).into_iter().partition(|c| matches!(c.kind, ClientKind::Waiter));
+        for mut c in waiters {
+            send(&mut c, true);
         }
         let _ = self.runtime.delete(&self.cfg.id, &self.bundle);
-        let _ = std::fs::remove_file(self.bundle.join(shim::SHIM_PID_FILE));
+        for mut c in others {
+            send(&mut c, true);
+        }
+        // Only our own: after a berthd that gave up waiting for us, the file may already be a new shim's.
+        let pid_file = self.bundle.join(shim::SHIM_PID_FILE);
+        if std::fs::read_to_string(&pid_file).is_ok_and(|p| p.trim() == std::process::id().to_string()) {
+            let _ = std::fs::remove_file(pid_file);
+        }
     }
 }
 

@@ -323,6 +323,9 @@ fn main() -> Result<()> {
     let group = socket_group(args.group.as_deref())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start tokio")?;
     let served = rt.block_on(async move {
+        // Listened for before the (possibly slow) start-up: a `systemctl reload` then must not end the daemon.
+        let hup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("listen for SIGHUP")?;
         let daemon = boot::open(daemon::Config {
             data_root: args.data_root,
             exec_root: args.exec_root,
@@ -338,7 +341,7 @@ fn main() -> Result<()> {
             init: args.init,
         })
         .await?;
-        reload_on_sighup(&daemon, level_handle)?;
+        reload_on_sighup(&daemon, level_handle, hup);
         server::serve(daemon, &endpoints, group, ui).await
     });
     // SIGTERM: requests in flight end with the runtime; blocking work (an unpack, a store write) gets a moment to
@@ -351,12 +354,10 @@ fn main() -> Result<()> {
 fn reload_on_sighup<S>(
     daemon: &std::sync::Arc<daemon::Daemon>,
     level: tracing_subscriber::reload::Handle<tracing_subscriber::filter::LevelFilter, S>,
-) -> Result<()>
-where
+    mut hup: tokio::signal::unix::Signal,
+) where
     S: Send + Sync + 'static,
 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut hup = signal(SignalKind::hangup()).context("listen for SIGHUP")?;
     let d = daemon.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
@@ -374,7 +375,6 @@ where
             }
         }
     });
-    Ok(())
 }
 
 /// Where the TLS files are by default: `$DOCKER_CERT_PATH`, else `~/.docker` (dockerd's defaults).

@@ -324,7 +324,12 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     );
     // The shim answers before it releases the runtime's resources (the rootfs mount, the cgroup): the bundle goes,
     // and a new run may start, once it is gone.
-    wait_for_shim_gone(d, &bundle_dir(d, &c.id)).await;
+    if !wait_for_shim_gone(d, &bundle_dir(d, &c.id)).await {
+        // It releases the runtime's resources before anything slow (its attach clients' backlog): one still here
+        // is stuck; it goes, and what it held is released here, before a new run can start.
+        d.shims.kill_shim(&bundle_dir(d, &c.id));
+        super::shim::kill_orphaned(d, c).await;
+    }
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     crate::networks::release(d, &c.id).await;
     crate::networks::publish_endpoints(d, &c.id, &endpoints, "disconnect");
@@ -346,16 +351,18 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     }
 }
 
-/// Waits (at most ten seconds: a shim's release is a few unmounts and `rmdir`s) until the bundle's shim has exited.
-async fn wait_for_shim_gone(d: &Daemon, bundle: &std::path::Path) {
+/// Waits (at most ten seconds: a shim's release is a few unmounts and `rmdir`s, then the attach clients' backlog)
+/// until the bundle's shim has exited; false when it has not.
+async fn wait_for_shim_gone(d: &Daemon, bundle: &std::path::Path) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while d.shims.shim_pid(bundle).is_some() {
         if tokio::time::Instant::now() >= deadline {
-            tracing::warn!("the shim of {} is still releasing after 10 s", bundle.display());
-            return;
+            tracing::warn!("the shim of {} is still there 10 s after its container ended: ending it", bundle.display());
+            return false;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    true
 }
 
 /// Docker's `execDuration` of a `die` event: whole seconds from the start to the exit.
@@ -661,19 +668,25 @@ pub async fn wait(c: &Arc<Container>, cond: WaitCondition) -> (i64, Option<Strin
     if cond == WaitCondition::NotRunning && !c.is_running() && c.status() != Status::Restarting {
         return result(c);
     }
-    let mut seen_running = c.is_running();
+    // An exit is known by its recorded time, not by having seen the container run: notifications coalesce, and a
+    // start followed at once by an exit may arrive as one.
+    let exited_at = c.record().state.finished_at;
+    let exited_since = |c: &Container| c.record().state.finished_at != exited_at;
     loop {
         if rx.changed().await.is_err() {
             return result(c);
         }
         let removed = *rx.borrow() == u64::MAX;
         let running = c.is_running();
-        seen_running |= running;
         match cond {
             // A removal that failed leaves it `Dead`, with the reason as its error.
             WaitCondition::Removed if removed || c.status() == Status::Dead => return result(c),
-            WaitCondition::NotRunning if !running => return result(c),
-            WaitCondition::NextExit if seen_running && !running && c.status() != Status::Created => return result(c),
+            // Not on a change while it is still between an exit and its restart (an update, a connect): at an exit
+            // (to `restarting` too), or when it is stopped for good.
+            WaitCondition::NotRunning if !running && (exited_since(c) || c.status() != Status::Restarting) => {
+                return result(c);
+            }
+            WaitCondition::NextExit if !running && exited_since(c) => return result(c),
             WaitCondition::NextExit if removed => return result(c),
             _ => {}
         }

@@ -571,3 +571,19 @@ fn signals_parse_as_dockers() {
         );
     }
 }
+
+/// A start and an exit that a waiter sees as one notification (it was not polled in between) still end a
+/// `next-exit` wait: `berth run` of a command that exits at once waits this way.
+#[tokio::test(start_paused = true)]
+async fn next_exit_is_not_missed_when_start_and_exit_coalesce() {
+    let t = env().await;
+    let c = t.create(None, host(|_| {})).await.unwrap();
+    let mut w = Box::pin(wait(&c, WaitCondition::NextExit));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(w.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "subscribed, nothing happened yet");
+    start(&t.d, &c).await.unwrap();
+    assert!(t.shims.exit(&c.id, 5));
+    until(&c, "exited", |r| r.state.status == Status::Exited).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), w).await.expect("the wait ended");
+    assert_eq!(got.0, 5);
+}

@@ -14,10 +14,14 @@ use super::{Ui, UiError, checked};
 use crate::filters::Filters;
 
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// The longest unfinished log line kept before it is shown as it is.
+const MAX_PARTIAL: usize = 64 << 10;
 /// How far back the events page starts.
 const EVENTS_HISTORY: Duration = Duration::from_secs(3600);
 
-/// One SSE message; `data` split into lines as the format wants.
+/// One SSE message; `data` split into lines as the format wants. SSE ends a line at `\r` too, so a carriage return
+/// inside the data (a progress bar's) becomes a line break of its own: a container's output can neither cut a line
+/// short nor start a field (`event:`) of its own.
 fn message(event: &str, data: &str) -> Bytes {
     let mut m = String::new();
     if !event.is_empty() {
@@ -26,9 +30,11 @@ fn message(event: &str, data: &str) -> Bytes {
         m.push('\n');
     }
     for line in data.split('\n') {
-        m.push_str("data: ");
-        m.push_str(line.trim_end_matches('\r'));
-        m.push('\n');
+        for part in line.trim_end_matches('\r').split('\r') {
+            m.push_str("data: ");
+            m.push_str(part);
+            m.push('\n');
+        }
     }
     m.push('\n');
     Bytes::from(m)
@@ -132,6 +138,13 @@ impl Lines {
             let line: Vec<u8> = buf.drain(..=nl).collect();
             let text = String::from_utf8_lossy(&line[..line.len() - 1]);
             out.push(Line { stderr: which == 1, text: text.into_owned() });
+        }
+        // A line without its end yet is bounded: past this much it goes out as it is (Docker's log lines are cut at
+        // 16 KiB too), so output without newlines cannot grow the buffer without limit.
+        if buf.len() >= MAX_PARTIAL {
+            let text = String::from_utf8_lossy(buf).into_owned();
+            buf.clear();
+            out.push(Line { stderr: which == 1, text });
         }
     }
 
@@ -281,6 +294,19 @@ mod tests {
     fn messages_split_lines() {
         assert_eq!(&message("out", "a\nb\r")[..], b"event: out\ndata: a\ndata: b\n\n");
         assert_eq!(&message("", "x")[..], b"data: x\n\n");
+        // A carriage return inside the data cannot end the line early nor start a field of its own.
+        assert_eq!(
+            &message("out", "50%\r60%\r\revent: end")[..],
+            b"event: out\ndata: 50%\ndata: 60%\ndata: \ndata: event: end\n\n"
+        );
+    }
+
+    #[test]
+    fn an_endless_line_is_cut() {
+        let mut l = Lines::default();
+        let out = l.feed(true, &vec![b'x'; MAX_PARTIAL + 10]);
+        assert_eq!(out.len(), 1, "cut once it is MAX_PARTIAL long");
+        assert_eq!(l.finish().len(), 0, "nothing held back after the cut");
     }
 
     #[test]
