@@ -487,4 +487,6 @@ fn sighup_reloads_the_configuration_file() {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(d.pid()), nix::sys::signal::Signal::SIGHUP).unwrap();
     assert!(d.eventually(10, || d.log().contains("reload: the configuration is unchanged")), "{}", tail(&d.log(), 20));
     assert!(info(&d)["RegistryConfig"]["IndexConfigs"].get("reg.test:5000").is_some());
+    // A loadable file again: the daemon's clean-up (`--remove-networking`) reads it too.
+    std::fs::write(&cfg, r#"{"insecure-registries": []}"#).unwrap();
 }

@@ -527,6 +527,8 @@ pub(super) async fn stop_locked(
         let _ = d.shims.request(&bundle, &Request::Kill { signal: libc::SIGKILL }).await;
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
     }
+    // `die` came with the exit; a stop returns once the clean-up is done too: its ports and addresses are free.
+    drop(c.cleanup.lock().await);
     c.publish(&d.events, "stop", &[]);
     Ok(())
 }
@@ -569,6 +571,7 @@ pub async fn kill(d: &Arc<Daemon>, c: &Arc<Container>, signal: Option<String>) -
     shim_ok(d.shims.request(&bundle, &Request::Kill { signal: sig }).await?)?;
     if sig == libc::SIGKILL {
         wait_until_not_running(c, Some(Duration::from_secs(30))).await;
+        drop(c.cleanup.lock().await);
     }
     Ok(())
 }

@@ -39,6 +39,9 @@ pub struct Options {
     pub exit_code_from: Option<String>,
     /// `--timeout` for stopping.
     pub stop_timeout: Option<i64>,
+    /// Told once the start phase is over (`up --watch` begins watching then: its initial sync needs running
+    /// containers).
+    pub started: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// The services whose output is shown, as Compose v2 chooses them: `--attach`, else every service with
@@ -357,6 +360,9 @@ pub async fn up_attached(
             r = &mut follow => { r?; break; }
             r = &mut start, if starting => {
                 starting = false;
+                if let Some(n) = &opts.started {
+                    n.notify_one();
+                }
                 // Only the attached containers keep `up` waiting.
                 let mut mine: Vec<String> = r?.into_iter().filter(|i| attached_ids.contains(i)).collect();
                 mine.sort();

@@ -703,14 +703,21 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         abort,
         exit_code_from: a.exit_code_from.clone(),
         stop_timeout: a.timeout,
+        started: a.watch.then(|| std::sync::Arc::new(tokio::sync::Notify::new())),
     };
+    let started = opts.started.clone();
     let attached_up = super::attach::up_attached(c, &project, &targets, attached, opts, timeout);
-    if !a.watch {
+    let Some(started) = started else {
         return attached_up.await;
-    }
+    };
+    // Watching begins once the services run (its initial sync goes into their containers).
+    let watching = async {
+        started.notified().await;
+        super::watch::watch(c, &project, &a.services).await
+    };
     tokio::select! {
         r = attached_up => r,
-        r = super::watch::watch(c, &project, &a.services) => r.map(|()| 0),
+        r = watching => r.map(|()| 0),
     }
 }
 
