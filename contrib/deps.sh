@@ -37,9 +37,10 @@ install_test_deps() {
     # sqlite3: the full-disk test's integrity check of berthd's database; e2fsprogs and mount (mkfs.ext4, losetup):
     # its small loop-mounted file system; passwd (useradd) and util-linux (setpriv): the user-namespace and file-mode
     # tests' users; python3-docker: the docker-py SDK of tests/views.rs.
-    # chromium, chromium-driver and python3-selenium: the dashboard's browser test (tests/ui.rs).
+    # chromium, chromium-driver and python3-selenium: the dashboard's browser test (tests/ui.rs); bzip2, xz-utils and
+    # zstd: the compressed archives of the ADD and zstd-layer tests (tests/commit.rs, tests/pull_stream.rs).
     pkgs="docker-compose docker-registry python3 python3-docker openssl sqlite3 e2fsprogs mount passwd util-linux
-          chromium chromium-driver python3-selenium"
+          chromium chromium-driver python3-selenium bzip2 xz-utils zstd"
     # docker.io also where a docker CLI is installed but no dockerd: the registry's interop test runs a real dockerd.
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"

@@ -16,17 +16,6 @@ fn docker_err(d: &Berthd, args: &[&str]) -> String {
     stderr(&out)
 }
 
-/// Debian's python3 with docker-py, or `None` (and a SKIPPED line).
-fn python_docker() -> Option<&'static str> {
-    const PY: &str = "/usr/bin/python3";
-    let ok = Command::new(PY).args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        skip_missing_tool("/usr/bin/python3 has no docker module (apt-get install python3-docker)");
-        return None;
-    }
-    Some(PY)
-}
-
 /// Runs a docker-py script against `d`; its stdout.
 fn py(d: &Berthd, python: &str, script: &str) -> String {
     let out = Command::new(python).args(["-c", script]).env("DOCKER_HOST", d.host()).output().unwrap();
@@ -122,7 +111,7 @@ fn swarm_and_plugin_endpoints_answer_as_docker_outside_a_swarm() {
     );
 
     // docker-py: its test teardown leaves the swarm with force (a 503 counts as done), and inspecting raises 503.
-    let Some(python) = python_docker() else { return };
+    let Some(python) = docker_py() else { return };
     let out = py(
         &d,
         python,
@@ -361,7 +350,7 @@ fn load_errors_prunes_and_their_events() {
     assert_eq!(of("network")[0]["Actor"]["Attributes"]["reclaimed"], "0");
 
     // docker-py raises ImageLoadError from the stream.
-    let Some(python) = python_docker() else { return };
+    let Some(python) = docker_py() else { return };
     let script = format!(
         "import docker\n\
          c = docker.from_env(version='1.41')\n\
@@ -445,7 +434,7 @@ fn networks_keep_names_aux_addresses_driver_opts_and_link_local_ips() {
     assert_eq!(ep["my net"]["DriverOpts"], serde_json::json!({"k": "v"}), "{ep}");
     assert_eq!(ep["my net"]["IPAMConfig"]["LinkLocalIPs"], serde_json::json!(["169.254.8.8"]), "{ep}");
     // docker-py sees the network by its name with a space.
-    if let Some(python) = python_docker() {
+    if let Some(python) = docker_py() {
         let out =
             py(&d, python, "import docker\nc = docker.from_env(version='1.41')\nprint(c.networks.get('my net').name)");
         assert_eq!(out, "my net");

@@ -31,23 +31,11 @@ fn docker_input(d: &Berthd, args: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Debian's python3 with its docker SDK, when installed.
-fn python_docker() -> bool {
-    let ok = Path::new("/usr/bin/python3").is_file()
-        && Command::new("/usr/bin/python3").args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        skip_missing_tool(
-            "/usr/bin/python3 with python3-docker is not installed: the docker-py attach test did not run",
-        );
-    }
-    ok
-}
-
 /// Runs `script` (which prints `ok` at its end and removes its containers) with `/usr/bin/python3` against a new
 /// daemon with busybox, when docker-py is installed; then berthd holds no more descriptors than before it.
 fn python_test(script: &str) {
     require_root();
-    if !python_docker() {
+    if docker_py().is_none() {
         return;
     }
     let d = daemon_with_busybox();

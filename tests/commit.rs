@@ -9,19 +9,8 @@ use std::path::Path;
 use berth_integration::*;
 use serde_json::Value;
 
-/// Debian's python3 with the Docker SDK, or `None` (said).
-fn python() -> Option<&'static str> {
-    let py = "/usr/bin/python3";
-    let probe = std::process::Command::new(py).args(["-c", "import docker"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        skip_missing_tool("/usr/bin/python3 cannot import docker (apt-get install python3-docker)");
-        return None;
-    }
-    Some(py)
-}
-
 fn py_ok(d: &Berthd, script: &str) -> String {
-    let py = python().unwrap();
+    let py = docker_py().unwrap();
     let full = format!("import docker, json\nc = docker.DockerClient(base_url='{}')\n{script}", d.host());
     let out = std::process::Command::new(py).args(["-c", &full]).output().unwrap();
     assert!(out.status.success(), "python: {}\n{}\n--- berthd ---\n{}", stdout(&out), stderr(&out), tail(&d.log(), 30));
@@ -173,7 +162,7 @@ fn diff_and_commit_through_the_docker_cli() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_commit_and_diff() {
     let Some(d) = docker_cli_daemon() else { return };
-    if python().is_none() {
+    if docker_py().is_none() {
         return;
     }
     docker_ok(&d, &["run", "-d", "--name", "py1", "busybox", "sh", "-c", "echo py > /tmp/f && sleep 1000"]);
@@ -327,7 +316,7 @@ fn archives(ctx: &Path) -> Vec<&'static str> {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn classic_build_api_as_clients_use_it() {
     let Some(d) = docker_cli_daemon() else { return };
-    if python().is_none() {
+    if docker_py().is_none() {
         return;
     }
     let ctx = d.dir.join("ctx");
@@ -410,7 +399,7 @@ fn classic_build_api_as_clients_use_it() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn distribution_inspect_without_pulling() {
     let Some(d) = docker_cli_daemon() else { return };
-    let Some(py) = python() else { return };
+    let Some(py) = docker_py() else { return };
     let dir = d.dir.join("reg");
     std::fs::create_dir_all(&dir).unwrap();
     let hash = std::process::Command::new(py)

@@ -338,6 +338,17 @@ pub fn docker_value(d: &Berthd, args: &[&str]) -> String {
     docker_ok(d, args).trim().to_string()
 }
 
+/// Debian's python3 with the Docker SDK (python3-docker, the one CI installs), or `None` after a skip line.
+pub fn docker_py() -> Option<&'static str> {
+    const PY: &str = "/usr/bin/python3";
+    let ok = Command::new(PY).args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_missing_tool("/usr/bin/python3 has no docker module (apt-get install python3-docker)");
+        return None;
+    }
+    Some(PY)
+}
+
 /// A daemon whose busybox the docker CLI itself imported (its `import` path under test too); None, said as a skip,
 /// without the docker CLI.
 pub fn docker_imported_daemon() -> Option<Berthd> {

@@ -320,18 +320,6 @@ fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
     docker_value(&d, &["rm", "-f", "up"]);
 }
 
-/// Debian's python3-docker (the SDK CI uses), or a SKIPPED line.
-fn python_docker() -> bool {
-    let ok = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", "import docker"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip_missing_tool("/usr/bin/python3 has no docker module (apt-get install python3-docker)");
-    }
-    ok
-}
-
 const PY_UPDATE: &str = r#"
 import docker, json, sys
 c = docker.from_env(version=sys.argv[1])
@@ -348,7 +336,7 @@ ct.remove(force=True)
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_updates_a_container() {
     let Some(d) = docker_cli_daemon() else { return };
-    if !python_docker() {
+    if docker_py().is_none() {
         return;
     }
     for version in ["1.38", "1.41"] {

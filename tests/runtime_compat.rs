@@ -324,9 +324,7 @@ fn legacy_links() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn connect_switches_to_embedded_dns() {
     let Some(d) = docker_imported_daemon() else { return };
-    let probe = std::process::Command::new("/usr/bin/python3").args(["-c", "import docker"]).output();
-    if !probe.is_ok_and(|o| o.status.success()) {
-        skip_missing_tool("Debian's python3-docker is not installed (apt-get install -y python3-docker)");
+    if docker_py().is_none() {
         return;
     }
     docker_ok(&d, &["network", "create", "pynet"]);

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use berth_integration::{
-    PeerDockerd, api, daemon_with_busybox, docker_cli, repo_root, require_root, skip, skip_missing_tool, stderr, stdout,
+    PeerDockerd, api, daemon_with_busybox, docker_cli, docker_py, repo_root, require_root, skip, stderr, stdout,
 };
 use serde_json::Value;
 
@@ -83,24 +83,16 @@ out["info"] = [info["Plugins"]["Authorization"], info["Swarm"]["LocalNodeState"]
 print(json.dumps(out))
 "#;
 
-fn python_docker() -> bool {
-    let ok = Command::new("python3").args(["-c", "import docker"]).output().is_ok_and(|o| o.status.success());
-    if !ok {
-        skip_missing_tool("the docker-py SDK (python3-docker) is not installed: the docker-py views test did not run");
-    }
-    ok
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_py_reads_every_field_docker_sends() {
     require_root();
-    if !python_docker() {
+    if docker_py().is_none() {
         return;
     }
     let d = daemon_with_busybox();
     objects(&|args| d.berth(args), "busybox", "views", None);
-    let out = Command::new("python3").args(["-c", DOCKER_PY, "views"]).env("DOCKER_HOST", d.host()).output().unwrap();
+    let out = Command::new("/usr/bin/python3").args(["-c", DOCKER_PY, "views"]).env("DOCKER_HOST", d.host()).output().unwrap();
     assert!(out.status.success(), "docker-py: {}", stderr(&out));
     let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
 
