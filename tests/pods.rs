@@ -56,10 +56,13 @@ const HTTPD: &str = "mkdir -p /www && echo hello-pod > /www/index.html && exec h
 /// Checks that nothing of the containers `ids` (a removed pod's holder and members) is left on the host: veths,
 /// cgroups, shims and their processes, mounts under the daemon's roots but its own two, nft rules for `port`.
 fn assert_nothing_left(d: &Berthd, ids: &[String], port: u16) {
-    let links = host_links();
+    // A veth goes with its network namespace, which the kernel destroys asynchronously once its last user is gone:
+    // a bounded wait.
+    let veths = || -> Vec<String> {
+        host_links().into_iter().filter(|l| ids.iter().any(|id| l.starts_with(&format!("vb{}", &id[..10])))).collect()
+    };
+    assert!(d.eventually(10, || veths().is_empty()), "veths left: {:?}", veths());
     for id in ids {
-        let mine: Vec<&String> = links.iter().filter(|l| l.starts_with(&format!("vb{}", &id[..10]))).collect();
-        assert!(mine.is_empty(), "veths of {} left: {mine:?}", &id[..12]);
         let shims = processes_with(&format!("{}/run/containers/{id}", d.dir.display()));
         assert!(shims.is_empty(), "processes of {} left: {shims:?}", &id[..12]);
         assert!(!d.dir.join("run/netns").join(id).exists(), "netns pin of {} left", &id[..12]);
@@ -112,7 +115,19 @@ fn pod_members_share_localhost_and_the_published_port() {
         assert_eq!(ns(&srv_pid, typ), ns(&infra_pid, typ), "{typ} namespace not shared");
     }
     assert_ne!(ns(&srv_pid, "pid"), ns(&infra_pid, "pid"));
+    // `--ipc container:NAME` joins another container's IPC namespace the same way.
+    let ipc = d.ok(&["run", "--rm", "--ipc", "container:srv", "busybox", "readlink", "/proc/self/ns/ipc"]);
+    assert_eq!(ipc.trim(), ns(&srv_pid, "ipc"));
     assert_eq!(d.inspect("srv", "{{.Config.Labels}}"), format!("map[io.berth.pod:{id}]"));
+    // The holder runs hardened: no capabilities, no new privileges, in its own cgroup, with its veth (which the
+    // leak checks below must see go).
+    let status = std::fs::read_to_string(format!("/proc/{infra_pid}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "CapEff:\t0000000000000000"), "holder capabilities:\n{status}");
+    assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "holder no_new_privs:\n{status}");
+    let holder = p["InfraContainerId"].as_str().unwrap().to_string();
+    assert!(!cgroups_left(std::slice::from_ref(&holder)).is_empty(), "the holder's cgroup");
+    assert!(host_links().iter().any(|l| l.starts_with(&format!("vb{}", &holder[..10]))), "the holder's veth");
+    assert!(nft_rules().is_empty() || nft_rules().contains(&format!("dport {port} ")), "the port's nft rule");
     // Another member reaches it on localhost; the pod's hostname is its name.
     let got = d.ok(&[
         "run",
