@@ -234,6 +234,9 @@ fn pod_api_refusals() {
         400
     );
     assert_eq!(c("pod=p1", r#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#), 400);
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","Hostname":"own"}"#), 400);
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","HostConfig":{"Dns":["1.1.1.1"]}}"#), 400);
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"other":{}}}}"#), 400);
     assert_eq!(c("pod=nosuchpod", r#"{"Image":"busybox"}"#), 400);
     assert_eq!(c("pod=p1&name=m1", r#"{"Image":"busybox","Cmd":["sleep","60"]}"#), 201);
     assert_eq!(
