@@ -212,6 +212,7 @@ pub async fn create(d: &Arc<Daemon>, spec: PodSpec) -> Result<String, Error> {
     }
     // The holder first: a crash before the record leaves a holder without a pod, which start-up removes.
     pod.holder = create_holder(d, &pod).await?;
+    berth_store::fault::point("pod.create-after-holder");
     if let Err(e) = save(d, &pod).await {
         if let Ok(h) = d.container(&pod.holder) {
             let _ = containers::remove_any(d, &h, true, true).await;
@@ -454,6 +455,7 @@ pub async fn remove(d: &Arc<Daemon>, pod_ref: &str, force: bool) -> Result<(), E
     if let Some(h) = holder(d, &pod) {
         containers::remove_any(d, &h, true, true).await?;
     }
+    berth_store::fault::point("pod.rm-after-holder");
     let (store, id) = (d.store.clone(), pod.id.clone());
     blocking(move || store.delete_doc(record::DOC_KIND, &id).map_err(Error::from)).await?;
     publish(d, &pod, "remove");
