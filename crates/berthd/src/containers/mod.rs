@@ -20,7 +20,7 @@ mod shim;
 pub mod shim_client;
 mod size;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod top;
 mod update;
 

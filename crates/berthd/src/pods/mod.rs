@@ -10,6 +10,8 @@
 //! container events and is removed only with its pod. A pod's state is computed from its containers, never stored.
 
 pub mod record;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +92,8 @@ fn plan(d: &Daemon, spec: PodSpec) -> Result<PodRecord, Error> {
     let id = crate::names::new_id()?;
     let name = match spec.name.filter(|n| !n.is_empty()) {
         Some(n) => {
-            crate::names::validate(&n)?;
+            crate::names::validate(&n)
+                .map_err(|e| Error::InvalidArgument(e.to_string().replace("container", "pod")))?;
             n
         }
         None => {
