@@ -5,7 +5,7 @@
 use berth_api::models::{ContainerCreateBody, HostConfig};
 
 use super::*;
-use crate::containers::tests::env;
+use crate::containers::env;
 
 fn host_pod(name: &str) -> PodSpec {
     PodSpec { name: Some(name.into()), network: Some("host".into()), ..Default::default() }
