@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod logs;
 pub mod network;
 pub mod opts;
+pub mod pod;
 pub mod ps;
 pub mod registry;
 pub mod run;
