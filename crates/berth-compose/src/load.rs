@@ -201,7 +201,7 @@ pub fn load(opts: &Options) -> Result<Project> {
         };
         let mut doc = reader.read(f, &working_dir)?;
         resolve_extends(&mut reader, &mut doc, f)?;
-        for inc in includes(&mut reader, &mut doc, f, &mut Vec::new())? {
+        for inc in includes(&mut reader, &mut doc, f, &working_dir, &mut Vec::new())? {
             normalize::merge(&mut merged, inc);
         }
         normalize::apply_resets(&mut merged, reader.resets.get(f).map(Vec::as_slice).unwrap_or_default());
@@ -249,7 +249,7 @@ impl FileReader<'_> {
             })?;
         }
         schema::validate(&doc).map_err(|v| Error::Invalid { file: shown.clone(), path: v.path, message: v.message })?;
-        normalize::file(&shown, &mut doc, base)?;
+        normalize::file(&shown, &mut doc, base, !self.interpolate)?;
         Ok(doc)
     }
 }
@@ -326,56 +326,125 @@ fn extended(
     Ok(merged["services"][name].take())
 }
 
-/// The files a file's `include:` names (each read relative to its own directory or `project_directory`, its own
-/// `extends` and `include`s resolved), taken out of `doc`; a service both included and defined is an error, as in
-/// Compose.
-fn includes(reader: &mut FileReader<'_>, doc: &mut Value, file: &Path, stack: &mut Vec<PathBuf>) -> Result<Vec<Value>> {
+/// The variables of an included project: the including one's, then those of its `env_file`s for the names it
+/// leaves unset (compose-go's `environment.Clone().Merge(envFromFile)`).
+struct Layered<'a> {
+    first: &'a dyn interpolate::Lookup,
+    more: BTreeMap<String, String>,
+}
+
+impl interpolate::Lookup for Layered<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.first.get(name).or_else(|| self.more.get(name).cloned())
+    }
+}
+
+/// The files a file's `include:` names, read as compose-go's ApplyInclude does: paths, a relative
+/// `project_directory` and `env_file`s relative to `workdir` (the including project's directory); the included
+/// project's directory is `project_directory`, else its first file's; its variables are the including project's
+/// over its `env_file`s (by default its directory's `.env`, when there is one; a named one must exist). Each is
+/// read relative to its project directory, its own `extends` and `include`s resolved, and taken out of `doc`; a
+/// service both included and defined is an error, as in Compose.
+fn includes(
+    reader: &mut FileReader<'_>,
+    doc: &mut Value,
+    file: &Path,
+    workdir: &Path,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Vec<Value>> {
     let Some(list) = doc.as_object_mut().and_then(|m| m.remove("include")) else { return Ok(Vec::new()) };
-    let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     stack.push(file.to_path_buf());
+    let shown = display_name(file, reader.cwd);
     let mut out = Vec::new();
-    for item in list.as_array().into_iter().flatten() {
-        let (paths, project_dir): (Vec<String>, Option<String>) = match item {
-            Value::String(p) => (vec![p.clone()], None),
-            o => {
-                let paths = match o.get("path") {
-                    Some(Value::String(p)) => vec![p.clone()],
-                    Some(Value::Array(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-                    _ => Vec::new(),
-                };
-                (paths, o.get("project_directory").and_then(Value::as_str).map(str::to_string))
+    for (i, item) in list.as_array().into_iter().flatten().enumerate() {
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            match v {
+                Some(Value::String(p)) => vec![p.clone()],
+                Some(Value::Array(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                _ => Vec::new(),
             }
         };
-        for p in paths {
-            let path = PathBuf::from(normalize::absolute(&dir, &p));
-            if stack.contains(&path) {
-                return Err(Error::Project(format!("include cycle: {} includes {}", file.display(), path.display())));
+        let (paths, project_dir, env_files) = match item {
+            Value::String(p) => (vec![p.clone()], None, Vec::new()),
+            o => (
+                strings(o.get("path")),
+                o.get("project_directory").and_then(Value::as_str).map(str::to_string),
+                strings(o.get("env_file")),
+            ),
+        };
+        let paths: Vec<PathBuf> = paths.iter().map(|p| PathBuf::from(normalize::absolute(workdir, p))).collect();
+        let Some(main) = paths.first() else { continue };
+        let base = match &project_dir {
+            Some(pd) => PathBuf::from(normalize::absolute(workdir, pd)),
+            None => main.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        };
+        let env_files: Vec<PathBuf> = if env_files.is_empty() {
+            Some(base.join(".env")).filter(|f| f.is_file()).into_iter().collect()
+        } else {
+            let mut l = Vec::new();
+            for f in &env_files {
+                let p = PathBuf::from(normalize::absolute(workdir, f));
+                if !p.is_file() {
+                    return Err(Error::Invalid {
+                        file: shown.clone(),
+                        path: format!("include.{i}.env_file"),
+                        message: format!("env file {} not found", p.display()),
+                    });
+                }
+                l.push(p);
             }
-            let base = match &project_dir {
-                Some(pd) => PathBuf::from(normalize::absolute(&dir, pd)),
-                None => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
-            };
-            let mut inc = reader.read(&path, &base)?;
-            resolve_extends(reader, &mut inc, &path)?;
-            let nested = includes(reader, &mut inc, &path, stack)?;
-            for n in nested {
-                out.push(n);
-            }
-            if let (Some(theirs), Some(ours)) =
-                (inc.get("services").and_then(Value::as_object), doc.get("services").and_then(Value::as_object))
-                && let Some(clash) = theirs.keys().find(|k| ours.contains_key(*k))
-            {
-                return Err(Error::Invalid {
-                    file: display_name(file, reader.cwd),
-                    path: format!("services.{clash}"),
-                    message: format!(
-                        "conflicts with the service {clash:?} imported from {}",
-                        display_name(&path, reader.cwd)
-                    ),
-                });
-            }
-            out.push(inc);
+            l
+        };
+        let mut more = BTreeMap::new();
+        for f in &env_files {
+            let vars = dotenv::read(f, &Layered { first: reader.env, more: more.clone() })?;
+            more.extend(vars);
         }
+        let layered = Layered { first: reader.env, more };
+        let mut sub = FileReader {
+            env: &layered,
+            unset: &mut *reader.unset,
+            cwd: reader.cwd,
+            resets: std::mem::take(&mut reader.resets),
+            interpolate: reader.interpolate,
+        };
+        let mut read_all = || -> Result<Value> {
+            let mut merged = json!({});
+            for path in &paths {
+                if stack.contains(path) {
+                    return Err(Error::Project(format!(
+                        "include cycle: {} includes {}",
+                        file.display(),
+                        path.display()
+                    )));
+                }
+                let mut inc = sub.read(path, &base)?;
+                resolve_extends(&mut sub, &mut inc, path)?;
+                for n in includes(&mut sub, &mut inc, path, &base, stack)? {
+                    normalize::merge(&mut merged, n);
+                }
+                normalize::apply_resets(&mut merged, sub.resets.get(path).map(Vec::as_slice).unwrap_or_default());
+                normalize::merge(&mut merged, inc);
+            }
+            Ok(merged)
+        };
+        let inc = read_all();
+        reader.resets = std::mem::take(&mut sub.resets);
+        let inc = inc?;
+        if let (Some(theirs), Some(ours)) =
+            (inc.get("services").and_then(Value::as_object), doc.get("services").and_then(Value::as_object))
+            && let Some(clash) = theirs.keys().find(|k| ours.contains_key(*k))
+        {
+            return Err(Error::Invalid {
+                file: shown.clone(),
+                path: format!("services.{clash}"),
+                message: format!(
+                    "conflicts with the service {clash:?} imported from {}",
+                    display_name(main, reader.cwd)
+                ),
+            });
+        }
+        out.push(inc);
     }
     stack.pop();
     Ok(out)
@@ -472,7 +541,13 @@ fn build_project(
     let mut services = BTreeMap::new();
     let mut disabled = BTreeMap::new();
     for (n, v) in &all {
-        let mut svc: Service = serde_json::from_value(v.clone()).map_err(|e| Error::Invalid {
+        let typed = serde_json::from_value(v.clone()).or_else(|e| {
+            // Without interpolation a template stands where the typed model wants a number or a boolean: the
+            // typed model (used for the references) is read without the templated values, `config` prints them
+            // as written.
+            if opts.no_interpolate { serde_json::from_value(without_templates(v)) } else { Err(e) }
+        });
+        let mut svc: Service = typed.map_err(|e| Error::Invalid {
             file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
             path: format!("services.{n}"),
             message: e.to_string(),
@@ -490,7 +565,12 @@ fn build_project(
             let mut from_files = BTreeMap::new();
             for ef in efs {
                 let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
-                let required = ef.get("required").and_then(Value::as_bool).unwrap_or(true);
+                let required = match ef.get("required") {
+                    Some(Value::Bool(b)) => *b,
+                    // A template (only without interpolation): whether the file must exist is not known.
+                    Some(Value::String(_)) => false,
+                    _ => true,
+                };
                 let format = ef.get("format").and_then(Value::as_str);
                 let text = match std::fs::read_to_string(path) {
                     Ok(t) => t,
@@ -550,7 +630,10 @@ fn build_project(
         let mut out = BTreeMap::new();
         if let Some(m) = merged.get(key).and_then(Value::as_object) {
             for (k, v) in m {
-                let mut r: Resource = serde_json::from_value(v.clone()).map_err(|e| Error::Invalid {
+                let typed = serde_json::from_value(v.clone()).or_else(|e| {
+                    if opts.no_interpolate { serde_json::from_value(without_templates(v)) } else { Err(e) }
+                });
+                let mut r: Resource = typed.map_err(|e| Error::Invalid {
                     file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
                     path: format!("{key}.{k}"),
                     message: e.to_string(),
@@ -612,7 +695,20 @@ fn build_project(
             for (k, v) in svcs.iter_mut() {
                 if let (Some(obj), Some(s)) = (v.as_object_mut(), services.get(k)) {
                     if !opts.no_env_resolution && (!s.environment.is_empty() || obj.contains_key("environment")) {
-                        obj.insert("environment".into(), json!(s.environment));
+                        let mut env = json!(s.environment);
+                        // Without interpolation the templates the typed model left out stay as written.
+                        if let (true, Some(own), Some(e)) = (
+                            opts.no_interpolate,
+                            obj.get("environment").and_then(Value::as_object),
+                            env.as_object_mut(),
+                        ) {
+                            for (k, v) in own {
+                                if matches!(v, Value::String(t) if normalize::has_template(t)) {
+                                    e.insert(k.clone(), v.clone());
+                                }
+                            }
+                        }
+                        obj.insert("environment".into(), env);
                     }
                     if !obj.contains_key("networks") && s.network_mode.is_none() {
                         obj.insert("networks".into(), json!({"default": null}));
@@ -655,6 +751,23 @@ fn build_project(
         model: merged,
         unset: Vec::new(),
     })
+}
+
+/// A value without the strings that still hold a template (and without the entries holding them), but for
+/// `image` (a string wherever it is).
+fn without_templates(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, x)| *k == "image" || !matches!(x, Value::String(s) if normalize::has_template(s)))
+                .map(|(k, x)| (k.clone(), without_templates(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter().filter(|x| !matches!(x, Value::String(s) if normalize::has_template(s))).map(without_templates).collect(),
+        ),
+        o => o.clone(),
+    }
 }
 
 /// Fails on a cycle in `depends_on`, naming it.
@@ -902,6 +1015,81 @@ volumes:
             load_err(&opts(d.path()))
                 .contains("services.db: conflicts with the service \"db\" imported from other.yaml")
         );
+    }
+
+    #[test]
+    fn include_env_file_and_project_directory() {
+        // The included project's own `.env` (its directory's) fills what the including project leaves unset.
+        let d = dir_with(&[
+            ("compose.yaml", "include:\n  - db/compose.yaml\nservices:\n  web: {image: \"busybox:${TAG}\"}\n"),
+            (".env", "TAG=1.36\nDB_TAG=from-project\n"),
+            ("db/compose.yaml", "services:\n  db: {image: \"busybox:${DB_TAG}\", environment: [\"PORT=${DB_PORT}\"]}\n"),
+            ("db/.env", "DB_TAG=from-include\nDB_PORT=5432\n"),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["web"].image.as_deref(), Some("busybox:1.36"));
+        // The including project's variables win over the included env file's.
+        assert_eq!(p.services["db"].image.as_deref(), Some("busybox:from-project"));
+        assert_eq!(p.services["db"].environment["PORT"].as_deref(), Some("5432"));
+        // Named env files (relative to the including project), and a project_directory the included file's
+        // relative paths resolve against.
+        let d = dir_with(&[
+            (
+                "compose.yaml",
+                "include:\n  - path: parts/db.yaml\n    env_file: [conf/db.env, conf/more.env]\n    project_directory: data\nservices: {}\n",
+            ),
+            ("parts/db.yaml", "services:\n  db:\n    image: \"busybox:${A}\"\n    command: [\"${B}\"]\n    volumes: [\"./x:/x\"]\n"),
+            ("conf/db.env", "A=a1\nB=b1\n"),
+            ("conf/more.env", "B=b2-${A}\n"),
+            ("data/.env", "A=ignored\n"),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["db"].image.as_deref(), Some("busybox:a1"));
+        assert_eq!(p.services["db"].command.as_deref(), Some(&["b2-a1".to_string()][..]));
+        assert_eq!(
+            p.services["db"].volumes[0].source.as_deref(),
+            Some(d.path().join("data/x").display().to_string().as_str())
+        );
+        // A named env file that is missing is an error naming it.
+        let d = dir_with(&[
+            ("compose.yaml", "include:\n  - {path: db.yaml, env_file: nope.env}\n"),
+            ("db.yaml", "services:\n  db: {image: busybox}\n"),
+        ]);
+        let e = load_err(&opts(d.path()));
+        assert!(e.contains("include.0.env_file") && e.contains("nope.env"), "{e}");
+    }
+
+    #[test]
+    fn no_interpolate_keeps_templates_where_values_are_typed() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  web:\n    image: busybox:${TAG:-latest}\n    ports: [\"${PORT:-8080}:80\", {target: \"${T:-80}\", published: 81}]\n    volumes: [\"${DATA:-./data}:/data\"]\n    scale: ${N:-1}\n    read_only: ${RO:-false}\n    mem_limit: ${MEM:-64m}\n    env_file: [{path: a.env, required: \"${REQ:-false}\"}]\n    healthcheck: {test: x, retries: \"${R:-3}\"}\n    environment: {A: \"${A}\", B: b}\n",
+        )]);
+        let mut o = opts(d.path());
+        // Interpolated, it loads (the defaults apply).
+        if let Err(e) = load(&o) {
+            panic!("{e}");
+        }
+        o.no_interpolate = true;
+        o.no_env_resolution = true;
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let web = &p.model["services"]["web"];
+        assert_eq!(web["ports"][0], json!("${PORT:-8080}:80"));
+        assert_eq!(web["ports"][1]["target"], json!("${T:-80}"));
+        assert_eq!(web["volumes"][0], json!("${DATA:-./data}:/data"));
+        assert_eq!(web["scale"], json!("${N:-1}"));
+        assert_eq!(web["read_only"], json!("${RO:-false}"));
+        assert_eq!(web["env_file"][0]["required"], json!("${REQ:-false}"));
+        assert_eq!(web["image"], json!("busybox:${TAG:-latest}"));
+        let mut o2 = opts(d.path());
+        o2.no_interpolate = true;
+        let p = load(&o2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.model["services"]["web"]["environment"]["A"], json!("${A}"));
+        // What does not parse without a template is still an error.
+        let d = dir_with(&[("compose.yaml", "services:\n  web: {image: x, ports: [\"a:b:c:d\"]}\n")]);
+        let mut o = opts(d.path());
+        o.no_interpolate = true;
+        assert!(load_err(&o).contains("services.web.ports.0"));
     }
 
     #[test]

@@ -17,9 +17,9 @@ use crate::{formatter, stream};
 /// `config`'s flags.
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
-    /// Format the output. Values: [yaml | json]
-    #[arg(long = "format", value_name = "FORMAT", default_value = "yaml")]
-    pub format: String,
+    /// Format the output. Values: [yaml | json] (`--variables`: also table, the default there)
+    #[arg(long = "format", value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Only validate the configuration, don't print anything
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
@@ -90,7 +90,7 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     } else if a.environment {
         lines(project.environment.iter().map(|(k, v)| format!("{k}={v}")))
     } else if a.variables {
-        variables_text(&project, &a.format)?
+        variables_text(&project, a.format.as_deref().unwrap_or("table"))?
     } else if a.profiles {
         let mut ps: Vec<String> =
             project.services.values().chain(project.disabled.values()).flat_map(|s| s.profiles.clone()).collect();
@@ -115,7 +115,7 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
             svcs.retain(|k, _| keep.contains(k));
         }
         // Without interpolation the templates are printed as written (not re-escaped), as Compose does.
-        berth_compose::config_text(&model, &a.format, !opts.no_interpolate)?
+        berth_compose::config_text(&model, a.format.as_deref().unwrap_or("yaml"), !opts.no_interpolate)?
     };
     match &a.output {
         Some(f) => std::fs::write(f, &text).with_context(|| format!("write {f}"))?,
@@ -124,8 +124,9 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `config --variables`: the variables the files' templates use, with Compose's columns (`--format json`: an
-/// object by name, as compose-go's `Variable`s).
+/// `config --variables`: the variables the files' templates use, as Compose v2 prints them: a table (`table`,
+/// `pretty`, the default), one line of JSON (an object by name of compose-go's `Variable`s, fields in its order), or
+/// YAML (that object with go-yaml's lower-cased field names).
 fn variables_text(project: &Project, format: &str) -> Result<String> {
     let mut vars = std::collections::BTreeMap::new();
     for f in &project.config_files {
@@ -133,23 +134,54 @@ fn variables_text(project: &Project, format: &str) -> Result<String> {
         let (doc, _) = berth_compose::load::parse_yaml(&f.display().to_string(), &text)?;
         berth_compose::interpolate::variables(&doc, &mut vars);
     }
-    let rows: Vec<Value> = vars
-        .iter()
-        .map(|(name, v)| {
-            json!({"Name": name, "Required": v.required, "DefaultValue": v.default, "PresenceValue": v.alternate})
-        })
-        .collect();
-    if format == "json" {
-        let m: serde_json::Map<String, Value> =
-            rows.iter().map(|r| (r["Name"].as_str().unwrap_or("").to_string(), r.clone())).collect();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&m)?));
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    match format {
+        "json" => {
+            let items: Vec<String> = vars
+                .iter()
+                .map(|(name, v)| {
+                    format!(
+                        "{}:{{\"Name\":{},\"DefaultValue\":{},\"PresenceValue\":{},\"Required\":{}}}",
+                        q(name),
+                        q(name),
+                        q(&v.default),
+                        q(&v.alternate),
+                        v.required
+                    )
+                })
+                .collect();
+            Ok(format!("{{{}}}\n", items.join(",")))
+        }
+        "yaml" => {
+            let mut text = String::new();
+            for (name, v) in &vars {
+                text.push_str(&format!(
+                    "{}:\n    name: {}\n    defaultvalue: {}\n    presencevalue: {}\n    required: {}\n",
+                    q(name),
+                    q(name),
+                    q(&v.default),
+                    q(&v.alternate),
+                    v.required
+                ));
+            }
+            Ok(if vars.is_empty() { "{}\n".into() } else { text })
+        }
+        "table" | "pretty" | "" => {
+            let rows: Vec<Value> = vars
+                .iter()
+                .map(|(name, v)| {
+                    json!({"Name": name, "Required": v.required, "DefaultValue": v.default, "PresenceValue": v.alternate})
+                })
+                .collect();
+            formatter::render(
+                "table",
+                "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
+                VARIABLES_HEADERS,
+                &rows,
+            )
+        }
+        f => Err(StatusError::exit(1, format!("unsupported format {f:?}"))),
     }
-    formatter::render(
-        "table",
-        "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
-        VARIABLES_HEADERS,
-        &rows,
-    )
 }
 
 const VARIABLES_HEADERS: formatter::Headers = &[
@@ -651,7 +683,12 @@ pub async fn run(c: &Client, p: &ProjectArgs, a: RunArgs) -> Result<i32> {
     }
     super::up::ensure_networks(c, &project, &wanted).await?;
     super::up::ensure_volumes(c, &project, &wanted).await?;
-    let images = super::up::ensure_images(c, &project, &wanted, a.build, false, "missing").await?;
+    let how = super::up::ImagePolicy {
+        build: a.build,
+        progress: p.progress.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let images = super::up::ensure_images(c, &project, &wanted, &how).await?;
     let tty = !a.no_tty && !a.detach && stream::stdin_is_terminal();
     let stdin = a.interactive && !a.detach;
     let entrypoint = match &a.entrypoint {
@@ -1034,13 +1071,14 @@ pub struct LsArgs {
     pub filter: Vec<String>,
 }
 
-/// `ls --filter`: Compose knows `name` only, matched as Docker's filters match names (the text anywhere in the
-/// name, `^`/`$` anchoring it).
-fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
+/// `ls --filter`: Compose knows `name` only, matched as Docker's filters match names: each value a Go regular
+/// expression found anywhere in the name (`^`/`$` anchor it), a project kept when any of them matches; a value
+/// that is no valid expression matches nothing (Docker's `filters.Match`).
+fn ls_filter(filters: &[String]) -> Result<Vec<Option<regex::Regex>>> {
     let mut names = Vec::new();
     for f in filters {
         match f.split_once('=') {
-            Some(("name", v)) => names.push(v.to_string()),
+            Some(("name", v)) => names.push(regex::Regex::new(v).ok()),
             Some((k, _)) => return Err(StatusError::exit(1, format!("invalid filter '{k}'"))),
             None => return Err(StatusError::exit(1, format!("bad format of filter (expected name=value): {f}"))),
         }
@@ -1048,14 +1086,9 @@ fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether a project name matches a `name` filter (a plain text or one anchored with `^`/`$`).
-fn name_matches(pattern: &str, name: &str) -> bool {
-    match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
-        (Some(p), _) if p.ends_with('$') && !p.is_empty() => Some(name) == p.strip_suffix('$'),
-        (Some(p), _) => name.starts_with(p),
-        (_, Some(p)) => name.ends_with(p),
-        _ => name.contains(pattern),
-    }
+/// Whether a project name passes the `name` filters (none: every name).
+fn name_matches(patterns: &[Option<regex::Regex>], name: &str) -> bool {
+    patterns.is_empty() || patterns.iter().flatten().any(|r| r.is_match(name))
 }
 
 const LS_HEADERS: formatter::Headers = &[("Name", "NAME"), ("Status", "STATUS"), ("ConfigFiles", "CONFIG FILES")];
@@ -1079,7 +1112,7 @@ pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
     let rows: Vec<Value> = projects
         .iter()
         .filter(|(_, (states, _))| a.all || states.contains_key("running"))
-        .filter(|(name, _)| names.iter().all(|n| name_matches(n, name)))
+        .filter(|(name, _)| name_matches(&names, name))
         .map(|(name, (states, files))| {
             let status: Vec<String> = states.iter().map(|(s, n)| format!("{s}({n})")).collect();
             json!({"Name": name, "Status": status.join(", "), "ConfigFiles": files})
@@ -1160,14 +1193,26 @@ mod tests {
 
     #[test]
     fn ls_name_filter() {
-        assert_eq!(ls_filter(&["name=web".into()]).expect("ok"), ["web"]);
+        assert_eq!(ls_filter(&["name=web".into()]).expect("ok").len(), 1);
         assert!(ls_filter(&["status=running".into()]).is_err());
-        assert!(name_matches("app", "myapp-1"));
-        assert!(name_matches("^my", "myapp"));
-        assert!(!name_matches("^app", "myapp"));
-        assert!(name_matches("app$", "myapp"));
-        assert!(name_matches("^myapp$", "myapp"));
-        assert!(!name_matches("^myapp$", "myapp2"));
+        let m = |pats: &[&str], name: &str| {
+            let f: Vec<String> = pats.iter().map(|p| format!("name={p}")).collect();
+            name_matches(&ls_filter(&f).expect("filters"), name)
+        };
+        assert!(m(&[], "anything"));
+        assert!(m(&["app"], "myapp-1"));
+        assert!(m(&["^my"], "myapp"));
+        assert!(!m(&["^app"], "myapp"));
+        assert!(m(&["app$"], "myapp"));
+        assert!(m(&["^myapp$"], "myapp"));
+        assert!(!m(&["^myapp$"], "myapp2"));
+        // Regular expressions, as Docker's filters: classes, alternation, repetition; any value may match.
+        assert!(m(&["^(web|db)-[0-9]+$"], "db-12"));
+        assert!(!m(&["^(web|db)-[0-9]+$"], "db-x"));
+        assert!(m(&["^nomatch$", "^db"], "db-x"));
+        assert!(m(&["a.c"], "xabcx"));
+        // An invalid expression matches nothing.
+        assert!(!m(&["("], "("));
     }
 
     #[test]

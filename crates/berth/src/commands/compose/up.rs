@@ -216,22 +216,41 @@ pub async fn image_id(c: &Client, image: &str) -> Result<Option<String>> {
     }
 }
 
+/// How [`ensure_images`] gets the services' images.
+#[derive(Debug, Clone)]
+pub struct ImagePolicy {
+    /// Build every service that has a `build:` (`--build`).
+    pub build: bool,
+    /// Never build (`--no-build`).
+    pub no_build: bool,
+    /// `--pull` (`always`, `missing`, `never`), under each service's `pull_policy`.
+    pub pull: String,
+    /// The global `--progress` of the builds.
+    pub progress: String,
+}
+
+impl Default for ImagePolicy {
+    fn default() -> Self {
+        ImagePolicy { build: false, no_build: false, pull: "missing".into(), progress: String::new() }
+    }
+}
+
 /// Builds or pulls what the services need; returns each service's image ID.
 pub async fn ensure_images(
     c: &Client,
     project: &Project,
     services: &BTreeSet<String>,
-    build: bool,
-    no_build: bool,
-    pull: &str,
+    how: &ImagePolicy,
 ) -> Result<BTreeMap<String, String>> {
+    let (build, no_build, pull) = (how.build, how.no_build, how.pull.as_str());
     let mut ids = BTreeMap::new();
     for s in project.services.values().filter(|s| services.contains(&s.name)) {
         let image = plan::image_name(&project.name, s);
         let mut have = image_id(c, &image).await?;
         let policy = s.pull_policy.as_deref().unwrap_or(pull);
         if s.build.is_some() && !no_build && (build || have.is_none() || policy == "build") {
-            super::build::build_service(c, project, s, &super::build::BuildOptions::default()).await?;
+            let opts = super::build::BuildOptions { progress: how.progress.clone(), ..Default::default() };
+            super::build::build_service(c, project, s, &opts).await?;
             have = image_id(c, &image).await?;
         } else if s.build.is_none() && (have.is_none() && policy != "never" || policy == "always") {
             super::ops::pull_image(c, &image, false)
@@ -568,9 +587,7 @@ async fn create_project(
     project: &Project,
     services: &[String],
     no_deps: bool,
-    build: bool,
-    no_build: bool,
-    pull: &str,
+    images: &ImagePolicy,
     scale: &[String],
     how: Converge,
     remove_orphans: bool,
@@ -580,7 +597,7 @@ async fn create_project(
     let how = Converge { targets: Some(targets.clone()), ..how };
     let scales = scales(scale, project)?;
     // Images first: nothing is created for a project whose images cannot be had.
-    let images = ensure_images(c, project, &targets, build, no_build, pull).await?;
+    let images = ensure_images(c, project, &targets, images).await?;
     ensure_networks(c, project, &targets).await?;
     ensure_volumes(c, project, &targets).await?;
     // As Compose v2: every container is created (or recreated) first, then they are started in dependency order,
@@ -652,9 +669,7 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         &project,
         &a.services,
         a.no_deps,
-        a.build,
-        a.no_build,
-        &a.pull,
+        &ImagePolicy { build: a.build, no_build: a.no_build, pull: a.pull.clone(), progress: p.progress.clone().unwrap_or_default() },
         &a.scale,
         how,
         a.remove_orphans,
@@ -731,8 +746,13 @@ pub async fn create(c: &Client, p: &ProjectArgs, a: CreateArgs) -> Result<i32> {
         timeout: None,
         targets: None,
     };
-    create_project(c, &project, &a.services, false, a.build, a.no_build, "missing", &a.scale, how, a.remove_orphans)
-        .await?;
+    let images = ImagePolicy {
+        build: a.build,
+        no_build: a.no_build,
+        progress: p.progress.clone().unwrap_or_default(),
+        ..ImagePolicy::default()
+    };
+    create_project(c, &project, &a.services, false, &images, &a.scale, how, a.remove_orphans).await?;
     Ok(0)
 }
 

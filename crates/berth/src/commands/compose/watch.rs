@@ -20,7 +20,7 @@ use clap::Args;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 
-use super::up::{Converge, converge, ensure_images};
+use super::up::{Converge, ImagePolicy, converge, ensure_images};
 use super::{OneOff, ProjectArgs, containers, id, name};
 use crate::commands::container_path;
 
@@ -369,13 +369,13 @@ async fn rebuild(
     targets: &BTreeSet<String>,
 ) -> Result<()> {
     let one: BTreeSet<String> = [svc.name.clone()].into();
-    let images = ensure_images(c, project, &one, true, false, "missing").await?;
+    let images = ensure_images(c, project, &one, &ImagePolicy { build: true, ..Default::default() }).await?;
     let how = Converge { start: true, targets: Some(targets.clone()), ..Converge::default() };
     let image = images.get(&svc.name).cloned().unwrap_or_default();
     converge(c, project, svc, svc.replicas(), &image, &how).await?;
     let deps = super::up::restart_dependents(project, &svc.name, Some(targets));
     if !deps.is_empty() {
-        let images = ensure_images(c, project, &deps.iter().cloned().collect(), false, false, "missing").await?;
+        let images = ensure_images(c, project, &deps.iter().cloned().collect(), &ImagePolicy::default()).await?;
         for d in deps {
             let Some(ds) = project.services.get(&d) else { continue };
             let image = images.get(&d).cloned().unwrap_or_default();
