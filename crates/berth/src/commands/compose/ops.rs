@@ -374,7 +374,7 @@ const COLORS: [&str; 12] = ["36", "33", "32", "35", "34", "31", "96", "93", "92"
 /// One container's output as complete lines, each with the container's prefix, to stdout (stderr's lines too, as
 /// Compose does). Lines gather and go out when the input has nothing more ready, each batch in one write under
 /// stdout's lock, so the lines of several containers never mix.
-struct Prefixed {
+pub(super) struct Prefixed {
     prefix: String,
     /// The unfinished line of stdout and of stderr.
     partial: [Vec<u8>; 2],
@@ -382,12 +382,12 @@ struct Prefixed {
 }
 
 impl Prefixed {
-    fn new(prefix: String) -> Prefixed {
+    pub(super) fn new(prefix: String) -> Prefixed {
         Prefixed { prefix, partial: [Vec::new(), Vec::new()], out: Vec::new() }
     }
 
     /// The unfinished lines, ended, and out.
-    fn finish(&mut self) -> std::io::Result<()> {
+    pub(super) fn finish(&mut self) -> std::io::Result<()> {
         for i in 0..2 {
             if !self.partial[i].is_empty() {
                 self.out.extend_from_slice(self.prefix.as_bytes());
@@ -824,12 +824,17 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
     if list.is_empty() {
         bail!("no containers to start");
     }
+    let mut pre_started = std::collections::BTreeSet::new();
     for v in &list {
         if let Some(pr) = &project
             && let Some(svc) = label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s))
         {
             for (dep, d) in &svc.depends_on {
                 super::up::wait_condition(c, pr, dep, &d.condition, std::time::Duration::from_secs(300)).await?;
+            }
+            // The service's pre_start hooks, once, before the first of its containers that is not running starts.
+            if v.get("State").and_then(Value::as_str) != Some("running") && pre_started.insert(svc.name.clone()) {
+                super::lifecycle::pre_start(c, pr, svc, &id(v), None).await?;
             }
         }
         match c.post(&format!("{}/start", container_path(&id(v)))).await {
@@ -838,7 +843,7 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
                 if let Some(svc) =
                     project.as_ref().and_then(|pr| label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s)))
                 {
-                    super::lifecycle::post_start(c, svc, &id(v)).await?;
+                    super::lifecycle::post_start(c, svc, &id(v), None).await?;
                 }
             }
             Err(e) if crate::client::ApiError::is(&e, 304) => {}
@@ -878,7 +883,7 @@ pub async fn stop(c: &Client, p: &ProjectArgs, a: StopArgs, restart: bool) -> Re
             c.post(&format!("{}/restart{}", container_path(&id(v)), query(&q))).await?;
             progress(&format!("Container {}", name(v)), "Started");
             if let Some(svc) = svc {
-                super::lifecycle::post_start(c, svc, &id(v)).await?;
+                super::lifecycle::post_start(c, svc, &id(v), None).await?;
             }
         } else {
             super::up::stop_container(c, svc, &id(v), a.timeout).await?;

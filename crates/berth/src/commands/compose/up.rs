@@ -12,6 +12,7 @@ use berth_compose::plan::{self, ContainerSpec, LABEL_CONFIG_HASH, LABEL_IMAGE, L
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::lifecycle::HookOutput;
 use super::{OneOff, ProjectArgs, containers, id, label, name, number, progress};
 use crate::StatusError;
 use crate::client::{ApiError, Client, encode_path, query};
@@ -317,11 +318,17 @@ async fn create_container(
     Ok(cid)
 }
 
-async fn start_container(c: &Client, svc: &Service, cid: &str, cname: &str) -> Result<()> {
+async fn start_container(
+    c: &Client,
+    svc: &Service,
+    cid: &str,
+    cname: &str,
+    hooks: Option<&HookOutput>,
+) -> Result<()> {
     match c.post(&format!("{}/start", container_path(cid))).await {
         Ok(_) => {
             progress(&format!("Container {cname}"), "Started");
-            super::lifecycle::post_start(c, svc, cid).await
+            super::lifecycle::post_start(c, svc, cid, hooks).await
         }
         Err(e) if ApiError::is(&e, 304) => Ok(()),
         Err(e) => Err(anyhow!("service {:?} failed to start: container {cname}: {e:#}", svc.name)),
@@ -387,6 +394,7 @@ pub async fn converge(
     let mut numbers = BTreeSet::new();
     // Surplus replicas go, highest numbers first (the list is sorted by number).
     let mut kept = Vec::new();
+    let mut to_start: Vec<(String, String)> = Vec::new();
     for (i, ctr) in existing.iter().enumerate() {
         if (i as u64) < replicas {
             kept.push(ctr);
@@ -426,13 +434,13 @@ pub async fn converge(
                 .with_context(|| format!("rename {temp} to {cname}"))?;
             progress(&format!("Container {cname}"), "Recreated");
             if how.start {
-                start_container(c, svc, &new, &cname).await?;
+                to_start.push((new.clone(), cname.clone()));
             }
             ids.push(new);
         } else {
             let running = ctr.get("State").and_then(Value::as_str) == Some("running");
             if how.start && !running {
-                start_container(c, svc, &id(ctr), &cname).await?;
+                to_start.push((id(ctr), cname.clone()));
             } else if running {
                 progress(&format!("Container {cname}"), "Running");
             }
@@ -448,9 +456,16 @@ pub async fn converge(
         let spec = ContainerSpec { number: next, image_id: image_id.to_string(), ..ContainerSpec::default() };
         let new = create_container(c, project, svc, &spec, true).await?;
         if how.start {
-            start_container(c, svc, &new, &plan::container_name(&project.name, svc, next)).await?;
+            to_start.push((new.clone(), plan::container_name(&project.name, svc, next)));
         }
         ids.push(new);
+    }
+    // Created first, then started (the `pre_start` hooks before the first start), as Compose does.
+    if let Some((first, _)) = to_start.first() {
+        super::lifecycle::pre_start(c, project, svc, first, None).await?;
+    }
+    for (cid, cname) in &to_start {
+        start_container(c, svc, cid, cname, None).await?;
     }
     Ok(ids)
 }
@@ -615,12 +630,14 @@ async fn create_project(
 }
 
 /// Starts the targeted services' containers in dependency order, each service once the `depends_on` conditions of
-/// its dependencies hold; returns the IDs of the containers it started.
+/// its dependencies hold (its `pre_start` hooks first); returns the IDs of the containers it started. `hooks`:
+/// the hooks' output is shown (attached `up`).
 pub async fn start_services(
     c: &Client,
     project: &Project,
     targets: &BTreeSet<String>,
     wait_timeout: Duration,
+    hooks: Option<&HookOutput>,
 ) -> Result<Vec<String>> {
     let mut started = Vec::new();
     for s in plan::start_order(project, Some(targets)) {
@@ -630,11 +647,17 @@ pub async fn start_services(
                 wait_condition(c, project, dep, &d.condition, wait_timeout).await?;
             }
         }
-        for ctr in containers(c, &project.name, std::slice::from_ref(&s), OneOff::Exclude, true).await? {
-            if ctr.get("State").and_then(Value::as_str) != Some("running") {
-                start_container(c, svc, &id(&ctr), &name(&ctr)).await?;
-                started.push(id(&ctr));
-            }
+        let stopped: Vec<Value> = containers(c, &project.name, std::slice::from_ref(&s), OneOff::Exclude, true)
+            .await?
+            .into_iter()
+            .filter(|ctr| ctr.get("State").and_then(Value::as_str) != Some("running"))
+            .collect();
+        if let Some(first) = stopped.first() {
+            super::lifecycle::pre_start(c, project, svc, &id(first), hooks).await?;
+        }
+        for ctr in stopped {
+            start_container(c, svc, &id(&ctr), &name(&ctr), hooks).await?;
+            started.push(id(&ctr));
         }
     }
     Ok(started)
@@ -679,7 +702,7 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         return Ok(0);
     }
     if a.detach || a.wait {
-        start_services(c, &project, &targets, timeout).await?;
+        start_services(c, &project, &targets, timeout, None).await?;
     }
     if a.wait {
         for s in plan::start_order(&project, Some(&targets)) {

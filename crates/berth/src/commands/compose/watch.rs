@@ -343,7 +343,7 @@ async fn sync(
             let mut cmd = vec!["rm".to_string(), "-rf".to_string()];
             cmd.extend(gone.iter().cloned());
             let hook = berth_compose::model::Hook { command: cmd, ..Default::default() };
-            super::lifecycle::run_hook(c, svc, &cid, &hook).await?;
+            super::lifecycle::run_hook(c, svc, &cid, &hook, None).await?;
         }
     }
     Ok(())
@@ -354,7 +354,7 @@ async fn restart(c: &crate::client::Client, project: &Project, svc: &Service) ->
     for ctr in containers(c, &project.name, std::slice::from_ref(&svc.name), OneOff::Exclude, true).await? {
         super::lifecycle::pre_stop(c, svc, &id(&ctr)).await?;
         c.post(&format!("{}/restart", container_path(&id(&ctr)))).await?;
-        super::lifecycle::post_start(c, svc, &id(&ctr)).await?;
+        super::lifecycle::post_start(c, svc, &id(&ctr), None).await?;
         super::progress(&format!("Container {}", name(&ctr)), "Restarted");
     }
     Ok(())
@@ -410,7 +410,7 @@ async fn apply(
         match (r.action.as_str(), &r.exec) {
             ("sync+exec", Some(h)) => {
                 for cid in running(c, project, &svc.name).await? {
-                    super::lifecycle::run_hook(c, svc, &cid, h).await?;
+                    super::lifecycle::run_hook(c, svc, &cid, h, None).await?;
                 }
             }
             _ if !restarted => {

@@ -1,0 +1,127 @@
+//! Issue 16's last compose items against a private daemon: `pre_start` hooks in a helper container that shares
+//! the service's volumes (its output shown by an attached `up`, a failure's output in `up -d`'s error, the failed
+//! helper kept until `down`), `post_start` output in an attached `up`, and `ls --filter name=` as Docker's regular
+//! expressions.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Output;
+
+use berth_integration::*;
+
+fn compose(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> Output {
+    d.berth_cmd().current_dir(dir).arg("compose").args(args).output().unwrap()
+}
+
+fn ok(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> String {
+    let out = compose(d, dir, args);
+    assert!(
+        out.status.success(),
+        "berth compose {args:?} failed:\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
+        stdout(&out),
+        stderr(&out),
+        tail(&d.log(), 40)
+    );
+    stdout(&out)
+}
+
+fn project(d: &Berthd, name: &str, text: &str) -> std::path::PathBuf {
+    let dir = d.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("compose.yaml"), text).unwrap();
+    dir
+}
+
+/// The IDs of the daemon's containers carrying `label` (all states).
+fn labelled(d: &Berthd, label: &str) -> Vec<String> {
+    d.ok(&["ps", "-a", "-q", "--no-trunc", "--filter", &format!("label={label}")])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+const HOOKS: &str = r#"services:
+  app:
+    image: busybox
+    command: sh -c 'echo main-says $(cat /data/ready); sleep 1'
+    volumes: [data:/data]
+    pre_start:
+      - command: sh -c 'echo prepared > /data/ready; echo pre-hook-out'
+    post_start:
+      - command: echo post-hook-out
+  bad:
+    image: busybox
+    command: [sleep, "300"]
+    profiles: [bad]
+    pre_start:
+      - command: sh -c 'echo boom-output; exit 3'
+volumes:
+  data: {}
+"#;
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn pre_start_runs_in_a_helper_sharing_the_volumes_and_hooks_show_in_an_attached_up() {
+    let d = daemon_with_busybox();
+    let dir = project(&d, "hooks", HOOKS);
+    // Attached: the helper's and the post_start exec's output are shown with Compose's `-> |` prefixes, and the
+    // service sees what the helper wrote into the shared volume.
+    let out = ok(&d, &dir, &["up"]);
+    assert!(out.contains("app pre_start[0] ->  | pre-hook-out"), "{out}");
+    assert!(out.contains("app-1 ->  | post-hook-out"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("app-1") && l.ends_with("| main-says prepared")), "{out}");
+    // The helper is gone once it succeeded, and never listed as a service container.
+    assert!(labelled(&d, "com.docker.compose.hook").is_empty());
+    assert_eq!(ok(&d, &dir, &["ps", "-a", "--format", "{{.Name}}"]).trim(), "hooks-app-1");
+    // Detached: nothing of the hooks on stdout (Compose runs them detached then), the hook still runs.
+    ok(&d, &dir, &["rm", "-f"]);
+    d.ok(&["volume", "rm", "hooks_data"]);
+    let out = compose(&d, &dir, &["up", "-d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("hook-out"), "{}", stdout(&out));
+    let logs = ok(&d, &dir, &["logs", "--no-log-prefix"]);
+    assert!(logs.contains("main-says prepared"), "{logs}");
+    // A failing pre_start fails the start with its code and output; the service's container is not started and the
+    // helper is kept for inspection, until `down`.
+    let out = compose(&d, &dir, &["--profile", "bad", "up", "-d", "bad"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("service \"bad\" pre_start[0] exited with code 3: boom-output"), "{err}");
+    let kept = labelled(&d, "com.docker.compose.hook=pre_start");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Name}} {{.State.ExitCode}}", &kept[0]]).trim(), "/hooks-bad-pre_start-0 3");
+    let states = ok(&d, &dir, &["--profile", "bad", "ps", "-a", "--format", "{{.Name}} {{.State}}"]);
+    assert!(states.lines().any(|l| l == "hooks-bad-1 created"), "{states}");
+    // A second try replaces the kept helper (one helper, not two).
+    let out = compose(&d, &dir, &["--profile", "bad", "up", "-d", "bad"]);
+    assert!(!out.status.success());
+    assert_eq!(labelled(&d, "com.docker.compose.hook=pre_start").len(), 1);
+    ok(&d, &dir, &["--profile", "bad", "down", "-v", "-t", "0"]);
+    assert!(labelled(&d, "com.docker.compose.project=hooks").is_empty());
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn ls_name_filter_is_a_regular_expression() {
+    let d = daemon_with_busybox();
+    let text = "services:\n  s:\n    image: busybox\n    command: [sleep, \"300\"]\n";
+    let dir = project(&d, "lsre", text);
+    for p in ["alpha1", "beta2", "alphax"] {
+        ok(&d, &dir, &["-p", p, "up", "-d"]);
+    }
+    let names = |filters: &[&str]| {
+        let mut args = vec!["ls", "-q"];
+        for f in filters {
+            args.push("--filter");
+            args.push(f);
+        }
+        ok(&d, &dir, &args).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&["name=^(alpha|gamma)[0-9]$"]), ["alpha1"]);
+    assert_eq!(names(&["name=^a.*[0-9]$"]), ["alpha1"]);
+    assert_eq!(names(&["name=a[0-9]"]), ["alpha1", "beta2"]);
+    assert_eq!(names(&["name=^beta", "name=x$"]), ["alphax", "beta2"]);
+    assert!(names(&["name=("]).is_empty());
+    for p in ["alpha1", "beta2", "alphax"] {
+        ok(&d, &dir, &["-p", p, "down", "-t", "0"]);
+    }
+}
