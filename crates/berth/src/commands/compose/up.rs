@@ -751,7 +751,7 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     // Watching begins once the services run (its initial sync goes into their containers).
     let watching = async {
         started.notified().await;
-        super::watch::watch(c, &project, &a.services).await
+        super::watch::watch(c, &project, &a.services, true).await
     };
     tokio::select! {
         r = attached_up => r,
