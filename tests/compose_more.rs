@@ -125,3 +125,46 @@ fn ls_name_filter_is_a_regular_expression() {
         ok(&d, &dir, &["-p", p, "down", "-t", "0"]);
     }
 }
+
+const BUILDS: &str = r#"services:
+  a:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox
+        RUN echo built > /built
+      cache_from: [busybox, "type=registry,ref=busybox"]
+    command: [sleep, "300"]
+  b:
+    build:
+      context: .
+      dockerfile_inline: "FROM busybox\n"
+      ssh: [default]
+    command: [sleep, "300"]
+    profiles: [b]
+"#;
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn builds_pass_progress_and_cache_from_and_refuse_buildkit_keys_before_anything() {
+    let d = daemon_with_busybox();
+    let dir = project(&d, "bk", BUILDS);
+    // The global --progress reaches up's builds: `classic` is the docker CLI's `Step N/M` display.
+    let out = compose(&d, &dir, &["--progress", "classic", "up", "-d", "--build", "a"]);
+    assert!(out.status.success(), "{}\n{}", stderr(&out), tail(&d.log(), 30));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("Step 1/2 : FROM busybox"), "{text}");
+    let out = compose(&d, &dir, &["--progress", "plain", "up", "-d", "--build", "a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(!text.contains("Step 1/2"), "{text}");
+    assert_eq!(d.ok(&["exec", "bk-a-1", "cat", "/built"]).trim(), "built");
+    // A BuildKit-only key: refused naming the service and the key, before any network or container of it.
+    ok(&d, &dir, &["down", "-t", "0"]);
+    let out = compose(&d, &dir, &["--profile", "b", "up", "-d", "--build"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("service \"b\": build.ssh: SSH forwarding needs BuildKit"), "{err}");
+    assert!(!d.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == "bk_default"));
+    assert!(labelled(&d, "com.docker.compose.project=bk").is_empty());
+}

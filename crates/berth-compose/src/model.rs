@@ -90,6 +90,18 @@ pub struct Build {
     pub shm_size: Option<String>,
     /// `--add-host`.
     pub extra_hosts: Vec<String>,
+    /// Images whose layers may serve as the build's cache (`--cache-from`; BuildKit's `type=...` forms too).
+    pub cache_from: Vec<String>,
+    /// Where to export the cache (BuildKit only).
+    pub cache_to: Vec<String>,
+    /// The platforms to build for.
+    pub platforms: Vec<String>,
+    /// Named contexts (BuildKit only).
+    pub additional_contexts: OptMap,
+    /// Build secrets (BuildKit only).
+    pub secrets: Vec<Value>,
+    /// SSH agent sockets or keys to forward (BuildKit only).
+    pub ssh: OptMap,
 }
 
 /// A published port (long syntax).

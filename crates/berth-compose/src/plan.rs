@@ -343,6 +343,66 @@ pub fn injected_files(project: &Project, svc: &Service) -> Result<(Vec<InjectedF
     Ok((out, warnings))
 }
 
+/// What a service's build asks of the classic builder (`POST /build`) beyond the context, Dockerfile and the keys
+/// every builder has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassicBuild {
+    /// `cachefrom`: images whose layers serve as cache.
+    pub cache_from: Vec<String>,
+    /// `platform`: the build's one platform (`build.platforms` of one, else the service's `platform`).
+    pub platform: Option<String>,
+}
+
+/// Checks a service's `build:` against what the classic builder can do (Berth's builder, and dockerd's without
+/// BuildKit): `cache_from` of images (a plain reference, or BuildKit's `type=registry,ref=...`) and one platform
+/// are passed on; a remote context, `ssh`, `secrets`, `cache_to`, `additional_contexts`, other cache sources and
+/// several platforms need BuildKit and are refused with the service and the key named, before anything is built.
+pub fn classic_build(svc: &Service) -> Result<ClassicBuild> {
+    let Some(b) = &svc.build else { return Ok(ClassicBuild::default()) };
+    let refuse = |key: &str, what: String| {
+        Err(Error::Project(format!(
+            "service {:?}: build.{key}: {what} needs BuildKit; Berth's builder (the classic POST /build) cannot do it",
+            svc.name
+        )))
+    };
+    if b.context.contains("://") || b.context.starts_with("git@") {
+        return Err(Error::Project(format!(
+            "service {:?}: build.context: remote build contexts ({}) are not supported: the builder takes the context as the request's body; clone or download it and name the local directory",
+            svc.name, b.context
+        )));
+    }
+    if !b.ssh.is_empty() {
+        return refuse("ssh", "SSH forwarding".into());
+    }
+    if !b.secrets.is_empty() {
+        return refuse("secrets", "a build secret".into());
+    }
+    if !b.cache_to.is_empty() {
+        return refuse("cache_to", "exporting the build cache".into());
+    }
+    if let Some(name) = b.additional_contexts.keys().next() {
+        return refuse("additional_contexts", format!("a named context ({name})"));
+    }
+    let mut cache_from = Vec::new();
+    for c in &b.cache_from {
+        if !c.contains('=') {
+            cache_from.push(c.clone());
+            continue;
+        }
+        let attrs: BTreeMap<&str, &str> = c.split(',').filter_map(|kv| kv.split_once('=')).collect();
+        match (attrs.get("type"), attrs.get("ref")) {
+            (Some(&"registry"), Some(r)) => cache_from.push(r.to_string()),
+            _ => return refuse("cache_from", format!("the cache source {c:?} (only images can be)")),
+        }
+    }
+    let platform = match b.platforms.as_slice() {
+        [] => svc.platform.clone(),
+        [one] => Some(one.clone()),
+        _ => return refuse("platforms", format!("building for several platforms ({})", b.platforms.join(", "))),
+    };
+    Ok(ClassicBuild { cache_from, platform })
+}
+
 /// Fails, naming the service, on what the plan cannot create yet: a `provider:` service (managed by an external
 /// component, not a container). `up` and `create` ask before they create anything.
 pub fn check_supported(project: &Project, services: &BTreeSet<String>) -> Result<()> {
@@ -900,6 +960,35 @@ mod tests {
             ..Options::default()
         };
         load(&o).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn classic_build_passes_what_it_can_and_refuses_buildkit_keys() {
+        let p = project(
+            "services:\n  a:\n    build:\n      context: .\n      cache_from: [app:cache, \"type=registry,ref=reg.example/app:buildcache\"]\n      platforms: [linux/amd64]\n  b:\n    image: x\n    platform: linux/amd64\n    build: .\n",
+        );
+        let a = classic_build(&p.services["a"]).expect("a");
+        assert_eq!(a.cache_from, ["app:cache", "reg.example/app:buildcache"]);
+        assert_eq!(a.platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(classic_build(&p.services["b"]).expect("b").platform.as_deref(), Some("linux/amd64"));
+        for (key, yaml) in [
+            ("ssh", "ssh: [default]"),
+            ("secrets", "secrets: [tok]"),
+            ("cache_to", "cache_to: [\"type=local,dest=/tmp/c\"]"),
+            ("additional_contexts", "additional_contexts: {base: ../base}"),
+            ("cache_from", "cache_from: [\"type=local,src=/tmp/c\"]"),
+            ("platforms", "platforms: [linux/amd64, linux/arm64]"),
+        ] {
+            let text = format!(
+                "services:\n  w:\n    build:\n      context: .\n      {yaml}\nsecrets:\n  tok: {{environment: HOME}}\n"
+            );
+            let p = project(&text);
+            let e = classic_build(&p.services["w"]).expect_err(key).to_string();
+            assert!(e.contains(&format!("service \"w\": build.{key}:")) && e.contains("needs BuildKit"), "{e}");
+        }
+        let p = project("services:\n  w:\n    build: https://example.com/repo.git#main\n");
+        let e = classic_build(&p.services["w"]).expect_err("remote").to_string();
+        assert!(e.contains("service \"w\": build.context: remote build contexts"), "{e}");
     }
 
     #[test]

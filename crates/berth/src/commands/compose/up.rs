@@ -244,12 +244,21 @@ pub async fn ensure_images(
     how: &ImagePolicy,
 ) -> Result<BTreeMap<String, String>> {
     let (build, no_build, pull) = (how.build, how.no_build, how.pull.as_str());
-    let mut ids = BTreeMap::new();
+    let mut plans = Vec::new();
     for s in project.services.values().filter(|s| services.contains(&s.name)) {
         let image = plan::image_name(&project.name, s);
-        let mut have = image_id(c, &image).await?;
+        let have = image_id(c, &image).await?;
         let policy = s.pull_policy.as_deref().unwrap_or(pull);
-        if s.build.is_some() && !no_build && (build || have.is_none() || policy == "build") {
+        let to_build = s.build.is_some() && !no_build && (build || have.is_none() || policy == "build");
+        // A build the builder cannot do (BuildKit-only keys, a remote context) is refused before any is done.
+        if to_build {
+            plan::classic_build(s)?;
+        }
+        plans.push((s, image, have, policy, to_build));
+    }
+    let mut ids = BTreeMap::new();
+    for (s, image, mut have, policy, to_build) in plans {
+        if to_build {
             let opts = super::build::BuildOptions { progress: how.progress.clone(), ..Default::default() };
             super::build::build_service(c, project, s, &opts).await?;
             have = image_id(c, &image).await?;
