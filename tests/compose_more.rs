@@ -33,10 +33,7 @@ fn project(d: &Berthd, name: &str, text: &str) -> std::path::PathBuf {
 
 /// The IDs of the daemon's containers carrying `label` (all states).
 fn labelled(d: &Berthd, label: &str) -> Vec<String> {
-    d.ok(&["ps", "-a", "-q", "--no-trunc", "--filter", &format!("label={label}")])
-        .lines()
-        .map(str::to_string)
-        .collect()
+    d.ok(&["ps", "-a", "-q", "--no-trunc", "--filter", &format!("label={label}")]).lines().map(str::to_string).collect()
 }
 
 const HOOKS: &str = r#"services:

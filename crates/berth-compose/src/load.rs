@@ -764,7 +764,10 @@ fn without_templates(v: &Value) -> Value {
                 .collect(),
         ),
         Value::Array(a) => Value::Array(
-            a.iter().filter(|x| !matches!(x, Value::String(s) if normalize::has_template(s))).map(without_templates).collect(),
+            a.iter()
+                .filter(|x| !matches!(x, Value::String(s) if normalize::has_template(s)))
+                .map(without_templates)
+                .collect(),
         ),
         o => o.clone(),
     }
@@ -1023,7 +1026,10 @@ volumes:
         let d = dir_with(&[
             ("compose.yaml", "include:\n  - db/compose.yaml\nservices:\n  web: {image: \"busybox:${TAG}\"}\n"),
             (".env", "TAG=1.36\nDB_TAG=from-project\n"),
-            ("db/compose.yaml", "services:\n  db: {image: \"busybox:${DB_TAG}\", environment: [\"PORT=${DB_PORT}\"]}\n"),
+            (
+                "db/compose.yaml",
+                "services:\n  db: {image: \"busybox:${DB_TAG}\", environment: [\"PORT=${DB_PORT}\"]}\n",
+            ),
             ("db/.env", "DB_TAG=from-include\nDB_PORT=5432\n"),
         ]);
         let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
@@ -1038,7 +1044,10 @@ volumes:
                 "compose.yaml",
                 "include:\n  - path: parts/db.yaml\n    env_file: [conf/db.env, conf/more.env]\n    project_directory: data\nservices: {}\n",
             ),
-            ("parts/db.yaml", "services:\n  db:\n    image: \"busybox:${A}\"\n    command: [\"${B}\"]\n    volumes: [\"./x:/x\"]\n"),
+            (
+                "parts/db.yaml",
+                "services:\n  db:\n    image: \"busybox:${A}\"\n    command: [\"${B}\"]\n    volumes: [\"./x:/x\"]\n",
+            ),
             ("conf/db.env", "A=a1\nB=b1\n"),
             ("conf/more.env", "B=b2-${A}\n"),
             ("data/.env", "A=ignored\n"),

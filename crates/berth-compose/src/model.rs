@@ -304,7 +304,8 @@ pub struct Logging {
     pub options: OptMap,
 }
 
-/// A lifecycle hook (`post_start`, `pre_stop`, `sync+exec`): a command run in the container (`pre_start` is kept, not run).
+/// A lifecycle hook: a command run in the container (`post_start`, `pre_stop`, `sync+exec`) or in a helper
+/// container before it starts (`pre_start`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Hook {

@@ -373,8 +373,10 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
             let required = match required {
                 None | Some(Value::Null) => json!(true),
                 Some(Value::String(r)) if lenient(r) => json!(r),
-                Some(r) => json!(bool_value(r)
-                    .ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?),
+                Some(r) => json!(
+                    bool_value(r)
+                        .ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?
+                ),
             };
             let mut e = Map::new();
             e.insert("path".into(), json!(absolute(base, &path)));

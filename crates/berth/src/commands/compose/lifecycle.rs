@@ -120,8 +120,11 @@ pub async fn run_hook(c: &Client, svc: &Service, cid: &str, hook: &Hook, out: Op
         let display = display_of(c, cid).await;
         let conn = c.hijack(&format!("/exec/{exec}/start"), Some(&json!({"Detach": false, "Tty": tty}))).await?;
         let mut sink = HookSink::new(Some(o), &display);
-        let copied =
-            if tty { crate::stream::copy_raw(conn, &mut sink).await } else { crate::stream::demux(conn, &mut sink).await };
+        let copied = if tty {
+            crate::stream::copy_raw(conn, &mut sink).await
+        } else {
+            crate::stream::demux(conn, &mut sink).await
+        };
         sink.finish()?;
         copied?;
         let st: Value = c.get_json(&format!("/exec/{exec}/json")).await?;
@@ -226,8 +229,7 @@ pub async fn pre_start(
         sink.finish()?;
         copied?;
         let w: Value = serde_json::from_slice(
-            &c.post(&format!("{}/wait{}", container_path(&hid), query(&[("condition", "not-running".into())])))
-                .await?,
+            &c.post(&format!("{}/wait{}", container_path(&hid), query(&[("condition", "not-running".into())]))).await?,
         )
         .context("decode the wait answer")?;
         let code = w["StatusCode"].as_i64().unwrap_or(-1);
@@ -235,9 +237,15 @@ pub async fn pre_start(
             let tail = sink.tail();
             let short: String = hid.chars().take(12).collect();
             if tail.is_empty() {
-                bail!("service {:?} pre_start[{i}] exited with code {code} (hook container {short} retained for inspection)", svc.name);
+                bail!(
+                    "service {:?} pre_start[{i}] exited with code {code} (hook container {short} retained for inspection)",
+                    svc.name
+                );
             }
-            bail!("service {:?} pre_start[{i}] exited with code {code}: {tail} (hook container {short} retained for inspection)", svc.name);
+            bail!(
+                "service {:?} pre_start[{i}] exited with code {code}: {tail} (hook container {short} retained for inspection)",
+                svc.name
+            );
         }
         super::up::remove_container(c, &hid, true).await?;
     }

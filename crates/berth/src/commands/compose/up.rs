@@ -327,13 +327,7 @@ async fn create_container(
     Ok(cid)
 }
 
-async fn start_container(
-    c: &Client,
-    svc: &Service,
-    cid: &str,
-    cname: &str,
-    hooks: Option<&HookOutput>,
-) -> Result<()> {
+async fn start_container(c: &Client, svc: &Service, cid: &str, cname: &str, hooks: Option<&HookOutput>) -> Result<()> {
     match c.post(&format!("{}/start", container_path(cid))).await {
         Ok(_) => {
             progress(&format!("Container {cname}"), "Started");
@@ -701,7 +695,12 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         &project,
         &a.services,
         a.no_deps,
-        &ImagePolicy { build: a.build, no_build: a.no_build, pull: a.pull.clone(), progress: p.progress.clone().unwrap_or_default() },
+        &ImagePolicy {
+            build: a.build,
+            no_build: a.no_build,
+            pull: a.pull.clone(),
+            progress: p.progress.clone().unwrap_or_default(),
+        },
         &a.scale,
         how,
         a.remove_orphans,

@@ -411,8 +411,7 @@ async fn prune_dangling(c: &crate::client::Client, old: &str) {
 /// The creation time of the service's image (the initial sync copies what changed since).
 async fn image_created(c: &crate::client::Client, project: &Project, svc: &Service) -> Option<std::time::SystemTime> {
     let image = berth_compose::plan::image_name(&project.name, svc);
-    let v: serde_json::Value =
-        c.get_json(&format!("{}/json", crate::commands::image_path(&image))).await.ok()?;
+    let v: serde_json::Value = c.get_json(&format!("{}/json", crate::commands::image_path(&image))).await.ok()?;
     let (secs, nanos) = crate::units::parse_rfc3339ish(v["Created"].as_str()?)?;
     let secs = u64::try_from(secs).ok()?;
     Some(std::time::UNIX_EPOCH + Duration::new(secs, nanos))
@@ -422,8 +421,7 @@ async fn image_created(c: &crate::client::Client, project: &Project, svc: &Servi
 /// `since` (the image's creation: older ones are in the image already), not ignored by the rule, not under a bind
 /// mount of the service (a bind mount shows the host's files anyway).
 fn initial_files(rule: &Rule<'_>, svc: &Service, since: std::time::SystemTime) -> Vec<String> {
-    let binds: Vec<&str> =
-        svc.volumes.iter().filter(|v| v.typ == "bind").filter_map(|v| v.source.as_deref()).collect();
+    let binds: Vec<&str> = svc.volumes.iter().filter(|v| v.typ == "bind").filter_map(|v| v.source.as_deref()).collect();
     let mounted = |p: &Path| binds.iter().any(|b| p.starts_with(b));
     let newer = |m: &std::fs::Metadata| m.modified().is_ok_and(|t| t > since);
     let root = PathBuf::from(&rule.rule.path);
