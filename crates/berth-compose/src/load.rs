@@ -127,7 +127,10 @@ impl interpolate::Lookup for Env<'_> {
 pub fn parse_yaml(file: &str, text: &str) -> Result<(Value, Vec<yaml::Reset>)> {
     let d = yaml::parse(text).map_err(|message| Error::Yaml { file: file.to_string(), message })?;
     match d.value {
-        Value::Null => Ok((json!({}), d.resets)),
+        // As compose-go: a file with nothing in it (or only comments) is no project.
+        Value::Null => {
+            Err(Error::Invalid { file: file.to_string(), path: String::new(), message: "empty compose file".into() })
+        }
         v @ Value::Object(_) => Ok((v, d.resets)),
         other => Err(Error::Invalid {
             file: file.to_string(),
@@ -553,6 +556,9 @@ fn build_project(
             message: e.to_string(),
         })?;
         svc.name = n.clone();
+        if !opts.no_interpolate {
+            check_values(config_files.first().map(|f| f.display().to_string()).unwrap_or_default().as_str(), &svc)?;
+        }
         // No `networks:` and no `network_mode:` is the default network, in the typed model as in config's.
         if svc.networks.is_none() && svc.network_mode.is_none() {
             svc.networks = Some(BTreeMap::from([("default".to_string(), None)]));
@@ -625,6 +631,9 @@ fn build_project(
             }
         }
     }
+    if consistent {
+        check_consistency(&services)?;
+    }
     check_cycles(&services)?;
     let resources = |key: &str| -> Result<BTreeMap<String, Resource>> {
         let mut out = BTreeMap::new();
@@ -658,10 +667,11 @@ fn build_project(
     for s in services.values().filter(|_| consistent) {
         for (n, _) in s.network_list() {
             if !networks.contains_key(&n) {
-                return Err(Error::Project(format!(
-                    "service {:?} refers to undefined network {n}: invalid compose project",
-                    s.name
-                )));
+                return Err(Error::Invalid {
+                    file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+                    path: format!("services.{}.networks", s.name),
+                    message: format!("service {:?} refers to undefined network {n}: invalid compose project", s.name),
+                });
             }
         }
         for (kind, list) in [("secret", &s.secrets), ("config", &s.configs)] {
@@ -751,6 +761,108 @@ fn build_project(
         model: merged,
         unset: Vec::new(),
     })
+}
+
+/// Values compose-go parses while it loads, so that a bad one is an error of the file and not of a later `up`:
+/// durations (Go's syntax), byte sizes, `scale` against `deploy.replicas`, `dockerfile` with `dockerfile_inline`,
+/// `build.platforms` that leave out the service's `platform`.
+fn check_values(file: &str, svc: &Service) -> Result<()> {
+    let bad = |key: &str, message: String| Error::Invalid {
+        file: file.to_string(),
+        path: format!("services.{}.{key}", svc.name),
+        message,
+    };
+    let durations = [
+        ("healthcheck.interval", svc.healthcheck.as_ref().and_then(|h| h.interval.clone())),
+        ("healthcheck.timeout", svc.healthcheck.as_ref().and_then(|h| h.timeout.clone())),
+        ("healthcheck.start_period", svc.healthcheck.as_ref().and_then(|h| h.start_period.clone())),
+        ("healthcheck.start_interval", svc.healthcheck.as_ref().and_then(|h| h.start_interval.clone())),
+        ("stop_grace_period", svc.stop_grace_period.clone()),
+    ];
+    for (key, v) in durations {
+        if let Some(v) = v {
+            berth_api::units::go_duration(&v).map_err(|e| bad(key, format!("invalid duration {v:?}: {e}")))?;
+        }
+    }
+    let limits = svc.deploy.as_ref().and_then(|d| d.resources.as_ref());
+    let sizes = [
+        ("mem_limit", svc.mem_limit.clone()),
+        ("memswap_limit", svc.memswap_limit.clone()),
+        ("mem_reservation", svc.mem_reservation.clone()),
+        ("shm_size", svc.shm_size.clone()),
+        ("deploy.resources.limits.memory", limits.and_then(|r| r.limits.as_ref()).and_then(|l| l.memory.clone())),
+        (
+            "deploy.resources.reservations.memory",
+            limits.and_then(|r| r.reservations.as_ref()).and_then(|l| l.memory.clone()),
+        ),
+    ];
+    for (key, v) in sizes {
+        // `memswap_limit: -1` is "unlimited".
+        if let Some(v) = v.filter(|v| v != "-1") {
+            berth_api::units::ram_in_bytes(&v).map_err(|e| bad(key, format!("invalid size {v:?}: {e}")))?;
+        }
+    }
+    if let (Some(scale), Some(replicas)) = (svc.scale, svc.deploy.as_ref().and_then(|d| d.replicas))
+        && scale != replicas
+    {
+        return Err(bad(
+            "scale",
+            format!("can't set distinct values on 'scale' ({scale}) and 'deploy.replicas' ({replicas})"),
+        ));
+    }
+    if let Some(b) = &svc.build {
+        if b.dockerfile.is_some() && b.dockerfile_inline.is_some() {
+            return Err(bad("build", "dockerfile and dockerfile_inline are mutually exclusive".into()));
+        }
+        if let Some(p) = &svc.platform
+            && !b.platforms.is_empty()
+            && !b.platforms.contains(p)
+        {
+            return Err(bad("build.platforms", format!("must include the service's platform {p:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// compose-go's consistency checks between services: `network_mode` with `networks`, a `service:X` of
+/// `network_mode`, `ipc`, `pid` or `volumes_from` naming no service, two services with one `container_name`.
+fn check_consistency(services: &BTreeMap<String, Service>) -> Result<()> {
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in services.values() {
+        // (Without `networks:` the typed model has the default network only when there is no `network_mode`.)
+        if s.network_mode.is_some() && s.networks.is_some() {
+            return Err(Error::Project(format!(
+                "service {:?} declares mutually exclusive `network_mode` and `networks`: invalid compose project",
+                s.name
+            )));
+        }
+        let refs = [("network_mode", s.network_mode.as_deref()), ("ipc", s.ipc.as_deref()), ("pid", s.pid.as_deref())];
+        let from = s.volumes_from.iter().map(|v| ("volumes_from", Some(v.as_str())));
+        for (key, v) in refs.into_iter().chain(from) {
+            let Some(v) = v else { continue };
+            let target = match key {
+                "volumes_from" if !v.starts_with("container:") => Some(v.split(':').next().unwrap_or(v)),
+                "volumes_from" => None,
+                _ => v.strip_prefix("service:"),
+            };
+            if let Some(t) = target
+                && !services.contains_key(t)
+            {
+                return Err(Error::Project(format!(
+                    "service {:?} refers to undefined service {t} in {key}: invalid compose project",
+                    s.name
+                )));
+            }
+        }
+        if let Some(c) = &s.container_name
+            && let Some(other) = names.insert(c.as_str(), s.name.as_str())
+        {
+            return Err(Error::Project(format!(
+                "container name {c:?} is already in use by service {other}: invalid compose project"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A value without the strings that still hold a template (and without the entries holding them), but for
@@ -1099,6 +1211,66 @@ volumes:
         let mut o = opts(d.path());
         o.no_interpolate = true;
         assert!(load_err(&o).contains("services.web.ports.0"));
+    }
+
+    #[test]
+    fn files_compose_v2_rejects_are_rejected() {
+        let err = |text: &str| {
+            let d = dir_with(&[("compose.yaml", text)]);
+            load_err(&opts(d.path()))
+        };
+        let cases: &[(&str, &str)] = &[
+            ("", "empty compose file"),
+            ("# only a comment\n", "empty compose file"),
+            (
+                "services:\n  a: {image: x, network_mode: host, networks: [default]}\n",
+                "mutually exclusive `network_mode` and `networks`",
+            ),
+            (
+                "services:\n  a: {build: {context: ., dockerfile: D, dockerfile_inline: \"FROM x\"}}\n",
+                "services.a.build: dockerfile and dockerfile_inline are mutually exclusive",
+            ),
+            (
+                "services:\n  a: {image: x, container_name: c}\n  b: {image: x, container_name: c}\n",
+                "container name \"c\" is already in use by service a",
+            ),
+            (
+                "services:\n  a: {image: x, scale: 2, deploy: {replicas: 3}}\n",
+                "services.a.scale: can't set distinct values on 'scale' (2) and 'deploy.replicas' (3)",
+            ),
+            (
+                "services:\n  a: {image: x, network_mode: \"service:zz\"}\n",
+                "service \"a\" refers to undefined service zz in network_mode",
+            ),
+            (
+                "services:\n  a: {image: x, volumes_from: [\"zz:ro\"]}\n",
+                "refers to undefined service zz in volumes_from",
+            ),
+            (
+                "services:\n  a: {image: x, platform: linux/arm64, build: {context: ., platforms: [linux/amd64]}}\n",
+                "services.a.build.platforms: must include the service's platform \"linux/arm64\"",
+            ),
+            (
+                "services:\n  a: {image: x, healthcheck: {test: x, interval: 5 minutes}}\n",
+                "services.a.healthcheck.interval: invalid duration \"5 minutes\"",
+            ),
+            ("services:\n  a: {image: x, mem_limit: lots}\n", "services.a.mem_limit: invalid size \"lots\""),
+            (
+                "services:\n  a: {image: x, networks: [nope]}\n",
+                "compose.yaml: services.a.networks: service \"a\" refers to undefined network nope",
+            ),
+            ("services:\n  a: {image: x, prots: []}\n", "unknown key \"prots\" (did you mean \"ports\"?)"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // What is consistent loads: the same values, a file's own network_mode without networks, `-1` swap.
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a: {image: x, scale: 2, deploy: {replicas: 2}, memswap_limit: -1, stop_grace_period: 1m30s}\n  b: {image: x, network_mode: \"service:a\", volumes_from: [a]}\n",
+        )]);
+        load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]
