@@ -165,3 +165,48 @@ fn builds_pass_progress_and_cache_from_and_refuse_buildkit_keys_before_anything(
     assert!(!d.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == "bk_default"));
     assert!(labelled(&d, "com.docker.compose.project=bk").is_empty());
 }
+
+/// `config`, `config --no-interpolate` and `config --variables` need no daemon: the output of `config` loads again
+/// to the same text, templates stay as written without interpolation (also where numbers are expected), and the
+/// variables come in Compose's three formats.
+#[test]
+fn config_output_loads_again_and_without_interpolation_keeps_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "services:\n  a:\n    image: busybox:${TAG:-1.36}\n    command: echo $(date) $$HOME\n    ports: [\"${PORT:-8080}:80\"]\n    scale: ${N:-1}\n    volumes: [\"./d:/d\", \"v:/v\"]\n    environment: [Y=yes, \"Z=${Z:?need Z}\"]\nvolumes:\n  v: {}\n";
+    std::fs::write(dir.path().join("compose.yaml"), text).unwrap();
+    let config = |cwd: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(bin("berth"))
+            .current_dir(cwd)
+            .env("Z", "z")
+            .env_remove("TAG")
+            .env_remove("PORT")
+            .env_remove("N")
+            .args(["compose", "-p", "cfg", "config"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "config {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let first = config(dir.path(), &[]);
+    assert!(first.contains("$$(date)") && first.contains("$$HOME") && first.contains("busybox:1.36"), "{first}");
+    let again = tempfile::tempdir().unwrap();
+    std::fs::write(again.path().join("compose.yaml"), &first).unwrap();
+    // Relative paths were made absolute by the first load, so the second reads the same project.
+    assert_eq!(config(again.path(), &[]), first);
+    let raw = config(dir.path(), &["--no-interpolate"]);
+    assert!(raw.contains("${PORT:-8080}:80") && raw.contains("scale: ${N:-1}"), "{raw}");
+    assert!(raw.contains("Z: ${Z:?need Z}") && raw.contains("busybox:${TAG:-1.36}"), "{raw}");
+    let table = config(dir.path(), &["--variables"]);
+    assert!(table.lines().next().unwrap().starts_with("NAME"), "{table}");
+    assert!(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Z", "true"]), "{table}");
+    let json = config(dir.path(), &["--variables", "--format", "json"]);
+    assert_eq!(json.lines().count(), 1, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        v["PORT"],
+        serde_json::json!({"Name": "PORT", "DefaultValue": "8080", "PresenceValue": "", "Required": false})
+    );
+    let yaml = config(dir.path(), &["--variables", "--format", "yaml"]);
+    assert!(yaml.contains("\"TAG\":\n    name: \"TAG\"\n    defaultvalue: \"1.36\""), "{yaml}");
+}
