@@ -210,3 +210,65 @@ fn config_output_loads_again_and_without_interpolation_keeps_templates() {
     let yaml = config(dir.path(), &["--variables", "--format", "yaml"]);
     assert!(yaml.contains("\"TAG\":\n    name: \"TAG\"\n    defaultvalue: \"1.36\""), "{yaml}");
 }
+
+/// Runs `berth compose watch ARGS` in `dir` until stderr shows `built` twice (the first rebuild after `touch`
+/// writes), each wait bounded: a rebuild of a two-step busybox image takes seconds, 90 s covers a loaded machine.
+fn watch_rebuild(d: &Berthd, dir: &std::path::Path, args: &[&str]) {
+    use std::io::BufRead;
+    let mut child = d
+        .berth_cmd()
+        .current_dir(dir)
+        .args(["compose", "watch"])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        let mut seen = Vec::new();
+        while let Ok(l) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            let hit = l.contains(text);
+            seen.push(l);
+            if hit {
+                return;
+            }
+        }
+        panic!("watch never printed {text:?}:\n{}", seen.join("\n"));
+    };
+    wait_for("Watch enabled");
+    std::fs::write(dir.join("app/dep.txt"), format!("{:?}", std::time::SystemTime::now())).unwrap();
+    wait_for("successfully built");
+    // Our child, ended by its handle (its PID).
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn watch_prune_removes_the_image_a_rebuild_left_dangling() {
+    let d = daemon_with_busybox();
+    let text = "services:\n  w:\n    build: ./app\n    command: [sleep, \"300\"]\n    stop_grace_period: 1s\n    develop:\n      watch:\n        - {path: ./app/dep.txt, action: rebuild}\n";
+    let dir = project(&d, "prune", text);
+    std::fs::create_dir_all(dir.join("app")).unwrap();
+    std::fs::write(dir.join("app/Dockerfile"), "FROM busybox\nCOPY dep.txt /dep.txt\n").unwrap();
+    std::fs::write(dir.join("app/dep.txt"), "0").unwrap();
+    let dangling = || d.ok(&["images", "-q", "--filter", "dangling=true"]).lines().count();
+    assert_eq!(dangling(), 0);
+    // --prune=false: the replaced image stays, untagged.
+    watch_rebuild(&d, &dir, &["--prune=false"]);
+    assert_eq!(dangling(), 1);
+    // By default (as Compose), the replaced image goes.
+    watch_rebuild(&d, &dir, &[]);
+    assert_eq!(dangling(), 1, "only the first run's image, which no rebuild of this run replaced");
+    ok(&d, &dir, &["down", "-t", "0", "--rmi", "local"]);
+}

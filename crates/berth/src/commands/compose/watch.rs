@@ -376,12 +376,8 @@ async fn rebuild(
     let image_name = berth_compose::plan::image_name(&project.name, svc);
     let before = super::up::image_id(c, &image_name).await?;
     let images = ensure_images(c, project, &one, &ImagePolicy { build: true, ..Default::default() }).await?;
-    if prune
-        && let Some(old) = before
-        && images.get(&svc.name) != Some(&old)
-    {
-        prune_dangling(c, &old).await;
-    }
+    // The replaced image, removed once the recreation has freed it.
+    let replaced = before.filter(|old| prune && images.get(&svc.name) != Some(old));
     let how = Converge { start: true, targets: Some(targets.clone()), ..Converge::default() };
     let image = images.get(&svc.name).cloned().unwrap_or_default();
     converge(c, project, svc, svc.replicas(), &image, &how).await?;
@@ -393,6 +389,9 @@ async fn rebuild(
             let image = images.get(&d).cloned().unwrap_or_default();
             converge(c, project, ds, ds.replicas(), &image, &how).await?;
         }
+    }
+    if let Some(old) = replaced {
+        prune_dangling(c, &old).await;
     }
     Ok(())
 }
