@@ -59,6 +59,8 @@ pub struct Project {
     pub working_dir: PathBuf,
     /// The files, absolute, in order.
     pub config_files: Vec<PathBuf>,
+    /// Every file read: the project's, and those `include:` and `extends: {file:}` brought in.
+    pub all_files: Vec<PathBuf>,
     /// The `.env` files that were read.
     pub env_files: Vec<PathBuf>,
     /// The variables interpolation used (the process's environment over the `.env` files).
@@ -194,6 +196,7 @@ pub fn load(opts: &Options) -> Result<Project> {
     let env = Env { os, dotenv: &dotenv_vars };
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
+    let mut all_files: Vec<PathBuf> = Vec::new();
     for f in &files {
         let mut reader = FileReader {
             env: &env,
@@ -209,6 +212,11 @@ pub fn load(opts: &Options) -> Result<Project> {
         }
         normalize::apply_resets(&mut merged, reader.resets.get(f).map(Vec::as_slice).unwrap_or_default());
         normalize::merge(&mut merged, doc);
+        for read in reader.resets.keys() {
+            if !all_files.contains(read) {
+                all_files.push(read.clone());
+            }
+        }
     }
     let environment: BTreeMap<String, String> =
         dotenv_vars.iter().chain(os.iter()).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -224,6 +232,7 @@ pub fn load(opts: &Options) -> Result<Project> {
     };
     let mut project = build_project(name, working_dir, files, env_files, environment, profiles, merged, opts)?;
     project.unset = unset.into_iter().collect();
+    project.all_files = all_files;
     Ok(project)
 }
 
@@ -750,6 +759,7 @@ fn build_project(
     Ok(Project {
         name,
         working_dir,
+        all_files: config_files.clone(),
         config_files,
         env_files,
         environment,
@@ -1148,6 +1158,8 @@ volumes:
         assert_eq!(p.services["web"].image.as_deref(), Some("busybox:1.36"));
         // The including project's variables win over the included env file's.
         assert_eq!(p.services["db"].image.as_deref(), Some("busybox:from-project"));
+        // Every file read is known (`config --variables` reads them all).
+        assert_eq!(p.all_files, [d.path().join("compose.yaml"), d.path().join("db/compose.yaml")]);
         assert_eq!(p.services["db"].environment["PORT"].as_deref(), Some("5432"));
         // Named env files (relative to the including project), and a project_directory the included file's
         // relative paths resolve against.

@@ -124,12 +124,13 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `config --variables`: the variables the files' templates use, as Compose v2 prints them: a table (`table`,
+/// `config --variables`: the variables the templates of every file read use (included and extended ones too), as
+/// Compose v2 prints them: a table (`table`,
 /// `pretty`, the default), one line of JSON (an object by name of compose-go's `Variable`s, fields in its order), or
 /// YAML (that object with go-yaml's lower-cased field names).
 fn variables_text(project: &Project, format: &str) -> Result<String> {
     let mut vars = std::collections::BTreeMap::new();
-    for f in &project.config_files {
+    for f in &project.all_files {
         let text = std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
         let (doc, _) = berth_compose::load::parse_yaml(&f.display().to_string(), &text)?;
         berth_compose::interpolate::variables(&doc, &mut vars);
