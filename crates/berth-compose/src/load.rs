@@ -59,6 +59,8 @@ pub struct Project {
     pub working_dir: PathBuf,
     /// The files, absolute, in order.
     pub config_files: Vec<PathBuf>,
+    /// Every file read: the project's, and those `include:` and `extends: {file:}` brought in.
+    pub all_files: Vec<PathBuf>,
     /// The `.env` files that were read.
     pub env_files: Vec<PathBuf>,
     /// The variables interpolation used (the process's environment over the `.env` files).
@@ -127,7 +129,10 @@ impl interpolate::Lookup for Env<'_> {
 pub fn parse_yaml(file: &str, text: &str) -> Result<(Value, Vec<yaml::Reset>)> {
     let d = yaml::parse(text).map_err(|message| Error::Yaml { file: file.to_string(), message })?;
     match d.value {
-        Value::Null => Ok((json!({}), d.resets)),
+        // As compose-go: a file with nothing in it (or only comments) is no project.
+        Value::Null => {
+            Err(Error::Invalid { file: file.to_string(), path: String::new(), message: "empty compose file".into() })
+        }
         v @ Value::Object(_) => Ok((v, d.resets)),
         other => Err(Error::Invalid {
             file: file.to_string(),
@@ -191,6 +196,7 @@ pub fn load(opts: &Options) -> Result<Project> {
     let env = Env { os, dotenv: &dotenv_vars };
     let mut unset = BTreeSet::new();
     let mut merged = json!({});
+    let mut all_files: Vec<PathBuf> = Vec::new();
     for f in &files {
         let mut reader = FileReader {
             env: &env,
@@ -201,11 +207,16 @@ pub fn load(opts: &Options) -> Result<Project> {
         };
         let mut doc = reader.read(f, &working_dir)?;
         resolve_extends(&mut reader, &mut doc, f)?;
-        for inc in includes(&mut reader, &mut doc, f, &mut Vec::new())? {
+        for inc in includes(&mut reader, &mut doc, f, &working_dir, &mut Vec::new())? {
             normalize::merge(&mut merged, inc);
         }
         normalize::apply_resets(&mut merged, reader.resets.get(f).map(Vec::as_slice).unwrap_or_default());
         normalize::merge(&mut merged, doc);
+        for read in reader.resets.keys() {
+            if !all_files.contains(read) {
+                all_files.push(read.clone());
+            }
+        }
     }
     let environment: BTreeMap<String, String> =
         dotenv_vars.iter().chain(os.iter()).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -221,6 +232,7 @@ pub fn load(opts: &Options) -> Result<Project> {
     };
     let mut project = build_project(name, working_dir, files, env_files, environment, profiles, merged, opts)?;
     project.unset = unset.into_iter().collect();
+    project.all_files = all_files;
     Ok(project)
 }
 
@@ -249,7 +261,7 @@ impl FileReader<'_> {
             })?;
         }
         schema::validate(&doc).map_err(|v| Error::Invalid { file: shown.clone(), path: v.path, message: v.message })?;
-        normalize::file(&shown, &mut doc, base)?;
+        normalize::file(&shown, &mut doc, base, !self.interpolate)?;
         Ok(doc)
     }
 }
@@ -326,56 +338,125 @@ fn extended(
     Ok(merged["services"][name].take())
 }
 
-/// The files a file's `include:` names (each read relative to its own directory or `project_directory`, its own
-/// `extends` and `include`s resolved), taken out of `doc`; a service both included and defined is an error, as in
-/// Compose.
-fn includes(reader: &mut FileReader<'_>, doc: &mut Value, file: &Path, stack: &mut Vec<PathBuf>) -> Result<Vec<Value>> {
+/// The variables of an included project: the including one's, then those of its `env_file`s for the names it
+/// leaves unset (compose-go's `environment.Clone().Merge(envFromFile)`).
+struct Layered<'a> {
+    first: &'a dyn interpolate::Lookup,
+    more: BTreeMap<String, String>,
+}
+
+impl interpolate::Lookup for Layered<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.first.get(name).or_else(|| self.more.get(name).cloned())
+    }
+}
+
+/// The files a file's `include:` names, read as compose-go's ApplyInclude does: paths, a relative
+/// `project_directory` and `env_file`s relative to `workdir` (the including project's directory); the included
+/// project's directory is `project_directory`, else its first file's; its variables are the including project's
+/// over its `env_file`s (by default its directory's `.env`, when there is one; a named one must exist). Each is
+/// read relative to its project directory, its own `extends` and `include`s resolved, and taken out of `doc`; a
+/// service both included and defined is an error, as in Compose.
+fn includes(
+    reader: &mut FileReader<'_>,
+    doc: &mut Value,
+    file: &Path,
+    workdir: &Path,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Vec<Value>> {
     let Some(list) = doc.as_object_mut().and_then(|m| m.remove("include")) else { return Ok(Vec::new()) };
-    let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
     stack.push(file.to_path_buf());
+    let shown = display_name(file, reader.cwd);
     let mut out = Vec::new();
-    for item in list.as_array().into_iter().flatten() {
-        let (paths, project_dir): (Vec<String>, Option<String>) = match item {
-            Value::String(p) => (vec![p.clone()], None),
-            o => {
-                let paths = match o.get("path") {
-                    Some(Value::String(p)) => vec![p.clone()],
-                    Some(Value::Array(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
-                    _ => Vec::new(),
-                };
-                (paths, o.get("project_directory").and_then(Value::as_str).map(str::to_string))
+    for (i, item) in list.as_array().into_iter().flatten().enumerate() {
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            match v {
+                Some(Value::String(p)) => vec![p.clone()],
+                Some(Value::Array(ps)) => ps.iter().filter_map(Value::as_str).map(str::to_string).collect(),
+                _ => Vec::new(),
             }
         };
-        for p in paths {
-            let path = PathBuf::from(normalize::absolute(&dir, &p));
-            if stack.contains(&path) {
-                return Err(Error::Project(format!("include cycle: {} includes {}", file.display(), path.display())));
+        let (paths, project_dir, env_files) = match item {
+            Value::String(p) => (vec![p.clone()], None, Vec::new()),
+            o => (
+                strings(o.get("path")),
+                o.get("project_directory").and_then(Value::as_str).map(str::to_string),
+                strings(o.get("env_file")),
+            ),
+        };
+        let paths: Vec<PathBuf> = paths.iter().map(|p| PathBuf::from(normalize::absolute(workdir, p))).collect();
+        let Some(main) = paths.first() else { continue };
+        let base = match &project_dir {
+            Some(pd) => PathBuf::from(normalize::absolute(workdir, pd)),
+            None => main.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        };
+        let env_files: Vec<PathBuf> = if env_files.is_empty() {
+            Some(base.join(".env")).filter(|f| f.is_file()).into_iter().collect()
+        } else {
+            let mut l = Vec::new();
+            for f in &env_files {
+                let p = PathBuf::from(normalize::absolute(workdir, f));
+                if !p.is_file() {
+                    return Err(Error::Invalid {
+                        file: shown.clone(),
+                        path: format!("include.{i}.env_file"),
+                        message: format!("env file {} not found", p.display()),
+                    });
+                }
+                l.push(p);
             }
-            let base = match &project_dir {
-                Some(pd) => PathBuf::from(normalize::absolute(&dir, pd)),
-                None => path.parent().unwrap_or(Path::new("/")).to_path_buf(),
-            };
-            let mut inc = reader.read(&path, &base)?;
-            resolve_extends(reader, &mut inc, &path)?;
-            let nested = includes(reader, &mut inc, &path, stack)?;
-            for n in nested {
-                out.push(n);
-            }
-            if let (Some(theirs), Some(ours)) =
-                (inc.get("services").and_then(Value::as_object), doc.get("services").and_then(Value::as_object))
-                && let Some(clash) = theirs.keys().find(|k| ours.contains_key(*k))
-            {
-                return Err(Error::Invalid {
-                    file: display_name(file, reader.cwd),
-                    path: format!("services.{clash}"),
-                    message: format!(
-                        "conflicts with the service {clash:?} imported from {}",
-                        display_name(&path, reader.cwd)
-                    ),
-                });
-            }
-            out.push(inc);
+            l
+        };
+        let mut more = BTreeMap::new();
+        for f in &env_files {
+            let vars = dotenv::read(f, &Layered { first: reader.env, more: more.clone() })?;
+            more.extend(vars);
         }
+        let layered = Layered { first: reader.env, more };
+        let mut sub = FileReader {
+            env: &layered,
+            unset: &mut *reader.unset,
+            cwd: reader.cwd,
+            resets: std::mem::take(&mut reader.resets),
+            interpolate: reader.interpolate,
+        };
+        let mut read_all = || -> Result<Value> {
+            let mut merged = json!({});
+            for path in &paths {
+                if stack.contains(path) {
+                    return Err(Error::Project(format!(
+                        "include cycle: {} includes {}",
+                        file.display(),
+                        path.display()
+                    )));
+                }
+                let mut inc = sub.read(path, &base)?;
+                resolve_extends(&mut sub, &mut inc, path)?;
+                for n in includes(&mut sub, &mut inc, path, &base, stack)? {
+                    normalize::merge(&mut merged, n);
+                }
+                normalize::apply_resets(&mut merged, sub.resets.get(path).map(Vec::as_slice).unwrap_or_default());
+                normalize::merge(&mut merged, inc);
+            }
+            Ok(merged)
+        };
+        let inc = read_all();
+        reader.resets = std::mem::take(&mut sub.resets);
+        let inc = inc?;
+        if let (Some(theirs), Some(ours)) =
+            (inc.get("services").and_then(Value::as_object), doc.get("services").and_then(Value::as_object))
+            && let Some(clash) = theirs.keys().find(|k| ours.contains_key(*k))
+        {
+            return Err(Error::Invalid {
+                file: shown.clone(),
+                path: format!("services.{clash}"),
+                message: format!(
+                    "conflicts with the service {clash:?} imported from {}",
+                    display_name(main, reader.cwd)
+                ),
+            });
+        }
+        out.push(inc);
     }
     stack.pop();
     Ok(out)
@@ -472,12 +553,21 @@ fn build_project(
     let mut services = BTreeMap::new();
     let mut disabled = BTreeMap::new();
     for (n, v) in &all {
-        let mut svc: Service = serde_json::from_value(v.clone()).map_err(|e| Error::Invalid {
+        let typed = serde_json::from_value(v.clone()).or_else(|e| {
+            // Without interpolation a template stands where the typed model wants a number or a boolean: the
+            // typed model (used for the references) is read without the templated values, `config` prints them
+            // as written.
+            if opts.no_interpolate { serde_json::from_value(without_templates(v)) } else { Err(e) }
+        });
+        let mut svc: Service = typed.map_err(|e| Error::Invalid {
             file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
             path: format!("services.{n}"),
             message: e.to_string(),
         })?;
         svc.name = n.clone();
+        if !opts.no_interpolate {
+            check_values(config_files.first().map(|f| f.display().to_string()).unwrap_or_default().as_str(), &svc)?;
+        }
         // No `networks:` and no `network_mode:` is the default network, in the typed model as in config's.
         if svc.networks.is_none() && svc.network_mode.is_none() {
             svc.networks = Some(BTreeMap::from([("default".to_string(), None)]));
@@ -490,7 +580,12 @@ fn build_project(
             let mut from_files = BTreeMap::new();
             for ef in efs {
                 let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
-                let required = ef.get("required").and_then(Value::as_bool).unwrap_or(true);
+                let required = match ef.get("required") {
+                    Some(Value::Bool(b)) => *b,
+                    // A template (only without interpolation): whether the file must exist is not known.
+                    Some(Value::String(_)) => false,
+                    _ => true,
+                };
                 let format = ef.get("format").and_then(Value::as_str);
                 let text = match std::fs::read_to_string(path) {
                     Ok(t) => t,
@@ -545,12 +640,18 @@ fn build_project(
             }
         }
     }
+    if consistent {
+        check_consistency(&services)?;
+    }
     check_cycles(&services)?;
     let resources = |key: &str| -> Result<BTreeMap<String, Resource>> {
         let mut out = BTreeMap::new();
         if let Some(m) = merged.get(key).and_then(Value::as_object) {
             for (k, v) in m {
-                let mut r: Resource = serde_json::from_value(v.clone()).map_err(|e| Error::Invalid {
+                let typed = serde_json::from_value(v.clone()).or_else(|e| {
+                    if opts.no_interpolate { serde_json::from_value(without_templates(v)) } else { Err(e) }
+                });
+                let mut r: Resource = typed.map_err(|e| Error::Invalid {
                     file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
                     path: format!("{key}.{k}"),
                     message: e.to_string(),
@@ -575,10 +676,11 @@ fn build_project(
     for s in services.values().filter(|_| consistent) {
         for (n, _) in s.network_list() {
             if !networks.contains_key(&n) {
-                return Err(Error::Project(format!(
-                    "service {:?} refers to undefined network {n}: invalid compose project",
-                    s.name
-                )));
+                return Err(Error::Invalid {
+                    file: config_files.first().map(|f| f.display().to_string()).unwrap_or_default(),
+                    path: format!("services.{}.networks", s.name),
+                    message: format!("service {:?} refers to undefined network {n}: invalid compose project", s.name),
+                });
             }
         }
         for (kind, list) in [("secret", &s.secrets), ("config", &s.configs)] {
@@ -612,7 +714,20 @@ fn build_project(
             for (k, v) in svcs.iter_mut() {
                 if let (Some(obj), Some(s)) = (v.as_object_mut(), services.get(k)) {
                     if !opts.no_env_resolution && (!s.environment.is_empty() || obj.contains_key("environment")) {
-                        obj.insert("environment".into(), json!(s.environment));
+                        let mut env = json!(s.environment);
+                        // Without interpolation the templates the typed model left out stay as written.
+                        if let (true, Some(own), Some(e)) = (
+                            opts.no_interpolate,
+                            obj.get("environment").and_then(Value::as_object),
+                            env.as_object_mut(),
+                        ) {
+                            for (k, v) in own {
+                                if matches!(v, Value::String(t) if normalize::has_template(t)) {
+                                    e.insert(k.clone(), v.clone());
+                                }
+                            }
+                        }
+                        obj.insert("environment".into(), env);
                     }
                     if !obj.contains_key("networks") && s.network_mode.is_none() {
                         obj.insert("networks".into(), json!({"default": null}));
@@ -644,6 +759,7 @@ fn build_project(
     Ok(Project {
         name,
         working_dir,
+        all_files: config_files.clone(),
         config_files,
         env_files,
         environment,
@@ -655,6 +771,128 @@ fn build_project(
         model: merged,
         unset: Vec::new(),
     })
+}
+
+/// Values compose-go parses while it loads, so that a bad one is an error of the file and not of a later `up`:
+/// durations (Go's syntax), byte sizes, `scale` against `deploy.replicas`, `dockerfile` with `dockerfile_inline`,
+/// `build.platforms` that leave out the service's `platform`.
+fn check_values(file: &str, svc: &Service) -> Result<()> {
+    let bad = |key: &str, message: String| Error::Invalid {
+        file: file.to_string(),
+        path: format!("services.{}.{key}", svc.name),
+        message,
+    };
+    let durations = [
+        ("healthcheck.interval", svc.healthcheck.as_ref().and_then(|h| h.interval.clone())),
+        ("healthcheck.timeout", svc.healthcheck.as_ref().and_then(|h| h.timeout.clone())),
+        ("healthcheck.start_period", svc.healthcheck.as_ref().and_then(|h| h.start_period.clone())),
+        ("healthcheck.start_interval", svc.healthcheck.as_ref().and_then(|h| h.start_interval.clone())),
+        ("stop_grace_period", svc.stop_grace_period.clone()),
+    ];
+    for (key, v) in durations {
+        if let Some(v) = v {
+            berth_api::units::go_duration(&v).map_err(|e| bad(key, format!("invalid duration {v:?}: {e}")))?;
+        }
+    }
+    let limits = svc.deploy.as_ref().and_then(|d| d.resources.as_ref());
+    let sizes = [
+        ("mem_limit", svc.mem_limit.clone()),
+        ("memswap_limit", svc.memswap_limit.clone()),
+        ("mem_reservation", svc.mem_reservation.clone()),
+        ("shm_size", svc.shm_size.clone()),
+        ("deploy.resources.limits.memory", limits.and_then(|r| r.limits.as_ref()).and_then(|l| l.memory.clone())),
+        (
+            "deploy.resources.reservations.memory",
+            limits.and_then(|r| r.reservations.as_ref()).and_then(|l| l.memory.clone()),
+        ),
+    ];
+    for (key, v) in sizes {
+        // `memswap_limit: -1` is "unlimited".
+        if let Some(v) = v.filter(|v| v != "-1") {
+            berth_api::units::ram_in_bytes(&v).map_err(|e| bad(key, format!("invalid size {v:?}: {e}")))?;
+        }
+    }
+    if let (Some(scale), Some(replicas)) = (svc.scale, svc.deploy.as_ref().and_then(|d| d.replicas))
+        && scale != replicas
+    {
+        return Err(bad(
+            "scale",
+            format!("can't set distinct values on 'scale' ({scale}) and 'deploy.replicas' ({replicas})"),
+        ));
+    }
+    if let Some(b) = &svc.build {
+        if b.dockerfile.is_some() && b.dockerfile_inline.is_some() {
+            return Err(bad("build", "dockerfile and dockerfile_inline are mutually exclusive".into()));
+        }
+        if let Some(p) = &svc.platform
+            && !b.platforms.is_empty()
+            && !b.platforms.contains(p)
+        {
+            return Err(bad("build.platforms", format!("must include the service's platform {p:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// compose-go's consistency checks between services: `network_mode` with `networks`, a `service:X` of
+/// `network_mode`, `ipc`, `pid` or `volumes_from` naming no service, two services with one `container_name`.
+fn check_consistency(services: &BTreeMap<String, Service>) -> Result<()> {
+    let mut names: BTreeMap<&str, &str> = BTreeMap::new();
+    for s in services.values() {
+        // (Without `networks:` the typed model has the default network only when there is no `network_mode`.)
+        if s.network_mode.is_some() && s.networks.is_some() {
+            return Err(Error::Project(format!(
+                "service {:?} declares mutually exclusive `network_mode` and `networks`: invalid compose project",
+                s.name
+            )));
+        }
+        let refs = [("network_mode", s.network_mode.as_deref()), ("ipc", s.ipc.as_deref()), ("pid", s.pid.as_deref())];
+        let from = s.volumes_from.iter().map(|v| ("volumes_from", Some(v.as_str())));
+        for (key, v) in refs.into_iter().chain(from) {
+            let Some(v) = v else { continue };
+            let target = match key {
+                "volumes_from" if !v.starts_with("container:") => Some(v.split(':').next().unwrap_or(v)),
+                "volumes_from" => None,
+                _ => v.strip_prefix("service:"),
+            };
+            if let Some(t) = target
+                && !services.contains_key(t)
+            {
+                return Err(Error::Project(format!(
+                    "service {:?} refers to undefined service {t} in {key}: invalid compose project",
+                    s.name
+                )));
+            }
+        }
+        if let Some(c) = &s.container_name
+            && let Some(other) = names.insert(c.as_str(), s.name.as_str())
+        {
+            return Err(Error::Project(format!(
+                "container name {c:?} is already in use by service {other}: invalid compose project"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A value without the strings that still hold a template (and without the entries holding them), but for
+/// `image` (a string wherever it is).
+fn without_templates(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, x)| *k == "image" || !matches!(x, Value::String(s) if normalize::has_template(s)))
+                .map(|(k, x)| (k.clone(), without_templates(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .filter(|x| !matches!(x, Value::String(s) if normalize::has_template(s)))
+                .map(without_templates)
+                .collect(),
+        ),
+        o => o.clone(),
+    }
 }
 
 /// Fails on a cycle in `depends_on`, naming it.
@@ -902,6 +1140,149 @@ volumes:
             load_err(&opts(d.path()))
                 .contains("services.db: conflicts with the service \"db\" imported from other.yaml")
         );
+    }
+
+    #[test]
+    fn include_env_file_and_project_directory() {
+        // The included project's own `.env` (its directory's) fills what the including project leaves unset.
+        let d = dir_with(&[
+            ("compose.yaml", "include:\n  - db/compose.yaml\nservices:\n  web: {image: \"busybox:${TAG}\"}\n"),
+            (".env", "TAG=1.36\nDB_TAG=from-project\n"),
+            (
+                "db/compose.yaml",
+                "services:\n  db: {image: \"busybox:${DB_TAG}\", environment: [\"PORT=${DB_PORT}\"]}\n",
+            ),
+            ("db/.env", "DB_TAG=from-include\nDB_PORT=5432\n"),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["web"].image.as_deref(), Some("busybox:1.36"));
+        // The including project's variables win over the included env file's.
+        assert_eq!(p.services["db"].image.as_deref(), Some("busybox:from-project"));
+        // Every file read is known (`config --variables` reads them all).
+        assert_eq!(p.all_files, [d.path().join("compose.yaml"), d.path().join("db/compose.yaml")]);
+        assert_eq!(p.services["db"].environment["PORT"].as_deref(), Some("5432"));
+        // Named env files (relative to the including project), and a project_directory the included file's
+        // relative paths resolve against.
+        let d = dir_with(&[
+            (
+                "compose.yaml",
+                "include:\n  - path: parts/db.yaml\n    env_file: [conf/db.env, conf/more.env]\n    project_directory: data\nservices: {}\n",
+            ),
+            (
+                "parts/db.yaml",
+                "services:\n  db:\n    image: \"busybox:${A}\"\n    command: [\"${B}\"]\n    volumes: [\"./x:/x\"]\n",
+            ),
+            ("conf/db.env", "A=a1\nB=b1\n"),
+            ("conf/more.env", "B=b2-${A}\n"),
+            ("data/.env", "A=ignored\n"),
+        ]);
+        let p = load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.services["db"].image.as_deref(), Some("busybox:a1"));
+        assert_eq!(p.services["db"].command.as_deref(), Some(&["b2-a1".to_string()][..]));
+        assert_eq!(
+            p.services["db"].volumes[0].source.as_deref(),
+            Some(d.path().join("data/x").display().to_string().as_str())
+        );
+        // A named env file that is missing is an error naming it.
+        let d = dir_with(&[
+            ("compose.yaml", "include:\n  - {path: db.yaml, env_file: nope.env}\n"),
+            ("db.yaml", "services:\n  db: {image: busybox}\n"),
+        ]);
+        let e = load_err(&opts(d.path()));
+        assert!(e.contains("include.0.env_file") && e.contains("nope.env"), "{e}");
+    }
+
+    #[test]
+    fn no_interpolate_keeps_templates_where_values_are_typed() {
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  web:\n    image: busybox:${TAG:-latest}\n    ports: [\"${PORT:-8080}:80\", {target: \"${T:-80}\", published: 81}]\n    volumes: [\"${DATA:-./data}:/data\"]\n    scale: ${N:-1}\n    read_only: ${RO:-false}\n    mem_limit: ${MEM:-64m}\n    env_file: [{path: a.env, required: \"${REQ:-false}\"}]\n    healthcheck: {test: x, retries: \"${R:-3}\"}\n    environment: {A: \"${A}\", B: b}\n",
+        )]);
+        let mut o = opts(d.path());
+        // Interpolated, it loads (the defaults apply).
+        if let Err(e) = load(&o) {
+            panic!("{e}");
+        }
+        o.no_interpolate = true;
+        o.no_env_resolution = true;
+        let p = load(&o).unwrap_or_else(|e| panic!("{e}"));
+        let web = &p.model["services"]["web"];
+        assert_eq!(web["ports"][0], json!("${PORT:-8080}:80"));
+        assert_eq!(web["ports"][1]["target"], json!("${T:-80}"));
+        assert_eq!(web["volumes"][0], json!("${DATA:-./data}:/data"));
+        assert_eq!(web["scale"], json!("${N:-1}"));
+        assert_eq!(web["read_only"], json!("${RO:-false}"));
+        assert_eq!(web["env_file"][0]["required"], json!("${REQ:-false}"));
+        assert_eq!(web["image"], json!("busybox:${TAG:-latest}"));
+        let mut o2 = opts(d.path());
+        o2.no_interpolate = true;
+        let p = load(&o2).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.model["services"]["web"]["environment"]["A"], json!("${A}"));
+        // What does not parse without a template is still an error.
+        let d = dir_with(&[("compose.yaml", "services:\n  web: {image: x, ports: [\"a:b:c:d\"]}\n")]);
+        let mut o = opts(d.path());
+        o.no_interpolate = true;
+        assert!(load_err(&o).contains("services.web.ports.0"));
+    }
+
+    #[test]
+    fn files_compose_v2_rejects_are_rejected() {
+        let err = |text: &str| {
+            let d = dir_with(&[("compose.yaml", text)]);
+            load_err(&opts(d.path()))
+        };
+        let cases: &[(&str, &str)] = &[
+            ("", "empty compose file"),
+            ("# only a comment\n", "empty compose file"),
+            (
+                "services:\n  a: {image: x, network_mode: host, networks: [default]}\n",
+                "mutually exclusive `network_mode` and `networks`",
+            ),
+            (
+                "services:\n  a: {build: {context: ., dockerfile: D, dockerfile_inline: \"FROM x\"}}\n",
+                "services.a.build: dockerfile and dockerfile_inline are mutually exclusive",
+            ),
+            (
+                "services:\n  a: {image: x, container_name: c}\n  b: {image: x, container_name: c}\n",
+                "container name \"c\" is already in use by service a",
+            ),
+            (
+                "services:\n  a: {image: x, scale: 2, deploy: {replicas: 3}}\n",
+                "services.a.scale: can't set distinct values on 'scale' (2) and 'deploy.replicas' (3)",
+            ),
+            (
+                "services:\n  a: {image: x, network_mode: \"service:zz\"}\n",
+                "service \"a\" refers to undefined service zz in network_mode",
+            ),
+            (
+                "services:\n  a: {image: x, volumes_from: [\"zz:ro\"]}\n",
+                "refers to undefined service zz in volumes_from",
+            ),
+            (
+                "services:\n  a: {image: x, platform: linux/arm64, build: {context: ., platforms: [linux/amd64]}}\n",
+                "services.a.build.platforms: must include the service's platform \"linux/arm64\"",
+            ),
+            (
+                "services:\n  a: {image: x, healthcheck: {test: x, interval: 5 minutes}}\n",
+                "services.a.healthcheck.interval: invalid duration \"5 minutes\"",
+            ),
+            ("services:\n  a: {image: x, mem_limit: lots}\n", "services.a.mem_limit: invalid size \"lots\""),
+            (
+                "services:\n  a: {image: x, networks: [nope]}\n",
+                "compose.yaml: services.a.networks: service \"a\" refers to undefined network nope",
+            ),
+            ("services:\n  a: {image: x, prots: []}\n", "unknown key \"prots\" (did you mean \"ports\"?)"),
+        ];
+        for (text, want) in cases {
+            let e = err(text);
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        // What is consistent loads: the same values, a file's own network_mode without networks, `-1` swap.
+        let d = dir_with(&[(
+            "compose.yaml",
+            "services:\n  a: {image: x, scale: 2, deploy: {replicas: 2}, memswap_limit: -1, stop_grace_period: 1m30s}\n  b: {image: x, network_mode: \"service:a\", volumes_from: [a]}\n",
+        )]);
+        load(&opts(d.path())).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -90,6 +90,18 @@ pub struct Build {
     pub shm_size: Option<String>,
     /// `--add-host`.
     pub extra_hosts: Vec<String>,
+    /// Images whose layers may serve as the build's cache (`--cache-from`; BuildKit's `type=...` forms too).
+    pub cache_from: Vec<String>,
+    /// Where to export the cache (BuildKit only).
+    pub cache_to: Vec<String>,
+    /// The platforms to build for.
+    pub platforms: Vec<String>,
+    /// Named contexts (BuildKit only).
+    pub additional_contexts: OptMap,
+    /// Build secrets (BuildKit only).
+    pub secrets: Vec<Value>,
+    /// SSH agent sockets or keys to forward (BuildKit only).
+    pub ssh: OptMap,
 }
 
 /// A published port (long syntax).
@@ -292,7 +304,8 @@ pub struct Logging {
     pub options: OptMap,
 }
 
-/// A lifecycle hook (`post_start`, `pre_stop`, `sync+exec`): a command run in the container (`pre_start` is kept, not run).
+/// A lifecycle hook: a command run in the container (`post_start`, `pre_stop`, `sync+exec`) or in a helper
+/// container before it starts (`pre_start`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Hook {

@@ -281,13 +281,21 @@ fn is_mode(s: &str) -> bool {
     })
 }
 
+/// Whether a value still holds a template (`config --no-interpolate`): a `$` that is not `$$`.
+pub fn has_template(s: &str) -> bool {
+    s.replace("$$", "").contains('$')
+}
+
 /// Normalises one service in place. `base` resolves relative paths; `file` and the path prefix go into errors.
-pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path) -> Result<()> {
+/// With `keep_templates` (`config --no-interpolate`), a value that does not parse because it holds a template is
+/// kept as written, as compose-go's canonical transform does when interpolation is skipped.
+pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path, keep_templates: bool) -> Result<()> {
     let bad = |key: &str, message: String| Error::Invalid {
         file: file.to_string(),
         path: format!("services.{name}.{key}"),
         message,
     };
+    let lenient = |v: &str| keep_templates && has_template(v);
     if let Some(b) = svc.get_mut("build") {
         if let Some(ctx) = b.as_str().map(str::to_string) {
             *b = json!({"context": ctx});
@@ -363,13 +371,16 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
             let key = format!("env_file.{i}");
             let Some(path) = path else { return Err(bad(&key, "expected a path".into())) };
             let required = match required {
-                None | Some(Value::Null) => true,
-                Some(r) => bool_value(r)
-                    .ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?,
+                None | Some(Value::Null) => json!(true),
+                Some(Value::String(r)) if lenient(r) => json!(r),
+                Some(r) => json!(
+                    bool_value(r)
+                        .ok_or_else(|| bad(&format!("{key}.required"), format!("expected a boolean, got {r}")))?
+                ),
             };
             let mut e = Map::new();
             e.insert("path".into(), json!(absolute(base, &path)));
-            e.insert("required".into(), json!(required));
+            e.insert("required".into(), required);
             if let Some(f) = format.and_then(scalar_string) {
                 e.insert("format".into(), json!(f));
             }
@@ -435,7 +446,9 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
             match p {
                 Value::Object(m) => {
                     let mut m = m.clone();
-                    if let Some(t) = m.get("target").and_then(scalar_string) {
+                    if let Some(t) = m.get("target").and_then(scalar_string)
+                        && !lenient(&t)
+                    {
                         let t: u16 = t.parse().map_err(|_| {
                             bad(&format!("ports.{i}.target"), format!("expected a port number, got {t:?}"))
                         })?;
@@ -450,6 +463,11 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
                 }
                 other => {
                     let s = scalar_string(other).unwrap_or_default();
+                    // A template's own `:` would be read as a separator: kept as written.
+                    if lenient(&s) {
+                        out.push(other.clone());
+                        continue;
+                    }
                     out.extend(parse_port(&s).map_err(|e| bad(&format!("ports.{i}"), e.to_string()))?);
                 }
             }
@@ -460,6 +478,7 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
         let mut out = Vec::new();
         for (i, v) in vols.iter().enumerate() {
             match v {
+                Value::String(s) if lenient(s) => out.push(v.clone()),
                 Value::String(s) => {
                     out.push(parse_volume(s, base).map_err(|e| bad(&format!("volumes.{i}"), e.to_string()))?)
                 }
@@ -519,14 +538,15 @@ pub fn service(file: &str, name: &str, svc: &mut Map<String, Value>, base: &Path
 }
 
 /// Normalises a whole file (after validation): its services, and the `external`/`name` of volumes and networks.
-pub fn file(file: &str, doc: &mut Value, base: &Path) -> Result<()> {
+/// `keep_templates`: see [`service`].
+pub fn file(file: &str, doc: &mut Value, base: &Path, keep_templates: bool) -> Result<()> {
     if let Some(services) = doc.get_mut("services").and_then(Value::as_object_mut) {
         for (name, svc) in services.iter_mut() {
             if svc.is_null() {
                 *svc = json!({});
             }
             if let Some(m) = svc.as_object_mut() {
-                service(file, name, m, base)?;
+                service(file, name, m, base, keep_templates)?;
             }
         }
     }
@@ -738,7 +758,7 @@ mod tests {
             "depends_on": ["db"], "networks": ["front"], "healthcheck": {"test": "true"},
             "extra_hosts": ["h:10.0.0.1"], "dns": "1.1.1.1", "ports": ["80"]
         }, "db": null}});
-        file("compose.yaml", &mut doc, Path::new("/p")).expect("normalise");
+        file("compose.yaml", &mut doc, Path::new("/p"), false).expect("normalise");
         let w = &doc["services"]["web"];
         assert_eq!(w["build"], json!({"context": "/p/app", "dockerfile": "Dockerfile"}));
         assert_eq!(w["command"], json!(["sh", "-c", "echo hi"]));

@@ -46,6 +46,10 @@ pub const LABEL_VOLUME: &str = "com.docker.compose.volume";
 pub const LABEL_SLUG: &str = "com.docker.compose.slug";
 /// `com.docker.compose.replace` (the container a recreated one replaces).
 pub const LABEL_REPLACE: &str = "com.docker.compose.replace";
+/// `com.docker.compose.hook` (`pre_start` on the helper container a `pre_start` hook runs in).
+pub const LABEL_HOOK: &str = "com.docker.compose.hook";
+/// The index of the `pre_start` hook a helper container runs (Berth's; Compose tells them apart by name).
+pub const LABEL_HOOK_INDEX: &str = "com.docker.compose.hook.index";
 
 /// The container name of replica `n` (`container_name:` for a service that has one).
 pub fn container_name(project: &str, svc: &Service, n: u64) -> String {
@@ -337,6 +341,66 @@ pub fn injected_files(project: &Project, svc: &Service) -> Result<(Vec<InjectedF
         }
     }
     Ok((out, warnings))
+}
+
+/// What a service's build asks of the classic builder (`POST /build`) beyond the context, Dockerfile and the keys
+/// every builder has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClassicBuild {
+    /// `cachefrom`: images whose layers serve as cache.
+    pub cache_from: Vec<String>,
+    /// `platform`: the build's one platform (`build.platforms` of one, else the service's `platform`).
+    pub platform: Option<String>,
+}
+
+/// Checks a service's `build:` against what the classic builder can do (Berth's builder, and dockerd's without
+/// BuildKit): `cache_from` of images (a plain reference, or BuildKit's `type=registry,ref=...`) and one platform
+/// are passed on; a remote context, `ssh`, `secrets`, `cache_to`, `additional_contexts`, other cache sources and
+/// several platforms need BuildKit and are refused with the service and the key named, before anything is built.
+pub fn classic_build(svc: &Service) -> Result<ClassicBuild> {
+    let Some(b) = &svc.build else { return Ok(ClassicBuild::default()) };
+    let refuse = |key: &str, what: String| {
+        Err(Error::Project(format!(
+            "service {:?}: build.{key}: {what} needs BuildKit; Berth's builder (the classic POST /build) cannot do it",
+            svc.name
+        )))
+    };
+    if b.context.contains("://") || b.context.starts_with("git@") {
+        return Err(Error::Project(format!(
+            "service {:?}: build.context: remote build contexts ({}) are not supported: the builder takes the context as the request's body; clone or download it and name the local directory",
+            svc.name, b.context
+        )));
+    }
+    if !b.ssh.is_empty() {
+        return refuse("ssh", "SSH forwarding".into());
+    }
+    if !b.secrets.is_empty() {
+        return refuse("secrets", "a build secret".into());
+    }
+    if !b.cache_to.is_empty() {
+        return refuse("cache_to", "exporting the build cache".into());
+    }
+    if let Some(name) = b.additional_contexts.keys().next() {
+        return refuse("additional_contexts", format!("a named context ({name})"));
+    }
+    let mut cache_from = Vec::new();
+    for c in &b.cache_from {
+        if !c.contains('=') {
+            cache_from.push(c.clone());
+            continue;
+        }
+        let attrs: BTreeMap<&str, &str> = c.split(',').filter_map(|kv| kv.split_once('=')).collect();
+        match (attrs.get("type"), attrs.get("ref")) {
+            (Some(&"registry"), Some(r)) => cache_from.push(r.to_string()),
+            _ => return refuse("cache_from", format!("the cache source {c:?} (only images can be)")),
+        }
+    }
+    let platform = match b.platforms.as_slice() {
+        [] => svc.platform.clone(),
+        [one] => Some(one.clone()),
+        _ => return refuse("platforms", format!("building for several platforms ({})", b.platforms.join(", "))),
+    };
+    Ok(ClassicBuild { cache_from, platform })
 }
 
 /// Fails, naming the service, on what the plan cannot create yet: a `provider:` service (managed by an external
@@ -761,6 +825,66 @@ pub fn container_body(project: &Project, svc: &Service, spec: &ContainerSpec) ->
     Ok((name, Value::Object(body)))
 }
 
+/// The name and create body of the helper container the `index`-th `pre_start` hook of `svc` runs in, as Compose
+/// v2 makes it: the service's container configuration (its image, entrypoint, environment, networks with their
+/// aliases, resources...) with the hook's command, `user`, `working_dir`, `privileged` and `environment` over it;
+/// the volumes of the service's container `volumes_from` (`service_container`, not yet started, so anonymous
+/// volumes are shared too) instead of its own mounts; no published ports, restart policy, healthcheck or terminal;
+/// named `<project>-<service>-pre_start-<index>`, labelled with the project, the service and
+/// `com.docker.compose.hook=pre_start`, but without the replica number, the config hash and `oneoff`, so the
+/// commands that list a service's containers never count it.
+pub fn pre_start_body(
+    project: &Project,
+    svc: &Service,
+    index: usize,
+    service_container: &str,
+    image_id: &str,
+) -> Result<(String, Value)> {
+    let hook = svc.pre_start.get(index).ok_or_else(|| {
+        Error::Project(format!("service {:?} has no pre_start[{index}] (it has {})", svc.name, svc.pre_start.len()))
+    })?;
+    let spec = ContainerSpec { number: 1, image_id: image_id.to_string(), ..ContainerSpec::default() };
+    let (_, mut body) = container_body(project, svc, &spec)?;
+    let name = format!("{}-{}-pre_start-{index}", project.name, svc.name);
+    let Some(b) = body.as_object_mut() else { return Err(Error::Project("a create body that is no object".into())) };
+    b.insert("Cmd".into(), json!(hook.command));
+    if let Some(u) = &hook.user {
+        b.insert("User".into(), json!(u));
+    }
+    if let Some(w) = &hook.working_dir {
+        b.insert("WorkingDir".into(), json!(w));
+    }
+    if !hook.environment.is_empty() {
+        let mut env: Vec<Value> = b.get("Env").and_then(Value::as_array).cloned().unwrap_or_default();
+        env.extend(env_list(&hook.environment).into_iter().map(Value::String));
+        b.insert("Env".into(), Value::Array(env));
+    }
+    for k in ["Tty", "OpenStdin", "AttachStdin"] {
+        b.insert(k.into(), json!(false));
+    }
+    b.insert("Healthcheck".into(), json!({"Test": ["NONE"]}));
+    b.remove("ExposedPorts");
+    if let Some(l) = b.get_mut("Labels").and_then(Value::as_object_mut) {
+        for k in [LABEL_NUMBER, LABEL_CONFIG_HASH, LABEL_ONEOFF, LABEL_REPLACE, LABEL_DEPENDS_ON] {
+            l.remove(k);
+        }
+        l.insert(LABEL_HOOK.into(), json!("pre_start"));
+        l.insert(LABEL_HOOK_INDEX.into(), json!(index.to_string()));
+    }
+    let host = b.entry("HostConfig").or_insert_with(|| json!({}));
+    if let Some(h) = host.as_object_mut() {
+        for k in ["PortBindings", "PublishAllPorts", "Mounts", "Binds", "Tmpfs", "AutoRemove"] {
+            h.remove(k);
+        }
+        h.insert("RestartPolicy".into(), json!({"Name": "no", "MaximumRetryCount": 0}));
+        h.insert("VolumesFrom".into(), json!([service_container]));
+        if let Some(p) = hook.privileged {
+            h.insert("Privileged".into(), json!(p));
+        }
+    }
+    Ok((name, body))
+}
+
 /// `secrets:` and `configs:` of a service, as Compose does without Swarm: each file bind-mounted read-only, a
 /// secret at `/run/secrets/<target>`, a config at `/<source>` or its absolute `target`.
 fn file_mounts(project: &Project, svc: &Service) -> Result<Vec<Value>> {
@@ -836,6 +960,67 @@ mod tests {
             ..Options::default()
         };
         load(&o).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn classic_build_passes_what_it_can_and_refuses_buildkit_keys() {
+        let p = project(
+            "services:\n  a:\n    build:\n      context: .\n      cache_from: [app:cache, \"type=registry,ref=reg.example/app:buildcache\"]\n      platforms: [linux/amd64]\n  b:\n    image: x\n    platform: linux/amd64\n    build: .\n",
+        );
+        let a = classic_build(&p.services["a"]).expect("a");
+        assert_eq!(a.cache_from, ["app:cache", "reg.example/app:buildcache"]);
+        assert_eq!(a.platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(classic_build(&p.services["b"]).expect("b").platform.as_deref(), Some("linux/amd64"));
+        for (key, yaml) in [
+            ("ssh", "ssh: [default]"),
+            ("secrets", "secrets: [tok]"),
+            ("cache_to", "cache_to: [\"type=local,dest=/tmp/c\"]"),
+            ("additional_contexts", "additional_contexts: {base: ../base}"),
+            ("cache_from", "cache_from: [\"type=local,src=/tmp/c\"]"),
+            ("platforms", "platforms: [linux/amd64, linux/arm64]"),
+        ] {
+            let text = format!(
+                "services:\n  w:\n    build:\n      context: .\n      {yaml}\nsecrets:\n  tok: {{environment: HOME}}\n"
+            );
+            let p = project(&text);
+            let e = classic_build(&p.services["w"]).expect_err(key).to_string();
+            assert!(e.contains(&format!("service \"w\": build.{key}:")) && e.contains("needs BuildKit"), "{e}");
+        }
+        let p = project("services:\n  w:\n    build: https://example.com/repo.git#main\n");
+        let e = classic_build(&p.services["w"]).expect_err("remote").to_string();
+        assert!(e.contains("service \"w\": build.context: remote build contexts"), "{e}");
+    }
+
+    #[test]
+    fn pre_start_helper_container() {
+        let p = project(
+            "services:\n  db:\n    image: busybox\n    command: [\"sleep\", \"60\"]\n    user: \"1000\"\n    environment: {A: \"1\"}\n    ports: [\"5432:5432\"]\n    volumes: [\"data:/data\", \"/host:/host\"]\n    restart: always\n    healthcheck: {test: [\"CMD\", \"true\"]}\n    pre_start:\n      - {command: chown -R 1000 /data, user: root, environment: [B=2], privileged: true}\n      - command: [\"true\"]\nvolumes:\n  data: {}\n",
+        );
+        let svc = &p.services["db"];
+        let (name, b) = pre_start_body(&p, svc, 0, "c0ffee", "sha256:1").expect("body");
+        assert_eq!(name, "p-db-pre_start-0");
+        assert_eq!(b["Image"], "busybox");
+        assert_eq!(b["Cmd"], json!(["chown", "-R", "1000", "/data"]));
+        assert_eq!(b["User"], "root");
+        assert_eq!(b["Env"], json!(["A=1", "B=2"]));
+        assert_eq!(b["Healthcheck"], json!({"Test": ["NONE"]}));
+        let h = &b["HostConfig"];
+        assert_eq!(h["VolumesFrom"], json!(["c0ffee"]));
+        assert_eq!(h["Privileged"], true);
+        assert_eq!(h["RestartPolicy"]["Name"], "no");
+        assert!(h.get("PortBindings").is_none() && h.get("Mounts").is_none() && h.get("Binds").is_none());
+        let l = &b["Labels"];
+        assert_eq!(l[LABEL_HOOK], "pre_start");
+        assert_eq!(l[LABEL_HOOK_INDEX], "0");
+        assert_eq!(l[LABEL_PROJECT], "p");
+        assert_eq!(l[LABEL_SERVICE], "db");
+        for k in [LABEL_NUMBER, LABEL_CONFIG_HASH, LABEL_ONEOFF] {
+            assert!(l.get(k).is_none(), "{k}");
+        }
+        // The second hook keeps the service's user.
+        let (name, b) = pre_start_body(&p, svc, 1, "c0ffee", "").expect("body");
+        assert_eq!((name.as_str(), &b["User"], &b["Cmd"]), ("p-db-pre_start-1", &json!("1000"), &json!(["true"])));
+        assert!(pre_start_body(&p, svc, 2, "c0ffee", "").is_err());
     }
 
     const FILE: &str = r#"

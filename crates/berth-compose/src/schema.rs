@@ -242,10 +242,10 @@ fn check_object(
                     let mut names: Vec<&str> =
                         props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
                     names.sort_unstable();
-                    let hint = if names.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (expected one of: {})", names.join(", "))
+                    let hint = match nearest(k, &names) {
+                        Some(n) => format!(" (did you mean {n:?}?)"),
+                        None if names.is_empty() => String::new(),
+                        None => format!(" (expected one of: {})", names.join(", ")),
                     };
                     let e = violation(path, format!("unknown key {k:?}{hint}"));
                     path.pop();
@@ -258,6 +258,26 @@ fn check_object(
         path.pop();
     }
     Ok(())
+}
+
+/// The name among `names` closest to a misspelt `key` (Levenshtein distance at most a third of its length, or
+/// 2), if one is.
+fn nearest<'a>(key: &str, names: &[&'a str]) -> Option<&'a str> {
+    let dist = |a: &str, b: &str| -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let v = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+                cur.push(v);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    };
+    let limit = (key.chars().count() / 3).max(2);
+    names.iter().map(|n| (dist(key, n), *n)).filter(|(d, _)| *d <= limit).min_by_key(|(d, _)| *d).map(|(_, n)| n)
 }
 
 #[cfg(test)]
@@ -305,6 +325,9 @@ mod tests {
         let e = err(json!({"services": {"web": {"image": "x", "bogus": 1}}}));
         assert_eq!(e.path, "services.web.bogus");
         assert!(e.message.starts_with("unknown key \"bogus\""), "{}", e.message);
+        assert_eq!(nearest("prots", &["image", "ports", "profiles"]), Some("ports"));
+        assert_eq!(nearest("enviroment", &["entrypoint", "environment"]), Some("environment"));
+        assert_eq!(nearest("bogus", &["image", "ports"]), None);
         let e = err(json!({"services": {"web": {"ports": [true]}}}));
         assert_eq!(e.path, "services.web.ports.0");
         assert!(e.message.contains("expected") && e.message.ends_with("got a boolean"), "{}", e.message);

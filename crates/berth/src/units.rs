@@ -100,7 +100,7 @@ fn local_offset(unix: i64) -> (i64, String) {
 
 /// Parses the timestamp forms docker's `--since`/`--until` take (RFC 3339 with or without fraction, zone, time
 /// or seconds; local time when no zone is given) into a Unix time.
-fn parse_rfc3339ish(s: &str) -> Option<(i64, u32)> {
+pub(crate) fn parse_rfc3339ish(s: &str) -> Option<(i64, u32)> {
     let b = s.as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;

@@ -219,7 +219,9 @@ async fn follow_all(
                     let attrs = e.pointer("/Actor/Attributes").cloned().unwrap_or(Value::Null);
                     let attr = |k: &str| attrs.get(k).and_then(Value::as_str).unwrap_or("").to_string();
                     let cid = e.pointer("/Actor/ID").and_then(Value::as_str).unwrap_or("").to_string();
-                    if attr(LABEL_ONEOFF) != "True" && attached.contains(&attr(LABEL_SERVICE)) && !cid.is_empty() {
+                    // Service containers only: not one-off (`run`) nor hook helpers (their output is the start's).
+                    let service_container = attr(LABEL_ONEOFF) != "True" && attr(plan::LABEL_HOOK).is_empty();
+                    if service_container && attached.contains(&attr(LABEL_SERVICE)) && !cid.is_empty() {
                         let v = json!({"Names": [format!("/{}", attr("name"))], "Labels": attrs});
                         f.follow(&cid, &v);
                     }
@@ -339,7 +341,8 @@ pub async fn up_attached(
     let attached_ids: BTreeSet<String> = list.iter().map(id).collect();
     let follow = follow_all(f, attached, erx, prx, xtx);
     tokio::pin!(follow);
-    let start = start_services(c, project, targets, wait_timeout);
+    let hooks = super::lifecycle::HookOutput { prefix: opts.prefix };
+    let start = start_services(c, project, targets, wait_timeout, Some(&hooks));
     tokio::pin!(start);
     let stopper = || {
         let (c, project, targets, t) = (c.clone(), project.clone(), targets.clone(), opts.stop_timeout);

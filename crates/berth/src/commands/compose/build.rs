@@ -1,6 +1,7 @@
 //! `build` and the builds `up --build` does: the classic `POST /build` exactly as the docker CLI sends it without
 //! BuildKit (a tar of the context without what `.dockerignore` excludes, packed as `berth build` does, the query parameters `t`, `dockerfile`,
-//! `buildargs`, `target`, `labels`, `pull`, `nocache`, `rm`), the JSON progress stream shown by `build_view` as
+//! `buildargs`, `target`, `labels`, `pull`, `nocache`, `rm`, and `cachefrom`/`platform` from `cache_from` and
+//! `platforms`; the BuildKit-only keys refused by `plan::classic_build`), the JSON progress stream shown by `build_view` as
 //! `berth build` shows it (`--progress`), steps labelled with the service.
 
 use std::path::PathBuf;
@@ -65,6 +66,10 @@ pub async fn build_cmd(c: &Client, p: &ProjectArgs, a: BuildArgs) -> Result<i32>
     }
     let progress = p.progress.clone().unwrap_or_default();
     let opts = BuildOptions { args: a.build_arg, no_cache: a.no_cache, pull: a.pull, quiet: a.quiet, progress };
+    // What the builder cannot do is refused before anything is built.
+    for s in project.services.values().filter(|s| a.services.is_empty() || a.services.contains(&s.name)) {
+        plan::classic_build(s)?;
+    }
     for s in project.services.values().filter(|s| a.services.is_empty() || a.services.contains(&s.name)) {
         if s.build.is_some() {
             build_service(c, &project, s, &opts).await?;
@@ -77,9 +82,7 @@ pub async fn build_cmd(c: &Client, p: &ProjectArgs, a: BuildArgs) -> Result<i32>
 pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &BuildOptions) -> Result<()> {
     let Some(build) = &svc.build else { return Ok(()) };
     let image = plan::image_name(&project.name, svc);
-    if build.context.contains("://") || build.context.starts_with("git@") {
-        bail!("service {:?}: remote build contexts ({}) are not supported", svc.name, build.context);
-    }
+    let classic = plan::classic_build(svc)?;
     let ctx = PathBuf::from(&build.context);
     let (dockerfile, extra) = match (&build.dockerfile_inline, &build.dockerfile) {
         (Some(inline), _) => (".berth-compose.Dockerfile".to_string(), Some(inline.clone().into_bytes())),
@@ -134,6 +137,12 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
     }
     if !build.extra_hosts.is_empty() {
         q.push(("extrahosts", build.extra_hosts.iter().map(|h| h.replacen('=', ":", 1)).collect::<Vec<_>>().join(",")));
+    }
+    if !classic.cache_from.is_empty() {
+        q.push(("cachefrom", json!(classic.cache_from).to_string()));
+    }
+    if let Some(p) = &classic.platform {
+        q.push(("platform", p.clone()));
     }
     q.push(("version", "1".into()));
     let body = Full::new(Bytes::from(tar)).map_err(|never| match never {}).boxed();

@@ -17,18 +17,95 @@ use serde_json::{Value, json};
 use crate::client::{ApiError, Client, check, query};
 use crate::commands::container_path;
 
-/// Runs one hook in container `cid` and waits for it, as Compose v2's detached runHook: exec created with the
-/// hook's user, privileges, working directory and environment, started detached, its state polled every 100 ms
-/// (the Engine API has no exec wait); a non-zero exit is an error.
-pub async fn run_hook(c: &Client, svc: &Service, cid: &str, hook: &Hook) -> Result<()> {
+/// Hooks' output in an attached `up`: shown as Compose v2's log printer shows it (`web-1 ->  | line`, a
+/// `pre_start` helper's as `web pre_start[0] ->  | line`). Without one (`up -d`, `start`...) hooks run detached and
+/// only a failure is reported (a `pre_start` failure with the last lines of its output, as Compose).
+#[derive(Debug, Clone, Default)]
+pub struct HookOutput {
+    /// Prefix the lines (`--no-log-prefix` does not).
+    pub prefix: bool,
+}
+
+impl HookOutput {
+    fn prefix_for(&self, source: &str) -> String {
+        if self.prefix { super::ops::prefix_text(&format!("{source} ->"), 0, None) } else { String::new() }
+    }
+}
+
+/// How many bytes of a hook's output are kept for its failure's message.
+const TAIL_BYTES: usize = 4096;
+
+/// A hook's output: its whole lines printed when attached, its end kept for an error message.
+struct HookSink {
+    shown: Option<super::ops::Prefixed>,
+    tail: Vec<u8>,
+}
+
+impl HookSink {
+    fn new(out: Option<&HookOutput>, source: &str) -> HookSink {
+        HookSink { shown: out.map(|o| super::ops::Prefixed::new(o.prefix_for(source))), tail: Vec::new() }
+    }
+
+    /// The last lines of the output (up to five), for an error.
+    fn tail(&self) -> String {
+        let text = String::from_utf8_lossy(&self.tail);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        match &mut self.shown {
+            Some(p) => p.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl crate::stream::Output for HookSink {
+    fn write(&mut self, s: u8, data: &[u8]) -> std::io::Result<()> {
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > TAIL_BYTES {
+            self.tail.drain(..self.tail.len() - TAIL_BYTES);
+        }
+        match &mut self.shown {
+            Some(p) => p.write(s, data),
+            None => Ok(()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.shown {
+            Some(p) => crate::stream::Output::flush(p),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The display name of a container in hook lines (`web-1`), from its inspection.
+async fn display_of(c: &Client, cid: &str) -> String {
+    match c.get_json::<Value>(&format!("{}/json", container_path(cid))).await {
+        Ok(v) => {
+            let project = super::label(&v, berth_compose::plan::LABEL_PROJECT).unwrap_or("").to_string();
+            super::ops::prefix_of(&v, &project)
+        }
+        Err(_) => cid.chars().take(12).collect(),
+    }
+}
+
+/// Runs one hook in container `cid` and waits for it, as Compose v2's runHook. Detached (`out` is `None`): exec
+/// created with the hook's user, privileges, working directory and environment, started detached, its state polled
+/// every 100 ms (the Engine API has no exec wait). Attached: its output read from the exec's stream and shown as
+/// the container's hook lines. A non-zero exit is an error.
+pub async fn run_hook(c: &Client, svc: &Service, cid: &str, hook: &Hook, out: Option<&HookOutput>) -> Result<()> {
     let env = plan::env_list(&hook.environment);
+    let tty = svc.tty.unwrap_or(false);
     let mut body = json!({
         "Cmd": hook.command,
         "Env": env,
         "Privileged": hook.privileged.unwrap_or(false),
-        "AttachStdout": false,
-        "AttachStderr": false,
-        "Tty": svc.tty.unwrap_or(false),
+        "AttachStdout": out.is_some(),
+        "AttachStderr": out.is_some(),
+        "Tty": tty,
     });
     if let Some(u) = &hook.user {
         body["User"] = json!(u);
@@ -39,13 +116,31 @@ pub async fn run_hook(c: &Client, svc: &Service, cid: &str, hook: &Hook) -> Resu
     let resp = c.post_json(&format!("{}/exec", container_path(cid)), &body).await?;
     let v: Value = serde_json::from_slice(&resp).context("decode the exec answer")?;
     let exec = v["Id"].as_str().ok_or_else(|| anyhow!("exec create answered no Id"))?.to_string();
-    c.post_json(&format!("/exec/{exec}/start"), &json!({"Detach": true, "Tty": svc.tty.unwrap_or(false)})).await?;
+    if let Some(o) = out {
+        let display = display_of(c, cid).await;
+        let conn = c.hijack(&format!("/exec/{exec}/start"), Some(&json!({"Detach": false, "Tty": tty}))).await?;
+        let mut sink = HookSink::new(Some(o), &display);
+        let copied = if tty {
+            crate::stream::copy_raw(conn, &mut sink).await
+        } else {
+            crate::stream::demux(conn, &mut sink).await
+        };
+        sink.finish()?;
+        copied?;
+        let st: Value = c.get_json(&format!("/exec/{exec}/json")).await?;
+        let code = st["ExitCode"].as_i64().unwrap_or(-1);
+        if code != 0 {
+            bail!("{} hook exited with status {code}", svc.name);
+        }
+        return Ok(());
+    }
+    c.post_json(&format!("/exec/{exec}/start"), &json!({"Detach": true, "Tty": tty})).await?;
     loop {
         let st: Value = c.get_json(&format!("/exec/{exec}/json")).await?;
         if st["Running"].as_bool() != Some(true) {
             let code = st["ExitCode"].as_i64().unwrap_or(-1);
             if code != 0 {
-                bail!("{:?} hook exited with status {code}", hook.command);
+                bail!("{} hook exited with status {code}", svc.name);
             }
             return Ok(());
         }
@@ -55,9 +150,9 @@ pub async fn run_hook(c: &Client, svc: &Service, cid: &str, hook: &Hook) -> Resu
 
 /// Runs the service's `post_start` hooks in a container that has just started; the first failure is the
 /// start's failure (Compose v2).
-pub async fn post_start(c: &Client, svc: &Service, cid: &str) -> Result<()> {
+pub async fn post_start(c: &Client, svc: &Service, cid: &str, out: Option<&HookOutput>) -> Result<()> {
     for h in &svc.post_start {
-        run_hook(c, svc, cid, h).await.with_context(|| format!("service {:?}: post_start hook", svc.name))?;
+        run_hook(c, svc, cid, h, out).await.with_context(|| format!("service {:?}: post_start hook", svc.name))?;
     }
     Ok(())
 }
@@ -66,11 +161,93 @@ pub async fn post_start(c: &Client, svc: &Service, cid: &str) -> Result<()> {
 /// running (or gone) skips them; another failure stops the stop.
 pub async fn pre_stop(c: &Client, svc: &Service, cid: &str) -> Result<()> {
     for h in &svc.pre_stop {
-        match run_hook(c, svc, cid, h).await {
+        match run_hook(c, svc, cid, h, None).await {
             Ok(()) => {}
             Err(e) if ApiError::is(&e, 404) || ApiError::is(&e, 409) => return Ok(()),
             Err(e) => return Err(e.context(format!("service {:?}: pre_stop hook", svc.name))),
         }
+    }
+    Ok(())
+}
+
+/// The helper containers of the service's `pre_start` hooks still there (a failed hook's is kept for inspection).
+async fn pre_start_helpers(c: &Client, project: &str, service: &str) -> Result<Vec<Value>> {
+    let filters = json!({"label": [
+        format!("{}={project}", plan::LABEL_PROJECT),
+        format!("{}={service}", plan::LABEL_SERVICE),
+        format!("{}=pre_start", plan::LABEL_HOOK),
+    ]})
+    .to_string();
+    c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", filters)]))).await
+}
+
+/// Runs the service's `pre_start` hooks, in order, before its containers start, as Compose v2 does: each in a
+/// helper container ([`plan::pre_start_body`]) sharing the volumes of `source` (the service's first container that
+/// is about to start), its output followed from before its start, waited for; a non-zero exit fails the start
+/// (the helper is kept for inspection, and removed by the next run or `down`), a successful helper is removed with
+/// its anonymous volumes.
+pub async fn pre_start(
+    c: &Client,
+    project: &Project,
+    svc: &Service,
+    source: &str,
+    out: Option<&HookOutput>,
+) -> Result<()> {
+    if svc.pre_start.is_empty() {
+        return Ok(());
+    }
+    // A previous run's failed helpers go first (their names are this run's).
+    for old in pre_start_helpers(c, &project.name, &svc.name).await? {
+        super::up::remove_container(c, &super::id(&old), true).await?;
+    }
+    let image_id = super::up::image_id(c, &plan::image_name(&project.name, svc)).await?.unwrap_or_default();
+    for i in 0..svc.pre_start.len() {
+        let (name, body) = plan::pre_start_body(project, svc, i, source, &image_id)?;
+        let resp = c
+            .post_json(&format!("/containers/create{}", query(&[("name", name.clone())])), &body)
+            .await
+            .with_context(|| format!("service {:?} pre_start[{i}]: create {name}", svc.name))?;
+        let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
+        let hid = v["Id"].as_str().ok_or_else(|| anyhow!("container create answered no Id"))?.to_string();
+        // Attached before the start (Berth and dockerd connect an attach to a created container at its start), so
+        // nothing a quick hook prints is lost.
+        let q = [("stream", "1".to_string()), ("stdout", "1".into()), ("stderr", "1".into())];
+        let conn = c.hijack(&format!("{}/attach{}", container_path(&hid), query(&q)), None).await;
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                super::up::remove_container(c, &hid, true).await?;
+                return Err(e.context(format!("service {:?} pre_start[{i}]: attach", svc.name)));
+            }
+        };
+        if let Err(e) = c.post(&format!("{}/start", container_path(&hid))).await {
+            super::up::remove_container(c, &hid, true).await?;
+            return Err(e.context(format!("service {:?} pre_start[{i}]: start", svc.name)));
+        }
+        let mut sink = HookSink::new(out, &format!("{} pre_start[{i}]", svc.name));
+        let copied = crate::stream::demux(conn, &mut sink).await;
+        sink.finish()?;
+        copied?;
+        let w: Value = serde_json::from_slice(
+            &c.post(&format!("{}/wait{}", container_path(&hid), query(&[("condition", "not-running".into())]))).await?,
+        )
+        .context("decode the wait answer")?;
+        let code = w["StatusCode"].as_i64().unwrap_or(-1);
+        if code != 0 {
+            let tail = sink.tail();
+            let short: String = hid.chars().take(12).collect();
+            if tail.is_empty() {
+                bail!(
+                    "service {:?} pre_start[{i}] exited with code {code} (hook container {short} retained for inspection)",
+                    svc.name
+                );
+            }
+            bail!(
+                "service {:?} pre_start[{i}] exited with code {code}: {tail} (hook container {short} retained for inspection)",
+                svc.name
+            );
+        }
+        super::up::remove_container(c, &hid, true).await?;
     }
     Ok(())
 }

@@ -17,9 +17,9 @@ use crate::{formatter, stream};
 /// `config`'s flags.
 #[derive(Args, Debug)]
 pub struct ConfigArgs {
-    /// Format the output. Values: [yaml | json]
-    #[arg(long = "format", value_name = "FORMAT", default_value = "yaml")]
-    pub format: String,
+    /// Format the output. Values: [yaml | json] (`--variables`: also table, the default there)
+    #[arg(long = "format", value_name = "FORMAT")]
+    pub format: Option<String>,
     /// Only validate the configuration, don't print anything
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
@@ -90,7 +90,7 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     } else if a.environment {
         lines(project.environment.iter().map(|(k, v)| format!("{k}={v}")))
     } else if a.variables {
-        variables_text(&project, &a.format)?
+        variables_text(&project, a.format.as_deref().unwrap_or("table"))?
     } else if a.profiles {
         let mut ps: Vec<String> =
             project.services.values().chain(project.disabled.values()).flat_map(|s| s.profiles.clone()).collect();
@@ -115,7 +115,7 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
             svcs.retain(|k, _| keep.contains(k));
         }
         // Without interpolation the templates are printed as written (not re-escaped), as Compose does.
-        berth_compose::config_text(&model, &a.format, !opts.no_interpolate)?
+        berth_compose::config_text(&model, a.format.as_deref().unwrap_or("yaml"), !opts.no_interpolate)?
     };
     match &a.output {
         Some(f) => std::fs::write(f, &text).with_context(|| format!("write {f}"))?,
@@ -124,32 +124,65 @@ pub fn config(p: &ProjectArgs, a: ConfigArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `config --variables`: the variables the files' templates use, with Compose's columns (`--format json`: an
-/// object by name, as compose-go's `Variable`s).
+/// `config --variables`: the variables the templates of every file read use (included and extended ones too), as
+/// Compose v2 prints them: a table (`table`,
+/// `pretty`, the default), one line of JSON (an object by name of compose-go's `Variable`s, fields in its order), or
+/// YAML (that object with go-yaml's lower-cased field names).
 fn variables_text(project: &Project, format: &str) -> Result<String> {
     let mut vars = std::collections::BTreeMap::new();
-    for f in &project.config_files {
+    for f in &project.all_files {
         let text = std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
         let (doc, _) = berth_compose::load::parse_yaml(&f.display().to_string(), &text)?;
         berth_compose::interpolate::variables(&doc, &mut vars);
     }
-    let rows: Vec<Value> = vars
-        .iter()
-        .map(|(name, v)| {
-            json!({"Name": name, "Required": v.required, "DefaultValue": v.default, "PresenceValue": v.alternate})
-        })
-        .collect();
-    if format == "json" {
-        let m: serde_json::Map<String, Value> =
-            rows.iter().map(|r| (r["Name"].as_str().unwrap_or("").to_string(), r.clone())).collect();
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&m)?));
+    let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    match format {
+        "json" => {
+            let items: Vec<String> = vars
+                .iter()
+                .map(|(name, v)| {
+                    format!(
+                        "{}:{{\"Name\":{},\"DefaultValue\":{},\"PresenceValue\":{},\"Required\":{}}}",
+                        q(name),
+                        q(name),
+                        q(&v.default),
+                        q(&v.alternate),
+                        v.required
+                    )
+                })
+                .collect();
+            Ok(format!("{{{}}}\n", items.join(",")))
+        }
+        "yaml" => {
+            let mut text = String::new();
+            for (name, v) in &vars {
+                text.push_str(&format!(
+                    "{}:\n    name: {}\n    defaultvalue: {}\n    presencevalue: {}\n    required: {}\n",
+                    q(name),
+                    q(name),
+                    q(&v.default),
+                    q(&v.alternate),
+                    v.required
+                ));
+            }
+            Ok(if vars.is_empty() { "{}\n".into() } else { text })
+        }
+        "table" | "pretty" | "" => {
+            let rows: Vec<Value> = vars
+                .iter()
+                .map(|(name, v)| {
+                    json!({"Name": name, "Required": v.required, "DefaultValue": v.default, "PresenceValue": v.alternate})
+                })
+                .collect();
+            formatter::render(
+                "table",
+                "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
+                VARIABLES_HEADERS,
+                &rows,
+            )
+        }
+        f => Err(StatusError::exit(1, format!("unsupported format {f:?}"))),
     }
-    formatter::render(
-        "table",
-        "table {{.Name}}\t{{.Required}}\t{{.DefaultValue}}\t{{.PresenceValue}}",
-        VARIABLES_HEADERS,
-        &rows,
-    )
 }
 
 const VARIABLES_HEADERS: formatter::Headers = &[
@@ -342,7 +375,7 @@ const COLORS: [&str; 12] = ["36", "33", "32", "35", "34", "31", "96", "93", "92"
 /// One container's output as complete lines, each with the container's prefix, to stdout (stderr's lines too, as
 /// Compose does). Lines gather and go out when the input has nothing more ready, each batch in one write under
 /// stdout's lock, so the lines of several containers never mix.
-struct Prefixed {
+pub(super) struct Prefixed {
     prefix: String,
     /// The unfinished line of stdout and of stderr.
     partial: [Vec<u8>; 2],
@@ -350,12 +383,12 @@ struct Prefixed {
 }
 
 impl Prefixed {
-    fn new(prefix: String) -> Prefixed {
+    pub(super) fn new(prefix: String) -> Prefixed {
         Prefixed { prefix, partial: [Vec::new(), Vec::new()], out: Vec::new() }
     }
 
     /// The unfinished lines, ended, and out.
-    fn finish(&mut self) -> std::io::Result<()> {
+    pub(super) fn finish(&mut self) -> std::io::Result<()> {
         for i in 0..2 {
             if !self.partial[i].is_empty() {
                 self.out.extend_from_slice(self.prefix.as_bytes());
@@ -651,7 +684,12 @@ pub async fn run(c: &Client, p: &ProjectArgs, a: RunArgs) -> Result<i32> {
     }
     super::up::ensure_networks(c, &project, &wanted).await?;
     super::up::ensure_volumes(c, &project, &wanted).await?;
-    let images = super::up::ensure_images(c, &project, &wanted, a.build, false, "missing").await?;
+    let how = super::up::ImagePolicy {
+        build: a.build,
+        progress: p.progress.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let images = super::up::ensure_images(c, &project, &wanted, &how).await?;
     let tty = !a.no_tty && !a.detach && stream::stdin_is_terminal();
     let stdin = a.interactive && !a.detach;
     let entrypoint = match &a.entrypoint {
@@ -787,12 +825,17 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
     if list.is_empty() {
         bail!("no containers to start");
     }
+    let mut pre_started = std::collections::BTreeSet::new();
     for v in &list {
         if let Some(pr) = &project
             && let Some(svc) = label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s))
         {
             for (dep, d) in &svc.depends_on {
                 super::up::wait_condition(c, pr, dep, &d.condition, std::time::Duration::from_secs(300)).await?;
+            }
+            // The service's pre_start hooks, once, before the first of its containers that is not running starts.
+            if v.get("State").and_then(Value::as_str) != Some("running") && pre_started.insert(svc.name.clone()) {
+                super::lifecycle::pre_start(c, pr, svc, &id(v), None).await?;
             }
         }
         match c.post(&format!("{}/start", container_path(&id(v)))).await {
@@ -801,7 +844,7 @@ pub async fn start(c: &Client, p: &ProjectArgs, a: ServicesArgs) -> Result<i32> 
                 if let Some(svc) =
                     project.as_ref().and_then(|pr| label(v, LABEL_SERVICE).and_then(|s| pr.services.get(s)))
                 {
-                    super::lifecycle::post_start(c, svc, &id(v)).await?;
+                    super::lifecycle::post_start(c, svc, &id(v), None).await?;
                 }
             }
             Err(e) if crate::client::ApiError::is(&e, 304) => {}
@@ -841,7 +884,7 @@ pub async fn stop(c: &Client, p: &ProjectArgs, a: StopArgs, restart: bool) -> Re
             c.post(&format!("{}/restart{}", container_path(&id(v)), query(&q))).await?;
             progress(&format!("Container {}", name(v)), "Started");
             if let Some(svc) = svc {
-                super::lifecycle::post_start(c, svc, &id(v)).await?;
+                super::lifecycle::post_start(c, svc, &id(v), None).await?;
             }
         } else {
             super::up::stop_container(c, svc, &id(v), a.timeout).await?;
@@ -1034,13 +1077,14 @@ pub struct LsArgs {
     pub filter: Vec<String>,
 }
 
-/// `ls --filter`: Compose knows `name` only, matched as Docker's filters match names (the text anywhere in the
-/// name, `^`/`$` anchoring it).
-fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
+/// `ls --filter`: Compose knows `name` only, matched as Docker's filters match names: each value a Go regular
+/// expression found anywhere in the name (`^`/`$` anchor it), a project kept when any of them matches; a value
+/// that is no valid expression matches nothing (Docker's `filters.Match`).
+fn ls_filter(filters: &[String]) -> Result<Vec<Option<regex::Regex>>> {
     let mut names = Vec::new();
     for f in filters {
         match f.split_once('=') {
-            Some(("name", v)) => names.push(v.to_string()),
+            Some(("name", v)) => names.push(regex::Regex::new(v).ok()),
             Some((k, _)) => return Err(StatusError::exit(1, format!("invalid filter '{k}'"))),
             None => return Err(StatusError::exit(1, format!("bad format of filter (expected name=value): {f}"))),
         }
@@ -1048,14 +1092,9 @@ fn ls_filter(filters: &[String]) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether a project name matches a `name` filter (a plain text or one anchored with `^`/`$`).
-fn name_matches(pattern: &str, name: &str) -> bool {
-    match (pattern.strip_prefix('^'), pattern.strip_suffix('$')) {
-        (Some(p), _) if p.ends_with('$') && !p.is_empty() => Some(name) == p.strip_suffix('$'),
-        (Some(p), _) => name.starts_with(p),
-        (_, Some(p)) => name.ends_with(p),
-        _ => name.contains(pattern),
-    }
+/// Whether a project name passes the `name` filters (none: every name).
+fn name_matches(patterns: &[Option<regex::Regex>], name: &str) -> bool {
+    patterns.is_empty() || patterns.iter().flatten().any(|r| r.is_match(name))
 }
 
 const LS_HEADERS: formatter::Headers = &[("Name", "NAME"), ("Status", "STATUS"), ("ConfigFiles", "CONFIG FILES")];
@@ -1079,7 +1118,7 @@ pub async fn ls(c: &Client, a: LsArgs) -> Result<i32> {
     let rows: Vec<Value> = projects
         .iter()
         .filter(|(_, (states, _))| a.all || states.contains_key("running"))
-        .filter(|(name, _)| names.iter().all(|n| name_matches(n, name)))
+        .filter(|(name, _)| name_matches(&names, name))
         .map(|(name, (states, files))| {
             let status: Vec<String> = states.iter().map(|(s, n)| format!("{s}({n})")).collect();
             json!({"Name": name, "Status": status.join(", "), "ConfigFiles": files})
@@ -1160,14 +1199,26 @@ mod tests {
 
     #[test]
     fn ls_name_filter() {
-        assert_eq!(ls_filter(&["name=web".into()]).expect("ok"), ["web"]);
+        assert_eq!(ls_filter(&["name=web".into()]).expect("ok").len(), 1);
         assert!(ls_filter(&["status=running".into()]).is_err());
-        assert!(name_matches("app", "myapp-1"));
-        assert!(name_matches("^my", "myapp"));
-        assert!(!name_matches("^app", "myapp"));
-        assert!(name_matches("app$", "myapp"));
-        assert!(name_matches("^myapp$", "myapp"));
-        assert!(!name_matches("^myapp$", "myapp2"));
+        let m = |pats: &[&str], name: &str| {
+            let f: Vec<String> = pats.iter().map(|p| format!("name={p}")).collect();
+            name_matches(&ls_filter(&f).expect("filters"), name)
+        };
+        assert!(m(&[], "anything"));
+        assert!(m(&["app"], "myapp-1"));
+        assert!(m(&["^my"], "myapp"));
+        assert!(!m(&["^app"], "myapp"));
+        assert!(m(&["app$"], "myapp"));
+        assert!(m(&["^myapp$"], "myapp"));
+        assert!(!m(&["^myapp$"], "myapp2"));
+        // Regular expressions, as Docker's filters: classes, alternation, repetition; any value may match.
+        assert!(m(&["^(web|db)-[0-9]+$"], "db-12"));
+        assert!(!m(&["^(web|db)-[0-9]+$"], "db-x"));
+        assert!(m(&["^nomatch$", "^db"], "db-x"));
+        assert!(m(&["a.c"], "xabcx"));
+        // An invalid expression matches nothing.
+        assert!(!m(&["("], "("));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use berth_compose::plan::{self, ContainerSpec, LABEL_CONFIG_HASH, LABEL_IMAGE, L
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::lifecycle::HookOutput;
 use super::{OneOff, ProjectArgs, containers, id, label, name, number, progress};
 use crate::StatusError;
 use crate::client::{ApiError, Client, encode_path, query};
@@ -216,22 +217,50 @@ pub async fn image_id(c: &Client, image: &str) -> Result<Option<String>> {
     }
 }
 
+/// How [`ensure_images`] gets the services' images.
+#[derive(Debug, Clone)]
+pub struct ImagePolicy {
+    /// Build every service that has a `build:` (`--build`).
+    pub build: bool,
+    /// Never build (`--no-build`).
+    pub no_build: bool,
+    /// `--pull` (`always`, `missing`, `never`), under each service's `pull_policy`.
+    pub pull: String,
+    /// The global `--progress` of the builds.
+    pub progress: String,
+}
+
+impl Default for ImagePolicy {
+    fn default() -> Self {
+        ImagePolicy { build: false, no_build: false, pull: "missing".into(), progress: String::new() }
+    }
+}
+
 /// Builds or pulls what the services need; returns each service's image ID.
 pub async fn ensure_images(
     c: &Client,
     project: &Project,
     services: &BTreeSet<String>,
-    build: bool,
-    no_build: bool,
-    pull: &str,
+    how: &ImagePolicy,
 ) -> Result<BTreeMap<String, String>> {
-    let mut ids = BTreeMap::new();
+    let (build, no_build, pull) = (how.build, how.no_build, how.pull.as_str());
+    let mut plans = Vec::new();
     for s in project.services.values().filter(|s| services.contains(&s.name)) {
         let image = plan::image_name(&project.name, s);
-        let mut have = image_id(c, &image).await?;
+        let have = image_id(c, &image).await?;
         let policy = s.pull_policy.as_deref().unwrap_or(pull);
-        if s.build.is_some() && !no_build && (build || have.is_none() || policy == "build") {
-            super::build::build_service(c, project, s, &super::build::BuildOptions::default()).await?;
+        let to_build = s.build.is_some() && !no_build && (build || have.is_none() || policy == "build");
+        // A build the builder cannot do (BuildKit-only keys, a remote context) is refused before any is done.
+        if to_build {
+            plan::classic_build(s)?;
+        }
+        plans.push((s, image, have, policy, to_build));
+    }
+    let mut ids = BTreeMap::new();
+    for (s, image, mut have, policy, to_build) in plans {
+        if to_build {
+            let opts = super::build::BuildOptions { progress: how.progress.clone(), ..Default::default() };
+            super::build::build_service(c, project, s, &opts).await?;
             have = image_id(c, &image).await?;
         } else if s.build.is_none() && (have.is_none() && policy != "never" || policy == "always") {
             super::ops::pull_image(c, &image, false)
@@ -298,11 +327,11 @@ async fn create_container(
     Ok(cid)
 }
 
-async fn start_container(c: &Client, svc: &Service, cid: &str, cname: &str) -> Result<()> {
+async fn start_container(c: &Client, svc: &Service, cid: &str, cname: &str, hooks: Option<&HookOutput>) -> Result<()> {
     match c.post(&format!("{}/start", container_path(cid))).await {
         Ok(_) => {
             progress(&format!("Container {cname}"), "Started");
-            super::lifecycle::post_start(c, svc, cid).await
+            super::lifecycle::post_start(c, svc, cid, hooks).await
         }
         Err(e) if ApiError::is(&e, 304) => Ok(()),
         Err(e) => Err(anyhow!("service {:?} failed to start: container {cname}: {e:#}", svc.name)),
@@ -368,6 +397,7 @@ pub async fn converge(
     let mut numbers = BTreeSet::new();
     // Surplus replicas go, highest numbers first (the list is sorted by number).
     let mut kept = Vec::new();
+    let mut to_start: Vec<(String, String)> = Vec::new();
     for (i, ctr) in existing.iter().enumerate() {
         if (i as u64) < replicas {
             kept.push(ctr);
@@ -407,13 +437,13 @@ pub async fn converge(
                 .with_context(|| format!("rename {temp} to {cname}"))?;
             progress(&format!("Container {cname}"), "Recreated");
             if how.start {
-                start_container(c, svc, &new, &cname).await?;
+                to_start.push((new.clone(), cname.clone()));
             }
             ids.push(new);
         } else {
             let running = ctr.get("State").and_then(Value::as_str) == Some("running");
             if how.start && !running {
-                start_container(c, svc, &id(ctr), &cname).await?;
+                to_start.push((id(ctr), cname.clone()));
             } else if running {
                 progress(&format!("Container {cname}"), "Running");
             }
@@ -429,9 +459,16 @@ pub async fn converge(
         let spec = ContainerSpec { number: next, image_id: image_id.to_string(), ..ContainerSpec::default() };
         let new = create_container(c, project, svc, &spec, true).await?;
         if how.start {
-            start_container(c, svc, &new, &plan::container_name(&project.name, svc, next)).await?;
+            to_start.push((new.clone(), plan::container_name(&project.name, svc, next)));
         }
         ids.push(new);
+    }
+    // Created first, then started (the `pre_start` hooks before the first start), as Compose does.
+    if let Some((first, _)) = to_start.first() {
+        super::lifecycle::pre_start(c, project, svc, first, None).await?;
+    }
+    for (cid, cname) in &to_start {
+        start_container(c, svc, cid, cname, None).await?;
     }
     Ok(ids)
 }
@@ -568,9 +605,7 @@ async fn create_project(
     project: &Project,
     services: &[String],
     no_deps: bool,
-    build: bool,
-    no_build: bool,
-    pull: &str,
+    images: &ImagePolicy,
     scale: &[String],
     how: Converge,
     remove_orphans: bool,
@@ -580,7 +615,7 @@ async fn create_project(
     let how = Converge { targets: Some(targets.clone()), ..how };
     let scales = scales(scale, project)?;
     // Images first: nothing is created for a project whose images cannot be had.
-    let images = ensure_images(c, project, &targets, build, no_build, pull).await?;
+    let images = ensure_images(c, project, &targets, images).await?;
     ensure_networks(c, project, &targets).await?;
     ensure_volumes(c, project, &targets).await?;
     // As Compose v2: every container is created (or recreated) first, then they are started in dependency order,
@@ -598,12 +633,14 @@ async fn create_project(
 }
 
 /// Starts the targeted services' containers in dependency order, each service once the `depends_on` conditions of
-/// its dependencies hold; returns the IDs of the containers it started.
+/// its dependencies hold (its `pre_start` hooks first); returns the IDs of the containers it started. `hooks`:
+/// the hooks' output is shown (attached `up`).
 pub async fn start_services(
     c: &Client,
     project: &Project,
     targets: &BTreeSet<String>,
     wait_timeout: Duration,
+    hooks: Option<&HookOutput>,
 ) -> Result<Vec<String>> {
     let mut started = Vec::new();
     for s in plan::start_order(project, Some(targets)) {
@@ -613,11 +650,17 @@ pub async fn start_services(
                 wait_condition(c, project, dep, &d.condition, wait_timeout).await?;
             }
         }
-        for ctr in containers(c, &project.name, std::slice::from_ref(&s), OneOff::Exclude, true).await? {
-            if ctr.get("State").and_then(Value::as_str) != Some("running") {
-                start_container(c, svc, &id(&ctr), &name(&ctr)).await?;
-                started.push(id(&ctr));
-            }
+        let stopped: Vec<Value> = containers(c, &project.name, std::slice::from_ref(&s), OneOff::Exclude, true)
+            .await?
+            .into_iter()
+            .filter(|ctr| ctr.get("State").and_then(Value::as_str) != Some("running"))
+            .collect();
+        if let Some(first) = stopped.first() {
+            super::lifecycle::pre_start(c, project, svc, &id(first), hooks).await?;
+        }
+        for ctr in stopped {
+            start_container(c, svc, &id(&ctr), &name(&ctr), hooks).await?;
+            started.push(id(&ctr));
         }
     }
     Ok(started)
@@ -652,9 +695,12 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         &project,
         &a.services,
         a.no_deps,
-        a.build,
-        a.no_build,
-        &a.pull,
+        &ImagePolicy {
+            build: a.build,
+            no_build: a.no_build,
+            pull: a.pull.clone(),
+            progress: p.progress.clone().unwrap_or_default(),
+        },
         &a.scale,
         how,
         a.remove_orphans,
@@ -664,7 +710,7 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
         return Ok(0);
     }
     if a.detach || a.wait {
-        start_services(c, &project, &targets, timeout).await?;
+        start_services(c, &project, &targets, timeout, None).await?;
     }
     if a.wait {
         for s in plan::start_order(&project, Some(&targets)) {
@@ -713,7 +759,7 @@ pub async fn up(c: &Client, p: &ProjectArgs, a: UpArgs) -> Result<i32> {
     // Watching begins once the services run (its initial sync goes into their containers).
     let watching = async {
         started.notified().await;
-        super::watch::watch(c, &project, &a.services).await
+        super::watch::watch(c, &project, &a.services, true).await
     };
     tokio::select! {
         r = attached_up => r,
@@ -731,8 +777,13 @@ pub async fn create(c: &Client, p: &ProjectArgs, a: CreateArgs) -> Result<i32> {
         timeout: None,
         targets: None,
     };
-    create_project(c, &project, &a.services, false, a.build, a.no_build, "missing", &a.scale, how, a.remove_orphans)
-        .await?;
+    let images = ImagePolicy {
+        build: a.build,
+        no_build: a.no_build,
+        progress: p.progress.clone().unwrap_or_default(),
+        ..ImagePolicy::default()
+    };
+    create_project(c, &project, &a.services, false, &images, &a.scale, how, a.remove_orphans).await?;
     Ok(0)
 }
 

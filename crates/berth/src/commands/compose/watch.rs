@@ -20,7 +20,7 @@ use clap::Args;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 
-use super::up::{Converge, converge, ensure_images};
+use super::up::{Converge, ImagePolicy, converge, ensure_images};
 use super::{OneOff, ProjectArgs, containers, id, name};
 use crate::commands::container_path;
 
@@ -37,6 +37,9 @@ pub struct WatchArgs {
     /// Do not build & start services before watching
     #[arg(long = "no-up")]
     pub no_up: bool,
+    /// Prune dangling images on rebuild
+    #[arg(long = "prune", value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", require_equals = true, action = clap::ArgAction::Set)]
+    pub prune: bool,
     /// Services to watch
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,
@@ -57,7 +60,7 @@ pub async fn watch_cmd(c: &crate::client::Client, p: &ProjectArgs, a: WatchArgs)
         Box::pin(super::up::up(c, p, up)).await?;
     }
     tokio::select! {
-        r = watch(c, &project, &a.services) => r?,
+        r = watch(c, &project, &a.services, a.prune) => r?,
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(0)
@@ -343,7 +346,7 @@ async fn sync(
             let mut cmd = vec!["rm".to_string(), "-rf".to_string()];
             cmd.extend(gone.iter().cloned());
             let hook = berth_compose::model::Hook { command: cmd, ..Default::default() };
-            super::lifecycle::run_hook(c, svc, &cid, &hook).await?;
+            super::lifecycle::run_hook(c, svc, &cid, &hook, None).await?;
         }
     }
     Ok(())
@@ -354,7 +357,7 @@ async fn restart(c: &crate::client::Client, project: &Project, svc: &Service) ->
     for ctr in containers(c, &project.name, std::slice::from_ref(&svc.name), OneOff::Exclude, true).await? {
         super::lifecycle::pre_stop(c, svc, &id(&ctr)).await?;
         c.post(&format!("{}/restart", container_path(&id(&ctr)))).await?;
-        super::lifecycle::post_start(c, svc, &id(&ctr)).await?;
+        super::lifecycle::post_start(c, svc, &id(&ctr), None).await?;
         super::progress(&format!("Container {}", name(&ctr)), "Restarted");
     }
     Ok(())
@@ -367,22 +370,87 @@ async fn rebuild(
     project: &Project,
     svc: &Service,
     targets: &BTreeSet<String>,
+    prune: bool,
 ) -> Result<()> {
     let one: BTreeSet<String> = [svc.name.clone()].into();
-    let images = ensure_images(c, project, &one, true, false, "missing").await?;
+    let image_name = berth_compose::plan::image_name(&project.name, svc);
+    let before = super::up::image_id(c, &image_name).await?;
+    let images = ensure_images(c, project, &one, &ImagePolicy { build: true, ..Default::default() }).await?;
+    // The replaced image, removed once the recreation has freed it.
+    let replaced = before.filter(|old| prune && images.get(&svc.name) != Some(old));
     let how = Converge { start: true, targets: Some(targets.clone()), ..Converge::default() };
     let image = images.get(&svc.name).cloned().unwrap_or_default();
     converge(c, project, svc, svc.replicas(), &image, &how).await?;
     let deps = super::up::restart_dependents(project, &svc.name, Some(targets));
     if !deps.is_empty() {
-        let images = ensure_images(c, project, &deps.iter().cloned().collect(), false, false, "missing").await?;
+        let images = ensure_images(c, project, &deps.iter().cloned().collect(), &ImagePolicy::default()).await?;
         for d in deps {
             let Some(ds) = project.services.get(&d) else { continue };
             let image = images.get(&d).cloned().unwrap_or_default();
             converge(c, project, ds, ds.replicas(), &image, &how).await?;
         }
     }
+    if let Some(old) = replaced {
+        prune_dangling(c, &old).await;
+    }
     Ok(())
+}
+
+/// `--prune`: the image a rebuild replaced is removed when it is left dangling (no tag; one a container still uses
+/// is refused by the daemon and stays), as Compose's pruneDanglingImagesOnRebuild.
+async fn prune_dangling(c: &crate::client::Client, old: &str) {
+    let Ok(v) = c.get_json::<serde_json::Value>(&format!("/images/{old}/json")).await else { return };
+    let tagged = v["RepoTags"].as_array().is_some_and(|t| !t.is_empty());
+    if !tagged {
+        // A conflict (a container runs it) or a race with another removal is no error of the watch.
+        let _ = c.delete(&format!("/images/{old}")).await;
+    }
+}
+
+/// The creation time of the service's image (the initial sync copies what changed since).
+async fn image_created(c: &crate::client::Client, project: &Project, svc: &Service) -> Option<std::time::SystemTime> {
+    let image = berth_compose::plan::image_name(&project.name, svc);
+    let v: serde_json::Value = c.get_json(&format!("{}/json", crate::commands::image_path(&image))).await.ok()?;
+    let (secs, nanos) = crate::units::parse_rfc3339ish(v["Created"].as_str()?)?;
+    let secs = u64::try_from(secs).ok()?;
+    Some(std::time::UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// The files Compose's initial sync copies for one rule: those under its path (or the path itself) modified after
+/// `since` (the image's creation: older ones are in the image already), not ignored by the rule, not under a bind
+/// mount of the service (a bind mount shows the host's files anyway).
+fn initial_files(rule: &Rule<'_>, svc: &Service, since: std::time::SystemTime) -> Vec<String> {
+    let binds: Vec<&str> = svc.volumes.iter().filter(|v| v.typ == "bind").filter_map(|v| v.source.as_deref()).collect();
+    let mounted = |p: &Path| binds.iter().any(|b| p.starts_with(b));
+    let newer = |m: &std::fs::Metadata| m.modified().is_ok_and(|t| t > since);
+    let root = PathBuf::from(&rule.rule.path);
+    let mut out = Vec::new();
+    let Ok(meta) = std::fs::symlink_metadata(&root) else { return out };
+    if !meta.is_dir() {
+        if newer(&meta) && !mounted(&root) && rule.relative(&root).is_some() {
+            out.push(String::new());
+        }
+        return out;
+    }
+    let mut stack = vec![root];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Some(rel) = rule.relative(&p) else { continue };
+            if mounted(&p) {
+                continue;
+            }
+            let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+            if m.is_dir() {
+                stack.push(p);
+            } else if newer(&m) {
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Acts on one service's plan of a batch.
@@ -393,10 +461,11 @@ async fn apply(
     rules: &[Rule<'_>],
     plan: &Plan,
     targets: &BTreeSet<String>,
+    prune: bool,
 ) -> Result<()> {
     if plan.rebuild {
         eprintln!("Rebuilding service(s) [\"{}\"] after changes were detected...", svc.name);
-        rebuild(c, project, svc, targets).await?;
+        rebuild(c, project, svc, targets, prune).await?;
         eprintln!("service(s) [\"{}\"] successfully built", svc.name);
         return Ok(());
     }
@@ -410,7 +479,7 @@ async fn apply(
         match (r.action.as_str(), &r.exec) {
             ("sync+exec", Some(h)) => {
                 for cid in running(c, project, &svc.name).await? {
-                    super::lifecycle::run_hook(c, svc, &cid, h).await?;
+                    super::lifecycle::run_hook(c, svc, &cid, h, None).await?;
                 }
             }
             _ if !restarted => {
@@ -426,7 +495,8 @@ async fn apply(
 
 /// Watches the services' rules until an error the loop cannot survive (Ctrl-C ends it from outside). Errors of
 /// one batch (a failed build, a stopped container) are printed and watching goes on, as Compose does.
-pub async fn watch(c: &crate::client::Client, project: &Project, services: &[String]) -> Result<()> {
+/// `prune`: remove the images rebuilds leave dangling.
+pub async fn watch(c: &crate::client::Client, project: &Project, services: &[String], prune: bool) -> Result<()> {
     let list = check(project, services)?;
     let targets: BTreeSet<String> = project.services.keys().cloned().collect();
     let mut compiled: BTreeMap<String, Vec<Rule<'_>>> = BTreeMap::new();
@@ -450,14 +520,20 @@ pub async fn watch(c: &crate::client::Client, project: &Project, services: &[Str
         }
         w.add_tree(r);
     }
-    // initial_sync: the whole path of each sync rule that asks for it, before changes are watched.
+    // initial_sync: what each sync rule that asks for it has newer than the service's image, before changes are
+    // watched (Compose's initialSyncFiles).
     for s in &list {
         let rules = &compiled[&s.name];
+        let wanted = |r: &Rule<'_>| r.rule.initial_sync.unwrap_or(false) && r.rule.action.starts_with("sync");
+        if !rules.iter().any(wanted) {
+            continue;
+        }
+        let since = image_created(c, project, s).await.unwrap_or(std::time::UNIX_EPOCH);
         let items: Vec<(usize, String)> = rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| r.rule.initial_sync.unwrap_or(false) && r.rule.action.starts_with("sync"))
-            .map(|(i, _)| (i, String::new()))
+            .filter(|(_, r)| wanted(r))
+            .flat_map(|(i, r)| initial_files(r, s, since).into_iter().map(move |f| (i, f)))
             .collect();
         if !items.is_empty() {
             sync(c, project, s, rules, &items).await.with_context(|| format!("service {:?}: initial sync", s.name))?;
@@ -472,7 +548,7 @@ pub async fn watch(c: &crate::client::Client, project: &Project, services: &[Str
             if plan == Plan::default() {
                 continue;
             }
-            if let Err(e) = apply(c, project, s, rules, &plan, &targets).await {
+            if let Err(e) = apply(c, project, s, rules, &plan, &targets, prune).await {
                 eprintln!("Error: service {:?}: {e:#}", s.name);
             }
         }
@@ -514,5 +590,35 @@ mod tests {
         // A rule on a file: the path itself, synced to the target.
         assert_eq!(rules[2].relative(Path::new("/p/package.json")).as_deref(), Some(""));
         assert_eq!(rules[0].target(""), "/app");
+    }
+
+    #[test]
+    fn initial_sync_takes_what_is_newer_than_the_image() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("src");
+        std::fs::create_dir_all(root.join("lib")).expect("mkdir");
+        std::fs::create_dir_all(root.join("node_modules/x")).expect("mkdir");
+        std::fs::create_dir_all(root.join("mounted")).expect("mkdir");
+        for f in ["old.js", "new.js", "lib/new.js", "node_modules/x/new.js", "mounted/new.js", "debug.log"] {
+            std::fs::write(root.join(f), "x").expect("write");
+        }
+        let since = std::time::SystemTime::now() - Duration::from_secs(60);
+        let old = std::fs::File::options().write(true).open(root.join("old.js")).expect("open");
+        old.set_modified(since - Duration::from_secs(3600)).expect("set mtime");
+        let r = rule(&root.display().to_string(), "sync", &["node_modules/", "*.log"]);
+        let mut svc = Service::default();
+        svc.volumes.push(berth_compose::model::ServiceVolume {
+            typ: "bind".into(),
+            source: Some(root.join("mounted").display().to_string()),
+            target: "/m".into(),
+            ..Default::default()
+        });
+        let compiled = Rule::new(&r, &svc).expect("rule");
+        assert_eq!(initial_files(&compiled, &svc, since), ["lib/new.js", "new.js"]);
+        // A rule on one file: the path itself when it is newer, nothing when it is not.
+        let one = rule(&root.join("new.js").display().to_string(), "sync", &[]);
+        assert_eq!(initial_files(&Rule::new(&one, &svc).expect("rule"), &svc, since), [""]);
+        let one = rule(&root.join("old.js").display().to_string(), "sync", &[]);
+        assert!(initial_files(&Rule::new(&one, &svc).expect("rule"), &svc, since).is_empty());
     }
 }
