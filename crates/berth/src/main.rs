@@ -29,7 +29,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, context, cp, events, exec, image, inspect, logs, network, ps, registry, run, stats,
+    build, compose, container, context, cp, events, exec, image, inspect, kube, logs, network, ps, registry, run, stats,
     system, transfer, volume,
 };
 
@@ -217,6 +217,12 @@ enum Cmd {
     System {
         #[command(subcommand)]
         cmd: SystemCmd,
+    },
+    /// Generate Kubernetes YAML from containers, pods or compose projects, and play it
+    #[command(arg_required_else_help = true)]
+    Kube {
+        #[command(subcommand)]
+        cmd: kube::KubeCmd,
     },
     /// Manage contexts (shared with the docker CLI)
     #[command(arg_required_else_help = true)]
@@ -529,6 +535,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
     // `compose config` and `compose version` need no daemon.
     let cmd = match cmd {
         Cmd::Compose(a) if a.is_offline() => return compose::offline(a),
+        Cmd::Kube { cmd } if cmd.is_offline() => return kube::offline(cmd),
         other => other,
     };
     // `system dial-stdio` relays bytes; HTTP is the caller's (an `ssh://` client on another host).
@@ -579,6 +586,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Unpause(a) => container::pause(&c, a, false).await,
         Cmd::Wait(a) => container::wait(&c, a).await,
         Cmd::Compose(a) => compose::compose(&c, a).await,
+        Cmd::Kube { cmd } => kube::kube(&c, cmd).await,
         Cmd::Container { cmd } => match cmd {
             ContainerCmd::Attach(a) => container::attach(&c, a).await,
             ContainerCmd::Cp(a) => cp::cp(&c, a).await,
