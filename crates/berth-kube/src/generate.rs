@@ -751,14 +751,14 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
         _ => "Never",
     };
     let wanted: BTreeSet<&str> = restarts.iter().map(|r| policy(r)).collect();
+    // The one that restarts most wins: Always, then OnFailure, then Never.
+    let want = ["Always", "OnFailure", "Never"].into_iter().find(|p| wanted.contains(p)).unwrap_or("Never");
     if wanted.len() > 1 {
         warnings.push(format!(
-            "the containers' restart policies differ ({}): a pod has one, {:?} is used",
-            restarts.iter().cloned().collect::<Vec<_>>().join(", "),
-            wanted.first().copied().unwrap_or("Always")
+            "the containers' restart policies differ ({}): a pod has one, {want} is used",
+            restarts.iter().cloned().collect::<Vec<_>>().join(", ")
         ));
     }
-    let want = wanted.first().copied().unwrap_or("Never");
     spec.restart_policy = Some(match opts.kind {
         Kind::Pod => want.to_string(),
         Kind::Job => {
