@@ -187,7 +187,8 @@ pub fn from_inspect(c: &Value, image: Option<&Value>) -> Ctr {
     let host = &c["HostConfig"];
     let icfg = image.map(|i| &i["Config"]);
     let name = c["Name"].as_str().unwrap_or_default().trim_start_matches('/').to_string();
-    let mut x = Ctr { name: name.clone(), image: cfg["Image"].as_str().unwrap_or_default().to_string(), ..Ctr::default() };
+    let mut x =
+        Ctr { name: name.clone(), image: cfg["Image"].as_str().unwrap_or_default().to_string(), ..Ctr::default() };
     let ientry = icfg.and_then(|i| opt_strs(i.get("Entrypoint"))).unwrap_or_default();
     let icmd = icfg.and_then(|i| opt_strs(i.get("Cmd"))).unwrap_or_default();
     let entry = strs(cfg.get("Entrypoint"));
@@ -309,7 +310,8 @@ pub fn from_inspect(c: &Value, image: Option<&Value>) -> Ctr {
 /// `environment:` variable, or `content:`).
 pub fn from_service(project: &Project, svc: &Service) -> Result<Ctr> {
     let name = svc.name.clone();
-    let mut x = Ctr { name: name.clone(), image: berth_compose::plan::image_name(&project.name, svc), ..Ctr::default() };
+    let mut x =
+        Ctr { name: name.clone(), image: berth_compose::plan::image_name(&project.name, svc), ..Ctr::default() };
     if svc.build.is_some() && svc.image.is_none() {
         x.warnings.push(format!(
             "service {name} is built (build:) and names no image: the pod uses {:?}, which must be pushed to a registry the cluster can pull from",
@@ -334,10 +336,13 @@ pub fn from_service(project: &Project, svc: &Service) -> Result<Ctr> {
     let mem = |s: &Option<String>, k: &str| -> Result<Option<i64>> {
         match s {
             None => Ok(None),
-            Some(s) => berth_api::units::ram_in_bytes(s).map(Some).map_err(|e| Error::Input(format!("{}: {e}", key(k)))),
+            Some(s) => {
+                berth_api::units::ram_in_bytes(s).map(Some).map_err(|e| Error::Input(format!("{}: {e}", key(k))))
+            }
         }
     };
-    let limits = svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
+    let limits =
+        svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.clone()).unwrap_or_default();
     let reserv =
         svc.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.reservations.clone()).unwrap_or_default();
     x.memory = mem(&limits.memory.or(svc.mem_limit.clone()), "mem_limit")?;
@@ -444,9 +449,8 @@ pub fn from_service(project: &Project, svc: &Service) -> Result<Ctr> {
         x.aliases.push(c.clone());
     }
     if !svc.depends_on.is_empty() {
-        x.warnings.push(format!(
-            "service {name}: depends_on cannot be expressed (the containers of a pod start together)"
-        ));
+        x.warnings
+            .push(format!("service {name}: depends_on cannot be expressed (the containers of a pod start together)"));
     }
     if svc.replicas() > 1 {
         x.warnings.push(format!("service {name}: {} replicas become one container of the pod", svc.replicas()));
@@ -537,7 +541,11 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
             command: c.command.clone(),
             args: c.args.clone(),
             working_dir: c.working_dir.clone(),
-            env: c.env.iter().map(|(n, v)| EnvVar { name: n.clone(), value: Some(v.clone()), value_from: None }).collect(),
+            env: c
+                .env
+                .iter()
+                .map(|(n, v)| EnvVar { name: n.clone(), value: Some(v.clone()), value_from: None })
+                .collect(),
             tty: c.tty,
             stdin: c.stdin,
             ..Container::default()
@@ -617,7 +625,11 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
                 ));
             }
             let protocol = Some(p.protocol.to_ascii_uppercase()).filter(|p| p != "TCP");
-            let mut cp = ContainerPort { container_port: i64::from(p.container_port), protocol: protocol.clone(), ..Default::default() };
+            let mut cp = ContainerPort {
+                container_port: i64::from(p.container_port),
+                protocol: protocol.clone(),
+                ..Default::default()
+            };
             let in_range = p.host_port.is_some_and(|h| (30000..=32767).contains(&h));
             if opts.service {
                 let sp = ServicePort {
@@ -628,13 +640,14 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
                     protocol: protocol.clone(),
                 };
                 node_port |= p.published;
-                if p.published && !in_range {
-                    if let Some(h) = p.host_port {
-                        warnings.push(format!(
-                            "container {}: host port {h} is outside the NodePort range (30000-32767): it stays a hostPort of the container, and the cluster picks the node port",
-                            c.name
-                        ));
-                    }
+                if p.published
+                    && !in_range
+                    && let Some(h) = p.host_port
+                {
+                    warnings.push(format!(
+                        "container {}: host port {h} is outside the NodePort range (30000-32767): it stays a hostPort of the container, and the cluster picks the node port",
+                        c.name
+                    ));
                 }
                 service_ports.push(sp);
             }
@@ -680,7 +693,10 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
                         ));
                     }
                     let medium = (m.source == Source::Tmpfs).then(|| "Memory".to_string());
-                    (n.clone(), Volume { name: n, empty_dir: Some(EmptyDir { medium, size_limit: None }), ..Volume::default() })
+                    (
+                        n.clone(),
+                        Volume { name: n, empty_dir: Some(EmptyDir { medium, size_limit: None }), ..Volume::default() },
+                    )
                 }
             };
             volumes.entry(vname.clone()).or_insert(vol);
@@ -693,7 +709,11 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
         }
         for f in &c.files {
             let obj = dns_label(&format!("{pod_name}-{}", f.name));
-            let key = f.name.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '-' }).collect::<String>();
+            let key = f
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '-' })
+                .collect::<String>();
             let vol = if f.secret {
                 secrets.entry(obj.clone()).or_default().insert(key.clone(), encode_base64(f.content.as_bytes()));
                 Volume {
@@ -771,7 +791,10 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
         }
         _ => {
             if want != "Always" {
-                warnings.push(format!("a {:?}'s pods always restart (restartPolicy Always; the containers said {want})", opts.kind));
+                warnings.push(format!(
+                    "a {:?}'s pods always restart (restartPolicy Always; the containers said {want})",
+                    opts.kind
+                ));
             }
             "Always".into()
         }
@@ -780,10 +803,18 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
     let metadata = ObjectMeta { name: pod_name.clone(), labels: labels.clone(), annotations, ..ObjectMeta::default() };
     let selector = LabelSelector { match_labels: StrMap::from([("app".to_string(), pod_name.clone())]) };
     let template = || PodTemplate {
-        metadata: ObjectMeta { labels: labels.clone(), annotations: metadata.annotations.clone(), ..Default::default() },
+        metadata: ObjectMeta {
+            labels: labels.clone(),
+            annotations: metadata.annotations.clone(),
+            ..Default::default()
+        },
         spec: spec.clone(),
     };
-    let wmeta = ObjectMeta { name: pod_name.clone(), labels: StrMap::from([("app".to_string(), pod_name.clone())]), ..Default::default() };
+    let wmeta = ObjectMeta {
+        name: pod_name.clone(),
+        labels: StrMap::from([("app".to_string(), pod_name.clone())]),
+        ..Default::default()
+    };
     let mut out = Vec::new();
     for (claim, volume) in &claims {
         let mut ann = StrMap::new();
@@ -801,7 +832,11 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
         });
     }
     for (n, data) in config_maps {
-        out.push(Object::ConfigMap { metadata: ObjectMeta { name: n, ..Default::default() }, data, binary_data: StrMap::new() });
+        out.push(Object::ConfigMap {
+            metadata: ObjectMeta { name: n, ..Default::default() },
+            data,
+            binary_data: StrMap::new(),
+        });
     }
     for (n, data) in secrets {
         out.push(Object::Secret {
@@ -815,7 +850,12 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
         Kind::Pod => Object::Pod { metadata, spec: spec.clone() },
         Kind::Deployment => Object::Deployment {
             metadata: wmeta,
-            spec: WorkloadSpec { replicas: Some(opts.replicas.unwrap_or(1)), selector, template: template(), ..Default::default() },
+            spec: WorkloadSpec {
+                replicas: Some(opts.replicas.unwrap_or(1)),
+                selector,
+                template: template(),
+                ..Default::default()
+            },
         },
         Kind::StatefulSet => Object::StatefulSet {
             metadata: wmeta,

@@ -167,7 +167,8 @@ pub fn parse_document(index: usize, mut v: Value) -> Result<Document> {
     let kind = v.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
     let name = v.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
     let what = format!("{}/{}", if kind.is_empty() { "?" } else { &kind }, name);
-    let err = |field: &str, message: String| Error::Document { index, what: what.clone(), field: field.into(), message };
+    let err =
+        |field: &str, message: String| Error::Document { index, what: what.clone(), field: field.into(), message };
     let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
     let want = match kind.as_str() {
         "Deployment" | "StatefulSet" | "DaemonSet" => "apps/v1",
@@ -274,11 +275,8 @@ pub fn render(objects: &[Object]) -> Result<String> {
 /// A name as Kubernetes wants one (RFC 1123 label: lower case letters, digits and `-`, starting and ending
 /// alphanumeric, at most 63 characters): other characters become `-`.
 pub fn dns_label(s: &str) -> String {
-    let mut out: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let mut out: String =
+        s.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     out.truncate(63);
     let out = out.trim_matches('-').to_string();
     if out.is_empty() { "x".to_string() } else { out }

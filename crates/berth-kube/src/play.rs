@@ -181,8 +181,11 @@ pub fn teardown(docs: &[Document]) -> Teardown {
     t
 }
 
-/// The workloads' pods: (document, pod name, labels, template).
-fn pods_of(d: &Document, warnings: &mut Vec<String>) -> Result<Vec<(String, StrMap, StrMap, PodSpec, &'static str)>> {
+/// One pod of a workload: its name, labels, annotations, spec, and the spec's field path in the document.
+type PodOf = (String, StrMap, StrMap, PodSpec, &'static str);
+
+/// The workloads' pods.
+fn pods_of(d: &Document, warnings: &mut Vec<String>) -> Result<Vec<PodOf>> {
     let name = dns_label(&d.object.metadata().name);
     Ok(match &d.object {
         Object::Pod { metadata, spec } => {
@@ -195,10 +198,9 @@ fn pods_of(d: &Document, warnings: &mut Vec<String>) -> Result<Vec<(String, StrM
             }
             for (k, v) in &spec.selector.match_labels {
                 if spec.template.metadata.labels.get(k) != Some(v) {
-                    return Err(d.error(
-                        "spec.selector.matchLabels",
-                        format!("{k}={v} does not match the template's labels"),
-                    ));
+                    return Err(
+                        d.error("spec.selector.matchLabels", format!("{k}={v} does not match the template's labels"))
+                    );
                 }
             }
             let sts = matches!(d.object, Object::StatefulSet { .. });
@@ -211,7 +213,13 @@ fn pods_of(d: &Document, warnings: &mut Vec<String>) -> Result<Vec<(String, StrM
                         (false, _) => format!("{name}-pod-{i}"),
                     };
                     let t = &spec.template;
-                    (pod, t.metadata.labels.clone(), t.metadata.annotations.clone(), t.spec.clone(), "spec.template.spec")
+                    (
+                        pod,
+                        t.metadata.labels.clone(),
+                        t.metadata.annotations.clone(),
+                        t.spec.clone(),
+                        "spec.template.spec",
+                    )
                 })
                 .collect()
         }
@@ -220,7 +228,13 @@ fn pods_of(d: &Document, warnings: &mut Vec<String>) -> Result<Vec<(String, StrM
                 warnings.push(format!("{}: completions and parallelism above 1 run one pod", d.what()));
             }
             let t = &spec.template;
-            vec![(format!("{name}-pod"), t.metadata.labels.clone(), t.metadata.annotations.clone(), t.spec.clone(), "spec.template.spec")]
+            vec![(
+                format!("{name}-pod"),
+                t.metadata.labels.clone(),
+                t.metadata.annotations.clone(),
+                t.spec.clone(),
+                "spec.template.spec",
+            )]
         }
         _ => Vec::new(),
     })
@@ -260,10 +274,7 @@ fn probe_test(p: &Probe, c: &Container, d: &Document, field: &str) -> Result<Vec
             h.path.as_deref().unwrap_or("/")
         );
         // Whichever HTTP client the image has (busybox has wget).
-        return Ok(vec![
-            "CMD-SHELL".into(),
-            format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}'"),
-        ]);
+        return Ok(vec!["CMD-SHELL".into(), format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}'")]);
     }
     if let Some(t) = &p.tcp_socket {
         return Ok(vec![
@@ -312,9 +323,13 @@ pub fn plan(docs: &[Document], opts: &Options) -> Result<Plan> {
         }
         match &d.object {
             Object::ConfigMap { metadata, data: m, binary_data } => {
-                let mut all: BTreeMap<String, Vec<u8>> = m.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+                let mut all: BTreeMap<String, Vec<u8>> =
+                    m.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
                 for (k, v) in binary_data {
-                    all.insert(k.clone(), decode_base64(v).ok_or_else(|| d.error(format!("binaryData.{k}"), "not base64"))?);
+                    all.insert(
+                        k.clone(),
+                        decode_base64(v).ok_or_else(|| d.error(format!("binaryData.{k}"), "not base64"))?,
+                    );
                 }
                 data.maps.insert(metadata.name.clone(), all);
             }
@@ -355,7 +370,11 @@ pub fn plan(docs: &[Document], opts: &Options) -> Result<Plan> {
             let typ = spec.typ.as_deref().unwrap_or("ClusterIP");
             match typ {
                 "ClusterIP" | "NodePort" | "LoadBalancer" => {}
-                t => return Err(d.error("spec.type", format!("{t} is not supported (ClusterIP, NodePort, LoadBalancer are)"))),
+                t => {
+                    return Err(
+                        d.error("spec.type", format!("{t} is not supported (ClusterIP, NodePort, LoadBalancer are)"))
+                    );
+                }
             }
             for (i, p) in spec.ports.iter().enumerate() {
                 if let Some(proto) = &p.protocol
@@ -412,7 +431,9 @@ pub fn plan(docs: &[Document], opts: &Options) -> Result<Plan> {
                         .flat_map(|c| c.ports.iter())
                         .find(|cp| cp.name.as_deref() == Some(s))
                         .map(|cp| cp.container_port)
-                        .ok_or_else(|| sd.error("spec.ports.targetPort", format!("no container port is named {s:?}")))?,
+                        .ok_or_else(|| {
+                            sd.error("spec.ports.targetPort", format!("no container port is named {s:?}"))
+                        })?,
                 };
                 let proto = sp.protocol.as_deref().unwrap_or("TCP").to_ascii_lowercase();
                 let key = format!("{target}/{proto}");
@@ -453,7 +474,10 @@ pub fn plan(docs: &[Document], opts: &Options) -> Result<Plan> {
         }
     }
     for x in &opts.publish {
-        let declared = out.pods.iter().any(|p| p.body["PortBindings"].get(format!("{}/{}", x.container_port, x.protocol)).is_some());
+        let declared = out
+            .pods
+            .iter()
+            .any(|p| p.body["PortBindings"].get(format!("{}/{}", x.container_port, x.protocol)).is_some());
         if !declared {
             return Err(Error::Input(format!(
                 "--publish {}: no container of the file declares port {}/{}",
@@ -495,7 +519,9 @@ fn pod_plan(
         Some("Always") => "always",
         Some("OnFailure") => "on-failure",
         Some("Never") => "no",
-        Some(o) => return Err(d.error(format!("{sfield}.restartPolicy"), format!("{o:?} is not Always, OnFailure or Never"))),
+        Some(o) => {
+            return Err(d.error(format!("{sfield}.restartPolicy"), format!("{o:?} is not Always, OnFailure or Never")));
+        }
     };
     let mut share = vec!["net", "ipc", "uts"];
     if spec.share_process_namespace == Some(true) {
@@ -543,7 +569,12 @@ fn pod_plan(
         ];
         match kinds.iter().filter(|k| **k).count() {
             1 => {}
-            0 => return Err(d.error(field, "no source Berth runs (persistentVolumeClaim, emptyDir, hostPath, configMap, secret)")),
+            0 => {
+                return Err(d.error(
+                    field,
+                    "no source Berth runs (persistentVolumeClaim, emptyDir, hostPath, configMap, secret)",
+                ));
+            }
             _ => return Err(d.error(field, "more than one source")),
         }
         if let Some(c) = &v.persistent_volume_claim
@@ -561,7 +592,10 @@ fn pod_plan(
             labels.insert(LABEL_DOCUMENT.into(), json!(what));
             let mut body = json!({"Name": name, "Driver": "local", "Labels": labels});
             if e.medium.as_deref() == Some("Memory") {
-                let mut o = format!("size={}", e.size_limit.as_ref().map(|s| s.text()).and_then(|s| quantity::bytes(&s)).unwrap_or(0));
+                let mut o = format!(
+                    "size={}",
+                    e.size_limit.as_ref().map(|s| s.text()).and_then(|s| quantity::bytes(&s)).unwrap_or(0)
+                );
                 if o == "size=0" {
                     o.clear();
                 }
@@ -658,13 +692,23 @@ fn pod_plan(
                         Some(match fr.field_path.as_str() {
                             "metadata.name" => pod.to_string(),
                             "metadata.namespace" => "default".to_string(),
-                            p => return Err(d.error(format!("{f}.valueFrom.fieldRef.fieldPath"), format!("{p:?} is not supported (metadata.name, metadata.namespace are)"))),
+                            p => {
+                                return Err(d.error(
+                                    format!("{f}.valueFrom.fieldRef.fieldPath"),
+                                    format!("{p:?} is not supported (metadata.name, metadata.namespace are)"),
+                                ));
+                            }
                         })
                     } else {
                         let (secret, r, sub) = match (&src.config_map_key_ref, &src.secret_key_ref) {
                             (Some(r), None) => (false, r, "configMapKeyRef"),
                             (None, Some(r)) => (true, r, "secretKeyRef"),
-                            _ => return Err(d.error(format!("{f}.valueFrom"), "needs one of configMapKeyRef, secretKeyRef, fieldRef")),
+                            _ => {
+                                return Err(d.error(
+                                    format!("{f}.valueFrom"),
+                                    "needs one of configMapKeyRef, secretKeyRef, fieldRef",
+                                ));
+                            }
                         };
                         match data.get(secret, &r.name).and_then(|m| m.get(&r.key)) {
                             Some(v) => Some(text(v)),
@@ -692,7 +736,12 @@ fn pod_plan(
         match (uid, gid) {
             (Some(u), Some(g)) => b["User"] = json!(format!("{u}:{g}")),
             (Some(u), None) => b["User"] = json!(u.to_string()),
-            (None, Some(g)) => return Err(d.error(format!("{field}.securityContext.runAsGroup"), format!("{g}: runAsGroup needs runAsUser on berth"))),
+            (None, Some(g)) => {
+                return Err(d.error(
+                    format!("{field}.securityContext.runAsGroup"),
+                    format!("{g}: runAsGroup needs runAsUser on berth"),
+                ));
+            }
             (None, None) => {}
         }
         if sc.run_as_non_root.or(psc.run_as_non_root) == Some(true) && uid.is_none_or(|u| u == 0) {
@@ -716,7 +765,8 @@ fn pod_plan(
         if sc.allow_privilege_escalation == Some(false) {
             host.insert("SecurityOpt".into(), json!(["no-new-privileges"]));
         }
-        let groups: Vec<String> = psc.supplemental_groups.iter().chain(psc.fs_group.iter()).map(|g| g.to_string()).collect();
+        let groups: Vec<String> =
+            psc.supplemental_groups.iter().chain(psc.fs_group.iter()).map(|g| g.to_string()).collect();
         if !groups.is_empty() {
             host.insert("GroupAdd".into(), json!(groups));
         }
@@ -725,18 +775,24 @@ fn pod_plan(
                 let q = v.text();
                 match k.as_str() {
                     "memory" => {
-                        let m = quantity::bytes(&q).ok_or_else(|| d.error(format!("{field}.resources.limits.memory"), format!("{q:?} is not a quantity")))?;
+                        let m = quantity::bytes(&q).ok_or_else(|| {
+                            d.error(format!("{field}.resources.limits.memory"), format!("{q:?} is not a quantity"))
+                        })?;
                         host.insert("Memory".into(), json!(m));
                     }
                     "cpu" => {
-                        let n = quantity::nano_cpus(&q).ok_or_else(|| d.error(format!("{field}.resources.limits.cpu"), format!("{q:?} is not a quantity")))?;
+                        let n = quantity::nano_cpus(&q).ok_or_else(|| {
+                            d.error(format!("{field}.resources.limits.cpu"), format!("{q:?} is not a quantity"))
+                        })?;
                         host.insert("NanoCpus".into(), json!(n));
                     }
                     o => warnings.push(format!("{what}: container {}: limit {o} is ignored", c.name)),
                 }
             }
             if let Some(q) = r.requests.get("memory").map(IntOrString::text) {
-                let m = quantity::bytes(&q).ok_or_else(|| d.error(format!("{field}.resources.requests.memory"), format!("{q:?} is not a quantity")))?;
+                let m = quantity::bytes(&q).ok_or_else(|| {
+                    d.error(format!("{field}.resources.requests.memory"), format!("{q:?} is not a quantity"))
+                })?;
                 host.insert("MemoryReservation".into(), json!(m));
             }
         }
@@ -750,7 +806,10 @@ fn pod_plan(
                 return Err(d.error(format!("{field}.ports[{i}].protocol"), format!("{proto:?} is not a protocol")));
             }
             if !(1..=65535).contains(&p.container_port) {
-                return Err(d.error(format!("{field}.ports[{i}].containerPort"), format!("{} is not a port", p.container_port)));
+                return Err(d.error(
+                    format!("{field}.ports[{i}].containerPort"),
+                    format!("{} is not a port", p.container_port),
+                ));
             }
             let key = format!("{}/{}", p.container_port, proto.to_ascii_lowercase());
             if let Some(hp) = p.host_port {
@@ -819,7 +878,10 @@ fn pod_plan(
                     if optional == Some(true) {
                         continue;
                     }
-                    return Err(d.error(format!("{f}.name"), format!("{kind} {name:?} (volume {}) is not in the file", m.name)));
+                    return Err(d.error(
+                        format!("{f}.name"),
+                        format!("{kind} {name:?} (volume {}) is not in the file", m.name),
+                    ));
                 };
                 // (key, relative path, mode)
                 let mut entries: Vec<(String, String, u32)> = Vec::new();
@@ -830,7 +892,9 @@ fn pod_plan(
                 } else {
                     for it in items {
                         if !m_data.contains_key(&it.key) {
-                            return Err(d.error(format!("{f}.name"), format!("{kind} {name:?} has no key {:?}", it.key)));
+                            return Err(
+                                d.error(format!("{f}.name"), format!("{kind} {name:?} has no key {:?}", it.key))
+                            );
                         }
                         if it.path.starts_with('/') || it.path.split('/').any(|p| p == "..") {
                             return Err(d.error(format!("{f}.items"), format!("{:?} must be a relative path", it.path)));
@@ -848,7 +912,11 @@ fn pod_plan(
                     }
                     None => {
                         for (key, path, md) in entries {
-                            files.push(FilePlan { path: format!("{base}/{path}"), content: m_data[&key].clone(), mode: md });
+                            files.push(FilePlan {
+                                path: format!("{base}/{path}"),
+                                content: m_data[&key].clone(),
+                                mode: md,
+                            });
                         }
                     }
                 }

@@ -104,7 +104,8 @@ fn generate_workloads_and_a_service() {
     let mut c = web();
     c.ports[0].host_port = Some(30080);
     let (docs, _) =
-        generate::generate(&[c], &generate::Options { name: "web".into(), service: true, ..Default::default() }).unwrap();
+        generate::generate(&[c], &generate::Options { name: "web".into(), service: true, ..Default::default() })
+            .unwrap();
     let svc = docs.iter().find(|d| d.kind() == "Service").unwrap().to_value();
     assert_eq!(svc["spec"]["ports"][0]["nodePort"], 30080);
     let pod = docs.iter().find(|d| d.kind() == "Pod").unwrap().to_value();
@@ -287,7 +288,9 @@ fn err(text: &str) -> String {
 #[test]
 fn play_errors_name_the_document_and_the_field() {
     let pod = |extra: &str| {
-        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n{extra}")
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n{extra}"
+        )
     };
     assert_eq!(
         err(&pod("    lifecycle: {}\n")),
@@ -297,10 +300,19 @@ fn play_errors_name_the_document_and_the_field() {
         err(&format!("---\n---\n{}", pod("    volumeMounts: [{name: nope, mountPath: /x}]\n"))),
         "document 1 (Pod/p): spec.containers[0].volumeMounts[0].name: no volume \"nope\" in the pod"
     );
-    assert!(err("apiVersion: v1\nkind: Ingress\nmetadata: {name: i}\n").starts_with("document 0 (Ingress/i): kind: Ingress is not supported"));
-    assert_eq!(err("apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: d}\n"), "document 0 (Deployment/d): apiVersion: \"apps/v2\" is not supported for Deployment (expected apps/v1)");
-    assert!(err(&pod("    env: [{name: A, valueFrom: {configMapKeyRef: {name: m, key: k}}}]\n")).contains("spec.containers[0].env[0].valueFrom.configMapKeyRef: key \"k\" of \"m\" is not in the file"));
-    assert!(err(&pod("  hostPID: true\n").replace("    image: busybox\n  hostPID", "    image: busybox\n  hostPID")).contains("hostPID"));
+    assert!(
+        err("apiVersion: v1\nkind: Ingress\nmetadata: {name: i}\n")
+            .starts_with("document 0 (Ingress/i): kind: Ingress is not supported")
+    );
+    assert_eq!(
+        err("apiVersion: apps/v2\nkind: Deployment\nmetadata: {name: d}\n"),
+        "document 0 (Deployment/d): apiVersion: \"apps/v2\" is not supported for Deployment (expected apps/v1)"
+    );
+    assert!(
+        err(&pod("    env: [{name: A, valueFrom: {configMapKeyRef: {name: m, key: k}}}]\n"))
+            .contains("spec.containers[0].env[0].valueFrom.configMapKeyRef: key \"k\" of \"m\" is not in the file")
+    );
+    assert!(err(&pod("  hostPID: true\n")).contains("hostPID"));
     assert!(err(&pod("    ports: [{containerPort: 80, hostPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: q}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports: [{containerPort: 81, hostPort: 8080}]\n")).contains("host port 8080/tcp of pod q is published by pod p too"));
     assert!(err("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    ports: [{containerPort: 80}]\n  - name: c\n    image: busybox\n").contains("spec.containers[1].name: \"c\" used twice"));
 }
@@ -313,7 +325,8 @@ fn generated_documents_play_back() {
     db.ports[0].host_port = None;
     db.ports[0].published = false;
     db.aliases = vec!["db".into(), "database".into()];
-    let (docs, _) = generate::generate(&[web(), db], &generate::Options { name: "shop".into(), ..Default::default() }).unwrap();
+    let (docs, _) =
+        generate::generate(&[web(), db], &generate::Options { name: "shop".into(), ..Default::default() }).unwrap();
     let text = render(&docs).unwrap();
     let back = parse(&text).unwrap();
     assert_eq!(back.iter().map(|d| d.object.clone()).collect::<Vec<_>>(), docs);

@@ -29,8 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, context, cp, events, exec, image, inspect, kube, logs, network, ps, registry, run, stats,
-    system, transfer, volume,
+    build, compose, container, context, cp, events, exec, image, inspect, kube, logs, network, ps, registry, run,
+    stats, system, transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means

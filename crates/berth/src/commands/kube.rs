@@ -174,7 +174,8 @@ async fn pod_json(c: &Client, name: &str) -> Result<Option<Value>> {
 
 /// A container as `generate` describes it, from its inspection and its image's.
 async fn describe(c: &Client, name: &str) -> Result<Ctr> {
-    let v: Value = c.get_json(&format!("{}/json", container_path(name))).await.with_context(|| format!("container {name}"))?;
+    let v: Value =
+        c.get_json(&format!("{}/json", container_path(name))).await.with_context(|| format!("container {name}"))?;
     let image = match v["Image"].as_str() {
         Some(i) => match c.get_json::<Value>(&format!("{}/json", image_path(i))).await {
             Ok(img) => Some(img),
@@ -303,9 +304,9 @@ async fn ensure_image(c: &Client, image: &str, base: &Path, build: bool) -> Resu
     }
     match c.get_json::<Value>(&format!("{}/json", image_path(image))).await {
         Ok(_) => Ok(()),
-        Err(e) if ApiError::is(&e, 404) => {
-            crate::commands::registry::pull_with_progress(c, image, false).await.with_context(|| format!("pull {image}"))
-        }
+        Err(e) if ApiError::is(&e, 404) => crate::commands::registry::pull_with_progress(c, image, false)
+            .await
+            .with_context(|| format!("pull {image}")),
         Err(e) => Err(e),
     }
 }
@@ -325,17 +326,29 @@ async fn ensure_volume(c: &Client, name: &str, body: &Value) -> Result<()> {
 /// Creates one container in a pod and writes its files; its ID.
 async fn create_in_pod(c: &Client, pod_id: &str, cp: &play::ContainerPlan) -> Result<String> {
     let q = query(&[("name", cp.name.clone()), ("pod", pod_id.to_string())]);
-    let resp = c.post_json(&format!("/containers/create{q}"), &cp.body).await.with_context(|| format!("create container {}", cp.name))?;
+    let resp = c
+        .post_json(&format!("/containers/create{q}"), &cp.body)
+        .await
+        .with_context(|| format!("create container {}", cp.name))?;
     let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
     let id = v["Id"].as_str().unwrap_or_default().to_string();
     if !cp.files.is_empty() {
         let files: Vec<InjectedFile> = cp
             .files
             .iter()
-            .map(|f| InjectedFile { target: f.path.clone(), content: f.content.clone(), uid: 0, gid: 0, mode: f.mode, copy_uid_gid: false })
+            .map(|f| InjectedFile {
+                target: f.path.clone(),
+                content: f.content.clone(),
+                uid: 0,
+                gid: 0,
+                mode: f.mode,
+                copy_uid_gid: false,
+            })
             .collect();
         let tar = compose::lifecycle::tar_of(&files)?;
-        compose::lifecycle::put_archive(c, &id, "/", tar, false).await.with_context(|| format!("write the ConfigMap and Secret files of {}", cp.name))?;
+        compose::lifecycle::put_archive(c, &id, "/", tar, false)
+            .await
+            .with_context(|| format!("write the ConfigMap and Secret files of {}", cp.name))?;
     }
     Ok(id)
 }
@@ -354,7 +367,10 @@ async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
         ensure_volume(c, &v.name, &v.body).await?;
     }
     for p in &plan.pods {
-        let resp = c.post_json("/berth/pods/create", &p.body).await.with_context(|| format!("{}: create pod {}", p.document, p.name))?;
+        let resp = c
+            .post_json("/berth/pods/create", &p.body)
+            .await
+            .with_context(|| format!("{}: create pod {}", p.document, p.name))?;
         let v: Value = serde_json::from_slice(&resp).context("decode the pod create answer")?;
         let pod_id = v["Id"].as_str().unwrap_or_default().to_string();
         for v in &p.volumes {
@@ -362,7 +378,10 @@ async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
         }
         if !start {
             if !p.init.is_empty() {
-                eprintln!("WARN[0000] pod {}: --start=false: its init containers start with the others when it is started, not first", p.name);
+                eprintln!(
+                    "WARN[0000] pod {}: --start=false: its init containers start with the others when it is started, not first",
+                    p.name
+                );
             }
             for cp in p.init.iter().chain(&p.containers) {
                 create_in_pod(c, &pod_id, cp).await?;
@@ -375,7 +394,8 @@ async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
         for cp in &p.init {
             let id = create_in_pod(c, &pod_id, cp).await?;
             start_container(c, &id, &cp.name).await?;
-            let w: Value = serde_json::from_slice(&c.post(&format!("{}/wait", container_path(&id))).await?).context("decode the wait answer")?;
+            let w: Value = serde_json::from_slice(&c.post(&format!("{}/wait", container_path(&id))).await?)
+                .context("decode the wait answer")?;
             let code = w["StatusCode"].as_i64().unwrap_or(-1);
             if code != 0 {
                 bail!(
@@ -386,7 +406,9 @@ async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
                 );
             }
             // Done: it must not run again when the pod is started again.
-            c.delete(&format!("{}?force=1", container_path(&id))).await.with_context(|| format!("remove init container {}", cp.name))?;
+            c.delete(&format!("{}?force=1", container_path(&id)))
+                .await
+                .with_context(|| format!("remove init container {}", cp.name))?;
         }
         let mut ids = Vec::new();
         for cp in &p.containers {
@@ -448,7 +470,8 @@ async fn teardown(c: &Client, docs: &[berth_kube::Document], force: bool) -> Res
         }
         // Containers left outside a pod (an init container that failed before it joined one).
         let f = json!({"label": [label]}).to_string();
-        let left: Vec<Value> = c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", f)]))).await?;
+        let left: Vec<Value> =
+            c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", f)]))).await?;
         for x in left {
             let id = x["Id"].as_str().unwrap_or_default();
             compose::up::remove_container(c, id, false).await?;
