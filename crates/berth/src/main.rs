@@ -840,6 +840,31 @@ mod tests {
     }
 
     #[test]
+    fn kube_flags() {
+        let Some(Cmd::Kube { cmd: kube::KubeCmd::Play(p) }) =
+            parse(&["kube", "play", "--start=false", "--replace", "--publish", "127.0.0.1:8080:80", "app.yaml"]).cmd
+        else {
+            panic!("not kube play")
+        };
+        assert!(!p.start && p.replace && !p.build && p.publish == vec!["127.0.0.1:8080:80"] && p.file == "app.yaml");
+        let Some(Cmd::Kube { cmd: kube::KubeCmd::Play(p) }) = parse(&["kube", "play", "--start", "-"]).cmd else {
+            panic!("not kube play")
+        };
+        assert!(p.start && p.file == "-");
+        let Some(Cmd::Kube { cmd }) = parse(&["kube", "generate", "-f", "compose.yaml", "--type", "job", "-s"]).cmd
+        else {
+            panic!("not kube")
+        };
+        assert!(cmd.is_offline());
+        let Some(Cmd::Kube { cmd: kube::KubeCmd::Generate(g) }) = parse(&["kube", "generate", "web", "db"]).cmd else {
+            panic!("not kube generate")
+        };
+        assert!(g.names == vec!["web", "db"] && g.output.typ == "pod" && !g.output.service);
+        let Some(Cmd::Compose(c)) = parse(&["compose", "kube", "--service"]).cmd else { panic!("not compose") };
+        assert!(c.is_offline());
+    }
+
+    #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
     }

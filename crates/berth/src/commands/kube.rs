@@ -36,9 +36,9 @@ pub enum KubeCmd {
     Down(DownArgs),
 }
 
-/// `kube generate`'s flags.
+/// What `kube generate` and `compose kube` write.
 #[derive(Args, Debug, Clone, Default)]
-pub struct GenerateArgs {
+pub struct OutputArgs {
     /// Kind of the document around the pod: pod, deployment, statefulset, daemonset, job
     #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "pod")]
     pub typ: String,
@@ -48,26 +48,19 @@ pub struct GenerateArgs {
     /// Replicas of a deployment or statefulset
     #[arg(short = 'r', long, value_name = "N")]
     pub replicas: Option<i64>,
+}
+
+/// `kube generate`'s flags.
+#[derive(Args, Debug, Clone, Default)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// A compose file: generate from its project instead of containers (repeatable, as compose's -f)
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Vec<PathBuf>,
     /// Containers or a pod (by name or ID)
     #[arg(value_name = "CONTAINER|POD")]
     pub names: Vec<String>,
-}
-
-/// `compose kube`'s flags.
-#[derive(Args, Debug, Clone, Default)]
-pub struct ComposeKubeArgs {
-    /// Kind of the document around the pod: pod, deployment, statefulset, daemonset, job
-    #[arg(short = 't', long = "type", value_name = "TYPE", default_value = "pod")]
-    pub typ: String,
-    /// Generate a Service for the ports (NodePort for published ones, else ClusterIP)
-    #[arg(short = 's', long)]
-    pub service: bool,
-    /// Replicas of a deployment or statefulset
-    #[arg(short = 'r', long, value_name = "N")]
-    pub replicas: Option<i64>,
 }
 
 /// `kube play`'s flags.
@@ -77,7 +70,7 @@ pub struct PlayArgs {
     #[arg(long)]
     pub replace: bool,
     /// Start the pods (--start=false only creates them; init containers then start with the others)
-    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub start: bool,
     /// Build images from a directory named like the image beside the file (its Dockerfile or Containerfile)
     #[arg(long)]
@@ -108,10 +101,6 @@ impl KubeCmd {
     }
 }
 
-fn kind(typ: &str) -> Result<Kind> {
-    Ok(typ.parse::<Kind>()?)
-}
-
 fn print(objects: &[berth_kube::model::Object], warnings: &[String]) -> Result<i32> {
     for w in warnings {
         eprintln!("WARN[0000] {w}");
@@ -120,18 +109,23 @@ fn print(objects: &[berth_kube::model::Object], warnings: &[String]) -> Result<i
     Ok(0)
 }
 
+/// The generator's options for a pod named `name`.
+fn options(name: String, o: &OutputArgs) -> Result<generate::Options> {
+    Ok(generate::Options { name, kind: o.typ.parse::<Kind>()?, service: o.service, replicas: o.replicas })
+}
+
 /// Generates from a compose project.
-fn generate_project(project: &berth_compose::Project, typ: &str, service: bool, replicas: Option<i64>) -> Result<i32> {
+fn generate_project(project: &berth_compose::Project, o: &OutputArgs) -> Result<i32> {
     let ctrs = generate::from_project(project)?;
-    let opts = generate::Options { name: project.name.clone(), kind: kind(typ)?, service, replicas };
+    let opts = options(project.name.clone(), o)?;
     let (objects, warnings) = generate::generate(&ctrs, &opts)?;
     print(&objects, &warnings)
 }
 
 /// `berth compose kube`.
-pub fn compose_kube(p: &ProjectArgs, a: &ComposeKubeArgs) -> Result<i32> {
+pub fn compose_kube(p: &ProjectArgs, a: &OutputArgs) -> Result<i32> {
     let project = compose::load(p, &[])?;
-    generate_project(&project, &a.typ, a.service, a.replicas)
+    generate_project(&project, a)
 }
 
 /// The commands that need no daemon.
@@ -143,7 +137,7 @@ pub fn offline(cmd: KubeCmd) -> Result<i32> {
             }
             let p = ProjectArgs { file: a.file.clone(), ..ProjectArgs::default() };
             let project = compose::load(&p, &[])?;
-            generate_project(&project, &a.typ, a.service, a.replicas)
+            generate_project(&project, &a.output)
         }
         _ => bail!("this command needs the daemon"),
     }
@@ -242,7 +236,7 @@ async fn generate_cmd(c: &Client, a: GenerateArgs) -> Result<i32> {
         }
     }
     let name = pod_name.unwrap_or_else(|| format!("{}-pod", ctrs[0].name));
-    let opts = generate::Options { name, kind: kind(&a.typ)?, service: a.service, replicas: a.replicas };
+    let opts = options(name, &a.output)?;
     let (objects, warnings) = generate::generate(&ctrs, &opts)?;
     print(&objects, &warnings)
 }

@@ -130,7 +130,7 @@ pub enum ComposeCmd {
     /// Watch build context for service and rebuild/refresh containers when files are updated
     Watch(watch::WatchArgs),
     /// Generate Kubernetes YAML for the project (one pod; see `berth kube generate`)
-    Kube(crate::commands::kube::ComposeKubeArgs),
+    Kube(crate::commands::kube::OutputArgs),
 }
 
 /// `version`'s flags.
