@@ -429,6 +429,12 @@ pub fn cgroups_left(ids: &[String]) -> Vec<String> {
 impl Drop for Berthd {
     fn drop(&mut self) {
         if self.child.is_some() {
+            // Pods first: their namespace holders are not listed containers.
+            if let Ok(out) = self.berth_cmd().args(["pod", "ls", "-q", "--no-trunc"]).output() {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = self.berth_cmd().args(["pod", "rm", "-f", id]).output();
+                }
+            }
             if let Ok(out) = self.berth_cmd().args(["ps", "-aq", "--no-trunc"]).output() {
                 for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                     let _ = self.berth_cmd().args(["rm", "-f", id]).output();

@@ -29,7 +29,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, context, cp, events, exec, image, inspect, kube, logs, network, ps, registry, run,
+    build, compose, container, context, cp, events, exec, image, inspect, kube, logs, network, pod, ps, registry, run,
     stats, system, transfer, volume,
 };
 
@@ -212,6 +212,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NetworkCmd,
     },
+    /// Manage pods (Podman's): containers sharing one network namespace and published ports
+    #[command(arg_required_else_help = true)]
+    Pod {
+        #[command(subcommand)]
+        cmd: PodCmd,
+    },
     /// Manage Berth
     #[command(arg_required_else_help = true)]
     System {
@@ -334,6 +340,30 @@ enum ImageCmd {
     Prune(system::ImagePruneArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(image::TagArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum PodCmd {
+    /// Create a pod (its namespace holder is Berth's own, no image needed)
+    Create(pod::CreateArgs),
+    /// Display detailed information on one or more pods
+    Inspect(pod::InspectArgs),
+    /// Send a signal to the running containers of one or more pods
+    Kill(pod::KillArgs),
+    /// Show the logs of a pod's containers, each line prefixed with the container's name
+    Logs(pod::LogsArgs),
+    /// List pods (`pod ps` is the same list, as Podman's; `berth ps --pod` lists the containers with their pod)
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(pod::LsArgs),
+    /// Restart one or more pods (stop, then start)
+    Restart(pod::StopArgs),
+    /// Remove one or more pods with their containers
+    #[command(visible_aliases = ["remove"])]
+    Rm(pod::RmArgs),
+    /// Start one or more pods: the namespace holder, then every container
+    Start(pod::PodsArgs),
+    /// Stop one or more pods: every container, then the namespace holder
+    Stop(pod::StopArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -636,6 +666,17 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
             NetworkCmd::Ls(a) => network::ls(&c, a).await,
             NetworkCmd::Prune(a) => network::prune(&c, a).await,
             NetworkCmd::Rm(a) => network::rm(&c, a).await,
+        },
+        Cmd::Pod { cmd } => match cmd {
+            PodCmd::Create(a) => pod::create(&c, a).await,
+            PodCmd::Inspect(a) => pod::inspect(&c, a).await,
+            PodCmd::Kill(a) => pod::each(&c, &a.pods, "kill", &[("signal", a.signal.clone())]).await,
+            PodCmd::Logs(a) => pod::logs(&c, a).await,
+            PodCmd::Ls(a) => pod::ls(&c, a).await,
+            PodCmd::Restart(a) => pod::each(&c, &a.pods, "restart", &pod::time_query(a.time)).await,
+            PodCmd::Rm(a) => pod::rm(&c, a).await,
+            PodCmd::Start(a) => pod::each(&c, &a.pods, "start", &[]).await,
+            PodCmd::Stop(a) => pod::each(&c, &a.pods, "stop", &pod::time_query(a.time)).await,
         },
         Cmd::Volume { cmd } => match cmd {
             VolumeCmd::Create(a) => volume::create(&c, a).await,

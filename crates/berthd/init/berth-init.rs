@@ -3,6 +3,9 @@
 //! when there is one), forwards every signal it gets to it, reaps every zombie (orphans are reparented to PID 1), and
 //! exits with the command's exit code, or 128 + the signal that ended it.
 //!
+//! `berth-init --pause` is a pod's namespace holder instead: it runs nothing, reaps what is reparented to it (the pod's
+//! processes when the pod shares its PID namespace) and exits 0 on `SIGTERM`, `SIGINT` or `SIGHUP`.
+//!
 //! Built by berthd's build script with `rustc` alone (std only, libc's functions declared here), statically linked
 //! (`+crt-static`): it runs inside any image, whatever libc the image has or lacks. berthd embeds it and bind-mounts it
 //! read-only at `/sbin/docker-init`.
@@ -67,7 +70,7 @@ fn main() {
         args.remove(0);
     }
     if args.is_empty() {
-        fatal("usage: berth-init -- COMMAND [ARGS...]", 1);
+        fatal("usage: berth-init -- COMMAND [ARGS...] | berth-init --pause", 1);
     }
     // Every signal waits for the loop below (a blocked signal reaches PID 1 of a PID namespace, an unhandled one would
     // not); the child gets a clean mask (std's spawn resets it).
@@ -86,6 +89,9 @@ fn main() {
         if getpid() != 1 {
             prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
         }
+    }
+    if args.len() == 1 && args[0] == "--pause" {
+        pause(&waited);
     }
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..]);
@@ -134,6 +140,30 @@ fn main() {
             }
             if pid == child {
                 exit(exit_code(status));
+            }
+        }
+    }
+}
+
+const SIGHUP: i32 = 1;
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+/// A pod's namespace holder: waits for a signal to end, reaping every zombie meanwhile.
+fn pause(waited: &SigSet) -> ! {
+    let timeout = Timespec { sec: 60, nsec: 0 };
+    loop {
+        let mut info = SigInfo([0; 16]);
+        // SAFETY: the set, the info and the timeout are owned here.
+        let sig = unsafe { sigtimedwait(waited, &mut info, &timeout) };
+        if matches!(sig, SIGHUP | SIGINT | SIGTERM) {
+            exit(0);
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a status owned here.
+            if unsafe { waitpid(-1, &mut status, WNOHANG) } <= 0 {
+                break;
             }
         }
     }

@@ -47,6 +47,7 @@ pub async fn open(mut config: Config) -> Result<Arc<Daemon>> {
     tokio::task::spawn_blocking(move || crate::recover::stray_shims(&d)).await.context("recovery")?;
     crate::containers::load_all(&daemon).await?;
     crate::build::remove_step_containers(&daemon).await;
+    crate::pods::reconcile(&daemon).await?;
     crate::recover::orphans(&daemon).await;
     Ok(daemon)
 }

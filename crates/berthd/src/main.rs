@@ -29,6 +29,7 @@ mod logs;
 mod mounts;
 mod names;
 mod networks;
+mod pods;
 mod recover;
 mod reload;
 mod routes;

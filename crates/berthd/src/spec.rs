@@ -1,7 +1,7 @@
 //! The OCI runtime spec of a container, built from its Docker configuration with Docker's defaults: capabilities,
 //! mounts, masked and read-only paths, device rules, namespaces, resources and the default seccomp profile.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::Error;
 use berth_api::models::{ContainerConfig, HostConfig};
@@ -77,6 +77,8 @@ pub struct SpecInputs<'a> {
     pub link_env: &'a [String],
     /// `--init`: the init binary, run as PID 1 (at `/sbin/docker-init`, as Docker) with the command as its child.
     pub init: Option<&'a Path>,
+    /// Namespaces of another process to join instead of new ones (`ipc`, `uts`, `pid`: a pod's holder's).
+    pub joins: &'a [(&'static str, PathBuf)],
 }
 
 /// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
@@ -166,11 +168,17 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     if let Some(init) = inp.init {
         mounts
             .push(json!({"destination": INIT_IN_CONTAINER, "type": "bind", "source": init, "options": ["bind", "ro"]}));
-        args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
+        // A command that is the init itself (a pod's holder, `berth-init --pause`) runs as is.
+        if args.first().map(String::as_str) != Some(INIT_IN_CONTAINER) {
+            args.splice(0..0, [INIT_IN_CONTAINER.to_string(), "--".to_string()]);
+        }
     }
     mounts[sorted_from..].sort_by_key(|m| m["destination"].as_str().map(|d| d.matches('/').count()).unwrap_or(0));
-    let mut namespaces =
-        vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let ns = |t: &str| match inp.joins.iter().find(|(j, _)| *j == t) {
+        Some((_, path)) => json!({"type": t, "path": path}),
+        None => json!({"type": t}),
+    };
+    let mut namespaces = vec![ns("pid"), ns("ipc"), ns("uts"), json!({"type": "mount"})];
     if let Some(ns) = inp.netns {
         namespaces.push(json!({"type": "network", "path": ns}));
     }
@@ -227,6 +235,10 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
         "linux": linux,
     });
     let mut spec = spec;
+    // A joined UTS namespace has its hostname already (runc refuses to set one there).
+    if inp.joins.iter().any(|(t, _)| *t == "uts") {
+        spec.as_object_mut().map(|o| o.remove("hostname"));
+    }
     if let Some(size) = console_size(tty, host.console_size.as_deref()) {
         spec["process"]["consoleSize"] = size;
     }
@@ -338,6 +350,7 @@ mod tests {
             idmap: None,
             link_env: &[],
             init: None,
+            joins: &[],
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -388,6 +401,7 @@ mod tests {
             idmap: None,
             link_env: &[],
             init: None,
+            joins: &[],
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),
@@ -426,6 +440,7 @@ mod tests {
             idmap: None,
             link_env: &[],
             init: None,
+            joins: &[],
         };
         let has_ns = |host: &HostConfig, v2| {
             let spec = build(&config, host, &inp(v2)).expect("spec");

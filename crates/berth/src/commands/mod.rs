@@ -14,6 +14,7 @@ pub mod kube;
 pub mod logs;
 pub mod network;
 pub mod opts;
+pub mod pod;
 pub mod ps;
 pub mod registry;
 pub mod run;

@@ -1,5 +1,6 @@
 //! `ps`: the container list with docker's columns and `--format` fields.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use anyhow::Result;
@@ -11,6 +12,9 @@ use crate::client::{Client, query};
 use crate::formatter::{self, Headers};
 use crate::template::go_quote;
 use crate::units::{ago, go_time_string, human_size};
+
+/// The label of a pod's containers (berthd's `io.berth.pod`: the pod's ID).
+pub const POD_LABEL: &str = "io.berth.pod";
 
 /// `berth ps`.
 #[derive(Args, Debug)]
@@ -40,6 +44,9 @@ pub struct PsArgs {
     /// Display total file sizes
     #[arg(short = 's', long = "size")]
     pub size: bool,
+    /// Display the pod of each container (POD ID and PODNAME columns, as Podman's; filter with --filter pod=POD)
+    #[arg(long = "pod")]
+    pub pod: bool,
 }
 
 /// The header of each `ps` field.
@@ -60,6 +67,8 @@ const HEADERS: Headers = &[
     ("Networks", "NETWORKS"),
     ("LocalVolumes", "LOCAL VOLUMES"),
     ("Platform", "PLATFORM"),
+    ("Pod", "POD ID"),
+    ("PodName", "PODNAME"),
 ];
 
 const DEFAULT: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
@@ -137,8 +146,8 @@ fn ports(list: &Value) -> String {
     result.join(", ")
 }
 
-/// One `ps` row with docker's formatter fields.
-fn row(c: &Value, trunc: bool, now: SystemTime) -> Value {
+/// One `ps` row with docker's formatter fields, and the container's pod (`pods`: pod ID → name).
+fn row(c: &Value, trunc: bool, now: SystemTime, pods: &HashMap<String, String>) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let mut image = c["Image"].as_str().unwrap_or("").to_string();
     if trunc {
@@ -206,6 +215,8 @@ fn row(c: &Value, trunc: bool, now: SystemTime) -> Value {
         "Networks": networks.join(","),
         "LocalVolumes": local_volumes.to_string(),
         "Platform": Value::Null,
+        "Pod": labels.get(POD_LABEL).and_then(Value::as_str).map(|p| if trunc { short_id(p) } else { p.to_string() }).unwrap_or_default(),
+        "PodName": labels.get(POD_LABEL).and_then(Value::as_str).and_then(|p| pods.get(p)).cloned().unwrap_or_default(),
     })
 }
 
@@ -229,11 +240,26 @@ pub async fn ps(c: &Client, a: PsArgs) -> Result<i32> {
     }
     let list: Vec<Value> = c.get_json(&format!("/containers/json{}", query(&q))).await?;
     let now = SystemTime::now();
-    let rows: Vec<Value> = list.iter().map(|x| row(x, !a.no_trunc, now)).collect();
+    // The pods' names, when shown (a daemon without pods has none).
+    let mut pods = HashMap::new();
+    if a.pod || format.contains(".PodName") {
+        let all: Vec<Value> = c.get_json("/berth/pods/json").await.unwrap_or_default();
+        for p in all {
+            pods.insert(p["Id"].as_str().unwrap_or("").to_string(), p["Name"].as_str().unwrap_or("").to_string());
+        }
+    }
+    let rows: Vec<Value> = list.iter().map(|x| row(x, !a.no_trunc, now, &pods)).collect();
     let format = if a.quiet {
         "{{.ID}}".to_string()
     } else if format.is_empty() || format == "table" {
-        if a.size { format!("{DEFAULT}\t{{{{.Size}}}}") } else { DEFAULT.to_string() }
+        let mut f = DEFAULT.to_string();
+        if a.size {
+            f.push_str("\t{{.Size}}");
+        }
+        if a.pod {
+            f.push_str("\t{{.Pod}}\t{{.PodName}}");
+        }
+        f
     } else {
         format
     };
@@ -259,7 +285,7 @@ mod tests {
             "Status": "Up 3 seconds",
             "SizeRw": 1200, "SizeRootFs": 4260000,
         });
-        let r = row(&c, true, SystemTime::now());
+        let r = row(&c, true, SystemTime::now(), &HashMap::new());
         assert_eq!(r["ID"], "0123456789ab");
         assert_eq!(r["Command"], "\"sh -c 'echo hello; …\"");
         assert_eq!(r["Names"], "up1");

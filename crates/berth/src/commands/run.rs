@@ -171,6 +171,10 @@ pub struct ContainerOpts {
     /// Tune host's OOM preferences (-1000 to 1000)
     #[arg(long = "oom-score-adj", value_name = "N", allow_hyphen_values = true)]
     pub oom_score_adj: Option<i64>,
+    /// Join a pod (its network, ports, hostname); new:NAME creates the pod first, taking -p, --network, --hostname,
+    /// --dns and --add-host
+    #[arg(long = "pod", value_name = "POD")]
+    pub pod: Option<String>,
     /// PID namespace to use
     #[arg(long = "pid", value_name = "MODE")]
     pub pid: Option<String>,
@@ -640,13 +644,20 @@ async fn create_container(
     body: &ContainerCreateBody,
     name: Option<&str>,
     cidfile: Option<&str>,
+    pod: Option<&str>,
 ) -> Result<String> {
     if let Some(f) = cidfile
         && std::path::Path::new(f).exists()
     {
         bail!("container ID file found, make sure the other container isn't running or delete {f}");
     }
-    let path = format!("/containers/create{}", query(&name.map(|n| vec![("name", n.to_string())]).unwrap_or_default()));
+    let mut body = body.clone();
+    let mut q: Vec<(&str, String)> = name.map(|n| vec![("name", n.to_string())]).unwrap_or_default();
+    if let Some(p) = pod {
+        q.push(("pod", super::pod::for_container(c, p, &mut body).await?));
+    }
+    let body = &body;
+    let path = format!("/containers/create{}", query(&q));
     let image = body.image.clone().unwrap_or_default();
     let answer = match c.post_json(&path, body).await {
         Ok(b) => b,
@@ -788,7 +799,9 @@ pub async fn run(c: &Client, a: RunArgs) -> Result<i32> {
     if a.opts.tty && s.stdin && !stream::stdin_is_terminal() {
         return Err(StatusError::exit(1, "the input device is not a TTY"));
     }
-    let id = match create_container(c, &body, a.opts.name.as_deref(), a.opts.cidfile.as_deref()).await {
+    let id = match create_container(c, &body, a.opts.name.as_deref(), a.opts.cidfile.as_deref(), a.opts.pod.as_deref())
+        .await
+    {
         Ok(id) => id,
         Err(e) => {
             let msg = format!("{e:#}");
@@ -840,7 +853,8 @@ pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
             return Err(StatusError::exit(125, ""));
         }
     };
-    let id = create_container(c, &body, a.opts.name.as_deref(), a.opts.cidfile.as_deref()).await?;
+    let id =
+        create_container(c, &body, a.opts.name.as_deref(), a.opts.cidfile.as_deref(), a.opts.pod.as_deref()).await?;
     outln!("{id}");
     Ok(0)
 }

@@ -37,6 +37,11 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
     }
     // A previous run's clean-up (its networking and volumes) finishes first.
     drop(c.cleanup.lock().await);
+    // A member of a stopped pod starts its pod's namespace holder first.
+    if let Err(e) = start_holder(d, &rec).await {
+        record_start_failure(d, c, &e).await;
+        return Err(e);
+    }
     c.stopping.store(false, Ordering::SeqCst);
     let bundle = bundle_dir(d, &rec.id);
     let dir = container_dir(d, &rec.id);
@@ -57,6 +62,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             config.hostname = Some(h.clone());
         }
         let idmap = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
+        let joins = namespace_joins(d, &rec.host_config)?;
         let spec = crate::spec::build(
             &config,
             &rec.host_config,
@@ -71,6 +77,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 link_env: &sandbox.link_env,
                 // Docker: the container's `Init`, else the daemon's `--init`.
                 init: rec.host_config.init.unwrap_or(d.config.init).then_some(d.config.init_path.as_path()),
+                joins: &joins,
             },
         )?;
         let shim_cfg = ShimConfig {
@@ -169,6 +176,42 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
     spawn_monitor(d.clone(), c.clone());
     crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
     Ok(())
+}
+
+/// Starts the pod namespace holder a container joins (network mode `container:<holder>`) when it is not running.
+async fn start_holder(d: &Arc<Daemon>, rec: &Record) -> Result<(), Error> {
+    let mode = rec.host_config.network_mode.clone().unwrap_or_default();
+    let crate::networks::Mode::Container(target) = crate::networks::mode(&mode) else { return Ok(()) };
+    let Ok(holder) = d.container(&target) else { return Ok(()) };
+    if holder.record().holder_of().is_none() || holder.is_running() {
+        return Ok(());
+    }
+    match Box::pin(start(d, &holder)).await {
+        Ok(()) | Err(Error::NotModified(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The namespaces a container joins instead of making its own: `IpcMode`/`PidMode` `container:<id>` (and a pod
+/// member's `UtsMode` `container:<holder>`), from the other container's init, which must be running.
+fn namespace_joins(
+    d: &Daemon,
+    host: &berth_api::models::HostConfig,
+) -> Result<Vec<(&'static str, std::path::PathBuf)>, Error> {
+    let mut joins = Vec::new();
+    for (typ, mode) in [("ipc", &host.ipc_mode), ("pid", &host.pid_mode), ("uts", &host.uts_mode)] {
+        let Some(target) = mode.as_deref().and_then(|m| m.strip_prefix("container:")) else { continue };
+        let other = d.container(target)?;
+        let orec = other.record();
+        if !other.is_running() || orec.state.pid <= 0 {
+            return Err(Error::Conflict(format!(
+                "cannot join {typ} namespace of a non running container: {}",
+                orec.id
+            )));
+        }
+        joins.push((typ, std::path::PathBuf::from(format!("/proc/{}/ns/{typ}", orec.state.pid))));
+    }
+    Ok(joins)
 }
 
 /// Records a failed start: the exit code Docker gives it, attach clients waiting for the start are let go, and a

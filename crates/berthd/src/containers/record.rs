@@ -13,6 +13,12 @@ use tokio::sync::watch;
 
 pub(crate) const DOC_KIND: &str = "container";
 
+/// The label of a pod's member containers: the pod's ID (how lists and other tools find a container's pod).
+pub const POD_LABEL: &str = "io.berth.pod";
+/// The label of a pod's namespace holder (`berth-init --pause`, a container without an image): the pod's ID. A holder
+/// is not listed, publishes no container events and is removed only with its pod.
+pub const POD_HOLDER_LABEL: &str = "io.berth.pod.infra";
+
 /// Lifecycle status, as Docker names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,6 +91,22 @@ pub struct Record {
     pub net: crate::networks::state::NetState,
 }
 
+impl Record {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.config.labels.as_ref().and_then(|l| l.get(key)).map(String::as_str)
+    }
+
+    /// The pod this container is a member of.
+    pub fn pod(&self) -> Option<&str> {
+        self.label(POD_LABEL)
+    }
+
+    /// The pod whose namespace holder this container is.
+    pub fn holder_of(&self) -> Option<&str> {
+        self.label(POD_HOLDER_LABEL)
+    }
+}
+
 /// Streams an attach client wants.
 #[derive(Debug, Clone, Copy)]
 pub struct AttachStreams {
@@ -151,6 +173,9 @@ impl Container {
     /// Publishes a container event with Docker's attributes (`name`, `image`, the container's labels) and `extra`.
     pub fn publish(&self, events: &crate::events::Events, action: &str, extra: &[(&str, &str)]) {
         let r = self.record();
+        if r.holder_of().is_some() {
+            return;
+        }
         let mut a: std::collections::BTreeMap<String, String> =
             r.config.labels.unwrap_or_default().into_iter().collect();
         a.insert("name".into(), r.name);

@@ -15,6 +15,17 @@ use super::*;
 /// Removes a container (`force`: kill it first if running).
 /// `volumes`: its anonymous volumes go too (`rm -v`, `--rm`), before a `removed` waiter is let go.
 pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), Error> {
+    if let Some(pod) = c.record().holder_of() {
+        return Err(Error::Conflict(format!(
+            "container {} is the infra container of pod {pod} and cannot be removed without removing the pod",
+            c.id
+        )));
+    }
+    remove_any(d, c, force, volumes).await
+}
+
+/// [`remove`], of a pod's namespace holder too (the pod manager's removal of its pod).
+pub async fn remove_any(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
     if c.status() == Status::Restarting {
         if !force {

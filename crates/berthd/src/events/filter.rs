@@ -16,6 +16,7 @@ pub const KEYS: &[&str] = &[
     "network",
     "node",
     "plugin",
+    "pod",
     "scope",
     "secret",
     "service",
@@ -73,6 +74,7 @@ pub fn matches(f: &Filters, e: &Event) -> bool {
         && name_or_id(f, "container", e)
         && name_or_id(f, "network", e)
         && name_or_id(f, "volume", e)
+        && (!f.contains("pod") || (e.typ == "pod" && name_or_id(f, "pod", e)))
         && image
         && swarm
         && f.match_kv("label", &labels)

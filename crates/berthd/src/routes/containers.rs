@@ -30,6 +30,9 @@ pub async fn create(d: Daemonic, Version(v): Version, q: Query, body: Bytes) -> 
     let legacy: LegacyCreate = serde_json::from_slice(&body).unwrap_or_default();
     let mut body: ContainerCreateBody = json_body(&body)?;
     containers::migrate_legacy_mac(&mut body, legacy.mac_address.as_deref(), v)?;
+    if let Some(pod) = q.get("pod").filter(|p| !p.is_empty()) {
+        crate::pods::join(&d, pod, &mut body).await?;
+    }
     let id = containers::create(&d, q.get("name").cloned(), body).await?;
     Ok((StatusCode::CREATED, Json(views::container::created(id, Vec::new()))).into_response())
 }
@@ -39,6 +42,17 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
     f.accept(containers::filter::LIST_FILTERS)?;
     let ancestors = if f.contains("ancestor") { Some(ancestor_ids(&d, f.get("ancestor")).await?) } else { None };
     let ctx = containers::filter::Context::new(&f, |n| Ok(d.container(n)?.record().created), ancestors)?;
+    // Podman's `pod` filter: the members of the pods it names (by name or ID).
+    let mut pods = None;
+    if f.contains("pod") {
+        let mut ids = std::collections::HashSet::new();
+        for p in f.get("pod") {
+            if let Ok(pod) = crate::pods::find(&d, p).await {
+                ids.insert(pod.id);
+            }
+        }
+        pods = Some(ids);
+    }
     let all = flag(&q, "all");
     let size = flag(&q, "size");
     let limit: Option<usize> =
@@ -47,7 +61,8 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
     recs.sort_by(|a, b| b.created.cmp(&a.created));
     let mut out = Vec::new();
     let now = SystemTime::now();
-    for r in recs {
+    // A pod's namespace holder is not listed (it is the pod's, `/berth/pods`).
+    for r in recs.into_iter().filter(|r| r.holder_of().is_none()) {
         // Docker lists a restarting container with the running ones.
         let running = matches!(
             r.state.status,
@@ -58,6 +73,9 @@ pub async fn list(d: Daemonic, Version(v): Version, q: Query) -> ApiResult<Json<
             continue;
         }
         if !containers::filter::matches(&r, &f, &ctx) {
+            continue;
+        }
+        if pods.as_ref().is_some_and(|ids| r.pod().is_none_or(|p| !ids.contains(p))) {
             continue;
         }
         let sz = if size { Some(containers::sizes(&d, &r).await) } else { None };

@@ -10,6 +10,7 @@ mod events;
 mod exec;
 mod images;
 mod networks;
+mod pods;
 mod registry;
 mod system;
 mod volumes;
@@ -132,9 +133,23 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
         .route("/session", head(system::no_session).post(system::no_session))
+        .merge(pod_routes())
         .merge(cluster_routes())
         .fallback(system::not_found)
         .with_state(d)
+}
+
+/// Berth's pods (`crate::pods`).
+fn pod_routes() -> Router<Arc<Daemon>> {
+    Router::new()
+        .route("/berth/pods/create", post(pods::create))
+        .route("/berth/pods/json", get(pods::list))
+        .route("/berth/pods/{id}/json", get(pods::inspect))
+        .route("/berth/pods/{id}/start", post(pods::start))
+        .route("/berth/pods/{id}/stop", post(pods::stop))
+        .route("/berth/pods/{id}/restart", post(pods::restart))
+        .route("/berth/pods/{id}/kill", post(pods::kill))
+        .route("/berth/pods/{id}", axum::routing::delete(pods::remove))
 }
 
 /// The swarm's and the plugins' endpoints, answered as by a Docker outside any swarm (see [`cluster`]).

@@ -16,6 +16,7 @@ pub mod event;
 pub mod exec;
 pub mod image;
 pub mod network;
+pub mod pod;
 pub mod render;
 pub mod stats;
 pub mod system;

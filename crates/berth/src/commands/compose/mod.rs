@@ -15,6 +15,9 @@ mod ops;
 pub(crate) mod up;
 mod watch;
 
+/// `compose logs`' prefixed streams, which `pod logs` shares.
+pub(crate) use ops::{prefix_text, stream_logs};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

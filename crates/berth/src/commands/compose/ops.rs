@@ -409,7 +409,7 @@ pub(super) fn color_code(i: usize) -> &'static str {
 }
 
 /// A log line's prefix: `name` padded to `width`, then `  | `, in the `color`-th of Compose's colours if any.
-pub(super) fn prefix_text(name: &str, width: usize, color: Option<usize>) -> String {
+pub(crate) fn prefix_text(name: &str, width: usize, color: Option<usize>) -> String {
     match color {
         Some(i) => format!("\x1b[{}m{name:<width$}  |\x1b[0m ", COLORS[i % COLORS.len()]),
         None => format!("{name:<width$}  | "),
@@ -419,7 +419,7 @@ pub(super) fn prefix_text(name: &str, width: usize, color: Option<usize>) -> Str
 /// Streams one container's `GET /logs` (query `q`) to stdout, each complete line with `prefix` (lines of several
 /// containers interleave whole, in arrival order: [`Prefixed`] writes whole batches of lines); returns when the stream
 /// ends.
-pub(super) async fn stream_logs(c: Client, cid: String, q: Vec<(&'static str, String)>, prefix: String) -> Result<()> {
+pub(crate) async fn stream_logs(c: Client, cid: String, q: Vec<(&'static str, String)>, prefix: String) -> Result<()> {
     let tty = c
         .get_json::<Value>(&format!("{}/json", container_path(&cid)))
         .await

@@ -1,0 +1,322 @@
+//! Pods (issue 18, section 1): `berth pod ...` and `/berth/pods/...`, members that share the pod's network (localhost,
+//! published ports), IPC and UTS namespaces, the lifecycle acting on the members, the daemon's restart with a running
+//! pod, the API's refusals, and nothing left behind: links, nft rules, cgroups, mounts, processes.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_integration::*;
+use serde_json::Value;
+
+/// A host port for this test process and test (published ports must not clash with parallel test binaries).
+fn test_port(offset: u16) -> u16 {
+    21000 + (std::process::id() % 20000) as u16 + offset
+}
+
+/// `GET /` on the host's 127.0.0.1:`port`, the body if anything answered.
+fn http_get(port: u16) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn pod_json(d: &Berthd, pod: &str) -> Value {
+    let (status, _, body) = api(d, "GET", &format!("/berth/pods/{pod}/json"), b"");
+    assert_eq!(status, 200, "inspect {pod}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn host_links() -> Vec<String> {
+    std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn nft_rules() -> String {
+    Command::new("nft").args(["list", "ruleset"]).output().map(|o| stdout(&o)).unwrap_or_default()
+}
+
+/// Namespace identity of a process (`net:[4026…]`).
+fn ns(pid: &str, typ: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{typ}")).map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+/// A member serving `hello-pod` on port 80 with busybox's httpd.
+const HTTPD: &str = "mkdir -p /www && echo hello-pod > /www/index.html && exec httpd -f -p 80 -h /www";
+
+/// Checks that nothing of the containers `ids` (a removed pod's holder and members) is left on the host: veths,
+/// cgroups, shims and their processes, mounts under the daemon's roots but its own two, nft rules for `port`.
+fn assert_nothing_left(d: &Berthd, ids: &[String], port: u16) {
+    let links = host_links();
+    for id in ids {
+        let mine: Vec<&String> = links.iter().filter(|l| l.starts_with(&format!("vb{}", &id[..10]))).collect();
+        assert!(mine.is_empty(), "veths of {} left: {mine:?}", &id[..12]);
+        let shims = processes_with(&format!("{}/run/containers/{id}", d.dir.display()));
+        assert!(shims.is_empty(), "processes of {} left: {shims:?}", &id[..12]);
+        assert!(!d.dir.join("run/netns").join(id).exists(), "netns pin of {} left", &id[..12]);
+        assert!(!d.dir.join("data/containers").join(id).exists(), "directory of {} left", &id[..12]);
+    }
+    // Shims release their cgroups as they exit, after the removal answered: a bounded wait.
+    assert!(d.eventually(10, || cgroups_left(ids).is_empty()), "cgroups left: {:?}", cgroups_left(ids));
+    let netns_dir = d.dir.join("run/netns").display().to_string();
+    let volumes_dir = d.dir.join("data/volumes").display().to_string();
+    for m in mounts_under(&d.dir) {
+        assert!(m == netns_dir || m == volumes_dir, "unexpected mount {m}");
+    }
+    let rules = nft_rules();
+    assert!(!rules.contains(&format!("dport {port} ")), "nft rules for port {port} left:\n{rules}");
+}
+
+/// The pod's holder and members' IDs.
+fn pod_ids(d: &Berthd, pod: &str) -> Vec<String> {
+    let p = pod_json(d, pod);
+    let mut ids = vec![p["InfraContainerId"].as_str().unwrap().to_string()];
+    ids.extend(p["Containers"].as_array().unwrap().iter().map(|c| c["Id"].as_str().unwrap().to_string()));
+    ids
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn pod_members_share_localhost_and_the_published_port() {
+    let d = daemon_with_busybox();
+    let port = test_port(0);
+    let since = unix_now();
+    let id = d.ok(&["pod", "create", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"), "--label", "tier=front"]);
+    let id = id.trim();
+    assert_eq!(id.len(), 64, "pod create prints the ID: {id}");
+    let p = pod_json(&d, "web");
+    assert_eq!(p["Status"], "Created");
+    assert_eq!(p["InfraPid"], 0);
+    assert_eq!(p["Share"], serde_json::json!(["net", "ipc", "uts"]));
+    assert_eq!(p["PortBindings"]["80/tcp"][0]["HostPort"], port.to_string());
+
+    d.ok(&["run", "-d", "--pod", "web", "--name", "srv", "busybox", "sh", "-c", HTTPD]);
+    let p = pod_json(&d, "web");
+    assert_eq!(p["Status"], "Running", "{p}");
+    let infra_pid = p["InfraPid"].as_i64().unwrap().to_string();
+    assert_ne!(infra_pid, "0");
+    assert_eq!(p["Containers"][0]["Name"], "srv");
+    assert_eq!(p["Containers"][0]["State"], "running");
+    // The member shares the holder's network, IPC and UTS namespaces, not its PID namespace (not shared by default).
+    let srv_pid = d.inspect("srv", "{{.State.Pid}}");
+    for typ in ["net", "ipc", "uts"] {
+        assert_eq!(ns(&srv_pid, typ), ns(&infra_pid, typ), "{typ} namespace not shared");
+    }
+    assert_ne!(ns(&srv_pid, "pid"), ns(&infra_pid, "pid"));
+    assert_eq!(d.inspect("srv", "{{.Config.Labels}}"), format!("map[io.berth.pod:{id}]"));
+    // Another member reaches it on localhost; the pod's hostname is its name.
+    let got = d.ok(&[
+        "run",
+        "--rm",
+        "--pod",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "hostname; for i in $(seq 50); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80 && exit 0; sleep 0.1; done",
+    ]);
+    assert!(got.starts_with("web\n"), "hostname: {got}");
+    assert!(got.contains("hello-pod"), "member to member on localhost: {got}");
+    // The pod's published port answers on the host.
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "published port");
+
+    // Lists: the holder is not a listed container; `ps --pod` names the pod; `--filter pod=`.
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(ps.trim(), "srv", "ps -a lists the members only");
+    let ps = d.ok(&["ps", "--pod", "--format", "{{.Names}} {{.PodName}}"]);
+    assert_eq!(ps.trim(), "srv web");
+    assert!(d.ok(&["ps", "--pod"]).lines().next().unwrap().contains("PODNAME"));
+    assert_eq!(d.ok(&["ps", "-a", "-q", "--filter", "pod=web"]).lines().count(), 1);
+    assert_eq!(d.ok(&["ps", "-a", "-q", "--filter", "pod=nosuchpod"]).lines().count(), 0);
+    let ls = d.ok(&["pod", "ls", "--format", "{{.Name}} {{.Status}} {{.NumberOfContainers}}"]);
+    assert_eq!(ls.trim(), "web Running 1");
+    assert_eq!(d.ok(&["pod", "ps", "-q", "--no-trunc"]).trim(), id);
+    assert_eq!(d.ok(&["pod", "ls", "-q", "--filter", "label=tier=front"]).trim(), &id[..12]);
+    assert_eq!(d.ok(&["pod", "ls", "-q", "--filter", "status=exited"]).trim(), "");
+    assert_eq!(d.ok(&["pod", "inspect", "-f", "{{.Name}} {{.Hostname}}", "web"]).trim(), "web web");
+
+    // Stop: every member, then the holder; the port is closed.
+    d.ok(&["pod", "stop", "-t", "1", "web"]);
+    let p = pod_json(&d, "web");
+    assert_eq!(p["Status"], "Exited", "{p}");
+    assert_eq!(p["InfraPid"], 0);
+    assert_eq!(d.inspect("srv", "{{.State.Status}}"), "exited");
+    assert!(http_get(port).is_none(), "the stopped pod's port still answers");
+    // Start: the holder, then the members.
+    d.ok(&["pod", "start", "web"]);
+    assert_eq!(pod_json(&d, "web")["Status"], "Running");
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "port after start");
+    d.ok(&["pod", "restart", "-t", "1", "web"]);
+    assert_eq!(pod_json(&d, "web")["Status"], "Running");
+    // Starting a member of a stopped pod starts the holder first.
+    d.ok(&["pod", "stop", "-t", "1", "web"]);
+    d.ok(&["start", "srv"]);
+    assert_eq!(pod_json(&d, "web")["Status"], "Running");
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "port after member start");
+    // Logs: each line with the member's name.
+    let logs = d.ok(&["run", "--pod", "web", "--name", "talker", "busybox", "echo", "said-something"]);
+    assert_eq!(logs.trim(), "said-something");
+    let logs = d.ok(&["pod", "logs", "web"]);
+    assert!(logs.lines().any(|l| l.starts_with("talker") && l.ends_with("| said-something")), "pod logs: {logs}");
+    // Removing a member leaves the pod.
+    d.ok(&["rm", "talker"]);
+    assert_eq!(pod_json(&d, "web")["Containers"].as_array().unwrap().len(), 1);
+
+    // rm without force: a pod with a running member stays (409); with force it goes with its members.
+    let out = d.berth(&["pod", "rm", "web"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("running"), "{}", stderr(&out));
+    let ids = pod_ids(&d, "web");
+    d.ok(&["pod", "rm", "-f", "web"]);
+    assert_eq!(d.ok(&["pod", "ls", "-q"]).trim(), "");
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    let (status, _, _) = api(&d, "GET", "/berth/pods/web/json", b"");
+    assert_eq!(status, 404);
+    assert_nothing_left(&d, &ids, port);
+    assert!(http_get(port).is_none());
+
+    // Events of type pod.
+    let ev =
+        d.ok(&["events", "--since", &since, "--until", &unix_now(), "--filter", "type=pod", "--format", "{{.Action}}"]);
+    let actions: Vec<&str> = ev.lines().collect();
+    for a in ["create", "stop", "start", "remove"] {
+        assert!(actions.contains(&a), "pod event {a} missing: {actions:?}");
+    }
+    // The holder publishes no container events.
+    let holder = &ids[0];
+    let ev = d.ok(&["events", "--since", &since, "--until", &unix_now(), "--filter", &format!("container={holder}")]);
+    assert_eq!(ev.trim(), "", "container events of the holder");
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn pod_api_refusals() {
+    let d = daemon_with_busybox();
+    let (status, _, body) = api(&d, "POST", "/berth/pods/create", br#"{"Name":"p1","Share":["ipc","bogus"]}"#);
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    let (status, _, body) = api(&d, "POST", "/v1.41/berth/pods/create", br#"{"Name":"p1"}"#);
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let created: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(created["Id"].as_str().unwrap().len(), 64);
+    assert_eq!(created["Warnings"], serde_json::json!([]));
+    let (status, _, body) = api(&d, "POST", "/berth/pods/create", br#"{"Name":"p1"}"#);
+    assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = api(&d, "POST", "/berth/pods/create", br#"{"Network":"nosuchnet"}"#);
+    assert_eq!(status, 404);
+    // A member may not have its own ports or network.
+    let c = |q: &str, body: &str| api(&d, "POST", &format!("/containers/create?{q}"), body.as_bytes()).0;
+    assert_eq!(
+        c("pod=p1", r#"{"Image":"busybox","HostConfig":{"PortBindings":{"80/tcp":[{"HostPort":"8080"}]}}}"#),
+        400
+    );
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#), 400);
+    assert_eq!(c("pod=nosuchpod", r#"{"Image":"busybox"}"#), 400);
+    assert_eq!(c("pod=p1&name=m1", r#"{"Image":"busybox","Cmd":["sleep","60"]}"#), 201);
+    assert_eq!(
+        d.inspect("m1", "{{.HostConfig.NetworkMode}}"),
+        format!("container:{}", pod_json(&d, "p1")["InfraContainerId"].as_str().unwrap())
+    );
+    // The holder cannot be removed on its own.
+    let holder = pod_json(&d, "p1")["InfraContainerId"].as_str().unwrap().to_string();
+    let (status, _, _) = api(&d, "DELETE", &format!("/containers/{holder}?force=1"), b"");
+    assert_eq!(status, 409);
+    // The CLI's `--pod`: the same refusal.
+    let out = d.berth(&["run", "--pod", "p1", "-p", "8080:80", "busybox", "true"]);
+    assert!(!out.status.success());
+    // rm of a pod with a running member: 409 without force.
+    let (status, _, _) = api(&d, "POST", "/berth/pods/p1/start", b"");
+    assert_eq!(status, 204);
+    let (status, _, _) = api(&d, "DELETE", "/berth/pods/p1", b"");
+    assert_eq!(status, 409);
+    let (status, _, _) = api(&d, "POST", "/berth/pods/p1/kill?signal=NOPE", b"");
+    assert_eq!(status, 400);
+    let (status, _, _) = api(&d, "POST", "/berth/pods/p1/kill", b"");
+    assert_eq!(status, 204);
+    assert_eq!(pod_json(&d, "p1")["Status"], "Exited");
+    let (status, _, _) = api(&d, "POST", "/berth/pods/p1/kill", b"");
+    assert_eq!(status, 409, "kill of a pod with nothing running");
+    let ids = pod_ids(&d, "p1");
+    let (status, _, _) = api(&d, "DELETE", "/berth/pods/p1", b"");
+    assert_eq!(status, 204, "a stopped pod goes without force");
+    assert!(d.ok(&["ps", "-aq"]).trim().is_empty());
+    let (status, _, _) = api(&d, "GET", "/berth/pods/p1/json", b"");
+    assert_eq!(status, 404);
+    assert_nothing_left(&d, &ids, 0);
+    // `--pod new:NAME` makes the pod with the container's ports.
+    let port = test_port(1);
+    d.ok(&[
+        "run",
+        "-d",
+        "--pod",
+        "new:p2",
+        "--name",
+        "m2",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        HTTPD,
+    ]);
+    let p = pod_json(&d, "p2");
+    assert_eq!(p["PortBindings"]["80/tcp"][0]["HostPort"], port.to_string());
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "new:p2's port");
+    let ids = pod_ids(&d, "p2");
+    d.ok(&["pod", "rm", "-f", "p2"]);
+    assert_nothing_left(&d, &ids, port);
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn running_pod_survives_a_daemon_kill() {
+    let mut d = daemon_with_busybox();
+    d.ok(&["network", "create", "podnet"]);
+    let port = test_port(2);
+    d.ok(&[
+        "pod",
+        "create",
+        "--name",
+        "kp",
+        "--network",
+        "podnet",
+        "--share",
+        "net,ipc,uts,pid",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+    ]);
+    d.ok(&["run", "-d", "--pod", "kp", "--name", "ksrv", "busybox", "sh", "-c", HTTPD]);
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "published port");
+    // A shared PID namespace: the member sees the holder as PID 1.
+    let ps = d.ok(&["exec", "ksrv", "ps", "-o", "pid,args"]);
+    assert!(ps.lines().any(|l| l.trim_start().starts_with("1 ") && l.contains("--pause")), "pid namespace: {ps}");
+    // On a user network, the pod's name resolves to it.
+    let p = pod_json(&d, "kp");
+    let ip = p["IPAddress"].as_str().unwrap().to_string();
+    assert!(!ip.is_empty());
+    let looked = d.ok(&["run", "--rm", "--network", "podnet", "busybox", "nslookup", "kp"]);
+    assert!(looked.contains(&ip), "kp resolves to {ip}: {looked}");
+    let infra_pid = p["InfraPid"].as_i64().unwrap();
+    d.kill9();
+    d.restart();
+    let p = pod_json(&d, "kp");
+    assert_eq!(p["Status"], "Running", "{p}");
+    assert_eq!(p["InfraPid"].as_i64().unwrap(), infra_pid, "the holder kept running");
+    assert!(http_get(port).is_some_and(|b| b.contains("hello-pod")), "the port after the restart");
+    // A second kill -9 and restart, then the pod goes: nothing left behind.
+    d.kill9();
+    d.restart();
+    let ids = pod_ids(&d, "kp");
+    d.ok(&["pod", "rm", "-f", "kp"]);
+    assert_nothing_left(&d, &ids, port);
+    d.ok(&["network", "rm", "podnet"]);
+    assert!(!Path::new(&d.dir).join("run/netns").join(&ids[0]).exists());
+}
