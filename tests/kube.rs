@@ -72,7 +72,9 @@ fn get(port: u16, path: &str) -> String {
                 let mut out = String::new();
                 let _ = s.read_to_string(&mut out);
                 if out.starts_with("HTTP/1.") && out.contains(" 200 ") {
-                    return out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                    // The head ends with an empty line (a CGI's own headers end with "\n\n").
+                    let body = out.split_once("\r\n\r\n").or_else(|| out.split_once("\n\n")).map(|(_, b)| b);
+                    return body.unwrap_or_default().to_string();
                 }
                 last = out;
             }
