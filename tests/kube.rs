@@ -474,6 +474,10 @@ fn compose_round_trip_through_kubernetes_yaml() {
     ok_in(&d, &dir, &["kube", "play", f]);
     let page = get(port, "/cgi-bin/index");
     assert!(page.contains("web says hello") && page.contains("visits=1"), "{page}");
+    // The pod is on the bridge and its port in the firewall (what the last down must take away again).
+    let during = host_state(&bridge, &table);
+    assert!(!during.0.is_empty(), "no link of the pod on {bridge}");
+    assert!(during.1.is_none() || during.1 != before.1, "no firewall rule for the published port");
     // What compose said is what runs.
     assert_eq!(d.ok(&["exec", "shop-web", "cat", "/etc/site.conf"]), "greeting=hello\n");
     assert_eq!(d.inspect("shop-web", "{{.HostConfig.Memory}} {{json .HostConfig.CapDrop}}"), "67108864 [\"NET_RAW\"]");
