@@ -542,3 +542,35 @@ fn a_pod_generates_and_plays_back() {
     assert!(pods(&d).is_empty());
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
 }
+
+/// `--build` from a directory named like the image, a Job read from stdin, and an init container that fails: the
+/// play stops naming it, and down removes what was created.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn play_builds_runs_a_job_from_stdin_and_stops_at_a_failed_init_container() {
+    let d = daemon_with_busybox();
+    let dir = d.dir.join("job");
+    std::fs::create_dir_all(dir.join("kubeweb")).unwrap();
+    std::fs::write(dir.join("kubeweb/Dockerfile"), "FROM busybox\nRUN echo built > /built\n").unwrap();
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: kubeweb:1\n        command: [cat, /built]\n";
+    std::fs::write(dir.join("job.yaml"), job).unwrap();
+    ok_in(&d, &dir, &["kube", "play", "--build", "job.yaml"]);
+    assert!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("kubeweb:1"));
+    let code = d.ok(&["wait", "once-pod-main"]);
+    assert_eq!(code.trim(), "0");
+    assert_eq!(d.ok(&["logs", "once-pod-main"]), "built\n");
+    assert_eq!(d.inspect("once-pod-main", "{{.HostConfig.RestartPolicy.Name}}"), "no");
+    ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    // From stdin, an init container that fails.
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers:\n  - name: fail\n    image: busybox\n    command: [sh, -c, 'exit 3']\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '300']\n  volumes: [{name: tmp, emptyDir: {}}]\n";
+    let o = d.berth_input(&["kube", "play", "-"], bad.as_bytes());
+    assert!(!o.status.success(), "a failed init container was accepted");
+    assert!(stderr(&o).contains("init container bad-fail exited with 3"), "{}", stderr(&o));
+    assert!(!d.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("bad-main"), "the containers were created");
+    let o = d.berth_input(&["kube", "down", "-"], bad.as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    assert!(pods(&d).is_empty());
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
+}
