@@ -562,6 +562,12 @@ fn play_builds_runs_a_job_from_stdin_and_stops_at_a_failed_init_container() {
     assert_eq!(d.inspect("once-pod-main", "{{.HostConfig.RestartPolicy.Name}}"), "no");
     ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    // --start=false creates without starting.
+    ok_in(&d, &dir, &["kube", "play", "--start=false", "job.yaml"]);
+    assert_eq!(d.inspect("once-pod-main", "{{.State.Status}}"), "created");
+    assert_eq!(pods(&d).len(), 1);
+    ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     // From stdin, an init container that fails.
     let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers:\n  - name: fail\n    image: busybox\n    command: [sh, -c, 'exit 3']\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '300']\n  volumes: [{name: tmp, emptyDir: {}}]\n";
     let o = d.berth_input(&["kube", "play", "-"], bad.as_bytes());
