@@ -386,6 +386,14 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_of_documents() {
+        let text = "a: 1\n---\n---\nb: [x]\n...\n";
+        assert_eq!(parse_all(text).unwrap(), vec![json!({"a": 1}), Value::Null, json!({"b": ["x"]})]);
+        assert_eq!(parse_all("").unwrap(), Vec::<Value>::new());
+        assert!(parse(text).unwrap_err().contains("more than one YAML document"));
+    }
+
+    #[test]
     fn core_schema_as_go_yaml_v3() {
         let v = doc(concat!(
             "a: yes\nb: no\nc: on\nd: off\ne: y\nf: n\ng: true\nh: False\ni: ~\nj:\nk: null\n",
