@@ -348,3 +348,30 @@ fn names_and_base64() {
     assert_eq!(dns_label("__"), "x");
     assert_eq!(generate::decode_base64(&generate::encode_base64(b"hunter2")).unwrap(), b"hunter2");
 }
+
+/// What `kubectl create deployment --dry-run=client -o yaml` writes plays as it is.
+#[test]
+fn kubectl_output_plays() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  creationTimestamp: null\n  labels:\n    app: web\n  name: web\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: web\n  strategy: {}\n  template:\n    metadata:\n      creationTimestamp: null\n      labels:\n        app: web\n    spec:\n      containers:\n      - image: busybox\n        name: busybox\n        resources: {}\nstatus: {}\n";
+    let plan = play::plan(&parse(text).unwrap(), &play::Options::default()).unwrap();
+    let names: Vec<&str> = plan.pods.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["web-pod-0", "web-pod-1"]);
+    assert_eq!(plan.pods[1].containers[0].name, "web-pod-1-busybox");
+    // A StatefulSet's pods keep Kubernetes' names; a DaemonSet is one pod.
+    let sts = text.replace("kind: Deployment", "kind: StatefulSet").replace("  strategy: {}\n", "  serviceName: web\n");
+    let plan = play::plan(&parse(&sts).unwrap(), &play::Options::default()).unwrap();
+    assert_eq!(plan.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["web-0", "web-1"]);
+    let ds = text
+        .replace("kind: Deployment", "kind: DaemonSet")
+        .replace("  replicas: 2\n", "")
+        .replace("  strategy: {}\n", "");
+    let plan = play::plan(&parse(&ds).unwrap(), &play::Options::default()).unwrap();
+    assert_eq!(plan.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["web-pod"]);
+    // A selector that does not match the template is refused.
+    let bad = text.replace("      labels:\n        app: web\n", "      labels:\n        app: other\n");
+    let e = play::plan(&parse(&bad).unwrap(), &play::Options::default()).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "document 0 (Deployment/web): spec.selector.matchLabels: app=web does not match the template's labels"
+    );
+}
