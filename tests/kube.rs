@@ -142,6 +142,7 @@ fn shop(dir: &Path, port: u16) {
     .unwrap();
     std::fs::set_permissions(dir.join("web/cgi-bin/index"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(dir.join("site.conf"), "greeting=hello\n").unwrap();
+    std::fs::write(dir.join("web.env"), "COLOR=blue\n").unwrap();
     std::fs::write(
         dir.join("compose.yaml"),
         format!(
@@ -153,6 +154,7 @@ services:
     command: ["sh", "-c", "echo web ready; exec httpd -f -vv -p 80 -h /www"]
     environment:
       GREETING: hello
+    env_file: [web.env]
     volumes: ["./web:/www:ro"]
     ports: ["127.0.0.1:{port}:80"]
     configs:
@@ -226,6 +228,9 @@ fn compose_project_generates_valid_yaml_of_every_type() {
                 "{yaml}"
             );
             assert!(yaml.contains("kind: ConfigMap") && yaml.contains("greeting=hello"), "{yaml}");
+            // The env file is a ConfigMap the container takes its environment from.
+            assert!(yaml.contains("COLOR: blue") && yaml.contains("name: shop-web-env"), "{yaml}");
+            assert!(yaml.contains("envFrom:\n") && !yaml.contains("name: COLOR"), "{yaml}");
             assert_eq!(yaml.contains("kind: Service"), service, "{yaml}");
         }
     }
@@ -480,6 +485,7 @@ fn compose_round_trip_through_kubernetes_yaml() {
     assert!(during.1.is_none() || during.1 != before.1, "no firewall rule for the published port");
     // What compose said is what runs.
     assert_eq!(d.ok(&["exec", "shop-web", "cat", "/etc/site.conf"]), "greeting=hello\n");
+    assert_eq!(d.ok(&["exec", "shop-web", "sh", "-c", "echo $COLOR $GREETING"]), "blue hello\n");
     assert_eq!(d.inspect("shop-web", "{{.HostConfig.Memory}} {{json .HostConfig.CapDrop}}"), "67108864 [\"NET_RAW\"]");
     let healthy = d.eventually(30, || d.inspect("shop-db", "{{.State.Health.Status}}") == "healthy");
     assert!(healthy, "db: {}", d.inspect("shop-db", "{{json .State.Health}}"));

@@ -115,6 +115,8 @@ pub struct Ctr {
     /// The command, where it is not the image's.
     pub args: Option<Vec<String>>,
     pub env: Vec<(String, String)>,
+    /// Variables from compose's `env_file`s (a ConfigMap, `envFrom`).
+    pub env_file: BTreeMap<String, String>,
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub cap_add: Vec<String>,
@@ -318,6 +320,7 @@ pub fn from_service(project: &Project, svc: &Service) -> Result<Ctr> {
             x.image
         ));
     }
+    let key = |k: &str| format!("services.{name}.{k}");
     x.command = svc.entrypoint.clone();
     x.args = svc.command.clone();
     for (k, v) in &svc.environment {
@@ -326,13 +329,31 @@ pub fn from_service(project: &Project, svc: &Service) -> Result<Ctr> {
             None => x.warnings.push(format!("service {name}: variable {k} has no value and is left out")),
         }
     }
+    // Variables that came from `env_file`s (with the value the service ended up with) go into a ConfigMap.
+    let files = project.model.get("services").and_then(|m| m.get(&name)).and_then(|v| v.get("env_file"));
+    for ef in files.and_then(Value::as_array).into_iter().flatten() {
+        let Some(path) = ef.get("path").and_then(Value::as_str) else { continue };
+        // The loader read it already (a missing required file is its error).
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        let vars = match ef.get("format").and_then(Value::as_str) {
+            Some("raw") => berth_compose::dotenv::parse_raw(&text),
+            _ => berth_compose::dotenv::parse(path, &text, &project.environment)
+                .map_err(|e| Error::Input(format!("{}: {e}", key("env_file"))))?,
+        };
+        for (k, v) in vars {
+            let valid = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            if valid && let Some(i) = x.env.iter().position(|(ek, ev)| *ek == k && *ev == v) {
+                x.env.remove(i);
+                x.env_file.insert(k, v);
+            }
+        }
+    }
     x.working_dir = svc.working_dir.clone();
     x.user = svc.user.clone();
     x.cap_add = svc.cap_add.clone();
     x.cap_drop = svc.cap_drop.clone();
     x.read_only = svc.read_only.unwrap_or(false);
     x.privileged = svc.privileged.unwrap_or(false);
-    let key = |k: &str| format!("services.{name}.{k}");
     let mem = |s: &Option<String>, k: &str| -> Result<Option<i64>> {
         match s {
             None => Ok(None),
@@ -550,6 +571,14 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
             stdin: c.stdin,
             ..Container::default()
         };
+        if !c.env_file.is_empty() {
+            let obj = dns_label(&format!("{pod_name}-{cname}-env"));
+            config_maps.insert(obj.clone(), c.env_file.clone());
+            k.env_from.push(EnvFromSource {
+                config_map_ref: Some(NameRef { name: obj, optional: None }),
+                ..EnvFromSource::default()
+            });
+        }
         // Resources.
         let mut r = Resources::default();
         if let Some(m) = c.memory {
