@@ -56,10 +56,13 @@ const HTTPD: &str = "mkdir -p /www && echo hello-pod > /www/index.html && exec h
 /// Checks that nothing of the containers `ids` (a removed pod's holder and members) is left on the host: veths,
 /// cgroups, shims and their processes, mounts under the daemon's roots but its own two, nft rules for `port`.
 fn assert_nothing_left(d: &Berthd, ids: &[String], port: u16) {
-    let links = host_links();
+    // A veth goes with its network namespace, which the kernel destroys asynchronously once its last user is gone:
+    // a bounded wait.
+    let veths = || -> Vec<String> {
+        host_links().into_iter().filter(|l| ids.iter().any(|id| l.starts_with(&format!("vb{}", &id[..10])))).collect()
+    };
+    assert!(d.eventually(10, || veths().is_empty()), "veths left: {:?}", veths());
     for id in ids {
-        let mine: Vec<&String> = links.iter().filter(|l| l.starts_with(&format!("vb{}", &id[..10]))).collect();
-        assert!(mine.is_empty(), "veths of {} left: {mine:?}", &id[..12]);
         let shims = processes_with(&format!("{}/run/containers/{id}", d.dir.display()));
         assert!(shims.is_empty(), "processes of {} left: {shims:?}", &id[..12]);
         assert!(!d.dir.join("run/netns").join(id).exists(), "netns pin of {} left", &id[..12]);
@@ -112,7 +115,19 @@ fn pod_members_share_localhost_and_the_published_port() {
         assert_eq!(ns(&srv_pid, typ), ns(&infra_pid, typ), "{typ} namespace not shared");
     }
     assert_ne!(ns(&srv_pid, "pid"), ns(&infra_pid, "pid"));
+    // `--ipc container:NAME` joins another container's IPC namespace the same way.
+    let ipc = d.ok(&["run", "--rm", "--ipc", "container:srv", "busybox", "readlink", "/proc/self/ns/ipc"]);
+    assert_eq!(ipc.trim(), ns(&srv_pid, "ipc"));
     assert_eq!(d.inspect("srv", "{{.Config.Labels}}"), format!("map[io.berth.pod:{id}]"));
+    // The holder runs hardened: no capabilities, no new privileges, in its own cgroup, with its veth (which the
+    // leak checks below must see go).
+    let status = std::fs::read_to_string(format!("/proc/{infra_pid}/status")).unwrap();
+    assert!(status.lines().any(|l| l == "CapEff:\t0000000000000000"), "holder capabilities:\n{status}");
+    assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "holder no_new_privs:\n{status}");
+    let holder = p["InfraContainerId"].as_str().unwrap().to_string();
+    assert!(!cgroups_left(std::slice::from_ref(&holder)).is_empty(), "the holder's cgroup");
+    assert!(host_links().iter().any(|l| l.starts_with(&format!("vb{}", &holder[..10]))), "the holder's veth");
+    assert!(nft_rules().is_empty() || nft_rules().contains(&format!("dport {port} ")), "the port's nft rule");
     // Another member reaches it on localhost; the pod's hostname is its name.
     let got = d.ok(&[
         "run",
@@ -219,6 +234,9 @@ fn pod_api_refusals() {
         400
     );
     assert_eq!(c("pod=p1", r#"{"Image":"busybox","HostConfig":{"NetworkMode":"host"}}"#), 400);
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","Hostname":"own"}"#), 400);
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","HostConfig":{"Dns":["1.1.1.1"]}}"#), 400);
+    assert_eq!(c("pod=p1", r#"{"Image":"busybox","NetworkingConfig":{"EndpointsConfig":{"other":{}}}}"#), 400);
     assert_eq!(c("pod=nosuchpod", r#"{"Image":"busybox"}"#), 400);
     assert_eq!(c("pod=p1&name=m1", r#"{"Image":"busybox","Cmd":["sleep","60"]}"#), 201);
     assert_eq!(
@@ -319,4 +337,101 @@ fn running_pod_survives_a_daemon_kill() {
     assert_nothing_left(&d, &ids, port);
     d.ok(&["network", "rm", "podnet"]);
     assert!(!Path::new(&d.dir).join("run/netns").join(&ids[0]).exists());
+}
+
+/// Runs `args` with `BERTH_FAULT=point` armed: berthd must die by it (SIGKILL) and come back without it.
+fn crash(d: &mut Berthd, point: &str, args: &[&str]) {
+    use std::os::unix::process::ExitStatusExt;
+    d.set_env("BERTH_FAULT", Some(point));
+    d.restart();
+    let out = d.berth(args);
+    assert!(!out.status.success(), "{point}: {args:?} succeeded although berthd was to die");
+    let st = d.wait_exit(20).unwrap_or_else(|| panic!("{point}: berthd did not die"));
+    let log = d.log();
+    d.set_env("BERTH_FAULT", None);
+    d.restart();
+    assert_eq!(st.signal(), Some(libc::SIGKILL), "{point}: berthd ended with {st:?}");
+    assert!(log.contains(&format!("BERTH_FAULT: killing the process at {point}")), "{point}: no fault in the log");
+}
+
+/// `kill -9` of berthd half-way through `pod create` and `pod rm`: the restarted daemon removes the holder of a pod
+/// that was never recorded, and a pod whose holder went first is finished by `pod rm` or given a new holder by
+/// `pod start`; nothing is left behind either way.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn crash_during_pod_create_and_rm() {
+    let mut d = daemon_with_busybox();
+    let port = test_port(3);
+    let publish = format!("127.0.0.1:{port}:80");
+    crash(&mut d, "pod.create-after-holder", &["pod", "create", "--name", "cp", "-p", &publish]);
+    assert_eq!(d.ok(&["pod", "ls", "-q"]).trim(), "");
+    let dirs: Vec<_> = std::fs::read_dir(d.dir.join("data/containers")).unwrap().flatten().collect();
+    assert!(dirs.is_empty(), "the holder of the unrecorded pod is still there: {dirs:?}");
+    // The name and the port are free.
+    d.ok(&["pod", "create", "--name", "cp", "-p", &publish]);
+    d.ok(&["run", "-d", "--pod", "cp", "--name", "csrv", "busybox", "sh", "-c", HTTPD]);
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "published port");
+    let ids = pod_ids(&d, "cp");
+    crash(&mut d, "pod.rm-after-holder", &["pod", "rm", "-f", "cp"]);
+    assert_nothing_left(&d, &ids, port);
+    // The pod is still listed, without containers; starting it makes a new holder with the pod's port.
+    let p = pod_json(&d, "cp");
+    assert_eq!(p["Containers"], serde_json::json!([]));
+    d.ok(&["pod", "start", "cp"]);
+    d.ok(&["run", "-d", "--pod", "cp", "--name", "csrv2", "busybox", "sh", "-c", HTTPD]);
+    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "the new holder's port");
+    let ids = pod_ids(&d, "cp");
+    assert_ne!(ids[0], p["InfraContainerId"].as_str().unwrap());
+    d.ok(&["pod", "rm", "-f", "cp"]);
+    assert_nothing_left(&d, &ids, port);
+}
+
+/// `pod logs -f --tail N`: each member's last lines and what follows, prefixed with its name (padded to the longest),
+/// until every member has ended.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn pod_logs_follow_every_member() {
+    let d = daemon_with_busybox();
+    d.ok(&["pod", "create", "--name", "lp"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--pod",
+        "lp",
+        "--name",
+        "one",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one-a; echo one-b; sleep 2; echo one-c",
+    ]);
+    d.ok(&["run", "-d", "--pod", "lp", "--name", "two-long", "busybox", "sh", "-c", "echo two-a; sleep 2; echo two-b"]);
+    // The first lines are written before the follow starts.
+    assert!(
+        d.eventually(10, || d.ok(&["logs", "one"]).contains("one-b") && d.ok(&["logs", "two-long"]).contains("two-a"))
+    );
+    let mut child = d
+        .berth_cmd()
+        .args(["pod", "logs", "-f", "--tail", "1", "lp"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The members end within about 2 s; 30 s bounds a follow that would never end.
+    let ended = d.eventually(30, || child.try_wait().unwrap().is_some());
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(ended, "pod logs -f did not end with its members");
+    let text = stdout(&out);
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort();
+    let want = [
+        format!("{:<8}  | one-b", "one"),
+        format!("{:<8}  | one-c", "one"),
+        "two-long  | two-a".to_string(),
+        "two-long  | two-b".to_string(),
+    ];
+    assert_eq!(lines, want.iter().map(String::as_str).collect::<Vec<_>>(), "pod logs -f --tail 1:\n{text}");
+    d.ok(&["pod", "rm", "lp"]);
 }

@@ -32,5 +32,8 @@ pub use remove::*;
 pub use shim::*;
 pub use shim_client::*;
 pub use size::*;
+/// The fake-shim daemon of the unit tests, for other managers' unit tests (`pods`).
+#[cfg(test)]
+pub(crate) use tests::env;
 pub use top::*;
 pub use update::*;

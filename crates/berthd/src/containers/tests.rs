@@ -16,14 +16,14 @@ use super::*;
 use crate::daemon::{Config, Daemon};
 use crate::error::Error;
 
-struct Env {
-    d: Arc<Daemon>,
-    shims: Arc<FakeShims>,
+pub(crate) struct Env {
+    pub(crate) d: Arc<Daemon>,
+    pub(crate) shims: Arc<FakeShims>,
     _tmp: tempfile::TempDir,
 }
 
 /// A daemon on a temporary data root with the fake shim and one image, `test` (one file; `CMD ["sh"]`).
-async fn env() -> Env {
+pub(crate) async fn env() -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let config = Config {
         data_root: tmp.path().join("data"),

@@ -10,6 +10,8 @@
 //! container events and is removed only with its pod. A pod's state is computed from its containers, never stored.
 
 pub mod record;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +92,8 @@ fn plan(d: &Daemon, spec: PodSpec) -> Result<PodRecord, Error> {
     let id = crate::names::new_id()?;
     let name = match spec.name.filter(|n| !n.is_empty()) {
         Some(n) => {
-            crate::names::validate(&n)?;
+            crate::names::validate(&n)
+                .map_err(|e| Error::InvalidArgument(e.to_string().replace("container", "pod")))?;
             n
         }
         None => {
@@ -212,6 +215,7 @@ pub async fn create(d: &Arc<Daemon>, spec: PodSpec) -> Result<String, Error> {
     }
     // The holder first: a crash before the record leaves a holder without a pod, which start-up removes.
     pod.holder = create_holder(d, &pod).await?;
+    berth_store::fault::point("pod.create-after-holder");
     if let Err(e) = save(d, &pod).await {
         if let Ok(h) = d.container(&pod.holder) {
             let _ = containers::remove_any(d, &h, true, true).await;
@@ -222,8 +226,8 @@ pub async fn create(d: &Arc<Daemon>, spec: PodSpec) -> Result<String, Error> {
     Ok(pod.id)
 }
 
-/// Makes a container's create request join `pod_ref`'s namespaces: Podman's refusals of its own network settings
-/// (400), network mode `container:<holder>` (and IPC, UTS, PID as the pod shares them), the label
+/// Makes a container's create request join `pod_ref`'s namespaces: Podman's refusals of its own network (400),
+/// network mode `container:<holder>` (and IPC, UTS, PID as the pod shares them), the label
 /// `io.berth.pod=<pod id>`.
 pub async fn join(d: &Arc<Daemon>, pod_ref: &str, body: &mut ContainerCreateBody) -> Result<(), Error> {
     // Not a 404: the docker CLI takes a 404 from create for a missing image and tries to pull it.
@@ -244,21 +248,9 @@ pub async fn join(d: &Arc<Daemon>, pod_ref: &str, body: &mut ContainerCreateBody
     if own_networks.keys().any(|k| !matches!(k.as_str(), "default" | "bridge")) {
         return Err(conflict("networks"));
     }
-    let publishes =
-        host.port_bindings.as_ref().is_some_and(|p| p.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty())))
-            || host.publish_all_ports.unwrap_or(false);
-    if publishes {
-        return Err(conflict("published ports"));
-    }
-    if body.hostname.as_deref().is_some_and(|h| !h.is_empty()) {
-        return Err(conflict("the hostname"));
-    }
-    if host.dns.as_ref().is_some_and(|v| !v.is_empty()) || host.extra_hosts.as_ref().is_some_and(|v| !v.is_empty()) {
-        return Err(conflict("DNS settings"));
-    }
     let target = format!("container:{holder}");
+    // Its own ports, hostname and DNS settings are refused by the create's checks of a `container:` network mode.
     host.network_mode = Some(target.clone());
-    host.port_bindings = None;
     for (ns, mode) in [("ipc", &mut host.ipc_mode), ("uts", &mut host.uts_mode), ("pid", &mut host.pid_mode)] {
         if !pod.shares(ns) {
             continue;
@@ -466,6 +458,7 @@ pub async fn remove(d: &Arc<Daemon>, pod_ref: &str, force: bool) -> Result<(), E
     if let Some(h) = holder(d, &pod) {
         containers::remove_any(d, &h, true, true).await?;
     }
+    berth_store::fault::point("pod.rm-after-holder");
     let (store, id) = (d.store.clone(), pod.id.clone());
     blocking(move || store.delete_doc(record::DOC_KIND, &id).map_err(Error::from)).await?;
     publish(d, &pod, "remove");
