@@ -388,9 +388,9 @@ mod tests {
     #[test]
     fn a_stream_of_documents() {
         let text = "a: 1\n---\n---\nb: [x]\n...\n";
-        assert_eq!(parse_all(text).unwrap(), vec![json!({"a": 1}), Value::Null, json!({"b": ["x"]})]);
-        assert_eq!(parse_all("").unwrap(), Vec::<Value>::new());
-        assert!(parse(text).unwrap_err().contains("more than one YAML document"));
+        assert_eq!(parse_all(text).expect("three documents"), vec![json!({"a": 1}), Value::Null, json!({"b": ["x"]})]);
+        assert_eq!(parse_all("").expect("no document"), Vec::<Value>::new());
+        assert!(parse(text).is_err_and(|e| e.contains("more than one YAML document")));
     }
 
     #[test]
