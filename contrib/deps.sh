@@ -38,12 +38,18 @@ install_test_deps() {
     # its small loop-mounted file system; passwd (useradd) and util-linux (setpriv): the user-namespace and file-mode
     # tests' users; python3-docker: the docker-py SDK of tests/views.rs.
     # chromium, chromium-driver and python3-selenium: the dashboard's browser test (tests/ui.rs); bzip2, xz-utils and
-    # zstd: the compressed archives of the ADD and zstd-layer tests (tests/commit.rs, tests/pull_stream.rs).
+    # zstd: the compressed archives of the ADD and zstd-layer tests (tests/commit.rs, tests/pull_stream.rs); python3-pip:
+    # kubernetes-validate below.
     pkgs="docker-compose docker-registry python3 python3-docker openssl sqlite3 e2fsprogs mount passwd util-linux
-          chromium chromium-driver python3-selenium bzip2 xz-utils zstd"
+          chromium chromium-driver python3-selenium bzip2 xz-utils zstd python3-pip"
     # docker.io also where a docker CLI is installed but no dockerd: the registry's interop test runs a real dockerd.
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"
     fi
     apt_install $pkgs
+    # kubernetes-validate (PyPI, pinned; it carries the Kubernetes OpenAPI schemas): tests/kube.rs validates every
+    # YAML document `berth kube generate` writes against Kubernetes 1.30 and 1.31, offline.
+    if ! /usr/bin/python3 -c "import kubernetes_validate" 2>/dev/null; then
+        /usr/bin/python3 -m pip install -q --break-system-packages kubernetes-validate==1.37.0
+    fi
 }

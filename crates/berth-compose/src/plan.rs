@@ -264,9 +264,9 @@ pub struct InjectedFile {
 }
 
 /// The long syntax of one `secrets:`/`configs:` entry of a service: source, target, uid, gid, mode.
-type FileRef = (String, Option<String>, Option<String>, Option<String>, Option<u32>);
+pub type FileRef = (String, Option<String>, Option<String>, Option<String>, Option<u32>);
 
-fn file_ref(item: &Value) -> FileRef {
+pub fn file_ref(item: &Value) -> FileRef {
     match item {
         Value::String(s) => (s.clone(), None, None, None, None),
         o => {
@@ -283,7 +283,7 @@ fn file_ref(item: &Value) -> FileRef {
 
 /// Where a service's secret or config goes: a secret under `/run/secrets/` unless its target is absolute, a
 /// config at `/<source>` or its target.
-fn file_target(kind: &str, source: &str, target: Option<String>) -> String {
+pub fn file_target(kind: &str, source: &str, target: Option<String>) -> String {
     match (kind, target) {
         ("secrets", Some(t)) if t.starts_with('/') => t,
         ("secrets", Some(t)) => format!("/run/secrets/{t}"),

@@ -57,6 +57,50 @@ const ALIAS_BUDGET: usize = 1_000_000;
 
 /// Parses one YAML document. The error is the parser's message with its line and column.
 pub fn parse(text: &str) -> Result<Document, String> {
+    let mut b = builder(text)?;
+    let mut documents = 0;
+    let mut value = Value::Null;
+    while b.pos < b.events.len() {
+        match &b.events[b.pos].0 {
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(format!("{}: more than one YAML document in the file", b.at(b.pos)));
+                }
+                b.pos += 1;
+            }
+            Event::DocumentEnd => b.pos += 1,
+            _ => value = b.node(&mut Vec::new())?.unwrap_or(Value::Null),
+        }
+    }
+    Ok(Document { value, resets: b.resets })
+}
+
+/// Parses a stream of YAML documents (`---` between them, as Kubernetes files have), by the same rules; an empty
+/// document is `null`. Tags such as `!reset` mean nothing here and are ignored.
+pub fn parse_all(text: &str) -> Result<Vec<Value>, String> {
+    let mut b = builder(text)?;
+    let mut out = Vec::new();
+    while b.pos < b.events.len() {
+        match &b.events[b.pos].0 {
+            Event::DocumentStart(..) => {
+                out.push(Value::Null);
+                b.pos += 1;
+            }
+            Event::DocumentEnd => b.pos += 1,
+            _ => {
+                let v = b.node(&mut Vec::new())?.unwrap_or(Value::Null);
+                match out.last_mut() {
+                    Some(last) => *last = v,
+                    None => out.push(v),
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn builder(text: &str) -> Result<Builder<'_>, String> {
     let mut events = Vec::new();
     for e in Parser::new_from_str(text) {
         let (event, span) =
@@ -76,23 +120,7 @@ pub fn parse(text: &str) -> Result<Document, String> {
             events.push((event, span));
         }
     }
-    let mut b = Builder { events, pos: 0, anchors: HashMap::new(), budget: ALIAS_BUDGET, resets: Vec::new() };
-    let mut documents = 0;
-    let mut value = Value::Null;
-    while b.pos < b.events.len() {
-        match &b.events[b.pos].0 {
-            Event::DocumentStart(..) => {
-                documents += 1;
-                if documents > 1 {
-                    return Err(format!("{}: more than one YAML document in the file", b.at(b.pos)));
-                }
-                b.pos += 1;
-            }
-            Event::DocumentEnd => b.pos += 1,
-            _ => value = b.node(&mut Vec::new())?.unwrap_or(Value::Null),
-        }
-    }
-    Ok(Document { value, resets: b.resets })
+    Ok(Builder { events, pos: 0, anchors: HashMap::new(), budget: ALIAS_BUDGET, resets: Vec::new() })
 }
 
 struct Builder<'a> {
@@ -355,6 +383,14 @@ mod tests {
 
     fn doc(text: &str) -> Value {
         parse(text).unwrap_or_else(|e| panic!("{e}")).value
+    }
+
+    #[test]
+    fn a_stream_of_documents() {
+        let text = "a: 1\n---\n---\nb: [x]\n...\n";
+        assert_eq!(parse_all(text).expect("three documents"), vec![json!({"a": 1}), Value::Null, json!({"b": ["x"]})]);
+        assert_eq!(parse_all("").expect("no document"), Vec::<Value>::new());
+        assert!(parse(text).is_err_and(|e| e.contains("more than one YAML document")));
     }
 
     #[test]

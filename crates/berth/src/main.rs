@@ -29,8 +29,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::client::Client;
 use crate::commands::{
-    build, compose, container, context, cp, events, exec, image, inspect, logs, network, pod, ps, registry, run, stats,
-    system, transfer, volume,
+    build, compose, container, context, cp, events, exec, image, inspect, kube, logs, network, pod, ps, registry, run,
+    stats, system, transfer, volume,
 };
 
 /// An error that ends the program with a given exit status (docker's `cli.StatusError`); an empty message means
@@ -223,6 +223,12 @@ enum Cmd {
     System {
         #[command(subcommand)]
         cmd: SystemCmd,
+    },
+    /// Generate Kubernetes YAML from containers, pods or compose projects, and play it
+    #[command(arg_required_else_help = true)]
+    Kube {
+        #[command(subcommand)]
+        cmd: kube::KubeCmd,
     },
     /// Manage contexts (shared with the docker CLI)
     #[command(arg_required_else_help = true)]
@@ -559,6 +565,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
     // `compose config` and `compose version` need no daemon.
     let cmd = match cmd {
         Cmd::Compose(a) if a.is_offline() => return compose::offline(a),
+        Cmd::Kube { cmd } if cmd.is_offline() => return kube::offline(cmd),
         other => other,
     };
     // `system dial-stdio` relays bytes; HTTP is the caller's (an `ssh://` client on another host).
@@ -609,6 +616,7 @@ async fn dispatch(host: Option<String>, tls: &client::TlsOptions, cmd: Cmd) -> a
         Cmd::Unpause(a) => container::pause(&c, a, false).await,
         Cmd::Wait(a) => container::wait(&c, a).await,
         Cmd::Compose(a) => compose::compose(&c, a).await,
+        Cmd::Kube { cmd } => kube::kube(&c, cmd).await,
         Cmd::Container { cmd } => match cmd {
             ContainerCmd::Attach(a) => container::attach(&c, a).await,
             ContainerCmd::Cp(a) => cp::cp(&c, a).await,
@@ -870,6 +878,31 @@ mod tests {
             panic!("not compose")
         };
         assert!(!c.is_offline() && matches!(c.cmd, compose::ComposeCmd::Up(ref u) if u.detach && u.wait));
+    }
+
+    #[test]
+    fn kube_flags() {
+        let Some(Cmd::Kube { cmd: kube::KubeCmd::Play(p) }) =
+            parse(&["kube", "play", "--start=false", "--replace", "--publish", "127.0.0.1:8080:80", "app.yaml"]).cmd
+        else {
+            panic!("not kube play")
+        };
+        assert!(!p.start && p.replace && !p.build && p.publish == vec!["127.0.0.1:8080:80"] && p.file == "app.yaml");
+        let Some(Cmd::Kube { cmd: kube::KubeCmd::Play(p) }) = parse(&["kube", "play", "--start", "-"]).cmd else {
+            panic!("not kube play")
+        };
+        assert!(p.start && p.file == "-");
+        let Some(Cmd::Kube { cmd }) = parse(&["kube", "generate", "-f", "compose.yaml", "--type", "job", "-s"]).cmd
+        else {
+            panic!("not kube")
+        };
+        assert!(cmd.is_offline());
+        let Some(Cmd::Kube { cmd: kube::KubeCmd::Generate(g) }) = parse(&["kube", "generate", "web", "db"]).cmd else {
+            panic!("not kube generate")
+        };
+        assert!(g.names == vec!["web", "db"] && g.output.typ == "pod" && !g.output.service);
+        let Some(Cmd::Compose(c)) = parse(&["compose", "kube", "--service"]).cmd else { panic!("not compose") };
+        assert!(c.is_offline());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod events;
 pub mod exec;
 pub mod image;
 pub mod inspect;
+pub mod kube;
 pub mod logs;
 pub mod network;
 pub mod opts;

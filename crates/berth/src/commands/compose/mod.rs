@@ -7,12 +7,12 @@
 //! `develop.watch`; `lifecycle.rs` hooks, injected secrets/configs and files put into containers.
 
 mod attach;
-mod build;
+pub(crate) mod build;
 mod extra;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod live;
 mod ops;
-mod up;
+pub(crate) mod up;
 mod watch;
 
 /// `compose logs`' prefixed streams, which `pod logs` shares.
@@ -132,6 +132,8 @@ pub enum ComposeCmd {
     Version(VersionArgs),
     /// Watch build context for service and rebuild/refresh containers when files are updated
     Watch(watch::WatchArgs),
+    /// Generate Kubernetes YAML for the project (one pod; see `berth kube generate`)
+    Kube(crate::commands::kube::OutputArgs),
 }
 
 /// `version`'s flags.
@@ -266,7 +268,7 @@ pub fn progress(what: &str, state: &str) {
 impl ComposeArgs {
     /// Whether the command needs no daemon (`config`, `version`).
     pub fn is_offline(&self) -> bool {
-        matches!(self.cmd, ComposeCmd::Config(_) | ComposeCmd::Version(_))
+        matches!(self.cmd, ComposeCmd::Config(_) | ComposeCmd::Version(_) | ComposeCmd::Kube(_))
     }
 }
 
@@ -274,6 +276,7 @@ impl ComposeArgs {
 pub fn offline(a: ComposeArgs) -> Result<i32> {
     match a.cmd {
         ComposeCmd::Config(x) => ops::config(&a.project, x),
+        ComposeCmd::Kube(x) => crate::commands::kube::compose_kube(&a.project, &x),
         ComposeCmd::Version(v) => {
             let version = berth_compose::plan::COMPOSE_VERSION;
             if v.short {
@@ -295,7 +298,7 @@ pub fn offline(a: ComposeArgs) -> Result<i32> {
 pub async fn compose(c: &Client, a: ComposeArgs) -> Result<i32> {
     let p = &a.project;
     match a.cmd {
-        ComposeCmd::Config(_) | ComposeCmd::Version(_) => {
+        ComposeCmd::Config(_) | ComposeCmd::Version(_) | ComposeCmd::Kube(_) => {
             offline(ComposeArgs { project: a.project.clone(), cmd: a.cmd })
         }
         ComposeCmd::Wait(x) => extra::wait(c, p, x).await,
