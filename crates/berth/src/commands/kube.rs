@@ -284,6 +284,7 @@ async fn ensure_image(c: &Client, image: &str, base: &Path, build: bool) -> Resu
             name: "kube".into(),
             working_dir: base.to_path_buf(),
             config_files: Vec::new(),
+            all_files: Vec::new(),
             env_files: Vec::new(),
             environment: BTreeMap::new(),
             profiles: Vec::new(),
