@@ -958,6 +958,18 @@ impl Cgroup {
         }
     }
 
+    /// Whether the cgroup is frozen (or freezing): v1's `freezer.state`, v2's `cgroup.freeze`. False without a freezer.
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            Version::V1 => self
+                .dir_of("freezer")
+                .is_ok_and(|d| read_file(&d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")),
+            Version::V2 => {
+                self.dir_of("freezer").is_ok_and(|d| read_file(&d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
+            }
+        }
+    }
+
     fn set_freezer_state_v1(&self, state: &'static str) -> Result<(), Error> {
         let file = self.dir_of("freezer")?.join("freezer.state");
         // Writing the state again moves a cgroup that hangs in FREEZING on (new processes may have come in): runc
