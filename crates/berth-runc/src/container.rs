@@ -752,7 +752,7 @@ fn update_resources(a: &UpdateArgs) -> Result<LinuxResources> {
         }
     };
     if a.memory.is_some() || a.memory_reservation.is_some() || a.memory_swap.is_some() {
-        let mut m = r.memory().clone().unwrap_or_default();
+        let mut m = (*r.memory()).unwrap_or_default();
         if let Some(v) = &a.memory {
             m.set_limit(Some(size(v)?));
         }
@@ -994,6 +994,7 @@ pub fn features() -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
