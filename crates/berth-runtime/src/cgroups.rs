@@ -1519,6 +1519,28 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
     }
 
     #[test]
+    fn is_frozen_reads_the_freezer_v1_and_v2() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("v1");
+        let layout = v1_tree(&root);
+        touch(&root.join("freezer/berth/c1"), &[("freezer.state", "THAWED\n")]);
+        let cg = Cgroup::open_in(&layout, "berth/c1").expect("open");
+        assert!(!cg.is_frozen());
+        for (state, frozen) in [("FROZEN\n", true), ("FREEZING\n", true), ("THAWED\n", false)] {
+            std::fs::write(root.join("freezer/berth/c1/freezer.state"), state).expect("w");
+            assert_eq!(cg.is_frozen(), frozen, "{state}");
+        }
+        let root = tmp.path().join("v2");
+        touch(&root, &[("cgroup.controllers", "pids\n"), ("cgroup.subtree_control", "")]);
+        touch(&root.join("berth/c1"), &[("cgroup.freeze", "0\n"), ("cgroup.procs", "")]);
+        let layout = Layout::V2 { root: root.clone() };
+        let cg = Cgroup::open_in(&layout, "berth/c1").expect("open");
+        assert!(!cg.is_frozen());
+        std::fs::write(root.join("berth/c1/cgroup.freeze"), "1\n").expect("w");
+        assert!(cg.is_frozen());
+    }
+
+    #[test]
     #[ignore = "needs root (chown): test.sh runs it with --include-ignored"]
     fn v2_delegation_chowns_the_leaf_and_its_files() {
         use std::os::unix::fs::MetadataExt;
