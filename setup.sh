@@ -1,6 +1,7 @@
 #!/bin/sh
 # Sets Berth up on a Debian 12 machine (as root) and runs the main job: installs the build and run dependencies,
-# builds and installs berthd, berth and berth-shim into /usr/local/bin, starts berthd (as the systemd unit
+# builds and installs berthd, berth, berth-shim and berth-runc (Berth's runtime with runc's command line, for
+# containerd) into /usr/local/bin, starts berthd (as the systemd unit
 # contrib/berthd.service where systemd runs, else in the background with nohup), makes a busybox base image offline
 # and runs a container that greets you.
 set -eu
@@ -8,7 +9,7 @@ cd "$(dirname "$0")"
 . ./contrib/deps.sh
 install_deps
 cargo build --release --locked
-install -m 0755 target/release/berthd target/release/berth target/release/berth-shim /usr/local/bin/
+install -m 0755 target/release/berthd target/release/berth target/release/berth-shim target/release/berth-runc /usr/local/bin/
 # The group that may use the API socket (membership is as good as root; berthd uses it when it exists). Empty.
 getent group berth >/dev/null || groupadd --system berth
 if [ -d /run/systemd/system ]; then

@@ -21,7 +21,8 @@
 #
 #   BENCH_ONLY=registry bench/run.sh    # only the registry rows (BENCH_ONLY=engine: only the others;
 #                                         BENCH_ONLY=events: only kill -> die event latency; BENCH_ONLY=logs: only
-#                                         the log rows)
+#                                         the log rows; BENCH_ONLY=runtime: berth-runc, runc and crun
+#                                         through their command line and under containerd, bench/runtime.sh)
 #   CARGO=/tmp/cargo-locked bench/run.sh  # build through a wrapper (a shared machine's build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,9 @@ mkdir -p "$WORK"
 ONLY=${BENCH_ONLY:-all}
 ${CARGO:-cargo} build --release --locked -q
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
+# The runtime rows (berth-runc beside runc and crun, directly and under containerd): a script of their own, under
+# this run's lock and build.
+if [ "$ONLY" = runtime ]; then exec bench/runtime.sh "$BIN" "$N"; fi
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }

@@ -39,9 +39,10 @@ install_test_deps() {
     # tests' users; python3-docker: the docker-py SDK of tests/views.rs.
     # chromium, chromium-driver and python3-selenium: the dashboard's browser test (tests/ui.rs); bzip2, xz-utils and
     # zstd: the compressed archives of the ADD and zstd-layer tests (tests/commit.rs, tests/pull_stream.rs); python3-pip:
-    # kubernetes-validate below.
+    # kubernetes-validate below. containerd (containerd, ctr, containerd-shim-runc-v2): berth-runc under containerd
+    # (tests/runc_cli.rs, each test with its own containerd; the package's service is not needed).
     pkgs="docker-compose docker-registry python3 python3-docker openssl sqlite3 e2fsprogs mount passwd util-linux
-          chromium chromium-driver python3-selenium bzip2 xz-utils zstd python3-pip"
+          chromium chromium-driver python3-selenium bzip2 xz-utils zstd python3-pip containerd"
     # docker.io also where a docker CLI is installed but no dockerd: the registry's interop test runs a real dockerd.
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"

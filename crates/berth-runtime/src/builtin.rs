@@ -7,6 +7,12 @@
 //! then the child's end of the second pipe closes on a successful `execve` (the parent reads EOF), or the child writes
 //! `E` + message and exits 127.
 //!
+//! For the runc command line (`berth-runc`, [`Builtin::create_waiting_on_fifo`]) the creating process exits once the
+//! init is set up, so the start gate cannot be the pipe: the init reports `R` once it is ready to exec (user switched,
+//! program found, as runc reports those at create), then blocks opening the bundle state's `exec.fifo` for writing
+//! (reopened through `/proc/self/fd` from a descriptor it inherited, as runc does) until `start` opens it for reading,
+//! writes a byte and execs.
+//!
 //! With [`Stdio::Console`], a Unix socketpair carries the terminal's master from the child (which opens it from the
 //! container's `/dev/ptmx` once its root is in place) to the parent, before `R` (init) or before `execve` (exec).
 
@@ -172,12 +178,28 @@ struct InitArgs<'a> {
     prepared: &'a Prepared,
     /// What the container's cgroup mount shows.
     cgroup_fs: crate::cgroups::CgroupFs,
+    /// The start gate is this `exec.fifo` (an `O_PATH` descriptor), not the pipe from the parent.
+    fifo: Option<std::os::fd::RawFd>,
+}
+
+/// Waits at the runc command line's start gate: opens the FIFO behind `fd` (an `O_PATH` descriptor) for writing,
+/// which blocks until `start` opens it for reading, and writes one byte.
+fn wait_on_fifo(fd: std::os::fd::RawFd) -> Result<()> {
+    let path = format!("/proc/self/fd/{fd}");
+    let mut f =
+        std::fs::OpenOptions::new().write(true).open(&path).map_err(Error::io(format!("open exec fifo {path}")))?;
+    f.write_all(b"0").map_err(Error::io("write exec fifo"))
 }
 
 /// The container's init, between clone and execve. Returns only an error.
 fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
     // Nothing of the shim's beyond the handshake (and the console socket): see `exec`.
-    let keep = [from_parent.as_raw_fd(), to_parent.as_raw_fd(), a.console.as_ref().map_or(-1, |c| c.as_raw_fd())];
+    let keep = [
+        from_parent.as_raw_fd(),
+        to_parent.as_raw_fd(),
+        a.console.as_ref().map_or(-1, |c| c.as_raw_fd()),
+        a.fifo.unwrap_or(-1),
+    ];
     let mut in_cgroup = || -> Result<()> {
         match read_byte(from_parent)? {
             Some(b'c') => Ok(()),
@@ -219,16 +241,24 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
         if !a.new_cgroup_ns && !a.new_user_ns {
             in_cgroup()?;
         }
-        to_parent.write_all(b"R").map_err(Error::io("write to sync pipe"))?;
+        if a.fifo.is_none() {
+            to_parent.write_all(b"R").map_err(Error::io("write to sync pipe"))?;
+        }
         Ok(())
     };
     if let Err(e) = run() {
         return e;
     }
-    a.prepared.exec(|| match read_byte(from_parent)? {
-        Some(b's') => Ok(()),
-        _ => Err(Error::Start("container was not started".into())),
-    })
+    match a.fifo {
+        None => a.prepared.exec(|| match read_byte(from_parent)? {
+            Some(b's') => Ok(()),
+            _ => Err(Error::Start("container was not started".into())),
+        }),
+        Some(fd) => a.prepared.exec(|| {
+            to_parent.write_all(b"R").map_err(Error::io("write to sync pipe"))?;
+            wait_on_fifo(fd)
+        }),
+    }
 }
 
 struct BuiltinCreated {
@@ -256,12 +286,23 @@ impl Created for BuiltinCreated {
     }
 }
 
-impl Runtime for Builtin {
-    fn name(&self) -> &str {
-        "berth"
+impl Builtin {
+    /// Creates container `id` for the runc command line (`berth-runc create`): as [`Runtime::create`], except that the
+    /// init waits to exec on `exec_fifo` (an `O_PATH` descriptor of the state directory's FIFO: see the module's
+    /// documentation) instead of on a pipe from the caller, which may exit; the init then becomes a child of the
+    /// nearest subreaper (containerd's shim), and `start` is whoever opens the FIFO for reading. It is not killed when
+    /// its parent dies (runc's init is not), and a program that cannot be found fails the create (as with runc).
+    pub fn create_waiting_on_fifo(
+        &self,
+        id: &str,
+        bundle: &Path,
+        stdio: Stdio,
+        exec_fifo: OwnedFd,
+    ) -> Result<Box<dyn Created>> {
+        self.create_gated(id, bundle, stdio, Some(exec_fifo))
     }
 
-    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Box<dyn Created>> {
+    fn create_gated(&self, id: &str, bundle: &Path, stdio: Stdio, fifo: Option<OwnedFd>) -> Result<Box<dyn Created>> {
         let mut spec = load_spec(bundle)?;
         // In a new user namespace, the child cannot write the sysctls of the network namespace berthd made: we do,
         // in that namespace, before the clone.
@@ -276,8 +317,11 @@ impl Runtime for Builtin {
         // Non-dumpable before anything enters the container, until the init's `execve`: see `exec`. The shim stays
         // so (nothing needs to trace it).
         sys::set_dumpable(false)?;
-        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?
-            .kill_on_parent_death();
+        let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref())?;
+        let prepared = match fifo {
+            None => prepared.kill_on_parent_death(),
+            Some(_) => prepared.start_through_fifo(),
+        };
         stdio.check(process)?;
         let mut flags = 0;
         let mut join = Vec::new();
@@ -329,8 +373,8 @@ impl Runtime for Builtin {
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
         // SAFETY: the builtin runtime runs only in the shim (berthd reaches it through the shim), which creates the
-        // container before it starts any thread (its only one, the log compressor, comes later), so the child
-        // inherits no lock another thread holds.
+        // container before it starts any thread (its only one, the log compressor, comes later), and in `berth-runc`,
+        // which starts none, so the child inherits no lock another thread holds.
         let forked = unsafe { clone_fork(flags) };
         if !matches!(forked, Ok(Forked::Child)) {
             let back = restore.iter().try_for_each(|(t, f)| {
@@ -366,6 +410,7 @@ impl Runtime for Builtin {
                     sysfs,
                     prepared: &prepared,
                     cgroup_fs,
+                    fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
                 };
                 let err = init_child(args, &mut from_parent, &mut to_parent);
                 fail_child(to_parent, &err)
@@ -417,6 +462,16 @@ impl Runtime for Builtin {
                 }
             }
         }
+    }
+}
+
+impl Runtime for Builtin {
+    fn name(&self) -> &str {
+        "berth"
+    }
+
+    fn create(&self, id: &str, bundle: &Path, stdio: Stdio) -> Result<Box<dyn Created>> {
+        self.create_gated(id, bundle, stdio, None)
     }
 
     fn exec(

@@ -958,6 +958,18 @@ impl Cgroup {
         }
     }
 
+    /// Whether the cgroup is frozen (or freezing): v1's `freezer.state`, v2's `cgroup.freeze`. False without a freezer.
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            Version::V1 => self
+                .dir_of("freezer")
+                .is_ok_and(|d| read_file(&d.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED")),
+            Version::V2 => {
+                self.dir_of("freezer").is_ok_and(|d| read_file(&d.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"))
+            }
+        }
+    }
+
     fn set_freezer_state_v1(&self, state: &'static str) -> Result<(), Error> {
         let file = self.dir_of("freezer")?.join("freezer.state");
         // Writing the state again moves a cgroup that hangs in FREEZING on (new processes may have come in): runc
@@ -1504,6 +1516,28 @@ cgroup /sys/fs/cgroup/pids cgroup rw,nosuid,nodev,noexec,relatime,pids 0 0
         assert_eq!(leaf("pids", "pids.max"), "max");
         assert_eq!(leaf("cpuset", "cpuset.cpus"), "", "a cpuset left out is not touched");
         assert_eq!(support_in(&layout), Support { swap: true, blkio_weight: false });
+    }
+
+    #[test]
+    fn is_frozen_reads_the_freezer_v1_and_v2() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("v1");
+        let layout = v1_tree(&root);
+        touch(&root.join("freezer/berth/c1"), &[("freezer.state", "THAWED\n")]);
+        let cg = Cgroup::open_in(&layout, "berth/c1").expect("open");
+        assert!(!cg.is_frozen());
+        for (state, frozen) in [("FROZEN\n", true), ("FREEZING\n", true), ("THAWED\n", false)] {
+            std::fs::write(root.join("freezer/berth/c1/freezer.state"), state).expect("w");
+            assert_eq!(cg.is_frozen(), frozen, "{state}");
+        }
+        let root = tmp.path().join("v2");
+        touch(&root, &[("cgroup.controllers", "pids\n"), ("cgroup.subtree_control", "")]);
+        touch(&root.join("berth/c1"), &[("cgroup.freeze", "0\n"), ("cgroup.procs", "")]);
+        let layout = Layout::V2 { root: root.clone() };
+        let cg = Cgroup::open_in(&layout, "berth/c1").expect("open");
+        assert!(!cg.is_frozen());
+        std::fs::write(root.join("berth/c1/cgroup.freeze"), "1\n").expect("w");
+        assert!(cg.is_frozen());
     }
 
     #[test]

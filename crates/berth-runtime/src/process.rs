@@ -52,6 +52,8 @@ pub struct Prepared {
     filter_early: bool,
     /// SIGKILL when the parent goes (a container's init, whose parent is its shim).
     kill_on_parent_death: bool,
+    /// A program that cannot be found fails before the start gate (runc's create), not after it (Docker's start).
+    lookup_before_start: bool,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -111,7 +113,8 @@ fn uid_gid(process: &Process) -> (u32, u32) {
 /// The system calls [`Prepared::finalize`] and [`Prepared::exec`] make after an early filter load, with the
 /// arguments a filter may look at (pointers as 0): the bounding set, the user switch, capabilities, umask, cwd, the
 /// program's lookup, allocations, the signal reset, `execve`, and an error's report and exit.
-fn after_early_filter((uid, gid): (u32, u32)) -> Vec<(i64, [u64; 6])> {
+/// `fifo`: the start gate is the runc CLI's `exec.fifo`, opened (`openat`) and written while waiting to start.
+fn after_early_filter((uid, gid): (u32, u32), fifo: bool) -> Vec<(i64, [u64; 6])> {
     let prctl = |op: libc::c_int| (libc::SYS_prctl, [op as u64, 0, 0, 0, 0, 0]);
     let mut calls = vec![
         prctl(libc::PR_CAPBSET_DROP),
@@ -141,6 +144,9 @@ fn after_early_filter((uid, gid): (u32, u32)) -> Vec<(i64, [u64; 6])> {
         libc::SYS_exit_group,
     ] {
         calls.push((nr, [0; 6]));
+    }
+    if fifo {
+        calls.push((libc::SYS_openat, [0; 6]));
     }
     calls
 }
@@ -182,8 +188,9 @@ impl Prepared {
             (Some(s), None) => Some(Filter::compile(s)?),
             (None, _) => None,
         };
-        let filter_early =
-            filter.as_ref().is_some_and(|f| !no_new_privs || f.allows_all(&after_early_filter(uid_gid(process))));
+        let filter_early = filter
+            .as_ref()
+            .is_some_and(|f| !no_new_privs || f.allows_all(&after_early_filter(uid_gid(process), false)));
         Ok(Prepared {
             args,
             env,
@@ -204,7 +211,18 @@ impl Prepared {
             filter,
             filter_early,
             kill_on_parent_death: false,
+            lookup_before_start: false,
         })
+    }
+
+    /// For a process whose start gate is the runc CLI's `exec.fifo` (see `builtin::Builtin::create_waiting_on_fifo`):
+    /// a program that cannot be found is an error of the create, as runc reports it, and the early filter must also
+    /// let through the opening of the FIFO.
+    pub fn start_through_fifo(mut self) -> Prepared {
+        self.lookup_before_start = true;
+        let calls = after_early_filter((self.uid, self.gid), true);
+        self.filter_early = self.filter.as_ref().is_some_and(|f| !self.no_new_privs || f.allows_all(&calls));
+        self
     }
 
     /// Makes the process die (SIGKILL) when its parent does: for a container's init, so that it cannot outlive a
@@ -316,6 +334,7 @@ impl Prepared {
         // A program that cannot be found is reported when the container is started (as Docker does), not during
         // its creation.
         let program = self.resolve_program();
+        let program = if self.lookup_before_start { Ok(program?) } else { program };
         wait_start()?;
         let program = program?;
         // After the user switch, which would clear it. Best effort: a second line only (see `kill_on_parent_death`),
