@@ -45,5 +45,12 @@ install_test_deps() {
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"
     fi
-    apt_install $pkgs
+    apt_install $pkgs npm
+    # axe-core, the accessibility checker the dashboard's browser test runs in every page: from npm, pinned, into a
+    # directory of Berth's tests (no CDN at test time).
+    axe=/var/lib/berth-test-deps/axe
+    if [ ! -f "$axe/node_modules/axe-core/axe.min.js" ]; then
+        mkdir -p "$axe"
+        npm install --silent --no-audit --no-fund --prefix "$axe" axe-core@4.14.1 >/dev/null
+    fi
 }
