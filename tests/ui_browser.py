@@ -20,6 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.expected_conditions import staleness_of
 
 WAIT = 20
 
@@ -107,9 +108,16 @@ def main():
         step("the running container's sparklines fill from the one stats stream")
         wait.until(lambda d: int(d.find_element(By.CSS_SELECTOR, "#containers tbody").get_attribute("data-samples")
                                  or 0) >= 3, "three samples on the containers page")
-        wait.until(lambda d: (row("web-ui-test").find_element(By.CSS_SELECTOR, "svg.cpu polyline")
-                              .get_attribute("points") or "").count(",") >= 2, "a CPU sparkline of two points or more")
-        assert "%" in row("web-ui-test").find_element(By.CSS_SELECTOR, ".cpu-now").text
+        # (Read in one script: the rows may be replaced between two WebDriver calls.)
+        def spark(name):
+            return driver.execute_script("""
+                const r = [...document.querySelectorAll('#containers tbody tr')].find(r => r.dataset.name === arguments[0]);
+                const p = r && r.querySelector('svg.cpu polyline');
+                const now = r && r.querySelector('.cpu-now');
+                return [p ? p.getAttribute('points') : '', now ? now.textContent : ''];""", name)
+        wait.until(lambda d: spark("web-ui-test")[0].count(",") >= 2, "a CPU sparkline of two points or more")
+        assert "%" in spark("web-ui-test")[1], spark("web-ui-test")
+        shot("02-containers-sparklines")
         axe("containers")
 
         step("search filters the list")
@@ -206,9 +214,11 @@ def main():
                    "demo-db-1 | " in d.find_element(By.ID, "logs").text, "both services' lines in the logs")
         axe("/compose/demo")
         shot("11-compose-project")
+        before = driver.find_element(By.TAG_NAME, "main")
         driver.find_element(By.CSS_SELECTOR, "button.act-stop").click()
-        wait.until(lambda d: "0/2 running" in d.find_element(By.TAG_NAME, "main").text or
-                   d.find_elements(By.XPATH, "//td[text()='0/1']"), "the project stopped")
+        # The form posts, and the answer brings the project's page again.
+        wait.until(staleness_of(before), "the page to be left")
+        wait.until(lambda d: len(d.find_elements(By.XPATH, "//td[text()='0/1']")) == 2, "both services stopped")
         for c in ["demo-web-1", "demo-db-1"]:
             st = berth("inspect", "-f", "{{.State.Status}}", c)
             assert st == "exited", f"{c}: {st}"

@@ -135,11 +135,11 @@ fn project_buttons(name: &str, csrf: &str, back: &str) -> String {
     [("start", "Start"), ("stop", "Stop"), ("restart", "Restart"), ("down", "Down")]
         .iter()
         .map(|(a, l)| {
-            let class = if *a == "down" { "act-remove" } else { "" };
+            let class = if *a == "down" { "act-down act-remove".to_string() } else { format!("act-{a}") };
             post_button(
                 &format!("/compose/{}/{a}", seg(name)),
                 l,
-                &format!("act-{a} {class}"),
+                &class,
                 &format!("{l} project {name}"),
                 csrf,
                 back,
@@ -324,7 +324,8 @@ pub fn network_picture(networks: &[Value], containers: &[Value]) -> String {
         .iter()
         .filter(|c| c.pointer("/NetworkSettings/Networks").and_then(Value::as_object).is_some_and(|m| !m.is_empty()))
         .collect();
-    let width = (20 + on.len() * BOX_W).max(640);
+    // (Room on the right for the last drop's label.)
+    let width = (20 + on.len() * BOX_W + 200).max(640);
     let height = TOP + networks.len().max(1) * GAP + 10;
     let mut svg = format!(
         "<svg class=\"netmap\" viewBox=\"0 0 {width} {height}\" width=\"{width}\" height=\"{height}\" role=\"group\" \

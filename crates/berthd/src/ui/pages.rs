@@ -95,8 +95,8 @@ pub(super) fn page(title: &str, active: &str, session: &Session, page: &str, id:
 
 /// A button that posts to `action` (a path of the dashboard), then comes `back`.
 pub(super) fn post_button(action: &str, label: &str, class: &str, aria: &str, csrf: &str, back: &str) -> String {
-    let confirm =
-        if class == "act-remove" || class == "act-kill" || class == "act-prune" { " data-confirm=\"1\"" } else { "" };
+    let destroys = class.split(' ').any(|c| matches!(c, "act-remove" | "act-kill" | "act-prune"));
+    let confirm = if destroys { " data-confirm=\"1\"" } else { "" };
     format!(
         "<form method=\"post\" action=\"{}\" class=\"inline\"{confirm}>\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">\
