@@ -335,12 +335,37 @@ fn the_dashboard_in_chromium() {
     d.ok(&["rmi", &pull_ref]);
     // What the volumes, networks and compose pages show.
     d.ok(&["network", "create", "uinet"]);
-    d.ok(&["run", "-d", "--name", "netted", "--network", "uinet", "--network-alias", "uialias", "-v", "uivol:/data",
-        "busybox", "sleep", "1000"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "netted",
+        "--network",
+        "uinet",
+        "--network-alias",
+        "uialias",
+        "-v",
+        "uivol:/data",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     for svc in ["web", "db"] {
         let loop_ = format!("while true; do echo {svc} says hello; sleep 0.5; done");
-        d.ok(&["run", "-d", "--name", &format!("demo-{svc}-1"), "--label", "com.docker.compose.project=demo",
-            "--label", &format!("com.docker.compose.service={svc}"), "busybox", "sh", "-c", &loop_]);
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("demo-{svc}-1"),
+            "--label",
+            "com.docker.compose.project=demo",
+            "--label",
+            &format!("com.docker.compose.service={svc}"),
+            "busybox",
+            "sh",
+            "-c",
+            &loop_,
+        ]);
     }
     let login = format!("http://127.0.0.1:{port}{}", login_path(&d));
     // Kept after the run (the daemon's directory is not), for a person to look at.
@@ -404,13 +429,25 @@ fn a_compose_project_known_by_its_labels_goes_down_from_the_dashboard() {
     // As docker-compose labels a project's objects.
     d.ok(&["network", "create", "--label", "com.docker.compose.project=shop", "shop_default"]);
     d.ok(&["network", "create", "--label", "com.docker.compose.project=other", "other_default"]);
-    for (name, project, svc) in [("shop_web_1", "shop", "web"), ("shop_web_2", "shop", "web"), ("other_x_1", "other", "x")] {
+    for (name, project, svc) in
+        [("shop_web_1", "shop", "web"), ("shop_web_2", "shop", "web"), ("other_x_1", "other", "x")]
+    {
         d.ok(&[
-            "run", "-d", "--name", name, "--network", &format!("{project}_default"),
-            "--label", &format!("com.docker.compose.project={project}"),
-            "--label", &format!("com.docker.compose.service={svc}"),
-            "--label", "com.docker.compose.project.working_dir=/srv/shop",
-            "busybox", "sleep", "1000",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            &format!("{project}_default"),
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            "--label",
+            &format!("com.docker.compose.service={svc}"),
+            "--label",
+            "com.docker.compose.project.working_dir=/srv/shop",
+            "busybox",
+            "sleep",
+            "1000",
         ]);
     }
     let a = http(port, "GET", &login_path(&d), &[], "");
@@ -443,7 +480,8 @@ fn a_compose_project_known_by_its_labels_goes_down_from_the_dashboard() {
     let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
     assert!(!nets.contains("shop_default") && nets.contains("other_default"), "{nets}");
     // Unknown actions and cross-origin posts change nothing.
-    let a = http(port, "POST", "/compose/other/down", &[("Cookie", &cookie), ("Origin", "http://evil.example"), ct], &form);
+    let a =
+        http(port, "POST", "/compose/other/down", &[("Cookie", &cookie), ("Origin", "http://evil.example"), ct], &form);
     assert_eq!(a.status, 403, "{}", a.body);
     assert_eq!(d.inspect("other_x_1", "{{.State.Status}}"), "running");
 }

@@ -454,7 +454,10 @@ pub async fn relay(
 /// goes away). Nothing when it has exited: its PID may be another process's by now.
 pub fn hang_up(inst: &ExecInstance) {
     let st = inst.lock();
-    if st.running && st.pid > 0 && let Ok(pid) = i32::try_from(st.pid) {
+    if st.running
+        && st.pid > 0
+        && let Ok(pid) = i32::try_from(st.pid)
+    {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP);
     }
 }

@@ -36,8 +36,14 @@ pub async fn image(
     let history = ui.api_json(&format!("/images/{}/history", seg(&id))).await?;
     let containers = ui.api_json("/containers/json?all=1").await?;
     let full = s(&inspect, "Id");
-    let tags: Vec<String> =
-        inspect.get("RepoTags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(esc).collect();
+    let tags: Vec<String> = inspect
+        .get("RepoTags")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(esc)
+        .collect();
     let mut c = format!(
         "<p><code>{}</code> · {} · {}/{} · created {}</p><p>Tags: {}</p>",
         esc(full),
@@ -136,14 +142,7 @@ fn project_buttons(name: &str, csrf: &str, back: &str) -> String {
         .iter()
         .map(|(a, l)| {
             let class = if *a == "down" { "act-down act-remove".to_string() } else { format!("act-{a}") };
-            post_button(
-                &format!("/compose/{}/{a}", seg(name)),
-                l,
-                &class,
-                &format!("{l} project {name}"),
-                csrf,
-                back,
-            )
+            post_button(&format!("/compose/{}/{a}", seg(name)), l, &class, &format!("{l} project {name}"), csrf, back)
         })
         .collect()
 }
@@ -161,11 +160,7 @@ fn services(p: &Project) -> Vec<Vec<String>> {
     }
     by.into_iter()
         .map(|(svc, (n, running, images))| {
-            vec![
-                esc(svc),
-                format!("{running}/{n}"),
-                images.into_iter().map(esc).collect::<Vec<_>>().join(", "),
-            ]
+            vec![esc(svc), format!("{running}/{n}"), images.into_iter().map(esc).collect::<Vec<_>>().join(", ")]
         })
         .collect()
 }

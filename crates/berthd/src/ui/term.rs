@@ -79,9 +79,8 @@ pub async fn open(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<R
         .ok_or_else(|| UiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the exec has no ID"))?;
     let d = ui.daemon().clone();
     let inst = exec::get(&d, &exec_id).map_err(|e| UiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
-    let (io, child) = exec::start(&d, &inst, false)
-        .await
-        .map_err(|e| UiError::new(StatusCode::CONFLICT, e.to_string()))?;
+    let (io, child) =
+        exec::start(&d, &inst, false).await.map_err(|e| UiError::new(StatusCode::CONFLICT, e.to_string()))?;
     let (ours, theirs) = tokio::io::duplex(PIPE);
     let (output, input) = tokio::io::split(ours);
     let relayed = inst.clone();
@@ -91,10 +90,9 @@ pub async fn open(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<R
         })
         .await;
     });
-    ui.terminals.lock().insert(
-        exec_id.clone(),
-        Term { inst, input: Arc::new(tokio::sync::Mutex::new(input)), output: Some(output) },
-    );
+    ui.terminals
+        .lock()
+        .insert(exec_id.clone(), Term { inst, input: Arc::new(tokio::sync::Mutex::new(input)), output: Some(output) });
     // A page that never comes for the output leaves no shell behind.
     let (weak, watched) = (Arc::downgrade(&ui), exec_id.clone());
     tokio::spawn(async move {
@@ -185,9 +183,7 @@ pub async fn resize(
     Path(id): Path<String>,
     uri: axum::http::Uri,
 ) -> Result<StatusCode, UiError> {
-    let q = axum::extract::Query::<HashMap<String, String>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .unwrap_or_default();
+    let q = axum::extract::Query::<HashMap<String, String>>::try_from_uri(&uri).map(|q| q.0).unwrap_or_default();
     let dim = |k: &str| q.get(k).and_then(|v| v.parse::<u16>().ok()).filter(|v| *v > 0 && *v <= 1000);
     let (Some(h), Some(w)) = (dim("h"), dim("w")) else {
         return Err(UiError::new(StatusCode::BAD_REQUEST, "h and w: 1 to 1000"));
