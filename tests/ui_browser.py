@@ -181,7 +181,7 @@ def main():
         term.send_keys("stty size\n")
         rows, cols = term.get_attribute("data-size").split("x")
         wait.until(lambda d: f"{rows} {cols}" in term.text, f"stty to report the page's size {rows} {cols}")
-        shot("05-terminal")
+        shot("05-terminal")  # (also the README's picture, docs/dashboard.png)
         term.send_keys("exit 3\n")
         wait.until(lambda d: term.get_attribute("data-state") == "exited", "the shell's exit")
         assert "code 3" in driver.find_element(By.ID, "term-status").text, \

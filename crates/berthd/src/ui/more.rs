@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::auth::Session;
-use super::pages::{container_link, esc, page, post_button, s, seg, short, size, table, unix_time};
+use super::pages::{container_link, esc, page, post_button, s, seg, short, size, strs, table, unix_time};
 use super::{Ui, UiError, checked};
 
 /// The label compose puts on everything of a project (docker-compose 1.x and Compose v2 alike).
@@ -36,14 +36,7 @@ pub async fn image(
     let history = ui.api_json(&format!("/images/{}/history", seg(&id))).await?;
     let containers = ui.api_json("/containers/json?all=1").await?;
     let full = s(&inspect, "Id");
-    let tags: Vec<String> = inspect
-        .get("RepoTags")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .map(esc)
-        .collect();
+    let tags: Vec<String> = strs(&inspect, "RepoTags").into_iter().map(esc).collect();
     let mut c = format!(
         "<p><code>{}</code> · {} · {}/{} · created {}</p><p>Tags: {}</p>",
         esc(full),
@@ -361,8 +354,7 @@ pub fn network_picture(networks: &[Value], containers: &[Value]) -> String {
             let Some(j) = networks.iter().position(|n| s(n, "Name") == net) else { continue };
             let y = bus_y(j);
             let ip = s(ep, "IPAddress");
-            let aliases: Vec<&str> =
-                ep.get("Aliases").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let aliases = strs(ep, "Aliases");
             let mut text = ip.to_string();
             if !aliases.is_empty() {
                 text.push_str(&format!(" ({})", aliases.join(", ")));

@@ -42,6 +42,11 @@ pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
+/// The strings of a JSON array field (none when it is absent or not an array).
+pub(super) fn strs<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+}
+
 pub(super) fn short(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
@@ -347,13 +352,7 @@ pub async fn container(
         }
         match ui.api_json(&format!("/containers/{}/top", seg(&full))).await {
             Ok(top) => {
-                let titles: Vec<&str> = top
-                    .get("Titles")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let titles = strs(&top, "Titles");
                 let rows: Vec<Vec<String>> = top
                     .get("Processes")
                     .and_then(Value::as_array)
@@ -415,14 +414,7 @@ fn panels(c: &mut String, inspect: &Value) {
         .into_iter()
         .flatten()
         .map(|(name, n)| {
-            let aliases: Vec<String> = n
-                .get("Aliases")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(esc)
-                .collect();
+            let aliases: Vec<String> = strs(n, "Aliases").into_iter().map(esc).collect();
             let ip = s(n, "IPAddress");
             let prefix = n.get("IPPrefixLen").and_then(Value::as_i64).unwrap_or(0);
             vec![
@@ -603,8 +595,7 @@ pub async fn images(
         .into_iter()
         .flatten()
         .map(|i| {
-            let tags: Vec<&str> =
-                i.get("RepoTags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let tags = strs(i, "RepoTags");
             let id = s(i, "Id");
             // One button per tag (untag), or the image itself when it has none.
             let targets: Vec<&str> = if tags.is_empty() { vec![id] } else { tags.clone() };
