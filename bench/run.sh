@@ -23,9 +23,11 @@
 #                                         BENCH_ONLY=events: only kill -> die event latency; BENCH_ONLY=logs: only
 #                                         the log rows; BENCH_ONLY=runtime: berth-runc, runc and crun
 #                                         through their command line and under containerd, bench/runtime.sh)
+#   BENCH_ONLY=ui bench/run.sh          # only the dashboard's memory and CPU rows (bench/ui.sh)
 #   CARGO=/tmp/cargo-locked bench/run.sh  # build through a wrapper (a shared machine's build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ "${BENCH_ONLY:-}" = ui ] && exec bench/ui.sh
 N=${1:-30}
 WORK=/tmp/berth-bench
 RUN=/run/berth-bench   # the exec root on a tmpfs, as /run/berth is in production

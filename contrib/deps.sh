@@ -47,10 +47,17 @@ install_test_deps() {
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"
     fi
-    apt_install $pkgs
+    apt_install $pkgs npm
     # kubernetes-validate (PyPI, pinned; it carries the Kubernetes OpenAPI schemas): tests/kube.rs validates every
     # YAML document `berth kube generate` writes against Kubernetes 1.30 and 1.31, offline.
     if ! /usr/bin/python3 -c "import kubernetes_validate" 2>/dev/null; then
         /usr/bin/python3 -m pip install -q --break-system-packages kubernetes-validate==1.37.0
+    fi
+    # axe-core, the accessibility checker the dashboard's browser test runs in every page: from npm, pinned, into a
+    # directory of Berth's tests (no CDN at test time).
+    axe=/var/lib/berth-test-deps/axe
+    if [ ! -f "$axe/node_modules/axe-core/axe.min.js" ]; then
+        mkdir -p "$axe"
+        npm install --silent --no-audit --no-fund --prefix "$axe" axe-core@4.14.1 >/dev/null
     fi
 }

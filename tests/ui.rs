@@ -138,6 +138,36 @@ fn access_needs_a_one_time_token_a_session_and_same_origin_csrf() {
         assert_eq!(a.status, *want, "{what}: {}", a.body);
         assert!(running(), "{what}: the container was killed");
     }
+    // The terminal is behind the same checks: no shell for another origin or without the token.
+    for (what, headers, body, want) in &cases {
+        let a = http(port, "POST", "/containers/target/terminal", headers, body);
+        assert_eq!(a.status, *want, "terminal, {what}: {}", a.body);
+    }
+    let (_, _, body) = api(&d, "GET", "/containers/target/json", b"");
+    let inspect: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(inspect["ExecIDs"].as_array().is_none_or(|a| a.is_empty()), "an exec was made: {}", inspect["ExecIDs"]);
+    let ok = [("Cookie", cookie.as_str()), ("Origin", origin.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let a = http(port, "POST", "/containers/target/terminal", &ok, "");
+    assert_eq!(a.status, 200, "{}", a.body);
+    let exec: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+    let exec = exec["Id"].as_str().unwrap().to_string();
+    let input = format!("/terminals/{exec}/input");
+    for (what, headers, _, want) in &cases {
+        let a = http(port, "POST", &input, headers, "touch /tmp/typed\r");
+        assert_eq!(a.status, *want, "input, {what}: {}", a.body);
+    }
+    assert_eq!(http(port, "GET", &format!("/sse/terminals/{exec}"), &[], "").status, 401);
+    let (status, _, body) = api(&d, "GET", &format!("/exec/{exec}/json"), b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("\"Running\":true"), "{}", String::from_utf8_lossy(&body));
+    // A page that never shows the terminal leaves no shell: hung up after 30 s (bounded wait 45 s).
+    let ended = d.eventually(45, || {
+        let (_, _, body) = api(&d, "GET", &format!("/exec/{exec}/json"), b"");
+        String::from_utf8_lossy(&body).contains("\"Running\":false")
+    });
+    assert!(ended, "the unused terminal's shell is still running");
+    assert!(d.berth(&["exec", "target", "test", "-e", "/tmp/typed"]).status.code() == Some(1), "refused input typed");
+
     // A container's health and restart count are in its row.
     let body = br#"{"Image": "busybox", "Cmd": ["sleep", "1000"], "Healthcheck": {"Test": ["CMD", "true"], "Interval": 200000000}}"#;
     let (status, _, out) = api(&d, "POST", "/containers/create?name=checked", body);
@@ -256,6 +286,9 @@ fn off_by_default_loopback_only_tokens_on_the_unix_socket_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Where contrib/deps.sh installs axe-core (npm, a pinned version, in a directory of Berth's tests).
+const AXE_JS: &str = "/var/lib/berth-test-deps/axe/node_modules/axe-core/axe.min.js";
+
 /// Whether the browser tools are here: chromium, chromedriver, and selenium for Debian's python3.
 fn browser_tools() -> Result<(), String> {
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
@@ -277,9 +310,63 @@ fn the_dashboard_in_chromium() {
         skip_missing_tool(&format!("{why}: the dashboard was not tested in a browser"));
         return;
     }
+    // axe-core, the accessibility checker, run in the page on every page (contrib/deps.sh installs it with npm).
+    let axe = std::env::var_os("BERTH_AXE_JS").map(std::path::PathBuf::from).unwrap_or_else(|| AXE_JS.into());
+    let axe = if axe.is_file() {
+        axe.display().to_string()
+    } else {
+        skip_missing_tool(&format!(
+            "{} is missing (contrib/deps.sh installs axe-core with npm): the pages' accessibility was not checked",
+            axe.display()
+        ));
+        String::new()
+    };
     let port = free_port();
     let d = Berthd::start_with(&["--ui", &format!("127.0.0.1:{port}")]);
     d.busybox();
+    // An image in a local registry, for the pull page, and not on the daemon.
+    let registry = LocalRegistry::start(d.dir.join("ui-registry"));
+    let pull_ref = format!("{}/ui/busybox:pulled", registry.addr);
+    // (A layer of its own, 2 MB of random bytes, to download with progress; its busybox layer "Already exists".)
+    d.ok(&["run", "--name", "layered", "busybox", "dd", "if=/dev/urandom", "of=/blob", "bs=1M", "count=2"]);
+    d.ok(&["commit", "layered", &pull_ref]);
+    d.ok(&["rm", "layered"]);
+    d.ok(&["push", &pull_ref]);
+    d.ok(&["rmi", &pull_ref]);
+    // What the volumes, networks and compose pages show.
+    d.ok(&["network", "create", "uinet"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "netted",
+        "--network",
+        "uinet",
+        "--network-alias",
+        "uialias",
+        "-v",
+        "uivol:/data",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    for svc in ["web", "db"] {
+        let loop_ = format!("while true; do echo {svc} says hello; sleep 0.5; done");
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("demo-{svc}-1"),
+            "--label",
+            "com.docker.compose.project=demo",
+            "--label",
+            &format!("com.docker.compose.service={svc}"),
+            "busybox",
+            "sh",
+            "-c",
+            &loop_,
+        ]);
+    }
     let login = format!("http://127.0.0.1:{port}{}", login_path(&d));
     // Kept after the run (the daemon's directory is not), for a person to look at.
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
@@ -291,6 +378,8 @@ fn the_dashboard_in_chromium() {
         .arg(repo_root().join("tests/ui_browser.py"))
         .arg(&login)
         .arg(&shots)
+        .arg(&pull_ref)
+        .arg(&axe)
         .arg("--")
         .arg(bin("berth"))
         .arg("-H")
@@ -306,7 +395,93 @@ fn the_dashboard_in_chromium() {
         shots.display(),
         tail(&d.log(), 40)
     );
-    for shot in ["01-containers-empty", "02-containers-live", "03-containers-stopped", "04-container", "05-events"] {
+    for shot in [
+        "01-containers-empty",
+        "02-containers-live",
+        "03-containers-stopped",
+        "04-container",
+        "05-terminal",
+        "06-events",
+        "07-system",
+        "08-volumes",
+        "09-networks",
+        "10-compose",
+        "11-compose-project",
+        "12-images-pulled",
+        "13-images",
+        "14-image",
+    ] {
         assert!(shots.join(format!("{shot}.png")).is_file(), "{shot}.png missing");
     }
+    if !axe.is_empty() {
+        assert!(out.contains("AXE checked "), "{out}");
+    }
+    drop(registry);
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn a_compose_project_known_by_its_labels_goes_down_from_the_dashboard() {
+    let port = free_port();
+    let d = Berthd::start_with(&["--ui", &format!("127.0.0.1:{port}")]);
+    d.busybox();
+    let origin = format!("http://127.0.0.1:{port}");
+    // As docker-compose labels a project's objects.
+    d.ok(&["network", "create", "--label", "com.docker.compose.project=shop", "shop_default"]);
+    d.ok(&["network", "create", "--label", "com.docker.compose.project=other", "other_default"]);
+    for (name, project, svc) in
+        [("shop_web_1", "shop", "web"), ("shop_web_2", "shop", "web"), ("other_x_1", "other", "x")]
+    {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            &format!("{project}_default"),
+            "--label",
+            &format!("com.docker.compose.project={project}"),
+            "--label",
+            &format!("com.docker.compose.service={svc}"),
+            "--label",
+            "com.docker.compose.project.working_dir=/srv/shop",
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+    }
+    let a = http(port, "GET", &login_path(&d), &[], "");
+    let cookie = a.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let page = http(port, "GET", "/compose", &[("Cookie", &cookie)], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("2/2 running") && page.body.contains("/srv/shop"), "{}", page.body);
+    assert!(page.body.contains("<td>web</td><td>2/2</td>"), "{}", page.body);
+    assert!(page.body.contains("docker-compose up -d"), "says what needs the compose file");
+    let csrf = csrf_of(&page.body);
+    let ct = ("Content-Type", "application/x-www-form-urlencoded");
+    let form = format!("csrf={csrf}&back=%2Fcompose%2Fshop");
+    let post = |action: &str| {
+        http(port, "POST", &format!("/compose/shop/{action}"), &[("Cookie", &cookie), ("Origin", &origin), ct], &form)
+    };
+    let a = post("stop");
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location"), Some("/compose/shop"));
+    for c in ["shop_web_1", "shop_web_2"] {
+        assert_eq!(d.inspect(c, "{{.State.Status}}"), "exited", "{c}");
+    }
+    assert_eq!(d.inspect("other_x_1", "{{.State.Status}}"), "running", "another project was touched");
+    assert_eq!(post("start").status, 303);
+    assert_eq!(d.inspect("shop_web_2", "{{.State.Status}}"), "running");
+    // Down: the project's containers and networks go; nothing else.
+    let a = post("down");
+    assert_eq!(a.status, 303, "{}", a.body);
+    let ps = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!ps.contains("shop_") && ps.contains("other_x_1"), "{ps}");
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(!nets.contains("shop_default") && nets.contains("other_default"), "{nets}");
+    // Unknown actions and cross-origin posts change nothing.
+    let a =
+        http(port, "POST", "/compose/other/down", &[("Cookie", &cookie), ("Origin", "http://evil.example"), ct], &form);
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(d.inspect("other_x_1", "{{.State.Status}}"), "running");
 }

@@ -450,6 +450,23 @@ pub async fn relay(
     }
 }
 
+/// Sends SIGHUP to a running exec's process, as a terminal that closes does (the dashboard's terminal, when its page
+/// goes away). Nothing when it has exited: its PID may be another process's by now.
+pub fn hang_up(inst: &ExecInstance) {
+    let st = inst.lock();
+    if st.running
+        && st.pid > 0
+        && let Ok(pid) = i32::try_from(st.pid)
+    {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGHUP);
+    }
+}
+
+/// A finished exec's exit code.
+pub fn exit_code(inst: &ExecInstance) -> Option<i64> {
+    inst.lock().exit_code
+}
+
 /// Resizes a TTY exec.
 pub fn resize(inst: &ExecInstance, h: u16, w: u16) -> Result<(), Error> {
     let st = inst.lock();

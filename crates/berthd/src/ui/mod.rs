@@ -17,8 +17,10 @@
 //! When `--ui` is off none of this exists: no listener, no task, no state.
 
 mod auth;
+mod more;
 mod pages;
 mod sse;
+mod term;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub struct Ui {
     hosts: Vec<String>,
     /// The session cookie's name: per port, since browsers send a host's cookies to all its ports.
     cookie: String,
+    /// The containers' terminals open in pages.
+    terminals: term::Terminals,
 }
 
 /// The Content-Security-Policy of every answer: nothing from anywhere but the dashboard itself, no inline code.
@@ -82,6 +86,7 @@ impl Ui {
             api,
             access: auth::Access::default(),
             cookie: format!("berth-ui-{}", addr.port()),
+            terminals: term::Terminals::default(),
             hosts,
             config,
         })
@@ -100,7 +105,17 @@ impl Ui {
 
     /// Calls the Engine API in process.
     async fn api(&self, method: Method, path: &str) -> Response {
-        let req = Request::builder().method(method).uri(path).header("host", "berth").body(Body::empty());
+        self.api_with(method, path, Vec::new()).await
+    }
+
+    /// Calls the Engine API in process with a JSON body.
+    async fn api_with(&self, method: Method, path: &str, body: Vec<u8>) -> Response {
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "berth")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body));
         match req {
             Ok(req) => match self.api.clone().oneshot(req).await {
                 Ok(r) => r,
@@ -173,8 +188,19 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/images", get(pages::images))
         .route("/images/prune", post(pages::image_prune))
         .route("/images/{id}/remove", post(pages::image_action))
+        .route("/images/pull", post(more::pull))
+        .route("/images/{id}", get(more::image))
+        .route("/compose", get(more::compose))
+        .route("/compose/{project}", get(more::project))
+        .route("/compose/{project}/{action}", post(more::project_action))
+        .route("/sse/compose/{project}/logs", get(more::project_logs))
+        .route("/sse/containers/stats", get(sse::all_stats))
         .route("/volumes", get(pages::volumes))
         .route("/networks", get(pages::networks))
+        .route("/containers/{id}/terminal", post(term::open))
+        .route("/terminals/{id}/input", post(term::input))
+        .route("/terminals/{id}/resize", post(term::resize))
+        .route("/sse/terminals/{id}", get(term::output))
         .route("/logout", post(logout))
         .route("/sse/containers", get(sse::containers))
         .route("/sse/events", get(sse::events))

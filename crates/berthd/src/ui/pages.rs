@@ -38,17 +38,22 @@ pub(super) fn seg(s: &str) -> String {
         .collect()
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(super) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-fn short(id: &str) -> &str {
+/// The strings of a JSON array field (none when it is absent or not an array).
+pub(super) fn strs<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect()
+}
+
+pub(super) fn short(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
     &id[..id.len().min(12)]
 }
 
 /// Bytes as `docker` prints sizes (decimal units).
-fn size(n: f64) -> String {
+pub(super) fn size(n: f64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     // (An empty sum is -0.0.)
     let mut v = if n > 0.0 { n } else { 0.0 };
@@ -64,13 +69,14 @@ const NAV: &[(&str, &str)] = &[
     ("/", "Containers"),
     ("/images", "Images"),
     ("/volumes", "Volumes"),
+    ("/compose", "Compose"),
     ("/networks", "Networks"),
     ("/events", "Events"),
     ("/system", "System"),
 ];
 
 /// A whole page. `page` names it for the script (`data-page`), `id` is the container's on its page.
-fn page(title: &str, active: &str, session: &Session, page: &str, id: &str, content: &str) -> Html<String> {
+pub(super) fn page(title: &str, active: &str, session: &Session, page: &str, id: &str, content: &str) -> Html<String> {
     let mut nav = String::new();
     for (href, label) in NAV {
         let current = if *href == active { " aria-current=\"page\"" } else { "" };
@@ -93,9 +99,9 @@ fn page(title: &str, active: &str, session: &Session, page: &str, id: &str, cont
 }
 
 /// A button that posts to `action` (a path of the dashboard), then comes `back`.
-fn post_button(action: &str, label: &str, class: &str, aria: &str, csrf: &str, back: &str) -> String {
-    let confirm =
-        if class == "act-remove" || class == "act-kill" || class == "act-prune" { " data-confirm=\"1\"" } else { "" };
+pub(super) fn post_button(action: &str, label: &str, class: &str, aria: &str, csrf: &str, back: &str) -> String {
+    let destroys = class.split(' ').any(|c| matches!(c, "act-remove" | "act-kill" | "act-prune"));
+    let confirm = if destroys { " data-confirm=\"1\"" } else { "" };
     format!(
         "<form method=\"post\" action=\"{}\" class=\"inline\"{confirm}>\
          <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"back\" value=\"{}\">\
@@ -164,10 +170,11 @@ async fn rows(ui: &Ui, session: &Session, host: &str) -> Result<String, UiError>
         }
         let _ = write!(
             out,
-            "<tr data-name=\"{n}\" data-state=\"{st}\" data-image=\"{img}\">\
+            "<tr data-name=\"{n}\" data-state=\"{st}\" data-image=\"{img}\" data-id=\"{fid}\">\
              <td><a href=\"/containers/{idq}\">{n}</a><br><code>{sid}</code></td><td>{img}</td>\
              <td><span class=\"state state-{st}\">{st}</span></td><td>{status}</td><td>{health}</td>\
-             <td class=\"num\">{restarts}</td><td>{ports}</td><td class=\"actions\">{acts}</td></tr>",
+             <td class=\"num\">{restarts}</td><td>{ports}</td><td class=\"spark\">{spark}</td>\
+             <td class=\"actions\">{acts}</td></tr>",
             n = esc(name),
             st = esc(state),
             img = esc(s(c, "Image")),
@@ -176,10 +183,24 @@ async fn rows(ui: &Ui, session: &Session, host: &str) -> Result<String, UiError>
             status = esc(s(c, "Status")),
             health = esc(health),
             acts = actions_for(id, state, &session.csrf, "/"),
+            fid = esc(id),
+            spark = if state == "running" {
+                format!(
+                    "<span class=\"sparkline\"><svg class=\"spark cpu\" viewBox=\"0 0 60 16\" \
+                     preserveAspectRatio=\"none\" role=\"img\" aria-label=\"CPU of {n}\"><polyline points=\"\">\
+                     </polyline></svg><output class=\"cpu-now\"></output></span><span class=\"sparkline\">\
+                     <svg class=\"spark mem\" viewBox=\"0 0 60 16\" preserveAspectRatio=\"none\" role=\"img\" \
+                     aria-label=\"Memory of {n}\"><polyline points=\"\"></polyline></svg>\
+                     <output class=\"mem-now\"></output></span>",
+                    n = esc(name)
+                )
+            } else {
+                String::new()
+            },
         );
     }
     if out.is_empty() {
-        out.push_str("<tr><td colspan=\"8\">No containers.</td></tr>");
+        out.push_str("<tr><td colspan=\"9\">No containers.</td></tr>");
     }
     Ok(out)
 }
@@ -205,7 +226,7 @@ pub async fn containers(
          <table id=\"containers\"><caption class=\"sr\">Containers</caption><thead><tr><th scope=\"col\">Name</th>\
          <th scope=\"col\">Image</th><th scope=\"col\">State</th><th scope=\"col\">Status</th>\
          <th scope=\"col\">Health</th><th scope=\"col\">Restarts</th><th scope=\"col\">Ports</th>\
-         <th scope=\"col\">Actions</th></tr></thead><tbody>{rows}</tbody></table>"
+         <th scope=\"col\">CPU, memory</th><th scope=\"col\">Actions</th></tr></thead><tbody>{rows}</tbody></table>"
     );
     Ok(page("Containers", "/", &session, "containers", "", &content))
 }
@@ -257,7 +278,7 @@ fn tree(out: &mut String, v: &Value, depth: usize) {
     out.push_str("</ul>");
 }
 
-fn table(out: &mut String, caption: &str, head: &[&str], rows: &[Vec<String>]) {
+pub(super) fn table(out: &mut String, caption: &str, head: &[&str], rows: &[Vec<String>]) {
     let _ = write!(out, "<table><caption>{}</caption><thead><tr>", esc(caption));
     for h in head {
         let _ = write!(out, "<th scope=\"col\">{}</th>", esc(h));
@@ -320,15 +341,18 @@ pub async fn container(
              aria-label=\"Network bytes per second over time\"><polyline points=\"\"></polyline></svg></figure>\
              </div></section>",
         );
+        if state == "running" {
+            c.push_str(
+                "<section aria-labelledby=\"term-h\"><h2 id=\"term-h\">Terminal</h2><div class=\"toolbar\">\
+                 <button type=\"button\" id=\"term-open\">Open a shell</button> \
+                 <span id=\"term-status\" role=\"status\">/bin/sh with a TTY, in the container</span></div>\
+                 <pre id=\"term\" class=\"term\" tabindex=\"0\" role=\"textbox\" aria-multiline=\"true\" \
+                 aria-label=\"Terminal: a shell in the container\" data-state=\"closed\"></pre></section>",
+            );
+        }
         match ui.api_json(&format!("/containers/{}/top", seg(&full))).await {
             Ok(top) => {
-                let titles: Vec<&str> = top
-                    .get("Titles")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
+                let titles = strs(&top, "Titles");
                 let rows: Vec<Vec<String>> = top
                     .get("Processes")
                     .and_then(Value::as_array)
@@ -390,14 +414,7 @@ fn panels(c: &mut String, inspect: &Value) {
         .into_iter()
         .flatten()
         .map(|(name, n)| {
-            let aliases: Vec<String> = n
-                .get("Aliases")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(esc)
-                .collect();
+            let aliases: Vec<String> = strs(n, "Aliases").into_iter().map(esc).collect();
             let ip = s(n, "IPAddress");
             let prefix = n.get("IPPrefixLen").and_then(Value::as_i64).unwrap_or(0);
             vec![
@@ -453,7 +470,7 @@ pub async fn image_prune(State(ui): State<Arc<Ui>>) -> Result<Response, UiError>
 }
 
 /// A path of this site, never another's: `//host` and `/\\host` are other hosts to a browser (an open redirect).
-fn local_path(p: &str) -> bool {
+pub(super) fn local_path(p: &str) -> bool {
     p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') && !p.chars().any(char::is_control)
 }
 
@@ -578,8 +595,7 @@ pub async fn images(
         .into_iter()
         .flatten()
         .map(|i| {
-            let tags: Vec<&str> =
-                i.get("RepoTags").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+            let tags = strs(i, "RepoTags");
             let id = s(i, "Id");
             // One button per tag (untag), or the image itself when it has none.
             let targets: Vec<&str> = if tags.is_empty() { vec![id] } else { tags.clone() };
@@ -604,7 +620,7 @@ pub async fn images(
                 } else {
                     tags.iter().map(|t| esc(t)).collect::<Vec<_>>().join("<br>")
                 },
-                format!("<code>{}</code>", esc(short(id))),
+                format!("<a href=\"/images/{}\"><code>{}</code></a>", seg(id), esc(short(id))),
                 esc(&size(i.get("Size").and_then(Value::as_f64).unwrap_or(0.0))),
                 i.get("Created").and_then(Value::as_i64).map(unix_time).unwrap_or_default(),
                 users.get(id).map(|u| u.join(", ")).unwrap_or_default(),
@@ -612,12 +628,17 @@ pub async fn images(
             ]
         })
         .collect();
-    let mut c = String::from("<div class=\"toolbar\">");
+    let mut c = String::from(
+        "<form id=\"pull\" class=\"toolbar\"><label for=\"pull-ref\">Pull an image</label>\
+         <input id=\"pull-ref\" name=\"ref\" placeholder=\"registry:5000/name:tag\" autocomplete=\"off\" required>\
+         <button type=\"submit\" id=\"pull-go\">Pull</button><span id=\"pull-status\" role=\"status\"></span></form>\
+         <ul id=\"pull-progress\" class=\"progress\" aria-label=\"Pull progress\"></ul><div class=\"toolbar\">",
+    );
     c.push_str(&post_button(
         "/images/prune",
         "Prune dangling images",
         "act-prune",
-        "Remove dangling images",
+        "Prune dangling images",
         &session.csrf,
         "/images",
     ));
@@ -626,13 +647,13 @@ pub async fn images(
     Ok(page("Images", "/images", &session, "images", "", &c))
 }
 
-fn unix_time(t: i64) -> String {
+pub(super) fn unix_time(t: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
     esc(&humantime::format_rfc3339_seconds(t).to_string())
 }
 
 /// A link to a container's page, from its list entry.
-fn container_link(c: &Value) -> String {
+pub(super) fn container_link(c: &Value) -> String {
     let name = c.get("Names").and_then(|n| n.get(0)).and_then(Value::as_str).unwrap_or_default();
     format!("<a href=\"/containers/{}\">{}</a>", seg(s(c, "Id")), esc(name.trim_start_matches('/')))
 }
@@ -644,6 +665,15 @@ pub async fn volumes(
 ) -> Result<Html<String>, UiError> {
     let list = ui.api_json("/volumes").await?;
     let containers = ui.api_json("/containers/json?all=1").await?;
+    // Sizes as `docker system df -v` measures them (-1: not measured).
+    let df = ui.api_json("/system/df?type=volume").await?;
+    let sizes: std::collections::HashMap<&str, f64> = df
+        .get("Volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|v| (s(v, "Name"), v.pointer("/UsageData/Size").and_then(Value::as_f64).unwrap_or(-1.0)))
+        .collect();
     let mut users: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
     for c in containers.as_array().into_iter().flatten() {
         for m in c.get("Mounts").and_then(Value::as_array).into_iter().flatten().filter(|m| s(m, "Type") == "volume") {
@@ -660,13 +690,17 @@ pub async fn volumes(
                 esc(s(v, "Name")),
                 esc(s(v, "Driver")),
                 esc(s(v, "Mountpoint")),
+                match sizes.get(s(v, "Name")) {
+                    Some(n) if *n >= 0.0 => esc(&size(*n)),
+                    _ => "unknown".into(),
+                },
                 esc(s(v, "CreatedAt")),
                 users.get(s(v, "Name")).map(|u| u.join(", ")).unwrap_or_default(),
             ]
         })
         .collect();
     let mut c = String::new();
-    table(&mut c, "Volumes", &["Name", "Driver", "Mountpoint", "Created", "Used by"], &rows);
+    table(&mut c, "Volumes", &["Name", "Driver", "Mountpoint", "Size", "Created", "Used by"], &rows);
     Ok(page("Volumes", "/volumes", &session, "volumes", "", &c))
 }
 
@@ -704,7 +738,13 @@ pub async fn networks(
             members.join("<br>"),
         ]);
     }
-    let mut c = String::new();
+    let containers = ui.api_json("/containers/json?all=1").await?;
+    let mut c = String::from("<figure class=\"netmap\">");
+    c.push_str(&super::more::network_picture(
+        list.as_array().map(Vec::as_slice).unwrap_or_default(),
+        containers.as_array().map(Vec::as_slice).unwrap_or_default(),
+    ));
+    c.push_str("</figure>");
     table(&mut c, "Networks", &["Name", "ID", "Driver", "Subnets", "Containers"], &rows);
     Ok(page("Networks", "/networks", &session, "networks", "", &c))
 }

@@ -22,7 +22,7 @@ const EVENTS_HISTORY: Duration = Duration::from_secs(3600);
 /// One SSE message; `data` split into lines as the format wants. SSE ends a line at `\r` too, so a carriage return
 /// inside the data (a progress bar's) becomes a line break of its own: a container's output can neither cut a line
 /// short nor start a field (`event:`) of its own.
-fn message(event: &str, data: &str) -> Bytes {
+pub(super) fn message(event: &str, data: &str) -> Bytes {
     let mut m = String::new();
     if !event.is_empty() {
         m.push_str("event: ");
@@ -41,7 +41,7 @@ fn message(event: &str, data: &str) -> Bytes {
 }
 
 /// An SSE response of `messages`, with keep-alives.
-fn respond(messages: impl Stream<Item = Bytes> + Send + 'static) -> Response {
+pub(super) fn respond(messages: impl Stream<Item = Bytes> + Send + 'static) -> Response {
     let keepalive = futures_util::stream::unfold((), |()| async {
         tokio::time::sleep(KEEPALIVE).await;
         Some((Bytes::from_static(b": keep-alive\n\n"), ()))
@@ -94,7 +94,7 @@ pub struct Line {
 }
 
 impl Line {
-    fn message(&self) -> Bytes {
+    pub(super) fn message(&self) -> Bytes {
         message(if self.stderr { "err" } else { "out" }, &self.text)
     }
 }
@@ -164,7 +164,7 @@ impl Lines {
 
 /// A container's log from the API (`query` after `stdout=1&stderr=1&timestamps=1`), as batches of lines; the last
 /// batch holds what was left unterminated when the log ended.
-async fn log_lines(
+pub(super) async fn log_lines(
     ui: &Ui,
     id: &str,
     query: &str,
@@ -273,6 +273,39 @@ pub async fn stats(State(ui): State<Arc<Ui>>, Path(id): Path<String>) -> Result<
         }
     });
     Ok(respond(samples))
+}
+
+/// How often the containers page's sparklines get a sample.
+const SPARK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// `/sse/containers/stats`: every [`SPARK_INTERVAL`], one message with a sample of each running container
+/// (`{"<id>": {"cpu": .., "mem": ..}}`), for the sparklines of the containers page: one stream per page, whatever the
+/// number of rows. Samples are taken only while a page listens (the stream is dropped with the page).
+pub async fn all_stats(State(ui): State<Arc<Ui>>) -> Response {
+    use std::collections::HashMap;
+    type Pre = HashMap<String, crate::stats::Sample>;
+    let ticks = futures_util::stream::unfold((ui, Pre::new(), true), |(ui, mut pre, first)| async move {
+        if !first {
+            tokio::time::sleep(SPARK_INTERVAL).await;
+        }
+        let mut now: Pre = HashMap::new();
+        let mut out = serde_json::Map::new();
+        for c in ui.daemon().all_containers() {
+            if !c.is_running() {
+                continue;
+            }
+            let Ok(Some(s)) = crate::stats::sample(&c).await else { continue };
+            let frame = crate::stats::Frame { sample: Some(s.clone()), pre: pre.remove(&c.id) };
+            if frame.pre.is_some() {
+                let v = crate::views::stats::to_json(&crate::views::stats::render(&c.id, "", &frame));
+                let one = sample(&v);
+                out.insert(c.id.clone(), serde_json::json!({"cpu": one["cpu"], "mem": one["mem"]}));
+            }
+            now.insert(c.id.clone(), s);
+        }
+        Some((message("stats", &serde_json::Value::Object(out).to_string()), (ui, now, false)))
+    });
+    respond(ticks)
 }
 
 #[cfg(test)]
