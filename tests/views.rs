@@ -92,11 +92,7 @@ fn docker_py_reads_every_field_docker_sends() {
     }
     let d = daemon_with_busybox();
     objects(&|args| d.berth(args), "busybox", "views", None);
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", DOCKER_PY, "views"])
-        .env("DOCKER_HOST", d.host())
-        .output()
-        .unwrap();
+    let out = Command::new("/usr/bin/python3").args(["-c", DOCKER_PY, "views"]).env("DOCKER_HOST", d.host()).output().unwrap();
     assert!(out.status.success(), "docker-py: {}", stderr(&out));
     let v: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
 
