@@ -343,12 +343,6 @@ impl Monitor {
             Err(nix::Error::EINTR) => return Ok(()),
             Err(e) => return Err(e).context("poll"),
         };
-        if quiet && !held && self.exit.is_none() {
-            drop(fds);
-            self.idle();
-            return Ok(());
-        }
-        self.busy = true;
         let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
         let listener_ready = ready(&fds[0]);
         let sig_ready = ready(&fds[1]);
@@ -401,6 +395,11 @@ impl Monitor {
                     });
                 }
             }
+        }
+        if quiet && !held && self.exit.is_none() {
+            self.idle();
+        } else {
+            self.busy = true;
         }
         Ok(())
     }
