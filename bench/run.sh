@@ -22,8 +22,15 @@
 #   BENCH_ONLY=registry bench/run.sh    # only the registry rows (BENCH_ONLY=engine: only the others;
 #                                         BENCH_ONLY=events: only kill -> die event latency; BENCH_ONLY=logs: only
 #                                         the log rows; BENCH_ONLY=runtime: berth-runc, runc and crun
-#                                         through their command line and under containerd, bench/runtime.sh)
+#                                         through their command line and under containerd, bench/runtime.sh;
+#                                         BENCH_ONLY=memory: only the memory rows, see below)
 #   BENCH_ONLY=ui bench/run.sh          # only the dashboard's memory and CPU rows (bench/ui.sh)
+#
+# Memory rows: the daemon's RSS fresh (started, 5 s idle, nothing asked yet), after 50 `run -d` + `rm -f` (5 s
+# idle), and after heavy use (5 s idle): with BENCH_ONLY=memory, 300 `run --rm busybox true` and a build (200 small
+# files + 5 MB) after those; in a full run, every engine row before it (logs of 100 MB, starts, execs, 50 run -d, the
+# three builds). Docker's figure is dockerd + containerd. Per running container's shim (Berth's berth-shim, Docker's
+# containerd-shim), RSS and PSS with 50 running, 2 s after the last start.
 #   CARGO=/tmp/cargo-locked bench/run.sh  # build through a wrapper (a shared machine's build lock)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -160,7 +167,46 @@ log_rows() { # engine
     cli "$e" rm -f bench-logs-exec >/dev/null
 }
 
+# The daemon's RSS in KiB (Docker: dockerd + containerd).
+daemon_rss() { # engine
+    local e=$1 rss
+    rss=$(rss_kib "$([ "$e" = berth ] && echo "$BERTHD_PID" || echo "$DOCKERD_PID")")
+    if [ "$e" = docker ]; then
+        local cpid; cpid=$(pgrep -x containerd | head -1 || true)
+        [ -n "$cpid" ] && rss=$((rss + $(rss_kib "$cpid")))
+    fi
+    echo "$rss"
+}
+# Idle: berthd gives back what a burst of work left (heap, the pages of its code) once its API has been quiet for
+# 3 s; dockerd and containerd get the same time.
+IDLE=5
+
+# 50 x `run -d`: how long they take, RSS and PSS of each running container's shim, then `rm -f` and the daemon's RSS.
+fifty_rows() { # engine
+    local e=$1 s ids shims p total=0 ptotal=0 count=0
+    s=$(now_ns)
+    ids=$(for _ in $(seq 50); do cli "$e" run -d busybox sleep 600; done)
+    R[$e,fifty]=$(( ($(now_ns) - s) / 1000000 ))
+    # Running, not starting: berth-shim gives back what its start touched once it has been idle for a second.
+    sleep 2
+    if [ "$e" = berth ]; then
+        shims=$(pgrep -f "berth-shim start $RUN" || true)
+    else
+        shims=$(pgrep -f containerd-shim || true)
+    fi
+    for p in $shims; do total=$((total + $(rss_kib "$p"))); ptotal=$((ptotal + $(pss_kib "$p"))); count=$((count + 1)); done
+    R[$e,shim]=$([ "$count" -gt 0 ] && echo $((total / count)) || echo n/a)
+    R[$e,shimpss]=$([ "$count" -gt 0 ] && echo $((ptotal / count)) || echo n/a)
+    cli "$e" rm -f $ids >/dev/null
+    sleep "$IDLE"
+    R[$e,rss]=$(daemon_rss "$e")
+}
+
 declare -A R
+if [ "$ONLY" = all ] || [ "$ONLY" = engine ] || [ "$ONLY" = memory ]; then
+    sleep "$IDLE"
+    for e in "${engines[@]}"; do R[$e,rssfresh]=$(daemon_rss "$e"); done
+fi
 for e in "${engines[@]}"; do
     [ "$ONLY" = registry ] && break
     cli "$e" image inspect busybox:latest >/dev/null 2>&1 || \
@@ -168,6 +214,22 @@ for e in "${engines[@]}"; do
         DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
     cli "$e" run --rm busybox true   # warm-up
     if [ "$ONLY" = events ]; then kill_rows "$e"; continue; fi
+    if [ "$ONLY" = memory ]; then
+        fifty_rows "$e"
+        # Heavy use: 300 create/start/remove cycles and a build, then idle.
+        for _ in $(seq 300); do cli "$e" run --rm busybox true; done
+        ctx=$WORK/build-ctx-$e
+        rm -rf "$ctx"; mkdir -p "$ctx/small"
+        for i in $(seq 200); do echo "file $i" > "$ctx/small/f$i"; done
+        head -c 5000000 /dev/urandom > "$ctx/big.bin"
+        printf 'FROM busybox\nCOPY . /ctx\nRUN ls /ctx/small | wc -l > /count\n' > "$ctx/Dockerfile"
+        DOCKER_BUILDKIT=0 cli "$e" build -q --no-cache -t "bench-mem-$e" "$ctx" >/dev/null 2>&1
+        cli "$e" rmi "bench-mem-$e" >/dev/null 2>&1
+        rm -rf "$ctx"
+        sleep "$IDLE"
+        R[$e,rssused]=$(daemon_rss "$e")
+        continue
+    fi
     log_rows "$e"
     [ "$ONLY" = logs ] && continue
 
@@ -205,27 +267,7 @@ PY
 
     kill_rows "$e"
 
-    s=$(now_ns)
-    ids=$(for _ in $(seq 50); do cli "$e" run -d busybox sleep 600; done)
-    R[$e,fifty]=$(( ($(now_ns) - s) / 1000000 ))
-    pid=$([ "$e" = berth ] && echo "$BERTHD_PID" || echo "$DOCKERD_PID")
-    if [ "$e" = berth ]; then
-        shims=$(pgrep -f "berth-shim start $RUN" || true)
-    else
-        shims=$(pgrep -f containerd-shim || true)
-    fi
-    total=0; ptotal=0; count=0
-    for p in $shims; do total=$((total + $(rss_kib "$p"))); ptotal=$((ptotal + $(pss_kib "$p"))); count=$((count + 1)); done
-    R[$e,shim]=$([ "$count" -gt 0 ] && echo $((total / count)) || echo n/a)
-    R[$e,shimpss]=$([ "$count" -gt 0 ] && echo $((ptotal / count)) || echo n/a)
-    cli "$e" rm -f $ids >/dev/null
-    sleep 1
-    daemon_rss=$(rss_kib "$pid")
-    if [ "$e" = docker ]; then
-        cpid=$(pgrep -x containerd | head -1 || true)
-        [ -n "$cpid" ] && daemon_rss=$((daemon_rss + $(rss_kib "$cpid")))
-    fi
-    R[$e,rss]=$daemon_rss
+    fifty_rows "$e"
 
     # Builds: ~8 steps, a context of 2,000 small files and one 50 MB file; cold, fully cached, one file changed.
     # Docker's column is its classic builder (what the docker CLI uses without buildx).
@@ -253,6 +295,8 @@ DF
     s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bchange]=$(( ($(now_ns) - s) / 1000000 ))
     cli "$e" rmi "$tag" >/dev/null 2>&1
     rm -rf "$ctx"
+    sleep "$IDLE"
+    R[$e,rssused]=$(daemon_rss "$e")
 
     if [ "$e" = berth ]; then
         # A daemon restart with 50 containers running: kill -9, start, until the API answers (which it does once
@@ -266,7 +310,7 @@ DF
     fi
 done
 
-if [ "$ONLY" != engine ] && [ "$ONLY" != events ] && [ "$ONLY" != logs ]; then
+if [ "$ONLY" != engine ] && [ "$ONLY" != events ] && [ "$ONLY" != logs ] && [ "$ONLY" != memory ]; then
     # The image: 3 layers of 100 MB from /dev/urandom, in docker's save format, loaded into every engine.
     python3 - "$WORK/big.tar" <<'PY'
 import hashlib, io, json, os, sys, tarfile
@@ -338,7 +382,9 @@ row "kill -> die event at a subscriber, median" killdie us
 row "kill (SIGKILL) request round trip, median" killrtt us
 row "50 x run -d, total" fifty ms
 row "daemon restart, 50 running: kill -9 -> API answers" restart ms
-row "daemon idle RSS (dockerd+containerd)" rss KiB
+row "daemon idle RSS, fresh (dockerd+containerd)" rssfresh KiB
+row "daemon idle RSS after 50 run -d + rm -f" rss KiB
+row "daemon idle RSS after heavy use (see top)" rssused KiB
 row "RSS per running container's shim (50 running)" shim KiB
 row "PSS per running container's shim (50 running)" shimpss KiB
 row "build, cold (8 steps, 2,000 files + 50 MB)" bcold ms

@@ -542,13 +542,135 @@ pub fn replace_file(path: &Path, data: &[u8], sync: bool) -> Result<()> {
 }
 
 /// Gives the heap's free memory back to the kernel (the shim calls it once the container is set up, so that what
-/// setup allocated does not stay in its RSS for the container's lifetime).
+/// setup allocated does not stay in its RSS for the container's lifetime; berthd after a burst of work).
 pub fn trim_heap() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only releases free memory at the top and in the middle of glibc's heap; it reads none of
-    // ours and is safe to call at any time in a single-threaded process.
+    // SAFETY: malloc_trim only releases free memory (at the top and in the middle of each of glibc's arenas, every
+    // arena locked while it does); it reads none of ours and is MT-safe.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Caps glibc's malloc arenas at `n` (its default is eight per core: a thread that finds the arenas in use makes a
+/// new one, and every arena keeps its own free memory). Call before the process starts threads.
+pub fn limit_malloc_arenas(n: i32) {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets a parameter of glibc's allocator; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, n);
+    }
+}
+
+/// What of this process's resident set it can give back without changing any memory it sees: the pages of the
+/// read-only, private mappings of its binary and shared libraries that hold nothing but the file's content (code and
+/// constants: what start-up alone touched, and everything the kernel mapped around it; mappings that stay for the
+/// process's life, so a range found once never becomes another mapping's), and the stack below the
+/// caller's frame. The pages stay in the page cache (the shims' sealed copy of their binary is one, shared by all);
+/// the next access maps them again. The list is made once ([`CleanPages::find`]) and can be dropped
+/// ([`CleanPages::drop_now`]) as often as wanted: a read-only mapping cannot gain a private page.
+#[derive(Debug, Default)]
+pub struct CleanPages {
+    files: Vec<(usize, usize)>,
+    /// The main thread's stack mapping, when the caller runs on it.
+    stack: Option<(usize, usize)>,
+}
+
+impl CleanPages {
+    /// Below the caller's frame, left alone: this call's own frames and `madvise`'s, and the red zone.
+    const STACK_MARGIN: usize = 16 * 1024;
+
+    /// Reads the mappings (`/proc/self/smaps`); empty when it cannot.
+    pub fn find() -> CleanPages {
+        let here = 0u8;
+        let exe = std::fs::read_link("/proc/self/exe").map(|p| p.display().to_string()).unwrap_or_default();
+        // The link reads `/memfd:berth-shim (deleted)` where smaps says `/memfd:berth-shim`.
+        let exe = exe.split_ascii_whitespace().next().unwrap_or_default();
+        match std::fs::read("/proc/self/smaps") {
+            Ok(smaps) => CleanPages::parse(&smaps, exe, std::ptr::addr_of!(here) as usize),
+            Err(_) => CleanPages::default(),
+        }
+    }
+
+    /// Takes the pages out of the resident set.
+    pub fn drop_now(&self) {
+        let here = 0u8;
+        for (start, end) in self.ranges(std::ptr::addr_of!(here) as usize) {
+            // SAFETY: the ranges are page-aligned parts of this process's mappings that hold no private copy of a
+            // page (read-only, private, file-backed, no anonymous page: what they hold is the file's content, read
+            // again on the next access) or that lie below the live part of this thread's stack (nothing there is in
+            // use: the caller's frames are above `here`, this call's own within `STACK_MARGIN` below it).
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+            }
+        }
+    }
+
+    /// The ranges to drop for a caller whose frame is at `sp`.
+    fn ranges(&self, sp: usize) -> Vec<(usize, usize)> {
+        const PAGE: usize = 4096;
+        let mut out = self.files.clone();
+        if let Some((start, end)) = self.stack
+            && start <= sp
+            && sp < end
+        {
+            let top = sp.saturating_sub(Self::STACK_MARGIN) & !(PAGE - 1);
+            if top > start {
+                out.push((start, top));
+            }
+        }
+        out
+    }
+
+    /// From the text of `/proc/self/smaps`, the binary's path there and an address in the caller's stack frame.
+    fn parse(smaps: &[u8], exe: &str, sp: usize) -> CleanPages {
+        struct Mapping {
+            start: usize,
+            end: usize,
+            clean_file: bool,
+            stack: bool,
+            anonymous: bool,
+        }
+        let mut out = CleanPages::default();
+        let mut cur: Option<Mapping> = None;
+        let finish = |m: Mapping, out: &mut CleanPages| {
+            if m.clean_file && !m.anonymous {
+                out.files.push((m.start, m.end));
+            } else if m.stack && m.start <= sp && sp < m.end {
+                out.stack = Some((m.start, m.end));
+            }
+        };
+        for line in smaps.split(|b| *b == b'\n') {
+            let Ok(line) = std::str::from_utf8(line) else { continue };
+            let mut f = line.split_ascii_whitespace();
+            let Some(first) = f.next() else { continue };
+            if let Some((a, b)) = first.split_once('-')
+                && let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                if let Some(m) = cur.take() {
+                    finish(m, &mut out);
+                }
+                let perms = f.next().unwrap_or("").as_bytes();
+                let (_offset, _dev) = (f.next(), f.next());
+                let inode = f.next().unwrap_or("0");
+                let path = f.next().unwrap_or("");
+                let clean_file = perms.len() == 4
+                    && perms[0] == b'r'
+                    && perms[1] == b'-'
+                    && perms[3] == b'p'
+                    && inode != "0"
+                    && ((!exe.is_empty() && path == exe) || path.contains(".so"));
+                cur = Some(Mapping { start, end, clean_file, stack: path == "[stack]", anonymous: false });
+            } else if first == "Anonymous:"
+                && let Some(m) = cur.as_mut()
+            {
+                m.anonymous = f.next().is_some_and(|n| n != "0");
+            }
+        }
+        if let Some(m) = cur.take() {
+            finish(m, &mut out);
+        }
+        out
     }
 }
 
@@ -641,5 +763,50 @@ mod tests {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read(&path).expect("read"), b"SECRET=1");
         assert!(!tmp.exists());
+    }
+
+    #[test]
+    fn only_clean_file_pages_and_the_unused_stack_are_dropped() {
+        let smaps = "\
+55d0a0000000-55d0a0100000 r--p 00000000 00:01 2049 /memfd:berth-shim (deleted)
+Rss:                 100 kB
+Anonymous:             0 kB
+55d0a0100000-55d0a0400000 r-xp 00100000 00:01 2049 /memfd:berth-shim (deleted)
+Anonymous:             0 kB
+55d0a0400000-55d0a0450000 r--p 00400000 00:01 2049 /memfd:berth-shim (deleted)
+Anonymous:           320 kB
+55d0a0450000-55d0a0452000 rw-p 00450000 00:01 2049 /memfd:berth-shim (deleted)
+Anonymous:             8 kB
+55d0a1000000-55d0a1100000 rw-p 00000000 00:00 0 [heap]
+Anonymous:            88 kB
+7f0000000000-7f0000020000 r--s 00000000 08:01 77 /var/lib/shared.db
+Anonymous:             0 kB
+7f0000040000-7f0000060000 r--p 00000000 08:01 78 /var/lib/berth/some-file
+Anonymous:             0 kB
+7f0000100000-7f0000200000 r-xp 00028000 08:01 12 /usr/lib/x86_64-linux-gnu/libc.so.6
+Anonymous:             0 kB
+7ffd00000000-7ffd00100000 rw-p 00000000 00:00 0 [stack]
+Anonymous:           176 kB
+7ffd00200000-7ffd00202000 r-xp 00000000 00:00 0 [vdso]
+Anonymous:             0 kB
+";
+        let sp = 0x7ffd_000f_8123;
+        let pages = CleanPages::parse(smaps.as_bytes(), "/memfd:berth-shim", sp);
+        assert_eq!(
+            pages.ranges(sp),
+            vec![
+                (0x55d0_a000_0000, 0x55d0_a010_0000),
+                (0x55d0_a010_0000, 0x55d0_a040_0000),
+                (0x7f00_0010_0000, 0x7f00_0020_0000),
+                // 16 KiB below the frame, page-aligned.
+                (0x7ffd_0000_0000, 0x7ffd_000f_4000),
+            ]
+        );
+        // Deeper in the stack later: less of it goes.
+        assert_eq!(pages.ranges(0x7ffd_0008_0000).last(), Some(&(0x7ffd_0000_0000, 0x7ffd_0007_c000)));
+        // Another thread's stack is not this one's to drop.
+        let other = CleanPages::parse(smaps.as_bytes(), "/memfd:berth-shim", 0x7f00_0000_0000);
+        assert!(other.stack.is_none());
+        assert_eq!(other.ranges(0x7f00_0000_0000).len(), 3);
     }
 }

@@ -25,6 +25,8 @@ use crate::log::JsonLog;
 const MAX_CLIENT_BACKLOG: usize = 8 << 20;
 /// How long a full attach client may hold the container's output back.
 const MAX_CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+/// After this long without anything to do, the shim gives back the pages its work touched (see [`Monitor::idle`]).
+const QUIET_MS: u16 = 1000;
 
 pub fn run(bundle: PathBuf) -> Result<()> {
     let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
@@ -153,6 +155,11 @@ struct Monitor {
     clients: Vec<Client>,
     exit: Option<ExitRecord>,
     paused: bool,
+    /// What the shim may take out of its resident set (the binary's and libc's pages, the stack below the loop);
+    /// found once the container has started.
+    clean_pages: Option<berth_runtime::sys::CleanPages>,
+    /// Something happened since the pages were last given back.
+    busy: bool,
 }
 
 impl Monitor {
@@ -258,6 +265,8 @@ impl Monitor {
             clients: Vec::new(),
             exit: None,
             paused: false,
+            clean_pages: None,
+            busy: false,
         })
     }
 
@@ -322,12 +331,18 @@ impl Monitor {
             }
             fds.push(PollFd::new(c.sock.as_fd(), ev));
         }
-        let timeout = if self.exit.is_some() || held { PollTimeout::from(100u16) } else { PollTimeout::NONE };
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
+        let timeout = if self.exit.is_some() || held {
+            PollTimeout::from(100u16)
+        } else if self.busy && self.clean_pages.is_some() {
+            PollTimeout::from(QUIET_MS)
+        } else {
+            PollTimeout::NONE
+        };
+        let quiet = match poll(&mut fds, timeout) {
+            Ok(n) => n == 0,
             Err(nix::Error::EINTR) => return Ok(()),
             Err(e) => return Err(e).context("poll"),
-        }
+        };
         let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
         let listener_ready = ready(&fds[0]);
         let sig_ready = ready(&fds[1]);
@@ -381,6 +396,11 @@ impl Monitor {
                 }
             }
         }
+        if quiet && !held && self.exit.is_none() {
+            self.idle();
+        } else {
+            self.busy = true;
+        }
         Ok(())
     }
 
@@ -402,6 +422,9 @@ impl Monitor {
         }
     }
 
+    // Not inlined (nor `service_client`): their 32 KiB buffers then live below the loop's frame only while they run,
+    // and the stack under the loop is given back when idle.
+    #[inline(never)]
     fn read_output(&mut self, idx: usize) {
         let mut buf = [0u8; 32 * 1024];
         let (stream, file) = &mut self.outputs[idx];
@@ -463,6 +486,7 @@ impl Monitor {
         }
     }
 
+    #[inline(never)]
     fn service_client(&mut self, idx: usize) {
         // Write pending output first.
         {
@@ -575,6 +599,10 @@ impl Monitor {
                         self.reply(idx, &Response::Error { message });
                     }
                 }
+                // Set up and answered: from here on the shim is its poll loop. What the setup alone touched (the spec,
+                // the runtime, seccomp: most of the binary) leaves the resident set.
+                self.clean_pages = Some(berth_runtime::sys::CleanPages::find());
+                self.idle();
             }
             Request::Attach { stdin, stdout, stderr } => {
                 self.clients[idx].kind = ClientKind::Attach { stdin, stdout, stderr };
@@ -638,6 +666,18 @@ impl Monitor {
                 self.reply(idx, &r);
             }
         }
+    }
+
+    /// Nothing to do for a while (or the container has just started): the heap's free memory goes back to the kernel
+    /// and the pages of the binary, libc and the stack that the shim's work touched leave its resident set (they stay
+    /// in the page cache; the next piece of work maps what it uses). An idle shim's RSS is then little more than its
+    /// own data.
+    fn idle(&mut self) {
+        berth_runtime::sys::trim_heap();
+        if let Some(pages) = &self.clean_pages {
+            pages.drop_now();
+        }
+        self.busy = false;
     }
 
     /// The container is gone and its output drained: record the exit, tell every waiter, then release the runtime's

@@ -26,6 +26,7 @@ mod init;
 mod layering;
 mod lock;
 mod logs;
+mod memory;
 mod mounts;
 mod names;
 mod networks;
@@ -251,6 +252,8 @@ fn net_config(args: &Args) -> Result<networks::NetConfig> {
 }
 
 fn main() -> Result<()> {
+    // Before any thread (see `memory`).
+    berth_runtime::sys::limit_malloc_arenas(memory::MALLOC_ARENAS);
     // Descriptors inherited from whoever started us (a pipe of a service manager or a shell) must not reach the shims
     // and the containers through every spawn: close-on-exec from here on.
     berth_runtime::sys::close_from(3, berth_runtime::sys::CloseMode::CloseOnExec);
@@ -342,6 +345,8 @@ fn main() -> Result<()> {
             init: args.init,
         })
         .await?;
+        // Started: what start-up alone needed goes once the API is quiet (see `memory`).
+        memory::work_done();
         reload_on_sighup(&daemon, level_handle, hup);
         server::serve(daemon, &endpoints, group, ui).await
     });

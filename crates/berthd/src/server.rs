@@ -277,6 +277,7 @@ where
     if let Err(e) = conn.await {
         tracing::debug!("connection: {e}");
     }
+    crate::memory::work_done();
 }
 
 #[cfg(test)]
