@@ -574,15 +574,14 @@ fn play_builds_runs_a_job_from_stdin_and_stops_at_a_failed_init_container() {
     assert_eq!(pods(&d).len(), 1);
     ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
-    // From stdin, an init container that fails.
-    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers:\n  - name: fail\n    image: busybox\n    command: [sh, -c, 'exit 3']\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '300']\n  volumes: [{name: tmp, emptyDir: {}}]\n";
+    // From stdin, an init container that fails: the play removes what it made (the pod with its holder and
+    // containers, the emptyDir volume) and shows the end of the container's output.
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers:\n  - name: fail\n    image: busybox\n    command: [sh, -c, 'echo boom-from-init; exit 3']\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '300']\n  volumes: [{name: tmp, emptyDir: {}}]\n";
     let o = d.berth_input(&["kube", "play", "-"], bad.as_bytes());
     assert!(!o.status.success(), "a failed init container was accepted");
     assert!(stderr(&o).contains("init container bad-fail exited with 3"), "{}", stderr(&o));
-    assert!(!d.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("bad-main"), "the containers were created");
-    let o = d.berth_input(&["kube", "down", "-"], bad.as_bytes());
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
-    assert!(pods(&d).is_empty());
+    assert!(stderr(&o).contains("boom-from-init"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "the play left containers");
+    assert!(pods(&d).is_empty(), "the play left its pod");
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
 }
