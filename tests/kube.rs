@@ -574,15 +574,56 @@ fn play_builds_runs_a_job_from_stdin_and_stops_at_a_failed_init_container() {
     assert_eq!(pods(&d).len(), 1);
     ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
-    // From stdin, an init container that fails.
-    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers:\n  - name: fail\n    image: busybox\n    command: [sh, -c, 'exit 3']\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '300']\n  volumes: [{name: tmp, emptyDir: {}}]\n";
+    // From stdin, an init container that fails: the play removes what it made (the pod with its holder and
+    // containers, the emptyDir volume) and shows the end of the container's output.
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  initContainers:\n  - name: fail\n    image: busybox\n    command: [sh, -c, 'echo boom-from-init; exit 3']\n  containers:\n  - name: main\n    image: busybox\n    command: [sleep, '300']\n  volumes: [{name: tmp, emptyDir: {}}]\n";
     let o = d.berth_input(&["kube", "play", "-"], bad.as_bytes());
     assert!(!o.status.success(), "a failed init container was accepted");
     assert!(stderr(&o).contains("init container bad-fail exited with 3"), "{}", stderr(&o));
-    assert!(!d.ok(&["ps", "-a", "--format", "{{.Names}}"]).contains("bad-main"), "the containers were created");
-    let o = d.berth_input(&["kube", "down", "-"], bad.as_bytes());
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
-    assert!(pods(&d).is_empty());
+    assert!(stderr(&o).contains("boom-from-init"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "the play left containers");
+    assert!(pods(&d).is_empty(), "the play left its pod");
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
+}
+
+/// Names are names: a pod whose ID starts with a container's name is not that container (`kube generate`), nor a
+/// Pod document named like an ID prefix an existing pod (`kube play`); and `run/create --pod new:NAME` removes the
+/// pod it made when the container is not made (a name in use, an image that cannot be pulled).
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn names_are_not_id_prefixes_and_a_failed_create_leaves_no_new_pod() {
+    let d = daemon_with_busybox();
+    let dir = d.dir.join("names");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pod_id = d.ok(&["pod", "create", "--name", "holder"]).trim().to_string();
+    assert_eq!(pod_id.len(), 64, "{pod_id}");
+    let short = &pod_id[..8];
+    d.ok(&["create", "--name", short, "busybox", "sleep", "300"]);
+    let (yaml, _) = ok_in(&d, &dir, &["kube", "generate", short]);
+    assert!(yaml.contains(&format!("name: {short}-pod")), "the pod was taken for the container {short}:\n{yaml}");
+    assert!(yaml.contains("image: busybox"), "{yaml}");
+    d.ok(&["rm", "-f", short]);
+    // A Pod named like a prefix of the existing pod's ID is a new pod.
+    let longer = &pod_id[..10];
+    let doc = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {longer}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '300']\n"
+    );
+    std::fs::write(dir.join("p.yaml"), &doc).unwrap();
+    ok_in(&d, &dir, &["kube", "play", "p.yaml"]);
+    assert_eq!(d.inspect(&format!("{longer}-c"), "{{.State.Status}}"), "running");
+    ok_in(&d, &dir, &["kube", "down", "p.yaml"]);
+    let names = |d: &Berthd| pods(d).iter().map(|p| p["Name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&d), ["holder"]);
+    // --pod new: with a container name in use, then with an image that cannot be pulled.
+    d.ok(&["create", "--name", "taken", "busybox", "true"]);
+    let o = d.berth(&["create", "--pod", "new:leak1", "--name", "taken", "busybox", "true"]);
+    assert!(!o.status.success(), "a second container named taken was made");
+    let o = d.berth(&["run", "-d", "--pod", "new:leak2", "127.0.0.1:1/nowhere:1", "true"]);
+    assert!(!o.status.success(), "an image from nowhere ran");
+    assert_eq!(names(&d), ["holder"], "a pod made for a container that was not made is left");
+    // The path that works still keeps its pod.
+    d.ok(&["create", "--pod", "new:kept", "--name", "member", "busybox", "true"]);
+    let mut n = names(&d);
+    n.sort();
+    assert_eq!(n, ["holder", "kept"]);
 }

@@ -728,7 +728,7 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
                     )
                 }
             };
-            volumes.entry(vname.clone()).or_insert(vol);
+            let vname = add_volume(&mut volumes, vname, vol);
             k.volume_mounts.push(VolumeMount {
                 name: vname,
                 mount_path: m.target.clone(),
@@ -758,9 +758,9 @@ pub fn generate(ctrs: &[Ctr], opts: &Options) -> Result<(Vec<Object>, Vec<String
                     ..Volume::default()
                 }
             };
-            volumes.entry(obj.clone()).or_insert(vol);
+            let vname = add_volume(&mut volumes, obj, vol);
             k.volume_mounts.push(VolumeMount {
-                name: obj,
+                name: vname,
                 mount_path: f.target.clone(),
                 sub_path: Some(key),
                 read_only: Some(true),
@@ -929,4 +929,28 @@ pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
     use base64::Engine as _;
     let clean: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(clean).ok()
+}
+
+/// Adds `vol` to a pod's volumes as `name`, or as `name-2`, `name-3`... when another volume has that name (two paths
+/// or volumes mapping to one DNS label: `/data/x` and `/data-x`, or long names cut at 63); the name it has. The
+/// same volume twice is one.
+fn add_volume(volumes: &mut BTreeMap<String, Volume>, name: String, mut vol: Volume) -> String {
+    let mut n = name.clone();
+    let mut i = 1;
+    loop {
+        vol.name = n.clone();
+        match volumes.get(&n) {
+            None => {
+                volumes.insert(n.clone(), vol);
+                return n;
+            }
+            Some(v) if *v == vol => return n,
+            Some(_) => {}
+        }
+        i += 1;
+        let suffix = format!("-{i}");
+        let mut base = name.clone();
+        base.truncate(63 - suffix.len());
+        n = format!("{}{suffix}", base.trim_end_matches('-'));
+    }
 }

@@ -226,6 +226,7 @@ pub fn parse_document(index: usize, mut v: Value) -> Result<Document> {
                 return Err(err("type", "not a field of a ConfigMap".into()));
             }
             let _ = r.immutable;
+            data_keys(&r, &err)?;
             Object::ConfigMap { metadata: r.metadata, data: r.data, binary_data: r.binary_data }
         }
         _ => {
@@ -233,10 +234,37 @@ pub fn parse_document(index: usize, mut v: Value) -> Result<Document> {
             if !r.binary_data.is_empty() {
                 return Err(err("binaryData", "not a field of a Secret".into()));
             }
+            data_keys(&r, &err)?;
             Object::Secret { metadata: r.metadata, data: r.data, string_data: r.string_data, typ: r.typ }
         }
     };
     Ok(Document { index, object })
+}
+
+/// Whether `k` is a key Kubernetes takes in a ConfigMap or Secret (`[-._a-zA-Z0-9]+`, not `.` or `..`): each is a
+/// file name in a volume, so no `/`.
+pub fn valid_data_key(k: &str) -> bool {
+    !k.is_empty()
+        && k != "."
+        && k != ".."
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
+/// Refuses the keys of a ConfigMap's or Secret's data that Kubernetes refuses.
+fn data_keys(r: &RawData, err: &dyn Fn(&str, String) -> Error) -> Result<()> {
+    for (field, keys) in [
+        ("data", r.data.keys().collect::<Vec<_>>()),
+        ("binaryData", r.binary_data.keys().collect()),
+        ("stringData", r.string_data.keys().collect()),
+    ] {
+        if let Some(k) = keys.into_iter().find(|k| !valid_data_key(k)) {
+            return Err(err(
+                &format!("{field}.{k}"),
+                "not a valid key (letters, digits, '-', '.' and '_'; not '.' or '..')".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a file of documents (`---` between them); empty documents are skipped (they still count for the index).

@@ -274,15 +274,25 @@ fn probe_test(p: &Probe, c: &Container, d: &Document, field: &str) -> Result<Vec
             h.path.as_deref().unwrap_or("/")
         );
         // Whichever HTTP client the image has (busybox has wget).
-        return Ok(vec!["CMD-SHELL".into(), format!("wget -q -O /dev/null '{url}' || curl -fsS -o /dev/null '{url}'")]);
+        let url = sh_quote(&url);
+        return Ok(vec!["CMD-SHELL".into(), format!("wget -q -O /dev/null {url} || curl -fsS -o /dev/null {url}")]);
     }
     if let Some(t) = &p.tcp_socket {
         return Ok(vec![
             "CMD-SHELL".into(),
-            format!("nc -z {} {} </dev/null", t.host.as_deref().unwrap_or("127.0.0.1"), port(&t.port, "tcpSocket")?),
+            format!(
+                "nc -z {} {} </dev/null",
+                sh_quote(t.host.as_deref().unwrap_or("127.0.0.1")),
+                port(&t.port, "tcpSocket")?
+            ),
         ]);
     }
     Err(d.error(field, "a probe needs exec, httpGet or tcpSocket (grpc is not run)"))
+}
+
+/// `s` as one word of a POSIX shell command: in single quotes, each `'` as `'\''`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 fn healthcheck(c: &Container, d: &Document, field: &str) -> Result<Option<Value>> {
@@ -843,19 +853,18 @@ fn pod_plan(
             {
                 return Err(d.error(format!("{f}.subPath"), "must be a relative path inside the volume"));
             }
+            if sub.is_some() && (v.persistent_volume_claim.is_some() || v.empty_dir.is_some()) {
+                // berthd mounts whole volumes only.
+                return Err(d.error(
+                    format!("{f}.subPath"),
+                    "not run on a persistentVolumeClaim or emptyDir volume (on hostPath, configMap, secret it is)",
+                ));
+            }
             if let Some(cl) = &v.persistent_volume_claim {
                 let vol = claims.get(&cl.claim_name).cloned().unwrap_or(cl.claim_name.clone());
-                let mut mo = json!({"Type": "volume", "Source": vol, "Target": m.mount_path, "ReadOnly": ro || cl.read_only == Some(true)});
-                if let Some(s) = &sub {
-                    mo["VolumeOptions"] = json!({"Subpath": s});
-                }
-                mounts.push(mo);
+                mounts.push(json!({"Type": "volume", "Source": vol, "Target": m.mount_path, "ReadOnly": ro || cl.read_only == Some(true)}));
             } else if v.empty_dir.is_some() {
-                let mut mo = json!({"Type": "volume", "Source": format!("{pod}_{}", v.name), "Target": m.mount_path, "ReadOnly": ro});
-                if let Some(s) = &sub {
-                    mo["VolumeOptions"] = json!({"Subpath": s});
-                }
-                mounts.push(mo);
+                mounts.push(json!({"Type": "volume", "Source": format!("{pod}_{}", v.name), "Target": m.mount_path, "ReadOnly": ro}));
             } else if let Some(h) = &v.host_path {
                 let mut src = h.path.clone();
                 if let Some(s) = &sub {
@@ -921,6 +930,13 @@ fn pod_plan(
                     }
                 }
             }
+        }
+        if sc.read_only_root_filesystem == Some(true) && !files.is_empty() {
+            // The files are written into the container's root file system, which would be read-only.
+            return Err(d.error(
+                format!("{field}.securityContext.readOnlyRootFilesystem"),
+                "not run together with configMap or secret volumes (berth writes their files into the container)",
+            ));
         }
         if !mounts.is_empty() {
             host.insert("Mounts".into(), json!(mounts));

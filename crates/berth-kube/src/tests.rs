@@ -375,3 +375,88 @@ fn kubectl_output_plays() {
         "document 0 (Deployment/web): spec.selector.matchLabels: app=web does not match the template's labels"
     );
 }
+
+/// Refused before anything is created: what berthd cannot mount, and keys Kubernetes refuses.
+#[test]
+fn play_refuses_subpaths_of_volumes_read_only_roots_with_files_and_bad_keys() {
+    let pod = |vol: &str, mount: &str, extra: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    volumeMounts: [{mount}]\n{extra}  volumes: [{vol}]\n"
+        )
+    };
+    let m = "{name: v, mountPath: /x, subPath: a}";
+    assert!(
+        err(&pod("{name: v, emptyDir: {}}", m, ""))
+            .contains("spec.containers[0].volumeMounts[0].subPath: not run on a persistentVolumeClaim or emptyDir")
+    );
+    assert!(err(&pod("{name: v, persistentVolumeClaim: {claimName: d}}", m, "")).contains("volumeMounts[0].subPath"));
+    // A hostPath's subPath is a path under it.
+    let ok = parse(&pod("{name: v, hostPath: {path: /srv}}", m, "")).unwrap();
+    let plan = play::plan(&ok, &play::Options::default()).unwrap();
+    assert_eq!(plan.pods[0].containers[0].body["HostConfig"]["Mounts"][0]["Source"], "/srv/a");
+    // Files of a ConfigMap and a read-only root file system.
+    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\ndata: {a: x}\n";
+    let ro = "    securityContext: {readOnlyRootFilesystem: true}\n";
+    let text = pod("{name: v, configMap: {name: m}}", "{name: v, mountPath: /x}", ro) + cm;
+    assert!(err(&text).contains("spec.containers[0].securityContext.readOnlyRootFilesystem: not run together"));
+    let text = pod("{name: v, emptyDir: {}}", "{name: v, mountPath: /x}", ro) + cm;
+    assert!(play::plan(&parse(&text).unwrap(), &play::Options::default()).is_ok());
+    // Keys: Kubernetes' pattern; no directories.
+    for bad in ["a/b", "..", ".", "a b", "\"\""] {
+        let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: m}}\ndata: {{{bad}: x}}\n");
+        assert!(err(&text).contains("not a valid key"), "{bad}: {}", err(&text));
+        let text = format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{{bad}: x}}\n");
+        assert!(err(&text).contains("stringData."), "{bad}");
+    }
+    for good in ["a.b", "_x-1", "..a"] {
+        assert!(valid_data_key(good), "{good}");
+    }
+}
+
+/// Probe URLs and hosts are one shell word whatever they hold.
+#[test]
+fn probe_commands_quote_their_urls() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    livenessProbe: {httpGet: {path: \"/it's;x\", port: 80}}\n    readinessProbe: {tcpSocket: {host: \"a b\", port: 81}}\n";
+    let plan = play::plan(&parse(text).unwrap(), &play::Options::default()).unwrap();
+    let test = &plan.pods[0].containers[0].body["Healthcheck"]["Test"];
+    assert_eq!(
+        test[1],
+        "wget -q -O /dev/null 'http://127.0.0.1:80/it'\\''s;x' || curl -fsS -o /dev/null 'http://127.0.0.1:80/it'\\''s;x'"
+    );
+    let text = text.replace("livenessProbe: {httpGet: {path: \"/it's;x\", port: 80}}\n    ", "");
+    let plan = play::plan(&parse(&text).unwrap(), &play::Options::default()).unwrap();
+    assert_eq!(plan.pods[0].containers[0].body["Healthcheck"]["Test"][1], "nc -z 'a b' 81 </dev/null");
+}
+
+/// Mounts whose names map to one DNS label get volumes of their own.
+#[test]
+fn generate_suffixes_volume_names_that_collide() {
+    let mut c = web();
+    let long = format!("/{}", "d".repeat(70));
+    c.mounts = vec![
+        Mount { source: Source::Bind("/data/x".into()), target: "/a".into(), read_only: false },
+        Mount { source: Source::Bind("/data-x".into()), target: "/b".into(), read_only: false },
+        Mount { source: Source::Bind("/data/x".into()), target: "/c".into(), read_only: true },
+        Mount { source: Source::Bind(format!("{long}1")), target: "/d".into(), read_only: false },
+        Mount { source: Source::Bind(format!("{long}2")), target: "/e".into(), read_only: false },
+    ];
+    let (docs, _) = generate::generate(&[c], &generate::Options { name: "p".into(), ..Default::default() }).unwrap();
+    let pod = docs.iter().find(|d| d.kind() == "Pod").unwrap().to_value();
+    let vols = pod["spec"]["volumes"].as_array().unwrap();
+    let path_of = |name: &str| {
+        vols.iter().find(|v| v["name"] == name).map(|v| v["hostPath"]["path"].as_str().unwrap().to_string()).unwrap()
+    };
+    let mounts = pod["spec"]["containers"][0]["volumeMounts"].as_array().unwrap();
+    let by_target = |t: &str| mounts.iter().find(|m| m["mountPath"] == t).unwrap()["name"].as_str().unwrap();
+    assert_eq!(path_of(by_target("/a")), "/data/x");
+    assert_eq!(path_of(by_target("/b")), "/data-x");
+    assert_eq!(by_target("/c"), by_target("/a"), "the same host path is one volume");
+    assert_eq!(path_of(by_target("/d")), format!("{long}1"));
+    assert_eq!(path_of(by_target("/e")), format!("{long}2"));
+    assert_eq!(vols.len(), 4);
+    assert!(vols.iter().all(|v| v["name"].as_str().unwrap().len() <= 63));
+    // And the result plays back with each mount on its own source.
+    let plan = play::plan(&parse(&render(&docs).unwrap()).unwrap(), &play::Options::default()).unwrap();
+    let m = plan.pods[0].containers[0].body["HostConfig"]["Mounts"].as_array().unwrap().clone();
+    assert_eq!(m.iter().find(|x| x["Target"] == "/b").unwrap()["Source"], "/data-x");
+}

@@ -157,10 +157,12 @@ fn pod_path(id: &str) -> String {
     format!("/berth/pods/{}", encode_path(id))
 }
 
-/// A pod's inspection, `None` when there is no such pod (or the daemon has no pods).
+/// The inspection of the pod named `name` (or with that full ID), `None` when there is none (or the daemon has no
+/// pods). The endpoint also takes ID prefixes: a pod whose ID starts with `name` is not the pod `name`.
 async fn pod_json(c: &Client, name: &str) -> Result<Option<Value>> {
     match c.get_json::<Value>(&format!("{}/json", pod_path(name))).await {
-        Ok(v) => Ok(Some(v)),
+        Ok(v) if v["Name"].as_str() == Some(name) || v["Id"].as_str() == Some(name) => Ok(Some(v)),
+        Ok(_) => Ok(None),
         Err(e) if ApiError::is(&e, 404) => Ok(None),
         Err(e) => Err(e),
     }
@@ -306,13 +308,13 @@ async fn ensure_image(c: &Client, image: &str, base: &Path, build: bool) -> Resu
     }
 }
 
-/// Creates a volume unless it exists.
-async fn ensure_volume(c: &Client, name: &str, body: &Value) -> Result<()> {
+/// Creates a volume unless it exists; whether it created it.
+async fn ensure_volume(c: &Client, name: &str, body: &Value) -> Result<bool> {
     match c.get_json::<Value>(&format!("/volumes/{}", encode_path(name))).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(false),
         Err(e) if ApiError::is(&e, 404) => {
             c.post_json("/volumes/create", body).await.with_context(|| format!("create volume {name}"))?;
-            Ok(())
+            Ok(true)
         }
         Err(e) => Err(e),
     }
@@ -356,10 +358,91 @@ async fn start_container(c: &Client, id: &str, name: &str) -> Result<()> {
     }
 }
 
-/// Executes a plan.
+/// What one `play` made so far: removed again when it fails.
+#[derive(Default)]
+struct Made {
+    /// Pod IDs (removing a pod removes its containers).
+    pods: Vec<String>,
+    /// Volumes this run created (not those that were there).
+    volumes: Vec<String>,
+}
+
+impl Made {
+    async fn volume(&mut self, c: &Client, v: &play::VolumePlan) -> Result<()> {
+        if ensure_volume(c, &v.name, &v.body).await? {
+            self.volumes.push(v.name.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes everything, pods first (their containers use the volumes); what it could not remove, for the error.
+    async fn rollback(&self, c: &Client) -> Vec<String> {
+        let mut left = Vec::new();
+        for id in self.pods.iter().rev() {
+            match c.delete(&format!("{}?force=1", pod_path(id))).await {
+                Ok(_) => {}
+                Err(e) if ApiError::is(&e, 404) => {}
+                Err(e) => left.push(format!("pod {id}: {e:#}")),
+            }
+        }
+        for v in self.volumes.iter().rev() {
+            if let Err(e) = remove_volume(c, v).await {
+                left.push(format!("{e:#}"));
+            }
+        }
+        left
+    }
+}
+
+/// The last lines a (stopped) container wrote, stdout and stderr together.
+async fn log_tail(c: &Client, id: &str, tty: bool) -> String {
+    struct Lines(Vec<u8>);
+    impl crate::stream::Output for Lines {
+        fn write(&mut self, _stream: u8, data: &[u8]) -> std::io::Result<()> {
+            self.0.extend_from_slice(data);
+            Ok(())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let path = format!(
+        "{}/logs{}",
+        container_path(id),
+        query(&[("stdout", "1".into()), ("stderr", "1".into()), ("tail", "10".into())])
+    );
+    let Ok(raw) = c.get_bytes(&path).await else { return String::new() };
+    let mut out = Lines(Vec::new());
+    if tty {
+        out.0 = raw.to_vec();
+    } else if crate::stream::demux(&raw[..], &mut out).await.is_err() {
+        return String::new();
+    }
+    String::from_utf8_lossy(&out.0).trim_end().to_string()
+}
+
+/// Executes a plan; on an error removes what it made (the pods, with their containers, and the volumes it created).
 async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
+    let mut made = Made::default();
+    match execute_into(c, plan, start, &mut made).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let left = made.rollback(c).await;
+            if left.is_empty() {
+                Err(e.context("kube play failed: what it created is removed again"))
+            } else {
+                Err(e.context(format!(
+                    "kube play failed; removing what it created failed too (`berth kube down` removes the rest): {}",
+                    left.join("; ")
+                )))
+            }
+        }
+    }
+}
+
+async fn execute_into(c: &Client, plan: &Plan, start: bool, made: &mut Made) -> Result<()> {
     for v in &plan.volumes {
-        ensure_volume(c, &v.name, &v.body).await?;
+        made.volume(c, v).await?;
     }
     for p in &plan.pods {
         let resp = c
@@ -368,8 +451,12 @@ async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
             .with_context(|| format!("{}: create pod {}", p.document, p.name))?;
         let v: Value = serde_json::from_slice(&resp).context("decode the pod create answer")?;
         let pod_id = v["Id"].as_str().unwrap_or_default().to_string();
+        if pod_id.is_empty() {
+            bail!("{}: create pod {}: the daemon answered no Id", p.document, p.name);
+        }
+        made.pods.push(pod_id.clone());
         for v in &p.volumes {
-            ensure_volume(c, &v.name, &v.body).await?;
+            made.volume(c, v).await?;
         }
         if !start {
             if !p.init.is_empty() {
@@ -393,12 +480,10 @@ async fn execute(c: &Client, plan: &Plan, start: bool) -> Result<()> {
                 .context("decode the wait answer")?;
             let code = w["StatusCode"].as_i64().unwrap_or(-1);
             if code != 0 {
-                bail!(
-                    "pod {}: init container {} exited with {code} (its logs: berth logs {}; `berth kube down` removes what was created)",
-                    p.name,
-                    cp.name,
-                    cp.name
-                );
+                // Its logs go with it (the rollback removes the pod): their end is in the error.
+                let tail = log_tail(c, &id, cp.body["Tty"].as_bool().unwrap_or(false)).await;
+                let tail = if tail.is_empty() { "(no output)".to_string() } else { tail };
+                bail!("pod {}: init container {} exited with {code}; its last output:\n{tail}", p.name, cp.name);
             }
             // Done: it must not run again when the pod is started again.
             c.delete(&format!("{}?force=1", container_path(&id)))

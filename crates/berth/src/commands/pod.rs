@@ -173,9 +173,10 @@ pub async fn create(c: &Client, a: CreateArgs) -> Result<i32> {
 }
 
 /// `run`/`create --pod`: `new:NAME` creates the pod first, with the container's published ports, network, hostname
-/// and DNS settings (which a pod's container cannot have of its own), as Podman does. Returns the pod to join.
-pub async fn for_container(c: &Client, pod: &str, body: &mut ContainerCreateBody) -> Result<String> {
-    let Some(name) = pod.strip_prefix("new:") else { return Ok(pod.to_string()) };
+/// and DNS settings (which a pod's container cannot have of its own), as Podman does. Returns the pod to join, and
+/// its ID when this call created it (the caller removes it with [`remove_new`] when the container is not made).
+pub async fn for_container(c: &Client, pod: &str, body: &mut ContainerCreateBody) -> Result<(String, Option<String>)> {
+    let Some(name) = pod.strip_prefix("new:") else { return Ok((pod.to_string(), None)) };
     if name.is_empty() {
         return Err(anyhow!("--pod new: needs a name"));
     }
@@ -191,8 +192,16 @@ pub async fn for_container(c: &Client, pod: &str, body: &mut ContainerCreateBody
     });
     body.exposed_ports = None;
     body.networking_config = None;
-    create_pod(c, &spec).await?;
-    Ok(name.to_string())
+    let id = create_pod(c, &spec).await?;
+    Ok((name.to_string(), Some(id)))
+}
+
+/// Removes a pod that `for_container` created for a container that could not be made; a failure is a warning (the
+/// container's error is the one to show).
+pub async fn remove_new(c: &Client, id: &str) {
+    if let Err(e) = c.delete(&format!("/berth/pods/{}?force=1", encode_path(id))).await {
+        eprintln!("WARNING: remove the pod {id} made for the container: {e:#}");
+    }
 }
 
 const HEADERS: Headers = &[

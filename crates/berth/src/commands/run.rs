@@ -653,20 +653,34 @@ async fn create_container(
     }
     let mut body = body.clone();
     let mut q: Vec<(&str, String)> = name.map(|n| vec![("name", n.to_string())]).unwrap_or_default();
+    let mut new_pod = None;
     if let Some(p) = pod {
-        q.push(("pod", super::pod::for_container(c, p, &mut body).await?));
+        let (join, made) = super::pod::for_container(c, p, &mut body).await?;
+        q.push(("pod", join));
+        new_pod = made;
     }
     let body = &body;
     let path = format!("/containers/create{}", query(&q));
     let image = body.image.clone().unwrap_or_default();
     let answer = match c.post_json(&path, body).await {
-        Ok(b) => b,
+        Ok(b) => Ok(b),
         Err(e) if ApiError::is(&e, 404) && e.to_string().contains("No such image") => {
             eprintln!("Unable to find image '{}' locally", with_latest(&image));
-            pull(c, &image).await?;
-            c.post_json(&path, body).await?
+            match pull(c, &image).await {
+                Ok(()) => c.post_json(&path, body).await,
+                Err(e) => Err(e),
+            }
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
+    };
+    // `--pod new:NAME` made a pod for this container: it goes when the container is not made.
+    let answer = match (answer, new_pod) {
+        (Ok(b), _) => b,
+        (Err(e), Some(id)) => {
+            super::pod::remove_new(c, &id).await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
     };
     let resp: ContainerCreateResponse = serde_json::from_slice(&answer).context("decode the create answer")?;
     for w in &resp.warnings {
