@@ -385,6 +385,11 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     drop(cleanup);
+    if let Some(pod) = rec.holder_of()
+        && !c.stopping.load(Ordering::SeqCst)
+    {
+        crate::pods::holder_exited(d, pod);
+    }
     if rec.host_config.auto_remove.unwrap_or(false) {
         spawn_remove(d, c);
         return;
