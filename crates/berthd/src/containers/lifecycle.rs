@@ -63,6 +63,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         }
         let idmap = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
         let joins = namespace_joins(d, &rec.host_config)?;
+        let shm = super::shm::for_start(d, &rec).await?;
         let spec = crate::spec::build(
             &config,
             &rec.host_config,
@@ -78,6 +79,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 // Docker: the container's `Init`, else the daemon's `--init`.
                 init: rec.host_config.init.unwrap_or(d.config.init).then_some(d.config.init_path.as_path()),
                 joins: &joins,
+                shm: shm.as_deref(),
             },
         )?;
         let shim_cfg = ShimConfig {
@@ -148,6 +150,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
+            super::shm::release(d, &rec.id).await;
             crate::networks::release(d, &rec.id).await;
             crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "disconnect");
             if volumes_held {
@@ -374,6 +377,7 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         super::shim::kill_orphaned(d, c).await;
     }
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
+    super::shm::release(d, &c.id).await;
     crate::networks::release(d, &c.id).await;
     crate::networks::publish_endpoints(d, &c.id, &endpoints, "disconnect");
     if counted {

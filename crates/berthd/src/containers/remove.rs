@@ -101,6 +101,8 @@ pub(super) async fn release_files(d: &Daemon, c: &Container) -> Result<(), Error
         // (or was killed) could not.
         shims.end_leftovers(&id, &runtime, &state_root, &dirs[1]);
         berth_store::fault::point("rm.after-cgroup");
+        // A shareable `/dev/shm` a crash left mounted.
+        shims.unmount_shm(&dirs[0].join("shm"));
         for dir in dirs {
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
