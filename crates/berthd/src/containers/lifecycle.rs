@@ -389,10 +389,8 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     drop(cleanup);
-    if let Some(pod) = rec.holder_of()
-        && !c.stopping.load(Ordering::SeqCst)
-    {
-        crate::pods::holder_exited(d, pod);
+    if rec.holder_of().is_some() && !c.stopping.load(Ordering::SeqCst) {
+        holder_exited(d, c);
     }
     if rec.host_config.auto_remove.unwrap_or(false) {
         spawn_remove(d, c);
@@ -401,6 +399,27 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     if restart {
         super::restart::schedule(d, c);
     }
+}
+
+/// A pod's holder that ended on its own (OOM, killed from the host; not by its pod's stop, which stops the members
+/// first): its members lost their network, and are stopped (Podman's infra exit).
+fn holder_exited(d: &Arc<Daemon>, holder: &Arc<Container>) {
+    let (d, holder) = (d.clone(), holder.clone());
+    tokio::spawn(async move {
+        let Some(pod) = holder.record().holder_of().map(str::to_string) else { return };
+        let members = d.all_containers().into_iter().filter(|c| c.record().pod() == Some(pod.as_str()));
+        for c in members.filter(|c| c.is_running()) {
+            // Started again meanwhile (a pod's start): its members are the start's.
+            if holder.is_running() {
+                return;
+            }
+            tracing::info!("the infra container of pod {pod} ended: stopping {}", c.name());
+            match stop(&d, &c, None, None).await {
+                Ok(()) | Err(Error::NotModified(_)) => {}
+                Err(e) => tracing::warn!("stop {} after its pod's infra container ended: {e}", c.name()),
+            }
+        }
+    });
 }
 
 /// Waits (at most ten seconds: a shim's release is a few unmounts and `rmdir`s, then the attach clients' backlog)

@@ -222,10 +222,15 @@ fn mount_shm(dir: &Path, size: i64) -> Result<(), Error> {
 
 fn unmount_shm(dir: &Path) {
     // Detached: a container that still has it bound (a pod member being stopped) keeps its files until it ends.
-    while crate::volumes::is_mounted(dir) {
-        if let Err(e) = nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH) {
-            tracing::warn!("unmount {}: {e}", dir.display());
-            return;
+    // Until nothing is mounted there (EINVAL); a few times at most: berthd mounts one there per start.
+    for _ in 0..8 {
+        match nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => break,
+            Err(e) => {
+                tracing::warn!("unmount {}: {e}", dir.display());
+                return;
+            }
         }
     }
     match std::fs::remove_dir(dir) {

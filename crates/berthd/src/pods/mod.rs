@@ -576,24 +576,3 @@ pub async fn reconcile(d: &Arc<Daemon>) -> Result<(), Error> {
     }
     Ok(())
 }
-
-/// A holder that ended on its own (OOM, killed from the host; not by its pod's stop, which stops the members
-/// first): the members lost their network, and are stopped (Podman's infra exit).
-pub(crate) fn holder_exited(d: &Arc<Daemon>, pod_id: &str) {
-    let (d, pod_id) = (d.clone(), pod_id.to_string());
-    tokio::spawn(async move {
-        let Ok(pod) = find(&d, &pod_id).await else { return };
-        if holder(&d, &pod).is_some_and(|h| h.is_running()) {
-            return;
-        }
-        let running: Vec<_> = members(&d, &pod).into_iter().filter(|c| c.is_running()).collect();
-        for c in running {
-            tracing::info!("pod {}: its infra container ended, stopping {}", pod.name, c.name());
-            if let Err(e) = containers::stop(&d, &c, None, None).await
-                && !matches!(e, Error::NotModified(_))
-            {
-                tracing::warn!("stop {} after its pod's infra container ended: {e}", c.name());
-            }
-        }
-    });
-}
