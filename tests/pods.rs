@@ -485,8 +485,16 @@ fn pod_members_share_dev_shm_and_the_holder_is_the_pods() {
         d.eventually(20, || d.inspect("wr", "{{.State.Running}}").trim() == "false"),
         "the member still runs after its holder ended"
     );
+    // A commit of a member copies its labels into the image: a container of that image is no member.
+    d.ok(&["commit", "wr", "frommember"]);
+    d.ok(&["create", "--name", "notmember", "frommember", "true"]);
+    let labels = d.inspect("notmember", "{{json .Config.Labels}}");
+    assert!(!labels.contains("io.berth.pod"), "the image's pod labels were kept: {labels}");
+    assert_eq!(pod_json(&d, "ipc")["Containers"].as_array().unwrap().len(), 1, "only wr is a member");
     let ids = pod_ids(&d, "ipc");
     d.ok(&["pod", "rm", "-f", "ipc"]);
+    assert!(d.berth(&["inspect", "notmember"]).status.success(), "pod rm removed a container of another image");
+    d.ok(&["rm", "notmember"]);
     assert!(!shm.exists(), "the holder's shm directory is left");
     assert_nothing_left(&d, &ids, 0);
 }
