@@ -151,9 +151,10 @@ async fn pod_labels_are_berthds_alone() {
         }
     }
     // A member's own labels cannot name another pod either.
-    let body = plain(&[(containers::POD_HOLDER_LABEL, &id)]);
-    let mut body = ContainerCreateBody { host_config: Some(HostConfig::default()), ..body };
-    body.host_config = Some(HostConfig::default());
+    let body = ContainerCreateBody {
+        host_config: Some(HostConfig::default()),
+        ..plain(&[(containers::POD_HOLDER_LABEL, &id)])
+    };
     assert!(matches!(create_member(d, "pp", None, body).await, Err(Error::InvalidArgument(_))));
     // An image's (a commit of a member, of a holder): dropped, the image's other labels kept.
     let image = containers::BuildImage {
