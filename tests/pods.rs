@@ -466,11 +466,21 @@ fn pod_members_share_dev_shm_and_the_holder_is_the_pods() {
     assert!(!out.contains("environ-readable") && !out.contains("root-readable"), "the holder is readable: {out}");
     assert!(out.contains("end"), "{out}");
     // The holder is the pod's: refused on its own, naming the pod.
-    for args in [&["stop"][..], &["kill"], &["restart"], &["pause"], &["rename"]] {
-        let mut a: Vec<&str> = args.to_vec();
-        a.push(&holder);
-        if a[0] == "rename" {
-            a.push("other");
+    let ops: [&[&str]; 7] = [
+        &["stop"],
+        &["kill"],
+        &["restart"],
+        &["pause"],
+        &["update", "--memory", "64m"],
+        &["network", "disconnect", "bridge"],
+        &["commit"],
+    ];
+    for args in ops.iter().chain([&["rename", "HOLDER", "other"][..]].iter()) {
+        let mut a: Vec<&str> = args.iter().copied().filter(|x| *x != "HOLDER").collect();
+        if args.contains(&"HOLDER") {
+            a.insert(1, &holder);
+        } else {
+            a.push(&holder);
         }
         let o = d.berth(&a);
         assert!(!o.status.success(), "{a:?} on the holder worked");
