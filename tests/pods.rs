@@ -226,7 +226,12 @@ fn pod_api_refusals() {
     let (status, _, body) = api(&d, "POST", "/berth/pods/create", br#"{"Name":"p1"}"#);
     assert_eq!(status, 409, "{}", String::from_utf8_lossy(&body));
     let (status, _, _) = api(&d, "POST", "/berth/pods/create", br#"{"Network":"nosuchnet"}"#);
-    assert_eq!(status, 404);
+    assert_eq!(status, 400, "the pod API's 400 for a bad field");
+    // The pod labels are berthd's: a user's is refused, naming it.
+    let (status, _, body) =
+        api(&d, "POST", "/containers/create", br#"{"Image":"busybox","Labels":{"io.berth.pod.infra":"x"}}"#);
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).contains("io.berth.pod.infra"));
     // A member may not have its own ports or network.
     let c = |q: &str, body: &str| api(&d, "POST", &format!("/containers/create?{q}"), body.as_bytes()).0;
     assert_eq!(
@@ -434,4 +439,72 @@ fn pod_logs_follow_every_member() {
     ];
     assert_eq!(lines, want.iter().map(String::as_str).collect::<Vec<_>>(), "pod logs -f --tail 1:\n{text}");
     d.ok(&["pod", "rm", "lp"]);
+}
+
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn pod_members_share_dev_shm_and_the_holder_is_the_pods() {
+    let d = daemon_with_busybox();
+    d.ok(&["pod", "create", "--name", "ipc", "--share", "net,ipc,uts,pid"]);
+    let writer = "echo shared > /dev/shm/x && exec sleep 300";
+    d.ok(&["run", "-d", "--pod", "ipc", "--name", "wr", "busybox", "sh", "-c", writer]);
+    let holder = pod_json(&d, "ipc")["InfraContainerId"].as_str().unwrap().to_string();
+    // The holder's /dev/shm is a tmpfs on the host while it runs (64 MiB, Docker's default), bound into the members.
+    let shm = d.dir.join("data/containers").join(&holder).join("shm");
+    // `run -d` answers once the writer's shell is started, not once it wrote: a bounded wait for its write.
+    assert!(d.eventually(10, || shm.join("x").exists()), "the writer's /dev/shm/x is not in the holder's shm");
+    assert_eq!(d.ok(&["run", "--rm", "--pod", "ipc", "busybox", "cat", "/dev/shm/x"]).trim(), "shared");
+    assert_eq!(d.ok(&["run", "--rm", "--ipc", "container:wr", "busybox", "cat", "/dev/shm/x"]).trim(), "shared");
+    let size = d.ok(&["run", "--rm", "--pod", "ipc", "busybox", "df", "-k", "/dev/shm"]);
+    assert!(size.contains("65536"), "the shared /dev/shm is not 64 MiB: {size}");
+    // PID sharing: the holder is PID 1 of the members, and they cannot look into it (it is not dumpable).
+    let probe = "cat /proc/1/cmdline | tr '\\0' ' '; echo; \
+        cat /proc/1/environ >/dev/null 2>&1 && echo environ-readable; \
+        ls /proc/1/root/ >/dev/null 2>&1 && echo root-readable; echo end";
+    let out = d.ok(&["run", "--rm", "--pod", "ipc", "busybox", "sh", "-c", probe]);
+    assert!(out.contains("docker-init --pause"), "PID 1 is not the holder: {out}");
+    assert!(!out.contains("environ-readable") && !out.contains("root-readable"), "the holder is readable: {out}");
+    assert!(out.contains("end"), "{out}");
+    // The holder is the pod's: refused on its own, naming the pod.
+    let ops: [&[&str]; 7] = [
+        &["stop"],
+        &["kill"],
+        &["restart"],
+        &["pause"],
+        &["update", "--memory", "64m"],
+        &["network", "disconnect", "bridge"],
+        &["commit"],
+    ];
+    for args in ops.iter().chain([&["rename", "HOLDER", "other"][..]].iter()) {
+        let mut a: Vec<&str> = args.iter().copied().filter(|x| *x != "HOLDER").collect();
+        if args.contains(&"HOLDER") {
+            a.insert(1, &holder);
+        } else {
+            a.push(&holder);
+        }
+        let o = d.berth(&a);
+        assert!(!o.status.success(), "{a:?} on the holder worked");
+        assert!(stderr(&o).contains("infra container of pod"), "{a:?}: {}", stderr(&o));
+    }
+    // A holder killed from the host: the members lose their network and are stopped.
+    let infra_pid = pod_json(&d, "ipc")["InfraPid"].as_i64().unwrap();
+    assert!(infra_pid > 0);
+    // The holder's init, a process this test's daemon started.
+    assert!(Command::new("kill").args(["-9", &infra_pid.to_string()]).status().unwrap().success());
+    assert!(
+        d.eventually(20, || d.inspect("wr", "{{.State.Running}}").trim() == "false"),
+        "the member still runs after its holder ended"
+    );
+    // A commit of a member copies its labels into the image: a container of that image is no member.
+    d.ok(&["commit", "wr", "frommember"]);
+    d.ok(&["create", "--name", "notmember", "frommember", "true"]);
+    let labels = d.inspect("notmember", "{{json .Config.Labels}}");
+    assert!(!labels.contains("io.berth.pod"), "the image's pod labels were kept: {labels}");
+    assert_eq!(pod_json(&d, "ipc")["Containers"].as_array().unwrap().len(), 1, "only wr is a member");
+    let ids = pod_ids(&d, "ipc");
+    d.ok(&["pod", "rm", "-f", "ipc"]);
+    assert!(d.berth(&["inspect", "notmember"]).status.success(), "pod rm removed a container of another image");
+    d.ok(&["rm", "notmember"]);
+    assert!(!shm.exists(), "the holder's shm directory is left");
+    assert_nothing_left(&d, &ids, 0);
 }

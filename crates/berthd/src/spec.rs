@@ -79,6 +79,9 @@ pub struct SpecInputs<'a> {
     pub init: Option<&'a Path>,
     /// Namespaces of another process to join instead of new ones (`ipc`, `uts`, `pid`: a pod's holder's).
     pub joins: &'a [(&'static str, PathBuf)],
+    /// The host directory bound at `/dev/shm` (a shareable one: its own or the one of the container whose IPC
+    /// namespace it joins; see `containers::shm`) instead of a tmpfs of its own.
+    pub shm: Option<&'a Path>,
 }
 
 /// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
@@ -140,8 +143,13 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     // From here on, mounts are ordered by depth with the user's (stable): a volume on `/etc` goes under the
     // container's `/etc/hosts`, as with Docker.
     let sorted_from = mounts.len();
-    let shm = host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
-    mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+    match inp.shm {
+        Some(dir) => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": dir, "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})),
+        None => {
+            let shm = host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
+            mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+        }
+    }
     for f in ["resolv.conf", "hostname", "hosts"] {
         mounts.push(json!({
             "destination": format!("/etc/{f}"),
@@ -351,6 +359,7 @@ mod tests {
             link_env: &[],
             init: None,
             joins: &[],
+            shm: None,
         };
         let host = HostConfig { security_opt: Some(vec!["seccomp=unconfined".into()]), ..Default::default() };
         let spec = build(&config, &host, &inp).expect("spec");
@@ -402,6 +411,7 @@ mod tests {
             link_env: &[],
             init: None,
             joins: &[],
+            shm: None,
         };
         let host = HostConfig {
             masked_paths: Some(Vec::new()),
@@ -441,6 +451,7 @@ mod tests {
             link_env: &[],
             init: None,
             joins: &[],
+            shm: None,
         };
         let has_ns = |host: &HostConfig, v2| {
             let spec = build(&config, host, &inp(v2)).expect("spec");

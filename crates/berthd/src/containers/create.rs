@@ -52,6 +52,8 @@ pub(super) fn merge_config(user: &mut ContainerConfig, image: &Value) -> Result<
         user.healthcheck = img.healthcheck.clone();
     }
     let mut labels = img.labels.clone().unwrap_or_default();
+    // Pod membership is berthd's to set: an image's (`commit` of a member copies its labels) is not the user's.
+    labels.retain(|k, _| !POD_LABELS.contains(&k.as_str()));
     labels.extend(user.labels.clone().unwrap_or_default());
     user.labels = Some(labels);
     // A set in Docker (a map keyed by port): a port both the image and the request expose is there once.
@@ -236,6 +238,23 @@ pub async fn create_with(
     body: ContainerCreateBody,
     image: Option<BuildImage>,
 ) -> Result<String, Error> {
+    create_in_pod(d, name, body, image, PodRole::None).await
+}
+
+/// [`create_with`] of a pod's member or holder (the pod manager's): the pod's label is set here from `role`, never
+/// from the request, whose pod labels are refused (400) and the image's dropped.
+pub async fn create_in_pod(
+    d: &Arc<Daemon>,
+    name: Option<String>,
+    body: ContainerCreateBody,
+    image: Option<BuildImage>,
+    role: PodRole,
+) -> Result<String, Error> {
+    if let Some(l) = body.labels.iter().flat_map(|l| l.keys()).find(|k| POD_LABELS.contains(&k.as_str())) {
+        return Err(Error::InvalidArgument(format!(
+            "the label {l} is reserved: berthd sets it on a pod's containers (create the container with ?pod=)"
+        )));
+    }
     let image_name = body
         .image
         .clone()
@@ -271,6 +290,15 @@ pub async fn create_with(
     };
     let mut config = container_config(&body);
     merge_config(&mut config, &image.config)?;
+    match &role {
+        PodRole::None => {}
+        PodRole::Member(pod) => {
+            config.labels.get_or_insert_with(Default::default).insert(POD_LABEL.into(), pod.clone());
+        }
+        PodRole::Holder(pod) => {
+            config.labels.get_or_insert_with(Default::default).insert(POD_HOLDER_LABEL.into(), pod.clone());
+        }
+    }
     validate_env(config.env.as_deref().unwrap_or_default())?;
     if let Some(w) = config.working_dir.as_deref().filter(|w| !w.is_empty())
         && !w.starts_with('/')

@@ -269,6 +269,15 @@ impl ShimClient for FakeShims {
         self.inner.lock().unwrap().leftovers.push(id.to_string());
     }
 
+    fn mount_shm(&self, dir: &Path, _size: i64) -> Result<(), Error> {
+        // No mount: the directory stands for it.
+        std::fs::create_dir_all(dir).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    fn unmount_shm(&self, dir: &Path) {
+        let _ = std::fs::remove_dir(dir);
+    }
+
     fn command(&self) -> tokio::process::Command {
         // No binary: an exec fails to spawn, as with a missing `berth-shim`.
         tokio::process::Command::new("/nonexistent/berth-shim-fake")

@@ -63,6 +63,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         }
         let idmap = crate::userns::of_container(d.config.userns_remap, rec.host_config.userns_mode.as_deref());
         let joins = namespace_joins(d, &rec.host_config)?;
+        let shm = super::shm::for_start(d, &rec).await?;
         let spec = crate::spec::build(
             &config,
             &rec.host_config,
@@ -78,6 +79,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 // Docker: the container's `Init`, else the daemon's `--init`.
                 init: rec.host_config.init.unwrap_or(d.config.init).then_some(d.config.init_path.as_path()),
                 joins: &joins,
+                shm: shm.as_deref(),
             },
         )?;
         let shim_cfg = ShimConfig {
@@ -148,6 +150,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         Ok(pid) => pid,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&bundle);
+            super::shm::release(d, &rec.id).await;
             crate::networks::release(d, &rec.id).await;
             crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "disconnect");
             if volumes_held {
@@ -374,6 +377,7 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         super::shim::kill_orphaned(d, c).await;
     }
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
+    super::shm::release(d, &c.id).await;
     crate::networks::release(d, &c.id).await;
     crate::networks::publish_endpoints(d, &c.id, &endpoints, "disconnect");
     if counted {
@@ -385,6 +389,9 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     drop(cleanup);
+    if rec.holder_of().is_some() && !c.stopping.load(Ordering::SeqCst) {
+        holder_exited(d, c);
+    }
     if rec.host_config.auto_remove.unwrap_or(false) {
         spawn_remove(d, c);
         return;
@@ -392,6 +399,27 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     if restart {
         super::restart::schedule(d, c);
     }
+}
+
+/// A pod's holder that ended on its own (OOM, killed from the host; not by its pod's stop, which stops the members
+/// first): its members lost their network, and are stopped (Podman's infra exit).
+fn holder_exited(d: &Arc<Daemon>, holder: &Arc<Container>) {
+    let (d, holder) = (d.clone(), holder.clone());
+    tokio::spawn(async move {
+        let Some(pod) = holder.record().holder_of().map(str::to_string) else { return };
+        let members = d.all_containers().into_iter().filter(|c| c.record().pod() == Some(pod.as_str()));
+        for c in members.filter(|c| c.is_running()) {
+            // Started again meanwhile (a pod's start): its members are the start's.
+            if holder.is_running() {
+                return;
+            }
+            tracing::info!("the infra container of pod {pod} ended: stopping {}", c.name());
+            match stop(&d, &c, None, None).await {
+                Ok(()) | Err(Error::NotModified(_)) => {}
+                Err(e) => tracing::warn!("stop {} after its pod's infra container ended: {e}", c.name()),
+            }
+        }
+    });
 }
 
 /// Waits (at most ten seconds: a shim's release is a few unmounts and `rmdir`s, then the attach clients' backlog)

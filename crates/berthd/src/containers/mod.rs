@@ -18,6 +18,7 @@ mod remove;
 mod restart;
 mod shim;
 pub mod shim_client;
+mod shm;
 mod size;
 #[cfg(test)]
 mod tests;

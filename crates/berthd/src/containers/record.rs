@@ -105,7 +105,33 @@ impl Record {
     pub fn holder_of(&self) -> Option<&str> {
         self.label(POD_HOLDER_LABEL)
     }
+
+    /// Refuses `action` on a pod's namespace holder (409 naming the pod): it is the pod's, acted on only through it.
+    pub fn refuse_holder(&self, action: &str) -> Result<(), crate::error::Error> {
+        match self.holder_of() {
+            Some(pod) => Err(crate::error::Error::Conflict(format!(
+                "container {} is the infra container of pod {pod} and cannot be {action} on its own: act on the pod",
+                self.id
+            ))),
+            None => Ok(()),
+        }
+    }
 }
+
+/// What a container is to a pod. Only the pod manager makes a container a member or a holder: the labels that say so
+/// (`io.berth.pod`, `io.berth.pod.infra`) are refused in a create request and dropped from an image's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PodRole {
+    #[default]
+    None,
+    /// A member of the pod with this ID.
+    Member(String),
+    /// The namespace holder of the pod with this ID.
+    Holder(String),
+}
+
+/// The labels berthd alone sets.
+pub const POD_LABELS: [&str; 2] = [POD_LABEL, POD_HOLDER_LABEL];
 
 /// Streams an attach client wants.
 #[derive(Debug, Clone, Copy)]

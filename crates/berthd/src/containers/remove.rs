@@ -15,12 +15,7 @@ use super::*;
 /// Removes a container (`force`: kill it first if running).
 /// `volumes`: its anonymous volumes go too (`rm -v`, `--rm`), before a `removed` waiter is let go.
 pub async fn remove(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), Error> {
-    if let Some(pod) = c.record().holder_of() {
-        return Err(Error::Conflict(format!(
-            "container {} is the infra container of pod {pod} and cannot be removed without removing the pod",
-            c.id
-        )));
-    }
+    c.record().refuse_holder("removed")?;
     remove_any(d, c, force, volumes).await
 }
 
@@ -106,6 +101,8 @@ pub(super) async fn release_files(d: &Daemon, c: &Container) -> Result<(), Error
         // (or was killed) could not.
         shims.end_leftovers(&id, &runtime, &state_root, &dirs[1]);
         berth_store::fault::point("rm.after-cgroup");
+        // A shareable `/dev/shm` a crash left mounted.
+        shims.unmount_shm(&dirs[0].join("shm"));
         for dir in dirs {
             match std::fs::remove_dir_all(&dir) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

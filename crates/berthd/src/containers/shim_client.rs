@@ -34,6 +34,15 @@ pub trait ShimClient: Send + Sync {
     fn end_leftovers(&self, id: &str, runtime: &str, state_root: &Path, bundle: &Path);
     /// A command that runs the shim binary (the exec helpers, `berth-shim exec`).
     fn command(&self) -> tokio::process::Command;
+    /// Mounts a fresh tmpfs of `size` bytes (mode 1777) at `dir`, over a previous run's: a shareable container's
+    /// `/dev/shm` on the host (see `containers::shm`). Blocking.
+    fn mount_shm(&self, dir: &Path, size: i64) -> Result<(), Error> {
+        mount_shm(dir, size)
+    }
+    /// Unmounts [`ShimClient::mount_shm`]'s tmpfs (if mounted) and removes `dir`. Blocking.
+    fn unmount_shm(&self, dir: &Path) {
+        unmount_shm(dir)
+    }
 }
 
 /// The real shim: the `berth-shim` binary, run from a sealed in-memory copy.
@@ -196,6 +205,38 @@ fn shim_pid(bundle: &Path) -> Option<i32> {
     }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     cmdline.split(|b| *b == 0).any(|arg| arg == bundle.as_os_str().as_bytes()).then_some(pid)
+}
+
+fn mount_shm(dir: &Path, size: i64) -> Result<(), Error> {
+    use nix::mount::MsFlags;
+    unmount_shm(dir);
+    let fail = |e: String| Error::Internal(format!("mount the shared /dev/shm at {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let data = format!("mode=1777,size={size}");
+    nix::mount::mount(Some("shm"), dir, Some("tmpfs"), flags, Some(data.as_str())).map_err(|e| {
+        let _ = std::fs::remove_dir(dir);
+        fail(e.to_string())
+    })
+}
+
+fn unmount_shm(dir: &Path) {
+    // Detached: a container that still has it bound (a pod member being stopped) keeps its files until it ends.
+    // Until nothing is mounted there (EINVAL); a few times at most: berthd mounts one there per start.
+    for _ in 0..8 {
+        match nix::mount::umount2(dir, nix::mount::MntFlags::MNT_DETACH) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => break,
+            Err(e) => {
+                tracing::warn!("unmount {}: {e}", dir.display());
+                return;
+            }
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => tracing::warn!("remove {}: {e}", dir.display()),
+        _ => {}
+    }
 }
 
 /// Ends whatever of a container runs or is held outside its shim (one that died, a start or removal cut short):

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use berth_api::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
 use serde_json::json;
 
-use crate::containers::{self, Container, POD_HOLDER_LABEL, POD_LABEL, Status};
+use crate::containers::{self, Container, PodRole, Status};
 use crate::daemon::Daemon;
 use crate::error::Error;
 use crate::filters::Filters;
@@ -41,9 +41,40 @@ fn no_such_pod(name: &str) -> Error {
 pub async fn all(d: &Daemon) -> Result<Vec<PodRecord>, Error> {
     let store = d.store.clone();
     let docs = blocking(move || store.list_docs(record::DOC_KIND).map_err(Error::from)).await?;
-    let mut pods: Vec<PodRecord> = docs.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
+    let mut pods: Vec<PodRecord> = docs.into_iter().filter_map(|v| parse(v).ok()).collect();
     pods.sort_by(|a, b| b.created.cmp(&a.created));
     Ok(pods)
+}
+
+/// A pod's document; one that does not parse is logged and returned as its `id` field (if it has one).
+fn parse(v: serde_json::Value) -> Result<PodRecord, Option<String>> {
+    let id = v.get("id").and_then(|i| i.as_str()).map(str::to_string);
+    serde_json::from_value(v).map_err(|e| {
+        tracing::warn!("the pod document {} does not parse, left alone: {e}", id.as_deref().unwrap_or("(no id)"));
+        id
+    })
+}
+
+type Locks = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// Per-pod locks: a member's join and create, a pod's start and its removal do not interleave (a member created
+/// while its pod is removed would be left in a pod that is gone; two starts of a pod without holder would make two).
+static LOCKS: std::sync::LazyLock<Locks> = std::sync::LazyLock::new(Default::default);
+
+fn locks() -> std::sync::MutexGuard<'static, HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+    match LOCKS.lock() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn pod_lock(id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    locks().entry(id.to_string()).or_default().clone()
+}
+
+/// After a pod's removal: a waiter keeps its own handle and finds the pod gone.
+fn forget_lock(id: &str) {
+    locks().remove(id);
 }
 
 /// A pod by full ID, name or unique ID prefix.
@@ -88,7 +119,7 @@ fn publish(d: &Daemon, pod: &PodRecord, action: &str) {
 }
 
 /// Checks a create request and makes the pod's record (without its holder).
-fn plan(d: &Daemon, spec: PodSpec) -> Result<PodRecord, Error> {
+fn plan(d: &Daemon, spec: PodSpec, generated: Option<String>) -> Result<PodRecord, Error> {
     let id = crate::names::new_id()?;
     let name = match spec.name.filter(|n| !n.is_empty()) {
         Some(n) => {
@@ -96,11 +127,7 @@ fn plan(d: &Daemon, spec: PodSpec) -> Result<PodRecord, Error> {
                 .map_err(|e| Error::InvalidArgument(e.to_string().replace("container", "pod")))?;
             n
         }
-        None => {
-            let mut seed = [0u8; 5];
-            getrandom::fill(&mut seed).map_err(|e| Error::Internal(format!("random: {e}")))?;
-            crate::names::generate(&seed, 0)
-        }
+        None => generated.ok_or_else(|| Error::Internal("no name for the pod".into()))?,
     };
     let share = match spec.share {
         Some(s) if !s.is_empty() => {
@@ -130,7 +157,8 @@ fn plan(d: &Daemon, spec: PodSpec) -> Result<PodRecord, Error> {
         n => n.to_string(),
     };
     if !matches!(network.as_str(), "host" | "none") {
-        d.networks.find(&network).map_err(|_| Error::NotFound(format!("network {network} not found")))?;
+        // The pod API's 400, not a 404: the network is one of the request's fields.
+        d.networks.find(&network).map_err(|_| Error::InvalidArgument(format!("network {network} not found")))?;
     }
     let port_bindings = spec.port_bindings.unwrap_or_default();
     let publishes = port_bindings.values().any(|v| v.as_ref().is_some_and(|v| !v.is_empty()));
@@ -172,7 +200,6 @@ fn holder_body(pod: &PodRecord) -> ContainerCreateBody {
         entrypoint: Some(HOLDER_CMD.iter().map(|s| s.to_string()).collect()),
         cmd: Some(Vec::new()),
         hostname: (pod.network != "host").then(|| pod.hostname.clone()),
-        labels: Some(HashMap::from([(POD_HOLDER_LABEL.to_string(), pod.id.clone())])),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(HostConfig {
             network_mode: Some(pod.network.clone()),
@@ -195,7 +222,8 @@ fn holder_body(pod: &PodRecord) -> ContainerCreateBody {
 async fn create_holder(d: &Arc<Daemon>, pod: &PodRecord) -> Result<String, Error> {
     let image =
         containers::BuildImage { id: String::new(), config: json!({}), lower_dirs: vec![d.store.empty_layer_dir()] };
-    containers::create_with(d, Some(format!("{}-infra", &pod.id[..12])), holder_body(pod), Some(image)).await
+    let name = Some(format!("{}-infra", &pod.id[..12]));
+    containers::create_in_pod(d, name, holder_body(pod), Some(image), PodRole::Holder(pod.id.clone())).await
 }
 
 async fn save(d: &Daemon, pod: &PodRecord) -> Result<(), Error> {
@@ -207,10 +235,13 @@ async fn save(d: &Daemon, pod: &PodRecord) -> Result<(), Error> {
 
 /// Creates a pod and its (stopped) namespace holder. Returns the pod's ID.
 pub async fn create(d: &Arc<Daemon>, spec: PodSpec) -> Result<String, Error> {
-    let mut pod = plan(d, spec)?;
+    let generated = match spec.name.as_deref() {
+        Some(n) if !n.is_empty() => None,
+        _ => Some(generate_name(d).await?),
+    };
+    let mut pod = plan(d, spec, generated)?;
     let taken = |name: &str| Error::Conflict(format!("name \"{name}\" is in use: pod already exists"));
-    let (store, name) = (d.store.clone(), pod.name.clone());
-    if blocking(move || store.id_by_name(record::DOC_KIND, &name).map_err(Error::from)).await?.is_some() {
+    if name_in_use(d, &pod.name).await? {
         return Err(taken(&pod.name));
     }
     // The holder first: a crash before the record leaves a holder without a pod, which start-up removes.
@@ -226,13 +257,46 @@ pub async fn create(d: &Arc<Daemon>, spec: PodSpec) -> Result<String, Error> {
     Ok(pod.id)
 }
 
-/// Makes a container's create request join `pod_ref`'s namespaces: Podman's refusals of its own network (400),
-/// network mode `container:<holder>` (and IPC, UTS, PID as the pod shares them), the label
-/// `io.berth.pod=<pod id>`.
-pub async fn join(d: &Arc<Daemon>, pod_ref: &str, body: &mut ContainerCreateBody) -> Result<(), Error> {
+async fn name_in_use(d: &Daemon, name: &str) -> Result<bool, Error> {
+    let (store, name) = (d.store.clone(), name.to_string());
+    Ok(blocking(move || store.id_by_name(record::DOC_KIND, &name).map_err(Error::from)).await?.is_some())
+}
+
+/// A name for an unnamed pod, made again (as a container's) while it is taken.
+async fn generate_name(d: &Daemon) -> Result<String, Error> {
+    for retry in 0..10 {
+        let mut seed = [0u8; 5];
+        getrandom::fill(&mut seed).map_err(|e| Error::Internal(format!("random: {e}")))?;
+        let n = crate::names::generate(&seed, retry);
+        if !name_in_use(d, &n).await? {
+            return Ok(n);
+        }
+    }
+    Err(Error::Internal("could not generate a unique pod name".into()))
+}
+
+/// Creates a container (`POST /containers/create?pod=`) in `pod_ref`'s namespaces, labelled `io.berth.pod=<pod id>`,
+/// under the pod's lock (a removal of the pod waits for it, or it finds the pod gone). Returns its ID.
+pub async fn create_member(
+    d: &Arc<Daemon>,
+    pod_ref: &str,
+    name: Option<String>,
+    mut body: ContainerCreateBody,
+) -> Result<String, Error> {
     // Not a 404: the docker CLI takes a 404 from create for a missing image and tries to pull it.
-    let pod = find(d, pod_ref).await.map_err(|e| Error::InvalidArgument(e.to_string()))?;
-    let holder = ensure_holder(d, &pod).await?;
+    let gone = |e: Error| Error::InvalidArgument(e.to_string());
+    let pod = find(d, pod_ref).await.map_err(gone)?;
+    let lock = pod_lock(&pod.id);
+    let _guard = lock.lock().await;
+    let pod = find(d, &pod.id).await.map_err(gone)?;
+    join(d, &pod, &mut body).await?;
+    containers::create_in_pod(d, name, body, None, PodRole::Member(pod.id.clone())).await
+}
+
+/// Makes a container's create request join `pod`'s namespaces: Podman's refusals of its own network (400),
+/// network mode `container:<holder>` (and IPC, UTS, PID as the pod shares them).
+async fn join(d: &Arc<Daemon>, pod: &PodRecord, body: &mut ContainerCreateBody) -> Result<(), Error> {
+    let holder = ensure_holder(d, pod).await?;
     let host = body.host_config.get_or_insert_with(Default::default);
     let conflict = |what: &str| {
         Error::InvalidArgument(format!(
@@ -260,17 +324,21 @@ pub async fn join(d: &Arc<Daemon>, pod_ref: &str, body: &mut ContainerCreateBody
         }
         *mode = Some(target.clone());
     }
-    body.labels.get_or_insert_with(Default::default).insert(POD_LABEL.to_string(), pod.id.clone());
     Ok(())
 }
 
-/// The pod's holder, made again if it is missing (a pod whose holder's removal or creation a crash cut short).
+/// The pod's holder (its caller holds the pod's lock): one a crash left unrecorded (made, then the save cut short)
+/// is adopted, else one is made again (a pod whose holder's removal a crash cut short).
 async fn ensure_holder(d: &Arc<Daemon>, pod: &PodRecord) -> Result<String, Error> {
     if let Some(h) = holder(d, pod) {
         return Ok(h.id.clone());
     }
     let mut pod = pod.clone();
-    pod.holder = create_holder(d, &pod).await?;
+    let unrecorded = d.all_containers().into_iter().find(|c| c.record().holder_of() == Some(pod.id.as_str()));
+    pod.holder = match unrecorded {
+        Some(c) => c.id.clone(),
+        None => create_holder(d, &pod).await?,
+    };
     save(d, &pod).await?;
     Ok(pod.holder)
 }
@@ -348,6 +416,9 @@ fn first_error(results: Vec<Result<(), Error>>) -> Result<(), Error> {
 /// Starts the holder, then every member that is not running.
 pub async fn start(d: &Arc<Daemon>, pod_ref: &str) -> Result<(), Error> {
     let pod = find(d, pod_ref).await?;
+    let lock = pod_lock(&pod.id);
+    let _guard = lock.lock().await;
+    let pod = find(d, &pod.id).await?;
     start_pod(d, &pod).await?;
     publish(d, &pod, "start");
     Ok(())
@@ -403,6 +474,9 @@ async fn stop_pod(d: &Arc<Daemon>, pod: &PodRecord, timeout: Option<i64>) -> Res
 /// Stops and starts the pod.
 pub async fn restart(d: &Arc<Daemon>, pod_ref: &str, timeout: Option<i64>) -> Result<(), Error> {
     let pod = find(d, pod_ref).await?;
+    let lock = pod_lock(&pod.id);
+    let _guard = lock.lock().await;
+    let pod = find(d, &pod.id).await?;
     stop_pod(d, &pod, timeout).await?;
     publish(d, &pod, "stop");
     start_pod(d, &pod).await?;
@@ -444,6 +518,9 @@ pub async fn kill(d: &Arc<Daemon>, pod_ref: &str, signal: Option<String>) -> Res
 /// Removes a pod with its members and holder; without `force` a pod with a running member is a 409.
 pub async fn remove(d: &Arc<Daemon>, pod_ref: &str, force: bool) -> Result<(), Error> {
     let pod = find(d, pod_ref).await?;
+    let lock = pod_lock(&pod.id);
+    let _guard = lock.lock().await;
+    let pod = find(d, &pod.id).await?;
     let members = members(d, &pod);
     if !force && let Some(c) = members.iter().find(|c| c.is_running() || c.status() == Status::Restarting) {
         return Err(Error::Conflict(format!(
@@ -461,18 +538,40 @@ pub async fn remove(d: &Arc<Daemon>, pod_ref: &str, force: bool) -> Result<(), E
     berth_store::fault::point("pod.rm-after-holder");
     let (store, id) = (d.store.clone(), pod.id.clone());
     blocking(move || store.delete_doc(record::DOC_KIND, &id).map_err(Error::from)).await?;
+    forget_lock(&pod.id);
     publish(d, &pod, "remove");
     Ok(())
 }
 
-/// At start-up, after the containers are loaded: holders whose pod is gone (a create or removal cut short) are
-/// removed.
+/// At start-up, after the containers are loaded: holders whose pod is gone (a create or removal cut short) or that
+/// are not their pod's recorded holder (an `ensure_holder` whose save a crash cut short) are removed. The holders of
+/// a pod whose document does not parse are left alone (logged), as are all when such a document has no ID.
 pub async fn reconcile(d: &Arc<Daemon>) -> Result<(), Error> {
-    let pods: std::collections::HashSet<String> = all(d).await?.into_iter().map(|p| p.id).collect();
+    let store = d.store.clone();
+    let docs = blocking(move || store.list_docs(record::DOC_KIND).map_err(Error::from)).await?;
+    let mut holders: HashMap<String, String> = HashMap::new();
+    let mut unreadable = std::collections::HashSet::new();
+    for v in docs {
+        match parse(v) {
+            Ok(p) => {
+                holders.insert(p.id, p.holder);
+            }
+            Err(Some(id)) => {
+                unreadable.insert(id);
+            }
+            Err(None) => {
+                tracing::warn!("a pod document without an ID: no holder is removed at this start");
+                return Ok(());
+            }
+        }
+    }
     for c in d.all_containers() {
-        let orphan = c.record().holder_of().is_some_and(|p| !pods.contains(p));
-        if orphan && let Err(e) = containers::remove_any(d, &c, true, true).await {
-            tracing::warn!("remove the holder {} of a removed pod: {e}", &c.id[..12]);
+        let Some(pod) = c.record().holder_of().map(str::to_string) else { continue };
+        if unreadable.contains(&pod) || holders.get(&pod) == Some(&c.id) {
+            continue;
+        }
+        if let Err(e) = containers::remove_any(d, &c, true, true).await {
+            tracing::warn!("remove the holder {} of pod {pod}, not its recorded one: {e}", &c.id[..12]);
         }
     }
     Ok(())

@@ -4,6 +4,8 @@
 
 use berth_api::models::{ContainerCreateBody, HostConfig};
 
+use serde_json::json;
+
 use super::*;
 use crate::containers::env;
 
@@ -12,14 +14,13 @@ fn host_pod(name: &str) -> PodSpec {
 }
 
 async fn member(d: &Arc<Daemon>, pod: &str, name: &str) -> Result<Arc<Container>, Error> {
-    let mut body = ContainerCreateBody {
+    let body = ContainerCreateBody {
         image: Some("test".into()),
         cmd: Some(vec!["sh".into()]),
         host_config: Some(HostConfig::default()),
         ..Default::default()
     };
-    join(d, pod, &mut body).await?;
-    let id = containers::create(d, Some(name.into()), body).await?;
+    let id = create_member(d, pod, Some(name.into()), body).await?;
     d.container(&id)
 }
 
@@ -86,14 +87,19 @@ async fn refusals() {
     let bad_ns = PodSpec { share: Some(vec!["net,mnt".into()]), ..host_pod("qq") };
     assert!(matches!(create(d, bad_ns).await, Err(Error::InvalidArgument(_))));
     let no_net = PodSpec { network: Some("nosuchnet".into()), ..host_pod("qq") };
-    assert!(matches!(create(d, no_net).await, Err(Error::NotFound(_))));
-    let mut own_mode = ContainerCreateBody {
+    assert!(matches!(create(d, no_net).await, Err(Error::InvalidArgument(_))), "the pod API's 400");
+    let own_mode = ContainerCreateBody {
+        image: Some("test".into()),
         host_config: Some(HostConfig { network_mode: Some("none".into()), ..Default::default() }),
         ..Default::default()
     };
-    assert!(matches!(join(d, "pp", &mut own_mode).await, Err(Error::InvalidArgument(_))));
-    let mut body = ContainerCreateBody::default();
-    assert!(matches!(join(d, "nosuchpod", &mut body).await, Err(Error::InvalidArgument(_))));
+    assert!(matches!(create_member(d, "pp", None, own_mode).await, Err(Error::InvalidArgument(_))));
+    let body = ContainerCreateBody { image: Some("test".into()), ..Default::default() };
+    assert!(matches!(create_member(d, "nosuchpod", None, body).await, Err(Error::InvalidArgument(_))));
+    // Unnamed pods get generated names, each its own.
+    let a = create(d, PodSpec { network: Some("host".into()), ..Default::default() }).await.unwrap();
+    let b = create(d, PodSpec { network: Some("host".into()), ..Default::default() }).await.unwrap();
+    assert_ne!(find(d, &a).await.unwrap().name, find(d, &b).await.unwrap().name);
     assert!(matches!(kill(d, "pp", None).await, Err(Error::Conflict(_))), "nothing runs");
 }
 
@@ -117,4 +123,138 @@ async fn start_up_removes_the_holder_of_a_pod_never_recorded() {
     let q = find(d, "qq").await.unwrap();
     assert_ne!(q.holder, old.id);
     assert!(d.container(&q.holder).unwrap().is_running());
+}
+
+fn empty(d: &Daemon) -> Option<containers::BuildImage> {
+    Some(containers::BuildImage { id: String::new(), config: json!({}), lower_dirs: vec![d.store.empty_layer_dir()] })
+}
+
+fn plain(labels: &[(&str, &str)]) -> ContainerCreateBody {
+    ContainerCreateBody {
+        image: Some("test".into()),
+        labels: Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        host_config: Some(HostConfig { network_mode: Some("host".into()), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn pod_labels_are_berthds_alone() {
+    let e = env().await;
+    let d = &e.d;
+    let id = create(d, host_pod("pp")).await.unwrap();
+    // The user's: refused, naming the label.
+    for label in [containers::POD_LABEL, containers::POD_HOLDER_LABEL] {
+        match containers::create(d, None, plain(&[(label, &id)])).await {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains(label), "{m}"),
+            other => panic!("a user's {label}: {other:?}"),
+        }
+    }
+    // A member's own labels cannot name another pod either.
+    let body = ContainerCreateBody {
+        host_config: Some(HostConfig::default()),
+        ..plain(&[(containers::POD_HOLDER_LABEL, &id)])
+    };
+    assert!(matches!(create_member(d, "pp", None, body).await, Err(Error::InvalidArgument(_))));
+    // An image's (a commit of a member, of a holder): dropped, the image's other labels kept.
+    let image = containers::BuildImage {
+        id: String::new(),
+        config: json!({"config": {"Cmd": ["sh"], "Labels": {
+            containers::POD_LABEL: id, containers::POD_HOLDER_LABEL: id, "keep": "1"}}}),
+        lower_dirs: vec![d.store.empty_layer_dir()],
+    };
+    let c = containers::create_with(d, Some("img".into()), plain(&[]), Some(image)).await.unwrap();
+    let r = d.container(&c).unwrap().record();
+    assert_eq!((r.pod(), r.holder_of()), (None, None));
+    assert_eq!(r.config.labels.unwrap().get("keep").map(String::as_str), Some("1"));
+    let pod = find(d, "pp").await.unwrap();
+    assert!(members(d, &pod).is_empty());
+    // Start-up keeps it: it is no holder.
+    reconcile(d).await.unwrap();
+    assert!(d.container(&c).is_ok());
+}
+
+#[tokio::test]
+async fn an_unrecorded_holder_is_adopted_or_removed_and_an_unreadable_pod_keeps_its_own() {
+    let e = env().await;
+    let d = &e.d;
+    create(d, host_pod("pp")).await.unwrap();
+    let pod = find(d, "pp").await.unwrap();
+    // As a crash after ensure_holder made a new holder and before it saved the pod: the next start adopts it
+    // (its fixed name would make a new one a 409).
+    let old = d.container(&pod.holder).unwrap();
+    containers::remove_any(d, &old, true, true).await.unwrap();
+    let made = create_holder(d, &pod).await.unwrap();
+    start(d, "pp").await.unwrap();
+    assert_eq!(find(d, "pp").await.unwrap().holder, made);
+    assert!(d.container(&made).unwrap().is_running());
+    // A second holder of the pod, not the recorded one: start-up removes it and keeps the recorded one.
+    let stray = containers::create_in_pod(
+        d,
+        Some("stray".into()),
+        holder_body(&pod),
+        empty(d),
+        PodRole::Holder(pod.id.clone()),
+    )
+    .await
+    .unwrap();
+    reconcile(d).await.unwrap();
+    assert!(d.container(&stray).is_err());
+    assert!(d.container(&made).is_ok());
+    // A pod document that does not parse: its holder is not an orphan.
+    let bad = crate::names::new_id().unwrap();
+    d.store.put_doc(record::DOC_KIND, &bad, Some("bad"), &json!({"id": bad, "name": 3})).unwrap();
+    let kept =
+        containers::create_in_pod(d, Some("kept".into()), holder_body(&pod), empty(d), PodRole::Holder(bad.clone()))
+            .await
+            .unwrap();
+    reconcile(d).await.unwrap();
+    assert!(d.container(&kept).is_ok());
+}
+
+#[tokio::test]
+async fn the_holder_is_refused_alone_and_its_end_stops_the_members() {
+    let e = env().await;
+    let d = &e.d;
+    create(d, host_pod("pp")).await.unwrap();
+    let m = member(d, "pp", "mm").await.unwrap();
+    containers::start(d, &m).await.unwrap();
+    let holder = d.container(&find(d, "pp").await.unwrap().holder).unwrap();
+    for action in ["stopped", "killed", "restarted", "paused", "renamed", "updated", "committed"] {
+        match holder.record().refuse_holder(action) {
+            Err(Error::Conflict(msg)) => assert!(msg.contains(&find(d, "pp").await.unwrap().id)),
+            other => panic!("{action}: {other:?}"),
+        }
+    }
+    assert!(m.record().refuse_holder("stopped").is_ok());
+    // Killed from the host: the members lose their network and are stopped.
+    e.shims.exit(&holder.id, 137);
+    let stopped = tokio::time::timeout(
+        std::time::Duration::from_secs(20), // a stop of the fake shim is immediate; generous for a loaded machine
+        crate::containers::wait(&m, crate::containers::WaitCondition::NotRunning),
+    )
+    .await;
+    assert!(stopped.is_ok(), "the member still runs after its holder ended");
+}
+
+#[tokio::test]
+async fn a_member_created_while_its_pod_is_removed_is_not_left_behind() {
+    let e = env().await;
+    let d = &e.d;
+    for i in 0..5 {
+        let name = format!("p{i}");
+        create(d, host_pod(&name)).await.unwrap();
+        let body = ContainerCreateBody {
+            image: Some("test".into()),
+            cmd: Some(vec!["sh".into()]),
+            host_config: Some(HostConfig::default()),
+            ..Default::default()
+        };
+        let (made, removed) = tokio::join!(create_member(d, &name, None, body), remove(d, &name, true));
+        removed.unwrap();
+        if let Ok(id) = made {
+            assert!(d.container(&id).is_err(), "member {id} of the removed pod {name} is left");
+        }
+    }
+    assert!(d.all_containers().is_empty());
 }

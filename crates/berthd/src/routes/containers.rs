@@ -30,10 +30,10 @@ pub async fn create(d: Daemonic, Version(v): Version, q: Query, body: Bytes) -> 
     let legacy: LegacyCreate = serde_json::from_slice(&body).unwrap_or_default();
     let mut body: ContainerCreateBody = json_body(&body)?;
     containers::migrate_legacy_mac(&mut body, legacy.mac_address.as_deref(), v)?;
-    if let Some(pod) = q.get("pod").filter(|p| !p.is_empty()) {
-        crate::pods::join(&d, pod, &mut body).await?;
-    }
-    let id = containers::create(&d, q.get("name").cloned(), body).await?;
+    let id = match q.get("pod").filter(|p| !p.is_empty()) {
+        Some(pod) => crate::pods::create_member(&d, pod, q.get("name").cloned(), body).await?,
+        None => containers::create(&d, q.get("name").cloned(), body).await?,
+    };
     Ok((StatusCode::CREATED, Json(views::container::created(id, Vec::new()))).into_response())
 }
 
@@ -127,6 +127,7 @@ fn timeout(q: &HashMap<String, String>) -> Result<Option<i64>, Error> {
 
 pub async fn stop(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    c.record().refuse_holder("stopped")?;
     containers::stop(&d, &c, timeout(&q)?, q.get("signal").cloned()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -150,30 +151,35 @@ pub async fn kill(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<St
         }
     };
     let c = d.container(&id).map_err(cannot)?;
+    c.record().refuse_holder("killed")?;
     containers::kill(&d, &c, signal.cloned()).await.map_err(cannot)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn restart(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    c.record().refuse_holder("restarted")?;
     containers::restart(&d, &c, timeout(&q)?, q.get("signal").cloned()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn pause(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    c.record().refuse_holder("paused")?;
     containers::pause(&d, &c, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn unpause(d: Daemonic, Path(id): Path<String>) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    c.record().refuse_holder("unpaused")?;
     containers::pause(&d, &c, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn update(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResult<Json<Value>> {
     let c = d.container(&id)?;
+    c.record().refuse_holder("updated")?;
     let body: Value = json_body(&body)?;
     let warnings = containers::update(&d, &c, &body).await?;
     Ok(Json(views::container::updated(warnings)))
@@ -181,6 +187,7 @@ pub async fn update(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiResu
 
 pub async fn rename(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<StatusCode> {
     let c = d.container(&id)?;
+    c.record().refuse_holder("renamed")?;
     let name =
         q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| Error::InvalidArgument("name is required".into()))?;
     containers::rename(&d, &c, name).await?;
@@ -414,6 +421,7 @@ pub async fn top(d: Daemonic, Path(id): Path<String>, q: Query) -> ApiResult<Jso
 pub async fn commit(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Response> {
     let name = q.get("container").cloned().unwrap_or_default();
     let c = d.container(&name)?;
+    c.record().refuse_holder("committed")?;
     let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| match q.get("tag").filter(|t| !t.is_empty()) {
         Some(t) => format!("{r}:{t}"),
         None => r.clone(),

@@ -40,6 +40,7 @@ pub async fn connect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> ApiRes
     let req: NetworkConnectRequest =
         serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     let c = d.container(&req.container)?;
+    c.record().refuse_holder("connected")?;
     networks::connect(&d, &c, &id, req.endpoint_config, |edit| crate::containers::set_endpoints(&d, &c, edit)).await?;
     Ok(StatusCode::OK)
 }
@@ -48,6 +49,7 @@ pub async fn disconnect(d: Daemonic, Path(id): Path<String>, body: Bytes) -> Api
     let req: NetworkDisconnectRequest =
         serde_json::from_slice(&body).map_err(|e| Error::InvalidArgument(format!("invalid JSON: {e}")))?;
     let c = d.container(&req.container)?;
+    c.record().refuse_holder("disconnected")?;
     let force = req.force.unwrap_or(false);
     networks::disconnect(&d, &c, &id, force, |edit| crate::containers::set_endpoints(&d, &c, edit)).await?;
     Ok(StatusCode::OK)
