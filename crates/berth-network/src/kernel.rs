@@ -38,6 +38,8 @@ pub trait Kernel: Send + Sync {
     fn link_is_bridge(&self, name: &str) -> Result<Option<bool>, Error>;
     /// Whether a link of that name exists.
     fn link_exists(&self, name: &str) -> bool;
+    /// The IPv4 addresses (with their prefix lengths) of the link of that name; none when there is no such link.
+    fn link_addresses(&self, name: &str) -> Result<Vec<(Ipv4Addr, u8)>, Error>;
     /// Brings up a bridge as `want` allows with `gateway/prefix` on it; a bridge created here is deleted again when
     /// the address cannot be added.
     fn bring_up_bridge(
@@ -120,6 +122,14 @@ impl Kernel for Host {
 
     fn link_exists(&self, name: &str) -> bool {
         Path::new("/sys/class/net").join(name).exists()
+    }
+
+    fn link_addresses(&self, name: &str) -> Result<Vec<(Ipv4Addr, u8)>, Error> {
+        let mut nl = Netlink::open()?;
+        let Some((index, _)) = nl.link_info(name)? else {
+            return Ok(Vec::new());
+        };
+        Ok(nl.all_addresses()?.into_iter().filter(|(i, _, _)| *i == index).map(|(_, ip, p)| (ip, p)).collect())
     }
 
     fn bring_up_bridge(

@@ -48,6 +48,8 @@ pub struct Recorded {
     pub bridges: BTreeMap<String, Bridge>,
     /// The host's own interfaces (not Berth's): name → whether it is a bridge.
     pub host_links: BTreeMap<String, bool>,
+    /// The addresses of the host's own interfaces (`host_links`), with their prefix lengths.
+    pub host_link_addresses: BTreeMap<String, Vec<(Ipv4Addr, u8)>>,
     /// The host's own addresses and routes (besides those of the bridges).
     pub host_addresses: Vec<Ipv4Addr>,
     pub host_routes: Vec<Subnet>,
@@ -129,6 +131,16 @@ impl Fake {
         lock(&self.rec).host_links.insert(name.to_string(), bridge);
     }
 
+    /// Gives one of the host's own interfaces an address (and the route of its subnet, as the kernel does).
+    pub fn host_link_address(&self, name: &str, ip: Ipv4Addr, prefix: u8) {
+        let mut rec = lock(&self.rec);
+        rec.host_link_addresses.entry(name.to_string()).or_default().push((ip, prefix));
+        rec.host_addresses.push(ip);
+        if let Ok(s) = Subnet::new(ip, prefix) {
+            rec.host_routes.push(s);
+        }
+    }
+
     fn check(&self, op: Op) -> Result<(), Error> {
         if lock(&self.failing).contains(&op) {
             return Err(Error::Netlink(format!("{op:?} failed (told to)")));
@@ -206,6 +218,17 @@ impl Kernel for Fake {
 
     fn link_exists(&self, name: &str) -> bool {
         lock(&self.rec).link_exists(name)
+    }
+
+    fn link_addresses(&self, name: &str) -> Result<Vec<(Ipv4Addr, u8)>, Error> {
+        let rec = lock(&self.rec);
+        let mut v = rec.host_link_addresses.get(name).cloned().unwrap_or_default();
+        if let Some(b) = rec.bridges.get(name)
+            && !v.contains(&(b.gateway, b.prefix))
+        {
+            v.push((b.gateway, b.prefix));
+        }
+        Ok(v)
     }
 
     fn bring_up_bridge(

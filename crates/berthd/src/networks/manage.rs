@@ -143,6 +143,24 @@ impl Networks {
                 .as_ref()
                 .is_some_and(|r| r.bridge == n.config.bridge && r.bridge_created.unwrap_or(!n.config.bridge_from_flag)),
         };
+        // A bridge Berth did not create keeps the address it has, as dockerd's `-b` without `--bip`: its subnet is the
+        // default network's (Berth adds no second address to an interface that is not its own).
+        let adopted = match (link, created, wanted_subnet) {
+            (Some(true), false, None) => {
+                let name = n.config.bridge.clone();
+                let addrs = n.on_host(move |k| k.link_addresses(&name)).await?;
+                match existing.as_ref().and_then(|r| r.gateway.zip(r.subnet)) {
+                    // The address it had at the last start, while the bridge still has it.
+                    Some((gw, s)) if addrs.iter().any(|&(ip, p)| ip == gw && p == s.prefix()) => Some((gw, s.prefix())),
+                    _ => addrs.first().copied(),
+                }
+            }
+            _ => None,
+        };
+        let wanted_subnet = match adopted {
+            Some((ip, prefix)) => Some(Subnet::new(ip, prefix)?),
+            None => wanted_subnet,
+        };
         if let Some(rec) = &existing {
             let same_bridge = rec.bridge == n.config.bridge && rec.bridge_created == Some(created);
             let same_subnet = wanted_subnet.is_none_or(|s| Some(s) == rec.subnet);
@@ -158,7 +176,8 @@ impl Networks {
                 ipam::pick_subnet(&n.config.pools, &taken)?
             }
         };
-        let gateway = n.config.bip.map(|(ip, _)| ip).unwrap_or_else(|| subnet.first_host());
+        let gateway =
+            n.config.bip.map(|(ip, _)| ip).or(adopted.map(|(ip, _)| ip)).unwrap_or_else(|| subnet.first_host());
         let mut options = HashMap::new();
         for (k, v) in [
             ("com.docker.network.bridge.default_bridge", "true"),

@@ -420,6 +420,27 @@ async fn a_network_in_use_cannot_be_removed() {
 }
 
 #[tokio::test]
+async fn an_existing_bridge_keeps_its_address_as_the_default_network() {
+    // A bridge that is there before Berth (one the records do not say Berth made, e.g. left by a data root that is
+    // gone) keeps its address: the default network takes its subnet, as dockerd's `-b` without `--bip`, rather than
+    // a second address on an interface that is not Berth's.
+    let e = env_with(|f| {
+        f.host_link("berth-test0", true);
+        f.host_link_address("berth-test0", Ipv4Addr::new(10, 77, 0, 1), 24);
+    })
+    .await;
+    let bridge = e.n.find("bridge").expect("found");
+    assert_eq!(bridge.bridge_created, Some(false));
+    assert_eq!(bridge.subnet.map(|s| s.to_string()).as_deref(), Some("10.77.0.0/24"));
+    assert_eq!(bridge.gateway, Some(Ipv4Addr::new(10, 77, 0, 1)));
+    let made = e.fake.recorded().bridges.get("berth-test0").cloned().expect("brought up");
+    assert_eq!((made.gateway, made.prefix, made.created), (Ipv4Addr::new(10, 77, 0, 1), 24, false), "no other address");
+    // And again after a restart.
+    let again = e.restarted().await;
+    assert_eq!(again.find("bridge").expect("found").subnet.map(|s| s.to_string()).as_deref(), Some("10.77.0.0/24"));
+}
+
+#[tokio::test]
 async fn a_bridge_berth_did_not_create_is_never_deleted() {
     let e = env_with(|f| f.host_link("hostbr0", true)).await;
     let mut req = request("given", Some("10.8.0.0/24"));
