@@ -95,15 +95,17 @@ PY
 start
 cli image inspect busybox:latest >/dev/null 2>&1 || BERTH="$BIN/berth" DOCKER_HOST=unix://$SOCK contrib/mkimage-busybox.sh >/dev/null
 cli run -d --name bench-ui-one busybox sleep 3600 >/dev/null
-sleep 5
+# Idle: berthd gives memory back once its API has been quiet for 3 s (up to 6 s after the last request: memory.rs).
+IDLE_WAIT=7
+sleep "$IDLE_WAIT"
 RSS_OFF=$(rss_kib "$PID")
 stop
 
 start --ui "127.0.0.1:$PORT"
-sleep 5
+sleep "$IDLE_WAIT"
 RSS_ON=$(rss_kib "$PID")
 browse pages >/dev/null
-sleep 3
+sleep "$IDLE_WAIT"
 RSS_PAGES=$(rss_kib "$PID")
 
 for i in $(seq 99); do cli run -d --name "bench-ui-$i" busybox sleep 3600 >/dev/null; done
