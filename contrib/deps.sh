@@ -47,7 +47,10 @@ install_test_deps() {
     if [ ! -x /usr/sbin/dockerd ]; then
         pkgs="docker.io $pkgs"
     fi
-    apt_install $pkgs npm
+    # npm (axe-core below) from Debian, unless an npm is there already (NodeSource's nodejs carries its own and
+    # conflicts with Debian's npm package).
+    command -v npm >/dev/null || pkgs="$pkgs npm"
+    apt_install $pkgs
     # kubernetes-validate (PyPI, pinned; it carries the Kubernetes OpenAPI schemas): tests/kube.rs validates every
     # YAML document `berth kube generate` writes against Kubernetes 1.30 and 1.31, offline.
     if ! /usr/bin/python3 -c "import kubernetes_validate" 2>/dev/null; then
