@@ -115,6 +115,11 @@ fn bundle(dir: &Path, id: &str, args: &[&str]) -> PathBuf {
 /// The cgroup directories (any hierarchy) of `rel` that exist.
 fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
+    // cgroup v2 (the unified hierarchy at the root), then each v1 hierarchy (and a hybrid host's unified mount).
+    let unified = Path::new("/sys/fs/cgroup").join(rel);
+    if unified.is_dir() {
+        out.push(unified);
+    }
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let p = e.path().join(rel);
         if e.file_type().unwrap().is_dir() && p.is_dir() {

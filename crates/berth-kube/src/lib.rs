@@ -94,8 +94,8 @@ struct RawData {
     string_data: StrMap,
     #[serde(default, rename = "type")]
     typ: Option<String>,
-    #[serde(default)]
-    immutable: Option<bool>,
+    #[serde(default, rename = "immutable")]
+    _immutable: Option<bool>,
 }
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value, index: usize, what: &str) -> Result<T> {
@@ -225,7 +225,6 @@ pub fn parse_document(index: usize, mut v: Value) -> Result<Document> {
             if r.typ.is_some() || !r.string_data.is_empty() {
                 return Err(err("type", "not a field of a ConfigMap".into()));
             }
-            let _ = r.immutable;
             data_keys(&r, &err)?;
             Object::ConfigMap { metadata: r.metadata, data: r.data, binary_data: r.binary_data }
         }

@@ -523,8 +523,7 @@ pub fn delete(ctx: &Ctx, id: &str, force: bool) -> Result<()> {
             c.kill_and_wait()?;
             c.destroy()
         }
-        s if force => {
-            let _ = s;
+        _ if force => {
             c.kill_and_wait()?;
             c.destroy()
         }

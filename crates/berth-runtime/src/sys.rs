@@ -564,11 +564,10 @@ pub fn limit_malloc_arenas(n: i32) {
 
 /// What of this process's resident set it can give back without changing any memory it sees: the pages of the
 /// read-only, private mappings of its binary and shared libraries that hold nothing but the file's content (code and
-/// constants: what start-up alone touched, and everything the kernel mapped around it; mappings that stay for the
-/// process's life, so a range found once never becomes another mapping's), and the stack below the
+/// constants: what start-up alone touched, and everything the kernel mapped around it), and the stack below the
 /// caller's frame. The pages stay in the page cache (the shims' sealed copy of their binary is one, shared by all);
-/// the next access maps them again. The list is made once ([`CleanPages::find`]) and can be dropped
-/// ([`CleanPages::drop_now`]) as often as wanted: a read-only mapping cannot gain a private page.
+/// the next access maps them again. Find the list ([`CleanPages::find`]) right before dropping it
+/// ([`CleanPages::drop_now`]): a library unloaded in between would leave a range another mapping may take.
 #[derive(Debug, Default)]
 pub struct CleanPages {
     files: Vec<(usize, usize)>,
@@ -659,7 +658,7 @@ impl CleanPages {
                     && perms[1] == b'-'
                     && perms[3] == b'p'
                     && inode != "0"
-                    && ((!exe.is_empty() && path == exe) || path.contains(".so"));
+                    && ((!exe.is_empty() && path == exe) || path.ends_with(".so") || path.contains(".so."));
                 cur = Some(Mapping { start, end, clean_file, stack: path == "[stack]", anonymous: false });
             } else if first == "Anonymous:"
                 && let Some(m) = cur.as_mut()

@@ -155,9 +155,9 @@ struct Monitor {
     clients: Vec<Client>,
     exit: Option<ExitRecord>,
     paused: bool,
-    /// What the shim may take out of its resident set (the binary's and libc's pages, the stack below the loop);
-    /// found once the container has started.
-    clean_pages: Option<berth_runtime::sys::CleanPages>,
+    /// The container has started: from then on a quiet second after work gives back what the shim may take out of
+    /// its resident set (the binary's and libc's pages, the stack below the loop; not on the start's path).
+    started: bool,
     /// Something happened since the pages were last given back.
     busy: bool,
 }
@@ -265,7 +265,7 @@ impl Monitor {
             clients: Vec::new(),
             exit: None,
             paused: false,
-            clean_pages: None,
+            started: false,
             busy: false,
         })
     }
@@ -333,7 +333,7 @@ impl Monitor {
         }
         let timeout = if self.exit.is_some() || held {
             PollTimeout::from(100u16)
-        } else if self.busy && self.clean_pages.is_some() {
+        } else if self.busy && self.started {
             PollTimeout::from(QUIET_MS)
         } else {
             PollTimeout::NONE
@@ -592,17 +592,19 @@ impl Monitor {
                     None => Err("container already started".into()),
                 };
                 match res {
-                    Ok(()) => self.reply(idx, &Response::Ok),
+                    // Set up and answered: from here on the shim is its poll loop. What the setup alone touched (the
+                    // spec, the runtime, seccomp: most of the binary) leaves the resident set at the first quiet second.
+                    Ok(()) => {
+                        self.reply(idx, &Response::Ok);
+                        self.started = true;
+                        self.busy = true;
+                    }
                     Err(message) => {
                         let code = if message.contains("permission denied") { 126 } else { 127 };
                         self.record_exit(code, Some(message.clone()));
                         self.reply(idx, &Response::Error { message });
                     }
                 }
-                // Set up and answered: from here on the shim is its poll loop. What the setup alone touched (the spec,
-                // the runtime, seccomp: most of the binary) leaves the resident set.
-                self.clean_pages = Some(berth_runtime::sys::CleanPages::find());
-                self.idle();
             }
             Request::Attach { stdin, stdout, stderr } => {
                 self.clients[idx].kind = ClientKind::Attach { stdin, stdout, stderr };
@@ -674,8 +676,9 @@ impl Monitor {
     /// own data.
     fn idle(&mut self) {
         berth_runtime::sys::trim_heap();
-        if let Some(pages) = &self.clean_pages {
-            pages.drop_now();
+        if self.started {
+            // Found again each time, as berthd does: a mapping may have gone since.
+            berth_runtime::sys::CleanPages::find().drop_now();
         }
         self.busy = false;
     }
@@ -701,16 +704,14 @@ impl Monitor {
         }
         let _ = std::fs::remove_file(self.bundle.join(shim::SOCKET_FILE));
         let msg = json(&Response::Exited(exit));
-        // The waiters first (berthd publishes `die` on it), then the runtime's resources, then what attach clients
-        // still have queued: a slow reader delays only this process's end, never the release of the cgroup and
+        // The waiters first (berthd publishes `die` on it), then the runtime's resources, then the other clients
+        // (what attach clients still have queued): a slow reader delays only this process's end, never the release of the cgroup and
         // mounts that a restart of the container will make again.
-        let send = |c: &mut Client, with_backlog: bool| {
+        let send = |c: &mut Client| {
             let _ = set_blocking(c.sock.as_fd());
             let _ = c.sock.set_write_timeout(Some(std::time::Duration::from_secs(2)));
-            if with_backlog {
-                let (a, b) = c.out.as_slices();
-                let _ = c.sock.write_all(a).and_then(|()| c.sock.write_all(b));
-            }
+            let (a, b) = c.out.as_slices();
+            let _ = c.sock.write_all(a).and_then(|()| c.sock.write_all(b));
             if let ClientKind::Waiter = c.kind {
                 let _ = writeln!(c.sock, "{msg}");
             }
@@ -719,11 +720,11 @@ impl Monitor {
         let (waiters, others): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.clients).into_iter().partition(|c| matches!(c.kind, ClientKind::Waiter));
         for mut c in waiters {
-            send(&mut c, true);
+            send(&mut c);
         }
         let _ = self.runtime.delete(&self.cfg.id, &self.bundle);
         for mut c in others {
-            send(&mut c, true);
+            send(&mut c);
         }
         // Only our own: after a berthd that gave up waiting for us, the file may already be a new shim's.
         let pid_file = self.bundle.join(shim::SHIM_PID_FILE);

@@ -6,67 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 
-const DECIMAL: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
-
-/// Go's `%.<prec>g`: shortest of `%e`/`%f` with `prec` significant digits, trailing zeros removed.
-pub fn format_g(x: f64, prec: usize) -> String {
-    let prec = prec.max(1);
-    if x == 0.0 {
-        return "0".into();
-    }
-    if !x.is_finite() {
-        return if x.is_nan() {
-            "NaN".into()
-        } else if x > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let e = format!("{:.*e}", prec - 1, x);
-    let (mantissa, exp) = e.split_once('e').unwrap_or((e.as_str(), "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= prec as i32 {
-        let m = strip_zeros(mantissa);
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{m}e{sign}{:02}", exp.abs())
-    } else {
-        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
-        strip_zeros(&format!("{x:.decimals$}"))
-    }
-}
-
-fn strip_zeros(s: &str) -> String {
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s.to_string() }
-}
-
-fn custom_size(size: f64, prec: usize, base: f64, units: &[&str]) -> String {
-    let mut size = size;
-    let mut i = 0;
-    while size >= base && i < units.len() - 1 {
-        size /= base;
-        i += 1;
-    }
-    format!("{}{}", format_g(size, prec), units[i])
-}
-
-/// go-units `HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits (`4.26MB`, `1.2kB`, `0B`).
-pub fn human_size(size: f64) -> String {
-    custom_size(size, 3, 1000.0, &DECIMAL)
-}
-
-/// go-units `HumanSize`: decimal units, 4 significant digits.
-pub fn human_size4(size: f64) -> String {
-    custom_size(size, 4, 1000.0, &DECIMAL)
-}
-
-/// go-units `BytesSize`: binary units, 4 significant digits (`7.672GiB`).
-pub fn bytes_size(size: f64) -> String {
-    custom_size(size, 4, 1024.0, &BINARY)
-}
-
-pub use berth_api::units::{go_duration, ram_in_bytes};
+pub use berth_api::units::{bytes_size, format_g, go_duration, human_size, human_size4, ram_in_bytes};
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -15,6 +15,7 @@ use berth_kube::play::{self, LABEL_CLAIM, LABEL_DOCUMENT, LABEL_EMPTYDIR, Plan};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::pod::pod_path;
 use crate::client::{ApiError, Client, encode_path, query};
 use crate::commands::compose::{self, ProjectArgs};
 use crate::commands::{container_path, image_path};
@@ -151,10 +152,6 @@ pub async fn kube(c: &Client, cmd: KubeCmd) -> Result<i32> {
         KubeCmd::Play(a) => play_cmd(c, a).await,
         KubeCmd::Down(a) => down_cmd(c, a).await,
     }
-}
-
-fn pod_path(id: &str) -> String {
-    format!("/berth/pods/{}", encode_path(id))
 }
 
 /// The inspection of the pod named `name` (or with that full ID), `None` when there is none (or the daemon has no
@@ -299,13 +296,10 @@ async fn ensure_image(c: &Client, image: &str, base: &Path, build: bool) -> Resu
         };
         return compose::build::build_service(c, &project, &svc, &compose::build::BuildOptions::default()).await;
     }
-    match c.get_json::<Value>(&format!("{}/json", image_path(image))).await {
-        Ok(_) => Ok(()),
-        Err(e) if ApiError::is(&e, 404) => crate::commands::registry::pull_with_progress(c, image, false)
-            .await
-            .with_context(|| format!("pull {image}")),
-        Err(e) => Err(e),
+    if compose::up::image_id(c, image).await?.is_some() {
+        return Ok(());
     }
+    crate::commands::registry::pull_with_progress(c, image, false).await.with_context(|| format!("pull {image}"))
 }
 
 /// Creates a volume unless it exists; whether it created it.
@@ -445,15 +439,9 @@ async fn execute_into(c: &Client, plan: &Plan, start: bool, made: &mut Made) -> 
         made.volume(c, v).await?;
     }
     for p in &plan.pods {
-        let resp = c
-            .post_json("/berth/pods/create", &p.body)
+        let pod_id = super::pod::create_pod(c, &p.body)
             .await
             .with_context(|| format!("{}: create pod {}", p.document, p.name))?;
-        let v: Value = serde_json::from_slice(&resp).context("decode the pod create answer")?;
-        let pod_id = v["Id"].as_str().unwrap_or_default().to_string();
-        if pod_id.is_empty() {
-            bail!("{}: create pod {}: the daemon answered no Id", p.document, p.name);
-        }
         made.pods.push(pod_id.clone());
         for v in &p.volumes {
             made.volume(c, v).await?;

@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow, bail};
 use berth_api::models::ContainerCreateBody;
 use clap::Args;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ pub struct InspectArgs {
     pub pods: Vec<String>,
 }
 
-/// `berth pod start` / `restart`.
+/// `berth pod start`.
 #[derive(Args, Debug)]
 pub struct PodsArgs {
     /// POD...
@@ -159,10 +159,14 @@ fn create_body(a: &CreateArgs) -> Result<Value> {
     }))
 }
 
-async fn create_pod(c: &Client, body: &Value) -> Result<String> {
+/// Creates a pod; its ID.
+pub(crate) async fn create_pod(c: &Client, body: &Value) -> Result<String> {
     let answer = c.post_json("/berth/pods/create", body).await?;
     let v: Value = serde_json::from_slice(&answer).context("decode the pod create answer")?;
-    Ok(v["Id"].as_str().unwrap_or_default().to_string())
+    match v["Id"].as_str() {
+        Some(id) if !id.is_empty() => Ok(id.to_string()),
+        _ => bail!("the daemon answered no pod Id"),
+    }
 }
 
 /// `berth pod create`: prints the pod's ID.
@@ -199,7 +203,7 @@ pub async fn for_container(c: &Client, pod: &str, body: &mut ContainerCreateBody
 /// Removes a pod that `for_container` created for a container that could not be made; a failure is a warning (the
 /// container's error is the one to show).
 pub async fn remove_new(c: &Client, id: &str) {
-    if let Err(e) = c.delete(&format!("/berth/pods/{}?force=1", encode_path(id))).await {
+    if let Err(e) = c.delete(&format!("{}?force=1", pod_path(id))).await {
         eprintln!("WARNING: remove the pod {id} made for the container: {e:#}");
     }
 }

@@ -19,13 +19,13 @@ pub const LIST_FILTERS: &[&str] = &[
     "label",
     "name",
     "network",
+    // Podman's; applied by the route (its names are the pod manager's).
     "pod",
     "publish",
     "since",
     "status",
     "volume",
 ];
-/// (`pod`, Podman's, is applied by the route: its names are the pod manager's.)
 /// The filters `POST /containers/prune` accepts (Docker's).
 pub const PRUNE_FILTERS: &[&str] = &["label", "label!", "until"];
 

@@ -426,21 +426,25 @@ fn holder_exited(d: &Arc<Daemon>, holder: &Arc<Container>) {
 /// until the bundle's shim has exited; false when it has not.
 async fn wait_for_shim_gone(d: &Daemon, bundle: &std::path::Path) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut watched: Option<(i32, tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>)> = None;
     while let Some(pid) = d.shims.shim_pid(bundle) {
         if tokio::time::Instant::now() >= deadline {
             tracing::warn!("the shim of {} is still there 10 s after its container ended: ending it", bundle.display());
             return false;
         }
         // A pidfd turns readable when its process ends: the clean-up follows the shim's end at once (a `kill` of
-        // SIGKILL answers after it). Looked at again every 50 ms all the same (the PID file is what names the shim),
-        // and polled where the kernel has no pidfd.
-        let exited = berth_runtime::sys::pidfd_open(pid).ok().and_then(|fd| {
-            // SAFETY: `fd` is an `OwnedFd` the `AsyncFd` owns and never replaces, so its raw descriptor stays this
-            // pidfd for as long as it is registered.
-            unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
-        });
-        match exited {
-            Some(fd) => {
+        // SIGKILL answers after it). One per shim PID; the PID file is looked at again every 50 ms all the same (it
+        // is what names the shim), and polled every 2 ms where the kernel has no pidfd.
+        if watched.as_ref().is_none_or(|(p, _)| *p != pid) {
+            watched = berth_runtime::sys::pidfd_open(pid).ok().and_then(|fd| {
+                // SAFETY: `fd` is an `OwnedFd` the `AsyncFd` owns and never replaces, so its raw descriptor stays
+                // this pidfd for as long as it is registered.
+                let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+                fd.ok().map(|fd| (pid, fd))
+            });
+        }
+        match &watched {
+            Some((_, fd)) => {
                 let _ = tokio::time::timeout(Duration::from_millis(50), fd.readable()).await;
             }
             None => tokio::time::sleep(Duration::from_millis(2)).await,

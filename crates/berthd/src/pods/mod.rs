@@ -446,6 +446,9 @@ async fn start_pod(d: &Arc<Daemon>, pod: &PodRecord) -> Result<(), Error> {
 /// Stops every member (at once, each with `timeout`), then the holder.
 pub async fn stop(d: &Arc<Daemon>, pod_ref: &str, timeout: Option<i64>) -> Result<(), Error> {
     let pod = find(d, pod_ref).await?;
+    let lock = pod_lock(&pod.id);
+    let _guard = lock.lock().await;
+    let pod = find(d, &pod.id).await?;
     stop_pod(d, &pod, timeout).await?;
     publish(d, &pod, "stop");
     Ok(())

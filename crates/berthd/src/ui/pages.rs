@@ -54,15 +54,8 @@ pub(super) fn short(id: &str) -> &str {
 
 /// Bytes as `docker` prints sizes (decimal units).
 pub(super) fn size(n: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
     // (An empty sum is -0.0.)
-    let mut v = if n > 0.0 { n } else { 0.0 };
-    let mut u = 0;
-    while v >= 1000.0 && u < units.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{v:.0}{}", units[u]) } else { format!("{v:.3}{}", units[u]) }
+    berth_api::units::human_size(n.max(0.0))
 }
 
 const NAV: &[(&str, &str)] = &[
@@ -765,7 +758,8 @@ mod tests {
     fn escaping() {
         assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
         assert_eq!(seg("a/b c"), "a%2Fb%20c");
-        assert_eq!(size(1234.0), "1.234kB");
+        assert_eq!(size(1234.0), "1.23kB", "go-units HumanSize: three significant digits");
+        assert_eq!(size(12_300_000.0), "12.3MB");
         assert_eq!(size(-0.0), "0B");
         assert_eq!(short("sha256:0123456789abcdef"), "0123456789ab");
     }
