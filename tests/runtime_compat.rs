@@ -102,6 +102,20 @@ fn own_cgroup_at_sys_fs_cgroup() {
     assert!(own.lines().all(|l| l.ends_with(":/")), "a private cgroup namespace is rooted at the container: {own}");
     let host = docker_ok(&d, &["run", "--rm", "--cgroupns", "host", "busybox", "cat", "/proc/self/cgroup"]);
     assert!(host.lines().any(|l| l.contains("/berth/")), "the host's cgroup namespace shows the path: {host}");
+    // v1: the container's init and an exec'd process move themselves into the container's cgroup, in every
+    // controller's hierarchy (the unified one of a hybrid host is not Berth's).
+    if !v2 {
+        let id = docker_ok(&d, &["run", "-d", "--cgroupns", "host", "busybox", "sleep", "300"]);
+        let id = id.trim();
+        for pid in ["1", "self"] {
+            let out = docker_ok(&d, &["exec", id, "cat", &format!("/proc/{pid}/cgroup")]);
+            // Named hierarchies (`name=systemd`) have no controller and are not Berth's either.
+            let v1: Vec<&str> = out.lines().filter(|l| !l.starts_with("0::") && !l.contains(":name=")).collect();
+            assert!(!v1.is_empty(), "{out}");
+            assert!(v1.iter().all(|l| l.ends_with(id)), "/proc/{pid}/cgroup in every hierarchy: {out}");
+        }
+        docker_ok(&d, &["rm", "-f", id]);
+    }
     let out = docker_ok(&d, &["run", "--rm", "--cgroupns", "private", "-m", "256m", "busybox", "cat", limit]);
     assert_eq!(out.trim(), "268435456");
     // berth's own flag does the same.

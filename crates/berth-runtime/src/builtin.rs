@@ -180,6 +180,8 @@ struct InitArgs<'a> {
     cgroup_fs: crate::cgroups::CgroupFs,
     /// The start gate is this `exec.fifo` (an `O_PATH` descriptor), not the pipe from the parent.
     fifo: Option<std::os::fd::RawFd>,
+    /// cgroup v1: the child moves itself into its cgroup (the parent moves it on v2).
+    self_entry: Option<crate::cgroups::SelfEntry>,
 }
 
 /// Waits at the runc command line's start gate: opens the FIFO behind `fd` (an `O_PATH` descriptor) for writing,
@@ -207,11 +209,16 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
         }
     };
     let mut run = || -> Result<()> {
+        // First, before any namespace of ours is made (a new cgroup namespace is rooted at the cgroup we are in) and
+        // before the descriptors go.
+        if let Some(entry) = &a.self_entry {
+            entry.enter()?;
+        }
         dup_stdio(a.stdio)?;
         close_except(3, &keep);
-        // A new cgroup namespace is rooted at the cgroup we are in: wait until the parent has moved us there. Without
-        // one (cgroup v1), the move (a cgroup v1 attach costs the parent an RCU grace period, ~10 ms) overlaps with
-        // the setup below, which needs no cgroup; the user's program runs only after it.
+        // A new cgroup namespace is rooted at the cgroup we are in: wait until the parent has moved us there (v2).
+        // Without one, the parent's part (the move on v2, the ID maps, the OOM score) overlaps with the setup below,
+        // which needs no cgroup; the user's program runs only after it.
         if a.new_cgroup_ns || a.new_user_ns {
             in_cgroup()?;
         }
@@ -369,13 +376,38 @@ impl Builtin {
         }
         let cgroup = Cgroup::create(&cgroup_path(&spec, id), linux.and_then(|l| l.resources().as_ref()))?;
         let cgroup_fs = cgroup.fs();
+        let self_entry = match cgroup.self_entry() {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e.into());
+            }
+        };
         let (mut from_parent, mut to_child) = pipe()?;
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
-        // SAFETY: the builtin runtime runs only in the shim (berthd reaches it through the shim), which creates the
-        // container before it starts any thread (its only one, the log compressor, comes later), and in `berth-runc`,
-        // which starts none, so the child inherits no lock another thread holds.
-        let forked = unsafe { clone_fork(flags) };
+        // v2: born in its cgroup where the kernel allows it (v1: it moves itself in, see `InitArgs::self_entry`).
+        let into = match cgroup.clone_target() {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = cgroup.destroy();
+                return Err(e.into());
+            }
+        };
+        let mut born_inside = false;
+        // SAFETY (both forks): the builtin runtime runs only in the shim (berthd reaches it through the shim), which
+        // creates the container before it starts any thread (its only one, the log compressor, comes later), and in
+        // `berth-runc`, which starts none, so the child inherits no lock another thread holds.
+        let forked = match into.as_ref().map(|fd| unsafe { crate::sys::clone_fork_into(flags, fd.as_fd()) }) {
+            Some(Ok(Some(f))) => {
+                born_inside = true;
+                Ok(f)
+            }
+            Some(Err(e)) => Err(e),
+            // SAFETY: as above.
+            None | Some(Ok(None)) => unsafe { clone_fork(flags) },
+        };
+        drop(into);
         if !matches!(forked, Ok(Forked::Child)) {
             let back = restore.iter().try_for_each(|(t, f)| {
                 nix::sched::setns(f.as_fd(), ns_flag(*t)).map_err(Error::sys(format!("return to own {t} namespace")))
@@ -411,6 +443,7 @@ impl Builtin {
                     prepared: &prepared,
                     cgroup_fs,
                     fifo: fifo.as_ref().map(|f| f.as_raw_fd()),
+                    self_entry,
                 };
                 let err = init_child(args, &mut from_parent, &mut to_parent);
                 fail_child(to_parent, &err)
@@ -419,8 +452,12 @@ impl Builtin {
                 drop(from_parent);
                 drop(to_parent);
                 drop(console_child);
+                let moves_itself = self_entry.is_some();
+                drop(self_entry);
                 let mut setup = || -> Result<()> {
-                    cgroup.add_pid(pid.as_raw())?;
+                    if !moves_itself && !born_inside {
+                        cgroup.add_pid(pid.as_raw())?;
+                    }
                     if new_user_ns {
                         let (uid_map, gid_map) = id_maps(&spec);
                         sys::write_id_maps(pid.as_raw(), &uid_map, &gid_map)?;
@@ -491,24 +528,31 @@ impl Runtime for Builtin {
         let spec = load_spec(bundle)?;
         let linux = spec.linux().as_ref();
         let cgroup = Cgroup::open(&cgroup_path(&spec, id))?;
-        // Joining a cgroup v1 costs an RCU grace period (~10 ms of waiting): a forked helper moves us there while we
-        // prepare the process. (Not a thread: `setns` into a mount namespace needs a caller that shares its file
-        // system information with no other task, and a joined thread may not have released it yet.)
+        // cgroup v1: we (single-threaded) move ourselves in, which costs no RCU grace period (`Cgroup::self_entry`).
+        // v2: a move by PID waits out one (~10 ms): a forked helper moves us there while we prepare the process.
+        // (Not a thread: `setns` into a mount namespace needs a caller that shares its file system information with
+        // no other task, and a joined thread may not have released it yet.)
         let me = nix::unistd::getpid();
-        // SAFETY: exec runs in its own `berth-shim exec` process, which starts no thread.
-        let mover = match unsafe { clone_fork(0) }? {
-            Forked::Child => {
-                let code = if cgroup.add_pid(me.as_raw()).is_ok() { 0 } else { 1 };
-                // SAFETY: _exit ends the forked helper at once, without running the parent's destructors.
-                unsafe { libc::_exit(code) }
+        let mover = match cgroup.self_entry()? {
+            Some(entry) => {
+                entry.enter()?;
+                None
             }
-            Forked::Parent(pid) => pid,
+            // SAFETY: exec runs in its own `berth-shim exec` process, which starts no thread.
+            None => match unsafe { clone_fork(0) }? {
+                Forked::Child => {
+                    let code = if cgroup.add_pid(me.as_raw()).is_ok() { 0 } else { 1 };
+                    // SAFETY: _exit ends the forked helper at once, without running the parent's destructors.
+                    unsafe { libc::_exit(code) }
+                }
+                Forked::Parent(pid) => Some(pid),
+            },
         };
         let moved = || -> Result<()> {
-            match waitpid(mover, None) {
-                Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            match mover.map(|m| waitpid(m, None)) {
+                None | Some(Ok(nix::sys::wait::WaitStatus::Exited(_, 0))) => Ok(()),
                 // Report the real error: try once more here.
-                _ => Ok(cgroup.add_pid(me.as_raw())?),
+                Some(_) => Ok(cgroup.add_pid(me.as_raw())?),
             }
         };
         let prepared = Prepared::new(process, linux.and_then(|l| l.seccomp().as_ref()), self.filter_cache.as_deref());
@@ -534,7 +578,9 @@ impl Runtime for Builtin {
             match std::fs::File::open(&path) {
                 Ok(f) => ns_files.push((t, f)),
                 Err(e) => {
-                    let _ = waitpid(mover, None);
+                    if let Some(m) = mover {
+                        let _ = waitpid(m, None);
+                    }
                     return Err(Error::Io { what: format!("open {path}"), source: e });
                 }
             }
