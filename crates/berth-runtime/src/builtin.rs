@@ -395,10 +395,12 @@ impl Builtin {
             }
         };
         let mut born_inside = false;
-        // SAFETY (both forks): the builtin runtime runs only in the shim (berthd reaches it through the shim), which
-        // creates the container before it starts any thread (its only one, the log compressor, comes later), and in
-        // `berth-runc`, which starts none, so the child inherits no lock another thread holds.
-        let forked = match into.as_ref().map(|fd| unsafe { crate::sys::clone_fork_into(flags, fd.as_fd()) }) {
+        let forked = match into.as_ref().map(|fd| {
+            // SAFETY: the builtin runtime runs only in the shim (berthd reaches it through the shim), which creates
+            // the container before it starts any thread (its only one, the log compressor, comes later), and in
+            // `berth-runc`, which starts none, so the child inherits no lock another thread holds.
+            unsafe { crate::sys::clone_fork_into(flags, fd.as_fd()) }
+        }) {
             Some(Ok(Some(f))) => {
                 born_inside = true;
                 Ok(f)
