@@ -39,6 +39,11 @@ pub struct RootfsLayers {
     /// host IDs.
     #[serde(default)]
     pub idmap: Option<IdMap>,
+    /// An `--rm` container's: the overlay is mounted `volatile` (Linux 5.10; without it elsewhere), which skips every
+    /// sync of the upper layer's file system (its unmount's included), as Podman does for `--rm` containers: the
+    /// writable layer goes at the container's exit, and a host crash takes the container with it anyway.
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 /// A container's ID range on the host: container IDs `0..size` are host IDs `uid..uid+size` (`gid..gid+size`).

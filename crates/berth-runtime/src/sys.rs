@@ -96,6 +96,21 @@ pub unsafe fn clone_fork_into(namespace_flags: libc::c_int, cgroup: BorrowedFd<'
     }
 }
 
+/// Removes the mark a `volatile` overlay leaves in its work directory `workdir` (`work/incompat/volatile` under it,
+/// which makes the kernel refuse to mount that upper directory again) when it was made during this boot: no crash
+/// came since, so the upper directory is whole (what was not synced is in the page cache). One from an earlier boot
+/// stays, and the mount fails, as it must.
+pub fn clear_volatile_mark(workdir: &Path) {
+    let mark = workdir.join("work").join("incompat").join("volatile");
+    let Ok(meta) = std::fs::symlink_metadata(&mark) else { return };
+    let booted = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<i64>().ok())));
+    if booted.is_some_and(|b| std::os::unix::fs::MetadataExt::ctime(&meta) >= b) {
+        let _ = std::fs::remove_dir_all(&mark);
+    }
+}
+
 /// Makes the calling process a child subreaper: orphaned descendants (a container init left behind by an external
 /// runtime's `create`) re-parent to it, so that it can reap them and learn their exit status.
 pub fn set_child_subreaper() -> Result<()> {
@@ -794,6 +809,17 @@ mod tests {
         let _ = nix::sys::wait::waitpid(child, None);
         let _ = std::fs::remove_dir(&dir);
         assert!(cgroup.lines().any(|l| l.starts_with("0::/") && l.ends_with(&name)), "{cgroup}");
+    }
+
+    #[test]
+    fn a_volatile_mark_of_this_boot_goes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        clear_volatile_mark(tmp.path());
+        let mark = tmp.path().join("work/incompat/volatile");
+        std::fs::create_dir_all(mark.join("dirty")).expect("mkdir");
+        clear_volatile_mark(tmp.path());
+        assert!(!mark.exists(), "made now, so during this boot");
+        assert!(tmp.path().join("work/incompat").exists(), "only the mark goes");
     }
 
     fn is_open(fd: i32) -> bool {

@@ -107,8 +107,15 @@ fn mount_rootfs(bundle: &Path, cfg: &ShimConfig) -> Result<PathBuf> {
     }
     let lower: Vec<String> = lower.iter().map(|p| p.display().to_string()).collect();
     let opts = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
-    mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-        .with_context(|| format!("mount overlay on {}", rootfs.display()))?;
+    let overlay = |opts: &str| mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(opts));
+    let mounted = if cfg.rootfs.volatile {
+        berth_runtime::sys::clear_volatile_mark(work);
+        // A kernel before 5.10 knows no `volatile`.
+        overlay(&format!("{opts},volatile")).or_else(|_| overlay(&opts))
+    } else {
+        overlay(&opts)
+    };
+    mounted.with_context(|| format!("mount overlay on {}", rootfs.display()))?;
     for s in staged {
         let _ = nix::mount::umount2(&s, nix::mount::MntFlags::MNT_DETACH);
     }

@@ -91,6 +91,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
                 upper: dir.join("upper"),
                 work: dir.join("work"),
                 idmap,
+                volatile: rec.host_config.auto_remove.unwrap_or(false),
             },
             tty: rec.config.tty.unwrap_or(false),
             open_stdin: rec.config.open_stdin.unwrap_or(false),
@@ -388,11 +389,13 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
     if let Err(e) = persist(d, c, &c.record()).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
+    // Read under the clean-up lock: `restart` clears it once that lock is free.
+    let restarting = c.restarting.load(Ordering::SeqCst);
     drop(cleanup);
     if rec.holder_of().is_some() && !c.stopping.load(Ordering::SeqCst) {
         holder_exited(d, c);
     }
-    if rec.host_config.auto_remove.unwrap_or(false) {
+    if rec.host_config.auto_remove.unwrap_or(false) && !restarting {
         spawn_remove(d, c);
         return;
     }
@@ -673,7 +676,11 @@ pub async fn restart(
 ) -> Result<(), Error> {
     let _guard = c.lifecycle.lock().await;
     if c.is_running() || c.status() == Status::Restarting {
-        stop_locked(d, c, timeout, signal).await?;
+        c.restarting.store(true, Ordering::SeqCst);
+        // `stop_locked` returns once the exit's clean-up (which reads the flag) is over.
+        let stopped = stop_locked(d, c, timeout, signal).await;
+        c.restarting.store(false, Ordering::SeqCst);
+        stopped?;
     }
     super::restart::reset_for_manual_start(c);
     start_locked(d, c).await?;
@@ -791,6 +798,7 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     let mut running = Vec::new();
     let mut monitor = Vec::new();
     let mut ended = Vec::new();
+    let mut leftover_rm = Vec::new();
     for doc in docs {
         let rec: Record = match serde_json::from_value(doc) {
             Ok(r) => r,
@@ -835,6 +843,11 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
             }
         } else {
             let _ = std::fs::remove_dir_all(bundle_dir(d, &rec.id));
+            // As dockerd's restore: an `--rm` container that is not running goes (one created and never started,
+            // or one whose removal a crash interrupted).
+            if rec.host_config.auto_remove.unwrap_or(false) {
+                leftover_rm.push(c);
+            }
         }
     }
     // The survivors' addresses and ports are taken back before anything can exit, restart (restart policies of the
@@ -850,6 +863,9 @@ pub async fn load_all(d: &Arc<Daemon>) -> anyhow::Result<()> {
     for (c, exit) in ended {
         // Its volumes were never counted in this daemon's life (it was not running at start-up).
         on_exit(d, &c, exit, false, false).await;
+    }
+    for c in leftover_rm {
+        spawn_remove(d, &c);
     }
     // Live restore: what still runs is left alone; what stopped comes back as its policy says (also after a boot).
     super::restart::start_at_boot(d, d.all_containers());

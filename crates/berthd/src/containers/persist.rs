@@ -29,9 +29,10 @@ pub(super) fn exit_path(d: &Daemon, id: &str) -> PathBuf {
     container_dir(d, id).join("exit.json")
 }
 
-/// Writes a new container's document (durably).
+/// Writes a new container's document: durably, but for an `--rm` container's (which a host crash would take anyway:
+/// the daemon's start removes one that is not running), which saves `run --rm` an fsync.
 pub(super) async fn persist_new(d: &Daemon, rec: &Record) -> Result<(), Error> {
-    write_doc(d, rec, None, true).await
+    write_doc(d, rec, None, !rec.host_config.auto_remove.unwrap_or(false)).await
 }
 
 /// Writes a container's current record (the healthcheck persists a change of its status this way).

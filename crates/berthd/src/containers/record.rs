@@ -160,6 +160,8 @@ pub struct Container {
     pub(super) pending_attach: Mutex<Vec<PendingAttach>>,
     /// Set while the user stops or kills it, so the restart policy leaves it alone (Docker's `ExitOnNext`).
     pub(super) stopping: AtomicBool,
+    /// Set while `restart` stops it: an `--rm` container is not removed at that exit (dockerd's restart keeps it).
+    pub(super) restarting: AtomicBool,
     /// Bumped when a policy restart is scheduled or cancelled: a pending restart runs only if it is still the last.
     pub(super) restart_gen: AtomicU64,
     /// The restart policy's current back-off (Docker's restart manager timeout; zero: none yet).
@@ -178,6 +180,7 @@ impl Container {
             changed: watch::channel(0).0,
             pending_attach: Mutex::new(Vec::new()),
             stopping: AtomicBool::new(false),
+            restarting: AtomicBool::new(false),
             restart_gen: AtomicU64::new(0),
             backoff: Mutex::new(Duration::ZERO),
             removed: Arc::new(AtomicBool::new(false)),
