@@ -23,7 +23,9 @@
 #                                         BENCH_ONLY=events: only kill -> die event latency; BENCH_ONLY=logs: only
 #                                         the log rows; BENCH_ONLY=runtime: berth-runc, runc and crun
 #                                         through their command line and under containerd, bench/runtime.sh;
-#                                         BENCH_ONLY=memory: only the memory rows, see below)
+#                                         BENCH_ONLY=memory: only the memory rows, see below;
+#                                         BENCH_ONLY=phases: berthd's per-phase account of run --rm, from its
+#                                         debug log)
 #   BENCH_ONLY=ui bench/run.sh          # only the dashboard's memory and CPU rows (bench/ui.sh)
 #
 # Memory rows: the daemon's RSS fresh (started, 5 s idle, nothing asked yet), after 50 `run -d` + `rm -f` (5 s
@@ -83,7 +85,8 @@ trap cleanup EXIT
 start_berthd() {
     # Registry rows alone: info, for the pull's (and push's) breakdown lines berthd logs.
     "$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" \
-        --log-level "$([ "$ONLY" = registry ] && echo info || echo warn)" >>"$WORK/berthd.log" 2>&1 &
+        --log-level "$(case "$ONLY" in registry) echo info;; phases) echo debug;; *) echo warn;; esac)" \
+        >>"$WORK/berthd.log" 2>&1 &
     BERTHD_PID=$!
 }
 start_berthd
@@ -214,6 +217,15 @@ for e in "${engines[@]}"; do
         DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
     cli "$e" run --rm busybox true   # warm-up
     if [ "$ONLY" = events ]; then kill_rows "$e"; continue; fi
+    if [ "$ONLY" = phases ]; then
+        # berthd's own account of where a start's time goes (debug log): N runs with each kind of network.
+        [ "$e" = berth ] && for net in none bridge; do
+            for _ in $(seq "$N"); do cli "$e" run --rm --network "$net" busybox true; done
+            grep -h 'phases: ' "$WORK/berthd.log" | sed 's/.*phases: //' >"$WORK/phases-$net.txt"
+            : >"$WORK/berthd.log"
+        done
+        continue
+    fi
     if [ "$ONLY" = memory ]; then
         fifty_rows "$e"
         # Heavy use: 300 create/start/remove cycles and a build, then idle.
@@ -400,6 +412,24 @@ row "logs --tail 10 of 100 MB, median" logstail us
 row "logs --since <end> of 100 MB, median" logssince us
 row "push 300 MB in 3 layers to a loopback registry" push MB/s
 row "pull 300 MB in 3 layers (rmi, then pull)" pull MB/s
+# Where a start's time goes in berthd (BENCH_ONLY=phases): the median of each phase, in µs, per operation.
+if [ "$ONLY" = phases ]; then
+    for net in none bridge; do
+        echo "run --rm --network $net busybox true: berthd's phases (median µs over $N runs)"
+        python3 - "$WORK/phases-$net.txt" <<'PY'
+import sys, collections
+parts = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    op, _id, *kv = line.split()
+    for item in kv:
+        k, v = item.split("=")
+        parts.setdefault(f"{op} {k}", []).append(int(v))
+for k, vs in parts.items():
+    vs.sort()
+    print(f"  {k:24} {vs[len(vs) // 2]:8}")
+PY
+    done
+fi
 # Where Berth's push and pull spend their time (berthd logs it at info: BENCH_ONLY=registry).
 if [ "$ONLY" = registry ]; then
     grep -ho 'p[a-z]* breakdown .*' "$WORK/berthd.log" | sed 's/^/berth /' || echo "berth: no breakdown in $WORK/berthd.log"

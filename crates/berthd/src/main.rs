@@ -30,6 +30,7 @@ mod memory;
 mod mounts;
 mod names;
 mod networks;
+mod phases;
 mod pods;
 mod recover;
 mod reload;

@@ -369,6 +369,7 @@ pub async fn create_in_pod(
         mounts: Vec::new(),
         net: crate::networks::NetState { endpoints, ..Default::default() },
     };
+    let mut phases = crate::phases::Phases::begin("create", &id);
     let dir = container_dir(d, &id);
     let hostname = rec.config.hostname.clone().unwrap_or_default();
     let setup = (|| -> Result<(), Error> {
@@ -381,6 +382,7 @@ pub async fn create_in_pod(
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e);
     }
+    crate::phases::mark(&mut phases, "dirs");
     berth_store::fault::point("create.after-dir");
     let mut rec = rec;
     let created_volumes = match crate::mounts::realize(d, planned, &rec.lower_dirs).await {
@@ -393,6 +395,7 @@ pub async fn create_in_pod(
             return Err(e);
         }
     };
+    crate::phases::mark(&mut phases, "mounts");
     if let Err(e) = persist_new(d, &rec).await {
         let _ = std::fs::remove_dir_all(&dir);
         crate::volumes::remove_anonymous_locked(d, &created_volumes).await;
@@ -405,6 +408,10 @@ pub async fn create_in_pod(
         m.insert(id.clone(), c.clone());
     }
     c.publish(&d.events, "create", &[]);
+    crate::phases::mark(&mut phases, "record");
+    if let Some(p) = phases {
+        p.done();
+    }
     Ok(id)
 }
 

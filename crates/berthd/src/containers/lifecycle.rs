@@ -35,6 +35,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         }
         _ => {}
     }
+    let mut phases = crate::phases::Phases::begin("start", &rec.id);
     // A previous run's clean-up (its networking and volumes) finishes first.
     drop(c.cleanup.lock().await);
     // A member of a stopped pod starts its pod's namespace holder first.
@@ -53,6 +54,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
         }
     };
     crate::networks::publish_endpoints(d, &rec.id, &net.endpoints, "connect");
+    crate::phases::mark(&mut phases, "network");
     berth_store::fault::point("start.after-network");
     // Everything between the network set-up and a running program: one failure path releases all of it.
     let mut volumes_held = false;
@@ -124,10 +126,13 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             Ok(())
         })();
         write.map_err(|e| Error::Internal(format!("write bundle {}: {e}", bundle.display())))?;
+        crate::phases::mark(&mut phases, "bundle");
         crate::volumes::acquire(d, &rec.mounts).await?;
         volumes_held = true;
         crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "mount");
+        crate::phases::mark(&mut phases, "volumes");
         let pid = d.shims.spawn(&bundle).await?;
+        crate::phases::mark(&mut phases, "shim-create");
         berth_store::fault::point("start.after-shim");
         // Attach clients that were waiting for the start get their streams before the program runs.
         let pending: Vec<PendingAttach> =
@@ -175,9 +180,14 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
             health: crate::health::initial(&r.config),
         };
     });
+    crate::phases::mark(&mut phases, "shim-start");
     persist(d, c, &rec).await?;
     c.publish(&d.events, "start", &[]);
     spawn_monitor(d.clone(), c.clone());
+    crate::phases::mark(&mut phases, "record");
+    if let Some(p) = phases {
+        p.done();
+    }
     crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
     Ok(())
 }
@@ -321,6 +331,7 @@ pub(super) fn spawn_monitor(d: Arc<Daemon>, c: Arc<Container>) {
 /// `counted`: its volume mounts were counted when it started (not so for a container that ended while berthd was
 /// down, whose policy the daemon's start applies instead).
 pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecord, counted: bool, policy: bool) {
+    let mut phases = crate::phases::Phases::begin("exit", &c.id);
     let restart = policy && super::restart::wants_restart(c, &c.record(), i64::from(exit.exit_code));
     // As dockerd: the exit is recorded and `die` published first (a subscriber learns of it at once), then the
     // clean-up, which a start or a removal waits for.
@@ -377,6 +388,7 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         d.shims.kill_shim(&bundle_dir(d, &c.id));
         super::shim::kill_orphaned(d, c).await;
     }
+    crate::phases::mark(&mut phases, "shim-gone");
     let _ = std::fs::remove_dir_all(bundle_dir(d, &c.id));
     super::shm::release(d, &c.id).await;
     crate::networks::release(d, &c.id).await;
@@ -385,9 +397,14 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         crate::volumes::release(d, &rec.mounts).await;
     }
     crate::volumes::publish_mounts(d, &rec.id, &rec.mounts, "unmount");
+    crate::phases::mark(&mut phases, "release");
     // The record as it is now (a `network disconnect` may have changed it meanwhile).
     if let Err(e) = persist(d, c, &c.record()).await {
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
+    }
+    crate::phases::mark(&mut phases, "record");
+    if let Some(p) = phases {
+        p.done();
     }
     // Read under the clean-up lock: `restart` clears it once that lock is free.
     let restarting = c.restarting.load(Ordering::SeqCst);

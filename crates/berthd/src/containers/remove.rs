@@ -53,6 +53,7 @@ pub async fn remove_any(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volume
     }
     // The exit's clean-up (networking, volumes) finishes before the removal takes the rest.
     drop(c.cleanup.lock().await);
+    let mut phases = crate::phases::Phases::begin("remove", &c.id);
     let rec = c.update(|r| r.state.status = Status::Removing);
     // On disk it is `Dead` from here on: should berthd stop half-way (a crash, a full disk), the container comes back
     // as one that cannot start and that `rm` finishes removing, never as a stopped container with half a writable
@@ -64,9 +65,11 @@ pub async fn remove_any(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volume
     }
     // The writable layer goes first: on a full disk it is what frees the space the store needs to delete the record.
     // A failure from here on leaves the container listed as `Dead` (it cannot start again) and `rm` can be retried.
+    crate::phases::mark(&mut phases, "mark-dead");
     if let Err(e) = release_files(d, c).await {
         return Err(removal_failed(c, e));
     }
+    crate::phases::mark(&mut phases, "files");
     c.removed.store(true, Ordering::SeqCst);
     let store = d.store.clone();
     let id = c.id.clone();
@@ -87,6 +90,10 @@ pub async fn remove_any(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volume
     }
     c.publish(&d.events, "destroy", &[]);
     c.changed.send_replace(u64::MAX);
+    crate::phases::mark(&mut phases, "record");
+    if let Some(p) = phases {
+        p.done();
+    }
     Ok(())
 }
 
