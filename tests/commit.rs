@@ -408,7 +408,7 @@ fn distribution_inspect_without_pulling() {
         .unwrap();
     assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
     std::fs::write(dir.join("htpasswd"), format!("u:{}\n", stdout(&hash).trim())).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut reg = std::process::Command::new(bin("berth"))
         .args(["registry", "serve", "--addr", &addr, "--root"])

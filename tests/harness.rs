@@ -8,6 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod shared;
+pub use shared::*;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The directory with the workspace's built binaries (`target/debug`).
@@ -506,16 +509,7 @@ pub fn stderr(o: &Output) -> String {
 /// `--change`s given.
 pub fn image(d: &Berthd, name: &str, changes: &[&str], extra: impl FnOnce(&Path)) {
     let root = d.dir.join(format!("rootfs-{name}"));
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
+    busybox_rootfs(&root);
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
         .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
@@ -629,7 +623,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(dir: &Path) -> HttpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
             .current_dir(dir)

@@ -22,7 +22,7 @@ impl DockerRegistry {
             skip_missing_tool("docker-registry is not installed (apt-get install docker-registry)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = PathBuf::from(format!("/tmp/bt-reg-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
@@ -220,7 +220,7 @@ fn push_and_pull_with_docker_registry() {
     assert!(out.contains("manifest unknown"), "{out}");
     let out = fails(&d2, &["pull", &format!("{}/nosuch/repo", reg.addr)]);
     assert!(out.contains("not found"), "{out}");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = free_port();
     let t = Instant::now();
     let out = fails(&d2, &["pull", &format!("127.0.0.1:{dead}/a/b")]);
     assert!(out.contains("connection refused") || out.contains("Connection refused"), "{out}");
@@ -368,7 +368,7 @@ impl BerthRegistry {
     fn start(tag: &str, o: &RegOpts) -> BerthRegistry {
         // Before the directory is made: a missing binary must not leave it behind.
         let berth = bin("berth");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -453,11 +453,6 @@ fn header(text: &str, name: &str) -> String {
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
         .unwrap_or_default()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 fn have_curl() -> bool {

@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_integration::{
-    Berthd, bin, docker_cli, processes_with, require_root, skip_missing_tool, stderr, stdout, tail,
+    Berthd, bin, docker_cli, free_port, processes_with, require_root, skip_missing_tool, stderr, stdout, tail,
 };
 
 /// A directory of the test's own (certificates, shims), removed at the end.
@@ -67,11 +67,6 @@ fn pki(dir: &Path) -> (PathBuf, PathBuf) {
     make_ca(&other, "otherCA");
     make_cert(&other, "client", "extendedKeyUsage=clientAuth\n");
     (ca, other)
-}
-
-/// A free loopback port (bound and released: nothing else on this host picks ports from this range meanwhile).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// Waits (bounded) for a listener on `port`: berthd binds its TCP endpoints with its socket, but the harness only
