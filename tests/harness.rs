@@ -584,11 +584,7 @@ impl LocalRegistry {
             cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
         }
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(wait_listening(&addr, 20), "berth registry did not come up");
         LocalRegistry { child, addr, dir }
     }
 
@@ -632,11 +628,7 @@ impl HttpServer {
             .spawn()
             .unwrap();
         // Bounded: python's server listens within a second or two.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "python3 -m http.server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(wait_listening(&format!("127.0.0.1:{port}"), 10), "python3 -m http.server did not come up");
         HttpServer { child, port }
     }
 }

@@ -28,16 +28,7 @@ impl DockerRegistry {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let mut auth = String::new();
         if let Some((u, p)) = user {
-            let hash = Command::new("python3")
-                .args([
-                    "-c",
-                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
-                    p,
-                ])
-                .output()
-                .unwrap();
-            assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
-            std::fs::write(dir.join("htpasswd"), format!("{u}:{}", stdout(&hash).trim())).unwrap();
+            std::fs::write(dir.join("htpasswd"), format!("{u}:{}", bcrypt(p))).unwrap();
             auth = format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", dir.join("htpasswd").display());
         }
         let config = format!(
@@ -55,11 +46,7 @@ impl DockerRegistry {
             .spawn()
             .unwrap();
         let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(wait_listening(&addr, 20), "docker-registry did not come up");
         Some(DockerRegistry { child, addr, dir })
     }
 
@@ -83,6 +70,22 @@ impl Drop for DockerRegistry {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The bcrypt hash of `password`, for an htpasswd file.
+fn bcrypt(password: &str) -> String {
+    let hash = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            password,
+        ])
+        .output()
+        .unwrap();
+    assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
+    stdout(&hash).trim().to_string()
 }
 
 fn fails(d: &Berthd, args: &[&str]) -> String {
@@ -378,18 +381,7 @@ impl BerthRegistry {
         let mut cmd = Command::new(berth);
         cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
         if let Some((u, p)) = o.user {
-            let hash = Command::new("python3")
-                .args([
-                    "-W",
-                    "ignore",
-                    "-c",
-                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
-                    p,
-                ])
-                .output()
-                .unwrap();
-            assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
-            std::fs::write(dir.join("htpasswd"), format!("# test users\n{u}:{}\n", stdout(&hash).trim())).unwrap();
+            std::fs::write(dir.join("htpasswd"), format!("# test users\n{u}:{}\n", bcrypt(p))).unwrap();
             cmd.arg("--htpasswd").arg(dir.join("htpasswd"));
         }
         if o.tls {
@@ -399,11 +391,7 @@ impl BerthRegistry {
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let r = BerthRegistry { child, addr, dir, root, scheme: if o.tls { "https" } else { "http" } };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&r.addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up: {}", r.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(wait_listening(&r.addr, 20), "berth registry did not come up: {}", r.log());
         r
     }
 

@@ -433,7 +433,7 @@ impl Containerd {
             (format!("sha256:{hex}"), data.len())
         };
         let (layer_digest, layer_size) = put(&std::fs::read(&layer).unwrap());
-        let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        let config = serde_json::json!({"architecture": berth_store::image::host_architecture(), "os": "linux",
             "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
             "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
         let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
@@ -443,7 +443,7 @@ impl Containerd {
         let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
         let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size,
-            "platform": {"architecture": "amd64", "os": "linux"},
+            "platform": {"architecture": berth_store::image::host_architecture(), "os": "linux"},
             "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]});
         std::fs::write(d.join("layout/index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
         std::fs::write(d.join("layout/oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();

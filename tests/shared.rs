@@ -44,6 +44,19 @@ pub fn http_get_200(port: u16, path: &str, secs: u64) -> String {
     panic!("no 200 from 127.0.0.1:{port}{path} within {secs} s: {last}");
 }
 
+/// Waits (at most `secs` seconds, trying every 20 ms) until something accepts TCP connections on `addr`
+/// (`host:port`); whether it did.
+pub fn wait_listening(addr: &str, secs: u64) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while std::net::TcpStream::connect(addr).is_err() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// A free loopback port (bound and let go: another process could take it meanwhile, which the daemon's start, or
 /// the container's, would then report).
 pub fn free_port() -> u16 {
