@@ -89,11 +89,7 @@ fn docker_cli_attaches_before_start() {
     let expected: String = (1..=3000).map(|i| format!("{i}\n")).collect();
     assert!(stdout(&out) == expected, "run lost output: {} bytes of {}", stdout(&out).len(), expected.len());
 
-    let compose = Path::new("/usr/bin/docker-compose");
-    if !compose.is_file() {
-        skip_missing_tool("docker-compose 1.29 is not installed: its foreground `up` did not run");
-        return;
-    }
+    let Some(compose) = docker_compose_v1("its foreground `up`") else { return };
     let proj = d.dir.join("oneshot");
     std::fs::create_dir_all(&proj).unwrap();
     std::fs::write(

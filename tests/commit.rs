@@ -408,7 +408,7 @@ fn distribution_inspect_without_pulling() {
         .unwrap();
     assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
     std::fs::write(dir.join("htpasswd"), format!("u:{}\n", stdout(&hash).trim())).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let mut reg = std::process::Command::new(bin("berth"))
         .args(["registry", "serve", "--addr", &addr, "--root"])
@@ -428,11 +428,7 @@ fn distribution_inspect_without_pulling() {
         }
     }
     let _stop = Stop(&mut reg);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the registry did not come up");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    assert!(wait_listening(&addr, 20), "the registry did not come up");
     let name = format!("{addr}/dist/busybox:1");
     docker_ok(&d, &["login", "-u", "u", "-p", "pw", &addr]);
     docker_ok(&d, &["tag", "busybox", &name]);
@@ -447,11 +443,7 @@ fn distribution_inspect_without_pulling() {
             "c.login(username='u', password='pw', registry='{addr}')\n\
              rd = c.images.get_registry_data('{name}')\n\
              print(json.dumps([rd.id, rd.attrs['Descriptor'], rd.has_platform('linux/{arch}'), rd.attrs['Platforms']]))\n",
-            arch = match std::env::consts::ARCH {
-                "x86_64" => "amd64",
-                "aarch64" => "arm64",
-                a => a,
-            }
+            arch = berth_store::image::host_architecture()
         ),
     );
     let v: Value = serde_json::from_str(out.trim()).unwrap();

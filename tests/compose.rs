@@ -3,100 +3,14 @@
 //! orphans, one-off runs, the per-container commands, and bad input that creates nothing.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::Output;
 use std::time::Duration;
 
 use berth_integration::*;
 
-/// A compose project directory of a daemon.
-struct Project<'a> {
-    d: &'a Berthd,
-    dir: PathBuf,
-}
-
-impl<'a> Project<'a> {
-    fn new(d: &'a Berthd, name: &str, files: &[(&str, &str)]) -> Project<'a> {
-        let dir = d.dir.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = Project { d, dir };
-        for (f, text) in files {
-            p.write(f, text);
-        }
-        p
-    }
-
-    fn write(&self, f: &str, text: &str) {
-        let path = self.dir.join(f);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        if f.contains("cgi-bin/") {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-    }
-
-    fn compose(&self, args: &[&str]) -> Output {
-        self.d.berth_cmd().current_dir(&self.dir).arg("compose").args(args).output().unwrap()
-    }
-
-    /// Runs `berth compose ARGS`, asserts success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.compose(args);
-        assert!(
-            out.status.success(),
-            "berth compose {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
-            out.status.code(),
-            stdout(&out),
-            stderr(&out),
-            tail(&self.d.log(), 40)
-        );
-        stdout(&out)
-    }
-
-    /// Runs `berth compose ARGS`, asserts failure, returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.compose(args);
-        assert!(!out.status.success(), "berth compose {args:?} succeeded:\n{}", stdout(&out));
-        stderr(&out)
-    }
-}
-
-/// An HTTP GET from the host (busybox `wget` segfaults here; this is plain std).
-fn http_get(port: &str, path: &str) -> String {
-    let mut last = String::new();
-    for _ in 0..50 {
-        match std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes());
-                let mut out = String::new();
-                let _ = s.read_to_string(&mut out);
-                if out.contains("200") {
-                    return out;
-                }
-                last = out;
-            }
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no answer from 127.0.0.1:{port}{path}: {last}");
-}
-
 /// The `db` and `redis` images of the end-to-end project: busybox with a CGI server each, made locally.
 fn service_images(d: &Berthd) {
-    image(d, "e2e-db:1", &["CMD [\"sh\", \"-c\", \"echo db ready; exec httpd -f -vv -p 5432 -h /srv\"]"], |root| {
-        let cgi = root.join("srv/cgi-bin");
-        std::fs::create_dir_all(&cgi).unwrap();
-        std::fs::write(
-            cgi.join("count"),
-            "#!/bin/sh\nn=$(cat /data/visits 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > /data/visits\necho 'Content-Type: text/plain'\necho\necho \"visits=$n\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(cgi.join("count"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    });
+    e2e_db_image(d);
     image(
         d,
         "e2e-redis:1",
@@ -161,7 +75,7 @@ fn run_e2e(p: &Project<'_>) {
     assert_eq!(ps.lines().collect::<Vec<_>>(), vec!["db running", "redis running", "web running"], "{ps}");
     let port = p.ok(&["port", "web", "80"]);
     let port = port.trim().rsplit(':').next().unwrap().to_string();
-    let page = http_get(&port, "/cgi-bin/index");
+    let page = http_get_200(port.parse().unwrap(), "/cgi-bin/index", 5);
     assert!(page.contains("web says hello"), "{page}");
     assert!(page.contains("visits=1"), "{page}");
     assert!(page.contains("PONG"), "{page}");
@@ -195,7 +109,7 @@ fn run_e2e(p: &Project<'_>) {
     p.ok(&["up", "-d"]);
     let port = p.ok(&["port", "web", "80"]);
     let port = port.trim().rsplit(':').next().unwrap().to_string();
-    let page = http_get(&port, "/cgi-bin/index");
+    let page = http_get_200(port.parse().unwrap(), "/cgi-bin/index", 5);
     assert!(page.contains("visits=2"), "the data did not survive down/up: {page}");
     // down -v removes it.
     p.ok(&["down", "-v"]);

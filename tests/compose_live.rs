@@ -14,22 +14,7 @@ const FILE: &str = "services:\n  web:\n    image: busybox\n    command: [\"sleep
 
 /// A project `live` in `d.dir/live` with the services `web` and `db`.
 fn project(d: &Berthd) -> std::path::PathBuf {
-    let dir = d.dir.join("live");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("compose.yaml"), FILE).unwrap();
-    dir
-}
-
-fn compose(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> String {
-    let out = d.berth_cmd().current_dir(dir).arg("compose").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "berth compose {args:?} failed:\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 40)
-    );
-    stdout(&out)
+    compose_project(d, "live", FILE)
 }
 
 fn sorted_lines(s: &str) -> Vec<String> {
@@ -43,23 +28,23 @@ fn sorted_lines(s: &str) -> Vec<String> {
 fn compose_stats_lists_the_projects_containers() {
     let d = daemon_with_busybox();
     let dir = project(&d);
-    compose(&d, &dir, &["up", "-d"]);
+    compose_ok(&d, &dir, &["up", "-d"]);
     d.ok(&["run", "-d", "--name", "other", "busybox", "sleep", "300"]);
-    let names = compose(&d, &dir, &["stats", "--no-stream", "--format", "{{.Name}}"]);
+    let names = compose_ok(&d, &dir, &["stats", "--no-stream", "--format", "{{.Name}}"]);
     assert_eq!(sorted_lines(&names), ["live-db-1", "live-web-1"], "{names}");
     // A service, and the default table's header.
-    let table = compose(&d, &dir, &["stats", "--no-stream", "web"]);
+    let table = compose_ok(&d, &dir, &["stats", "--no-stream", "web"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     assert!(lines[0].starts_with("CONTAINER ID") && lines[0].contains("MEM USAGE / LIMIT"), "{table}");
     assert!(lines[1].contains("live-web-1"), "{table}");
     // Running ones by default; --all has the stopped one too.
-    compose(&d, &dir, &["stop", "db"]);
-    let names = compose(&d, &dir, &["stats", "--no-stream", "--format", "{{.Name}}"]);
+    compose_ok(&d, &dir, &["stop", "db"]);
+    let names = compose_ok(&d, &dir, &["stats", "--no-stream", "--format", "{{.Name}}"]);
     assert_eq!(sorted_lines(&names), ["live-web-1"], "{names}");
-    let names = compose(&d, &dir, &["stats", "--no-stream", "--all", "--format", "{{.Name}}"]);
+    let names = compose_ok(&d, &dir, &["stats", "--no-stream", "--all", "--format", "{{.Name}}"]);
     assert_eq!(sorted_lines(&names), ["live-db-1", "live-web-1"], "{names}");
-    compose(&d, &dir, &["down", "-t", "0"]);
+    compose_ok(&d, &dir, &["down", "-t", "0"]);
 }
 
 /// Reads a child's stdout lines into a channel.
@@ -103,10 +88,10 @@ fn actions(events: &[Value], id: &str) -> Vec<String> {
 fn compose_events_follows_the_projects_containers() {
     let d = daemon_with_busybox();
     let dir = project(&d);
-    compose(&d, &dir, &["up", "-d"]);
+    compose_ok(&d, &dir, &["up", "-d"]);
     let other = d.ok(&["run", "-d", "--name", "other", "busybox", "sleep", "300"]).trim().to_string();
-    let web = compose(&d, &dir, &["ps", "-q", "web"]).trim().to_string();
-    let db = compose(&d, &dir, &["ps", "-q", "db"]).trim().to_string();
+    let web = compose_ok(&d, &dir, &["ps", "-q", "web"]).trim().to_string();
+    let db = compose_ok(&d, &dir, &["ps", "-q", "db"]).trim().to_string();
     assert!(!web.is_empty() && !db.is_empty() && !other.is_empty());
     let spawn = |args: &[&str]| {
         d.berth_cmd()
@@ -133,8 +118,8 @@ fn compose_events_follows_the_projects_containers() {
     };
     let mut live = false;
     for _ in 0..15 {
-        compose(&d, &dir, &["pause", "db"]);
-        compose(&d, &dir, &["unpause", "db"]);
+        compose_ok(&d, &dir, &["pause", "db"]);
+        compose_ok(&d, &dir, &["unpause", "db"]);
         let (a, b) = (unpaused(&all_rx), unpaused(&db_rx));
         if a && b {
             live = true;
@@ -145,9 +130,9 @@ fn compose_events_follows_the_projects_containers() {
     for rx in [&all_rx, &db_rx] {
         while rx.recv_timeout(Duration::from_millis(300)).is_ok() {}
     }
-    compose(&d, &dir, &["restart", "-t", "1", "web"]);
+    compose_ok(&d, &dir, &["restart", "-t", "1", "web"]);
     d.ok(&["restart", "-t", "0", "other"]);
-    compose(&d, &dir, &["stop", "-t", "1", "db"]);
+    compose_ok(&d, &dir, &["stop", "-t", "1", "db"]);
     let is_db_stop = |e: &Value| e["id"] == db.as_str() && e["action"] == "stop";
     let got = events_until(&all_rx, is_db_stop);
     let got_db = events_until(&db_rx, is_db_stop);
@@ -177,6 +162,6 @@ fn compose_events_follows_the_projects_containers() {
     // The service filter: db's events alone, the same ones.
     assert!(got_db.iter().all(|e| e["id"] == db.as_str()), "{got_db:#?}");
     assert_eq!(actions(&got_db, &db), db_actions);
-    compose(&d, &dir, &["down", "-t", "0"]);
+    compose_ok(&d, &dir, &["down", "-t", "0"]);
     d.ok(&["rm", "-f", "other"]);
 }

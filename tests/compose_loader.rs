@@ -8,15 +8,9 @@ use std::process::Output;
 
 use berth_integration::*;
 
-fn compose(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> Output {
-    d.berth_cmd().current_dir(dir).env_remove("GONE").arg("compose").args(args).output().unwrap()
-}
-
-fn project(d: &Berthd, name: &str, text: &str) -> std::path::PathBuf {
-    let dir = d.dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("compose.yaml"), text).unwrap();
-    dir
+/// `berth compose ARGS` without `GONE` in its environment.
+fn compose_gone(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> Output {
+    compose_cmd(d, dir, args).env_remove("GONE").output().unwrap()
 }
 
 const ENV_FILE: &str = r#"services:
@@ -34,23 +28,23 @@ const ENV_FILE: &str = r#"services:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn an_unset_listed_variable_removes_the_images_and_dollars_reach_the_shell() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "envp", ENV_FILE);
-    let out = compose(&d, &dir, &["run", "--rm", "-T", "a"]);
+    let dir = compose_project(&d, "envp", ENV_FILE);
+    let out = compose_gone(&d, &dir, &["run", "--rm", "-T", "a"]);
     assert!(out.status.success(), "{}{}\n{}", stdout(&out), stderr(&out), tail(&d.log(), 30));
     assert_eq!(stdout(&out).trim(), "sub 5$ .", "{}", stderr(&out));
     // `env` itself, not a shell (which would drop an entry without `=` on its own): no GONE at all.
-    let out = compose(&d, &dir, &["run", "--rm", "-T", "a", "env"]);
+    let out = compose_gone(&d, &dir, &["run", "--rm", "-T", "a", "env"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let vars: Vec<&str> = text.lines().filter(|l| l.starts_with("GONE") || l.starts_with("KEEP")).collect();
     assert_eq!(vars, ["KEEP=own"], "{text}");
     // The container's configuration keeps `GONE` without a value, as Docker's does for `-e GONE`.
-    let out = compose(&d, &dir, &["up", "-d"]);
+    let out = compose_gone(&d, &dir, &["up", "-d"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let id = stdout(&compose(&d, &dir, &["ps", "-a", "-q", "a"])).trim().to_string();
+    let id = stdout(&compose_gone(&d, &dir, &["ps", "-a", "-q", "a"])).trim().to_string();
     let env = d.ok(&["inspect", "-f", "{{json .Config.Env}}", &id]);
     assert!(env.contains("\"GONE\"") && env.contains("\"KEEP=own\"") && !env.contains("GONE=image"), "{env}");
-    let out = compose(&d, &dir, &["down", "-t", "0"]);
+    let out = compose_gone(&d, &dir, &["down", "-t", "0"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -59,8 +53,8 @@ fn an_unset_listed_variable_removes_the_images_and_dollars_reach_the_shell() {
 fn a_provider_service_is_refused_before_anything_is_created() {
     let d = daemon_with_busybox();
     let text = "services:\n  web:\n    image: busybox\n    command: [sleep, \"300\"]\n    depends_on: [ai]\n  ai:\n    provider:\n      type: model\n      options: {model: ai/smollm2}\n";
-    let dir = project(&d, "prov", text);
-    let out = compose(&d, &dir, &["up", "-d"]);
+    let dir = compose_project(&d, "prov", text);
+    let out = compose_gone(&d, &dir, &["up", "-d"]);
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("service \"ai\" uses provider \"model\": provider services are not supported"),
@@ -71,6 +65,6 @@ fn a_provider_service_is_refused_before_anything_is_created() {
     assert!(!d.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|n| n == "prov_default"));
     assert_eq!(d.ok(&["ps", "-a", "-q"]).trim(), "");
     // `config` still shows it.
-    let out = compose(&d, &dir, &["config"]);
+    let out = compose_gone(&d, &dir, &["config"]);
     assert!(stdout(&out).contains("provider:"), "{}", stderr(&out));
 }

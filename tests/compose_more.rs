@@ -4,32 +4,7 @@
 //! expressions.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Output;
-
 use berth_integration::*;
-
-fn compose(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> Output {
-    d.berth_cmd().current_dir(dir).arg("compose").args(args).output().unwrap()
-}
-
-fn ok(d: &Berthd, dir: &std::path::Path, args: &[&str]) -> String {
-    let out = compose(d, dir, args);
-    assert!(
-        out.status.success(),
-        "berth compose {args:?} failed:\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 40)
-    );
-    stdout(&out)
-}
-
-fn project(d: &Berthd, name: &str, text: &str) -> std::path::PathBuf {
-    let dir = d.dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("compose.yaml"), text).unwrap();
-    dir
-}
 
 /// The IDs of the daemon's containers carrying `label` (all states).
 fn labelled(d: &Berthd, label: &str) -> Vec<String> {
@@ -59,23 +34,23 @@ volumes:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn pre_start_runs_in_a_helper_sharing_the_volumes_and_hooks_show_in_an_attached_up() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "hooks", HOOKS);
+    let dir = compose_project(&d, "hooks", HOOKS);
     // Attached: the helper's and the post_start exec's output are shown with Compose's `-> |` prefixes, and the
     // service sees what the helper wrote into the shared volume.
-    let out = ok(&d, &dir, &["up"]);
+    let out = compose_ok(&d, &dir, &["up"]);
     assert!(out.contains("app pre_start[0] ->  | pre-hook-out"), "{out}");
     assert!(out.contains("app-1 ->  | post-hook-out"), "{out}");
     assert!(out.lines().any(|l| l.starts_with("app-1") && l.ends_with("| main-says prepared")), "{out}");
     // The helper is gone once it succeeded, and never listed as a service container.
     assert!(labelled(&d, "com.docker.compose.hook").is_empty());
-    assert_eq!(ok(&d, &dir, &["ps", "-a", "--format", "{{.Name}}"]).trim(), "hooks-app-1");
+    assert_eq!(compose_ok(&d, &dir, &["ps", "-a", "--format", "{{.Name}}"]).trim(), "hooks-app-1");
     // Detached: nothing of the hooks on stdout (Compose runs them detached then), the hook still runs.
-    ok(&d, &dir, &["rm", "-f"]);
+    compose_ok(&d, &dir, &["rm", "-f"]);
     d.ok(&["volume", "rm", "hooks_data"]);
     let out = compose(&d, &dir, &["up", "-d"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&out).contains("hook-out"), "{}", stdout(&out));
-    let logs = ok(&d, &dir, &["logs", "--no-log-prefix"]);
+    let logs = compose_ok(&d, &dir, &["logs", "--no-log-prefix"]);
     assert!(logs.contains("main-says prepared"), "{logs}");
     // A failing pre_start fails the start with its code and output; the service's container is not started and the
     // helper is kept for inspection, until `down`.
@@ -86,13 +61,13 @@ fn pre_start_runs_in_a_helper_sharing_the_volumes_and_hooks_show_in_an_attached_
     let kept = labelled(&d, "com.docker.compose.hook=pre_start");
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(d.ok(&["inspect", "-f", "{{.Name}} {{.State.ExitCode}}", &kept[0]]).trim(), "/hooks-bad-pre_start-0 3");
-    let states = ok(&d, &dir, &["--profile", "bad", "ps", "-a", "--format", "{{.Name}} {{.State}}"]);
+    let states = compose_ok(&d, &dir, &["--profile", "bad", "ps", "-a", "--format", "{{.Name}} {{.State}}"]);
     assert!(states.lines().any(|l| l == "hooks-bad-1 created"), "{states}");
     // A second try replaces the kept helper (one helper, not two).
     let out = compose(&d, &dir, &["--profile", "bad", "up", "-d", "bad"]);
     assert!(!out.status.success());
     assert_eq!(labelled(&d, "com.docker.compose.hook=pre_start").len(), 1);
-    ok(&d, &dir, &["--profile", "bad", "down", "-v", "-t", "0"]);
+    compose_ok(&d, &dir, &["--profile", "bad", "down", "-v", "-t", "0"]);
     assert!(labelled(&d, "com.docker.compose.project=hooks").is_empty());
 }
 
@@ -101,9 +76,9 @@ fn pre_start_runs_in_a_helper_sharing_the_volumes_and_hooks_show_in_an_attached_
 fn ls_name_filter_is_a_regular_expression() {
     let d = daemon_with_busybox();
     let text = "services:\n  s:\n    image: busybox\n    command: [sleep, \"300\"]\n";
-    let dir = project(&d, "lsre", text);
+    let dir = compose_project(&d, "lsre", text);
     for p in ["alpha1", "beta2", "alphax"] {
-        ok(&d, &dir, &["-p", p, "up", "-d"]);
+        compose_ok(&d, &dir, &["-p", p, "up", "-d"]);
     }
     let names = |filters: &[&str]| {
         let mut args = vec!["ls", "-q"];
@@ -111,7 +86,7 @@ fn ls_name_filter_is_a_regular_expression() {
             args.push("--filter");
             args.push(f);
         }
-        ok(&d, &dir, &args).lines().map(str::to_string).collect::<Vec<_>>()
+        compose_ok(&d, &dir, &args).lines().map(str::to_string).collect::<Vec<_>>()
     };
     assert_eq!(names(&["name=^(alpha|gamma)[0-9]$"]), ["alpha1"]);
     assert_eq!(names(&["name=^a.*[0-9]$"]), ["alpha1"]);
@@ -119,7 +94,7 @@ fn ls_name_filter_is_a_regular_expression() {
     assert_eq!(names(&["name=^beta", "name=x$"]), ["alphax", "beta2"]);
     assert!(names(&["name=("]).is_empty());
     for p in ["alpha1", "beta2", "alphax"] {
-        ok(&d, &dir, &["-p", p, "down", "-t", "0"]);
+        compose_ok(&d, &dir, &["-p", p, "down", "-t", "0"]);
     }
 }
 
@@ -145,7 +120,7 @@ const BUILDS: &str = r#"services:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn builds_pass_progress_and_cache_from_and_refuse_buildkit_keys_before_anything() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "bk", BUILDS);
+    let dir = compose_project(&d, "bk", BUILDS);
     // The global --progress reaches up's builds: `classic` is the docker CLI's `Step N/M` display.
     let out = compose(&d, &dir, &["--progress", "classic", "up", "-d", "--build", "a"]);
     assert!(out.status.success(), "{}\n{}", stderr(&out), tail(&d.log(), 30));
@@ -157,7 +132,7 @@ fn builds_pass_progress_and_cache_from_and_refuse_buildkit_keys_before_anything(
     assert!(!text.contains("Step 1/2"), "{text}");
     assert_eq!(d.ok(&["exec", "bk-a-1", "cat", "/built"]).trim(), "built");
     // A BuildKit-only key: refused naming the service and the key, before any network or container of it.
-    ok(&d, &dir, &["down", "-t", "0"]);
+    compose_ok(&d, &dir, &["down", "-t", "0"]);
     let out = compose(&d, &dir, &["--profile", "b", "up", "-d", "--build"]);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -258,7 +233,7 @@ fn watch_rebuild(d: &Berthd, dir: &std::path::Path, args: &[&str]) {
 fn watch_prune_removes_the_image_a_rebuild_left_dangling() {
     let d = daemon_with_busybox();
     let text = "services:\n  w:\n    build: ./app\n    command: [sleep, \"300\"]\n    stop_grace_period: 1s\n    develop:\n      watch:\n        - {path: ./app/dep.txt, action: rebuild}\n";
-    let dir = project(&d, "prune", text);
+    let dir = compose_project(&d, "prune", text);
     std::fs::create_dir_all(dir.join("app")).unwrap();
     std::fs::write(dir.join("app/Dockerfile"), "FROM busybox\nCOPY dep.txt /dep.txt\n").unwrap();
     std::fs::write(dir.join("app/dep.txt"), "0").unwrap();
@@ -270,5 +245,5 @@ fn watch_prune_removes_the_image_a_rebuild_left_dangling() {
     // By default (as Compose), the replaced image goes.
     watch_rebuild(&d, &dir, &[]);
     assert_eq!(dangling(), 1, "only the first run's image, which no rebuild of this run replaced");
-    ok(&d, &dir, &["down", "-t", "0", "--rmi", "local"]);
+    compose_ok(&d, &dir, &["down", "-t", "0", "--rmi", "local"]);
 }

@@ -4,36 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use berth_integration::*;
-
-/// A project `name` in `d.dir/name` with this compose file.
-fn project(d: &Berthd, name: &str, file: &str) -> PathBuf {
-    let dir = d.dir.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("compose.yaml"), file).unwrap();
-    dir
-}
-
-fn compose(d: &Berthd, dir: &Path, args: &[&str]) -> std::process::Output {
-    d.berth_cmd().current_dir(dir).arg("compose").args(args).output().unwrap()
-}
-
-fn compose_ok(d: &Berthd, dir: &Path, args: &[&str]) -> String {
-    let out = compose(d, dir, args);
-    assert!(
-        out.status.success(),
-        "berth compose {args:?} failed:\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 40)
-    );
-    stdout(&out)
-}
 
 /// An attached `berth compose ARGS` with its stdout and stderr lines arriving on channels.
 struct Attached {
@@ -177,7 +153,7 @@ volumes:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn attached_up_shows_a_slow_dependency_while_it_starts_and_interleaves_in_order() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "slow", SLOW_DEP);
+    let dir = compose_project(&d, "slow", SLOW_DEP);
     let mut up = Attached::start(&d, &dir, &["up", "--exit-code-from", "web", "-t", "1", "--menu=false"]);
     up.wait_err("Attaching to db-1, web-1", 60);
     // db's first line arrives while it is still starting: web is not even started.
@@ -212,7 +188,7 @@ const STUBBORN: &str = r#"services:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn second_ctrl_c_kills_at_once() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "stub", STUBBORN);
+    let dir = compose_project(&d, "stub", STUBBORN);
     let mut up = Attached::start(&d, &dir, &["up"]);
     up.wait_err("Attaching to stubborn-1", 60);
     assert_eq!(split(&up.next_out(20)).1, "up");
@@ -244,7 +220,7 @@ const GREETER: &str = r#"services:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn attached_up_picks_up_later_containers_and_stops_gracefully() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "greet", GREETER);
+    let dir = compose_project(&d, "greet", GREETER);
     let mut up = Attached::start(&d, &dir, &["up", "--no-attach", "quiet"]);
     up.wait_err("Attaching to web-1", 60);
     let (p, t) = split(&up.next_out(20));
@@ -274,7 +250,7 @@ fn attached_up_picks_up_later_containers_and_stops_gracefully() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn recreation_prints_compose_lines_and_unknown_services_are_named() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "rec", "services:\n  web:\n    image: busybox\n    command: [\"sleep\", \"300\"]\n");
+    let dir = compose_project(&d, "rec", "services:\n  web:\n    image: busybox\n    command: [\"sleep\", \"300\"]\n");
     compose_ok(&d, &dir, &["up", "-d"]);
     std::fs::write(
         dir.join("compose.yaml"),
@@ -301,7 +277,7 @@ fn a_pull_that_cannot_reach_a_registry_says_why_and_creates_nothing() {
     for (name, image, why) in
         [("dns", "registry.invalid/app:1", "lookup"), ("conn", "127.0.0.1:1/app:1", "connection refused")]
     {
-        let dir = project(&d, name, &format!("services:\n  web:\n    image: {image}\n"));
+        let dir = compose_project(&d, name, &format!("services:\n  web:\n    image: {image}\n"));
         let out = compose(&d, &dir, &["up", "-d"]);
         let err = stderr(&out);
         assert!(!out.status.success(), "{err}");
@@ -311,7 +287,7 @@ fn a_pull_that_cannot_reach_a_registry_says_why_and_creates_nothing() {
         assert!(!nets.contains(&format!("{name}_default")), "{name}: a network was created: {nets}");
     }
     // A build whose FROM cannot be pulled says why too.
-    let dir = project(&d, "from", "services:\n  web:\n    build: .\n");
+    let dir = compose_project(&d, "from", "services:\n  web:\n    build: .\n");
     std::fs::write(dir.join("Dockerfile"), "FROM registry.invalid/base:1\n").unwrap();
     let out = compose(&d, &dir, &["up", "-d"]);
     let err = stderr(&out);
@@ -333,7 +309,7 @@ const TOOLS: &str = r#"services:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn service_container_commands() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "tools", TOOLS);
+    let dir = compose_project(&d, "tools", TOOLS);
     compose_ok(&d, &dir, &["up", "-d"]);
     // wait: the job's status code, as Compose prints it, and exits with it.
     let job = d.inspect("tools-job-1", "{{.Id}}");
@@ -445,7 +421,7 @@ fn config_flags_and_version() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_build_draws_steps_as_berth_build() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "bld", "services:\n  app:\n    build: .\n    image: bld-app:1\n");
+    let dir = compose_project(&d, "bld", "services:\n  app:\n    build: .\n    image: bld-app:1\n");
     std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN echo built-here && sleep 1 && echo after-sleep\n")
         .unwrap();
     let mut child = d
@@ -498,7 +474,7 @@ const FIRST_EXIT: &str = r#"services:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn abort_returns_the_first_exit_or_the_named_services_code() {
     let d = daemon_with_busybox();
-    let dir = project(&d, "first", FIRST_EXIT);
+    let dir = compose_project(&d, "first", FIRST_EXIT);
     // --abort-on-container-exit: the code of the container that exited first (job's 5); web is stopped.
     let out = compose(&d, &dir, &["up", "--abort-on-container-exit"]);
     assert_eq!(out.status.code(), Some(5), "{}\n{}", stdout(&out), stderr(&out));

@@ -4,77 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use berth_integration::*;
-use serde_json::Value;
-
-/// A compose project directory of a daemon.
-struct Project<'a> {
-    d: &'a Berthd,
-    dir: PathBuf,
-}
-
-impl<'a> Project<'a> {
-    fn new(d: &'a Berthd, name: &str, files: &[(&str, &str)]) -> Project<'a> {
-        let dir = d.dir.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = Project { d, dir };
-        for (f, text) in files {
-            p.write(f, text);
-        }
-        p
-    }
-
-    fn write(&self, f: &str, text: &str) {
-        let path = self.dir.join(f);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-
-    fn compose_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = self.d.berth_cmd();
-        cmd.current_dir(&self.dir).arg("compose").args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    fn compose(&self, args: &[&str]) -> Output {
-        self.compose_env(args, &[])
-    }
-
-    /// Runs `berth compose ARGS`, asserts success, returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.compose(args);
-        assert!(
-            out.status.success(),
-            "berth compose {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log (tail) ---\n{}",
-            out.status.code(),
-            stdout(&out),
-            stderr(&out),
-            tail(&self.d.log(), 40)
-        );
-        stdout(&out)
-    }
-
-    /// `compose exec -T SERVICE sh -c SCRIPT`'s output, or `None` when it fails.
-    fn sh(&self, service: &str, script: &str) -> Option<String> {
-        let out = self.compose(&["exec", "-T", service, "sh", "-c", script]);
-        out.status.success().then(|| stdout(&out))
-    }
-
-    fn inspect(&self, service: &str) -> Value {
-        let id = self.ok(&["ps", "-aq", service]).trim().to_string();
-        assert!(!id.is_empty(), "no container of {service}");
-        let v: Value = serde_json::from_str(&self.d.ok(&["inspect", &id])).unwrap();
-        v[0].clone()
-    }
-}
 
 /// Polls `f` every 100 ms until it returns `Some`, for at most `bound` (the watcher acts asynchronously: a
 /// change's effect shows after the quiet period of 500 ms and the copy or rebuild).
@@ -124,11 +58,7 @@ impl Watch {
 
     /// The CPU time (user + system, in clock ticks) the watch process has used.
     fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // The fields after the command's `(name)`: state is the first, utime the 12th, stime the 13th.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+        cpu_ticks(self.child.id() as i32).unwrap()
     }
 
     /// Waits (at most `bound`) for a line of stderr containing `text`; returns the lines seen.

@@ -40,35 +40,16 @@ impl Scene {
         self.d.dir.join(rel)
     }
 
-    /// Container IDs in the data root's and exec root's `containers` directories.
-    fn ids_on_disk(&self) -> BTreeSet<String> {
-        let mut ids = BTreeSet::new();
-        for rel in ["data/containers", "run/containers"] {
-            ids.extend(names_in(&self.path(rel)));
-        }
-        ids
-    }
-
-    /// Restarts the daemon with `BERTH_FAULT=point` (`name` or `name@N`), runs `op` (which must fail: the daemon dies under it), checks
-    /// that the daemon was killed by `SIGKILL`, and starts it again without the fault.
+    /// Restarts the daemon with `BERTH_FAULT=point` (`name` or `name@N`) and runs `op` under it ([`crash_at`]),
+    /// noting the container IDs the dead daemon left on disk.
     fn crash(&mut self, point: &str, op: impl Fn(&Berthd) -> std::process::Output) {
-        use std::os::unix::process::ExitStatusExt;
-        self.d.set_env("BERTH_FAULT", Some(point));
-        self.d.restart();
-        let out = op(&self.d);
-        assert!(!out.status.success(), "{point}: the operation succeeded although berthd was to die: {}", stdout(&out));
-        // The operation's client returns when the daemon's end of the connection goes: the daemon is dead or dying.
-        let st = self.d.wait_exit(20);
-        let st = st.unwrap_or_else(|| panic!("{point}: berthd did not die; log:\n{}", tail(&self.d.log(), 30)));
-        let ids = self.ids_on_disk();
+        let mut ids = BTreeSet::new();
+        crash_at(&mut self.d, point, op, |d| {
+            for rel in ["data/containers", "run/containers"] {
+                ids.extend(names_in(&d.dir.join(rel)));
+            }
+        });
         self.seen.extend(ids);
-        let log = self.d.log();
-        // Running again before anything is asserted: a failing test still cleans up through the daemon.
-        self.d.set_env("BERTH_FAULT", None);
-        self.d.restart();
-        assert_eq!(st.signal(), Some(libc::SIGKILL), "{point}: berthd ended with {st:?}, not by the fault");
-        let name = point.split('@').next().unwrap_or(point);
-        assert!(log.contains(&format!("BERTH_FAULT: killing the process at {name}")), "{point}: no fault in the log");
     }
 
     /// The invariants after a restart (see the file's documentation).
@@ -208,29 +189,8 @@ fn names_in(dir: &Path) -> BTreeSet<String> {
     names_in_any(dir).into_iter().filter(|n| n.len() == 64 && n.chars().all(|c| c.is_ascii_hexdigit())).collect()
 }
 
-fn names_in_any(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-        .unwrap_or_default()
-}
-
 fn diff(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<String> {
     a.difference(b).cloned().collect()
-}
-
-/// The host's interface names.
-fn host_links() -> Vec<String> {
-    names_in_any(Path::new("/sys/class/net"))
-}
-
-/// The rule set of every nftables table (empty without nft).
-fn nft_rules() -> String {
-    Command::new("nft").args(["list", "ruleset"]).output().map(|o| stdout(&o)).unwrap_or_default()
-}
-
-/// A host port for this test process (published ports must not clash with parallel test binaries).
-fn test_port(offset: u16) -> u16 {
-    20000 + (std::process::id() % 20000) as u16 + offset
 }
 
 #[test]
@@ -263,7 +223,10 @@ fn crash_during_container_network_and_volume_operations() {
         assert_eq!(s.d.inspect("web", "{{.State.Running}}"), "false", "{point}: web must not run");
         assert!(!nft_rules().contains(&format!("dport {port} ")), "{point}: the port's rule outlived the crash");
         s.d.ok(&["start", "web"]);
-        assert!(nft_rules().contains(&format!("dport {port} ")) || !which("nft"), "{point}: no rule after start");
+        assert!(
+            nft_rules().contains(&format!("dport {port} ")) || which("nft").is_none(),
+            "{point}: no rule after start"
+        );
         s.check(&format!("{point}, started again"));
         s.d.ok(&["stop", "-t", "0", "web"]);
     }
@@ -331,10 +294,6 @@ fn crash_during_container_network_and_volume_operations() {
         }
     }
     s.check("the end");
-}
-
-fn which(prog: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().is_ok_and(|o| o.status.success())
 }
 
 #[test]

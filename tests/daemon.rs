@@ -33,18 +33,6 @@ fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// The daemon's nftables table, or `None` (with a note) where `nft` is not installed.
-fn nft_table(table: &str) -> Option<String> {
-    match Command::new("nft").args(["list", "table", "ip", table]).output() {
-        Ok(o) if o.status.success() => Some(stdout(&o)),
-        Ok(o) => panic!("nft list table ip {table}: {}", stderr(&o)),
-        Err(_) => {
-            skip_missing_tool("nft is not installed; the firewall rules are not compared (this part only)");
-            None
-        }
-    }
-}
-
 fn wait_gone(pid: &str, secs: u64) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < deadline {

@@ -3,19 +3,6 @@
 
 use berth_integration::*;
 
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
-        out.status.code(),
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 40)
-    );
-    stdout(&out)
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_version_info_images() {
@@ -113,10 +100,6 @@ fn docker_cli_tty_exec_and_run() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn which(p: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|d| d.join(p)).find(|f| f.is_file()))
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_networks_names_and_ports() {
@@ -127,7 +110,7 @@ fn docker_cli_networks_names_and_ports() {
     for want in ["bridge bridge local", "host host local", "none null local", "dnet bridge local"] {
         assert!(ls.contains(want), "{ls}");
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     docker_ok(
         &d,
         &[
@@ -189,17 +172,10 @@ fn docker_cli_networks_names_and_ports() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_compose_v1_networks() {
     require_root();
-    let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
-        .iter()
-        .map(std::path::Path::new)
-        .find(|p| p.is_file())
-    else {
-        skip_missing_tool("docker-compose is not installed; the compose compatibility test did not run");
-        return;
-    };
+    let Some(compose) = docker_compose_v1("the compose compatibility test") else { return };
     let d = Berthd::start();
     d.busybox();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let proj = d.dir.join("proj");
     std::fs::create_dir_all(&proj).unwrap();
     std::fs::write(
@@ -270,14 +246,7 @@ fn docker_compose_v1_networks() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_compose_v1_recreates_a_changed_service() {
     require_root();
-    let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
-        .iter()
-        .map(std::path::Path::new)
-        .find(|p| p.is_file())
-    else {
-        skip_missing_tool("docker-compose is not installed; the compose compatibility test did not run");
-        return;
-    };
+    let Some(compose) = docker_compose_v1("the compose compatibility test") else { return };
     let d = Berthd::start();
     d.busybox();
     let proj = d.dir.join("rproj");

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod shared;
+pub use shared::*;
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// The directory with the workspace's built binaries (`target/debug`).
@@ -506,16 +509,7 @@ pub fn stderr(o: &Output) -> String {
 /// `--change`s given.
 pub fn image(d: &Berthd, name: &str, changes: &[&str], extra: impl FnOnce(&Path)) {
     let root = d.dir.join(format!("rootfs-{name}"));
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::create_dir_all(root.join("tmp")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
-        if applet != "busybox" {
-            let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-        }
-    }
+    busybox_rootfs(&root);
     std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n")
         .unwrap();
     std::fs::write(root.join("etc/group"), "root:x:0:\napp:x:1000:\n").unwrap();
@@ -590,11 +584,7 @@ impl LocalRegistry {
             cmd.arg("--tls-cert").arg(dir.join("cert.pem")).arg("--tls-key").arg(dir.join("key.pem"));
         }
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(wait_listening(&addr, 20), "berth registry did not come up");
         LocalRegistry { child, addr, dir }
     }
 
@@ -629,7 +619,7 @@ pub struct HttpServer {
 
 impl HttpServer {
     pub fn start(dir: &Path) -> HttpServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
             .current_dir(dir)
@@ -638,11 +628,7 @@ impl HttpServer {
             .spawn()
             .unwrap();
         // Bounded: python's server listens within a second or two.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "python3 -m http.server did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(wait_listening(&format!("127.0.0.1:{port}"), 10), "python3 -m http.server did not come up");
         HttpServer { child, port }
     }
 }

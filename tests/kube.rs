@@ -5,11 +5,9 @@
 //! last down leaves nothing (containers, pods, volumes, links, firewall rules).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use berth_integration::*;
 
@@ -44,45 +42,6 @@ fn assert_valid(dir: &Path, what: &str, yaml: &str) {
         let valid = stdout(&o).lines().filter(|l| l.starts_with("INFO") && l.contains(" passed for resource ")).count();
         assert_eq!(valid, docs, "{what}: {docs} documents, {valid} validated at {v}:\n{}", stdout(&o));
     }
-}
-
-/// A free TCP port on 127.0.0.1 (`range`: within it).
-fn free_port(range: std::ops::RangeInclusive<u16>) -> u16 {
-    let seed = std::process::id() as u16;
-    let len = range.end() - range.start();
-    for i in 0..len {
-        let p = range.start() + (seed.wrapping_mul(7).wrapping_add(i * 13)) % len;
-        if std::net::TcpListener::bind(("0.0.0.0", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port in {range:?}");
-}
-
-/// GET `path` from 127.0.0.1:`port`, retried for up to 20 s while the server comes up (connection refused or
-/// an answer other than 200); the body of the 200.
-fn get(port: u16, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(mut s) => {
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes());
-                let mut out = String::new();
-                let _ = s.read_to_string(&mut out);
-                if out.starts_with("HTTP/1.") && out.contains(" 200 ") {
-                    // The head ends with an empty line (a CGI's own headers end with "\n\n").
-                    let body = out.split_once("\r\n\r\n").or_else(|| out.split_once("\n\n")).map(|(_, b)| b);
-                    return body.unwrap_or_default().to_string();
-                }
-                last = out;
-            }
-            Err(e) => last = e.to_string(),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no answer from 127.0.0.1:{port}{path}: {last}");
 }
 
 fn berth_in(d: &Berthd, dir: &Path, args: &[&str]) -> Output {
@@ -120,14 +79,7 @@ fn bridge_and_table(d: &Berthd) -> (String, String) {
 fn host_state(bridge: &str, table: &str) -> (Vec<String>, Option<String>) {
     let ip = Command::new("ip").args(["-o", "link", "show", "master", bridge]).output().unwrap();
     let links = stdout(&ip).lines().filter_map(|l| l.split(": ").nth(1)).map(str::to_string).collect();
-    let rules = match Command::new("nft").args(["list", "table", "ip", table]).output() {
-        Ok(o) if o.status.success() => Some(stdout(&o)),
-        Ok(o) => panic!("nft list table ip {table}: {}", stderr(&o)),
-        Err(_) => {
-            skip_missing_tool("nft is not installed; the firewall rules are not compared (this part only)");
-            None
-        }
-    };
+    let rules = nft_table(table);
     (links, rules)
 }
 
@@ -182,20 +134,6 @@ configs:
         ),
     )
     .unwrap();
-}
-
-/// The database image: busybox with a CGI that counts visits in /data.
-fn db_image(d: &Berthd) {
-    image(d, "e2e-db:1", &["CMD [\"sh\", \"-c\", \"echo db ready; exec httpd -f -vv -p 5432 -h /srv\"]"], |root| {
-        let cgi = root.join("srv/cgi-bin");
-        std::fs::create_dir_all(&cgi).unwrap();
-        std::fs::write(
-            cgi.join("count"),
-            "#!/bin/sh\nn=$(cat /data/visits 2>/dev/null || echo 0)\nn=$((n+1))\necho $n > /data/visits\necho 'Content-Type: text/plain'\necho\necho \"visits=$n\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(cgi.join("count"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    });
 }
 
 /// `compose kube` and `kube generate -f` need no daemon: every type, with and without a Service, is valid.
@@ -321,7 +259,7 @@ fn containers_generate_valid_yaml() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn play_a_deployment_with_service_configmap_secret_and_claim() {
     let d = daemon_with_busybox();
-    let node_port = free_port(30000..=32767);
+    let node_port = free_port_in(30000..=32767);
     let yaml = format!(
         r#"apiVersion: v1
 kind: ConfigMap
@@ -400,9 +338,9 @@ spec:
     let f = file.to_str().unwrap();
     let (out, _) = ok_in(&d, dir.path(), &["kube", "play", f]);
     assert!(out.starts_with("Pod:\n"), "{out}");
-    assert_eq!(get(node_port, "/index.html").trim(), "<h1>hello from a ConfigMap</h1>");
+    assert_eq!(http_get_200(node_port, "/index.html", 20).trim(), "<h1>hello from a ConfigMap</h1>");
     // The init containers ran, in order, before the server, and are gone.
-    assert_eq!(get(node_port, "/data/init.txt"), "one\ntwo\n");
+    assert_eq!(http_get_200(node_port, "/data/init.txt", 20), "one\ntwo\n");
     let names = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names.trim(), "web-pod-httpd", "{names}");
     assert_eq!(
@@ -431,9 +369,9 @@ spec:
     let o = berth_in(&d, dir.path(), &["kube", "play", f]);
     assert!(!o.status.success() && stderr(&o).contains("pod web-pod exists already"), "{}", stderr(&o));
     // --replace, now published on 127.0.0.1 only by --publish.
-    let port = free_port(20000..=29999);
+    let port = free_port_in(20000..=29999);
     ok_in(&d, dir.path(), &["kube", "play", "--replace", "--publish", &format!("127.0.0.1:{port}:80"), f]);
-    assert_eq!(get(port, "/data/init.txt"), "one\ntwo\none\ntwo\n");
+    assert_eq!(http_get_200(port, "/data/init.txt", 20), "one\ntwo\none\ntwo\n");
     assert!(std::net::TcpStream::connect(("127.0.0.1", node_port)).is_err(), "the node port is still published");
     assert_eq!(pods(&d).len(), 1);
     // down: pods, containers and the emptyDir go; the claim's volume stays without --force.
@@ -465,9 +403,9 @@ spec:
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn compose_round_trip_through_kubernetes_yaml() {
     let d = daemon_with_busybox();
-    db_image(&d);
+    e2e_db_image(&d);
     let dir = d.dir.join("shop");
-    let port = free_port(20000..=29999);
+    let port = free_port_in(20000..=29999);
     shop(&dir, port);
     let (bridge, table) = bridge_and_table(&d);
     let before = host_state(&bridge, &table);
@@ -477,7 +415,7 @@ fn compose_round_trip_through_kubernetes_yaml() {
     std::fs::write(&file, &yaml).unwrap();
     let f = file.to_str().unwrap();
     ok_in(&d, &dir, &["kube", "play", f]);
-    let page = get(port, "/cgi-bin/index");
+    let page = http_get_200(port, "/cgi-bin/index", 20);
     assert!(page.contains("web says hello") && page.contains("visits=1"), "{page}");
     // The pod is on the bridge and its port in the firewall (what the last down must take away again).
     let during = host_state(&bridge, &table);
@@ -494,7 +432,7 @@ fn compose_round_trip_through_kubernetes_yaml() {
     ok_in(&d, &dir, &["kube", "down", f]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     ok_in(&d, &dir, &["kube", "play", f]);
-    let page = get(port, "/cgi-bin/index");
+    let page = http_get_200(port, "/cgi-bin/index", 20);
     assert!(page.contains("visits=2"), "the data did not survive kube down + play: {page}");
     ok_in(&d, &dir, &["kube", "down", "--force", f]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "containers left");
@@ -509,7 +447,7 @@ fn compose_round_trip_through_kubernetes_yaml() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn a_pod_generates_and_plays_back() {
     let d = daemon_with_busybox();
-    let port = free_port(20000..=29999);
+    let port = free_port_in(20000..=29999);
     let body = serde_json::json!({"Name": "duo", "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": port.to_string()}]}});
     let (st, _, out) = api(&d, "POST", "/berth/pods/create", body.to_string().as_bytes());
     assert_eq!(st, 201, "{}", String::from_utf8_lossy(&out));
@@ -524,7 +462,7 @@ fn a_pod_generates_and_plays_back() {
     }
     let (st, _, out) = api(&d, "POST", "/berth/pods/duo/start", b"");
     assert_eq!(st, 204, "{}", String::from_utf8_lossy(&out));
-    assert_eq!(get(port, "/index.html").trim(), "pod-page");
+    assert_eq!(http_get_200(port, "/index.html", 20).trim(), "pod-page");
     let yaml = d.ok(&["kube", "generate", "duo"]);
     let dir = tempfile::tempdir().unwrap();
     assert_valid(dir.path(), "pod", &yaml);
@@ -539,7 +477,7 @@ fn a_pod_generates_and_plays_back() {
     let file = dir.path().join("duo.yaml");
     std::fs::write(&file, &yaml).unwrap();
     ok_in(&d, dir.path(), &["kube", "play", file.to_str().unwrap()]);
-    assert_eq!(get(port, "/index.html").trim(), "pod-page");
+    assert_eq!(http_get_200(port, "/index.html", 20).trim(), "pod-page");
     let names = d.ok(&["ps", "--format", "{{.Names}}"]);
     let mut names: Vec<&str> = names.split_whitespace().collect();
     names.sort();

@@ -68,12 +68,6 @@ fn log_config(d: &Berthd, name: &str) -> serde_json::Value {
     serde_json::from_str(&d.inspect(name, "{{json .HostConfig.LogConfig}}")).unwrap()
 }
 
-fn api_message(d: &Berthd, method: &str, path: &str, body: &str) -> (u16, String) {
-    let (status, _, body) = api(d, method, path, body.as_bytes());
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    (status, v["message"].as_str().unwrap_or("").to_string())
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn rotation_bounds_disk_use_and_logs_read_across_files() {
@@ -439,13 +433,6 @@ fn bad_configuration_files_stop_berthd_with_the_key_named() {
     }
 }
 
-/// CPU time (user + system, in clock ticks) of a process.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// The numbers of `line N` entries in a log file, each entry checked to be whole.
 fn logged_numbers(path: &Path) -> Vec<u64> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -514,9 +501,9 @@ fn a_full_disk_drops_log_lines_but_not_the_container_or_its_clients() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let before_full = logged_numbers(&log);
-    let ticks = cpu_ticks(shim);
+    let ticks = cpu_ticks(shim).unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let ticks = cpu_ticks(shim) - ticks;
+    let ticks = cpu_ticks(shim).unwrap() - ticks;
     let during_full = logged_numbers(&log);
     // A shim that copes spends a few ticks on 400 lines; one spinning on the failing writes would burn ~200 (all
     // of the two seconds). 50 leaves room for a loaded machine.

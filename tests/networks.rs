@@ -4,8 +4,7 @@
 //! Berth's go to the daemon's `--dns` (the default bridge's gateway, where nothing answers), never off the host.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use berth_integration::*;
@@ -13,29 +12,15 @@ use berth_integration::*;
 /// A container serving `body` over HTTP on port 80 (busybox httpd).
 const WEB: &str = "mkdir -p /www && echo \"$BODY\" > /www/index.html && exec httpd -f -p 80 -h /www";
 
-fn gateway(d: &Berthd, net: &str) -> String {
-    d.ok(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", net]).trim().to_string()
-}
-
-fn ip_on(d: &Berthd, c: &str, net: &str) -> String {
-    d.inspect(c, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"))
-}
-
-/// An HTTP GET from the host; the body, or the error.
-fn http_get(addr: &str, port: u16) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&format!("{addr}:{port}").parse().unwrap(), Duration::from_secs(3))
-        .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    Ok(out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+/// `GET /` from the host; the body, or the error.
+fn page(addr: &str, port: u16) -> Result<String, String> {
+    http_get(addr, port, "/").map(|a| http_body(&a).to_string())
 }
 
 /// Waits until a published port answers.
 fn wait_http(d: &Berthd, addr: &str, port: u16) -> String {
     let mut last = String::new();
-    d.eventually(10, || match http_get(addr, port) {
+    d.eventually(10, || match page(addr, port) {
         Ok(b) => {
             last = b;
             true
@@ -175,7 +160,7 @@ fn connect_and_disconnect_running_containers() {
 fn published_ports_reach_the_container() {
     let d = daemon_with_busybox();
     // Free ports chosen by the kernel, then released for the container.
-    let free = || TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = free_port;
     let (p1, p2) = (free(), free());
     d.ok(&[
         "run",
@@ -196,11 +181,11 @@ fn published_ports_reach_the_container() {
         WEB,
     ]);
     assert_eq!(wait_http(&d, "127.0.0.1", p1).trim(), "hello-web");
-    assert_eq!(http_get("127.0.0.1", p2).unwrap().trim(), "hello-web");
+    assert_eq!(page("127.0.0.1", p2).unwrap().trim(), "hello-web");
     // Through one of the host's own (non-loopback) addresses: the default bridge's gateway is one.
     let gw = gateway(&d, "bridge");
-    assert_eq!(http_get(&gw, p1).unwrap().trim(), "hello-web");
-    assert!(http_get(&gw, p2).is_err(), "bound to 127.0.0.1 only");
+    assert_eq!(page(&gw, p1).unwrap().trim(), "hello-web");
+    assert!(page(&gw, p2).is_err(), "bound to 127.0.0.1 only");
     // The random one, reported by `port` and inspect.
     let port_out = d.ok(&["port", "web"]);
     assert!(port_out.contains(&format!("80/tcp -> 0.0.0.0:{p1}")), "{port_out}");
@@ -212,7 +197,7 @@ fn published_ports_reach_the_container() {
         .map(|p| p.parse().unwrap())
         .find(|p| *p != p1)
         .expect("a random host port");
-    assert_eq!(http_get("127.0.0.1", random).unwrap().trim(), "hello-web");
+    assert_eq!(page("127.0.0.1", random).unwrap().trim(), "hello-web");
     let ps = d.ok(&["ps", "--format", "{{.Ports}}", "-f", "name=web"]);
     assert!(ps.contains(&format!("0.0.0.0:{p1}->80/tcp")), "{ps}");
     // From other containers, on the same bridge (hairpin) and on another network.
@@ -245,7 +230,7 @@ fn published_ports_reach_the_container() {
     assert!(stderr(&out).contains("address already in use"), "{}", stderr(&out));
     // Stopped: the ports are free again.
     d.ok(&["stop", "-t", "0", "web"]);
-    assert!(http_get("127.0.0.1", p1).is_err());
+    assert!(page("127.0.0.1", p1).is_err());
     TcpListener::bind(("0.0.0.0", p1)).expect("the port is released");
     // -P publishes the exposed ports.
     d.ok(&["run", "-d", "--name", "web2", "-e", "BODY=two", "--expose", "80", "-P", "busybox", "sh", "-c", WEB]);
@@ -336,7 +321,7 @@ fn network_rules_and_refusals() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn restarted_daemon_keeps_connectivity_and_cleans_up() {
     let mut d = daemon_with_busybox();
-    let free = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = free_port();
     d.ok(&["network", "create", "keep"]);
     d.ok(&[
         "run",
@@ -386,7 +371,7 @@ fn restarted_daemon_keeps_connectivity_and_cleans_up() {
     assert!(d.eventually(10, || !d.dir.join("run/netns").join(&gone_id).exists()));
     assert!(link_goes(&d, &format!("vb{}0", &gone_id[..10])));
     d.ok(&["rm", "-f", "svc", "gone-soon"]);
-    assert!(http_get("127.0.0.1", free).is_err());
+    assert!(page("127.0.0.1", free).is_err());
     let left: Vec<_> = std::fs::read_dir(d.dir.join("run/netns")).unwrap().flatten().collect();
     assert!(left.is_empty(), "no namespace pins left: {left:?}");
 }
@@ -423,7 +408,7 @@ fn iptables_backend_when_there_is_no_nft() {
     }
     let d = Berthd::start_with(&["--firewall", "iptables"]);
     d.busybox();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     d.ok(&["network", "create", "ipt"]);
     d.ok(&[
         "run",

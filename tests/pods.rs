@@ -3,54 +3,16 @@
 //! pod, the API's refusals, and nothing left behind: links, nft rules, cgroups, mounts, processes.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use berth_integration::*;
 use serde_json::Value;
-
-/// A host port for this test process and test (published ports must not clash with parallel test binaries).
-fn test_port(offset: u16) -> u16 {
-    21000 + (std::process::id() % 20000) as u16 + offset
-}
-
-/// `GET /` on the host's 127.0.0.1:`port`, the body if anything answered.
-fn http_get(port: u16) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
 
 fn pod_json(d: &Berthd, pod: &str) -> Value {
     let (status, _, body) = api(d, "GET", &format!("/berth/pods/{pod}/json"), b"");
     assert_eq!(status, 200, "inspect {pod}: {}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).unwrap()
-}
-
-fn host_links() -> Vec<String> {
-    std::fs::read_dir("/sys/class/net")
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The host's nft rules; empty (said, and a failure under `BERTH_TESTS_STRICT=1`) where nft is not installed.
-fn nft_rules() -> String {
-    match Command::new("nft").args(["list", "ruleset"]).output() {
-        Ok(o) if o.status.success() => stdout(&o),
-        Ok(o) => panic!("nft list ruleset: {}", String::from_utf8_lossy(&o.stderr)),
-        Err(_) => {
-            skip_missing_tool("nft is not installed; the pod's firewall rules are not checked (this part only)");
-            String::new()
-        }
-    }
 }
 
 /// Namespace identity of a process (`net:[4026…]`).
@@ -99,7 +61,7 @@ fn pod_ids(d: &Berthd, pod: &str) -> Vec<String> {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn pod_members_share_localhost_and_the_published_port() {
     let d = daemon_with_busybox();
-    let port = test_port(0);
+    let port = test_port(1000);
     let since = unix_now();
     let id = d.ok(&["pod", "create", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"), "--label", "tier=front"]);
     let id = id.trim();
@@ -151,7 +113,10 @@ fn pod_members_share_localhost_and_the_published_port() {
     assert!(got.starts_with("web\n"), "hostname: {got}");
     assert!(got.contains("hello-pod"), "member to member on localhost: {got}");
     // The pod's published port answers on the host.
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "published port");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "published port"
+    );
 
     // Lists: the holder is not a listed container; `ps --pod` names the pod; `--filter pod=`.
     let ps = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -174,18 +139,24 @@ fn pod_members_share_localhost_and_the_published_port() {
     assert_eq!(p["Status"], "Exited", "{p}");
     assert_eq!(p["InfraPid"], 0);
     assert_eq!(d.inspect("srv", "{{.State.Status}}"), "exited");
-    assert!(http_get(port).is_none(), "the stopped pod's port still answers");
+    assert!(http_get("127.0.0.1", port, "/").is_err(), "the stopped pod's port still answers");
     // Start: the holder, then the members.
     d.ok(&["pod", "start", "web"]);
     assert_eq!(pod_json(&d, "web")["Status"], "Running");
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "port after start");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "port after start"
+    );
     d.ok(&["pod", "restart", "-t", "1", "web"]);
     assert_eq!(pod_json(&d, "web")["Status"], "Running");
     // Starting a member of a stopped pod starts the holder first.
     d.ok(&["pod", "stop", "-t", "1", "web"]);
     d.ok(&["start", "srv"]);
     assert_eq!(pod_json(&d, "web")["Status"], "Running");
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "port after member start");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "port after member start"
+    );
     // Logs: each line with the member's name.
     let logs = d.ok(&["run", "--pod", "web", "--name", "talker", "busybox", "echo", "said-something"]);
     assert_eq!(logs.trim(), "said-something");
@@ -206,7 +177,7 @@ fn pod_members_share_localhost_and_the_published_port() {
     let (status, _, _) = api(&d, "GET", "/berth/pods/web/json", b"");
     assert_eq!(status, 404);
     assert_nothing_left(&d, &ids, port);
-    assert!(http_get(port).is_none());
+    assert!(http_get("127.0.0.1", port, "/").is_err());
 
     // Events of type pod.
     let ev =
@@ -284,7 +255,7 @@ fn pod_api_refusals() {
     assert_eq!(status, 404);
     assert_nothing_left(&d, &ids, 0);
     // `--pod new:NAME` makes the pod with the container's ports.
-    let port = test_port(1);
+    let port = test_port(1000 + 1);
     d.ok(&[
         "run",
         "-d",
@@ -301,7 +272,10 @@ fn pod_api_refusals() {
     ]);
     let p = pod_json(&d, "p2");
     assert_eq!(p["PortBindings"]["80/tcp"][0]["HostPort"], port.to_string());
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "new:p2's port");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "new:p2's port"
+    );
     let ids = pod_ids(&d, "p2");
     d.ok(&["pod", "rm", "-f", "p2"]);
     assert_nothing_left(&d, &ids, port);
@@ -312,7 +286,7 @@ fn pod_api_refusals() {
 fn running_pod_survives_a_daemon_kill() {
     let mut d = daemon_with_busybox();
     d.ok(&["network", "create", "podnet"]);
-    let port = test_port(2);
+    let port = test_port(1000 + 2);
     d.ok(&[
         "pod",
         "create",
@@ -326,7 +300,10 @@ fn running_pod_survives_a_daemon_kill() {
         &format!("127.0.0.1:{port}:80"),
     ]);
     d.ok(&["run", "-d", "--pod", "kp", "--name", "ksrv", "busybox", "sh", "-c", HTTPD]);
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "published port");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "published port"
+    );
     // A shared PID namespace: the member sees the holder as PID 1.
     let ps = d.ok(&["exec", "ksrv", "ps", "-o", "pid,args"]);
     assert!(ps.lines().any(|l| l.trim_start().starts_with("1 ") && l.contains("--pause")), "pid namespace: {ps}");
@@ -342,7 +319,7 @@ fn running_pod_survives_a_daemon_kill() {
     let p = pod_json(&d, "kp");
     assert_eq!(p["Status"], "Running", "{p}");
     assert_eq!(p["InfraPid"].as_i64().unwrap(), infra_pid, "the holder kept running");
-    assert!(http_get(port).is_some_and(|b| b.contains("hello-pod")), "the port after the restart");
+    assert!(http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod")), "the port after the restart");
     // A second kill -9 and restart, then the pod goes: nothing left behind.
     d.kill9();
     d.restart();
@@ -353,21 +330,6 @@ fn running_pod_survives_a_daemon_kill() {
     assert!(!Path::new(&d.dir).join("run/netns").join(&ids[0]).exists());
 }
 
-/// Runs `args` with `BERTH_FAULT=point` armed: berthd must die by it (SIGKILL) and come back without it.
-fn crash(d: &mut Berthd, point: &str, args: &[&str]) {
-    use std::os::unix::process::ExitStatusExt;
-    d.set_env("BERTH_FAULT", Some(point));
-    d.restart();
-    let out = d.berth(args);
-    assert!(!out.status.success(), "{point}: {args:?} succeeded although berthd was to die");
-    let st = d.wait_exit(20).unwrap_or_else(|| panic!("{point}: berthd did not die"));
-    let log = d.log();
-    d.set_env("BERTH_FAULT", None);
-    d.restart();
-    assert_eq!(st.signal(), Some(libc::SIGKILL), "{point}: berthd ended with {st:?}");
-    assert!(log.contains(&format!("BERTH_FAULT: killing the process at {point}")), "{point}: no fault in the log");
-}
-
 /// `kill -9` of berthd half-way through `pod create` and `pod rm`: the restarted daemon removes the holder of a pod
 /// that was never recorded, and a pod whose holder went first is finished by `pod rm` or given a new holder by
 /// `pod start`; nothing is left behind either way.
@@ -375,25 +337,36 @@ fn crash(d: &mut Berthd, point: &str, args: &[&str]) {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn crash_during_pod_create_and_rm() {
     let mut d = daemon_with_busybox();
-    let port = test_port(3);
+    let port = test_port(1000 + 3);
     let publish = format!("127.0.0.1:{port}:80");
-    crash(&mut d, "pod.create-after-holder", &["pod", "create", "--name", "cp", "-p", &publish]);
+    crash_at(
+        &mut d,
+        "pod.create-after-holder",
+        |d| d.berth(&["pod", "create", "--name", "cp", "-p", &publish]),
+        |_| (),
+    );
     assert_eq!(d.ok(&["pod", "ls", "-q"]).trim(), "");
     let dirs: Vec<_> = std::fs::read_dir(d.dir.join("data/containers")).unwrap().flatten().collect();
     assert!(dirs.is_empty(), "the holder of the unrecorded pod is still there: {dirs:?}");
     // The name and the port are free.
     d.ok(&["pod", "create", "--name", "cp", "-p", &publish]);
     d.ok(&["run", "-d", "--pod", "cp", "--name", "csrv", "busybox", "sh", "-c", HTTPD]);
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "published port");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "published port"
+    );
     let ids = pod_ids(&d, "cp");
-    crash(&mut d, "pod.rm-after-holder", &["pod", "rm", "-f", "cp"]);
+    crash_at(&mut d, "pod.rm-after-holder", |d| d.berth(&["pod", "rm", "-f", "cp"]), |_| ());
     assert_nothing_left(&d, &ids, port);
     // The pod is still listed, without containers; starting it makes a new holder with the pod's port.
     let p = pod_json(&d, "cp");
     assert_eq!(p["Containers"], serde_json::json!([]));
     d.ok(&["pod", "start", "cp"]);
     d.ok(&["run", "-d", "--pod", "cp", "--name", "csrv2", "busybox", "sh", "-c", HTTPD]);
-    assert!(d.eventually(10, || http_get(port).is_some_and(|b| b.contains("hello-pod"))), "the new holder's port");
+    assert!(
+        d.eventually(10, || http_get("127.0.0.1", port, "/").is_ok_and(|b| b.contains("hello-pod"))),
+        "the new holder's port"
+    );
     let ids = pod_ids(&d, "cp");
     assert_ne!(ids[0], p["InfraContainerId"].as_str().unwrap());
     d.ok(&["pod", "rm", "-f", "cp"]);

@@ -13,11 +13,6 @@ fn curl(args: &[&str]) -> String {
     stdout(&out)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
-}
-
 /// Uploads `bytes` as a blob of `repo` (monolithic: `POST`, then `PUT ?digest=`); returns its digest.
 fn upload(addr: &str, repo: &str, bytes: &[u8], scratch: &std::path::Path) -> String {
     let digest = format!("sha256:{}", sha256_hex(bytes));

@@ -22,22 +22,13 @@ impl DockerRegistry {
             skip_missing_tool("docker-registry is not installed (apt-get install docker-registry)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = PathBuf::from(format!("/tmp/bt-reg-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
         let mut auth = String::new();
         if let Some((u, p)) = user {
-            let hash = Command::new("python3")
-                .args([
-                    "-c",
-                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
-                    p,
-                ])
-                .output()
-                .unwrap();
-            assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
-            std::fs::write(dir.join("htpasswd"), format!("{u}:{}", stdout(&hash).trim())).unwrap();
+            std::fs::write(dir.join("htpasswd"), format!("{u}:{}", bcrypt(p))).unwrap();
             auth = format!("auth:\n  htpasswd:\n    realm: test\n    path: {}\n", dir.join("htpasswd").display());
         }
         let config = format!(
@@ -55,11 +46,7 @@ impl DockerRegistry {
             .spawn()
             .unwrap();
         let addr = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        assert!(wait_listening(&addr, 20), "docker-registry did not come up");
         Some(DockerRegistry { child, addr, dir })
     }
 
@@ -83,6 +70,22 @@ impl Drop for DockerRegistry {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The bcrypt hash of `password`, for an htpasswd file.
+fn bcrypt(password: &str) -> String {
+    let hash = Command::new("python3")
+        .args([
+            "-W",
+            "ignore",
+            "-c",
+            "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
+            password,
+        ])
+        .output()
+        .unwrap();
+    assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
+    stdout(&hash).trim().to_string()
 }
 
 fn fails(d: &Berthd, args: &[&str]) -> String {
@@ -220,7 +223,7 @@ fn push_and_pull_with_docker_registry() {
     assert!(out.contains("manifest unknown"), "{out}");
     let out = fails(&d2, &["pull", &format!("{}/nosuch/repo", reg.addr)]);
     assert!(out.contains("not found"), "{out}");
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = free_port();
     let t = Instant::now();
     let out = fails(&d2, &["pull", &format!("127.0.0.1:{dead}/a/b")]);
     assert!(out.contains("connection refused") || out.contains("Connection refused"), "{out}");
@@ -368,7 +371,7 @@ impl BerthRegistry {
     fn start(tag: &str, o: &RegOpts) -> BerthRegistry {
         // Before the directory is made: a missing binary must not leave it behind.
         let berth = bin("berth");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let dir = PathBuf::from(format!("/tmp/bt-breg-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -378,18 +381,7 @@ impl BerthRegistry {
         let mut cmd = Command::new(berth);
         cmd.args(["registry", "serve", "--addr", &addr, "--root"]).arg(&root);
         if let Some((u, p)) = o.user {
-            let hash = Command::new("python3")
-                .args([
-                    "-W",
-                    "ignore",
-                    "-c",
-                    "import crypt,sys; print(crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))",
-                    p,
-                ])
-                .output()
-                .unwrap();
-            assert!(hash.status.success(), "bcrypt: {}", stderr(&hash));
-            std::fs::write(dir.join("htpasswd"), format!("# test users\n{u}:{}\n", stdout(&hash).trim())).unwrap();
+            std::fs::write(dir.join("htpasswd"), format!("# test users\n{u}:{}\n", bcrypt(p))).unwrap();
             cmd.arg("--htpasswd").arg(dir.join("htpasswd"));
         }
         if o.tls {
@@ -399,11 +391,7 @@ impl BerthRegistry {
         let log = std::fs::File::create(dir.join("registry.log")).unwrap();
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         let r = BerthRegistry { child, addr, dir, root, scheme: if o.tls { "https" } else { "http" } };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&r.addr).is_err() {
-            assert!(Instant::now() < deadline, "berth registry did not come up: {}", r.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(wait_listening(&r.addr, 20), "berth registry did not come up: {}", r.log());
         r
     }
 
@@ -453,11 +441,6 @@ fn header(text: &str, name: &str) -> String {
             k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
         })
         .unwrap_or_default()
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 fn have_curl() -> bool {

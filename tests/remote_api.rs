@@ -10,7 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_integration::{
-    Berthd, bin, docker_cli, processes_with, require_root, skip_missing_tool, stderr, stdout, tail,
+    Berthd, bin, docker_cli, free_port, processes_with, require_root, skip_missing_tool, stderr, stdout, tail,
+    wait_listening,
 };
 
 /// A directory of the test's own (certificates, shims), removed at the end.
@@ -69,19 +70,14 @@ fn pki(dir: &Path) -> (PathBuf, PathBuf) {
     (ca, other)
 }
 
-/// A free loopback port (bound and released: nothing else on this host picks ports from this range meanwhile).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Waits (bounded) for a listener on `port`: berthd binds its TCP endpoints with its socket, but the harness only
 /// waits for the socket.
 fn wait_port(d: &Berthd, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "berthd does not listen on {port}: {}", tail(&d.log(), 20));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        wait_listening(&format!("127.0.0.1:{port}"), 10),
+        "berthd does not listen on {port}: {}",
+        tail(&d.log(), 20)
+    );
 }
 
 /// berthd on its socket and on `tcp://127.0.0.1:<port>` with mutual TLS, with busybox.

@@ -19,26 +19,6 @@ fn dinspect(d: &Berthd, name: &str, format: &str) -> String {
     docker_value(d, &["inspect", "-f", format, name])
 }
 
-/// The container's events between `since` and `until` (the stream ends at `until`).
-fn events(d: &Berthd, name: &str, since: &str, until: &str) -> Vec<Value> {
-    // Bounded: a daemon that never ends the stream at `until` fails the test instead of hanging it.
-    let out = std::process::Command::new("timeout")
-        .arg("30")
-        .arg(docker_cli().unwrap())
-        .args(["events", "--since", since, "--until", until, "--format", "{{json .}}", "--filter"])
-        .arg(format!("container={name}"))
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", d.dir.join("docker-config"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker events: {}", stderr(&out));
-    stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
-
-fn actions(evs: &[Value]) -> Vec<&str> {
-    evs.iter().map(|e| e["Action"].as_str().unwrap()).collect()
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
@@ -80,7 +60,7 @@ fn restarting_state_rm_refused_stop_cancels_and_backoff_doubles() {
     let until = now();
 
     // Events: `die` then `start` for each policy restart (no `restart`, as Docker 20.10), then the `stop`.
-    let evs = events(&d, "loop", &since, &until);
+    let evs = events(&d, &since, &until, &["container=loop"]);
     let acts: Vec<&str> = actions(&evs).into_iter().filter(|a| !a.starts_with("exec")).collect();
     // `RestartCount` counts from each exit its policy restarts: the last one's start was cancelled by the `stop`.
     let n: usize = count.parse::<usize>().unwrap() - 1;
@@ -122,7 +102,7 @@ fn on_failure_counts_and_stops_at_its_maximum() {
     assert!(done, "{}", dinspect(&d, "of", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(dinspect(&d, "of", "{{.State.Status}} {{.RestartCount}}"), "exited 2");
-    let evs = events(&d, "of", &since, &now());
+    let evs = events(&d, &since, &now(), &["container=of"]);
     let acts: Vec<&str> = actions(&evs).into_iter().filter(|a| matches!(*a, "start" | "die" | "restart")).collect();
     assert_eq!(acts, ["start", "die", "start", "die", "start", "die"], "{evs:?}");
     let die = evs.iter().rfind(|e| e["Action"] == "die").unwrap();
@@ -314,7 +294,8 @@ fn update_applies_limits_live_stores_them_and_refuses_as_docker() {
     assert_eq!(d.ok(&["update", "--pids-limit", "-1", "up"]).trim(), "up");
     assert_eq!(cgroup_file(&id, "pids/berth/{id}/pids.max", "pids.max"), "max");
     let until = now();
-    let evs: Vec<Value> = events(&d, "up", &since, &until).into_iter().filter(|e| e["Action"] == "update").collect();
+    let evs: Vec<Value> =
+        events(&d, &since, &until, &["container=up"]).into_iter().filter(|e| e["Action"] == "update").collect();
     assert_eq!(evs.len(), 4, "one update event per successful update (4): {evs:?}");
     assert_eq!(evs[0]["Actor"]["Attributes"]["name"], "up");
     docker_value(&d, &["rm", "-f", "up"]);
@@ -454,14 +435,7 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
     assert_eq!(cmdline(&["--init=false"]), "cat /proc/1/cmdline");
 
     // docker-compose 1.29's `init: true` (on a daemon without the default).
-    let Some(compose) = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"]
-        .iter()
-        .map(std::path::Path::new)
-        .find(|p| p.is_file())
-    else {
-        skip_missing_tool("docker-compose is not installed; the compose init check did not run");
-        return;
-    };
+    let Some(compose) = docker_compose_v1("the compose init check") else { return };
     let d = daemon_with_busybox();
     let proj = d.dir.join("initproj");
     std::fs::create_dir_all(&proj).unwrap();

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_integration::{bin, mounts_under, processes_with, require_root, skip_missing_tool, stderr, stdout};
+use berth_integration::{
+    bin, busybox_rootfs, mounts_under, processes_with, require_root, sha256_hex, skip_missing_tool, stderr, stdout,
+};
 
 /// A private directory for one test, removed (after its mounts) on drop.
 struct TestDir(PathBuf);
@@ -80,17 +82,10 @@ fn state(root: &Path, id: &str) -> serde_json::Value {
     serde_json::from_str(&runc_ok(root, &["state", id])).unwrap()
 }
 
-/// A busybox root file system (the host's static busybox and its applets).
-fn busybox_rootfs(rootfs: &Path) {
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
-    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
-        }
-    }
-    for d in ["proc", "sys", "dev", "tmp", "etc"] {
+/// A root file system for a bundle: [`busybox_rootfs`] with the mount points /proc, /sys and /dev.
+fn runc_rootfs(rootfs: &Path) {
+    busybox_rootfs(rootfs);
+    for d in ["proc", "sys", "dev"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
 }
@@ -98,7 +93,7 @@ fn busybox_rootfs(rootfs: &Path) {
 /// A bundle from `berth-runc spec` running `args`, in its own cgroup `berth-runc-test/<id>`.
 fn bundle(dir: &Path, id: &str, args: &[&str]) -> PathBuf {
     let b = dir.join(format!("bundle-{id}"));
-    busybox_rootfs(&b.join("rootfs"));
+    runc_rootfs(&b.join("rootfs"));
     let o = Command::new(bin("berth-runc")).args(["spec", "--bundle"]).arg(&b).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let path = b.join("config.json");
@@ -428,18 +423,17 @@ impl Containerd {
         let d = self.dir.0.join("image");
         let blobs = d.join("layout/blobs/sha256");
         std::fs::create_dir_all(&blobs).unwrap();
-        busybox_rootfs(&d.join("rootfs"));
+        runc_rootfs(&d.join("rootfs"));
         let layer = d.join("layer.tar");
         let o = Command::new("tar").arg("-C").arg(d.join("rootfs")).arg("-cf").arg(&layer).arg(".").output().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         let put = |data: &[u8]| -> (String, usize) {
-            use sha2::Digest;
-            let hex = hex::encode(sha2::Sha256::digest(data));
+            let hex = sha256_hex(data);
             std::fs::write(blobs.join(&hex), data).unwrap();
             (format!("sha256:{hex}"), data.len())
         };
         let (layer_digest, layer_size) = put(&std::fs::read(&layer).unwrap());
-        let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        let config = serde_json::json!({"architecture": berth_store::image::host_architecture(), "os": "linux",
             "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
             "rootfs": {"type": "layers", "diff_ids": [layer_digest]}});
         let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
@@ -449,7 +443,7 @@ impl Containerd {
         let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
         let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": manifest_size,
-            "platform": {"architecture": "amd64", "os": "linux"},
+            "platform": {"architecture": berth_store::image::host_architecture(), "os": "linux"},
             "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "latest"}}]});
         std::fs::write(d.join("layout/index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
         std::fs::write(d.join("layout/oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();

@@ -228,11 +228,6 @@ fn mac_addresses() {
     assert_eq!(docker_ok(&d, &["ps", "-aq"]).lines().count(), before);
 }
 
-fn ip_on(d: &Berthd, name: &str, net: &str) -> String {
-    let f = format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}");
-    docker_ok(d, &["inspect", "-f", &f, name]).trim().to_string()
-}
-
 /// Legacy links on the default bridge, as Docker 20.10 makes them (moby's `links.Link.ToEnv` and libnetwork's
 /// hosts entry `IP alias hostname name`), their checks, `docker rm --link`; on a user-defined network a link is a
 /// DNS alias of the linking container only.

@@ -21,14 +21,6 @@ const RELAYED: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
 /// A name no container has: relayed, if at all, to the upstream.
 const OUTSIDE: &str = "relay.invalid";
 
-fn gateway(d: &Berthd, net: &str) -> String {
-    d.ok(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", net]).trim().to_string()
-}
-
-fn ip_on(d: &Berthd, c: &str, net: &str) -> String {
-    d.inspect(c, &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}"))
-}
-
 fn bridge_of(d: &Berthd, net: &str) -> String {
     let id = d.ok(&["network", "inspect", "-f", "{{.Id}}", net]).trim().to_string();
     format!("br-{}", &id[..12])

@@ -9,12 +9,6 @@ use std::time::Duration;
 
 use berth_integration::*;
 
-/// A free loopback port (bound and let go: another process could take it meanwhile, which the daemon's start would
-/// then report).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// An answer: status, headers (lower-case names), body.
 struct Answer {
     status: u16,

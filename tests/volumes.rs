@@ -8,12 +8,6 @@ use std::path::{Path, PathBuf};
 
 use berth_integration::*;
 
-fn api_message(d: &Berthd, method: &str, path: &str, body: &str) -> (u16, String) {
-    let (status, _, body) = api(d, method, path, body.as_bytes());
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    (status, v["message"].as_str().unwrap_or("").to_string())
-}
-
 fn volume_names(d: &Berthd) -> Vec<String> {
     d.ok(&["volume", "ls", "-q"]).split_whitespace().map(str::to_string).collect()
 }
@@ -615,12 +609,6 @@ fn volumes_with_runc() {
         Some("root:x:0:0:root:/root:/bin/sh")
     );
     assert_no_leaked_mounts(&d);
-}
-
-fn docker_ok(d: &Berthd, args: &[&str]) -> String {
-    let out = d.docker(args).unwrap();
-    assert!(out.status.success(), "docker {args:?}: {}\n{}", stderr(&out), tail(&d.log(), 30));
-    stdout(&out)
 }
 
 #[test]

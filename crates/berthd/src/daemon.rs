@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use crate::error::Error;
 use berth_store::Store;
 
-use crate::containers::record::Container;
+use crate::containers::record::{Container, Record};
 use crate::containers::shim_client::ShimClient;
 use crate::exec::record::ExecInstance;
 
@@ -149,5 +149,16 @@ impl Daemon {
             ))),
             _ => Err(not_found()),
         }
+    }
+
+    /// The record of container `target`, whose namespaces another container joins (`what`: "network", "ipc
+    /// namespace"…); a conflict unless it is running.
+    pub fn join_target(&self, target: &str, what: &str) -> std::result::Result<Record, Error> {
+        let other = self.container(target)?;
+        let orec = other.record();
+        if !other.is_running() || orec.state.pid <= 0 {
+            return Err(Error::Conflict(format!("cannot join {what} of a non running container: {}", orec.id)));
+        }
+        Ok(orec)
     }
 }

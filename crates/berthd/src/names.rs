@@ -199,6 +199,20 @@ pub fn generate(seed: &[u8], retry: usize) -> String {
     if retry == 0 { base } else { format!("{base}{}", seed[4] % 10) }
 }
 
+/// A generated name (`what`: "container", "pod") that `taken` says is free, made again with a number appended
+/// while it is taken (at most ten tries, as Docker).
+pub fn generate_unique(what: &str, mut taken: impl FnMut(&str) -> Result<bool, Error>) -> Result<String, Error> {
+    for retry in 0..10 {
+        let mut seed = [0u8; 5];
+        getrandom::fill(&mut seed).map_err(|e| Error::Internal(format!("random: {e}")))?;
+        let n = generate(&seed, retry);
+        if !taken(&n)? {
+            return Ok(n);
+        }
+    }
+    Err(Error::Internal(format!("could not generate a unique {what} name")))
+}
+
 /// A new random 64-hex-digit ID.
 pub fn new_id() -> Result<String, Error> {
     let mut b = [0u8; 32];

@@ -86,6 +86,11 @@ pub struct SpecInputs<'a> {
 
 /// Whether the container gets its own cgroup namespace: `--cgroupns private`, or no choice on a cgroup v2 host
 /// (Docker 20.10's defaults: `private` on v2, `host` on v1).
+/// The size of a container's `/dev/shm`: its `ShmSize`, else Docker's default (64 MiB).
+pub fn shm_size(host: &HostConfig) -> i64 {
+    host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20)
+}
+
 fn private_cgroupns(host: &HostConfig, cgroup_v2: bool) -> bool {
     use berth_api::models::HostConfigCgroupnsModeEnum as Mode;
     match host.cgroupns_mode {
@@ -146,7 +151,7 @@ pub fn build(config: &ContainerConfig, host: &HostConfig, inp: &SpecInputs<'_>) 
     match inp.shm {
         Some(dir) => mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": dir, "options": ["rbind", "rprivate", "nosuid", "noexec", "nodev"]})),
         None => {
-            let shm = host.shm_size.filter(|s| *s > 0).unwrap_or(64 << 20);
+            let shm = shm_size(host);
             mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
         }
     }

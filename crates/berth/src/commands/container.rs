@@ -100,48 +100,18 @@ pub struct RenameArgs {
 #[derive(Args, Debug)]
 #[command(override_usage = "berth update [OPTIONS] CONTAINER [CONTAINER...]")]
 pub struct UpdateArgs {
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
-    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
-    pub blkio_weight: Option<u16>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "INT")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "INT", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
+    /// The limits `run` sets.
+    #[command(flatten)]
+    pub resources: super::run::ResourceOpts,
     /// Limit the CPU real-time period in microseconds
     #[arg(long = "cpu-rt-period", value_name = "INT")]
     pub cpu_rt_period: Option<i64>,
     /// Limit the CPU real-time runtime in microseconds
     #[arg(long = "cpu-rt-runtime", value_name = "INT")]
     pub cpu_rt_runtime: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "INT")]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long = "cpus", value_name = "DECIMAL")]
-    pub cpus: Option<String>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "LIST")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "LIST")]
-    pub cpuset_mems: Option<String>,
     /// Kernel memory limit (deprecated: never applied, as on kernels since 5.4 and cgroup v2)
     #[arg(long = "kernel-memory", value_name = "BYTES")]
     pub kernel_memory: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory", value_name = "BYTES")]
-    pub memory: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "BYTES")]
-    pub memory_reservation: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "INT", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
     /// Restart policy to apply when a container exits
     #[arg(long = "restart", value_name = "POLICY")]
     pub restart: Option<String>,
@@ -362,37 +332,33 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `berth update`: the same body for every container, as `docker update` (names printed as they succeed, then the
-/// daemon's warnings; the errors at the end).
-pub async fn update(c: &Client, a: UpdateArgs) -> Result<i32> {
-    let size = super::opts::bytes;
-    let memory_swap = super::opts::memory_swap(&a.memory_swap)?;
+/// The body of `POST /containers/{id}/update`: the flags given, and only those.
+fn update_body(a: &UpdateArgs) -> Result<Value> {
     let restart = a.restart.as_deref().map(super::opts::restart_policy).transpose()?;
-    let mut body = serde_json::Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            body.insert(k.to_string(), v);
-        }
+    let host = berth_api::models::HostConfig {
+        cpu_realtime_period: a.cpu_rt_period,
+        cpu_realtime_runtime: a.cpu_rt_runtime,
+        restart_policy: restart,
+        ..a.resources.limits()?
     };
-    put("BlkioWeight", a.blkio_weight.map(Value::from));
-    put("CpuPeriod", a.cpu_period.map(Value::from));
-    put("CpuQuota", a.cpu_quota.map(Value::from));
-    put("CpuRealtimePeriod", a.cpu_rt_period.map(Value::from));
-    put("CpuRealtimeRuntime", a.cpu_rt_runtime.map(Value::from));
-    put("CpuShares", a.cpu_shares.map(Value::from));
-    put("NanoCpus", a.cpus.as_deref().map(super::opts::nano_cpus).transpose()?.map(Value::from));
-    put("CpusetCpus", a.cpuset_cpus.clone().map(Value::from));
-    put("CpusetMems", a.cpuset_mems.clone().map(Value::from));
-    put("KernelMemory", size(&a.kernel_memory)?.map(Value::from));
-    put("Memory", size(&a.memory)?.map(Value::from));
-    put("MemoryReservation", size(&a.memory_reservation)?.map(Value::from));
-    put("MemorySwap", memory_swap.map(Value::from));
-    put("PidsLimit", a.pids_limit.map(Value::from));
-    put("RestartPolicy", restart.map(|r| serde_json::to_value(r).unwrap_or(Value::Null)));
+    let mut body = match serde_json::to_value(host)? {
+        Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    };
+    // Not in API v1.53's HostConfig; the daemon accepts it and applies nothing (as on kernels since 5.4).
+    if let Some(k) = super::opts::bytes(&a.kernel_memory)? {
+        body.insert("KernelMemory".into(), Value::from(k));
+    }
     if body.is_empty() {
         bail!("you must provide one or more flags when using this command");
     }
-    let body = Value::Object(body);
+    Ok(Value::Object(body))
+}
+
+/// `berth update`: the same body for every container, as `docker update` (names printed as they succeed, then the
+/// daemon's warnings; the errors at the end).
+pub async fn update(c: &Client, a: UpdateArgs) -> Result<i32> {
+    let body = update_body(&a)?;
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     for name in &a.containers {
         match c.post_json(&format!("{}/update", container_path(name)), &body).await {
@@ -514,7 +480,45 @@ pub async fn port(c: &Client, a: PortArgs) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
     use serde_json::json;
+
+    #[derive(Parser)]
+    struct Update {
+        #[command(flatten)]
+        a: UpdateArgs,
+    }
+
+    #[test]
+    fn update_sends_only_the_flags_given() {
+        let a = |args: &[&str]| Update::parse_from(std::iter::once("update").chain(args.iter().copied())).a;
+        let body = update_body(&a(&[
+            "--cpus",
+            "1.5",
+            "-m",
+            "64m",
+            "--memory-swap",
+            "-1",
+            "--cpu-quota",
+            "-1",
+            "--restart",
+            "on-failure:3",
+            "--kernel-memory",
+            "8m",
+            "--cpu-rt-runtime",
+            "950",
+            "c1",
+            "c2",
+        ]))
+        .expect("body");
+        assert_eq!(
+            body,
+            json!({"NanoCpus": 1_500_000_000i64, "Memory": 64 << 20, "MemorySwap": -1, "CpuQuota": -1,
+                   "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}, "KernelMemory": 8 << 20,
+                   "CpuRealtimeRuntime": 950})
+        );
+        assert!(update_body(&a(&["c1"])).is_err(), "no flag");
+    }
 
     #[test]
     fn ports_like_docker() {

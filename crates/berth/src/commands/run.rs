@@ -18,6 +18,64 @@ use crate::StatusError;
 use crate::client::{ApiError, Client, empty, query, read_body};
 use crate::stream;
 
+/// The resource limits that `run`/`create` set and `update` changes.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceOpts {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)
+    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "INT")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "INT", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "INT")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "DECIMAL")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "BYTES")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "BYTES")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "INT", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
+impl ResourceOpts {
+    /// The limits given, as the fields of a `HostConfig` (the others unset).
+    pub fn limits(&self) -> Result<HostConfig> {
+        Ok(HostConfig {
+            memory: opts::bytes(&self.memory)?,
+            memory_reservation: opts::bytes(&self.memory_reservation)?,
+            memory_swap: opts::memory_swap(&self.memory_swap)?,
+            nano_cpus: self.cpus.as_deref().map(opts::nano_cpus).transpose()?,
+            cpu_shares: self.cpu_shares,
+            cpu_period: self.cpu_period,
+            cpu_quota: self.cpu_quota,
+            cpuset_cpus: self.cpuset_cpus.clone(),
+            cpuset_mems: self.cpuset_mems.clone(),
+            blkio_weight: self.blkio_weight,
+            pids_limit: self.pids_limit,
+            ..Default::default()
+        })
+    }
+}
+
 /// The options `run` and `create` share.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ContainerOpts {
@@ -30,9 +88,6 @@ pub struct ContainerOpts {
     /// Add an annotation to the container (passed through to the OCI runtime)
     #[arg(long = "annotation", value_name = "KEY=VALUE")]
     pub annotation: Vec<String>,
-    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
-    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
-    pub blkio_weight: Option<u16>,
     /// Add Linux capabilities
     #[arg(long = "cap-add", value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -48,24 +103,9 @@ pub struct ContainerOpts {
     /// Write the container ID to the file
     #[arg(long = "cidfile", value_name = "FILE")]
     pub cidfile: Option<String>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period", value_name = "N")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", value_name = "N")]
-    pub cpu_quota: Option<i64>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "N")]
-    pub cpu_shares: Option<i64>,
-    /// Number of CPUs
-    #[arg(long = "cpus", value_name = "DECIMAL")]
-    pub cpus: Option<String>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "LIST")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems", value_name = "LIST")]
-    pub cpuset_mems: Option<String>,
+    /// The resource limits `update` changes too.
+    #[command(flatten)]
+    pub resources: ResourceOpts,
     /// Add a host device to the container
     #[arg(long = "device", value_name = "DEVICE")]
     pub device: Vec<String>,
@@ -123,15 +163,6 @@ pub struct ContainerOpts {
     /// Log driver options
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory", value_name = "BYTES")]
-    pub memory: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "BYTES")]
-    pub memory_reservation: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "BYTES", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
     /// Tune container memory swappiness (0 to 100)
     #[arg(long = "memory-swappiness", value_name = "N", allow_hyphen_values = true)]
     pub memory_swappiness: Option<i64>,
@@ -178,9 +209,6 @@ pub struct ContainerOpts {
     /// PID namespace to use
     #[arg(long = "pid", value_name = "MODE")]
     pub pid: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
     /// Set platform if server is multi-platform capable
     #[arg(long = "platform", value_name = "PLATFORM")]
     pub platform: Option<String>,
@@ -492,7 +520,7 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         sysctls.insert(k, v);
     }
     let size = opts::bytes;
-    let memory_swap = opts::memory_swap(&o.memory_swap)?;
+    let limits = o.resources.limits()?;
     // `--entrypoint ""` resets the image's entrypoint: docker sends [""] for that.
     let entrypoint = o.entrypoint.as_ref().map(|e| if e.is_empty() { vec![String::new()] } else { vec![e.clone()] });
     let restart = opts::restart_policy(&o.restart)?;
@@ -524,18 +552,7 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         masked_paths: unconfined_paths.then(Vec::new),
         readonly_paths: unconfined_paths.then(Vec::new),
         device_cgroup_rules: some_vec(o.device_cgroup_rule.clone()),
-        memory: size(&o.memory)?,
-        memory_reservation: size(&o.memory_reservation)?,
-        memory_swap,
         memory_swappiness: o.memory_swappiness,
-        nano_cpus: o.cpus.as_deref().map(opts::nano_cpus).transpose()?,
-        cpu_shares: o.cpu_shares,
-        cpu_period: o.cpu_period,
-        cpu_quota: o.cpu_quota,
-        cpuset_cpus: o.cpuset_cpus.clone(),
-        cpuset_mems: o.cpuset_mems.clone(),
-        blkio_weight: o.blkio_weight,
-        pids_limit: o.pids_limit,
         ulimits: some_vec(ulimits),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         sysctls: (!sysctls.is_empty()).then_some(sysctls),
@@ -564,7 +581,7 @@ fn config(o: &ContainerOpts, image: &str, cmd: &[String], detach: bool) -> Resul
         log_config,
         console_size: console,
         devices: some_vec(o.device.iter().map(|d| device(d)).collect::<Result<Vec<_>>>()?),
-        ..Default::default()
+        ..limits
     };
     Ok(ContainerCreateBody {
         hostname: o.hostname.clone(),
@@ -881,8 +898,7 @@ mod tests {
     fn config_from_docker_flags() {
         let o = ContainerOpts {
             env: vec!["A=1".into()],
-            memory: Some("512m".into()),
-            cpus: Some("1.5".into()),
+            resources: ResourceOpts { memory: Some("512m".into()), cpus: Some("1.5".into()), ..Default::default() },
             rm: true,
             restart: "no".into(),
             tmpfs: vec!["/run:size=1m".into()],

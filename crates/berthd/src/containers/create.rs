@@ -430,15 +430,7 @@ pub(super) async fn name_taken(d: &Daemon, name: &str) -> Error {
 }
 
 pub(super) fn generate_name(d: &Daemon) -> Result<String, Error> {
-    for retry in 0..10 {
-        let mut seed = [0u8; 5];
-        getrandom::fill(&mut seed).map_err(|e| Error::Internal(format!("random: {e}")))?;
-        let n = crate::names::generate(&seed, retry);
-        if d.container(&format!("/{n}")).is_err() {
-            return Ok(n);
-        }
-    }
-    Err(Error::Internal("could not generate a unique container name".into()))
+    crate::names::generate_unique("container", |n| Ok(d.container(&format!("/{n}")).is_ok()))
 }
 
 /// The container part of a create body (bollard splits it from the host config).

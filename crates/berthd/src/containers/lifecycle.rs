@@ -215,14 +215,7 @@ fn namespace_joins(
     let mut joins = Vec::new();
     for (typ, mode) in [("ipc", &host.ipc_mode), ("pid", &host.pid_mode), ("uts", &host.uts_mode)] {
         let Some(target) = mode.as_deref().and_then(|m| m.strip_prefix("container:")) else { continue };
-        let other = d.container(target)?;
-        let orec = other.record();
-        if !other.is_running() || orec.state.pid <= 0 {
-            return Err(Error::Conflict(format!(
-                "cannot join {typ} namespace of a non running container: {}",
-                orec.id
-            )));
-        }
+        let orec = d.join_target(target, &format!("{typ} namespace"))?;
         joins.push((typ, std::path::PathBuf::from(format!("/proc/{}/ns/{typ}", orec.state.pid))));
     }
     Ok(joins)

@@ -10,9 +10,6 @@ use crate::error::Error;
 
 use super::*;
 
-/// Docker's default `/dev/shm` size.
-const DEFAULT_SIZE: i64 = 64 << 20;
-
 fn dir(d: &Daemon, id: &str) -> PathBuf {
     container_dir(d, id).join("shm")
 }
@@ -26,7 +23,7 @@ fn shareable(rec: &Record) -> bool {
 pub(super) async fn for_start(d: &Daemon, rec: &Record) -> Result<Option<PathBuf>, Error> {
     if shareable(rec) {
         let (shims, path) = (d.shims.clone(), dir(d, &rec.id));
-        let size = rec.host_config.shm_size.filter(|s| *s > 0).unwrap_or(DEFAULT_SIZE);
+        let size = crate::spec::shm_size(&rec.host_config);
         let p = path.clone();
         crate::task::blocking(move || shims.mount_shm(&p, size)).await?;
         return Ok(Some(path));

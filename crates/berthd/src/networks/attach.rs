@@ -179,11 +179,7 @@ pub async fn attach(d: &Arc<Daemon>, rec: &Record, dir: &Path) -> Result<(NetSta
             ))
         }
         Mode::Container(target) => {
-            let other = d.container(&target)?;
-            let orec = other.record();
-            if !other.is_running() || orec.state.pid <= 0 {
-                return Err(Error::Conflict(format!("cannot join network of a non running container: {}", orec.id)));
-            }
+            let orec = d.join_target(&target, "network")?;
             let ns = match orec.net.sandbox.as_str() {
                 "" => PathBuf::from(format!("/proc/{}/ns/net", orec.state.pid)),
                 s => PathBuf::from(s),

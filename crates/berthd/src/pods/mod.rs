@@ -264,15 +264,9 @@ async fn name_in_use(d: &Daemon, name: &str) -> Result<bool, Error> {
 
 /// A name for an unnamed pod, made again (as a container's) while it is taken.
 async fn generate_name(d: &Daemon) -> Result<String, Error> {
-    for retry in 0..10 {
-        let mut seed = [0u8; 5];
-        getrandom::fill(&mut seed).map_err(|e| Error::Internal(format!("random: {e}")))?;
-        let n = crate::names::generate(&seed, retry);
-        if !name_in_use(d, &n).await? {
-            return Ok(n);
-        }
-    }
-    Err(Error::Internal("could not generate a unique pod name".into()))
+    let store = d.store.clone();
+    blocking(move || crate::names::generate_unique("pod", |n| Ok(store.id_by_name(record::DOC_KIND, n)?.is_some())))
+        .await
 }
 
 /// Creates a container (`POST /containers/create?pod=`) in `pod_ref`'s namespaces, labelled `io.berth.pod=<pod id>`,
