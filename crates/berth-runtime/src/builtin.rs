@@ -194,7 +194,10 @@ fn wait_on_fifo(fd: std::os::fd::RawFd) -> Result<()> {
 }
 
 /// The container's init, between clone and execve. Returns only an error.
-fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
+fn init_child(mut a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
+    // First, before any namespace of ours is made (a new cgroup namespace is rooted at the cgroup we are in); its
+    // descriptors are closed here, before the others go.
+    let mut entry_failed = a.self_entry.take().and_then(|entry| entry.enter().err());
     // Nothing of the shim's beyond the handshake (and the console socket): see `exec`.
     let keep = [
         from_parent.as_raw_fd(),
@@ -209,10 +212,8 @@ fn init_child(a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut 
         }
     };
     let mut run = || -> Result<()> {
-        // First, before any namespace of ours is made (a new cgroup namespace is rooted at the cgroup we are in) and
-        // before the descriptors go.
-        if let Some(entry) = &a.self_entry {
-            entry.enter()?;
+        if let Some(e) = entry_failed.take() {
+            return Err(e.into());
         }
         dup_stdio(a.stdio)?;
         close_except(3, &keep);
