@@ -349,7 +349,10 @@ impl Monitor {
                 .collect();
             let n = berth_runtime::sys::CleanPages::find().drop_then_poll(&mut raw, i32::from(timeout));
             self.drop_pages = false;
-            (n.map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))), raw.iter().map(|p| PollFlags::from_bits_truncate(p.revents)).collect())
+            (
+                n.map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+                raw.iter().map(|p| PollFlags::from_bits_truncate(p.revents)).collect(),
+            )
         } else {
             let n = poll(&mut fds, timeout).map(|n| n as usize);
             (n, fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect::<Vec<_>>())
