@@ -27,6 +27,8 @@ const MAX_CLIENT_BACKLOG: usize = 8 << 20;
 const MAX_CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 /// After this long without anything to do, the shim gives back the pages its work touched (see [`Monitor::idle`]).
 const QUIET_MS: u16 = 1000;
+/// A shim that never has a quiet second gives back its pages this often all the same.
+const BUSY_DROP: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn run(bundle: PathBuf) -> Result<()> {
     let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
@@ -162,6 +164,8 @@ struct Monitor {
     busy: bool,
     /// The next wait gives back the pages first ([`Monitor::idle`]).
     drop_pages: bool,
+    /// When the pages were last given back (or the shim was set up).
+    last_drop: std::time::Instant,
 }
 
 impl Monitor {
@@ -270,6 +274,7 @@ impl Monitor {
             started: false,
             busy: false,
             drop_pages: false,
+            last_drop: std::time::Instant::now(),
         })
     }
 
@@ -418,6 +423,12 @@ impl Monitor {
             self.idle();
         } else {
             self.busy = true;
+            // Never quiet for a second (a container that prints every few hundred milliseconds): what the start and
+            // the work touched goes now and then all the same, or it would stay resident for the container's life.
+            if self.started && !held && self.exit.is_none() && self.last_drop.elapsed() > BUSY_DROP {
+                self.idle();
+                self.busy = true;
+            }
         }
         Ok(())
     }
@@ -697,6 +708,7 @@ impl Monitor {
     fn idle(&mut self) {
         berth_runtime::sys::trim_heap();
         self.drop_pages = self.started;
+        self.last_drop = std::time::Instant::now();
         self.busy = false;
     }
 
