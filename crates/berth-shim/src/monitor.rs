@@ -27,6 +27,8 @@ const MAX_CLIENT_BACKLOG: usize = 8 << 20;
 const MAX_CLIENT_STALL: std::time::Duration = std::time::Duration::from_secs(10);
 /// After this long without anything to do, the shim gives back the pages its work touched (see [`Monitor::idle`]).
 const QUIET_MS: u16 = 1000;
+/// A shim that never has a quiet second gives back its pages this often all the same.
+const BUSY_DROP: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn run(bundle: PathBuf) -> Result<()> {
     let cfg: ShimConfig = crate::read_json(&bundle.join(shim::CONFIG_FILE))?;
@@ -167,6 +169,10 @@ struct Monitor {
     started: bool,
     /// Something happened since the pages were last given back.
     busy: bool,
+    /// The next wait gives back the pages first ([`Monitor::idle`]).
+    drop_pages: bool,
+    /// When the pages were last given back (or the shim was set up).
+    last_drop: std::time::Instant,
 }
 
 impl Monitor {
@@ -274,6 +280,8 @@ impl Monitor {
             paused: false,
             started: false,
             busy: false,
+            drop_pages: false,
+            last_drop: std::time::Instant::now(),
         })
     }
 
@@ -345,25 +353,40 @@ impl Monitor {
         } else {
             PollTimeout::NONE
         };
-        let quiet = match poll(&mut fds, timeout) {
+        let (n, revents) = if self.drop_pages {
+            // Gone quiet: the pages go, and the wait follows with nothing in between that would map code again.
+            let mut raw: Vec<libc::pollfd> = fds
+                .iter()
+                .map(|f| libc::pollfd { fd: f.as_fd().as_raw_fd(), events: f.events().bits(), revents: 0 })
+                .collect();
+            let n = berth_runtime::sys::CleanPages::find().drop_then_poll(&mut raw, i32::from(timeout));
+            self.drop_pages = false;
+            (
+                n.map_err(|e| nix::Error::from_raw(e.raw_os_error().unwrap_or(libc::EIO))),
+                raw.iter().map(|p| PollFlags::from_bits_truncate(p.revents)).collect(),
+            )
+        } else {
+            let n = poll(&mut fds, timeout).map(|n| n as usize);
+            (n, fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect::<Vec<_>>())
+        };
+        drop(fds);
+        let quiet = match n {
             Ok(n) => n == 0,
             Err(nix::Error::EINTR) => return Ok(()),
             Err(e) => return Err(e).context("poll"),
         };
-        let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-        let listener_ready = ready(&fds[0]);
-        let sig_ready = ready(&fds[1]);
-        let outputs_ready: Vec<bool> = fds[2..2 + n_out].iter().map(ready).collect();
+        let ready = |r: &PollFlags| !r.is_empty();
+        let listener_ready = ready(&revents[0]);
+        let sig_ready = ready(&revents[1]);
+        let outputs_ready: Vec<bool> = revents[2..2 + n_out].iter().map(ready).collect();
         let base = 2 + n_out + usize::from(stdin_slot);
-        let stdin_ready = stdin_slot && ready(&fds[2 + n_out]);
-        let clients_ready: Vec<bool> = fds[base..].iter().map(ready).collect();
+        let stdin_ready = stdin_slot && ready(&revents[2 + n_out]);
+        let clients_ready: Vec<bool> = revents[base..].iter().map(ready).collect();
         // POLLHUP on a Unix stream socket: the peer has closed it entirely (a client's half-close gives no POLLHUP),
         // so nothing more can reach it. A client in that state with nothing left to read is dropped: left in the set
         // with no events asked for, it would make every poll return at once, forever (the shims of a killed berthd).
         let hangup = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
-        let clients_gone: Vec<bool> =
-            fds[base..].iter().map(|f| f.revents().is_some_and(|r| r.intersects(hangup))).collect();
-        drop(fds);
+        let clients_gone: Vec<bool> = revents[base..].iter().map(|r| r.intersects(hangup)).collect();
 
         if sig_ready {
             self.reap();
@@ -407,6 +430,12 @@ impl Monitor {
             self.idle();
         } else {
             self.busy = true;
+            // Never quiet for a second (a container that prints every few hundred milliseconds): what the start and
+            // the work touched goes now and then all the same, or it would stay resident for the container's life.
+            if self.started && !held && self.exit.is_none() && self.last_drop.elapsed() > BUSY_DROP {
+                self.idle();
+                self.busy = true;
+            }
         }
         Ok(())
     }
@@ -678,15 +707,15 @@ impl Monitor {
     }
 
     /// Nothing to do for a while (or the container has just started): the heap's free memory goes back to the kernel
-    /// and the pages of the binary, libc and the stack that the shim's work touched leave its resident set (they stay
-    /// in the page cache; the next piece of work maps what it uses). An idle shim's RSS is then little more than its
-    /// own data.
+    /// and, in the next wait, the pages of the binary, libc and the stack that the shim's work touched leave its
+    /// resident set (they stay in the page cache; the next piece of work maps what it uses). They go right before the
+    /// wait ([`berth_runtime::sys::CleanPages::drop_then_poll`], found again each time, as berthd does: a mapping may
+    /// have gone since), so that the code between the two does not map them again. An idle shim's RSS is then little
+    /// more than its own data.
     fn idle(&mut self) {
         berth_runtime::sys::trim_heap();
-        if self.started {
-            // Found again each time, as berthd does: a mapping may have gone since.
-            berth_runtime::sys::CleanPages::find().drop_now();
-        }
+        self.drop_pages = self.started;
+        self.last_drop = std::time::Instant::now();
         self.busy = false;
     }
 
