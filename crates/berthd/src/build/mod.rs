@@ -371,11 +371,11 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
     let hashes = match &prep.kept {
         Some(k) => {
             out.stream(format!(
-                "Build context: {} file{} received ({} bytes), {} entries kept\n",
+                "Build context: {} file{} received ({} bytes), {} entries in all\n",
                 k.received.0,
                 if k.received.0 == 1 { "" } else { "s" },
                 k.received.1,
-                k.entries() - k.received.0
+                k.entries()
             ));
             fs::HashCache::with_known(k.known_hashes())
         }
