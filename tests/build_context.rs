@@ -52,7 +52,8 @@ fn kept_contexts(d: &Berthd) -> Vec<String> {
         .unwrap_or_default()
 }
 
-const DOCKERFILE: &[u8] = b"FROM busybox\nCOPY big.bin /big.bin\nCOPY small/ /small/\nRUN cat /small/* | wc -c > /count\n";
+const DOCKERFILE: &[u8] =
+    b"FROM busybox\nCOPY big.bin /big.bin\nCOPY small/ /small/\nRUN cat /small/* | wc -c > /count\n";
 
 fn big() -> Vec<u8> {
     (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
@@ -196,8 +197,12 @@ fn hostile_lists_and_cut_transfers_are_refused() {
         serde_json::json!([{"path": "x", "type": "file", "size": 1, "mode": 0o104755, "mtime": 0}]),
     ];
     for entries in &hostile {
-        let (status, _, body) =
-            api(&d, "POST", "/berth/build/context?key=hostile", &serde_json::to_vec(&serde_json::json!({"listed": 0, "entries": entries})).unwrap());
+        let (status, _, body) = api(
+            &d,
+            "POST",
+            "/berth/build/context?key=hostile",
+            &serde_json::to_vec(&serde_json::json!({"listed": 0, "entries": entries})).unwrap(),
+        );
         assert_eq!(status, 400, "{entries}: {}", String::from_utf8_lossy(&body));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert!(v["message"].is_string(), "{v}");
@@ -208,7 +213,8 @@ fn hostile_lists_and_cut_transfers_are_refused() {
         assert!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["message"].is_string());
     }
     for bad_key in ["../x", "a/b", ""] {
-        let (status, _, _) = api(&d, "POST", &format!("/build?berthcontext={bad_key}x/"), &list(serde_json::json!([]), &[]));
+        let (status, _, _) =
+            api(&d, "POST", &format!("/build?berthcontext={bad_key}x/"), &list(serde_json::json!([]), &[]));
         assert_eq!(status, 400, "{bad_key}");
     }
     let (status, _, _) = api(&d, "POST", "/build?berthcontext=k", b"not json\n");
@@ -241,7 +247,11 @@ fn hostile_lists_and_cut_transfers_are_refused() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn concurrent_builds_of_one_context() {
     let d = daemon_with_busybox();
-    let dir = context(&d, "conc", &[("Dockerfile", b"FROM busybox\nCOPY . /c/\nRUN ls /c > /list\n"), ("a", b"a"), ("b", b"b")]);
+    let dir = context(
+        &d,
+        "conc",
+        &[("Dockerfile", b"FROM busybox\nCOPY . /c/\nRUN ls /c > /list\n"), ("a", b"a"), ("b", b"b")],
+    );
     std::thread::sleep(std::time::Duration::from_millis(50));
     let p = dir.display().to_string();
     let children: Vec<_> = (0..3)

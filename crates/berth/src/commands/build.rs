@@ -98,7 +98,11 @@ fn pairs(items: &[String], from_env: bool) -> serde_json::Map<String, Value> {
 /// Visits the context directory's entries (sorted, parents first) with `.dockerignore` applied; the Dockerfile and
 /// `.dockerignore` always go (the daemon needs them; it keeps them out of COPY if excluded). Both ways of sending a
 /// context (`pack`, `list_context`) walk it with this.
-fn walk_context(dir: &Path, dockerfile_rel: &str, visit: &mut dyn FnMut(&str, &std::fs::DirEntry) -> Result<()>) -> Result<()> {
+fn walk_context(
+    dir: &Path,
+    dockerfile_rel: &str,
+    visit: &mut dyn FnMut(&str, &std::fs::DirEntry) -> Result<()>,
+) -> Result<()> {
     let ignore_text = std::fs::read_to_string(dir.join(format!("{dockerfile_rel}.dockerignore")))
         .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
         .ok();
@@ -165,7 +169,11 @@ fn now_ns() -> i64 {
 /// The context as Berth's protocol lists it (`berth_api::build_context`), with where each regular file's bytes
 /// are; `None` when it holds what the protocol does not carry (a FIFO, a socket, a device, a symlink whose target
 /// is not UTF-8): then it goes as a tar.
-fn list_context(dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Result<Option<(Manifest, Vec<PathBuf>)>> {
+fn list_context(
+    dir: &Path,
+    dockerfile_rel: &str,
+    extra: Option<(&str, &[u8])>,
+) -> Result<Option<(Manifest, Vec<PathBuf>)>> {
     use std::os::unix::fs::MetadataExt;
     // A file changed within the racy window of the listing would be sent again by the next build: when some are,
     // list again once that window has passed (at most a few tens of milliseconds).
@@ -182,7 +190,11 @@ fn list_context(dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) 
             } else if ft.is_dir() {
                 (Kind::Dir, String::new())
             } else if ft.is_symlink() {
-                match std::fs::read_link(e.path()).with_context(|| format!("readlink {sub}"))?.into_os_string().into_string() {
+                match std::fs::read_link(e.path())
+                    .with_context(|| format!("readlink {sub}"))?
+                    .into_os_string()
+                    .into_string()
+                {
                     Ok(t) => (Kind::Symlink, t),
                     Err(_) => {
                         supported = false;

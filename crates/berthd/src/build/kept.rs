@@ -221,10 +221,7 @@ pub fn sync(data_root: &Path, key: &str, body: impl Read) -> Result<Kept, Error>
     let _ = lock.set_modified(SystemTime::now());
     let mut body = std::io::BufReader::with_capacity(1 << 20, body);
     let mut line = Vec::new();
-    (&mut body)
-        .take(LIST_MAX)
-        .read_until(b'\n', &mut line)
-        .map_err(|e| bad(format!("read the build context: {e}")))?;
+    (&mut body).take(LIST_MAX).read_until(b'\n', &mut line).map_err(|e| bad(format!("read the build context: {e}")))?;
     if line.last() != Some(&b'\n') {
         return Err(bad("build context: the file list is missing, cut short or larger than 64 MiB"));
     }
@@ -373,9 +370,16 @@ pub fn sync(data_root: &Path, key: &str, body: impl Read) -> Result<Kept, Error>
 
 fn symlink_meta(root: BorrowedFd<'_>, e: &Entry) -> Result<(), Error> {
     let (parent, name) = split(&e.path);
-    let pdir = open_in_root(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(sys("open a kept directory"))?;
-    nix::unistd::fchownat(&pdir, name, Some(Uid::from_raw(e.uid)), Some(Gid::from_raw(e.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(sys("chown a kept symlink"))?;
+    let pdir =
+        open_in_root(root, parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(sys("open a kept directory"))?;
+    nix::unistd::fchownat(
+        &pdir,
+        name,
+        Some(Uid::from_raw(e.uid)),
+        Some(Gid::from_raw(e.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(sys("chown a kept symlink"))?;
     nix::sys::stat::utimensat(&pdir, name, &times(e), &times(e), UtimensatFlags::NoFollowSymlink)
         .map_err(sys("set a kept symlink's times"))
 }
@@ -432,5 +436,95 @@ fn gc(data_root: &Path) {
     });
     if n > 0 {
         tracing::info!("build: removed {n} kept contexts unused for long ({bytes} bytes)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::build_context::Entry;
+
+    fn entry(path: &str, kind: Kind, size: u64, mtime: i64) -> Entry {
+        Entry {
+            path: path.into(),
+            kind,
+            size,
+            mode: if kind == Kind::Dir { 0o755 } else { 0o644 },
+            mtime,
+            ctime: mtime,
+            ino: 1,
+            uid: nix::unistd::getuid().as_raw(),
+            gid: nix::unistd::getgid().as_raw(),
+            link: if kind == Kind::Symlink { "target".into() } else { String::new() },
+        }
+    }
+
+    /// A build request's body: the list line, then the bytes of `send`'s files.
+    fn body(entries: &[Entry], send: &[usize], data: &[&[u8]]) -> Vec<u8> {
+        let m = Manifest { listed: 100_000_000_000, entries: entries.to_vec(), send: send.to_vec() };
+        let mut b = serde_json::to_vec(&m).unwrap_or_default();
+        b.push(b'\n');
+        for d in data {
+            b.extend_from_slice(d);
+        }
+        b
+    }
+
+    fn need_of(root: &Path, entries: &[Entry]) -> Vec<usize> {
+        let m = Manifest { listed: 100_000_000_000, entries: entries.to_vec(), send: vec![] };
+        need(root, "k", &m).map(|n| n.need).unwrap_or_default()
+    }
+
+    #[test]
+    fn kept_files_are_not_needed_again_until_they_change() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let root = tmp.path();
+        let mut list = vec![
+            entry("d", Kind::Dir, 0, 1_000_000_001),
+            entry("d/a", Kind::File, 3, 1_000_000_001),
+            entry("l", Kind::Symlink, 0, 1_000_000_001),
+        ];
+        assert_eq!(need_of(root, &list), vec![1]);
+        let k = sync(root, "k", &body(&list, &[1], &[b"abc"])[..]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(k.received, (1, 3));
+        assert_eq!(std::fs::read(k.tree.join("d/a")).unwrap_or_default(), b"abc");
+        assert_eq!(std::fs::read_link(k.tree.join("l")).map(|p| p.display().to_string()).unwrap_or_default(), "target");
+        // The digest is known by the kept file's identity.
+        let st = nix::sys::stat::stat(&k.tree.join("d/a")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            k.known_hashes().get(&identity(&st)).map(String::as_str),
+            Some(hex::encode(Sha256::digest(b"abc")).as_str())
+        );
+        drop(k);
+        assert!(need_of(root, &list).is_empty());
+        // A new ctime (same size and mtime) is a change.
+        list[1].ctime += 1;
+        assert_eq!(need_of(root, &list), vec![1]);
+        // Not sending a needed file is refused.
+        assert!(matches!(sync(root, "k", &body(&list, &[], &[])[..]), Err(Error::InvalidArgument(_))));
+        // Cut short: no index is left, everything is needed again.
+        assert!(sync(root, "k", &body(&list, &[1], &[b"x"])[..]).is_err());
+        list[1].ctime -= 1;
+        assert_eq!(need_of(root, &list), vec![1]);
+        // A kind change and a deletion.
+        let list2 = vec![entry("d", Kind::File, 2, 1_000_000_001)];
+        let k = sync(root, "k", &body(&list2, &[0], &[b"hi"])[..]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(k.tree.join("d")).unwrap_or_default(), b"hi");
+        assert!(!k.tree.join("l").exists());
+        drop(k);
+        // Trailing bytes are refused.
+        assert!(sync(root, "k", &body(&list2, &[], &[b"zz"])[..]).is_err());
+        // Prune removes it.
+        assert_eq!(prune(root).0, 1);
+        assert!(std::fs::read_dir(contexts_dir(root)).map(|d| d.count()).unwrap_or(0) == 0);
+    }
+
+    #[test]
+    fn racy_files_are_sent_again() {
+        let e = entry("f", Kind::File, 1, 100_000_000_000 - 1_000);
+        let rec = Rec { e: e.clone(), listed: 100_000_000_000, sha256: "x".into(), local: Some((0, 0, 0, 0, 0)) };
+        assert!(!unchanged(&rec, &e), "changed 1 µs before the listing");
+        let rec = Rec { listed: 101_000_000_000, ..rec };
+        assert!(unchanged(&rec, &e));
     }
 }

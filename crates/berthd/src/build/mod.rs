@@ -258,9 +258,7 @@ pub async fn prepare(
             None => fs::read_small(&ctx2, ".dockerignore").map_err(|e| bad(format!(".dockerignore: {e}")))?,
         };
         let pats = match ignore {
-            Some(t) => {
-                Some(berth_build::ignore::Patterns::parse(&t).map_err(|e| bad(format!(".dockerignore: {e}")))?)
-            }
+            Some(t) => Some(berth_build::ignore::Patterns::parse(&t).map_err(|e| bad(format!(".dockerignore: {e}")))?),
             None => None,
         };
         // A Dockerfile the client added to the context (`-f -`, `-f` outside it) is not part of it.
