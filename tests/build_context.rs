@@ -80,7 +80,7 @@ fn rebuild_sends_only_what_changed_and_sees_every_change() {
     // Unchanged: nothing is sent, every step hits, same image.
     let out = build(&d, &dir, "ctx:a");
     assert_eq!(received(&out), (0, 0), "{out}");
-    assert_eq!(out.matches("CACHED").count() + out.matches("Using cache").count() >= 3, true, "{out}");
+    assert!(out.matches("CACHED").count() >= 3, "every step hits:\n{out}");
     assert_eq!(image_id(&d, "ctx:a"), first);
 
     // Changed with the same size and the same mtime: its ctime and the racy rule give it away.

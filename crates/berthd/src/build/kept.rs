@@ -400,7 +400,7 @@ fn remove_where(data_root: &Path, doomed: impl Fn(usize, SystemTime) -> bool) ->
         let Ok(used) = std::fs::metadata(e.path().join("lock")).and_then(|m| m.modified()) else { continue };
         found.push((used, name));
     }
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     let (mut count, mut bytes) = (0, 0);
     for (rank, (used, name)) in found.into_iter().enumerate() {
         if !doomed(rank, used) {
