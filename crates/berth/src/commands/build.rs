@@ -60,7 +60,8 @@ pub struct BuildArgs {
     /// Always remove intermediate containers (always done)
     #[arg(long)]
     pub force_rm: bool,
-    /// Build context: a directory, or "-" for a tar (or a lone Dockerfile) on STDIN
+    /// Build context: a directory (berthd keeps it: a rebuild sends only the files that changed), or "-" for a tar
+    /// (or a lone Dockerfile) on STDIN
     pub context: String,
 }
 

@@ -1,8 +1,8 @@
 //! The image builder behind `POST /build` (the classic endpoint the docker CLI uses when `/_ping` says
 //! `Builder-Version: 1`).
 //!
-//! The context arrives as a tar and is unpacked into `<data-root>/build/<id>/context`, minus what `.dockerignore`
-//! excludes. The Dockerfile is parsed by `berth-build`; the stages the target needs are built, each on a task of its
+//! The context arrives as a tar and is unpacked into `<data-root>/build/<id>/context`, or (`berth build`, Berth's
+//! context protocol) updates a context kept between builds ([`kept`]), minus what `.dockerignore` excludes. The Dockerfile is parsed by `berth-build`; the stages the target needs are built, each on a task of its
 //! own, so independent stages run in parallel. A step is one of:
 //! - a config change (`ENV`, `LABEL`, `CMD`, ...): applied to the stage's image config, with a history entry;
 //! - `RUN`: a container of the step's image (created like any other, its writable layer kept), whose output is
