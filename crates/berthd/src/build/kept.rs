@@ -288,9 +288,9 @@ pub fn sync(data_root: &Path, key: &str, body: impl Read) -> Result<Kept, Error>
     for (i, e) in m.entries.iter().enumerate() {
         let kept = keeps(&e.path);
         let sending = sent.contains(&i);
+        // (A regular file not sent is unchanged: checked above.)
         if let Some(r) = kept
             && !sending
-            && (e.kind != Kind::File || r.e == *e)
         {
             index.entries.insert(e.path.clone(), Rec { e: e.clone(), ..r.clone() });
             if e.kind == Kind::Symlink && r.e != *e {
