@@ -23,9 +23,9 @@
 #                                         BENCH_ONLY=events: only kill -> die event latency; BENCH_ONLY=logs: only
 #                                         the log rows; BENCH_ONLY=runtime: berth-runc, runc and crun
 #                                         through their command line and under containerd, bench/runtime.sh;
-#                                         BENCH_ONLY=memory: only the memory rows, see below;
-#                                         BENCH_ONLY=phases: berthd's per-phase account of run --rm, from its
-#                                         debug log)
+#                                         BENCH_ONLY=memory: only the memory rows, see below; BENCH_ONLY=build:
+#                                         only the three build rows; BENCH_ONLY=phases: berthd's per-phase
+#                                         account of run --rm, from its debug log)
 #   BENCH_ONLY=ui bench/run.sh          # only the dashboard's memory and CPU rows (bench/ui.sh)
 #
 # Memory rows: the daemon's RSS fresh (started, 5 s idle, nothing asked yet), after 50 `run -d` + `rm -f` (5 s
@@ -205,6 +205,36 @@ fifty_rows() { # engine
     R[$e,rss]=$(daemon_rss "$e")
 }
 
+build_rows() { # engine
+    local e=$1 s ctx tag
+    # Builds: ~8 steps, a context of 2,000 small files and one 50 MB file; cold, fully cached, one file changed.
+    # Docker's column is its classic builder (what the docker CLI uses without buildx).
+    ctx=$WORK/build-ctx-$e
+    rm -rf "$ctx"; mkdir -p "$ctx/small"
+    for i in $(seq 2000); do echo "file $i" > "$ctx/small/f$i"; done
+    head -c 50000000 /dev/urandom > "$ctx/big.bin"
+    cat > "$ctx/Dockerfile" <<'DF'
+FROM busybox
+ENV APP=/app
+WORKDIR /app
+COPY big.bin /app/big.bin
+RUN echo prepared > /app/prepared
+COPY small/ /app/small/
+RUN ls /app/small | wc -l > /app/count
+CMD ["cat", "/app/count"]
+DF
+    tag=bench-build-$e
+    bcli() { if [ "$e" = berth ]; then cli "$e" build --progress=plain -q "$@"; else DOCKER_BUILDKIT=0 cli "$e" build -q "$@"; fi; }
+    bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1   # warm-up (the base image's first use)
+    cli "$e" rmi "$tag" >/dev/null 2>&1
+    s=$(now_ns); bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcold]=$(( ($(now_ns) - s) / 1000000 ))
+    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcached]=$(( ($(now_ns) - s) / 1000000 ))
+    echo changed > "$ctx/small/f1000"
+    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bchange]=$(( ($(now_ns) - s) / 1000000 ))
+    cli "$e" rmi "$tag" >/dev/null 2>&1
+    rm -rf "$ctx"
+}
+
 declare -A R
 if [ "$ONLY" = all ] || [ "$ONLY" = engine ] || [ "$ONLY" = memory ]; then
     sleep "$IDLE"
@@ -226,6 +256,7 @@ for e in "${engines[@]}"; do
         done
         continue
     fi
+    if [ "$ONLY" = build ]; then build_rows "$e"; continue; fi
     if [ "$ONLY" = memory ]; then
         fifty_rows "$e"
         # Heavy use: 300 create/start/remove cycles and a build, then idle.
@@ -281,32 +312,7 @@ PY
 
     fifty_rows "$e"
 
-    # Builds: ~8 steps, a context of 2,000 small files and one 50 MB file; cold, fully cached, one file changed.
-    # Docker's column is its classic builder (what the docker CLI uses without buildx).
-    ctx=$WORK/build-ctx-$e
-    rm -rf "$ctx"; mkdir -p "$ctx/small"
-    for i in $(seq 2000); do echo "file $i" > "$ctx/small/f$i"; done
-    head -c 50000000 /dev/urandom > "$ctx/big.bin"
-    cat > "$ctx/Dockerfile" <<'DF'
-FROM busybox
-ENV APP=/app
-WORKDIR /app
-COPY big.bin /app/big.bin
-RUN echo prepared > /app/prepared
-COPY small/ /app/small/
-RUN ls /app/small | wc -l > /app/count
-CMD ["cat", "/app/count"]
-DF
-    tag=bench-build-$e
-    bcli() { if [ "$e" = berth ]; then cli "$e" build --progress=plain -q "$@"; else DOCKER_BUILDKIT=0 cli "$e" build -q "$@"; fi; }
-    bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1   # warm-up (the base image's first use)
-    cli "$e" rmi "$tag" >/dev/null 2>&1
-    s=$(now_ns); bcli --no-cache -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcold]=$(( ($(now_ns) - s) / 1000000 ))
-    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bcached]=$(( ($(now_ns) - s) / 1000000 ))
-    echo changed > "$ctx/small/f1000"
-    s=$(now_ns); bcli -t "$tag" "$ctx" >/dev/null 2>&1; R[$e,bchange]=$(( ($(now_ns) - s) / 1000000 ))
-    cli "$e" rmi "$tag" >/dev/null 2>&1
-    rm -rf "$ctx"
+    build_rows "$e"
     sleep "$IDLE"
     R[$e,rssused]=$(daemon_rss "$e")
 
@@ -322,7 +328,7 @@ DF
     fi
 done
 
-if [ "$ONLY" != engine ] && [ "$ONLY" != events ] && [ "$ONLY" != logs ] && [ "$ONLY" != memory ]; then
+if [ "$ONLY" != engine ] && [ "$ONLY" != events ] && [ "$ONLY" != logs ] && [ "$ONLY" != memory ] && [ "$ONLY" != build ]; then
     # The image: 3 layers of 100 MB from /dev/urandom, in docker's save format, loaded into every engine.
     python3 - "$WORK/big.tar" <<'PY'
 import hashlib, io, json, os, sys, tarfile

@@ -7,6 +7,7 @@ pub use bollard_stubs::models;
 
 pub mod auth;
 pub mod base64;
+pub mod build_context;
 pub mod security_opt;
 pub mod stats;
 pub mod time;

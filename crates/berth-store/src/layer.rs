@@ -746,7 +746,7 @@ impl Extractor {
 }
 
 /// Recursively removes the directory `name` inside `dir` without following symlinks.
-fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
+pub fn remove_tree_at(dir: BorrowedFd<'_>, name: &[u8]) -> nix::Result<()> {
     let fd =
         openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
     let child = fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;

@@ -48,7 +48,7 @@ pub use crate::content::ContentStore;
 pub use crate::digest::{ChainId, DiffId, Digest, ImageId};
 pub use crate::error::{Result, StoreError};
 pub use crate::image::{Image, ImportOptions};
-pub use crate::layer::{Compression, ExtractOptions, Layer, UnpackTimings, extract, is_tar_archive};
+pub use crate::layer::{Compression, ExtractOptions, Layer, UnpackTimings, extract, is_tar_archive, remove_tree_at};
 pub use crate::reference::Reference;
 
 use crate::content::{fsync_dir, random_hex};

@@ -1,5 +1,5 @@
-//! `build` and `builder prune`: the context is packed here (minus what `.dockerignore` excludes) and sent to
-//! `POST /build` as docker's CLI does with the classic builder; the daemon's message stream is shown by
+//! `build` and `builder prune`: a context directory goes with Berth's context protocol (`post_build`: the file list,
+//! then only what the daemon does not keep already), a tar on STDIN to `POST /build` as docker's CLI sends it; the daemon's message stream is shown by
 //! `build_view` (BuildKit-like steps, or the classic stream with `--progress=classic`).
 
 use std::io::{IsTerminal, Read, Write};
@@ -10,8 +10,10 @@ use clap::Args;
 use hyper::Method;
 use serde_json::Value;
 
+use berth_api::build_context::{Entry, Kind, Manifest, Need, is_racy, racy_window};
+
 use crate::StatusError;
-use crate::client::{ChannelBody, Client, query};
+use crate::client::{ChannelBody, Client, check, query};
 use crate::commands::build_view;
 
 #[derive(Args, Debug)]
@@ -58,7 +60,8 @@ pub struct BuildArgs {
     /// Always remove intermediate containers (always done)
     #[arg(long)]
     pub force_rm: bool,
-    /// Build context: a directory, or "-" for a tar (or a lone Dockerfile) on STDIN
+    /// Build context: a directory (berthd keeps it: a rebuild sends only the files that changed), or "-" for a tar
+    /// (or a lone Dockerfile) on STDIN
     pub context: String,
 }
 
@@ -93,9 +96,14 @@ fn pairs(items: &[String], from_env: bool) -> serde_json::Map<String, Value> {
     m
 }
 
-/// Packs the context directory into a tar: `.dockerignore` applied, the Dockerfile added under `extra` when it
-/// lives elsewhere (also `compose build`'s context).
-pub(crate) fn pack<W: Write>(out: W, dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Result<W> {
+/// Visits the context directory's entries (sorted, parents first) with `.dockerignore` applied; the Dockerfile and
+/// `.dockerignore` always go (the daemon needs them; it keeps them out of COPY if excluded). Both ways of sending a
+/// context (`pack`, `list_context`) walk it with this.
+fn walk_context(
+    dir: &Path,
+    dockerfile_rel: &str,
+    visit: &mut dyn FnMut(&str, &std::fs::DirEntry) -> Result<()>,
+) -> Result<()> {
     let ignore_text = std::fs::read_to_string(dir.join(format!("{dockerfile_rel}.dockerignore")))
         .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
         .ok();
@@ -103,10 +111,8 @@ pub(crate) fn pack<W: Write>(out: W, dir: &Path, dockerfile_rel: &str, extra: Op
         Some(t) => Some(berth_build::ignore::Patterns::parse(t).map_err(|e| anyhow::anyhow!(".dockerignore: {e}"))?),
         None => None,
     };
-    let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    fn walk<W: Write>(
-        b: &mut tar::Builder<W>,
+    fn walk(
+        visit: &mut dyn FnMut(&str, &std::fs::DirEntry) -> Result<()>,
         base: &Path,
         rel: &str,
         pats: Option<&berth_build::ignore::Patterns>,
@@ -127,22 +133,220 @@ pub(crate) fn pack<W: Write>(out: W, dir: &Path, dockerfile_rel: &str, extra: Op
                 continue;
             }
             if !excluded {
-                b.append_path_with_name(e.path(), &sub).with_context(|| format!("archive {sub}"))?;
+                visit(&sub, &e)?;
             }
             if ft.is_dir() {
-                walk(b, base, &sub, pats, keep)?;
+                walk(visit, base, &sub, pats, keep)?;
             }
         }
         Ok(())
     }
-    // The Dockerfile and .dockerignore always go (the daemon needs them; it keeps them out of COPY if excluded).
     let keep = [dockerfile_rel, ".dockerignore"];
-    walk(&mut b, dir, "", pats.as_ref(), &keep)?;
+    walk(visit, dir, "", pats.as_ref(), &keep)
+}
+
+/// Packs the context directory into a tar: `.dockerignore` applied, the Dockerfile added under `extra` when it
+/// lives elsewhere.
+pub(crate) fn pack<W: Write>(out: W, dir: &Path, dockerfile_rel: &str, extra: Option<(&str, &[u8])>) -> Result<W> {
+    let mut b = tar::Builder::new(out);
+    b.follow_symlinks(false);
+    walk_context(dir, dockerfile_rel, &mut |sub, e| {
+        b.append_path_with_name(e.path(), sub).with_context(|| format!("archive {sub}"))
+    })?;
     if let Some((name, data)) = extra {
         let mut h = file_header(data.len());
         b.append_data(&mut h, name, data).context("archive the Dockerfile")?;
     }
     b.into_inner().context("archive the context")
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The context as Berth's protocol lists it (`berth_api::build_context`), with where each regular file's bytes
+/// are; `None` when it holds what the protocol does not carry (a FIFO, a socket, a device, a symlink whose target
+/// is not UTF-8): then it goes as a tar.
+fn list_context(
+    dir: &Path,
+    dockerfile_rel: &str,
+    extra: Option<(&str, &[u8])>,
+) -> Result<Option<(Manifest, Vec<PathBuf>)>> {
+    use std::os::unix::fs::MetadataExt;
+    // A file changed within the racy window of the listing would be sent again by the next build: when some are,
+    // list again once that window has passed (at most a few tens of milliseconds).
+    for attempt in 0..2 {
+        let listed = now_ns();
+        let mut entries = Vec::new();
+        let mut paths = Vec::new();
+        let mut supported = true;
+        walk_context(dir, dockerfile_rel, &mut |sub, e| {
+            let md = e.metadata().with_context(|| format!("stat {sub}"))?;
+            let ft = md.file_type();
+            let (kind, link) = if ft.is_file() {
+                (Kind::File, String::new())
+            } else if ft.is_dir() {
+                (Kind::Dir, String::new())
+            } else if ft.is_symlink() {
+                match std::fs::read_link(e.path())
+                    .with_context(|| format!("readlink {sub}"))?
+                    .into_os_string()
+                    .into_string()
+                {
+                    Ok(t) => (Kind::Symlink, t),
+                    Err(_) => {
+                        supported = false;
+                        return Ok(());
+                    }
+                }
+            } else {
+                supported = false;
+                return Ok(());
+            };
+            entries.push(Entry {
+                path: sub.to_string(),
+                kind,
+                size: if kind == Kind::File { md.size() } else { 0 },
+                mode: md.mode() & 0o7777,
+                mtime: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+                ctime: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+                ino: md.ino(),
+                uid: md.uid(),
+                gid: md.gid(),
+                link,
+            });
+            paths.push(e.path());
+            Ok(())
+        })?;
+        if !supported {
+            return Ok(None);
+        }
+        if let Some((name, data)) = extra {
+            entries.push(Entry {
+                path: name.to_string(),
+                kind: Kind::File,
+                size: data.len() as u64,
+                mode: 0o600,
+                mtime: 0,
+                ctime: 0,
+                ino: 0,
+                uid: 0,
+                gid: 0,
+                link: String::new(),
+            });
+            paths.push(PathBuf::new());
+        }
+        let recent = entries
+            .iter()
+            .filter(|e| e.kind == Kind::File && is_racy(e, listed) && racy_window(e) < 1_000_000_000)
+            .map(|e| e.ctime.max(e.mtime) + racy_window(e))
+            .max();
+        match recent {
+            Some(until) if attempt == 0 => {
+                let wait = (until - now_ns()).clamp(0, 100_000_000);
+                std::thread::sleep(std::time::Duration::from_nanos(wait as u64 + 1_000_000));
+            }
+            _ => return Ok(Some((Manifest { listed, entries, send: Vec::new() }, paths))),
+        }
+    }
+    Ok(None)
+}
+
+/// The kept context's key: this machine and the context directory.
+fn context_key(dir: &Path) -> Result<String> {
+    use sha2::Digest as _;
+    let canon = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let mut h = sha2::Sha256::new();
+    h.update(b"berth-context\0");
+    h.update(machine.trim().as_bytes());
+    h.update(b"\0");
+    h.update(canon.as_os_str().as_encoded_bytes());
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Sends a build of the context directory `dir` to `POST /build?q`: with Berth's context protocol (the file list
+/// first, then only the files the daemon does not keep already) when the daemon has it, else as a tar (a daemon
+/// that is not berthd answers 404 to the list). The answer is not checked.
+pub(crate) async fn post_build(
+    c: &Client,
+    q: &[(&str, String)],
+    dir: PathBuf,
+    rel: String,
+    extra: Option<(String, Vec<u8>)>,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
+    let listing = {
+        let (dir, rel, extra) = (dir.clone(), rel.clone(), extra.clone());
+        tokio::task::spawn_blocking(move || {
+            let listed = list_context(&dir, &rel, extra.as_ref().map(|(n, d)| (n.as_str(), d.as_slice())))?;
+            Ok::<_, anyhow::Error>(match listed {
+                Some(l) => Some((l, context_key(&dir)?)),
+                None => None,
+            })
+        })
+        .await
+        .context("list the build context")??
+    };
+    let kept = match listing {
+        Some(((m, paths), key)) => match c.post_json(&format!("/berth/build/context?key={key}"), &m).await {
+            Ok(b) => {
+                let need: Need = serde_json::from_slice(&b).context("decode the daemon's list of needed files")?;
+                Some((m, paths, key, need.need))
+            }
+            Err(e) if crate::client::ApiError::is(&e, 404) => None,
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let (tx, body) = ChannelBody::channel();
+    let mut q = q.to_vec();
+    let content_type = if kept.is_some() { "application/x-berth-context" } else { "application/x-tar" };
+    let packing = match kept {
+        Some((mut m, paths, key, need)) => {
+            q.push(("berthcontext", key));
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let mut w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
+                m.send = need;
+                serde_json::to_writer(&mut w, &m).context("send the context")?;
+                w.write_all(b"\n").context("send the context")?;
+                for &i in &m.send {
+                    let e = &m.entries[i];
+                    let copied = if paths[i].as_os_str().is_empty() {
+                        let data = extra.as_ref().map(|(_, d)| d.as_slice()).unwrap_or_default();
+                        w.write_all(data).context("send the context")?;
+                        data.len() as u64
+                    } else {
+                        let f = std::fs::File::open(&paths[i]).with_context(|| format!("open {}", e.path))?;
+                        std::io::copy(&mut f.take(e.size), &mut w).with_context(|| format!("send {}", e.path))?
+                    };
+                    if copied != e.size {
+                        anyhow::bail!("{} changed while it was sent: build again", e.path);
+                    }
+                }
+                w.flush().context("send the context")
+            })
+        }
+        None => tokio::task::spawn_blocking(move || -> Result<()> {
+            let w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
+            let mut w = pack(w, &dir, &rel, extra.as_ref().map(|(n, d)| (n.as_str(), d.as_slice())))?;
+            w.flush().context("send the context")
+        }),
+    };
+    let resp = c
+        .send(
+            Method::POST,
+            &format!("/build{}", query(&q)),
+            body,
+            &[("content-type", content_type), ("x-registry-config", "e30=")],
+        )
+        .await;
+    if let Ok(Err(e)) = packing.await {
+        return Err(e);
+    }
+    resp
 }
 
 /// Where the context comes from: a tar as it is, or a directory to archive.
@@ -282,23 +486,22 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
         q.push(("platform", p.clone()));
     }
     q.push(("rm", "1".into()));
-    let (tx, body) = ChannelBody::channel();
-    // The context is archived while it is sent.
-    let packing = tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
-        match source {
-            Source::Tar(t) => w.write_all(&t).context("send the context")?,
-            Source::Dir { dir, rel, extra } => {
-                w = pack(w, &dir, &rel, extra.as_ref().map(|(n, d)| (n.as_str(), d.as_slice())))?;
+    let resp = match source {
+        Source::Tar(t) => {
+            let (tx, body) = ChannelBody::channel();
+            let sending = tokio::task::spawn_blocking(move || -> Result<()> {
+                let mut w = ChanWriter { tx, buf: Vec::with_capacity(CHUNK) };
+                w.write_all(&t).context("send the context")?;
+                w.flush().context("send the context")
+            });
+            let resp = c.call(Method::POST, &format!("/build{}", query(&q)), body, false).await;
+            if let Ok(Err(e)) = sending.await {
+                return Err(e);
             }
+            resp?
         }
-        w.flush().context("send the context")
-    });
-    let resp = c.call(Method::POST, &format!("/build{}", query(&q)), body, false).await;
-    if let Ok(Err(e)) = packing.await {
-        return Err(e);
-    }
-    let resp = resp?;
+        Source::Dir { dir, rel, extra } => check(post_build(c, &q, dir, rel, extra).await?).await?,
+    };
     let mode = build_view::Mode::parse(&a.progress, a.quiet)?;
     let mut view = build_view::View::new(mode, None);
     crate::client::json_messages(resp, |v| view.message(v)).await?;

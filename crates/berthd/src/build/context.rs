@@ -1,5 +1,6 @@
 //! The build context: received from the client (spooled to disk, then unpacked onto a tmpfs of its own), its
-//! `.dockerignore` applied, and small text files (the Dockerfile) read from it inside its root.
+//! `.dockerignore` applied, and small text files (the Dockerfile) read from it inside its root. (A context kept
+//! between builds, Berth's own protocol, is `kept.rs`.)
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -32,6 +33,16 @@ pub fn read_small(ctx: &Path, rel: &str) -> Result<Option<String>, String> {
     let mut text = String::new();
     std::fs::File::from(fd).take(16 << 20).read_to_string(&mut text).map_err(|e| e.to_string())?;
     Ok(Some(text))
+}
+
+/// Removes the file `rel` of the context, its parent resolved inside `ctx`.
+pub fn remove_in_root(ctx: &Path, rel: &str) {
+    let (parent, name) = rel.trim_start_matches('/').rsplit_once('/').unwrap_or(("", rel.trim_start_matches('/')));
+    if let Ok(root) = open_dir(ctx)
+        && let Ok(dir) = open_in_root(root.as_fd(), parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+    {
+        let _ = nix::unistd::unlinkat(&dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    }
 }
 
 /// Receives the context: the body is spooled to `ws/context.tar` (one sequential write), then unpacked into a tmpfs
@@ -143,14 +154,20 @@ pub fn receive_context(body: impl Read, dir: &Path) -> Result<(), Error> {
     })
 }
 
-/// Removes what `excluded` says of the context below `dir`; `keep` names stay (the Dockerfile is read already, but
-/// a `COPY .` must not see it when it is excluded, so nothing is kept by default).
+/// Removes what `excluded` says of the context below `dir`; returns the paths it removed (relative; a removed
+/// directory's content is not listed).
 pub fn apply_ignore(
     dir: &Path,
     excluded: &dyn Fn(&str) -> bool,
     may_contain_included: &dyn Fn(&str) -> bool,
-) -> Result<(), Error> {
-    fn walk(base: &Path, rel: &str, excluded: &dyn Fn(&str) -> bool, inc: &dyn Fn(&str) -> bool) -> Result<(), Error> {
+) -> Result<Vec<String>, Error> {
+    fn walk(
+        base: &Path,
+        rel: &str,
+        excluded: &dyn Fn(&str) -> bool,
+        inc: &dyn Fn(&str) -> bool,
+        removed: &mut Vec<String>,
+    ) -> Result<(), Error> {
         let here = if rel.is_empty() { base.to_path_buf() } else { base.join(rel) };
         let entries = std::fs::read_dir(&here).map_err(io(format!("read {}", here.display())))?;
         for e in entries {
@@ -161,20 +178,25 @@ pub fn apply_ignore(
             if excluded(&sub) {
                 if ft.is_dir() && inc(&sub) {
                     // An exception below may bring some of it back.
-                    walk(base, &sub, excluded, inc)?;
+                    walk(base, &sub, excluded, inc, removed)?;
                     if std::fs::read_dir(base.join(&sub)).map(|mut d| d.next().is_none()).unwrap_or(false) {
                         let _ = std::fs::remove_dir(base.join(&sub));
+                        removed.push(sub);
                     }
                 } else if ft.is_dir() {
                     std::fs::remove_dir_all(base.join(&sub)).map_err(io(format!("remove {sub}")))?;
+                    removed.push(sub);
                 } else {
                     std::fs::remove_file(base.join(&sub)).map_err(io(format!("remove {sub}")))?;
+                    removed.push(sub);
                 }
             } else if ft.is_dir() {
-                walk(base, &sub, excluded, inc)?;
+                walk(base, &sub, excluded, inc, removed)?;
             }
         }
         Ok(())
     }
-    walk(dir, "", excluded, may_contain_included)
+    let mut removed = Vec::new();
+    walk(dir, "", excluded, may_contain_included, &mut removed)?;
+    Ok(removed)
 }

@@ -213,26 +213,37 @@ pub fn locate(root: BorrowedFd<'_>, root_path: &Path, path: &str) -> Result<Opti
 // Content hashes (cache keys)
 
 /// (device, inode, size, mtime, ctime) of a file: while they stay, so does its content.
-type FileIdentity = (u64, u64, i64, i64, i64);
+pub type FileIdentity = (u64, u64, i64, i64, i64);
 
-/// Digests of files already read in this build, by identity.
+/// A file's [`FileIdentity`].
+pub fn identity(st: &FileStat) -> FileIdentity {
+    (
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+    )
+}
+
+/// Digests of files already read in this build, by identity (for a kept context, also those computed when its
+/// files were received: see `kept.rs`).
 #[derive(Default)]
 pub struct HashCache {
     files: Mutex<HashMap<FileIdentity, String>>,
 }
 
 impl HashCache {
+    /// A cache that knows these digests already.
+    pub fn with_known(known: HashMap<FileIdentity, String>) -> HashCache {
+        HashCache { files: Mutex::new(known) }
+    }
+
+    fn known(&self, st: &FileStat) -> Option<String> {
+        self.files.lock().ok().and_then(|m| m.get(&identity(st)).cloned())
+    }
+
     fn file(&self, fd: OwnedFd, st: &FileStat) -> Result<String, Error> {
-        let key = (
-            st.st_dev,
-            st.st_ino,
-            st.st_size,
-            st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-            st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
-        );
-        if let Some(d) = self.files.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(d);
-        }
         let mut f = std::fs::File::from(fd);
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
@@ -245,7 +256,7 @@ impl HashCache {
         }
         let d = hex::encode(h.finalize());
         if let Ok(mut m) = self.files.lock() {
-            m.insert(key, d.clone());
+            m.insert(identity(st), d.clone());
         }
         Ok(d)
     }
@@ -270,9 +281,16 @@ impl HashCache {
         h.update(format!("\0{:o}\0{:o}\0", kind, st.st_mode & 0o7777).as_bytes());
         match kind {
             libc::S_IFREG => {
-                let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-                    .map_err(sys("open"))?;
-                h.update(self.file(fd, st)?.as_bytes());
+                let digest = match self.known(st) {
+                    Some(d) => d,
+                    None => {
+                        let fd =
+                            openat(dir, name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+                                .map_err(sys("open"))?;
+                        self.file(fd, st)?
+                    }
+                };
+                h.update(digest.as_bytes());
             }
             libc::S_IFLNK => {
                 let t = nix::fcntl::readlinkat(dir, name).map_err(sys("readlink"))?;

@@ -1,8 +1,8 @@
 //! The image builder behind `POST /build` (the classic endpoint the docker CLI uses when `/_ping` says
 //! `Builder-Version: 1`).
 //!
-//! The context arrives as a tar and is unpacked into `<data-root>/build/<id>/context`, minus what `.dockerignore`
-//! excludes. The Dockerfile is parsed by `berth-build`; the stages the target needs are built, each on a task of its
+//! The context arrives as a tar and is unpacked into `<data-root>/build/<id>/context`, or (`berth build`, Berth's
+//! context protocol) updates a context kept between builds ([`kept`]), minus what `.dockerignore` excludes. The Dockerfile is parsed by `berth-build`; the stages the target needs are built, each on a task of its
 //! own, so independent stages run in parallel. A step is one of:
 //! - a config change (`ENV`, `LABEL`, `CMD`, ...): applied to the stage's image config, with a history entry;
 //! - `RUN`: a container of the step's image (created like any other, its writable layer kept), whose output is
@@ -17,6 +17,7 @@
 mod context;
 mod copy;
 pub mod fs;
+pub mod kept;
 mod run;
 mod stage;
 mod step;
@@ -72,6 +73,8 @@ pub struct Options {
     pub extra_hosts: Vec<String>,
     /// `cachefrom`: the images whose history is the only cache (the classic builder's `--cache-from`).
     pub cache_from: Vec<String>,
+    /// `berthcontext`: the body is Berth's context protocol for this kept context (see [`kept`]), not a tar.
+    pub kept_context: Option<String>,
 }
 
 /// The JSON message stream to the client.
@@ -147,6 +150,8 @@ pub struct Prepared {
     mem: PathBuf,
     file_name: String,
     df: Dockerfile,
+    /// A kept context (`ctx` is its tree), locked while the build runs.
+    kept: Option<kept::Kept>,
 }
 
 impl Drop for Prepared {
@@ -230,8 +235,16 @@ pub async fn prepare(
     let guard = WsGuard(Some(ws.clone()), Some(mem.clone()));
     let t0 = std::time::Instant::now();
     let (ws2, mem2) = (ws.clone(), mem.clone());
-    let (ctx, text, ignore) = blocking(move || {
-        let ctx2 = fs::receive_context_spooled(body, &ws2, &mem2)?;
+    let key = opts.kept_context.clone();
+    let data_root = d.config.data_root.clone();
+    let (ctx, text, kept) = blocking(move || {
+        let (ctx2, mut kept) = match key {
+            Some(k) => {
+                let kept = kept::sync(&data_root, &k, body)?;
+                (kept.tree.clone(), Some(kept))
+            }
+            None => (fs::receive_context_spooled(body, &ws2, &mem2)?, None),
+        };
         tracing::debug!("build context received in {:?} into {}", t0.elapsed(), ctx2.display());
         let rel = fs::clean_in_root(&name)
             .ok_or_else(|| bad(format!("the Dockerfile ({name}) must be within the build context")))?;
@@ -244,18 +257,35 @@ pub async fn prepare(
             Some(t) => Some(t),
             None => fs::read_small(&ctx2, ".dockerignore").map_err(|e| bad(format!(".dockerignore: {e}")))?,
         };
+        let pats = match ignore {
+            Some(t) => Some(berth_build::ignore::Patterns::parse(&t).map_err(|e| bad(format!(".dockerignore: {e}")))?),
+            None => None,
+        };
         // A Dockerfile the client added to the context (`-f -`, `-f` outside it) is not part of it.
-        if Path::new(&rel).file_name().is_some_and(|f| f.to_string_lossy().starts_with(".dockerfile.")) {
-            let _ = std::fs::remove_file(ctx2.join(rel.trim_start_matches('/')));
+        let added = Path::new(&rel).file_name().is_some_and(|f| f.to_string_lossy().starts_with(".dockerfile."));
+        let changes = added || pats.is_some();
+        if let Some(k) = &kept
+            && changes
+        {
+            // The kept tree changes: its index goes until it says what is left.
+            k.invalidate();
         }
-        Ok((ctx2, text, ignore))
+        let mut removed = Vec::new();
+        if added {
+            fs::remove_in_root(&ctx2, &rel);
+            removed.push(rel.trim_start_matches('/').to_string());
+        }
+        if let Some(pats) = pats {
+            removed.extend(fs::apply_ignore(&ctx2, &|p| pats.matches(p), &|p| pats.may_contain_included(p))?);
+        }
+        if let Some(k) = kept.as_mut()
+            && changes
+        {
+            k.forget(&removed)?;
+        }
+        Ok((ctx2, text, kept))
     })
     .await?;
-    if let Some(ignore) = ignore {
-        let pats = berth_build::ignore::Patterns::parse(&ignore).map_err(|e| bad(format!(".dockerignore: {e}")))?;
-        let ctx2 = ctx.clone();
-        blocking(move || fs::apply_ignore(&ctx2, &|p| pats.matches(p), &|p| pats.may_contain_included(p))).await?;
-    }
     tracing::debug!("build context ready in {:?}", t0.elapsed());
     let shown = Path::new(&file_name).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let df = berth_build::parse(&text).map_err(|e| bad(format!("{shown}:{}: {}", e.line, e.message)))?;
@@ -265,7 +295,7 @@ pub async fn prepare(
     let mut guard = guard;
     guard.0 = None;
     guard.1 = None;
-    Ok(Prepared { ws, ctx, mem, file_name: shown, df })
+    Ok(Prepared { ws, ctx, mem, file_name: shown, df, kept })
 }
 
 /// Removes a workspace (and its context directory) unless disarmed.
@@ -336,6 +366,19 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         }
         Some(Mutex::new(found))
     };
+    let hashes = match &prep.kept {
+        Some(k) => {
+            out.stream(format!(
+                "Build context: {} file{} received ({} bytes), {} entries in all\n",
+                k.received.0,
+                if k.received.0 == 1 { "" } else { "s" },
+                k.received.1,
+                k.entries()
+            ));
+            fs::HashCache::with_known(k.known_hashes())
+        }
+        None => fs::HashCache::default(),
+    };
     let cx = Arc::new(Ctx {
         d: d.clone(),
         opts,
@@ -343,7 +386,7 @@ pub async fn run(d: Arc<Daemon>, opts: Options, prep: Prepared, out: Out) -> Res
         out: out.clone(),
         meta,
         used_args: Mutex::new(BTreeSet::new()),
-        hashes: fs::HashCache::default(),
+        hashes,
         step: AtomicUsize::new(0),
         total,
         results,
@@ -463,6 +506,10 @@ pub async fn prune(d: &Arc<Daemon>, all: bool) -> Result<Value, Error> {
     if all {
         let _ = std::fs::remove_dir_all(build_root(d).join("cache-mounts"));
     }
-    d.events.publish_prune("builder", pruned.reclaimed);
-    Ok(json!({"CachesDeleted": pruned.entries, "SpaceReclaimed": pruned.reclaimed}))
+    // Kept contexts (those no build holds).
+    let data_root = d.config.data_root.clone();
+    let (_, kept_bytes) = blocking(move || Ok::<_, Error>(kept::prune(&data_root))).await?;
+    let reclaimed = pruned.reclaimed + kept_bytes;
+    d.events.publish_prune("builder", reclaimed);
+    Ok(json!({"CachesDeleted": pruned.entries, "SpaceReclaimed": reclaimed}))
 }

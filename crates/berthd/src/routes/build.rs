@@ -52,6 +52,13 @@ pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Respo
             }
             None => Vec::new(),
         },
+        kept_context: match q.get("berthcontext").filter(|k| !k.is_empty()) {
+            Some(k) => {
+                build::kept::check_key(k)?;
+                Some(k.clone())
+            }
+            None => None,
+        },
     };
     let (body, drained) = super::body_reader(req.into_body());
     let prep = drained.then(build::prepare(&d, &opts, body).await).await?;
@@ -64,6 +71,21 @@ pub async fn build(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<Respo
         }
     });
     Ok(super::json_stream(rx))
+}
+
+/// `POST /berth/build/context?key=K`: the body is the context's file list (`berth_api::build_context::Manifest`);
+/// the answer names the regular files the kept context lacks (`Need`).
+pub async fn context(d: Daemonic, q: Query, req: Request<Body>) -> ApiResult<axum::Json<Value>> {
+    let key = q.get("key").cloned().unwrap_or_default();
+    build::kept::check_key(&key)?;
+    let raw = axum::body::to_bytes(req.into_body(), 64 << 20)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("read the file list: {e}")))?;
+    let m: berth_api::build_context::Manifest =
+        serde_json::from_slice(&raw).map_err(|e| Error::InvalidArgument(format!("invalid file list: {e}")))?;
+    let data_root = d.config.data_root.clone();
+    let need = crate::task::blocking(move || build::kept::need(&data_root, &key, &m)).await?;
+    Ok(axum::Json(serde_json::to_value(need).map_err(|e| Error::Internal(e.to_string()))?))
 }
 
 /// `POST /build/prune`.

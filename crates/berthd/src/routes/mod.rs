@@ -132,6 +132,7 @@ pub fn router(d: Arc<Daemon>) -> Router {
         .route("/distribution/{*name}", get(registry::distribution))
         .route("/build", post(build::build))
         .route("/build/prune", post(build::prune))
+        .route("/berth/build/context", post(build::context))
         .route("/session", head(system::no_session).post(system::no_session))
         .merge(pod_routes())
         .merge(cluster_routes())

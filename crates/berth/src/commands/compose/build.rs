@@ -1,24 +1,22 @@
-//! `build` and the builds `up --build` does: the classic `POST /build` exactly as the docker CLI sends it without
-//! BuildKit (a tar of the context without what `.dockerignore` excludes, packed as `berth build` does, the query parameters `t`, `dockerfile`,
+//! `build` and the builds `up --build` does: `POST /build` as `berth build` sends it (`build::post_build`: Berth's
+//! context protocol, or to another daemon a tar of the context without what `.dockerignore` excludes, as the docker
+//! CLI sends it without BuildKit), the query parameters `t`, `dockerfile`,
 //! `buildargs`, `target`, `labels`, `pull`, `nocache`, `rm`, and `cachefrom`/`platform` from `cache_from` and
 //! `platforms`; the BuildKit-only keys refused by `plan::classic_build`), the JSON progress stream shown by `build_view` as
 //! `berth build` shows it (`--progress`), steps labelled with the service.
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, bail};
 use berth_compose::Project;
 use berth_compose::model::Service;
 use berth_compose::plan;
-use bytes::Bytes;
 use clap::Args;
-use http_body_util::{BodyExt, Full};
-use hyper::Method;
 use serde_json::{Map, Value, json};
 
 use super::{ProjectArgs, progress};
 use crate::StatusError;
-use crate::client::{Client, check, query};
+use crate::client::{Client, check};
 use crate::commands::build_view;
 
 /// `build`'s flags.
@@ -89,15 +87,6 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
         (None, Some(d)) => (d.clone(), None),
         (None, None) => ("Dockerfile".to_string(), None),
     };
-    let tar = {
-        let ctx = ctx.clone();
-        let name = dockerfile.clone();
-        tokio::task::spawn_blocking(move || {
-            crate::commands::build::pack(Vec::new(), &ctx, &name, extra.as_deref().map(|d| (name.as_str(), d)))
-        })
-        .await
-        .map_err(|e| anyhow!("build context: {e}"))??
-    };
     let mut args: Map<String, Value> = build
         .args
         .iter()
@@ -115,6 +104,7 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
     for t in &build.tags {
         q.push(("t", t.clone()));
     }
+    let dockerfile_name = dockerfile.clone();
     q.push(("dockerfile", dockerfile));
     if !args.is_empty() {
         q.push(("buildargs", Value::Object(args).to_string()));
@@ -145,15 +135,8 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
         q.push(("platform", p.clone()));
     }
     q.push(("version", "1".into()));
-    let body = Full::new(Bytes::from(tar)).map_err(|never| match never {}).boxed();
-    let resp = c
-        .send(
-            Method::POST,
-            &format!("/build{}", query(&q)),
-            body,
-            &[("content-type", "application/x-tar"), ("x-registry-config", "e30=")],
-        )
-        .await?;
+    let extra = extra.map(|d| (dockerfile_name.clone(), d));
+    let resp = crate::commands::build::post_build(c, &q, ctx, dockerfile_name, extra).await?;
     if resp.status().as_u16() == 404 {
         return Err(StatusError::exit(
             1,
