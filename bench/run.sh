@@ -27,6 +27,13 @@
 #                                         only the three build rows; BENCH_ONLY=phases: berthd's per-phase
 #                                         account of run --rm, from its debug log)
 #   BENCH_ONLY=ui bench/run.sh          # only the dashboard's memory and CPU rows (bench/ui.sh)
+#   BENCH_ONLY=saveload bench/run.sh    # only save/load: the registry rows' 300 MB image saved to a file (-o) and
+#                                         loaded back after an rmi (median of 3 each; berthd logs a `load breakdown`)
+#
+# Every figure of a run also goes to a file, one row a line (key, unit, berth, docker, podman, berth/docker ratio)
+# under a header naming the commit, host and date: $BENCH_OUT, by default bench/results/<date>-<host>.tsv, so a
+# regression shows as a changed ratio between two files. Podman gets a column where `podman` is installed (run,
+# exec, 50 x run -d, save/load rows; through its own CLI, rootful).
 #
 # Memory rows: the daemon's RSS fresh (started, 5 s idle, nothing asked yet), after 50 `run -d` + `rm -f` (5 s
 # idle), and after heavy use (5 s idle): with BENCH_ONLY=memory, 300 `run --rm busybox true` and a build (200 small
@@ -85,7 +92,7 @@ trap cleanup EXIT
 start_berthd() {
     # Registry rows alone: info, for the pull's (and push's) breakdown lines berthd logs.
     "$BIN/berthd" --host "unix://$B_SOCK" --data-root "$WORK/data" --exec-root "$RUN" \
-        --log-level "$(case "$ONLY" in registry) echo info;; phases) echo debug;; *) echo warn;; esac)" \
+        --log-level "$(case "$ONLY" in registry|saveload) echo info;; phases) echo debug;; *) echo warn;; esac)" \
         >>"$WORK/berthd.log" 2>&1 &
     BERTHD_PID=$!
 }
@@ -103,9 +110,21 @@ else
     echo "note: dockerd is not installed (apt-get install docker.io): Docker's column is left empty"
 fi
 
+# Podman: a column of its own for the rows it can share (its CLI, no daemon), where it is installed.
+if command -v podman >/dev/null 2>&1; then
+    HAVE_PODMAN=1
+else
+    HAVE_PODMAN=
+    echo "note: podman is not installed: its column is left empty"
+fi
+
 cli() { # engine args...
     local e=$1; shift
-    if [ "$e" = berth ]; then DOCKER_HOST=unix://$B_SOCK "$BIN/berth" "$@"; else DOCKER_HOST=unix://$D_SOCK docker "$@"; fi
+    case $e in
+        berth) DOCKER_HOST=unix://$B_SOCK "$BIN/berth" "$@" ;;
+        podman) podman "$@" ;;
+        *) DOCKER_HOST=unix://$D_SOCK docker "$@" ;;
+    esac
 }
 
 # `docker kill` → the `die` event at a subscriber, in µs, one line a run (issue 14's goal: a median under 5 ms). The
@@ -235,6 +254,40 @@ DF
     rm -rf "$ctx"
 }
 
+# 50 x `run -d` from 10 clients at once (5 each), until the last has answered; then `rm -f` of them all.
+fifty_parallel_rows() { # engine
+    local e=$1 s c out=$WORK/fifty-ids-$1 pids=()
+    rm -f "$out".*
+    s=$(now_ns)
+    for c in $(seq 10); do
+        ( for _ in $(seq 5); do cli "$e" run -d busybox sleep 600; done >"$out.$c" ) &
+        pids+=($!)
+    done
+    # These clients only (a bare `wait` would wait for the daemons this script started too).
+    wait "${pids[@]}"
+    R[$e,fifty10]=$(( ($(now_ns) - s) / 1000000 ))
+    [ "$(cat "$out".* | wc -l)" = 50 ] || echo "note: $e: not 50 containers from the parallel run -d" >&2
+    cli "$e" rm -f $(cat "$out".*) >/dev/null
+    rm -f "$out".*
+}
+
+# save -o of the 300 MB image (3 layers) and load -i of that file after an rmi: medians of 3, in ms.
+saveload_rows() { # engine
+    local e=$1 s file=$WORK/saved-$1.tar saves=() loads=()
+    cli "$e" rmi -f bench-big:v1 >/dev/null 2>&1 || true
+    cli "$e" load -i "$WORK/big.tar" >/dev/null
+    for _ in 1 2 3; do
+        rm -f "$file"
+        s=$(now_ns); cli "$e" save -o "$file" bench-big:v1; saves+=($(( ($(now_ns) - s) / 1000000 )))
+        cli "$e" rmi bench-big:v1 >/dev/null
+        s=$(now_ns); cli "$e" load -i "$file" >/dev/null; loads+=($(( ($(now_ns) - s) / 1000000 )))
+    done
+    R[$e,save]=$(printf '%s\n' "${saves[@]}" | median)
+    R[$e,load]=$(printf '%s\n' "${loads[@]}" | median)
+    cli "$e" rmi -f bench-big:v1 >/dev/null 2>&1 || true
+    rm -f "$file"
+}
+
 declare -A R
 if [ "$ONLY" = all ] || [ "$ONLY" = engine ] || [ "$ONLY" = memory ]; then
     sleep "$IDLE"
@@ -242,6 +295,7 @@ if [ "$ONLY" = all ] || [ "$ONLY" = engine ] || [ "$ONLY" = memory ]; then
 fi
 for e in "${engines[@]}"; do
     [ "$ONLY" = registry ] && break
+    [ "$ONLY" = saveload ] && break
     cli "$e" image inspect busybox:latest >/dev/null 2>&1 || \
         BERTH=$([ "$e" = berth ] && echo "$BIN/berth" || echo docker) \
         DOCKER_HOST=unix://$([ "$e" = berth ] && echo "$B_SOCK" || echo "$D_SOCK") contrib/mkimage-busybox.sh >/dev/null
@@ -311,6 +365,7 @@ PY
     kill_rows "$e"
 
     fifty_rows "$e"
+    fifty_parallel_rows "$e"
 
     build_rows "$e"
     sleep "$IDLE"
@@ -328,7 +383,25 @@ PY
     fi
 done
 
-if [ "$ONLY" != engine ] && [ "$ONLY" != events ] && [ "$ONLY" != logs ] && [ "$ONLY" != memory ] && [ "$ONLY" != build ]; then
+# Podman's rows (where it is installed): starts, exec, 50 x run -d (sequential and 10 clients), through its CLI.
+if [ -n "$HAVE_PODMAN" ] && { [ "$ONLY" = all ] || [ "$ONLY" = engine ]; }; then
+    e=podman
+    if podman image exists busybox:latest || BERTH=podman contrib/mkimage-busybox.sh >/dev/null; then
+        cli "$e" run --rm busybox true
+        R[$e,run]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm --network none busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+        R[$e,runnet]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" run --rm busybox true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+        cli "$e" run -d --name bench-exec busybox sleep 600 >/dev/null
+        R[$e,exec]=$(for _ in $(seq "$N"); do s=$(now_ns); cli "$e" exec bench-exec true; echo $(( ($(now_ns) - s) / 1000 )); done | median)
+        cli "$e" rm -f bench-exec >/dev/null
+        s=$(now_ns); ids=$(for _ in $(seq 50); do cli "$e" run -d busybox sleep 600; done); R[$e,fifty]=$(( ($(now_ns) - s) / 1000000 ))
+        cli "$e" rm -f -t 0 $ids >/dev/null
+        fifty_parallel_rows "$e"
+    else
+        echo "note: podman: no busybox image (contrib/mkimage-busybox.sh failed): its column is left empty" >&2
+    fi
+fi
+
+if [ "$ONLY" = all ] || [ "$ONLY" = registry ] || [ "$ONLY" = saveload ]; then
     # The image: 3 layers of 100 MB from /dev/urandom, in docker's save format, loaded into every engine.
     python3 - "$WORK/big.tar" <<'PY'
 import hashlib, io, json, os, sys, tarfile
@@ -353,6 +426,12 @@ for name, data in [(f"{ch}.json", config),
     ti = tarfile.TarInfo(name); ti.size = len(data); out.addfile(ti, io.BytesIO(data))
 out.close()
 PY
+fi
+if [ "$ONLY" = all ] || [ "$ONLY" = saveload ]; then
+    for e in "${engines[@]}"; do saveload_rows "$e"; done
+    if [ -n "$HAVE_PODMAN" ]; then saveload_rows podman || echo "note: podman: the save/load rows failed" >&2; fi
+fi
+if [ "$ONLY" = all ] || [ "$ONLY" = registry ]; then
     REG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     REG_ADDR=127.0.0.1:$REG_PORT
     if [ "${BENCH_REGISTRY:-berth}" = distribution ]; then
@@ -380,13 +459,29 @@ PY
     done
 fi
 
+# Every row also goes to $BENCH_OUT (tab-separated, one row a line, under a header naming the run).
+BENCH_OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%dT%H%M%SZ)-$(hostname -s).tsv}
+mkdir -p "$(dirname "$BENCH_OUT")"
+{
+    echo "# bench/run.sh BENCH_ONLY=$ONLY N=$N commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +changes) host $(hostname -s) $(date -u +%Y-%m-%dT%H:%M:%SZ) cores $(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf 'key\tunit\tberth\tdocker\tpodman\tratio\tmetric\n'
+} >"$BENCH_OUT"
 row() { # label key unit
-    [ -z "${R[berth,$2]:-}${R[docker,$2]:-}" ] && return
-    local b=${R[berth,$2]:-n/a} d=${R[docker,$2]:-n/a} ratio=n/a
+    [ -z "${R[berth,$2]:-}${R[docker,$2]:-}${R[podman,$2]:-}" ] && return
+    local b=${R[berth,$2]:-n/a} d=${R[docker,$2]:-n/a} p=${R[podman,$2]:-n/a} ratio=n/a
     if [[ "$b" =~ ^[0-9.]+$ && "$d" =~ ^[0-9.]+$ && "$d" != 0 ]]; then ratio=$(awk -v b="$b" -v d="$d" 'BEGIN {printf "%.3f", b/d}'); fi
-    printf "%-44s %12s %12s %8s\n" "$1 ($3)" "$b" "$d" "$ratio"
+    if [ -n "$HAVE_PODMAN" ]; then
+        printf "%-44s %12s %12s %12s %8s\n" "$1 ($3)" "$b" "$d" "$p" "$ratio"
+    else
+        printf "%-44s %12s %12s %8s\n" "$1 ($3)" "$b" "$d" "$ratio"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$2" "$3" "$b" "$d" "$p" "$ratio" "$1" >>"$BENCH_OUT"
 }
-printf "%-44s %12s %12s %8s\n" "metric" "berth" "docker" "ratio"
+if [ -n "$HAVE_PODMAN" ]; then
+    printf "%-44s %12s %12s %12s %8s\n" "metric" "berth" "docker" "podman" "ratio"
+else
+    printf "%-44s %12s %12s %8s\n" "metric" "berth" "docker" "ratio"
+fi
 row "run --rm --network none busybox true, median" run us
 row "run --rm busybox true (default net), median" runnet us
 for e in "${engines[@]}"; do
@@ -399,6 +494,7 @@ row "exec true, median" exec us
 row "kill -> die event at a subscriber, median" killdie us
 row "kill (SIGKILL) request round trip, median" killrtt us
 row "50 x run -d, total" fifty ms
+row "50 x run -d, 10 clients in parallel, total" fifty10 ms
 row "daemon restart, 50 running: kill -9 -> API answers" restart ms
 row "daemon idle RSS, fresh (dockerd+containerd)" rssfresh KiB
 row "daemon idle RSS after 50 run -d + rm -f" rss KiB
@@ -418,6 +514,8 @@ row "logs --tail 10 of 100 MB, median" logstail us
 row "logs --since <end> of 100 MB, median" logssince us
 row "push 300 MB in 3 layers to a loopback registry" push MB/s
 row "pull 300 MB in 3 layers (rmi, then pull)" pull MB/s
+row "save 300 MB image to a file (-o), median" save ms
+row "load it back (rmi first), median" load ms
 # Where a start's time goes in berthd (BENCH_ONLY=phases): the median of each phase, in µs, per operation.
 if [ "$ONLY" = phases ]; then
     for net in none bridge; do
@@ -437,6 +535,7 @@ PY
     done
 fi
 # Where Berth's push and pull spend their time (berthd logs it at info: BENCH_ONLY=registry).
-if [ "$ONLY" = registry ]; then
-    grep -ho 'p[a-z]* breakdown .*' "$WORK/berthd.log" | sed 's/^/berth /' || echo "berth: no breakdown in $WORK/berthd.log"
+if [ "$ONLY" = registry ] || [ "$ONLY" = saveload ]; then
+    grep -ho '\(p[a-z]*\|load\) breakdown.*' "$WORK/berthd.log" | sed 's/^/berth /' || echo "berth: no breakdown in $WORK/berthd.log"
 fi
+echo "figures saved to $BENCH_OUT"

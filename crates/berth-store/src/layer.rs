@@ -93,15 +93,8 @@ impl Compression {
 /// Berth unpacks may be (layers, `import`, `load`, `ADD`, `cp`), as Docker's `DecompressStream` reads them.
 fn decompressed<'r, R: Read + 'r>(mut reader: R) -> Result<Box<dyn Read + 'r>> {
     let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        match reader.read(&mut head[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(StoreError::InvalidArgument(format!("reading the archive: {e}"))),
-        }
-    }
+    let n = read_full(&mut reader, &mut head)
+        .map_err(|e| StoreError::InvalidArgument(format!("reading the archive: {e}")))?;
     let source = io::Cursor::new(head[..n].to_vec()).chain(reader);
     Ok(match Compression::detect(&head[..n]) {
         Compression::None => Box::new(BufReader::with_capacity(256 * 1024, source)),
@@ -151,6 +144,25 @@ pub fn is_tar_archive<R: Read>(reader: R) -> bool {
     if r.read_exact(&mut block).is_err() {
         return false;
     }
+    is_tar_header(&block)
+}
+
+/// Fills `buf` from `r` as far as it goes; fewer bytes only at the end of `r`.
+pub(crate) fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Whether a 512-byte block is a tar header: its checksum field matches its bytes.
+pub(crate) fn is_tar_header(block: &[u8; 512]) -> bool {
     let stored = std::str::from_utf8(&block[148..156])
         .ok()
         .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))

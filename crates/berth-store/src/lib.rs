@@ -186,13 +186,22 @@ impl Store {
         expected: &DiffId,
     ) -> Result<Layer> {
         let chain = ChainId::compute(parent, expected);
-        if let Some(l) = self.layer(&chain)?
-            && self.layers.join(chain.hex()).is_dir()
-        {
-            self.pin_chain(&self.db.lock(), &chain)?;
+        if let Some(l) = self.existing_layer(&chain)? {
             return Ok(l);
         }
         self.import_layer_inner(reader, parent, Some(expected))
+    }
+
+    /// The layer `chain` if the store holds it complete (record and directory), pinned against garbage collection
+    /// as a fresh import is.
+    fn existing_layer(&self, chain: &ChainId) -> Result<Option<Layer>> {
+        match self.layer(chain)? {
+            Some(l) if self.layers.join(chain.hex()).is_dir() => {
+                self.pin_chain(&self.db.lock(), chain)?;
+                Ok(Some(l))
+            }
+            _ => Ok(None),
+        }
     }
 
     fn import_layer_inner(

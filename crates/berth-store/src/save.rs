@@ -9,18 +9,21 @@
 //! resolved inside the archive, never on disk; any path that climbs out is refused), then every image is imported
 //! layer by layer with its diff ids verified. Nothing is tagged before its image is complete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use crate::digest::{ChainId, DiffId, Digest, ImageId};
 use crate::error::{Result, StoreError, full_disk, io_ctx};
 use crate::image::host_architecture;
+use crate::layer::{Compression, UnpackTimings, is_tar_header, read_full};
 use crate::reference::{AnyReference, Reference};
-use crate::{Image, Store};
+use crate::{Image, Layer, Store, UnpackedLayer};
 
 /// OCI media types used in saved archives.
 pub mod media {
@@ -66,10 +69,10 @@ impl Store {
                 None => saved.push(Saved { image, tags }),
             }
         }
-        let mut w = tar::Builder::new(out);
+        let mut w = TarOut { out, buf: Vec::new() };
         let mut written: std::collections::HashSet<String> = std::collections::HashSet::new();
         for dir in ["blobs/", "blobs/sha256/"] {
-            append_dir(&mut w, dir)?;
+            w.dir(dir)?;
         }
         let mut index_entries = Vec::new();
         let mut manifest_json = Vec::new();
@@ -82,15 +85,15 @@ impl Store {
                 let size = self.content.size(d.digest())?;
                 let path = format!("blobs/sha256/{}", d.hex());
                 if written.insert(path.clone()) {
-                    let f = self.layer_tar(d)?;
-                    append_file(&mut w, &path, size, f)?;
+                    // The store verified the layer's tar when it took it in: it goes out as it is, not hashed again.
+                    w.file(&path, size, self.layer_tar(d)?)?;
                 }
                 layer_descs.push(json!({"mediaType": media::OCI_LAYER_TAR, "digest": d.as_str(), "size": size}));
                 layer_paths.push(path);
             }
             let config_path = format!("blobs/sha256/{}", s.image.id.hex());
             if written.insert(config_path.clone()) {
-                append_file(&mut w, &config_path, config.len() as u64, &config[..])?;
+                w.bytes(&config_path, &config)?;
             }
             let manifest = json!({
                 "schemaVersion": 2,
@@ -102,7 +105,7 @@ impl Store {
             let mdigest = Digest::of(&manifest);
             let mpath = format!("blobs/sha256/{}", mdigest.hex());
             if written.insert(mpath.clone()) {
-                append_file(&mut w, &mpath, manifest.len() as u64, &manifest[..])?;
+                w.bytes(&mpath, &manifest)?;
             }
             let desc = |annotations: Option<Value>| {
                 let mut d =
@@ -125,15 +128,10 @@ impl Store {
             manifest_json.push(json!({"Config": config_path, "RepoTags": tags, "Layers": layer_paths}));
         }
         let index = to_json(&json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": index_entries}))?;
-        append_file(&mut w, "index.json", index.len() as u64, &index[..])?;
-        let manifest_json = to_json(&Value::Array(manifest_json))?;
-        append_file(&mut w, "manifest.json", manifest_json.len() as u64, &manifest_json[..])?;
-        let layout = br#"{"imageLayoutVersion":"1.0.0"}"#;
-        append_file(&mut w, "oci-layout", layout.len() as u64, &layout[..])?;
-        w.into_inner()
-            .map_err(io_ctx(|| "writing the archive".into()))?
-            .flush()
-            .map_err(io_ctx(|| "writing the archive".into()))
+        w.bytes("index.json", &index)?;
+        w.bytes("manifest.json", &to_json(&Value::Array(manifest_json))?)?;
+        w.bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        w.finish()
     }
 
     /// The image `name` names and the tags it is saved under.
@@ -162,10 +160,19 @@ impl Store {
 
     /// Loads images from a tar in docker's `save` format or an OCI image layout. `progress` gets one line per
     /// loaded image (`Loaded image: busybox:latest`, `Loaded image ID: sha256:...`), as docker prints them.
+    ///
+    /// The archive is read once: every layer tar in it streams, as it arrives, into the store's unpack path (the
+    /// one pulls use: sha256 and blob, files, no fsync per file), several layers at a time on threads of their
+    /// own; small files (configs, manifests) are kept in memory. Once the whole archive is read, every image's layers
+    /// are checked against its config's diff ids, then recorded (one `syncfs` for them all) and the image created.
     pub fn load(&self, reader: impl Read, progress: &mut dyn FnMut(String)) -> Result<Vec<ImageId>> {
-        let dir =
+        let started = Instant::now();
+        let timings = UnpackTimings::default();
+        let scratch =
             TempTree::create(&self.content.ingest_dir().join(format!("load-{}", crate::content::random_hex(8)?)))?;
-        let tree = dir.unpack(reader)?;
+        let mut source = Source { inner: reader, bytes: 0, wait: 0, ended: false };
+        let mut tree = self.stage(&mut source, &scratch.path, &timings)?;
+        let read = started.elapsed();
         let images = if tree.exists("manifest.json") {
             tree.docker_manifests()?
         } else if tree.exists("index.json") {
@@ -175,7 +182,8 @@ impl Store {
                 "invalid archive: it has neither manifest.json nor index.json (not an image saved by docker save, nor an OCI layout)",
             ));
         };
-        let mut ids = Vec::new();
+        // Every image's layers checked before any is recorded: a damaged archive leaves nothing behind.
+        let mut planned = Vec::new();
         for img in images {
             let config: Value = serde_json::from_slice(&img.config)
                 .map_err(|e| bad(format!("invalid image config in the archive: {e}")))?;
@@ -187,10 +195,16 @@ impl Store {
                     img.layers.len()
                 )));
             }
+            for (i, (path, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
+                tree.check_layer(path, diff, i)?;
+            }
+            planned.push((img, diff_ids));
+        }
+        let mut ids = Vec::new();
+        for (img, diff_ids) in planned {
             let mut parent: Option<ChainId> = None;
-            for (path, diff) in img.layers.iter().zip(&diff_ids) {
-                let f = tree.open(path)?;
-                let layer = self.import_layer_verified(f, parent.as_ref(), diff)?;
+            for (i, (path, diff)) in img.layers.iter().zip(&diff_ids).enumerate() {
+                let layer = self.load_layer(&mut tree, path, parent.as_ref(), diff, i, &timings)?;
                 parent = Some(layer.chain_id);
                 crate::fault::point("load.after-layer");
             }
@@ -207,7 +221,337 @@ impl Store {
             }
             ids.push(id);
         }
+        let ms = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed) / 1_000_000;
+        tracing::info!(
+            "load breakdown: {:.1} MB in {} ms (archive read in {} ms, {:.1} MB/s); stage totals (ms, overlapping): \
+             waiting for the archive {}, tar blob (sha256+write) {}, unpack files {}, syncfs {}",
+            source.bytes as f64 / 1e6,
+            started.elapsed().as_millis(),
+            read.as_millis(),
+            source.bytes as f64 / 1e6 / read.as_secs_f64().max(1e-9),
+            source.wait / 1_000_000,
+            ms(&timings.tar_blob),
+            ms(&timings.extract),
+            ms(&timings.sync),
+        );
         Ok(ids)
+    }
+
+    /// Reads the whole archive: layer tars are unpacked into the store (not recorded), at most [`UNPACKS`] at a
+    /// time, the rest kept in memory or, when large, in `scratch`.
+    fn stage<R: Read>(&self, source: &mut Source<R>, scratch: &Path, timings: &UnpackTimings) -> Result<Tree> {
+        let mut tree = Tree::default();
+        std::thread::scope(|scope| {
+            let mut running: VecDeque<(String, Unpacking<'_>)> = VecDeque::new();
+            let res = self.read_entries(&mut *source, scratch, &mut tree, |tree, name, head, size, entry| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_QUEUED);
+                let handle =
+                    scope.spawn(move || self.unpack_layer(Chunks { rx, chunk: Vec::new(), pos: 0 }, Some(timings)));
+                let streamed = stream_entry(head, size, entry, &tx);
+                drop(tx);
+                let done = Unpacking { handle };
+                if let Err(e) = streamed {
+                    // A worker that stopped reading failed: its error says why (a bad layer tar, a full disk).
+                    return Err(match (e, done.join()) {
+                        (Streamed::WorkerGone, Err(we)) => we,
+                        (Streamed::WorkerGone, Ok(_)) => bad("invalid archive: a layer was not read to its end"),
+                        (Streamed::Read(re), _) => re,
+                    });
+                }
+                running.push_back((name, done));
+                while running.len() >= UNPACKS {
+                    if let Some((n, u)) = running.pop_front() {
+                        tree.add_layer(n, u.join()?);
+                    }
+                }
+                Ok(())
+            });
+            // The archive ended in the middle of an entry or a header: docker's words for it.
+            let res = res.map_err(|e| match e {
+                StoreError::InvalidArgument(_) if source.ended => bad(TRUNCATED),
+                e => e,
+            });
+            // The layers still unpacking: their results (an error of the archive's reading comes first; what was
+            // unpacked is dropped, and removed, with the tree).
+            let mut first_err = res.err();
+            for (n, u) in running {
+                match u.join() {
+                    Ok(l) => tree.add_layer(n, l),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        })?;
+        Ok(tree)
+    }
+
+    /// Goes through the archive's entries: regular files are classified by their first block and kept (small
+    /// files, large non-tar files, layer tars the store holds already) or handed to `layer` with that block.
+    fn read_entries<R: Read>(
+        &self,
+        source: &mut Source<R>,
+        scratch: &Path,
+        tree: &mut Tree,
+        mut layer: impl FnMut(&mut Tree, String, &[u8], u64, &mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
+        let mut archive = tar::Archive::new(source);
+        let entries = archive.entries().map_err(|e| bad(format!("invalid archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(format!("invalid archive: {e}")))?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name =
+                clean(&raw).ok_or_else(|| bad(format!("invalid archive: the path {raw:?} leaves the archive")))?;
+            let kind = entry.header().entry_type();
+            if name.is_empty() {
+                continue;
+            }
+            match kind {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    let size = entry.size();
+                    let mut head = [0u8; 512];
+                    let n = read_full(&mut entry, &mut head).map_err(|e| bad(format!("invalid archive: {e}")))?;
+                    if (n as u64) < size.min(512) {
+                        return Err(bad(TRUNCATED));
+                    }
+                    let is_layer = n == 512
+                        && (Compression::detect(&head) != Compression::None
+                            || head.iter().all(|b| *b == 0)
+                            || is_tar_header(&head));
+                    if !is_layer {
+                        let staged = if size <= IN_MEMORY && tree.in_memory + size <= IN_MEMORY_TOTAL {
+                            tree.in_memory += size;
+                            let mut data = Vec::with_capacity(size as usize);
+                            data.extend_from_slice(&head[..n]);
+                            entry.read_to_end(&mut data).map_err(|e| bad(format!("invalid archive: {e}")))?;
+                            check_size(data.len() as u64, size)?;
+                            Staged::Bytes(data)
+                        } else {
+                            let path = scratch.join(tree.files.len().to_string());
+                            let mut f =
+                                File::create_new(&path).map_err(io_ctx(|| format!("creating {}", path.display())))?;
+                            let copied =
+                                f.write_all(&head).and_then(|()| io::copy(&mut entry, &mut f)).map_err(|e| {
+                                    match full_disk(&e) {
+                                        true => StoreError::io(format!("writing {name}"), e),
+                                        false => bad(format!("invalid archive: {e}")),
+                                    }
+                                })?;
+                            check_size(copied + 512, size)?;
+                            Staged::Spilled(path)
+                        };
+                        tree.files.insert(name, staged);
+                    } else if let Some(d) = self.stored_layer(&name, &head) {
+                        // The store holds this very tar (its name is its digest): nothing to hash or write.
+                        let skipped =
+                            io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(format!("invalid archive: {e}")))?;
+                        check_size(skipped + 512, size)?;
+                        tree.files.insert(name, Staged::Layer(None, d));
+                    } else {
+                        layer(tree, name, &head, size, &mut entry)?;
+                    }
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .ok_or_else(|| bad(format!("invalid archive: the link {name} has no target")))?;
+                    let joined = if kind == tar::EntryType::Symlink {
+                        let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                        format!("{base}/{target}")
+                    } else {
+                        target.clone()
+                    };
+                    let resolved = clean(&joined).ok_or_else(|| {
+                        bad(format!("invalid archive: the link {name} → {target} leaves the archive"))
+                    })?;
+                    tree.links.insert(name, resolved);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The diff id of a plain layer tar named `blobs/sha256/<its digest>` whose blob the store has.
+    fn stored_layer(&self, name: &str, head: &[u8; 512]) -> Option<DiffId> {
+        let hex = name.strip_prefix("blobs/sha256/")?;
+        let d = Digest::parse(&format!("sha256:{hex}")).ok()?;
+        (Compression::detect(head) == Compression::None && self.content.contains(&d)).then(|| DiffId::from(d))
+    }
+
+    /// Records the layer `path` of the archive on top of `parent` (the store's layer if it has it already).
+    fn load_layer(
+        &self,
+        tree: &mut Tree,
+        path: &str,
+        parent: Option<&ChainId>,
+        expected: &DiffId,
+        index: usize,
+        timings: &UnpackTimings,
+    ) -> Result<Layer> {
+        if let Some(l) = self.existing_layer(&ChainId::compute(parent, expected))? {
+            return Ok(l);
+        }
+        let key = tree.resolve(path)?;
+        let unpacked = match tree.files.get_mut(&key) {
+            Some(Staged::Layer(slot, d)) => match slot.take() {
+                Some(u) => u,
+                // Taken by an image below another parent, or skipped: the store's blob of that tar.
+                None => self.unpack_layer(self.content.open_blob(d.digest())?, Some(timings))?,
+            },
+            Some(Staged::Bytes(b)) => self.unpack_layer(&b[..], Some(timings))?,
+            Some(Staged::Spilled(p)) => {
+                self.unpack_layer(File::open(&*p).map_err(io_ctx(|| format!("opening {key}")))?, Some(timings))?
+            }
+            None => return Err(bad(format!("invalid archive: {path} is missing"))),
+        };
+        check_diff_id(&unpacked.diff_id(), expected, index)?;
+        self.commit_unpacked(unpacked, parent, expected, Some(timings))
+    }
+}
+
+/// Docker's answer to an archive that ends too soon (`archive/tar`'s error, through its untar process).
+const TRUNCATED: &str = "Error processing tar file(exit status 1): unexpected EOF";
+
+/// Files of an archive up to this size that are not layers are kept in memory (configs, manifests, indexes), up
+/// to the total after it; the others go to a scratch directory.
+const IN_MEMORY: u64 = 8 << 20;
+const IN_MEMORY_TOTAL: u64 = 64 << 20;
+
+/// Layers unpacking at the same time while the archive is read.
+const UNPACKS: usize = 3;
+
+/// The size of the blocks a layer's bytes go to its unpacker in, and how many may wait.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_QUEUED: usize = 16;
+
+fn check_size(got: u64, want: u64) -> Result<()> {
+    if got < want {
+        return Err(bad(TRUNCATED));
+    }
+    Ok(())
+}
+
+/// Docker's message for a layer that is not what the image's config says.
+fn check_diff_id(got: &DiffId, expected: &DiffId, index: usize) -> Result<()> {
+    if got != expected {
+        return Err(bad(format!(
+            "invalid diffID for layer {index}: expected {:?}, got {:?}",
+            expected.as_str(),
+            got.as_str()
+        )));
+    }
+    Ok(())
+}
+
+/// Why streaming an entry to its unpacker stopped.
+enum Streamed {
+    /// The archive could not be read.
+    Read(StoreError),
+    /// The unpacker stopped reading (it failed).
+    WorkerGone,
+}
+
+/// Sends `head` and the rest of `entry` to an unpacker in [`CHUNK`]s.
+fn stream_entry(
+    head: &[u8],
+    size: u64,
+    entry: &mut dyn Read,
+    tx: &std::sync::mpsc::SyncSender<io::Result<Vec<u8>>>,
+) -> std::result::Result<(), Streamed> {
+    let mut first = Some(head);
+    let mut sent = 0u64;
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let start = match first.take() {
+            Some(h) => {
+                chunk[..h.len()].copy_from_slice(h);
+                h.len()
+            }
+            None => 0,
+        };
+        let n = match read_full(entry, &mut chunk[start..]) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::other("the archive could not be read")));
+                return Err(Streamed::Read(bad(format!("invalid archive: {e}"))));
+            }
+        };
+        chunk.truncate(start + n);
+        sent += chunk.len() as u64;
+        let last = start + n < CHUNK;
+        if last && sent < size {
+            // The archive ended inside the entry: the unpacker must not take what it got for the whole layer.
+            let _ = tx.send(Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the archive ends inside a layer")));
+            return Err(Streamed::Read(bad(TRUNCATED)));
+        }
+        if !chunk.is_empty() && tx.send(Ok(chunk)).is_err() {
+            return Err(Streamed::WorkerGone);
+        }
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// A layer being unpacked on a thread of its own.
+struct Unpacking<'s> {
+    handle: std::thread::ScopedJoinHandle<'s, Result<UnpackedLayer>>,
+}
+
+impl Unpacking<'_> {
+    fn join(self) -> Result<UnpackedLayer> {
+        self.handle.join().unwrap_or_else(|_| Err(StoreError::io("unpacking a layer", io::Error::other("panicked"))))
+    }
+}
+
+/// The bytes of one layer, as its unpacker reads them.
+struct Chunks {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(Ok(c)) => (self.chunk, self.pos) = (c, 0),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The archive as the load reads it: bytes, time spent waiting for them, and whether it ended.
+struct Source<R> {
+    inner: R,
+    bytes: u64,
+    wait: u64,
+    ended: bool,
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let t = Instant::now();
+        let r = self.inner.read(buf);
+        self.wait += t.elapsed().as_nanos() as u64;
+        match &r {
+            Ok(0) if !buf.is_empty() => self.ended = true,
+            Ok(n) => self.bytes += *n as u64,
+            Err(_) => {}
+        }
+        r
     }
 }
 
@@ -226,22 +570,76 @@ fn diff_ids_of(config: &Value) -> Result<Vec<DiffId>> {
     }
 }
 
-fn append_dir<W: Write>(w: &mut tar::Builder<W>, path: &str) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_mode(0o755);
-    h.set_size(0);
-    h.set_mtime(0);
-    w.append_data(&mut h, path, io::empty()).map_err(io_ctx(|| "writing the archive".into()))
+/// How much of a file [`TarOut`] copies at a time: large reads and writes, few system calls and channel messages.
+const COPY_BLOCK: usize = 1 << 20;
+
+/// Writes a tar the way `tar::Builder` does (ustar headers, mode 0644 or 0755, mtime 0, two zero blocks at the
+/// end), with the data of files copied in large blocks.
+struct TarOut<W: Write> {
+    out: W,
+    buf: Vec<u8>,
 }
 
-fn append_file<W: Write>(w: &mut tar::Builder<W>, path: &str, size: u64, data: impl Read) -> Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(size);
-    h.set_mtime(0);
-    w.append_data(&mut h, path, data.take(size)).map_err(io_ctx(|| format!("writing {path} to the archive")))
+fn write_err(path: &str) -> impl FnOnce(io::Error) -> StoreError + '_ {
+    move |e| StoreError::io(format!("writing {path} to the archive"), e)
+}
+
+impl<W: Write> TarOut<W> {
+    fn header(&mut self, path: &str, kind: tar::EntryType, mode: u32, size: u64) -> Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(0);
+        h.set_path(path).map_err(write_err(path))?;
+        h.set_cksum();
+        self.out.write_all(h.as_bytes()).map_err(write_err(path))
+    }
+
+    /// Zeros up to the next 512-byte block after `size` bytes of data.
+    fn pad(&mut self, path: &str, size: u64) -> Result<()> {
+        let rest = (512 - size % 512) % 512;
+        self.out.write_all(&[0u8; 512][..rest as usize]).map_err(write_err(path))
+    }
+
+    fn dir(&mut self, path: &str) -> Result<()> {
+        self.header(path, tar::EntryType::Directory, 0o755, 0)
+    }
+
+    fn bytes(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        self.header(path, tar::EntryType::Regular, 0o644, data.len() as u64)?;
+        self.out.write_all(data).map_err(write_err(path))?;
+        self.pad(path, data.len() as u64)
+    }
+
+    /// `size` bytes of `f`; a file shorter than that is a damaged store.
+    fn file(&mut self, path: &str, size: u64, mut f: File) -> Result<()> {
+        self.header(path, tar::EntryType::Regular, 0o644, size)?;
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; COPY_BLOCK];
+        }
+        let mut left = size;
+        while left > 0 {
+            let want = self.buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = match f.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    return Err(StoreError::Corrupt(format!("{path}: the stored file is shorter than {size} bytes")));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::io(format!("reading {path}"), e)),
+            };
+            self.out.write_all(&self.buf[..n]).map_err(write_err(path))?;
+            left -= n as u64;
+        }
+        self.pad(path, size)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let end = "the end of the archive";
+        self.out.write_all(&[0u8; 1024]).map_err(write_err(end))?;
+        self.out.flush().map_err(write_err(end))
+    }
 }
 
 /// An image found in an archive: config bytes, layer paths in the archive, full references to tag.
@@ -282,11 +680,24 @@ fn clean(name: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// The unpacked archive: its files, and its links (path → target path, both cleaned, relative to the archive root).
-struct Tree<'a> {
-    root: &'a Path,
-    files: std::collections::HashSet<String>,
+/// A regular file of the archive, as the load keeps it.
+enum Staged {
+    /// A small file's bytes.
+    Bytes(Vec<u8>),
+    /// A large file that is not a layer tar, in the load's scratch directory.
+    Spilled(PathBuf),
+    /// A layer tar: unpacked into the store, not recorded yet (until an image takes it), and the digest of its
+    /// tar (the diff id). `None`: taken already, or not unpacked because the store holds that tar.
+    Layer(Option<UnpackedLayer>, DiffId),
+}
+
+/// The archive once read: its files, and its links (path → target path, both cleaned, relative to the archive root).
+#[derive(Default)]
+struct Tree {
+    files: HashMap<String, Staged>,
     links: HashMap<String, String>,
+    /// Bytes of the files kept in memory.
+    in_memory: u64,
 }
 
 impl TempTree {
@@ -294,66 +705,29 @@ impl TempTree {
         fs::create_dir(path).map_err(io_ctx(|| format!("creating {}", path.display())))?;
         Ok(TempTree { path: path.to_path_buf() })
     }
-
-    fn unpack(&self, reader: impl Read) -> Result<Tree<'_>> {
-        let mut archive = tar::Archive::new(reader);
-        let mut tree = Tree { root: &self.path, files: Default::default(), links: HashMap::new() };
-        let entries = archive.entries().map_err(|e| bad(format!("invalid archive: {e}")))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| bad(format!("invalid archive: {e}")))?;
-            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            let name =
-                clean(&raw).ok_or_else(|| bad(format!("invalid archive: the path {raw:?} leaves the archive")))?;
-            let kind = entry.header().entry_type();
-            if name.is_empty() {
-                continue;
-            }
-            match kind {
-                tar::EntryType::Regular | tar::EntryType::Continuous => {
-                    let dest = self.path.join(&name);
-                    // A full disk is the host's fault, not the archive's.
-                    let fail = |what: &str, e: io::Error| match full_disk(&e) {
-                        true => StoreError::io(format!("writing {name}"), e),
-                        false => bad(format!("invalid archive: {what}{name}: {e}")),
-                    };
-                    if let Some(p) = dest.parent() {
-                        fs::create_dir_all(p).map_err(|e| fail("", e))?;
-                    }
-                    let mut f =
-                        fs::OpenOptions::new().write(true).create_new(true).open(&dest).map_err(|e| fail("", e))?;
-                    io::copy(&mut entry, &mut f).map_err(|e| fail("reading ", e))?;
-                    tree.files.insert(name);
-                }
-                tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(|b| String::from_utf8_lossy(&b).into_owned())
-                        .ok_or_else(|| bad(format!("invalid archive: the link {name} has no target")))?;
-                    let joined = if kind == tar::EntryType::Symlink {
-                        let base = name.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                        format!("{base}/{target}")
-                    } else {
-                        target.clone()
-                    };
-                    let resolved = clean(&joined).ok_or_else(|| {
-                        bad(format!("invalid archive: the link {name} → {target} leaves the archive"))
-                    })?;
-                    tree.links.insert(name, resolved);
-                }
-                _ => {}
-            }
-        }
-        Ok(tree)
-    }
 }
 
-impl Tree<'_> {
+impl Tree {
+    fn add_layer(&mut self, name: String, u: UnpackedLayer) {
+        let d = u.diff_id();
+        self.files.insert(name, Staged::Layer(Some(u), d));
+    }
+
+    /// Fails with docker's message if the layer `path` is known not to be `expected` (files not recognised as
+    /// layers are checked when they are unpacked).
+    fn check_layer(&self, path: &str, expected: &DiffId, index: usize) -> Result<()> {
+        match self.files.get(&self.resolve(path)?) {
+            Some(Staged::Layer(_, d)) => check_diff_id(d, expected, index),
+            _ => Ok(()),
+        }
+    }
+
     /// The file a path names, following the archive's links.
     fn resolve(&self, path: &str) -> Result<String> {
         let mut cur =
             clean(path).ok_or_else(|| bad(format!("invalid archive: the path {path:?} leaves the archive")))?;
         for _ in 0..16 {
-            if self.files.contains(&cur) {
+            if self.files.contains_key(&cur) {
                 return Ok(cur);
             }
             match self.links.get(&cur) {
@@ -368,15 +742,14 @@ impl Tree<'_> {
         self.resolve(path).is_ok()
     }
 
-    fn open(&self, path: &str) -> Result<File> {
-        let p = self.resolve(path)?;
-        File::open(self.root.join(&p)).map_err(io_ctx(|| format!("opening {p}")))
-    }
-
+    /// A file that is not a layer tar (a layer tar is not a document a load reads).
     fn read(&self, path: &str) -> Result<Vec<u8>> {
-        let mut buf = Vec::new();
-        self.open(path)?.read_to_end(&mut buf).map_err(io_ctx(|| format!("reading {path}")))?;
-        Ok(buf)
+        let p = self.resolve(path)?;
+        match self.files.get(&p) {
+            Some(Staged::Bytes(b)) => Ok(b.clone()),
+            Some(Staged::Spilled(f)) => fs::read(f).map_err(io_ctx(|| format!("reading {p}"))),
+            _ => Err(bad(format!("invalid archive: {path} is a layer tar, not a JSON document"))),
+        }
     }
 
     fn read_json(&self, path: &str) -> Result<Value> {
@@ -490,6 +863,7 @@ pub fn pick_platform(index: &Value, arch: &str, os: &str, variant: Option<&str>)
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -499,6 +873,107 @@ mod tests {
         assert_eq!(clean("a/../b").as_deref(), Some("b"));
         assert_eq!(clean("../x"), None);
         assert_eq!(clean("/etc/passwd"), None);
+    }
+
+    /// A layer tar with one file `name` of `len` bytes of a pattern.
+    fn layer_tar(name: &str, len: usize) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len as u64);
+        h.set_mode(0o644);
+        h.set_uid(u64::from(nix::unistd::getuid().as_raw()));
+        h.set_gid(u64::from(nix::unistd::getgid().as_raw()));
+        h.set_mtime(0);
+        h.set_cksum();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+        b.append_data(&mut h, name, &data[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    /// A store with a two-layer image `two:v1` (the second layer larger than a few unpacker chunks) and its save.
+    fn saved_image() -> (tempfile::TempDir, Store, ImageId, Vec<u8>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Store::open(tmp.path()).unwrap();
+        let a = s.import_layer(&layer_tar("a", 1000)[..], None).unwrap();
+        let b = s.import_layer(&layer_tar("b", 3 * CHUNK + 17)[..], Some(&a.chain_id)).unwrap();
+        let config = json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [a.diff_id.as_str(), b.diff_id.as_str()]}});
+        let id = s.create_image_named(&to_json(&config).unwrap(), &["docker.io/library/two:v1".into()], &[]).unwrap();
+        let mut out = Vec::new();
+        s.save(&["two:v1".into()], &mut out).unwrap();
+        (tmp, s, id, out)
+    }
+
+    /// What a failed load must not leave: temporary layer directories, blobs being written, scratch directories.
+    fn leftovers(root: &Path) -> Vec<String> {
+        let mut left: Vec<String> = fs::read_dir(root.join("content/ingest"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .collect();
+        for e in fs::read_dir(root.join("layers")).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with(crate::TMP_PREFIX) {
+                left.push(e.path().display().to_string());
+            }
+        }
+        left
+    }
+
+    #[test]
+    fn the_archive_is_what_tar_builder_writes() {
+        let (_tmp, _s, _id, out) = saved_image();
+        let mut want = tar::Builder::new(Vec::new());
+        let mut a = tar::Archive::new(&out[..]);
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(e.header().entry_type());
+            h.set_mode(e.header().mode().unwrap());
+            h.set_size(data.len() as u64);
+            h.set_mtime(0);
+            want.append_data(&mut h, e.path().unwrap(), &data[..]).unwrap();
+        }
+        assert!(want.into_inner().unwrap() == out);
+    }
+
+    #[test]
+    fn load_round_trip_and_damaged_archives() {
+        let (_tmp, _s, id, out) = saved_image();
+        let tmp = tempfile::tempdir().unwrap();
+        let s = Store::open(tmp.path()).unwrap();
+        // Cut inside the big layer, inside a header: docker's words, nothing left.
+        for cut in [out.len() / 2, 1024 + 100] {
+            let mut lines = Vec::new();
+            let e = s.load(&out[..cut], &mut |l| lines.push(l)).unwrap_err();
+            assert_eq!(e.to_string(), TRUNCATED, "cut at {cut}");
+            assert!(lines.is_empty() && s.list_images().unwrap().is_empty() && s.list_layers().unwrap().is_empty());
+            assert!(leftovers(tmp.path()).is_empty(), "{:?}", leftovers(tmp.path()));
+        }
+        // A byte changed in the second layer's data: refused before anything is recorded.
+        let (_, at, size) = {
+            let mut a = tar::Archive::new(&out[..]);
+            let e = a.entries().unwrap().map(|e| e.unwrap()).max_by_key(|e| e.size()).unwrap();
+            (e.path().unwrap().display().to_string(), e.raw_file_position() as usize, e.size() as usize)
+        };
+        let mut bad_layer = out.clone();
+        bad_layer[at + size / 2] ^= 1;
+        let e = s.load(&bad_layer[..], &mut |_| {}).unwrap_err().to_string();
+        assert!(e.starts_with("invalid diffID for layer 1: expected \"sha256:"), "{e}");
+        assert!(s.list_layers().unwrap().is_empty() && leftovers(tmp.path()).is_empty());
+        // The whole archive: the same image, its files in place.
+        let mut lines = Vec::new();
+        assert_eq!(s.load(&out[..], &mut |l| lines.push(l)).unwrap(), vec![id.clone()]);
+        assert_eq!(lines, ["Loaded image: two:v1"]);
+        let img = s.resolve_image("two:v1").unwrap();
+        assert_eq!(img.id, id);
+        assert_eq!(fs::metadata(img.lower_dirs()[0].join("b")).unwrap().len(), (3 * CHUNK + 17) as u64);
+        // Again: the store's own blobs are used, nothing is unpacked.
+        let before = s.list_layers().unwrap();
+        assert_eq!(s.load(&out[..], &mut |_| {}).unwrap(), vec![id]);
+        assert_eq!(s.list_layers().unwrap(), before);
+        assert!(leftovers(tmp.path()).is_empty());
     }
 
     #[test]

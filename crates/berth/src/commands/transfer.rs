@@ -7,7 +7,7 @@ use bytes::Bytes;
 use clap::Args;
 use hyper::Method;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{container_path, image_path};
 use crate::StatusError;
@@ -71,19 +71,20 @@ async fn download(c: &Client, path: &str, output: Option<&str>) -> Result<i32> {
             let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
             let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let tmp = dir.join(format!(".{name}.berth-tmp-{}", std::process::id()));
+            // Written straight with `write(2)` as chunks arrive (the connection is read on the runtime's other
+            // thread meanwhile), not synced: as the docker CLI, which writes a temporary file and renames it.
             let result = async {
-                let mut f = tokio::fs::File::create(&tmp)
-                    .await
+                let mut f = std::fs::File::create(&tmp)
                     .with_context(|| format!("failed to save to {file}: cannot create {}", tmp.display()))?;
                 while let Some(chunk) = next_chunk(&mut body).await? {
-                    f.write_all(&chunk).await.with_context(|| format!("failed to save to {file}"))?;
+                    f.write_all(&chunk).with_context(|| format!("failed to save to {file}"))?;
                 }
-                f.sync_all().await.with_context(|| format!("failed to save to {file}"))?;
-                tokio::fs::rename(&tmp, dest).await.with_context(|| format!("failed to save to {file}"))
+                drop(f);
+                std::fs::rename(&tmp, dest).with_context(|| format!("failed to save to {file}"))
             }
             .await;
             if result.is_err() {
-                let _ = tokio::fs::remove_file(&tmp).await;
+                let _ = std::fs::remove_file(&tmp);
             }
             result?;
         }
@@ -113,17 +114,17 @@ pub async fn export(c: &Client, a: ExportArgs) -> Result<i32> {
 }
 
 pub async fn load(c: &Client, a: LoadArgs) -> Result<i32> {
-    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &a.input {
-        Some(f) => Box::new(tokio::fs::File::open(f).await.with_context(|| format!("open {f}"))?),
+    let reader: Box<dyn std::io::Read + Send> = match &a.input {
+        Some(f) => Box::new(std::fs::File::open(f).with_context(|| format!("open {f}"))?),
         None => {
             if std::io::stdin().is_terminal() {
                 return Err(StatusError::exit(1, "requested load from stdin, but stdin is empty"));
             }
-            Box::new(tokio::io::stdin())
+            Box::new(std::io::stdin())
         }
     };
     let (tx, body) = ChannelBody::channel();
-    tokio::spawn(pump(reader, tx));
+    tokio::task::spawn_blocking(move || pump_blocking(reader, tx));
     let q = if a.quiet { "?quiet=1" } else { "" };
     let resp = c.call(Method::POST, &format!("/images/load{q}"), body, false).await?;
     let mut body = resp.into_body();
@@ -142,6 +143,26 @@ pub async fn load(c: &Client, a: LoadArgs) -> Result<i32> {
     }
     let _ = std::io::stdout().flush();
     Ok(0)
+}
+
+/// Copies a file (or stdin) into a request body channel from a blocking thread, in large reads.
+fn pump_blocking(mut reader: Box<dyn std::io::Read + Send>, tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>) {
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                break;
+            }
+        };
+        buf.truncate(n);
+        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+            break;
+        }
+    }
 }
 
 /// Copies `reader` into a request body channel.
