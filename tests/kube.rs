@@ -364,7 +364,12 @@ spec:
         d.inspect("web-pod-httpd", "{{json .State.Health}}")
     );
     let vols = d.ok(&["volume", "ls", "-q"]);
-    assert_eq!(vols.split_whitespace().collect::<Vec<_>>(), ["content", "web-pod_scratch"], "{vols}");
+    // The ConfigMap and the Secret are volumes of the pod too (read-only mounts: tests/kube_ro.rs).
+    assert_eq!(
+        vols.split_whitespace().collect::<Vec<_>>(),
+        ["content", "web-pod_creds", "web-pod_scratch", "web-pod_site"],
+        "{vols}"
+    );
     // A second play without --replace is refused before anything is created.
     let o = berth_in(&d, dir.path(), &["kube", "play", f]);
     assert!(!o.status.success() && stderr(&o).contains("pod web-pod exists already"), "{}", stderr(&o));
@@ -376,7 +381,7 @@ spec:
     assert_eq!(pods(&d).len(), 1);
     // down: pods, containers and the emptyDir go; the claim's volume stays without --force.
     let (out, _) = ok_in(&d, dir.path(), &["kube", "down", f]);
-    assert!(out.contains("Pods removed:") && out.contains("web-pod_scratch"), "{out}");
+    assert!(out.contains("Pods removed:") && out.contains("web-pod_scratch") && out.contains("web-pod_creds"), "{out}");
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     assert!(pods(&d).is_empty());
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "content");
@@ -427,10 +432,12 @@ fn compose_round_trip_through_kubernetes_yaml() {
     assert_eq!(d.inspect("shop-web", "{{.HostConfig.Memory}} {{json .HostConfig.CapDrop}}"), "67108864 [\"NET_RAW\"]");
     let healthy = d.eventually(30, || d.inspect("shop-db", "{{.State.Health.Status}}") == "healthy");
     assert!(healthy, "db: {}", d.inspect("shop-db", "{{json .State.Health}}"));
-    // The named volume is the compose project's (so `compose up` and `kube play` share the data).
-    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "shop_dbdata");
+    // The named volume is the compose project's (so `compose up` and `kube play` share the data); the config's
+    // ConfigMap is a volume of the pod.
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "shop_dbdata\nshop_shop-site");
     ok_in(&d, &dir, &["kube", "down", f]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "shop_dbdata");
     ok_in(&d, &dir, &["kube", "play", f]);
     let page = http_get_200(port, "/cgi-bin/index", 20);
     assert!(page.contains("visits=2"), "the data did not survive kube down + play: {page}");
