@@ -31,10 +31,10 @@ pub enum KubeCmd {
     Generate(GenerateArgs),
     /// Create pods, containers and volumes from Kubernetes YAML
     #[command(
-        after_help = "Runs Pods, Deployments (replicas as several pods), StatefulSets, DaemonSets (one pod), Jobs, Services (NodePorts published on the host), ConfigMaps and Secrets (files and environment), PersistentVolumeClaims (named volumes), emptyDir (a volume removed with the pod), hostPath, init containers (run to completion in order first) and probes (as healthchecks). Anything else is an error naming the document and field."
+        after_help = "Runs Pods, Deployments (replicas as several pods), StatefulSets, DaemonSets (one pod), Jobs, Services (NodePorts published on the host), ConfigMaps and Secrets (environment, and files: a volume of the pod mounted read-only, made afresh by each play, removed by kube down; a Secret's is on disk in the data root, not on a tmpfs), PersistentVolumeClaims (named volumes), emptyDir (a volume removed with the pod), hostPath, init containers (run to completion in order first) and probes (as healthchecks). Anything else is an error naming the document and field."
     )]
     Play(PlayArgs),
-    /// Remove the pods (and with --force the volumes) that `kube play` created from a file
+    /// Remove what `kube play` created from a file: its pods and their volumes (--force: the claims' volumes too)
     Down(DownArgs),
 }
 
