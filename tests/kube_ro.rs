@@ -7,27 +7,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Output;
 
 use berth_integration::*;
 
 const SECRET: &str = "s3cr3t-in-a-volume";
-
-fn berth_in(d: &Berthd, dir: &Path, args: &[&str]) -> Output {
-    d.berth_cmd().current_dir(dir).args(args).output().unwrap()
-}
-
-fn ok_in(d: &Berthd, dir: &Path, args: &[&str]) -> String {
-    let o = berth_in(d, dir, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?} failed:\n{}{}\n--- berthd log ---\n{}",
-        stdout(&o),
-        stderr(&o),
-        tail(&d.log(), 40)
-    );
-    stdout(&o)
-}
 
 /// A Pod with a ConfigMap (items, nested path, modes, a subPath) and a Secret (defaultMode), mounted in a
 /// container and, with a read-only root, in a second; `init` is an init container's command.
@@ -122,8 +105,9 @@ fn configmap_and_secret_volumes_are_read_only_mounts_outside_the_layer() {
     let d = daemon_with_busybox();
     let dir = d.dir.join("kube-ro");
     std::fs::create_dir_all(&dir).unwrap();
+    let mounts = mounts_under(&d.dir);
     std::fs::write(dir.join("pod.yaml"), pod("v1", "cat /etc/app/conf/app.conf > /dev/null")).unwrap();
-    ok_in(&d, &dir, &["kube", "play", "pod.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "pod.yaml"]);
     // Content and modes: items' paths (nested), items' mode over defaultMode, defaultMode for the Secret; the
     // subPath is the one file.
     let out = d.ok(&[
@@ -194,15 +178,16 @@ fn configmap_and_secret_volumes_are_read_only_mounts_outside_the_layer() {
     assert_eq!(lines(&d.ok(&["volume", "ls", "-q"])), ["files_conf", "files_creds"]);
     // An update needs --replace: the volumes are made afresh with the new content.
     std::fs::write(dir.join("pod.yaml"), pod("v2", "true")).unwrap();
-    ok_in(&d, &dir, &["kube", "play", "--replace", "pod.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "--replace", "pod.yaml"]);
     assert_eq!(d.ok(&["exec", "files-app", "cat", "/etc/app/conf/app.conf", "/etc/one.conf"]), "v2v2");
     // down leaves nothing: containers, pods, volumes, their directories.
-    let out = ok_in(&d, &dir, &["kube", "down", "pod.yaml"]);
+    let out = berth_ok_in(&d, &dir, &["kube", "down", "pod.yaml"]);
     assert!(out.contains("files_conf") && out.contains("files_creds"), "{out}");
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
     assert_eq!(volume_dirs(&d), Vec::<String>::new());
     assert!(found_below(&data, SECRET.as_bytes()).is_empty());
+    assert_eq!(mounts_under(&d.dir), mounts, "mounts left");
 }
 
 #[test]
@@ -211,6 +196,7 @@ fn a_failed_play_leaves_no_file_volume_and_a_foreign_volume_is_not_taken() {
     let d = daemon_with_busybox();
     let dir = d.dir.join("kube-ro-fail");
     std::fs::create_dir_all(&dir).unwrap();
+    let mounts = mounts_under(&d.dir);
     // The volumes are made and filled, then the init container fails (after reading them).
     std::fs::write(dir.join("pod.yaml"), pod("v1", "cat /etc/app/conf/app.conf; exit 3")).unwrap();
     let o = berth_in(&d, &dir, &["kube", "play", "pod.yaml"]);
@@ -224,6 +210,7 @@ fn a_failed_play_leaves_no_file_volume_and_a_foreign_volume_is_not_taken() {
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "", "the play left volumes");
     assert_eq!(volume_dirs(&d), Vec::<String>::new());
     assert!(found_below(&d.dir.join("data"), SECRET.as_bytes()).is_empty(), "the Secret is left on disk");
+    assert_eq!(mounts_under(&d.dir), mounts, "mounts left");
     // A volume of that name that is not the pod's is neither used nor removed.
     d.ok(&["volume", "create", "files_creds"]);
     std::fs::write(dir.join("pod.yaml"), pod("v1", "true")).unwrap();
@@ -234,12 +221,12 @@ fn a_failed_play_leaves_no_file_volume_and_a_foreign_volume_is_not_taken() {
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     d.ok(&["volume", "rm", "files_creds"]);
     // A leftover of the pod's own (its pod removed without `kube down`) is replaced by fresh content.
-    ok_in(&d, &dir, &["kube", "play", "pod.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "pod.yaml"]);
     d.ok(&["pod", "rm", "-f", "files"]);
     std::fs::write(dir.join("pod.yaml"), pod("v3", "true")).unwrap();
-    ok_in(&d, &dir, &["kube", "play", "pod.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "pod.yaml"]);
     assert_eq!(d.ok(&["exec", "files-app", "cat", "/etc/one.conf"]), "v3");
-    ok_in(&d, &dir, &["kube", "down", "pod.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "down", "pod.yaml"]);
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
     assert_eq!(volume_dirs(&d), Vec::<String>::new());
 }

@@ -183,6 +183,24 @@ pub fn busybox_rootfs(root: &Path) {
     }
 }
 
+/// `berth ARGS` run in the directory `dir`.
+pub fn berth_in(d: &Berthd, dir: &Path, args: &[&str]) -> Output {
+    d.berth_cmd().current_dir(dir).args(args).output().unwrap()
+}
+
+/// `berth ARGS` in `dir`, which must succeed (the failure shows berthd's log); its stdout.
+pub fn berth_ok_in(d: &Berthd, dir: &Path, args: &[&str]) -> String {
+    let o = berth_in(d, dir, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?} failed:\n{}{}\n--- berthd log ---\n{}",
+        stdout(&o),
+        stderr(&o),
+        tail(&d.log(), 40)
+    );
+    stdout(&o)
+}
+
 /// A compose project directory `d.dir/name` holding `compose.yaml` with `text`.
 pub fn compose_project(d: &Berthd, name: &str, text: &str) -> PathBuf {
     let dir = d.dir.join(name);
