@@ -299,6 +299,49 @@ impl<'a> Project<'a> {
     }
 }
 
+/// A docker-compose 1.29 project of a daemon: `d.dir/name` with its `docker-compose.yml`, run with `DOCKER_HOST`
+/// pointing at the daemon.
+pub struct ComposeV1<'a> {
+    pub p: Project<'a>,
+    bin: &'static Path,
+}
+
+impl<'a> ComposeV1<'a> {
+    /// The project `d.dir/name` whose `docker-compose.yml` is `text`; `None` where docker-compose 1.29 is missing
+    /// ([`docker_compose_v1`] says that `what` did not run).
+    pub fn new(d: &'a Berthd, name: &str, text: &str, what: &str) -> Option<ComposeV1<'a>> {
+        let bin = docker_compose_v1(what)?;
+        Some(ComposeV1 { p: Project::new(d, name, &[("docker-compose.yml", text)]), bin })
+    }
+
+    /// `docker-compose ARGS` in the project, without input, ended after 120 s (`timeout`) if it hangs.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .arg("120")
+            .arg(self.bin)
+            .args(args)
+            .current_dir(&self.p.dir)
+            .env("DOCKER_HOST", self.p.d.host())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `docker-compose ARGS`, which must succeed (the failure shows its output and berthd's log).
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?} failed ({:?}): {}{}\n--- berthd log (tail) ---\n{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out),
+            tail(&self.p.d.log(), 30)
+        );
+        out
+    }
+}
+
 /// `docker events --since .. --until .. [--filter ..] --format '{{json .}}'`, parsed (the stream ends at `until`).
 pub fn events(d: &Berthd, since: &str, until: &str, filters: &[&str]) -> Vec<Value> {
     let mut args = vec!["events", "--since", since, "--until", until, "--format", "{{json .}}"];
