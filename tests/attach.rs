@@ -89,36 +89,24 @@ fn docker_cli_attaches_before_start() {
     let expected: String = (1..=3000).map(|i| format!("{i}\n")).collect();
     assert!(stdout(&out) == expected, "run lost output: {} bytes of {}", stdout(&out).len(), expected.len());
 
-    let Some(compose) = docker_compose_v1("its foreground `up`") else { return };
-    let proj = d.dir.join("oneshot");
-    std::fs::create_dir_all(&proj).unwrap();
-    std::fs::write(
-        proj.join("docker-compose.yml"),
+    let Some(compose) = ComposeV1::new(
+        &d,
+        "oneshot",
         "version: \"3\"\nservices:\n  once:\n    image: busybox\n    command: sh -c 'echo from-once; echo line2; exit 4'\n",
-    )
-    .unwrap();
-    let compose_run = |args: &[&str]| {
-        Command::new("timeout")
-            .arg("120")
-            .arg(compose)
-            .args(args)
-            .current_dir(&proj)
-            .env("DOCKER_HOST", d.host())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        "its foreground `up`",
+    ) else {
+        return;
     };
     for flag in [&["--abort-on-container-exit"][..], &["--exit-code-from", "once"][..]] {
         let mut args = vec!["up", "--no-color"];
         args.extend(flag);
-        let out = compose_run(&args);
+        let out = compose.run(&args);
         let text = stdout(&out);
         assert!(text.contains("from-once") && text.contains("line2"), "{flag:?}: {text}{}", stderr(&out));
         if flag.len() == 2 {
             assert_eq!(out.status.code(), Some(4), "{text}{}", stderr(&out));
         }
-        let down = compose_run(&["down"]);
-        assert!(down.status.success(), "{}", stderr(&down));
+        compose.run_ok(&["down"]);
     }
 }
 

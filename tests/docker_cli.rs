@@ -172,40 +172,25 @@ fn docker_cli_networks_names_and_ports() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_compose_v1_networks() {
     require_root();
-    let Some(compose) = docker_compose_v1("the compose compatibility test") else { return };
     let d = Berthd::start();
     d.busybox();
     let port = free_port();
-    let proj = d.dir.join("proj");
-    std::fs::create_dir_all(&proj).unwrap();
-    std::fs::write(
-        proj.join("docker-compose.yml"),
-        format!(
+    let Some(compose) = ComposeV1::new(
+        &d,
+        "proj",
+        &format!(
             "services:\n  db:\n    image: busybox\n    command: sh -c \"echo kept > /data/v; sleep 300\"\n    networks: [back]\n    \
              volumes: [\"dbdata:/data\"]\n    healthcheck: {{test: [\"CMD-SHELL\", \"test -f /data/v\"], interval: 1s, retries: 30}}\n  \
              web:\n    image: busybox\n    command: sh -c \"mkdir -p /w && echo composed > /w/index.html && exec httpd -f -p 80 -h /w\"\n    \
              ports: [\"127.0.0.1:{port}:80\"]\n    depends_on: {{db: {{condition: service_healthy}}}}\n    networks: [default, back]\n\
              networks:\n  back: {{}}\nvolumes:\n  dbdata: {{}}\n"
         ),
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(compose)
-            .args(args)
-            .current_dir(&proj)
-            .env("DOCKER_HOST", d.host())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker-compose {args:?}: {}{}\n{}",
-            stdout(&out),
-            stderr(&out),
-            tail(&d.log(), 30)
-        );
-        stdout(&out)
+        "the compose compatibility test",
+    ) else {
+        return;
     };
+    let proj = &compose.p.dir;
+    let run = |args: &[&str]| stdout(&compose.run_ok(args));
     run(&["up", "-d"]);
     let out = run(&["exec", "-T", "web", "nslookup", "-type=a", "db"]);
     assert!(out.contains("Name:\tdb"), "{out}");
@@ -227,7 +212,7 @@ fn docker_compose_v1_networks() {
     // `berth compose` finds docker-compose's project by its labels.
     let out = d
         .berth_cmd()
-        .current_dir(&proj)
+        .current_dir(proj)
         .args(["compose", "ps", "--format", "{{.Service}} {{.State}}"])
         .output()
         .unwrap();
@@ -246,38 +231,21 @@ fn docker_compose_v1_networks() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_compose_v1_recreates_a_changed_service() {
     require_root();
-    let Some(compose) = docker_compose_v1("the compose compatibility test") else { return };
     let d = Berthd::start();
     d.busybox();
-    let proj = d.dir.join("rproj");
-    std::fs::create_dir_all(proj.join("app")).unwrap();
-    std::fs::write(
-        proj.join("docker-compose.yml"),
+    let Some(compose) = ComposeV1::new(
+        &d,
+        "rproj",
         "services:\n  app:\n    build: ./app\n  other:\n    image: busybox\n    command: sleep 300\n",
-    )
-    .unwrap();
+        "the compose compatibility test",
+    ) else {
+        return;
+    };
     let dockerfile = |v: &str| {
-        std::fs::write(
-            proj.join("app/Dockerfile"),
-            format!("FROM busybox\nRUN echo {v} > /v\nCMD [\"sleep\", \"300\"]\n"),
-        )
-        .unwrap()
+        compose.p.write("app/Dockerfile", &format!("FROM busybox\nRUN echo {v} > /v\nCMD [\"sleep\", \"300\"]\n"))
     };
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(compose)
-            .args(args)
-            .current_dir(&proj)
-            .env("DOCKER_HOST", d.host())
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "docker-compose {args:?}: {}{}\n{}",
-            stdout(&out),
-            stderr(&out),
-            tail(&d.log(), 30)
-        );
+        let out = compose.run_ok(args);
         format!("{}{}", stdout(&out), stderr(&out))
     };
     dockerfile("one");

@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use berth_integration::*;
 
@@ -42,22 +42,6 @@ fn assert_valid(dir: &Path, what: &str, yaml: &str) {
         let valid = stdout(&o).lines().filter(|l| l.starts_with("INFO") && l.contains(" passed for resource ")).count();
         assert_eq!(valid, docs, "{what}: {docs} documents, {valid} validated at {v}:\n{}", stdout(&o));
     }
-}
-
-fn berth_in(d: &Berthd, dir: &Path, args: &[&str]) -> Output {
-    d.berth_cmd().current_dir(dir).args(args).output().unwrap()
-}
-
-fn ok_in(d: &Berthd, dir: &Path, args: &[&str]) -> (String, String) {
-    let o = berth_in(d, dir, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?} failed:\n{}{}\n--- berthd log ---\n{}",
-        stdout(&o),
-        stderr(&o),
-        tail(&d.log(), 40)
-    );
-    (stdout(&o), stderr(&o))
 }
 
 /// The pods of the daemon (`GET /berth/pods/json`).
@@ -336,7 +320,7 @@ spec:
     let file = dir.path().join("web.yaml");
     std::fs::write(&file, &yaml).unwrap();
     let f = file.to_str().unwrap();
-    let (out, _) = ok_in(&d, dir.path(), &["kube", "play", f]);
+    let out = berth_ok_in(&d, dir.path(), &["kube", "play", f]);
     assert!(out.starts_with("Pod:\n"), "{out}");
     assert_eq!(http_get_200(node_port, "/index.html", 20).trim(), "<h1>hello from a ConfigMap</h1>");
     // The init containers ran, in order, before the server, and are gone.
@@ -364,23 +348,28 @@ spec:
         d.inspect("web-pod-httpd", "{{json .State.Health}}")
     );
     let vols = d.ok(&["volume", "ls", "-q"]);
-    assert_eq!(vols.split_whitespace().collect::<Vec<_>>(), ["content", "web-pod_scratch"], "{vols}");
+    // The ConfigMap and the Secret are volumes of the pod too (read-only mounts: tests/kube_ro.rs).
+    assert_eq!(
+        vols.split_whitespace().collect::<Vec<_>>(),
+        ["content", "web-pod_creds", "web-pod_scratch", "web-pod_site"],
+        "{vols}"
+    );
     // A second play without --replace is refused before anything is created.
     let o = berth_in(&d, dir.path(), &["kube", "play", f]);
     assert!(!o.status.success() && stderr(&o).contains("pod web-pod exists already"), "{}", stderr(&o));
     // --replace, now published on 127.0.0.1 only by --publish.
     let port = free_port_in(20000..=29999);
-    ok_in(&d, dir.path(), &["kube", "play", "--replace", "--publish", &format!("127.0.0.1:{port}:80"), f]);
+    berth_ok_in(&d, dir.path(), &["kube", "play", "--replace", "--publish", &format!("127.0.0.1:{port}:80"), f]);
     assert_eq!(http_get_200(port, "/data/init.txt", 20), "one\ntwo\none\ntwo\n");
     assert!(std::net::TcpStream::connect(("127.0.0.1", node_port)).is_err(), "the node port is still published");
     assert_eq!(pods(&d).len(), 1);
     // down: pods, containers and the emptyDir go; the claim's volume stays without --force.
-    let (out, _) = ok_in(&d, dir.path(), &["kube", "down", f]);
-    assert!(out.contains("Pods removed:") && out.contains("web-pod_scratch"), "{out}");
+    let out = berth_ok_in(&d, dir.path(), &["kube", "down", f]);
+    assert!(out.contains("Pods removed:") && out.contains("web-pod_scratch") && out.contains("web-pod_creds"), "{out}");
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     assert!(pods(&d).is_empty());
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "content");
-    ok_in(&d, dir.path(), &["kube", "down", "--force", f]);
+    berth_ok_in(&d, dir.path(), &["kube", "down", "--force", f]);
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "");
     // Errors name the document and the field, and nothing is created.
     std::fs::write(&file, yaml.replace("livenessProbe:", "lifecycle: {}\n          livenessProbe:")).unwrap();
@@ -409,12 +398,12 @@ fn compose_round_trip_through_kubernetes_yaml() {
     shop(&dir, port);
     let (bridge, table) = bridge_and_table(&d);
     let before = host_state(&bridge, &table);
-    let (yaml, _) = ok_in(&d, &dir, &["compose", "kube"]);
+    let yaml = berth_ok_in(&d, &dir, &["compose", "kube"]);
     assert_valid(&dir, "round trip", &yaml);
     let file = dir.join("shop.yaml");
     std::fs::write(&file, &yaml).unwrap();
     let f = file.to_str().unwrap();
-    ok_in(&d, &dir, &["kube", "play", f]);
+    berth_ok_in(&d, &dir, &["kube", "play", f]);
     let page = http_get_200(port, "/cgi-bin/index", 20);
     assert!(page.contains("web says hello") && page.contains("visits=1"), "{page}");
     // The pod is on the bridge and its port in the firewall (what the last down must take away again).
@@ -427,14 +416,16 @@ fn compose_round_trip_through_kubernetes_yaml() {
     assert_eq!(d.inspect("shop-web", "{{.HostConfig.Memory}} {{json .HostConfig.CapDrop}}"), "67108864 [\"NET_RAW\"]");
     let healthy = d.eventually(30, || d.inspect("shop-db", "{{.State.Health.Status}}") == "healthy");
     assert!(healthy, "db: {}", d.inspect("shop-db", "{{json .State.Health}}"));
-    // The named volume is the compose project's (so `compose up` and `kube play` share the data).
-    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "shop_dbdata");
-    ok_in(&d, &dir, &["kube", "down", f]);
+    // The named volume is the compose project's (so `compose up` and `kube play` share the data); the config's
+    // ConfigMap is a volume of the pod.
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "shop_dbdata\nshop_shop-site");
+    berth_ok_in(&d, &dir, &["kube", "down", f]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
-    ok_in(&d, &dir, &["kube", "play", f]);
+    assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "shop_dbdata");
+    berth_ok_in(&d, &dir, &["kube", "play", f]);
     let page = http_get_200(port, "/cgi-bin/index", 20);
     assert!(page.contains("visits=2"), "the data did not survive kube down + play: {page}");
-    ok_in(&d, &dir, &["kube", "down", "--force", f]);
+    berth_ok_in(&d, &dir, &["kube", "down", "--force", f]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "", "containers left");
     assert!(pods(&d).is_empty(), "pods left: {:?}", pods(&d));
     assert_eq!(d.ok(&["volume", "ls", "-q"]).trim(), "", "volumes left");
@@ -476,13 +467,13 @@ fn a_pod_generates_and_plays_back() {
     assert_eq!(st, 204, "{}", String::from_utf8_lossy(&out));
     let file = dir.path().join("duo.yaml");
     std::fs::write(&file, &yaml).unwrap();
-    ok_in(&d, dir.path(), &["kube", "play", file.to_str().unwrap()]);
+    berth_ok_in(&d, dir.path(), &["kube", "play", file.to_str().unwrap()]);
     assert_eq!(http_get_200(port, "/index.html", 20).trim(), "pod-page");
     let names = d.ok(&["ps", "--format", "{{.Names}}"]);
     let mut names: Vec<&str> = names.split_whitespace().collect();
     names.sort();
     assert_eq!(names, ["duo-side", "duo-web"]);
-    ok_in(&d, dir.path(), &["kube", "down", file.to_str().unwrap()]);
+    berth_ok_in(&d, dir.path(), &["kube", "down", file.to_str().unwrap()]);
     assert!(pods(&d).is_empty());
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
 }
@@ -498,19 +489,19 @@ fn play_builds_runs_a_job_from_stdin_and_stops_at_a_failed_init_container() {
     std::fs::write(dir.join("kubeweb/Dockerfile"), "FROM busybox\nRUN echo built > /built\n").unwrap();
     let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: kubeweb:1\n        command: [cat, /built]\n";
     std::fs::write(dir.join("job.yaml"), job).unwrap();
-    ok_in(&d, &dir, &["kube", "play", "--build", "job.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "--build", "job.yaml"]);
     assert!(d.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]).contains("kubeweb:1"));
     let code = d.ok(&["wait", "once-pod-main"]);
     assert_eq!(code.trim(), "0");
     assert_eq!(d.ok(&["logs", "once-pod-main"]), "built\n");
     assert_eq!(d.inspect("once-pod-main", "{{.HostConfig.RestartPolicy.Name}}"), "no");
-    ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     // --start=false creates without starting.
-    ok_in(&d, &dir, &["kube", "play", "--start=false", "job.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "--start=false", "job.yaml"]);
     assert_eq!(d.inspect("once-pod-main", "{{.State.Status}}"), "created");
     assert_eq!(pods(&d).len(), 1);
-    ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "down", "job.yaml"]);
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
     // From stdin, an init container that fails: the play removes what it made (the pod with its holder and
     // containers, the emptyDir volume) and shows the end of the container's output.
@@ -537,7 +528,7 @@ fn names_are_not_id_prefixes_and_a_failed_create_leaves_no_new_pod() {
     assert_eq!(pod_id.len(), 64, "{pod_id}");
     let short = &pod_id[..8];
     d.ok(&["create", "--name", short, "busybox", "sleep", "300"]);
-    let (yaml, _) = ok_in(&d, &dir, &["kube", "generate", short]);
+    let yaml = berth_ok_in(&d, &dir, &["kube", "generate", short]);
     assert!(yaml.contains(&format!("name: {short}-pod")), "the pod was taken for the container {short}:\n{yaml}");
     assert!(yaml.contains("image: busybox"), "{yaml}");
     d.ok(&["rm", "-f", short]);
@@ -547,9 +538,9 @@ fn names_are_not_id_prefixes_and_a_failed_create_leaves_no_new_pod() {
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {longer}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sleep, '300']\n"
     );
     std::fs::write(dir.join("p.yaml"), &doc).unwrap();
-    ok_in(&d, &dir, &["kube", "play", "p.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "play", "p.yaml"]);
     assert_eq!(d.inspect(&format!("{longer}-c"), "{{.State.Status}}"), "running");
-    ok_in(&d, &dir, &["kube", "down", "p.yaml"]);
+    berth_ok_in(&d, &dir, &["kube", "down", "p.yaml"]);
     let names = |d: &Berthd| pods(d).iter().map(|p| p["Name"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(names(&d), ["holder"]);
     // --pod new: with a container name in use, then with an image that cannot be pulled.

@@ -435,23 +435,16 @@ fn daemon_init_default_is_overridden_per_container_and_compose_init_works() {
     assert_eq!(cmdline(&["--init=false"]), "cat /proc/1/cmdline");
 
     // docker-compose 1.29's `init: true` (on a daemon without the default).
-    let Some(compose) = docker_compose_v1("the compose init check") else { return };
     let d = daemon_with_busybox();
-    let proj = d.dir.join("initproj");
-    std::fs::create_dir_all(&proj).unwrap();
-    std::fs::write(
-        proj.join("docker-compose.yml"),
+    let Some(compose) = ComposeV1::new(
+        &d,
+        "initproj",
         "version: '2.4'\nservices:\n  s:\n    image: busybox\n    init: true\n    command: sleep 1000\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(compose)
-        .args(["up", "-d"])
-        .current_dir(&proj)
-        .env("DOCKER_HOST", d.host())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "docker-compose up: {}", stderr(&out));
+        "the compose init check",
+    ) else {
+        return;
+    };
+    compose.run_ok(&["up", "-d"]);
     assert_eq!(pid1(&d, "initproj_s_1"), "/sbin/docker-init -- sleep 1000");
     docker_value(&d, &["rm", "-f", "initproj_s_1"]);
 }

@@ -183,6 +183,24 @@ pub fn busybox_rootfs(root: &Path) {
     }
 }
 
+/// `berth ARGS` run in the directory `dir`.
+pub fn berth_in(d: &Berthd, dir: &Path, args: &[&str]) -> Output {
+    d.berth_cmd().current_dir(dir).args(args).output().unwrap()
+}
+
+/// `berth ARGS` in `dir`, which must succeed (the failure shows berthd's log); its stdout.
+pub fn berth_ok_in(d: &Berthd, dir: &Path, args: &[&str]) -> String {
+    let o = berth_in(d, dir, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?} failed:\n{}{}\n--- berthd log ---\n{}",
+        stdout(&o),
+        stderr(&o),
+        tail(&d.log(), 40)
+    );
+    stdout(&o)
+}
+
 /// A compose project directory `d.dir/name` holding `compose.yaml` with `text`.
 pub fn compose_project(d: &Berthd, name: &str, text: &str) -> PathBuf {
     let dir = d.dir.join(name);
@@ -278,6 +296,49 @@ impl<'a> Project<'a> {
         assert!(!id.is_empty(), "no container of {service}");
         let v: Value = serde_json::from_str(&self.d.ok(&["inspect", &id])).unwrap();
         v[0].clone()
+    }
+}
+
+/// A docker-compose 1.29 project of a daemon: `d.dir/name` with its `docker-compose.yml`, run with `DOCKER_HOST`
+/// pointing at the daemon.
+pub struct ComposeV1<'a> {
+    pub p: Project<'a>,
+    bin: &'static Path,
+}
+
+impl<'a> ComposeV1<'a> {
+    /// The project `d.dir/name` whose `docker-compose.yml` is `text`; `None` where docker-compose 1.29 is missing
+    /// ([`docker_compose_v1`] says that `what` did not run).
+    pub fn new(d: &'a Berthd, name: &str, text: &str, what: &str) -> Option<ComposeV1<'a>> {
+        let bin = docker_compose_v1(what)?;
+        Some(ComposeV1 { p: Project::new(d, name, &[("docker-compose.yml", text)]), bin })
+    }
+
+    /// `docker-compose ARGS` in the project, without input, ended after 120 s (`timeout`) if it hangs.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .arg("120")
+            .arg(self.bin)
+            .args(args)
+            .current_dir(&self.p.dir)
+            .env("DOCKER_HOST", self.p.d.host())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// `docker-compose ARGS`, which must succeed (the failure shows its output and berthd's log).
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "docker-compose {args:?} failed ({:?}): {}{}\n--- berthd log (tail) ---\n{}",
+            out.status.code(),
+            stdout(&out),
+            stderr(&out),
+            tail(&self.p.d.log(), 30)
+        );
+        out
     }
 }
 

@@ -1,7 +1,7 @@
 //! `kube play`: documents to a [`Plan`] of what to create through the Engine API and Berth's pod API: named
-//! volumes for PersistentVolumeClaims, and per pod its create body, its emptyDir volumes, its init containers
-//! (run to completion in order before the others) and its containers (create bodies, plus the files of the
-//! ConfigMaps and Secrets they mount, which the CLI writes into each created container through the archive API).
+//! volumes for PersistentVolumeClaims, and per pod its create body, its emptyDir volumes, a volume for each of its
+//! configMap and secret volumes (with the files the CLI writes into it before any container of the pod is created,
+//! mounted read-only), its init containers (run to completion in order before the others) and its containers.
 //! Everything created carries [`LABEL_DOCUMENT`], so `kube down` removes exactly what `play` made. A field Berth
 //! cannot run is an error naming the document and the field, before anything is created.
 
@@ -17,6 +17,11 @@ use crate::{Document, Error, Result, dns_label, quantity};
 pub const LABEL_DOCUMENT: &str = "io.berth.kube.document";
 /// On emptyDir volumes: the pod they belong to (removed with it by `kube down`).
 pub const LABEL_EMPTYDIR: &str = "io.berth.kube.emptydir";
+/// On the volumes holding a configMap or secret volume's files: the pod they belong to (removed with it by
+/// `kube down`).
+pub const LABEL_FILES: &str = "io.berth.kube.files";
+/// The labels of the volumes `kube down` removes with their pod.
+pub const POD_VOLUME_LABELS: [&str; 2] = [LABEL_EMPTYDIR, LABEL_FILES];
 /// On volumes made for a PersistentVolumeClaim: the claim (removed by `kube down --force` only).
 pub const LABEL_CLAIM: &str = "io.berth.kube.claim";
 /// On containers: their name in the pod's spec.
@@ -69,13 +74,34 @@ pub struct VolumePlan {
     pub body: Value,
 }
 
-/// A file written into a created container.
+/// A file of a configMap or secret volume.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilePlan {
-    /// The absolute path in the container.
+    /// Its path in the volume (relative: `items[].path`, or the key).
     pub path: String,
     pub content: Vec<u8>,
     pub mode: u32,
+}
+
+/// A configMap or secret volume of a pod: a local volume (`<pod>_<volume>`, labelled [`LABEL_FILES`]) that the CLI
+/// creates and fills before any container of the pod is created; containers mount it read-only, as the kubelet
+/// and Podman do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesPlan {
+    pub volume: VolumePlan,
+    pub files: Vec<FilePlan>,
+}
+
+/// A `subPath` mount of a configMap or secret volume: the CLI binds `<the volume's mountpoint>/<path>` read-only at
+/// `target` (berthd mounts whole volumes only; the mountpoint is the daemon's path, known once the volume exists).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubPathMount {
+    /// The engine volume.
+    pub volume: String,
+    /// The path in the volume (a file, or a directory of `items` paths).
+    pub path: String,
+    /// The absolute path in the container.
+    pub target: String,
 }
 
 /// A container to create in a pod.
@@ -85,8 +111,8 @@ pub struct ContainerPlan {
     pub name: String,
     /// `POST /containers/create?pod=...`'s body.
     pub body: Value,
-    /// ConfigMap and Secret files to write into it after its creation.
-    pub files: Vec<FilePlan>,
+    /// Binds to add to `HostConfig.Mounts` once the volumes exist.
+    pub sub_paths: Vec<SubPathMount>,
 }
 
 /// A pod to create.
@@ -99,6 +125,8 @@ pub struct PodPlan {
     pub body: Value,
     /// Its emptyDir volumes.
     pub volumes: Vec<VolumePlan>,
+    /// Its configMap and secret volumes, created afresh and filled before its containers are created.
+    pub files: Vec<FilesPlan>,
     /// Run to completion, in order, before the containers start.
     pub init: Vec<ContainerPlan>,
     pub containers: Vec<ContainerPlan>,
@@ -498,6 +526,82 @@ pub fn plan(docs: &[Document], opts: &Options) -> Result<Plan> {
     Ok(out)
 }
 
+/// A configMap or secret volume's plan, and whether its source is optional and not in the file.
+struct Files {
+    plan: FilesPlan,
+    missing: bool,
+}
+
+/// The plan of volume `v` of pod `pod` (at `field`) when it is a configMap or secret: its files, by `items` (all
+/// keys without), with `items[].mode`, else `defaultMode`, else 0644 (Kubernetes' default for both kinds); an
+/// optional source that is not in the file, or an optional key that is not in it, is left out.
+fn files_plan(d: &Document, pod: &str, field: &str, v: &Volume, data: &Data) -> Result<Option<Files>> {
+    let (secret, name, items, default_mode, optional, key) = match (&v.config_map, &v.secret) {
+        (Some(c), _) => (false, &c.name, &c.items, c.default_mode, c.optional, "configMap.name"),
+        (_, Some(s)) => (true, &s.secret_name, &s.items, s.default_mode, s.optional, "secret.secretName"),
+        _ => return Ok(None),
+    };
+    let (kind, source) = key.split_once('.').unwrap_or((key, ""));
+    let what = if secret { "Secret" } else { "ConfigMap" };
+    let optional = optional == Some(true);
+    let mode = |m: Option<u32>, at: String| -> Result<u32> {
+        match m {
+            Some(m) if m > 0o777 => Err(d.error(at, format!("{m:#o} is not a file mode (0 to 0777)"))),
+            Some(m) => Ok(m),
+            None => Ok(0o644),
+        }
+    };
+    let default_mode = mode(default_mode, format!("{field}.{kind}.defaultMode"))?;
+    let mut labels = Map::new();
+    labels.insert(LABEL_FILES.into(), json!(pod));
+    labels.insert(LABEL_DOCUMENT.into(), json!(d.what()));
+    let volume = format!("{pod}_{}", v.name);
+    let body = json!({"Name": volume, "Driver": "local", "Labels": labels});
+    let mut files = Vec::new();
+    let entries = data.get(secret, name);
+    if entries.is_none() && !optional {
+        return Err(d.error(format!("{field}.{kind}.{source}"), format!("{what} {name:?} is not in the file")));
+    }
+    if let Some(entries) = entries {
+        if items.is_empty() {
+            for (k, content) in entries {
+                files.push(FilePlan { path: k.clone(), content: content.clone(), mode: default_mode });
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (j, it) in items.iter().enumerate() {
+            let at = format!("{field}.{kind}.items[{j}]");
+            if it.path.is_empty()
+                || it.path.starts_with('/')
+                || it.path.starts_with("..")
+                || it.path.split('/').any(|p| p.is_empty() || p == "..")
+            {
+                return Err(d.error(format!("{at}.path"), format!("{:?} must be a relative path", it.path)));
+            }
+            if !seen.insert(it.path.as_str()) {
+                return Err(d.error(format!("{at}.path"), format!("{:?} given twice", it.path)));
+            }
+            let m = mode(it.mode.or(Some(default_mode)), format!("{at}.mode"))?;
+            match entries.get(&it.key) {
+                Some(content) => files.push(FilePlan { path: it.path.clone(), content: content.clone(), mode: m }),
+                None if optional => {}
+                None => return Err(d.error(format!("{at}.key"), format!("{what} {name:?} has no key {:?}", it.key))),
+            }
+        }
+        // A path cannot be a file and the directory of another (`a` and `a/b`).
+        for f in &files {
+            let dir = format!("{}/", f.path);
+            if let Some(o) = files.iter().find(|o| o.path.starts_with(&dir)) {
+                return Err(d.error(
+                    format!("{field}.{kind}.items"),
+                    format!("{:?} is a file and the directory of {:?}", f.path, o.path),
+                ));
+            }
+        }
+    }
+    Ok(Some(Files { plan: FilesPlan { volume: VolumePlan { name: volume, body }, files }, missing: entries.is_none() }))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn pod_plan(
     d: &Document,
@@ -567,6 +671,9 @@ fn pod_plan(
     }
     // Volumes.
     let mut volumes = Vec::new();
+    let mut files = Vec::new();
+    // The paths in each configMap and secret volume (`None`: an optional source that is not in the file).
+    let mut file_vols: BTreeMap<&str, Option<Vec<String>>> = BTreeMap::new();
     let mut vol_defs: BTreeMap<&str, (usize, &Volume)> = BTreeMap::new();
     for (i, v) in spec.volumes.iter().enumerate() {
         let field = format!("{sfield}.volumes[{i}]");
@@ -625,6 +732,11 @@ fn pod_plan(
             if !h.path.starts_with('/') {
                 return Err(d.error(format!("{field}.hostPath.path"), "must be absolute"));
             }
+        }
+        if let Some(fp) = files_plan(d, pod, &field, v, data)? {
+            let paths = (!fp.missing).then(|| fp.plan.files.iter().map(|f| f.path.clone()).collect());
+            file_vols.insert(v.name.as_str(), paths);
+            files.push(fp.plan);
         }
         if vol_defs.insert(&v.name, (i, v)).is_some() {
             return Err(d.error(format!("{field}.name"), format!("{:?} defined twice", v.name)));
@@ -832,9 +944,9 @@ fn pod_plan(
                 }
             }
         }
-        // Mounts and files.
+        // Mounts.
         let mut mounts = Vec::new();
-        let mut files = Vec::new();
+        let mut sub_paths = Vec::new();
         for (i, m) in c.volume_mounts.iter().enumerate() {
             let f = format!("{field}.volumeMounts[{i}]");
             let Some((_, v)) = vol_defs.get(m.name.as_str()) else {
@@ -875,74 +987,42 @@ fn pod_plan(
                     mo["BindOptions"] = json!({"CreateMountpoint": true});
                 }
                 mounts.push(mo);
-            } else {
-                // ConfigMap or Secret: files written into the container.
-                let (secret, name, items, mode, optional) = match (&v.config_map, &v.secret) {
-                    (Some(c), _) => (false, &c.name, &c.items, c.default_mode, c.optional),
-                    (_, Some(s)) => (true, &s.secret_name, &s.items, s.default_mode, s.optional),
-                    _ => continue,
-                };
-                let kind = if secret { "Secret" } else { "ConfigMap" };
-                let Some(m_data) = data.get(secret, name) else {
-                    if optional == Some(true) {
-                        continue;
+            } else if let Some(paths) = file_vols.get(m.name.as_str()) {
+                // ConfigMap or Secret: its volume, read-only whatever `readOnly` says (as the kubelet mounts it),
+                // never filled from the image (`NoCopy`: an empty one stays empty).
+                let volume = format!("{pod}_{}", v.name);
+                match (&sub, paths) {
+                    // Kubernetes mounts an empty directory there; there is nothing to bind.
+                    (Some(s), None) => {
+                        warnings.push(format!(
+                            "{what}: {f}: {s:?} of an optional volume that is not in the file is not mounted"
+                        ));
                     }
-                    return Err(d.error(
-                        format!("{f}.name"),
-                        format!("{kind} {name:?} (volume {}) is not in the file", m.name),
-                    ));
-                };
-                // (key, relative path, mode)
-                let mut entries: Vec<(String, String, u32)> = Vec::new();
-                if items.is_empty() {
-                    for k in m_data.keys() {
-                        entries.push((k.clone(), k.clone(), mode.unwrap_or(0o644)));
-                    }
-                } else {
-                    for it in items {
-                        if !m_data.contains_key(&it.key) {
-                            return Err(
-                                d.error(format!("{f}.name"), format!("{kind} {name:?} has no key {:?}", it.key))
-                            );
+                    (Some(s), Some(paths)) => {
+                        let dir = format!("{s}/");
+                        if !paths.iter().any(|p| p == s || p.starts_with(&dir)) {
+                            return Err(d.error(
+                                format!("{f}.subPath"),
+                                format!("volume {:?} has no file or directory {s:?}", m.name),
+                            ));
                         }
-                        if it.path.starts_with('/') || it.path.split('/').any(|p| p == "..") {
-                            return Err(d.error(format!("{f}.items"), format!("{:?} must be a relative path", it.path)));
-                        }
-                        entries.push((it.key.clone(), it.path.clone(), it.mode.or(mode).unwrap_or(0o644)));
+                        sub_paths.push(SubPathMount { volume, path: s.clone(), target: m.mount_path.clone() });
                     }
-                }
-                let base = m.mount_path.trim_end_matches('/');
-                match &sub {
-                    Some(s) => {
-                        let Some((key, _, md)) = entries.iter().find(|(_, p, _)| p == s) else {
-                            return Err(d.error(format!("{f}.subPath"), format!("{kind} {name:?} has no entry {s:?}")));
-                        };
-                        files.push(FilePlan { path: m.mount_path.clone(), content: m_data[key].clone(), mode: *md });
-                    }
-                    None => {
-                        for (key, path, md) in entries {
-                            files.push(FilePlan {
-                                path: format!("{base}/{path}"),
-                                content: m_data[&key].clone(),
-                                mode: md,
-                            });
-                        }
-                    }
+                    (None, _) => mounts.push(json!({
+                        "Type": "volume",
+                        "Source": volume,
+                        "Target": m.mount_path,
+                        "ReadOnly": true,
+                        "VolumeOptions": {"NoCopy": true},
+                    })),
                 }
             }
-        }
-        if sc.read_only_root_filesystem == Some(true) && !files.is_empty() {
-            // The files are written into the container's root file system, which would be read-only.
-            return Err(d.error(
-                format!("{field}.securityContext.readOnlyRootFilesystem"),
-                "not run together with configMap or secret volumes (berth writes their files into the container)",
-            ));
         }
         if !mounts.is_empty() {
             host.insert("Mounts".into(), json!(mounts));
         }
         b["HostConfig"] = Value::Object(host);
-        Ok(ContainerPlan { name, body: b, files })
+        Ok(ContainerPlan { name, body: b, sub_paths })
     };
     let mut init = Vec::new();
     for (i, c) in spec.init_containers.iter().enumerate() {
@@ -960,5 +1040,5 @@ fn pod_plan(
             c.body["StopTimeout"] = json!(spec.termination_grace_period_seconds);
         }
     }
-    Ok(PodPlan { name: pod.to_string(), document: what, body, volumes, init, containers })
+    Ok(PodPlan { name: pod.to_string(), document: what, body, volumes, files, init, containers })
 }

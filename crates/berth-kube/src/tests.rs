@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::generate::{self, Ctr, Health, Kind, Mount, Port, Source};
-use crate::play::{self, Publish};
+use crate::play::{self, Publish, SubPathMount};
 use crate::*;
 
 fn web() -> Ctr {
@@ -251,11 +251,22 @@ fn play_plans_a_deployment_with_its_service_configmap_secret_and_claim() {
     assert_eq!(c.body["Healthcheck"]["Interval"], 2_000_000_000i64);
     assert!(c.body["Healthcheck"]["Test"][1].as_str().unwrap().contains("http://127.0.0.1:80/"));
     let mounts = c.body["HostConfig"]["Mounts"].as_array().unwrap();
-    assert_eq!(mounts[0], json!({"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": false}));
-    assert_eq!(mounts[1]["Source"], "web-pod_scratch");
-    assert_eq!(c.files.len(), 1);
-    assert_eq!(c.files[0].path, "/www/index.html");
-    assert_eq!(c.files[0].content, b"<h1>hi</h1>");
+    assert_eq!(mounts[1], json!({"Type": "volume", "Source": "data", "Target": "/data", "ReadOnly": false}));
+    assert_eq!(mounts[2]["Source"], "web-pod_scratch");
+    // The ConfigMap: a volume of the pod with its files, mounted read-only, never filled from the image.
+    assert_eq!(
+        mounts[0],
+        json!({"Type": "volume", "Source": "web-pod_site", "Target": "/www", "ReadOnly": true, "VolumeOptions": {"NoCopy": true}})
+    );
+    assert!(c.sub_paths.is_empty());
+    assert_eq!(p.files.len(), 1);
+    let f = &p.files[0];
+    assert_eq!(f.volume.name, "web-pod_site");
+    assert_eq!(f.volume.body["Labels"][play::LABEL_FILES], "web-pod");
+    assert_eq!(f.volume.body["Labels"][play::LABEL_DOCUMENT], "Deployment/web");
+    assert_eq!(f.files.len(), 1);
+    assert_eq!((f.files[0].path.as_str(), f.files[0].mode), ("index.html", 0o644));
+    assert_eq!(f.files[0].content, b"<h1>hi</h1>");
     assert_eq!(plan.images(), ["busybox"]);
     let t = play::teardown(&docs);
     assert_eq!(t.documents, ["Deployment/web"]);
@@ -376,9 +387,81 @@ fn kubectl_output_plays() {
     );
 }
 
+/// ConfigMap and Secret volumes: `items` (key → path, nested paths), modes (`items[].mode` over `defaultMode` over
+/// 0644), `optional` sources and keys, `subPath` as a bind of one entry, and what Kubernetes refuses.
+#[test]
+fn play_plans_configmap_and_secret_volumes() {
+    let pod = |vols: &str, mounts: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    securityContext: {{readOnlyRootFilesystem: true}}\n    volumeMounts: [{mounts}]\n  volumes: [{vols}]\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: m}}\ndata: {{a: x, b: y}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{k: v}}\n"
+        )
+    };
+    let plan_of = |text: &str| play::plan(&parse(text).unwrap(), &play::Options::default()).unwrap();
+    let text = pod(
+        "{name: cm, configMap: {name: m, defaultMode: 0440, items: [{key: a, path: conf/a.conf}, {key: b, path: b, mode: 0600}]}}, {name: sec, secret: {secretName: s}}, {name: none, configMap: {name: absent, optional: true}}",
+        "{name: cm, mountPath: /etc/app}, {name: cm, mountPath: /etc/a.conf, subPath: conf/a.conf}, {name: sec, mountPath: /run/s, readOnly: false}, {name: none, mountPath: /opt/none}",
+    );
+    let plan = plan_of(&text);
+    let p = &plan.pods[0];
+    let files: Vec<(&str, Vec<(&str, u32)>)> = p
+        .files
+        .iter()
+        .map(|f| (f.volume.name.as_str(), f.files.iter().map(|x| (x.path.as_str(), x.mode)).collect()))
+        .collect();
+    assert_eq!(
+        files,
+        [("p_cm", vec![("conf/a.conf", 0o440), ("b", 0o600)]), ("p_sec", vec![("k", 0o644)]), ("p_none", vec![])]
+    );
+    let c = &p.containers[0];
+    let mounts = c.body["HostConfig"]["Mounts"].as_array().unwrap();
+    let targets: Vec<(&str, &str, bool)> = mounts
+        .iter()
+        .map(|m| (m["Source"].as_str().unwrap(), m["Target"].as_str().unwrap(), m["ReadOnly"].as_bool().unwrap()))
+        .collect();
+    // Read-only whatever readOnly says; an optional ConfigMap that is not there is an empty volume.
+    assert_eq!(targets, [("p_cm", "/etc/app", true), ("p_sec", "/run/s", true), ("p_none", "/opt/none", true)]);
+    assert_eq!(
+        c.sub_paths,
+        [SubPathMount { volume: "p_cm".into(), path: "conf/a.conf".into(), target: "/etc/a.conf".into() }]
+    );
+    // A directory of items paths is a subPath too.
+    let text =
+        pod("{name: cm, configMap: {name: m, items: [{key: a, path: d/a}]}}", "{name: cm, mountPath: /d, subPath: d}");
+    assert_eq!(plan_of(&text).pods[0].containers[0].sub_paths[0].path, "d");
+    // Optional keys are left out; required ones must be there.
+    let text = pod(
+        "{name: cm, configMap: {name: m, optional: true, items: [{key: zz, path: z}, {key: a, path: a}]}}",
+        "{name: cm, mountPath: /x}",
+    );
+    assert_eq!(plan_of(&text).pods[0].files[0].files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a"]);
+    let text = pod("{name: cm, configMap: {name: m, items: [{key: zz, path: z}]}}", "{name: cm, mountPath: /x}");
+    assert_eq!(
+        err(&text),
+        "document 0 (Pod/p): spec.volumes[0].configMap.items[0].key: ConfigMap \"m\" has no key \"zz\""
+    );
+    assert_eq!(
+        err(&pod("{name: s, secret: {secretName: nope}}", "{name: s, mountPath: /x}")),
+        "document 0 (Pod/p): spec.volumes[0].secret.secretName: Secret \"nope\" is not in the file"
+    );
+    for (bad, what) in [
+        ("items: [{key: a, path: /abs}]", "must be a relative path"),
+        ("items: [{key: a, path: x/../y}]", "must be a relative path"),
+        ("items: [{key: a, path: ..x}]", "must be a relative path"),
+        ("items: [{key: a, path: x}, {key: b, path: x}]", "given twice"),
+        ("items: [{key: a, path: x}, {key: b, path: x/y}]", "is a file and the directory of"),
+        ("defaultMode: 04755", "is not a file mode"),
+        ("items: [{key: a, path: x, mode: 01777}]", "is not a file mode"),
+    ] {
+        let text = pod(&format!("{{name: cm, configMap: {{name: m, {bad}}}}}"), "{name: cm, mountPath: /x}");
+        assert!(err(&text).contains(what), "{bad}: {}", err(&text));
+    }
+    let text = pod("{name: cm, configMap: {name: m}}", "{name: cm, mountPath: /x, subPath: c}");
+    assert!(err(&text).contains("volumeMounts[0].subPath: volume \"cm\" has no file or directory \"c\""));
+}
+
 /// Refused before anything is created: what berthd cannot mount, and keys Kubernetes refuses.
 #[test]
-fn play_refuses_subpaths_of_volumes_read_only_roots_with_files_and_bad_keys() {
+fn play_refuses_subpaths_of_volumes_and_bad_keys() {
     let pod = |vol: &str, mount: &str, extra: &str| {
         format!(
             "apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    volumeMounts: [{mount}]\n{extra}  volumes: [{vol}]\n"
@@ -394,13 +477,6 @@ fn play_refuses_subpaths_of_volumes_read_only_roots_with_files_and_bad_keys() {
     let ok = parse(&pod("{name: v, hostPath: {path: /srv}}", m, "")).unwrap();
     let plan = play::plan(&ok, &play::Options::default()).unwrap();
     assert_eq!(plan.pods[0].containers[0].body["HostConfig"]["Mounts"][0]["Source"], "/srv/a");
-    // Files of a ConfigMap and a read-only root file system.
-    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\ndata: {a: x}\n";
-    let ro = "    securityContext: {readOnlyRootFilesystem: true}\n";
-    let text = pod("{name: v, configMap: {name: m}}", "{name: v, mountPath: /x}", ro) + cm;
-    assert!(err(&text).contains("spec.containers[0].securityContext.readOnlyRootFilesystem: not run together"));
-    let text = pod("{name: v, emptyDir: {}}", "{name: v, mountPath: /x}", ro) + cm;
-    assert!(play::plan(&parse(&text).unwrap(), &play::Options::default()).is_ok());
     // Keys: Kubernetes' pattern; no directories.
     for bad in ["a/b", "..", ".", "a b", "\"\""] {
         let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: m}}\ndata: {{{bad}: x}}\n");

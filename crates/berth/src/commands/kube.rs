@@ -1,8 +1,9 @@
 //! `berth kube generate|play|down` and `berth compose kube`: the translation is `berth-kube`'s (pure); this module
 //! reads what it needs through the Engine API and Berth's pod API (`/berth/pods/...`), and executes `play`'s plan
 //! client-side, as `berth compose` does: claims' volumes, then per pod the pod, its emptyDir volumes, its init
-//! containers one after the other (each must exit 0; then it is removed), its containers (ConfigMap and Secret
-//! files written in through the archive API before they start).
+//! containers one after the other (each must exit 0; then it is removed), its containers. A pod's ConfigMap and
+//! Secret volumes are local volumes created and filled (through the archive API of a helper container that is never
+//! started) before its first container is created; its containers mount them read-only.
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, anyhow, bail};
 use berth_compose::plan::InjectedFile;
 use berth_kube::generate::{self, Ctr, Kind};
-use berth_kube::play::{self, LABEL_CLAIM, LABEL_DOCUMENT, LABEL_EMPTYDIR, Plan};
+use berth_kube::play::{self, LABEL_CLAIM, LABEL_DOCUMENT, LABEL_FILES, POD_VOLUME_LABELS, Plan};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -30,10 +31,10 @@ pub enum KubeCmd {
     Generate(GenerateArgs),
     /// Create pods, containers and volumes from Kubernetes YAML
     #[command(
-        after_help = "Runs Pods, Deployments (replicas as several pods), StatefulSets, DaemonSets (one pod), Jobs, Services (NodePorts published on the host), ConfigMaps and Secrets (files and environment), PersistentVolumeClaims (named volumes), emptyDir (a volume removed with the pod), hostPath, init containers (run to completion in order first) and probes (as healthchecks). Anything else is an error naming the document and field."
+        after_help = "Runs Pods, Deployments (replicas as several pods), StatefulSets, DaemonSets (one pod), Jobs, Services (NodePorts published on the host), ConfigMaps and Secrets (environment, and files: a volume of the pod mounted read-only, made afresh by each play, removed by kube down; a Secret's is on disk in the data root, not on a tmpfs), PersistentVolumeClaims (named volumes), emptyDir (a volume removed with the pod), hostPath, init containers (run to completion in order first) and probes (as healthchecks). Anything else is an error naming the document and field."
     )]
     Play(PlayArgs),
-    /// Remove the pods (and with --force the volumes) that `kube play` created from a file
+    /// Remove what `kube play` created from a file: its pods and their volumes (--force: the claims' volumes too)
     Down(DownArgs),
 }
 
@@ -314,34 +315,116 @@ async fn ensure_volume(c: &Client, name: &str, body: &Value) -> Result<bool> {
     }
 }
 
-/// Creates one container in a pod and writes its files; its ID.
-async fn create_in_pod(c: &Client, pod_id: &str, cp: &play::ContainerPlan) -> Result<String> {
-    let q = query(&[("name", cp.name.clone()), ("pod", pod_id.to_string())]);
+/// Where the helper container that fills a pod's ConfigMap and Secret volumes mounts them (`<dir>/<n>`).
+const FILES_DIR: &str = "/.berth-kube-files";
+
+/// The mountpoints (the daemon's paths) of a pod's ConfigMap and Secret volumes, by volume name.
+type Mountpoints = BTreeMap<String, String>;
+
+/// Creates a pod's ConfigMap and Secret volumes afresh (a leftover of this pod's, from a play that was interrupted
+/// or a pod removed without `kube down`, is replaced; another volume of that name is not touched) and writes their
+/// files into them through a helper container of the pod's first image, created with them mounted and removed
+/// again, never started. Returns their mountpoints.
+async fn fill_files(c: &Client, p: &play::PodPlan, made: &mut Made) -> Result<Mountpoints> {
+    let mut mountpoints = Mountpoints::new();
+    for f in &p.files {
+        let name = &f.volume.name;
+        match c.get_json::<Value>(&format!("/volumes/{}", encode_path(name))).await {
+            Ok(v) if v["Labels"][LABEL_FILES].as_str() == Some(p.name.as_str()) => remove_volume(c, name).await?,
+            Ok(_) => bail!(
+                "{}: volume {name} exists and is not pod {}'s: remove or rename it to play this file",
+                p.document,
+                p.name
+            ),
+            Err(e) if ApiError::is(&e, 404) => {}
+            Err(e) => return Err(e),
+        }
+        let resp =
+            c.post_json("/volumes/create", &f.volume.body).await.with_context(|| format!("create volume {name}"))?;
+        made.volumes.push(name.clone());
+        let v: Value = serde_json::from_slice(&resp).context("decode the volume create answer")?;
+        mountpoints.insert(name.clone(), v["Mountpoint"].as_str().unwrap_or_default().to_string());
+    }
+    let filled: Vec<(usize, &play::FilesPlan)> =
+        p.files.iter().enumerate().filter(|(_, f)| !f.files.is_empty()).collect();
+    let Some(image) = p.init.iter().chain(&p.containers).find_map(|cp| cp.body["Image"].as_str()) else {
+        return Ok(mountpoints);
+    };
+    if filled.is_empty() {
+        return Ok(mountpoints);
+    }
+    let mounts: Vec<Value> = filled
+        .iter()
+        .map(|(i, f)| {
+            json!({"Type": "volume", "Source": f.volume.name, "Target": format!("{FILES_DIR}/{i}"), "VolumeOptions": {"NoCopy": true}})
+        })
+        .collect();
+    // A command of its own: the image may have none, and the helper must not be able to run anything.
+    let body = json!({
+        "Image": image,
+        "Entrypoint": ["/nonexistent"],
+        "Cmd": [],
+        "NetworkDisabled": true,
+        "Labels": {LABEL_DOCUMENT: p.document, LABEL_FILES: p.name},
+        "HostConfig": {"NetworkMode": "none", "Mounts": mounts},
+    });
+    // `_` cannot be in a container name of the pod (`<pod>-<DNS label>`).
+    let helper = format!("{}_files", p.name);
     let resp = c
-        .post_json(&format!("/containers/create{q}"), &cp.body)
+        .post_json(&format!("/containers/create{}", query(&[("name", helper.clone())])), &body)
         .await
-        .with_context(|| format!("create container {}", cp.name))?;
+        .with_context(|| format!("create container {helper} (it writes the pod's ConfigMap and Secret volumes)"))?;
     let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
     let id = v["Id"].as_str().unwrap_or_default().to_string();
-    if !cp.files.is_empty() {
-        let files: Vec<InjectedFile> = cp
+    made.containers.push(id.clone());
+    for (i, f) in &filled {
+        let files: Vec<InjectedFile> = f
             .files
             .iter()
-            .map(|f| InjectedFile {
-                target: f.path.clone(),
-                content: f.content.clone(),
+            .map(|x| InjectedFile {
+                target: x.path.clone(),
+                content: x.content.clone(),
                 uid: 0,
                 gid: 0,
-                mode: f.mode,
+                mode: x.mode,
                 copy_uid_gid: false,
             })
             .collect();
         let tar = compose::lifecycle::tar_of(&files)?;
-        compose::lifecycle::put_archive(c, &id, "/", tar, false)
+        compose::lifecycle::put_archive(c, &id, &format!("{FILES_DIR}/{i}"), tar, false)
             .await
-            .with_context(|| format!("write the ConfigMap and Secret files of {}", cp.name))?;
+            .with_context(|| format!("write the files of volume {}", f.volume.name))?;
     }
-    Ok(id)
+    compose::up::remove_container(c, &id, true).await.with_context(|| format!("remove container {helper}"))?;
+    made.containers.retain(|x| *x != id);
+    Ok(mountpoints)
+}
+
+/// Creates one container in a pod, its `subPath` mounts bound from the volumes' mountpoints; its ID.
+async fn create_in_pod(
+    c: &Client,
+    pod_id: &str,
+    cp: &play::ContainerPlan,
+    mountpoints: &Mountpoints,
+) -> Result<String> {
+    let mut body = cp.body.clone();
+    for s in &cp.sub_paths {
+        let Some(mp) = mountpoints.get(&s.volume).filter(|m| !m.is_empty()) else {
+            bail!("container {}: the daemon gave no mountpoint for volume {}", cp.name, s.volume);
+        };
+        let bind = json!({"Type": "bind", "Source": format!("{mp}/{}", s.path), "Target": s.target, "ReadOnly": true});
+        match body["HostConfig"]["Mounts"].as_array_mut() {
+            Some(m) => m.push(bind),
+            None => body["HostConfig"]["Mounts"] = json!([bind]),
+        }
+    }
+    let q = query(&[("name", cp.name.clone()), ("pod", pod_id.to_string())]);
+    let resp = c
+        .post_json(&format!("/containers/create{q}"), &body)
+        .await
+        .with_context(|| format!("create container {}", cp.name))?;
+    let v: Value = serde_json::from_slice(&resp).context("decode the create answer")?;
+    Ok(v["Id"].as_str().unwrap_or_default().to_string())
 }
 
 async fn start_container(c: &Client, id: &str, name: &str) -> Result<()> {
@@ -355,6 +438,8 @@ async fn start_container(c: &Client, id: &str, name: &str) -> Result<()> {
 /// What one `play` made so far: removed again when it fails.
 #[derive(Default)]
 struct Made {
+    /// Containers outside the pods (the helper that fills the ConfigMap and Secret volumes).
+    containers: Vec<String>,
     /// Pod IDs (removing a pod removes its containers).
     pods: Vec<String>,
     /// Volumes this run created (not those that were there).
@@ -372,6 +457,11 @@ impl Made {
     /// Removes everything, pods first (their containers use the volumes); what it could not remove, for the error.
     async fn rollback(&self, c: &Client) -> Vec<String> {
         let mut left = Vec::new();
+        for id in &self.containers {
+            if let Err(e) = compose::up::remove_container(c, id, true).await {
+                left.push(format!("container {id}: {e:#}"));
+            }
+        }
         for id in self.pods.iter().rev() {
             match c.delete(&format!("{}?force=1", pod_path(id))).await {
                 Ok(_) => {}
@@ -446,6 +536,7 @@ async fn execute_into(c: &Client, plan: &Plan, start: bool, made: &mut Made) -> 
         for v in &p.volumes {
             made.volume(c, v).await?;
         }
+        let mountpoints = fill_files(c, p, made).await?;
         if !start {
             if !p.init.is_empty() {
                 eprintln!(
@@ -454,7 +545,7 @@ async fn execute_into(c: &Client, plan: &Plan, start: bool, made: &mut Made) -> 
                 );
             }
             for cp in p.init.iter().chain(&p.containers) {
-                create_in_pod(c, &pod_id, cp).await?;
+                create_in_pod(c, &pod_id, cp, &mountpoints).await?;
             }
             outln!("Pod:\n{pod_id}");
             continue;
@@ -462,7 +553,7 @@ async fn execute_into(c: &Client, plan: &Plan, start: bool, made: &mut Made) -> 
         // The pod (its namespace holder) first, then the init containers one after the other, then the others.
         c.post(&format!("{}/start", pod_path(&pod_id))).await.with_context(|| format!("start pod {}", p.name))?;
         for cp in &p.init {
-            let id = create_in_pod(c, &pod_id, cp).await?;
+            let id = create_in_pod(c, &pod_id, cp, &mountpoints).await?;
             start_container(c, &id, &cp.name).await?;
             let w: Value = serde_json::from_slice(&c.post(&format!("{}/wait", container_path(&id))).await?)
                 .context("decode the wait answer")?;
@@ -480,7 +571,7 @@ async fn execute_into(c: &Client, plan: &Plan, start: bool, made: &mut Made) -> 
         }
         let mut ids = Vec::new();
         for cp in &p.containers {
-            ids.push((create_in_pod(c, &pod_id, cp).await?, &cp.name));
+            ids.push((create_in_pod(c, &pod_id, cp, &mountpoints).await?, &cp.name));
         }
         for (id, name) in &ids {
             start_container(c, id, name).await?;
@@ -536,20 +627,23 @@ async fn teardown(c: &Client, docs: &[berth_kube::Document], force: bool) -> Res
                 Err(e) => return Err(e.context(format!("remove pod {id}"))),
             }
         }
-        // Containers left outside a pod (an init container that failed before it joined one).
+        // Containers left outside a pod (an init container that failed before it joined one, the helper of an
+        // interrupted play), with their anonymous volumes.
         let f = json!({"label": [label]}).to_string();
         let left: Vec<Value> =
             c.get_json(&format!("/containers/json{}", query(&[("all", "1".into()), ("filters", f)]))).await?;
         for x in left {
             let id = x["Id"].as_str().unwrap_or_default();
-            compose::up::remove_container(c, id, false).await?;
+            compose::up::remove_container(c, id, true).await?;
         }
-        let f = json!({"label": [label, LABEL_EMPTYDIR]}).to_string();
-        let v: Value = c.get_json(&format!("/volumes{}", query(&[("filters", f)]))).await?;
-        for vol in v["Volumes"].as_array().into_iter().flatten() {
-            let n = vol["Name"].as_str().unwrap_or_default().to_string();
-            remove_volume(c, &n).await?;
-            volumes.push(n);
+        for l in POD_VOLUME_LABELS {
+            let f = json!({"label": [label, l]}).to_string();
+            let v: Value = c.get_json(&format!("/volumes{}", query(&[("filters", f)]))).await?;
+            for vol in v["Volumes"].as_array().into_iter().flatten() {
+                let n = vol["Name"].as_str().unwrap_or_default().to_string();
+                remove_volume(c, &n).await?;
+                volumes.push(n);
+            }
         }
     }
     if force {
