@@ -87,9 +87,12 @@ pub unsafe fn clone_fork_into(namespace_flags: libc::c_int, cgroup: BorrowedFd<'
     let ret = unsafe { libc::syscall(libc::SYS_clone3, &mut args as *mut CloneArgs, std::mem::size_of::<CloneArgs>()) };
     match ret {
         -1 => match nix::Error::last() {
-            // No clone3 (before 5.3), a shorter `clone_args` (before 5.7), or a filter that refuses it.
-            nix::Error::ENOSYS | nix::Error::E2BIG => Ok(None),
-            e => Err(Error::Sys { what: "clone3 into the cgroup".into(), source: e }),
+            // Out of processes or memory: a plain clone would fail the same way.
+            e @ (nix::Error::EAGAIN | nix::Error::ENOMEM) => Err(Error::Sys { what: "clone3".into(), source: e }),
+            // No clone3 (before 5.3), a shorter `clone_args` (before 5.7), a filter that refuses it (EPERM), a
+            // cgroup the caller's cgroup namespace does not show (ENOENT)...: the caller clones and moves the child,
+            // which reports what is really wrong.
+            _ => Ok(None),
         },
         0 => Ok(Some(Forked::Child)),
         pid => Ok(Some(Forked::Parent(Pid::from_raw(pid as i32)))),
@@ -97,16 +100,13 @@ pub unsafe fn clone_fork_into(namespace_flags: libc::c_int, cgroup: BorrowedFd<'
 }
 
 /// Removes the mark a `volatile` overlay leaves in its work directory `workdir` (`work/incompat/volatile` under it,
-/// which makes the kernel refuse to mount that upper directory again) when it was made during this boot: no crash
-/// came since, so the upper directory is whole (what was not synced is in the page cache). One from an earlier boot
-/// stays, and the mount fails, as it must.
+/// which makes the kernel refuse to mount that upper directory again). Only for a volatile upper directory that
+/// cannot have outlived a crash: berthd mounts them for `--rm` containers only, and removes every `--rm` container
+/// that is not running when it starts, so one mounted again (a `restart`, a `cp` from the stopped container before
+/// its removal) is from this boot, whole (what was not synced is in the page cache).
 pub fn clear_volatile_mark(workdir: &Path) {
     let mark = workdir.join("work").join("incompat").join("volatile");
-    let Ok(meta) = std::fs::symlink_metadata(&mark) else { return };
-    let booted = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime ").and_then(|v| v.trim().parse::<i64>().ok())));
-    if booted.is_some_and(|b| std::os::unix::fs::MetadataExt::ctime(&meta) >= b) {
+    if std::fs::symlink_metadata(&mark).is_ok() {
         let _ = std::fs::remove_dir_all(&mark);
     }
 }
@@ -689,11 +689,12 @@ impl CleanPages {
         // Everything the wait needs is computed before the drop: after it, only a slice pattern (no iterator or
         // indexing function, even in a debug build) and `syscall` run. `ppoll`, which every architecture has
         // (aarch64 has no `poll`), with no signal mask.
-        let ts = (timeout_ms >= 0).then(|| libc::timespec {
+        let mut ts = (timeout_ms >= 0).then(|| libc::timespec {
             tv_sec: libc::time_t::from(timeout_ms / 1000),
             tv_nsec: libc::c_long::from(timeout_ms % 1000) * 1_000_000,
         });
-        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // `ppoll` writes the time left back into it.
+        let ts_ptr = ts.as_mut().map_or(std::ptr::null_mut(), |t| t as *mut libc::timespec);
         let (fds_ptr, nfds) = (fds.as_mut_ptr(), fds.len() as libc::nfds_t);
         let mut left: &[(usize, usize)] = &ranges;
         while let [(start, end), rest @ ..] = left {
@@ -705,7 +706,8 @@ impl CleanPages {
             left = rest;
         }
         // SAFETY: `fds_ptr` is a valid, exclusively borrowed array of `nfds` pollfd structures the kernel fills in;
-        // `ts_ptr` is null or points to a timespec that outlives the call; a null signal mask leaves the mask alone.
+        // `ts_ptr` is null or points to a timespec of ours, writable and alive for the call (the kernel writes the
+        // time left into it); a null signal mask leaves the mask alone.
         let n = unsafe {
             libc::syscall(libc::SYS_ppoll, fds_ptr, nfds, ts_ptr, std::ptr::null::<libc::sigset_t>(), 0usize)
         };
@@ -849,13 +851,13 @@ mod tests {
     }
 
     #[test]
-    fn a_volatile_mark_of_this_boot_goes() {
+    fn a_volatile_mark_goes() {
         let tmp = tempfile::tempdir().expect("tempdir");
         clear_volatile_mark(tmp.path());
         let mark = tmp.path().join("work/incompat/volatile");
         std::fs::create_dir_all(mark.join("dirty")).expect("mkdir");
         clear_volatile_mark(tmp.path());
-        assert!(!mark.exists(), "made now, so during this boot");
+        assert!(!mark.exists());
         assert!(tmp.path().join("work/incompat").exists(), "only the mark goes");
     }
 

@@ -67,6 +67,10 @@ pub struct Fs {
 fn mount_stopped(d: &Daemon, rec: &Record, target: &Path) -> Result<(), Error> {
     let dir = container_dir(d, &rec.id);
     let (upper, work) = (dir.join("upper"), dir.join("work"));
+    // An `--rm` container's layer was mounted volatile (see `clear_volatile_mark`).
+    if rec.host_config.auto_remove.unwrap_or(false) {
+        berth_runtime::sys::clear_volatile_mark(&work);
+    }
     mount_overlay(&rec.lower_dirs, Some((&upper, &work)), target)?;
     let mut points: Vec<&MountPoint> = rec.mounts.iter().filter(|m| m.typ != Kind::Tmpfs).collect();
     points.sort_by_key(|p| p.destination.matches('/').count());

@@ -690,7 +690,12 @@ pub async fn restart(
         // `stop_locked` returns once the exit's clean-up (which reads the flag) is over.
         let stopped = stop_locked(d, c, timeout, signal).await;
         c.restarting.store(false, Ordering::SeqCst);
-        stopped?;
+        match stopped {
+            // It ended on its own meanwhile (its exit saw the flag: an `--rm` one is still here): started again, as
+            // dockerd's restart does.
+            Ok(()) | Err(Error::NotModified(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     super::restart::reset_for_manual_start(c);
     start_locked(d, c).await?;
