@@ -167,6 +167,52 @@ fn dockerignore_is_respected_and_prune_removes_kept_contexts() {
     assert!(kept_contexts(&d).is_empty(), "system prune: {:?}", kept_contexts(&d));
 }
 
+/// An allow-list `.dockerignore` (`*`, then what goes in): the excluded directories that hold a file let through
+/// are listed as its parents, as the tar path's extraction makes them.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn an_allow_list_dockerignore_builds() {
+    let d = daemon_with_busybox();
+    let dir = context(
+        &d,
+        "allow",
+        &[
+            ("Dockerfile", b"FROM busybox\nCOPY . /ctx/\n"),
+            (".dockerignore", b"*\n!src/app/main.py\n!Dockerfile\n"),
+            ("src/app/main.py", b"print(1)"),
+            ("src/app/other.py", b"no"),
+            ("notes.txt", b"no"),
+        ],
+    );
+    build(&d, &dir, "ctx:allow");
+    let ls = d.ok(&["run", "--rm", "ctx:allow", "find", "/ctx"]);
+    assert!(ls.contains("/ctx/src/app/main.py"), "{ls}");
+    for absent in ["other.py", "notes.txt"] {
+        assert!(!ls.contains(absent), "{absent} in {ls}");
+    }
+    // And again, from what is kept: only the .dockerignore is sent again (it excludes itself, so the daemon keeps
+    // it out of the kept context, as an excluded Dockerfile).
+    let out = build(&d, &dir, "ctx:allow");
+    assert_eq!(received(&out), (1, 31), "{out}");
+}
+
+/// compose's `dockerfile_inline` goes under a name of its own each time: a changed one of the same size is built.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn compose_inline_dockerfiles_are_never_taken_from_a_kept_context() {
+    let d = daemon_with_busybox();
+    let dir = context(&d, "inline", &[("data.txt", b"x")]);
+    for v in ["1.2.3", "1.2.4"] {
+        let file = format!(
+            "services:\n  app:\n    image: ctx-inline:latest\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox\n        RUN echo {v} > /v\n"
+        );
+        std::fs::write(dir.join("compose.yaml"), file).unwrap();
+        let out = d.berth_cmd().current_dir(&dir).args(["compose", "-p", "inline", "build"]).output().unwrap();
+        assert!(out.status.success(), "compose build: {}", stderr(&out));
+        assert_eq!(d.ok(&["run", "--rm", "ctx-inline:latest", "cat", "/v"]).trim(), v);
+    }
+}
+
 /// A list line for `POST /build?berthcontext=`.
 fn list(entries: serde_json::Value, send: &[usize]) -> Vec<u8> {
     let mut b = serde_json::to_vec(&serde_json::json!({"listed": 0, "entries": entries, "send": send})).unwrap();

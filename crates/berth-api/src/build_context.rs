@@ -86,6 +86,10 @@ pub fn check_path(p: &str) -> Result<(), String> {
     if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
         return Err(format!("invalid path {p:?}: not a clean relative path"));
     }
+    // Linux's NAME_MAX: a longer name can be neither kept nor copied.
+    if p.split('/').any(|c| c.len() > 255) {
+        return Err(format!("invalid path {p:?}: a name longer than 255 bytes"));
+    }
     Ok(())
 }
 

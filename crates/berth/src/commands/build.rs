@@ -183,12 +183,40 @@ fn list_context(
         let mut entries = Vec::new();
         let mut paths = Vec::new();
         let mut supported = true;
+        let mut listed_dirs: std::collections::HashSet<String> = std::collections::HashSet::new();
         walk_context(dir, dockerfile_rel, &mut |sub, e| {
+            // A file a `.dockerignore` lets through from an excluded directory (`*` then `!src/main.py`): its
+            // directories go first (the protocol wants each parent listed before its children; the tar has none,
+            // and extraction makes them).
+            let mut at = 0;
+            while let Some(i) = sub[at..].find('/') {
+                let parent = &sub[..at + i];
+                if listed_dirs.insert(parent.to_string()) {
+                    let pmd = std::fs::symlink_metadata(dir.join(parent)).with_context(|| format!("stat {parent}"))?;
+                    entries.push(Entry {
+                        path: parent.to_string(),
+                        kind: Kind::Dir,
+                        size: 0,
+                        mode: pmd.mode() & 0o7777,
+                        mtime: pmd.mtime() * 1_000_000_000 + pmd.mtime_nsec(),
+                        ctime: pmd.ctime() * 1_000_000_000 + pmd.ctime_nsec(),
+                        ino: pmd.ino(),
+                        uid: pmd.uid(),
+                        gid: pmd.gid(),
+                        link: String::new(),
+                    });
+                    paths.push(dir.join(parent));
+                }
+                at += i + 1;
+            }
             let md = e.metadata().with_context(|| format!("stat {sub}"))?;
             let ft = md.file_type();
             let (kind, link) = if ft.is_file() {
                 (Kind::File, String::new())
             } else if ft.is_dir() {
+                if !listed_dirs.insert(sub.to_string()) {
+                    return Ok(());
+                }
                 (Kind::Dir, String::new())
             } else if ft.is_symlink() {
                 match std::fs::read_link(e.path())
@@ -296,7 +324,8 @@ pub(crate) async fn post_build(
                 let need: Need = serde_json::from_slice(&b).context("decode the daemon's list of needed files")?;
                 Some((m, paths, key, need.need))
             }
-            Err(e) if crate::client::ApiError::is(&e, 404) => None,
+            // Not berthd (dockerd answers 404; a proxy in front of one may refuse a path it does not know).
+            Err(e) if [403, 404, 405, 501].iter().any(|code| crate::client::ApiError::is(&e, *code)) => None,
             Err(e) => return Err(e),
         },
         None => None,
@@ -393,7 +422,7 @@ fn file_header(len: usize) -> tar::Header {
     h
 }
 
-fn random_name() -> String {
+pub(crate) fn random_name() -> String {
     let mut r = [0u8; 6];
     let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r));
     r.iter().map(|b| format!("{b:02x}")).collect()

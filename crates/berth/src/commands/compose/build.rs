@@ -83,7 +83,11 @@ pub async fn build_service(c: &Client, project: &Project, svc: &Service, opts: &
     let classic = plan::classic_build(svc)?;
     let ctx = PathBuf::from(&build.context);
     let (dockerfile, extra) = match (&build.dockerfile_inline, &build.dockerfile) {
-        (Some(inline), _) => (".berth-compose.Dockerfile".to_string(), Some(inline.clone().into_bytes())),
+        // A name of its own each time, as `berth build -f -`'s: berthd removes such a Dockerfile after the build
+        // and never keeps it (a kept one of the same size would be taken for unchanged).
+        (Some(inline), _) => {
+            (format!(".dockerfile.{}", crate::commands::build::random_name()), Some(inline.clone().into_bytes()))
+        }
         (None, Some(d)) => (d.clone(), None),
         (None, None) => ("Dockerfile".to_string(), None),
     };
