@@ -19,22 +19,34 @@ const QUIET: Duration = Duration::from_secs(3);
 /// threads (an unpack, a store write) rarely wait for a worker's arena.
 pub const MALLOC_ARENAS: i32 = 2;
 
-static ENDED: AtomicU64 = AtomicU64::new(0);
+/// When the last connection ended, in milliseconds since [`epoch`].
+static LAST_END_MS: AtomicU64 = AtomicU64::new(0);
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
 
-/// Start-up is over, or a connection ended: trims once the API has been quiet for [`QUIET`].
+fn epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(epoch().elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Start-up is over, or a connection ended: trims once the API has been quiet for [`QUIET`] since the last end (not
+/// in fixed windows, which could put the trim up to twice `QUIET` after it).
 pub fn work_done() {
-    ENDED.fetch_add(1, Ordering::Relaxed);
+    LAST_END_MS.store(now_ms(), Ordering::Relaxed);
     if SCHEDULED.swap(true, Ordering::AcqRel) {
         return;
     }
     tokio::spawn(async {
         loop {
-            let seen = ENDED.load(Ordering::Relaxed);
-            tokio::time::sleep(QUIET).await;
-            if ENDED.load(Ordering::Relaxed) == seen {
+            let due = LAST_END_MS.load(Ordering::Relaxed).saturating_add(QUIET.as_millis() as u64);
+            let now = now_ms();
+            if now >= due {
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(due - now)).await;
         }
         // A connection that ends from here on schedules the next trim.
         SCHEDULED.store(false, Ordering::Release);
