@@ -283,14 +283,42 @@ fn list_context(
     Ok(None)
 }
 
-/// The kept context's key: this machine and the context directory.
+/// What tells this client apart: the machine's ID, else an ID of this client's own, made once in its configuration
+/// directory. Containers have no machine ID (most CI jobs run in one): two of them building the same path against
+/// one berthd must not share a kept context.
+fn client_id() -> String {
+    if let Ok(m) = std::fs::read_to_string("/etc/machine-id")
+        && !m.trim().is_empty()
+    {
+        return m.trim().to_string();
+    }
+    let path = berth_api::auth::DockerConfig::default_path()
+        .parent()
+        .map(|d| d.join("berth-client-id"))
+        .unwrap_or_else(|| PathBuf::from(".berth-client-id"));
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && id.trim().len() == 32
+    {
+        return id.trim().to_string();
+    }
+    let mut r = [0u8; 16];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut r));
+    let id = hex::encode(r);
+    // Kept when it can be: otherwise this build's context is simply not found again by the next.
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, &id);
+    id
+}
+
+/// The kept context's key: this client (its machine) and the context directory.
 fn context_key(dir: &Path) -> Result<String> {
     use sha2::Digest as _;
     let canon = dir.canonicalize().with_context(|| format!("resolve {}", dir.display()))?;
-    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
     let mut h = sha2::Sha256::new();
     h.update(b"berth-context\0");
-    h.update(machine.trim().as_bytes());
+    h.update(client_id().as_bytes());
     h.update(b"\0");
     h.update(canon.as_os_str().as_encoded_bytes());
     Ok(hex::encode(h.finalize()))
@@ -348,7 +376,17 @@ pub(crate) async fn post_build(
                         w.write_all(data).context("send the context")?;
                         data.len() as u64
                     } else {
-                        let f = std::fs::File::open(&paths[i]).with_context(|| format!("open {}", e.path))?;
+                        // The file listed, not what may have been put in its place since (a link elsewhere).
+                        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+                        let f = std::fs::OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_NOFOLLOW)
+                            .open(&paths[i])
+                            .with_context(|| format!("open {}", e.path))?;
+                        let md = f.metadata().with_context(|| format!("stat {}", e.path))?;
+                        if !md.is_file() || md.ino() != e.ino || md.size() != e.size {
+                            anyhow::bail!("{} changed while it was sent: build again", e.path);
+                        }
                         std::io::copy(&mut f.take(e.size), &mut w).with_context(|| format!("send {}", e.path))?
                     };
                     if copied != e.size {

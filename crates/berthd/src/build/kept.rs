@@ -254,6 +254,9 @@ pub fn sync(data_root: &Path, key: &str, body: impl Read) -> Result<Kept, Error>
         return Ok(Kept { dir, tree, index: old, _lock: lock, received: (0, 0) });
     }
     let _ = std::fs::remove_file(dir.join("index.json"));
+    // From here the tree is not trusted until the index is back: a transfer that fails (a full disk, a client gone)
+    // takes what it wrote with it, under the lock still, instead of leaving it until the next build of this context.
+    let mut partial = PartialTree(Some(tree.clone()));
     let dirfd = open_dir(&dir)?;
     if fresh {
         // Whatever a transfer cut short left.
@@ -365,7 +368,19 @@ pub fn sync(data_root: &Path, key: &str, body: impl Read) -> Result<Kept, Error>
         nix::sys::stat::futimens(&d, &times(e), &times(e)).map_err(sys("set a kept directory's times"))?;
     }
     write_index(&dir, &index)?;
+    partial.0 = None;
     Ok(Kept { dir, tree, index, _lock: lock, received })
+}
+
+/// A kept tree being changed without its index: removed if the change does not finish.
+struct PartialTree(Option<PathBuf>);
+
+impl Drop for PartialTree {
+    fn drop(&mut self) {
+        if let Some(tree) = self.0.take() {
+            let _ = std::fs::remove_dir_all(&tree);
+        }
+    }
 }
 
 fn symlink_meta(root: BorrowedFd<'_>, e: &Entry) -> Result<(), Error> {
@@ -502,8 +517,9 @@ mod tests {
         assert_eq!(need_of(root, &list), vec![1]);
         // Not sending a needed file is refused.
         assert!(matches!(sync(root, "k", &body(&list, &[], &[])[..]), Err(Error::InvalidArgument(_))));
-        // Cut short: no index is left, everything is needed again.
+        // Cut short: no index is left, everything is needed again, and what it wrote is gone.
         assert!(sync(root, "k", &body(&list, &[1], &[b"x"])[..]).is_err());
+        assert!(!context_dir(root, "k").join("tree").exists(), "a failed transfer's files stay");
         list[1].ctime -= 1;
         assert_eq!(need_of(root, &list), vec![1]);
         // A kind change and a deletion.
