@@ -8,29 +8,12 @@ use std::path::{Path, PathBuf};
 use berth_integration::*;
 
 fn context(d: &Berthd, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
-    let dir = d.dir.join(format!("ctx-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (p, content) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, content).unwrap();
-    }
-    dir
+    context_dir(d, name, files)
 }
 
 /// Builds `dir` as `tag`; returns the build's output (the daemon's stream, plain).
 fn build(d: &Berthd, dir: &Path, tag: &str) -> String {
-    let p = dir.display().to_string();
-    let out = d.berth(&["build", "--progress=plain", "-t", tag, &p]);
-    assert!(
-        out.status.success(),
-        "build failed:\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 30)
-    );
-    stderr(&out)
+    berth_build_ok(d, dir, &["-t", tag])
 }
 
 /// The daemon's count of the files it received: "Build context: N files received (B bytes)".
@@ -40,10 +23,6 @@ fn received(out: &str) -> (u64, u64) {
     let n: u64 = rest.split_whitespace().next().unwrap().parse().unwrap();
     let bytes: u64 = rest.split('(').nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     (n, bytes)
-}
-
-fn image_id(d: &Berthd, name: &str) -> String {
-    d.ok(&["image", "inspect", "-f", "{{.Id}}", name]).trim().to_string()
 }
 
 fn kept_contexts(d: &Berthd) -> Vec<String> {

@@ -6,41 +6,16 @@ use std::path::{Path, PathBuf};
 
 use berth_integration::*;
 
-/// A context directory with the given files.
 fn context(d: &Berthd, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.dir.join(format!("ctx-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for (p, content) in files {
-        let f = dir.join(p);
-        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
-        std::fs::write(f, content).unwrap();
-    }
-    dir
+    context_dir(d, name, files)
 }
 
 fn build(d: &Berthd, dir: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["build", "--progress=plain"];
-    args.extend_from_slice(extra);
-    let p = dir.display().to_string();
-    args.push(&p);
-    d.berth(&args)
+    berth_build(d, dir, extra)
 }
 
 fn build_ok(d: &Berthd, dir: &Path, extra: &[&str]) -> String {
-    let out = build(d, dir, extra);
-    assert!(
-        out.status.success(),
-        "build failed:\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
-        stdout(&out),
-        stderr(&out),
-        tail(&d.log(), 30)
-    );
-    stderr(&out)
-}
-
-fn image_id(d: &Berthd, name: &str) -> String {
-    d.ok(&["image", "inspect", "-f", "{{.Id}}", name]).trim().to_string()
+    berth_build_ok(d, dir, extra)
 }
 
 /// No build container, workspace or mount is left behind.

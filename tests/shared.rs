@@ -396,3 +396,43 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
     let f: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
+
+/// A build context directory `ctx-<name>` in the daemon's test directory, with the given files.
+pub fn context_dir<C: AsRef<[u8]>>(d: &Berthd, name: &str, files: &[(&str, C)]) -> PathBuf {
+    let dir = d.dir.join(format!("ctx-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (p, content) in files {
+        let f = dir.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, content).unwrap();
+    }
+    dir
+}
+
+/// `berth build --progress=plain EXTRA... DIR`.
+pub fn berth_build(d: &Berthd, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["build", "--progress=plain"];
+    args.extend_from_slice(extra);
+    let p = dir.display().to_string();
+    args.push(&p);
+    d.berth(&args)
+}
+
+/// [`berth_build`], which must succeed; its stderr (the build's plain progress).
+pub fn berth_build_ok(d: &Berthd, dir: &Path, extra: &[&str]) -> String {
+    let out = berth_build(d, dir, extra);
+    assert!(
+        out.status.success(),
+        "build failed:\nstdout: {}\nstderr: {}\n--- berthd log ---\n{}",
+        stdout(&out),
+        stderr(&out),
+        tail(&d.log(), 30)
+    );
+    stderr(&out)
+}
+
+/// An image's ID (`sha256:…`).
+pub fn image_id(d: &Berthd, name: &str) -> String {
+    d.ok(&["image", "inspect", "-f", "{{.Id}}", name]).trim().to_string()
+}
