@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use berth_integration::*;
 
+/// [`context_dir`] with byte contents (one type for the literals of a call).
 fn context(d: &Berthd, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
     context_dir(d, name, files)
 }

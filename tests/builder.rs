@@ -2,21 +2,9 @@
 //! multi-stage builds, `.dockerignore`, bad input — through `berth build` and the real docker CLI's classic builder.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_integration::*;
-
-fn context(d: &Berthd, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    context_dir(d, name, files)
-}
-
-fn build(d: &Berthd, dir: &Path, extra: &[&str]) -> std::process::Output {
-    berth_build(d, dir, extra)
-}
-
-fn build_ok(d: &Berthd, dir: &Path, extra: &[&str]) -> String {
-    berth_build_ok(d, dir, extra)
-}
 
 /// No build container, workspace or mount is left behind.
 fn assert_clean(d: &Berthd) {
@@ -35,7 +23,7 @@ fn assert_clean(d: &Berthd) {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn instructions_config_and_history() {
     let d = daemon_with_busybox();
-    let dir = context(
+    let dir = context_dir(
         &d,
         "all",
         &[
@@ -61,7 +49,7 @@ fn instructions_config_and_history() {
         .status()
         .unwrap();
     assert!(st.success());
-    let log = build_ok(&d, &dir, &["-t", "demo:1", "-t", "demo:latest", "--label", "extra=yes"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "demo:1", "-t", "demo:latest", "--label", "extra=yes"]);
     assert!(log.contains("#2 [2/19] ARG GREETING=hello"), "{log}");
     let cfg = |f: &str| d.ok(&["image", "inspect", "-f", f, "demo:1"]).trim().to_string();
     assert_eq!(cfg("{{.Config.WorkingDir}}"), "/app");
@@ -97,8 +85,8 @@ fn instructions_config_and_history() {
     assert!(hist.contains("RUN |1 GREETING=hello /bin/sh -c echo heredoc > /heredoc.txt # buildkit|"), "{hist}");
     assert!(hist.lines().any(|l| l.starts_with("ENV APP=/app MODE=two words|0B")), "{hist}");
     // ONBUILD runs in a child build.
-    let child = context(&d, "child", &[("Dockerfile", "FROM demo:1\nUSER 0\nRUN test -f /app/greeting\n")]);
-    let log = build_ok(&d, &child, &["-t", "child"]);
+    let child = context_dir(&d, "child", &[("Dockerfile", "FROM demo:1\nUSER 0\nRUN test -f /app/greeting\n")]);
+    let log = berth_build_ok(&d, &child, &["-t", "child"]);
     assert!(log.contains("triggered"), "{log}");
     assert_eq!(d.ok(&["image", "inspect", "-f", "{{json .Config.OnBuild}}", "child"]).trim(), "null");
     assert_clean(&d);
@@ -108,7 +96,7 @@ fn instructions_config_and_history() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn cache_hits_and_every_changed_input_misses() {
     let d = daemon_with_busybox();
-    let dir = context(
+    let dir = context_dir(
         &d,
         "cache",
         &[
@@ -122,56 +110,56 @@ fn cache_hits_and_every_changed_input_misses() {
             (".dockerignore", "b/*.log\n"),
         ],
     );
-    let first = build_ok(&d, &dir, &["-t", "c"]);
+    let first = berth_build_ok(&d, &dir, &["-t", "c"]);
     assert!(!first.contains("CACHED"), "{first}");
     let id1 = image_id(&d, "c");
     // Nothing changed: every step from the cache, the same image.
-    let again = build_ok(&d, &dir, &["-t", "c"]);
+    let again = berth_build_ok(&d, &dir, &["-t", "c"]);
     assert_eq!(again.matches("CACHED").count(), 5, "{again}");
     assert_eq!(image_id(&d, "c"), id1);
     // The cache survives a daemon restart.
     let mut d = d;
     d.restart();
-    let after = build_ok(&d, &dir, &["-t", "c"]);
+    let after = berth_build_ok(&d, &dir, &["-t", "c"]);
     assert_eq!(after.matches("CACHED").count(), 5, "{after}");
     assert_eq!(image_id(&d, "c"), id1);
     // A .dockerignore'd file changes nothing.
     std::fs::write(dir.join("b/ignored.log"), "other\n").unwrap();
-    build_ok(&d, &dir, &["-t", "c"]);
+    berth_build_ok(&d, &dir, &["-t", "c"]);
     assert_eq!(image_id(&d, "c"), id1);
     assert_eq!(d.ok(&["run", "--rm", "c", "ls", "/b"]), "x\n");
     // Content: the COPY and what follows rebuild, what came before does not.
     std::fs::write(dir.join("a.txt"), "two\n").unwrap();
-    let log = build_ok(&d, &dir, &["-t", "c"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "c"]);
     assert_eq!(log.matches("CACHED").count(), 2, "{log}");
     assert_eq!(d.ok(&["run", "--rm", "c", "cat", "/s2"]), "two\n");
     // Same content, other mtime: still cached (never mtime alone).
     let id2 = image_id(&d, "c");
     std::process::Command::new("touch").arg("-d").arg("2001-01-01").arg(dir.join("a.txt")).status().unwrap();
-    build_ok(&d, &dir, &["-t", "c"]);
+    berth_build_ok(&d, &dir, &["-t", "c"]);
     assert_eq!(image_id(&d, "c"), id2);
     // Mode: a miss.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.join("a.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
-    let log = build_ok(&d, &dir, &["-t", "c"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "c"]);
     assert_eq!(log.matches("CACHED").count(), 2, "{log}");
     assert_eq!(d.ok(&["run", "--rm", "c", "stat", "-c", "%a", "/a.txt"]), "600\n");
     // A build argument: the steps after its ARG rebuild.
-    let log = build_ok(&d, &dir, &["-t", "c", "--build-arg", "V=2"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "c", "--build-arg", "V=2"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
     assert_eq!(d.ok(&["run", "--rm", "c", "cat", "/s1"]), "step1-2\n");
     // --no-cache rebuilds everything.
-    let log = build_ok(&d, &dir, &["-t", "c", "--no-cache"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "c", "--no-cache"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
     // builder prune empties the cache, and so does system prune (which keeps tagged images).
     d.ok(&["builder", "prune", "-f"]);
-    let log = build_ok(&d, &dir, &["-t", "c2"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "c2"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
     d.ok(&["run", "--name", "stopped", "busybox", "true"]);
     let out = d.ok(&["system", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:") && out.contains("Total reclaimed space"), "{out}");
     assert!(d.berth(&["inspect", "stopped"]).status.code() != Some(0));
-    let log = build_ok(&d, &dir, &["-t", "c2"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "c2"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
     // image prune -a removes what no container uses.
     d.ok(&["image", "prune", "-a", "-f"]);
@@ -183,7 +171,7 @@ fn cache_hits_and_every_changed_input_misses() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn multi_stage_target_and_copy_from() {
     let d = daemon_with_busybox();
-    let dir = context(
+    let dir = context_dir(
         &d,
         "multi",
         &[(
@@ -192,18 +180,18 @@ fn multi_stage_target_and_copy_from() {
         )],
     );
     // The failing stage is not needed, so not built.
-    build_ok(&d, &dir, &["-t", "final"]);
+    berth_build_ok(&d, &dir, &["-t", "final"]);
     assert_eq!(d.ok(&["run", "--rm", "final"]), "built\nother\nbuilt\n");
     let layers = d.ok(&["image", "inspect", "-f", "{{len .RootFS.Layers}}", "final"]);
     assert_eq!(layers.trim(), "4");
     // --target stops at a stage.
-    build_ok(&d, &dir, &["-t", "stage1", "--target", "build"]);
+    berth_build_ok(&d, &dir, &["-t", "stage1", "--target", "build"]);
     assert_eq!(d.ok(&["run", "--rm", "stage1", "cat", "/out/artifact"]), "built\n");
-    let out = build(&d, &dir, &["--target", "nope"]);
+    let out = berth_build(&d, &dir, &["--target", "nope"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("failed to reach build target nope"), "{}", stderr(&out));
     // Building the unused stage fails, with its output and code.
-    let out = build(&d, &dir, &["--target", "unused"]);
+    let out = berth_build(&d, &dir, &["--target", "unused"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("returned a non-zero code: 1"), "{}", stderr(&out));
     assert_clean(&d);
@@ -241,10 +229,10 @@ fn bad_input_names_the_line_and_tags_nothing() {
                 continue;
             }
         }
-        let dir = context(&d, &format!("bad{i}"), &[("Dockerfile", df)]);
+        let dir = context_dir(&d, &format!("bad{i}"), &[("Dockerfile", df)]);
         // A symlink that points outside the context resolves inside it (and so names nothing).
         std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
-        let out = build(&d, &dir, &["-t", "bad:1"]);
+        let out = berth_build(&d, &dir, &["-t", "bad:1"]);
         assert!(!out.status.success(), "{df:?} built");
         let err = stderr(&out);
         assert!(err.contains(want), "{df:?}: want {want:?} in:\n{err}");
@@ -256,9 +244,9 @@ fn bad_input_names_the_line_and_tags_nothing() {
     }
     assert!(!Path::new("/tmp/berth-heredoc-escape").exists());
     // A .dockerignore that points outside the context is not followed there.
-    let dir = context(&d, "ignore-link", &[("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"), ("a.txt", "a\n")]);
+    let dir = context_dir(&d, "ignore-link", &[("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"), ("a.txt", "a\n")]);
     std::os::unix::fs::symlink("/etc/passwd", dir.join(".dockerignore")).unwrap();
-    build_ok(&d, &dir, &["-t", "ignore-link"]);
+    berth_build_ok(&d, &dir, &["-t", "ignore-link"]);
     assert_eq!(d.ok(&["run", "--rm", "ignore-link", "cat", "/ctx/a.txt"]), "a\n");
     assert_clean(&d);
 }
@@ -267,7 +255,7 @@ fn bad_input_names_the_line_and_tags_nothing() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn dockerfile_from_stdin_is_not_in_the_context() {
     let d = daemon_with_busybox();
-    let dir = context(&d, "stdin", &[("a.txt", "a\n")]);
+    let dir = context_dir(&d, "stdin", &[("a.txt", "a\n")]);
     let p = dir.display().to_string();
     let df = b"FROM busybox\nCOPY . /ctx/\n";
     for round in 0..2 {
@@ -285,7 +273,7 @@ fn dockerfile_from_stdin_is_not_in_the_context() {
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn docker_cli_classic_builder() {
     let d = daemon_with_busybox();
-    let dir = context(
+    let dir = context_dir(
         &d,
         "docker",
         &[
@@ -327,18 +315,19 @@ fn add_fetches_urls() {
     let df = format!(
         "FROM busybox\nADD http://127.0.0.1:{port}/remote.txt /fetched/\nADD http://127.0.0.1:{port}/remote.txt /renamed.txt\n"
     );
-    let dir = context(&d, "url", &[("Dockerfile", &df)]);
-    build_ok(&d, &dir, &["-t", "url"]);
+    let dir = context_dir(&d, "url", &[("Dockerfile", &df)]);
+    berth_build_ok(&d, &dir, &["-t", "url"]);
     let out =
         d.ok(&["run", "--rm", "url", "sh", "-c", "cat /fetched/remote.txt /renamed.txt; stat -c %a /renamed.txt"]);
     assert_eq!(out, "fetched over http\nfetched over http\n600\n");
     // A changed remote file is a cache miss.
     std::fs::write(served.join("remote.txt"), "changed\n").unwrap();
-    let log = build_ok(&d, &dir, &["-t", "url"]);
+    let log = berth_build_ok(&d, &dir, &["-t", "url"]);
     assert_eq!(log.matches("CACHED").count(), 0, "{log}");
     // Missing: a clear error naming the line.
-    let dir = context(&d, "url404", &[("Dockerfile", &format!("FROM busybox\nADD http://127.0.0.1:{port}/nope /x\n"))]);
-    let out = build(&d, &dir, &[]);
+    let dir =
+        context_dir(&d, "url404", &[("Dockerfile", &format!("FROM busybox\nADD http://127.0.0.1:{port}/nope /x\n"))]);
+    let out = berth_build(&d, &dir, &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("Dockerfile:2") && stderr(&out).contains("404"), "{}", stderr(&out));
     assert_clean(&d);
