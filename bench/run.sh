@@ -65,6 +65,8 @@ rm -rf "$WORK" "$RUN"
 mkdir -p "$WORK"
 
 ONLY=${BENCH_ONLY:-all}
+# The load before this run's own work (the results file's header gives it beside the load at the end).
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 ${CARGO:-cargo} build --release --locked -q
 BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 # The runtime rows (berth-runc beside runc and crun, directly and under containerd): a script of their own, under
@@ -463,7 +465,7 @@ fi
 BENCH_OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%dT%H%M%SZ)-$(hostname -s).tsv}
 mkdir -p "$(dirname "$BENCH_OUT")"
 {
-    echo "# bench/run.sh BENCH_ONLY=$ONLY N=$N commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +changes) host $(hostname -s) $(date -u +%Y-%m-%dT%H:%M:%SZ) cores $(nproc) load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# bench/run.sh BENCH_ONLY=$ONLY N=$N commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +changes) host $(hostname -s) $(date -u +%Y-%m-%dT%H:%M:%SZ) cores $(nproc) load at start $LOAD_AT_START at end $(cut -d' ' -f1-3 /proc/loadavg)"
     printf 'key\tunit\tberth\tdocker\tpodman\tratio\tmetric\n'
 } >"$BENCH_OUT"
 row() { # label key unit
@@ -520,17 +522,19 @@ row "load it back (rmi first), median" load ms
 if [ "$ONLY" = phases ]; then
     for net in none bridge; do
         echo "run --rm --network $net busybox true: berthd's phases (median µs over $N runs)"
-        python3 - "$WORK/phases-$net.txt" <<'PY'
+        python3 - "$WORK/phases-$net.txt" "$net" "$BENCH_OUT" <<'PY'
 import sys, collections
 parts = collections.OrderedDict()
 for line in open(sys.argv[1]):
     op, _id, *kv = line.split()
     for item in kv:
         k, v = item.split("=")
-        parts.setdefault(f"{op} {k}", []).append(int(v))
-for k, vs in parts.items():
-    vs.sort()
-    print(f"  {k:24} {vs[len(vs) // 2]:8}")
+        parts.setdefault((op, k), []).append(int(v))
+with open(sys.argv[3], "a") as out:
+    for (op, k), vs in parts.items():
+        vs.sort()
+        print(f"  {op + ' ' + k:24} {vs[len(vs) // 2]:8}")
+        out.write(f"phase:{sys.argv[2]}:{op}:{k}\tus\t{vs[len(vs) // 2]}\t\t\t\tberthd's {op} phase {k}, --network {sys.argv[2]}, median\n")
 PY
     done
 fi

@@ -10,6 +10,7 @@
 set -euo pipefail
 BIN=$1
 N=${2:-30}
+LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 W=/tmp/berth-bench-runtime
 CG=berth-bench-runtime
 now_ns() { date +%s%N; }
@@ -105,3 +106,13 @@ echo "| metric (median of $N) | berth-runc | runc | crun |"
 echo "|---|---|---|---|"
 echo "| \`RT run\` of busybox \`true\` (create, start, wait, delete) | $(ms "${DIRECT[berth-runc]}") | $(ms "${DIRECT[runc]}") | $(ms "${DIRECT[crun]}") |"
 echo "| \`ctr run --rm --runc-binary RT\` of busybox \`true\` (containerd 1.6, runc-v2 shim) | $(ms "${CTR[berth-runc]}") | $(ms "${CTR[runc]}") | $(ms "${CTR[crun]}") |"
+# The figures also go to a results file beside bench/run.sh's ($BENCH_OUT, by default bench/results/<date>-<host>-runtime.tsv).
+BENCH_OUT=${BENCH_OUT:-bench/results/$(date -u +%Y-%m-%dT%H%M%SZ)-$(hostname -s)-runtime.tsv}
+mkdir -p "$(dirname "$BENCH_OUT")"
+{
+    echo "# bench/runtime.sh N=$N commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo +changes) host $(hostname -s) $(date -u +%Y-%m-%dT%H:%M:%SZ) cores $(nproc) load at start $LOAD_AT_START at end $(cut -d' ' -f1-3 /proc/loadavg)"
+    printf 'key\tunit\tberth-runc\trunc\tcrun\tmetric\n'
+    printf 'run\tus\t%s\t%s\t%s\tRT run of busybox true (create, start, wait, delete), median\n' "${DIRECT[berth-runc]}" "${DIRECT[runc]}" "${DIRECT[crun]}"
+    printf 'ctr\tus\t%s\t%s\t%s\tctr run --rm --runc-binary RT of busybox true, median\n' "${CTR[berth-runc]}" "${CTR[runc]}" "${CTR[crun]}"
+} >"$BENCH_OUT"
+echo "figures saved to $BENCH_OUT"
