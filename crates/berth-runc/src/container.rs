@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -192,7 +192,7 @@ impl Container {
 
     /// Kills the init and every process of the cgroup, and waits (10 s at most) until the init is gone.
     fn kill_and_wait(&self) -> Result<()> {
-        let pidfd = pidfd_open(self.saved.pid);
+        let pidfd = berth_runtime::sys::pidfd_open(self.saved.pid).ok();
         if self.init_alive() {
             let _ = nix::sys::signal::kill(Pid::from_raw(self.saved.pid), Signal::SIGKILL);
         }
@@ -218,14 +218,6 @@ impl Container {
         }
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }
-}
-
-/// A pidfd of `pid` (kernel 5.3+), for waiting on a process that is not our child.
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a PID and flags and returns a new descriptor, which we own from here on.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a non-negative result is a descriptor that nothing else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn now_rfc3339() -> String {
@@ -355,6 +347,14 @@ fn create_inner(ctx: &Ctx, a: &crate::CreateArgs, detach: bool) -> Result<i32> {
             None::<&str>,
         )
         .context("make mounts slaves of the host's")?;
+        // runc's rule: a cgroup that holds processes already is not this container's to take (its kill and removal
+        // at `delete` would reach them).
+        if let Ok(cg) = Cgroup::open(&cgroup_path(&spec, &a.id))
+            && let Ok(procs) = cg.procs()
+            && !procs.is_empty()
+        {
+            return Err(anyhow!("container's cgroup is not empty: {} process(es) found", procs.len()));
+        }
         let stdio = if console.is_some() { Stdio::Console } else { own_stdio()? };
         let mut created = ctx.runtime().create_waiting_on_fifo(&a.id, &bundle, stdio, fifo_fd)?;
         let pid = created.pid().as_raw();
@@ -411,7 +411,9 @@ pub fn start(ctx: &Ctx, id: &str) -> Result<()> {
     // Non-blocking: the open returns at once; the init's open for writing then succeeds and it writes its byte.
     let fifo = nix::fcntl::open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
         .context("open exec fifo")?;
-    let pidfd = pidfd_open(c.saved.pid).ok_or_else(|| anyhow!("cannot start a container that has stopped"))?;
+    let pidfd = berth_runtime::sys::pidfd_open(c.saved.pid)
+        .ok()
+        .ok_or_else(|| anyhow!("cannot start a container that has stopped"))?;
     if !c.init_alive() {
         bail!("cannot start a container that has stopped");
     }
@@ -874,47 +876,6 @@ pub fn libseccomp_version() -> String {
     }
 }
 
-/// The mount options `berth_runtime::mounts::parse_options` knows (others go to the file system as data).
-const MOUNT_OPTIONS: &[&str] = &[
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "mand",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "private",
-    "rbind",
-    "relatime",
-    "remount",
-    "rnodev",
-    "rnoexec",
-    "rnosuid",
-    "ro",
-    "rprivate",
-    "rro",
-    "rshared",
-    "rslave",
-    "runbindable",
-    "rw",
-    "shared",
-    "slave",
-    "strictatime",
-    "suid",
-    "sync",
-    "unbindable",
-];
-
 /// The seccomp actions `berth_runtime::seccomp` applies (`SCMP_ACT_NOTIFY` is refused).
 const SECCOMP_ACTIONS: &[&str] = &[
     "SCMP_ACT_ALLOW",
@@ -960,7 +921,7 @@ pub fn features_json() -> serde_json::Value {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": oci_spec::runtime::VERSION.to_string(),
         "hooks": [],
-        "mountOptions": MOUNT_OPTIONS,
+        "mountOptions": berth_runtime::mounts::OPTIONS,
         "linux": {
             "namespaces": namespaces,
             "capabilities": caps,

@@ -195,8 +195,8 @@ fn wait_on_fifo(fd: std::os::fd::RawFd) -> Result<()> {
 
 /// The container's init, between clone and execve. Returns only an error.
 fn init_child(mut a: InitArgs<'_>, from_parent: &mut std::fs::File, to_parent: &mut std::fs::File) -> Error {
-    // First, before any namespace of ours is made (a new cgroup namespace is rooted at the cgroup we are in); its
-    // descriptors are closed here, before the others go.
+    // First, before the cgroup namespace is unshared (a new one is rooted at the cgroup we are in); its descriptors
+    // are closed here, before the others go.
     let mut entry_failed = a.self_entry.take().and_then(|entry| entry.enter().err());
     // Nothing of the shim's beyond the handshake (and the console socket): see `exec`.
     let keep = [
@@ -377,8 +377,10 @@ impl Builtin {
         }
         let cgroup = Cgroup::create(&cgroup_path(&spec, id), linux.and_then(|l| l.resources().as_ref()))?;
         let cgroup_fs = cgroup.fs();
-        let self_entry = match cgroup.self_entry() {
-            Ok(e) => e,
+        // Into its cgroup: on v1 the child moves itself (`InitArgs::self_entry`); on v2 it is born there where the
+        // kernel allows it.
+        let (self_entry, into) = match cgroup.self_entry().and_then(|e| Ok((e, cgroup.clone_target()?))) {
+            Ok(x) => x,
             Err(e) => {
                 let _ = cgroup.destroy();
                 return Err(e.into());
@@ -387,14 +389,6 @@ impl Builtin {
         let (mut from_parent, mut to_child) = pipe()?;
         let (mut from_child, mut to_parent) = pipe()?;
         let (console_parent, console_child) = console_socket(&stdio)?.unzip();
-        // v2: born in its cgroup where the kernel allows it (v1: it moves itself in, see `InitArgs::self_entry`).
-        let into = match cgroup.clone_target() {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = cgroup.destroy();
-                return Err(e.into());
-            }
-        };
         let mut born_inside = false;
         let forked = match into.as_ref().map(|fd| {
             // SAFETY: the builtin runtime runs only in the shim (berthd reaches it through the shim), which creates

@@ -43,12 +43,55 @@ impl MountOptions {
     }
 }
 
+/// The mount options [`parse_options`] knows (others go to the file system as data); `berth-runc features` lists them.
+pub const OPTIONS: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "private",
+    "rbind",
+    "relatime",
+    "remount",
+    "rnodev",
+    "rnoexec",
+    "rnosuid",
+    "ro",
+    "rprivate",
+    "rro",
+    "rshared",
+    "rslave",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "sync",
+    "unbindable",
+];
+
 /// Parses mount options as runc does: known words become flags, the rest is file-system data.
 pub fn parse_options(options: &[String]) -> MountOptions {
     let mut out = MountOptions::default();
     let mut data = Vec::new();
     for o in options {
         let (clear, flag) = match o.as_str() {
+            // runc's: no flag.
+            "defaults" => continue,
             "ro" => (false, MsFlags::MS_RDONLY),
             "rw" => (true, MsFlags::MS_RDONLY),
             "nosuid" => (false, MsFlags::MS_NOSUID),
@@ -727,6 +770,10 @@ mod tests {
         assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
         let o = parse_options(&["ro".into(), "rw".into()]);
         assert!(o.flags.is_empty());
+        // Every option `features` lists is one of ours, never file-system data.
+        for opt in OPTIONS {
+            assert_eq!(parse_options(&[opt.to_string()]).data, "", "{opt}");
+        }
     }
 
     #[test]

@@ -49,6 +49,13 @@ pub fn mark(p: &mut Option<Phases>, name: &'static str) {
     }
 }
 
+/// Logs the phases of an optional [`Phases`].
+pub fn done(p: Option<Phases>) {
+    if let Some(p) = p {
+        p.done();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

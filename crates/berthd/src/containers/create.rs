@@ -409,9 +409,7 @@ pub async fn create_in_pod(
     }
     c.publish(&d.events, "create", &[]);
     crate::phases::mark(&mut phases, "record");
-    if let Some(p) = phases {
-        p.done();
-    }
+    crate::phases::done(phases);
     Ok(id)
 }
 

@@ -185,9 +185,7 @@ pub(super) async fn start_locked(d: &Arc<Daemon>, c: &Arc<Container>) -> Result<
     c.publish(&d.events, "start", &[]);
     spawn_monitor(d.clone(), c.clone());
     crate::phases::mark(&mut phases, "record");
-    if let Some(p) = phases {
-        p.done();
-    }
+    crate::phases::done(phases);
     crate::health::spawn(d.clone(), c.clone(), rec.state.started_at.clone());
     Ok(())
 }
@@ -396,9 +394,7 @@ pub(super) async fn on_exit(d: &Arc<Daemon>, c: &Arc<Container>, exit: ExitRecor
         tracing::warn!("persist {}: {e}", &rec.id[..12]);
     }
     crate::phases::mark(&mut phases, "record");
-    if let Some(p) = phases {
-        p.done();
-    }
+    crate::phases::done(phases);
     // Read under the clean-up lock: `restart` clears it once that lock is free.
     let restarting = c.restarting.load(Ordering::SeqCst);
     drop(cleanup);

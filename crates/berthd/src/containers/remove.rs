@@ -91,9 +91,7 @@ pub async fn remove_any(d: &Arc<Daemon>, c: &Arc<Container>, force: bool, volume
     c.publish(&d.events, "destroy", &[]);
     c.changed.send_replace(u64::MAX);
     crate::phases::mark(&mut phases, "record");
-    if let Some(p) = phases {
-        p.done();
-    }
+    crate::phases::done(phases);
     Ok(())
 }
 
