@@ -75,6 +75,9 @@ fn rebuild_sends_only_what_changed_and_sees_every_change() {
     assert_ne!(second, first);
     assert_eq!(d.ok(&["run", "--rm", "ctx:a", "cat", "/small/f07"]), "FILE 07\n");
     // The 3 MB file's step was a cache hit (its digest was kept, not computed again).
+    let step = out.lines().find(|l| l.contains("COPY big.bin")).and_then(|l| l.split_whitespace().next());
+    let step = step.unwrap_or_else(|| panic!("no COPY big.bin step in:\n{out}"));
+    assert!(out.lines().any(|l| l == format!("{step} CACHED")), "the big file's step is a cache hit:\n{out}");
     assert_eq!(d.ok(&["run", "--rm", "ctx:a", "cat", "/count"]).trim(), "400");
 
     // Deleted: gone in the image.

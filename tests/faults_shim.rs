@@ -220,17 +220,6 @@ fn is_exec_helper(pid: i32) -> bool {
 }
 
 /// The descriptors of a process: number → link target.
-fn fds_of(pid: i32) -> HashMap<i32, String> {
-    let mut out = HashMap::new();
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
-        let Ok(n) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
-        if let Ok(t) = std::fs::read_link(e.path()) {
-            out.insert(n, t.display().to_string());
-        }
-    }
-    out
-}
-
 #[test]
 #[cfg_attr(not(berth_root), ignore = "needs root")]
 fn only_the_descriptors_they_need() {

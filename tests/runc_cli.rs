@@ -38,6 +38,8 @@ impl Drop for TestDir {
             let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
         let _ = std::fs::remove_dir_all(&self.0);
+        // The tests' cgroup parent, once no test holds a cgroup in it (a failed test's too: its containers went above).
+        remove_test_cgroups(&format!("berth-runc-test-{}", std::process::id()));
     }
 }
 
@@ -267,11 +269,17 @@ fn life_cycle_on_one_bundle() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let rel = format!("berth-runc-test-{}/{id}", std::process::id());
-    if !berth_runtime_is_v2() {
-        let limit =
-            std::fs::read_to_string(Path::new("/sys/fs/cgroup/memory").join(&rel).join("memory.limit_in_bytes"));
-        assert_eq!(limit.unwrap().trim(), "67108864");
-    }
+    let read = |ctrl: &str, file: &str| {
+        let base = if berth_runtime_is_v2() {
+            Path::new("/sys/fs/cgroup").to_path_buf()
+        } else {
+            Path::new("/sys/fs/cgroup").join(ctrl)
+        };
+        std::fs::read_to_string(base.join(&rel).join(file)).unwrap_or_else(|e| panic!("{ctrl}/{rel}/{file}: {e}"))
+    };
+    let memory = if berth_runtime_is_v2() { "memory.max" } else { "memory.limit_in_bytes" };
+    assert_eq!(read("memory", memory).trim(), "67108864");
+    assert_eq!(read("pids", "pids.max").trim(), "50");
     let listed: serde_json::Value = serde_json::from_str(&runc_ok(&root, &["list", "--format", "json"])).unwrap();
     assert_eq!(listed[0]["id"], id);
     // delete refuses a running container; kill --all, then it is stopped and goes without a trace.
@@ -617,4 +625,32 @@ fn containerd_runs_berths_runtime() {
     let left: Vec<_> =
         std::fs::read_dir(runc_root.join(NS)).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.iter().all(|n| n.to_string_lossy().starts_with('.')), "berth-runc state left: {left:?}");
+}
+
+/// A cgroup that holds processes already is not the container's to take (runc's rule): create refuses it, and the
+/// process in it is left alone.
+#[test]
+#[cfg_attr(not(berth_root), ignore = "needs root")]
+fn create_refuses_a_cgroup_that_holds_processes() {
+    require_root();
+    let t = TestDir::new("busycg");
+    let root = t.0.join("root");
+    let id = "busy1";
+    let b = bundle(&t.0, id, &["true"]);
+    let rel = format!("berth-runc-test-{}/{id}", std::process::id());
+    let hierarchy =
+        if berth_runtime_is_v2() { PathBuf::from("/sys/fs/cgroup") } else { PathBuf::from("/sys/fs/cgroup/pids") };
+    let dir = hierarchy.join(&rel);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::write(dir.join("cgroup.procs"), other.id().to_string()).unwrap();
+    let (status, _, err) = runc_files(&root, &["create", "--bundle", b.to_str().unwrap(), id]);
+    let alive = other.try_wait().unwrap().is_none();
+    let _ = other.kill();
+    let _ = other.wait();
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("container's cgroup is not empty: 1 process(es) found"), "{err}");
+    assert!(alive, "the process in the cgroup was killed");
+    assert!(!root.join(id).exists());
 }

@@ -65,13 +65,9 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// What berthd's descriptors point to.
-fn fds_of(pid: i32) -> Vec<String> {
-    let mut v: Vec<String> = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
-        Ok(r) => {
-            r.flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).map(|p| p.display().to_string()).collect()
-        }
-        Err(_) => Vec::new(),
-    };
+/// What the process's descriptors point at, sorted.
+fn fd_targets(pid: i32) -> Vec<String> {
+    let mut v: Vec<String> = fds_of(pid).into_values().collect();
     v.sort();
     v
 }
@@ -178,7 +174,7 @@ fn a_damaged_archive_gets_dockers_error_and_leaves_nothing() {
     let layers = names_in(&data.join("layers"));
     let blobs = names_in(&data.join("content/blobs/sha256"));
     let images = d2.ok(&["images", "-q"]);
-    let fds = fds_of(d2.pid());
+    let fds = fd_targets(d2.pid());
     let check_nothing_left = |what: &str| {
         assert_eq!(d2.ok(&["images", "-q"]), images, "{what}: an image was made");
         assert_eq!(names_in(&data.join("layers")), layers, "{what}: layers left");
@@ -186,8 +182,8 @@ fn a_damaged_archive_gets_dockers_error_and_leaves_nothing() {
         assert_eq!(names_in(&data.join("content/ingest")), Vec::<String>::new(), "{what}: ingest left");
         // The count may only go down (an idle connection closed), never up; the CLI's connection is closed on
         // berthd's side once it has noticed the CLI's end (bounded wait).
-        let settled = d2.eventually(5, || fds_of(d2.pid()).len() <= fds.len());
-        assert!(settled, "{what}: berthd holds {:?}, before {fds:?}", fds_of(d2.pid()));
+        let settled = d2.eventually(5, || fd_targets(d2.pid()).len() <= fds.len());
+        assert!(settled, "{what}: berthd holds {:?}, before {fds:?}", fd_targets(d2.pid()));
     };
 
     for (i, cut) in truncated.iter().enumerate() {

@@ -436,3 +436,15 @@ pub fn berth_build_ok(d: &Berthd, dir: &Path, extra: &[&str]) -> String {
 pub fn image_id(d: &Berthd, name: &str) -> String {
     d.ok(&["image", "inspect", "-f", "{{.Id}}", name]).trim().to_string()
 }
+
+/// A process's descriptors: number → what it points at.
+pub fn fds_of(pid: i32) -> std::collections::HashMap<i32, String> {
+    let mut out = std::collections::HashMap::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+        let Ok(n) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if let Ok(t) = std::fs::read_link(e.path()) {
+            out.insert(n, t.display().to_string());
+        }
+    }
+    out
+}

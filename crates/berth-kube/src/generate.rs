@@ -341,8 +341,9 @@ pub fn from_service(project: &Project, svc: &Service) -> Result<Ctr> {
                 .map_err(|e| Error::Input(format!("{}: {e}", key("env_file"))))?,
         };
         for (k, v) in vars {
-            let valid = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
-            if valid && let Some(i) = x.env.iter().position(|(ek, ev)| *ek == k && *ev == v) {
+            if crate::valid_data_key(&k)
+                && let Some(i) = x.env.iter().position(|(ek, ev)| *ek == k && *ev == v)
+            {
                 x.env.remove(i);
                 x.env_file.insert(k, v);
             }

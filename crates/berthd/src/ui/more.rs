@@ -246,6 +246,17 @@ pub async fn project_action(
         "down" => (Method::DELETE, "?force=1".to_string()),
         other => return Err(UiError::new(StatusCode::NOT_FOUND, format!("no action {other:?}"))),
     };
+    if action == "down" {
+        // As `docker-compose down`: each is stopped first (its stop signal and timeout), then removed; one already
+        // stopped answers 304, which is no error here.
+        let stops = ids.iter().map(|id| {
+            let (ui, path) = (ui.clone(), format!("/containers/{}/stop", seg(id)));
+            async move {
+                let _ = ui.api(Method::POST, &path).await;
+            }
+        });
+        futures_util::future::join_all(stops).await;
+    }
     let calls = ids.iter().map(|id| {
         let (ui, method, path) = (ui.clone(), method.clone(), format!("/containers/{}{suffix}", seg(id)));
         async move { checked(ui.api(method, &path).await).await }
