@@ -74,7 +74,8 @@ BIN=${CARGO_TARGET_DIR:-$PWD/target}/release
 if [ "$ONLY" = runtime ]; then exec bench/runtime.sh "$BIN" "$N"; fi
 
 now_ns() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
+# (printf, not print: mawk prints a number of 7 digits or more as 2.01588e+06.)
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {printf "%.0f\n", a[(NR+1)/2]} else {printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 # Proportional set size: shared pages (the binary's text, libc) divided among the processes that map them.
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }

@@ -14,7 +14,8 @@ LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 W=/tmp/berth-bench-runtime
 CG=berth-bench-runtime
 now_ns() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {print a[(NR+1)/2]} else {print (a[NR/2]+a[NR/2+1])/2}}'; }
+# (printf, not print: mawk prints a number of 7 digits or more as 2.01588e+06.)
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) {print "n/a"} else if (NR%2) {printf "%.0f\n", a[(NR+1)/2]} else {printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}}'; }
 unmount_under() { awk -v p="$1" 'index($5, p) == 1 {print $5}' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l; }
 CTD_PID=
 cleanup() {
